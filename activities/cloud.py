@@ -1,0 +1,107 @@
+"""Activities against cloud control planes: describe, start upgrades, create and delete node
+pools, and wait for the resulting long-running operation while heartbeating.
+
+Starting and waiting are separate activities: the start carries a request token derived from
+the workflow, so a start retried after a crash returns the operation already running, and a
+wait that dies simply polls the same operation again.
+"""
+
+from __future__ import annotations
+
+import time
+
+from temporalio import activity
+
+from activities.failures import refuse, translated_failures
+from regatta.kube.connect import ClusterConnections
+from regatta.models import (
+    Activity,
+    CloudOperation,
+    ClusterRef,
+    ClusterState,
+    CreateNodePool,
+    DeleteNodePool,
+    StartControlPlaneUpgrade,
+    StartNodePoolUpgrade,
+    WaitForOperation,
+)
+from regatta.providers import CloudError
+
+
+class CloudActivities:
+    def __init__(self, connections: ClusterConnections):
+        self.connections = connections
+
+    @activity.defn(name=Activity.DESCRIBE_CLUSTER)
+    def describe_cluster(self, cluster: ClusterRef) -> ClusterState:
+        with translated_failures():
+            provider = self.connections.provider(cluster)
+            control_plane = provider.describe_control_plane(cluster)
+            return ClusterState(
+                name=cluster.name, control_plane_version=control_plane.version, status=control_plane.status,
+                node_pools=provider.list_node_pools(cluster),
+            )
+
+    @activity.defn(name=Activity.START_CONTROL_PLANE_UPGRADE)
+    def start_control_plane_upgrade(self, request: StartControlPlaneUpgrade) -> CloudOperation:
+        with translated_failures():
+            return self.connections.provider(request.cluster).start_control_plane_upgrade(
+                request.cluster, version=request.target_version, request_token=request.request_token
+            )
+
+    @activity.defn(name=Activity.START_NODE_POOL_UPGRADE)
+    def start_node_pool_upgrade(self, request: StartNodePoolUpgrade) -> CloudOperation:
+        with translated_failures():
+            return self.connections.provider(request.cluster).start_node_pool_upgrade(
+                request.cluster, node_pool=request.node_pool, version=request.target_version,
+                request_token=request.request_token,
+            )
+
+    @activity.defn(name=Activity.CREATE_NODE_POOL)
+    def create_node_pool(self, request: CreateNodePool) -> CloudOperation:
+        with translated_failures():
+            return self.connections.provider(request.cluster).create_node_pool(
+                request.cluster, node_pool=request.node_pool, request_token=request.request_token
+            )
+
+    @activity.defn(name=Activity.DELETE_NODE_POOL)
+    def delete_node_pool(self, request: DeleteNodePool) -> CloudOperation:
+        with translated_failures():
+            return self.connections.provider(request.cluster).delete_node_pool(
+                request.cluster, node_pool=request.node_pool, request_token=request.request_token
+            )
+
+    @activity.defn(name=Activity.WAIT_FOR_OPERATION)
+    def wait_for_operation(self, request: WaitForOperation) -> CloudOperation:
+        """Poll until the operation ends, heartbeating each poll. A transient error while
+        polling is not a reason to fail: the operation runs on in the cloud regardless."""
+        provider = self.connections.provider(request.cluster)
+        details = activity.info().heartbeat_details
+        started = float(details[0]) if details else time.time()
+        operation = request.operation
+        with translated_failures():
+            while True:
+                try:
+                    operation = provider.poll_operation(request.cluster, operation)
+                except CloudError as error:
+                    if not error.retryable:
+                        raise
+                    activity.logger.warning("polling %s: %s (will poll again)", operation.id, error)
+                activity.heartbeat(started)
+                if operation.status == "succeeded":
+                    return operation
+                if operation.status == "failed":
+                    raise refuse(
+                        f"{operation.kind.replace('_', ' ')} {operation.id} on {request.cluster.name}"
+                        + (f" (node pool {operation.node_pool})" if operation.node_pool else "")
+                        + f" failed: {'; '.join(operation.errors) or 'no reason given'}",
+                        error_type="CloudOperationFailed",
+                    )
+                if time.time() - started > request.timeout_seconds:
+                    raise refuse(
+                        f"{operation.kind.replace('_', ' ')} {operation.id} on {request.cluster.name} did not finish"
+                        f" within {request.timeout_seconds:g}s; check it in the cloud console, then start the"
+                        " operation again (it will pick up where the cloud is)",
+                        error_type="CloudOperationTimeout",
+                    )
+                time.sleep(request.poll_interval_seconds)

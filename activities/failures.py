@@ -1,0 +1,38 @@
+"""How activity failures reach Temporal: what a retry can fix stays a plain exception (the
+activity's retry policy backs off and tries again); what it cannot becomes a non-retryable
+ApplicationError whose type and message tell the operator what to do (DESIGN rule 4)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from temporalio.exceptions import ApplicationError
+
+from regatta.inventory import UnknownCluster
+from regatta.kube.drain import DrainTimeout
+from regatta.planning import PlanningError
+from regatta.providers import CloudError
+
+
+def refuse(message: str, *, error_type: str) -> ApplicationError:
+    return ApplicationError(message, type=error_type, non_retryable=True)
+
+
+@contextmanager
+def translated_failures() -> Iterator[None]:
+    try:
+        yield
+    except CloudError as error:
+        if error.retryable:
+            raise
+        raise refuse(str(error), error_type=error.error_type) from error
+    except UnknownCluster as error:
+        raise refuse(str(error), error_type="UnknownCluster") from error
+    except DrainTimeout as error:
+        raise ApplicationError(
+            str(error), {"node": error.node, "pods": error.pods, "budgets": error.budgets},
+            type="DrainTimeout", non_retryable=True,
+        ) from error
+    except PlanningError as error:
+        raise refuse(str(error), error_type=error.error_type) from error

@@ -1,0 +1,354 @@
+"""`regatta`, the command line: run the pieces (dev, sim, worker), look at the fleet, start and
+steer operations.
+
+Exit codes are part of the interface scripts rely on: 0 done, 1 the operation failed (or was
+aborted), 2 refused as bad input with nothing changed, 3 a server could not be reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from regatta import planning
+from regatta.operations import OperationFailed
+from regatta.operations import OperationRefused as Refused
+from regatta.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Regatta: run a fleet of Kubernetes clusters as one.")
+clusters_app = typer.Typer(no_args_is_help=True, help="The fleet as the inventory knows it.")
+upgrade_app = typer.Typer(no_args_is_help=True, help="Rolling upgrades of one cluster.")
+op_app = typer.Typer(no_args_is_help=True, help="Steer a running operation by its id (the Temporal workflow id).")
+audit_app = typer.Typer(no_args_is_help=True, help="The audit trail of every operation.")
+app.add_typer(clusters_app, name="clusters")
+app.add_typer(upgrade_app, name="upgrade")
+app.add_typer(op_app, name="op")
+app.add_typer(audit_app, name="audit")
+
+console = Console()
+errors = Console(stderr=True)
+
+EXIT_DONE, EXIT_FAILED, EXIT_REFUSED, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+
+class Unreachable(Exception):
+    """A server did not answer. Exit code 3."""
+
+
+def _run(coro_or_fn) -> Any:
+    """Run a command body, turning our three kinds of trouble into a message and an exit code."""
+    from regatta.inventory import UnknownCluster
+    from regatta.temporal_client import TemporalUnreachable
+
+    try:
+        return asyncio.run(coro_or_fn) if asyncio.iscoroutine(coro_or_fn) else coro_or_fn()
+    except (Refused, UnknownCluster, planning.PlanningError) as error:
+        errors.print(f"[bold red]refused:[/] {error}")
+        raise typer.Exit(EXIT_REFUSED) from None
+    except (Unreachable, TemporalUnreachable) as error:
+        errors.print(f"[bold red]unreachable:[/] {error}")
+        raise typer.Exit(EXIT_UNREACHABLE) from None
+    except OperationFailed as error:
+        errors.print(f"[bold red]failed:[/] {error}")
+        raise typer.Exit(EXIT_FAILED) from None
+
+
+def _inventory():
+    from regatta.inventory import Inventory
+
+    settings = Settings.from_env()
+    try:
+        return Inventory(settings.database_url)
+    except Exception as error:  # noqa: BLE001 - any driver error means the same thing to the operator
+        raise Unreachable(f"cannot open the inventory at {settings.database_url}: {error}") from error
+
+
+def _selector(text: str | None) -> dict[str, str]:
+    if not text:
+        return {}
+    pairs = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise Refused(f"selector part {part!r} is not key=value; write e.g. --selector env=prod,team=payments")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+# --------------------------------------------------------------------------- the pieces
+
+
+@app.command()
+def dev(
+    fleet: Annotated[str | None, typer.Option(help="fleet file (YAML); default: the fleet that ships with Regatta")] = None,
+    time_scale: Annotated[float, typer.Option(help="simulated seconds are multiplied by this")] = 0.05,
+    temporal_port: int = 7233,
+    ui_port: int = 8233,
+    sim_port: int = 8600,
+    keep_history: Annotated[bool, typer.Option(help="keep Temporal's history in REGATTA_HOME across restarts")] = False,
+    demo: Annotated[bool, typer.Option(help="also start a rolling upgrade of one cluster and follow it")] = False,
+):
+    """Start the embedded default: Temporal dev server, fleet simulator, worker. Ctrl-C stops all."""
+    from regatta.devstack import DevStack
+
+    stack = DevStack(
+        settings=Settings.from_env(), fleet=fleet, time_scale=time_scale, temporal_port=temporal_port,
+        ui_port=ui_port, sim_port=sim_port, keep_history=keep_history,
+    )
+    raise typer.Exit(stack.run(demo=demo))
+
+
+@app.command()
+def sim(
+    fleet: Annotated[str | None, typer.Option(help="fleet file (YAML)")] = None,
+    host: str = "127.0.0.1",
+    port: int = 8600,
+    time_scale: float = 0.05,
+):
+    """Run the fleet simulator (cloud control planes and cluster APIs) in the foreground."""
+    from regatta.sim.fleet import FleetFileError, load_fleet
+    from regatta.sim.server import serve
+    from regatta.sim.world import World
+
+    try:
+        spec = load_fleet(fleet)
+    except FleetFileError as error:
+        errors.print(f"[bold red]refused:[/] {error}")
+        raise typer.Exit(EXIT_REFUSED) from None
+    world = World(time_scale=time_scale)
+    world.load(spec)
+    console.print(f"simulator: {len(spec.clusters)} clusters on http://{host}:{port} (time scale {time_scale})")
+    serve(world, host=host, port=port)
+
+
+@app.command()
+def worker():
+    """Run the worker that hosts every workflow and activity on REGATTA_TASK_QUEUE."""
+    from workers.main import run
+
+    _run(run(Settings.from_env()))
+
+
+# --------------------------------------------------------------------------- clusters
+
+
+@clusters_app.command("list")
+def clusters_list(
+    selector: Annotated[str | None, typer.Option(help="label selector, e.g. env=prod,team=payments")] = None,
+    output: Annotated[str, typer.Option(help="table or json")] = "table",
+    refresh: Annotated[bool, typer.Option(help="ask every cluster for its live state first")] = False,
+):
+    """The fleet: name, provider, region, labels, versions and health."""
+    if output not in ("table", "json"):
+        errors.print("[bold red]refused:[/] --output must be table or json")
+        raise typer.Exit(EXIT_REFUSED)
+
+    def body():
+        inventory = _inventory()
+        wanted = _selector(selector)
+        if refresh:
+            from regatta.fleet_sweep import sweep
+            from regatta.kube.connect import ClusterConnections
+
+            sweep(ClusterConnections(sim_url=Settings.from_env().sim_url), inventory,
+                  [r.name for r in inventory.list_clusters(wanted)])
+        records = inventory.list_clusters(wanted)
+        if output == "json":
+            print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
+            return
+        table = Table(title=f"{len(records)} clusters")
+        for column in ("NAME", "PROVIDER", "REGION", "LABELS", "CONTROL PLANE", "NODE POOLS", "HEALTH"):
+            table.add_column(column)
+        for r in records:
+            pools = ", ".join(f"{p.name}={p.version}×{p.node_count}" for p in r.node_pools)
+            labels = ",".join(f"{k}={v}" for k, v in sorted(r.labels.items()))
+            colour = "green" if r.health == "healthy" else "yellow" if r.health == "unknown" else "red"
+            table.add_row(r.name, r.provider, r.region, labels, r.control_plane_version, pools, f"[{colour}]{r.health}[/]")
+        console.print(table)
+
+    _run(body)
+
+
+@clusters_app.command("import")
+def clusters_import(fleet: Annotated[str | None, typer.Argument(help="fleet file (YAML)")] = None):
+    """Register the clusters a fleet file describes in the inventory."""
+    from regatta.fleet_sweep import records_from_fleet
+    from regatta.sim.fleet import FleetFileError, load_fleet
+
+    def body():
+        try:
+            spec = load_fleet(fleet)
+        except FleetFileError as error:
+            raise Refused(str(error)) from None
+        inventory = _inventory()
+        for record in records_from_fleet(spec):
+            inventory.upsert_cluster(record)
+        console.print(f"registered {len(spec.clusters)} clusters")
+
+    _run(body)
+
+
+@clusters_app.command("sync")
+def clusters_sync(selector: Annotated[str | None, typer.Option()] = None):
+    """Refresh versions and health of the inventory's clusters from the clusters themselves."""
+    from regatta.fleet_sweep import sweep
+    from regatta.kube.connect import ClusterConnections
+
+    def body():
+        inventory = _inventory()
+        names = [r.name for r in inventory.list_clusters(_selector(selector))]
+        fresh = sweep(ClusterConnections(sim_url=Settings.from_env().sim_url), inventory, names)
+        console.print(f"synced {len(fresh)} clusters; {sum(r.health == 'healthy' for r in fresh)} healthy")
+
+    _run(body)
+
+
+# --------------------------------------------------------------------------- upgrades
+
+
+@upgrade_app.command("start")
+def upgrade_start(
+    cluster: Annotated[str, typer.Argument(help="cluster name, as `regatta clusters list` shows it")],
+    to: Annotated[str, typer.Option("--to", help="target Kubernetes version, one minor above the control plane, e.g. 1.31")],
+    strategy: Annotated[str, typer.Option(help="surge (the cloud replaces nodes) or blue_green (new pool, we drain the old)")] = "surge",
+    ticket: Annotated[str | None, typer.Option(help="change ticket this upgrade is done under")] = None,
+    wait: Annotated[bool, typer.Option(help="follow progress until the upgrade ends")] = False,
+    requested_by: Annotated[str | None, typer.Option(help="who asks (default: $USER)")] = None,
+    max_unavailable: Annotated[int | None, typer.Option(help="nodes drained at once (blue_green)")] = None,
+    drain_timeout: Annotated[float | None, typer.Option(help="seconds a node's drain may take before the upgrade stops")] = None,
+    poll_interval: Annotated[float | None, typer.Option(help="seconds between polls of cloud operations and health")] = None,
+):
+    """Start a rolling upgrade of one cluster (operation id: cluster-CLUSTER)."""
+    import getpass
+
+    from regatta.models import ClusterUpgradeInput
+
+    if strategy not in ("surge", "blue_green"):
+        errors.print(f"[bold red]refused:[/] --strategy must be surge or blue_green, not {strategy!r}")
+        raise typer.Exit(EXIT_REFUSED)
+    overrides = {k: v for k, v in {"max_unavailable": max_unavailable, "drain_timeout_seconds": drain_timeout,
+                                   "poll_interval_seconds": poll_interval}.items() if v is not None}
+
+    async def body():
+        from pydantic import ValidationError
+
+        record = _inventory().get_cluster(cluster)
+        # The worker re-checks against the live cluster; this catches the obvious at once.
+        planning.plan_upgrade_scope(control_plane=record.control_plane_version, node_pools=record.node_pools, target=to)
+        try:
+            request = ClusterUpgradeInput(cluster=cluster, target_version=to, strategy=strategy, ticket=ticket,
+                                          requested_by=requested_by or getpass.getuser(), **overrides)
+        except ValidationError as error:
+            raise Refused(str(error)) from None
+        from regatta.operations import start_operation
+
+        handle = await start_operation(Settings.from_env(), workflow="ClusterUpgrade", cluster=record,
+                                       request=request, ticket=ticket)
+        console.print(f"started [bold]{handle.id}[/]: {cluster} to {to} by {strategy}")
+        console.print(f"watch: {_ui_url(handle.id)}")
+        if wait:
+            from regatta.operations import follow
+
+            await follow(handle, console)
+
+    _run(body())
+
+
+def _ui_url(operation_id: str) -> str:
+    settings = Settings.from_env()
+    host = settings.temporal_address.rsplit(":", 1)[0]
+    return f"http://{host}:8233/namespaces/{settings.namespace}/workflows/{operation_id}"
+
+
+# --------------------------------------------------------------------------- operations
+
+
+def _control(operation_id: str, update: str, payload: dict) -> None:
+    from regatta.operations import send_update
+
+    async def body():
+        progress = await send_update(Settings.from_env(), operation_id, update, payload)
+        console.print(f"{update}: accepted. {operation_id} is at: {progress.get('step')}")
+
+    _run(body())
+
+
+@op_app.command("status")
+def op_status(operation_id: str, output: Annotated[str, typer.Option(help="table or json")] = "table"):
+    """Where an operation stands and why it stopped, if it did."""
+    from regatta.operations import status
+
+    async def body():
+        described = await status(Settings.from_env(), operation_id)
+        if output == "json":
+            print(json.dumps(described, indent=2, default=str))
+            return
+        from regatta.operations import render_status
+
+        render_status(described, console)
+
+    _run(body())
+
+
+@op_app.command("pause")
+def op_pause(operation_id: str, reason: Annotated[str, typer.Option(help="why")] = ""):
+    """Hold the operation at the next safe point (between batches)."""
+    import getpass
+
+    _control(operation_id, "pause", {"reason": reason, "requested_by": getpass.getuser()})
+
+
+@op_app.command("resume")
+def op_resume(operation_id: str):
+    """Continue a paused operation."""
+    import getpass
+
+    _control(operation_id, "resume", {"requested_by": getpass.getuser()})
+
+
+@op_app.command("abort")
+def op_abort(operation_id: str, reason: Annotated[str, typer.Option(help="why")] = ""):
+    """Stop after the step in flight, leaving the cluster consistent and serving."""
+    import getpass
+
+    _control(operation_id, "abort", {"reason": reason, "requested_by": getpass.getuser()})
+
+
+# --------------------------------------------------------------------------- audit
+
+
+@audit_app.command("list")
+def audit_list(
+    cluster: Annotated[str | None, typer.Option()] = None,
+    operation: Annotated[str | None, typer.Option(help="operation id")] = None,
+    output: Annotated[str, typer.Option(help="table or json")] = "table",
+):
+    """Who asked for what, under which ticket, and how it ended."""
+
+    def body():
+        records = _inventory().audit(cluster=cluster, operation_id=operation)
+        if output == "json":
+            print(json.dumps([r.model_dump() for r in records], indent=2))
+            return
+        table = Table(title=f"{len(records)} audit records")
+        for column in ("OPERATION", "CLUSTER", "BY", "TICKET", "ACTION", "OUTCOME", "DETAIL"):
+            table.add_column(column)
+        for r in records:
+            table.add_row(r.operation_id, r.cluster, r.requested_by, r.ticket or "", r.action, r.outcome, r.detail)
+        console.print(table)
+
+    _run(body)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

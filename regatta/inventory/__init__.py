@@ -1,0 +1,10 @@
+"""The inventory: what Regatta knows about each cluster, and the audit trail of every operation.
+
+SQLAlchemy 2 over SQLite by default (a file under REGATTA_HOME) or PostgreSQL through
+REGATTA_DATABASE_URL; the schema is owned by the Alembic migrations beside this module.
+Used by activities, the CLI and the API; never by workflows.
+"""
+
+from regatta.inventory.store import Inventory, UnknownCluster
+
+__all__ = ["Inventory", "UnknownCluster"]

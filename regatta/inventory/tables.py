@@ -1,0 +1,43 @@
+"""The inventory's tables, as SQLAlchemy 2 declarative models. The migrations create them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, DateTime, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ClusterRow(Base):
+    __tablename__ = "clusters"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    region: Mapped[str] = mapped_column(String(50))
+    environment: Mapped[str] = mapped_column(String(50), index=True)
+    labels: Mapped[dict] = mapped_column(JSON, default=dict)
+    control_plane_version: Mapped[str] = mapped_column(String(20))
+    node_pools: Mapped[list] = mapped_column(JSON, default=list)
+    health: Mapped[str] = mapped_column(String(200), default="unknown")
+    credential_ref: Mapped[str] = mapped_column(String(200), default="default")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    operation_id: Mapped[str] = mapped_column(String(200), index=True)
+    operation: Mapped[str] = mapped_column(String(50))
+    cluster: Mapped[str] = mapped_column(String(100), index=True)
+    requested_by: Mapped[str] = mapped_column(String(200))
+    ticket: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    action: Mapped[str] = mapped_column(String(100))
+    outcome: Mapped[str] = mapped_column(String(30))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    seq: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,58 @@
+"""One place that turns a ClusterRef into a ready `kubernetes.client.ApiClient`.
+
+The cluster's provider says where its API answers and which token it takes (EKS: the
+endpoint from DescribeCluster and a presigned STS token; kubeconfig: a context). Clients
+are cached per cluster and rebuilt before cloud tokens expire.
+"""
+
+from __future__ import annotations
+
+import base64
+import tempfile
+import threading
+import time
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from regatta.models import ClusterRef
+from regatta.providers import Providers
+
+TOKEN_LIFETIME_SECONDS = 600  # EKS tokens live 15 minutes; rebuild well before that
+
+
+class ClusterConnections:
+    """Providers and Kubernetes clients for every cluster this process touches."""
+
+    def __init__(self, *, sim_url: str | None):
+        self.providers = Providers(sim_url=sim_url, api_clients=self.api_client)
+        self._clients: dict[str, tuple[float, k8s.ApiClient]] = {}
+        self._lock = threading.Lock()
+
+    def provider(self, cluster: ClusterRef):
+        return self.providers.for_cluster(cluster)
+
+    def api_client(self, cluster: ClusterRef) -> k8s.ApiClient:
+        with self._lock:
+            cached = self._clients.get(cluster.name)
+            if cached and time.monotonic() - cached[0] < TOKEN_LIFETIME_SECONDS:
+                return cached[1]
+        client = self._build(cluster)
+        with self._lock:
+            self._clients[cluster.name] = (time.monotonic(), client)
+        return client
+
+    def _build(self, cluster: ClusterRef) -> k8s.ApiClient:
+        endpoint = self.provider(cluster).kube_endpoint(cluster)
+        if not endpoint.host:
+            return k8s_config.new_client_from_config(context=endpoint.kubeconfig_context)
+        configuration = k8s.Configuration()
+        configuration.host = endpoint.host
+        configuration.connection_pool_maxsize = 8
+        if endpoint.bearer_token:
+            configuration.api_key = {"authorization": f"Bearer {endpoint.bearer_token}"}
+        if endpoint.ca_data:
+            with tempfile.NamedTemporaryFile("wb", suffix=".crt", delete=False) as ca:
+                ca.write(base64.b64decode(endpoint.ca_data))
+            configuration.ssl_ca_cert = ca.name
+        return k8s.ApiClient(configuration)

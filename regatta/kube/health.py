@@ -1,0 +1,74 @@
+"""Reading a cluster's state from its API: nodes (pool, kubelet version, Ready, cordoned,
+pod count), PodDisruptionBudgets with their live status, and deployment readiness."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+from regatta.models import NodeState, PdbState
+from regatta.providers.kubeconfig import POOL_LABELS
+
+
+@dataclass(frozen=True)
+class ClusterHealth:
+    api_ready: bool
+    nodes: list[NodeState]
+    pdbs: list[PdbState]
+    deployments: list[tuple[str, int, int]]  # (namespace/name, desired, ready)
+
+
+def api_ready(api: k8s.ApiClient) -> bool:
+    try:
+        api.call_api("/readyz", "GET", auth_settings=["BearerToken"], _preload_content=False, _request_timeout=10)
+        return True
+    except (ApiException, HTTPError):
+        return False
+
+
+def read_nodes(api: k8s.ApiClient) -> list[NodeState]:
+    core = k8s.CoreV1Api(api)
+    pods_per_node = Counter(p.spec.node_name for p in core.list_pod_for_all_namespaces().items if p.spec.node_name)
+    nodes = []
+    for node in core.list_node().items:
+        labels = node.metadata.labels or {}
+        ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+        nodes.append(NodeState(
+            name=node.metadata.name,
+            pool=next((labels[key] for key in POOL_LABELS if key in labels), "default"),
+            version=node.status.node_info.kubelet_version,
+            ready=ready,
+            unschedulable=bool(node.spec.unschedulable),
+            pods=pods_per_node.get(node.metadata.name, 0),
+        ))
+    return nodes
+
+
+def read_pdbs(api: k8s.ApiClient) -> list[PdbState]:
+    budgets = k8s.PolicyV1Api(api).list_pod_disruption_budget_for_all_namespaces().items
+    return [
+        PdbState(
+            namespace=b.metadata.namespace, name=b.metadata.name,
+            min_available=b.spec.min_available, max_unavailable=b.spec.max_unavailable,
+            expected_pods=b.status.expected_pods if b.status else 0,
+            current_healthy=b.status.current_healthy if b.status else 0,
+            disruptions_allowed=b.status.disruptions_allowed if b.status else 0,
+        )
+        for b in budgets
+    ]
+
+
+def read_deployments(api: k8s.ApiClient) -> list[tuple[str, int, int]]:
+    return [
+        (f"{d.metadata.namespace}/{d.metadata.name}", d.spec.replicas or 0, (d.status.ready_replicas or 0) if d.status else 0)
+        for d in k8s.AppsV1Api(api).list_deployment_for_all_namespaces().items
+    ]
+
+
+def read_health(api: k8s.ApiClient) -> ClusterHealth:
+    ready = api_ready(api)
+    return ClusterHealth(api_ready=ready, nodes=read_nodes(api), pdbs=read_pdbs(api), deployments=read_deployments(api))

@@ -1,0 +1,302 @@
+"""The shapes Regatta passes around: clusters, node pools, nodes, operation inputs, results, progress.
+
+Every workflow input, result, Update and Query payload is one of these pydantic models, so
+the Temporal UI shows plain JSON and an operator can start or steer any workflow by typing
+JSON into it. Imported by workflows, activities, the CLI and the API; imports nothing that
+does I/O.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ProviderKind = Literal["eks", "gke", "aks", "kubeconfig"]
+Strategy = Literal["surge", "blue_green"]
+
+
+class Model(BaseModel):
+    """Base for every payload: unknown keys are refused so a typo in the UI is an error, not a no-op."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------- the fleet
+
+
+class NodePool(Model):
+    name: str
+    version: str
+    node_count: int
+    node_size: str = "m5.large"
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class ClusterRef(Model):
+    """How activities reach a cluster. Carries references, never credentials (DESIGN rule 1)."""
+
+    name: str
+    provider: ProviderKind
+    region: str
+    credential_ref: str = "default"
+
+
+class ClusterRecord(Model):
+    """A cluster as the inventory knows it."""
+
+    name: str
+    provider: ProviderKind
+    region: str
+    environment: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    control_plane_version: str
+    node_pools: list[NodePool] = Field(default_factory=list)
+    health: str = "unknown"
+    credential_ref: str = "default"
+    updated_at: datetime | None = None
+
+    @property
+    def ref(self) -> ClusterRef:
+        return ClusterRef(
+            name=self.name, provider=self.provider, region=self.region, credential_ref=self.credential_ref
+        )
+
+
+class NodeState(Model):
+    name: str
+    pool: str
+    version: str
+    ready: bool
+    unschedulable: bool
+    pods: int = 0
+
+
+class PdbState(Model):
+    namespace: str
+    name: str
+    min_available: int | str | None = None
+    max_unavailable: int | str | None = None
+    expected_pods: int
+    current_healthy: int
+    disruptions_allowed: int
+
+
+class ClusterState(Model):
+    """What the cloud says about a cluster right now: its control plane and node pools."""
+
+    name: str
+    control_plane_version: str
+    status: str
+    node_pools: list[NodePool]
+
+
+class ClusterInspection(Model):
+    """What the cluster's own API says right now: nodes, budgets, and what is unhealthy."""
+
+    api_ready: bool
+    nodes: list[NodeState]
+    pdbs: list[PdbState]
+    problems: list[str] = Field(default_factory=list)
+
+
+class CloudOperation(Model):
+    """A long-running operation on a cloud control plane (an EKS update, a GKE operation, an ARM LRO)."""
+
+    id: str
+    cluster: str
+    kind: Literal["control_plane_upgrade", "node_pool_upgrade", "node_pool_create", "node_pool_delete"]
+    node_pool: str | None = None
+    status: Literal["in_progress", "succeeded", "failed"] = "in_progress"
+    errors: list[str] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- activity payloads
+
+
+class Activity(StrEnum):
+    """Activity names: the one list both the workflows and the worker use."""
+
+    GET_CLUSTER = "inventory.get_cluster"
+    RECORD_CLUSTER_VERSIONS = "inventory.record_cluster_versions"
+    RECORD_OPERATION = "inventory.record_operation"
+    DESCRIBE_CLUSTER = "cloud.describe_cluster"
+    START_CONTROL_PLANE_UPGRADE = "cloud.start_control_plane_upgrade"
+    START_NODE_POOL_UPGRADE = "cloud.start_node_pool_upgrade"
+    CREATE_NODE_POOL = "cloud.create_node_pool"
+    DELETE_NODE_POOL = "cloud.delete_node_pool"
+    WAIT_FOR_OPERATION = "cloud.wait_for_operation"
+    INSPECT_CLUSTER = "kube.inspect_cluster"
+    CORDON_NODES = "kube.cordon_nodes"
+    DRAIN_NODES = "kube.drain_nodes"
+    HEALTH_GATE = "kube.health_gate"
+
+
+class StartControlPlaneUpgrade(Model):
+    cluster: ClusterRef
+    target_version: str
+    request_token: str
+
+
+class StartNodePoolUpgrade(Model):
+    cluster: ClusterRef
+    node_pool: str
+    target_version: str
+    request_token: str
+
+
+class CreateNodePool(Model):
+    cluster: ClusterRef
+    node_pool: NodePool
+    request_token: str
+
+
+class DeleteNodePool(Model):
+    cluster: ClusterRef
+    node_pool: str
+    request_token: str
+
+
+class WaitForOperation(Model):
+    cluster: ClusterRef
+    operation: CloudOperation
+    poll_interval_seconds: float
+    timeout_seconds: float
+
+
+class CordonNodes(Model):
+    cluster: ClusterRef
+    nodes: list[str]
+    unschedulable: bool = True
+
+
+class DrainNodes(Model):
+    cluster: ClusterRef
+    nodes: list[str]
+    timeout_seconds: float
+    eviction_retry_seconds: float
+
+
+class DrainReport(Model):
+    nodes: list[str]
+    pods_evicted: int
+
+
+class HealthGate(Model):
+    cluster: ClusterRef
+    timeout_seconds: float
+    poll_interval_seconds: float
+    after: str = Field(description="what just finished, named in the failure message")
+
+
+class HealthReport(Model):
+    healthy: bool
+    problems: list[str] = Field(default_factory=list)
+
+
+class RecordClusterVersions(Model):
+    cluster: str
+    control_plane_version: str
+    node_pools: list[NodePool]
+
+
+class OperationRecord(Model):
+    """One line of the audit trail (DESIGN rule 10): who asked, why, what changed, the outcome."""
+
+    operation_id: str
+    operation: str
+    cluster: str
+    requested_by: str
+    ticket: str | None = None
+    action: str
+    outcome: Literal["started", "succeeded", "failed", "aborted", "refused", "paused", "resumed", "abort_requested"]
+    detail: str = ""
+    # Position in the operation's own trail; a retried write with the same (operation_id, seq)
+    # is recorded once. 0 means "not from a workflow" and is never deduplicated.
+    seq: int = 0
+
+
+# --------------------------------------------------------------------------- ClusterUpgrade
+
+
+class ClusterUpgradeInput(Model):
+    """What starts a ClusterUpgrade. Only `cluster` and `target_version` are required, so the
+    Temporal UI can start one with `{"cluster": "eks-prod-use1", "target_version": "1.31"}`."""
+
+    cluster: str
+    target_version: str
+    strategy: Strategy = "surge"
+    ticket: str | None = None
+    requested_by: str = "temporal-ui"
+    # Every timeout an operator may need to tune is a named field with a default.
+    max_unavailable: int = Field(default=1, ge=1, description="nodes drained at once in blue_green")
+    drain_timeout_seconds: float = Field(default=900, gt=0)
+    eviction_retry_seconds: float = Field(default=5, gt=0)
+    poll_interval_seconds: float = Field(default=15, gt=0)
+    cloud_operation_timeout_seconds: float = Field(default=3600, gt=0)
+    health_gate_timeout_seconds: float = Field(default=600, gt=0)
+    activity_heartbeat_timeout_seconds: float = Field(default=60, gt=0)
+
+
+PoolStatus = Literal["pending", "upgrading", "done", "aborted", "failed"]
+
+
+class PoolProgress(Model):
+    name: str
+    from_version: str
+    to_version: str
+    strategy: Strategy
+    nodes_total: int
+    nodes_done: int = 0
+    status: PoolStatus = "pending"
+    replacement_pool: str | None = None
+
+
+class ClusterUpgradeProgress(Model):
+    """The one state object of a ClusterUpgrade, returned whole by the `progress` Query."""
+
+    operation_id: str = ""
+    cluster: str
+    target_version: str
+    strategy: Strategy
+    phase: Literal[
+        "preflight", "control_plane", "node_pools", "recording", "succeeded", "aborted", "failed"
+    ] = "preflight"
+    step: str = "starting"
+    control_plane: Literal["pending", "upgrading", "done", "skipped"] = "pending"
+    pools: list[PoolProgress] = Field(default_factory=list)
+    paused: bool = False
+    pause_reason: str | None = None
+    abort_requested: bool = False
+    abort_reason: str | None = None
+    message: str = ""
+    # Nodes this upgrade cordoned and has not yet finished draining: what an abort must hand back.
+    cordoned_in_service: list[str] = Field(default_factory=list)
+    drained_nodes: list[str] = Field(default_factory=list)
+
+
+class ClusterUpgradePauseInput(Model):
+    reason: str = ""
+    requested_by: str = "temporal-ui"
+
+
+class ClusterUpgradeResumeInput(Model):
+    requested_by: str = "temporal-ui"
+
+
+class ClusterUpgradeAbortInput(Model):
+    reason: str = ""
+    requested_by: str = "temporal-ui"
+
+
+class ClusterUpgradeResult(Model):
+    operation_id: str
+    cluster: str
+    outcome: Literal["succeeded", "aborted"]
+    from_version: str
+    target_version: str
+    control_plane_version: str
+    pools: list[PoolProgress]
+    message: str

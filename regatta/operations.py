@@ -1,0 +1,191 @@
+"""Operations as a client sees them: start one (refusing when another holds the cluster),
+follow its progress, send it control Updates, and describe where it stands.
+
+Used by the CLI and (later) the HTTP API. Operation ids are Temporal workflow ids; control
+payloads are plain dicts so the same code steers every workflow type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pydantic import BaseModel
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from regatta import planning
+from regatta.models import ClusterRecord
+from regatta.settings import Settings
+from regatta.temporal_client import connect
+
+CLUSTER = SearchAttributeKey.for_keyword("Cluster")
+ENVIRONMENT = SearchAttributeKey.for_keyword("Environment")
+OPERATION = SearchAttributeKey.for_keyword("Operation")
+TICKET = SearchAttributeKey.for_keyword("Ticket")
+
+
+class OperationRefused(Exception):
+    """The request was refused and nothing changed (CLI exit code 2)."""
+
+
+class OperationFailed(Exception):
+    """The operation ran and failed, or was aborted (CLI exit code 1)."""
+
+
+def _cause(error: BaseException) -> str:
+    """The innermost message: what the operator needs, without the SDK's wrapping."""
+    message = str(error)
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+        message = getattr(error, "message", None) or str(error)
+    return message
+
+
+async def start_operation(
+    settings: Settings, *, workflow: str, cluster: ClusterRecord, request: BaseModel, ticket: str | None
+) -> WorkflowHandle:
+    client = await connect(settings)
+    operation_id = planning.operation_id(cluster.name)
+    attributes = [
+        SearchAttributePair(CLUSTER, cluster.name),
+        SearchAttributePair(ENVIRONMENT, cluster.environment),
+        SearchAttributePair(OPERATION, workflow),
+    ]
+    if ticket:
+        attributes.append(SearchAttributePair(TICKET, ticket))
+    try:
+        return await client.start_workflow(
+            workflow, request, id=operation_id, task_queue=settings.task_queue,
+            search_attributes=TypedSearchAttributes(attributes),
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        )
+    except WorkflowAlreadyStartedError:
+        holder = await client.get_workflow_handle(operation_id).describe()
+        held_ticket = (holder.typed_search_attributes.get(TICKET) if holder.typed_search_attributes else None) or "no ticket"
+        raise OperationRefused(
+            f"cluster {cluster.name} is held by {holder.workflow_type} {operation_id} (started"
+            f" {holder.start_time:%Y-%m-%d %H:%M:%S} UTC, {held_ticket}); at most one operation runs on a cluster."
+            f" Wait for it (`regatta op status {operation_id}`) or stop it (`regatta op abort {operation_id}`)"
+        ) from None
+
+
+async def send_update(settings: Settings, operation_id: str, update: str, payload: dict) -> dict:
+    handle = (await connect(settings)).get_workflow_handle(operation_id)
+    try:
+        return await handle.execute_update(update, payload, result_type=dict)
+    except WorkflowUpdateFailedError as error:
+        raise OperationRefused(f"{update} refused by {operation_id}: {_cause(error)}") from None
+    except RPCError as error:
+        if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION, RPCStatusCode.INVALID_ARGUMENT):
+            raise OperationRefused(
+                f"{operation_id} cannot take {update}: {error.message}. `regatta op status {operation_id}` shows where it stands"
+            ) from None
+        raise
+
+
+async def status(settings: Settings, operation_id: str) -> dict[str, Any]:
+    handle = (await connect(settings)).get_workflow_handle(operation_id)
+    try:
+        described = await handle.describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise OperationRefused(f"no operation {operation_id}; operation ids look like cluster-<cluster name>") from None
+        raise
+    result: dict[str, Any] = {
+        "operation_id": operation_id,
+        "run_id": described.run_id,
+        "workflow_type": described.workflow_type,
+        "status": described.status.name if described.status else "UNKNOWN",
+        "started": described.start_time,
+        "closed": described.close_time,
+        "progress": None,
+        "failure": None,
+    }
+    try:
+        result["progress"] = await handle.query("progress", result_type=dict)
+    except Exception as error:  # noqa: BLE001 - no worker to answer is worth saying, not failing on
+        result["progress_error"] = _cause(error)
+    if described.status == WorkflowExecutionStatus.FAILED:
+        try:
+            await handle.result()
+        except WorkflowFailureError as error:
+            result["failure"] = _cause(error)
+    return result
+
+
+def render_status(described: dict[str, Any], console: Console) -> None:
+    progress = described.get("progress") or {}
+    console.print(f"[bold]{described['operation_id']}[/] {described['workflow_type']}: {described['status']}")
+    if progress:
+        console.print(f"  cluster {progress.get('cluster')} → {progress.get('target_version')} by {progress.get('strategy')}")
+        console.print(f"  phase {progress.get('phase')}: {progress.get('step')}")
+        if progress.get("paused"):
+            console.print(f"  [yellow]paused[/] {progress.get('pause_reason') or ''}")
+        if progress.get("abort_requested"):
+            console.print(f"  [yellow]abort requested[/] {progress.get('abort_reason') or ''}")
+        console.print(f"  control plane: {progress.get('control_plane')}")
+        if progress.get("pools"):
+            table = Table()
+            for column in ("NODE POOL", "FROM", "TO", "NODES DONE", "STATUS", "REPLACEMENT"):
+                table.add_column(column)
+            for pool in progress["pools"]:
+                table.add_row(pool["name"], pool["from_version"], pool["to_version"],
+                              f"{pool['nodes_done']}/{pool['nodes_total']}", pool["status"], pool.get("replacement_pool") or "")
+            console.print(table)
+        if progress.get("message"):
+            console.print(f"  {progress['message']}")
+    if described.get("failure"):
+        console.print(f"  [red]why it stopped:[/] {described['failure']}")
+
+
+async def follow(handle: WorkflowHandle, console: Console, *, interval: float = 0.5) -> dict:
+    """Show a progress bar for the control plane and each node pool until the operation ends."""
+    outcome = asyncio.ensure_future(handle.result())
+    bars: dict[str, int] = {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[state]}"),
+                  console=console, transient=False) as bar:
+        step = bar.add_task("step", total=None, state="")
+        while not outcome.done():
+            try:
+                progress = await handle.query("progress", result_type=dict)
+            except Exception:  # noqa: BLE001 - a query can race the workflow's end; try again
+                progress = None
+            if progress:
+                bar.update(step, description=f"[bold]{progress['phase']}[/]", state=progress["step"])
+                if "control plane" not in bars and progress.get("control_plane") not in (None, "skipped"):
+                    bars["control plane"] = bar.add_task("control plane", total=1, state="")
+                if "control plane" in bars:
+                    bar.update(bars["control plane"], completed=1 if progress["control_plane"] == "done" else 0,
+                               state=progress["control_plane"])
+                for pool in progress.get("pools", []):
+                    name = f"pool {pool['name']}"
+                    if name not in bars:
+                        bars[name] = bar.add_task(name, total=max(pool["nodes_total"], 1), state="")
+                    bar.update(bars[name], completed=pool["nodes_done"], state=pool["status"])
+            await asyncio.wait([outcome], timeout=interval)
+    try:
+        result = outcome.result()
+    except WorkflowFailureError as error:
+        raise OperationFailed(_cause(error)) from None
+    if result.get("outcome") != "succeeded":
+        raise OperationFailed(f"{result.get('outcome')}: {result.get('message')}")
+    console.print(f"[green]{result.get('message')}[/]")
+    return result

@@ -1,0 +1,248 @@
+"""Pure decisions of fleet operations: is a version jump legal, does it break skew, can a
+PodDisruptionBudget ever allow an eviction, which nodes drain together and in what order.
+
+No I/O and no Temporal here (an import-linter contract checks it), so workflows can call
+these deterministically and unit tests can call them directly. The simulator uses the same
+PDB arithmetic, so what Regatta predicts and what the fake API server enforces cannot drift.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from regatta.models import NodePool, NodeState, PdbState
+
+# Kubernetes' version-skew policy (since 1.28): a kubelet may be up to three minor versions
+# older than the API server and never newer.
+MAX_KUBELET_SKEW = 3
+SUPPORTED_MINORS = range(26, 36)  # 1.26 … 1.35: what the clouds we drive still offer
+
+
+class PlanningError(ValueError):
+    """A request that no retry can fix. `error_type` becomes the ApplicationError type."""
+
+    error_type = "InvalidRequest"
+
+
+class InvalidVersion(PlanningError):
+    error_type = "InvalidVersion"
+
+
+class IllegalVersionJump(PlanningError):
+    error_type = "IllegalVersionJump"
+
+
+class AlreadyAtVersion(PlanningError):
+    error_type = "AlreadyAtVersion"
+
+
+class SkewViolation(PlanningError):
+    error_type = "SkewViolation"
+
+
+class UnsatisfiablePdb(PlanningError):
+    error_type = "UnsatisfiablePdb"
+
+
+def operation_id(cluster: str) -> str:
+    """The workflow id of every mutating operation on a cluster. Temporal runs at most one
+    workflow per id at a time, which is what keeps two operations off one cluster (DESIGN rule 5)."""
+    return f"cluster-{cluster}"
+
+
+# --------------------------------------------------------------------------- versions
+
+_TARGET = re.compile(r"^(\d+)\.(\d+)$")
+_OBSERVED = re.compile(r"^v?(\d+)\.(\d+)(?:[.\-+].*)?$")
+
+
+def parse_target_version(value: str) -> tuple[int, int]:
+    """A target an operator typed: exactly `MAJOR.MINOR`, within the supported range."""
+    match = _TARGET.match(value.strip())
+    if not match:
+        raise InvalidVersion(f"target version {value!r} is not of the form MAJOR.MINOR, for example 1.31")
+    major, minor = int(match[1]), int(match[2])
+    if major != 1 or minor not in SUPPORTED_MINORS:
+        raise InvalidVersion(
+            f"target version {value} is not supported; choose one of 1.{SUPPORTED_MINORS.start}"
+            f" to 1.{SUPPORTED_MINORS.stop - 1}"
+        )
+    return major, minor
+
+
+def minor_version(value: str) -> tuple[int, int]:
+    """A version a cluster reports: `1.30`, `v1.30.4`, `v1.30.4-eks-a1b2c3`."""
+    match = _OBSERVED.match(value.strip())
+    if not match:
+        raise InvalidVersion(f"cannot read a Kubernetes version from {value!r}")
+    return int(match[1]), int(match[2])
+
+
+def format_version(version: tuple[int, int]) -> str:
+    return f"{version[0]}.{version[1]}"
+
+
+@dataclass(frozen=True)
+class UpgradeScope:
+    """What an upgrade to a target has left to do on one cluster."""
+
+    control_plane: bool
+    node_pools: tuple[str, ...]
+
+
+def plan_upgrade_scope(*, control_plane: str, node_pools: Sequence[NodePool], target: str) -> UpgradeScope:
+    """Refuse an illegal jump; otherwise say which parts still need the target version.
+
+    Legal: the control plane is exactly one minor below the target, or already at it with
+    node pools behind (finishing an upgrade that stopped half way).
+    """
+    wanted = parse_target_version(target)
+    current = minor_version(control_plane)
+    behind = tuple(pool.name for pool in node_pools if minor_version(pool.version) < wanted)
+    ahead = [pool for pool in node_pools if minor_version(pool.version) > wanted]
+    if wanted < current or ahead:
+        raise IllegalVersionJump(
+            f"{target} is older than what the cluster runs (control plane {control_plane}"
+            + (f", node pool {ahead[0].name} at {ahead[0].version}" if ahead else "")
+            + "); Kubernetes cannot be downgraded in place"
+        )
+    if wanted == current:
+        if not behind:
+            raise AlreadyAtVersion(f"the control plane and every node pool already run {target}; nothing to do")
+        return UpgradeScope(control_plane=False, node_pools=behind)
+    if wanted[1] != current[1] + 1:
+        step = format_version((current[0], current[1] + 1))
+        raise IllegalVersionJump(
+            f"the control plane runs {format_version(current)} and may move one minor version at a time;"
+            f" upgrade to {step} first, then to {target}"
+        )
+    lagging = [pool for pool in node_pools if wanted[1] - minor_version(pool.version)[1] > MAX_KUBELET_SKEW]
+    if lagging:
+        floor = format_version((wanted[0], wanted[1] - MAX_KUBELET_SKEW))
+        names = ", ".join(f"{pool.name} ({pool.version})" for pool in lagging)
+        raise SkewViolation(
+            f"node pools {names} would be more than {MAX_KUBELET_SKEW} minor versions behind a {target}"
+            f" control plane; upgrade them to at least {floor} with target {format_version(current)} first"
+        )
+    return UpgradeScope(control_plane=True, node_pools=behind)
+
+
+def skew_violations(*, control_plane: str, node_versions: dict[str, str]) -> list[str]:
+    """Every node whose kubelet breaks the skew policy against this control plane."""
+    cp = minor_version(control_plane)
+    found = []
+    for node, version in sorted(node_versions.items()):
+        kubelet = minor_version(version)
+        if kubelet > cp:
+            found.append(f"node {node}: kubelet {version} is newer than control plane {control_plane}")
+        elif cp[1] - kubelet[1] > MAX_KUBELET_SKEW:
+            found.append(
+                f"node {node}: kubelet {version} is more than {MAX_KUBELET_SKEW} minors behind control plane {control_plane}"
+            )
+    return found
+
+
+# --------------------------------------------------------------------------- PodDisruptionBudgets
+
+
+def _scaled(value: int | str, total: int) -> int:
+    """IntOrString as Kubernetes scales it for PDBs: percentages of the expected pods, rounded up."""
+    if isinstance(value, int):
+        return value
+    text = value.strip()
+    if text.endswith("%"):
+        return math.ceil(int(text[:-1]) * total / 100)
+    return int(text)
+
+
+def pdb_desired_healthy(*, min_available: int | str | None, max_unavailable: int | str | None, expected_pods: int) -> int:
+    """How many pods the budget insists stay healthy (the PDB controller's desiredHealthy)."""
+    if max_unavailable is not None:
+        return max(0, expected_pods - _scaled(max_unavailable, expected_pods))
+    if min_available is not None:
+        return _scaled(min_available, expected_pods)
+    return 0
+
+
+def pdb_disruptions_allowed(
+    *, min_available: int | str | None, max_unavailable: int | str | None, expected_pods: int, current_healthy: int
+) -> int:
+    desired = pdb_desired_healthy(min_available=min_available, max_unavailable=max_unavailable, expected_pods=expected_pods)
+    return max(0, current_healthy - desired)
+
+
+def pdb_never_allows_eviction(pdb: PdbState) -> str | None:
+    """Why this budget can never let a drain through even with every pod healthy, or None."""
+    if pdb.expected_pods == 0:
+        return None
+    desired = pdb_desired_healthy(
+        min_available=pdb.min_available, max_unavailable=pdb.max_unavailable, expected_pods=pdb.expected_pods
+    )
+    if desired < pdb.expected_pods:
+        return None
+    rule = f"maxUnavailable={pdb.max_unavailable}" if pdb.max_unavailable is not None else f"minAvailable={pdb.min_available}"
+    return (
+        f"PodDisruptionBudget {pdb.namespace}/{pdb.name} ({rule}) needs all {pdb.expected_pods} of its pods"
+        f" healthy, so no pod it covers can ever be evicted"
+    )
+
+
+def refuse_unsatisfiable_pdbs(pdbs: Iterable[PdbState]) -> None:
+    reasons = [reason for pdb in pdbs if (reason := pdb_never_allows_eviction(pdb))]
+    if reasons:
+        raise UnsatisfiablePdb(
+            "; ".join(reasons)
+            + ". A drain would wait forever: scale the workload up or relax the budget, then start the upgrade again"
+        )
+
+
+# --------------------------------------------------------------------------- node pools and drains
+
+
+_REPLACEMENT_SUFFIX = re.compile(r"-v\d+-\d+$")
+
+
+def replacement_pool_name(pool: str, target: str) -> str:
+    """The blue/green pool that replaces `pool`: `general` → `general-v1-31`, `general-v1-30` → `general-v1-31`."""
+    major, minor = parse_target_version(target)
+    return f"{_REPLACEMENT_SUFFIX.sub('', pool)}-v{major}-{minor}"
+
+
+def plan_drain_batches(nodes: Sequence[NodeState], *, max_unavailable: int) -> list[list[str]]:
+    """Batches of at most `max_unavailable` nodes, emptiest first: evicting from the quietest
+    nodes while the replacement capacity warms up moves the fewest pods through the budgets."""
+    if max_unavailable < 1:
+        raise PlanningError("max_unavailable must be at least 1")
+    ordered = sorted(nodes, key=lambda node: (node.pods, node.name))
+    return [[node.name for node in ordered[i : i + max_unavailable]] for i in range(0, len(ordered), max_unavailable)]
+
+
+def is_evictable(*, owner_kinds: Sequence[str], annotations: dict[str, str], phase: str) -> bool:
+    """What `kubectl drain --ignore-daemonsets` evicts: not DaemonSet pods, not static (mirror)
+    pods, not pods that already finished."""
+    if "DaemonSet" in owner_kinds:
+        return False
+    if "kubernetes.io/config.mirror" in annotations:
+        return False
+    return phase not in ("Succeeded", "Failed")
+
+
+def health_problems(
+    *, nodes: Sequence[NodeState], deployments: Sequence[tuple[str, int, int]], api_ready: bool
+) -> list[str]:
+    """What stops a health gate: the API not ready, a node not Ready, a deployment short of replicas.
+
+    Cordoned nodes are not a problem: a blue/green upgrade cordons the old pool on purpose.
+    `deployments` holds (namespace/name, desired, ready).
+    """
+    problems = []
+    if not api_ready:
+        problems.append("the API server does not answer /readyz")
+    problems += [f"node {node.name} is not Ready" for node in nodes if not node.ready]
+    problems += [
+        f"deployment {name} has {ready}/{desired} replicas ready" for name, desired, ready in deployments if ready < desired
+    ]
+    return problems

@@ -1,0 +1,41 @@
+"""Cloud adapters behind one protocol (`base.CloudProvider`): EKS on boto3, and kubeconfig-only
+clusters. `Providers` hands out one adapter per kind, built once per process, so clients and
+their connection pools are shared by every activity thread.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from regatta.models import ClusterRef
+from regatta.providers.base import CloudError, CloudProvider, ControlPlane, KubeEndpoint
+
+__all__ = ["CloudError", "CloudProvider", "ControlPlane", "KubeEndpoint", "Providers"]
+
+
+class Providers:
+    def __init__(self, *, sim_url: str | None, api_clients):
+        self.sim_url = sim_url
+        self._api_clients = api_clients
+        self._built: dict[str, CloudProvider] = {}
+        self._lock = threading.Lock()
+
+    def for_cluster(self, cluster: ClusterRef) -> CloudProvider:
+        with self._lock:
+            if cluster.provider not in self._built:
+                self._built[cluster.provider] = self._build(cluster.provider)
+            return self._built[cluster.provider]
+
+    def _build(self, kind: str) -> CloudProvider:
+        if kind == "eks":
+            from regatta.providers.eks import EksProvider
+
+            return EksProvider(endpoint_url=self.sim_url)
+        if kind == "kubeconfig":
+            from regatta.providers.kubeconfig import KubeconfigProvider
+
+            return KubeconfigProvider(sim_url=self.sim_url, api_clients=self._api_clients)
+        raise CloudError(
+            f"provider {kind!r} has no adapter yet (GKE and AKS arrive with issue 4); use eks or kubeconfig",
+            error_type="UnsupportedProvider", retryable=False,
+        )

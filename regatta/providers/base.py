@@ -1,0 +1,58 @@
+"""What Regatta needs a cloud to do, as one protocol every adapter (EKS, and later GKE, AKS,
+kubeconfig) implements, and the errors adapters raise.
+
+Adapters are synchronous: they run inside thread-pool activities. Long operations are
+started by one call and polled by another, so an activity that dies between the two finds
+the operation again by its request token instead of starting a second one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from regatta.models import CloudOperation, ClusterRef, NodePool
+
+
+class CloudError(Exception):
+    """A refusal or failure from a cloud. `retryable=False` means a retry cannot fix it."""
+
+    def __init__(self, message: str, *, error_type: str, retryable: bool):
+        super().__init__(message)
+        self.error_type = error_type
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class ControlPlane:
+    name: str
+    version: str
+    status: str
+
+
+@dataclass(frozen=True)
+class KubeEndpoint:
+    """Where a cluster's Kubernetes API answers and how to authenticate to it right now."""
+
+    host: str
+    bearer_token: str | None = None
+    ca_data: str | None = None  # base64 PEM, as EKS returns it
+    kubeconfig_context: str | None = None
+
+
+class CloudProvider(Protocol):
+    def describe_control_plane(self, cluster: ClusterRef) -> ControlPlane: ...
+
+    def list_node_pools(self, cluster: ClusterRef) -> list[NodePool]: ...
+
+    def start_control_plane_upgrade(self, cluster: ClusterRef, *, version: str, request_token: str) -> CloudOperation: ...
+
+    def start_node_pool_upgrade(self, cluster: ClusterRef, *, node_pool: str, version: str, request_token: str) -> CloudOperation: ...
+
+    def create_node_pool(self, cluster: ClusterRef, *, node_pool: NodePool, request_token: str) -> CloudOperation: ...
+
+    def delete_node_pool(self, cluster: ClusterRef, *, node_pool: str, request_token: str) -> CloudOperation: ...
+
+    def poll_operation(self, cluster: ClusterRef, operation: CloudOperation) -> CloudOperation: ...
+
+    def kube_endpoint(self, cluster: ClusterRef) -> KubeEndpoint: ...

@@ -1,0 +1,52 @@
+"""Where each piece of Regatta finds the others: the REGATTA_* environment, read once per process.
+
+Called by the CLI, the worker, the activities and the simulator; never by workflows.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_TEMPORAL_ADDRESS = "127.0.0.1:7233"
+DEFAULT_NAMESPACE = "default"
+DEFAULT_TASK_QUEUE = "regatta"
+SEARCH_ATTRIBUTES = ("Cluster", "Environment", "Operation", "Ticket")
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    temporal_address: str
+    namespace: str
+    task_queue: str
+    database_url: str
+    sim_url: str | None
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        home = Path(env.get("REGATTA_HOME") or Path.home() / ".regatta").expanduser()
+        database_url = env.get("REGATTA_DATABASE_URL") or f"sqlite:///{home / 'regatta.db'}"
+        return cls(
+            home=home,
+            temporal_address=env.get("REGATTA_TEMPORAL_ADDRESS") or DEFAULT_TEMPORAL_ADDRESS,
+            namespace=env.get("REGATTA_NAMESPACE") or DEFAULT_NAMESPACE,
+            task_queue=env.get("REGATTA_TASK_QUEUE") or DEFAULT_TASK_QUEUE,
+            database_url=database_url,
+            sim_url=(env.get("REGATTA_SIM_URL") or None),
+        )
+
+    def as_env(self) -> dict[str, str]:
+        """The variables a separate worker or CLI call needs to join this installation."""
+        env = {
+            "REGATTA_HOME": str(self.home),
+            "REGATTA_TEMPORAL_ADDRESS": self.temporal_address,
+            "REGATTA_NAMESPACE": self.namespace,
+            "REGATTA_TASK_QUEUE": self.task_queue,
+            "REGATTA_DATABASE_URL": self.database_url,
+        }
+        if self.sim_url:
+            env["REGATTA_SIM_URL"] = self.sim_url
+        return env

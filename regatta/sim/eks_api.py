@@ -1,0 +1,151 @@
+"""The EKS control plane in EKS's own REST-JSON wire format, so the real boto3 `eks` client
+works against the simulator with only `endpoint_url` changed.
+
+Served: list/describe clusters, update_cluster_version, describe/list updates, list/describe/
+create/delete node groups, update_nodegroup_version. Mutations honour `clientRequestToken`
+the way EKS does, so a retried request returns the operation it already started.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from regatta.sim.world import Cluster, NodePool, SimError, Update, World
+
+router = APIRouter()
+ACCOUNT = "111122223333"
+
+
+def _eks_cluster(request: Request, name: str, operation: str) -> tuple[World, Cluster]:
+    world: World = request.app.state.world
+    cluster = world.clusters.get(name)
+    if cluster is None or cluster.provider != "eks":
+        raise SimError(404, "ResourceNotFoundException", f"No cluster found for name: {name}.")
+    world.check_faults(cluster, api="cloud", operation=operation)
+    return world, cluster
+
+
+def _cluster_json(request: Request, cluster: Cluster) -> dict:
+    base = str(request.base_url).rstrip("/")
+    return {
+        "name": cluster.name,
+        "arn": f"arn:aws:eks:{cluster.region}:{ACCOUNT}:cluster/{cluster.name}",
+        "createdAt": cluster.created,
+        "version": cluster.version,
+        "endpoint": f"{base}/k8s/{cluster.name}",
+        "roleArn": f"arn:aws:iam::{ACCOUNT}:role/eks-cluster",
+        "status": cluster.status,
+        "platformVersion": "eks.8",
+        "certificateAuthority": {"data": ""},
+        "tags": dict(cluster.labels),
+    }
+
+
+def _nodegroup_json(world: World, cluster: Cluster, pool: NodePool) -> dict:
+    return {
+        "nodegroupName": pool.name,
+        "nodegroupArn": f"arn:aws:eks:{cluster.region}:{ACCOUNT}:nodegroup/{cluster.name}/{pool.name}/sim",
+        "clusterName": cluster.name,
+        "version": pool.version,
+        "releaseVersion": f"{pool.version}.0-20260101",
+        "createdAt": pool.created,
+        "modifiedAt": pool.modified,
+        "status": pool.status,
+        "capacityType": "ON_DEMAND",
+        "scalingConfig": {"minSize": 0, "maxSize": max(pool.desired * 2, 1), "desiredSize": pool.desired},
+        "instanceTypes": [pool.size],
+        "subnets": [f"subnet-{cluster.region}"],
+        "amiType": "AL2023_x86_64_STANDARD",
+        "nodeRole": f"arn:aws:iam::{ACCOUNT}:role/eks-node",
+        "labels": dict(pool.labels),
+        "health": {"issues": list(pool.health_issues)},
+        "updateConfig": {"maxUnavailable": 1},
+    }
+
+
+def _update_json(update: Update) -> dict:
+    return {"update": {"id": update.id, "status": update.status, "type": update.type, "params": update.params,
+                       "createdAt": update.created, "errors": update.errors}}
+
+
+@router.get("/clusters")
+async def list_clusters(request: Request):
+    world: World = request.app.state.world
+    return {"clusters": sorted(c.name for c in world.clusters.values() if c.provider == "eks")}
+
+
+@router.get("/clusters/{name}")
+async def describe_cluster(request: Request, name: str):
+    _, cluster = _eks_cluster(request, name, "DescribeCluster")
+    return {"cluster": _cluster_json(request, cluster)}
+
+
+@router.post("/clusters/{name}/updates")
+async def update_cluster_version(request: Request, name: str):
+    world, cluster = _eks_cluster(request, name, "UpdateClusterVersion")
+    body = await request.json()
+    if "version" not in body:
+        raise SimError(400, "InvalidParameterException", "Only version updates are simulated; the request carries no version.")
+    update = world.start_control_plane_upgrade(cluster, body["version"], body.get("clientRequestToken"))
+    return _update_json(update)
+
+
+@router.get("/clusters/{name}/updates")
+async def list_updates(request: Request, name: str, nodegroupName: str | None = None):
+    _, cluster = _eks_cluster(request, name, "ListUpdates")
+    return {"updateIds": [u.id for u in cluster.updates.values() if u.nodegroup == nodegroupName]}
+
+
+@router.get("/clusters/{name}/updates/{update_id}")
+async def describe_update(request: Request, name: str, update_id: str, nodegroupName: str | None = None):
+    _, cluster = _eks_cluster(request, name, "DescribeUpdate")
+    update = cluster.updates.get(update_id)
+    if update is None or update.nodegroup != nodegroupName:
+        raise SimError(404, "ResourceNotFoundException", f"No update found for ID: {update_id}.")
+    return _update_json(update)
+
+
+@router.get("/clusters/{name}/node-groups")
+async def list_nodegroups(request: Request, name: str):
+    _, cluster = _eks_cluster(request, name, "ListNodegroups")
+    return {"nodegroups": sorted(cluster.pools)}
+
+
+@router.post("/clusters/{name}/node-groups")
+async def create_nodegroup(request: Request, name: str):
+    world, cluster = _eks_cluster(request, name, "CreateNodegroup")
+    body = await request.json()
+    scaling = body.get("scalingConfig") or {}
+    pool = world.create_node_pool(
+        cluster,
+        name=body["nodegroupName"],
+        version=body.get("version"),
+        size=(body.get("instanceTypes") or ["m5.large"])[0],
+        desired=int(scaling.get("desiredSize", 1)),
+        labels=body.get("labels") or {},
+        token=body.get("clientRequestToken"),
+    )
+    return {"nodegroup": _nodegroup_json(world, cluster, pool)}
+
+
+@router.get("/clusters/{name}/node-groups/{nodegroup}")
+async def describe_nodegroup(request: Request, name: str, nodegroup: str):
+    world, cluster = _eks_cluster(request, name, "DescribeNodegroup")
+    return {"nodegroup": _nodegroup_json(world, cluster, world.pool(cluster, nodegroup))}
+
+
+@router.delete("/clusters/{name}/node-groups/{nodegroup}")
+async def delete_nodegroup(request: Request, name: str, nodegroup: str):
+    world, cluster = _eks_cluster(request, name, "DeleteNodegroup")
+    pool = world.delete_node_pool(cluster, nodegroup)
+    return {"nodegroup": _nodegroup_json(world, cluster, pool)}
+
+
+@router.post("/clusters/{name}/node-groups/{nodegroup}/update-version")
+async def update_nodegroup_version(request: Request, name: str, nodegroup: str):
+    world, cluster = _eks_cluster(request, name, "UpdateNodegroupVersion")
+    body = await request.json()
+    update = world.start_node_pool_upgrade(
+        cluster, nodegroup, body.get("version"), body.get("clientRequestToken"), bool(body.get("force", False))
+    )
+    return _update_json(update)

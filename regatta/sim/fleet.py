@@ -1,0 +1,89 @@
+"""The fleet file: the clusters, node pools and workloads the simulator starts with.
+
+Read by `regatta sim --fleet`, `regatta dev --fleet`, the tests and the benchmarks. The same
+YAML is what an operator writes to describe a lab fleet, so its errors name the field to fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from regatta.models import ProviderKind
+from regatta.planning import minor_version
+
+DEFAULT_FLEET = Path(__file__).with_name("default_fleet.yaml")
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PdbSpec(Spec):
+    min_available: int | str | None = None
+    max_unavailable: int | str | None = None
+
+
+class WorkloadSpec(Spec):
+    name: str
+    namespace: str = "default"
+    replicas: int = Field(ge=0)
+    pdb: PdbSpec | None = None
+
+
+class NodePoolSpec(Spec):
+    name: str
+    version: str | None = None  # defaults to the cluster's version
+    nodes: int = Field(ge=0)
+    node_size: str = "m5.large"
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class ClusterSpec(Spec):
+    name: str
+    provider: ProviderKind = "eks"
+    region: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    version: str
+    node_pools: list[NodePoolSpec]
+    workloads: list[WorkloadSpec] = Field(default_factory=list)
+    time_scale: float | None = None  # overrides the simulator's factor for this cluster
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        minor_version(value)
+        return value
+
+    @property
+    def environment(self) -> str:
+        return self.labels.get("env", "unknown")
+
+
+class FleetSpec(Spec):
+    clusters: list[ClusterSpec]
+
+
+class FleetFileError(ValueError):
+    pass
+
+
+def load_fleet(path: Path | str | None = None) -> FleetSpec:
+    path = Path(path) if path else DEFAULT_FLEET
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise FleetFileError(f"fleet file {path} does not exist") from None
+    except yaml.YAMLError as error:
+        raise FleetFileError(f"fleet file {path} is not valid YAML: {error}") from None
+    try:
+        fleet = FleetSpec.model_validate(raw)
+    except ValidationError as error:
+        raise FleetFileError(f"fleet file {path}: {error}") from None
+    names = [cluster.name for cluster in fleet.clusters]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise FleetFileError(f"fleet file {path}: cluster names must be unique, repeated: {', '.join(duplicates)}")
+    return fleet

@@ -1,0 +1,351 @@
+"""The Kubernetes API subset each simulated cluster serves under `/k8s/<cluster>/`, in the real
+wire format, so the official `kubernetes` client works with only `Configuration.host` changed.
+
+Served: /version, /readyz, nodes (get, list, patch), pods (list by label and field selector,
+get, delete), the policy/v1 eviction subresource, PodDisruptionBudgets, Deployments and
+Namespaces. Errors are `Status` objects with the reason and code the API server would send.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from regatta.sim.world import Cluster, Node, Pdb, Pod, SimError, World
+
+router = APIRouter(prefix="/k8s/{cluster}")
+
+
+def _world(request: Request) -> World:
+    return request.app.state.world
+
+
+def _cluster(request: Request, name: str, operation: str) -> tuple[World, Cluster]:
+    world = _world(request)
+    cluster = world.cluster(name)
+    world.check_faults(cluster, api="kube", operation=operation)
+    world.reconcile(cluster)
+    return world, cluster
+
+
+def _ts(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def status_body(error: SimError) -> dict:
+    return {
+        "apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
+        "message": error.message, "reason": error.reason, "code": error.status,
+        "details": {"causes": error.causes} if error.causes else {},
+    }
+
+
+# --------------------------------------------------------------------------- selectors
+
+_REQUIREMENT = re.compile(r"^\s*([^!=\s]+)\s*(==|=|!=)\s*(\S*)\s*$")
+
+
+def _requirements(selector: str | None) -> list[tuple[str, str, str | None]]:
+    if not selector:
+        return []
+    out = []
+    for part in selector.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        match = _REQUIREMENT.match(part)
+        if match:
+            out.append((match[1], "!=" if match[2] == "!=" else "=", match[3]))
+        elif part.startswith("!"):
+            out.append((part[1:], "absent", None))
+        else:
+            out.append((part, "exists", None))
+    return out
+
+
+def _selected(reqs: list[tuple[str, str, str | None]], values: dict[str, str]) -> bool:
+    for key, op, value in reqs:
+        present = key in values
+        if op == "=" and values.get(key) != value:
+            return False
+        if op == "!=" and values.get(key) == value:
+            return False
+        if op == "exists" and not present:
+            return False
+        if op == "absent" and present:
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------- renderers
+
+
+def _node_json(cluster: Cluster, node: Node, now: float) -> dict:
+    ready = node.ready(now)
+    labels = {
+        **node.labels,
+        "kubernetes.io/hostname": node.name,
+        "node.kubernetes.io/instance-type": node.size,
+        "topology.kubernetes.io/region": cluster.region,
+        "topology.kubernetes.io/zone": node.zone,
+        "eks.amazonaws.com/nodegroup": node.pool,
+        "regatta.dev/node-pool": node.pool,
+    }
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": node.name, "uid": f"node-{node.name}", "labels": labels,
+                     "creationTimestamp": _ts(node.created), "resourceVersion": str(cluster.resource_version)},
+        "spec": {"unschedulable": node.unschedulable, "providerID": f"sim:///{cluster.region}/{node.name}",
+                 **({"taints": [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]} if node.unschedulable else {})},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False",
+                            "reason": "KubeletReady" if ready else "KubeletNotReady",
+                            "lastHeartbeatTime": _ts(node.created), "lastTransitionTime": _ts(node.created)}],
+            "capacity": {"pods": str(node.capacity), "cpu": "2", "memory": "8Gi"},
+            "allocatable": {"pods": str(node.capacity), "cpu": "1930m", "memory": "7Gi"},
+            "nodeInfo": {
+                "kubeletVersion": node.version, "kubeProxyVersion": node.version, "architecture": "amd64",
+                "bootID": node.name, "machineID": node.name, "systemUUID": node.name,
+                "containerRuntimeVersion": "containerd://1.7.11", "kernelVersion": "6.1.0",
+                "operatingSystem": "linux", "osImage": "Simulated Linux",
+            },
+        },
+    }
+
+
+def _pod_json(pod: Pod, now: float) -> dict:
+    ready = pod.ready(now)
+    owner = (
+        [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"{pod.owner}-rs", "uid": f"rs-{pod.owner}", "controller": True}]
+        if pod.owner else []
+    )
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": pod.name, "namespace": pod.namespace, "uid": pod.uid, "labels": pod.labels,
+                     "ownerReferences": owner, "creationTimestamp": _ts(pod.created)},
+        "spec": {"nodeName": pod.node, "containers": [{"name": "app", "image": f"registry.local/{pod.owner or pod.name}:1"}]},
+        "status": {"phase": "Running" if pod.node else "Pending",
+                   "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
+    }
+
+
+def _pdb_json(world: World, cluster: Cluster, pdb: Pdb) -> dict:
+    spec: dict = {"selector": {"matchLabels": pdb.selector}}
+    if pdb.min_available is not None:
+        spec["minAvailable"] = pdb.min_available
+    if pdb.max_unavailable is not None:
+        spec["maxUnavailable"] = pdb.max_unavailable
+    return {
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": pdb.name, "namespace": pdb.namespace, "uid": f"pdb-{pdb.namespace}-{pdb.name}"},
+        "spec": spec,
+        "status": {**world.pdb_status(cluster, pdb), "observedGeneration": 1},
+    }
+
+
+def _deployment_json(cluster: Cluster, namespace: str, name: str, now: float) -> dict:
+    deployment = cluster.deployments[(namespace, name)]
+    owned = [p for p in cluster.pods.values() if p.owner == name and p.namespace == namespace]
+    ready = sum(1 for p in owned if p.ready(now))
+    template = {"metadata": {"labels": deployment.labels},
+                "spec": {"containers": [{"name": "app", "image": f"registry.local/{name}:1"}]}}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "uid": f"deploy-{namespace}-{name}", "generation": 1},
+        "spec": {"replicas": deployment.replicas, "selector": {"matchLabels": deployment.labels}, "template": template},
+        "status": {"replicas": len(owned), "readyReplicas": ready, "availableReplicas": ready,
+                   "updatedReplicas": len(owned), "observedGeneration": 1},
+    }
+
+
+def _list(kind: str, api_version: str, items: list[dict], cluster: Cluster) -> dict:
+    return {"apiVersion": api_version, "kind": f"{kind}List",
+            "metadata": {"resourceVersion": str(cluster.resource_version)}, "items": items}
+
+
+def _pod_fields(pod: Pod) -> dict[str, str]:
+    return {"spec.nodeName": pod.node or "", "metadata.name": pod.name, "metadata.namespace": pod.namespace,
+            "status.phase": "Running" if pod.node else "Pending"}
+
+
+# --------------------------------------------------------------------------- routes
+
+
+@router.get("/version")
+async def version(request: Request, cluster: str):
+    _, c = _cluster(request, cluster, "version")
+    return {"major": "1", "minor": c.version.split(".")[1], "gitVersion": f"v{c.version}.0",
+            "platform": "linux/amd64", "goVersion": "go1.22", "compiler": "gc", "buildDate": "", "gitCommit": "", "gitTreeState": "clean"}
+
+
+@router.get("/readyz", response_class=PlainTextResponse)
+@router.get("/livez", response_class=PlainTextResponse)
+@router.get("/healthz", response_class=PlainTextResponse)
+async def readyz(request: Request, cluster: str):
+    _cluster(request, cluster, "readyz")
+    return "ok"
+
+
+@router.get("/api/v1/nodes")
+async def list_nodes(request: Request, cluster: str, labelSelector: str | None = None, fieldSelector: str | None = None):
+    world, c = _cluster(request, cluster, "list_nodes")
+    now = world.now()
+    labels, fields = _requirements(labelSelector), _requirements(fieldSelector)
+    items = [_node_json(c, n, now) for n in sorted(c.nodes.values(), key=lambda n: n.name)]
+    items = [i for i in items if _selected(labels, i["metadata"]["labels"]) and _selected(fields, {"metadata.name": i["metadata"]["name"]})]
+    return _list("Node", "v1", items, c)
+
+
+@router.get("/api/v1/nodes/{name}")
+async def read_node(request: Request, cluster: str, name: str):
+    world, c = _cluster(request, cluster, "read_node")
+    if name not in c.nodes:
+        raise SimError(404, "NotFound", f'nodes "{name}" not found')
+    return _node_json(c, c.nodes[name], world.now())
+
+
+@router.patch("/api/v1/nodes/{name}")
+async def patch_node(request: Request, cluster: str, name: str):
+    world, c = _cluster(request, cluster, "patch_node")
+    node = c.nodes.get(name)
+    if node is None:
+        raise SimError(404, "NotFound", f'nodes "{name}" not found')
+    body = await request.json()
+    if isinstance(body, list):  # JSON patch
+        for op in body:
+            path, value = op.get("path", ""), op.get("value")
+            if path == "/spec/unschedulable":
+                world.set_unschedulable(c, name, bool(value) and op.get("op") != "remove")
+            elif path.startswith("/metadata/labels/"):
+                key = path.removeprefix("/metadata/labels/").replace("~1", "/").replace("~0", "~")
+                if op.get("op") == "remove":
+                    node.labels.pop(key, None)
+                else:
+                    node.labels[key] = value
+    else:  # strategic-merge or merge patch
+        spec = body.get("spec") or {}
+        if "unschedulable" in spec:
+            world.set_unschedulable(c, name, bool(spec["unschedulable"]))
+        for key, value in ((body.get("metadata") or {}).get("labels") or {}).items():
+            if value is None:
+                node.labels.pop(key, None)
+            else:
+                node.labels[key] = value
+    c.resource_version += 1
+    return _node_json(c, node, world.now())
+
+
+def _pods(request: Request, c: Cluster, world: World, namespace: str | None, labelSelector: str | None, fieldSelector: str | None) -> dict:
+    now = world.now()
+    labels, fields = _requirements(labelSelector), _requirements(fieldSelector)
+    pods = sorted(c.pods.values(), key=lambda p: (p.namespace, p.name))
+    items = [
+        _pod_json(p, now) for p in pods
+        if (namespace is None or p.namespace == namespace) and _selected(labels, p.labels) and _selected(fields, _pod_fields(p))
+    ]
+    return _list("Pod", "v1", items, c)
+
+
+@router.get("/api/v1/pods")
+async def list_pods(request: Request, cluster: str, labelSelector: str | None = None, fieldSelector: str | None = None):
+    world, c = _cluster(request, cluster, "list_pods")
+    return _pods(request, c, world, None, labelSelector, fieldSelector)
+
+
+@router.get("/api/v1/namespaces/{namespace}/pods")
+async def list_namespaced_pods(request: Request, cluster: str, namespace: str, labelSelector: str | None = None, fieldSelector: str | None = None):
+    world, c = _cluster(request, cluster, "list_pods")
+    return _pods(request, c, world, namespace, labelSelector, fieldSelector)
+
+
+@router.get("/api/v1/namespaces/{namespace}/pods/{name}")
+async def read_pod(request: Request, cluster: str, namespace: str, name: str):
+    world, c = _cluster(request, cluster, "read_pod")
+    pod = c.pods.get((namespace, name))
+    if pod is None:
+        raise SimError(404, "NotFound", f'pods "{name}" not found')
+    return _pod_json(pod, world.now())
+
+
+@router.delete("/api/v1/namespaces/{namespace}/pods/{name}")
+async def delete_pod(request: Request, cluster: str, namespace: str, name: str):
+    world, c = _cluster(request, cluster, "delete_pod")
+    pod = c.pods.get((namespace, name))
+    body = _pod_json(pod, world.now()) if pod else None
+    world.delete_pod(c, namespace, name)
+    return body
+
+
+@router.post("/api/v1/namespaces/{namespace}/pods/{name}/eviction", status_code=201)
+async def evict_pod(request: Request, cluster: str, namespace: str, name: str):
+    world, c = _cluster(request, cluster, "evict")
+    world.evict(c, namespace, name)
+    return {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Success", "code": 201}
+
+
+@router.get("/apis/policy/v1/poddisruptionbudgets")
+@router.get("/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets")
+async def list_pdbs(request: Request, cluster: str, namespace: str | None = None):
+    world, c = _cluster(request, cluster, "list_pdbs")
+    items = [_pdb_json(world, c, p) for p in c.pdbs.values() if namespace is None or p.namespace == namespace]
+    return _list("PodDisruptionBudget", "policy/v1", items, c)
+
+
+@router.get("/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/{name}")
+async def read_pdb(request: Request, cluster: str, namespace: str, name: str):
+    world, c = _cluster(request, cluster, "read_pdb")
+    pdb = c.pdbs.get((namespace, name))
+    if pdb is None:
+        raise SimError(404, "NotFound", f'poddisruptionbudgets.policy "{name}" not found')
+    return _pdb_json(world, c, pdb)
+
+
+@router.get("/apis/apps/v1/deployments")
+@router.get("/apis/apps/v1/namespaces/{namespace}/deployments")
+async def list_deployments(request: Request, cluster: str, namespace: str | None = None):
+    world, c = _cluster(request, cluster, "list_deployments")
+    now = world.now()
+    items = [_deployment_json(c, ns, name, now) for (ns, name) in sorted(c.deployments) if namespace is None or ns == namespace]
+    return _list("Deployment", "apps/v1", items, c)
+
+
+@router.get("/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
+async def read_deployment(request: Request, cluster: str, namespace: str, name: str):
+    world, c = _cluster(request, cluster, "read_deployment")
+    if (namespace, name) not in c.deployments:
+        raise SimError(404, "NotFound", f'deployments.apps "{name}" not found')
+    return _deployment_json(c, namespace, name, world.now())
+
+
+def _namespace_json(name: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "uid": f"ns-{name}"},
+            "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
+
+
+@router.get("/api/v1/namespaces")
+async def list_namespaces(request: Request, cluster: str):
+    _, c = _cluster(request, cluster, "list_namespaces")
+    return _list("Namespace", "v1", [_namespace_json(n) for n in sorted(c.namespaces)], c)
+
+
+@router.get("/api/v1/namespaces/{name}")
+async def read_namespace(request: Request, cluster: str, name: str):
+    _, c = _cluster(request, cluster, "read_namespace")
+    if name not in c.namespaces:
+        raise SimError(404, "NotFound", f'namespaces "{name}" not found')
+    return _namespace_json(name)
+
+
+@router.post("/api/v1/namespaces", status_code=201)
+async def create_namespace(request: Request, cluster: str):
+    _, c = _cluster(request, cluster, "create_namespace")
+    name = ((await request.json()).get("metadata") or {}).get("name")
+    if not name:
+        raise SimError(422, "Invalid", "Namespace metadata.name is required")
+    if name in c.namespaces:
+        raise SimError(409, "AlreadyExists", f'namespaces "{name}" already exists')
+    c.namespaces.add(name)
+    return JSONResponse(_namespace_json(name), status_code=201)

@@ -1,0 +1,127 @@
+"""The fleet simulator's HTTP server: one process standing in for every cloud control plane
+and every cluster's API server, plus `/sim/*` to load clusters, inject faults and read the
+invariant report. Started by `regatta sim`, `regatta dev`, the tests and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import fields
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+
+from regatta.sim import eks_api, kube_api
+from regatta.sim.fleet import FleetSpec
+from regatta.sim.world import Faults, SimError, World
+
+
+class FaultRequest(BaseModel):
+    """Body of POST /sim/faults: the faults one cluster has from now on (replacing what it had)."""
+
+    model_config = ConfigDict(extra="forbid")
+    cluster: str
+    error_rate: float = 0.0
+    error_codes: list[int] = [429, 500, 503]
+    fail_times: int = 0
+    fail_operation: str | None = None
+    api: str = "any"
+    hang: bool = False
+    node_never_ready: bool = False
+    blocking_pdbs: list[str] = []
+    unreachable: bool = False
+
+
+# The simulator's refusals in the names EKS gives them, so botocore retries what it would retry.
+AWS_ERROR_CODES = {
+    "NotFound": "ResourceNotFoundException",
+    "TooManyRequests": "TooManyRequestsException",
+    "InternalError": "ServerException",
+    "ServiceUnavailable": "ServiceUnavailableException",
+}
+
+
+def create_app(world: World) -> FastAPI:
+    app = FastAPI(title="Regatta fleet simulator", docs_url="/sim/docs", openapi_url="/sim/openapi.json")
+    app.state.world = world
+
+    @app.exception_handler(SimError)
+    async def sim_error(request: Request, error: SimError):
+        if request.url.path.startswith("/k8s/"):
+            return JSONResponse(kube_api.status_body(error), status_code=error.status)
+        code = AWS_ERROR_CODES.get(error.reason, error.reason)
+        return JSONResponse({"__type": code, "message": error.message}, status_code=error.status,
+                            headers={"x-amzn-ErrorType": code})
+
+    @app.get("/sim/healthz")
+    async def healthz():
+        return {"ok": True, "clusters": len(world.clusters)}
+
+    @app.get("/sim/report")
+    async def report(cluster: str | None = None):
+        return world.report(cluster)
+
+    @app.post("/sim/clusters")
+    async def load_clusters(fleet: FleetSpec, replace: bool = False):
+        return {"loaded": world.load(fleet, replace=replace)}
+
+    @app.post("/sim/faults")
+    async def set_faults(request: FaultRequest):
+        cluster = world.cluster(request.cluster)
+        values = request.model_dump(exclude={"cluster"})
+        values["error_codes"] = tuple(values["error_codes"])
+        values["blocking_pdbs"] = tuple(values["blocking_pdbs"])
+        cluster.faults = Faults(**{f.name: values[f.name] for f in fields(Faults)})
+        for (namespace, name), pdb in cluster.pdbs.items():
+            pdb.blocked = f"{namespace}/{name}" in cluster.faults.blocking_pdbs
+        return {"cluster": cluster.name, "faults": values}
+
+    @app.delete("/sim/faults")
+    async def clear_faults(cluster: str):
+        target = world.cluster(cluster)
+        target.faults = Faults()
+        for pdb in target.pdbs.values():
+            pdb.blocked = False
+        return {"cluster": cluster, "faults": None}
+
+    @app.post("/sim/time-scale")
+    async def set_time_scale(scale: float):
+        world.time_scale = scale
+        return {"time_scale": scale}
+
+    app.include_router(kube_api.router)
+    app.include_router(eks_api.router)
+    return app
+
+
+def serve(world: World, *, host: str = "127.0.0.1", port: int = 8600, log_level: str = "warning") -> None:
+    """Run the simulator in this process until interrupted."""
+    uvicorn.run(create_app(world), host=host, port=port, log_level=log_level, access_log=False)
+
+
+class BackgroundSimulator:
+    """The simulator on a thread of the calling process: what tests and benchmarks use."""
+
+    def __init__(self, world: World, *, host: str = "127.0.0.1", port: int = 0):
+        self.world = world
+        config = uvicorn.Config(create_app(world), host=host, port=port, log_level="warning", access_log=False)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="regatta-sim", daemon=True)
+        self.url = ""
+
+    def __enter__(self) -> BackgroundSimulator:
+        self._thread.start()
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("the simulator failed to start")
+            threading.Event().wait(0.02)
+        sock = self._server.servers[0].sockets[0]
+        host, port = sock.getsockname()[:2]
+        self.url = f"http://{host}:{port}"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)

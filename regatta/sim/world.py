@@ -1,0 +1,659 @@
+"""The simulated fleet: clusters, nodes, pods, deployments, PDBs, cloud operations, and the
+invariants a real fleet must never break.
+
+The HTTP layer (`regatta/sim/server.py`) translates the Kubernetes and cloud wire formats
+into calls on `World`; nothing here knows about HTTP. One asyncio loop owns the world, so
+no locking is needed: every method runs to completion between awaits.
+
+Time is lazy where it can be: a pod or node records when it becomes Ready and is Ready once
+the clock passes that instant, so thousands of them cost no timers. Cloud operations are
+asyncio tasks that sleep scaled simulated seconds between their steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from regatta import planning
+from regatta.sim.fleet import ClusterSpec, FleetSpec
+
+# Simulated seconds each step takes before the time-scale factor is applied.
+CONTROL_PLANE_UPGRADE_SECONDS = 480.0
+NODE_BOOT_SECONDS = 90.0
+NODE_READY_BUDGET_SECONDS = 600.0
+POD_START_SECONDS = 5.0
+NODE_TERMINATE_SECONDS = 30.0
+EVICTION_RETRY_SECONDS = 5.0
+EVICTION_BUDGET_SECONDS = 900.0  # EKS gives up on a drain after 15 minutes unless forced
+POOL_CAPACITY = {"m5.large": 29, "m5.xlarge": 58, "m5.2xlarge": 58, "m6i.large": 29, "c5.xlarge": 58}
+SYSTEM_NAMESPACES = ("kube-system",)
+
+
+class SimError(Exception):
+    """An API refusal: HTTP status, a Kubernetes reason / AWS error code, and a message."""
+
+    def __init__(self, status: int, reason: str, message: str, *, causes: list[dict] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.causes = causes or []
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass
+class Node:
+    name: str
+    pool: str
+    version: str  # kubelet, "v1.30.4"
+    size: str
+    capacity: int
+    ready_at: float
+    zone: str
+    labels: dict[str, str]
+    unschedulable: bool = False
+    created: float = field(default_factory=time.time)
+
+    def ready(self, now: float) -> bool:
+        return now >= self.ready_at
+
+
+@dataclass
+class Pod:
+    name: str
+    namespace: str
+    labels: dict[str, str]
+    owner: str | None  # deployment name
+    node: str | None
+    ready_at: float
+    uid: str
+    created: float = field(default_factory=time.time)
+
+    def ready(self, now: float) -> bool:
+        return self.node is not None and now >= self.ready_at
+
+
+@dataclass
+class Deployment:
+    namespace: str
+    name: str
+    replicas: int
+    labels: dict[str, str]
+
+
+@dataclass
+class Pdb:
+    namespace: str
+    name: str
+    selector: dict[str, str]
+    min_available: int | str | None
+    max_unavailable: int | str | None
+    blocked: bool = False  # fault: the application behind it reports unhealthy, so nothing may go
+
+
+@dataclass
+class NodePool:
+    name: str
+    version: str  # "1.30"
+    size: str
+    desired: int
+    labels: dict[str, str]
+    status: str = "ACTIVE"
+    token: str | None = None
+    health_issues: list[dict] = field(default_factory=list)
+    created: float = field(default_factory=time.time)
+    modified: float = field(default_factory=time.time)
+
+
+@dataclass
+class Update:
+    id: str
+    cluster: str
+    nodegroup: str | None
+    type: str
+    params: list[dict]
+    status: str = "InProgress"
+    errors: list[dict] = field(default_factory=list)
+    created: float = field(default_factory=time.time)
+
+
+@dataclass
+class Faults:
+    """What can go wrong on one cluster, set from a scenario or at run time (POST /sim/faults)."""
+
+    error_rate: float = 0.0  # share of requests answered with one of error_codes
+    error_codes: tuple[int, ...] = (429, 500, 503)
+    fail_times: int = 0  # the next N requests fail with 500, then all succeed
+    fail_operation: str | None = None  # limit fail_times/error_rate to one operation name
+    api: Literal["cloud", "kube", "any"] = "any"
+    hang: bool = False  # cloud operations never finish
+    node_never_ready: bool = False  # nodes created from now on never become Ready
+    blocking_pdbs: tuple[str, ...] = ()  # "namespace/name" of PDBs that refuse every eviction
+    unreachable: bool = False  # every request fails with 503, as if the region were cut off
+
+
+@dataclass
+class Cluster:
+    name: str
+    provider: str
+    region: str
+    labels: dict[str, str]
+    version: str  # control plane, "1.30"
+    time_scale: float | None
+    status: str = "ACTIVE"
+    pools: dict[str, NodePool] = field(default_factory=dict)
+    nodes: dict[str, Node] = field(default_factory=dict)
+    pods: dict[tuple[str, str], Pod] = field(default_factory=dict)
+    deployments: dict[tuple[str, str], Deployment] = field(default_factory=dict)
+    pdbs: dict[tuple[str, str], Pdb] = field(default_factory=dict)
+    namespaces: set[str] = field(default_factory=lambda: {"default", "kube-system"})
+    updates: dict[str, Update] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)  # clientRequestToken → update id
+    faults: Faults = field(default_factory=Faults)
+    drain_episodes: dict[str, int] = field(default_factory=dict)
+    draining: set[str] = field(default_factory=set)
+    resource_version: int = 1
+    created: float = field(default_factory=time.time)
+    seq: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def pool_nodes(self, pool: str) -> list[Node]:
+        return sorted((n for n in self.nodes.values() if n.pool == pool), key=lambda n: n.name)
+
+    def pods_on(self, node: str) -> list[Pod]:
+        return [pod for pod in self.pods.values() if pod.node == node]
+
+    def pool_in_flight(self, pool: str) -> Update | None:
+        return next(
+            (u for u in self.updates.values() if u.nodegroup == pool and u.status == "InProgress"), None
+        )
+
+
+def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+class World:
+    """The whole simulated fleet and the record of every invariant it saw broken."""
+
+    def __init__(self, *, time_scale: float = 1.0, seed: int = 7):
+        self.time_scale = time_scale
+        self.clusters: dict[str, Cluster] = {}
+        self.pdb_violations: list[dict] = []
+        self.skew_violations: list[dict] = []
+        self.double_drains: list[dict] = []
+        self.random = random.Random(seed)
+        self._tasks: set[asyncio.Task] = set()
+        self._uids = itertools.count(1)
+
+    # ------------------------------------------------------------------ clock
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def scaled(self, cluster: Cluster, seconds: float) -> float:
+        scale = cluster.time_scale if cluster.time_scale is not None else self.time_scale
+        return seconds * scale
+
+    async def pause(self, cluster: Cluster, seconds: float) -> None:
+        # Even at time scale 0 yield to the loop, so API calls interleave with operations
+        # the way they do against a real cloud.
+        await asyncio.sleep(self.scaled(cluster, seconds))
+
+    # ------------------------------------------------------------------ loading
+
+    def load(self, fleet: FleetSpec, *, replace: bool = False) -> list[str]:
+        if replace:
+            self.clusters.clear()
+        for spec in fleet.clusters:
+            self.clusters[spec.name] = self._build(spec)
+        return [spec.name for spec in fleet.clusters]
+
+    def _build(self, spec: ClusterSpec) -> Cluster:
+        cp = planning.format_version(planning.minor_version(spec.version))
+        cluster = Cluster(
+            name=spec.name,
+            provider=spec.provider,
+            region=spec.region,
+            labels=dict(spec.labels),
+            version=cp,
+            time_scale=spec.time_scale,
+        )
+        for pool_spec in spec.node_pools:
+            version = planning.format_version(planning.minor_version(pool_spec.version or spec.version))
+            pool = NodePool(
+                name=pool_spec.name, version=version, size=pool_spec.node_size, desired=pool_spec.nodes,
+                labels=dict(pool_spec.labels),
+            )
+            cluster.pools[pool.name] = pool
+            for _ in range(pool.desired):
+                self._add_node(cluster, pool, ready_at=0.0)
+        for workload in spec.workloads:
+            cluster.namespaces.add(workload.namespace)
+            labels = {"app": workload.name}
+            cluster.deployments[(workload.namespace, workload.name)] = Deployment(
+                namespace=workload.namespace, name=workload.name, replicas=workload.replicas, labels=labels
+            )
+            if workload.pdb:
+                cluster.pdbs[(workload.namespace, f"{workload.name}-pdb")] = Pdb(
+                    namespace=workload.namespace, name=f"{workload.name}-pdb", selector=labels,
+                    min_available=workload.pdb.min_available, max_unavailable=workload.pdb.max_unavailable,
+                )
+        self.reconcile(cluster, start_ready=True)
+        return cluster
+
+    # ------------------------------------------------------------------ lookups
+
+    def cluster(self, name: str) -> Cluster:
+        try:
+            return self.clusters[name]
+        except KeyError:
+            raise SimError(404, "NotFound", f"No cluster found for name: {name}.") from None
+
+    def check_faults(self, cluster: Cluster, *, api: Literal["cloud", "kube"], operation: str) -> None:
+        faults = cluster.faults
+        if faults.unreachable:
+            raise SimError(503, "ServiceUnavailable", f"region {cluster.region} is unreachable (injected)")
+        if faults.api not in ("any", api) or (faults.fail_operation and faults.fail_operation != operation):
+            return
+        if faults.fail_times > 0:
+            faults.fail_times -= 1
+            raise SimError(500, "InternalError", f"injected failure on {operation}")
+        if faults.error_rate and self.random.random() < faults.error_rate:
+            code = self.random.choice(faults.error_codes)
+            reason = {429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable"}.get(code, "Error")
+            raise SimError(code, reason, f"injected {code} on {operation}")
+
+    # ------------------------------------------------------------------ nodes, pods, controllers
+
+    def _add_node(self, cluster: Cluster, pool: NodePool, *, ready_at: float | None = None, version: str | None = None) -> Node:
+        seq = next(cluster.seq)
+        zone = f"{cluster.region}{'abc'[seq % 3]}"
+        if ready_at is None:
+            ready_at = (
+                float("inf") if cluster.faults.node_never_ready
+                else self.now() + self.scaled(cluster, NODE_BOOT_SECONDS)
+            )
+        node = Node(
+            name=f"{pool.name}-{seq:03d}",
+            pool=pool.name,
+            version=f"v{version or pool.version}.{seq % 7 + 1}",
+            size=pool.size,
+            capacity=POOL_CAPACITY.get(pool.size, 110),
+            ready_at=ready_at,
+            zone=zone,
+            labels=dict(pool.labels),
+        )
+        cluster.nodes[node.name] = node
+        cluster.resource_version += 1
+        self._check_skew(cluster)
+        return node
+
+    def remove_node(self, cluster: Cluster, name: str, *, why: str) -> None:
+        """The machine goes away. Pods still on it die without asking any PDB: if that takes a
+        budget below its floor, it is a violation, because whoever removed the node should
+        have drained it first."""
+        node = cluster.nodes.pop(name, None)
+        if node is None:
+            return
+        victims = cluster.pods_on(name)
+        for pod in victims:
+            self._remove_pod(cluster, pod, via=f"{why} (node {name} removed with the pod on it)")
+        cluster.draining.discard(name)
+        cluster.resource_version += 1
+        self.reconcile(cluster)
+
+    def set_unschedulable(self, cluster: Cluster, name: str, value: bool) -> Node:
+        node = cluster.nodes.get(name)
+        if node is None:
+            raise SimError(404, "NotFound", f'nodes "{name}" not found')
+        node.unschedulable = value
+        if not value:
+            cluster.draining.discard(name)  # a drain episode ends when the node returns to service
+        cluster.resource_version += 1
+        self.reconcile(cluster)
+        return node
+
+    def reconcile(self, cluster: Cluster, *, start_ready: bool = False) -> None:
+        """The deployment controller and the scheduler: keep replicas, place pending pods."""
+        now = self.now()
+        for pod in cluster.pods.values():
+            if pod.node is None:
+                self._schedule(cluster, pod, now, start_ready=start_ready)
+        for deployment in cluster.deployments.values():
+            owned = [p for p in cluster.pods.values() if p.owner == deployment.name and p.namespace == deployment.namespace]
+            for _ in range(deployment.replicas - len(owned)):
+                uid = next(self._uids)
+                pod = Pod(
+                    name=f"{deployment.name}-{uid:06x}",
+                    namespace=deployment.namespace,
+                    labels=dict(deployment.labels),
+                    owner=deployment.name,
+                    node=None,
+                    ready_at=float("inf"),
+                    uid=f"pod-{uid}",
+                )
+                cluster.pods[(pod.namespace, pod.name)] = pod
+                self._schedule(cluster, pod, now, start_ready=start_ready)
+            surplus = len(owned) - deployment.replicas
+            for pod in sorted(owned, key=lambda p: (p.node is not None, p.created))[: max(0, surplus)]:
+                cluster.pods.pop((pod.namespace, pod.name), None)
+
+    def _schedule(self, cluster: Cluster, pod: Pod, now: float, *, start_ready: bool) -> None:
+        load: dict[str, int] = {name: 0 for name in cluster.nodes}
+        same: dict[str, int] = {name: 0 for name in cluster.nodes}
+        for other in cluster.pods.values():
+            if other.node in load:
+                load[other.node] += 1
+                if other.owner == pod.owner:
+                    same[other.node] += 1
+        candidates = [
+            node for node in cluster.nodes.values()
+            if node.ready(now) and not node.unschedulable and load[node.name] < node.capacity
+        ]
+        if not candidates:
+            return
+        best = min(candidates, key=lambda n: (same[n.name], load[n.name], n.name))
+        pod.node = best.name
+        pod.ready_at = 0.0 if start_ready else now + self.scaled(cluster, POD_START_SECONDS)
+
+    def _remove_pod(self, cluster: Cluster, pod: Pod, *, via: str) -> None:
+        now = self.now()
+        covering = [pdb for pdb in cluster.pdbs.values() if pdb.namespace == pod.namespace and _matches(pdb.selector, pod.labels)]
+        was_ready = pod.ready(now)
+        cluster.pods.pop((pod.namespace, pod.name), None)
+        for pdb in covering:
+            expected, healthy = self._pdb_counts(cluster, pdb, now)
+            desired = planning.pdb_desired_healthy(
+                min_available=pdb.min_available, max_unavailable=pdb.max_unavailable, expected_pods=expected + 1
+            )
+            if was_ready and healthy < desired:
+                self.pdb_violations.append({
+                    "cluster": cluster.name, "pdb": f"{pdb.namespace}/{pdb.name}", "pod": f"{pod.namespace}/{pod.name}",
+                    "node": pod.node, "healthy_after": healthy, "desired_healthy": desired, "via": via,
+                })
+
+    def _pdb_counts(self, cluster: Cluster, pdb: Pdb, now: float) -> tuple[int, int]:
+        matching = [p for p in cluster.pods.values() if p.namespace == pdb.namespace and _matches(pdb.selector, p.labels)]
+        return len(matching), sum(1 for p in matching if p.ready(now))
+
+    def pdb_status(self, cluster: Cluster, pdb: Pdb) -> dict:
+        expected, healthy = self._pdb_counts(cluster, pdb, self.now())
+        desired = planning.pdb_desired_healthy(
+            min_available=pdb.min_available, max_unavailable=pdb.max_unavailable, expected_pods=expected
+        )
+        allowed = 0 if pdb.blocked else max(0, healthy - desired)
+        if pdb.blocked:
+            healthy = min(healthy, desired)
+        return {"expectedPods": expected, "currentHealthy": healthy, "desiredHealthy": desired, "disruptionsAllowed": allowed}
+
+    def evict(self, cluster: Cluster, namespace: str, name: str, *, by: str = "eviction API") -> None:
+        """policy/v1 eviction: refuse with 429 when the pod's PDB would drop below its floor."""
+        pod = cluster.pods.get((namespace, name))
+        if pod is None:
+            raise SimError(404, "NotFound", f'pods "{name}" not found')
+        covering = [p for p in cluster.pdbs.values() if p.namespace == namespace and _matches(p.selector, pod.labels)]
+        if len(covering) > 1:
+            raise SimError(500, "InternalError", "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.")
+        now = self.now()
+        if covering:
+            pdb = covering[0]
+            status = self.pdb_status(cluster, pdb)
+            unhealthy_may_go = not pod.ready(now) and status["currentHealthy"] >= status["desiredHealthy"] and not pdb.blocked
+            if status["disruptionsAllowed"] < 1 and not unhealthy_may_go:
+                raise SimError(
+                    429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption budget.",
+                    causes=[{
+                        "reason": "DisruptionBudget",
+                        "message": f"The disruption budget {pdb.name} needs {status['desiredHealthy']} healthy pods"
+                        f" and has {status['currentHealthy']} currently",
+                    }],
+                )
+        node = cluster.nodes.get(pod.node) if pod.node else None
+        if node is not None and node.unschedulable and node.name not in cluster.draining:
+            cluster.draining.add(node.name)
+            episodes = cluster.drain_episodes[node.name] = cluster.drain_episodes.get(node.name, 0) + 1
+            if episodes > 1:
+                self.double_drains.append({"cluster": cluster.name, "node": node.name, "drains": episodes, "by": by})
+        self._remove_pod(cluster, pod, via=by)
+        self.reconcile(cluster)
+
+    def delete_pod(self, cluster: Cluster, namespace: str, name: str) -> None:
+        pod = cluster.pods.get((namespace, name))
+        if pod is None:
+            raise SimError(404, "NotFound", f'pods "{name}" not found')
+        self._remove_pod(cluster, pod, via="DELETE pod (bypasses PodDisruptionBudgets)")
+        self.reconcile(cluster)
+
+    def _check_skew(self, cluster: Cluster) -> None:
+        found = planning.skew_violations(
+            control_plane=cluster.version, node_versions={n.name: n.version for n in cluster.nodes.values()}
+        )
+        known = {v["violation"] for v in self.skew_violations if v["cluster"] == cluster.name}
+        self.skew_violations += [{"cluster": cluster.name, "violation": v} for v in found if v not in known]
+
+    # ------------------------------------------------------------------ cloud operations
+
+    def _token_update(self, cluster: Cluster, token: str | None) -> Update | None:
+        if token and token in cluster.tokens:
+            return cluster.updates[cluster.tokens[token]]
+        return None
+
+    def _new_update(self, cluster: Cluster, *, kind: str, nodegroup: str | None, params: list[dict], token: str | None) -> Update:
+        update = Update(id=f"upd-{next(self._uids):08x}", cluster=cluster.name, nodegroup=nodegroup, type=kind, params=params)
+        cluster.updates[update.id] = update
+        if token:
+            cluster.tokens[token] = update.id
+        return update
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def start_control_plane_upgrade(self, cluster: Cluster, version: str, token: str | None) -> Update:
+        if (existing := self._token_update(cluster, token)) is not None:
+            return existing
+        if any(u.status == "InProgress" and u.nodegroup is None for u in cluster.updates.values()):
+            raise SimError(409, "ResourceInUseException", f"Cluster {cluster.name} has an update in progress.")
+        wanted = planning.minor_version(version)
+        current = planning.minor_version(cluster.version)
+        if wanted[0] != current[0] or wanted[1] != current[1] + 1:
+            raise SimError(
+                400, "InvalidParameterException",
+                f"Unsupported Kubernetes minor version update from {cluster.version} to {version}",
+            )
+        behind = [n.name for n in cluster.nodes.values() if wanted[1] - planning.minor_version(n.version)[1] > planning.MAX_KUBELET_SKEW]
+        if behind:
+            raise SimError(
+                400, "InvalidParameterException",
+                f"Nodes {', '.join(sorted(behind))} would fall outside the supported version skew of {version}",
+            )
+        update = self._new_update(cluster, kind="VersionUpdate", nodegroup=None,
+                                  params=[{"type": "Version", "value": version}], token=token)
+        cluster.status = "UPDATING"
+        self._spawn(self._run_control_plane_upgrade(cluster, update, version))
+        return update
+
+    async def _run_control_plane_upgrade(self, cluster: Cluster, update: Update, version: str) -> None:
+        await self.pause(cluster, CONTROL_PLANE_UPGRADE_SECONDS)
+        while cluster.faults.hang:
+            await asyncio.sleep(0.05)
+        cluster.version = version
+        cluster.status = "ACTIVE"
+        update.status = "Successful"
+        self._check_skew(cluster)
+
+    def start_node_pool_upgrade(self, cluster: Cluster, pool_name: str, version: str | None, token: str | None, force: bool) -> Update:
+        if (existing := self._token_update(cluster, token)) is not None:
+            return existing
+        pool = self.pool(cluster, pool_name)
+        target = version or cluster.version
+        if planning.minor_version(target) > planning.minor_version(cluster.version):
+            raise SimError(
+                400, "InvalidParameterException",
+                f"Requested Nodegroup version {target} is newer than the cluster version {cluster.version}",
+            )
+        if pool.status != "ACTIVE" or cluster.pool_in_flight(pool_name):
+            raise SimError(409, "ResourceInUseException", f"Nodegroup {pool_name} is not ACTIVE (status {pool.status}).")
+        update = self._new_update(cluster, kind="VersionUpdate", nodegroup=pool_name,
+                                  params=[{"type": "Version", "value": target}], token=token)
+        pool.status = "UPDATING"
+        self._spawn(self._run_surge(cluster, pool, update, target, force))
+        return update
+
+    async def _wait_ready(self, cluster: Cluster, node: Node) -> bool:
+        waited = 0.0
+        while not node.ready(self.now()):
+            if waited >= NODE_READY_BUDGET_SECONDS or node.name not in cluster.nodes:
+                return False
+            await self.pause(cluster, EVICTION_RETRY_SECONDS)
+            waited += EVICTION_RETRY_SECONDS
+        self.reconcile(cluster)
+        return True
+
+    async def _run_surge(self, cluster: Cluster, pool: NodePool, update: Update, target: str, force: bool) -> None:
+        """What EKS does for a managed node group: one new node, drain one old node, remove it."""
+        try:
+            old_nodes = [n for n in cluster.pool_nodes(pool.name) if planning.minor_version(n.version) != planning.minor_version(target)]
+            for old in old_nodes:
+                while cluster.faults.hang:
+                    await asyncio.sleep(0.05)
+                fresh = self._add_node(cluster, pool, version=target)
+                if not await self._wait_ready(cluster, fresh):
+                    self.remove_node(cluster, fresh.name, why="surge node failed to join")
+                    self._fail(update, pool, "NodeCreationFailure", "Instances failed to join the kubernetes cluster", [fresh.name])
+                    return
+                self.set_unschedulable(cluster, old.name, True)
+                stuck = await self._drain_for_cloud(cluster, old, force=force)
+                if stuck:
+                    self.set_unschedulable(cluster, old.name, False)
+                    self._fail(update, pool, "PodEvictionFailure",
+                               "Reached max retries while trying to evict pods from nodes in node group " + pool.name,
+                               [f"{p.namespace}/{p.name}" for p in stuck])
+                    return
+                await self.pause(cluster, NODE_TERMINATE_SECONDS)
+                self.remove_node(cluster, old.name, why="surge upgrade")
+            pool.version = target
+            pool.status = "ACTIVE"
+            pool.health_issues = []
+            pool.modified = time.time()
+            update.status = "Successful"
+        except Exception as error:  # a bug in the simulator must show up as a failed update, not a hang
+            self._fail(update, pool, "InternalFailure", repr(error), [])
+
+    async def _drain_for_cloud(self, cluster: Cluster, node: Node, *, force: bool) -> list[Pod]:
+        waited = 0.0
+        while True:
+            stuck = []
+            for pod in list(cluster.pods_on(node.name)):
+                if pod.namespace in SYSTEM_NAMESPACES:
+                    continue
+                try:
+                    self.evict(cluster, pod.namespace, pod.name, by=f"{cluster.provider} managed node group upgrade")
+                except SimError:
+                    if force:
+                        self.delete_pod(cluster, pod.namespace, pod.name)
+                    else:
+                        stuck.append(pod)
+            if not stuck or waited >= EVICTION_BUDGET_SECONDS:
+                return stuck
+            await self.pause(cluster, EVICTION_RETRY_SECONDS)
+            waited += EVICTION_RETRY_SECONDS
+
+    def _fail(self, update: Update, pool: NodePool | None, code: str, message: str, resources: list[str]) -> None:
+        update.status = "Failed"
+        update.errors.append({"errorCode": code, "errorMessage": message, "resourceIds": resources})
+        if pool is not None:
+            pool.status = "ACTIVE"  # EKS hands a node group back to ACTIVE after a failed update
+            pool.health_issues = [{"code": code, "message": message, "resourceIds": resources}]
+
+    def pool(self, cluster: Cluster, name: str) -> NodePool:
+        try:
+            return cluster.pools[name]
+        except KeyError:
+            raise SimError(404, "ResourceNotFoundException", f"No node group found for name: {name}.") from None
+
+    def create_node_pool(self, cluster: Cluster, *, name: str, version: str | None, size: str, desired: int,
+                         labels: dict[str, str], token: str | None) -> NodePool:
+        if name in cluster.pools:
+            existing = cluster.pools[name]
+            if token and existing.token == token:
+                return existing  # the same request again: EKS answers with what it already made
+            raise SimError(409, "ResourceInUseException", f"NodeGroup already exists with name {name} and cluster name {cluster.name}")
+        target = version or cluster.version
+        if planning.minor_version(target) > planning.minor_version(cluster.version):
+            raise SimError(400, "InvalidParameterException", f"Nodegroup version {target} is newer than the cluster version {cluster.version}")
+        pool = NodePool(name=name, version=planning.format_version(planning.minor_version(target)), size=size,
+                        desired=desired, labels=dict(labels), status="CREATING", token=token)
+        cluster.pools[name] = pool
+        self._spawn(self._run_create(cluster, pool))
+        return pool
+
+    async def _run_create(self, cluster: Cluster, pool: NodePool) -> None:
+        nodes = [self._add_node(cluster, pool) for _ in range(pool.desired)]
+        while cluster.faults.hang:
+            await asyncio.sleep(0.05)
+        for node in nodes:
+            if not await self._wait_ready(cluster, node):
+                pool.status = "CREATE_FAILED"
+                pool.health_issues = [{"code": "NodeCreationFailure", "message": "Instances failed to join the kubernetes cluster",
+                                       "resourceIds": [n.name for n in nodes if not n.ready(self.now())]}]
+                return
+        pool.status = "ACTIVE"
+        self.reconcile(cluster)
+
+    def delete_node_pool(self, cluster: Cluster, name: str) -> NodePool:
+        pool = self.pool(cluster, name)
+        if pool.status == "DELETING":
+            return pool
+        if cluster.pool_in_flight(name):
+            raise SimError(409, "ResourceInUseException", f"Nodegroup {name} has an update in progress.")
+        pool.status = "DELETING"
+        self._spawn(self._run_delete(cluster, pool))
+        return pool
+
+    async def _run_delete(self, cluster: Cluster, pool: NodePool) -> None:
+        while cluster.faults.hang:
+            await asyncio.sleep(0.05)
+        for node in cluster.pool_nodes(pool.name):
+            self.remove_node(cluster, node.name, why=f"node group {pool.name} deleted")
+        await self.pause(cluster, NODE_TERMINATE_SECONDS)
+        cluster.pools.pop(pool.name, None)
+
+    # ------------------------------------------------------------------ report
+
+    def report(self, cluster: str | None = None) -> dict:
+        def mine(records: list[dict]) -> list[dict]:
+            return [r for r in records if cluster is None or r["cluster"] == cluster]
+
+        now = self.now()
+        clusters = {}
+        for c in self.clusters.values():
+            if cluster is not None and c.name != cluster:
+                continue
+            clusters[c.name] = {
+                "provider": c.provider,
+                "region": c.region,
+                "control_plane_version": c.version,
+                "node_pools": {p.name: {"version": p.version, "status": p.status, "nodes": len(c.pool_nodes(p.name))} for p in c.pools.values()},
+                "nodes": {
+                    n.name: {"version": n.version, "ready": n.ready(now), "unschedulable": n.unschedulable, "pods": len(c.pods_on(n.name))}
+                    for n in sorted(c.nodes.values(), key=lambda n: n.name)
+                },
+                "pods": len(c.pods),
+                "pods_pending": sum(1 for p in c.pods.values() if p.node is None),
+                "pods_ready": sum(1 for p in c.pods.values() if p.ready(now)),
+            }
+        return {
+            "pdb_violations": mine(self.pdb_violations),
+            "skew_violations": mine(self.skew_violations),
+            "double_drains": mine(self.double_drains),
+            "clusters": clusters,
+        }

@@ -1,0 +1,25 @@
+"""Connecting to Temporal the one way every Regatta process does: the address and namespace
+from the REGATTA_* settings, and the pydantic data converter so payloads are plain JSON."""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from regatta.settings import Settings
+
+
+class TemporalUnreachable(ConnectionError):
+    pass
+
+
+async def connect(settings: Settings) -> Client:
+    try:
+        return await Client.connect(
+            settings.temporal_address, namespace=settings.namespace, data_converter=pydantic_data_converter
+        )
+    except RuntimeError as error:  # the SDK's core reports a failed connection as RuntimeError
+        raise TemporalUnreachable(
+            f"cannot reach Temporal at {settings.temporal_address} ({error}). Start it with `regatta dev`, or set"
+            " REGATTA_TEMPORAL_ADDRESS to where it listens"
+        ) from error

@@ -1,0 +1,116 @@
+"""Shared fixtures: one real Temporal dev server and one fleet simulator for the session,
+a fresh inventory, and per-test clusters with unique names so tests never see each other."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.common import SearchAttributeKey
+from temporalio.testing import WorkflowEnvironment
+
+from regatta.devstack import temporal_binary
+from regatta.fleet_sweep import records_from_fleet
+from regatta.inventory import Inventory
+from regatta.settings import SEARCH_ATTRIBUTES, Settings
+from regatta.sim.fleet import FleetSpec
+from regatta.sim.server import BackgroundSimulator
+from regatta.sim.world import World
+
+
+@pytest.fixture(scope="session")
+def state_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("regatta-home")
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[BackgroundSimulator]:
+    with BackgroundSimulator(World(time_scale=0)) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="session")
+async def temporal() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        data_converter=pydantic_data_converter,
+        search_attributes=[SearchAttributeKey.for_keyword(name) for name in SEARCH_ATTRIBUTES],
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def settings(state_dir: Path, simulator: BackgroundSimulator, temporal: WorkflowEnvironment) -> Settings:
+    return Settings(
+        home=state_dir,
+        temporal_address=temporal.client.service_client.config.target_host,
+        namespace="default",
+        task_queue="regatta-tests",
+        database_url=f"sqlite:///{state_dir / 'inventory.db'}",
+        sim_url=simulator.url,
+    )
+
+
+@pytest.fixture(scope="session")
+def inventory(settings: Settings) -> Inventory:
+    return Inventory(settings.database_url)
+
+
+@pytest.fixture
+def client(temporal: WorkflowEnvironment) -> Client:
+    return temporal.client
+
+
+def eks_cluster(name: str, *, version: str = "1.30", pools: int = 2, nodes: int = 3, workloads: list[dict] | None = None,
+                provider: str = "eks", env: str = "staging", time_scale: float | None = None) -> dict:
+    """A cluster spec with PDB-protected workloads, as the fleet file writes it."""
+    return {
+        "name": name, "provider": provider, "region": "us-east-1", "version": version,
+        "labels": {"env": env, "team": "tests"}, "time_scale": time_scale,
+        "node_pools": [{"name": f"pool{i}", "nodes": nodes, "node_size": "m5.large"} for i in range(pools)],
+        "workloads": workloads if workloads is not None else [
+            {"name": "checkout", "namespace": "shop", "replicas": 3, "pdb": {"min_available": 2}},
+            {"name": "payments", "namespace": "shop", "replicas": 4, "pdb": {"max_unavailable": 1}},
+            {"name": "catalog", "namespace": "shop", "replicas": 4, "pdb": {"min_available": "50%"}},
+            {"name": "batch", "namespace": "jobs", "replicas": 2},
+        ],
+    }
+
+
+@pytest.fixture
+def add_cluster(simulator: BackgroundSimulator, inventory: Inventory):
+    """Load a uniquely named cluster into the simulator and register it in the inventory."""
+
+    def add(prefix: str = "c", **spec) -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        fleet = FleetSpec.model_validate({"clusters": [eks_cluster(name, **spec)]})
+        httpx.post(f"{simulator.url}/sim/clusters", json=fleet.model_dump(), timeout=10).raise_for_status()
+        for record in records_from_fleet(fleet):
+            inventory.upsert_cluster(record)
+        return name
+
+    return add
+
+
+def sim_report(simulator: BackgroundSimulator, cluster: str) -> dict:
+    return httpx.get(f"{simulator.url}/sim/report", params={"cluster": cluster}, timeout=10).json()
+
+
+def set_faults(simulator: BackgroundSimulator, cluster: str, **faults) -> None:
+    httpx.post(f"{simulator.url}/sim/faults", json={"cluster": cluster, **faults}, timeout=10).raise_for_status()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"tq-{uuid.uuid4().hex[:8]}"
+
+
+POSTGRES_URL = os.environ.get("REGATTA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

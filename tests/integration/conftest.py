@@ -1,0 +1,41 @@
+"""Integration fixtures: an in-process worker on a fresh task queue, and a way to start an
+upgrade with the short timeouts a time-scale-0 simulator allows."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from temporalio.client import Client, WorkflowHandle
+
+from regatta.models import ClusterUpgradeInput, ClusterUpgradeResult
+from regatta.planning import operation_id
+from regatta.settings import Settings
+from workers.main import build_worker
+
+FAST = {
+    "poll_interval_seconds": 0.05,
+    "eviction_retry_seconds": 0.05,
+    "drain_timeout_seconds": 10,
+    "health_gate_timeout_seconds": 20,
+    "cloud_operation_timeout_seconds": 60,
+    "activity_heartbeat_timeout_seconds": 5,
+}
+
+
+@pytest.fixture
+def queue_settings(settings: Settings, task_queue: str) -> Settings:
+    return replace(settings, task_queue=task_queue)
+
+
+@pytest.fixture
+async def worker(client: Client, queue_settings: Settings):
+    async with build_worker(client, queue_settings) as running:
+        yield running
+
+
+async def start_upgrade(client: Client, task_queue: str, cluster: str, **fields) -> WorkflowHandle:
+    request = ClusterUpgradeInput(cluster=cluster, target_version=fields.pop("target_version", "1.31"), **{**FAST, **fields})
+    return await client.start_workflow(
+        "ClusterUpgrade", request, id=operation_id(cluster), task_queue=task_queue, result_type=ClusterUpgradeResult
+    )

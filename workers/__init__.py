@@ -1,0 +1,1 @@
+"""The processes that host Regatta's workflows and activities."""

@@ -1,0 +1,67 @@
+"""The main worker: hosts every workflow and every activity on REGATTA_TASK_QUEUE.
+
+`regatta worker` runs it; `regatta dev` starts it as a child process; tests build it in
+process with `build_worker`. Activities are synchronous (boto3 and the kubernetes client
+are), so they run on a thread pool sized to the activities allowed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.cloud import CloudActivities
+from activities.inventory import InventoryActivities
+from activities.kube import KubeActivities
+from regatta.inventory import Inventory
+from regatta.kube.connect import ClusterConnections
+from regatta.settings import Settings
+from regatta.temporal_client import connect
+from workflows.cluster_upgrade import ClusterUpgrade
+
+WORKFLOWS = [ClusterUpgrade]
+
+
+def activity_functions(*hosts: object) -> list:
+    """Every @activity.defn method of the given activity classes, bound to its instance."""
+    found = []
+    for host in hosts:
+        for name in dir(type(host)):
+            method = getattr(host, name)
+            if callable(method) and hasattr(method, "__temporal_activity_definition"):
+                found.append(method)
+    return found
+
+
+def build_worker(
+    client: Client, settings: Settings, *, task_queue: str | None = None, max_concurrent_activities: int = 64
+) -> Worker:
+    inventory = Inventory(settings.database_url)
+    connections = ClusterConnections(sim_url=settings.sim_url)
+    activities = activity_functions(
+        CloudActivities(connections), KubeActivities(connections), InventoryActivities(inventory)
+    )
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=activities,
+        activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities, thread_name_prefix="activity"),
+        max_concurrent_activities=max_concurrent_activities,
+    )
+
+
+async def run(settings: Settings) -> None:
+    client = await connect(settings)
+    worker = build_worker(client, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"worker on task queue {settings.task_queue!r} at {settings.temporal_address} (namespace {settings.namespace})", flush=True)
+    async with worker:
+        await stop.wait()

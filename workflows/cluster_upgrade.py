@@ -1,0 +1,419 @@
+"""ClusterUpgrade: move one cluster up one Kubernetes minor version without breaking a
+PodDisruptionBudget, the way an SRE's runbook does it:
+
+1. Preflight: the target is one minor above the control plane (or the control plane is there
+   and node pools are not), no node would break the skew policy, no PDB forbids every
+   eviction, the cluster is healthy.
+2. Upgrade the control plane; health gate.
+3. Each node pool that is behind, one at a time:
+   - surge: the cloud adds a new node, drains an old one, removes it; health gate.
+   - blue_green: create a replacement pool at the target; health gate; cordon the old pool;
+     drain it in batches of `max_unavailable` nodes, health gate after every batch; delete it.
+4. Record the new versions in the inventory and the outcome in the audit trail.
+
+Between any two steps the operator may pause (the cluster holds where it is), resume, or
+abort (the step in flight finishes, nodes cordoned but still serving go back into service,
+and the outcome is recorded). Progress is a Query. Every side effect is an activity.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from regatta import planning
+    from regatta.models import (
+        Activity,
+        CloudOperation,
+        ClusterInspection,
+        ClusterRecord,
+        ClusterRef,
+        ClusterState,
+        ClusterUpgradeAbortInput,
+        ClusterUpgradeInput,
+        ClusterUpgradePauseInput,
+        ClusterUpgradeProgress,
+        ClusterUpgradeResult,
+        ClusterUpgradeResumeInput,
+        CordonNodes,
+        CreateNodePool,
+        DeleteNodePool,
+        DrainNodes,
+        DrainReport,
+        HealthGate,
+        HealthReport,
+        NodePool,
+        OperationRecord,
+        PoolProgress,
+        RecordClusterVersions,
+        StartControlPlaneUpgrade,
+        StartNodePoolUpgrade,
+        WaitForOperation,
+    )
+
+CLUSTER = SearchAttributeKey.for_keyword("Cluster")
+ENVIRONMENT = SearchAttributeKey.for_keyword("Environment")
+OPERATION = SearchAttributeKey.for_keyword("Operation")
+TICKET = SearchAttributeKey.for_keyword("Ticket")
+
+# Quick calls to a cloud or API server: throttling and 5xx are retried with backoff for a
+# while; what cannot succeed arrives as a non-retryable ApplicationError and stops at once.
+QUICK_CALL = RetryPolicy(initial_interval=timedelta(milliseconds=500), backoff_coefficient=2.0,
+                         maximum_interval=timedelta(seconds=30), maximum_attempts=25)
+
+
+@workflow.defn(name="ClusterUpgrade")
+class ClusterUpgrade:
+    @workflow.init
+    def __init__(self, input: ClusterUpgradeInput) -> None:
+        self.input = input
+        self.state = ClusterUpgradeProgress(
+            cluster=input.cluster, target_version=input.target_version, strategy=input.strategy
+        )
+        self.ref: ClusterRef | None = None
+        self.from_version = ""
+        self.audit_seq = 0
+
+    # ------------------------------------------------------------------ queries and updates
+
+    @workflow.query
+    def progress(self) -> ClusterUpgradeProgress:
+        return self.state
+
+    def _refuse_when_finished(self, verb: str) -> None:
+        if self.state.phase in ("succeeded", "aborted", "failed"):
+            raise ApplicationError(f"cannot {verb}: the upgrade already ended ({self.state.phase})", type="OperationEnded")
+
+    @workflow.update
+    async def pause(self, request: ClusterUpgradePauseInput) -> ClusterUpgradeProgress:
+        self.state.paused = True
+        self.state.pause_reason = request.reason or None
+        await self._audit("pause", "paused", f"by {request.requested_by}: {request.reason}".rstrip(": "))
+        return self.state
+
+    @pause.validator
+    def validate_pause(self, request: ClusterUpgradePauseInput) -> None:
+        self._refuse_when_finished("pause")
+        if self.state.paused:
+            raise ApplicationError("the upgrade is already paused; resume it or abort it", type="AlreadyPaused")
+        if self.state.abort_requested:
+            raise ApplicationError("an abort is already under way", type="AbortRequested")
+
+    @workflow.update
+    async def resume(self, request: ClusterUpgradeResumeInput) -> ClusterUpgradeProgress:
+        self.state.paused = False
+        self.state.pause_reason = None
+        await self._audit("resume", "resumed", f"by {request.requested_by}")
+        return self.state
+
+    @resume.validator
+    def validate_resume(self, request: ClusterUpgradeResumeInput) -> None:
+        self._refuse_when_finished("resume")
+        if not self.state.paused:
+            raise ApplicationError("the upgrade is not paused; there is nothing to resume", type="NotPaused")
+
+    @workflow.update
+    async def abort(self, request: ClusterUpgradeAbortInput) -> ClusterUpgradeProgress:
+        self.state.abort_requested = True
+        self.state.abort_reason = request.reason or None
+        await self._audit("abort", "abort_requested", f"by {request.requested_by}: {request.reason}".rstrip(": "))
+        return self.state
+
+    @abort.validator
+    def validate_abort(self, request: ClusterUpgradeAbortInput) -> None:
+        self._refuse_when_finished("abort")
+        if self.state.abort_requested:
+            raise ApplicationError("an abort is already under way", type="AbortRequested")
+
+    # ------------------------------------------------------------------ small steps
+
+    def _step(self, phase: str, step: str) -> None:
+        self.state.phase = phase  # type: ignore[assignment]
+        self.state.step = step
+        workflow.logger.info("%s: %s", self.input.cluster, step)
+
+    async def _call(self, activity: Activity, arg, result_type, *, timeout: float = 60, heartbeat: float | None = None):
+        return await workflow.execute_activity(
+            activity, arg, result_type=result_type,
+            start_to_close_timeout=timedelta(seconds=timeout),
+            heartbeat_timeout=timedelta(seconds=heartbeat) if heartbeat else None,
+            retry_policy=QUICK_CALL,
+        )
+
+    async def _audit(self, action: str, outcome: str, detail: str = "") -> None:
+        self.audit_seq += 1
+        record = OperationRecord(
+            operation_id=workflow.info().workflow_id, operation="ClusterUpgrade", cluster=self.input.cluster,
+            requested_by=self.input.requested_by, ticket=self.input.ticket, action=action,
+            outcome=outcome, detail=detail, seq=self.audit_seq,  # type: ignore[arg-type]
+        )
+        await self._call(Activity.RECORD_OPERATION, record, None)
+
+    async def _wait(self, operation: CloudOperation) -> CloudOperation:
+        return await self._call(
+            Activity.WAIT_FOR_OPERATION,
+            WaitForOperation(cluster=self.ref, operation=operation, poll_interval_seconds=self.input.poll_interval_seconds,
+                             timeout_seconds=self.input.cloud_operation_timeout_seconds),
+            CloudOperation,
+            timeout=self.input.cloud_operation_timeout_seconds + 120,
+            heartbeat=max(self.input.activity_heartbeat_timeout_seconds, 3 * self.input.poll_interval_seconds),
+        )
+
+    async def _health_gate(self, after: str) -> None:
+        self.state.step = f"health gate after {after}"
+        await self._call(
+            Activity.HEALTH_GATE,
+            HealthGate(cluster=self.ref, timeout_seconds=self.input.health_gate_timeout_seconds,
+                       poll_interval_seconds=self.input.poll_interval_seconds, after=after),
+            HealthReport,
+            timeout=self.input.health_gate_timeout_seconds + 120,
+            heartbeat=max(self.input.activity_heartbeat_timeout_seconds, 3 * self.input.poll_interval_seconds),
+        )
+
+    async def _hold_or_stop(self) -> bool:
+        """Between steps: wait while paused; say whether an abort asked us to stop here."""
+        if self.state.paused and not self.state.abort_requested:
+            step = self.state.step
+            self.state.step = f"paused before: {step}"
+            await workflow.wait_condition(lambda: not self.state.paused or self.state.abort_requested)
+            self.state.step = step
+        return self.state.abort_requested
+
+    def _token(self, what: str) -> str:
+        # Unique per run and step: a retried start finds its own operation, a new run starts anew.
+        return f"{workflow.info().run_id}-{what}"[:64]
+
+    # ------------------------------------------------------------------ the runbook's steps
+
+    async def _preflight(self) -> tuple[planning.UpgradeScope, ClusterState]:
+        self._step("preflight", "reading the control plane, node pools, nodes and budgets")
+        state: ClusterState = await self._call(Activity.DESCRIBE_CLUSTER, self.ref, ClusterState)
+        inspection: ClusterInspection = await self._call(Activity.INSPECT_CLUSTER, self.ref, ClusterInspection)
+        self.from_version = state.control_plane_version
+        try:
+            scope = planning.plan_upgrade_scope(
+                control_plane=state.control_plane_version, node_pools=state.node_pools, target=self.input.target_version
+            )
+            skew = planning.skew_violations(
+                control_plane=state.control_plane_version, node_versions={n.name: n.version for n in inspection.nodes}
+            )
+            if skew:
+                raise planning.SkewViolation("the cluster already breaks the version-skew policy: " + "; ".join(skew))
+            planning.refuse_unsatisfiable_pdbs(inspection.pdbs)
+        except planning.PlanningError as refusal:
+            raise ApplicationError(str(refusal), type=refusal.error_type, non_retryable=True) from None
+        if state.status != "ACTIVE":
+            raise ApplicationError(
+                f"{self.input.cluster} is {state.status} in the cloud (another change is in flight there);"
+                " wait until it is ACTIVE and start the upgrade again",
+                type="ClusterBusy", non_retryable=True,
+            )
+        if inspection.problems:
+            raise ApplicationError(
+                f"{self.input.cluster} is not healthy, and an upgrade only starts from a healthy cluster: "
+                + "; ".join(inspection.problems[:10]),
+                type="ClusterUnhealthy", non_retryable=True,
+            )
+        pools = {pool.name: pool for pool in state.node_pools}
+        self.state.control_plane = "pending" if scope.control_plane else "skipped"
+        self.state.pools = [
+            PoolProgress(name=name, from_version=pools[name].version, to_version=self.input.target_version,
+                         strategy=self.input.strategy, nodes_total=pools[name].node_count)
+            for name in scope.node_pools
+        ]
+        return scope, state
+
+    async def _upgrade_control_plane(self) -> None:
+        self._step("control_plane", f"upgrading the control plane to {self.input.target_version}")
+        self.state.control_plane = "upgrading"
+        operation = await self._call(
+            Activity.START_CONTROL_PLANE_UPGRADE,
+            StartControlPlaneUpgrade(cluster=self.ref, target_version=self.input.target_version, request_token=self._token("cp")),
+            CloudOperation,
+        )
+        await self._wait(operation)
+        self.state.control_plane = "done"
+        await self._health_gate("the control plane upgrade")
+
+    async def _surge(self, progress: PoolProgress) -> None:
+        """The cloud replaces the pool's nodes one by one through the eviction API."""
+        self.state.step = f"surge upgrade of node pool {progress.name}"
+        operation = await self._call(
+            Activity.START_NODE_POOL_UPGRADE,
+            StartNodePoolUpgrade(cluster=self.ref, node_pool=progress.name, target_version=self.input.target_version,
+                                 request_token=self._token(f"pool-{progress.name}")),
+            CloudOperation,
+        )
+        await self._wait(operation)
+        progress.nodes_done = progress.nodes_total
+        await self._health_gate(f"node pool {progress.name}")
+        progress.status = "done"
+
+    async def _blue_green(self, progress: PoolProgress, pool: NodePool, existing: set[str]) -> None:
+        """A new pool at the target takes the workloads; the old one is drained by us, batch by
+        batch, under every PDB, and deleted only once empty."""
+        replacement = planning.replacement_pool_name(pool.name, self.input.target_version)
+        progress.replacement_pool = replacement
+        if replacement not in existing:  # check-then-act: a resumed upgrade may have made it already
+            self.state.step = f"creating node pool {replacement} at {self.input.target_version}"
+            operation = await self._call(
+                Activity.CREATE_NODE_POOL,
+                CreateNodePool(cluster=self.ref, request_token=self._token(f"create-{replacement}"),
+                               node_pool=pool.model_copy(update={"name": replacement, "version": self.input.target_version})),
+                CloudOperation,
+            )
+            await self._wait(operation)
+            await self._health_gate(f"creating node pool {replacement}")
+
+        inspection: ClusterInspection = await self._call(Activity.INSPECT_CLUSTER, self.ref, ClusterInspection)
+        old_nodes = [node for node in inspection.nodes if node.pool == pool.name]
+        self.state.step = f"cordoning the {len(old_nodes)} nodes of {pool.name}"
+        await self._call(Activity.CORDON_NODES, CordonNodes(cluster=self.ref, nodes=[n.name for n in old_nodes]), list[str])
+        self.state.cordoned_in_service = [n.name for n in old_nodes]
+
+        for batch in planning.plan_drain_batches(old_nodes, max_unavailable=self.input.max_unavailable):
+            if await self._hold_or_stop():
+                return
+            self.state.step = f"draining {', '.join(batch)} of node pool {pool.name}"
+            await self._call(
+                Activity.DRAIN_NODES,
+                DrainNodes(cluster=self.ref, nodes=batch, timeout_seconds=self.input.drain_timeout_seconds,
+                           eviction_retry_seconds=self.input.eviction_retry_seconds),
+                DrainReport,
+                timeout=self.input.drain_timeout_seconds * len(batch) + 300,
+                heartbeat=self.input.activity_heartbeat_timeout_seconds,
+            )
+            self.state.cordoned_in_service = [n for n in self.state.cordoned_in_service if n not in batch]
+            self.state.drained_nodes += batch
+            progress.nodes_done += len(batch)
+            await self._health_gate(f"draining {', '.join(batch)}")
+
+        self.state.step = f"deleting the drained node pool {pool.name}"
+        operation = await self._call(
+            Activity.DELETE_NODE_POOL,
+            DeleteNodePool(cluster=self.ref, node_pool=pool.name, request_token=self._token(f"delete-{pool.name}")),
+            CloudOperation,
+        )
+        await self._wait(operation)
+        self.state.drained_nodes = []
+        progress.status = "done"
+
+    async def _hand_back_cordoned_nodes(self) -> None:
+        """Nodes we cordoned but did not drain still run workloads: return them to service."""
+        if self.state.cordoned_in_service:
+            self.state.step = f"uncordoning {len(self.state.cordoned_in_service)} nodes that are still in service"
+            await self._call(
+                Activity.CORDON_NODES,
+                CordonNodes(cluster=self.ref, nodes=self.state.cordoned_in_service, unschedulable=False), list[str],
+            )
+            self.state.cordoned_in_service = []
+
+    async def _record_versions(self) -> ClusterState:
+        self._step("recording", "recording the new versions in the inventory")
+        state: ClusterState = await self._call(Activity.DESCRIBE_CLUSTER, self.ref, ClusterState)
+        await self._call(
+            Activity.RECORD_CLUSTER_VERSIONS,
+            RecordClusterVersions(cluster=self.input.cluster, control_plane_version=state.control_plane_version,
+                                  node_pools=state.node_pools),
+            None,
+        )
+        return state
+
+    def _result(self, outcome: str, control_plane_version: str) -> ClusterUpgradeResult:
+        return ClusterUpgradeResult(
+            operation_id=workflow.info().workflow_id, cluster=self.input.cluster, outcome=outcome,  # type: ignore[arg-type]
+            from_version=self.from_version, target_version=self.input.target_version,
+            control_plane_version=control_plane_version, pools=self.state.pools, message=self.state.message,
+        )
+
+    # ------------------------------------------------------------------ the runbook
+
+    @workflow.run
+    async def run(self, input: ClusterUpgradeInput) -> ClusterUpgradeResult:
+        self.state.operation_id = workflow.info().workflow_id
+        try:
+            record: ClusterRecord = await self._call(Activity.GET_CLUSTER, input.cluster, ClusterRecord)
+        except ActivityError as failure:
+            cause = failure.cause if isinstance(failure.cause, ApplicationError) else failure
+            self._step("failed", "looking the cluster up in the inventory")
+            self.state.message = str(cause.message if isinstance(cause, ApplicationError) else cause)
+            raise ApplicationError(self.state.message, type=getattr(cause, "type", None) or "UnknownCluster",
+                                   non_retryable=True) from None
+        self.ref = record.ref
+        workflow.upsert_search_attributes([
+            CLUSTER.value_set(input.cluster),
+            ENVIRONMENT.value_set(record.environment),
+            OPERATION.value_set("ClusterUpgrade"),
+            *([TICKET.value_set(input.ticket)] if input.ticket else []),
+        ])
+        await self._audit(
+            "upgrade", "started", f"to {input.target_version} by {input.strategy} (requested by {input.requested_by})"
+        )
+        try:
+            scope, state = await self._preflight()
+            if scope.control_plane and not await self._hold_or_stop():
+                await self._upgrade_control_plane()
+            pools = {pool.name: pool for pool in state.node_pools}
+            self._step("node_pools", "upgrading node pools")
+            for progress in self.state.pools:
+                if await self._hold_or_stop():
+                    break
+                progress.status = "upgrading"
+                if input.strategy == "surge":
+                    await self._surge(progress)
+                else:
+                    await self._blue_green(progress, pools[progress.name], set(pools))
+                if self.state.abort_requested and progress.status != "done":
+                    break
+        except ActivityError as failure:
+            await self._stop_failed(failure.cause if isinstance(failure.cause, ApplicationError) else failure)
+        except ApplicationError as failure:
+            await self._stop_failed(failure)
+
+        if self.state.abort_requested:
+            await self._hand_back_cordoned_nodes()
+            for progress in self.state.pools:
+                if progress.status != "done":
+                    progress.status = "aborted"
+            done = [p.name for p in self.state.pools if p.status == "done"]
+            self.state.message = (
+                f"aborted ({self.state.abort_reason or 'no reason given'}); control plane {self.state.control_plane},"
+                f" node pools finished: {', '.join(done) or 'none'}. Start the upgrade again to continue"
+            )
+            final = await self._record_versions()
+            self._step("aborted", "aborted")
+            await self._audit("upgrade", "aborted", self.state.message)
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            return self._result("aborted", final.control_plane_version)
+
+        final = await self._record_versions()
+        self.state.message = f"{input.cluster} runs {input.target_version} on the control plane and every node pool"
+        self._step("succeeded", "done")
+        await self._audit("upgrade", "succeeded", self.state.message)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._result("succeeded", final.control_plane_version)
+
+    async def _stop_failed(self, failure: BaseException) -> None:
+        """Leave the cluster serving, say exactly where and why the upgrade stopped, and fail."""
+        reason = str(failure.message if isinstance(failure, ApplicationError) else failure)
+        error_type = failure.type if isinstance(failure, ApplicationError) and failure.type else "UpgradeFailed"
+        where, refused = self.state.step, self.state.phase == "preflight"
+        for progress in self.state.pools:
+            if progress.status == "upgrading":
+                progress.status = "failed"
+        self.state.message = f"{'refused' if refused else 'stopped'} during {where}: {reason}"
+        self._step("failed", where)
+        try:
+            await self._hand_back_cordoned_nodes()
+        except ActivityError as error:
+            self.state.message += (
+                f". Could not return nodes {', '.join(self.state.cordoned_in_service)} to service ({error.cause});"
+                " uncordon them by hand"
+            )
+        await self._audit("upgrade", "refused" if refused else "failed", self.state.message)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        raise ApplicationError(self.state.message, type=error_type, non_retryable=True)
