@@ -69,8 +69,7 @@ class KubeActivities:
         deadline = time.monotonic() + request.timeout_seconds
         with translated_failures():
             while True:
-                state = health.read_health(api)
-                problems = planning.health_problems(nodes=state.nodes, deployments=state.deployments, api_ready=state.api_ready)
+                problems = health.current_problems(api)
                 activity.heartbeat(problems)
                 if not problems:
                     return HealthReport(healthy=True)
@@ -79,6 +78,6 @@ class KubeActivities:
                         f"{request.cluster.name} is not healthy {request.timeout_seconds:g}s after {request.after}: "
                         + "; ".join(problems[:10])
                         + ". Fix what is listed, then start the upgrade again; it resumes where it stopped",
-                        error_type="HealthGateFailed",
+                        error_type=request.failure_type,
                     )
                 time.sleep(request.poll_interval_seconds)

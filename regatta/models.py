@@ -189,6 +189,7 @@ class HealthGate(Model):
     timeout_seconds: float
     poll_interval_seconds: float
     after: str = Field(description="what just finished, named in the failure message")
+    failure_type: str = "HealthGateFailed"
 
 
 class HealthReport(Model):

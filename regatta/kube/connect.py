@@ -14,11 +14,17 @@ import time
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+from urllib3.util.retry import Retry
 
 from regatta.models import ClusterRef
 from regatta.providers import Providers
 
 TOKEN_LIFETIME_SECONDS = 600  # EKS tokens live 15 minutes; rebuild well before that
+# Reads that meet throttling or a busy API server are retried inside urllib3 with a short
+# backoff (honouring Retry-After) before an activity sees them. Writes are not: an eviction's
+# 429 is a PodDisruptionBudget's answer, which the drain loop handles itself.
+READ_RETRIES = Retry(total=4, backoff_factor=0.1, status_forcelist=(429, 500, 502, 503, 504),
+                     allowed_methods=frozenset({"GET"}), raise_on_status=False)
 
 
 class ClusterConnections:
@@ -49,6 +55,7 @@ class ClusterConnections:
         configuration = k8s.Configuration()
         configuration.host = endpoint.host
         configuration.connection_pool_maxsize = 8
+        configuration.retries = READ_RETRIES
         if endpoint.bearer_token:
             configuration.api_key = {"authorization": f"Bearer {endpoint.bearer_token}"}
         if endpoint.ca_data:

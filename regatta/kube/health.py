@@ -10,6 +10,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
+from regatta import planning
 from regatta.models import NodeState, PdbState
 from regatta.providers.kubeconfig import POOL_LABELS
 
@@ -23,10 +24,16 @@ class ClusterHealth:
 
 
 def api_ready(api: k8s.ApiClient) -> bool:
+    """/readyz answers 200 when the API server is ready and 500 when it is not. A 429 only
+    says we asked too often, so it is raised for the caller's retry, not read as "not ready"."""
     try:
         api.call_api("/readyz", "GET", auth_settings=["BearerToken"], _preload_content=False, _request_timeout=10)
         return True
-    except (ApiException, HTTPError):
+    except ApiException as error:
+        if error.status == 429:
+            raise
+        return False
+    except HTTPError:
         return False
 
 
@@ -72,3 +79,13 @@ def read_deployments(api: k8s.ApiClient) -> list[tuple[str, int, int]]:
 def read_health(api: k8s.ApiClient) -> ClusterHealth:
     ready = api_ready(api)
     return ClusterHealth(api_ready=ready, nodes=read_nodes(api), pdbs=read_pdbs(api), deployments=read_deployments(api))
+
+
+def current_problems(api: k8s.ApiClient) -> list[str]:
+    """What a health gate waits on right now. An API that cannot answer is one more problem
+    to wait out, not a reason to fail the gate early."""
+    try:
+        state = read_health(api)
+    except (ApiException, HTTPError) as error:
+        return [f"the API server did not answer: {str(error).splitlines()[0]}"]
+    return planning.health_problems(nodes=state.nodes, deployments=state.deployments, api_ready=state.api_ready)

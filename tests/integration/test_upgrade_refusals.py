@@ -1,0 +1,113 @@
+"""What an upgrade refuses, at once and with a message saying what to do, changing nothing;
+and how it stops when a budget never lets a drain through."""
+
+from __future__ import annotations
+
+import pytest
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+
+from regatta.operations import OperationRefused, start_operation
+from tests.conftest import set_faults, sim_report
+from tests.integration.conftest import start_upgrade
+
+
+async def failure_of(handle) -> ApplicationError:
+    with pytest.raises(WorkflowFailureError) as caught:
+        await handle.result()
+    cause = caught.value.cause
+    assert isinstance(cause, ApplicationError)
+    return cause
+
+
+def untouched(report: dict, cluster: str) -> bool:
+    state = report["clusters"][cluster]
+    return (
+        state["control_plane_version"] == "1.30"
+        and all(n["version"].startswith("v1.30.") and not n["unschedulable"] for n in state["nodes"].values())
+        and set(state["node_pools"]) == {"pool0", "pool1"}
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "error_type", "says"),
+    [
+        ("1.32", "IllegalVersionJump", "upgrade to 1.31 first"),
+        ("1.29", "IllegalVersionJump", "cannot be downgraded"),
+        ("1.30", "AlreadyAtVersion", "nothing to do"),
+        ("1.31.2", "InvalidVersion", "MAJOR.MINOR"),
+    ],
+)
+async def test_illegal_targets_are_refused_and_nothing_changes(target, error_type, says, client, worker, task_queue, add_cluster, simulator, inventory):
+    cluster = add_cluster("jump")
+    failure = await failure_of(await start_upgrade(client, task_queue, cluster, target_version=target))
+    assert failure.type == error_type
+    assert says in failure.message
+    assert untouched(sim_report(simulator, cluster), cluster)
+    assert inventory.audit(cluster=cluster)[-1].outcome == "refused"
+
+
+async def test_unknown_cluster_is_refused(client, worker, task_queue):
+    failure = await failure_of(await start_upgrade(client, task_queue, "no-such-cluster"))
+    assert failure.type == "UnknownCluster"
+    assert "regatta clusters list" in failure.message
+
+
+async def test_a_budget_that_can_never_allow_an_eviction_is_refused(client, worker, task_queue, add_cluster, simulator):
+    cluster = add_cluster("pdb", workloads=[
+        {"name": "ledger", "namespace": "bank", "replicas": 2, "pdb": {"min_available": 2}},
+        {"name": "web", "namespace": "bank", "replicas": 3, "pdb": {"max_unavailable": 1}},
+    ])
+    failure = await failure_of(await start_upgrade(client, task_queue, cluster))
+    assert failure.type == "UnsatisfiablePdb"
+    assert "bank/ledger-pdb" in failure.message and "minAvailable=2" in failure.message
+    assert untouched(sim_report(simulator, cluster), cluster)
+
+
+async def test_a_second_operation_on_the_same_cluster_is_refused_naming_the_first(
+    client, worker, task_queue, add_cluster, simulator, queue_settings, inventory
+):
+    cluster = add_cluster("busy", time_scale=0.008)
+    from regatta.models import ClusterUpgradeInput
+
+    record = inventory.get_cluster(cluster)
+    request = ClusterUpgradeInput(cluster=cluster, target_version="1.31", poll_interval_seconds=0.05, ticket="CHG-7")
+    first = await start_operation(queue_settings, workflow="ClusterUpgrade", cluster=record, request=request, ticket="CHG-7")
+    with pytest.raises(OperationRefused) as refused:
+        await start_operation(queue_settings, workflow="ClusterUpgrade", cluster=record,
+                              request=request.model_copy(update={"ticket": "CHG-8"}), ticket="CHG-8")
+    assert f"held by ClusterUpgrade {first.id}" in str(refused.value)
+    assert "CHG-7" in str(refused.value) and "regatta op abort" in str(refused.value)
+    await first.execute_update("abort", {"reason": "test over"})
+    await first.result()
+
+
+async def test_transient_cloud_and_api_errors_are_retried_to_success(client, worker, task_queue, add_cluster, simulator):
+    cluster = add_cluster("flaky")
+    set_faults(simulator, cluster, error_rate=0.3, error_codes=[429, 500, 503])
+    handle = await start_upgrade(client, task_queue, cluster, strategy="blue_green")
+    result = await handle.result()
+    assert result.outcome == "succeeded"
+    report = sim_report(simulator, cluster)
+    assert all(n["version"].startswith("v1.31.") for n in report["clusters"][cluster]["nodes"].values())
+    assert report["pdb_violations"] == [] and report["double_drains"] == []
+    history = await handle.fetch_history()
+    retried = [e for e in history.events if e.HasField("activity_task_started_event_attributes")
+               and e.activity_task_started_event_attributes.attempt > 1]
+    assert retried, "the injected errors never reached an activity retry"
+
+
+async def test_a_budget_that_blocks_forever_stops_the_upgrade_naming_it(client, worker, task_queue, add_cluster, simulator, inventory):
+    cluster = add_cluster("blocked")
+    set_faults(simulator, cluster, blocking_pdbs=["shop/checkout-pdb"])
+    handle = await start_upgrade(client, task_queue, cluster, strategy="blue_green", drain_timeout_seconds=1.5)
+    failure = await failure_of(handle)
+
+    assert failure.type == "DrainTimeout"
+    assert "shop/checkout-pdb" in failure.message and "shop/checkout-" in failure.message
+    assert "timed out after 1.5s" in failure.message
+    report = sim_report(simulator, cluster)
+    nodes = report["clusters"][cluster]["nodes"]
+    assert [n for n, v in nodes.items() if v["unschedulable"] and v["pods"] > 0] == []
+    assert report["pdb_violations"] == []
+    assert inventory.audit(operation_id=handle.id)[-1].outcome == "failed"
