@@ -70,12 +70,14 @@ def client(temporal: WorkflowEnvironment) -> Client:
 
 
 def eks_cluster(name: str, *, version: str = "1.30", pools: int = 2, nodes: int = 3, workloads: list[dict] | None = None,
-                provider: str = "eks", env: str = "staging", time_scale: float | None = None) -> dict:
+                provider: str = "eks", env: str = "staging", time_scale: float | None = None,
+                pool_version: str | None = None) -> dict:
     """A cluster spec with PDB-protected workloads, as the fleet file writes it."""
     return {
         "name": name, "provider": provider, "region": "us-east-1", "version": version,
         "labels": {"env": env, "team": "tests"}, "time_scale": time_scale,
-        "node_pools": [{"name": f"pool{i}", "nodes": nodes, "node_size": "m5.large"} for i in range(pools)],
+        "node_pools": [{"name": f"pool{i}", "nodes": nodes, "node_size": "m5.large", "version": pool_version}
+                       for i in range(pools)],
         "workloads": workloads if workloads is not None else [
             {"name": "checkout", "namespace": "shop", "replicas": 3, "pdb": {"min_available": 2}},
             {"name": "payments", "namespace": "shop", "replicas": 4, "pdb": {"max_unavailable": 1}},
@@ -114,3 +116,7 @@ def task_queue() -> str:
 
 
 POSTGRES_URL = os.environ.get("REGATTA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--record-histories", action="store_true", help="save fresh ClusterUpgrade histories for replay tests")

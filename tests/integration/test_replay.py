@@ -1,0 +1,47 @@
+"""Replay: the ClusterUpgrade code must reproduce the commands of histories it recorded before
+(DESIGN rule 9). The committed histories under tests/histories were recorded by
+`record_histories` below; a change that breaks them needs `workflow.patched`.
+
+Regenerate (only when the change is meant to be incompatible and is patched):
+    .venv/bin/python -m pytest tests/integration/test_replay.py --record-histories
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from regatta.models import ClusterUpgradeProgress
+from tests.integration.conftest import start_upgrade
+from workflows.cluster_upgrade import ClusterUpgrade
+
+HISTORIES = Path(__file__).parent.parent / "histories"
+REPLAYER = Replayer(workflows=[ClusterUpgrade], data_converter=pydantic_data_converter)
+
+
+@pytest.mark.parametrize("path", sorted(HISTORIES.glob("cluster_upgrade_*.json")), ids=lambda p: p.stem)
+async def test_recorded_histories_replay(path: Path):
+    history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
+    await REPLAYER.replay_workflow(history)
+
+
+def test_there_are_recorded_histories():
+    assert len(list(HISTORIES.glob("cluster_upgrade_*.json"))) >= 2
+
+
+@pytest.mark.parametrize("strategy", ["surge", "blue_green"])
+async def test_a_fresh_history_with_pause_and_resume_replays(strategy, client, worker, task_queue, add_cluster, request):
+    cluster = add_cluster(f"replay{strategy.replace('_', '')}", time_scale=0.004)
+    handle = await start_upgrade(client, task_queue, cluster, strategy=strategy)
+    await handle.execute_update("pause", {"reason": "recorded pause"}, result_type=ClusterUpgradeProgress)
+    await handle.execute_update("resume", {})
+    assert (await handle.result()).outcome == "succeeded"
+    history = await handle.fetch_history()
+    await REPLAYER.replay_workflow(history)
+    if request.config.getoption("--record-histories"):
+        (HISTORIES / f"cluster_upgrade_{strategy}.json").write_text(history.to_json())
