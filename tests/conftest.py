@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from dataclasses import replace
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -113,6 +114,20 @@ def set_faults(simulator: BackgroundSimulator, cluster: str, **faults) -> None:
 @pytest.fixture
 def task_queue() -> str:
     return f"tq-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def queue_settings(settings: Settings, task_queue: str) -> Settings:
+    return replace(settings, task_queue=task_queue)
+
+
+@pytest.fixture
+async def worker(client: Client, queue_settings: Settings):
+    """The real worker, in this process, on this test's own task queue."""
+    from workers.main import build_worker
+
+    async with build_worker(client, queue_settings) as running:
+        yield running
 
 
 POSTGRES_URL = os.environ.get("REGATTA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

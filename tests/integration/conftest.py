@@ -3,15 +3,10 @@ upgrade with the short timeouts a time-scale-0 simulator allows."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-import pytest
 from temporalio.client import Client, WorkflowHandle
 
 from regatta.models import ClusterUpgradeInput, ClusterUpgradeResult
 from regatta.planning import operation_id
-from regatta.settings import Settings
-from workers.main import build_worker
 
 FAST = {
     "poll_interval_seconds": 0.05,
@@ -21,17 +16,6 @@ FAST = {
     "cloud_operation_timeout_seconds": 60,
     "activity_heartbeat_timeout_seconds": 5,
 }
-
-
-@pytest.fixture
-def queue_settings(settings: Settings, task_queue: str) -> Settings:
-    return replace(settings, task_queue=task_queue)
-
-
-@pytest.fixture
-async def worker(client: Client, queue_settings: Settings):
-    async with build_worker(client, queue_settings) as running:
-        yield running
 
 
 async def start_upgrade(client: Client, task_queue: str, cluster: str, **fields) -> WorkflowHandle:

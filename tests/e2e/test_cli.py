@@ -1,0 +1,90 @@
+"""The CLI driven as an operator drives it, against the real dev server, simulator and worker:
+what it prints, and the exit codes scripts rely on (0 done, 1 failed, 2 refused, 3 unreachable)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import set_faults, sim_report
+
+
+async def regatta(settings, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `regatta ARGS` in a child process without blocking the worker on this loop."""
+    environment = {**os.environ, **settings.as_env(), "COLUMNS": "200", **(env or {})}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "regatta.cli", *args, env=environment,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    return subprocess.CompletedProcess(args, process.returncode, out.decode(), err.decode())
+
+
+async def test_clusters_list_shows_the_fleet_and_filters_by_labels(queue_settings, add_cluster):
+    name = add_cluster("list", env="canary")
+    listed = await regatta(queue_settings, "clusters", "list", "--output", "json", "--selector", "env=canary")
+    assert listed.returncode == 0, listed.stderr
+    found = {c["name"]: c for c in json.loads(listed.stdout)}
+    assert name in found and all(c["labels"]["env"] == "canary" for c in found.values())
+    assert found[name]["provider"] == "eks" and found[name]["control_plane_version"] == "1.30"
+
+    table = await regatta(queue_settings, "clusters", "list", "--selector", "env=canary", "--refresh")
+    assert table.returncode == 0 and name in table.stdout and "healthy" in table.stdout
+
+    bad = await regatta(queue_settings, "clusters", "list", "--selector", "env")
+    assert bad.returncode == 2 and "key=value" in bad.stderr
+
+
+async def test_refusals_exit_2_and_change_nothing(queue_settings, add_cluster, simulator, worker):
+    name = add_cluster("refuse")
+    jump = await regatta(queue_settings, "upgrade", "start", name, "--to", "1.32")
+    assert jump.returncode == 2 and "upgrade to 1.31 first" in jump.stderr
+    unknown = await regatta(queue_settings, "upgrade", "start", "no-such-cluster", "--to", "1.31")
+    assert unknown.returncode == 2 and "not in the inventory" in unknown.stderr
+    strategy = await regatta(queue_settings, "upgrade", "start", name, "--to", "1.31", "--strategy", "yolo")
+    assert strategy.returncode == 2 and "surge or blue_green" in strategy.stderr
+    control = await regatta(queue_settings, "op", "pause", "cluster-no-such-cluster")
+    assert control.returncode == 2 and "cluster-no-such-cluster" in control.stderr
+    assert "Traceback" not in jump.stderr + unknown.stderr + strategy.stderr + control.stderr
+    state = sim_report(simulator, name)["clusters"][name]
+    assert state["control_plane_version"] == "1.30" and not any(n["unschedulable"] for n in state["nodes"].values())
+
+
+async def test_an_unreachable_temporal_exits_3(queue_settings):
+    result = await regatta(queue_settings, "op", "status", "cluster-x", env={"REGATTA_TEMPORAL_ADDRESS": "127.0.0.1:1"})
+    assert result.returncode == 3 and "cannot reach Temporal" in result.stderr
+
+
+async def test_upgrade_start_wait_then_status_and_audit(queue_settings, add_cluster, simulator, worker):
+    name = add_cluster("cli")
+    run = await regatta(queue_settings, "upgrade", "start", name, "--to", "1.31", "--strategy", "blue_green",
+                        "--ticket", "CHG-42", "--wait", "--poll-interval", "0.05", "--requested-by", "sre-cli")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"started cluster-{name}" in run.stdout and "pool pool0" in run.stdout
+    assert "runs 1.31 on the control plane and every node pool" in run.stdout
+
+    status = await regatta(queue_settings, "op", "status", f"cluster-{name}", "--output", "json")
+    described = json.loads(status.stdout)
+    assert described["status"] == "COMPLETED" and described["progress"]["phase"] == "succeeded"
+    assert [p["status"] for p in described["progress"]["pools"]] == ["done", "done"]
+
+    trail = json.loads((await regatta(queue_settings, "audit", "list", "--cluster", name, "--output", "json")).stdout)
+    assert trail[0]["requested_by"] == "sre-cli" and trail[0]["ticket"] == "CHG-42"
+    assert trail[-1]["outcome"] == "succeeded"
+
+    again = await regatta(queue_settings, "op", "abort", f"cluster-{name}")
+    assert again.returncode == 2 and "already" in again.stderr.lower() + again.stdout.lower()
+
+
+async def test_a_failed_upgrade_exits_1_and_status_says_why(queue_settings, add_cluster, simulator, worker):
+    name = add_cluster("clifail")
+    set_faults(simulator, name, blocking_pdbs=["shop/payments-pdb"])
+    run = await regatta(queue_settings, "upgrade", "start", name, "--to", "1.31", "--strategy", "blue_green",
+                        "--wait", "--poll-interval", "0.05", "--drain-timeout", "1")
+    assert run.returncode == 1
+    assert "shop/payments-pdb" in run.stderr
+    status = await regatta(queue_settings, "op", "status", f"cluster-{name}")
+    assert status.returncode == 0 and "FAILED" in status.stdout and "shop/payments-pdb" in status.stdout

@@ -1,0 +1,143 @@
+"""The pure decisions behind every upgrade, including each refusal and what it tells the operator."""
+
+from __future__ import annotations
+
+import pytest
+
+from regatta import planning
+from regatta.models import NodePool, NodeState, PdbState
+
+
+def pools(*versions: str) -> list[NodePool]:
+    return [NodePool(name=f"p{i}", version=v, node_count=3) for i, v in enumerate(versions)]
+
+
+class TestVersionJump:
+    def test_one_minor_up_upgrades_control_plane_and_every_pool_behind(self):
+        scope = planning.plan_upgrade_scope(control_plane="1.30", node_pools=pools("1.30", "1.29"), target="1.31")
+        assert scope == planning.UpgradeScope(control_plane=True, node_pools=("p0", "p1"))
+
+    def test_finishing_a_half_done_upgrade_skips_the_control_plane(self):
+        scope = planning.plan_upgrade_scope(control_plane="1.31", node_pools=pools("1.31", "1.30"), target="1.31")
+        assert scope == planning.UpgradeScope(control_plane=False, node_pools=("p1",))
+
+    def test_skipping_a_minor_is_refused_with_the_next_step(self):
+        with pytest.raises(planning.IllegalVersionJump, match="upgrade to 1.31 first, then to 1.32"):
+            planning.plan_upgrade_scope(control_plane="1.30", node_pools=pools("1.30"), target="1.32")
+
+    def test_downgrade_is_refused(self):
+        with pytest.raises(planning.IllegalVersionJump, match="cannot be downgraded"):
+            planning.plan_upgrade_scope(control_plane="1.30", node_pools=pools("1.30"), target="1.29")
+
+    def test_pool_newer_than_target_is_refused(self):
+        with pytest.raises(planning.IllegalVersionJump, match="node pool p1 at 1.31"):
+            planning.plan_upgrade_scope(control_plane="1.31", node_pools=pools("1.30", "1.31"), target="1.30")
+
+    def test_nothing_to_do_is_refused(self):
+        with pytest.raises(planning.AlreadyAtVersion, match="nothing to do"):
+            planning.plan_upgrade_scope(control_plane="1.31", node_pools=pools("1.31"), target="1.31")
+
+    def test_pools_that_would_fall_out_of_skew_are_refused_first(self):
+        with pytest.raises(planning.SkewViolation, match=r"p1 \(1.27\).*at least 1.28 with target 1.30 first"):
+            planning.plan_upgrade_scope(control_plane="1.30", node_pools=pools("1.30", "1.27"), target="1.31")
+
+    def test_three_minors_of_skew_is_allowed(self):
+        scope = planning.plan_upgrade_scope(control_plane="1.30", node_pools=pools("1.28"), target="1.31")
+        assert scope.node_pools == ("p0",)
+
+    @pytest.mark.parametrize("bad", ["1.31.2", "v1.31", "latest", "2.1", "1.99", ""])
+    def test_targets_must_be_major_minor_and_supported(self, bad):
+        with pytest.raises(planning.InvalidVersion):
+            planning.parse_target_version(bad)
+
+    @pytest.mark.parametrize(("seen", "minor"), [("1.30", (1, 30)), ("v1.30.4", (1, 30)), ("v1.29.3-eks-a1b2c3", (1, 29))])
+    def test_observed_versions_are_read_leniently(self, seen, minor):
+        assert planning.minor_version(seen) == minor
+
+
+class TestSkew:
+    def test_kubelet_newer_than_control_plane(self):
+        found = planning.skew_violations(control_plane="1.30", node_versions={"a": "v1.31.0", "b": "v1.30.2"})
+        assert found == ["node a: kubelet v1.31.0 is newer than control plane 1.30"]
+
+    def test_kubelet_too_old(self):
+        found = planning.skew_violations(control_plane="1.31", node_versions={"a": "v1.27.9", "b": "v1.28.0"})
+        assert len(found) == 1 and found[0].startswith("node a")
+
+
+def pdb(min_available=None, max_unavailable=None, expected=3, healthy=3) -> PdbState:
+    return PdbState(namespace="shop", name="checkout-pdb", min_available=min_available, max_unavailable=max_unavailable,
+                    expected_pods=expected, current_healthy=healthy, disruptions_allowed=0)
+
+
+class TestDisruptionBudgets:
+    @pytest.mark.parametrize(
+        ("min_available", "max_unavailable", "expected", "healthy", "allowed"),
+        [
+            (2, None, 3, 3, 1),
+            (2, None, 3, 2, 0),
+            ("50%", None, 4, 4, 2),
+            ("50%", None, 3, 3, 1),  # 50% of 3 rounds up to 2
+            (None, 1, 4, 4, 1),
+            (None, "25%", 4, 4, 1),
+            (None, 0, 4, 4, 0),
+            (None, None, 4, 4, 4),
+        ],
+    )
+    def test_disruptions_allowed_matches_the_pdb_controller(self, min_available, max_unavailable, expected, healthy, allowed):
+        assert planning.pdb_disruptions_allowed(
+            min_available=min_available, max_unavailable=max_unavailable, expected_pods=expected, current_healthy=healthy
+        ) == allowed
+
+    @pytest.mark.parametrize("spec", [{"min_available": 3}, {"min_available": "100%"}, {"max_unavailable": 0}, {"min_available": 5}])
+    def test_budgets_that_can_never_allow_an_eviction_are_refused(self, spec):
+        with pytest.raises(planning.UnsatisfiablePdb, match="shop/checkout-pdb"):
+            planning.refuse_unsatisfiable_pdbs([pdb(**spec)])
+
+    def test_budgets_that_merely_have_no_room_right_now_pass(self):
+        planning.refuse_unsatisfiable_pdbs([pdb(min_available=2, healthy=2), pdb(min_available=0, expected=0)])
+
+
+class TestDrainPlanning:
+    def nodes(self, *pods: int) -> list[NodeState]:
+        return [NodeState(name=f"n{i}", pool="p", version="v1.30.1", ready=True, unschedulable=False, pods=n)
+                for i, n in enumerate(pods)]
+
+    def test_batches_hold_max_unavailable_nodes_emptiest_first(self):
+        assert planning.plan_drain_batches(self.nodes(5, 0, 3, 1), max_unavailable=2) == [["n1", "n3"], ["n2", "n0"]]
+
+    def test_one_at_a_time(self):
+        assert planning.plan_drain_batches(self.nodes(1, 1, 1), max_unavailable=1) == [["n0"], ["n1"], ["n2"]]
+
+    def test_max_unavailable_below_one_is_refused(self):
+        with pytest.raises(planning.PlanningError):
+            planning.plan_drain_batches(self.nodes(1), max_unavailable=0)
+
+    @pytest.mark.parametrize(
+        ("owners", "annotations", "phase", "evictable"),
+        [
+            (["ReplicaSet"], {}, "Running", True),
+            (["DaemonSet"], {}, "Running", False),
+            ([], {"kubernetes.io/config.mirror": "x"}, "Running", False),
+            (["Job"], {}, "Succeeded", False),
+        ],
+    )
+    def test_what_a_drain_evicts(self, owners, annotations, phase, evictable):
+        assert planning.is_evictable(owner_kinds=owners, annotations=annotations, phase=phase) is evictable
+
+    @pytest.mark.parametrize(("pool", "name"), [("general", "general-v1-31"), ("general-v1-30", "general-v1-31")])
+    def test_replacement_pool_names(self, pool, name):
+        assert planning.replacement_pool_name(pool, "1.31") == name
+
+
+def test_health_problems_ignore_cordoned_nodes_but_not_unready_ones():
+    nodes = [
+        NodeState(name="a", pool="p", version="v1.30.1", ready=True, unschedulable=True),
+        NodeState(name="b", pool="p", version="v1.30.1", ready=False, unschedulable=False),
+    ]
+    problems = planning.health_problems(nodes=nodes, deployments=[("shop/web", 3, 2), ("shop/api", 2, 2)], api_ready=False)
+    assert problems == ["the API server does not answer /readyz", "node b is not Ready", "deployment shop/web has 2/3 replicas ready"]
+
+
+def test_operation_ids_name_the_cluster():
+    assert planning.operation_id("eks-prod-use1") == "cluster-eks-prod-use1"

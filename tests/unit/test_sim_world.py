@@ -1,0 +1,152 @@
+"""The simulator's rules, which the rest of the tests trust: evictions honour budgets, the
+deployment controller replaces what leaves, and every broken invariant is reported."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from regatta.sim.fleet import FleetFileError, FleetSpec, load_fleet
+from regatta.sim.world import SimError, World
+
+
+def world_with(**overrides) -> tuple[World, str]:
+    spec = {
+        "name": "c1", "provider": "eks", "region": "us-east-1", "version": "1.30",
+        "node_pools": [{"name": "p", "nodes": 3}],
+        "workloads": [{"name": "web", "namespace": "shop", "replicas": 3, "pdb": {"min_available": 2}}],
+        **overrides,
+    }
+    world = World(time_scale=0)
+    world.load(FleetSpec.model_validate({"clusters": [spec]}))
+    return world, "c1"
+
+
+def web_pods(world: World, name: str) -> list:
+    return [p for p in world.clusters[name].pods.values() if p.owner == "web"]
+
+
+def test_pods_spread_across_ready_nodes():
+    world, name = world_with()
+    assert sorted(p.node for p in web_pods(world, name)) == ["p-001", "p-002", "p-003"]
+
+
+def test_an_eviction_that_would_break_the_budget_is_refused_with_429():
+    world, name = world_with(time_scale=1.0)  # replacements take 5s to become Ready
+    cluster = world.clusters[name]
+    first, second = web_pods(world, name)[:2]
+    world.evict(cluster, "shop", first.name)
+    with pytest.raises(SimError) as refused:
+        world.evict(cluster, "shop", second.name)
+    assert refused.value.status == 429
+    assert "needs 2 healthy pods and has 2" in refused.value.causes[0]["message"]
+    assert world.report()["pdb_violations"] == []
+
+
+def test_the_controller_replaces_an_evicted_pod_on_a_schedulable_node():
+    world, name = world_with()
+    cluster = world.clusters[name]
+    world.set_unschedulable(cluster, "p-001", True)
+    victim = next(p for p in web_pods(world, name) if p.node == "p-001")
+    world.evict(cluster, "shop", victim.name)
+    pods = web_pods(world, name)
+    assert len(pods) == 3 and all(p.node in ("p-002", "p-003") for p in pods)
+
+
+def test_deleting_pods_around_the_budget_is_reported_as_a_violation():
+    world, name = world_with(time_scale=1.0)
+    cluster = world.clusters[name]
+    for pod in web_pods(world, name)[:2]:
+        world.delete_pod(cluster, "shop", pod.name)
+    violations = world.report()["pdb_violations"]
+    assert len(violations) == 1 and violations[0]["pdb"] == "shop/web-pdb"
+
+
+def test_removing_a_node_with_pods_on_it_breaks_the_budget_and_is_reported():
+    world, name = world_with(time_scale=1.0, workloads=[{"name": "web", "namespace": "shop", "replicas": 2, "pdb": {"min_available": 2}}])
+    world.remove_node(world.clusters[name], "p-001", why="test")
+    assert world.report()["pdb_violations"][0]["via"].startswith("test")
+
+
+def test_draining_a_node_again_after_it_returned_to_service_is_a_double_drain():
+    world, name = world_with()
+    cluster = world.clusters[name]
+    for _ in range(2):
+        world.set_unschedulable(cluster, "p-001", True)
+        for pod in list(cluster.pods_on("p-001")):
+            world.evict(cluster, pod.namespace, pod.name)
+        world.set_unschedulable(cluster, "p-001", False)
+        world.reconcile(cluster)
+        # Put a pod back so the second episode has something to evict.
+        next(iter(cluster.pods.values())).node = "p-001"
+    assert [d["node"] for d in world.report()["double_drains"]] == ["p-001"]
+
+
+def test_control_plane_upgrades_one_minor_at_a_time_and_kubelets_never_lead():
+    async def scenario():
+        world, name = world_with()
+        cluster = world.clusters[name]
+        with pytest.raises(SimError, match="Unsupported Kubernetes minor version update from 1.30 to 1.32"):
+            world.start_control_plane_upgrade(cluster, "1.32", None)
+        with pytest.raises(SimError, match="newer than the cluster version"):
+            world.start_node_pool_upgrade(cluster, "p", "1.31", None, False)
+        update = world.start_control_plane_upgrade(cluster, "1.31", "token-1")
+        assert world.start_control_plane_upgrade(cluster, "1.31", "token-1") is update  # idempotent by token
+        while update.status == "InProgress":
+            await asyncio.sleep(0)
+        assert cluster.version == "1.31" and world.report()["skew_violations"] == []
+        pool_update = world.start_node_pool_upgrade(cluster, "p", "1.31", None, False)
+        while pool_update.status == "InProgress":
+            await asyncio.sleep(0.001)
+        assert pool_update.status == "Successful"
+        assert all(n.version.startswith("v1.31.") for n in cluster.nodes.values())
+        report = world.report()
+        assert report["pdb_violations"] == [] and report["double_drains"] == []
+
+    asyncio.run(scenario())
+
+
+def test_a_surge_blocked_by_a_budget_fails_like_eks_with_the_pods_named():
+    async def scenario():
+        world, name = world_with(version="1.31", node_pools=[{"name": "p", "nodes": 3, "version": "1.30"}])
+        cluster = world.clusters[name]
+        cluster.pdbs[("shop", "web-pdb")].blocked = True
+        update = world.start_node_pool_upgrade(cluster, "p", "1.31", None, False)
+        while update.status == "InProgress":
+            await asyncio.sleep(0.001)
+        assert update.status == "Failed"
+        assert update.errors[0]["errorCode"] == "PodEvictionFailure"
+        assert update.errors[0]["resourceIds"][0].startswith("shop/web-")
+        assert world.report()["pdb_violations"] == []
+
+    asyncio.run(scenario())
+
+
+def test_the_default_fleet_has_twelve_clusters_in_three_environments_and_regions():
+    fleet = load_fleet()
+    assert len(fleet.clusters) >= 12
+    assert len({c.environment for c in fleet.clusters}) >= 3
+    assert len({c.region for c in fleet.clusters}) >= 3
+    assert all(any(w.pdb for w in c.workloads) for c in fleet.clusters)
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        ("clusters: [{name: a}]", "region"),
+        ("clusters:\n- {name: a, region: r, version: '1.30', node_pools: []}\n- {name: a, region: r, version: '1.30', node_pools: []}", "repeated: a"),
+        ("clusters: [{name: a, region: r, version: banana, node_pools: []}]", "cannot read a Kubernetes version"),
+        ("clusters: [", "not valid YAML"),
+    ],
+)
+def test_bad_fleet_files_say_what_to_fix(tmp_path, content, says):
+    path = tmp_path / "fleet.yaml"
+    path.write_text(content)
+    with pytest.raises(FleetFileError, match=says):
+        load_fleet(path)
+
+
+def test_a_missing_fleet_file_is_named(tmp_path):
+    with pytest.raises(FleetFileError, match="does not exist"):
+        load_fleet(tmp_path / "nope.yaml")
