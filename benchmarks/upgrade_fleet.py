@@ -118,6 +118,14 @@ class PeakRss:
         self._thread.join()
 
 
+def cpu_seconds(process: psutil.Process) -> float:
+    try:
+        times = process.cpu_times()
+        return times.user + times.system
+    except psutil.Error:
+        return 0.0
+
+
 def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(args, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -154,6 +162,11 @@ async def run(clusters: int, out: Path) -> dict:
         request = dict(poll_interval_seconds=0.05, eviction_retry_seconds=0.05, health_gate_timeout_seconds=120,
                        drain_timeout_seconds=120, activity_heartbeat_timeout_seconds=30)
         client = env.client
+        me = psutil.Process()
+        temporal_server = next(p for p in me.children(recursive=True) if p.name().startswith("temporal"))
+        pieces = {"worker": psutil.Process(worker.pid), "simulator": psutil.Process(sim.pid),
+                  "temporal_server": temporal_server, "harness": me}
+        cpu_before = {name: cpu_seconds(p) for name, p in pieces.items()}
         with PeakRss(worker.pid) as rss:
             started = time.perf_counter()
             handles = await asyncio.gather(*[
@@ -163,6 +176,7 @@ async def run(clusters: int, out: Path) -> dict:
             ])
             results = await asyncio.gather(*[h.result() for h in handles], return_exceptions=True)
             ours = time.perf_counter() - started
+        cpu_used = {name: round(cpu_seconds(p) - cpu_before[name], 1) for name, p in pieces.items()}
         failures = [str(r) for r in results if isinstance(r, BaseException)]
         histories = await asyncio.gather(*[h.fetch_history() for h in handles])
         events = [len(h.events) for h in histories]
@@ -211,6 +225,9 @@ async def run(clusters: int, out: Path) -> dict:
         "ratio_to_raw": round(ours / raw_time, 2),
         "max_history_events": max(events),
         "worker_peak_rss_mb": round(rss.peak / 2**20, 1),
+        # CPU seconds each process burned during our run: on 2 cores, what saturates limits us.
+        "cpu_seconds": cpu_used,
+        "cpu_seconds_available": round(ours * (os.cpu_count() or 1), 1),
         "pdb_violations": len(report["pdb_violations"]),
         "skew_violations": len(report["skew_violations"]),
         "double_drains": len(report["double_drains"]),

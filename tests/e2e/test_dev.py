@@ -1,0 +1,71 @@
+"""`regatta dev` as a newcomer runs it: every piece starts as its own process, dev.json says
+where they are, the fleet is listed, an upgrade runs end to end, and SIGTERM stops them all."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import psutil
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGATTA_")}
+    env["REGATTA_HOME"] = str(home)
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "regatta.cli", "dev", "--time-scale", "0", "--temporal-port", str(free_port()),
+         "--ui-port", str(free_port()), "--sim-port", str(free_port())],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    described = home / "dev.json"
+    try:
+        deadline = time.monotonic() + 120
+        while not described.exists():
+            assert dev.poll() is None, f"regatta dev exited early:\n{dev.stdout.read()}"
+            assert time.monotonic() < deadline, "regatta dev never wrote dev.json"
+            time.sleep(0.2)
+        info = json.loads(described.read_text())
+        pids = [piece["pid"] for piece in info["pieces"].values()]
+        assert set(info["pieces"]) == {"temporal", "simulator", "worker"}
+        assert all(psutil.pid_exists(pid) for pid in pids)
+        joined = {**env, **info["env"]}
+
+        listed = subprocess.run([sys.executable, "-m", "regatta.cli", "clusters", "list", "--output", "json"],
+                                env=joined, capture_output=True, text=True, timeout=60)
+        clusters = {c["name"]: c for c in json.loads(listed.stdout)}
+        assert len(clusters) >= 12 and clusters["eks-dev-apse2"]["health"] == "healthy"
+
+        upgrade = subprocess.run(
+            [sys.executable, "-m", "regatta.cli", "upgrade", "start", "eks-dev-apse2", "--to", "1.31",
+             "--ticket", "CHG-DEV", "--wait", "--poll-interval", "0.1"],
+            env=joined, capture_output=True, text=True, timeout=180,
+        )
+        assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
+        import httpx
+
+        report = httpx.get(f"{info['env']['REGATTA_SIM_URL']}/sim/report", params={"cluster": "eks-dev-apse2"}).json()
+        assert report["clusters"]["eks-dev-apse2"]["control_plane_version"] == "1.31"
+        assert report["pdb_violations"] == [] and report["double_drains"] == []
+
+        dev.send_signal(signal.SIGTERM)
+        assert dev.wait(timeout=60) == 0
+        deadline = time.monotonic() + 20
+        while any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in pids):
+            assert time.monotonic() < deadline, "a piece outlived regatta dev"
+            time.sleep(0.2)
+        assert not described.exists()
+    finally:
+        if dev.poll() is None:
+            dev.kill()
