@@ -25,6 +25,8 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
     from regatta import planning
     from regatta.models import (
         Activity,
@@ -66,13 +68,30 @@ QUICK_CALL = RetryPolicy(initial_interval=timedelta(milliseconds=500), backoff_c
                          maximum_interval=timedelta(seconds=30), maximum_attempts=25)
 
 
+def _parse_input(raw: ClusterUpgradeInput | dict) -> tuple[ClusterUpgradeInput, str | None]:
+    if isinstance(raw, ClusterUpgradeInput):
+        return raw, None
+    try:
+        return ClusterUpgradeInput.model_validate(raw), None
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in error.errors())
+        placeholder = ClusterUpgradeInput(cluster=str(raw.get("cluster", "?")), target_version=str(raw.get("target_version", "?")))
+        return placeholder, (
+            f"the input is not a valid ClusterUpgrade request ({problems}). Example:"
+            ' {"cluster": "eks-prod-use1", "target_version": "1.31", "strategy": "surge", "ticket": "CHG-1"}'
+        )
+
+
 @workflow.defn(name="ClusterUpgrade")
 class ClusterUpgrade:
+    # The input is typed `ClusterUpgradeInput | dict` so that JSON typed into the UI that does not
+    # fit the model still reaches us and fails the workflow with a message saying what to fix,
+    # instead of failing workflow tasks forever as an undecodable payload would.
     @workflow.init
-    def __init__(self, input: ClusterUpgradeInput) -> None:
-        self.input = input
+    def __init__(self, input: ClusterUpgradeInput | dict) -> None:
+        self.input, self.input_error = _parse_input(input)
         self.state = ClusterUpgradeProgress(
-            cluster=input.cluster, target_version=input.target_version, strategy=input.strategy
+            cluster=self.input.cluster, target_version=self.input.target_version, strategy=self.input.strategy
         )
         self.ref: ClusterRef | None = None
         self.from_version = ""
@@ -333,8 +352,21 @@ class ClusterUpgrade:
     # ------------------------------------------------------------------ the runbook
 
     @workflow.run
-    async def run(self, input: ClusterUpgradeInput) -> ClusterUpgradeResult:
+    async def run(self, input: ClusterUpgradeInput | dict) -> ClusterUpgradeResult:
+        input = self.input
         self.state.operation_id = workflow.info().workflow_id
+        if self.input_error:
+            self._step("failed", "reading the input")
+            raise ApplicationError(self.input_error, type="InvalidInput", non_retryable=True)
+        if self.state.operation_id != planning.operation_id(input.cluster):
+            # One running operation per cluster is enforced by the workflow id; an upgrade started
+            # under any other id would slip past that lock.
+            self._step("failed", "checking the operation id")
+            raise ApplicationError(
+                f"start this upgrade with workflow id {planning.operation_id(input.cluster)!r}, not"
+                f" {self.state.operation_id!r}: that id is what keeps two operations off one cluster",
+                type="WrongOperationId", non_retryable=True,
+            )
         try:
             record: ClusterRecord = await self._call(Activity.GET_CLUSTER, input.cluster, ClusterRecord)
         except ActivityError as failure:

@@ -26,8 +26,8 @@ REPLAYER = Replayer(workflows=[ClusterUpgrade], data_converter=pydantic_data_con
 
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("cluster_upgrade_*.json")), ids=lambda p: p.stem)
 async def test_recorded_histories_replay(path: Path):
-    history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
-    await REPLAYER.replay_workflow(history)
+    recorded = json.loads(path.read_text())
+    await REPLAYER.replay_workflow(WorkflowHistory.from_json(recorded["workflow_id"], recorded["history"]))
 
 
 def test_there_are_recorded_histories():
@@ -44,4 +44,5 @@ async def test_a_fresh_history_with_pause_and_resume_replays(strategy, client, w
     history = await handle.fetch_history()
     await REPLAYER.replay_workflow(history)
     if request.config.getoption("--record-histories"):
-        (HISTORIES / f"cluster_upgrade_{strategy}.json").write_text(history.to_json())
+        recorded = {"workflow_id": handle.id, "history": json.loads(history.to_json())}
+        (HISTORIES / f"cluster_upgrade_{strategy}.json").write_text(json.dumps(recorded))

@@ -111,3 +111,52 @@ async def test_a_budget_that_blocks_forever_stops_the_upgrade_naming_it(client, 
     assert [n for n, v in nodes.items() if v["unschedulable"] and v["pods"] > 0] == []
     assert report["pdb_violations"] == []
     assert inventory.audit(operation_id=handle.id)[-1].outcome == "failed"
+
+
+async def test_json_that_does_not_fit_the_input_fails_at_once_saying_what_to_fix(client, worker, task_queue, add_cluster):
+    cluster = add_cluster("json")
+    handle = await client.start_workflow(
+        "ClusterUpgrade", {"cluster": cluster, "target_versoin": "1.31"}, id=f"cluster-{cluster}", task_queue=task_queue
+    )
+    failure = await failure_of(handle)
+    assert failure.type == "InvalidInput"
+    assert "target_version: Field required" in failure.message and "target_versoin: Extra inputs" in failure.message
+
+
+async def test_an_upgrade_under_another_workflow_id_is_refused(client, worker, task_queue, add_cluster, simulator):
+    cluster = add_cluster("wrongid")
+    handle = await client.start_workflow(
+        "ClusterUpgrade", {"cluster": cluster, "target_version": "1.31"}, id=f"my-upgrade-{cluster}", task_queue=task_queue
+    )
+    failure = await failure_of(handle)
+    assert failure.type == "WrongOperationId" and f"cluster-{cluster}" in failure.message
+    assert untouched(sim_report(simulator, cluster), cluster)
+
+
+async def test_a_node_that_never_becomes_ready_stops_the_surge_and_the_cluster_keeps_serving(
+    client, worker, task_queue, add_cluster, simulator
+):
+    cluster = add_cluster("notready", version="1.31", pool_version="1.30", pools=1)
+    set_faults(simulator, cluster, node_never_ready=True)
+    failure = await failure_of(await start_upgrade(client, task_queue, cluster, strategy="surge"))
+    assert failure.type == "CloudOperationFailed"
+    assert "NodeCreationFailure" in failure.message and "pool0" in failure.message
+    report = sim_report(simulator, cluster)
+    state = report["clusters"][cluster]
+    assert state["pods_ready"] == state["pods"] and report["pdb_violations"] == []
+    assert not any(n["unschedulable"] for n in state["nodes"].values())
+
+
+async def test_a_cloud_operation_that_hangs_times_out_with_what_to_do(client, worker, task_queue, add_cluster, simulator):
+    cluster = add_cluster("hang")
+    set_faults(simulator, cluster, hang=True)
+    failure = await failure_of(await start_upgrade(client, task_queue, cluster, cloud_operation_timeout_seconds=1))
+    assert failure.type == "CloudOperationTimeout"
+    assert "did not finish within 1s" in failure.message and "control plane upgrade" in failure.message
+
+
+async def test_a_call_that_fails_n_times_then_succeeds_is_retried(client, worker, task_queue, add_cluster, simulator):
+    cluster = add_cluster("failn")
+    set_faults(simulator, cluster, fail_times=6, fail_operation="UpdateClusterVersion")
+    result = await (await start_upgrade(client, task_queue, cluster)).result()
+    assert result.outcome == "succeeded" and result.control_plane_version == "1.31"
