@@ -155,7 +155,7 @@ async def run(clusters: int, out: Path) -> dict:
                      "--time-scale", "0"], settings.as_env())
         children.append(sim)
         wait_for_port("127.0.0.1", sim_port, timeout=60, process=sim)
-        worker = spawn([sys.executable, "-m", "regatta.cli", "worker"], settings.as_env())
+        worker = spawn([sys.executable, "-m", "regatta.cli", "worker", "--metrics-port", "0"], settings.as_env())
         children.append(worker)
         await asyncio.sleep(3)  # imports and first poll
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -35,6 +36,17 @@ console = Console()
 errors = Console(stderr=True)
 
 EXIT_DONE, EXIT_FAILED, EXIT_REFUSED, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+
+# Choices as enums: typer refuses anything else itself, with a usage error and exit code 2.
+class Output(StrEnum):
+    table = "table"
+    json = "json"
+
+
+class StrategyChoice(StrEnum):
+    surge = "surge"
+    blue_green = "blue_green"
 
 
 class Unreachable(Exception):
@@ -91,6 +103,7 @@ def dev(
     temporal_port: int = 7233,
     ui_port: int = 8233,
     sim_port: int = 8600,
+    metrics_port: Annotated[int, typer.Option(help="the worker's Prometheus metrics port; 0 turns them off")] = 9464,
     keep_history: Annotated[bool, typer.Option(help="keep Temporal's history in REGATTA_HOME across restarts")] = False,
     demo: Annotated[bool, typer.Option(help="also start a rolling upgrade of one cluster and follow it")] = False,
 ):
@@ -99,7 +112,7 @@ def dev(
 
     stack = DevStack(
         settings=Settings.from_env(), fleet=fleet, time_scale=time_scale, temporal_port=temporal_port,
-        ui_port=ui_port, sim_port=sim_port, keep_history=keep_history,
+        ui_port=ui_port, sim_port=sim_port, metrics_port=metrics_port, keep_history=keep_history,
     )
     raise typer.Exit(stack.run(demo=demo))
 
@@ -128,11 +141,11 @@ def sim(
 
 
 @app.command()
-def worker():
+def worker(metrics_port: Annotated[int, typer.Option(help="Prometheus metrics on 127.0.0.1:PORT; 0 turns them off")] = 9464):
     """Run the worker that hosts every workflow and activity on REGATTA_TASK_QUEUE."""
     from workers.main import run
 
-    _run(run(Settings.from_env()))
+    _run(run(Settings.from_env(), metrics_port=metrics_port))
 
 
 # --------------------------------------------------------------------------- clusters
@@ -141,13 +154,10 @@ def worker():
 @clusters_app.command("list")
 def clusters_list(
     selector: Annotated[str | None, typer.Option(help="label selector, e.g. env=prod,team=payments")] = None,
-    output: Annotated[str, typer.Option(help="table or json")] = "table",
+    output: Output = Output.table,
     refresh: Annotated[bool, typer.Option(help="ask every cluster for its live state first")] = False,
 ):
     """The fleet: name, provider, region, labels, versions and health."""
-    if output not in ("table", "json"):
-        errors.print("[bold red]refused:[/] --output must be table or json")
-        raise typer.Exit(EXIT_REFUSED)
 
     def body():
         inventory = _inventory()
@@ -216,7 +226,7 @@ def clusters_sync(selector: Annotated[str | None, typer.Option()] = None):
 def upgrade_start(
     cluster: Annotated[str, typer.Argument(help="cluster name, as `regatta clusters list` shows it")],
     to: Annotated[str, typer.Option("--to", help="target Kubernetes version, one minor above the control plane, e.g. 1.31")],
-    strategy: Annotated[str, typer.Option(help="surge (the cloud replaces nodes) or blue_green (new pool, we drain the old)")] = "surge",
+    strategy: Annotated[StrategyChoice, typer.Option(help="surge (the cloud replaces nodes) or blue_green (new pool, we drain the old)")] = StrategyChoice.surge,
     ticket: Annotated[str | None, typer.Option(help="change ticket this upgrade is done under")] = None,
     wait: Annotated[bool, typer.Option(help="follow progress until the upgrade ends")] = False,
     requested_by: Annotated[str | None, typer.Option(help="who asks (default: $USER)")] = None,
@@ -229,9 +239,6 @@ def upgrade_start(
 
     from regatta.models import ClusterUpgradeInput
 
-    if strategy not in ("surge", "blue_green"):
-        errors.print(f"[bold red]refused:[/] --strategy must be surge or blue_green, not {strategy!r}")
-        raise typer.Exit(EXIT_REFUSED)
     overrides = {k: v for k, v in {"max_unavailable": max_unavailable, "drain_timeout_seconds": drain_timeout,
                                    "poll_interval_seconds": poll_interval}.items() if v is not None}
 
@@ -242,7 +249,7 @@ def upgrade_start(
         # The worker re-checks against the live cluster; this catches the obvious at once.
         planning.plan_upgrade_scope(control_plane=record.control_plane_version, node_pools=record.node_pools, target=to)
         try:
-            request = ClusterUpgradeInput(cluster=cluster, target_version=to, strategy=strategy, ticket=ticket,
+            request = ClusterUpgradeInput(cluster=cluster, target_version=to, strategy=strategy.value, ticket=ticket,
                                           requested_by=requested_by or getpass.getuser(), **overrides)
         except ValidationError as error:
             raise Refused(str(error)) from None
@@ -250,7 +257,7 @@ def upgrade_start(
 
         handle = await start_operation(Settings.from_env(), workflow="ClusterUpgrade", cluster=record,
                                        request=request, ticket=ticket)
-        console.print(f"started [bold]{handle.id}[/]: {cluster} to {to} by {strategy}")
+        console.print(f"started [bold]{handle.id}[/]: {cluster} to {to} by {strategy.value}")
         console.print(f"watch: {_ui_url(handle.id)}")
         if wait:
             from regatta.operations import follow
@@ -280,7 +287,7 @@ def _control(operation_id: str, update: str, payload: dict) -> None:
 
 
 @op_app.command("status")
-def op_status(operation_id: str, output: Annotated[str, typer.Option(help="table or json")] = "table"):
+def op_status(operation_id: str, output: Output = Output.table):
     """Where an operation stands and why it stopped, if it did."""
     from regatta.operations import status
 
@@ -327,7 +334,7 @@ def op_abort(operation_id: str, reason: Annotated[str, typer.Option(help="why")]
 def audit_list(
     cluster: Annotated[str | None, typer.Option()] = None,
     operation: Annotated[str | None, typer.Option(help="operation id")] = None,
-    output: Annotated[str, typer.Option(help="table or json")] = "table",
+    output: Output = Output.table,
 ):
     """Who asked for what, under which ticket, and how it ended."""
 

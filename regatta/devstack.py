@@ -58,7 +58,7 @@ class Piece:
 
 class DevStack:
     def __init__(self, *, settings: Settings, fleet: str | None, time_scale: float, temporal_port: int,
-                 ui_port: int, sim_port: int, keep_history: bool):
+                 ui_port: int, sim_port: int, metrics_port: int, keep_history: bool):
         self.home = settings.home
         self.settings = Settings(
             home=settings.home, temporal_address=f"127.0.0.1:{temporal_port}", namespace=settings.namespace,
@@ -66,6 +66,7 @@ class DevStack:
         )
         self.fleet, self.time_scale, self.keep_history = fleet, time_scale, keep_history
         self.temporal_port, self.ui_port, self.sim_port = temporal_port, ui_port, sim_port
+        self.metrics_port = metrics_port
         self.pieces: list[Piece] = []
         self.logs = self.home / "logs"
 
@@ -97,8 +98,12 @@ class DevStack:
         wait_for_port("127.0.0.1", self.sim_port, timeout=30, process=piece.process)
 
         self._register_fleet()
-        piece = self._spawn("worker", [sys.executable, "-m", "regatta.cli", "worker"], self.settings.task_queue)
-        time.sleep(0.5)
+        piece = self._spawn("worker", [sys.executable, "-m", "regatta.cli", "worker", "--metrics-port", str(self.metrics_port)],
+                            self.settings.task_queue)
+        if self.metrics_port:  # the metrics endpoint opens once the worker has connected to Temporal
+            wait_for_port("127.0.0.1", self.metrics_port, timeout=60, process=piece.process)
+        else:
+            time.sleep(1)
         if piece.process.poll() is not None:
             raise RuntimeError(f"the worker exited with {piece.process.returncode}; see {self.logs / 'worker.log'}")
         self._write_dev_json()
@@ -144,7 +149,8 @@ class DevStack:
             f"  Temporal        {self.settings.temporal_address}",
             f"  Temporal UI     http://127.0.0.1:{self.ui_port}",
             f"  simulator       {self.settings.sim_url}   (invariants: {self.settings.sim_url}/sim/report)",
-            f"  worker          task queue {self.settings.task_queue!r}",
+            f"  worker          task queue {self.settings.task_queue!r}"
+            + (f", metrics http://127.0.0.1:{self.metrics_port}/metrics" if self.metrics_port else ""),
             f"  state and logs  {self.home}",
             "In another shell (the venv's bin on PATH):",
             f"  export {env}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 
 from regatta.settings import Settings
 
@@ -13,10 +14,11 @@ class TemporalUnreachable(ConnectionError):
     pass
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, *, runtime: Runtime | None = None) -> Client:
     try:
         return await Client.connect(
-            settings.temporal_address, namespace=settings.namespace, data_converter=pydantic_data_converter
+            settings.temporal_address, namespace=settings.namespace, data_converter=pydantic_data_converter,
+            runtime=runtime,
         )
     except RuntimeError as error:  # the SDK's core reports a failed connection as RuntimeError
         raise TemporalUnreachable(

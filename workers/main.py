@@ -12,6 +12,7 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.cloud import CloudActivities
@@ -55,13 +56,19 @@ def build_worker(
     )
 
 
-async def run(settings: Settings) -> None:
-    client = await connect(settings)
+def prometheus_runtime(port: int) -> Runtime:
+    """A Temporal runtime exporting the SDK's worker metrics (task latencies, slots, polls) for Prometheus."""
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"127.0.0.1:{port}")))
+
+
+async def run(settings: Settings, *, metrics_port: int = 0) -> None:
+    client = await connect(settings, runtime=prometheus_runtime(metrics_port) if metrics_port else None)
     worker = build_worker(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(f"worker on task queue {settings.task_queue!r} at {settings.temporal_address} (namespace {settings.namespace})", flush=True)
+    metrics = f", metrics on http://127.0.0.1:{metrics_port}/metrics" if metrics_port else ""
+    print(f"worker on task queue {settings.task_queue!r} at {settings.temporal_address} (namespace {settings.namespace}){metrics}", flush=True)
     async with worker:
         await stop.wait()

@@ -45,10 +45,17 @@ async def test_refusals_exit_2_and_change_nothing(queue_settings, add_cluster, s
     unknown = await regatta(queue_settings, "upgrade", "start", "no-such-cluster", "--to", "1.31")
     assert unknown.returncode == 2 and "not in the inventory" in unknown.stderr
     strategy = await regatta(queue_settings, "upgrade", "start", name, "--to", "1.31", "--strategy", "yolo")
-    assert strategy.returncode == 2 and "surge or blue_green" in strategy.stderr
+    assert strategy.returncode == 2 and "'surge', 'blue_green'" in strategy.stderr
     control = await regatta(queue_settings, "op", "pause", "cluster-no-such-cluster")
     assert control.returncode == 2 and "cluster-no-such-cluster" in control.stderr
-    assert "Traceback" not in jump.stderr + unknown.stderr + strategy.stderr + control.stderr
+    status = await regatta(queue_settings, "op", "status", "cluster-no-such-cluster")
+    assert status.returncode == 2 and "no operation cluster-no-such-cluster" in status.stderr
+    output = await regatta(queue_settings, "clusters", "list", "--output", "yaml")
+    assert output.returncode == 2 and "'table', 'json'" in output.stderr
+    fleet = await regatta(queue_settings, "clusters", "import", "/nonexistent/fleet.yaml")
+    assert fleet.returncode == 2 and "does not exist" in fleet.stderr
+    everything = jump.stderr + unknown.stderr + strategy.stderr + control.stderr + status.stderr + output.stderr + fleet.stderr
+    assert "Traceback" not in everything
     state = sim_report(simulator, name)["clusters"][name]
     assert state["control_plane_version"] == "1.30" and not any(n["unschedulable"] for n in state["nodes"].values())
 

@@ -24,9 +24,10 @@ def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGATTA_")}
     env["REGATTA_HOME"] = str(home)
+    metrics_port = free_port()
     dev = subprocess.Popen(
         [sys.executable, "-m", "regatta.cli", "dev", "--time-scale", "0", "--temporal-port", str(free_port()),
-         "--ui-port", str(free_port()), "--sim-port", str(free_port())],
+         "--ui-port", str(free_port()), "--sim-port", str(free_port()), "--metrics-port", str(metrics_port)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     described = home / "dev.json"
@@ -41,6 +42,10 @@ def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
         assert set(info["pieces"]) == {"temporal", "simulator", "worker"}
         assert all(psutil.pid_exists(pid) for pid in pids)
         joined = {**env, **info["env"]}
+        import httpx
+
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
+        assert metrics.status_code == 200 and "temporal" in metrics.text
 
         listed = subprocess.run([sys.executable, "-m", "regatta.cli", "clusters", "list", "--output", "json"],
                                 env=joined, capture_output=True, text=True, timeout=60)
@@ -53,7 +58,6 @@ def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
             env=joined, capture_output=True, text=True, timeout=180,
         )
         assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
-        import httpx
 
         report = httpx.get(f"{info['env']['REGATTA_SIM_URL']}/sim/report", params={"cluster": "eks-dev-apse2"}).json()
         assert report["clusters"]["eks-dev-apse2"]["control_plane_version"] == "1.31"

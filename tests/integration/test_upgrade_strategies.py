@@ -3,6 +3,8 @@ the new versions in the inventory, the outcome in the audit trail, and /sim/repo
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from regatta.models import ClusterUpgradeResult
@@ -37,3 +39,12 @@ async def test_upgrade_moves_every_node_without_breaking_a_budget(
     trail = [(r.action, r.outcome) for r in inventory.audit(operation_id=handle.id)]
     assert trail[0] == ("upgrade", "started") and trail[-1] == ("upgrade", "succeeded")
     assert all(r.ticket == "CHG-1" for r in inventory.audit(operation_id=handle.id))
+
+    # Operators find it in the Temporal UI by its search attributes (visibility lags a little).
+    query = f'Cluster = "{cluster}" AND Environment = "staging" AND Operation = "ClusterUpgrade" AND Ticket = "CHG-1"'
+    for _ in range(50):
+        found = [w.id async for w in client.list_workflows(query)]
+        if found:
+            break
+        await asyncio.sleep(0.1)
+    assert found == [handle.id]

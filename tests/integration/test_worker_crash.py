@@ -19,7 +19,7 @@ from workers.main import build_worker
 
 def start_worker_process(settings) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "regatta.cli", "worker"],
+        [sys.executable, "-m", "regatta.cli", "worker", "--metrics-port", "0"],
         env={**os.environ, **settings.as_env()}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
 
