@@ -35,7 +35,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from temporalio import activity, workflow  # noqa: E402
-from temporalio.common import SearchAttributeKey  # noqa: E402
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
@@ -45,7 +44,8 @@ from regatta.fleet_sweep import records_from_fleet  # noqa: E402
 from regatta.inventory import Inventory  # noqa: E402
 from regatta.models import ClusterUpgradeInput  # noqa: E402
 from regatta.planning import operation_id  # noqa: E402
-from regatta.settings import SEARCH_ATTRIBUTES, Settings  # noqa: E402
+from regatta.search_attributes import SEARCH_ATTRIBUTES
+from regatta.settings import Settings  # noqa: E402
 from regatta.sim.fleet import FleetSpec  # noqa: E402
 
 
@@ -141,7 +141,7 @@ async def run(clusters: int, out: Path) -> dict:
     sim_port = 18600 + os.getpid() % 1000
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter,
-        search_attributes=[SearchAttributeKey.for_keyword(n) for n in SEARCH_ATTRIBUTES], dev_server_log_level="error",
+        search_attributes=list(SEARCH_ATTRIBUTES), dev_server_log_level="error",
     )
     settings = Settings(home=home, temporal_address=env.client.service_client.config.target_host, namespace="default",
                         task_queue=f"bench-{uuid.uuid4().hex[:6]}", database_url=f"sqlite:///{home / 'inventory.db'}",

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import httpx
 
-from regatta.settings import SEARCH_ATTRIBUTES, Settings
+from regatta.search_attributes import SEARCH_ATTRIBUTES
+from regatta.settings import Settings
 
 DEMO_CLUSTER = "eks-prod-use1"
 DEMO_TARGET = "1.31"
@@ -85,7 +86,7 @@ class DevStack:
         self.home.mkdir(parents=True, exist_ok=True)
         temporal = [temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(self.temporal_port),
                     "--ui-port", str(self.ui_port), "--ui-disable-news-fetch", "--log-level", "warn"]
-        temporal += [arg for key in SEARCH_ATTRIBUTES for arg in ("--search-attribute", f"{key}=Keyword")]
+        temporal += [arg for key in SEARCH_ATTRIBUTES for arg in ("--search-attribute", f"{key.name}=Keyword")]
         if self.keep_history:
             temporal += ["--db-filename", str(self.home / "temporal.db")]
         piece = self._spawn("temporal", temporal, self.settings.temporal_address)

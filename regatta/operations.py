@@ -21,7 +21,6 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import (
-    SearchAttributeKey,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
@@ -32,13 +31,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from regatta import planning
 from regatta.models import ClusterRecord
+from regatta.search_attributes import CLUSTER, ENVIRONMENT, OPERATION, TICKET
 from regatta.settings import Settings
 from regatta.temporal_client import connect
-
-CLUSTER = SearchAttributeKey.for_keyword("Cluster")
-ENVIRONMENT = SearchAttributeKey.for_keyword("Environment")
-OPERATION = SearchAttributeKey.for_keyword("Operation")
-TICKET = SearchAttributeKey.for_keyword("Ticket")
 
 
 class OperationRefused(Exception):

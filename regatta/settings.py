@@ -12,7 +12,6 @@ from pathlib import Path
 DEFAULT_TEMPORAL_ADDRESS = "127.0.0.1:7233"
 DEFAULT_NAMESPACE = "default"
 DEFAULT_TASK_QUEUE = "regatta"
-SEARCH_ATTRIBUTES = ("Cluster", "Environment", "Operation", "Ticket")
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,13 @@ import httpx
 import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.common import SearchAttributeKey
 from temporalio.testing import WorkflowEnvironment
 
 from regatta.devstack import temporal_binary
 from regatta.fleet_sweep import records_from_fleet
 from regatta.inventory import Inventory
-from regatta.settings import SEARCH_ATTRIBUTES, Settings
+from regatta.search_attributes import SEARCH_ATTRIBUTES
+from regatta.settings import Settings
 from regatta.sim.fleet import FleetSpec
 from regatta.sim.server import BackgroundSimulator
 from regatta.sim.world import World
@@ -41,7 +41,7 @@ async def temporal() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
         data_converter=pydantic_data_converter,
-        search_attributes=[SearchAttributeKey.for_keyword(name) for name in SEARCH_ATTRIBUTES],
+        search_attributes=list(SEARCH_ATTRIBUTES),
         dev_server_log_level="error",
     )
     yield env

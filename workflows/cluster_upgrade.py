@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -56,11 +56,7 @@ with workflow.unsafe.imports_passed_through():
         StartNodePoolUpgrade,
         WaitForOperation,
     )
-
-CLUSTER = SearchAttributeKey.for_keyword("Cluster")
-ENVIRONMENT = SearchAttributeKey.for_keyword("Environment")
-OPERATION = SearchAttributeKey.for_keyword("Operation")
-TICKET = SearchAttributeKey.for_keyword("Ticket")
+    from regatta.search_attributes import CLUSTER, ENVIRONMENT, OPERATION, TICKET
 
 # Quick calls to a cloud or API server: throttling and 5xx are retried with backoff for a
 # while; what cannot succeed arrives as a non-retryable ApplicationError and stops at once.

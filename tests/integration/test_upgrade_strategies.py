@@ -7,7 +7,6 @@ import asyncio
 
 import pytest
 
-from regatta.models import ClusterUpgradeResult
 from tests.conftest import sim_report
 from tests.integration.conftest import start_upgrade
 

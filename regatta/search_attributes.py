@@ -1,0 +1,11 @@
+"""The search attributes every operation carries, so the Temporal UI and scripts can list the
+fleet's work by cluster, environment, operation type and change ticket (DESIGN rule 7).
+Registered on the dev server by `regatta dev` and the tests; set by workflows and starters."""
+
+from temporalio.common import SearchAttributeKey
+
+CLUSTER = SearchAttributeKey.for_keyword("Cluster")
+ENVIRONMENT = SearchAttributeKey.for_keyword("Environment")
+OPERATION = SearchAttributeKey.for_keyword("Operation")
+TICKET = SearchAttributeKey.for_keyword("Ticket")
+SEARCH_ATTRIBUTES = (CLUSTER, ENVIRONMENT, OPERATION, TICKET)
