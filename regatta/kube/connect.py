@@ -50,6 +50,8 @@ class ClusterConnections:
 
     def _build(self, cluster: ClusterRef) -> k8s.ApiClient:
         endpoint = self.provider(cluster).kube_endpoint(cluster)
+        if endpoint.kubeconfig is not None:
+            return k8s_config.new_client_from_config_dict(endpoint.kubeconfig)
         if not endpoint.host:
             return k8s_config.new_client_from_config(context=endpoint.kubeconfig_context)
         configuration = k8s.Configuration()

@@ -1,5 +1,5 @@
-"""Cloud adapters behind one protocol (`base.CloudProvider`): EKS on boto3, and kubeconfig-only
-clusters. `Providers` hands out one adapter per kind, built once per process, so clients and
+"""Cloud adapters behind one protocol (`base.CloudProvider`): EKS on boto3, GKE on
+google-cloud-container, AKS on azure-mgmt-containerservice, and kubeconfig-only clusters. `Providers` hands out one adapter per kind, built once per process, so clients and
 their connection pools are shared by every activity thread.
 """
 
@@ -31,11 +31,19 @@ class Providers:
             from regatta.providers.eks import EksProvider
 
             return EksProvider(endpoint_url=self.sim_url)
+        if kind == "gke":
+            from regatta.providers.gke import GkeProvider
+
+            return GkeProvider(endpoint_url=self.sim_url)
+        if kind == "aks":
+            from regatta.providers.aks import AksProvider
+
+            return AksProvider(endpoint_url=self.sim_url)
         if kind == "kubeconfig":
             from regatta.providers.kubeconfig import KubeconfigProvider
 
             return KubeconfigProvider(sim_url=self.sim_url, api_clients=self._api_clients)
         raise CloudError(
-            f"provider {kind!r} has no adapter yet (GKE and AKS arrive with issue 4); use eks or kubeconfig",
+            f"provider {kind!r} has no adapter; use eks, gke, aks or kubeconfig",
             error_type="UnsupportedProvider", retryable=False,
         )

@@ -36,8 +36,9 @@ class KubeEndpoint:
 
     host: str
     bearer_token: str | None = None
-    ca_data: str | None = None  # base64 PEM, as EKS returns it
+    ca_data: str | None = None  # base64 PEM, as EKS and GKE return it
     kubeconfig_context: str | None = None
+    kubeconfig: dict | None = None  # a whole kubeconfig, as AKS hands out user credentials
 
 
 class CloudProvider(Protocol):

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from regatta.sim import eks_api, kube_api
+from regatta.sim import aks_api, eks_api, gke_api, kube_api
 from regatta.sim.fleet import FleetSpec
 from regatta.sim.world import Faults, SimError, World
 
@@ -43,14 +43,30 @@ AWS_ERROR_CODES = {
 }
 
 
+GOOGLE_STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED",
+                 500: "INTERNAL", 503: "UNAVAILABLE"}
+ARM_ERROR_CODES = {"NotFound": "NotFound", "TooManyRequests": "TooManyRequests", "InternalError": "InternalServerError",
+                   "ServiceUnavailable": "ServiceUnavailable", "InvalidParameterException": "BadRequest",
+                   "ResourceInUseException": "OperationNotAllowed"}
+
+
 def create_app(world: World) -> FastAPI:
     app = FastAPI(title="Regatta fleet simulator", docs_url="/sim/docs", openapi_url="/sim/openapi.json")
     app.state.world = world
 
     @app.exception_handler(SimError)
     async def sim_error(request: Request, error: SimError):
-        if request.url.path.startswith("/k8s/"):
+        path = request.url.path
+        if path.startswith("/k8s/"):
             return JSONResponse(kube_api.status_body(error), status_code=error.status)
+        if path.startswith("/v1/projects/"):  # Google's REST error envelope
+            status = GOOGLE_STATUS.get(error.status, "UNKNOWN")
+            return JSONResponse({"error": {"code": error.status, "message": error.message, "status": status}},
+                                status_code=error.status)
+        if path.startswith("/subscriptions/"):  # ARM's error envelope
+            headers = {"Retry-After": "1"} if error.status == 429 else {}
+            return JSONResponse({"error": {"code": ARM_ERROR_CODES.get(error.reason, error.reason), "message": error.message}},
+                                status_code=error.status, headers=headers)
         code = AWS_ERROR_CODES.get(error.reason, error.reason)
         return JSONResponse({"__type": code, "message": error.message}, status_code=error.status,
                             headers={"x-amzn-ErrorType": code})
@@ -93,6 +109,8 @@ def create_app(world: World) -> FastAPI:
 
     app.include_router(kube_api.router)
     app.include_router(eks_api.router)
+    app.include_router(gke_api.router)
+    app.include_router(aks_api.router)
     return app
 
 

@@ -110,6 +110,7 @@ class NodePool:
     health_issues: list[dict] = field(default_factory=list)
     created: float = field(default_factory=time.time)
     modified: float = field(default_factory=time.time)
+    operation: Update | None = None  # the create or delete in flight, for clouds that report operations
 
 
 @dataclass
@@ -593,6 +594,7 @@ class World:
         pool = NodePool(name=name, version=planning.format_version(planning.minor_version(target)), size=size,
                         desired=desired, labels=dict(labels), status="CREATING", token=token)
         cluster.pools[name] = pool
+        pool.operation = self._new_update(cluster, kind="CreateNodePool", nodegroup=name, params=[], token=None)
         self._spawn(self._run_create(cluster, pool))
         return pool
 
@@ -602,11 +604,14 @@ class World:
             await asyncio.sleep(0.05)
         for node in nodes:
             if not await self._wait_ready(cluster, node):
+                issue = {"code": "NodeCreationFailure", "message": "Instances failed to join the kubernetes cluster",
+                         "resourceIds": [n.name for n in nodes if not n.ready(self.now())]}
                 pool.status = "CREATE_FAILED"
-                pool.health_issues = [{"code": "NodeCreationFailure", "message": "Instances failed to join the kubernetes cluster",
-                                       "resourceIds": [n.name for n in nodes if not n.ready(self.now())]}]
+                pool.health_issues = [issue]
+                self._fail(pool.operation, None, issue["code"], issue["message"], issue["resourceIds"])
                 return
         pool.status = "ACTIVE"
+        pool.operation.status = "Successful"
         self.reconcile(cluster)
 
     def delete_node_pool(self, cluster: Cluster, name: str) -> NodePool:
@@ -616,6 +621,7 @@ class World:
         if cluster.pool_in_flight(name):
             raise SimError(409, "ResourceInUseException", f"Nodegroup {name} has an update in progress.")
         pool.status = "DELETING"
+        pool.operation = self._new_update(cluster, kind="DeleteNodePool", nodegroup=name, params=[], token=None)
         self._spawn(self._run_delete(cluster, pool))
         return pool
 
@@ -626,6 +632,7 @@ class World:
             self.remove_node(cluster, node.name, why=f"node group {pool.name} deleted")
         await self.pause(cluster, NODE_TERMINATE_SECONDS)
         cluster.pools.pop(pool.name, None)
+        pool.operation.status = "Successful"
 
     # ------------------------------------------------------------------ report
 

@@ -160,3 +160,11 @@ async def test_a_call_that_fails_n_times_then_succeeds_is_retried(client, worker
     set_faults(simulator, cluster, fail_times=6, fail_operation="UpdateClusterVersion")
     result = await (await start_upgrade(client, task_queue, cluster)).result()
     assert result.outcome == "succeeded" and result.control_plane_version == "1.31"
+
+
+async def test_a_kubeconfig_cluster_refuses_control_plane_work_saying_why(client, worker, task_queue, add_cluster, simulator):
+    cluster = add_cluster("onprem", provider="kubeconfig")
+    failure = await failure_of(await start_upgrade(client, task_queue, cluster))
+    assert failure.type == "NotManaged"
+    assert "kubeconfig only" in failure.message and "cannot upgrade its control plane to 1.31" in failure.message
+    assert untouched(sim_report(simulator, cluster), cluster)

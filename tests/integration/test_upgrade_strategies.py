@@ -11,11 +11,12 @@ from tests.conftest import sim_report
 from tests.integration.conftest import start_upgrade
 
 
+@pytest.mark.parametrize("provider", ["eks", "gke", "aks"])
 @pytest.mark.parametrize("strategy", ["surge", "blue_green"])
 async def test_upgrade_moves_every_node_without_breaking_a_budget(
-    strategy, client, worker, task_queue, add_cluster, simulator, inventory
+    provider, strategy, client, worker, task_queue, add_cluster, simulator, inventory
 ):
-    cluster = add_cluster(strategy.replace("_", ""))
+    cluster = add_cluster(f"{provider}-{strategy.replace('_', '')}", provider=provider)
     handle = await start_upgrade(client, task_queue, cluster, strategy=strategy, ticket="CHG-1")
     result = await handle.result()
 

@@ -129,6 +129,7 @@ def test_the_default_fleet_has_twelve_clusters_in_three_environments_and_regions
     assert len({c.environment for c in fleet.clusters}) >= 3
     assert len({c.region for c in fleet.clusters}) >= 3
     assert all(any(w.pdb for w in c.workloads) for c in fleet.clusters)
+    assert {c.provider for c in fleet.clusters} == {"eks", "gke", "aks", "kubeconfig"}
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,154 @@
+"""The GKE control plane in the Container API v1 REST wire format, so the real
+`google-cloud-container` client (transport="rest") works with only its api_endpoint changed.
+
+Served: get/list clusters, updateMaster, list/get/create/delete/update (nodeVersion) node
+pools, get operations. Enums travel as integers, as the client asks (`enum-encoding=int`).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from regatta.sim.world import Cluster, NodePool, SimError, Update, World
+
+router = APIRouter(prefix="/v1/projects/{project}/locations/{location}")
+
+# google.container.v1 enum numbers
+CLUSTER_RUNNING, CLUSTER_RECONCILING = 2, 3
+POOL_STATUS = {"ACTIVE": 2, "UPDATING": 4, "CREATING": 1, "DELETING": 5, "CREATE_FAILED": 6}
+OP_TYPE = {"CreateNodePool": 7, "DeleteNodePool": 8}  # VersionUpdate: UPGRADE_MASTER 3 or UPGRADE_NODES 4
+OP_RUNNING, OP_DONE = 2, 3
+GRPC_CODE = {"NotFound": 5, "ResourceInUseException": 9, "InvalidParameterException": 3}
+
+
+def _gke_cluster(request: Request, name: str, operation: str) -> tuple[World, Cluster]:
+    world: World = request.app.state.world
+    cluster = world.clusters.get(name)
+    if cluster is None or cluster.provider != "gke":
+        raise SimError(404, "NotFound", f"Not found: projects/-/locations/-/clusters/{name}.")
+    world.check_faults(cluster, api="cloud", operation=operation)
+    return world, cluster
+
+
+def _gke_version(version: str) -> str:
+    return f"{version}.5-gke.1200"
+
+
+def _pool_json(project: str, location: str, cluster: Cluster, pool: NodePool) -> dict:
+    return {
+        "name": pool.name,
+        "version": _gke_version(pool.version),
+        "initialNodeCount": pool.desired,
+        "status": POOL_STATUS.get(pool.status, 2),
+        "config": {"machineType": pool.size, "labels": dict(pool.labels)},
+        "selfLink": f"/v1/projects/{project}/locations/{location}/clusters/{cluster.name}/nodePools/{pool.name}",
+        "upgradeSettings": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+
+
+def _cluster_json(request: Request, project: str, location: str, cluster: Cluster) -> dict:
+    versions = sorted({p.version for p in cluster.pools.values()}) or [cluster.version]
+    return {
+        "name": cluster.name,
+        "location": location,
+        "zone": location,
+        "currentMasterVersion": _gke_version(cluster.version),
+        "currentNodeVersion": _gke_version(versions[0]),
+        "status": CLUSTER_RECONCILING if cluster.status == "UPDATING" else CLUSTER_RUNNING,
+        "endpoint": f"{request.url.hostname}:{request.url.port}",
+        "resourceLabels": dict(cluster.labels),
+        "nodePools": [_pool_json(project, location, cluster, p) for p in cluster.pools.values()],
+        "selfLink": f"/v1/projects/{project}/locations/{location}/clusters/{cluster.name}",
+    }
+
+
+def _operation_json(project: str, location: str, update: Update) -> dict:
+    body = {
+        "name": update.id,
+        "operationType": OP_TYPE[update.type] if update.type != "VersionUpdate" else (4 if update.nodegroup else 3),
+        "status": OP_RUNNING if update.status == "InProgress" else OP_DONE,
+        "location": location,
+        "selfLink": f"/v1/projects/{project}/locations/{location}/operations/{update.id}",
+        "targetLink": f"/v1/projects/{project}/locations/{location}/clusters/{update.cluster}"
+        + (f"/nodePools/{update.nodegroup}" if update.nodegroup else ""),
+    }
+    if update.status == "Failed":
+        message = "; ".join(f"{e['errorCode']}: {e['errorMessage']} {e.get('resourceIds') or ''}".strip() for e in update.errors)
+        body["error"] = {"code": 9, "message": message}
+        body["statusMessage"] = message
+    return body
+
+
+@router.get("/clusters")
+async def list_clusters(request: Request, project: str, location: str):
+    world: World = request.app.state.world
+    return {"clusters": [_cluster_json(request, project, location, c) for c in world.clusters.values()
+                         if c.provider == "gke" and c.region == location]}
+
+
+@router.get("/clusters/{name}")
+async def get_cluster(request: Request, project: str, location: str, name: str):
+    _, cluster = _gke_cluster(request, name, "GetCluster")
+    return _cluster_json(request, project, location, cluster)
+
+
+@router.post("/clusters/{name}:updateMaster")
+async def update_master(request: Request, project: str, location: str, name: str):
+    world, cluster = _gke_cluster(request, name, "UpdateMaster")
+    body = await request.json()
+    update = world.start_control_plane_upgrade(cluster, body["masterVersion"], None)
+    return _operation_json(project, location, update)
+
+
+@router.get("/clusters/{name}/nodePools")
+async def list_node_pools(request: Request, project: str, location: str, name: str):
+    _, cluster = _gke_cluster(request, name, "ListNodePools")
+    return {"nodePools": [_pool_json(project, location, cluster, p) for p in cluster.pools.values()]}
+
+
+@router.get("/clusters/{name}/nodePools/{pool}")
+async def get_node_pool(request: Request, project: str, location: str, name: str, pool: str):
+    world, cluster = _gke_cluster(request, name, "GetNodePool")
+    return _pool_json(project, location, cluster, world.pool(cluster, pool))
+
+
+@router.post("/clusters/{name}/nodePools")
+async def create_node_pool(request: Request, project: str, location: str, name: str):
+    world, cluster = _gke_cluster(request, name, "CreateNodePool")
+    spec = (await request.json())["nodePool"]
+    pool = world.create_node_pool(
+        cluster, name=spec["name"], version=spec.get("version"), size=(spec.get("config") or {}).get("machineType", "e2-standard-4"),
+        desired=int(spec.get("initialNodeCount", 1)), labels=(spec.get("config") or {}).get("labels") or {}, token=None,
+    )
+    return _operation_json(project, location, pool.operation)
+
+
+@router.put("/clusters/{name}/nodePools/{pool}")
+async def update_node_pool(request: Request, project: str, location: str, name: str, pool: str):
+    world, cluster = _gke_cluster(request, name, "UpdateNodePool")
+    body = await request.json()
+    update = world.start_node_pool_upgrade(cluster, pool, body.get("nodeVersion"), None, False)
+    return _operation_json(project, location, update)
+
+
+@router.delete("/clusters/{name}/nodePools/{pool}")
+async def delete_node_pool(request: Request, project: str, location: str, name: str, pool: str):
+    world, cluster = _gke_cluster(request, name, "DeleteNodePool")
+    return _operation_json(project, location, world.delete_node_pool(cluster, pool).operation)
+
+
+@router.get("/operations/{operation}")
+async def get_operation(request: Request, project: str, location: str, operation: str):
+    world: World = request.app.state.world
+    for cluster in world.clusters.values():
+        if operation in cluster.updates:
+            world.check_faults(cluster, api="cloud", operation="GetOperation")
+            return _operation_json(project, location, cluster.updates[operation])
+    raise SimError(404, "NotFound", f"Operation {operation} not found.")
+
+
+@router.get("/operations")
+async def list_operations(request: Request, project: str, location: str):
+    world: World = request.app.state.world
+    return {"operations": [_operation_json(project, location, u) for c in world.clusters.values() if c.provider == "gke"
+                           for u in c.updates.values()]}
