@@ -19,7 +19,9 @@ from regatta.models import (
     CloudOperation,
     ClusterRef,
     ClusterState,
+    CreateCluster,
     CreateNodePool,
+    DeleteCluster,
     DeleteNodePool,
     StartControlPlaneUpgrade,
     StartNodePoolUpgrade,
@@ -41,6 +43,19 @@ class CloudActivities:
                 name=cluster.name, control_plane_version=control_plane.version, status=control_plane.status,
                 node_pools=provider.list_node_pools(cluster),
             )
+
+    @activity.defn(name=Activity.CREATE_CLUSTER)
+    def create_cluster(self, request: CreateCluster) -> CloudOperation:
+        with translated_failures():
+            return self.connections.provider(request.cluster).create_cluster(
+                request.cluster, version=request.version, labels=request.labels, request_token=request.request_token
+            )
+
+    @activity.defn(name=Activity.DELETE_CLUSTER)
+    def delete_cluster(self, request: DeleteCluster) -> CloudOperation:
+        with translated_failures():
+            self.connections.forget(request.cluster)
+            return self.connections.provider(request.cluster).delete_cluster(request.cluster, request_token=request.request_token)
 
     @activity.defn(name=Activity.START_CONTROL_PLANE_UPGRADE)
     def start_control_plane_upgrade(self, request: StartControlPlaneUpgrade) -> CloudOperation:

@@ -36,3 +36,12 @@ def translated_failures() -> Iterator[None]:
         ) from error
     except PlanningError as error:
         raise refuse(str(error), error_type=error.error_type) from error
+    except Exception as error:
+        # A cluster's API refusing us (kubernetes ApiException 400/401/403/422) will refuse
+        # again: stop instead of retrying. Everything else (429, 5xx, timeouts) is retried.
+        status = getattr(error, "status", None)
+        if isinstance(status, int) and status in (400, 401, 403, 422):
+            reason = getattr(error, "reason", "") or ""
+            raise refuse(f"the cluster's API refused the request ({status} {reason}): {getattr(error, 'body', '') or error}",
+                         error_type="KubeRefused") from error
+        raise

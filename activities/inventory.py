@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities.failures import translated_failures
+from activities.failures import refuse, translated_failures
 from regatta.inventory import Inventory
 from regatta.models import Activity, ClusterRecord, OperationRecord, RecordClusterVersions
 
@@ -28,3 +28,20 @@ class InventoryActivities:
     @activity.defn(name=Activity.RECORD_OPERATION)
     def record_operation(self, record: OperationRecord) -> None:
         self.inventory.append_audit(record)
+
+    @activity.defn(name=Activity.CHECK_NAME_FREE)
+    def check_name_free(self, name: str) -> bool:
+        """True when no cluster of that name is registered."""
+        return not any(r.name == name for r in self.inventory.list_clusters())
+
+    @activity.defn(name=Activity.REGISTER_CLUSTER)
+    def register_cluster(self, record: ClusterRecord) -> None:
+        existing = {r.name: r for r in self.inventory.list_clusters()}.get(record.name)
+        if existing is not None and existing.model_dump(exclude={"updated_at", "health"}) != record.model_dump(exclude={"updated_at", "health"}):
+            raise refuse(f"a different cluster named {record.name} was registered meanwhile; not overwriting it",
+                         error_type="ClusterExists")
+        self.inventory.upsert_cluster(record)
+
+    @activity.defn(name=Activity.DEREGISTER_CLUSTER)
+    def deregister_cluster(self, name: str) -> None:
+        self.inventory.remove_cluster(name)

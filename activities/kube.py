@@ -8,11 +8,13 @@ from temporalio import activity
 
 from activities.failures import refuse, translated_failures
 from regatta import planning
+from regatta.kube import bootstrap as bootstraps
 from regatta.kube import drain as drains
 from regatta.kube import health
 from regatta.kube.connect import ClusterConnections
 from regatta.models import (
     Activity,
+    BootstrapCluster,
     ClusterInspection,
     ClusterRef,
     CordonNodes,
@@ -69,7 +71,7 @@ class KubeActivities:
         deadline = time.monotonic() + request.timeout_seconds
         with translated_failures():
             while True:
-                problems = health.current_problems(api)
+                problems = health.current_problems(api, min_ready_nodes=request.min_ready_nodes)
                 activity.heartbeat(problems)
                 if not problems:
                     return HealthReport(healthy=True)
@@ -81,3 +83,10 @@ class KubeActivities:
                         error_type=request.failure_type,
                     )
                 time.sleep(request.poll_interval_seconds)
+
+    @activity.defn(name=Activity.BOOTSTRAP_CLUSTER)
+    def bootstrap_cluster(self, request: BootstrapCluster) -> list[str]:
+        with translated_failures():
+            return bootstraps.bootstrap(
+                self.connections.api_client(request.cluster), namespaces=request.namespaces, admin_group=request.admin_group
+            )

@@ -107,7 +107,8 @@ class CloudOperation(Model):
 
     id: str
     cluster: str
-    kind: Literal["control_plane_upgrade", "node_pool_upgrade", "node_pool_create", "node_pool_delete"]
+    kind: Literal["control_plane_upgrade", "node_pool_upgrade", "node_pool_create", "node_pool_delete",
+                  "cluster_create", "cluster_delete"]
     node_pool: str | None = None
     status: Literal["in_progress", "succeeded", "failed"] = "in_progress"
     errors: list[str] = Field(default_factory=list)
@@ -128,6 +129,12 @@ class Activity(StrEnum):
     CREATE_NODE_POOL = "cloud.create_node_pool"
     DELETE_NODE_POOL = "cloud.delete_node_pool"
     WAIT_FOR_OPERATION = "cloud.wait_for_operation"
+    CREATE_CLUSTER = "cloud.create_cluster"
+    DELETE_CLUSTER = "cloud.delete_cluster"
+    BOOTSTRAP_CLUSTER = "kube.bootstrap_cluster"
+    CHECK_NAME_FREE = "inventory.check_name_free"
+    REGISTER_CLUSTER = "inventory.register_cluster"
+    DEREGISTER_CLUSTER = "inventory.deregister_cluster"
     INSPECT_CLUSTER = "kube.inspect_cluster"
     CORDON_NODES = "kube.cordon_nodes"
     DRAIN_NODES = "kube.drain_nodes"
@@ -157,6 +164,24 @@ class DeleteNodePool(Model):
     cluster: ClusterRef
     node_pool: str
     request_token: str
+
+
+class CreateCluster(Model):
+    cluster: ClusterRef
+    version: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    request_token: str
+
+
+class DeleteCluster(Model):
+    cluster: ClusterRef
+    request_token: str
+
+
+class BootstrapCluster(Model):
+    cluster: ClusterRef
+    namespaces: list[str]
+    admin_group: str
 
 
 class WaitForOperation(Model):
@@ -190,6 +215,7 @@ class HealthGate(Model):
     poll_interval_seconds: float
     after: str = Field(description="what just finished, named in the failure message")
     failure_type: str = "HealthGateFailed"
+    min_ready_nodes: int = 0
 
 
 class HealthReport(Model):
@@ -300,4 +326,60 @@ class ClusterUpgradeResult(Model):
     target_version: str
     control_plane_version: str
     pools: list[PoolProgress]
+    message: str
+
+
+# --------------------------------------------------------------------------- ProvisionCluster
+
+
+class NodePoolRequest(Model):
+    name: str
+    node_count: int
+    node_size: str = "m5.large"
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class ProvisionClusterInput(Model):
+    """What `regatta provision --file cluster.yaml` sends, and what the Temporal UI accepts."""
+
+    name: str
+    provider: ProviderKind = "eks"
+    region: str
+    version: str
+    environment: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    node_pools: list[NodePoolRequest]
+    credential_ref: str = "default"
+    namespaces: list[str] = Field(default_factory=lambda: ["platform", "monitoring"])
+    admin_group: str = "platform-sre"
+    ticket: str | None = None
+    requested_by: str = "temporal-ui"
+    poll_interval_seconds: float = Field(default=15, gt=0)
+    cloud_operation_timeout_seconds: float = Field(default=3600, gt=0)
+    ready_timeout_seconds: float = Field(default=900, gt=0)
+    activity_heartbeat_timeout_seconds: float = Field(default=60, gt=0)
+
+    @property
+    def ref(self) -> ClusterRef:
+        return ClusterRef(name=self.name, provider=self.provider, region=self.region, credential_ref=self.credential_ref)
+
+
+class ProvisionClusterProgress(Model):
+    operation_id: str = ""
+    cluster: str
+    phase: Literal["validating", "creating", "bootstrapping", "registering", "compensating", "succeeded", "failed"] = "validating"
+    step: str = "starting"
+    # What exists because of this operation, in creation order: "cluster", "node_pool:<name>",
+    # "inventory". A failure deletes these in reverse (the saga's compensations).
+    created: list[str] = Field(default_factory=list)
+    bootstrapped: list[str] = Field(default_factory=list)
+    message: str = ""
+
+
+class ProvisionClusterResult(Model):
+    operation_id: str
+    cluster: str
+    outcome: Literal["succeeded"]
+    created: list[str]
+    bootstrapped: list[str]
     message: str

@@ -18,15 +18,12 @@ and the outcome is recorded). Progress is a Query. Every side effect is an activ
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-with workflow.unsafe.imports_passed_through():
-    from pydantic import ValidationError
+from workflows.runbook import Runbook, parse_input
 
+with workflow.unsafe.imports_passed_through():
     from regatta import planning
     from regatta.models import (
         Activity,
@@ -46,46 +43,27 @@ with workflow.unsafe.imports_passed_through():
         DeleteNodePool,
         DrainNodes,
         DrainReport,
-        HealthGate,
-        HealthReport,
         NodePool,
-        OperationRecord,
         PoolProgress,
         RecordClusterVersions,
         StartControlPlaneUpgrade,
         StartNodePoolUpgrade,
-        WaitForOperation,
     )
     from regatta.search_attributes import CLUSTER, ENVIRONMENT, OPERATION, TICKET
 
-# Quick calls to a cloud or API server: throttling and 5xx are retried with backoff for a
-# while; what cannot succeed arrives as a non-retryable ApplicationError and stops at once.
-QUICK_CALL = RetryPolicy(initial_interval=timedelta(milliseconds=500), backoff_coefficient=2.0,
-                         maximum_interval=timedelta(seconds=30), maximum_attempts=25)
-
-
-def _parse_input(raw: ClusterUpgradeInput | dict) -> tuple[ClusterUpgradeInput, str | None]:
-    if isinstance(raw, ClusterUpgradeInput):
-        return raw, None
-    try:
-        return ClusterUpgradeInput.model_validate(raw), None
-    except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in error.errors())
-        placeholder = ClusterUpgradeInput(cluster=str(raw.get("cluster", "?")), target_version=str(raw.get("target_version", "?")))
-        return placeholder, (
-            f"the input is not a valid ClusterUpgrade request ({problems}). Example:"
-            ' {"cluster": "eks-prod-use1", "target_version": "1.31", "strategy": "surge", "ticket": "CHG-1"}'
-        )
+EXAMPLE = '{"cluster": "eks-prod-use1", "target_version": "1.31", "strategy": "surge", "ticket": "CHG-1"}'
 
 
 @workflow.defn(name="ClusterUpgrade")
-class ClusterUpgrade:
+class ClusterUpgrade(Runbook):
+    operation = "ClusterUpgrade"
+
     # The input is typed `ClusterUpgradeInput | dict` so that JSON typed into the UI that does not
     # fit the model still reaches us and fails the workflow with a message saying what to fix,
     # instead of failing workflow tasks forever as an undecodable payload would.
     @workflow.init
     def __init__(self, input: ClusterUpgradeInput | dict) -> None:
-        self.input, self.input_error = _parse_input(input)
+        self.input, self.input_error = parse_input(ClusterUpgradeInput, input, EXAMPLE)
         self.state = ClusterUpgradeProgress(
             cluster=self.input.cluster, target_version=self.input.target_version, strategy=self.input.strategy
         )
@@ -146,49 +124,12 @@ class ClusterUpgrade:
 
     # ------------------------------------------------------------------ small steps
 
-    def _step(self, phase: str, step: str) -> None:
-        self.state.phase = phase  # type: ignore[assignment]
-        self.state.step = step
-        workflow.logger.info("%s: %s", self.input.cluster, step)
-
-    async def _call(self, activity: Activity, arg, result_type, *, timeout: float = 60, heartbeat: float | None = None):
-        return await workflow.execute_activity(
-            activity, arg, result_type=result_type,
-            start_to_close_timeout=timedelta(seconds=timeout),
-            heartbeat_timeout=timedelta(seconds=heartbeat) if heartbeat else None,
-            retry_policy=QUICK_CALL,
-        )
-
-    async def _audit(self, action: str, outcome: str, detail: str = "") -> None:
-        self.audit_seq += 1
-        record = OperationRecord(
-            operation_id=workflow.info().workflow_id, operation="ClusterUpgrade", cluster=self.input.cluster,
-            requested_by=self.input.requested_by, ticket=self.input.ticket, action=action,
-            outcome=outcome, detail=detail, seq=self.audit_seq,  # type: ignore[arg-type]
-        )
-        await self._call(Activity.RECORD_OPERATION, record, None)
-
-    async def _wait(self, operation: CloudOperation) -> CloudOperation:
-        return await self._call(
-            Activity.WAIT_FOR_OPERATION,
-            WaitForOperation(cluster=self.ref, operation=operation, poll_interval_seconds=self.input.poll_interval_seconds,
-                             timeout_seconds=self.input.cloud_operation_timeout_seconds),
-            CloudOperation,
-            timeout=self.input.cloud_operation_timeout_seconds + 120,
-            heartbeat=max(self.input.activity_heartbeat_timeout_seconds, 3 * self.input.poll_interval_seconds),
-        )
+    @property
+    def cluster_name(self) -> str:
+        return self.input.cluster
 
     async def _health_gate(self, after: str, *, timeout: float | None = None, failure_type: str = "HealthGateFailed") -> None:
-        self.state.step = f"health gate after {after}"
-        timeout = timeout or self.input.health_gate_timeout_seconds
-        await self._call(
-            Activity.HEALTH_GATE,
-            HealthGate(cluster=self.ref, timeout_seconds=timeout, poll_interval_seconds=self.input.poll_interval_seconds,
-                       after=after, failure_type=failure_type),
-            HealthReport,
-            timeout=timeout + 120,
-            heartbeat=max(self.input.activity_heartbeat_timeout_seconds, 3 * self.input.poll_interval_seconds),
-        )
+        await super()._health_gate(after, timeout=timeout or self.input.health_gate_timeout_seconds, failure_type=failure_type)
 
     async def _hold_or_stop(self) -> bool:
         """Between steps: wait while paused; say whether an abort asked us to stop here."""

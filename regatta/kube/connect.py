@@ -48,6 +48,11 @@ class ClusterConnections:
             self._clients[cluster.name] = (time.monotonic(), client)
         return client
 
+    def forget(self, cluster: ClusterRef) -> None:
+        """Drop the cached client of a cluster that is going away (or being made anew)."""
+        with self._lock:
+            self._clients.pop(cluster.name, None)
+
     def _build(self, cluster: ClusterRef) -> k8s.ApiClient:
         endpoint = self.provider(cluster).kube_endpoint(cluster)
         if endpoint.kubeconfig is not None:

@@ -81,11 +81,17 @@ def read_health(api: k8s.ApiClient) -> ClusterHealth:
     return ClusterHealth(api_ready=ready, nodes=read_nodes(api), pdbs=read_pdbs(api), deployments=read_deployments(api))
 
 
-def current_problems(api: k8s.ApiClient) -> list[str]:
+def current_problems(api: k8s.ApiClient, *, min_ready_nodes: int = 0) -> list[str]:
     """What a health gate waits on right now. An API that cannot answer is one more problem
     to wait out, not a reason to fail the gate early."""
     try:
         state = read_health(api)
     except (ApiException, HTTPError) as error:
+        if getattr(error, "status", None) in (401, 403):
+            raise  # no amount of waiting fixes a refusal
         return [f"the API server did not answer: {str(error).splitlines()[0]}"]
-    return planning.health_problems(nodes=state.nodes, deployments=state.deployments, api_ready=state.api_ready)
+    problems = planning.health_problems(nodes=state.nodes, deployments=state.deployments, api_ready=state.api_ready)
+    ready = sum(1 for node in state.nodes if node.ready)
+    if ready < min_ready_nodes:
+        problems.insert(0, f"{ready} of {min_ready_nodes} nodes are Ready")
+    return problems

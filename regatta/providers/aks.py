@@ -95,8 +95,23 @@ class AksProvider:
     def describe_control_plane(self, cluster: ClusterRef) -> ControlPlane:
         _, group = self._scope(cluster)
         found = self._call(cluster, f"describe cluster {cluster.name}", "managed_clusters", "get", group, cluster.name)
-        state = "ACTIVE" if found.provisioning_state == "Succeeded" else "UPDATING"
+        state = {"Succeeded": "ACTIVE", "Creating": "CREATING", "Deleting": "DELETING", "Failed": "FAILED"}.get(
+            found.provisioning_state, "UPDATING")
         return ControlPlane(name=found.name, version=_minor(found.kubernetes_version), status=state)
+
+    def create_cluster(self, cluster: ClusterRef, *, version: str, labels: dict[str, str], request_token: str) -> CloudOperation:
+        from azure.mgmt.containerservice.models import ManagedCluster
+
+        _, group = self._scope(cluster)
+        spec = ManagedCluster(location=cluster.region, kubernetes_version=version, dns_prefix=cluster.name, tags=labels)
+        # A PUT is idempotent in ARM: a retried create converges on the same cluster.
+        return self._begin(cluster, f"creation of cluster {cluster.name}", "managed_clusters", "begin_create_or_update",
+                           group, cluster.name, spec, kind="cluster_create", pool=None)
+
+    def delete_cluster(self, cluster: ClusterRef, *, request_token: str) -> CloudOperation:
+        _, group = self._scope(cluster)
+        return self._begin(cluster, f"deletion of cluster {cluster.name}", "managed_clusters", "begin_delete",
+                           group, cluster.name, kind="cluster_delete", pool=None)
 
     def list_node_pools(self, cluster: ClusterRef) -> list[NodePool]:
         _, group = self._scope(cluster)

@@ -72,6 +72,24 @@ class EksProvider:
         found = self._call(cluster, f"describe cluster {cluster.name}", "describe_cluster", name=cluster.name)["cluster"]
         return ControlPlane(name=found["name"], version=found["version"], status=found["status"])
 
+    def create_cluster(self, cluster: ClusterRef, *, version: str, labels: dict[str, str], request_token: str) -> CloudOperation:
+        self._call(
+            cluster, f"creation of cluster {cluster.name}", "create_cluster", name=cluster.name, version=version,
+            roleArn="arn:aws:iam::111122223333:role/eks-cluster", resourcesVpcConfig={"subnetIds": [f"subnet-{cluster.region}"]},
+            tags=labels, clientRequestToken=request_token,
+        )
+        return CloudOperation(id=f"create:{cluster.name}", cluster=cluster.name, kind="cluster_create")
+
+    def delete_cluster(self, cluster: ClusterRef, *, request_token: str) -> CloudOperation:
+        operation = CloudOperation(id=f"delete:{cluster.name}", cluster=cluster.name, kind="cluster_delete")
+        try:
+            self._call(cluster, f"deletion of cluster {cluster.name}", "delete_cluster", name=cluster.name)
+        except CloudError as error:
+            if error.error_type != "NotFound":
+                raise
+            return operation.model_copy(update={"status": "succeeded"})  # already gone
+        return operation
+
     def list_node_pools(self, cluster: ClusterRef) -> list[NodePool]:
         names = self._call(cluster, f"list node groups of {cluster.name}", "list_nodegroups", clusterName=cluster.name)["nodegroups"]
         pools = []
@@ -129,6 +147,8 @@ class EksProvider:
             update = self._call(cluster, f"status of update {operation.id}", "describe_update",
                                 name=cluster.name, updateId=operation.id, **kwargs)["update"]
             return self._operation(cluster, update, kind=operation.kind, node_pool=operation.node_pool)
+        if operation.kind in ("cluster_create", "cluster_delete"):
+            return self._poll_cluster(cluster, operation)
         try:
             group = self._call(cluster, f"status of node group {operation.node_pool}", "describe_nodegroup",
                                clusterName=cluster.name, nodegroupName=operation.node_pool)["nodegroup"]
@@ -143,6 +163,19 @@ class EksProvider:
             status = "failed"
             errors = [f"{i.get('code')}: {i.get('message')} {i.get('resourceIds') or ''}".strip() for i in group["health"]["issues"]]
         return operation.model_copy(update={"status": status, "errors": errors})
+
+    def _poll_cluster(self, cluster: ClusterRef, operation: CloudOperation) -> CloudOperation:
+        try:
+            status = self.describe_control_plane(cluster).status
+        except CloudError as error:
+            if error.error_type == "NotFound" and operation.kind == "cluster_delete":
+                return operation.model_copy(update={"status": "succeeded"})
+            raise
+        if operation.kind == "cluster_create" and status == "ACTIVE":
+            return operation.model_copy(update={"status": "succeeded"})
+        if status == "FAILED":
+            return operation.model_copy(update={"status": "failed", "errors": [f"cluster {cluster.name} is FAILED"]})
+        return operation
 
     def kube_endpoint(self, cluster: ClusterRef) -> KubeEndpoint:
         found = self._call(cluster, f"describe cluster {cluster.name}", "describe_cluster", name=cluster.name)["cluster"]

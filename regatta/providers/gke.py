@@ -78,9 +78,37 @@ class GkeProvider:
 
     def describe_control_plane(self, cluster: ClusterRef) -> ControlPlane:
         found = self._get(cluster)
-        status = {container_v1.Cluster.Status.RUNNING: "ACTIVE", container_v1.Cluster.Status.RECONCILING: "UPDATING"}
+        status = {container_v1.Cluster.Status.RUNNING: "ACTIVE", container_v1.Cluster.Status.RECONCILING: "UPDATING",
+                  container_v1.Cluster.Status.PROVISIONING: "CREATING", container_v1.Cluster.Status.STOPPING: "DELETING"}
         return ControlPlane(name=found.name, version=_minor(found.current_master_version),
                             status=status.get(found.status, found.status.name))
+
+    def create_cluster(self, cluster: ClusterRef, *, version: str, labels: dict[str, str], request_token: str) -> CloudOperation:
+        kind = "cluster_create"
+        if (running := self._running(cluster, container_v1.Operation.Type.CREATE_CLUSTER, None)) is not None:
+            return self._operation(cluster, running, kind=kind)
+        try:
+            self._get(cluster)
+            return CloudOperation(id=f"done:{request_token}", cluster=cluster.name, kind=kind, status="succeeded")
+        except CloudError as error:
+            if error.error_type != "NotFound":
+                raise
+        spec = container_v1.Cluster(name=cluster.name, initial_cluster_version=version, resource_labels=labels)
+        op = self._call(f"creation of cluster {cluster.name}", "create_cluster",
+                        parent=f"projects/{self._project(cluster)}/locations/{cluster.region}", cluster=spec)
+        return self._operation(cluster, op, kind=kind)
+
+    def delete_cluster(self, cluster: ClusterRef, *, request_token: str) -> CloudOperation:
+        kind = "cluster_delete"
+        if (running := self._running(cluster, container_v1.Operation.Type.DELETE_CLUSTER, None)) is not None:
+            return self._operation(cluster, running, kind=kind)
+        try:
+            op = self._call(f"deletion of cluster {cluster.name}", "delete_cluster", name=self._path(cluster))
+        except CloudError as error:
+            if error.error_type != "NotFound":
+                raise
+            return CloudOperation(id=f"done:{request_token}", cluster=cluster.name, kind=kind, status="succeeded")
+        return self._operation(cluster, op, kind=kind)
 
     def list_node_pools(self, cluster: ClusterRef) -> list[NodePool]:
         return [

@@ -57,6 +57,12 @@ class KubeconfigProvider:
             pools.append(NodePool(name=name, version=min(versions), node_count=len(members), node_size=sizes.most_common(1)[0][0]))
         return pools
 
+    def create_cluster(self, cluster: ClusterRef, *, version: str, labels: dict[str, str], request_token: str) -> CloudOperation:
+        raise self._refuse(cluster, "create it")
+
+    def delete_cluster(self, cluster: ClusterRef, *, request_token: str) -> CloudOperation:
+        raise self._refuse(cluster, "delete it")
+
     def start_control_plane_upgrade(self, cluster: ClusterRef, *, version: str, request_token: str) -> CloudOperation:
         raise self._refuse(cluster, f"upgrade its control plane to {version}")
 

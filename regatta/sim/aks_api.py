@@ -60,7 +60,7 @@ def _cluster_json(subscription: str, group: str, cluster: Cluster) -> dict:
         "location": cluster.region,
         "tags": dict(cluster.labels),
         "properties": {
-            "provisioningState": "Upgrading" if cluster.status == "UPDATING" else "Succeeded",
+            "provisioningState": STATE.get(cluster.status, "Succeeded"),
             "kubernetesVersion": cluster.version,
             "currentKubernetesVersion": f"{cluster.version}.5",
             "dnsPrefix": cluster.name,
@@ -95,12 +95,32 @@ async def get_cluster(request: Request, subscription: str, group: str, name: str
 
 @router.put(BASE + "/{name}")
 async def put_cluster(request: Request, subscription: str, group: str, name: str):
+    world: World = request.app.state.world
+    body = await request.json()
+    if name not in world.clusters:
+        world.check_faults(name, api="cloud", operation="PutManagedCluster")
+        created = world.create_cluster(name=name, provider="aks", region=body.get("location", "eastus"),
+                                       version=(body.get("properties") or {}).get("kubernetesVersion") or "1.30",
+                                       labels=body.get("tags") or {}, token=None)
+        return JSONResponse(_cluster_json(subscription, group, created), status_code=201,
+                            headers=_async_headers(request, subscription, created, world.cluster_operation(created, "CreateCluster")))
     world, cluster = _aks_cluster(request, name, "PutManagedCluster")
-    wanted = ((await request.json()).get("properties") or {}).get("kubernetesVersion")
+    wanted = (body.get("properties") or {}).get("kubernetesVersion")
     if not wanted or wanted == cluster.version:
         return _cluster_json(subscription, group, cluster)
     update = world.start_control_plane_upgrade(cluster, wanted, None)
     return JSONResponse(_cluster_json(subscription, group, cluster), headers=_async_headers(request, subscription, cluster, update))
+
+
+@router.delete(BASE + "/{name}")
+async def delete_cluster(request: Request, subscription: str, group: str, name: str):
+    world: World = request.app.state.world
+    if name not in world.clusters:
+        return Response(status_code=204)
+    world, cluster = _aks_cluster(request, name, "DeleteManagedCluster")
+    headers = _async_headers(request, subscription, cluster, world.delete_cluster(cluster, with_pools=True))
+    headers["Location"] = headers["Azure-AsyncOperation"]
+    return Response(status_code=202, headers=headers)
 
 
 @router.get(BASE + "/{name}/agentPools")
@@ -149,14 +169,13 @@ async def delete_pool(request: Request, subscription: str, group: str, name: str
 @router.get("/subscriptions/{subscription}/providers/Microsoft.ContainerService/locations/{location}/operations/{operation}")
 async def operation_status(request: Request, subscription: str, location: str, operation: str):
     world: World = request.app.state.world
-    for cluster in world.clusters.values():
-        if operation in cluster.updates:
-            world.check_faults(cluster, api="cloud", operation="GetOperationStatus")
-            update = cluster.updates[operation]
-            body = {"id": operation, "name": operation,
-                    "status": {"InProgress": "InProgress", "Successful": "Succeeded"}.get(update.status, "Failed")}
-            if update.status == "Failed":
-                body["error"] = {"code": update.errors[0]["errorCode"],
-                                 "message": "; ".join(f"{e['errorMessage']} {e.get('resourceIds') or ''}".strip() for e in update.errors)}
-            return body
-    raise SimError(404, "NotFound", f"Operation {operation} not found.")
+    update = world.updates.get(operation)
+    if update is None:
+        raise SimError(404, "NotFound", f"Operation {operation} not found.")
+    world.check_faults(update.cluster, api="cloud", operation="GetOperationStatus")
+    body = {"id": operation, "name": operation,
+            "status": {"InProgress": "InProgress", "Successful": "Succeeded"}.get(update.status, "Failed")}
+    if update.status == "Failed":
+        body["error"] = {"code": update.errors[0]["errorCode"],
+                         "message": "; ".join(f"{e['errorMessage']} {e.get('resourceIds') or ''}".strip() for e in update.errors)}
+    return body

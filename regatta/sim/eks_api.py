@@ -25,6 +25,12 @@ def _eks_cluster(request: Request, name: str, operation: str) -> tuple[World, Cl
     return world, cluster
 
 
+def _signed_region(request: Request) -> str:
+    """The region a SigV4 request was signed for: Credential=KEY/DATE/REGION/eks/aws4_request."""
+    scope = request.headers.get("authorization", "").partition("Credential=")[2].split("/")
+    return scope[2] if len(scope) > 2 else "us-east-1"
+
+
 def _cluster_json(request: Request, cluster: Cluster) -> dict:
     base = str(request.base_url).rstrip("/")
     return {
@@ -77,6 +83,24 @@ async def list_clusters(request: Request):
 @router.get("/clusters/{name}")
 async def describe_cluster(request: Request, name: str):
     _, cluster = _eks_cluster(request, name, "DescribeCluster")
+    return {"cluster": _cluster_json(request, cluster)}
+
+
+@router.post("/clusters")
+async def create_cluster(request: Request):
+    world: World = request.app.state.world
+    body = await request.json()
+    world.check_faults(body["name"], api="cloud", operation="CreateCluster")
+    region = _signed_region(request)
+    cluster = world.create_cluster(name=body["name"], provider="eks", region=region, version=body.get("version") or "1.30",
+                                   labels=body.get("tags") or {}, token=body.get("clientRequestToken"))
+    return {"cluster": _cluster_json(request, cluster)}
+
+
+@router.delete("/clusters/{name}")
+async def delete_cluster(request: Request, name: str):
+    world, cluster = _eks_cluster(request, name, "DeleteCluster")
+    world.delete_cluster(cluster, with_pools=False)
     return {"cluster": _cluster_json(request, cluster)}
 
 

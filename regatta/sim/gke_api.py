@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1/projects/{project}/locations/{location}")
 # google.container.v1 enum numbers
 CLUSTER_RUNNING, CLUSTER_RECONCILING = 2, 3
 POOL_STATUS = {"ACTIVE": 2, "UPDATING": 4, "CREATING": 1, "DELETING": 5, "CREATE_FAILED": 6}
-OP_TYPE = {"CreateNodePool": 7, "DeleteNodePool": 8}  # VersionUpdate: UPGRADE_MASTER 3 or UPGRADE_NODES 4
+OP_TYPE = {"CreateCluster": 1, "DeleteCluster": 2, "CreateNodePool": 7, "DeleteNodePool": 8}  # VersionUpdate: UPGRADE_MASTER 3 or UPGRADE_NODES 4
 OP_RUNNING, OP_DONE = 2, 3
 GRPC_CODE = {"NotFound": 5, "ResourceInUseException": 9, "InvalidParameterException": 3}
 
@@ -140,15 +140,31 @@ async def delete_node_pool(request: Request, project: str, location: str, name: 
 @router.get("/operations/{operation}")
 async def get_operation(request: Request, project: str, location: str, operation: str):
     world: World = request.app.state.world
-    for cluster in world.clusters.values():
-        if operation in cluster.updates:
-            world.check_faults(cluster, api="cloud", operation="GetOperation")
-            return _operation_json(project, location, cluster.updates[operation])
-    raise SimError(404, "NotFound", f"Operation {operation} not found.")
+    update = world.updates.get(operation)
+    if update is None:
+        raise SimError(404, "NotFound", f"Operation {operation} not found.")
+    world.check_faults(update.cluster, api="cloud", operation="GetOperation")
+    return _operation_json(project, location, update)
+
+
+@router.post("/clusters")
+async def create_cluster(request: Request, project: str, location: str):
+    world: World = request.app.state.world
+    spec = (await request.json())["cluster"]
+    world.check_faults(spec["name"], api="cloud", operation="CreateCluster")
+    cluster = world.create_cluster(name=spec["name"], provider="gke", region=location,
+                                   version=spec.get("initialClusterVersion") or "1.30",
+                                   labels=spec.get("resourceLabels") or {}, token=None)
+    return _operation_json(project, location, world.cluster_operation(cluster, "CreateCluster"))
+
+
+@router.delete("/clusters/{name}")
+async def delete_cluster(request: Request, project: str, location: str, name: str):
+    world, cluster = _gke_cluster(request, name, "DeleteCluster")
+    return _operation_json(project, location, world.delete_cluster(cluster, with_pools=True))
 
 
 @router.get("/operations")
 async def list_operations(request: Request, project: str, location: str):
     world: World = request.app.state.world
-    return {"operations": [_operation_json(project, location, u) for c in world.clusters.values() if c.provider == "gke"
-                           for u in c.updates.values()]}
+    return {"operations": [_operation_json(project, location, u) for u in world.updates.values()]}

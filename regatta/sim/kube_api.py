@@ -26,6 +26,8 @@ def _world(request: Request) -> World:
 def _cluster(request: Request, name: str, operation: str) -> tuple[World, Cluster]:
     world = _world(request)
     cluster = world.cluster(name)
+    if cluster.status == "CREATING":
+        raise SimError(503, "ServiceUnavailable", f"the API server of {name} is still being created")
     world.check_faults(cluster, api="kube", operation=operation)
     world.reconcile(cluster)
     return world, cluster
@@ -349,3 +351,94 @@ async def create_namespace(request: Request, cluster: str):
         raise SimError(409, "AlreadyExists", f'namespaces "{name}" already exists')
     c.namespaces.add(name)
     return JSONResponse(_namespace_json(name), status_code=201)
+
+
+# --------------------------------------------------------------------------- any other kind
+# Bootstrap and policy bundles create RBAC, network policies, config and so on. The simulator
+# keeps them as they were sent (with server-set metadata) without acting on them.
+
+
+def _object_key(api: str, plural: str, namespace: str, name: str) -> tuple[str, str, str, str]:
+    return (api, plural, namespace, name)
+
+
+async def _create_object(request: Request, cluster: str, api: str, plural: str, namespace: str = ""):
+    world, c = _cluster(request, cluster, f"create_{plural}")
+    body = await request.json()
+    name = (body.get("metadata") or {}).get("name")
+    if not name:
+        raise SimError(422, "Invalid", f"{plural}: metadata.name is required")
+    key = _object_key(api, plural, namespace, name)
+    if key in c.objects:
+        raise SimError(409, "AlreadyExists", f'{plural} "{name}" already exists')
+    body.setdefault("metadata", {}).update({"uid": f"{plural}-{namespace}-{name}", "resourceVersion": "1"})
+    if namespace:
+        body["metadata"]["namespace"] = namespace
+    c.objects[key] = body
+    return JSONResponse(body, status_code=201)
+
+
+def _read_object(request: Request, cluster: str, api: str, plural: str, namespace: str, name: str) -> dict:
+    _, c = _cluster(request, cluster, f"read_{plural}")
+    found = c.objects.get(_object_key(api, plural, namespace, name))
+    if found is None:
+        raise SimError(404, "NotFound", f'{plural} "{name}" not found')
+    return found
+
+
+def _list_objects(request: Request, cluster: str, api: str, plural: str, namespace: str) -> dict:
+    _, c = _cluster(request, cluster, f"list_{plural}")
+    items = [o for (a, p, ns, _), o in sorted(c.objects.items()) if a == api and p == plural and (not namespace or ns == namespace)]
+    return {"apiVersion": api, "kind": "List", "metadata": {"resourceVersion": str(c.resource_version)}, "items": items}
+
+
+def _delete_object(request: Request, cluster: str, api: str, plural: str, namespace: str, name: str) -> dict:
+    _, c = _cluster(request, cluster, f"delete_{plural}")
+    if c.objects.pop(_object_key(api, plural, namespace, name), None) is None:
+        raise SimError(404, "NotFound", f'{plural} "{name}" not found')
+    return {"apiVersion": "v1", "kind": "Status", "status": "Success"}
+
+
+@router.post("/apis/{group}/{version}/{plural}")
+async def create_cluster_object(request: Request, cluster: str, group: str, version: str, plural: str):
+    return await _create_object(request, cluster, f"{group}/{version}", plural)
+
+
+@router.post("/apis/{group}/{version}/namespaces/{namespace}/{plural}")
+async def create_namespaced_object(request: Request, cluster: str, group: str, version: str, namespace: str, plural: str):
+    return await _create_object(request, cluster, f"{group}/{version}", plural, namespace)
+
+
+@router.post("/api/v1/namespaces/{namespace}/{plural}")
+async def create_core_object(request: Request, cluster: str, namespace: str, plural: str):
+    return await _create_object(request, cluster, "v1", plural, namespace)
+
+
+@router.get("/apis/{group}/{version}/{plural}")
+async def list_cluster_objects(request: Request, cluster: str, group: str, version: str, plural: str):
+    return _list_objects(request, cluster, f"{group}/{version}", plural, "")
+
+
+@router.get("/apis/{group}/{version}/{plural}/{name}")
+async def read_cluster_object(request: Request, cluster: str, group: str, version: str, plural: str, name: str):
+    return _read_object(request, cluster, f"{group}/{version}", plural, "", name)
+
+
+@router.get("/apis/{group}/{version}/namespaces/{namespace}/{plural}")
+async def list_namespaced_objects(request: Request, cluster: str, group: str, version: str, namespace: str, plural: str):
+    return _list_objects(request, cluster, f"{group}/{version}", plural, namespace)
+
+
+@router.get("/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}")
+async def read_namespaced_object(request: Request, cluster: str, group: str, version: str, namespace: str, plural: str, name: str):
+    return _read_object(request, cluster, f"{group}/{version}", plural, namespace, name)
+
+
+@router.delete("/apis/{group}/{version}/{plural}/{name}")
+async def delete_cluster_object(request: Request, cluster: str, group: str, version: str, plural: str, name: str):
+    return _delete_object(request, cluster, f"{group}/{version}", plural, "", name)
+
+
+@router.delete("/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}")
+async def delete_namespaced_object(request: Request, cluster: str, group: str, version: str, namespace: str, plural: str, name: str):
+    return _delete_object(request, cluster, f"{group}/{version}", plural, namespace, name)

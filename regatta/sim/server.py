@@ -27,6 +27,7 @@ class FaultRequest(BaseModel):
     error_codes: list[int] = [429, 500, 503]
     fail_times: int = 0
     fail_operation: str | None = None
+    fail_status: int = 500
     api: str = "any"
     hang: bool = False
     node_never_ready: bool = False
@@ -85,21 +86,24 @@ def create_app(world: World) -> FastAPI:
 
     @app.post("/sim/faults")
     async def set_faults(request: FaultRequest):
-        cluster = world.cluster(request.cluster)
         values = request.model_dump(exclude={"cluster"})
         values["error_codes"] = tuple(values["error_codes"])
         values["blocking_pdbs"] = tuple(values["blocking_pdbs"])
-        cluster.faults = Faults(**{f.name: values[f.name] for f in fields(Faults)})
-        for (namespace, name), pdb in cluster.pdbs.items():
-            pdb.blocked = f"{namespace}/{name}" in cluster.faults.blocking_pdbs
-        return {"cluster": cluster.name, "faults": values}
+        faults = world.faults[request.cluster] = Faults(**{f.name: values[f.name] for f in fields(Faults)})
+        cluster = world.clusters.get(request.cluster)  # may not exist yet: faults wait for it
+        if cluster is not None:
+            cluster.faults = faults
+            for (namespace, name), pdb in cluster.pdbs.items():
+                pdb.blocked = f"{namespace}/{name}" in faults.blocking_pdbs
+        return {"cluster": request.cluster, "faults": values}
 
     @app.delete("/sim/faults")
     async def clear_faults(cluster: str):
-        target = world.cluster(cluster)
-        target.faults = Faults()
-        for pdb in target.pdbs.values():
-            pdb.blocked = False
+        faults = world.faults[cluster] = Faults()
+        if (target := world.clusters.get(cluster)) is not None:
+            target.faults = faults
+            for pdb in target.pdbs.values():
+                pdb.blocked = False
         return {"cluster": cluster, "faults": None}
 
     @app.post("/sim/time-scale")

@@ -24,6 +24,8 @@ from regatta.sim.fleet import ClusterSpec, FleetSpec
 
 # Simulated seconds each step takes before the time-scale factor is applied.
 CONTROL_PLANE_UPGRADE_SECONDS = 480.0
+CLUSTER_CREATE_SECONDS = 600.0
+CLUSTER_DELETE_SECONDS = 300.0
 NODE_BOOT_SECONDS = 90.0
 NODE_READY_BUDGET_SECONDS = 600.0
 POD_START_SECONDS = 5.0
@@ -138,6 +140,7 @@ class Faults:
     node_never_ready: bool = False  # nodes created from now on never become Ready
     blocking_pdbs: tuple[str, ...] = ()  # "namespace/name" of PDBs that refuse every eviction
     unreachable: bool = False  # every request fails with 503, as if the region were cut off
+    fail_status: int = 500  # what fail_times answers with: 5xx is retried, 400/403 is a permanent refusal
 
 
 @dataclass
@@ -155,6 +158,8 @@ class Cluster:
     deployments: dict[tuple[str, str], Deployment] = field(default_factory=dict)
     pdbs: dict[tuple[str, str], Pdb] = field(default_factory=dict)
     namespaces: set[str] = field(default_factory=lambda: {"default", "kube-system"})
+    # Any other kind (RBAC, policies, config): (api group/version, plural, namespace, name) → object
+    objects: dict[tuple[str, str, str, str], dict] = field(default_factory=dict)
     updates: dict[str, Update] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)  # clientRequestToken → update id
     faults: Faults = field(default_factory=Faults)
@@ -189,6 +194,10 @@ class World:
         self.pdb_violations: list[dict] = []
         self.skew_violations: list[dict] = []
         self.double_drains: list[dict] = []
+        # Faults by cluster name, so a test can arm them before the cluster exists (provisioning).
+        self.faults: dict[str, Faults] = {}
+        # Every operation ever started, by id: it stays pollable after its cluster is deleted.
+        self.updates: dict[str, Update] = {}
         self.random = random.Random(seed)
         self._tasks: set[asyncio.Task] = set()
         self._uids = itertools.count(1)
@@ -214,6 +223,7 @@ class World:
             self.clusters.clear()
         for spec in fleet.clusters:
             self.clusters[spec.name] = self._build(spec)
+            self.clusters[spec.name].faults = self.faults.setdefault(spec.name, Faults())
         return [spec.name for spec in fleet.clusters]
 
     def _build(self, spec: ClusterSpec) -> Cluster:
@@ -257,15 +267,20 @@ class World:
         except KeyError:
             raise SimError(404, "NotFound", f"No cluster found for name: {name}.") from None
 
-    def check_faults(self, cluster: Cluster, *, api: Literal["cloud", "kube"], operation: str) -> None:
-        faults = cluster.faults
+    def check_faults(self, cluster: Cluster | str, *, api: Literal["cloud", "kube"], operation: str) -> None:
+        name = cluster if isinstance(cluster, str) else cluster.name
+        faults = self.faults.get(name)
+        if faults is None:
+            return
         if faults.unreachable:
-            raise SimError(503, "ServiceUnavailable", f"region {cluster.region} is unreachable (injected)")
+            raise SimError(503, "ServiceUnavailable", f"the region of {name} is unreachable (injected)")
         if faults.api not in ("any", api) or (faults.fail_operation and faults.fail_operation != operation):
             return
         if faults.fail_times > 0:
             faults.fail_times -= 1
-            raise SimError(500, "InternalError", f"injected failure on {operation}")
+            reason = {400: "InvalidParameterException" if api == "cloud" else "BadRequest", 403: "Forbidden"}.get(
+                faults.fail_status, "InternalError")
+            raise SimError(faults.fail_status, reason, f"injected failure on {operation}")
         if faults.error_rate and self.random.random() < faults.error_rate:
             code = self.random.choice(faults.error_codes)
             reason = {429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable"}.get(code, "Error")
@@ -449,6 +464,7 @@ class World:
     def _new_update(self, cluster: Cluster, *, kind: str, nodegroup: str | None, params: list[dict], token: str | None) -> Update:
         update = Update(id=f"upd-{next(self._uids):08x}", cluster=cluster.name, nodegroup=nodegroup, type=kind, params=params)
         cluster.updates[update.id] = update
+        self.updates[update.id] = update
         if token:
             cluster.tokens[token] = update.id
         return update
@@ -634,6 +650,55 @@ class World:
         cluster.pools.pop(pool.name, None)
         pool.operation.status = "Successful"
 
+    def create_cluster(self, *, name: str, provider: str, region: str, version: str, labels: dict[str, str],
+                       token: str | None) -> Cluster:
+        """A new, empty control plane (node pools come separately, as on every cloud)."""
+        if name in self.clusters:
+            existing = self.clusters[name]
+            if token and existing.tokens.get("create") == token:
+                return existing  # the same request again
+            raise SimError(409, "ResourceInUseException", f"Cluster already exists with name: {name}")
+        cp = planning.format_version(planning.minor_version(version))
+        cluster = Cluster(name=name, provider=provider, region=region, labels=dict(labels), version=cp, time_scale=None,
+                          status="CREATING")
+        cluster.faults = self.faults.setdefault(name, Faults())
+        cluster.tokens["create"] = token or ""
+        cluster.deployments[("kube-system", "coredns")] = Deployment(
+            namespace="kube-system", name="coredns", replicas=2, labels={"k8s-app": "kube-dns"})
+        self.clusters[name] = cluster
+        operation = self._new_update(cluster, kind="CreateCluster", nodegroup=None, params=[], token=None)
+        self._spawn(self._run_cluster_create(cluster, operation))
+        return cluster
+
+    async def _run_cluster_create(self, cluster: Cluster, operation: Update) -> None:
+        await self.pause(cluster, CLUSTER_CREATE_SECONDS)
+        while cluster.faults.hang:
+            await asyncio.sleep(0.05)
+        cluster.status = "ACTIVE"
+        operation.status = "Successful"
+
+    def cluster_operation(self, cluster: Cluster, kind: str) -> Update | None:
+        return next((u for u in reversed(list(cluster.updates.values())) if u.type == kind), None)
+
+    def delete_cluster(self, cluster: Cluster, *, with_pools: bool) -> Update:
+        """EKS refuses while node groups remain (with_pools=False); GKE and AKS take them along."""
+        if cluster.status == "DELETING":
+            return self.cluster_operation(cluster, "DeleteCluster")
+        if cluster.pools and not with_pools:
+            raise SimError(409, "ResourceInUseException",
+                           f"Cluster has nodegroups attached: {', '.join(sorted(cluster.pools))}")
+        cluster.status = "DELETING"
+        operation = self._new_update(cluster, kind="DeleteCluster", nodegroup=None, params=[], token=None)
+        self._spawn(self._run_cluster_delete(cluster, operation))
+        return operation
+
+    async def _run_cluster_delete(self, cluster: Cluster, operation: Update) -> None:
+        await self.pause(cluster, CLUSTER_DELETE_SECONDS)
+        for node in list(cluster.nodes):
+            cluster.nodes.pop(node)
+        self.clusters.pop(cluster.name, None)
+        operation.status = "Successful"
+
     # ------------------------------------------------------------------ report
 
     def report(self, cluster: str | None = None) -> dict:
@@ -657,6 +722,9 @@ class World:
                 "pods": len(c.pods),
                 "pods_pending": sum(1 for p in c.pods.values() if p.node is None),
                 "pods_ready": sum(1 for p in c.pods.values() if p.ready(now)),
+                "status": c.status,
+                "namespaces": sorted(c.namespaces),
+                "objects": sorted(f"{api}/{plural}/{ns or '-'}/{name}" for api, plural, ns, name in c.objects),
             }
         return {
             "pdb_violations": mine(self.pdb_violations),

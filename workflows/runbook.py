@@ -1,0 +1,100 @@
+"""What every runbook shares: calling activities with the standard retry policy, waiting on a
+cloud operation while it heartbeats, health gates, the audit trail, and reading a plain-JSON
+input without ever getting stuck on one that does not fit.
+
+Workflows subclass `Runbook`; it holds no state of its own beyond what they set up
+(`self.input`, `self.state`, `self.ref`, `self.audit_seq`), so histories stay as they were.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from regatta.models import Activity, CloudOperation, HealthGate, HealthReport, OperationRecord, WaitForOperation
+
+# Quick calls to a cloud or API server: throttling and 5xx are retried with backoff for a
+# while; what cannot succeed arrives as a non-retryable ApplicationError and stops at once.
+QUICK_CALL = RetryPolicy(initial_interval=timedelta(milliseconds=500), backoff_coefficient=2.0,
+                         maximum_interval=timedelta(seconds=30), maximum_attempts=25)
+
+InputModel = TypeVar("InputModel", bound=BaseModel)
+
+
+def parse_input(model: type[InputModel], raw: InputModel | dict, example: str) -> tuple[InputModel, str | None]:
+    """The input as its model, or a stand-in built without validation and the reason it does not
+    fit, which the workflow raises as a non-retryable InvalidInput. (An input the data converter
+    cannot decode would instead fail workflow tasks forever and leave the workflow Running.)"""
+    if isinstance(raw, model):
+        return raw, None
+    try:
+        return model.model_validate(raw), None
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in error.errors())
+        # Required fields keep what was sent, as text (enough to name the cluster in progress);
+        # optional ones take their defaults, so the stand-in always fits the state model.
+        stand_in = model.model_construct(**{
+            name: str(raw.get(name, "?")) if field.is_required() else field.get_default(call_default_factory=True)
+            for name, field in model.model_fields.items()
+        })
+        return stand_in, f"the input is not a valid {workflow.info().workflow_type} request ({problems}). Example: {example}"
+
+
+class Runbook:
+    operation: str  # the workflow type, as the audit trail names it
+
+    @property
+    def cluster_name(self) -> str:
+        raise NotImplementedError
+
+    def _step(self, phase: str, step: str) -> None:
+        self.state.phase = phase
+        self.state.step = step
+        workflow.logger.info("%s: %s", self.cluster_name, step)
+
+    async def _call(self, activity: Activity, arg, result_type, *, timeout: float = 60, heartbeat: float | None = None):
+        return await workflow.execute_activity(
+            activity, arg, result_type=result_type,
+            start_to_close_timeout=timedelta(seconds=timeout),
+            heartbeat_timeout=timedelta(seconds=heartbeat) if heartbeat else None,
+            retry_policy=QUICK_CALL,
+        )
+
+    async def _audit(self, action: str, outcome: str, detail: str = "") -> None:
+        self.audit_seq += 1
+        record = OperationRecord(
+            operation_id=workflow.info().workflow_id, operation=self.operation, cluster=self.cluster_name,
+            requested_by=self.input.requested_by, ticket=self.input.ticket, action=action,
+            outcome=outcome, detail=detail, seq=self.audit_seq,  # type: ignore[arg-type]
+        )
+        await self._call(Activity.RECORD_OPERATION, record, None)
+
+    def _heartbeat(self) -> float:
+        return max(self.input.activity_heartbeat_timeout_seconds, 3 * self.input.poll_interval_seconds)
+
+    async def _wait(self, operation: CloudOperation) -> CloudOperation:
+        return await self._call(
+            Activity.WAIT_FOR_OPERATION,
+            WaitForOperation(cluster=self.ref, operation=operation, poll_interval_seconds=self.input.poll_interval_seconds,
+                             timeout_seconds=self.input.cloud_operation_timeout_seconds),
+            CloudOperation,
+            timeout=self.input.cloud_operation_timeout_seconds + 120,
+            heartbeat=self._heartbeat(),
+        )
+
+    async def _health_gate(self, after: str, *, timeout: float, failure_type: str = "HealthGateFailed",
+                           min_ready_nodes: int = 0) -> None:
+        self.state.step = f"health gate after {after}"
+        await self._call(
+            Activity.HEALTH_GATE,
+            HealthGate(cluster=self.ref, timeout_seconds=timeout, poll_interval_seconds=self.input.poll_interval_seconds,
+                       after=after, failure_type=failure_type, min_ready_nodes=min_ready_nodes),
+            HealthReport,
+            timeout=timeout + 120,
+            heartbeat=self._heartbeat(),
+        )
