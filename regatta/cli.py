@@ -267,6 +267,58 @@ def upgrade_start(
     _run(body())
 
 
+@app.command()
+def provision(
+    file: Annotated[str, typer.Option("--file", help="the cluster to build, as YAML (see README)")],
+    wait: Annotated[bool, typer.Option(help="follow progress until it ends")] = False,
+    ticket: Annotated[str | None, typer.Option(help="change ticket (overrides the file's)")] = None,
+    poll_interval: Annotated[float | None, typer.Option(help="seconds between polls of cloud operations")] = None,
+):
+    """Build a new cluster: control plane, node pools, bootstrap, inventory (all undone on failure)."""
+    import getpass
+    from pathlib import Path
+
+    import yaml
+    from pydantic import ValidationError
+
+    from regatta.models import ClusterRecord, ProvisionClusterInput
+
+    async def body():
+        try:
+            raw = yaml.safe_load(Path(file).read_text())
+        except (OSError, yaml.YAMLError) as error:
+            raise Refused(f"cannot read {file}: {error}") from None
+        if not isinstance(raw, dict):
+            raise Refused(f"{file} must hold one mapping describing the cluster")
+        raw.setdefault("requested_by", getpass.getuser())
+        if ticket:
+            raw["ticket"] = ticket
+        if poll_interval:
+            raw["poll_interval_seconds"] = poll_interval
+        try:
+            request = ProvisionClusterInput.model_validate(raw)
+        except ValidationError as error:
+            raise Refused(f"{file}: {error}") from None
+        taken = any(r.name == request.name for r in _inventory().list_clusters())
+        problems = planning.fleet_rule_violations(
+            name=request.name, provider=request.provider, region=request.region, version=request.version,
+            pools=[(p.name, p.node_count) for p in request.node_pools], taken=taken)
+        if problems:
+            raise Refused("; ".join(problems))
+        from regatta.operations import follow, start_operation
+
+        holder = ClusterRecord(name=request.name, provider=request.provider, region=request.region,
+                               environment=request.environment, control_plane_version=request.version)
+        handle = await start_operation(Settings.from_env(), workflow="ProvisionCluster", cluster=holder,
+                                       request=request, ticket=request.ticket)
+        console.print(f"started [bold]{handle.id}[/]: {request.provider} cluster {request.name} in {request.region}")
+        console.print(f"watch: {_ui_url(handle.id)}")
+        if wait:
+            await follow(handle, console)
+
+    _run(body())
+
+
 def _ui_url(operation_id: str) -> str:
     settings = Settings.from_env()
     host = settings.temporal_address.rsplit(":", 1)[0]

@@ -165,7 +165,7 @@ async def follow(handle: WorkflowHandle, console: Console, *, interval: float = 
                 progress = None
             if progress:
                 bar.update(step, description=f"[bold]{progress['phase']}[/]", state=progress["step"])
-                if "control plane" not in bars and progress.get("control_plane") not in (None, "skipped"):
+                if "control_plane" in progress and "control plane" not in bars and progress["control_plane"] != "skipped":
                     bars["control plane"] = bar.add_task("control plane", total=1, state="")
                 if "control plane" in bars:
                     bar.update(bars["control plane"], completed=1 if progress["control_plane"] == "done" else 0,

@@ -23,8 +23,9 @@ from regatta.kube.connect import ClusterConnections
 from regatta.settings import Settings
 from regatta.temporal_client import connect
 from workflows.cluster_upgrade import ClusterUpgrade
+from workflows.provision_cluster import ProvisionCluster
 
-WORKFLOWS = [ClusterUpgrade]
+WORKFLOWS = [ClusterUpgrade, ProvisionCluster]
 
 
 def activity_functions(*hosts: object) -> list:

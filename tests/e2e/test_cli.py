@@ -95,3 +95,28 @@ async def test_a_failed_upgrade_exits_1_and_status_says_why(queue_settings, add_
     assert "shop/payments-pdb" in run.stderr
     status = await regatta(queue_settings, "op", "status", f"cluster-{name}")
     assert status.returncode == 0 and "FAILED" in status.stdout and "shop/payments-pdb" in status.stdout
+
+
+async def test_provision_from_a_file(queue_settings, simulator, worker, tmp_path):
+    import uuid
+
+    name = f"gke-cli-{uuid.uuid4().hex[:6]}"
+    spec = tmp_path / "cluster.yaml"
+    spec.write_text(
+        f"name: {name}\nprovider: gke\nregion: europe-west4\nversion: '1.31'\nenvironment: staging\n"
+        "labels: {team: search}\nnode_pools:\n- {name: general, node_count: 2, node_size: e2-standard-4}\n"
+        "ready_timeout_seconds: 20\n"
+    )
+    built = await regatta(queue_settings, "provision", "--file", str(spec), "--ticket", "CHG-9", "--wait", "--poll-interval", "0.05")
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert f"{name} is up" in built.stdout
+    assert sim_report(simulator, name)["clusters"][name]["control_plane_version"] == "1.31"
+
+    again = await regatta(queue_settings, "provision", "--file", str(spec))
+    assert again.returncode == 2 and "already in the inventory" in again.stderr
+    spec.write_text(spec.read_text().replace("europe-west4", "mars-1").replace(name, name + "x"))
+    region = await regatta(queue_settings, "provision", "--file", str(spec))
+    assert region.returncode == 2 and "not allowed for gke" in region.stderr
+    missing = await regatta(queue_settings, "provision", "--file", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+    assert "Traceback" not in again.stderr + region.stderr + missing.stderr

@@ -1,4 +1,4 @@
-"""Replay: the ClusterUpgrade code must reproduce the commands of histories it recorded before
+"""Replay: the workflow code must reproduce the commands of histories it recorded before
 (DESIGN rule 9). The committed histories under tests/histories were recorded by
 `record_histories` below; a change that breaks them needs `workflow.patched`.
 
@@ -18,20 +18,27 @@ from temporalio.worker import Replayer
 
 from regatta.models import ClusterUpgradeProgress
 from tests.integration.conftest import start_upgrade
-from workflows.cluster_upgrade import ClusterUpgrade
+from workers.main import WORKFLOWS
 
 HISTORIES = Path(__file__).parent.parent / "histories"
-REPLAYER = Replayer(workflows=[ClusterUpgrade], data_converter=pydantic_data_converter)
+REPLAYER = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
 
 
-@pytest.mark.parametrize("path", sorted(HISTORIES.glob("cluster_upgrade_*.json")), ids=lambda p: p.stem)
+def save(name: str, handle, history) -> None:
+    recorded = {"workflow_id": handle.id, "history": json.loads(history.to_json())}
+    (HISTORIES / f"{name}.json").write_text(json.dumps(recorded))
+
+
+@pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
 async def test_recorded_histories_replay(path: Path):
     recorded = json.loads(path.read_text())
     await REPLAYER.replay_workflow(WorkflowHistory.from_json(recorded["workflow_id"], recorded["history"]))
 
 
-def test_there_are_recorded_histories():
-    assert len(list(HISTORIES.glob("cluster_upgrade_*.json"))) >= 2
+def test_every_workflow_has_a_recorded_history():
+    recorded = {json.loads(p.read_text())["history"]["events"][0]["workflowExecutionStartedEventAttributes"]["workflowType"]["name"]
+                for p in HISTORIES.glob("*.json")}
+    assert recorded == {w.__temporal_workflow_definition.name for w in WORKFLOWS}
 
 
 @pytest.mark.parametrize("strategy", ["surge", "blue_green"])
@@ -44,5 +51,19 @@ async def test_a_fresh_history_with_pause_and_resume_replays(strategy, client, w
     history = await handle.fetch_history()
     await REPLAYER.replay_workflow(history)
     if request.config.getoption("--record-histories"):
-        recorded = {"workflow_id": handle.id, "history": json.loads(history.to_json())}
-        (HISTORIES / f"cluster_upgrade_{strategy}.json").write_text(json.dumps(recorded))
+        save(f"cluster_upgrade_{strategy}", handle, history)
+
+
+async def test_a_fresh_provision_history_with_compensation_replays(client, worker, task_queue, simulator, request):
+    from tests.conftest import set_faults
+    from tests.integration.test_provision import failure_of, provision
+    from tests.integration.test_provision import request as provision_request
+
+    spec = provision_request("eks")
+    set_faults(simulator, spec.name, api="kube", fail_operation="create_namespace", fail_status=403, fail_times=99)
+    handle = await provision(client, task_queue, spec)
+    await failure_of(handle)
+    history = await handle.fetch_history()
+    await REPLAYER.replay_workflow(history)
+    if request.config.getoption("--record-histories"):
+        save("provision_cluster_compensated", handle, history)

@@ -1,0 +1,116 @@
+"""ProvisionCluster on each cloud, and its saga: a permanent failure injected at every step in
+turn leaves nothing of the attempted cluster in the simulator or the inventory."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+
+from regatta.models import ProvisionClusterInput, ProvisionClusterResult
+from regatta.planning import operation_id
+from tests.conftest import set_faults, sim_report
+
+REGION = {"eks": "us-east-1", "gke": "europe-west4", "aks": "westeurope"}
+
+
+def request(provider: str = "eks", **changes) -> ProvisionClusterInput:
+    fields = {
+        "name": f"{provider}-new-{uuid.uuid4().hex[:6]}", "provider": provider, "region": REGION[provider],
+        "version": "1.31", "environment": "dev", "labels": {"team": "search"}, "ticket": "CHG-100",
+        "node_pools": [{"name": "system", "node_count": 2}, {"name": "general", "node_count": 3}],
+        "poll_interval_seconds": 0.05, "ready_timeout_seconds": 20, "cloud_operation_timeout_seconds": 60,
+        "activity_heartbeat_timeout_seconds": 5,
+    }
+    return ProvisionClusterInput(**{**fields, **changes})
+
+
+async def provision(client, task_queue, spec: ProvisionClusterInput):
+    return await client.start_workflow("ProvisionCluster", spec, id=operation_id(spec.name), task_queue=task_queue,
+                                       result_type=ProvisionClusterResult)
+
+
+@pytest.mark.parametrize("provider", ["eks", "gke", "aks"])
+async def test_provision_builds_bootstraps_and_registers_a_cluster(provider, client, worker, task_queue, simulator, inventory):
+    spec = request(provider)
+    result = await (await provision(client, task_queue, spec)).result()
+
+    assert result.outcome == "succeeded"
+    assert result.created == ["cluster", "node_pool:system", "node_pool:general", "inventory"]
+    state = sim_report(simulator, spec.name)["clusters"][spec.name]
+    assert state["provider"] == provider and state["control_plane_version"] == "1.31"
+    assert {name: pool["nodes"] for name, pool in state["node_pools"].items()} == {"system": 2, "general": 3}
+    assert all(node["ready"] and node["version"].startswith("v1.31.") for node in state["nodes"].values())
+    assert {"platform", "monitoring"} <= set(state["namespaces"])
+    assert "rbac.authorization.k8s.io/v1/clusterrolebindings/-/regatta-platform-admins" in state["objects"]
+    assert "networking.k8s.io/v1/networkpolicies/platform/default-deny-ingress" in state["objects"]
+    record = inventory.get_cluster(spec.name)
+    assert record.labels == {"env": "dev", "team": "search"} and record.provider == provider
+    assert [p.name for p in record.node_pools] == ["system", "general"]
+    assert [r.outcome for r in inventory.audit(cluster=spec.name)] == ["started", "succeeded"]
+
+
+async def failure_of(handle) -> ApplicationError:
+    with pytest.raises(WorkflowFailureError) as caught:
+        await handle.result()
+    return caught.value.cause
+
+
+def nothing_left(simulator, inventory, name: str) -> None:
+    assert name not in sim_report(simulator, name)["clusters"], "the simulator still holds the attempted cluster"
+    assert name not in [r.name for r in inventory.list_clusters()], "the inventory still lists the attempted cluster"
+
+
+@pytest.mark.parametrize(
+    ("step", "faults", "error_type", "says"),
+    [
+        ("create the control plane", {"fail_operation": "CreateCluster", "fail_status": 400, "fail_times": 99},
+         "CloudRefused", "creation of cluster"),
+        ("create a node pool", {"fail_operation": "CreateNodegroup", "fail_status": 400, "fail_times": 99},
+         "CloudRefused", "creation of node group"),
+        ("nodes join", {"node_never_ready": True}, "CloudOperationFailed", "NodeCreationFailure"),
+        ("the API answers", {"api": "kube", "fail_operation": "list_nodes", "fail_status": 403, "fail_times": 99},
+         "KubeRefused", "403"),
+        ("bootstrap", {"api": "kube", "fail_operation": "create_namespace", "fail_status": 403, "fail_times": 99},
+         "KubeRefused", "403"),
+    ],
+    ids=lambda value: value if isinstance(value, str) and " " in value else None,
+)
+async def test_a_permanent_failure_at_any_step_removes_everything_created(
+    step, faults, error_type, says, client, worker, task_queue, simulator, inventory
+):
+    spec = request("eks")
+    set_faults(simulator, spec.name, **faults)
+    failure = await failure_of(await provision(client, task_queue, spec))
+    assert failure.type == error_type, failure.message
+    assert says in failure.message
+    assert "Everything it had created was deleted" in failure.message
+    nothing_left(simulator, inventory, spec.name)
+    assert [r.outcome for r in inventory.audit(cluster=spec.name)] == ["started", "failed"]
+    assert sim_report(simulator, spec.name)["pdb_violations"] == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "says"),
+    [
+        ({"region": "mars-north-1"}, "region 'mars-north-1' is not allowed for eks"),
+        ({"version": "1.99"}, "not supported"),
+        ({"name": "Bad_Name"}, "must be 4-40 characters"),
+        ({"node_pools": [{"name": "general", "node_count": 500}]}, "asks for 500 nodes"),
+        ({"node_pools": []}, "at least one node pool"),
+    ],
+)
+async def test_fleet_rules_refuse_before_anything_is_created(changes, says, client, worker, task_queue, simulator, inventory):
+    spec = request("eks", **changes)
+    failure = await failure_of(await provision(client, task_queue, spec))
+    assert failure.type == "FleetRuleViolation" and says in failure.message
+    nothing_left(simulator, inventory, spec.name)
+
+
+async def test_a_name_already_in_the_fleet_is_refused(client, worker, task_queue, add_cluster, simulator, inventory):
+    taken = add_cluster("taken")
+    failure = await failure_of(await provision(client, task_queue, request("eks", name=taken)))
+    assert failure.type == "FleetRuleViolation" and f"a cluster named {taken} is already in the inventory" in failure.message
+    assert sim_report(simulator, taken)["clusters"][taken]["control_plane_version"] == "1.30"  # untouched
