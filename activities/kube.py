@@ -8,6 +8,7 @@ from temporalio import activity
 
 from activities.failures import refuse, translated_failures
 from regatta import planning
+from regatta.kube import backup as backups
 from regatta.kube import bootstrap as bootstraps
 from regatta.kube import drain as drains
 from regatta.kube import health
@@ -20,6 +21,7 @@ from regatta.models import (
     CordonNodes,
     DrainNodes,
     DrainReport,
+    FinalBackup,
     HealthGate,
     HealthReport,
 )
@@ -90,3 +92,26 @@ class KubeActivities:
             return bootstraps.bootstrap(
                 self.connections.api_client(request.cluster), namespaces=request.namespaces, admin_group=request.admin_group
             )
+
+    @activity.defn(name=Activity.LIST_WORKLOADS)
+    def list_workloads(self, cluster: ClusterRef) -> list[str]:
+        """Non-system deployments that still have replicas: what a decommission would destroy."""
+        with translated_failures():
+            return planning.non_system_workloads(health.read_deployments(self.connections.api_client(cluster)))
+
+    @activity.defn(name=Activity.FINAL_BACKUP)
+    def final_backup(self, request: FinalBackup) -> str:
+        with translated_failures():
+            try:
+                return backups.final_backup(self.connections.api_client(request.cluster), name=request.name,
+                                            timeout_seconds=request.timeout_seconds,
+                                            poll_interval_seconds=request.poll_interval_seconds)
+            except backups.BackupFailed as error:
+                raise refuse(str(error), error_type="BackupFailed") from error
+
+    @activity.defn(name=Activity.REVOKE_CREDENTIALS)
+    def revoke_credentials(self, cluster: ClusterRef) -> list[str]:
+        """Drop the API clients and tokens this worker holds for the cluster. Credentials live
+        only in worker memory (inputs carry references), so this is all Regatta holds."""
+        self.connections.forget(cluster)
+        return [f"cached API client and token of {cluster.name}"]

@@ -319,6 +319,45 @@ def provision(
     _run(body())
 
 
+@app.command()
+def decommission(
+    cluster: Annotated[str, typer.Argument(help="cluster name")],
+    ticket: Annotated[str | None, typer.Option(help="change ticket")] = None,
+    force_empty: Annotated[bool, typer.Option(help="delete even though non-system workloads still run")] = False,
+    reason: Annotated[str | None, typer.Option(help="why the workloads may go (required with --force-empty)")] = None,
+    wait: Annotated[bool, typer.Option(help="follow it until it ends (it waits for a second person's approval)")] = False,
+    requested_by: Annotated[str | None, typer.Option(help="who asks (default: $USER)")] = None,
+    poll_interval: Annotated[float | None, typer.Option(help="seconds between polls of cloud operations")] = None,
+):
+    """Delete a cluster nothing needs any more, after a second person approves (`regatta op approve`)."""
+    import getpass
+
+    from regatta.models import DecommissionClusterInput
+
+    if force_empty and not (reason or "").strip():
+        errors.print("[bold red]refused:[/] --force-empty needs --reason saying why the workloads may go")
+        raise typer.Exit(EXIT_REFUSED)
+
+    async def body():
+        record = _inventory().get_cluster(cluster)
+        blockers = planning.decommission_blockers(record.labels)
+        if blockers:
+            raise Refused(f"{cluster} cannot be decommissioned: " + "; ".join(blockers))
+        extra = {"poll_interval_seconds": poll_interval} if poll_interval else {}
+        request = DecommissionClusterInput(cluster=cluster, ticket=ticket, requested_by=requested_by or getpass.getuser(),
+                                           force_empty=force_empty, force_reason=reason, **extra)
+        from regatta.operations import follow, start_operation
+
+        handle = await start_operation(Settings.from_env(), workflow="DecommissionCluster", cluster=record,
+                                       request=request, ticket=ticket)
+        console.print(f"started [bold]{handle.id}[/]: decommission of {cluster}; it waits for approval by someone else:")
+        console.print(f"  regatta op approve {handle.id}")
+        if wait:
+            await follow(handle, console)
+
+    _run(body())
+
+
 def _ui_url(operation_id: str) -> str:
     settings = Settings.from_env()
     host = settings.temporal_address.rsplit(":", 1)[0]
@@ -353,6 +392,15 @@ def op_status(operation_id: str, output: Output = Output.table):
         render_status(described, console)
 
     _run(body())
+
+
+@op_app.command("approve")
+def op_approve(operation_id: str, comment: Annotated[str, typer.Option(help="why")] = "",
+               approver: Annotated[str | None, typer.Option(help="who approves (default: $USER)")] = None):
+    """Approve an operation waiting for a second person (e.g. a decommission)."""
+    import getpass
+
+    _control(operation_id, "approve", {"approver": approver or getpass.getuser(), "comment": comment})
 
 
 @op_app.command("pause")

@@ -135,6 +135,9 @@ class Activity(StrEnum):
     CHECK_NAME_FREE = "inventory.check_name_free"
     REGISTER_CLUSTER = "inventory.register_cluster"
     DEREGISTER_CLUSTER = "inventory.deregister_cluster"
+    LIST_WORKLOADS = "kube.list_workloads"
+    FINAL_BACKUP = "kube.final_backup"
+    REVOKE_CREDENTIALS = "kube.revoke_credentials"
     INSPECT_CLUSTER = "kube.inspect_cluster"
     CORDON_NODES = "kube.cordon_nodes"
     DRAIN_NODES = "kube.drain_nodes"
@@ -182,6 +185,13 @@ class BootstrapCluster(Model):
     cluster: ClusterRef
     namespaces: list[str]
     admin_group: str
+
+
+class FinalBackup(Model):
+    cluster: ClusterRef
+    name: str
+    timeout_seconds: float
+    poll_interval_seconds: float
 
 
 class WaitForOperation(Model):
@@ -238,7 +248,8 @@ class OperationRecord(Model):
     requested_by: str
     ticket: str | None = None
     action: str
-    outcome: Literal["started", "succeeded", "failed", "aborted", "refused", "paused", "resumed", "abort_requested"]
+    outcome: Literal["started", "succeeded", "failed", "aborted", "refused", "paused", "resumed", "abort_requested",
+                     "approved"]
     detail: str = ""
     # Position in the operation's own trail; a retried write with the same (operation_id, seq)
     # is recorded once. 0 means "not from a workflow" and is never deduplicated.
@@ -382,4 +393,55 @@ class ProvisionClusterResult(Model):
     outcome: Literal["succeeded"]
     created: list[str]
     bootstrapped: list[str]
+    message: str
+
+
+# --------------------------------------------------------------------------- DecommissionCluster
+
+
+class DecommissionClusterInput(Model):
+    cluster: str
+    ticket: str | None = None
+    requested_by: str = "temporal-ui"
+    force_empty: bool = Field(default=False, description="delete even though non-system workloads still run")
+    force_reason: str | None = None
+    approval_timeout_seconds: float = Field(default=7 * 24 * 3600, gt=0)
+    poll_interval_seconds: float = Field(default=15, gt=0)
+    cloud_operation_timeout_seconds: float = Field(default=3600, gt=0)
+    activity_heartbeat_timeout_seconds: float = Field(default=60, gt=0)
+
+
+class DecommissionClusterApproveInput(Model):
+    approver: str
+    comment: str = ""
+
+
+class DecommissionClusterAbortInput(Model):
+    reason: str = ""
+    requested_by: str = "temporal-ui"
+
+
+class DecommissionClusterProgress(Model):
+    operation_id: str = ""
+    cluster: str
+    phase: Literal["checking", "awaiting_approval", "cordoning", "backing_up", "deleting", "deregistering",
+                   "succeeded", "aborted", "failed"] = "checking"
+    step: str = "starting"
+    workloads: list[str] = Field(default_factory=list)
+    approved_by: str | None = None
+    abort_requested: bool = False
+    abort_reason: str | None = None
+    cordoned: list[str] = Field(default_factory=list)
+    backup: str | None = None
+    deleted: list[str] = Field(default_factory=list)
+    message: str = ""
+
+
+class DecommissionClusterResult(Model):
+    operation_id: str
+    cluster: str
+    outcome: Literal["succeeded", "aborted"]
+    approved_by: str | None
+    backup: str | None
+    deleted: list[str]
     message: str

@@ -23,9 +23,10 @@ from regatta.kube.connect import ClusterConnections
 from regatta.settings import Settings
 from regatta.temporal_client import connect
 from workflows.cluster_upgrade import ClusterUpgrade
+from workflows.decommission_cluster import DecommissionCluster
 from workflows.provision_cluster import ProvisionCluster
 
-WORKFLOWS = [ClusterUpgrade, ProvisionCluster]
+WORKFLOWS = [ClusterUpgrade, ProvisionCluster, DecommissionCluster]
 
 
 def activity_functions(*hosts: object) -> list:

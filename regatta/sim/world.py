@@ -198,6 +198,8 @@ class World:
         self.faults: dict[str, Faults] = {}
         # Every operation ever started, by id: it stays pollable after its cluster is deleted.
         self.updates: dict[str, Update] = {}
+        # Backups outlive their clusters, as object storage does: cluster → backup name → snapshot.
+        self.backups: dict[str, dict[str, dict]] = {}
         self.random = random.Random(seed)
         self._tasks: set[asyncio.Task] = set()
         self._uids = itertools.count(1)
@@ -677,6 +679,13 @@ class World:
         cluster.status = "ACTIVE"
         operation.status = "Successful"
 
+    def take_backup(self, cluster: Cluster, name: str) -> None:
+        self.backups.setdefault(cluster.name, {})[name] = {
+            "namespaces": sorted(cluster.namespaces),
+            "deployments": {f"{ns}/{d}": dep.replicas for (ns, d), dep in cluster.deployments.items()},
+            "objects": sorted(f"{a}/{p}/{ns or '-'}/{n}" for a, p, ns, n in cluster.objects),
+        }
+
     def cluster_operation(self, cluster: Cluster, kind: str) -> Update | None:
         return next((u for u in reversed(list(cluster.updates.values())) if u.type == kind), None)
 
@@ -731,4 +740,5 @@ class World:
             "skew_violations": mine(self.skew_violations),
             "double_drains": mine(self.double_drains),
             "clusters": clusters,
+            "backups": {name: sorted(taken) for name, taken in self.backups.items() if cluster is None or name == cluster},
         }

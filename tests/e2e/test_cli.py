@@ -120,3 +120,28 @@ async def test_provision_from_a_file(queue_settings, simulator, worker, tmp_path
     missing = await regatta(queue_settings, "provision", "--file", str(tmp_path / "nope.yaml"))
     assert missing.returncode == 2 and "cannot read" in missing.stderr
     assert "Traceback" not in again.stderr + region.stderr + missing.stderr
+
+
+async def test_decommission_needs_a_second_person(queue_settings, add_cluster, simulator, worker):
+    name = add_cluster("clidel", workloads=[{"name": "coredns", "namespace": "kube-system", "replicas": 2}])
+    busy = add_cluster("clibusy")
+    refused = await regatta(queue_settings, "decommission", busy, "--force-empty")
+    assert refused.returncode == 2 and "needs --reason" in refused.stderr
+
+    started = await regatta(queue_settings, "decommission", name, "--ticket", "CHG-D", "--requested-by", "alice",
+                            "--poll-interval", "0.05")
+    assert started.returncode == 0 and f"regatta op approve cluster-{name}" in started.stdout
+    for _ in range(100):
+        status = json.loads((await regatta(queue_settings, "op", "status", f"cluster-{name}", "--output", "json")).stdout)
+        if status["progress"]["phase"] == "awaiting_approval":
+            break
+        await asyncio.sleep(0.1)
+    own = await regatta(queue_settings, "op", "approve", f"cluster-{name}", "--approver", "alice")
+    assert own.returncode == 2 and "a second person must" in own.stderr
+    other = await regatta(queue_settings, "op", "approve", f"cluster-{name}", "--approver", "bob", "--comment", "ok")
+    assert other.returncode == 0, other.stderr
+    for _ in range(100):
+        if name not in sim_report(simulator, name)["clusters"]:
+            break
+        await asyncio.sleep(0.1)
+    assert name not in sim_report(simulator, name)["clusters"]

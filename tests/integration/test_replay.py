@@ -67,3 +67,17 @@ async def test_a_fresh_provision_history_with_compensation_replays(client, worke
     await REPLAYER.replay_workflow(history)
     if request.config.getoption("--record-histories"):
         save("provision_cluster_compensated", handle, history)
+
+
+async def test_a_fresh_decommission_history_with_approval_replays(client, worker, task_queue, add_cluster, request):
+    from tests.integration.test_decommission import SYSTEM_ONLY, decommission, wait_phase
+
+    cluster = add_cluster("replaydel", workloads=SYSTEM_ONLY)
+    handle = await decommission(client, task_queue, cluster)
+    await wait_phase(handle, "awaiting_approval")
+    await handle.execute_update("approve", {"approver": "sre-bob"})
+    assert (await handle.result()).outcome == "succeeded"
+    history = await handle.fetch_history()
+    await REPLAYER.replay_workflow(history)
+    if request.config.getoption("--record-histories"):
+        save("decommission_cluster_approved", handle, history)

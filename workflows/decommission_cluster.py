@@ -1,0 +1,239 @@
+"""DecommissionCluster: delete a cluster only when nothing needs it, the way the runbook says:
+
+1. Refuse while it serves traffic or holds a DR role, or while non-system workloads still run
+   on it (unless `force_empty` with a reason).
+2. Wait for an `approve` Update from someone other than the requester.
+3. Cordon every node, so nothing new lands on it.
+4. Take the final backup (Velero, to storage outside the cluster).
+5. Delete the node pools, then the cluster.
+6. Deregister it from the inventory and drop the credentials Regatta held.
+
+Every step is in the audit trail. Until deletion begins an `abort` stops it and returns the
+cordoned nodes to service; from then on it finishes, because half a cluster helps nobody.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from workflows.runbook import Runbook, parse_input
+
+with workflow.unsafe.imports_passed_through():
+    from regatta import planning
+    from regatta.models import (
+        Activity,
+        CloudOperation,
+        ClusterInspection,
+        ClusterRecord,
+        ClusterState,
+        CordonNodes,
+        DecommissionClusterAbortInput,
+        DecommissionClusterApproveInput,
+        DecommissionClusterInput,
+        DecommissionClusterProgress,
+        DecommissionClusterResult,
+        DeleteCluster,
+        DeleteNodePool,
+        FinalBackup,
+    )
+    from regatta.search_attributes import CLUSTER, ENVIRONMENT, OPERATION, TICKET
+
+EXAMPLE = '{"cluster": "eks-dev-use1", "ticket": "CHG-7"}'
+DESTRUCTIVE = ("deleting", "deregistering", "succeeded", "aborted", "failed")
+
+
+@workflow.defn(name="DecommissionCluster")
+class DecommissionCluster(Runbook):
+    operation = "DecommissionCluster"
+
+    @workflow.init
+    def __init__(self, input: DecommissionClusterInput | dict) -> None:
+        self.input, self.input_error = parse_input(DecommissionClusterInput, input, EXAMPLE)
+        self.state = DecommissionClusterProgress(cluster=self.input.cluster)
+        self.ref = None
+        self.audit_seq = 0
+
+    @property
+    def cluster_name(self) -> str:
+        return self.input.cluster
+
+    @workflow.query
+    def progress(self) -> DecommissionClusterProgress:
+        return self.state
+
+    @workflow.update
+    async def approve(self, request: DecommissionClusterApproveInput) -> DecommissionClusterProgress:
+        self.state.approved_by = request.approver
+        await self._audit("approve", "approved", f"by {request.approver}: {request.comment}".rstrip(": "))
+        return self.state
+
+    @approve.validator
+    def validate_approve(self, request: DecommissionClusterApproveInput) -> None:
+        if self.state.phase != "awaiting_approval":
+            raise ApplicationError(f"nothing to approve: the decommission is {self.state.phase}", type="NotAwaitingApproval")
+        if request.approver.strip().lower() == self.input.requested_by.strip().lower():
+            raise ApplicationError(
+                f"{request.approver} asked for this decommission and cannot approve it; a second person must",
+                type="SelfApproval",
+            )
+
+    @workflow.update
+    async def abort(self, request: DecommissionClusterAbortInput) -> DecommissionClusterProgress:
+        self.state.abort_requested = True
+        self.state.abort_reason = request.reason or None
+        await self._audit("abort", "abort_requested", f"by {request.requested_by}: {request.reason}".rstrip(": "))
+        return self.state
+
+    @abort.validator
+    def validate_abort(self, request: DecommissionClusterAbortInput) -> None:
+        if self.state.phase in DESTRUCTIVE:
+            raise ApplicationError(f"cannot abort: the decommission is {self.state.phase}"
+                                   + (" and will finish" if self.state.phase in ("deleting", "deregistering") else ""),
+                                   type="TooLateToAbort")
+        if self.state.abort_requested:
+            raise ApplicationError("an abort is already under way", type="AbortRequested")
+
+    # ------------------------------------------------------------------ steps
+
+    def _token(self, what: str) -> str:
+        return f"{workflow.info().run_id}-{what}"[:64]
+
+    async def _check(self, record: ClusterRecord) -> None:
+        self._step("checking", "checking that nothing needs the cluster")
+        blockers = planning.decommission_blockers(record.labels)
+        if blockers:
+            raise ApplicationError(f"{record.name} cannot be decommissioned: " + "; ".join(blockers),
+                                   type="ClusterInUse", non_retryable=True)
+        self.state.workloads = await self._call(Activity.LIST_WORKLOADS, self.ref, list[str])
+        if self.state.workloads and not self.input.force_empty:
+            raise ApplicationError(
+                f"{record.name} still runs workloads: {', '.join(self.state.workloads)}. Move them off, or pass"
+                " force_empty with a force_reason (CLI: --force-empty --reason ...) to delete them with the cluster",
+                type="ClusterNotEmpty", non_retryable=True)
+        if self.state.workloads:
+            await self._audit("force-empty", "approved", f"{self.input.force_reason}: {', '.join(self.state.workloads)}")
+
+    async def _stop_if_aborted(self) -> bool:
+        if not self.state.abort_requested:
+            return False
+        if self.state.cordoned:
+            self.state.step = f"uncordoning {len(self.state.cordoned)} nodes"
+            await self._call(Activity.CORDON_NODES, CordonNodes(cluster=self.ref, nodes=self.state.cordoned, unschedulable=False),
+                             list[str])
+            self.state.cordoned = []
+        return True
+
+    async def _delete(self) -> None:
+        self._step("deleting", "deleting node pools")
+        state: ClusterState = await self._call(Activity.DESCRIBE_CLUSTER, self.ref, ClusterState)
+        for pool in state.node_pools:
+            self.state.step = f"deleting node pool {pool.name}"
+            operation = await self._call(Activity.DELETE_NODE_POOL, DeleteNodePool(
+                cluster=self.ref, node_pool=pool.name, request_token=self._token(f"delete-{pool.name}")), CloudOperation)
+            await self._wait(operation)
+            self.state.deleted.append(f"node_pool:{pool.name}")
+        self.state.step = f"deleting cluster {self.input.cluster}"
+        operation = await self._call(Activity.DELETE_CLUSTER, DeleteCluster(
+            cluster=self.ref, request_token=self._token("delete-cluster")), CloudOperation)
+        await self._wait(operation)
+        self.state.deleted.append("cluster")
+        await self._audit("delete", "succeeded", f"deleted {', '.join(self.state.deleted)}")
+
+    # ------------------------------------------------------------------ the runbook
+
+    @workflow.run
+    async def run(self, input: DecommissionClusterInput | dict) -> DecommissionClusterResult:
+        input = self.input
+        self.state.operation_id = workflow.info().workflow_id
+        if self.input_error:
+            self._step("failed", "reading the input")
+            raise ApplicationError(self.input_error, type="InvalidInput", non_retryable=True)
+        if input.force_empty and not (input.force_reason or "").strip():
+            self._step("failed", "reading the input")
+            raise ApplicationError("force_empty needs a force_reason saying why the workloads may go",
+                                   type="InvalidInput", non_retryable=True)
+        if self.state.operation_id != planning.operation_id(input.cluster):
+            self._step("failed", "checking the operation id")
+            raise ApplicationError(
+                f"start this decommission with workflow id {planning.operation_id(input.cluster)!r}, not"
+                f" {self.state.operation_id!r}: that id is what keeps two operations off one cluster",
+                type="WrongOperationId", non_retryable=True)
+        try:
+            record: ClusterRecord = await self._call(Activity.GET_CLUSTER, input.cluster, ClusterRecord)
+        except ActivityError as failure:
+            self._step("failed", "looking the cluster up in the inventory")
+            raise ApplicationError(str(getattr(failure.cause, "message", failure)), type="UnknownCluster",
+                                   non_retryable=True) from None
+        self.ref = record.ref
+        workflow.upsert_search_attributes([
+            CLUSTER.value_set(input.cluster), ENVIRONMENT.value_set(record.environment),
+            OPERATION.value_set(self.operation), *([TICKET.value_set(input.ticket)] if input.ticket else []),
+        ])
+        await self._audit("decommission", "started", f"requested by {input.requested_by}")
+        try:
+            await self._check(record)
+
+            self._step("awaiting_approval", f"waiting for someone other than {input.requested_by} to approve")
+            try:
+                await workflow.wait_condition(lambda: bool(self.state.approved_by) or self.state.abort_requested,
+                                              timeout=timedelta(seconds=input.approval_timeout_seconds))
+            except TimeoutError:
+                raise ApplicationError(f"no approval within {input.approval_timeout_seconds:g}s; start again when"
+                                       " someone can approve", type="ApprovalTimeout", non_retryable=True) from None
+            if await self._stop_if_aborted():
+                return await self._finish_aborted()
+
+            self._step("cordoning", "cordoning every node")
+            inspection: ClusterInspection = await self._call(Activity.INSPECT_CLUSTER, self.ref, ClusterInspection)
+            nodes = [n.name for n in inspection.nodes]
+            self.state.cordoned = nodes
+            await self._call(Activity.CORDON_NODES, CordonNodes(cluster=self.ref, nodes=nodes), list[str])
+            await self._audit("cordon", "succeeded", f"{len(nodes)} nodes")
+            if await self._stop_if_aborted():
+                return await self._finish_aborted()
+
+            self._step("backing_up", "taking the final backup")
+            self.state.backup = await self._call(
+                Activity.FINAL_BACKUP,
+                FinalBackup(cluster=self.ref, name=f"final-{input.cluster}"[:63], timeout_seconds=input.cloud_operation_timeout_seconds,
+                            poll_interval_seconds=input.poll_interval_seconds),
+                str, timeout=input.cloud_operation_timeout_seconds + 120, heartbeat=None)
+            await self._audit("backup", "succeeded", f"Velero backup {self.state.backup}")
+            if await self._stop_if_aborted():
+                return await self._finish_aborted()
+
+            await self._delete()
+            self._step("deregistering", "removing it from the inventory and dropping credentials")
+            await self._call(Activity.DEREGISTER_CLUSTER, input.cluster, None)
+            revoked = await self._call(Activity.REVOKE_CREDENTIALS, self.ref, list[str])
+            await self._audit("deregister", "succeeded", f"removed from the inventory; revoked {', '.join(revoked)}")
+        except (ActivityError, ApplicationError) as failure:
+            cause = failure.cause if isinstance(failure, ActivityError) and failure.cause else failure
+            refused = self.state.phase == "checking"
+            self.state.message = f"{'refused' if refused else 'stopped'} during {self.state.step}: {getattr(cause, 'message', cause)}"
+            self._step("failed", self.state.step)
+            await self._audit("decommission", "refused" if refused else "failed", self.state.message)
+            raise ApplicationError(self.state.message, type=getattr(cause, "type", None) or "DecommissionFailed",
+                                   non_retryable=True) from None
+
+        self.state.message = (f"{input.cluster} is gone: backup {self.state.backup}, approved by {self.state.approved_by},"
+                              f" deleted {', '.join(self.state.deleted)}")
+        self._step("succeeded", "done")
+        await self._audit("decommission", "succeeded", self.state.message)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._result("succeeded")
+
+    async def _finish_aborted(self) -> DecommissionClusterResult:
+        self.state.message = f"aborted ({self.state.abort_reason or 'no reason given'}); the cluster is untouched and serving"
+        self._step("aborted", "aborted")
+        await self._audit("decommission", "aborted", self.state.message)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._result("aborted")
+
+    def _result(self, outcome: str) -> DecommissionClusterResult:
+        return DecommissionClusterResult(operation_id=self.state.operation_id, cluster=self.input.cluster,
+                                         outcome=outcome, approved_by=self.state.approved_by,  # type: ignore[arg-type]
+                                         backup=self.state.backup, deleted=self.state.deleted, message=self.state.message)
