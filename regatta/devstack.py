@@ -214,5 +214,8 @@ class DevStack:
             f"simulator invariants for {DEMO_CLUSTER}: {len(report['pdb_violations'])} PDB violations,"
             f" {len(report['skew_violations'])} skew violations, {len(report['double_drains'])} double drains"
         )
-        console.print("Everything keeps running: try `regatta upgrade start eks-staging-use1 --to 1.31 --strategy"
-                      " blue_green --ticket CHG-2 --wait` in another shell. Ctrl-C here stops it all.")
+        console.print("Everything keeps running. In another shell, try:\n"
+                      "  regatta upgrade start eks-staging-use1 --to 1.31 --strategy blue_green --ticket CHG-2 --wait\n"
+                      "  regatta provision --file examples/cluster.yaml --wait\n"
+                      "  regatta decommission gke-search-euw4 --force-empty --reason 'demo over'  (then: regatta op approve ...)\n"
+                      "Ctrl-C here stops it all.")
