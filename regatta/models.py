@@ -251,9 +251,10 @@ class OperationRecord(Model):
     outcome: Literal["started", "succeeded", "failed", "aborted", "refused", "paused", "resumed", "abort_requested",
                      "approved"]
     detail: str = ""
-    # Position in the operation's own trail; a retried write with the same (operation_id, seq)
+    # Position in the run's own trail; a retried write with the same (operation_id, run_id, seq)
     # is recorded once. 0 means "not from a workflow" and is never deduplicated.
     seq: int = 0
+    run_id: str = ""
 
 
 # --------------------------------------------------------------------------- ClusterUpgrade

@@ -127,16 +127,22 @@ async def status(settings: Settings, operation_id: str) -> dict[str, Any]:
 
 
 def render_status(described: dict[str, Any], console: Console) -> None:
+    """Where any operation stands: the fields its progress query returns, the ones it has."""
     progress = described.get("progress") or {}
     console.print(f"[bold]{described['operation_id']}[/] {described['workflow_type']}: {described['status']}")
     if progress:
-        console.print(f"  cluster {progress.get('cluster')} → {progress.get('target_version')} by {progress.get('strategy')}")
+        if "target_version" in progress:
+            console.print(f"  cluster {progress.get('cluster')} → {progress['target_version']} by {progress.get('strategy')}")
+        else:
+            console.print(f"  cluster {progress.get('cluster')}")
         console.print(f"  phase {progress.get('phase')}: {progress.get('step')}")
-        if progress.get("paused"):
-            console.print(f"  [yellow]paused[/] {progress.get('pause_reason') or ''}")
-        if progress.get("abort_requested"):
-            console.print(f"  [yellow]abort requested[/] {progress.get('abort_reason') or ''}")
-        console.print(f"  control plane: {progress.get('control_plane')}")
+        for flag, reason in (("paused", "pause_reason"), ("abort_requested", "abort_reason")):
+            if progress.get(flag):
+                console.print(f"  [yellow]{flag.replace('_', ' ')}[/] {progress.get(reason) or ''}")
+        for key in ("control_plane", "approved_by", "backup", "created", "deleted", "workloads"):
+            if progress.get(key):
+                value = progress[key]
+                console.print(f"  {key.replace('_', ' ')}: {', '.join(value) if isinstance(value, list) else value}")
         if progress.get("pools"):
             table = Table()
             for column in ("NODE POOL", "FROM", "TO", "NODES DONE", "STATUS", "REPLACEMENT"):

@@ -70,7 +70,7 @@ class Runbook:
         record = OperationRecord(
             operation_id=workflow.info().workflow_id, operation=self.operation, cluster=self.cluster_name,
             requested_by=self.input.requested_by, ticket=self.input.ticket, action=action,
-            outcome=outcome, detail=detail, seq=self.audit_seq,  # type: ignore[arg-type]
+            outcome=outcome, detail=detail, seq=self.audit_seq, run_id=workflow.info().run_id,  # type: ignore[arg-type]
         )
         await self._call(Activity.RECORD_OPERATION, record, None)
 

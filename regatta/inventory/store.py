@@ -126,7 +126,8 @@ class Inventory:
         with Session(self.engine) as session, session.begin():
             if record.seq:
                 seen = session.scalar(
-                    select(AuditRow.id).where(AuditRow.operation_id == record.operation_id, AuditRow.seq == record.seq)
+                    select(AuditRow.id).where(AuditRow.operation_id == record.operation_id,
+                                              AuditRow.run_id == record.run_id, AuditRow.seq == record.seq)
                 )
                 if seen is not None:
                     return  # a retried activity writing the same line again
@@ -142,7 +143,7 @@ class Inventory:
             return [
                 OperationRecord(
                     operation_id=r.operation_id, operation=r.operation, cluster=r.cluster, requested_by=r.requested_by,
-                    ticket=r.ticket, action=r.action, outcome=r.outcome, detail=r.detail, seq=r.seq,
+                    ticket=r.ticket, action=r.action, outcome=r.outcome, detail=r.detail, seq=r.seq, run_id=r.run_id,
                 )
                 for r in session.scalars(query)
             ]

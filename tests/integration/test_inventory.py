@@ -79,12 +79,13 @@ def test_the_audit_trail_keeps_order_and_writes_a_retried_line_once(store):
     store.append_audit(line)
     store.append_audit(line)  # the activity ran twice after a crash
     store.append_audit(line.model_copy(update={"outcome": "succeeded", "seq": 2}))
+    store.append_audit(line.model_copy(update={"run_id": "second-run"}))  # a later run on the same cluster
     store.append_audit(line.model_copy(update={"operation_id": "manual", "seq": 0}))
     store.append_audit(line.model_copy(update={"operation_id": "manual", "seq": 0}))
     trail = store.audit(operation_id="cluster-eks-a")
-    assert [(r.seq, r.outcome) for r in trail] == [(1, "started"), (2, "succeeded")]
+    assert [(r.seq, r.outcome, r.run_id) for r in trail] == [(1, "started", ""), (2, "succeeded", ""), (1, "started", "second-run")]
     assert len(store.audit(operation_id="manual")) == 2
-    assert len(store.audit(cluster="eks-a")) == 4
+    assert len(store.audit(cluster="eks-a")) == 5
 
 
 def test_migrations_are_idempotent(store):

@@ -104,4 +104,7 @@ async def test_abort_finishes_the_batch_and_hands_back_serving_nodes(client, wor
     assert (await again.result()).outcome == "succeeded"
     final = sim_report(simulator, cluster)
     assert set(final["clusters"][cluster]["node_pools"]) == {"pool0-v1-31", "pool1-v1-31"}
+    # Both runs share the operation id; the audit keeps both trails whole.
+    both = [(r.action, r.outcome) for r in inventory.audit(operation_id=handle.id)]
+    assert both.count(("upgrade", "started")) == 2 and both[-1] == ("upgrade", "succeeded")
     assert final["pdb_violations"] == []
