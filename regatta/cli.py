@@ -253,18 +253,21 @@ def upgrade_start(
                                           requested_by=requested_by or getpass.getuser(), **overrides)
         except ValidationError as error:
             raise Refused(str(error)) from None
-        from regatta.operations import start_operation
-
-        handle = await start_operation(Settings.from_env(), workflow="ClusterUpgrade", cluster=record,
-                                       request=request, ticket=ticket)
-        console.print(f"started [bold]{handle.id}[/]: {cluster} to {to} by {strategy.value}")
-        console.print(f"watch: {_ui_url(handle.id)}")
-        if wait:
-            from regatta.operations import follow
-
-            await follow(handle, console)
+        await _start(workflow="ClusterUpgrade", cluster=record, request=request, ticket=ticket, wait=wait,
+                     headline=f"{cluster} to {to} by {strategy.value}")
 
     _run(body())
+
+
+async def _start(*, workflow: str, cluster, request, ticket: str | None, wait: bool, headline: str) -> None:
+    """Start an operation on a cluster, say where to watch it, and follow it if asked."""
+    from regatta.operations import follow, start_operation
+
+    handle = await start_operation(Settings.from_env(), workflow=workflow, cluster=cluster, request=request, ticket=ticket)
+    console.print(f"started [bold]{handle.id}[/]: {headline}")
+    console.print(f"watch: {_ui_url(handle.id)}")
+    if wait:
+        await follow(handle, console)
 
 
 @app.command()
@@ -305,16 +308,10 @@ def provision(
             pools=[(p.name, p.node_count) for p in request.node_pools], taken=taken)
         if problems:
             raise Refused("; ".join(problems))
-        from regatta.operations import follow, start_operation
-
         holder = ClusterRecord(name=request.name, provider=request.provider, region=request.region,
                                environment=request.environment, control_plane_version=request.version)
-        handle = await start_operation(Settings.from_env(), workflow="ProvisionCluster", cluster=holder,
-                                       request=request, ticket=request.ticket)
-        console.print(f"started [bold]{handle.id}[/]: {request.provider} cluster {request.name} in {request.region}")
-        console.print(f"watch: {_ui_url(handle.id)}")
-        if wait:
-            await follow(handle, console)
+        await _start(workflow="ProvisionCluster", cluster=holder, request=request, ticket=request.ticket, wait=wait,
+                     headline=f"{request.provider} cluster {request.name} in {request.region}")
 
     _run(body())
 
@@ -346,14 +343,9 @@ def decommission(
         extra = {"poll_interval_seconds": poll_interval} if poll_interval else {}
         request = DecommissionClusterInput(cluster=cluster, ticket=ticket, requested_by=requested_by or getpass.getuser(),
                                            force_empty=force_empty, force_reason=reason, **extra)
-        from regatta.operations import follow, start_operation
-
-        handle = await start_operation(Settings.from_env(), workflow="DecommissionCluster", cluster=record,
-                                       request=request, ticket=ticket)
-        console.print(f"started [bold]{handle.id}[/]: decommission of {cluster}; it waits for approval by someone else:")
-        console.print(f"  regatta op approve {handle.id}")
-        if wait:
-            await follow(handle, console)
+        await _start(workflow="DecommissionCluster", cluster=record, request=request, ticket=ticket, wait=wait,
+                     headline=f"decommission of {cluster}; it waits for approval by someone else:\n"
+                              f"  regatta op approve {planning.operation_id(cluster)}")
 
     _run(body())
 

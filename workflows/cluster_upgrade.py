@@ -49,7 +49,6 @@ with workflow.unsafe.imports_passed_through():
         StartControlPlaneUpgrade,
         StartNodePoolUpgrade,
     )
-    from regatta.search_attributes import CLUSTER, ENVIRONMENT, OPERATION, TICKET
 
 EXAMPLE = '{"cluster": "eks-prod-use1", "target_version": "1.31", "strategy": "surge", "ticket": "CHG-1"}'
 
@@ -291,19 +290,7 @@ class ClusterUpgrade(Runbook):
     @workflow.run
     async def run(self, input: ClusterUpgradeInput | dict) -> ClusterUpgradeResult:
         input = self.input
-        self.state.operation_id = workflow.info().workflow_id
-        if self.input_error:
-            self._step("failed", "reading the input")
-            raise ApplicationError(self.input_error, type="InvalidInput", non_retryable=True)
-        if self.state.operation_id != planning.operation_id(input.cluster):
-            # One running operation per cluster is enforced by the workflow id; an upgrade started
-            # under any other id would slip past that lock.
-            self._step("failed", "checking the operation id")
-            raise ApplicationError(
-                f"start this upgrade with workflow id {planning.operation_id(input.cluster)!r}, not"
-                f" {self.state.operation_id!r}: that id is what keeps two operations off one cluster",
-                type="WrongOperationId", non_retryable=True,
-            )
+        self._check_start()
         try:
             record: ClusterRecord = await self._call(Activity.GET_CLUSTER, input.cluster, ClusterRecord)
         except ActivityError as failure:
@@ -313,12 +300,7 @@ class ClusterUpgrade(Runbook):
             raise ApplicationError(self.state.message, type=getattr(cause, "type", None) or "UnknownCluster",
                                    non_retryable=True) from None
         self.ref = record.ref
-        workflow.upsert_search_attributes([
-            CLUSTER.value_set(input.cluster),
-            ENVIRONMENT.value_set(record.environment),
-            OPERATION.value_set("ClusterUpgrade"),
-            *([TICKET.value_set(input.ticket)] if input.ticket else []),
-        ])
+        self._tag(record.environment)
         await self._audit(
             "upgrade", "started", f"to {input.target_version} by {input.strategy} (requested by {input.requested_by})"
         )

@@ -39,7 +39,6 @@ with workflow.unsafe.imports_passed_through():
         DeleteNodePool,
         FinalBackup,
     )
-    from regatta.search_attributes import CLUSTER, ENVIRONMENT, OPERATION, TICKET
 
 EXAMPLE = '{"cluster": "eks-dev-use1", "ticket": "CHG-7"}'
 DESTRUCTIVE = ("deleting", "deregistering", "succeeded", "aborted", "failed")
@@ -147,20 +146,11 @@ class DecommissionCluster(Runbook):
     @workflow.run
     async def run(self, input: DecommissionClusterInput | dict) -> DecommissionClusterResult:
         input = self.input
-        self.state.operation_id = workflow.info().workflow_id
-        if self.input_error:
-            self._step("failed", "reading the input")
-            raise ApplicationError(self.input_error, type="InvalidInput", non_retryable=True)
+        self._check_start()
         if input.force_empty and not (input.force_reason or "").strip():
             self._step("failed", "reading the input")
             raise ApplicationError("force_empty needs a force_reason saying why the workloads may go",
                                    type="InvalidInput", non_retryable=True)
-        if self.state.operation_id != planning.operation_id(input.cluster):
-            self._step("failed", "checking the operation id")
-            raise ApplicationError(
-                f"start this decommission with workflow id {planning.operation_id(input.cluster)!r}, not"
-                f" {self.state.operation_id!r}: that id is what keeps two operations off one cluster",
-                type="WrongOperationId", non_retryable=True)
         try:
             record: ClusterRecord = await self._call(Activity.GET_CLUSTER, input.cluster, ClusterRecord)
         except ActivityError as failure:
@@ -168,10 +158,7 @@ class DecommissionCluster(Runbook):
             raise ApplicationError(str(getattr(failure.cause, "message", failure)), type="UnknownCluster",
                                    non_retryable=True) from None
         self.ref = record.ref
-        workflow.upsert_search_attributes([
-            CLUSTER.value_set(input.cluster), ENVIRONMENT.value_set(record.environment),
-            OPERATION.value_set(self.operation), *([TICKET.value_set(input.ticket)] if input.ticket else []),
-        ])
+        self._tag(record.environment)
         await self._audit("decommission", "started", f"requested by {input.requested_by}")
         try:
             await self._check(record)

@@ -37,7 +37,6 @@ with workflow.unsafe.imports_passed_through():
         ProvisionClusterProgress,
         ProvisionClusterResult,
     )
-    from regatta.search_attributes import CLUSTER, ENVIRONMENT, OPERATION, TICKET
 
 EXAMPLE = ('{"name": "eks-team-a-use1", "provider": "eks", "region": "us-east-1", "version": "1.31",'
            ' "environment": "dev", "node_pools": [{"name": "general", "node_count": 3}]}')
@@ -138,22 +137,9 @@ class ProvisionCluster(Runbook):
     @workflow.run
     async def run(self, input: ProvisionClusterInput | dict) -> ProvisionClusterResult:
         input = self.input
-        self.state.operation_id = workflow.info().workflow_id
-        if self.input_error:
-            self._step("failed", "reading the input")
-            raise ApplicationError(self.input_error, type="InvalidInput", non_retryable=True)
-        if self.state.operation_id != planning.operation_id(input.name):
-            self._step("failed", "checking the operation id")
-            raise ApplicationError(
-                f"start this provisioning with workflow id {planning.operation_id(input.name)!r}, not"
-                f" {self.state.operation_id!r}: that id is what keeps two operations off one cluster",
-                type="WrongOperationId", non_retryable=True,
-            )
+        self._check_start()
         self.ref = input.ref
-        workflow.upsert_search_attributes([
-            CLUSTER.value_set(input.name), ENVIRONMENT.value_set(input.environment),
-            OPERATION.value_set(self.operation), *([TICKET.value_set(input.ticket)] if input.ticket else []),
-        ])
+        self._tag(input.environment)
         await self._audit("provision", "started",
                           f"{input.provider} {input.region} {input.version}, pools "
                           + ", ".join(f"{p.name}×{p.node_count}" for p in input.node_pools))

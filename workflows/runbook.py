@@ -14,9 +14,12 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from regatta import planning
     from regatta.models import Activity, CloudOperation, HealthGate, HealthReport, OperationRecord, WaitForOperation
+    from regatta.search_attributes import CLUSTER, ENVIRONMENT, OPERATION, TICKET
 
 # Quick calls to a cloud or API server: throttling and 5xx are retried with backoff for a
 # while; what cannot succeed arrives as a non-retryable ApplicationError and stops at once.
@@ -51,6 +54,30 @@ class Runbook:
     @property
     def cluster_name(self) -> str:
         raise NotImplementedError
+
+    def _check_start(self) -> None:
+        """Refuse at once an input that does not fit its model, or a start under any workflow id
+        but cluster-<name>: that id is the lock that keeps two operations off one cluster."""
+        self.state.operation_id = workflow.info().workflow_id
+        if self.input_error:
+            self._step("failed", "reading the input")
+            raise ApplicationError(self.input_error, type="InvalidInput", non_retryable=True)
+        expected = planning.operation_id(self.cluster_name)
+        if self.state.operation_id != expected:
+            self._step("failed", "checking the operation id")
+            raise ApplicationError(
+                f"start this {self.operation} with workflow id {expected!r}, not {self.state.operation_id!r}:"
+                " that id is what keeps two operations off one cluster",
+                type="WrongOperationId", non_retryable=True,
+            )
+
+    def _tag(self, environment: str) -> None:
+        """Search attributes, so the Temporal UI finds this run by cluster, environment, type and ticket."""
+        ticket = self.input.ticket
+        workflow.upsert_search_attributes([
+            CLUSTER.value_set(self.cluster_name), ENVIRONMENT.value_set(environment), OPERATION.value_set(self.operation),
+            *([TICKET.value_set(ticket)] if ticket else []),
+        ])
 
     def _step(self, phase: str, step: str) -> None:
         self.state.phase = phase
