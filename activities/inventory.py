@@ -34,14 +34,32 @@ class InventoryActivities:
         """True when no cluster of that name is registered."""
         return not any(r.name == name for r in self.inventory.list_clusters())
 
+    def _registered(self, name: str) -> ClusterRecord | None:
+        return {r.name: r for r in self.inventory.list_clusters()}.get(name)
+
+    @staticmethod
+    def _same(a: ClusterRecord, b: ClusterRecord) -> bool:
+        volatile = {"updated_at", "health", "control_plane_version", "node_pools"}
+        return a.model_dump(exclude=volatile) == b.model_dump(exclude=volatile)
+
     @activity.defn(name=Activity.REGISTER_CLUSTER)
     def register_cluster(self, record: ClusterRecord) -> None:
-        existing = {r.name: r for r in self.inventory.list_clusters()}.get(record.name)
-        if existing is not None and existing.model_dump(exclude={"updated_at", "health"}) != record.model_dump(exclude={"updated_at", "health"}):
-            raise refuse(f"a different cluster named {record.name} was registered meanwhile; not overwriting it",
-                         error_type="ClusterExists")
+        existing = self._registered(record.name)
+        if existing is not None and not self._same(existing, record):
+            raise refuse(f"a different cluster named {record.name} was registered meanwhile ({existing.provider},"
+                         f" {existing.region}); not overwriting it", error_type="ClusterExists")
         self.inventory.upsert_cluster(record)
 
     @activity.defn(name=Activity.DEREGISTER_CLUSTER)
     def deregister_cluster(self, name: str) -> None:
         self.inventory.remove_cluster(name)
+
+    @activity.defn(name=Activity.DEREGISTER_OWN_REGISTRATION)
+    def deregister_own_registration(self, record: ClusterRecord) -> bool:
+        """Compensation: remove the registration only if it is the one this operation wrote, never
+        a record someone else made under the same name. True when something was removed."""
+        existing = self._registered(record.name)
+        if existing is None or not self._same(existing, record):
+            return False
+        self.inventory.remove_cluster(record.name)
+        return True

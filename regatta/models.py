@@ -135,6 +135,7 @@ class Activity(StrEnum):
     CHECK_NAME_FREE = "inventory.check_name_free"
     REGISTER_CLUSTER = "inventory.register_cluster"
     DEREGISTER_CLUSTER = "inventory.deregister_cluster"
+    DEREGISTER_OWN_REGISTRATION = "inventory.deregister_own_registration"
     LIST_WORKLOADS = "kube.list_workloads"
     FINAL_BACKUP = "kube.final_backup"
     REVOKE_CREDENTIALS = "kube.revoke_credentials"

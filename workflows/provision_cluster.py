@@ -99,13 +99,16 @@ class ProvisionCluster(Runbook):
 
         self._step("registering", "registering the cluster in the inventory")
         self.state.created.append("inventory")
-        await self._call(Activity.REGISTER_CLUSTER, ClusterRecord(
+        await self._call(Activity.REGISTER_CLUSTER, self._record(), None)
+
+    def _record(self) -> ClusterRecord:
+        return ClusterRecord(
             name=self.input.name, provider=self.input.provider, region=self.input.region,
             environment=self.input.environment, labels={"env": self.input.environment, **self.input.labels},
             control_plane_version=self.input.version, health="healthy", credential_ref=self.input.credential_ref,
             node_pools=[NodePool(name=p.name, version=self.input.version, node_count=p.node_count, node_size=p.node_size,
                                  labels=p.labels) for p in self.input.node_pools],
-        ), None)
+        )
 
     def _token(self, what: str) -> str:
         return f"{workflow.info().run_id}-{what}"[:64]
@@ -118,7 +121,7 @@ class ProvisionCluster(Runbook):
             self.state.step = f"compensating: removing {what}"
             try:
                 if what == "inventory":
-                    await self._call(Activity.DEREGISTER_CLUSTER, self.input.name, None)
+                    await self._call(Activity.DEREGISTER_OWN_REGISTRATION, self._record(), bool)
                 elif what == "cluster":
                     operation = await self._call(Activity.DELETE_CLUSTER, DeleteCluster(
                         cluster=self.ref, request_token=self._token("delete-cluster")), CloudOperation)

@@ -114,3 +114,32 @@ async def test_a_name_already_in_the_fleet_is_refused(client, worker, task_queue
     failure = await failure_of(await provision(client, task_queue, request("eks", name=taken)))
     assert failure.type == "FleetRuleViolation" and f"a cluster named {taken} is already in the inventory" in failure.message
     assert sim_report(simulator, taken)["clusters"][taken]["control_plane_version"] == "1.30"  # untouched
+
+
+async def test_a_failure_at_registration_undoes_the_cluster_but_not_the_other_record(client, worker, task_queue, simulator, inventory):
+    """Someone registers a different cluster under the same name while ours is being built: the
+    registration is refused, our cloud resources are deleted, and their record is left alone."""
+    import asyncio
+
+    import httpx
+
+    from regatta.models import ClusterRecord, ProvisionClusterProgress
+
+    spec = request("eks")
+    set_faults(simulator, spec.name, hang=True)  # hold the control plane creation
+    handle = await provision(client, task_queue, spec)
+    for _ in range(200):
+        progress = await handle.query("progress", result_type=ProvisionClusterProgress)
+        if progress.phase == "creating":
+            break
+        await asyncio.sleep(0.05)
+    theirs = ClusterRecord(name=spec.name, provider="aks", region="westeurope", environment="prod", control_plane_version="1.30")
+    inventory.upsert_cluster(theirs)
+    httpx.delete(f"{simulator.url}/sim/faults", params={"cluster": spec.name}).raise_for_status()
+
+    failure = await failure_of(handle)
+    assert failure.type == "ClusterExists" and "a different cluster named" in failure.message
+    assert "Everything it had created was deleted" in failure.message
+    assert spec.name not in sim_report(simulator, spec.name)["clusters"]
+    assert inventory.get_cluster(spec.name).provider == "aks"  # their record survived our compensation
+    inventory.remove_cluster(spec.name)
