@@ -183,6 +183,10 @@ class DevStack:
             print("\nstopping…", flush=True)
             return 0
         finally:
+            # A second Ctrl-C (or a SIGTERM forwarded by a wrapper) must not interrupt the
+            # shutdown half way and leave children running.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             self.stop()
 
     async def _demo(self) -> None:

@@ -64,6 +64,8 @@ def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
         assert report["pdb_violations"] == [] and report["double_drains"] == []
 
         dev.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        dev.send_signal(signal.SIGINT)  # an impatient second signal must not cut the shutdown short
         assert dev.wait(timeout=60) == 0
         deadline = time.monotonic() + 20
         while any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in pids):
