@@ -135,3 +135,30 @@ POSTGRES_URL = os.environ.get("REGATTA_TEST_POSTGRES_URL", "postgresql+psycopg:/
 
 def pytest_addoption(parser):
     parser.addoption("--record-histories", action="store_true", help="save fresh ClusterUpgrade histories for replay tests")
+
+
+class WorkerProcess:
+    """`regatta worker` in a child process, for tests that kill it the way a node failure would."""
+
+    def __init__(self, settings: Settings):
+        import subprocess
+        import sys
+
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "regatta.cli", "worker", "--metrics-port", "0"],
+            env={**os.environ, **settings.as_env()}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+    def sigkill(self) -> None:
+        import signal
+
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def __enter__(self) -> WorkerProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)

@@ -22,11 +22,8 @@ STATE = {"ACTIVE": "Succeeded", "UPDATING": "Upgrading", "CREATING": "Creating",
 
 def _aks_cluster(request: Request, name: str, operation: str) -> tuple[World, Cluster]:
     world: World = request.app.state.world
-    cluster = world.clusters.get(name)
-    if cluster is None or cluster.provider != "aks":
-        raise SimError(404, "ResourceNotFound", f"The Resource 'Microsoft.ContainerService/managedClusters/{name}' was not found.")
-    world.check_faults(cluster, api="cloud", operation=operation)
-    return world, cluster
+    return world, world.cloud_cluster(name, provider="aks", operation=operation,
+                                      missing=SimError(404, "ResourceNotFound", f"The Resource 'Microsoft.ContainerService/managedClusters/{name}' was not found."))
 
 
 def _pool_props(pool: NodePool, index: int) -> dict:

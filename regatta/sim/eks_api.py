@@ -18,11 +18,8 @@ ACCOUNT = "111122223333"
 
 def _eks_cluster(request: Request, name: str, operation: str) -> tuple[World, Cluster]:
     world: World = request.app.state.world
-    cluster = world.clusters.get(name)
-    if cluster is None or cluster.provider != "eks":
-        raise SimError(404, "ResourceNotFoundException", f"No cluster found for name: {name}.")
-    world.check_faults(cluster, api="cloud", operation=operation)
-    return world, cluster
+    return world, world.cloud_cluster(name, provider="eks", operation=operation,
+                                      missing=SimError(404, "ResourceNotFoundException", f"No cluster found for name: {name}."))
 
 
 def _signed_region(request: Request) -> str:

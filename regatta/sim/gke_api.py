@@ -18,16 +18,13 @@ CLUSTER_RUNNING, CLUSTER_RECONCILING = 2, 3
 POOL_STATUS = {"ACTIVE": 2, "UPDATING": 4, "CREATING": 1, "DELETING": 5, "CREATE_FAILED": 6}
 OP_TYPE = {"CreateCluster": 1, "DeleteCluster": 2, "CreateNodePool": 7, "DeleteNodePool": 8}  # VersionUpdate: UPGRADE_MASTER 3 or UPGRADE_NODES 4
 OP_RUNNING, OP_DONE = 2, 3
-GRPC_CODE = {"NotFound": 5, "ResourceInUseException": 9, "InvalidParameterException": 3}
+
 
 
 def _gke_cluster(request: Request, name: str, operation: str) -> tuple[World, Cluster]:
     world: World = request.app.state.world
-    cluster = world.clusters.get(name)
-    if cluster is None or cluster.provider != "gke":
-        raise SimError(404, "NotFound", f"Not found: projects/-/locations/-/clusters/{name}.")
-    world.check_faults(cluster, api="cloud", operation=operation)
-    return world, cluster
+    return world, world.cloud_cluster(name, provider="gke", operation=operation,
+                                      missing=SimError(404, "NotFound", f"Not found: projects/-/locations/-/clusters/{name}."))
 
 
 def _gke_version(version: str) -> str:

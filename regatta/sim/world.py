@@ -269,6 +269,14 @@ class World:
         except KeyError:
             raise SimError(404, "NotFound", f"No cluster found for name: {name}.") from None
 
+    def cloud_cluster(self, name: str, *, provider: str, operation: str, missing: SimError) -> Cluster:
+        """The cluster a cloud API call names, if that cloud owns it, after its faults had their say."""
+        cluster = self.clusters.get(name)
+        if cluster is None or cluster.provider != provider:
+            raise missing
+        self.check_faults(cluster, api="cloud", operation=operation)
+        return cluster
+
     def check_faults(self, cluster: Cluster | str, *, api: Literal["cloud", "kube"], operation: str) -> None:
         name = cluster if isinstance(cluster, str) else cluster.name
         faults = self.faults.get(name)

@@ -4,17 +4,13 @@ completion after the worker is SIGKILLed mid-way."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 
 from regatta.models import DecommissionClusterInput, DecommissionClusterProgress, DecommissionClusterResult
 from regatta.planning import operation_id
-from tests.conftest import sim_report
+from tests.conftest import WorkerProcess, sim_report
 from workers.main import build_worker
 
 SYSTEM_ONLY = [{"name": "coredns", "namespace": "kube-system", "replicas": 2, "pdb": {"max_unavailable": 1}}]
@@ -114,9 +110,7 @@ async def test_a_decommission_interrupted_by_a_worker_sigkill_completes_on_a_new
     client, task_queue, queue_settings, add_cluster, simulator, inventory
 ):
     cluster = add_cluster("chaosdel", workloads=SYSTEM_ONLY, time_scale=0.01)  # cluster deletion takes 3s
-    doomed = subprocess.Popen([sys.executable, "-m", "regatta.cli", "worker", "--metrics-port", "0"],
-                              env={**os.environ, **queue_settings.as_env()}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    with WorkerProcess(queue_settings) as doomed:
         handle = await decommission(client, task_queue, cluster, activity_heartbeat_timeout_seconds=2)
         await wait_phase(handle, "awaiting_approval", timeout=60)
         await handle.execute_update("approve", {"approver": "sre-bob"})
@@ -124,11 +118,7 @@ async def test_a_decommission_interrupted_by_a_worker_sigkill_completes_on_a_new
         while (await handle.query("progress", result_type=DecommissionClusterProgress)).step != f"deleting cluster {cluster}":
             assert asyncio.get_running_loop().time() < deadline
             await asyncio.sleep(0.05)
-        doomed.send_signal(signal.SIGKILL)
-        doomed.wait(timeout=10)
-    finally:
-        if doomed.poll() is None:
-            doomed.kill()
+        doomed.sigkill()
     async with build_worker(client, queue_settings):
         result = await handle.result()
     assert result.outcome == "succeeded"

@@ -4,24 +4,13 @@ upgrade completes, no node is drained twice, no PodDisruptionBudget is broken.""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 
 import httpx
 
 from regatta.models import ClusterUpgradeProgress
-from tests.conftest import set_faults, sim_report
+from tests.conftest import WorkerProcess, set_faults, sim_report
 from tests.integration.conftest import start_upgrade
 from workers.main import build_worker
-
-
-def start_worker_process(settings) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "regatta.cli", "worker", "--metrics-port", "0"],
-        env={**os.environ, **settings.as_env()}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
 
 
 async def test_upgrade_survives_a_worker_killed_mid_drain(client, task_queue, queue_settings, add_cluster, simulator):
@@ -29,8 +18,7 @@ async def test_upgrade_survives_a_worker_killed_mid_drain(client, task_queue, qu
     cluster = add_cluster("chaos", version="1.31", pool_version="1.30", pools=1)
     # Hold the drain in place: the checkout budget refuses every eviction until we lift it.
     set_faults(simulator, cluster, blocking_pdbs=["shop/checkout-pdb"])
-    doomed = start_worker_process(queue_settings)
-    try:
+    with WorkerProcess(queue_settings) as doomed:
         handle = await start_upgrade(client, task_queue, cluster, strategy="blue_green", drain_timeout_seconds=60,
                                      activity_heartbeat_timeout_seconds=2, eviction_retry_seconds=0.1)
         deadline = asyncio.get_running_loop().time() + 60
@@ -42,11 +30,7 @@ async def test_upgrade_survives_a_worker_killed_mid_drain(client, task_queue, qu
                 break
             assert asyncio.get_running_loop().time() < deadline, f"the drain never started: {progress}"
             await asyncio.sleep(0.1)
-        doomed.send_signal(signal.SIGKILL)
-        doomed.wait(timeout=10)
-    finally:
-        if doomed.poll() is None:
-            doomed.kill()
+        doomed.sigkill()
 
     # The cluster stays exactly as the dead worker left it: a cordoned, half-drained node.
     assert any(v["unschedulable"] and v["pods"] > 0 for v in sim_report(simulator, cluster)["clusters"][cluster]["nodes"].values())
