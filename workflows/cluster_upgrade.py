@@ -27,7 +27,6 @@ with workflow.unsafe.imports_passed_through():
     from regatta import planning
     from regatta.models import (
         Activity,
-        CloudOperation,
         ClusterInspection,
         ClusterRecord,
         ClusterRef,
@@ -139,9 +138,6 @@ class ClusterUpgrade(Runbook):
             self.state.step = step
         return self.state.abort_requested
 
-    def _token(self, what: str) -> str:
-        # Unique per run and step: a retried start finds its own operation, a new run starts anew.
-        return f"{workflow.info().run_id}-{what}"[:64]
 
     # ------------------------------------------------------------------ the runbook's steps
 
@@ -185,25 +181,19 @@ class ClusterUpgrade(Runbook):
     async def _upgrade_control_plane(self) -> None:
         self._step("control_plane", f"upgrading the control plane to {self.input.target_version}")
         self.state.control_plane = "upgrading"
-        operation = await self._call(
+        await self._cloud_operation(
             Activity.START_CONTROL_PLANE_UPGRADE,
-            StartControlPlaneUpgrade(cluster=self.ref, target_version=self.input.target_version, request_token=self._token("cp")),
-            CloudOperation,
-        )
-        await self._wait(operation)
+            StartControlPlaneUpgrade(cluster=self.ref, target_version=self.input.target_version, request_token=self._token("cp")))
         self.state.control_plane = "done"
         await self._health_gate("the control plane upgrade")
 
     async def _surge(self, progress: PoolProgress) -> None:
         """The cloud replaces the pool's nodes one by one through the eviction API."""
         self.state.step = f"surge upgrade of node pool {progress.name}"
-        operation = await self._call(
+        await self._cloud_operation(
             Activity.START_NODE_POOL_UPGRADE,
             StartNodePoolUpgrade(cluster=self.ref, node_pool=progress.name, target_version=self.input.target_version,
-                                 request_token=self._token(f"pool-{progress.name}")),
-            CloudOperation,
-        )
-        await self._wait(operation)
+                                 request_token=self._token(f"pool-{progress.name}")))
         progress.nodes_done = progress.nodes_total
         await self._health_gate(f"node pool {progress.name}")
         progress.status = "done"
@@ -215,13 +205,10 @@ class ClusterUpgrade(Runbook):
         progress.replacement_pool = replacement
         if replacement not in existing:  # check-then-act: a resumed upgrade may have made it already
             self.state.step = f"creating node pool {replacement} at {self.input.target_version}"
-            operation = await self._call(
+            await self._cloud_operation(
                 Activity.CREATE_NODE_POOL,
                 CreateNodePool(cluster=self.ref, request_token=self._token(f"create-{replacement}"),
-                               node_pool=pool.model_copy(update={"name": replacement, "version": self.input.target_version})),
-                CloudOperation,
-            )
-            await self._wait(operation)
+                               node_pool=pool.model_copy(update={"name": replacement, "version": self.input.target_version})))
             await self._health_gate(f"creating node pool {replacement}")
 
         inspection: ClusterInspection = await self._call(Activity.INSPECT_CLUSTER, self.ref, ClusterInspection)
@@ -248,12 +235,9 @@ class ClusterUpgrade(Runbook):
             await self._health_gate(f"draining {', '.join(batch)}")
 
         self.state.step = f"deleting the drained node pool {pool.name}"
-        operation = await self._call(
+        await self._cloud_operation(
             Activity.DELETE_NODE_POOL,
-            DeleteNodePool(cluster=self.ref, node_pool=pool.name, request_token=self._token(f"delete-{pool.name}")),
-            CloudOperation,
-        )
-        await self._wait(operation)
+            DeleteNodePool(cluster=self.ref, node_pool=pool.name, request_token=self._token(f"delete-{pool.name}")))
         self.state.drained_nodes = []
         progress.status = "done"
 

@@ -25,7 +25,6 @@ with workflow.unsafe.imports_passed_through():
     from regatta import planning
     from regatta.models import (
         Activity,
-        CloudOperation,
         ClusterInspection,
         ClusterRecord,
         ClusterState,
@@ -97,8 +96,6 @@ class DecommissionCluster(Runbook):
 
     # ------------------------------------------------------------------ steps
 
-    def _token(self, what: str) -> str:
-        return f"{workflow.info().run_id}-{what}"[:64]
 
     async def _check(self, record: ClusterRecord) -> None:
         self._step("checking", "checking that nothing needs the cluster")
@@ -130,14 +127,12 @@ class DecommissionCluster(Runbook):
         state: ClusterState = await self._call(Activity.DESCRIBE_CLUSTER, self.ref, ClusterState)
         for pool in state.node_pools:
             self.state.step = f"deleting node pool {pool.name}"
-            operation = await self._call(Activity.DELETE_NODE_POOL, DeleteNodePool(
-                cluster=self.ref, node_pool=pool.name, request_token=self._token(f"delete-{pool.name}")), CloudOperation)
-            await self._wait(operation)
+            await self._cloud_operation(Activity.DELETE_NODE_POOL, DeleteNodePool(
+                cluster=self.ref, node_pool=pool.name, request_token=self._token(f"delete-{pool.name}")))
             self.state.deleted.append(f"node_pool:{pool.name}")
         self.state.step = f"deleting cluster {self.input.cluster}"
-        operation = await self._call(Activity.DELETE_CLUSTER, DeleteCluster(
-            cluster=self.ref, request_token=self._token("delete-cluster")), CloudOperation)
-        await self._wait(operation)
+        await self._cloud_operation(Activity.DELETE_CLUSTER, DeleteCluster(
+            cluster=self.ref, request_token=self._token("delete-cluster")))
         self.state.deleted.append("cluster")
         await self._audit("delete", "succeeded", f"deleted {', '.join(self.state.deleted)}")
 

@@ -26,7 +26,6 @@ with workflow.unsafe.imports_passed_through():
     from regatta.models import (
         Activity,
         BootstrapCluster,
-        CloudOperation,
         ClusterRecord,
         CreateCluster,
         CreateNodePool,
@@ -76,8 +75,7 @@ class ProvisionCluster(Runbook):
     async def _create(self, what: str, start: Activity, request) -> None:
         """Note the resource as created, ask for it, and wait until the cloud says it exists."""
         self.state.created.append(what)
-        operation = await self._call(start, request, CloudOperation)
-        await self._wait(operation)
+        await self._cloud_operation(start, request)
 
     async def _build(self) -> None:
         self._step("creating", f"creating the {self.input.provider} control plane {self.input.name} at {self.input.version}")
@@ -110,8 +108,6 @@ class ProvisionCluster(Runbook):
                                  labels=p.labels) for p in self.input.node_pools],
         )
 
-    def _token(self, what: str) -> str:
-        return f"{workflow.info().run_id}-{what}"[:64]
 
     async def _compensate(self) -> list[str]:
         """Undo what exists, newest first. Returns what could not be undone."""
@@ -123,14 +119,12 @@ class ProvisionCluster(Runbook):
                 if what == "inventory":
                     await self._call(Activity.DEREGISTER_OWN_REGISTRATION, self._record(), bool)
                 elif what == "cluster":
-                    operation = await self._call(Activity.DELETE_CLUSTER, DeleteCluster(
-                        cluster=self.ref, request_token=self._token("delete-cluster")), CloudOperation)
-                    await self._wait(operation)
+                    await self._cloud_operation(Activity.DELETE_CLUSTER, DeleteCluster(
+                        cluster=self.ref, request_token=self._token("delete-cluster")))
                 else:
                     pool = what.removeprefix("node_pool:")
-                    operation = await self._call(Activity.DELETE_NODE_POOL, DeleteNodePool(
-                        cluster=self.ref, node_pool=pool, request_token=self._token(f"delete-{pool}")), CloudOperation)
-                    await self._wait(operation)
+                    await self._cloud_operation(Activity.DELETE_NODE_POOL, DeleteNodePool(
+                        cluster=self.ref, node_pool=pool, request_token=self._token(f"delete-{pool}")))
             except ActivityError as error:
                 left.append(f"{what} ({error.cause})")
         return left

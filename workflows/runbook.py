@@ -114,6 +114,14 @@ class Runbook:
             heartbeat=self._heartbeat(),
         )
 
+    def _token(self, what: str) -> str:
+        # Unique per run and step: a retried start finds its own operation, a new run starts anew.
+        return f"{workflow.info().run_id}-{what}"[:64]
+
+    async def _cloud_operation(self, start: Activity, request) -> CloudOperation:
+        """Ask a cloud for a long-running change and wait until it has finished."""
+        return await self._wait(await self._call(start, request, CloudOperation))
+
     async def _health_gate(self, after: str, *, timeout: float, failure_type: str = "HealthGateFailed",
                            min_ready_nodes: int = 0) -> None:
         self.state.step = f"health gate after {after}"

@@ -166,10 +166,7 @@ async def delete_pool(request: Request, subscription: str, group: str, name: str
 @router.get("/subscriptions/{subscription}/providers/Microsoft.ContainerService/locations/{location}/operations/{operation}")
 async def operation_status(request: Request, subscription: str, location: str, operation: str):
     world: World = request.app.state.world
-    update = world.updates.get(operation)
-    if update is None:
-        raise SimError(404, "NotFound", f"Operation {operation} not found.")
-    world.check_faults(update.cluster, api="cloud", operation="GetOperationStatus")
+    update = world.cloud_operation(operation, operation="GetOperationStatus")
     body = {"id": operation, "name": operation,
             "status": {"InProgress": "InProgress", "Successful": "Succeeded"}.get(update.status, "Failed")}
     if update.status == "Failed":

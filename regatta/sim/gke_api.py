@@ -137,11 +137,7 @@ async def delete_node_pool(request: Request, project: str, location: str, name: 
 @router.get("/operations/{operation}")
 async def get_operation(request: Request, project: str, location: str, operation: str):
     world: World = request.app.state.world
-    update = world.updates.get(operation)
-    if update is None:
-        raise SimError(404, "NotFound", f"Operation {operation} not found.")
-    world.check_faults(update.cluster, api="cloud", operation="GetOperation")
-    return _operation_json(project, location, update)
+    return _operation_json(project, location, world.cloud_operation(operation, operation="GetOperation"))
 
 
 @router.post("/clusters")

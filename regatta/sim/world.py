@@ -277,6 +277,14 @@ class World:
         self.check_faults(cluster, api="cloud", operation=operation)
         return cluster
 
+    def cloud_operation(self, operation_id: str, *, operation: str) -> Update:
+        """An operation a client polls (it outlives its cluster), after that cluster's faults had their say."""
+        update = self.updates.get(operation_id)
+        if update is None:
+            raise SimError(404, "NotFound", f"Operation {operation_id} not found.")
+        self.check_faults(update.cluster, api="cloud", operation=operation)
+        return update
+
     def check_faults(self, cluster: Cluster | str, *, api: Literal["cloud", "kube"], operation: str) -> None:
         name = cluster if isinstance(cluster, str) else cluster.name
         faults = self.faults.get(name)
