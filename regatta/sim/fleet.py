@@ -31,6 +31,8 @@ class WorkloadSpec(Spec):
     namespace: str = "default"
     replicas: int = Field(ge=0)
     pdb: PdbSpec | None = None
+    # e.g. regatta.dev/dr-replicas: "4" on a standby's pre-deployed copy kept at 0 replicas
+    annotations: dict[str, str] = Field(default_factory=dict)
 
 
 class NodePoolSpec(Spec):
@@ -50,6 +52,8 @@ class ClusterSpec(Spec):
     node_pools: list[NodePoolSpec]
     workloads: list[WorkloadSpec] = Field(default_factory=list)
     time_scale: float | None = None  # overrides the simulator's factor for this cluster
+    # The Velero schedule last backed the cluster up this many (wall-clock) seconds ago; None: never.
+    last_backup_age_seconds: float | None = Field(default=None, ge=0)
 
     @field_validator("version")
     @classmethod
@@ -62,8 +66,22 @@ class ClusterSpec(Spec):
         return self.labels.get("env", "unknown")
 
 
+class TrafficSpec(Spec):
+    """A service's record at the traffic manager: the share of its requests each cluster gets."""
+
+    service: str
+    weights: dict[str, int]
+
+
+class DrPairSpec(Spec):
+    primary: str
+    standby: str
+
+
 class FleetSpec(Spec):
     clusters: list[ClusterSpec]
+    traffic: list[TrafficSpec] = Field(default_factory=list)
+    dr_pairs: list[DrPairSpec] = Field(default_factory=list)
 
 
 class FleetFileError(ValueError):
@@ -86,4 +104,9 @@ def load_fleet(path: Path | str | None = None) -> FleetSpec:
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise FleetFileError(f"fleet file {path}: cluster names must be unique, repeated: {', '.join(duplicates)}")
+    unknown = sorted({name for pair in fleet.dr_pairs for name in (pair.primary, pair.standby)} - set(names)
+                     | {name for record in fleet.traffic for name in record.weights} - set(names))
+    if unknown:
+        raise FleetFileError(f"fleet file {path}: dr_pairs and traffic name clusters the file does not describe:"
+                             f" {', '.join(unknown)}")
     return fleet

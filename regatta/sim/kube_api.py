@@ -9,6 +9,7 @@ Namespaces. Errors are `Status` objects with the reason and code the API server 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 from fastapi import APIRouter, Request
@@ -156,7 +157,8 @@ def _deployment_json(cluster: Cluster, namespace: str, name: str, now: float) ->
                 "spec": {"containers": [{"name": "app", "image": f"registry.local/{name}:1"}]}}
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace, "uid": f"deploy-{namespace}-{name}", "generation": 1},
+        "metadata": {"name": name, "namespace": namespace, "uid": f"deploy-{namespace}-{name}", "generation": 1,
+                     "labels": dict(deployment.metadata_labels), "annotations": dict(deployment.annotations)},
         "spec": {"replicas": deployment.replicas, "selector": {"matchLabels": deployment.labels}, "template": template},
         "status": {"replicas": len(owned), "readyReplicas": ready, "availableReplicas": ready,
                    "updatedReplicas": len(owned), "observedGeneration": 1},
@@ -307,10 +309,12 @@ async def read_pdb(request: Request, cluster: str, namespace: str, name: str):
 
 @router.get("/apis/apps/v1/deployments")
 @router.get("/apis/apps/v1/namespaces/{namespace}/deployments")
-async def list_deployments(request: Request, cluster: str, namespace: str | None = None):
+async def list_deployments(request: Request, cluster: str, namespace: str | None = None, labelSelector: str | None = None):
     world, c = _cluster(request, cluster, "list_deployments")
     now = world.now()
-    items = [_deployment_json(c, ns, name, now) for (ns, name) in sorted(c.deployments) if namespace is None or ns == namespace]
+    labels = _requirements(labelSelector)
+    items = [_deployment_json(c, ns, name, now) for (ns, name) in sorted(c.deployments)
+             if (namespace is None or ns == namespace) and _selected(labels, c.deployments[(ns, name)].metadata_labels)]
     return _list("Deployment", "apps/v1", items, c)
 
 
@@ -322,15 +326,32 @@ async def read_deployment(request: Request, cluster: str, namespace: str, name: 
     return _deployment_json(c, namespace, name, world.now())
 
 
-def _namespace_json(name: str) -> dict:
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "uid": f"ns-{name}"},
+@router.patch("/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
+async def patch_deployment(request: Request, cluster: str, namespace: str, name: str):
+    world, c = _cluster(request, cluster, "patch_deployment")
+    world.patch_deployment(c, namespace, name, await request.json())
+    return _deployment_json(c, namespace, name, world.now())
+
+
+@router.delete("/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
+async def delete_deployment(request: Request, cluster: str, namespace: str, name: str):
+    world, c = _cluster(request, cluster, "delete_deployment")
+    world.delete_deployment(c, namespace, name)
+    return {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Success", "details": {"name": name, "kind": "deployments"}}
+
+
+def _namespace_json(name: str, labels: dict[str, str] | None = None) -> dict:
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "uid": f"ns-{name}", "labels": {"kubernetes.io/metadata.name": name, **(labels or {})}},
             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
 
 
 @router.get("/api/v1/namespaces")
-async def list_namespaces(request: Request, cluster: str):
+async def list_namespaces(request: Request, cluster: str, labelSelector: str | None = None):
     _, c = _cluster(request, cluster, "list_namespaces")
-    return _list("Namespace", "v1", [_namespace_json(n) for n in sorted(c.namespaces)], c)
+    items = [_namespace_json(n, c.namespace_labels.get(n)) for n in sorted(c.namespaces)]
+    labels = _requirements(labelSelector)
+    return _list("Namespace", "v1", [i for i in items if _selected(labels, i["metadata"]["labels"])], c)
 
 
 @router.get("/api/v1/namespaces/{name}")
@@ -338,7 +359,14 @@ async def read_namespace(request: Request, cluster: str, name: str):
     _, c = _cluster(request, cluster, "read_namespace")
     if name not in c.namespaces:
         raise SimError(404, "NotFound", f'namespaces "{name}" not found')
-    return _namespace_json(name)
+    return _namespace_json(name, c.namespace_labels.get(name))
+
+
+@router.delete("/api/v1/namespaces/{name}")
+async def delete_namespace(request: Request, cluster: str, name: str):
+    world, c = _cluster(request, cluster, "delete_namespace")
+    world.delete_namespace(c, name)
+    return {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Success", "details": {"name": name, "kind": "namespaces"}}
 
 
 @router.post("/api/v1/namespaces", status_code=201)
@@ -374,15 +402,50 @@ async def _create_object(request: Request, cluster: str, api: str, plural: str, 
     body.setdefault("metadata", {}).update({"uid": f"{plural}-{namespace}-{name}", "resourceVersion": "1"})
     if namespace:
         body["metadata"]["namespace"] = namespace
-    if (api, plural) == ("velero.io/v1", "backups"):  # Velero: snapshot the cluster to "object storage"
-        world.take_backup(c, name)
-        body["status"] = {"phase": "Completed"}
+    if (api, plural) == VELERO_BACKUPS:  # Velero: snapshot the cluster to the shared bucket
+        return JSONResponse(_backup_json(name, world.take_backup(c, name)), status_code=201)
+    if (api, plural) == VELERO_RESTORES:
+        world.start_restore(c, body)
     c.objects[key] = body
     return JSONResponse(body, status_code=201)
 
 
+# Velero's custom resources. Every cluster's Velero points at one bucket, so Backups are read
+# from the world's shared store, not from the cluster: a standby sees the primary's backups.
+VELERO_BACKUPS = ("velero.io/v1", "backups")
+VELERO_RESTORES = ("velero.io/v1", "restores")
+
+
+def _backup_json(name: str, backup: dict) -> dict:
+    items = len(backup["deployments"]) + len(backup["pdbs"]) + len(backup["namespaces"])
+    return {
+        "apiVersion": "velero.io/v1", "kind": "Backup",
+        "metadata": {"name": name, "namespace": "velero", "uid": f"backup-{name}",
+                     "labels": {"velero.io/storage-location": "default", "regatta.dev/cluster": backup["cluster"]},
+                     # What Regatta's backup hook notes down: the replicas each Deployment ran with,
+                     # so a standby can be sized before anything is restored.
+                     "annotations": {"regatta.dev/replicas": json.dumps(
+                         {key: item["replicas"] for key, item in sorted(backup["deployments"].items())})}},
+        "spec": {"includedNamespaces": ["*"], "storageLocation": "default", "ttl": "720h0m0s"},
+        "status": {"phase": "Completed", "startTimestamp": _ts(backup["completed_at"]),
+                   "completionTimestamp": _ts(backup["completed_at"]),
+                   "progress": {"totalItems": items, "itemsBackedUp": items}},
+    }
+
+
+def _backups(world: World, labelSelector: str | None) -> list[dict]:
+    labels = _requirements(labelSelector)
+    items = [_backup_json(name, backup) for taken in world.backups.values() for name, backup in sorted(taken.items())]
+    return [item for item in items if _selected(labels, item["metadata"]["labels"])]
+
+
 def _read_object(request: Request, cluster: str, api: str, plural: str, namespace: str, name: str) -> dict:
-    _, c = _cluster(request, cluster, f"read_{plural}")
+    world, c = _cluster(request, cluster, f"read_{plural}")
+    if (api, plural) == VELERO_BACKUPS:
+        backup = world.find_backup(name)
+        if backup is None:
+            raise SimError(404, "NotFound", f'backups.velero.io "{name}" not found')
+        return _backup_json(name, backup)
     found = c.objects.get(_object_key(api, plural, namespace, name))
     if found is None:
         raise SimError(404, "NotFound", f'{plural} "{name}" not found')
@@ -390,7 +453,10 @@ def _read_object(request: Request, cluster: str, api: str, plural: str, namespac
 
 
 def _list_objects(request: Request, cluster: str, api: str, plural: str, namespace: str) -> dict:
-    _, c = _cluster(request, cluster, f"list_{plural}")
+    world, c = _cluster(request, cluster, f"list_{plural}")
+    if (api, plural) == VELERO_BACKUPS:
+        items = _backups(world, request.query_params.get("labelSelector"))
+        return {"apiVersion": api, "kind": "List", "metadata": {"resourceVersion": str(c.resource_version)}, "items": items}
     items = [o for (a, p, ns, _), o in sorted(c.objects.items()) if a == api and p == plural and (not namespace or ns == namespace)]
     return {"apiVersion": api, "kind": "List", "metadata": {"resourceVersion": str(c.resource_version)}, "items": items}
 

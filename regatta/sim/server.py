@@ -5,6 +5,7 @@ invariant report. Started by `regatta sim`, `regatta dev`, the tests and the ben
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from dataclasses import fields
 
@@ -13,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from regatta.sim import aks_api, eks_api, gke_api, kube_api
+from regatta.sim import aks_api, eks_api, gke_api, kube_api, traffic_api
 from regatta.sim.fleet import FleetSpec
 from regatta.sim.world import Faults, SimError, World
 
@@ -33,6 +34,22 @@ class FaultRequest(BaseModel):
     node_never_ready: bool = False
     blocking_pdbs: list[str] = []
     unreachable: bool = False
+
+
+class RegionOutage(BaseModel):
+    """Body of POST /sim/regions."""
+
+    model_config = ConfigDict(extra="forbid")
+    region: str
+    unreachable: bool = True
+
+
+class BackupRequest(BaseModel):
+    """Body of POST /sim/backups."""
+
+    model_config = ConfigDict(extra="forbid")
+    cluster: str
+    name: str | None = None
 
 
 # The simulator's refusals in the names EKS gives them, so botocore retries what it would retry.
@@ -57,6 +74,8 @@ def create_app(world: World) -> FastAPI:
 
     @app.exception_handler(SimError)
     async def sim_error(request: Request, error: SimError):
+        if error.delay:  # a request into a cut-off region hangs until the gateway gives up
+            await asyncio.sleep(error.delay)
         path = request.url.path
         if path.startswith("/k8s/"):
             return JSONResponse(kube_api.status_body(error), status_code=error.status)
@@ -106,6 +125,23 @@ def create_app(world: World) -> FastAPI:
                 pdb.blocked = False
         return {"cluster": cluster, "faults": None}
 
+    @app.post("/sim/regions")
+    async def set_region(request: RegionOutage):
+        """Cut a whole region off (every API of every cluster in it times out) or bring it back."""
+        if request.unreachable:
+            world.unreachable_regions.add(request.region)
+        else:
+            world.unreachable_regions.discard(request.region)
+        return {"unreachable_regions": sorted(world.unreachable_regions)}
+
+    @app.post("/sim/backups")
+    async def take_backup(request: BackupRequest):
+        """What the cluster's Velero schedule does on its own: a backup to the shared bucket, now."""
+        cluster = world.cluster(request.cluster)
+        name = request.name or f"scheduled-{cluster.name}-{next(cluster.seq)}"[:63]
+        backup = world.take_backup(cluster, name)
+        return {"cluster": cluster.name, "name": name, "completed_at": backup["completed_at"]}
+
     @app.post("/sim/time-scale")
     async def set_time_scale(scale: float):
         world.time_scale = scale
@@ -115,6 +151,7 @@ def create_app(world: World) -> FastAPI:
     app.include_router(eks_api.router)
     app.include_router(gke_api.router)
     app.include_router(aks_api.router)
+    app.include_router(traffic_api.router)
     return app
 
 

@@ -32,19 +32,22 @@ POD_START_SECONDS = 5.0
 NODE_TERMINATE_SECONDS = 30.0
 EVICTION_RETRY_SECONDS = 5.0
 EVICTION_BUDGET_SECONDS = 900.0  # EKS gives up on a drain after 15 minutes unless forced
-POOL_CAPACITY = {"m5.large": 29, "m5.xlarge": 58, "m5.2xlarge": 58, "m6i.large": 29, "c5.xlarge": 58}
+RESTORE_SECONDS = 120.0  # a Velero restore of a namespace set
+REGION_TIMEOUT_SECONDS = 30.0  # how long a request into a cut-off region hangs before the gateway gives up
+POOL_CAPACITY = {"t3.small": 11, "t3.medium": 17, "m5.large": 29, "m5.xlarge": 58, "m5.2xlarge": 58, "m6i.large": 29, "c5.xlarge": 58}
 SYSTEM_NAMESPACES = ("kube-system",)
 
 
 class SimError(Exception):
     """An API refusal: HTTP status, a Kubernetes reason / AWS error code, and a message."""
 
-    def __init__(self, status: int, reason: str, message: str, *, causes: list[dict] | None = None):
+    def __init__(self, status: int, reason: str, message: str, *, causes: list[dict] | None = None, delay: float = 0.0):
         super().__init__(message)
         self.status = status
         self.reason = reason
         self.message = message
         self.causes = causes or []
+        self.delay = delay  # seconds the server holds the request before answering (a timeout)
 
 
 # --------------------------------------------------------------------------- state
@@ -88,6 +91,8 @@ class Deployment:
     name: str
     replicas: int
     labels: dict[str, str]
+    annotations: dict[str, str] = field(default_factory=dict)
+    metadata_labels: dict[str, str] = field(default_factory=dict)  # on the Deployment itself (e.g. velero.io/restore-name)
 
 
 @dataclass
@@ -158,6 +163,7 @@ class Cluster:
     deployments: dict[tuple[str, str], Deployment] = field(default_factory=dict)
     pdbs: dict[tuple[str, str], Pdb] = field(default_factory=dict)
     namespaces: set[str] = field(default_factory=lambda: {"default", "kube-system"})
+    namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     # Any other kind (RBAC, policies, config): (api group/version, plural, namespace, name) → object
     objects: dict[tuple[str, str, str, str], dict] = field(default_factory=dict)
     updates: dict[str, Update] = field(default_factory=dict)
@@ -199,7 +205,13 @@ class World:
         # Every operation ever started, by id: it stays pollable after its cluster is deleted.
         self.updates: dict[str, Update] = {}
         # Backups outlive their clusters, as object storage does: cluster → backup name → snapshot.
+        # Every cluster's Velero shares one bucket, so any cluster lists every backup (that is
+        # what lets a standby restore the primary's workloads while the primary's region is down).
         self.backups: dict[str, dict[str, dict]] = {}
+        # Regions cut off from the world: every API of every cluster in them times out.
+        self.unreachable_regions: set[str] = set()
+        # The traffic manager: service → {"weights": {cluster: weight}, "changes": [...]}.
+        self.traffic: dict[str, dict] = {}
         self.random = random.Random(seed)
         self._tasks: set[asyncio.Task] = set()
         self._uids = itertools.count(1)
@@ -226,6 +238,11 @@ class World:
         for spec in fleet.clusters:
             self.clusters[spec.name] = self._build(spec)
             self.clusters[spec.name].faults = self.faults.setdefault(spec.name, Faults())
+            if spec.last_backup_age_seconds is not None:  # the Velero schedule's last run
+                self.take_backup(self.clusters[spec.name], f"scheduled-{spec.name}"[:63],
+                                 taken_at=time.time() - spec.last_backup_age_seconds)
+        for record in fleet.traffic:
+            self.traffic[record.service] = {"weights": dict(record.weights), "changes": []}
         return [spec.name for spec in fleet.clusters]
 
     def _build(self, spec: ClusterSpec) -> Cluster:
@@ -251,7 +268,8 @@ class World:
             cluster.namespaces.add(workload.namespace)
             labels = {"app": workload.name}
             cluster.deployments[(workload.namespace, workload.name)] = Deployment(
-                namespace=workload.namespace, name=workload.name, replicas=workload.replicas, labels=labels
+                namespace=workload.namespace, name=workload.name, replicas=workload.replicas, labels=labels,
+                annotations=dict(workload.annotations),
             )
             if workload.pdb:
                 cluster.pdbs[(workload.namespace, f"{workload.name}-pdb")] = Pdb(
@@ -287,6 +305,10 @@ class World:
 
     def check_faults(self, cluster: Cluster | str, *, api: Literal["cloud", "kube"], operation: str) -> None:
         name = cluster if isinstance(cluster, str) else cluster.name
+        target = self.clusters.get(name) if isinstance(cluster, str) else cluster
+        if target is not None and target.region in self.unreachable_regions:
+            raise SimError(504, "GatewayTimeout", f"{operation} on {name} timed out: region {target.region} is unreachable"
+                           " (injected)", delay=self.scaled(target, REGION_TIMEOUT_SECONDS))
         faults = self.faults.get(name)
         if faults is None:
             return
@@ -695,12 +717,157 @@ class World:
         cluster.status = "ACTIVE"
         operation.status = "Successful"
 
-    def take_backup(self, cluster: Cluster, name: str) -> None:
-        self.backups.setdefault(cluster.name, {})[name] = {
-            "namespaces": sorted(cluster.namespaces),
-            "deployments": {f"{ns}/{d}": dep.replicas for (ns, d), dep in cluster.deployments.items()},
-            "objects": sorted(f"{a}/{p}/{ns or '-'}/{n}" for a, p, ns, n in cluster.objects),
-        }
+    def take_backup(self, cluster: Cluster, name: str, *, taken_at: float | None = None) -> dict:
+        """A Velero backup of the cluster's namespaced workloads, to the shared bucket. Taking one
+        under a name that exists returns the one already taken."""
+        taken = self.backups.setdefault(cluster.name, {})
+        if name not in taken:
+            taken[name] = {
+                "cluster": cluster.name,
+                "completed_at": time.time() if taken_at is None else taken_at,
+                "namespaces": sorted(cluster.namespaces),
+                "deployments": {f"{ns}/{d}": {"replicas": dep.replicas, "labels": dict(dep.labels),
+                                              "annotations": dict(dep.annotations)}
+                                for (ns, d), dep in cluster.deployments.items()},
+                "pdbs": {f"{ns}/{p}": {"selector": dict(pdb.selector), "min_available": pdb.min_available,
+                                       "max_unavailable": pdb.max_unavailable}
+                         for (ns, p), pdb in cluster.pdbs.items()},
+                "objects": sorted(f"{a}/{p}/{ns or '-'}/{n}" for a, p, ns, n in cluster.objects),
+            }
+        return taken[name]
+
+    def find_backup(self, name: str) -> dict | None:
+        return next((taken[name] for taken in self.backups.values() if name in taken), None)
+
+    def start_restore(self, cluster: Cluster, restore: dict) -> None:
+        """Velero's restore controller: after a while, bring the backup's namespaces, Deployments
+        and PDBs into this cluster (renamed by `namespaceMapping`). What exists already is
+        skipped, or overwritten when `existingResourcePolicy` is `update`; everything restored is
+        labelled with the restore's and the backup's names, as Velero labels it."""
+        spec = restore.get("spec") or {}
+        backup = self.find_backup(spec.get("backupName", ""))
+        if backup is None:
+            restore["status"] = {"phase": "FailedValidation",
+                                 "validationErrors": [f"backup {spec.get('backupName')!r} not found in the bucket"]}
+            return
+        restore["status"] = {"phase": "InProgress"}
+        self._spawn(self._run_restore(cluster, restore, backup))
+
+    async def _run_restore(self, cluster: Cluster, restore: dict, backup: dict) -> None:
+        await self.pause(cluster, RESTORE_SECONDS)
+        spec = restore["spec"]
+        mapping: dict[str, str] = spec.get("namespaceMapping") or {}
+        update = spec.get("existingResourcePolicy") == "update"
+        included = set(spec.get("includedNamespaces") or ["*"])
+        excluded = set(spec.get("excludedNamespaces") or []) | set(SYSTEM_NAMESPACES) | {"velero"}
+        if "*" not in included:
+            excluded |= set(backup["namespaces"]) - included
+        restore_labels = {"velero.io/restore-name": restore["metadata"]["name"], "velero.io/backup-name": spec["backupName"]}
+        restored = 0
+        for source in backup["namespaces"]:
+            if source in excluded:
+                continue
+            namespace = mapping.get(source, source)
+            if namespace not in cluster.namespaces:
+                cluster.namespaces.add(namespace)
+                cluster.namespace_labels[namespace] = dict(restore_labels)
+                restored += 1
+        for key, item in backup["deployments"].items():
+            source, name = key.split("/", 1)
+            if source in excluded:
+                continue
+            namespace = mapping.get(source, source)
+            existing = cluster.deployments.get((namespace, name))
+            if existing is not None and not update:
+                continue
+            if existing is not None:
+                existing.replicas = item["replicas"]
+                existing.annotations = dict(item["annotations"])
+            else:
+                cluster.deployments[(namespace, name)] = Deployment(
+                    namespace=namespace, name=name, replicas=item["replicas"], labels=dict(item["labels"]),
+                    annotations=dict(item["annotations"]), metadata_labels=dict(restore_labels))
+            restored += 1
+        for key, item in backup["pdbs"].items():
+            source, name = key.split("/", 1)
+            namespace = mapping.get(source, source)
+            if source in excluded or ((namespace, name) in cluster.pdbs and not update):
+                continue
+            cluster.pdbs[(namespace, name)] = Pdb(namespace=namespace, name=name, selector=dict(item["selector"]),
+                                                  min_available=item["min_available"], max_unavailable=item["max_unavailable"])
+            restored += 1
+        cluster.resource_version += 1
+        self.reconcile(cluster)
+        restore["status"] = {"phase": "Completed", "progress": {"itemsRestored": restored, "totalItems": restored},
+                             "completionTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+    def delete_namespace(self, cluster: Cluster, namespace: str) -> None:
+        """The namespace and everything in it go (pods are deleted, not evicted: that is what a
+        namespace deletion does, so it is no PodDisruptionBudget violation)."""
+        if namespace not in cluster.namespaces:
+            raise SimError(404, "NotFound", f'namespaces "{namespace}" not found')
+        if namespace in SYSTEM_NAMESPACES or namespace == "default":
+            raise SimError(403, "Forbidden", f'namespaces "{namespace}" is protected and cannot be deleted')
+        cluster.namespaces.discard(namespace)
+        cluster.namespace_labels.pop(namespace, None)
+        for key in [k for k in cluster.deployments if k[0] == namespace]:
+            del cluster.deployments[key]
+        for key in [k for k in cluster.pdbs if k[0] == namespace]:
+            del cluster.pdbs[key]
+        for key in [k for k in cluster.pods if k[0] == namespace]:
+            del cluster.pods[key]
+        for key in [k for k in cluster.objects if k[2] == namespace]:
+            del cluster.objects[key]
+        cluster.resource_version += 1
+
+    def delete_deployment(self, cluster: Cluster, namespace: str, name: str) -> None:
+        """The Deployment and its pods go (deleted, not evicted, as the garbage collector does)."""
+        if cluster.deployments.pop((namespace, name), None) is None:
+            raise SimError(404, "NotFound", f'deployments.apps "{name}" not found')
+        for key in [k for k, pod in cluster.pods.items() if pod.namespace == namespace and pod.owner == name]:
+            del cluster.pods[key]
+        cluster.resource_version += 1
+
+    def patch_deployment(self, cluster: Cluster, namespace: str, name: str, patch: dict) -> Deployment:
+        """Merge-patch the fields the simulator models: spec.replicas and metadata annotations
+        (a null annotation value removes it, as a JSON merge patch does)."""
+        deployment = cluster.deployments.get((namespace, name))
+        if deployment is None:
+            raise SimError(404, "NotFound", f'deployments.apps "{name}" not found')
+        replicas = (patch.get("spec") or {}).get("replicas")
+        if replicas is not None:
+            if not isinstance(replicas, int) or replicas < 0:
+                raise SimError(422, "Invalid", f"spec.replicas: Invalid value: {replicas!r}: must be greater than or equal to 0")
+            deployment.replicas = replicas
+        for key, value in ((patch.get("metadata") or {}).get("annotations") or {}).items():
+            if value is None:
+                deployment.annotations.pop(key, None)
+            else:
+                deployment.annotations[key] = str(value)
+        cluster.resource_version += 1
+        self.reconcile(cluster)
+        return deployment
+
+    # ------------------------------------------------------------------ traffic
+
+    def traffic_records(self, cluster: str | None = None) -> dict[str, dict]:
+        return {service: record for service, record in sorted(self.traffic.items())
+                if cluster is None or cluster in record["weights"]}
+
+    def set_traffic(self, service: str, weights: dict[str, int], change_id: str) -> dict:
+        """Point a service's traffic at clusters by weight. A change id seen before returns the
+        record as that change left it, so a retried shift never shifts twice."""
+        record = self.traffic.get(service)
+        if record is None:
+            raise SimError(404, "NotFound", f"no traffic record for service {service!r}")
+        if any(change["change_id"] == change_id for change in record["changes"]):
+            return record
+        if any(weight < 0 for weight in weights.values()) or not any(weights.values()):
+            raise SimError(400, "InvalidParameterException",
+                           f"weights for {service} must be non-negative and send traffic somewhere: {weights}")
+        record["weights"] = dict(weights)
+        record["changes"].append({"change_id": change_id, "at": time.time(), "weights": dict(weights)})
+        return record
 
     def cluster_operation(self, cluster: Cluster, kind: str) -> Update | None:
         return next((u for u in reversed(list(cluster.updates.values())) if u.type == kind), None)
@@ -757,4 +924,7 @@ class World:
             "double_drains": mine(self.double_drains),
             "clusters": clusters,
             "backups": {name: sorted(taken) for name, taken in self.backups.items() if cluster is None or name == cluster},
+            "traffic": {service: {"weights": record["weights"], "changes": len(record["changes"])}
+                        for service, record in self.traffic_records(cluster).items()},
+            "unreachable_regions": sorted(self.unreachable_regions),
         }

@@ -123,8 +123,10 @@ def test_a_surge_blocked_by_a_budget_fails_like_eks_with_the_pods_named():
     asyncio.run(scenario())
 
 
-def test_the_default_fleet_has_twelve_clusters_in_three_environments_and_regions():
+def test_the_default_fleet_has_twelve_clusters_in_three_environments_and_regions_and_a_dr_pair():
     fleet = load_fleet()
+    assert [(p.primary, p.standby) for p in fleet.dr_pairs] == [("eks-prod-use1", "eks-dr-usw2")]
+    assert {t.service for t in fleet.traffic} == {"checkout", "payments", "catalog"}
     assert len(fleet.clusters) >= 12
     assert len({c.environment for c in fleet.clusters}) >= 3
     assert len({c.region for c in fleet.clusters}) >= 3
@@ -138,6 +140,8 @@ def test_the_default_fleet_has_twelve_clusters_in_three_environments_and_regions
         ("clusters: [{name: a}]", "region"),
         ("clusters:\n- {name: a, region: r, version: '1.30', node_pools: []}\n- {name: a, region: r, version: '1.30', node_pools: []}", "repeated: a"),
         ("clusters: [{name: a, region: r, version: banana, node_pools: []}]", "cannot read a Kubernetes version"),
+        ("clusters: [{name: a, region: r, version: '1.30', node_pools: []}]\ndr_pairs: [{primary: a, standby: b}]",
+         "clusters the file does not describe: b"),
         ("clusters: [", "not valid YAML"),
     ],
 )
@@ -151,3 +155,75 @@ def test_bad_fleet_files_say_what_to_fix(tmp_path, content, says):
 def test_a_missing_fleet_file_is_named(tmp_path):
     with pytest.raises(FleetFileError, match="does not exist"):
         load_fleet(tmp_path / "nope.yaml")
+
+
+# --------------------------------------------------------------------------- disaster recovery
+
+
+def test_a_region_outage_times_out_every_api_of_every_cluster_in_it_and_only_there():
+    world, name = world_with()
+    world.unreachable_regions.add("us-east-1")
+    with pytest.raises(SimError) as cut_off:
+        world.check_faults(name, api="kube", operation="list_nodes")
+    assert cut_off.value.status == 504 and "region us-east-1 is unreachable" in cut_off.value.message
+    world.unreachable_regions.clear()
+    world.check_faults(name, api="cloud", operation="describe")  # reachable again
+
+
+def test_a_restore_brings_the_backup_in_skips_what_exists_and_labels_what_it_made():
+    async def scenario():
+        source, _ = world_with(last_backup_age_seconds=300)
+        backup = source.find_backup("scheduled-c1")
+        assert backup["deployments"]["shop/web"]["replicas"] == 3
+        target = World(time_scale=0)
+        target.backups = source.backups
+        target.load(FleetSpec.model_validate({"clusters": [{
+            "name": "c2", "provider": "eks", "region": "us-west-2", "version": "1.30", "node_pools": [{"name": "p", "nodes": 2}],
+            "workloads": [{"name": "web", "namespace": "shop", "replicas": 0, "annotations": {"regatta.dev/dr-replicas": "3"}}]}]}))
+        cluster = target.clusters["c2"]
+        plain = {"metadata": {"name": "r1"}, "spec": {"backupName": "scheduled-c1"}}
+        drill = {"metadata": {"name": "r2"}, "spec": {"backupName": "scheduled-c1", "namespaceMapping": {"shop": "dr-drill-shop"}}}
+        for restore in (plain, drill):
+            target.start_restore(cluster, restore)
+        await asyncio.sleep(0.05)
+        return cluster, plain, drill
+
+    cluster, plain, drill = asyncio.run(scenario())
+    assert plain["status"]["phase"] == drill["status"]["phase"] == "Completed"
+    assert cluster.deployments[("shop", "web")].replicas == 0  # existed: skipped, as Velero does by default
+    restored = cluster.deployments[("dr-drill-shop", "web")]
+    assert restored.replicas == 3 and restored.metadata_labels["velero.io/restore-name"] == "r2"
+    assert cluster.namespace_labels["dr-drill-shop"]["velero.io/backup-name"] == "scheduled-c1"
+    assert ("dr-drill-shop", "web-pdb") in cluster.pdbs
+
+
+def test_a_restore_of_a_backup_that_does_not_exist_fails_validation():
+    world, name = world_with()
+    restore = {"metadata": {"name": "r"}, "spec": {"backupName": "nope"}}
+    world.start_restore(world.clusters[name], restore)
+    assert restore["status"]["phase"] == "FailedValidation" and "'nope' not found" in restore["status"]["validationErrors"][0]
+
+
+def test_a_traffic_change_is_applied_once_per_change_id_and_must_send_traffic_somewhere():
+    world = World(time_scale=0)
+    world.load(FleetSpec.model_validate({"clusters": [], "traffic": [{"service": "web", "weights": {"a": 100, "b": 0}}]}))
+    world.set_traffic("web", {"a": 0, "b": 100}, "change-1")
+    world.set_traffic("web", {"a": 0, "b": 100}, "change-1")
+    assert world.traffic["web"]["weights"] == {"a": 0, "b": 100} and len(world.traffic["web"]["changes"]) == 1
+    with pytest.raises(SimError) as nowhere:
+        world.set_traffic("web", {"a": 0, "b": 0}, "change-2")
+    assert nowhere.value.status == 400 and "send traffic somewhere" in nowhere.value.message
+    with pytest.raises(SimError) as unknown:
+        world.set_traffic("mail", {"a": 100}, "change-3")
+    assert unknown.value.status == 404
+
+
+def test_deleting_a_namespace_takes_its_workloads_and_protected_ones_are_refused():
+    world, name = world_with()
+    cluster = world.clusters[name]
+    world.delete_namespace(cluster, "shop")
+    assert "shop" not in cluster.namespaces and not cluster.deployments and not cluster.pods and not cluster.pdbs
+    assert world.pdb_violations == []  # a namespace deletion is no eviction
+    with pytest.raises(SimError) as protected:
+        world.delete_namespace(cluster, "kube-system")
+    assert protected.value.status == 403
