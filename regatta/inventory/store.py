@@ -15,8 +15,8 @@ from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from regatta.models import ClusterRecord, NodePool, OperationRecord
-from regatta.inventory.tables import AuditRow, ClusterRow
+from regatta.inventory.tables import AuditRow, ClusterRow, DrPairRow
+from regatta.models import ClusterRecord, DrPair, NodePool, OperationRecord
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -26,6 +26,10 @@ class UnknownCluster(LookupError):
         hint = f"; known clusters include {', '.join(known[:8])}" if known else "; the inventory is empty"
         super().__init__(f"cluster {name!r} is not in the inventory{hint}. Run `regatta clusters list` to see them")
         self.name = name
+
+
+class DrPairError(ValueError):
+    """A pair that cannot be declared, or a cluster that is in no pair."""
 
 
 def _engine(url: str) -> Engine:
@@ -119,6 +123,75 @@ class Inventory:
             row = session.get(ClusterRow, name)
             if row is not None:
                 session.delete(row)
+
+    # ------------------------------------------------------------------ disaster-recovery pairs
+
+    @staticmethod
+    def _pair(row: DrPairRow) -> DrPair:
+        return DrPair(primary=row.primary, standby=row.standby, serving=row.serving,  # type: ignore[arg-type]
+                      last_operation=row.last_operation, updated_at=row.updated_at)
+
+    def declare_dr_pair(self, primary: str, standby: str) -> DrPair:
+        """Make `standby` the standby of `primary`, and label both with their DR role (the label
+        is what `clusters list` shows and what refuses their decommissioning)."""
+        if primary == standby:
+            raise DrPairError(f"{primary} cannot be its own standby; name a cluster in another region or cloud")
+        first, second = self.get_cluster(primary), self.get_cluster(standby)
+        if first.region == second.region and first.provider == second.provider:
+            raise DrPairError(f"{primary} and {standby} are both in {first.provider} {first.region}: a standby in the same"
+                              " region fails with it; pick one in another region or cloud")
+        with Session(self.engine) as session, session.begin():
+            taken = session.scalars(select(DrPairRow).where(
+                (DrPairRow.primary.in_([primary, standby]) | DrPairRow.standby.in_([primary, standby]))
+                & ~((DrPairRow.primary == primary) & (DrPairRow.standby == standby)))).first()
+            if taken is not None:
+                raise DrPairError(f"{taken.primary} already has the standby {taken.standby}; a cluster is in one pair at a"
+                                  " time (undeclare that pair first: regatta dr unpair)")
+            row = session.get(DrPairRow, primary)
+            if row is None:
+                row = DrPairRow(primary=primary, standby=standby, serving="primary", updated_at=datetime.now(UTC))
+                session.add(row)
+            for name, role in ((primary, "primary"), (standby, "standby")):
+                cluster = session.get(ClusterRow, name)
+                cluster.labels = {**(cluster.labels or {}), "dr-role": role}
+            session.flush()
+            return self._pair(row)
+
+    def undeclare_dr_pair(self, primary: str) -> None:
+        with Session(self.engine) as session, session.begin():
+            row = session.get(DrPairRow, primary)
+            if row is None:
+                raise DrPairError(f"{primary} is not the primary of any DR pair")
+            if row.serving != "primary":
+                raise DrPairError(f"{row.standby} serves {primary}'s workloads now; fail back before undeclaring the pair")
+            for name in (row.primary, row.standby):
+                cluster = session.get(ClusterRow, name)
+                if cluster is not None:
+                    cluster.labels = {k: v for k, v in (cluster.labels or {}).items() if k != "dr-role"}
+            session.delete(row)
+
+    def dr_pair(self, primary: str) -> DrPair:
+        with Session(self.engine) as session:
+            row = session.get(DrPairRow, primary)
+            if row is None:
+                standby_of = session.scalars(select(DrPairRow).where(DrPairRow.standby == primary)).first()
+                hint = (f"; it is the standby of {standby_of.primary}: fail over {standby_of.primary}, not {primary}"
+                        if standby_of else "; declare one with `regatta dr pair PRIMARY STANDBY`")
+                raise DrPairError(f"{primary} is not the primary of any DR pair{hint}")
+            return self._pair(row)
+
+    def dr_pairs(self) -> list[DrPair]:
+        with Session(self.engine) as session:
+            return [self._pair(row) for row in session.scalars(select(DrPairRow).order_by(DrPairRow.primary))]
+
+    def record_dr_serving(self, primary: str, *, serving: str, operation_id: str) -> None:
+        with Session(self.engine) as session, session.begin():
+            row = session.get(DrPairRow, primary)
+            if row is None:
+                raise DrPairError(f"{primary} is not the primary of any DR pair")
+            row.serving = serving
+            row.last_operation = operation_id
+            row.updated_at = datetime.now(UTC)
 
     # ------------------------------------------------------------------ audit
 

@@ -42,3 +42,13 @@ class AuditRow(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     seq: Mapped[int] = mapped_column(Integer, default=0)
     run_id: Mapped[str] = mapped_column(String(64), default="")
+
+
+class DrPairRow(Base):
+    __tablename__ = "dr_pairs"
+
+    primary: Mapped[str] = mapped_column(String(100), primary_key=True)
+    standby: Mapped[str] = mapped_column(String(100), unique=True)
+    serving: Mapped[str] = mapped_column(String(20), default="primary")
+    last_operation: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

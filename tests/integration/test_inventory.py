@@ -9,7 +9,7 @@ import uuid
 import pytest
 import sqlalchemy
 
-from regatta.inventory import Inventory, UnknownCluster
+from regatta.inventory import DrPairError, Inventory, UnknownCluster
 from regatta.models import ClusterRecord, NodePool, OperationRecord
 from tests.conftest import POSTGRES_URL
 
@@ -93,3 +93,41 @@ def test_migrations_are_idempotent(store):
     store.migrate()
     store.upsert_cluster(record())
     assert store.get_cluster("eks-a").name == "eks-a"
+
+
+def test_dr_pairs_label_both_sides_and_refuse_what_cannot_stand_by(store):
+    store.upsert_cluster(record("eks-a"))
+    store.upsert_cluster(record("eks-b", region="us-west-2"))
+    store.upsert_cluster(record("eks-c", region="eu-west-1"))
+    store.upsert_cluster(record("eks-same", region="us-east-1"))
+
+    pair = store.declare_dr_pair("eks-a", "eks-b")
+    assert (pair.primary, pair.standby, pair.serving) == ("eks-a", "eks-b", "primary")
+    assert store.get_cluster("eks-a").labels["dr-role"] == "primary"
+    assert store.get_cluster("eks-b").labels["dr-role"] == "standby"
+    assert store.declare_dr_pair("eks-a", "eks-b") == pair  # declaring it again changes nothing
+
+    refusals = {
+        ("eks-a", "eks-a"): "cannot be its own standby",
+        ("eks-a", "eks-c"): "eks-a already has the standby eks-b",
+        ("eks-c", "eks-b"): "eks-a already has the standby eks-b",
+        ("eks-same", "eks-a"): "are both in eks us-east-1: a standby in the same region fails with it",
+    }
+    for (primary, standby), says in refusals.items():
+        with pytest.raises(DrPairError) as refused:
+            store.declare_dr_pair(primary, standby)
+        assert says in str(refused.value)
+    with pytest.raises(DrPairError) as standby_named:
+        store.dr_pair("eks-b")
+    assert "it is the standby of eks-a: fail over eks-a, not eks-b" in str(standby_named.value)
+    with pytest.raises(UnknownCluster):
+        store.declare_dr_pair("eks-a", "eks-nowhere")
+
+    store.record_dr_serving("eks-a", serving="standby", operation_id="cluster-eks-a")
+    assert store.dr_pair("eks-a").serving == "standby" and store.dr_pair("eks-a").last_operation == "cluster-eks-a"
+    with pytest.raises(DrPairError) as serving:
+        store.undeclare_dr_pair("eks-a")
+    assert "fail back before undeclaring" in str(serving.value)
+    store.record_dr_serving("eks-a", serving="primary", operation_id="cluster-eks-a")
+    store.undeclare_dr_pair("eks-a")
+    assert store.dr_pairs() == [] and "dr-role" not in store.get_cluster("eks-b").labels
