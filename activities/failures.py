@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 from temporalio.exceptions import ApplicationError
 
-from regatta.inventory import UnknownCluster
+from regatta.inventory import DrPairError, UnknownCluster
 from regatta.kube.drain import DrainTimeout
 from regatta.planning import PlanningError
 from regatta.providers import CloudError
@@ -29,6 +29,8 @@ def translated_failures() -> Iterator[None]:
         raise refuse(str(error), error_type=error.error_type) from error
     except UnknownCluster as error:
         raise refuse(str(error), error_type="UnknownCluster") from error
+    except DrPairError as error:
+        raise refuse(str(error), error_type="NotADrPair") from error
     except DrainTimeout as error:
         raise ApplicationError(
             str(error), {"node": error.node, "pods": error.pods, "budgets": error.budgets},

@@ -6,7 +6,7 @@ from temporalio import activity
 
 from activities.failures import refuse, translated_failures
 from regatta.inventory import Inventory
-from regatta.models import Activity, ClusterRecord, OperationRecord, RecordClusterVersions
+from regatta.models import Activity, ClusterRecord, DrPair, OperationRecord, RecordClusterVersions, RecordDrServing
 
 
 class InventoryActivities:
@@ -63,3 +63,13 @@ class InventoryActivities:
             return False
         self.inventory.remove_cluster(record.name)
         return True
+
+    @activity.defn(name=Activity.GET_DR_PAIR)
+    def get_dr_pair(self, primary: str) -> DrPair:
+        with translated_failures():
+            return self.inventory.dr_pair(primary)
+
+    @activity.defn(name=Activity.RECORD_DR_SERVING)
+    def record_dr_serving(self, request: RecordDrServing) -> None:
+        with translated_failures():
+            self.inventory.record_dr_serving(request.primary, serving=request.serving, operation_id=request.operation_id)

@@ -5,25 +5,37 @@ from __future__ import annotations
 import time
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.failures import refuse, translated_failures
 from regatta import planning
 from regatta.kube import backup as backups
 from regatta.kube import bootstrap as bootstraps
+from regatta.kube import disaster_recovery as dr
 from regatta.kube import drain as drains
 from regatta.kube import health
 from regatta.kube.connect import ClusterConnections
 from regatta.models import (
     Activity,
+    BackupInfo,
     BootstrapCluster,
     ClusterInspection,
     ClusterRef,
     CordonNodes,
     DrainNodes,
     DrainReport,
-    FinalBackup,
+    FenceReport,
+    FenceWorkloads,
+    LatestBackup,
+    RemoveRestored,
+    RestoreReport,
+    RestoreWorkloads,
+    SetReplicas,
+    VeleroBackup,
     HealthGate,
     HealthReport,
+    WaitWorkloadsReady,
+    WorkloadInventory,
 )
 
 
@@ -100,14 +112,104 @@ class KubeActivities:
             return planning.non_system_workloads(health.read_deployments(self.connections.api_client(cluster)))
 
     @activity.defn(name=Activity.FINAL_BACKUP)
-    def final_backup(self, request: FinalBackup) -> str:
+    def final_backup(self, request: VeleroBackup) -> str:
+        with translated_failures():
+            return self._backup(request)
+
+    def _backup(self, request: VeleroBackup) -> str:
+        try:
+            return backups.final_backup(self.connections.api_client(request.cluster), name=request.name,
+                                        timeout_seconds=request.timeout_seconds,
+                                        poll_interval_seconds=request.poll_interval_seconds)
+        except backups.BackupFailed as error:
+            raise refuse(str(error), error_type="BackupFailed") from error
+
+    # ------------------------------------------------------------------ disaster recovery
+
+    @activity.defn(name=Activity.TAKE_BACKUP)
+    def take_backup(self, request: VeleroBackup) -> BackupInfo:
+        """A Velero backup now (failback's resync point), described as the shared bucket holds it."""
+        with translated_failures():
+            name = self._backup(request)
+            return dr.read_backup(self.connections.api_client(request.cluster), name=name, source=request.cluster.name)
+
+    @activity.defn(name=Activity.INSPECT_WORKLOADS)
+    def inspect_workloads(self, cluster: ClusterRef) -> WorkloadInventory:
+        with translated_failures():
+            return dr.read_workloads(self.connections.api_client(cluster))
+
+    @activity.defn(name=Activity.LATEST_BACKUP)
+    def latest_backup(self, request: LatestBackup) -> BackupInfo:
         with translated_failures():
             try:
-                return backups.final_backup(self.connections.api_client(request.cluster), name=request.name,
-                                            timeout_seconds=request.timeout_seconds,
-                                            poll_interval_seconds=request.poll_interval_seconds)
-            except backups.BackupFailed as error:
-                raise refuse(str(error), error_type="BackupFailed") from error
+                return dr.latest_backup(self.connections.api_client(request.cluster), source=request.source)
+            except dr.NoBackup as error:
+                raise refuse(str(error), error_type="NoBackup") from error
+
+    @activity.defn(name=Activity.FENCE_WORKLOADS)
+    def fence_workloads(self, request: FenceWorkloads) -> FenceReport:
+        """Scale the cluster's workloads to zero so two sites never serve writes at once. A
+        cluster whose API cannot be reached within the time allowed is reported unreachable
+        (its region is down: there is nothing to fence and no way to), not failed."""
+        deadline = time.monotonic() + request.reach_timeout_seconds
+        last_error = ""
+        while True:
+            try:
+                # Finding the endpoint asks the cloud, which is as cut off as the cluster.
+                api = self.connections.api_client(request.cluster)
+                if health.api_ready(api):
+                    with translated_failures():
+                        return FenceReport(reachable=True, fenced=dr.fence(api, only=request.only))
+                last_error = "its API server does not answer /readyz"
+            except ApplicationError:
+                raise
+            except Exception as error:  # noqa: BLE001 - any failure to reach it counts against the budget
+                last_error = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+            activity.heartbeat(last_error)
+            if time.monotonic() >= deadline:
+                return FenceReport(reachable=False, error=f"{request.cluster.name} did not answer for"
+                                   f" {request.reach_timeout_seconds:g}s ({last_error})")
+            time.sleep(min(2.0, max(0.05, request.reach_timeout_seconds / 20)))
+
+    @activity.defn(name=Activity.UNFENCE_WORKLOADS)
+    def unfence_workloads(self, cluster: ClusterRef) -> dict[str, int]:
+        with translated_failures():
+            return dr.unfence(self.connections.api_client(cluster))
+
+    @activity.defn(name=Activity.RESTORE_WORKLOADS)
+    def restore_workloads(self, request: RestoreWorkloads) -> RestoreReport:
+        with translated_failures():
+            try:
+                deployments, namespaces = dr.restore(
+                    self.connections.api_client(request.cluster), backup=request.backup, name=request.restore_name,
+                    namespace_mapping=request.namespace_mapping, included_namespaces=request.included_namespaces,
+                    timeout_seconds=request.timeout_seconds,
+                    poll_interval_seconds=request.poll_interval_seconds, on_poll=activity.heartbeat)
+            except dr.RestoreFailed as error:
+                raise refuse(str(error), error_type="RestoreFailed") from error
+            return RestoreReport(restore=request.restore_name, deployments=deployments, namespaces=namespaces)
+
+    @activity.defn(name=Activity.SET_REPLICAS)
+    def set_replicas(self, request: SetReplicas) -> list[str]:
+        with translated_failures():
+            note = {planning.FENCED_REPLICAS: None} if request.clear_fence else None
+            return dr.set_replicas(self.connections.api_client(request.cluster), request.replicas, note=note)
+
+    @activity.defn(name=Activity.REMOVE_RESTORED)
+    def remove_restored(self, request: RemoveRestored) -> list[str]:
+        with translated_failures():
+            return dr.remove_restored(self.connections.api_client(request.cluster), namespaces=request.namespaces,
+                                      deployments=request.deployments)
+
+    @activity.defn(name=Activity.WAIT_WORKLOADS_READY)
+    def wait_workloads_ready(self, request: WaitWorkloadsReady) -> None:
+        with translated_failures():
+            try:
+                dr.wait_ready(self.connections.api_client(request.cluster), request.deployments,
+                              timeout_seconds=request.timeout_seconds, poll_interval_seconds=request.poll_interval_seconds,
+                              on_poll=activity.heartbeat)
+            except dr.NotReadyInTime as error:
+                raise refuse(f"{request.cluster.name}: {error}", error_type="WorkloadsNotReady") from error
 
     @activity.defn(name=Activity.REVOKE_CREDENTIALS)
     def revoke_credentials(self, cluster: ClusterRef) -> list[str]:

@@ -27,10 +27,12 @@ clusters_app = typer.Typer(no_args_is_help=True, help="The fleet as the inventor
 upgrade_app = typer.Typer(no_args_is_help=True, help="Rolling upgrades of one cluster.")
 op_app = typer.Typer(no_args_is_help=True, help="Steer a running operation by its id (the Temporal workflow id).")
 audit_app = typer.Typer(no_args_is_help=True, help="The audit trail of every operation.")
+dr_app = typer.Typer(no_args_is_help=True, help="Disaster-recovery pairs: which cluster stands by for which.")
 app.add_typer(clusters_app, name="clusters")
 app.add_typer(upgrade_app, name="upgrade")
 app.add_typer(op_app, name="op")
 app.add_typer(audit_app, name="audit")
+app.add_typer(dr_app, name="dr")
 
 console = Console()
 errors = Console(stderr=True)
@@ -58,9 +60,11 @@ def _run(coro_or_fn) -> Any:
     from regatta.inventory import UnknownCluster
     from regatta.temporal_client import TemporalUnreachable
 
+    from regatta.inventory import DrPairError
+
     try:
         return asyncio.run(coro_or_fn) if asyncio.iscoroutine(coro_or_fn) else coro_or_fn()
-    except (Refused, UnknownCluster, planning.PlanningError) as error:
+    except (Refused, UnknownCluster, DrPairError, planning.PlanningError) as error:
         errors.print(f"[bold red]refused:[/] {error}")
         raise typer.Exit(EXIT_REFUSED) from None
     except (Unreachable, TemporalUnreachable) as error:
@@ -188,7 +192,7 @@ def clusters_list(
 @clusters_app.command("import")
 def clusters_import(fleet: Annotated[str | None, typer.Argument(help="fleet file (YAML)")] = None):
     """Register the clusters a fleet file describes in the inventory."""
-    from regatta.fleet_sweep import records_from_fleet
+    from regatta.fleet_sweep import register_fleet
     from regatta.sim.fleet import FleetFileError, load_fleet
 
     def body():
@@ -196,10 +200,8 @@ def clusters_import(fleet: Annotated[str | None, typer.Argument(help="fleet file
             spec = load_fleet(fleet)
         except FleetFileError as error:
             raise Refused(str(error)) from None
-        inventory = _inventory()
-        for record in records_from_fleet(spec):
-            inventory.upsert_cluster(record)
-        console.print(f"registered {len(spec.clusters)} clusters")
+        register_fleet(_inventory(), spec)
+        console.print(f"registered {len(spec.clusters)} clusters and {len(spec.dr_pairs)} DR pairs")
 
     _run(body)
 
@@ -348,6 +350,112 @@ def decommission(
                               f"  regatta op approve {planning.operation_id(cluster)}")
 
     _run(body())
+
+
+# --------------------------------------------------------------------------- disaster recovery
+
+
+@app.command()
+def failover(
+    cluster: Annotated[str, typer.Argument(help="the primary whose service moves")],
+    to: Annotated[str, typer.Option("--to", help="its standby, as `regatta dr list` shows it")],
+    ticket: Annotated[str | None, typer.Option(help="incident or change ticket")] = None,
+    drill: Annotated[bool, typer.Option(help="restore beside the real workloads and measure RTO; fence nothing, move no traffic")] = False,
+    override_capacity: Annotated[str | None, typer.Option(help="go ahead although the standby looks too small, for this reason")] = None,
+    require_approval: Annotated[bool, typer.Option(help="wait for a second person before fencing (prod always does)")] = False,
+    wait: Annotated[bool, typer.Option(help="follow it until it ends")] = False,
+    requested_by: Annotated[str | None, typer.Option(help="who asks (default: $USER)")] = None,
+    poll_interval: Annotated[float | None, typer.Option(help="seconds between polls")] = None,
+):
+    """Move a primary's service to its standby: check, fence, restore, shift traffic, verify; report RTO and RPO."""
+    import getpass
+
+    from regatta.models import DRFailoverInput
+
+    if override_capacity is not None and not override_capacity.strip():
+        errors.print("[bold red]refused:[/] --override-capacity needs a reason")
+        raise typer.Exit(EXIT_REFUSED)
+
+    async def body():
+        inventory = _inventory()
+        pair = inventory.dr_pair(cluster)
+        if pair.standby != to:
+            raise Refused(f"the standby of {cluster} is {pair.standby}, not {to}")
+        if pair.serving == "standby" and not drill:
+            raise Refused(f"{to} already serves {cluster}'s workloads; fail back first: regatta failback {cluster}")
+        extra = {"poll_interval_seconds": poll_interval} if poll_interval else {}
+        request = DRFailoverInput(cluster=cluster, standby=to, ticket=ticket, requested_by=requested_by or getpass.getuser(),
+                                  drill=drill, override_capacity=override_capacity, require_approval=require_approval, **extra)
+        record = inventory.get_cluster(cluster)
+        gate = planning.dr_needs_approval(record.environment, requested=require_approval, drill=drill)
+        await _start(workflow="DRFailover", cluster=record, request=request, ticket=ticket, wait=wait,
+                     headline=f"{'drill of a ' if drill else ''}failover of {cluster} to {to}"
+                              + (f"; it waits for approval by someone else before fencing:\n"
+                                 f"  regatta op approve {planning.operation_id(cluster)}" if gate else ""))
+
+    _run(body())
+
+
+@app.command()
+def failback(
+    cluster: Annotated[str, typer.Argument(help="the original primary, healthy again")],
+    ticket: Annotated[str | None, typer.Option(help="change ticket")] = None,
+    override_capacity: Annotated[str | None, typer.Option(help="go ahead although the primary looks too small, for this reason")] = None,
+    require_approval: Annotated[bool, typer.Option(help="wait for a second person before fencing (prod always does)")] = False,
+    wait: Annotated[bool, typer.Option(help="follow it until it ends")] = False,
+    requested_by: Annotated[str | None, typer.Option(help="who asks (default: $USER)")] = None,
+    poll_interval: Annotated[float | None, typer.Option(help="seconds between polls")] = None,
+):
+    """Return service from the standby to its primary, bringing back what was created on the standby."""
+    import getpass
+
+    from regatta.models import DRFailbackInput
+
+    async def body():
+        inventory = _inventory()
+        pair = inventory.dr_pair(cluster)
+        if pair.serving != "standby":
+            raise Refused(f"{cluster} serves its own workloads already; there is nothing to fail back")
+        extra = {"poll_interval_seconds": poll_interval} if poll_interval else {}
+        request = DRFailbackInput(cluster=cluster, ticket=ticket, requested_by=requested_by or getpass.getuser(),
+                                  override_capacity=override_capacity, require_approval=require_approval, **extra)
+        await _start(workflow="DRFailback", cluster=inventory.get_cluster(cluster), request=request, ticket=ticket,
+                     wait=wait, headline=f"failback of {cluster} from {pair.standby}")
+
+    _run(body())
+
+
+@dr_app.command("pair")
+def dr_pair(primary: Annotated[str, typer.Argument(help="the cluster that serves")],
+            standby: Annotated[str, typer.Argument(help="the cluster in another region or cloud that takes over")]):
+    """Declare STANDBY the standby of PRIMARY (both get the dr-role label)."""
+    _run(lambda: console.print(f"{_inventory().declare_dr_pair(primary, standby).standby} stands by for {primary}"))
+
+
+@dr_app.command("unpair")
+def dr_unpair(primary: Annotated[str, typer.Argument(help="the primary of the pair")]):
+    """Undeclare a pair (refused while the standby serves)."""
+    _run(lambda: (_inventory().undeclare_dr_pair(primary), console.print(f"{primary} has no standby now")))
+
+
+@dr_app.command("list")
+def dr_list(output: Output = Output.table):
+    """Every pair and which side serves."""
+
+    def body():
+        pairs = _inventory().dr_pairs()
+        if output == "json":
+            print(json.dumps([p.model_dump(mode="json") for p in pairs], indent=2))
+            return
+        table = Table(title=f"{len(pairs)} DR pairs")
+        for column in ("PRIMARY", "STANDBY", "SERVING", "LAST OPERATION", "SINCE"):
+            table.add_column(column)
+        for p in pairs:
+            serving = p.primary if p.serving == "primary" else f"[yellow]{p.standby}[/]"
+            table.add_row(p.primary, p.standby, serving, p.last_operation or "", f"{p.updated_at:%Y-%m-%d %H:%M}" if p.updated_at else "")
+        console.print(table)
+
+    _run(body)
 
 
 def _ui_url(operation_id: str) -> str:

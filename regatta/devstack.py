@@ -110,15 +110,14 @@ class DevStack:
         self._write_dev_json()
 
     def _register_fleet(self) -> None:
-        from regatta.fleet_sweep import records_from_fleet, sweep
+        from regatta.fleet_sweep import register_fleet, sweep
         from regatta.inventory import Inventory
         from regatta.kube.connect import ClusterConnections
         from regatta.sim.fleet import load_fleet
 
         inventory = Inventory(self.settings.database_url)
         spec = load_fleet(self.fleet)
-        for record in records_from_fleet(spec):
-            inventory.upsert_cluster(record)
+        register_fleet(inventory, spec)
         sweep(ClusterConnections(sim_url=self.settings.sim_url), inventory, [c.name for c in spec.clusters])
 
     def _write_dev_json(self) -> None:
@@ -222,4 +221,5 @@ class DevStack:
                       "  regatta upgrade start eks-staging-use1 --to 1.31 --strategy blue_green --ticket CHG-2 --wait\n"
                       "  regatta provision --file examples/cluster.yaml --wait\n"
                       "  regatta decommission gke-search-euw4 --force-empty --reason 'demo over'  (then: regatta op approve ...)\n"
+                      "  regatta failover eks-prod-use1 --to eks-dr-usw2 --drill --wait   (a DR drill: RTO, nothing moves)\n"
                       "Ctrl-C here stops it all.")

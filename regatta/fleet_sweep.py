@@ -28,6 +28,16 @@ def records_from_fleet(fleet: FleetSpec, *, credential_ref: str = "default") -> 
     ]
 
 
+def register_fleet(inventory: Inventory, fleet: FleetSpec) -> list[ClusterRecord]:
+    """Register the fleet file's clusters, then declare its DR pairs (which label both sides)."""
+    records = records_from_fleet(fleet)
+    for record in records:
+        inventory.upsert_cluster(record)
+    for pair in fleet.dr_pairs:
+        inventory.declare_dr_pair(pair.primary, pair.standby)
+    return records
+
+
 def sweep_one(connections: ClusterConnections, record: ClusterRecord) -> ClusterRecord:
     ref = record.ref
     try:

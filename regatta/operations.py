@@ -133,15 +133,23 @@ def render_status(described: dict[str, Any], console: Console) -> None:
     if progress:
         if "target_version" in progress:
             console.print(f"  cluster {progress.get('cluster')} → {progress['target_version']} by {progress.get('strategy')}")
+        elif "source" in progress:
+            drill = " (drill)" if progress.get("drill") else ""
+            console.print(f"  service of {progress.get('cluster')}: {progress['source']} → {progress['target']}{drill}")
         else:
             console.print(f"  cluster {progress.get('cluster')}")
         console.print(f"  phase {progress.get('phase')}: {progress.get('step')}")
         for flag, reason in (("paused", "pause_reason"), ("abort_requested", "abort_reason")):
             if progress.get(flag):
                 console.print(f"  [yellow]{flag.replace('_', ' ')}[/] {progress.get(reason) or ''}")
-        for key in ("control_plane", "approved_by", "backup", "created", "deleted", "workloads"):
+        if progress.get("rto_seconds") is not None:
+            rpo = progress.get("rpo_seconds")
+            console.print(f"  RTO {progress['rto_seconds']:.1f}s, RPO {f'{rpo:.0f}s' if rpo is not None else 'unknown'}")
+        for key in ("control_plane", "approved_by", "backup", "fencing", "created", "restored", "deleted", "workloads"):
             if progress.get(key):
                 value = progress[key]
+                if isinstance(value, dict):
+                    value = value.get("name") or value
                 console.print(f"  {key.replace('_', ' ')}: {', '.join(value) if isinstance(value, list) else value}")
         if progress.get("pools"):
             table = Table()

@@ -22,6 +22,8 @@ class Settings:
     task_queue: str
     database_url: str
     sim_url: str | None
+    # The traffic manager's adapter (the JSON of regatta/sim/traffic_api.py); the simulator's when unset.
+    traffic_url: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -35,7 +37,14 @@ class Settings:
             task_queue=env.get("REGATTA_TASK_QUEUE") or DEFAULT_TASK_QUEUE,
             database_url=database_url,
             sim_url=(env.get("REGATTA_SIM_URL") or None),
+            traffic_url=(env.get("REGATTA_TRAFFIC_URL") or None),
         )
+
+    @property
+    def traffic_endpoint(self) -> str | None:
+        if self.traffic_url:
+            return self.traffic_url.rstrip("/")
+        return f"{self.sim_url.rstrip('/')}/traffic/v1" if self.sim_url else None
 
     def as_env(self) -> dict[str, str]:
         """The variables a separate worker or CLI call needs to join this installation."""
@@ -48,4 +57,6 @@ class Settings:
         }
         if self.sim_url:
             env["REGATTA_SIM_URL"] = self.sim_url
+        if self.traffic_url:
+            env["REGATTA_TRAFFIC_URL"] = self.traffic_url
         return env

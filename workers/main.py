@@ -18,15 +18,18 @@ from temporalio.worker import Worker
 from activities.cloud import CloudActivities
 from activities.inventory import InventoryActivities
 from activities.kube import KubeActivities
+from activities.traffic import TrafficActivities
 from regatta.inventory import Inventory
 from regatta.kube.connect import ClusterConnections
+from regatta.providers.traffic import HttpTrafficManager
 from regatta.settings import Settings
 from regatta.temporal_client import connect
 from workflows.cluster_upgrade import ClusterUpgrade
 from workflows.decommission_cluster import DecommissionCluster
+from workflows.disaster_recovery import DRFailback, DRFailover
 from workflows.provision_cluster import ProvisionCluster
 
-WORKFLOWS = [ClusterUpgrade, ProvisionCluster, DecommissionCluster]
+WORKFLOWS = [ClusterUpgrade, ProvisionCluster, DecommissionCluster, DRFailover, DRFailback]
 
 
 def activity_functions(*hosts: object) -> list:
@@ -45,8 +48,9 @@ def build_worker(
 ) -> Worker:
     inventory = Inventory(settings.database_url)
     connections = ClusterConnections(sim_url=settings.sim_url)
+    traffic = HttpTrafficManager(settings.traffic_endpoint) if settings.traffic_endpoint else None
     activities = activity_functions(
-        CloudActivities(connections), KubeActivities(connections), InventoryActivities(inventory)
+        CloudActivities(connections), KubeActivities(connections), InventoryActivities(inventory), TrafficActivities(traffic)
     )
     return Worker(
         client,

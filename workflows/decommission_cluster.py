@@ -36,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
         DecommissionClusterResult,
         DeleteCluster,
         DeleteNodePool,
-        FinalBackup,
+        VeleroBackup,
     )
 
 EXAMPLE = '{"cluster": "eks-dev-use1", "ticket": "CHG-7"}'
@@ -180,7 +180,7 @@ class DecommissionCluster(Runbook):
             self._step("backing_up", "taking the final backup")
             self.state.backup = await self._call(
                 Activity.FINAL_BACKUP,
-                FinalBackup(cluster=self.ref, name=f"final-{input.cluster}"[:63], timeout_seconds=input.cloud_operation_timeout_seconds,
+                VeleroBackup(cluster=self.ref, name=f"final-{input.cluster}"[:63], timeout_seconds=input.cloud_operation_timeout_seconds,
                             poll_interval_seconds=input.poll_interval_seconds),
                 str, timeout=input.cloud_operation_timeout_seconds + 120, heartbeat=None)
             await self._audit("backup", "succeeded", f"Velero backup {self.state.backup}")

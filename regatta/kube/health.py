@@ -51,6 +51,7 @@ def read_nodes(api: k8s.ApiClient) -> list[NodeState]:
             ready=ready,
             unschedulable=bool(node.spec.unschedulable),
             pods=pods_per_node.get(node.metadata.name, 0),
+            allocatable_pods=int((node.status.allocatable or {}).get("pods", "0")),
         ))
     return nodes
 

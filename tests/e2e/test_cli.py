@@ -145,3 +145,37 @@ async def test_decommission_needs_a_second_person(queue_settings, add_cluster, s
             break
         await asyncio.sleep(0.1)
     assert name not in sim_report(simulator, name)["clusters"]
+
+
+async def test_failover_and_failback_from_the_cli_with_their_refusals(queue_settings, simulator, inventory, worker):
+    from tests.integration.test_disaster_recovery import Pair
+
+    pair = Pair(simulator, inventory)
+    fast = ["--poll-interval", "0.05", "--requested-by", "sre-alice"]
+    wrong = await regatta(queue_settings, "failover", pair.primary, "--to", "eks-elsewhere")
+    assert wrong.returncode == 2 and f"the standby of {pair.primary} is {pair.standby}, not eks-elsewhere" in wrong.stderr
+    reason = await regatta(queue_settings, "failover", pair.primary, "--to", pair.standby, "--override-capacity", " ")
+    assert reason.returncode == 2 and "needs a reason" in reason.stderr
+    early = await regatta(queue_settings, "failback", pair.primary)
+    assert early.returncode == 2 and "nothing to fail back" in early.stderr
+
+    drill = await regatta(queue_settings, "failover", pair.primary, "--to", pair.standby, "--drill", "--wait", *fast)
+    assert drill.returncode == 0, drill.stderr
+    assert "drill:" in drill.stdout and "RTO" in drill.stdout
+
+    moved = await regatta(queue_settings, "failover", pair.primary, "--to", pair.standby, "--ticket", "INC-9", "--wait", *fast)
+    assert moved.returncode == 0, moved.stderr
+    assert f"{pair.standby} serves {pair.primary}'s workloads" in moved.stdout
+    status = await regatta(queue_settings, "op", "status", f"cluster-{pair.primary}")
+    assert f"{pair.primary} → {pair.standby}" in status.stdout and "RTO" in status.stdout
+    listed = await regatta(queue_settings, "dr", "list", "--output", "json")
+    serving = {p["primary"]: p["serving"] for p in json.loads(listed.stdout)}
+    assert serving[pair.primary] == "standby"
+    again = await regatta(queue_settings, "failover", pair.primary, "--to", pair.standby)
+    assert again.returncode == 2 and "fail back first" in again.stderr
+
+    back = await regatta(queue_settings, "failback", pair.primary, "--wait", *fast)
+    assert back.returncode == 0, back.stderr
+    assert "back on standby" in back.stdout
+    unpair = await regatta(queue_settings, "dr", "unpair", pair.primary)
+    assert unpair.returncode == 0 and "dr-role" not in inventory.get_cluster(pair.standby).labels

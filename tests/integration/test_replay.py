@@ -81,3 +81,19 @@ async def test_a_fresh_decommission_history_with_approval_replays(client, worker
     await REPLAYER.replay_workflow(history)
     if request.config.getoption("--record-histories"):
         save("decommission_cluster_approved", handle, history)
+
+
+async def test_fresh_failover_and_failback_histories_with_approval_replay(client, worker, task_queue, simulator, inventory,
+                                                                           request):
+    from tests.integration.test_disaster_recovery import Pair, failback, failover, wait_phase
+
+    pair = Pair(simulator, inventory, env="prod")
+    for name, start in (("dr_failover_approved", failover), ("dr_failback_approved", failback)):
+        handle = await start(client, task_queue, pair)
+        await wait_phase(handle, "awaiting_approval")
+        await handle.execute_update("approve", {"approver": "sre-bob"})
+        assert (await handle.result()).outcome == "succeeded"
+        history = await handle.fetch_history()
+        await REPLAYER.replay_workflow(history)
+        if request.config.getoption("--record-histories"):
+            save(name, handle, history)

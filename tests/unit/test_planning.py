@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from regatta import planning
-from regatta.models import NodePool, NodeState, PdbState
+from datetime import UTC, datetime, timedelta
+
+from regatta.models import NodePool, NodeState, PdbState, WorkloadInventory, WorkloadState
 
 
 def pools(*versions: str) -> list[NodePool]:
@@ -141,3 +143,82 @@ def test_health_problems_ignore_cordoned_nodes_but_not_unready_ones():
 
 def test_operation_ids_name_the_cluster():
     assert planning.operation_id("eks-prod-use1") == "cluster-eks-prod-use1"
+
+
+# --------------------------------------------------------------------------- disaster recovery
+
+
+def node(name: str, *, pods: int, allocatable: int = 29, ready: bool = True, cordoned: bool = False) -> NodeState:
+    return NodeState(name=name, pool="p", version="v1.30.1", ready=ready, unschedulable=cordoned, pods=pods,
+                     allocatable_pods=allocatable)
+
+
+def test_free_pod_slots_count_only_ready_schedulable_nodes():
+    nodes = [node("a", pods=20), node("b", pods=30), node("c", pods=0, ready=False), node("d", pods=0, cordoned=True)]
+    assert planning.free_pod_slots(nodes) == 9
+
+
+def test_pods_to_place_subtract_what_already_runs_except_in_a_drill():
+    present = {"shop/web": WorkloadState(replicas=2, ready=2), "shop/db": WorkloadState(replicas=0, ready=0, dr_replicas=3)}
+    wanted = {"shop/web": 3, "shop/db": 3, "kube-system/coredns": 2, "jobs/batch": 2}
+    assert planning.pods_to_place(wanted=wanted, present=present, drill=False) == 1 + 3 + 2
+    assert planning.pods_to_place(wanted=wanted, present=present, drill=True) == 3 + 3 + 2
+
+
+def test_target_problems_name_health_version_and_missing_capacity_and_an_override_forgives_only_capacity():
+    problems = planning.target_problems(name="dr", health=["node n1 is not Ready"], source_version="1.31",
+                                        target_version="1.29", needed=40, free=10, pods_per_node=29, override_capacity=None)
+    assert problems == [
+        "dr is not healthy: node n1 is not Ready",
+        "dr is not on a compatible version: it runs Kubernetes 1.29 and the workloads come from 1.31: more than 1 minor"
+        " version apart; upgrade it first",
+        "dr is too small: it has room for 10 more pods but the workloads need 40: short by 30 pods (about 2 more nodes of"
+        " 29 pods). Add nodes, or override with a reason (CLI: --override-capacity REASON)",
+    ]
+    assert planning.target_problems(name="dr", health=[], source_version="1.31", target_version="1.30", needed=40, free=10,
+                                    pods_per_node=29, override_capacity="autoscaler") == []
+    assert planning.target_problems(name="dr", health=[], source_version="1.30", target_version="1.30", needed=40,
+                                    free=10, pods_per_node=29, override_capacity="  ") != []
+
+
+def test_shifting_weights_moves_the_source_share_once():
+    shifted = planning.shifted_weights({"p": 80, "s": 20, "other": 5}, source="p", target="s")
+    assert shifted == {"p": 0, "s": 100, "other": 5}
+    assert planning.shifted_weights(shifted, source="p", target="s") is None
+
+
+def test_approval_is_required_in_prod_or_on_request_and_never_for_a_drill():
+    assert planning.dr_needs_approval("prod", requested=False)
+    assert not planning.dr_needs_approval("staging", requested=False)
+    assert planning.dr_needs_approval("staging", requested=True)
+    assert not planning.dr_needs_approval("prod", requested=True, drill=True)
+
+
+def test_scale_up_plan_prefers_what_the_primary_ran_and_leaves_enough_alone():
+    present = {"shop/web": WorkloadState(replicas=0, ready=0, dr_replicas=3),
+               "shop/db": WorkloadState(replicas=0, ready=0, dr_replicas=2),
+               "shop/cache": WorkloadState(replicas=5, ready=5, dr_replicas=5),
+               "own/app": WorkloadState(replicas=1, ready=1)}
+    assert planning.scale_up_plan(wanted={"shop/web": 6}, present=present) == {"shop/web": 6, "shop/db": 2}
+
+
+def test_warm_standby_plan_zeroes_copies_and_removes_what_restores_made():
+    present = WorkloadInventory(deployments={
+        "shop/web": WorkloadState(replicas=3, ready=3, dr_replicas=3, fenced_replicas=3),
+        "shop/catalog": WorkloadState(replicas=0, ready=0, restored_by="failover-x"),
+        "jobs/batch": WorkloadState(replicas=0, ready=0, restored_by="failover-x"),
+        "own/app": WorkloadState(replicas=1, ready=1)}, restored_namespaces=["jobs"])
+    assert planning.warm_standby_plan(present) == ({"shop/web": 0}, ["jobs"], ["shop/catalog"])
+
+
+def test_drills_restore_beside_the_real_namespaces():
+    assert planning.drill_namespaces(["shop", "kube-system", "jobs"]) == {"jobs": "dr-drill-jobs", "shop": "dr-drill-shop"}
+
+
+def test_recovery_objectives_measure_from_start_and_from_when_writes_stopped():
+    start = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
+    rto, rpo = planning.recovery_objectives(started=start, verified=start + timedelta(seconds=95),
+                                            backup_completed=start - timedelta(minutes=10),
+                                            writes_stopped=start + timedelta(seconds=20))
+    assert (rto, rpo) == (95.0, 620.0)
+    assert planning.recovery_objectives(started=start, verified=start, backup_completed=None) == (0.0, None)

@@ -1,0 +1,38 @@
+"""Activities that read and shift where services' traffic goes, through `TrafficManager`."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities.failures import refuse
+from regatta.models import Activity, SetTraffic, TrafficRecord
+from regatta.providers.traffic import TrafficError, TrafficManager
+
+
+class TrafficActivities:
+    def __init__(self, traffic: TrafficManager | None):
+        self.traffic = traffic
+
+    def _manager(self) -> TrafficManager:
+        if self.traffic is None:
+            raise refuse("no traffic manager is configured: set REGATTA_TRAFFIC_URL (or REGATTA_SIM_URL) for the worker",
+                         error_type="NoTrafficManager")
+        return self.traffic
+
+    @activity.defn(name=Activity.LIST_TRAFFIC)
+    def list_records(self, cluster: str) -> list[TrafficRecord]:
+        try:
+            return self._manager().records_for(cluster)
+        except TrafficError as error:
+            if error.retryable:
+                raise
+            raise refuse(str(error), error_type="TrafficRefused") from error
+
+    @activity.defn(name=Activity.SET_TRAFFIC)
+    def set_weights(self, request: SetTraffic) -> TrafficRecord:
+        try:
+            return self._manager().set_weights(request.service, request.weights, change_id=request.change_id)
+        except TrafficError as error:
+            if error.retryable:
+                raise
+            raise refuse(str(error), error_type="TrafficRefused") from error

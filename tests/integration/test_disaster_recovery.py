@@ -1,0 +1,281 @@
+"""DRFailover and DRFailback against the simulator: a failover with the primary's region down,
+refusals before anything changes, a SIGKILLed worker that must not shift traffic twice, a
+failback that restores the original state, the approval gate, and the drill."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+
+from regatta.fleet_sweep import records_from_fleet
+from regatta.models import DRFailbackInput, DRFailoverInput, DRProgress, DRResult
+from regatta.planning import operation_id
+from regatta.sim.fleet import FleetSpec
+from tests.conftest import WorkerProcess, sim_report
+from workers.main import build_worker
+
+FAST = {"poll_interval_seconds": 0.05, "fence_timeout_seconds": 2, "restore_timeout_seconds": 30,
+        "ready_timeout_seconds": 30, "activity_heartbeat_timeout_seconds": 5}
+PRIMARY_WORKLOADS = [
+    {"name": "checkout", "namespace": "shop", "replicas": 3, "pdb": {"min_available": 2}},
+    {"name": "payments", "namespace": "shop", "replicas": 4, "pdb": {"max_unavailable": 1}},
+    {"name": "catalog", "namespace": "shop", "replicas": 4},
+    {"name": "batch", "namespace": "jobs", "replicas": 2},
+]
+# The standby keeps copies of the two critical services at zero, to scale up on failover; the
+# rest comes from the backup.
+WARM_COPIES = [
+    {"name": "checkout", "namespace": "shop", "replicas": 0, "annotations": {"regatta.dev/dr-replicas": "3"}},
+    {"name": "payments", "namespace": "shop", "replicas": 0, "annotations": {"regatta.dev/dr-replicas": "4"}},
+]
+
+
+class Pair:
+    def __init__(self, simulator, inventory, *, primary_region: str = "us-east-1", env: str = "staging",
+                 standby_pools: list[dict] | None = None, standby_workloads: list[dict] | None = None,
+                 standby_version: str = "1.30", backup_age: float = 600):
+        suffix = uuid.uuid4().hex[:6]
+        self.simulator, self.primary, self.standby = simulator, f"drp-{suffix}", f"drs-{suffix}"
+        self.services = [f"checkout-{suffix}", f"api-{suffix}"]
+        pools = [{"name": "general", "nodes": 3, "node_size": "m5.large"}]
+        fleet = FleetSpec.model_validate({
+            "clusters": [
+                {"name": self.primary, "provider": "eks", "region": primary_region, "version": "1.30",
+                 "labels": {"env": env, "team": "tests"}, "node_pools": pools, "workloads": PRIMARY_WORKLOADS,
+                 "last_backup_age_seconds": backup_age},
+                {"name": self.standby, "provider": "eks", "region": "us-west-2", "version": standby_version,
+                 "labels": {"env": env, "team": "tests"}, "node_pools": standby_pools or pools,
+                 "workloads": WARM_COPIES if standby_workloads is None else standby_workloads},
+            ],
+            "traffic": [{"service": s, "weights": {self.primary: 100, self.standby: 0}} for s in self.services],
+        })
+        httpx.post(f"{simulator.url}/sim/clusters", json=fleet.model_dump(), timeout=10).raise_for_status()
+        for record in records_from_fleet(fleet):
+            inventory.upsert_cluster(record)
+        inventory.declare_dr_pair(self.primary, self.standby)
+
+    def report(self, cluster: str) -> dict:
+        return sim_report(self.simulator, cluster)
+
+    def replicas(self, cluster: str) -> dict[str, int]:
+        """Deployments as their namespace/name → desired replicas, read over the cluster's API."""
+        items = httpx.get(f"{self.simulator.url}/k8s/{cluster}/apis/apps/v1/deployments", timeout=10).json()["items"]
+        return {f"{d['metadata']['namespace']}/{d['metadata']['name']}": d["spec"]["replicas"] for d in items}
+
+    def traffic(self) -> dict[str, dict]:
+        records = httpx.get(f"{self.simulator.url}/traffic/v1/records", params={"cluster": self.primary}, timeout=10).json()
+        return {r["service"]: {"weights": r["weights"], "changes": len(r["changes"])} for r in records["records"]}
+
+    def region(self, region: str, *, down: bool) -> None:
+        httpx.post(f"{self.simulator.url}/sim/regions", json={"region": region, "unreachable": down}, timeout=10).raise_for_status()
+
+
+@pytest.fixture
+def pair_of(simulator, inventory):
+    return lambda **kwargs: Pair(simulator, inventory, **kwargs)
+
+
+async def failover(client, task_queue, pair: Pair, **fields):
+    request = DRFailoverInput(cluster=pair.primary, standby=fields.pop("standby", pair.standby), requested_by="sre-alice",
+                              ticket="INC-7", **{**FAST, **fields})
+    return await client.start_workflow("DRFailover", request, id=operation_id(pair.primary), task_queue=task_queue,
+                                       result_type=DRResult)
+
+
+async def failback(client, task_queue, pair: Pair, **fields):
+    request = DRFailbackInput(cluster=pair.primary, requested_by="sre-alice", ticket="CHG-8", **{**FAST, **fields})
+    return await client.start_workflow("DRFailback", request, id=operation_id(pair.primary), task_queue=task_queue,
+                                       result_type=DRResult)
+
+
+async def wait_phase(handle, phase: str, timeout: float = 30) -> DRProgress:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        progress = await handle.query("progress", result_type=DRProgress)
+        if progress.phase == phase:
+            return progress
+        assert progress.phase not in ("failed", "succeeded"), f"ended before {phase}: {progress}"
+        assert asyncio.get_running_loop().time() < deadline, f"never reached {phase}: {progress}"
+        await asyncio.sleep(0.02)
+
+
+async def test_failover_with_the_primary_region_down_restores_shifts_and_reports_rto_rpo(
+        client, worker, task_queue, pair_of, inventory):
+    pair = pair_of(primary_region="eu-north-1", backup_age=600)
+    pair.region("eu-north-1", down=True)
+    try:
+        result = await (await failover(client, task_queue, pair)).result()
+    finally:
+        pair.region("eu-north-1", down=False)
+
+    assert result.outcome == "succeeded" and not result.drill
+    assert result.fencing.startswith("skipped:") and "did not answer" in result.fencing
+    assert result.backup == f"scheduled-{pair.primary}"
+    assert 600 <= result.rpo_seconds < 700  # the backup's age when the failover started
+    assert 0 < result.rto_seconds < 60
+    assert result.scaled == {"shop/checkout": 3, "shop/payments": 4}
+    assert result.restored == ["jobs/batch", "shop/catalog"]
+    assert pair.replicas(pair.standby) == {"jobs/batch": 2, "shop/catalog": 4, "shop/checkout": 3, "shop/payments": 4}
+    standby = pair.report(pair.standby)["clusters"][pair.standby]
+    assert standby["pods_ready"] == 13 and standby["pods_pending"] == 0
+    assert {s: t["weights"] for s, t in pair.traffic().items()} == {
+        s: {pair.primary: 0, pair.standby: 100} for s in pair.services}
+    assert inventory.dr_pair(pair.primary).serving == "standby"
+    trail = [(r.action, r.outcome) for r in inventory.audit(cluster=pair.primary)]
+    assert trail == [("failover", "started"), ("fence", "skipped"), ("restore", "succeeded"), ("scale-up", "succeeded"),
+                     ("traffic", "succeeded"), ("DRFailover", "succeeded")]
+    assert f"RTO {result.rto_seconds:.1f}s" in inventory.audit(cluster=pair.primary)[-1].detail
+    assert pair.report(pair.standby)["pdb_violations"] == []
+
+
+@pytest.mark.parametrize("standby, problem", [
+    ({"standby_pools": [{"name": "tiny", "nodes": 1, "node_size": "t3.small"}]},
+     "is too small: it has room for 11 more pods but the workloads need 13: short by 2 pods (about 1 more node of 11 pods)"),
+    ({"standby_workloads": WARM_COPIES + [{"name": "hog", "namespace": "own", "replicas": 200}]},
+     "is not healthy: deployment own/hog has 87/200 replicas ready"),
+    ({"standby_version": "1.28"}, "is not on a compatible version: it runs Kubernetes 1.28 and the workloads come from 1.30"),
+])
+async def test_a_standby_that_cannot_take_over_is_refused_before_anything_changes(
+        standby, problem, client, worker, task_queue, pair_of, inventory):
+    pair = pair_of(**standby)
+    before = (pair.replicas(pair.primary), pair.replicas(pair.standby), pair.traffic())
+    with pytest.raises(WorkflowFailureError) as refused:
+        await (await failover(client, task_queue, pair)).result()
+    message = str(refused.value.cause)
+    assert problem in message and "nothing was changed" in message
+    assert refused.value.cause.type == "StandbyNotReady"
+    assert (pair.replicas(pair.primary), pair.replicas(pair.standby), pair.traffic()) == before
+    assert inventory.dr_pair(pair.primary).serving == "primary"
+    assert [(r.action, r.outcome) for r in inventory.audit(cluster=pair.primary)] == [
+        ("failover", "started"), ("DRFailover", "refused")]
+
+
+async def test_a_capacity_override_is_audited_and_verification_still_names_what_does_not_answer(
+        client, worker, task_queue, pair_of, inventory):
+    pair = pair_of(standby_pools=[{"name": "tiny", "nodes": 2, "node_size": "t3.small"}],
+                   standby_workloads=WARM_COPIES + [{"name": "own", "namespace": "own", "replicas": 10}])
+    handle = await failover(client, task_queue, pair, override_capacity="the autoscaler adds nodes within minutes",
+                            ready_timeout_seconds=1)
+    with pytest.raises(WorkflowFailureError) as stopped:
+        await handle.result()
+    assert stopped.value.cause.type == "WorkloadsNotReady"
+    assert "these workloads do not answer" in str(stopped.value.cause) and "(3/4 ready)" in str(stopped.value.cause)
+    override = [r for r in inventory.audit(cluster=pair.primary) if r.action == "capacity-override"]
+    assert len(override) == 1 and "short by 1 pods" in override[0].detail
+    assert "the autoscaler adds nodes within minutes" in override[0].detail
+    assert inventory.dr_pair(pair.primary).serving == "primary"  # not recorded as failed over
+
+
+async def test_requests_that_do_not_name_a_declared_pair_are_refused(client, worker, task_queue, pair_of, inventory):
+    pair = pair_of()
+    with pytest.raises(WorkflowFailureError) as wrong_standby:
+        await (await failover(client, task_queue, pair, standby="eks-somewhere-else")).result()
+    assert f"the standby of {pair.primary} is {pair.standby}, not eks-somewhere-else" in str(wrong_standby.value.cause)
+
+    request = DRFailoverInput(cluster=pair.standby, standby=pair.primary, **FAST)
+    with pytest.raises(WorkflowFailureError) as reversed_pair:
+        await (await client.start_workflow("DRFailover", request, id=operation_id(pair.standby), task_queue=task_queue,
+                                           result_type=DRResult)).result()
+    assert f"it is the standby of {pair.primary}: fail over {pair.primary}" in str(reversed_pair.value.cause)
+
+    with pytest.raises(WorkflowFailureError) as nothing_to_fail_back:
+        await (await failback(client, task_queue, pair)).result()
+    assert "serves its own workloads already; there is nothing to fail back" in str(nothing_to_fail_back.value.cause)
+    assert pair.traffic()[pair.services[0]]["changes"] == 0
+
+
+async def test_failover_interrupted_by_a_sigkill_completes_on_a_new_worker_without_shifting_traffic_twice(
+        client, queue_settings, task_queue, pair_of, simulator, inventory):
+    pair = pair_of()
+    # Restores on this standby take a while, so the worker dies in the middle of one.
+    simulator.world.clusters[pair.standby].time_scale = 0.02
+    handle = await failover(client, task_queue, pair)
+    with WorkerProcess(queue_settings) as first:
+        await wait_phase(handle, "restoring", timeout=60)
+        first.sigkill()
+    async with build_worker(client, queue_settings):
+        result = await handle.result()
+
+    assert result.outcome == "succeeded"
+    assert result.fencing == f"fenced 4 deployments on {pair.primary}"
+    assert pair.replicas(pair.primary) == {"jobs/batch": 0, "shop/catalog": 0, "shop/checkout": 0, "shop/payments": 0}
+    assert pair.traffic() == {s: {"weights": {pair.primary: 0, pair.standby: 100}, "changes": 1} for s in pair.services}
+    assert pair.replicas(pair.standby) == {"jobs/batch": 2, "shop/catalog": 4, "shop/checkout": 3, "shop/payments": 4}
+    assert pair.report(pair.standby)["double_drains"] == [] and pair.report(pair.standby)["pdb_violations"] == []
+    assert [r.action for r in inventory.audit(cluster=pair.primary)].count("traffic") == 1
+
+
+async def test_failback_restores_the_original_state(client, worker, task_queue, pair_of, inventory):
+    pair = pair_of()
+    original = (pair.replicas(pair.primary), pair.replicas(pair.standby),
+                {s: t["weights"] for s, t in pair.traffic().items()})
+    await (await failover(client, task_queue, pair)).result()
+    assert pair.replicas(pair.primary)["shop/checkout"] == 0  # fenced while the standby served
+    # While the standby serves, the team creates something new there: failback must keep it.
+    httpx.post(f"{pair.simulator.url}/sim/backups", json={"cluster": pair.standby}, timeout=10).raise_for_status()
+
+    result = await (await failback(client, task_queue, pair)).result()
+
+    assert result.outcome == "succeeded" and result.source == pair.standby and result.target == pair.primary
+    assert result.scaled == {"jobs/batch": 2, "shop/catalog": 4, "shop/checkout": 3, "shop/payments": 4}
+    assert result.rpo_seconds is not None and result.rpo_seconds < 30
+    assert (pair.replicas(pair.primary), pair.replicas(pair.standby),
+            {s: t["weights"] for s, t in pair.traffic().items()}) == original
+    assert pair.report(pair.standby)["clusters"][pair.standby]["namespaces"] == ["default", "kube-system", "shop"]
+    assert inventory.dr_pair(pair.primary).serving == "primary"
+    primary = pair.report(pair.primary)["clusters"][pair.primary]
+    assert primary["pods_ready"] == 13
+    assert pair.report(pair.primary)["pdb_violations"] == [] and pair.report(pair.standby)["pdb_violations"] == []
+    failback_trail = [(r.action, r.outcome) for r in inventory.audit(cluster=pair.primary) if r.operation == "DRFailback"]
+    assert failback_trail == [("failback", "started"), ("backup", "succeeded"), ("fence", "succeeded"),
+                              ("restore", "succeeded"), ("unfence", "succeeded"), ("traffic", "succeeded"),
+                              ("standby", "succeeded"), ("DRFailback", "succeeded")]
+
+
+async def test_prod_failover_waits_for_a_second_person_before_fencing_and_can_be_aborted_until_then(
+        client, worker, task_queue, pair_of, simulator, inventory):
+    pair = pair_of(env="prod")
+    simulator.world.clusters[pair.standby].time_scale = 0.02  # a restore long enough to try aborting it
+    handle = await failover(client, task_queue, pair)
+    progress = await wait_phase(handle, "awaiting_approval")
+    assert progress.approval_required and progress.fencing == "pending"
+    with pytest.raises(WorkflowUpdateFailedError) as self_approval:
+        await handle.execute_update("approve", {"approver": "sre-alice"})
+    assert "cannot approve it; a second person must" in str(self_approval.value.cause)
+    assert pair.replicas(pair.primary)["shop/checkout"] == 3  # nothing fenced while it waits
+
+    await handle.execute_update("abort", {"reason": "the region came back", "requested_by": "sre-alice"})
+    result = await handle.result()
+    assert result.outcome == "aborted" and "before anything changed" in result.message
+    assert pair.replicas(pair.primary)["shop/checkout"] == 3 and pair.traffic()[pair.services[0]]["changes"] == 0
+
+    handle = await failover(client, task_queue, pair)
+    await wait_phase(handle, "awaiting_approval")
+    await handle.execute_update("approve", {"approver": "sre-bob", "comment": "region confirmed down"})
+    await wait_phase(handle, "restoring")
+    with pytest.raises(WorkflowUpdateFailedError) as too_late:
+        await handle.execute_update("abort", {"reason": "oops"})
+    assert "cannot abort: the DRFailover is restoring and will finish" in str(too_late.value.cause)
+    result = await handle.result()
+    assert result.outcome == "succeeded" and result.approved_by == "sre-bob"
+    assert ("approve", "approved") in [(r.action, r.outcome) for r in inventory.audit(cluster=pair.primary)]
+
+
+async def test_a_drill_measures_rto_without_fencing_or_moving_traffic_and_leaves_nothing_behind(
+        client, worker, task_queue, pair_of, inventory):
+    pair = pair_of(env="prod")  # a drill needs no approval, even in prod: it changes nothing that serves
+    before = (pair.replicas(pair.primary), pair.replicas(pair.standby), pair.traffic())
+    result = await (await failover(client, task_queue, pair, drill=True)).result()
+
+    assert result.outcome == "succeeded" and result.drill and result.fencing == "not in a drill"
+    assert result.rto_seconds > 0 and result.rpo_seconds >= 600
+    assert sorted(result.restored) == ["dr-drill-jobs/batch", "dr-drill-shop/catalog", "dr-drill-shop/checkout",
+                                       "dr-drill-shop/payments"]
+    assert "drill:" in result.message and "nothing was fenced and no traffic moved" in result.message
+    assert (pair.replicas(pair.primary), pair.replicas(pair.standby), pair.traffic()) == before
+    assert not any(ns.startswith("dr-drill") for ns in pair.report(pair.standby)["clusters"][pair.standby]["namespaces"])
+    assert inventory.dr_pair(pair.primary).serving == "primary"
