@@ -363,12 +363,15 @@ def failover(
     drill: Annotated[bool, typer.Option(help="restore beside the real workloads and measure RTO; fence nothing, move no traffic")] = False,
     override_capacity: Annotated[str | None, typer.Option(help="go ahead although the standby looks too small, for this reason")] = None,
     require_approval: Annotated[bool, typer.Option(help="wait for a second person before fencing (prod always does)")] = False,
+    fence_timeout: Annotated[float | None, typer.Option(help="seconds to keep trying to reach the primary to fence it")] = None,
     wait: Annotated[bool, typer.Option(help="follow it until it ends")] = False,
     requested_by: Annotated[str | None, typer.Option(help="who asks (default: $USER)")] = None,
     poll_interval: Annotated[float | None, typer.Option(help="seconds between polls")] = None,
 ):
     """Move a primary's service to its standby: check, fence, restore, shift traffic, verify; report RTO and RPO."""
     import getpass
+
+    from pydantic import ValidationError
 
     from regatta.models import DRFailoverInput
 
@@ -383,9 +386,14 @@ def failover(
             raise Refused(f"the standby of {cluster} is {pair.standby}, not {to}")
         if pair.serving == "standby" and not drill:
             raise Refused(f"{to} already serves {cluster}'s workloads; fail back first: regatta failback {cluster}")
-        extra = {"poll_interval_seconds": poll_interval} if poll_interval else {}
-        request = DRFailoverInput(cluster=cluster, standby=to, ticket=ticket, requested_by=requested_by or getpass.getuser(),
-                                  drill=drill, override_capacity=override_capacity, require_approval=require_approval, **extra)
+        extra = {k: v for k, v in {"poll_interval_seconds": poll_interval, "fence_timeout_seconds": fence_timeout}.items()
+                 if v is not None}
+        try:
+            request = DRFailoverInput(cluster=cluster, standby=to, ticket=ticket, requested_by=requested_by or getpass.getuser(),
+                                      drill=drill, override_capacity=override_capacity, require_approval=require_approval,
+                                      **extra)
+        except ValidationError as error:
+            raise Refused(str(error)) from None
         record = inventory.get_cluster(cluster)
         gate = planning.dr_needs_approval(record.environment, requested=require_approval, drill=drill)
         await _start(workflow="DRFailover", cluster=record, request=request, ticket=ticket, wait=wait,
@@ -409,6 +417,8 @@ def failback(
     """Return service from the standby to its primary, bringing back what was created on the standby."""
     import getpass
 
+    from pydantic import ValidationError
+
     from regatta.models import DRFailbackInput
 
     async def body():
@@ -416,9 +426,12 @@ def failback(
         pair = inventory.dr_pair(cluster)
         if pair.serving != "standby":
             raise Refused(f"{cluster} serves its own workloads already; there is nothing to fail back")
-        extra = {"poll_interval_seconds": poll_interval} if poll_interval else {}
-        request = DRFailbackInput(cluster=cluster, ticket=ticket, requested_by=requested_by or getpass.getuser(),
-                                  override_capacity=override_capacity, require_approval=require_approval, **extra)
+        extra = {"poll_interval_seconds": poll_interval} if poll_interval is not None else {}
+        try:
+            request = DRFailbackInput(cluster=cluster, ticket=ticket, requested_by=requested_by or getpass.getuser(),
+                                      override_capacity=override_capacity, require_approval=require_approval, **extra)
+        except ValidationError as error:
+            raise Refused(str(error)) from None
         await _start(workflow="DRFailback", cluster=inventory.get_cluster(cluster), request=request, ticket=ticket,
                      wait=wait, headline=f"failback of {cluster} from {pair.standby}")
 

@@ -670,3 +670,32 @@ class DRResult(Model):
     traffic: dict[str, dict[str, int]]
     approved_by: str | None
     message: str
+
+
+# --------------------------------------------------------------------------- ClusterHold
+
+
+class ClusterHoldInput(Model):
+    """Started by an operation that changes a second cluster (a failover's standby) under that
+    cluster's operation id, so nothing else runs there until the operation releases it."""
+
+    cluster: str
+    held_by: str = Field(description="the operation id that holds it")
+    operation: str
+    ticket: str | None = None
+    requested_by: str = "temporal-ui"
+
+
+class ClusterHoldProgress(Model):
+    operation_id: str = ""
+    cluster: str
+    held_by: str
+    operation: str
+    phase: Literal["holding", "released"] = "holding"
+    step: str = "holding"
+
+
+class ClusterHoldResult(Model):
+    cluster: str
+    held_by: str
+    outcome: Literal["released"] = "released"

@@ -145,11 +145,12 @@ def render_status(described: dict[str, Any], console: Console) -> None:
         if progress.get("rto_seconds") is not None:
             rpo = progress.get("rpo_seconds")
             console.print(f"  RTO {progress['rto_seconds']:.1f}s, RPO {f'{rpo:.0f}s' if rpo is not None else 'unknown'}")
-        for key in ("control_plane", "approved_by", "backup", "fencing", "created", "restored", "deleted", "workloads"):
+        for key in ("control_plane", "approved_by", "backup", "fencing", "created", "restored", "scaled", "deleted",
+                    "workloads"):
             if progress.get(key):
                 value = progress[key]
-                if isinstance(value, dict):
-                    value = value.get("name") or value
+                if isinstance(value, dict):  # a backup names itself; a plan reads as what → how many
+                    value = value.get("name") or ", ".join(f"{k} → {v}" for k, v in value.items())
                 console.print(f"  {key.replace('_', ' ')}: {', '.join(value) if isinstance(value, list) else value}")
         if progress.get("pools"):
             table = Table()

@@ -24,12 +24,13 @@ from regatta.kube.connect import ClusterConnections
 from regatta.providers.traffic import HttpTrafficManager
 from regatta.settings import Settings
 from regatta.temporal_client import connect
+from workflows.cluster_hold import ClusterHold
 from workflows.cluster_upgrade import ClusterUpgrade
 from workflows.decommission_cluster import DecommissionCluster
 from workflows.disaster_recovery import DRFailback, DRFailover
 from workflows.provision_cluster import ProvisionCluster
 
-WORKFLOWS = [ClusterUpgrade, ProvisionCluster, DecommissionCluster, DRFailover, DRFailback]
+WORKFLOWS = [ClusterUpgrade, ProvisionCluster, DecommissionCluster, DRFailover, DRFailback, ClusterHold]
 
 
 def activity_functions(*hosts: object) -> list:

@@ -31,7 +31,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 from workflows.runbook import Runbook, parse_input
 
@@ -40,6 +40,8 @@ with workflow.unsafe.imports_passed_through():
     from regatta.models import (
         Activity,
         BackupInfo,
+        ClusterHoldInput,
+        ClusterHoldResult,
         ClusterInspection,
         ClusterRecord,
         ClusterRef,
@@ -87,6 +89,7 @@ class DisasterRecoveryRunbook(Runbook):
         self.audit_seq = 0
         self.source: ClusterRecord | None = None
         self.target: ClusterRecord | None = None
+        self.hold: workflow.ChildWorkflowHandle | None = None
 
     @property
     def cluster_name(self) -> str:
@@ -133,6 +136,10 @@ class DisasterRecoveryRunbook(Runbook):
     def _refuse(message: str, error_type: str) -> ApplicationError:
         return ApplicationError(message, type=error_type, non_retryable=True)
 
+    def _velero_name(self, purpose: str) -> str:
+        """A Velero object name that is the same on every retry of this run and new in the next run."""
+        return f"{purpose}-{self.input.cluster}"[:54] + f"-{workflow.info().run_id[:8]}"
+
     async def _lookup(self, activity: Activity, arg, result_type, error_type: str):
         """An inventory read whose refusal (unknown cluster, no such pair) ends the run at once."""
         try:
@@ -150,6 +157,25 @@ class DisasterRecoveryRunbook(Runbook):
         self.target = await self._lookup(Activity.GET_CLUSTER, names[1], ClusterRecord, "UnknownCluster")
         self.state.source, self.state.target = self.source.name, self.target.name
         return pair
+
+    async def _hold(self, cluster: str) -> None:
+        """Take the other cluster's lock for the whole run: its operation id, held by a child."""
+        held = planning.operation_id(cluster)
+        self.state.step = f"holding {cluster} for this {self.operation}"
+        try:
+            self.hold = await workflow.start_child_workflow(
+                "ClusterHold", ClusterHoldInput(cluster=cluster, held_by=workflow.info().workflow_id, operation=self.operation,
+                                                ticket=self.input.ticket, requested_by=self.input.requested_by),
+                id=held, result_type=ClusterHoldResult, parent_close_policy=workflow.ParentClosePolicy.TERMINATE)
+        except WorkflowAlreadyStartedError:
+            raise self._refuse(f"{cluster} is busy: operation {held} runs on it. Wait for it (regatta op status {held})"
+                               f" or stop it, then start the {self.operation} again", "ClusterBusy") from None
+
+    async def _release(self) -> None:
+        if self.hold is not None:
+            await self.hold.signal("release")
+            await self.hold
+            self.hold = None
 
     async def _check_target(self, *, wanted: dict[str, int]) -> None:
         """Refuse, before anything changes, a target that is unhealthy, on an incompatible
@@ -197,10 +223,12 @@ class DisasterRecoveryRunbook(Runbook):
             if must_reach:
                 raise ApplicationError(f"cannot fence {ref.name}: {report.error}", type="FenceFailed", non_retryable=True)
             self.state.fencing = f"skipped: {report.error}; the region looks down, so nothing there can take writes we can stop"
+            self.fence_summary = f"{ref.name} not fenced (unreachable)"
             await self._audit("fence", "skipped", self.state.fencing)
             return
         self.state.fenced = report.fenced
         self.state.fencing = f"fenced {len(report.fenced)} deployments on {ref.name}"
+        self.fence_summary = self.state.fencing
         self.fenced_at = workflow.now()
         await self._audit("fence", "succeeded", f"{self.state.fencing}: "
                           + ", ".join(f"{k} ({n})" for k, n in sorted(report.fenced.items())))
@@ -210,7 +238,7 @@ class DisasterRecoveryRunbook(Runbook):
         self._step("restoring", f"restoring backup {backup.name} on {ref.name}")
         report: RestoreReport = await self._call(
             Activity.RESTORE_WORKLOADS,
-            RestoreWorkloads(cluster=ref, backup=backup.name, restore_name=f"{purpose}-{self._token(purpose)}"[:63],
+            RestoreWorkloads(cluster=ref, backup=backup.name, restore_name=self._velero_name(purpose),
                              namespace_mapping=mapping, included_namespaces=included,
                              timeout_seconds=self.input.restore_timeout_seconds,
                              poll_interval_seconds=self.input.poll_interval_seconds),
@@ -244,7 +272,9 @@ class DisasterRecoveryRunbook(Runbook):
                 service=record.service, weights=weights, change_id=f"{workflow.info().workflow_id}/{self._token(record.service)}"),
                 TrafficRecord)
             self.state.traffic[record.service] = changed.weights
-        await self._audit("traffic", "succeeded", "; ".join(f"{s}: {w}" for s, w in sorted(self.state.traffic.items()))
+        await self._audit("traffic", "succeeded", "; ".join(
+            f"{service}: " + " ".join(f"{cluster}={weight}" for cluster, weight in weights.items())
+            for service, weights in sorted(self.state.traffic.items()))
                           or f"no service sent traffic to {self.source.name}")
 
     def _measure(self, backup: BackupInfo | None) -> None:
@@ -263,6 +293,7 @@ class DisasterRecoveryRunbook(Runbook):
         self._check_start()
         self.state.started_at = workflow.now()
         self.fenced_at = None
+        self.fence_summary = ""
         try:
             outcome = await body()
         except (ActivityError, ApplicationError) as failure:
@@ -274,9 +305,11 @@ class DisasterRecoveryRunbook(Runbook):
                 self.state.message += "; nothing was changed"
             self._step("failed", self.state.step)
             await self._audit(self.operation, "refused" if refused else "failed", self.state.message)
+            await self._release()
             raise ApplicationError(self.state.message, type=getattr(cause, "type", None) or f"{self.operation}Failed",
                                    non_retryable=True) from None
         await self._audit(self.operation, outcome, self.state.message)
+        await self._release()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return DRResult(
             operation_id=self.state.operation_id, operation=self.operation, cluster=self.input.cluster,  # type: ignore[arg-type]
@@ -322,6 +355,7 @@ class DRFailover(DisasterRecoveryRunbook):
             raise self._refuse(f"{pair.standby} already serves {pair.primary}'s workloads (since {pair.last_operation});"
                                f" fail back first: regatta failback {pair.primary}", "AlreadyFailedOver")
         self._tag(self.source.environment)
+        await self._hold(self.target.name)
         kind = "drill" if input.drill else "failover"
         await self._audit(kind, "started", f"{self.source.name} → {self.target.name}, requested by {input.requested_by}")
 
@@ -366,7 +400,7 @@ class DRFailover(DisasterRecoveryRunbook):
         else:
             await self._record_serving("standby")
             self.state.message = (f"{self.target.name} serves {self.source.name}'s workloads: {self._objectives()}"
-                                  f" (backup {backup.name}); {self.state.fencing}")
+                                  f" (backup {backup.name}); {self.fence_summary}")
         self._step("succeeded", "done")
         return "succeeded"
 
@@ -392,6 +426,7 @@ class DRFailback(DisasterRecoveryRunbook):
             raise self._refuse(f"{pair.primary} serves its own workloads already; there is nothing to fail back",
                                "NotFailedOver")
         self._tag(self.target.environment)
+        await self._hold(self.source.name)
         await self._audit("failback", "started", f"{self.source.name} → {self.target.name}, requested by {input.requested_by}")
 
         self._step("checking", f"reading what runs on {self.source.name}")
@@ -405,7 +440,7 @@ class DRFailback(DisasterRecoveryRunbook):
 
         self._step("backing_up", f"taking a backup of {self.source.name}: the state it created while it served")
         backup: BackupInfo = await self._call(Activity.TAKE_BACKUP, VeleroBackup(
-            cluster=self.source.ref, name=f"failback-{self._token('resync')}"[:63],
+            cluster=self.source.ref, name=self._velero_name("resync"),
             timeout_seconds=input.restore_timeout_seconds, poll_interval_seconds=input.poll_interval_seconds),
             BackupInfo, timeout=input.restore_timeout_seconds + 120, heartbeat=None)
         self.state.backup = backup
@@ -413,7 +448,9 @@ class DRFailback(DisasterRecoveryRunbook):
         await self._fence(self.source.ref, only=sorted(moved), must_reach=True)
 
         namespaces = sorted({key.split("/", 1)[0] for key in moved})
-        restored = await self._restore(self.target.ref, backup, purpose="failback", mapping={}, included=namespaces)
+        # Only the namespaces the failover put to work: never what the standby runs for itself.
+        restored = (await self._restore(self.target.ref, backup, purpose="failback", mapping={}, included=namespaces)
+                    if namespaces else RestoreReport(restore="", deployments=[], namespaces=[]))
         self.state.step = f"giving {self.target.name}'s fenced workloads their replicas back"
         self.state.scaled = await self._call(Activity.UNFENCE_WORKLOADS, self.target.ref, dict[str, int])
         await self._audit("unfence", "succeeded", ", ".join(f"{k} → {n}" for k, n in sorted(self.state.scaled.items()))

@@ -128,8 +128,10 @@ class Inventory:
 
     @staticmethod
     def _pair(row: DrPairRow) -> DrPair:
+        # SQLite hands timezone-aware columns back naive; they were written in UTC.
+        at = row.updated_at if row.updated_at is None or row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
         return DrPair(primary=row.primary, standby=row.standby, serving=row.serving,  # type: ignore[arg-type]
-                      last_operation=row.last_operation, updated_at=row.updated_at)
+                      last_operation=row.last_operation, updated_at=at)
 
     def declare_dr_pair(self, primary: str, standby: str) -> DrPair:
         """Make `standby` the standby of `primary`, and label both with their DR role (the label

@@ -136,7 +136,7 @@ def restore(api: k8s.ApiClient, *, backup: str, name: str, namespace_mapping: di
     custom = k8s.CustomObjectsApi(api)
     body = {"apiVersion": "velero.io/v1", "kind": "Restore", "metadata": {"name": name, "namespace": "velero"},
             "spec": {"backupName": backup, "namespaceMapping": namespace_mapping,
-                     "includedNamespaces": included_namespaces or ["*"],
+                     "includedNamespaces": ["*"] if included_namespaces is None else included_namespaces,
                      "excludedNamespaces": sorted(planning.SYSTEM_NAMESPACES), "existingResourcePolicy": "none"}}
     try:
         custom.create_namespaced_custom_object(*VELERO, "restores", body)

@@ -156,6 +156,8 @@ async def test_failover_and_failback_from_the_cli_with_their_refusals(queue_sett
     assert wrong.returncode == 2 and f"the standby of {pair.primary} is {pair.standby}, not eks-elsewhere" in wrong.stderr
     reason = await regatta(queue_settings, "failover", pair.primary, "--to", pair.standby, "--override-capacity", " ")
     assert reason.returncode == 2 and "needs a reason" in reason.stderr
+    timeout = await regatta(queue_settings, "failover", pair.primary, "--to", pair.standby, "--fence-timeout", "0")
+    assert timeout.returncode == 2 and "fence_timeout_seconds" in timeout.stderr and "greater than 0" in timeout.stderr
     early = await regatta(queue_settings, "failback", pair.primary)
     assert early.returncode == 2 and "nothing to fail back" in early.stderr
 

@@ -279,3 +279,35 @@ async def test_a_drill_measures_rto_without_fencing_or_moving_traffic_and_leaves
     assert (pair.replicas(pair.primary), pair.replicas(pair.standby), pair.traffic()) == before
     assert not any(ns.startswith("dr-drill") for ns in pair.report(pair.standby)["clusters"][pair.standby]["namespaces"])
     assert inventory.dr_pair(pair.primary).serving == "primary"
+
+
+async def test_the_standby_is_held_for_the_whole_failover_and_a_busy_standby_is_refused(
+        client, worker, task_queue, pair_of, simulator, inventory):
+    from temporalio.client import WorkflowExecutionStatus
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    from regatta.models import ClusterHoldProgress
+    from tests.integration.conftest import start_upgrade
+
+    pair = pair_of(env="prod")
+    handle = await failover(client, task_queue, pair)
+    await wait_phase(handle, "awaiting_approval")
+    hold = client.get_workflow_handle(operation_id(pair.standby))
+    held = await hold.query("progress", result_type=ClusterHoldProgress)
+    assert (held.held_by, held.operation, held.phase) == (operation_id(pair.primary), "DRFailover", "holding")
+    with pytest.raises(WorkflowAlreadyStartedError):  # no upgrade of the standby while it is being failed over to
+        await start_upgrade(client, task_queue, pair.standby)
+    await handle.execute_update("approve", {"approver": "sre-bob"})
+    assert (await handle.result()).outcome == "succeeded"
+    assert (await hold.describe()).status == WorkflowExecutionStatus.COMPLETED  # released, not left behind
+
+    busy = pair_of()
+    simulator.world.clusters[busy.standby].time_scale = 0.05  # an upgrade that is still running when the failover asks
+    upgrade = await start_upgrade(client, task_queue, busy.standby)
+    with pytest.raises(WorkflowFailureError) as refused:
+        await (await failover(client, task_queue, busy)).result()
+    assert refused.value.cause.type == "ClusterBusy"
+    assert f"{busy.standby} is busy: operation {operation_id(busy.standby)} runs on it" in str(refused.value.cause)
+    assert busy.traffic()[busy.services[0]]["changes"] == 0
+    await upgrade.execute_update("abort", {"reason": "test over"})
+    await upgrade.result()

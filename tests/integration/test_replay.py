@@ -95,5 +95,9 @@ async def test_fresh_failover_and_failback_histories_with_approval_replay(client
         assert (await handle.result()).outcome == "succeeded"
         history = await handle.fetch_history()
         await REPLAYER.replay_workflow(history)
+        hold = client.get_workflow_handle(f"cluster-{pair.standby}")  # the lock it held on the standby
+        hold_history = await hold.fetch_history()
+        await REPLAYER.replay_workflow(hold_history)
         if request.config.getoption("--record-histories"):
             save(name, handle, history)
+            save("cluster_hold_released", hold, hold_history)
