@@ -575,40 +575,34 @@ class SetTraffic(Model):
     change_id: str = Field(description="the same id again changes nothing: a retried shift never shifts twice")
 
 
-class DRFailoverInput(Model):
+class DRRequest(Model):
+    """What failover and failback both take: who asks and why, the gates, and every timeout."""
+
+    cluster: str = Field(description="the primary: whose service moves away (failover) or home (failback)")
+    ticket: str | None = None
+    requested_by: str = "temporal-ui"
+    require_approval: bool = Field(default=False, description="wait for a second person before fencing even where the"
+                                   " environment does not require it")
+    override_capacity: str | None = Field(default=None, description="reason to go ahead although the side that takes"
+                                          " over looks too small")
+    fence_timeout_seconds: float = Field(default=120, gt=0, description="how long to try reaching a cluster to fence it")
+    restore_timeout_seconds: float = Field(default=1800, gt=0)
+    ready_timeout_seconds: float = Field(default=900, gt=0)
+    approval_timeout_seconds: float = Field(default=4 * 3600, gt=0)
+    poll_interval_seconds: float = Field(default=10, gt=0)
+    activity_heartbeat_timeout_seconds: float = Field(default=60, gt=0)
+
+
+class DRFailoverInput(DRRequest):
     """What `regatta failover PRIMARY --to STANDBY` sends; from the Temporal UI:
     `{"cluster": "eks-prod-use1", "standby": "eks-dr-usw2", "ticket": "INC-1"}`."""
 
-    cluster: str = Field(description="the primary whose service moves")
     standby: str
-    ticket: str | None = None
-    requested_by: str = "temporal-ui"
     drill: bool = Field(default=False, description="restore into drill namespaces and measure; no fencing, no traffic shift")
-    require_approval: bool = Field(default=False, description="wait for a second person before fencing even where the"
-                                   " environment does not require it")
-    override_capacity: str | None = Field(default=None, description="reason to go ahead although the standby looks too small")
-    fence_timeout_seconds: float = Field(default=120, gt=0, description="how long to try reaching the primary to fence it")
-    restore_timeout_seconds: float = Field(default=1800, gt=0)
-    ready_timeout_seconds: float = Field(default=900, gt=0)
-    approval_timeout_seconds: float = Field(default=4 * 3600, gt=0)
-    poll_interval_seconds: float = Field(default=10, gt=0)
-    activity_heartbeat_timeout_seconds: float = Field(default=60, gt=0)
 
 
-class DRFailbackInput(Model):
+class DRFailbackInput(DRRequest):
     """Return service to the original primary: `{"cluster": "eks-prod-use1", "ticket": "CHG-9"}`."""
-
-    cluster: str = Field(description="the original primary, healthy again")
-    ticket: str | None = None
-    requested_by: str = "temporal-ui"
-    require_approval: bool = False
-    override_capacity: str | None = None
-    fence_timeout_seconds: float = Field(default=120, gt=0)
-    restore_timeout_seconds: float = Field(default=1800, gt=0)
-    ready_timeout_seconds: float = Field(default=900, gt=0)
-    approval_timeout_seconds: float = Field(default=4 * 3600, gt=0)
-    poll_interval_seconds: float = Field(default=10, gt=0)
-    activity_heartbeat_timeout_seconds: float = Field(default=60, gt=0)
 
 
 class DRApproveInput(Model):

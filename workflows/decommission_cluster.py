@@ -70,13 +70,7 @@ class DecommissionCluster(Runbook):
 
     @approve.validator
     def validate_approve(self, request: DecommissionClusterApproveInput) -> None:
-        if self.state.phase != "awaiting_approval":
-            raise ApplicationError(f"nothing to approve: the decommission is {self.state.phase}", type="NotAwaitingApproval")
-        if request.approver.strip().lower() == self.input.requested_by.strip().lower():
-            raise ApplicationError(
-                f"{request.approver} asked for this decommission and cannot approve it; a second person must",
-                type="SelfApproval",
-            )
+        self._check_approval(request.approver, what="decommission")
 
     @workflow.update
     async def abort(self, request: DecommissionClusterAbortInput) -> DecommissionClusterProgress:

@@ -107,11 +107,7 @@ class DisasterRecoveryRunbook(Runbook):
 
     @approve.validator
     def validate_approve(self, request: DRApproveInput) -> None:
-        if self.state.phase != "awaiting_approval":
-            raise ApplicationError(f"nothing to approve: the {self.operation} is {self.state.phase}", type="NotAwaitingApproval")
-        if request.approver.strip().lower() == self.input.requested_by.strip().lower():
-            raise ApplicationError(f"{request.approver} asked for this {self.operation} and cannot approve it; a second"
-                                   " person must", type="SelfApproval")
+        self._check_approval(request.approver, what=self.operation)
 
     @workflow.update
     async def abort(self, request: DRAbortInput) -> DRProgress:

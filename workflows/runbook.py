@@ -71,6 +71,15 @@ class Runbook:
                 type="WrongOperationId", non_retryable=True,
             )
 
+    def _check_approval(self, approver: str, *, what: str) -> None:
+        """Refuse an approval when nothing waits for one, or when it comes from the requester:
+        four eyes means a second person."""
+        if self.state.phase != "awaiting_approval":
+            raise ApplicationError(f"nothing to approve: the {what} is {self.state.phase}", type="NotAwaitingApproval")
+        if approver.strip().lower() == self.input.requested_by.strip().lower():
+            raise ApplicationError(f"{approver} asked for this {what} and cannot approve it; a second person must",
+                                   type="SelfApproval")
+
     def _tag(self, environment: str) -> None:
         """Search attributes, so the Temporal UI finds this run by cluster, environment, type and ticket."""
         ticket = self.input.ticket

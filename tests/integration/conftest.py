@@ -3,6 +3,9 @@ upgrade with the short timeouts a time-scale-0 simulator allows."""
 
 from __future__ import annotations
 
+import asyncio
+
+from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle
 
 from regatta.models import ClusterUpgradeInput, ClusterUpgradeResult
@@ -23,3 +26,15 @@ async def start_upgrade(client: Client, task_queue: str, cluster: str, **fields)
     return await client.start_workflow(
         "ClusterUpgrade", request, id=operation_id(cluster), task_queue=task_queue, result_type=ClusterUpgradeResult
     )
+
+
+async def wait_phase(handle: WorkflowHandle, phase: str, progress_type: type[BaseModel], *, timeout: float = 30):
+    """Poll the `progress` query until the operation reaches `phase`; fail if it ends first."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        progress = await handle.query("progress", result_type=progress_type)
+        if progress.phase == phase:
+            return progress
+        assert progress.phase not in ("failed", "succeeded", "aborted"), f"ended before {phase}: {progress}"
+        assert asyncio.get_running_loop().time() < deadline, f"never reached {phase}: {progress}"
+        await asyncio.sleep(0.02)

@@ -11,6 +11,7 @@ from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from regatta.models import DecommissionClusterInput, DecommissionClusterProgress, DecommissionClusterResult
 from regatta.planning import operation_id
 from tests.conftest import WorkerProcess, sim_report
+from tests.integration import conftest as integration
 from workers.main import build_worker
 
 SYSTEM_ONLY = [{"name": "coredns", "namespace": "kube-system", "replicas": 2, "pdb": {"max_unavailable": 1}}]
@@ -24,13 +25,7 @@ async def decommission(client, task_queue, cluster: str, **fields):
 
 
 async def wait_phase(handle, phase: str, timeout: float = 30) -> DecommissionClusterProgress:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        progress = await handle.query("progress", result_type=DecommissionClusterProgress)
-        if progress.phase == phase:
-            return progress
-        assert asyncio.get_running_loop().time() < deadline, f"never reached {phase}: {progress}"
-        await asyncio.sleep(0.05)
+    return await integration.wait_phase(handle, phase, DecommissionClusterProgress, timeout=timeout)
 
 
 def gone(simulator, inventory, cluster: str) -> bool:

@@ -4,7 +4,6 @@ failback that restores the original state, the approval gate, and the drill."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import httpx
@@ -16,6 +15,7 @@ from regatta.models import DRFailbackInput, DRFailoverInput, DRProgress, DRResul
 from regatta.planning import operation_id
 from regatta.sim.fleet import FleetSpec
 from tests.conftest import WorkerProcess, sim_report
+from tests.integration import conftest as integration
 from workers.main import build_worker
 
 FAST = {"poll_interval_seconds": 0.05, "fence_timeout_seconds": 2, "restore_timeout_seconds": 30,
@@ -93,14 +93,7 @@ async def failback(client, task_queue, pair: Pair, **fields):
 
 
 async def wait_phase(handle, phase: str, timeout: float = 30) -> DRProgress:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        progress = await handle.query("progress", result_type=DRProgress)
-        if progress.phase == phase:
-            return progress
-        assert progress.phase not in ("failed", "succeeded"), f"ended before {phase}: {progress}"
-        assert asyncio.get_running_loop().time() < deadline, f"never reached {phase}: {progress}"
-        await asyncio.sleep(0.02)
+    return await integration.wait_phase(handle, phase, DRProgress, timeout=timeout)
 
 
 async def test_failover_with_the_primary_region_down_restores_shifts_and_reports_rto_rpo(
@@ -260,6 +253,9 @@ async def test_prod_failover_waits_for_a_second_person_before_fencing_and_can_be
     with pytest.raises(WorkflowUpdateFailedError) as too_late:
         await handle.execute_update("abort", {"reason": "oops"})
     assert "cannot abort: the DRFailover is restoring and will finish" in str(too_late.value.cause)
+    with pytest.raises(WorkflowUpdateFailedError) as twice:
+        await handle.execute_update("approve", {"approver": "sre-carol"})
+    assert "nothing to approve: the DRFailover is restoring" in str(twice.value.cause)
     result = await handle.result()
     assert result.outcome == "succeeded" and result.approved_by == "sre-bob"
     assert ("approve", "approved") in [(r.action, r.outcome) for r in inventory.audit(cluster=pair.primary)]
