@@ -638,6 +638,7 @@ class DRProgress(Model):
     backup: BackupInfo | None = None
     fencing: str = Field(default="pending", description="pending | fenced N deployments | skipped: why | not in a drill")
     fenced: dict[str, int] = Field(default_factory=dict)
+    fenced_at: datetime | None = Field(default=None, description="when writes stopped on the side service left")
     restored: list[str] = Field(default_factory=list)
     scaled: dict[str, int] = Field(default_factory=dict)
     traffic: dict[str, dict[str, int]] = Field(default_factory=dict, description="service → weights after the shift")

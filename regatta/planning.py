@@ -381,8 +381,8 @@ def capacity_shortfall(*, needed: int, free: int, pods_per_node: int) -> str | N
             f" (about {nodes} more node{'s' if nodes != 1 else ''} of {pods_per_node} pods)")
 
 
-def target_problems(*, name: str, health: Sequence[str], source_version: str, target_version: str, needed: int,
-                    free: int, pods_per_node: int, override_capacity: str | None) -> list[str]:
+def target_problems(*, name: str, health: Sequence[str], source_version: str, target_version: str,
+                    shortfall: str | None, override_capacity: str | None) -> list[str]:
     """Why `name` cannot take the workloads over; empty when it can. A capacity shortfall is
     forgiven only with a reason (the override), because restoring into too little room leaves
     pods Pending and the service down on both sides."""
@@ -390,7 +390,6 @@ def target_problems(*, name: str, health: Sequence[str], source_version: str, ta
                 ] if health else []
     if (version := version_incompatibility(source=source_version, target=target_version)) is not None:
         problems.append(f"{name} is not on a compatible version: {version}")
-    shortfall = capacity_shortfall(needed=needed, free=free, pods_per_node=pods_per_node)
     if shortfall and not (override_capacity or "").strip():
         problems.append(f"{name} is too small: {shortfall}. Add nodes, or override with a reason"
                         " (CLI: --override-capacity REASON)")

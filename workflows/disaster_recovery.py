@@ -178,19 +178,18 @@ class DisasterRecoveryRunbook(Runbook):
         version, or without room for the pods it must start."""
         self._step("checking", f"checking that {self.target.name} can take the workloads over")
         ref = self.target.ref
-        state: ClusterState = await self._call(Activity.DESCRIBE_CLUSTER, ref, ClusterState)
+        described: ClusterState = await self._call(Activity.DESCRIBE_CLUSTER, ref, ClusterState)
         inspection: ClusterInspection = await self._call(Activity.INSPECT_CLUSTER, ref, ClusterInspection)
         present: WorkloadInventory = await self._call(Activity.INSPECT_WORKLOADS, ref, WorkloadInventory)
-        needed = planning.pods_to_place(wanted=wanted, present=present.deployments, drill=self.state.drill)
-        free = planning.free_pod_slots(inspection.nodes)
-        per_node = max((n.allocatable_pods for n in inspection.nodes), default=0)
+        shortfall = planning.capacity_shortfall(
+            needed=planning.pods_to_place(wanted=wanted, present=present.deployments, drill=self.state.drill),
+            free=planning.free_pod_slots(inspection.nodes),
+            pods_per_node=max((n.allocatable_pods for n in inspection.nodes), default=0))
         problems = planning.target_problems(
             name=self.target.name, health=inspection.problems, source_version=self.source.control_plane_version,
-            target_version=state.control_plane_version, needed=needed, free=free, pods_per_node=per_node,
-            override_capacity=self.input.override_capacity)
+            target_version=described.control_plane_version, shortfall=shortfall, override_capacity=self.input.override_capacity)
         if problems:
             raise ApplicationError("; ".join(problems), type="StandbyNotReady", non_retryable=True)
-        shortfall = planning.capacity_shortfall(needed=needed, free=free, pods_per_node=per_node)
         if shortfall:
             await self._audit("capacity-override", "approved", f"{self.target.name}: {shortfall}; going ahead because:"
                               f" {self.input.override_capacity}")
@@ -219,13 +218,11 @@ class DisasterRecoveryRunbook(Runbook):
             if must_reach:
                 raise ApplicationError(f"cannot fence {ref.name}: {report.error}", type="FenceFailed", non_retryable=True)
             self.state.fencing = f"skipped: {report.error}; the region looks down, so nothing there can take writes we can stop"
-            self.fence_summary = f"{ref.name} not fenced (unreachable)"
             await self._audit("fence", "skipped", self.state.fencing)
             return
         self.state.fenced = report.fenced
         self.state.fencing = f"fenced {len(report.fenced)} deployments on {ref.name}"
-        self.fence_summary = self.state.fencing
-        self.fenced_at = workflow.now()
+        self.state.fenced_at = workflow.now()
         await self._audit("fence", "succeeded", f"{self.state.fencing}: "
                           + ", ".join(f"{k} ({n})" for k, n in sorted(report.fenced.items())))
 
@@ -265,7 +262,7 @@ class DisasterRecoveryRunbook(Runbook):
                 continue
             self.state.step = f"shifting traffic of {record.service}"
             changed: TrafficRecord = await self._call(Activity.SET_TRAFFIC, SetTraffic(
-                service=record.service, weights=weights, change_id=f"{workflow.info().workflow_id}/{self._token(record.service)}"),
+                service=record.service, weights=weights, change_id=f"{workflow.info().workflow_id}/{workflow.info().run_id}/{record.service}"),
                 TrafficRecord)
             self.state.traffic[record.service] = changed.weights
         await self._audit("traffic", "succeeded", "; ".join(
@@ -277,7 +274,7 @@ class DisasterRecoveryRunbook(Runbook):
         self.state.verified_at = workflow.now()
         self.state.rto_seconds, self.state.rpo_seconds = planning.recovery_objectives(
             started=self.state.started_at, verified=self.state.verified_at,
-            backup_completed=backup.completed_at if backup else None, writes_stopped=self.fenced_at)
+            backup_completed=backup.completed_at if backup else None, writes_stopped=self.state.fenced_at)
 
     async def _record_serving(self, serving: str) -> None:
         self._step("recording", f"recording that the {serving} serves")
@@ -288,8 +285,6 @@ class DisasterRecoveryRunbook(Runbook):
         """Run the steps; turn any stop into a failed (or refused) run with its reason audited."""
         self._check_start()
         self.state.started_at = workflow.now()
-        self.fenced_at = None
-        self.fence_summary = ""
         try:
             outcome = await body()
         except (ActivityError, ApplicationError) as failure:
@@ -396,7 +391,8 @@ class DRFailover(DisasterRecoveryRunbook):
         else:
             await self._record_serving("standby")
             self.state.message = (f"{self.target.name} serves {self.source.name}'s workloads: {self._objectives()}"
-                                  f" (backup {backup.name}); {self.fence_summary}")
+                                  f" (backup {backup.name}); "
+                                  + (self.state.fencing if self.state.fenced_at else f"{self.source.name} not fenced (unreachable)"))
         self._step("succeeded", "done")
         return "succeeded"
 

@@ -166,19 +166,21 @@ def test_pods_to_place_subtract_what_already_runs_except_in_a_drill():
 
 
 def test_target_problems_name_health_version_and_missing_capacity_and_an_override_forgives_only_capacity():
+    short = planning.capacity_shortfall(needed=40, free=10, pods_per_node=29)
+    assert short == "it has room for 10 more pods but the workloads need 40: short by 30 pods (about 2 more nodes of 29 pods)"
+    assert planning.capacity_shortfall(needed=10, free=10, pods_per_node=29) is None
     problems = planning.target_problems(name="dr", health=["node n1 is not Ready"], source_version="1.31",
-                                        target_version="1.29", needed=40, free=10, pods_per_node=29, override_capacity=None)
+                                        target_version="1.29", shortfall=short, override_capacity=None)
     assert problems == [
         "dr is not healthy: node n1 is not Ready",
         "dr is not on a compatible version: it runs Kubernetes 1.29 and the workloads come from 1.31: more than 1 minor"
         " version apart; upgrade it first",
-        "dr is too small: it has room for 10 more pods but the workloads need 40: short by 30 pods (about 2 more nodes of"
-        " 29 pods). Add nodes, or override with a reason (CLI: --override-capacity REASON)",
+        f"dr is too small: {short}. Add nodes, or override with a reason (CLI: --override-capacity REASON)",
     ]
-    assert planning.target_problems(name="dr", health=[], source_version="1.31", target_version="1.30", needed=40, free=10,
-                                    pods_per_node=29, override_capacity="autoscaler") == []
-    assert planning.target_problems(name="dr", health=[], source_version="1.30", target_version="1.30", needed=40,
-                                    free=10, pods_per_node=29, override_capacity="  ") != []
+    assert planning.target_problems(name="dr", health=[], source_version="1.31", target_version="1.30", shortfall=short,
+                                    override_capacity="autoscaler") == []
+    assert planning.target_problems(name="dr", health=[], source_version="1.30", target_version="1.30", shortfall=short,
+                                    override_capacity="  ") != []
 
 
 def test_shifting_weights_moves_the_source_share_once():
