@@ -6,7 +6,17 @@ from temporalio import activity
 
 from activities.failures import refuse, translated_failures
 from regatta.inventory import Inventory
-from regatta.models import Activity, ClusterRecord, DrPair, OperationRecord, RecordClusterVersions, RecordDrServing
+from regatta import wave_plan
+from regatta.models import (
+    Activity,
+    ClusterRecord,
+    DrPair,
+    OperationRecord,
+    PlanWave,
+    RecordClusterVersions,
+    RecordDrServing,
+    WavePlan,
+)
 
 
 class InventoryActivities:
@@ -73,3 +83,9 @@ class InventoryActivities:
     def record_dr_serving(self, request: RecordDrServing) -> None:
         with translated_failures():
             self.inventory.record_dr_serving(request.primary, serving=request.serving, operation_id=request.operation_id)
+
+    @activity.defn(name=Activity.PLAN_WAVE)
+    def plan_wave(self, request: PlanWave) -> WavePlan:
+        """The wave's plan over the inventory as it is now (the pure planner, fed from the database)."""
+        with translated_failures():
+            return wave_plan.plan_wave(request.wave, self.inventory.list_clusters(), now=request.now)

@@ -27,12 +27,14 @@ clusters_app = typer.Typer(no_args_is_help=True, help="The fleet as the inventor
 upgrade_app = typer.Typer(no_args_is_help=True, help="Rolling upgrades of one cluster.")
 op_app = typer.Typer(no_args_is_help=True, help="Steer a running operation by its id (the Temporal workflow id).")
 audit_app = typer.Typer(no_args_is_help=True, help="The audit trail of every operation.")
+wave_app = typer.Typer(no_args_is_help=True, help="Fleet-wide patch waves: stages, windows, freezes, a failure budget.")
 dr_app = typer.Typer(no_args_is_help=True, help="Disaster-recovery pairs: which cluster stands by for which.")
 app.add_typer(clusters_app, name="clusters")
 app.add_typer(upgrade_app, name="upgrade")
 app.add_typer(op_app, name="op")
 app.add_typer(audit_app, name="audit")
 app.add_typer(dr_app, name="dr")
+app.add_typer(wave_app, name="wave")
 
 console = Console()
 errors = Console(stderr=True)
@@ -348,6 +350,67 @@ def decommission(
         await _start(workflow="DecommissionCluster", cluster=record, request=request, ticket=ticket, wait=wait,
                      headline=f"decommission of {cluster}; it waits for approval by someone else:\n"
                               f"  regatta op approve {planning.operation_id(cluster)}")
+
+    _run(body())
+
+
+# --------------------------------------------------------------------------- patch waves
+
+
+@wave_app.command("start")
+def wave_start(
+    file: Annotated[str | None, typer.Option("--file", help="the wave as YAML (see examples/wave.yaml)")] = None,
+    selector: Annotated[str | None, typer.Option(help="without --file: the clusters, e.g. env=staging,team=payments")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="without --file: the target version, e.g. 1.31")] = None,
+    name: Annotated[str | None, typer.Option(help="without --file: the wave's name (default patch-<to>-<date>)")] = None,
+    concurrency: Annotated[int, typer.Option(help="without --file: clusters upgraded at once")] = 1,
+    failure_budget: Annotated[str, typer.Option(help="without --file: failures tolerated, a count or a share like 10%")] = "0",
+    plan_only: Annotated[bool, typer.Option(help="print which clusters go in which stage and when; start nothing")] = False,
+    ticket: Annotated[str | None, typer.Option(help="change ticket (overrides the file's)")] = None,
+    wait: Annotated[bool, typer.Option(help="follow it until it ends")] = False,
+    requested_by: Annotated[str | None, typer.Option(help="who asks (default: $USER)")] = None,
+):
+    """Bring every cluster a wave selects to a version, stage by stage (operation id: wave-NAME)."""
+    import getpass
+    from datetime import UTC, datetime
+
+    from pydantic import ValidationError
+
+    from regatta import wave_plan
+    from regatta.models import PatchWaveInput
+    from regatta.operations import follow, render_plan, start_wave
+    from regatta.wave_file import WaveFileError, load_wave_file
+
+    async def body():
+        if file and (selector or to):
+            raise Refused("give either --file or --selector/--to, not both")
+        if file:
+            try:
+                wave = load_wave_file(file)
+            except WaveFileError as error:
+                raise Refused(str(error)) from None
+        elif to:
+            budget: int | str = int(failure_budget) if failure_budget.isdigit() else failure_budget
+            try:
+                wave = PatchWaveInput(name=name or f"patch-{to}-{datetime.now(UTC):%Y%m%d}", target_version=to,
+                                      selector={"labels": _selector(selector)}, failure_budget=budget,
+                                      stages=[{"name": "all", "concurrency": concurrency}])
+            except ValidationError as error:
+                raise Refused(str(error)) from None
+        else:
+            raise Refused("say what to upgrade: --file wave.yaml, or --selector k=v,... --to X.Y")
+        updates = {"requested_by": requested_by or getpass.getuser(), **({"ticket": ticket} if ticket else {})}
+        wave = wave.model_copy(update=updates)
+        plan = wave_plan.plan_wave(wave, _inventory().list_clusters(), now=datetime.now(UTC))
+        if plan_only:
+            render_plan(plan, console)
+            return
+        handle = await start_wave(Settings.from_env(), request=wave)
+        total = sum(len(stage.clusters) for stage in plan.stages)
+        console.print(f"started [bold]{handle.id}[/]: {total} clusters in {len(plan.stages)} stages to {wave.target_version}")
+        console.print(f"watch: {_ui_url(handle.id)}")
+        if wait:
+            await follow(handle, console)
 
     _run(body())
 

@@ -144,6 +144,7 @@ class Activity(StrEnum):
     CORDON_NODES = "kube.cordon_nodes"
     DRAIN_NODES = "kube.drain_nodes"
     HEALTH_GATE = "kube.health_gate"
+    PLAN_WAVE = "inventory.plan_wave"
     # disaster recovery
     GET_DR_PAIR = "inventory.get_dr_pair"
     RECORD_DR_SERVING = "inventory.record_dr_serving"
@@ -694,3 +695,157 @@ class ClusterHoldResult(Model):
     cluster: str
     held_by: str
     outcome: Literal["released"] = "released"
+
+
+# --------------------------------------------------------------------------- PatchWave
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class ClusterSelector(Model):
+    """Which clusters: every given field must match (an empty selector matches every cluster)."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    environment: str | None = None
+    provider: ProviderKind | None = None
+    region: str | None = None
+    clusters: list[str] | None = Field(default=None, description="an explicit group: these cluster names only")
+
+
+class WaveStage(Model):
+    name: str = Field(min_length=1, max_length=60)
+    selector: ClusterSelector = Field(default_factory=ClusterSelector)
+    concurrency: int = Field(default=1, ge=1, le=200, description="clusters upgraded at once in this stage")
+    soak_seconds: float = Field(default=0, ge=0, description="wait after the stage before the next one starts")
+    approval_required: bool = Field(default=False, description="wait for an approve Update before the stage starts")
+
+
+class MaintenanceWindow(Model):
+    """A recurring window in which the clusters it applies to may be touched."""
+
+    name: str = ""
+    applies_to: ClusterSelector = Field(default_factory=ClusterSelector)
+    days: list[Weekday] = Field(min_length=1)
+    start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="local time HH:MM")
+    duration_minutes: int = Field(ge=1, le=7 * 24 * 60)
+    timezone: str = "UTC"
+
+
+class Freeze(Model):
+    """A period in which nothing in the fleet is touched (end of year, a product launch)."""
+
+    name: str
+    start: datetime
+    end: datetime
+
+
+class PatchWaveInput(Model):
+    """What `regatta wave start --file wave.yaml` sends; the same JSON starts it from the Temporal UI."""
+
+    name: str = Field(min_length=1, max_length=80)
+    target_version: str
+    strategy: Strategy = "surge"
+    selector: ClusterSelector = Field(default_factory=ClusterSelector)
+    stages: list[WaveStage] = Field(min_length=1)
+    failure_budget: int | str = Field(default=0, description="failed clusters that halt the wave: a count, or a share like '10%'")
+    maintenance_windows: list[MaintenanceWindow] = Field(default_factory=list, description="none: any time")
+    freezes: list[Freeze] = Field(default_factory=list)
+    ticket: str | None = None
+    requested_by: str = "temporal-ui"
+    # Tuning handed to every cluster's ClusterUpgrade (field name → value), e.g. {"drain_timeout_seconds": 1800}.
+    upgrade_settings: dict[str, float] = Field(default_factory=dict)
+
+
+WaveClusterStatus = Literal["pending", "waiting_window", "upgrading", "succeeded", "failed", "skipped", "at_target"]
+
+
+class WaveClusterState(Model):
+    name: str
+    status: WaveClusterStatus = "pending"
+    earliest_start: datetime | None = Field(default=None, description="when its maintenance window next lets it start")
+    windows: list[int] = Field(default_factory=list, description="indexes of the wave's maintenance windows that apply")
+    detail: str = ""
+
+
+class WaveStageState(Model):
+    name: str
+    concurrency: int
+    soak_seconds: float
+    approval_required: bool
+    status: Literal["pending", "awaiting_approval", "running", "soaking", "done", "halted"] = "pending"
+    approved_by: str | None = None
+    clusters: list[WaveClusterState] = Field(default_factory=list)
+
+
+class WavePlan(Model):
+    """Which clusters go in which stage and when they can first start: what `--plan-only` prints
+    and what the workflow runs."""
+
+    wave: str
+    target_version: str
+    planned_at: datetime
+    failure_budget: int = Field(description="failed clusters the wave tolerates; one more halts it")
+    stages: list[WaveStageState]
+    unstaged: list[str] = Field(default_factory=list, description="selected by the wave but by no stage: not touched")
+
+
+class PlanWave(Model):
+    wave: PatchWaveInput
+    now: datetime
+
+
+class PatchWaveProgress(Model):
+    """The one state object of a PatchWave, returned whole by the `progress` Query."""
+
+    operation_id: str = ""
+    wave: str
+    target_version: str
+    phase: Literal["planning", "awaiting_approval", "running", "soaking", "succeeded", "halted", "aborted", "failed"] = "planning"
+    step: str = "starting"
+    stage: str | None = Field(default=None, description="the stage in progress")
+    stages: list[WaveStageState] = Field(default_factory=list)
+    unstaged: list[str] = Field(default_factory=list)
+    failure_budget: int = 0
+    failed: int = 0
+    paused: bool = False
+    pause_reason: str | None = None
+    abort_requested: bool = False
+    abort_reason: str | None = None
+    halted_reason: str | None = None
+    message: str = ""
+
+
+class PatchWaveApproveInput(Model):
+    approver: str
+    stage: str | None = Field(default=None, description="the stage approved; checked against the one waiting")
+    comment: str = ""
+
+
+class PatchWavePauseInput(Model):
+    reason: str = ""
+    requested_by: str = "temporal-ui"
+
+
+class PatchWaveResumeInput(Model):
+    requested_by: str = "temporal-ui"
+
+
+class PatchWaveAbortInput(Model):
+    reason: str = ""
+    requested_by: str = "temporal-ui"
+
+
+class PatchWaveSkipInput(Model):
+    cluster: str
+    reason: str = ""
+    requested_by: str = "temporal-ui"
+
+
+class PatchWaveResult(Model):
+    operation_id: str
+    wave: str
+    target_version: str
+    outcome: Literal["succeeded", "halted", "aborted"]
+    counts: dict[str, int] = Field(description="clusters by final status")
+    failed: dict[str, str] = Field(default_factory=dict, description="cluster → why its upgrade stopped")
+    message: str

@@ -8,6 +8,7 @@ payloads are plain dicts so the same code steers every workflow type.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC
 from typing import Any
 
 from pydantic import BaseModel
@@ -30,7 +31,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from regatta import planning
-from regatta.models import ClusterRecord
+from regatta.models import ClusterRecord, PatchWaveInput, WavePlan
 from regatta.search_attributes import CLUSTER, ENVIRONMENT, OPERATION, TICKET
 from regatta.settings import Settings
 from regatta.temporal_client import connect
@@ -56,13 +57,24 @@ def _cause(error: BaseException) -> str:
 async def start_operation(
     settings: Settings, *, workflow: str, cluster: ClusterRecord, request: BaseModel, ticket: str | None
 ) -> WorkflowHandle:
+    """Start an operation on one cluster under its lock, `cluster-<name>`."""
+    attributes = [SearchAttributePair(CLUSTER, cluster.name), SearchAttributePair(ENVIRONMENT, cluster.environment)]
+    return await _start(settings, workflow=workflow, operation_id=planning.operation_id(cluster.name), request=request,
+                        ticket=ticket, attributes=attributes, holding=f"cluster {cluster.name}",
+                        rule="at most one operation runs on a cluster")
+
+
+async def start_wave(settings: Settings, *, request: PatchWaveInput) -> WorkflowHandle:
+    """Start a PatchWave under `wave-<name>`: one wave of a name runs at a time."""
+    return await _start(settings, workflow="PatchWave", operation_id=f"wave-{request.name}", request=request,
+                        ticket=request.ticket, attributes=[], holding=f"wave {request.name}",
+                        rule="one wave of a name runs at a time")
+
+
+async def _start(settings: Settings, *, workflow: str, operation_id: str, request: BaseModel, ticket: str | None,
+                 attributes: list, holding: str, rule: str) -> WorkflowHandle:
     client = await connect(settings)
-    operation_id = planning.operation_id(cluster.name)
-    attributes = [
-        SearchAttributePair(CLUSTER, cluster.name),
-        SearchAttributePair(ENVIRONMENT, cluster.environment),
-        SearchAttributePair(OPERATION, workflow),
-    ]
+    attributes = [*attributes, SearchAttributePair(OPERATION, workflow)]
     if ticket:
         attributes.append(SearchAttributePair(TICKET, ticket))
     try:
@@ -76,8 +88,8 @@ async def start_operation(
         holder = await client.get_workflow_handle(operation_id).describe()
         held_ticket = (holder.typed_search_attributes.get(TICKET) if holder.typed_search_attributes else None) or "no ticket"
         raise OperationRefused(
-            f"cluster {cluster.name} is held by {holder.workflow_type} {operation_id} (started"
-            f" {holder.start_time:%Y-%m-%d %H:%M:%S} UTC, {held_ticket}); at most one operation runs on a cluster."
+            f"{holding} is held by {holder.workflow_type} {operation_id} (started"
+            f" {holder.start_time:%Y-%m-%d %H:%M:%S} UTC, {held_ticket}); {rule}."
             f" Wait for it (`regatta op status {operation_id}`) or stop it (`regatta op abort {operation_id}`)"
         ) from None
 
@@ -126,12 +138,58 @@ async def status(settings: Settings, operation_id: str) -> dict[str, Any]:
     return result
 
 
+def render_plan(plan: WavePlan, console: Console) -> None:
+    """Which clusters go in which stage and when: `regatta wave start --plan-only`."""
+    total = sum(len(stage.clusters) for stage in plan.stages)
+    console.print(f"[bold]{plan.wave}[/] to {plan.target_version}: {total} clusters in {len(plan.stages)} stages,"
+                  f" failure budget {plan.failure_budget} (planned {plan.planned_at:%Y-%m-%d %H:%M} UTC)")
+    table = Table()
+    for column in ("STAGE", "CLUSTER", "STATUS", "EARLIEST START (UTC)", "NOTE"):
+        table.add_column(column)
+    for stage in plan.stages:
+        gate = " (approval)" if stage.approval_required else ""
+        label = f"{stage.name}{gate}\n×{stage.concurrency}, soak {stage.soak_seconds:g}s"
+        for i, entry in enumerate(stage.clusters or [None]):
+            if entry is None:
+                table.add_row(label, "", "", "", "no cluster")
+                continue
+            start = f"{entry.earliest_start.astimezone(UTC):%Y-%m-%d %H:%M}" if entry.earliest_start else "—"
+            table.add_row(label if i == 0 else "", entry.name, entry.status, start, entry.detail)
+    console.print(table)
+    if plan.unstaged:
+        console.print(f"not in any stage (not touched): {', '.join(plan.unstaged)}")
+
+
+def _render_wave(progress: dict[str, Any], console: Console) -> None:
+    table = Table()
+    for column in ("STAGE", "STATUS", "DONE", "UPGRADING", "WAITING", "FAILED", "SKIPPED", "APPROVED BY"):
+        table.add_column(column)
+    notes = []
+    for stage in progress["stages"]:
+        count = {status: sum(1 for c in stage["clusters"] if c["status"] == status)
+                 for status in ("succeeded", "at_target", "upgrading", "waiting_window", "failed", "skipped")}
+        table.add_row(stage["name"], stage["status"], f"{count['succeeded'] + count['at_target']}/{len(stage['clusters'])}",
+                      str(count["upgrading"]), str(count["waiting_window"]), str(count["failed"]), str(count["skipped"]),
+                      stage.get("approved_by") or "")
+        notes += [f"{c['name']}: {c['status']} — {c['detail']}" for c in stage["clusters"]
+                  if c["status"] in ("waiting_window", "failed", "skipped")]
+    console.print(table)
+    for note in notes[:20]:
+        console.print(f"  {note}")
+    if len(notes) > 20:
+        console.print(f"  … and {len(notes) - 20} more (regatta op status --output json)")
+    if progress.get("halted_reason"):
+        console.print(f"  [red]halted:[/] {progress['halted_reason']}")
+
+
 def render_status(described: dict[str, Any], console: Console) -> None:
     """Where any operation stands: the fields its progress query returns, the ones it has."""
     progress = described.get("progress") or {}
     console.print(f"[bold]{described['operation_id']}[/] {described['workflow_type']}: {described['status']}")
     if progress:
-        if "target_version" in progress:
+        if "stages" in progress:
+            pass  # a wave: its own table below
+        elif "target_version" in progress:
             console.print(f"  cluster {progress.get('cluster')} → {progress['target_version']} by {progress.get('strategy')}")
         elif "source" in progress:
             drill = " (drill)" if progress.get("drill") else ""
@@ -152,6 +210,10 @@ def render_status(described: dict[str, Any], console: Console) -> None:
                 if isinstance(value, dict):  # a backup names itself; a plan reads as what → how many
                     value = value.get("name") or ", ".join(f"{k} → {v}" for k, v in value.items())
                 console.print(f"  {key.replace('_', ' ')}: {', '.join(value) if isinstance(value, list) else value}")
+        if progress.get("stages"):
+            console.print(f"  wave {progress['wave']} → {progress['target_version']}: failure budget"
+                          f" {progress['failure_budget']}, {progress['failed']} failed")
+            _render_wave(progress, console)
         if progress.get("pools"):
             table = Table()
             for column in ("NODE POOL", "FROM", "TO", "NODES DONE", "STATUS", "REPLACEMENT"):
@@ -185,6 +247,12 @@ async def follow(handle: WorkflowHandle, console: Console, *, interval: float = 
                 if "control plane" in bars:
                     bar.update(bars["control plane"], completed=1 if progress["control_plane"] == "done" else 0,
                                state=progress["control_plane"])
+                for stage in progress.get("stages", []):
+                    name = f"stage {stage['name']}"
+                    if name not in bars:
+                        bars[name] = bar.add_task(name, total=max(len(stage["clusters"]), 1), state="")
+                    finished = sum(1 for c in stage["clusters"] if c["status"] in ("succeeded", "at_target", "failed", "skipped"))
+                    bar.update(bars[name], completed=finished, state=stage["status"])
                 for pool in progress.get("pools", []):
                     name = f"pool {pool['name']}"
                     if name not in bars:

@@ -27,10 +27,11 @@ from regatta.temporal_client import connect
 from workflows.cluster_hold import ClusterHold
 from workflows.cluster_upgrade import ClusterUpgrade
 from workflows.decommission_cluster import DecommissionCluster
+from workflows.patch_wave import PatchWave
 from workflows.disaster_recovery import DRFailback, DRFailover
 from workflows.provision_cluster import ProvisionCluster
 
-WORKFLOWS = [ClusterUpgrade, ProvisionCluster, DecommissionCluster, DRFailover, DRFailback, ClusterHold]
+WORKFLOWS = [ClusterUpgrade, ProvisionCluster, DecommissionCluster, DRFailover, DRFailback, ClusterHold, PatchWave]
 
 
 def activity_functions(*hosts: object) -> list:

@@ -181,3 +181,42 @@ async def test_failover_and_failback_from_the_cli_with_their_refusals(queue_sett
     assert "back on standby" in back.stdout
     unpair = await regatta(queue_settings, "dr", "unpair", pair.primary)
     assert unpair.returncode == 0 and "dr-role" not in inventory.get_cluster(pair.standby).labels
+
+
+async def test_wave_plan_only_start_and_refusals(queue_settings, add_cluster, worker, tmp_path, simulator):
+    import uuid
+
+    tag = uuid.uuid4().hex[:6]
+    canary = add_cluster("wvcli", env="canary", labels={"wave": tag}, pools=1, nodes=2)
+    done = add_cluster("wvcli", env="canary", labels={"wave": tag}, version="1.31", pools=1, nodes=2)
+    wave = tmp_path / "wave.yaml"
+    wave.write_text(f"""\
+name: cli-{tag}
+target_version: "1.31"
+selector: {{labels: {{wave: {tag}}}}}
+stages:
+- name: canary
+  selector: {{environment: canary}}
+upgrade_settings: {{poll_interval_seconds: 0.05, health_gate_timeout_seconds: 20, activity_heartbeat_timeout_seconds: 5}}
+""")
+    plan = await regatta(queue_settings, "wave", "start", "--file", str(wave), "--plan-only")
+    assert plan.returncode == 0, plan.stderr
+    assert f"cli-{tag} to 1.31: 2 clusters in 1 stages" in plan.stdout
+    assert canary in plan.stdout and done in plan.stdout and "at_target" in plan.stdout
+
+    started = await regatta(queue_settings, "wave", "start", "--file", str(wave), "--wait", "--requested-by", "sre-alice")
+    assert started.returncode == 0, started.stderr
+    assert f"cli-{tag} done: 1 at_target, 1 succeeded" in started.stdout
+    assert sim_report(simulator, canary)["clusters"][canary]["control_plane_version"] == "1.31"
+    status = await regatta(queue_settings, "op", "status", f"wave-cli-{tag}")
+    assert status.returncode == 0 and "canary" in status.stdout and "PatchWave: COMPLETED" in status.stdout
+
+    wave.write_text(wave.read_text().replace("- name: canary", "- name: canary\n  concurrency: 0"))
+    bad = await regatta(queue_settings, "wave", "start", "--file", str(wave))
+    assert bad.returncode == 2 and f"{wave}:6: stages.0.concurrency: Input should be greater than or equal to 1" in bad.stderr
+    both = await regatta(queue_settings, "wave", "start", "--file", str(wave), "--to", "1.31")
+    assert both.returncode == 2 and "not both" in both.stderr
+    neither = await regatta(queue_settings, "wave", "start")
+    assert neither.returncode == 2 and "--file wave.yaml, or --selector" in neither.stderr
+    quick = await regatta(queue_settings, "wave", "start", "--selector", f"wave={tag}", "--to", "1.31", "--plan-only")
+    assert quick.returncode == 0 and "2 clusters in 1 stages" in quick.stdout and "Traceback" not in bad.stderr + quick.stderr

@@ -101,3 +101,27 @@ async def test_fresh_failover_and_failback_histories_with_approval_replay(client
         if request.config.getoption("--record-histories"):
             save(name, handle, history)
             save("cluster_hold_released", hold, hold_history)
+
+
+async def test_a_fresh_patch_wave_history_with_approval_and_a_halt_replays(client, worker, task_queue, add_cluster, simulator,
+                                                                          request):
+    import uuid
+
+    from tests.conftest import set_faults
+    from tests.integration.test_patch_wave import start_wave, wait_phase, wave_request
+
+    tag = uuid.uuid4().hex[:6]
+    good = add_cluster("rpwa", env="canary", labels={"wave": tag}, pools=1, nodes=2)
+    bad = add_cluster("rpwz", env="prod", labels={"wave": tag}, pools=1, nodes=2)
+    set_faults(simulator, bad, api="cloud", fail_operation="UpdateClusterVersion", fail_status=400, fail_times=99)
+    handle = await start_wave(client, task_queue, wave_request(tag, [
+        {"name": "canary", "selector": {"environment": "canary"}},
+        {"name": "prod", "selector": {"environment": "prod"}, "approval_required": True}]))
+    await wait_phase(handle, "awaiting_approval")
+    await handle.execute_update("approve", {"approver": "sre-bob"})
+    result = await handle.result()
+    assert result.outcome == "halted" and result.counts == {"succeeded": 1, "failed": 1} and good not in result.failed
+    history = await handle.fetch_history()
+    await REPLAYER.replay_workflow(history)
+    if request.config.getoption("--record-histories"):
+        save("patch_wave_approved_then_halted", handle, history)

@@ -1,0 +1,188 @@
+"""PatchWave against the simulator: stages in order with approval, soak and bounded
+concurrency; clusters at the target counted, not touched; the failure budget halting the wave;
+maintenance windows and freezes making clusters wait visibly; and every refusal of a control."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+
+from regatta.models import PatchWaveInput, PatchWaveProgress, PatchWaveResult
+from regatta.planning import operation_id
+from tests.conftest import set_faults, sim_report
+from tests.integration import conftest as integration
+from tests.integration.conftest import FAST
+from workflows.patch_wave import wave_id
+
+UPGRADE = {k: v for k, v in FAST.items()}
+
+
+def wave_request(tag: str, stages: list[dict], **fields) -> PatchWaveInput:
+    return PatchWaveInput.model_validate({
+        "name": f"w-{tag}", "target_version": "1.31", "selector": {"labels": {"wave": tag}}, "stages": stages,
+        "requested_by": "sre-alice", "ticket": "CHG-WAVE", "upgrade_settings": UPGRADE, **fields})
+
+
+async def start_wave(client, task_queue, request: PatchWaveInput):
+    return await client.start_workflow("PatchWave", request, id=wave_id(request.name), task_queue=task_queue,
+                                       result_type=PatchWaveResult)
+
+
+async def wait_phase(handle, phase: str, timeout: float = 60) -> PatchWaveProgress:
+    return await integration.wait_phase(handle, phase, PatchWaveProgress, timeout=timeout)
+
+
+@pytest.fixture
+def fleet(add_cluster):
+    """Clusters tagged for one wave: fleet(env, n, **spec) → their names."""
+    tag = uuid.uuid4().hex[:6]
+
+    def add(env: str, count: int = 1, *, prefix: str | None = None, **spec) -> list[str]:
+        return [add_cluster(prefix or f"wv{env[:4]}", env=env, labels={"wave": tag}, pools=1, nodes=2,
+                            workloads=[{"name": "web", "namespace": "shop", "replicas": 2, "pdb": {"min_available": 1}}],
+                            **spec) for _ in range(count)]
+
+    add.tag = tag
+    return add
+
+
+async def started_and_closed(client, cluster: str) -> tuple[datetime, datetime]:
+    described = await client.get_workflow_handle(operation_id(cluster)).describe()
+    return described.start_time, described.close_time
+
+
+async def test_stages_run_in_order_with_approval_soak_and_bounded_concurrency(client, worker, task_queue, fleet, simulator, inventory):
+    canary = fleet("canary", 2)
+    prod = fleet("prod", 2)
+    done = fleet("prod", 1, version="1.31")  # already at the target: counted, not touched
+    request = wave_request(fleet.tag, [
+        {"name": "canary", "selector": {"environment": "canary"}, "concurrency": 1, "soak_seconds": 2},
+        {"name": "prod", "selector": {"environment": "prod"}, "concurrency": 2, "approval_required": True}])
+    handle = await start_wave(client, task_queue, request)
+
+    waiting = await wait_phase(handle, "awaiting_approval")
+    assert waiting.stage == "prod" and [s.status for s in waiting.stages] == ["done", "awaiting_approval"]
+    assert all(c.status == "pending" for c in waiting.stages[1].clusters if c.name in prod)
+    with pytest.raises(WorkflowUpdateFailedError) as self_approval:
+        await handle.execute_update("approve", {"approver": "sre-alice"})
+    assert "cannot approve it; a second person must" in str(self_approval.value.cause)
+    with pytest.raises(WorkflowUpdateFailedError) as wrong_stage:
+        await handle.execute_update("approve", {"approver": "sre-bob", "stage": "canary"})
+    assert "stage prod is the one waiting for approval, not canary" in str(wrong_stage.value.cause)
+    await handle.execute_update("approve", {"approver": "sre-bob", "stage": "prod"})
+    result = await handle.result()
+
+    assert result.outcome == "succeeded" and result.counts == {"succeeded": 4, "at_target": 1}
+    for name in canary + prod:
+        assert sim_report(simulator, name)["clusters"][name]["control_plane_version"] == "1.31"
+    first, second = sorted([await started_and_closed(client, name) for name in canary])
+    prod_starts = [(await started_and_closed(client, name))[0] for name in prod]
+    assert second[0] >= first[1]  # canary ran one at a time
+    assert min(prod_starts) >= second[1] + timedelta(seconds=2)  # after the canary stage and its soak
+    with pytest.raises(Exception):  # the cluster at the target never got an upgrade of its own
+        await client.get_workflow_handle(operation_id(done[0])).describe()
+    trail = [(r.action, r.outcome) for r in inventory.audit(cluster=wave_id(request.name))]
+    assert trail == [("wave", "started"), ("approve", "approved"), ("wave", "succeeded")]
+
+
+async def test_the_failure_budget_halts_the_wave_with_the_reason(client, worker, task_queue, fleet, simulator):
+    broken, after = fleet("staging", 1, prefix="wva"), fleet("staging", 1, prefix="wvz")  # planned in name order
+    # Its cloud refuses the control plane upgrade for good (as for a bad request): that upgrade fails.
+    set_faults(simulator, broken[0], api="cloud", fail_operation="UpdateClusterVersion", fail_status=400, fail_times=99)
+    request = wave_request(fleet.tag, [{"name": "all", "selector": {"environment": "staging"}, "concurrency": 1}],
+                           failure_budget=0)
+    result = await (await start_wave(client, task_queue, request)).result()
+    assert result.outcome == "halted"
+    assert f"1 clusters failed, more than the failure budget of 0 (last: {broken[0]}" in result.message
+    assert result.counts == {"failed": 1, "pending": 1}
+    assert "EKS refused upgrade of" in result.failed[broken[0]] and "injected failure" in result.failed[broken[0]]
+    assert sim_report(simulator, after[0])["clusters"][after[0]]["control_plane_version"] == "1.30"  # never started
+
+
+async def test_a_cluster_outside_its_window_waits_visibly_and_can_be_skipped(client, worker, task_queue, fleet):
+    now = datetime.now(UTC)
+    closed_day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(now.weekday() + 3) % 7]
+    names = fleet("prod", 1)
+    request = wave_request(fleet.tag, [{"name": "prod", "selector": {"environment": "prod"}}], maintenance_windows=[
+        {"days": [closed_day], "start": "03:00", "duration_minutes": 60, "timezone": "Europe/Berlin"}])
+    handle = await start_wave(client, task_queue, request)
+    progress = await wait_phase(handle, "running")
+    entry = progress.stages[0].clusters[0]
+    for _ in range(100):
+        entry = (await handle.query("progress", result_type=PatchWaveProgress)).stages[0].clusters[0]
+        if entry.status == "waiting_window":
+            break
+    assert entry.status == "waiting_window" and entry.earliest_start > now + timedelta(days=1)
+    assert "waits for its maintenance window: starts" in entry.detail
+
+    with pytest.raises(WorkflowUpdateFailedError) as unknown:
+        await handle.execute_update("skip", {"cluster": "not-in-wave", "reason": "x"})
+    assert "not-in-wave is not in this wave" in str(unknown.value.cause)
+    await handle.execute_update("skip", {"cluster": names[0], "reason": "customer launch", "requested_by": "sre-bob"})
+    result = await handle.result()
+    assert result.outcome == "succeeded" and result.counts == {"skipped": 1}
+
+
+async def test_a_freeze_keeps_every_cluster_waiting_until_it_ends_and_abort_stops_the_wave(client, worker, task_queue, fleet):
+    now = datetime.now(UTC)
+    fleet("dev", 2)
+    request = wave_request(fleet.tag, [{"name": "dev", "selector": {"environment": "dev"}, "concurrency": 2}],
+                           freezes=[{"name": "launch", "start": (now - timedelta(hours=1)).isoformat(),
+                                     "end": (now + timedelta(days=2)).isoformat()}])
+    handle = await start_wave(client, task_queue, request)
+    await wait_phase(handle, "running")
+    for _ in range(100):
+        progress = await handle.query("progress", result_type=PatchWaveProgress)
+        if all(c.status == "waiting_window" for c in progress.stages[0].clusters):
+            break
+    assert all(c.status == "waiting_window" and c.earliest_start >= now + timedelta(days=2) - timedelta(seconds=1)
+               for c in progress.stages[0].clusters)
+    await handle.execute_update("pause", {"reason": "looking", "requested_by": "sre-bob"})
+    with pytest.raises(WorkflowUpdateFailedError) as twice:
+        await handle.execute_update("pause", {"reason": "again"})
+    assert "already paused" in str(twice.value.cause)
+    await handle.execute_update("resume", {"requested_by": "sre-bob"})
+    with pytest.raises(WorkflowUpdateFailedError) as not_paused:
+        await handle.execute_update("resume", {})
+    assert "not paused" in str(not_paused.value.cause)
+    with pytest.raises(WorkflowUpdateFailedError) as started:
+        await handle.execute_update("skip", {"cluster": progress.stages[0].clusters[0].name, "reason": ""})
+    assert "say why the cluster is skipped" in str(started.value.cause)
+    await handle.execute_update("abort", {"reason": "launch moved", "requested_by": "sre-bob"})
+    result = await handle.result()
+    assert result.outcome == "aborted" and "launch moved" in result.message
+
+
+async def test_bad_waves_are_refused_before_anything_starts(client, worker, task_queue, fleet):
+    fleet("dev", 1)
+    request = wave_request(fleet.tag, [{"name": "a"}, {"name": "a"}], failure_budget="lots")
+    with pytest.raises(WorkflowFailureError) as refused:
+        await (await start_wave(client, task_queue, request)).result()
+    assert refused.value.cause.type == "InvalidWave"
+    assert "'a' is used by an earlier stage" in str(refused.value.cause) and "'lots'" in str(refused.value.cause)
+    garbage = await client.start_workflow("PatchWave", {"name": "x", "stages": "none"}, id=f"wave-bad-{fleet.tag}",
+                                          task_queue=task_queue, result_type=PatchWaveResult)
+    with pytest.raises(WorkflowFailureError) as invalid:
+        await garbage.result()
+    assert invalid.value.cause.type == "InvalidInput" and "Example:" in str(invalid.value.cause)
+
+
+async def test_abort_starts_nothing_new_and_lets_the_upgrade_in_flight_finish(client, worker, task_queue, fleet, simulator):
+    slow = fleet("qa", 1, prefix="wva", time_scale=0.01)  # its control plane takes ~5 s
+    never = fleet("qa", 1, prefix="wvz")
+    handle = await start_wave(client, task_queue, wave_request(fleet.tag, [{"name": "qa", "selector": {"environment": "qa"}}]))
+    for _ in range(200):
+        progress = await handle.query("progress", result_type=PatchWaveProgress)
+        if progress.stages and progress.stages[0].clusters[0].status == "upgrading":
+            break
+    await handle.execute_update("abort", {"reason": "pager storm", "requested_by": "sre-bob"})
+    with pytest.raises(WorkflowUpdateFailedError) as twice:
+        await handle.execute_update("abort", {"reason": "again"})
+    assert "already under way" in str(twice.value.cause)
+    result = await handle.result()
+    assert result.outcome == "aborted" and result.counts == {"succeeded": 1, "pending": 1}
+    assert sim_report(simulator, slow[0])["clusters"][slow[0]]["control_plane_version"] == "1.31"
+    assert sim_report(simulator, never[0])["clusters"][never[0]]["control_plane_version"] == "1.30"

@@ -1,0 +1,104 @@
+"""The PatchWave planner with fixed clocks: stage assignment, clusters already at the target,
+failure budgets, maintenance windows across time zones and days, and freezes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from regatta import wave_plan
+from regatta.models import ClusterRecord, NodePool, PatchWaveInput
+
+# 2026-11-24 is a Tuesday.
+TUESDAY_NOON = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def cluster(name: str, *, env: str = "prod", version: str = "1.30", pool_version: str | None = None, **labels) -> ClusterRecord:
+    return ClusterRecord(name=name, provider="eks", region="us-east-1", environment=env, labels={"env": env, **labels},
+                         control_plane_version=version,
+                         node_pools=[NodePool(name="general", version=pool_version or version, node_count=3)])
+
+
+def wave(**fields) -> PatchWaveInput:
+    return PatchWaveInput.model_validate({
+        "name": "nov", "target_version": "1.31",
+        "stages": [{"name": "canary", "selector": {"environment": "canary"}},
+                   {"name": "staging", "selector": {"environment": "staging"}, "concurrency": 3},
+                   {"name": "prod", "selector": {"environment": "prod"}, "approval_required": True}],
+        **fields})
+
+
+def test_each_cluster_goes_to_the_first_stage_that_takes_it_and_at_target_ones_are_counted_not_touched():
+    fleet = [cluster("c1", env="canary"), cluster("s1", env="staging"), cluster("p2", env="prod"),
+             cluster("p1", env="prod", version="1.31"), cluster("p3", env="prod", version="1.31", pool_version="1.30"),
+             cluster("d1", env="dev")]
+    plan = wave_plan.plan_wave(wave(), fleet, now=TUESDAY_NOON)
+    assert [(s.name, [(c.name, c.status) for c in s.clusters]) for s in plan.stages] == [
+        ("canary", [("c1", "pending")]), ("staging", [("s1", "pending")]),
+        ("prod", [("p1", "at_target"), ("p2", "pending"), ("p3", "pending")])]
+    assert plan.unstaged == ["d1"]  # selected by the wave (it selects everything) but by no stage
+    assert plan.stages[1].concurrency == 3 and plan.stages[2].approval_required
+    assert plan.stages[0].clusters[0].earliest_start == TUESDAY_NOON  # no windows: any time
+
+
+def test_the_wave_selector_narrows_before_stages_do():
+    plan = wave_plan.plan_wave(wave(selector={"labels": {"team": "pay"}}),
+                               [cluster("p1", team="pay"), cluster("p2", team="search")], now=TUESDAY_NOON)
+    assert [c.name for c in plan.stages[2].clusters] == ["p1"] and plan.unstaged == []
+
+
+@pytest.mark.parametrize("budget, clusters, tolerated", [(0, 10, 0), (2, 10, 2), ("2", 10, 2), ("10%", 25, 2), ("0%", 5, 0)])
+def test_failure_budgets_are_counts_or_shares(budget, clusters, tolerated):
+    assert wave_plan.failure_budget(budget, clusters) == tolerated
+
+
+def test_a_window_in_another_time_zone_opens_at_its_local_time():
+    windows = [{"days": ["tue"], "start": "02:00", "duration_minutes": 240, "timezone": "Europe/Berlin"}]
+    plan = wave_plan.plan_wave(wave(maintenance_windows=windows), [cluster("p1")], now=TUESDAY_NOON)
+    # Tuesday 12:00 UTC is past Tuesday's window: next Tuesday 02:00 Berlin (CET, UTC+1) = 01:00 UTC.
+    assert plan.stages[2].clusters[0].earliest_start == datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
+
+
+def test_inside_an_open_window_a_cluster_may_start_now_and_windows_apply_only_to_their_clusters():
+    windows = [{"applies_to": {"labels": {"tier": "critical"}}, "days": ["tue", "wed"], "start": "11:00",
+                "duration_minutes": 120, "timezone": "UTC"}]
+    fleet = [cluster("p1", tier="critical"), cluster("p2", tier="batch")]
+    now = datetime(2026, 11, 24, 12, 30, tzinfo=UTC)
+    starts = {c.name: c.earliest_start for c in wave_plan.plan_wave(wave(maintenance_windows=windows), fleet, now=now).stages[2].clusters}
+    assert starts == {"p1": now, "p2": now}
+    later = datetime(2026, 11, 24, 13, 30, tzinfo=UTC)  # the window closed at 13:00: Wednesday 11:00
+    starts = {c.name: c.earliest_start for c in wave_plan.plan_wave(wave(maintenance_windows=windows), fleet, now=later).stages[2].clusters}
+    assert starts == {"p1": datetime(2026, 11, 25, 11, 0, tzinfo=UTC), "p2": later}
+
+
+def test_a_freeze_pushes_the_start_to_the_first_window_after_it():
+    windows = [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "02:00", "duration_minutes": 60, "timezone": "UTC"}]
+    freezes = [{"name": "end-of-year", "start": "2026-12-18T00:00:00Z", "end": "2027-01-05T00:00:00Z"}]
+    now = datetime(2026, 12, 20, 12, 0, tzinfo=UTC)
+    plan = wave_plan.plan_wave(wave(maintenance_windows=windows, freezes=freezes), [cluster("p1")], now=now)
+    assert plan.stages[2].clusters[0].earliest_start == datetime(2027, 1, 5, 2, 0, tzinfo=UTC)  # Tuesday after the freeze
+    anytime = wave_plan.plan_wave(wave(freezes=freezes), [cluster("p1")], now=now)
+    assert anytime.stages[2].clusters[0].earliest_start == datetime(2027, 1, 5, 0, 0, tzinfo=UTC)
+
+
+def test_a_window_that_never_opens_outside_a_freeze_is_reported_not_planned():
+    windows = [{"days": ["sun"], "start": "02:00", "duration_minutes": 60, "timezone": "UTC"}]
+    freezes = [{"name": "all year", "start": "2026-01-01T00:00:00Z", "end": "2028-01-01T00:00:00Z"}]
+    entry = wave_plan.plan_wave(wave(maintenance_windows=windows, freezes=freezes), [cluster("p1")],
+                                now=TUESDAY_NOON).stages[2].clusters[0]
+    assert entry.earliest_start is None and "no maintenance window opens outside the freezes" in entry.detail
+
+
+def test_a_wave_that_makes_no_sense_is_refused_with_every_problem_named():
+    bad = wave(target_version="1.31.2", failure_budget="lots", stages=[{"name": "a"}, {"name": "a"}],
+               maintenance_windows=[{"days": ["mon"], "start": "02:00", "duration_minutes": 60, "timezone": "Mars/Olympus"}],
+               freezes=[{"name": "x", "start": "2026-12-02T00:00:00Z", "end": "2026-12-01T00:00:00Z"}],
+               upgrade_settings={"cluster": 1, "drain_timeout_seconds": 60})
+    with pytest.raises(wave_plan.InvalidWave) as refused:
+        wave_plan.plan_wave(bad, [], now=TUESDAY_NOON)
+    message = str(refused.value)
+    for says in ("target_version:", "stages[1].name: 'a' is used by an earlier stage", "failure_budget: 'lots'",
+                 "unknown time zone 'Mars/Olympus'", "freezes[0] (x): end must come after start",
+                 "upgrade_settings: cluster cannot be set per wave"):
+        assert says in message

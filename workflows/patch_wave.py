@@ -1,0 +1,306 @@
+"""PatchWave: bring every cluster a selector names to a new version, stage by stage, the way the
+monthly patch runbook says:
+
+1. Plan: which clusters, in which stage, which already run the target (counted, not touched),
+   and when each one's maintenance window next opens outside every freeze.
+2. For each stage in order: wait for an `approve` from someone other than the requester when
+   the stage asks for one; then upgrade its clusters as child ClusterUpgrades, at most
+   `concurrency` at once, each only inside its maintenance window (a cluster outside it waits,
+   visibly, with the time it will start); then soak before the next stage.
+3. Halt when more clusters have failed than the failure budget allows: nothing new starts,
+   what runs finishes, and the result names every failure.
+
+Controls: pause and resume (nothing new starts while paused), abort (nothing new starts; the
+upgrades in flight run to their end, since each leaves its cluster consistent only there),
+approve a stage, skip a cluster with a reason. A cluster held by another operation is skipped
+with the name of that operation. Children are abandoned, not killed, if the wave itself is
+terminated: a half-drained cluster is worse than an unfinished wave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
+
+from workflows.runbook import Runbook, parse_input
+
+with workflow.unsafe.imports_passed_through():
+    from regatta import planning, wave_plan
+    from regatta.models import (
+        Activity,
+        ClusterUpgradeInput,
+        ClusterUpgradeResult,
+        PatchWaveAbortInput,
+        PatchWaveApproveInput,
+        PatchWaveInput,
+        PatchWavePauseInput,
+        PatchWaveProgress,
+        PatchWaveResult,
+        PatchWaveResumeInput,
+        PatchWaveSkipInput,
+        PlanWave,
+        WaveClusterState,
+        WavePlan,
+        WaveStageState,
+    )
+    from regatta.search_attributes import OPERATION, TICKET
+
+EXAMPLE = ('{"name": "nov-patch", "target_version": "1.31", "stages": [{"name": "canary", "selector": {"environment":'
+           ' "canary"}}, {"name": "prod", "selector": {"environment": "prod"}, "approval_required": true}]}')
+FINISHED = ("succeeded", "halted", "aborted", "failed")
+
+
+def wave_id(name: str) -> str:
+    """The workflow id of a wave: one wave of a name runs at a time."""
+    return f"wave-{name}"
+
+
+@workflow.defn(name="PatchWave")
+class PatchWave(Runbook):
+    operation = "PatchWave"
+
+    @workflow.init
+    def __init__(self, input: PatchWaveInput | dict) -> None:
+        self.input, self.input_error = parse_input(PatchWaveInput, input, EXAMPLE)
+        self.state = PatchWaveProgress(wave=self.input.name, target_version=str(self.input.target_version))
+        self.ref = None
+        self.audit_seq = 0
+        self.in_flight = 0
+
+    @property
+    def cluster_name(self) -> str:
+        return wave_id(self.input.name)  # wave-level audit lines are filed under the wave
+
+    @workflow.query
+    def progress(self) -> PatchWaveProgress:
+        return self.state
+
+    # ------------------------------------------------------------------ controls
+
+    @workflow.update
+    async def approve(self, request: PatchWaveApproveInput) -> PatchWaveProgress:
+        stage = self._stage()
+        stage.approved_by = request.approver
+        await self._audit("approve", "approved", f"stage {stage.name} by {request.approver}: {request.comment}".rstrip(": "))
+        return self.state
+
+    @approve.validator
+    def validate_approve(self, request: PatchWaveApproveInput) -> None:
+        self._check_approval(request.approver, what="wave stage")
+        if request.stage is not None and request.stage != self.state.stage:
+            raise ApplicationError(f"stage {self.state.stage} is the one waiting for approval, not {request.stage}",
+                                   type="WrongStage")
+
+    @workflow.update
+    async def pause(self, request: PatchWavePauseInput) -> PatchWaveProgress:
+        self.state.paused, self.state.pause_reason = True, request.reason or None
+        await self._audit("pause", "paused", f"by {request.requested_by}: {request.reason}".rstrip(": "))
+        return self.state
+
+    @pause.validator
+    def validate_pause(self, request: PatchWavePauseInput) -> None:
+        self._refuse_when_finished("pause")
+        if self.state.paused:
+            raise ApplicationError("the wave is already paused", type="AlreadyPaused")
+
+    @workflow.update
+    async def resume(self, request: PatchWaveResumeInput) -> PatchWaveProgress:
+        self.state.paused, self.state.pause_reason = False, None
+        await self._audit("resume", "resumed", f"by {request.requested_by}")
+        return self.state
+
+    @resume.validator
+    def validate_resume(self, request: PatchWaveResumeInput) -> None:
+        self._refuse_when_finished("resume")
+        if not self.state.paused:
+            raise ApplicationError("the wave is not paused", type="NotPaused")
+
+    @workflow.update
+    async def abort(self, request: PatchWaveAbortInput) -> PatchWaveProgress:
+        self.state.abort_requested, self.state.abort_reason = True, request.reason or None
+        await self._audit("abort", "abort_requested", f"by {request.requested_by}: {request.reason}".rstrip(": "))
+        return self.state
+
+    @abort.validator
+    def validate_abort(self, request: PatchWaveAbortInput) -> None:
+        self._refuse_when_finished("abort")
+        if self.state.abort_requested:
+            raise ApplicationError("an abort is already under way", type="AbortRequested")
+
+    @workflow.update
+    async def skip(self, request: PatchWaveSkipInput) -> PatchWaveProgress:
+        entry = self._entry(request.cluster)
+        entry.status, entry.detail = "skipped", f"skipped by {request.requested_by}: {request.reason}"
+        await self._audit("skip", "skipped", f"{request.cluster} by {request.requested_by}: {request.reason}")
+        return self.state
+
+    @skip.validator
+    def validate_skip(self, request: PatchWaveSkipInput) -> None:
+        self._refuse_when_finished("skip a cluster of")
+        if not request.reason.strip():
+            raise ApplicationError("say why the cluster is skipped (reason): the audit trail keeps it", type="ReasonRequired")
+        entry = self._entry(request.cluster)
+        if entry is None:
+            raise ApplicationError(f"{request.cluster} is not in this wave", type="NotInWave")
+        if entry.status not in ("pending", "waiting_window"):
+            raise ApplicationError(f"{request.cluster} is {entry.status}; only a cluster that has not started can be"
+                                   " skipped", type="TooLateToSkip")
+
+    def _refuse_when_finished(self, what: str) -> None:
+        if self.state.phase in FINISHED:
+            raise ApplicationError(f"cannot {what} the wave: it has {self.state.phase}", type="WaveFinished")
+
+    def _stage(self) -> WaveStageState:
+        return next(s for s in self.state.stages if s.name == self.state.stage)
+
+    def _entry(self, cluster: str) -> WaveClusterState | None:
+        return next((c for s in self.state.stages for c in s.clusters if c.name == cluster), None)
+
+    def _stopping(self) -> bool:
+        return self.state.abort_requested or self.state.halted_reason is not None
+
+    # ------------------------------------------------------------------ steps
+
+    async def _plan(self) -> None:
+        self._step("planning", "planning the wave over the inventory")
+        try:
+            plan: WavePlan = await self._call(Activity.PLAN_WAVE, PlanWave(wave=self.input, now=workflow.now()), WavePlan)
+        except ActivityError as failure:
+            self._step("failed", "planning the wave")
+            cause = failure.cause
+            raise ApplicationError(str(getattr(cause, "message", failure)), type=getattr(cause, "type", None) or "InvalidWave",
+                                   non_retryable=True) from None
+        self.state.stages, self.state.unstaged, self.state.failure_budget = plan.stages, plan.unstaged, plan.failure_budget
+
+    async def _await_approval(self, stage: WaveStageState) -> None:
+        stage.status = "awaiting_approval"
+        self._step("awaiting_approval", f"stage {stage.name} waits for someone other than {self.input.requested_by} to approve")
+        await workflow.wait_condition(lambda: bool(stage.approved_by) or self._stopping())
+
+    async def _upgrade(self, stage: WaveStageState, entry: WaveClusterState) -> None:
+        """One cluster: wait for its window, then its ClusterUpgrade as a child; count the outcome."""
+        try:
+            windows = [self.input.maintenance_windows[i] for i in entry.windows]
+            while True:
+                now = workflow.now()
+                start = wave_plan.next_start(windows=windows, freezes=self.input.freezes, after=now)
+                if start is None:
+                    entry.status, entry.detail = "skipped", "no maintenance window opens outside the freezes within a year"
+                    return
+                if start <= now:
+                    break
+                entry.status, entry.earliest_start = "waiting_window", start
+                entry.detail = f"waits for its maintenance window: starts {start.isoformat()}"
+                try:
+                    await workflow.wait_condition(lambda: self._stopping() or entry.status == "skipped",
+                                                  timeout=start - now)
+                except TimeoutError:
+                    continue
+                return
+            if entry.status == "skipped" or self._stopping():
+                return
+            entry.status, entry.detail = "upgrading", f"ClusterUpgrade {planning.operation_id(entry.name)}"
+            request = ClusterUpgradeInput(cluster=entry.name, target_version=self.input.target_version,
+                                          strategy=self.input.strategy, ticket=self.input.ticket,
+                                          requested_by=self.input.requested_by, **self.input.upgrade_settings)
+            try:
+                result: ClusterUpgradeResult = await workflow.execute_child_workflow(
+                    "ClusterUpgrade", request, id=planning.operation_id(entry.name), result_type=ClusterUpgradeResult,
+                    parent_close_policy=workflow.ParentClosePolicy.ABANDON)
+            except WorkflowAlreadyStartedError:
+                entry.status = "skipped"
+                entry.detail = f"busy: another operation holds {planning.operation_id(entry.name)}; retry it when that ends"
+                return
+            except ChildWorkflowError as failure:
+                cause = failure.cause or failure  # the upgrade's own error says what stopped it
+                if getattr(cause, "type", None) == "AlreadyAtVersion":
+                    entry.status, entry.detail = "at_target", str(getattr(cause, "message", cause))
+                    return
+                entry.status, entry.detail = "failed", str(getattr(cause, "message", cause))
+                self.state.failed += 1
+                if self.state.failed > self.state.failure_budget and self.state.halted_reason is None:
+                    self.state.halted_reason = (f"{self.state.failed} clusters failed, more than the failure budget of"
+                                                f" {self.state.failure_budget} (last: {entry.name}: {entry.detail})")
+                return
+            entry.status, entry.detail = ("succeeded", result.message) if result.outcome == "succeeded" else \
+                ("skipped", f"its upgrade was aborted: {result.message}")
+        finally:
+            self.in_flight -= 1
+
+    async def _run_stage(self, stage: WaveStageState) -> None:
+        stage.status = "running"
+        self._step("running", f"stage {stage.name}: upgrading up to {stage.concurrency} clusters at once")
+        upgrades = []
+        for entry in stage.clusters:
+            if entry.status != "pending":
+                continue
+            await workflow.wait_condition(
+                lambda: self._stopping() or (not self.state.paused and self.in_flight < stage.concurrency))
+            if self._stopping():
+                break
+            if entry.status != "pending":  # skipped while it waited for a slot
+                continue
+            self.in_flight += 1
+            upgrades.append(asyncio.ensure_future(self._upgrade(stage, entry)))
+        if upgrades:
+            await asyncio.gather(*upgrades)
+
+    # ------------------------------------------------------------------ the runbook
+
+    @workflow.run
+    async def run(self, input: PatchWaveInput | dict) -> PatchWaveResult:
+        self.state.operation_id = workflow.info().workflow_id
+        if self.input_error:
+            self._step("failed", "reading the input")
+            raise ApplicationError(self.input_error, type="InvalidInput", non_retryable=True)
+        workflow.upsert_search_attributes([OPERATION.value_set(self.operation),
+                                           *([TICKET.value_set(self.input.ticket)] if self.input.ticket else [])])
+        await self._plan()
+        total = sum(len(s.clusters) for s in self.state.stages)
+        await self._audit("wave", "started", f"{total} clusters in {len(self.state.stages)} stages to"
+                          f" {self.input.target_version}; failure budget {self.state.failure_budget}")
+
+        for stage in self.state.stages:
+            if self._stopping():
+                break
+            self.state.stage = stage.name
+            if stage.approval_required and any(c.status == "pending" for c in stage.clusters):
+                await self._await_approval(stage)
+                if self._stopping():
+                    break
+            await self._run_stage(stage)
+            if self._stopping():
+                stage.status = "halted"
+                break
+            if stage.soak_seconds and stage is not self.state.stages[-1]:
+                stage.status = "soaking"
+                self._step("soaking", f"stage {stage.name} soaks for {stage.soak_seconds:g}s before the next stage")
+                try:
+                    await workflow.wait_condition(self._stopping, timeout=timedelta(seconds=stage.soak_seconds))
+                except TimeoutError:
+                    pass
+            stage.status = "done"
+        return await self._finish()
+
+    async def _finish(self) -> PatchWaveResult:
+        counts: dict[str, int] = {}
+        for stage in self.state.stages:
+            for entry in stage.clusters:
+                counts[entry.status] = counts.get(entry.status, 0) + 1
+        failed = {c.name: c.detail for s in self.state.stages for c in s.clusters if c.status == "failed"}
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no clusters"
+        if self.state.halted_reason:
+            outcome, self.state.message = "halted", f"halted: {self.state.halted_reason}; {summary}"
+        elif self.state.abort_requested:
+            outcome, self.state.message = "aborted", f"aborted ({self.state.abort_reason or 'no reason given'}); {summary}"
+        else:
+            outcome, self.state.message = "succeeded", f"{self.input.name} done: {summary}"
+        self._step(outcome, "done")
+        await self._audit("wave", outcome if outcome != "halted" else "failed", self.state.message)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return PatchWaveResult(operation_id=self.state.operation_id, wave=self.input.name,
+                               target_version=self.input.target_version, outcome=outcome,  # type: ignore[arg-type]
+                               counts=counts, failed=failed, message=self.state.message)
