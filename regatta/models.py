@@ -754,6 +754,11 @@ class PatchWaveInput(Model):
     requested_by: str = "temporal-ui"
     # Tuning handed to every cluster's ClusterUpgrade (field name → value), e.g. {"drain_timeout_seconds": 1800}.
     upgrade_settings: dict[str, float] = Field(default_factory=dict)
+    continue_as_new_after_events: int = Field(default=4000, ge=200, le=40000, description="history events after which"
+                                              " the wave carries its state into a fresh run, so no history grows with"
+                                              " the size of the fleet")
+    carried: PatchWaveProgress | None = Field(default=None, description="set by the wave itself when it continues as"
+                                              " new; leave it out")
 
 
 WaveClusterStatus = Literal["pending", "waiting_window", "upgrading", "succeeded", "failed", "skipped", "at_target"]
@@ -849,3 +854,6 @@ class PatchWaveResult(Model):
     counts: dict[str, int] = Field(description="clusters by final status")
     failed: dict[str, str] = Field(default_factory=dict, description="cluster → why its upgrade stopped")
     message: str
+
+
+PatchWaveInput.model_rebuild()

@@ -66,9 +66,12 @@ class PatchWave(Runbook):
     def __init__(self, input: PatchWaveInput | dict) -> None:
         self.input, self.input_error = parse_input(PatchWaveInput, input, EXAMPLE)
         self.state = PatchWaveProgress(wave=self.input.name, target_version=str(self.input.target_version))
+        if self.input.carried is not None:  # a continued run picks the wave up where the last one left it
+            self.state = self.input.carried
         self.ref = None
         self.audit_seq = 0
         self.in_flight = 0
+        self.continuing = False
 
     @property
     def cluster_name(self) -> str:
@@ -160,7 +163,11 @@ class PatchWave(Runbook):
         return next((c for s in self.state.stages for c in s.clusters if c.name == cluster), None)
 
     def _stopping(self) -> bool:
-        return self.state.abort_requested or self.state.halted_reason is not None
+        return self.state.abort_requested or self.state.halted_reason is not None or self.continuing
+
+    def _history_full(self) -> bool:
+        return (workflow.info().get_current_history_length() >= self.input.continue_as_new_after_events
+                or workflow.info().is_continue_as_new_suggested())
 
     # ------------------------------------------------------------------ steps
 
@@ -199,6 +206,8 @@ class PatchWave(Runbook):
                                                   timeout=start - now)
                 except TimeoutError:
                     continue
+                if entry.status != "skipped":
+                    entry.status, entry.detail = "pending", "not started"  # the wave stopped or moves to a new run
                 return
             if entry.status == "skipped" or self._stopping():
                 return
@@ -225,7 +234,8 @@ class PatchWave(Runbook):
                     self.state.halted_reason = (f"{self.state.failed} clusters failed, more than the failure budget of"
                                                 f" {self.state.failure_budget} (last: {entry.name}: {entry.detail})")
                 return
-            entry.status, entry.detail = ("succeeded", result.message) if result.outcome == "succeeded" else \
+            # A success needs no words (the state is carried across runs: keep it small); an abort does.
+            entry.status, entry.detail = ("succeeded", "") if result.outcome == "succeeded" else \
                 ("skipped", f"its upgrade was aborted: {result.message}")
         finally:
             self.in_flight -= 1
@@ -237,6 +247,9 @@ class PatchWave(Runbook):
         for entry in stage.clusters:
             if entry.status != "pending":
                 continue
+            if self._history_full():
+                self.continuing = True  # start nothing more here; the next run starts the rest
+                break
             await workflow.wait_condition(
                 lambda: self._stopping() or (not self.state.paused and self.in_flight < stage.concurrency))
             if self._stopping():
@@ -256,25 +269,30 @@ class PatchWave(Runbook):
         if self.input_error:
             self._step("failed", "reading the input")
             raise ApplicationError(self.input_error, type="InvalidInput", non_retryable=True)
-        workflow.upsert_search_attributes([OPERATION.value_set(self.operation),
-                                           *([TICKET.value_set(self.input.ticket)] if self.input.ticket else [])])
-        await self._plan()
-        total = sum(len(s.clusters) for s in self.state.stages)
-        await self._audit("wave", "started", f"{total} clusters in {len(self.state.stages)} stages to"
-                          f" {self.input.target_version}; failure budget {self.state.failure_budget}")
+        if self.input.carried is None:
+            workflow.upsert_search_attributes([OPERATION.value_set(self.operation),
+                                               *([TICKET.value_set(self.input.ticket)] if self.input.ticket else [])])
+            await self._plan()
+            total = sum(len(s.clusters) for s in self.state.stages)
+            await self._audit("wave", "started", f"{total} clusters in {len(self.state.stages)} stages to"
+                              f" {self.input.target_version}; failure budget {self.state.failure_budget}")
 
         for stage in self.state.stages:
+            if stage.status == "done":  # finished in an earlier run
+                continue
             if self._stopping():
                 break
             self.state.stage = stage.name
-            if stage.approval_required and any(c.status == "pending" for c in stage.clusters):
+            if stage.approval_required and not stage.approved_by and any(c.status == "pending" for c in stage.clusters):
                 await self._await_approval(stage)
                 if self._stopping():
                     break
             await self._run_stage(stage)
-            if self._stopping():
+            if self.state.abort_requested or self.state.halted_reason:
                 stage.status = "halted"
                 break
+            if self.continuing:
+                return await self._continue_as_new()
             if stage.soak_seconds and stage is not self.state.stages[-1]:
                 stage.status = "soaking"
                 self._step("soaking", f"stage {stage.name} soaks for {stage.soak_seconds:g}s before the next stage")
@@ -284,6 +302,14 @@ class PatchWave(Runbook):
                     pass
             stage.status = "done"
         return await self._finish()
+
+    async def _continue_as_new(self) -> PatchWaveResult:
+        """Carry the state into a fresh run once the upgrades this run started have ended; the
+        children are not awaited across runs, so none is left without a parent watching it."""
+        self.state.step = f"continuing as new after {workflow.info().get_current_history_length()} history events"
+        await workflow.wait_condition(lambda: self.in_flight == 0)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(self.input.model_copy(update={"carried": self.state}))
 
     async def _finish(self) -> PatchWaveResult:
         counts: dict[str, int] = {}

@@ -4,6 +4,7 @@ maintenance windows and freezes making clusters wait visibly; and every refusal 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -186,3 +187,78 @@ async def test_abort_starts_nothing_new_and_lets_the_upgrade_in_flight_finish(cl
     assert result.outcome == "aborted" and result.counts == {"succeeded": 1, "pending": 1}
     assert sim_report(simulator, slow[0])["clusters"][slow[0]]["control_plane_version"] == "1.31"
     assert sim_report(simulator, never[0])["clusters"][never[0]]["control_plane_version"] == "1.30"
+
+
+def load_fleet(simulator, inventory, tag: str, count: int, *, env: str = "dev") -> list[str]:
+    """`count` small clusters in one go (one pool of one node, no workloads)."""
+    from regatta.fleet_sweep import records_from_fleet
+    from regatta.sim.fleet import FleetSpec
+
+    import httpx
+
+    names = [f"wb{tag}-{i:04d}" for i in range(count)]
+    fleet = FleetSpec.model_validate({"clusters": [
+        {"name": name, "provider": "eks", "region": "us-east-1", "version": "1.30", "labels": {"env": env, "wave": tag},
+         "node_pools": [{"name": "general", "nodes": 1}]} for name in names]})
+    httpx.post(f"{simulator.url}/sim/clusters", json=fleet.model_dump(), timeout=60).raise_for_status()
+    for record in records_from_fleet(fleet):
+        inventory.upsert_cluster(record)
+    return names
+
+
+async def runs_of(client, workflow_id: str) -> list:
+    return [w async for w in client.list_workflows(f'WorkflowId = "{workflow_id}"')]
+
+
+async def test_a_wave_of_300_clusters_continues_as_new_and_no_history_grows_with_the_fleet(
+        client, worker, task_queue, simulator, inventory):
+    tag = uuid.uuid4().hex[:5]
+    names = load_fleet(simulator, inventory, tag, 300)
+    request = wave_request(tag, [{"name": "all", "concurrency": 50}], continue_as_new_after_events=600)
+    handle = await start_wave(client, task_queue, request)
+    result = await handle.result()
+
+    assert result.outcome == "succeeded" and result.counts == {"succeeded": 300}
+    runs = await runs_of(client, wave_id(request.name))
+    assert len(runs) >= 2  # it carried its state into fresh runs
+    lengths = [len((await client.get_workflow_handle(run.id, run_id=run.run_id).fetch_history()).events) for run in runs]
+    assert sum(lengths) > 300 * 3 and max(lengths) < 600 + 50 * 8  # the limit, plus what the upgrades in flight add
+    report = httpx_report(simulator)
+    assert all(report["clusters"][name]["control_plane_version"] == "1.31" for name in names)
+    assert [d for d in report["double_drains"] if d["cluster"] in names] == []
+
+
+def httpx_report(simulator) -> dict:
+    import httpx
+
+    return httpx.get(f"{simulator.url}/sim/report", timeout=60).json()
+
+
+async def test_a_sigkilled_worker_mid_wave_loses_nothing_and_upgrades_no_cluster_twice(
+        client, queue_settings, task_queue, simulator, inventory):
+    from tests.conftest import WorkerProcess
+    from workers.main import build_worker
+
+    tag = uuid.uuid4().hex[:5]
+    names = load_fleet(simulator, inventory, tag, 12)
+    for name in names:  # slow enough that the kill lands while several upgrades run
+        simulator.world.clusters[name].time_scale = 0.005
+    request = wave_request(tag, [{"name": "all", "concurrency": 4}])
+    handle = await start_wave(client, task_queue, request)
+    with WorkerProcess(queue_settings) as first:
+        for _ in range(400):
+            progress = await handle.query("progress", result_type=PatchWaveProgress)
+            if progress.stages and sum(c.status == "succeeded" for c in progress.stages[0].clusters) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        assert any(c.status == "upgrading" for c in progress.stages[0].clusters)  # killed with upgrades in flight
+        first.sigkill()
+    async with build_worker(client, queue_settings):
+        result = await handle.result()
+
+    assert result.outcome == "succeeded" and result.counts == {"succeeded": 12}
+    for name in names:
+        assert len(await runs_of(client, operation_id(name))) == 1  # one upgrade per cluster, never a second
+    report = httpx_report(simulator)
+    assert all(report["clusters"][name]["control_plane_version"] == "1.31" for name in names)
+    assert [d for d in report["double_drains"] if d["cluster"] in names] == []
