@@ -7,6 +7,7 @@ from temporalio import activity
 from activities.failures import refuse, translated_failures
 from regatta.inventory import Inventory
 from regatta import wave_plan
+from regatta.models import ClusterSelector
 from regatta.models import (
     Activity,
     ClusterRecord,
@@ -49,7 +50,7 @@ class InventoryActivities:
 
     @staticmethod
     def _same(a: ClusterRecord, b: ClusterRecord) -> bool:
-        volatile = {"updated_at", "health", "control_plane_version", "node_pools"}
+        volatile = {"updated_at", "health", "control_plane_version", "node_pools", "pods_capacity", "pods_free"}
         return a.model_dump(exclude=volatile) == b.model_dump(exclude=volatile)
 
     @activity.defn(name=Activity.REGISTER_CLUSTER)
@@ -89,3 +90,7 @@ class InventoryActivities:
         """The wave's plan over the inventory as it is now (the pure planner, fed from the database)."""
         with translated_failures():
             return wave_plan.plan_wave(request.wave, self.inventory.list_clusters(), now=request.now)
+
+    @activity.defn(name=Activity.LIST_CLUSTER_NAMES)
+    def list_cluster_names(self, selector: ClusterSelector) -> list[str]:
+        return [r.name for r in self.inventory.list_clusters() if wave_plan.selects(selector, r)]

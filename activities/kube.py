@@ -14,6 +14,7 @@ from regatta.kube import bootstrap as bootstraps
 from regatta.kube import disaster_recovery as dr
 from regatta.kube import drain as drains
 from regatta.kube import health
+from regatta.fleet_sweep import sweep
 from regatta.kube.connect import ClusterConnections
 from regatta.models import (
     Activity,
@@ -40,8 +41,9 @@ from regatta.models import (
 
 
 class KubeActivities:
-    def __init__(self, connections: ClusterConnections):
+    def __init__(self, connections: ClusterConnections, inventory=None):
         self.connections = connections
+        self.inventory = inventory  # for the fleet sweep, which writes what it reads into the inventory
 
     @activity.defn(name=Activity.INSPECT_CLUSTER)
     def inspect_cluster(self, cluster: ClusterRef) -> ClusterInspection:
@@ -217,3 +219,14 @@ class KubeActivities:
         only in worker memory (inputs carry references), so this is all Regatta holds."""
         self.connections.forget(cluster)
         return [f"cached API client and token of {cluster.name}"]
+
+    @activity.defn(name=Activity.SWEEP_CLUSTERS)
+    def sweep_clusters(self, names: list[str]) -> dict[str, int]:
+        """Health, versions and capacity of these clusters, from the clusters themselves, into the
+        inventory; the counts by health. One unreachable cluster is recorded as such, not raised."""
+        fresh = sweep(self.connections, self.inventory, names)
+        counts: dict[str, int] = {}
+        for record in fresh:
+            kind = record.health.split(":", 1)[0]
+            counts[kind] = counts.get(kind, 0) + 1
+        return counts

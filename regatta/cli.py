@@ -28,6 +28,7 @@ upgrade_app = typer.Typer(no_args_is_help=True, help="Rolling upgrades of one cl
 op_app = typer.Typer(no_args_is_help=True, help="Steer a running operation by its id (the Temporal workflow id).")
 audit_app = typer.Typer(no_args_is_help=True, help="The audit trail of every operation.")
 wave_app = typer.Typer(no_args_is_help=True, help="Fleet-wide patch waves: stages, windows, freezes, a failure budget.")
+schedule_app = typer.Typer(no_args_is_help=True, help="Scheduled patch windows and fleet sweeps (Temporal Schedules).")
 dr_app = typer.Typer(no_args_is_help=True, help="Disaster-recovery pairs: which cluster stands by for which.")
 app.add_typer(clusters_app, name="clusters")
 app.add_typer(upgrade_app, name="upgrade")
@@ -35,6 +36,7 @@ app.add_typer(op_app, name="op")
 app.add_typer(audit_app, name="audit")
 app.add_typer(dr_app, name="dr")
 app.add_typer(wave_app, name="wave")
+app.add_typer(schedule_app, name="schedule")
 
 console = Console()
 errors = Console(stderr=True)
@@ -179,13 +181,16 @@ def clusters_list(
             print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
             return
         table = Table(title=f"{len(records)} clusters")
-        for column in ("NAME", "PROVIDER", "REGION", "LABELS", "CONTROL PLANE", "NODE POOLS", "HEALTH"):
+        for column in ("NAME", "PROVIDER", "REGION", "LABELS", "CONTROL PLANE", "NODE POOLS", "HEALTH", "PODS FREE/CAP", "SWEPT"):
             table.add_column(column)
         for r in records:
             pools = ", ".join(f"{p.name}={p.version}×{p.node_count}" for p in r.node_pools)
             labels = ",".join(f"{k}={v}" for k, v in sorted(r.labels.items()))
             colour = "green" if r.health == "healthy" else "yellow" if r.health == "unknown" else "red"
-            table.add_row(r.name, r.provider, r.region, labels, r.control_plane_version, pools, f"[{colour}]{r.health}[/]")
+            room = f"{r.pods_free}/{r.pods_capacity}" if r.pods_capacity is not None else "—"
+            swept = f"{r.updated_at:%Y-%m-%d %H:%M}" if r.updated_at else "—"
+            table.add_row(r.name, r.provider, r.region, labels, r.control_plane_version, pools, f"[{colour}]{r.health}[/]",
+                          room, swept)
         console.print(table)
 
     _run(body)
@@ -415,6 +420,109 @@ def wave_start(
     _run(body())
 
 
+# --------------------------------------------------------------------------- schedules
+
+
+@schedule_app.command("create")
+def schedule_create(
+    name: Annotated[str, typer.Argument(help="the schedule's name (its id is patch-NAME)")],
+    file: Annotated[str, typer.Option("--file", help="the wave each run starts (see examples/wave.yaml)")],
+    days: Annotated[str, typer.Option(help="days of the week, e.g. tue or tue,thu")],
+    at: Annotated[str, typer.Option(help="local time HH:MM")] = "02:00",
+    timezone: Annotated[str, typer.Option(help="IANA time zone of --at")] = "UTC",
+    week_of_month: Annotated[int | None, typer.Option(help="only the Nth such day of the month (2: the second Tuesday)")] = None,
+    paused: Annotated[bool, typer.Option(help="create it paused")] = False,
+):
+    """A patch window: start the wave at these times; never while the last one runs or a freeze is in force."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from regatta.schedules import PatchWindow, create_patch_schedule
+    from regatta.wave_file import WaveFileError, load_wave_file
+
+    async def body():
+        try:
+            wave = load_wave_file(file)
+            ZoneInfo(timezone)
+        except WaveFileError as error:
+            raise Refused(str(error)) from None
+        except (ZoneInfoNotFoundError, ValueError):
+            raise Refused(f"unknown time zone {timezone!r}; use an IANA name such as Europe/Berlin") from None
+        window = PatchWindow(days=tuple(d.strip().lower() for d in days.split(",") if d.strip()), at=at,
+                             timezone=timezone, week_of_month=week_of_month)
+        schedule_id = await create_patch_schedule(Settings.from_env(), name=name, wave=wave, window=window, paused=paused)
+        console.print(f"created schedule [bold]{schedule_id}[/]: wave {wave.name} on {window.calendar().comment}"
+                      f"{' (paused)' if paused else ''}")
+
+    _run(body())
+
+
+@schedule_app.command("sweep")
+def schedule_sweep(every_minutes: Annotated[int, typer.Option(help="minutes between sweeps")] = 60,
+                   selector: Annotated[str | None, typer.Option(help="only clusters with these labels, e.g. env=prod")] = None):
+    """Run FleetSweep (health, versions, capacity into the inventory) every N minutes."""
+    from regatta.models import FleetSweepInput
+    from regatta.schedules import create_sweep_schedule
+
+    async def body():
+        request = FleetSweepInput(selector={"labels": _selector(selector)})
+        schedule_id = await create_sweep_schedule(Settings.from_env(), every_minutes=every_minutes, request=request)
+        console.print(f"created schedule [bold]{schedule_id}[/]: FleetSweep every {every_minutes} minutes")
+
+    _run(body())
+
+
+@schedule_app.command("list")
+def schedule_list(output: Output = Output.table):
+    """Every schedule, whether it is paused, and when it fires next."""
+    from regatta.schedules import list_schedules
+
+    async def body():
+        found = await list_schedules(Settings.from_env())
+        if output == "json":
+            print(json.dumps(found, indent=2))
+            return
+        table = Table(title=f"{len(found)} schedules")
+        for column in ("ID", "PAUSED", "NEXT", "NOTE"):
+            table.add_column(column)
+        for entry in found:
+            table.add_row(entry["id"], "yes" if entry["paused"] else "", ", ".join(entry["next"]), entry["note"])
+        console.print(table)
+
+    _run(body())
+
+
+def _schedule_control(schedule_id: str, action: str) -> None:
+    from regatta.schedules import control_schedule
+
+    async def body():
+        await control_schedule(Settings.from_env(), schedule_id, action)
+        console.print(f"{schedule_id}: {'triggered' if action == 'trigger' else action + 'd'}")
+
+    _run(body())
+
+
+@schedule_app.command("pause")
+def schedule_pause(schedule_id: str):
+    """Pause a schedule (it starts nothing until unpaused)."""
+    _schedule_control(schedule_id, "pause")
+
+
+@schedule_app.command("unpause")
+def schedule_unpause(schedule_id: str):
+    _schedule_control(schedule_id, "unpause")
+
+
+@schedule_app.command("trigger")
+def schedule_trigger(schedule_id: str):
+    """Run a schedule's action now (overlap and freeze rules still apply)."""
+    _schedule_control(schedule_id, "trigger")
+
+
+@schedule_app.command("delete")
+def schedule_delete(schedule_id: str):
+    _schedule_control(schedule_id, "delete")
+
+
 # --------------------------------------------------------------------------- disaster recovery
 
 
@@ -630,8 +738,24 @@ def audit_list(
 
 
 def main() -> None:  # pragma: no cover - console entry point
-    app()
+    """Run the command, then leave without interpreter teardown: the Temporal client's Rust
+    threads can abort it (SIGABRT instead of our exit code; temporalio/sdk-python#300), and the
+    exit code is a promise to scripts. Everything the command wrote is flushed first."""
+    import os
+
+    code: int = 0
+    try:
+        app()
+    except SystemExit as done:
+        if isinstance(done.code, str):
+            print(done.code, file=sys.stderr)
+            code = 1
+        else:
+            code = done.code or 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    main()

@@ -47,13 +47,16 @@ def sweep_one(connections: ClusterConnections, record: ClusterRecord) -> Cluster
         state = health.read_health(connections.api_client(ref))
         problems = planning.health_problems(nodes=state.nodes, deployments=state.deployments, api_ready=state.api_ready)
         status = "healthy" if not problems else f"degraded: {problems[0]}" + (f" (+{len(problems) - 1})" if len(problems) > 1 else "")
-        return record.model_copy(update={"control_plane_version": control_plane.version, "node_pools": pools, "health": status})
+        capacity = sum(n.allocatable_pods for n in state.nodes if n.ready)
+        return record.model_copy(update={"control_plane_version": control_plane.version, "node_pools": pools, "health": status,
+                                         "pods_capacity": capacity, "pods_free": planning.free_pod_slots(state.nodes)})
     except Exception as error:  # noqa: BLE001 - one unreachable cluster must not stop the sweep
         return record.model_copy(update={"health": f"unreachable: {str(error)[:120]}"})
 
 
 def sweep(connections: ClusterConnections, inventory: Inventory, names: list[str] | None = None) -> list[ClusterRecord]:
-    records = [r for r in inventory.list_clusters() if names is None or r.name in names]
+    wanted = None if names is None else set(names)
+    records = [r for r in inventory.list_clusters() if wanted is None or r.name in wanted]
     with ThreadPoolExecutor(max_workers=8) as pool:
         fresh = list(pool.map(lambda r: sweep_one(connections, r), records))
     for record in fresh:

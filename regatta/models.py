@@ -57,6 +57,8 @@ class ClusterRecord(Model):
     health: str = "unknown"
     credential_ref: str = "default"
     updated_at: datetime | None = None
+    pods_capacity: int | None = Field(default=None, description="pods its Ready nodes take, at the last sweep")
+    pods_free: int | None = Field(default=None, description="pods that still fit on Ready, schedulable nodes, at the last sweep")
 
     @property
     def ref(self) -> ClusterRef:
@@ -145,6 +147,8 @@ class Activity(StrEnum):
     DRAIN_NODES = "kube.drain_nodes"
     HEALTH_GATE = "kube.health_gate"
     PLAN_WAVE = "inventory.plan_wave"
+    LIST_CLUSTER_NAMES = "inventory.list_cluster_names"
+    SWEEP_CLUSTERS = "kube.sweep_clusters"
     # disaster recovery
     GET_DR_PAIR = "inventory.get_dr_pair"
     RECORD_DR_SERVING = "inventory.record_dr_serving"
@@ -754,6 +758,8 @@ class PatchWaveInput(Model):
     requested_by: str = "temporal-ui"
     # Tuning handed to every cluster's ClusterUpgrade (field name → value), e.g. {"drain_timeout_seconds": 1800}.
     upgrade_settings: dict[str, float] = Field(default_factory=dict)
+    start_only_outside_freezes: bool = Field(default=False, description="end at once, saying so, when started during a"
+                                             " freeze (what a schedule sets)")
     continue_as_new_after_events: int = Field(default=4000, ge=200, le=40000, description="history events after which"
                                               " the wave carries its state into a fresh run, so no history grows with"
                                               " the size of the fleet")
@@ -805,7 +811,8 @@ class PatchWaveProgress(Model):
     operation_id: str = ""
     wave: str
     target_version: str
-    phase: Literal["planning", "awaiting_approval", "running", "soaking", "succeeded", "halted", "aborted", "failed"] = "planning"
+    phase: Literal["planning", "awaiting_approval", "running", "soaking", "succeeded", "halted", "aborted", "not_started",
+                   "failed"] = "planning"
     step: str = "starting"
     stage: str | None = Field(default=None, description="the stage in progress")
     stages: list[WaveStageState] = Field(default_factory=list)
@@ -850,10 +857,36 @@ class PatchWaveResult(Model):
     operation_id: str
     wave: str
     target_version: str
-    outcome: Literal["succeeded", "halted", "aborted"]
+    outcome: Literal["succeeded", "halted", "aborted", "not_started"]
     counts: dict[str, int] = Field(description="clusters by final status")
     failed: dict[str, str] = Field(default_factory=dict, description="cluster → why its upgrade stopped")
     message: str
 
 
 PatchWaveInput.model_rebuild()
+
+
+# --------------------------------------------------------------------------- FleetSweep
+
+
+class FleetSweepInput(Model):
+    """What a scheduled FleetSweep runs with; `{}` sweeps the whole fleet."""
+
+    selector: ClusterSelector = Field(default_factory=ClusterSelector)
+    batch_size: int = Field(default=100, ge=1, le=1000, description="clusters read by one activity")
+
+
+class FleetSweepProgress(Model):
+    operation_id: str = ""
+    phase: Literal["listing", "sweeping", "succeeded"] = "listing"
+    step: str = "starting"
+    total: int = 0
+    swept: int = 0
+    health: dict[str, int] = Field(default_factory=dict, description="healthy / degraded / unreachable → clusters")
+
+
+class FleetSweepResult(Model):
+    operation_id: str
+    total: int
+    health: dict[str, int]
+    message: str

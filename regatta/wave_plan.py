@@ -103,7 +103,8 @@ def failure_budget(budget: int | str, clusters: int) -> int:
 # --------------------------------------------------------------------------- windows and freezes
 
 
-def _frozen(freezes: Sequence[Freeze], at: datetime) -> Freeze | None:
+def freeze_at(freezes: Sequence[Freeze], at: datetime) -> Freeze | None:
+    """The freeze in force at `at`, if any."""
     return next((f for f in freezes if f.start <= at < f.end), None)
 
 
@@ -140,7 +141,7 @@ def next_start(*, windows: Sequence[MaintenanceWindow], freezes: Sequence[Freeze
     candidate = after
     horizon = after + timedelta(days=366)
     while candidate < horizon:
-        freeze = _frozen(freezes, candidate)
+        freeze = freeze_at(freezes, candidate)
         if freeze is not None:
             candidate = freeze.end
             continue

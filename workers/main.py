@@ -27,11 +27,12 @@ from regatta.temporal_client import connect
 from workflows.cluster_hold import ClusterHold
 from workflows.cluster_upgrade import ClusterUpgrade
 from workflows.decommission_cluster import DecommissionCluster
+from workflows.fleet_sweep import FleetSweep
 from workflows.patch_wave import PatchWave
 from workflows.disaster_recovery import DRFailback, DRFailover
 from workflows.provision_cluster import ProvisionCluster
 
-WORKFLOWS = [ClusterUpgrade, ProvisionCluster, DecommissionCluster, DRFailover, DRFailback, ClusterHold, PatchWave]
+WORKFLOWS = [ClusterUpgrade, ProvisionCluster, DecommissionCluster, DRFailover, DRFailback, ClusterHold, PatchWave, FleetSweep]
 
 
 def activity_functions(*hosts: object) -> list:
@@ -52,7 +53,7 @@ def build_worker(
     connections = ClusterConnections(sim_url=settings.sim_url)
     traffic = HttpTrafficManager(settings.traffic_endpoint) if settings.traffic_endpoint else None
     activities = activity_functions(
-        CloudActivities(connections), KubeActivities(connections), InventoryActivities(inventory), TrafficActivities(traffic)
+        CloudActivities(connections), KubeActivities(connections, inventory), InventoryActivities(inventory), TrafficActivities(traffic)
     )
     return Worker(
         client,

@@ -50,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
 
 EXAMPLE = ('{"name": "nov-patch", "target_version": "1.31", "stages": [{"name": "canary", "selector": {"environment":'
            ' "canary"}}, {"name": "prod", "selector": {"environment": "prod"}, "approval_required": true}]}')
-FINISHED = ("succeeded", "halted", "aborted", "failed")
+FINISHED = ("succeeded", "halted", "aborted", "not_started", "failed")
 
 
 def wave_id(name: str) -> str:
@@ -272,6 +272,14 @@ class PatchWave(Runbook):
         if self.input.carried is None:
             workflow.upsert_search_attributes([OPERATION.value_set(self.operation),
                                                *([TICKET.value_set(self.input.ticket)] if self.input.ticket else [])])
+            freeze = wave_plan.freeze_at(self.input.freezes, workflow.now())
+            if self.input.start_only_outside_freezes and freeze is not None:
+                self.state.message = f"not started: the freeze {freeze.name} is in force until {freeze.end.isoformat()}"
+                self._step("not_started", "done")
+                await self._audit("wave", "skipped", self.state.message)
+                return PatchWaveResult(operation_id=self.state.operation_id, wave=self.input.name,
+                                       target_version=self.input.target_version, outcome="not_started", counts={},
+                                       message=self.state.message)
             await self._plan()
             total = sum(len(s.clusters) for s in self.state.stages)
             await self._audit("wave", "started", f"{total} clusters in {len(self.state.stages)} stages to"

@@ -76,7 +76,8 @@ class Inventory:
             name=row.name, provider=row.provider, region=row.region, environment=row.environment,
             labels=dict(row.labels or {}), control_plane_version=row.control_plane_version,
             node_pools=[NodePool.model_validate(p) for p in row.node_pools or []], health=row.health,
-            credential_ref=row.credential_ref, updated_at=row.updated_at,
+            credential_ref=row.credential_ref, updated_at=row.updated_at, pods_capacity=row.pods_capacity,
+            pods_free=row.pods_free,
         )
 
     def upsert_cluster(self, record: ClusterRecord) -> None:
@@ -90,6 +91,8 @@ class Inventory:
             row.node_pools = [p.model_dump() for p in record.node_pools]
             row.health = record.health
             row.credential_ref = record.credential_ref
+            row.pods_capacity = record.pods_capacity
+            row.pods_free = record.pods_free
             row.updated_at = datetime.now(UTC)
             session.add(row)
 

@@ -25,6 +25,8 @@ class ClusterRow(Base):
     health: Mapped[str] = mapped_column(String(200), default="unknown")
     credential_ref: Mapped[str] = mapped_column(String(200), default="default")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    pods_capacity: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pods_free: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class AuditRow(Base):

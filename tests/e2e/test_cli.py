@@ -220,3 +220,75 @@ upgrade_settings: {{poll_interval_seconds: 0.05, health_gate_timeout_seconds: 20
     assert neither.returncode == 2 and "--file wave.yaml, or --selector" in neither.stderr
     quick = await regatta(queue_settings, "wave", "start", "--selector", f"wave={tag}", "--to", "1.31", "--plan-only")
     assert quick.returncode == 0 and "2 clusters in 1 stages" in quick.stdout and "Traceback" not in bad.stderr + quick.stderr
+
+
+async def test_patch_schedules_fire_on_their_calendar_skip_freezes_and_sweeps_record_capacity(
+        queue_settings, add_cluster, worker, tmp_path, client):
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    tag = uuid.uuid4().hex[:6]
+    cluster = add_cluster("sched", env="dev", labels={"wave": tag}, pools=1, nodes=2)
+    now = datetime.now(UTC)
+    wave = tmp_path / "wave.yaml"
+    wave.write_text(f"""\
+name: sched-{tag}
+target_version: "1.31"
+selector: {{labels: {{wave: {tag}}}}}
+stages: [{{name: all}}]
+freezes: [{{name: launch, start: "{(now - timedelta(hours=1)).isoformat()}", end: "{(now + timedelta(days=1)).isoformat()}"}}]
+""")
+    created = await regatta(queue_settings, "schedule", "create", tag, "--file", str(wave), "--days", "tue",
+                            "--week-of-month", "2", "--at", "02:00", "--timezone", "Europe/Berlin")
+    assert created.returncode == 0, created.stderr
+    assert f"created schedule patch-{tag}" in created.stdout and "week 2 tue 02:00 Europe/Berlin" in created.stdout
+    listing = await regatta(queue_settings, "schedule", "list", "--output", "json")
+    assert listing.returncode == 0, listing.stderr
+    listed = json.loads(listing.stdout)
+    mine = next(s for s in listed if s["id"] == f"patch-{tag}")
+    for fire in mine["next"]:  # the second Tuesday of a month, 02:00 in Berlin
+        local = datetime.fromisoformat(fire).astimezone(__import__("zoneinfo").ZoneInfo("Europe/Berlin"))
+        assert local.weekday() == 1 and 8 <= local.day <= 14 and (local.hour, local.minute) == (2, 0)
+
+    again = await regatta(queue_settings, "schedule", "create", tag, "--file", str(wave), "--days", "tue")
+    assert again.returncode == 2 and "exists already" in again.stderr
+    for bad, says in ((["--days", "tuesday"], "days must be among"), (["--days", "tue", "--at", "25:00"], "not a time of day"),
+                      (["--days", "tue", "--timezone", "Mars/Base"], "unknown time zone")):
+        refused = await regatta(queue_settings, "schedule", "create", f"x{tag}", "--file", str(wave), *bad)
+        assert refused.returncode == 2 and says in refused.stderr, refused.stderr
+
+    # Fired during the freeze, the wave ends at once and says why; the cluster is untouched.
+    assert (await regatta(queue_settings, "schedule", "trigger", f"patch-{tag}")).returncode == 0
+    run = None
+    for _ in range(100):
+        runs = [w async for w in client.list_workflows('WorkflowType = "PatchWave"') if w.id.startswith(f"wave-sched-{tag}")]
+        if runs:
+            run = runs[0]
+            break
+        await asyncio.sleep(0.1)
+    assert run is not None, "the schedule started no wave"
+    result = await client.get_workflow_handle(run.id).result()
+    assert result["outcome"] == "not_started" and "the freeze launch is in force" in result["message"]
+
+    assert (await regatta(queue_settings, "schedule", "pause", f"patch-{tag}")).returncode == 0
+    paused = json.loads((await regatta(queue_settings, "schedule", "list", "--output", "json")).stdout)
+    assert next(s for s in paused if s["id"] == f"patch-{tag}")["paused"]
+    assert (await regatta(queue_settings, "schedule", "delete", f"patch-{tag}")).returncode == 0
+    gone = await regatta(queue_settings, "schedule", "delete", f"patch-{tag}")
+    assert gone.returncode == 2 and "no schedule" in gone.stderr
+
+    sweep = await regatta(queue_settings, "schedule", "sweep", "--every-minutes", "60", "--selector", f"wave={tag}")
+    assert sweep.returncode == 0, sweep.stderr
+    try:
+        assert (await regatta(queue_settings, "schedule", "trigger", "fleet-sweep")).returncode == 0
+        for _ in range(200):
+            record = {r["name"]: r for r in json.loads((await regatta(queue_settings, "clusters", "list", "--output", "json",
+                                                                     "--selector", f"wave={tag}")).stdout)}[cluster]
+            if record["pods_capacity"] is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert record["pods_capacity"] == 2 * 29 and record["health"] == "healthy"
+        table = await regatta(queue_settings, "clusters", "list", "--selector", f"wave={tag}")
+        assert f"/{2 * 29}" in table.stdout
+    finally:
+        await regatta(queue_settings, "schedule", "delete", "fleet-sweep")

@@ -125,3 +125,22 @@ async def test_a_fresh_patch_wave_history_with_approval_and_a_halt_replays(clien
     await REPLAYER.replay_workflow(history)
     if request.config.getoption("--record-histories"):
         save("patch_wave_approved_then_halted", handle, history)
+
+
+async def test_a_fresh_fleet_sweep_history_replays_and_the_sweep_records_capacity(client, worker, task_queue, add_cluster,
+                                                                                  inventory, request):
+    import uuid
+
+    from regatta.models import FleetSweepInput, FleetSweepResult
+
+    tag = uuid.uuid4().hex[:6]
+    names = [add_cluster("sweep", labels={"sweep": tag}, pools=1, nodes=2) for _ in range(3)]
+    handle = await client.start_workflow("FleetSweep", FleetSweepInput(selector={"labels": {"sweep": tag}}, batch_size=2),
+                                         id=f"fleet-sweep-{tag}", task_queue=task_queue, result_type=FleetSweepResult)
+    result = await handle.result()
+    assert result.total == 3 and result.health == {"healthy": 3}
+    assert all(inventory.get_cluster(name).pods_capacity == 58 for name in names)
+    history = await handle.fetch_history()
+    await REPLAYER.replay_workflow(history)
+    if request.config.getoption("--record-histories"):
+        save("fleet_sweep_three_clusters", handle, history)
