@@ -853,6 +853,11 @@ class PatchWaveSkipInput(Model):
     requested_by: str = "temporal-ui"
 
 
+class PatchWaveRetryInput(Model):
+    cluster: str
+    requested_by: str = "temporal-ui"
+
+
 class PatchWaveResult(Model):
     operation_id: str
     wave: str

@@ -12,7 +12,7 @@ monthly patch runbook says:
 
 Controls: pause and resume (nothing new starts while paused), abort (nothing new starts; the
 upgrades in flight run to their end, since each leaves its cluster consistent only there),
-approve a stage, skip a cluster with a reason. A cluster held by another operation is skipped
+approve a stage, skip a cluster with a reason, retry a failed cluster of the running stage. A cluster held by another operation is skipped
 with the name of that operation. Children are abandoned, not killed, if the wave itself is
 terminated: a half-drained cluster is worse than an unfinished wave.
 """
@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         PatchWaveProgress,
         PatchWaveResult,
         PatchWaveResumeInput,
+        PatchWaveRetryInput,
         PatchWaveSkipInput,
         PlanWave,
         WaveClusterState,
@@ -152,6 +153,34 @@ class PatchWave(Runbook):
             raise ApplicationError(f"{request.cluster} is {entry.status}; only a cluster that has not started can be"
                                    " skipped", type="TooLateToSkip")
 
+    @workflow.update
+    async def retry(self, request: PatchWaveRetryInput) -> PatchWaveProgress:
+        entry = self._entry(request.cluster)
+        entry.status, entry.detail = "pending", f"retry asked by {request.requested_by} after: {entry.detail}"
+        self.state.failed -= 1
+        await self._audit("retry", "resumed", f"{request.cluster} by {request.requested_by}")
+        return self.state
+
+    @retry.validator
+    def validate_retry(self, request: PatchWaveRetryInput) -> None:
+        self._refuse_when_finished("retry a cluster of")
+        if self._stopping():
+            raise ApplicationError(f"the wave is stopping ({self.state.halted_reason or 'aborted'}); start it again to"
+                                   " retry: clusters already at the target are skipped", type="WaveStopping")
+        entry = self._entry(request.cluster)
+        if entry is None:
+            raise ApplicationError(f"{request.cluster} is not in this wave", type="NotInWave")
+        if entry.status != "failed":
+            raise ApplicationError(f"{request.cluster} is {entry.status}; only a failed cluster can be retried",
+                                   type="NotFailed")
+        stage = next(s for s in self.state.stages if entry in s.clusters)
+        if stage.name != self.state.stage or stage.status != "running":
+            raise ApplicationError(f"{request.cluster}'s stage {stage.name} is over; a new wave retries it (clusters at"
+                                   " the target are skipped)", type="StageOver")
+
+    def _next_pending(self, stage: WaveStageState) -> WaveClusterState | None:
+        return next((c for c in stage.clusters if c.status == "pending"), None)
+
     def _refuse_when_finished(self, what: str) -> None:
         if self.state.phase in FINISHED:
             raise ApplicationError(f"cannot {what} the wave: it has {self.state.phase}", type="WaveFinished")
@@ -209,7 +238,10 @@ class PatchWave(Runbook):
                 if entry.status != "skipped":
                     entry.status, entry.detail = "pending", "not started"  # the wave stopped or moves to a new run
                 return
-            if entry.status == "skipped" or self._stopping():
+            if entry.status == "skipped":
+                return
+            if self._stopping():
+                entry.status, entry.detail = "pending", "not started"
                 return
             entry.status, entry.detail = "upgrading", f"ClusterUpgrade {planning.operation_id(entry.name)}"
             request = ClusterUpgradeInput(cluster=entry.name, target_version=self.input.target_version,
@@ -241,11 +273,18 @@ class PatchWave(Runbook):
             self.in_flight -= 1
 
     async def _run_stage(self, stage: WaveStageState) -> None:
+        """Start the stage's pending clusters as slots free up, until none is left and none runs
+        (a retried cluster becomes pending again and is picked up here)."""
         stage.status = "running"
         self._step("running", f"stage {stage.name}: upgrading up to {stage.concurrency} clusters at once")
         upgrades = []
-        for entry in stage.clusters:
-            if entry.status != "pending":
+        while not self._stopping():
+            entry = self._next_pending(stage)
+            if entry is None:
+                if self.in_flight == 0:
+                    break
+                await workflow.wait_condition(
+                    lambda: self.in_flight == 0 or self._next_pending(stage) is not None or self._stopping())
                 continue
             if self._history_full():
                 self.continuing = True  # start nothing more here; the next run starts the rest
@@ -256,6 +295,7 @@ class PatchWave(Runbook):
                 break
             if entry.status != "pending":  # skipped while it waited for a slot
                 continue
+            entry.status, entry.detail = "upgrading", "starting"
             self.in_flight += 1
             upgrades.append(asyncio.ensure_future(self._upgrade(stage, entry)))
         if upgrades:

@@ -262,3 +262,27 @@ async def test_a_sigkilled_worker_mid_wave_loses_nothing_and_upgrades_no_cluster
     report = httpx_report(simulator)
     assert all(report["clusters"][name]["control_plane_version"] == "1.31" for name in names)
     assert [d for d in report["double_drains"] if d["cluster"] in names] == []
+
+
+async def test_a_failed_cluster_can_be_retried_while_its_stage_runs(client, worker, task_queue, fleet, simulator, inventory):
+    from tests.conftest import set_faults
+
+    broken = fleet("qa", 1, prefix="wva")
+    slow = fleet("qa", 1, prefix="wvz", time_scale=0.01)  # keeps the stage running while the first is retried
+    set_faults(simulator, broken[0], api="cloud", fail_operation="UpdateClusterVersion", fail_status=400, fail_times=99)
+    request = wave_request(fleet.tag, [{"name": "qa", "selector": {"environment": "qa"}, "concurrency": 2}], failure_budget=1)
+    handle = await start_wave(client, task_queue, request)
+    for _ in range(300):
+        progress = await handle.query("progress", result_type=PatchWaveProgress)
+        if progress.stages and progress.stages[0].clusters[0].status == "failed":
+            break
+        await asyncio.sleep(0.05)
+    with pytest.raises(WorkflowUpdateFailedError) as not_failed:
+        await handle.execute_update("retry", {"cluster": slow[0]})
+    assert "only a failed cluster can be retried" in str(not_failed.value.cause)
+    set_faults(simulator, broken[0])  # the cloud is fixed
+    await handle.execute_update("retry", {"cluster": broken[0], "requested_by": "sre-bob"})
+    result = await handle.result()
+    assert result.outcome == "succeeded" and result.counts == {"succeeded": 2} and result.failed == {}
+    assert sim_report(simulator, broken[0])["clusters"][broken[0]]["control_plane_version"] == "1.31"
+    assert ("retry", "resumed") in [(r.action, r.outcome) for r in inventory.audit(cluster=wave_id(request.name))]
