@@ -136,21 +136,13 @@ class DisasterRecoveryRunbook(Runbook):
         """A Velero object name that is the same on every retry of this run and new in the next run."""
         return f"{purpose}-{self.input.cluster}"[:54] + f"-{workflow.info().run_id[:8]}"
 
-    async def _lookup(self, activity: Activity, arg, result_type, error_type: str):
-        """An inventory read whose refusal (unknown cluster, no such pair) ends the run at once."""
-        try:
-            return await self._call(activity, arg, result_type)
-        except ActivityError as failure:
-            cause = failure.cause
-            raise self._refuse(str(getattr(cause, "message", failure)), getattr(cause, "type", None) or error_type) from None
-
     async def _load_pair(self, *, moving_to: str) -> DrPair:
         """The pair, and both clusters' records; `moving_to` is the side that will serve."""
         self.state.step = "looking the pair up in the inventory"
-        pair: DrPair = await self._lookup(Activity.GET_DR_PAIR, self.input.cluster, DrPair, "NotADrPair")
+        pair: DrPair = await self._call_or_refuse(Activity.GET_DR_PAIR, self.input.cluster, DrPair, error_type="NotADrPair")
         names = (pair.primary, pair.standby) if moving_to == "standby" else (pair.standby, pair.primary)
-        self.source = await self._lookup(Activity.GET_CLUSTER, names[0], ClusterRecord, "UnknownCluster")
-        self.target = await self._lookup(Activity.GET_CLUSTER, names[1], ClusterRecord, "UnknownCluster")
+        self.source = await self._call_or_refuse(Activity.GET_CLUSTER, names[0], ClusterRecord, error_type="UnknownCluster")
+        self.target = await self._call_or_refuse(Activity.GET_CLUSTER, names[1], ClusterRecord, error_type="UnknownCluster")
         self.state.source, self.state.target = self.source.name, self.target.name
         return pair
 

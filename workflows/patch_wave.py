@@ -23,7 +23,7 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
 
 from workflows.runbook import Runbook, parse_input
 
@@ -203,12 +203,11 @@ class PatchWave(Runbook):
     async def _plan(self) -> None:
         self._step("planning", "planning the wave over the inventory")
         try:
-            plan: WavePlan = await self._call(Activity.PLAN_WAVE, PlanWave(wave=self.input, now=workflow.now()), WavePlan)
-        except ActivityError as failure:
+            plan: WavePlan = await self._call_or_refuse(
+                Activity.PLAN_WAVE, PlanWave(wave=self.input, now=workflow.now()), WavePlan, error_type="InvalidWave")
+        except ApplicationError:
             self._step("failed", "planning the wave")
-            cause = failure.cause
-            raise ApplicationError(str(getattr(cause, "message", failure)), type=getattr(cause, "type", None) or "InvalidWave",
-                                   non_retryable=True) from None
+            raise
         self.state.stages, self.state.unstaged, self.state.failure_budget = plan.stages, plan.unstaged, plan.failure_budget
 
     async def _await_approval(self, stage: WaveStageState) -> None:
@@ -216,7 +215,7 @@ class PatchWave(Runbook):
         self._step("awaiting_approval", f"stage {stage.name} waits for someone other than {self.input.requested_by} to approve")
         await workflow.wait_condition(lambda: bool(stage.approved_by) or self._stopping())
 
-    async def _upgrade(self, stage: WaveStageState, entry: WaveClusterState) -> None:
+    async def _upgrade(self, entry: WaveClusterState) -> None:
         """One cluster: wait for its window, then its ClusterUpgrade as a child; count the outcome."""
         try:
             windows = [self.input.maintenance_windows[i] for i in entry.windows]
@@ -253,7 +252,8 @@ class PatchWave(Runbook):
                     parent_close_policy=workflow.ParentClosePolicy.ABANDON)
             except WorkflowAlreadyStartedError:
                 entry.status = "skipped"
-                entry.detail = f"busy: another operation holds {planning.operation_id(entry.name)}; retry it when that ends"
+                entry.detail = (f"busy: another operation holds {planning.operation_id(entry.name)}; a new wave takes it"
+                                " once that ends")
                 return
             except ChildWorkflowError as failure:
                 cause = failure.cause or failure  # the upgrade's own error says what stopped it
@@ -297,7 +297,7 @@ class PatchWave(Runbook):
                 continue
             entry.status, entry.detail = "upgrading", "starting"
             self.in_flight += 1
-            upgrades.append(asyncio.ensure_future(self._upgrade(stage, entry)))
+            upgrades.append(asyncio.ensure_future(self._upgrade(entry)))
         if upgrades:
             await asyncio.gather(*upgrades)
 

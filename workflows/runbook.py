@@ -14,7 +14,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from regatta import planning
@@ -100,6 +100,16 @@ class Runbook:
             heartbeat_timeout=timedelta(seconds=heartbeat) if heartbeat else None,
             retry_policy=QUICK_CALL,
         )
+
+    async def _call_or_refuse(self, activity: Activity, arg, result_type, *, error_type: str):
+        """A call whose non-retryable refusal (an unknown cluster, a wave that makes no sense) ends
+        the run at once with the activity's own type and message."""
+        try:
+            return await self._call(activity, arg, result_type)
+        except ActivityError as failure:
+            cause = failure.cause
+            raise ApplicationError(str(getattr(cause, "message", failure)), type=getattr(cause, "type", None) or error_type,
+                                   non_retryable=True) from None
 
     async def _audit(self, action: str, outcome: str, detail: str = "") -> None:
         self.audit_seq += 1
