@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.stack import UPGRADE_SETTINGS, BenchStack, PeakRss, fleet, machine  # noqa: E402
 from regatta.models import PatchWaveInput, PatchWaveResult  # noqa: E402
-from regatta.planning import operation_id  # noqa: E402
+from regatta.planning import operation_id, wave_id  # noqa: E402
 
 SAMPLE = 25  # children whose histories are read to count activities per upgrade
 
@@ -44,12 +44,12 @@ async def run(clusters: int, out: Path, *, concurrency: int, time_scale: float) 
                               upgrade_settings=UPGRADE_SETTINGS)
         with PeakRss(stack.worker.pid) as rss:
             started = time.perf_counter()
-            handle = await client.start_workflow("PatchWave", wave, id=f"wave-{wave.name}",
+            handle = await client.start_workflow("PatchWave", wave, id=wave_id(wave.name),
                                                  task_queue=stack.settings.task_queue, result_type=PatchWaveResult)
             result = await handle.result()
             ours = time.perf_counter() - started
         cpu_used = stack.cpu_used()
-        runs = [w async for w in client.list_workflows(f'WorkflowId = "wave-{wave.name}"')]
+        runs = [w async for w in client.list_workflows(f'WorkflowId = "{wave_id(wave.name)}"')]
         wave_events = [len((await client.get_workflow_handle(r.id, run_id=r.run_id).fetch_history()).events) for r in runs]
         sample = [spec.clusters[i * clusters // min(SAMPLE, clusters)].name for i in range(min(SAMPLE, clusters))]
         child_histories = [await client.get_workflow_handle(operation_id(name)).fetch_history() for name in sample]

@@ -66,7 +66,7 @@ async def start_operation(
 
 async def start_wave(settings: Settings, *, request: PatchWaveInput) -> WorkflowHandle:
     """Start a PatchWave under `wave-<name>`: one wave of a name runs at a time."""
-    return await _start(settings, workflow="PatchWave", operation_id=f"wave-{request.name}", request=request,
+    return await _start(settings, workflow="PatchWave", operation_id=planning.wave_id(request.name), request=request,
                         ticket=request.ticket, attributes=[], holding=f"wave {request.name}",
                         rule="one wave of a name runs at a time")
 

@@ -54,6 +54,11 @@ def operation_id(cluster: str) -> str:
     return f"cluster-{cluster}"
 
 
+def wave_id(name: str) -> str:
+    """The workflow id of a PatchWave: one wave of a name runs at a time (a schedule's runs add a timestamp)."""
+    return f"wave-{name}"
+
+
 # --------------------------------------------------------------------------- versions
 
 _TARGET = re.compile(r"^(\d+)\.(\d+)$")

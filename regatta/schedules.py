@@ -26,6 +26,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from regatta import planning
 from regatta.models import FleetSweepInput, PatchWaveInput
 from regatta.operations import OperationRefused
 from regatta.settings import Settings
@@ -81,7 +82,7 @@ async def create_patch_schedule(settings: Settings, *, name: str, wave: PatchWav
                                 paused: bool = False) -> str:
     wave = wave.model_copy(update={"start_only_outside_freezes": True})
     schedule = Schedule(
-        action=ScheduleActionStartWorkflow("PatchWave", wave, id=f"wave-{wave.name}", task_queue=settings.task_queue),
+        action=ScheduleActionStartWorkflow("PatchWave", wave, id=planning.wave_id(wave.name), task_queue=settings.task_queue),
         spec=ScheduleSpec(calendars=[window.calendar()], time_zone_name=window.timezone),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
         state=ScheduleState(paused=paused, note=f"patch wave {wave.name} to {wave.target_version}"),

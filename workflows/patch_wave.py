@@ -54,11 +54,6 @@ EXAMPLE = ('{"name": "nov-patch", "target_version": "1.31", "stages": [{"name": 
 FINISHED = ("succeeded", "halted", "aborted", "not_started", "failed")
 
 
-def wave_id(name: str) -> str:
-    """The workflow id of a wave: one wave of a name runs at a time."""
-    return f"wave-{name}"
-
-
 @workflow.defn(name="PatchWave")
 class PatchWave(Runbook):
     operation = "PatchWave"
@@ -76,7 +71,7 @@ class PatchWave(Runbook):
 
     @property
     def cluster_name(self) -> str:
-        return wave_id(self.input.name)  # wave-level audit lines are filed under the wave
+        return planning.wave_id(self.input.name)  # wave-level audit lines are filed under the wave
 
     @workflow.query
     def progress(self) -> PatchWaveProgress:

@@ -12,11 +12,10 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 
 from regatta.models import PatchWaveInput, PatchWaveProgress, PatchWaveResult
-from regatta.planning import operation_id
 from tests.conftest import set_faults, sim_report
 from tests.integration import conftest as integration
 from tests.integration.conftest import FAST
-from workflows.patch_wave import wave_id
+from regatta.planning import operation_id, wave_id
 
 UPGRADE = {k: v for k, v in FAST.items()}
 
