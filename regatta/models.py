@@ -767,7 +767,8 @@ class PatchWaveInput(Model):
                                               " new; leave it out")
 
 
-WaveClusterStatus = Literal["pending", "waiting_window", "upgrading", "succeeded", "failed", "skipped", "at_target"]
+WaveClusterStatus = Literal["pending", "waiting_window", "upgrading", "succeeded", "failed", "skipped", "at_target",
+                           "aborted"]
 
 
 class WaveClusterState(Model):

@@ -162,17 +162,18 @@ def render_plan(plan: WavePlan, console: Console) -> None:
 
 def _render_wave(progress: dict[str, Any], console: Console) -> None:
     table = Table()
-    for column in ("STAGE", "STATUS", "DONE", "UPGRADING", "WAITING", "FAILED", "SKIPPED", "APPROVED BY"):
+    for column in ("STAGE", "STATUS", "DONE", "UPGRADING", "WAITING", "FAILED", "ABORTED", "SKIPPED", "APPROVED BY"):
         table.add_column(column)
     notes = []
     for stage in progress["stages"]:
         count = {status: sum(1 for c in stage["clusters"] if c["status"] == status)
-                 for status in ("succeeded", "at_target", "upgrading", "waiting_window", "failed", "skipped")}
+                 for status in ("succeeded", "at_target", "upgrading", "waiting_window", "failed", "aborted", "skipped")}
         table.add_row(stage["name"], stage["status"], f"{count['succeeded'] + count['at_target']}/{len(stage['clusters'])}",
-                      str(count["upgrading"]), str(count["waiting_window"]), str(count["failed"]), str(count["skipped"]),
+                      str(count["upgrading"]), str(count["waiting_window"]), str(count["failed"]), str(count["aborted"]),
+                      str(count["skipped"]),
                       stage.get("approved_by") or "")
         notes += [f"{c['name']}: {c['status']} — {c['detail']}" for c in stage["clusters"]
-                  if c["status"] in ("waiting_window", "failed", "skipped")]
+                  if c["status"] in ("waiting_window", "failed", "aborted", "skipped")]
     console.print(table)
     for note in notes[:20]:
         console.print(f"  {note}")
@@ -251,7 +252,7 @@ async def follow(handle: WorkflowHandle, console: Console, *, interval: float = 
                     name = f"stage {stage['name']}"
                     if name not in bars:
                         bars[name] = bar.add_task(name, total=max(len(stage["clusters"]), 1), state="")
-                    finished = sum(1 for c in stage["clusters"] if c["status"] in ("succeeded", "at_target", "failed", "skipped"))
+                    finished = sum(1 for c in stage["clusters"] if c["status"] in ("succeeded", "at_target", "failed", "aborted", "skipped"))
                     bar.update(bars[name], completed=finished, state=stage["status"])
                 for pool in progress.get("pools", []):
                     name = f"pool {pool['name']}"

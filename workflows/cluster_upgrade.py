@@ -109,10 +109,21 @@ class ClusterUpgrade(Runbook):
 
     @workflow.update
     async def abort(self, request: ClusterUpgradeAbortInput) -> ClusterUpgradeProgress:
+        await self._request_abort(request)
+        return self.state
+
+    @workflow.signal(name="abort_from_wave")
+    async def abort_from_wave(self, request: ClusterUpgradeAbortInput) -> None:
+        """The wave this upgrade belongs to was aborted. A workflow can signal another but cannot
+        send it an Update, so this is the `abort` Update's twin without the validator: an upgrade
+        that has ended or is already stopping has nothing to do."""
+        if self.state.phase not in ("succeeded", "aborted", "failed") and not self.state.abort_requested:
+            await self._request_abort(request)
+
+    async def _request_abort(self, request: ClusterUpgradeAbortInput) -> None:
         self.state.abort_requested = True
         self.state.abort_reason = request.reason or None
         await self._audit("abort", "abort_requested", f"by {request.requested_by}: {request.reason}".rstrip(": "))
-        return self.state
 
     @abort.validator
     def validate_abort(self, request: ClusterUpgradeAbortInput) -> None:

@@ -10,8 +10,9 @@ monthly patch runbook says:
 3. Halt when more clusters have failed than the failure budget allows: nothing new starts,
    what runs finishes, and the result names every failure.
 
-Controls: pause and resume (nothing new starts while paused), abort (nothing new starts; the
-upgrades in flight run to their end, since each leaves its cluster consistent only there),
+Controls: pause and resume (nothing new starts while paused), abort (nothing new starts; each
+upgrade in flight is told to abort too, so it finishes the step it is in, returns cordoned nodes to
+service and stops: a cluster is consistent at a step boundary, not in the middle of one),
 approve a stage, skip a cluster with a reason, retry a failed cluster of the running stage. A cluster held by another operation is skipped
 with the name of that operation. Children are abandoned, not killed, if the wave itself is
 terminated: a half-drained cluster is worse than an unfinished wave.
@@ -23,7 +24,7 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, ChildWorkflowError, FailureError, WorkflowAlreadyStartedError
 
 from workflows.runbook import Runbook, parse_input
 
@@ -31,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from regatta import planning, wave_plan
     from regatta.models import (
         Activity,
+        ClusterUpgradeAbortInput,
         ClusterUpgradeInput,
         ClusterUpgradeResult,
         PatchWaveAbortInput,
@@ -68,6 +70,8 @@ class PatchWave(Runbook):
         self.audit_seq = 0
         self.in_flight = 0
         self.continuing = False
+        # The child upgrades of this run that have started, by cluster: an abort is passed on to them.
+        self.children: dict[str, workflow.ChildWorkflowHandle] = {}
 
     @property
     def cluster_name(self) -> str:
@@ -121,6 +125,7 @@ class PatchWave(Runbook):
     async def abort(self, request: PatchWaveAbortInput) -> PatchWaveProgress:
         self.state.abort_requested, self.state.abort_reason = True, request.reason or None
         await self._audit("abort", "abort_requested", f"by {request.requested_by}: {request.reason}".rstrip(": "))
+        await asyncio.gather(*(self._abort_child(cluster) for cluster in list(self.children)))
         return self.state
 
     @abort.validator
@@ -172,6 +177,15 @@ class PatchWave(Runbook):
         if stage.name != self.state.stage or stage.status != "running":
             raise ApplicationError(f"{request.cluster}'s stage {stage.name} is over; a new wave retries it (clusters at"
                                    " the target are skipped)", type="StageOver")
+
+    async def _abort_child(self, cluster: str) -> None:
+        """Pass the wave's abort on to one upgrade in flight (it stops after its current step)."""
+        request = ClusterUpgradeAbortInput(reason=f"wave {self.input.name} aborted: {self.state.abort_reason or 'no reason given'}",
+                                           requested_by=planning.wave_id(self.input.name))
+        try:
+            await self.children[cluster].signal("abort_from_wave", request)
+        except FailureError:
+            pass  # it ended meanwhile: nothing left to stop
 
     def _next_pending(self, stage: WaveStageState) -> WaveClusterState | None:
         return next((c for c in stage.clusters if c.status == "pending"), None)
@@ -242,9 +256,13 @@ class PatchWave(Runbook):
                                           strategy=self.input.strategy, ticket=self.input.ticket,
                                           requested_by=self.input.requested_by, **self.input.upgrade_settings)
             try:
-                result: ClusterUpgradeResult = await workflow.execute_child_workflow(
+                child = await workflow.start_child_workflow(
                     "ClusterUpgrade", request, id=planning.operation_id(entry.name), result_type=ClusterUpgradeResult,
                     parent_close_policy=workflow.ParentClosePolicy.ABANDON)
+                self.children[entry.name] = child
+                if self.state.abort_requested:  # the abort came while the child was being started
+                    await self._abort_child(entry.name)
+                result: ClusterUpgradeResult = await child
             except WorkflowAlreadyStartedError:
                 entry.status = "skipped"
                 entry.detail = (f"busy: another operation holds {planning.operation_id(entry.name)}; a new wave takes it"
@@ -262,9 +280,9 @@ class PatchWave(Runbook):
                                                 f" {self.state.failure_budget} (last: {entry.name}: {entry.detail})")
                 return
             # A success needs no words (the state is carried across runs: keep it small); an abort does.
-            entry.status, entry.detail = ("succeeded", "") if result.outcome == "succeeded" else \
-                ("skipped", f"its upgrade was aborted: {result.message}")
+            entry.status, entry.detail = ("succeeded", "") if result.outcome == "succeeded" else ("aborted", result.message)
         finally:
+            self.children.pop(entry.name, None)
             self.in_flight -= 1
 
     async def _run_stage(self, stage: WaveStageState) -> None:
