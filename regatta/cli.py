@@ -148,6 +148,49 @@ def sim(
     serve(world, host=host, port=port)
 
 
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@app.command("sim-clock")
+def sim_clock(
+    advance: Annotated[str | None, typer.Option(help="move the fleet's calendar forward, e.g. 90m, 2h, 3d")] = None,
+    set_to: Annotated[str | None, typer.Option("--set", help="set it, e.g. 2026-12-08T01:00:00Z")] = None,
+    wall: Annotated[bool, typer.Option("--wall", help="put it back on the wall clock")] = False,
+):
+    """Show or move the simulated fleet's calendar clock, which maintenance windows and freezes are
+    read against: open a window or end a freeze without waiting for it."""
+    import httpx
+
+    def body():
+        sim_url = Settings.from_env().sim_url
+        if not sim_url:
+            raise Refused("no simulator: REGATTA_SIM_URL is not set (a real fleet runs on the wall clock)")
+        change: dict[str, Any] = {}
+        if sum(x is not None and x is not False for x in (advance, set_to, wall)) > 1:
+            raise Refused("give one of --advance, --set or --wall")
+        if advance is not None:
+            number, unit = advance[:-1], advance[-1:]
+            if unit not in DURATION_UNITS or not number.replace(".", "", 1).isdigit():
+                raise Refused(f"--advance {advance!r}: give a number and a unit, e.g. 90m, 2h or 3d")
+            change = {"advance_seconds": float(number) * DURATION_UNITS[unit]}
+        elif set_to is not None:
+            change = {"now": set_to}
+        elif wall:
+            change = {"wall_clock": True}
+        try:
+            response = (httpx.post(f"{sim_url}/sim/clock", json=change, timeout=10) if change
+                        else httpx.get(f"{sim_url}/sim/clock", timeout=10))
+        except httpx.HTTPError as error:
+            raise Unreachable(f"the simulator at {sim_url} does not answer: {error}") from None
+        if response.status_code in (400, 422):
+            raise Refused(f"the simulator refused the clock change: {response.text}")
+        response.raise_for_status()
+        clock = response.json()
+        console.print(f"fleet clock: {clock['now']} (wall clock {clock['offset_seconds']:+.0f}s)")
+
+    _run(body)
+
+
 @app.command()
 def worker(metrics_port: Annotated[int, typer.Option(help="Prometheus metrics on 127.0.0.1:PORT; 0 turns them off")] = 9464):
     """Run the worker that hosts every workflow and activity on REGATTA_TASK_QUEUE."""
@@ -382,6 +425,7 @@ def wave_start(
     from pydantic import ValidationError
 
     from regatta import wave_plan
+    from regatta.fleet_clock import read_fleet_clock
     from regatta.models import PatchWaveInput
     from regatta.operations import follow, render_plan, start_wave
     from regatta.wave_file import WaveFileError, load_wave_file
@@ -406,7 +450,8 @@ def wave_start(
             raise Refused("say what to upgrade: --file wave.yaml, or --selector k=v,... --to X.Y")
         updates = {"requested_by": requested_by or getpass.getuser(), **({"ticket": ticket} if ticket else {})}
         wave = wave.model_copy(update=updates)
-        plan = wave_plan.plan_wave(wave, _inventory().list_clusters(), now=datetime.now(UTC))
+        # The same clock the wave will read: the simulator's for a simulated fleet.
+        plan = wave_plan.plan_wave(wave, _inventory().list_clusters(), now=read_fleet_clock(Settings.from_env().sim_url).now)
         if plan_only:
             render_plan(plan, console)
             return

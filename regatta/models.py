@@ -149,6 +149,7 @@ class Activity(StrEnum):
     PLAN_WAVE = "inventory.plan_wave"
     LIST_CLUSTER_NAMES = "inventory.list_cluster_names"
     SWEEP_CLUSTERS = "kube.sweep_clusters"
+    READ_FLEET_CLOCK = "fleet.read_clock"
     # disaster recovery
     GET_DR_PAIR = "inventory.get_dr_pair"
     RECORD_DR_SERVING = "inventory.record_dr_serving"
@@ -804,6 +805,15 @@ class WavePlan(Model):
 class PlanWave(Model):
     wave: PatchWaveInput
     now: datetime
+
+
+class FleetTime(Model):
+    """A reading of the fleet's calendar clock (regatta/fleet_clock.py)."""
+
+    now: datetime
+    recheck_seconds: float | None = Field(default=None, description="None: the wall clock, which Temporal's timers"
+                                          " follow; else a clock that may jump (the simulator's), to be read again"
+                                          " this often while anything waits on it")
 
 
 class PatchWaveProgress(Model):

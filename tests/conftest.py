@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from datetime import datetime
 from dataclasses import replace
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -109,6 +110,19 @@ def sim_report(simulator: BackgroundSimulator, cluster: str) -> dict:
 
 def set_faults(simulator: BackgroundSimulator, cluster: str, **faults) -> None:
     httpx.post(f"{simulator.url}/sim/faults", json={"cluster": cluster, **faults}, timeout=10).raise_for_status()
+
+
+@pytest.fixture
+def sim_clock(simulator: BackgroundSimulator):
+    """Move the simulated fleet's calendar clock (windows, freezes); back on the wall clock afterwards."""
+
+    def move(**change) -> datetime:
+        response = httpx.post(f"{simulator.url}/sim/clock", json=change, timeout=10)
+        response.raise_for_status()
+        return datetime.fromisoformat(response.json()["now"])
+
+    yield move
+    move(wall_clock=True)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.cloud import CloudActivities
+from activities.fleet_clock import FleetClockActivities
 from activities.inventory import InventoryActivities
 from activities.kube import KubeActivities
 from activities.traffic import TrafficActivities
@@ -53,7 +54,8 @@ def build_worker(
     connections = ClusterConnections(sim_url=settings.sim_url)
     traffic = HttpTrafficManager(settings.traffic_endpoint) if settings.traffic_endpoint else None
     activities = activity_functions(
-        CloudActivities(connections), KubeActivities(connections, inventory), InventoryActivities(inventory), TrafficActivities(traffic)
+        CloudActivities(connections), KubeActivities(connections, inventory), InventoryActivities(inventory),
+        TrafficActivities(traffic), FleetClockActivities(settings.sim_url),
     )
     return Worker(
         client,

@@ -21,12 +21,12 @@ terminated: a half-drained cluster is worse than an unfinished wave.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, ChildWorkflowError, FailureError, WorkflowAlreadyStartedError
 
-from workflows.runbook import Runbook, parse_input
+from workflows.runbook import QUICK_CALL, Runbook, parse_input
 
 with workflow.unsafe.imports_passed_through():
     from regatta import planning, wave_plan
@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         ClusterUpgradeAbortInput,
         ClusterUpgradeInput,
         ClusterUpgradeResult,
+        FleetTime,
         PatchWaveAbortInput,
         PatchWaveApproveInput,
         PatchWaveInput,
@@ -72,6 +73,10 @@ class PatchWave(Runbook):
         self.continuing = False
         # The child upgrades of this run that have started, by cluster: an abort is passed on to them.
         self.children: dict[str, workflow.ChildWorkflowHandle] = {}
+        self.reads_fleet_clock = True
+        self.clock: FleetTime | None = None  # the last reading of the fleet's calendar clock
+        self.clock_read_at = datetime.min
+        self.controls = 0  # counts operator controls, so a wave waiting for a window wakes on any
 
     @property
     def cluster_name(self) -> str:
@@ -88,6 +93,7 @@ class PatchWave(Runbook):
         stage = self._stage()
         stage.approved_by = request.approver
         await self._audit("approve", "approved", f"stage {stage.name} by {request.approver}: {request.comment}".rstrip(": "))
+        self.controls += 1
         return self.state
 
     @approve.validator
@@ -101,6 +107,7 @@ class PatchWave(Runbook):
     async def pause(self, request: PatchWavePauseInput) -> PatchWaveProgress:
         self.state.paused, self.state.pause_reason = True, request.reason or None
         await self._audit("pause", "paused", f"by {request.requested_by}: {request.reason}".rstrip(": "))
+        self.controls += 1
         return self.state
 
     @pause.validator
@@ -113,6 +120,7 @@ class PatchWave(Runbook):
     async def resume(self, request: PatchWaveResumeInput) -> PatchWaveProgress:
         self.state.paused, self.state.pause_reason = False, None
         await self._audit("resume", "resumed", f"by {request.requested_by}")
+        self.controls += 1
         return self.state
 
     @resume.validator
@@ -126,6 +134,7 @@ class PatchWave(Runbook):
         self.state.abort_requested, self.state.abort_reason = True, request.reason or None
         await self._audit("abort", "abort_requested", f"by {request.requested_by}: {request.reason}".rstrip(": "))
         await asyncio.gather(*(self._abort_child(cluster) for cluster in list(self.children)))
+        self.controls += 1
         return self.state
 
     @abort.validator
@@ -139,6 +148,7 @@ class PatchWave(Runbook):
         entry = self._entry(request.cluster)
         entry.status, entry.detail = "skipped", f"skipped by {request.requested_by}: {request.reason}"
         await self._audit("skip", "skipped", f"{request.cluster} by {request.requested_by}: {request.reason}")
+        self.controls += 1
         return self.state
 
     @skip.validator
@@ -159,6 +169,7 @@ class PatchWave(Runbook):
         entry.status, entry.detail = "pending", f"retry asked by {request.requested_by} after: {entry.detail}"
         self.state.failed -= 1
         await self._audit("retry", "resumed", f"{request.cluster} by {request.requested_by}")
+        self.controls += 1
         return self.state
 
     @retry.validator
@@ -213,7 +224,8 @@ class PatchWave(Runbook):
         self._step("planning", "planning the wave over the inventory")
         try:
             plan: WavePlan = await self._call_or_refuse(
-                Activity.PLAN_WAVE, PlanWave(wave=self.input, now=workflow.now()), WavePlan, error_type="InvalidWave")
+                Activity.PLAN_WAVE, PlanWave(wave=self.input, now=await self._fleet_now()), WavePlan,
+                error_type="InvalidWave")
         except ApplicationError:
             self._step("failed", "planning the wave")
             raise
@@ -224,33 +236,66 @@ class PatchWave(Runbook):
         self._step("awaiting_approval", f"stage {stage.name} waits for someone other than {self.input.requested_by} to approve")
         await workflow.wait_condition(lambda: bool(stage.approved_by) or self._stopping())
 
-    async def _upgrade(self, entry: WaveClusterState) -> None:
-        """One cluster: wait for its window, then its ClusterUpgrade as a child; count the outcome."""
-        try:
-            windows = [self.input.maintenance_windows[i] for i in entry.windows]
-            while True:
-                now = workflow.now()
-                start = wave_plan.next_start(windows=windows, freezes=self.input.freezes, after=now)
-                if start is None:
-                    entry.status, entry.detail = "skipped", "no maintenance window opens outside the freezes within a year"
-                    return
-                if start <= now:
-                    break
+    async def _fleet_now(self) -> datetime:
+        """The fleet's calendar time, for windows and freezes. A real fleet's clock is the wall
+        clock Temporal's timers follow: read once, then Temporal's own time. A simulated fleet's
+        clock may be moved (to open a window in a test or a demo): it is read again once it is
+        `recheck_seconds` old."""
+        if not self.reads_fleet_clock:  # a run that began before waves read the fleet's clock
+            return workflow.now()
+        clock = self.clock
+        if clock is None or (clock.recheck_seconds is not None
+                             and workflow.now() - self.clock_read_at >= timedelta(seconds=clock.recheck_seconds)):
+            clock = self.clock = await workflow.execute_activity(
+                Activity.READ_FLEET_CLOCK, result_type=FleetTime, start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=QUICK_CALL)
+            self.clock_read_at = workflow.now()
+        if clock.recheck_seconds is None:
+            return workflow.now()
+        return clock.now + (workflow.now() - self.clock_read_at)
+
+    async def _next_in_window(self, stage: WaveStageState) -> tuple[WaveClusterState | None, datetime | None]:
+        """The first cluster of the stage that may start now: not started, inside one of its
+        maintenance windows and outside every freeze. Else None and when the earliest one may:
+        the others are marked waiting, with the time they will start."""
+        waiting = [c for c in stage.clusters if c.status in ("pending", "waiting_window")]
+        if not self.input.maintenance_windows and not self.input.freezes:
+            return (waiting[0] if waiting else None), None  # no calendar: every cluster may start now
+        now, earliest = await self._fleet_now(), None
+        for entry in waiting:
+            if entry.status == "waiting_window" and entry.earliest_start is not None and entry.earliest_start > now:
+                start: datetime | None = entry.earliest_start  # still ahead: no need to work it out again
+            else:
+                start = wave_plan.next_start(windows=[self.input.maintenance_windows[i] for i in entry.windows],
+                                             freezes=self.input.freezes, after=now)
+            if start is None:
+                entry.status, entry.detail = "skipped", "no maintenance window opens outside the freezes within a year"
+            elif start <= now:
+                return entry, None
+            else:
                 entry.status, entry.earliest_start = "waiting_window", start
                 entry.detail = f"waits for its maintenance window: starts {start.isoformat()}"
-                try:
-                    await workflow.wait_condition(lambda: self._stopping() or entry.status == "skipped",
-                                                  timeout=start - now)
-                except TimeoutError:
-                    continue
-                if entry.status != "skipped":
-                    entry.status, entry.detail = "pending", "not started"  # the wave stopped or moves to a new run
-                return
-            if entry.status == "skipped":
-                return
-            if self._stopping():
-                entry.status, entry.detail = "pending", "not started"
-                return
+                earliest = start if earliest is None else min(earliest, start)
+        return None, earliest
+
+    async def _wait_for_window(self, opens: datetime | None) -> None:
+        """Sleep until the next window opens (or the simulated clock is due another look); an
+        operator's control wakes the wave at once."""
+        if opens is None:  # nothing waits: every remaining cluster was skipped
+            return
+        timeout = opens - await self._fleet_now()
+        if self.clock is not None and self.clock.recheck_seconds is not None:
+            timeout = min(timeout, timedelta(seconds=self.clock.recheck_seconds))
+        controls = self.controls
+        try:
+            await workflow.wait_condition(lambda: self._stopping() or self.controls != controls,
+                                          timeout=max(timeout, timedelta(seconds=1)))
+        except TimeoutError:
+            pass
+
+    async def _upgrade(self, entry: WaveClusterState) -> None:
+        """One cluster's ClusterUpgrade as a child; count the outcome."""
+        try:
             entry.status, entry.detail = "upgrading", f"ClusterUpgrade {planning.operation_id(entry.name)}"
             request = ClusterUpgradeInput(cluster=entry.name, target_version=self.input.target_version,
                                           strategy=self.input.strategy, ticket=self.input.ticket,
@@ -285,19 +330,20 @@ class PatchWave(Runbook):
             self.children.pop(entry.name, None)
             self.in_flight -= 1
 
+    def _left(self, stage: WaveStageState) -> bool:
+        return any(c.status in ("pending", "waiting_window") for c in stage.clusters)
+
     async def _run_stage(self, stage: WaveStageState) -> None:
-        """Start the stage's pending clusters as slots free up, until none is left and none runs
-        (a retried cluster becomes pending again and is picked up here)."""
+        """Start the stage's clusters as slots free up and their windows open, until none is left
+        and none runs (a retried cluster becomes pending again and is picked up here)."""
         stage.status = "running"
         self._step("running", f"stage {stage.name}: upgrading up to {stage.concurrency} clusters at once")
         upgrades = []
         while not self._stopping():
-            entry = self._next_pending(stage)
-            if entry is None:
+            if not self._left(stage):
                 if self.in_flight == 0:
                     break
-                await workflow.wait_condition(
-                    lambda: self.in_flight == 0 or self._next_pending(stage) is not None or self._stopping())
+                await workflow.wait_condition(lambda: self.in_flight == 0 or self._left(stage) or self._stopping())
                 continue
             if self._history_full():
                 self.continuing = True  # start nothing more here; the next run starts the rest
@@ -306,11 +352,17 @@ class PatchWave(Runbook):
                 lambda: self._stopping() or (not self.state.paused and self.in_flight < stage.concurrency))
             if self._stopping():
                 break
-            if entry.status != "pending":  # skipped while it waited for a slot
+            entry, opens = await self._next_in_window(stage)
+            if entry is None:
+                await self._wait_for_window(opens)
                 continue
             entry.status, entry.detail = "upgrading", "starting"
             self.in_flight += 1
             upgrades.append(asyncio.ensure_future(self._upgrade(entry)))
+        if not self.continuing:  # stopped: what waited was never started
+            for entry in stage.clusters:
+                if entry.status == "waiting_window":
+                    entry.status, entry.detail = "pending", "not started"
         if upgrades:
             await asyncio.gather(*upgrades)
 
@@ -319,13 +371,15 @@ class PatchWave(Runbook):
     @workflow.run
     async def run(self, input: PatchWaveInput | dict) -> PatchWaveResult:
         self.state.operation_id = workflow.info().workflow_id
+        # Waves started before the fleet clock existed replay without reading it (tests/histories).
+        self.reads_fleet_clock = workflow.patched("fleet-clock")
         if self.input_error:
             self._step("failed", "reading the input")
             raise ApplicationError(self.input_error, type="InvalidInput", non_retryable=True)
         if self.input.carried is None:
             workflow.upsert_search_attributes([OPERATION.value_set(self.operation),
                                                *([TICKET.value_set(self.input.ticket)] if self.input.ticket else [])])
-            freeze = wave_plan.freeze_at(self.input.freezes, workflow.now())
+            freeze = wave_plan.freeze_at(self.input.freezes, await self._fleet_now())
             if self.input.start_only_outside_freezes and freeze is not None:
                 self.state.message = f"not started: the freeze {freeze.name} is in force until {freeze.end.isoformat()}"
                 self._step("not_started", "done")

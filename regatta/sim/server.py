@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from dataclasses import fields
+from datetime import datetime
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -50,6 +51,19 @@ class BackupRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     cluster: str
     name: str | None = None
+
+
+class ClockChange(BaseModel):
+    """Body of POST /sim/clock: move the fleet's calendar clock forward, or set it (or back to the wall clock)."""
+
+    model_config = ConfigDict(extra="forbid")
+    advance_seconds: float | None = None
+    now: datetime | None = None
+    wall_clock: bool = False
+
+
+# How often a workflow that waits on the simulated clock reads it again: it may jump at any time.
+CLOCK_RECHECK_SECONDS = 1.0
 
 
 # The simulator's refusals in the names EKS gives them, so botocore retries what it would retry.
@@ -141,6 +155,29 @@ def create_app(world: World) -> FastAPI:
         name = request.name or f"scheduled-{cluster.name}-{next(cluster.seq)}"[:63]
         backup = world.take_backup(cluster, name)
         return {"cluster": cluster.name, "name": name, "completed_at": backup["completed_at"]}
+
+    def clock() -> dict:
+        return {"now": world.calendar_now().isoformat(), "offset_seconds": world.clock_offset_seconds,
+                "recheck_seconds": CLOCK_RECHECK_SECONDS}
+
+    @app.get("/sim/clock")
+    async def read_clock():
+        return clock()
+
+    @app.post("/sim/clock")
+    async def move_clock(change: ClockChange):
+        """Move the fleet's calendar (maintenance windows, freezes): the wall clock plus an offset."""
+        if sum((change.advance_seconds is not None, change.now is not None, change.wall_clock)) != 1:
+            raise SimError(400, "InvalidParameterException", "give exactly one of advance_seconds, now or wall_clock: true")
+        if change.now is not None and change.now.tzinfo is None:
+            raise SimError(400, "InvalidParameterException", "give now with a time zone, e.g. 2026-12-08T01:00:00Z")
+        if change.wall_clock:
+            world.clock_offset_seconds = 0.0
+        elif change.advance_seconds is not None:
+            world.clock_offset_seconds += change.advance_seconds
+        else:
+            world.clock_offset_seconds = (change.now - world.calendar_now()).total_seconds() + world.clock_offset_seconds
+        return clock()
 
     @app.post("/sim/time-scale")
     async def set_time_scale(scale: float):

@@ -17,6 +17,7 @@ import itertools
 import random
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from regatta import planning
@@ -212,6 +213,9 @@ class World:
         self.unreachable_regions: set[str] = set()
         # The traffic manager: service → {"weights": {cluster: weight}, "changes": [...]}.
         self.traffic: dict[str, dict] = {}
+        # The fleet's calendar clock runs this far ahead of the wall clock: a test or a demo moves
+        # it to open a maintenance window or end a freeze without waiting for one.
+        self.clock_offset_seconds = 0.0
         self.random = random.Random(seed)
         self._tasks: set[asyncio.Task] = set()
         self._uids = itertools.count(1)
@@ -220,6 +224,10 @@ class World:
 
     def now(self) -> float:
         return time.monotonic()
+
+    def calendar_now(self) -> datetime:
+        """What time it is for the simulated fleet: maintenance windows and freezes are read against this."""
+        return datetime.now(UTC) + timedelta(seconds=self.clock_offset_seconds)
 
     def scaled(self, cluster: Cluster, seconds: float) -> float:
         scale = cluster.time_scale if cluster.time_scale is not None else self.time_scale

@@ -292,3 +292,38 @@ freezes: [{{name: launch, start: "{(now - timedelta(hours=1)).isoformat()}", end
         assert f"/{2 * 29}" in table.stdout
     finally:
         await regatta(queue_settings, "schedule", "delete", "fleet-sweep")
+
+
+async def test_sim_clock_moves_the_calendar_that_plans_read_and_refuses_nonsense(
+        queue_settings, add_cluster, simulator, sim_clock, tmp_path):
+    import uuid
+
+    tag = uuid.uuid4().hex[:6]
+    cluster = add_cluster("wvclk", env="prod", labels={"wave": tag}, pools=1, nodes=1)
+    wave = tmp_path / "wave.yaml"
+    wave.write_text(f"""\
+name: clock-{tag}
+target_version: "1.31"
+selector: {{labels: {{wave: {tag}}}}}
+stages: [{{name: prod}}]
+maintenance_windows: [{{days: [tue], start: "02:00", duration_minutes: 60, timezone: UTC}}]
+""")
+    set_to = await regatta(queue_settings, "sim-clock", "--set", "2026-12-07T23:00:00Z")  # a Monday night
+    assert set_to.returncode == 0 and "fleet clock: 2026-12-07T23:00" in set_to.stdout
+    plan = await regatta(queue_settings, "wave", "start", "--file", str(wave), "--plan-only")
+    assert plan.returncode == 0 and cluster in plan.stdout and "2026-12-08 02:00" in plan.stdout, plan.stdout
+    moved = await regatta(queue_settings, "sim-clock", "--advance", "4h")  # Tuesday 03:00, inside the window
+    assert moved.returncode == 0 and "fleet clock: 2026-12-08T03:00" in moved.stdout
+    plan = await regatta(queue_settings, "wave", "start", "--file", str(wave), "--plan-only")
+    assert plan.returncode == 0 and "2026-12-08 03:00" in plan.stdout, plan.stdout
+
+    unit = await regatta(queue_settings, "sim-clock", "--advance", "2 weeks")
+    assert unit.returncode == 2 and "e.g. 90m, 2h or 3d" in unit.stderr
+    both = await regatta(queue_settings, "sim-clock", "--advance", "2h", "--wall")
+    assert both.returncode == 2 and "one of --advance, --set or --wall" in both.stderr
+    naive = await regatta(queue_settings, "sim-clock", "--set", "2026-12-08T03:00:00")
+    assert naive.returncode == 2 and "with a time zone" in naive.stderr
+    real = await regatta(queue_settings, "sim-clock", env={"REGATTA_SIM_URL": ""})
+    assert real.returncode == 2 and "a real fleet runs on the wall clock" in real.stderr
+    back = await regatta(queue_settings, "sim-clock", "--wall")
+    assert back.returncode == 0 and "wall clock +0s" in back.stdout

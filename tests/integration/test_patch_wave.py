@@ -126,6 +126,56 @@ async def test_a_cluster_outside_its_window_waits_visibly_and_can_be_skipped(cli
     assert result.outcome == "succeeded" and result.counts == {"skipped": 1}
 
 
+async def wave_entries(handle) -> dict[str, object]:
+    progress = await handle.query("progress", result_type=PatchWaveProgress)
+    return {c.name: c for stage in progress.stages for c in stage.clusters}
+
+
+async def wait_for_status(handle, cluster: str, status: str, timeout: float = 60):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        entry = (await wave_entries(handle)).get(cluster)
+        if entry is not None and entry.status == status:
+            return entry
+        assert asyncio.get_running_loop().time() < deadline, f"{cluster} is {entry and entry.status}, not {status}"
+        await asyncio.sleep(0.1)
+
+
+async def test_clusters_start_when_the_fleet_clock_reaches_their_window_and_the_freeze_has_ended(
+        client, worker, task_queue, fleet, simulator, sim_clock):
+    """Windows and freezes are read against the fleet's clock, which the simulator lets the test
+    move: nothing here sleeps until a real window opens."""
+    sim_clock(now="2026-12-07T00:30:00+00:00")  # a Monday; Berlin is UTC+1 in December
+    berlin, late = fleet("prod", 1), fleet("prod", 1, prefix="wvlate")
+    request = wave_request(fleet.tag, [{"name": "prod", "selector": {"environment": "prod"}, "concurrency": 2}],
+                           maintenance_windows=[
+                               {"name": "eu-night", "applies_to": {"clusters": berlin}, "days": ["mon"], "start": "02:00",
+                                "duration_minutes": 60, "timezone": "Europe/Berlin"},
+                               {"name": "late", "applies_to": {"clusters": late}, "days": ["mon"], "start": "03:00",
+                                "duration_minutes": 60, "timezone": "UTC"}],
+                           freezes=[{"name": "db-migration", "start": "2026-12-07T00:00:00Z", "end": "2026-12-07T01:30:00Z"}])
+    handle = await start_wave(client, task_queue, request)
+    # The Berlin window opens at 01:00Z but the freeze holds it until 01:30Z; the other opens at 03:00Z.
+    first = await wait_for_status(handle, berlin[0], "waiting_window")
+    assert first.earliest_start == datetime(2026, 12, 7, 1, 30, tzinfo=UTC) and "starts 2026-12-07T01:30:00+00:00" in first.detail
+    assert (await wait_for_status(handle, late[0], "waiting_window")).earliest_start == datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
+
+    sim_clock(now="2026-12-07T01:10:00+00:00")  # inside the Berlin window, but the freeze is still on
+    await asyncio.sleep(2.5)  # longer than the simulated clock's recheck: the wave has looked again
+    assert {c.status for c in (await wave_entries(handle)).values()} == {"waiting_window"}
+    assert sim_report(simulator, berlin[0])["clusters"][berlin[0]]["control_plane_version"] == "1.30"
+
+    sim_clock(now="2026-12-07T01:31:00+00:00")  # the freeze has ended, the Berlin window is open
+    await wait_for_status(handle, berlin[0], "succeeded")
+    assert (await wave_entries(handle))[late[0]].status == "waiting_window"
+    assert sim_report(simulator, late[0])["clusters"][late[0]]["control_plane_version"] == "1.30"
+
+    sim_clock(advance_seconds=90 * 60)  # 03:01Z: the late window is open
+    result = await handle.result()
+    assert result.outcome == "succeeded" and result.counts == {"succeeded": 2}
+    assert sim_report(simulator, late[0])["clusters"][late[0]]["control_plane_version"] == "1.31"
+
+
 async def test_a_freeze_keeps_every_cluster_waiting_until_it_ends_and_abort_stops_the_wave(client, worker, task_queue, fleet):
     now = datetime.now(UTC)
     fleet("dev", 2)

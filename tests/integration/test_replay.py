@@ -127,6 +127,27 @@ async def test_a_fresh_patch_wave_history_with_approval_and_a_halt_replays(clien
         save("patch_wave_approved_then_halted", handle, history)
 
 
+async def test_a_fresh_patch_wave_history_with_a_window_opened_by_the_fleet_clock_replays(
+        client, worker, task_queue, add_cluster, sim_clock, request):
+    import uuid
+
+    from tests.integration.test_patch_wave import start_wave, wait_for_status, wave_request
+
+    tag = uuid.uuid4().hex[:6]
+    name = add_cluster("rpww", env="prod", labels={"wave": tag}, pools=1, nodes=2)
+    sim_clock(now="2026-12-07T00:30:00+00:00")
+    handle = await start_wave(client, task_queue, wave_request(tag, [{"name": "prod"}], maintenance_windows=[
+        {"days": ["mon"], "start": "01:00", "duration_minutes": 60}]))
+    await wait_for_status(handle, name, "waiting_window")
+    sim_clock(advance_seconds=1800)
+    result = await handle.result()
+    assert result.outcome == "succeeded" and result.counts == {"succeeded": 1}
+    history = await handle.fetch_history()
+    await REPLAYER.replay_workflow(history)
+    if request.config.getoption("--record-histories"):
+        save("patch_wave_window_opened_by_the_fleet_clock", handle, history)
+
+
 async def test_a_fresh_fleet_sweep_history_replays_and_the_sweep_records_capacity(client, worker, task_queue, add_cluster,
                                                                                   inventory, request):
     import uuid
