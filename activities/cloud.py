@@ -69,7 +69,7 @@ class CloudActivities:
         with translated_failures():
             return self.connections.provider(request.cluster).start_node_pool_upgrade(
                 request.cluster, node_pool=request.node_pool, version=request.target_version,
-                request_token=request.request_token,
+                node_image=request.node_image, request_token=request.request_token,
             )
 
     @activity.defn(name=Activity.CREATE_NODE_POOL)

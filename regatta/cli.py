@@ -279,6 +279,8 @@ def upgrade_start(
     cluster: Annotated[str, typer.Argument(help="cluster name, as `regatta clusters list` shows it")],
     to: Annotated[str, typer.Option("--to", help="target Kubernetes version, one minor above the control plane, e.g. 1.31")],
     strategy: Annotated[StrategyChoice, typer.Option(help="surge (the cloud replaces nodes) or blue_green (new pool, we drain the old)")] = StrategyChoice.surge,
+    node_image: Annotated[str | None, typer.Option(help="also roll every node pool onto this node image of --to (EKS AMI"
+                                                         " release version, GKE node version, AKS node image version)")] = None,
     ticket: Annotated[str | None, typer.Option(help="change ticket this upgrade is done under")] = None,
     wait: Annotated[bool, typer.Option(help="follow progress until the upgrade ends")] = False,
     requested_by: Annotated[str | None, typer.Option(help="who asks (default: $USER)")] = None,
@@ -298,15 +300,20 @@ def upgrade_start(
         from pydantic import ValidationError
 
         record = _inventory().get_cluster(cluster)
+        if node_image is not None and (problem := planning.node_image_problem(record.provider, node_image, to)):
+            raise Refused(f"--node-image: {problem}")
         # The worker re-checks against the live cluster; this catches the obvious at once.
-        planning.plan_upgrade_scope(control_plane=record.control_plane_version, node_pools=record.node_pools, target=to)
+        planning.plan_upgrade_scope(control_plane=record.control_plane_version, node_pools=record.node_pools, target=to,
+                                    node_image=node_image)
         try:
             request = ClusterUpgradeInput(cluster=cluster, target_version=to, strategy=strategy.value, ticket=ticket,
-                                          requested_by=requested_by or getpass.getuser(), **overrides)
+                                          requested_by=requested_by or getpass.getuser(),
+                                          node_images={record.provider: node_image} if node_image else {}, **overrides)
         except ValidationError as error:
             raise Refused(str(error)) from None
+        onto = f" on node image {node_image}" if node_image else ""
         await _start(workflow="ClusterUpgrade", cluster=record, request=request, ticket=ticket, wait=wait,
-                     headline=f"{cluster} to {to} by {strategy.value}")
+                     headline=f"{cluster} to {to}{onto} by {strategy.value}")
 
     _run(body())
 

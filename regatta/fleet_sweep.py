@@ -21,7 +21,7 @@ def records_from_fleet(fleet: FleetSpec, *, credential_ref: str = "default") -> 
             name=c.name, provider=c.provider, region=c.region, environment=c.environment, labels=c.labels,
             control_plane_version=planning.format_version(planning.minor_version(c.version)),
             node_pools=[NodePool(name=p.name, version=p.version or c.version, node_count=p.nodes, node_size=p.node_size,
-                                 labels=p.labels) for p in c.node_pools],
+                                 labels=p.labels, node_image=p.node_image) for p in c.node_pools],
             credential_ref=credential_ref,
         )
         for c in fleet.clusters

@@ -31,6 +31,9 @@ class NodePool(Model):
     name: str
     version: str
     node_count: int
+    # The cloud's image for the pool's nodes: EKS's AMI release version (1.31.2-20261101), GKE's
+    # full node version (1.31.5-gke.1200), AKS's node image version. None where there is none.
+    node_image: str | None = None
     node_size: str = "m5.large"
     labels: dict[str, str] = Field(default_factory=dict)
 
@@ -177,6 +180,7 @@ class StartNodePoolUpgrade(Model):
     node_pool: str
     target_version: str
     request_token: str
+    node_image: str | None = Field(default=None, description="the image to roll onto; None: the cloud's newest for the version")
 
 
 class CreateNodePool(Model):
@@ -293,6 +297,9 @@ class ClusterUpgradeInput(Model):
     strategy: Strategy = "surge"
     ticket: str | None = None
     requested_by: str = "temporal-ui"
+    node_images: dict[ProviderKind, str] = Field(
+        default_factory=dict, description="roll node pools onto this node image, per cloud (e.g. {\"eks\":"
+        " \"1.31.2-20261101\"}), at target_version; a pool already on it is left alone")
     # Every timeout an operator may need to tune is a named field with a default.
     max_unavailable: int = Field(default=1, ge=1, description="nodes drained at once in blue_green")
     drain_timeout_seconds: float = Field(default=900, gt=0)
@@ -315,6 +322,8 @@ class PoolProgress(Model):
     nodes_done: int = 0
     status: PoolStatus = "pending"
     replacement_pool: str | None = None
+    from_node_image: str | None = None
+    to_node_image: str | None = None
 
 
 class ClusterUpgradeProgress(Model):
@@ -323,6 +332,7 @@ class ClusterUpgradeProgress(Model):
     operation_id: str = ""
     cluster: str
     target_version: str
+    target_node_image: str | None = None
     strategy: Strategy
     phase: Literal[
         "preflight", "control_plane", "node_pools", "recording", "succeeded", "aborted", "failed"
@@ -749,6 +759,8 @@ class PatchWaveInput(Model):
 
     name: str = Field(min_length=1, max_length=80)
     target_version: str
+    node_images: dict[ProviderKind, str] = Field(default_factory=dict, description="also roll node pools onto these"
+                                                 " node images, per cloud; a cluster on them and the version is at target")
     strategy: Strategy = "surge"
     selector: ClusterSelector = Field(default_factory=ClusterSelector)
     stages: list[WaveStage] = Field(min_length=1)
@@ -796,6 +808,7 @@ class WavePlan(Model):
 
     wave: str
     target_version: str
+    node_images: dict[str, str] = Field(default_factory=dict)
     planned_at: datetime
     failure_budget: int = Field(description="failed clusters the wave tolerates; one more halts it")
     stages: list[WaveStageState]
@@ -822,6 +835,7 @@ class PatchWaveProgress(Model):
     operation_id: str = ""
     wave: str
     target_version: str
+    node_images: dict[str, str] = Field(default_factory=dict)
     phase: Literal["planning", "awaiting_approval", "running", "soaking", "succeeded", "halted", "aborted", "not_started",
                    "failed"] = "planning"
     step: str = "starting"

@@ -141,7 +141,8 @@ async def status(settings: Settings, operation_id: str) -> dict[str, Any]:
 def render_plan(plan: WavePlan, console: Console) -> None:
     """Which clusters go in which stage and when: `regatta wave start --plan-only`."""
     total = sum(len(stage.clusters) for stage in plan.stages)
-    console.print(f"[bold]{plan.wave}[/] to {plan.target_version}: {total} clusters in {len(plan.stages)} stages,"
+    images = f" (node images: {', '.join(f'{k} {v}' for k, v in sorted(plan.node_images.items()))})" if plan.node_images else ""
+    console.print(f"[bold]{plan.wave}[/] to {plan.target_version}{images}: {total} clusters in {len(plan.stages)} stages,"
                   f" failure budget {plan.failure_budget} (planned {plan.planned_at:%Y-%m-%d %H:%M} UTC)")
     table = Table()
     for column in ("STAGE", "CLUSTER", "STATUS", "EARLIEST START (UTC)", "NOTE"):
@@ -191,7 +192,8 @@ def render_status(described: dict[str, Any], console: Console) -> None:
         if "stages" in progress:
             pass  # a wave: its own table below
         elif "target_version" in progress:
-            console.print(f"  cluster {progress.get('cluster')} → {progress['target_version']} by {progress.get('strategy')}")
+            onto = f" on node image {progress['target_node_image']}" if progress.get("target_node_image") else ""
+            console.print(f"  cluster {progress.get('cluster')} → {progress['target_version']}{onto} by {progress.get('strategy')}")
         elif "source" in progress:
             drill = " (drill)" if progress.get("drill") else ""
             console.print(f"  service of {progress.get('cluster')}: {progress['source']} → {progress['target']}{drill}")
@@ -212,7 +214,9 @@ def render_status(described: dict[str, Any], console: Console) -> None:
                     value = value.get("name") or ", ".join(f"{k} → {v}" for k, v in value.items())
                 console.print(f"  {key.replace('_', ' ')}: {', '.join(value) if isinstance(value, list) else value}")
         if progress.get("stages"):
-            console.print(f"  wave {progress['wave']} → {progress['target_version']}: failure budget"
+            images = progress.get("node_images") or {}
+            onto = f" (node images: {', '.join(f'{k} {v}' for k, v in sorted(images.items()))})" if images else ""
+            console.print(f"  wave {progress['wave']} → {progress['target_version']}{onto}: failure budget"
                           f" {progress['failure_budget']}, {progress['failed']} failed")
             _render_wave(progress, console)
         if progress.get("pools"):

@@ -8,6 +8,7 @@ PDB arithmetic, so what Regatta predicts and what the fake API server enforces c
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -38,6 +39,10 @@ class IllegalVersionJump(PlanningError):
 
 class AlreadyAtVersion(PlanningError):
     error_type = "AlreadyAtVersion"
+
+
+class InvalidNodeImage(PlanningError):
+    error_type = "InvalidNodeImage"
 
 
 class SkewViolation(PlanningError):
@@ -99,15 +104,18 @@ class UpgradeScope:
     node_pools: tuple[str, ...]
 
 
-def plan_upgrade_scope(*, control_plane: str, node_pools: Sequence[NodePool], target: str) -> UpgradeScope:
-    """Refuse an illegal jump; otherwise say which parts still need the target version.
+def plan_upgrade_scope(*, control_plane: str, node_pools: Sequence[NodePool], target: str,
+                       node_image: str | None = None) -> UpgradeScope:
+    """Refuse an illegal jump; otherwise say which parts still need the target version (and,
+    when one is asked for, the target node image).
 
     Legal: the control plane is exactly one minor below the target, or already at it with
-    node pools behind (finishing an upgrade that stopped half way).
+    node pools behind (finishing an upgrade that stopped half way, or a new node image).
     """
     wanted = parse_target_version(target)
     current = minor_version(control_plane)
-    behind = tuple(pool.name for pool in node_pools if minor_version(pool.version) < wanted)
+    behind = tuple(pool.name for pool in node_pools
+                   if minor_version(pool.version) < wanted or (node_image is not None and pool.node_image != node_image))
     ahead = [pool for pool in node_pools if minor_version(pool.version) > wanted]
     if wanted < current or ahead:
         raise IllegalVersionJump(
@@ -117,7 +125,8 @@ def plan_upgrade_scope(*, control_plane: str, node_pools: Sequence[NodePool], ta
         )
     if wanted == current:
         if not behind:
-            raise AlreadyAtVersion(f"the control plane and every node pool already run {target}; nothing to do")
+            on = f" on node image {node_image}" if node_image is not None else ""
+            raise AlreadyAtVersion(f"the control plane and every node pool already run {target}{on}; nothing to do")
         return UpgradeScope(control_plane=False, node_pools=behind)
     if wanted[1] != current[1] + 1:
         step = format_version((current[0], current[1] + 1))
@@ -134,6 +143,22 @@ def plan_upgrade_scope(*, control_plane: str, node_pools: Sequence[NodePool], ta
             f" control plane; upgrade them to at least {floor} with target {format_version(current)} first"
         )
     return UpgradeScope(control_plane=True, node_pools=behind)
+
+
+def node_image_problem(provider: str, image: str, target: str) -> str | None:
+    """Why `image` cannot be a node image for `target` on `provider`'s clusters, if it cannot."""
+    if provider == "kubeconfig":
+        return "clusters on your own hardware (kubeconfig) have no cloud node image to roll; leave kubeconfig out"
+    if not image.strip():
+        return f"give the {provider} node image, e.g. {NODE_IMAGE_EXAMPLES[provider]}"
+    if provider in ("eks", "gke") and not image.startswith(f"{target}."):
+        return (f"{image} is not a node image of Kubernetes {target} on {provider.upper()}; it starts with the version,"
+                f" e.g. {NODE_IMAGE_EXAMPLES[provider]}")
+    return None
+
+
+NODE_IMAGE_EXAMPLES = {"eks": "1.31.2-20261101 (an AMI release version)", "gke": "1.31.5-gke.1200 (a node version)",
+                       "aks": "AKSUbuntu-2204gen2containerd-202611.20.0 (a node image version)"}
 
 
 def skew_violations(*, control_plane: str, node_versions: dict[str, str]) -> list[str]:
@@ -279,13 +304,18 @@ def decommission_blockers(labels: dict[str, str]) -> list[str]:
 # --------------------------------------------------------------------------- node pools and drains
 
 
-_REPLACEMENT_SUFFIX = re.compile(r"-v\d+-\d+$")
+_REPLACEMENT_SUFFIX = re.compile(r"-v\d+-\d+(-i[0-9a-f]{6})?$")
 
 
-def replacement_pool_name(pool: str, target: str) -> str:
-    """The blue/green pool that replaces `pool`: `general` → `general-v1-31`, `general-v1-30` → `general-v1-31`."""
+def replacement_pool_name(pool: str, target: str, node_image: str | None = None) -> str:
+    """The blue/green pool that replaces `pool`: `general` → `general-v1-31`, `general-v1-30` →
+    `general-v1-31`; onto a node image, a short digest of it tells the new pool from the old one
+    at the same version: `general-v1-31` → `general-v1-31-i4f2a9c`."""
     major, minor = parse_target_version(target)
-    return f"{_REPLACEMENT_SUFFIX.sub('', pool)}-v{major}-{minor}"
+    name = f"{_REPLACEMENT_SUFFIX.sub('', pool)}-v{major}-{minor}"
+    if node_image is not None:
+        name += f"-i{hashlib.sha256(node_image.encode()).hexdigest()[:6]}"
+    return name
 
 
 def plan_drain_batches(nodes: Sequence[NodeState], *, max_unavailable: int) -> list[list[str]]:

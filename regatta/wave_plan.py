@@ -29,7 +29,8 @@ from regatta.models import (
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # What a wave may tune in each cluster's upgrade; identity and target come from the wave itself.
-TUNABLE = frozenset(ClusterUpgradeInput.model_fields) - {"cluster", "target_version", "strategy", "ticket", "requested_by"}
+TUNABLE = frozenset(ClusterUpgradeInput.model_fields) - {"cluster", "target_version", "node_images", "strategy", "ticket",
+                                                          "requested_by"}
 
 
 class InvalidWave(planning.PlanningError):
@@ -55,6 +56,9 @@ def wave_problems(wave: PatchWaveInput) -> list[tuple[tuple[str | int, ...], str
         planning.parse_target_version(wave.target_version)
     except planning.PlanningError as error:
         problems.append((("target_version",), f"target_version: {error}"))
+    for provider, image in sorted(wave.node_images.items()):
+        if (problem := planning.node_image_problem(provider, image, wave.target_version)) is not None:
+            problems.append((("node_images", provider), f"node_images.{provider}: {problem}"))
     names = [stage.name for stage in wave.stages]
     for i, name in enumerate(names):
         if name in names[:i]:
@@ -160,10 +164,14 @@ def next_start(*, windows: Sequence[MaintenanceWindow], freezes: Sequence[Freeze
 # --------------------------------------------------------------------------- the plan
 
 
-def at_target(cluster: ClusterRecord, target: str) -> bool:
+def at_target(cluster: ClusterRecord, target: str, node_images: dict[str, str] | None = None) -> bool:
+    """The cluster runs the target version everywhere, and the wave's node image for its cloud
+    on every pool when the wave names one."""
     wanted = planning.parse_target_version(target)
+    image = (node_images or {}).get(cluster.provider)
     return (planning.minor_version(cluster.control_plane_version) >= wanted
-            and all(planning.minor_version(pool.version) >= wanted for pool in cluster.node_pools))
+            and all(planning.minor_version(pool.version) >= wanted for pool in cluster.node_pools)
+            and (image is None or all(pool.node_image == image for pool in cluster.node_pools)))
 
 
 def plan_wave(wave: PatchWaveInput, clusters: Sequence[ClusterRecord], *, now: datetime) -> WavePlan:
@@ -182,9 +190,11 @@ def plan_wave(wave: PatchWaveInput, clusters: Sequence[ClusterRecord], *, now: d
         if index is None:
             unstaged.append(cluster.name)
             continue
-        if at_target(cluster, wave.target_version):
+        if at_target(cluster, wave.target_version, wave.node_images):
+            image = wave.node_images.get(cluster.provider)
             entry = WaveClusterState(name=cluster.name, status="at_target",
-                                     detail=f"already runs {cluster.control_plane_version}")
+                                     detail=f"already runs {cluster.control_plane_version}"
+                                     + (f" on node image {image}" if image else ""))
         else:
             windows = applicable_windows(wave.maintenance_windows, cluster)
             start = next_start(windows=[wave.maintenance_windows[i] for i in windows], freezes=wave.freezes, after=now)
@@ -193,5 +203,5 @@ def plan_wave(wave: PatchWaveInput, clusters: Sequence[ClusterRecord], *, now: d
                                      " within a year")
         stages[index].clusters.append(entry)
     total = sum(len(stage.clusters) for stage in stages)
-    return WavePlan(wave=wave.name, target_version=wave.target_version, planned_at=now,
+    return WavePlan(wave=wave.name, target_version=wave.target_version, node_images=dict(wave.node_images), planned_at=now,
                     failure_budget=failure_budget(wave.failure_budget, total), stages=stages, unstaged=unstaged)

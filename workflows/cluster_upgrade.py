@@ -5,7 +5,8 @@ PodDisruptionBudget, the way an SRE's runbook does it:
    and node pools are not), no node would break the skew policy, no PDB forbids every
    eviction, the cluster is healthy.
 2. Upgrade the control plane; health gate.
-3. Each node pool that is behind, one at a time:
+3. Each node pool that is behind (on an older version, or not on the node image asked for), one
+   at a time:
    - surge: the cloud adds a new node, drains an old one, removes it; health gate.
    - blue_green: create a replacement pool at the target; health gate; cordon the old pool;
      drain it in batches of `max_unavailable` nodes, health gate after every batch; delete it.
@@ -66,6 +67,7 @@ class ClusterUpgrade(Runbook):
             cluster=self.input.cluster, target_version=self.input.target_version, strategy=self.input.strategy
         )
         self.ref: ClusterRef | None = None
+        self.node_image: str | None = None  # the node image asked for this cluster's cloud, if any
         self.from_version = ""
         self.audit_seq = 0
 
@@ -158,8 +160,13 @@ class ClusterUpgrade(Runbook):
         inspection: ClusterInspection = await self._call(Activity.INSPECT_CLUSTER, self.ref, ClusterInspection)
         self.from_version = state.control_plane_version
         try:
+            if self.node_image is not None:
+                problem = planning.node_image_problem(self.ref.provider, self.node_image, self.input.target_version)
+                if problem is not None:
+                    raise planning.InvalidNodeImage(f"node_images.{self.ref.provider}: {problem}")
             scope = planning.plan_upgrade_scope(
-                control_plane=state.control_plane_version, node_pools=state.node_pools, target=self.input.target_version
+                control_plane=state.control_plane_version, node_pools=state.node_pools, target=self.input.target_version,
+                node_image=self.node_image,
             )
             skew = planning.skew_violations(
                 control_plane=state.control_plane_version, node_versions={n.name: n.version for n in inspection.nodes}
@@ -184,7 +191,8 @@ class ClusterUpgrade(Runbook):
         self.state.control_plane = "pending" if scope.control_plane else "skipped"
         self.state.pools = [
             PoolProgress(name=name, from_version=pools[name].version, to_version=self.input.target_version,
-                         strategy=self.input.strategy, nodes_total=pools[name].node_count)
+                         strategy=self.input.strategy, nodes_total=pools[name].node_count,
+                         from_node_image=pools[name].node_image, to_node_image=self.node_image)
             for name in scope.node_pools
         ]
         return scope, state
@@ -200,11 +208,11 @@ class ClusterUpgrade(Runbook):
 
     async def _surge(self, progress: PoolProgress) -> None:
         """The cloud replaces the pool's nodes one by one through the eviction API."""
-        self.state.step = f"surge upgrade of node pool {progress.name}"
+        self.state.step = f"surge upgrade of node pool {progress.name}" + (f" onto {self.node_image}" if self.node_image else "")
         await self._cloud_operation(
             Activity.START_NODE_POOL_UPGRADE,
             StartNodePoolUpgrade(cluster=self.ref, node_pool=progress.name, target_version=self.input.target_version,
-                                 request_token=self._token(f"pool-{progress.name}")))
+                                 node_image=self.node_image, request_token=self._token(f"pool-{progress.name}")))
         progress.nodes_done = progress.nodes_total
         await self._health_gate(f"node pool {progress.name}")
         progress.status = "done"
@@ -212,14 +220,16 @@ class ClusterUpgrade(Runbook):
     async def _blue_green(self, progress: PoolProgress, pool: NodePool, existing: set[str]) -> None:
         """A new pool at the target takes the workloads; the old one is drained by us, batch by
         batch, under every PDB, and deleted only once empty."""
-        replacement = planning.replacement_pool_name(pool.name, self.input.target_version)
+        replacement = planning.replacement_pool_name(pool.name, self.input.target_version, self.node_image)
         progress.replacement_pool = replacement
         if replacement not in existing:  # check-then-act: a resumed upgrade may have made it already
-            self.state.step = f"creating node pool {replacement} at {self.input.target_version}"
+            self.state.step = f"creating node pool {replacement} at {self.input.target_version}" + (
+                f" on {self.node_image}" if self.node_image else "")
             await self._cloud_operation(
                 Activity.CREATE_NODE_POOL,
                 CreateNodePool(cluster=self.ref, request_token=self._token(f"create-{replacement}"),
-                               node_pool=pool.model_copy(update={"name": replacement, "version": self.input.target_version})))
+                               node_pool=pool.model_copy(update={"name": replacement, "version": self.input.target_version,
+                                                                 "node_image": self.node_image})))
             await self._health_gate(f"creating node pool {replacement}")
 
         inspection: ClusterInspection = await self._call(Activity.INSPECT_CLUSTER, self.ref, ClusterInspection)
@@ -295,9 +305,11 @@ class ClusterUpgrade(Runbook):
             raise ApplicationError(self.state.message, type=getattr(cause, "type", None) or "UnknownCluster",
                                    non_retryable=True) from None
         self.ref = record.ref
+        self.node_image = self.state.target_node_image = input.node_images.get(record.ref.provider)
         self._tag(record.environment)
+        onto = f" on node image {self.node_image}" if self.node_image else ""
         await self._audit(
-            "upgrade", "started", f"to {input.target_version} by {input.strategy} (requested by {input.requested_by})"
+            "upgrade", "started", f"to {input.target_version}{onto} by {input.strategy} (requested by {input.requested_by})"
         )
         try:
             scope, state = await self._preflight()
@@ -337,7 +349,8 @@ class ClusterUpgrade(Runbook):
             return self._result("aborted", final.control_plane_version)
 
         final = await self._record_versions()
-        self.state.message = f"{input.cluster} runs {input.target_version} on the control plane and every node pool"
+        self.state.message = f"{input.cluster} runs {input.target_version} on the control plane and every node pool" + (
+            f", every pool on node image {self.node_image}" if self.node_image else "")
         self._step("succeeded", "done")
         await self._audit("upgrade", "succeeded", self.state.message)
         await workflow.wait_condition(workflow.all_handlers_finished)

@@ -64,7 +64,8 @@ class PatchWave(Runbook):
     @workflow.init
     def __init__(self, input: PatchWaveInput | dict) -> None:
         self.input, self.input_error = parse_input(PatchWaveInput, input, EXAMPLE)
-        self.state = PatchWaveProgress(wave=self.input.name, target_version=str(self.input.target_version))
+        self.state = PatchWaveProgress(wave=self.input.name, target_version=str(self.input.target_version),
+                                       node_images=dict(self.input.node_images))
         if self.input.carried is not None:  # a continued run picks the wave up where the last one left it
             self.state = self.input.carried
         self.ref = None
@@ -298,6 +299,7 @@ class PatchWave(Runbook):
         try:
             entry.status, entry.detail = "upgrading", f"ClusterUpgrade {planning.operation_id(entry.name)}"
             request = ClusterUpgradeInput(cluster=entry.name, target_version=self.input.target_version,
+                                          node_images=self.input.node_images,
                                           strategy=self.input.strategy, ticket=self.input.ticket,
                                           requested_by=self.input.requested_by, **self.input.upgrade_settings)
             try:

@@ -1,6 +1,7 @@
 """Azure Kubernetes Service through `azure-mgmt-containerservice`: control plane upgrades
 (kubernetesVersion changed with every agent pool's orchestratorVersion left as it is, so only
-the control plane moves), agent pool upgrades by surge, create and delete, polled the way
+the control plane moves), agent pool upgrades by surge (a new orchestratorVersion, or
+upgradeNodeImageVersion onto AKS's newest node image), create and delete, polled the way
 ARM clients poll: the `Azure-AsyncOperation` URL a mutation answers with.
 
 `credential_ref` is `SUBSCRIPTION_ID/RESOURCE_GROUP`; credentials come from azure-identity's
@@ -117,7 +118,7 @@ class AksProvider:
         _, group = self._scope(cluster)
         pools = self._call(cluster, f"list agent pools of {cluster.name}", "agent_pools", "list", group, cluster.name)
         return [NodePool(name=p.name, version=_minor(p.orchestrator_version), node_count=p.count or 0,
-                         node_size=p.vm_size or "unknown", labels=dict(p.node_labels or {}))
+                         node_size=p.vm_size or "unknown", labels=dict(p.node_labels or {}), node_image=p.node_image_version)
                 for p in pools if p.provisioning_state != "Deleting"]
 
     def start_control_plane_upgrade(self, cluster: ClusterRef, *, version: str, request_token: str) -> CloudOperation:
@@ -129,18 +130,39 @@ class AksProvider:
         return self._begin(cluster, f"upgrade of {cluster.name}'s control plane to {version}", "managed_clusters",
                            "begin_create_or_update", group, cluster.name, found, kind="control_plane_upgrade", pool=None)
 
-    def start_node_pool_upgrade(self, cluster: ClusterRef, *, node_pool: str, version: str, request_token: str) -> CloudOperation:
+    def start_node_pool_upgrade(self, cluster: ClusterRef, *, node_pool: str, version: str, request_token: str,
+                                node_image: str | None = None) -> CloudOperation:
         _, group = self._scope(cluster)
         pool = self._call(cluster, f"describe agent pool {node_pool}", "agent_pools", "get", group, cluster.name, node_pool)
+        if node_image is not None and pool.node_image_version != node_image:
+            self._refuse_all_but_the_newest_image(cluster, group, node_pool, node_image)
         if _minor(pool.orchestrator_version) == version and pool.provisioning_state == "Succeeded":
-            return CloudOperation(id=f"done:{request_token}", cluster=cluster.name, kind="node_pool_upgrade",
-                                  node_pool=node_pool, status="succeeded")
+            if node_image is None or pool.node_image_version == node_image:
+                return CloudOperation(id=f"done:{request_token}", cluster=cluster.name, kind="node_pool_upgrade",
+                                      node_pool=node_pool, status="succeeded")
+            return self._begin(cluster, f"upgrade of agent pool {node_pool} to node image {node_image}", "agent_pools",
+                               "begin_upgrade_node_image_version", group, cluster.name, node_pool, kind="node_pool_upgrade",
+                               pool=node_pool)
+        # A new orchestratorVersion brings AKS's newest node image with it.
         pool.orchestrator_version = version
         return self._begin(cluster, f"upgrade of agent pool {node_pool} to {version}", "agent_pools", "begin_create_or_update",
                            group, cluster.name, node_pool, pool, kind="node_pool_upgrade", pool=node_pool)
 
+    def _refuse_all_but_the_newest_image(self, cluster: ClusterRef, group: str, node_pool: str, node_image: str) -> None:
+        """AKS rolls a pool onto its newest node image only: refuse any other before touching the pool."""
+        profile = self._call(cluster, f"upgrade profile of agent pool {node_pool}", "agent_pools", "get_upgrade_profile",
+                             group, cluster.name, node_pool)
+        if profile.latest_node_image_version != node_image:
+            raise CloudError(f"AKS offers agent pool {node_pool} only its newest node image,"
+                             f" {profile.latest_node_image_version}, not {node_image}: set node_images.aks to it",
+                             error_type="CloudRefused", retryable=False)
+
     def create_node_pool(self, cluster: ClusterRef, *, node_pool: NodePool, request_token: str) -> CloudOperation:
         _, group = self._scope(cluster)
+        if node_pool.node_image is not None:  # a new pool gets AKS's newest image, whatever is asked: say so first
+            existing = [p.name for p in self.list_node_pools(cluster) if p.name != node_pool.name]
+            if existing:
+                self._refuse_all_but_the_newest_image(cluster, group, existing[0], node_pool.node_image)
         spec = AgentPool(count=node_pool.node_count, vm_size=node_pool.node_size, orchestrator_version=node_pool.version,
                          node_labels=node_pool.labels, mode="User", type_properties_type="VirtualMachineScaleSets", os_type="Linux")
         # A PUT of the same spec is idempotent in ARM: a retried create converges on the same pool.

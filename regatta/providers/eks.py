@@ -101,6 +101,7 @@ class EksProvider:
             pools.append(NodePool(
                 name=name, version=group["version"], node_count=group["scalingConfig"]["desiredSize"],
                 node_size=(group.get("instanceTypes") or ["unknown"])[0], labels=group.get("labels") or {},
+                node_image=group.get("releaseVersion"),
             ))
         return pools
 
@@ -115,10 +116,13 @@ class EksProvider:
                             name=cluster.name, version=version, clientRequestToken=request_token)["update"]
         return self._operation(cluster, update, kind="control_plane_upgrade")
 
-    def start_node_pool_upgrade(self, cluster: ClusterRef, *, node_pool: str, version: str, request_token: str) -> CloudOperation:
-        update = self._call(cluster, f"upgrade of node group {node_pool} to {version}", "update_nodegroup_version",
+    def start_node_pool_upgrade(self, cluster: ClusterRef, *, node_pool: str, version: str, request_token: str,
+                                node_image: str | None = None) -> CloudOperation:
+        # EKS names a node image by its AMI release version; without one it takes the newest for the version.
+        image = {"releaseVersion": node_image} if node_image else {}
+        update = self._call(cluster, f"upgrade of node group {node_pool} to {node_image or version}", "update_nodegroup_version",
                             clusterName=cluster.name, nodegroupName=node_pool, version=version,
-                            clientRequestToken=request_token, force=False)["update"]
+                            clientRequestToken=request_token, force=False, **image)["update"]
         return self._operation(cluster, update, kind="node_pool_upgrade", node_pool=node_pool)
 
     def create_node_pool(self, cluster: ClusterRef, *, node_pool: NodePool, request_token: str) -> CloudOperation:
@@ -127,6 +131,7 @@ class EksProvider:
             clusterName=cluster.name, nodegroupName=node_pool.name, version=node_pool.version,
             scalingConfig={"minSize": 0, "maxSize": max(2 * node_pool.node_count, 1), "desiredSize": node_pool.node_count},
             instanceTypes=[node_pool.node_size], labels=node_pool.labels, subnets=[f"subnet-{cluster.region}"],
+            **({"releaseVersion": node_pool.node_image} if node_pool.node_image else {}),
             nodeRole="arn:aws:iam::111122223333:role/eks-node", clientRequestToken=request_token,
         )
         return CloudOperation(id=f"create:{node_pool.name}", cluster=cluster.name, kind="node_pool_create", node_pool=node_pool.name)

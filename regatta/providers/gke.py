@@ -113,7 +113,8 @@ class GkeProvider:
     def list_node_pools(self, cluster: ClusterRef) -> list[NodePool]:
         return [
             NodePool(name=p.name, version=_minor(p.version), node_count=p.initial_node_count,
-                     node_size=p.config.machine_type or "unknown", labels=dict(p.config.labels))
+                     node_size=p.config.machine_type or "unknown", labels=dict(p.config.labels),
+                     node_image=p.version)  # GKE's node image is its full node version
             for p in self._get(cluster).node_pools
             if p.status != container_v1.NodePool.Status.STOPPING
         ]
@@ -145,17 +146,19 @@ class GkeProvider:
                         name=self._path(cluster), master_version=version)
         return self._operation(cluster, op, kind=kind)
 
-    def start_node_pool_upgrade(self, cluster: ClusterRef, *, node_pool: str, version: str, request_token: str) -> CloudOperation:
+    def start_node_pool_upgrade(self, cluster: ClusterRef, *, node_pool: str, version: str, request_token: str,
+                                node_image: str | None = None) -> CloudOperation:
         kind = "node_pool_upgrade"
         if (running := self._running(cluster, container_v1.Operation.Type.UPGRADE_NODES, node_pool)) is not None:
             return self._operation(cluster, running, kind=kind, pool=node_pool)
         pool = self._call(f"describe node pool {node_pool}", "get_node_pool", name=self._path(cluster, node_pool))
-        if _minor(pool.version) == version:
+        if _minor(pool.version) == version and (node_image is None or pool.version == node_image):
             return CloudOperation(id=f"done:{request_token}", cluster=cluster.name, kind=kind, node_pool=node_pool, status="succeeded")
+        # A full node version (1.31.5-gke.1200) picks the image; the bare minor asks for the newest.
         request = container_v1.UpdateNodePoolRequest(
-            name=self._path(cluster, node_pool), node_version=version, image_type="COS_CONTAINERD"
+            name=self._path(cluster, node_pool), node_version=node_image or version, image_type="COS_CONTAINERD"
         )
-        op = self._call(f"upgrade of node pool {node_pool} to {version}", "update_node_pool", request=request)
+        op = self._call(f"upgrade of node pool {node_pool} to {node_image or version}", "update_node_pool", request=request)
         return self._operation(cluster, op, kind=kind, pool=node_pool)
 
     def create_node_pool(self, cluster: ClusterRef, *, node_pool: NodePool, request_token: str) -> CloudOperation:
@@ -165,7 +168,7 @@ class GkeProvider:
         if any(p.name == node_pool.name for p in self._get(cluster).node_pools):
             return CloudOperation(id=f"done:{request_token}", cluster=cluster.name, kind=kind, node_pool=node_pool.name, status="succeeded")
         spec = container_v1.NodePool(
-            name=node_pool.name, initial_node_count=node_pool.node_count, version=node_pool.version,
+            name=node_pool.name, initial_node_count=node_pool.node_count, version=node_pool.node_image or node_pool.version,
             config=container_v1.NodeConfig(machine_type=node_pool.node_size, labels=node_pool.labels),
         )
         op = self._call(f"creation of node pool {node_pool.name}", "create_node_pool", parent=self._path(cluster), node_pool=spec)

@@ -66,7 +66,8 @@ class KubeconfigProvider:
     def start_control_plane_upgrade(self, cluster: ClusterRef, *, version: str, request_token: str) -> CloudOperation:
         raise self._refuse(cluster, f"upgrade its control plane to {version}")
 
-    def start_node_pool_upgrade(self, cluster: ClusterRef, *, node_pool: str, version: str, request_token: str) -> CloudOperation:
+    def start_node_pool_upgrade(self, cluster: ClusterRef, *, node_pool: str, version: str, request_token: str,
+                                node_image: str | None = None) -> CloudOperation:
         raise self._refuse(cluster, f"upgrade node pool {node_pool}")
 
     def create_node_pool(self, cluster: ClusterRef, *, node_pool: NodePool, request_token: str) -> CloudOperation:

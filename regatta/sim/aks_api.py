@@ -3,7 +3,8 @@
 
 Served: managedClusters get/list/PUT (a changed kubernetesVersion upgrades the control plane
 only, as when the agent pools' orchestratorVersion is left as it is), agentPools list/get/
-PUT (create, or upgrade by surge when orchestratorVersion changes)/DELETE. Every mutation is
+PUT (create, or upgrade by surge when orchestratorVersion changes)/DELETE, upgradeNodeImageVersion
+(surge onto AKS's newest node image) and upgradeProfiles/default. Every mutation is
 a long-running operation reported ARM's way: an `Azure-AsyncOperation` header to poll, and a
 `Location` header on deletes.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from regatta.sim.world import Cluster, NodePool, SimError, Update, World
+from regatta.sim.world import AKS_NEWEST_NODE_IMAGE, Cluster, NodePool, SimError, Update, World
 
 BASE = "/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.ContainerService/managedClusters"
 router = APIRouter()
@@ -37,6 +38,7 @@ def _pool_props(pool: NodePool, index: int) -> dict:
         "type": "VirtualMachineScaleSets",
         "osType": "Linux",
         "nodeLabels": dict(pool.labels),
+        "nodeImageVersion": pool.image,
     }
 
 
@@ -150,6 +152,28 @@ async def put_pool(request: Request, subscription: str, group: str, name: str, p
     update = world.start_node_pool_upgrade(cluster, pool, wanted, None, False)
     return JSONResponse(_pool_json(subscription, group, cluster, existing, _index(cluster, pool)),
                         headers=_async_headers(request, subscription, cluster, update))
+
+
+@router.post(BASE + "/{name}/agentPools/{pool}/upgradeNodeImageVersion")
+async def upgrade_node_image(request: Request, subscription: str, group: str, name: str, pool: str):
+    """AKS moves a pool to its newest node image only; there is no asking for another one."""
+    world, cluster = _aks_cluster(request, name, "UpgradeNodeImageVersion")
+    existing = world.pool(cluster, pool)
+    if existing.image == AKS_NEWEST_NODE_IMAGE and existing.status == "ACTIVE":
+        return _pool_json(subscription, group, cluster, existing, _index(cluster, pool))
+    update = world.start_node_pool_upgrade(cluster, pool, existing.version, None, False, image=AKS_NEWEST_NODE_IMAGE)
+    return JSONResponse(_pool_json(subscription, group, cluster, existing, _index(cluster, pool)), status_code=202,
+                        headers=_async_headers(request, subscription, cluster, update))
+
+
+@router.get(BASE + "/{name}/agentPools/{pool}/upgradeProfiles/default")
+async def pool_upgrade_profile(request: Request, subscription: str, group: str, name: str, pool: str):
+    world, cluster = _aks_cluster(request, name, "GetAgentPoolUpgradeProfile")
+    existing = world.pool(cluster, pool)
+    return {"id": f"{BASE.format(subscription=subscription, group=group)}/{name}/agentPools/{pool}/upgradeProfiles/default",
+            "name": "default", "type": "Microsoft.ContainerService/managedClusters/agentPools/upgradeProfiles",
+            "properties": {"kubernetesVersion": existing.version, "osType": "Linux", "upgrades": [],
+                           "latestNodeImageVersion": AKS_NEWEST_NODE_IMAGE}}
 
 
 @router.delete(BASE + "/{name}/agentPools/{pool}")

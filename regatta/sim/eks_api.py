@@ -50,7 +50,7 @@ def _nodegroup_json(world: World, cluster: Cluster, pool: NodePool) -> dict:
         "nodegroupArn": f"arn:aws:eks:{cluster.region}:{ACCOUNT}:nodegroup/{cluster.name}/{pool.name}/sim",
         "clusterName": cluster.name,
         "version": pool.version,
-        "releaseVersion": f"{pool.version}.0-20260101",
+        "releaseVersion": pool.image,
         "createdAt": pool.created,
         "modifiedAt": pool.modified,
         "status": pool.status,
@@ -145,6 +145,7 @@ async def create_nodegroup(request: Request, name: str):
         desired=int(scaling.get("desiredSize", 1)),
         labels=body.get("labels") or {},
         token=body.get("clientRequestToken"),
+        image=body.get("releaseVersion"),
     )
     return {"nodegroup": _nodegroup_json(world, cluster, pool)}
 
@@ -167,6 +168,7 @@ async def update_nodegroup_version(request: Request, name: str, nodegroup: str):
     world, cluster = _eks_cluster(request, name, "UpdateNodegroupVersion")
     body = await request.json()
     update = world.start_node_pool_upgrade(
-        cluster, nodegroup, body.get("version"), body.get("clientRequestToken"), bool(body.get("force", False))
+        cluster, nodegroup, body.get("version"), body.get("clientRequestToken"), bool(body.get("force", False)),
+        image=body.get("releaseVersion"),
     )
     return _update_json(update)

@@ -38,6 +38,7 @@ class WorkloadSpec(Spec):
 class NodePoolSpec(Spec):
     name: str
     version: str | None = None  # defaults to the cluster's version
+    node_image: str | None = None  # defaults to the cloud's newest image for the version
     nodes: int = Field(ge=0)
     node_size: str = "m5.large"
     labels: dict[str, str] = Field(default_factory=dict)

@@ -31,10 +31,15 @@ def _gke_version(version: str) -> str:
     return f"{version}.5-gke.1200"
 
 
+def _node_image(version: str | None) -> str | None:
+    """GKE's node image is its full node version (1.31.6-gke.1500); a bare minor (1.31) asks for the newest."""
+    return version if version and version.count(".") >= 2 else None
+
+
 def _pool_json(project: str, location: str, cluster: Cluster, pool: NodePool) -> dict:
     return {
         "name": pool.name,
-        "version": _gke_version(pool.version),
+        "version": pool.image or _gke_version(pool.version),
         "initialNodeCount": pool.desired,
         "status": POOL_STATUS.get(pool.status, 2),
         "config": {"machineType": pool.size, "labels": dict(pool.labels)},
@@ -116,6 +121,7 @@ async def create_node_pool(request: Request, project: str, location: str, name: 
     pool = world.create_node_pool(
         cluster, name=spec["name"], version=spec.get("version"), size=(spec.get("config") or {}).get("machineType", "e2-standard-4"),
         desired=int(spec.get("initialNodeCount", 1)), labels=(spec.get("config") or {}).get("labels") or {}, token=None,
+        image=_node_image(spec.get("version")),
     )
     return _operation_json(project, location, pool.operation)
 
@@ -124,7 +130,8 @@ async def create_node_pool(request: Request, project: str, location: str, name: 
 async def update_node_pool(request: Request, project: str, location: str, name: str, pool: str):
     world, cluster = _gke_cluster(request, name, "UpdateNodePool")
     body = await request.json()
-    update = world.start_node_pool_upgrade(cluster, pool, body.get("nodeVersion"), None, False)
+    update = world.start_node_pool_upgrade(cluster, pool, body.get("nodeVersion"), None, False,
+                                           image=_node_image(body.get("nodeVersion")))
     return _operation_json(project, location, update)
 
 

@@ -37,6 +37,20 @@ RESTORE_SECONDS = 120.0  # a Velero restore of a namespace set
 REGION_TIMEOUT_SECONDS = 30.0  # how long a request into a cut-off region hangs before the gateway gives up
 POOL_CAPACITY = {"t3.small": 11, "t3.medium": 17, "m5.large": 29, "m5.xlarge": 58, "m5.2xlarge": 58, "m6i.large": 29, "c5.xlarge": 58}
 SYSTEM_NAMESPACES = ("kube-system",)
+# AKS ships one node image a week whatever the Kubernetes version, and upgrades only to its newest.
+AKS_NEWEST_NODE_IMAGE = "AKSUbuntu-2204gen2containerd-202611.20.0"
+
+
+def newest_node_image(provider: str, version: str) -> str:
+    """The image a cloud gives nodes of `version` when none is asked for: EKS's AMI release
+    version, GKE's full node version, AKS's node image version (none on your own hardware)."""
+    if provider == "eks":
+        return f"{version}.2-20261101"
+    if provider == "gke":
+        return f"{version}.5-gke.1200"
+    if provider == "aks":
+        return AKS_NEWEST_NODE_IMAGE
+    return ""
 
 
 class SimError(Exception):
@@ -66,6 +80,7 @@ class Node:
     labels: dict[str, str]
     unschedulable: bool = False
     created: float = field(default_factory=time.time)
+    image: str = ""  # the node image it booted from
 
     def ready(self, now: float) -> bool:
         return now >= self.ready_at
@@ -113,6 +128,7 @@ class NodePool:
     size: str
     desired: int
     labels: dict[str, str]
+    image: str = ""  # the node image new nodes of the pool boot from
     status: str = "ACTIVE"
     token: str | None = None
     health_issues: list[dict] = field(default_factory=list)
@@ -267,7 +283,7 @@ class World:
             version = planning.format_version(planning.minor_version(pool_spec.version or spec.version))
             pool = NodePool(
                 name=pool_spec.name, version=version, size=pool_spec.node_size, desired=pool_spec.nodes,
-                labels=dict(pool_spec.labels),
+                labels=dict(pool_spec.labels), image=pool_spec.node_image or newest_node_image(spec.provider, version),
             )
             cluster.pools[pool.name] = pool
             for _ in range(pool.desired):
@@ -336,7 +352,8 @@ class World:
 
     # ------------------------------------------------------------------ nodes, pods, controllers
 
-    def _add_node(self, cluster: Cluster, pool: NodePool, *, ready_at: float | None = None, version: str | None = None) -> Node:
+    def _add_node(self, cluster: Cluster, pool: NodePool, *, ready_at: float | None = None, version: str | None = None,
+                  image: str | None = None) -> Node:
         seq = next(cluster.seq)
         zone = f"{cluster.region}{'abc'[seq % 3]}"
         if ready_at is None:
@@ -353,6 +370,7 @@ class World:
             ready_at=ready_at,
             zone=zone,
             labels=dict(pool.labels),
+            image=image or pool.image,
         )
         cluster.nodes[node.name] = node
         cluster.resource_version += 1
@@ -555,22 +573,29 @@ class World:
         update.status = "Successful"
         self._check_skew(cluster)
 
-    def start_node_pool_upgrade(self, cluster: Cluster, pool_name: str, version: str | None, token: str | None, force: bool) -> Update:
+    def start_node_pool_upgrade(self, cluster: Cluster, pool_name: str, version: str | None, token: str | None, force: bool,
+                                *, image: str | None = None) -> Update:
+        """A surge replacement of the pool's nodes: onto a new version (and that version's newest
+        image unless `image` names one), or onto a new image of the version it runs."""
         if (existing := self._token_update(cluster, token)) is not None:
             return existing
         pool = self.pool(cluster, pool_name)
-        target = version or cluster.version
+        target = planning.format_version(planning.minor_version(version or cluster.version))
         if planning.minor_version(target) > planning.minor_version(cluster.version):
             raise SimError(
                 400, "InvalidParameterException",
                 f"Requested Nodegroup version {target} is newer than the cluster version {cluster.version}",
             )
+        image = image or newest_node_image(cluster.provider, target)
+        if cluster.provider == "eks" and not image.startswith(f"{target}."):
+            raise SimError(400, "InvalidParameterException",
+                           f"Requested release version {image} is not valid for kubernetes version {target}.")
         if pool.status != "ACTIVE" or cluster.pool_in_flight(pool_name):
             raise SimError(409, "ResourceInUseException", f"Nodegroup {pool_name} is not ACTIVE (status {pool.status}).")
-        update = self._new_update(cluster, kind="VersionUpdate", nodegroup=pool_name,
-                                  params=[{"type": "Version", "value": target}], token=token)
+        params = [{"type": "Version", "value": target}, {"type": "ReleaseVersion", "value": image}]
+        update = self._new_update(cluster, kind="VersionUpdate", nodegroup=pool_name, params=params, token=token)
         pool.status = "UPDATING"
-        self._spawn(self._run_surge(cluster, pool, update, target, force))
+        self._spawn(self._run_surge(cluster, pool, update, target, force, image))
         return update
 
     async def _wait_ready(self, cluster: Cluster, node: Node) -> bool:
@@ -583,14 +608,15 @@ class World:
         self.reconcile(cluster)
         return True
 
-    async def _run_surge(self, cluster: Cluster, pool: NodePool, update: Update, target: str, force: bool) -> None:
+    async def _run_surge(self, cluster: Cluster, pool: NodePool, update: Update, target: str, force: bool, image: str) -> None:
         """What EKS does for a managed node group: one new node, drain one old node, remove it."""
         try:
-            old_nodes = [n for n in cluster.pool_nodes(pool.name) if planning.minor_version(n.version) != planning.minor_version(target)]
+            old_nodes = [n for n in cluster.pool_nodes(pool.name)
+                         if planning.minor_version(n.version) != planning.minor_version(target) or n.image != image]
             for old in old_nodes:
                 while cluster.faults.hang:
                     await asyncio.sleep(0.05)
-                fresh = self._add_node(cluster, pool, version=target)
+                fresh = self._add_node(cluster, pool, version=target, image=image)
                 if not await self._wait_ready(cluster, fresh):
                     self.remove_node(cluster, fresh.name, why="surge node failed to join")
                     self._fail(update, pool, "NodeCreationFailure", "Instances failed to join the kubernetes cluster", [fresh.name])
@@ -605,7 +631,7 @@ class World:
                     return
                 await self.pause(cluster, NODE_TERMINATE_SECONDS)
                 self.remove_node(cluster, old.name, why="surge upgrade")
-            pool.version = target
+            pool.version, pool.image = target, image
             pool.status = "ACTIVE"
             pool.health_issues = []
             pool.modified = time.time()
@@ -646,7 +672,7 @@ class World:
             raise SimError(404, "ResourceNotFoundException", f"No node group found for name: {name}.") from None
 
     def create_node_pool(self, cluster: Cluster, *, name: str, version: str | None, size: str, desired: int,
-                         labels: dict[str, str], token: str | None) -> NodePool:
+                         labels: dict[str, str], token: str | None, image: str | None = None) -> NodePool:
         if name in cluster.pools:
             existing = cluster.pools[name]
             if token and existing.token == token:
@@ -655,8 +681,9 @@ class World:
         target = version or cluster.version
         if planning.minor_version(target) > planning.minor_version(cluster.version):
             raise SimError(400, "InvalidParameterException", f"Nodegroup version {target} is newer than the cluster version {cluster.version}")
-        pool = NodePool(name=name, version=planning.format_version(planning.minor_version(target)), size=size,
-                        desired=desired, labels=dict(labels), status="CREATING", token=token)
+        minor = planning.format_version(planning.minor_version(target))
+        pool = NodePool(name=name, version=minor, size=size, desired=desired, labels=dict(labels), status="CREATING",
+                        token=token, image=image or newest_node_image(cluster.provider, minor))
         cluster.pools[name] = pool
         pool.operation = self._new_update(cluster, kind="CreateNodePool", nodegroup=name, params=[], token=None)
         self._spawn(self._run_create(cluster, pool))
@@ -914,9 +941,11 @@ class World:
                 "provider": c.provider,
                 "region": c.region,
                 "control_plane_version": c.version,
-                "node_pools": {p.name: {"version": p.version, "status": p.status, "nodes": len(c.pool_nodes(p.name))} for p in c.pools.values()},
+                "node_pools": {p.name: {"version": p.version, "node_image": p.image, "status": p.status,
+                                        "nodes": len(c.pool_nodes(p.name))} for p in c.pools.values()},
                 "nodes": {
-                    n.name: {"version": n.version, "ready": n.ready(now), "unschedulable": n.unschedulable, "pods": len(c.pods_on(n.name))}
+                    n.name: {"version": n.version, "image": n.image, "ready": n.ready(now), "unschedulable": n.unschedulable,
+                             "pods": len(c.pods_on(n.name))}
                     for n in sorted(c.nodes.values(), key=lambda n: n.name)
                 },
                 "pods": len(c.pods),

@@ -193,7 +193,7 @@ async def test_wave_plan_only_start_and_refusals(queue_settings, add_cluster, wo
     wave.write_text(f"""\
 name: cli-{tag}
 target_version: "1.31"
-selector: {{labels: {{wave: {tag}}}}}
+selector: {{labels: {{wave: "{tag}"}}}}
 stages:
 - name: canary
   selector: {{environment: canary}}
@@ -234,7 +234,7 @@ async def test_patch_schedules_fire_on_their_calendar_skip_freezes_and_sweeps_re
     wave.write_text(f"""\
 name: sched-{tag}
 target_version: "1.31"
-selector: {{labels: {{wave: {tag}}}}}
+selector: {{labels: {{wave: "{tag}"}}}}
 stages: [{{name: all}}]
 freezes: [{{name: launch, start: "{(now - timedelta(hours=1)).isoformat()}", end: "{(now + timedelta(days=1)).isoformat()}"}}]
 """)
@@ -304,7 +304,7 @@ async def test_sim_clock_moves_the_calendar_that_plans_read_and_refuses_nonsense
     wave.write_text(f"""\
 name: clock-{tag}
 target_version: "1.31"
-selector: {{labels: {{wave: {tag}}}}}
+selector: {{labels: {{wave: "{tag}"}}}}
 stages: [{{name: prod}}]
 maintenance_windows: [{{days: [tue], start: "02:00", duration_minutes: 60, timezone: UTC}}]
 """)
@@ -327,3 +327,37 @@ maintenance_windows: [{{days: [tue], start: "02:00", duration_minutes: 60, timez
     assert real.returncode == 2 and "a real fleet runs on the wall clock" in real.stderr
     back = await regatta(queue_settings, "sim-clock", "--wall")
     assert back.returncode == 0 and "wall clock +0s" in back.stdout
+
+
+async def test_node_image_upgrades_from_the_cli_and_their_refusals(queue_settings, add_cluster, simulator, worker, tmp_path):
+    import uuid
+
+    name = add_cluster("imgcli", version="1.31", pools=1, nodes=2, node_image="1.31.0-20260101")
+    wrong = await regatta(queue_settings, "upgrade", "start", name, "--to", "1.31", "--node-image", "1.30.2-20261101")
+    assert wrong.returncode == 2 and "--node-image: 1.30.2-20261101 is not a node image of Kubernetes 1.31 on EKS" in wrong.stderr
+    own = add_cluster("imgown", provider="kubeconfig", version="1.31", pools=1, nodes=1)
+    hardware = await regatta(queue_settings, "upgrade", "start", own, "--to", "1.31", "--node-image", "x")
+    assert hardware.returncode == 2 and "no cloud node image" in hardware.stderr
+    assert {n["image"] for n in sim_report(simulator, name)["clusters"][name]["nodes"].values()} == {"1.31.0-20260101"}
+
+    done = await regatta(queue_settings, "upgrade", "start", name, "--to", "1.31", "--node-image", "1.31.2-20261101",
+                         "--wait", "--poll-interval", "0.05")
+    assert done.returncode == 0, done.stderr
+    assert "on node image 1.31.2-20261101" in done.stdout
+    assert {n["image"] for n in sim_report(simulator, name)["clusters"][name]["nodes"].values()} == {"1.31.2-20261101"}
+
+    tag = uuid.uuid4().hex[:6]
+    imaged = add_cluster("imgwave", env="canary", labels={"wave": tag}, version="1.31", pools=1, nodes=1)
+    wave = tmp_path / "wave.yaml"
+    wave.write_text(f"""\
+name: img-{tag}
+target_version: "1.31"
+node_images: {{eks: 1.31.2-20261101}}
+selector: {{labels: {{wave: "{tag}"}}}}
+stages: [{{name: canary}}]
+""")
+    plan = await regatta(queue_settings, "wave", "start", "--file", str(wave), "--plan-only")
+    assert plan.returncode == 0 and "(node images: eks 1.31.2-20261101)" in plan.stdout and imaged in plan.stdout
+    wave.write_text(wave.read_text().replace("eks: 1.31.2-20261101", "eks: 1.30.2-20261101"))
+    bad = await regatta(queue_settings, "wave", "start", "--file", str(wave), "--plan-only")
+    assert bad.returncode == 2 and "node_images.eks: 1.30.2-20261101 is not a node image of Kubernetes 1.31" in bad.stderr

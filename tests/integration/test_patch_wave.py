@@ -250,6 +250,24 @@ async def test_abort_starts_nothing_new_and_stops_the_upgrade_in_flight_after_it
     assert sim_report(simulator, never[0])["clusters"][never[0]]["control_plane_version"] == "1.30"
 
 
+async def test_a_node_image_wave_rolls_the_pools_of_clusters_not_on_it_and_counts_the_rest_at_target(
+        client, worker, task_queue, fleet, simulator, inventory):
+    old, new = "1.31.0-20260101", "1.31.2-20261101"
+    behind = fleet("dev", 2, version="1.31", node_image=old)
+    current = fleet("dev", 1, prefix="wvcur", version="1.31", node_image=new)
+    handle = await start_wave(client, task_queue, wave_request(fleet.tag, [{"name": "dev", "concurrency": 2}],
+                                                               node_images={"eks": new}))
+    result = await handle.result()
+    assert result.outcome == "succeeded" and result.counts == {"succeeded": 2, "at_target": 1}
+    for name in behind:
+        state = sim_report(simulator, name)["clusters"][name]
+        assert state["control_plane_version"] == "1.31" and {n["image"] for n in state["nodes"].values()} == {new}
+        assert {p.node_image for p in inventory.get_cluster(name).node_pools} == {new}
+    untouched = sim_report(simulator, current[0])["clusters"][current[0]]
+    assert {n["image"] for n in untouched["nodes"].values()} == {new}
+    assert (await handle.query("progress", result_type=PatchWaveProgress)).node_images == {"eks": new}
+
+
 def load_fleet(simulator, inventory, tag: str, count: int, *, env: str = "dev") -> list[str]:
     """`count` small clusters in one go (one pool of one node, no workloads)."""
     from regatta.fleet_sweep import records_from_fleet

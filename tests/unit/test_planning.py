@@ -47,6 +47,36 @@ class TestVersionJump:
         scope = planning.plan_upgrade_scope(control_plane="1.30", node_pools=pools("1.28"), target="1.31")
         assert scope.node_pools == ("p0",)
 
+    def test_a_node_image_target_takes_every_pool_not_on_it_without_the_control_plane(self):
+        imaged = [NodePool(name="old", version="1.31", node_count=3, node_image="1.31.0-20260101"),
+                  NodePool(name="new", version="1.31", node_count=3, node_image="1.31.2-20261101")]
+        scope = planning.plan_upgrade_scope(control_plane="1.31", node_pools=imaged, target="1.31", node_image="1.31.2-20261101")
+        assert scope == planning.UpgradeScope(control_plane=False, node_pools=("old",))
+
+    def test_a_node_image_target_with_a_version_step_takes_the_control_plane_and_every_pool(self):
+        imaged = [NodePool(name="p0", version="1.30", node_count=3, node_image="1.30.2-20261101")]
+        scope = planning.plan_upgrade_scope(control_plane="1.30", node_pools=imaged, target="1.31", node_image="1.31.2-20261101")
+        assert scope == planning.UpgradeScope(control_plane=True, node_pools=("p0",))
+
+    def test_every_pool_on_the_node_image_is_nothing_to_do(self):
+        imaged = [NodePool(name="p0", version="1.31", node_count=3, node_image="1.31.2-20261101")]
+        with pytest.raises(planning.AlreadyAtVersion, match="on node image 1.31.2-20261101; nothing to do"):
+            planning.plan_upgrade_scope(control_plane="1.31", node_pools=imaged, target="1.31", node_image="1.31.2-20261101")
+
+    @pytest.mark.parametrize(("provider", "image", "says"), [
+        ("eks", "1.30.2-20261101", "not a node image of Kubernetes 1.31 on EKS"),
+        ("gke", "1.30.5-gke.1200", "not a node image of Kubernetes 1.31 on GKE"),
+        ("aks", " ", "give the aks node image"),
+        ("kubeconfig", "anything", "have no cloud node image"),
+    ])
+    def test_node_images_that_cannot_be_the_target_say_why(self, provider, image, says):
+        assert says in planning.node_image_problem(provider, image, "1.31")
+
+    @pytest.mark.parametrize(("provider", "image"), [("eks", "1.31.2-20261101"), ("gke", "1.31.5-gke.1200"),
+                                                     ("aks", "AKSUbuntu-2204gen2containerd-202611.20.0")])
+    def test_node_images_of_the_target_are_accepted(self, provider, image):
+        assert planning.node_image_problem(provider, image, "1.31") is None
+
     @pytest.mark.parametrize("bad", ["1.31.2", "v1.31", "latest", "2.1", "1.99", ""])
     def test_targets_must_be_major_minor_and_supported(self, bad):
         with pytest.raises(planning.InvalidVersion):
@@ -130,6 +160,13 @@ class TestDrainPlanning:
     @pytest.mark.parametrize(("pool", "name"), [("general", "general-v1-31"), ("general-v1-30", "general-v1-31")])
     def test_replacement_pool_names(self, pool, name):
         assert planning.replacement_pool_name(pool, "1.31") == name
+
+    def test_a_node_image_replacement_is_named_apart_from_the_pool_it_replaces_at_the_same_version(self):
+        first = planning.replacement_pool_name("general-v1-31", "1.31", "1.31.2-20261101")
+        assert first.startswith("general-v1-31-i") and first != "general-v1-31"
+        second = planning.replacement_pool_name(first, "1.31", "1.31.3-20261201")
+        assert second.startswith("general-v1-31-i") and second not in (first, "general-v1-31")
+        assert planning.replacement_pool_name(first, "1.32") == "general-v1-32"
 
 
 def test_health_problems_ignore_cordoned_nodes_but_not_unready_ones():

@@ -102,3 +102,20 @@ def test_a_wave_that_makes_no_sense_is_refused_with_every_problem_named():
                  "unknown time zone 'Mars/Olympus'", "freezes[0] (x): end must come after start",
                  "upgrade_settings: cluster cannot be set per wave"):
         assert says in message
+
+
+def test_a_node_image_wave_counts_clusters_on_the_image_as_at_target_and_takes_the_rest():
+    def imaged(name: str, image: str | None) -> ClusterRecord:
+        return cluster(name).model_copy(update={"control_plane_version": "1.31", "node_pools": [
+            NodePool(name="general", version="1.31", node_count=3, node_image=image)]})
+
+    plan = wave_plan.plan_wave(wave(node_images={"eks": "1.31.2-20261101"}),
+                               [imaged("p1", "1.31.2-20261101"), imaged("p2", "1.31.0-20260101"), imaged("p3", None)],
+                               now=TUESDAY_NOON)
+    assert [(c.name, c.status) for c in plan.stages[2].clusters] == [("p1", "at_target"), ("p2", "pending"), ("p3", "pending")]
+    assert "on node image 1.31.2-20261101" in plan.stages[2].clusters[0].detail
+
+
+def test_a_node_image_that_does_not_fit_the_target_is_refused_naming_the_cloud():
+    with pytest.raises(wave_plan.InvalidWave, match="node_images.eks: 1.30.2-20261101 is not a node image of Kubernetes 1.31 on EKS"):
+        wave_plan.plan_wave(wave(node_images={"eks": "1.30.2-20261101"}), [cluster("p1")], now=TUESDAY_NOON)
