@@ -777,14 +777,34 @@ def audit_list(
     def body():
         records = _inventory().audit(cluster=cluster, operation_id=operation)
         if output == "json":
-            print(json.dumps([r.model_dump() for r in records], indent=2))
+            print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
             return
         table = Table(title=f"{len(records)} audit records")
-        for column in ("OPERATION", "CLUSTER", "BY", "TICKET", "ACTION", "OUTCOME", "DETAIL"):
+        for column in ("AT (UTC)", "OPERATION", "CLUSTER", "BY", "TICKET", "ACTION", "OUTCOME", "DETAIL"):
             table.add_column(column)
         for r in records:
-            table.add_row(r.operation_id, r.cluster, r.requested_by, r.ticket or "", r.action, r.outcome, r.detail)
+            table.add_row(f"{r.at:%Y-%m-%d %H:%M:%S}" if r.at else "", r.operation_id, r.cluster, r.requested_by,
+                          r.ticket or "", r.action, r.outcome, r.detail)
         console.print(table)
+
+    _run(body)
+
+
+@audit_app.command("verify")
+def audit_verify(output: Output = Output.table):
+    """Walk the audit trail's hash chain: exit 0 when every record holds, 1 naming the first that
+    does not (edited, removed or reordered since it was written)."""
+
+    def body():
+        verdict = _inventory().verify_audit()
+        if output == "json":
+            print(json.dumps(verdict.model_dump(), indent=2))
+        elif verdict.ok:
+            console.print(f"[green]audit trail intact:[/] {verdict.records} records, each chained to the one before")
+        if not verdict.ok:
+            where = f"record {verdict.broken_at}" if verdict.broken_at is not None else "the trail"
+            raise OperationFailed(f"the audit chain breaks at {where} ({verdict.records} records before it hold):"
+                                  f" {verdict.reason}")
 
     _run(body)
 

@@ -283,6 +283,16 @@ class OperationRecord(Model):
     # is recorded once. 0 means "not from a workflow" and is never deduplicated.
     seq: int = 0
     run_id: str = ""
+    at: datetime | None = Field(default=None, description="when it was written; set by the inventory, not by the writer")
+
+
+class AuditVerification(Model):
+    """What `regatta audit verify` finds: the trail whole, or the first record whose chain breaks."""
+
+    ok: bool
+    records: int = Field(description="records that hold, from the first")
+    broken_at: int | None = Field(default=None, description="id of the first record that breaks the chain")
+    reason: str | None = None
 
 
 # --------------------------------------------------------------------------- ClusterUpgrade

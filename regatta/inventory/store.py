@@ -11,12 +11,13 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, event, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from regatta.inventory.tables import AuditRow, ClusterRow, DrPairRow
-from regatta.models import ClusterRecord, DrPair, NodePool, OperationRecord
+from regatta import audit_chain
+from regatta.inventory.tables import AuditChainHead, AuditRow, ClusterRow, DrPairRow
+from regatta.models import AuditVerification, ClusterRecord, DrPair, NodePool, OperationRecord
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -209,7 +210,30 @@ class Inventory:
                 )
                 if seen is not None:
                     return  # a retried activity writing the same line again
-            session.add(AuditRow(at=datetime.now(UTC), **record.model_dump()))
+            # Write first: the head's row lock (PostgreSQL) or the write lock (SQLite) makes appends
+            # take turns, so no two records ever chain onto the same predecessor.
+            session.execute(update(AuditChainHead).where(AuditChainHead.id == 1)
+                            .values(last_id=AuditChainHead.last_id))
+            head = session.get(AuditChainHead, 1)
+            row = AuditRow(at=datetime.now(UTC), prev_hash=head.last_hash, hash="", **record.model_dump(exclude={"at"}))
+            session.add(row)
+            session.flush()  # the id is part of what the hash covers
+            row.hash = audit_chain.record_hash(row.prev_hash, row.chained_fields())
+            head.last_id, head.last_hash = row.id, row.hash
+
+    def verify_audit(self) -> AuditVerification:
+        """Walk the whole trail and say where its hash chain first breaks, if it does."""
+        with Session(self.engine) as session:
+            head = session.get(AuditChainHead, 1)
+            rows = ((r.id, r.prev_hash, r.hash, r.chained_fields())
+                    for r in session.scalars(select(AuditRow).order_by(AuditRow.id)).yield_per(1000))
+            if head is None:
+                return AuditVerification(ok=False, records=0, reason="the chain's head record is gone: the trail was"
+                                         " tampered with (restore audit_chain_head from a backup)")
+            count, broken = audit_chain.first_break(rows, head=(head.last_id, head.last_hash) if head.last_id else None)
+        if broken is None:
+            return AuditVerification(ok=True, records=count)
+        return AuditVerification(ok=False, records=count, broken_at=broken.record_id, reason=broken.reason)
 
     def audit(self, *, cluster: str | None = None, operation_id: str | None = None) -> list[OperationRecord]:
         query = select(AuditRow).order_by(AuditRow.id)
@@ -222,6 +246,7 @@ class Inventory:
                 OperationRecord(
                     operation_id=r.operation_id, operation=r.operation, cluster=r.cluster, requested_by=r.requested_by,
                     ticket=r.ticket, action=r.action, outcome=r.outcome, detail=r.detail, seq=r.seq, run_id=r.run_id,
+                    at=r.at if r.at.tzinfo else r.at.replace(tzinfo=UTC),
                 )
                 for r in session.scalars(query)
             ]

@@ -7,6 +7,8 @@ from datetime import datetime
 from sqlalchemy import JSON, DateTime, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from regatta.audit_chain import CHAINED_FIELDS
+
 
 class Base(DeclarativeBase):
     pass
@@ -44,6 +46,22 @@ class AuditRow(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     seq: Mapped[int] = mapped_column(Integer, default=0)
     run_id: Mapped[str] = mapped_column(String(64), default="")
+    # The hash chain (regatta/audit_chain.py): the record before this one's hash, and this one's.
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    def chained_fields(self) -> dict:
+        return {name: getattr(self, name) for name in CHAINED_FIELDS}
+
+
+class AuditChainHead(Base):
+    """One row: the last record of the audit chain, so removing records at the end shows too."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_id: Mapped[int] = mapped_column(Integer)
+    last_hash: Mapped[str] = mapped_column(String(64))
 
 
 class DrPairRow(Base):

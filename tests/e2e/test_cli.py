@@ -361,3 +361,29 @@ stages: [{{name: canary}}]
     wave.write_text(wave.read_text().replace("eks: 1.31.2-20261101", "eks: 1.30.2-20261101"))
     bad = await regatta(queue_settings, "wave", "start", "--file", str(wave), "--plan-only")
     assert bad.returncode == 2 and "node_images.eks: 1.30.2-20261101 is not a node image of Kubernetes 1.31" in bad.stderr
+
+
+async def test_audit_verify_exits_0_on_an_intact_trail_and_1_naming_the_edited_record(queue_settings, tmp_path):
+    import sqlalchemy
+
+    from regatta.inventory import Inventory
+    from regatta.models import OperationRecord
+
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    inventory = Inventory(url)
+    for n in range(1, 4):
+        inventory.append_audit(OperationRecord(operation_id="cluster-x", operation="ClusterUpgrade", cluster="x",
+                                               requested_by="sre-alice", ticket="CHG-9", action="upgrade",
+                                               outcome="started" if n == 1 else "succeeded", detail=f"line {n}"))
+    env = {"REGATTA_DATABASE_URL": url}
+    intact = await regatta(queue_settings, "audit", "verify", env=env)
+    assert intact.returncode == 0 and "audit trail intact: 3 records" in intact.stdout
+    listed = await regatta(queue_settings, "audit", "list", "--cluster", "x", env=env)
+    assert listed.returncode == 0 and "CHG-9" in listed.stdout and "AT (UTC)" in listed.stdout
+
+    with inventory.engine.begin() as connection:
+        connection.execute(sqlalchemy.text("UPDATE audit_log SET outcome = 'failed' WHERE detail = 'line 2'"))
+    inventory.close()
+    broken = await regatta(queue_settings, "audit", "verify", env=env)
+    assert broken.returncode == 1 and "the audit chain breaks at record 2 (1 records before it hold)" in broken.stderr
+    assert "edited after it was written" in broken.stderr

@@ -131,3 +131,91 @@ def test_dr_pairs_label_both_sides_and_refuse_what_cannot_stand_by(store):
     store.record_dr_serving("eks-a", serving="primary", operation_id="cluster-eks-a")
     store.undeclare_dr_pair("eks-a")
     assert store.dr_pairs() == [] and "dr-role" not in store.get_cluster("eks-b").labels
+
+
+def audit_line(n: int, cluster: str = "eks-a") -> OperationRecord:
+    return OperationRecord(operation_id=f"cluster-{cluster}", operation="ClusterUpgrade", cluster=cluster,
+                           requested_by="sre-alice", ticket="CHG-7", action="upgrade", outcome="succeeded",
+                           detail=f"line {n}", seq=n, run_id="run-1")
+
+
+def audit_ids(store) -> list[int]:
+    with store.engine.connect() as connection:
+        return [row[0] for row in connection.execute(sqlalchemy.text("SELECT id FROM audit_log ORDER BY id"))]
+
+
+def tamper(store, statement: str, **values) -> None:
+    """What an insider with database access would do: change rows behind the application's back."""
+    with store.engine.begin() as connection:
+        connection.execute(sqlalchemy.text(statement), values)
+
+
+def test_an_intact_audit_trail_verifies_and_each_line_has_its_time(store):
+    for n in range(1, 6):
+        store.append_audit(audit_line(n))
+    verdict = store.verify_audit()
+    assert verdict.ok and verdict.records == 5 and verdict.broken_at is None
+    assert all(r.at is not None for r in store.audit(cluster="eks-a"))
+
+
+def test_an_edited_audit_record_is_the_first_one_verify_names(store):
+    for n in range(1, 6):
+        store.append_audit(audit_line(n))
+    ids = audit_ids(store)
+    tamper(store, "UPDATE audit_log SET requested_by = 'nobody' WHERE id = :id", id=ids[2])
+    verdict = store.verify_audit()
+    assert not verdict.ok and verdict.broken_at == ids[2] and verdict.records == 2
+    assert "edited after it was written" in verdict.reason
+
+
+def test_a_removed_audit_record_breaks_the_chain_at_the_one_after_it(store):
+    for n in range(1, 6):
+        store.append_audit(audit_line(n))
+    ids = audit_ids(store)
+    tamper(store, "DELETE FROM audit_log WHERE id = :id", id=ids[1])
+    verdict = store.verify_audit()
+    assert not verdict.ok and verdict.broken_at == ids[2] and "removed or reordered" in verdict.reason
+
+
+def test_records_cut_from_the_end_of_the_trail_are_noticed(store):
+    for n in range(1, 6):
+        store.append_audit(audit_line(n))
+    ids = audit_ids(store)
+    tamper(store, "DELETE FROM audit_log WHERE id >= :id", id=ids[3])
+    verdict = store.verify_audit()
+    assert not verdict.ok and verdict.records == 3 and "records at the end were removed" in verdict.reason
+
+
+def test_concurrent_writers_never_chain_onto_the_same_record(store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda n: store.append_audit(audit_line(n, cluster=f"c{n % 4}")), range(1, 81)))
+    verdict = store.verify_audit()
+    assert verdict.ok and verdict.records == 80
+
+
+def test_an_audit_trail_written_before_the_chain_existed_is_chained_by_the_upgrade(tmp_path):
+    from alembic import command
+    from alembic.config import Config
+
+    from regatta.inventory.store import MIGRATIONS
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = Inventory(url, migrate=False)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with old.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0004")
+        for n in range(3):
+            connection.execute(sqlalchemy.text(
+                "INSERT INTO audit_log (at, operation_id, operation, cluster, requested_by, ticket, action, outcome, detail,"
+                " seq, run_id) VALUES ('2026-10-01 10:00:00.000000', 'cluster-old', 'ClusterUpgrade', 'old', 'sre', NULL,"
+                " 'upgrade', 'succeeded', :detail, 0, '')"), {"detail": f"before the chain {n}"})
+    old.close()
+    upgraded = Inventory(url)
+    upgraded.append_audit(audit_line(1, cluster="old"))
+    verdict = upgraded.verify_audit()
+    assert verdict.ok and verdict.records == 4
+    upgraded.close()
