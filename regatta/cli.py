@@ -30,6 +30,7 @@ audit_app = typer.Typer(no_args_is_help=True, help="The audit trail of every ope
 wave_app = typer.Typer(no_args_is_help=True, help="Fleet-wide patch waves: stages, windows, freezes, a failure budget.")
 schedule_app = typer.Typer(no_args_is_help=True, help="Scheduled patch windows and fleet sweeps (Temporal Schedules).")
 dr_app = typer.Typer(no_args_is_help=True, help="Disaster-recovery pairs: which cluster stands by for which.")
+token_app = typer.Typer(no_args_is_help=True, help="API tokens: who may do what over the HTTP API.")
 app.add_typer(clusters_app, name="clusters")
 app.add_typer(upgrade_app, name="upgrade")
 app.add_typer(op_app, name="op")
@@ -37,6 +38,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(dr_app, name="dr")
 app.add_typer(wave_app, name="wave")
 app.add_typer(schedule_app, name="schedule")
+app.add_typer(token_app, name="token")
 
 console = Console()
 errors = Console(stderr=True)
@@ -55,6 +57,13 @@ class StrategyChoice(StrEnum):
     blue_green = "blue_green"
 
 
+class RoleChoice(StrEnum):
+    viewer = "viewer"
+    operator = "operator"
+    approver = "approver"
+    admin = "admin"
+
+
 class Unreachable(Exception):
     """A server did not answer. Exit code 3."""
 
@@ -64,11 +73,11 @@ def _run(coro_or_fn) -> Any:
     from regatta.inventory import UnknownCluster
     from regatta.temporal_client import TemporalUnreachable
 
-    from regatta.inventory import DrPairError
+    from regatta.inventory import DrPairError, TokenError
 
     try:
         return asyncio.run(coro_or_fn) if asyncio.iscoroutine(coro_or_fn) else coro_or_fn()
-    except (Refused, UnknownCluster, DrPairError, planning.PlanningError) as error:
+    except (Refused, UnknownCluster, DrPairError, TokenError, planning.PlanningError) as error:
         errors.print(f"[bold red]refused:[/] {error}")
         raise typer.Exit(EXIT_REFUSED) from None
     except (Unreachable, TemporalUnreachable) as error:
@@ -111,16 +120,17 @@ def dev(
     temporal_port: int = 7233,
     ui_port: int = 8233,
     sim_port: int = 8600,
+    api_port: Annotated[int, typer.Option(help="the HTTP API's port")] = 8700,
     metrics_port: Annotated[int, typer.Option(help="the worker's Prometheus metrics port; 0 turns them off")] = 9464,
     keep_history: Annotated[bool, typer.Option(help="keep Temporal's history in REGATTA_HOME across restarts")] = False,
     demo: Annotated[bool, typer.Option(help="also start a rolling upgrade of one cluster and follow it")] = False,
 ):
-    """Start the embedded default: Temporal dev server, fleet simulator, worker. Ctrl-C stops all."""
+    """Start the embedded default: Temporal dev server, fleet simulator, worker, API. Ctrl-C stops all."""
     from regatta.devstack import DevStack
 
     stack = DevStack(
         settings=Settings.from_env(), fleet=fleet, time_scale=time_scale, temporal_port=temporal_port,
-        ui_port=ui_port, sim_port=sim_port, metrics_port=metrics_port, keep_history=keep_history,
+        ui_port=ui_port, sim_port=sim_port, api_port=api_port, metrics_port=metrics_port, keep_history=keep_history,
     )
     raise typer.Exit(stack.run(demo=demo))
 
@@ -189,6 +199,21 @@ def sim_clock(
         console.print(f"fleet clock: {clock['now']} (wall clock {clock['offset_seconds']:+.0f}s)")
 
     _run(body)
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8700,
+):
+    """Serve the HTTP API change-ticket systems call (OpenAPI at /docs); tokens from `regatta token create`."""
+    import uvicorn
+
+    from regatta.api.app import create_app
+
+    settings = Settings.from_env()
+    console.print(f"Regatta API on http://{host}:{port} (OpenAPI: http://{host}:{port}/docs)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
 @app.command()
@@ -805,6 +830,70 @@ def audit_verify(output: Output = Output.table):
             where = f"record {verdict.broken_at}" if verdict.broken_at is not None else "the trail"
             raise OperationFailed(f"the audit chain breaks at {where} ({verdict.records} records before it hold):"
                                   f" {verdict.reason}")
+
+    _run(body)
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+def _token_audit(verb: str, name: str, detail: str) -> None:
+    import getpass
+
+    from regatta.models import OperationRecord
+
+    _inventory().append_audit(OperationRecord(operation_id=f"token-{name}", operation="ApiToken", cluster="-",
+                                              requested_by=getpass.getuser(), action=f"token {verb}",
+                                              outcome="succeeded", detail=detail))
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option(help="who or what uses it, e.g. servicenow")],
+    role: Annotated[RoleChoice, typer.Option(help="viewer, operator, approver or admin")],
+    env: Annotated[list[str], typer.Option(help="an environment it may act on; repeat, or '*' for every one")],
+):
+    """Make an API token and print it once: only its hash is kept."""
+    from regatta.api.tokens import create_token
+
+    def body():
+        environments = sorted({e.strip() for value in env for e in value.split(",")})
+        token, secret = create_token(_inventory(), name=name, role=role.value, environments=environments)
+        _token_audit("create", token.name, f"role {token.role}, environments {', '.join(token.environments)}")
+        errors.print(f"token {token.name}: {token.role} in {', '.join(token.environments)}. It is shown once; keep it:")
+        print(secret)
+
+    _run(body)
+
+
+@token_app.command("revoke")
+def token_revoke(name: Annotated[str, typer.Argument(help="the token's name")]):
+    """Revoke a token: every call with it is refused from now on."""
+
+    def body():
+        token = _inventory().revoke_token(name)
+        _token_audit("revoke", token.name, f"revoked at {token.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
+        console.print(f"token {token.name} revoked")
+
+    _run(body)
+
+
+@token_app.command("list")
+def token_list(output: Output = Output.table):
+    """Every token: its role, environments and whether it is revoked (never the token itself)."""
+
+    def body():
+        tokens = _inventory().list_tokens()
+        if output == "json":
+            print(json.dumps([t.model_dump(mode="json") for t in tokens], indent=2))
+            return
+        table = Table(title=f"{len(tokens)} API tokens")
+        for column in ("NAME", "ROLE", "ENVIRONMENTS", "CREATED (UTC)", "REVOKED (UTC)"):
+            table.add_column(column)
+        for t in tokens:
+            table.add_row(t.name, t.role, ", ".join(t.environments), f"{t.created_at:%Y-%m-%d %H:%M}",
+                          f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "")
+        console.print(table)
 
     _run(body)
 

@@ -59,7 +59,7 @@ class Piece:
 
 class DevStack:
     def __init__(self, *, settings: Settings, fleet: str | None, time_scale: float, temporal_port: int,
-                 ui_port: int, sim_port: int, metrics_port: int, keep_history: bool):
+                 ui_port: int, sim_port: int, metrics_port: int, keep_history: bool, api_port: int = 8700):
         self.home = settings.home
         self.settings = Settings(
             home=settings.home, temporal_address=f"127.0.0.1:{temporal_port}", namespace=settings.namespace,
@@ -67,7 +67,7 @@ class DevStack:
         )
         self.fleet, self.time_scale, self.keep_history = fleet, time_scale, keep_history
         self.temporal_port, self.ui_port, self.sim_port = temporal_port, ui_port, sim_port
-        self.metrics_port = metrics_port
+        self.metrics_port, self.api_port = metrics_port, api_port
         self.pieces: list[Piece] = []
         self.logs = self.home / "logs"
 
@@ -107,6 +107,9 @@ class DevStack:
             time.sleep(1)
         if piece.process.poll() is not None:
             raise RuntimeError(f"the worker exited with {piece.process.returncode}; see {self.logs / 'worker.log'}")
+        piece = self._spawn("api", [sys.executable, "-m", "regatta.cli", "api", "--port", str(self.api_port)],
+                            f"http://127.0.0.1:{self.api_port}")
+        wait_for_port("127.0.0.1", self.api_port, timeout=30, process=piece.process)
         self._write_dev_json()
 
     def _register_fleet(self) -> None:
@@ -151,6 +154,8 @@ class DevStack:
             f"  simulator       {self.settings.sim_url}   (invariants: {self.settings.sim_url}/sim/report)",
             f"  worker          task queue {self.settings.task_queue!r}"
             + (f", metrics http://127.0.0.1:{self.metrics_port}/metrics" if self.metrics_port else ""),
+            f"  API             http://127.0.0.1:{self.api_port}   (OpenAPI: http://127.0.0.1:{self.api_port}/docs;"
+            " tokens: regatta token create)",
             f"  state and logs  {self.home}",
             "In another shell (the venv's bin on PATH):",
             f"  export {env}",

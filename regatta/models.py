@@ -930,3 +930,27 @@ class FleetSweepResult(Model):
     total: int
     health: dict[str, int]
     message: str
+
+
+# --------------------------------------------------------------------------- the HTTP API
+
+
+class ApiToken(Model):
+    """An API token as the inventory keeps it (its hash; never the token)."""
+
+    name: str
+    role: Literal["viewer", "operator", "approver", "admin"]
+    environments: list[str] = Field(description="environments it may act on; '*' for every one")
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class ApiTicket(Model):
+    """A change ticket the API started an operation for."""
+
+    ticket: str
+    kind: str
+    operation_id: str
+    request_digest: str
+    token: str
+    created_at: datetime

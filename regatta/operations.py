@@ -1,7 +1,7 @@
 """Operations as a client sees them: start one (refusing when another holds the cluster),
 follow its progress, send it control Updates, and describe where it stands.
 
-Used by the CLI and (later) the HTTP API. Operation ids are Temporal workflow ids; control
+Used by the CLI and the HTTP API (regatta/api). Operation ids are Temporal workflow ids; control
 payloads are plain dicts so the same code steers every workflow type.
 """
 
@@ -116,6 +116,7 @@ async def status(settings: Settings, operation_id: str) -> dict[str, Any]:
         if error.status == RPCStatusCode.NOT_FOUND:
             raise OperationRefused(f"no operation {operation_id}; operation ids look like cluster-<cluster name>") from None
         raise
+    attributes = described.typed_search_attributes
     result: dict[str, Any] = {
         "operation_id": operation_id,
         "run_id": described.run_id,
@@ -123,6 +124,8 @@ async def status(settings: Settings, operation_id: str) -> dict[str, Any]:
         "status": described.status.name if described.status else "UNKNOWN",
         "started": described.start_time,
         "closed": described.close_time,
+        "cluster": attributes.get(CLUSTER) if attributes else None,
+        "environment": attributes.get(ENVIRONMENT) if attributes else None,
         "progress": None,
         "failure": None,
     }

@@ -13,11 +13,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from regatta import audit_chain
-from regatta.inventory.tables import AuditChainHead, AuditRow, ClusterRow, DrPairRow
-from regatta.models import AuditVerification, ClusterRecord, DrPair, NodePool, OperationRecord
+from regatta.inventory.tables import ApiTicketRow, ApiTokenRow, AuditChainHead, AuditRow, ClusterRow, DrPairRow
+from regatta.models import ApiTicket, ApiToken, AuditVerification, ClusterRecord, DrPair, NodePool, OperationRecord
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -31,6 +32,10 @@ class UnknownCluster(LookupError):
 
 class DrPairError(ValueError):
     """A pair that cannot be declared, or a cluster that is in no pair."""
+
+
+class TokenError(ValueError):
+    """A token that cannot be created or revoked as asked."""
 
 
 def _engine(url: str) -> Engine:
@@ -250,3 +255,60 @@ class Inventory:
                 )
                 for r in session.scalars(query)
             ]
+
+    # ------------------------------------------------------------------ API tokens and tickets
+
+    @staticmethod
+    def _token(row: ApiTokenRow) -> ApiToken:
+        return ApiToken(name=row.name, role=row.role, environments=list(row.environments), created_at=row.created_at,
+                        revoked_at=row.revoked_at)
+
+    def add_token(self, *, name: str, token_hash: str, role: str, environments: list[str]) -> ApiToken:
+        with Session(self.engine) as session, session.begin():
+            if session.get(ApiTokenRow, name) is not None:
+                raise TokenError(f"a token named {name} exists already (names are never reused, even once revoked);"
+                                 " choose another name")
+            row = ApiTokenRow(name=name, token_hash=token_hash, role=role, environments=environments,
+                              created_at=datetime.now(UTC))
+            session.add(row)
+            session.flush()
+            return self._token(row)
+
+    def revoke_token(self, name: str) -> ApiToken:
+        with Session(self.engine) as session, session.begin():
+            row = session.get(ApiTokenRow, name)
+            if row is None:
+                known = ", ".join(session.scalars(select(ApiTokenRow.name).order_by(ApiTokenRow.name)).all()) or "none"
+                raise TokenError(f"no token named {name} (tokens: {known})")
+            if row.revoked_at is None:
+                row.revoked_at = datetime.now(UTC)
+            return self._token(row)
+
+    def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        with Session(self.engine) as session:
+            row = session.scalar(select(ApiTokenRow).where(ApiTokenRow.token_hash == token_hash))
+            return None if row is None else self._token(row)
+
+    def list_tokens(self) -> list[ApiToken]:
+        with Session(self.engine) as session:
+            return [self._token(row) for row in session.scalars(select(ApiTokenRow).order_by(ApiTokenRow.name))]
+
+    def claim_ticket(self, claim: ApiTicket) -> ApiTicket | None:
+        """Claim a change ticket for an operation; the claim already held, if one is (the same
+        ticket sent twice, even at the same moment, starts one operation)."""
+        try:
+            with Session(self.engine) as session, session.begin():
+                session.add(ApiTicketRow(**claim.model_dump()))
+            return None
+        except IntegrityError:
+            with Session(self.engine) as session:
+                row = session.get(ApiTicketRow, claim.ticket)
+                return ApiTicket(ticket=row.ticket, kind=row.kind, operation_id=row.operation_id,
+                                 request_digest=row.request_digest, token=row.token, created_at=row.created_at)
+
+    def release_ticket(self, ticket: str) -> None:
+        """Give a ticket back when its operation could not be started, so a retry can start it."""
+        with Session(self.engine) as session, session.begin():
+            row = session.get(ApiTicketRow, ticket)
+            if row is not None:
+                session.delete(row)

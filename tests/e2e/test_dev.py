@@ -24,10 +24,11 @@ def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGATTA_")}
     env["REGATTA_HOME"] = str(home)
-    metrics_port = free_port()
+    metrics_port, api_port = free_port(), free_port()
     dev = subprocess.Popen(
         [sys.executable, "-m", "regatta.cli", "dev", "--time-scale", "0", "--temporal-port", str(free_port()),
-         "--ui-port", str(free_port()), "--sim-port", str(free_port()), "--metrics-port", str(metrics_port)],
+         "--ui-port", str(free_port()), "--sim-port", str(free_port()), "--metrics-port", str(metrics_port),
+         "--api-port", str(api_port)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     described = home / "dev.json"
@@ -39,7 +40,8 @@ def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
             time.sleep(0.2)
         info = json.loads(described.read_text())
         pids = [piece["pid"] for piece in info["pieces"].values()]
-        assert set(info["pieces"]) == {"temporal", "simulator", "worker"}
+        assert set(info["pieces"]) == {"temporal", "simulator", "worker", "api"}
+        assert info["pieces"]["api"]["address"] == f"http://127.0.0.1:{api_port}"
         assert all(psutil.pid_exists(pid) for pid in pids)
         joined = {**env, **info["env"]}
         import httpx
@@ -62,6 +64,28 @@ def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
         report = httpx.get(f"{info['env']['REGATTA_SIM_URL']}/sim/report", params={"cluster": "eks-dev-apse2"}).json()
         assert report["clusters"]["eks-dev-apse2"]["control_plane_version"] == "1.31"
         assert report["pdb_violations"] == [] and report["double_drains"] == []
+
+        # A change-ticket system's way in: a token, an upgrade over the API, the trail it left.
+        made = subprocess.run([sys.executable, "-m", "regatta.cli", "token", "create", "--name", "servicenow",
+                               "--role", "operator", "--env", "staging"], env=joined, capture_output=True, text=True,
+                              timeout=60)
+        assert made.returncode == 0 and made.stdout.startswith("rgt_"), made.stderr
+        headers = {"Authorization": f"Bearer {made.stdout.strip()}"}
+        api = f"http://127.0.0.1:{api_port}"
+        started = httpx.post(f"{api}/v1/operations", headers=headers, timeout=30, json={
+            "kind": "upgrade", "ticket": "CHG-API-1",
+            "input": {"cluster": "eks-staging-use1", "target_version": "1.31", "poll_interval_seconds": 0.1}})
+        assert started.status_code == 201, started.text
+        deadline = time.monotonic() + 180
+        while (found := httpx.get(f"{api}{started.json()['status_url']}", headers=headers, timeout=30).json())["status"] == "RUNNING":
+            assert time.monotonic() < deadline, found
+            time.sleep(0.5)
+        assert found["status"] == "COMPLETED" and found["progress"]["phase"] == "succeeded"
+        trail = subprocess.run([sys.executable, "-m", "regatta.cli", "audit", "list", "--cluster", "eks-staging-use1",
+                                "--output", "json"], env=joined, capture_output=True, text=True, timeout=60)
+        lines = json.loads(trail.stdout)
+        assert {(r["requested_by"], r["ticket"]) for r in lines} == {("servicenow", "CHG-API-1")}
+        assert ("api start", "started") in [(r["action"], r["outcome"]) for r in lines]
 
         dev.send_signal(signal.SIGTERM)
         time.sleep(0.3)

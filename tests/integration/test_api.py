@@ -1,0 +1,206 @@
+"""The HTTP API as a change-ticket system drives it, against the real Temporal dev server, worker
+and simulator: tickets as idempotency keys, controls as Updates, 4xx that say what to fix, and
+every cell of the role × endpoint × environment matrix."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+
+import httpx
+import pytest
+
+from regatta import access
+from regatta.api.app import create_app
+from regatta.api.tokens import create_token, token_hash
+from tests.conftest import sim_report
+from tests.integration.conftest import FAST
+
+
+@pytest.fixture
+def api(queue_settings, inventory):
+    """An HTTP client of the API app, and a way to mint tokens for it."""
+    app = create_app(queue_settings, inventory)
+    transport = httpx.ASGITransport(app=app)
+
+    def token(role: str, *envs: str) -> dict[str, str]:
+        _, secret = create_token(inventory, name=f"{role}-{uuid.uuid4().hex[:8]}", role=role, environments=list(envs))
+        return {"Authorization": f"Bearer {secret}"}
+
+    client = httpx.AsyncClient(transport=transport, base_url="http://regatta.test", timeout=60)
+    client.token = token
+    return client
+
+
+def ticket() -> str:
+    return f"CHG-{uuid.uuid4().hex[:8]}"
+
+
+def upgrade(cluster: str, **fields) -> dict:
+    return {"cluster": cluster, "target_version": "1.31", **FAST, **fields}
+
+
+async def finished(api, headers, operation_id: str, timeout: float = 60) -> dict:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        found = (await api.get(f"/v1/operations/{operation_id}", headers=headers)).json()
+        if found["status"] != "RUNNING":
+            return found
+        assert asyncio.get_running_loop().time() < deadline, found
+        await asyncio.sleep(0.1)
+
+
+async def test_a_ticket_starts_one_operation_and_sending_it_again_returns_that_operation(
+        api, worker, add_cluster, simulator, inventory):
+    name = add_cluster("api", env="staging", pools=1, nodes=2)
+    operator = api.token("operator", "staging")
+    change = ticket()
+    first = await api.post("/v1/operations", headers=operator, json={"kind": "upgrade", "ticket": change, "input": upgrade(name)})
+    assert first.status_code == 201, first.text
+    assert first.json() == {"operation_id": f"cluster-{name}", "kind": "upgrade", "ticket": change,
+                            "status_url": f"/v1/operations/cluster-{name}", "replayed": False}
+    again = await api.post("/v1/operations", headers=operator, json={"kind": "upgrade", "ticket": change, "input": upgrade(name)})
+    assert again.status_code == 200 and again.json()["operation_id"] == f"cluster-{name}" and again.json()["replayed"]
+    other = await api.post("/v1/operations", headers=operator,
+                           json={"kind": "upgrade", "ticket": change, "input": upgrade(name, strategy="blue_green")})
+    assert other.status_code == 409 and "with a different request" in other.json()["error"]
+
+    done = await finished(api, operator, f"cluster-{name}")
+    assert done["status"] == "COMPLETED" and done["progress"]["phase"] == "succeeded" and done["environment"] == "staging"
+    assert sim_report(simulator, name)["clusters"][name]["control_plane_version"] == "1.31"
+    trail = inventory.audit(cluster=name)
+    token_name = trail[0].requested_by
+    assert token_name.startswith("operator-") and all(r.requested_by == token_name for r in trail)
+    assert ("api start", "started") in [(r.action, r.outcome) for r in trail]
+    assert [(r.action, r.outcome) for r in trail if r.operation == "ClusterUpgrade"][-1] == ("upgrade", "succeeded")
+    assert {r.ticket for r in trail} == {change}
+
+
+async def test_controls_are_updates_and_a_validators_refusal_is_a_409_with_its_message(
+        api, worker, add_cluster, inventory):
+    name = add_cluster("apictl", env="staging", pools=1, nodes=2, time_scale=0.01)
+    operator = api.token("operator", "staging")
+    started = await api.post("/v1/operations", headers=operator,
+                             json={"kind": "upgrade", "ticket": ticket(), "input": upgrade(name)})
+    operation = started.json()["operation_id"]
+    paused = await api.post(f"/v1/operations/{operation}/pause", headers=operator, json={"reason": "change freeze"})
+    assert paused.status_code == 200 and paused.json()["progress"]["paused"]
+    twice = await api.post(f"/v1/operations/{operation}/pause", headers=operator, json={})
+    assert twice.status_code == 409 and "already paused" in twice.json()["error"]
+    assert (await api.post(f"/v1/operations/{operation}/resume", headers=operator)).status_code == 200
+    aborted = await api.post(f"/v1/operations/{operation}/abort", headers=operator, json={"reason": "wrong cluster"})
+    assert aborted.status_code == 200 and aborted.json()["progress"]["abort_requested"]
+    done = await finished(api, operator, operation)
+    assert done["progress"]["phase"] == "aborted" and "wrong cluster" in done["progress"]["message"]
+    outcomes = [(r.action, r.outcome) for r in inventory.audit(operation_id=operation) if r.operation == "api"]
+    assert outcomes == [("api start", "started"), ("api pause", "paused"), ("api pause", "refused"),
+                        ("api resume", "resumed"), ("api abort", "abort_requested")]
+
+
+async def test_the_requester_cannot_approve_their_own_decommission(api, worker, add_cluster):
+    name = add_cluster("apidec", env="staging", pools=1, nodes=1, workloads=[])
+    admin = api.token("admin", "*")
+    started = await api.post("/v1/operations", headers=admin, json={
+        "kind": "decommission", "ticket": ticket(), "input": {"cluster": name, "poll_interval_seconds": 0.05}})
+    assert started.status_code == 201, started.text
+    operation = started.json()["operation_id"]
+    for _ in range(100):
+        found = (await api.get(f"/v1/operations/{operation}", headers=admin)).json()
+        if found["progress"] and found["progress"]["phase"] == "awaiting_approval":
+            break
+        await asyncio.sleep(0.1)
+    own = await api.post(f"/v1/operations/{operation}/approve", headers=admin, json={"comment": "lgtm"})
+    assert own.status_code == 409 and "cannot approve it; a second person must" in own.json()["error"]
+    other = api.token("approver", "staging")
+    approved = await api.post(f"/v1/operations/{operation}/approve", headers=other, json={"comment": "checked"})
+    assert approved.status_code == 200, approved.text
+    done = await finished(api, admin, operation)
+    assert done["status"] == "COMPLETED"
+
+
+async def test_bad_requests_are_4xx_that_say_what_to_fix_and_change_nothing(api, worker, add_cluster, simulator):
+    name = add_cluster("apibad", env="staging", pools=1, nodes=1)
+    operator = api.token("operator", "staging")
+
+    def start(body: dict, headers=operator):
+        return api.post("/v1/operations", headers=headers, json=body)
+
+    cases = [
+        (await api.get("/v1/clusters"), 401, "Authorization: Bearer"),
+        (await api.get("/v1/clusters", headers={"Authorization": "Bearer rgt_nope"}), 401, "unknown or revoked"),
+        (await start({"kind": "reboot", "ticket": ticket(), "input": {}}), 422, "kind"),
+        (await start({"kind": "upgrade", "ticket": "no spaces allowed", "input": upgrade(name)}), 422, "ticket"),
+        (await start({"kind": "upgrade", "ticket": ticket(), "input": {"cluster": name}}), 422,
+         "input does not fit a ClusterUpgrade: target_version: Field required"),
+        (await start({"kind": "upgrade", "ticket": ticket(), "input": upgrade("no-such-cluster")}), 404, "not in the inventory"),
+        (await start({"kind": "upgrade", "ticket": ticket(), "input": upgrade(name, target_version="1.32")}), 422,
+         "upgrade to 1.31 first"),
+        (await start({"kind": "upgrade", "ticket": ticket(), "input": upgrade(name, target_version="1.30")}), 409,
+         "nothing to do"),
+        (await start({"kind": "upgrade", "ticket": ticket(), "input": upgrade(name, strategy="yolo")}), 422, "strategy"),
+        (await api.post("/v1/operations", headers=operator, content=b"{not json"), 422, "the request does not fit"),
+        (await api.post("/v1/operations/cluster-nothing-here/pause", headers=operator, json={}), 404, "no operation"),
+        (await api.post(f"/v1/operations/cluster-{name}/reboot", headers=operator, json={}), 422, "control"),
+        (await api.get("/v1/clusters", headers=operator, params={"label": "team"}), 422, "give key=value"),
+    ]
+    for response, status, says in cases:
+        assert response.status_code == status, (response.request.url, response.text)
+        assert says in response.json()["error"], response.text
+    assert sim_report(simulator, name)["clusters"][name]["control_plane_version"] == "1.30"
+
+
+async def test_a_revoked_token_is_refused(api, inventory):
+    _, secret = create_token(inventory, name=f"ci-{uuid.uuid4().hex[:6]}", role="viewer", environments=["*"])
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert (await api.get("/v1/clusters", headers=headers)).status_code == 200
+    inventory.revoke_token(inventory.token_by_hash(token_hash(secret)).name)
+    refused = await api.get("/v1/clusters", headers=headers)
+    assert refused.status_code == 401 and "revoked" in refused.json()["error"]
+
+
+ENDPOINTS = ("list", "read", "start", "pause", "resume", "abort", "approve")
+ACTION_OF = {"list": "read", "read": "read", "start": "start", "pause": "control", "resume": "control", "abort": "control",
+             "approve": "approve"}
+
+
+async def test_every_cell_of_role_by_endpoint_by_environment(api, worker, add_cluster, inventory):
+    """Each role, scoped to staging, to prod, or to every environment, calls each endpoint on a
+    staging and a prod cluster. Allowed calls get past the gate (to a 2xx, or to the refusal
+    the operation itself gives: a finished upgrade cannot be paused); refused ones get a 403."""
+    clusters = {env: add_cluster(f"mx{env[:4]}", env=env, pools=1, nodes=1, workloads=[]) for env in ("staging", "prod")}
+    admin = api.token("admin", "*")
+    for env, name in clusters.items():  # one finished operation per environment to steer
+        started = await api.post("/v1/operations", headers=admin,
+                                 json={"kind": "upgrade", "ticket": ticket(), "input": upgrade(name)})
+        assert started.status_code == 201, started.text
+        await finished(api, admin, started.json()["operation_id"])
+
+    cells = 0
+    for role, scope in itertools.product(access.ROLES, ("staging", "prod", "*")):
+        headers = api.token(role, scope)
+        for endpoint, (env, name) in itertools.product(ENDPOINTS, clusters.items()):
+            operation = f"cluster-{name}"
+            if endpoint == "list":
+                response = await api.get("/v1/clusters", headers=headers)
+            elif endpoint == "read":
+                response = await api.get(f"/v1/operations/{operation}", headers=headers)
+            elif endpoint == "start":  # a target the worker would refuse: allowed calls reach that refusal
+                response = await api.post("/v1/operations", headers=headers, json={
+                    "kind": "upgrade", "ticket": ticket(), "input": upgrade(name, target_version="1.33")})
+            else:
+                response = await api.post(f"/v1/operations/{operation}/{endpoint}", headers=headers, json={})
+            allowed = ACTION_OF[endpoint] in access.ROLE_ACTIONS[role] and (
+                endpoint == "list" or scope in ("*", env))
+            expected = {"list": {200}, "read": {200}, "start": {422}}.get(endpoint, {409})
+            cell = f"{role} scoped to {scope}: {endpoint} on {env} answered {response.status_code} {response.text}"
+            if allowed:
+                assert response.status_code in expected, cell
+            else:
+                assert response.status_code == 403, cell
+                assert f"may not {ACTION_OF[endpoint]}" in response.json()["error"], cell
+            if endpoint == "list" and allowed:
+                listed = {c["name"] for c in response.json()}
+                assert (name in listed) == (scope in ("*", env)), cell  # a token sees only its environments
+            cells += 1
+    assert cells == len(access.ROLES) * 3 * len(ENDPOINTS) * 2
