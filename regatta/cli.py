@@ -31,6 +31,7 @@ wave_app = typer.Typer(no_args_is_help=True, help="Fleet-wide patch waves: stage
 schedule_app = typer.Typer(no_args_is_help=True, help="Scheduled patch windows and fleet sweeps (Temporal Schedules).")
 dr_app = typer.Typer(no_args_is_help=True, help="Disaster-recovery pairs: which cluster stands by for which.")
 token_app = typer.Typer(no_args_is_help=True, help="API tokens: who may do what over the HTTP API.")
+codec_app = typer.Typer(no_args_is_help=True, help="Payload encryption keys (REGATTA_CODEC_KEYS, REGATTA_CODEC_KEY_FILE).")
 app.add_typer(clusters_app, name="clusters")
 app.add_typer(upgrade_app, name="upgrade")
 app.add_typer(op_app, name="op")
@@ -39,6 +40,7 @@ app.add_typer(dr_app, name="dr")
 app.add_typer(wave_app, name="wave")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(token_app, name="token")
+app.add_typer(codec_app, name="codec")
 
 console = Console()
 errors = Console(stderr=True)
@@ -74,10 +76,11 @@ def _run(coro_or_fn) -> Any:
     from regatta.temporal_client import TemporalUnreachable
 
     from regatta.inventory import DrPairError, TokenError
+    from regatta.payload_codec import CodecKeyError
 
     try:
         return asyncio.run(coro_or_fn) if asyncio.iscoroutine(coro_or_fn) else coro_or_fn()
-    except (Refused, UnknownCluster, DrPairError, TokenError, planning.PlanningError) as error:
+    except (Refused, UnknownCluster, DrPairError, TokenError, CodecKeyError, planning.PlanningError) as error:
         errors.print(f"[bold red]refused:[/] {error}")
         raise typer.Exit(EXIT_REFUSED) from None
     except (Unreachable, TemporalUnreachable) as error:
@@ -896,6 +899,18 @@ def token_list(output: Output = Output.table):
         console.print(table)
 
     _run(body)
+
+
+@codec_app.command("new-key")
+def codec_new_key(key_id: Annotated[str, typer.Option("--id", help="the key's id, e.g. 2026-12")]):
+    """Print a new AES-256 key line (`ID BASE64KEY`) for REGATTA_CODEC_KEY_FILE; put it first to
+    encrypt with it, and keep the old lines so older histories still decrypt."""
+    from regatta.payload_codec import new_key_line
+
+    if not key_id.strip() or any(c.isspace() or c in ",:" for c in key_id):
+        errors.print("[bold red]refused:[/] --id: give a key id without spaces, commas or colons, e.g. 2026-12")
+        raise typer.Exit(EXIT_REFUSED)
+    print(new_key_line(key_id))
 
 
 def main() -> None:  # pragma: no cover - console entry point

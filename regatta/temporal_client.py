@@ -1,5 +1,6 @@
 """Connecting to Temporal the one way every Regatta process does: the address and namespace
-from the REGATTA_* settings, and the pydantic data converter so payloads are plain JSON."""
+from the REGATTA_* settings, and the pydantic data converter so payloads are plain JSON (encrypted
+when REGATTA_CODEC_KEYS or REGATTA_CODEC_KEY_FILE is set: regatta/payload_codec.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 
+from regatta.payload_codec import with_codec
 from regatta.settings import Settings
 
 
@@ -17,7 +19,7 @@ class TemporalUnreachable(ConnectionError):
 async def connect(settings: Settings, *, runtime: Runtime | None = None) -> Client:
     try:
         return await Client.connect(
-            settings.temporal_address, namespace=settings.namespace, data_converter=pydantic_data_converter,
+            settings.temporal_address, namespace=settings.namespace, data_converter=with_codec(pydantic_data_converter),
             runtime=runtime,
         )
     except RuntimeError as error:  # the SDK's core reports a failed connection as RuntimeError

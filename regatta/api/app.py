@@ -18,14 +18,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request, Security
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from google.protobuf import json_format
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from temporalio.api.common.v1 import Payloads
 
 from regatta import access, planning, wave_plan
 from regatta.api.tokens import authenticate
@@ -43,6 +47,7 @@ from regatta.models import (
     ProvisionClusterInput,
 )
 from regatta.operations import OperationRefused, send_update, start_operation, start_wave, status
+from regatta.payload_codec import CodecKeyError, EncryptionCodec, keys_from_env
 from regatta.settings import Settings
 from regatta.temporal_client import TemporalUnreachable
 
@@ -103,6 +108,10 @@ def _readable(error: ValidationError | RequestValidationError) -> str:
 def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAPI:
     inventory = inventory or Inventory(settings.database_url)
     app = FastAPI(title="Regatta", version="1", description=__doc__)
+    origins = os.environ.get("REGATTA_CODEC_CORS_ORIGINS", "http://127.0.0.1:8233,http://localhost:8233")
+    app.add_middleware(CORSMiddleware, allow_origins=[o.strip() for o in origins.split(",") if o.strip()],
+                       allow_methods=["POST"], allow_headers=["Authorization", "Content-Type", "X-Namespace"],
+                       allow_credentials=True)
     bearer = HTTPBearer(auto_error=False, description="an API token from `regatta token create`")
 
     @app.exception_handler(ApiError)
@@ -207,6 +216,28 @@ def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAP
     @app.get("/healthz", include_in_schema=False)
     async def healthz():
         return {"ok": True}
+
+    # Temporal's codec-server protocol, so the Temporal UI can show decrypted payloads to people
+    # holding a token (any role may read; a payload does not say which environment it is about).
+    codec = EncryptionCodec(keys) if (keys := keys_from_env()) else None
+
+    @app.post("/codec/{direction}", include_in_schema=False)
+    async def codec_endpoint(direction: Literal["encode", "decode"], request: Request, token: ApiToken = Depends(caller)):
+        permit(token, "read", set(), verb="read")
+        try:
+            body = json.loads(await request.body())
+            if not isinstance(body, dict):
+                raise ValueError('expected an object like {"payloads": [...]}')
+            payloads = json_format.ParseDict(body, Payloads())
+        except (ValueError, json_format.ParseError) as error:
+            raise ApiError(422, f"the body is not Temporal Payloads JSON: {error}") from None
+        if codec is not None:
+            try:
+                done = await (codec.encode if direction == "encode" else codec.decode)(payloads.payloads)
+            except CodecKeyError as error:
+                raise ApiError(422, str(error)) from None
+            payloads = Payloads(payloads=done)
+        return JSONResponse(json.loads(json_format.MessageToJson(payloads)))
 
     @app.post("/v1/operations", response_model=StartResponse, status_code=201,
               responses={200: {"model": StartResponse, "description": "this ticket already started this operation"},
