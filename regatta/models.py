@@ -153,6 +153,7 @@ class Activity(StrEnum):
     LIST_CLUSTER_NAMES = "inventory.list_cluster_names"
     SWEEP_CLUSTERS = "kube.sweep_clusters"
     READ_FLEET_CLOCK = "fleet.read_clock"
+    POST_CALLBACK = "notify.post_callback"
     # disaster recovery
     GET_DR_PAIR = "inventory.get_dr_pair"
     RECORD_DR_SERVING = "inventory.record_dr_serving"
@@ -307,6 +308,8 @@ class ClusterUpgradeInput(Model):
     strategy: Strategy = "surge"
     ticket: str | None = None
     requested_by: str = "temporal-ui"
+    callback_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://",
+                                     description="POSTed an HMAC-signed JSON note on every change of phase")
     node_images: dict[ProviderKind, str] = Field(
         default_factory=dict, description="roll node pools onto this node image, per cloud (e.g. {\"eks\":"
         " \"1.31.2-20261101\"}), at target_version; a pool already on it is left alone")
@@ -410,6 +413,8 @@ class ProvisionClusterInput(Model):
     admin_group: str = "platform-sre"
     ticket: str | None = None
     requested_by: str = "temporal-ui"
+    callback_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://",
+                                     description="POSTed an HMAC-signed JSON note on every change of phase")
     poll_interval_seconds: float = Field(default=15, gt=0)
     cloud_operation_timeout_seconds: float = Field(default=3600, gt=0)
     ready_timeout_seconds: float = Field(default=900, gt=0)
@@ -448,6 +453,8 @@ class DecommissionClusterInput(Model):
     cluster: str
     ticket: str | None = None
     requested_by: str = "temporal-ui"
+    callback_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://",
+                                     description="POSTed an HMAC-signed JSON note on every change of phase")
     force_empty: bool = Field(default=False, description="delete even though non-system workloads still run")
     force_reason: str | None = None
     approval_timeout_seconds: float = Field(default=7 * 24 * 3600, gt=0)
@@ -607,6 +614,8 @@ class DRRequest(Model):
     cluster: str = Field(description="the primary: whose service moves away (failover) or home (failback)")
     ticket: str | None = None
     requested_by: str = "temporal-ui"
+    callback_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://",
+                                     description="POSTed an HMAC-signed JSON note on every change of phase")
     require_approval: bool = Field(default=False, description="wait for a second person before fencing even where the"
                                    " environment does not require it")
     override_capacity: str | None = Field(default=None, description="reason to go ahead although the side that takes"
@@ -779,6 +788,8 @@ class PatchWaveInput(Model):
     freezes: list[Freeze] = Field(default_factory=list)
     ticket: str | None = None
     requested_by: str = "temporal-ui"
+    callback_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://",
+                                     description="POSTed an HMAC-signed JSON note on every change of phase")
     # Tuning handed to every cluster's ClusterUpgrade (field name → value), e.g. {"drain_timeout_seconds": 1800}.
     upgrade_settings: dict[str, float] = Field(default_factory=dict)
     start_only_outside_freezes: bool = Field(default=False, description="end at once, saying so, when started during a"
@@ -828,6 +839,21 @@ class WavePlan(Model):
 class PlanWave(Model):
     wave: PatchWaveInput
     now: datetime
+
+
+class CallbackNote(Model):
+    """What an operation's callback URL is POSTed when its phase changes (signed by the activity,
+    whose secret never enters history)."""
+
+    url: str
+    operation_id: str
+    workflow_type: str
+    cluster: str
+    ticket: str | None = None
+    phase: str
+    step: str
+    sequence: int = Field(description="1, 2, 3... per run: a receiver can tell a missing note from a late one")
+    at: datetime
 
 
 class FleetTime(Model):

@@ -24,6 +24,8 @@ class Settings:
     sim_url: str | None
     # The traffic manager's adapter (the JSON of regatta/sim/traffic_api.py); the simulator's when unset.
     traffic_url: str | None = None
+    # Signs callbacks and checks inbound webhooks (regatta/signing.py). A secret: never in as_env.
+    webhook_secret: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -38,6 +40,7 @@ class Settings:
             database_url=database_url,
             sim_url=(env.get("REGATTA_SIM_URL") or None),
             traffic_url=(env.get("REGATTA_TRAFFIC_URL") or None),
+            webhook_secret=(env.get("REGATTA_WEBHOOK_SECRET") or None),
         )
 
     @property

@@ -30,7 +30,7 @@ from regatta.models import (
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # What a wave may tune in each cluster's upgrade; identity and target come from the wave itself.
 TUNABLE = frozenset(ClusterUpgradeInput.model_fields) - {"cluster", "target_version", "node_images", "strategy", "ticket",
-                                                          "requested_by"}
+                                                          "requested_by", "callback_url"}
 
 
 class InvalidWave(planning.PlanningError):

@@ -15,6 +15,7 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
+from activities.callbacks import CallbackActivities
 from activities.cloud import CloudActivities
 from activities.fleet_clock import FleetClockActivities
 from activities.inventory import InventoryActivities
@@ -55,7 +56,7 @@ def build_worker(
     traffic = HttpTrafficManager(settings.traffic_endpoint) if settings.traffic_endpoint else None
     activities = activity_functions(
         CloudActivities(connections), KubeActivities(connections, inventory), InventoryActivities(inventory),
-        TrafficActivities(traffic), FleetClockActivities(settings.sim_url),
+        TrafficActivities(traffic), FleetClockActivities(settings.sim_url), CallbackActivities(settings.webhook_secret),
     )
     return Worker(
         client,

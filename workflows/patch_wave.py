@@ -437,6 +437,7 @@ class PatchWave(Runbook):
         self.state.step = f"continuing as new after {workflow.info().get_current_history_length()} history events"
         await workflow.wait_condition(lambda: self.in_flight == 0)
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._callbacks_delivered()
         workflow.continue_as_new(self.input.model_copy(update={"carried": self.state}))
 
     async def _finish(self) -> PatchWaveResult:

@@ -3,11 +3,13 @@ cloud operation while it heartbeats, health gates, the audit trail, and reading 
 input without ever getting stuck on one that does not fit.
 
 Workflows subclass `Runbook`; it holds no state of its own beyond what they set up
-(`self.input`, `self.state`, `self.ref`, `self.audit_seq`), so histories stay as they were.
+(`self.input`, `self.state`, `self.ref`, `self.audit_seq`), so histories stay as they were,
+except the queue of callback notes, made only when an input names a `callback_url`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import TypeVar
 
@@ -18,13 +20,27 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from regatta import planning
-    from regatta.models import Activity, CloudOperation, HealthGate, HealthReport, OperationRecord, WaitForOperation
+    from regatta.models import (
+        Activity,
+        CallbackNote,
+        CloudOperation,
+        HealthGate,
+        HealthReport,
+        OperationRecord,
+        WaitForOperation,
+    )
     from regatta.search_attributes import CLUSTER, ENVIRONMENT, OPERATION, TICKET
 
 # Quick calls to a cloud or API server: throttling and 5xx are retried with backoff for a
 # while; what cannot succeed arrives as a non-retryable ApplicationError and stops at once.
 QUICK_CALL = RetryPolicy(initial_interval=timedelta(milliseconds=500), backoff_coefficient=2.0,
                          maximum_interval=timedelta(seconds=30), maximum_attempts=25)
+
+# A callback receiver that is down gets a few tries over about a minute, then the note is dropped
+# (and logged): an operation does not wait on its observers.
+CALLBACK_DELIVERY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                                maximum_interval=timedelta(seconds=20), maximum_attempts=5)
+FINAL_PHASES = frozenset({"succeeded", "failed", "aborted", "halted", "not_started", "released"})
 
 InputModel = TypeVar("InputModel", bound=BaseModel)
 
@@ -89,9 +105,40 @@ class Runbook:
         ])
 
     def _step(self, phase: str, step: str) -> None:
+        changed = phase != self.state.phase
         self.state.phase = phase
         self.state.step = step
         workflow.logger.info("%s: %s", self.cluster_name, step)
+        if getattr(self.input, "callback_url", None) and (changed or "_callback_notes" not in self.__dict__):
+            self._tell_callback(phase, step)  # the first step is news too
+
+    # ------------------------------------------------------------------ callbacks
+
+    def _tell_callback(self, phase: str, step: str) -> None:
+        """Queue a note for the callback URL; one coroutine posts them in order, so a slow
+        receiver never holds the runbook up (a terminal phase waits for them in `_audit`)."""
+        notes = self.__dict__.setdefault("_callback_notes", [])
+        sequence = self.__dict__["_callback_sequence"] = self.__dict__.get("_callback_sequence", 0) + 1
+        notes.append(CallbackNote(url=self.input.callback_url, operation_id=workflow.info().workflow_id,
+                                  workflow_type=workflow.info().workflow_type, cluster=self.cluster_name,
+                                  ticket=self.input.ticket, phase=phase, step=step, sequence=sequence, at=workflow.now()))
+        if "_callback_poster" not in self.__dict__:
+            self.__dict__["_callback_poster"] = asyncio.ensure_future(self._post_callbacks(notes))
+
+    async def _post_callbacks(self, notes: list) -> None:
+        while True:
+            await workflow.wait_condition(lambda: bool(notes))
+            try:
+                await workflow.execute_activity(Activity.POST_CALLBACK, notes[0], start_to_close_timeout=timedelta(seconds=30),
+                                                retry_policy=CALLBACK_DELIVERY)
+            except ActivityError as failure:  # the receiver's trouble must not stop the operation
+                workflow.logger.warning("callback %s not delivered: %s", notes[0].sequence, failure.cause or failure)
+            notes.pop(0)
+
+    async def _callbacks_delivered(self) -> None:
+        notes = self.__dict__.get("_callback_notes")
+        if notes:
+            await workflow.wait_condition(lambda: not notes)
 
     async def _call(self, activity: Activity, arg, result_type, *, timeout: float = 60, heartbeat: float | None = None):
         return await workflow.execute_activity(
@@ -119,6 +166,8 @@ class Runbook:
             outcome=outcome, detail=detail, seq=self.audit_seq, run_id=workflow.info().run_id,  # type: ignore[arg-type]
         )
         await self._call(Activity.RECORD_OPERATION, record, None)
+        if self.state.phase in FINAL_PHASES:  # the last word: every callback is out before the run ends
+            await self._callbacks_delivered()
 
     def _heartbeat(self) -> float:
         return max(self.input.activity_heartbeat_timeout_seconds, 3 * self.input.poll_interval_seconds)

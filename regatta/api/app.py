@@ -248,6 +248,9 @@ def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAP
             request = model.model_validate({**body.input, "ticket": body.ticket, "requested_by": token.name})
         except ValidationError as error:
             raise ApiError(422, f"input does not fit a {workflow}: {_readable(error)}") from None
+        if getattr(request, "callback_url", None) and not settings.webhook_secret:
+            raise ApiError(422, "input.callback_url: callbacks are sent signed, and no REGATTA_WEBHOOK_SECRET is set;"
+                           " set the same secret for the API and the worker, or leave callback_url out")
         operation_id, record, touched = await targets(body.kind, request)
         permit(token, "start", touched, verb="start", operation_id=operation_id,
                cluster=record.name if record else "-", ticket=body.ticket)

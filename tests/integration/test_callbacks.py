@@ -1,0 +1,87 @@
+"""Callbacks: an operation started with a callback URL POSTs a signed note on every change of
+phase, in order, to a receiver on this machine; a receiver that refuses does not stop it."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from regatta import signing
+from regatta.api.app import create_app
+from regatta.api.tokens import create_token
+from regatta.temporal_client import connect
+from tests.integration.conftest import FAST
+from workers.main import build_worker
+
+SECRET = "callback-secret-for-tests"
+
+
+@pytest.fixture
+def receiver():
+    """A ticket system's webhook endpoint: records what it is sent; /refuse answers 400."""
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the http.server API
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append({"path": self.path, "headers": dict(self.headers), "body": body})
+            self.send_response(400 if self.path == "/refuse" else 204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.received = received
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+async def test_every_phase_change_is_posted_signed_and_in_order(queue_settings, inventory, add_cluster, receiver):
+    settings = dataclasses.replace(queue_settings, webhook_secret=SECRET)
+    name = add_cluster("cb", env="staging", pools=1, nodes=2)
+    refused = add_cluster("cbref", env="staging", pools=1, nodes=1)
+    _, secret = create_token(inventory, name=f"itsm-{uuid.uuid4().hex[:6]}", role="operator", environments=["staging"])
+    headers = {"Authorization": f"Bearer {secret}"}
+    async with build_worker(await connect(settings), settings), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(settings, inventory)), base_url="http://regatta.test") as api:
+        for cluster, path in ((name, "/hook"), (refused, "/refuse")):
+            started = await api.post("/v1/operations", headers=headers, json={
+                "kind": "upgrade", "ticket": f"CHG-{uuid.uuid4().hex[:6]}",
+                "input": {"cluster": cluster, "target_version": "1.31", "callback_url": receiver.url + path, **FAST}})
+            assert started.status_code == 201, started.text
+        for operation in (f"cluster-{name}", f"cluster-{refused}"):
+            for _ in range(600):
+                found = (await api.get(f"/v1/operations/{operation}", headers=headers)).json()
+                if found["status"] != "RUNNING":
+                    break
+                await asyncio.sleep(0.05)
+            assert found["status"] == "COMPLETED", found  # a refusing receiver does not stop the upgrade
+
+    notes = [r for r in receiver.received if r["path"] == "/hook"]
+    for note in notes:
+        problem = signing.verification_problem(SECRET.encode(), signature=note["headers"][signing.SIGNATURE_HEADER],
+                                               timestamp=note["headers"][signing.TIMESTAMP_HEADER], body=note["body"],
+                                               now=time.time())
+        assert problem is None, problem
+    bodies = [json.loads(n["body"]) for n in notes]
+    assert [b["phase"] for b in bodies] == ["preflight", "control_plane", "node_pools", "recording", "succeeded"]
+    assert [b["sequence"] for b in bodies] == [1, 2, 3, 4, 5]
+    assert {b["operation_id"] for b in bodies} == {f"cluster-{name}"} and "url" not in bodies[0]
+    assert all(b["workflow_type"] == "ClusterUpgrade" and b["ticket"].startswith("CHG-") for b in bodies)
+    forged = signing.verification_problem(b"another secret", signature=notes[0]["headers"][signing.SIGNATURE_HEADER],
+                                          timestamp=notes[0]["headers"][signing.TIMESTAMP_HEADER], body=notes[0]["body"],
+                                          now=time.time())
+    assert forged and "does not match" in forged
+    assert [r["path"] for r in receiver.received].count("/refuse") == 5  # each note tried once: a 400 is final
