@@ -6,18 +6,26 @@ REGATTA_HOME or an empty PostgreSQL database just works.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event, select, update
+from sqlalchemy import create_engine, delete, event, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from regatta import audit_chain
-from regatta.inventory.tables import ApiTicketRow, ApiTokenRow, AuditChainHead, AuditRow, ClusterRow, DrPairRow
+from regatta.inventory.tables import (
+    ApiTicketRow,
+    ApiTokenRow,
+    AuditChainHead,
+    AuditRow,
+    ClusterRow,
+    DrPairRow,
+    WebhookDeliveryRow,
+)
 from regatta.models import ApiTicket, ApiToken, AuditVerification, ClusterRecord, DrPair, NodePool, OperationRecord
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -301,10 +309,7 @@ class Inventory:
                 session.add(ApiTicketRow(**claim.model_dump()))
             return None
         except IntegrityError:
-            with Session(self.engine) as session:
-                row = session.get(ApiTicketRow, claim.ticket)
-                return ApiTicket(ticket=row.ticket, kind=row.kind, operation_id=row.operation_id,
-                                 request_digest=row.request_digest, token=row.token, created_at=row.created_at)
+            return self.ticket(claim.ticket)
 
     def release_ticket(self, ticket: str) -> None:
         """Give a ticket back when its operation could not be started, so a retry can start it."""
@@ -312,3 +317,23 @@ class Inventory:
             row = session.get(ApiTicketRow, ticket)
             if row is not None:
                 session.delete(row)
+
+    def ticket(self, ticket: str) -> ApiTicket | None:
+        with Session(self.engine) as session:
+            row = session.get(ApiTicketRow, ticket)
+            return None if row is None else ApiTicket(ticket=row.ticket, kind=row.kind, operation_id=row.operation_id,
+                                                      request_digest=row.request_digest, token=row.token,
+                                                      created_at=row.created_at)
+
+    def first_delivery(self, signature: str, *, keep_seconds: float) -> bool:
+        """Remember an inbound webhook's signature; False when it was seen before (a replay).
+        Signatures older than the timestamp window are forgotten: their requests are refused anyway."""
+        now = datetime.now(UTC)
+        try:
+            with Session(self.engine) as session, session.begin():
+                session.execute(delete(WebhookDeliveryRow).where(
+                    WebhookDeliveryRow.received_at < now - timedelta(seconds=2 * keep_seconds)))
+                session.add(WebhookDeliveryRow(signature=signature, received_at=now))
+            return True
+        except IntegrityError:
+            return False

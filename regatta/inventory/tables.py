@@ -98,3 +98,12 @@ class ApiTicketRow(Base):
     request_digest: Mapped[str] = mapped_column(String(64))
     token: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookDeliveryRow(Base):
+    """An inbound webhook already acted on (by its signature), kept for the timestamp window."""
+
+    __tablename__ = "webhook_deliveries"
+
+    signature: Mapped[str] = mapped_column(String(100), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

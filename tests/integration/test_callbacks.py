@@ -85,3 +85,60 @@ async def test_every_phase_change_is_posted_signed_and_in_order(queue_settings, 
                                           now=time.time())
     assert forged and "does not match" in forged
     assert [r["path"] for r in receiver.received].count("/refuse") == 5  # each note tried once: a 400 is final
+
+
+def signed(body: dict, *, secret: str = SECRET, at: float | None = None) -> tuple[bytes, dict[str, str]]:
+    raw = json.dumps(body).encode()
+    timestamp = int(at if at is not None else time.time())
+    return raw, {"Content-Type": "application/json", signing.TIMESTAMP_HEADER: str(timestamp),
+                 signing.SIGNATURE_HEADER: signing.sign(secret.encode(), timestamp, raw)}
+
+
+async def test_a_signed_ticket_event_approves_its_operation_and_forgeries_and_replays_are_refused(
+        queue_settings, inventory, add_cluster, worker):
+    settings = dataclasses.replace(queue_settings, webhook_secret=SECRET)
+    name = add_cluster("whdec", env="staging", pools=1, nodes=1, workloads=[])
+    token_name = f"itsm-{uuid.uuid4().hex[:6]}"
+    _, secret = create_token(inventory, name=token_name, role="operator", environments=["staging"])
+    change = f"CHG-{uuid.uuid4().hex[:6]}"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings, inventory)),
+                                 base_url="http://regatta.test") as api:
+        started = await api.post("/v1/operations", headers={"Authorization": f"Bearer {secret}"}, json={
+            "kind": "decommission", "ticket": change, "input": {"cluster": name, "poll_interval_seconds": 0.05}})
+        assert started.status_code == 201, started.text
+        operation = started.json()["operation_id"]
+        for _ in range(200):
+            found = (await api.get(f"/v1/operations/{operation}", headers={"Authorization": f"Bearer {secret}"})).json()
+            if (found["progress"] or {}).get("phase") == "awaiting_approval":
+                break
+            await asyncio.sleep(0.05)
+
+        def post(raw: bytes, headers: dict):
+            return api.post("/v1/webhooks/ticket-events", content=raw, headers=headers)
+
+        approval = {"event": "approved", "ticket": change, "by": "alice", "comment": "CAB approved"}
+        unsigned = await post(json.dumps(approval).encode(), {"Content-Type": "application/json"})
+        assert unsigned.status_code == 401 and "sign the request" in unsigned.json()["error"]
+        forged = await post(*signed(approval, secret="guessed"))
+        assert forged.status_code == 401 and "does not match" in forged.json()["error"]
+        stale = await post(*signed(approval, at=time.time() - 3600))
+        assert stale.status_code == 401 and "outside the 300s window" in stale.json()["error"]
+        unknown = await post(*signed({**approval, "ticket": "CHG-never"}))
+        assert unknown.status_code == 404 and "CHG-never" in unknown.json()["error"]
+        own = await post(*signed({**approval, "by": token_name}))
+        assert own.status_code == 409 and "cannot approve it; a second person must" in own.json()["error"]
+
+        raw, headers = signed(approval)
+        accepted = await post(raw, headers)
+        assert accepted.status_code == 200, accepted.text
+        replayed = await post(raw, headers)
+        assert replayed.status_code == 409 and "replay" in replayed.json()["error"]
+
+        for _ in range(400):
+            found = (await api.get(f"/v1/operations/{operation}", headers={"Authorization": f"Bearer {secret}"})).json()
+            if found["status"] != "RUNNING":
+                break
+            await asyncio.sleep(0.05)
+        assert found["status"] == "COMPLETED", found
+    trail = [(r.requested_by, r.action, r.outcome) for r in inventory.audit(operation_id=operation) if r.operation == "api"]
+    assert (token_name, "webhook approved", "refused") in trail and ("alice", "webhook approved", "approved") in trail
