@@ -22,7 +22,7 @@ from azure.mgmt.containerservice.models import AgentPool
 
 from regatta import planning
 from regatta.models import CloudOperation, ClusterRef, NodePool
-from regatta.providers.base import CloudError, ControlPlane, KubeEndpoint
+from regatta.providers.base import CloudError, ControlPlane, KubeEndpoint, simulator_token
 
 SIM_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 SIM_RESOURCE_GROUP = "regatta-sim"
@@ -193,7 +193,8 @@ class AksProvider:
 
     def kube_endpoint(self, cluster: ClusterRef) -> KubeEndpoint:
         if self.endpoint_url:
-            return KubeEndpoint(host=f"{self.endpoint_url}/k8s/{cluster.name}")
+            return KubeEndpoint(host=f"{self.endpoint_url}/k8s/{cluster.name}",
+                                bearer_token=simulator_token(self.endpoint_url, cluster))
         import yaml
 
         _, group = self._scope(cluster)

@@ -62,3 +62,17 @@ class CloudProvider(Protocol):
     def poll_operation(self, cluster: ClusterRef, operation: CloudOperation) -> CloudOperation: ...
 
     def kube_endpoint(self, cluster: ClusterRef) -> KubeEndpoint: ...
+
+
+def simulator_token(sim_url: str, cluster: ClusterRef) -> str:
+    """The bearer token the simulated API server of `cluster` takes, asked for when a client is
+    built (as a real cloud's token is): it lives in the activity, never in a payload."""
+    import httpx
+
+    try:
+        response = httpx.get(f"{sim_url.rstrip('/')}/sim/credentials/{cluster.name}", timeout=10)
+        response.raise_for_status()
+    except httpx.HTTPError as error:
+        raise CloudError(f"credentials of {cluster.name} from the simulator: {error}", error_type="Unreachable",
+                         retryable=True) from error
+    return response.json()["token"]

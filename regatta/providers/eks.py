@@ -16,7 +16,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from regatta.models import CloudOperation, ClusterRef, NodePool
-from regatta.providers.base import CloudError, ControlPlane, KubeEndpoint
+from regatta.providers.base import CloudError, ControlPlane, KubeEndpoint, simulator_token
 
 K8S_AWS_ID_HEADER = "x-k8s-aws-id"
 # A few quick tries inside botocore for throttling and 5xx; past that the activity's own
@@ -184,7 +184,7 @@ class EksProvider:
 
     def kube_endpoint(self, cluster: ClusterRef) -> KubeEndpoint:
         found = self._call(cluster, f"describe cluster {cluster.name}", "describe_cluster", name=cluster.name)["cluster"]
-        token = "regatta-sim" if self.endpoint_url else self.bearer_token(cluster)
+        token = simulator_token(self.endpoint_url, cluster) if self.endpoint_url else self.bearer_token(cluster)
         return KubeEndpoint(host=found["endpoint"], bearer_token=token, ca_data=(found.get("certificateAuthority") or {}).get("data") or None)
 
     def bearer_token(self, cluster: ClusterRef) -> str:

@@ -21,7 +21,7 @@ from google.cloud import container_v1
 
 from regatta import planning
 from regatta.models import CloudOperation, ClusterRef, NodePool
-from regatta.providers.base import CloudError, ControlPlane, KubeEndpoint
+from regatta.providers.base import CloudError, ControlPlane, KubeEndpoint, simulator_token
 
 SIM_PROJECT = "regatta-sim"
 _RETRYABLE = (google_errors.TooManyRequests, google_errors.ServiceUnavailable, google_errors.InternalServerError,
@@ -195,7 +195,8 @@ class GkeProvider:
 
     def kube_endpoint(self, cluster: ClusterRef) -> KubeEndpoint:
         if self.endpoint_url:
-            return KubeEndpoint(host=f"{self.endpoint_url}/k8s/{cluster.name}")
+            return KubeEndpoint(host=f"{self.endpoint_url}/k8s/{cluster.name}",
+                                bearer_token=simulator_token(self.endpoint_url, cluster))
         import google.auth
         import google.auth.transport.requests
 

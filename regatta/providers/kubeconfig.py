@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from kubernetes import client as k8s
 
 from regatta.models import CloudOperation, ClusterRef, NodePool
-from regatta.providers.base import CloudError, ControlPlane, KubeEndpoint
+from regatta.providers.base import CloudError, ControlPlane, KubeEndpoint, simulator_token
 
 # The labels each distribution puts on a node to say which pool it belongs to.
 POOL_LABELS = ("regatta.dev/node-pool", "eks.amazonaws.com/nodegroup", "cloud.google.com/gke-nodepool",
@@ -27,7 +27,7 @@ class KubeconfigProvider:
 
     def kube_endpoint(self, cluster: ClusterRef) -> KubeEndpoint:
         if self.sim_url:
-            return KubeEndpoint(host=f"{self.sim_url}/k8s/{cluster.name}")
+            return KubeEndpoint(host=f"{self.sim_url}/k8s/{cluster.name}", bearer_token=simulator_token(self.sim_url, cluster))
         return KubeEndpoint(host="", kubeconfig_context=None if cluster.credential_ref == "default" else cluster.credential_ref)
 
     def _refuse(self, cluster: ClusterRef, what: str) -> CloudError:

@@ -26,6 +26,8 @@ def _world(request: Request) -> World:
 
 def _cluster(request: Request, name: str, operation: str) -> tuple[World, Cluster]:
     world = _world(request)
+    if request.headers.get("authorization") != f"Bearer {world.api_token}":
+        raise SimError(401, "Unauthorized", "Unauthorized: a bearer token from GET /sim/credentials/{cluster} is required")
     cluster = world.cluster(name)
     if cluster.status == "CREATING":
         raise SimError(503, "ServiceUnavailable", f"the API server of {name} is still being created")

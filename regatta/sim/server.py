@@ -160,6 +160,12 @@ def create_app(world: World) -> FastAPI:
         return {"now": world.calendar_now().isoformat(), "offset_seconds": world.clock_offset_seconds,
                 "recheck_seconds": CLOCK_RECHECK_SECONDS}
 
+    @app.get("/sim/credentials/{cluster}")
+    async def credentials(cluster: str):
+        """The simulated cloud's answer to `aws eks get-token` / `az aks get-credentials`."""
+        world.cluster(cluster)
+        return {"cluster": cluster, "token": world.api_token}
+
     @app.get("/sim/clock")
     async def read_clock():
         return clock()

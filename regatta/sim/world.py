@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -232,6 +233,10 @@ class World:
         # The fleet's calendar clock runs this far ahead of the wall clock: a test or a demo moves
         # it to open a maintenance window or end a freeze without waiting for one.
         self.clock_offset_seconds = 0.0
+        # The bearer token every simulated API server demands, random per run: what `aws eks
+        # get-token` or `az aks get-credentials` would hand out. The tests look for it in every
+        # workflow history and must not find it (DESIGN rule 1).
+        self.api_token = f"simtok-{secrets.token_hex(16)}"
         self.random = random.Random(seed)
         self._tasks: set[asyncio.Task] = set()
         self._uids = itertools.count(1)

@@ -63,7 +63,8 @@ class Pair:
 
     def replicas(self, cluster: str) -> dict[str, int]:
         """Deployments as their namespace/name → desired replicas, read over the cluster's API."""
-        items = httpx.get(f"{self.simulator.url}/k8s/{cluster}/apis/apps/v1/deployments", timeout=10).json()["items"]
+        items = httpx.get(f"{self.simulator.url}/k8s/{cluster}/apis/apps/v1/deployments", timeout=10,
+                          headers={"Authorization": f"Bearer {self.simulator.world.api_token}"}).json()["items"]
         return {f"{d['metadata']['namespace']}/{d['metadata']['name']}": d["spec"]["replicas"] for d in items}
 
     def traffic(self) -> dict[str, dict]:
