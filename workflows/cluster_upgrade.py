@@ -283,6 +283,11 @@ class ClusterUpgrade(Runbook):
         )
         return state
 
+    def _versions(self, after: str | None) -> str:
+        """Before and after, as the audit trail states them."""
+        before = f"control plane before {self.from_version or 'unknown'}"
+        return before if after is None else f"{before}, after {after}"
+
     def _result(self, outcome: str, control_plane_version: str) -> ClusterUpgradeResult:
         return ClusterUpgradeResult(
             operation_id=workflow.info().workflow_id, cluster=self.input.cluster, outcome=outcome,  # type: ignore[arg-type]
@@ -344,7 +349,7 @@ class ClusterUpgrade(Runbook):
             )
             final = await self._record_versions()
             self._step("aborted", "aborted")
-            await self._audit("upgrade", "aborted", self.state.message)
+            await self._audit("upgrade", "aborted", f"{self._versions(final.control_plane_version)}; {self.state.message}")
             await workflow.wait_condition(workflow.all_handlers_finished)
             return self._result("aborted", final.control_plane_version)
 
@@ -352,7 +357,7 @@ class ClusterUpgrade(Runbook):
         self.state.message = f"{input.cluster} runs {input.target_version} on the control plane and every node pool" + (
             f", every pool on node image {self.node_image}" if self.node_image else "")
         self._step("succeeded", "done")
-        await self._audit("upgrade", "succeeded", self.state.message)
+        await self._audit("upgrade", "succeeded", f"{self._versions(final.control_plane_version)}; {self.state.message}")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._result("succeeded", final.control_plane_version)
 
@@ -373,6 +378,7 @@ class ClusterUpgrade(Runbook):
                 f". Could not return nodes {', '.join(self.state.cordoned_in_service)} to service ({error.cause});"
                 " uncordon them by hand"
             )
-        await self._audit("upgrade", "refused" if refused else "failed", self.state.message)
+        await self._audit("upgrade", "refused" if refused else "failed",
+                          f"{self._versions(None)}; {self.state.message}" if self.from_version else self.state.message)
         await workflow.wait_condition(workflow.all_handlers_finished)
         raise ApplicationError(self.state.message, type=error_type, non_retryable=True)

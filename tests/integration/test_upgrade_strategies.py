@@ -38,6 +38,7 @@ async def test_upgrade_moves_every_node_without_breaking_a_budget(
     assert {p.name: p.version for p in record.node_pools} == {name: "1.31" for name in expected_pools}
     trail = [(r.action, r.outcome) for r in inventory.audit(operation_id=handle.id)]
     assert trail[0] == ("upgrade", "started") and trail[-1] == ("upgrade", "succeeded")
+    assert inventory.audit(operation_id=handle.id)[-1].detail.startswith("control plane before 1.30, after 1.31; ")
     assert all(r.ticket == "CHG-1" for r in inventory.audit(operation_id=handle.id))
 
     # Operators find it in the Temporal UI by its search attributes (visibility lags a little).
