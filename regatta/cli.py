@@ -75,6 +75,7 @@ def _run(coro_or_fn) -> Any:
     from regatta.inventory import UnknownCluster
     from regatta.temporal_client import TemporalUnreachable
 
+    from regatta.api.client import ApiUnreachable
     from regatta.inventory import DrPairError, TokenError
     from regatta.payload_codec import CodecKeyError
 
@@ -83,7 +84,7 @@ def _run(coro_or_fn) -> Any:
     except (Refused, UnknownCluster, DrPairError, TokenError, CodecKeyError, planning.PlanningError) as error:
         errors.print(f"[bold red]refused:[/] {error}")
         raise typer.Exit(EXIT_REFUSED) from None
-    except (Unreachable, TemporalUnreachable) as error:
+    except (Unreachable, TemporalUnreachable, ApiUnreachable) as error:
         errors.print(f"[bold red]unreachable:[/] {error}")
         raise typer.Exit(EXIT_UNREACHABLE) from None
     except OperationFailed as error:
@@ -327,6 +328,19 @@ def upgrade_start(
     async def body():
         from pydantic import ValidationError
 
+        if (api := _api()) is not None:  # through the API: it checks, and the token is who asks
+            if not ticket:
+                raise Refused("--ticket: the API starts operations under a change ticket (its idempotency key)")
+            if node_image:
+                raise Refused("--node-image: give node_images per cloud over the API (POST /v1/operations), or unset"
+                              " REGATTA_API_URL")
+            started = api.start("upgrade", ticket, {"cluster": cluster, "target_version": to, "strategy": strategy.value,
+                                                     **overrides})
+            again = " (this ticket had already started it)" if started["replayed"] else ""
+            console.print(f"started [bold]{started['operation_id']}[/] over the API{again}: {cluster} to {to}")
+            if wait:
+                await _follow_over_api(api, started["operation_id"])
+            return
         record = _inventory().get_cluster(cluster)
         if node_image is not None and (problem := planning.node_image_problem(record.provider, node_image, to)):
             raise Refused(f"--node-image: {problem}")
@@ -344,6 +358,23 @@ def upgrade_start(
                      headline=f"{cluster} to {to}{onto} by {strategy.value}")
 
     _run(body())
+
+
+async def _follow_over_api(api, operation_id: str, *, interval: float = 1.0) -> None:
+    """Print each change of phase until the operation ends; exit 1 unless it succeeded."""
+    last = None
+    while True:
+        found = api.status(operation_id)
+        progress = found.get("progress") or {}
+        if (progress.get("phase"), progress.get("step")) != last:
+            last = (progress.get("phase"), progress.get("step"))
+            console.print(f"  {last[0]}: {last[1]}")
+        if found["status"] != "RUNNING":
+            break
+        await asyncio.sleep(interval)
+    if progress.get("phase") != "succeeded":
+        raise OperationFailed(found.get("failure") or progress.get("message") or found["status"])
+    console.print(f"[green]{progress.get('message')}[/]")
 
 
 async def _start(*, workflow: str, cluster, request, ticket: str | None, wait: bool, headline: str) -> None:
@@ -731,11 +762,25 @@ def _ui_url(operation_id: str) -> str:
 # --------------------------------------------------------------------------- operations
 
 
+def _api() -> Any:
+    """The HTTP API client when REGATTA_API_URL is set (the CLI then acts as REGATTA_TOKEN), else None."""
+    settings = Settings.from_env()
+    if not settings.api_url:
+        return None
+    from regatta.api.client import ApiClient
+
+    return ApiClient(settings.api_url, settings.api_token)
+
+
 def _control(operation_id: str, update: str, payload: dict) -> None:
     from regatta.operations import send_update
 
     async def body():
-        progress = await send_update(Settings.from_env(), operation_id, update, payload)
+        if (api := _api()) is not None:  # the token is who asks: the API ignores names given here
+            said = {k: v for k, v in payload.items() if k in ("reason", "comment", "stage") and v}
+            progress = api.control(operation_id, update, said)["progress"]
+        else:
+            progress = await send_update(Settings.from_env(), operation_id, update, payload)
         console.print(f"{update}: accepted. {operation_id} is at: {progress.get('step')}")
 
     _run(body())
@@ -747,7 +792,8 @@ def op_status(operation_id: str, output: Output = Output.table):
     from regatta.operations import status
 
     async def body():
-        described = await status(Settings.from_env(), operation_id)
+        api = _api()
+        described = api.status(operation_id) if api is not None else await status(Settings.from_env(), operation_id)
         if output == "json":
             print(json.dumps(described, indent=2, default=str))
             return

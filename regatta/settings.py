@@ -26,6 +26,9 @@ class Settings:
     traffic_url: str | None = None
     # Signs callbacks and checks inbound webhooks (regatta/signing.py). A secret: never in as_env.
     webhook_secret: str | None = None
+    # Where the CLI finds the HTTP API, and the token it acts as there (a secret: never in as_env).
+    api_url: str | None = None
+    api_token: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -41,6 +44,8 @@ class Settings:
             sim_url=(env.get("REGATTA_SIM_URL") or None),
             traffic_url=(env.get("REGATTA_TRAFFIC_URL") or None),
             webhook_secret=(env.get("REGATTA_WEBHOOK_SECRET") or None),
+            api_url=(env.get("REGATTA_API_URL") or None),
+            api_token=(env.get("REGATTA_TOKEN") or None),
         )
 
     @property
