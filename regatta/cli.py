@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -100,6 +101,19 @@ def _inventory():
         return Inventory(settings.database_url)
     except Exception as error:  # noqa: BLE001 - any driver error means the same thing to the operator
         raise Unreachable(f"cannot open the inventory at {settings.database_url}: {error}") from error
+
+
+def _show(items: list, output: Output, *, title: str, columns: tuple[str, ...], row: Callable[[Any], tuple]) -> None:
+    """A list as JSON for scripts, or as a table for people."""
+    if output == "json":
+        print(json.dumps([item.model_dump(mode="json") for item in items], indent=2))
+        return
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for item in items:
+        table.add_row(*row(item))
+    console.print(table)
 
 
 def _selector(text: str | None) -> dict[str, str]:
@@ -739,15 +753,9 @@ def dr_list(output: Output = Output.table):
 
     def body():
         pairs = _inventory().dr_pairs()
-        if output == "json":
-            print(json.dumps([p.model_dump(mode="json") for p in pairs], indent=2))
-            return
-        table = Table(title=f"{len(pairs)} DR pairs")
-        for column in ("PRIMARY", "STANDBY", "SERVING", "LAST OPERATION", "SINCE"):
-            table.add_column(column)
-        for p in pairs:
-            serving = p.primary if p.serving == "primary" else f"[yellow]{p.standby}[/]"
-            table.add_row(p.primary, p.standby, serving, p.last_operation or "", f"{p.updated_at:%Y-%m-%d %H:%M}" if p.updated_at else "")
+        _show(pairs, output, title=f"{len(pairs)} DR pairs", columns=("PRIMARY", "STANDBY", "SERVING", "LAST OPERATION", "SINCE"),
+              row=lambda p: (p.primary, p.standby, p.primary if p.serving == "primary" else f"[yellow]{p.standby}[/]",
+                             p.last_operation or "", f"{p.updated_at:%Y-%m-%d %H:%M}" if p.updated_at else ""))
         console.print(table)
 
     _run(body)
@@ -850,16 +858,10 @@ def audit_list(
 
     def body():
         records = _inventory().audit(cluster=cluster, operation_id=operation)
-        if output == "json":
-            print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
-            return
-        table = Table(title=f"{len(records)} audit records")
-        for column in ("AT (UTC)", "OPERATION", "CLUSTER", "BY", "TICKET", "ACTION", "OUTCOME", "DETAIL"):
-            table.add_column(column)
-        for r in records:
-            table.add_row(f"{r.at:%Y-%m-%d %H:%M:%S}" if r.at else "", r.operation_id, r.cluster, r.requested_by,
-                          r.ticket or "", r.action, r.outcome, r.detail)
-        console.print(table)
+        _show(records, output, title=f"{len(records)} audit records",
+              columns=("AT (UTC)", "OPERATION", "CLUSTER", "BY", "TICKET", "ACTION", "OUTCOME", "DETAIL"),
+              row=lambda r: (f"{r.at:%Y-%m-%d %H:%M:%S}" if r.at else "", r.operation_id, r.cluster, r.requested_by,
+                             r.ticket or "", r.action, r.outcome, r.detail))
 
     _run(body)
 
@@ -933,16 +935,10 @@ def token_list(output: Output = Output.table):
 
     def body():
         tokens = _inventory().list_tokens()
-        if output == "json":
-            print(json.dumps([t.model_dump(mode="json") for t in tokens], indent=2))
-            return
-        table = Table(title=f"{len(tokens)} API tokens")
-        for column in ("NAME", "ROLE", "ENVIRONMENTS", "CREATED (UTC)", "REVOKED (UTC)"):
-            table.add_column(column)
-        for t in tokens:
-            table.add_row(t.name, t.role, ", ".join(t.environments), f"{t.created_at:%Y-%m-%d %H:%M}",
-                          f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "")
-        console.print(table)
+        _show(tokens, output, title=f"{len(tokens)} API tokens",
+              columns=("NAME", "ROLE", "ENVIRONMENTS", "CREATED (UTC)", "REVOKED (UTC)"),
+              row=lambda t: (t.name, t.role, ", ".join(t.environments), f"{t.created_at:%Y-%m-%d %H:%M}",
+                             f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else ""))
 
     _run(body)
 

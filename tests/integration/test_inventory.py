@@ -139,6 +139,13 @@ def audit_line(n: int, cluster: str = "eks-a") -> OperationRecord:
                            detail=f"line {n}", seq=n, run_id="run-1")
 
 
+def five_records(store) -> list[int]:
+    """Five audit lines written the normal way; their ids."""
+    for n in range(1, 6):
+        store.append_audit(audit_line(n))
+    return audit_ids(store)
+
+
 def audit_ids(store) -> list[int]:
     with store.engine.connect() as connection:
         return [row[0] for row in connection.execute(sqlalchemy.text("SELECT id FROM audit_log ORDER BY id"))]
@@ -159,9 +166,7 @@ def test_an_intact_audit_trail_verifies_and_each_line_has_its_time(store):
 
 
 def test_an_edited_audit_record_is_the_first_one_verify_names(store):
-    for n in range(1, 6):
-        store.append_audit(audit_line(n))
-    ids = audit_ids(store)
+    ids = five_records(store)
     tamper(store, "UPDATE audit_log SET requested_by = 'nobody' WHERE id = :id", id=ids[2])
     verdict = store.verify_audit()
     assert not verdict.ok and verdict.broken_at == ids[2] and verdict.records == 2
@@ -169,18 +174,14 @@ def test_an_edited_audit_record_is_the_first_one_verify_names(store):
 
 
 def test_a_removed_audit_record_breaks_the_chain_at_the_one_after_it(store):
-    for n in range(1, 6):
-        store.append_audit(audit_line(n))
-    ids = audit_ids(store)
+    ids = five_records(store)
     tamper(store, "DELETE FROM audit_log WHERE id = :id", id=ids[1])
     verdict = store.verify_audit()
     assert not verdict.ok and verdict.broken_at == ids[2] and "removed or reordered" in verdict.reason
 
 
 def test_records_cut_from_the_end_of_the_trail_are_noticed(store):
-    for n in range(1, 6):
-        store.append_audit(audit_line(n))
-    ids = audit_ids(store)
+    ids = five_records(store)
     tamper(store, "DELETE FROM audit_log WHERE id >= :id", id=ids[3])
     verdict = store.verify_audit()
     assert not verdict.ok and verdict.records == 3 and "records at the end were removed" in verdict.reason
