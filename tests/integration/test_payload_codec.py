@@ -88,6 +88,10 @@ async def test_the_api_codec_endpoint_decrypts_for_token_holders_only(queue_sett
         assert decoded.status_code == 200, decoded.text
         payload = decoded.json()["payloads"][0]
         assert json.loads(base64.b64decode(payload["data"])) == {"ticket": "CHG-77"}
+        from_the_ui = await api.post(f"/codec/t/{secret}/decode", json=body, headers={"X-Namespace": "default"})
+        assert from_the_ui.status_code == 200 and from_the_ui.json() == decoded.json()
+        wrong = await api.post("/codec/t/rgt_guess/decode", json=body)
+        assert wrong.status_code == 401 and "unknown or revoked" in wrong.json()["error"]
         garbage = await api.post("/codec/decode", content=b"[]", headers={"Authorization": f"Bearer {secret}"})
         assert garbage.status_code == 422 and "Payloads JSON" in garbage.json()["error"]
 
