@@ -356,11 +356,12 @@ def upgrade_start(
                 await _follow_over_api(api, started["operation_id"])
             return
         record = _inventory().get_cluster(cluster)
-        if node_image is not None and (problem := planning.node_image_problem(record.provider, node_image, to)):
-            raise Refused(f"--node-image: {problem}")
         # The worker re-checks against the live cluster; this catches the obvious at once.
-        planning.plan_upgrade_scope(control_plane=record.control_plane_version, node_pools=record.node_pools, target=to,
-                                    node_image=node_image)
+        try:
+            planning.plan_upgrade(provider=record.provider, control_plane=record.control_plane_version,
+                                  node_pools=record.node_pools, target=to, node_image=node_image)
+        except planning.InvalidNodeImage as problem:
+            raise Refused(f"--node-image: {problem}") from None
         try:
             request = ClusterUpgradeInput(cluster=cluster, target_version=to, strategy=strategy.value, ticket=ticket,
                                           requested_by=requested_by or getpass.getuser(),
@@ -416,7 +417,8 @@ def provision(
     import yaml
     from pydantic import ValidationError
 
-    from regatta.models import ClusterRecord, ProvisionClusterInput
+    from regatta.models import ProvisionClusterInput
+    from regatta.operations import provision_holder
 
     async def body():
         try:
@@ -434,14 +436,7 @@ def provision(
             request = ProvisionClusterInput.model_validate(raw)
         except ValidationError as error:
             raise Refused(f"{file}: {error}") from None
-        taken = any(r.name == request.name for r in _inventory().list_clusters())
-        problems = planning.fleet_rule_violations(
-            name=request.name, provider=request.provider, region=request.region, version=request.version,
-            pools=[(p.name, p.node_count) for p in request.node_pools], taken=taken)
-        if problems:
-            raise Refused("; ".join(problems))
-        holder = ClusterRecord(name=request.name, provider=request.provider, region=request.region,
-                               environment=request.environment, control_plane_version=request.version)
+        holder = provision_holder(_inventory(), request)
         await _start(workflow="ProvisionCluster", cluster=holder, request=request, ticket=request.ticket, wait=wait,
                      headline=f"{request.provider} cluster {request.name} in {request.region}")
 

@@ -31,7 +31,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from regatta import planning
-from regatta.models import ClusterRecord, PatchWaveInput, WavePlan
+from regatta.models import ClusterRecord, PatchWaveInput, ProvisionClusterInput, WavePlan
 from regatta.search_attributes import CLUSTER, ENVIRONMENT, OPERATION, TICKET
 from regatta.settings import Settings
 from regatta.temporal_client import connect
@@ -52,6 +52,18 @@ def _cause(error: BaseException) -> str:
         error = error.cause
         message = getattr(error, "message", None) or str(error)
     return message
+
+
+def provision_holder(inventory, request: ProvisionClusterInput) -> ClusterRecord:
+    """The record a new cluster's ProvisionCluster runs under, once the fleet rules allow it."""
+    taken = any(r.name == request.name for r in inventory.list_clusters())
+    problems = planning.fleet_rule_violations(
+        name=request.name, provider=request.provider, region=request.region, version=request.version,
+        pools=[(p.name, p.node_count) for p in request.node_pools], taken=taken)
+    if problems:
+        raise OperationRefused("; ".join(problems))
+    return ClusterRecord(name=request.name, provider=request.provider, region=request.region,
+                         environment=request.environment, control_plane_version=request.version)
 
 
 async def start_operation(

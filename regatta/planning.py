@@ -161,6 +161,15 @@ NODE_IMAGE_EXAMPLES = {"eks": "1.31.2-20261101 (an AMI release version)", "gke":
                        "aks": "AKSUbuntu-2204gen2containerd-202611.20.0 (a node image version)"}
 
 
+def plan_upgrade(*, provider: str, control_plane: str, node_pools: Sequence[NodePool], target: str,
+                 node_image: str | None = None) -> UpgradeScope:
+    """What an upgrade to `target` (and `node_image`, if asked) has to do, or why it cannot: the
+    one judgement the CLI, the API and the workflow's preflight all make."""
+    if node_image is not None and (problem := node_image_problem(provider, node_image, target)) is not None:
+        raise InvalidNodeImage(problem)
+    return plan_upgrade_scope(control_plane=control_plane, node_pools=node_pools, target=target, node_image=node_image)
+
+
 def skew_violations(*, control_plane: str, node_versions: dict[str, str]) -> list[str]:
     """Every node whose kubelet breaks the skew policy against this control plane."""
     cp = minor_version(control_plane)

@@ -160,14 +160,13 @@ class ClusterUpgrade(Runbook):
         inspection: ClusterInspection = await self._call(Activity.INSPECT_CLUSTER, self.ref, ClusterInspection)
         self.from_version = state.control_plane_version
         try:
-            if self.node_image is not None:
-                problem = planning.node_image_problem(self.ref.provider, self.node_image, self.input.target_version)
-                if problem is not None:
-                    raise planning.InvalidNodeImage(f"node_images.{self.ref.provider}: {problem}")
-            scope = planning.plan_upgrade_scope(
-                control_plane=state.control_plane_version, node_pools=state.node_pools, target=self.input.target_version,
-                node_image=self.node_image,
-            )
+            try:
+                scope = planning.plan_upgrade(
+                    provider=self.ref.provider, control_plane=state.control_plane_version, node_pools=state.node_pools,
+                    target=self.input.target_version, node_image=self.node_image,
+                )
+            except planning.InvalidNodeImage as problem:
+                raise planning.InvalidNodeImage(f"node_images.{self.ref.provider}: {problem}") from None
             skew = planning.skew_violations(
                 control_plane=state.control_plane_version, node_versions={n.name: n.version for n in inspection.nodes}
             )

@@ -47,7 +47,7 @@ from regatta.models import (
     PatchWaveInput,
     ProvisionClusterInput,
 )
-from regatta.operations import OperationRefused, send_update, start_operation, start_wave, status
+from regatta.operations import OperationRefused, provision_holder, send_update, start_operation, start_wave, status
 from regatta.payload_codec import CodecKeyError, EncryptionCodec, keys_from_env
 from regatta.settings import Settings
 from regatta.temporal_client import TemporalUnreachable
@@ -174,14 +174,10 @@ def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAP
                 touched = {clusters[c.name].environment for s in plan.stages for c in s.clusters}
                 return planning.wave_id(request.name), None, touched
             if kind == "provision":
-                taken = any(r.name == request.name for r in inventory.list_clusters())
-                problems = planning.fleet_rule_violations(
-                    name=request.name, provider=request.provider, region=request.region, version=request.version,
-                    pools=[(p.name, p.node_count) for p in request.node_pools], taken=taken)
-                if problems:
-                    raise ApiError(422, "; ".join(problems))
-                holder = ClusterRecord(name=request.name, provider=request.provider, region=request.region,
-                                       environment=request.environment, control_plane_version=request.version)
+                try:
+                    holder = provision_holder(inventory, request)
+                except OperationRefused as error:
+                    raise ApiError(422, str(error)) from None
                 return planning.operation_id(request.name), holder, {request.environment}
             record = record_of(request.cluster)
             touched = {record.environment}
@@ -195,12 +191,12 @@ def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAP
         """The upgrade refusals the inventory already shows (the worker checks again, live)."""
         if kind != "upgrade":
             return
-        image = request.node_images.get(record.provider)
         try:
-            if image is not None and (problem := planning.node_image_problem(record.provider, image, request.target_version)):
-                raise ApiError(422, f"input.node_images.{record.provider}: {problem}")
-            planning.plan_upgrade_scope(control_plane=record.control_plane_version, node_pools=record.node_pools,
-                                        target=request.target_version, node_image=image)
+            planning.plan_upgrade(provider=record.provider, control_plane=record.control_plane_version,
+                                  node_pools=record.node_pools, target=request.target_version,
+                                  node_image=request.node_images.get(record.provider))
+        except planning.InvalidNodeImage as problem:
+            raise ApiError(422, f"input.node_images.{record.provider}: {problem}") from None
         except planning.AlreadyAtVersion as error:
             raise ApiError(409, str(error)) from None
         except planning.PlanningError as error:
