@@ -1,6 +1,6 @@
 """Refreshing the inventory from the clusters themselves: control plane and node pool
 versions from the cloud, health from each cluster's API. Used by `regatta clusters sync`,
-`regatta dev` at start, and (later) the scheduled FleetSweep workflow's activity."""
+`regatta dev` at start, and the scheduled FleetSweep workflow's activity."""
 
 from __future__ import annotations
 
