@@ -273,9 +273,13 @@ def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAP
             raise ApiError(422, "input.callback_url: callbacks are sent signed, and no REGATTA_WEBHOOK_SECRET is set;"
                            " set the same secret for the API and the worker, or leave callback_url out")
         operation_id, record, touched = await targets(body.kind, request)
-        permit(token, "start", touched, verb="start", operation_id=operation_id,
-               cluster=record.name if record else "-", ticket=body.ticket)
+        cluster = record.name if record else "-"  # a wave holds no one cluster
+        permit(token, "start", touched, verb="start", operation_id=operation_id, cluster=cluster, ticket=body.ticket)
         refuse_what_the_worker_would(body.kind, request, record)
+
+        def started(operation: str, *, replayed: bool) -> StartResponse:
+            return StartResponse(operation_id=operation, kind=body.kind, ticket=body.ticket,
+                                 status_url=f"/v1/operations/{operation}", replayed=replayed)
 
         digest = _digest(body.kind, request)
         held = inventory.claim_ticket(ApiTicket(ticket=body.ticket, kind=body.kind, operation_id=operation_id,
@@ -284,9 +288,7 @@ def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAP
             if held.request_digest != digest:
                 raise ApiError(409, f"ticket {body.ticket} already started {held.operation_id} with a different request;"
                                " a different change needs a ticket of its own")
-            return JSONResponse(StartResponse(operation_id=held.operation_id, kind=body.kind, ticket=body.ticket,
-                                              status_url=f"/v1/operations/{held.operation_id}",
-                                              replayed=True).model_dump(), status_code=200)
+            return JSONResponse(started(held.operation_id, replayed=True).model_dump(), status_code=200)
         try:
             if body.kind == "wave":
                 await start_wave(settings, request=request)
@@ -294,16 +296,15 @@ def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAP
                 await start_operation(settings, workflow=workflow, cluster=record, request=request, ticket=body.ticket)
         except OperationRefused as error:
             inventory.release_ticket(body.ticket)
-            audit(token, verb="start", outcome="refused", operation_id=operation_id, cluster=record.name if record else "-",
-                  ticket=body.ticket, detail=str(error))
+            audit(token, verb="start", outcome="refused", operation_id=operation_id, cluster=cluster, ticket=body.ticket,
+                  detail=str(error))
             raise ApiError(409, str(error)) from None
         except TemporalUnreachable as error:
             inventory.release_ticket(body.ticket)
             raise ApiError(503, str(error)) from None
-        audit(token, verb="start", outcome="started", operation_id=operation_id, cluster=record.name if record else "-",
-              ticket=body.ticket, detail=f"{workflow} started over the API")
-        return StartResponse(operation_id=operation_id, kind=body.kind, ticket=body.ticket,
-                             status_url=f"/v1/operations/{operation_id}", replayed=False)
+        audit(token, verb="start", outcome="started", operation_id=operation_id, cluster=cluster, ticket=body.ticket,
+              detail=f"{workflow} started over the API")
+        return started(operation_id, replayed=False)
 
     @app.get("/v1/operations/{operation_id}", responses={401: {}, 403: {}, 404: {}, 503: {}})
     async def get_operation(operation_id: str, token: ApiToken = Depends(caller)) -> dict[str, Any]:
