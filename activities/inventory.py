@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
+
 from temporalio import activity
 
 from activities.failures import refuse, translated_failures
@@ -21,13 +24,18 @@ from regatta.models import (
 
 
 class InventoryActivities:
-    def __init__(self, inventory: Inventory):
+    def __init__(self, inventory: Inventory, *, fleet_now: Callable[[], datetime] = lambda: datetime.now(UTC)):
         self.inventory = inventory
+        self.fleet_now = fleet_now  # the fleet's calendar clock (regatta/fleet_clock.py), that holds are read against
 
     @activity.defn(name=Activity.GET_CLUSTER)
     def get_cluster(self, name: str) -> ClusterRecord:
+        """The cluster's record, with its maintenance hold only while the hold is in force."""
         with translated_failures():
-            return self.inventory.get_cluster(name)
+            record = self.inventory.get_cluster(name)
+        if record.hold is not None and record.held_at(self.fleet_now()) is None:
+            record = record.model_copy(update={"hold": None})
+        return record
 
     @activity.defn(name=Activity.RECORD_CLUSTER_VERSIONS)
     def record_cluster_versions(self, request: RecordClusterVersions) -> None:

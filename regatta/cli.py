@@ -11,6 +11,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable
+from datetime import UTC
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -25,6 +26,7 @@ from regatta.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Regatta: run a fleet of Kubernetes clusters as one.")
 clusters_app = typer.Typer(no_args_is_help=True, help="The fleet as the inventory knows it.")
+cluster_app = typer.Typer(no_args_is_help=True, help="One cluster: maintenance holds that keep waves and schedules off it.")
 upgrade_app = typer.Typer(no_args_is_help=True, help="Rolling upgrades of one cluster.")
 op_app = typer.Typer(no_args_is_help=True, help="Steer a running operation by its id (the Temporal workflow id).")
 audit_app = typer.Typer(no_args_is_help=True, help="The audit trail of every operation.")
@@ -34,6 +36,7 @@ dr_app = typer.Typer(no_args_is_help=True, help="Disaster-recovery pairs: which 
 token_app = typer.Typer(no_args_is_help=True, help="API tokens: who may do what over the HTTP API.")
 codec_app = typer.Typer(no_args_is_help=True, help="Payload encryption keys (REGATTA_CODEC_KEYS, REGATTA_CODEC_KEY_FILE).")
 app.add_typer(clusters_app, name="clusters")
+app.add_typer(cluster_app, name="cluster")
 app.add_typer(upgrade_app, name="upgrade")
 app.add_typer(op_app, name="op")
 app.add_typer(audit_app, name="audit")
@@ -77,12 +80,12 @@ def _run(coro_or_fn) -> Any:
     from regatta.temporal_client import TemporalUnreachable
 
     from regatta.api.client import ApiUnreachable
-    from regatta.inventory import DrPairError, TokenError
+    from regatta.inventory import DrPairError, HoldError, TokenError
     from regatta.payload_codec import CodecKeyError
 
     try:
         return asyncio.run(coro_or_fn) if asyncio.iscoroutine(coro_or_fn) else coro_or_fn()
-    except (Refused, UnknownCluster, DrPairError, TokenError, CodecKeyError, planning.PlanningError) as error:
+    except (Refused, UnknownCluster, DrPairError, HoldError, TokenError, CodecKeyError, planning.PlanningError) as error:
         errors.print(f"[bold red]refused:[/] {error}")
         raise typer.Exit(EXIT_REFUSED) from None
     except (Unreachable, TemporalUnreachable, ApiUnreachable) as error:
@@ -197,10 +200,10 @@ def sim_clock(
         if sum(x is not None and x is not False for x in (advance, set_to, wall)) > 1:
             raise Refused("give one of --advance, --set or --wall")
         if advance is not None:
-            number, unit = advance[:-1], advance[-1:]
-            if unit not in DURATION_UNITS or not number.replace(".", "", 1).isdigit():
+            seconds = _duration_seconds(advance)
+            if seconds is None:
                 raise Refused(f"--advance {advance!r}: give a number and a unit, e.g. 90m, 2h or 3d")
-            change = {"advance_seconds": float(number) * DURATION_UNITS[unit]}
+            change = {"advance_seconds": seconds}
         elif set_to is not None:
             change = {"now": set_to}
         elif wall:
@@ -267,17 +270,84 @@ def clusters_list(
             print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
             return
         table = Table(title=f"{len(records)} clusters")
-        for column in ("NAME", "PROVIDER", "REGION", "LABELS", "CONTROL PLANE", "NODE POOLS", "HEALTH", "PODS FREE/CAP", "SWEPT"):
+        for column in ("NAME", "PROVIDER", "REGION", "LABELS", "CONTROL PLANE", "NODE POOLS", "HEALTH", "PODS FREE/CAP", "SWEPT",
+                       "HOLD"):
             table.add_column(column)
+        now = _fleet_now() if any(r.hold for r in records) else None
         for r in records:
             pools = ", ".join(f"{p.name}={p.version}×{p.node_count}" for p in r.node_pools)
             labels = ",".join(f"{k}={v}" for k, v in sorted(r.labels.items()))
             colour = "green" if r.health == "healthy" else "yellow" if r.health == "unknown" else "red"
             room = f"{r.pods_free}/{r.pods_capacity}" if r.pods_capacity is not None else "—"
             swept = f"{r.updated_at:%Y-%m-%d %H:%M}" if r.updated_at else "—"
+            hold = r.held_at(now) if now else None
+            held = f"[yellow]until {hold.until.astimezone(UTC):%Y-%m-%d %H:%M}Z[/]: {hold.reason}" if hold else ""
             table.add_row(r.name, r.provider, r.region, labels, r.control_plane_version, pools, f"[{colour}]{r.health}[/]",
-                          room, swept)
+                          room, swept, held)
         console.print(table)
+
+    _run(body)
+
+
+def _fleet_now():
+    """The fleet's calendar time: the simulator's clock for a simulated fleet, else the wall clock."""
+    from regatta.fleet_clock import read_fleet_clock
+
+    try:
+        return read_fleet_clock(Settings.from_env().sim_url).now
+    except Exception as error:  # noqa: BLE001 - any transport error means the same to the operator
+        raise Unreachable(f"cannot read the fleet's clock from the simulator: {error}") from error
+
+
+def _duration_seconds(text: str) -> float | None:
+    """'90m', '2h', '3d' in seconds; None when it is not such a duration."""
+    number, unit = text.strip()[:-1], text.strip()[-1:]
+    if unit not in DURATION_UNITS or not number.replace(".", "", 1).isdigit():
+        return None
+    return float(number) * DURATION_UNITS[unit]
+
+
+def _until(text: str, now):
+    """--until as an ISO time with a zone (2026-12-01T08:00:00Z) or a duration from now (90m, 48h, 3d)."""
+    from datetime import datetime, timedelta
+
+    if (seconds := _duration_seconds(text)) is not None:
+        return now + timedelta(seconds=seconds)
+    try:
+        return datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise Refused(f"--until {text!r}: give a time with a zone (2026-12-01T08:00:00Z) or a duration (90m, 48h, 3d)") from None
+
+
+@cluster_app.command("hold")
+def cluster_hold(
+    cluster: Annotated[str, typer.Argument(help="cluster name, as `regatta clusters list` shows it")],
+    until: Annotated[str, typer.Option(help="until when: 2026-12-01T08:00:00Z, or a duration such as 48h or 3d")],
+    reason: Annotated[str, typer.Option(help="why; every wave that waits on it shows this")],
+    held_by: Annotated[str | None, typer.Option(help="who holds it (default: $USER)")] = None,
+):
+    """Keep every wave and schedule off a cluster until a time. A wave that reaches it waits (and
+    shows why); a direct upgrade is refused unless started with an override reason."""
+    import getpass
+
+    def body():
+        now = _fleet_now()
+        hold = _inventory().hold_cluster(cluster, until=_until(until, now), reason=reason,
+                                         held_by=held_by or getpass.getuser(), now=now)
+        console.print(f"{cluster} is held until {hold.until.astimezone(UTC):%Y-%m-%d %H:%M}Z by {hold.held_by}: {hold.reason}")
+
+    _run(body)
+
+
+@cluster_app.command("release")
+def cluster_release(cluster: Annotated[str, typer.Argument(help="the held cluster")],
+                    released_by: Annotated[str | None, typer.Option(help="who releases it (default: $USER)")] = None):
+    """End a cluster's maintenance hold now."""
+    import getpass
+
+    def body():
+        hold = _inventory().release_hold(cluster, released_by=released_by or getpass.getuser())
+        console.print(f"{cluster} released (it was held until {hold.until.astimezone(UTC):%Y-%m-%d %H:%M}Z: {hold.reason})")
 
     _run(body)
 
@@ -330,6 +400,8 @@ def upgrade_start(
     max_unavailable: Annotated[int | None, typer.Option(help="nodes drained at once (blue_green)")] = None,
     drain_timeout: Annotated[float | None, typer.Option(help="seconds a node's drain may take before the upgrade stops")] = None,
     poll_interval: Annotated[float | None, typer.Option(help="seconds between polls of cloud operations and health")] = None,
+    override_hold: Annotated[str | None, typer.Option(help="go ahead although the cluster is under a maintenance hold,"
+                                                           " for this reason (audited)")] = None,
 ):
     """Start a rolling upgrade of one cluster (operation id: cluster-CLUSTER)."""
     import getpass
@@ -337,7 +409,11 @@ def upgrade_start(
     from regatta.models import ClusterUpgradeInput
 
     overrides = {k: v for k, v in {"max_unavailable": max_unavailable, "drain_timeout_seconds": drain_timeout,
-                                   "poll_interval_seconds": poll_interval}.items() if v is not None}
+                                   "poll_interval_seconds": poll_interval, "override_hold": override_hold}.items()
+                 if v is not None}
+    if override_hold is not None and not override_hold.strip():
+        errors.print("[bold red]refused:[/] --override-hold needs a reason")
+        raise typer.Exit(EXIT_REFUSED)
 
     async def body():
         from pydantic import ValidationError
@@ -356,6 +432,10 @@ def upgrade_start(
                 await _follow_over_api(api, started["operation_id"])
             return
         record = _inventory().get_cluster(cluster)
+        if record.hold is not None and not override_hold and (hold := record.held_at(_fleet_now())) is not None:
+            raise Refused(f"{cluster} is held until {hold.until.astimezone(UTC):%Y-%m-%d %H:%M}Z by {hold.held_by}:"
+                          f" {hold.reason}. Wait, release it (regatta cluster release {cluster}), or give"
+                          " --override-hold REASON")
         # The worker re-checks against the live cluster; this catches the obvious at once.
         try:
             planning.plan_upgrade(provider=record.provider, control_plane=record.control_plane_version,
@@ -480,53 +560,68 @@ def decommission(
 # --------------------------------------------------------------------------- patch waves
 
 
+WaveFile = Annotated[str | None, typer.Option("--file", help="the wave as YAML (see examples/wave.yaml)")]
+WaveSelector = Annotated[str | None, typer.Option(help="without --file: the clusters, e.g. env=staging,team=payments")]
+WaveTarget = Annotated[str | None, typer.Option("--to", help="without --file: the target version, e.g. 1.31")]
+WaveName = Annotated[str | None, typer.Option(help="without --file: the wave's name (default patch-<to>-<date>)")]
+WaveConcurrency = Annotated[int, typer.Option(help="without --file: clusters upgraded at once")]
+WaveBudget = Annotated[str, typer.Option(help="without --file: failures tolerated, a count or a share like 10%")]
+
+
+def _wave_request(*, file: str | None, selector: str | None, to: str | None, name: str | None, concurrency: int,
+                  failure_budget: str, ticket: str | None, requested_by: str | None):
+    """The wave a command means: its file, or one stage over a selector."""
+    import getpass
+    from datetime import datetime
+
+    from pydantic import ValidationError
+
+    from regatta.models import PatchWaveInput
+    from regatta.wave_file import WaveFileError, load_wave_file
+
+    if file and (selector or to):
+        raise Refused("give either --file or --selector/--to, not both")
+    if file:
+        try:
+            wave = load_wave_file(file)
+        except WaveFileError as error:
+            raise Refused(str(error)) from None
+    elif to:
+        budget: int | str = int(failure_budget) if failure_budget.isdigit() else failure_budget
+        try:
+            wave = PatchWaveInput(name=name or f"patch-{to}-{datetime.now(UTC):%Y%m%d}", target_version=to,
+                                  selector={"labels": _selector(selector)}, failure_budget=budget,
+                                  stages=[{"name": "all", "concurrency": concurrency}])
+        except ValidationError as error:
+            raise Refused(str(error)) from None
+    else:
+        raise Refused("say what to upgrade: --file wave.yaml, or --selector k=v,... --to X.Y")
+    updates = {"requested_by": requested_by or getpass.getuser(), **({"ticket": ticket} if ticket else {})}
+    return wave.model_copy(update=updates)
+
+
 @wave_app.command("start")
 def wave_start(
-    file: Annotated[str | None, typer.Option("--file", help="the wave as YAML (see examples/wave.yaml)")] = None,
-    selector: Annotated[str | None, typer.Option(help="without --file: the clusters, e.g. env=staging,team=payments")] = None,
-    to: Annotated[str | None, typer.Option("--to", help="without --file: the target version, e.g. 1.31")] = None,
-    name: Annotated[str | None, typer.Option(help="without --file: the wave's name (default patch-<to>-<date>)")] = None,
-    concurrency: Annotated[int, typer.Option(help="without --file: clusters upgraded at once")] = 1,
-    failure_budget: Annotated[str, typer.Option(help="without --file: failures tolerated, a count or a share like 10%")] = "0",
+    file: WaveFile = None,
+    selector: WaveSelector = None,
+    to: WaveTarget = None,
+    name: WaveName = None,
+    concurrency: WaveConcurrency = 1,
+    failure_budget: WaveBudget = "0",
     plan_only: Annotated[bool, typer.Option(help="print which clusters go in which stage and when; start nothing")] = False,
     ticket: Annotated[str | None, typer.Option(help="change ticket (overrides the file's)")] = None,
     wait: Annotated[bool, typer.Option(help="follow it until it ends")] = False,
     requested_by: Annotated[str | None, typer.Option(help="who asks (default: $USER)")] = None,
 ):
     """Bring every cluster a wave selects to a version, stage by stage (operation id: wave-NAME)."""
-    import getpass
-    from datetime import UTC, datetime
-
-    from pydantic import ValidationError
-
     from regatta import wave_plan
-    from regatta.fleet_clock import read_fleet_clock
-    from regatta.models import PatchWaveInput
     from regatta.operations import follow, render_plan, start_wave
-    from regatta.wave_file import WaveFileError, load_wave_file
 
     async def body():
-        if file and (selector or to):
-            raise Refused("give either --file or --selector/--to, not both")
-        if file:
-            try:
-                wave = load_wave_file(file)
-            except WaveFileError as error:
-                raise Refused(str(error)) from None
-        elif to:
-            budget: int | str = int(failure_budget) if failure_budget.isdigit() else failure_budget
-            try:
-                wave = PatchWaveInput(name=name or f"patch-{to}-{datetime.now(UTC):%Y%m%d}", target_version=to,
-                                      selector={"labels": _selector(selector)}, failure_budget=budget,
-                                      stages=[{"name": "all", "concurrency": concurrency}])
-            except ValidationError as error:
-                raise Refused(str(error)) from None
-        else:
-            raise Refused("say what to upgrade: --file wave.yaml, or --selector k=v,... --to X.Y")
-        updates = {"requested_by": requested_by or getpass.getuser(), **({"ticket": ticket} if ticket else {})}
-        wave = wave.model_copy(update=updates)
+        wave = _wave_request(file=file, selector=selector, to=to, name=name, concurrency=concurrency,
+                             failure_budget=failure_budget, ticket=ticket, requested_by=requested_by)
         # The same clock the wave will read: the simulator's for a simulated fleet.
-        plan = wave_plan.plan_wave(wave, _inventory().list_clusters(), now=read_fleet_clock(Settings.from_env().sim_url).now)
+        plan = wave_plan.plan_wave(wave, _inventory().list_clusters(), now=_fleet_now())
         if plan_only:
             render_plan(plan, console)
             return
@@ -536,6 +631,51 @@ def wave_start(
         console.print(f"watch: {_ui_url(handle.id)}")
         if wait:
             await follow(handle, console)
+
+    _run(body())
+
+
+@wave_app.command("plan")
+def wave_plan_command(
+    file: WaveFile = None,
+    selector: WaveSelector = None,
+    to: WaveTarget = None,
+    name: WaveName = None,
+    concurrency: WaveConcurrency = 1,
+    failure_budget: WaveBudget = "0",
+    cluster: Annotated[str | None, typer.Option(help="only this cluster: when will it be upgraded?")] = None,
+    output: Output = Output.table,
+):
+    """When the wave would first touch each cluster, given stages, soak, concurrency, windows,
+    freezes and holds. Starts nothing."""
+    from regatta import wave_plan
+    from regatta.operations import render_forecast
+
+    def body():
+        wave = _wave_request(file=file, selector=selector, to=to, name=name, concurrency=concurrency,
+                             failure_budget=failure_budget, ticket=None, requested_by=None)
+        now = _fleet_now()
+        plan = wave_plan.plan_wave(wave, _inventory().list_clusters(), now=now)
+        forecast = wave_plan.forecast(wave=wave, stages=plan.stages, now=now,
+                                      upgrade_seconds=wave.estimated_upgrade_minutes * 60, unstaged=plan.unstaged_reasons)
+        render_forecast(forecast, console, cluster=cluster, output=output.value)
+
+    _run(body)
+
+
+@wave_app.command("forecast")
+def wave_forecast(
+    operation_id: Annotated[str, typer.Argument(help="the running wave's operation id, wave-NAME")],
+    cluster: Annotated[str | None, typer.Option(help="only this cluster: when will it be upgraded?")] = None,
+    output: Output = Output.table,
+):
+    """Ask a running wave when it will first touch each cluster, from where it stands now."""
+    from regatta.operations import query, render_forecast
+    from regatta.models import WaveForecast
+
+    async def body():
+        forecast = WaveForecast.model_validate(await query(Settings.from_env(), operation_id, "forecast"))
+        render_forecast(forecast, console, cluster=cluster, output=output.value)
 
     _run(body())
 

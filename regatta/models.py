@@ -47,6 +47,17 @@ class ClusterRef(Model):
     credential_ref: str = "default"
 
 
+class MaintenanceHold(Model):
+    """`regatta cluster hold`: keep every wave and schedule off a cluster until a time (a launch,
+    an incident, a customer demo). Not to be confused with the ClusterHold workflow, the lock an
+    operation takes on a second cluster."""
+
+    until: datetime
+    reason: str
+    held_by: str
+    since: datetime | None = None
+
+
 class ClusterRecord(Model):
     """A cluster as the inventory knows it."""
 
@@ -62,6 +73,11 @@ class ClusterRecord(Model):
     updated_at: datetime | None = None
     pods_capacity: int | None = Field(default=None, description="pods its Ready nodes take, at the last sweep")
     pods_free: int | None = Field(default=None, description="pods that still fit on Ready, schedulable nodes, at the last sweep")
+    hold: MaintenanceHold | None = Field(default=None, description="a hold that keeps waves off it, when one is set")
+
+    def held_at(self, at: datetime) -> MaintenanceHold | None:
+        """The hold in force at `at` (a hold whose time has passed keeps nobody off)."""
+        return self.hold if self.hold is not None and self.hold.until > at else None
 
     @property
     def ref(self) -> ClusterRef:
@@ -278,7 +294,7 @@ class OperationRecord(Model):
     ticket: str | None = None
     action: str
     outcome: Literal["started", "succeeded", "failed", "aborted", "refused", "paused", "resumed", "abort_requested",
-                     "approved", "skipped"]
+                     "approved", "skipped", "held", "released", "escalated"]
     detail: str = ""
     # Position in the run's own trail; a retried write with the same (operation_id, run_id, seq)
     # is recorded once. 0 means "not from a workflow" and is never deduplicated.
@@ -313,6 +329,8 @@ class ClusterUpgradeInput(Model):
     node_images: dict[ProviderKind, str] = Field(
         default_factory=dict, description="roll node pools onto this node image, per cloud (e.g. {\"eks\":"
         " \"1.31.2-20261101\"}), at target_version; a pool already on it is left alone")
+    override_hold: str | None = Field(default=None, max_length=500, description="go ahead although the cluster is under"
+                                      " a maintenance hold, for this reason (audited); waves never set it")
     # Every timeout an operator may need to tune is a named field with a default.
     max_unavailable: int = Field(default=1, ge=1, description="nodes drained at once in blue_green")
     drain_timeout_seconds: float = Field(default=900, gt=0)
@@ -792,6 +810,8 @@ class PatchWaveInput(Model):
                                      description="POSTed an HMAC-signed JSON note on every change of phase")
     # Tuning handed to every cluster's ClusterUpgrade (field name → value), e.g. {"drain_timeout_seconds": 1800}.
     upgrade_settings: dict[str, float] = Field(default_factory=dict)
+    estimated_upgrade_minutes: float = Field(default=45, gt=0, le=7 * 24 * 60, description="what the forecast expects"
+                                             " one cluster's upgrade to take until the wave has timed its own")
     start_only_outside_freezes: bool = Field(default=False, description="end at once, saying so, when started during a"
                                              " freeze (what a schedule sets)")
     continue_as_new_after_events: int = Field(default=4000, ge=200, le=40000, description="history events after which"
@@ -801,8 +821,8 @@ class PatchWaveInput(Model):
                                               " new; leave it out")
 
 
-WaveClusterStatus = Literal["pending", "waiting_window", "upgrading", "succeeded", "failed", "skipped", "at_target",
-                           "aborted"]
+WaveClusterStatus = Literal["pending", "waiting_window", "held", "upgrading", "succeeded", "failed", "skipped",
+                           "at_target", "aborted"]
 
 
 class WaveClusterState(Model):
@@ -834,11 +854,37 @@ class WavePlan(Model):
     failure_budget: int = Field(description="failed clusters the wave tolerates; one more halts it")
     stages: list[WaveStageState]
     unstaged: list[str] = Field(default_factory=list, description="selected by the wave but by no stage: not touched")
+    unstaged_reasons: dict[str, str] = Field(default_factory=dict, description="why no stage takes each unstaged"
+                                             " cluster: what each stage's selector needs that it lacks")
 
 
 class PlanWave(Model):
     wave: PatchWaveInput
     now: datetime
+
+
+class ClusterForecast(Model):
+    """When the wave will first touch one cluster, and what decides it."""
+
+    cluster: str
+    stage: str | None = Field(description="None: the wave selects it but no stage takes it")
+    status: str
+    earliest_touch: datetime | None = Field(description="None: it will not be touched (done, skipped, in no stage, or"
+                                            " no window opens within a year)")
+    expected_done: datetime | None = None
+    because: str
+
+
+class WaveForecast(Model):
+    """`regatta wave plan` and the PatchWave `forecast` Query: the answer to "when will my cluster
+    be upgraded?", given stages, soak, concurrency, windows, freezes and holds."""
+
+    wave: str
+    forecast_at: datetime
+    upgrade_minutes: float = Field(description="what one cluster's upgrade is expected to take (the wave's own mean"
+                                   " once it has timed some, else estimated_upgrade_minutes)")
+    assumes: list[str] = Field(default_factory=list, description="what the forecast takes for granted")
+    clusters: list[ClusterForecast]
 
 
 class CallbackNote(Model):
@@ -878,8 +924,13 @@ class PatchWaveProgress(Model):
     stage: str | None = Field(default=None, description="the stage in progress")
     stages: list[WaveStageState] = Field(default_factory=list)
     unstaged: list[str] = Field(default_factory=list)
+    unstaged_reasons: dict[str, str] = Field(default_factory=dict)
     failure_budget: int = 0
     failed: int = 0
+    started: dict[str, datetime] = Field(default_factory=dict, description="upgrades in flight → when they started"
+                                         " (the fleet's clock)")
+    finished_upgrades: int = Field(default=0, description="upgrades this wave saw end, for the forecast's estimate")
+    finished_upgrade_seconds: float = 0
     paused: bool = False
     pause_reason: str | None = None
     abort_requested: bool = False

@@ -8,6 +8,7 @@ payloads are plain dicts so the same code steers every workflow type.
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC
 from typing import Any
 
@@ -19,6 +20,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import (
@@ -31,7 +33,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from regatta import planning
-from regatta.models import ClusterRecord, PatchWaveInput, ProvisionClusterInput, WavePlan
+from regatta.models import ClusterRecord, PatchWaveInput, ProvisionClusterInput, WaveForecast, WavePlan
 from regatta.search_attributes import CLUSTER, ENVIRONMENT, OPERATION, TICKET
 from regatta.settings import Settings
 from regatta.temporal_client import connect
@@ -153,6 +155,45 @@ async def status(settings: Settings, operation_id: str) -> dict[str, Any]:
     return result
 
 
+async def query(settings: Settings, operation_id: str, name: str) -> Any:
+    """Ask a running (or ended) operation a Query by name."""
+    handle = (await connect(settings)).get_workflow_handle(operation_id)
+    try:
+        return await handle.query(name, result_type=dict)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise OperationRefused(f"no operation {operation_id}; a wave's id is wave-<name>") from None
+        raise OperationRefused(f"{operation_id} cannot answer {name}: {_cause(error)}") from None
+    except WorkflowQueryFailedError as error:
+        raise OperationRefused(f"{operation_id} cannot answer {name}: {_cause(error)}") from None
+
+
+def render_forecast(forecast: WaveForecast, console: Console, *, cluster: str | None = None, output: str = "table") -> None:
+    """`regatta wave plan` and `regatta wave forecast`: each cluster's first touch and why then."""
+    rows = forecast.clusters
+    if cluster is not None:
+        rows = [row for row in rows if row.cluster == cluster]
+        if not rows:
+            missing = {"cluster": cluster, "in_wave": False,
+                       "because": f"{cluster} is not in this wave: the wave did not select it when it planned (a"
+                                  " cluster that joined the fleet later, or one its selector does not take)"}
+            print(json.dumps(missing, indent=2)) if output == "json" else console.print(missing["because"])
+            return
+    if output == "json":
+        print(json.dumps(forecast.model_copy(update={"clusters": rows}).model_dump(mode="json"), indent=2))
+        return
+    console.print(f"[bold]{forecast.wave}[/], forecast at {forecast.forecast_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC;"
+                  f" assumes {'; '.join(forecast.assumes)}")
+    table = Table()
+    for column in ("CLUSTER", "STAGE", "STATUS", "FIRST TOUCH (UTC)", "EXPECTED DONE (UTC)", "BECAUSE"):
+        table.add_column(column)
+    for row in rows:
+        when = f"{row.earliest_touch.astimezone(UTC):%a %Y-%m-%d %H:%M}" if row.earliest_touch else "—"
+        done = f"{row.expected_done.astimezone(UTC):%a %Y-%m-%d %H:%M}" if row.expected_done else "—"
+        table.add_row(row.cluster, row.stage or "—", row.status, when, done, row.because)
+    console.print(table)
+
+
 def render_plan(plan: WavePlan, console: Console) -> None:
     """Which clusters go in which stage and when: `regatta wave start --plan-only`."""
     total = sum(len(stage.clusters) for stage in plan.stages)
@@ -172,8 +213,8 @@ def render_plan(plan: WavePlan, console: Console) -> None:
             start = f"{entry.earliest_start.astimezone(UTC):%Y-%m-%d %H:%M}" if entry.earliest_start else "—"
             table.add_row(label if i == 0 else "", entry.name, entry.status, start, entry.detail)
     console.print(table)
-    if plan.unstaged:
-        console.print(f"not in any stage (not touched): {', '.join(plan.unstaged)}")
+    for name in plan.unstaged:
+        console.print(f"not in any stage (not touched): {name}: {plan.unstaged_reasons.get(name, '')}")
 
 
 def _render_wave(progress: dict[str, Any], console: Console) -> None:
@@ -183,13 +224,13 @@ def _render_wave(progress: dict[str, Any], console: Console) -> None:
     notes = []
     for stage in progress["stages"]:
         count = {status: sum(1 for c in stage["clusters"] if c["status"] == status)
-                 for status in ("succeeded", "at_target", "upgrading", "waiting_window", "failed", "aborted", "skipped")}
+                 for status in ("succeeded", "at_target", "upgrading", "waiting_window", "held", "failed", "aborted", "skipped")}
         table.add_row(stage["name"], stage["status"], f"{count['succeeded'] + count['at_target']}/{len(stage['clusters'])}",
-                      str(count["upgrading"]), str(count["waiting_window"]), str(count["failed"]), str(count["aborted"]),
+                      str(count["upgrading"]), str(count["waiting_window"] + count["held"]), str(count["failed"]), str(count["aborted"]),
                       str(count["skipped"]),
                       stage.get("approved_by") or "")
         notes += [f"{c['name']}: {c['status']} — {c['detail']}" for c in stage["clusters"]
-                  if c["status"] in ("waiting_window", "failed", "aborted", "skipped")]
+                  if c["status"] in ("waiting_window", "held", "failed", "aborted", "skipped")]
     console.print(table)
     for note in notes[:20]:
         console.print(f"  {note}")

@@ -21,6 +21,7 @@ from activities.fleet_clock import FleetClockActivities
 from activities.inventory import InventoryActivities
 from activities.kube import KubeActivities
 from activities.traffic import TrafficActivities
+from regatta.fleet_clock import read_fleet_clock
 from regatta.inventory import Inventory
 from regatta.kube.connect import ClusterConnections
 from regatta.providers.traffic import HttpTrafficManager
@@ -55,7 +56,7 @@ def build_worker(
     connections = ClusterConnections(sim_url=settings.sim_url)
     traffic = HttpTrafficManager(settings.traffic_endpoint) if settings.traffic_endpoint else None
     activities = activity_functions(
-        CloudActivities(connections), KubeActivities(connections, inventory), InventoryActivities(inventory),
+        CloudActivities(connections), KubeActivities(connections, inventory), InventoryActivities(inventory, fleet_now=lambda: read_fleet_clock(settings.sim_url).now),
         TrafficActivities(traffic), FleetClockActivities(settings.sim_url), CallbackActivities(settings.webhook_secret),
     )
     return Worker(

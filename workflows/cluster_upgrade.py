@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         DeleteNodePool,
         DrainNodes,
         DrainReport,
+        MaintenanceHold,
         NodePool,
         PoolProgress,
         RecordClusterVersions,
@@ -311,6 +312,8 @@ class ClusterUpgrade(Runbook):
         self.ref = record.ref
         self.node_image = self.state.target_node_image = input.node_images.get(record.ref.provider)
         self._tag(record.environment)
+        if record.hold is not None:  # the inventory hands back a hold only while it is in force
+            await self._refuse_or_override_hold(record.hold)
         onto = f" on node image {self.node_image}" if self.node_image else ""
         await self._audit(
             "upgrade", "started", f"to {input.target_version}{onto} by {input.strategy} (requested by {input.requested_by})"
@@ -359,6 +362,21 @@ class ClusterUpgrade(Runbook):
         await self._audit("upgrade", "succeeded", f"{self._versions(final.control_plane_version)}; {self.state.message}")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._result("succeeded", final.control_plane_version)
+
+    async def _refuse_or_override_hold(self, hold: MaintenanceHold) -> None:
+        """A held cluster is left alone (a wave that meets the refusal waits for the hold to end),
+        unless whoever started this said why it must go ahead anyway."""
+        if self.input.override_hold:
+            await self._audit("hold", "skipped", f"maintenance hold until {hold.until.isoformat()} ({hold.reason}, by"
+                              f" {hold.held_by}) overridden by {self.input.requested_by}: {self.input.override_hold}")
+            return
+        self.state.message = (f"refused: {self.input.cluster} is held until {hold.until.isoformat()} by {hold.held_by}:"
+                              f" {hold.reason}. Wait, release it (regatta cluster release {self.input.cluster}), or"
+                              " start with override_hold and a reason")
+        self._step("failed", "checking for a maintenance hold")
+        await self._audit("upgrade", "refused", self.state.message)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        raise ApplicationError(self.state.message, hold.until.isoformat(), type="ClusterHeld", non_retryable=True)
 
     async def _stop_failed(self, failure: BaseException) -> None:
         """Leave the cluster serving, say exactly where and why the upgrade stopped, and fail."""

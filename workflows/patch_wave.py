@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         PatchWaveSkipInput,
         PlanWave,
         WaveClusterState,
+        WaveForecast,
         WavePlan,
         WaveStageState,
     )
@@ -56,7 +57,7 @@ with workflow.unsafe.imports_passed_through():
 EXAMPLE = ('{"name": "nov-patch", "target_version": "1.31", "stages": [{"name": "canary", "selector": {"environment":'
            ' "canary"}}, {"name": "prod", "selector": {"environment": "prod"}, "approval_required": true}]}')
 FINISHED = ("succeeded", "halted", "aborted", "not_started", "failed")
-NOT_STARTED = ("pending", "waiting_window")
+NOT_STARTED = ("pending", "waiting_window", "held")
 
 
 @workflow.defn(name="PatchWave")
@@ -89,6 +90,24 @@ class PatchWave(Runbook):
     @workflow.query
     def progress(self) -> PatchWaveProgress:
         return self.state
+
+    @workflow.query
+    def forecast(self) -> WaveForecast:
+        """When each cluster will first be touched, from where the wave stands now."""
+        timed = self.state.finished_upgrades
+        seconds = (self.state.finished_upgrade_seconds / timed if timed
+                   else self.input.estimated_upgrade_minutes * 60)
+        stopped = None
+        if self.state.phase in FINISHED or self._stopping():
+            stopped = f"the wave {self.state.phase if self.state.phase in FINISHED else 'is stopping'}"
+        result = wave_plan.forecast(wave=self.input, stages=self.state.stages, now=self._fleet_time(),
+                                    upgrade_seconds=seconds, started=self.state.started,
+                                    unstaged=self.state.unstaged_reasons, stopped=stopped)
+        if timed:
+            result.assumes[0] += f" (the mean of the {timed} this wave has timed)"
+        if self.state.paused:
+            result.assumes.append("the wave is paused: nothing starts until it is resumed")
+        return result
 
     # ------------------------------------------------------------------ controls
 
@@ -163,7 +182,7 @@ class PatchWave(Runbook):
         entry = self._entry(request.cluster)
         if entry is None:
             raise ApplicationError(f"{request.cluster} is not in this wave", type="NotInWave")
-        if entry.status not in ("pending", "waiting_window"):
+        if entry.status not in NOT_STARTED:
             raise ApplicationError(f"{request.cluster} is {entry.status}; only a cluster that has not started can be"
                                    " skipped", type="TooLateToSkip")
 
@@ -232,6 +251,7 @@ class PatchWave(Runbook):
             self._step("failed", "planning the wave")
             raise
         self.state.stages, self.state.unstaged, self.state.failure_budget = plan.stages, plan.unstaged, plan.failure_budget
+        self.state.unstaged_reasons = plan.unstaged_reasons
 
     async def _await_approval(self, stage: WaveStageState) -> None:
         stage.status = "awaiting_approval"
@@ -252,7 +272,12 @@ class PatchWave(Runbook):
                 Activity.READ_FLEET_CLOCK, result_type=FleetTime, start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=QUICK_CALL)
             self.clock_read_at = workflow.now()
-        if clock.recheck_seconds is None:
+        return self._fleet_time()
+
+    def _fleet_time(self) -> datetime:
+        """The fleet's time from the last reading, without reading again (for Queries and stamps)."""
+        clock = self.clock
+        if clock is None or clock.recheck_seconds is None:
             return workflow.now()
         return clock.now + (workflow.now() - self.clock_read_at)
 
@@ -261,11 +286,14 @@ class PatchWave(Runbook):
         maintenance windows and outside every freeze. Else None and when the earliest one may:
         the others are marked waiting, with the time they will start."""
         waiting = self._not_started(stage)
-        if not self.input.maintenance_windows and not self.input.freezes:
-            return next(waiting, None), None  # no calendar: every cluster may start now
-        now, earliest = await self._fleet_now(), None
+        calendar = bool(self.input.maintenance_windows or self.input.freezes)
+        now, earliest = (await self._fleet_now() if calendar else None), None
         for entry in waiting:
-            if entry.status == "waiting_window" and entry.earliest_start is not None and entry.earliest_start > now:
+            if not calendar and entry.status != "held":
+                return entry, None  # no calendar and no hold: it may start now
+            if now is None:
+                now = await self._fleet_now()
+            if entry.status in ("waiting_window", "held") and entry.earliest_start is not None and entry.earliest_start > now:
                 start: datetime | None = entry.earliest_start  # still ahead: no need to work it out again
             else:
                 start = wave_plan.next_start(windows=[self.input.maintenance_windows[i] for i in entry.windows],
@@ -274,6 +302,9 @@ class PatchWave(Runbook):
                 entry.status, entry.detail = "skipped", "no maintenance window opens outside the freezes within a year"
             elif start <= now:
                 return entry, None
+            elif entry.status == "held":  # the hold's words stay; the time is when it may start
+                entry.earliest_start = start
+                earliest = start if earliest is None else min(earliest, start)
             else:
                 entry.status, entry.earliest_start = "waiting_window", start
                 entry.detail = f"waits for its maintenance window: starts {start.isoformat()}"
@@ -318,8 +349,19 @@ class PatchWave(Runbook):
                 return
             except ChildWorkflowError as failure:
                 cause = failure.cause or failure  # the upgrade's own error says what stopped it
-                if getattr(cause, "type", None) == "AlreadyAtVersion":
-                    entry.status, entry.detail = "at_target", str(getattr(cause, "message", cause))
+                kind, message = getattr(cause, "type", None), str(getattr(cause, "message", cause))
+                if kind == "AlreadyAtVersion":
+                    entry.status, entry.detail = "at_target", message
+                    return
+                if kind == "ClusterHeld":  # held after the wave planned: it waits for the hold to end
+                    until = datetime.fromisoformat(cause.details[0])
+                    entry.status, entry.earliest_start = "held", until
+                    entry.detail = message.removeprefix("refused: ").split(". Wait,")[0]
+                    self.cursor = 0  # it sits behind the cursor now
+                    return
+                if kind == "UnknownCluster":  # it left the fleet after the wave planned: not a failure
+                    entry.status = "skipped"
+                    entry.detail = "no longer in the fleet (deregistered after the wave planned it)"
                     return
                 entry.status, entry.detail = "failed", str(getattr(cause, "message", cause))
                 self.state.failed += 1
@@ -329,8 +371,12 @@ class PatchWave(Runbook):
                 return
             # A success needs no words (the state is carried across runs: keep it small); an abort does.
             entry.status, entry.detail = ("succeeded", "") if result.outcome == "succeeded" else ("aborted", result.message)
+            if result.outcome == "succeeded" and entry.name in self.state.started:  # timed, for the forecast
+                self.state.finished_upgrades += 1
+                self.state.finished_upgrade_seconds += (self._fleet_time() - self.state.started[entry.name]).total_seconds()
         finally:
             self.children.pop(entry.name, None)
+            self.state.started.pop(entry.name, None)
             self.in_flight -= 1
 
     def _not_started(self, stage: WaveStageState) -> Iterator[WaveClusterState]:
@@ -370,6 +416,7 @@ class PatchWave(Runbook):
                 await self._wait_for_window(opens)
                 continue
             entry.status, entry.detail = "upgrading", "starting"
+            self.state.started[entry.name] = self._fleet_time()
             self.in_flight += 1
             upgrades.append(asyncio.ensure_future(self._upgrade(entry)))
         if not self.continuing:  # stopped: what waited was never started

@@ -24,9 +24,19 @@ from regatta.inventory.tables import (
     AuditRow,
     ClusterRow,
     DrPairRow,
+    MaintenanceHoldRow,
     WebhookDeliveryRow,
 )
-from regatta.models import ApiTicket, ApiToken, AuditVerification, ClusterRecord, DrPair, NodePool, OperationRecord
+from regatta.models import (
+    ApiTicket,
+    ApiToken,
+    AuditVerification,
+    ClusterRecord,
+    DrPair,
+    MaintenanceHold,
+    NodePool,
+    OperationRecord,
+)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -40,6 +50,15 @@ class UnknownCluster(LookupError):
 
 class DrPairError(ValueError):
     """A pair that cannot be declared, or a cluster that is in no pair."""
+
+
+class HoldError(ValueError):
+    """A hold that cannot be set or released as asked."""
+
+
+def _utc(at: datetime | None) -> datetime | None:
+    # SQLite hands timezone-aware columns back naive; they were written in UTC.
+    return at if at is None or at.tzinfo else at.replace(tzinfo=UTC)
 
 
 class TokenError(ValueError):
@@ -85,13 +104,19 @@ class Inventory:
     # ------------------------------------------------------------------ clusters
 
     @staticmethod
-    def _record(row: ClusterRow) -> ClusterRecord:
+    def _hold(row: MaintenanceHoldRow | None) -> MaintenanceHold | None:
+        if row is None:
+            return None
+        return MaintenanceHold(until=_utc(row.until), reason=row.reason, held_by=row.held_by, since=_utc(row.since))
+
+    @classmethod
+    def _record(cls, row: ClusterRow, hold: MaintenanceHoldRow | None = None) -> ClusterRecord:
         return ClusterRecord(
             name=row.name, provider=row.provider, region=row.region, environment=row.environment,
             labels=dict(row.labels or {}), control_plane_version=row.control_plane_version,
             node_pools=[NodePool.model_validate(p) for p in row.node_pools or []], health=row.health,
             credential_ref=row.credential_ref, updated_at=row.updated_at, pods_capacity=row.pods_capacity,
-            pods_free=row.pods_free,
+            pods_free=row.pods_free, hold=cls._hold(hold),
         )
 
     def upsert_cluster(self, record: ClusterRecord) -> None:
@@ -116,12 +141,13 @@ class Inventory:
             if row is None:
                 known = list(session.scalars(select(ClusterRow.name).order_by(ClusterRow.name)))
                 raise UnknownCluster(name, known)
-            return self._record(row)
+            return self._record(row, session.get(MaintenanceHoldRow, name))
 
     def list_clusters(self, selector: dict[str, str] | None = None) -> list[ClusterRecord]:
         with Session(self.engine) as session:
+            holds = {h.cluster: h for h in session.scalars(select(MaintenanceHoldRow))}
             rows = session.scalars(select(ClusterRow).order_by(ClusterRow.name))
-            records = [self._record(row) for row in rows]
+            records = [self._record(row, holds.get(row.name)) for row in rows]
         selector = selector or {}
         return [r for r in records if all(r.labels.get(k) == v for k, v in selector.items())]
 
@@ -140,6 +166,46 @@ class Inventory:
             row = session.get(ClusterRow, name)
             if row is not None:
                 session.delete(row)
+            hold = session.get(MaintenanceHoldRow, name)
+            if hold is not None:
+                session.delete(hold)
+
+    # ------------------------------------------------------------------ maintenance holds
+
+    def hold_cluster(self, name: str, *, until: datetime, reason: str, held_by: str, now: datetime) -> MaintenanceHold:
+        """Keep waves and schedules off `name` until `until` (replacing any hold it has), and
+        say so in the audit trail."""
+        if until.tzinfo is None:
+            raise HoldError("give --until with a time zone (2026-12-01T08:00:00Z) or as a duration (48h, 3d)")
+        if until <= now:
+            raise HoldError(f"--until {until.isoformat()} has already passed (the fleet's clock says"
+                            f" {now.isoformat(timespec='seconds')}); give a time to come")
+        if not reason.strip():
+            raise HoldError("say why the cluster is held (--reason): whoever's wave waits on it reads it")
+        self.get_cluster(name)
+        with Session(self.engine) as session, session.begin():
+            row = session.get(MaintenanceHoldRow, name) or MaintenanceHoldRow(cluster=name)
+            row.until, row.reason, row.held_by, row.since = until, reason.strip(), held_by, datetime.now(UTC)
+            session.add(row)
+            session.flush()
+            hold = self._hold(row)
+        self.append_audit(OperationRecord(operation_id=f"hold-{name}", operation="MaintenanceHold", cluster=name,
+                                          requested_by=held_by, action="hold", outcome="held",
+                                          detail=f"until {until.isoformat()}: {reason.strip()}"))
+        return hold
+
+    def release_hold(self, name: str, *, released_by: str) -> MaintenanceHold:
+        with Session(self.engine) as session, session.begin():
+            row = session.get(MaintenanceHoldRow, name)
+            if row is None:
+                self.get_cluster(name)  # an unknown cluster says so, with the names it knows
+                raise HoldError(f"{name} is not held; nothing to release")
+            hold = self._hold(row)
+            session.delete(row)
+        self.append_audit(OperationRecord(operation_id=f"hold-{name}", operation="MaintenanceHold", cluster=name,
+                                          requested_by=released_by, action="release", outcome="released",
+                                          detail=f"hold until {hold.until.isoformat()} ({hold.reason}) released"))
+        return hold
 
     # ------------------------------------------------------------------ disaster-recovery pairs
 

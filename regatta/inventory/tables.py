@@ -31,6 +31,18 @@ class ClusterRow(Base):
     pods_free: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
+class MaintenanceHoldRow(Base):
+    """`regatta cluster hold`: waves and schedules leave the cluster alone until `until`."""
+
+    __tablename__ = "maintenance_holds"
+
+    cluster: Mapped[str] = mapped_column(String(100), primary_key=True)
+    until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str] = mapped_column(Text)
+    held_by: Mapped[str] = mapped_column(String(200))
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class AuditRow(Base):
     __tablename__ = "audit_log"
 

@@ -438,3 +438,82 @@ async def test_the_cli_goes_through_the_api_as_its_token_when_told_to(queue_sett
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+async def test_holds_and_the_forecast_from_the_cli(queue_settings, add_cluster, simulator, sim_clock, worker, tmp_path):
+    """`regatta cluster hold|release`, the hold in `clusters list`, a direct upgrade refused on a
+    held cluster, and `wave plan` / `wave forecast` answering when each cluster will be touched."""
+    import uuid
+    from datetime import datetime, timedelta
+
+    tag = uuid.uuid4().hex[:6]
+    sim_clock(now="2026-12-07T09:00:00+00:00")  # a Monday
+    free = add_cluster("wvfc", env="prod", labels={"wave": tag}, pools=1, nodes=1)
+    held = add_cluster("wvfc", env="prod", labels={"wave": tag}, pools=1, nodes=1)
+    stray = add_cluster("wvfc", env="dev", labels={"wave": tag}, pools=1, nodes=1)
+
+    hold = await regatta(queue_settings, "cluster", "hold", held, "--until", "2026-12-09T09:00:00Z", "--reason", "year-end audit",
+                         "--held-by", "sre-maria")
+    assert hold.returncode == 0 and f"{held} is held until 2026-12-09 09:00Z by sre-maria: year-end audit" in hold.stdout
+    listed = await regatta(queue_settings, "clusters", "list", "--selector", f"wave={tag}")
+    assert listed.returncode == 0 and "until 2026-12-09 09:00Z" in listed.stdout and "year-end audit" in listed.stdout
+    as_json = json.loads((await regatta(queue_settings, "clusters", "list", "--selector", f"wave={tag}", "--output", "json")).stdout)
+    assert {c["name"]: (c["hold"] or {}).get("reason") for c in as_json} == {free: None, held: "year-end audit", stray: None}
+
+    refused = await regatta(queue_settings, "upgrade", "start", held, "--to", "1.31")
+    assert refused.returncode == 2 and "is held until 2026-12-09 09:00Z by sre-maria: year-end audit" in refused.stderr
+    assert "--override-hold" in refused.stderr
+
+    wave = tmp_path / "wave.yaml"
+    wave.write_text(f"""\
+name: fc-{tag}
+target_version: "1.31"
+selector: {{labels: {{wave: "{tag}"}}}}
+estimated_upgrade_minutes: 30
+stages: [{{name: prod, selector: {{environment: prod}}}}]
+""")
+    plan = await regatta(queue_settings, "wave", "plan", "--file", str(wave), "--output", "json")
+    assert plan.returncode == 0, plan.stderr
+    told = {c["cluster"]: c for c in json.loads(plan.stdout)["clusters"]}
+    first, done = (datetime.fromisoformat(told[free][k]) for k in ("earliest_touch", "expected_done"))
+    assert first.strftime("%Y-%m-%d %H:%M") == "2026-12-07 09:00" and done - first == timedelta(minutes=30)  # the clock runs on
+    assert told[held]["earliest_touch"] == "2026-12-09T09:00:00Z" and "year-end audit" in told[held]["because"]
+    assert told[stray]["earliest_touch"] is None and "prod needs environment prod (it is dev)" in told[stray]["because"]
+    one = await regatta(queue_settings, "wave", "plan", "--file", str(wave), "--cluster", held)
+    assert one.returncode == 0 and "Wed 2026-12-09 09:00" in one.stdout and free not in one.stdout
+    nobody = await regatta(queue_settings, "wave", "plan", "--file", str(wave), "--cluster", "joined-later")
+    assert nobody.returncode == 0 and "joined-later is not in this wave" in nobody.stdout
+
+    started = await regatta(queue_settings, "wave", "start", "--file", str(wave))
+    assert started.returncode == 0, started.stderr
+    asked = None
+    for _ in range(100):  # until the free cluster is done and the held one waits
+        asked = await regatta(queue_settings, "wave", "forecast", f"wave-fc-{tag}", "--output", "json")
+        found = {c["cluster"]: c for c in json.loads(asked.stdout)["clusters"]}
+        if found[free]["status"] == "succeeded" and found[held]["status"] == "held":
+            break
+        await asyncio.sleep(0.2)
+    assert found[held]["earliest_touch"] == "2026-12-09T09:00:00Z", asked.stdout
+    missing = await regatta(queue_settings, "wave", "forecast", "wave-no-such-wave")
+    assert missing.returncode == 2 and "no operation wave-no-such-wave" in missing.stderr
+
+    released = await regatta(queue_settings, "cluster", "release", held, "--released-by", "sre-maria")
+    assert released.returncode == 0 and "released" in released.stdout
+    again = await regatta(queue_settings, "cluster", "release", held)
+    assert again.returncode == 2 and "is not held" in again.stderr
+    past = await regatta(queue_settings, "cluster", "hold", held, "--until", "2026-01-01T00:00:00Z", "--reason", "x")
+    assert past.returncode == 2 and "has already passed" in past.stderr
+    garbled = await regatta(queue_settings, "cluster", "hold", held, "--until", "next week", "--reason", "x")
+    assert garbled.returncode == 2 and "give a time with a zone" in garbled.stderr
+    relative = await regatta(queue_settings, "cluster", "hold", stray, "--until", "90m", "--reason", "migration")
+    assert relative.returncode == 0 and f"{stray} is held until 2026-12-07 10:3" in relative.stdout
+    no_reason = await regatta(queue_settings, "upgrade", "start", held, "--to", "1.31", "--override-hold", " ")
+    assert no_reason.returncode == 2 and "needs a reason" in no_reason.stderr
+    sim_clock(advance_seconds=2 * 86400 + 60)  # past the time the wave was told: the held cluster goes
+    for _ in range(100):
+        described = json.loads((await regatta(queue_settings, "op", "status", f"wave-fc-{tag}", "--output", "json")).stdout)
+        if described["status"] != "RUNNING":
+            break
+        await asyncio.sleep(0.2)
+    assert described["progress"]["phase"] == "succeeded", described
+    assert sim_report(simulator, held)["clusters"][held]["control_plane_version"] == "1.31"

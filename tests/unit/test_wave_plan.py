@@ -3,12 +3,12 @@ failure budgets, maintenance windows across time zones and days, and freezes."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from regatta import wave_plan
-from regatta.models import ClusterRecord, NodePool, PatchWaveInput
+from regatta.models import ClusterRecord, MaintenanceHold, NodePool, PatchWaveInput
 
 # 2026-11-24 is a Tuesday.
 TUESDAY_NOON = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -119,3 +119,100 @@ def test_a_node_image_wave_counts_clusters_on_the_image_as_at_target_and_takes_t
 def test_a_node_image_that_does_not_fit_the_target_is_refused_naming_the_cloud():
     with pytest.raises(wave_plan.InvalidWave, match="node_images.eks: 1.30.2-20261101 is not a node image of Kubernetes 1.31 on EKS"):
         wave_plan.plan_wave(wave(node_images={"eks": "1.30.2-20261101"}), [cluster("p1")], now=TUESDAY_NOON)
+
+
+# --------------------------------------------------------------------------- holds, unstaged clusters, the forecast
+
+def held(record: ClusterRecord, until: datetime, reason: str = "black friday") -> ClusterRecord:
+    return record.model_copy(update={"hold": MaintenanceHold(until=until, reason=reason, held_by="maria")})
+
+
+def test_a_held_cluster_is_planned_for_when_its_hold_ends_and_a_hold_that_has_passed_keeps_nobody_off():
+    until = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
+    fleet = [held(cluster("p1"), until), held(cluster("p2"), datetime(2026, 11, 20, tzinfo=UTC)), cluster("p3")]
+    entries = {c.name: c for c in wave_plan.plan_wave(wave(), fleet, now=TUESDAY_NOON).stages[2].clusters}
+    assert (entries["p1"].status, entries["p1"].earliest_start) == ("held", until)
+    assert entries["p1"].detail == f"held until {until.isoformat()} by maria: black friday"
+    assert (entries["p2"].status, entries["p2"].earliest_start) == ("pending", TUESDAY_NOON)
+
+
+def test_a_hold_that_ends_outside_the_window_waits_for_the_next_window():
+    windows = [{"days": ["sat"], "start": "02:00", "duration_minutes": 120, "timezone": "UTC"}]
+    fleet = [held(cluster("p1"), datetime(2026, 11, 28, 5, 0, tzinfo=UTC))]  # Saturday 05:00: after that day's window
+    entry = wave_plan.plan_wave(wave(maintenance_windows=windows), fleet, now=TUESDAY_NOON).stages[2].clusters[0]
+    assert entry.earliest_start == datetime(2026, 12, 5, 2, 0, tzinfo=UTC)
+
+
+def test_a_cluster_missing_the_label_a_stage_needs_is_reported_in_the_plan_with_what_each_stage_needs():
+    w = wave(stages=[{"name": "canary", "selector": {"labels": {"ring": "0"}}},
+                     {"name": "prod", "selector": {"environment": "prod", "labels": {"tier": "1"}}}])
+    plan = wave_plan.plan_wave(w, [cluster("p1", ring="0"), cluster("p2"), cluster("p3", tier="2")], now=TUESDAY_NOON)
+    assert plan.unstaged == ["p2", "p3"]
+    assert plan.unstaged_reasons["p2"] == ("no stage takes it: canary needs label ring=0 (it has no ring label);"
+                                           " prod needs label tier=1 (it has no tier label)")
+    assert "prod needs label tier=1 (it has tier=2)" in plan.unstaged_reasons["p3"]
+
+
+def forecast_of(w: PatchWaveInput, fleet: list[ClusterRecord], now: datetime, minutes: float = 60):
+    plan = wave_plan.plan_wave(w, fleet, now=now)
+    result = wave_plan.forecast(wave=w, stages=plan.stages, now=now, upgrade_seconds=minutes * 60,
+                                unstaged=plan.unstaged_reasons)
+    return {c.cluster: c for c in result.clusters}
+
+
+def test_the_forecast_runs_stages_in_order_with_soak_and_concurrency():
+    w = wave(stages=[{"name": "canary", "selector": {"environment": "canary"}, "soak_seconds": 7200},
+                     {"name": "prod", "selector": {"environment": "prod"}, "concurrency": 2}])
+    fleet = [cluster("c1", env="canary"), cluster("p1"), cluster("p2"), cluster("p3"), cluster("d1", env="dev")]
+    f = forecast_of(w, fleet, TUESDAY_NOON)
+    hour = timedelta(hours=1)
+    assert f["c1"].earliest_touch == TUESDAY_NOON and f["c1"].because == "the wave may start it now"
+    # canary ends 13:00, soaks two hours: prod starts 15:00, two at once, the third when one ends.
+    assert f["p1"].earliest_touch == f["p2"].earliest_touch == TUESDAY_NOON + 3 * hour
+    assert f["p1"].because == "stage canary ends and soaks 120 minutes"
+    assert f["p3"].earliest_touch == TUESDAY_NOON + 4 * hour and "a slot frees up" in f["p3"].because
+    assert f["p3"].expected_done == TUESDAY_NOON + 5 * hour
+    assert f["d1"].earliest_touch is None and f["d1"].stage is None and f["d1"].because.startswith("no stage takes it")
+
+
+def test_the_forecast_honours_windows_freezes_and_holds():
+    windows = [{"name": "berlin nights", "applies_to": {"labels": {"site": "fra"}}, "days": ["wed"], "start": "02:00",
+                "duration_minutes": 240, "timezone": "Europe/Berlin"}]
+    freezes = [{"name": "launch", "start": "2026-11-24T00:00:00Z", "end": "2026-11-24T18:00:00Z"}]
+    w = wave(stages=[{"name": "prod", "selector": {"environment": "prod"}, "concurrency": 5}],
+             maintenance_windows=windows, freezes=freezes)
+    fleet = [cluster("p1", site="fra"), cluster("p2"), held(cluster("p3"), datetime(2026, 11, 26, 9, 0, tzinfo=UTC))]
+    f = forecast_of(w, fleet, TUESDAY_NOON)
+    assert f["p2"].earliest_touch == datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
+    assert f["p2"].because == "the freeze launch ends 2026-11-24T18:00:00+00:00"
+    assert f["p1"].earliest_touch == datetime(2026, 11, 25, 1, 0, tzinfo=UTC)  # 02:00 Berlin, CET
+    assert "berlin nights" in f["p1"].because
+    assert f["p3"].earliest_touch == datetime(2026, 11, 26, 9, 0, tzinfo=UTC) and "held until" in f["p3"].because
+
+
+def test_a_running_wave_forecasts_from_what_is_in_flight_and_skips_what_is_settled():
+    w = wave(stages=[{"name": "prod", "selector": {"environment": "prod"}, "concurrency": 1}])
+    plan = wave_plan.plan_wave(w, [cluster("p1"), cluster("p2"), cluster("p3")], now=TUESDAY_NOON)
+    entries = plan.stages[0].clusters
+    entries[0].status, entries[1].status = "succeeded", "upgrading"
+    plan.stages[0].status = "running"
+    now = TUESDAY_NOON + timedelta(minutes=90)
+    started = {"p2": TUESDAY_NOON + timedelta(minutes=60)}
+    f = {c.cluster: c for c in wave_plan.forecast(wave=w, stages=plan.stages, now=now, upgrade_seconds=3600,
+                                                  started=started).clusters}
+    assert f["p1"].earliest_touch is None and f["p1"].because == "upgraded"
+    assert f["p2"].expected_done == TUESDAY_NOON + timedelta(minutes=120)
+    assert f["p3"].earliest_touch == TUESDAY_NOON + timedelta(minutes=120) and "a slot frees up" in f["p3"].because
+    stopped = wave_plan.forecast(wave=w, stages=plan.stages, now=now, upgrade_seconds=3600, stopped="the wave halted")
+    assert {c.cluster: c.because for c in stopped.clusters}["p3"] == "not started: the wave halted"
+
+
+def test_a_forecast_over_ten_thousand_clusters_stays_cheap_enough_for_a_query():
+    windows = [{"applies_to": {"labels": {"site": "fra"}}, "days": ["sat", "sun"], "start": "01:00", "duration_minutes": 300}]
+    w = wave(stages=[{"name": "prod", "selector": {"environment": "prod"}, "concurrency": 50}], maintenance_windows=windows)
+    fleet = [cluster(f"p{i:05}", **({"site": "fra"} if i % 2 else {})) for i in range(10_000)]
+    f = forecast_of(w, fleet, TUESDAY_NOON, minutes=30)
+    assert len(f) == 10_000 and all(c.earliest_touch is not None for c in f.values())
+    # Half may go any time: 5,000 clusters, 50 at a time, 30 minutes each = 50 hours.
+    last_anytime = max(c.earliest_touch for name, c in f.items() if int(name[1:]) % 2 == 0)
+    assert last_anytime == TUESDAY_NOON + timedelta(minutes=30 * 99)
