@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ProviderKind = Literal["eks", "gke", "aks", "kubeconfig"]
 Strategy = Literal["surge", "blue_green"]
@@ -168,6 +168,8 @@ class Activity(StrEnum):
     PLAN_WAVE = "inventory.plan_wave"
     LIST_CLUSTER_NAMES = "inventory.list_cluster_names"
     SWEEP_CLUSTERS = "kube.sweep_clusters"
+    CHECK_PROMETHEUS = "signals.check_prometheus"
+    RUN_SMOKE_TEST = "kube.run_smoke_test"
     READ_FLEET_CLOCK = "fleet.read_clock"
     POST_CALLBACK = "notify.post_callback"
     # disaster recovery
@@ -312,6 +314,58 @@ class AuditVerification(Model):
     reason: str | None = None
 
 
+# --------------------------------------------------------------------------- health checks beyond node readiness
+
+
+class PrometheusCheck(Model):
+    """A PromQL query whose value must stay below a threshold for a while (an error rate, a
+    latency). `$cluster` in the URL or the query is replaced by the cluster's name."""
+
+    url: str = Field(pattern=r"^https?://", description="Prometheus' base URL, e.g. http://prometheus.$cluster.internal:9090")
+    query: str = Field(min_length=1, description="PromQL; the highest value of the series it returns is what counts")
+    below: float = Field(description="every sample must be below this")
+    for_seconds: float = Field(default=300, gt=0, le=24 * 3600, description="how long it must stay below")
+    interval_seconds: float = Field(default=15, gt=0, le=3600, description="seconds between samples")
+    no_data: Literal["fail", "pass"] = Field(default="fail", description="what a query returning no series means")
+
+
+class SmokeTestCheck(Model):
+    """A Job run in the cluster after each step; it must complete."""
+
+    image: str = Field(min_length=1)
+    command: list[str] = Field(default_factory=list)
+    namespace: str = "default"
+    timeout_seconds: float = Field(default=600, gt=0, le=6 * 3600)
+
+
+class HealthCheck(Model):
+    """One check of a health gate beyond node readiness: exactly one of `prometheus` or `smoke_test`."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40, description="named in every failure")
+    prometheus: PrometheusCheck | None = None
+    smoke_test: SmokeTestCheck | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> HealthCheck:
+        if (self.prometheus is None) == (self.smoke_test is None):
+            raise ValueError(f"health check {self.name!r}: give exactly one of prometheus or smoke_test")
+        return self
+
+
+class RunHealthCheck(Model):
+    cluster: ClusterRef
+    check: HealthCheck
+    after: str = Field(description="what just finished, named in the failure message")
+    request_token: str = Field(description="names the smoke test's Job, so a retried activity finds its own Job")
+
+
+class HealthCheckResult(Model):
+    name: str
+    passed: bool
+    value: float | None = Field(default=None, description="the highest sample (prometheus)")
+    detail: str = ""
+
+
 # --------------------------------------------------------------------------- ClusterUpgrade
 
 
@@ -331,6 +385,9 @@ class ClusterUpgradeInput(Model):
         " \"1.31.2-20261101\"}), at target_version; a pool already on it is left alone")
     override_hold: str | None = Field(default=None, max_length=500, description="go ahead although the cluster is under"
                                       " a maintenance hold, for this reason (audited); waves never set it")
+    health_checks: list[HealthCheck] = Field(default_factory=list, description="checks beyond node readiness, run"
+                                             " after the control plane and after each node pool; one that fails stops"
+                                             " the upgrade, naming the check and its value")
     # Every timeout an operator may need to tune is a named field with a default.
     max_unavailable: int = Field(default=1, ge=1, description="nodes drained at once in blue_green")
     drain_timeout_seconds: float = Field(default=900, gt=0)
@@ -379,6 +436,8 @@ class ClusterUpgradeProgress(Model):
     # Nodes this upgrade cordoned and has not yet finished draining: what an abort must hand back.
     cordoned_in_service: list[str] = Field(default_factory=list)
     drained_nodes: list[str] = Field(default_factory=list)
+    health_checks: list[str] = Field(default_factory=list, description="checks beyond node readiness that passed, and"
+                                     " what they saw")
 
 
 class ClusterUpgradePauseInput(Model):
@@ -770,6 +829,8 @@ class WaveStage(Model):
     concurrency: int = Field(default=1, ge=1, le=200, description="clusters upgraded at once in this stage")
     soak_seconds: float = Field(default=0, ge=0, description="wait after the stage before the next one starts")
     approval_required: bool = Field(default=False, description="wait for an approve Update before the stage starts")
+    health_checks: list[HealthCheck] = Field(default_factory=list, description="added to the health gates of every"
+                                             " cluster in this stage (Prometheus queries, smoke tests)")
 
 
 class MaintenanceWindow(Model):

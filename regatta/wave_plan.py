@@ -32,7 +32,8 @@ from regatta.models import (
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # What a wave may tune in each cluster's upgrade; identity and target come from the wave itself.
 TUNABLE = frozenset(ClusterUpgradeInput.model_fields) - {"cluster", "target_version", "node_images", "strategy", "ticket",
-                                                          "requested_by", "callback_url", "override_hold"}
+                                                          "requested_by", "callback_url", "override_hold",
+                                                          "health_checks"}
 
 
 class InvalidWave(planning.PlanningError):
@@ -65,6 +66,12 @@ def wave_problems(wave: PatchWaveInput) -> list[tuple[tuple[str | int, ...], str
     for i, name in enumerate(names):
         if name in names[:i]:
             problems.append((("stages", i, "name"), f"stages[{i}].name: {name!r} is used by an earlier stage; names must be unique"))
+    for i, stage in enumerate(wave.stages):
+        checks = [check.name for check in stage.health_checks]
+        for j, name in enumerate(checks):
+            if name in checks[:j]:
+                problems.append((("stages", i, "health_checks", j, "name"), f"stages[{i}].health_checks[{j}].name: {name!r}"
+                                 " is used by an earlier check of the stage; names must be unique"))
     try:
         failure_budget(wave.failure_budget, 100)
     except InvalidWave as error:

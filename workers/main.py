@@ -20,6 +20,7 @@ from activities.cloud import CloudActivities
 from activities.fleet_clock import FleetClockActivities
 from activities.inventory import InventoryActivities
 from activities.kube import KubeActivities
+from activities.signals import SignalActivities
 from activities.traffic import TrafficActivities
 from regatta.fleet_clock import read_fleet_clock
 from regatta.inventory import Inventory
@@ -58,6 +59,7 @@ def build_worker(
     activities = activity_functions(
         CloudActivities(connections), KubeActivities(connections, inventory), InventoryActivities(inventory, fleet_now=lambda: read_fleet_clock(settings.sim_url).now),
         TrafficActivities(traffic), FleetClockActivities(settings.sim_url), CallbackActivities(settings.webhook_secret),
+        SignalActivities(connections),
     )
     return Worker(
         client,

@@ -43,10 +43,12 @@ with workflow.unsafe.imports_passed_through():
         DeleteNodePool,
         DrainNodes,
         DrainReport,
+        HealthCheckResult,
         MaintenanceHold,
         NodePool,
         PoolProgress,
         RecordClusterVersions,
+        RunHealthCheck,
         StartControlPlaneUpgrade,
         StartNodePoolUpgrade,
     )
@@ -143,6 +145,24 @@ class ClusterUpgrade(Runbook):
     async def _health_gate(self, after: str, *, timeout: float | None = None, failure_type: str = "HealthGateFailed") -> None:
         await super()._health_gate(after, timeout=timeout or self.input.health_gate_timeout_seconds, failure_type=failure_type)
 
+    async def _health_checks(self, after: str) -> None:
+        """The checks beyond node readiness the input asks for (Prometheus queries, smoke tests),
+        one after another; the first that fails stops the upgrade with its name and value."""
+        for check in self.input.health_checks:
+            kind = "Prometheus query" if check.prometheus else "smoke test"
+            self.state.step = f"health check {check.name} ({kind}) after {after}"
+            if check.prometheus:
+                timeout = check.prometheus.for_seconds + 120
+                heartbeat = check.prometheus.interval_seconds + 60
+                activity = Activity.CHECK_PROMETHEUS
+            else:
+                timeout, heartbeat, activity = check.smoke_test.timeout_seconds + 120, 60, Activity.RUN_SMOKE_TEST
+            result: HealthCheckResult = await self._call(
+                activity, RunHealthCheck(cluster=self.ref, check=check, after=after,
+                                         request_token=self._token(f"check{len(self.state.health_checks)}")),
+                HealthCheckResult, timeout=timeout, heartbeat=heartbeat)
+            self.state.health_checks.append(f"{check.name} after {after}: {result.detail}")
+
     async def _hold_or_stop(self) -> bool:
         """Between steps: wait while paused; say whether an abort asked us to stop here."""
         if self.state.paused and not self.state.abort_requested:
@@ -205,6 +225,7 @@ class ClusterUpgrade(Runbook):
             StartControlPlaneUpgrade(cluster=self.ref, target_version=self.input.target_version, request_token=self._token("cp")))
         self.state.control_plane = "done"
         await self._health_gate("the control plane upgrade")
+        await self._health_checks("the control plane upgrade")
 
     async def _surge(self, progress: PoolProgress) -> None:
         """The cloud replaces the pool's nodes one by one through the eviction API."""
@@ -215,6 +236,7 @@ class ClusterUpgrade(Runbook):
                                  node_image=self.node_image, request_token=self._token(f"pool-{progress.name}")))
         progress.nodes_done = progress.nodes_total
         await self._health_gate(f"node pool {progress.name}")
+        await self._health_checks(f"node pool {progress.name}")
         progress.status = "done"
 
     async def _blue_green(self, progress: PoolProgress, pool: NodePool, existing: set[str]) -> None:
@@ -260,6 +282,7 @@ class ClusterUpgrade(Runbook):
             Activity.DELETE_NODE_POOL,
             DeleteNodePool(cluster=self.ref, node_pool=pool.name, request_token=self._token(f"delete-{pool.name}")))
         self.state.drained_nodes = []
+        await self._health_checks(f"node pool {pool.name}")
         progress.status = "done"
 
     async def _hand_back_cordoned_nodes(self) -> None:

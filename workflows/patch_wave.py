@@ -330,8 +330,9 @@ class PatchWave(Runbook):
         """One cluster's ClusterUpgrade as a child; count the outcome."""
         try:
             entry.status, entry.detail = "upgrading", f"ClusterUpgrade {planning.operation_id(entry.name)}"
+            checks = next((s.health_checks for s in self.input.stages if s.name == self.state.stage), [])
             request = ClusterUpgradeInput(cluster=entry.name, target_version=self.input.target_version,
-                                          node_images=self.input.node_images,
+                                          node_images=self.input.node_images, health_checks=checks,
                                           strategy=self.input.strategy, ticket=self.input.ticket,
                                           requested_by=self.input.requested_by, **self.input.upgrade_settings)
             try:

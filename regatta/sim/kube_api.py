@@ -408,8 +408,27 @@ async def _create_object(request: Request, cluster: str, api: str, plural: str, 
         return JSONResponse(_backup_json(name, world.take_backup(c, name)), status_code=201)
     if (api, plural) == VELERO_RESTORES:
         world.start_restore(c, body)
+    if (api, plural) == BATCH_JOBS:
+        _run_job(c, body, world.now())
     c.objects[key] = body
     return JSONResponse(body, status_code=201)
+
+
+BATCH_JOBS = ("batch/v1", "jobs")
+
+
+def _run_job(cluster: Cluster, job: dict, now_epoch: float) -> None:
+    """A Job runs to its end at once: it succeeds, or fails with the cluster's `job_failure`
+    fault as its message (a smoke test that found trouble)."""
+    now = _ts(now_epoch)
+    failure = cluster.faults.job_failure
+    if failure:
+        job["status"] = {"failed": 1, "startTime": now, "conditions": [
+            {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": failure,
+             "lastTransitionTime": now}]}
+    else:
+        job["status"] = {"succeeded": 1, "startTime": now, "completionTime": now, "conditions": [
+            {"type": "Complete", "status": "True", "lastTransitionTime": now}]}
 
 
 # Velero's custom resources. Every cluster's Velero points at one bucket, so Backups are read

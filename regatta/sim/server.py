@@ -35,6 +35,7 @@ class FaultRequest(BaseModel):
     node_never_ready: bool = False
     blocking_pdbs: list[str] = []
     unreachable: bool = False
+    job_failure: str | None = None
 
 
 class RegionOutage(BaseModel):

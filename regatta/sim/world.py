@@ -164,6 +164,7 @@ class Faults:
     blocking_pdbs: tuple[str, ...] = ()  # "namespace/name" of PDBs that refuse every eviction
     unreachable: bool = False  # every request fails with 503, as if the region were cut off
     fail_status: int = 500  # what fail_times answers with: 5xx is retried, 400/403 is a permanent refusal
+    job_failure: str | None = None  # Jobs created from now on fail with this message (a smoke test that finds trouble)
 
 
 @dataclass

@@ -1,0 +1,47 @@
+"""Health checks beyond node readiness, for the upgrade's health gates: a Prometheus query that
+must stay below a threshold, and a smoke test Job in the cluster. A check that fails is a
+non-retryable `HealthCheckFailed` naming the check and its value; Prometheus or the cluster's
+API being briefly unavailable is retried."""
+
+from __future__ import annotations
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.failures import refuse, translated_failures
+from regatta import prometheus
+from regatta.kube import smoke_test
+from regatta.kube.connect import ClusterConnections
+from regatta.models import Activity, HealthCheckResult, RunHealthCheck
+
+
+class SignalActivities:
+    def __init__(self, connections: ClusterConnections):
+        self.connections = connections
+
+    @activity.defn(name=Activity.CHECK_PROMETHEUS)
+    def check_prometheus(self, request: RunHealthCheck) -> HealthCheckResult:
+        check, name = request.check.prometheus, request.check.name
+        try:
+            highest = prometheus.watch_below(check, cluster=request.cluster.name, name=name,
+                                             on_sample=lambda value: activity.heartbeat(value))
+        except prometheus.CheckFailed as failed:
+            raise ApplicationError(f"{failed} after {request.after}", {"check": name, "value": failed.value},
+                                   type="HealthCheckFailed", non_retryable=True) from None
+        except prometheus.BadQuery as error:
+            raise refuse(f"health check {name}: {error}; fix the check", error_type="InvalidHealthCheck") from None
+        return HealthCheckResult(name=name, passed=True, value=highest,
+                                 detail=f"stayed below {check.below:g} for {check.for_seconds:g}s (highest {highest})")
+
+    @activity.defn(name=Activity.RUN_SMOKE_TEST)
+    def run_smoke_test(self, request: RunHealthCheck) -> HealthCheckResult:
+        name = request.check.name
+        job = smoke_test.job_name(name, request.request_token)
+        with translated_failures():
+            try:
+                said = smoke_test.run_smoke_test(self.connections.api_client(request.cluster), request.check.smoke_test,
+                                                 name=name, job=job, on_poll=activity.heartbeat)
+            except smoke_test.SmokeTestFailed as failed:
+                raise ApplicationError(f"{failed} after {request.after}", {"check": name, "job": job},
+                                       type="HealthCheckFailed", non_retryable=True) from None
+        return HealthCheckResult(name=name, passed=True, detail=said)
