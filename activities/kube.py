@@ -19,15 +19,19 @@ from regatta.kube.connect import ClusterConnections
 from regatta.models import (
     Activity,
     BackupInfo,
+    BlockedDrain,
+    BlockedPod,
     BootstrapCluster,
     ClusterInspection,
     ClusterRef,
     CordonNodes,
+    DeletePods,
     DrainNodes,
     DrainReport,
     FenceReport,
     FenceWorkloads,
     LatestBackup,
+    RecordEvent,
     RemoveRestored,
     RestoreReport,
     RestoreWorkloads,
@@ -72,13 +76,33 @@ class KubeActivities:
             for node in request.nodes:
                 if node in finished:
                     continue
-                evicted += drains.drain_node(
-                    api, node, timeout_seconds=request.timeout_seconds, retry_seconds=request.eviction_retry_seconds,
-                    on_progress=lambda n, node=node: activity.heartbeat(finished, evicted_before + evicted + n, node),
-                )
+                try:
+                    evicted += drains.drain_node(
+                        api, node, timeout_seconds=request.timeout_seconds, retry_seconds=request.eviction_retry_seconds,
+                        on_progress=lambda n, node=node: activity.heartbeat(finished, evicted_before + evicted + n, node),
+                        blocked_report_after=request.blocked_report_after_seconds,
+                    )
+                except drains.DrainBlocked as blocked:  # the workflow's escalation policy decides what next
+                    pods = [BlockedPod(name=f"{p.metadata.namespace}/{p.metadata.name}", labels=dict(p.metadata.labels or {}))
+                            for p in blocked.pods]
+                    return DrainReport(nodes=finished, pods_evicted=evicted_before + evicted, blocked=BlockedDrain(
+                        node=blocked.node, pods=pods, budgets=blocked.budgets, budget_refs=blocked.budget_refs))
                 finished.append(node)
                 activity.heartbeat(finished, evicted_before + evicted, None)
         return DrainReport(nodes=finished, pods_evicted=evicted_before + evicted)
+
+    @activity.defn(name=Activity.DELETE_PODS)
+    def delete_pods(self, request: DeletePods) -> list[str]:
+        """Delete pods outright (an approved drain escalation); ones already gone are skipped."""
+        with translated_failures():
+            return drains.delete_pods(self.connections.api_client(request.cluster), request.pods)
+
+    @activity.defn(name=Activity.RECORD_EVENT)
+    def record_event(self, request: RecordEvent) -> None:
+        with translated_failures():
+            drains.record_event(self.connections.api_client(request.cluster), namespace=request.namespace,
+                                name=request.name, kind=request.involved_kind, object_name=request.involved_name,
+                                reason=request.reason, message=request.message)
 
     @activity.defn(name=Activity.HEALTH_GATE)
     def health_gate(self, request: HealthGate) -> HealthReport:

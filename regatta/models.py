@@ -169,6 +169,8 @@ class Activity(StrEnum):
     LIST_CLUSTER_NAMES = "inventory.list_cluster_names"
     SWEEP_CLUSTERS = "kube.sweep_clusters"
     CHECK_PROMETHEUS = "signals.check_prometheus"
+    DELETE_PODS = "kube.delete_pods"
+    RECORD_EVENT = "kube.record_event"
     RUN_SMOKE_TEST = "kube.run_smoke_test"
     READ_FLEET_CLOCK = "fleet.read_clock"
     POST_CALLBACK = "notify.post_callback"
@@ -259,11 +261,86 @@ class DrainNodes(Model):
     nodes: list[str]
     timeout_seconds: float
     eviction_retry_seconds: float
+    blocked_report_after_seconds: float | None = Field(default=None, description="when budgets have refused every"
+                                                       " eviction left on a node this long, return a BlockedDrain so the"
+                                                       " workflow can escalate; None: fail at timeout_seconds instead")
+
+
+class BlockedPod(Model):
+    name: str = Field(description="namespace/name")
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class BlockedDrain(Model):
+    """A node whose last pods the PodDisruptionBudgets will not let go."""
+
+    node: str
+    pods: list[BlockedPod]
+    budgets: list[str] = Field(description="namespace/name of the budgets covering them, with their live numbers")
+    budget_refs: list[str] = Field(default_factory=list, description="namespace/name of those budgets")
 
 
 class DrainReport(Model):
     nodes: list[str]
     pods_evicted: int
+    blocked: BlockedDrain | None = None
+
+
+class DeletePods(Model):
+    """Delete (not evict) pods: what an approved drain escalation does, never silently."""
+
+    cluster: ClusterRef
+    pods: list[str] = Field(description="namespace/name")
+
+
+class RecordEvent(Model):
+    """A Kubernetes Event, where the owners of a workload look (kubectl describe pdb, their alerts)."""
+
+    cluster: ClusterRef
+    namespace: str
+    involved_kind: str
+    involved_name: str
+    reason: str
+    message: str
+    name: str = Field(description="the Event's name: the same name twice is one Event")
+
+
+# --------------------------------------------------------------------------- drain escalation
+
+
+class DrainPolicy(Model):
+    """What a drain does while PodDisruptionBudgets refuse it: keep evicting and retrying; after
+    `notify_owner_after_seconds`, tell the owner (an Event on the budget, the callback URL and
+    `owner_webhook`, naming the budget and the pods); after `ask_approval_after_seconds`, when
+    `delete_blocking_pods` allows it, ask for an `approve` Update; only once approved, delete the
+    blocking pods. Without approval the drain gives up after the upgrade's drain_timeout_seconds.
+
+    `node_pools` and `workload_labels` say where a policy applies (both empty: everywhere);
+    the first policy that matches a blocked drain is the one it follows."""
+
+    node_pools: list[str] = Field(default_factory=list, description="node pools it applies to; empty: every pool")
+    workload_labels: dict[str, str] = Field(default_factory=dict, description="applies when a blocked pod has all of"
+                                            " these labels; empty: any pod")
+    notify_owner_after_seconds: float = Field(default=300, ge=0)
+    ask_approval_after_seconds: float = Field(default=600, ge=0)
+    delete_blocking_pods: bool = Field(default=False, description="after an approval, delete the pods the budgets hold")
+    approval_timeout_seconds: float = Field(default=24 * 3600, gt=0, description="how long to wait for that approval"
+                                            " before the upgrade stops")
+    owner_webhook: str | None = Field(default=None, max_length=2000, pattern=r"^https?://",
+                                      description="also POST the owner an HMAC-signed note here")
+
+
+class DrainEscalation(Model):
+    """Where a blocked drain stands on its policy's ladder (in the upgrade's progress)."""
+
+    node: str
+    pods: list[str]
+    budgets: list[str]
+    step: Literal["retrying", "owner_notified", "awaiting_approval", "deleting_pods"] = "retrying"
+    blocked_since: datetime = Field(description="fleet clock")
+    step_since: datetime
+    policy: DrainPolicy
+    approved_by: str | None = None
 
 
 class HealthGate(Model):
@@ -388,10 +465,16 @@ class ClusterUpgradeInput(Model):
     health_checks: list[HealthCheck] = Field(default_factory=list, description="checks beyond node readiness, run"
                                              " after the control plane and after each node pool; one that fails stops"
                                              " the upgrade, naming the check and its value")
+    drain_policies: list[DrainPolicy] = Field(default_factory=list, description="what a drain blocked by"
+                                              " PodDisruptionBudgets does, per node pool or workload label; the first"
+                                              " that matches applies, else the defaults of DrainPolicy")
     # Every timeout an operator may need to tune is a named field with a default.
     max_unavailable: int = Field(default=1, ge=1, description="nodes drained at once in blue_green")
-    drain_timeout_seconds: float = Field(default=900, gt=0)
+    drain_timeout_seconds: float = Field(default=900, gt=0, description="a drain the budgets block this long stops"
+                                         " the upgrade, unless its policy is waiting for an approval")
     eviction_retry_seconds: float = Field(default=5, gt=0)
+    drain_blocked_report_seconds: float = Field(default=60, gt=0, description="how long a drain activity retries a"
+                                                " blocked eviction before the workflow looks at its escalation policy")
     poll_interval_seconds: float = Field(default=15, gt=0)
     cloud_operation_timeout_seconds: float = Field(default=3600, gt=0)
     health_gate_timeout_seconds: float = Field(default=600, gt=0)
@@ -423,7 +506,7 @@ class ClusterUpgradeProgress(Model):
     target_node_image: str | None = None
     strategy: Strategy
     phase: Literal[
-        "preflight", "control_plane", "node_pools", "recording", "succeeded", "aborted", "failed"
+        "preflight", "control_plane", "node_pools", "awaiting_approval", "recording", "succeeded", "aborted", "failed"
     ] = "preflight"
     step: str = "starting"
     control_plane: Literal["pending", "upgrading", "done", "skipped"] = "pending"
@@ -438,6 +521,8 @@ class ClusterUpgradeProgress(Model):
     drained_nodes: list[str] = Field(default_factory=list)
     health_checks: list[str] = Field(default_factory=list, description="checks beyond node readiness that passed, and"
                                      " what they saw")
+    drain_escalation: DrainEscalation | None = Field(default=None, description="a drain blocked by budgets: which"
+                                                     " step of its policy it is on, and since when")
 
 
 class ClusterUpgradePauseInput(Model):
@@ -447,6 +532,13 @@ class ClusterUpgradePauseInput(Model):
 
 class ClusterUpgradeResumeInput(Model):
     requested_by: str = "temporal-ui"
+
+
+class ClusterUpgradeApproveInput(Model):
+    """Approve the step a blocked drain's policy waits for (deleting the pods the budgets hold)."""
+
+    approver: str
+    comment: str = ""
 
 
 class ClusterUpgradeAbortInput(Model):
@@ -871,6 +963,8 @@ class PatchWaveInput(Model):
                                      description="POSTed an HMAC-signed JSON note on every change of phase")
     # Tuning handed to every cluster's ClusterUpgrade (field name → value), e.g. {"drain_timeout_seconds": 1800}.
     upgrade_settings: dict[str, float] = Field(default_factory=dict)
+    drain_policies: list[DrainPolicy] = Field(default_factory=list, description="handed to every cluster's upgrade:"
+                                              " what a drain blocked by PodDisruptionBudgets does")
     estimated_upgrade_minutes: float = Field(default=45, gt=0, le=7 * 24 * 60, description="what the forecast expects"
                                              " one cluster's upgrade to take until the wave has timed its own")
     start_only_outside_freezes: bool = Field(default=False, description="end at once, saying so, when started during a"

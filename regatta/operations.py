@@ -259,6 +259,12 @@ def render_status(described: dict[str, Any], console: Console) -> None:
         for flag, reason in (("paused", "pause_reason"), ("abort_requested", "abort_reason")):
             if progress.get(flag):
                 console.print(f"  [yellow]{flag.replace('_', ' ')}[/] {progress.get(reason) or ''}")
+        if escalation := progress.get("drain_escalation"):
+            console.print(f"  [yellow]drain of {escalation['node']} blocked[/] since {escalation['blocked_since']}: step"
+                          f" {escalation['step']} since {escalation['step_since']}; budgets {', '.join(escalation['budgets'])};"
+                          f" pods {', '.join(escalation['pods'])}")
+        for line in progress.get("health_checks") or []:
+            console.print(f"  health check {line}")
         if progress.get("rto_seconds") is not None:
             rpo = progress.get("rpo_seconds")
             console.print(f"  RTO {progress['rto_seconds']:.1f}s, RPO {f'{rpo:.0f}s' if rpo is not None else 'unknown'}")

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from regatta.models import NodePool, NodeState, PdbState, WorkloadInventory, WorkloadState
+from regatta.models import BlockedPod, DrainPolicy, NodePool, NodeState, PdbState, WorkloadInventory, WorkloadState
 
 # Kubernetes' version-skew policy (since 1.28): a kubelet may be up to three minor versions
 # older than the API server and never newer.
@@ -334,6 +334,40 @@ def plan_drain_batches(nodes: Sequence[NodeState], *, max_unavailable: int) -> l
         raise PlanningError("max_unavailable must be at least 1")
     ordered = sorted(nodes, key=lambda node: (node.pods, node.name))
     return [[node.name for node in ordered[i : i + max_unavailable]] for i in range(0, len(ordered), max_unavailable)]
+
+
+def drain_policy(policies: Sequence[DrainPolicy], *, node_pool: str, pods: Sequence[BlockedPod]) -> DrainPolicy:
+    """The policy a blocked drain follows: the first whose node pools include the node's pool
+    (or name none) and whose workload labels are all on one of the blocked pods (or name none);
+    the defaults when none matches."""
+    for policy in policies:
+        if policy.node_pools and node_pool not in policy.node_pools:
+            continue
+        if policy.workload_labels and not any(
+                all(pod.labels.get(key) == value for key, value in policy.workload_labels.items()) for pod in pods):
+            continue
+        return policy
+    return DrainPolicy()
+
+
+def next_escalation_step(policy: DrainPolicy, *, step: str, blocked_for: float, approved: bool) -> str | None:
+    """The step a blocked drain moves to next, one at a time (the owner is always told before an
+    approval is asked for), or None while it stays where it is. Asking for an approval happens
+    only when the policy may delete the blocking pods; deleting only once approved."""
+    if step == "retrying" and blocked_for >= policy.notify_owner_after_seconds:
+        return "owner_notified"
+    if step == "owner_notified" and policy.delete_blocking_pods and blocked_for >= policy.ask_approval_after_seconds:
+        return "awaiting_approval"
+    if step == "awaiting_approval" and approved:
+        return "deleting_pods"
+    return None
+
+
+def next_escalation_in(policy: DrainPolicy, *, step: str, blocked_for: float) -> float | None:
+    """Seconds until the policy's next step is due (None when no later step comes by time)."""
+    due = {"retrying": policy.notify_owner_after_seconds,
+           "owner_notified": policy.ask_approval_after_seconds if policy.delete_blocking_pods else None}.get(step)
+    return None if due is None else max(due - blocked_for, 0)
 
 
 def is_evictable(*, owner_kinds: Sequence[str], annotations: dict[str, str], phase: str) -> bool:

@@ -33,7 +33,7 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # What a wave may tune in each cluster's upgrade; identity and target come from the wave itself.
 TUNABLE = frozenset(ClusterUpgradeInput.model_fields) - {"cluster", "target_version", "node_images", "strategy", "ticket",
                                                           "requested_by", "callback_url", "override_hold",
-                                                          "health_checks"}
+                                                          "health_checks", "drain_policies"}
 
 
 class InvalidWave(planning.PlanningError):

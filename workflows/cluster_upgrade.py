@@ -19,20 +19,25 @@ and the outcome is recorded). Progress is a Query. Every side effect is an activ
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.runbook import Runbook, parse_input
+from workflows.runbook import CALLBACK_DELIVERY, Runbook, parse_input
 
 with workflow.unsafe.imports_passed_through():
     from regatta import planning
     from regatta.models import (
         Activity,
+        BlockedDrain,
+        CallbackNote,
         ClusterInspection,
         ClusterRecord,
         ClusterRef,
         ClusterState,
         ClusterUpgradeAbortInput,
+        ClusterUpgradeApproveInput,
         ClusterUpgradeInput,
         ClusterUpgradePauseInput,
         ClusterUpgradeProgress,
@@ -41,13 +46,17 @@ with workflow.unsafe.imports_passed_through():
         CordonNodes,
         CreateNodePool,
         DeleteNodePool,
+        DeletePods,
+        DrainEscalation,
         DrainNodes,
         DrainReport,
+        FleetTime,
         HealthCheckResult,
         MaintenanceHold,
         NodePool,
         PoolProgress,
         RecordClusterVersions,
+        RecordEvent,
         RunHealthCheck,
         StartControlPlaneUpgrade,
         StartNodePoolUpgrade,
@@ -73,6 +82,11 @@ class ClusterUpgrade(Runbook):
         self.node_image: str | None = None  # the node image asked for this cluster's cloud, if any
         self.from_version = ""
         self.audit_seq = 0
+        # The fleet's clock (Runbook._fleet_now), read only while a drain is blocked: escalation
+        # steps are timed on it, so a simulated fleet's clock can be moved past them in a test.
+        self.reads_fleet_clock = True
+        self.clock: FleetTime | None = None
+        self.clock_read_at = datetime.min
 
     # ------------------------------------------------------------------ queries and updates
 
@@ -111,6 +125,23 @@ class ClusterUpgrade(Runbook):
         self._refuse_when_finished("resume")
         if not self.state.paused:
             raise ApplicationError("the upgrade is not paused; there is nothing to resume", type="NotPaused")
+
+    @workflow.update
+    async def approve(self, request: ClusterUpgradeApproveInput) -> ClusterUpgradeProgress:
+        """Approve what a blocked drain's policy waits for: deleting the pods its budgets hold."""
+        escalation = self.state.drain_escalation
+        escalation.approved_by = request.approver
+        await self._audit("approve", "approved", f"deleting {', '.join(escalation.pods)} on {escalation.node}, held by"
+                          f" {', '.join(escalation.budgets)}; by {request.approver}: {request.comment}".rstrip(": "))
+        return self.state
+
+    @approve.validator
+    def validate_approve(self, request: ClusterUpgradeApproveInput) -> None:
+        self._refuse_when_finished("approve")
+        escalation = self.state.drain_escalation
+        if escalation is None or escalation.step != "awaiting_approval":
+            raise ApplicationError("nothing to approve: no blocked drain waits for an approval", type="NotAwaitingApproval")
+        self._check_approval(request.approver, what="deletion of the pods that block the drain")
 
     @workflow.update
     async def abort(self, request: ClusterUpgradeAbortInput) -> ClusterUpgradeProgress:
@@ -263,15 +294,8 @@ class ClusterUpgrade(Runbook):
         for batch in planning.plan_drain_batches(old_nodes, max_unavailable=self.input.max_unavailable):
             if await self._hold_or_stop():
                 return
-            self.state.step = f"draining {', '.join(batch)} of node pool {pool.name}"
-            await self._call(
-                Activity.DRAIN_NODES,
-                DrainNodes(cluster=self.ref, nodes=batch, timeout_seconds=self.input.drain_timeout_seconds,
-                           eviction_retry_seconds=self.input.eviction_retry_seconds),
-                DrainReport,
-                timeout=self.input.drain_timeout_seconds * len(batch) + 300,
-                heartbeat=self.input.activity_heartbeat_timeout_seconds,
-            )
+            if not await self._drain(batch, pool.name):
+                return  # aborted while the budgets held the drain: its nodes go back into service
             self.state.cordoned_in_service = [n for n in self.state.cordoned_in_service if n not in batch]
             self.state.drained_nodes += batch
             progress.nodes_done += len(batch)
@@ -284,6 +308,115 @@ class ClusterUpgrade(Runbook):
         self.state.drained_nodes = []
         await self._health_checks(f"node pool {pool.name}")
         progress.status = "done"
+
+    async def _drain(self, batch: list[str], pool: str) -> bool:
+        """Drain a batch under every PodDisruptionBudget. While budgets block it, follow the drain
+        policy for the pool and the blocked pods (tell the owner, ask for an approval, delete the
+        pods once approved, or give up after drain_timeout_seconds). False when aborted meanwhile."""
+        request = DrainNodes(cluster=self.ref, nodes=batch, timeout_seconds=self.input.drain_timeout_seconds,
+                             eviction_retry_seconds=self.input.eviction_retry_seconds,
+                             blocked_report_after_seconds=self.input.drain_blocked_report_seconds)
+        while True:
+            self.state.step = f"draining {', '.join(batch)} of node pool {pool}"
+            report: DrainReport = await self._call(
+                Activity.DRAIN_NODES, request, DrainReport,
+                timeout=self.input.drain_timeout_seconds * len(batch) + 300,
+                heartbeat=self.input.activity_heartbeat_timeout_seconds,
+            )
+            if report.blocked is None:
+                if self.state.drain_escalation is not None:
+                    escalation, self.state.drain_escalation = self.state.drain_escalation, None
+                    await self._audit("drain", "succeeded", f"node {escalation.node} drained after being blocked since"
+                                      f" {escalation.blocked_since.isoformat()} (last step: {escalation.step})")
+                return True
+            if self.state.abort_requested:
+                return False
+            await self._escalate(report.blocked, pool)
+
+    async def _escalate(self, blocked: BlockedDrain, pool: str) -> None:
+        """One look at a blocked drain: move along its policy's ladder as far as the time blocked
+        allows, stop the upgrade if it has waited too long, else return to drain again."""
+        now = await self._fleet_now()
+        escalation = self.state.drain_escalation
+        pods = [pod.name for pod in blocked.pods]
+        if escalation is None or escalation.node != blocked.node:
+            policy = planning.drain_policy(self.input.drain_policies, node_pool=pool, pods=blocked.pods)
+            escalation = self.state.drain_escalation = DrainEscalation(
+                node=blocked.node, pods=pods, budgets=blocked.budgets, blocked_since=now, step_since=now, policy=policy)
+            await self._audit("drain", "escalated", f"drain of {blocked.node} blocked: {self._blocked_by(escalation)}")
+        escalation.pods, escalation.budgets = pods, blocked.budgets
+        blocked_for = (now - escalation.blocked_since).total_seconds()
+        while (step := planning.next_escalation_step(escalation.policy, step=escalation.step, blocked_for=blocked_for,
+                                                     approved=bool(escalation.approved_by))) is not None:
+            escalation.step, escalation.step_since = step, now
+            if step == "owner_notified":
+                await self._tell_owner(escalation, blocked)
+            elif step == "awaiting_approval":
+                since = f"{escalation.blocked_since:%Y-%m-%d %H:%M}Z"
+                self._step("awaiting_approval", f"drain of {blocked.node} blocked since {since}: approve to delete"
+                           f" {', '.join(pods)}")
+                await self._audit("drain", "escalated", f"asks for an approval to delete {', '.join(pods)} on"
+                                  f" {blocked.node}: {self._blocked_by(escalation)}")
+            elif step == "deleting_pods":
+                self._step("node_pools", f"deleting {', '.join(pods)} on {blocked.node}, approved by {escalation.approved_by}")
+                deleted = await self._call(Activity.DELETE_PODS, DeletePods(cluster=self.ref, pods=pods), list[str])
+                await self._audit("drain", "escalated", f"deleted {', '.join(deleted) or 'nothing (already gone)'} on"
+                                  f" {blocked.node} without their budgets' consent, approved by {escalation.approved_by}")
+                escalation.step, escalation.approved_by = "retrying", None  # pods a controller puts back are evicted again
+                return
+        if escalation.step == "awaiting_approval":
+            waited = (now - escalation.step_since).total_seconds()
+            if waited >= escalation.policy.approval_timeout_seconds:
+                raise ApplicationError(
+                    f"nobody approved deleting {', '.join(pods)} on {blocked.node} within"
+                    f" {escalation.policy.approval_timeout_seconds:g}s: {self._blocked_by(escalation)}. Restore the"
+                    " workload's health or relax the budget, then start the upgrade again", type="DrainTimeout",
+                    non_retryable=True)
+            try:  # an approval (or an abort) wakes us at once; meanwhile the drain keeps trying
+                await workflow.wait_condition(lambda: bool(escalation.approved_by) or self.state.abort_requested,
+                                              timeout=timedelta(seconds=self.input.drain_blocked_report_seconds))
+            except TimeoutError:
+                pass
+        elif blocked_for >= self.input.drain_timeout_seconds:
+            raise ApplicationError(
+                f"drain of node {blocked.node} timed out after {self.input.drain_timeout_seconds:g}s:"
+                f" {self._blocked_by(escalation)}. Restore the workload's health or relax the budget, then start the"
+                " upgrade again; raise drain_timeout_seconds if the workload is just slow to move, or give the pool a"
+                " drain policy that may delete the blocking pods once approved", type="DrainTimeout", non_retryable=True)
+
+    @staticmethod
+    def _blocked_by(escalation: DrainEscalation) -> str:
+        return f"PodDisruptionBudget {', '.join(escalation.budgets)} kept pods {', '.join(escalation.pods)} on it"
+
+    async def _tell_owner(self, escalation: DrainEscalation, blocked: BlockedDrain) -> None:
+        """An Event on each blocking budget, a note to the callback URL and the policy's owner
+        webhook, and a line in the audit trail: the same words everywhere."""
+        policy = escalation.policy
+        then = (f"an approval to delete them will be asked for at"
+                f" {escalation.blocked_since + timedelta(seconds=policy.ask_approval_after_seconds):%Y-%m-%d %H:%M}Z"
+                if policy.delete_blocking_pods else
+                f"the upgrade stops at {escalation.blocked_since + timedelta(seconds=self.input.drain_timeout_seconds):%Y-%m-%d %H:%M}Z")
+        message = (f"Regatta's upgrade of {self.input.cluster} ({workflow.info().workflow_id}) cannot drain node"
+                   f" {blocked.node}: {self._blocked_by(escalation)}, blocked since"
+                   f" {escalation.blocked_since:%Y-%m-%d %H:%M}Z. If it is still blocked, {then}")
+        for budget in blocked.budget_refs:
+            namespace, _, name = budget.partition("/")
+            await self._call(Activity.RECORD_EVENT, RecordEvent(
+                cluster=self.ref, namespace=namespace, involved_kind="PodDisruptionBudget", involved_name=name,
+                reason="DrainBlocked", message=message,
+                name=f"regatta-drain-blocked-{self._token(blocked.node + budget)[-20:].lower()}"), None)
+        if self.input.callback_url:
+            self._tell_callback("drain_blocked", message)
+        if policy.owner_webhook:
+            note = CallbackNote(url=policy.owner_webhook, operation_id=workflow.info().workflow_id,
+                                workflow_type=workflow.info().workflow_type, cluster=self.input.cluster,
+                                ticket=self.input.ticket, phase="drain_blocked", step=message, sequence=0, at=workflow.now())
+            try:
+                await workflow.execute_activity(Activity.POST_CALLBACK, note, start_to_close_timeout=timedelta(seconds=30),
+                                                retry_policy=CALLBACK_DELIVERY)
+            except ActivityError as failure:  # the owner's receiver being down must not stop the upgrade
+                workflow.logger.warning("owner webhook not reached: %s", failure.cause or failure)
+        await self._audit("drain", "escalated", f"owner notified: {message}")
 
     async def _hand_back_cordoned_nodes(self) -> None:
         """Nodes we cordoned but did not drain still run workloads: return them to service."""

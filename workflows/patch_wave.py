@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, ChildWorkflowError, FailureError, WorkflowAlreadyStartedError
 
-from workflows.runbook import QUICK_CALL, Runbook, parse_input
+from workflows.runbook import Runbook, parse_input
 
 with workflow.unsafe.imports_passed_through():
     from regatta import planning, wave_plan
@@ -258,29 +258,6 @@ class PatchWave(Runbook):
         self._step("awaiting_approval", f"stage {stage.name} waits for someone other than {self.input.requested_by} to approve")
         await workflow.wait_condition(lambda: bool(stage.approved_by) or self._stopping())
 
-    async def _fleet_now(self) -> datetime:
-        """The fleet's calendar time, for windows and freezes. A real fleet's clock is the wall
-        clock Temporal's timers follow: read once, then Temporal's own time. A simulated fleet's
-        clock may be moved (to open a window in a test or a demo): it is read again once it is
-        `recheck_seconds` old."""
-        if not self.reads_fleet_clock:  # a run that began before waves read the fleet's clock
-            return workflow.now()
-        clock = self.clock
-        if clock is None or (clock.recheck_seconds is not None
-                             and workflow.now() - self.clock_read_at >= timedelta(seconds=clock.recheck_seconds)):
-            clock = self.clock = await workflow.execute_activity(
-                Activity.READ_FLEET_CLOCK, result_type=FleetTime, start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=QUICK_CALL)
-            self.clock_read_at = workflow.now()
-        return self._fleet_time()
-
-    def _fleet_time(self) -> datetime:
-        """The fleet's time from the last reading, without reading again (for Queries and stamps)."""
-        clock = self.clock
-        if clock is None or clock.recheck_seconds is None:
-            return workflow.now()
-        return clock.now + (workflow.now() - self.clock_read_at)
-
     async def _next_in_window(self, stage: WaveStageState) -> tuple[WaveClusterState | None, datetime | None]:
         """The first cluster of the stage that may start now: not started, inside one of its
         maintenance windows and outside every freeze. Else None and when the earliest one may:
@@ -333,6 +310,7 @@ class PatchWave(Runbook):
             checks = next((s.health_checks for s in self.input.stages if s.name == self.state.stage), [])
             request = ClusterUpgradeInput(cluster=entry.name, target_version=self.input.target_version,
                                           node_images=self.input.node_images, health_checks=checks,
+                                          drain_policies=self.input.drain_policies,
                                           strategy=self.input.strategy, ticket=self.input.ticket,
                                           requested_by=self.input.requested_by, **self.input.upgrade_settings)
             try:

@@ -10,7 +10,7 @@ except the queue of callback notes, made only when an input names a `callback_ur
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         Activity,
         CallbackNote,
         CloudOperation,
+        FleetTime,
         HealthGate,
         HealthReport,
         OperationRecord,
@@ -168,6 +169,32 @@ class Runbook:
         await self._call(Activity.RECORD_OPERATION, record, None)
         if self.state.phase in FINAL_PHASES:  # the last word: every callback is out before the run ends
             await self._callbacks_delivered()
+
+    # ------------------------------------------------------------------ the fleet's clock
+    # Subclasses that read it set `reads_fleet_clock`, `clock` (None) and `clock_read_at` in __init__.
+
+    async def _fleet_now(self) -> datetime:
+        """The fleet's calendar time, for windows and freezes. A real fleet's clock is the wall
+        clock Temporal's timers follow: read once, then Temporal's own time. A simulated fleet's
+        clock may be moved (to open a window in a test or a demo): it is read again once it is
+        `recheck_seconds` old."""
+        if not self.reads_fleet_clock:  # a run that began before waves read the fleet's clock
+            return workflow.now()
+        clock = self.clock
+        if clock is None or (clock.recheck_seconds is not None
+                             and workflow.now() - self.clock_read_at >= timedelta(seconds=clock.recheck_seconds)):
+            clock = self.clock = await workflow.execute_activity(
+                Activity.READ_FLEET_CLOCK, result_type=FleetTime, start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=QUICK_CALL)
+            self.clock_read_at = workflow.now()
+        return self._fleet_time()
+
+    def _fleet_time(self) -> datetime:
+        """The fleet's time from the last reading, without reading again (for Queries and stamps)."""
+        clock = self.clock
+        if clock is None or clock.recheck_seconds is None:
+            return workflow.now()
+        return clock.now + (workflow.now() - self.clock_read_at)
 
     def _heartbeat(self) -> float:
         return max(self.input.activity_heartbeat_timeout_seconds, 3 * self.input.poll_interval_seconds)

@@ -261,3 +261,35 @@ def test_recovery_objectives_measure_from_start_and_from_when_writes_stopped():
                                             writes_stopped=start + timedelta(seconds=20))
     assert (rto, rpo) == (95.0, 620.0)
     assert planning.recovery_objectives(started=start, verified=start, backup_completed=None) == (0.0, None)
+
+
+# --------------------------------------------------------------------------- drain escalation
+
+def test_a_blocked_drain_follows_the_first_policy_that_matches_its_pool_and_pods():
+    from regatta.models import BlockedPod, DrainPolicy
+
+    by_pool = DrainPolicy(node_pools=["batch"], delete_blocking_pods=True)
+    by_label = DrainPolicy(workload_labels={"team": "payments"}, notify_owner_after_seconds=60)
+    policies = [by_pool, by_label]
+    payments = [BlockedPod(name="shop/checkout-1", labels={"app": "checkout", "team": "payments"})]
+    others = [BlockedPod(name="shop/web-1", labels={"app": "web"})]
+    assert planning.drain_policy(policies, node_pool="batch", pods=payments) is by_pool
+    assert planning.drain_policy(policies, node_pool="general", pods=payments) is by_label
+    assert planning.drain_policy(policies, node_pool="general", pods=others) == DrainPolicy()  # the defaults
+
+
+def test_the_escalation_ladder_moves_one_step_at_a_time_and_deletes_only_when_allowed_and_approved():
+    from regatta.models import DrainPolicy
+
+    may_delete = DrainPolicy(notify_owner_after_seconds=300, ask_approval_after_seconds=600, delete_blocking_pods=True)
+    step = planning.next_escalation_step
+    assert step(may_delete, step="retrying", blocked_for=299, approved=False) is None
+    assert step(may_delete, step="retrying", blocked_for=900, approved=False) == "owner_notified"  # never skips telling
+    assert step(may_delete, step="owner_notified", blocked_for=599, approved=False) is None
+    assert step(may_delete, step="owner_notified", blocked_for=600, approved=False) == "awaiting_approval"
+    assert step(may_delete, step="awaiting_approval", blocked_for=10**6, approved=False) is None
+    assert step(may_delete, step="awaiting_approval", blocked_for=601, approved=True) == "deleting_pods"
+    never = DrainPolicy(notify_owner_after_seconds=300, ask_approval_after_seconds=600)
+    assert step(never, step="owner_notified", blocked_for=10**6, approved=False) is None  # no approval without delete
+    assert planning.next_escalation_in(may_delete, step="retrying", blocked_for=100) == 200
+    assert planning.next_escalation_in(never, step="owner_notified", blocked_for=100) is None
