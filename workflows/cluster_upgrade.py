@@ -348,10 +348,10 @@ class ClusterUpgrade(Runbook):
         blocked_for = (now - escalation.blocked_since).total_seconds()
         while (step := planning.next_escalation_step(escalation.policy, step=escalation.step, blocked_for=blocked_for,
                                                      approved=bool(escalation.approved_by))) is not None:
-            escalation.step, escalation.step_since = step, now
-            if step == "owner_notified":
+            if step == "owner_notified":  # the step says the owner was told: tell first
                 await self._tell_owner(escalation, blocked)
-            elif step == "awaiting_approval":
+            escalation.step, escalation.step_since = step, now
+            if step == "awaiting_approval":
                 since = f"{escalation.blocked_since:%Y-%m-%d %H:%M}Z"
                 self._step("awaiting_approval", f"drain of {blocked.node} blocked since {since}: approve to delete"
                            f" {', '.join(pods)}")
