@@ -391,6 +391,40 @@ class AuditVerification(Model):
     reason: str | None = None
 
 
+# --------------------------------------------------------------------------- calendars and selectors
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class ClusterSelector(Model):
+    """Which clusters: every given field must match (an empty selector matches every cluster)."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    environment: str | None = None
+    provider: ProviderKind | None = None
+    region: str | None = None
+    clusters: list[str] | None = Field(default=None, description="an explicit group: these cluster names only")
+
+
+class MaintenanceWindow(Model):
+    """A recurring window in which the clusters it applies to may be touched."""
+
+    name: str = ""
+    applies_to: ClusterSelector = Field(default_factory=ClusterSelector)
+    days: list[Weekday] = Field(min_length=1)
+    start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="local time HH:MM")
+    duration_minutes: int = Field(ge=1, le=7 * 24 * 60)
+    timezone: str = "UTC"
+
+
+class Freeze(Model):
+    """A period in which nothing in the fleet is touched (end of year, a product launch)."""
+
+    name: str
+    start: datetime
+    end: datetime
+
+
 # --------------------------------------------------------------------------- health checks beyond node readiness
 
 
@@ -468,6 +502,11 @@ class ClusterUpgradeInput(Model):
     drain_policies: list[DrainPolicy] = Field(default_factory=list, description="what a drain blocked by"
                                               " PodDisruptionBudgets does, per node pool or workload label; the first"
                                               " that matches applies, else the defaults of DrainPolicy")
+    maintenance_windows: list[MaintenanceWindow] = Field(default_factory=list, description="work only inside these"
+                                                         " (none: any time); when one closes mid-upgrade, the step in"
+                                                         " flight finishes, the cluster is left consistent, and the"
+                                                         " upgrade resumes at the next step when a window opens")
+    freezes: list[Freeze] = Field(default_factory=list, description="periods in which no new step starts")
     # Every timeout an operator may need to tune is a named field with a default.
     max_unavailable: int = Field(default=1, ge=1, description="nodes drained at once in blue_green")
     drain_timeout_seconds: float = Field(default=900, gt=0, description="a drain the budgets block this long stops"
@@ -506,8 +545,10 @@ class ClusterUpgradeProgress(Model):
     target_node_image: str | None = None
     strategy: Strategy
     phase: Literal[
-        "preflight", "control_plane", "node_pools", "awaiting_approval", "recording", "succeeded", "aborted", "failed"
+        "preflight", "control_plane", "node_pools", "awaiting_approval", "waiting_window", "recording", "succeeded",
+        "aborted", "failed"
     ] = "preflight"
+    window_opens: datetime | None = Field(default=None, description="while waiting_window: when the next window opens")
     step: str = "starting"
     control_plane: Literal["pending", "upgrading", "done", "skipped"] = "pending"
     pools: list[PoolProgress] = Field(default_factory=list)
@@ -902,19 +943,6 @@ class ClusterHoldResult(Model):
 
 # --------------------------------------------------------------------------- PatchWave
 
-Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-
-
-class ClusterSelector(Model):
-    """Which clusters: every given field must match (an empty selector matches every cluster)."""
-
-    labels: dict[str, str] = Field(default_factory=dict)
-    environment: str | None = None
-    provider: ProviderKind | None = None
-    region: str | None = None
-    clusters: list[str] | None = Field(default=None, description="an explicit group: these cluster names only")
-
-
 class WaveStage(Model):
     name: str = Field(min_length=1, max_length=60)
     selector: ClusterSelector = Field(default_factory=ClusterSelector)
@@ -923,25 +951,6 @@ class WaveStage(Model):
     approval_required: bool = Field(default=False, description="wait for an approve Update before the stage starts")
     health_checks: list[HealthCheck] = Field(default_factory=list, description="added to the health gates of every"
                                              " cluster in this stage (Prometheus queries, smoke tests)")
-
-
-class MaintenanceWindow(Model):
-    """A recurring window in which the clusters it applies to may be touched."""
-
-    name: str = ""
-    applies_to: ClusterSelector = Field(default_factory=ClusterSelector)
-    days: list[Weekday] = Field(min_length=1)
-    start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="local time HH:MM")
-    duration_minutes: int = Field(ge=1, le=7 * 24 * 60)
-    timezone: str = "UTC"
-
-
-class Freeze(Model):
-    """A period in which nothing in the fleet is touched (end of year, a product launch)."""
-
-    name: str
-    start: datetime
-    end: datetime
 
 
 class PatchWaveInput(Model):

@@ -33,7 +33,8 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # What a wave may tune in each cluster's upgrade; identity and target come from the wave itself.
 TUNABLE = frozenset(ClusterUpgradeInput.model_fields) - {"cluster", "target_version", "node_images", "strategy", "ticket",
                                                           "requested_by", "callback_url", "override_hold",
-                                                          "health_checks", "drain_policies"}
+                                                          "health_checks", "drain_policies", "maintenance_windows",
+                                                          "freezes"}
 
 
 class InvalidWave(planning.PlanningError):

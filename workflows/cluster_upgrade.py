@@ -27,7 +27,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from workflows.runbook import CALLBACK_DELIVERY, Runbook, parse_input
 
 with workflow.unsafe.imports_passed_through():
-    from regatta import planning
+    from regatta import planning, wave_plan
     from regatta.models import (
         Activity,
         BlockedDrain,
@@ -195,13 +195,59 @@ class ClusterUpgrade(Runbook):
             self.state.health_checks.append(f"{check.name} after {after}: {result.detail}")
 
     async def _hold_or_stop(self) -> bool:
-        """Between steps: wait while paused; say whether an abort asked us to stop here."""
+        """Between steps: wait while paused, and while outside every maintenance window (or in a
+        freeze); say whether an abort asked us to stop here."""
         if self.state.paused and not self.state.abort_requested:
             step = self.state.step
             self.state.step = f"paused before: {step}"
             await workflow.wait_condition(lambda: not self.state.paused or self.state.abort_requested)
             self.state.step = step
+        if (self.input.maintenance_windows or self.input.freezes) and not self.state.abort_requested:
+            await self._wait_for_window()
         return self.state.abort_requested
+
+    async def _wait_for_window(self) -> None:
+        """Outside the windows: the step in flight has finished; return cordoned nodes that still
+        serve to service, wait (a timer, so a worker restart or days in between change nothing),
+        cordon them again, and carry on with the next step."""
+        opens = wave_plan.next_start(windows=self.input.maintenance_windows, freezes=self.input.freezes,
+                                     after=await self._fleet_now())
+        if opens is not None and opens <= self._fleet_time():
+            return
+        phase, step = self.state.phase, self.state.step
+        handed_back = list(self.state.cordoned_in_service)
+        await self._hand_back_cordoned_nodes()
+        if opens is None:
+            raise ApplicationError("no maintenance window opens outside the freezes within a year: the upgrade stopped"
+                                   f" before {step}; start it again with windows that open", type="NoWindow",
+                                   non_retryable=True)
+        self.state.window_opens = opens
+        self._step("waiting_window", f"outside its maintenance windows: resumes {step!r} at {opens.isoformat()}")
+        await self._audit("window", "paused", f"window closed before {step}; resumes at {opens.isoformat()}"
+                          + (f"; returned {', '.join(handed_back)} to service meanwhile" if handed_back else ""))
+        while not self.state.abort_requested and self._fleet_time() < opens:
+            timeout = opens - self._fleet_time()
+            if self.clock is not None and self.clock.recheck_seconds is not None:  # a clock that may jump
+                timeout = min(timeout, timedelta(seconds=self.clock.recheck_seconds))
+            try:
+                await workflow.wait_condition(lambda: self.state.abort_requested, timeout=max(timeout, timedelta(seconds=1)))
+            except TimeoutError:
+                pass
+            await self._fleet_now()
+            if self._fleet_time() >= opens:  # a window may have moved (a freeze ended early): look again
+                later = wave_plan.next_start(windows=self.input.maintenance_windows, freezes=self.input.freezes,
+                                             after=self._fleet_time())
+                opens = later if later is not None else opens
+        self.state.window_opens = None
+        if self.state.abort_requested:
+            self.state.phase, self.state.step = phase, step
+            return
+        if handed_back:  # the blue/green drain goes on where it was: its old nodes take no new pods
+            self.state.step = f"cordoning {len(handed_back)} nodes again"
+            await self._call(Activity.CORDON_NODES, CordonNodes(cluster=self.ref, nodes=handed_back), list[str])
+            self.state.cordoned_in_service = handed_back
+        self._step(phase, step)
+        await self._audit("window", "resumed", f"window open: resuming {step}")
 
 
     # ------------------------------------------------------------------ the runbook's steps
@@ -301,6 +347,8 @@ class ClusterUpgrade(Runbook):
             progress.nodes_done += len(batch)
             await self._health_gate(f"draining {', '.join(batch)}")
 
+        if await self._hold_or_stop():  # deleting the pool is a change too: only inside a window
+            return
         self.state.step = f"deleting the drained node pool {pool.name}"
         await self._cloud_operation(
             Activity.DELETE_NODE_POOL,

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from regatta import planning, wave_plan
     from regatta.models import (
         Activity,
+        ClusterSelector,
         ClusterUpgradeAbortInput,
         ClusterUpgradeInput,
         ClusterUpgradeResult,
@@ -310,7 +311,10 @@ class PatchWave(Runbook):
             checks = next((s.health_checks for s in self.input.stages if s.name == self.state.stage), [])
             request = ClusterUpgradeInput(cluster=entry.name, target_version=self.input.target_version,
                                           node_images=self.input.node_images, health_checks=checks,
-                                          drain_policies=self.input.drain_policies,
+                                          drain_policies=self.input.drain_policies, freezes=self.input.freezes,
+                                          # its own windows only: a window closing mid-upgrade pauses it at a step boundary
+                                          maintenance_windows=[self.input.maintenance_windows[i].model_copy(
+                                              update={"applies_to": ClusterSelector()}) for i in entry.windows],
                                           strategy=self.input.strategy, ticket=self.input.ticket,
                                           requested_by=self.input.requested_by, **self.input.upgrade_settings)
             try:
