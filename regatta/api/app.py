@@ -35,7 +35,7 @@ from temporalio.api.common.v1 import Payloads
 from regatta import access, planning, signing, wave_plan
 from regatta.api.tokens import authenticate
 from regatta.fleet_clock import read_fleet_clock
-from regatta.inventory import Inventory, UnknownCluster
+from regatta.inventory import HoldError, Inventory, UnknownCluster
 from regatta.models import (
     ApiTicket,
     ApiToken,
@@ -43,11 +43,21 @@ from regatta.models import (
     ClusterUpgradeInput,
     DecommissionClusterInput,
     DRFailoverInput,
+    MaintenanceHold,
     OperationRecord,
     PatchWaveInput,
     ProvisionClusterInput,
+    WaveForecast,
 )
-from regatta.operations import OperationRefused, provision_holder, send_update, start_operation, start_wave, status
+from regatta.operations import (
+    OperationRefused,
+    provision_holder,
+    query,
+    send_update,
+    start_operation,
+    start_wave,
+    status,
+)
 from regatta.payload_codec import CodecKeyError, EncryptionCodec, keys_from_env
 from regatta.settings import Settings
 from regatta.temporal_client import TemporalUnreachable
@@ -89,6 +99,13 @@ class ControlRequest(BaseModel):
     reason: str = Field(default="", max_length=500, description="why (pause, abort)")
     comment: str = Field(default="", max_length=500, description="what the approver says (approve)")
     stage: str | None = Field(default=None, max_length=100, description="the wave stage being approved (approve)")
+
+
+class HoldRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    until: datetime = Field(description="with a time zone, e.g. 2026-12-01T08:00:00Z")
+    reason: str = Field(min_length=1, max_length=500, pattern=r"^[^\x00]*$", description="shown to every wave that waits")
 
 
 class TicketEvent(BaseModel):
@@ -336,6 +353,48 @@ def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAP
         audit(token, verb=control, outcome=CONTROL_OUTCOME[control], operation_id=operation_id, cluster=cluster,
               detail=body.reason or body.comment)
         return {"operation_id": operation_id, "accepted": control, "progress": progress}
+
+    @app.get("/v1/operations/{operation_id}/forecast", response_model=WaveForecast,
+             responses={401: {}, 403: {}, 404: {}, 409: {}, 503: {}})
+    async def forecast(operation_id: str, token: ApiToken = Depends(caller)) -> WaveForecast:
+        """A running wave's answer to "when will my cluster be upgraded?"."""
+        found = await described(operation_id)
+        permit(token, "read", environments_of(found), verb="read")
+        if found.get("workflow_type") != "PatchWave":
+            raise ApiError(409, f"{operation_id} is a {found.get('workflow_type')}; only a wave has a forecast")
+        try:
+            return WaveForecast.model_validate(await query(settings, operation_id, "forecast"))
+        except OperationRefused as error:
+            raise ApiError(409, str(error)) from None
+        except TemporalUnreachable as error:
+            raise ApiError(503, str(error)) from None
+
+    def fleet_now() -> datetime:
+        try:
+            return read_fleet_clock(settings.sim_url).now
+        except Exception as error:  # noqa: BLE001 - the simulator not answering means the same to the caller
+            raise ApiError(503, f"cannot read the fleet's clock: {error}") from None
+
+    @app.post("/v1/clusters/{name}/hold", response_model=MaintenanceHold, status_code=201,
+              responses={401: {}, 403: {}, 404: {}, 422: {}, 503: {}})
+    async def hold(name: str, body: HoldRequest, token: ApiToken = Depends(caller)) -> MaintenanceHold:
+        """Keep every wave and schedule off a cluster until `until` (the token's name is who holds it)."""
+        record = record_of(name)
+        permit(token, "control", {record.environment}, verb="hold", cluster=name)
+        try:
+            return inventory.hold_cluster(name, until=body.until, reason=body.reason, held_by=token.name, now=fleet_now())
+        except HoldError as error:
+            raise ApiError(422, str(error)) from None
+
+    @app.post("/v1/clusters/{name}/release", response_model=MaintenanceHold,
+              responses={401: {}, 403: {}, 404: {}, 409: {}})
+    async def release(name: str, token: ApiToken = Depends(caller)) -> MaintenanceHold:
+        record = record_of(name)
+        permit(token, "control", {record.environment}, verb="release", cluster=name)
+        try:
+            return inventory.release_hold(name, released_by=token.name)
+        except HoldError as error:
+            raise ApiError(409, str(error)) from None
 
     @app.post("/v1/webhooks/ticket-events", responses={401: {}, 404: {}, 409: {}, 422: {}, 503: {}},
               openapi_extra={"parameters": [

@@ -208,3 +208,47 @@ async def test_every_cell_of_role_by_endpoint_by_environment(api, worker, add_cl
                 assert (name in listed) == (scope in ("*", env)), cell  # a token sees only its environments
             cells += 1
     assert cells == len(access.ROLES) * 3 * len(ENDPOINTS) * 2
+
+
+async def test_holds_over_the_api_are_scoped_like_every_control_and_a_wave_answers_its_forecast(
+        api, worker, add_cluster, inventory, simulator):
+    from tests.integration.test_patch_wave import wave_request
+
+    name = add_cluster("apihold", env="staging", pools=1, nodes=1, labels={"wave": "apihold"})
+    operator, viewer, prod_operator = api.token("operator", "staging"), api.token("viewer", "*"), api.token("operator", "prod")
+    body = {"until": "2099-01-01T00:00:00Z", "reason": "quarter close"}
+    assert (await api.post(f"/v1/clusters/{name}/hold", headers=viewer, json=body)).status_code == 403
+    assert (await api.post(f"/v1/clusters/{name}/hold", headers=prod_operator, json=body)).status_code == 403
+    naive = await api.post(f"/v1/clusters/{name}/hold", headers=operator, json={**body, "until": "2099-01-01T00:00:00"})
+    assert naive.status_code == 422 and "with a time zone" in naive.json()["error"]
+    past = await api.post(f"/v1/clusters/{name}/hold", headers=operator, json={**body, "until": "2001-01-01T00:00:00Z"})
+    assert past.status_code == 422 and "has already passed" in past.json()["error"]
+    missing = await api.post("/v1/clusters/no-such-cluster/hold", headers=operator, json=body)
+    assert missing.status_code == 404
+    assert inventory.get_cluster(name).hold is None  # no refusal wrote anything
+
+    held = await api.post(f"/v1/clusters/{name}/hold", headers=operator, json=body)
+    assert held.status_code == 201 and held.json()["reason"] == "quarter close"
+    assert inventory.get_cluster(name).hold.held_by.startswith("operator-")  # the token's name is who holds it
+    listed = (await api.get("/v1/clusters", headers=operator, params={"label": "wave=apihold"})).json()
+    assert listed[0]["hold"]["until"].startswith("2099-01-01")
+
+    wave = wave_request("apihold", [{"name": "all"}], estimated_upgrade_minutes=30)
+    started = await api.post("/v1/operations", headers=operator, json={"kind": "wave", "ticket": ticket(),
+                                                                       "input": wave.model_dump(mode="json")})
+    assert started.status_code == 201, started.text
+    operation = started.json()["operation_id"]
+    for _ in range(100):
+        told = await api.get(f"/v1/operations/{operation}/forecast", headers=viewer)
+        if told.status_code == 200 and told.json()["clusters"] and told.json()["clusters"][0]["status"] == "held":
+            break
+        await asyncio.sleep(0.1)
+    entry = told.json()["clusters"][0]
+    assert entry["cluster"] == name and entry["earliest_touch"].startswith("2099-01-01") and "quarter close" in entry["because"]
+    not_a_wave = await api.get(f"/v1/operations/cluster-{name}/forecast", headers=viewer)
+    assert not_a_wave.status_code == 404  # no operation runs on the cluster itself
+
+    assert (await api.post(f"/v1/clusters/{name}/release", headers=operator)).status_code == 200
+    again = await api.post(f"/v1/clusters/{name}/release", headers=operator)
+    assert again.status_code == 409 and "is not held" in again.json()["error"]
+    await api.post(f"/v1/operations/{operation}/abort", headers=operator, json={"reason": "test over"})
