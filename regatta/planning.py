@@ -370,6 +370,12 @@ def next_escalation_in(policy: DrainPolicy, *, step: str, blocked_for: float) ->
     return None if due is None else max(due - blocked_for, 0)
 
 
+def drain_blocked_event_name(run_id: str, node: str, budget: str) -> str:
+    """The Event telling a budget's owners that it blocks a drain: one per run, node and budget,
+    so a retried activity finds the Event it made instead of making a second."""
+    return "regatta-drain-blocked-" + hashlib.sha256(f"{run_id}/{node}/{budget}".encode()).hexdigest()[:16]
+
+
 def is_evictable(*, owner_kinds: Sequence[str], annotations: dict[str, str], phase: str) -> bool:
     """What `kubectl drain --ignore-daemonsets` evicts: not DaemonSet pods, not static (mirror)
     pods, not pods that already finished."""

@@ -374,6 +374,8 @@ class ClusterUpgrade(Runbook):
             if report.blocked is None:
                 if self.state.drain_escalation is not None:
                     escalation, self.state.drain_escalation = self.state.drain_escalation, None
+                    if self.state.phase == "awaiting_approval":  # the budget let go before anyone approved
+                        self._step("node_pools", f"drained {escalation.node}")
                     await self._audit("drain", "succeeded", f"node {escalation.node} drained after being blocked since"
                                       f" {escalation.blocked_since.isoformat()} (last step: {escalation.step})")
                 return True
@@ -452,7 +454,7 @@ class ClusterUpgrade(Runbook):
             await self._call(Activity.RECORD_EVENT, RecordEvent(
                 cluster=self.ref, namespace=namespace, involved_kind="PodDisruptionBudget", involved_name=name,
                 reason="DrainBlocked", message=message,
-                name=f"regatta-drain-blocked-{self._token(blocked.node + budget)[-20:].lower()}"), None)
+                name=planning.drain_blocked_event_name(workflow.info().run_id, blocked.node, budget)), None)
         if self.input.callback_url:
             self._tell_callback("drain_blocked", message)
         if policy.owner_webhook:

@@ -8,7 +8,7 @@ import asyncio
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle
 
-from regatta.models import ClusterUpgradeInput, ClusterUpgradeResult
+from regatta.models import ClusterUpgradeInput, ClusterUpgradeProgress, ClusterUpgradeResult
 from regatta.planning import operation_id
 
 FAST = {
@@ -38,3 +38,16 @@ async def wait_phase(handle: WorkflowHandle, phase: str, progress_type: type[Bas
         assert progress.phase not in ("failed", "succeeded", "aborted"), f"ended before {phase}: {progress}"
         assert asyncio.get_running_loop().time() < deadline, f"never reached {phase}: {progress}"
         await asyncio.sleep(0.02)
+
+
+async def wait_until(handle: WorkflowHandle, check, what: str, *, progress_type: type[BaseModel] = ClusterUpgradeProgress,
+                     timeout: float = 60):
+    """Poll `progress` until `check(progress)` holds; fail if the operation ends first or time runs out."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        progress = await handle.query("progress", result_type=progress_type)
+        if check(progress):
+            return progress
+        assert progress.phase not in ("succeeded", "failed", "aborted"), f"ended before {what}: {progress}"
+        assert asyncio.get_running_loop().time() < deadline, f"never {what}: {progress}"
+        await asyncio.sleep(0.1)

@@ -7,36 +7,23 @@ progress Query shows which step a blocked drain is on and since when."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
 from regatta import signing
-from regatta.models import ClusterUpgradeProgress
 from tests.conftest import set_faults, sim_report
-from tests.integration.conftest import start_upgrade
+from tests.integration.conftest import start_upgrade, wait_until
 from tests.integration.test_callbacks import SECRET, receiver  # noqa: F401
 from tests.integration.test_replay import REPLAYER, save
 from tests.integration.test_upgrade_refusals import failure_of
 from workers.main import build_worker
 
 MONDAY = "2026-12-07T09:00:00+00:00"
-
-
-async def wait_until(handle, check, what: str, timeout: float = 60) -> ClusterUpgradeProgress:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        progress = await handle.query("progress", result_type=ClusterUpgradeProgress)
-        if check(progress):
-            return progress
-        assert progress.phase not in ("succeeded", "failed", "aborted"), f"ended before {what}: {progress}"
-        assert asyncio.get_running_loop().time() < deadline, f"never {what}: {progress}"
-        await asyncio.sleep(0.1)
 
 
 def blocked_upgrade(**policy) -> dict:
@@ -135,3 +122,23 @@ async def test_a_policy_that_may_not_delete_tells_the_owner_and_gives_up_at_the_
     assert old and not any(v["unschedulable"] for v in old)  # the blocked node went back into service
     notified = [r for r in inventory.audit(operation_id=handle.id) if r.detail.startswith("owner notified")]
     assert len(notified) == 1 and "the upgrade stops at 2026-12-07 10:0" in notified[0].detail
+
+
+async def test_a_budget_that_lets_go_while_an_approval_is_awaited_needs_none_and_nothing_is_deleted(
+        client, worker, task_queue, add_cluster, simulator, inventory, sim_clock):
+    import httpx
+
+    sim_clock(now=MONDAY)
+    cluster = add_cluster("escok", version="1.31", pool_version="1.30", pools=1, nodes=1)
+    set_faults(simulator, cluster, blocking_pdbs=["shop/checkout-pdb"])
+    handle = await start_upgrade(client, task_queue, cluster, **blocked_upgrade(
+        notify_owner_after_seconds=60, ask_approval_after_seconds=120, delete_blocking_pods=True))
+    await wait_until(handle, lambda p: p.drain_escalation is not None, "blocked")
+    sim_clock(advance_seconds=5 * 60)
+    await wait_until(handle, lambda p: p.phase == "awaiting_approval", "asked for approval")
+    httpx.delete(f"{simulator.url}/sim/faults", params={"cluster": cluster}).raise_for_status()  # the workload recovered
+
+    assert (await handle.result()).outcome == "succeeded"
+    trail = [r.detail for r in inventory.audit(operation_id=handle.id) if r.action in ("drain", "approve")]
+    assert not any("deleted" in line for line in trail) and "drained after being blocked since" in trail[-1]
+    assert sim_report(simulator, cluster)["pdb_violations"] == []

@@ -13,23 +13,12 @@ import httpx
 from regatta.models import ClusterUpgradeProgress
 from regatta.sim.server import CLOCK_RECHECK_SECONDS
 from tests.conftest import WorkerProcess, set_faults, sim_report
-from tests.integration.conftest import start_upgrade
+from tests.integration.conftest import start_upgrade, wait_until
 from tests.integration.test_replay import REPLAYER, save
 from workers.main import build_worker
 
 # Mondays and Tuesdays 01:00-02:00 UTC.
 WINDOWS = [{"name": "early", "days": ["mon", "tue"], "start": "01:00", "duration_minutes": 60, "timezone": "UTC"}]
-
-
-async def wait_until(handle, check, what: str, timeout: float = 60) -> ClusterUpgradeProgress:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        progress = await handle.query("progress", result_type=ClusterUpgradeProgress)
-        if check(progress):
-            return progress
-        assert progress.phase not in ("succeeded", "failed", "aborted"), f"ended before {what}: {progress}"
-        assert asyncio.get_running_loop().time() < deadline, f"never {what}: {progress}"
-        await asyncio.sleep(0.1)
 
 
 async def test_a_window_that_closes_mid_upgrade_pauses_it_consistent_and_it_resumes_at_the_same_step_next_window(
