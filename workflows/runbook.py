@@ -1,10 +1,11 @@
 """What every runbook shares: calling activities with the standard retry policy, waiting on a
-cloud operation while it heartbeats, health gates, the audit trail, and reading a plain-JSON
-input without ever getting stuck on one that does not fit.
+cloud operation while it heartbeats, health gates, the audit trail, the fleet's calendar clock,
+and reading a plain-JSON input without ever getting stuck on one that does not fit.
 
 Workflows subclass `Runbook`; it holds no state of its own beyond what they set up
-(`self.input`, `self.state`, `self.ref`, `self.audit_seq`), so histories stay as they were,
-except the queue of callback notes, made only when an input names a `callback_url`.
+(`self.input`, `self.state`, `self.ref`, `self.audit_seq`, and for those that read the fleet's
+clock `self.reads_fleet_clock`, `self.clock`, `self.clock_read_at`), so histories stay as they
+were, except the queue of callback notes, made only when an input names a `callback_url`.
 """
 
 from __future__ import annotations
