@@ -241,9 +241,12 @@ def plan_wave(wave: PatchWaveInput, clusters: Sequence[ClusterRecord], *, now: d
             hold = cluster.held_at(now)
             start = next_start(windows=[wave.maintenance_windows[i] for i in windows], freezes=wave.freezes,
                                after=hold.until if hold else now)
+            detail = hold_detail(cluster, now) or ""
+            if hold and start is not None and start > hold.until:
+                detail += f"; then its maintenance window opens {start.astimezone(UTC):%Y-%m-%d %H:%M}Z"
             entry = WaveClusterState(name=cluster.name, earliest_start=start, windows=windows,
                                      status="held" if hold else "pending",
-                                     detail=hold_detail(cluster, now) or "" if start is not None else
+                                     detail=detail if start is not None else
                                      "no maintenance window opens outside the freezes within a year")
         stages[index].clusters.append(entry)
     total = sum(len(stage.clusters) for stage in stages)
@@ -346,7 +349,8 @@ def _settled(stage: WaveStageState, entry: WaveClusterState, stopped: str | None
         since = started.get(entry.name)
         done = max(now, since + duration) if since and duration and now else None
         return ClusterForecast(cluster=entry.name, stage=stage.name, status=entry.status, earliest_touch=since,
-                               expected_done=done, because="its upgrade is under way" + (f" since {since.isoformat()}" if since else ""))
+                               expected_done=done, because="its upgrade is under way"
+                               + (f" since {since.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z" if since else ""))
     if entry.status in SETTLED:
         because = SETTLED[entry.status] + (f": {entry.detail}" if entry.detail else "")
     else:

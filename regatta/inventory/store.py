@@ -183,6 +183,7 @@ class Inventory:
         if not reason.strip():
             raise HoldError("say why the cluster is held (--reason): whoever's wave waits on it reads it")
         self.get_cluster(name)
+        until = until.replace(microsecond=0)  # "48h" from now reads better without the microseconds
         with Session(self.engine) as session, session.begin():
             row = session.get(MaintenanceHoldRow, name) or MaintenanceHoldRow(cluster=name)
             row.until, row.reason, row.held_by, row.since = until, reason.strip(), held_by, datetime.now(UTC)

@@ -30,7 +30,7 @@ async def test_a_held_cluster_waits_with_its_reason_while_the_others_go_and_star
         client, worker, task_queue, fleet, simulator, inventory, sim_clock, request):
     now = sim_clock(now=MONDAY)
     free, held = fleet("prod", 1), fleet("prod", 1, prefix="wvheld")
-    until = now + timedelta(hours=2)
+    until = (now + timedelta(hours=2)).replace(microsecond=0)  # holds keep whole seconds
     inventory.hold_cluster(held[0], until=until, reason="black friday traffic", held_by="sre-maria", now=now)
     handle = await start_wave(client, task_queue, wave_request(fleet.tag, [
         {"name": "prod", "selector": {"environment": "prod"}, "concurrency": 2}]))
@@ -64,12 +64,13 @@ async def test_a_hold_set_after_the_wave_planned_and_a_cluster_that_left_the_fle
         {"name": "prod", "selector": {"environment": "prod"}, "concurrency": 3, "approval_required": True}]))
     await wait_phase(handle, "awaiting_approval")
     # While prod waits for approval: one prod cluster gets a hold, another leaves the fleet.
-    inventory.hold_cluster(later_held[0], until=now + timedelta(hours=6), reason="customer demo", held_by="sre-tom", now=now)
+    until = (now + timedelta(hours=6)).replace(microsecond=0)
+    inventory.hold_cluster(later_held[0], until=until, reason="customer demo", held_by="sre-tom", now=now)
     inventory.remove_cluster(leaving[0])
     await handle.execute_update("approve", {"approver": "sre-bob"})
 
     entry = await wait_for_status(handle, later_held[0], "held")
-    assert "customer demo" in entry.detail and entry.earliest_start == now + timedelta(hours=6)
+    assert "customer demo" in entry.detail and entry.earliest_start == until
     gone = await wait_for_status(handle, leaving[0], "skipped")
     assert gone.detail == "no longer in the fleet (deregistered after the wave planned it)"
     await wait_for_status(handle, ordinary[0], "succeeded")

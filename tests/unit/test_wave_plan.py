@@ -141,6 +141,7 @@ def test_a_hold_that_ends_outside_the_window_waits_for_the_next_window():
     fleet = [held(cluster("p1"), datetime(2026, 11, 28, 5, 0, tzinfo=UTC))]  # Saturday 05:00: after that day's window
     entry = wave_plan.plan_wave(wave(maintenance_windows=windows), fleet, now=TUESDAY_NOON).stages[2].clusters[0]
     assert entry.earliest_start == datetime(2026, 12, 5, 2, 0, tzinfo=UTC)
+    assert entry.status == "held" and entry.detail.endswith("; then its maintenance window opens 2026-12-05 02:00Z")
 
 
 def test_a_cluster_missing_the_label_a_stage_needs_is_reported_in_the_plan_with_what_each_stage_needs():
