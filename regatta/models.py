@@ -1089,6 +1089,8 @@ class PatchWaveProgress(Model):
     stages: list[WaveStageState] = Field(default_factory=list)
     unstaged: list[str] = Field(default_factory=list)
     unstaged_reasons: dict[str, str] = Field(default_factory=dict)
+    joined_later: list[str] = Field(default_factory=list, description="clusters the selector takes now that were not"
+                                    " in the fleet when the wave planned: not in this wave (set when it ends)")
     failure_budget: int = 0
     failed: int = 0
     started: dict[str, datetime] = Field(default_factory=dict, description="upgrades in flight → when they started"
@@ -1141,6 +1143,8 @@ class PatchWaveResult(Model):
     outcome: Literal["succeeded", "halted", "aborted", "not_started"]
     counts: dict[str, int] = Field(description="clusters by final status")
     failed: dict[str, str] = Field(default_factory=dict, description="cluster → why its upgrade stopped")
+    joined_later: list[str] = Field(default_factory=list, description="selected now, but not in the fleet when the"
+                                    " wave planned: not in this wave")
     message: str
 
 

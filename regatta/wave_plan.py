@@ -263,7 +263,7 @@ SETTLED = {"succeeded": "upgraded", "at_target": "already at the target", "faile
 
 def forecast(*, wave: PatchWaveInput, stages: Sequence[WaveStageState], now: datetime, upgrade_seconds: float,
              started: dict[str, datetime] | None = None, unstaged: dict[str, str] | None = None,
-             stopped: str | None = None) -> WaveForecast:
+             stopped: str | None = None, joined_later: Sequence[str] = ()) -> WaveForecast:
     """When the wave will first touch each cluster: the stages in order, each after the one before
     has ended and soaked; at most `concurrency` at once; each cluster only when one of its windows
     is open, outside every freeze and after its hold. Every upgrade is taken to last
@@ -339,6 +339,9 @@ def forecast(*, wave: PatchWaveInput, stages: Sequence[WaveStageState], now: dat
         previous = stage
     for name, reason in sorted((unstaged or {}).items()):
         out.append(ClusterForecast(cluster=name, stage=None, status="unstaged", earliest_touch=None, because=reason))
+    for name in joined_later:
+        out.append(ClusterForecast(cluster=name, stage=None, status="not_in_wave", earliest_touch=None,
+                                   because="not in this wave: it joined the fleet after the wave planned; a new wave takes it"))
     return WaveForecast(wave=wave.name, forecast_at=now, upgrade_minutes=round(upgrade_seconds / 60, 1), assumes=assumes,
                         clusters=out)
 

@@ -103,7 +103,8 @@ class PatchWave(Runbook):
             stopped = f"the wave {self.state.phase if self.state.phase in FINISHED else 'is stopping'}"
         result = wave_plan.forecast(wave=self.input, stages=self.state.stages, now=self._fleet_time(),
                                     upgrade_seconds=seconds, started=self.state.started,
-                                    unstaged=self.state.unstaged_reasons, stopped=stopped)
+                                    unstaged=self.state.unstaged_reasons, stopped=stopped,
+                                    joined_later=self.state.joined_later)
         if timed:
             result.assumes[0] += f" (the mean of the {timed} this wave has timed)"
         if self.state.paused:
@@ -477,6 +478,11 @@ class PatchWave(Runbook):
                 counts[entry.status] = counts.get(entry.status, 0) + 1
         failed = {c.name: c.detail for s in self.state.stages for c in s.clusters if c.status == "failed"}
         summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no clusters"
+        if workflow.patched("joined-later"):  # waves that began before this look ended without it
+            await self._note_clusters_that_joined_later()
+        if self.state.joined_later:
+            summary += (f"; not in this wave (joined the fleet after it planned): {', '.join(self.state.joined_later[:20])}"
+                        + (f" and {len(self.state.joined_later) - 20} more" if len(self.state.joined_later) > 20 else ""))
         if self.state.halted_reason:
             outcome, self.state.message = "halted", f"halted: {self.state.halted_reason}; {summary}"
         elif self.state.abort_requested:
@@ -488,4 +494,12 @@ class PatchWave(Runbook):
         await workflow.wait_condition(workflow.all_handlers_finished)
         return PatchWaveResult(operation_id=self.state.operation_id, wave=self.input.name,
                                target_version=self.input.target_version, outcome=outcome,  # type: ignore[arg-type]
-                               counts=counts, failed=failed, message=self.state.message)
+                               counts=counts, failed=failed, joined_later=self.state.joined_later,
+                               message=self.state.message)
+
+    async def _note_clusters_that_joined_later(self) -> None:
+        """The wave's membership is the snapshot it planned; a cluster the selector takes now that
+        was not in it joined the fleet since, and is reported as not in this wave (a new one takes it)."""
+        names: list[str] = await self._call(Activity.LIST_CLUSTER_NAMES, self.input.selector, list[str])
+        planned = {c.name for s in self.state.stages for c in s.clusters} | set(self.state.unstaged)
+        self.state.joined_later = sorted(name for name in names if name not in planned)

@@ -67,6 +67,7 @@ async def test_a_hold_set_after_the_wave_planned_and_a_cluster_that_left_the_fle
     until = (now + timedelta(hours=6)).replace(microsecond=0)
     inventory.hold_cluster(later_held[0], until=until, reason="customer demo", held_by="sre-tom", now=now)
     inventory.remove_cluster(leaving[0])
+    newcomer = fleet("prod", 1, prefix="wvnew")  # joins the fleet, with the wave's labels, after it planned
     await handle.execute_update("approve", {"approver": "sre-bob"})
 
     entry = await wait_for_status(handle, later_held[0], "held")
@@ -81,8 +82,11 @@ async def test_a_hold_set_after_the_wave_planned_and_a_cluster_that_left_the_fle
     sim_clock(advance_seconds=6 * 3600 + 60)
     result = await handle.result()
     assert result.outcome == "succeeded" and result.counts == {"succeeded": 3, "skipped": 1}
+    assert result.joined_later == newcomer and f"not in this wave (joined the fleet after it planned): {newcomer[0]}" in result.message
+    assert sim_report(simulator, newcomer[0])["clusters"][newcomer[0]]["control_plane_version"] == "1.30"  # untouched
     told = await forecast_of(handle)
     assert leaving[0] in told and told[leaving[0]].because.startswith("skipped: no longer in the fleet")
+    assert told[newcomer[0]].status == "not_in_wave" and told[newcomer[0]].because.startswith("not in this wave")
 
 
 async def test_a_direct_upgrade_of_a_held_cluster_is_refused_unless_overridden_and_the_override_is_audited(
