@@ -21,6 +21,7 @@ from regatta.models import (
     ClusterSelector,
     ClusterUpgradeInput,
     Freeze,
+    MaintenanceHold,
     MaintenanceWindow,
     PatchWaveInput,
     WaveClusterState,
@@ -206,11 +207,14 @@ def unstaged_reason(wave: PatchWaveInput, cluster: ClusterRecord) -> str:
                                               for stage in wave.stages)
 
 
+def describe_hold(hold: MaintenanceHold) -> str:
+    """How a wave names a hold that keeps it off a cluster."""
+    return f"held until {hold.until.isoformat()} by {hold.held_by}: {hold.reason}"
+
+
 def hold_detail(cluster: ClusterRecord, at: datetime) -> str | None:
     hold = cluster.held_at(at)
-    if hold is None:
-        return None
-    return f"held until {hold.until.isoformat()} by {hold.held_by}: {hold.reason}"
+    return describe_hold(hold) if hold is not None else None
 
 
 def plan_wave(wave: PatchWaveInput, clusters: Sequence[ClusterRecord], *, now: datetime) -> WavePlan:

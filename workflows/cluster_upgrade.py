@@ -582,7 +582,7 @@ class ClusterUpgrade(Runbook):
         self._step("failed", "checking for a maintenance hold")
         await self._audit("upgrade", "refused", self.state.message)
         await workflow.wait_condition(workflow.all_handlers_finished)
-        raise ApplicationError(self.state.message, hold.until.isoformat(), type="ClusterHeld", non_retryable=True)
+        raise ApplicationError(self.state.message, hold.model_dump(mode="json"), type="ClusterHeld", non_retryable=True)
 
     async def _stop_failed(self, failure: BaseException) -> None:
         """Leave the cluster serving, say exactly where and why the upgrade stopped, and fail."""

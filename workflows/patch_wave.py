@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         ClusterUpgradeInput,
         ClusterUpgradeResult,
         FleetTime,
+        MaintenanceHold,
         PatchWaveAbortInput,
         PatchWaveApproveInput,
         PatchWaveInput,
@@ -338,9 +339,8 @@ class PatchWave(Runbook):
                     entry.status, entry.detail = "at_target", message
                     return
                 if kind == "ClusterHeld":  # held after the wave planned: it waits for the hold to end
-                    until = datetime.fromisoformat(cause.details[0])
-                    entry.status, entry.earliest_start = "held", until
-                    entry.detail = message.removeprefix("refused: ").split(". Wait,")[0]
+                    hold = MaintenanceHold.model_validate(cause.details[0])
+                    entry.status, entry.earliest_start, entry.detail = "held", hold.until, wave_plan.describe_hold(hold)
                     self.cursor = 0  # it sits behind the cursor now
                     return
                 if kind == "UnknownCluster":  # it left the fleet after the wave planned: not a failure
