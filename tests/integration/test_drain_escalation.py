@@ -19,7 +19,7 @@ from regatta import signing
 from tests.conftest import set_faults, sim_report
 from tests.integration.conftest import start_upgrade, wait_until
 from tests.integration.test_callbacks import SECRET, receiver  # noqa: F401
-from tests.integration.test_replay import REPLAYER, save
+from tests.integration.test_replay import replays
 from tests.integration.test_upgrade_refusals import failure_of
 from workers.main import build_worker
 
@@ -95,10 +95,7 @@ async def test_a_blocked_drain_tells_the_owner_then_asks_for_approval_and_delete
     assert "without their budgets' consent, approved by sre-bob" in trail[4]
     assert all(pod in trail[4] for pod in progress.drain_escalation.pods)
     assert trail[5].startswith("node ") and "drained after being blocked since" in trail[5]
-    history = await handle.fetch_history()
-    await REPLAYER.replay_workflow(history)
-    if request.config.getoption("--record-histories"):
-        save("cluster_upgrade_drain_escalation_approved", handle, history)
+    await replays(handle, request, "cluster_upgrade_drain_escalation_approved")
 
 
 async def test_a_policy_that_may_not_delete_tells_the_owner_and_gives_up_at_the_drain_timeout(

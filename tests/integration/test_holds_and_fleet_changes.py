@@ -15,7 +15,7 @@ from temporalio.client import WorkflowFailureError
 from regatta.models import ClusterUpgradeResult, WaveForecast
 from tests.conftest import sim_report
 from tests.integration.conftest import start_upgrade
-from tests.integration.test_replay import REPLAYER, save
+from tests.integration.test_replay import replays
 from tests.integration.test_patch_wave import fleet, start_wave, wait_for_status, wait_phase, wave_entries, wave_request  # noqa: F401
 
 MONDAY = "2026-12-07T09:00:00+00:00"
@@ -48,10 +48,7 @@ async def test_a_held_cluster_waits_with_its_reason_while_the_others_go_and_star
     result = await handle.result()
     assert result.outcome == "succeeded" and result.counts == {"succeeded": 2}
     assert sim_report(simulator, held[0])["clusters"][held[0]]["control_plane_version"] == "1.31"
-    history = await handle.fetch_history()
-    await REPLAYER.replay_workflow(history)
-    if request.config.getoption("--record-histories"):
-        save("patch_wave_held_cluster_waits_for_its_hold", handle, history)
+    await replays(handle, request, "patch_wave_held_cluster_waits_for_its_hold")
 
 
 async def test_a_hold_set_after_the_wave_planned_and_a_cluster_that_left_the_fleet_are_honoured_not_failed(

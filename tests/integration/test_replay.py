@@ -29,6 +29,15 @@ def save(name: str, handle, history) -> None:
     (HISTORIES / f"{name}.json").write_text(json.dumps(recorded))
 
 
+async def replays(handle, request, name: str):
+    """The run's history replays on today's code; with --record-histories it is kept as `name`."""
+    history = await handle.fetch_history()
+    await REPLAYER.replay_workflow(history)
+    if request.config.getoption("--record-histories"):
+        save(name, handle, history)
+    return history
+
+
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
 async def test_recorded_histories_replay(path: Path):
     recorded = json.loads(path.read_text())
@@ -48,10 +57,7 @@ async def test_a_fresh_history_with_pause_and_resume_replays(strategy, client, w
     await handle.execute_update("pause", {"reason": "recorded pause"}, result_type=ClusterUpgradeProgress)
     await handle.execute_update("resume", {})
     assert (await handle.result()).outcome == "succeeded"
-    history = await handle.fetch_history()
-    await REPLAYER.replay_workflow(history)
-    if request.config.getoption("--record-histories"):
-        save(f"cluster_upgrade_{strategy}", handle, history)
+    await replays(handle, request, f"cluster_upgrade_{strategy}")
 
 
 async def test_a_fresh_provision_history_with_compensation_replays(client, worker, task_queue, simulator, request):
@@ -63,10 +69,7 @@ async def test_a_fresh_provision_history_with_compensation_replays(client, worke
     set_faults(simulator, spec.name, api="kube", fail_operation="create_namespace", fail_status=403, fail_times=99)
     handle = await provision(client, task_queue, spec)
     await failure_of(handle)
-    history = await handle.fetch_history()
-    await REPLAYER.replay_workflow(history)
-    if request.config.getoption("--record-histories"):
-        save("provision_cluster_compensated", handle, history)
+    await replays(handle, request, "provision_cluster_compensated")
 
 
 async def test_a_fresh_decommission_history_with_approval_replays(client, worker, task_queue, add_cluster, request):
@@ -77,10 +80,7 @@ async def test_a_fresh_decommission_history_with_approval_replays(client, worker
     await wait_phase(handle, "awaiting_approval")
     await handle.execute_update("approve", {"approver": "sre-bob"})
     assert (await handle.result()).outcome == "succeeded"
-    history = await handle.fetch_history()
-    await REPLAYER.replay_workflow(history)
-    if request.config.getoption("--record-histories"):
-        save("decommission_cluster_approved", handle, history)
+    await replays(handle, request, "decommission_cluster_approved")
 
 
 async def test_fresh_failover_and_failback_histories_with_approval_replay(client, worker, task_queue, simulator, inventory,
@@ -121,10 +121,7 @@ async def test_a_fresh_patch_wave_history_with_approval_and_a_halt_replays(clien
     await handle.execute_update("approve", {"approver": "sre-bob"})
     result = await handle.result()
     assert result.outcome == "halted" and result.counts == {"succeeded": 1, "failed": 1} and good not in result.failed
-    history = await handle.fetch_history()
-    await REPLAYER.replay_workflow(history)
-    if request.config.getoption("--record-histories"):
-        save("patch_wave_approved_then_halted", handle, history)
+    await replays(handle, request, "patch_wave_approved_then_halted")
 
 
 async def test_a_fresh_patch_wave_history_with_a_window_opened_by_the_fleet_clock_replays(
@@ -142,10 +139,7 @@ async def test_a_fresh_patch_wave_history_with_a_window_opened_by_the_fleet_cloc
     sim_clock(advance_seconds=1800)
     result = await handle.result()
     assert result.outcome == "succeeded" and result.counts == {"succeeded": 1}
-    history = await handle.fetch_history()
-    await REPLAYER.replay_workflow(history)
-    if request.config.getoption("--record-histories"):
-        save("patch_wave_window_opened_by_the_fleet_clock", handle, history)
+    await replays(handle, request, "patch_wave_window_opened_by_the_fleet_clock")
 
 
 async def test_a_fresh_fleet_sweep_history_replays_and_the_sweep_records_capacity(client, worker, task_queue, add_cluster,
@@ -161,7 +155,4 @@ async def test_a_fresh_fleet_sweep_history_replays_and_the_sweep_records_capacit
     result = await handle.result()
     assert result.total == 3 and result.health == {"healthy": 3}
     assert all(inventory.get_cluster(name).pods_capacity == 58 for name in names)
-    history = await handle.fetch_history()
-    await REPLAYER.replay_workflow(history)
-    if request.config.getoption("--record-histories"):
-        save("fleet_sweep_three_clusters", handle, history)
+    await replays(handle, request, "fleet_sweep_three_clusters")

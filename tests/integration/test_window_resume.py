@@ -14,7 +14,7 @@ from regatta.models import ClusterUpgradeProgress
 from regatta.sim.server import CLOCK_RECHECK_SECONDS
 from tests.conftest import WorkerProcess, set_faults, sim_report
 from tests.integration.conftest import start_upgrade, wait_until
-from tests.integration.test_replay import REPLAYER, save
+from tests.integration.test_replay import replays
 from workers.main import build_worker
 
 # Mondays and Tuesdays 01:00-02:00 UTC.
@@ -65,10 +65,7 @@ async def test_a_window_that_closes_mid_upgrade_pauses_it_consistent_and_it_resu
     assert report["double_drains"] == [] and report["pdb_violations"] == [] and report["skew_violations"] == []
     trail = [(r.action, r.outcome) for r in inventory.audit(operation_id=handle.id)]
     assert ("window", "paused") in trail and ("window", "resumed") in trail
-    history = await handle.fetch_history()
-    await REPLAYER.replay_workflow(history)
-    if request.config.getoption("--record-histories"):
-        save("cluster_upgrade_window_closed_and_reopened", handle, history)
+    await replays(handle, request, "cluster_upgrade_window_closed_and_reopened")
 
 
 async def test_an_upgrade_started_outside_its_windows_touches_nothing_until_one_opens_and_can_be_aborted_meanwhile(
