@@ -1004,6 +1004,7 @@ class WaveStageState(Model):
     approval_required: bool
     status: Literal["pending", "awaiting_approval", "running", "soaking", "done", "halted"] = "pending"
     approved_by: str | None = None
+    soak_ends: datetime | None = Field(default=None, description="while soaking: when the next stage may start")
     clusters: list[WaveClusterState] = Field(default_factory=list)
 
 

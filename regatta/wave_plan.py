@@ -280,14 +280,20 @@ def forecast(*, wave: PatchWaveInput, stages: Sequence[WaveStageState], now: dat
                "approvals come as soon as a stage asks for one"]
     at = now  # when the next stage may begin
     previous: WaveStageState | None = None
+    soaking_until: datetime | None = None
     for stage in stages:
-        if stage.status in ("done", "halted") or stopped:
+        if stage.status in ("done", "halted", "soaking") or stopped:
             for entry in stage.clusters:
                 out.append(_settled(stage, entry, stopped or f"stage {stage.name} is {stage.status}", started))
+            if stage.status == "soaking" and stage.soak_ends is not None:  # the next stage starts when it has soaked
+                at, previous, soaking_until = max(now, stage.soak_ends), stage, stage.soak_ends
             continue
         begins = at
         if previous is None:
             why_stage = "the wave may start it now"
+        elif soaking_until is not None:
+            why_stage = f"stage {previous.name} ends its soak at {soaking_until.astimezone(UTC):%Y-%m-%d %H:%M}Z"
+            soaking_until = None
         else:
             soak = f" and soaks {previous.soak_seconds / 60:.0f} minutes" if previous.soak_seconds else ""
             why_stage = f"stage {previous.name} ends{soak}"

@@ -453,13 +453,13 @@ class PatchWave(Runbook):
             if self.continuing:
                 return await self._continue_as_new()
             if stage.soak_seconds and stage is not self.state.stages[-1]:
-                stage.status = "soaking"
+                stage.status, stage.soak_ends = "soaking", self._fleet_time() + timedelta(seconds=stage.soak_seconds)
                 self._step("soaking", f"stage {stage.name} soaks for {stage.soak_seconds:g}s before the next stage")
                 try:
                     await workflow.wait_condition(self._stopping, timeout=timedelta(seconds=stage.soak_seconds))
                 except TimeoutError:
                     pass
-            stage.status = "done"
+            stage.status, stage.soak_ends = "done", None
         return await self._finish()
 
     async def _continue_as_new(self) -> PatchWaveResult:

@@ -217,3 +217,16 @@ def test_a_forecast_over_ten_thousand_clusters_stays_cheap_enough_for_a_query():
     # Half may go any time: 5,000 clusters, 50 at a time, 30 minutes each = 50 hours.
     last_anytime = max(c.earliest_touch for name, c in f.items() if int(name[1:]) % 2 == 0)
     assert last_anytime == TUESDAY_NOON + timedelta(minutes=30 * 99)
+
+
+def test_a_stage_that_is_soaking_holds_the_next_one_until_its_soak_ends_not_a_whole_soak_from_now():
+    w = wave(stages=[{"name": "canary", "selector": {"environment": "canary"}, "soak_seconds": 3600},
+                     {"name": "prod", "selector": {"environment": "prod"}}])
+    plan = wave_plan.plan_wave(w, [cluster("c1", env="canary"), cluster("p1")], now=TUESDAY_NOON)
+    canary = plan.stages[0]
+    canary.status, canary.clusters[0].status = "soaking", "succeeded"
+    canary.soak_ends = TUESDAY_NOON + timedelta(minutes=20)
+    f = {c.cluster: c for c in wave_plan.forecast(wave=w, stages=plan.stages, now=TUESDAY_NOON, upgrade_seconds=600).clusters}
+    assert f["p1"].earliest_touch == TUESDAY_NOON + timedelta(minutes=20)
+    assert f["p1"].because == "stage canary ends its soak at 2026-11-24 12:20Z"
+    assert f["c1"].because == "upgraded"
