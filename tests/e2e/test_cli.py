@@ -517,3 +517,43 @@ stages: [{{name: prod, selector: {{environment: prod}}}}]
         await asyncio.sleep(0.2)
     assert described["progress"]["phase"] == "succeeded", described
     assert sim_report(simulator, held)["clusters"][held]["control_plane_version"] == "1.31"
+
+
+async def test_a_scheduled_wave_leaves_a_held_cluster_alone_and_upgrades_the_rest(
+        queue_settings, add_cluster, worker, tmp_path, client, simulator):
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    tag = uuid.uuid4().hex[:6]
+    free = add_cluster("schold", env="dev", labels={"wave": tag}, pools=1, nodes=1)
+    held = add_cluster("schold", env="dev", labels={"wave": tag}, pools=1, nodes=1)
+    hold = await regatta(queue_settings, "cluster", "hold", held, "--until", "3d", "--reason", "data migration")
+    assert hold.returncode == 0, hold.stderr
+    wave = tmp_path / "wave.yaml"
+    wave.write_text(f"""\
+name: schold-{tag}
+target_version: "1.31"
+selector: {{labels: {{wave: "{tag}"}}}}
+stages: [{{name: all, concurrency: 2}}]
+upgrade_settings: {{poll_interval_seconds: 0.05, health_gate_timeout_seconds: 20, activity_heartbeat_timeout_seconds: 5}}
+""")
+    created = await regatta(queue_settings, "schedule", "create", tag, "--file", str(wave), "--days", "tue")
+    assert created.returncode == 0, created.stderr
+    try:
+        assert (await regatta(queue_settings, "schedule", "trigger", f"patch-{tag}")).returncode == 0
+        entries = {}
+        for _ in range(300):
+            runs = [w async for w in client.list_workflows('WorkflowType = "PatchWave"') if w.id.startswith(f"wave-schold-{tag}")]
+            if runs:
+                progress = await client.get_workflow_handle(runs[0].id).query("progress")
+                entries = {c["name"]: c for s in progress["stages"] for c in s["clusters"]}
+                if entries.get(free, {}).get("status") == "succeeded":
+                    break
+            await asyncio.sleep(0.1)
+        assert entries[free]["status"] == "succeeded" and entries[held]["status"] == "held", entries
+        assert "data migration" in entries[held]["detail"]
+        assert datetime.fromisoformat(entries[held]["earliest_start"]) > datetime.now(UTC) + timedelta(days=2)
+        assert sim_report(simulator, held)["clusters"][held]["control_plane_version"] == "1.30"
+        await client.get_workflow_handle(runs[0].id).execute_update("abort", {"reason": "test over"})
+    finally:
+        await regatta(queue_settings, "schedule", "delete", f"patch-{tag}")
