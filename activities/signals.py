@@ -30,8 +30,9 @@ class SignalActivities:
                                    type="HealthCheckFailed", non_retryable=True) from None
         except prometheus.BadQuery as error:
             raise refuse(f"health check {name}: {error}; fix the check", error_type="InvalidHealthCheck") from None
+        seen = f"highest {highest:g}" if highest is not None else "no data, which the check allows"
         return HealthCheckResult(name=name, passed=True, value=highest,
-                                 detail=f"stayed below {check.below:g} for {check.for_seconds:g}s (highest {highest})")
+                                 detail=f"stayed below {check.below:g} for {check.for_seconds:g}s ({seen})")
 
     @activity.defn(name=Activity.RUN_SMOKE_TEST)
     def run_smoke_test(self, request: RunHealthCheck) -> HealthCheckResult:
