@@ -212,8 +212,7 @@ class Inventory:
 
     @staticmethod
     def _pair(row: DrPairRow) -> DrPair:
-        # SQLite hands timezone-aware columns back naive; they were written in UTC.
-        at = row.updated_at if row.updated_at is None or row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
+        at = _utc(row.updated_at)
         return DrPair(primary=row.primary, standby=row.standby, serving=row.serving,  # type: ignore[arg-type]
                       last_operation=row.last_operation, updated_at=at)
 
@@ -326,7 +325,7 @@ class Inventory:
                 OperationRecord(
                     operation_id=r.operation_id, operation=r.operation, cluster=r.cluster, requested_by=r.requested_by,
                     ticket=r.ticket, action=r.action, outcome=r.outcome, detail=r.detail, seq=r.seq, run_id=r.run_id,
-                    at=r.at if r.at.tzinfo else r.at.replace(tzinfo=UTC),
+                    at=_utc(r.at),
                 )
                 for r in session.scalars(query)
             ]
