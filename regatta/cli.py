@@ -281,12 +281,17 @@ def clusters_list(
             room = f"{r.pods_free}/{r.pods_capacity}" if r.pods_capacity is not None else "—"
             swept = f"{r.updated_at:%Y-%m-%d %H:%M}" if r.updated_at else "—"
             hold = r.held_at(now) if now else None
-            held = f"[yellow]until {hold.until.astimezone(UTC):%Y-%m-%d %H:%M}Z[/]: {hold.reason}" if hold else ""
+            held = f"[yellow]until {_minute(hold.until)}[/]: {hold.reason}" if hold else ""
             table.add_row(r.name, r.provider, r.region, labels, r.control_plane_version, pools, f"[{colour}]{r.health}[/]",
                           room, swept, held)
         console.print(table)
 
     _run(body)
+
+
+def _minute(at) -> str:
+    """A time as the hold commands print it: UTC, to the minute."""
+    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M}Z"
 
 
 def _fleet_now():
@@ -334,7 +339,7 @@ def cluster_hold(
         now = _fleet_now()
         hold = _inventory().hold_cluster(cluster, until=_until(until, now), reason=reason,
                                          held_by=held_by or getpass.getuser(), now=now)
-        console.print(f"{cluster} is held until {hold.until.astimezone(UTC):%Y-%m-%d %H:%M}Z by {hold.held_by}: {hold.reason}")
+        console.print(f"{cluster} is held until {_minute(hold.until)} by {hold.held_by}: {hold.reason}")
 
     _run(body)
 
@@ -347,7 +352,7 @@ def cluster_release(cluster: Annotated[str, typer.Argument(help="the held cluste
 
     def body():
         hold = _inventory().release_hold(cluster, released_by=released_by or getpass.getuser())
-        console.print(f"{cluster} released (it was held until {hold.until.astimezone(UTC):%Y-%m-%d %H:%M}Z: {hold.reason})")
+        console.print(f"{cluster} released (it was held until {_minute(hold.until)}: {hold.reason})")
 
     _run(body)
 
@@ -433,7 +438,7 @@ def upgrade_start(
             return
         record = _inventory().get_cluster(cluster)
         if record.hold is not None and not override_hold and (hold := record.held_at(_fleet_now())) is not None:
-            raise Refused(f"{cluster} is held until {hold.until.astimezone(UTC):%Y-%m-%d %H:%M}Z by {hold.held_by}:"
+            raise Refused(f"{cluster} is held until {_minute(hold.until)} by {hold.held_by}:"
                           f" {hold.reason}. Wait, release it (regatta cluster release {cluster}), or give"
                           " --override-hold REASON")
         # The worker re-checks against the live cluster; this catches the obvious at once.
