@@ -10,8 +10,8 @@ import httpx
 from temporalio import activity
 
 from activities.failures import refuse
-from regatta import signing
 from regatta.models import Activity, CallbackNote
+from regatta.rules import signing
 
 
 class CallbackActivities:

@@ -13,6 +13,7 @@ import time
 from temporalio import activity
 
 from activities.failures import refuse, translated_failures
+from regatta.clouds import CloudError
 from regatta.kube.connect import ClusterConnections
 from regatta.models import (
     Activity,
@@ -27,7 +28,6 @@ from regatta.models import (
     StartNodePoolUpgrade,
     WaitForOperation,
 )
-from regatta.providers import CloudError
 
 
 class CloudActivities:

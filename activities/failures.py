@@ -9,10 +9,10 @@ from contextlib import contextmanager
 
 from temporalio.exceptions import ApplicationError
 
+from regatta.clouds import CloudError
 from regatta.inventory import DrPairError, UnknownCluster
 from regatta.kube.drain import DrainTimeout
-from regatta.planning import PlanningError
-from regatta.providers import CloudError
+from regatta.rules.refusals import Refusal
 
 
 def refuse(message: str, *, error_type: str) -> ApplicationError:
@@ -36,7 +36,7 @@ def translated_failures() -> Iterator[None]:
             str(error), {"node": error.node, "pods": error.pods, "budgets": error.budgets},
             type="DrainTimeout", non_retryable=True,
         ) from error
-    except PlanningError as error:
+    except Refusal as error:
         raise refuse(str(error), error_type=error.error_type) from error
     except Exception as error:
         # A cluster's API refusing us (kubernetes ApiException 400/401/403/422) will refuse

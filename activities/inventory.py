@@ -9,11 +9,10 @@ from temporalio import activity
 
 from activities.failures import refuse, translated_failures
 from regatta.inventory import Inventory
-from regatta import wave_plan
-from regatta.models import ClusterSelector
 from regatta.models import (
     Activity,
     ClusterRecord,
+    ClusterSelector,
     DrPair,
     OperationRecord,
     PlanWave,
@@ -21,6 +20,7 @@ from regatta.models import (
     RecordDrServing,
     WavePlan,
 )
+from regatta.rules import selectors, waves
 
 
 class InventoryActivities:
@@ -97,8 +97,8 @@ class InventoryActivities:
     def plan_wave(self, request: PlanWave) -> WavePlan:
         """The wave's plan over the inventory as it is now (the pure planner, fed from the database)."""
         with translated_failures():
-            return wave_plan.plan_wave(request.wave, self.inventory.list_clusters(), now=request.now)
+            return waves.plan_wave(request.wave, self.inventory.list_clusters(), now=request.now)
 
     @activity.defn(name=Activity.LIST_CLUSTER_NAMES)
     def list_cluster_names(self, selector: ClusterSelector) -> list[str]:
-        return [r.name for r in self.inventory.list_clusters() if wave_plan.selects(selector, r)]
+        return [r.name for r in self.inventory.list_clusters() if selectors.selects(selector, r)]

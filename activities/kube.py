@@ -8,13 +8,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.failures import refuse, translated_failures
-from regatta import planning
+from regatta.inventory.sweep import sweep
 from regatta.kube import backup as backups
 from regatta.kube import bootstrap as bootstraps
 from regatta.kube import disaster_recovery as dr
 from regatta.kube import drain as drains
 from regatta.kube import health
-from regatta.fleet_sweep import sweep
 from regatta.kube.connect import ClusterConnections
 from regatta.models import (
     Activity,
@@ -30,6 +29,8 @@ from regatta.models import (
     DrainReport,
     FenceReport,
     FenceWorkloads,
+    HealthGate,
+    HealthReport,
     LatestBackup,
     RecordEvent,
     RemoveRestored,
@@ -37,11 +38,10 @@ from regatta.models import (
     RestoreWorkloads,
     SetReplicas,
     VeleroBackup,
-    HealthGate,
-    HealthReport,
     WaitWorkloadsReady,
     WorkloadInventory,
 )
+from regatta.rules import decommissioning, readiness, recovery
 
 
 class KubeActivities:
@@ -55,7 +55,7 @@ class KubeActivities:
             state = health.read_health(self.connections.api_client(cluster))
             return ClusterInspection(
                 api_ready=state.api_ready, nodes=state.nodes, pdbs=state.pdbs,
-                problems=planning.health_problems(nodes=state.nodes, deployments=state.deployments, api_ready=state.api_ready),
+                problems=readiness.health_problems(nodes=state.nodes, deployments=state.deployments, api_ready=state.api_ready),
             )
 
     @activity.defn(name=Activity.CORDON_NODES)
@@ -79,7 +79,7 @@ class KubeActivities:
                 try:
                     evicted += drains.drain_node(
                         api, node, timeout_seconds=request.timeout_seconds, retry_seconds=request.eviction_retry_seconds,
-                        on_progress=lambda n, node=node: activity.heartbeat(finished, evicted_before + evicted + n, node),
+                        on_progress=lambda n, node=node, done=evicted: activity.heartbeat(finished, evicted_before + done + n, node),
                         blocked_report_after=request.blocked_report_after_seconds,
                     )
                 except drains.DrainBlocked as blocked:  # the workflow's escalation policy decides what next
@@ -135,7 +135,7 @@ class KubeActivities:
     def list_workloads(self, cluster: ClusterRef) -> list[str]:
         """Non-system deployments that still have replicas: what a decommission would destroy."""
         with translated_failures():
-            return planning.non_system_workloads(health.read_deployments(self.connections.api_client(cluster)))
+            return decommissioning.non_system_workloads(health.read_deployments(self.connections.api_client(cluster)))
 
     @activity.defn(name=Activity.FINAL_BACKUP)
     def final_backup(self, request: VeleroBackup) -> str:
@@ -218,7 +218,7 @@ class KubeActivities:
     @activity.defn(name=Activity.SET_REPLICAS)
     def set_replicas(self, request: SetReplicas) -> list[str]:
         with translated_failures():
-            note = {planning.FENCED_REPLICAS: None} if request.clear_fence else None
+            note = {recovery.FENCED_REPLICAS: None} if request.clear_fence else None
             return dr.set_replicas(self.connections.api_client(request.cluster), request.replicas, note=note)
 
     @activity.defn(name=Activity.REMOVE_RESTORED)

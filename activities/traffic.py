@@ -6,7 +6,7 @@ from temporalio import activity
 
 from activities.failures import refuse
 from regatta.models import Activity, SetTraffic, TrafficRecord
-from regatta.providers.traffic import TrafficError, TrafficManager
+from regatta.traffic import TrafficError, TrafficManager
 
 
 class TrafficActivities:

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.stack import UPGRADE_SETTINGS, BenchStack, PeakRss, fleet, machine  # noqa: E402
 from regatta.models import PatchWaveInput, PatchWaveResult  # noqa: E402
-from regatta.planning import operation_id, wave_id  # noqa: E402
+from regatta.rules.operation_ids import operation_id, wave_id  # noqa: E402
 
 SAMPLE = 25  # children whose histories are read to count activities per upgrade
 

@@ -30,11 +30,11 @@ from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 from regatta.devstack import temporal_binary, wait_for_port  # noqa: E402
-from regatta.fleet_sweep import records_from_fleet  # noqa: E402
+from regatta.formats.fleet_file import FleetSpec  # noqa: E402
 from regatta.inventory import Inventory  # noqa: E402
-from regatta.search_attributes import SEARCH_ATTRIBUTES  # noqa: E402
+from regatta.inventory.sweep import records_from_fleet  # noqa: E402
+from regatta.models.search_attributes import SEARCH_ATTRIBUTES  # noqa: E402
 from regatta.settings import Settings  # noqa: E402
-from regatta.sim.fleet import FleetSpec  # noqa: E402
 
 # What every benchmarked upgrade is tuned with: poll fast, the simulator takes no time.
 UPGRADE_SETTINGS = dict(poll_interval_seconds=0.05, eviction_retry_seconds=0.05, health_gate_timeout_seconds=600,

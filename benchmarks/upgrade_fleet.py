@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.stack import UPGRADE_SETTINGS, BenchStack, PeakRss, fleet, machine  # noqa: E402
 from regatta.models import ClusterUpgradeInput  # noqa: E402
-from regatta.planning import operation_id  # noqa: E402
+from regatta.rules.operation_ids import operation_id  # noqa: E402
 
 
 async def run(clusters: int, out: Path) -> dict:

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import httpx
 
-from regatta.search_attributes import SEARCH_ATTRIBUTES
+from regatta.formats.fleet_file import FleetSpec
+from regatta.models.search_attributes import SEARCH_ATTRIBUTES
 from regatta.settings import Settings
 
 DEMO_CLUSTER = "eks-prod-use1"
@@ -113,10 +114,10 @@ class DevStack:
         self._write_dev_json()
 
     def _register_fleet(self) -> None:
-        from regatta.fleet_sweep import register_fleet, sweep
+        from regatta.formats.fleet_file import load_fleet
         from regatta.inventory import Inventory
+        from regatta.inventory.sweep import register_fleet, sweep
         from regatta.kube.connect import ClusterConnections
-        from regatta.sim.fleet import load_fleet
 
         inventory = Inventory(self.settings.database_url)
         spec = load_fleet(self.fleet)
@@ -196,9 +197,10 @@ class DevStack:
     async def _demo(self) -> None:
         from rich.console import Console
 
+        from regatta.cli.render import follow
         from regatta.inventory import Inventory
         from regatta.models import ClusterUpgradeInput
-        from regatta.operations import OperationFailed, OperationRefused, follow, start_operation
+        from regatta.temporal.operations import OperationFailed, OperationRefused, start_operation
 
         console = Console()
         record = Inventory(self.settings.database_url).get_cluster(DEMO_CLUSTER)
@@ -228,3 +230,14 @@ class DevStack:
                       "  regatta decommission gke-search-euw4 --force-empty --reason 'demo over'  (then: regatta op approve ...)\n"
                       "  regatta failover eks-prod-use1 --to eks-dr-usw2 --drill --wait   (a DR drill: RTO, nothing moves)\n"
                       "Ctrl-C here stops it all.")
+
+
+def serve_simulator(spec: FleetSpec, *, host: str, port: int, time_scale: float) -> None:
+    """`regatta sim`: the fleet simulator in the foreground. The dev stack is the one piece of the
+    product that may start it (an import-linter contract keeps `regatta.sim` out of the rest)."""
+    from regatta.sim.server import serve
+    from regatta.sim.world import World
+
+    world = World(time_scale=time_scale)
+    world.load(spec)
+    serve(world, host=host, port=port)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from datetime import datetime
-from dataclasses import replace
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -17,11 +17,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from regatta.devstack import temporal_binary
-from regatta.fleet_sweep import records_from_fleet
+from regatta.formats.fleet_file import FleetSpec
 from regatta.inventory import Inventory
-from regatta.search_attributes import SEARCH_ATTRIBUTES
+from regatta.inventory.sweep import records_from_fleet
+from regatta.models.search_attributes import SEARCH_ATTRIBUTES
 from regatta.settings import Settings
-from regatta.sim.fleet import FleetSpec
 from regatta.sim.server import BackgroundSimulator
 from regatta.sim.world import World
 

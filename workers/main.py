@@ -25,15 +25,15 @@ from activities.traffic import TrafficActivities
 from regatta.fleet_clock import read_fleet_clock
 from regatta.inventory import Inventory
 from regatta.kube.connect import ClusterConnections
-from regatta.providers.traffic import HttpTrafficManager
 from regatta.settings import Settings
-from regatta.temporal_client import connect
+from regatta.temporal.connect import connect
+from regatta.traffic import HttpTrafficManager
 from workflows.cluster_hold import ClusterHold
 from workflows.cluster_upgrade import ClusterUpgrade
 from workflows.decommission_cluster import DecommissionCluster
+from workflows.disaster_recovery import DRFailback, DRFailover
 from workflows.fleet_sweep import FleetSweep
 from workflows.patch_wave import PatchWave
-from workflows.disaster_recovery import DRFailback, DRFailover
 from workflows.provision_cluster import ProvisionCluster
 
 WORKFLOWS = [ClusterUpgrade, ProvisionCluster, DecommissionCluster, DRFailover, DRFailback, ClusterHold, PatchWave, FleetSweep]

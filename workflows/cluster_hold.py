@@ -17,7 +17,7 @@ from workflows.runbook import parse_input
 
 with workflow.unsafe.imports_passed_through():
     from regatta.models import ClusterHoldInput, ClusterHoldProgress, ClusterHoldResult
-    from regatta.search_attributes import CLUSTER, OPERATION, TICKET
+    from regatta.models.search_attributes import CLUSTER, OPERATION, TICKET
 
 EXAMPLE = '{"cluster": "eks-dr-usw2", "held_by": "cluster-eks-prod-use1", "operation": "DRFailover"}'
 

@@ -27,22 +27,19 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from workflows.runbook import CALLBACK_DELIVERY, Runbook, parse_input
 
 with workflow.unsafe.imports_passed_through():
-    from regatta import planning, wave_plan
     from regatta.models import (
+        AbortInput,
         Activity,
+        ApproveInput,
         BlockedDrain,
         CallbackNote,
         ClusterInspection,
         ClusterRecord,
         ClusterRef,
         ClusterState,
-        ClusterUpgradeAbortInput,
-        ClusterUpgradeApproveInput,
         ClusterUpgradeInput,
-        ClusterUpgradePauseInput,
         ClusterUpgradeProgress,
         ClusterUpgradeResult,
-        ClusterUpgradeResumeInput,
         CordonNodes,
         CreateNodePool,
         DeleteNodePool,
@@ -54,13 +51,16 @@ with workflow.unsafe.imports_passed_through():
         HealthCheckResult,
         MaintenanceHold,
         NodePool,
+        PauseInput,
         PoolProgress,
         RecordClusterVersions,
         RecordEvent,
+        ResumeInput,
         RunHealthCheck,
         StartControlPlaneUpgrade,
         StartNodePoolUpgrade,
     )
+    from regatta.rules import disruption, refusals, versions, windows
 
 EXAMPLE = '{"cluster": "eks-prod-use1", "target_version": "1.31", "strategy": "surge", "ticket": "CHG-1"}'
 
@@ -99,14 +99,14 @@ class ClusterUpgrade(Runbook):
             raise ApplicationError(f"cannot {verb}: the upgrade already ended ({self.state.phase})", type="OperationEnded")
 
     @workflow.update
-    async def pause(self, request: ClusterUpgradePauseInput) -> ClusterUpgradeProgress:
+    async def pause(self, request: PauseInput) -> ClusterUpgradeProgress:
         self.state.paused = True
         self.state.pause_reason = request.reason or None
         await self._audit("pause", "paused", f"by {request.requested_by}: {request.reason}".rstrip(": "))
         return self.state
 
     @pause.validator
-    def validate_pause(self, request: ClusterUpgradePauseInput) -> None:
+    def validate_pause(self, request: PauseInput) -> None:
         self._refuse_when_finished("pause")
         if self.state.paused:
             raise ApplicationError("the upgrade is already paused; resume it or abort it", type="AlreadyPaused")
@@ -114,20 +114,20 @@ class ClusterUpgrade(Runbook):
             raise ApplicationError("an abort is already under way", type="AbortRequested")
 
     @workflow.update
-    async def resume(self, request: ClusterUpgradeResumeInput) -> ClusterUpgradeProgress:
+    async def resume(self, request: ResumeInput) -> ClusterUpgradeProgress:
         self.state.paused = False
         self.state.pause_reason = None
         await self._audit("resume", "resumed", f"by {request.requested_by}")
         return self.state
 
     @resume.validator
-    def validate_resume(self, request: ClusterUpgradeResumeInput) -> None:
+    def validate_resume(self, request: ResumeInput) -> None:
         self._refuse_when_finished("resume")
         if not self.state.paused:
             raise ApplicationError("the upgrade is not paused; there is nothing to resume", type="NotPaused")
 
     @workflow.update
-    async def approve(self, request: ClusterUpgradeApproveInput) -> ClusterUpgradeProgress:
+    async def approve(self, request: ApproveInput) -> ClusterUpgradeProgress:
         """Approve what a blocked drain's policy waits for: deleting the pods its budgets hold."""
         escalation = self.state.drain_escalation
         escalation.approved_by = request.approver
@@ -136,7 +136,7 @@ class ClusterUpgrade(Runbook):
         return self.state
 
     @approve.validator
-    def validate_approve(self, request: ClusterUpgradeApproveInput) -> None:
+    def validate_approve(self, request: ApproveInput) -> None:
         self._refuse_when_finished("approve")
         escalation = self.state.drain_escalation
         if escalation is None or escalation.step != "awaiting_approval":
@@ -144,25 +144,25 @@ class ClusterUpgrade(Runbook):
         self._check_approval(request.approver, what="deletion of the pods that block the drain")
 
     @workflow.update
-    async def abort(self, request: ClusterUpgradeAbortInput) -> ClusterUpgradeProgress:
+    async def abort(self, request: AbortInput) -> ClusterUpgradeProgress:
         await self._request_abort(request)
         return self.state
 
     @workflow.signal(name="abort_from_wave")
-    async def abort_from_wave(self, request: ClusterUpgradeAbortInput) -> None:
+    async def abort_from_wave(self, request: AbortInput) -> None:
         """The wave this upgrade belongs to was aborted. A workflow can signal another but cannot
         send it an Update, so this is the `abort` Update's twin without the validator: an upgrade
         that has ended or is already stopping has nothing to do."""
         if self.state.phase not in ("succeeded", "aborted", "failed") and not self.state.abort_requested:
             await self._request_abort(request)
 
-    async def _request_abort(self, request: ClusterUpgradeAbortInput) -> None:
+    async def _request_abort(self, request: AbortInput) -> None:
         self.state.abort_requested = True
         self.state.abort_reason = request.reason or None
         await self._audit("abort", "abort_requested", f"by {request.requested_by}: {request.reason}".rstrip(": "))
 
     @abort.validator
-    def validate_abort(self, request: ClusterUpgradeAbortInput) -> None:
+    def validate_abort(self, request: AbortInput) -> None:
         self._refuse_when_finished("abort")
         if self.state.abort_requested:
             raise ApplicationError("an abort is already under way", type="AbortRequested")
@@ -210,7 +210,7 @@ class ClusterUpgrade(Runbook):
         """Outside the windows: the step in flight has finished; return cordoned nodes that still
         serve to service, wait (a timer, so a worker restart or days in between change nothing),
         cordon them again, and carry on with the next step."""
-        opens = wave_plan.next_start(windows=self.input.maintenance_windows, freezes=self.input.freezes,
+        opens = windows.next_start(windows=self.input.maintenance_windows, freezes=self.input.freezes,
                                      after=await self._fleet_now())
         if opens is not None and opens <= self._fleet_time():
             return
@@ -235,7 +235,7 @@ class ClusterUpgrade(Runbook):
                 pass
             await self._fleet_now()
             if self._fleet_time() >= opens:  # a window may have moved (a freeze ended early): look again
-                later = wave_plan.next_start(windows=self.input.maintenance_windows, freezes=self.input.freezes,
+                later = windows.next_start(windows=self.input.maintenance_windows, freezes=self.input.freezes,
                                              after=self._fleet_time())
                 opens = later if later is not None else opens
         self.state.window_opens = None
@@ -252,26 +252,26 @@ class ClusterUpgrade(Runbook):
 
     # ------------------------------------------------------------------ the runbook's steps
 
-    async def _preflight(self) -> tuple[planning.UpgradeScope, ClusterState]:
+    async def _preflight(self) -> tuple[versions.UpgradeScope, ClusterState]:
         self._step("preflight", "reading the control plane, node pools, nodes and budgets")
         state: ClusterState = await self._call(Activity.DESCRIBE_CLUSTER, self.ref, ClusterState)
         inspection: ClusterInspection = await self._call(Activity.INSPECT_CLUSTER, self.ref, ClusterInspection)
         self.from_version = state.control_plane_version
         try:
             try:
-                scope = planning.plan_upgrade(
+                scope = versions.plan_upgrade(
                     provider=self.ref.provider, control_plane=state.control_plane_version, node_pools=state.node_pools,
                     target=self.input.target_version, node_image=self.node_image,
                 )
-            except planning.InvalidNodeImage as problem:
-                raise planning.InvalidNodeImage(f"node_images.{self.ref.provider}: {problem}") from None
-            skew = planning.skew_violations(
+            except versions.InvalidNodeImage as problem:
+                raise versions.InvalidNodeImage(f"node_images.{self.ref.provider}: {problem}") from None
+            skew = versions.skew_violations(
                 control_plane=state.control_plane_version, node_versions={n.name: n.version for n in inspection.nodes}
             )
             if skew:
-                raise planning.SkewViolation("the cluster already breaks the version-skew policy: " + "; ".join(skew))
-            planning.refuse_unsatisfiable_pdbs(inspection.pdbs)
-        except planning.PlanningError as refusal:
+                raise versions.SkewViolation("the cluster already breaks the version-skew policy: " + "; ".join(skew))
+            disruption.refuse_unsatisfiable_pdbs(inspection.pdbs)
+        except refusals.Refusal as refusal:
             raise ApplicationError(str(refusal), type=refusal.error_type, non_retryable=True) from None
         if state.status != "ACTIVE":
             raise ApplicationError(
@@ -319,7 +319,7 @@ class ClusterUpgrade(Runbook):
     async def _blue_green(self, progress: PoolProgress, pool: NodePool, existing: set[str]) -> None:
         """A new pool at the target takes the workloads; the old one is drained by us, batch by
         batch, under every PDB, and deleted only once empty."""
-        replacement = planning.replacement_pool_name(pool.name, self.input.target_version, self.node_image)
+        replacement = disruption.replacement_pool_name(pool.name, self.input.target_version, self.node_image)
         progress.replacement_pool = replacement
         if replacement not in existing:  # check-then-act: a resumed upgrade may have made it already
             self.state.step = f"creating node pool {replacement} at {self.input.target_version}" + (
@@ -337,7 +337,7 @@ class ClusterUpgrade(Runbook):
         await self._call(Activity.CORDON_NODES, CordonNodes(cluster=self.ref, nodes=[n.name for n in old_nodes]), list[str])
         self.state.cordoned_in_service = [n.name for n in old_nodes]
 
-        for batch in planning.plan_drain_batches(old_nodes, max_unavailable=self.input.max_unavailable):
+        for batch in disruption.plan_drain_batches(old_nodes, max_unavailable=self.input.max_unavailable):
             if await self._hold_or_stop():
                 return
             if not await self._drain(batch, pool.name):
@@ -390,13 +390,13 @@ class ClusterUpgrade(Runbook):
         escalation = self.state.drain_escalation
         pods = [pod.name for pod in blocked.pods]
         if escalation is None or escalation.node != blocked.node:
-            policy = planning.drain_policy(self.input.drain_policies, node_pool=pool, pods=blocked.pods)
+            policy = disruption.drain_policy(self.input.drain_policies, node_pool=pool, pods=blocked.pods)
             escalation = self.state.drain_escalation = DrainEscalation(
                 node=blocked.node, pods=pods, budgets=blocked.budgets, blocked_since=now, step_since=now, policy=policy)
             await self._audit("drain", "escalated", f"drain of {blocked.node} blocked: {self._blocked_by(escalation)}")
         escalation.pods, escalation.budgets = pods, blocked.budgets
         blocked_for = (now - escalation.blocked_since).total_seconds()
-        while (step := planning.next_escalation_step(escalation.policy, step=escalation.step, blocked_for=blocked_for,
+        while (step := disruption.next_escalation_step(escalation.policy, step=escalation.step, blocked_for=blocked_for,
                                                      approved=bool(escalation.approved_by))) is not None:
             if step == "owner_notified":  # the step says the owner was told: tell first
                 await self._tell_owner(escalation, blocked)
@@ -454,7 +454,7 @@ class ClusterUpgrade(Runbook):
             await self._call(Activity.RECORD_EVENT, RecordEvent(
                 cluster=self.ref, namespace=namespace, involved_kind="PodDisruptionBudget", involved_name=name,
                 reason="DrainBlocked", message=message,
-                name=planning.drain_blocked_event_name(workflow.info().run_id, blocked.node, budget)), None)
+                name=disruption.drain_blocked_event_name(workflow.info().run_id, blocked.node, budget)), None)
         if self.input.callback_url:
             self._tell_callback("drain_blocked", message)
         if policy.owner_webhook:

@@ -22,15 +22,14 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from workflows.runbook import Runbook, parse_input
 
 with workflow.unsafe.imports_passed_through():
-    from regatta import planning
     from regatta.models import (
+        AbortInput,
         Activity,
+        ApproveInput,
         ClusterInspection,
         ClusterRecord,
         ClusterState,
         CordonNodes,
-        DecommissionClusterAbortInput,
-        DecommissionClusterApproveInput,
         DecommissionClusterInput,
         DecommissionClusterProgress,
         DecommissionClusterResult,
@@ -38,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         DeleteNodePool,
         VeleroBackup,
     )
+    from regatta.rules import decommissioning
 
 EXAMPLE = '{"cluster": "eks-dev-use1", "ticket": "CHG-7"}'
 DESTRUCTIVE = ("deleting", "deregistering", "succeeded", "aborted", "failed")
@@ -63,24 +63,24 @@ class DecommissionCluster(Runbook):
         return self.state
 
     @workflow.update
-    async def approve(self, request: DecommissionClusterApproveInput) -> DecommissionClusterProgress:
+    async def approve(self, request: ApproveInput) -> DecommissionClusterProgress:
         self.state.approved_by = request.approver
         await self._audit("approve", "approved", f"by {request.approver}: {request.comment}".rstrip(": "))
         return self.state
 
     @approve.validator
-    def validate_approve(self, request: DecommissionClusterApproveInput) -> None:
+    def validate_approve(self, request: ApproveInput) -> None:
         self._check_approval(request.approver, what="decommission")
 
     @workflow.update
-    async def abort(self, request: DecommissionClusterAbortInput) -> DecommissionClusterProgress:
+    async def abort(self, request: AbortInput) -> DecommissionClusterProgress:
         self.state.abort_requested = True
         self.state.abort_reason = request.reason or None
         await self._audit("abort", "abort_requested", f"by {request.requested_by}: {request.reason}".rstrip(": "))
         return self.state
 
     @abort.validator
-    def validate_abort(self, request: DecommissionClusterAbortInput) -> None:
+    def validate_abort(self, request: AbortInput) -> None:
         if self.state.phase in DESTRUCTIVE:
             raise ApplicationError(f"cannot abort: the decommission is {self.state.phase}"
                                    + (" and will finish" if self.state.phase in ("deleting", "deregistering") else ""),
@@ -93,7 +93,7 @@ class DecommissionCluster(Runbook):
 
     async def _check(self, record: ClusterRecord) -> None:
         self._step("checking", "checking that nothing needs the cluster")
-        blockers = planning.decommission_blockers(record.labels)
+        blockers = decommissioning.decommission_blockers(record.labels)
         if blockers:
             raise ApplicationError(f"{record.name} cannot be decommissioned: " + "; ".join(blockers),
                                    type="ClusterInUse", non_retryable=True)

@@ -36,9 +36,10 @@ from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlrea
 from workflows.runbook import Runbook, parse_input
 
 with workflow.unsafe.imports_passed_through():
-    from regatta import planning
     from regatta.models import (
+        AbortInput,
         Activity,
+        ApproveInput,
         BackupInfo,
         ClusterHoldInput,
         ClusterHoldResult,
@@ -46,11 +47,9 @@ with workflow.unsafe.imports_passed_through():
         ClusterRecord,
         ClusterRef,
         ClusterState,
-        DrPair,
-        DRAbortInput,
-        DRApproveInput,
         DRFailbackInput,
         DRFailoverInput,
+        DrPair,
         DRProgress,
         DRResult,
         FenceReport,
@@ -67,6 +66,7 @@ with workflow.unsafe.imports_passed_through():
         WaitWorkloadsReady,
         WorkloadInventory,
     )
+    from regatta.rules import operation_ids, recovery
 
 FAILOVER_EXAMPLE = '{"cluster": "eks-prod-use1", "standby": "eks-dr-usw2", "ticket": "INC-42"}'
 FAILBACK_EXAMPLE = '{"cluster": "eks-prod-use1", "ticket": "CHG-43"}'
@@ -100,24 +100,24 @@ class DisasterRecoveryRunbook(Runbook):
         return self.state
 
     @workflow.update
-    async def approve(self, request: DRApproveInput) -> DRProgress:
+    async def approve(self, request: ApproveInput) -> DRProgress:
         self.state.approved_by = request.approver
         await self._audit("approve", "approved", f"by {request.approver}: {request.comment}".rstrip(": "))
         return self.state
 
     @approve.validator
-    def validate_approve(self, request: DRApproveInput) -> None:
+    def validate_approve(self, request: ApproveInput) -> None:
         self._check_approval(request.approver, what=self.operation)
 
     @workflow.update
-    async def abort(self, request: DRAbortInput) -> DRProgress:
+    async def abort(self, request: AbortInput) -> DRProgress:
         self.state.abort_requested = True
         self.state.abort_reason = request.reason or None
         await self._audit("abort", "abort_requested", f"by {request.requested_by}: {request.reason}".rstrip(": "))
         return self.state
 
     @abort.validator
-    def validate_abort(self, request: DRAbortInput) -> None:
+    def validate_abort(self, request: AbortInput) -> None:
         if self.state.phase in PAST_RETURN:
             raise ApplicationError(f"cannot abort: the {self.operation} is {self.state.phase}"
                                    + ("" if self.state.phase in ("succeeded", "aborted", "failed") else
@@ -148,7 +148,7 @@ class DisasterRecoveryRunbook(Runbook):
 
     async def _hold(self, cluster: str) -> None:
         """Take the other cluster's lock for the whole run: its operation id, held by a child."""
-        held = planning.operation_id(cluster)
+        held = operation_ids.operation_id(cluster)
         self.state.step = f"holding {cluster} for this {self.operation}"
         try:
             self.hold = await workflow.start_child_workflow(
@@ -173,11 +173,11 @@ class DisasterRecoveryRunbook(Runbook):
         described: ClusterState = await self._call(Activity.DESCRIBE_CLUSTER, ref, ClusterState)
         inspection: ClusterInspection = await self._call(Activity.INSPECT_CLUSTER, ref, ClusterInspection)
         present: WorkloadInventory = await self._call(Activity.INSPECT_WORKLOADS, ref, WorkloadInventory)
-        shortfall = planning.capacity_shortfall(
-            needed=planning.pods_to_place(wanted=wanted, present=present.deployments, drill=self.state.drill),
-            free=planning.free_pod_slots(inspection.nodes),
+        shortfall = recovery.capacity_shortfall(
+            needed=recovery.pods_to_place(wanted=wanted, present=present.deployments, drill=self.state.drill),
+            free=recovery.free_pod_slots(inspection.nodes),
             pods_per_node=max((n.allocatable_pods for n in inspection.nodes), default=0))
-        problems = planning.target_problems(
+        problems = recovery.target_problems(
             name=self.target.name, health=inspection.problems, source_version=self.source.control_plane_version,
             target_version=described.control_plane_version, shortfall=shortfall, override_capacity=self.input.override_capacity)
         if problems:
@@ -188,7 +188,7 @@ class DisasterRecoveryRunbook(Runbook):
 
     async def _approval_gate(self) -> bool:
         """Wait for a second person where required. True when an abort came instead."""
-        self.state.approval_required = planning.dr_needs_approval(
+        self.state.approval_required = recovery.dr_needs_approval(
             self.source.environment if self.operation == "DRFailover" else self.target.environment,
             requested=self.input.require_approval, drill=self.state.drill)
         if self.state.approval_required:
@@ -248,7 +248,7 @@ class DisasterRecoveryRunbook(Runbook):
         self._step("shifting_traffic", f"shifting traffic from {self.source.name} to {self.target.name}")
         records: list[TrafficRecord] = await self._call(Activity.LIST_TRAFFIC, self.source.name, list[TrafficRecord])
         for record in records:
-            weights = planning.shifted_weights(record.weights, source=self.source.name, target=self.target.name)
+            weights = recovery.shifted_weights(record.weights, source=self.source.name, target=self.target.name)
             if weights is None:
                 self.state.traffic[record.service] = record.weights
                 continue
@@ -264,7 +264,7 @@ class DisasterRecoveryRunbook(Runbook):
 
     def _measure(self, backup: BackupInfo | None) -> None:
         self.state.verified_at = workflow.now()
-        self.state.rto_seconds, self.state.rpo_seconds = planning.recovery_objectives(
+        self.state.rto_seconds, self.state.rpo_seconds = recovery.recovery_objectives(
             started=self.state.started_at, verified=self.state.verified_at,
             backup_completed=backup.completed_at if backup else None, writes_stopped=self.state.fenced_at)
 
@@ -356,11 +356,11 @@ class DRFailover(DisasterRecoveryRunbook):
             await self._fence(self.source.ref, only=None, must_reach=False)
 
         namespaces = {key.split("/", 1)[0] for key in backup.replicas}
-        mapping = planning.drill_namespaces(namespaces) if input.drill else {}
+        mapping = recovery.drill_namespaces(namespaces) if input.drill else {}
         restored = await self._restore(self.target.ref, backup, purpose=kind, mapping=mapping)
         if not input.drill:
             present: WorkloadInventory = await self._call(Activity.INSPECT_WORKLOADS, self.target.ref, WorkloadInventory)
-            self.state.scaled = planning.scale_up_plan(wanted=backup.replicas, present=present.deployments)
+            self.state.scaled = recovery.scale_up_plan(wanted=backup.replicas, present=present.deployments)
             if self.state.scaled:
                 self.state.step = f"scaling up {len(self.state.scaled)} pre-deployed workloads"
                 await self._call(Activity.SET_REPLICAS, SetReplicas(cluster=self.target.ref, replicas=self.state.scaled),
@@ -447,7 +447,7 @@ class DRFailback(DisasterRecoveryRunbook):
 
         self._step("returning_standby", f"returning {self.source.name} to standby")
         after: WorkloadInventory = await self._call(Activity.INSPECT_WORKLOADS, self.source.ref, WorkloadInventory)
-        to_zero, restored_namespaces, restored_deployments = planning.warm_standby_plan(after)
+        to_zero, restored_namespaces, restored_deployments = recovery.warm_standby_plan(after)
         await self._call(Activity.SET_REPLICAS, SetReplicas(cluster=self.source.ref, replicas=to_zero, clear_fence=True),
                          list[str])
         removed = await self._call(Activity.REMOVE_RESTORED, RemoveRestored(

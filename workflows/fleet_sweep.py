@@ -15,7 +15,7 @@ from workflows.runbook import QUICK_CALL, parse_input
 
 with workflow.unsafe.imports_passed_through():
     from regatta.models import Activity, FleetSweepInput, FleetSweepProgress, FleetSweepResult
-    from regatta.search_attributes import OPERATION
+    from regatta.models.search_attributes import OPERATION
 
 EXAMPLE = '{"selector": {"environment": "prod"}, "batch_size": 100}'
 

@@ -30,31 +30,30 @@ from temporalio.exceptions import ApplicationError, ChildWorkflowError, FailureE
 from workflows.runbook import Runbook, parse_input
 
 with workflow.unsafe.imports_passed_through():
-    from regatta import planning, wave_plan
     from regatta.models import (
+        AbortInput,
         Activity,
         ClusterSelector,
-        ClusterUpgradeAbortInput,
         ClusterUpgradeInput,
         ClusterUpgradeResult,
         FleetTime,
         MaintenanceHold,
-        PatchWaveAbortInput,
         PatchWaveApproveInput,
         PatchWaveInput,
-        PatchWavePauseInput,
         PatchWaveProgress,
         PatchWaveResult,
-        PatchWaveResumeInput,
         PatchWaveRetryInput,
         PatchWaveSkipInput,
+        PauseInput,
         PlanWave,
+        ResumeInput,
         WaveClusterState,
         WaveForecast,
         WavePlan,
         WaveStageState,
     )
-    from regatta.search_attributes import OPERATION, TICKET
+    from regatta.models.search_attributes import OPERATION, TICKET
+    from regatta.rules import forecasts, operation_ids, waves, windows
 
 EXAMPLE = ('{"name": "nov-patch", "target_version": "1.31", "stages": [{"name": "canary", "selector": {"environment":'
            ' "canary"}}, {"name": "prod", "selector": {"environment": "prod"}, "approval_required": true}]}')
@@ -87,7 +86,7 @@ class PatchWave(Runbook):
 
     @property
     def cluster_name(self) -> str:
-        return planning.wave_id(self.input.name)  # wave-level audit lines are filed under the wave
+        return operation_ids.wave_id(self.input.name)  # wave-level audit lines are filed under the wave
 
     @workflow.query
     def progress(self) -> PatchWaveProgress:
@@ -102,7 +101,7 @@ class PatchWave(Runbook):
         stopped = None
         if self.state.phase in FINISHED or self._stopping():
             stopped = f"the wave {self.state.phase if self.state.phase in FINISHED else 'is stopping'}"
-        result = wave_plan.forecast(wave=self.input, stages=self.state.stages, now=self._fleet_time(),
+        result = forecasts.forecast(wave=self.input, stages=self.state.stages, now=self._fleet_time(),
                                     upgrade_seconds=seconds, started=self.state.started,
                                     unstaged=self.state.unstaged_reasons, stopped=stopped,
                                     joined_later=self.state.joined_later)
@@ -130,33 +129,33 @@ class PatchWave(Runbook):
                                    type="WrongStage")
 
     @workflow.update
-    async def pause(self, request: PatchWavePauseInput) -> PatchWaveProgress:
+    async def pause(self, request: PauseInput) -> PatchWaveProgress:
         self.state.paused, self.state.pause_reason = True, request.reason or None
         await self._audit("pause", "paused", f"by {request.requested_by}: {request.reason}".rstrip(": "))
         self.controls += 1
         return self.state
 
     @pause.validator
-    def validate_pause(self, request: PatchWavePauseInput) -> None:
+    def validate_pause(self, request: PauseInput) -> None:
         self._refuse_when_finished("pause")
         if self.state.paused:
             raise ApplicationError("the wave is already paused", type="AlreadyPaused")
 
     @workflow.update
-    async def resume(self, request: PatchWaveResumeInput) -> PatchWaveProgress:
+    async def resume(self, request: ResumeInput) -> PatchWaveProgress:
         self.state.paused, self.state.pause_reason = False, None
         await self._audit("resume", "resumed", f"by {request.requested_by}")
         self.controls += 1
         return self.state
 
     @resume.validator
-    def validate_resume(self, request: PatchWaveResumeInput) -> None:
+    def validate_resume(self, request: ResumeInput) -> None:
         self._refuse_when_finished("resume")
         if not self.state.paused:
             raise ApplicationError("the wave is not paused", type="NotPaused")
 
     @workflow.update
-    async def abort(self, request: PatchWaveAbortInput) -> PatchWaveProgress:
+    async def abort(self, request: AbortInput) -> PatchWaveProgress:
         self.state.abort_requested, self.state.abort_reason = True, request.reason or None
         await self._audit("abort", "abort_requested", f"by {request.requested_by}: {request.reason}".rstrip(": "))
         await asyncio.gather(*(self._abort_child(cluster) for cluster in list(self.children)))
@@ -164,7 +163,7 @@ class PatchWave(Runbook):
         return self.state
 
     @abort.validator
-    def validate_abort(self, request: PatchWaveAbortInput) -> None:
+    def validate_abort(self, request: AbortInput) -> None:
         self._refuse_when_finished("abort")
         if self.state.abort_requested:
             raise ApplicationError("an abort is already under way", type="AbortRequested")
@@ -218,8 +217,8 @@ class PatchWave(Runbook):
 
     async def _abort_child(self, cluster: str) -> None:
         """Pass the wave's abort on to one upgrade in flight (it stops after its current step)."""
-        request = ClusterUpgradeAbortInput(reason=f"wave {self.input.name} aborted: {self.state.abort_reason or 'no reason given'}",
-                                           requested_by=planning.wave_id(self.input.name))
+        request = AbortInput(reason=f"wave {self.input.name} aborted: {self.state.abort_reason or 'no reason given'}",
+                                           requested_by=operation_ids.wave_id(self.input.name))
         try:
             await self.children[cluster].signal("abort_from_wave", request)
         except FailureError:
@@ -276,7 +275,7 @@ class PatchWave(Runbook):
             if entry.status in ("waiting_window", "held") and entry.earliest_start is not None and entry.earliest_start > now:
                 start: datetime | None = entry.earliest_start  # still ahead: no need to work it out again
             else:
-                start = wave_plan.next_start(windows=[self.input.maintenance_windows[i] for i in entry.windows],
+                start = windows.next_start(windows=[self.input.maintenance_windows[i] for i in entry.windows],
                                              freezes=self.input.freezes, after=now)
             if start is None:
                 entry.status, entry.detail = "skipped", "no maintenance window opens outside the freezes within a year"
@@ -309,7 +308,7 @@ class PatchWave(Runbook):
     async def _upgrade(self, entry: WaveClusterState) -> None:
         """One cluster's ClusterUpgrade as a child; count the outcome."""
         try:
-            entry.status, entry.detail = "upgrading", f"ClusterUpgrade {planning.operation_id(entry.name)}"
+            entry.status, entry.detail = "upgrading", f"ClusterUpgrade {operation_ids.operation_id(entry.name)}"
             checks = next((s.health_checks for s in self.input.stages if s.name == self.state.stage), [])
             request = ClusterUpgradeInput(cluster=entry.name, target_version=self.input.target_version,
                                           node_images=self.input.node_images, health_checks=checks,
@@ -321,7 +320,7 @@ class PatchWave(Runbook):
                                           requested_by=self.input.requested_by, **self.input.upgrade_settings)
             try:
                 child = await workflow.start_child_workflow(
-                    "ClusterUpgrade", request, id=planning.operation_id(entry.name), result_type=ClusterUpgradeResult,
+                    "ClusterUpgrade", request, id=operation_ids.operation_id(entry.name), result_type=ClusterUpgradeResult,
                     parent_close_policy=workflow.ParentClosePolicy.ABANDON)
                 self.children[entry.name] = child
                 if self.state.abort_requested:  # the abort came while the child was being started
@@ -329,7 +328,7 @@ class PatchWave(Runbook):
                 result: ClusterUpgradeResult = await child
             except WorkflowAlreadyStartedError:
                 entry.status = "skipped"
-                entry.detail = (f"busy: another operation holds {planning.operation_id(entry.name)}; a new wave takes it"
+                entry.detail = (f"busy: another operation holds {operation_ids.operation_id(entry.name)}; a new wave takes it"
                                 " once that ends")
                 return
             except ChildWorkflowError as failure:
@@ -340,7 +339,7 @@ class PatchWave(Runbook):
                     return
                 if kind == "ClusterHeld":  # held after the wave planned: it waits for the hold to end
                     hold = MaintenanceHold.model_validate(cause.details[0])
-                    entry.status, entry.earliest_start, entry.detail = "held", hold.until, wave_plan.describe_hold(hold)
+                    entry.status, entry.earliest_start, entry.detail = "held", hold.until, waves.describe_hold(hold)
                     self.cursor = 0  # it sits behind the cursor now
                     return
                 if kind == "UnknownCluster":  # it left the fleet after the wave planned: not a failure
@@ -423,7 +422,7 @@ class PatchWave(Runbook):
         if self.input.carried is None:
             workflow.upsert_search_attributes([OPERATION.value_set(self.operation),
                                                *([TICKET.value_set(self.input.ticket)] if self.input.ticket else [])])
-            freeze = wave_plan.freeze_at(self.input.freezes, await self._fleet_now())
+            freeze = windows.freeze_at(self.input.freezes, await self._fleet_now())
             if self.input.start_only_outside_freezes and freeze is not None:
                 self.state.message = f"not started: the freeze {freeze.name} is in force until {freeze.end.isoformat()}"
                 self._step("not_started", "done")

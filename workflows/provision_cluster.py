@@ -22,7 +22,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from workflows.runbook import Runbook, parse_input
 
 with workflow.unsafe.imports_passed_through():
-    from regatta import planning
     from regatta.models import (
         Activity,
         BootstrapCluster,
@@ -36,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         ProvisionClusterProgress,
         ProvisionClusterResult,
     )
+    from regatta.rules import provisioning
 
 EXAMPLE = ('{"name": "eks-team-a-use1", "provider": "eks", "region": "us-east-1", "version": "1.31",'
            ' "environment": "dev", "node_pools": [{"name": "general", "node_count": 3}]}')
@@ -65,7 +65,7 @@ class ProvisionCluster(Runbook):
     async def _validate(self) -> None:
         self._step("validating", "checking the fleet rules")
         free = await self._call(Activity.CHECK_NAME_FREE, self.input.name, bool)
-        problems = planning.fleet_rule_violations(
+        problems = provisioning.fleet_rule_violations(
             name=self.input.name, provider=self.input.provider, region=self.input.region, version=self.input.version,
             pools=[(p.name, p.node_count) for p in self.input.node_pools], taken=not free,
         )

@@ -20,7 +20,6 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from regatta import planning
     from regatta.models import (
         Activity,
         CallbackNote,
@@ -31,7 +30,8 @@ with workflow.unsafe.imports_passed_through():
         OperationRecord,
         WaitForOperation,
     )
-    from regatta.search_attributes import CLUSTER, ENVIRONMENT, OPERATION, TICKET
+    from regatta.models.search_attributes import CLUSTER, ENVIRONMENT, OPERATION, TICKET
+    from regatta.rules import operation_ids
 
 # Quick calls to a cloud or API server: throttling and 5xx are retried with backoff for a
 # while; what cannot succeed arrives as a non-retryable ApplicationError and stops at once.
@@ -80,7 +80,7 @@ class Runbook:
         if self.input_error:
             self._step("failed", "reading the input")
             raise ApplicationError(self.input_error, type="InvalidInput", non_retryable=True)
-        expected = planning.operation_id(self.cluster_name)
+        expected = operation_ids.operation_id(self.cluster_name)
         if self.state.operation_id != expected:
             self._step("failed", "checking the operation id")
             raise ApplicationError(

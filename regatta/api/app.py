@@ -24,15 +24,14 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request, Security
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from google.protobuf import json_format
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from temporalio.api.common.v1 import Payloads
 
-from regatta import access, planning, signing, wave_plan
 from regatta.api.tokens import authenticate
 from regatta.fleet_clock import read_fleet_clock
 from regatta.inventory import HoldError, Inventory, UnknownCluster
@@ -49,7 +48,11 @@ from regatta.models import (
     ProvisionClusterInput,
     WaveForecast,
 )
-from regatta.operations import (
+from regatta.rules import access, operation_ids, refusals, signing, versions, waves
+from regatta.settings import Settings
+from regatta.temporal.codec import CodecKeyError, EncryptionCodec, keys_from_env
+from regatta.temporal.connect import TemporalUnreachable
+from regatta.temporal.operations import (
     OperationRefused,
     provision_holder,
     query,
@@ -58,9 +61,6 @@ from regatta.operations import (
     start_wave,
     status,
 )
-from regatta.payload_codec import CodecKeyError, EncryptionCodec, keys_from_env
-from regatta.settings import Settings
-from regatta.temporal_client import TemporalUnreachable
 
 Kind = Literal["upgrade", "wave", "provision", "decommission", "failover"]
 KINDS: dict[str, tuple[str, type[BaseModel]]] = {
@@ -187,21 +187,21 @@ def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAP
         try:
             if kind == "wave":
                 clusters = {c.name: c for c in inventory.list_clusters()}
-                plan = wave_plan.plan_wave(request, list(clusters.values()), now=read_fleet_clock(settings.sim_url).now)
+                plan = waves.plan_wave(request, list(clusters.values()), now=read_fleet_clock(settings.sim_url).now)
                 touched = {clusters[c.name].environment for s in plan.stages for c in s.clusters}
-                return planning.wave_id(request.name), None, touched
+                return operation_ids.wave_id(request.name), None, touched
             if kind == "provision":
                 try:
                     holder = provision_holder(inventory, request)
                 except OperationRefused as error:
                     raise ApiError(422, str(error)) from None
-                return planning.operation_id(request.name), holder, {request.environment}
+                return operation_ids.operation_id(request.name), holder, {request.environment}
             record = record_of(request.cluster)
             touched = {record.environment}
             if kind == "failover":
                 touched.add(record_of(request.standby).environment)
-            return planning.operation_id(record.name), record, touched
-        except planning.PlanningError as error:
+            return operation_ids.operation_id(record.name), record, touched
+        except refusals.Refusal as error:
             raise ApiError(422, str(error)) from None
 
     def refuse_what_the_worker_would(kind: str, request: Any, record: ClusterRecord | None) -> None:
@@ -209,14 +209,14 @@ def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAP
         if kind != "upgrade":
             return
         try:
-            planning.plan_upgrade(provider=record.provider, control_plane=record.control_plane_version,
+            versions.plan_upgrade(provider=record.provider, control_plane=record.control_plane_version,
                                   node_pools=record.node_pools, target=request.target_version,
                                   node_image=request.node_images.get(record.provider))
-        except planning.InvalidNodeImage as problem:
+        except versions.InvalidNodeImage as problem:
             raise ApiError(422, f"input.node_images.{record.provider}: {problem}") from None
-        except planning.AlreadyAtVersion as error:
+        except versions.AlreadyAtVersion as error:
             raise ApiError(409, str(error)) from None
-        except planning.PlanningError as error:
+        except refusals.Refusal as error:
             raise ApiError(422, str(error)) from None
 
     async def described(operation_id: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from regatta.operations import OperationRefused
+from regatta.temporal.operations import OperationRefused
 
 
 class ApiUnreachable(ConnectionError):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from regatta import access
 from regatta.inventory import Inventory, TokenError
 from regatta.models import ApiToken
+from regatta.rules import access
 
 PREFIX = "rgt_"
 

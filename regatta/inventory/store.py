@@ -16,7 +16,6 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from regatta import audit_chain
 from regatta.inventory.tables import (
     ApiTicketRow,
     ApiTokenRow,
@@ -37,6 +36,7 @@ from regatta.models import (
     NodePool,
     OperationRecord,
 )
+from regatta.rules import audit_chain
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import JSON, DateTime, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from regatta.audit_chain import CHAINED_FIELDS
+from regatta.rules.audit_chain import CHAINED_FIELDS
 
 
 class Base(DeclarativeBase):

@@ -16,8 +16,8 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from urllib3.util.retry import Retry
 
+from regatta.clouds import Providers
 from regatta.models import ClusterRef
-from regatta.providers import Providers
 
 TOKEN_LIFETIME_SECONDS = 600  # EKS tokens live 15 minutes; rebuild well before that
 # Reads that meet throttling or a busy API server are retried inside urllib3 with a short

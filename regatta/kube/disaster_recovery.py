@@ -17,8 +17,8 @@ from datetime import datetime
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from regatta import planning
 from regatta.models import BackupInfo, WorkloadInventory, WorkloadState
+from regatta.rules import decommissioning, recovery
 
 VELERO = ("velero.io", "v1", "velero")
 RESTORE_LABEL = "velero.io/restore-name"
@@ -46,13 +46,13 @@ def read_workloads(api: k8s.ApiClient) -> WorkloadInventory:
     deployments = {}
     for item in apps.list_deployment_for_all_namespaces().items:
         key = f"{item.metadata.namespace}/{item.metadata.name}"
-        if planning.is_system_workload(key):
+        if decommissioning.is_system_workload(key):
             continue
         annotations = item.metadata.annotations or {}
         deployments[key] = WorkloadState(
             replicas=item.spec.replicas or 0, ready=(item.status.ready_replicas or 0) if item.status else 0,
-            dr_replicas=_annotation(annotations, planning.DR_REPLICAS),
-            fenced_replicas=_annotation(annotations, planning.FENCED_REPLICAS),
+            dr_replicas=_annotation(annotations, recovery.DR_REPLICAS),
+            fenced_replicas=_annotation(annotations, recovery.FENCED_REPLICAS),
             restored_by=(item.metadata.labels or {}).get(RESTORE_LABEL),
         )
     restored = [ns.metadata.name for ns in core.list_namespace(label_selector=RESTORE_LABEL).items]
@@ -114,7 +114,7 @@ def fence(api: k8s.ApiClient, *, only: list[str] | None) -> dict[str, int]:
             continue
         if state.replicas == 0:
             continue
-        set_replicas(api, {key: 0}, note={planning.FENCED_REPLICAS: str(state.replicas)})
+        set_replicas(api, {key: 0}, note={recovery.FENCED_REPLICAS: str(state.replicas)})
         fenced[key] = state.replicas
     return fenced
 
@@ -124,7 +124,7 @@ def unfence(api: k8s.ApiClient) -> dict[str, int]:
     restored = {key: state.fenced_replicas for key, state in read_workloads(api).deployments.items()
                 if state.fenced_replicas is not None}
     for key, count in restored.items():
-        set_replicas(api, {key: count}, note={planning.FENCED_REPLICAS: None})
+        set_replicas(api, {key: count}, note={recovery.FENCED_REPLICAS: None})
     return restored
 
 
@@ -137,7 +137,7 @@ def restore(api: k8s.ApiClient, *, backup: str, name: str, namespace_mapping: di
     body = {"apiVersion": "velero.io/v1", "kind": "Restore", "metadata": {"name": name, "namespace": "velero"},
             "spec": {"backupName": backup, "namespaceMapping": namespace_mapping,
                      "includedNamespaces": ["*"] if included_namespaces is None else included_namespaces,
-                     "excludedNamespaces": sorted(planning.SYSTEM_NAMESPACES), "existingResourcePolicy": "none"}}
+                     "excludedNamespaces": sorted(decommissioning.SYSTEM_NAMESPACES), "existingResourcePolicy": "none"}}
     try:
         custom.create_namespaced_custom_object(*VELERO, "restores", body)
     except ApiException as error:

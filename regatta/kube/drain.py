@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from regatta import planning
+from regatta.rules import disruption
 
 
 class DrainBlocked(Exception):
@@ -50,7 +50,7 @@ def cordon(api: k8s.ApiClient, nodes: Iterable[str], *, unschedulable: bool = Tr
 
 
 def _evictable(pod: k8s.V1Pod) -> bool:
-    return planning.is_evictable(
+    return disruption.is_evictable(
         owner_kinds=[o.kind for o in pod.metadata.owner_references or []],
         annotations=pod.metadata.annotations or {},
         phase=(pod.status.phase if pod.status else None) or "Running",

@@ -10,9 +10,9 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from regatta import planning
+from regatta.clouds.kubeconfig import POOL_LABELS
 from regatta.models import NodeState, PdbState
-from regatta.providers.kubeconfig import POOL_LABELS
+from regatta.rules import readiness
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def current_problems(api: k8s.ApiClient, *, min_ready_nodes: int = 0) -> list[st
         if getattr(error, "status", None) in (401, 403):
             raise  # no amount of waiting fixes a refusal
         return [f"the API server did not answer: {str(error).splitlines()[0]}"]
-    problems = planning.health_problems(nodes=state.nodes, deployments=state.deployments, api_ready=state.api_ready)
+    problems = readiness.health_problems(nodes=state.nodes, deployments=state.deployments, api_ready=state.api_ready)
     ready = sum(1 for node in state.nodes if node.ready)
     if ready < min_ready_nodes:
         problems.insert(0, f"{ready} of {min_ready_nodes} nodes are Ready")

@@ -15,8 +15,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
+from regatta.formats.fleet_file import FleetSpec
 from regatta.sim import aks_api, eks_api, gke_api, kube_api, traffic_api
-from regatta.sim.fleet import FleetSpec
 from regatta.sim.world import Faults, SimError, World
 
 

@@ -1,7 +1,7 @@
 """The simulated traffic manager under `/traffic/v1/`: one record per service holding the share
 of its requests each cluster receives (weighted DNS, a global load balancer's backends).
 
-This JSON is also the contract `regatta.providers.traffic.HttpTrafficManager` speaks, so a small
+This JSON is also the contract `regatta.traffic.HttpTrafficManager` speaks, so a small
 adapter in front of Route 53, Cloud DNS or Azure Traffic Manager can stand where this stands.
 Every change carries a change id; a change id seen before is answered with the record as that
 change left it, which is what makes a retried traffic shift harmless.

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from regatta import planning
-from regatta.sim.fleet import ClusterSpec, FleetSpec
+from regatta.formats.fleet_file import ClusterSpec, FleetSpec
+from regatta.rules import disruption, versions
 
 # Simulated seconds each step takes before the time-scale factor is applied.
 CONTROL_PLANE_UPGRADE_SECONDS = 480.0
@@ -276,7 +276,7 @@ class World:
         return [spec.name for spec in fleet.clusters]
 
     def _build(self, spec: ClusterSpec) -> Cluster:
-        cp = planning.format_version(planning.minor_version(spec.version))
+        cp = versions.format_version(versions.minor_version(spec.version))
         cluster = Cluster(
             name=spec.name,
             provider=spec.provider,
@@ -286,7 +286,7 @@ class World:
             time_scale=spec.time_scale,
         )
         for pool_spec in spec.node_pools:
-            version = planning.format_version(planning.minor_version(pool_spec.version or spec.version))
+            version = versions.format_version(versions.minor_version(pool_spec.version or spec.version))
             pool = NodePool(
                 name=pool_spec.name, version=version, size=pool_spec.node_size, desired=pool_spec.nodes,
                 labels=dict(pool_spec.labels), image=pool_spec.node_image or newest_node_image(spec.provider, version),
@@ -458,7 +458,7 @@ class World:
         cluster.pods.pop((pod.namespace, pod.name), None)
         for pdb in covering:
             expected, healthy = self._pdb_counts(cluster, pdb, now)
-            desired = planning.pdb_desired_healthy(
+            desired = disruption.pdb_desired_healthy(
                 min_available=pdb.min_available, max_unavailable=pdb.max_unavailable, expected_pods=expected + 1
             )
             if was_ready and healthy < desired:
@@ -473,7 +473,7 @@ class World:
 
     def pdb_status(self, cluster: Cluster, pdb: Pdb) -> dict:
         expected, healthy = self._pdb_counts(cluster, pdb, self.now())
-        desired = planning.pdb_desired_healthy(
+        desired = disruption.pdb_desired_healthy(
             min_available=pdb.min_available, max_unavailable=pdb.max_unavailable, expected_pods=expected
         )
         allowed = 0 if pdb.blocked else max(0, healthy - desired)
@@ -520,7 +520,7 @@ class World:
         self.reconcile(cluster)
 
     def _check_skew(self, cluster: Cluster) -> None:
-        found = planning.skew_violations(
+        found = versions.skew_violations(
             control_plane=cluster.version, node_versions={n.name: n.version for n in cluster.nodes.values()}
         )
         known = {v["violation"] for v in self.skew_violations if v["cluster"] == cluster.name}
@@ -551,14 +551,14 @@ class World:
             return existing
         if any(u.status == "InProgress" and u.nodegroup is None for u in cluster.updates.values()):
             raise SimError(409, "ResourceInUseException", f"Cluster {cluster.name} has an update in progress.")
-        wanted = planning.minor_version(version)
-        current = planning.minor_version(cluster.version)
+        wanted = versions.minor_version(version)
+        current = versions.minor_version(cluster.version)
         if wanted[0] != current[0] or wanted[1] != current[1] + 1:
             raise SimError(
                 400, "InvalidParameterException",
                 f"Unsupported Kubernetes minor version update from {cluster.version} to {version}",
             )
-        behind = [n.name for n in cluster.nodes.values() if wanted[1] - planning.minor_version(n.version)[1] > planning.MAX_KUBELET_SKEW]
+        behind = [n.name for n in cluster.nodes.values() if wanted[1] - versions.minor_version(n.version)[1] > versions.MAX_KUBELET_SKEW]
         if behind:
             raise SimError(
                 400, "InvalidParameterException",
@@ -586,8 +586,8 @@ class World:
         if (existing := self._token_update(cluster, token)) is not None:
             return existing
         pool = self.pool(cluster, pool_name)
-        target = planning.format_version(planning.minor_version(version or cluster.version))
-        if planning.minor_version(target) > planning.minor_version(cluster.version):
+        target = versions.format_version(versions.minor_version(version or cluster.version))
+        if versions.minor_version(target) > versions.minor_version(cluster.version):
             raise SimError(
                 400, "InvalidParameterException",
                 f"Requested Nodegroup version {target} is newer than the cluster version {cluster.version}",
@@ -618,7 +618,7 @@ class World:
         """What EKS does for a managed node group: one new node, drain one old node, remove it."""
         try:
             old_nodes = [n for n in cluster.pool_nodes(pool.name)
-                         if planning.minor_version(n.version) != planning.minor_version(target) or n.image != image]
+                         if versions.minor_version(n.version) != versions.minor_version(target) or n.image != image]
             for old in old_nodes:
                 while cluster.faults.hang:
                     await asyncio.sleep(0.05)
@@ -642,7 +642,7 @@ class World:
             pool.health_issues = []
             pool.modified = time.time()
             update.status = "Successful"
-        except Exception as error:  # a bug in the simulator must show up as a failed update, not a hang
+        except Exception as error:  # noqa: BLE001 - a bug in the simulator must show up as a failed update, not a hang
             self._fail(update, pool, "InternalFailure", repr(error), [])
 
     async def _drain_for_cloud(self, cluster: Cluster, node: Node, *, force: bool) -> list[Pod]:
@@ -685,9 +685,9 @@ class World:
                 return existing  # the same request again: EKS answers with what it already made
             raise SimError(409, "ResourceInUseException", f"NodeGroup already exists with name {name} and cluster name {cluster.name}")
         target = version or cluster.version
-        if planning.minor_version(target) > planning.minor_version(cluster.version):
+        if versions.minor_version(target) > versions.minor_version(cluster.version):
             raise SimError(400, "InvalidParameterException", f"Nodegroup version {target} is newer than the cluster version {cluster.version}")
-        minor = planning.format_version(planning.minor_version(target))
+        minor = versions.format_version(versions.minor_version(target))
         pool = NodePool(name=name, version=minor, size=size, desired=desired, labels=dict(labels), status="CREATING",
                         token=token, image=image or newest_node_image(cluster.provider, minor))
         cluster.pools[name] = pool
@@ -739,7 +739,7 @@ class World:
             if token and existing.tokens.get("create") == token:
                 return existing  # the same request again
             raise SimError(409, "ResourceInUseException", f"Cluster already exists with name: {name}")
-        cp = planning.format_version(planning.minor_version(version))
+        cp = versions.format_version(versions.minor_version(version))
         cluster = Cluster(name=name, provider=provider, region=region, labels=dict(labels), version=cp, time_scale=None,
                           status="CREATING")
         cluster.faults = self.faults.setdefault(name, Faults())

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle
 
 from regatta.models import ClusterUpgradeInput, ClusterUpgradeProgress, ClusterUpgradeResult
-from regatta.planning import operation_id
+from regatta.rules.operation_ids import operation_id
 
 FAST = {
     "poll_interval_seconds": 0.05,

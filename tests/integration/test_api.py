@@ -11,9 +11,9 @@ import uuid
 import httpx
 import pytest
 
-from regatta import access
 from regatta.api.app import create_app
 from regatta.api.tokens import create_token, token_hash
+from regatta.rules import access
 from tests.conftest import sim_report
 from tests.integration.conftest import FAST
 
@@ -174,7 +174,7 @@ async def test_every_cell_of_role_by_endpoint_by_environment(api, worker, add_cl
     the operation itself gives: a finished upgrade cannot be paused); refused ones get a 403."""
     clusters = {env: add_cluster(f"mx{env[:4]}", env=env, pools=1, nodes=1, workloads=[]) for env in ("staging", "prod")}
     admin = api.token("admin", "*")
-    for env, name in clusters.items():  # one finished operation per environment to steer
+    for name in clusters.values():  # one finished operation per environment to steer
         started = await api.post("/v1/operations", headers=admin,
                                  json={"kind": "upgrade", "ticket": ticket(), "input": upgrade(name)})
         assert started.status_code == 201, started.text

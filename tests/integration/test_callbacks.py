@@ -14,10 +14,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from regatta import signing
 from regatta.api.app import create_app
 from regatta.api.tokens import create_token
-from regatta.temporal_client import connect
+from regatta.rules import signing
+from regatta.temporal.connect import connect
 from tests.integration.conftest import FAST
 from workers.main import build_worker
 
@@ -30,7 +30,7 @@ def receiver():
     received: list[dict] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - the http.server API
+        def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
             received.append({"path": self.path, "headers": dict(self.headers), "body": body})
             self.send_response(400 if self.path == "/refuse" else 204)

@@ -9,7 +9,7 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 
 from regatta.models import DecommissionClusterInput, DecommissionClusterProgress, DecommissionClusterResult
-from regatta.planning import operation_id
+from regatta.rules.operation_ids import operation_id
 from tests.conftest import WorkerProcess, sim_report
 from tests.integration import conftest as integration
 from workers.main import build_worker

@@ -10,10 +10,10 @@ import httpx
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 
-from regatta.fleet_sweep import records_from_fleet
+from regatta.formats.fleet_file import FleetSpec
+from regatta.inventory.sweep import records_from_fleet
 from regatta.models import DRFailbackInput, DRFailoverInput, DRProgress, DRResult
-from regatta.planning import operation_id
-from regatta.sim.fleet import FleetSpec
+from regatta.rules.operation_ids import operation_id
 from tests.conftest import WorkerProcess, sim_report
 from tests.integration import conftest as integration
 from workers.main import build_worker

@@ -15,7 +15,7 @@ from datetime import timedelta
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from regatta import signing
+from regatta.rules import signing
 from tests.conftest import set_faults, sim_report
 from tests.integration.conftest import start_upgrade, wait_until
 from tests.integration.test_callbacks import SECRET, receiver  # noqa: F401

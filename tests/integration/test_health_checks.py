@@ -30,7 +30,7 @@ class FakePrometheus:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - the stdlib's name
+            def do_GET(self):
                 url = urlparse(self.path)
                 query = parse_qs(url.query).get("query", [""])[0]
                 owner.queries.append(query)

@@ -15,8 +15,8 @@ from temporalio.client import WorkflowFailureError
 from regatta.models import ClusterUpgradeResult, WaveForecast
 from tests.conftest import sim_report
 from tests.integration.conftest import start_upgrade
-from tests.integration.test_replay import replays
 from tests.integration.test_patch_wave import fleet, start_wave, wait_for_status, wait_phase, wave_entries, wave_request  # noqa: F401
+from tests.integration.test_replay import replays
 
 MONDAY = "2026-12-07T09:00:00+00:00"
 
@@ -54,7 +54,7 @@ async def test_a_held_cluster_waits_with_its_reason_while_the_others_go_and_star
 async def test_a_hold_set_after_the_wave_planned_and_a_cluster_that_left_the_fleet_are_honoured_not_failed(
         client, worker, task_queue, fleet, simulator, inventory, sim_clock):
     now = sim_clock(now=MONDAY)
-    canary = fleet("canary", 1)
+    fleet("canary", 1)
     later_held, leaving, ordinary = fleet("prod", 1, prefix="wvlh"), fleet("prod", 1, prefix="wvgone"), fleet("prod", 1)
     handle = await start_wave(client, task_queue, wave_request(fleet.tag, [
         {"name": "canary", "selector": {"environment": "canary"}},

@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.service import RPCError
 
 from regatta.models import PatchWaveInput, PatchWaveProgress, PatchWaveResult
+from regatta.rules.operation_ids import operation_id, wave_id
 from tests.conftest import set_faults, sim_report
 from tests.integration import conftest as integration
 from tests.integration.conftest import FAST
-from regatta.planning import operation_id, wave_id
 
 UPGRADE = {k: v for k, v in FAST.items()}
 
@@ -82,7 +83,7 @@ async def test_stages_run_in_order_with_approval_soak_and_bounded_concurrency(cl
     prod_starts = [(await started_and_closed(client, name))[0] for name in prod]
     assert second[0] >= first[1]  # canary ran one at a time
     assert min(prod_starts) >= second[1] + timedelta(seconds=2)  # after the canary stage and its soak
-    with pytest.raises(Exception):  # the cluster at the target never got an upgrade of its own
+    with pytest.raises(RPCError, match="not found"):  # the cluster at the target never got an upgrade of its own
         await client.get_workflow_handle(operation_id(done[0])).describe()
     trail = [(r.action, r.outcome) for r in inventory.audit(cluster=wave_id(request.name))]
     assert trail == [("wave", "started"), ("approve", "approved"), ("wave", "succeeded")]
@@ -270,10 +271,10 @@ async def test_a_node_image_wave_rolls_the_pools_of_clusters_not_on_it_and_count
 
 def load_fleet(simulator, inventory, tag: str, count: int, *, env: str = "dev") -> list[str]:
     """`count` small clusters in one go (one pool of one node, no workloads)."""
-    from regatta.fleet_sweep import records_from_fleet
-    from regatta.sim.fleet import FleetSpec
-
     import httpx
+
+    from regatta.formats.fleet_file import FleetSpec
+    from regatta.inventory.sweep import records_from_fleet
 
     names = [f"wb{tag}-{i:04d}" for i in range(count)]
     fleet = FleetSpec.model_validate({"clusters": [

@@ -15,9 +15,9 @@ from temporalio.api.common.v1 import Payload
 from regatta.api.app import create_app
 from regatta.api.tokens import create_token
 from regatta.models import ClusterUpgradeInput, ClusterUpgradeResult
-from regatta.payload_codec import ENCODING, CodecKeyError, EncryptionCodec, keys_from_env, new_key_line
-from regatta.planning import operation_id
-from regatta.temporal_client import connect
+from regatta.rules.operation_ids import operation_id
+from regatta.temporal.codec import ENCODING, CodecKeyError, EncryptionCodec, keys_from_env, new_key_line
+from regatta.temporal.connect import connect
 from tests.integration.conftest import FAST
 from workers.main import build_worker
 

@@ -10,7 +10,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from regatta.models import ProvisionClusterInput, ProvisionClusterResult
-from regatta.planning import operation_id
+from regatta.rules.operation_ids import operation_id
 from tests.conftest import set_faults, sim_report
 
 REGION = {"eks": "us-east-1", "gke": "europe-west4", "aks": "westeurope"}

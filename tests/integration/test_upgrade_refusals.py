@@ -7,7 +7,7 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from regatta.operations import OperationRefused, start_operation
+from regatta.temporal.operations import OperationRefused, start_operation
 from tests.conftest import set_faults, sim_report
 from tests.integration.conftest import start_upgrade
 

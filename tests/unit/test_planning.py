@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
-
-from regatta import planning
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from regatta.models import NodePool, NodeState, PdbState, WorkloadInventory, WorkloadState
+from regatta.rules import disruption, operation_ids, readiness, recovery, refusals, versions
 
 
 def pools(*versions: str) -> list[NodePool]:
@@ -16,52 +16,52 @@ def pools(*versions: str) -> list[NodePool]:
 
 class TestVersionJump:
     def test_one_minor_up_upgrades_control_plane_and_every_pool_behind(self):
-        scope = planning.plan_upgrade_scope(control_plane="1.30", node_pools=pools("1.30", "1.29"), target="1.31")
-        assert scope == planning.UpgradeScope(control_plane=True, node_pools=("p0", "p1"))
+        scope = versions.plan_upgrade_scope(control_plane="1.30", node_pools=pools("1.30", "1.29"), target="1.31")
+        assert scope == versions.UpgradeScope(control_plane=True, node_pools=("p0", "p1"))
 
     def test_finishing_a_half_done_upgrade_skips_the_control_plane(self):
-        scope = planning.plan_upgrade_scope(control_plane="1.31", node_pools=pools("1.31", "1.30"), target="1.31")
-        assert scope == planning.UpgradeScope(control_plane=False, node_pools=("p1",))
+        scope = versions.plan_upgrade_scope(control_plane="1.31", node_pools=pools("1.31", "1.30"), target="1.31")
+        assert scope == versions.UpgradeScope(control_plane=False, node_pools=("p1",))
 
     def test_skipping_a_minor_is_refused_with_the_next_step(self):
-        with pytest.raises(planning.IllegalVersionJump, match="upgrade to 1.31 first, then to 1.32"):
-            planning.plan_upgrade_scope(control_plane="1.30", node_pools=pools("1.30"), target="1.32")
+        with pytest.raises(versions.IllegalVersionJump, match="upgrade to 1.31 first, then to 1.32"):
+            versions.plan_upgrade_scope(control_plane="1.30", node_pools=pools("1.30"), target="1.32")
 
     def test_downgrade_is_refused(self):
-        with pytest.raises(planning.IllegalVersionJump, match="cannot be downgraded"):
-            planning.plan_upgrade_scope(control_plane="1.30", node_pools=pools("1.30"), target="1.29")
+        with pytest.raises(versions.IllegalVersionJump, match="cannot be downgraded"):
+            versions.plan_upgrade_scope(control_plane="1.30", node_pools=pools("1.30"), target="1.29")
 
     def test_pool_newer_than_target_is_refused(self):
-        with pytest.raises(planning.IllegalVersionJump, match="node pool p1 at 1.31"):
-            planning.plan_upgrade_scope(control_plane="1.31", node_pools=pools("1.30", "1.31"), target="1.30")
+        with pytest.raises(versions.IllegalVersionJump, match="node pool p1 at 1.31"):
+            versions.plan_upgrade_scope(control_plane="1.31", node_pools=pools("1.30", "1.31"), target="1.30")
 
     def test_nothing_to_do_is_refused(self):
-        with pytest.raises(planning.AlreadyAtVersion, match="nothing to do"):
-            planning.plan_upgrade_scope(control_plane="1.31", node_pools=pools("1.31"), target="1.31")
+        with pytest.raises(versions.AlreadyAtVersion, match="nothing to do"):
+            versions.plan_upgrade_scope(control_plane="1.31", node_pools=pools("1.31"), target="1.31")
 
     def test_pools_that_would_fall_out_of_skew_are_refused_first(self):
-        with pytest.raises(planning.SkewViolation, match=r"p1 \(1.27\).*at least 1.28 with target 1.30 first"):
-            planning.plan_upgrade_scope(control_plane="1.30", node_pools=pools("1.30", "1.27"), target="1.31")
+        with pytest.raises(versions.SkewViolation, match=r"p1 \(1.27\).*at least 1.28 with target 1.30 first"):
+            versions.plan_upgrade_scope(control_plane="1.30", node_pools=pools("1.30", "1.27"), target="1.31")
 
     def test_three_minors_of_skew_is_allowed(self):
-        scope = planning.plan_upgrade_scope(control_plane="1.30", node_pools=pools("1.28"), target="1.31")
+        scope = versions.plan_upgrade_scope(control_plane="1.30", node_pools=pools("1.28"), target="1.31")
         assert scope.node_pools == ("p0",)
 
     def test_a_node_image_target_takes_every_pool_not_on_it_without_the_control_plane(self):
         imaged = [NodePool(name="old", version="1.31", node_count=3, node_image="1.31.0-20260101"),
                   NodePool(name="new", version="1.31", node_count=3, node_image="1.31.2-20261101")]
-        scope = planning.plan_upgrade_scope(control_plane="1.31", node_pools=imaged, target="1.31", node_image="1.31.2-20261101")
-        assert scope == planning.UpgradeScope(control_plane=False, node_pools=("old",))
+        scope = versions.plan_upgrade_scope(control_plane="1.31", node_pools=imaged, target="1.31", node_image="1.31.2-20261101")
+        assert scope == versions.UpgradeScope(control_plane=False, node_pools=("old",))
 
     def test_a_node_image_target_with_a_version_step_takes_the_control_plane_and_every_pool(self):
         imaged = [NodePool(name="p0", version="1.30", node_count=3, node_image="1.30.2-20261101")]
-        scope = planning.plan_upgrade_scope(control_plane="1.30", node_pools=imaged, target="1.31", node_image="1.31.2-20261101")
-        assert scope == planning.UpgradeScope(control_plane=True, node_pools=("p0",))
+        scope = versions.plan_upgrade_scope(control_plane="1.30", node_pools=imaged, target="1.31", node_image="1.31.2-20261101")
+        assert scope == versions.UpgradeScope(control_plane=True, node_pools=("p0",))
 
     def test_every_pool_on_the_node_image_is_nothing_to_do(self):
         imaged = [NodePool(name="p0", version="1.31", node_count=3, node_image="1.31.2-20261101")]
-        with pytest.raises(planning.AlreadyAtVersion, match="on node image 1.31.2-20261101; nothing to do"):
-            planning.plan_upgrade_scope(control_plane="1.31", node_pools=imaged, target="1.31", node_image="1.31.2-20261101")
+        with pytest.raises(versions.AlreadyAtVersion, match="on node image 1.31.2-20261101; nothing to do"):
+            versions.plan_upgrade_scope(control_plane="1.31", node_pools=imaged, target="1.31", node_image="1.31.2-20261101")
 
     @pytest.mark.parametrize(("provider", "image", "says"), [
         ("eks", "1.30.2-20261101", "not a node image of Kubernetes 1.31 on EKS"),
@@ -70,30 +70,30 @@ class TestVersionJump:
         ("kubeconfig", "anything", "have no cloud node image"),
     ])
     def test_node_images_that_cannot_be_the_target_say_why(self, provider, image, says):
-        assert says in planning.node_image_problem(provider, image, "1.31")
+        assert says in versions.node_image_problem(provider, image, "1.31")
 
     @pytest.mark.parametrize(("provider", "image"), [("eks", "1.31.2-20261101"), ("gke", "1.31.5-gke.1200"),
                                                      ("aks", "AKSUbuntu-2204gen2containerd-202611.20.0")])
     def test_node_images_of_the_target_are_accepted(self, provider, image):
-        assert planning.node_image_problem(provider, image, "1.31") is None
+        assert versions.node_image_problem(provider, image, "1.31") is None
 
     @pytest.mark.parametrize("bad", ["1.31.2", "v1.31", "latest", "2.1", "1.99", ""])
     def test_targets_must_be_major_minor_and_supported(self, bad):
-        with pytest.raises(planning.InvalidVersion):
-            planning.parse_target_version(bad)
+        with pytest.raises(versions.InvalidVersion):
+            versions.parse_target_version(bad)
 
     @pytest.mark.parametrize(("seen", "minor"), [("1.30", (1, 30)), ("v1.30.4", (1, 30)), ("v1.29.3-eks-a1b2c3", (1, 29))])
     def test_observed_versions_are_read_leniently(self, seen, minor):
-        assert planning.minor_version(seen) == minor
+        assert versions.minor_version(seen) == minor
 
 
 class TestSkew:
     def test_kubelet_newer_than_control_plane(self):
-        found = planning.skew_violations(control_plane="1.30", node_versions={"a": "v1.31.0", "b": "v1.30.2"})
+        found = versions.skew_violations(control_plane="1.30", node_versions={"a": "v1.31.0", "b": "v1.30.2"})
         assert found == ["node a: kubelet v1.31.0 is newer than control plane 1.30"]
 
     def test_kubelet_too_old(self):
-        found = planning.skew_violations(control_plane="1.31", node_versions={"a": "v1.27.9", "b": "v1.28.0"})
+        found = versions.skew_violations(control_plane="1.31", node_versions={"a": "v1.27.9", "b": "v1.28.0"})
         assert len(found) == 1 and found[0].startswith("node a")
 
 
@@ -117,17 +117,17 @@ class TestDisruptionBudgets:
         ],
     )
     def test_disruptions_allowed_matches_the_pdb_controller(self, min_available, max_unavailable, expected, healthy, allowed):
-        assert planning.pdb_disruptions_allowed(
+        assert disruption.pdb_disruptions_allowed(
             min_available=min_available, max_unavailable=max_unavailable, expected_pods=expected, current_healthy=healthy
         ) == allowed
 
     @pytest.mark.parametrize("spec", [{"min_available": 3}, {"min_available": "100%"}, {"max_unavailable": 0}, {"min_available": 5}])
     def test_budgets_that_can_never_allow_an_eviction_are_refused(self, spec):
-        with pytest.raises(planning.UnsatisfiablePdb, match="shop/checkout-pdb"):
-            planning.refuse_unsatisfiable_pdbs([pdb(**spec)])
+        with pytest.raises(disruption.UnsatisfiablePdb, match="shop/checkout-pdb"):
+            disruption.refuse_unsatisfiable_pdbs([pdb(**spec)])
 
     def test_budgets_that_merely_have_no_room_right_now_pass(self):
-        planning.refuse_unsatisfiable_pdbs([pdb(min_available=2, healthy=2), pdb(min_available=0, expected=0)])
+        disruption.refuse_unsatisfiable_pdbs([pdb(min_available=2, healthy=2), pdb(min_available=0, expected=0)])
 
 
 class TestDrainPlanning:
@@ -136,14 +136,14 @@ class TestDrainPlanning:
                 for i, n in enumerate(pods)]
 
     def test_batches_hold_max_unavailable_nodes_emptiest_first(self):
-        assert planning.plan_drain_batches(self.nodes(5, 0, 3, 1), max_unavailable=2) == [["n1", "n3"], ["n2", "n0"]]
+        assert disruption.plan_drain_batches(self.nodes(5, 0, 3, 1), max_unavailable=2) == [["n1", "n3"], ["n2", "n0"]]
 
     def test_one_at_a_time(self):
-        assert planning.plan_drain_batches(self.nodes(1, 1, 1), max_unavailable=1) == [["n0"], ["n1"], ["n2"]]
+        assert disruption.plan_drain_batches(self.nodes(1, 1, 1), max_unavailable=1) == [["n0"], ["n1"], ["n2"]]
 
     def test_max_unavailable_below_one_is_refused(self):
-        with pytest.raises(planning.PlanningError):
-            planning.plan_drain_batches(self.nodes(1), max_unavailable=0)
+        with pytest.raises(refusals.Refusal):
+            disruption.plan_drain_batches(self.nodes(1), max_unavailable=0)
 
     @pytest.mark.parametrize(
         ("owners", "annotations", "phase", "evictable"),
@@ -155,18 +155,18 @@ class TestDrainPlanning:
         ],
     )
     def test_what_a_drain_evicts(self, owners, annotations, phase, evictable):
-        assert planning.is_evictable(owner_kinds=owners, annotations=annotations, phase=phase) is evictable
+        assert disruption.is_evictable(owner_kinds=owners, annotations=annotations, phase=phase) is evictable
 
     @pytest.mark.parametrize(("pool", "name"), [("general", "general-v1-31"), ("general-v1-30", "general-v1-31")])
     def test_replacement_pool_names(self, pool, name):
-        assert planning.replacement_pool_name(pool, "1.31") == name
+        assert disruption.replacement_pool_name(pool, "1.31") == name
 
     def test_a_node_image_replacement_is_named_apart_from_the_pool_it_replaces_at_the_same_version(self):
-        first = planning.replacement_pool_name("general-v1-31", "1.31", "1.31.2-20261101")
+        first = disruption.replacement_pool_name("general-v1-31", "1.31", "1.31.2-20261101")
         assert first.startswith("general-v1-31-i") and first != "general-v1-31"
-        second = planning.replacement_pool_name(first, "1.31", "1.31.3-20261201")
+        second = disruption.replacement_pool_name(first, "1.31", "1.31.3-20261201")
         assert second.startswith("general-v1-31-i") and second not in (first, "general-v1-31")
-        assert planning.replacement_pool_name(first, "1.32") == "general-v1-32"
+        assert disruption.replacement_pool_name(first, "1.32") == "general-v1-32"
 
 
 def test_health_problems_ignore_cordoned_nodes_but_not_unready_ones():
@@ -174,12 +174,12 @@ def test_health_problems_ignore_cordoned_nodes_but_not_unready_ones():
         NodeState(name="a", pool="p", version="v1.30.1", ready=True, unschedulable=True),
         NodeState(name="b", pool="p", version="v1.30.1", ready=False, unschedulable=False),
     ]
-    problems = planning.health_problems(nodes=nodes, deployments=[("shop/web", 3, 2), ("shop/api", 2, 2)], api_ready=False)
+    problems = readiness.health_problems(nodes=nodes, deployments=[("shop/web", 3, 2), ("shop/api", 2, 2)], api_ready=False)
     assert problems == ["the API server does not answer /readyz", "node b is not Ready", "deployment shop/web has 2/3 replicas ready"]
 
 
 def test_operation_ids_name_the_cluster():
-    assert planning.operation_id("eks-prod-use1") == "cluster-eks-prod-use1"
+    assert operation_ids.operation_id("eks-prod-use1") == "cluster-eks-prod-use1"
 
 
 # --------------------------------------------------------------------------- disaster recovery
@@ -192,21 +192,21 @@ def node(name: str, *, pods: int, allocatable: int = 29, ready: bool = True, cor
 
 def test_free_pod_slots_count_only_ready_schedulable_nodes():
     nodes = [node("a", pods=20), node("b", pods=30), node("c", pods=0, ready=False), node("d", pods=0, cordoned=True)]
-    assert planning.free_pod_slots(nodes) == 9
+    assert recovery.free_pod_slots(nodes) == 9
 
 
 def test_pods_to_place_subtract_what_already_runs_except_in_a_drill():
     present = {"shop/web": WorkloadState(replicas=2, ready=2), "shop/db": WorkloadState(replicas=0, ready=0, dr_replicas=3)}
     wanted = {"shop/web": 3, "shop/db": 3, "kube-system/coredns": 2, "jobs/batch": 2}
-    assert planning.pods_to_place(wanted=wanted, present=present, drill=False) == 1 + 3 + 2
-    assert planning.pods_to_place(wanted=wanted, present=present, drill=True) == 3 + 3 + 2
+    assert recovery.pods_to_place(wanted=wanted, present=present, drill=False) == 1 + 3 + 2
+    assert recovery.pods_to_place(wanted=wanted, present=present, drill=True) == 3 + 3 + 2
 
 
 def test_target_problems_name_health_version_and_missing_capacity_and_an_override_forgives_only_capacity():
-    short = planning.capacity_shortfall(needed=40, free=10, pods_per_node=29)
+    short = recovery.capacity_shortfall(needed=40, free=10, pods_per_node=29)
     assert short == "it has room for 10 more pods but the workloads need 40: short by 30 pods (about 2 more nodes of 29 pods)"
-    assert planning.capacity_shortfall(needed=10, free=10, pods_per_node=29) is None
-    problems = planning.target_problems(name="dr", health=["node n1 is not Ready"], source_version="1.31",
+    assert recovery.capacity_shortfall(needed=10, free=10, pods_per_node=29) is None
+    problems = recovery.target_problems(name="dr", health=["node n1 is not Ready"], source_version="1.31",
                                         target_version="1.29", shortfall=short, override_capacity=None)
     assert problems == [
         "dr is not healthy: node n1 is not Ready",
@@ -214,23 +214,23 @@ def test_target_problems_name_health_version_and_missing_capacity_and_an_overrid
         " version apart; upgrade it first",
         f"dr is too small: {short}. Add nodes, or override with a reason (CLI: --override-capacity REASON)",
     ]
-    assert planning.target_problems(name="dr", health=[], source_version="1.31", target_version="1.30", shortfall=short,
+    assert recovery.target_problems(name="dr", health=[], source_version="1.31", target_version="1.30", shortfall=short,
                                     override_capacity="autoscaler") == []
-    assert planning.target_problems(name="dr", health=[], source_version="1.30", target_version="1.30", shortfall=short,
+    assert recovery.target_problems(name="dr", health=[], source_version="1.30", target_version="1.30", shortfall=short,
                                     override_capacity="  ") != []
 
 
 def test_shifting_weights_moves_the_source_share_once():
-    shifted = planning.shifted_weights({"p": 80, "s": 20, "other": 5}, source="p", target="s")
+    shifted = recovery.shifted_weights({"p": 80, "s": 20, "other": 5}, source="p", target="s")
     assert shifted == {"p": 0, "s": 100, "other": 5}
-    assert planning.shifted_weights(shifted, source="p", target="s") is None
+    assert recovery.shifted_weights(shifted, source="p", target="s") is None
 
 
 def test_approval_is_required_in_prod_or_on_request_and_never_for_a_drill():
-    assert planning.dr_needs_approval("prod", requested=False)
-    assert not planning.dr_needs_approval("staging", requested=False)
-    assert planning.dr_needs_approval("staging", requested=True)
-    assert not planning.dr_needs_approval("prod", requested=True, drill=True)
+    assert recovery.dr_needs_approval("prod", requested=False)
+    assert not recovery.dr_needs_approval("staging", requested=False)
+    assert recovery.dr_needs_approval("staging", requested=True)
+    assert not recovery.dr_needs_approval("prod", requested=True, drill=True)
 
 
 def test_scale_up_plan_prefers_what_the_primary_ran_and_leaves_enough_alone():
@@ -238,7 +238,7 @@ def test_scale_up_plan_prefers_what_the_primary_ran_and_leaves_enough_alone():
                "shop/db": WorkloadState(replicas=0, ready=0, dr_replicas=2),
                "shop/cache": WorkloadState(replicas=5, ready=5, dr_replicas=5),
                "own/app": WorkloadState(replicas=1, ready=1)}
-    assert planning.scale_up_plan(wanted={"shop/web": 6}, present=present) == {"shop/web": 6, "shop/db": 2}
+    assert recovery.scale_up_plan(wanted={"shop/web": 6}, present=present) == {"shop/web": 6, "shop/db": 2}
 
 
 def test_warm_standby_plan_zeroes_copies_and_removes_what_restores_made():
@@ -247,20 +247,20 @@ def test_warm_standby_plan_zeroes_copies_and_removes_what_restores_made():
         "shop/catalog": WorkloadState(replicas=0, ready=0, restored_by="failover-x"),
         "jobs/batch": WorkloadState(replicas=0, ready=0, restored_by="failover-x"),
         "own/app": WorkloadState(replicas=1, ready=1)}, restored_namespaces=["jobs"])
-    assert planning.warm_standby_plan(present) == ({"shop/web": 0}, ["jobs"], ["shop/catalog"])
+    assert recovery.warm_standby_plan(present) == ({"shop/web": 0}, ["jobs"], ["shop/catalog"])
 
 
 def test_drills_restore_beside_the_real_namespaces():
-    assert planning.drill_namespaces(["shop", "kube-system", "jobs"]) == {"jobs": "dr-drill-jobs", "shop": "dr-drill-shop"}
+    assert recovery.drill_namespaces(["shop", "kube-system", "jobs"]) == {"jobs": "dr-drill-jobs", "shop": "dr-drill-shop"}
 
 
 def test_recovery_objectives_measure_from_start_and_from_when_writes_stopped():
     start = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
-    rto, rpo = planning.recovery_objectives(started=start, verified=start + timedelta(seconds=95),
+    rto, rpo = recovery.recovery_objectives(started=start, verified=start + timedelta(seconds=95),
                                             backup_completed=start - timedelta(minutes=10),
                                             writes_stopped=start + timedelta(seconds=20))
     assert (rto, rpo) == (95.0, 620.0)
-    assert planning.recovery_objectives(started=start, verified=start, backup_completed=None) == (0.0, None)
+    assert recovery.recovery_objectives(started=start, verified=start, backup_completed=None) == (0.0, None)
 
 
 # --------------------------------------------------------------------------- drain escalation
@@ -273,16 +273,16 @@ def test_a_blocked_drain_follows_the_first_policy_that_matches_its_pool_and_pods
     policies = [by_pool, by_label]
     payments = [BlockedPod(name="shop/checkout-1", labels={"app": "checkout", "team": "payments"})]
     others = [BlockedPod(name="shop/web-1", labels={"app": "web"})]
-    assert planning.drain_policy(policies, node_pool="batch", pods=payments) is by_pool
-    assert planning.drain_policy(policies, node_pool="general", pods=payments) is by_label
-    assert planning.drain_policy(policies, node_pool="general", pods=others) == DrainPolicy()  # the defaults
+    assert disruption.drain_policy(policies, node_pool="batch", pods=payments) is by_pool
+    assert disruption.drain_policy(policies, node_pool="general", pods=payments) is by_label
+    assert disruption.drain_policy(policies, node_pool="general", pods=others) == DrainPolicy()  # the defaults
 
 
 def test_the_escalation_ladder_moves_one_step_at_a_time_and_deletes_only_when_allowed_and_approved():
     from regatta.models import DrainPolicy
 
     may_delete = DrainPolicy(notify_owner_after_seconds=300, ask_approval_after_seconds=600, delete_blocking_pods=True)
-    step = planning.next_escalation_step
+    step = disruption.next_escalation_step
     assert step(may_delete, step="retrying", blocked_for=299, approved=False) is None
     assert step(may_delete, step="retrying", blocked_for=900, approved=False) == "owner_notified"  # never skips telling
     assert step(may_delete, step="owner_notified", blocked_for=599, approved=False) is None
@@ -291,5 +291,5 @@ def test_the_escalation_ladder_moves_one_step_at_a_time_and_deletes_only_when_al
     assert step(may_delete, step="awaiting_approval", blocked_for=601, approved=True) == "deleting_pods"
     never = DrainPolicy(notify_owner_after_seconds=300, ask_approval_after_seconds=600)
     assert step(never, step="owner_notified", blocked_for=10**6, approved=False) is None  # no approval without delete
-    assert planning.next_escalation_in(may_delete, step="retrying", blocked_for=100) == 200
-    assert planning.next_escalation_in(never, step="owner_notified", blocked_for=100) is None
+    assert disruption.next_escalation_in(may_delete, step="retrying", blocked_for=100) == 200
+    assert disruption.next_escalation_in(never, step="owner_notified", blocked_for=100) is None

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from regatta.sim.fleet import FleetFileError, FleetSpec, load_fleet
+from regatta.formats.fleet_file import FleetFileError, FleetSpec, load_fleet
 from regatta.sim.world import SimError, World
 
 

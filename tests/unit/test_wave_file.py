@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from regatta.wave_file import WaveFileError, load_wave_file
+from regatta.formats.wave_file import WaveFileError, load_wave_file
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "wave.yaml"
 GOOD = """\

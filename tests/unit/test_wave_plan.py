@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from regatta import wave_plan
 from regatta.models import ClusterRecord, MaintenanceHold, NodePool, PatchWaveInput
+from regatta.rules import forecasts, waves
 
 # 2026-11-24 is a Tuesday.
 TUESDAY_NOON = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -33,7 +33,7 @@ def test_each_cluster_goes_to_the_first_stage_that_takes_it_and_at_target_ones_a
     fleet = [cluster("c1", env="canary"), cluster("s1", env="staging"), cluster("p2", env="prod"),
              cluster("p1", env="prod", version="1.31"), cluster("p3", env="prod", version="1.31", pool_version="1.30"),
              cluster("d1", env="dev")]
-    plan = wave_plan.plan_wave(wave(), fleet, now=TUESDAY_NOON)
+    plan = waves.plan_wave(wave(), fleet, now=TUESDAY_NOON)
     assert [(s.name, [(c.name, c.status) for c in s.clusters]) for s in plan.stages] == [
         ("canary", [("c1", "pending")]), ("staging", [("s1", "pending")]),
         ("prod", [("p1", "at_target"), ("p2", "pending"), ("p3", "pending")])]
@@ -43,19 +43,19 @@ def test_each_cluster_goes_to_the_first_stage_that_takes_it_and_at_target_ones_a
 
 
 def test_the_wave_selector_narrows_before_stages_do():
-    plan = wave_plan.plan_wave(wave(selector={"labels": {"team": "pay"}}),
+    plan = waves.plan_wave(wave(selector={"labels": {"team": "pay"}}),
                                [cluster("p1", team="pay"), cluster("p2", team="search")], now=TUESDAY_NOON)
     assert [c.name for c in plan.stages[2].clusters] == ["p1"] and plan.unstaged == []
 
 
 @pytest.mark.parametrize("budget, clusters, tolerated", [(0, 10, 0), (2, 10, 2), ("2", 10, 2), ("10%", 25, 2), ("0%", 5, 0)])
 def test_failure_budgets_are_counts_or_shares(budget, clusters, tolerated):
-    assert wave_plan.failure_budget(budget, clusters) == tolerated
+    assert waves.failure_budget(budget, clusters) == tolerated
 
 
 def test_a_window_in_another_time_zone_opens_at_its_local_time():
     windows = [{"days": ["tue"], "start": "02:00", "duration_minutes": 240, "timezone": "Europe/Berlin"}]
-    plan = wave_plan.plan_wave(wave(maintenance_windows=windows), [cluster("p1")], now=TUESDAY_NOON)
+    plan = waves.plan_wave(wave(maintenance_windows=windows), [cluster("p1")], now=TUESDAY_NOON)
     # Tuesday 12:00 UTC is past Tuesday's window: next Tuesday 02:00 Berlin (CET, UTC+1) = 01:00 UTC.
     assert plan.stages[2].clusters[0].earliest_start == datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
 
@@ -65,10 +65,10 @@ def test_inside_an_open_window_a_cluster_may_start_now_and_windows_apply_only_to
                 "duration_minutes": 120, "timezone": "UTC"}]
     fleet = [cluster("p1", tier="critical"), cluster("p2", tier="batch")]
     now = datetime(2026, 11, 24, 12, 30, tzinfo=UTC)
-    starts = {c.name: c.earliest_start for c in wave_plan.plan_wave(wave(maintenance_windows=windows), fleet, now=now).stages[2].clusters}
+    starts = {c.name: c.earliest_start for c in waves.plan_wave(wave(maintenance_windows=windows), fleet, now=now).stages[2].clusters}
     assert starts == {"p1": now, "p2": now}
     later = datetime(2026, 11, 24, 13, 30, tzinfo=UTC)  # the window closed at 13:00: Wednesday 11:00
-    starts = {c.name: c.earliest_start for c in wave_plan.plan_wave(wave(maintenance_windows=windows), fleet, now=later).stages[2].clusters}
+    starts = {c.name: c.earliest_start for c in waves.plan_wave(wave(maintenance_windows=windows), fleet, now=later).stages[2].clusters}
     assert starts == {"p1": datetime(2026, 11, 25, 11, 0, tzinfo=UTC), "p2": later}
 
 
@@ -76,16 +76,16 @@ def test_a_freeze_pushes_the_start_to_the_first_window_after_it():
     windows = [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "02:00", "duration_minutes": 60, "timezone": "UTC"}]
     freezes = [{"name": "end-of-year", "start": "2026-12-18T00:00:00Z", "end": "2027-01-05T00:00:00Z"}]
     now = datetime(2026, 12, 20, 12, 0, tzinfo=UTC)
-    plan = wave_plan.plan_wave(wave(maintenance_windows=windows, freezes=freezes), [cluster("p1")], now=now)
+    plan = waves.plan_wave(wave(maintenance_windows=windows, freezes=freezes), [cluster("p1")], now=now)
     assert plan.stages[2].clusters[0].earliest_start == datetime(2027, 1, 5, 2, 0, tzinfo=UTC)  # Tuesday after the freeze
-    anytime = wave_plan.plan_wave(wave(freezes=freezes), [cluster("p1")], now=now)
+    anytime = waves.plan_wave(wave(freezes=freezes), [cluster("p1")], now=now)
     assert anytime.stages[2].clusters[0].earliest_start == datetime(2027, 1, 5, 0, 0, tzinfo=UTC)
 
 
 def test_a_window_that_never_opens_outside_a_freeze_is_reported_not_planned():
     windows = [{"days": ["sun"], "start": "02:00", "duration_minutes": 60, "timezone": "UTC"}]
     freezes = [{"name": "all year", "start": "2026-01-01T00:00:00Z", "end": "2028-01-01T00:00:00Z"}]
-    entry = wave_plan.plan_wave(wave(maintenance_windows=windows, freezes=freezes), [cluster("p1")],
+    entry = waves.plan_wave(wave(maintenance_windows=windows, freezes=freezes), [cluster("p1")],
                                 now=TUESDAY_NOON).stages[2].clusters[0]
     assert entry.earliest_start is None and "no maintenance window opens outside the freezes" in entry.detail
 
@@ -95,8 +95,8 @@ def test_a_wave_that_makes_no_sense_is_refused_with_every_problem_named():
                maintenance_windows=[{"days": ["mon"], "start": "02:00", "duration_minutes": 60, "timezone": "Mars/Olympus"}],
                freezes=[{"name": "x", "start": "2026-12-02T00:00:00Z", "end": "2026-12-01T00:00:00Z"}],
                upgrade_settings={"cluster": 1, "drain_timeout_seconds": 60})
-    with pytest.raises(wave_plan.InvalidWave) as refused:
-        wave_plan.plan_wave(bad, [], now=TUESDAY_NOON)
+    with pytest.raises(waves.InvalidWave) as refused:
+        waves.plan_wave(bad, [], now=TUESDAY_NOON)
     message = str(refused.value)
     for says in ("target_version:", "stages[1].name: 'a' is used by an earlier stage", "failure_budget: 'lots'",
                  "unknown time zone 'Mars/Olympus'", "freezes[0] (x): end must come after start",
@@ -109,7 +109,7 @@ def test_a_node_image_wave_counts_clusters_on_the_image_as_at_target_and_takes_t
         return cluster(name).model_copy(update={"control_plane_version": "1.31", "node_pools": [
             NodePool(name="general", version="1.31", node_count=3, node_image=image)]})
 
-    plan = wave_plan.plan_wave(wave(node_images={"eks": "1.31.2-20261101"}),
+    plan = waves.plan_wave(wave(node_images={"eks": "1.31.2-20261101"}),
                                [imaged("p1", "1.31.2-20261101"), imaged("p2", "1.31.0-20260101"), imaged("p3", None)],
                                now=TUESDAY_NOON)
     assert [(c.name, c.status) for c in plan.stages[2].clusters] == [("p1", "at_target"), ("p2", "pending"), ("p3", "pending")]
@@ -117,8 +117,8 @@ def test_a_node_image_wave_counts_clusters_on_the_image_as_at_target_and_takes_t
 
 
 def test_a_node_image_that_does_not_fit_the_target_is_refused_naming_the_cloud():
-    with pytest.raises(wave_plan.InvalidWave, match="node_images.eks: 1.30.2-20261101 is not a node image of Kubernetes 1.31 on EKS"):
-        wave_plan.plan_wave(wave(node_images={"eks": "1.30.2-20261101"}), [cluster("p1")], now=TUESDAY_NOON)
+    with pytest.raises(waves.InvalidWave, match="node_images.eks: 1.30.2-20261101 is not a node image of Kubernetes 1.31 on EKS"):
+        waves.plan_wave(wave(node_images={"eks": "1.30.2-20261101"}), [cluster("p1")], now=TUESDAY_NOON)
 
 
 # --------------------------------------------------------------------------- holds, unstaged clusters, the forecast
@@ -130,7 +130,7 @@ def held(record: ClusterRecord, until: datetime, reason: str = "black friday") -
 def test_a_held_cluster_is_planned_for_when_its_hold_ends_and_a_hold_that_has_passed_keeps_nobody_off():
     until = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
     fleet = [held(cluster("p1"), until), held(cluster("p2"), datetime(2026, 11, 20, tzinfo=UTC)), cluster("p3")]
-    entries = {c.name: c for c in wave_plan.plan_wave(wave(), fleet, now=TUESDAY_NOON).stages[2].clusters}
+    entries = {c.name: c for c in waves.plan_wave(wave(), fleet, now=TUESDAY_NOON).stages[2].clusters}
     assert (entries["p1"].status, entries["p1"].earliest_start) == ("held", until)
     assert entries["p1"].detail == f"held until {until.isoformat()} by maria: black friday"
     assert (entries["p2"].status, entries["p2"].earliest_start) == ("pending", TUESDAY_NOON)
@@ -139,7 +139,7 @@ def test_a_held_cluster_is_planned_for_when_its_hold_ends_and_a_hold_that_has_pa
 def test_a_hold_that_ends_outside_the_window_waits_for_the_next_window():
     windows = [{"days": ["sat"], "start": "02:00", "duration_minutes": 120, "timezone": "UTC"}]
     fleet = [held(cluster("p1"), datetime(2026, 11, 28, 5, 0, tzinfo=UTC))]  # Saturday 05:00: after that day's window
-    entry = wave_plan.plan_wave(wave(maintenance_windows=windows), fleet, now=TUESDAY_NOON).stages[2].clusters[0]
+    entry = waves.plan_wave(wave(maintenance_windows=windows), fleet, now=TUESDAY_NOON).stages[2].clusters[0]
     assert entry.earliest_start == datetime(2026, 12, 5, 2, 0, tzinfo=UTC)
     assert entry.status == "held" and entry.detail.endswith("; then its maintenance window opens 2026-12-05 02:00Z")
 
@@ -147,7 +147,7 @@ def test_a_hold_that_ends_outside_the_window_waits_for_the_next_window():
 def test_a_cluster_missing_the_label_a_stage_needs_is_reported_in_the_plan_with_what_each_stage_needs():
     w = wave(stages=[{"name": "canary", "selector": {"labels": {"ring": "0"}}},
                      {"name": "prod", "selector": {"environment": "prod", "labels": {"tier": "1"}}}])
-    plan = wave_plan.plan_wave(w, [cluster("p1", ring="0"), cluster("p2"), cluster("p3", tier="2")], now=TUESDAY_NOON)
+    plan = waves.plan_wave(w, [cluster("p1", ring="0"), cluster("p2"), cluster("p3", tier="2")], now=TUESDAY_NOON)
     assert plan.unstaged == ["p2", "p3"]
     assert plan.unstaged_reasons["p2"] == ("no stage takes it: canary needs label ring=0 (it has no ring label);"
                                            " prod needs label tier=1 (it has no tier label)")
@@ -155,8 +155,8 @@ def test_a_cluster_missing_the_label_a_stage_needs_is_reported_in_the_plan_with_
 
 
 def forecast_of(w: PatchWaveInput, fleet: list[ClusterRecord], now: datetime, minutes: float = 60):
-    plan = wave_plan.plan_wave(w, fleet, now=now)
-    result = wave_plan.forecast(wave=w, stages=plan.stages, now=now, upgrade_seconds=minutes * 60,
+    plan = waves.plan_wave(w, fleet, now=now)
+    result = forecasts.forecast(wave=w, stages=plan.stages, now=now, upgrade_seconds=minutes * 60,
                                 unstaged=plan.unstaged_reasons)
     return {c.cluster: c for c in result.clusters}
 
@@ -193,18 +193,18 @@ def test_the_forecast_honours_windows_freezes_and_holds():
 
 def test_a_running_wave_forecasts_from_what_is_in_flight_and_skips_what_is_settled():
     w = wave(stages=[{"name": "prod", "selector": {"environment": "prod"}, "concurrency": 1}])
-    plan = wave_plan.plan_wave(w, [cluster("p1"), cluster("p2"), cluster("p3")], now=TUESDAY_NOON)
+    plan = waves.plan_wave(w, [cluster("p1"), cluster("p2"), cluster("p3")], now=TUESDAY_NOON)
     entries = plan.stages[0].clusters
     entries[0].status, entries[1].status = "succeeded", "upgrading"
     plan.stages[0].status = "running"
     now = TUESDAY_NOON + timedelta(minutes=90)
     started = {"p2": TUESDAY_NOON + timedelta(minutes=60)}
-    f = {c.cluster: c for c in wave_plan.forecast(wave=w, stages=plan.stages, now=now, upgrade_seconds=3600,
+    f = {c.cluster: c for c in forecasts.forecast(wave=w, stages=plan.stages, now=now, upgrade_seconds=3600,
                                                   started=started).clusters}
     assert f["p1"].earliest_touch is None and f["p1"].because == "upgraded"
     assert f["p2"].expected_done == TUESDAY_NOON + timedelta(minutes=120)
     assert f["p3"].earliest_touch == TUESDAY_NOON + timedelta(minutes=120) and "a slot frees up" in f["p3"].because
-    stopped = wave_plan.forecast(wave=w, stages=plan.stages, now=now, upgrade_seconds=3600, stopped="the wave halted")
+    stopped = forecasts.forecast(wave=w, stages=plan.stages, now=now, upgrade_seconds=3600, stopped="the wave halted")
     assert {c.cluster: c.because for c in stopped.clusters}["p3"] == "not started: the wave halted"
 
 
@@ -222,11 +222,11 @@ def test_a_forecast_over_ten_thousand_clusters_stays_cheap_enough_for_a_query():
 def test_a_stage_that_is_soaking_holds_the_next_one_until_its_soak_ends_not_a_whole_soak_from_now():
     w = wave(stages=[{"name": "canary", "selector": {"environment": "canary"}, "soak_seconds": 3600},
                      {"name": "prod", "selector": {"environment": "prod"}}])
-    plan = wave_plan.plan_wave(w, [cluster("c1", env="canary"), cluster("p1")], now=TUESDAY_NOON)
+    plan = waves.plan_wave(w, [cluster("c1", env="canary"), cluster("p1")], now=TUESDAY_NOON)
     canary = plan.stages[0]
     canary.status, canary.clusters[0].status = "soaking", "succeeded"
     canary.soak_ends = TUESDAY_NOON + timedelta(minutes=20)
-    f = {c.cluster: c for c in wave_plan.forecast(wave=w, stages=plan.stages, now=TUESDAY_NOON, upgrade_seconds=600).clusters}
+    f = {c.cluster: c for c in forecasts.forecast(wave=w, stages=plan.stages, now=TUESDAY_NOON, upgrade_seconds=600).clusters}
     assert f["p1"].earliest_touch == TUESDAY_NOON + timedelta(minutes=20)
     assert f["p1"].because == "stage canary ends its soak at 2026-11-24 12:20Z"
     assert f["c1"].because == "upgraded"

@@ -8,8 +8,8 @@ Revises: 0004
 import sqlalchemy as sa
 from alembic import op
 
-from regatta.audit_chain import CHAINED_FIELDS as CHAINED
-from regatta.audit_chain import GENESIS, record_hash
+from regatta.rules.audit_chain import CHAINED_FIELDS as CHAINED
+from regatta.rules.audit_chain import GENESIS, record_hash
 
 revision = "0005"
 down_revision = "0004"

@@ -1,0 +1,62 @@
+"""Reading what an operator typed: choices (typer refuses anything else with exit code 2), label
+selectors, durations and times.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from regatta.temporal.operations import OperationRefused as Refused
+
+
+# Choices as enums: typer refuses anything else itself, with a usage error and exit code 2.
+class Output(StrEnum):
+    table = "table"
+    json = "json"
+
+
+class StrategyChoice(StrEnum):
+    surge = "surge"
+    blue_green = "blue_green"
+
+
+class RoleChoice(StrEnum):
+    viewer = "viewer"
+    operator = "operator"
+    approver = "approver"
+    admin = "admin"
+
+
+def parse_selector(text: str | None) -> dict[str, str]:
+    if not text:
+        return {}
+    pairs = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise Refused(f"selector part {part!r} is not key=value; write e.g. --selector env=prod,team=payments")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(text: str) -> float | None:
+    """'90m', '2h', '3d' in seconds; None when it is not such a duration."""
+    number, unit = text.strip()[:-1], text.strip()[-1:]
+    if unit not in DURATION_UNITS or not number.replace(".", "", 1).isdigit():
+        return None
+    return float(number) * DURATION_UNITS[unit]
+
+
+def parse_until(text: str, now):
+    """--until as an ISO time with a zone (2026-12-01T08:00:00Z) or a duration from now (90m, 48h, 3d)."""
+    from datetime import datetime, timedelta
+
+    if (seconds := duration_seconds(text)) is not None:
+        return now + timedelta(seconds=seconds)
+    try:
+        return datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise Refused(f"--until {text!r}: give a time with a zone (2026-12-01T08:00:00Z) or a duration (90m, 48h, 3d)") from None

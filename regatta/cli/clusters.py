@@ -1,0 +1,129 @@
+"""`regatta clusters ...` (the fleet as the inventory knows it) and `regatta cluster hold|release`
+(maintenance holds that keep waves and schedules off one cluster).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from regatta.cli.arguments import Output, parse_selector, parse_until
+from regatta.cli.context import fleet_now, open_inventory
+from regatta.cli.exits import run_command
+from regatta.cli.render import console, minute
+from regatta.settings import Settings
+from regatta.temporal.operations import OperationRefused as Refused
+
+clusters_app = typer.Typer(no_args_is_help=True, help="The fleet as the inventory knows it.")
+
+
+cluster_app = typer.Typer(no_args_is_help=True, help="One cluster: maintenance holds that keep waves and schedules off it.")
+
+
+@clusters_app.command("list")
+def clusters_list(
+    selector: Annotated[str | None, typer.Option(help="label selector, e.g. env=prod,team=payments")] = None,
+    output: Output = Output.table,
+    refresh: Annotated[bool, typer.Option(help="ask every cluster for its live state first")] = False,
+):
+    """The fleet: name, provider, region, labels, versions and health."""
+
+    def body():
+        inventory = open_inventory()
+        wanted = parse_selector(selector)
+        if refresh:
+            from regatta.inventory.sweep import sweep
+            from regatta.kube.connect import ClusterConnections
+
+            sweep(ClusterConnections(sim_url=Settings.from_env().sim_url), inventory,
+                  [r.name for r in inventory.list_clusters(wanted)])
+        records = inventory.list_clusters(wanted)
+        if output == "json":
+            print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
+            return
+        table = Table(title=f"{len(records)} clusters")
+        for column in ("NAME", "PROVIDER", "REGION", "LABELS", "CONTROL PLANE", "NODE POOLS", "HEALTH", "PODS FREE/CAP", "SWEPT",
+                       "HOLD"):
+            table.add_column(column)
+        now = fleet_now() if any(r.hold for r in records) else None
+        for r in records:
+            pools = ", ".join(f"{p.name}={p.version}×{p.node_count}" for p in r.node_pools)
+            labels = ",".join(f"{k}={v}" for k, v in sorted(r.labels.items()))
+            colour = "green" if r.health == "healthy" else "yellow" if r.health == "unknown" else "red"
+            room = f"{r.pods_free}/{r.pods_capacity}" if r.pods_capacity is not None else "—"
+            swept = f"{r.updated_at:%Y-%m-%d %H:%M}" if r.updated_at else "—"
+            hold = r.held_at(now) if now else None
+            held = f"[yellow]until {minute(hold.until)}[/]: {hold.reason}" if hold else ""
+            table.add_row(r.name, r.provider, r.region, labels, r.control_plane_version, pools, f"[{colour}]{r.health}[/]",
+                          room, swept, held)
+        console.print(table)
+
+    run_command(body)
+
+
+@cluster_app.command("hold")
+def cluster_hold(
+    cluster: Annotated[str, typer.Argument(help="cluster name, as `regatta clusters list` shows it")],
+    until: Annotated[str, typer.Option(help="until when: 2026-12-01T08:00:00Z, or a duration such as 48h or 3d")],
+    reason: Annotated[str, typer.Option(help="why; every wave that waits on it shows this")],
+    held_by: Annotated[str | None, typer.Option(help="who holds it (default: $USER)")] = None,
+):
+    """Keep every wave and schedule off a cluster until a time. A wave that reaches it waits (and
+    shows why); a direct upgrade is refused unless started with an override reason."""
+    import getpass
+
+    def body():
+        now = fleet_now()
+        hold = open_inventory().hold_cluster(cluster, until=parse_until(until, now), reason=reason,
+                                         held_by=held_by or getpass.getuser(), now=now)
+        console.print(f"{cluster} is held until {minute(hold.until)} by {hold.held_by}: {hold.reason}")
+
+    run_command(body)
+
+
+@cluster_app.command("release")
+def cluster_release(cluster: Annotated[str, typer.Argument(help="the held cluster")],
+                    released_by: Annotated[str | None, typer.Option(help="who releases it (default: $USER)")] = None):
+    """End a cluster's maintenance hold now."""
+    import getpass
+
+    def body():
+        hold = open_inventory().release_hold(cluster, released_by=released_by or getpass.getuser())
+        console.print(f"{cluster} released (it was held until {minute(hold.until)}: {hold.reason})")
+
+    run_command(body)
+
+
+@clusters_app.command("import")
+def clusters_import(fleet: Annotated[str | None, typer.Argument(help="fleet file (YAML)")] = None):
+    """Register the clusters a fleet file describes in the inventory."""
+    from regatta.formats.fleet_file import FleetFileError, load_fleet
+    from regatta.inventory.sweep import register_fleet
+
+    def body():
+        try:
+            spec = load_fleet(fleet)
+        except FleetFileError as error:
+            raise Refused(str(error)) from None
+        register_fleet(open_inventory(), spec)
+        console.print(f"registered {len(spec.clusters)} clusters and {len(spec.dr_pairs)} DR pairs")
+
+    run_command(body)
+
+
+@clusters_app.command("sync")
+def clusters_sync(selector: Annotated[str | None, typer.Option()] = None):
+    """Refresh versions and health of the inventory's clusters from the clusters themselves."""
+    from regatta.inventory.sweep import sweep
+    from regatta.kube.connect import ClusterConnections
+
+    def body():
+        inventory = open_inventory()
+        names = [r.name for r in inventory.list_clusters(parse_selector(selector))]
+        fresh = sweep(ClusterConnections(sim_url=Settings.from_env().sim_url), inventory, names)
+        console.print(f"synced {len(fresh)} clusters; {sum(r.health == 'healthy' for r in fresh)} healthy")
+
+    run_command(body)

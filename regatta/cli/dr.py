@@ -1,0 +1,125 @@
+"""`regatta failover`, `regatta failback` and `regatta dr pair|unpair|list`: disaster recovery.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from regatta.cli.arguments import Output
+from regatta.cli.context import open_inventory
+from regatta.cli.exits import EXIT_REFUSED, run_command
+from regatta.cli.op import start_and_watch
+from regatta.cli.render import console, errors, show_list
+from regatta.rules import operation_ids, recovery
+from regatta.temporal.operations import OperationRefused as Refused
+
+dr_app = typer.Typer(no_args_is_help=True, help="Disaster-recovery pairs: which cluster stands by for which.")
+
+
+def failover(
+    cluster: Annotated[str, typer.Argument(help="the primary whose service moves")],
+    to: Annotated[str, typer.Option("--to", help="its standby, as `regatta dr list` shows it")],
+    ticket: Annotated[str | None, typer.Option(help="incident or change ticket")] = None,
+    drill: Annotated[bool, typer.Option(help="restore beside the real workloads and measure RTO; fence nothing, move no traffic")] = False,
+    override_capacity: Annotated[str | None, typer.Option(help="go ahead although the standby looks too small, for this reason")] = None,
+    require_approval: Annotated[bool, typer.Option(help="wait for a second person before fencing (prod always does)")] = False,
+    fence_timeout: Annotated[float | None, typer.Option(help="seconds to keep trying to reach the primary to fence it")] = None,
+    wait: Annotated[bool, typer.Option(help="follow it until it ends")] = False,
+    requested_by: Annotated[str | None, typer.Option(help="who asks (default: $USER)")] = None,
+    poll_interval: Annotated[float | None, typer.Option(help="seconds between polls")] = None,
+):
+    """Move a primary's service to its standby: check, fence, restore, shift traffic, verify; report RTO and RPO."""
+    import getpass
+
+    from pydantic import ValidationError
+
+    from regatta.models import DRFailoverInput
+
+    if override_capacity is not None and not override_capacity.strip():
+        errors.print("[bold red]refused:[/] --override-capacity needs a reason")
+        raise typer.Exit(EXIT_REFUSED)
+
+    async def body():
+        inventory = open_inventory()
+        pair = inventory.dr_pair(cluster)
+        if pair.standby != to:
+            raise Refused(f"the standby of {cluster} is {pair.standby}, not {to}")
+        if pair.serving == "standby" and not drill:
+            raise Refused(f"{to} already serves {cluster}'s workloads; fail back first: regatta failback {cluster}")
+        extra = {k: v for k, v in {"poll_interval_seconds": poll_interval, "fence_timeout_seconds": fence_timeout}.items()
+                 if v is not None}
+        try:
+            request = DRFailoverInput(cluster=cluster, standby=to, ticket=ticket, requested_by=requested_by or getpass.getuser(),
+                                      drill=drill, override_capacity=override_capacity, require_approval=require_approval,
+                                      **extra)
+        except ValidationError as error:
+            raise Refused(str(error)) from None
+        record = inventory.get_cluster(cluster)
+        gate = recovery.dr_needs_approval(record.environment, requested=require_approval, drill=drill)
+        await start_and_watch(workflow="DRFailover", cluster=record, request=request, ticket=ticket, wait=wait,
+                     headline=f"{'drill of a ' if drill else ''}failover of {cluster} to {to}"
+                              + (f"; it waits for approval by someone else before fencing:\n"
+                                 f"  regatta op approve {operation_ids.operation_id(cluster)}" if gate else ""))
+
+    run_command(body())
+
+
+def failback(
+    cluster: Annotated[str, typer.Argument(help="the original primary, healthy again")],
+    ticket: Annotated[str | None, typer.Option(help="change ticket")] = None,
+    override_capacity: Annotated[str | None, typer.Option(help="go ahead although the primary looks too small, for this reason")] = None,
+    require_approval: Annotated[bool, typer.Option(help="wait for a second person before fencing (prod always does)")] = False,
+    wait: Annotated[bool, typer.Option(help="follow it until it ends")] = False,
+    requested_by: Annotated[str | None, typer.Option(help="who asks (default: $USER)")] = None,
+    poll_interval: Annotated[float | None, typer.Option(help="seconds between polls")] = None,
+):
+    """Return service from the standby to its primary, bringing back what was created on the standby."""
+    import getpass
+
+    from pydantic import ValidationError
+
+    from regatta.models import DRFailbackInput
+
+    async def body():
+        inventory = open_inventory()
+        pair = inventory.dr_pair(cluster)
+        if pair.serving != "standby":
+            raise Refused(f"{cluster} serves its own workloads already; there is nothing to fail back")
+        extra = {"poll_interval_seconds": poll_interval} if poll_interval is not None else {}
+        try:
+            request = DRFailbackInput(cluster=cluster, ticket=ticket, requested_by=requested_by or getpass.getuser(),
+                                      override_capacity=override_capacity, require_approval=require_approval, **extra)
+        except ValidationError as error:
+            raise Refused(str(error)) from None
+        await start_and_watch(workflow="DRFailback", cluster=inventory.get_cluster(cluster), request=request, ticket=ticket,
+                     wait=wait, headline=f"failback of {cluster} from {pair.standby}")
+
+    run_command(body())
+
+
+@dr_app.command("pair")
+def dr_pair(primary: Annotated[str, typer.Argument(help="the cluster that serves")],
+            standby: Annotated[str, typer.Argument(help="the cluster in another region or cloud that takes over")]):
+    """Declare STANDBY the standby of PRIMARY (both get the dr-role label)."""
+    run_command(lambda: console.print(f"{open_inventory().declare_dr_pair(primary, standby).standby} stands by for {primary}"))
+
+
+@dr_app.command("unpair")
+def dr_unpair(primary: Annotated[str, typer.Argument(help="the primary of the pair")]):
+    """Undeclare a pair (refused while the standby serves)."""
+    run_command(lambda: (open_inventory().undeclare_dr_pair(primary), console.print(f"{primary} has no standby now")))
+
+
+@dr_app.command("list")
+def dr_list(output: Output = Output.table):
+    """Every pair and which side serves."""
+
+    def body():
+        pairs = open_inventory().dr_pairs()
+        show_list(pairs, output, title=f"{len(pairs)} DR pairs", columns=("PRIMARY", "STANDBY", "SERVING", "LAST OPERATION", "SINCE"),
+              row=lambda p: (p.primary, p.standby, p.primary if p.serving == "primary" else f"[yellow]{p.standby}[/]",
+                             p.last_operation or "", f"{p.updated_at:%Y-%m-%d %H:%M}" if p.updated_at else ""))
+
+    run_command(body)

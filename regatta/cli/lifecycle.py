@@ -1,0 +1,87 @@
+"""`regatta provision` and `regatta decommission`: building a cluster and deleting one nothing needs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from regatta.cli.context import open_inventory
+from regatta.cli.exits import EXIT_REFUSED, run_command
+from regatta.cli.op import start_and_watch
+from regatta.cli.render import errors
+from regatta.rules import decommissioning, operation_ids
+from regatta.temporal.operations import OperationRefused as Refused
+
+
+def provision(
+    file: Annotated[str, typer.Option("--file", help="the cluster to build, as YAML (see README)")],
+    wait: Annotated[bool, typer.Option(help="follow progress until it ends")] = False,
+    ticket: Annotated[str | None, typer.Option(help="change ticket (overrides the file's)")] = None,
+    poll_interval: Annotated[float | None, typer.Option(help="seconds between polls of cloud operations")] = None,
+):
+    """Build a new cluster: control plane, node pools, bootstrap, inventory (all undone on failure)."""
+    import getpass
+    from pathlib import Path
+
+    import yaml
+    from pydantic import ValidationError
+
+    from regatta.models import ProvisionClusterInput
+    from regatta.temporal.operations import provision_holder
+
+    async def body():
+        try:
+            raw = yaml.safe_load(Path(file).read_text())
+        except (OSError, yaml.YAMLError) as error:
+            raise Refused(f"cannot read {file}: {error}") from None
+        if not isinstance(raw, dict):
+            raise Refused(f"{file} must hold one mapping describing the cluster")
+        raw.setdefault("requested_by", getpass.getuser())
+        if ticket:
+            raw["ticket"] = ticket
+        if poll_interval:
+            raw["poll_interval_seconds"] = poll_interval
+        try:
+            request = ProvisionClusterInput.model_validate(raw)
+        except ValidationError as error:
+            raise Refused(f"{file}: {error}") from None
+        holder = provision_holder(open_inventory(), request)
+        await start_and_watch(workflow="ProvisionCluster", cluster=holder, request=request, ticket=request.ticket, wait=wait,
+                     headline=f"{request.provider} cluster {request.name} in {request.region}")
+
+    run_command(body())
+
+
+def decommission(
+    cluster: Annotated[str, typer.Argument(help="cluster name")],
+    ticket: Annotated[str | None, typer.Option(help="change ticket")] = None,
+    force_empty: Annotated[bool, typer.Option(help="delete even though non-system workloads still run")] = False,
+    reason: Annotated[str | None, typer.Option(help="why the workloads may go (required with --force-empty)")] = None,
+    wait: Annotated[bool, typer.Option(help="follow it until it ends (it waits for a second person's approval)")] = False,
+    requested_by: Annotated[str | None, typer.Option(help="who asks (default: $USER)")] = None,
+    poll_interval: Annotated[float | None, typer.Option(help="seconds between polls of cloud operations")] = None,
+):
+    """Delete a cluster nothing needs any more, after a second person approves (`regatta op approve`)."""
+    import getpass
+
+    from regatta.models import DecommissionClusterInput
+
+    if force_empty and not (reason or "").strip():
+        errors.print("[bold red]refused:[/] --force-empty needs --reason saying why the workloads may go")
+        raise typer.Exit(EXIT_REFUSED)
+
+    async def body():
+        record = open_inventory().get_cluster(cluster)
+        blockers = decommissioning.decommission_blockers(record.labels)
+        if blockers:
+            raise Refused(f"{cluster} cannot be decommissioned: " + "; ".join(blockers))
+        extra = {"poll_interval_seconds": poll_interval} if poll_interval else {}
+        request = DecommissionClusterInput(cluster=cluster, ticket=ticket, requested_by=requested_by or getpass.getuser(),
+                                           force_empty=force_empty, force_reason=reason, **extra)
+        await start_and_watch(workflow="DecommissionCluster", cluster=record, request=request, ticket=ticket, wait=wait,
+                     headline=f"decommission of {cluster}; it waits for approval by someone else:\n"
+                              f"  regatta op approve {operation_ids.operation_id(cluster)}")
+
+    run_command(body())

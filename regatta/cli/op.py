@@ -1,0 +1,114 @@
+"""`regatta op status|pause|resume|abort|approve`: steer a running operation by its id; and how every
+command that starts an operation starts it and follows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated
+
+import typer
+
+from regatta.cli.arguments import Output
+from regatta.cli.context import api_client, ui_url
+from regatta.cli.exits import run_command
+from regatta.cli.render import console
+from regatta.settings import Settings
+from regatta.temporal.operations import OperationFailed
+
+op_app = typer.Typer(no_args_is_help=True, help="Steer a running operation by its id (the Temporal workflow id).")
+
+
+async def follow_over_api(api, operation_id: str, *, interval: float = 1.0) -> None:
+    """Print each change of phase until the operation ends; exit 1 unless it succeeded."""
+    last = None
+    while True:
+        found = api.status(operation_id)
+        progress = found.get("progress") or {}
+        if (progress.get("phase"), progress.get("step")) != last:
+            last = (progress.get("phase"), progress.get("step"))
+            console.print(f"  {last[0]}: {last[1]}")
+        if found["status"] != "RUNNING":
+            break
+        await asyncio.sleep(interval)
+    if progress.get("phase") != "succeeded":
+        raise OperationFailed(found.get("failure") or progress.get("message") or found["status"])
+    console.print(f"[green]{progress.get('message')}[/]")
+
+
+async def start_and_watch(*, workflow: str, cluster, request, ticket: str | None, wait: bool, headline: str) -> None:
+    """Start an operation on a cluster, say where to watch it, and follow it if asked."""
+    from regatta.cli.render import follow
+    from regatta.temporal.operations import start_operation
+
+    handle = await start_operation(Settings.from_env(), workflow=workflow, cluster=cluster, request=request, ticket=ticket)
+    console.print(f"started [bold]{handle.id}[/]: {headline}")
+    console.print(f"watch: {ui_url(handle.id)}")
+    if wait:
+        await follow(handle, console)
+
+
+def control(operation_id: str, update: str, payload: dict) -> None:
+    from regatta.temporal.operations import send_update
+
+    async def body():
+        if (api := api_client()) is not None:  # the token is who asks: the API ignores names given here
+            said = {k: v for k, v in payload.items() if k in ("reason", "comment", "stage") and v}
+            progress = api.control(operation_id, update, said)["progress"]
+        else:
+            progress = await send_update(Settings.from_env(), operation_id, update, payload)
+        console.print(f"{update}: accepted. {operation_id} is at: {progress.get('step')}")
+
+    run_command(body())
+
+
+@op_app.command("status")
+def op_status(operation_id: str, output: Output = Output.table):
+    """Where an operation stands and why it stopped, if it did."""
+    from regatta.temporal.operations import status
+
+    async def body():
+        api = api_client()
+        described = api.status(operation_id) if api is not None else await status(Settings.from_env(), operation_id)
+        if output == "json":
+            print(json.dumps(described, indent=2, default=str))
+            return
+        from regatta.cli.render import render_status
+
+        render_status(described, console)
+
+    run_command(body())
+
+
+@op_app.command("approve")
+def op_approve(operation_id: str, comment: Annotated[str, typer.Option(help="why")] = "",
+               approver: Annotated[str | None, typer.Option(help="who approves (default: $USER)")] = None):
+    """Approve an operation waiting for a second person (e.g. a decommission)."""
+    import getpass
+
+    control(operation_id, "approve", {"approver": approver or getpass.getuser(), "comment": comment})
+
+
+@op_app.command("pause")
+def op_pause(operation_id: str, reason: Annotated[str, typer.Option(help="why")] = ""):
+    """Hold the operation at the next safe point (between batches)."""
+    import getpass
+
+    control(operation_id, "pause", {"reason": reason, "requested_by": getpass.getuser()})
+
+
+@op_app.command("resume")
+def op_resume(operation_id: str):
+    """Continue a paused operation."""
+    import getpass
+
+    control(operation_id, "resume", {"requested_by": getpass.getuser()})
+
+
+@op_app.command("abort")
+def op_abort(operation_id: str, reason: Annotated[str, typer.Option(help="why")] = ""):
+    """Stop after the step in flight, leaving the cluster consistent and serving."""
+    import getpass
+
+    control(operation_id, "abort", {"reason": reason, "requested_by": getpass.getuser()})

@@ -1,0 +1,114 @@
+"""`regatta dev|sim|sim-clock|api|worker`: run Regatta's pieces, alone or all together.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from regatta.cli.arguments import duration_seconds
+from regatta.cli.exits import EXIT_REFUSED, Unreachable, run_command
+from regatta.cli.render import console, errors
+from regatta.settings import Settings
+from regatta.temporal.operations import OperationRefused as Refused
+
+
+def dev(
+    fleet: Annotated[str | None, typer.Option(help="fleet file (YAML); default: the fleet that ships with Regatta")] = None,
+    time_scale: Annotated[float, typer.Option(help="simulated seconds are multiplied by this")] = 0.05,
+    temporal_port: int = 7233,
+    ui_port: int = 8233,
+    sim_port: int = 8600,
+    api_port: Annotated[int, typer.Option(help="the HTTP API's port")] = 8700,
+    metrics_port: Annotated[int, typer.Option(help="the worker's Prometheus metrics port; 0 turns them off")] = 9464,
+    keep_history: Annotated[bool, typer.Option(help="keep Temporal's history in REGATTA_HOME across restarts")] = False,
+    demo: Annotated[bool, typer.Option(help="also start a rolling upgrade of one cluster and follow it")] = False,
+):
+    """Start the embedded default: Temporal dev server, fleet simulator, worker, API. Ctrl-C stops all."""
+    from regatta.devstack import DevStack
+
+    stack = DevStack(
+        settings=Settings.from_env(), fleet=fleet, time_scale=time_scale, temporal_port=temporal_port,
+        ui_port=ui_port, sim_port=sim_port, api_port=api_port, metrics_port=metrics_port, keep_history=keep_history,
+    )
+    raise typer.Exit(stack.run(demo=demo))
+
+
+def sim(
+    fleet: Annotated[str | None, typer.Option(help="fleet file (YAML)")] = None,
+    host: str = "127.0.0.1",
+    port: int = 8600,
+    time_scale: float = 0.05,
+):
+    """Run the fleet simulator (cloud control planes and cluster APIs) in the foreground."""
+    from regatta.devstack import serve_simulator
+    from regatta.formats.fleet_file import FleetFileError, load_fleet
+
+    try:
+        spec = load_fleet(fleet)
+    except FleetFileError as error:
+        errors.print(f"[bold red]refused:[/] {error}")
+        raise typer.Exit(EXIT_REFUSED) from None
+    console.print(f"simulator: {len(spec.clusters)} clusters on http://{host}:{port} (time scale {time_scale})")
+    serve_simulator(spec, host=host, port=port, time_scale=time_scale)
+
+
+def sim_clock(
+    advance: Annotated[str | None, typer.Option(help="move the fleet's calendar forward, e.g. 90m, 2h, 3d")] = None,
+    set_to: Annotated[str | None, typer.Option("--set", help="set it, e.g. 2026-12-08T01:00:00Z")] = None,
+    wall: Annotated[bool, typer.Option("--wall", help="put it back on the wall clock")] = False,
+):
+    """Show or move the simulated fleet's calendar clock, which maintenance windows and freezes are
+    read against: open a window or end a freeze without waiting for it."""
+    import httpx
+
+    def body():
+        sim_url = Settings.from_env().sim_url
+        if not sim_url:
+            raise Refused("no simulator: REGATTA_SIM_URL is not set (a real fleet runs on the wall clock)")
+        change: dict[str, Any] = {}
+        if sum(x is not None and x is not False for x in (advance, set_to, wall)) > 1:
+            raise Refused("give one of --advance, --set or --wall")
+        if advance is not None:
+            seconds = duration_seconds(advance)
+            if seconds is None:
+                raise Refused(f"--advance {advance!r}: give a number and a unit, e.g. 90m, 2h or 3d")
+            change = {"advance_seconds": seconds}
+        elif set_to is not None:
+            change = {"now": set_to}
+        elif wall:
+            change = {"wall_clock": True}
+        try:
+            response = (httpx.post(f"{sim_url}/sim/clock", json=change, timeout=10) if change
+                        else httpx.get(f"{sim_url}/sim/clock", timeout=10))
+        except httpx.HTTPError as error:
+            raise Unreachable(f"the simulator at {sim_url} does not answer: {error}") from None
+        if response.status_code in (400, 422):
+            raise Refused(f"the simulator refused the clock change: {response.text}")
+        response.raise_for_status()
+        clock = response.json()
+        console.print(f"fleet clock: {clock['now']} (wall clock {clock['offset_seconds']:+.0f}s)")
+
+    run_command(body)
+
+
+def api(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8700,
+):
+    """Serve the HTTP API change-ticket systems call (OpenAPI at /docs); tokens from `regatta token create`."""
+    import uvicorn
+
+    from regatta.api.app import create_app
+
+    settings = Settings.from_env()
+    console.print(f"Regatta API on http://{host}:{port} (OpenAPI: http://{host}:{port}/docs)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+def worker(metrics_port: Annotated[int, typer.Option(help="Prometheus metrics on 127.0.0.1:PORT; 0 turns them off")] = 9464):
+    """Run the worker that hosts every workflow and activity on REGATTA_TASK_QUEUE."""
+    from workers.main import run
+
+    run_command(run(Settings.from_env(), metrics_port=metrics_port))

@@ -1,0 +1,211 @@
+"""How the CLI shows things: lists as tables or JSON, operations' status, wave plans and forecasts,
+and progress bars while an operation runs. The only module of the CLI that knows rich's tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from datetime import UTC
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+from temporalio.client import WorkflowFailureError, WorkflowHandle
+
+from regatta.cli.arguments import Output
+from regatta.models import WaveForecast, WavePlan
+from regatta.temporal.operations import OperationFailed, cause_of
+
+console = Console()
+
+
+errors = Console(stderr=True)
+
+
+def show_list(items: list, output: Output, *, title: str, columns: tuple[str, ...], row: Callable[[Any], tuple]) -> None:
+    """A list as JSON for scripts, or as a table for people."""
+    if output == "json":
+        print(json.dumps([item.model_dump(mode="json") for item in items], indent=2))
+        return
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for item in items:
+        table.add_row(*row(item))
+    console.print(table)
+
+
+def minute(at) -> str:
+    """A time as the hold commands print it: UTC, to the minute."""
+    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M}Z"
+
+
+def render_forecast(forecast: WaveForecast, console: Console, *, cluster: str | None = None, output: str = "table") -> None:
+    """`regatta wave plan` and `regatta wave forecast`: each cluster's first touch and why then."""
+    rows = forecast.clusters
+    if cluster is not None:
+        rows = [row for row in rows if row.cluster == cluster]
+        if not rows:
+            missing = {"cluster": cluster, "in_wave": False,
+                       "because": f"{cluster} is not in this wave: the wave did not select it when it planned (a"
+                                  " cluster that joined the fleet later, or one its selector does not take)"}
+            print(json.dumps(missing, indent=2)) if output == "json" else console.print(missing["because"])
+            return
+    if output == "json":
+        print(json.dumps(forecast.model_copy(update={"clusters": rows}).model_dump(mode="json"), indent=2))
+        return
+    console.print(f"[bold]{forecast.wave}[/], forecast at {forecast.forecast_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC;"
+                  f" assumes {'; '.join(forecast.assumes)}")
+    table = Table()
+    for column in ("CLUSTER", "STAGE", "STATUS", "FIRST TOUCH (UTC)", "EXPECTED DONE (UTC)", "BECAUSE"):
+        table.add_column(column)
+    for row in rows:
+        when = f"{row.earliest_touch.astimezone(UTC):%a %Y-%m-%d %H:%M}" if row.earliest_touch else "—"
+        done = f"{row.expected_done.astimezone(UTC):%a %Y-%m-%d %H:%M}" if row.expected_done else "—"
+        table.add_row(row.cluster, row.stage or "—", row.status, when, done, row.because)
+    console.print(table)
+
+
+def render_plan(plan: WavePlan, console: Console) -> None:
+    """Which clusters go in which stage and when: `regatta wave start --plan-only`."""
+    total = sum(len(stage.clusters) for stage in plan.stages)
+    images = f" (node images: {', '.join(f'{k} {v}' for k, v in sorted(plan.node_images.items()))})" if plan.node_images else ""
+    console.print(f"[bold]{plan.wave}[/] to {plan.target_version}{images}: {total} clusters in {len(plan.stages)} stages,"
+                  f" failure budget {plan.failure_budget} (planned {plan.planned_at:%Y-%m-%d %H:%M} UTC)")
+    table = Table()
+    for column in ("STAGE", "CLUSTER", "STATUS", "EARLIEST START (UTC)", "NOTE"):
+        table.add_column(column)
+    for stage in plan.stages:
+        gate = " (approval)" if stage.approval_required else ""
+        label = f"{stage.name}{gate}\n×{stage.concurrency}, soak {stage.soak_seconds:g}s"
+        for i, entry in enumerate(stage.clusters or [None]):
+            if entry is None:
+                table.add_row(label, "", "", "", "no cluster")
+                continue
+            start = f"{entry.earliest_start.astimezone(UTC):%Y-%m-%d %H:%M}" if entry.earliest_start else "—"
+            table.add_row(label if i == 0 else "", entry.name, entry.status, start, entry.detail)
+    console.print(table)
+    for name in plan.unstaged:
+        console.print(f"not in any stage (not touched): {name}: {plan.unstaged_reasons.get(name, '')}")
+
+
+def _render_wave(progress: dict[str, Any], console: Console) -> None:
+    table = Table()
+    for column in ("STAGE", "STATUS", "DONE", "UPGRADING", "WAITING", "FAILED", "ABORTED", "SKIPPED", "APPROVED BY"):
+        table.add_column(column)
+    notes = []
+    for stage in progress["stages"]:
+        count = {status: sum(1 for c in stage["clusters"] if c["status"] == status)
+                 for status in ("succeeded", "at_target", "upgrading", "waiting_window", "held", "failed", "aborted", "skipped")}
+        table.add_row(stage["name"], stage["status"], f"{count['succeeded'] + count['at_target']}/{len(stage['clusters'])}",
+                      str(count["upgrading"]), str(count["waiting_window"] + count["held"]), str(count["failed"]), str(count["aborted"]),
+                      str(count["skipped"]),
+                      stage.get("approved_by") or "")
+        notes += [f"{c['name']}: {c['status']} — {c['detail']}" for c in stage["clusters"]
+                  if c["status"] in ("waiting_window", "held", "failed", "aborted", "skipped")]
+    console.print(table)
+    for note in notes[:20]:
+        console.print(f"  {note}")
+    if len(notes) > 20:
+        console.print(f"  … and {len(notes) - 20} more (regatta op status --output json)")
+    if progress.get("halted_reason"):
+        console.print(f"  [red]halted:[/] {progress['halted_reason']}")
+
+
+def render_status(described: dict[str, Any], console: Console) -> None:
+    """Where any operation stands: the fields its progress query returns, the ones it has."""
+    progress = described.get("progress") or {}
+    console.print(f"[bold]{described['operation_id']}[/] {described['workflow_type']}: {described['status']}")
+    if progress:
+        if "stages" in progress:
+            pass  # a wave: its own table below
+        elif "target_version" in progress:
+            onto = f" on node image {progress['target_node_image']}" if progress.get("target_node_image") else ""
+            console.print(f"  cluster {progress.get('cluster')} → {progress['target_version']}{onto} by {progress.get('strategy')}")
+        elif "source" in progress:
+            drill = " (drill)" if progress.get("drill") else ""
+            console.print(f"  service of {progress.get('cluster')}: {progress['source']} → {progress['target']}{drill}")
+        else:
+            console.print(f"  cluster {progress.get('cluster')}")
+        console.print(f"  phase {progress.get('phase')}: {progress.get('step')}")
+        for flag, reason in (("paused", "pause_reason"), ("abort_requested", "abort_reason")):
+            if progress.get(flag):
+                console.print(f"  [yellow]{flag.replace('_', ' ')}[/] {progress.get(reason) or ''}")
+        if escalation := progress.get("drain_escalation"):
+            console.print(f"  [yellow]drain of {escalation['node']} blocked[/] since {escalation['blocked_since']}: step"
+                          f" {escalation['step']} since {escalation['step_since']}; budgets {', '.join(escalation['budgets'])};"
+                          f" pods {', '.join(escalation['pods'])}")
+        for line in progress.get("health_checks") or []:
+            console.print(f"  health check {line}")
+        if progress.get("rto_seconds") is not None:
+            rpo = progress.get("rpo_seconds")
+            console.print(f"  RTO {progress['rto_seconds']:.1f}s, RPO {f'{rpo:.0f}s' if rpo is not None else 'unknown'}")
+        for key in ("control_plane", "approved_by", "backup", "fencing", "created", "restored", "scaled", "deleted",
+                    "workloads"):
+            if progress.get(key):
+                value = progress[key]
+                if isinstance(value, dict):  # a backup names itself; a plan reads as what → how many
+                    value = value.get("name") or ", ".join(f"{k} → {v}" for k, v in value.items())
+                console.print(f"  {key.replace('_', ' ')}: {', '.join(value) if isinstance(value, list) else value}")
+        if progress.get("stages"):
+            images = progress.get("node_images") or {}
+            onto = f" (node images: {', '.join(f'{k} {v}' for k, v in sorted(images.items()))})" if images else ""
+            console.print(f"  wave {progress['wave']} → {progress['target_version']}{onto}: failure budget"
+                          f" {progress['failure_budget']}, {progress['failed']} failed")
+            _render_wave(progress, console)
+        if progress.get("pools"):
+            table = Table()
+            for column in ("NODE POOL", "FROM", "TO", "NODES DONE", "STATUS", "REPLACEMENT"):
+                table.add_column(column)
+            for pool in progress["pools"]:
+                table.add_row(pool["name"], pool["from_version"], pool["to_version"],
+                              f"{pool['nodes_done']}/{pool['nodes_total']}", pool["status"], pool.get("replacement_pool") or "")
+            console.print(table)
+        if progress.get("message"):
+            console.print(f"  {progress['message']}")
+    if described.get("failure"):
+        console.print(f"  [red]why it stopped:[/] {described['failure']}")
+
+
+async def follow(handle: WorkflowHandle, console: Console, *, interval: float = 0.5) -> dict:
+    """Show a progress bar for the control plane and each node pool until the operation ends."""
+    outcome = asyncio.ensure_future(handle.result())
+    bars: dict[str, int] = {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[state]}"),
+                  console=console, transient=False) as bar:
+        step = bar.add_task("step", total=None, state="")
+        while not outcome.done():
+            try:
+                progress = await handle.query("progress", result_type=dict)
+            except Exception:  # noqa: BLE001 - a query can race the workflow's end; try again
+                progress = None
+            if progress:
+                bar.update(step, description=f"[bold]{progress['phase']}[/]", state=progress["step"])
+                if "control_plane" in progress and "control plane" not in bars and progress["control_plane"] != "skipped":
+                    bars["control plane"] = bar.add_task("control plane", total=1, state="")
+                if "control plane" in bars:
+                    bar.update(bars["control plane"], completed=1 if progress["control_plane"] == "done" else 0,
+                               state=progress["control_plane"])
+                for stage in progress.get("stages", []):
+                    name = f"stage {stage['name']}"
+                    if name not in bars:
+                        bars[name] = bar.add_task(name, total=max(len(stage["clusters"]), 1), state="")
+                    finished = sum(1 for c in stage["clusters"] if c["status"] in ("succeeded", "at_target", "failed", "aborted", "skipped"))
+                    bar.update(bars[name], completed=finished, state=stage["status"])
+                for pool in progress.get("pools", []):
+                    name = f"pool {pool['name']}"
+                    if name not in bars:
+                        bars[name] = bar.add_task(name, total=max(pool["nodes_total"], 1), state="")
+                    bar.update(bars[name], completed=pool["nodes_done"], state=pool["status"])
+            await asyncio.wait([outcome], timeout=interval)
+    try:
+        result = outcome.result()
+    except WorkflowFailureError as error:
+        raise OperationFailed(cause_of(error)) from None
+    if result.get("outcome") != "succeeded":
+        raise OperationFailed(f"{result.get('outcome')}: {result.get('message')}")
+    console.print(f"[green]{result.get('message')}[/]")
+    return result

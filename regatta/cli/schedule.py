@@ -1,0 +1,118 @@
+"""`regatta schedule ...`: patch windows and fleet sweeps as Temporal Schedules.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from regatta.cli.arguments import Output, parse_selector
+from regatta.cli.exits import run_command
+from regatta.cli.render import console
+from regatta.settings import Settings
+from regatta.temporal.operations import OperationRefused as Refused
+
+schedule_app = typer.Typer(no_args_is_help=True, help="Scheduled patch windows and fleet sweeps (Temporal Schedules).")
+
+
+@schedule_app.command("create")
+def schedule_create(
+    name: Annotated[str, typer.Argument(help="the schedule's name (its id is patch-NAME)")],
+    file: Annotated[str, typer.Option("--file", help="the wave each run starts (see examples/wave.yaml)")],
+    days: Annotated[str, typer.Option(help="days of the week, e.g. tue or tue,thu")],
+    at: Annotated[str, typer.Option(help="local time HH:MM")] = "02:00",
+    timezone: Annotated[str, typer.Option(help="IANA time zone of --at")] = "UTC",
+    week_of_month: Annotated[int | None, typer.Option(help="only the Nth such day of the month (2: the second Tuesday)")] = None,
+    paused: Annotated[bool, typer.Option(help="create it paused")] = False,
+):
+    """A patch window: start the wave at these times; never while the last one runs or a freeze is in force."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from regatta.formats.wave_file import WaveFileError, load_wave_file
+    from regatta.temporal.schedules import PatchWindow, create_patch_schedule
+
+    async def body():
+        try:
+            wave = load_wave_file(file)
+            ZoneInfo(timezone)
+        except WaveFileError as error:
+            raise Refused(str(error)) from None
+        except (ZoneInfoNotFoundError, ValueError):
+            raise Refused(f"unknown time zone {timezone!r}; use an IANA name such as Europe/Berlin") from None
+        window = PatchWindow(days=tuple(d.strip().lower() for d in days.split(",") if d.strip()), at=at,
+                             timezone=timezone, week_of_month=week_of_month)
+        schedule_id = await create_patch_schedule(Settings.from_env(), name=name, wave=wave, window=window, paused=paused)
+        console.print(f"created schedule [bold]{schedule_id}[/]: wave {wave.name} on {window.calendar().comment}"
+                      f"{' (paused)' if paused else ''}")
+
+    run_command(body())
+
+
+@schedule_app.command("sweep")
+def schedule_sweep(every_minutes: Annotated[int, typer.Option(help="minutes between sweeps")] = 60,
+                   selector: Annotated[str | None, typer.Option(help="only clusters with these labels, e.g. env=prod")] = None):
+    """Run FleetSweep (health, versions, capacity into the inventory) every N minutes."""
+    from regatta.models import FleetSweepInput
+    from regatta.temporal.schedules import create_sweep_schedule
+
+    async def body():
+        request = FleetSweepInput(selector={"labels": parse_selector(selector)})
+        schedule_id = await create_sweep_schedule(Settings.from_env(), every_minutes=every_minutes, request=request)
+        console.print(f"created schedule [bold]{schedule_id}[/]: FleetSweep every {every_minutes} minutes")
+
+    run_command(body())
+
+
+@schedule_app.command("list")
+def schedule_list(output: Output = Output.table):
+    """Every schedule, whether it is paused, and when it fires next."""
+    from regatta.temporal.schedules import list_schedules
+
+    async def body():
+        found = await list_schedules(Settings.from_env())
+        if output == "json":
+            print(json.dumps(found, indent=2))
+            return
+        table = Table(title=f"{len(found)} schedules")
+        for column in ("ID", "PAUSED", "NEXT", "NOTE"):
+            table.add_column(column)
+        for entry in found:
+            table.add_row(entry["id"], "yes" if entry["paused"] else "", ", ".join(entry["next"]), entry["note"])
+        console.print(table)
+
+    run_command(body())
+
+
+def _schedule_control(schedule_id: str, action: str) -> None:
+    from regatta.temporal.schedules import control_schedule
+
+    async def body():
+        await control_schedule(Settings.from_env(), schedule_id, action)
+        console.print(f"{schedule_id}: {'triggered' if action == 'trigger' else action + 'd'}")
+
+    run_command(body())
+
+
+@schedule_app.command("pause")
+def schedule_pause(schedule_id: str):
+    """Pause a schedule (it starts nothing until unpaused)."""
+    _schedule_control(schedule_id, "pause")
+
+
+@schedule_app.command("unpause")
+def schedule_unpause(schedule_id: str):
+    _schedule_control(schedule_id, "unpause")
+
+
+@schedule_app.command("trigger")
+def schedule_trigger(schedule_id: str):
+    """Run a schedule's action now (overlap and freeze rules still apply)."""
+    _schedule_control(schedule_id, "trigger")
+
+
+@schedule_app.command("delete")
+def schedule_delete(schedule_id: str):
+    _schedule_control(schedule_id, "delete")

@@ -1,0 +1,70 @@
+"""`regatta token create|revoke|list`: API tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from regatta.cli.arguments import Output, RoleChoice
+from regatta.cli.context import open_inventory
+from regatta.cli.exits import run_command
+from regatta.cli.render import console, errors, show_list
+
+token_app = typer.Typer(no_args_is_help=True, help="API tokens: who may do what over the HTTP API.")
+
+
+def _token_audit(verb: str, name: str, detail: str) -> None:
+    import getpass
+
+    from regatta.models import OperationRecord
+
+    open_inventory().append_audit(OperationRecord(operation_id=f"token-{name}", operation="ApiToken", cluster="-",
+                                              requested_by=getpass.getuser(), action=f"token {verb}",
+                                              outcome="succeeded", detail=detail))
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option(help="who or what uses it, e.g. servicenow")],
+    role: Annotated[RoleChoice, typer.Option(help="viewer, operator, approver or admin")],
+    env: Annotated[list[str], typer.Option(help="an environment it may act on; repeat, or '*' for every one")],
+):
+    """Make an API token and print it once: only its hash is kept."""
+    from regatta.api.tokens import create_token
+
+    def body():
+        environments = sorted({e.strip() for value in env for e in value.split(",")})
+        token, secret = create_token(open_inventory(), name=name, role=role.value, environments=environments)
+        _token_audit("create", token.name, f"role {token.role}, environments {', '.join(token.environments)}")
+        errors.print(f"token {token.name}: {token.role} in {', '.join(token.environments)}. It is shown once; keep it:")
+        print(secret)
+
+    run_command(body)
+
+
+@token_app.command("revoke")
+def token_revoke(name: Annotated[str, typer.Argument(help="the token's name")]):
+    """Revoke a token: every call with it is refused from now on."""
+
+    def body():
+        token = open_inventory().revoke_token(name)
+        _token_audit("revoke", token.name, f"revoked at {token.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
+        console.print(f"token {token.name} revoked")
+
+    run_command(body)
+
+
+@token_app.command("list")
+def token_list(output: Output = Output.table):
+    """Every token: its role, environments and whether it is revoked (never the token itself)."""
+
+    def body():
+        tokens = open_inventory().list_tokens()
+        show_list(tokens, output, title=f"{len(tokens)} API tokens",
+              columns=("NAME", "ROLE", "ENVIRONMENTS", "CREATED (UTC)", "REVOKED (UTC)"),
+              row=lambda t: (t.name, t.role, ", ".join(t.environments), f"{t.created_at:%Y-%m-%d %H:%M}",
+                             f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else ""))
+
+    run_command(body)

@@ -1,0 +1,86 @@
+"""`regatta upgrade start`: a rolling upgrade of one cluster.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from regatta.cli.arguments import StrategyChoice
+from regatta.cli.context import api_client, fleet_now, open_inventory
+from regatta.cli.exits import EXIT_REFUSED, run_command
+from regatta.cli.op import follow_over_api, start_and_watch
+from regatta.cli.render import console, errors, minute
+from regatta.rules import versions
+from regatta.temporal.operations import OperationRefused as Refused
+
+upgrade_app = typer.Typer(no_args_is_help=True, help="Rolling upgrades of one cluster.")
+
+
+@upgrade_app.command("start")
+def upgrade_start(
+    cluster: Annotated[str, typer.Argument(help="cluster name, as `regatta clusters list` shows it")],
+    to: Annotated[str, typer.Option("--to", help="target Kubernetes version, one minor above the control plane, e.g. 1.31")],
+    strategy: Annotated[StrategyChoice, typer.Option(help="surge (the cloud replaces nodes) or blue_green (new pool, we drain the old)")] = StrategyChoice.surge,
+    node_image: Annotated[str | None, typer.Option(help="also roll every node pool onto this node image of --to (EKS AMI"
+                                                         " release version, GKE node version, AKS node image version)")] = None,
+    ticket: Annotated[str | None, typer.Option(help="change ticket this upgrade is done under")] = None,
+    wait: Annotated[bool, typer.Option(help="follow progress until the upgrade ends")] = False,
+    requested_by: Annotated[str | None, typer.Option(help="who asks (default: $USER)")] = None,
+    max_unavailable: Annotated[int | None, typer.Option(help="nodes drained at once (blue_green)")] = None,
+    drain_timeout: Annotated[float | None, typer.Option(help="seconds a node's drain may take before the upgrade stops")] = None,
+    poll_interval: Annotated[float | None, typer.Option(help="seconds between polls of cloud operations and health")] = None,
+    override_hold: Annotated[str | None, typer.Option(help="go ahead although the cluster is under a maintenance hold,"
+                                                           " for this reason (audited)")] = None,
+):
+    """Start a rolling upgrade of one cluster (operation id: cluster-CLUSTER)."""
+    import getpass
+
+    from regatta.models import ClusterUpgradeInput
+
+    overrides = {k: v for k, v in {"max_unavailable": max_unavailable, "drain_timeout_seconds": drain_timeout,
+                                   "poll_interval_seconds": poll_interval, "override_hold": override_hold}.items()
+                 if v is not None}
+    if override_hold is not None and not override_hold.strip():
+        errors.print("[bold red]refused:[/] --override-hold needs a reason")
+        raise typer.Exit(EXIT_REFUSED)
+
+    async def body():
+        from pydantic import ValidationError
+
+        if (api := api_client()) is not None:  # through the API: it checks, and the token is who asks
+            if not ticket:
+                raise Refused("--ticket: the API starts operations under a change ticket (its idempotency key)")
+            if node_image:
+                raise Refused("--node-image: give node_images per cloud over the API (POST /v1/operations), or unset"
+                              " REGATTA_API_URL")
+            started = api.start("upgrade", ticket, {"cluster": cluster, "target_version": to, "strategy": strategy.value,
+                                                     **overrides})
+            again = " (this ticket had already started it)" if started["replayed"] else ""
+            console.print(f"started [bold]{started['operation_id']}[/] over the API{again}: {cluster} to {to}")
+            if wait:
+                await follow_over_api(api, started["operation_id"])
+            return
+        record = open_inventory().get_cluster(cluster)
+        if record.hold is not None and not override_hold and (hold := record.held_at(fleet_now())) is not None:
+            raise Refused(f"{cluster} is held until {minute(hold.until)} by {hold.held_by}:"
+                          f" {hold.reason}. Wait, release it (regatta cluster release {cluster}), or give"
+                          " --override-hold REASON")
+        # The worker re-checks against the live cluster; this catches the obvious at once.
+        try:
+            versions.plan_upgrade(provider=record.provider, control_plane=record.control_plane_version,
+                                  node_pools=record.node_pools, target=to, node_image=node_image)
+        except versions.InvalidNodeImage as problem:
+            raise Refused(f"--node-image: {problem}") from None
+        try:
+            request = ClusterUpgradeInput(cluster=cluster, target_version=to, strategy=strategy.value, ticket=ticket,
+                                          requested_by=requested_by or getpass.getuser(),
+                                          node_images={record.provider: node_image} if node_image else {}, **overrides)
+        except ValidationError as error:
+            raise Refused(str(error)) from None
+        onto = f" on node image {node_image}" if node_image else ""
+        await start_and_watch(workflow="ClusterUpgrade", cluster=record, request=request, ticket=ticket, wait=wait,
+                     headline=f"{cluster} to {to}{onto} by {strategy.value}")
+
+    run_command(body())

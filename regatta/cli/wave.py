@@ -1,0 +1,149 @@
+"""`regatta wave start|plan|forecast`: fleet-wide patch waves.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Annotated
+
+import typer
+
+from regatta.cli.arguments import Output, parse_selector
+from regatta.cli.context import fleet_now, open_inventory, ui_url
+from regatta.cli.exits import run_command
+from regatta.cli.render import console
+from regatta.rules import forecasts, waves
+from regatta.settings import Settings
+from regatta.temporal.operations import OperationRefused as Refused
+
+wave_app = typer.Typer(no_args_is_help=True, help="Fleet-wide patch waves: stages, windows, freezes, a failure budget.")
+
+
+WaveFile = Annotated[str | None, typer.Option("--file", help="the wave as YAML (see examples/wave.yaml)")]
+
+
+WaveSelector = Annotated[str | None, typer.Option(help="without --file: the clusters, e.g. env=staging,team=payments")]
+
+
+WaveTarget = Annotated[str | None, typer.Option("--to", help="without --file: the target version, e.g. 1.31")]
+
+
+WaveName = Annotated[str | None, typer.Option(help="without --file: the wave's name (default patch-<to>-<date>)")]
+
+
+WaveConcurrency = Annotated[int, typer.Option(help="without --file: clusters upgraded at once")]
+
+
+WaveBudget = Annotated[str, typer.Option(help="without --file: failures tolerated, a count or a share like 10%")]
+
+
+def _wave_request(*, file: str | None, selector: str | None, to: str | None, name: str | None, concurrency: int,
+                  failure_budget: str, ticket: str | None, requested_by: str | None):
+    """The wave a command means: its file, or one stage over a selector."""
+    import getpass
+    from datetime import datetime
+
+    from pydantic import ValidationError
+
+    from regatta.formats.wave_file import WaveFileError, load_wave_file
+    from regatta.models import PatchWaveInput
+
+    if file and (selector or to):
+        raise Refused("give either --file or --selector/--to, not both")
+    if file:
+        try:
+            wave = load_wave_file(file)
+        except WaveFileError as error:
+            raise Refused(str(error)) from None
+    elif to:
+        budget: int | str = int(failure_budget) if failure_budget.isdigit() else failure_budget
+        try:
+            wave = PatchWaveInput(name=name or f"patch-{to}-{datetime.now(UTC):%Y%m%d}", target_version=to,
+                                  selector={"labels": parse_selector(selector)}, failure_budget=budget,
+                                  stages=[{"name": "all", "concurrency": concurrency}])
+        except ValidationError as error:
+            raise Refused(str(error)) from None
+    else:
+        raise Refused("say what to upgrade: --file wave.yaml, or --selector k=v,... --to X.Y")
+    updates = {"requested_by": requested_by or getpass.getuser(), **({"ticket": ticket} if ticket else {})}
+    return wave.model_copy(update=updates)
+
+
+@wave_app.command("start")
+def wave_start(
+    file: WaveFile = None,
+    selector: WaveSelector = None,
+    to: WaveTarget = None,
+    name: WaveName = None,
+    concurrency: WaveConcurrency = 1,
+    failure_budget: WaveBudget = "0",
+    plan_only: Annotated[bool, typer.Option(help="print which clusters go in which stage and when; start nothing")] = False,
+    ticket: Annotated[str | None, typer.Option(help="change ticket (overrides the file's)")] = None,
+    wait: Annotated[bool, typer.Option(help="follow it until it ends")] = False,
+    requested_by: Annotated[str | None, typer.Option(help="who asks (default: $USER)")] = None,
+):
+    """Bring every cluster a wave selects to a version, stage by stage (operation id: wave-NAME)."""
+    from regatta.cli.render import follow, render_plan
+    from regatta.temporal.operations import start_wave
+
+    async def body():
+        wave = _wave_request(file=file, selector=selector, to=to, name=name, concurrency=concurrency,
+                             failure_budget=failure_budget, ticket=ticket, requested_by=requested_by)
+        # The same clock the wave will read: the simulator's for a simulated fleet.
+        plan = waves.plan_wave(wave, open_inventory().list_clusters(), now=fleet_now())
+        if plan_only:
+            render_plan(plan, console)
+            return
+        handle = await start_wave(Settings.from_env(), request=wave)
+        total = sum(len(stage.clusters) for stage in plan.stages)
+        console.print(f"started [bold]{handle.id}[/]: {total} clusters in {len(plan.stages)} stages to {wave.target_version}")
+        console.print(f"watch: {ui_url(handle.id)}")
+        if wait:
+            await follow(handle, console)
+
+    run_command(body())
+
+
+@wave_app.command("plan")
+def wave_plan_command(
+    file: WaveFile = None,
+    selector: WaveSelector = None,
+    to: WaveTarget = None,
+    name: WaveName = None,
+    concurrency: WaveConcurrency = 1,
+    failure_budget: WaveBudget = "0",
+    cluster: Annotated[str | None, typer.Option(help="only this cluster: when will it be upgraded?")] = None,
+    output: Output = Output.table,
+):
+    """When the wave would first touch each cluster, given stages, soak, concurrency, windows,
+    freezes and holds. Starts nothing."""
+    from regatta.cli.render import render_forecast
+
+    def body():
+        wave = _wave_request(file=file, selector=selector, to=to, name=name, concurrency=concurrency,
+                             failure_budget=failure_budget, ticket=None, requested_by=None)
+        now = fleet_now()
+        plan = waves.plan_wave(wave, open_inventory().list_clusters(), now=now)
+        forecast = forecasts.forecast(wave=wave, stages=plan.stages, now=now,
+                                      upgrade_seconds=wave.estimated_upgrade_minutes * 60, unstaged=plan.unstaged_reasons)
+        render_forecast(forecast, console, cluster=cluster, output=output.value)
+
+    run_command(body)
+
+
+@wave_app.command("forecast")
+def wave_forecast(
+    operation_id: Annotated[str, typer.Argument(help="the running wave's operation id, wave-NAME")],
+    cluster: Annotated[str | None, typer.Option(help="only this cluster: when will it be upgraded?")] = None,
+    output: Output = Output.table,
+):
+    """Ask a running wave when it will first touch each cluster, from where it stands now."""
+    from regatta.cli.render import render_forecast
+    from regatta.models import WaveForecast
+    from regatta.temporal.operations import query
+
+    async def body():
+        forecast = WaveForecast.model_validate(await query(Settings.from_env(), operation_id, "forecast"))
+        render_forecast(forecast, console, cluster=cluster, output=output.value)
+
+    run_command(body())

@@ -1,0 +1,49 @@
+"""Cloud adapters behind one protocol (`base.CloudProvider`): EKS on boto3, GKE on
+google-cloud-container, AKS on azure-mgmt-containerservice, and kubeconfig-only clusters. `Providers` hands out one adapter per kind, built once per process, so clients and
+their connection pools are shared by every activity thread.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from regatta.clouds.base import CloudError, CloudProvider, ControlPlane, KubeEndpoint
+from regatta.models import ClusterRef
+
+__all__ = ["CloudError", "CloudProvider", "ControlPlane", "KubeEndpoint", "Providers"]
+
+
+class Providers:
+    def __init__(self, *, sim_url: str | None, api_clients):
+        self.sim_url = sim_url
+        self._api_clients = api_clients
+        self._built: dict[str, CloudProvider] = {}
+        self._lock = threading.Lock()
+
+    def for_cluster(self, cluster: ClusterRef) -> CloudProvider:
+        with self._lock:
+            if cluster.provider not in self._built:
+                self._built[cluster.provider] = self._build(cluster.provider)
+            return self._built[cluster.provider]
+
+    def _build(self, kind: str) -> CloudProvider:
+        if kind == "eks":
+            from regatta.clouds.eks import EksProvider
+
+            return EksProvider(endpoint_url=self.sim_url)
+        if kind == "gke":
+            from regatta.clouds.gke import GkeProvider
+
+            return GkeProvider(endpoint_url=self.sim_url)
+        if kind == "aks":
+            from regatta.clouds.aks import AksProvider
+
+            return AksProvider(endpoint_url=self.sim_url)
+        if kind == "kubeconfig":
+            from regatta.clouds.kubeconfig import KubeconfigProvider
+
+            return KubeconfigProvider(sim_url=self.sim_url, api_clients=self._api_clients)
+        raise CloudError(
+            f"provider {kind!r} has no adapter; use eks, gke, aks or kubeconfig",
+            error_type="UnsupportedProvider", retryable=False,
+        )

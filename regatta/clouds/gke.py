@@ -1,0 +1,207 @@
+"""Google Kubernetes Engine through `google-cloud-container` (Container API v1, REST transport):
+master and node pool upgrades, node pool create/delete, operation polling.
+
+GKE takes no client request tokens, so starts are check-then-act: a retried start first looks
+for the operation it may already have begun (a RUNNING operation of the same type on the same
+target) or for the version already reached, and only then asks again.
+
+`credential_ref` is the Google Cloud project id; credentials come from Application Default
+Credentials when the activity runs. In the embedded default the simulator answers, with
+anonymous credentials.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from google.api_core import exceptions as google_errors
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import container_v1
+
+from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_token
+from regatta.models import CloudOperation, ClusterRef, NodePool
+from regatta.rules import versions
+
+SIM_PROJECT = "regatta-sim"
+_RETRYABLE = (google_errors.TooManyRequests, google_errors.ServiceUnavailable, google_errors.InternalServerError,
+              google_errors.DeadlineExceeded, google_errors.Conflict, google_errors.Aborted)
+
+
+def _cloud_error(error: Exception, *, what: str) -> CloudError:
+    if isinstance(error, google_errors.NotFound):
+        return CloudError(f"{what}: {error.message}", error_type="NotFound", retryable=False)
+    if isinstance(error, _RETRYABLE):
+        return CloudError(f"GKE {type(error).__name__} during {what}: {error.message}", error_type=type(error).__name__, retryable=True)
+    if isinstance(error, google_errors.GoogleAPICallError):
+        return CloudError(f"GKE refused {what}: {error.message}", error_type="CloudRefused", retryable=False)
+    return CloudError(f"could not reach GKE during {what}: {error}", error_type="CloudUnreachable", retryable=True)
+
+
+def _minor(version: str) -> str:
+    return versions.format_version(versions.minor_version(version))
+
+
+class GkeProvider:
+    def __init__(self, *, endpoint_url: str | None = None):
+        self.endpoint_url = endpoint_url
+        self._client: container_v1.ClusterManagerClient | None = None
+        self._lock = threading.Lock()
+
+    def client(self) -> container_v1.ClusterManagerClient:
+        with self._lock:
+            if self._client is None:
+                if self.endpoint_url:
+                    self._client = container_v1.ClusterManagerClient(
+                        credentials=AnonymousCredentials(), transport="rest",
+                        client_options=ClientOptions(api_endpoint=self.endpoint_url),
+                    )
+                else:
+                    self._client = container_v1.ClusterManagerClient(transport="rest")
+            return self._client
+
+    def _project(self, cluster: ClusterRef) -> str:
+        return SIM_PROJECT if cluster.credential_ref == "default" else cluster.credential_ref
+
+    def _path(self, cluster: ClusterRef, pool: str | None = None) -> str:
+        path = f"projects/{self._project(cluster)}/locations/{cluster.region}/clusters/{cluster.name}"
+        return f"{path}/nodePools/{pool}" if pool else path
+
+    def _call(self, what: str, method: str, **kwargs):
+        try:
+            return getattr(self.client(), method)(**kwargs)
+        except (google_errors.GoogleAPIError, OSError) as error:
+            raise _cloud_error(error, what=what) from error
+
+    def _get(self, cluster: ClusterRef) -> container_v1.Cluster:
+        return self._call(f"describe cluster {cluster.name}", "get_cluster", name=self._path(cluster))
+
+    def describe_control_plane(self, cluster: ClusterRef) -> ControlPlane:
+        found = self._get(cluster)
+        status = {container_v1.Cluster.Status.RUNNING: "ACTIVE", container_v1.Cluster.Status.RECONCILING: "UPDATING",
+                  container_v1.Cluster.Status.PROVISIONING: "CREATING", container_v1.Cluster.Status.STOPPING: "DELETING"}
+        return ControlPlane(name=found.name, version=_minor(found.current_master_version),
+                            status=status.get(found.status, found.status.name))
+
+    def create_cluster(self, cluster: ClusterRef, *, version: str, labels: dict[str, str], request_token: str) -> CloudOperation:
+        kind = "cluster_create"
+        if (running := self._running(cluster, container_v1.Operation.Type.CREATE_CLUSTER, None)) is not None:
+            return self._operation(cluster, running, kind=kind)
+        try:
+            self._get(cluster)
+            return CloudOperation(id=f"done:{request_token}", cluster=cluster.name, kind=kind, status="succeeded")
+        except CloudError as error:
+            if error.error_type != "NotFound":
+                raise
+        spec = container_v1.Cluster(name=cluster.name, initial_cluster_version=version, resource_labels=labels)
+        op = self._call(f"creation of cluster {cluster.name}", "create_cluster",
+                        parent=f"projects/{self._project(cluster)}/locations/{cluster.region}", cluster=spec)
+        return self._operation(cluster, op, kind=kind)
+
+    def delete_cluster(self, cluster: ClusterRef, *, request_token: str) -> CloudOperation:
+        kind = "cluster_delete"
+        if (running := self._running(cluster, container_v1.Operation.Type.DELETE_CLUSTER, None)) is not None:
+            return self._operation(cluster, running, kind=kind)
+        try:
+            op = self._call(f"deletion of cluster {cluster.name}", "delete_cluster", name=self._path(cluster))
+        except CloudError as error:
+            if error.error_type != "NotFound":
+                raise
+            return CloudOperation(id=f"done:{request_token}", cluster=cluster.name, kind=kind, status="succeeded")
+        return self._operation(cluster, op, kind=kind)
+
+    def list_node_pools(self, cluster: ClusterRef) -> list[NodePool]:
+        return [
+            NodePool(name=p.name, version=_minor(p.version), node_count=p.initial_node_count,
+                     node_size=p.config.machine_type or "unknown", labels=dict(p.config.labels),
+                     node_image=p.version)  # GKE's node image is its full node version
+            for p in self._get(cluster).node_pools
+            if p.status != container_v1.NodePool.Status.STOPPING
+        ]
+
+    def _operation(self, cluster: ClusterRef, op: container_v1.Operation, *, kind: str, pool: str | None = None) -> CloudOperation:
+        if op.status != container_v1.Operation.Status.DONE:
+            status, errors = "in_progress", []
+        elif op.error and op.error.message:
+            status, errors = "failed", [op.error.message]
+        else:
+            status, errors = "succeeded", []
+        return CloudOperation(id=op.name, cluster=cluster.name, kind=kind, node_pool=pool, status=status, errors=errors)
+
+    def _running(self, cluster: ClusterRef, op_type: container_v1.Operation.Type, pool: str | None) -> container_v1.Operation | None:
+        """The operation a previous attempt started, if it is still running."""
+        target = "/" + self._path(cluster, pool)
+        listed = self._call("list operations", "list_operations",
+                            parent=f"projects/{self._project(cluster)}/locations/{cluster.region}")
+        return next((op for op in listed.operations if op.operation_type == op_type and op.target_link.endswith(target)
+                     and op.status in (container_v1.Operation.Status.PENDING, container_v1.Operation.Status.RUNNING)), None)
+
+    def start_control_plane_upgrade(self, cluster: ClusterRef, *, version: str, request_token: str) -> CloudOperation:
+        kind = "control_plane_upgrade"
+        if (running := self._running(cluster, container_v1.Operation.Type.UPGRADE_MASTER, None)) is not None:
+            return self._operation(cluster, running, kind=kind)
+        if _minor(self._get(cluster).current_master_version) == version:
+            return CloudOperation(id=f"done:{request_token}", cluster=cluster.name, kind=kind, status="succeeded")
+        op = self._call(f"upgrade of {cluster.name}'s master to {version}", "update_master",
+                        name=self._path(cluster), master_version=version)
+        return self._operation(cluster, op, kind=kind)
+
+    def start_node_pool_upgrade(self, cluster: ClusterRef, *, node_pool: str, version: str, request_token: str,
+                                node_image: str | None = None) -> CloudOperation:
+        kind = "node_pool_upgrade"
+        if (running := self._running(cluster, container_v1.Operation.Type.UPGRADE_NODES, node_pool)) is not None:
+            return self._operation(cluster, running, kind=kind, pool=node_pool)
+        pool = self._call(f"describe node pool {node_pool}", "get_node_pool", name=self._path(cluster, node_pool))
+        if _minor(pool.version) == version and (node_image is None or pool.version == node_image):
+            return CloudOperation(id=f"done:{request_token}", cluster=cluster.name, kind=kind, node_pool=node_pool, status="succeeded")
+        # A full node version (1.31.5-gke.1200) picks the image; the bare minor asks for the newest.
+        request = container_v1.UpdateNodePoolRequest(
+            name=self._path(cluster, node_pool), node_version=node_image or version, image_type="COS_CONTAINERD"
+        )
+        op = self._call(f"upgrade of node pool {node_pool} to {node_image or version}", "update_node_pool", request=request)
+        return self._operation(cluster, op, kind=kind, pool=node_pool)
+
+    def create_node_pool(self, cluster: ClusterRef, *, node_pool: NodePool, request_token: str) -> CloudOperation:
+        kind = "node_pool_create"
+        if (running := self._running(cluster, container_v1.Operation.Type.CREATE_NODE_POOL, node_pool.name)) is not None:
+            return self._operation(cluster, running, kind=kind, pool=node_pool.name)
+        if any(p.name == node_pool.name for p in self._get(cluster).node_pools):
+            return CloudOperation(id=f"done:{request_token}", cluster=cluster.name, kind=kind, node_pool=node_pool.name, status="succeeded")
+        spec = container_v1.NodePool(
+            name=node_pool.name, initial_node_count=node_pool.node_count, version=node_pool.node_image or node_pool.version,
+            config=container_v1.NodeConfig(machine_type=node_pool.node_size, labels=node_pool.labels),
+        )
+        op = self._call(f"creation of node pool {node_pool.name}", "create_node_pool", parent=self._path(cluster), node_pool=spec)
+        return self._operation(cluster, op, kind=kind, pool=node_pool.name)
+
+    def delete_node_pool(self, cluster: ClusterRef, *, node_pool: str, request_token: str) -> CloudOperation:
+        kind = "node_pool_delete"
+        if (running := self._running(cluster, container_v1.Operation.Type.DELETE_NODE_POOL, node_pool)) is not None:
+            return self._operation(cluster, running, kind=kind, pool=node_pool)
+        try:
+            op = self._call(f"deletion of node pool {node_pool}", "delete_node_pool", name=self._path(cluster, node_pool))
+        except CloudError as error:
+            if error.error_type != "NotFound":
+                raise
+            return CloudOperation(id=f"done:{request_token}", cluster=cluster.name, kind=kind, node_pool=node_pool, status="succeeded")
+        return self._operation(cluster, op, kind=kind, pool=node_pool)
+
+    def poll_operation(self, cluster: ClusterRef, operation: CloudOperation) -> CloudOperation:
+        if operation.status != "in_progress":
+            return operation
+        op = self._call(f"status of operation {operation.id}", "get_operation",
+                        name=f"projects/{self._project(cluster)}/locations/{cluster.region}/operations/{operation.id}")
+        return self._operation(cluster, op, kind=operation.kind, pool=operation.node_pool)
+
+    def kube_endpoint(self, cluster: ClusterRef) -> KubeEndpoint:
+        if self.endpoint_url:
+            return KubeEndpoint(host=f"{self.endpoint_url}/k8s/{cluster.name}",
+                                bearer_token=simulator_token(self.endpoint_url, cluster))
+        import google.auth
+        import google.auth.transport.requests
+
+        found = self._get(cluster)
+        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+        credentials.refresh(google.auth.transport.requests.Request())
+        return KubeEndpoint(host=f"https://{found.endpoint}", bearer_token=credentials.token,
+                            ca_data=found.master_auth.cluster_ca_certificate or None)

@@ -1,0 +1,80 @@
+"""Clusters Regatta reaches only through a kubeconfig: it can read them, cordon, drain and
+check their health, but it does not own their control plane or node pools, so every cloud
+operation is refused with a message that says so.
+
+In the embedded default the kubeconfig is implied: the cluster's API is the simulator's
+`/k8s/<cluster>`. Otherwise `credential_ref` names the kubeconfig context to use.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+from kubernetes import client as k8s
+
+from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_token
+from regatta.models import CloudOperation, ClusterRef, NodePool
+
+# The labels each distribution puts on a node to say which pool it belongs to.
+POOL_LABELS = ("regatta.dev/node-pool", "eks.amazonaws.com/nodegroup", "cloud.google.com/gke-nodepool",
+               "kubernetes.azure.com/agentpool", "node-pool")
+
+
+class KubeconfigProvider:
+    def __init__(self, *, sim_url: str | None = None, api_clients=None):
+        self.sim_url = sim_url
+        self._api_clients = api_clients  # set by regatta.kube.connect: how to build a client from an endpoint
+
+    def kube_endpoint(self, cluster: ClusterRef) -> KubeEndpoint:
+        if self.sim_url:
+            return KubeEndpoint(host=f"{self.sim_url}/k8s/{cluster.name}", bearer_token=simulator_token(self.sim_url, cluster))
+        return KubeEndpoint(host="", kubeconfig_context=None if cluster.credential_ref == "default" else cluster.credential_ref)
+
+    def _refuse(self, cluster: ClusterRef, what: str) -> CloudError:
+        return CloudError(
+            f"cluster {cluster.name} is reached by kubeconfig only; Regatta does not own its control plane or node"
+            f" pools and cannot {what}. Do that with the tooling that created the cluster; Regatta can still cordon,"
+            " drain and health-check it",
+            error_type="NotManaged", retryable=False,
+        )
+
+    def describe_control_plane(self, cluster: ClusterRef) -> ControlPlane:
+        info = k8s.VersionApi(self._api_clients(cluster)).get_code()
+        minor = "".join(ch for ch in info.minor if ch.isdigit())
+        return ControlPlane(name=cluster.name, version=f"{info.major}.{minor}", status="ACTIVE")
+
+    def list_node_pools(self, cluster: ClusterRef) -> list[NodePool]:
+        nodes = k8s.CoreV1Api(self._api_clients(cluster)).list_node().items
+        grouped: dict[str, list] = defaultdict(list)
+        for node in nodes:
+            labels = node.metadata.labels or {}
+            pool = next((labels[key] for key in POOL_LABELS if key in labels), "default")
+            grouped[pool].append(node)
+        pools = []
+        for name, members in sorted(grouped.items()):
+            versions = Counter(".".join(n.status.node_info.kubelet_version.lstrip("v").split(".")[:2]) for n in members)
+            sizes = Counter((n.metadata.labels or {}).get("node.kubernetes.io/instance-type", "unknown") for n in members)
+            pools.append(NodePool(name=name, version=min(versions), node_count=len(members), node_size=sizes.most_common(1)[0][0]))
+        return pools
+
+    def create_cluster(self, cluster: ClusterRef, *, version: str, labels: dict[str, str], request_token: str) -> CloudOperation:
+        raise self._refuse(cluster, "create it")
+
+    def delete_cluster(self, cluster: ClusterRef, *, request_token: str) -> CloudOperation:
+        raise self._refuse(cluster, "delete it")
+
+    def start_control_plane_upgrade(self, cluster: ClusterRef, *, version: str, request_token: str) -> CloudOperation:
+        raise self._refuse(cluster, f"upgrade its control plane to {version}")
+
+    def start_node_pool_upgrade(self, cluster: ClusterRef, *, node_pool: str, version: str, request_token: str,
+                                node_image: str | None = None) -> CloudOperation:
+        raise self._refuse(cluster, f"upgrade node pool {node_pool}")
+
+    def create_node_pool(self, cluster: ClusterRef, *, node_pool: NodePool, request_token: str) -> CloudOperation:
+        raise self._refuse(cluster, f"create node pool {node_pool.name}")
+
+    def delete_node_pool(self, cluster: ClusterRef, *, node_pool: str, request_token: str) -> CloudOperation:
+        raise self._refuse(cluster, f"delete node pool {node_pool}")
+
+    def poll_operation(self, cluster: ClusterRef, operation: CloudOperation) -> CloudOperation:
+        raise self._refuse(cluster, "track cloud operations")

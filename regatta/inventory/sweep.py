@@ -1,0 +1,64 @@
+"""Refreshing the inventory from the clusters themselves: control plane and node pool
+versions from the cloud, health from each cluster's API. Used by `regatta clusters sync`,
+`regatta dev` at start, and the scheduled FleetSweep workflow's activity."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from regatta.formats.fleet_file import FleetSpec
+from regatta.inventory import Inventory
+from regatta.kube import health
+from regatta.kube.connect import ClusterConnections
+from regatta.models import ClusterRecord, NodePool
+from regatta.rules import readiness, recovery, versions
+
+
+def records_from_fleet(fleet: FleetSpec, *, credential_ref: str = "default") -> list[ClusterRecord]:
+    """Inventory records for the clusters a fleet file describes (the embedded default's registry)."""
+    return [
+        ClusterRecord(
+            name=c.name, provider=c.provider, region=c.region, environment=c.environment, labels=c.labels,
+            control_plane_version=versions.format_version(versions.minor_version(c.version)),
+            node_pools=[NodePool(name=p.name, version=p.version or c.version, node_count=p.nodes, node_size=p.node_size,
+                                 labels=p.labels, node_image=p.node_image) for p in c.node_pools],
+            credential_ref=credential_ref,
+        )
+        for c in fleet.clusters
+    ]
+
+
+def register_fleet(inventory: Inventory, fleet: FleetSpec) -> list[ClusterRecord]:
+    """Register the fleet file's clusters, then declare its DR pairs (which label both sides)."""
+    records = records_from_fleet(fleet)
+    for record in records:
+        inventory.upsert_cluster(record)
+    for pair in fleet.dr_pairs:
+        inventory.declare_dr_pair(pair.primary, pair.standby)
+    return records
+
+
+def sweep_one(connections: ClusterConnections, record: ClusterRecord) -> ClusterRecord:
+    ref = record.ref
+    try:
+        provider = connections.provider(ref)
+        control_plane = provider.describe_control_plane(ref)
+        pools = provider.list_node_pools(ref)
+        state = health.read_health(connections.api_client(ref))
+        problems = readiness.health_problems(nodes=state.nodes, deployments=state.deployments, api_ready=state.api_ready)
+        status = "healthy" if not problems else f"degraded: {problems[0]}" + (f" (+{len(problems) - 1})" if len(problems) > 1 else "")
+        capacity = sum(n.allocatable_pods for n in state.nodes if n.ready)
+        return record.model_copy(update={"control_plane_version": control_plane.version, "node_pools": pools, "health": status,
+                                         "pods_capacity": capacity, "pods_free": recovery.free_pod_slots(state.nodes)})
+    except Exception as error:  # noqa: BLE001 - one unreachable cluster must not stop the sweep
+        return record.model_copy(update={"health": f"unreachable: {str(error)[:120]}"})
+
+
+def sweep(connections: ClusterConnections, inventory: Inventory, names: list[str] | None = None) -> list[ClusterRecord]:
+    wanted = None if names is None else set(names)
+    records = [r for r in inventory.list_clusters() if wanted is None or r.name in wanted]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        fresh = list(pool.map(lambda r: sweep_one(connections, r), records))
+    for record in fresh:
+        inventory.upsert_cluster(record)
+    return fresh

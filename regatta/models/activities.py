@@ -1,0 +1,166 @@
+"""Activity names and the requests and answers of the activities against clouds and clusters.
+
+`Activity` is the one list of names both the workflows (which call them) and the worker (which
+registers them) use; the models beside it are their arguments and results.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from regatta.models.base import Model
+from regatta.models.fleet import CloudOperation, ClusterRef, NodePool
+
+
+class Activity(StrEnum):
+    """Activity names: the one list both the workflows and the worker use."""
+
+    GET_CLUSTER = "inventory.get_cluster"
+    RECORD_CLUSTER_VERSIONS = "inventory.record_cluster_versions"
+    RECORD_OPERATION = "inventory.record_operation"
+    DESCRIBE_CLUSTER = "cloud.describe_cluster"
+    START_CONTROL_PLANE_UPGRADE = "cloud.start_control_plane_upgrade"
+    START_NODE_POOL_UPGRADE = "cloud.start_node_pool_upgrade"
+    CREATE_NODE_POOL = "cloud.create_node_pool"
+    DELETE_NODE_POOL = "cloud.delete_node_pool"
+    WAIT_FOR_OPERATION = "cloud.wait_for_operation"
+    CREATE_CLUSTER = "cloud.create_cluster"
+    DELETE_CLUSTER = "cloud.delete_cluster"
+    BOOTSTRAP_CLUSTER = "kube.bootstrap_cluster"
+    CHECK_NAME_FREE = "inventory.check_name_free"
+    REGISTER_CLUSTER = "inventory.register_cluster"
+    DEREGISTER_CLUSTER = "inventory.deregister_cluster"
+    DEREGISTER_OWN_REGISTRATION = "inventory.deregister_own_registration"
+    LIST_WORKLOADS = "kube.list_workloads"
+    FINAL_BACKUP = "kube.final_backup"
+    REVOKE_CREDENTIALS = "kube.revoke_credentials"
+    INSPECT_CLUSTER = "kube.inspect_cluster"
+    CORDON_NODES = "kube.cordon_nodes"
+    DRAIN_NODES = "kube.drain_nodes"
+    HEALTH_GATE = "kube.health_gate"
+    PLAN_WAVE = "inventory.plan_wave"
+    LIST_CLUSTER_NAMES = "inventory.list_cluster_names"
+    SWEEP_CLUSTERS = "kube.sweep_clusters"
+    CHECK_PROMETHEUS = "signals.check_prometheus"
+    DELETE_PODS = "kube.delete_pods"
+    RECORD_EVENT = "kube.record_event"
+    RUN_SMOKE_TEST = "kube.run_smoke_test"
+    READ_FLEET_CLOCK = "fleet.read_clock"
+    POST_CALLBACK = "notify.post_callback"
+    # disaster recovery
+    GET_DR_PAIR = "inventory.get_dr_pair"
+    RECORD_DR_SERVING = "inventory.record_dr_serving"
+    INSPECT_WORKLOADS = "kube.inspect_workloads"
+    LATEST_BACKUP = "kube.latest_backup"
+    TAKE_BACKUP = "kube.take_backup"
+    FENCE_WORKLOADS = "kube.fence_workloads"
+    UNFENCE_WORKLOADS = "kube.unfence_workloads"
+    RESTORE_WORKLOADS = "kube.restore_workloads"
+    SET_REPLICAS = "kube.set_replicas"
+    REMOVE_RESTORED = "kube.remove_restored"
+    WAIT_WORKLOADS_READY = "kube.wait_workloads_ready"
+    LIST_TRAFFIC = "traffic.list_records"
+    SET_TRAFFIC = "traffic.set_weights"
+
+
+class StartControlPlaneUpgrade(Model):
+    cluster: ClusterRef
+    target_version: str
+    request_token: str
+
+
+class StartNodePoolUpgrade(Model):
+    cluster: ClusterRef
+    node_pool: str
+    target_version: str
+    request_token: str
+    node_image: str | None = Field(default=None, description="the image to roll onto; None: the cloud's newest for the version")
+
+
+class CreateNodePool(Model):
+    cluster: ClusterRef
+    node_pool: NodePool
+    request_token: str
+
+
+class DeleteNodePool(Model):
+    cluster: ClusterRef
+    node_pool: str
+    request_token: str
+
+
+class CreateCluster(Model):
+    cluster: ClusterRef
+    version: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    request_token: str
+
+
+class DeleteCluster(Model):
+    cluster: ClusterRef
+    request_token: str
+
+
+class BootstrapCluster(Model):
+    cluster: ClusterRef
+    namespaces: list[str]
+    admin_group: str
+
+
+class VeleroBackup(Model):
+    """Take a Velero backup of a cluster under this name (the same name again is a no-op)."""
+
+    cluster: ClusterRef
+    name: str
+    timeout_seconds: float
+    poll_interval_seconds: float
+
+
+class WaitForOperation(Model):
+    cluster: ClusterRef
+    operation: CloudOperation
+    poll_interval_seconds: float
+    timeout_seconds: float
+
+
+class CordonNodes(Model):
+    cluster: ClusterRef
+    nodes: list[str]
+    unschedulable: bool = True
+
+
+class DrainNodes(Model):
+    cluster: ClusterRef
+    nodes: list[str]
+    timeout_seconds: float
+    eviction_retry_seconds: float
+    blocked_report_after_seconds: float | None = Field(default=None, description="when budgets have refused every"
+                                                       " eviction left on a node this long, return a BlockedDrain so the"
+                                                       " workflow can escalate; None: fail at timeout_seconds instead")
+
+
+class DeletePods(Model):
+    """Delete (not evict) pods: what an approved drain escalation does, never silently."""
+
+    cluster: ClusterRef
+    pods: list[str] = Field(description="namespace/name")
+
+
+class RecordEvent(Model):
+    """A Kubernetes Event, where the owners of a workload look (kubectl describe pdb, their alerts)."""
+
+    cluster: ClusterRef
+    namespace: str
+    involved_kind: str
+    involved_name: str
+    reason: str
+    message: str
+    name: str = Field(description="the Event's name: the same name twice is one Event")
+
+
+class RecordClusterVersions(Model):
+    cluster: str
+    control_plane_version: str
+    node_pools: list[NodePool]

@@ -1,0 +1,33 @@
+"""The HTTP API's records in the inventory: tokens (their hash, never the token) and the change tickets
+the API started operations under.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from regatta.models.base import Model
+
+
+class ApiToken(Model):
+    """An API token as the inventory keeps it (its hash; never the token)."""
+
+    name: str
+    role: Literal["viewer", "operator", "approver", "admin"]
+    environments: list[str] = Field(description="environments it may act on; '*' for every one")
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class ApiTicket(Model):
+    """A change ticket the API started an operation for."""
+
+    ticket: str
+    kind: str
+    operation_id: str
+    request_digest: str
+    token: str
+    created_at: datetime

@@ -1,0 +1,38 @@
+"""The controls an operator sends a running operation, as Temporal Updates: pause, resume, abort,
+approve. One model per control, shared by every workflow that takes it (ClusterUpgrade, PatchWave,
+DecommissionCluster, DRFailover, DRFailback), so the CLI, the API and the Temporal UI send the same
+JSON to each.
+
+`requested_by` and `approver` name a person; over the API they are the token's name, whatever the
+caller typed.
+"""
+
+from __future__ import annotations
+
+from regatta.models.base import Model
+
+
+class PauseInput(Model):
+    """Hold the operation at its next safe point (between batches, before the next step)."""
+
+    reason: str = ""
+    requested_by: str = "temporal-ui"
+
+
+class ResumeInput(Model):
+    requested_by: str = "temporal-ui"
+
+
+class AbortInput(Model):
+    """Stop after the step in flight, leaving the cluster consistent and serving."""
+
+    reason: str = ""
+    requested_by: str = "temporal-ui"
+
+
+class ApproveInput(Model):
+    """A second person's approval of what the operation waits for: four eyes means the approver is
+    not the requester (the workflow's validator refuses that)."""
+
+    approver: str
+    comment: str = ""

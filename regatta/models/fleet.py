@@ -1,0 +1,123 @@
+"""The fleet as Regatta sees it: clusters, node pools, nodes, PodDisruptionBudgets, what the cloud and the
+cluster's own API say right now, and the cloud's long-running operations.
+
+Used by the inventory, the cloud and Kubernetes adapters, the rules and every workflow.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from regatta.models.base import Model, ProviderKind
+
+
+class NodePool(Model):
+    name: str
+    version: str
+    node_count: int
+    # The cloud's image for the pool's nodes: EKS's AMI release version (1.31.2-20261101), GKE's
+    # full node version (1.31.5-gke.1200), AKS's node image version. None where there is none.
+    node_image: str | None = None
+    node_size: str = "m5.large"
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class ClusterRef(Model):
+    """How activities reach a cluster. Carries references, never credentials (DESIGN rule 1)."""
+
+    name: str
+    provider: ProviderKind
+    region: str
+    credential_ref: str = "default"
+
+
+class MaintenanceHold(Model):
+    """`regatta cluster hold`: keep every wave and schedule off a cluster until a time (a launch,
+    an incident, a customer demo). Not to be confused with the ClusterHold workflow, the lock an
+    operation takes on a second cluster."""
+
+    until: datetime
+    reason: str
+    held_by: str
+    since: datetime | None = None
+
+
+class ClusterRecord(Model):
+    """A cluster as the inventory knows it."""
+
+    name: str
+    provider: ProviderKind
+    region: str
+    environment: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    control_plane_version: str
+    node_pools: list[NodePool] = Field(default_factory=list)
+    health: str = "unknown"
+    credential_ref: str = "default"
+    updated_at: datetime | None = None
+    pods_capacity: int | None = Field(default=None, description="pods its Ready nodes take, at the last sweep")
+    pods_free: int | None = Field(default=None, description="pods that still fit on Ready, schedulable nodes, at the last sweep")
+    hold: MaintenanceHold | None = Field(default=None, description="a hold that keeps waves off it, when one is set")
+
+    def held_at(self, at: datetime) -> MaintenanceHold | None:
+        """The hold in force at `at` (a hold whose time has passed keeps nobody off)."""
+        return self.hold if self.hold is not None and self.hold.until > at else None
+
+    @property
+    def ref(self) -> ClusterRef:
+        return ClusterRef(
+            name=self.name, provider=self.provider, region=self.region, credential_ref=self.credential_ref
+        )
+
+
+class NodeState(Model):
+    name: str
+    pool: str
+    version: str
+    ready: bool
+    unschedulable: bool
+    pods: int = 0
+    allocatable_pods: int = 0  # status.allocatable.pods: how many pods the kubelet takes
+
+
+class PdbState(Model):
+    namespace: str
+    name: str
+    min_available: int | str | None = None
+    max_unavailable: int | str | None = None
+    expected_pods: int
+    current_healthy: int
+    disruptions_allowed: int
+
+
+class ClusterState(Model):
+    """What the cloud says about a cluster right now: its control plane and node pools."""
+
+    name: str
+    control_plane_version: str
+    status: str
+    node_pools: list[NodePool]
+
+
+class ClusterInspection(Model):
+    """What the cluster's own API says right now: nodes, budgets, and what is unhealthy."""
+
+    api_ready: bool
+    nodes: list[NodeState]
+    pdbs: list[PdbState]
+    problems: list[str] = Field(default_factory=list)
+
+
+class CloudOperation(Model):
+    """A long-running operation on a cloud control plane (an EKS update, a GKE operation, an ARM LRO)."""
+
+    id: str
+    cluster: str
+    kind: Literal["control_plane_upgrade", "node_pool_upgrade", "node_pool_create", "node_pool_delete",
+                  "cluster_create", "cluster_delete"]
+    node_pool: str | None = None
+    status: Literal["in_progress", "succeeded", "failed"] = "in_progress"
+    errors: list[str] = Field(default_factory=list)

@@ -1,0 +1,66 @@
+"""ProvisionCluster: the cluster asked for (what `regatta provision --file` reads), progress and result.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from regatta.models.base import Model, ProviderKind
+from regatta.models.fleet import ClusterRef
+
+
+class NodePoolRequest(Model):
+    name: str
+    node_count: int
+    node_size: str = "m5.large"
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class ProvisionClusterInput(Model):
+    """What `regatta provision --file cluster.yaml` sends, and what the Temporal UI accepts."""
+
+    name: str
+    provider: ProviderKind = "eks"
+    region: str
+    version: str
+    environment: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    node_pools: list[NodePoolRequest]
+    credential_ref: str = "default"
+    namespaces: list[str] = Field(default_factory=lambda: ["platform", "monitoring"])
+    admin_group: str = "platform-sre"
+    ticket: str | None = None
+    requested_by: str = "temporal-ui"
+    callback_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://",
+                                     description="POSTed an HMAC-signed JSON note on every change of phase")
+    poll_interval_seconds: float = Field(default=15, gt=0)
+    cloud_operation_timeout_seconds: float = Field(default=3600, gt=0)
+    ready_timeout_seconds: float = Field(default=900, gt=0)
+    activity_heartbeat_timeout_seconds: float = Field(default=60, gt=0)
+
+    @property
+    def ref(self) -> ClusterRef:
+        return ClusterRef(name=self.name, provider=self.provider, region=self.region, credential_ref=self.credential_ref)
+
+
+class ProvisionClusterProgress(Model):
+    operation_id: str = ""
+    cluster: str
+    phase: Literal["validating", "creating", "bootstrapping", "registering", "compensating", "succeeded", "failed"] = "validating"
+    step: str = "starting"
+    # What exists because of this operation, in creation order: "cluster", "node_pool:<name>",
+    # "inventory". A failure deletes these in reverse (the saga's compensations).
+    created: list[str] = Field(default_factory=list)
+    bootstrapped: list[str] = Field(default_factory=list)
+    message: str = ""
+
+
+class ProvisionClusterResult(Model):
+    operation_id: str
+    cluster: str
+    outcome: Literal["succeeded"]
+    created: list[str]
+    bootstrapped: list[str]
+    message: str

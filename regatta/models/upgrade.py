@@ -1,0 +1,114 @@
+"""ClusterUpgrade: its input, its one state object (the `progress` Query), each node pool's progress and
+the result.
+
+Used by the ClusterUpgrade workflow, waves (which start one per cluster), the CLI and the API.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from regatta.models.base import Model, ProviderKind, Strategy
+from regatta.models.calendar import Freeze, MaintenanceWindow
+from regatta.models.drain import DrainEscalation, DrainPolicy
+from regatta.models.health import HealthCheck
+
+
+class ClusterUpgradeInput(Model):
+    """What starts a ClusterUpgrade. Only `cluster` and `target_version` are required, so the
+    Temporal UI can start one with `{"cluster": "eks-prod-use1", "target_version": "1.31"}`."""
+
+    cluster: str
+    target_version: str
+    strategy: Strategy = "surge"
+    ticket: str | None = None
+    requested_by: str = "temporal-ui"
+    callback_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://",
+                                     description="POSTed an HMAC-signed JSON note on every change of phase")
+    node_images: dict[ProviderKind, str] = Field(
+        default_factory=dict, description="roll node pools onto this node image, per cloud (e.g. {\"eks\":"
+        " \"1.31.2-20261101\"}), at target_version; a pool already on it is left alone")
+    override_hold: str | None = Field(default=None, max_length=500, description="go ahead although the cluster is under"
+                                      " a maintenance hold, for this reason (audited); waves never set it")
+    health_checks: list[HealthCheck] = Field(default_factory=list, description="checks beyond node readiness, run"
+                                             " after the control plane and after each node pool; one that fails stops"
+                                             " the upgrade, naming the check and its value")
+    drain_policies: list[DrainPolicy] = Field(default_factory=list, description="what a drain blocked by"
+                                              " PodDisruptionBudgets does, per node pool or workload label; the first"
+                                              " that matches applies, else the defaults of DrainPolicy")
+    maintenance_windows: list[MaintenanceWindow] = Field(default_factory=list, description="work only inside these"
+                                                         " (none: any time); when one closes mid-upgrade, the step in"
+                                                         " flight finishes, the cluster is left consistent, and the"
+                                                         " upgrade resumes at the next step when a window opens")
+    freezes: list[Freeze] = Field(default_factory=list, description="periods in which no new step starts")
+    # Every timeout an operator may need to tune is a named field with a default.
+    max_unavailable: int = Field(default=1, ge=1, description="nodes drained at once in blue_green")
+    drain_timeout_seconds: float = Field(default=900, gt=0, description="a drain the budgets block this long stops"
+                                         " the upgrade, unless its policy is waiting for an approval")
+    eviction_retry_seconds: float = Field(default=5, gt=0)
+    drain_blocked_report_seconds: float = Field(default=60, gt=0, description="how long a drain activity retries a"
+                                                " blocked eviction before the workflow looks at its escalation policy")
+    poll_interval_seconds: float = Field(default=15, gt=0)
+    cloud_operation_timeout_seconds: float = Field(default=3600, gt=0)
+    health_gate_timeout_seconds: float = Field(default=600, gt=0)
+    activity_heartbeat_timeout_seconds: float = Field(default=60, gt=0)
+
+
+PoolStatus = Literal["pending", "upgrading", "done", "aborted", "failed"]
+
+
+class PoolProgress(Model):
+    name: str
+    from_version: str
+    to_version: str
+    strategy: Strategy
+    nodes_total: int
+    nodes_done: int = 0
+    status: PoolStatus = "pending"
+    replacement_pool: str | None = None
+    from_node_image: str | None = None
+    to_node_image: str | None = None
+
+
+class ClusterUpgradeProgress(Model):
+    """The one state object of a ClusterUpgrade, returned whole by the `progress` Query."""
+
+    operation_id: str = ""
+    cluster: str
+    target_version: str
+    target_node_image: str | None = None
+    strategy: Strategy
+    phase: Literal[
+        "preflight", "control_plane", "node_pools", "awaiting_approval", "waiting_window", "recording", "succeeded",
+        "aborted", "failed"
+    ] = "preflight"
+    window_opens: datetime | None = Field(default=None, description="while waiting_window: when the next window opens")
+    step: str = "starting"
+    control_plane: Literal["pending", "upgrading", "done", "skipped"] = "pending"
+    pools: list[PoolProgress] = Field(default_factory=list)
+    paused: bool = False
+    pause_reason: str | None = None
+    abort_requested: bool = False
+    abort_reason: str | None = None
+    message: str = ""
+    # Nodes this upgrade cordoned and has not yet finished draining: what an abort must hand back.
+    cordoned_in_service: list[str] = Field(default_factory=list)
+    drained_nodes: list[str] = Field(default_factory=list)
+    health_checks: list[str] = Field(default_factory=list, description="checks beyond node readiness that passed, and"
+                                     " what they saw")
+    drain_escalation: DrainEscalation | None = Field(default=None, description="a drain blocked by budgets: which"
+                                                     " step of its policy it is on, and since when")
+
+
+class ClusterUpgradeResult(Model):
+    operation_id: str
+    cluster: str
+    outcome: Literal["succeeded", "aborted"]
+    from_version: str
+    target_version: str
+    control_plane_version: str
+    pools: list[PoolProgress]
+    message: str

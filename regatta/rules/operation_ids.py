@@ -1,0 +1,16 @@
+"""The workflow ids of operations: one id per cluster is the lock that keeps two mutating operations
+off it (DESIGN rule 5); one per wave name.
+"""
+
+from __future__ import annotations
+
+
+def operation_id(cluster: str) -> str:
+    """The workflow id of every mutating operation on a cluster. Temporal runs at most one
+    workflow per id at a time, which is what keeps two operations off one cluster (DESIGN rule 5)."""
+    return f"cluster-{cluster}"
+
+
+def wave_id(name: str) -> str:
+    """The workflow id of a PatchWave: one wave of a name runs at a time (a schedule's runs add a timestamp)."""
+    return f"wave-{name}"

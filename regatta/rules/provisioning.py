@@ -1,0 +1,67 @@
+"""The fleet's rules for a new cluster: a well-formed, free name, a supported version, an allowed
+region, node pools within limits.
+
+Pure: called by ProvisionCluster's validation step.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from regatta.rules.refusals import Refusal
+from regatta.rules.versions import InvalidVersion, parse_target_version
+
+ALLOWED_REGIONS = {
+    "eks": ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2", "ap-northeast-1"),
+    "gke": ("us-central1", "us-east1", "europe-west1", "europe-west4", "asia-southeast1"),
+    "aks": ("eastus", "eastus2", "westus2", "westeurope", "northeurope", "australiaeast"),
+}
+
+
+MAX_NODE_POOLS = 10
+
+
+NODES_PER_POOL = range(1, 101)
+
+
+_CLUSTER_NAME = re.compile(r"^[a-z][a-z0-9-]{2,38}[a-z0-9]$")
+
+
+_POOL_NAME = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
+
+
+class FleetRuleViolation(Refusal):
+    error_type = "FleetRuleViolation"
+
+
+def fleet_rule_violations(
+    *, name: str, provider: str, region: str, version: str, pools: Sequence[tuple[str, int]], taken: bool
+) -> list[str]:
+    """Every rule a new cluster breaks, each saying what to change. Empty when it may be built."""
+    problems = []
+    if not _CLUSTER_NAME.match(name):
+        problems.append(f"name {name!r} must be 4-40 characters of lowercase letters, digits and '-', starting with a letter")
+    if taken:
+        problems.append(f"a cluster named {name} is already in the inventory; choose another name")
+    if provider not in ALLOWED_REGIONS:
+        problems.append(f"provider {provider!r} cannot create clusters; use one of {', '.join(ALLOWED_REGIONS)}")
+    elif region not in ALLOWED_REGIONS[provider]:
+        problems.append(f"region {region!r} is not allowed for {provider}; allowed: {', '.join(ALLOWED_REGIONS[provider])}")
+    try:
+        parse_target_version(version)
+    except InvalidVersion as error:
+        problems.append(str(error))
+    if not pools:
+        problems.append("at least one node pool is required")
+    if len(pools) > MAX_NODE_POOLS:
+        problems.append(f"at most {MAX_NODE_POOLS} node pools, not {len(pools)}")
+    names = [pool for pool, _ in pools]
+    for pool, count in pools:
+        if not _POOL_NAME.match(pool):
+            problems.append(f"node pool name {pool!r} must be lowercase letters, digits and '-', starting with a letter")
+        if count not in NODES_PER_POOL:
+            problems.append(f"node pool {pool} asks for {count} nodes; allowed {NODES_PER_POOL.start} to {NODES_PER_POOL.stop - 1}")
+    if len(set(names)) != len(names):
+        problems.append("node pool names must be unique")
+    return problems

@@ -1,0 +1,165 @@
+"""Planning a PatchWave: which clusters it selects, which stage takes each, which are already at the
+target or held, how many failures it tolerates, and what is wrong with a wave file beyond its
+schema.
+
+Pure: the PatchWave workflow calls it with Temporal's time, `regatta wave start --plan-only` with
+the fleet's clock, and the unit tests with fixed clocks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from regatta.models import (
+    ClusterRecord,
+    ClusterUpgradeInput,
+    MaintenanceHold,
+    PatchWaveInput,
+    WaveClusterState,
+    WavePlan,
+    WaveStageState,
+)
+from regatta.rules import refusals, versions
+from regatta.rules.selectors import misses, selects
+from regatta.rules.windows import applicable_windows, next_start
+
+# What a wave may tune in each cluster's upgrade; identity and target come from the wave itself.
+TUNABLE = frozenset(ClusterUpgradeInput.model_fields) - {"cluster", "target_version", "node_images", "strategy", "ticket",
+                                                          "requested_by", "callback_url", "override_hold",
+                                                          "health_checks", "drain_policies", "maintenance_windows",
+                                                          "freezes"}
+
+
+class InvalidWave(refusals.Refusal):
+    error_type = "InvalidWave"
+
+
+def wave_problems(wave: PatchWaveInput) -> list[tuple[tuple[str | int, ...], str]]:
+    """Everything wrong with a wave that its models cannot see on their own: (where, what to fix)."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    try:
+        versions.parse_target_version(wave.target_version)
+    except refusals.Refusal as error:
+        problems.append((("target_version",), f"target_version: {error}"))
+    for provider, image in sorted(wave.node_images.items()):
+        if (problem := versions.node_image_problem(provider, image, wave.target_version)) is not None:
+            problems.append((("node_images", provider), f"node_images.{provider}: {problem}"))
+    names = [stage.name for stage in wave.stages]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            problems.append((("stages", i, "name"), f"stages[{i}].name: {name!r} is used by an earlier stage; names must be unique"))
+    for i, stage in enumerate(wave.stages):
+        checks = [check.name for check in stage.health_checks]
+        for j, name in enumerate(checks):
+            if name in checks[:j]:
+                problems.append((("stages", i, "health_checks", j, "name"), f"stages[{i}].health_checks[{j}].name: {name!r}"
+                                 " is used by an earlier check of the stage; names must be unique"))
+    try:
+        failure_budget(wave.failure_budget, 100)
+    except InvalidWave as error:
+        problems.append((("failure_budget",), str(error)))
+    for i, window in enumerate(wave.maintenance_windows):
+        try:
+            ZoneInfo(window.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append((("maintenance_windows", i, "timezone"), f"maintenance_windows[{i}].timezone: unknown time"
+                             f" zone {window.timezone!r}; use an IANA name such as Europe/Berlin"))
+    for i, freeze in enumerate(wave.freezes):
+        if freeze.start.tzinfo is None or freeze.end.tzinfo is None:
+            problems.append((("freezes", i), f"freezes[{i}] ({freeze.name}): give start and end with a time zone,"
+                             " e.g. 2026-12-20T00:00:00Z"))
+        elif freeze.end <= freeze.start:
+            problems.append((("freezes", i, "end"), f"freezes[{i}] ({freeze.name}): end must come after start"))
+    for key in sorted(set(wave.upgrade_settings) - TUNABLE):
+        problems.append((("upgrade_settings", key), f"upgrade_settings: {key} cannot be set per wave; these can:"
+                         f" {', '.join(sorted(TUNABLE))}"))
+    return problems
+
+
+def failure_budget(budget: int | str, clusters: int) -> int:
+    """Failed clusters a wave tolerates: a count, or a share of the wave's clusters ('10%', rounded down)."""
+    if isinstance(budget, int):
+        if budget < 0:
+            raise InvalidWave("failure_budget: a count must be 0 or more")
+        return budget
+    text = budget.strip()
+    if text.endswith("%"):
+        try:
+            share = float(text[:-1])
+        except ValueError:
+            share = -1.0
+        if 0 <= share <= 100:
+            return math.floor(clusters * share / 100)
+    elif text.isdigit():
+        return int(text)
+    raise InvalidWave(f"failure_budget: {budget!r} is neither a count (2) nor a share of the wave's clusters ('10%')")
+
+
+def at_target(cluster: ClusterRecord, target: str, node_images: dict[str, str] | None = None) -> bool:
+    """The cluster runs the target version everywhere, and the wave's node image for its cloud
+    on every pool when the wave names one."""
+    wanted = versions.parse_target_version(target)
+    image = (node_images or {}).get(cluster.provider)
+    return (versions.minor_version(cluster.control_plane_version) >= wanted
+            and all(versions.minor_version(pool.version) >= wanted for pool in cluster.node_pools)
+            and (image is None or all(pool.node_image == image for pool in cluster.node_pools)))
+
+
+def unstaged_reason(wave: PatchWaveInput, cluster: ClusterRecord) -> str:
+    return "no stage takes it: " + "; ".join(f"{stage.name} needs {', '.join(misses(stage.selector, cluster))}"
+                                              for stage in wave.stages)
+
+
+def describe_hold(hold: MaintenanceHold) -> str:
+    """How a wave names a hold that keeps it off a cluster."""
+    return f"held until {hold.until.isoformat()} by {hold.held_by}: {hold.reason}"
+
+
+def hold_detail(cluster: ClusterRecord, at: datetime) -> str | None:
+    hold = cluster.held_at(at)
+    return describe_hold(hold) if hold is not None else None
+
+
+def plan_wave(wave: PatchWaveInput, clusters: Sequence[ClusterRecord], *, now: datetime) -> WavePlan:
+    """Each selected cluster in the first stage whose selector takes it, with when it can first
+    start (its windows, the freezes and its maintenance hold decide); clusters already at the
+    target are counted, not touched; a selected cluster no stage takes is reported with what each
+    stage needs. Refuses a wave that does not make sense, with every problem named."""
+    problems = wave_problems(wave)
+    if problems:
+        raise InvalidWave("; ".join(message for _, message in problems))
+    selected = sorted((c for c in clusters if selects(wave.selector, c)), key=lambda c: c.name)
+    stages = [WaveStageState(name=s.name, concurrency=s.concurrency, soak_seconds=s.soak_seconds,
+                             approval_required=s.approval_required) for s in wave.stages]
+    unstaged, unstaged_reasons = [], {}
+    for cluster in selected:
+        index = next((i for i, stage in enumerate(wave.stages) if selects(stage.selector, cluster)), None)
+        if index is None:
+            unstaged.append(cluster.name)
+            unstaged_reasons[cluster.name] = unstaged_reason(wave, cluster)
+            continue
+        if at_target(cluster, wave.target_version, wave.node_images):
+            image = wave.node_images.get(cluster.provider)
+            entry = WaveClusterState(name=cluster.name, status="at_target",
+                                     detail=f"already runs {cluster.control_plane_version}"
+                                     + (f" on node image {image}" if image else ""))
+        else:
+            windows = applicable_windows(wave.maintenance_windows, cluster)
+            hold = cluster.held_at(now)
+            start = next_start(windows=[wave.maintenance_windows[i] for i in windows], freezes=wave.freezes,
+                               after=hold.until if hold else now)
+            detail = hold_detail(cluster, now) or ""
+            if hold and start is not None and start > hold.until:
+                detail += f"; then its maintenance window opens {start.astimezone(UTC):%Y-%m-%d %H:%M}Z"
+            entry = WaveClusterState(name=cluster.name, earliest_start=start, windows=windows,
+                                     status="held" if hold else "pending",
+                                     detail=detail if start is not None else
+                                     "no maintenance window opens outside the freezes within a year")
+        stages[index].clusters.append(entry)
+    total = sum(len(stage.clusters) for stage in stages)
+    return WavePlan(wave=wave.name, target_version=wave.target_version, node_images=dict(wave.node_images), planned_at=now,
+                    failure_budget=failure_budget(wave.failure_budget, total), stages=stages, unstaged=unstaged,
+                    unstaged_reasons=unstaged_reasons)

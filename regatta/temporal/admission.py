@@ -1,0 +1,174 @@
+"""The checks made before an operation starts, in one place that the CLI and the HTTP API both
+call: the cluster is known, the version jump is legal, no maintenance hold keeps it, nothing
+stands in the way of a decommission, the DR pair is the one named, the wave and the new cluster
+fit the fleet's rules. (A second operation on a busy cluster is refused when it is started:
+`operations.start_operation` names the one holding it.)
+
+These catch at once what the inventory already shows; each workflow checks again against the
+live cluster, so a stale inventory can delay a refusal but never let a wrong change through.
+
+Every refusal is a `StartRefused` whose `kind` tells a caller how to report it (the API's status
+code; the CLI exits 2 for all of them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel
+
+from regatta.inventory import DrPairError, Inventory, UnknownCluster
+from regatta.models import (
+    ClusterRecord,
+    ClusterUpgradeInput,
+    DecommissionClusterInput,
+    DRFailbackInput,
+    DRFailoverInput,
+    PatchWaveInput,
+    ProvisionClusterInput,
+)
+from regatta.rules import decommissioning, operation_ids, provisioning, refusals, versions, waves
+from regatta.temporal.operations import OperationRefused
+
+RefusalKind = Literal["unknown", "invalid", "conflict"]
+
+
+class StartRefused(OperationRefused):
+    """Refused before anything started. `kind`: `unknown` (no such cluster or pair), `invalid`
+    (the request cannot be right), `conflict` (right, but not now: a hold, a blocker, nothing to do)."""
+
+    def __init__(self, message: str, *, kind: RefusalKind, environments: frozenset[str] = frozenset()):
+        super().__init__(message)
+        self.kind: RefusalKind = kind
+        # Where the refused operation would have acted, when that was known: the API lets a token
+        # not allowed there hear 403 rather than learn why the change could not be made.
+        self.environments = environments
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What a request that may start runs under."""
+
+    workflow: str
+    operation_id: str
+    holder: ClusterRecord | None = None  # the cluster whose lock it takes; None for a wave
+    environments: frozenset[str] = frozenset()
+
+
+WORKFLOW_OF: dict[type[BaseModel], str] = {
+    ClusterUpgradeInput: "ClusterUpgrade",
+    PatchWaveInput: "PatchWave",
+    ProvisionClusterInput: "ProvisionCluster",
+    DecommissionClusterInput: "DecommissionCluster",
+    DRFailoverInput: "DRFailover",
+    DRFailbackInput: "DRFailback",
+}
+
+
+def admit(request: BaseModel, *, inventory: Inventory, now: datetime | None = None) -> Admission:
+    """The operation `request` would start, or the StartRefused saying why it may not. `now` is
+    the fleet's clock (maintenance holds and wave windows are read against it)."""
+    now = now or datetime.now(UTC)
+    try:
+        if isinstance(request, ClusterUpgradeInput):
+            return _upgrade(request, inventory=inventory, now=now)
+        if isinstance(request, PatchWaveInput):
+            return _wave(request, inventory=inventory, now=now)
+        if isinstance(request, ProvisionClusterInput):
+            holder = provision_holder(inventory, request)
+            return Admission("ProvisionCluster", operation_ids.operation_id(request.name), holder,
+                             frozenset({request.environment}))
+        if isinstance(request, DecommissionClusterInput):
+            return _decommission(request, inventory=inventory)
+        if isinstance(request, DRFailoverInput | DRFailbackInput):
+            return _disaster_recovery(request, inventory=inventory)
+    except UnknownCluster as error:
+        raise StartRefused(str(error), kind="unknown") from None
+    except DrPairError as error:
+        raise StartRefused(str(error), kind="unknown") from None
+    except versions.AlreadyAtVersion as error:
+        raise StartRefused(str(error), kind="conflict") from None
+    except refusals.Refusal as error:
+        raise StartRefused(str(error), kind="invalid") from None
+    raise TypeError(f"no operation starts from a {type(request).__name__}")
+
+
+def provision_holder(inventory: Inventory, request: ProvisionClusterInput) -> ClusterRecord:
+    """The record a new cluster's ProvisionCluster runs under, once the fleet rules allow it."""
+    taken = any(r.name == request.name for r in inventory.list_clusters())
+    problems = provisioning.fleet_rule_violations(
+        name=request.name, provider=request.provider, region=request.region, version=request.version,
+        pools=[(p.name, p.node_count) for p in request.node_pools], taken=taken)
+    if problems:
+        raise StartRefused("; ".join(problems), kind="invalid")
+    return ClusterRecord(name=request.name, provider=request.provider, region=request.region,
+                         environment=request.environment, control_plane_version=request.version)
+
+
+def _upgrade(request: ClusterUpgradeInput, *, inventory: Inventory, now: datetime) -> Admission:
+    record = inventory.get_cluster(request.cluster)
+    where = frozenset({record.environment})
+    hold = record.held_at(now)
+    if hold is not None and not request.override_hold:
+        raise StartRefused(
+            f"{record.name} is held until {hold.until.astimezone(UTC):%Y-%m-%d %H:%M}Z by {hold.held_by}: {hold.reason}."
+            f" Wait, release it (regatta cluster release {record.name}), or start with an override reason"
+            " (--override-hold REASON; override_hold in the input)", kind="conflict", environments=where)
+    node_image = request.node_images.get(record.provider)
+    try:
+        versions.plan_upgrade(provider=record.provider, control_plane=record.control_plane_version,
+                              node_pools=record.node_pools, target=request.target_version, node_image=node_image)
+    except versions.InvalidNodeImage as problem:
+        raise StartRefused(f"node_images.{record.provider}: {problem}", kind="invalid", environments=where) from None
+    except versions.AlreadyAtVersion as problem:
+        raise StartRefused(str(problem), kind="conflict", environments=where) from None
+    except refusals.Refusal as problem:
+        raise StartRefused(str(problem), kind="invalid", environments=where) from None
+    return Admission("ClusterUpgrade", operation_ids.operation_id(record.name), record, frozenset({record.environment}))
+
+
+def _wave(request: PatchWaveInput, *, inventory: Inventory, now: datetime) -> Admission:
+    clusters = {c.name: c for c in inventory.list_clusters()}
+    plan = waves.plan_wave(request, list(clusters.values()), now=now)
+    touched = frozenset(clusters[c.name].environment for stage in plan.stages for c in stage.clusters)
+    return Admission("PatchWave", operation_ids.wave_id(request.name), None, touched)
+
+
+def _decommission(request: DecommissionClusterInput, *, inventory: Inventory) -> Admission:
+    record = inventory.get_cluster(request.cluster)
+    blockers = decommissioning.decommission_blockers(record.labels)
+    where = frozenset({record.environment})
+    if blockers:
+        raise StartRefused(f"{record.name} cannot be decommissioned: " + "; ".join(blockers), kind="conflict",
+                           environments=where)
+    if request.force_empty and not (request.force_reason or "").strip():
+        raise StartRefused("force_empty needs a reason saying why the workloads may go (--reason)", kind="invalid",
+                           environments=where)
+    return Admission("DecommissionCluster", operation_ids.operation_id(record.name), record,
+                     frozenset({record.environment}))
+
+
+def _disaster_recovery(request: DRFailoverInput | DRFailbackInput, *, inventory: Inventory) -> Admission:
+    pair = inventory.dr_pair(request.cluster)
+    record = inventory.get_cluster(request.cluster)
+    standby = inventory.get_cluster(pair.standby)
+    where = frozenset({record.environment, standby.environment})
+    if isinstance(request, DRFailoverInput):
+        if pair.standby != request.standby:
+            raise StartRefused(f"the standby of {request.cluster} is {pair.standby}, not {request.standby}",
+                               kind="conflict", environments=where)
+        if pair.serving == "standby" and not request.drill:
+            raise StartRefused(f"{pair.standby} already serves {request.cluster}'s workloads; fail back first:"
+                               f" regatta failback {request.cluster}", kind="conflict", environments=where)
+        workflow = "DRFailover"
+    else:
+        if pair.serving != "standby":
+            raise StartRefused(f"{request.cluster} serves its own workloads already; there is nothing to fail back",
+                               kind="conflict", environments=where)
+        workflow = "DRFailback"
+    if request.override_capacity is not None and not request.override_capacity.strip():
+        raise StartRefused("override_capacity needs a reason (--override-capacity REASON)", kind="invalid",
+                           environments=where)
+    return Admission(workflow, operation_ids.operation_id(record.name), record, where)

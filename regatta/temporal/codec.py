@@ -1,0 +1,135 @@
+"""Encryption of every workflow payload (inputs, results, progress, activity arguments) before it
+reaches Temporal, with AES-256-GCM from `cryptography`, and key rotation by key id.
+
+DESIGN rule 1 keeps credentials out of payloads; this keeps what remains (cluster names,
+tickets, who asked) unreadable to anyone with only the Temporal database. Off unless a key is
+set:
+
+- `REGATTA_CODEC_KEYS="k2:BASE64KEY,k1:BASE64KEY"`, or `REGATTA_CODEC_KEY_FILE` naming a file
+  with one `ID BASE64KEY` per line. The first key encrypts; every key listed decrypts, so a
+  rotation adds a new first key and keeps the old ones until no history needs them.
+- `regatta codec new-key` prints a fresh key line.
+
+The API serves `/codec/encode` and `/codec/decode` (Temporal's codec-server protocol) so the
+Temporal UI shows decrypted payloads to people holding a token.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import os
+import secrets
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from temporalio.api.common.v1 import Payload
+from temporalio.converter import DataConverter, PayloadCodec
+
+ENCODING = b"binary/encrypted"
+KEY_ID = "encryption-key-id"
+NONCE_BYTES = 12
+
+
+class CodecKeyError(ValueError):
+    """Keys that cannot be used, or a payload whose key this process does not hold."""
+
+
+def new_key_line(key_id: str) -> str:
+    return f"{key_id} {base64.b64encode(AESGCM.generate_key(bit_length=256)).decode()}"
+
+
+def _parse(entries: Sequence[tuple[str, str]], where: str) -> dict[str, bytes]:
+    keys: dict[str, bytes] = {}
+    for key_id, encoded in entries:
+        try:
+            key = base64.b64decode(encoded, validate=True)
+        except ValueError:
+            raise CodecKeyError(f"{where}: key {key_id!r} is not base64; make one with `regatta codec new-key`") from None
+        if len(key) != 32:
+            raise CodecKeyError(f"{where}: key {key_id!r} is {len(key)} bytes; AES-256 needs 32")
+        if key_id in keys:
+            raise CodecKeyError(f"{where}: key id {key_id!r} appears twice")
+        keys[key_id] = key
+    return keys
+
+
+def keys_from_env(env: Mapping[str, str] | None = None) -> dict[str, bytes]:
+    """The codec keys the environment names, the encrypting one first; empty when none is set."""
+    env = os.environ if env is None else env
+    if text := env.get("REGATTA_CODEC_KEYS", "").strip():
+        pairs = [item.strip().partition(":") for item in text.split(",") if item.strip()]
+        if any(not sep or not key_id for key_id, sep, _ in pairs):
+            raise CodecKeyError("REGATTA_CODEC_KEYS: give id:base64key pairs separated by commas")
+        return _parse([(key_id, key) for key_id, _, key in pairs], "REGATTA_CODEC_KEYS")
+    if path := env.get("REGATTA_CODEC_KEY_FILE", "").strip():
+        try:
+            lines = [line.split() for line in Path(path).read_text().splitlines() if line.strip() and not line.startswith("#")]
+        except OSError as error:
+            raise CodecKeyError(f"REGATTA_CODEC_KEY_FILE: cannot read {path}: {error.strerror}") from None
+        if any(len(parts) != 2 for parts in lines):
+            raise CodecKeyError(f"{path}: each line is `ID BASE64KEY`")
+        return _parse([(parts[0], parts[1]) for parts in lines], path)
+    return {}
+
+
+class EncryptionCodec(PayloadCodec):
+    def __init__(self, keys: Mapping[str, bytes]):
+        if not keys:
+            raise CodecKeyError("no codec key: set REGATTA_CODEC_KEYS or REGATTA_CODEC_KEY_FILE")
+        self.keys = {key_id: AESGCM(key) for key_id, key in keys.items()}
+        self.current = next(iter(keys))
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self.encrypt(p) for p in payloads]
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self.decrypt(p) for p in payloads]
+
+    def encrypt(self, payload: Payload) -> Payload:
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        sealed = self.keys[self.current].encrypt(nonce, payload.SerializeToString(), self.current.encode())
+        return Payload(metadata={"encoding": ENCODING, KEY_ID: self.current.encode()}, data=nonce + sealed)
+
+    def decrypt(self, payload: Payload) -> Payload:
+        if payload.metadata.get("encoding") != ENCODING:
+            return payload  # written before encryption was turned on
+        key_id = payload.metadata.get(KEY_ID, b"").decode()
+        if key_id not in self.keys:
+            raise CodecKeyError(f"a payload is encrypted with key {key_id!r}, which this process does not hold;"
+                                f" it holds {', '.join(self.keys)}. Keep old keys listed after a rotation")
+        opened = self.keys[key_id].decrypt(payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:], key_id.encode())
+        return Payload.FromString(opened)
+
+
+def with_codec(converter: DataConverter, env: Mapping[str, str] | None = None) -> DataConverter:
+    """The converter, encrypting when the environment sets keys; unchanged otherwise."""
+    keys = keys_from_env(env)
+    return dataclasses.replace(converter, payload_codec=EncryptionCodec(keys)) if keys else converter
+
+
+class CodecRequestError(ValueError):
+    """A codec-server request body that is not Temporal Payloads JSON."""
+
+
+async def codec_server_reply(codec: EncryptionCodec | None, direction: str, body: bytes) -> dict:
+    """Temporal's codec-server protocol, as the Temporal UI speaks it: `{"payloads": [...]}` in the
+    proto JSON form, encoded or decoded, back in the same form. Without keys, payloads pass through."""
+    import json
+
+    from google.protobuf import json_format
+    from temporalio.api.common.v1 import Payloads
+
+    try:
+        parsed = json.loads(body)
+        if not isinstance(parsed, dict):
+            raise ValueError('expected an object like {"payloads": [...]}')
+        payloads = json_format.ParseDict(parsed, Payloads())
+    except (ValueError, json_format.ParseError) as error:
+        raise CodecRequestError(f"the body is not Temporal Payloads JSON: {error}") from None
+    if codec is not None:
+        done = await (codec.encode if direction == "encode" else codec.decode)(payloads.payloads)
+        payloads = Payloads(payloads=done)
+    reply: dict = json.loads(json_format.MessageToJson(payloads))
+    return reply

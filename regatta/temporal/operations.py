@@ -1,0 +1,162 @@
+"""Operations as a client sees them: start one (refusing when another holds the cluster),
+follow its progress, send it control Updates, and describe where it stands.
+
+Used by the CLI and the HTTP API (regatta/api). Operation ids are Temporal workflow ids; control
+payloads are plain dicts so the same code steers every workflow type.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from regatta.models import ClusterRecord, PatchWaveInput, ProvisionClusterInput
+from regatta.models.search_attributes import CLUSTER, ENVIRONMENT, OPERATION, TICKET
+from regatta.rules import operation_ids, provisioning
+from regatta.settings import Settings
+from regatta.temporal.connect import connect
+
+
+class OperationRefused(Exception):
+    """The request was refused and nothing changed (CLI exit code 2)."""
+
+
+class OperationFailed(Exception):
+    """The operation ran and failed, or was aborted (CLI exit code 1)."""
+
+
+def cause_of(error: BaseException) -> str:
+    """The innermost message: what the operator needs, without the SDK's wrapping."""
+    message = str(error)
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+        message = getattr(error, "message", None) or str(error)
+    return message
+
+
+def provision_holder(inventory, request: ProvisionClusterInput) -> ClusterRecord:
+    """The record a new cluster's ProvisionCluster runs under, once the fleet rules allow it."""
+    taken = any(r.name == request.name for r in inventory.list_clusters())
+    problems = provisioning.fleet_rule_violations(
+        name=request.name, provider=request.provider, region=request.region, version=request.version,
+        pools=[(p.name, p.node_count) for p in request.node_pools], taken=taken)
+    if problems:
+        raise OperationRefused("; ".join(problems))
+    return ClusterRecord(name=request.name, provider=request.provider, region=request.region,
+                         environment=request.environment, control_plane_version=request.version)
+
+
+async def start_operation(
+    settings: Settings, *, workflow: str, cluster: ClusterRecord, request: BaseModel, ticket: str | None
+) -> WorkflowHandle:
+    """Start an operation on one cluster under its lock, `cluster-<name>`."""
+    attributes = [SearchAttributePair(CLUSTER, cluster.name), SearchAttributePair(ENVIRONMENT, cluster.environment)]
+    return await _start(settings, workflow=workflow, operation_id=operation_ids.operation_id(cluster.name), request=request,
+                        ticket=ticket, attributes=attributes, holding=f"cluster {cluster.name}",
+                        rule="at most one operation runs on a cluster")
+
+
+async def start_wave(settings: Settings, *, request: PatchWaveInput) -> WorkflowHandle:
+    """Start a PatchWave under `wave-<name>`: one wave of a name runs at a time."""
+    return await _start(settings, workflow="PatchWave", operation_id=operation_ids.wave_id(request.name), request=request,
+                        ticket=request.ticket, attributes=[], holding=f"wave {request.name}",
+                        rule="one wave of a name runs at a time")
+
+
+async def _start(settings: Settings, *, workflow: str, operation_id: str, request: BaseModel, ticket: str | None,
+                 attributes: list, holding: str, rule: str) -> WorkflowHandle:
+    client = await connect(settings)
+    attributes = [*attributes, SearchAttributePair(OPERATION, workflow)]
+    if ticket:
+        attributes.append(SearchAttributePair(TICKET, ticket))
+    try:
+        return await client.start_workflow(
+            workflow, request, id=operation_id, task_queue=settings.task_queue,
+            search_attributes=TypedSearchAttributes(attributes),
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        )
+    except WorkflowAlreadyStartedError:
+        holder = await client.get_workflow_handle(operation_id).describe()
+        held_ticket = (holder.typed_search_attributes.get(TICKET) if holder.typed_search_attributes else None) or "no ticket"
+        raise OperationRefused(
+            f"{holding} is held by {holder.workflow_type} {operation_id} (started"
+            f" {holder.start_time:%Y-%m-%d %H:%M:%S} UTC, {held_ticket}); {rule}."
+            f" Wait for it (`regatta op status {operation_id}`) or stop it (`regatta op abort {operation_id}`)"
+        ) from None
+
+
+async def send_update(settings: Settings, operation_id: str, update: str, payload: dict) -> dict:
+    handle = (await connect(settings)).get_workflow_handle(operation_id)
+    try:
+        return await handle.execute_update(update, payload, result_type=dict)
+    except WorkflowUpdateFailedError as error:
+        raise OperationRefused(f"{update} refused by {operation_id}: {cause_of(error)}") from None
+    except RPCError as error:
+        if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION, RPCStatusCode.INVALID_ARGUMENT):
+            raise OperationRefused(
+                f"{operation_id} cannot take {update}: {error.message}. `regatta op status {operation_id}` shows where it stands"
+            ) from None
+        raise
+
+
+async def status(settings: Settings, operation_id: str) -> dict[str, Any]:
+    handle = (await connect(settings)).get_workflow_handle(operation_id)
+    try:
+        described = await handle.describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise OperationRefused(f"no operation {operation_id}; operation ids look like cluster-<cluster name>") from None
+        raise
+    attributes = described.typed_search_attributes
+    result: dict[str, Any] = {
+        "operation_id": operation_id,
+        "run_id": described.run_id,
+        "workflow_type": described.workflow_type,
+        "status": described.status.name if described.status else "UNKNOWN",
+        "started": described.start_time,
+        "closed": described.close_time,
+        "cluster": attributes.get(CLUSTER) if attributes else None,
+        "environment": attributes.get(ENVIRONMENT) if attributes else None,
+        "progress": None,
+        "failure": None,
+    }
+    try:
+        result["progress"] = await handle.query("progress", result_type=dict)
+    except Exception as error:  # noqa: BLE001 - no worker to answer is worth saying, not failing on
+        result["progress_error"] = cause_of(error)
+    if described.status == WorkflowExecutionStatus.FAILED:
+        try:
+            await handle.result()
+        except WorkflowFailureError as error:
+            result["failure"] = cause_of(error)
+    return result
+
+
+async def query(settings: Settings, operation_id: str, name: str) -> Any:
+    """Ask a running (or ended) operation a Query by name."""
+    handle = (await connect(settings)).get_workflow_handle(operation_id)
+    try:
+        return await handle.query(name, result_type=dict)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise OperationRefused(f"no operation {operation_id}; a wave's id is wave-<name>") from None
+        raise OperationRefused(f"{operation_id} cannot answer {name}: {cause_of(error)}") from None
+    except WorkflowQueryFailedError as error:
+        raise OperationRefused(f"{operation_id} cannot answer {name}: {cause_of(error)}") from None
