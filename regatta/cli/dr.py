@@ -9,10 +9,11 @@ import typer
 
 from regatta.cli.arguments import Output
 from regatta.cli.context import open_inventory
-from regatta.cli.exits import EXIT_REFUSED, run_command
-from regatta.cli.op import start_and_watch
-from regatta.cli.render import console, errors, show_list
-from regatta.rules import operation_ids, recovery
+from regatta.cli.exits import run_command
+from regatta.cli.op import admit_and_start
+from regatta.cli.render import console, show_list
+from regatta.rules import recovery
+from regatta.temporal.admission import Admission
 from regatta.temporal.operations import OperationRefused as Refused
 
 dr_app = typer.Typer(no_args_is_help=True, help="Disaster-recovery pairs: which cluster stands by for which.")
@@ -37,17 +38,7 @@ def failover(
 
     from regatta.models import DRFailoverInput
 
-    if override_capacity is not None and not override_capacity.strip():
-        errors.print("[bold red]refused:[/] --override-capacity needs a reason")
-        raise typer.Exit(EXIT_REFUSED)
-
     async def body():
-        inventory = open_inventory()
-        pair = inventory.dr_pair(cluster)
-        if pair.standby != to:
-            raise Refused(f"the standby of {cluster} is {pair.standby}, not {to}")
-        if pair.serving == "standby" and not drill:
-            raise Refused(f"{to} already serves {cluster}'s workloads; fail back first: regatta failback {cluster}")
         extra = {k: v for k, v in {"poll_interval_seconds": poll_interval, "fence_timeout_seconds": fence_timeout}.items()
                  if v is not None}
         try:
@@ -56,12 +47,15 @@ def failover(
                                       **extra)
         except ValidationError as error:
             raise Refused(str(error)) from None
-        record = inventory.get_cluster(cluster)
-        gate = recovery.dr_needs_approval(record.environment, requested=require_approval, drill=drill)
-        await start_and_watch(workflow="DRFailover", cluster=record, request=request, ticket=ticket, wait=wait,
-                     headline=f"{'drill of a ' if drill else ''}failover of {cluster} to {to}"
-                              + (f"; it waits for approval by someone else before fencing:\n"
-                                 f"  regatta op approve {operation_ids.operation_id(cluster)}" if gate else ""))
+
+        def headline(admission: Admission) -> str:
+            assert admission.holder is not None
+            gate = recovery.dr_needs_approval(admission.holder.environment, requested=require_approval, drill=drill)
+            return (f"{'drill of a ' if drill else ''}failover of {cluster} to {to}"
+                    + (f"; it waits for approval by someone else before fencing:\n"
+                       f"  regatta op approve {admission.operation_id}" if gate else ""))
+
+        await admit_and_start(request, inventory=open_inventory(), ticket=ticket, wait=wait, headline=headline)
 
     run_command(body())
 
@@ -84,17 +78,14 @@ def failback(
 
     async def body():
         inventory = open_inventory()
-        pair = inventory.dr_pair(cluster)
-        if pair.serving != "standby":
-            raise Refused(f"{cluster} serves its own workloads already; there is nothing to fail back")
         extra = {"poll_interval_seconds": poll_interval} if poll_interval is not None else {}
         try:
             request = DRFailbackInput(cluster=cluster, ticket=ticket, requested_by=requested_by or getpass.getuser(),
                                       override_capacity=override_capacity, require_approval=require_approval, **extra)
         except ValidationError as error:
             raise Refused(str(error)) from None
-        await start_and_watch(workflow="DRFailback", cluster=inventory.get_cluster(cluster), request=request, ticket=ticket,
-                     wait=wait, headline=f"failback of {cluster} from {pair.standby}")
+        await admit_and_start(request, inventory=inventory, ticket=ticket, wait=wait,
+                              headline=f"failback of {cluster} from {inventory.dr_pair(cluster).standby}")
 
     run_command(body())
 

@@ -8,10 +8,9 @@ from typing import Annotated
 import typer
 
 from regatta.cli.context import open_inventory
-from regatta.cli.exits import EXIT_REFUSED, run_command
-from regatta.cli.op import start_and_watch
-from regatta.cli.render import errors
-from regatta.rules import decommissioning, operation_ids
+from regatta.cli.exits import run_command
+from regatta.cli.op import admit_and_start
+from regatta.rules import operation_ids
 from regatta.temporal.operations import OperationRefused as Refused
 
 
@@ -29,7 +28,6 @@ def provision(
     from pydantic import ValidationError
 
     from regatta.models import ProvisionClusterInput
-    from regatta.temporal.operations import provision_holder
 
     async def body():
         try:
@@ -47,9 +45,8 @@ def provision(
             request = ProvisionClusterInput.model_validate(raw)
         except ValidationError as error:
             raise Refused(f"{file}: {error}") from None
-        holder = provision_holder(open_inventory(), request)
-        await start_and_watch(workflow="ProvisionCluster", cluster=holder, request=request, ticket=request.ticket, wait=wait,
-                     headline=f"{request.provider} cluster {request.name} in {request.region}")
+        await admit_and_start(request, inventory=open_inventory(), ticket=request.ticket, wait=wait,
+                              headline=f"{request.provider} cluster {request.name} in {request.region}")
 
     run_command(body())
 
@@ -68,20 +65,11 @@ def decommission(
 
     from regatta.models import DecommissionClusterInput
 
-    if force_empty and not (reason or "").strip():
-        errors.print("[bold red]refused:[/] --force-empty needs --reason saying why the workloads may go")
-        raise typer.Exit(EXIT_REFUSED)
-
     async def body():
-        record = open_inventory().get_cluster(cluster)
-        blockers = decommissioning.decommission_blockers(record.labels)
-        if blockers:
-            raise Refused(f"{cluster} cannot be decommissioned: " + "; ".join(blockers))
         extra = {"poll_interval_seconds": poll_interval} if poll_interval else {}
         request = DecommissionClusterInput(cluster=cluster, ticket=ticket, requested_by=requested_by or getpass.getuser(),
                                            force_empty=force_empty, force_reason=reason, **extra)
-        await start_and_watch(workflow="DecommissionCluster", cluster=record, request=request, ticket=ticket, wait=wait,
-                     headline=f"decommission of {cluster}; it waits for approval by someone else:\n"
+        await admit_and_start(request, inventory=open_inventory(), ticket=ticket, wait=wait, headline=f"decommission of {cluster}; it waits for approval by someone else:\n"
                               f"  regatta op approve {operation_ids.operation_id(cluster)}")
 
     run_command(body())

@@ -6,16 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated
 
 import typer
+from pydantic import BaseModel
 
 from regatta.cli.arguments import Output
 from regatta.cli.context import api_client, ui_url
 from regatta.cli.exits import run_command
 from regatta.cli.render import console
+from regatta.inventory import Inventory
 from regatta.settings import Settings
+from regatta.temporal.admission import Admission
 from regatta.temporal.operations import OperationFailed
+from regatta.temporal.operations import OperationRefused as Refused
 
 op_app = typer.Typer(no_args_is_help=True, help="Steer a running operation by its id (the Temporal workflow id).")
 
@@ -47,6 +53,25 @@ async def start_and_watch(*, workflow: str, cluster, request, ticket: str | None
     console.print(f"watch: {ui_url(handle.id)}")
     if wait:
         await follow(handle, console)
+
+
+async def admit_and_start(request: BaseModel, *, inventory: Inventory, ticket: str | None, wait: bool,
+                          headline: str | Callable[[Admission], str], now: datetime | None = None,
+                          renamed: dict[str, str] | None = None) -> None:
+    """The checks every start makes (regatta/temporal/admission.py, the same the API makes), then
+    the start. `renamed` rewrites a refusal's field names into the flags the operator typed."""
+    from regatta.temporal.admission import StartRefused, admit
+
+    try:
+        admission = admit(request, inventory=inventory, now=now)
+    except StartRefused as refusal:
+        message = str(refusal)
+        for field_name, flag in (renamed or {}).items():
+            message = message.replace(field_name, flag)
+        raise Refused(message) from None
+    assert admission.holder is not None, "waves start through start_wave"
+    await start_and_watch(workflow=admission.workflow, cluster=admission.holder, request=request, ticket=ticket,
+                          wait=wait, headline=headline(admission) if callable(headline) else headline)
 
 
 def control(operation_id: str, update: str, payload: dict) -> None:

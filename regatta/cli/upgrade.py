@@ -9,10 +9,9 @@ import typer
 
 from regatta.cli.arguments import StrategyChoice
 from regatta.cli.context import api_client, fleet_now, open_inventory
-from regatta.cli.exits import EXIT_REFUSED, run_command
-from regatta.cli.op import follow_over_api, start_and_watch
-from regatta.cli.render import console, errors, minute
-from regatta.rules import versions
+from regatta.cli.exits import run_command
+from regatta.cli.op import admit_and_start, follow_over_api
+from regatta.cli.render import console
 from regatta.temporal.operations import OperationRefused as Refused
 
 upgrade_app = typer.Typer(no_args_is_help=True, help="Rolling upgrades of one cluster.")
@@ -42,10 +41,6 @@ def upgrade_start(
     overrides = {k: v for k, v in {"max_unavailable": max_unavailable, "drain_timeout_seconds": drain_timeout,
                                    "poll_interval_seconds": poll_interval, "override_hold": override_hold}.items()
                  if v is not None}
-    if override_hold is not None and not override_hold.strip():
-        errors.print("[bold red]refused:[/] --override-hold needs a reason")
-        raise typer.Exit(EXIT_REFUSED)
-
     async def body():
         from pydantic import ValidationError
 
@@ -62,17 +57,8 @@ def upgrade_start(
             if wait:
                 await follow_over_api(api, started["operation_id"])
             return
-        record = open_inventory().get_cluster(cluster)
-        if record.hold is not None and not override_hold and (hold := record.held_at(fleet_now())) is not None:
-            raise Refused(f"{cluster} is held until {minute(hold.until)} by {hold.held_by}:"
-                          f" {hold.reason}. Wait, release it (regatta cluster release {cluster}), or give"
-                          " --override-hold REASON")
-        # The worker re-checks against the live cluster; this catches the obvious at once.
-        try:
-            versions.plan_upgrade(provider=record.provider, control_plane=record.control_plane_version,
-                                  node_pools=record.node_pools, target=to, node_image=node_image)
-        except versions.InvalidNodeImage as problem:
-            raise Refused(f"--node-image: {problem}") from None
+        inventory = open_inventory()
+        record = inventory.get_cluster(cluster)
         try:
             request = ClusterUpgradeInput(cluster=cluster, target_version=to, strategy=strategy.value, ticket=ticket,
                                           requested_by=requested_by or getpass.getuser(),
@@ -80,7 +66,8 @@ def upgrade_start(
         except ValidationError as error:
             raise Refused(str(error)) from None
         onto = f" on node image {node_image}" if node_image else ""
-        await start_and_watch(workflow="ClusterUpgrade", cluster=record, request=request, ticket=ticket, wait=wait,
-                     headline=f"{cluster} to {to}{onto} by {strategy.value}")
+        await admit_and_start(request, inventory=inventory, now=fleet_now() if record.hold else None, ticket=ticket,
+                              wait=wait, headline=f"{cluster} to {to}{onto} by {strategy.value}",
+                              renamed={f"node_images.{record.provider}:": "--node-image:"})
 
     run_command(body())

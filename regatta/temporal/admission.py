@@ -110,6 +110,9 @@ def provision_holder(inventory: Inventory, request: ProvisionClusterInput) -> Cl
 def _upgrade(request: ClusterUpgradeInput, *, inventory: Inventory, now: datetime) -> Admission:
     record = inventory.get_cluster(request.cluster)
     where = frozenset({record.environment})
+    if request.override_hold is not None and not request.override_hold.strip():
+        raise StartRefused("override_hold needs a reason (--override-hold REASON): the audit trail keeps it",
+                           kind="invalid", environments=where)
     hold = record.held_at(now)
     if hold is not None and not request.override_hold:
         raise StartRefused(
@@ -144,7 +147,8 @@ def _decommission(request: DecommissionClusterInput, *, inventory: Inventory) ->
         raise StartRefused(f"{record.name} cannot be decommissioned: " + "; ".join(blockers), kind="conflict",
                            environments=where)
     if request.force_empty and not (request.force_reason or "").strip():
-        raise StartRefused("force_empty needs a reason saying why the workloads may go (--reason)", kind="invalid",
+        raise StartRefused("--force-empty (force_empty) needs --reason (force_reason) saying why the workloads may go",
+                           kind="invalid",
                            environments=where)
     return Admission("DecommissionCluster", operation_ids.operation_id(record.name), record,
                      frozenset({record.environment}))
@@ -169,6 +173,6 @@ def _disaster_recovery(request: DRFailoverInput | DRFailbackInput, *, inventory:
                                kind="conflict", environments=where)
         workflow = "DRFailback"
     if request.override_capacity is not None and not request.override_capacity.strip():
-        raise StartRefused("override_capacity needs a reason (--override-capacity REASON)", kind="invalid",
+        raise StartRefused("--override-capacity (override_capacity) needs a reason saying why the standby may be too small", kind="invalid",
                            environments=where)
     return Admission(workflow, operation_ids.operation_id(record.name), record, where)

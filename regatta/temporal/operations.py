@@ -1,8 +1,9 @@
 """Operations as a client sees them: start one (refusing when another holds the cluster),
 follow its progress, send it control Updates, and describe where it stands.
 
-Used by the CLI and the HTTP API (regatta/api). Operation ids are Temporal workflow ids; control
-payloads are plain dicts so the same code steers every workflow type.
+Used by the CLI and the HTTP API (regatta/api), after `admission.admit` has made the checks that
+come before a start. Operation ids are Temporal workflow ids; control payloads are plain dicts so
+the same code steers every workflow type. Nothing here renders: the CLI's render.py does.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from regatta.models import ClusterRecord, PatchWaveInput, ProvisionClusterInput
+from regatta.models import ClusterRecord, PatchWaveInput
 from regatta.models.search_attributes import CLUSTER, ENVIRONMENT, OPERATION, TICKET
-from regatta.rules import operation_ids, provisioning
+from regatta.rules import operation_ids
 from regatta.settings import Settings
 from regatta.temporal.connect import connect
 
@@ -48,18 +49,6 @@ def cause_of(error: BaseException) -> str:
         error = error.cause
         message = getattr(error, "message", None) or str(error)
     return message
-
-
-def provision_holder(inventory, request: ProvisionClusterInput) -> ClusterRecord:
-    """The record a new cluster's ProvisionCluster runs under, once the fleet rules allow it."""
-    taken = any(r.name == request.name for r in inventory.list_clusters())
-    problems = provisioning.fleet_rule_violations(
-        name=request.name, provider=request.provider, region=request.region, version=request.version,
-        pools=[(p.name, p.node_count) for p in request.node_pools], taken=taken)
-    if problems:
-        raise OperationRefused("; ".join(problems))
-    return ClusterRecord(name=request.name, provider=request.provider, region=request.region,
-                         environment=request.environment, control_plane_version=request.version)
 
 
 async def start_operation(

@@ -171,7 +171,11 @@ async def test_failover_and_failback_from_the_cli_with_their_refusals(queue_sett
     status = await regatta(queue_settings, "op", "status", f"cluster-{pair.primary}")
     assert f"{pair.primary} → {pair.standby}" in status.stdout and "RTO" in status.stdout
     listed = await regatta(queue_settings, "dr", "list", "--output", "json")
+    assert listed.returncode == 0, listed.stderr  # it raised NameError in both outputs once
     serving = {p["primary"]: p["serving"] for p in json.loads(listed.stdout)}
+    table = await regatta(queue_settings, "dr", "list")
+    assert table.returncode == 0, table.stderr
+    assert pair.primary in table.stdout and pair.standby in table.stdout and "DR pairs" in table.stdout
     assert serving[pair.primary] == "standby"
     again = await regatta(queue_settings, "failover", pair.primary, "--to", pair.standby)
     assert again.returncode == 2 and "fail back first" in again.stderr

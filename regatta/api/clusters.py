@@ -1,0 +1,67 @@
+"""`/v1/clusters`: the inventory a token may see, and maintenance holds (operator, in the cluster's
+environment; the token's name is who holds it)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from regatta.api.errors import ApiError
+from regatta.api.gate import Gate, gate
+from regatta.inventory import HoldError
+from regatta.models import ClusterRecord, MaintenanceHold
+from regatta.rules import access
+
+router = APIRouter(prefix="/v1/clusters")
+
+
+class HoldRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    until: datetime = Field(description="with a time zone, e.g. 2026-12-01T08:00:00Z")
+    reason: str = Field(min_length=1, max_length=500, pattern=r"^[^\x00]*$", description="shown to every wave that waits")
+
+
+@router.get("", response_model=list[ClusterRecord], responses={401: {}, 403: {}})
+async def clusters(the: Gate = Depends(gate),
+                   environment: str | None = Query(default=None, max_length=100),
+                   provider: str | None = Query(default=None, max_length=20),
+                   region: str | None = Query(default=None, max_length=100),
+                   label: list[str] = Query(default=[], description="key=value; repeat for several")) -> list[ClusterRecord]:
+    the.permit("read", set(), verb="read")
+    labels = {}
+    for pair in label:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ApiError(422, f"label {pair!r}: give key=value, e.g. label=team=payments")
+        labels[key] = value
+    scope = set(the.token.environments)
+    return [r for r in the.inventory.list_clusters(labels or None)
+            if (access.ALL_ENVIRONMENTS in scope or r.environment in scope)
+            and (environment is None or r.environment == environment)
+            and (provider is None or r.provider == provider) and (region is None or r.region == region)]
+
+
+@router.post("/{name}/hold", response_model=MaintenanceHold, status_code=201,
+             responses={401: {}, 403: {}, 404: {}, 422: {}, 503: {}})
+async def hold(name: str, body: HoldRequest, the: Gate = Depends(gate)) -> MaintenanceHold:
+    """Keep every wave and schedule off a cluster until `until` (the token's name is who holds it)."""
+    record = the.record_of(name)
+    the.permit("control", {record.environment}, verb="hold", cluster=name)
+    try:
+        return the.inventory.hold_cluster(name, until=body.until, reason=body.reason, held_by=the.token.name,
+                                          now=the.fleet_now())
+    except HoldError as error:
+        raise ApiError(422, str(error)) from None
+
+
+@router.post("/{name}/release", response_model=MaintenanceHold, responses={401: {}, 403: {}, 404: {}, 409: {}})
+async def release(name: str, the: Gate = Depends(gate)) -> MaintenanceHold:
+    record = the.record_of(name)
+    the.permit("control", {record.environment}, verb="release", cluster=name)
+    try:
+        return the.inventory.release_hold(name, released_by=the.token.name)
+    except HoldError as error:
+        raise ApiError(409, str(error)) from None

@@ -1,0 +1,86 @@
+"""What every route depends on: the settings and the inventory the app was made with, the caller's
+token, and the gate that lets a call through or refuses it (403) and writes the audit line.
+
+Callers cannot say who they are: the token's name is who asked, in the workflow and in the audit
+trail, which records every call that changes something or is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from regatta.api.errors import ApiError
+from regatta.api.tokens import authenticate
+from regatta.fleet_clock import read_fleet_clock
+from regatta.inventory import Inventory, UnknownCluster
+from regatta.models import ApiToken, ClusterRecord, OperationRecord
+from regatta.rules import access
+from regatta.settings import Settings
+
+bearer = HTTPBearer(auto_error=False, description="an API token from `regatta token create`")
+
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def inventory_of(request: Request) -> Inventory:
+    inventory: Inventory = request.app.state.inventory
+    return inventory
+
+
+def caller(credentials: HTTPAuthorizationCredentials | None = Security(bearer),
+           inventory: Inventory = Depends(inventory_of)) -> ApiToken:
+    if credentials is None:
+        raise ApiError(401, "send Authorization: Bearer <token>; `regatta token create` makes one")
+    token = authenticate(inventory, credentials.credentials)
+    if token is None:
+        raise ApiError(401, "the token is unknown or revoked; ask an admin for a new one")
+    return token
+
+
+@dataclass
+class Gate:
+    """One call's token, and what it may do."""
+
+    token: ApiToken
+    inventory: Inventory
+    settings: Settings
+
+    def audit(self, *, verb: str, outcome: str, operation_id: str = "-", cluster: str = "-", ticket: str | None = None,
+              detail: str = "") -> None:
+        self.inventory.append_audit(OperationRecord(
+            operation_id=operation_id, operation="api", cluster=cluster, requested_by=self.token.name, ticket=ticket,
+            action=f"api {verb}", outcome=outcome, detail=detail))  # type: ignore[arg-type]
+
+    def permit(self, action: access.Action, environments: set[str] | frozenset[str], *, verb: str,
+               operation_id: str = "-", cluster: str = "-", ticket: str | None = None) -> None:
+        refusal = access.refusal(token=self.token.name, role=self.token.role, scope=self.token.environments,
+                                 action=action, environments=environments)
+        if refusal is not None:
+            if action != "read":  # a refused change is part of the trail; a refused read is not a change
+                self.audit(verb=verb, outcome="refused", operation_id=operation_id, cluster=cluster, ticket=ticket,
+                           detail=refusal)
+            raise ApiError(403, refusal)
+
+    def record_of(self, name: str) -> ClusterRecord:
+        try:
+            return self.inventory.get_cluster(name)
+        except UnknownCluster as error:
+            raise ApiError(404, str(error)) from None
+
+    def fleet_now(self) -> datetime:
+        try:
+            return read_fleet_clock(self.settings.sim_url).now
+        except Exception as error:  # noqa: BLE001 - the simulator not answering means the same to the caller
+            raise ApiError(503, f"cannot read the fleet's clock: {error}") from None
+
+
+def gate(token: ApiToken = Depends(caller), inventory: Inventory = Depends(inventory_of),
+         settings: Settings = Depends(settings_of)) -> Gate:
+    return Gate(token=token, inventory=inventory, settings=settings)

@@ -1,0 +1,209 @@
+"""`/v1/operations`: start an upgrade, wave, provision, decommission or failover from the same
+input models the workflows take; read where one stands; steer it with its Updates; ask a wave's
+forecast.
+
+The change ticket is the idempotency key: the same ticket and request again answer with the
+operation already started (200), never a second one; the same ticket with another request is
+refused (409). A validator's refusal of an Update comes back as a 409 with its message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from regatta.api.errors import ApiError, readable, refused_to_start
+from regatta.api.gate import Gate, gate
+from regatta.models import (
+    ApiTicket,
+    ClusterUpgradeInput,
+    DecommissionClusterInput,
+    DRFailoverInput,
+    PatchWaveInput,
+    ProvisionClusterInput,
+    WaveForecast,
+)
+from regatta.settings import Settings
+from regatta.temporal.admission import StartRefused, admit
+from regatta.temporal.connect import TemporalUnreachable
+from regatta.temporal.operations import OperationRefused, query, send_update, start_operation, start_wave, status
+
+Kind = Literal["upgrade", "wave", "provision", "decommission", "failover"]
+KINDS: dict[str, tuple[str, type[BaseModel]]] = {
+    "upgrade": ("ClusterUpgrade", ClusterUpgradeInput),
+    "wave": ("PatchWave", PatchWaveInput),
+    "provision": ("ProvisionCluster", ProvisionClusterInput),
+    "decommission": ("DecommissionCluster", DecommissionClusterInput),
+    "failover": ("DRFailover", DRFailoverInput),
+}
+Control = Literal["pause", "resume", "abort", "approve"]
+# What the audit trail calls an accepted control.
+CONTROL_OUTCOME = {"pause": "paused", "resume": "resumed", "abort": "abort_requested", "approve": "approved"}
+
+router = APIRouter(prefix="/v1/operations")
+
+
+class StartRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Kind
+    ticket: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$",
+                        description="the change ticket; also the idempotency key")
+    input: dict[str, Any] = Field(description="the workflow's input, as the Temporal UI takes it (its ticket and"
+                                  " requested_by are set from this request and the token)")
+
+
+class StartResponse(BaseModel):
+    operation_id: str
+    kind: Kind
+    ticket: str
+    status_url: str
+    replayed: bool = Field(description="true when the ticket had already started this operation")
+
+
+class ControlRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=500, description="why (pause, abort)")
+    comment: str = Field(default="", max_length=500, description="what the approver says (approve)")
+    stage: str | None = Field(default=None, max_length=100, description="the wave stage being approved (approve)")
+
+
+def digest(kind: str, request: BaseModel) -> str:
+    body = {"kind": kind, "input": request.model_dump(mode="json", exclude={"requested_by"})}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+async def described(settings: Settings, operation_id: str) -> dict[str, Any]:
+    try:
+        return await status(settings, operation_id)
+    except OperationRefused as error:
+        raise ApiError(404, str(error)) from None
+    except TemporalUnreachable as error:
+        raise ApiError(503, str(error)) from None
+
+
+def environments_of(found: dict[str, Any], the: Gate) -> set[str]:
+    """Where an operation acts: its Environment search attribute, or a wave's clusters'."""
+    if found.get("environment"):
+        return {found["environment"]}
+    names = {c["name"] for s in (found.get("progress") or {}).get("stages", []) for c in s["clusters"]}
+    if names:
+        return {r.environment for r in the.inventory.list_clusters() if r.name in names}
+    return {"(unknown: only a token for every environment may act on it)"}
+
+
+@router.post("", response_model=StartResponse, status_code=201,
+             responses={200: {"model": StartResponse, "description": "this ticket already started this operation"},
+                        401: {}, 403: {}, 404: {}, 409: {}, 422: {}, 503: {}})
+async def start(body: StartRequest, the: Gate = Depends(gate)) -> Any:
+    workflow, model = KINDS[body.kind]
+    try:
+        request = model.model_validate({**body.input, "ticket": body.ticket, "requested_by": the.token.name})
+    except ValidationError as error:
+        raise ApiError(422, f"input does not fit a {workflow}: {readable(error)}") from None
+    if getattr(request, "callback_url", None) and not the.settings.webhook_secret:
+        raise ApiError(422, "input.callback_url: callbacks are sent signed, and no REGATTA_WEBHOOK_SECRET is set;"
+                       " set the same secret for the API and the worker, or leave callback_url out")
+    try:
+        admission = admit(request, inventory=the.inventory, now=the.fleet_now())
+    except StartRefused as refusal:
+        if refusal.environments:  # a token not allowed there hears 403, not why the change cannot be made
+            the.permit("start", refusal.environments, verb="start", ticket=body.ticket)
+        error = refused_to_start(refusal)
+        if isinstance(request, ClusterUpgradeInput) and error.message.startswith("node_images."):
+            error.message = f"input.{error.message}"
+        raise error from None
+    operation_id = admission.operation_id
+    cluster = admission.holder.name if admission.holder and body.kind != "wave" else "-"  # a wave holds no one cluster
+    the.permit("start", admission.environments, verb="start", operation_id=operation_id, cluster=cluster,
+               ticket=body.ticket)
+
+    def started(operation: str, *, replayed: bool) -> StartResponse:
+        return StartResponse(operation_id=operation, kind=body.kind, ticket=body.ticket,
+                             status_url=f"/v1/operations/{operation}", replayed=replayed)
+
+    request_digest = digest(body.kind, request)
+    held = the.inventory.claim_ticket(ApiTicket(ticket=body.ticket, kind=body.kind, operation_id=operation_id,
+                                                request_digest=request_digest, token=the.token.name,
+                                                created_at=datetime.now(UTC)))
+    if held is not None:
+        if held.request_digest != request_digest:
+            raise ApiError(409, f"ticket {body.ticket} already started {held.operation_id} with a different request;"
+                           " a different change needs a ticket of its own")
+        return JSONResponse(started(held.operation_id, replayed=True).model_dump(), status_code=200)
+    try:
+        if isinstance(request, PatchWaveInput):
+            await start_wave(the.settings, request=request)
+        else:
+            assert admission.holder is not None
+            await start_operation(the.settings, workflow=workflow, cluster=admission.holder, request=request,
+                                  ticket=body.ticket)
+    except OperationRefused as error:
+        the.inventory.release_ticket(body.ticket)
+        the.audit(verb="start", outcome="refused", operation_id=operation_id, cluster=cluster, ticket=body.ticket,
+                  detail=str(error))
+        raise ApiError(409, str(error)) from None
+    except TemporalUnreachable as error:
+        the.inventory.release_ticket(body.ticket)
+        raise ApiError(503, str(error)) from None
+    the.audit(verb="start", outcome="started", operation_id=operation_id, cluster=cluster, ticket=body.ticket,
+              detail=f"{workflow} started over the API")
+    return started(operation_id, replayed=False)
+
+
+@router.get("/{operation_id}", responses={401: {}, 403: {}, 404: {}, 503: {}})
+async def get_operation(operation_id: str, the: Gate = Depends(gate)) -> dict[str, Any]:
+    found = await described(the.settings, operation_id)
+    the.permit("read", environments_of(found, the), verb="read")
+    answer: dict[str, Any] = json.loads(json.dumps(found, default=str))
+    return answer
+
+
+@router.post("/{operation_id}/{control}", responses={401: {}, 403: {}, 404: {}, 409: {}, 503: {}})
+async def steer(operation_id: str, control: Control, body: ControlRequest | None = None,
+                the: Gate = Depends(gate)) -> dict[str, Any]:
+    body = body or ControlRequest()
+    found = await described(the.settings, operation_id)
+    cluster = found.get("cluster") or "-"
+    the.permit("approve" if control == "approve" else "control", environments_of(found, the), verb=control,
+               operation_id=operation_id, cluster=cluster)
+    payload: dict[str, Any]
+    if control == "approve":
+        payload = {"approver": the.token.name, "comment": body.comment}
+        if body.stage is not None:
+            payload["stage"] = body.stage
+    elif control == "resume":
+        payload = {"requested_by": the.token.name}
+    else:
+        payload = {"reason": body.reason, "requested_by": the.token.name}
+    try:
+        progress = await send_update(the.settings, operation_id, control, payload)
+    except OperationRefused as error:
+        the.audit(verb=control, outcome="refused", operation_id=operation_id, cluster=cluster, detail=str(error))
+        raise ApiError(409, str(error)) from None
+    the.audit(verb=control, outcome=CONTROL_OUTCOME[control], operation_id=operation_id, cluster=cluster,
+              detail=body.reason or body.comment)
+    return {"operation_id": operation_id, "accepted": control, "progress": progress}
+
+
+@router.get("/{operation_id}/forecast", response_model=WaveForecast,
+            responses={401: {}, 403: {}, 404: {}, 409: {}, 503: {}})
+async def forecast(operation_id: str, the: Gate = Depends(gate)) -> WaveForecast:
+    """A running wave's answer to "when will my cluster be upgraded?"."""
+    found = await described(the.settings, operation_id)
+    the.permit("read", environments_of(found, the), verb="read")
+    if found.get("workflow_type") != "PatchWave":
+        raise ApiError(409, f"{operation_id} is a {found.get('workflow_type')}; only a wave has a forecast")
+    try:
+        return WaveForecast.model_validate(await query(the.settings, operation_id, "forecast"))
+    except OperationRefused as error:
+        raise ApiError(409, str(error)) from None
+    except TemporalUnreachable as error:
+        raise ApiError(503, str(error)) from None

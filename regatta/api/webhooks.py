@@ -1,0 +1,78 @@
+"""`/v1/webhooks/ticket-events`: a ticket system's approval or cancellation, signed with the shared
+secret (regatta/rules/signing.py), approves or aborts the operation its ticket started. Four eyes
+still hold; a request outside the timestamp window, badly signed, or seen before is refused."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from regatta.api.errors import ApiError, readable
+from regatta.api.gate import inventory_of, settings_of
+from regatta.api.operations import CONTROL_OUTCOME
+from regatta.inventory import Inventory
+from regatta.models import OperationRecord
+from regatta.rules import signing
+from regatta.settings import Settings
+from regatta.temporal.connect import TemporalUnreachable
+from regatta.temporal.operations import OperationRefused, send_update
+
+router = APIRouter(prefix="/v1/webhooks")
+
+
+class TicketEvent(BaseModel):
+    """What a ticket system tells Regatta about a change it approved or cancelled (signed)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: Literal["approved", "cancelled"]
+    ticket: str = Field(min_length=1, max_length=100)
+    by: str = Field(min_length=1, max_length=200, description="the person who approved or cancelled it there")
+    comment: str = Field(default="", max_length=500)
+
+
+@router.post("/ticket-events", responses={401: {}, 404: {}, 409: {}, 422: {}, 503: {}},
+             openapi_extra={"parameters": [
+                 {"name": signing.SIGNATURE_HEADER, "in": "header", "required": True, "schema": {"type": "string"}},
+                 {"name": signing.TIMESTAMP_HEADER, "in": "header", "required": True, "schema": {"type": "string"}}]})
+async def ticket_event(request: Request, settings: Settings = Depends(settings_of),
+                       inventory: Inventory = Depends(inventory_of)) -> dict[str, Any]:
+    """A ticket system's approval or cancellation, signed with the shared secret: approve or
+    abort the operation its ticket started. A replayed request is refused."""
+    if not settings.webhook_secret:
+        raise ApiError(503, "inbound webhooks are off: set REGATTA_WEBHOOK_SECRET for the API")
+    raw = await request.body()
+    signature = request.headers.get(signing.SIGNATURE_HEADER)
+    problem = signing.verification_problem(settings.webhook_secret.encode(), signature=signature,
+                                           timestamp=request.headers.get(signing.TIMESTAMP_HEADER), body=raw,
+                                           now=time.time())
+    if problem is not None:
+        raise ApiError(401, problem)
+    assert signature is not None  # verification refuses a missing one
+    if not inventory.first_delivery(signature, keep_seconds=signing.WINDOW_SECONDS):
+        raise ApiError(409, "this request was delivered before (same signature): a replay is not acted on twice")
+    try:
+        event = TicketEvent.model_validate_json(raw)
+    except ValidationError as error:
+        raise ApiError(422, f"the event does not fit: {readable(error)}") from None
+    held = inventory.ticket(event.ticket)
+    if held is None:
+        raise ApiError(404, f"no operation was started over the API under ticket {event.ticket}")
+    control = "approve" if event.event == "approved" else "abort"
+    payload = ({"approver": event.by, "comment": event.comment} if control == "approve" else
+               {"reason": f"ticket {event.ticket} cancelled by {event.by}: {event.comment}".rstrip(": "),
+                "requested_by": event.by})
+    record = OperationRecord(operation_id=held.operation_id, operation="api", cluster="-", requested_by=event.by,
+                             ticket=event.ticket, action=f"webhook {event.event}", outcome="refused")
+    try:
+        progress = await send_update(settings, held.operation_id, control, payload)
+    except OperationRefused as error:
+        inventory.append_audit(record.model_copy(update={"detail": str(error)}))
+        raise ApiError(409, str(error)) from None
+    except TemporalUnreachable as error:
+        raise ApiError(503, str(error)) from None
+    inventory.append_audit(record.model_copy(update={"outcome": CONTROL_OUTCOME[control], "detail": event.comment}))
+    return {"operation_id": held.operation_id, "accepted": control, "progress": progress}

@@ -1,0 +1,65 @@
+"""The checks before a start are one set (regatta/temporal/admission.py): the HTTP API now refuses
+what the CLI always refused (a decommission a DR role blocks, a failover to the wrong standby, a
+held cluster) at once, with nothing started and the refusal in the audit trail's words."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from regatta.models import ClusterUpgradeInput, DecommissionClusterInput, DRFailbackInput, DRFailoverInput
+from regatta.temporal.admission import StartRefused, admit
+from tests.integration.test_api import api, ticket, upgrade  # noqa: F401 - the API fixture
+from tests.integration.test_disaster_recovery import Pair
+
+
+async def test_the_api_refuses_what_the_cli_refuses_before_anything_starts(api, simulator, inventory, client, add_cluster):
+    pair = Pair(simulator, inventory)
+    operator = api.token("operator", "staging")
+
+    def start(kind: str, body: dict):
+        return api.post("/v1/operations", headers=operator, json={"kind": kind, "ticket": ticket(), "input": body})
+
+    wrong = await start("failover", {"cluster": pair.primary, "standby": "eks-elsewhere"})
+    assert wrong.status_code == 409 and f"the standby of {pair.primary} is {pair.standby}" in wrong.json()["error"]
+    blocked = await start("decommission", {"cluster": pair.standby})
+    assert blocked.status_code == 409 and "cannot be decommissioned" in blocked.json()["error"]
+    assert "holds the DR role" in blocked.json()["error"]
+    unknown = await start("decommission", {"cluster": "no-such-cluster"})
+    assert unknown.status_code == 404 and "not in the inventory" in unknown.json()["error"]
+
+    held = add_cluster("admhold", env="staging", pools=1, nodes=1, workloads=[])
+    inventory.hold_cluster(held, until=datetime.now(UTC) + timedelta(hours=2), reason="launch", held_by="sre-maria",
+                           now=datetime.now(UTC))
+    refused = await start("upgrade", upgrade(held))
+    assert refused.status_code == 409 and "is held until" in refused.json()["error"] and "sre-maria" in refused.json()["error"]
+    blank = await start("upgrade", upgrade(held, override_hold=" "))
+    assert blank.status_code == 422 and "override_hold needs a reason" in blank.json()["error"]
+
+    # A token for another environment hears 403, not why the change could not be made.
+    prod_operator = api.token("operator", "prod")
+    hidden = await api.post("/v1/operations", headers=prod_operator,
+                            json={"kind": "upgrade", "ticket": ticket(), "input": upgrade(held)})
+    assert hidden.status_code == 403
+
+    for name in (pair.primary, pair.standby, held):  # nothing started anywhere
+        with pytest.raises(Exception, match="not found"):
+            await client.get_workflow_handle(f"cluster-{name}").describe()
+
+
+def test_admission_names_the_operation_and_where_it_acts(simulator, inventory, add_cluster):
+    pair = Pair(simulator, inventory, env="staging")
+    failover = admit(DRFailoverInput(cluster=pair.primary, standby=pair.standby), inventory=inventory)
+    assert (failover.workflow, failover.operation_id) == ("DRFailover", f"cluster-{pair.primary}")
+    assert failover.environments == {"staging"} and failover.holder is not None and failover.holder.name == pair.primary
+    with pytest.raises(StartRefused, match="nothing to fail back") as early:
+        admit(DRFailbackInput(cluster=pair.primary), inventory=inventory)
+    assert early.value.kind == "conflict"
+    with pytest.raises(StartRefused, match="needs --reason") as reason:
+        admit(DecommissionClusterInput(cluster=add_cluster("admdec"), force_empty=True), inventory=inventory)
+    assert reason.value.kind == "invalid"
+    name = add_cluster("admjump")
+    with pytest.raises(StartRefused, match="upgrade to 1.31 first") as jump:
+        admit(ClusterUpgradeInput(cluster=name, target_version="1.32"), inventory=inventory)
+    assert jump.value.kind == "invalid" and jump.value.environments == {"staging"}
