@@ -28,6 +28,7 @@ from regatta.models import (
     StartNodePoolUpgrade,
     WaitForOperation,
 )
+from regatta.models.errors import ErrorType
 
 
 class CloudActivities:
@@ -110,13 +111,13 @@ class CloudActivities:
                         f"{operation.kind.replace('_', ' ')} {operation.id} on {request.cluster.name}"
                         + (f" (node pool {operation.node_pool})" if operation.node_pool else "")
                         + f" failed: {'; '.join(operation.errors) or 'no reason given'}",
-                        error_type="CloudOperationFailed",
+                        error_type=ErrorType.CLOUD_OPERATION_FAILED,
                     )
                 if time.time() - started > request.timeout_seconds:
                     raise refuse(
                         f"{operation.kind.replace('_', ' ')} {operation.id} on {request.cluster.name} did not finish"
                         f" within {request.timeout_seconds:g}s; check it in the cloud console, then start the"
                         " operation again (it will pick up where the cloud is)",
-                        error_type="CloudOperationTimeout",
+                        error_type=ErrorType.CLOUD_OPERATION_TIMEOUT,
                     )
                 time.sleep(request.poll_interval_seconds)

@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 from regatta.clouds import CloudError
 from regatta.inventory import DrPairError, UnknownCluster
 from regatta.kube.drain import DrainTimeout
+from regatta.models.errors import ErrorType
 from regatta.rules.refusals import Refusal
 
 
@@ -28,13 +29,13 @@ def translated_failures() -> Iterator[None]:
             raise
         raise refuse(str(error), error_type=error.error_type) from error
     except UnknownCluster as error:
-        raise refuse(str(error), error_type="UnknownCluster") from error
+        raise refuse(str(error), error_type=ErrorType.UNKNOWN_CLUSTER) from error
     except DrPairError as error:
-        raise refuse(str(error), error_type="NotADrPair") from error
+        raise refuse(str(error), error_type=ErrorType.NOT_A_DR_PAIR) from error
     except DrainTimeout as error:
         raise ApplicationError(
             str(error), {"node": error.node, "pods": error.pods, "budgets": error.budgets},
-            type="DrainTimeout", non_retryable=True,
+            type=ErrorType.DRAIN_TIMEOUT, non_retryable=True,
         ) from error
     except Refusal as error:
         raise refuse(str(error), error_type=error.error_type) from error
@@ -45,5 +46,5 @@ def translated_failures() -> Iterator[None]:
         if isinstance(status, int) and status in (400, 401, 403, 422):
             reason = getattr(error, "reason", "") or ""
             raise refuse(f"the cluster's API refused the request ({status} {reason}): {getattr(error, 'body', '') or error}",
-                         error_type="KubeRefused") from error
+                         error_type=ErrorType.KUBE_REFUSED) from error
         raise

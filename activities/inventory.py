@@ -20,6 +20,7 @@ from regatta.models import (
     RecordDrServing,
     WavePlan,
 )
+from regatta.models.errors import ErrorType
 from regatta.rules import selectors, waves
 
 
@@ -66,7 +67,7 @@ class InventoryActivities:
         existing = self._registered(record.name)
         if existing is not None and not self._same(existing, record):
             raise refuse(f"a different cluster named {record.name} was registered meanwhile ({existing.provider},"
-                         f" {existing.region}); not overwriting it", error_type="ClusterExists")
+                         f" {existing.region}); not overwriting it", error_type=ErrorType.CLUSTER_EXISTS)
         self.inventory.upsert_cluster(record)
 
     @activity.defn(name=Activity.DEREGISTER_CLUSTER)

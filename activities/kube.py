@@ -41,6 +41,7 @@ from regatta.models import (
     WaitWorkloadsReady,
     WorkloadInventory,
 )
+from regatta.models.errors import ErrorType
 from regatta.rules import decommissioning, readiness, recovery
 
 
@@ -148,7 +149,7 @@ class KubeActivities:
                                         timeout_seconds=request.timeout_seconds,
                                         poll_interval_seconds=request.poll_interval_seconds)
         except backups.BackupFailed as error:
-            raise refuse(str(error), error_type="BackupFailed") from error
+            raise refuse(str(error), error_type=ErrorType.BACKUP_FAILED) from error
 
     # ------------------------------------------------------------------ disaster recovery
 
@@ -170,7 +171,7 @@ class KubeActivities:
             try:
                 return dr.latest_backup(self.connections.api_client(request.cluster), source=request.source)
             except dr.NoBackup as error:
-                raise refuse(str(error), error_type="NoBackup") from error
+                raise refuse(str(error), error_type=ErrorType.NO_BACKUP) from error
 
     @activity.defn(name=Activity.FENCE_WORKLOADS)
     def fence_workloads(self, request: FenceWorkloads) -> FenceReport:
@@ -212,7 +213,7 @@ class KubeActivities:
                     timeout_seconds=request.timeout_seconds,
                     poll_interval_seconds=request.poll_interval_seconds, on_poll=activity.heartbeat)
             except dr.RestoreFailed as error:
-                raise refuse(str(error), error_type="RestoreFailed") from error
+                raise refuse(str(error), error_type=ErrorType.RESTORE_FAILED) from error
             return RestoreReport(restore=request.restore_name, deployments=deployments, namespaces=namespaces)
 
     @activity.defn(name=Activity.SET_REPLICAS)
@@ -235,7 +236,7 @@ class KubeActivities:
                               timeout_seconds=request.timeout_seconds, poll_interval_seconds=request.poll_interval_seconds,
                               on_poll=activity.heartbeat)
             except dr.NotReadyInTime as error:
-                raise refuse(f"{request.cluster.name}: {error}", error_type="WorkloadsNotReady") from error
+                raise refuse(f"{request.cluster.name}: {error}", error_type=ErrorType.WORKLOADS_NOT_READY) from error
 
     @activity.defn(name=Activity.REVOKE_CREDENTIALS)
     def revoke_credentials(self, cluster: ClusterRef) -> list[str]:

@@ -13,6 +13,7 @@ from regatta import prometheus
 from regatta.kube import smoke_test
 from regatta.kube.connect import ClusterConnections
 from regatta.models import Activity, HealthCheckResult, RunHealthCheck
+from regatta.models.errors import ErrorType
 
 
 class SignalActivities:
@@ -27,9 +28,9 @@ class SignalActivities:
                                              on_sample=lambda value: activity.heartbeat(value))
         except prometheus.CheckFailed as failed:
             raise ApplicationError(f"{failed} after {request.after}", {"check": name, "value": failed.value},
-                                   type="HealthCheckFailed", non_retryable=True) from None
+                                   type=ErrorType.HEALTH_CHECK_FAILED, non_retryable=True) from None
         except prometheus.BadQuery as error:
-            raise refuse(f"health check {name}: {error}; fix the check", error_type="InvalidHealthCheck") from None
+            raise refuse(f"health check {name}: {error}; fix the check", error_type=ErrorType.INVALID_HEALTH_CHECK) from None
         seen = f"highest {highest:g}" if highest is not None else "no data, which the check allows"
         return HealthCheckResult(name=name, passed=True, value=highest,
                                  detail=f"stayed below {check.below:g} for {check.for_seconds:g}s ({seen})")
@@ -44,5 +45,5 @@ class SignalActivities:
                                                  name=name, job=job, on_poll=activity.heartbeat)
             except smoke_test.SmokeTestFailed as failed:
                 raise ApplicationError(f"{failed} after {request.after}", {"check": name, "job": job},
-                                       type="HealthCheckFailed", non_retryable=True) from None
+                                       type=ErrorType.HEALTH_CHECK_FAILED, non_retryable=True) from None
         return HealthCheckResult(name=name, passed=True, detail=said)

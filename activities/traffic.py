@@ -6,6 +6,7 @@ from temporalio import activity
 
 from activities.failures import refuse
 from regatta.models import Activity, SetTraffic, TrafficRecord
+from regatta.models.errors import ErrorType
 from regatta.traffic import TrafficError, TrafficManager
 
 
@@ -16,7 +17,7 @@ class TrafficActivities:
     def _manager(self) -> TrafficManager:
         if self.traffic is None:
             raise refuse("no traffic manager is configured: set REGATTA_TRAFFIC_URL (or REGATTA_SIM_URL) for the worker",
-                         error_type="NoTrafficManager")
+                         error_type=ErrorType.NO_TRAFFIC_MANAGER)
         return self.traffic
 
     @activity.defn(name=Activity.LIST_TRAFFIC)
@@ -26,7 +27,7 @@ class TrafficActivities:
         except TrafficError as error:
             if error.retryable:
                 raise
-            raise refuse(str(error), error_type="TrafficRefused") from error
+            raise refuse(str(error), error_type=ErrorType.TRAFFIC_REFUSED) from error
 
     @activity.defn(name=Activity.SET_TRAFFIC)
     def set_weights(self, request: SetTraffic) -> TrafficRecord:
@@ -35,4 +36,4 @@ class TrafficActivities:
         except TrafficError as error:
             if error.retryable:
                 raise
-            raise refuse(str(error), error_type="TrafficRefused") from error
+            raise refuse(str(error), error_type=ErrorType.TRAFFIC_REFUSED) from error

@@ -31,7 +31,8 @@ from regatta.traffic import HttpTrafficManager
 from workflows.cluster_hold import ClusterHold
 from workflows.cluster_upgrade import ClusterUpgrade
 from workflows.decommission_cluster import DecommissionCluster
-from workflows.disaster_recovery import DRFailback, DRFailover
+from workflows.dr_failback import DRFailback
+from workflows.dr_failover import DRFailover
 from workflows.fleet_sweep import FleetSweep
 from workflows.patch_wave import PatchWave
 from workflows.provision_cluster import ProvisionCluster

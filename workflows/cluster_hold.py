@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from temporalio import workflow
 
-from workflows.runbook import parse_input
+from workflows.pieces.inputs import parse_input, tag
 
 with workflow.unsafe.imports_passed_through():
     from regatta.models import ClusterHoldInput, ClusterHoldProgress, ClusterHoldResult
-    from regatta.models.search_attributes import CLUSTER, OPERATION, TICKET
 
 EXAMPLE = '{"cluster": "eks-dr-usw2", "held_by": "cluster-eks-prod-use1", "operation": "DRFailover"}'
 
@@ -43,9 +42,6 @@ class ClusterHold:
     @workflow.run
     async def run(self, input: ClusterHoldInput | dict) -> ClusterHoldResult:
         self.state.operation_id = workflow.info().workflow_id
-        workflow.upsert_search_attributes([
-            CLUSTER.value_set(self.input.cluster), OPERATION.value_set("ClusterHold"),
-            *([TICKET.value_set(self.input.ticket)] if self.input.ticket else []),
-        ])
+        tag(operation="ClusterHold", cluster=self.input.cluster, ticket=self.input.ticket)
         await workflow.wait_condition(lambda: self.state.phase == "released")
         return ClusterHoldResult(cluster=self.input.cluster, held_by=self.input.held_by)

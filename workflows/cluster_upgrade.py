@@ -19,20 +19,22 @@ and the outcome is recorded). Progress is a Query. Every side effect is an activ
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.runbook import CALLBACK_DELIVERY, Runbook, parse_input
+from workflows.pieces.calls import ClusterCalls, call, request_token
+from workflows.pieces.controls import refuse_a_second_abort, refuse_when_ended
+from workflows.pieces.drain_escalation import EscalationLadder
+from workflows.pieces.failures import stop_of
+from workflows.pieces.fleet_clock import FleetClock
+from workflows.pieces.inputs import parse_input, refuse_a_bad_input, refuse_a_wrong_operation_id, tag
+from workflows.pieces.trail import Trail
 
 with workflow.unsafe.imports_passed_through():
     from regatta.models import (
         AbortInput,
         Activity,
         ApproveInput,
-        BlockedDrain,
-        CallbackNote,
         ClusterInspection,
         ClusterRecord,
         ClusterRef,
@@ -43,18 +45,15 @@ with workflow.unsafe.imports_passed_through():
         CordonNodes,
         CreateNodePool,
         DeleteNodePool,
-        DeletePods,
-        DrainEscalation,
         DrainNodes,
         DrainReport,
-        FleetTime,
+        ErrorType,
         HealthCheckResult,
         MaintenanceHold,
         NodePool,
         PauseInput,
         PoolProgress,
         RecordClusterVersions,
-        RecordEvent,
         ResumeInput,
         RunHealthCheck,
         StartControlPlaneUpgrade,
@@ -63,12 +62,11 @@ with workflow.unsafe.imports_passed_through():
     from regatta.rules import disruption, refusals, versions, windows
 
 EXAMPLE = '{"cluster": "eks-prod-use1", "target_version": "1.31", "strategy": "surge", "ticket": "CHG-1"}'
+ENDED = ("succeeded", "aborted", "failed")
 
 
 @workflow.defn(name="ClusterUpgrade")
-class ClusterUpgrade(Runbook):
-    operation = "ClusterUpgrade"
-
+class ClusterUpgrade:
     # The input is typed `ClusterUpgradeInput | dict` so that JSON typed into the UI that does not
     # fit the model still reaches us and fails the workflow with a message saying what to fix,
     # instead of failing workflow tasks forever as an undecodable payload would.
@@ -81,12 +79,13 @@ class ClusterUpgrade(Runbook):
         self.ref: ClusterRef | None = None
         self.node_image: str | None = None  # the node image asked for this cluster's cloud, if any
         self.from_version = ""
-        self.audit_seq = 0
-        # The fleet's clock (Runbook._fleet_now), read only while a drain is blocked: escalation
+        self.trail = Trail(operation="ClusterUpgrade", cluster=lambda: self.input.cluster, state=lambda: self.state,
+                           asking=self.input)
+        # The fleet's clock: maintenance windows are read on it, and a blocked drain's escalation
         # steps are timed on it, so a simulated fleet's clock can be moved past them in a test.
-        self.reads_fleet_clock = True
-        self.clock: FleetTime | None = None
-        self.clock_read_at = datetime.min
+        self.clock = FleetClock()
+        self.escalation = EscalationLadder(request=self.input, state=self.state, clock=self.clock, trail=self.trail,
+                                           ref=self._ref)
 
     # ------------------------------------------------------------------ queries and updates
 
@@ -94,87 +93,83 @@ class ClusterUpgrade(Runbook):
     def progress(self) -> ClusterUpgradeProgress:
         return self.state
 
-    def _refuse_when_finished(self, verb: str) -> None:
-        if self.state.phase in ("succeeded", "aborted", "failed"):
-            raise ApplicationError(f"cannot {verb}: the upgrade already ended ({self.state.phase})", type="OperationEnded")
-
     @workflow.update
     async def pause(self, request: PauseInput) -> ClusterUpgradeProgress:
         self.state.paused = True
         self.state.pause_reason = request.reason or None
-        await self._audit("pause", "paused", f"by {request.requested_by}: {request.reason}".rstrip(": "))
+        await self.trail.record("pause", "paused", f"by {request.requested_by}: {request.reason}".rstrip(": "))
         return self.state
 
     @pause.validator
     def validate_pause(self, request: PauseInput) -> None:
-        self._refuse_when_finished("pause")
+        refuse_when_ended(self.state.phase, ended=ENDED, verb="pause", what="upgrade")
         if self.state.paused:
-            raise ApplicationError("the upgrade is already paused; resume it or abort it", type="AlreadyPaused")
+            raise ApplicationError("the upgrade is already paused; resume it or abort it", type=ErrorType.ALREADY_PAUSED)
         if self.state.abort_requested:
-            raise ApplicationError("an abort is already under way", type="AbortRequested")
+            raise ApplicationError("an abort is already under way", type=ErrorType.ABORT_REQUESTED)
 
     @workflow.update
     async def resume(self, request: ResumeInput) -> ClusterUpgradeProgress:
         self.state.paused = False
         self.state.pause_reason = None
-        await self._audit("resume", "resumed", f"by {request.requested_by}")
+        await self.trail.record("resume", "resumed", f"by {request.requested_by}")
         return self.state
 
     @resume.validator
     def validate_resume(self, request: ResumeInput) -> None:
-        self._refuse_when_finished("resume")
+        refuse_when_ended(self.state.phase, ended=ENDED, verb="resume", what="upgrade")
         if not self.state.paused:
-            raise ApplicationError("the upgrade is not paused; there is nothing to resume", type="NotPaused")
+            raise ApplicationError("the upgrade is not paused; there is nothing to resume", type=ErrorType.NOT_PAUSED)
 
     @workflow.update
     async def approve(self, request: ApproveInput) -> ClusterUpgradeProgress:
         """Approve what a blocked drain's policy waits for: deleting the pods its budgets hold."""
-        escalation = self.state.drain_escalation
-        escalation.approved_by = request.approver
-        await self._audit("approve", "approved", f"deleting {', '.join(escalation.pods)} on {escalation.node}, held by"
-                          f" {', '.join(escalation.budgets)}; by {request.approver}: {request.comment}".rstrip(": "))
+        await self.escalation.approve(request)
         return self.state
 
     @approve.validator
     def validate_approve(self, request: ApproveInput) -> None:
-        self._refuse_when_finished("approve")
-        escalation = self.state.drain_escalation
-        if escalation is None or escalation.step != "awaiting_approval":
-            raise ApplicationError("nothing to approve: no blocked drain waits for an approval", type="NotAwaitingApproval")
-        self._check_approval(request.approver, what="deletion of the pods that block the drain")
+        refuse_when_ended(self.state.phase, ended=ENDED, verb="approve", what="upgrade")
+        self.escalation.validate_approve(request)
 
     @workflow.update
     async def abort(self, request: AbortInput) -> ClusterUpgradeProgress:
         await self._request_abort(request)
         return self.state
 
+    @abort.validator
+    def validate_abort(self, request: AbortInput) -> None:
+        refuse_when_ended(self.state.phase, ended=ENDED, verb="abort", what="upgrade")
+        refuse_a_second_abort(self.state.abort_requested)
+
     @workflow.signal(name="abort_from_wave")
     async def abort_from_wave(self, request: AbortInput) -> None:
         """The wave this upgrade belongs to was aborted. A workflow can signal another but cannot
         send it an Update, so this is the `abort` Update's twin without the validator: an upgrade
         that has ended or is already stopping has nothing to do."""
-        if self.state.phase not in ("succeeded", "aborted", "failed") and not self.state.abort_requested:
+        if self.state.phase not in ENDED and not self.state.abort_requested:
             await self._request_abort(request)
 
     async def _request_abort(self, request: AbortInput) -> None:
         self.state.abort_requested = True
         self.state.abort_reason = request.reason or None
-        await self._audit("abort", "abort_requested", f"by {request.requested_by}: {request.reason}".rstrip(": "))
-
-    @abort.validator
-    def validate_abort(self, request: AbortInput) -> None:
-        self._refuse_when_finished("abort")
-        if self.state.abort_requested:
-            raise ApplicationError("an abort is already under way", type="AbortRequested")
+        await self.trail.record("abort", "abort_requested", f"by {request.requested_by}: {request.reason}".rstrip(": "))
 
     # ------------------------------------------------------------------ small steps
 
-    @property
-    def cluster_name(self) -> str:
-        return self.input.cluster
+    def _ref(self) -> ClusterRef:
+        assert self.ref is not None, "the cluster is looked up before anything acts on it"
+        return self.ref
 
-    async def _health_gate(self, after: str, *, timeout: float | None = None, failure_type: str = "HealthGateFailed") -> None:
-        await super()._health_gate(after, timeout=timeout or self.input.health_gate_timeout_seconds, failure_type=failure_type)
+    @property
+    def calls(self) -> ClusterCalls:
+        return ClusterCalls(self._ref(), self.input)
+
+    async def _health_gate(self, after: str, *, timeout: float | None = None,
+                           failure_type: str = ErrorType.HEALTH_GATE_FAILED) -> None:
+        self.state.step = f"health gate after {after}"
+        await self.calls.health_gate(after, timeout=timeout or self.input.health_gate_timeout_seconds,
+                                     failure_type=failure_type)
 
     async def _health_checks(self, after: str) -> None:
         """The checks beyond node readiness the input asks for (Prometheus queries, smoke tests),
@@ -187,10 +182,11 @@ class ClusterUpgrade(Runbook):
                 heartbeat = check.prometheus.interval_seconds + 60
                 activity = Activity.CHECK_PROMETHEUS
             else:
+                assert check.smoke_test is not None  # a check is exactly one of the two
                 timeout, heartbeat, activity = check.smoke_test.timeout_seconds + 120, 60, Activity.RUN_SMOKE_TEST
-            result: HealthCheckResult = await self._call(
-                activity, RunHealthCheck(cluster=self.ref, check=check, after=after,
-                                         request_token=self._token(f"check{len(self.state.health_checks)}")),
+            result: HealthCheckResult = await call(
+                activity, RunHealthCheck(cluster=self._ref(), check=check, after=after,
+                                         request_token=request_token(f"check{len(self.state.health_checks)}")),
                 HealthCheckResult, timeout=timeout, heartbeat=heartbeat)
             self.state.health_checks.append(f"{check.name} after {after}: {result.detail}")
 
@@ -211,60 +207,52 @@ class ClusterUpgrade(Runbook):
         serve to service, wait (a timer, so a worker restart or days in between change nothing),
         cordon them again, and carry on with the next step."""
         opens = windows.next_start(windows=self.input.maintenance_windows, freezes=self.input.freezes,
-                                     after=await self._fleet_now())
-        if opens is not None and opens <= self._fleet_time():
+                                   after=await self.clock.now())
+        if opens is not None and opens <= self.clock.time():
             return
         phase, step = self.state.phase, self.state.step
         handed_back = list(self.state.cordoned_in_service)
         await self._hand_back_cordoned_nodes()
         if opens is None:
             raise ApplicationError("no maintenance window opens outside the freezes within a year: the upgrade stopped"
-                                   f" before {step}; start it again with windows that open", type="NoWindow",
+                                   f" before {step}; start it again with windows that open", type=ErrorType.NO_WINDOW,
                                    non_retryable=True)
         self.state.window_opens = opens
-        self._step("waiting_window", f"outside its maintenance windows: resumes {step!r} at {opens.isoformat()}")
-        await self._audit("window", "paused", f"window closed before {step}; resumes at {opens.isoformat()}"
-                          + (f"; returned {', '.join(handed_back)} to service meanwhile" if handed_back else ""))
-        while not self.state.abort_requested and self._fleet_time() < opens:
-            timeout = opens - self._fleet_time()
-            if self.clock is not None and self.clock.recheck_seconds is not None:  # a clock that may jump
-                timeout = min(timeout, timedelta(seconds=self.clock.recheck_seconds))
-            try:
-                await workflow.wait_condition(lambda: self.state.abort_requested, timeout=max(timeout, timedelta(seconds=1)))
-            except TimeoutError:
-                pass
-            await self._fleet_now()
-            if self._fleet_time() >= opens:  # a window may have moved (a freeze ended early): look again
+        self.trail.step("waiting_window", f"outside its maintenance windows: resumes {step!r} at {opens.isoformat()}")
+        await self.trail.record("window", "paused", f"window closed before {step}; resumes at {opens.isoformat()}"
+                                + (f"; returned {', '.join(handed_back)} to service meanwhile" if handed_back else ""))
+        while not self.state.abort_requested and self.clock.time() < opens:
+            await self.clock.sleep_until(opens, wake=lambda: self.state.abort_requested)
+            await self.clock.now()
+            if self.clock.time() >= opens:  # a window may have moved (a freeze ended early): look again
                 later = windows.next_start(windows=self.input.maintenance_windows, freezes=self.input.freezes,
-                                             after=self._fleet_time())
+                                           after=self.clock.time())
                 opens = later if later is not None else opens
         self.state.window_opens = None
         if self.state.abort_requested:
-            self.state.phase, self.state.step = phase, step
+            self.state.phase, self.state.step = phase, step  # type: ignore[assignment]
             return
         if handed_back:  # the blue/green drain goes on where it was: its old nodes take no new pods
             self.state.step = f"cordoning {len(handed_back)} nodes again"
-            await self._call(Activity.CORDON_NODES, CordonNodes(cluster=self.ref, nodes=handed_back), list[str])
+            await call(Activity.CORDON_NODES, CordonNodes(cluster=self._ref(), nodes=handed_back), list[str])
             self.state.cordoned_in_service = handed_back
-        self._step(phase, step)
-        await self._audit("window", "resumed", f"window open: resuming {step}")
-
-
-    # ------------------------------------------------------------------ the runbook's steps
+        self.trail.step(phase, step)
+        await self.trail.record("window", "resumed", f"window open: resuming {step}")
 
     async def _preflight(self) -> tuple[versions.UpgradeScope, ClusterState]:
-        self._step("preflight", "reading the control plane, node pools, nodes and budgets")
-        state: ClusterState = await self._call(Activity.DESCRIBE_CLUSTER, self.ref, ClusterState)
-        inspection: ClusterInspection = await self._call(Activity.INSPECT_CLUSTER, self.ref, ClusterInspection)
+        self.trail.step("preflight", "reading the control plane, node pools, nodes and budgets")
+        ref = self._ref()
+        state: ClusterState = await call(Activity.DESCRIBE_CLUSTER, ref, ClusterState)
+        inspection: ClusterInspection = await call(Activity.INSPECT_CLUSTER, ref, ClusterInspection)
         self.from_version = state.control_plane_version
         try:
             try:
                 scope = versions.plan_upgrade(
-                    provider=self.ref.provider, control_plane=state.control_plane_version, node_pools=state.node_pools,
+                    provider=ref.provider, control_plane=state.control_plane_version, node_pools=state.node_pools,
                     target=self.input.target_version, node_image=self.node_image,
                 )
             except versions.InvalidNodeImage as problem:
-                raise versions.InvalidNodeImage(f"node_images.{self.ref.provider}: {problem}") from None
+                raise versions.InvalidNodeImage(f"node_images.{ref.provider}: {problem}") from None
             skew = versions.skew_violations(
                 control_plane=state.control_plane_version, node_versions={n.name: n.version for n in inspection.nodes}
             )
@@ -277,12 +265,12 @@ class ClusterUpgrade(Runbook):
             raise ApplicationError(
                 f"{self.input.cluster} is {state.status} in the cloud (another change is in flight there);"
                 " wait until it is ACTIVE and start the upgrade again",
-                type="ClusterBusy", non_retryable=True,
+                type=ErrorType.CLUSTER_BUSY, non_retryable=True,
             )
         # An upgrade starts only from a healthy cluster. One bad sample is not a verdict, so this
         # is a short health gate rather than a single look.
         await self._health_gate("preflight checks", timeout=min(self.input.health_gate_timeout_seconds, 60),
-                                failure_type="ClusterUnhealthy")
+                                failure_type=ErrorType.CLUSTER_UNHEALTHY)
         self.state.step = "preflight passed"
         pools = {pool.name: pool for pool in state.node_pools}
         self.state.control_plane = "pending" if scope.control_plane else "skipped"
@@ -295,11 +283,12 @@ class ClusterUpgrade(Runbook):
         return scope, state
 
     async def _upgrade_control_plane(self) -> None:
-        self._step("control_plane", f"upgrading the control plane to {self.input.target_version}")
+        self.trail.step("control_plane", f"upgrading the control plane to {self.input.target_version}")
         self.state.control_plane = "upgrading"
-        await self._cloud_operation(
+        await self.calls.cloud_operation(
             Activity.START_CONTROL_PLANE_UPGRADE,
-            StartControlPlaneUpgrade(cluster=self.ref, target_version=self.input.target_version, request_token=self._token("cp")))
+            StartControlPlaneUpgrade(cluster=self._ref(), target_version=self.input.target_version,
+                                     request_token=request_token("cp")))
         self.state.control_plane = "done"
         await self._health_gate("the control plane upgrade")
         await self._health_checks("the control plane upgrade")
@@ -307,10 +296,10 @@ class ClusterUpgrade(Runbook):
     async def _surge(self, progress: PoolProgress) -> None:
         """The cloud replaces the pool's nodes one by one through the eviction API."""
         self.state.step = f"surge upgrade of node pool {progress.name}" + (f" onto {self.node_image}" if self.node_image else "")
-        await self._cloud_operation(
+        await self.calls.cloud_operation(
             Activity.START_NODE_POOL_UPGRADE,
-            StartNodePoolUpgrade(cluster=self.ref, node_pool=progress.name, target_version=self.input.target_version,
-                                 node_image=self.node_image, request_token=self._token(f"pool-{progress.name}")))
+            StartNodePoolUpgrade(cluster=self._ref(), node_pool=progress.name, target_version=self.input.target_version,
+                                 node_image=self.node_image, request_token=request_token(f"pool-{progress.name}")))
         progress.nodes_done = progress.nodes_total
         await self._health_gate(f"node pool {progress.name}")
         await self._health_checks(f"node pool {progress.name}")
@@ -324,17 +313,17 @@ class ClusterUpgrade(Runbook):
         if replacement not in existing:  # check-then-act: a resumed upgrade may have made it already
             self.state.step = f"creating node pool {replacement} at {self.input.target_version}" + (
                 f" on {self.node_image}" if self.node_image else "")
-            await self._cloud_operation(
+            await self.calls.cloud_operation(
                 Activity.CREATE_NODE_POOL,
-                CreateNodePool(cluster=self.ref, request_token=self._token(f"create-{replacement}"),
+                CreateNodePool(cluster=self._ref(), request_token=request_token(f"create-{replacement}"),
                                node_pool=pool.model_copy(update={"name": replacement, "version": self.input.target_version,
                                                                  "node_image": self.node_image})))
             await self._health_gate(f"creating node pool {replacement}")
 
-        inspection: ClusterInspection = await self._call(Activity.INSPECT_CLUSTER, self.ref, ClusterInspection)
+        inspection: ClusterInspection = await call(Activity.INSPECT_CLUSTER, self._ref(), ClusterInspection)
         old_nodes = [node for node in inspection.nodes if node.pool == pool.name]
         self.state.step = f"cordoning the {len(old_nodes)} nodes of {pool.name}"
-        await self._call(Activity.CORDON_NODES, CordonNodes(cluster=self.ref, nodes=[n.name for n in old_nodes]), list[str])
+        await call(Activity.CORDON_NODES, CordonNodes(cluster=self._ref(), nodes=[n.name for n in old_nodes]), list[str])
         self.state.cordoned_in_service = [n.name for n in old_nodes]
 
         for batch in disruption.plan_drain_batches(old_nodes, max_unavailable=self.input.max_unavailable):
@@ -350,138 +339,49 @@ class ClusterUpgrade(Runbook):
         if await self._hold_or_stop():  # deleting the pool is a change too: only inside a window
             return
         self.state.step = f"deleting the drained node pool {pool.name}"
-        await self._cloud_operation(
+        await self.calls.cloud_operation(
             Activity.DELETE_NODE_POOL,
-            DeleteNodePool(cluster=self.ref, node_pool=pool.name, request_token=self._token(f"delete-{pool.name}")))
+            DeleteNodePool(cluster=self._ref(), node_pool=pool.name, request_token=request_token(f"delete-{pool.name}")))
         self.state.drained_nodes = []
         await self._health_checks(f"node pool {pool.name}")
         progress.status = "done"
 
     async def _drain(self, batch: list[str], pool: str) -> bool:
-        """Drain a batch under every PodDisruptionBudget. While budgets block it, follow the drain
-        policy for the pool and the blocked pods (tell the owner, ask for an approval, delete the
-        pods once approved, or give up after drain_timeout_seconds). False when aborted meanwhile."""
-        request = DrainNodes(cluster=self.ref, nodes=batch, timeout_seconds=self.input.drain_timeout_seconds,
+        """Drain a batch under every PodDisruptionBudget. While budgets block it, climb the drain
+        policy's ladder for the pool and the blocked pods (tell the owner, ask for an approval,
+        delete the pods once approved, or give up after drain_timeout_seconds). False when aborted
+        meanwhile."""
+        request = DrainNodes(cluster=self._ref(), nodes=batch, timeout_seconds=self.input.drain_timeout_seconds,
                              eviction_retry_seconds=self.input.eviction_retry_seconds,
                              blocked_report_after_seconds=self.input.drain_blocked_report_seconds)
         while True:
             self.state.step = f"draining {', '.join(batch)} of node pool {pool}"
-            report: DrainReport = await self._call(
+            report: DrainReport = await call(
                 Activity.DRAIN_NODES, request, DrainReport,
                 timeout=self.input.drain_timeout_seconds * len(batch) + 300,
                 heartbeat=self.input.activity_heartbeat_timeout_seconds,
             )
             if report.blocked is None:
-                if self.state.drain_escalation is not None:
-                    escalation, self.state.drain_escalation = self.state.drain_escalation, None
-                    if self.state.phase == "awaiting_approval":  # the budget let go before anyone approved
-                        self._step("node_pools", f"drained {escalation.node}")
-                    await self._audit("drain", "succeeded", f"node {escalation.node} drained after being blocked since"
-                                      f" {escalation.blocked_since.isoformat()} (last step: {escalation.step})")
+                await self.escalation.drained()
                 return True
             if self.state.abort_requested:
                 return False
-            await self._escalate(report.blocked, pool)
-
-    async def _escalate(self, blocked: BlockedDrain, pool: str) -> None:
-        """One look at a blocked drain: move along its policy's ladder as far as the time blocked
-        allows, stop the upgrade if it has waited too long, else return to drain again."""
-        now = await self._fleet_now()
-        escalation = self.state.drain_escalation
-        pods = [pod.name for pod in blocked.pods]
-        if escalation is None or escalation.node != blocked.node:
-            policy = disruption.drain_policy(self.input.drain_policies, node_pool=pool, pods=blocked.pods)
-            escalation = self.state.drain_escalation = DrainEscalation(
-                node=blocked.node, pods=pods, budgets=blocked.budgets, blocked_since=now, step_since=now, policy=policy)
-            await self._audit("drain", "escalated", f"drain of {blocked.node} blocked: {self._blocked_by(escalation)}")
-        escalation.pods, escalation.budgets = pods, blocked.budgets
-        blocked_for = (now - escalation.blocked_since).total_seconds()
-        while (step := disruption.next_escalation_step(escalation.policy, step=escalation.step, blocked_for=blocked_for,
-                                                     approved=bool(escalation.approved_by))) is not None:
-            if step == "owner_notified":  # the step says the owner was told: tell first
-                await self._tell_owner(escalation, blocked)
-            escalation.step, escalation.step_since = step, now
-            if step == "awaiting_approval":
-                since = f"{escalation.blocked_since:%Y-%m-%d %H:%M}Z"
-                self._step("awaiting_approval", f"drain of {blocked.node} blocked since {since}: approve to delete"
-                           f" {', '.join(pods)}")
-                await self._audit("drain", "escalated", f"asks for an approval to delete {', '.join(pods)} on"
-                                  f" {blocked.node}: {self._blocked_by(escalation)}")
-            elif step == "deleting_pods":
-                self._step("node_pools", f"deleting {', '.join(pods)} on {blocked.node}, approved by {escalation.approved_by}")
-                deleted = await self._call(Activity.DELETE_PODS, DeletePods(cluster=self.ref, pods=pods), list[str])
-                await self._audit("drain", "escalated", f"deleted {', '.join(deleted) or 'nothing (already gone)'} on"
-                                  f" {blocked.node} without their budgets' consent, approved by {escalation.approved_by}")
-                escalation.step, escalation.approved_by = "retrying", None  # pods a controller puts back are evicted again
-                return
-        if escalation.step == "awaiting_approval":
-            waited = (now - escalation.step_since).total_seconds()
-            if waited >= escalation.policy.approval_timeout_seconds:
-                raise ApplicationError(
-                    f"nobody approved deleting {', '.join(pods)} on {blocked.node} within"
-                    f" {escalation.policy.approval_timeout_seconds:g}s: {self._blocked_by(escalation)}. Restore the"
-                    " workload's health or relax the budget, then start the upgrade again", type="DrainTimeout",
-                    non_retryable=True)
-            try:  # an approval (or an abort) wakes us at once; meanwhile the drain keeps trying
-                await workflow.wait_condition(lambda: bool(escalation.approved_by) or self.state.abort_requested,
-                                              timeout=timedelta(seconds=self.input.drain_blocked_report_seconds))
-            except TimeoutError:
-                pass
-        elif blocked_for >= self.input.drain_timeout_seconds:
-            raise ApplicationError(
-                f"drain of node {blocked.node} timed out after {self.input.drain_timeout_seconds:g}s:"
-                f" {self._blocked_by(escalation)}. Restore the workload's health or relax the budget, then start the"
-                " upgrade again; raise drain_timeout_seconds if the workload is just slow to move, or give the pool a"
-                " drain policy that may delete the blocking pods once approved", type="DrainTimeout", non_retryable=True)
-
-    @staticmethod
-    def _blocked_by(escalation: DrainEscalation) -> str:
-        return f"PodDisruptionBudget {', '.join(escalation.budgets)} kept pods {', '.join(escalation.pods)} on it"
-
-    async def _tell_owner(self, escalation: DrainEscalation, blocked: BlockedDrain) -> None:
-        """An Event on each blocking budget, a note to the callback URL and the policy's owner
-        webhook, and a line in the audit trail: the same words everywhere."""
-        policy = escalation.policy
-        then = (f"an approval to delete them will be asked for at"
-                f" {escalation.blocked_since + timedelta(seconds=policy.ask_approval_after_seconds):%Y-%m-%d %H:%M}Z"
-                if policy.delete_blocking_pods else
-                f"the upgrade stops at {escalation.blocked_since + timedelta(seconds=self.input.drain_timeout_seconds):%Y-%m-%d %H:%M}Z")
-        message = (f"Regatta's upgrade of {self.input.cluster} ({workflow.info().workflow_id}) cannot drain node"
-                   f" {blocked.node}: {self._blocked_by(escalation)}, blocked since"
-                   f" {escalation.blocked_since:%Y-%m-%d %H:%M}Z. If it is still blocked, {then}")
-        for budget in blocked.budget_refs:
-            namespace, _, name = budget.partition("/")
-            await self._call(Activity.RECORD_EVENT, RecordEvent(
-                cluster=self.ref, namespace=namespace, involved_kind="PodDisruptionBudget", involved_name=name,
-                reason="DrainBlocked", message=message,
-                name=disruption.drain_blocked_event_name(workflow.info().run_id, blocked.node, budget)), None)
-        if self.input.callback_url:
-            self._tell_callback("drain_blocked", message)
-        if policy.owner_webhook:
-            note = CallbackNote(url=policy.owner_webhook, operation_id=workflow.info().workflow_id,
-                                workflow_type=workflow.info().workflow_type, cluster=self.input.cluster,
-                                ticket=self.input.ticket, phase="drain_blocked", step=message, sequence=0, at=workflow.now())
-            try:
-                await workflow.execute_activity(Activity.POST_CALLBACK, note, start_to_close_timeout=timedelta(seconds=30),
-                                                retry_policy=CALLBACK_DELIVERY)
-            except ActivityError as failure:  # the owner's receiver being down must not stop the upgrade
-                workflow.logger.warning("owner webhook not reached: %s", failure.cause or failure)
-        await self._audit("drain", "escalated", f"owner notified: {message}")
+            await self.escalation.climb(report.blocked, pool)
 
     async def _hand_back_cordoned_nodes(self) -> None:
         """Nodes we cordoned but did not drain still run workloads: return them to service."""
         if self.state.cordoned_in_service:
             self.state.step = f"uncordoning {len(self.state.cordoned_in_service)} nodes that are still in service"
-            await self._call(
+            await call(
                 Activity.CORDON_NODES,
-                CordonNodes(cluster=self.ref, nodes=self.state.cordoned_in_service, unschedulable=False), list[str],
+                CordonNodes(cluster=self._ref(), nodes=self.state.cordoned_in_service, unschedulable=False), list[str],
             )
             self.state.cordoned_in_service = []
 
     async def _record_versions(self) -> ClusterState:
-        self._step("recording", "recording the new versions in the inventory")
-        state: ClusterState = await self._call(Activity.DESCRIBE_CLUSTER, self.ref, ClusterState)
-        await self._call(
+        self.trail.step("recording", "recording the new versions in the inventory")
+        state: ClusterState = await call(Activity.DESCRIBE_CLUSTER, self._ref(), ClusterState)
+        await call(
             Activity.RECORD_CLUSTER_VERSIONS,
             RecordClusterVersions(cluster=self.input.cluster, control_plane_version=state.control_plane_version,
                                   node_pools=state.node_pools),
@@ -501,27 +401,85 @@ class ClusterUpgrade(Runbook):
             control_plane_version=control_plane_version, pools=self.state.pools, message=self.state.message,
         )
 
+    async def _look_up(self) -> ClusterRecord:
+        try:
+            record: ClusterRecord = await call(Activity.GET_CLUSTER, self.input.cluster, ClusterRecord)
+        except ActivityError as failure:
+            stop = stop_of(failure, where="looking the cluster up in the inventory", refused=True,
+                           default_type=ErrorType.UNKNOWN_CLUSTER)
+            self.trail.step("failed", stop.where)
+            self.state.message = stop.reason
+            raise stop.error(stop.reason) from None
+        return record
+
+    async def _refuse_or_override_hold(self, hold: MaintenanceHold) -> None:
+        """A held cluster is left alone (a wave that meets the refusal waits for the hold to end),
+        unless whoever started this said why it must go ahead anyway."""
+        if self.input.override_hold:
+            await self.trail.record("hold", "skipped", f"maintenance hold until {hold.until.isoformat()} ({hold.reason}, by"
+                                    f" {hold.held_by}) overridden by {self.input.requested_by}: {self.input.override_hold}")
+            return
+        self.state.message = (f"refused: {self.input.cluster} is held until {hold.until.isoformat()} by {hold.held_by}:"
+                              f" {hold.reason}. Wait, release it (regatta cluster release {self.input.cluster}), or"
+                              " start with override_hold and a reason")
+        self.trail.step("failed", "checking for a maintenance hold")
+        await self.trail.record("upgrade", "refused", self.state.message)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        raise ApplicationError(self.state.message, hold.model_dump(mode="json"), type=ErrorType.CLUSTER_HELD,
+                               non_retryable=True)
+
+    async def _stop_failed(self, failure: BaseException) -> None:
+        """Leave the cluster serving, say exactly where and why the upgrade stopped, and fail."""
+        stop = stop_of(failure, where=self.state.step, refused=self.state.phase == "preflight",
+                       default_type=ErrorType.UPGRADE_FAILED)
+        for progress in self.state.pools:
+            if progress.status == "upgrading":
+                progress.status = "failed"
+        self.state.message = stop.message
+        self.trail.step("failed", stop.where)
+        try:
+            await self._hand_back_cordoned_nodes()
+        except ActivityError as error:
+            self.state.message += (
+                f". Could not return nodes {', '.join(self.state.cordoned_in_service)} to service ({error.cause});"
+                " uncordon them by hand"
+            )
+        await self.trail.record("upgrade", "refused" if stop.refused else "failed",
+                                f"{self._versions(None)}; {self.state.message}" if self.from_version else self.state.message)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        raise stop.error(self.state.message)
+
+    async def _finish(self, outcome: str) -> ClusterUpgradeResult:
+        final = await self._record_versions()
+        self.trail.step(outcome, outcome if outcome == "aborted" else "done")
+        await self.trail.record("upgrade", outcome, f"{self._versions(final.control_plane_version)}; {self.state.message}")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._result(outcome, final.control_plane_version)
+
     # ------------------------------------------------------------------ the runbook
 
     @workflow.run
     async def run(self, input: ClusterUpgradeInput | dict) -> ClusterUpgradeResult:
         input = self.input
-        self._check_start()
+        self.state.operation_id = workflow.info().workflow_id
         try:
-            record: ClusterRecord = await self._call(Activity.GET_CLUSTER, input.cluster, ClusterRecord)
-        except ActivityError as failure:
-            cause = failure.cause if isinstance(failure.cause, ApplicationError) else failure
-            self._step("failed", "looking the cluster up in the inventory")
-            self.state.message = str(cause.message if isinstance(cause, ApplicationError) else cause)
-            raise ApplicationError(self.state.message, type=getattr(cause, "type", None) or "UnknownCluster",
-                                   non_retryable=True) from None
+            refuse_a_bad_input(self.input_error)
+        except ApplicationError:
+            self.trail.step("failed", "reading the input")
+            raise
+        try:
+            refuse_a_wrong_operation_id(operation="ClusterUpgrade", cluster=input.cluster)
+        except ApplicationError:
+            self.trail.step("failed", "checking the operation id")
+            raise
+        record = await self._look_up()
         self.ref = record.ref
         self.node_image = self.state.target_node_image = input.node_images.get(record.ref.provider)
-        self._tag(record.environment)
+        tag(operation="ClusterUpgrade", cluster=input.cluster, environment=record.environment, ticket=input.ticket)
         if record.hold is not None:  # the inventory hands back a hold only while it is in force
             await self._refuse_or_override_hold(record.hold)
         onto = f" on node image {self.node_image}" if self.node_image else ""
-        await self._audit(
+        await self.trail.record(
             "upgrade", "started", f"to {input.target_version}{onto} by {input.strategy} (requested by {input.requested_by})"
         )
         try:
@@ -529,7 +487,7 @@ class ClusterUpgrade(Runbook):
             if scope.control_plane and not await self._hold_or_stop():
                 await self._upgrade_control_plane()
             pools = {pool.name: pool for pool in state.node_pools}
-            self._step("node_pools", "upgrading node pools")
+            self.trail.step("node_pools", "upgrading node pools")
             for progress in self.state.pools:
                 if await self._hold_or_stop():
                     break
@@ -540,9 +498,7 @@ class ClusterUpgrade(Runbook):
                     await self._blue_green(progress, pools[progress.name], set(pools))
                 if self.state.abort_requested and progress.status != "done":
                     break
-        except ActivityError as failure:
-            await self._stop_failed(failure.cause if isinstance(failure.cause, ApplicationError) else failure)
-        except ApplicationError as failure:
+        except (ActivityError, ApplicationError) as failure:
             await self._stop_failed(failure)
 
         if self.state.abort_requested:
@@ -555,53 +511,7 @@ class ClusterUpgrade(Runbook):
                 f"aborted ({self.state.abort_reason or 'no reason given'}); control plane {self.state.control_plane},"
                 f" node pools finished: {', '.join(done) or 'none'}. Start the upgrade again to continue"
             )
-            final = await self._record_versions()
-            self._step("aborted", "aborted")
-            await self._audit("upgrade", "aborted", f"{self._versions(final.control_plane_version)}; {self.state.message}")
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            return self._result("aborted", final.control_plane_version)
-
-        final = await self._record_versions()
+            return await self._finish("aborted")
         self.state.message = f"{input.cluster} runs {input.target_version} on the control plane and every node pool" + (
             f", every pool on node image {self.node_image}" if self.node_image else "")
-        self._step("succeeded", "done")
-        await self._audit("upgrade", "succeeded", f"{self._versions(final.control_plane_version)}; {self.state.message}")
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return self._result("succeeded", final.control_plane_version)
-
-    async def _refuse_or_override_hold(self, hold: MaintenanceHold) -> None:
-        """A held cluster is left alone (a wave that meets the refusal waits for the hold to end),
-        unless whoever started this said why it must go ahead anyway."""
-        if self.input.override_hold:
-            await self._audit("hold", "skipped", f"maintenance hold until {hold.until.isoformat()} ({hold.reason}, by"
-                              f" {hold.held_by}) overridden by {self.input.requested_by}: {self.input.override_hold}")
-            return
-        self.state.message = (f"refused: {self.input.cluster} is held until {hold.until.isoformat()} by {hold.held_by}:"
-                              f" {hold.reason}. Wait, release it (regatta cluster release {self.input.cluster}), or"
-                              " start with override_hold and a reason")
-        self._step("failed", "checking for a maintenance hold")
-        await self._audit("upgrade", "refused", self.state.message)
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        raise ApplicationError(self.state.message, hold.model_dump(mode="json"), type="ClusterHeld", non_retryable=True)
-
-    async def _stop_failed(self, failure: BaseException) -> None:
-        """Leave the cluster serving, say exactly where and why the upgrade stopped, and fail."""
-        reason = str(failure.message if isinstance(failure, ApplicationError) else failure)
-        error_type = failure.type if isinstance(failure, ApplicationError) and failure.type else "UpgradeFailed"
-        where, refused = self.state.step, self.state.phase == "preflight"
-        for progress in self.state.pools:
-            if progress.status == "upgrading":
-                progress.status = "failed"
-        self.state.message = f"{'refused' if refused else 'stopped'} during {where}: {reason}"
-        self._step("failed", where)
-        try:
-            await self._hand_back_cordoned_nodes()
-        except ActivityError as error:
-            self.state.message += (
-                f". Could not return nodes {', '.join(self.state.cordoned_in_service)} to service ({error.cause});"
-                " uncordon them by hand"
-            )
-        await self._audit("upgrade", "refused" if refused else "failed",
-                          f"{self._versions(None)}; {self.state.message}" if self.from_version else self.state.message)
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        raise ApplicationError(self.state.message, type=error_type, non_retryable=True)
+        return await self._finish("succeeded")

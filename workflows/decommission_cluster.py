@@ -19,7 +19,10 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.runbook import Runbook, parse_input
+from workflows.pieces.calls import ClusterCalls, call, request_token
+from workflows.pieces.controls import refuse_a_second_abort, refuse_own_approval
+from workflows.pieces.inputs import parse_input, refuse_a_bad_input, refuse_a_wrong_operation_id, tag
+from workflows.pieces.trail import Trail
 
 with workflow.unsafe.imports_passed_through():
     from regatta.models import (
@@ -37,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         DeleteNodePool,
         VeleroBackup,
     )
+    from regatta.models.errors import ErrorType
     from regatta.rules import decommissioning
 
 EXAMPLE = '{"cluster": "eks-dev-use1", "ticket": "CHG-7"}'
@@ -44,19 +48,14 @@ DESTRUCTIVE = ("deleting", "deregistering", "succeeded", "aborted", "failed")
 
 
 @workflow.defn(name="DecommissionCluster")
-class DecommissionCluster(Runbook):
-    operation = "DecommissionCluster"
-
+class DecommissionCluster:
     @workflow.init
     def __init__(self, input: DecommissionClusterInput | dict) -> None:
         self.input, self.input_error = parse_input(DecommissionClusterInput, input, EXAMPLE)
         self.state = DecommissionClusterProgress(cluster=self.input.cluster)
-        self.ref = None
-        self.audit_seq = 0
-
-    @property
-    def cluster_name(self) -> str:
-        return self.input.cluster
+        self.trail = Trail(operation="DecommissionCluster", cluster=lambda: self.input.cluster, state=lambda: self.state,
+                           asking=self.input)
+        self.calls: ClusterCalls  # once the cluster is found in the inventory
 
     @workflow.query
     def progress(self) -> DecommissionClusterProgress:
@@ -65,18 +64,19 @@ class DecommissionCluster(Runbook):
     @workflow.update
     async def approve(self, request: ApproveInput) -> DecommissionClusterProgress:
         self.state.approved_by = request.approver
-        await self._audit("approve", "approved", f"by {request.approver}: {request.comment}".rstrip(": "))
+        await self.trail.record("approve", "approved", f"by {request.approver}: {request.comment}".rstrip(": "))
         return self.state
 
     @approve.validator
     def validate_approve(self, request: ApproveInput) -> None:
-        self._check_approval(request.approver, what="decommission")
+        refuse_own_approval(phase=self.state.phase, approver=request.approver, requested_by=self.input.requested_by,
+                            what="decommission")
 
     @workflow.update
     async def abort(self, request: AbortInput) -> DecommissionClusterProgress:
         self.state.abort_requested = True
         self.state.abort_reason = request.reason or None
-        await self._audit("abort", "abort_requested", f"by {request.requested_by}: {request.reason}".rstrip(": "))
+        await self.trail.record("abort", "abort_requested", f"by {request.requested_by}: {request.reason}".rstrip(": "))
         return self.state
 
     @abort.validator
@@ -84,128 +84,55 @@ class DecommissionCluster(Runbook):
         if self.state.phase in DESTRUCTIVE:
             raise ApplicationError(f"cannot abort: the decommission is {self.state.phase}"
                                    + (" and will finish" if self.state.phase in ("deleting", "deregistering") else ""),
-                                   type="TooLateToAbort")
-        if self.state.abort_requested:
-            raise ApplicationError("an abort is already under way", type="AbortRequested")
+                                   type=ErrorType.TOO_LATE_TO_ABORT)
+        refuse_a_second_abort(self.state.abort_requested)
 
     # ------------------------------------------------------------------ steps
 
 
     async def _check(self, record: ClusterRecord) -> None:
-        self._step("checking", "checking that nothing needs the cluster")
+        self.trail.step("checking", "checking that nothing needs the cluster")
         blockers = decommissioning.decommission_blockers(record.labels)
         if blockers:
             raise ApplicationError(f"{record.name} cannot be decommissioned: " + "; ".join(blockers),
-                                   type="ClusterInUse", non_retryable=True)
-        self.state.workloads = await self._call(Activity.LIST_WORKLOADS, self.ref, list[str])
+                                   type=ErrorType.CLUSTER_IN_USE, non_retryable=True)
+        self.state.workloads = await call(Activity.LIST_WORKLOADS, self.calls.ref, list[str])
         if self.state.workloads and not self.input.force_empty:
             raise ApplicationError(
                 f"{record.name} still runs workloads: {', '.join(self.state.workloads)}. Move them off, or pass"
                 " force_empty with a force_reason (CLI: --force-empty --reason ...) to delete them with the cluster",
-                type="ClusterNotEmpty", non_retryable=True)
+                type=ErrorType.CLUSTER_NOT_EMPTY, non_retryable=True)
         if self.state.workloads:
-            await self._audit("force-empty", "approved", f"{self.input.force_reason}: {', '.join(self.state.workloads)}")
+            await self.trail.record("force-empty", "approved", f"{self.input.force_reason}: {', '.join(self.state.workloads)}")
 
     async def _stop_if_aborted(self) -> bool:
         if not self.state.abort_requested:
             return False
         if self.state.cordoned:
             self.state.step = f"uncordoning {len(self.state.cordoned)} nodes"
-            await self._call(Activity.CORDON_NODES, CordonNodes(cluster=self.ref, nodes=self.state.cordoned, unschedulable=False),
+            await call(Activity.CORDON_NODES, CordonNodes(cluster=self.calls.ref, nodes=self.state.cordoned, unschedulable=False),
                              list[str])
             self.state.cordoned = []
         return True
 
     async def _delete(self) -> None:
-        self._step("deleting", "deleting node pools")
-        state: ClusterState = await self._call(Activity.DESCRIBE_CLUSTER, self.ref, ClusterState)
+        self.trail.step("deleting", "deleting node pools")
+        state: ClusterState = await call(Activity.DESCRIBE_CLUSTER, self.calls.ref, ClusterState)
         for pool in state.node_pools:
             self.state.step = f"deleting node pool {pool.name}"
-            await self._cloud_operation(Activity.DELETE_NODE_POOL, DeleteNodePool(
-                cluster=self.ref, node_pool=pool.name, request_token=self._token(f"delete-{pool.name}")))
+            await self.calls.cloud_operation(Activity.DELETE_NODE_POOL, DeleteNodePool(
+                cluster=self.calls.ref, node_pool=pool.name, request_token=request_token(f"delete-{pool.name}")))
             self.state.deleted.append(f"node_pool:{pool.name}")
         self.state.step = f"deleting cluster {self.input.cluster}"
-        await self._cloud_operation(Activity.DELETE_CLUSTER, DeleteCluster(
-            cluster=self.ref, request_token=self._token("delete-cluster")))
+        await self.calls.cloud_operation(Activity.DELETE_CLUSTER, DeleteCluster(
+            cluster=self.calls.ref, request_token=request_token("delete-cluster")))
         self.state.deleted.append("cluster")
-        await self._audit("delete", "succeeded", f"deleted {', '.join(self.state.deleted)}")
-
-    # ------------------------------------------------------------------ the runbook
-
-    @workflow.run
-    async def run(self, input: DecommissionClusterInput | dict) -> DecommissionClusterResult:
-        input = self.input
-        self._check_start()
-        if input.force_empty and not (input.force_reason or "").strip():
-            self._step("failed", "reading the input")
-            raise ApplicationError("force_empty needs a force_reason saying why the workloads may go",
-                                   type="InvalidInput", non_retryable=True)
-        try:
-            record: ClusterRecord = await self._call(Activity.GET_CLUSTER, input.cluster, ClusterRecord)
-        except ActivityError as failure:
-            self._step("failed", "looking the cluster up in the inventory")
-            raise ApplicationError(str(getattr(failure.cause, "message", failure)), type="UnknownCluster",
-                                   non_retryable=True) from None
-        self.ref = record.ref
-        self._tag(record.environment)
-        await self._audit("decommission", "started", f"requested by {input.requested_by}")
-        try:
-            await self._check(record)
-
-            self._step("awaiting_approval", f"waiting for someone other than {input.requested_by} to approve")
-            try:
-                await workflow.wait_condition(lambda: bool(self.state.approved_by) or self.state.abort_requested,
-                                              timeout=timedelta(seconds=input.approval_timeout_seconds))
-            except TimeoutError:
-                raise ApplicationError(f"no approval within {input.approval_timeout_seconds:g}s; start again when"
-                                       " someone can approve", type="ApprovalTimeout", non_retryable=True) from None
-            if await self._stop_if_aborted():
-                return await self._finish_aborted()
-
-            self._step("cordoning", "cordoning every node")
-            inspection: ClusterInspection = await self._call(Activity.INSPECT_CLUSTER, self.ref, ClusterInspection)
-            nodes = [n.name for n in inspection.nodes]
-            self.state.cordoned = nodes
-            await self._call(Activity.CORDON_NODES, CordonNodes(cluster=self.ref, nodes=nodes), list[str])
-            await self._audit("cordon", "succeeded", f"{len(nodes)} nodes")
-            if await self._stop_if_aborted():
-                return await self._finish_aborted()
-
-            self._step("backing_up", "taking the final backup")
-            self.state.backup = await self._call(
-                Activity.FINAL_BACKUP,
-                VeleroBackup(cluster=self.ref, name=f"final-{input.cluster}"[:63], timeout_seconds=input.cloud_operation_timeout_seconds,
-                            poll_interval_seconds=input.poll_interval_seconds),
-                str, timeout=input.cloud_operation_timeout_seconds + 120, heartbeat=None)
-            await self._audit("backup", "succeeded", f"Velero backup {self.state.backup}")
-            if await self._stop_if_aborted():
-                return await self._finish_aborted()
-
-            await self._delete()
-            self._step("deregistering", "removing it from the inventory and dropping credentials")
-            await self._call(Activity.DEREGISTER_CLUSTER, input.cluster, None)
-            revoked = await self._call(Activity.REVOKE_CREDENTIALS, self.ref, list[str])
-            await self._audit("deregister", "succeeded", f"removed from the inventory; revoked {', '.join(revoked)}")
-        except (ActivityError, ApplicationError) as failure:
-            cause = failure.cause if isinstance(failure, ActivityError) and failure.cause else failure
-            refused = self.state.phase == "checking"
-            self.state.message = f"{'refused' if refused else 'stopped'} during {self.state.step}: {getattr(cause, 'message', cause)}"
-            self._step("failed", self.state.step)
-            await self._audit("decommission", "refused" if refused else "failed", self.state.message)
-            raise ApplicationError(self.state.message, type=getattr(cause, "type", None) or "DecommissionFailed",
-                                   non_retryable=True) from None
-
-        self.state.message = (f"{input.cluster} is gone: backup {self.state.backup}, approved by {self.state.approved_by},"
-                              f" deleted {', '.join(self.state.deleted)}")
-        self._step("succeeded", "done")
-        await self._audit("decommission", "succeeded", self.state.message)
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return self._result("succeeded")
+        await self.trail.record("delete", "succeeded", f"deleted {', '.join(self.state.deleted)}")
 
     async def _finish_aborted(self) -> DecommissionClusterResult:
         self.state.message = f"aborted ({self.state.abort_reason or 'no reason given'}); the cluster is untouched and serving"
-        self._step("aborted", "aborted")
-        await self._audit("decommission", "aborted", self.state.message)
+        self.trail.step("aborted", "aborted")
+        await self.trail.record("decommission", "aborted", self.state.message)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._result("aborted")
 
@@ -213,3 +140,85 @@ class DecommissionCluster(Runbook):
         return DecommissionClusterResult(operation_id=self.state.operation_id, cluster=self.input.cluster,
                                          outcome=outcome, approved_by=self.state.approved_by,  # type: ignore[arg-type]
                                          backup=self.state.backup, deleted=self.state.deleted, message=self.state.message)
+
+    # ------------------------------------------------------------------ the runbook
+
+    @workflow.run
+    async def run(self, input: DecommissionClusterInput | dict) -> DecommissionClusterResult:
+        input = self.input
+        self.state.operation_id = workflow.info().workflow_id
+        try:
+            refuse_a_bad_input(self.input_error)
+        except ApplicationError:
+            self.trail.step("failed", "reading the input")
+            raise
+        try:
+            refuse_a_wrong_operation_id(operation="DecommissionCluster", cluster=input.cluster)
+        except ApplicationError:
+            self.trail.step("failed", "checking the operation id")
+            raise
+        if input.force_empty and not (input.force_reason or "").strip():
+            self.trail.step("failed", "reading the input")
+            raise ApplicationError("force_empty needs a force_reason saying why the workloads may go",
+                                   type=ErrorType.INVALID_INPUT, non_retryable=True)
+        try:
+            record: ClusterRecord = await call(Activity.GET_CLUSTER, input.cluster, ClusterRecord)
+        except ActivityError as failure:
+            self.trail.step("failed", "looking the cluster up in the inventory")
+            raise ApplicationError(str(getattr(failure.cause, "message", failure)), type=ErrorType.UNKNOWN_CLUSTER,
+                                   non_retryable=True) from None
+        self.calls = ClusterCalls(record.ref, input)
+        tag(operation="DecommissionCluster", cluster=input.cluster, environment=record.environment, ticket=input.ticket)
+        await self.trail.record("decommission", "started", f"requested by {input.requested_by}")
+        try:
+            await self._check(record)
+
+            self.trail.step("awaiting_approval", f"waiting for someone other than {input.requested_by} to approve")
+            try:
+                await workflow.wait_condition(lambda: bool(self.state.approved_by) or self.state.abort_requested,
+                                              timeout=timedelta(seconds=input.approval_timeout_seconds))
+            except TimeoutError:
+                raise ApplicationError(f"no approval within {input.approval_timeout_seconds:g}s; start again when"
+                                       " someone can approve", type=ErrorType.APPROVAL_TIMEOUT, non_retryable=True) from None
+            if await self._stop_if_aborted():
+                return await self._finish_aborted()
+
+            self.trail.step("cordoning", "cordoning every node")
+            inspection: ClusterInspection = await call(Activity.INSPECT_CLUSTER, self.calls.ref, ClusterInspection)
+            nodes = [n.name for n in inspection.nodes]
+            self.state.cordoned = nodes
+            await call(Activity.CORDON_NODES, CordonNodes(cluster=self.calls.ref, nodes=nodes), list[str])
+            await self.trail.record("cordon", "succeeded", f"{len(nodes)} nodes")
+            if await self._stop_if_aborted():
+                return await self._finish_aborted()
+
+            self.trail.step("backing_up", "taking the final backup")
+            self.state.backup = await call(
+                Activity.FINAL_BACKUP,
+                VeleroBackup(cluster=self.calls.ref, name=f"final-{input.cluster}"[:63], timeout_seconds=input.cloud_operation_timeout_seconds,
+                            poll_interval_seconds=input.poll_interval_seconds),
+                str, timeout=input.cloud_operation_timeout_seconds + 120, heartbeat=None)
+            await self.trail.record("backup", "succeeded", f"Velero backup {self.state.backup}")
+            if await self._stop_if_aborted():
+                return await self._finish_aborted()
+
+            await self._delete()
+            self.trail.step("deregistering", "removing it from the inventory and dropping credentials")
+            await call(Activity.DEREGISTER_CLUSTER, input.cluster, None)
+            revoked = await call(Activity.REVOKE_CREDENTIALS, self.calls.ref, list[str])
+            await self.trail.record("deregister", "succeeded", f"removed from the inventory; revoked {', '.join(revoked)}")
+        except (ActivityError, ApplicationError) as failure:
+            cause = failure.cause if isinstance(failure, ActivityError) and failure.cause else failure
+            refused = self.state.phase == "checking"
+            self.state.message = f"{'refused' if refused else 'stopped'} during {self.state.step}: {getattr(cause, 'message', cause)}"
+            self.trail.step("failed", self.state.step)
+            await self.trail.record("decommission", "refused" if refused else "failed", self.state.message)
+            raise ApplicationError(self.state.message, type=getattr(cause, "type", None) or "DecommissionFailed",
+                                   non_retryable=True) from None
+
+        self.state.message = (f"{input.cluster} is gone: backup {self.state.backup}, approved by {self.state.approved_by},"
+                              f" deleted {', '.join(self.state.deleted)}")
+        self.trail.step("succeeded", "done")
+        await self.trail.record("decommission", "succeeded", self.state.message)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._result("succeeded")

@@ -6,16 +6,13 @@ unreachable; it does not stop the sweep.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
-from workflows.runbook import QUICK_CALL, parse_input
+from workflows.pieces.calls import call
+from workflows.pieces.inputs import parse_input, refuse_a_bad_input, tag
 
 with workflow.unsafe.imports_passed_through():
     from regatta.models import Activity, FleetSweepInput, FleetSweepProgress, FleetSweepResult
-    from regatta.models.search_attributes import OPERATION
 
 EXAMPLE = '{"selector": {"environment": "prod"}, "batch_size": 100}'
 
@@ -34,19 +31,14 @@ class FleetSweep:
     @workflow.run
     async def run(self, input: FleetSweepInput | dict) -> FleetSweepResult:
         self.state.operation_id = workflow.info().workflow_id
-        if self.input_error:
-            raise ApplicationError(self.input_error, type="InvalidInput", non_retryable=True)
-        workflow.upsert_search_attributes([OPERATION.value_set("FleetSweep")])
-        names: list[str] = await workflow.execute_activity(
-            Activity.LIST_CLUSTER_NAMES, self.input.selector, result_type=list[str],
-            start_to_close_timeout=timedelta(seconds=60), retry_policy=QUICK_CALL)
+        refuse_a_bad_input(self.input_error)
+        tag(operation="FleetSweep")
+        names: list[str] = await call(Activity.LIST_CLUSTER_NAMES, self.input.selector, list[str])
         self.state.total, self.state.phase = len(names), "sweeping"
         for start in range(0, len(names), self.input.batch_size):
             batch = names[start:start + self.input.batch_size]
             self.state.step = f"sweeping clusters {start + 1}–{start + len(batch)} of {len(names)}"
-            counts: dict[str, int] = await workflow.execute_activity(
-                Activity.SWEEP_CLUSTERS, batch, result_type=dict[str, int],
-                start_to_close_timeout=timedelta(seconds=60 + 10 * len(batch)), retry_policy=QUICK_CALL)
+            counts: dict[str, int] = await call(Activity.SWEEP_CLUSTERS, batch, dict[str, int], timeout=60 + 10 * len(batch))
             for kind, n in counts.items():
                 self.state.health[kind] = self.state.health.get(kind, 0) + n
             self.state.swept += len(batch)

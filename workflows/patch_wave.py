@@ -27,7 +27,11 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, ChildWorkflowError, FailureError, WorkflowAlreadyStartedError
 
-from workflows.runbook import Runbook, parse_input
+from workflows.pieces.calls import call, call_or_refuse
+from workflows.pieces.controls import refuse_a_second_abort, refuse_own_approval, refuse_when_ended
+from workflows.pieces.fleet_clock import FleetClock
+from workflows.pieces.inputs import parse_input, refuse_a_bad_input, tag
+from workflows.pieces.trail import Trail
 
 with workflow.unsafe.imports_passed_through():
     from regatta.models import (
@@ -36,7 +40,6 @@ with workflow.unsafe.imports_passed_through():
         ClusterSelector,
         ClusterUpgradeInput,
         ClusterUpgradeResult,
-        FleetTime,
         MaintenanceHold,
         PatchWaveApproveInput,
         PatchWaveInput,
@@ -52,7 +55,7 @@ with workflow.unsafe.imports_passed_through():
         WavePlan,
         WaveStageState,
     )
-    from regatta.models.search_attributes import OPERATION, TICKET
+    from regatta.models.errors import ErrorType
     from regatta.rules import forecasts, operation_ids, waves, windows
 
 EXAMPLE = ('{"name": "nov-patch", "target_version": "1.31", "stages": [{"name": "canary", "selector": {"environment":'
@@ -62,8 +65,7 @@ NOT_STARTED = ("pending", "waiting_window", "held")
 
 
 @workflow.defn(name="PatchWave")
-class PatchWave(Runbook):
-    operation = "PatchWave"
+class PatchWave:
 
     @workflow.init
     def __init__(self, input: PatchWaveInput | dict) -> None:
@@ -72,21 +74,16 @@ class PatchWave(Runbook):
                                        node_images=dict(self.input.node_images))
         if self.input.carried is not None:  # a continued run picks the wave up where the last one left it
             self.state = self.input.carried
-        self.ref = None
-        self.audit_seq = 0
+        # Wave-level audit lines are filed under the wave's own id.
+        self.trail = Trail(operation="PatchWave", cluster=lambda: operation_ids.wave_id(self.input.name),
+                           state=lambda: self.state, asking=self.input)
         self.in_flight = 0
         self.continuing = False
         # The child upgrades of this run that have started, by cluster: an abort is passed on to them.
         self.children: dict[str, workflow.ChildWorkflowHandle] = {}
-        self.reads_fleet_clock = True
-        self.clock: FleetTime | None = None  # the last reading of the fleet's calendar clock
-        self.clock_read_at = datetime.min
+        self.clock = FleetClock()  # the fleet's calendar clock: windows, freezes and holds are read on it
         self.cursor = 0  # clusters of the running stage before this index have all started
         self.controls = 0  # counts operator controls, so a wave waiting for a window wakes on any
-
-    @property
-    def cluster_name(self) -> str:
-        return operation_ids.wave_id(self.input.name)  # wave-level audit lines are filed under the wave
 
     @workflow.query
     def progress(self) -> PatchWaveProgress:
@@ -101,7 +98,7 @@ class PatchWave(Runbook):
         stopped = None
         if self.state.phase in FINISHED or self._stopping():
             stopped = f"the wave {self.state.phase if self.state.phase in FINISHED else 'is stopping'}"
-        result = forecasts.forecast(wave=self.input, stages=self.state.stages, now=self._fleet_time(),
+        result = forecasts.forecast(wave=self.input, stages=self.state.stages, now=self.clock.time(),
                                     upgrade_seconds=seconds, started=self.state.started,
                                     unstaged=self.state.unstaged_reasons, stopped=stopped,
                                     joined_later=self.state.joined_later)
@@ -117,21 +114,22 @@ class PatchWave(Runbook):
     async def approve(self, request: PatchWaveApproveInput) -> PatchWaveProgress:
         stage = self._stage()
         stage.approved_by = request.approver
-        await self._audit("approve", "approved", f"stage {stage.name} by {request.approver}: {request.comment}".rstrip(": "))
+        await self.trail.record("approve", "approved", f"stage {stage.name} by {request.approver}: {request.comment}".rstrip(": "))
         self.controls += 1
         return self.state
 
     @approve.validator
     def validate_approve(self, request: PatchWaveApproveInput) -> None:
-        self._check_approval(request.approver, what="wave stage")
+        refuse_own_approval(phase=self.state.phase, approver=request.approver, requested_by=self.input.requested_by,
+                            what="wave stage")
         if request.stage is not None and request.stage != self.state.stage:
             raise ApplicationError(f"stage {self.state.stage} is the one waiting for approval, not {request.stage}",
-                                   type="WrongStage")
+                                   type=ErrorType.WRONG_STAGE)
 
     @workflow.update
     async def pause(self, request: PauseInput) -> PatchWaveProgress:
         self.state.paused, self.state.pause_reason = True, request.reason or None
-        await self._audit("pause", "paused", f"by {request.requested_by}: {request.reason}".rstrip(": "))
+        await self.trail.record("pause", "paused", f"by {request.requested_by}: {request.reason}".rstrip(": "))
         self.controls += 1
         return self.state
 
@@ -139,12 +137,12 @@ class PatchWave(Runbook):
     def validate_pause(self, request: PauseInput) -> None:
         self._refuse_when_finished("pause")
         if self.state.paused:
-            raise ApplicationError("the wave is already paused", type="AlreadyPaused")
+            raise ApplicationError("the wave is already paused", type=ErrorType.ALREADY_PAUSED)
 
     @workflow.update
     async def resume(self, request: ResumeInput) -> PatchWaveProgress:
         self.state.paused, self.state.pause_reason = False, None
-        await self._audit("resume", "resumed", f"by {request.requested_by}")
+        await self.trail.record("resume", "resumed", f"by {request.requested_by}")
         self.controls += 1
         return self.state
 
@@ -152,12 +150,12 @@ class PatchWave(Runbook):
     def validate_resume(self, request: ResumeInput) -> None:
         self._refuse_when_finished("resume")
         if not self.state.paused:
-            raise ApplicationError("the wave is not paused", type="NotPaused")
+            raise ApplicationError("the wave is not paused", type=ErrorType.NOT_PAUSED)
 
     @workflow.update
     async def abort(self, request: AbortInput) -> PatchWaveProgress:
         self.state.abort_requested, self.state.abort_reason = True, request.reason or None
-        await self._audit("abort", "abort_requested", f"by {request.requested_by}: {request.reason}".rstrip(": "))
+        await self.trail.record("abort", "abort_requested", f"by {request.requested_by}: {request.reason}".rstrip(": "))
         await asyncio.gather(*(self._abort_child(cluster) for cluster in list(self.children)))
         self.controls += 1
         return self.state
@@ -165,14 +163,13 @@ class PatchWave(Runbook):
     @abort.validator
     def validate_abort(self, request: AbortInput) -> None:
         self._refuse_when_finished("abort")
-        if self.state.abort_requested:
-            raise ApplicationError("an abort is already under way", type="AbortRequested")
+        refuse_a_second_abort(self.state.abort_requested)
 
     @workflow.update
     async def skip(self, request: PatchWaveSkipInput) -> PatchWaveProgress:
         entry = self._entry(request.cluster)
         entry.status, entry.detail = "skipped", f"skipped by {request.requested_by}: {request.reason}"
-        await self._audit("skip", "skipped", f"{request.cluster} by {request.requested_by}: {request.reason}")
+        await self.trail.record("skip", "skipped", f"{request.cluster} by {request.requested_by}: {request.reason}")
         self.controls += 1
         return self.state
 
@@ -180,13 +177,13 @@ class PatchWave(Runbook):
     def validate_skip(self, request: PatchWaveSkipInput) -> None:
         self._refuse_when_finished("skip a cluster of")
         if not request.reason.strip():
-            raise ApplicationError("say why the cluster is skipped (reason): the audit trail keeps it", type="ReasonRequired")
+            raise ApplicationError("say why the cluster is skipped (reason): the audit trail keeps it", type=ErrorType.REASON_REQUIRED)
         entry = self._entry(request.cluster)
         if entry is None:
-            raise ApplicationError(f"{request.cluster} is not in this wave", type="NotInWave")
+            raise ApplicationError(f"{request.cluster} is not in this wave", type=ErrorType.NOT_IN_WAVE)
         if entry.status not in NOT_STARTED:
             raise ApplicationError(f"{request.cluster} is {entry.status}; only a cluster that has not started can be"
-                                   " skipped", type="TooLateToSkip")
+                                   " skipped", type=ErrorType.TOO_LATE_TO_SKIP)
 
     @workflow.update
     async def retry(self, request: PatchWaveRetryInput) -> PatchWaveProgress:
@@ -194,7 +191,7 @@ class PatchWave(Runbook):
         entry.status, entry.detail = "pending", f"retry asked by {request.requested_by} after: {entry.detail}"
         self.cursor = 0  # the retried cluster may sit before it
         self.state.failed -= 1
-        await self._audit("retry", "resumed", f"{request.cluster} by {request.requested_by}")
+        await self.trail.record("retry", "resumed", f"{request.cluster} by {request.requested_by}")
         self.controls += 1
         return self.state
 
@@ -203,17 +200,17 @@ class PatchWave(Runbook):
         self._refuse_when_finished("retry a cluster of")
         if self._stopping():
             raise ApplicationError(f"the wave is stopping ({self.state.halted_reason or 'aborted'}); start it again to"
-                                   " retry: clusters already at the target are skipped", type="WaveStopping")
+                                   " retry: clusters already at the target are skipped", type=ErrorType.WAVE_STOPPING)
         entry = self._entry(request.cluster)
         if entry is None:
-            raise ApplicationError(f"{request.cluster} is not in this wave", type="NotInWave")
+            raise ApplicationError(f"{request.cluster} is not in this wave", type=ErrorType.NOT_IN_WAVE)
         if entry.status != "failed":
             raise ApplicationError(f"{request.cluster} is {entry.status}; only a failed cluster can be retried",
-                                   type="NotFailed")
+                                   type=ErrorType.NOT_FAILED)
         stage = next(s for s in self.state.stages if entry in s.clusters)
         if stage.name != self.state.stage or stage.status != "running":
             raise ApplicationError(f"{request.cluster}'s stage {stage.name} is over; a new wave retries it (clusters at"
-                                   " the target are skipped)", type="StageOver")
+                                   " the target are skipped)", type=ErrorType.STAGE_OVER)
 
     async def _abort_child(self, cluster: str) -> None:
         """Pass the wave's abort on to one upgrade in flight (it stops after its current step)."""
@@ -225,8 +222,8 @@ class PatchWave(Runbook):
             pass  # it ended meanwhile: nothing left to stop
 
     def _refuse_when_finished(self, what: str) -> None:
-        if self.state.phase in FINISHED:
-            raise ApplicationError(f"cannot {what} the wave: it has {self.state.phase}", type="WaveFinished")
+        refuse_when_ended(self.state.phase, ended=FINISHED, verb=what, what="wave", error_type=ErrorType.WAVE_FINISHED,
+                          words=f"cannot {what} the wave: it has {self.state.phase}")
 
     def _stage(self) -> WaveStageState:
         return next(s for s in self.state.stages if s.name == self.state.stage)
@@ -244,34 +241,35 @@ class PatchWave(Runbook):
     # ------------------------------------------------------------------ steps
 
     async def _plan(self) -> None:
-        self._step("planning", "planning the wave over the inventory")
+        self.trail.step("planning", "planning the wave over the inventory")
         try:
-            plan: WavePlan = await self._call_or_refuse(
-                Activity.PLAN_WAVE, PlanWave(wave=self.input, now=await self._fleet_now()), WavePlan,
-                error_type="InvalidWave")
+            plan: WavePlan = await call_or_refuse(
+                Activity.PLAN_WAVE, PlanWave(wave=self.input, now=await self.clock.now()), WavePlan,
+                error_type=ErrorType.INVALID_WAVE)
         except ApplicationError:
-            self._step("failed", "planning the wave")
+            self.trail.step("failed", "planning the wave")
             raise
         self.state.stages, self.state.unstaged, self.state.failure_budget = plan.stages, plan.unstaged, plan.failure_budget
         self.state.unstaged_reasons = plan.unstaged_reasons
 
     async def _await_approval(self, stage: WaveStageState) -> None:
         stage.status = "awaiting_approval"
-        self._step("awaiting_approval", f"stage {stage.name} waits for someone other than {self.input.requested_by} to approve")
+        self.trail.step("awaiting_approval", f"stage {stage.name} waits for someone other than {self.input.requested_by} to approve")
         await workflow.wait_condition(lambda: bool(stage.approved_by) or self._stopping())
 
     async def _next_in_window(self, stage: WaveStageState) -> tuple[WaveClusterState | None, datetime | None]:
         """The first cluster of the stage that may start now: not started, inside one of its
         maintenance windows and outside every freeze. Else None and when the earliest one may:
         the others are marked waiting, with the time they will start."""
+        self._advance_cursor(stage)
         waiting = self._not_started(stage)
         calendar = bool(self.input.maintenance_windows or self.input.freezes)
-        now, earliest = (await self._fleet_now() if calendar else None), None
+        now, earliest = (await self.clock.now() if calendar else None), None
         for entry in waiting:
             if not calendar and entry.status != "held":
                 return entry, None  # no calendar and no hold: it may start now
             if now is None:
-                now = await self._fleet_now()
+                now = await self.clock.now()
             if entry.status in ("waiting_window", "held") and entry.earliest_start is not None and entry.earliest_start > now:
                 start: datetime | None = entry.earliest_start  # still ahead: no need to work it out again
             else:
@@ -295,15 +293,9 @@ class PatchWave(Runbook):
         operator's control wakes the wave at once."""
         if opens is None:  # nothing waits: every remaining cluster was skipped
             return
-        timeout = opens - await self._fleet_now()
-        if self.clock is not None and self.clock.recheck_seconds is not None:
-            timeout = min(timeout, timedelta(seconds=self.clock.recheck_seconds))
+        await self.clock.now()
         controls = self.controls
-        try:
-            await workflow.wait_condition(lambda: self._stopping() or self.controls != controls,
-                                          timeout=max(timeout, timedelta(seconds=1)))
-        except TimeoutError:
-            pass
+        await self.clock.sleep_until(opens, wake=lambda: self._stopping() or self.controls != controls)
 
     async def _upgrade(self, entry: WaveClusterState) -> None:
         """One cluster's ClusterUpgrade as a child; count the outcome."""
@@ -334,15 +326,15 @@ class PatchWave(Runbook):
             except ChildWorkflowError as failure:
                 cause = failure.cause or failure  # the upgrade's own error says what stopped it
                 kind, message = getattr(cause, "type", None), str(getattr(cause, "message", cause))
-                if kind == "AlreadyAtVersion":
+                if kind == ErrorType.ALREADY_AT_VERSION:
                     entry.status, entry.detail = "at_target", message
                     return
-                if kind == "ClusterHeld":  # held after the wave planned: it waits for the hold to end
+                if kind == ErrorType.CLUSTER_HELD:  # held after the wave planned: it waits for the hold to end
                     hold = MaintenanceHold.model_validate(cause.details[0])
                     entry.status, entry.earliest_start, entry.detail = "held", hold.until, waves.describe_hold(hold)
                     self.cursor = 0  # it sits behind the cursor now
                     return
-                if kind == "UnknownCluster":  # it left the fleet after the wave planned: not a failure
+                if kind == ErrorType.UNKNOWN_CLUSTER:  # it left the fleet after the wave planned: not a failure
                     entry.status = "skipped"
                     entry.detail = "no longer in the fleet (deregistered after the wave planned it)"
                     return
@@ -356,19 +348,24 @@ class PatchWave(Runbook):
             entry.status, entry.detail = ("succeeded", "") if result.outcome == "succeeded" else ("aborted", result.message)
             if result.outcome == "succeeded" and entry.name in self.state.started:  # timed, for the forecast
                 self.state.finished_upgrades += 1
-                self.state.finished_upgrade_seconds += (self._fleet_time() - self.state.started[entry.name]).total_seconds()
+                self.state.finished_upgrade_seconds += (self.clock.time() - self.state.started[entry.name]).total_seconds()
         finally:
             self.children.pop(entry.name, None)
             self.state.started.pop(entry.name, None)
             self.in_flight -= 1
+
+    def _advance_cursor(self, stage: WaveStageState) -> None:
+        """Move the cursor past the stage's clusters that have started or settled. Called by the
+        stage loop between waits, never from a wait condition: a condition must not change state."""
+        clusters = stage.clusters
+        while self.cursor < len(clusters) and clusters[self.cursor].status not in NOT_STARTED:
+            self.cursor += 1
 
     def _not_started(self, stage: WaveStageState) -> Iterator[WaveClusterState]:
         """The stage's clusters not started yet. Every cluster before `self.cursor` has started or
         been settled, so a look costs O(1) amortised rather than a scan of the stage: wait
         conditions look on every activation, and a 10,000-cluster stage would scan 10^8 entries."""
         clusters = stage.clusters
-        while self.cursor < len(clusters) and clusters[self.cursor].status not in NOT_STARTED:
-            self.cursor += 1
         return (clusters[i] for i in range(self.cursor, len(clusters)) if clusters[i].status in NOT_STARTED)
 
     def _left(self, stage: WaveStageState) -> bool:
@@ -378,10 +375,11 @@ class PatchWave(Runbook):
         """Start the stage's clusters as slots free up and their windows open, until none is left
         and none runs (a retried cluster becomes pending again and is picked up here)."""
         stage.status = "running"
-        self._step("running", f"stage {stage.name}: upgrading up to {stage.concurrency} clusters at once")
+        self.trail.step("running", f"stage {stage.name}: upgrading up to {stage.concurrency} clusters at once")
         self.cursor = 0
         upgrades = []
         while not self._stopping():
+            self._advance_cursor(stage)
             if not self._left(stage):
                 if self.in_flight == 0:
                     break
@@ -399,7 +397,7 @@ class PatchWave(Runbook):
                 await self._wait_for_window(opens)
                 continue
             entry.status, entry.detail = "upgrading", "starting"
-            self.state.started[entry.name] = self._fleet_time()
+            self.state.started[entry.name] = self.clock.time()
             self.in_flight += 1
             upgrades.append(asyncio.ensure_future(self._upgrade(entry)))
         if not self.continuing:  # stopped: what waited was never started
@@ -409,65 +407,13 @@ class PatchWave(Runbook):
         if upgrades:
             await asyncio.gather(*upgrades)
 
-    # ------------------------------------------------------------------ the runbook
-
-    @workflow.run
-    async def run(self, input: PatchWaveInput | dict) -> PatchWaveResult:
-        self.state.operation_id = workflow.info().workflow_id
-        # Waves started before the fleet clock existed replay without reading it (tests/histories).
-        self.reads_fleet_clock = workflow.patched("fleet-clock")
-        if self.input_error:
-            self._step("failed", "reading the input")
-            raise ApplicationError(self.input_error, type="InvalidInput", non_retryable=True)
-        if self.input.carried is None:
-            workflow.upsert_search_attributes([OPERATION.value_set(self.operation),
-                                               *([TICKET.value_set(self.input.ticket)] if self.input.ticket else [])])
-            freeze = windows.freeze_at(self.input.freezes, await self._fleet_now())
-            if self.input.start_only_outside_freezes and freeze is not None:
-                self.state.message = f"not started: the freeze {freeze.name} is in force until {freeze.end.isoformat()}"
-                self._step("not_started", "done")
-                await self._audit("wave", "skipped", self.state.message)
-                return PatchWaveResult(operation_id=self.state.operation_id, wave=self.input.name,
-                                       target_version=self.input.target_version, outcome="not_started", counts={},
-                                       message=self.state.message)
-            await self._plan()
-            total = sum(len(s.clusters) for s in self.state.stages)
-            await self._audit("wave", "started", f"{total} clusters in {len(self.state.stages)} stages to"
-                              f" {self.input.target_version}; failure budget {self.state.failure_budget}")
-
-        for stage in self.state.stages:
-            if stage.status == "done":  # finished in an earlier run
-                continue
-            if self._stopping():
-                break
-            self.state.stage = stage.name
-            if stage.approval_required and not stage.approved_by and any(c.status == "pending" for c in stage.clusters):
-                await self._await_approval(stage)
-                if self._stopping():
-                    break
-            await self._run_stage(stage)
-            if self.state.abort_requested or self.state.halted_reason:
-                stage.status = "halted"
-                break
-            if self.continuing:
-                return await self._continue_as_new()
-            if stage.soak_seconds and stage is not self.state.stages[-1]:
-                stage.status, stage.soak_ends = "soaking", self._fleet_time() + timedelta(seconds=stage.soak_seconds)
-                self._step("soaking", f"stage {stage.name} soaks for {stage.soak_seconds:g}s before the next stage")
-                try:
-                    await workflow.wait_condition(self._stopping, timeout=timedelta(seconds=stage.soak_seconds))
-                except TimeoutError:
-                    pass
-            stage.status, stage.soak_ends = "done", None
-        return await self._finish()
-
     async def _continue_as_new(self) -> PatchWaveResult:
         """Carry the state into a fresh run once the upgrades this run started have ended; the
         children are not awaited across runs, so none is left without a parent watching it."""
         self.state.step = f"continuing as new after {workflow.info().get_current_history_length()} history events"
         await workflow.wait_condition(lambda: self.in_flight == 0)
         await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._callbacks_delivered()
+        await self.trail.delivered()
         workflow.continue_as_new(self.input.model_copy(update={"carried": self.state}))
 
     async def _finish(self) -> PatchWaveResult:
@@ -488,8 +434,8 @@ class PatchWave(Runbook):
             outcome, self.state.message = "aborted", f"aborted ({self.state.abort_reason or 'no reason given'}); {summary}"
         else:
             outcome, self.state.message = "succeeded", f"{self.input.name} done: {summary}"
-        self._step(outcome, "done")
-        await self._audit("wave", outcome if outcome != "halted" else "failed", self.state.message)
+        self.trail.step(outcome, "done")
+        await self.trail.record("wave", outcome if outcome != "halted" else "failed", self.state.message)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return PatchWaveResult(operation_id=self.state.operation_id, wave=self.input.name,
                                target_version=self.input.target_version, outcome=outcome,  # type: ignore[arg-type]
@@ -499,6 +445,59 @@ class PatchWave(Runbook):
     async def _note_clusters_that_joined_later(self) -> None:
         """The wave's membership is the snapshot it planned; a cluster the selector takes now that
         was not in it joined the fleet since, and is reported as not in this wave (a new one takes it)."""
-        names: list[str] = await self._call(Activity.LIST_CLUSTER_NAMES, self.input.selector, list[str])
+        names: list[str] = await call(Activity.LIST_CLUSTER_NAMES, self.input.selector, list[str])
         planned = {c.name for s in self.state.stages for c in s.clusters} | set(self.state.unstaged)
         self.state.joined_later = sorted(name for name in names if name not in planned)
+
+    # ------------------------------------------------------------------ the runbook
+
+    @workflow.run
+    async def run(self, input: PatchWaveInput | dict) -> PatchWaveResult:
+        self.state.operation_id = workflow.info().workflow_id
+        # Waves started before the fleet clock existed replay without reading it (tests/histories).
+        self.clock.reads_the_fleet = workflow.patched("fleet-clock")
+        try:
+            refuse_a_bad_input(self.input_error)
+        except ApplicationError:
+            self.trail.step("failed", "reading the input")
+            raise
+        if self.input.carried is None:
+            tag(operation="PatchWave", ticket=self.input.ticket)
+            freeze = windows.freeze_at(self.input.freezes, await self.clock.now())
+            if self.input.start_only_outside_freezes and freeze is not None:
+                self.state.message = f"not started: the freeze {freeze.name} is in force until {freeze.end.isoformat()}"
+                self.trail.step("not_started", "done")
+                await self.trail.record("wave", "skipped", self.state.message)
+                return PatchWaveResult(operation_id=self.state.operation_id, wave=self.input.name,
+                                       target_version=self.input.target_version, outcome="not_started", counts={},
+                                       message=self.state.message)
+            await self._plan()
+            total = sum(len(s.clusters) for s in self.state.stages)
+            await self.trail.record("wave", "started", f"{total} clusters in {len(self.state.stages)} stages to"
+                              f" {self.input.target_version}; failure budget {self.state.failure_budget}")
+
+        for stage in self.state.stages:
+            if stage.status == "done":  # finished in an earlier run
+                continue
+            if self._stopping():
+                break
+            self.state.stage = stage.name
+            if stage.approval_required and not stage.approved_by and any(c.status == "pending" for c in stage.clusters):
+                await self._await_approval(stage)
+                if self._stopping():
+                    break
+            await self._run_stage(stage)
+            if self.state.abort_requested or self.state.halted_reason:
+                stage.status = "halted"
+                break
+            if self.continuing:
+                return await self._continue_as_new()
+            if stage.soak_seconds and stage is not self.state.stages[-1]:
+                stage.status, stage.soak_ends = "soaking", self.clock.time() + timedelta(seconds=stage.soak_seconds)
+                self.trail.step("soaking", f"stage {stage.name} soaks for {stage.soak_seconds:g}s before the next stage")
+                try:
+                    await workflow.wait_condition(self._stopping, timeout=timedelta(seconds=stage.soak_seconds))
+                except TimeoutError:
+                    pass
+            stage.status, stage.soak_ends = "done", None
+        return await self._finish()

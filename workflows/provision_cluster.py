@@ -19,7 +19,10 @@ from __future__ import annotations
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.runbook import Runbook, parse_input
+from workflows.pieces.calls import ClusterCalls, call, request_token
+from workflows.pieces.failures import stop_of
+from workflows.pieces.inputs import parse_input, refuse_a_bad_input, refuse_a_wrong_operation_id, tag
+from workflows.pieces.trail import Trail
 
 with workflow.unsafe.imports_passed_through():
     from regatta.models import (
@@ -35,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         ProvisionClusterProgress,
         ProvisionClusterResult,
     )
+    from regatta.models.errors import ErrorType
     from regatta.rules import provisioning
 
 EXAMPLE = ('{"name": "eks-team-a-use1", "provider": "eks", "region": "us-east-1", "version": "1.31",'
@@ -42,19 +46,14 @@ EXAMPLE = ('{"name": "eks-team-a-use1", "provider": "eks", "region": "us-east-1"
 
 
 @workflow.defn(name="ProvisionCluster")
-class ProvisionCluster(Runbook):
-    operation = "ProvisionCluster"
-
+class ProvisionCluster:
     @workflow.init
     def __init__(self, input: ProvisionClusterInput | dict) -> None:
         self.input, self.input_error = parse_input(ProvisionClusterInput, input, EXAMPLE)
         self.state = ProvisionClusterProgress(cluster=self.input.name)
-        self.ref = None
-        self.audit_seq = 0
-
-    @property
-    def cluster_name(self) -> str:
-        return self.input.name
+        self.trail = Trail(operation="ProvisionCluster", cluster=lambda: self.input.name, state=lambda: self.state,
+                           asking=self.input)
+        self.calls: ClusterCalls  # once the input is known to be valid
 
     @workflow.query
     def progress(self) -> ProvisionClusterProgress:
@@ -63,41 +62,42 @@ class ProvisionCluster(Runbook):
     # ------------------------------------------------------------------ steps
 
     async def _validate(self) -> None:
-        self._step("validating", "checking the fleet rules")
-        free = await self._call(Activity.CHECK_NAME_FREE, self.input.name, bool)
+        self.trail.step("validating", "checking the fleet rules")
+        free = await call(Activity.CHECK_NAME_FREE, self.input.name, bool)
         problems = provisioning.fleet_rule_violations(
             name=self.input.name, provider=self.input.provider, region=self.input.region, version=self.input.version,
             pools=[(p.name, p.node_count) for p in self.input.node_pools], taken=not free,
         )
         if problems:
-            raise ApplicationError("; ".join(problems), type="FleetRuleViolation", non_retryable=True)
+            raise ApplicationError("; ".join(problems), type=ErrorType.FLEET_RULE_VIOLATION, non_retryable=True)
 
     async def _create(self, what: str, start: Activity, request) -> None:
         """Note the resource as created, ask for it, and wait until the cloud says it exists."""
         self.state.created.append(what)
-        await self._cloud_operation(start, request)
+        await self.calls.cloud_operation(start, request)
 
     async def _build(self) -> None:
-        self._step("creating", f"creating the {self.input.provider} control plane {self.input.name} at {self.input.version}")
+        self.trail.step("creating", f"creating the {self.input.provider} control plane {self.input.name} at {self.input.version}")
         await self._create("cluster", Activity.CREATE_CLUSTER, CreateCluster(
-            cluster=self.ref, version=self.input.version, labels=self.input.labels, request_token=self._token("cluster")))
+            cluster=self.calls.ref, version=self.input.version, labels=self.input.labels, request_token=request_token("cluster")))
         for pool in self.input.node_pools:
             self.state.step = f"creating node pool {pool.name} ({pool.node_count} × {pool.node_size})"
             spec = NodePool(name=pool.name, version=self.input.version, node_count=pool.node_count,
                             node_size=pool.node_size, labels=pool.labels)
             await self._create(f"node_pool:{pool.name}", Activity.CREATE_NODE_POOL, CreateNodePool(
-                cluster=self.ref, node_pool=spec, request_token=self._token(f"pool-{pool.name}")))
+                cluster=self.calls.ref, node_pool=spec, request_token=request_token(f"pool-{pool.name}")))
         nodes = sum(p.node_count for p in self.input.node_pools)
-        await self._health_gate(f"creating {nodes} nodes", timeout=self.input.ready_timeout_seconds,
-                                failure_type="ClusterNotReady", min_ready_nodes=nodes)
+        self.state.step = f"health gate after creating {nodes} nodes"
+        await self.calls.health_gate(f"creating {nodes} nodes", timeout=self.input.ready_timeout_seconds,
+                                     failure_type=ErrorType.CLUSTER_NOT_READY, min_ready_nodes=nodes)
 
-        self._step("bootstrapping", "namespaces, RBAC and the baseline policy bundle")
-        self.state.bootstrapped = await self._call(Activity.BOOTSTRAP_CLUSTER, BootstrapCluster(
-            cluster=self.ref, namespaces=self.input.namespaces, admin_group=self.input.admin_group), list[str])
+        self.trail.step("bootstrapping", "namespaces, RBAC and the baseline policy bundle")
+        self.state.bootstrapped = await call(Activity.BOOTSTRAP_CLUSTER, BootstrapCluster(
+            cluster=self.calls.ref, namespaces=self.input.namespaces, admin_group=self.input.admin_group), list[str])
 
-        self._step("registering", "registering the cluster in the inventory")
+        self.trail.step("registering", "registering the cluster in the inventory")
         self.state.created.append("inventory")
-        await self._call(Activity.REGISTER_CLUSTER, self._record(), None)
+        await call(Activity.REGISTER_CLUSTER, self._record(), None)
 
     def _record(self) -> ClusterRecord:
         return ClusterRecord(
@@ -111,20 +111,20 @@ class ProvisionCluster(Runbook):
 
     async def _compensate(self) -> list[str]:
         """Undo what exists, newest first. Returns what could not be undone."""
-        self._step("compensating", "deleting what this operation created")
+        self.trail.step("compensating", "deleting what this operation created")
         left = []
         for what in reversed(self.state.created):
             self.state.step = f"compensating: removing {what}"
             try:
                 if what == "inventory":
-                    await self._call(Activity.DEREGISTER_OWN_REGISTRATION, self._record(), bool)
+                    await call(Activity.DEREGISTER_OWN_REGISTRATION, self._record(), bool)
                 elif what == "cluster":
-                    await self._cloud_operation(Activity.DELETE_CLUSTER, DeleteCluster(
-                        cluster=self.ref, request_token=self._token("delete-cluster")))
+                    await self.calls.cloud_operation(Activity.DELETE_CLUSTER, DeleteCluster(
+                        cluster=self.calls.ref, request_token=request_token("delete-cluster")))
                 else:
                     pool = what.removeprefix("node_pool:")
-                    await self._cloud_operation(Activity.DELETE_NODE_POOL, DeleteNodePool(
-                        cluster=self.ref, node_pool=pool, request_token=self._token(f"delete-{pool}")))
+                    await self.calls.cloud_operation(Activity.DELETE_NODE_POOL, DeleteNodePool(
+                        cluster=self.calls.ref, node_pool=pool, request_token=request_token(f"delete-{pool}")))
             except ActivityError as error:
                 left.append(f"{what} ({error.cause})")
         return left
@@ -134,32 +134,41 @@ class ProvisionCluster(Runbook):
     @workflow.run
     async def run(self, input: ProvisionClusterInput | dict) -> ProvisionClusterResult:
         input = self.input
-        self._check_start()
-        self.ref = input.ref
-        self._tag(input.environment)
-        await self._audit("provision", "started",
-                          f"{input.provider} {input.region} {input.version}, pools "
-                          + ", ".join(f"{p.name}×{p.node_count}" for p in input.node_pools))
+        self.state.operation_id = workflow.info().workflow_id
+        try:
+            refuse_a_bad_input(self.input_error)
+        except ApplicationError:
+            self.trail.step("failed", "reading the input")
+            raise
+        try:
+            refuse_a_wrong_operation_id(operation="ProvisionCluster", cluster=input.name)
+        except ApplicationError:
+            self.trail.step("failed", "checking the operation id")
+            raise
+        self.calls = ClusterCalls(input.ref, input)
+        tag(operation="ProvisionCluster", cluster=input.name, environment=input.environment, ticket=input.ticket)
+        await self.trail.record("provision", "started",
+                                f"{input.provider} {input.region} {input.version}, pools "
+                                + ", ".join(f"{p.name}×{p.node_count}" for p in input.node_pools))
         try:
             await self._validate()
             await self._build()
         except (ActivityError, ApplicationError) as failure:
-            cause = failure.cause if isinstance(failure, ActivityError) and failure.cause else failure
-            reason = getattr(cause, "message", None) or str(cause)
-            error_type = getattr(cause, "type", None) or "ProvisionFailed"
-            where, refused = self.state.step, self.state.phase == "validating"
+            stop = stop_of(failure, where=self.state.step, refused=self.state.phase == "validating",
+                           default_type=ErrorType.PROVISION_FAILED)
             left = await self._compensate() if self.state.created else []
-            self.state.message = f"{'refused' if refused else 'failed'} during {where}: {reason}"
+            self.state.message = stop.message
             if self.state.created:
                 self.state.message += (f". Could not remove: {'; '.join(left)} — delete them by hand" if left
                                        else ". Everything it had created was deleted")
-            self._step("failed", where)
-            await self._audit("provision", "refused" if refused else "failed", self.state.message)
-            raise ApplicationError(self.state.message, type=error_type, non_retryable=True) from None
+            self.trail.step("failed", stop.where)
+            await self.trail.record("provision", "refused" if stop.refused else "failed", self.state.message)
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            raise stop.error(self.state.message) from None
 
         self.state.message = f"{input.name} is up: {input.provider} {input.region} {input.version}, registered and bootstrapped"
-        self._step("succeeded", "done")
-        await self._audit("provision", "succeeded", self.state.message)
+        self.trail.step("succeeded", "done")
+        await self.trail.record("provision", "succeeded", self.state.message)
         return ProvisionClusterResult(operation_id=self.state.operation_id, cluster=input.name, outcome="succeeded",
                                       created=self.state.created, bootstrapped=self.state.bootstrapped,
                                       message=self.state.message)

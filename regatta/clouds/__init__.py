@@ -9,6 +9,7 @@ import threading
 
 from regatta.clouds.base import CloudError, CloudProvider, ControlPlane, KubeEndpoint
 from regatta.models import ClusterRef
+from regatta.models.errors import ErrorType
 
 __all__ = ["CloudError", "CloudProvider", "ControlPlane", "KubeEndpoint", "Providers"]
 
@@ -45,5 +46,5 @@ class Providers:
             return KubeconfigProvider(sim_url=self.sim_url, api_clients=self._api_clients)
         raise CloudError(
             f"provider {kind!r} has no adapter; use eks, gke, aks or kubeconfig",
-            error_type="UnsupportedProvider", retryable=False,
+            error_type=ErrorType.UNSUPPORTED_PROVIDER, retryable=False,
         )

@@ -22,6 +22,7 @@ from azure.mgmt.containerservice.models import AgentPool
 
 from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_token
 from regatta.models import CloudOperation, ClusterRef, NodePool
+from regatta.models.errors import ErrorType
 from regatta.rules import versions
 
 SIM_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
@@ -38,9 +39,9 @@ class SimulatorToken:
 
 def _cloud_error(error: Exception, *, what: str) -> CloudError:
     if isinstance(error, ResourceNotFoundError):
-        return CloudError(f"{what}: {error.message}", error_type="NotFound", retryable=False)
+        return CloudError(f"{what}: {error.message}", error_type=ErrorType.NOT_FOUND, retryable=False)
     if isinstance(error, HttpResponseError) and error.status_code not in _RETRYABLE_STATUS:
-        return CloudError(f"AKS refused {what}: {error.message}", error_type="CloudRefused", retryable=False)
+        return CloudError(f"AKS refused {what}: {error.message}", error_type=ErrorType.CLOUD_REFUSED, retryable=False)
     return CloudError(f"AKS error during {what}: {error}", error_type=type(error).__name__, retryable=True)
 
 
@@ -62,7 +63,7 @@ class AksProvider:
         subscription, _, group = cluster.credential_ref.partition("/")
         if not group:
             raise CloudError(f"cluster {cluster.name}: credential_ref must be SUBSCRIPTION_ID/RESOURCE_GROUP for AKS,"
-                             f" not {cluster.credential_ref!r}", error_type="InvalidCredentialRef", retryable=False)
+                             f" not {cluster.credential_ref!r}", error_type=ErrorType.INVALID_CREDENTIAL_REF, retryable=False)
         return subscription, group
 
     def _client(self, cluster: ClusterRef) -> ContainerServiceClient:
@@ -155,7 +156,7 @@ class AksProvider:
         if profile.latest_node_image_version != node_image:
             raise CloudError(f"AKS offers agent pool {node_pool} only its newest node image,"
                              f" {profile.latest_node_image_version}, not {node_image}: set node_images.aks to it",
-                             error_type="CloudRefused", retryable=False)
+                             error_type=ErrorType.CLOUD_REFUSED, retryable=False)
 
     def create_node_pool(self, cluster: ClusterRef, *, node_pool: NodePool, request_token: str) -> CloudOperation:
         _, group = self._scope(cluster)

@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_token
 from regatta.models import CloudOperation, ClusterRef, NodePool
+from regatta.models.errors import ErrorType
 
 K8S_AWS_ID_HEADER = "x-k8s-aws-id"
 # A few quick tries inside botocore for throttling and 5xx; past that the activity's own
@@ -31,9 +32,9 @@ def _cloud_error(error: Exception, *, what: str) -> CloudError:
         code = error.response.get("Error", {}).get("Code", "ClientError")
         message = error.response.get("Error", {}).get("Message", str(error))
         if code == "ResourceNotFoundException":
-            return CloudError(f"{what}: {message}", error_type="NotFound", retryable=False)
+            return CloudError(f"{what}: {message}", error_type=ErrorType.NOT_FOUND, retryable=False)
         if code in _REFUSALS:
-            return CloudError(f"EKS refused {what}: {message}", error_type="CloudRefused", retryable=False)
+            return CloudError(f"EKS refused {what}: {message}", error_type=ErrorType.CLOUD_REFUSED, retryable=False)
         return CloudError(f"EKS {code} during {what}: {message}", error_type=code, retryable=True)
     return CloudError(f"could not reach EKS during {what}: {error}", error_type="CloudUnreachable", retryable=True)
 
@@ -85,7 +86,7 @@ class EksProvider:
         try:
             self._call(cluster, f"deletion of cluster {cluster.name}", "delete_cluster", name=cluster.name)
         except CloudError as error:
-            if error.error_type != "NotFound":
+            if error.error_type != ErrorType.NOT_FOUND:
                 raise
             return operation.model_copy(update={"status": "succeeded"})  # already gone
         return operation
@@ -141,7 +142,7 @@ class EksProvider:
         try:
             self._call(cluster, f"deletion of node group {node_pool}", "delete_nodegroup", clusterName=cluster.name, nodegroupName=node_pool)
         except CloudError as error:
-            if error.error_type != "NotFound":
+            if error.error_type != ErrorType.NOT_FOUND:
                 raise
             return operation.model_copy(update={"status": "succeeded"})  # already gone: a retry after success
         return operation
@@ -158,7 +159,7 @@ class EksProvider:
             group = self._call(cluster, f"status of node group {operation.node_pool}", "describe_nodegroup",
                                clusterName=cluster.name, nodegroupName=operation.node_pool)["nodegroup"]
         except CloudError as error:
-            if error.error_type == "NotFound" and operation.kind == "node_pool_delete":
+            if error.error_type == ErrorType.NOT_FOUND and operation.kind == "node_pool_delete":
                 return operation.model_copy(update={"status": "succeeded"})
             raise
         status, errors = "in_progress", []
@@ -173,7 +174,7 @@ class EksProvider:
         try:
             status = self.describe_control_plane(cluster).status
         except CloudError as error:
-            if error.error_type == "NotFound" and operation.kind == "cluster_delete":
+            if error.error_type == ErrorType.NOT_FOUND and operation.kind == "cluster_delete":
                 return operation.model_copy(update={"status": "succeeded"})
             raise
         if operation.kind == "cluster_create" and status == "ACTIVE":

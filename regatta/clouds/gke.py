@@ -21,6 +21,7 @@ from google.cloud import container_v1
 
 from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_token
 from regatta.models import CloudOperation, ClusterRef, NodePool
+from regatta.models.errors import ErrorType
 from regatta.rules import versions
 
 SIM_PROJECT = "regatta-sim"
@@ -30,11 +31,11 @@ _RETRYABLE = (google_errors.TooManyRequests, google_errors.ServiceUnavailable, g
 
 def _cloud_error(error: Exception, *, what: str) -> CloudError:
     if isinstance(error, google_errors.NotFound):
-        return CloudError(f"{what}: {error.message}", error_type="NotFound", retryable=False)
+        return CloudError(f"{what}: {error.message}", error_type=ErrorType.NOT_FOUND, retryable=False)
     if isinstance(error, _RETRYABLE):
         return CloudError(f"GKE {type(error).__name__} during {what}: {error.message}", error_type=type(error).__name__, retryable=True)
     if isinstance(error, google_errors.GoogleAPICallError):
-        return CloudError(f"GKE refused {what}: {error.message}", error_type="CloudRefused", retryable=False)
+        return CloudError(f"GKE refused {what}: {error.message}", error_type=ErrorType.CLOUD_REFUSED, retryable=False)
     return CloudError(f"could not reach GKE during {what}: {error}", error_type="CloudUnreachable", retryable=True)
 
 
@@ -91,7 +92,7 @@ class GkeProvider:
             self._get(cluster)
             return CloudOperation(id=f"done:{request_token}", cluster=cluster.name, kind=kind, status="succeeded")
         except CloudError as error:
-            if error.error_type != "NotFound":
+            if error.error_type != ErrorType.NOT_FOUND:
                 raise
         spec = container_v1.Cluster(name=cluster.name, initial_cluster_version=version, resource_labels=labels)
         op = self._call(f"creation of cluster {cluster.name}", "create_cluster",
@@ -105,7 +106,7 @@ class GkeProvider:
         try:
             op = self._call(f"deletion of cluster {cluster.name}", "delete_cluster", name=self._path(cluster))
         except CloudError as error:
-            if error.error_type != "NotFound":
+            if error.error_type != ErrorType.NOT_FOUND:
                 raise
             return CloudOperation(id=f"done:{request_token}", cluster=cluster.name, kind=kind, status="succeeded")
         return self._operation(cluster, op, kind=kind)
@@ -181,7 +182,7 @@ class GkeProvider:
         try:
             op = self._call(f"deletion of node pool {node_pool}", "delete_node_pool", name=self._path(cluster, node_pool))
         except CloudError as error:
-            if error.error_type != "NotFound":
+            if error.error_type != ErrorType.NOT_FOUND:
                 raise
             return CloudOperation(id=f"done:{request_token}", cluster=cluster.name, kind=kind, node_pool=node_pool, status="succeeded")
         return self._operation(cluster, op, kind=kind, pool=node_pool)

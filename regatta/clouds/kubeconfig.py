@@ -14,6 +14,7 @@ from kubernetes import client as k8s
 
 from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_token
 from regatta.models import CloudOperation, ClusterRef, NodePool
+from regatta.models.errors import ErrorType
 
 # The labels each distribution puts on a node to say which pool it belongs to.
 POOL_LABELS = ("regatta.dev/node-pool", "eks.amazonaws.com/nodegroup", "cloud.google.com/gke-nodepool",
@@ -35,7 +36,7 @@ class KubeconfigProvider:
             f"cluster {cluster.name} is reached by kubeconfig only; Regatta does not own its control plane or node"
             f" pools and cannot {what}. Do that with the tooling that created the cluster; Regatta can still cordon,"
             " drain and health-check it",
-            error_type="NotManaged", retryable=False,
+            error_type=ErrorType.NOT_MANAGED, retryable=False,
         )
 
     def describe_control_plane(self, cluster: ClusterRef) -> ControlPlane:

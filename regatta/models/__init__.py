@@ -88,6 +88,9 @@ from regatta.models.drain import (
     DrainPolicy,
     DrainReport,
 )
+from regatta.models.errors import (
+    ErrorType,
+)
 from regatta.models.fleet import (
     CloudOperation,
     ClusterInspection,
@@ -144,6 +147,7 @@ from regatta.models.wave import (
 )
 
 __all__ = [
+    "ErrorType",
     "ProviderKind",
     "Strategy",
     "Model",

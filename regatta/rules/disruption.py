@@ -14,12 +14,13 @@ import re
 from collections.abc import Iterable, Sequence
 
 from regatta.models import BlockedPod, DrainPolicy, NodeState, PdbState
+from regatta.models.errors import ErrorType
 from regatta.rules.refusals import Refusal
 from regatta.rules.versions import parse_target_version
 
 
 class UnsatisfiablePdb(Refusal):
-    error_type = "UnsatisfiablePdb"
+    error_type = ErrorType.UNSATISFIABLE_PDB
 
 
 def _scaled(value: int | str, total: int) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from regatta.models.errors import ErrorType
 from regatta.rules.refusals import Refusal
 from regatta.rules.versions import InvalidVersion, parse_target_version
 
@@ -32,7 +33,7 @@ _POOL_NAME = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
 
 
 class FleetRuleViolation(Refusal):
-    error_type = "FleetRuleViolation"
+    error_type = ErrorType.FLEET_RULE_VIOLATION
 
 
 def fleet_rule_violations(

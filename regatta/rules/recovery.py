@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from regatta.models import NodeState, WorkloadInventory, WorkloadState
+from regatta.models.errors import ErrorType
 from regatta.rules.decommissioning import SYSTEM_NAMESPACES, is_system_workload
 from regatta.rules.refusals import Refusal
 from regatta.rules.versions import minor_version
@@ -33,7 +34,7 @@ MAX_DR_VERSION_DISTANCE = 1
 
 
 class StandbyNotReady(Refusal):
-    error_type = "StandbyNotReady"
+    error_type = ErrorType.STANDBY_NOT_READY
 
 
 def dr_needs_approval(environment: str, *, requested: bool, drill: bool = False) -> bool:

@@ -4,8 +4,10 @@ ApplicationError type a workflow fails with, and the CLI and the API turn it int
 
 from __future__ import annotations
 
+from regatta.models.errors import ErrorType
+
 
 class Refusal(ValueError):
     """A request that no retry can fix. `error_type` becomes the ApplicationError type."""
 
-    error_type = "InvalidRequest"
+    error_type = ErrorType.INVALID_REQUEST

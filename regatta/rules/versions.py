@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from regatta.models import NodePool
+from regatta.models.errors import ErrorType
 from regatta.rules.refusals import Refusal
 
 # Kubernetes' version-skew policy (since 1.28): a kubelet may be up to three minor versions
@@ -22,23 +23,23 @@ SUPPORTED_MINORS = range(26, 36)  # 1.26 … 1.35: what the clouds we drive stil
 
 
 class InvalidVersion(Refusal):
-    error_type = "InvalidVersion"
+    error_type = ErrorType.INVALID_VERSION
 
 
 class IllegalVersionJump(Refusal):
-    error_type = "IllegalVersionJump"
+    error_type = ErrorType.ILLEGAL_VERSION_JUMP
 
 
 class AlreadyAtVersion(Refusal):
-    error_type = "AlreadyAtVersion"
+    error_type = ErrorType.ALREADY_AT_VERSION
 
 
 class InvalidNodeImage(Refusal):
-    error_type = "InvalidNodeImage"
+    error_type = ErrorType.INVALID_NODE_IMAGE
 
 
 class SkewViolation(Refusal):
-    error_type = "SkewViolation"
+    error_type = ErrorType.SKEW_VIOLATION
 
 
 _TARGET = re.compile(r"^(\d+)\.(\d+)$")

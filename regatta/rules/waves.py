@@ -22,6 +22,7 @@ from regatta.models import (
     WavePlan,
     WaveStageState,
 )
+from regatta.models.errors import ErrorType
 from regatta.rules import refusals, versions
 from regatta.rules.selectors import misses, selects
 from regatta.rules.windows import applicable_windows, next_start
@@ -34,7 +35,7 @@ TUNABLE = frozenset(ClusterUpgradeInput.model_fields) - {"cluster", "target_vers
 
 
 class InvalidWave(refusals.Refusal):
-    error_type = "InvalidWave"
+    error_type = ErrorType.INVALID_WAVE
 
 
 def wave_problems(wave: PatchWaveInput) -> list[tuple[tuple[str | int, ...], str]]:

@@ -1,0 +1,82 @@
+"""Why an operation stopped or a request was refused, as the one set of names every part of
+Regatta uses: the `type` of each non-retryable Temporal ApplicationError a workflow or activity
+raises (the Temporal UI, `regatta op status` and the API show it), and what a wave matches when a
+child upgrade ends. Scripts may rely on these names; add new ones, never rename one.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorType(StrEnum):
+    # the request itself
+    INVALID_INPUT = "InvalidInput"
+    INVALID_REQUEST = "InvalidRequest"
+    WRONG_OPERATION_ID = "WrongOperationId"
+    UNKNOWN_CLUSTER = "UnknownCluster"
+    CLUSTER_EXISTS = "ClusterExists"
+    INVALID_VERSION = "InvalidVersion"
+    ILLEGAL_VERSION_JUMP = "IllegalVersionJump"
+    ALREADY_AT_VERSION = "AlreadyAtVersion"
+    INVALID_NODE_IMAGE = "InvalidNodeImage"
+    INVALID_WAVE = "InvalidWave"
+    INVALID_HEALTH_CHECK = "InvalidHealthCheck"
+    FLEET_RULE_VIOLATION = "FleetRuleViolation"
+    # the cluster, before anything changes
+    SKEW_VIOLATION = "SkewViolation"
+    UNSATISFIABLE_PDB = "UnsatisfiablePdb"
+    CLUSTER_BUSY = "ClusterBusy"
+    CLUSTER_HELD = "ClusterHeld"
+    CLUSTER_UNHEALTHY = "ClusterUnhealthy"
+    CLUSTER_IN_USE = "ClusterInUse"
+    CLUSTER_NOT_EMPTY = "ClusterNotEmpty"
+    NO_WINDOW = "NoWindow"
+    # on the way
+    HEALTH_GATE_FAILED = "HealthGateFailed"
+    HEALTH_CHECK_FAILED = "HealthCheckFailed"
+    CLUSTER_NOT_READY = "ClusterNotReady"
+    DRAIN_TIMEOUT = "DrainTimeout"
+    APPROVAL_TIMEOUT = "ApprovalTimeout"
+    CLOUD_OPERATION_FAILED = "CloudOperationFailed"
+    CLOUD_OPERATION_TIMEOUT = "CloudOperationTimeout"
+    CLOUD_REFUSED = "CloudRefused"
+    KUBE_REFUSED = "KubeRefused"
+    NOT_FOUND = "NotFound"
+    NOT_MANAGED = "NotManaged"
+    UNSUPPORTED_PROVIDER = "UnsupportedProvider"
+    INVALID_CREDENTIAL_REF = "InvalidCredentialRef"
+    UPGRADE_FAILED = "UpgradeFailed"
+    PROVISION_FAILED = "ProvisionFailed"
+    DECOMMISSION_FAILED = "DecommissionFailed"
+    # disaster recovery
+    NOT_A_DR_PAIR = "NotADrPair"
+    STANDBY_NOT_READY = "StandbyNotReady"
+    ALREADY_FAILED_OVER = "AlreadyFailedOver"
+    NOT_FAILED_OVER = "NotFailedOver"
+    FENCE_FAILED = "FenceFailed"
+    NO_BACKUP = "NoBackup"
+    BACKUP_FAILED = "BackupFailed"
+    RESTORE_FAILED = "RestoreFailed"
+    WORKLOADS_NOT_READY = "WorkloadsNotReady"
+    NO_TRAFFIC_MANAGER = "NoTrafficManager"
+    TRAFFIC_REFUSED = "TrafficRefused"
+    # callbacks
+    NO_WEBHOOK_SECRET = "NoWebhookSecret"
+    CALLBACK_REFUSED = "CallbackRefused"
+    # controls an operation refuses (validators)
+    OPERATION_ENDED = "OperationEnded"
+    ALREADY_PAUSED = "AlreadyPaused"
+    NOT_PAUSED = "NotPaused"
+    ABORT_REQUESTED = "AbortRequested"
+    TOO_LATE_TO_ABORT = "TooLateToAbort"
+    NOT_AWAITING_APPROVAL = "NotAwaitingApproval"
+    SELF_APPROVAL = "SelfApproval"
+    WRONG_STAGE = "WrongStage"
+    WAVE_FINISHED = "WaveFinished"
+    WAVE_STOPPING = "WaveStopping"
+    REASON_REQUIRED = "ReasonRequired"
+    NOT_IN_WAVE = "NotInWave"
+    TOO_LATE_TO_SKIP = "TooLateToSkip"
+    NOT_FAILED = "NotFailed"
+    STAGE_OVER = "StageOver"

@@ -1,0 +1,91 @@
+"""Calling activities the way every runbook does: quick calls retried with backoff (throttling,
+5xx), non-retryable refusals passed on with their own type and message, long cloud operations
+started and then waited for while they heartbeat, and health gates.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Protocol
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from regatta.models import Activity, CloudOperation, ClusterRef, HealthGate, HealthReport, WaitForOperation
+
+# Quick calls to a cloud or API server: throttling and 5xx are retried with backoff for a
+# while; what cannot succeed arrives as a non-retryable ApplicationError and stops at once.
+QUICK_CALL = RetryPolicy(initial_interval=timedelta(milliseconds=500), backoff_coefficient=2.0,
+                         maximum_interval=timedelta(seconds=30), maximum_attempts=25)
+
+# A callback receiver that is down gets a few tries over about a minute, then the note is dropped
+# (and logged): an operation does not wait on its observers.
+CALLBACK_DELIVERY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                                maximum_interval=timedelta(seconds=20), maximum_attempts=5)
+
+
+async def call(activity: Activity, arg: Any, result_type: Any, *, timeout: float = 60,
+               heartbeat: float | None = None) -> Any:
+    return await workflow.execute_activity(
+        activity, arg, result_type=result_type,
+        start_to_close_timeout=timedelta(seconds=timeout),
+        heartbeat_timeout=timedelta(seconds=heartbeat) if heartbeat else None,
+        retry_policy=QUICK_CALL,
+    )
+
+
+async def call_or_refuse(activity: Activity, arg: Any, result_type: Any, *, error_type: str) -> Any:
+    """A call whose non-retryable refusal (an unknown cluster, a wave that makes no sense) ends
+    the run at once with the activity's own type and message."""
+    try:
+        return await call(activity, arg, result_type)
+    except ActivityError as failure:
+        cause = failure.cause
+        raise ApplicationError(str(getattr(cause, "message", failure)), type=getattr(cause, "type", None) or error_type,
+                               non_retryable=True) from None
+
+
+def request_token(what: str) -> str:
+    """Unique per run and step: a retried start finds its own operation, a new run starts anew."""
+    return f"{workflow.info().run_id}-{what}"[:64]
+
+
+class Timing(Protocol):
+    """The input fields that time a runbook's cloud operations and health gates."""
+
+    poll_interval_seconds: float
+    cloud_operation_timeout_seconds: float
+    activity_heartbeat_timeout_seconds: float
+
+
+class ClusterCalls:
+    """The calls that act on one cluster and its cloud, timed by the operation's input."""
+
+    def __init__(self, ref: ClusterRef, timing: Timing):
+        self.ref = ref
+        self.timing = timing
+
+    def heartbeat(self) -> float:
+        return max(self.timing.activity_heartbeat_timeout_seconds, 3 * self.timing.poll_interval_seconds)
+
+    async def cloud_operation(self, start: Activity, request: Any) -> CloudOperation:
+        """Ask a cloud for a long-running change and wait until it has finished."""
+        operation: CloudOperation = await call(start, request, CloudOperation)
+        timeout = self.timing.cloud_operation_timeout_seconds
+        done: CloudOperation = await call(
+            Activity.WAIT_FOR_OPERATION,
+            WaitForOperation(cluster=self.ref, operation=operation, poll_interval_seconds=self.timing.poll_interval_seconds,
+                             timeout_seconds=timeout),
+            CloudOperation, timeout=timeout + 120, heartbeat=self.heartbeat())
+        return done
+
+    async def health_gate(self, after: str, *, timeout: float, failure_type: str = "HealthGateFailed",
+                          min_ready_nodes: int = 0) -> None:
+        """Wait until the cluster is healthy after `after`; fail with `failure_type` if it is not within `timeout`."""
+        await call(
+            Activity.HEALTH_GATE,
+            HealthGate(cluster=self.ref, timeout_seconds=timeout, poll_interval_seconds=self.timing.poll_interval_seconds,
+                       after=after, failure_type=failure_type, min_ready_nodes=min_ready_nodes),
+            HealthReport, timeout=timeout + 120, heartbeat=self.heartbeat())

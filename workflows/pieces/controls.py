@@ -1,0 +1,35 @@
+"""The refusals every control's validator shares. Validators raise to refuse, so the caller of an
+Update learns at once, and nothing in the workflow changes."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from regatta.models import ErrorType
+
+
+def refuse_when_ended(phase: str, *, ended: tuple[str, ...], verb: str, what: str, error_type: str = ErrorType.OPERATION_ENDED,
+                      words: str | None = None) -> None:
+    if phase in ended:
+        raise ApplicationError(words or f"cannot {verb}: the {what} already ended ({phase})", type=error_type)
+
+
+def refuse_a_second_abort(abort_requested: bool) -> None:
+    if abort_requested:
+        raise ApplicationError("an abort is already under way", type=ErrorType.ABORT_REQUESTED)
+
+
+def refuse_own_approval(*, phase: str, approver: str, requested_by: str, what: str) -> None:
+    """Refuse an approval when nothing waits for one, or when it comes from the requester: four
+    eyes means a second person."""
+    if phase != "awaiting_approval":
+        raise ApplicationError(f"nothing to approve: the {what} is {phase}", type=ErrorType.NOT_AWAITING_APPROVAL)
+    refuse_self_approval(approver=approver, requested_by=requested_by, what=what)
+
+
+def refuse_self_approval(*, approver: str, requested_by: str, what: str) -> None:
+    if approver.strip().lower() == requested_by.strip().lower():
+        raise ApplicationError(f"{approver} asked for this {what} and cannot approve it; a second person must",
+                               type=ErrorType.SELF_APPROVAL)
