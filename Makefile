@@ -20,14 +20,16 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/regatta dev --demo
 
-test: $(STAMP)
-	$(BIN)/lint-imports
+# Machines check what review would: lint (ruff), types (mypy), the layers (import-linter), then the tests.
+test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
 lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 bench: $(STAMP)

@@ -77,11 +77,13 @@ class KubeActivities:
             for node in request.nodes:
                 if node in finished:
                     continue
+                def progress(n: int, node: str = node, done: int = evicted) -> None:
+                    activity.heartbeat(finished, evicted_before + done + n, node)
+
                 try:
                     evicted += drains.drain_node(
                         api, node, timeout_seconds=request.timeout_seconds, retry_seconds=request.eviction_retry_seconds,
-                        on_progress=lambda n, node=node, done=evicted: activity.heartbeat(finished, evicted_before + done + n, node),
-                        blocked_report_after=request.blocked_report_after_seconds,
+                        on_progress=progress, blocked_report_after=request.blocked_report_after_seconds,
                     )
                 except drains.DrainBlocked as blocked:  # the workflow's escalation policy decides what next
                     pods = [BlockedPod(name=f"{p.metadata.namespace}/{p.metadata.name}", labels=dict(p.metadata.labels or {}))
@@ -219,7 +221,7 @@ class KubeActivities:
     @activity.defn(name=Activity.SET_REPLICAS)
     def set_replicas(self, request: SetReplicas) -> list[str]:
         with translated_failures():
-            note = {recovery.FENCED_REPLICAS: None} if request.clear_fence else None
+            note: dict[str, str | None] | None = {recovery.FENCED_REPLICAS: None} if request.clear_fence else None
             return dr.set_replicas(self.connections.api_client(request.cluster), request.replicas, note=note)
 
     @activity.defn(name=Activity.REMOVE_RESTORED)

@@ -5,9 +5,12 @@ API being briefly unavailable is retried."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.callbacks import refuse_unless_reachable
 from activities.failures import refuse, translated_failures
 from regatta import prometheus
 from regatta.kube import smoke_test
@@ -17,12 +20,17 @@ from regatta.models.errors import ErrorType
 
 
 class SignalActivities:
-    def __init__(self, connections: ClusterConnections):
+    def __init__(self, connections: ClusterConnections, *, outbound_allow: Sequence[str] = ()):
         self.connections = connections
+        self.outbound_allow = tuple(outbound_allow)
 
     @activity.defn(name=Activity.CHECK_PROMETHEUS)
     def check_prometheus(self, request: RunHealthCheck) -> HealthCheckResult:
         check, name = request.check.prometheus, request.check.name
+        if check is None:
+            raise refuse(f"health check {name} has no prometheus query", error_type=ErrorType.INVALID_HEALTH_CHECK)
+        refuse_unless_reachable(check.url.replace("$cluster", request.cluster.name), allowed=self.outbound_allow,
+                                what=f"health check {name}'s Prometheus")
         try:
             highest = prometheus.watch_below(check, cluster=request.cluster.name, name=name,
                                              on_sample=lambda value: activity.heartbeat(value))
@@ -41,6 +49,8 @@ class SignalActivities:
         job = smoke_test.job_name(name, request.request_token)
         with translated_failures():
             try:
+                if request.check.smoke_test is None:
+                    raise refuse(f"health check {name} has no smoke test", error_type=ErrorType.INVALID_HEALTH_CHECK)
                 said = smoke_test.run_smoke_test(self.connections.api_client(request.cluster), request.check.smoke_test,
                                                  name=name, job=job, on_poll=activity.heartbeat)
             except smoke_test.SmokeTestFailed as failed:

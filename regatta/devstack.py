@@ -38,11 +38,11 @@ def temporal_binary() -> str:
     return found
 
 
-def wait_for_port(host: str, port: int, *, timeout: float, process: subprocess.Popen | None = None) -> None:
+def wait_for_port(host: str, port: int, *, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process {process.args[0]} exited with {process.returncode} before listening on {port}")
+            raise RuntimeError(f"process {process.args!r} exited with {process.returncode} before listening on {port}")
         with socket.socket() as sock:
             sock.settimeout(0.5)
             if sock.connect_ex((host, port)) == 0:
@@ -54,7 +54,7 @@ def wait_for_port(host: str, port: int, *, timeout: float, process: subprocess.P
 @dataclass
 class Piece:
     name: str
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
     address: str
 
 
@@ -96,7 +96,7 @@ class DevStack:
         sim = [sys.executable, "-m", "regatta.cli", "sim", "--port", str(self.sim_port), "--time-scale", str(self.time_scale)]
         if self.fleet:
             sim += ["--fleet", self.fleet]
-        piece = self._spawn("simulator", sim, self.settings.sim_url)
+        piece = self._spawn("simulator", sim, f"http://127.0.0.1:{self.sim_port}")
         wait_for_port("127.0.0.1", self.sim_port, timeout=30, process=piece.process)
 
         self._register_fleet()
@@ -126,7 +126,9 @@ class DevStack:
 
     def _write_dev_json(self) -> None:
         description = {
-            "pieces": {p.name: {"pid": p.process.pid, "address": p.address} for p in self.pieces},
+            "pieces": {p.name: {"pid": p.process.pid, "address": p.address,
+                                **({"exited": p.process.returncode} if p.process.poll() is not None else {})}
+                       for p in self.pieces},
             "ui": f"http://127.0.0.1:{self.ui_port}",
             "env": self.settings.as_env(),
         }
@@ -161,6 +163,7 @@ class DevStack:
             "In another shell (the venv's bin on PATH):",
             f"  export {env}",
             "  regatta clusters list",
+            "A piece that dies is reported here and the rest keep running; `regatta worker` in another shell joins them.",
             "Ctrl-C stops everything.",
         ])
 
@@ -179,11 +182,8 @@ class DevStack:
             print(self.banner(), flush=True)
             if demo:
                 asyncio.run(self._demo())
-            while all(p.process.poll() is None for p in self.pieces):
-                time.sleep(0.5)
-            dead = [p.name for p in self.pieces if p.process.poll() is not None]
-            print(f"{', '.join(dead)} stopped unexpectedly; see {self.logs}; stopping the rest", file=sys.stderr)
-            return 1
+            self._watch()
+            return 0  # not reached: only a signal ends the watch
         except KeyboardInterrupt:
             print("\nstopping…", flush=True)
             return 0
@@ -193,6 +193,23 @@ class DevStack:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             self.stop()
+
+    def _watch(self) -> None:
+        """Until Ctrl-C or SIGTERM: report each piece that dies (and mark it in dev.json), and keep
+        the rest running, so an operator can kill the worker and start another beside them."""
+        reported: set[str] = set()
+        while True:
+            for piece in self.pieces:
+                if piece.name in reported or (code := piece.process.poll()) is None:
+                    continue
+                reported.add(piece.name)
+                again = (" Start another beside them: `regatta worker` with the env in dev.json" if piece.name == "worker"
+                         else "")
+                print(f"{piece.name} (pid {piece.process.pid}) exited with code {code}; see"
+                      f" {self.logs / (piece.name + '.log')}. The other pieces keep running.{again}",
+                      file=sys.stderr, flush=True)
+                self._write_dev_json()
+            time.sleep(0.5)
 
     async def _demo(self) -> None:
         from rich.console import Console

@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from regatta.rules.outbound import parse_allow_list
+
 DEFAULT_TEMPORAL_ADDRESS = "127.0.0.1:7233"
 DEFAULT_NAMESPACE = "default"
 DEFAULT_TASK_QUEUE = "regatta"
@@ -29,6 +31,9 @@ class Settings:
     # Where the CLI finds the HTTP API, and the token it acts as there (a secret: never in as_env).
     api_url: str | None = None
     api_token: str | None = None
+    # Hosts and networks that callbacks, owner webhooks and Prometheus checks may reach
+    # (regatta/rules/outbound.py); empty: any but link-local and cloud metadata addresses.
+    outbound_allow: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -46,6 +51,7 @@ class Settings:
             webhook_secret=(env.get("REGATTA_WEBHOOK_SECRET") or None),
             api_url=(env.get("REGATTA_API_URL") or None),
             api_token=(env.get("REGATTA_TOKEN") or None),
+            outbound_allow=parse_allow_list(env.get("REGATTA_OUTBOUND_ALLOW")),
         )
 
     @property
@@ -67,4 +73,6 @@ class Settings:
             env["REGATTA_SIM_URL"] = self.sim_url
         if self.traffic_url:
             env["REGATTA_TRAFFIC_URL"] = self.traffic_url
+        if self.outbound_allow:
+            env["REGATTA_OUTBOUND_ALLOW"] = ",".join(self.outbound_allow)
         return env

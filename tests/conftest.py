@@ -4,6 +4,7 @@ a fresh inventory, and per-test clusters with unique names so tests never see ea
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -145,6 +146,10 @@ async def worker(client: Client, queue_settings: Settings):
         yield running
 
 
+# The `regatta` command pip installed beside this interpreter: the end-to-end tests run it as an
+# operator does (its entry point flushes and exits with the promised code), not `python -m`.
+REGATTA = str(Path(sys.executable).with_name("regatta"))
+
 POSTGRES_URL = os.environ.get("REGATTA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -157,10 +162,9 @@ class WorkerProcess:
 
     def __init__(self, settings: Settings):
         import subprocess
-        import sys
 
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "regatta.cli", "worker", "--metrics-port", "0"],
+            [REGATTA, "worker", "--metrics-port", "0"],
             env={**os.environ, **settings.as_env()}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
 

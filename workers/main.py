@@ -59,8 +59,8 @@ def build_worker(
     traffic = HttpTrafficManager(settings.traffic_endpoint) if settings.traffic_endpoint else None
     activities = activity_functions(
         CloudActivities(connections), KubeActivities(connections, inventory), InventoryActivities(inventory, fleet_now=lambda: read_fleet_clock(settings.sim_url).now),
-        TrafficActivities(traffic), FleetClockActivities(settings.sim_url), CallbackActivities(settings.webhook_secret),
-        SignalActivities(connections),
+        TrafficActivities(traffic), FleetClockActivities(settings.sim_url), CallbackActivities(settings.webhook_secret, outbound_allow=settings.outbound_allow),
+        SignalActivities(connections, outbound_allow=settings.outbound_allow),
     )
     return Worker(
         client,

@@ -230,7 +230,7 @@ class ClusterUpgrade:
                 opens = later if later is not None else opens
         self.state.window_opens = None
         if self.state.abort_requested:
-            self.state.phase, self.state.step = phase, step  # type: ignore[assignment]
+            self.state.phase, self.state.step = phase, step
             return
         if handed_back:  # the blue/green drain goes on where it was: its old nodes take no new pods
             self.state.step = f"cordoning {len(handed_back)} nodes again"
@@ -396,7 +396,7 @@ class ClusterUpgrade:
 
     def _result(self, outcome: str, control_plane_version: str) -> ClusterUpgradeResult:
         return ClusterUpgradeResult(
-            operation_id=workflow.info().workflow_id, cluster=self.input.cluster, outcome=outcome,  # type: ignore[arg-type]
+            operation_id=workflow.info().workflow_id, cluster=self.input.cluster, outcome=outcome,
             from_version=self.from_version, target_version=self.input.target_version,
             control_plane_version=control_plane_version, pools=self.state.pools, message=self.state.message,
         )

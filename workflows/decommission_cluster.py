@@ -138,7 +138,7 @@ class DecommissionCluster:
 
     def _result(self, outcome: str) -> DecommissionClusterResult:
         return DecommissionClusterResult(operation_id=self.state.operation_id, cluster=self.input.cluster,
-                                         outcome=outcome, approved_by=self.state.approved_by,  # type: ignore[arg-type]
+                                         outcome=outcome, approved_by=self.state.approved_by,
                                          backup=self.state.backup, deleted=self.state.deleted, message=self.state.message)
 
     # ------------------------------------------------------------------ the runbook

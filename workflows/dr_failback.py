@@ -38,7 +38,7 @@ EXAMPLE = '{"cluster": "eks-prod-use1", "ticket": "CHG-43"}'
 class DRFailback:
     @workflow.init
     def __init__(self, input: DRFailbackInput | dict) -> None:
-        self.recovery = Recovery(operation="DRFailback", model=DRFailbackInput, raw=input, example=EXAMPLE)
+        self.recovery: Recovery[DRFailbackInput] = Recovery(operation="DRFailback", model=DRFailbackInput, raw=input, example=EXAMPLE)
 
     @workflow.query
     def progress(self) -> DRProgress:

@@ -49,8 +49,8 @@ EXAMPLE = '{"cluster": "eks-prod-use1", "standby": "eks-dr-usw2", "ticket": "INC
 class DRFailover:
     @workflow.init
     def __init__(self, input: DRFailoverInput | dict) -> None:
-        self.recovery = Recovery(operation="DRFailover", model=DRFailoverInput, raw=input, example=EXAMPLE)
-        self.recovery.state.drill = bool(getattr(self.recovery.input, "drill", False))
+        self.recovery: Recovery[DRFailoverInput] = Recovery(operation="DRFailover", model=DRFailoverInput, raw=input, example=EXAMPLE)
+        self.recovery.state.drill = bool(self.recovery.input.drill)
 
     @workflow.query
     def progress(self) -> DRProgress:

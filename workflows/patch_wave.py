@@ -168,6 +168,7 @@ class PatchWave:
     @workflow.update
     async def skip(self, request: PatchWaveSkipInput) -> PatchWaveProgress:
         entry = self._entry(request.cluster)
+        assert entry is not None  # the validator found it
         entry.status, entry.detail = "skipped", f"skipped by {request.requested_by}: {request.reason}"
         await self.trail.record("skip", "skipped", f"{request.cluster} by {request.requested_by}: {request.reason}")
         self.controls += 1
@@ -188,6 +189,7 @@ class PatchWave:
     @workflow.update
     async def retry(self, request: PatchWaveRetryInput) -> PatchWaveProgress:
         entry = self._entry(request.cluster)
+        assert entry is not None  # the validator found it
         entry.status, entry.detail = "pending", f"retry asked by {request.requested_by} after: {entry.detail}"
         self.cursor = 0  # the retried cluster may sit before it
         self.state.failed -= 1
@@ -329,7 +331,7 @@ class PatchWave:
                 if kind == ErrorType.ALREADY_AT_VERSION:
                     entry.status, entry.detail = "at_target", message
                     return
-                if kind == ErrorType.CLUSTER_HELD:  # held after the wave planned: it waits for the hold to end
+                if kind == ErrorType.CLUSTER_HELD and isinstance(cause, ApplicationError):  # it waits for the hold to end
                     hold = MaintenanceHold.model_validate(cause.details[0])
                     entry.status, entry.earliest_start, entry.detail = "held", hold.until, waves.describe_hold(hold)
                     self.cursor = 0  # it sits behind the cursor now
@@ -438,7 +440,7 @@ class PatchWave:
         await self.trail.record("wave", outcome if outcome != "halted" else "failed", self.state.message)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return PatchWaveResult(operation_id=self.state.operation_id, wave=self.input.name,
-                               target_version=self.input.target_version, outcome=outcome,  # type: ignore[arg-type]
+                               target_version=self.input.target_version, outcome=outcome,
                                counts=counts, failed=failed, joined_later=self.state.joined_later,
                                message=self.state.message)
 

@@ -56,7 +56,7 @@ class Gate:
               detail: str = "") -> None:
         self.inventory.append_audit(OperationRecord(
             operation_id=operation_id, operation="api", cluster=cluster, requested_by=self.token.name, ticket=ticket,
-            action=f"api {verb}", outcome=outcome, detail=detail))  # type: ignore[arg-type]
+            action=f"api {verb}", outcome=outcome, detail=detail))
 
     def permit(self, action: access.Action, environments: set[str] | frozenset[str], *, verb: str,
                operation_id: str = "-", cluster: str = "-", ticket: str | None = None) -> None:

@@ -112,14 +112,15 @@ async def start(body: StartRequest, the: Gate = Depends(gate)) -> Any:
         raise ApiError(422, "input.callback_url: callbacks are sent signed, and no REGATTA_WEBHOOK_SECRET is set;"
                        " set the same secret for the API and the worker, or leave callback_url out")
     try:
-        admission = admit(request, inventory=the.inventory, now=the.fleet_now())
+        admission = admit(request, inventory=the.inventory, now=the.fleet_now(),
+                          outbound_allow=the.settings.outbound_allow)
     except StartRefused as refusal:
         if refusal.environments:  # a token not allowed there hears 403, not why the change cannot be made
             the.permit("start", refusal.environments, verb="start", ticket=body.ticket)
-        error = refused_to_start(refusal)
-        if isinstance(request, ClusterUpgradeInput) and error.message.startswith("node_images."):
-            error.message = f"input.{error.message}"
-        raise error from None
+        answer = refused_to_start(refusal)
+        if isinstance(request, ClusterUpgradeInput) and answer.message.startswith("node_images."):
+            answer.message = f"input.{answer.message}"
+        raise answer from None
     operation_id = admission.operation_id
     cluster = admission.holder.name if admission.holder and body.kind != "wave" else "-"  # a wave holds no one cluster
     the.permit("start", admission.environments, verb="start", operation_id=operation_id, cluster=cluster,

@@ -100,7 +100,11 @@ def dr_pair(primary: Annotated[str, typer.Argument(help="the cluster that serves
 @dr_app.command("unpair")
 def dr_unpair(primary: Annotated[str, typer.Argument(help="the primary of the pair")]):
     """Undeclare a pair (refused while the standby serves)."""
-    run_command(lambda: (open_inventory().undeclare_dr_pair(primary), console.print(f"{primary} has no standby now")))
+    def body() -> None:
+        open_inventory().undeclare_dr_pair(primary)
+        console.print(f"{primary} has no standby now")
+
+    run_command(body)
 
 
 @dr_app.command("list")

@@ -11,7 +11,7 @@ from datetime import UTC
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 
@@ -173,7 +173,7 @@ def render_status(described: dict[str, Any], console: Console) -> None:
 async def follow(handle: WorkflowHandle, console: Console, *, interval: float = 0.5) -> dict:
     """Show a progress bar for the control plane and each node pool until the operation ends."""
     outcome = asyncio.ensure_future(handle.result())
-    bars: dict[str, int] = {}
+    bars: dict[str, TaskID] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[state]}"),
                   console=console, transient=False) as bar:
         step = bar.add_task("step", total=None, state="")

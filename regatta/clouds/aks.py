@@ -105,7 +105,9 @@ class AksProvider:
         from azure.mgmt.containerservice.models import ManagedCluster
 
         _, group = self._scope(cluster)
-        spec = ManagedCluster(location=cluster.region, kubernetes_version=version, dns_prefix=cluster.name, tags=labels)
+        # The SDK takes the ARM properties flattened as keywords; its generated overloads list only the envelope.
+        spec = ManagedCluster(location=cluster.region, kubernetes_version=version, dns_prefix=cluster.name,  # type: ignore[call-overload]
+                              tags=labels)
         # A PUT is idempotent in ARM: a retried create converges on the same cluster.
         return self._begin(cluster, f"creation of cluster {cluster.name}", "managed_clusters", "begin_create_or_update",
                            group, cluster.name, spec, kind="cluster_create", pool=None)
@@ -164,7 +166,8 @@ class AksProvider:
             existing = [p.name for p in self.list_node_pools(cluster) if p.name != node_pool.name]
             if existing:
                 self._refuse_all_but_the_newest_image(cluster, group, existing[0], node_pool.node_image)
-        spec = AgentPool(count=node_pool.node_count, vm_size=node_pool.node_size, orchestrator_version=node_pool.version,
+        spec = AgentPool(count=node_pool.node_count,  # type: ignore[call-overload]  # flattened properties, as above
+                         vm_size=node_pool.node_size, orchestrator_version=node_pool.version,
                          node_labels=node_pool.labels, mode="User", type_properties_type="VirtualMachineScaleSets", os_type="Linux")
         # A PUT of the same spec is idempotent in ARM: a retried create converges on the same pool.
         return self._begin(cluster, f"creation of agent pool {node_pool.name}", "agent_pools", "begin_create_or_update",
@@ -188,8 +191,8 @@ class AksProvider:
         if state == "Succeeded":
             return operation.model_copy(update={"status": "succeeded"})
         if state in ("Failed", "Canceled"):
-            error = body.get("error") or {}
-            return operation.model_copy(update={"status": "failed", "errors": [f"{error.get('code')}: {error.get('message')}"]})
+            why = body.get("error") or {}
+            return operation.model_copy(update={"status": "failed", "errors": [f"{why.get('code')}: {why.get('message')}"]})
         return operation
 
     def kube_endpoint(self, cluster: ClusterRef) -> KubeEndpoint:

@@ -1,5 +1,5 @@
-"""What Regatta needs a cloud to do, as one protocol every adapter (EKS, and later GKE, AKS,
-kubeconfig) implements, and the errors adapters raise.
+"""What Regatta needs a cloud to do, as one protocol every adapter (EKS, GKE, AKS and kubeconfig
+clusters) implements, and the errors adapters raise.
 
 Adapters are synchronous: they run inside thread-pool activities. Long operations are
 started by one call and polled by another, so an activity that dies between the two finds

@@ -82,7 +82,7 @@ class GkeProvider:
         status = {container_v1.Cluster.Status.RUNNING: "ACTIVE", container_v1.Cluster.Status.RECONCILING: "UPDATING",
                   container_v1.Cluster.Status.PROVISIONING: "CREATING", container_v1.Cluster.Status.STOPPING: "DELETING"}
         return ControlPlane(name=found.name, version=_minor(found.current_master_version),
-                            status=status.get(found.status, found.status.name))
+                            status=status.get(found.status) or str(found.status.name))
 
     def create_cluster(self, cluster: ClusterRef, *, version: str, labels: dict[str, str], request_token: str) -> CloudOperation:
         kind = "cluster_create"
@@ -129,7 +129,7 @@ class GkeProvider:
             status, errors = "succeeded", []
         return CloudOperation(id=op.name, cluster=cluster.name, kind=kind, node_pool=pool, status=status, errors=errors)
 
-    def _running(self, cluster: ClusterRef, op_type: container_v1.Operation.Type, pool: str | None) -> container_v1.Operation | None:
+    def _running(self, cluster: ClusterRef, op_type: int, pool: str | None) -> container_v1.Operation | None:
         """The operation a previous attempt started, if it is still running."""
         target = "/" + self._path(cluster, pool)
         listed = self._call("list operations", "list_operations",

@@ -1,8 +1,9 @@
 """Reading a wave file (`regatta wave start --file wave.yaml`): YAML into a PatchWaveInput, and
 every problem reported with the file and line that holds it, so the fix is one edit away.
 
-Used by the CLI (and the API to come); the planner's own checks (`waves.wave_problems`)
-are located the same way as the model's.
+Used by the CLI and by schedules made from a wave file; the API takes the same wave as JSON
+(`POST /v1/operations`, kind `wave`). The planner's own checks (`waves.wave_problems`) are
+located the same way as the model's.
 """
 
 from __future__ import annotations

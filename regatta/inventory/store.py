@@ -1,16 +1,21 @@
 """Reading and writing the inventory: clusters, their versions and health, and the audit log.
 
-`Inventory(url)` migrates the schema to the newest revision on first use, so a fresh
-REGATTA_HOME or an empty PostgreSQL database just works.
+`Inventory(url)` migrates the schema to the newest revision the first time a process opens that
+database, so a fresh REGATTA_HOME or an empty PostgreSQL database just works, and opening it again
+costs one read of its revision at most.
 """
 
 from __future__ import annotations
 
+import functools
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, delete, event, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -39,6 +44,13 @@ from regatta.models import (
 from regatta.rules import audit_chain
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+@functools.cache
+def _head_revision() -> str | None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()
 
 
 class UnknownCluster(LookupError):
@@ -84,12 +96,32 @@ def _engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+# Databases this process has seen at the newest revision: a CLI call, an API request or an
+# activity opening the inventory again does not look at the migrations again.
+_MIGRATED: set[str] = set()
+_MIGRATED_LOCK = threading.Lock()
+
+
 class Inventory:
     def __init__(self, url: str, *, migrate: bool = True):
         self.url = url
         self.engine = _engine(url)
         if migrate:
-            self.migrate()
+            self.migrate_once()
+
+    def migrate_once(self) -> None:
+        """Bring the schema to the newest revision unless this process already saw it there; a
+        database at the head already is only read (one SELECT of alembic_version)."""
+        with _MIGRATED_LOCK:
+            if self.url in _MIGRATED:
+                return
+            if self.revision() != _head_revision():
+                self.migrate()
+            _MIGRATED.add(self.url)
+
+    def revision(self) -> str | None:
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
 
     def migrate(self) -> None:
         config = Config()
@@ -105,9 +137,12 @@ class Inventory:
 
     @staticmethod
     def _hold(row: MaintenanceHoldRow | None) -> MaintenanceHold | None:
-        if row is None:
-            return None
-        return MaintenanceHold(until=_utc(row.until), reason=row.reason, held_by=row.held_by, since=_utc(row.since))
+        return None if row is None else Inventory._hold_of(row)
+
+    @staticmethod
+    def _hold_of(row: MaintenanceHoldRow) -> MaintenanceHold:
+        return MaintenanceHold(until=_utc(row.until), reason=row.reason, held_by=row.held_by,
+                               since=_utc(row.since))
 
     @classmethod
     def _record(cls, row: ClusterRow, hold: MaintenanceHoldRow | None = None) -> ClusterRecord:
@@ -189,7 +224,7 @@ class Inventory:
             row.until, row.reason, row.held_by, row.since = until, reason.strip(), held_by, datetime.now(UTC)
             session.add(row)
             session.flush()
-            hold = self._hold(row)
+            hold = self._hold_of(row)
         self.append_audit(OperationRecord(operation_id=f"hold-{name}", operation="MaintenanceHold", cluster=name,
                                           requested_by=held_by, action="hold", outcome="held",
                                           detail=f"until {until.isoformat()}: {reason.strip()}"))
@@ -201,7 +236,7 @@ class Inventory:
             if row is None:
                 self.get_cluster(name)  # an unknown cluster says so, with the names it knows
                 raise HoldError(f"{name} is not held; nothing to release")
-            hold = self._hold(row)
+            hold = self._hold_of(row)
             session.delete(row)
         self.append_audit(OperationRecord(operation_id=f"hold-{name}", operation="MaintenanceHold", cluster=name,
                                           requested_by=released_by, action="release", outcome="released",
@@ -213,7 +248,7 @@ class Inventory:
     @staticmethod
     def _pair(row: DrPairRow) -> DrPair:
         at = _utc(row.updated_at)
-        return DrPair(primary=row.primary, standby=row.standby, serving=row.serving,  # type: ignore[arg-type]
+        return DrPair(primary=row.primary, standby=row.standby, serving=row.serving,
                       last_operation=row.last_operation, updated_at=at)
 
     def declare_dr_pair(self, primary: str, standby: str) -> DrPair:
@@ -238,6 +273,7 @@ class Inventory:
                 session.add(row)
             for name, role in ((primary, "primary"), (standby, "standby")):
                 cluster = session.get(ClusterRow, name)
+                assert cluster is not None  # both were looked up above
                 cluster.labels = {**(cluster.labels or {}), "dr-role": role}
             session.flush()
             return self._pair(row)
@@ -281,19 +317,29 @@ class Inventory:
     # ------------------------------------------------------------------ audit
 
     def append_audit(self, record: OperationRecord) -> None:
+        """Append one record to the chain. A workflow's line (seq > 0) written again by a retried
+        activity is refused by the unique index on (operation_id, run_id, seq) and kept once."""
+        try:
+            self._append_audit(record)
+        except IntegrityError:
+            if record.seq and self._written(record):
+                return  # a retried activity writing the same line again
+            raise
+
+    def _written(self, record: OperationRecord) -> bool:
+        with Session(self.engine) as session:
+            return session.scalar(select(AuditRow.id).where(
+                AuditRow.operation_id == record.operation_id, AuditRow.run_id == record.run_id,
+                AuditRow.seq == record.seq)) is not None
+
+    def _append_audit(self, record: OperationRecord) -> None:
         with Session(self.engine) as session, session.begin():
-            if record.seq:
-                seen = session.scalar(
-                    select(AuditRow.id).where(AuditRow.operation_id == record.operation_id,
-                                              AuditRow.run_id == record.run_id, AuditRow.seq == record.seq)
-                )
-                if seen is not None:
-                    return  # a retried activity writing the same line again
             # Write first: the head's row lock (PostgreSQL) or the write lock (SQLite) makes appends
             # take turns, so no two records ever chain onto the same predecessor.
             session.execute(update(AuditChainHead).where(AuditChainHead.id == 1)
                             .values(last_id=AuditChainHead.last_id))
             head = session.get(AuditChainHead, 1)
+            assert head is not None, "migration 0005 writes the chain's head row"
             row = AuditRow(at=datetime.now(UTC), prev_hash=head.last_hash, hash="", **record.model_dump(exclude={"at"}))
             session.add(row)
             session.flush()  # the id is part of what the hash covers

@@ -8,15 +8,17 @@ are cached per cluster and rebuilt before cloud tokens expire.
 from __future__ import annotations
 
 import base64
+import hashlib
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from urllib3.util.retry import Retry
 
-from regatta.clouds import Providers
+from regatta.clouds import KubeEndpoint, Providers
 from regatta.models import ClusterRef
 
 TOKEN_LIFETIME_SECONDS = 600  # EKS tokens live 15 minutes; rebuild well before that
@@ -34,6 +36,16 @@ class ClusterConnections:
         self.providers = Providers(sim_url=sim_url, api_clients=self.api_client)
         self._clients: dict[str, tuple[float, k8s.ApiClient]] = {}
         self._lock = threading.Lock()
+        # The clusters' CA certificates, one file per distinct certificate (the kubernetes client
+        # reads a CA from a path), removed with the directory when this object closes or the
+        # process ends: rebuilding a client every few minutes must not leave a file each time.
+        self._ca_files = tempfile.TemporaryDirectory(prefix="regatta-ca-")
+        self.ca_dir = Path(self._ca_files.name)
+
+    def close(self) -> None:
+        with self._lock:
+            self._clients.clear()
+        self._ca_files.cleanup()
 
     def provider(self, cluster: ClusterRef):
         return self.providers.for_cluster(cluster)
@@ -54,7 +66,10 @@ class ClusterConnections:
             self._clients.pop(cluster.name, None)
 
     def _build(self, cluster: ClusterRef) -> k8s.ApiClient:
-        endpoint = self.provider(cluster).kube_endpoint(cluster)
+        return self.client_for(self.provider(cluster).kube_endpoint(cluster))
+
+    def client_for(self, endpoint: KubeEndpoint) -> k8s.ApiClient:
+        """A client for an API server endpoint as a cloud describes it."""
         if endpoint.kubeconfig is not None:
             return k8s_config.new_client_from_config_dict(endpoint.kubeconfig)
         if not endpoint.host:
@@ -66,7 +81,15 @@ class ClusterConnections:
         if endpoint.bearer_token:
             configuration.api_key = {"authorization": f"Bearer {endpoint.bearer_token}"}
         if endpoint.ca_data:
-            with tempfile.NamedTemporaryFile("wb", suffix=".crt", delete=False) as ca:
-                ca.write(base64.b64decode(endpoint.ca_data))
-            configuration.ssl_ca_cert = ca.name
+            configuration.ssl_ca_cert = str(self._ca_file(endpoint.ca_data))
         return k8s.ApiClient(configuration)
+
+    def _ca_file(self, ca_data: str) -> Path:
+        pem = base64.b64decode(ca_data)
+        path = self.ca_dir / f"{hashlib.sha256(pem).hexdigest()[:32]}.crt"
+        with self._lock:
+            if not path.exists():
+                partial = path.with_suffix(".part")
+                partial.write_bytes(pem)
+                partial.replace(path)  # whole or absent: another thread never reads half a certificate
+        return path

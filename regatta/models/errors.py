@@ -64,6 +64,7 @@ class ErrorType(StrEnum):
     # callbacks
     NO_WEBHOOK_SECRET = "NoWebhookSecret"
     CALLBACK_REFUSED = "CallbackRefused"
+    OUTBOUND_REFUSED = "OutboundRefused"
     # controls an operation refuses (validators)
     OPERATION_ENDED = "OperationEnded"
     ALREADY_PAUSED = "AlreadyPaused"

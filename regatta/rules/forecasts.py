@@ -61,7 +61,7 @@ def forecast(*, wave: PatchWaveInput, stages: Sequence[WaveStageState], now: dat
         slots = sorted(in_flight + [begins] * max(stage.concurrency - len(in_flight), 0))
         # Clusters that share windows and hold wait alike: the next one to go is the head of the
         # line whose calendar opens first (ties: the earlier in the stage, as the wave takes them).
-        lines: dict[tuple, list[tuple[int, WaveClusterState]]] = {}
+        lines: dict[tuple[tuple[int, ...], datetime | None], list[tuple[int, WaveClusterState]]] = {}
         for position, entry in enumerate(stage.clusters):
             if entry.status in ("pending", "waiting_window", "held"):
                 floor = entry.earliest_start if entry.status == "held" else None

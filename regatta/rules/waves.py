@@ -9,7 +9,7 @@ the fleet's clock, and the unit tests with fixed clocks.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -99,7 +99,7 @@ def failure_budget(budget: int | str, clusters: int) -> int:
     raise InvalidWave(f"failure_budget: {budget!r} is neither a count (2) nor a share of the wave's clusters ('10%')")
 
 
-def at_target(cluster: ClusterRecord, target: str, node_images: dict[str, str] | None = None) -> bool:
+def at_target(cluster: ClusterRecord, target: str, node_images: Mapping[str, str] | None = None) -> bool:
     """The cluster runs the target version everywhere, and the wave's node image for its cloud
     on every pool when the wave names one."""
     wanted = versions.parse_target_version(target)
@@ -142,7 +142,7 @@ def plan_wave(wave: PatchWaveInput, clusters: Sequence[ClusterRecord], *, now: d
             unstaged.append(cluster.name)
             unstaged_reasons[cluster.name] = unstaged_reason(wave, cluster)
             continue
-        if at_target(cluster, wave.target_version, wave.node_images):
+        if at_target(cluster, wave.target_version, {str(k): v for k, v in wave.node_images.items()}):
             image = wave.node_images.get(cluster.provider)
             entry = WaveClusterState(name=cluster.name, status="at_target",
                                      detail=f"already runs {cluster.control_plane_version}"

@@ -11,6 +11,8 @@ a long-running operation reported ARM's way: an `Azure-AsyncOperation` header to
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -70,7 +72,8 @@ def _cluster_json(subscription: str, group: str, cluster: Cluster) -> dict:
     }
 
 
-def _async_headers(request: Request, subscription: str, cluster: Cluster, update: Update) -> dict[str, str]:
+def _async_headers(request: Request, subscription: str, cluster: Cluster, update: Update | None) -> dict[str, str]:
+    assert update is not None, "every change the simulator makes has its operation"
     base = str(request.base_url).rstrip("/")
     status = f"{base}/subscriptions/{subscription}/providers/Microsoft.ContainerService/locations/{cluster.region}/operations/{update.id}?api-version=2017-08-31"
     return {"Azure-AsyncOperation": status, "Retry-After": "0"}
@@ -191,7 +194,7 @@ async def delete_pool(request: Request, subscription: str, group: str, name: str
 async def operation_status(request: Request, subscription: str, location: str, operation: str):
     world: World = request.app.state.world
     update = world.cloud_operation(operation, operation="GetOperationStatus")
-    body = {"id": operation, "name": operation,
+    body: dict[str, Any] = {"id": operation, "name": operation,
             "status": {"InProgress": "InProgress", "Successful": "Succeeded"}.get(update.status, "Failed")}
     if update.status == "Failed":
         body["error"] = {"code": update.errors[0]["errorCode"],

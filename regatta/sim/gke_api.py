@@ -64,7 +64,8 @@ def _cluster_json(request: Request, project: str, location: str, cluster: Cluste
     }
 
 
-def _operation_json(project: str, location: str, update: Update) -> dict:
+def _operation_json(project: str, location: str, update: Update | None) -> dict:
+    assert update is not None, "every change the simulator makes has its operation"
     body = {
         "name": update.id,
         "operationType": OP_TYPE[update.type] if update.type != "VersionUpdate" else (4 if update.nodegroup else 3),

@@ -183,6 +183,7 @@ def create_app(world: World) -> FastAPI:
         elif change.advance_seconds is not None:
             world.clock_offset_seconds += change.advance_seconds
         else:
+            assert change.now is not None  # exactly one of the three was given
             world.clock_offset_seconds = (change.now - world.calendar_now()).total_seconds() + world.clock_offset_seconds
         return clock()
 

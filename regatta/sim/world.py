@@ -19,7 +19,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from regatta.formats.fleet_file import ClusterSpec, FleetSpec
 from regatta.rules import disruption, versions
@@ -701,13 +701,15 @@ class World:
             await asyncio.sleep(0.05)
         for node in nodes:
             if not await self._wait_ready(cluster, node):
-                issue = {"code": "NodeCreationFailure", "message": "Instances failed to join the kubernetes cluster",
+                issue: dict[str, Any] = {"code": "NodeCreationFailure", "message": "Instances failed to join the kubernetes cluster",
                          "resourceIds": [n.name for n in nodes if not n.ready(self.now())]}
                 pool.status = "CREATE_FAILED"
                 pool.health_issues = [issue]
+                assert pool.operation is not None
                 self._fail(pool.operation, None, issue["code"], issue["message"], issue["resourceIds"])
                 return
         pool.status = "ACTIVE"
+        assert pool.operation is not None
         pool.operation.status = "Successful"
         self.reconcile(cluster)
 
@@ -729,6 +731,7 @@ class World:
             self.remove_node(cluster, node.name, why=f"node group {pool.name} deleted")
         await self.pause(cluster, NODE_TERMINATE_SECONDS)
         cluster.pools.pop(pool.name, None)
+        assert pool.operation is not None
         pool.operation.status = "Successful"
 
     def create_cluster(self, *, name: str, provider: str, region: str, version: str, labels: dict[str, str],
@@ -857,8 +860,8 @@ class World:
             del cluster.pdbs[key]
         for key in [k for k in cluster.pods if k[0] == namespace]:
             del cluster.pods[key]
-        for key in [k for k in cluster.objects if k[2] == namespace]:
-            del cluster.objects[key]
+        for object_key in [k for k in cluster.objects if k[2] == namespace]:
+            del cluster.objects[object_key]
         cluster.resource_version += 1
 
     def delete_deployment(self, cluster: Cluster, namespace: str, name: str) -> None:
@@ -916,7 +919,9 @@ class World:
     def delete_cluster(self, cluster: Cluster, *, with_pools: bool) -> Update:
         """EKS refuses while node groups remain (with_pools=False); GKE and AKS take them along."""
         if cluster.status == "DELETING":
-            return self.cluster_operation(cluster, "DeleteCluster")
+            deleting = self.cluster_operation(cluster, "DeleteCluster")
+            assert deleting is not None, "a cluster being deleted has its delete operation"
+            return deleting
         if cluster.pools and not with_pools:
             raise SimError(409, "ResourceInUseException",
                            f"Cluster has nodegroups attached: {', '.join(sorted(cluster.pools))}")

@@ -13,6 +13,7 @@ code; the CLI exits 2 for all of them).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -29,7 +30,7 @@ from regatta.models import (
     PatchWaveInput,
     ProvisionClusterInput,
 )
-from regatta.rules import decommissioning, operation_ids, provisioning, refusals, versions, waves
+from regatta.rules import decommissioning, operation_ids, outbound, provisioning, refusals, versions, waves
 from regatta.temporal.operations import OperationRefused
 
 RefusalKind = Literal["unknown", "invalid", "conflict"]
@@ -67,10 +68,15 @@ WORKFLOW_OF: dict[type[BaseModel], str] = {
 }
 
 
-def admit(request: BaseModel, *, inventory: Inventory, now: datetime | None = None) -> Admission:
+def admit(request: BaseModel, *, inventory: Inventory, now: datetime | None = None,
+          outbound_allow: Sequence[str] = ()) -> Admission:
     """The operation `request` would start, or the StartRefused saying why it may not. `now` is
-    the fleet's clock (maintenance holds and wave windows are read against it)."""
+    the fleet's clock (maintenance holds and wave windows are read against it); `outbound_allow`
+    is REGATTA_OUTBOUND_ALLOW (the URLs the input names must be ones the worker may call)."""
     now = now or datetime.now(UTC)
+    for where, url in outbound.outbound_urls(request):
+        if (problem := outbound.outbound_problem(url, allowed=outbound_allow, what=where)) is not None:
+            raise StartRefused(problem, kind="invalid")
     try:
         if isinstance(request, ClusterUpgradeInput):
             return _upgrade(request, inventory=inventory, now=now)

@@ -45,8 +45,8 @@ class OperationFailed(Exception):
 def cause_of(error: BaseException) -> str:
     """The innermost message: what the operator needs, without the SDK's wrapping."""
     message = str(error)
-    while getattr(error, "cause", None) is not None:
-        error = error.cause
+    while (cause := getattr(error, "cause", None)) is not None:
+        error = cause
         message = getattr(error, "message", None) or str(error)
     return message
 

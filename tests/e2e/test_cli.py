@@ -7,16 +7,15 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 
-from tests.conftest import set_faults, sim_report
+from tests.conftest import REGATTA, set_faults, sim_report
 
 
 async def regatta(settings, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run `regatta ARGS` in a child process without blocking the worker on this loop."""
     environment = {**os.environ, **settings.as_env(), "COLUMNS": "200", **(env or {})}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "regatta.cli", *args, env=environment,
+        REGATTA, *args, env=environment,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout=120)

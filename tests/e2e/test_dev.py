@@ -1,5 +1,6 @@
 """`regatta dev` as a newcomer runs it: every piece starts as its own process, dev.json says
-where they are, the fleet is listed, an upgrade runs end to end, and SIGTERM stops them all."""
+where they are, the fleet is listed, an upgrade runs end to end, a worker killed with -9 is
+reported while the rest keep running and a worker started by hand joins, and SIGTERM stops them all."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 import psutil
+
+from tests.conftest import REGATTA
 
 
 def free_port() -> int:
@@ -26,7 +28,7 @@ def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
     env["REGATTA_HOME"] = str(home)
     metrics_port, api_port = free_port(), free_port()
     dev = subprocess.Popen(
-        [sys.executable, "-m", "regatta.cli", "dev", "--time-scale", "0", "--temporal-port", str(free_port()),
+        [REGATTA, "dev", "--time-scale", "0", "--temporal-port", str(free_port()),
          "--ui-port", str(free_port()), "--sim-port", str(free_port()), "--metrics-port", str(metrics_port),
          "--api-port", str(api_port)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -49,13 +51,13 @@ def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
         metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
         assert metrics.status_code == 200 and "temporal" in metrics.text
 
-        listed = subprocess.run([sys.executable, "-m", "regatta.cli", "clusters", "list", "--output", "json"],
+        listed = subprocess.run([REGATTA, "clusters", "list", "--output", "json"],
                                 env=joined, capture_output=True, text=True, timeout=60)
         clusters = {c["name"]: c for c in json.loads(listed.stdout)}
         assert len(clusters) >= 12 and clusters["eks-dev-apse2"]["health"] == "healthy"
 
         upgrade = subprocess.run(
-            [sys.executable, "-m", "regatta.cli", "upgrade", "start", "eks-dev-apse2", "--to", "1.31",
+            [REGATTA, "upgrade", "start", "eks-dev-apse2", "--to", "1.31",
              "--ticket", "CHG-DEV", "--wait", "--poll-interval", "0.1"],
             env=joined, capture_output=True, text=True, timeout=180,
         )
@@ -66,7 +68,7 @@ def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
         assert report["pdb_violations"] == [] and report["double_drains"] == []
 
         # A change-ticket system's way in: a token, an upgrade over the API, the trail it left.
-        made = subprocess.run([sys.executable, "-m", "regatta.cli", "token", "create", "--name", "servicenow",
+        made = subprocess.run([REGATTA, "token", "create", "--name", "servicenow",
                                "--role", "operator", "--env", "staging"], env=joined, capture_output=True, text=True,
                               timeout=60)
         assert made.returncode == 0 and made.stdout.startswith("rgt_"), made.stderr
@@ -81,11 +83,32 @@ def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
             assert time.monotonic() < deadline, found
             time.sleep(0.5)
         assert found["status"] == "COMPLETED" and found["progress"]["phase"] == "succeeded"
-        trail = subprocess.run([sys.executable, "-m", "regatta.cli", "audit", "list", "--cluster", "eks-staging-use1",
+        trail = subprocess.run([REGATTA, "audit", "list", "--cluster", "eks-staging-use1",
                                 "--output", "json"], env=joined, capture_output=True, text=True, timeout=60)
         lines = json.loads(trail.stdout)
         assert {(r["requested_by"], r["ticket"]) for r in lines} == {("servicenow", "CHG-API-1")}
         assert ("api start", "started") in [(r["action"], r["outcome"]) for r in lines]
+
+        # The README's promise: kill -9 the worker; regatta dev reports it and keeps the rest running,
+        # and a worker started by hand beside them takes the work.
+        os.kill(info["pieces"]["worker"]["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while "exited" not in json.loads(described.read_text())["pieces"]["worker"]:
+            assert time.monotonic() < deadline, "dev.json never marked the killed worker"
+            time.sleep(0.2)
+        assert dev.poll() is None, "regatta dev stopped with its worker"
+        others = [info["pieces"][name]["pid"] for name in ("temporal", "simulator", "api")]
+        assert all(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in others)
+        by_hand = subprocess.Popen([REGATTA, "worker", "--metrics-port", "0"], env=joined,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            carried = subprocess.run([REGATTA, "upgrade", "start", "eks-staging-euw1", "--to", "1.31", "--ticket", "CHG-DEV-2",
+                                      "--wait", "--poll-interval", "0.1"], env=joined, capture_output=True, text=True,
+                                     timeout=180)
+            assert carried.returncode == 0, carried.stdout + carried.stderr
+        finally:
+            by_hand.terminate()
+            by_hand.wait(timeout=30)
 
         dev.send_signal(signal.SIGTERM)
         time.sleep(0.3)
@@ -96,6 +119,8 @@ def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
             assert time.monotonic() < deadline, "a piece outlived regatta dev"
             time.sleep(0.2)
         assert not described.exists()
+        said = dev.stdout.read()
+        assert "worker (pid" in said and "exited with code -9" in said and "The other pieces keep running" in said
     finally:
         if dev.poll() is None:
             dev.kill()

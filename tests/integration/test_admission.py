@@ -63,3 +63,25 @@ def test_admission_names_the_operation_and_where_it_acts(simulator, inventory, a
     with pytest.raises(StartRefused, match="upgrade to 1.31 first") as jump:
         admit(ClusterUpgradeInput(cluster=name, target_version="1.32"), inventory=inventory)
     assert jump.value.kind == "invalid" and jump.value.environments == {"staging"}
+
+
+async def test_a_url_at_the_cloud_metadata_service_is_refused_at_the_start_and_by_the_worker(
+        api, client, worker, task_queue, add_cluster, simulator):
+    from tests.integration.conftest import start_upgrade
+
+    name = add_cluster("admurl", env="staging", pools=1, nodes=1, workloads=[])
+    operator = api.token("operator", "staging")
+    policy = {"owner_webhook": "http://169.254.169.254/latest/meta-data/"}
+    refused = await api.post("/v1/operations", headers=operator, json={
+        "kind": "upgrade", "ticket": ticket(), "input": upgrade(name, drain_policies=[policy])})
+    assert refused.status_code == 422 and "drain_policies[0].owner_webhook" in refused.json()["error"]
+    assert "metadata" in refused.json()["error"]
+
+    # Started straight on Temporal, past every check before a start: the worker refuses to post there.
+    handle = await start_upgrade(client, task_queue, name, callback_url="http://169.254.169.254/latest/meta-data/")
+    assert (await handle.result()).outcome == "succeeded"  # an observer's refusal never stops the operation
+    failures = [event.activity_task_failed_event_attributes.failure
+                async for event in handle.fetch_history_events()
+                if event.HasField("activity_task_failed_event_attributes")]
+    assert failures and all(f.application_failure_info.type == "OutboundRefused" for f in failures)
+    assert "cloud metadata address" in failures[0].message

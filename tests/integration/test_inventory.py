@@ -220,3 +220,41 @@ def test_an_audit_trail_written_before_the_chain_existed_is_chained_by_the_upgra
     verdict = upgraded.verify_audit()
     assert verdict.ok and verdict.records == 4
     upgraded.close()
+
+
+def test_the_database_itself_refuses_a_second_copy_of_a_runs_audit_line(store):
+    line = OperationRecord(operation_id="cluster-eks-u", operation="ClusterUpgrade", cluster="eks-u", requested_by="sre",
+                           action="upgrade", outcome="started", seq=1, run_id="run-1")
+    store.append_audit(line)
+    # What a racing second writer would do, past any check the code makes: the index refuses it.
+    with pytest.raises(sqlalchemy.exc.IntegrityError):
+        tamper(store, "INSERT INTO audit_log (at, operation_id, operation, cluster, requested_by, action, outcome, detail,"
+                      " seq, run_id, prev_hash, hash) VALUES (CURRENT_TIMESTAMP, 'cluster-eks-u', 'ClusterUpgrade', 'eks-u',"
+                      " 'sre', 'upgrade', 'started', '', 1, 'run-1', '', '')")
+    store.append_audit(line)  # the retried activity: kept once, no error
+    assert len(store.audit(operation_id="cluster-eks-u")) == 1
+    assert store.verify_audit().ok
+
+
+def test_concurrent_retries_of_one_audit_line_keep_it_once(store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    line = OperationRecord(operation_id="cluster-eks-c", operation="ClusterUpgrade", cluster="eks-c", requested_by="sre",
+                           action="upgrade", outcome="started", seq=1, run_id="run-c")
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(lambda _: store.append_audit(line), range(12)))
+    assert len(store.audit(operation_id="cluster-eks-c")) == 1
+    assert store.verify_audit().ok
+
+
+def test_migrations_run_once_per_process_not_on_every_open(tmp_path, monkeypatch):
+    from alembic import command
+
+    calls = []
+    upgrade = command.upgrade
+    monkeypatch.setattr(command, "upgrade", lambda *args, **kwargs: (calls.append(args[1]), upgrade(*args, **kwargs)))
+    url = f"sqlite:///{tmp_path / 'once.db'}"
+    for _ in range(3):
+        Inventory(url).close()
+    assert calls == ["head"]  # the first open migrated; the others did not look at the migrations again
+    assert Inventory(url).revision() == "0009"

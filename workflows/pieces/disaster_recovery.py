@@ -8,7 +8,9 @@ because a half-moved service is worse than either side.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any, Generic, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
@@ -54,16 +56,31 @@ PAST_RETURN = ("backing_up", "fencing", "restoring", "verifying", "shifting_traf
                "cleaning_up", "succeeded", "aborted", "failed")
 
 
-class Recovery:
-    def __init__(self, *, operation: str, model: type[DRFailoverInput] | type[DRFailbackInput],
-                 raw: DRFailoverInput | DRFailbackInput | dict, example: str):
-        self.input, self.input_error = parse_input(model, raw, example)  # type: ignore[arg-type]
-        self.state = DRProgress(operation=operation, cluster=self.input.cluster, source="?", target="?")  # type: ignore[arg-type]
+Request = TypeVar("Request", DRFailoverInput, DRFailbackInput)
+
+
+class Recovery(Generic[Request]):
+    def __init__(self, *, operation: str, model: type[Request], raw: Request | dict[str, Any], example: str):
+        self.input: Request
+        self.input, self.input_error = parse_input(model, raw, example)
+        self.state = DRProgress(operation=operation, cluster=self.input.cluster, source="?", target="?")
         self.trail = Trail(operation=operation, cluster=lambda: self.input.cluster, state=lambda: self.state,
                            asking=self.input)
-        self.source: ClusterRecord | None = None
-        self.target: ClusterRecord | None = None
+        self._source: ClusterRecord | None = None
+        self._target: ClusterRecord | None = None
         self.held: workflow.ChildWorkflowHandle | None = None
+
+    @property
+    def source(self) -> ClusterRecord:
+        """The side service moves away from (known once the pair is loaded)."""
+        assert self._source is not None, "load_pair comes first"
+        return self._source
+
+    @property
+    def target(self) -> ClusterRecord:
+        """The side service moves to (known once the pair is loaded)."""
+        assert self._target is not None, "load_pair comes first"
+        return self._target
 
     # ------------------------------------------------------------------ the controls both take
 
@@ -106,8 +123,8 @@ class Recovery:
         self.state.step = "looking the pair up in the inventory"
         pair: DrPair = await call_or_refuse(Activity.GET_DR_PAIR, self.input.cluster, DrPair, error_type=ErrorType.NOT_A_DR_PAIR)
         names = (pair.primary, pair.standby) if moving_to == "standby" else (pair.standby, pair.primary)
-        self.source = await call_or_refuse(Activity.GET_CLUSTER, names[0], ClusterRecord, error_type=ErrorType.UNKNOWN_CLUSTER)
-        self.target = await call_or_refuse(Activity.GET_CLUSTER, names[1], ClusterRecord, error_type=ErrorType.UNKNOWN_CLUSTER)
+        self._source = await call_or_refuse(Activity.GET_CLUSTER, names[0], ClusterRecord, error_type=ErrorType.UNKNOWN_CLUSTER)
+        self._target = await call_or_refuse(Activity.GET_CLUSTER, names[1], ClusterRecord, error_type=ErrorType.UNKNOWN_CLUSTER)
         self.state.source, self.state.target = self.source.name, self.target.name
         return pair
 
@@ -229,6 +246,7 @@ class Recovery:
 
     def measure(self, backup: BackupInfo | None) -> None:
         self.state.verified_at = workflow.now()
+        assert self.state.started_at is not None  # set when the run begins
         self.state.rto_seconds, self.state.rpo_seconds = recovery.recovery_objectives(
             started=self.state.started_at, verified=self.state.verified_at,
             backup_completed=backup.completed_at if backup else None, writes_stopped=self.state.fenced_at)
@@ -236,9 +254,9 @@ class Recovery:
     async def record_serving(self, serving: str) -> None:
         self.trail.step("recording", f"recording that the {serving} serves")
         await call(Activity.RECORD_DR_SERVING, RecordDrServing(
-            primary=self.input.cluster, serving=serving, operation_id=workflow.info().workflow_id), None)  # type: ignore[arg-type]
+            primary=self.input.cluster, serving=serving, operation_id=workflow.info().workflow_id), None)
 
-    async def run(self, body) -> DRResult:
+    async def run(self, body: Callable[[], Awaitable[str]]) -> DRResult:
         """Run the steps; turn any stop into a failed (or refused) run with its reason audited."""
         self.state.operation_id = workflow.info().workflow_id
         try:
@@ -267,7 +285,7 @@ class Recovery:
         await self.release()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return DRResult(
-            operation_id=self.state.operation_id, operation=self.trail.operation, cluster=self.input.cluster,  # type: ignore[arg-type]
+            operation_id=self.state.operation_id, operation=self.trail.operation, cluster=self.input.cluster,
             source=self.state.source, target=self.state.target, outcome=outcome, drill=self.state.drill,
             rto_seconds=self.state.rto_seconds, rpo_seconds=self.state.rpo_seconds,
             backup=self.state.backup.name if self.state.backup else None, fencing=self.state.fencing,

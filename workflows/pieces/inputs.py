@@ -30,10 +30,12 @@ def parse_input(model: type[InputModel], raw: InputModel | dict[str, Any], examp
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in error.errors())
         # Required fields keep what was sent, as text (enough to name the cluster in progress);
         # optional ones take their defaults, so the stand-in always fits the state model.
-        stand_in = model.model_construct(**{
-            name: str(raw.get(name, "?")) if field.is_required() else field.get_default(call_default_factory=True)
+        sent = raw if isinstance(raw, dict) else {}
+        values: dict[str, Any] = {
+            name: str(sent.get(name, "?")) if field.is_required() else field.get_default(call_default_factory=True)
             for name, field in model.model_fields.items()
-        })
+        }
+        stand_in = model.model_construct(None, **values)
         return stand_in, f"the input is not a valid {workflow.info().workflow_type} request ({problems}). Example: {example}"
 
 

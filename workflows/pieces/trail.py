@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
@@ -28,10 +28,17 @@ FINAL_PHASES = frozenset({"succeeded", "failed", "aborted", "halted", "not_start
 
 
 class Stepping(Protocol):
-    """Every operation's state object has a phase and the step in flight."""
+    """Every operation's state object has a phase and the step in flight (each workflow's own
+    Literal of phases: the trail sets what the workflow asks it to)."""
 
-    phase: str
-    step: str
+    @property
+    def phase(self) -> str: ...
+    @phase.setter
+    def phase(self, value: Any) -> None: ...
+    @property
+    def step(self) -> str: ...
+    @step.setter
+    def step(self, value: str) -> None: ...
 
 
 class Asking(Protocol):
@@ -102,7 +109,7 @@ class Trail:
         await call(Activity.RECORD_OPERATION, OperationRecord(
             operation_id=workflow.info().workflow_id, operation=self.operation, cluster=self.cluster,
             requested_by=self.asking.requested_by, ticket=self.asking.ticket, action=action,
-            outcome=outcome, detail=detail, seq=self.seq, run_id=workflow.info().run_id,  # type: ignore[arg-type]
+            outcome=outcome, detail=detail, seq=self.seq, run_id=workflow.info().run_id,
         ), None)
         if self._state().phase in FINAL_PHASES:  # the last word: every callback is out before the run ends
             await self.delivered()

@@ -1,0 +1,62 @@
+"""Where an operator's input may send the worker: never a cloud's metadata service or a link-local
+address by default, and only the hosts REGATTA_OUTBOUND_ALLOW names when it is set."""
+
+from __future__ import annotations
+
+import pytest
+
+from regatta.models import ClusterUpgradeInput, PatchWaveInput
+from regatta.rules.outbound import outbound_problem, outbound_urls, parse_allow_list
+
+
+@pytest.mark.parametrize("url", [
+    "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+    "http://[fd00:ec2::254]/latest/meta-data/",
+    "http://metadata.google.internal/computeMetadata/v1/",
+    "http://169.254.10.1:9090",
+    "http://[fe80::1]/",
+    "http://100.100.100.200/latest/meta-data/",
+])
+def test_metadata_and_link_local_addresses_are_refused_by_default(url):
+    problem = outbound_problem(url, what="callback_url")
+    assert problem is not None and "refused" in problem and "callback_url" in problem
+
+
+def test_a_name_that_resolves_to_the_metadata_address_is_refused_too():
+    assert outbound_problem("http://innocent.example/", resolved=["169.254.169.254"]) is not None
+    assert outbound_problem("http://innocent.example/", resolved=["203.0.113.7"]) is None
+
+
+def test_ordinary_receivers_pass_and_nonsense_is_named():
+    assert outbound_problem("https://hooks.example.com/regatta") is None
+    assert outbound_problem("http://127.0.0.1:9090") is None
+    assert "not an http(s) URL" in outbound_problem("file:///etc/passwd")
+
+
+def test_an_allow_list_takes_only_what_it_names():
+    allowed = parse_allow_list("*.corp.example, 10.20.0.0/16 prometheus.internal")
+    assert allowed == ("*.corp.example", "10.20.0.0/16", "prometheus.internal")
+    assert outbound_problem("https://ci.corp.example/hook", allowed=allowed) is None
+    assert outbound_problem("http://10.20.3.4:9090", allowed=allowed) is None
+    assert outbound_problem("http://prometheus.internal:9090", allowed=allowed) is None
+    refused = outbound_problem("https://evil.example/hook", allowed=allowed)
+    assert refused is not None and "not in REGATTA_OUTBOUND_ALLOW" in refused
+    # A network entry holds only when every address the name resolves to is inside it.
+    assert outbound_problem("http://10.30.0.1", allowed=allowed) is not None
+    # Naming the metadata address explicitly is the one way to reach it.
+    assert outbound_problem("http://169.254.169.254/", allowed=("169.254.169.254",)) is None
+
+
+def test_every_url_an_input_names_is_found():
+    upgrade = ClusterUpgradeInput.model_validate({
+        "cluster": "c", "target_version": "1.31", "callback_url": "https://a.example/cb",
+        "drain_policies": [{"owner_webhook": "https://b.example/owner"}],
+        "health_checks": [{"name": "errors", "prometheus": {"url": "http://prometheus.$cluster:9090", "query": "up",
+                                                           "below": 1}}]})
+    assert outbound_urls(upgrade) == [("callback_url", "https://a.example/cb"),
+                                      ("health_checks[0].prometheus.url", "http://prometheus.cluster:9090"),
+                                      ("drain_policies[0].owner_webhook", "https://b.example/owner")]
+    wave = PatchWaveInput.model_validate({"name": "w", "target_version": "1.31", "stages": [
+        {"name": "canary", "health_checks": [{"name": "e", "prometheus": {"url": "http://169.254.169.254", "query": "up",
+                                                                          "below": 1}}]}]})
+    assert [where for where, _ in outbound_urls(wave)] == ["stages[0].health_checks[0].prometheus.url"]
