@@ -27,7 +27,7 @@ from workflows.pieces.controls import refuse_a_second_abort, refuse_when_ended
 from workflows.pieces.drain_escalation import EscalationLadder
 from workflows.pieces.failures import stop_of
 from workflows.pieces.fleet_clock import FleetClock
-from workflows.pieces.inputs import parse_input, refuse_a_bad_input, refuse_a_wrong_operation_id, tag
+from workflows.pieces.inputs import check_start, parse_input, tag
 from workflows.pieces.trail import Trail
 
 with workflow.unsafe.imports_passed_through():
@@ -461,17 +461,7 @@ class ClusterUpgrade:
     @workflow.run
     async def run(self, input: ClusterUpgradeInput | dict) -> ClusterUpgradeResult:
         input = self.input
-        self.state.operation_id = workflow.info().workflow_id
-        try:
-            refuse_a_bad_input(self.input_error)
-        except ApplicationError:
-            self.trail.step("failed", "reading the input")
-            raise
-        try:
-            refuse_a_wrong_operation_id(operation="ClusterUpgrade", cluster=input.cluster)
-        except ApplicationError:
-            self.trail.step("failed", "checking the operation id")
-            raise
+        check_start(trail=self.trail, state=self.state, input_error=self.input_error, cluster=input.cluster)
         record = await self._look_up()
         self.ref = record.ref
         self.node_image = self.state.target_node_image = input.node_images.get(record.ref.provider)

@@ -21,7 +21,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.pieces.calls import ClusterCalls, call, request_token
 from workflows.pieces.controls import refuse_a_second_abort, refuse_own_approval
-from workflows.pieces.inputs import parse_input, refuse_a_bad_input, refuse_a_wrong_operation_id, tag
+from workflows.pieces.inputs import check_start, parse_input, tag
 from workflows.pieces.trail import Trail
 
 with workflow.unsafe.imports_passed_through():
@@ -146,17 +146,7 @@ class DecommissionCluster:
     @workflow.run
     async def run(self, input: DecommissionClusterInput | dict) -> DecommissionClusterResult:
         input = self.input
-        self.state.operation_id = workflow.info().workflow_id
-        try:
-            refuse_a_bad_input(self.input_error)
-        except ApplicationError:
-            self.trail.step("failed", "reading the input")
-            raise
-        try:
-            refuse_a_wrong_operation_id(operation="DecommissionCluster", cluster=input.cluster)
-        except ApplicationError:
-            self.trail.step("failed", "checking the operation id")
-            raise
+        check_start(trail=self.trail, state=self.state, input_error=self.input_error, cluster=input.cluster)
         if input.force_empty and not (input.force_reason or "").strip():
             self.trail.step("failed", "reading the input")
             raise ApplicationError("force_empty needs a force_reason saying why the workloads may go",

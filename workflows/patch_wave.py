@@ -30,7 +30,7 @@ from temporalio.exceptions import ApplicationError, ChildWorkflowError, FailureE
 from workflows.pieces.calls import call, call_or_refuse
 from workflows.pieces.controls import refuse_a_second_abort, refuse_own_approval, refuse_when_ended
 from workflows.pieces.fleet_clock import FleetClock
-from workflows.pieces.inputs import parse_input, refuse_a_bad_input, tag
+from workflows.pieces.inputs import check_start, parse_input, tag
 from workflows.pieces.trail import Trail
 
 with workflow.unsafe.imports_passed_through():
@@ -455,14 +455,9 @@ class PatchWave:
 
     @workflow.run
     async def run(self, input: PatchWaveInput | dict) -> PatchWaveResult:
-        self.state.operation_id = workflow.info().workflow_id
         # Waves started before the fleet clock existed replay without reading it (tests/histories).
         self.clock.reads_the_fleet = workflow.patched("fleet-clock")
-        try:
-            refuse_a_bad_input(self.input_error)
-        except ApplicationError:
-            self.trail.step("failed", "reading the input")
-            raise
+        check_start(trail=self.trail, state=self.state, input_error=self.input_error, cluster=None)
         if self.input.carried is None:
             tag(operation="PatchWave", ticket=self.input.ticket)
             freeze = windows.freeze_at(self.input.freezes, await self.clock.now())

@@ -21,7 +21,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.pieces.calls import ClusterCalls, call, request_token
 from workflows.pieces.failures import stop_of
-from workflows.pieces.inputs import parse_input, refuse_a_bad_input, refuse_a_wrong_operation_id, tag
+from workflows.pieces.inputs import check_start, parse_input, tag
 from workflows.pieces.trail import Trail
 
 with workflow.unsafe.imports_passed_through():
@@ -134,17 +134,7 @@ class ProvisionCluster:
     @workflow.run
     async def run(self, input: ProvisionClusterInput | dict) -> ProvisionClusterResult:
         input = self.input
-        self.state.operation_id = workflow.info().workflow_id
-        try:
-            refuse_a_bad_input(self.input_error)
-        except ApplicationError:
-            self.trail.step("failed", "reading the input")
-            raise
-        try:
-            refuse_a_wrong_operation_id(operation="ProvisionCluster", cluster=input.name)
-        except ApplicationError:
-            self.trail.step("failed", "checking the operation id")
-            raise
+        check_start(trail=self.trail, state=self.state, input_error=self.input_error, cluster=input.name)
         self.calls = ClusterCalls(input.ref, input)
         tag(operation="ProvisionCluster", cluster=input.name, environment=input.environment, ticket=input.ticket)
         await self.trail.record("provision", "started",

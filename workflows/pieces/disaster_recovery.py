@@ -18,7 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlrea
 from workflows.pieces.calls import call, call_or_refuse
 from workflows.pieces.controls import refuse_a_second_abort, refuse_own_approval
 from workflows.pieces.failures import stop_of
-from workflows.pieces.inputs import parse_input, refuse_a_bad_input, refuse_a_wrong_operation_id
+from workflows.pieces.inputs import check_start, parse_input
 from workflows.pieces.trail import Trail
 
 with workflow.unsafe.imports_passed_through():
@@ -258,17 +258,7 @@ class Recovery(Generic[Request]):
 
     async def run(self, body: Callable[[], Awaitable[str]]) -> DRResult:
         """Run the steps; turn any stop into a failed (or refused) run with its reason audited."""
-        self.state.operation_id = workflow.info().workflow_id
-        try:
-            refuse_a_bad_input(self.input_error)
-        except ApplicationError:
-            self.trail.step("failed", "reading the input")
-            raise
-        try:
-            refuse_a_wrong_operation_id(operation=self.trail.operation, cluster=self.input.cluster)
-        except ApplicationError:
-            self.trail.step("failed", "checking the operation id")
-            raise
+        check_start(trail=self.trail, state=self.state, input_error=self.input_error, cluster=self.input.cluster)
         self.state.started_at = workflow.now()
         try:
             outcome = await body()

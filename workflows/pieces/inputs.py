@@ -4,11 +4,14 @@ attributes the Temporal UI lists operations by."""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
+
+if TYPE_CHECKING:
+    from workflows.pieces.trail import Trail
 
 with workflow.unsafe.imports_passed_through():
     from regatta.models import ErrorType
@@ -62,3 +65,25 @@ def tag(*, operation: str, cluster: str | None = None, environment: str | None =
         OPERATION.value_set(operation),
         *([TICKET.value_set(ticket)] if ticket else []),
     ])
+
+
+class Started(Protocol):
+    operation_id: str
+
+
+def check_start(*, trail: Trail, state: Started, input_error: str | None, cluster: str | None) -> None:
+    """What every runbook checks first, failing the run with the step that refused: the input fits
+    its model, and (for an operation on one cluster) the workflow id is that cluster's lock."""
+    state.operation_id = workflow.info().workflow_id
+    try:
+        refuse_a_bad_input(input_error)
+    except ApplicationError:
+        trail.step("failed", "reading the input")
+        raise
+    if cluster is None:
+        return
+    try:
+        refuse_a_wrong_operation_id(operation=trail.operation, cluster=cluster)
+    except ApplicationError:
+        trail.step("failed", "checking the operation id")
+        raise
