@@ -84,13 +84,16 @@ def wave_start(
 ):
     """Bring every cluster a wave selects to a version, stage by stage (operation id: wave-NAME)."""
     from regatta.cli.render import follow, render_plan
+    from regatta.temporal.admission import admit
     from regatta.temporal.operations import start_wave
 
     async def body():
         wave = _wave_request(file=file, selector=selector, to=to, name=name, concurrency=concurrency,
                              failure_budget=failure_budget, ticket=ticket, requested_by=requested_by)
         # The same clock the wave will read: the simulator's for a simulated fleet.
-        plan = waves.plan_wave(wave, open_inventory().list_clusters(), now=fleet_now())
+        inventory, now = open_inventory(), fleet_now()
+        admit(wave, inventory=inventory, now=now, outbound_allow=Settings.from_env().outbound_allow)  # exit 2 if refused
+        plan = waves.plan_wave(wave, inventory.list_clusters(), now=now)
         if plan_only:
             render_plan(plan, console)
             return
