@@ -1,5 +1,5 @@
 """The activity that tells an operation's callback URL about a change of phase, signed with
-HMAC-SHA256 (regatta/signing.py) under REGATTA_WEBHOOK_SECRET, which only the worker holds."""
+HMAC-SHA256 (regatta/rules/signing.py) under REGATTA_WEBHOOK_SECRET, which only the worker holds."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ class Settings:
     sim_url: str | None
     # The traffic manager's adapter (the JSON of regatta/sim/traffic_api.py); the simulator's when unset.
     traffic_url: str | None = None
-    # Signs callbacks and checks inbound webhooks (regatta/signing.py). A secret: never in as_env.
+    # Signs callbacks and checks inbound webhooks (regatta/rules/signing.py). A secret: never in as_env.
     webhook_secret: str | None = None
     # Where the CLI finds the HTTP API, and the token it acts as there (a secret: never in as_env).
     api_url: str | None = None

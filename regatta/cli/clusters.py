@@ -8,12 +8,11 @@ import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from regatta.cli.arguments import Output, parse_selector, parse_until
 from regatta.cli.context import fleet_now, open_inventory
 from regatta.cli.exits import run_command
-from regatta.cli.render import console, minute
+from regatta.cli.render import console, minute, render_clusters
 from regatta.settings import Settings
 from regatta.temporal.operations import OperationRefused as Refused
 
@@ -44,22 +43,7 @@ def clusters_list(
         if output == "json":
             print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
             return
-        table = Table(title=f"{len(records)} clusters")
-        for column in ("NAME", "PROVIDER", "REGION", "LABELS", "CONTROL PLANE", "NODE POOLS", "HEALTH", "PODS FREE/CAP", "SWEPT",
-                       "HOLD"):
-            table.add_column(column)
-        now = fleet_now() if any(r.hold for r in records) else None
-        for r in records:
-            pools = ", ".join(f"{p.name}={p.version}×{p.node_count}" for p in r.node_pools)
-            labels = ",".join(f"{k}={v}" for k, v in sorted(r.labels.items()))
-            colour = "green" if r.health == "healthy" else "yellow" if r.health == "unknown" else "red"
-            room = f"{r.pods_free}/{r.pods_capacity}" if r.pods_capacity is not None else "—"
-            swept = f"{r.updated_at:%Y-%m-%d %H:%M}" if r.updated_at else "—"
-            hold = r.held_at(now) if now else None
-            held = f"[yellow]until {minute(hold.until)}[/]: {hold.reason}" if hold else ""
-            table.add_row(r.name, r.provider, r.region, labels, r.control_plane_version, pools, f"[{colour}]{r.health}[/]",
-                          room, swept, held)
-        console.print(table)
+        render_clusters(records, now=fleet_now() if any(r.hold for r in records) else None)
 
     run_command(body)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -16,7 +16,7 @@ from rich.table import Table
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 
 from regatta.cli.arguments import Output
-from regatta.models import WaveForecast, WavePlan
+from regatta.models import ClusterRecord, WaveForecast, WavePlan
 from regatta.temporal.operations import OperationFailed, cause_of
 
 console = Console()
@@ -41,6 +41,25 @@ def show_list(items: list, output: Output, *, title: str, columns: tuple[str, ..
 def minute(at) -> str:
     """A time as the hold commands print it: UTC, to the minute."""
     return f"{at.astimezone(UTC):%Y-%m-%d %H:%M}Z"
+
+
+def render_clusters(records: list[ClusterRecord], *, now: datetime | None) -> None:
+    """`regatta clusters list`: one row a cluster, its hold read on the fleet's clock `now`."""
+    table = Table(title=f"{len(records)} clusters")
+    for column in ("NAME", "PROVIDER", "REGION", "LABELS", "CONTROL PLANE", "NODE POOLS", "HEALTH", "PODS FREE/CAP", "SWEPT",
+                   "HOLD"):
+        table.add_column(column)
+    for r in records:
+        pools = ", ".join(f"{p.name}={p.version}×{p.node_count}" for p in r.node_pools)
+        labels = ",".join(f"{k}={v}" for k, v in sorted(r.labels.items()))
+        colour = "green" if r.health == "healthy" else "yellow" if r.health == "unknown" else "red"
+        room = f"{r.pods_free}/{r.pods_capacity}" if r.pods_capacity is not None else "—"
+        swept = f"{r.updated_at:%Y-%m-%d %H:%M}" if r.updated_at else "—"
+        hold = r.held_at(now) if now else None
+        held = f"[yellow]until {minute(hold.until)}[/]: {hold.reason}" if hold else ""
+        table.add_row(r.name, r.provider, r.region, labels, r.control_plane_version, pools, f"[{colour}]{r.health}[/]",
+                      room, swept, held)
+    console.print(table)
 
 
 def render_forecast(forecast: WaveForecast, console: Console, *, cluster: str | None = None, output: str = "table") -> None:

@@ -7,11 +7,10 @@ import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from regatta.cli.arguments import Output, parse_selector
 from regatta.cli.exits import run_command
-from regatta.cli.render import console
+from regatta.cli.render import console, show_list
 from regatta.settings import Settings
 from regatta.temporal.operations import OperationRefused as Refused
 
@@ -76,12 +75,8 @@ def schedule_list(output: Output = Output.table):
         if output == "json":
             print(json.dumps(found, indent=2))
             return
-        table = Table(title=f"{len(found)} schedules")
-        for column in ("ID", "PAUSED", "NEXT", "NOTE"):
-            table.add_column(column)
-        for entry in found:
-            table.add_row(entry["id"], "yes" if entry["paused"] else "", ", ".join(entry["next"]), entry["note"])
-        console.print(table)
+        show_list(found, output, title=f"{len(found)} schedules", columns=("ID", "PAUSED", "NEXT", "NOTE"),
+                  row=lambda entry: (entry["id"], "yes" if entry["paused"] else "", ", ".join(entry["next"]), entry["note"]))
 
     run_command(body())
 

@@ -58,7 +58,7 @@ class AuditRow(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     seq: Mapped[int] = mapped_column(Integer, default=0)
     run_id: Mapped[str] = mapped_column(String(64), default="")
-    # The hash chain (regatta/audit_chain.py): the record before this one's hash, and this one's.
+    # The hash chain (regatta/rules/audit_chain.py): the record before this one's hash, and this one's.
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 

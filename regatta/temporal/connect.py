@@ -1,6 +1,6 @@
 """Connecting to Temporal the one way every Regatta process does: the address and namespace
 from the REGATTA_* settings, and the pydantic data converter so payloads are plain JSON (encrypted
-when REGATTA_CODEC_KEYS or REGATTA_CODEC_KEY_FILE is set: regatta/payload_codec.py)."""
+when REGATTA_CODEC_KEYS or REGATTA_CODEC_KEY_FILE is set: regatta/temporal/codec.py)."""
 
 from __future__ import annotations
 
