@@ -66,7 +66,6 @@ NOT_STARTED = ("pending", "waiting_window", "held")
 
 @workflow.defn(name="PatchWave")
 class PatchWave:
-
     @workflow.init
     def __init__(self, input: PatchWaveInput | dict) -> None:
         self.input, self.input_error = parse_input(PatchWaveInput, input, EXAMPLE)

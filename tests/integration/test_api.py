@@ -252,3 +252,25 @@ async def test_holds_over_the_api_are_scoped_like_every_control_and_a_wave_answe
     again = await api.post(f"/v1/clusters/{name}/release", headers=operator)
     assert again.status_code == 409 and "is not held" in again.json()["error"]
     await api.post(f"/v1/operations/{operation}/abort", headers=operator, json={"reason": "test over"})
+
+
+async def test_a_router_serves_on_its_own_with_the_dependencies_it_declares(queue_settings, inventory, add_cluster):
+    """Each router reaches the settings and the inventory through app.state, so one can be mounted
+    and tested alone (what the old one-closure app could not be)."""
+    from fastapi import FastAPI
+
+    from regatta.api import clusters
+    from regatta.api.errors import install_error_handlers
+
+    app = FastAPI()
+    app.state.settings, app.state.inventory, app.state.codec = queue_settings, inventory, None
+    install_error_handlers(app)
+    app.include_router(clusters.router)
+    name = add_cluster("router", env="staging", pools=1, nodes=1, workloads=[])
+    _, secret = create_token(inventory, name=f"viewer-{uuid.uuid4().hex[:8]}", role="viewer", environments=["staging"])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://regatta.test") as alone:
+        listed = await alone.get("/v1/clusters", params={"environment": "staging"}, headers={"Authorization": f"Bearer {secret}"})
+        assert listed.status_code == 200 and name in [c["name"] for c in listed.json()]
+        anonymous = await alone.get("/v1/clusters")
+        assert anonymous.status_code == 401 and "Bearer" in anonymous.json()["error"]
+        assert (await alone.get("/v1/operations/x")).status_code == 404  # not mounted here
