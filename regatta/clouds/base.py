@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from regatta.models import CloudOperation, ClusterRef, NodePool
+from regatta.models.errors import ErrorType
 
 
 class CloudError(Exception):
@@ -73,6 +74,6 @@ def simulator_token(sim_url: str, cluster: ClusterRef) -> str:
         response = httpx.get(f"{sim_url.rstrip('/')}/sim/credentials/{cluster.name}", timeout=10)
         response.raise_for_status()
     except httpx.HTTPError as error:
-        raise CloudError(f"credentials of {cluster.name} from the simulator: {error}", error_type="Unreachable",
+        raise CloudError(f"credentials of {cluster.name} from the simulator: {error}", error_type=ErrorType.CLOUD_UNREACHABLE,
                          retryable=True) from error
     return response.json()["token"]

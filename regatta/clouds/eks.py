@@ -36,7 +36,7 @@ def _cloud_error(error: Exception, *, what: str) -> CloudError:
         if code in _REFUSALS:
             return CloudError(f"EKS refused {what}: {message}", error_type=ErrorType.CLOUD_REFUSED, retryable=False)
         return CloudError(f"EKS {code} during {what}: {message}", error_type=code, retryable=True)
-    return CloudError(f"could not reach EKS during {what}: {error}", error_type="CloudUnreachable", retryable=True)
+    return CloudError(f"could not reach EKS during {what}: {error}", error_type=ErrorType.CLOUD_UNREACHABLE, retryable=True)
 
 
 class EksProvider:

@@ -36,7 +36,7 @@ def _cloud_error(error: Exception, *, what: str) -> CloudError:
         return CloudError(f"GKE {type(error).__name__} during {what}: {error.message}", error_type=type(error).__name__, retryable=True)
     if isinstance(error, google_errors.GoogleAPICallError):
         return CloudError(f"GKE refused {what}: {error.message}", error_type=ErrorType.CLOUD_REFUSED, retryable=False)
-    return CloudError(f"could not reach GKE during {what}: {error}", error_type="CloudUnreachable", retryable=True)
+    return CloudError(f"could not reach GKE during {what}: {error}", error_type=ErrorType.CLOUD_UNREACHABLE, retryable=True)
 
 
 def _minor(version: str) -> str:

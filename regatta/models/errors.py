@@ -41,6 +41,7 @@ class ErrorType(StrEnum):
     CLOUD_OPERATION_FAILED = "CloudOperationFailed"
     CLOUD_OPERATION_TIMEOUT = "CloudOperationTimeout"
     CLOUD_REFUSED = "CloudRefused"
+    CLOUD_UNREACHABLE = "CloudUnreachable"  # retried, so an operation ends with it only if every retry failed
     KUBE_REFUSED = "KubeRefused"
     NOT_FOUND = "NotFound"
     NOT_MANAGED = "NotManaged"
