@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from regatta.formats.fleet_file import ClusterSpec, FleetSpec
-from regatta.rules import disruption, versions
+from regatta.sim import arithmetic
 
 # Simulated seconds each step takes before the time-scale factor is applied.
 CONTROL_PLANE_UPGRADE_SECONDS = 480.0
@@ -276,7 +276,7 @@ class World:
         return [spec.name for spec in fleet.clusters]
 
     def _build(self, spec: ClusterSpec) -> Cluster:
-        cp = versions.format_version(versions.minor_version(spec.version))
+        cp = arithmetic.minor_text(spec.version)
         cluster = Cluster(
             name=spec.name,
             provider=spec.provider,
@@ -286,7 +286,7 @@ class World:
             time_scale=spec.time_scale,
         )
         for pool_spec in spec.node_pools:
-            version = versions.format_version(versions.minor_version(pool_spec.version or spec.version))
+            version = arithmetic.minor_text(pool_spec.version or spec.version)
             pool = NodePool(
                 name=pool_spec.name, version=version, size=pool_spec.node_size, desired=pool_spec.nodes,
                 labels=dict(pool_spec.labels), image=pool_spec.node_image or newest_node_image(spec.provider, version),
@@ -458,8 +458,8 @@ class World:
         cluster.pods.pop((pod.namespace, pod.name), None)
         for pdb in covering:
             expected, healthy = self._pdb_counts(cluster, pdb, now)
-            desired = disruption.pdb_desired_healthy(
-                min_available=pdb.min_available, max_unavailable=pdb.max_unavailable, expected_pods=expected + 1
+            desired = arithmetic.desired_healthy(
+                min_available=pdb.min_available, max_unavailable=pdb.max_unavailable, expected=expected + 1
             )
             if was_ready and healthy < desired:
                 self.pdb_violations.append({
@@ -473,8 +473,8 @@ class World:
 
     def pdb_status(self, cluster: Cluster, pdb: Pdb) -> dict:
         expected, healthy = self._pdb_counts(cluster, pdb, self.now())
-        desired = disruption.pdb_desired_healthy(
-            min_available=pdb.min_available, max_unavailable=pdb.max_unavailable, expected_pods=expected
+        desired = arithmetic.desired_healthy(
+            min_available=pdb.min_available, max_unavailable=pdb.max_unavailable, expected=expected
         )
         allowed = 0 if pdb.blocked else max(0, healthy - desired)
         if pdb.blocked:
@@ -520,9 +520,7 @@ class World:
         self.reconcile(cluster)
 
     def _check_skew(self, cluster: Cluster) -> None:
-        found = versions.skew_violations(
-            control_plane=cluster.version, node_versions={n.name: n.version for n in cluster.nodes.values()}
-        )
+        found = arithmetic.skew_breaks(api_server=cluster.version, kubelets={n.name: n.version for n in cluster.nodes.values()})
         known = {v["violation"] for v in self.skew_violations if v["cluster"] == cluster.name}
         self.skew_violations += [{"cluster": cluster.name, "violation": v} for v in found if v not in known]
 
@@ -551,14 +549,14 @@ class World:
             return existing
         if any(u.status == "InProgress" and u.nodegroup is None for u in cluster.updates.values()):
             raise SimError(409, "ResourceInUseException", f"Cluster {cluster.name} has an update in progress.")
-        wanted = versions.minor_version(version)
-        current = versions.minor_version(cluster.version)
+        wanted = arithmetic.minor(version)
+        current = arithmetic.minor(cluster.version)
         if wanted[0] != current[0] or wanted[1] != current[1] + 1:
             raise SimError(
                 400, "InvalidParameterException",
                 f"Unsupported Kubernetes minor version update from {cluster.version} to {version}",
             )
-        behind = [n.name for n in cluster.nodes.values() if wanted[1] - versions.minor_version(n.version)[1] > versions.MAX_KUBELET_SKEW]
+        behind = [n.name for n in cluster.nodes.values() if wanted[1] - arithmetic.minor(n.version)[1] > arithmetic.KUBELET_MAY_TRAIL_BY]
         if behind:
             raise SimError(
                 400, "InvalidParameterException",
@@ -586,8 +584,8 @@ class World:
         if (existing := self._token_update(cluster, token)) is not None:
             return existing
         pool = self.pool(cluster, pool_name)
-        target = versions.format_version(versions.minor_version(version or cluster.version))
-        if versions.minor_version(target) > versions.minor_version(cluster.version):
+        target = arithmetic.minor_text(version or cluster.version)
+        if arithmetic.minor(target) > arithmetic.minor(cluster.version):
             raise SimError(
                 400, "InvalidParameterException",
                 f"Requested Nodegroup version {target} is newer than the cluster version {cluster.version}",
@@ -618,7 +616,7 @@ class World:
         """What EKS does for a managed node group: one new node, drain one old node, remove it."""
         try:
             old_nodes = [n for n in cluster.pool_nodes(pool.name)
-                         if versions.minor_version(n.version) != versions.minor_version(target) or n.image != image]
+                         if arithmetic.minor(n.version) != arithmetic.minor(target) or n.image != image]
             for old in old_nodes:
                 while cluster.faults.hang:
                     await asyncio.sleep(0.05)
@@ -685,9 +683,9 @@ class World:
                 return existing  # the same request again: EKS answers with what it already made
             raise SimError(409, "ResourceInUseException", f"NodeGroup already exists with name {name} and cluster name {cluster.name}")
         target = version or cluster.version
-        if versions.minor_version(target) > versions.minor_version(cluster.version):
+        if arithmetic.minor(target) > arithmetic.minor(cluster.version):
             raise SimError(400, "InvalidParameterException", f"Nodegroup version {target} is newer than the cluster version {cluster.version}")
-        minor = versions.format_version(versions.minor_version(target))
+        minor = arithmetic.minor_text(target)
         pool = NodePool(name=name, version=minor, size=size, desired=desired, labels=dict(labels), status="CREATING",
                         token=token, image=image or newest_node_image(cluster.provider, minor))
         cluster.pools[name] = pool
@@ -742,7 +740,7 @@ class World:
             if token and existing.tokens.get("create") == token:
                 return existing  # the same request again
             raise SimError(409, "ResourceInUseException", f"Cluster already exists with name: {name}")
-        cp = versions.format_version(versions.minor_version(version))
+        cp = arithmetic.minor_text(version)
         cluster = Cluster(name=name, provider=provider, region=region, labels=dict(labels), version=cp, time_scale=None,
                           status="CREATING")
         cluster.faults = self.faults.setdefault(name, Faults())

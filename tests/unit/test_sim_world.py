@@ -227,3 +227,33 @@ def test_deleting_a_namespace_takes_its_workloads_and_protected_ones_are_refused
     with pytest.raises(SimError) as protected:
         world.delete_namespace(cluster, "kube-system")
     assert protected.value.status == 403
+
+
+def test_a_kubelet_newer_than_its_control_plane_or_too_far_behind_is_a_skew_violation():
+    world, name = world_with(version="1.30")
+    cluster = world.clusters[name]
+    world._add_node(cluster, cluster.pools["p"], version="1.31")  # what a cloud that ignored skew would do
+    world._add_node(cluster, cluster.pools["p"], version="1.26")
+    found = [v["violation"] for v in world.report()["skew_violations"]]
+    assert len(found) == 2
+    assert any("newer than control plane 1.30" in v for v in found)
+    assert any("more than 3 minors behind" in v for v in found)
+
+
+@pytest.mark.parametrize(("min_available", "max_unavailable", "expected", "floor"), [
+    (2, None, 3, 2), ("50%", None, 3, 2), ("50%", None, 4, 2), (None, 1, 4, 3), (None, "25%", 4, 3),
+    (None, "30%", 4, 2),  # 30% of 4 rounds up to 2 pods that may go: the controller rounds up
+    (None, None, 5, 0), ("100%", None, 3, 3), (None, 5, 3, 0),
+])
+def test_the_simulators_budget_floor_is_the_disruption_controllers(min_available, max_unavailable, expected, floor):
+    from regatta.sim.arithmetic import desired_healthy
+
+    assert desired_healthy(min_available=min_available, max_unavailable=max_unavailable, expected=expected) == floor
+
+
+def test_the_simulator_reads_versions_as_clusters_and_clouds_report_them():
+    from regatta.sim.arithmetic import minor, minor_text
+
+    assert minor("v1.30.4") == (1, 30) and minor("1.31.5-gke.1200") == (1, 31) and minor_text("1.30.4-eks-a1b2c3") == "1.30"
+    with pytest.raises(ValueError, match="not a Kubernetes version"):
+        minor("latest")

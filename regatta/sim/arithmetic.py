@@ -1,0 +1,62 @@
+"""The simulator's own arithmetic: Kubernetes versions, PodDisruptionBudget floors and the
+version-skew policy, written here from the Kubernetes documentation rather than imported from
+`regatta.rules`, so a bug in Regatta's decisions cannot pass on both sides of a test (an
+import-linter contract keeps the simulator off `regatta.rules`).
+
+- Versions: the API server and kubelets report `v1.30.4`, clouds `1.30.4-eks-a1b2c3` or
+  `1.31.5-gke.1200`; only major and minor matter here.
+- A budget's floor is the disruption controller's desiredHealthy: `minAvailable` as given, or
+  `expectedPods - maxUnavailable`; percentages of the expected pods round up (the controller's
+  GetScaledValueFromIntOrPercent with roundUp).
+- Skew (Kubernetes 1.28 and later): a kubelet is never newer than the API server and at most
+  three minor versions older.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+KUBELET_MAY_TRAIL_BY = 3
+_VERSION = re.compile(r"v?(\d+)\.(\d+)")
+
+
+def minor(version: str) -> tuple[int, int]:
+    found = _VERSION.match(version.strip())
+    if found is None:
+        raise ValueError(f"not a Kubernetes version: {version!r}")
+    return int(found[1]), int(found[2])
+
+
+def minor_text(version: str) -> str:
+    major, minor_ = minor(version)
+    return f"{major}.{minor_}"
+
+
+def _scaled_up(value: int | str, total: int) -> int:
+    if isinstance(value, str) and value.strip().endswith("%"):
+        return math.ceil(total * int(value.strip()[:-1]) / 100)
+    return int(value)
+
+
+def desired_healthy(*, min_available: int | str | None, max_unavailable: int | str | None, expected: int) -> int:
+    """How many of the budget's pods must stay healthy."""
+    if max_unavailable is not None:
+        return max(expected - _scaled_up(max_unavailable, expected), 0)
+    if min_available is not None:
+        return _scaled_up(min_available, expected)
+    return 0
+
+
+def skew_breaks(*, api_server: str, kubelets: dict[str, str]) -> list[str]:
+    """Each kubelet that breaks the skew policy against this API server, in words."""
+    server = minor(api_server)
+    broken = []
+    for node in sorted(kubelets):
+        kubelet = minor(kubelets[node])
+        if kubelet > server:
+            broken.append(f"node {node}: kubelet {kubelets[node]} is newer than control plane {api_server}")
+        elif server[0] == kubelet[0] and server[1] - kubelet[1] > KUBELET_MAY_TRAIL_BY:
+            broken.append(f"node {node}: kubelet {kubelets[node]} is more than {KUBELET_MAY_TRAIL_BY} minors behind"
+                          f" control plane {api_server}")
+    return broken
