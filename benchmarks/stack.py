@@ -152,7 +152,8 @@ class BenchStack:
         for record in records_from_fleet(self.spec):
             self.inventory.upsert_cluster(record)
         self.sim = self._spawn([sys.executable, "-m", "regatta.cli", "sim", "--fleet", str(fleet_file), "--port",
-                                str(sim_port), "--time-scale", str(self.time_scale)], self.settings.as_env())
+                                str(sim_port), "--tls-port", "0", "--time-scale", str(self.time_scale)],
+                               self.settings.as_env())
         wait_for_port("127.0.0.1", sim_port, timeout=300, process=self.sim)
         self.worker = self._spawn([sys.executable, "-m", "regatta.cli", "worker", "--metrics-port", "0"],
                                   self.settings.as_env())

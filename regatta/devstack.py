@@ -60,7 +60,8 @@ class Piece:
 
 class DevStack:
     def __init__(self, *, settings: Settings, fleet: str | None, time_scale: float, temporal_port: int,
-                 ui_port: int, sim_port: int, metrics_port: int, keep_history: bool, api_port: int = 8700):
+                 ui_port: int, sim_port: int, metrics_port: int, keep_history: bool, api_port: int = 8700,
+                 sim_tls_port: int = 8643):
         self.home = settings.home
         self.settings = Settings(
             home=settings.home, temporal_address=f"127.0.0.1:{temporal_port}", namespace=settings.namespace,
@@ -68,7 +69,7 @@ class DevStack:
         )
         self.fleet, self.time_scale, self.keep_history = fleet, time_scale, keep_history
         self.temporal_port, self.ui_port, self.sim_port = temporal_port, ui_port, sim_port
-        self.metrics_port, self.api_port = metrics_port, api_port
+        self.metrics_port, self.api_port, self.sim_tls_port = metrics_port, api_port, sim_tls_port
         self.pieces: list[Piece] = []
         self.logs = self.home / "logs"
 
@@ -93,11 +94,13 @@ class DevStack:
         piece = self._spawn("temporal", temporal, self.settings.temporal_address)
         wait_for_port("127.0.0.1", self.temporal_port, timeout=60, process=piece.process)
 
-        sim = [sys.executable, "-m", "regatta.cli", "sim", "--port", str(self.sim_port), "--time-scale", str(self.time_scale)]
+        sim = [sys.executable, "-m", "regatta.cli", "sim", "--port", str(self.sim_port), "--tls-port", str(self.sim_tls_port),
+               "--time-scale", str(self.time_scale)]
         if self.fleet:
             sim += ["--fleet", self.fleet]
         piece = self._spawn("simulator", sim, f"http://127.0.0.1:{self.sim_port}")
         wait_for_port("127.0.0.1", self.sim_port, timeout=30, process=piece.process)
+        wait_for_port("127.0.0.1", self.sim_tls_port, timeout=30, process=piece.process)
 
         self._register_fleet()
         piece = self._spawn("worker", [sys.executable, "-m", "regatta.cli", "worker", "--metrics-port", str(self.metrics_port)],
@@ -155,6 +158,8 @@ class DevStack:
             f"  Temporal        {self.settings.temporal_address}",
             f"  Temporal UI     http://127.0.0.1:{self.ui_port}",
             f"  simulator       {self.settings.sim_url}   (invariants: {self.settings.sim_url}/sim/report)",
+            f"  cluster APIs    https://127.0.0.1:{self.sim_tls_port}/k8s/<cluster>   (kubeconfig: regatta clusters kubeconfig"
+            " <cluster>)",
             f"  worker          task queue {self.settings.task_queue!r}"
             + (f", metrics http://127.0.0.1:{self.metrics_port}/metrics" if self.metrics_port else ""),
             f"  API             http://127.0.0.1:{self.api_port}   (OpenAPI: http://127.0.0.1:{self.api_port}/docs;"
@@ -249,7 +254,7 @@ class DevStack:
                       "Ctrl-C here stops it all.")
 
 
-def serve_simulator(spec: FleetSpec, *, host: str, port: int, time_scale: float) -> None:
+def serve_simulator(spec: FleetSpec, *, host: str, port: int, tls_port: int, time_scale: float) -> None:
     """`regatta sim`: the fleet simulator in the foreground. The dev stack is the one piece of the
     product that may start it (an import-linter contract keeps `regatta.sim` out of the rest)."""
     from regatta.sim.server import serve
@@ -257,4 +262,4 @@ def serve_simulator(spec: FleetSpec, *, host: str, port: int, time_scale: float)
 
     world = World(time_scale=time_scale)
     world.load(spec)
-    serve(world, host=host, port=port)
+    serve(world, host=host, port=port, tls_port=tls_port)

@@ -11,8 +11,8 @@ import typer
 
 from regatta.cli.arguments import Output, parse_selector, parse_until
 from regatta.cli.context import fleet_now, open_inventory
-from regatta.cli.exits import run_command
-from regatta.cli.render import console, minute, render_clusters
+from regatta.cli.exits import Unreachable, run_command
+from regatta.cli.render import console, errors, minute, render_clusters
 from regatta.settings import Settings
 from regatta.temporal.operations import OperationRefused as Refused
 
@@ -109,5 +109,41 @@ def clusters_sync(selector: Annotated[str | None, typer.Option()] = None):
         names = [r.name for r in inventory.list_clusters(parse_selector(selector))]
         fresh = sweep(ClusterConnections(sim_url=Settings.from_env().sim_url), inventory, names)
         console.print(f"synced {len(fresh)} clusters; {sum(r.health == 'healthy' for r in fresh)} healthy")
+
+    run_command(body)
+
+
+@clusters_app.command("kubeconfig")
+def clusters_kubeconfig(
+    cluster: Annotated[str, typer.Argument(help="cluster name, as `regatta clusters list` shows it")],
+    output: Annotated[str | None, typer.Option("--output", help="write it to this file (mode 0600) instead of stdout")] = None,
+):
+    """A kubeconfig for kubectl: for a simulated cluster its HTTPS server, CA and token; for EKS,
+    GKE and AKS the exec-plugin form their own CLIs write (no credential stored); for a kubeconfig
+    cluster its own context."""
+    import os
+
+    import yaml
+
+    from regatta.clouds import CloudError
+    from regatta.kube.connect import ClusterConnections
+
+    def body():
+        record = open_inventory().get_cluster(cluster)
+        try:
+            config = ClusterConnections(sim_url=Settings.from_env().sim_url).provider(record.ref).kubeconfig(record.ref)
+        except CloudError as error:
+            if error.retryable:
+                raise Unreachable(str(error)) from None
+            raise Refused(str(error)) from None
+        text = yaml.safe_dump(config, sort_keys=False)
+        if output is None:
+            print(text, end="")
+            return
+        descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(text)
+        os.chmod(output, 0o600)  # an existing file keeps no wider mode: it may hold a token
+        errors.print(f"wrote {output}: kubectl --kubeconfig {output} get nodes")
 
     run_command(body)

@@ -20,6 +20,7 @@ def dev(
     temporal_port: int = 7233,
     ui_port: int = 8233,
     sim_port: int = 8600,
+    sim_tls_port: Annotated[int, typer.Option(help="the simulated clusters' API servers (HTTPS)")] = 8643,
     api_port: Annotated[int, typer.Option(help="the HTTP API's port")] = 8700,
     metrics_port: Annotated[int, typer.Option(help="the worker's Prometheus metrics port; 0 turns them off")] = 9464,
     keep_history: Annotated[bool, typer.Option(help="keep Temporal's history in REGATTA_HOME across restarts")] = False,
@@ -30,7 +31,7 @@ def dev(
 
     stack = DevStack(
         settings=Settings.from_env(), fleet=fleet, time_scale=time_scale, temporal_port=temporal_port,
-        ui_port=ui_port, sim_port=sim_port, api_port=api_port, metrics_port=metrics_port, keep_history=keep_history,
+        ui_port=ui_port, sim_port=sim_port, sim_tls_port=sim_tls_port, api_port=api_port, metrics_port=metrics_port, keep_history=keep_history,
     )
     raise typer.Exit(stack.run(demo=demo))
 
@@ -38,7 +39,8 @@ def dev(
 def sim(
     fleet: Annotated[str | None, typer.Option(help="fleet file (YAML)")] = None,
     host: str = "127.0.0.1",
-    port: int = 8600,
+    port: Annotated[int, typer.Option(help="the clouds' control planes and /sim/* (plain HTTP)")] = 8600,
+    tls_port: Annotated[int, typer.Option(help="the clusters' API servers (HTTPS, a CA made per run); 0: any free port")] = 8643,
     time_scale: float = 0.05,
 ):
     """Run the fleet simulator (cloud control planes and cluster APIs) in the foreground."""
@@ -50,8 +52,9 @@ def sim(
     except FleetFileError as error:
         errors.print(f"[bold red]refused:[/] {error}")
         raise typer.Exit(EXIT_REFUSED) from None
-    console.print(f"simulator: {len(spec.clusters)} clusters on http://{host}:{port} (time scale {time_scale})")
-    serve_simulator(spec, host=host, port=port, time_scale=time_scale)
+    console.print(f"simulator: {len(spec.clusters)} clusters on http://{host}:{port}, their API servers on"
+                  f" https://{host}:{tls_port} (time scale {time_scale})")
+    serve_simulator(spec, host=host, port=port, tls_port=tls_port, time_scale=time_scale)
 
 
 def sim_clock(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
@@ -20,7 +21,8 @@ from azure.core.rest import HttpRequest
 from azure.mgmt.containerservice import ContainerServiceClient
 from azure.mgmt.containerservice.models import AgentPool
 
-from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_token
+from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_endpoint, simulator_kubeconfig
+from regatta.formats import kubeconfig
 from regatta.models import CloudOperation, ClusterRef, NodePool
 from regatta.models.errors import ErrorType
 from regatta.rules import versions
@@ -195,10 +197,24 @@ class AksProvider:
             return operation.model_copy(update={"status": "failed", "errors": [f"{why.get('code')}: {why.get('message')}"]})
         return operation
 
+    def kubeconfig(self, cluster: ClusterRef) -> dict[str, Any]:
+        """What `az aks get-credentials` and `kubelogin convert-kubeconfig -l azurecli` write: the
+        server and CA of the user kubeconfig ARM hands out, and kubelogin as the exec plugin."""
+        if self.endpoint_url:
+            return simulator_kubeconfig(self.endpoint_url, cluster)
+        import yaml
+
+        _, group = self._scope(cluster)
+        result = self._call(cluster, f"credentials of {cluster.name}", "managed_clusters", "list_cluster_user_credentials",
+                            group, cluster.name)
+        issued = yaml.safe_load(result.kubeconfigs[0].value)
+        server = issued["clusters"][0]["cluster"]
+        return kubeconfig.kubeconfig(name=cluster.name, server=server["server"],
+                                     ca_data=server.get("certificate-authority-data"), user=kubeconfig.aks_user())
+
     def kube_endpoint(self, cluster: ClusterRef) -> KubeEndpoint:
         if self.endpoint_url:
-            return KubeEndpoint(host=f"{self.endpoint_url}/k8s/{cluster.name}",
-                                bearer_token=simulator_token(self.endpoint_url, cluster))
+            return simulator_endpoint(self.endpoint_url, cluster)
         import yaml
 
         _, group = self._scope(cluster)

@@ -9,8 +9,9 @@ the operation again by its request token instead of starting a second one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+from regatta.formats import kubeconfig
 from regatta.models import CloudOperation, ClusterRef, NodePool
 from regatta.models.errors import ErrorType
 
@@ -64,10 +65,15 @@ class CloudProvider(Protocol):
 
     def kube_endpoint(self, cluster: ClusterRef) -> KubeEndpoint: ...
 
+    def kubeconfig(self, cluster: ClusterRef) -> dict[str, Any]:
+        """A kubeconfig for `cluster` in the form the cloud's own CLI writes (regatta/formats/kubeconfig.py)."""
+        ...
 
-def simulator_token(sim_url: str, cluster: ClusterRef) -> str:
-    """The bearer token the simulated API server of `cluster` takes, asked for when a client is
-    built (as a real cloud's token is): it lives in the activity, never in a payload."""
+
+def simulator_credentials(sim_url: str, cluster: ClusterRef) -> dict[str, str]:
+    """What the simulated cloud hands out for `cluster`, as `aws eks get-token` or `az aks
+    get-credentials` would: a bearer token, the API server's HTTPS address and the CA that signed
+    its certificate. Asked for when a client is built: it lives in the activity, never in a payload."""
     import httpx
 
     try:
@@ -76,4 +82,22 @@ def simulator_token(sim_url: str, cluster: ClusterRef) -> str:
     except httpx.HTTPError as error:
         raise CloudError(f"credentials of {cluster.name} from the simulator: {error}", error_type=ErrorType.CLOUD_UNREACHABLE,
                          retryable=True) from error
-    return response.json()["token"]
+    found: dict[str, str] = response.json()
+    return found
+
+
+def simulator_token(sim_url: str, cluster: ClusterRef) -> str:
+    return simulator_credentials(sim_url, cluster)["token"]
+
+
+def simulator_kubeconfig(sim_url: str, cluster: ClusterRef) -> dict[str, Any]:
+    """A simulated cluster's kubeconfig: its HTTPS server, the run's CA and its bearer token."""
+    found = simulator_credentials(sim_url, cluster)
+    return kubeconfig.kubeconfig(name=cluster.name, server=found["server"], ca_data=found.get("certificate_authority_data"),
+                                 user=kubeconfig.token_user(found["token"]))
+
+
+def simulator_endpoint(sim_url: str, cluster: ClusterRef) -> KubeEndpoint:
+    """A simulated cluster's API server over HTTPS, trusted through its CA like a real one."""
+    found = simulator_credentials(sim_url, cluster)
+    return KubeEndpoint(host=found["server"], bearer_token=found["token"], ca_data=found.get("certificate_authority_data"))

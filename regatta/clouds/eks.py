@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import base64
 import threading
+from typing import Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_token
+from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_kubeconfig, simulator_token
+from regatta.formats import kubeconfig
 from regatta.models import CloudOperation, ClusterRef, NodePool
 from regatta.models.errors import ErrorType
 
@@ -187,6 +189,17 @@ class EksProvider:
         found = self._call(cluster, f"describe cluster {cluster.name}", "describe_cluster", name=cluster.name)["cluster"]
         token = simulator_token(self.endpoint_url, cluster) if self.endpoint_url else self.bearer_token(cluster)
         return KubeEndpoint(host=found["endpoint"], bearer_token=token, ca_data=(found.get("certificateAuthority") or {}).get("data") or None)
+
+    def kubeconfig(self, cluster: ClusterRef) -> dict[str, Any]:
+        """What `aws eks update-kubeconfig` writes: the endpoint and CA from DescribeCluster, and
+        `aws eks get-token` as the exec plugin (with the cluster's profile)."""
+        if self.endpoint_url:
+            return simulator_kubeconfig(self.endpoint_url, cluster)
+        found = self._call(cluster, f"describe cluster {cluster.name}", "describe_cluster", name=cluster.name)["cluster"]
+        profile = None if cluster.credential_ref == "default" else cluster.credential_ref
+        return kubeconfig.kubeconfig(name=cluster.name, server=found["endpoint"],
+                                     ca_data=(found.get("certificateAuthority") or {}).get("data") or None,
+                                     user=kubeconfig.eks_user(cluster=cluster.name, region=cluster.region, profile=profile))
 
     def bearer_token(self, cluster: ClusterRef) -> str:
         """The token `aws eks get-token` prints: a presigned STS GetCallerIdentity URL naming the cluster."""

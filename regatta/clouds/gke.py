@@ -13,13 +13,15 @@ anonymous credentials.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from google.api_core import exceptions as google_errors
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import container_v1
 
-from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_token
+from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_endpoint, simulator_kubeconfig
+from regatta.formats import kubeconfig
 from regatta.models import CloudOperation, ClusterRef, NodePool
 from regatta.models.errors import ErrorType
 from regatta.rules import versions
@@ -194,10 +196,18 @@ class GkeProvider:
                         name=f"projects/{self._project(cluster)}/locations/{cluster.region}/operations/{operation.id}")
         return self._operation(cluster, op, kind=operation.kind, pool=operation.node_pool)
 
+    def kubeconfig(self, cluster: ClusterRef) -> dict[str, Any]:
+        """What `gcloud container clusters get-credentials` writes: the endpoint and cluster CA, and
+        gke-gcloud-auth-plugin as the exec plugin."""
+        if self.endpoint_url:
+            return simulator_kubeconfig(self.endpoint_url, cluster)
+        found = self._get(cluster)
+        return kubeconfig.kubeconfig(name=cluster.name, server=f"https://{found.endpoint}",
+                                     ca_data=found.master_auth.cluster_ca_certificate or None, user=kubeconfig.gke_user())
+
     def kube_endpoint(self, cluster: ClusterRef) -> KubeEndpoint:
         if self.endpoint_url:
-            return KubeEndpoint(host=f"{self.endpoint_url}/k8s/{cluster.name}",
-                                bearer_token=simulator_token(self.endpoint_url, cluster))
+            return simulator_endpoint(self.endpoint_url, cluster)
         import google.auth
         import google.auth.transport.requests
 

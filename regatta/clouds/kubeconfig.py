@@ -9,10 +9,12 @@ In the embedded default the kubeconfig is implied: the cluster's API is the simu
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from typing import Any
 
 from kubernetes import client as k8s
 
-from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_token
+from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_endpoint, simulator_kubeconfig
+from regatta.formats import kubeconfig
 from regatta.models import CloudOperation, ClusterRef, NodePool
 from regatta.models.errors import ErrorType
 
@@ -28,8 +30,30 @@ class KubeconfigProvider:
 
     def kube_endpoint(self, cluster: ClusterRef) -> KubeEndpoint:
         if self.sim_url:
-            return KubeEndpoint(host=f"{self.sim_url}/k8s/{cluster.name}", bearer_token=simulator_token(self.sim_url, cluster))
+            return simulator_endpoint(self.sim_url, cluster)
         return KubeEndpoint(host="", kubeconfig_context=None if cluster.credential_ref == "default" else cluster.credential_ref)
+
+    def kubeconfig(self, cluster: ClusterRef) -> dict[str, Any]:
+        """The cluster's own context (its credential_ref, or the current one) from the kubeconfig
+        this process reads (KUBECONFIG or ~/.kube/config), with its cluster and user."""
+        if self.sim_url:
+            return simulator_kubeconfig(self.sim_url, cluster)
+        import os
+        from pathlib import Path
+
+        import yaml
+
+        path = Path(os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or Path.home() / ".kube" / "config")
+        try:
+            config = yaml.safe_load(path.read_text()) or {}
+        except OSError as error:
+            raise CloudError(f"cannot read the kubeconfig {path} for {cluster.name}: {error}",
+                             error_type=ErrorType.INVALID_CREDENTIAL_REF, retryable=False) from None
+        try:
+            return kubeconfig.context_of(config, context=None if cluster.credential_ref == "default" else cluster.credential_ref)
+        except KeyError as missing:
+            raise CloudError(f"{cluster.name}: {missing.args[0]} in {path}", error_type=ErrorType.INVALID_CREDENTIAL_REF,
+                             retryable=False) from None
 
     def _refuse(self, cluster: ClusterRef, what: str) -> CloudError:
         return CloudError(

@@ -30,16 +30,17 @@ def _signed_region(request: Request) -> str:
 
 def _cluster_json(request: Request, cluster: Cluster) -> dict:
     base = str(request.base_url).rstrip("/")
+    world: World = request.app.state.world
     return {
         "name": cluster.name,
         "arn": f"arn:aws:eks:{cluster.region}:{ACCOUNT}:cluster/{cluster.name}",
         "createdAt": cluster.created,
         "version": cluster.version,
-        "endpoint": f"{base}/k8s/{cluster.name}",
+        "endpoint": world.api_server(cluster.name) if world.kube_url else f"{base}/k8s/{cluster.name}",
         "roleArn": f"arn:aws:iam::{ACCOUNT}:role/eks-cluster",
         "status": cluster.status,
         "platformVersion": "eks.8",
-        "certificateAuthority": {"data": ""},
+        "certificateAuthority": {"data": world.ca_data or ""},
         "tags": dict(cluster.labels),
     }
 

@@ -57,7 +57,9 @@ def _cluster_json(request: Request, project: str, location: str, cluster: Cluste
         "currentMasterVersion": _gke_version(cluster.version),
         "currentNodeVersion": _gke_version(versions[0]),
         "status": CLUSTER_RECONCILING if cluster.status == "UPDATING" else CLUSTER_RUNNING,
-        "endpoint": f"{request.url.hostname}:{request.url.port}",
+        "endpoint": (world.api_server(cluster.name).removeprefix("https://") if (world := request.app.state.world).kube_url
+                     else f"{request.url.hostname}:{request.url.port}"),
+        "masterAuth": {"clusterCaCertificate": world.ca_data or ""},
         "resourceLabels": dict(cluster.labels),
         "nodePools": [_pool_json(project, location, cluster, p) for p in cluster.pools.values()],
         "selfLink": f"/v1/projects/{project}/locations/{location}/clusters/{cluster.name}",

@@ -6,9 +6,12 @@ invariant report. Started by `regatta sim`, `regatta dev`, the tests and the ben
 from __future__ import annotations
 
 import asyncio
+import base64
+import tempfile
 import threading
 from dataclasses import fields
 from datetime import datetime
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -165,7 +168,8 @@ def create_app(world: World) -> FastAPI:
     async def credentials(cluster: str):
         """The simulated cloud's answer to `aws eks get-token` / `az aks get-credentials`."""
         world.cluster(cluster)
-        return {"cluster": cluster, "token": world.api_token}
+        return {"cluster": cluster, "token": world.api_token, "server": world.api_server(cluster),
+                "certificate_authority_data": world.ca_data}
 
     @app.get("/sim/clock")
     async def read_clock():
@@ -200,32 +204,94 @@ def create_app(world: World) -> FastAPI:
     return app
 
 
-def serve(world: World, *, host: str = "127.0.0.1", port: int = 8600, log_level: str = "warning") -> None:
+class Listeners:
+    """The simulator's two listeners on one event loop and one World: plain HTTP for the cloud
+    control planes and `/sim/*` (the port REGATTA_SIM_URL names), and HTTPS for the clusters' API
+    servers, with a certificate for 127.0.0.1 and localhost signed by a CA made for this run
+    (trustme) and handed out as certificate-authority-data, the way a real cluster's is. The plain
+    port answers `/k8s/` too, for the test harness; every Regatta client and kubeconfig uses HTTPS.
+    The key and certificate files live in a temporary directory removed when the listeners stop."""
+
+    def __init__(self, world: World, *, host: str = "127.0.0.1", port: int = 0, tls_port: int = 0,
+                 log_level: str = "warning"):
+        import trustme
+
+        self.world, self.host = world, host
+        app = create_app(world)
+        authority = trustme.CA(organization_name="Regatta fleet simulator")
+        certificate = authority.issue_cert("127.0.0.1", "localhost", "::1")
+        self._files = tempfile.TemporaryDirectory(prefix="regatta-sim-tls-")
+        key, chain = Path(self._files.name) / "server.key", Path(self._files.name) / "server.pem"
+        certificate.private_key_pem.write_to_path(str(key))
+        certificate.cert_chain_pems[0].write_to_path(str(chain))
+        self.ca_pem = authority.cert_pem.bytes()
+        self.plain = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False))
+        self.tls = uvicorn.Server(uvicorn.Config(app, host=host, port=tls_port, log_level=log_level, access_log=False,
+                                                 ssl_keyfile=str(key), ssl_certfile=str(chain)))
+
+    @property
+    def started(self) -> bool:
+        return self.plain.started and self.tls.started
+
+    @staticmethod
+    def _port(server: uvicorn.Server) -> int:
+        return int(server.servers[0].sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self._port(self.plain)}"
+
+    @property
+    def kube_url(self) -> str:
+        return f"https://{self.host}:{self._port(self.tls)}"
+
+    async def serve(self) -> None:
+        async def announce_and_link() -> None:
+            while not self.started:
+                if self.plain.should_exit or self.tls.should_exit:
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                self.world.kube_url = self.kube_url
+                self.world.ca_data = base64.b64encode(self.ca_pem).decode()
+            while not (self.plain.should_exit or self.tls.should_exit):  # one stopping stops both (signals reach one)
+                await asyncio.sleep(0.1)
+            self.plain.should_exit = self.tls.should_exit = True
+
+        try:
+            await asyncio.gather(self.plain.serve(), self.tls.serve(), announce_and_link())
+        finally:
+            self._files.cleanup()
+
+    def stop(self) -> None:
+        self.plain.should_exit = self.tls.should_exit = True
+
+
+def serve(world: World, *, host: str = "127.0.0.1", port: int = 8600, tls_port: int = 8643,
+          log_level: str = "warning") -> None:
     """Run the simulator in this process until interrupted."""
-    uvicorn.run(create_app(world), host=host, port=port, log_level=log_level, access_log=False)
+    asyncio.run(Listeners(world, host=host, port=port, tls_port=tls_port, log_level=log_level).serve())
 
 
 class BackgroundSimulator:
     """The simulator on a thread of the calling process: what tests and benchmarks use."""
 
-    def __init__(self, world: World, *, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, world: World, *, host: str = "127.0.0.1", port: int = 0, tls_port: int = 0):
         self.world = world
-        config = uvicorn.Config(create_app(world), host=host, port=port, log_level="warning", access_log=False)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="regatta-sim", daemon=True)
+        self.listeners = Listeners(world, host=host, port=port, tls_port=tls_port)
+        self._thread = threading.Thread(target=lambda: asyncio.run(self.listeners.serve()), name="regatta-sim", daemon=True)
         self.url = ""
+        self.kube_url = ""
 
     def __enter__(self) -> BackgroundSimulator:
         self._thread.start()
-        while not self._server.started:
+        while not (self.listeners.started and self.world.kube_url):
             if not self._thread.is_alive():
                 raise RuntimeError("the simulator failed to start")
             threading.Event().wait(0.02)
-        sock = self._server.servers[0].sockets[0]
-        host, port = sock.getsockname()[:2]
-        self.url = f"http://{host}:{port}"
+        self.url, self.kube_url = self.listeners.url, self.listeners.kube_url
         return self
 
-    def __exit__(self, *exc) -> None:
-        self._server.should_exit = True
+    def __exit__(self, *exc: object) -> None:
+        self.listeners.stop()
         self._thread.join(timeout=10)

@@ -238,6 +238,11 @@ class World:
         # get-token` or `az aks get-credentials` would hand out. The tests look for it in every
         # workflow history and must not find it (DESIGN rule 1).
         self.api_token = f"simtok-{secrets.token_hex(16)}"
+        # Where the clusters' API servers answer over HTTPS, and the per-run CA that signed their
+        # certificate (base64 PEM, as EKS and GKE hand out certificate-authority-data): set by the
+        # listeners once the TLS port is bound (regatta/sim/server.py).
+        self.kube_url: str | None = None
+        self.ca_data: str | None = None
         self.random = random.Random(seed)
         self._tasks: set[asyncio.Task] = set()
         self._uids = itertools.count(1)
@@ -910,6 +915,12 @@ class World:
         record["weights"] = dict(weights)
         record["changes"].append({"change_id": change_id, "at": time.time(), "weights": dict(weights)})
         return record
+
+    def api_server(self, cluster: str) -> str:
+        """The HTTPS address of a cluster's API server (what EKS calls its endpoint)."""
+        if self.kube_url is None:
+            raise SimError(503, "ServiceUnavailable", "the simulator's TLS listener for cluster API servers is not up")
+        return f"{self.kube_url}/k8s/{cluster}"
 
     def cluster_operation(self, cluster: Cluster, kind: str) -> Update | None:
         return next((u for u in reversed(list(cluster.updates.values())) if u.type == kind), None)
