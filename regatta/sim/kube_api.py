@@ -9,7 +9,6 @@ Namespaces. Errors are `Status` objects with the reason and code the API server 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 
 from fastapi import APIRouter, Request
@@ -24,7 +23,7 @@ def _world(request: Request) -> World:
     return request.app.state.world
 
 
-def _cluster(request: Request, name: str, operation: str) -> tuple[World, Cluster]:
+def reach(request: Request, name: str, operation: str) -> tuple[World, Cluster]:
     world = _world(request)
     if request.headers.get("authorization") != f"Bearer {world.api_token}":
         raise SimError(401, "Unauthorized", "Unauthorized: a bearer token from GET /sim/credentials/{cluster} is required")
@@ -36,7 +35,7 @@ def _cluster(request: Request, name: str, operation: str) -> tuple[World, Cluste
     return world, cluster
 
 
-def _ts(epoch: float) -> str:
+def timestamp(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -53,7 +52,7 @@ def status_body(error: SimError) -> dict:
 _REQUIREMENT = re.compile(r"^\s*([^!=\s]+)\s*(==|=|!=)\s*(\S*)\s*$")
 
 
-def _requirements(selector: str | None) -> list[tuple[str, str, str | None]]:
+def requirements(selector: str | None) -> list[tuple[str, str, str | None]]:
     if not selector:
         return []
     out = []
@@ -71,7 +70,7 @@ def _requirements(selector: str | None) -> list[tuple[str, str, str | None]]:
     return out
 
 
-def _selected(reqs: list[tuple[str, str, str | None]], values: dict[str, str]) -> bool:
+def selected(reqs: list[tuple[str, str, str | None]], values: dict[str, str]) -> bool:
     for key, op, value in reqs:
         present = key in values
         if op == "=" and values.get(key) != value:
@@ -102,13 +101,13 @@ def _node_json(cluster: Cluster, node: Node, now: float) -> dict:
     return {
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": node.name, "uid": f"node-{node.name}", "labels": labels,
-                     "creationTimestamp": _ts(node.created), "resourceVersion": str(cluster.resource_version)},
+                     "creationTimestamp": timestamp(node.created), "resourceVersion": str(cluster.resource_version)},
         "spec": {"unschedulable": node.unschedulable, "providerID": f"sim:///{cluster.region}/{node.name}",
                  **({"taints": [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]} if node.unschedulable else {})},
         "status": {
             "conditions": [{"type": "Ready", "status": "True" if ready else "False",
                             "reason": "KubeletReady" if ready else "KubeletNotReady",
-                            "lastHeartbeatTime": _ts(node.created), "lastTransitionTime": _ts(node.created)}],
+                            "lastHeartbeatTime": timestamp(node.created), "lastTransitionTime": timestamp(node.created)}],
             "capacity": {"pods": str(node.capacity), "cpu": "2", "memory": "8Gi"},
             "allocatable": {"pods": str(node.capacity), "cpu": "1930m", "memory": "7Gi"},
             "nodeInfo": {
@@ -130,7 +129,7 @@ def _pod_json(pod: Pod, now: float) -> dict:
     return {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": pod.name, "namespace": pod.namespace, "uid": pod.uid, "labels": pod.labels,
-                     "ownerReferences": owner, "creationTimestamp": _ts(pod.created)},
+                     "ownerReferences": owner, "creationTimestamp": timestamp(pod.created)},
         "spec": {"nodeName": pod.node, "containers": [{"name": "app", "image": f"registry.local/{pod.owner or pod.name}:1"}]},
         "status": {"phase": "Running" if pod.node else "Pending",
                    "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
@@ -182,7 +181,7 @@ def _pod_fields(pod: Pod) -> dict[str, str]:
 
 @router.get("/version")
 async def version(request: Request, cluster: str):
-    _, c = _cluster(request, cluster, "version")
+    _, c = reach(request, cluster, "version")
     return {"major": "1", "minor": c.version.split(".")[1], "gitVersion": f"v{c.version}.0",
             "platform": "linux/amd64", "goVersion": "go1.22", "compiler": "gc", "buildDate": "", "gitCommit": "", "gitTreeState": "clean"}
 
@@ -191,23 +190,23 @@ async def version(request: Request, cluster: str):
 @router.get("/livez", response_class=PlainTextResponse)
 @router.get("/healthz", response_class=PlainTextResponse)
 async def readyz(request: Request, cluster: str):
-    _cluster(request, cluster, "readyz")
+    reach(request, cluster, "readyz")
     return "ok"
 
 
 @router.get("/api/v1/nodes")
 async def list_nodes(request: Request, cluster: str, labelSelector: str | None = None, fieldSelector: str | None = None):
-    world, c = _cluster(request, cluster, "list_nodes")
+    world, c = reach(request, cluster, "list_nodes")
     now = world.now()
-    labels, fields = _requirements(labelSelector), _requirements(fieldSelector)
+    labels, fields = requirements(labelSelector), requirements(fieldSelector)
     items = [_node_json(c, n, now) for n in sorted(c.nodes.values(), key=lambda n: n.name)]
-    items = [i for i in items if _selected(labels, i["metadata"]["labels"]) and _selected(fields, {"metadata.name": i["metadata"]["name"]})]
+    items = [i for i in items if selected(labels, i["metadata"]["labels"]) and selected(fields, {"metadata.name": i["metadata"]["name"]})]
     return _list("Node", "v1", items, c)
 
 
 @router.get("/api/v1/nodes/{name}")
 async def read_node(request: Request, cluster: str, name: str):
-    world, c = _cluster(request, cluster, "read_node")
+    world, c = reach(request, cluster, "read_node")
     if name not in c.nodes:
         raise SimError(404, "NotFound", f'nodes "{name}" not found')
     return _node_json(c, c.nodes[name], world.now())
@@ -215,7 +214,7 @@ async def read_node(request: Request, cluster: str, name: str):
 
 @router.patch("/api/v1/nodes/{name}")
 async def patch_node(request: Request, cluster: str, name: str):
-    world, c = _cluster(request, cluster, "patch_node")
+    world, c = reach(request, cluster, "patch_node")
     node = c.nodes.get(name)
     if node is None:
         raise SimError(404, "NotFound", f'nodes "{name}" not found')
@@ -246,30 +245,30 @@ async def patch_node(request: Request, cluster: str, name: str):
 
 def _pods(request: Request, c: Cluster, world: World, namespace: str | None, labelSelector: str | None, fieldSelector: str | None) -> dict:
     now = world.now()
-    labels, fields = _requirements(labelSelector), _requirements(fieldSelector)
+    labels, fields = requirements(labelSelector), requirements(fieldSelector)
     pods = sorted(c.pods.values(), key=lambda p: (p.namespace, p.name))
     items = [
         _pod_json(p, now) for p in pods
-        if (namespace is None or p.namespace == namespace) and _selected(labels, p.labels) and _selected(fields, _pod_fields(p))
+        if (namespace is None or p.namespace == namespace) and selected(labels, p.labels) and selected(fields, _pod_fields(p))
     ]
     return _list("Pod", "v1", items, c)
 
 
 @router.get("/api/v1/pods")
 async def list_pods(request: Request, cluster: str, labelSelector: str | None = None, fieldSelector: str | None = None):
-    world, c = _cluster(request, cluster, "list_pods")
+    world, c = reach(request, cluster, "list_pods")
     return _pods(request, c, world, None, labelSelector, fieldSelector)
 
 
 @router.get("/api/v1/namespaces/{namespace}/pods")
 async def list_namespaced_pods(request: Request, cluster: str, namespace: str, labelSelector: str | None = None, fieldSelector: str | None = None):
-    world, c = _cluster(request, cluster, "list_pods")
+    world, c = reach(request, cluster, "list_pods")
     return _pods(request, c, world, namespace, labelSelector, fieldSelector)
 
 
 @router.get("/api/v1/namespaces/{namespace}/pods/{name}")
 async def read_pod(request: Request, cluster: str, namespace: str, name: str):
-    world, c = _cluster(request, cluster, "read_pod")
+    world, c = reach(request, cluster, "read_pod")
     pod = c.pods.get((namespace, name))
     if pod is None:
         raise SimError(404, "NotFound", f'pods "{name}" not found')
@@ -278,7 +277,7 @@ async def read_pod(request: Request, cluster: str, namespace: str, name: str):
 
 @router.delete("/api/v1/namespaces/{namespace}/pods/{name}")
 async def delete_pod(request: Request, cluster: str, namespace: str, name: str):
-    world, c = _cluster(request, cluster, "delete_pod")
+    world, c = reach(request, cluster, "delete_pod")
     pod = c.pods.get((namespace, name))
     body = _pod_json(pod, world.now()) if pod else None
     world.delete_pod(c, namespace, name)
@@ -287,7 +286,7 @@ async def delete_pod(request: Request, cluster: str, namespace: str, name: str):
 
 @router.post("/api/v1/namespaces/{namespace}/pods/{name}/eviction", status_code=201)
 async def evict_pod(request: Request, cluster: str, namespace: str, name: str):
-    world, c = _cluster(request, cluster, "evict")
+    world, c = reach(request, cluster, "evict")
     world.evict(c, namespace, name)
     return {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Success", "code": 201}
 
@@ -295,14 +294,14 @@ async def evict_pod(request: Request, cluster: str, namespace: str, name: str):
 @router.get("/apis/policy/v1/poddisruptionbudgets")
 @router.get("/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets")
 async def list_pdbs(request: Request, cluster: str, namespace: str | None = None):
-    world, c = _cluster(request, cluster, "list_pdbs")
+    world, c = reach(request, cluster, "list_pdbs")
     items = [_pdb_json(world, c, p) for p in c.pdbs.values() if namespace is None or p.namespace == namespace]
     return _list("PodDisruptionBudget", "policy/v1", items, c)
 
 
 @router.get("/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/{name}")
 async def read_pdb(request: Request, cluster: str, namespace: str, name: str):
-    world, c = _cluster(request, cluster, "read_pdb")
+    world, c = reach(request, cluster, "read_pdb")
     pdb = c.pdbs.get((namespace, name))
     if pdb is None:
         raise SimError(404, "NotFound", f'poddisruptionbudgets.policy "{name}" not found')
@@ -312,17 +311,17 @@ async def read_pdb(request: Request, cluster: str, namespace: str, name: str):
 @router.get("/apis/apps/v1/deployments")
 @router.get("/apis/apps/v1/namespaces/{namespace}/deployments")
 async def list_deployments(request: Request, cluster: str, namespace: str | None = None, labelSelector: str | None = None):
-    world, c = _cluster(request, cluster, "list_deployments")
+    world, c = reach(request, cluster, "list_deployments")
     now = world.now()
-    labels = _requirements(labelSelector)
+    labels = requirements(labelSelector)
     items = [_deployment_json(c, ns, name, now) for (ns, name) in sorted(c.deployments)
-             if (namespace is None or ns == namespace) and _selected(labels, c.deployments[(ns, name)].metadata_labels)]
+             if (namespace is None or ns == namespace) and selected(labels, c.deployments[(ns, name)].metadata_labels)]
     return _list("Deployment", "apps/v1", items, c)
 
 
 @router.get("/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
 async def read_deployment(request: Request, cluster: str, namespace: str, name: str):
-    world, c = _cluster(request, cluster, "read_deployment")
+    world, c = reach(request, cluster, "read_deployment")
     if (namespace, name) not in c.deployments:
         raise SimError(404, "NotFound", f'deployments.apps "{name}" not found')
     return _deployment_json(c, namespace, name, world.now())
@@ -330,14 +329,14 @@ async def read_deployment(request: Request, cluster: str, namespace: str, name: 
 
 @router.patch("/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
 async def patch_deployment(request: Request, cluster: str, namespace: str, name: str):
-    world, c = _cluster(request, cluster, "patch_deployment")
+    world, c = reach(request, cluster, "patch_deployment")
     world.patch_deployment(c, namespace, name, await request.json())
     return _deployment_json(c, namespace, name, world.now())
 
 
 @router.delete("/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
 async def delete_deployment(request: Request, cluster: str, namespace: str, name: str):
-    world, c = _cluster(request, cluster, "delete_deployment")
+    world, c = reach(request, cluster, "delete_deployment")
     world.delete_deployment(c, namespace, name)
     return {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Success", "details": {"name": name, "kind": "deployments"}}
 
@@ -350,15 +349,15 @@ def _namespace_json(name: str, labels: dict[str, str] | None = None) -> dict:
 
 @router.get("/api/v1/namespaces")
 async def list_namespaces(request: Request, cluster: str, labelSelector: str | None = None):
-    _, c = _cluster(request, cluster, "list_namespaces")
+    _, c = reach(request, cluster, "list_namespaces")
     items = [_namespace_json(n, c.namespace_labels.get(n)) for n in sorted(c.namespaces)]
-    labels = _requirements(labelSelector)
-    return _list("Namespace", "v1", [i for i in items if _selected(labels, i["metadata"]["labels"])], c)
+    labels = requirements(labelSelector)
+    return _list("Namespace", "v1", [i for i in items if selected(labels, i["metadata"]["labels"])], c)
 
 
 @router.get("/api/v1/namespaces/{name}")
 async def read_namespace(request: Request, cluster: str, name: str):
-    _, c = _cluster(request, cluster, "read_namespace")
+    _, c = reach(request, cluster, "read_namespace")
     if name not in c.namespaces:
         raise SimError(404, "NotFound", f'namespaces "{name}" not found')
     return _namespace_json(name, c.namespace_labels.get(name))
@@ -366,14 +365,14 @@ async def read_namespace(request: Request, cluster: str, name: str):
 
 @router.delete("/api/v1/namespaces/{name}")
 async def delete_namespace(request: Request, cluster: str, name: str):
-    world, c = _cluster(request, cluster, "delete_namespace")
+    world, c = reach(request, cluster, "delete_namespace")
     world.delete_namespace(c, name)
     return {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Success", "details": {"name": name, "kind": "namespaces"}}
 
 
 @router.post("/api/v1/namespaces", status_code=201)
 async def create_namespace(request: Request, cluster: str):
-    _, c = _cluster(request, cluster, "create_namespace")
+    _, c = reach(request, cluster, "create_namespace")
     name = ((await request.json()).get("metadata") or {}).get("name")
     if not name:
         raise SimError(422, "Invalid", "Namespace metadata.name is required")
@@ -381,154 +380,3 @@ async def create_namespace(request: Request, cluster: str):
         raise SimError(409, "AlreadyExists", f'namespaces "{name}" already exists')
     c.namespaces.add(name)
     return JSONResponse(_namespace_json(name), status_code=201)
-
-
-# --------------------------------------------------------------------------- any other kind
-# Bootstrap and policy bundles create RBAC, network policies, config and so on. The simulator
-# keeps them as they were sent (with server-set metadata) without acting on them.
-
-
-def _object_key(api: str, plural: str, namespace: str, name: str) -> tuple[str, str, str, str]:
-    return (api, plural, namespace, name)
-
-
-async def _create_object(request: Request, cluster: str, api: str, plural: str, namespace: str = ""):
-    world, c = _cluster(request, cluster, f"create_{plural}")
-    body = await request.json()
-    name = (body.get("metadata") or {}).get("name")
-    if not name:
-        raise SimError(422, "Invalid", f"{plural}: metadata.name is required")
-    key = _object_key(api, plural, namespace, name)
-    if key in c.objects:
-        raise SimError(409, "AlreadyExists", f'{plural} "{name}" already exists')
-    body.setdefault("metadata", {}).update({"uid": f"{plural}-{namespace}-{name}", "resourceVersion": "1"})
-    if namespace:
-        body["metadata"]["namespace"] = namespace
-    if (api, plural) == VELERO_BACKUPS:  # Velero: snapshot the cluster to the shared bucket
-        return JSONResponse(_backup_json(name, world.take_backup(c, name)), status_code=201)
-    if (api, plural) == VELERO_RESTORES:
-        world.start_restore(c, body)
-    if (api, plural) == BATCH_JOBS:
-        _run_job(c, body, world.now())
-    c.objects[key] = body
-    return JSONResponse(body, status_code=201)
-
-
-BATCH_JOBS = ("batch/v1", "jobs")
-
-
-def _run_job(cluster: Cluster, job: dict, now_epoch: float) -> None:
-    """A Job runs to its end at once: it succeeds, or fails with the cluster's `job_failure`
-    fault as its message (a smoke test that found trouble)."""
-    now = _ts(now_epoch)
-    failure = cluster.faults.job_failure
-    if failure:
-        job["status"] = {"failed": 1, "startTime": now, "conditions": [
-            {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": failure,
-             "lastTransitionTime": now}]}
-    else:
-        job["status"] = {"succeeded": 1, "startTime": now, "completionTime": now, "conditions": [
-            {"type": "Complete", "status": "True", "lastTransitionTime": now}]}
-
-
-# Velero's custom resources. Every cluster's Velero points at one bucket, so Backups are read
-# from the world's shared store, not from the cluster: a standby sees the primary's backups.
-VELERO_BACKUPS = ("velero.io/v1", "backups")
-VELERO_RESTORES = ("velero.io/v1", "restores")
-
-
-def _backup_json(name: str, backup: dict) -> dict:
-    items = len(backup["deployments"]) + len(backup["pdbs"]) + len(backup["namespaces"])
-    return {
-        "apiVersion": "velero.io/v1", "kind": "Backup",
-        "metadata": {"name": name, "namespace": "velero", "uid": f"backup-{name}",
-                     "labels": {"velero.io/storage-location": "default", "regatta.dev/cluster": backup["cluster"]},
-                     # What Regatta's backup hook notes down: the replicas each Deployment ran with,
-                     # so a standby can be sized before anything is restored.
-                     "annotations": {"regatta.dev/replicas": json.dumps(
-                         {key: item["replicas"] for key, item in sorted(backup["deployments"].items())})}},
-        "spec": {"includedNamespaces": ["*"], "storageLocation": "default", "ttl": "720h0m0s"},
-        "status": {"phase": "Completed", "startTimestamp": _ts(backup["completed_at"]),
-                   "completionTimestamp": _ts(backup["completed_at"]),
-                   "progress": {"totalItems": items, "itemsBackedUp": items}},
-    }
-
-
-def _backups(world: World, labelSelector: str | None) -> list[dict]:
-    labels = _requirements(labelSelector)
-    items = [_backup_json(name, backup) for taken in world.backups.values() for name, backup in sorted(taken.items())]
-    return [item for item in items if _selected(labels, item["metadata"]["labels"])]
-
-
-def _read_object(request: Request, cluster: str, api: str, plural: str, namespace: str, name: str) -> dict:
-    world, c = _cluster(request, cluster, f"read_{plural}")
-    if (api, plural) == VELERO_BACKUPS:
-        backup = world.find_backup(name)
-        if backup is None:
-            raise SimError(404, "NotFound", f'backups.velero.io "{name}" not found')
-        return _backup_json(name, backup)
-    found = c.objects.get(_object_key(api, plural, namespace, name))
-    if found is None:
-        raise SimError(404, "NotFound", f'{plural} "{name}" not found')
-    return found
-
-
-def _list_objects(request: Request, cluster: str, api: str, plural: str, namespace: str) -> dict:
-    world, c = _cluster(request, cluster, f"list_{plural}")
-    if (api, plural) == VELERO_BACKUPS:
-        items = _backups(world, request.query_params.get("labelSelector"))
-        return {"apiVersion": api, "kind": "List", "metadata": {"resourceVersion": str(c.resource_version)}, "items": items}
-    items = [o for (a, p, ns, _), o in sorted(c.objects.items()) if a == api and p == plural and (not namespace or ns == namespace)]
-    return {"apiVersion": api, "kind": "List", "metadata": {"resourceVersion": str(c.resource_version)}, "items": items}
-
-
-def _delete_object(request: Request, cluster: str, api: str, plural: str, namespace: str, name: str) -> dict:
-    _, c = _cluster(request, cluster, f"delete_{plural}")
-    if c.objects.pop(_object_key(api, plural, namespace, name), None) is None:
-        raise SimError(404, "NotFound", f'{plural} "{name}" not found')
-    return {"apiVersion": "v1", "kind": "Status", "status": "Success"}
-
-
-@router.post("/apis/{group}/{version}/{plural}")
-async def create_cluster_object(request: Request, cluster: str, group: str, version: str, plural: str):
-    return await _create_object(request, cluster, f"{group}/{version}", plural)
-
-
-@router.post("/apis/{group}/{version}/namespaces/{namespace}/{plural}")
-async def create_namespaced_object(request: Request, cluster: str, group: str, version: str, namespace: str, plural: str):
-    return await _create_object(request, cluster, f"{group}/{version}", plural, namespace)
-
-
-@router.post("/api/v1/namespaces/{namespace}/{plural}")
-async def create_core_object(request: Request, cluster: str, namespace: str, plural: str):
-    return await _create_object(request, cluster, "v1", plural, namespace)
-
-
-@router.get("/apis/{group}/{version}/{plural}")
-async def list_cluster_objects(request: Request, cluster: str, group: str, version: str, plural: str):
-    return _list_objects(request, cluster, f"{group}/{version}", plural, "")
-
-
-@router.get("/apis/{group}/{version}/{plural}/{name}")
-async def read_cluster_object(request: Request, cluster: str, group: str, version: str, plural: str, name: str):
-    return _read_object(request, cluster, f"{group}/{version}", plural, "", name)
-
-
-@router.get("/apis/{group}/{version}/namespaces/{namespace}/{plural}")
-async def list_namespaced_objects(request: Request, cluster: str, group: str, version: str, namespace: str, plural: str):
-    return _list_objects(request, cluster, f"{group}/{version}", plural, namespace)
-
-
-@router.get("/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}")
-async def read_namespaced_object(request: Request, cluster: str, group: str, version: str, namespace: str, plural: str, name: str):
-    return _read_object(request, cluster, f"{group}/{version}", plural, namespace, name)
-
-
-@router.delete("/apis/{group}/{version}/{plural}/{name}")
-async def delete_cluster_object(request: Request, cluster: str, group: str, version: str, plural: str, name: str):
-    return _delete_object(request, cluster, f"{group}/{version}", plural, "", name)
-
-
-@router.delete("/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}")
-async def delete_namespaced_object(request: Request, cluster: str, group: str, version: str, namespace: str, plural: str, name: str):
-    return _delete_object(request, cluster, f"{group}/{version}", plural, namespace, name)

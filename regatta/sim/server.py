@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from regatta.formats.fleet_file import FleetSpec
-from regatta.sim import aks_api, eks_api, gke_api, kube_api, traffic_api
+from regatta.sim import aks_api, eks_api, gke_api, kube_api, kube_discovery, kube_objects, traffic_api
 from regatta.sim.world import Faults, SimError, World
 
 
@@ -196,7 +196,10 @@ def create_app(world: World) -> FastAPI:
         world.time_scale = scale
         return {"time_scale": scale}
 
+    app.include_router(kube_discovery.router)
     app.include_router(kube_api.router)
+    app.include_router(kube_objects.router)
+    app.add_middleware(kube_discovery.TablesForKubectl)
     app.include_router(eks_api.router)
     app.include_router(gke_api.router)
     app.include_router(aks_api.router)

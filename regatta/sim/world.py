@@ -185,6 +185,8 @@ class Cluster:
     namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     # Any other kind (RBAC, policies, config): (api group/version, plural, namespace, name) → object
     objects: dict[tuple[str, str, str, str], dict] = field(default_factory=dict)
+    # Every write to `objects` in order (resourceVersion, ADDED|MODIFIED|DELETED, key, object): what watches read.
+    object_log: list[tuple[int, str, tuple[str, str, str, str], dict]] = field(default_factory=list)
     updates: dict[str, Update] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)  # clientRequestToken → update id
     faults: Faults = field(default_factory=Faults)

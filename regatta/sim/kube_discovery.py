@@ -1,0 +1,291 @@
+"""What kubectl asks a cluster's API server before anything else: which groups, versions and
+resources it serves (the legacy discovery documents: APIVersions at /api, APIGroupList at /apis,
+an APIResourceList per group version), and tables to print (`Accept: application/json;as=Table;
+g=meta.k8s.io;v=v1`, answered with a meta.k8s.io/v1 Table whose cells the server formats).
+
+kubectl 1.37 first asks for aggregated discovery (apidiscovery.k8s.io/v2); an answer of plain
+`application/json` is the legacy form, which it then reads group version by group version.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.responses import Response
+
+from regatta.sim.world import SimError, World
+
+router = APIRouter(prefix="/k8s/{cluster}")
+
+READ = ["get", "list", "watch"]
+WRITE = ["create", "delete", "get", "list", "patch", "update", "watch"]
+
+
+@dataclass(frozen=True)
+class Resource:
+    plural: str
+    kind: str
+    namespaced: bool
+    verbs: list[str] = field(default_factory=lambda: list(WRITE))
+    short_names: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+
+    def entry(self) -> dict[str, Any]:
+        singular = self.kind.lower() if "/" not in self.plural else ""
+        found: dict[str, Any] = {"name": self.plural, "singularName": singular, "namespaced": self.namespaced,
+                                 "kind": self.kind, "verbs": self.verbs}
+        if self.short_names:
+            found["shortNames"] = self.short_names
+        if self.categories:
+            found["categories"] = self.categories
+        return found
+
+
+# What the simulator serves, by group version ("v1" is the core group).
+SERVED: dict[str, list[Resource]] = {
+    "v1": [
+        Resource("nodes", "Node", False, ["get", "list", "patch", "watch"], ["no"]),
+        Resource("pods", "Pod", True, ["delete", "get", "list", "watch"], ["po"], ["all"]),
+        Resource("pods/eviction", "Eviction", True, ["create"]),
+        Resource("namespaces", "Namespace", False, ["create", "delete", "get", "list", "watch"], ["ns"]),
+        Resource("events", "Event", True, ["create", "get", "list", "watch"], ["ev"]),
+        Resource("configmaps", "ConfigMap", True, list(WRITE), ["cm"]),
+        Resource("secrets", "Secret", True, list(WRITE)),
+        Resource("serviceaccounts", "ServiceAccount", True, list(WRITE), ["sa"]),
+        Resource("services", "Service", True, list(WRITE), ["svc"], ["all"]),
+        Resource("limitranges", "LimitRange", True, list(WRITE), ["limits"]),
+        Resource("resourcequotas", "ResourceQuota", True, list(WRITE), ["quota"]),
+    ],
+    "apps/v1": [Resource("deployments", "Deployment", True, ["delete", "get", "list", "patch", "watch"], ["deploy"], ["all"])],
+    "policy/v1": [Resource("poddisruptionbudgets", "PodDisruptionBudget", True, READ, ["pdb"])],
+    "batch/v1": [Resource("jobs", "Job", True, ["create", "delete", "get", "list"], [], ["all"])],
+    "rbac.authorization.k8s.io/v1": [
+        Resource("clusterroles", "ClusterRole", False, ["create", "delete", "get", "list"]),
+        Resource("clusterrolebindings", "ClusterRoleBinding", False, ["create", "delete", "get", "list"]),
+        Resource("roles", "Role", True, ["create", "delete", "get", "list"]),
+        Resource("rolebindings", "RoleBinding", True, ["create", "delete", "get", "list"]),
+    ],
+    "networking.k8s.io/v1": [Resource("networkpolicies", "NetworkPolicy", True, ["create", "delete", "get", "list"],
+                                      ["netpol"])],
+    "apiextensions.k8s.io/v1": [Resource("customresourcedefinitions", "CustomResourceDefinition", False, list(WRITE),
+                                         ["crd", "crds"])],
+    "velero.io/v1": [Resource("backups", "Backup", True, ["create", "get", "list"]),
+                     Resource("restores", "Restore", True, ["create", "get", "list"])],
+}
+
+
+def served_resources(world: World, cluster: str) -> dict[str, list[Resource]]:
+    """The built-in kinds, the kinds each CustomResourceDefinition makes servable, and the kind of
+    every other object a client has stored in this cluster."""
+    served = {version: list(resources) for version, resources in SERVED.items()}
+    known = {(version, r.plural) for version, resources in served.items() for r in resources}
+    objects = world.cluster(cluster).objects
+    for (api, plural, _, _), crd in sorted(objects.items()):
+        if (api, plural) != ("apiextensions.k8s.io/v1", "customresourcedefinitions"):
+            continue
+        spec = crd.get("spec") or {}
+        names = spec.get("names") or {}
+        for version in spec.get("versions") or []:
+            if not version.get("served", True) or not names.get("plural"):
+                continue
+            group_version = f"{spec.get('group')}/{version.get('name')}"
+            if (group_version, names["plural"]) not in known:
+                known.add((group_version, names["plural"]))
+                served.setdefault(group_version, []).append(Resource(
+                    names["plural"], names.get("kind", names["plural"]), spec.get("scope", "Namespaced") == "Namespaced",
+                    list(WRITE), list(names.get("shortNames") or []), list(names.get("categories") or [])))
+    for (api, plural, namespace, _), body in sorted(objects.items()):
+        if (api, plural) not in known:
+            known.add((api, plural))
+            served.setdefault(api, []).append(Resource(plural, str(body.get("kind") or plural.title()), bool(namespace),
+                                                       ["create", "delete", "get", "list"]))
+    return served
+
+
+def _check(request: Request, cluster: str) -> World:
+    world: World = request.app.state.world
+    if request.headers.get("authorization") != f"Bearer {world.api_token}":
+        raise SimError(401, "Unauthorized", "Unauthorized: a bearer token from GET /sim/credentials/{cluster} is required")
+    world.cluster(cluster)
+    return world
+
+
+@router.get("/api")
+async def core_versions(request: Request, cluster: str) -> dict[str, Any]:
+    _check(request, cluster)
+    return {"kind": "APIVersions", "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": request.url.netloc}]}
+
+
+@router.get("/apis")
+async def groups(request: Request, cluster: str) -> dict[str, Any]:
+    world = _check(request, cluster)
+    listed = []
+    for api in served_resources(world, cluster):
+        if api == "v1":
+            continue
+        group, version = api.split("/", 1)
+        entry = {"groupVersion": api, "version": version}
+        listed.append({"name": group, "versions": [entry], "preferredVersion": entry})
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": listed}
+
+
+@router.get("/api/v1")
+async def core_resources(request: Request, cluster: str) -> dict[str, Any]:
+    world = _check(request, cluster)
+    return {"kind": "APIResourceList", "groupVersion": "v1", "resources": [r.entry() for r in served_resources(world, cluster)["v1"]]}
+
+
+@router.get("/apis/{group}/{version}")
+async def group_resources(request: Request, cluster: str, group: str, version: str) -> dict[str, Any]:
+    world = _check(request, cluster)
+    api = f"{group}/{version}"
+    served = served_resources(world, cluster)
+    if api not in served:
+        raise SimError(404, "NotFound", f"the server could not find the requested resource ({api})")
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": api,
+            "resources": [r.entry() for r in served[api]]}
+
+
+# --------------------------------------------------------------------------- OpenAPI v3
+# kubectl reads it to learn whether the server validates fields itself (the PATCH operation of a
+# kind takes `fieldValidation`), and for a custom resource falls back to the Namespace's. These
+# documents say that much, for every kind served; the schemas are open (any field is kept).
+
+
+def _paths(api: str, resources: list[Resource]) -> dict[str, Any]:
+    group, version = (api.split("/", 1) if "/" in api else ("", api))
+    prefix = f"/apis/{api}" if group else "/api/v1"
+    paths: dict[str, Any] = {}
+    for resource in resources:
+        if "/" in resource.plural:
+            continue
+        gvk = {"group": group, "version": version, "kind": resource.kind}
+        item = f"{prefix}/namespaces/{{namespace}}/{resource.plural}/{{name}}" if resource.namespaced else \
+            f"{prefix}/{resource.plural}/{{name}}"
+        operation = {"x-kubernetes-group-version-kind": gvk, "x-kubernetes-action": "patch",
+                     "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
+                                    for n in ("dryRun", "fieldManager", "fieldValidation", "force")],
+                     "responses": {"200": {"description": "OK"}}}
+        paths[item] = {"patch": operation}
+    return paths
+
+
+@router.get("/openapi/v3")
+async def openapi_index(request: Request, cluster: str) -> dict[str, Any]:
+    world = _check(request, cluster)
+    return {"paths": {("api/v1" if api == "v1" else f"apis/{api}"): {"serverRelativeURL": f"/openapi/v3/"
+                                                                      f"{'api/v1' if api == 'v1' else 'apis/' + api}"
+                                                                      f"?hash={world.cluster(cluster).resource_version}"}
+                      for api in served_resources(world, cluster)}}
+
+
+@router.get("/openapi/v3/{path:path}")
+async def openapi_group_version(request: Request, cluster: str, path: str) -> dict[str, Any]:
+    world = _check(request, cluster)
+    api = "v1" if path == "api/v1" else path.removeprefix("apis/")
+    served = served_resources(world, cluster)
+    if api not in served:
+        raise SimError(404, "NotFound", f"no OpenAPI document for {path}")
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes (Regatta fleet simulator)", "version": "v1"},
+            "paths": _paths(api, served[api]), "components": {"schemas": {}}}
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _age(timestamp: str | None, now: float) -> str:
+    if not timestamp:
+        return "<unknown>"
+    then = time.mktime(time.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+    seconds = max(int(now - then), 0)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _condition(item: dict[str, Any], kind: str) -> str | None:
+    return next((c.get("status") for c in (item.get("status") or {}).get("conditions") or [] if c.get("type") == kind), None)
+
+
+def _columns(kind: str) -> list[tuple[str, str, int]]:
+    """(name, type, priority) as the API server defines them; priority 1 shows only with -o wide."""
+    return {
+        "Node": [("Name", "string", 0), ("Status", "string", 0), ("Roles", "string", 0), ("Age", "string", 0),
+                 ("Version", "string", 0), ("OS-Image", "string", 1), ("Kernel-Version", "string", 1),
+                 ("Container-Runtime", "string", 1)],
+        "Pod": [("Name", "string", 0), ("Ready", "string", 0), ("Status", "string", 0), ("Restarts", "string", 0),
+                ("Age", "string", 0), ("Node", "string", 1)],
+        "Namespace": [("Name", "string", 0), ("Status", "string", 0), ("Age", "string", 0)],
+        "Deployment": [("Name", "string", 0), ("Ready", "string", 0), ("Up-to-date", "integer", 0),
+                       ("Available", "integer", 0), ("Age", "string", 0)],
+        "PodDisruptionBudget": [("Name", "string", 0), ("Min Available", "string", 0), ("Max Unavailable", "string", 0),
+                                ("Allowed Disruptions", "integer", 0), ("Age", "string", 0)],
+    }.get(kind, [("Name", "string", 0), ("Age", "string", 0)])
+
+
+def _cells(kind: str, item: dict[str, Any], now: float) -> list[Any]:
+    meta, spec, status = item.get("metadata") or {}, item.get("spec") or {}, item.get("status") or {}
+    age = _age(meta.get("creationTimestamp"), now)
+    if kind == "Node":
+        ready = "Ready" if _condition(item, "Ready") == "True" else "NotReady"
+        info = status.get("nodeInfo") or {}
+        return [meta["name"], ready + (",SchedulingDisabled" if spec.get("unschedulable") else ""), "<none>", age,
+                info.get("kubeletVersion", ""), info.get("osImage", ""), info.get("kernelVersion", ""),
+                info.get("containerRuntimeVersion", "")]
+    if kind == "Pod":
+        ready_count = 1 if _condition(item, "Ready") == "True" else 0
+        return [meta["name"], f"{ready_count}/1", status.get("phase", "Unknown"), 0, age, spec.get("nodeName") or "<none>"]
+    if kind == "Namespace":
+        return [meta["name"], status.get("phase", "Active"), age]
+    if kind == "Deployment":
+        return [meta["name"], f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 0)}", status.get("updatedReplicas", 0),
+                status.get("availableReplicas", 0), age]
+    if kind == "PodDisruptionBudget":
+        return [meta["name"], str(spec.get("minAvailable", "N/A")), str(spec.get("maxUnavailable", "N/A")),
+                status.get("disruptionsAllowed", 0), age]
+    return [meta.get("name", ""), age]
+
+
+def table(body: dict[str, Any], now: float) -> dict[str, Any]:
+    """A list or one object as the Table kubectl prints."""
+    listed = body.get("kind", "").endswith("List") and "items" in body
+    items = body["items"] if listed else [body]
+    kind = body["kind"].removesuffix("List") if listed else body.get("kind", "")
+    if listed and kind == "" and items:
+        kind = items[0].get("kind", "")
+    kind = kind or (items[0].get("kind", "") if items else "")
+    return {
+        "kind": "Table", "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": (body.get("metadata") or {}).get("resourceVersion", "")},
+        "columnDefinitions": [{"name": name, "type": kind_, "format": "name" if name == "Name" else "", "description": "",
+                               "priority": priority} for name, kind_, priority in _columns(kind)],
+        "rows": [{"cells": _cells(kind, item, now),
+                  "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                             "metadata": item.get("metadata") or {}}} for item in items],
+    }
+
+
+class TablesForKubectl(BaseHTTPMiddleware):
+    """Turns a cluster API server's JSON answer into a Table when the client asks for one (kubectl
+    get does; the official Python client and Regatta do not)."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        wants = "as=Table" in request.headers.get("accept", "")
+        if not (wants and request.method == "GET" and request.url.path.startswith("/k8s/") and response.status_code == 200
+                and response.headers.get("content-type", "").startswith("application/json")):
+            return response
+        body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
+        found = json.loads(body)
+        if not isinstance(found, dict) or found.get("kind") in (None, "Status", "APIResourceList", "APIGroupList",
+                                                                 "APIVersions", "Table"):
+            return Response(body, status_code=200, media_type="application/json")
+        world: World = request.app.state.world
+        return Response(json.dumps(table(found, world.now())), status_code=200, media_type="application/json")
