@@ -8,11 +8,16 @@ Namespaces. Errors are `Status` objects with the reason and code the API server 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import json
 import re
+import time
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from regatta.sim.world import Cluster, Node, Pdb, Pod, SimError, World
 
@@ -144,7 +149,8 @@ def _pdb_json(world: World, cluster: Cluster, pdb: Pdb) -> dict:
         spec["maxUnavailable"] = pdb.max_unavailable
     return {
         "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-        "metadata": {"name": pdb.name, "namespace": pdb.namespace, "uid": f"pdb-{pdb.namespace}-{pdb.name}"},
+        "metadata": {"name": pdb.name, "namespace": pdb.namespace, "uid": f"pdb-{pdb.namespace}-{pdb.name}",
+                     "creationTimestamp": timestamp(cluster.created)},
         "spec": spec,
         "status": {**world.pdb_status(cluster, pdb), "observedGeneration": 1},
     }
@@ -159,16 +165,63 @@ def _deployment_json(cluster: Cluster, namespace: str, name: str, now: float) ->
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": name, "namespace": namespace, "uid": f"deploy-{namespace}-{name}", "generation": 1,
+                     "creationTimestamp": timestamp(cluster.created),
                      "labels": dict(deployment.metadata_labels), "annotations": dict(deployment.annotations)},
         "spec": {"replicas": deployment.replicas, "selector": {"matchLabels": deployment.labels}, "template": template},
         "status": {"replicas": len(owned), "readyReplicas": ready, "availableReplicas": ready,
-                   "updatedReplicas": len(owned), "observedGeneration": 1},
+                   "updatedReplicas": len(owned), "observedGeneration": 1,
+                   # what `kubectl wait --for=condition=Available` and `kubectl rollout status` read
+                   "conditions": [{"type": "Available", "status": "True" if ready >= deployment.replicas else "False",
+                                   "reason": "MinimumReplicasAvailable" if ready >= deployment.replicas
+                                   else "MinimumReplicasUnavailable"},
+                                  {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]},
     }
 
 
 def _list(kind: str, api_version: str, items: list[dict], cluster: Cluster) -> dict:
     return {"apiVersion": api_version, "kind": f"{kind}List",
             "metadata": {"resourceVersion": str(cluster.resource_version)}, "items": items}
+
+
+def watch_or_list(request: Request, c: Cluster, render: Callable[[], dict]) -> Any:
+    """A list of a kind the simulator models (nodes, pods, deployments, budgets), or, with
+    `watch`, its changes as watch events: the list is rendered again every few tens of
+    milliseconds and each object that appeared, changed or went is one event."""
+    if request.query_params.get("watch") not in ("1", "true"):
+        return render()
+    initial = request.query_params.get("sendInitialEvents") == "true"
+    deadline = time.monotonic() + float(request.query_params.get("timeoutSeconds") or 1800)
+
+    def keyed(body: dict) -> dict[tuple[str, str], dict]:
+        return {((i["metadata"].get("namespace") or ""), i["metadata"]["name"]): i for i in body["items"]}
+
+    def event(kind: str, item: dict) -> str:
+        c.resource_version += 1  # every change a client sees has a version of its own
+        item = {**item, "metadata": {**item["metadata"], "resourceVersion": str(c.resource_version)}}
+        return json.dumps({"type": kind, "object": item}) + "\n"
+
+    async def events() -> Any:
+        first = render()
+        last = keyed(first)
+        if initial:
+            for item in last.values():
+                yield event("ADDED", item)
+            yield json.dumps({"type": "BOOKMARK", "object": {"kind": first["kind"].removesuffix("List"),
+                              "apiVersion": first["apiVersion"], "metadata": {"resourceVersion": str(c.resource_version),
+                              "annotations": {"k8s.io/initial-events-end": "true"}}}}) + "\n"
+        while time.monotonic() < deadline and not await request.is_disconnected():
+            await asyncio.sleep(0.05)
+            now = keyed(render())
+            for key, item in now.items():
+                if key not in last:
+                    yield event("ADDED", item)
+                elif json.dumps(item, sort_keys=True) != json.dumps(last[key], sort_keys=True):
+                    yield event("MODIFIED", item)
+            for key in last.keys() - now.keys():
+                yield event("DELETED", last[key])
+            last = now
+
+    return StreamingResponse(events(), media_type="application/json")
 
 
 def _pod_fields(pod: Pod) -> dict[str, str]:
@@ -197,11 +250,15 @@ async def readyz(request: Request, cluster: str):
 @router.get("/api/v1/nodes")
 async def list_nodes(request: Request, cluster: str, labelSelector: str | None = None, fieldSelector: str | None = None):
     world, c = reach(request, cluster, "list_nodes")
-    now = world.now()
     labels, fields = requirements(labelSelector), requirements(fieldSelector)
-    items = [_node_json(c, n, now) for n in sorted(c.nodes.values(), key=lambda n: n.name)]
-    items = [i for i in items if selected(labels, i["metadata"]["labels"]) and selected(fields, {"metadata.name": i["metadata"]["name"]})]
-    return _list("Node", "v1", items, c)
+
+    def render() -> dict:
+        now = world.now()
+        items = [_node_json(c, n, now) for n in sorted(c.nodes.values(), key=lambda n: n.name)]
+        return _list("Node", "v1", [i for i in items if selected(labels, i["metadata"]["labels"])
+                                    and selected(fields, {"metadata.name": i["metadata"]["name"]})], c)
+
+    return watch_or_list(request, c, render)
 
 
 @router.get("/api/v1/nodes/{name}")
@@ -257,13 +314,13 @@ def _pods(request: Request, c: Cluster, world: World, namespace: str | None, lab
 @router.get("/api/v1/pods")
 async def list_pods(request: Request, cluster: str, labelSelector: str | None = None, fieldSelector: str | None = None):
     world, c = reach(request, cluster, "list_pods")
-    return _pods(request, c, world, None, labelSelector, fieldSelector)
+    return watch_or_list(request, c, lambda: _pods(request, c, world, None, labelSelector, fieldSelector))
 
 
 @router.get("/api/v1/namespaces/{namespace}/pods")
 async def list_namespaced_pods(request: Request, cluster: str, namespace: str, labelSelector: str | None = None, fieldSelector: str | None = None):
     world, c = reach(request, cluster, "list_pods")
-    return _pods(request, c, world, namespace, labelSelector, fieldSelector)
+    return watch_or_list(request, c, lambda: _pods(request, c, world, namespace, labelSelector, fieldSelector))
 
 
 @router.get("/api/v1/namespaces/{namespace}/pods/{name}")
@@ -295,8 +352,8 @@ async def evict_pod(request: Request, cluster: str, namespace: str, name: str):
 @router.get("/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets")
 async def list_pdbs(request: Request, cluster: str, namespace: str | None = None):
     world, c = reach(request, cluster, "list_pdbs")
-    items = [_pdb_json(world, c, p) for p in c.pdbs.values() if namespace is None or p.namespace == namespace]
-    return _list("PodDisruptionBudget", "policy/v1", items, c)
+    return watch_or_list(request, c, lambda: _list("PodDisruptionBudget", "policy/v1", [
+        _pdb_json(world, c, p) for p in c.pdbs.values() if namespace is None or p.namespace == namespace], c))
 
 
 @router.get("/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/{name}")
@@ -312,11 +369,16 @@ async def read_pdb(request: Request, cluster: str, namespace: str, name: str):
 @router.get("/apis/apps/v1/namespaces/{namespace}/deployments")
 async def list_deployments(request: Request, cluster: str, namespace: str | None = None, labelSelector: str | None = None):
     world, c = reach(request, cluster, "list_deployments")
-    now = world.now()
-    labels = requirements(labelSelector)
-    items = [_deployment_json(c, ns, name, now) for (ns, name) in sorted(c.deployments)
-             if (namespace is None or ns == namespace) and selected(labels, c.deployments[(ns, name)].metadata_labels)]
-    return _list("Deployment", "apps/v1", items, c)
+    labels, fields = requirements(labelSelector), requirements(request.query_params.get("fieldSelector"))
+
+    def render() -> dict:
+        now = world.now()
+        return _list("Deployment", "apps/v1", [
+            _deployment_json(c, ns, name, now) for (ns, name) in sorted(c.deployments)
+            if (namespace is None or ns == namespace) and selected(labels, c.deployments[(ns, name)].metadata_labels)
+            and selected(fields, {"metadata.name": name, "metadata.namespace": ns})], c)
+
+    return watch_or_list(request, c, render)
 
 
 @router.get("/apis/apps/v1/namespaces/{namespace}/deployments/{name}")

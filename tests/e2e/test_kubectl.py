@@ -156,3 +156,20 @@ async def test_a_crd_makes_its_kind_servable(kube):
 async def test_what_the_simulator_does_not_serve_is_a_status_not_a_crash(kube):
     raw = kube("get", "--raw", "/apis/nothing.example.com/v1/things")
     assert raw.returncode == 1 and "NotFound" in raw.stderr or "not found" in raw.stderr.lower()
+
+
+async def test_wait_and_rollout_status_follow_the_kinds_the_simulator_models(kube):
+    ok(kube("wait", "--for=condition=Available", "deploy/checkout", "-n", "shop", "--timeout=30s", timeout=60))
+    node = ok(kube("get", "nodes", "-o", "name")).split()[0]
+    ok(kube("wait", "--for=condition=Ready", node, "--timeout=30s", timeout=60))
+    assert "successfully rolled out" in ok(kube("rollout", "status", "deploy/checkout", "-n", "shop", "--timeout=30s",
+                                                timeout=60))
+    pod = ok(kube("get", "pods", "-n", "shop", "-l", "app=checkout", "-o", "name")).split()[0]
+    waiting = subprocess.Popen([KUBECTL, "--kubeconfig", str(Path(kube.dir) / "kubeconfig"), "wait", "--for=delete", pod,
+                                "-n", "shop", "--timeout=30s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={"HOME": str(kube.dir), "PATH": "/usr/bin:/bin"})
+    time.sleep(1)
+    ok(kube("delete", pod, "-n", "shop"))
+    assert waiting.wait(timeout=40) == 0
+    replaced = ok(kube("get", "deploy", "checkout", "-n", "shop"))
+    assert "3/3" in replaced.splitlines()[1] or "2/3" in replaced.splitlines()[1]  # the controller puts one back
