@@ -15,8 +15,10 @@ from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from regatta.formats.fleet_file import FleetSpec
 from regatta.sim import aks_api, eks_api, gke_api, kube_api, kube_discovery, kube_objects, traffic_api
@@ -108,6 +110,26 @@ def create_app(world: World) -> FastAPI:
         code = AWS_ERROR_CODES.get(error.reason, error.reason)
         return JSONResponse({"__type": code, "message": error.message}, status_code=error.status,
                             headers={"x-amzn-ErrorType": code})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def unserved(request: Request, error: StarletteHTTPException):
+        """A path or verb a simulated API server does not serve is a Kubernetes Status, as a real
+        one answers (kubectl prints its message); the rest of the simulator keeps FastAPI's form."""
+        if not request.url.path.startswith("/k8s/"):
+            return JSONResponse({"detail": error.detail}, status_code=error.status_code)
+        reason = {404: "NotFound", 405: "MethodNotAllowed"}.get(error.status_code, "BadRequest")
+        message = ("the server could not find the requested resource" if error.status_code == 404 else
+                   f"the server does not allow this method on the requested resource ({request.method})")
+        return JSONResponse(kube_api.status_body(SimError(error.status_code, reason, message)),
+                            status_code=error.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def unreadable(request: Request, error: RequestValidationError):
+        if not request.url.path.startswith("/k8s/"):
+            return JSONResponse({"detail": error.errors()}, status_code=422)
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        return JSONResponse(kube_api.status_body(SimError(400, "BadRequest", f"the request is invalid: {problems}")),
+                            status_code=400)
 
     @app.get("/sim/healthz")
     async def healthz():

@@ -153,9 +153,26 @@ async def test_a_crd_makes_its_kind_servable(kube):
     assert found["spec"] == {"size": 3} and found["metadata"]["generation"] == 1
 
 
-async def test_what_the_simulator_does_not_serve_is_a_status_not_a_crash(kube):
-    raw = kube("get", "--raw", "/apis/nothing.example.com/v1/things")
-    assert raw.returncode == 1 and "NotFound" in raw.stderr or "not found" in raw.stderr.lower()
+async def test_what_the_simulator_does_not_serve_is_a_status_not_a_crash(kube, simulator):
+    import base64
+    import ssl
+
+    import httpx
+
+    unknown_kind = kube("get", "--raw", "/apis/nothing.example.com/v1/things")
+    assert unknown_kind.returncode == 1 and "NotFound" in unknown_kind.stderr
+    unknown_path = kube("get", "--raw", "/no/such/path")
+    assert unknown_path.returncode == 1 and "NotFound" in unknown_path.stderr
+    config = yaml.safe_load((Path(kube.dir) / "kubeconfig").read_text())
+    server, ca = config["clusters"][0]["cluster"]["server"], config["clusters"][0]["cluster"]["certificate-authority-data"]
+    trust = ssl.create_default_context(cadata=base64.b64decode(ca).decode())
+    token = {"Authorization": f"Bearer {config['users'][0]['user']['token']}"}
+    wrong_verb = httpx.put(f"{server}/api/v1/nodes/anything", headers=token, verify=trust, json={})
+    assert wrong_verb.status_code == 405 and wrong_verb.json()["kind"] == "Status"
+    assert wrong_verb.json()["reason"] == "MethodNotAllowed"
+    nonsense = httpx.patch(f"{server}/api/v1/namespaces/shop/configmaps/x", headers={**token, "Content-Type": "text/plain"},
+                           verify=trust, content=b"not json")
+    assert nonsense.status_code in (400, 404, 415) and nonsense.json()["kind"] == "Status"
 
 
 async def test_wait_and_rollout_status_follow_the_kinds_the_simulator_models(kube):
