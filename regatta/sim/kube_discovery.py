@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from regatta.sim.world import SimError, World
 
@@ -275,20 +274,42 @@ def table(body: dict[str, Any], now: float) -> dict[str, Any]:
     }
 
 
-class TablesForKubectl(BaseHTTPMiddleware):
+class TablesForKubectl:
     """Turns a cluster API server's JSON answer into a Table when the client asks for one (kubectl
-    get does; the official Python client and Regatta do not)."""
+    get does; the official Python client and Regatta do not). A plain ASGI middleware: every other
+    request passes straight through, untouched and unbuffered."""
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        response = await call_next(request)
-        wants = "as=Table" in request.headers.get("accept", "")
-        if not (wants and request.method == "GET" and request.url.path.startswith("/k8s/") and response.status_code == 200
-                and response.headers.get("content-type", "").startswith("application/json")):
-            return response
-        body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
-        found = json.loads(body)
-        if not isinstance(found, dict) or found.get("kind") in (None, "Status", "APIResourceList", "APIGroupList",
-                                                                 "APIVersions", "Table"):
-            return Response(body, status_code=200, media_type="application/json")
-        world: World = request.app.state.world
-        return Response(json.dumps(table(found, world.now())), status_code=200, media_type="application/json")
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET" or not scope["path"].startswith("/k8s/"):
+            await self.app(scope, receive, send)
+            return
+        accept = next((v.decode() for k, v in scope["headers"] if k == b"accept"), "")
+        if "as=Table" not in accept or b"watch=" in scope.get("query_string", b""):  # a watch streams as it is
+            await self.app(scope, receive, send)
+            return
+        started: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def hold(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                started.update(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            body = b"".join(chunks)
+            headers = dict(started.get("headers") or [])
+            if started.get("status") == 200 and headers.get(b"content-type", b"").startswith(b"application/json"):
+                found = json.loads(body)
+                if isinstance(found, dict) and found.get("kind") not in (None, "Status", "APIResourceList", "APIGroupList",
+                                                                        "APIVersions", "Table"):
+                    world: World = scope["app"].state.world
+                    body = json.dumps(table(found, world.now())).encode()
+            headers[b"content-length"] = str(len(body)).encode()
+            await send({**started, "headers": list(headers.items())})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, hold)
