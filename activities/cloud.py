@@ -49,8 +49,8 @@ class CloudActivities:
     def create_cluster(self, request: CreateCluster) -> CloudOperation:
         with translated_failures():
             return self.connections.provider(request.cluster).create_cluster(
-                request.cluster, version=request.version, labels=request.labels, request_token=request.request_token
-            )
+                request.cluster, version=request.version, labels=request.labels, request_token=request.request_token,
+                network=request.network)
 
     @activity.defn(name=Activity.DELETE_CLUSTER)
     def delete_cluster(self, request: DeleteCluster) -> CloudOperation:

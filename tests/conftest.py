@@ -79,7 +79,7 @@ def eks_cluster(name: str, *, version: str = "1.30", pools: int = 2, nodes: int 
     return {
         "name": name, "provider": provider, "region": "us-east-1", "version": version,
         "labels": {"env": env, "team": "tests", **(labels or {})}, "time_scale": time_scale,
-        "node_pools": [{"name": f"pool{i}", "nodes": nodes, "node_size": "m5.large", "version": pool_version,
+        "node_pools": [{"name": f"pool{i}", "nodes": nodes, "version": pool_version,
                         "node_image": node_image}
                        for i in range(pools)],
         "workloads": workloads if workloads is not None else [

@@ -79,11 +79,14 @@ class ProvisionCluster:
     async def _build(self) -> None:
         self.trail.step("creating", f"creating the {self.input.provider} control plane {self.input.name} at {self.input.version}")
         await self._create("cluster", Activity.CREATE_CLUSTER, CreateCluster(
-            cluster=self.calls.ref, version=self.input.version, labels=self.input.labels, request_token=request_token("cluster")))
+            cluster=self.calls.ref, version=self.input.version, labels=self.input.labels, request_token=request_token("cluster"),
+            network=self.input.network))
         for pool in self.input.node_pools:
             self.state.step = f"creating node pool {pool.name} ({pool.node_count} × {pool.node_size})"
             spec = NodePool(name=pool.name, version=self.input.version, node_count=pool.node_count,
-                            node_size=pool.node_size, labels=pool.labels)
+                            node_size=pool.node_size, labels=pool.labels, taints=pool.taints,
+                            subnets=pool.subnets or self.input.network.subnets,
+                            node_role=pool.node_role or self.input.network.node_role)
             await self._create(f"node_pool:{pool.name}", Activity.CREATE_NODE_POOL, CreateNodePool(
                 cluster=self.calls.ref, node_pool=spec, request_token=request_token(f"pool-{pool.name}")))
         nodes = sum(p.node_count for p in self.input.node_pools)

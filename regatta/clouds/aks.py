@@ -23,7 +23,7 @@ from azure.mgmt.containerservice.models import AgentPool
 
 from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_endpoint, simulator_kubeconfig
 from regatta.formats import kubeconfig
-from regatta.models import CloudOperation, ClusterRef, NodePool
+from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, NodePool
 from regatta.models.errors import ErrorType
 from regatta.rules import versions
 
@@ -103,7 +103,8 @@ class AksProvider:
             found.provisioning_state, "UPDATING")
         return ControlPlane(name=found.name, version=_minor(found.kubernetes_version), status=state)
 
-    def create_cluster(self, cluster: ClusterRef, *, version: str, labels: dict[str, str], request_token: str) -> CloudOperation:
+    def create_cluster(self, cluster: ClusterRef, *, version: str, labels: dict[str, str], request_token: str,
+                       network: ClusterNetwork | None = None) -> CloudOperation:
         from azure.mgmt.containerservice.models import ManagedCluster
 
         _, group = self._scope(cluster)
@@ -123,7 +124,8 @@ class AksProvider:
         _, group = self._scope(cluster)
         pools = self._call(cluster, f"list agent pools of {cluster.name}", "agent_pools", "list", group, cluster.name)
         return [NodePool(name=p.name, version=_minor(p.orchestrator_version), node_count=p.count or 0,
-                         node_size=p.vm_size or "unknown", labels=dict(p.node_labels or {}), node_image=p.node_image_version)
+                         node_size=p.vm_size or "unknown", labels=dict(p.node_labels or {}), node_image=p.node_image_version,
+                         subnets=[p.vnet_subnet_id] if getattr(p, "vnet_subnet_id", None) else [])
                 for p in pools if p.provisioning_state != "Deleting"]
 
     def start_control_plane_upgrade(self, cluster: ClusterRef, *, version: str, request_token: str) -> CloudOperation:
@@ -170,7 +172,8 @@ class AksProvider:
                 self._refuse_all_but_the_newest_image(cluster, group, existing[0], node_pool.node_image)
         spec = AgentPool(count=node_pool.node_count,  # type: ignore[call-overload]  # flattened properties, as above
                          vm_size=node_pool.node_size, orchestrator_version=node_pool.version,
-                         node_labels=node_pool.labels, mode="User", type_properties_type="VirtualMachineScaleSets", os_type="Linux")
+                         node_labels=node_pool.labels, mode="User", type_properties_type="VirtualMachineScaleSets", os_type="Linux",
+                         **({"vnet_subnet_id": node_pool.subnets[0]} if node_pool.subnets else {}))
         # A PUT of the same spec is idempotent in ARM: a retried create converges on the same pool.
         return self._begin(cluster, f"creation of agent pool {node_pool.name}", "agent_pools", "begin_create_or_update",
                            group, cluster.name, node_pool.name, spec, kind="node_pool_create", pool=node_pool.name)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from regatta.formats import kubeconfig
-from regatta.models import CloudOperation, ClusterRef, NodePool
+from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, NodePool
 from regatta.models.errors import ErrorType
 
 
@@ -46,7 +46,8 @@ class KubeEndpoint:
 class CloudProvider(Protocol):
     def describe_control_plane(self, cluster: ClusterRef) -> ControlPlane: ...
 
-    def create_cluster(self, cluster: ClusterRef, *, version: str, labels: dict[str, str], request_token: str) -> CloudOperation: ...
+    def create_cluster(self, cluster: ClusterRef, *, version: str, labels: dict[str, str], request_token: str,
+                       network: ClusterNetwork | None = None) -> CloudOperation: ...
 
     def delete_cluster(self, cluster: ClusterRef, *, request_token: str) -> CloudOperation: ...
 

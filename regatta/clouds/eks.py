@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_kubeconfig, simulator_token
 from regatta.formats import kubeconfig
-from regatta.models import CloudOperation, ClusterRef, NodePool
+from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, LaunchTemplate, NodePool, NodeTaint
 from regatta.models.errors import ErrorType
 
 K8S_AWS_ID_HEADER = "x-k8s-aws-id"
@@ -75,10 +75,16 @@ class EksProvider:
         found = self._call(cluster, f"describe cluster {cluster.name}", "describe_cluster", name=cluster.name)["cluster"]
         return ControlPlane(name=found["name"], version=found["version"], status=found["status"])
 
-    def create_cluster(self, cluster: ClusterRef, *, version: str, labels: dict[str, str], request_token: str) -> CloudOperation:
+    def create_cluster(self, cluster: ClusterRef, *, version: str, labels: dict[str, str], request_token: str,
+                       network: ClusterNetwork | None = None) -> CloudOperation:
+        network = network or ClusterNetwork()
+        if not network.cluster_role or not network.subnets:
+            raise CloudError(f"EKS creates cluster {cluster.name} only with an IAM role and VPC subnets: give network.cluster_role"
+                             " and network.subnets in the provision file", error_type=ErrorType.INVALID_REQUEST,
+                             retryable=False)
         self._call(
             cluster, f"creation of cluster {cluster.name}", "create_cluster", name=cluster.name, version=version,
-            roleArn="arn:aws:iam::111122223333:role/eks-cluster", resourcesVpcConfig={"subnetIds": [f"subnet-{cluster.region}"]},
+            roleArn=network.cluster_role, resourcesVpcConfig={"subnetIds": list(network.subnets)},
             tags=labels, clientRequestToken=request_token,
         )
         return CloudOperation(id=f"create:{cluster.name}", cluster=cluster.name, kind="cluster_create")
@@ -101,10 +107,15 @@ class EksProvider:
                                clusterName=cluster.name, nodegroupName=name)["nodegroup"]
             if group["status"] == "DELETING":
                 continue
+            template = group.get("launchTemplate")
             pools.append(NodePool(
                 name=name, version=group["version"], node_count=group["scalingConfig"]["desiredSize"],
                 node_size=(group.get("instanceTypes") or ["unknown"])[0], labels=group.get("labels") or {},
-                node_image=group.get("releaseVersion"),
+                node_image=group.get("releaseVersion"), subnets=list(group.get("subnets") or []),
+                node_role=group.get("nodeRole") or None,
+                taints=[NodeTaint(key=t["key"], value=t.get("value", ""), effect=t.get("effect", "NO_SCHEDULE"))
+                        for t in group.get("taints") or []],
+                launch_template=LaunchTemplate(**{k: template.get(k) for k in ("name", "id", "version")}) if template else None,
             ))
         return pools
 
@@ -129,13 +140,24 @@ class EksProvider:
         return self._operation(cluster, update, kind="node_pool_upgrade", node_pool=node_pool)
 
     def create_node_pool(self, cluster: ClusterRef, *, node_pool: NodePool, request_token: str) -> CloudOperation:
+        """A node group in the pool's own subnets, with its node role, labels, taints and launch
+        template: a blue/green replacement copies them from the pool it replaces."""
+        if not node_pool.subnets or not node_pool.node_role:
+            raise CloudError(f"EKS creates node group {node_pool.name} only in VPC subnets with a node IAM role, and it"
+                             " has none: give the node pool subnets and node_role (or the cluster's network) in the"
+                             " provision file", error_type=ErrorType.INVALID_REQUEST, retryable=False)
+        template = node_pool.launch_template
         self._call(
             cluster, f"creation of node group {node_pool.name}", "create_nodegroup",
             clusterName=cluster.name, nodegroupName=node_pool.name, version=node_pool.version,
             scalingConfig={"minSize": 0, "maxSize": max(2 * node_pool.node_count, 1), "desiredSize": node_pool.node_count},
-            instanceTypes=[node_pool.node_size], labels=node_pool.labels, subnets=[f"subnet-{cluster.region}"],
+            labels=node_pool.labels, subnets=list(node_pool.subnets), nodeRole=node_pool.node_role,
+            taints=[taint.model_dump() for taint in node_pool.taints],
+            # A launch template may name the instance type itself; EKS refuses both at once.
+            **({"launchTemplate": template.model_dump(exclude_none=True)} if template else
+               {"instanceTypes": [node_pool.node_size]}),
             **({"releaseVersion": node_pool.node_image} if node_pool.node_image else {}),
-            nodeRole="arn:aws:iam::111122223333:role/eks-node", clientRequestToken=request_token,
+            clientRequestToken=request_token,
         )
         return CloudOperation(id=f"create:{node_pool.name}", cluster=cluster.name, kind="node_pool_create", node_pool=node_pool.name)
 

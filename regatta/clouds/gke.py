@@ -22,7 +22,7 @@ from google.cloud import container_v1
 
 from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_endpoint, simulator_kubeconfig
 from regatta.formats import kubeconfig
-from regatta.models import CloudOperation, ClusterRef, NodePool
+from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, NodePool
 from regatta.models.errors import ErrorType
 from regatta.rules import versions
 
@@ -86,7 +86,8 @@ class GkeProvider:
         return ControlPlane(name=found.name, version=_minor(found.current_master_version),
                             status=status.get(found.status) or str(found.status.name))
 
-    def create_cluster(self, cluster: ClusterRef, *, version: str, labels: dict[str, str], request_token: str) -> CloudOperation:
+    def create_cluster(self, cluster: ClusterRef, *, version: str, labels: dict[str, str], request_token: str,
+                       network: ClusterNetwork | None = None) -> CloudOperation:
         kind = "cluster_create"
         if (running := self._running(cluster, container_v1.Operation.Type.CREATE_CLUSTER, None)) is not None:
             return self._operation(cluster, running, kind=kind)
@@ -96,7 +97,10 @@ class GkeProvider:
         except CloudError as error:
             if error.error_type != ErrorType.NOT_FOUND:
                 raise
-        spec = container_v1.Cluster(name=cluster.name, initial_cluster_version=version, resource_labels=labels)
+        network = network or ClusterNetwork()
+        spec = container_v1.Cluster(name=cluster.name, initial_cluster_version=version, resource_labels=labels,
+                                    **({"network": network.network} if network.network else {}),
+                                    **({"subnetwork": network.subnetwork} if network.subnetwork else {}))
         op = self._call(f"creation of cluster {cluster.name}", "create_cluster",
                         parent=f"projects/{self._project(cluster)}/locations/{cluster.region}", cluster=spec)
         return self._operation(cluster, op, kind=kind)

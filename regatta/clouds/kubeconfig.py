@@ -15,7 +15,7 @@ from kubernetes import client as k8s
 
 from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_endpoint, simulator_kubeconfig
 from regatta.formats import kubeconfig
-from regatta.models import CloudOperation, ClusterRef, NodePool
+from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, NodePool
 from regatta.models.errors import ErrorType
 
 # The labels each distribution puts on a node to say which pool it belongs to.
@@ -82,7 +82,8 @@ class KubeconfigProvider:
             pools.append(NodePool(name=name, version=min(versions), node_count=len(members), node_size=sizes.most_common(1)[0][0]))
         return pools
 
-    def create_cluster(self, cluster: ClusterRef, *, version: str, labels: dict[str, str], request_token: str) -> CloudOperation:
+    def create_cluster(self, cluster: ClusterRef, *, version: str, labels: dict[str, str], request_token: str,
+                       network: ClusterNetwork | None = None) -> CloudOperation:
         raise self._refuse(cluster, "create it")
 
     def delete_cluster(self, cluster: ClusterRef, *, request_token: str) -> CloudOperation:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from regatta.models import ProviderKind
+from regatta.models import DEFAULT_NODE_SIZES, ProviderKind
 from regatta.rules.versions import minor_version
 
 DEFAULT_FLEET = Path(__file__).with_name("default_fleet.yaml")
@@ -40,8 +40,14 @@ class NodePoolSpec(Spec):
     version: str | None = None  # defaults to the cluster's version
     node_image: str | None = None  # defaults to the cloud's newest image for the version
     nodes: int = Field(ge=0)
-    node_size: str = "m5.large"
+    node_size: str = Field(default="", description="the cloud's machine type; empty: the cloud's default"
+                           " (DEFAULT_NODE_SIZES)")
     labels: dict[str, str] = Field(default_factory=dict)
+    # Where the pool's nodes live and who they are: EKS subnets and node IAM role, an AKS subnet.
+    # None: the account's first ones (see AccountsSpec).
+    subnets: list[str] | None = None
+    node_role: str | None = None
+    taints: list[dict[str, str]] = Field(default_factory=list)
 
 
 class ClusterSpec(Spec):
@@ -62,6 +68,13 @@ class ClusterSpec(Spec):
         minor_version(value)
         return value
 
+    @model_validator(mode="after")
+    def _node_sizes(self) -> ClusterSpec:
+        for pool in self.node_pools:
+            if not pool.node_size:
+                pool.node_size = DEFAULT_NODE_SIZES[self.provider]
+        return self
+
     @property
     def environment(self) -> str:
         return self.labels.get("env", "unknown")
@@ -79,8 +92,61 @@ class DrPairSpec(Spec):
     standby: str
 
 
+class EksAccountSpec(Spec):
+    """The simulated AWS account: what EKS will accept when a cluster or node group is created."""
+
+    account_id: str = "111122223333"
+    subnets: list[str] = Field(default_factory=lambda: ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002",
+                                                        "subnet-0a1b2c3d4e5f60003"])
+    cluster_roles: list[str] = Field(default_factory=lambda: ["arn:aws:iam::111122223333:role/eks-cluster"])
+    node_roles: list[str] = Field(default_factory=lambda: ["arn:aws:iam::111122223333:role/eks-node"])
+    instance_types: list[str] = Field(default_factory=lambda: [
+        "m5.large", "m5.xlarge", "m5.2xlarge", "m5.4xlarge", "m6i.large", "m6i.xlarge", "c5.xlarge", "r5.xlarge",
+        "t3.small", "t3.medium", "t3.large"])
+
+
+class GkeAccountSpec(Spec):
+    """The simulated Google Cloud project: its VPC networks and their subnetworks, and machine types."""
+
+    networks: dict[str, list[str]] = Field(default_factory=lambda: {"default": ["default"], "fleet": ["fleet-nodes"]})
+    machine_types: list[str] = Field(default_factory=lambda: [
+        "e2-standard-2", "e2-standard-4", "e2-standard-8", "n2-standard-4", "n2-standard-8", "c2-standard-8"])
+
+
+class AksAccountSpec(Spec):
+    """The simulated Azure subscription: the VNet subnets agent pools may join, and VM sizes."""
+
+    subnets: list[str] = Field(default_factory=lambda: [
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/fleet/providers/Microsoft.Network"
+        "/virtualNetworks/fleet-vnet/subnets/aks-nodes"])
+    vm_sizes: list[str] = Field(default_factory=lambda: [
+        "Standard_D2s_v5", "Standard_D4s_v5", "Standard_D8s_v5", "Standard_E4s_v5", "Standard_B2ms"])
+
+
+class AccountsSpec(Spec):
+    """What each simulated cloud account has. The clouds check a create against it, as the real ones
+    check against a real account, and refuse what it lacks in their own error shape."""
+
+    eks: EksAccountSpec = Field(default_factory=EksAccountSpec)
+    gke: GkeAccountSpec = Field(default_factory=GkeAccountSpec)
+    aks: AksAccountSpec = Field(default_factory=AksAccountSpec)
+
+
 class FleetSpec(Spec):
+    accounts: AccountsSpec = Field(default_factory=AccountsSpec)
     clusters: list[ClusterSpec]
+
+    @model_validator(mode="after")
+    def _machine_types(self) -> FleetSpec:
+        """A node size the cluster's own cloud does not offer (an AWS type on GKE) is named."""
+        offered = {"eks": self.accounts.eks.instance_types, "gke": self.accounts.gke.machine_types,
+                   "aks": self.accounts.aks.vm_sizes}
+        for cluster in self.clusters:
+            for pool in cluster.node_pools:
+                if cluster.provider in offered and pool.node_size not in offered[cluster.provider]:
+                    raise ValueError(f"cluster {cluster.name}, node pool {pool.name}: {cluster.provider} has no machine type"
+                                     f" {pool.node_size!r}; the account offers {', '.join(offered[cluster.provider])}")
+        return self
     traffic: list[TrafficSpec] = Field(default_factory=list)
     dr_pairs: list[DrPairSpec] = Field(default_factory=list)
 

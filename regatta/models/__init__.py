@@ -92,14 +92,18 @@ from regatta.models.errors import (
     ErrorType,
 )
 from regatta.models.fleet import (
+    DEFAULT_NODE_SIZES,
     CloudOperation,
     ClusterInspection,
+    ClusterNetwork,
     ClusterRecord,
     ClusterRef,
     ClusterState,
+    LaunchTemplate,
     MaintenanceHold,
     NodePool,
     NodeState,
+    NodeTaint,
     PdbState,
 )
 from regatta.models.health import (
@@ -147,10 +151,13 @@ from regatta.models.wave import (
 )
 
 __all__ = [
-    "ErrorType",
     "ProviderKind",
     "Strategy",
     "Model",
+    "DEFAULT_NODE_SIZES",
+    "NodeTaint",
+    "LaunchTemplate",
+    "ClusterNetwork",
     "NodePool",
     "ClusterRef",
     "MaintenanceHold",
@@ -165,6 +172,7 @@ __all__ = [
     "MaintenanceWindow",
     "Freeze",
     "FleetTime",
+    "ErrorType",
     "PauseInput",
     "ResumeInput",
     "AbortInput",

@@ -11,7 +11,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from regatta.models.base import Model
-from regatta.models.fleet import CloudOperation, ClusterRef, NodePool
+from regatta.models.fleet import CloudOperation, ClusterNetwork, ClusterRef, NodePool
 
 
 class Activity(StrEnum):
@@ -96,6 +96,7 @@ class CreateCluster(Model):
     version: str
     labels: dict[str, str] = Field(default_factory=dict)
     request_token: str
+    network: ClusterNetwork = Field(default_factory=ClusterNetwork)
 
 
 class DeleteCluster(Model):

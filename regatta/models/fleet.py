@@ -13,6 +13,36 @@ from pydantic import Field
 
 from regatta.models.base import Model, ProviderKind
 
+# The machine type a node pool gets in each cloud when none is named.
+DEFAULT_NODE_SIZES: dict[str, str] = {"eks": "m5.large", "gke": "e2-standard-4", "aks": "Standard_D4s_v5",
+                                      "kubeconfig": "m5.large"}
+
+
+class NodeTaint(Model):
+    key: str
+    value: str = ""
+    effect: Literal["NO_SCHEDULE", "NO_EXECUTE", "PREFER_NO_SCHEDULE"] = "NO_SCHEDULE"
+
+
+class LaunchTemplate(Model):
+    """An EKS node group's launch template, by name or id, at a version."""
+
+    name: str | None = None
+    id: str | None = None
+    version: str | None = None
+
+
+class ClusterNetwork(Model):
+    """Where a new cluster lives and who it acts as, per cloud: what its cloud refuses to create one
+    without. EKS: the VPC subnets and the cluster and node IAM roles; GKE: the VPC network and
+    subnetwork; AKS: the VNet subnet of its agent pools."""
+
+    subnets: list[str] = Field(default_factory=list, description="EKS subnet ids, or the AKS VNet subnet's resource id")
+    cluster_role: str | None = Field(default=None, description="EKS: the cluster's IAM role ARN")
+    node_role: str | None = Field(default=None, description="EKS: the node groups' IAM role ARN")
+    network: str | None = Field(default=None, description="GKE: the VPC network")
+    subnetwork: str | None = Field(default=None, description="GKE: its subnetwork")
+
 
 class NodePool(Model):
     name: str
@@ -23,6 +53,13 @@ class NodePool(Model):
     node_image: str | None = None
     node_size: str = "m5.large"
     labels: dict[str, str] = Field(default_factory=dict)
+    # Where the pool's nodes live and who they are, as the cloud describes the pool: EKS subnets and
+    # node IAM role, an AKS VNet subnet; their taints; an EKS launch template. A replacement pool
+    # (blue/green) is created with the same.
+    subnets: list[str] = Field(default_factory=list)
+    node_role: str | None = None
+    taints: list[NodeTaint] = Field(default_factory=list)
+    launch_template: LaunchTemplate | None = None
 
 
 class ClusterRef(Model):

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from regatta.models.base import Model, ProviderKind
-from regatta.models.fleet import ClusterRef
+from regatta.models.fleet import DEFAULT_NODE_SIZES, ClusterNetwork, ClusterRef, NodeTaint
 
 
 class NodePoolRequest(Model):
     name: str
     node_count: int
-    node_size: str = "m5.large"
+    node_size: str = Field(default="", description="the cloud's machine type; empty: its default (e2-standard-4 on"
+                           " GKE, Standard_D4s_v5 on AKS, m5.large on EKS)")
     labels: dict[str, str] = Field(default_factory=dict)
+    subnets: list[str] = Field(default_factory=list, description="empty: the cluster's network.subnets")
+    node_role: str | None = Field(default=None, description="EKS; None: the cluster's network.node_role")
+    taints: list[NodeTaint] = Field(default_factory=list)
 
 
 class ProvisionClusterInput(Model):
@@ -29,6 +33,9 @@ class ProvisionClusterInput(Model):
     labels: dict[str, str] = Field(default_factory=dict)
     node_pools: list[NodePoolRequest]
     credential_ref: str = "default"
+    network: ClusterNetwork = Field(default_factory=ClusterNetwork, description="where it lives and who it acts as"
+                                   " (EKS subnets and roles, GKE network, AKS subnet): its cloud refuses a"
+                                   " cluster without them")
     namespaces: list[str] = Field(default_factory=lambda: ["platform", "monitoring"])
     admin_group: str = "platform-sre"
     ticket: str | None = None
@@ -39,6 +46,13 @@ class ProvisionClusterInput(Model):
     cloud_operation_timeout_seconds: float = Field(default=3600, gt=0)
     ready_timeout_seconds: float = Field(default=900, gt=0)
     activity_heartbeat_timeout_seconds: float = Field(default=60, gt=0)
+
+    @model_validator(mode="after")
+    def _node_sizes(self) -> ProvisionClusterInput:
+        for pool in self.node_pools:
+            if not pool.node_size:
+                pool.node_size = DEFAULT_NODE_SIZES[self.provider]
+        return self
 
     @property
     def ref(self) -> ClusterRef:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from regatta.models import ClusterNetwork
 from regatta.models.errors import ErrorType
 from regatta.rules.refusals import Refusal
 from regatta.rules.versions import InvalidVersion, parse_target_version
@@ -65,4 +66,23 @@ def fleet_rule_violations(
             problems.append(f"node pool {pool} asks for {count} nodes; allowed {NODES_PER_POOL.start} to {NODES_PER_POOL.stop - 1}")
     if len(set(names)) != len(names):
         problems.append("node pool names must be unique")
+    return problems
+
+
+def network_problems(*, provider: str, network: ClusterNetwork, pools: Sequence[tuple[str, list[str], str | None]]) -> list[str]:
+    """What a new cluster's cloud would refuse for want of a network or an identity: EKS creates a
+    cluster only with an IAM role and VPC subnets, and a node group only with subnets and a node
+    role (each pool's own, or the cluster's). `pools`: (name, subnets, node_role)."""
+    if provider != "eks":
+        return []
+    problems = []
+    if not network.cluster_role:
+        problems.append("network.cluster_role: EKS needs the cluster's IAM role ARN")
+    if not network.subnets:
+        problems.append("network.subnets: EKS needs the VPC subnets the cluster's control plane uses")
+    for name, subnets, node_role in pools:
+        if not (node_role or network.node_role):
+            problems.append(f"node pool {name}: EKS needs a node IAM role (node_role, or network.node_role)")
+        if not (subnets or network.subnets):
+            problems.append(f"node pool {name}: EKS needs subnets (subnets, or network.subnets)")
     return problems

@@ -33,6 +33,7 @@ def _pool_props(pool: NodePool, index: int) -> dict:
     return {
         "count": pool.desired,
         "vmSize": pool.size,
+        **({"vnetSubnetID": pool.subnets[0]} if pool.subnets else {}),
         "orchestratorVersion": pool.version,
         "currentOrchestratorVersion": f"{pool.version}.5",
         "provisioningState": STATE.get(pool.status, "Succeeded"),
@@ -144,6 +145,7 @@ async def put_pool(request: Request, subscription: str, group: str, name: str, p
     if pool not in cluster.pools:
         created = world.create_node_pool(
             cluster, name=pool, version=props.get("orchestratorVersion"), size=props.get("vmSize", "Standard_D4s_v5"),
+            subnets=[props["vnetSubnetID"]] if props.get("vnetSubnetID") else None,
             desired=int(props.get("count", 1)), labels=props.get("nodeLabels") or {}, token=None,
         )
         return JSONResponse(_pool_json(subscription, group, cluster, created, _index(cluster, pool)), status_code=201,

@@ -58,10 +58,12 @@ def _nodegroup_json(world: World, cluster: Cluster, pool: NodePool) -> dict:
         "capacityType": "ON_DEMAND",
         "scalingConfig": {"minSize": 0, "maxSize": max(pool.desired * 2, 1), "desiredSize": pool.desired},
         "instanceTypes": [pool.size],
-        "subnets": [f"subnet-{cluster.region}"],
+        "subnets": list(pool.subnets),
         "amiType": "AL2023_x86_64_STANDARD",
-        "nodeRole": f"arn:aws:iam::{ACCOUNT}:role/eks-node",
+        "nodeRole": pool.node_role or "",
         "labels": dict(pool.labels),
+        "taints": [dict(t) for t in pool.taints],
+        **({"launchTemplate": dict(pool.launch_template)} if pool.launch_template else {}),
         "health": {"issues": list(pool.health_issues)},
         "updateConfig": {"maxUnavailable": 1},
     }
@@ -89,6 +91,9 @@ async def create_cluster(request: Request):
     world: World = request.app.state.world
     body = await request.json()
     world.check_faults(body["name"], api="cloud", operation="CreateCluster")
+    if not body.get("roleArn") or not (body.get("resourcesVpcConfig") or {}).get("subnetIds"):
+        raise SimError(400, "InvalidParameterException", "roleArn and resourcesVpcConfig.subnetIds are required")
+    world.check_account("eks", cluster_role=body["roleArn"], subnets=body["resourcesVpcConfig"]["subnetIds"])
     region = _signed_region(request)
     cluster = world.create_cluster(name=body["name"], provider="eks", region=region, version=body.get("version") or "1.30",
                                    labels=body.get("tags") or {}, token=body.get("clientRequestToken"))
@@ -138,6 +143,9 @@ async def create_nodegroup(request: Request, name: str):
     world, cluster = _eks_cluster(request, name, "CreateNodegroup")
     body = await request.json()
     scaling = body.get("scalingConfig") or {}
+    for required in ("nodeRole", "subnets"):  # what CreateNodegroup cannot do without
+        if not body.get(required):
+            raise SimError(400, "InvalidParameterException", f"{required} is required to create a node group")
     pool = world.create_node_pool(
         cluster,
         name=body["nodegroupName"],
@@ -147,6 +155,8 @@ async def create_nodegroup(request: Request, name: str):
         labels=body.get("labels") or {},
         token=body.get("clientRequestToken"),
         image=body.get("releaseVersion"),
+        subnets=list(body["subnets"]), node_role=body["nodeRole"], taints=list(body.get("taints") or []),
+        launch_template=body.get("launchTemplate"),
     )
     return {"nodegroup": _nodegroup_json(world, cluster, pool)}
 

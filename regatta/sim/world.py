@@ -17,11 +17,12 @@ import itertools
 import random
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from regatta.formats.fleet_file import ClusterSpec, FleetSpec
+from regatta.formats.fleet_file import AccountsSpec, ClusterSpec, FleetSpec
 from regatta.sim import arithmetic
 
 # Simulated seconds each step takes before the time-scale factor is applied.
@@ -130,6 +131,11 @@ class NodePool:
     desired: int
     labels: dict[str, str]
     image: str = ""  # the node image new nodes of the pool boot from
+    # Where its nodes live and who they are (EKS subnets and node role, an AKS subnet), and their taints.
+    subnets: list[str] = field(default_factory=list)
+    node_role: str | None = None
+    taints: list[dict[str, str]] = field(default_factory=list)
+    launch_template: dict[str, str] | None = None
     status: str = "ACTIVE"
     token: str | None = None
     health_issues: list[dict] = field(default_factory=list)
@@ -244,6 +250,7 @@ class World:
         # certificate (base64 PEM, as EKS and GKE hand out certificate-authority-data): set by the
         # listeners once the TLS port is bound (regatta/sim/server.py).
         self.kube_url: str | None = None
+        self.accounts = AccountsSpec()  # what the simulated cloud accounts have (the fleet file's `accounts`)
         self.ca_data: str | None = None
         self.random = random.Random(seed)
         self._tasks: set[asyncio.Task] = set()
@@ -269,7 +276,47 @@ class World:
 
     # ------------------------------------------------------------------ loading
 
+    def _default_subnets(self, provider: str) -> list[str]:
+        return {"eks": self.accounts.eks.subnets[:2], "aks": self.accounts.aks.subnets[:1]}.get(provider, [])
+
+    def check_account(self, provider: str, *, subnets: Sequence[str] = (), node_role: str | None = None,
+                      cluster_role: str | None = None, size: str | None = None, network: str | None = None,
+                      subnetwork: str | None = None) -> None:
+        """Refuse what the simulated account lacks, in the words and error code of that cloud."""
+        if provider == "eks":
+            account = self.accounts.eks
+            if cluster_role is not None and cluster_role not in account.cluster_roles:
+                raise SimError(400, "InvalidParameterException", f"Role with arn: {cluster_role}, could not be assumed"
+                               " because it does not exist or the trusted entity is not correct")
+            if node_role is not None and node_role not in account.node_roles:
+                raise SimError(400, "InvalidParameterException", f"The provided role {node_role} does not exist or is not"
+                               " a valid role for a node group")
+            unknown = [s for s in subnets if s not in account.subnets]
+            if unknown:
+                raise SimError(400, "InvalidParameterException", f"The subnet ID '{unknown[0]}' does not exist"
+                               f" (Service: AmazonEC2; Status Code: 400; Error Code: InvalidSubnetID.NotFound)")
+            if size is not None and size not in account.instance_types:
+                raise SimError(400, "InvalidParameterException", f"Instance type {size} is not supported")
+        elif provider == "gke":
+            networks = self.accounts.gke.networks
+            if network is not None and network not in networks:
+                raise SimError(400, "InvalidParameterException", f'Network "{network}" does not exist.')
+            if subnetwork is not None and subnetwork not in networks.get(network or "default", []):
+                raise SimError(400, "InvalidParameterException", f'Subnetwork "{subnetwork}" does not exist in network'
+                               f' "{network or "default"}".')
+            if size is not None and size not in self.accounts.gke.machine_types:
+                raise SimError(400, "InvalidParameterException", f'Invalid machine type "{size}": it does not exist in'
+                               " this project's zone")
+        elif provider == "aks":
+            unknown = [s for s in subnets if s not in self.accounts.aks.subnets]
+            if unknown:
+                raise SimError(400, "InvalidParameter", f"Subnet {unknown[0]} referenced by the agent pool was not found")
+            if size is not None and size not in self.accounts.aks.vm_sizes:
+                raise SimError(400, "InvalidParameter", f"The value {size} provided for the VM size of the agent pool is"
+                               " not allowed in this subscription")
+
     def load(self, fleet: FleetSpec, *, replace: bool = False) -> list[str]:
+        self.accounts = fleet.accounts
         if replace:
             self.clusters.clear()
         for spec in fleet.clusters:
@@ -297,6 +344,9 @@ class World:
             pool = NodePool(
                 name=pool_spec.name, version=version, size=pool_spec.node_size, desired=pool_spec.nodes,
                 labels=dict(pool_spec.labels), image=pool_spec.node_image or newest_node_image(spec.provider, version),
+                subnets=list(pool_spec.subnets if pool_spec.subnets is not None else self._default_subnets(spec.provider)),
+                node_role=pool_spec.node_role or (self.accounts.eks.node_roles[0] if spec.provider == "eks" else None),
+                taints=[dict(t) for t in pool_spec.taints],
             )
             cluster.pools[pool.name] = pool
             for _ in range(pool.desired):
@@ -683,7 +733,10 @@ class World:
             raise SimError(404, "ResourceNotFoundException", f"No node group found for name: {name}.") from None
 
     def create_node_pool(self, cluster: Cluster, *, name: str, version: str | None, size: str, desired: int,
-                         labels: dict[str, str], token: str | None, image: str | None = None) -> NodePool:
+                         labels: dict[str, str], token: str | None, image: str | None = None,
+                         subnets: list[str] | None = None, node_role: str | None = None,
+                         taints: list[dict[str, str]] | None = None, launch_template: dict[str, str] | None = None
+                         ) -> NodePool:
         if name in cluster.pools:
             existing = cluster.pools[name]
             if token and existing.token == token:
@@ -692,9 +745,12 @@ class World:
         target = version or cluster.version
         if arithmetic.minor(target) > arithmetic.minor(cluster.version):
             raise SimError(400, "InvalidParameterException", f"Nodegroup version {target} is newer than the cluster version {cluster.version}")
+        self.check_account(cluster.provider, subnets=list(subnets or []), node_role=node_role, size=size)
         minor = arithmetic.minor_text(target)
         pool = NodePool(name=name, version=minor, size=size, desired=desired, labels=dict(labels), status="CREATING",
-                        token=token, image=image or newest_node_image(cluster.provider, minor))
+                        token=token, image=image or newest_node_image(cluster.provider, minor),
+                        subnets=list(subnets if subnets is not None else self._default_subnets(cluster.provider)),
+                        node_role=node_role, taints=[dict(t) for t in taints or []], launch_template=launch_template)
         cluster.pools[name] = pool
         pool.operation = self._new_update(cluster, kind="CreateNodePool", nodegroup=name, params=[], token=None)
         self._spawn(self._run_create(cluster, pool))

@@ -107,6 +107,8 @@ def provision_holder(inventory: Inventory, request: ProvisionClusterInput) -> Cl
     problems = provisioning.fleet_rule_violations(
         name=request.name, provider=request.provider, region=request.region, version=request.version,
         pools=[(p.name, p.node_count) for p in request.node_pools], taken=taken)
+    problems += provisioning.network_problems(provider=request.provider, network=request.network,
+                                              pools=[(p.name, p.subnets, p.node_role) for p in request.node_pools])
     if problems:
         raise StartRefused("; ".join(problems), kind="invalid")
     return ClusterRecord(name=request.name, provider=request.provider, region=request.region,

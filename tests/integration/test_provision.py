@@ -23,8 +23,15 @@ def request(provider: str = "eks", **changes) -> ProvisionClusterInput:
         "node_pools": [{"name": "system", "node_count": 2}, {"name": "general", "node_count": 3}],
         "poll_interval_seconds": 0.05, "ready_timeout_seconds": 20, "cloud_operation_timeout_seconds": 60,
         "activity_heartbeat_timeout_seconds": 5,
+        # What the simulated AWS account has (regatta/formats/fleet_file.py, EksAccountSpec): EKS refuses less.
+        **({"network": EKS_NETWORK} if provider == "eks" else {}),
     }
     return ProvisionClusterInput(**{**fields, **changes})
+
+
+EKS_NETWORK = {"subnets": ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002"],
+               "cluster_role": "arn:aws:iam::111122223333:role/eks-cluster",
+               "node_role": "arn:aws:iam::111122223333:role/eks-node"}
 
 
 async def provision(client, task_queue, spec: ProvisionClusterInput):

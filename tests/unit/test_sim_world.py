@@ -257,3 +257,38 @@ def test_the_simulator_reads_versions_as_clusters_and_clouds_report_them():
     assert minor("v1.30.4") == (1, 30) and minor("1.31.5-gke.1200") == (1, 31) and minor_text("1.30.4-eks-a1b2c3") == "1.30"
     with pytest.raises(ValueError, match="not a Kubernetes version"):
         minor("latest")
+
+
+def test_the_clouds_refuse_what_the_account_lacks_in_their_own_words():
+    world, name = world_with()
+    cluster = world.clusters[name]
+    good = {"subnets": ["subnet-0a1b2c3d4e5f60001"], "node_role": "arn:aws:iam::111122223333:role/eks-node"}
+    with pytest.raises(SimError, match="The subnet ID 'subnet-bogus' does not exist") as subnet:
+        world.create_node_pool(cluster, name="n1", version=None, size="m5.large", desired=1, labels={}, token=None,
+                               **{**good, "subnets": ["subnet-bogus"]})
+    assert subnet.value.reason == "InvalidParameterException"
+    with pytest.raises(SimError, match="role arn:aws:iam::111122223333:role/nobody does not exist"):
+        world.create_node_pool(cluster, name="n2", version=None, size="m5.large", desired=1, labels={}, token=None,
+                               **{**good, "node_role": "arn:aws:iam::111122223333:role/nobody"})
+    with pytest.raises(SimError, match="Instance type e2-standard-4 is not supported"):
+        world.create_node_pool(cluster, name="n3", version=None, size="e2-standard-4", desired=1, labels={}, token=None,
+                               **good)
+    with pytest.raises(SimError, match="Role with arn: arn:aws:iam::111122223333:role/other, could not be assumed"):
+        world.check_account("eks", cluster_role="arn:aws:iam::111122223333:role/other")
+    with pytest.raises(SimError, match='Invalid machine type "m5.large"'):
+        world.check_account("gke", size="m5.large")
+    with pytest.raises(SimError, match='Network "corp" does not exist'):
+        world.check_account("gke", network="corp")
+    with pytest.raises(SimError, match="VM size of the agent pool is not allowed") as vm:
+        world.check_account("aks", size="m5.large")
+    assert vm.value.reason == "InvalidParameter"
+    assert "n1" not in cluster.pools and "n2" not in cluster.pools  # nothing half made
+
+
+def test_a_fleet_file_that_gives_a_cloud_another_clouds_machine_type_says_which():
+    with pytest.raises(ValueError, match="gke has no machine type 'm5.large'"):
+        FleetSpec.model_validate({"clusters": [{"name": "g", "provider": "gke", "region": "europe-west4", "version": "1.30",
+                                                "node_pools": [{"name": "p", "nodes": 1, "node_size": "m5.large"}]}]})
+    spec = FleetSpec.model_validate({"clusters": [{"name": "g", "provider": "gke", "region": "europe-west4",
+                                                   "version": "1.30", "node_pools": [{"name": "p", "nodes": 1}]}]})
+    assert spec.clusters[0].node_pools[0].node_size == "e2-standard-4"  # each cloud's own default
