@@ -34,6 +34,9 @@ BATCH_JOBS = ("batch/v1", "jobs")
 VELERO_BACKUPS = ("velero.io/v1", "backups")
 VELERO_RESTORES = ("velero.io/v1", "restores")
 WATCH_POLL_SECONDS = 0.05
+# Writes a cluster remembers for watches; a watch from before the oldest is told 410 Gone, as the
+# API server says "too old resource version" once etcd has compacted.
+WATCH_WINDOW = 2000
 
 
 def _kind_name(plural: str, api: str) -> str:
@@ -92,8 +95,14 @@ def _store(c: Cluster, key: Key, body: dict[str, Any], *, old: dict[str, Any] | 
                           "conditions": [{"type": t, "status": "True", "reason": r, "lastTransitionTime": timestamp(time.time())}
                                          for t, r in (("NamesAccepted", "NoConflicts"), ("Established", "InitialNamesAccepted"))]}
     c.objects[key] = body
-    c.object_log.append((c.resource_version, "MODIFIED" if old is not None else "ADDED", key, copy.deepcopy(body)))
+    _log(c, "MODIFIED" if old is not None else "ADDED", key, body)
     return body
+
+
+def _log(c: Cluster, kind: str, key: Key, body: dict[str, Any]) -> None:
+    c.object_log.append((c.resource_version, kind, key, copy.deepcopy(body)))
+    if len(c.object_log) > WATCH_WINDOW:
+        del c.object_log[: len(c.object_log) - WATCH_WINDOW]
 
 
 def _served_plural(world: World, c: Cluster, api: str, plural: str) -> None:
@@ -178,6 +187,8 @@ def _watch(request: Request, c: Cluster, api: str, plural: str, namespace: str) 
     BOOKMARK marking the end of them."""
     initial = request.query_params.get("sendInitialEvents") == "true"
     since = c.resource_version if initial else int(request.query_params.get("resourceVersion") or c.resource_version)
+    if c.object_log and since < c.object_log[0][0] - 1 and len(c.object_log) >= WATCH_WINDOW:
+        raise SimError(410, "Expired", f"too old resource version: {since} ({c.object_log[0][0]})")
     fields = requirements(request.query_params.get("fieldSelector"))
     deadline = time.monotonic() + float(request.query_params.get("timeoutSeconds") or 1800)
 
@@ -287,7 +298,7 @@ def _delete(request: Request, cluster: str, api: str, plural: str, namespace: st
         c.resource_version += 1
         gone = copy.deepcopy(found)
         gone["metadata"]["resourceVersion"] = str(c.resource_version)
-        c.object_log.append((c.resource_version, "DELETED", key, gone))
+        _log(c, "DELETED", key, gone)
     return {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Success",
             "details": {"name": name, "kind": plural, "uid": found["metadata"].get("uid")}}
 

@@ -292,3 +292,26 @@ def test_a_fleet_file_that_gives_a_cloud_another_clouds_machine_type_says_which(
     spec = FleetSpec.model_validate({"clusters": [{"name": "g", "provider": "gke", "region": "europe-west4",
                                                    "version": "1.30", "node_pools": [{"name": "p", "nodes": 1}]}]})
     assert spec.clusters[0].node_pools[0].node_size == "e2-standard-4"  # each cloud's own default
+
+
+def test_a_watch_from_before_what_the_cluster_remembers_is_told_it_is_too_old():
+    import httpx
+
+    from regatta.sim import kube_objects
+    from regatta.sim.server import create_app
+
+    world, name = world_with()
+    cluster = world.clusters[name]
+    for index in range(kube_objects.WATCH_WINDOW + 10):  # writes enough to forget the first ones
+        cluster.resource_version += 1
+        kube_objects._log(cluster, "ADDED", ("v1", "configmaps", "shop", f"c{index}"), {"metadata": {}})
+    assert len(cluster.object_log) == kube_objects.WATCH_WINDOW
+
+    async def ask() -> httpx.Response:
+        transport = httpx.ASGITransport(app=create_app(world))
+        async with httpx.AsyncClient(transport=transport, base_url="http://sim") as sim:
+            return await sim.get(f"/k8s/{name}/api/v1/namespaces/shop/configmaps", params={"watch": "true", "resourceVersion": "1"},
+                                 headers={"Authorization": f"Bearer {world.api_token}"})
+
+    answer = asyncio.run(ask())
+    assert answer.status_code == 410 and answer.json()["reason"] == "Expired"
