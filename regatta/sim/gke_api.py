@@ -155,6 +155,7 @@ async def create_cluster(request: Request, project: str, location: str):
     world: World = request.app.state.world
     spec = (await request.json())["cluster"]
     world.check_faults(spec["name"], api="cloud", operation="CreateCluster")
+    world.check_account("gke", network=spec.get("network") or None, subnetwork=spec.get("subnetwork") or None)
     cluster = world.create_cluster(name=spec["name"], provider="gke", region=location,
                                    version=spec.get("initialClusterVersion") or "1.30",
                                    labels=spec.get("resourceLabels") or {}, token=None)

@@ -16,9 +16,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import yaml
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
+from regatta.sim import field_managers
 from regatta.sim.world import Cluster, Node, Pdb, Pod, SimError, World
 
 router = APIRouter(prefix="/k8s/{cluster}")
@@ -389,10 +391,70 @@ async def read_deployment(request: Request, cluster: str, namespace: str, name: 
     return _deployment_json(c, namespace, name, world.now())
 
 
+def _scale_json(c: Cluster, namespace: str, name: str) -> dict:
+    deployment = c.deployments.get((namespace, name))
+    if deployment is None:
+        raise SimError(404, "NotFound", f'deployments.apps "{name}" not found')
+    return {"apiVersion": "autoscaling/v1", "kind": "Scale",
+            "metadata": {"name": name, "namespace": namespace, "resourceVersion": str(c.resource_version)},
+            "spec": {"replicas": deployment.replicas},
+            "status": {"replicas": sum(1 for p in c.pods.values() if p.owner == name and p.namespace == namespace),
+                       "selector": ",".join(f"{k}={v}" for k, v in sorted(deployment.labels.items()))}}
+
+
+@router.get("/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale")
+async def read_scale(request: Request, cluster: str, namespace: str, name: str):
+    _, c = reach(request, cluster, "read_scale")
+    return _scale_json(c, namespace, name)
+
+
+@router.patch("/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale")
+@router.put("/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale")
+async def scale_deployment(request: Request, cluster: str, namespace: str, name: str):
+    """The scale subresource `kubectl scale` patches."""
+    world, c = reach(request, cluster, "scale")
+    body = await request.json()
+    replicas = (body.get("spec") or {}).get("replicas") if isinstance(body, dict) else None
+    if replicas is None and isinstance(body, list):  # a JSON patch of /spec/replicas
+        replicas = next((op.get("value") for op in body if op.get("path") == "/spec/replicas"), None)
+    world.patch_deployment(c, namespace, name, {"spec": {"replicas": replicas}})
+    return _scale_json(c, namespace, name)
+
+
+@router.post("/apis/apps/v1/namespaces/{namespace}/deployments", status_code=201)
+async def create_deployment(request: Request, cluster: str, namespace: str):
+    world, c = reach(request, cluster, "create_deployment")
+    manifest = await request.json()
+    name = (manifest.get("metadata") or {}).get("name")
+    if not name:
+        raise SimError(422, "Invalid", "Deployment.apps: metadata.name is required")
+    if (namespace, name) in c.deployments:
+        raise SimError(409, "AlreadyExists", f'deployments.apps "{name}" already exists')
+    if request.query_params.get("dryRun") != "All":
+        world.put_deployment(c, namespace, name, manifest)
+        return JSONResponse(_deployment_json(c, namespace, name, world.now()), status_code=201)
+    return JSONResponse(manifest, status_code=201)
+
+
 @router.patch("/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
 async def patch_deployment(request: Request, cluster: str, namespace: str, name: str):
+    """A merge or strategic-merge patch of what the simulator models (what Regatta's fencing and
+    kubectl scale send), or a server-side apply of a whole manifest (created when absent)."""
     world, c = reach(request, cluster, "patch_deployment")
-    world.patch_deployment(c, namespace, name, await request.json())
+    kind = request.headers.get("content-type", "").split(";")[0].strip()
+    if kind == "application/apply-patch+yaml":
+        manifest = yaml.safe_load(await request.body()) or {}
+        if request.query_params.get("dryRun") != "All":
+            world.put_deployment(c, namespace, name, manifest)
+        elif (namespace, name) not in c.deployments:
+            return manifest
+    elif kind == "application/json-patch+json":
+        current = _deployment_json(c, namespace, name, world.now()) if (namespace, name) in c.deployments else None
+        if current is None:
+            raise SimError(404, "NotFound", f'deployments.apps "{name}" not found')
+        world.put_deployment(c, namespace, name, field_managers.json_patch(current, await request.json()))
+    else:
+        world.patch_deployment(c, namespace, name, await request.json())
     return _deployment_json(c, namespace, name, world.now())
 
 
@@ -430,6 +492,31 @@ async def delete_namespace(request: Request, cluster: str, name: str):
     world, c = reach(request, cluster, "delete_namespace")
     world.delete_namespace(c, name)
     return {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Success", "details": {"name": name, "kind": "namespaces"}}
+
+
+@router.patch("/api/v1/namespaces/{name}")
+async def patch_namespace(request: Request, cluster: str, name: str):
+    """Labels and annotations by merge, strategic-merge or JSON patch, or a server-side apply of a
+    Namespace (created when absent): what a policy bundle or kubectl apply sends a namespace."""
+    _, c = reach(request, cluster, "patch_namespace")
+    kind = request.headers.get("content-type", "").split(";")[0].strip()
+    exists = name in c.namespaces
+    if not exists and kind != "application/apply-patch+yaml":
+        raise SimError(404, "NotFound", f'namespaces "{name}" not found')
+    current = _namespace_json(name, c.namespace_labels.get(name))
+    raw = await request.body()
+    if kind == "application/apply-patch+yaml":
+        labels = ((yaml.safe_load(raw) or {}).get("metadata") or {}).get("labels") or {}
+        merged = {**current["metadata"]["labels"], **labels}
+    elif kind == "application/json-patch+json":
+        merged = field_managers.json_patch(current, json.loads(raw))["metadata"].get("labels") or {}
+    else:
+        merged = field_managers.merge_patch(current, json.loads(raw))["metadata"].get("labels") or {}
+    if request.query_params.get("dryRun") != "All":
+        c.namespaces.add(name)
+        c.namespace_labels[name] = {k: str(v) for k, v in merged.items() if k != "kubernetes.io/metadata.name"}
+        c.resource_version += 1
+    return _namespace_json(name, {k: str(v) for k, v in merged.items() if k != "kubernetes.io/metadata.name"})
 
 
 @router.post("/api/v1/namespaces", status_code=201)

@@ -933,6 +933,36 @@ class World:
             del cluster.pods[key]
         cluster.resource_version += 1
 
+    def put_deployment(self, cluster: Cluster, namespace: str, name: str, manifest: dict) -> Deployment:
+        """Create a Deployment from a manifest a client sent, or bring one up to it: its replicas,
+        selector, labels and annotations are what the simulator models (the controller does the
+        rest: pods on Ready, schedulable nodes with room)."""
+        spec, meta = manifest.get("spec") or {}, manifest.get("metadata") or {}
+        replicas = spec.get("replicas", 1)
+        if not isinstance(replicas, int) or replicas < 0:
+            raise SimError(422, "Invalid", f"spec.replicas: Invalid value: {replicas!r}: must be greater than or equal to 0")
+        selector = (spec.get("selector") or {}).get("matchLabels") or {}
+        template = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        if not selector or any(template.get(k) != v for k, v in selector.items()):
+            raise SimError(422, "Invalid", 'Deployment.apps "' + name + '" is invalid: spec.template.metadata.labels:'
+                           " Invalid value: `selector` does not match template `labels`")
+        namespace_known = namespace in cluster.namespaces
+        if not namespace_known:
+            raise SimError(404, "NotFound", f'namespaces "{namespace}" not found')
+        existing = cluster.deployments.get((namespace, name))
+        if existing is None:
+            existing = cluster.deployments[(namespace, name)] = Deployment(
+                namespace=namespace, name=name, replicas=replicas, labels=dict(selector),
+                annotations={k: str(v) for k, v in (meta.get("annotations") or {}).items()},
+                metadata_labels={k: str(v) for k, v in (meta.get("labels") or {}).items()})
+        else:
+            existing.replicas = replicas
+            existing.annotations = {k: str(v) for k, v in (meta.get("annotations") or {}).items()}
+            existing.metadata_labels = {k: str(v) for k, v in (meta.get("labels") or {}).items()}
+        cluster.resource_version += 1
+        self.reconcile(cluster)
+        return existing
+
     def patch_deployment(self, cluster: Cluster, namespace: str, name: str, patch: dict) -> Deployment:
         """Merge-patch the fields the simulator models: spec.replicas and metadata annotations
         (a null annotation value removes it, as a JSON merge patch does)."""

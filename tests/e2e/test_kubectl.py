@@ -190,3 +190,36 @@ async def test_wait_and_rollout_status_follow_the_kinds_the_simulator_models(kub
     assert waiting.wait(timeout=40) == 0
     replaced = ok(kube("get", "deploy", "checkout", "-n", "shop"))
     assert "3/3" in replaced.splitlines()[1] or "2/3" in replaced.splitlines()[1]  # the controller puts one back
+
+
+APP = """apiVersion: v1
+kind: Namespace
+metadata: {name: search, labels: {team: search}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: indexer, namespace: search, labels: {app: indexer}}
+spec:
+  replicas: {replicas}
+  selector: {matchLabels: {app: indexer}}
+  template:
+    metadata: {labels: {app: indexer}}
+    spec: {containers: [{name: app, image: registry.local/indexer:1}]}
+"""
+
+
+async def test_an_application_applied_with_kubectl_runs_and_scales(kube, simulator):
+    assert "deployment.apps/indexer created" in ok(kube("apply", "-f", "-", input_text=APP.replace("{replicas}", "3")))
+    ok(kube("wait", "--for=condition=Available", "deploy/indexer", "-n", "search", "--timeout=30s", timeout=60))
+    pods = json.loads(ok(kube("get", "pods", "-n", "search", "-l", "app=indexer", "-o", "json")))["items"]
+    assert len(pods) == 3 and all(p["status"]["phase"] == "Running" for p in pods)  # the controller placed them
+    assert "serverside-applied" in ok(kube("apply", "--server-side", "--field-manager", "regatta", "-f", "-",
+                                           input_text=APP.replace("{replicas}", "4")))
+    assert "4/4" in ok(kube("get", "deploy", "indexer", "-n", "search"))
+    assert "scaled" in ok(kube("scale", "deploy/indexer", "-n", "search", "--replicas=2"))
+    assert "2/2" in ok(kube("get", "deploy", "indexer", "-n", "search"))
+    assert "team=search" in ok(kube("get", "ns", "search", "--show-labels"))
+    mismatched = APP.replace("{replicas}", "1").replace("template:\n    metadata: {labels: {app: indexer}}",
+                                                        "template:\n    metadata: {labels: {app: other}}")
+    refused = kube("apply", "-f", "-", input_text=mismatched.split("---\n")[1].replace("indexer", "odd", 1))
+    assert refused.returncode == 1 and "does not match template" in refused.stderr

@@ -60,3 +60,12 @@ async def test_a_blue_green_replacement_pool_keeps_the_old_pools_subnets_role_la
     assert pool.labels == {"team": "payments"} and pool.taints == [taint]
     assert "payments" not in simulator.world.clusters[name].pools  # the old one is gone
     assert sim_report(simulator, name)["pdb_violations"] == []
+
+
+async def test_gke_refuses_a_network_the_project_does_not_have(client, worker, task_queue, simulator, inventory):
+    spec = request("gke", network={"network": "corp-vpc"})
+    failure = await failure_of(await provision(client, task_queue, spec))
+    assert 'Network "corp-vpc" does not exist' in failure.message
+    nothing_left(simulator, inventory, spec.name)
+    fits = request("gke", network={"network": "fleet", "subnetwork": "fleet-nodes"})
+    assert (await (await provision(client, task_queue, fits)).result()).outcome == "succeeded"
