@@ -29,7 +29,7 @@ def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
     metrics_port, api_port = free_port(), free_port()
     dev = subprocess.Popen(
         [REGATTA, "dev", "--time-scale", "0", "--temporal-port", str(free_port()),
-         "--ui-port", str(free_port()), "--sim-port", str(free_port()), "--metrics-port", str(metrics_port),
+         "--ui-port", str(free_port()), "--sim-port", str(free_port()), "--sim-tls-port", str(free_port()), "--metrics-port", str(metrics_port),
          "--api-port", str(api_port)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
