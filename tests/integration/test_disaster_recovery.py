@@ -299,7 +299,7 @@ async def test_the_standby_is_held_for_the_whole_failover_and_a_busy_standby_is_
     assert (await hold.describe()).status == WorkflowExecutionStatus.COMPLETED  # released, not left behind
 
     busy = pair_of()
-    simulator.world.clusters[busy.standby].time_scale = 0.05  # an upgrade that is still running when the failover asks
+    simulator.world.clusters[busy.standby].time_scale = 0.01  # an upgrade that is still running when the failover asks
     upgrade = await start_upgrade(client, task_queue, busy.standby)
     with pytest.raises(WorkflowFailureError) as refused:
         await (await failover(client, task_queue, busy)).result()
