@@ -91,9 +91,10 @@ def wave_start(
         wave = _wave_request(file=file, selector=selector, to=to, name=name, concurrency=concurrency,
                              failure_budget=failure_budget, ticket=ticket, requested_by=requested_by)
         # The same clock the wave will read: the simulator's for a simulated fleet.
-        inventory, now = open_inventory(), fleet_now()
-        admit(wave, inventory=inventory, now=now, outbound_allow=Settings.from_env().outbound_allow)  # exit 2 if refused
-        plan = waves.plan_wave(wave, inventory.list_clusters(), now=now)
+        admission = admit(wave, inventory=open_inventory(), now=fleet_now(),  # exit 2 if refused
+                          outbound_allow=Settings.from_env().outbound_allow)
+        plan = admission.plan
+        assert plan is not None  # a wave's admission carries its plan
         if plan_only:
             render_plan(plan, console)
             return

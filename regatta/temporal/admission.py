@@ -29,6 +29,7 @@ from regatta.models import (
     DRFailoverInput,
     PatchWaveInput,
     ProvisionClusterInput,
+    WavePlan,
 )
 from regatta.rules import decommissioning, operation_ids, outbound, provisioning, refusals, versions, waves
 from regatta.temporal.operations import OperationRefused
@@ -56,16 +57,7 @@ class Admission:
     operation_id: str
     holder: ClusterRecord | None = None  # the cluster whose lock it takes; None for a wave
     environments: frozenset[str] = frozenset()
-
-
-WORKFLOW_OF: dict[type[BaseModel], str] = {
-    ClusterUpgradeInput: "ClusterUpgrade",
-    PatchWaveInput: "PatchWave",
-    ProvisionClusterInput: "ProvisionCluster",
-    DecommissionClusterInput: "DecommissionCluster",
-    DRFailoverInput: "DRFailover",
-    DRFailbackInput: "DRFailback",
-}
+    plan: WavePlan | None = None  # a wave's plan, as `--plan-only` prints it
 
 
 def admit(request: BaseModel, *, inventory: Inventory, now: datetime | None = None,
@@ -94,9 +86,7 @@ def admit(request: BaseModel, *, inventory: Inventory, now: datetime | None = No
         raise StartRefused(str(error), kind="unknown") from None
     except DrPairError as error:
         raise StartRefused(str(error), kind="unknown") from None
-    except versions.AlreadyAtVersion as error:
-        raise StartRefused(str(error), kind="conflict") from None
-    except refusals.Refusal as error:
+    except refusals.Refusal as error:  # a wave's plan, a new cluster's version (an upgrade's say their own kind)
         raise StartRefused(str(error), kind="invalid") from None
     raise TypeError(f"no operation starts from a {type(request).__name__}")
 
@@ -144,7 +134,7 @@ def _wave(request: PatchWaveInput, *, inventory: Inventory, now: datetime) -> Ad
     clusters = {c.name: c for c in inventory.list_clusters()}
     plan = waves.plan_wave(request, list(clusters.values()), now=now)
     touched = frozenset(clusters[c.name].environment for stage in plan.stages for c in stage.clusters)
-    return Admission("PatchWave", operation_ids.wave_id(request.name), None, touched)
+    return Admission("PatchWave", operation_ids.wave_id(request.name), None, touched, plan)
 
 
 def _decommission(request: DecommissionClusterInput, *, inventory: Inventory) -> Admission:
