@@ -185,6 +185,12 @@ def _list(kind: str, api_version: str, items: list[dict], cluster: Cluster) -> d
             "metadata": {"resourceVersion": str(cluster.resource_version)}, "items": items}
 
 
+def bookmark_line(*, kind: str, api_version: str, resource_version: str) -> str:
+    """The watch event that ends a watch-list's initial events (client-go waits for it)."""
+    return json.dumps({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": api_version, "metadata": {
+        "resourceVersion": resource_version, "annotations": {"k8s.io/initial-events-end": "true"}}}}) + "\n"
+
+
 def watch_or_list(request: Request, c: Cluster, render: Callable[[], dict]) -> Any:
     """A list of a kind the simulator models (nodes, pods, deployments, budgets), or, with
     `watch`, its changes as watch events: the list is rendered again every few tens of
@@ -208,9 +214,8 @@ def watch_or_list(request: Request, c: Cluster, render: Callable[[], dict]) -> A
         if initial:
             for item in last.values():
                 yield event("ADDED", item)
-            yield json.dumps({"type": "BOOKMARK", "object": {"kind": first["kind"].removesuffix("List"),
-                              "apiVersion": first["apiVersion"], "metadata": {"resourceVersion": str(c.resource_version),
-                              "annotations": {"k8s.io/initial-events-end": "true"}}}}) + "\n"
+            yield bookmark_line(kind=first["kind"].removesuffix("List"), api_version=first["apiVersion"],
+                                resource_version=str(c.resource_version))
         while time.monotonic() < deadline and not await request.is_disconnected():
             await asyncio.sleep(0.05)
             now = keyed(render())

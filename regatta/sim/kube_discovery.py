@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from regatta.sim.kube_api import reach
 from regatta.sim.world import SimError, World
 
 router = APIRouter(prefix="/k8s/{cluster}")
@@ -111,24 +112,16 @@ def served_resources(world: World, cluster: str) -> dict[str, list[Resource]]:
     return served
 
 
-def _check(request: Request, cluster: str) -> World:
-    world: World = request.app.state.world
-    if request.headers.get("authorization") != f"Bearer {world.api_token}":
-        raise SimError(401, "Unauthorized", "Unauthorized: a bearer token from GET /sim/credentials/{cluster} is required")
-    world.cluster(cluster)
-    return world
-
-
 @router.get("/api")
 async def core_versions(request: Request, cluster: str) -> dict[str, Any]:
-    _check(request, cluster)
+    reach(request, cluster, "discovery")[0]
     return {"kind": "APIVersions", "versions": ["v1"],
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": request.url.netloc}]}
 
 
 @router.get("/apis")
 async def groups(request: Request, cluster: str) -> dict[str, Any]:
-    world = _check(request, cluster)
+    world = reach(request, cluster, "discovery")[0]
     listed = []
     for api in served_resources(world, cluster):
         if api == "v1":
@@ -141,13 +134,13 @@ async def groups(request: Request, cluster: str) -> dict[str, Any]:
 
 @router.get("/api/v1")
 async def core_resources(request: Request, cluster: str) -> dict[str, Any]:
-    world = _check(request, cluster)
+    world = reach(request, cluster, "discovery")[0]
     return {"kind": "APIResourceList", "groupVersion": "v1", "resources": [r.entry() for r in served_resources(world, cluster)["v1"]]}
 
 
 @router.get("/apis/{group}/{version}")
 async def group_resources(request: Request, cluster: str, group: str, version: str) -> dict[str, Any]:
-    world = _check(request, cluster)
+    world = reach(request, cluster, "discovery")[0]
     api = f"{group}/{version}"
     served = served_resources(world, cluster)
     if api not in served:
@@ -182,7 +175,7 @@ def _paths(api: str, resources: list[Resource]) -> dict[str, Any]:
 
 @router.get("/openapi/v3")
 async def openapi_index(request: Request, cluster: str) -> dict[str, Any]:
-    world = _check(request, cluster)
+    world = reach(request, cluster, "discovery")[0]
     return {"paths": {("api/v1" if api == "v1" else f"apis/{api}"): {"serverRelativeURL": f"/openapi/v3/"
                                                                       f"{'api/v1' if api == 'v1' else 'apis/' + api}"
                                                                       f"?hash={world.cluster(cluster).resource_version}"}
@@ -191,7 +184,7 @@ async def openapi_index(request: Request, cluster: str) -> dict[str, Any]:
 
 @router.get("/openapi/v3/{path:path}")
 async def openapi_group_version(request: Request, cluster: str, path: str) -> dict[str, Any]:
-    world = _check(request, cluster)
+    world = reach(request, cluster, "discovery")[0]
     api = "v1" if path == "api/v1" else path.removeprefix("apis/")
     served = served_resources(world, cluster)
     if api not in served:

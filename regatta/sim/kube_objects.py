@@ -22,7 +22,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from regatta.sim import field_managers
-from regatta.sim.kube_api import reach, requirements, selected, timestamp
+from regatta.sim.kube_api import bookmark_line, reach, requirements, selected, timestamp
+from regatta.sim.kube_discovery import served_resources
 from regatta.sim.world import Cluster, SimError, World
 
 router = APIRouter(prefix="/k8s/{cluster}")
@@ -107,8 +108,6 @@ def _log(c: Cluster, kind: str, key: Key, body: dict[str, Any]) -> None:
 
 def _served_plural(world: World, c: Cluster, api: str, plural: str) -> None:
     """A kind nobody has told the cluster about is refused as a real API server refuses it."""
-    from regatta.sim.kube_discovery import served_resources
-
     if plural not in {r.plural for r in served_resources(world, c.name).get(api, [])} and (api, plural) != CRDS:
         raise SimError(404, "NotFound", f"the server could not find the requested resource ({_kind_name(plural, api)})")
 
@@ -204,8 +203,7 @@ def _watch(request: Request, c: Cluster, api: str, plural: str, namespace: str) 
                 if matches(key):
                     yield json.dumps({"type": "ADDED", "object": body}) + "\n"
             kind = next((b.get("kind") for k, b in c.objects.items() if k[0] == api and k[1] == plural), "") or plural
-            yield json.dumps({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": api, "metadata": {
-                "resourceVersion": str(seen), "annotations": {"k8s.io/initial-events-end": "true"}}}}) + "\n"
+            yield bookmark_line(kind=kind, api_version=api, resource_version=str(seen))
         while time.monotonic() < deadline and not await request.is_disconnected():
             for version, kind, (a, p, ns, name), body in list(c.object_log):
                 if version <= seen or a != api or p != plural or (namespace and ns != namespace):
