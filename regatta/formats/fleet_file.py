@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from regatta.models import DEFAULT_NODE_SIZES, ProviderKind
+from regatta.models import ProviderKind, fill_default_node_sizes
 from regatta.rules.versions import minor_version
 
 DEFAULT_FLEET = Path(__file__).with_name("default_fleet.yaml")
@@ -70,9 +70,7 @@ class ClusterSpec(Spec):
 
     @model_validator(mode="after")
     def _node_sizes(self) -> ClusterSpec:
-        for pool in self.node_pools:
-            if not pool.node_size:
-                pool.node_size = DEFAULT_NODE_SIZES[self.provider]
+        fill_default_node_sizes(self.provider, self.node_pools)
         return self
 
     @property

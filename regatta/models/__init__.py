@@ -105,6 +105,7 @@ from regatta.models.fleet import (
     NodeState,
     NodeTaint,
     PdbState,
+    fill_default_node_sizes,
 )
 from regatta.models.health import (
     HealthCheck,
@@ -155,6 +156,7 @@ __all__ = [
     "Strategy",
     "Model",
     "DEFAULT_NODE_SIZES",
+    "fill_default_node_sizes",
     "NodeTaint",
     "LaunchTemplate",
     "ClusterNetwork",

@@ -6,8 +6,9 @@ Used by the inventory, the cloud and Kubernetes adapters, the rules and every wo
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import Field
 
@@ -16,6 +17,17 @@ from regatta.models.base import Model, ProviderKind
 # The machine type a node pool gets in each cloud when none is named.
 DEFAULT_NODE_SIZES: dict[str, str] = {"eks": "m5.large", "gke": "e2-standard-4", "aks": "Standard_D4s_v5",
                                       "kubeconfig": "m5.large"}
+
+
+class Sized(Protocol):
+    node_size: str
+
+
+def fill_default_node_sizes(provider: str, pools: Iterable[Sized]) -> None:
+    """Give each pool that names no machine type its cloud's default (a fleet file's, a provision file's)."""
+    for pool in pools:
+        if not pool.node_size:
+            pool.node_size = DEFAULT_NODE_SIZES[provider]
 
 
 class NodeTaint(Model):

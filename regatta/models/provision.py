@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from regatta.models.base import Model, ProviderKind
-from regatta.models.fleet import DEFAULT_NODE_SIZES, ClusterNetwork, ClusterRef, NodeTaint
+from regatta.models.fleet import ClusterNetwork, ClusterRef, NodeTaint, fill_default_node_sizes
 
 
 class NodePoolRequest(Model):
@@ -49,9 +49,7 @@ class ProvisionClusterInput(Model):
 
     @model_validator(mode="after")
     def _node_sizes(self) -> ProvisionClusterInput:
-        for pool in self.node_pools:
-            if not pool.node_size:
-                pool.node_size = DEFAULT_NODE_SIZES[self.provider]
+        fill_default_node_sizes(self.provider, self.node_pools)
         return self
 
     @property
