@@ -48,14 +48,12 @@ with workflow.unsafe.imports_passed_through():
         DrainNodes,
         DrainReport,
         ErrorType,
-        HealthCheckResult,
         MaintenanceHold,
         NodePool,
         PauseInput,
         PoolProgress,
         RecordClusterVersions,
         ResumeInput,
-        RunHealthCheck,
         StartControlPlaneUpgrade,
         StartNodePoolUpgrade,
     )
@@ -172,23 +170,8 @@ class ClusterUpgrade:
                                      failure_type=failure_type)
 
     async def _health_checks(self, after: str) -> None:
-        """The checks beyond node readiness the input asks for (Prometheus queries, smoke tests),
-        one after another; the first that fails stops the upgrade with its name and value."""
-        for check in self.input.health_checks:
-            kind = "Prometheus query" if check.prometheus else "smoke test"
-            self.state.step = f"health check {check.name} ({kind}) after {after}"
-            if check.prometheus:
-                timeout = check.prometheus.for_seconds + 120
-                heartbeat = check.prometheus.interval_seconds + 60
-                activity = Activity.CHECK_PROMETHEUS
-            else:
-                assert check.smoke_test is not None  # a check is exactly one of the two
-                timeout, heartbeat, activity = check.smoke_test.timeout_seconds + 120, 60, Activity.RUN_SMOKE_TEST
-            result: HealthCheckResult = await call(
-                activity, RunHealthCheck(cluster=self._ref(), check=check, after=after,
-                                         request_token=request_token(f"check{len(self.state.health_checks)}")),
-                HealthCheckResult, timeout=timeout, heartbeat=heartbeat)
-            self.state.health_checks.append(f"{check.name} after {after}: {result.detail}")
+        await self.calls.health_checks(self.input.health_checks, after, results=self.state.health_checks,
+                                       on_step=lambda step: setattr(self.state, "step", step))
 
     async def _hold_or_stop(self) -> bool:
         """Between steps: wait while paused, and while outside every maintenance window (or in a

@@ -13,31 +13,13 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from regatta.formats.yaml_lines import line_of
 from regatta.models import PatchWaveInput
 from regatta.rules import waves
 
 
 class WaveFileError(ValueError):
     pass
-
-
-def _line(node: yaml.Node | None, loc: tuple) -> int:
-    """The 1-based line of the deepest node the location reaches."""
-    line = node.start_mark.line + 1 if node is not None else 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            found = next((value for key, value in node.value if key.value == part), None)
-            if found is None:
-                # A missing field belongs where its mapping is; an unknown one is its own key.
-                key = next((k for k, _ in node.value if k.value == part), None)
-                return key.start_mark.line + 1 if key is not None else line
-            node = found
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        else:
-            break
-        line = node.start_mark.line + 1
-    return line
 
 
 def load_wave_file(path: str | Path) -> PatchWaveInput:
@@ -58,10 +40,10 @@ def load_wave_file(path: str | Path) -> PatchWaveInput:
     try:
         wave = PatchWaveInput.model_validate(raw)
     except ValidationError as error:
-        lines = [f"{path}:{_line(root, e['loc'])}: {'.'.join(map(str, e['loc'])) or 'wave'}: {e['msg']}"
+        lines = [f"{path}:{line_of(root, e['loc'])}: {'.'.join(map(str, e['loc'])) or 'wave'}: {e['msg']}"
                  for e in error.errors()]
         raise WaveFileError("\n".join(lines)) from None
     problems = waves.wave_problems(wave)
     if problems:
-        raise WaveFileError("\n".join(f"{path}:{_line(root, loc)}: {message}" for loc, message in problems))
+        raise WaveFileError("\n".join(f"{path}:{line_of(root, loc)}: {message}" for loc, message in problems))
     return wave

@@ -26,7 +26,10 @@ from regatta.inventory.tables import (
     ApiTokenRow,
     AuditChainHead,
     AuditRow,
+    BundleRevisionRow,
     ClusterRow,
+    ComplianceHistoryRow,
+    ComplianceRow,
     DrPairRow,
     MaintenanceHoldRow,
     WebhookDeliveryRow,
@@ -41,6 +44,7 @@ from regatta.models import (
     NodePool,
     OperationRecord,
 )
+from regatta.models.policy import BundleSpec, ComplianceRecord
 from regatta.rules import audit_chain
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -449,3 +453,69 @@ class Inventory:
             return True
         except IntegrityError:
             return False
+
+    # ------------------------------------------------------------------ the policy plane
+
+    def save_bundle_revision(self, spec: BundleSpec, *, at: datetime) -> None:
+        """Keep a bundle's content at its revision (once: the same revision is the same content)."""
+        assert spec.revision, "a bundle is saved at its revision"
+        with Session(self.engine) as session, session.begin():
+            if session.get(BundleRevisionRow, (spec.name, spec.revision)) is None:
+                session.add(BundleRevisionRow(bundle=spec.name, revision=spec.revision, created_at=at,
+                                              spec=spec.model_dump(mode="json")))
+
+    def bundle_revisions(self, bundle: str) -> list[BundleSpec]:
+        """The bundle's revisions, newest first."""
+        with Session(self.engine) as session:
+            rows = session.scalars(select(BundleRevisionRow).where(BundleRevisionRow.bundle == bundle)
+                                   .order_by(BundleRevisionRow.created_at.desc())).all()
+            return [BundleSpec.model_validate(row.spec) for row in rows]
+
+    def bundle_revision(self, bundle: str, revision: str) -> BundleSpec:
+        with Session(self.engine) as session:
+            row = session.get(BundleRevisionRow, (bundle, revision))
+            if row is None:
+                raise LookupError(f"bundle {bundle} has no revision {revision} in the inventory")
+            return BundleSpec.model_validate(row.spec)
+
+    def record_compliance(self, record: ComplianceRecord) -> bool:
+        """Set where a cluster stands with a bundle; a change of state, revision, mode or violation
+        count is appended to its history. True when something changed."""
+        at = record.evaluated_at or datetime.now(UTC)
+        fields = {"state": record.state, "revision": record.revision, "mode": record.mode,
+                  "violations": record.violations, "detail": record.detail}
+        with Session(self.engine) as session, session.begin():
+            row = session.get(ComplianceRow, (record.cluster, record.bundle))
+            changed = row is None or any(getattr(row, k) != v for k, v in fields.items() if k != "detail")
+            if row is None:
+                session.add(ComplianceRow(cluster=record.cluster, bundle=record.bundle, evaluated_at=at, **fields))
+            else:
+                for k, v in fields.items():
+                    setattr(row, k, v)
+                row.evaluated_at = at
+            if changed:
+                session.add(ComplianceHistoryRow(cluster=record.cluster, bundle=record.bundle, evaluated_at=at, **fields))
+        return changed
+
+    @staticmethod
+    def _compliance(row: ComplianceRow | ComplianceHistoryRow) -> ComplianceRecord:
+        return ComplianceRecord(cluster=row.cluster, bundle=row.bundle, state=row.state, revision=row.revision,
+                                mode=row.mode, violations=row.violations, detail=row.detail,
+                                evaluated_at=_utc(row.evaluated_at))
+
+    def compliance(self, *, bundle: str | None = None, cluster: str | None = None) -> list[ComplianceRecord]:
+        with Session(self.engine) as session:
+            query = select(ComplianceRow).order_by(ComplianceRow.bundle, ComplianceRow.cluster)
+            if bundle is not None:
+                query = query.where(ComplianceRow.bundle == bundle)
+            if cluster is not None:
+                query = query.where(ComplianceRow.cluster == cluster)
+            return [self._compliance(row) for row in session.scalars(query)]
+
+    def compliance_history(self, *, cluster: str, bundle: str) -> list[ComplianceRecord]:
+        """Every change, oldest first."""
+        with Session(self.engine) as session:
+            rows = session.scalars(select(ComplianceHistoryRow).where(
+                ComplianceHistoryRow.cluster == cluster, ComplianceHistoryRow.bundle == bundle)
+                .order_by(ComplianceHistoryRow.id))
+            return [self._compliance(row) for row in rows]

@@ -119,3 +119,46 @@ class WebhookDeliveryRow(Base):
 
     signature: Mapped[str] = mapped_column(String(100), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class BundleRevisionRow(Base):
+    """A bundle's content at one revision, as a rollout planned it: what rollback re-applies and
+    what a drift sweep compares the clusters against."""
+
+    __tablename__ = "bundle_revisions"
+
+    bundle: Mapped[str] = mapped_column(String(100), primary_key=True)
+    revision: Mapped[str] = mapped_column(String(64), primary_key=True)
+    spec: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class ComplianceRow(Base):
+    """Where one cluster stands with one bundle, now."""
+
+    __tablename__ = "compliance"
+
+    cluster: Mapped[str] = mapped_column(String(100), primary_key=True)
+    bundle: Mapped[str] = mapped_column(String(100), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20))
+    revision: Mapped[str] = mapped_column(String(64))
+    mode: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    violations: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    evaluated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ComplianceHistoryRow(Base):
+    """Every change of a cluster × bundle's compliance, never truncated."""
+
+    __tablename__ = "compliance_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cluster: Mapped[str] = mapped_column(String(100), index=True)
+    bundle: Mapped[str] = mapped_column(String(100), index=True)
+    state: Mapped[str] = mapped_column(String(20))
+    revision: Mapped[str] = mapped_column(String(64))
+    mode: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    violations: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    evaluated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

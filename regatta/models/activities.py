@@ -63,6 +63,10 @@ class Activity(StrEnum):
     WAIT_WORKLOADS_READY = "kube.wait_workloads_ready"
     LIST_TRAFFIC = "traffic.list_records"
     SET_TRAFFIC = "traffic.set_weights"
+    # the policy plane
+    PLAN_POLICY = "inventory.plan_policy"
+    GIVE_BUNDLE = "kube.give_bundle"
+    COUNT_VIOLATIONS = "kube.count_violations"
 
 
 class StartControlPlaneUpgrade(Model):

@@ -66,6 +66,17 @@ class ErrorType(StrEnum):
     NO_WEBHOOK_SECRET = "NoWebhookSecret"
     CALLBACK_REFUSED = "CallbackRefused"
     OUTBOUND_REFUSED = "OutboundRefused"
+    # the policy plane
+    INVALID_BUNDLE = "InvalidBundle"
+    BUNDLE_SOURCE_UNREADABLE = "BundleSourceUnreadable"
+    FIELD_MANAGER_CONFLICT = "FieldManagerConflict"
+    MANIFEST_REFUSED = "ManifestRefused"
+    POLICY_ENGINE_UNHEALTHY = "PolicyEngineUnhealthy"
+    NOT_OBSERVED = "NotObserved"
+    TOO_MANY_VIOLATIONS = "TooManyViolations"
+    NO_EARLIER_REVISION = "NoEarlierRevision"
+    NOT_IN_ROLLOUT = "NotInRollout"
+    ROLLOUT_FINISHED = "RolloutFinished"
     # controls an operation refuses (validators)
     OPERATION_ENDED = "OperationEnded"
     ALREADY_PAUSED = "AlreadyPaused"

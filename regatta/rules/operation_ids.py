@@ -14,3 +14,13 @@ def operation_id(cluster: str) -> str:
 def wave_id(name: str) -> str:
     """The workflow id of a PatchWave: one wave of a name runs at a time (a schedule's runs add a timestamp)."""
     return f"wave-{name}"
+
+
+def policy_id(bundle: str) -> str:
+    """The workflow id of a PolicyRollout: one rollout of a bundle at a time."""
+    return f"policy-{bundle}"
+
+
+def drift_id(bundle: str | None) -> str:
+    """The workflow id of a DriftSweep: of one bundle, or of all of them."""
+    return f"drift-{bundle or 'all'}"

@@ -5,6 +5,7 @@ started and then waited for while they heartbeat, and health gates.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -13,7 +14,17 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from regatta.models import Activity, CloudOperation, ClusterRef, HealthGate, HealthReport, WaitForOperation
+    from regatta.models import (
+        Activity,
+        CloudOperation,
+        ClusterRef,
+        HealthCheck,
+        HealthCheckResult,
+        HealthGate,
+        HealthReport,
+        RunHealthCheck,
+        WaitForOperation,
+    )
 
 # Quick calls to a cloud or API server: throttling and 5xx are retried with backoff for a
 # while; what cannot succeed arrives as a non-retryable ApplicationError and stops at once.
@@ -89,3 +100,24 @@ class ClusterCalls:
             HealthGate(cluster=self.ref, timeout_seconds=timeout, poll_interval_seconds=self.timing.poll_interval_seconds,
                        after=after, failure_type=failure_type, min_ready_nodes=min_ready_nodes),
             HealthReport, timeout=timeout + 120, heartbeat=self.heartbeat())
+
+    async def health_checks(self, checks: Sequence[HealthCheck], after: str, *, results: list[str],
+                            on_step: Callable[[str], None]) -> None:
+        """The checks beyond node readiness (Prometheus queries, smoke tests), one after another;
+        the first that fails stops the caller with its name and value. Each result is appended to
+        `results`, whose length numbers the checks' request tokens within the run."""
+        for check in checks:
+            kind = "Prometheus query" if check.prometheus else "smoke test"
+            on_step(f"health check {check.name} ({kind}) after {after}")
+            if check.prometheus:
+                timeout = check.prometheus.for_seconds + 120
+                heartbeat = check.prometheus.interval_seconds + 60
+                activity = Activity.CHECK_PROMETHEUS
+            else:
+                assert check.smoke_test is not None  # a check is exactly one of the two
+                timeout, heartbeat, activity = check.smoke_test.timeout_seconds + 120, 60, Activity.RUN_SMOKE_TEST
+            result: HealthCheckResult = await call(
+                activity, RunHealthCheck(cluster=self.ref, check=check, after=after,
+                                         request_token=request_token(f"check{len(results)}")),
+                HealthCheckResult, timeout=timeout, heartbeat=heartbeat)
+            results.append(f"{check.name} after {after}: {result.detail}")

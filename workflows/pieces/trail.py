@@ -104,10 +104,12 @@ class Trail:
         if notes:
             await workflow.wait_condition(lambda: not notes)
 
-    async def record(self, action: str, outcome: str, detail: str = "") -> None:
+    async def record(self, action: str, outcome: str, detail: str = "", *, cluster: str | None = None) -> None:
+        """One audit line, filed under the operation's cluster (or `cluster`: a rollout's line about
+        one of the clusters it changes)."""
         self.seq += 1
         await call(Activity.RECORD_OPERATION, OperationRecord(
-            operation_id=workflow.info().workflow_id, operation=self.operation, cluster=self.cluster,
+            operation_id=workflow.info().workflow_id, operation=self.operation, cluster=cluster or self.cluster,
             requested_by=self.asking.requested_by, ticket=self.asking.ticket, action=action,
             outcome=outcome, detail=detail, seq=self.seq, run_id=workflow.info().run_id,
         ), None)

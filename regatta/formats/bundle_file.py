@@ -1,0 +1,163 @@
+"""Reading a bundle file (`regatta policy preview|rollout --file bundle.yaml`) and the manifests it
+names: inline, a directory next to it, or a git repository at a ref. The result carries its
+manifests inline and its revision (the hash of its content), so what starts a PolicyRollout is
+what was read, whichever machine the worker runs on.
+
+Every problem is reported with the file and line that holds it, as wave files are: the bundle
+file's own fields, and each manifest at its source file and line.
+
+Git is real git (GitPython drives the `git` the machine has): the repository is cloned into a
+temporary directory, the ref resolved to a commit (recorded as `source_commit`), and the files
+read from that commit's tree, not from a working copy.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from regatta.formats.yaml_lines import line_of
+from regatta.models.policy import BundleSpec, GitSource
+from regatta.rules import bundles
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+class BundleFileError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a manifest was read: file and line."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+def _documents(text: str, name: str) -> list[tuple[dict[str, Any], Origin]]:
+    """The objects of one YAML stream (a `kind: List` is its items), each with its line."""
+    try:
+        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        docs = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        raise BundleFileError(f"{name}:{mark.line + 1 if mark else 1}: not valid YAML: {getattr(error, 'problem', None) or error}") from None
+    found = []
+    for node, doc in zip(nodes, docs, strict=True):
+        if doc is None:
+            continue
+        line = node.start_mark.line + 1
+        if not isinstance(doc, dict):
+            raise BundleFileError(f"{name}:{line}: a manifest is a mapping with apiVersion, kind and metadata")
+        if doc.get("kind") == "List" or str(doc.get("kind", "")).endswith("List") and isinstance(doc.get("items"), list):
+            items = node.value and next((v for k, v in node.value if k.value == "items"), None)
+            for i, item in enumerate(doc.get("items") or []):
+                item_line = items.value[i].start_mark.line + 1 if isinstance(items, yaml.SequenceNode) else line
+                found.append((item, Origin(name, item_line)))
+            continue
+        found.append((doc, Origin(name, line)))
+    return found
+
+
+def read_directory(directory: Path, shown_as: str) -> list[tuple[dict[str, Any], Origin]]:
+    if not directory.is_dir():
+        raise BundleFileError(f"{shown_as}: not a directory")
+    manifests = []
+    for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix in MANIFEST_SUFFIXES):
+        manifests += _documents(path.read_text(), str(Path(shown_as) / path.relative_to(directory)))
+    return manifests
+
+
+def read_git(source: GitSource) -> tuple[list[tuple[dict[str, Any], Origin]], str]:
+    """The manifests under `path` at `ref`, and the commit the ref named."""
+    import git  # GitPython: imported here so a machine without git can still read inline bundles
+
+    with tempfile.TemporaryDirectory(prefix="regatta-bundle-") as scratch:
+        try:
+            repo = git.Repo.clone_from(source.url, scratch, no_checkout=True)
+        except git.GitCommandError as error:
+            raise BundleFileError(f"git: cannot clone {source.url}: {(error.stderr or str(error)).strip()}") from None
+        commit = None
+        for name in (f"origin/{source.ref}", source.ref):
+            try:
+                commit = repo.commit(name)
+                break
+            except (git.BadName, ValueError):
+                continue
+        if commit is None:
+            raise BundleFileError(f"git: {source.url} has no branch, tag or commit {source.ref!r}")
+        tree = commit.tree
+        if source.path.strip("/"):
+            try:
+                tree = tree / source.path.strip("/")
+            except KeyError:
+                raise BundleFileError(f"git: {source.url}@{source.ref} has no directory {source.path!r}") from None
+        manifests = []
+        blobs = [b for b in tree.traverse() if isinstance(b, git.Blob) and Path(b.path).suffix in MANIFEST_SUFFIXES]
+        for blob in sorted(blobs, key=lambda b: str(b.path)):
+            manifests += _documents(blob.data_stream.read().decode(), f"{source.url}@{commit.hexsha[:12]}:{blob.path}")
+        return manifests, commit.hexsha
+
+
+def resolve(spec: BundleSpec, *, base: Path | None, shown_as: str = "bundle") -> tuple[BundleSpec, list[Origin | None]]:
+    """The bundle with its manifests inline, its revision and (from git) its commit; and where each
+    manifest came from. `base` is the bundle file's directory (None: directory sources are refused)."""
+    origins: list[Origin | None] = [None] * len(spec.manifests)
+    updates: dict[str, Any] = {}
+    if spec.source is not None:
+        if spec.source.directory is not None:
+            if base is None:
+                raise BundleFileError("a directory source is read where the bundle file is: start this bundle with"
+                                      " `regatta policy rollout --file`, or give its manifests inline or from git")
+            found = read_directory((base / spec.source.directory).resolve(), spec.source.directory)
+        else:
+            assert spec.source.git is not None
+            found, commit = read_git(spec.source.git)
+            updates["source_commit"] = commit
+        updates["manifests"] = [m for m, _ in found]
+        origins = [o for _, o in found]
+        updates["source"] = None
+    resolved = spec.model_copy(update=updates)
+    return resolved.model_copy(update={"revision": bundles.revision(resolved)}), origins
+
+
+def load_bundle_file(path: str | Path) -> BundleSpec:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise BundleFileError(f"cannot read bundle file {path}: {error.strerror or error}") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise BundleFileError(f"{where}: not valid YAML: {getattr(error, 'problem', None) or error}") from None
+    if not isinstance(raw, dict):
+        raise BundleFileError(f"{path}:1: a bundle file is one mapping with name and manifests or a source"
+                              " (see examples/bundle.yaml)")
+    try:
+        spec = BundleSpec.model_validate(raw)
+    except ValidationError as error:
+        raise BundleFileError("\n".join(f"{path}:{line_of(root, e['loc'])}: {'.'.join(map(str, e['loc'])) or 'bundle'}: {e['msg']}"
+                                        for e in error.errors())) from None
+    resolved, origins = resolve(spec, base=path.parent)
+    problems = bundles.bundle_problems(resolved)
+    if problems:
+        lines = []
+        for loc, message in problems:
+            origin = origins[loc[1]] if loc[:1] == ("manifests",) and len(loc) > 1 and isinstance(loc[1], int) \
+                and loc[1] < len(origins) else None
+            lines.append(f"{origin or f'{path}:{line_of(root, loc)}'}: {message}")
+        raise BundleFileError("\n".join(lines))
+    return resolved

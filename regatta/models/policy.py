@@ -1,0 +1,335 @@
+"""The policy plane: a bundle (named Kubernetes manifests, per-cluster overrides, where it goes
+and how it rolls out), the rollout's plan and state, what one cluster is given and answers, and the
+compliance records the inventory keeps for every cluster × bundle.
+
+Used by the PolicyRollout workflow, the bundle rules, the bundle file reader, the kube layer that
+applies bundles, the CLI and the API.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from regatta.models.base import Model
+from regatta.models.calendar import ClusterSelector
+from regatta.models.controls import ApproveInput
+from regatta.models.fleet import ClusterRef
+from regatta.models.health import HealthCheck
+
+BUNDLE_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# Every object Regatta applies carries these: the label is what pruning looks for (nothing
+# without it is ever deleted), the annotation the revision it was applied at.
+BUNDLE_LABEL = "regatta.dev/bundle"
+REVISION_ANNOTATION = "regatta.dev/bundle-revision"
+FIELD_MANAGER = "regatta"
+
+PolicyMode = Literal["audit", "enforce"]
+ComplianceState = Literal["compliant", "non_compliant", "pending", "drifted", "error"]
+
+
+class GitSource(Model):
+    """Manifests from a git repository at a ref (a branch, a tag or a commit)."""
+
+    url: str = Field(min_length=1, description="what `git clone` takes: a path, file://, https:// or ssh://")
+    ref: str = Field(default="main", min_length=1)
+    path: str = Field(default="", description="the directory inside the repository; empty: the whole tree")
+
+
+class BundleSource(Model):
+    """Where the manifests come from when they are not inline: a directory next to the bundle file,
+    or a git repository at a ref."""
+
+    directory: str | None = None
+    git: GitSource | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> BundleSource:
+        if (self.directory is None) == (self.git is None):
+            raise ValueError("give exactly one of directory or git")
+        return self
+
+
+class ObjectMatch(Model):
+    """Which of the bundle's objects an override or an ignore rule is about; empty: all of them."""
+
+    kind: str | None = None
+    name: str | None = None
+    namespace: str | None = None
+
+
+class BundleOverride(Model):
+    """RFC 6902 operations applied to the matching objects on the clusters the selector takes."""
+
+    selector: ClusterSelector = Field(default_factory=ClusterSelector)
+    target: ObjectMatch = Field(default_factory=ObjectMatch)
+    patch: list[dict[str, Any]] = Field(min_length=1, description="JSON patch operations: op, path, value/from")
+
+
+class PickSpread(Model):
+    """Take `count` clusters of those the stage's selector takes, spread over a field: one for each
+    value first (by name within a value), then round again, e.g. one canary per region."""
+
+    count: int = Field(ge=1, le=10000)
+    spread_over: Literal["region", "provider", "environment", "version"] | str = Field(
+        default="region", description="region, provider, environment, version, or label:<key>")
+
+
+class BundleTargets(Model):
+    selector: ClusterSelector = Field(default_factory=ClusterSelector)
+    versions: list[str] = Field(default_factory=list, description="control-plane minor versions taken, e.g. ['1.30', '1.31']; empty: any")
+    exclude: list[str] = Field(default_factory=list, description="clusters never touched by this bundle")
+    min_pods_free: int | None = Field(default=None, ge=0, description="leave out clusters the last sweep found with fewer"
+                                      " free pod slots (or never swept)")
+
+
+class PolicyStage(Model):
+    name: str = Field(min_length=1, max_length=60)
+    selector: ClusterSelector = Field(default_factory=ClusterSelector)
+    pick: PickSpread | None = Field(default=None, description="take only this many of the clusters the selector takes")
+    concurrency: int = Field(default=1, ge=1, le=500, description="clusters given the bundle at once in this stage")
+    soak_seconds: float = Field(default=0, ge=0)
+    approval_required: bool = False
+    health_checks: list[HealthCheck] = Field(default_factory=list)
+    mode: PolicyMode | None = Field(default=None, description="how this stage's policy-engine objects act; None: the"
+                                    " bundle's policy_mode decides")
+    max_violations: int = Field(default=0, ge=0, description="violations the stage's clusters may report before the next"
+                                " promotion (audit → enforce, or the next stage) is refused")
+
+
+class DriftIgnore(Model):
+    match: ObjectMatch = Field(default_factory=ObjectMatch)
+    paths: list[str] = Field(min_length=1, description="JSON pointers (a prefix ignores what is under it), e.g. /data/cache")
+
+
+class DriftSettings(Model):
+    mode: Literal["report", "remediate"] = "report"
+    ignore: list[DriftIgnore] = Field(default_factory=list)
+
+
+class BundleSpec(Model):
+    """A bundle file (`regatta policy rollout --file bundle.yaml`) and the PolicyRollout input; the
+    same JSON, with `manifests` inline, starts one from the Temporal UI."""
+
+    name: str = Field(pattern=BUNDLE_NAME, max_length=50)
+    description: str = ""
+    manifests: list[dict[str, Any]] = Field(default_factory=list, description="the objects, inline")
+    source: BundleSource | None = Field(default=None, description="where the objects come from when not inline")
+    overrides: list[BundleOverride] = Field(default_factory=list)
+    targets: BundleTargets = Field(default_factory=BundleTargets)
+    stages: list[PolicyStage] = Field(default_factory=list, description="empty: one canary (one cluster), then the"
+                                      " rest five at a time")
+    policy_mode: Literal["audit_then_enforce", "audit", "enforce"] = Field(
+        default="audit_then_enforce", description="policy-engine objects: reach every stage in audit first, then be"
+        " enforced stage by stage; or stay in audit; or be enforced at once")
+    force: bool = Field(default=False, description="take fields another field manager owns (server-side apply's force)")
+    prune: bool = Field(default=True, description="delete objects an earlier revision applied that this one drops"
+                        " (only those carrying the bundle's label)")
+    failure_budget: int | str = 0
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    ticket: str | None = None
+    requested_by: str = "temporal-ui"
+    callback_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://")
+    timeout_seconds: float = Field(default=120, gt=0, le=3600, description="how long one cluster may take to observe"
+                                   " every object and be healthy")
+    poll_interval_seconds: float = Field(default=1, gt=0, le=60)
+    cloud_operation_timeout_seconds: float = 600
+    activity_heartbeat_timeout_seconds: float = 30
+    revision: str | None = Field(default=None, description="set when the bundle is read: the hash of its content; leave"
+                                 " it out")
+    source_commit: str | None = Field(default=None, description="set when read from git: the commit the ref named")
+    rollback_of: str | None = Field(default=None, description="set by `policy rollback`: the revision being undone")
+
+    @model_validator(mode="after")
+    def _objects_somewhere(self) -> BundleSpec:
+        if self.source is not None and self.manifests:
+            raise ValueError("give manifests inline or a source, not both")
+        return self
+
+
+class BundleObjectKey(Model):
+    api_version: str
+    kind: str
+    namespace: str = ""
+    name: str
+
+    def words(self) -> str:
+        return f"{self.kind} {self.namespace + '/' if self.namespace else ''}{self.name}"
+
+
+class RenderedObject(Model):
+    key: BundleObjectKey
+    body: dict[str, Any]
+
+
+class ClusterRendering(Model):
+    """What one cluster is given: the bundle's objects after its overrides, substitutions and mode."""
+
+    cluster: str
+    revision: str
+    mode: PolicyMode | None = None
+    objects: list[RenderedObject]
+    overrides: list[int] = Field(default_factory=list, description="indexes of the overrides that apply")
+
+
+class ApplyBundle(Model):
+    """The one activity that gives a cluster a bundle: apply, prune, wait for generations and
+    health, and record the revision in the cluster."""
+
+    cluster: ClusterRef
+    bundle: str
+    rendering: ClusterRendering
+    force: bool = False
+    prune: bool = True
+    rollout: str = Field(default="", description="the operation id, written into the cluster's record")
+    timeout_seconds: float = 120
+    poll_interval_seconds: float = 1
+    dry_run: bool = Field(default=False, description="server-side dry run: what would change, nothing written")
+
+
+class GiveBundle(Model):
+    """What PolicyRollout asks of one cluster: the bundle at a revision (read from the inventory,
+    so the history does not carry the manifests once per cluster), in a mode."""
+
+    bundle: str
+    revision: str
+    cluster: str
+    mode: PolicyMode | None = None
+    rollout: str = ""
+    dry_run: bool = False
+    # How this rollout applies (not part of the revision: the same content may be forced once)
+    force: bool = False
+    prune: bool = True
+    timeout_seconds: float = 120
+    poll_interval_seconds: float = 1
+
+
+class CountViolations(Model):
+    bundle: str
+    revision: str
+    clusters: list[str]
+
+
+class ObjectChange(Model):
+    key: BundleObjectKey
+    action: Literal["created", "configured", "unchanged", "pruned", "would_create", "would_configure", "would_prune"]
+    paths: list[str] = Field(default_factory=list, description="the JSON pointers that change")
+
+
+class ApplyReport(Model):
+    cluster: str
+    revision: str
+    ref: ClusterRef | None = Field(default=None, description="how the cluster is reached: for its health gates")
+    changes: list[ObjectChange] = Field(default_factory=list)
+    violations: int = 0
+    violation_detail: list[str] = Field(default_factory=list, description="policy → failing results")
+
+
+class ViolationCount(Model):
+    cluster: ClusterRef
+    policies: list[BundleObjectKey]
+
+
+class PolicyClusterState(Model):
+    name: str
+    status: Literal["pending", "applying", "applied", "failed", "skipped", "aborted"] = "pending"
+    detail: str = ""
+    violations: int = 0
+
+
+class PolicyStageState(Model):
+    name: str
+    mode: PolicyMode | None = None
+    concurrency: int
+    soak_seconds: float
+    approval_required: bool
+    max_violations: int = 0
+    status: Literal["pending", "awaiting_approval", "running", "soaking", "done", "halted"] = "pending"
+    approved_by: str | None = None
+    clusters: list[PolicyClusterState] = Field(default_factory=list)
+
+
+class TargetDecision(Model):
+    cluster: str
+    included: bool
+    stage: str | None = None
+    because: str
+
+
+class PolicyPlan(Model):
+    """Every cluster of the fleet with why it is in or out, and the passes and stages that run."""
+
+    bundle: str
+    revision: str
+    planned_at: datetime
+    failure_budget: int
+    stages: list[PolicyStageState] = Field(description="in the order they run: an audit pass over every stage, then the"
+                                           " enforce pass, when the bundle says audit_then_enforce")
+    decisions: list[TargetDecision]
+
+
+class PlanPolicy(Model):
+    bundle: BundleSpec
+    now: datetime
+
+
+class PolicyRolloutProgress(Model):
+    operation_id: str = ""
+    bundle: str
+    revision: str = ""
+    phase: Literal["planning", "awaiting_approval", "running", "soaking", "succeeded", "halted", "aborted", "failed"] = "planning"
+    step: str = "starting"
+    stage: str | None = None
+    stages: list[PolicyStageState] = Field(default_factory=list)
+    left_out: dict[str, str] = Field(default_factory=dict, description="clusters of the fleet not in the rollout → why")
+    failure_budget: int = 0
+    failed: int = 0
+    applied_objects: int = 0
+    paused: bool = False
+    pause_reason: str | None = None
+    abort_requested: bool = False
+    abort_reason: str | None = None
+    halted_reason: str | None = None
+    message: str = ""
+
+
+class PolicyApproveInput(ApproveInput):
+    stage: str | None = Field(default=None, description="the stage approved; checked against the one waiting")
+
+
+class PolicySkipInput(Model):
+    cluster: str
+    reason: str = ""
+    requested_by: str = "temporal-ui"
+
+
+class PolicyRetryInput(Model):
+    cluster: str
+    requested_by: str = "temporal-ui"
+
+
+class PolicyRolloutResult(Model):
+    operation_id: str
+    bundle: str
+    revision: str
+    outcome: Literal["succeeded", "halted", "aborted"]
+    counts: dict[str, int]
+    failed: dict[str, str] = Field(default_factory=dict)
+    applied_objects: int = 0
+    message: str
+
+
+class ComplianceRecord(Model):
+    """One cluster × bundle, as the inventory keeps it (and its history, one line per change)."""
+
+    cluster: str
+    bundle: str
+    state: ComplianceState
+    revision: str
+    mode: PolicyMode | None = None
+    violations: int = 0
+    detail: str = ""
+    evaluated_at: datetime | None = None
+

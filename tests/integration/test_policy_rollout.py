@@ -1,0 +1,311 @@
+"""PolicyRollout against the simulator and the real Temporal dev server: a bundle reaches its
+clusters stage by stage through server-side apply (field manager `regatta`), CRDs before their
+custom resources, with per-cluster substitutions and overrides; the revision is recorded in each
+cluster and in the compliance records; what a revision drops is pruned, and only objects carrying
+the bundle's label; a field another manager owns is refused naming it unless the bundle says
+force; policy-engine objects go out in audit first and each enforcement is gated on the violation
+counts the engines report; a fail-closed policy is not enforced where its engine is down."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+
+from regatta.models import AbortInput, PauseInput, ResumeInput
+from regatta.models.policy import (
+    BUNDLE_LABEL,
+    BundleSpec,
+    PolicyApproveInput,
+    PolicyRolloutProgress,
+    PolicyRolloutResult,
+    PolicySkipInput,
+)
+from regatta.rules.operation_ids import policy_id
+from tests.integration import conftest as integration
+from tests.integration.test_replay import replays
+
+FAST = {"timeout_seconds": 20, "poll_interval_seconds": 0.05, "activity_heartbeat_timeout_seconds": 5}
+WIDGET_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "widgets.example.com"},
+    "spec": {"group": "example.com", "scope": "Namespaced",
+             "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+             "versions": [{"name": "v1", "served": True, "storage": True,
+                           "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
+}
+KYVERNO_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "clusterpolicies.kyverno.io"},
+    "spec": {"group": "kyverno.io", "scope": "Cluster",
+             "names": {"plural": "clusterpolicies", "singular": "clusterpolicy", "kind": "ClusterPolicy"},
+             "versions": [{"name": "v1", "served": True, "storage": True,
+                           "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
+}
+REPORT_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "policyreports.wgpolicyk8s.io"},
+    "spec": {"group": "wgpolicyk8s.io", "scope": "Namespaced",
+             "names": {"plural": "policyreports", "singular": "policyreport", "kind": "PolicyReport"},
+             "versions": [{"name": "v1alpha2", "served": True, "storage": True,
+                           "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
+}
+REQUIRE_TEAM = {"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy", "metadata": {"name": "require-team"},
+                "spec": {"background": True, "rules": [{"name": "team-label", "match": {"any": [{"resources": {"kinds": ["Pod"]}}]},
+                                                        "validate": {"message": "pods need a team label",
+                                                                     "pattern": {"metadata": {"labels": {"team": "?*"}}}}}]}}
+
+
+class ClusterApi:
+    """A cluster's API as any other client (kubectl, a policy engine) reaches it."""
+
+    def __init__(self, simulator, cluster: str):
+        self.base = f"{simulator.url}/k8s/{cluster}"
+        self.headers = {"Authorization": f"Bearer {simulator.world.api_token}"}
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.base + path, headers=self.headers, timeout=10)
+
+    def apply(self, path: str, body: dict, manager: str) -> httpx.Response:
+        return httpx.patch(self.base + path, params={"fieldManager": manager}, json=body, timeout=10,
+                           headers={**self.headers, "Content-Type": "application/apply-patch+yaml"})
+
+    def merge(self, path: str, body: dict) -> httpx.Response:
+        return httpx.patch(self.base + path, json=body, timeout=10,
+                           headers={**self.headers, "Content-Type": "application/merge-patch+json"})
+
+    def create(self, path: str, body: dict) -> None:
+        response = httpx.post(self.base + path, json=body, headers=self.headers, timeout=10)
+        assert response.status_code == 201, response.text
+
+
+def configmap(name: str, data: dict, namespace: str = "kube-system") -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}, "data": data}
+
+
+def bundle(tag: str, manifests: list[dict], **fields) -> BundleSpec:
+    return BundleSpec.model_validate({"name": f"b-{tag}", "manifests": manifests, "targets": {"selector": {"labels": {"policy": tag}}},
+                                      "requested_by": "sre-alice", "ticket": "CHG-POLICY", **FAST, **fields})
+
+
+async def roll_out(client, task_queue, spec: BundleSpec) -> tuple[PolicyRolloutResult, object]:
+    handle = await client.start_workflow("PolicyRollout", spec, id=policy_id(spec.name), task_queue=task_queue,
+                                         result_type=PolicyRolloutResult)
+    return await asyncio.wait_for(handle.result(), 120), handle
+
+
+@pytest.fixture
+def fleet(add_cluster):
+    tag = uuid.uuid4().hex[:6]
+
+    def add(env: str, count: int = 1, **spec) -> list[str]:
+        return [add_cluster(f"pol{env[:4]}", env=env, labels={"policy": tag}, pools=1, nodes=2,
+                            workloads=spec.pop("workloads", []), **spec) for _ in range(count)]
+
+    add.tag = tag
+    return add
+
+
+async def test_a_bundle_reaches_every_target_stage_by_stage_with_its_substitutions_and_overrides(
+        client, worker, task_queue, fleet, simulator, inventory):
+    staging = fleet("staging", 1)
+    prod = fleet("prod", 2)
+    fleet_tag = fleet.tag
+    spec = bundle(fleet_tag, [
+        configmap("owner", {"cluster": "{{ cluster.name }}", "env": "{{ cluster.environment }}", "size": "small"}),
+        {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "default"},
+         "spec": {"colour": "blue"}},
+        WIDGET_CRD,  # listed after its Widget: CRDs are applied first all the same
+    ], overrides=[{"selector": {"environment": "prod"}, "target": {"kind": "ConfigMap", "name": "owner"},
+                   "patch": [{"op": "replace", "path": "/data/size", "value": "large"}]}])
+    result, handle = await roll_out(client, task_queue, spec)
+    assert result.outcome == "succeeded", result.message
+    assert result.counts == {"applied": 3}
+    progress = await handle.query("progress", result_type=PolicyRolloutProgress)
+    assert [(s.name, len(s.clusters), s.concurrency) for s in progress.stages] == [("canary", 1, 1), ("rest", 2, 5)]
+    assert set(progress.left_out) >= {c.name for c in inventory.list_clusters() if c.labels.get("policy") != fleet_tag}
+
+    for name in staging + prod:
+        api = ClusterApi(simulator, name)
+        owner = api.get("/api/v1/namespaces/kube-system/configmaps/owner").json()
+        assert owner["data"] == {"cluster": name, "env": "prod" if name in prod else "staging",
+                                 "size": "large" if name in prod else "small"}
+        assert owner["metadata"]["labels"][BUNDLE_LABEL] == spec.name
+        assert [m["manager"] for m in owner["metadata"]["managedFields"]] == ["regatta"]
+        assert api.get("/apis/example.com/v1/namespaces/default/widgets/w").json()["spec"] == {"colour": "blue"}
+        record = api.get(f"/api/v1/namespaces/kube-system/configmaps/regatta-bundle-{spec.name}").json()["data"]
+        assert (record["revision"], record["state"], record["rollout"]) == (result.revision, "applied", policy_id(spec.name))
+        lines = [(r.action, r.outcome) for r in inventory.audit(cluster=name)]
+        assert ("give_bundle", "succeeded") in lines
+    states = {(r.cluster, r.state, r.revision) for r in inventory.compliance(bundle=spec.name)}
+    assert states == {(name, "compliant", result.revision) for name in staging + prod}
+
+
+async def test_a_new_revision_prunes_what_it_drops_but_never_an_object_without_the_bundles_label(
+        client, worker, task_queue, fleet, simulator, inventory):
+    [name] = fleet("staging", 1)
+    api = ClusterApi(simulator, name)
+    first = bundle(fleet.tag, [configmap("keep", {"v": "1"}), configmap("dropped", {"v": "1"}),
+                               configmap("adopted", {"v": "1"})], stages=[{"name": "all"}])
+    result, _ = await roll_out(client, task_queue, first)
+    assert result.outcome == "succeeded", result.message
+    first_revision = result.revision
+    # Someone takes one object over: with the label gone it is theirs now, and must survive.
+    assert api.merge("/api/v1/namespaces/kube-system/configmaps/adopted",
+                     {"metadata": {"labels": {BUNDLE_LABEL: None}}}).status_code == 200
+    second = first.model_copy(update={"manifests": [configmap("keep", {"v": "2"})]})
+    result, handle = await roll_out(client, task_queue, second)
+    assert result.outcome == "succeeded", result.message
+    assert api.get("/api/v1/namespaces/kube-system/configmaps/keep").json()["data"] == {"v": "2"}
+    assert api.get("/api/v1/namespaces/kube-system/configmaps/dropped").status_code == 404
+    assert api.get("/api/v1/namespaces/kube-system/configmaps/adopted").status_code == 200
+    progress = await handle.query("progress", result_type=PolicyRolloutProgress)
+    assert progress.stages[0].clusters[0].detail == "1 configured, 1 pruned"
+    history = inventory.compliance_history(cluster=name, bundle=first.name)
+    assert [(r.state, r.revision) for r in history] == [("compliant", first_revision), ("compliant", result.revision)]
+    assert first_revision != result.revision
+
+
+async def test_a_field_another_manager_owns_is_refused_naming_it_unless_the_bundle_says_force(
+        client, worker, task_queue, fleet, simulator, inventory):
+    [name] = fleet("staging", 1)
+    api = ClusterApi(simulator, name)
+    path = "/api/v1/namespaces/kube-system/configmaps/limits"
+    assert api.apply(path, configmap("limits", {"level": "high"}), "kubectl").status_code in (200, 201)
+    spec = bundle(fleet.tag, [configmap("limits", {"level": "low"})], stages=[{"name": "all"}])
+    result, _ = await roll_out(client, task_queue, spec)
+    assert result.outcome == "halted"
+    assert 'conflict with "kubectl"' in result.failed[name] and "force" in result.failed[name]
+    assert api.get(path).json()["data"] == {"level": "high"}  # nothing of theirs was taken
+    [record] = inventory.compliance(bundle=spec.name, cluster=name)
+    assert record.state == "error" and "kubectl" in record.detail
+    assert api.get(f"/api/v1/namespaces/kube-system/configmaps/regatta-bundle-{spec.name}").json()["data"]["state"] == "partial"
+
+    result, _ = await roll_out(client, task_queue, spec.model_copy(update={"force": True}))
+    assert result.outcome == "succeeded", result.message
+    live = api.get(path).json()
+    assert live["data"] == {"level": "low"}
+    assert "regatta" in [m["manager"] for m in live["metadata"]["managedFields"]]
+    assert inventory.compliance(bundle=spec.name, cluster=name)[0].state == "compliant"
+
+
+async def test_a_manifest_the_cluster_refuses_fails_that_cluster_with_the_api_servers_words(
+        client, worker, task_queue, fleet, simulator):
+    [name] = fleet("staging", 1)
+    spec = bundle(fleet.tag, [{"apiVersion": "nothing.example.com/v1", "kind": "Gadget", "metadata": {"name": "g"}}],
+                  stages=[{"name": "all"}], failure_budget=1)
+    result, _ = await roll_out(client, task_queue, spec)
+    assert result.outcome == "succeeded"  # within its failure budget
+    assert result.counts == {"failed": 1}
+    assert "serves no nothing.example.com/v1" in result.failed[name]
+
+
+async def test_policies_go_out_in_audit_first_and_each_enforcement_waits_on_fresh_violation_counts(
+        client, worker, task_queue, fleet, simulator, inventory, request):
+    kyverno = [{"name": "kyverno-admission-controller", "namespace": "kyverno", "replicas": 1}]
+    [canary] = fleet("canary", 1, workloads=kyverno)
+    [prod] = fleet("prod", 1)  # no Kyverno running: a fail-closed policy must not be enforced here
+    for name in (canary, prod):
+        api = ClusterApi(simulator, name)
+        for crd in (KYVERNO_CRD, REPORT_CRD):
+            api.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+    # Kyverno's background scan has found two pods on the canary without a team label.
+    ClusterApi(simulator, canary).create("/apis/wgpolicyk8s.io/v1alpha2/namespaces/shop/policyreports", {
+        "apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReport", "metadata": {"name": "pods", "namespace": "shop"},
+        "summary": {"pass": 3, "fail": 2},
+        "results": [{"policy": "require-team", "rule": "team-label", "result": r} for r in ("fail", "fail", "pass")]
+        + [{"policy": "someone-elses", "rule": "x", "result": "fail"}]})
+    stages = [{"name": "canary", "selector": {"environment": "canary"}}, {"name": "prod"}]
+    spec = bundle(fleet.tag, [REQUIRE_TEAM], stages=stages)
+    result, handle = await roll_out(client, task_queue, spec)
+    await replays(handle, request, "policy_rollout_audit_then_enforce_gated")
+    assert result.outcome == "halted"
+    assert "enforcing stage canary-enforce: its clusters report 2 violations, more than max_violations 0" in result.message
+    progress = await handle.query("progress", result_type=PolicyRolloutProgress)
+    assert [(s.name, s.status) for s in progress.stages] == [
+        ("canary-audit", "done"), ("prod-audit", "done"), ("canary-enforce", "halted"), ("prod-enforce", "pending")]
+    for name in (canary, prod):
+        live = ClusterApi(simulator, name).get("/apis/kyverno.io/v1/clusterpolicies/require-team").json()
+        assert live["spec"]["validationFailureAction"] == "Audit"
+    [record] = inventory.compliance(bundle=spec.name, cluster=canary)
+    assert (record.state, record.violations, record.mode) == ("non_compliant", 2, "audit")
+
+    stages[0]["max_violations"] = 5
+    result, _ = await roll_out(client, task_queue, spec.model_copy(update={"stages": spec.model_validate(
+        {**spec.model_dump(), "stages": stages}).stages}))
+    assert result.outcome == "halted"
+    live = ClusterApi(simulator, canary).get("/apis/kyverno.io/v1/clusterpolicies/require-team").json()
+    assert live["spec"]["validationFailureAction"] == "Enforce"
+    assert "enforcing a fail-closed kyverno policy" in result.failed[prod]
+    assert "kyverno is not installed" in result.failed[prod]
+    live = ClusterApi(simulator, prod).get("/apis/kyverno.io/v1/clusterpolicies/require-team").json()
+    assert live["spec"]["validationFailureAction"] == "Audit"  # left as it was
+
+
+async def test_the_rollout_refuses_a_bundle_it_cannot_plan_and_records_nothing(client, worker, task_queue, fleet, inventory):
+    fleet("staging", 1)
+    spec = bundle(fleet.tag, [configmap("x", {"v": "{{ cluster.labels.cost_centre }}"})])
+    handle = await client.start_workflow("PolicyRollout", spec, id=policy_id(spec.name), task_queue=task_queue,
+                                         result_type=PolicyRolloutResult)
+    with pytest.raises(WorkflowFailureError) as failure:
+        await asyncio.wait_for(handle.result(), 60)
+    cause = failure.value.cause
+    assert cause.type == "InvalidBundle"
+    assert inventory.compliance(bundle=spec.name) == []
+    progress = await handle.query("progress", result_type=PolicyRolloutProgress)
+    assert (progress.phase, progress.step) == ("failed", "planning the rollout")
+    assert "cost_centre" in str(cause.message)
+
+
+async def refused(handle, update: str, arg, error_type: str) -> str:
+    with pytest.raises(WorkflowUpdateFailedError) as failure:
+        await handle.execute_update(update, arg, result_type=PolicyRolloutProgress)
+    assert failure.value.cause.type == error_type, failure.value.cause
+    return str(failure.value.cause.message)
+
+
+async def test_a_stage_waits_for_a_second_persons_approval_and_every_control_refuses_what_makes_no_sense(
+        client, worker, task_queue, fleet, simulator):
+    [canary] = fleet("canary", 1)
+    [prod] = fleet("prod", 1)
+    spec = bundle(fleet.tag, [configmap("x", {"v": "1"})], stages=[
+        {"name": "canary", "selector": {"environment": "canary"}}, {"name": "prod", "approval_required": True}])
+    handle = await client.start_workflow("PolicyRollout", spec, id=policy_id(spec.name), task_queue=task_queue,
+                                         result_type=PolicyRolloutResult)
+    progress = await integration.wait_phase(handle, "awaiting_approval", PolicyRolloutProgress)
+    assert progress.stage == "prod" and [c.status for c in progress.stages[0].clusters] == ["applied"]
+    assert ClusterApi(simulator, prod).get("/api/v1/namespaces/kube-system/configmaps/x").status_code == 404
+
+    assert "cannot approve it" in await refused(handle, "approve", PolicyApproveInput(approver="sre-alice"), "SelfApproval")
+    await refused(handle, "approve", PolicyApproveInput(approver="sre-bob", stage="canary"), "WrongStage")
+    await refused(handle, "skip", PolicySkipInput(cluster=prod), "ReasonRequired")
+    await refused(handle, "skip", PolicySkipInput(cluster="nowhere", reason="x"), "NotInRollout")
+    await refused(handle, "skip", PolicySkipInput(cluster=canary, reason="x"), "TooLateToSkip")
+    await refused(handle, "retry", {"cluster": canary}, "StageOver")
+    await refused(handle, "resume", ResumeInput(), "NotPaused")
+    await handle.execute_update("pause", PauseInput(reason="change freeze"), result_type=PolicyRolloutProgress)
+    await refused(handle, "pause", PauseInput(), "AlreadyPaused")
+    await handle.execute_update("resume", ResumeInput(), result_type=PolicyRolloutProgress)
+    await handle.execute_update("approve", PolicyApproveInput(approver="sre-bob", stage="prod", comment="CAB ok"),
+                                result_type=PolicyRolloutProgress)
+    result = await asyncio.wait_for(handle.result(), 60)
+    assert result.outcome == "succeeded" and result.counts == {"applied": 2}
+    assert ClusterApi(simulator, prod).get("/api/v1/namespaces/kube-system/configmaps/x").json()["data"] == {"v": "1"}
+
+
+async def test_an_abort_leaves_what_was_not_reached_untouched_and_says_so(client, worker, task_queue, fleet, simulator):
+    fleet("canary", 1)
+    [prod] = fleet("prod", 1)
+    spec = bundle(fleet.tag, [configmap("x", {"v": "1"})], stages=[
+        {"name": "canary", "selector": {"environment": "canary"}}, {"name": "prod", "approval_required": True}])
+    handle = await client.start_workflow("PolicyRollout", spec, id=policy_id(spec.name), task_queue=task_queue,
+                                         result_type=PolicyRolloutResult)
+    await integration.wait_phase(handle, "awaiting_approval", PolicyRolloutProgress)
+    await handle.execute_update("abort", AbortInput(reason="wrong bundle"), result_type=PolicyRolloutProgress)
+    result = await asyncio.wait_for(handle.result(), 60)
+    assert result.outcome == "aborted" and "wrong bundle" in result.message
+    assert result.counts == {"applied": 1, "aborted": 1}
+    assert ClusterApi(simulator, prod).get("/api/v1/namespaces/kube-system/configmaps/x").status_code == 404

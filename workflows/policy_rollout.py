@@ -1,0 +1,353 @@
+"""PolicyRollout: give a bundle (policies, configuration, any Kubernetes objects) to the clusters
+its targets name, stage by stage, the way a careful platform team would by hand:
+
+1. Plan: every cluster of the fleet with why it is in or out; which stage takes each (one canary
+   first by default, never the whole fleet at once); the bundle's content is kept at its revision.
+2. Policy-engine objects go out in audit first: an audit pass over every stage, then an enforce
+   pass, stage by stage. Before a stage is enforced, its clusters' violations (read fresh from the
+   engines' reports) must be within the stage's `max_violations`; after an enforcing stage, its
+   violations gate the next one.
+3. For each stage: wait for a second person's approval when it asks for one; give its clusters
+   the bundle, at most `concurrency` at once: server-side apply as field manager `regatta`, prune
+   what the revision drops, wait until every object is observed, record the revision in the
+   cluster, then the health gate and the stage's health checks. Soak before the next stage.
+4. Halt when more clusters have failed than the failure budget allows: nothing new starts, what
+   runs finishes, and the result names every failure.
+
+Controls: pause, resume, abort, approve a stage, skip a cluster with a reason, retry a failed
+cluster of the running stage. Every step, cluster and control is in the audit trail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from workflows.pieces.calls import ClusterCalls, call, call_or_refuse
+from workflows.pieces.controls import refuse_a_second_abort, refuse_own_approval, refuse_when_ended
+from workflows.pieces.fleet_clock import FleetClock
+from workflows.pieces.inputs import check_start, parse_input, tag
+from workflows.pieces.trail import Trail
+
+with workflow.unsafe.imports_passed_through():
+    from regatta.models import AbortInput, Activity, PauseInput, ResumeInput
+    from regatta.models.errors import ErrorType
+    from regatta.models.policy import (
+        ApplyReport,
+        BundleSpec,
+        CountViolations,
+        GiveBundle,
+        PlanPolicy,
+        PolicyApproveInput,
+        PolicyClusterState,
+        PolicyPlan,
+        PolicyRetryInput,
+        PolicyRolloutProgress,
+        PolicyRolloutResult,
+        PolicySkipInput,
+        PolicyStageState,
+    )
+    from regatta.rules import bundle_targets, operation_ids
+
+EXAMPLE = ('{"name": "baseline", "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "team",'
+           ' "namespace": "kube-system"}, "data": {"owner": "{{ cluster.labels.team }}"}}]}')
+FINISHED = ("succeeded", "halted", "aborted", "failed")
+
+
+@workflow.defn(name="PolicyRollout")
+class PolicyRollout:
+    @workflow.init
+    def __init__(self, input: BundleSpec | dict) -> None:
+        self.input, self.input_error = parse_input(BundleSpec, input, EXAMPLE)
+        self.state = PolicyRolloutProgress(bundle=str(self.input.name))
+        self.trail = Trail(operation="PolicyRollout", cluster=lambda: operation_ids.policy_id(self.input.name),
+                           state=lambda: self.state, asking=self.input)
+        self.clock = FleetClock()
+        self.in_flight = 0
+        self.checks: dict[str, list[str]] = {}  # cluster → its health checks' results in this run
+
+    @workflow.query
+    def progress(self) -> PolicyRolloutProgress:
+        return self.state
+
+    # ------------------------------------------------------------------ controls
+
+    @workflow.update
+    async def approve(self, request: PolicyApproveInput) -> PolicyRolloutProgress:
+        stage = self._stage()
+        stage.approved_by = request.approver
+        await self.trail.record("approve", "approved", f"stage {stage.name} by {request.approver}: {request.comment}".rstrip(": "))
+        return self.state
+
+    @approve.validator
+    def validate_approve(self, request: PolicyApproveInput) -> None:
+        refuse_own_approval(phase=self.state.phase, approver=request.approver, requested_by=self.input.requested_by,
+                            what="rollout stage")
+        if request.stage is not None and request.stage != self.state.stage:
+            raise ApplicationError(f"stage {self.state.stage} is the one waiting for approval, not {request.stage}",
+                                   type=ErrorType.WRONG_STAGE)
+
+    @workflow.update
+    async def pause(self, request: PauseInput) -> PolicyRolloutProgress:
+        self.state.paused, self.state.pause_reason = True, request.reason or None
+        await self.trail.record("pause", "paused", f"by {request.requested_by}: {request.reason}".rstrip(": "))
+        return self.state
+
+    @pause.validator
+    def validate_pause(self, request: PauseInput) -> None:
+        self._refuse_when_finished("pause")
+        if self.state.paused:
+            raise ApplicationError("the rollout is already paused", type=ErrorType.ALREADY_PAUSED)
+
+    @workflow.update
+    async def resume(self, request: ResumeInput) -> PolicyRolloutProgress:
+        self.state.paused, self.state.pause_reason = False, None
+        await self.trail.record("resume", "resumed", f"by {request.requested_by}")
+        return self.state
+
+    @resume.validator
+    def validate_resume(self, request: ResumeInput) -> None:
+        self._refuse_when_finished("resume")
+        if not self.state.paused:
+            raise ApplicationError("the rollout is not paused", type=ErrorType.NOT_PAUSED)
+
+    @workflow.update
+    async def abort(self, request: AbortInput) -> PolicyRolloutProgress:
+        self.state.abort_requested, self.state.abort_reason = True, request.reason or None
+        await self.trail.record("abort", "abort_requested", f"by {request.requested_by}: {request.reason}".rstrip(": "))
+        return self.state
+
+    @abort.validator
+    def validate_abort(self, request: AbortInput) -> None:
+        self._refuse_when_finished("abort")
+        refuse_a_second_abort(self.state.abort_requested)
+
+    @workflow.update
+    async def skip(self, request: PolicySkipInput) -> PolicyRolloutProgress:
+        for entry in self._entries(request.cluster):
+            if entry.status == "pending":
+                entry.status, entry.detail = "skipped", f"skipped by {request.requested_by}: {request.reason}"
+        await self.trail.record("skip", "skipped", f"by {request.requested_by}: {request.reason}", cluster=request.cluster)
+        return self.state
+
+    @skip.validator
+    def validate_skip(self, request: PolicySkipInput) -> None:
+        self._refuse_when_finished("skip a cluster of")
+        if not request.reason.strip():
+            raise ApplicationError("say why the cluster is skipped (reason): the audit trail keeps it",
+                                   type=ErrorType.REASON_REQUIRED)
+        entries = self._entries(request.cluster)
+        if not entries:
+            raise ApplicationError(f"{request.cluster} is not in this rollout", type=ErrorType.NOT_IN_ROLLOUT)
+        if not any(e.status == "pending" for e in entries):
+            raise ApplicationError(f"{request.cluster} is {entries[-1].status}; only a cluster not yet given the bundle"
+                                   " can be skipped", type=ErrorType.TOO_LATE_TO_SKIP)
+
+    @workflow.update
+    async def retry(self, request: PolicyRetryInput) -> PolicyRolloutProgress:
+        entry = next(e for e in self._stage().clusters if e.name == request.cluster)
+        entry.status, entry.detail = "pending", f"retry asked by {request.requested_by} after: {entry.detail}"
+        self.state.failed -= 1
+        await self.trail.record("retry", "resumed", f"by {request.requested_by}", cluster=request.cluster)
+        return self.state
+
+    @retry.validator
+    def validate_retry(self, request: PolicyRetryInput) -> None:
+        self._refuse_when_finished("retry a cluster of")
+        if self._stopping():
+            raise ApplicationError(f"the rollout is stopping ({self.state.halted_reason or 'aborted'}); start it again"
+                                   " to retry", type=ErrorType.WAVE_STOPPING)
+        entries = self._entries(request.cluster)
+        if not entries:
+            raise ApplicationError(f"{request.cluster} is not in this rollout", type=ErrorType.NOT_IN_ROLLOUT)
+        entry = next((e for e in self._stage().clusters if e.name == request.cluster), None) if self.state.stage else None
+        if entry is None or self._stage().status != "running":
+            raise ApplicationError(f"{request.cluster}'s stage is over or not started; a new rollout retries it",
+                                   type=ErrorType.STAGE_OVER)
+        if entry.status != "failed":
+            raise ApplicationError(f"{request.cluster} is {entry.status}; only a failed cluster can be retried",
+                                   type=ErrorType.NOT_FAILED)
+
+    def _refuse_when_finished(self, what: str) -> None:
+        refuse_when_ended(self.state.phase, ended=FINISHED, verb=what, what="rollout", error_type=ErrorType.ROLLOUT_FINISHED,
+                          words=f"cannot {what} the rollout: it has {self.state.phase}")
+
+    def _stage(self) -> PolicyStageState:
+        return next(s for s in self.state.stages if s.name == self.state.stage)
+
+    def _entries(self, cluster: str) -> list[PolicyClusterState]:
+        return [c for s in self.state.stages for c in s.clusters if c.name == cluster]
+
+    def _stopping(self) -> bool:
+        return self.state.abort_requested or self.state.halted_reason is not None
+
+    # ------------------------------------------------------------------ steps
+
+    async def _plan(self) -> None:
+        self.trail.step("planning", "planning the rollout over the inventory")
+        try:
+            plan: PolicyPlan = await call_or_refuse(Activity.PLAN_POLICY, PlanPolicy(bundle=self.input, now=await self.clock.now()),
+                                                    PolicyPlan, error_type=ErrorType.INVALID_BUNDLE)
+        except ApplicationError:
+            self.trail.step("failed", "planning the rollout")
+            raise
+        self.state.revision, self.state.stages, self.state.failure_budget = plan.revision, plan.stages, plan.failure_budget
+        self.state.left_out = {d.cluster: d.because for d in plan.decisions if not d.included}
+
+    async def _violations_within(self, clusters: list[str], limit: int, why: str) -> bool:
+        """Read the clusters' violations now; halt (saying so) when they exceed the limit."""
+        if not clusters:
+            return True
+        counts: dict[str, int] = await call(Activity.COUNT_VIOLATIONS, CountViolations(
+            bundle=self.input.name, revision=self.state.revision, clusters=clusters), dict[str, int], timeout=600, heartbeat=60)
+        for stage in self.state.stages:
+            for entry in stage.clusters:
+                if entry.name in counts:
+                    entry.violations = counts[entry.name]
+        total = sum(counts.values())
+        if total <= limit:
+            return True
+        worst = ", ".join(f"{name} {n}" for name, n in sorted(counts.items(), key=lambda kv: -kv[1])[:5] if n)
+        self.state.halted_reason = (f"{why}: its clusters report {total} violations, more than max_violations {limit}"
+                                    f" ({worst}); fix them or raise max_violations, then start the rollout again")
+        await self.trail.record("gate", "failed", self.state.halted_reason)
+        return False
+
+    async def _gate(self, index: int) -> bool:
+        """The promotion gate before stage `index`, on fresh violation counts."""
+        for members, limit, why in bundle_targets.gates_before(self.state.stages, index):
+            if not await self._violations_within(members, limit, why):
+                return False
+        return True
+
+    async def _give(self, entry: PolicyClusterState, stage: PolicyStageState) -> None:
+        """One cluster: the bundle, then its health gate and the stage's checks; count the outcome."""
+        try:
+            entry.status, entry.detail = "applying", f"{stage.mode or 'apply'} revision {self.state.revision}"
+            report: ApplyReport = await call(Activity.GIVE_BUNDLE, GiveBundle(
+                bundle=self.input.name, revision=self.state.revision, cluster=entry.name, mode=stage.mode,
+                rollout=self.state.operation_id, force=self.input.force, prune=self.input.prune,
+                timeout_seconds=self.input.timeout_seconds, poll_interval_seconds=self.input.poll_interval_seconds),
+                ApplyReport, timeout=self.input.timeout_seconds + 120,
+                heartbeat=max(30, 3 * self.input.poll_interval_seconds))
+            assert report.ref is not None
+            calls = ClusterCalls(report.ref, self.input)
+            await calls.health_gate(f"bundle {self.input.name} {self.state.revision}", timeout=self.input.timeout_seconds)
+            spec_stage = next((s for s in self.input.stages if stage.name in (s.name, f"{s.name}-audit", f"{s.name}-enforce")),
+                              None)
+            if spec_stage is not None and spec_stage.health_checks:
+                await calls.health_checks(spec_stage.health_checks, f"bundle {self.input.name}",
+                                          results=self.checks.setdefault(entry.name, []), on_step=lambda _: None)
+        except ActivityError as failure:
+            cause = failure.cause or failure
+            entry.status, entry.detail = "failed", str(getattr(cause, "message", cause))
+            self.state.failed += 1
+            await self.trail.record("give_bundle", "failed", entry.detail, cluster=entry.name)
+            if self.state.failed > self.state.failure_budget and self.state.halted_reason is None:
+                self.state.halted_reason = (f"{self.state.failed} clusters failed, more than the failure budget of"
+                                            f" {self.state.failure_budget} (last: {entry.name}: {entry.detail})")
+            return
+        finally:
+            self.in_flight -= 1
+        changed = [c for c in report.changes if c.action != "unchanged"]
+        self.state.applied_objects += len(changed)
+        entry.status, entry.violations = "applied", report.violations
+        entry.detail = (", ".join(f"{sum(1 for c in changed if c.action == a)} {a}" for a in ("created", "configured", "pruned")
+                                  if any(c.action == a for c in changed)) or "already at the revision")
+        if report.violations:
+            entry.detail += f"; {report.violations} violations"
+        await self.trail.record("give_bundle", "succeeded", f"{stage.name}: revision {self.state.revision}"
+                                f"{' in ' + stage.mode if stage.mode else ''}: {entry.detail}", cluster=entry.name)
+
+    async def _await_approval(self, stage: PolicyStageState) -> None:
+        await workflow.wait_condition(lambda: bool(stage.approved_by) or self._stopping())
+
+    async def _run_stage(self, stage: PolicyStageState) -> None:
+        stage.status = "running"
+        self.trail.step("running", f"stage {stage.name}: up to {stage.concurrency} clusters at once"
+                        + (f" in {stage.mode}" if stage.mode else ""))
+        running = []
+        while not self._stopping():
+            waiting = next((c for c in stage.clusters if c.status == "pending"), None)
+            if waiting is None:
+                if self.in_flight == 0:
+                    break
+                await workflow.wait_condition(lambda: self.in_flight == 0 or self._stopping()
+                                              or any(c.status == "pending" for c in stage.clusters))
+                continue
+            await workflow.wait_condition(
+                lambda: self._stopping() or (not self.state.paused and self.in_flight < stage.concurrency))
+            if self._stopping():
+                break
+            self.in_flight += 1
+            waiting.status = "applying"
+            running.append(asyncio.ensure_future(self._give(waiting, stage)))
+        if running:
+            await asyncio.gather(*running)
+
+    async def _finish(self) -> PolicyRolloutResult:
+        if self.state.abort_requested:
+            for entry in (c for s in self.state.stages for c in s.clusters if c.status == "pending"):
+                entry.status, entry.detail = "aborted", "not given the bundle: the rollout was aborted"
+        counts: dict[str, int] = {}
+        for stage in self.state.stages:
+            for entry in stage.clusters:
+                counts[entry.status] = counts.get(entry.status, 0) + 1
+        failed = {c.name: c.detail for s in self.state.stages for c in s.clusters if c.status == "failed"}
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no clusters"
+        if self.state.halted_reason:
+            outcome, self.state.message = "halted", f"halted: {self.state.halted_reason}; {summary}"
+        elif self.state.abort_requested:
+            outcome, self.state.message = "aborted", f"aborted ({self.state.abort_reason or 'no reason given'}); {summary}"
+        else:
+            outcome, self.state.message = "succeeded", f"{self.input.name} {self.state.revision} rolled out: {summary}"
+        self.trail.step(outcome, "done")
+        await self.trail.record("rollout", outcome if outcome != "halted" else "failed", self.state.message)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return PolicyRolloutResult(operation_id=self.state.operation_id, bundle=self.input.name, revision=self.state.revision,
+                                   outcome=outcome, counts=counts, failed=failed, applied_objects=self.state.applied_objects,
+                                   message=self.state.message)
+
+    # ------------------------------------------------------------------ the runbook
+
+    @workflow.run
+    async def run(self, input: BundleSpec | dict) -> PolicyRolloutResult:
+        check_start(trail=self.trail, state=self.state, input_error=self.input_error, cluster=None)
+        tag(operation="PolicyRollout", ticket=self.input.ticket)
+        await self._plan()
+        total = len({c.name for s in self.state.stages for c in s.clusters})
+        await self.trail.record("rollout", "started", f"revision {self.state.revision} to {total} clusters in"
+                                f" {len(self.state.stages)} stages; {len(self.state.left_out)} left out; failure"
+                                f" budget {self.state.failure_budget}")
+        for index, stage in enumerate(self.state.stages):
+            if stage.status == "done":
+                continue
+            if self._stopping():
+                break
+            self.state.stage = stage.name
+            if not await self._gate(index):
+                stage.status = "halted"
+                break
+            if stage.approval_required and not stage.approved_by and any(c.status == "pending" for c in stage.clusters):
+                stage.status = "awaiting_approval"
+                self.trail.step("awaiting_approval", f"stage {stage.name} waits for someone other than"
+                                f" {self.input.requested_by} to approve")
+                await self._await_approval(stage)
+                if self._stopping():
+                    break
+            await self._run_stage(stage)
+            if self._stopping():
+                stage.status = "halted"
+                break
+            if stage.soak_seconds and stage is not self.state.stages[-1]:
+                stage.status = "soaking"
+                self.trail.step("soaking", f"stage {stage.name} soaks for {stage.soak_seconds:g}s before the next stage")
+                try:
+                    await workflow.wait_condition(self._stopping, timeout=timedelta(seconds=stage.soak_seconds))
+                except TimeoutError:
+                    pass
+            stage.status = "done"
+        return await self._finish()
