@@ -22,7 +22,7 @@ import os
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from regatta.api import clusters, codec, operations, webhooks
+from regatta.api import clusters, codec, operations, policy, webhooks
 from regatta.api.errors import install_error_handlers
 from regatta.inventory import Inventory
 from regatta.settings import Settings
@@ -43,6 +43,6 @@ def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAP
     async def healthz() -> dict[str, bool]:
         return {"ok": True}
 
-    for router in (operations.router, clusters.router, webhooks.router, codec.router):
+    for router in (operations.router, clusters.router, policy.router, webhooks.router, codec.router):
         app.include_router(router)
     return app

@@ -29,19 +29,30 @@ from regatta.models import (
     ProvisionClusterInput,
     WaveForecast,
 )
+from regatta.models.policy import BundleSpec
 from regatta.settings import Settings
 from regatta.temporal.admission import StartRefused, admit
 from regatta.temporal.connect import TemporalUnreachable
-from regatta.temporal.operations import OperationRefused, query, send_update, start_operation, start_wave, status
+from regatta.temporal.operations import (
+    OperationRefused,
+    query,
+    send_update,
+    start_operation,
+    start_policy_rollout,
+    start_wave,
+    status,
+)
 
-Kind = Literal["upgrade", "wave", "provision", "decommission", "failover"]
+Kind = Literal["upgrade", "wave", "provision", "decommission", "failover", "policy"]
 KINDS: dict[str, tuple[str, type[BaseModel]]] = {
     "upgrade": ("ClusterUpgrade", ClusterUpgradeInput),
     "wave": ("PatchWave", PatchWaveInput),
     "provision": ("ProvisionCluster", ProvisionClusterInput),
     "decommission": ("DecommissionCluster", DecommissionClusterInput),
     "failover": ("DRFailover", DRFailoverInput),
+    "policy": ("PolicyRollout", BundleSpec),
 }
+FLEET_WIDE = ("wave", "policy")  # kinds that hold no one cluster
 Control = Literal["pause", "resume", "abort", "approve"]
 # What the audit trail calls an accepted control.
 CONTROL_OUTCOME = {"pause": "paused", "resume": "resumed", "abort": "abort_requested", "approve": "approved"}
@@ -122,7 +133,7 @@ async def start(body: StartRequest, the: Gate = Depends(gate)) -> Any:
             answer.message = f"input.{answer.message}"
         raise answer from None
     operation_id = admission.operation_id
-    cluster = admission.holder.name if admission.holder and body.kind != "wave" else "-"  # a wave holds no one cluster
+    cluster = admission.holder.name if admission.holder and body.kind not in FLEET_WIDE else "-"
     the.permit("start", admission.environments, verb="start", operation_id=operation_id, cluster=cluster,
                ticket=body.ticket)
 
@@ -142,6 +153,9 @@ async def start(body: StartRequest, the: Gate = Depends(gate)) -> Any:
     try:
         if isinstance(request, PatchWaveInput):
             await start_wave(the.settings, request=request)
+        elif isinstance(request, BundleSpec):
+            assert admission.bundle is not None  # the bundle as admission read it (a git source at its commit)
+            await start_policy_rollout(the.settings, request=admission.bundle)
         else:
             assert admission.holder is not None
             await start_operation(the.settings, workflow=workflow, cluster=admission.holder, request=request,

@@ -212,7 +212,7 @@ async def follow(handle: WorkflowHandle, console: Console, *, interval: float = 
                     name = f"stage {stage['name']}"
                     if name not in bars:
                         bars[name] = bar.add_task(name, total=max(len(stage["clusters"]), 1), state="")
-                    finished = sum(1 for c in stage["clusters"] if c["status"] in ("succeeded", "at_target", "failed", "aborted", "skipped"))
+                    finished = sum(1 for c in stage["clusters"] if c["status"] in ("succeeded", "at_target", "applied", "failed", "aborted", "skipped"))
                     bar.update(bars[name], completed=finished, state=stage["status"])
                 for pool in progress.get("pools", []):
                     name = f"pool {pool['name']}"

@@ -457,18 +457,22 @@ class Inventory:
     # ------------------------------------------------------------------ the policy plane
 
     def save_bundle_revision(self, spec: BundleSpec, *, at: datetime) -> None:
-        """Keep a bundle's content at its revision (once: the same revision is the same content)."""
+        """Keep a bundle's content at its revision, and when a rollout last planned it (a rollback
+        makes an earlier revision the newest again; the content of a revision never changes)."""
         assert spec.revision, "a bundle is saved at its revision"
         with Session(self.engine) as session, session.begin():
-            if session.get(BundleRevisionRow, (spec.name, spec.revision)) is None:
-                session.add(BundleRevisionRow(bundle=spec.name, revision=spec.revision, created_at=at,
+            row = session.get(BundleRevisionRow, (spec.name, spec.revision))
+            if row is None:
+                session.add(BundleRevisionRow(bundle=spec.name, revision=spec.revision, planned_at=at,
                                               spec=spec.model_dump(mode="json")))
+            else:
+                row.planned_at = at
 
     def bundle_revisions(self, bundle: str) -> list[BundleSpec]:
-        """The bundle's revisions, newest first."""
+        """The bundle's revisions, the one planned last first."""
         with Session(self.engine) as session:
             rows = session.scalars(select(BundleRevisionRow).where(BundleRevisionRow.bundle == bundle)
-                                   .order_by(BundleRevisionRow.created_at.desc())).all()
+                                   .order_by(BundleRevisionRow.planned_at.desc())).all()
             return [BundleSpec.model_validate(row.spec) for row in rows]
 
     def bundle_revision(self, bundle: str, revision: str) -> BundleSpec:

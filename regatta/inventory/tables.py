@@ -122,15 +122,15 @@ class WebhookDeliveryRow(Base):
 
 
 class BundleRevisionRow(Base):
-    """A bundle's content at one revision, as a rollout planned it: what rollback re-applies and
-    what a drift sweep compares the clusters against."""
+    """A bundle's content at one revision, as a rollout planned it (last at `planned_at`): what
+    rollback re-applies and what a drift sweep compares the clusters against."""
 
     __tablename__ = "bundle_revisions"
 
     bundle: Mapped[str] = mapped_column(String(100), primary_key=True)
     revision: Mapped[str] = mapped_column(String(64), primary_key=True)
     spec: Mapped[dict] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    planned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class ComplianceRow(Base):

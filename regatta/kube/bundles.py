@@ -32,6 +32,7 @@ from regatta.models.policy import (
     ApplyBundle,
     ApplyReport,
     BundleObjectKey,
+    FieldChange,
     ObjectChange,
 )
 from regatta.rules import bundles as bundle_rules
@@ -133,19 +134,20 @@ def _write_record(api: k8s.ApiClient, request: ApplyBundle, state: str, applied:
           content_type="application/apply-patch+yaml")
 
 
-def _changed_paths(before: Any, after: Any, prefix: str = "") -> list[str]:
-    """The JSON pointers at which two objects differ, outside metadata the server keeps."""
+SERVER_KEPT = ("resourceVersion", "generation", "managedFields", "uid", "creationTimestamp")
+
+
+def changed_fields(before: Any, after: Any, prefix: str = "") -> list[FieldChange]:
+    """Where two objects differ (JSON pointers, with both values), outside status and the metadata
+    the server keeps."""
     if isinstance(before, dict) and isinstance(after, dict):
-        paths = []
+        found = []
         for k in sorted(set(before) | set(after)):
-            if prefix == "" and k == "status":
+            if (prefix == "" and k == "status") or (prefix == "/metadata" and k in SERVER_KEPT):
                 continue
-            if prefix == "/metadata" and k in ("resourceVersion", "generation", "managedFields", "uid",
-                                                "creationTimestamp"):
-                continue
-            paths += _changed_paths(before.get(k), after.get(k), f"{prefix}/{k}")
-        return paths
-    return [] if before == after else [prefix or "/"]
+            found += changed_fields(before.get(k), after.get(k), f"{prefix}/{k.replace('~', '~0').replace('/', '~1')}")
+        return found
+    return [] if before == after else [FieldChange(path=prefix or "/", before=before, after=after)]
 
 
 def engine_unhealthy(api: k8s.ApiClient, engine: str) -> str | None:
@@ -180,8 +182,17 @@ def apply_bundle(api: k8s.ApiClient, request: ApplyBundle, *, on_poll: Callable[
     query = [("fieldManager", FIELD_MANAGER)] + ([("force", "true")] if request.force else []) + (
         [("dryRun", "All")] if request.dry_run else [])
     written: list[tuple[str, dict[str, Any]]] = []
+    # Kinds the bundle's own CRDs define: a dry run cannot ask the server about them before the CRD exists.
+    defined = {((o.body.get("spec") or {}).get("group"), ((o.body.get("spec") or {}).get("names") or {}).get("kind"))
+               for o in rendering.objects if o.key.kind == "CustomResourceDefinition"}
     for obj in sorted(rendering.objects, key=lambda o: ORDER.get(o.key.kind, 2)):
         key = obj.key
+        if request.dry_run and (bundle_rules.group_of(key.api_version), key.kind) in defined:
+            try:
+                resolver.resource(key)
+            except BundleRefused:
+                report.changes.append(ObjectChange(key=key, action="would_create"))
+                continue
         try:
             path = resolver.path(key, key.namespace)
             _, namespaced = resolver.resource(key)
@@ -208,11 +219,11 @@ def apply_bundle(api: k8s.ApiClient, request: ApplyBundle, *, on_poll: Callable[
                 _write_record(api, request, "partial", _union(earlier, applied))
             raise
         applied.append(key)
-        paths = _changed_paths(before, after) if before is not None else []
-        action = ("created" if before is None else "configured" if paths else "unchanged")
+        fields = changed_fields(before, after) if before is not None else []
+        action = ("created" if before is None else "configured" if fields else "unchanged")
         if request.dry_run:
             action = {"created": "would_create", "configured": "would_configure"}.get(action, action)
-        report.changes.append(ObjectChange(key=key, action=action, paths=paths))
+        report.changes.append(ObjectChange(key=key, action=action, fields=fields))
         if key.kind == "CustomResourceDefinition":
             resolver.forget()  # its kinds are servable now
         written.append((path, after))

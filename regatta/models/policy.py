@@ -212,10 +212,18 @@ class CountViolations(Model):
     clusters: list[str]
 
 
+class FieldChange(Model):
+    """One field that differs: where (a JSON pointer), what it was, what it is or would be."""
+
+    path: str
+    before: Any = None
+    after: Any = None
+
+
 class ObjectChange(Model):
     key: BundleObjectKey
     action: Literal["created", "configured", "unchanged", "pruned", "would_create", "would_configure", "would_prune"]
-    paths: list[str] = Field(default_factory=list, description="the JSON pointers that change")
+    fields: list[FieldChange] = Field(default_factory=list, description="what changes, field by field")
 
 
 class ApplyReport(Model):

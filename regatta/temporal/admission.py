@@ -31,7 +31,8 @@ from regatta.models import (
     ProvisionClusterInput,
     WavePlan,
 )
-from regatta.rules import decommissioning, operation_ids, outbound, provisioning, refusals, versions, waves
+from regatta.models.policy import BundleSpec, PolicyPlan
+from regatta.rules import bundle_targets, decommissioning, operation_ids, outbound, provisioning, refusals, versions, waves
 from regatta.temporal.operations import OperationRefused
 
 RefusalKind = Literal["unknown", "invalid", "conflict"]
@@ -58,6 +59,8 @@ class Admission:
     holder: ClusterRecord | None = None  # the cluster whose lock it takes; None for a wave
     environments: frozenset[str] = frozenset()
     plan: WavePlan | None = None  # a wave's plan, as `--plan-only` prints it
+    policy_plan: PolicyPlan | None = None  # a policy rollout's plan: every cluster in or out, and why
+    bundle: BundleSpec | None = None  # the bundle as read (manifests inline, revision set): what the rollout is given
 
 
 def admit(request: BaseModel, *, inventory: Inventory, now: datetime | None = None,
@@ -74,6 +77,8 @@ def admit(request: BaseModel, *, inventory: Inventory, now: datetime | None = No
             return _upgrade(request, inventory=inventory, now=now)
         if isinstance(request, PatchWaveInput):
             return _wave(request, inventory=inventory, now=now)
+        if isinstance(request, BundleSpec):
+            return _policy(request, inventory=inventory, now=now)
         if isinstance(request, ProvisionClusterInput):
             holder = provision_holder(inventory, request)
             return Admission("ProvisionCluster", operation_ids.operation_id(request.name), holder,
@@ -135,6 +140,22 @@ def _wave(request: PatchWaveInput, *, inventory: Inventory, now: datetime) -> Ad
     plan = waves.plan_wave(request, list(clusters.values()), now=now)
     touched = frozenset(clusters[c.name].environment for stage in plan.stages for c in stage.clusters)
     return Admission("PatchWave", operation_ids.wave_id(request.name), None, touched, plan)
+
+
+def _policy(request: BundleSpec, *, inventory: Inventory, now: datetime) -> Admission:
+    """A bundle from git is read here, once: the rollout is given the commit that was checked."""
+    from regatta.formats.bundle_file import BundleFileError, resolve
+
+    bundle = request
+    if not (request.manifests and request.revision):
+        try:
+            bundle = resolve(request, base=None)[0]
+        except BundleFileError as error:
+            raise StartRefused(str(error), kind="invalid") from None
+    clusters = {c.name: c for c in inventory.list_clusters()}
+    plan = bundle_targets.plan_policy(bundle, list(clusters.values()), now=now)
+    touched = frozenset(clusters[c.name].environment for stage in plan.stages for c in stage.clusters)
+    return Admission("PolicyRollout", operation_ids.policy_id(bundle.name), None, touched, policy_plan=plan, bundle=bundle)
 
 
 def _decommission(request: DecommissionClusterInput, *, inventory: Inventory) -> Admission:

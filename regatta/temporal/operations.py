@@ -28,6 +28,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from regatta.models import ClusterRecord, PatchWaveInput
+from regatta.models.policy import BundleSpec
 from regatta.models.search_attributes import CLUSTER, ENVIRONMENT, OPERATION, TICKET
 from regatta.rules import operation_ids
 from regatta.settings import Settings
@@ -66,6 +67,13 @@ async def start_wave(settings: Settings, *, request: PatchWaveInput) -> Workflow
     return await _start(settings, workflow="PatchWave", operation_id=operation_ids.wave_id(request.name), request=request,
                         ticket=request.ticket, attributes=[], holding=f"wave {request.name}",
                         rule="one wave of a name runs at a time")
+
+
+async def start_policy_rollout(settings: Settings, *, request: BundleSpec) -> WorkflowHandle:
+    """Start a PolicyRollout under `policy-<bundle>`: one rollout of a bundle at a time."""
+    return await _start(settings, workflow="PolicyRollout", operation_id=operation_ids.policy_id(request.name),
+                        request=request, ticket=request.ticket, attributes=[], holding=f"bundle {request.name}",
+                        rule="one rollout of a bundle runs at a time")
 
 
 async def _start(settings: Settings, *, workflow: str, operation_id: str, request: BaseModel, ticket: str | None,

@@ -19,7 +19,7 @@ def upgrade() -> None:
         sa.Column("bundle", sa.String(100), primary_key=True),
         sa.Column("revision", sa.String(64), primary_key=True),
         sa.Column("spec", sa.JSON(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+        sa.Column("planned_at", sa.DateTime(timezone=True), nullable=False, index=True),
     )
     op.create_table(
         "compliance",

@@ -1,0 +1,42 @@
+"""`/v1/policy`: where every cluster stands with every bundle, by bundle ("which clusters break
+this policy") or by cluster ("what does this cluster break"), and a record's whole history. A
+token sees the clusters of its environments only."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query
+
+from regatta.api.gate import Gate, gate
+from regatta.models.policy import ComplianceRecord
+from regatta.rules import access
+
+router = APIRouter(prefix="/v1/policy")
+
+
+def _visible(the: Gate) -> set[str] | None:
+    """The clusters the token may see; None: all of them."""
+    scope = set(the.token.environments)
+    if access.ALL_ENVIRONMENTS in scope:
+        return None
+    return {r.name for r in the.inventory.list_clusters() if r.environment in scope}
+
+
+@router.get("/compliance", response_model=list[ComplianceRecord], responses={401: {}, 403: {}})
+async def compliance(the: Gate = Depends(gate),
+                     bundle: str | None = Query(default=None, max_length=100),
+                     cluster: str | None = Query(default=None, max_length=100),
+                     state: str | None = Query(default=None, max_length=20, description="e.g. non_compliant")
+                     ) -> list[ComplianceRecord]:
+    the.permit("read", set(), verb="read")
+    visible = _visible(the)
+    return [r for r in the.inventory.compliance(bundle=bundle, cluster=cluster)
+            if (visible is None or r.cluster in visible) and (state is None or r.state == state)]
+
+
+@router.get("/compliance/{cluster}/{bundle}/history", response_model=list[ComplianceRecord],
+            responses={401: {}, 403: {}, 404: {}})
+async def history(cluster: str, bundle: str, the: Gate = Depends(gate)) -> list[ComplianceRecord]:
+    """Every change of the record, oldest first; nothing is ever truncated."""
+    record = the.record_of(cluster)
+    the.permit("read", {record.environment}, verb="read", cluster=cluster)
+    return the.inventory.compliance_history(cluster=cluster, bundle=bundle)

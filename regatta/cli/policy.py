@@ -1,0 +1,250 @@
+"""`regatta policy preview|rollout|rollback|status|history`: bundles of policy and configuration
+across the fleet.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from regatta.cli.arguments import Output
+from regatta.cli.context import fleet_now, open_inventory, ui_url
+from regatta.cli.exits import run_command
+from regatta.cli.render import console
+from regatta.settings import Settings
+from regatta.temporal.operations import OperationRefused as Refused
+
+policy_app = typer.Typer(no_args_is_help=True, help="Policy and configuration bundles: preview, staged rollout,"
+                         " rollback, compliance.")
+
+BundleFile = Annotated[str, typer.Option("--file", help="the bundle as YAML (see examples/bundle.yaml)")]
+
+
+def _read_bundle(file: str, *, ticket: str | None = None, requested_by: str | None = None):
+    import getpass
+
+    from regatta.formats.bundle_file import BundleFileError, load_bundle_file
+
+    try:
+        spec = load_bundle_file(file)
+    except BundleFileError as error:
+        raise Refused(str(error)) from None
+    return spec.model_copy(update={"requested_by": requested_by or getpass.getuser(), **({"ticket": ticket} if ticket else {})})
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else value
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@policy_app.command("preview")
+def policy_preview(
+    file: BundleFile,
+    cluster: Annotated[str | None, typer.Option(help="only this cluster")] = None,
+    output: Output = Output.table,
+):
+    """Per cluster: the objects it would be given and how they differ from what is live (a
+    server-side dry run). Changes nothing."""
+    from regatta.kube import bundles as kube_bundles
+    from regatta.kube.connect import ClusterConnections
+    from regatta.models.policy import ApplyBundle
+    from regatta.rules import bundle_targets, bundles
+
+    def body():
+        spec = _read_bundle(file)
+        inventory = open_inventory()
+        fleet = {c.name: c for c in inventory.list_clusters()}
+        if cluster is not None and cluster not in fleet:
+            raise Refused(f"no cluster {cluster} in the inventory")
+        plan = bundle_targets.plan_policy(spec, list(fleet.values()), now=fleet_now())
+        first_stage: dict[str, Any] = {}
+        for stage in plan.stages:
+            for entry in stage.clusters:
+                first_stage.setdefault(entry.name, stage)
+        decisions = [d for d in plan.decisions if cluster is None or d.cluster == cluster]
+        connections = ClusterConnections(sim_url=Settings.from_env().sim_url)
+        answers: list[dict[str, Any]] = []
+        try:
+            for decision in decisions:
+                if not decision.included:
+                    answers.append({"cluster": decision.cluster, "included": False, "because": decision.because})
+                    continue
+                stage = first_stage[decision.cluster]
+                record = fleet[decision.cluster]
+                rendering = bundles.render(spec, record, mode=stage.mode)
+                report = kube_bundles.apply_bundle(connections.api_client(record.ref), ApplyBundle(
+                    cluster=record.ref, bundle=spec.name, rendering=rendering, force=spec.force, prune=spec.prune,
+                    dry_run=True))
+                answers.append({"cluster": decision.cluster, "included": True, "stage": stage.name, "mode": stage.mode,
+                                "revision": rendering.revision, "overrides": rendering.overrides,
+                                "objects": [o.body for o in rendering.objects],
+                                "changes": [c.model_dump(mode="json") for c in report.changes]})
+        finally:
+            connections.close()
+        if output == Output.json:
+            print(json.dumps(answers, indent=2, default=str))
+            return
+        console.print(f"bundle [bold]{spec.name}[/] revision {plan.revision}: nothing is changed by a preview")
+        for answer in answers:
+            if not answer["included"]:
+                console.print(f"[dim]{answer['cluster']}: left out: {answer['because']}[/]")
+                continue
+            mode = f", {answer['mode']}" if answer["mode"] else ""
+            overrides = f", overrides {answer['overrides']}" if answer["overrides"] else ""
+            console.print(f"[bold]{answer['cluster']}[/] (stage {answer['stage']}{mode}{overrides})")
+            for change in answer["changes"]:
+                key = change["key"]
+                where = f"{key['namespace']}/" if key["namespace"] else ""
+                console.print(f"  {change['action'].replace('would_', ''):>10}  {key['kind']} {where}{key['name']}")
+                for field in change["fields"]:
+                    console.print(f"              {field['path']}: {_short(field['before'])} → {_short(field['after'])}",
+                                  markup=False, highlight=False)
+
+    run_command(body)
+
+
+def _render_plan(plan) -> None:
+    from rich.table import Table
+
+    console.print(f"bundle [bold]{plan.bundle}[/] revision {plan.revision}; failure budget {plan.failure_budget}")
+    stages = Table("stage", "mode", "clusters", "at once", "approval", "max violations")
+    for stage in plan.stages:
+        stages.add_row(stage.name, stage.mode or "-", ", ".join(c.name for c in stage.clusters) or "-",
+                       str(stage.concurrency), "yes" if stage.approval_required else "", str(stage.max_violations))
+    console.print(stages)
+    decisions = Table("cluster", "in", "why")
+    for decision in plan.decisions:
+        decisions.add_row(decision.cluster, "yes" if decision.included else "no", decision.because)
+    console.print(decisions)
+
+
+async def _admit_and_start(spec, *, plan_only: bool, wait: bool, headline: str, output: Output = Output.table) -> None:
+    from regatta.cli.render import follow
+    from regatta.temporal.admission import StartRefused, admit
+    from regatta.temporal.operations import start_policy_rollout
+
+    try:
+        admission = admit(spec, inventory=open_inventory(), now=fleet_now(), outbound_allow=Settings.from_env().outbound_allow)
+    except StartRefused as refusal:
+        raise Refused(str(refusal)) from None
+    plan, bundle = admission.policy_plan, admission.bundle
+    assert plan is not None and bundle is not None  # a policy admission carries both
+    if plan_only:
+        if output == Output.json:
+            print(plan.model_dump_json(indent=2))
+        else:
+            _render_plan(plan)
+        return
+    handle = await start_policy_rollout(Settings.from_env(), request=bundle)
+    total = len({c.name for stage in plan.stages for c in stage.clusters})
+    console.print(f"started [bold]{handle.id}[/]: {headline} revision {plan.revision} to {total} clusters in"
+                  f" {len(plan.stages)} stages")
+    console.print(f"watch: {ui_url(handle.id)}")
+    if wait:
+        await follow(handle, console)
+
+
+@policy_app.command("rollout")
+def policy_rollout(
+    file: BundleFile,
+    plan_only: Annotated[bool, typer.Option(help="print every cluster in or out and the stages; start nothing")] = False,
+    ticket: Annotated[str | None, typer.Option(help="change ticket (overrides the file's)")] = None,
+    wait: Annotated[bool, typer.Option(help="follow it until it ends")] = False,
+    requested_by: Annotated[str | None, typer.Option(help="who asks (default: $USER)")] = None,
+    output: Annotated[Output, typer.Option(help="with --plan-only: table or json")] = Output.table,
+):
+    """Roll a bundle out stage by stage (operation id: policy-BUNDLE)."""
+    async def body():
+        spec = _read_bundle(file, ticket=ticket, requested_by=requested_by)
+        await _admit_and_start(spec, plan_only=plan_only, wait=wait, headline=f"bundle {spec.name}", output=output)
+
+    run_command(body())
+
+
+@policy_app.command("rollback")
+def policy_rollback(
+    bundle: Annotated[str, typer.Argument(help="the bundle's name")],
+    ticket: Annotated[str | None, typer.Option(help="change ticket")] = None,
+    wait: Annotated[bool, typer.Option(help="follow it until it ends")] = False,
+    plan_only: Annotated[bool, typer.Option(help="print the plan; start nothing")] = False,
+    requested_by: Annotated[str | None, typer.Option(help="who asks (default: $USER)")] = None,
+):
+    """Roll the bundle's previous revision out, the same way as any rollout (stages, gates, approvals)."""
+    import getpass
+
+    def previous():
+        revisions = open_inventory().bundle_revisions(bundle)
+        if not revisions:
+            raise Refused(f"no bundle {bundle} has been rolled out; nothing to roll back")
+        if len(revisions) < 2:
+            raise Refused(f"bundle {bundle} has one revision ({revisions[0].revision}); there is no earlier one to roll"
+                          " back to")
+        current, earlier = revisions[0], revisions[1]
+        return earlier.model_copy(update={"rollback_of": current.revision, "requested_by": requested_by or getpass.getuser(),
+                                          "ticket": ticket or earlier.ticket})
+
+    spec = run_command(previous)
+    run_command(_admit_and_start(spec, plan_only=plan_only, wait=wait,
+                                 headline=f"rollback of bundle {bundle} from {spec.rollback_of} to"))
+
+
+STATE_COLOURS = {"compliant": "green", "non_compliant": "red", "error": "red", "drifted": "yellow", "pending": "dim"}
+
+
+@policy_app.command("status")
+def policy_status(
+    bundle: Annotated[str | None, typer.Option(help="which clusters break this bundle's policies")] = None,
+    cluster: Annotated[str | None, typer.Option(help="what this cluster breaks")] = None,
+    output: Output = Output.table,
+):
+    """Compliance: every cluster × bundle with its state, revision, mode and violations."""
+    from rich.table import Table
+
+    def body():
+        if bundle and cluster:
+            raise Refused("give --bundle or --cluster, not both (`regatta policy history CLUSTER BUNDLE` shows one record)")
+        records = open_inventory().compliance(bundle=bundle, cluster=cluster)
+        if output == Output.json:
+            print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
+            return
+        if not records:
+            console.print("no compliance records" + (f" for bundle {bundle}" if bundle else "")
+                          + (f" for cluster {cluster}" if cluster else "") + " yet")
+            return
+        table = Table("cluster", "bundle", "state", "revision", "mode", "violations", "evaluated", "detail")
+        for r in records:
+            colour = STATE_COLOURS.get(r.state, "white")
+            table.add_row(r.cluster, r.bundle, f"[{colour}]{r.state}[/]", r.revision, r.mode or "-", str(r.violations),
+                          f"{r.evaluated_at:%Y-%m-%d %H:%M:%S}" if r.evaluated_at else "-", r.detail)
+        console.print(table)
+        counts: dict[str, int] = {}
+        for r in records:
+            counts[r.state] = counts.get(r.state, 0) + 1
+        console.print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+
+    run_command(body)
+
+
+@policy_app.command("history")
+def policy_history(
+    cluster: Annotated[str, typer.Argument(help="the cluster")],
+    bundle: Annotated[str, typer.Argument(help="the bundle")],
+    output: Output = Output.table,
+):
+    """Every change of one cluster × bundle's compliance, oldest first."""
+    from rich.table import Table
+
+    def body():
+        records = open_inventory().compliance_history(cluster=cluster, bundle=bundle)
+        if output == Output.json:
+            print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
+            return
+        table = Table("evaluated", "state", "revision", "mode", "violations", "detail")
+        for r in records:
+            table.add_row(f"{r.evaluated_at:%Y-%m-%d %H:%M:%S}" if r.evaluated_at else "-", r.state, r.revision,
+                          r.mode or "-", str(r.violations), r.detail)
+        console.print(table)
+
+    run_command(body)

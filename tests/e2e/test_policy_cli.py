@@ -1,0 +1,139 @@
+"""`regatta policy` as an operator drives it, against the dev server, the simulator and the worker:
+a bundle from a directory and from a git repository at a ref (real git), preview changing
+nothing, --plan-only naming every cluster in or out, rollout --wait, status by bundle and by
+cluster, rollback to the previous revision, and line-numbered refusals with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from pathlib import Path
+
+import httpx
+import yaml
+
+from tests.e2e.test_cli import regatta
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+                          capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def write_manifests(directory: Path, level: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "limits.yaml").write_text(yaml.safe_dump_all([
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "limits", "namespace": "kube-system"},
+         "data": {"level": level, "cluster": "{{ cluster.name }}"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owner", "namespace": "kube-system"},
+         "data": {"team": "{{ cluster.labels.team }}"}},
+    ]))
+
+
+def live(simulator, cluster: str, name: str) -> httpx.Response:
+    return httpx.get(f"{simulator.url}/k8s/{cluster}/api/v1/namespaces/kube-system/configmaps/{name}", timeout=10,
+                     headers={"Authorization": f"Bearer {simulator.world.api_token}"})
+
+
+async def test_a_bundle_from_a_directory_previewed_rolled_out_reported_and_rolled_back(
+        queue_settings, add_cluster, simulator, worker, tmp_path):
+    tag = uuid.uuid4().hex[:6]
+    clusters = [add_cluster("clipol", env="staging", labels={"pol": tag}) for _ in range(2)]
+    other = add_cluster("clinopol", env="staging")
+    write_manifests(tmp_path / "manifests", "low")
+    bundle_file = tmp_path / "bundle.yaml"
+    name = f"limits-{tag}"
+    bundle_file.write_text(yaml.safe_dump({
+        "name": name, "source": {"directory": "manifests"}, "targets": {"selector": {"labels": {"pol": tag}}},
+        "stages": [{"name": "canary", "pick": {"count": 1}}, {"name": "rest", "concurrency": 2}],
+        "timeout_seconds": 20, "poll_interval_seconds": 0.05}))
+
+    preview = await regatta(queue_settings, "policy", "preview", "--file", str(bundle_file), "--cluster", clusters[0])
+    assert preview.returncode == 0, preview.stderr
+    assert "create  ConfigMap kube-system/limits" in preview.stdout and clusters[0] in preview.stdout
+    assert live(simulator, clusters[0], "limits").status_code == 404  # a preview changes nothing
+
+    table = await regatta(queue_settings, "policy", "rollout", "--file", str(bundle_file), "--plan-only")
+    assert table.returncode == 0 and "canary" in table.stdout and clusters[0] in table.stdout, table.stderr
+    plan = await regatta(queue_settings, "policy", "rollout", "--file", str(bundle_file), "--plan-only", "--output", "json")
+    decisions = {d["cluster"]: d for d in json.loads(plan.stdout)["decisions"]}
+    assert {n for n, d in decisions.items() if d["included"]} == set(clusters)
+    assert decisions[other]["because"] == f"the targets need label pol={tag} (it has no pol label)"
+
+    run = await regatta(queue_settings, "policy", "rollout", "--file", str(bundle_file), "--wait", "--ticket", "CHG-P1")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"started policy-{name}" in run.stdout
+    for cluster in clusters:
+        assert live(simulator, cluster, "limits").json()["data"] == {"level": "low", "cluster": cluster}
+    low = live(simulator, clusters[0], "limits").json()["metadata"]["annotations"]["regatta.dev/bundle-revision"]
+
+    write_manifests(tmp_path / "manifests", "high")
+    preview = await regatta(queue_settings, "policy", "preview", "--file", str(bundle_file), "--output", "json")
+    answers = {a["cluster"]: a for a in json.loads(preview.stdout) if a["included"]}
+    change = next(c for c in answers[clusters[0]]["changes"] if c["key"]["name"] == "limits")
+    assert change["action"] == "would_configure"
+    assert {f["path"]: (f["before"], f["after"]) for f in change["fields"]} == {
+        "/data/level": ("low", "high"), "/metadata/annotations/regatta.dev~1bundle-revision": (low, answers[clusters[0]]["revision"])}
+    run = await regatta(queue_settings, "policy", "rollout", "--file", str(bundle_file), "--wait")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert live(simulator, clusters[1], "limits").json()["data"]["level"] == "high"
+
+    status = await regatta(queue_settings, "policy", "status", "--bundle", name, "--output", "json")
+    records = json.loads(status.stdout)
+    assert {(r["cluster"], r["state"]) for r in records} == {(c, "compliant") for c in clusters}
+    high = records[0]["revision"]
+    by_cluster = await regatta(queue_settings, "policy", "status", "--cluster", clusters[0])
+    assert by_cluster.returncode == 0 and name in by_cluster.stdout and "compliant" in by_cluster.stdout
+
+    back = await regatta(queue_settings, "policy", "rollback", name, "--wait")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert f"rollback of bundle {name} from {high}" in back.stdout
+    assert live(simulator, clusters[1], "limits").json()["data"]["level"] == "low"
+    history = await regatta(queue_settings, "policy", "history", clusters[1], name, "--output", "json")
+    assert [r["revision"] for r in json.loads(history.stdout)][-1] != high
+
+    nothing = await regatta(queue_settings, "policy", "rollback", f"never-{tag}")
+    assert nothing.returncode == 2 and "nothing to roll back" in nothing.stderr
+
+
+async def test_a_bundle_from_git_at_a_ref_records_its_commit(queue_settings, add_cluster, simulator, worker, tmp_path):
+    tag = uuid.uuid4().hex[:6]
+    [cluster] = [add_cluster("gitpol", env="staging", labels={"pol": tag})]
+    repo = tmp_path / "policies"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    write_manifests(repo / "base", "v1")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "v1")
+    git(repo, "tag", "release-1")
+    write_manifests(repo / "base", "v2")
+    git(repo, "commit", "-q", "-am", "v2")
+    bundle_file = tmp_path / "bundle.yaml"
+    bundle_file.write_text(yaml.safe_dump({
+        "name": f"git-{tag}", "source": {"git": {"url": str(repo), "ref": "release-1", "path": "base"}},
+        "targets": {"selector": {"labels": {"pol": tag}}}, "stages": [{"name": "all"}], "timeout_seconds": 20}))
+    run = await regatta(queue_settings, "policy", "rollout", "--file", str(bundle_file), "--wait")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert live(simulator, cluster, "limits").json()["data"]["level"] == "v1"  # the tag, not the branch's head
+
+    bundle_file.write_text(bundle_file.read_text().replace("release-1", "no-such-ref"))
+    missing = await regatta(queue_settings, "policy", "rollout", "--file", str(bundle_file))
+    assert missing.returncode == 2 and "has no branch, tag or commit 'no-such-ref'" in missing.stderr
+
+
+async def test_bad_bundle_files_are_refused_with_the_line_to_fix(queue_settings, tmp_path):
+    bundle_file = tmp_path / "bundle.yaml"
+    bundle_file.write_text("name: Bad_Name\nmanifests: []\nstages:\n  - name: a\n    concurrency: 0\n")
+    bad = await regatta(queue_settings, "policy", "rollout", "--file", str(bundle_file))
+    assert bad.returncode == 2
+    assert f"{bundle_file}:1: name:" in bad.stderr and f"{bundle_file}:5: stages.0.concurrency" in bad.stderr
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "a.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\n"
+                                           "kind: ConfigMap\nmetadata: {name: y}\n")
+    bundle_file.write_text("name: ok\nsource: {directory: m}\n")
+    bad = await regatta(queue_settings, "policy", "preview", "--file", str(bundle_file))
+    assert bad.returncode == 2 and "m/a.yaml:5: manifests[1]: apiVersion is required" in bad.stderr
+    assert "Traceback" not in bad.stderr
