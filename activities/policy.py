@@ -7,7 +7,9 @@ activity returns or fails, so nothing half-applied is left unrecorded.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from temporalio import activity
@@ -25,11 +27,16 @@ from regatta.models.policy import (
     BundleSpec,
     ComplianceRecord,
     CountViolations,
+    Drift,
+    DriftReport,
+    DriftSweepInput,
+    DriftTarget,
     GiveBundle,
     PlanPolicy,
     PolicyPlan,
+    SweepDrift,
 )
-from regatta.rules import bundle_targets, bundles
+from regatta.rules import bundle_targets, bundles, drift
 
 
 def compliance_of(report: ApplyReport, *, bundle: str, mode: str | None, at: datetime) -> ComplianceRecord:
@@ -112,3 +119,96 @@ class PolicyActivities:
                         "detail": "; ".join(detail), "evaluated_at": self.now()}))
                 activity.heartbeat(name)
         return counts
+
+    # ------------------------------------------------------------------ drift
+
+    @activity.defn(name=Activity.LIST_DRIFT_TARGETS)
+    def list_drift_targets(self, request: DriftSweepInput) -> list[DriftTarget]:
+        """Every cluster × bundle that has been given a revision (what a drift sweep compares)."""
+        return [DriftTarget(cluster=r.cluster, bundle=r.bundle, revision=r.revision, mode=r.mode)
+                for r in self.inventory.compliance(bundle=request.bundle) if r.state != "error"]  # error: never fully applied
+
+    @activity.defn(name=Activity.SWEEP_DRIFT)
+    def sweep_drift(self, request: SweepDrift) -> DriftReport:
+        """Compare each target's applied objects with what is live, several clusters at once;
+        remediate where the bundle says so; record drifts and compliance. A cluster that cannot be
+        read is reported, not a reason to stop the sweep."""
+        now = self.now()
+        clusters = {c.name: c for c in self.inventory.list_clusters()}
+        suppressions = self.inventory.drift_suppressions(at=now)
+        specs: dict[tuple[str, str], BundleSpec] = {}
+        shared: dict = {}  # discovery, shared between clusters
+        lock = threading.Lock()
+        report = DriftReport()
+
+        def spec_of(target: DriftTarget) -> BundleSpec:
+            with lock:
+                if (target.bundle, target.revision) not in specs:
+                    specs[(target.bundle, target.revision)] = self.inventory.bundle_revision(target.bundle, target.revision)
+                return specs[(target.bundle, target.revision)]
+
+        def sweep(target: DriftTarget) -> tuple[list[Drift], int]:
+            record = clusters.get(target.cluster)
+            if record is None:
+                return [], 0
+            spec = spec_of(target)
+            rendering = bundles.render(spec, record, mode=target.mode, bundle_revision=target.revision)
+            api = self.connections.api_client(record.ref)
+            live, keys = kube_bundles.live_objects(api, [o.key for o in rendering.objects], spec.name,
+                                                   kube_bundles.Resolver(api, shared))
+            found = []
+            for obj, key in zip(rendering.objects, keys, strict=True):
+                body = live.get(kube_bundles.identity(key))
+                if body is None:
+                    found.append(Drift(cluster=record.name, bundle=spec.name, revision=target.revision, key=key,
+                                       kind="deleted"))
+                    continue
+                fields = [f for f in drift.differences(obj.body, body) if not drift.ignored(f.path, key, spec.drift.ignore)]
+                if fields:
+                    by, at = drift.who_changed((body.get("metadata") or {}).get("managedFields") or [], fields[0].path)
+                    found.append(Drift(cluster=record.name, bundle=spec.name, revision=target.revision, key=key,
+                                       kind="changed", fields=fields, changed_by=by, changed_at=at))
+            for item in found:
+                covering = drift.suppression_for(suppressions, cluster=item.cluster, bundle=item.bundle, key=item.key,
+                                                 paths=[f.path for f in item.fields], at=now)
+                if covering is not None:
+                    item.suppressed_by = f"{covering.reason} ({covering.ticket}, until {covering.until.isoformat()})"
+            open_drifts = [d for d in found if d.suppressed_by is None]
+            if open_drifts and spec.drift.mode == "remediate":
+                kube_bundles.apply_bundle(api, ApplyBundle(cluster=record.ref, bundle=spec.name, rendering=rendering,
+                                                           force=True, prune=False, rollout=request.operation_id,
+                                                           timeout_seconds=spec.timeout_seconds,
+                                                           poll_interval_seconds=spec.poll_interval_seconds))
+                for item in open_drifts:
+                    item.remediated = True
+            new = self.inventory.replace_drifts(cluster=record.name, bundle=spec.name, drifts=found, at=now)
+            self._compliance_after_sweep(target, drifted=[d for d in open_drifts if not d.remediated], at=now)
+            return new, len(rendering.objects)
+
+        def guarded(target: DriftTarget) -> tuple[DriftTarget, list[Drift], int, str | None]:
+            try:
+                new, checked = sweep(target)
+                return target, new, checked, None
+            except Exception as error:  # noqa: BLE001 - one cluster's trouble is reported, the sweep goes on
+                return target, [], 0, f"{type(error).__name__}: {str(error)[:300]}"
+
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="drift") as pool:
+            for target, new, checked, problem in pool.map(guarded, request.targets):
+                report.checked_objects += checked
+                report.drifts += new
+                if problem is not None:
+                    report.unreachable[target.cluster] = problem
+                activity.heartbeat(target.cluster)
+        return report
+
+    def _compliance_after_sweep(self, target: DriftTarget, *, drifted: list[Drift], at: datetime) -> None:
+        current = next(iter(self.inventory.compliance(bundle=target.bundle, cluster=target.cluster)), None)
+        if current is None:
+            return
+        if drifted:
+            words = "; ".join(f"{d.key.words()} {d.kind}" + (f" by {d.changed_by}" if d.changed_by else "") for d in drifted[:5])
+            self.inventory.record_compliance(current.model_copy(update={
+                "state": "drifted", "detail": f"{len(drifted)} drifted: {words}", "evaluated_at": at}))
+        elif current.state == "drifted":
+            self.inventory.record_compliance(current.model_copy(update={
+                "state": "non_compliant" if current.violations else "compliant", "detail": "", "evaluated_at": at}))

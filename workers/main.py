@@ -34,13 +34,14 @@ from workflows.cluster_upgrade import ClusterUpgrade
 from workflows.decommission_cluster import DecommissionCluster
 from workflows.dr_failback import DRFailback
 from workflows.dr_failover import DRFailover
+from workflows.drift_sweep import DriftSweep
 from workflows.fleet_sweep import FleetSweep
 from workflows.patch_wave import PatchWave
 from workflows.policy_rollout import PolicyRollout
 from workflows.provision_cluster import ProvisionCluster
 
 WORKFLOWS = [ClusterUpgrade, ProvisionCluster, DecommissionCluster, DRFailover, DRFailback, ClusterHold, PatchWave, FleetSweep,
-             PolicyRollout]
+             PolicyRollout, DriftSweep]
 
 
 def activity_functions(*hosts: object) -> list:

@@ -248,3 +248,116 @@ def policy_history(
         console.print(table)
 
     run_command(body)
+
+
+drift_app = typer.Typer(no_args_is_help=True, help="Drift: what changed in the clusters since Regatta applied a bundle.")
+policy_app.add_typer(drift_app, name="drift")
+
+
+@drift_app.command("sweep")
+def drift_sweep(
+    bundle: Annotated[str | None, typer.Option(help="only this bundle (default: every bundle)")] = None,
+    wait: Annotated[bool, typer.Option(help="follow it until it ends")] = False,
+    ticket: Annotated[str | None, typer.Option(help="change ticket")] = None,
+):
+    """Compare every applied object with what is live (operation id: drift-BUNDLE or drift-all)."""
+    import getpass
+
+    from pydantic import ValidationError
+
+    from regatta.cli.render import follow
+    from regatta.models.policy import DriftSweepInput
+    from regatta.temporal.operations import start_drift_sweep
+
+    async def body():
+        try:
+            request = DriftSweepInput(bundle=bundle, requested_by=getpass.getuser(), ticket=ticket)
+        except ValidationError:
+            raise Refused(f"--bundle {bundle!r} is not a bundle name (lowercase letters, digits and -)") from None
+        handle = await start_drift_sweep(Settings.from_env(), request=request)
+        console.print(f"started [bold]{handle.id}[/]")
+        console.print(f"watch: {ui_url(handle.id)}")
+        if wait:
+            await follow(handle, console)
+
+    run_command(body())
+
+
+@drift_app.command("list")
+def drift_list(
+    cluster: Annotated[str | None, typer.Option(help="only this cluster")] = None,
+    bundle: Annotated[str | None, typer.Option(help="only this bundle")] = None,
+    output: Output = Output.table,
+):
+    """What the last sweep found: each drift's object, paths with before and after, who and when."""
+    from rich.table import Table
+
+    def body():
+        found = open_inventory().drifts(cluster=cluster, bundle=bundle)
+        if output == Output.json:
+            print(json.dumps([{**d.model_dump(mode="json"), "found_at": at.isoformat()} for d, at in found], indent=2))
+            return
+        if not found:
+            console.print("no drift")
+            return
+        table = Table("cluster", "bundle", "object", "drift", "by", "when", "state")
+        for d, _ in found:
+            what = "deleted" if d.kind == "deleted" else "; ".join(f"{f.path}: {_short(f.before)} → {_short(f.after)}"
+                                                                  for f in d.fields)
+            state = ("suppressed: " + d.suppressed_by) if d.suppressed_by else "remediated" if d.remediated else "open"
+            where = f"{d.key.namespace}/" if d.key.namespace else ""
+            table.add_row(d.cluster, d.bundle, f"{d.key.kind} {where}{d.key.name}", what, d.changed_by or "-",
+                          d.changed_at or "-", state)
+        console.print(table)
+
+    run_command(body)
+
+
+@drift_app.command("suppress")
+def drift_suppress(
+    cluster: Annotated[str, typer.Argument(help="the cluster")],
+    bundle: Annotated[str, typer.Argument(help="the bundle")],
+    reason: Annotated[str, typer.Option(help="why this drift is accepted (kept in the audit trail)")],
+    ticket: Annotated[str, typer.Option(help="the ticket that accepts it")],
+    until: Annotated[str, typer.Option(help="when the suppression ends, e.g. 2026-12-31T00:00:00Z")],
+    kind: Annotated[str | None, typer.Option(help="only objects of this kind")] = None,
+    name: Annotated[str | None, typer.Option(help="only the object of this name")] = None,
+    namespace: Annotated[str | None, typer.Option(help="only objects in this namespace")] = None,
+    path: Annotated[str, typer.Option(help="only changes under this JSON pointer, e.g. /data/level")] = "",
+):
+    """Accept a known drift for a while: sweeps report it as suppressed, not drifted."""
+    import getpass
+    from datetime import UTC, datetime
+
+    from pydantic import ValidationError
+
+    from regatta.models import OperationRecord
+    from regatta.models.policy import DriftSuppression
+
+    def body():
+        try:
+            ends = datetime.fromisoformat(until)
+        except ValueError:
+            raise Refused(f"--until {until!r} is not a time; write e.g. 2026-12-31T00:00:00Z") from None
+        if ends.tzinfo is None:
+            raise Refused("--until needs a time zone, e.g. 2026-12-31T00:00:00Z")
+        if ends <= fleet_now():
+            raise Refused(f"--until {until} has passed; a suppression ends in the future")
+        if path and not path.startswith("/"):
+            raise Refused(f"--path {path!r} is not a JSON pointer; start it with /")
+        inventory = open_inventory()
+        inventory.get_cluster(cluster)  # an unknown cluster is refused, naming the ones there are
+        try:
+            suppression = DriftSuppression(cluster=cluster, bundle=bundle, reason=reason, ticket=ticket, until=ends,
+                                           by=getpass.getuser(), path=path,
+                                           match={"kind": kind, "name": name, "namespace": namespace})
+        except ValidationError as error:
+            raise Refused(str(error)) from None
+        inventory.suppress_drift(suppression)
+        inventory.append_audit(OperationRecord(
+            operation_id=f"drift-suppress-{datetime.now(UTC):%Y%m%d%H%M%S}", operation="DriftSuppression", cluster=cluster,
+            requested_by=suppression.by, ticket=ticket, action="suppress", outcome="suppressed",
+            detail=f"{bundle} {kind or 'any kind'} {name or ''} {path or ''} until {ends.isoformat()}: {reason}"))
+        console.print(f"drift of {bundle} on {cluster} suppressed until {ends.isoformat()} ({ticket})")
+
+    run_command(body)

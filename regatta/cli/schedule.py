@@ -65,6 +65,26 @@ def schedule_sweep(every_minutes: Annotated[int, typer.Option(help="minutes betw
     run_command(body())
 
 
+@schedule_app.command("drift")
+def schedule_drift(every_minutes: Annotated[int, typer.Option(help="minutes between sweeps")] = 60,
+                   bundle: Annotated[str | None, typer.Option(help="only this bundle (default: every bundle)")] = None):
+    """Run DriftSweep (applied bundle objects against what is live) every N minutes."""
+    from pydantic import ValidationError
+
+    from regatta.models.policy import DriftSweepInput
+    from regatta.temporal.schedules import create_drift_schedule
+
+    async def body():
+        try:
+            request = DriftSweepInput(bundle=bundle)
+        except ValidationError as error:
+            raise Refused(f"--bundle {bundle!r} is not a bundle name (lowercase letters, digits and -)") from error
+        schedule_id = await create_drift_schedule(Settings.from_env(), every_minutes=every_minutes, request=request)
+        console.print(f"created schedule [bold]{schedule_id}[/]: DriftSweep every {every_minutes} minutes")
+
+    run_command(body())
+
+
 @schedule_app.command("list")
 def schedule_list(output: Output = Output.table):
     """Every schedule, whether it is paused, and when it fires next."""

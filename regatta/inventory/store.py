@@ -30,6 +30,8 @@ from regatta.inventory.tables import (
     ClusterRow,
     ComplianceHistoryRow,
     ComplianceRow,
+    DriftRow,
+    DriftSuppressionRow,
     DrPairRow,
     MaintenanceHoldRow,
     WebhookDeliveryRow,
@@ -44,7 +46,7 @@ from regatta.models import (
     NodePool,
     OperationRecord,
 )
-from regatta.models.policy import BundleSpec, ComplianceRecord
+from regatta.models.policy import BundleSpec, ComplianceRecord, Drift, DriftSuppression
 from regatta.rules import audit_chain
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -523,3 +525,44 @@ class Inventory:
                 ComplianceHistoryRow.cluster == cluster, ComplianceHistoryRow.bundle == bundle)
                 .order_by(ComplianceHistoryRow.id))
             return [self._compliance(row) for row in rows]
+
+    def replace_drifts(self, *, cluster: str, bundle: str, drifts: list[Drift], at: datetime) -> list[Drift]:
+        """Set what the latest sweep of a cluster × bundle found; return the drifts that are new
+        (not found by the sweep before: what the audit trail is told about)."""
+        def identity(drift: Drift) -> tuple:
+            return (drift.key.words(), drift.kind, tuple(f.path for f in drift.fields), drift.remediated)
+
+        with Session(self.engine) as session, session.begin():
+            rows = session.scalars(select(DriftRow).where(DriftRow.cluster == cluster, DriftRow.bundle == bundle)).all()
+            before = {identity(Drift.model_validate(row.drift)) for row in rows}
+            for row in rows:
+                session.delete(row)
+            for drift in drifts:
+                session.add(DriftRow(cluster=cluster, bundle=bundle, drift=drift.model_dump(mode="json"), found_at=at))
+        return [d for d in drifts if identity(d) not in before]
+
+    def drifts(self, *, cluster: str | None = None, bundle: str | None = None) -> list[tuple[Drift, datetime]]:
+        with Session(self.engine) as session:
+            query = select(DriftRow).order_by(DriftRow.cluster, DriftRow.bundle, DriftRow.id)
+            if cluster is not None:
+                query = query.where(DriftRow.cluster == cluster)
+            if bundle is not None:
+                query = query.where(DriftRow.bundle == bundle)
+            found = []
+            for row in session.scalars(query):
+                at = _utc(row.found_at)
+                assert at is not None
+                found.append((Drift.model_validate(row.drift), at))
+            return found
+
+    def suppress_drift(self, suppression: DriftSuppression) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.add(DriftSuppressionRow(cluster=suppression.cluster, bundle=suppression.bundle, until=suppression.until,
+                                            suppression=suppression.model_dump(mode="json")))
+
+    def drift_suppressions(self, *, at: datetime) -> list[DriftSuppression]:
+        """The suppressions still in force at `at`."""
+        with Session(self.engine) as session:
+            rows = session.scalars(select(DriftSuppressionRow).where(DriftSuppressionRow.until > at)
+                                   .order_by(DriftSuppressionRow.id))
+            return [DriftSuppression.model_validate(row.suppression) for row in rows]

@@ -162,3 +162,25 @@ class ComplianceHistoryRow(Base):
     violations: Mapped[int] = mapped_column(Integer, default=0)
     detail: Mapped[str] = mapped_column(Text, default="")
     evaluated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DriftRow(Base):
+    """A drift the last sweep of a cluster × bundle found (the sweep replaces them: what is listed is live)."""
+
+    __tablename__ = "drifts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cluster: Mapped[str] = mapped_column(String(100), index=True)
+    bundle: Mapped[str] = mapped_column(String(100), index=True)
+    drift: Mapped[dict] = mapped_column(JSON)
+    found_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DriftSuppressionRow(Base):
+    __tablename__ = "drift_suppressions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cluster: Mapped[str] = mapped_column(String(100), index=True)
+    bundle: Mapped[str] = mapped_column(String(100))
+    suppression: Mapped[dict] = mapped_column(JSON)
+    until: Mapped[datetime] = mapped_column(DateTime(timezone=True))

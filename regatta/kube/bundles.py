@@ -59,7 +59,8 @@ def record_name(bundle: str) -> str:
 
 @dataclass
 class Resolver:
-    """kind → (plural, namespaced) from the cluster's discovery, read once per group-version."""
+    """kind → (plural, namespaced) from the cluster's discovery, read once per group-version
+    (a fleet-wide sweep may share what it found between clusters: a kind's plural is its CRD's)."""
 
     api: k8s.ApiClient
     found: dict[str, dict[str, tuple[str, bool]]] = field(default_factory=dict)
@@ -227,9 +228,9 @@ def apply_bundle(api: k8s.ApiClient, request: ApplyBundle, *, on_poll: Callable[
         if key.kind == "CustomResourceDefinition":
             resolver.forget()  # its kinds are servable now
         written.append((path, after))
-    current = {_identity(k) for k in applied}
+    current = {identity(k) for k in applied}
     for gone in earlier:
-        if _identity(gone) in current:
+        if identity(gone) in current:
             continue
         try:
             path = resolver.path(gone, gone.namespace)
@@ -250,13 +251,14 @@ def apply_bundle(api: k8s.ApiClient, request: ApplyBundle, *, on_poll: Callable[
     return report
 
 
-def _identity(key: BundleObjectKey) -> tuple[str, str, str, str]:
+def identity(key: BundleObjectKey) -> tuple[str, str, str, str]:
+    """Who an object is: group (not version), kind, namespace, name."""
     return (bundle_rules.group_of(key.api_version), key.kind, key.namespace, key.name)
 
 
 def _union(first: list[BundleObjectKey], then: list[BundleObjectKey]) -> list[BundleObjectKey]:
-    seen = {_identity(k): k for k in first}
-    seen.update({_identity(k): k for k in then})
+    seen = {identity(k): k for k in first}
+    seen.update({identity(k): k for k in then})
     return list(seen.values())
 
 
@@ -317,3 +319,32 @@ def count_violations(api: k8s.ApiClient, policies: list[BundleObjectKey]) -> tup
             total += n
             detail.append(f"{key.kind}/{key.name}: {n} violations")
     return total, detail
+
+
+def live_objects(api: k8s.ApiClient, keys: list[BundleObjectKey], bundle: str, resolver: Resolver
+                 ) -> tuple[dict[tuple[str, str, str, str], dict[str, Any]], list[BundleObjectKey]]:
+    """The bundle's objects as they are live, read with one list per kind (by the bundle's label,
+    across namespaces), by identity; and the keys as the cluster names them (a namespaced kind
+    given without a namespace lives in default). A kind the cluster no longer serves has none."""
+    found: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    named = []
+    listed: set[tuple[str, str]] = set()
+    for key in keys:
+        try:
+            plural, namespaced = resolver.resource(key)
+        except BundleRefused:
+            named.append(key)
+            continue
+        if namespaced and not key.namespace:
+            key = key.model_copy(update={"namespace": "default"})
+        named.append(key)
+        if (key.api_version, key.kind) in listed:
+            continue
+        listed.add((key.api_version, key.kind))
+        base = "/api/v1" if key.api_version == "v1" else f"/apis/{key.api_version}"
+        listing = _call(api, f"{base}/{plural}", "GET", query=[("labelSelector", f"{BUNDLE_LABEL}={bundle}")])
+        for item in listing.get("items", []):
+            item.setdefault("apiVersion", key.api_version)
+            item.setdefault("kind", key.kind)
+            found[identity(bundle_rules.key_of(item))] = item
+    return found, named

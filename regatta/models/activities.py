@@ -67,6 +67,8 @@ class Activity(StrEnum):
     PLAN_POLICY = "inventory.plan_policy"
     GIVE_BUNDLE = "kube.give_bundle"
     COUNT_VIOLATIONS = "kube.count_violations"
+    LIST_DRIFT_TARGETS = "inventory.list_drift_targets"
+    SWEEP_DRIFT = "kube.sweep_drift"
 
 
 class StartControlPlaneUpgrade(Model):

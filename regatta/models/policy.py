@@ -341,3 +341,87 @@ class ComplianceRecord(Model):
     detail: str = ""
     evaluated_at: datetime | None = None
 
+
+
+# ---------------------------------------------------------------------- drift
+
+
+class Drift(Model):
+    """One way a cluster's object differs from what Regatta applied to it."""
+
+    cluster: str
+    bundle: str
+    revision: str
+    key: BundleObjectKey
+    kind: Literal["changed", "deleted"]
+    fields: list[FieldChange] = Field(default_factory=list, description="changed: each path with what Regatta applied"
+                                      " (before) and what is live (after)")
+    changed_by: str | None = Field(default=None, description="the field manager that owns the changed fields now")
+    changed_at: str | None = Field(default=None, description="when that manager last wrote them (managedFields time)")
+    remediated: bool = False
+    suppressed_by: str | None = Field(default=None, description="the suppression that covers it: its reason and ticket")
+
+
+class DriftSuppression(Model):
+    """A known drift, accepted for a while: its reason, its ticket, its end."""
+
+    cluster: str
+    bundle: str
+    match: ObjectMatch = Field(default_factory=ObjectMatch)
+    path: str = Field(default="", description="a JSON pointer prefix; empty: the whole object")
+    reason: str = Field(min_length=1, max_length=500)
+    ticket: str = Field(min_length=1, max_length=100)
+    until: datetime
+    by: str = "temporal-ui"
+
+
+class DriftTarget(Model):
+    cluster: str
+    bundle: str
+    revision: str
+    mode: PolicyMode | None = None
+
+
+class SweepDrift(Model):
+    targets: list[DriftTarget]
+    operation_id: str = ""
+
+
+class DriftReport(Model):
+    checked_objects: int = 0
+    drifts: list[Drift] = Field(default_factory=list)
+    unreachable: dict[str, str] = Field(default_factory=dict, description="cluster → why it could not be read")
+
+
+class DriftSweepInput(Model):
+    """What `regatta policy drift sweep` and the drift schedule send; `{}` sweeps every bundle."""
+
+    bundle: str | None = Field(default=None, pattern=BUNDLE_NAME)
+    batch_size: int = Field(default=100, ge=1, le=1000, description="clusters read by one activity")
+    requested_by: str = "temporal-ui"
+    ticket: str | None = None
+    callback_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://")
+
+
+class DriftSweepProgress(Model):
+    operation_id: str = ""
+    phase: Literal["listing", "sweeping", "succeeded", "failed"] = "listing"
+    step: str = "starting"
+    targets: int = 0
+    swept: int = 0
+    checked_objects: int = 0
+    drifted: int = 0
+    remediated: int = 0
+    unreachable: int = 0
+
+
+class DriftSweepResult(Model):
+    operation_id: str
+    outcome: Literal["succeeded"] = "succeeded"
+    targets: int
+    checked_objects: int
+    drifts: int
+    remediated: int
+    suppressed: int
+    unreachable: dict[str, str] = Field(default_factory=dict)
+    message: str

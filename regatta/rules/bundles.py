@@ -14,13 +14,14 @@ Pure: the PolicyRollout plan, `regatta policy preview` and the unit tests call i
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
 from typing import Any
 
 import jsonpatch
-from jinja2 import StrictUndefined, TemplateError, meta
+from jinja2 import StrictUndefined, Template, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from regatta.models import ClusterRecord
@@ -112,10 +113,16 @@ def cluster_fields(cluster: ClusterRecord) -> dict[str, Any]:
                         "labels": dict(cluster.labels)}}
 
 
+@functools.lru_cache(maxsize=4096)
+def _template(text: str) -> Template:
+    """Compiled once per distinct text: a fleet-wide render compiles each substitution once."""
+    return TEMPLATES.from_string(text)
+
+
 def _substitute(value: Any, fields: dict[str, Any], where: str) -> Any:
     if isinstance(value, str) and "{{" in value:
         try:
-            return TEMPLATES.from_string(value).render(fields)
+            return _template(value).render(fields)
         except TemplateError as error:
             raise InvalidBundle(f"{where}: {error.message or error}") from None
     if isinstance(value, dict):

@@ -28,7 +28,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from regatta.models import ClusterRecord, PatchWaveInput
-from regatta.models.policy import BundleSpec
+from regatta.models.policy import BundleSpec, DriftSweepInput
 from regatta.models.search_attributes import CLUSTER, ENVIRONMENT, OPERATION, TICKET
 from regatta.rules import operation_ids
 from regatta.settings import Settings
@@ -74,6 +74,13 @@ async def start_policy_rollout(settings: Settings, *, request: BundleSpec) -> Wo
     return await _start(settings, workflow="PolicyRollout", operation_id=operation_ids.policy_id(request.name),
                         request=request, ticket=request.ticket, attributes=[], holding=f"bundle {request.name}",
                         rule="one rollout of a bundle runs at a time")
+
+
+async def start_drift_sweep(settings: Settings, *, request: DriftSweepInput) -> WorkflowHandle:
+    """Start a DriftSweep under `drift-<bundle>` (or `drift-all`): one sweep of a scope at a time."""
+    return await _start(settings, workflow="DriftSweep", operation_id=operation_ids.drift_id(request.bundle),
+                        request=request, ticket=request.ticket, attributes=[],
+                        holding=f"the drift sweep of {request.bundle or 'every bundle'}", rule="one sweep of a scope runs at a time")
 
 
 async def _start(settings: Settings, *, workflow: str, operation_id: str, request: BaseModel, ticket: str | None,

@@ -27,6 +27,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from regatta.models import FleetSweepInput, PatchWaveInput
+from regatta.models.policy import DriftSweepInput
 from regatta.rules import operation_ids
 from regatta.settings import Settings
 from regatta.temporal.connect import connect
@@ -100,6 +101,19 @@ async def create_sweep_schedule(settings: Settings, *, every_minutes: int, reque
         state=ScheduleState(note=f"fleet sweep every {every_minutes} minutes"),
     )
     return await _create(settings, "fleet-sweep", schedule)
+
+
+async def create_drift_schedule(settings: Settings, *, every_minutes: int, request: DriftSweepInput) -> str:
+    if every_minutes < 1:
+        raise OperationRefused("--every-minutes must be at least 1")
+    operation_id = operation_ids.drift_id(request.bundle)
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow("DriftSweep", request, id=operation_id, task_queue=settings.task_queue),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(minutes=every_minutes))]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        state=ScheduleState(note=f"drift sweep of {request.bundle or 'every bundle'} every {every_minutes} minutes"),
+    )
+    return await _create(settings, operation_id, schedule)
 
 
 async def list_schedules(settings: Settings) -> list[dict]:

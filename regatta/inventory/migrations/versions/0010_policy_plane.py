@@ -1,4 +1,4 @@
-"""the policy plane: bundle revisions, and compliance per cluster × bundle with its whole history
+"""the policy plane: bundle revisions, compliance per cluster × bundle with its whole history, drifts and their suppressions
 
 Revision ID: 0010
 Revises: 0009
@@ -46,7 +46,27 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "drifts",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("cluster", sa.String(100), nullable=False, index=True),
+        sa.Column("bundle", sa.String(100), nullable=False, index=True),
+        sa.Column("drift", sa.JSON(), nullable=False),
+        sa.Column("found_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_table(
+        "drift_suppressions",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("cluster", sa.String(100), nullable=False, index=True),
+        sa.Column("bundle", sa.String(100), nullable=False),
+        sa.Column("suppression", sa.JSON(), nullable=False),
+        sa.Column("until", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
 def downgrade() -> None:
+    op.drop_table("drift_suppressions")
+    op.drop_table("drifts")
     op.drop_table("compliance_history")
     op.drop_table("compliance")
     op.drop_table("bundle_revisions")
