@@ -10,7 +10,6 @@ from temporalio.exceptions import ApplicationError
 from activities.failures import refuse, translated_failures
 from regatta.inventory.sweep import sweep
 from regatta.kube import backup as backups
-from regatta.kube import bootstrap as bootstraps
 from regatta.kube import disaster_recovery as dr
 from regatta.kube import drain as drains
 from regatta.kube import health
@@ -20,7 +19,6 @@ from regatta.models import (
     BackupInfo,
     BlockedDrain,
     BlockedPod,
-    BootstrapCluster,
     ClusterInspection,
     ClusterRef,
     CordonNodes,
@@ -126,13 +124,6 @@ class KubeActivities:
                         error_type=request.failure_type,
                     )
                 time.sleep(request.poll_interval_seconds)
-
-    @activity.defn(name=Activity.BOOTSTRAP_CLUSTER)
-    def bootstrap_cluster(self, request: BootstrapCluster) -> list[str]:
-        with translated_failures():
-            return bootstraps.bootstrap(
-                self.connections.api_client(request.cluster), namespaces=request.namespaces, admin_group=request.admin_group
-            )
 
     @activity.defn(name=Activity.LIST_WORKLOADS)
     def list_workloads(self, cluster: ClusterRef) -> list[str]:

@@ -19,7 +19,7 @@ from regatta.formats.bundle_file import BundleFileError, resolve
 from regatta.inventory import Inventory
 from regatta.kube import bundles as kube_bundles
 from regatta.kube.connect import ClusterConnections
-from regatta.models import Activity
+from regatta.models import Activity, BootstrapCluster, ClusterRecord, OperationRecord
 from regatta.models.errors import ErrorType
 from regatta.models.policy import (
     ApplyBundle,
@@ -36,7 +36,7 @@ from regatta.models.policy import (
     PolicyPlan,
     SweepDrift,
 )
-from regatta.rules import bundle_targets, bundles, drift
+from regatta.rules import baseline, bundle_targets, bundles, drift
 
 
 def compliance_of(report: ApplyReport, *, bundle: str, mode: str | None, at: datetime) -> ComplianceRecord:
@@ -52,6 +52,20 @@ class PolicyActivities:
         self.inventory = inventory
         self.now = now
 
+    def record_compliance(self, record: ComplianceRecord, *, operation_id: str = "") -> None:
+        """Set a cluster × bundle's compliance; a change is also a line of the audit trail. (A
+        retried write finds the record unchanged, so a change is told once.)"""
+        before = next(iter(self.inventory.compliance(bundle=record.bundle, cluster=record.cluster)), None)
+        if not self.inventory.record_compliance(record):
+            return
+        was = f"{before.state} at {before.revision}" if before else "no record"
+        self.inventory.append_audit(OperationRecord(
+            operation_id=operation_id or f"compliance-{record.bundle}", operation="Compliance", cluster=record.cluster,
+            requested_by="regatta", action="compliance", outcome="changed",
+            detail=f"{record.bundle}: {was} → {record.state} at {record.revision}"
+                   + (f" ({record.mode})" if record.mode else "") + f", {record.violations} violations"
+                   + (f": {record.detail}" if record.detail else "")))
+
     def resolved(self, spec: BundleSpec) -> BundleSpec:
         """The bundle with its manifests inline (a git source is read here) and its revision."""
         if spec.revision and spec.manifests:
@@ -60,6 +74,26 @@ class PolicyActivities:
             return resolve(spec, base=None)[0]
         except BundleFileError as error:
             raise refuse(str(error), error_type=ErrorType.BUNDLE_SOURCE_UNREADABLE) from None
+
+    @activity.defn(name=Activity.BOOTSTRAP_CLUSTER)
+    def bootstrap_cluster(self, request: BootstrapCluster) -> list[str]:
+        """A new cluster's baseline, given as a bundle with the rollout's own code: it is in
+        `policy status` from its first minute. Returns what was created or changed."""
+        spec = baseline.baseline_bundle(namespaces=request.namespaces, admin_group=request.admin_group)
+        assert spec.revision is not None
+        self.inventory.save_bundle_revision(spec, at=self.now())
+        record = ClusterRecord(name=request.cluster.name, provider=request.cluster.provider, region=request.cluster.region,
+                               environment=request.environment, labels=request.labels,
+                               control_plane_version=request.version, credential_ref=request.cluster.credential_ref)
+        with translated_failures():
+            rendering = bundles.render(spec, record, mode=None)
+            report = kube_bundles.apply_bundle(self.connections.api_client(request.cluster), ApplyBundle(
+                cluster=request.cluster, bundle=spec.name, rendering=rendering, prune=False,
+                rollout=activity.info().workflow_id), on_poll=lambda note: activity.heartbeat(note))
+        self.record_compliance(compliance_of(report, bundle=spec.name, mode=None, at=self.now()),
+                               operation_id=activity.info().workflow_id or "")
+        return [f"{c.key.kind.lower()}/{c.key.namespace + '/' if c.key.namespace else ''}{c.key.name}"
+                for c in report.changes if c.action != "unchanged"]
 
     @activity.defn(name=Activity.PLAN_POLICY)
     def plan_policy(self, request: PlanPolicy) -> PolicyPlan:
@@ -86,18 +120,21 @@ class PolicyActivities:
             api = self.connections.api_client(apply.cluster)
             try:
                 report = kube_bundles.apply_bundle(api, apply, on_poll=lambda note: activity.heartbeat(note))
-            except kube_bundles.BundleRefused as refusal:
-                if not request.dry_run:
-                    self.inventory.record_compliance(ComplianceRecord(
+            except Exception as refusal:
+                status = getattr(refusal, "status", None)
+                final = isinstance(refusal, kube_bundles.BundleRefused) or status in (400, 401, 403, 404, 409, 422)
+                if final and not request.dry_run:
+                    self.record_compliance(ComplianceRecord(
                         cluster=request.cluster, bundle=request.bundle, state="error", revision=request.revision,
-                        mode=request.mode, detail=str(refusal), evaluated_at=self.now()))
+                        mode=request.mode, detail=str(refusal), evaluated_at=self.now()), operation_id=request.rollout)
                 raise
             report.ref = apply.cluster
             if request.dry_run:
                 return report
             policies = [o.key for o in apply.rendering.objects if bundles.policy_engine(o.key)]
             report.violations, report.violation_detail = kube_bundles.count_violations(api, policies)
-            self.inventory.record_compliance(compliance_of(report, bundle=spec.name, mode=request.mode, at=self.now()))
+            self.record_compliance(compliance_of(report, bundle=spec.name, mode=request.mode, at=self.now()),
+                                   operation_id=request.rollout)
             return report
 
     @activity.defn(name=Activity.COUNT_VIOLATIONS)
@@ -114,9 +151,9 @@ class PolicyActivities:
                 counts[name] = count
                 current = next(iter(self.inventory.compliance(bundle=request.bundle, cluster=name)), None)
                 if current is not None and current.state in ("compliant", "non_compliant"):
-                    self.inventory.record_compliance(current.model_copy(update={
+                    self.record_compliance(current.model_copy(update={
                         "state": "non_compliant" if count else "compliant", "violations": count,
-                        "detail": "; ".join(detail), "evaluated_at": self.now()}))
+                        "detail": "; ".join(detail), "evaluated_at": self.now()}), operation_id=request.operation_id)
                 activity.heartbeat(name)
         return counts
 
@@ -182,7 +219,8 @@ class PolicyActivities:
                 for item in open_drifts:
                     item.remediated = True
             new = self.inventory.replace_drifts(cluster=record.name, bundle=spec.name, drifts=found, at=now)
-            self._compliance_after_sweep(target, drifted=[d for d in open_drifts if not d.remediated], at=now)
+            self._compliance_after_sweep(target, drifted=[d for d in open_drifts if not d.remediated], at=now,
+                                         operation_id=request.operation_id)
             return new, len(rendering.objects)
 
         def guarded(target: DriftTarget) -> tuple[DriftTarget, list[Drift], int, str | None]:
@@ -201,14 +239,15 @@ class PolicyActivities:
                 activity.heartbeat(target.cluster)
         return report
 
-    def _compliance_after_sweep(self, target: DriftTarget, *, drifted: list[Drift], at: datetime) -> None:
+    def _compliance_after_sweep(self, target: DriftTarget, *, drifted: list[Drift], at: datetime, operation_id: str) -> None:
         current = next(iter(self.inventory.compliance(bundle=target.bundle, cluster=target.cluster)), None)
         if current is None:
             return
         if drifted:
             words = "; ".join(f"{d.key.words()} {d.kind}" + (f" by {d.changed_by}" if d.changed_by else "") for d in drifted[:5])
-            self.inventory.record_compliance(current.model_copy(update={
-                "state": "drifted", "detail": f"{len(drifted)} drifted: {words}", "evaluated_at": at}))
+            self.record_compliance(current.model_copy(update={
+                "state": "drifted", "detail": f"{len(drifted)} drifted: {words}", "evaluated_at": at}), operation_id=operation_id)
         elif current.state == "drifted":
-            self.inventory.record_compliance(current.model_copy(update={
-                "state": "non_compliant" if current.violations else "compliant", "detail": "", "evaluated_at": at}))
+            self.record_compliance(current.model_copy(update={
+                "state": "non_compliant" if current.violations else "compliant", "detail": "", "evaluated_at": at}),
+                operation_id=operation_id)

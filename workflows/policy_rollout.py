@@ -202,7 +202,8 @@ class PolicyRollout:
         if not clusters:
             return True
         counts: dict[str, int] = await call(Activity.COUNT_VIOLATIONS, CountViolations(
-            bundle=self.input.name, revision=self.state.revision, clusters=clusters), dict[str, int], timeout=600, heartbeat=60)
+            bundle=self.input.name, revision=self.state.revision, clusters=clusters, operation_id=self.state.operation_id),
+            dict[str, int], timeout=600, heartbeat=60)
         for stage in self.state.stages:
             for entry in stage.clusters:
                 if entry.name in counts:

@@ -96,7 +96,8 @@ class ProvisionCluster:
 
         self.trail.step("bootstrapping", "namespaces, RBAC and the baseline policy bundle")
         self.state.bootstrapped = await call(Activity.BOOTSTRAP_CLUSTER, BootstrapCluster(
-            cluster=self.calls.ref, namespaces=self.input.namespaces, admin_group=self.input.admin_group), list[str])
+            cluster=self.calls.ref, namespaces=self.input.namespaces, admin_group=self.input.admin_group,
+            environment=self.input.environment, labels=self._record().labels, version=self.input.version), list[str])
 
         self.trail.step("registering", "registering the cluster in the inventory")
         self.state.created.append("inventory")

@@ -135,6 +135,15 @@ def _write_record(api: k8s.ApiClient, request: ApplyBundle, state: str, applied:
           content_type="application/apply-patch+yaml")
 
 
+def _write_record_if_allowed(api: k8s.ApiClient, request: ApplyBundle, applied: list[BundleObjectKey]) -> None:
+    """Record what was applied before a refusal (state `partial`), so the next revision prunes
+    it; a cluster that refuses the record too is left to the compliance record's `error`."""
+    try:
+        _write_record(api, request, "partial", applied)
+    except ApiException:
+        pass
+
+
 SERVER_KEPT = ("resourceVersion", "generation", "managedFields", "uid", "creationTimestamp")
 
 
@@ -209,15 +218,17 @@ def apply_bundle(api: k8s.ApiClient, request: ApplyBundle, *, on_poll: Callable[
             after = _call(api, path, "PATCH", query=query, body=obj.body, content_type="application/apply-patch+yaml")
         except ApiException as error:
             if error.status in (429,) or error.status >= 500:
-                raise
+                raise  # retried: the activity's next attempt applies again
             if not request.dry_run:
-                _write_record(api, request, "partial", _union(earlier, applied))
+                _write_record_if_allowed(api, request, _union(earlier, applied))
+            if error.status in (401, 403):
+                raise  # not this manifest's fault: our credentials (KubeRefused, with the status)
             kind = ErrorType.FIELD_MANAGER_CONFLICT if error.status == 409 else ErrorType.MANIFEST_REFUSED
             hint = " (the bundle's force: true takes the fields)" if error.status == 409 else ""
             raise BundleRefused(f"{request.cluster.name} refused {key.words()}: {_message(error)}{hint}", kind) from None
         except BundleRefused:
             if not request.dry_run:
-                _write_record(api, request, "partial", _union(earlier, applied))
+                _write_record_if_allowed(api, request, _union(earlier, applied))
             raise
         applied.append(key)
         fields = changed_fields(before, after) if before is not None else []

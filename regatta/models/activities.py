@@ -111,9 +111,16 @@ class DeleteCluster(Model):
 
 
 class BootstrapCluster(Model):
+    """Give a new cluster the baseline bundle (regatta/rules/baseline.py) before it is handed over."""
+
     cluster: ClusterRef
     namespaces: list[str]
     admin_group: str
+    # What the baseline's substitutions and the compliance record read (the cluster is not in
+    # the inventory yet: it is registered after its bootstrap).
+    environment: str = "unknown"
+    labels: dict[str, str] = Field(default_factory=dict)
+    version: str = "1.0"
 
 
 class VeleroBackup(Model):

@@ -24,7 +24,8 @@ class OperationRecord(Model):
     ticket: str | None = None
     action: str
     outcome: Literal["started", "succeeded", "failed", "aborted", "refused", "paused", "resumed", "abort_requested",
-                     "approved", "skipped", "held", "released", "escalated", "found", "remediated", "suppressed"]
+                     "approved", "skipped", "held", "released", "escalated", "found", "remediated", "suppressed",
+                     "changed"]
     detail: str = ""
     # Position in the run's own trail; a retried write with the same (operation_id, run_id, seq)
     # is recorded once. 0 means "not from a workflow" and is never deduplicated.

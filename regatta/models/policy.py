@@ -210,6 +210,7 @@ class CountViolations(Model):
     bundle: str
     revision: str
     clusters: list[str]
+    operation_id: str = Field(default="", description="the rollout that asks: its id goes on the audit lines")
 
 
 class FieldChange(Model):

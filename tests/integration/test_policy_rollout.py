@@ -138,8 +138,10 @@ async def test_a_bundle_reaches_every_target_stage_by_stage_with_its_substitutio
         assert api.get("/apis/example.com/v1/namespaces/default/widgets/w").json()["spec"] == {"colour": "blue"}
         record = api.get(f"/api/v1/namespaces/kube-system/configmaps/regatta-bundle-{spec.name}").json()["data"]
         assert (record["revision"], record["state"], record["rollout"]) == (result.revision, "applied", policy_id(spec.name))
-        lines = [(r.action, r.outcome) for r in inventory.audit(cluster=name)]
-        assert ("give_bundle", "succeeded") in lines
+        lines = [(r.action, r.outcome, r.detail) for r in inventory.audit(cluster=name)]
+        assert any(line[:2] == ("give_bundle", "succeeded") for line in lines)
+        assert (("compliance", "changed", f"{spec.name}: no record → compliant at {result.revision}, 0 violations")
+                in lines)
     states = {(r.cluster, r.state, r.revision) for r in inventory.compliance(bundle=spec.name)}
     assert states == {(name, "compliant", result.revision) for name in staging + prod}
 

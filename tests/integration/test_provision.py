@@ -56,7 +56,13 @@ async def test_provision_builds_bootstraps_and_registers_a_cluster(provider, cli
     record = inventory.get_cluster(spec.name)
     assert record.labels == {"env": "dev", "team": "search"} and record.provider == provider
     assert [p.name for p in record.node_pools] == ["system", "general"]
-    assert [r.outcome for r in inventory.audit(cluster=spec.name)] == ["started", "succeeded"]
+    assert [r.outcome for r in inventory.audit(cluster=spec.name) if r.operation == "ProvisionCluster"] == ["started", "succeeded"]
+    # Born compliant: the baseline is a bundle like any other, in `policy status` from the start.
+    [baseline] = inventory.compliance(cluster=spec.name)
+    assert (baseline.bundle, baseline.state) == ("baseline", "compliant")
+    assert "namespace/platform" in result.bootstrapped and "networkpolicy/platform/default-deny-ingress" in result.bootstrapped
+    assert any(r.action == "compliance" and "baseline: no record → compliant" in r.detail
+               for r in inventory.audit(cluster=spec.name))
 
 
 async def failure_of(handle) -> ApplicationError:
@@ -80,7 +86,8 @@ def nothing_left(simulator, inventory, name: str) -> None:
         ("nodes join", {"node_never_ready": True}, "CloudOperationFailed", "NodeCreationFailure"),
         ("the API answers", {"api": "kube", "fail_operation": "list_nodes", "fail_status": 403, "fail_times": 99},
          "KubeRefused", "403"),
-        ("bootstrap", {"api": "kube", "fail_operation": "create_namespace", "fail_status": 403, "fail_times": 99},
+        # the baseline bundle is server-side applied: a Namespace is a PATCH
+        ("bootstrap", {"api": "kube", "fail_operation": "patch_namespace", "fail_status": 403, "fail_times": 99},
          "KubeRefused", "403"),
     ],
     ids=lambda value: value if isinstance(value, str) and " " in value else None,

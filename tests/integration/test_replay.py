@@ -66,7 +66,7 @@ async def test_a_fresh_provision_history_with_compensation_replays(client, worke
     from tests.integration.test_provision import request as provision_request
 
     spec = provision_request("eks")
-    set_faults(simulator, spec.name, api="kube", fail_operation="create_namespace", fail_status=403, fail_times=99)
+    set_faults(simulator, spec.name, api="kube", fail_operation="patch_namespace", fail_status=403, fail_times=99)
     handle = await provision(client, task_queue, spec)
     await failure_of(handle)
     await replays(handle, request, "provision_cluster_compensated")
