@@ -109,21 +109,18 @@ class KubeActivities:
     def health_gate(self, request: HealthGate) -> HealthReport:
         """Wait until the cluster is healthy again, or fail the gate after its timeout."""
         api = self.connections.api_client(request.cluster)
-        deadline = time.monotonic() + request.timeout_seconds
         with translated_failures():
-            while True:
-                problems = health.current_problems(api, min_ready_nodes=request.min_ready_nodes)
-                activity.heartbeat(problems)
-                if not problems:
-                    return HealthReport(healthy=True)
-                if time.monotonic() >= deadline:
-                    raise refuse(
-                        f"{request.cluster.name} is not healthy {request.timeout_seconds:g}s after {request.after}: "
-                        + "; ".join(problems[:10])
-                        + ". Fix what is listed, then start the upgrade again; it resumes where it stopped",
-                        error_type=request.failure_type,
-                    )
-                time.sleep(request.poll_interval_seconds)
+            problems = health.wait_until_healthy(api, timeout_seconds=request.timeout_seconds,
+                                                 poll_interval_seconds=request.poll_interval_seconds,
+                                                 on_poll=activity.heartbeat, min_ready_nodes=request.min_ready_nodes)
+            if not problems:
+                return HealthReport(healthy=True)
+            raise refuse(
+                f"{request.cluster.name} is not healthy {request.timeout_seconds:g}s after {request.after}: "
+                + "; ".join(problems[:10])
+                + ". Fix what is listed, then start the upgrade again; it resumes where it stopped",
+                error_type=request.failure_type,
+            )
 
     @activity.defn(name=Activity.LIST_WORKLOADS)
     def list_workloads(self, cluster: ClusterRef) -> list[str]:

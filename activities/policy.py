@@ -18,6 +18,7 @@ from activities.failures import refuse, translated_failures
 from regatta.formats.bundle_file import BundleFileError, resolve
 from regatta.inventory import Inventory
 from regatta.kube import bundles as kube_bundles
+from regatta.kube import health
 from regatta.kube.connect import ClusterConnections
 from regatta.models import Activity, BootstrapCluster, ClusterRecord, OperationRecord
 from regatta.models.errors import ErrorType
@@ -131,10 +132,23 @@ class PolicyActivities:
             report.ref = apply.cluster
             if request.dry_run:
                 return report
+            # Done only when healthy too: the bundle may have broken what runs there.
+            problems = health.wait_until_healthy(api, timeout_seconds=request.timeout_seconds,
+                                                 poll_interval_seconds=request.poll_interval_seconds,
+                                                 on_poll=activity.heartbeat)
+            if problems:
+                message = (f"{request.cluster} is not healthy {request.timeout_seconds:g}s after bundle {spec.name}"
+                           f" {request.revision}: " + "; ".join(problems[:10]))
+                self.record_compliance(ComplianceRecord(
+                    cluster=request.cluster, bundle=request.bundle, state="error", revision=request.revision,
+                    mode=request.mode, detail=message, evaluated_at=self.now()), operation_id=request.rollout)
+                raise refuse(message, error_type=ErrorType.HEALTH_GATE_FAILED)
             policies = [o.key for o in apply.rendering.objects if bundles.policy_engine(o.key)]
             report.violations, report.violation_detail = kube_bundles.count_violations(api, policies)
             self.record_compliance(compliance_of(report, bundle=spec.name, mode=request.mode, at=self.now()),
                                    operation_id=request.rollout)
+            if request.audit is not None:
+                self.inventory.append_audit(request.audit.model_copy(update={"detail": f"{request.audit.detail}: {bundles.describe(report)}"}))
             return report
 
     @activity.defn(name=Activity.COUNT_VIOLATIONS)

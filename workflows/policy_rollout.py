@@ -50,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
         PolicySkipInput,
         PolicyStageState,
     )
-    from regatta.rules import bundle_targets, operation_ids
+    from regatta.rules import bundle_targets, bundles, operation_ids
 
 EXAMPLE = ('{"name": "baseline", "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "team",'
            ' "namespace": "kube-system"}, "data": {"owner": "{{ cluster.labels.team }}"}}]}')
@@ -228,15 +228,18 @@ class PolicyRollout:
         """One cluster: the bundle, then its health gate and the stage's checks; count the outcome."""
         try:
             entry.status, entry.detail = "applying", f"{stage.mode or 'apply'} revision {self.state.revision}"
+            # One activity per cluster: apply, prune, observed, recorded in the cluster, healthy,
+            # compliance and its audit line (numbered here, so a retry writes it once).
+            audit = self.trail.line("give_bundle", "succeeded", f"{stage.name}: revision {self.state.revision}"
+                                    f"{' in ' + stage.mode if stage.mode else ''}", cluster=entry.name)
             report: ApplyReport = await call(Activity.GIVE_BUNDLE, GiveBundle(
                 bundle=self.input.name, revision=self.state.revision, cluster=entry.name, mode=stage.mode,
                 rollout=self.state.operation_id, force=self.input.force, prune=self.input.prune,
-                timeout_seconds=self.input.timeout_seconds, poll_interval_seconds=self.input.poll_interval_seconds),
-                ApplyReport, timeout=self.input.timeout_seconds + 120,
+                timeout_seconds=self.input.timeout_seconds, poll_interval_seconds=self.input.poll_interval_seconds,
+                audit=audit), ApplyReport, timeout=2 * self.input.timeout_seconds + 120,
                 heartbeat=max(30, 3 * self.input.poll_interval_seconds))
             assert report.ref is not None
             calls = ClusterCalls(report.ref, self.input)
-            await calls.health_gate(f"bundle {self.input.name} {self.state.revision}", timeout=self.input.timeout_seconds)
             spec_stage = next((s for s in self.input.stages if stage.name in (s.name, f"{s.name}-audit", f"{s.name}-enforce")),
                               None)
             if spec_stage is not None and spec_stage.health_checks:
@@ -255,13 +258,7 @@ class PolicyRollout:
             self.in_flight -= 1
         changed = [c for c in report.changes if c.action != "unchanged"]
         self.state.applied_objects += len(changed)
-        entry.status, entry.violations = "applied", report.violations
-        entry.detail = (", ".join(f"{sum(1 for c in changed if c.action == a)} {a}" for a in ("created", "configured", "pruned")
-                                  if any(c.action == a for c in changed)) or "already at the revision")
-        if report.violations:
-            entry.detail += f"; {report.violations} violations"
-        await self.trail.record("give_bundle", "succeeded", f"{stage.name}: revision {self.state.revision}"
-                                f"{' in ' + stage.mode if stage.mode else ''}: {entry.detail}", cluster=entry.name)
+        entry.status, entry.violations, entry.detail = "applied", report.violations, bundles.describe(report)
 
     async def _await_approval(self, stage: PolicyStageState) -> None:
         await workflow.wait_condition(lambda: bool(stage.approved_by) or self._stopping())

@@ -3,7 +3,9 @@ pod count), PodDisruptionBudgets with their live status, and deployment readines
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kubernetes import client as k8s
@@ -96,3 +98,16 @@ def current_problems(api: k8s.ApiClient, *, min_ready_nodes: int = 0) -> list[st
     if ready < min_ready_nodes:
         problems.insert(0, f"{ready} of {min_ready_nodes} nodes are Ready")
     return problems
+
+
+def wait_until_healthy(api: k8s.ApiClient, *, timeout_seconds: float, poll_interval_seconds: float,
+                       on_poll: Callable[[list[str]], None], min_ready_nodes: int = 0) -> list[str]:
+    """Poll until the cluster has no health problem; the problems still there when time ran out
+    (empty: healthy)."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        problems = current_problems(api, min_ready_nodes=min_ready_nodes)
+        on_poll(problems)
+        if not problems or time.monotonic() >= deadline:
+            return problems
+        time.sleep(poll_interval_seconds)

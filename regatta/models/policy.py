@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from regatta.models.audit import OperationRecord
 from regatta.models.base import Model
 from regatta.models.calendar import ClusterSelector
 from regatta.models.controls import ApproveInput
@@ -204,6 +205,8 @@ class GiveBundle(Model):
     prune: bool = True
     timeout_seconds: float = 120
     poll_interval_seconds: float = 1
+    audit: OperationRecord | None = Field(default=None, description="the audit line to write when the cluster is done"
+                                          " (numbered by the rollout, so a retried activity writes it once)")
 
 
 class CountViolations(Model):

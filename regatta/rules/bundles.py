@@ -29,6 +29,7 @@ from regatta.models.errors import ErrorType
 from regatta.models.policy import (
     BUNDLE_LABEL,
     REVISION_ANNOTATION,
+    ApplyReport,
     BundleObjectKey,
     BundleSpec,
     ClusterRendering,
@@ -238,3 +239,11 @@ def check(spec: BundleSpec) -> None:
 
 def keys(objects: Sequence[RenderedObject]) -> list[BundleObjectKey]:
     return [o.key for o in objects]
+
+
+def describe(report: ApplyReport) -> str:
+    """What a cluster was given, in a few words: '2 created, 1 pruned; 3 violations'."""
+    changed = [c for c in report.changes if c.action != "unchanged"]
+    words = ", ".join(f"{sum(1 for c in changed if c.action == a)} {a}" for a in ("created", "configured", "pruned")
+                      if any(c.action == a for c in changed)) or "already at the revision"
+    return words + (f"; {report.violations} violations" if report.violations else "")

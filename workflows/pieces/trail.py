@@ -104,6 +104,15 @@ class Trail:
         if notes:
             await workflow.wait_condition(lambda: not notes)
 
+    def line(self, action: str, outcome: str, detail: str = "", *, cluster: str | None = None) -> OperationRecord:
+        """The next numbered audit line, for an activity to write with what it did (a retried
+        activity writes it once: the number is the run's)."""
+        self.seq += 1
+        return OperationRecord(operation_id=workflow.info().workflow_id, operation=self.operation,
+                               cluster=cluster or self.cluster, requested_by=self.asking.requested_by,
+                               ticket=self.asking.ticket, action=action, outcome=outcome, detail=detail, seq=self.seq,
+                               run_id=workflow.info().run_id)
+
     async def record(self, action: str, outcome: str, detail: str = "", *, cluster: str | None = None) -> None:
         """One audit line, filed under the operation's cluster (or `cluster`: a rollout's line about
         one of the clusters it changes)."""
