@@ -7,6 +7,7 @@ YAML is what an operator writes to describe a lab fleet, so its errors name the 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -59,6 +60,8 @@ class ClusterSpec(Spec):
     node_pools: list[NodePoolSpec]
     workloads: list[WorkloadSpec] = Field(default_factory=list)
     time_scale: float | None = None  # overrides the simulator's factor for this cluster
+    # Policy engines the cluster runs from the start: their CRDs and admission controller (regatta/sim/policy_engines.py).
+    policy_engines: list[Literal["kyverno", "gatekeeper"]] = Field(default_factory=list)
     # The Velero schedule last backed the cluster up this many (wall-clock) seconds ago; None: never.
     last_backup_age_seconds: float | None = Field(default=None, ge=0)
 

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from regatta.formats.fleet_file import AccountsSpec, ClusterSpec, FleetSpec
-from regatta.sim import arithmetic
+from regatta.sim import arithmetic, policy_engines
 
 # Simulated seconds each step takes before the time-scale factor is applied.
 CONTROL_PLANE_UPGRADE_SECONDS = 480.0
@@ -363,8 +363,24 @@ class World:
                     namespace=workload.namespace, name=f"{workload.name}-pdb", selector=labels,
                     min_available=workload.pdb.min_available, max_unavailable=workload.pdb.max_unavailable,
                 )
+        for engine in spec.policy_engines:
+            self._install_policy_engine(cluster, engine)
         self.reconcile(cluster, start_ready=True)
         return cluster
+
+    def _install_policy_engine(self, cluster: Cluster, engine: str) -> None:
+        """What the engine's Helm chart leaves: its CRDs and its admission controller."""
+        for group, version, plural, kind, scope in policy_engines.CRDS[engine]:
+            body = policy_engines.crd(group, version, plural, kind, scope)
+            cluster.resource_version += 1
+            body["metadata"].update({"uid": f"{cluster.name}-{next(cluster.seq):06d}", "generation": 1,
+                                     "resourceVersion": str(cluster.resource_version),
+                                     "creationTimestamp": body["status"]["conditions"][0]["lastTransitionTime"]})
+            cluster.objects[("apiextensions.k8s.io/v1", "customresourcedefinitions", "", body["metadata"]["name"])] = body
+        namespace, name = policy_engines.CONTROLLERS[engine]
+        cluster.namespaces.add(namespace)
+        cluster.deployments[(namespace, name)] = Deployment(namespace=namespace, name=name, replicas=1,
+                                                            labels={"app": name}, annotations={})
 
     # ------------------------------------------------------------------ lookups
 
