@@ -74,11 +74,13 @@ def client(temporal: WorkflowEnvironment) -> Client:
 
 def eks_cluster(name: str, *, version: str = "1.30", pools: int = 2, nodes: int = 3, workloads: list[dict] | None = None,
                 provider: str = "eks", env: str = "staging", time_scale: float | None = None,
-                pool_version: str | None = None, labels: dict[str, str] | None = None, node_image: str | None = None) -> dict:
+                pool_version: str | None = None, labels: dict[str, str] | None = None, node_image: str | None = None,
+                policy_engines: list[str] | None = None) -> dict:
     """A cluster spec with PDB-protected workloads, as the fleet file writes it."""
     return {
         "name": name, "provider": provider, "region": "us-east-1", "version": version,
         "labels": {"env": env, "team": "tests", **(labels or {})}, "time_scale": time_scale,
+        "policy_engines": policy_engines or [],
         "node_pools": [{"name": f"pool{i}", "nodes": nodes, "version": pool_version,
                         "node_image": node_image}
                        for i in range(pools)],

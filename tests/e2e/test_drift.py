@@ -75,6 +75,16 @@ async def test_drift_names_who_changed_what_and_when_and_suppression_quiets_it(k
     assert len(drifts) == 2 and all("load test this week (CHG-9" in d["suppressed_by"] for d in drifts)
     assert inventory.compliance(bundle=f"drift-{tag}", cluster=kube.cluster)[0].state == "compliant"
 
+    made = await regatta(queue_settings, "schedule", "drift", "--every-minutes", "30", "--bundle", f"drift-{tag}")
+    assert made.returncode == 0 and f"drift-drift-{tag}" in made.stdout, made.stderr
+    listed = json.loads((await regatta(queue_settings, "schedule", "list", "--output", "json")).stdout)
+    assert any(s["id"] == f"drift-drift-{tag}" and "every 30 minutes" in s["note"] for s in listed)
+    again = await regatta(queue_settings, "schedule", "drift", "--bundle", f"drift-{tag}")
+    assert again.returncode == 2 and "exists already" in again.stderr
+    bad = await regatta(queue_settings, "schedule", "drift", "--bundle", "Not A Name")
+    assert bad.returncode == 2 and "is not a bundle name" in bad.stderr
+    assert (await regatta(queue_settings, "schedule", "delete", f"drift-drift-{tag}")).returncode == 0
+
 
 async def test_a_remediating_bundle_puts_its_objects_back_and_says_so(kube, queue_settings, worker, tmp_path, inventory,
                                                                        client, request):

@@ -101,9 +101,9 @@ async def roll_out(client, task_queue, spec: BundleSpec) -> tuple[PolicyRolloutR
 def fleet(add_cluster):
     tag = uuid.uuid4().hex[:6]
 
-    def add(env: str, count: int = 1, **spec) -> list[str]:
+    def add(env: str, count: int = 1, *, workloads: list[dict] | None = None, **spec) -> list[str]:
         return [add_cluster(f"pol{env[:4]}", env=env, labels={"policy": tag}, pools=1, nodes=2,
-                            workloads=spec.pop("workloads", []), **spec) for _ in range(count)]
+                            workloads=workloads or [], **spec) for _ in range(count)]
 
     add.tag = tag
     return add
@@ -272,7 +272,7 @@ async def refused(handle, update: str, arg, error_type: str) -> str:
 async def test_a_stage_waits_for_a_second_persons_approval_and_every_control_refuses_what_makes_no_sense(
         client, worker, task_queue, fleet, simulator):
     [canary] = fleet("canary", 1)
-    [prod] = fleet("prod", 1)
+    prod, skipped = fleet("prod", 2)
     spec = bundle(fleet.tag, [configmap("x", {"v": "1"})], stages=[
         {"name": "canary", "selector": {"environment": "canary"}}, {"name": "prod", "approval_required": True}])
     handle = await client.start_workflow("PolicyRollout", spec, id=policy_id(spec.name), task_queue=task_queue,
@@ -291,11 +291,14 @@ async def test_a_stage_waits_for_a_second_persons_approval_and_every_control_ref
     await handle.execute_update("pause", PauseInput(reason="change freeze"), result_type=PolicyRolloutProgress)
     await refused(handle, "pause", PauseInput(), "AlreadyPaused")
     await handle.execute_update("resume", ResumeInput(), result_type=PolicyRolloutProgress)
+    await handle.execute_update("skip", PolicySkipInput(cluster=skipped, reason="mid-migration", requested_by="sre-bob"),
+                                result_type=PolicyRolloutProgress)
     await handle.execute_update("approve", PolicyApproveInput(approver="sre-bob", stage="prod", comment="CAB ok"),
                                 result_type=PolicyRolloutProgress)
     result = await asyncio.wait_for(handle.result(), 60)
-    assert result.outcome == "succeeded" and result.counts == {"applied": 2}
+    assert result.outcome == "succeeded" and result.counts == {"applied": 2, "skipped": 1}
     assert ClusterApi(simulator, prod).get("/api/v1/namespaces/kube-system/configmaps/x").json()["data"] == {"v": "1"}
+    assert ClusterApi(simulator, skipped).get("/api/v1/namespaces/kube-system/configmaps/x").status_code == 404
 
 
 async def test_an_abort_leaves_what_was_not_reached_untouched_and_says_so(client, worker, task_queue, fleet, simulator):
@@ -311,3 +314,33 @@ async def test_an_abort_leaves_what_was_not_reached_untouched_and_says_so(client
     assert result.outcome == "aborted" and "wrong bundle" in result.message
     assert result.counts == {"applied": 1, "aborted": 1}
     assert ClusterApi(simulator, prod).get("/api/v1/namespaces/kube-system/configmaps/x").status_code == 404
+
+
+async def test_gatekeeper_constraints_go_out_as_dryrun_and_their_total_violations_are_the_count(
+        client, worker, task_queue, fleet, simulator, inventory):
+    [name] = fleet("staging", 1, policy_engines=["gatekeeper"])
+    api = ClusterApi(simulator, name)
+    # What Gatekeeper does with a ConstraintTemplate: a CRD for the constraint kind it defines.
+    api.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "k8srequiredlabels.constraints.gatekeeper.sh"},
+        "spec": {"group": "constraints.gatekeeper.sh", "scope": "Cluster",
+                 "names": {"plural": "k8srequiredlabels", "singular": "k8srequiredlabels", "kind": "K8sRequiredLabels"},
+                 "versions": [{"name": "v1beta1", "served": True, "storage": True,
+                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}})
+    constraint = {"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K8sRequiredLabels",
+                  "metadata": {"name": "need-owner"},
+                  "spec": {"match": {"kinds": [{"apiGroups": [""], "kinds": ["Namespace"]}]}, "parameters": {"labels": ["owner"]}}}
+    spec = bundle(fleet.tag, [constraint], stages=[{"name": "all"}], policy_mode="audit")
+    result, _ = await roll_out(client, task_queue, spec)
+    assert result.outcome == "succeeded", result.message
+    path = "/apis/constraints.gatekeeper.sh/v1beta1/k8srequiredlabels/need-owner"
+    assert api.get(path).json()["spec"]["enforcementAction"] == "dryrun"
+    # Gatekeeper's audit finds three namespaces without an owner label and says so on the constraint.
+    assert api.merge(path, {"status": {"totalViolations": 3, "auditTimestamp": "2026-12-01T10:00:00Z"}}).status_code == 200
+    result, _ = await roll_out(client, task_queue, spec.model_copy(update={"requested_by": "sre-bob"}))
+    [record] = inventory.compliance(bundle=spec.name, cluster=name)
+    assert (record.state, record.violations, record.mode) == ("non_compliant", 3, "audit")
+    assert "K8sRequiredLabels/need-owner: 3 violations" in record.detail
+    assert [(r.state, r.violations) for r in inventory.compliance_history(cluster=name, bundle=spec.name)] == [
+        ("compliant", 0), ("non_compliant", 3)]
