@@ -78,7 +78,10 @@ def control(operation_id: str, update: str, payload: dict) -> None:
     from regatta.temporal.operations import send_update
 
     async def body():
-        if (api := api_client()) is not None:  # the token is who asks: the API ignores names given here
+        api = api_client()
+        if api is not None and update in ("skip", "retry"):
+            raise Refused(f"the HTTP API does not take {update} yet; unset REGATTA_API_URL to {update} through Temporal")
+        if api is not None:  # the token is who asks: the API ignores names given here
             said = {k: v for k, v in payload.items() if k in ("reason", "comment", "stage") and v}
             progress = api.control(operation_id, update, said)["progress"]
         else:
@@ -108,11 +111,14 @@ def op_status(operation_id: str, output: Output = Output.table):
 
 @op_app.command("approve")
 def op_approve(operation_id: str, comment: Annotated[str, typer.Option(help="why")] = "",
-               approver: Annotated[str | None, typer.Option(help="who approves (default: $USER)")] = None):
-    """Approve an operation waiting for a second person (e.g. a decommission)."""
+               approver: Annotated[str | None, typer.Option(help="who approves (default: $USER)")] = None,
+               stage: Annotated[str | None, typer.Option(help="a wave's or a policy rollout's stage: refused unless it"
+                                                         " is the one waiting")] = None):
+    """Approve an operation waiting for a second person (a decommission, a wave's or a rollout's stage)."""
     import getpass
 
-    control(operation_id, "approve", {"approver": approver or getpass.getuser(), "comment": comment})
+    control(operation_id, "approve", {"approver": approver or getpass.getuser(), "comment": comment,
+                                      **({"stage": stage} if stage else {})})
 
 
 @op_app.command("pause")
@@ -137,3 +143,20 @@ def op_abort(operation_id: str, reason: Annotated[str, typer.Option(help="why")]
     import getpass
 
     control(operation_id, "abort", {"reason": reason, "requested_by": getpass.getuser()})
+
+
+@op_app.command("skip")
+def op_skip(operation_id: str, cluster: Annotated[str, typer.Argument(help="the cluster to leave out")],
+            reason: Annotated[str, typer.Option(help="why (the audit trail keeps it)")] = ""):
+    """Leave a cluster that has not started out of a wave or a policy rollout."""
+    import getpass
+
+    control(operation_id, "skip", {"cluster": cluster, "reason": reason, "requested_by": getpass.getuser()})
+
+
+@op_app.command("retry")
+def op_retry(operation_id: str, cluster: Annotated[str, typer.Argument(help="the failed cluster")]):
+    """Try a failed cluster of the running stage of a wave or a policy rollout again."""
+    import getpass
+
+    control(operation_id, "retry", {"cluster": cluster, "requested_by": getpass.getuser()})

@@ -137,3 +137,44 @@ async def test_bad_bundle_files_are_refused_with_the_line_to_fix(queue_settings,
     bad = await regatta(queue_settings, "policy", "preview", "--file", str(bundle_file))
     assert bad.returncode == 2 and "m/a.yaml:5: manifests[1]: apiVersion is required" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+async def test_a_stage_approved_and_a_cluster_skipped_from_the_cli(queue_settings, add_cluster, worker, tmp_path, simulator):
+    import asyncio
+
+    tag = uuid.uuid4().hex[:6]
+    canary = add_cluster("opcan", env="canary", labels={"pol": tag})
+    prod = [add_cluster("opprod", env="prod", labels={"pol": tag}) for _ in range(2)]
+    name = f"steer-{tag}"
+    bundle_file = tmp_path / "bundle.yaml"
+    bundle_file.write_text(yaml.safe_dump({
+        "name": name, "targets": {"selector": {"labels": {"pol": tag}}}, "timeout_seconds": 20,
+        "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "limits", "namespace": "kube-system"},
+                       "data": {"level": "low"}}],
+        "stages": [{"name": "canary", "selector": {"environment": "canary"}},
+                   {"name": "prod", "selector": {"environment": "prod"}, "approval_required": True}]}))
+    started = await regatta(queue_settings, "policy", "rollout", "--file", str(bundle_file), "--requested-by", "sre-alice")
+    assert started.returncode == 0, started.stderr
+    operation = f"policy-{name}"
+    for _ in range(200):
+        described = json.loads((await regatta(queue_settings, "op", "status", operation, "--output", "json")).stdout)
+        if described["progress"]["phase"] == "awaiting_approval":
+            break
+        await asyncio.sleep(0.1)
+    assert described["progress"]["stage"] == "prod"
+    wrong = await regatta(queue_settings, "op", "approve", operation, "--stage", "canary", "--approver", "sre-bob")
+    assert wrong.returncode == 2 and "stage prod is the one waiting" in wrong.stderr
+    own = await regatta(queue_settings, "op", "approve", operation, "--approver", "sre-alice")
+    assert own.returncode == 2 and "cannot approve it" in own.stderr
+    skipped = await regatta(queue_settings, "op", "skip", operation, prod[1], "--reason", "being rebuilt")
+    assert skipped.returncode == 0, skipped.stderr
+    approved = await regatta(queue_settings, "op", "approve", operation, "--stage", "prod", "--approver", "sre-bob")
+    assert approved.returncode == 0, approved.stderr
+    for _ in range(200):
+        described = json.loads((await regatta(queue_settings, "op", "status", operation, "--output", "json")).stdout)
+        if described["status"] != "RUNNING":
+            break
+        await asyncio.sleep(0.1)
+    assert described["progress"]["phase"] == "succeeded", described
+    assert live(simulator, canary, "limits").status_code == 200 and live(simulator, prod[0], "limits").status_code == 200
+    assert live(simulator, prod[1], "limits").status_code == 404
