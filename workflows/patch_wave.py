@@ -28,9 +28,9 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError, ChildWorkflowError, FailureError, WorkflowAlreadyStartedError
 
 from workflows.pieces.calls import call, call_or_refuse
-from workflows.pieces.controls import refuse_a_second_abort, refuse_own_approval, refuse_when_ended
 from workflows.pieces.fleet_clock import FleetClock
 from workflows.pieces.inputs import check_start, parse_input, tag
+from workflows.pieces.stage_controls import StageControls
 from workflows.pieces.trail import Trail
 
 with workflow.unsafe.imports_passed_through():
@@ -83,6 +83,8 @@ class PatchWave:
         self.clock = FleetClock()  # the fleet's calendar clock: windows, freezes and holds are read on it
         self.cursor = 0  # clusters of the running stage before this index have all started
         self.controls = 0  # counts operator controls, so a wave waiting for a window wakes on any
+        self.steering = StageControls(trail=self.trail, state=lambda: self.state, what="wave", finished=FINISHED,
+                                      ended_type=ErrorType.WAVE_FINISHED, requested_by=lambda: self.input.requested_by)
 
     @workflow.query
     def progress(self) -> PatchWaveProgress:
@@ -111,58 +113,44 @@ class PatchWave:
 
     @workflow.update
     async def approve(self, request: PatchWaveApproveInput) -> PatchWaveProgress:
-        stage = self._stage()
-        stage.approved_by = request.approver
-        await self.trail.record("approve", "approved", f"stage {stage.name} by {request.approver}: {request.comment}".rstrip(": "))
+        await self.steering.approve(self._stage(), request)
         self.controls += 1
         return self.state
 
     @approve.validator
     def validate_approve(self, request: PatchWaveApproveInput) -> None:
-        refuse_own_approval(phase=self.state.phase, approver=request.approver, requested_by=self.input.requested_by,
-                            what="wave stage")
-        if request.stage is not None and request.stage != self.state.stage:
-            raise ApplicationError(f"stage {self.state.stage} is the one waiting for approval, not {request.stage}",
-                                   type=ErrorType.WRONG_STAGE)
+        self.steering.validate_approve(request, stage=request.stage)
 
     @workflow.update
     async def pause(self, request: PauseInput) -> PatchWaveProgress:
-        self.state.paused, self.state.pause_reason = True, request.reason or None
-        await self.trail.record("pause", "paused", f"by {request.requested_by}: {request.reason}".rstrip(": "))
+        await self.steering.pause(request)
         self.controls += 1
         return self.state
 
     @pause.validator
     def validate_pause(self, request: PauseInput) -> None:
-        self._refuse_when_finished("pause")
-        if self.state.paused:
-            raise ApplicationError("the wave is already paused", type=ErrorType.ALREADY_PAUSED)
+        self.steering.validate_pause(request)
 
     @workflow.update
     async def resume(self, request: ResumeInput) -> PatchWaveProgress:
-        self.state.paused, self.state.pause_reason = False, None
-        await self.trail.record("resume", "resumed", f"by {request.requested_by}")
+        await self.steering.resume(request)
         self.controls += 1
         return self.state
 
     @resume.validator
     def validate_resume(self, request: ResumeInput) -> None:
-        self._refuse_when_finished("resume")
-        if not self.state.paused:
-            raise ApplicationError("the wave is not paused", type=ErrorType.NOT_PAUSED)
+        self.steering.validate_resume(request)
 
     @workflow.update
     async def abort(self, request: AbortInput) -> PatchWaveProgress:
-        self.state.abort_requested, self.state.abort_reason = True, request.reason or None
-        await self.trail.record("abort", "abort_requested", f"by {request.requested_by}: {request.reason}".rstrip(": "))
+        await self.steering.abort(request)
         await asyncio.gather(*(self._abort_child(cluster) for cluster in list(self.children)))
         self.controls += 1
         return self.state
 
     @abort.validator
     def validate_abort(self, request: AbortInput) -> None:
-        self._refuse_when_finished("abort")
-        refuse_a_second_abort(self.state.abort_requested)
+        self.steering.validate_abort(request)
 
     @workflow.update
     async def skip(self, request: PatchWaveSkipInput) -> PatchWaveProgress:
@@ -175,9 +163,7 @@ class PatchWave:
 
     @skip.validator
     def validate_skip(self, request: PatchWaveSkipInput) -> None:
-        self._refuse_when_finished("skip a cluster of")
-        if not request.reason.strip():
-            raise ApplicationError("say why the cluster is skipped (reason): the audit trail keeps it", type=ErrorType.REASON_REQUIRED)
+        self.steering.refuse_a_skip_without_reason(request.reason)
         entry = self._entry(request.cluster)
         if entry is None:
             raise ApplicationError(f"{request.cluster} is not in this wave", type=ErrorType.NOT_IN_WAVE)
@@ -198,7 +184,7 @@ class PatchWave:
 
     @retry.validator
     def validate_retry(self, request: PatchWaveRetryInput) -> None:
-        self._refuse_when_finished("retry a cluster of")
+        self.steering.refuse_when_finished("retry a cluster of")
         if self._stopping():
             raise ApplicationError(f"the wave is stopping ({self.state.halted_reason or 'aborted'}); start it again to"
                                    " retry: clusters already at the target are skipped", type=ErrorType.WAVE_STOPPING)
@@ -221,10 +207,6 @@ class PatchWave:
             await self.children[cluster].signal("abort_from_wave", request)
         except FailureError:
             pass  # it ended meanwhile: nothing left to stop
-
-    def _refuse_when_finished(self, what: str) -> None:
-        refuse_when_ended(self.state.phase, ended=FINISHED, verb=what, what="wave", error_type=ErrorType.WAVE_FINISHED,
-                          words=f"cannot {what} the wave: it has {self.state.phase}")
 
     def _stage(self) -> WaveStageState:
         return next(s for s in self.state.stages if s.name == self.state.stage)

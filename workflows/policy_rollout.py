@@ -27,13 +27,14 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.pieces.calls import ClusterCalls, call, call_or_refuse
-from workflows.pieces.controls import refuse_a_second_abort, refuse_own_approval, refuse_when_ended
 from workflows.pieces.fleet_clock import FleetClock
 from workflows.pieces.inputs import check_start, parse_input, tag
+from workflows.pieces.stage_controls import StageControls
 from workflows.pieces.trail import Trail
 
 with workflow.unsafe.imports_passed_through():
     from regatta.models import AbortInput, Activity, PauseInput, ResumeInput
+    from regatta.models.controls import RetryClusterInput, SkipClusterInput, StageApproveInput
     from regatta.models.errors import ErrorType
     from regatta.models.policy import (
         ApplyReport,
@@ -41,13 +42,10 @@ with workflow.unsafe.imports_passed_through():
         CountViolations,
         GiveBundle,
         PlanPolicy,
-        PolicyApproveInput,
         PolicyClusterState,
         PolicyPlan,
-        PolicyRetryInput,
         PolicyRolloutProgress,
         PolicyRolloutResult,
-        PolicySkipInput,
         PolicyStageState,
     )
     from regatta.rules import bundle_targets, bundles, operation_ids
@@ -65,6 +63,8 @@ class PolicyRollout:
         self.state = PolicyRolloutProgress(bundle=str(self.input.name))
         self.trail = Trail(operation="PolicyRollout", cluster=lambda: operation_ids.policy_id(self.input.name),
                            state=lambda: self.state, asking=self.input)
+        self.steering = StageControls(trail=self.trail, state=lambda: self.state, what="rollout", finished=FINISHED,
+                                      ended_type=ErrorType.ROLLOUT_FINISHED, requested_by=lambda: self.input.requested_by)
         self.clock = FleetClock()
         self.in_flight = 0
         self.checks: dict[str, list[str]] = {}  # cluster → its health checks' results in this run
@@ -76,57 +76,43 @@ class PolicyRollout:
     # ------------------------------------------------------------------ controls
 
     @workflow.update
-    async def approve(self, request: PolicyApproveInput) -> PolicyRolloutProgress:
-        stage = self._stage()
-        stage.approved_by = request.approver
-        await self.trail.record("approve", "approved", f"stage {stage.name} by {request.approver}: {request.comment}".rstrip(": "))
+    async def approve(self, request: StageApproveInput) -> PolicyRolloutProgress:
+        await self.steering.approve(self._stage(), request)
         return self.state
 
     @approve.validator
-    def validate_approve(self, request: PolicyApproveInput) -> None:
-        refuse_own_approval(phase=self.state.phase, approver=request.approver, requested_by=self.input.requested_by,
-                            what="rollout stage")
-        if request.stage is not None and request.stage != self.state.stage:
-            raise ApplicationError(f"stage {self.state.stage} is the one waiting for approval, not {request.stage}",
-                                   type=ErrorType.WRONG_STAGE)
+    def validate_approve(self, request: StageApproveInput) -> None:
+        self.steering.validate_approve(request, stage=request.stage)
 
     @workflow.update
     async def pause(self, request: PauseInput) -> PolicyRolloutProgress:
-        self.state.paused, self.state.pause_reason = True, request.reason or None
-        await self.trail.record("pause", "paused", f"by {request.requested_by}: {request.reason}".rstrip(": "))
+        await self.steering.pause(request)
         return self.state
 
     @pause.validator
     def validate_pause(self, request: PauseInput) -> None:
-        self._refuse_when_finished("pause")
-        if self.state.paused:
-            raise ApplicationError("the rollout is already paused", type=ErrorType.ALREADY_PAUSED)
+        self.steering.validate_pause(request)
 
     @workflow.update
     async def resume(self, request: ResumeInput) -> PolicyRolloutProgress:
-        self.state.paused, self.state.pause_reason = False, None
-        await self.trail.record("resume", "resumed", f"by {request.requested_by}")
+        await self.steering.resume(request)
         return self.state
 
     @resume.validator
     def validate_resume(self, request: ResumeInput) -> None:
-        self._refuse_when_finished("resume")
-        if not self.state.paused:
-            raise ApplicationError("the rollout is not paused", type=ErrorType.NOT_PAUSED)
+        self.steering.validate_resume(request)
 
     @workflow.update
     async def abort(self, request: AbortInput) -> PolicyRolloutProgress:
-        self.state.abort_requested, self.state.abort_reason = True, request.reason or None
-        await self.trail.record("abort", "abort_requested", f"by {request.requested_by}: {request.reason}".rstrip(": "))
+        await self.steering.abort(request)
         return self.state
 
     @abort.validator
     def validate_abort(self, request: AbortInput) -> None:
-        self._refuse_when_finished("abort")
-        refuse_a_second_abort(self.state.abort_requested)
+        self.steering.validate_abort(request)
 
     @workflow.update
-    async def skip(self, request: PolicySkipInput) -> PolicyRolloutProgress:
+    async def skip(self, request: SkipClusterInput) -> PolicyRolloutProgress:
         for entry in self._entries(request.cluster):
             if entry.status == "pending":
                 entry.status, entry.detail = "skipped", f"skipped by {request.requested_by}: {request.reason}"
@@ -134,11 +120,8 @@ class PolicyRollout:
         return self.state
 
     @skip.validator
-    def validate_skip(self, request: PolicySkipInput) -> None:
-        self._refuse_when_finished("skip a cluster of")
-        if not request.reason.strip():
-            raise ApplicationError("say why the cluster is skipped (reason): the audit trail keeps it",
-                                   type=ErrorType.REASON_REQUIRED)
+    def validate_skip(self, request: SkipClusterInput) -> None:
+        self.steering.refuse_a_skip_without_reason(request.reason)
         entries = self._entries(request.cluster)
         if not entries:
             raise ApplicationError(f"{request.cluster} is not in this rollout", type=ErrorType.NOT_IN_ROLLOUT)
@@ -147,7 +130,7 @@ class PolicyRollout:
                                    " can be skipped", type=ErrorType.TOO_LATE_TO_SKIP)
 
     @workflow.update
-    async def retry(self, request: PolicyRetryInput) -> PolicyRolloutProgress:
+    async def retry(self, request: RetryClusterInput) -> PolicyRolloutProgress:
         entry = next(e for e in self._stage().clusters if e.name == request.cluster)
         entry.status, entry.detail = "pending", f"retry asked by {request.requested_by} after: {entry.detail}"
         self.state.failed -= 1
@@ -155,8 +138,8 @@ class PolicyRollout:
         return self.state
 
     @retry.validator
-    def validate_retry(self, request: PolicyRetryInput) -> None:
-        self._refuse_when_finished("retry a cluster of")
+    def validate_retry(self, request: RetryClusterInput) -> None:
+        self.steering.refuse_when_finished("retry a cluster of")
         if self._stopping():
             raise ApplicationError(f"the rollout is stopping ({self.state.halted_reason or 'aborted'}); start it again"
                                    " to retry", type=ErrorType.WAVE_STOPPING)
@@ -170,10 +153,6 @@ class PolicyRollout:
         if entry.status != "failed":
             raise ApplicationError(f"{request.cluster} is {entry.status}; only a failed cluster can be retried",
                                    type=ErrorType.NOT_FAILED)
-
-    def _refuse_when_finished(self, what: str) -> None:
-        refuse_when_ended(self.state.phase, ended=FINISHED, verb=what, what="rollout", error_type=ErrorType.ROLLOUT_FINISHED,
-                          words=f"cannot {what} the rollout: it has {self.state.phase}")
 
     def _stage(self) -> PolicyStageState:
         return next(s for s in self.state.stages if s.name == self.state.stage)

@@ -100,13 +100,18 @@ async def described(settings: Settings, operation_id: str) -> dict[str, Any]:
         raise ApiError(503, str(error)) from None
 
 
-def environments_of(found: dict[str, Any], the: Gate) -> set[str]:
-    """Where an operation acts: its Environment search attribute, or a wave's clusters'."""
+def environments_of(found: dict[str, Any], the: Gate, *, reading: bool = False) -> set[str]:
+    """Where an operation acts: its Environment search attribute, or a wave's or a rollout's
+    clusters'. A fleet-wide operation still planning has none yet: reading it shows no cluster,
+    so any reader may; acting on it needs a token for every environment."""
     if found.get("environment"):
         return {found["environment"]}
-    names = {c["name"] for s in (found.get("progress") or {}).get("stages", []) for c in s["clusters"]}
+    progress = found.get("progress") or {}
+    names = {c["name"] for s in progress.get("stages", []) for c in s["clusters"]}
     if names:
         return {r.environment for r in the.inventory.list_clusters() if r.name in names}
+    if reading and progress.get("phase") == "planning" and found.get("workflow_type") in ("PatchWave", "PolicyRollout"):
+        return set()
     return {"(unknown: only a token for every environment may act on it)"}
 
 
@@ -176,7 +181,7 @@ async def start(body: StartRequest, the: Gate = Depends(gate)) -> Any:
 @router.get("/{operation_id}", responses={401: {}, 403: {}, 404: {}, 503: {}})
 async def get_operation(operation_id: str, the: Gate = Depends(gate)) -> dict[str, Any]:
     found = await described(the.settings, operation_id)
-    the.permit("read", environments_of(found, the), verb="read")
+    the.permit("read", environments_of(found, the, reading=True), verb="read")
     answer: dict[str, Any] = json.loads(json.dumps(found, default=str))
     return answer
 

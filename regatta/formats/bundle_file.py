@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
-from regatta.formats.yaml_lines import line_of
+from regatta.formats.yaml_lines import line_of, read_model
 from regatta.models.policy import BundleSpec, GitSource
 from regatta.rules import bundles
 
@@ -132,25 +131,8 @@ def resolve(spec: BundleSpec, *, base: Path | None, shown_as: str = "bundle") ->
 
 def load_bundle_file(path: str | Path) -> BundleSpec:
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise BundleFileError(f"cannot read bundle file {path}: {error.strerror or error}") from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise BundleFileError(f"{where}: not valid YAML: {getattr(error, 'problem', None) or error}") from None
-    if not isinstance(raw, dict):
-        raise BundleFileError(f"{path}:1: a bundle file is one mapping with name and manifests or a source"
-                              " (see examples/bundle.yaml)")
-    try:
-        spec = BundleSpec.model_validate(raw)
-    except ValidationError as error:
-        raise BundleFileError("\n".join(f"{path}:{line_of(root, e['loc'])}: {'.'.join(map(str, e['loc'])) or 'bundle'}: {e['msg']}"
-                                        for e in error.errors())) from None
+    spec, root = read_model(path, BundleSpec, what="bundle file", error=BundleFileError,
+                            shape="one mapping with name and manifests or a source (see examples/bundle.yaml)")
     resolved, origins = resolve(spec, base=path.parent)
     problems = bundles.bundle_problems(resolved)
     if problems:

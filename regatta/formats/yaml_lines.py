@@ -1,9 +1,16 @@
-"""Where a problem sits in a YAML file: the 1-based line of the node a pydantic or rule location
-(`("stages", 1, "name")`) reaches, so every reader reports `file:line: what to fix`."""
+"""Reading one YAML file into one model, with every problem at `file:line: what to fix`: the
+1-based line of the node a pydantic or rule location (`("stages", 1, "name")`) reaches. The wave
+file and the bundle file readers share it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any, TypeVar
+
 import yaml
+from pydantic import BaseModel, ValidationError
+
+Shape = TypeVar("Shape", bound=BaseModel)
 
 
 def line_of(node: yaml.Node | None, loc: tuple) -> int:
@@ -23,3 +30,27 @@ def line_of(node: yaml.Node | None, loc: tuple) -> int:
             break
         line = node.start_mark.line + 1
     return line
+
+
+def read_model(path: Path, model: type[Shape], *, what: str, shape: str, error: type[ValueError]) -> tuple[Shape, Any]:
+    """The file as `model` and its YAML node tree (to place later problems), or `error` with every
+    problem at its line. `what` names the file ("wave file"), `shape` says what it should hold."""
+    try:
+        text = path.read_text()
+    except OSError as failure:
+        raise error(f"cannot read {what} {path}: {failure.strerror or failure}") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as failure:
+        mark = getattr(failure, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise error(f"{where}: not valid YAML: {getattr(failure, 'problem', None) or failure}") from None
+    if not isinstance(raw, dict):
+        raise error(f"{path}:1: a {what} is {shape}")
+    try:
+        return model.model_validate(raw), root
+    except ValidationError as failure:
+        name = what.split()[0]
+        raise error("\n".join(f"{path}:{line_of(root, e['loc'])}: {'.'.join(map(str, e['loc'])) or name}: {e['msg']}"
+                              for e in failure.errors())) from None

@@ -133,13 +133,9 @@ class BundleRevisionRow(Base):
     planned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
-class ComplianceRow(Base):
-    """Where one cluster stands with one bundle, now."""
+class ComplianceFields:
+    """What a compliance record says, now and in each line of its history."""
 
-    __tablename__ = "compliance"
-
-    cluster: Mapped[str] = mapped_column(String(100), primary_key=True)
-    bundle: Mapped[str] = mapped_column(String(100), primary_key=True)
     state: Mapped[str] = mapped_column(String(20))
     revision: Mapped[str] = mapped_column(String(64))
     mode: Mapped[str | None] = mapped_column(String(20), nullable=True)
@@ -148,7 +144,16 @@ class ComplianceRow(Base):
     evaluated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class ComplianceHistoryRow(Base):
+class ComplianceRow(ComplianceFields, Base):
+    """Where one cluster stands with one bundle, now."""
+
+    __tablename__ = "compliance"
+
+    cluster: Mapped[str] = mapped_column(String(100), primary_key=True)
+    bundle: Mapped[str] = mapped_column(String(100), primary_key=True)
+
+
+class ComplianceHistoryRow(ComplianceFields, Base):
     """Every change of a cluster × bundle's compliance, never truncated."""
 
     __tablename__ = "compliance_history"
@@ -156,12 +161,6 @@ class ComplianceHistoryRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     cluster: Mapped[str] = mapped_column(String(100), index=True)
     bundle: Mapped[str] = mapped_column(String(100), index=True)
-    state: Mapped[str] = mapped_column(String(20))
-    revision: Mapped[str] = mapped_column(String(64))
-    mode: Mapped[str | None] = mapped_column(String(20), nullable=True)
-    violations: Mapped[int] = mapped_column(Integer, default=0)
-    detail: Mapped[str] = mapped_column(Text, default="")
-    evaluated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class DriftRow(Base):

@@ -1,13 +1,16 @@
 """The controls an operator sends a running operation, as Temporal Updates: pause, resume, abort,
-approve. One model per control, shared by every workflow that takes it (ClusterUpgrade, PatchWave,
-DecommissionCluster, DRFailover, DRFailback), so the CLI, the API and the Temporal UI send the same
-JSON to each.
+approve; and for the staged fleet operations (PatchWave, PolicyRollout) skip and retry a cluster,
+and approve a named stage. One model per control, shared by every workflow that takes it
+(ClusterUpgrade, PatchWave, PolicyRollout, DecommissionCluster, DRFailover, DRFailback), so the CLI,
+the API and the Temporal UI send the same JSON to each.
 
 `requested_by` and `approver` name a person; over the API they are the token's name, whatever the
 caller typed.
 """
 
 from __future__ import annotations
+
+from pydantic import Field
 
 from regatta.models.base import Model
 
@@ -36,3 +39,24 @@ class ApproveInput(Model):
 
     approver: str
     comment: str = ""
+
+
+class StageApproveInput(ApproveInput):
+    """A stage's approval names the stage it approves, so it cannot approve the wrong one."""
+
+    stage: str | None = Field(default=None, description="the stage approved; checked against the one waiting")
+
+
+class SkipClusterInput(Model):
+    """Leave a cluster that has not started out of a wave or a rollout, saying why."""
+
+    cluster: str
+    reason: str = ""
+    requested_by: str = "temporal-ui"
+
+
+class RetryClusterInput(Model):
+    """Try a failed cluster of the running stage again."""
+
+    cluster: str
+    requested_by: str = "temporal-ui"

@@ -16,7 +16,6 @@ from pydantic import Field, model_validator
 from regatta.models.audit import OperationRecord
 from regatta.models.base import Model
 from regatta.models.calendar import ClusterSelector
-from regatta.models.controls import ApproveInput
 from regatta.models.fleet import ClusterRef
 from regatta.models.health import HealthCheck
 
@@ -305,21 +304,6 @@ class PolicyRolloutProgress(Model):
     abort_reason: str | None = None
     halted_reason: str | None = None
     message: str = ""
-
-
-class PolicyApproveInput(ApproveInput):
-    stage: str | None = Field(default=None, description="the stage approved; checked against the one waiting")
-
-
-class PolicySkipInput(Model):
-    cluster: str
-    reason: str = ""
-    requested_by: str = "temporal-ui"
-
-
-class PolicyRetryInput(Model):
-    cluster: str
-    requested_by: str = "temporal-ui"
 
 
 class PolicyRolloutResult(Model):

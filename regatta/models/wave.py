@@ -13,7 +13,7 @@ from pydantic import Field
 
 from regatta.models.base import Model, ProviderKind, Strategy
 from regatta.models.calendar import ClusterSelector, Freeze, MaintenanceWindow
-from regatta.models.controls import ApproveInput
+from regatta.models.controls import RetryClusterInput, SkipClusterInput, StageApproveInput
 from regatta.models.drain import DrainPolicy
 from regatta.models.health import HealthCheck
 
@@ -157,21 +157,11 @@ class PatchWaveProgress(Model):
     message: str = ""
 
 
-class PatchWaveApproveInput(ApproveInput):
-    """A wave's approval names the stage it approves, so it cannot approve the wrong one."""
-
-    stage: str | None = Field(default=None, description="the stage approved; checked against the one waiting")
-
-
-class PatchWaveSkipInput(Model):
-    cluster: str
-    reason: str = ""
-    requested_by: str = "temporal-ui"
-
-
-class PatchWaveRetryInput(Model):
-    cluster: str
-    requested_by: str = "temporal-ui"
+# A wave's controls are the staged operations' own (regatta/models/controls.py), under the names
+# the wave's code has always used.
+PatchWaveApproveInput = StageApproveInput
+PatchWaveSkipInput = SkipClusterInput
+PatchWaveRetryInput = RetryClusterInput
 
 
 class PatchWaveResult(Model):

@@ -16,13 +16,12 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 
 from regatta.models import AbortInput, PauseInput, ResumeInput
+from regatta.models.controls import SkipClusterInput, StageApproveInput
 from regatta.models.policy import (
     BUNDLE_LABEL,
     BundleSpec,
-    PolicyApproveInput,
     PolicyRolloutProgress,
     PolicyRolloutResult,
-    PolicySkipInput,
 )
 from regatta.rules.operation_ids import policy_id
 from tests.integration import conftest as integration
@@ -281,19 +280,19 @@ async def test_a_stage_waits_for_a_second_persons_approval_and_every_control_ref
     assert progress.stage == "prod" and [c.status for c in progress.stages[0].clusters] == ["applied"]
     assert ClusterApi(simulator, prod).get("/api/v1/namespaces/kube-system/configmaps/x").status_code == 404
 
-    assert "cannot approve it" in await refused(handle, "approve", PolicyApproveInput(approver="sre-alice"), "SelfApproval")
-    await refused(handle, "approve", PolicyApproveInput(approver="sre-bob", stage="canary"), "WrongStage")
-    await refused(handle, "skip", PolicySkipInput(cluster=prod), "ReasonRequired")
-    await refused(handle, "skip", PolicySkipInput(cluster="nowhere", reason="x"), "NotInRollout")
-    await refused(handle, "skip", PolicySkipInput(cluster=canary, reason="x"), "TooLateToSkip")
+    assert "cannot approve it" in await refused(handle, "approve", StageApproveInput(approver="sre-alice"), "SelfApproval")
+    await refused(handle, "approve", StageApproveInput(approver="sre-bob", stage="canary"), "WrongStage")
+    await refused(handle, "skip", SkipClusterInput(cluster=prod), "ReasonRequired")
+    await refused(handle, "skip", SkipClusterInput(cluster="nowhere", reason="x"), "NotInRollout")
+    await refused(handle, "skip", SkipClusterInput(cluster=canary, reason="x"), "TooLateToSkip")
     await refused(handle, "retry", {"cluster": canary}, "StageOver")
     await refused(handle, "resume", ResumeInput(), "NotPaused")
     await handle.execute_update("pause", PauseInput(reason="change freeze"), result_type=PolicyRolloutProgress)
     await refused(handle, "pause", PauseInput(), "AlreadyPaused")
     await handle.execute_update("resume", ResumeInput(), result_type=PolicyRolloutProgress)
-    await handle.execute_update("skip", PolicySkipInput(cluster=skipped, reason="mid-migration", requested_by="sre-bob"),
+    await handle.execute_update("skip", SkipClusterInput(cluster=skipped, reason="mid-migration", requested_by="sre-bob"),
                                 result_type=PolicyRolloutProgress)
-    await handle.execute_update("approve", PolicyApproveInput(approver="sre-bob", stage="prod", comment="CAB ok"),
+    await handle.execute_update("approve", StageApproveInput(approver="sre-bob", stage="prod", comment="CAB ok"),
                                 result_type=PolicyRolloutProgress)
     result = await asyncio.wait_for(handle.result(), 60)
     assert result.outcome == "succeeded" and result.counts == {"applied": 2, "skipped": 1}
