@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         PlanPolicy,
         PolicyClusterState,
         PolicyPlan,
+        PolicyRolloutInput,
         PolicyRolloutProgress,
         PolicyRolloutResult,
         PolicyStageState,
@@ -58,9 +59,11 @@ FINISHED = ("succeeded", "halted", "aborted", "failed")
 @workflow.defn(name="PolicyRollout")
 class PolicyRollout:
     @workflow.init
-    def __init__(self, input: BundleSpec | dict) -> None:
-        self.input, self.input_error = parse_input(BundleSpec, input, EXAMPLE)
-        self.state = PolicyRolloutProgress(bundle=str(self.input.name))
+    def __init__(self, input: PolicyRolloutInput | dict) -> None:
+        self.input, self.input_error = parse_input(PolicyRolloutInput, input, EXAMPLE)
+        # A continued run picks the rollout up where the last one left it.
+        self.state = self.input.carried or PolicyRolloutProgress(bundle=str(self.input.name))
+        self.continuing = False
         self.trail = Trail(operation="PolicyRollout", cluster=lambda: operation_ids.policy_id(self.input.name),
                            state=lambda: self.state, asking=self.input)
         self.steering = StageControls(trail=self.trail, state=lambda: self.state, what="rollout", finished=FINISHED,
@@ -168,7 +171,7 @@ class PolicyRollout:
     async def _plan(self) -> None:
         self.trail.step("planning", "planning the rollout over the inventory")
         try:
-            plan: PolicyPlan = await call_or_refuse(Activity.PLAN_POLICY, PlanPolicy(bundle=self.input, now=await self.clock.now()),
+            plan: PolicyPlan = await call_or_refuse(Activity.PLAN_POLICY, PlanPolicy(bundle=self._bundle(), now=await self.clock.now()),
                                                     PolicyPlan, error_type=ErrorType.INVALID_BUNDLE)
         except ApplicationError:
             self.trail.step("failed", "planning the rollout")
@@ -255,6 +258,9 @@ class PolicyRollout:
                 await workflow.wait_condition(lambda: self.in_flight == 0 or self._stopping()
                                               or any(c.status == "pending" for c in stage.clusters))
                 continue
+            if self._history_full():
+                self.continuing = True  # start nothing more here; the next run gives the rest
+                break
             await workflow.wait_condition(
                 lambda: self._stopping() or (not self.state.paused and self.in_flight < stage.concurrency))
             if self._stopping():
@@ -264,6 +270,22 @@ class PolicyRollout:
             running.append(asyncio.ensure_future(self._give(waiting, stage)))
         if running:
             await asyncio.gather(*running)
+
+    def _bundle(self) -> BundleSpec:
+        """The bundle itself, without what only the rollout carries."""
+        return BundleSpec.model_validate(self.input.model_dump(include=set(BundleSpec.model_fields)))
+
+    def _history_full(self) -> bool:
+        return (workflow.info().get_current_history_length() >= self.input.continue_as_new_after_events
+                or workflow.info().is_continue_as_new_suggested())
+
+    async def _continue_as_new(self) -> PolicyRolloutResult:
+        """Carry the state into a fresh run once what this run started has ended."""
+        self.state.step = f"continuing as new after {workflow.info().get_current_history_length()} history events"
+        await workflow.wait_condition(lambda: self.in_flight == 0)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self.trail.delivered()
+        workflow.continue_as_new(self.input.model_copy(update={"carried": self.state}))
 
     async def _finish(self) -> PolicyRolloutResult:
         if self.state.abort_requested:
@@ -291,14 +313,15 @@ class PolicyRollout:
     # ------------------------------------------------------------------ the runbook
 
     @workflow.run
-    async def run(self, input: BundleSpec | dict) -> PolicyRolloutResult:
+    async def run(self, input: PolicyRolloutInput | dict) -> PolicyRolloutResult:
         check_start(trail=self.trail, state=self.state, input_error=self.input_error, cluster=None)
-        tag(operation="PolicyRollout", ticket=self.input.ticket)
-        await self._plan()
-        total = len({c.name for s in self.state.stages for c in s.clusters})
-        await self.trail.record("rollout", "started", f"revision {self.state.revision} to {total} clusters in"
-                                f" {len(self.state.stages)} stages; {len(self.state.left_out)} left out; failure"
-                                f" budget {self.state.failure_budget}")
+        if self.input.carried is None:
+            tag(operation="PolicyRollout", ticket=self.input.ticket)
+            await self._plan()
+            total = len({c.name for s in self.state.stages for c in s.clusters})
+            await self.trail.record("rollout", "started", f"revision {self.state.revision} to {total} clusters in"
+                                    f" {len(self.state.stages)} stages; {len(self.state.left_out)} left out; failure"
+                                    f" budget {self.state.failure_budget}")
         for index, stage in enumerate(self.state.stages):
             if stage.status == "done":
                 continue
@@ -316,6 +339,8 @@ class PolicyRollout:
                 if self._stopping():
                     break
             await self._run_stage(stage)
+            if self.continuing and not self._stopping():
+                return await self._continue_as_new()
             if self._stopping():
                 stage.status = "halted"
                 break

@@ -306,6 +306,16 @@ class PolicyRolloutProgress(Model):
     message: str = ""
 
 
+class PolicyRolloutInput(BundleSpec):
+    """What starts a PolicyRollout: the bundle (the same JSON as the bundle file, manifests inline),
+    and what the rollout carries into a fresh run when its history fills."""
+
+    continue_as_new_after_events: int = Field(default=4000, ge=50, le=40000, description="history events after which"
+                                              " the rollout carries its state into a fresh run, so no history grows"
+                                              " with the size of the fleet")
+    carried: PolicyRolloutProgress | None = Field(default=None, description="set by the rollout itself; leave it out")
+
+
 class PolicyRolloutResult(Model):
     operation_id: str
     bundle: str

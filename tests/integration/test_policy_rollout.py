@@ -20,6 +20,7 @@ from regatta.models.controls import SkipClusterInput, StageApproveInput
 from regatta.models.policy import (
     BUNDLE_LABEL,
     BundleSpec,
+    PolicyRolloutInput,
     PolicyRolloutProgress,
     PolicyRolloutResult,
 )
@@ -343,3 +344,24 @@ async def test_gatekeeper_constraints_go_out_as_dryrun_and_their_total_violation
     assert "K8sRequiredLabels/need-owner: 3 violations" in record.detail
     assert [(r.state, r.violations) for r in inventory.compliance_history(cluster=name, bundle=spec.name)] == [
         ("compliant", 0), ("non_compliant", 3)]
+
+
+async def test_a_long_rollout_carries_its_place_into_fresh_runs_so_no_history_grows_with_the_fleet(
+        client, worker, task_queue, fleet, simulator, inventory):
+    names = fleet("staging", 10)
+    spec = bundle(fleet.tag, [configmap("x", {"v": "{{ cluster.name }}"})], stages=[{"name": "all"}])
+    request = PolicyRolloutInput.model_validate({**spec.model_dump(), "continue_as_new_after_events": 50})
+    handle = await client.start_workflow("PolicyRollout", request, id=policy_id(spec.name), task_queue=task_queue,
+                                         result_type=PolicyRolloutResult)
+    result = await asyncio.wait_for(handle.result(), 120)
+    assert result.outcome == "succeeded" and result.counts == {"applied": 10}, result.message
+    runs = [w async for w in client.list_workflows(f'WorkflowId = "{policy_id(spec.name)}"')]
+    assert len(runs) >= 2
+    for run in runs:
+        history = await client.get_workflow_handle(run.id, run_id=run.run_id).fetch_history()
+        assert len(history.events) < 50 + 30  # the limit, and what the clusters in flight add before the run hands over
+    for name in names:
+        assert ClusterApi(simulator, name).get("/api/v1/namespaces/kube-system/configmaps/x").json()["data"] == {"v": name}
+    assert sorted(r.cluster for r in inventory.compliance(bundle=spec.name)) == sorted(names)
+    lines = [r for name in names for r in inventory.audit(cluster=name) if r.action == "give_bundle"]
+    assert len(lines) == 10  # each cluster once, across the runs
