@@ -134,6 +134,28 @@ def _render_wave(progress: dict[str, Any], console: Console) -> None:
         console.print(f"  [red]halted:[/] {progress['halted_reason']}")
 
 
+def _render_rollout(progress: dict[str, Any], console: Console) -> None:
+    table = Table()
+    for column in ("STAGE", "MODE", "STATUS", "APPLIED", "APPLYING", "FAILED", "SKIPPED", "VIOLATIONS", "APPROVED BY"):
+        table.add_column(column)
+    notes = []
+    for stage in progress["stages"]:
+        count = {status: sum(1 for c in stage["clusters"] if c["status"] == status)
+                 for status in ("applied", "applying", "failed", "skipped", "aborted")}
+        table.add_row(stage["name"], stage.get("mode") or "-", stage["status"], f"{count['applied']}/{len(stage['clusters'])}",
+                      str(count["applying"]), str(count["failed"]), str(count["skipped"] + count["aborted"]),
+                      str(sum(c.get("violations", 0) for c in stage["clusters"])), stage.get("approved_by") or "")
+        notes += [f"{c['name']}: {c['status']} — {c['detail']}" for c in stage["clusters"]
+                  if c["status"] in ("failed", "skipped", "aborted")]
+    console.print(table)
+    for note in notes[:20]:
+        console.print(f"  {note}")
+    if len(notes) > 20:
+        console.print(f"  … and {len(notes) - 20} more (regatta op status --output json)")
+    if progress.get("halted_reason"):
+        console.print(f"  [red]halted:[/] {progress['halted_reason']}")
+
+
 def render_status(described: dict[str, Any], console: Console) -> None:
     """Where any operation stands: the fields its progress query returns, the ones it has."""
     progress = described.get("progress") or {}
@@ -169,7 +191,12 @@ def render_status(described: dict[str, Any], console: Console) -> None:
                 if isinstance(value, dict):  # a backup names itself; a plan reads as what → how many
                     value = value.get("name") or ", ".join(f"{k} → {v}" for k, v in value.items())
                 console.print(f"  {key.replace('_', ' ')}: {', '.join(value) if isinstance(value, list) else value}")
-        if progress.get("stages"):
+        if progress.get("stages") and "bundle" in progress:
+            console.print(f"  bundle {progress['bundle']} revision {progress['revision']}: failure budget"
+                          f" {progress['failure_budget']}, {progress['failed']} failed, {progress['applied_objects']}"
+                          f" objects applied, {len(progress.get('left_out') or {})} clusters left out")
+            _render_rollout(progress, console)
+        elif progress.get("stages"):
             images = progress.get("node_images") or {}
             onto = f" (node images: {', '.join(f'{k} {v}' for k, v in sorted(images.items()))})" if images else ""
             console.print(f"  wave {progress['wave']} → {progress['target_version']}{onto}: failure budget"

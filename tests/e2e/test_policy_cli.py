@@ -162,6 +162,8 @@ async def test_a_stage_approved_and_a_cluster_skipped_from_the_cli(queue_setting
             break
         await asyncio.sleep(0.1)
     assert described["progress"]["stage"] == "prod"
+    table = await regatta(queue_settings, "op", "status", operation)
+    assert table.returncode == 0 and "awaiting_approval" in table.stdout and "APPLIED" in table.stdout, table.stderr
     wrong = await regatta(queue_settings, "op", "approve", operation, "--stage", "canary", "--approver", "sre-bob")
     assert wrong.returncode == 2 and "stage prod is the one waiting" in wrong.stderr
     own = await regatta(queue_settings, "op", "approve", operation, "--approver", "sre-alice")
