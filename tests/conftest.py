@@ -39,7 +39,10 @@ def simulator() -> Iterator[BackgroundSimulator]:
 
 
 @pytest.fixture(scope="session")
-async def temporal() -> AsyncIterator[WorkflowEnvironment]:
+async def temporal(simulator: BackgroundSimulator) -> AsyncIterator[WorkflowEnvironment]:
+    """The session's Temporal dev server. When the session ends, every history it holds is
+    searched for a credential (DESIGN rule 1, over what the tests actually did): one found fails
+    the run at this fixture's teardown, naming the workflow."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
         data_converter=pydantic_data_converter,
@@ -47,7 +50,33 @@ async def temporal() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_log_level="error",
     )
     yield env
-    await env.shutdown()
+    try:
+        leaks = await credentials_in_histories(env.client, simulator)
+    finally:
+        await env.shutdown()
+    assert leaks == [], f"credentials in workflow histories: {leaks}"
+
+
+LEAK_PROBE = "leak-probe-"  # the one workflow that carries a credential on purpose: the search's own test
+
+
+async def credentials_in_histories(client: Client, simulator: BackgroundSimulator, *, probes: bool = False) -> list[str]:
+    """Every history on the server searched for the simulator's API token, which every activity
+    that touched a cluster used, and for the webhook secret the callback tests sign with (the
+    search's own probe is left out unless asked for)."""
+    from tests.integration.test_callbacks import SECRET as WEBHOOK_SECRET
+
+    secrets = {"the simulator's API token": simulator.world.api_token, "the webhook secret": WEBHOOK_SECRET}
+    assert all(len(value) >= 16 for value in secrets.values())
+    leaks = []
+    async for execution in client.list_workflows():
+        if execution.id.startswith(LEAK_PROBE) and not probes:
+            continue
+        history = await client.get_workflow_handle(execution.id, run_id=execution.run_id).fetch_history()
+        # The raw protobuf: payload data as the data converter wrote it (the JSON form base64s it).
+        raw = b"".join(event.SerializeToString() for event in history.events)
+        leaks += [f"{execution.workflow_type} {execution.id}: {what}" for what, value in secrets.items() if value.encode() in raw]
+    return leaks
 
 
 @pytest.fixture(scope="session")
