@@ -145,7 +145,7 @@ class PolicyRollout:
         self.steering.refuse_when_finished("retry a cluster of")
         if self._stopping():
             raise ApplicationError(f"the rollout is stopping ({self.state.halted_reason or 'aborted'}); start it again"
-                                   " to retry", type=ErrorType.WAVE_STOPPING)
+                                   " to retry", type=ErrorType.ROLLOUT_STOPPING)
         entries = self._entries(request.cluster)
         if not entries:
             raise ApplicationError(f"{request.cluster} is not in this rollout", type=ErrorType.NOT_IN_ROLLOUT)

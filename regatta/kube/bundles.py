@@ -197,13 +197,16 @@ def apply_bundle(api: k8s.ApiClient, request: ApplyBundle, *, on_poll: Callable[
                for o in rendering.objects if o.key.kind == "CustomResourceDefinition"}
     for obj in sorted(rendering.objects, key=lambda o: ORDER.get(o.key.kind, 2)):
         key = obj.key
-        if request.dry_run and (bundle_rules.group_of(key.api_version), key.kind) in defined:
+        ours = (bundle_rules.group_of(key.api_version), key.kind) in defined
+        if ours and request.dry_run:
             try:
                 resolver.resource(key)
             except BundleRefused:
                 report.changes.append(ObjectChange(key=key, action="would_create"))
                 continue
         try:
+            if ours:
+                _wait_served(resolver, key, request, on_poll)
             path = resolver.path(key, key.namespace)
             _, namespaced = resolver.resource(key)
             if namespaced and not key.namespace:
@@ -271,6 +274,23 @@ def _union(first: list[BundleObjectKey], then: list[BundleObjectKey]) -> list[Bu
     seen = {identity(k): k for k in first}
     seen.update({identity(k): k for k in then})
     return list(seen.values())
+
+
+def _wait_served(resolver: Resolver, key: BundleObjectKey, request: ApplyBundle,
+                 on_poll: Callable[[str], None] | None) -> None:
+    """A kind the bundle's own CRD defines is served once the CRD is established: wait for it."""
+    deadline = time.monotonic() + request.timeout_seconds
+    while True:
+        try:
+            resolver.resource(key)
+            return
+        except BundleRefused:
+            if time.monotonic() > deadline:
+                raise
+        if on_poll:
+            on_poll(f"waiting for the cluster to serve {key.kind}")
+        time.sleep(request.poll_interval_seconds)
+        resolver.forget()
 
 
 def _wait_observed(api: k8s.ApiClient, written: list[tuple[str, dict[str, Any]]], request: ApplyBundle,

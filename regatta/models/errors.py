@@ -77,6 +77,7 @@ class ErrorType(StrEnum):
     NO_EARLIER_REVISION = "NoEarlierRevision"
     NOT_IN_ROLLOUT = "NotInRollout"
     ROLLOUT_FINISHED = "RolloutFinished"
+    ROLLOUT_STOPPING = "RolloutStopping"
     # controls an operation refuses (validators)
     OPERATION_ENDED = "OperationEnded"
     ALREADY_PAUSED = "AlreadyPaused"
