@@ -16,7 +16,7 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 
 from regatta.models import AbortInput, PauseInput, ResumeInput
-from regatta.models.controls import SkipClusterInput, StageApproveInput
+from regatta.models.controls import RetryClusterInput, SkipClusterInput, StageApproveInput
 from regatta.models.policy import (
     BUNDLE_LABEL,
     BundleSpec,
@@ -25,6 +25,7 @@ from regatta.models.policy import (
     PolicyRolloutResult,
 )
 from regatta.rules.operation_ids import policy_id
+from tests.conftest import set_faults
 from tests.integration import conftest as integration
 from tests.integration.test_replay import replays
 
@@ -365,3 +366,32 @@ async def test_a_long_rollout_carries_its_place_into_fresh_runs_so_no_history_gr
     assert sorted(r.cluster for r in inventory.compliance(bundle=spec.name)) == sorted(names)
     lines = [r for name in names for r in inventory.audit(cluster=name) if r.action == "give_bundle"]
     assert len(lines) == 10  # each cluster once, across the runs
+
+
+async def test_a_failed_cluster_is_retried_while_its_stage_runs_and_the_rollout_succeeds(
+        client, worker, task_queue, fleet, simulator, inventory):
+    first, slow = fleet("staging", 2)
+    path = "/api/v1/namespaces/kube-system/configmaps/limits"
+    assert ClusterApi(simulator, first).apply(path, configmap("limits", {"level": "high"}), "kubectl").status_code in (200, 201)
+    # The other cluster's API answers 500 a few times: its apply is retried with backoff, so the
+    # stage is still running while the first cluster's failure is looked at and retried.
+    set_faults(simulator, slow, api="kube", fail_operation="patch_configmaps", fail_times=5, fail_status=500)
+    spec = bundle(fleet.tag, [configmap("limits", {"level": "low"})], stages=[{"name": "all", "concurrency": 2}],
+                  failure_budget=1)
+    handle = await client.start_workflow("PolicyRollout", spec, id=policy_id(spec.name), task_queue=task_queue,
+                                         result_type=PolicyRolloutResult)
+    def entry(progress: PolicyRolloutProgress, name: str):
+        return next((c for s in progress.stages for c in s.clusters if c.name == name), None)
+
+    progress = await integration.wait_until(handle, lambda p: getattr(entry(p, first), "status", "") == "failed",
+                                            "the first cluster failed", progress_type=PolicyRolloutProgress)
+    assert progress.failed == 1 and 'conflict with "kubectl"' in entry(progress, first).detail
+    assert entry(progress, slow).status == "applying"  # its stage still runs
+    api = ClusterApi(simulator, first)  # whoever made it by hand removes their copy
+    assert httpx.delete(api.base + path, headers=api.headers, timeout=10).status_code == 200
+    await handle.execute_update("retry", RetryClusterInput(cluster=first, requested_by="sre-bob"),
+                                result_type=PolicyRolloutProgress)
+    result = await asyncio.wait_for(handle.result(), 90)
+    assert result.outcome == "succeeded" and result.counts == {"applied": 2}, result.message
+    assert ClusterApi(simulator, first).get(path).json()["data"] == {"level": "low"}
+    assert ("retry", "resumed") in [(r.action, r.outcome) for r in inventory.audit(cluster=first)]
