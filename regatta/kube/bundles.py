@@ -48,9 +48,9 @@ ENGINES = {"kyverno": ("kyverno", "kyverno-admission-controller"),
 class BundleRefused(Refusal):
     """The cluster refused an object (or a field manager owns a field): a retry will not help."""
 
-    def __init__(self, message: str, error_type: str):
+    def __init__(self, message: str, error_type: ErrorType):
         super().__init__(message)
-        self.error_type = error_type  # type: ignore[assignment]
+        self.error_type = error_type
 
 
 def record_name(bundle: str) -> str:

@@ -17,7 +17,6 @@ import copy
 import functools
 import hashlib
 import json
-from collections.abc import Sequence
 from typing import Any
 
 import jsonpatch
@@ -235,10 +234,6 @@ def check(spec: BundleSpec) -> None:
     problems = bundle_problems(spec)
     if problems:
         raise InvalidBundle("; ".join(message for _, message in problems))
-
-
-def keys(objects: Sequence[RenderedObject]) -> list[BundleObjectKey]:
-    return [o.key for o in objects]
 
 
 def describe(report: ApplyReport) -> str:
