@@ -21,11 +21,11 @@ demo: $(STAMP)
 	$(BIN)/regatta dev --demo
 
 # Machines check what review would: lint (ruff), types (mypy), the layers (import-linter), then the tests.
-# Two processes (pytest-xdist), a test file at a time each: most of a test's time is spent waiting
-# on servers, so two share the two cores well. Each has its own Temporal dev server and simulator,
+# Three processes (pytest-xdist), a test file at a time each: most of a test's time is spent
+# waiting on servers (one process keeps two cores about 30% busy), so three share them well. Each has its own Temporal dev server and simulator,
 # and scans its server's histories for credentials when it ends (tests/conftest.py).
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 3 --dist loadfile
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit

@@ -375,7 +375,7 @@ async def test_a_failed_cluster_is_retried_while_its_stage_runs_and_the_rollout_
     assert ClusterApi(simulator, first).apply(path, configmap("limits", {"level": "high"}), "kubectl").status_code in (200, 201)
     # The other cluster's API answers 500 a few times: its apply is retried with backoff, so the
     # stage is still running while the first cluster's failure is looked at and retried.
-    set_faults(simulator, slow, api="kube", fail_operation="patch_configmaps", fail_times=5, fail_status=500)
+    set_faults(simulator, slow, api="kube", fail_operation="patch_configmaps", fail_times=4, fail_status=500)
     spec = bundle(fleet.tag, [configmap("limits", {"level": "low"})], stages=[{"name": "all", "concurrency": 2}],
                   failure_budget=1)
     handle = await client.start_workflow("PolicyRollout", spec, id=policy_id(spec.name), task_queue=task_queue,
