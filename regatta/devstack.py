@@ -251,6 +251,7 @@ class DevStack:
                       "  regatta provision --file examples/cluster.yaml --wait\n"
                       "  regatta decommission gke-search-euw4 --force-empty --reason 'demo over'  (then: regatta op approve ...)\n"
                       "  regatta failover eks-prod-use1 --to eks-dr-usw2 --drill --wait   (a DR drill: RTO, nothing moves)\n"
+                      "  regatta policy rollout --file examples/bundle.yaml --plan-only   (a policy bundle: who gets it, and why)\n"
                       "Ctrl-C here stops it all.")
 
 
