@@ -73,8 +73,6 @@ class ErrorType(StrEnum):
     MANIFEST_REFUSED = "ManifestRefused"
     POLICY_ENGINE_UNHEALTHY = "PolicyEngineUnhealthy"
     NOT_OBSERVED = "NotObserved"
-    TOO_MANY_VIOLATIONS = "TooManyViolations"
-    NO_EARLIER_REVISION = "NoEarlierRevision"
     NOT_IN_ROLLOUT = "NotInRollout"
     ROLLOUT_FINISHED = "RolloutFinished"
     ROLLOUT_STOPPING = "RolloutStopping"
