@@ -111,6 +111,17 @@ def render_plan(plan: WavePlan, console: Console) -> None:
         console.print(f"not in any stage (not touched): {name}: {plan.unstaged_reasons.get(name, '')}")
 
 
+def _print_stage_table(table: Table, notes: list[str], progress: dict[str, Any], console: Console) -> None:
+    """A staged operation's table, then its clusters worth a word (the first 20), then why it halted."""
+    console.print(table)
+    for note in notes[:20]:
+        console.print(f"  {note}")
+    if len(notes) > 20:
+        console.print(f"  … and {len(notes) - 20} more (regatta op status --output json)")
+    if progress.get("halted_reason"):
+        console.print(f"  [red]halted:[/] {progress['halted_reason']}")
+
+
 def _render_wave(progress: dict[str, Any], console: Console) -> None:
     table = Table()
     for column in ("STAGE", "STATUS", "DONE", "UPGRADING", "WAITING", "FAILED", "ABORTED", "SKIPPED", "APPROVED BY"):
@@ -125,13 +136,7 @@ def _render_wave(progress: dict[str, Any], console: Console) -> None:
                       stage.get("approved_by") or "")
         notes += [f"{c['name']}: {c['status']} — {c['detail']}" for c in stage["clusters"]
                   if c["status"] in ("waiting_window", "held", "failed", "aborted", "skipped")]
-    console.print(table)
-    for note in notes[:20]:
-        console.print(f"  {note}")
-    if len(notes) > 20:
-        console.print(f"  … and {len(notes) - 20} more (regatta op status --output json)")
-    if progress.get("halted_reason"):
-        console.print(f"  [red]halted:[/] {progress['halted_reason']}")
+    _print_stage_table(table, notes, progress, console)
 
 
 def _render_rollout(progress: dict[str, Any], console: Console) -> None:
@@ -147,13 +152,7 @@ def _render_rollout(progress: dict[str, Any], console: Console) -> None:
                       str(sum(c.get("violations", 0) for c in stage["clusters"])), stage.get("approved_by") or "")
         notes += [f"{c['name']}: {c['status']} — {c['detail']}" for c in stage["clusters"]
                   if c["status"] in ("failed", "skipped", "aborted")]
-    console.print(table)
-    for note in notes[:20]:
-        console.print(f"  {note}")
-    if len(notes) > 20:
-        console.print(f"  … and {len(notes) - 20} more (regatta op status --output json)")
-    if progress.get("halted_reason"):
-        console.print(f"  [red]halted:[/] {progress['halted_reason']}")
+    _print_stage_table(table, notes, progress, console)
 
 
 def render_status(described: dict[str, Any], console: Console) -> None:
