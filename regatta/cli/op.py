@@ -43,16 +43,22 @@ async def follow_over_api(api, operation_id: str, *, interval: float = 1.0) -> N
     console.print(f"[green]{progress.get('message')}[/]")
 
 
-async def start_and_watch(*, workflow: str, cluster, request, ticket: str | None, wait: bool, headline: str) -> None:
-    """Start an operation on a cluster, say where to watch it, and follow it if asked."""
+async def announce(handle, headline: str | None, *, wait: bool) -> None:
+    """What every start prints: the operation started, where to watch it; then follow it if asked."""
     from regatta.cli.render import follow
-    from regatta.temporal.operations import start_operation
 
-    handle = await start_operation(Settings.from_env(), workflow=workflow, cluster=cluster, request=request, ticket=ticket)
-    console.print(f"started [bold]{handle.id}[/]: {headline}")
+    console.print(f"started [bold]{handle.id}[/]" + (f": {headline}" if headline else ""))
     console.print(f"watch: {ui_url(handle.id)}")
     if wait:
         await follow(handle, console)
+
+
+async def start_and_watch(*, workflow: str, cluster, request, ticket: str | None, wait: bool, headline: str) -> None:
+    """Start an operation on a cluster, say where to watch it, and follow it if asked."""
+    from regatta.temporal.operations import start_operation
+
+    handle = await start_operation(Settings.from_env(), workflow=workflow, cluster=cluster, request=request, ticket=ticket)
+    await announce(handle, headline, wait=wait)
 
 
 async def admit_and_start(request: BaseModel, *, inventory: Inventory, ticket: str | None, wait: bool,

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from regatta.cli.arguments import Output
-from regatta.cli.context import fleet_now, open_inventory, ui_url
+from regatta.cli.context import fleet_now, open_inventory
 from regatta.cli.exits import run_command
 from regatta.cli.render import console
 from regatta.settings import Settings
@@ -121,7 +121,7 @@ def _render_plan(plan) -> None:
 
 
 async def _admit_and_start(spec, *, plan_only: bool, wait: bool, headline: str, output: Output = Output.table) -> None:
-    from regatta.cli.render import follow
+    from regatta.cli.op import announce
     from regatta.temporal.admission import StartRefused, admit
     from regatta.temporal.operations import start_policy_rollout
 
@@ -139,11 +139,7 @@ async def _admit_and_start(spec, *, plan_only: bool, wait: bool, headline: str, 
         return
     handle = await start_policy_rollout(Settings.from_env(), request=bundle)
     total = len({c.name for stage in plan.stages for c in stage.clusters})
-    console.print(f"started [bold]{handle.id}[/]: {headline} revision {plan.revision} to {total} clusters in"
-                  f" {len(plan.stages)} stages")
-    console.print(f"watch: {ui_url(handle.id)}")
-    if wait:
-        await follow(handle, console)
+    await announce(handle, f"{headline} revision {plan.revision} to {total} clusters in {len(plan.stages)} stages", wait=wait)
 
 
 @policy_app.command("rollout")
@@ -265,7 +261,7 @@ def drift_sweep(
 
     from pydantic import ValidationError
 
-    from regatta.cli.render import follow
+    from regatta.cli.op import announce
     from regatta.models.policy import DriftSweepInput
     from regatta.temporal.operations import start_drift_sweep
 
@@ -274,11 +270,7 @@ def drift_sweep(
             request = DriftSweepInput(bundle=bundle, requested_by=getpass.getuser(), ticket=ticket)
         except ValidationError:
             raise Refused(f"--bundle {bundle!r} is not a bundle name (lowercase letters, digits and -)") from None
-        handle = await start_drift_sweep(Settings.from_env(), request=request)
-        console.print(f"started [bold]{handle.id}[/]")
-        console.print(f"watch: {ui_url(handle.id)}")
-        if wait:
-            await follow(handle, console)
+        await announce(await start_drift_sweep(Settings.from_env(), request=request), None, wait=wait)
 
     run_command(body())
 

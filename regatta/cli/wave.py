@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from regatta.cli.arguments import Output, parse_selector
-from regatta.cli.context import fleet_now, open_inventory, ui_url
+from regatta.cli.context import fleet_now, open_inventory
 from regatta.cli.exits import run_command
 from regatta.cli.render import console
 from regatta.rules import forecasts, waves
@@ -83,7 +83,8 @@ def wave_start(
     requested_by: Annotated[str | None, typer.Option(help="who asks (default: $USER)")] = None,
 ):
     """Bring every cluster a wave selects to a version, stage by stage (operation id: wave-NAME)."""
-    from regatta.cli.render import follow, render_plan
+    from regatta.cli.op import announce
+    from regatta.cli.render import render_plan
     from regatta.temporal.admission import admit
     from regatta.temporal.operations import start_wave
 
@@ -100,10 +101,7 @@ def wave_start(
             return
         handle = await start_wave(Settings.from_env(), request=wave)
         total = sum(len(stage.clusters) for stage in plan.stages)
-        console.print(f"started [bold]{handle.id}[/]: {total} clusters in {len(plan.stages)} stages to {wave.target_version}")
-        console.print(f"watch: {ui_url(handle.id)}")
-        if wait:
-            await follow(handle, console)
+        await announce(handle, f"{total} clusters in {len(plan.stages)} stages to {wave.target_version}", wait=wait)
 
     run_command(body())
 
