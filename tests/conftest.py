@@ -8,7 +8,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -48,6 +48,8 @@ async def temporal(simulator: BackgroundSimulator) -> AsyncIterator[WorkflowEnvi
         data_converter=pydantic_data_converter,
         search_attributes=list(SEARCH_ATTRIBUTES),
         dev_server_log_level="error",
+        # Three test processes start their servers at once on two cores: the SDK's 5 s is not enough then.
+        dev_server_startup_timeout=timedelta(seconds=60),
     )
     yield env
     try:
