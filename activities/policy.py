@@ -56,8 +56,8 @@ class PolicyActivities:
     def record_compliance(self, record: ComplianceRecord, *, operation_id: str = "") -> None:
         """Set a cluster × bundle's compliance; a change is also a line of the audit trail. (A
         retried write finds the record unchanged, so a change is told once.)"""
-        before = next(iter(self.inventory.compliance(bundle=record.bundle, cluster=record.cluster)), None)
-        if not self.inventory.record_compliance(record):
+        changed, before = self.inventory.record_compliance(record)
+        if not changed:
             return
         was = f"{before.state} at {before.revision}" if before else "no record"
         self.inventory.append_audit(OperationRecord(

@@ -484,14 +484,16 @@ class Inventory:
                 raise LookupError(f"bundle {bundle} has no revision {revision} in the inventory")
             return BundleSpec.model_validate(row.spec)
 
-    def record_compliance(self, record: ComplianceRecord) -> bool:
+    def record_compliance(self, record: ComplianceRecord) -> tuple[bool, ComplianceRecord | None]:
         """Set where a cluster stands with a bundle; a change of state, revision, mode or violation
-        count is appended to its history. True when something changed."""
+        count is appended to its history. Whether something changed, and the record as it was
+        (read in the same transaction)."""
         at = record.evaluated_at or datetime.now(UTC)
         fields = {"state": record.state, "revision": record.revision, "mode": record.mode,
                   "violations": record.violations, "detail": record.detail}
         with Session(self.engine) as session, session.begin():
             row = session.get(ComplianceRow, (record.cluster, record.bundle))
+            before = self._compliance(row) if row is not None else None
             changed = row is None or any(getattr(row, k) != v for k, v in fields.items() if k != "detail")
             if row is None:
                 session.add(ComplianceRow(cluster=record.cluster, bundle=record.bundle, evaluated_at=at, **fields))
@@ -501,7 +503,7 @@ class Inventory:
                 row.evaluated_at = at
             if changed:
                 session.add(ComplianceHistoryRow(cluster=record.cluster, bundle=record.bundle, evaluated_at=at, **fields))
-        return changed
+        return changed, before
 
     @staticmethod
     def _compliance(row: ComplianceRow | ComplianceHistoryRow) -> ComplianceRecord:
