@@ -25,35 +25,16 @@ from regatta.models.policy import (
     PolicyRolloutResult,
 )
 from regatta.rules.operation_ids import policy_id
+from regatta.sim.policy_engines import crd
 from tests.conftest import set_faults
 from tests.integration import conftest as integration
 from tests.integration.test_replay import replays
 
 FAST = {"timeout_seconds": 20, "poll_interval_seconds": 0.05, "activity_heartbeat_timeout_seconds": 5}
-WIDGET_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-    "metadata": {"name": "widgets.example.com"},
-    "spec": {"group": "example.com", "scope": "Namespaced",
-             "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-             "versions": [{"name": "v1", "served": True, "storage": True,
-                           "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
-}
-KYVERNO_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-    "metadata": {"name": "clusterpolicies.kyverno.io"},
-    "spec": {"group": "kyverno.io", "scope": "Cluster",
-             "names": {"plural": "clusterpolicies", "singular": "clusterpolicy", "kind": "ClusterPolicy"},
-             "versions": [{"name": "v1", "served": True, "storage": True,
-                           "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
-}
-REPORT_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-    "metadata": {"name": "policyreports.wgpolicyk8s.io"},
-    "spec": {"group": "wgpolicyk8s.io", "scope": "Namespaced",
-             "names": {"plural": "policyreports", "singular": "policyreport", "kind": "PolicyReport"},
-             "versions": [{"name": "v1alpha2", "served": True, "storage": True,
-                           "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
-}
+# CRDs as their charts would create them (the simulator builds the same for its own engines).
+WIDGET_CRD = crd("example.com", "v1", "widgets", "Widget", "Namespaced")
+KYVERNO_CRD = crd("kyverno.io", "v1", "clusterpolicies", "ClusterPolicy", "Cluster")
+REPORT_CRD = crd("wgpolicyk8s.io", "v1alpha2", "policyreports", "PolicyReport", "Namespaced")
 REQUIRE_TEAM = {"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy", "metadata": {"name": "require-team"},
                 "spec": {"background": True, "rules": [{"name": "team-label", "match": {"any": [{"resources": {"kinds": ["Pod"]}}]},
                                                         "validate": {"message": "pods need a team label",
@@ -213,8 +194,8 @@ async def test_policies_go_out_in_audit_first_and_each_enforcement_waits_on_fres
     [prod] = fleet("prod", 1)  # no Kyverno running: a fail-closed policy must not be enforced here
     for name in (canary, prod):
         api = ClusterApi(simulator, name)
-        for crd in (KYVERNO_CRD, REPORT_CRD):
-            api.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+        for definition in (KYVERNO_CRD, REPORT_CRD):
+            api.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", definition)
     # Kyverno's background scan has found two pods on the canary without a team label.
     ClusterApi(simulator, canary).create("/apis/wgpolicyk8s.io/v1alpha2/namespaces/shop/policyreports", {
         "apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReport", "metadata": {"name": "pods", "namespace": "shop"},
@@ -322,13 +303,8 @@ async def test_gatekeeper_constraints_go_out_as_dryrun_and_their_total_violation
     [name] = fleet("staging", 1, policy_engines=["gatekeeper"])
     api = ClusterApi(simulator, name)
     # What Gatekeeper does with a ConstraintTemplate: a CRD for the constraint kind it defines.
-    api.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", {
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "k8srequiredlabels.constraints.gatekeeper.sh"},
-        "spec": {"group": "constraints.gatekeeper.sh", "scope": "Cluster",
-                 "names": {"plural": "k8srequiredlabels", "singular": "k8srequiredlabels", "kind": "K8sRequiredLabels"},
-                 "versions": [{"name": "v1beta1", "served": True, "storage": True,
-                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}})
+    api.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+               crd("constraints.gatekeeper.sh", "v1beta1", "k8srequiredlabels", "K8sRequiredLabels", "Cluster"))
     constraint = {"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K8sRequiredLabels",
                   "metadata": {"name": "need-owner"},
                   "spec": {"match": {"kinds": [{"apiGroups": [""], "kinds": ["Namespace"]}]}, "parameters": {"labels": ["owner"]}}}
