@@ -60,3 +60,14 @@ class RetryClusterInput(Model):
 
     cluster: str
     requested_by: str = "temporal-ui"
+
+
+class StageSteering(Model):
+    """What a staged operation's state says about its controls (a wave's, a rollout's)."""
+
+    paused: bool = False
+    pause_reason: str | None = None
+    abort_requested: bool = False
+    abort_reason: str | None = None
+    halted_reason: str | None = Field(default=None, description="why it stopped starting clusters (a failure budget"
+                                      " spent, a violation gate), when it did")

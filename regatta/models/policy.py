@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 from regatta.models.audit import OperationRecord
 from regatta.models.base import Model
 from regatta.models.calendar import ClusterSelector
+from regatta.models.controls import StageSteering
 from regatta.models.fleet import ClusterRef
 from regatta.models.health import HealthCheck
 
@@ -286,7 +287,7 @@ class PlanPolicy(Model):
     now: datetime
 
 
-class PolicyRolloutProgress(Model):
+class PolicyRolloutProgress(StageSteering):
     operation_id: str = ""
     bundle: str
     revision: str = ""
@@ -298,11 +299,6 @@ class PolicyRolloutProgress(Model):
     failure_budget: int = 0
     failed: int = 0
     applied_objects: int = 0
-    paused: bool = False
-    pause_reason: str | None = None
-    abort_requested: bool = False
-    abort_reason: str | None = None
-    halted_reason: str | None = None
     message: str = ""
 
 

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from regatta.models.base import Model, ProviderKind, Strategy
 from regatta.models.calendar import ClusterSelector, Freeze, MaintenanceWindow
-from regatta.models.controls import RetryClusterInput, SkipClusterInput, StageApproveInput
+from regatta.models.controls import RetryClusterInput, SkipClusterInput, StageApproveInput, StageSteering
 from regatta.models.drain import DrainPolicy
 from regatta.models.health import HealthCheck
 
@@ -127,7 +127,7 @@ class WaveForecast(Model):
     clusters: list[ClusterForecast]
 
 
-class PatchWaveProgress(Model):
+class PatchWaveProgress(StageSteering):
     """The one state object of a PatchWave, returned whole by the `progress` Query."""
 
     operation_id: str = ""
@@ -149,11 +149,6 @@ class PatchWaveProgress(Model):
                                          " (the fleet's clock)")
     finished_upgrades: int = Field(default=0, description="upgrades this wave saw end, for the forecast's estimate")
     finished_upgrade_seconds: float = 0
-    paused: bool = False
-    pause_reason: str | None = None
-    abort_requested: bool = False
-    abort_reason: str | None = None
-    halted_reason: str | None = None
     message: str = ""
 
 
