@@ -68,9 +68,8 @@ class PolicyActivities:
                    + (f": {record.detail}" if record.detail else "")))
 
     def resolved(self, spec: BundleSpec) -> BundleSpec:
-        """The bundle with its manifests inline (a git source is read here) and its revision."""
-        if spec.revision and spec.manifests:
-            return spec
+        """The bundle with its manifests inline (a git source is read here) and its revision, worked
+        out from the content whatever the input said (a revision typed in by hand is not trusted)."""
         try:
             return resolve(spec, base=None)[0]
         except BundleFileError as error:

@@ -146,12 +146,10 @@ def _policy(request: BundleSpec, *, inventory: Inventory, now: datetime) -> Admi
     """A bundle from git is read here, once: the rollout is given the commit that was checked."""
     from regatta.formats.bundle_file import BundleFileError, resolve
 
-    bundle = request
-    if not (request.manifests and request.revision):
-        try:
-            bundle = resolve(request, base=None)[0]
-        except BundleFileError as error:
-            raise StartRefused(str(error), kind="invalid") from None
+    try:  # inline manifests: only the revision is worked out; a git source is read
+        bundle = resolve(request, base=None)[0]
+    except BundleFileError as error:
+        raise StartRefused(str(error), kind="invalid") from None
     clusters = {c.name: c for c in inventory.list_clusters()}
     plan = bundle_targets.plan_policy(bundle, list(clusters.values()), now=now)
     touched = frozenset(clusters[c.name].environment for stage in plan.stages for c in stage.clusters)

@@ -142,3 +142,10 @@ def test_gates_guard_every_promotion_to_enforce_and_past_an_enforcing_stage():
     assert bundle_targets.gates_before(stages, 3) == [(["c1"], 1, "promotion past stage c-enforce"),
                                                       (["p1"], 1, "enforcing stage p-enforce")]
     assert bundle_targets.gates_before([stage("a", None, "x"), stage("b", None, "y")], 1) == []
+
+
+def test_a_revision_given_with_the_bundle_is_worked_out_again_from_its_content():
+    from regatta.formats.bundle_file import resolve
+
+    resolved, origins = resolve(spec(revision="typed-by-hand"), base=None)
+    assert resolved.revision == bundles.revision(spec()) and origins == [None]
