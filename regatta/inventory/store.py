@@ -34,6 +34,7 @@ from regatta.inventory.tables import (
     DriftSuppressionRow,
     DrPairRow,
     MaintenanceHoldRow,
+    PlacementRow,
     WebhookDeliveryRow,
 )
 from regatta.models import (
@@ -46,6 +47,7 @@ from regatta.models import (
     NodePool,
     OperationRecord,
 )
+from regatta.models.placement import PlacementDecision
 from regatta.models.policy import BundleSpec, ComplianceRecord, Drift, DriftSuppression
 from regatta.rules import audit_chain
 
@@ -148,7 +150,7 @@ class Inventory:
     @staticmethod
     def _hold_of(row: MaintenanceHoldRow) -> MaintenanceHold:
         return MaintenanceHold(until=_utc(row.until), reason=row.reason, held_by=row.held_by,
-                               since=_utc(row.since))
+                               since=_utc(row.since), evacuate=bool(row.evacuate))
 
     @classmethod
     def _record(cls, row: ClusterRow, hold: MaintenanceHoldRow | None = None) -> ClusterRecord:
@@ -157,7 +159,10 @@ class Inventory:
             labels=dict(row.labels or {}), control_plane_version=row.control_plane_version,
             node_pools=[NodePool.model_validate(p) for p in row.node_pools or []], health=row.health,
             credential_ref=row.credential_ref, updated_at=row.updated_at, pods_capacity=row.pods_capacity,
-            pods_free=row.pods_free, hold=cls._hold(hold),
+            pods_free=row.pods_free, hold=cls._hold(hold), cpu_allocatable_m=row.cpu_allocatable_m,
+            cpu_requested_m=row.cpu_requested_m, memory_allocatable_mi=row.memory_allocatable_mi,
+            memory_requested_mi=row.memory_requested_mi,
+            unhealthy_since=_utc(row.unhealthy_since) if row.unhealthy_since else None,
         )
 
     def upsert_cluster(self, record: ClusterRecord) -> None:
@@ -173,6 +178,13 @@ class Inventory:
             row.credential_ref = record.credential_ref
             row.pods_capacity = record.pods_capacity
             row.pods_free = record.pods_free
+            row.cpu_allocatable_m, row.cpu_requested_m = record.cpu_allocatable_m, record.cpu_requested_m
+            row.memory_allocatable_mi, row.memory_requested_mi = record.memory_allocatable_mi, record.memory_requested_mi
+            # The damping of re-placement counts from the first sweep that found it unhealthy.
+            if record.health in ("healthy", "unknown"):
+                row.unhealthy_since = None
+            elif row.unhealthy_since is None:
+                row.unhealthy_since = record.unhealthy_since or datetime.now(UTC)
             row.updated_at = datetime.now(UTC)
             session.add(row)
 
@@ -213,7 +225,8 @@ class Inventory:
 
     # ------------------------------------------------------------------ maintenance holds
 
-    def hold_cluster(self, name: str, *, until: datetime, reason: str, held_by: str, now: datetime) -> MaintenanceHold:
+    def hold_cluster(self, name: str, *, until: datetime, reason: str, held_by: str, now: datetime,
+                     evacuate: bool = False) -> MaintenanceHold:
         """Keep waves and schedules off `name` until `until` (replacing any hold it has), and
         say so in the audit trail."""
         if until.tzinfo is None:
@@ -228,12 +241,14 @@ class Inventory:
         with Session(self.engine) as session, session.begin():
             row = session.get(MaintenanceHoldRow, name) or MaintenanceHoldRow(cluster=name)
             row.until, row.reason, row.held_by, row.since = until, reason.strip(), held_by, datetime.now(UTC)
+            row.evacuate = evacuate
             session.add(row)
             session.flush()
             hold = self._hold_of(row)
         self.append_audit(OperationRecord(operation_id=f"hold-{name}", operation="MaintenanceHold", cluster=name,
                                           requested_by=held_by, action="hold", outcome="held",
-                                          detail=f"until {until.isoformat()}: {reason.strip()}"))
+                                          detail=f"until {until.isoformat()}: {reason.strip()}"
+                                          + ("; placed workloads move off it" if evacuate else "")))
         return hold
 
     def release_hold(self, name: str, *, released_by: str) -> MaintenanceHold:
@@ -568,3 +583,23 @@ class Inventory:
             rows = session.scalars(select(DriftSuppressionRow).where(DriftSuppressionRow.until > at)
                                    .order_by(DriftSuppressionRow.id))
             return [DriftSuppression.model_validate(row.suppression) for row in rows]
+
+    # ------------------------------------------------------------------ placement of applications
+
+    def save_placement(self, decision: PlacementDecision) -> None:
+        """Where an application runs now (a rollout's plan, a move's result), replacing what was."""
+        with Session(self.engine) as session, session.begin():
+            row = session.get(PlacementRow, decision.app) or PlacementRow(app=decision.app)
+            row.revision, row.decision = decision.revision, decision.model_dump(mode="json")
+            row.decided_at, row.operation_id = decision.decided_at, decision.operation_id
+            session.add(row)
+
+    def placement(self, app: str) -> PlacementDecision | None:
+        with Session(self.engine) as session:
+            row = session.get(PlacementRow, app)
+            return None if row is None else PlacementDecision.model_validate(row.decision)
+
+    def placements(self) -> list[PlacementDecision]:
+        with Session(self.engine) as session:
+            return [PlacementDecision.model_validate(row.decision)
+                    for row in session.scalars(select(PlacementRow).order_by(PlacementRow.app))]

@@ -47,9 +47,14 @@ def sweep_one(connections: ClusterConnections, record: ClusterRecord) -> Cluster
         state = health.read_health(connections.api_client(ref))
         problems = readiness.health_problems(nodes=state.nodes, deployments=state.deployments, api_ready=state.api_ready)
         status = "healthy" if not problems else f"degraded: {problems[0]}" + (f" (+{len(problems) - 1})" if len(problems) > 1 else "")
-        capacity = sum(n.allocatable_pods for n in state.nodes if n.ready)
-        return record.model_copy(update={"control_plane_version": control_plane.version, "node_pools": pools, "health": status,
-                                         "pods_capacity": capacity, "pods_free": recovery.free_pod_slots(state.nodes)})
+        ready = [n for n in state.nodes if n.ready]
+        return record.model_copy(update={
+            "control_plane_version": control_plane.version, "node_pools": pools, "health": status,
+            "pods_capacity": sum(n.allocatable_pods for n in ready), "pods_free": recovery.free_pod_slots(state.nodes),
+            "cpu_allocatable_m": sum(n.cpu_allocatable_m for n in ready),
+            "cpu_requested_m": sum(n.cpu_requested_m for n in ready),
+            "memory_allocatable_mi": sum(n.memory_allocatable_mi for n in ready),
+            "memory_requested_mi": sum(n.memory_requested_mi for n in ready)})
     except Exception as error:  # noqa: BLE001 - one unreachable cluster must not stop the sweep
         return record.model_copy(update={"health": f"unreachable: {str(error)[:120]}"})
 

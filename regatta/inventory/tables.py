@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from regatta.rules.audit_chain import CHAINED_FIELDS
@@ -29,6 +29,12 @@ class ClusterRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     pods_capacity: Mapped[int | None] = mapped_column(Integer, nullable=True)
     pods_free: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cpu_allocatable_m: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cpu_requested_m: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    memory_allocatable_mi: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    memory_requested_mi: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # When the sweeps first found it not healthy, in the run of sweeps that still do (the damping of re-placement).
+    unhealthy_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class MaintenanceHoldRow(Base):
@@ -41,6 +47,7 @@ class MaintenanceHoldRow(Base):
     reason: Mapped[str] = mapped_column(Text)
     held_by: Mapped[str] = mapped_column(String(200))
     since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    evacuate: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class AuditRow(Base):
@@ -183,3 +190,15 @@ class DriftSuppressionRow(Base):
     bundle: Mapped[str] = mapped_column(String(100))
     suppression: Mapped[dict] = mapped_column(JSON)
     until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PlacementRow(Base):
+    """Where an application runs now: the placement last decided (by a rollout or a move), whole."""
+
+    __tablename__ = "placements"
+
+    app: Mapped[str] = mapped_column(String(100), primary_key=True)
+    revision: Mapped[str] = mapped_column(String(64))
+    decision: Mapped[dict] = mapped_column(JSON)
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    operation_id: Mapped[str] = mapped_column(String(200))

@@ -1,8 +1,10 @@
 """Reading a cluster's state from its API: nodes (pool, kubelet version, Ready, cordoned,
-pod count), PodDisruptionBudgets with their live status, and deployment readiness."""
+pod count, allocatable CPU and memory and what the pods on them request), PodDisruptionBudgets
+with their live status, and deployment readiness."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
+from kubernetes.utils.quantity import parse_quantity
 from urllib3.exceptions import HTTPError
 
 from regatta.clouds.kubeconfig import POOL_LABELS
@@ -39,9 +42,27 @@ def api_ready(api: k8s.ApiClient) -> bool:
         return False
 
 
+def _millicores(text: str | None) -> int:
+    return math.ceil(parse_quantity(text or "0") * 1000)
+
+
+def _mebibytes(text: str | None) -> int:
+    return math.ceil(parse_quantity(text or "0") / 2**20)
+
+
 def read_nodes(api: k8s.ApiClient) -> list[NodeState]:
     core = k8s.CoreV1Api(api)
-    pods_per_node = Counter(p.spec.node_name for p in core.list_pod_for_all_namespaces().items if p.spec.node_name)
+    pods_per_node: Counter[str] = Counter()
+    cpu: Counter[str] = Counter()
+    memory: Counter[str] = Counter()
+    for pod in core.list_pod_for_all_namespaces().items:
+        if not pod.spec.node_name or (pod.status and pod.status.phase in ("Succeeded", "Failed")):
+            continue
+        pods_per_node[pod.spec.node_name] += 1
+        for container in pod.spec.containers or []:
+            requests = (container.resources.requests if container.resources else None) or {}
+            cpu[pod.spec.node_name] += _millicores(requests.get("cpu"))
+            memory[pod.spec.node_name] += _mebibytes(requests.get("memory"))
     nodes = []
     for node in core.list_node().items:
         labels = node.metadata.labels or {}
@@ -54,6 +75,10 @@ def read_nodes(api: k8s.ApiClient) -> list[NodeState]:
             unschedulable=bool(node.spec.unschedulable),
             pods=pods_per_node.get(node.metadata.name, 0),
             allocatable_pods=int((node.status.allocatable or {}).get("pods", "0")),
+            cpu_allocatable_m=_millicores((node.status.allocatable or {}).get("cpu")),
+            memory_allocatable_mi=_mebibytes((node.status.allocatable or {}).get("memory")),
+            cpu_requested_m=cpu.get(node.metadata.name, 0),
+            memory_requested_mi=memory.get(node.metadata.name, 0),
         ))
     return nodes
 

@@ -69,6 +69,12 @@ class Activity(StrEnum):
     COUNT_VIOLATIONS = "kube.count_violations"
     LIST_DRIFT_TARGETS = "inventory.list_drift_targets"
     SWEEP_DRIFT = "kube.sweep_drift"
+    # placement of applications
+    PLAN_MOVE = "inventory.plan_move"
+    RECORD_PLACEMENT = "inventory.record_placement"
+    LIST_PLACED = "inventory.list_placed"
+    FIND_DISPLACED = "inventory.find_displaced"
+    WITHDRAW_BUNDLE = "kube.withdraw_bundle"
 
 
 class StartControlPlaneUpgrade(Model):

@@ -76,6 +76,10 @@ class ErrorType(StrEnum):
     NOT_IN_ROLLOUT = "NotInRollout"
     ROLLOUT_FINISHED = "RolloutFinished"
     ROLLOUT_STOPPING = "RolloutStopping"
+    # placement of applications
+    PLACEMENT_UNSATISFIABLE = "PlacementUnsatisfiable"
+    NOT_PLACED = "NotPlaced"
+    PLACED_WORKLOADS = "PlacedWorkloads"
     # controls an operation refuses (validators)
     OPERATION_ENDED = "OperationEnded"
     ALREADY_PAUSED = "AlreadyPaused"

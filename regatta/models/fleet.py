@@ -92,6 +92,8 @@ class MaintenanceHold(Model):
     reason: str
     held_by: str
     since: datetime | None = None
+    evacuate: bool = Field(default=False, description="placed workloads move off the cluster while the hold lasts"
+                           " (before a blue/green replacement of the cluster, say)")
 
 
 class ClusterRecord(Model):
@@ -110,6 +112,24 @@ class ClusterRecord(Model):
     pods_capacity: int | None = Field(default=None, description="pods its Ready nodes take, at the last sweep")
     pods_free: int | None = Field(default=None, description="pods that still fit on Ready, schedulable nodes, at the last sweep")
     hold: MaintenanceHold | None = Field(default=None, description="a hold that keeps waves off it, when one is set")
+    cpu_allocatable_m: int | None = Field(default=None, description="CPU its Ready nodes offer pods (millicores), at the last sweep")
+    cpu_requested_m: int | None = Field(default=None, description="CPU the pods on them request (millicores)")
+    memory_allocatable_mi: int | None = Field(default=None, description="memory its Ready nodes offer pods (MiB)")
+    memory_requested_mi: int | None = Field(default=None, description="memory the pods on them request (MiB)")
+    unhealthy_since: datetime | None = Field(default=None, description="when the sweeps first found it not healthy, in"
+                                             " the run of sweeps that still do; None while healthy")
+
+    @property
+    def cpu_free_m(self) -> int | None:
+        if self.cpu_allocatable_m is None or self.cpu_requested_m is None:
+            return None
+        return max(0, self.cpu_allocatable_m - self.cpu_requested_m)
+
+    @property
+    def memory_free_mi(self) -> int | None:
+        if self.memory_allocatable_mi is None or self.memory_requested_mi is None:
+            return None
+        return max(0, self.memory_allocatable_mi - self.memory_requested_mi)
 
     def held_at(self, at: datetime) -> MaintenanceHold | None:
         """The hold in force at `at` (a hold whose time has passed keeps nobody off)."""
@@ -130,6 +150,10 @@ class NodeState(Model):
     unschedulable: bool
     pods: int = 0
     allocatable_pods: int = 0  # status.allocatable.pods: how many pods the kubelet takes
+    cpu_allocatable_m: int = 0  # status.allocatable.cpu, millicores
+    memory_allocatable_mi: int = 0  # status.allocatable.memory, MiB
+    cpu_requested_m: int = 0  # what the pods bound to it request
+    memory_requested_mi: int = 0
 
 
 class PdbState(Model):

@@ -19,6 +19,7 @@ from regatta.models.calendar import ClusterSelector
 from regatta.models.controls import StageSteering
 from regatta.models.fleet import ClusterRef
 from regatta.models.health import HealthCheck
+from regatta.models.placement import Placement, PlacementDecision
 
 BUNDLE_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # Every object Regatta applies carries these: the label is what pruning looks for (nothing
@@ -120,6 +121,8 @@ class BundleSpec(Model):
     source: BundleSource | None = Field(default=None, description="where the objects come from when not inline")
     overrides: list[BundleOverride] = Field(default_factory=list)
     targets: BundleTargets = Field(default_factory=BundleTargets)
+    placement: Placement | None = Field(default=None, description="an application bundle: pick clusters among those the"
+                                        " targets take and divide each Deployment's and StatefulSet's replicas")
     stages: list[PolicyStage] = Field(default_factory=list, description="empty: one canary (one cluster), then the"
                                       " rest five at a time")
     policy_mode: Literal["audit_then_enforce", "audit", "enforce"] = Field(
@@ -175,6 +178,16 @@ class ClusterRendering(Model):
     overrides: list[int] = Field(default_factory=list, description="indexes of the overrides that apply")
 
 
+class WithdrawBundle(Model):
+    """Take a bundle off a cluster: delete every object it applied there (only those carrying its
+    label) and its record; what a move does to the cluster it leaves."""
+
+    bundle: str
+    cluster: str
+    operation_id: str = ""
+    audit: OperationRecord | None = None
+
+
 class ApplyBundle(Model):
     """The one activity that gives a cluster a bundle: apply, prune, wait for generations and
     health, and record the revision in the cluster."""
@@ -200,6 +213,7 @@ class GiveBundle(Model):
     mode: PolicyMode | None = None
     rollout: str = ""
     dry_run: bool = False
+    replicas: dict[str, int] = Field(default_factory=dict, description="a placed application: workload → this cluster's share")
     # How this rollout applies (not part of the revision: the same content may be forced once)
     force: bool = False
     prune: bool = True
@@ -249,6 +263,7 @@ class PolicyClusterState(Model):
     status: Literal["pending", "applying", "applied", "failed", "skipped", "aborted"] = "pending"
     detail: str = ""
     violations: int = 0
+    replicas: dict[str, int] = Field(default_factory=dict, description="a placed application: workload → its share here")
 
 
 class PolicyStageState(Model):
@@ -280,6 +295,7 @@ class PolicyPlan(Model):
     stages: list[PolicyStageState] = Field(description="in the order they run: an audit pass over every stage, then the"
                                            " enforce pass, when the bundle says audit_then_enforce")
     decisions: list[TargetDecision]
+    placement: PlacementDecision | None = Field(default=None, description="an application bundle: where it runs and why")
 
 
 class PlanPolicy(Model):

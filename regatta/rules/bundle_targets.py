@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from regatta.models import ClusterRecord
+from regatta.models.placement import PlacementDecision
 from regatta.models.policy import (
     BundleSpec,
     PolicyClusterState,
@@ -20,7 +21,7 @@ from regatta.models.policy import (
     PolicyStageState,
     TargetDecision,
 )
-from regatta.rules import bundles, versions, waves
+from regatta.rules import bundles, placement, versions, waves
 from regatta.rules.selectors import misses, selects
 
 # Never the whole fleet at once by default: one canary, then the rest a few at a time.
@@ -85,10 +86,14 @@ def passes(spec: BundleSpec) -> list[tuple[PolicyStage, PolicyMode | None, str, 
             + [(stage, enforce, f"{stage.name}-enforce", stage.approval_required) for stage in stages])
 
 
-def plan_policy(spec: BundleSpec, clusters: Sequence[ClusterRecord], *, now: datetime) -> PolicyPlan:
-    """Every cluster with why it is in or out and which stage takes it; the passes to run."""
+def plan_policy(spec: BundleSpec, clusters: Sequence[ClusterRecord], *, now: datetime,
+                previous: PlacementDecision | None = None) -> PolicyPlan:
+    """Every cluster with why it is in or out and which stage takes it; the passes to run. An
+    application bundle is placed first: only the clusters its placement chooses are in, each
+    with its share of the replicas (`previous`, the placement now recorded, keeps it steady)."""
     bundles.check(spec)
     fleet = sorted(clusters, key=lambda c: c.name)
+    rev = spec.revision or bundles.revision(spec)
     decisions: dict[str, TargetDecision] = {}
     candidates = []
     for cluster in fleet:
@@ -97,6 +102,17 @@ def plan_policy(spec: BundleSpec, clusters: Sequence[ClusterRecord], *, now: dat
             candidates.append(cluster)
         else:
             decisions[cluster.name] = TargetDecision(cluster=cluster.name, included=False, because=because)
+    placed: PlacementDecision | None = None
+    shares: dict[str, dict[str, int]] = {}
+    why_chosen: dict[str, str] = {}
+    if spec.placement is not None:
+        placed = placement.place(spec.placement, app=spec.name, revision=rev, manifests=spec.manifests,
+                                 candidates=candidates, left_out={}, now=now, previous=previous)
+        shares = {s.cluster: s.replicas for s in placed.chosen}
+        why_chosen = {s.cluster: placement.because(s) for s in placed.chosen}
+        for name, because in placed.not_chosen.items():
+            decisions[name] = TargetDecision(cluster=name, included=False, because=f"not placed: {because}")
+        candidates = [c for c in candidates if c.name in shares]
     stages = list(spec.stages) or list(DEFAULT_STAGES)
     members: dict[str, list[str]] = {}
     remaining = list(candidates)
@@ -109,8 +125,9 @@ def plan_policy(spec: BundleSpec, clusters: Sequence[ClusterRecord], *, now: dat
         remaining = [c for c in remaining if c.name not in names]
         for cluster in taken:
             how = f" (picked spread over {stage.pick.spread_over})" if stage.pick else ""
+            chosen = f"; {why_chosen[cluster.name]}" if cluster.name in why_chosen else ""
             decisions[cluster.name] = TargetDecision(cluster=cluster.name, included=True, stage=stage.name,
-                                                     because=f"stage {stage.name} takes it{how}")
+                                                     because=f"stage {stage.name} takes it{how}{chosen}")
     for cluster in remaining:
         decisions[cluster.name] = TargetDecision(
             cluster=cluster.name, included=False,
@@ -119,7 +136,7 @@ def plan_policy(spec: BundleSpec, clusters: Sequence[ClusterRecord], *, now: dat
     states = [PolicyStageState(name=name, mode=mode, concurrency=stage.concurrency, soak_seconds=stage.soak_seconds,
                                approval_required=approval,
                                max_violations=stage.max_violations,
-                               clusters=[PolicyClusterState(name=n) for n in members[stage.name]])
+                               clusters=[PolicyClusterState(name=n, replicas=shares.get(n, {})) for n in members[stage.name]])
               for stage, mode, name, approval in passes(spec)]
     # Render every cluster now, so a substitution one of them cannot fill refuses the rollout
     # before anything changes anywhere.
@@ -129,7 +146,7 @@ def plan_policy(spec: BundleSpec, clusters: Sequence[ClusterRecord], *, now: dat
         if decisions[cluster.name].included:
             for mode in modes:
                 try:
-                    bundles.render(spec, cluster, mode=mode)
+                    bundles.render(spec, cluster, mode=mode, replicas=shares.get(cluster.name))
                 except bundles.InvalidBundle as error:
                     failures.append(str(error))
                     break
@@ -137,9 +154,9 @@ def plan_policy(spec: BundleSpec, clusters: Sequence[ClusterRecord], *, now: dat
         raise bundles.InvalidBundle(f"{len(failures)} clusters cannot be given the bundle: " + "; ".join(failures[:10])
                                     + (f"; and {len(failures) - 10} more" if len(failures) > 10 else ""))
     total = sum(1 for d in decisions.values() if d.included)
-    return PolicyPlan(bundle=spec.name, revision=spec.revision or bundles.revision(spec), planned_at=now,
+    return PolicyPlan(bundle=spec.name, revision=rev, planned_at=now,
                       failure_budget=waves.failure_budget(spec.failure_budget, total), stages=states,
-                      decisions=[decisions[c.name] for c in fleet])
+                      decisions=[decisions[c.name] for c in fleet], placement=placed)
 
 
 def gates_before(stages: Sequence[PolicyStageState], index: int) -> list[tuple[list[str], int, str]]:

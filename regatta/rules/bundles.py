@@ -36,7 +36,7 @@ from regatta.models.policy import (
     PolicyMode,
     RenderedObject,
 )
-from regatta.rules import refusals, waves
+from regatta.rules import placement, refusals, waves
 from regatta.rules.selectors import selects
 
 TEMPLATES = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
@@ -57,8 +57,10 @@ def key_of(manifest: dict[str, Any]) -> BundleObjectKey:
 
 def revision(spec: BundleSpec) -> str:
     """The hash of what the bundle says: its manifests and overrides, in a canonical form."""
-    content = json.dumps({"manifests": spec.manifests, "overrides": [o.model_dump(mode="json") for o in spec.overrides]},
-                         sort_keys=True, separators=(",", ":"))
+    what: dict[str, Any] = {"manifests": spec.manifests, "overrides": [o.model_dump(mode="json") for o in spec.overrides]}
+    if spec.placement is not None:  # where it runs is part of what it is (a bundle without keeps its revision)
+        what["placement"] = spec.placement.model_dump(mode="json")
+    content = json.dumps(what, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(content.encode()).hexdigest()[:16]
 
 
@@ -132,12 +134,15 @@ def _substitute(value: Any, fields: dict[str, Any], where: str) -> Any:
     return value
 
 
-def render(spec: BundleSpec, cluster: ClusterRecord, *, mode: PolicyMode | None, bundle_revision: str | None = None) -> ClusterRendering:
-    """The objects this cluster is given. Refuses (naming the object) a substitution that names an
-    unknown field or an override that does not apply."""
+def render(spec: BundleSpec, cluster: ClusterRecord, *, mode: PolicyMode | None, bundle_revision: str | None = None,
+           replicas: dict[str, int] | None = None) -> ClusterRendering:
+    """The objects this cluster is given (a placed application: with its share of each workload's
+    replicas). Refuses (naming the object) a substitution that names an unknown field or an
+    override that does not apply."""
     fields = cluster_fields(cluster)
     rev = bundle_revision or spec.revision or revision(spec)
     chosen = [i for i, override in enumerate(spec.overrides) if selects(override.selector, cluster)]
+    workloads = placement.workloads_of(spec.manifests) if spec.placement is not None and replicas is not None else []
     objects = []
     for index, manifest in enumerate(spec.manifests):
         key = key_of(manifest)
@@ -151,6 +156,8 @@ def render(spec: BundleSpec, cluster: ClusterRecord, *, mode: PolicyMode | None,
             except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as error:
                 raise InvalidBundle(f"overrides[{i}] on {key.words()} for {cluster.name}: {error}") from None
         body = _substitute(body, fields, f"manifests[{index}] ({key.words()})")
+        if spec.placement is not None and replicas is not None:
+            placement.render_share(body, replicas, workloads, spec.manifests)
         if mode is not None and policy_engine(key) is not None:
             set_mode(body, mode)
         meta_ = body.setdefault("metadata", {})
@@ -222,6 +229,8 @@ def bundle_problems(spec: BundleSpec) -> list[tuple[Where, str]]:
                 spread.startswith("label:") and len(spread) > 6):
             problems.append((("stages", i, "pick", "spread_over"), f"stages[{i}].pick.spread_over: {spread!r}; use region,"
                              " provider, environment, version or label:<key>"))
+    if spec.placement is not None:
+        problems += placement.placement_problems(spec.placement, spec.manifests, spec.overrides)
     for i, rule in enumerate(spec.drift.ignore):
         for j, path in enumerate(rule.paths):
             if not path.startswith("/"):

@@ -24,3 +24,13 @@ def policy_id(bundle: str) -> str:
 def drift_id(bundle: str | None) -> str:
     """The workflow id of a DriftSweep: of one bundle, or of all of them."""
     return f"drift-{bundle or 'all'}"
+
+
+def move_id(app: str) -> str:
+    """The workflow id of a MoveWorkloads: one move of an application's replicas at a time."""
+    return f"move-{app}"
+
+
+def evacuate_id(cluster: str) -> str:
+    """The workflow id of an EvacuateCluster."""
+    return f"evacuate-{cluster}"

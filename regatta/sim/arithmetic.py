@@ -60,3 +60,25 @@ def skew_breaks(*, api_server: str, kubelets: dict[str, str]) -> list[str]:
             broken.append(f"node {node}: kubelet {kubelets[node]} is more than {KUBELET_MAY_TRAIL_BY} minors behind"
                           f" control plane {api_server}")
     return broken
+
+
+_QUANTITY = re.compile(r"^([0-9.]+)([a-zA-Z]*)$")
+_SUFFIX = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def quantity(text: str | int | float) -> float:
+    """A Kubernetes resource quantity ("250m", "1.5", "512Mi", "2Gi") as a plain number."""
+    found = _QUANTITY.match(str(text).strip())
+    if found is None or found[2] not in _SUFFIX:
+        raise ValueError(f"not a resource quantity: {text!r}")
+    return float(found[1]) * _SUFFIX[found[2]]
+
+
+def pod_requests(containers: list[dict]) -> tuple[int, int]:
+    """What a pod's containers request, summed: (CPU millicores, memory MiB)."""
+    cpu = memory = 0.0
+    for container in containers:
+        requests = ((container or {}).get("resources") or {}).get("requests") or {}
+        cpu += quantity(requests.get("cpu", 0))
+        memory += quantity(requests.get("memory", 0))
+    return math.ceil(cpu * 1000 - 1e-9), math.ceil(memory / 2**20 - 1e-9)

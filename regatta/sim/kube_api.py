@@ -115,8 +115,8 @@ def _node_json(cluster: Cluster, node: Node, now: float) -> dict:
             "conditions": [{"type": "Ready", "status": "True" if ready else "False",
                             "reason": "KubeletReady" if ready else "KubeletNotReady",
                             "lastHeartbeatTime": timestamp(node.created), "lastTransitionTime": timestamp(node.created)}],
-            "capacity": {"pods": str(node.capacity), "cpu": "2", "memory": "8Gi"},
-            "allocatable": {"pods": str(node.capacity), "cpu": "1930m", "memory": "7Gi"},
+            "capacity": {"pods": str(node.capacity), "cpu": str(-(-node.cpu_m // 1000)), "memory": f"{node.memory_mi + 900}Mi"},
+            "allocatable": {"pods": str(node.capacity), "cpu": f"{node.cpu_m}m", "memory": f"{node.memory_mi}Mi"},
             "nodeInfo": {
                 "kubeletVersion": node.version, "kubeProxyVersion": node.version, "architecture": "amd64",
                 "bootID": node.name, "machineID": node.name, "systemUUID": node.name,
@@ -137,10 +137,16 @@ def _pod_json(pod: Pod, now: float) -> dict:
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": pod.name, "namespace": pod.namespace, "uid": pod.uid, "labels": pod.labels,
                      "ownerReferences": owner, "creationTimestamp": timestamp(pod.created)},
-        "spec": {"nodeName": pod.node, "containers": [{"name": "app", "image": f"registry.local/{pod.owner or pod.name}:1"}]},
+        "spec": {"nodeName": pod.node, "containers": [{"name": "app", "image": f"registry.local/{pod.owner or pod.name}:1",
+                                                      **_resources(pod.cpu_m, pod.memory_mi)}]},
         "status": {"phase": "Running" if pod.node else "Pending",
                    "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
     }
+
+
+def _resources(cpu_m: int, memory_mi: int) -> dict:
+    requests = {**({"cpu": f"{cpu_m}m"} if cpu_m else {}), **({"memory": f"{memory_mi}Mi"} if memory_mi else {})}
+    return {"resources": {"requests": requests}} if requests else {}
 
 
 def _pdb_json(world: World, cluster: Cluster, pdb: Pdb) -> dict:
@@ -152,7 +158,9 @@ def _pdb_json(world: World, cluster: Cluster, pdb: Pdb) -> dict:
     return {
         "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
         "metadata": {"name": pdb.name, "namespace": pdb.namespace, "uid": f"pdb-{pdb.namespace}-{pdb.name}",
-                     "creationTimestamp": timestamp(cluster.created)},
+                     "creationTimestamp": timestamp(cluster.created), "generation": 1,
+                     **({"labels": dict(pdb.labels)} if pdb.labels else {}),
+                     **({"annotations": dict(pdb.annotations)} if pdb.annotations else {})},
         "spec": spec,
         "status": {**world.pdb_status(cluster, pdb), "observedGeneration": 1},
     }
@@ -163,7 +171,8 @@ def _deployment_json(cluster: Cluster, namespace: str, name: str, now: float) ->
     owned = [p for p in cluster.pods.values() if p.owner == name and p.namespace == namespace]
     ready = sum(1 for p in owned if p.ready(now))
     template = {"metadata": {"labels": deployment.labels},
-                "spec": {"containers": [{"name": "app", "image": f"registry.local/{name}:1"}]}}
+                "spec": {"containers": [{"name": "app", "image": f"registry.local/{name}:1",
+                                         **_resources(deployment.cpu_m, deployment.memory_mi)}]}}
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": name, "namespace": namespace, "uid": f"deploy-{namespace}-{name}", "generation": 1,
@@ -370,6 +379,31 @@ async def read_pdb(request: Request, cluster: str, namespace: str, name: str):
     if pdb is None:
         raise SimError(404, "NotFound", f'poddisruptionbudgets.policy "{name}" not found')
     return _pdb_json(world, c, pdb)
+
+
+@router.patch("/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/{name}")
+async def apply_pdb(request: Request, cluster: str, namespace: str, name: str):
+    """A server-side apply of a whole budget (what a bundle sends; created when absent), or a
+    merge patch of one that exists."""
+    world, c = reach(request, cluster, "patch_pdb")
+    kind = request.headers.get("content-type", "").split(";")[0].strip()
+    if kind == "application/apply-patch+yaml":
+        manifest = yaml.safe_load(await request.body()) or {}
+    else:
+        if (namespace, name) not in c.pdbs:
+            raise SimError(404, "NotFound", f'poddisruptionbudgets.policy "{name}" not found')
+        manifest = field_managers.merge_patch(_pdb_json(world, c, c.pdbs[(namespace, name)]), await request.json())
+    if request.query_params.get("dryRun") == "All":
+        return {**manifest, "metadata": {**(manifest.get("metadata") or {}), "name": name, "namespace": namespace}}
+    return _pdb_json(world, c, world.put_pdb(c, namespace, name, manifest))
+
+
+@router.delete("/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/{name}")
+async def delete_pdb(request: Request, cluster: str, namespace: str, name: str):
+    world, c = reach(request, cluster, "delete_pdb")
+    world.delete_pdb(c, namespace, name)
+    return {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Success",
+            "details": {"name": name, "kind": "poddisruptionbudgets"}}
 
 
 @router.get("/apis/apps/v1/deployments")

@@ -38,6 +38,13 @@ EVICTION_BUDGET_SECONDS = 900.0  # EKS gives up on a drain after 15 minutes unle
 RESTORE_SECONDS = 120.0  # a Velero restore of a namespace set
 REGION_TIMEOUT_SECONDS = 30.0  # how long a request into a cut-off region hangs before the gateway gives up
 POOL_CAPACITY = {"t3.small": 11, "t3.medium": 17, "m5.large": 29, "m5.xlarge": 58, "m5.2xlarge": 58, "m6i.large": 29, "c5.xlarge": 58}
+# What the kubelet offers pods on each machine type, (CPU millicores, memory MiB): the machine's
+# size less what the system and kubelet reserve, as the clouds' own tables give it.
+NODE_ALLOCATABLE = {"t3.small": (1930, 1450), "t3.medium": (1930, 3350), "m5.large": (1930, 7100),
+                    "m5.xlarge": (3920, 14500), "m5.2xlarge": (7910, 29800), "m6i.large": (1930, 7100),
+                    "c5.xlarge": (3920, 6600), "e2-standard-4": (3920, 13000), "e2-standard-8": (7910, 28000),
+                    "Standard_D4s_v5": (3860, 12600), "Standard_D8s_v5": (7820, 27500)}
+DEFAULT_ALLOCATABLE = (1930, 7100)
 SYSTEM_NAMESPACES = ("kube-system",)
 # AKS ships one node image a week whatever the Kubernetes version, and upgrades only to its newest.
 AKS_NEWEST_NODE_IMAGE = "AKSUbuntu-2204gen2containerd-202611.20.0"
@@ -83,6 +90,8 @@ class Node:
     unschedulable: bool = False
     created: float = field(default_factory=time.time)
     image: str = ""  # the node image it booted from
+    cpu_m: int = DEFAULT_ALLOCATABLE[0]  # allocatable CPU, millicores
+    memory_mi: int = DEFAULT_ALLOCATABLE[1]  # allocatable memory, MiB
 
     def ready(self, now: float) -> bool:
         return now >= self.ready_at
@@ -98,6 +107,8 @@ class Pod:
     ready_at: float
     uid: str
     created: float = field(default_factory=time.time)
+    cpu_m: int = 0  # what its containers request
+    memory_mi: int = 0
 
     def ready(self, now: float) -> bool:
         return self.node is not None and now >= self.ready_at
@@ -111,6 +122,8 @@ class Deployment:
     labels: dict[str, str]
     annotations: dict[str, str] = field(default_factory=dict)
     metadata_labels: dict[str, str] = field(default_factory=dict)  # on the Deployment itself (e.g. velero.io/restore-name)
+    cpu_m: int = 0  # each pod's requests, summed over its containers
+    memory_mi: int = 0
 
 
 @dataclass
@@ -121,6 +134,8 @@ class Pdb:
     min_available: int | str | None
     max_unavailable: int | str | None
     blocked: bool = False  # fault: the application behind it reports unhealthy, so nothing may go
+    labels: dict[str, str] = field(default_factory=dict)  # on the budget itself (a bundle's label)
+    annotations: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -450,6 +465,8 @@ class World:
             zone=zone,
             labels=dict(pool.labels),
             image=image or pool.image,
+            cpu_m=NODE_ALLOCATABLE.get(pool.size, DEFAULT_ALLOCATABLE)[0],
+            memory_mi=NODE_ALLOCATABLE.get(pool.size, DEFAULT_ALLOCATABLE)[1],
         )
         cluster.nodes[node.name] = node
         cluster.resource_version += 1
@@ -499,6 +516,8 @@ class World:
                     node=None,
                     ready_at=float("inf"),
                     uid=f"pod-{uid}",
+                    cpu_m=deployment.cpu_m,
+                    memory_mi=deployment.memory_mi,
                 )
                 cluster.pods[(pod.namespace, pod.name)] = pod
                 self._schedule(cluster, pod, now, start_ready=start_ready)
@@ -509,14 +528,19 @@ class World:
     def _schedule(self, cluster: Cluster, pod: Pod, now: float, *, start_ready: bool) -> None:
         load: dict[str, int] = {name: 0 for name in cluster.nodes}
         same: dict[str, int] = {name: 0 for name in cluster.nodes}
+        cpu: dict[str, int] = {name: 0 for name in cluster.nodes}
+        memory: dict[str, int] = {name: 0 for name in cluster.nodes}
         for other in cluster.pods.values():
             if other.node in load:
                 load[other.node] += 1
+                cpu[other.node] += other.cpu_m
+                memory[other.node] += other.memory_mi
                 if other.owner == pod.owner:
                     same[other.node] += 1
         candidates = [
             node for node in cluster.nodes.values()
             if node.ready(now) and not node.unschedulable and load[node.name] < node.capacity
+            and cpu[node.name] + pod.cpu_m <= node.cpu_m and memory[node.name] + pod.memory_mi <= node.memory_mi
         ]
         if not candidates:
             return
@@ -965,19 +989,45 @@ class World:
         namespace_known = namespace in cluster.namespaces
         if not namespace_known:
             raise SimError(404, "NotFound", f'namespaces "{namespace}" not found')
+        cpu_m, memory_mi = arithmetic.pod_requests(((spec.get("template") or {}).get("spec") or {}).get("containers") or [])
         existing = cluster.deployments.get((namespace, name))
         if existing is None:
             existing = cluster.deployments[(namespace, name)] = Deployment(
                 namespace=namespace, name=name, replicas=replicas, labels=dict(selector),
                 annotations={k: str(v) for k, v in (meta.get("annotations") or {}).items()},
-                metadata_labels={k: str(v) for k, v in (meta.get("labels") or {}).items()})
+                metadata_labels={k: str(v) for k, v in (meta.get("labels") or {}).items()},
+                cpu_m=cpu_m, memory_mi=memory_mi)
         else:
+            existing.cpu_m, existing.memory_mi = cpu_m, memory_mi
             existing.replicas = replicas
             existing.annotations = {k: str(v) for k, v in (meta.get("annotations") or {}).items()}
             existing.metadata_labels = {k: str(v) for k, v in (meta.get("labels") or {}).items()}
         cluster.resource_version += 1
         self.reconcile(cluster)
         return existing
+
+    def put_pdb(self, cluster: Cluster, namespace: str, name: str, manifest: dict) -> Pdb:
+        """Create a PodDisruptionBudget from a manifest (a server-side apply), or bring one up to it."""
+        spec, meta = manifest.get("spec") or {}, manifest.get("metadata") or {}
+        selector = (spec.get("selector") or {}).get("matchLabels") or {}
+        if ("minAvailable" in spec) == ("maxUnavailable" in spec):
+            raise SimError(422, "Invalid", f'PodDisruptionBudget.policy "{name}" is invalid: spec: Invalid value:'
+                           " minAvailable and maxUnavailable cannot be both set (and one is needed)")
+        if namespace not in cluster.namespaces:
+            raise SimError(404, "NotFound", f'namespaces "{namespace}" not found')
+        blocked = cluster.pdbs[(namespace, name)].blocked if (namespace, name) in cluster.pdbs else False
+        pdb = cluster.pdbs[(namespace, name)] = Pdb(
+            namespace=namespace, name=name, selector={k: str(v) for k, v in selector.items()},
+            min_available=spec.get("minAvailable"), max_unavailable=spec.get("maxUnavailable"), blocked=blocked,
+            labels={k: str(v) for k, v in (meta.get("labels") or {}).items()},
+            annotations={k: str(v) for k, v in (meta.get("annotations") or {}).items()})
+        cluster.resource_version += 1
+        return pdb
+
+    def delete_pdb(self, cluster: Cluster, namespace: str, name: str) -> None:
+        if cluster.pdbs.pop((namespace, name), None) is None:
+            raise SimError(404, "NotFound", f'poddisruptionbudgets.policy "{name}" not found')
+        cluster.resource_version += 1
 
     def patch_deployment(self, cluster: Cluster, namespace: str, name: str, patch: dict) -> Deployment:
         """Merge-patch the fields the simulator models: spec.replicas and metadata annotations
