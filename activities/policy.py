@@ -97,16 +97,23 @@ class PolicyActivities:
 
     @activity.defn(name=Activity.PLAN_POLICY)
     def plan_policy(self, request: PlanPolicy) -> PolicyPlan:
+        """The plan over the inventory; an application bundle's placement is recorded as where it runs."""
         spec = self.resolved(request.bundle)
         with translated_failures():
-            plan = bundle_targets.plan_policy(spec, self.inventory.list_clusters(), now=request.now)
+            previous = self.inventory.placement(spec.name) if spec.placement is not None else None
+            plan = bundle_targets.plan_policy(spec, self.inventory.list_clusters(), now=request.now, previous=previous)
         self.inventory.save_bundle_revision(spec, at=self.now())
+        if plan.placement is not None:
+            rollout = activity.info().workflow_id or ""
+            plan.placement.operation_id, plan.placement.note = rollout, f"placed by rollout {rollout}"
+            self.inventory.save_placement(plan.placement)
         return plan
 
     def rendering_request(self, request: GiveBundle) -> tuple[BundleSpec, ApplyBundle]:
         spec = self.inventory.bundle_revision(request.bundle, request.revision)
         cluster = self.inventory.get_cluster(request.cluster)
-        rendering = bundles.render(spec, cluster, mode=request.mode, bundle_revision=request.revision)
+        rendering = bundles.render(spec, cluster, mode=request.mode, bundle_revision=request.revision,
+                                   replicas=request.replicas if spec.placement is not None else None)
         return spec, ApplyBundle(cluster=cluster.ref, bundle=spec.name, rendering=rendering, force=request.force,
                                  prune=request.prune, rollout=request.rollout, timeout_seconds=request.timeout_seconds,
                                  poll_interval_seconds=request.poll_interval_seconds, dry_run=request.dry_run)
@@ -117,7 +124,15 @@ class PolicyActivities:
         record its compliance. A refusal is recorded as `error` with the API server's words."""
         with translated_failures():
             spec, apply = self.rendering_request(request)
-            api = self.connections.api_client(apply.cluster)
+            # A cluster that does not answer for the whole timeout counts as failed (a lost cluster:
+            # a placed application's share moves elsewhere), not retried as a transient error is.
+            waited = request.answer_timeout_seconds or request.timeout_seconds
+            api, why = health.answering_client(lambda: self.connections.api_client(apply.cluster), timeout_seconds=waited,
+                                               poll_interval_seconds=request.poll_interval_seconds,
+                                               on_poll=activity.heartbeat)
+            if api is None:
+                raise refuse(f"{request.cluster} did not answer for {waited:g}s ({why}); counted as failed",
+                             error_type=ErrorType.CLUSTER_UNREACHABLE)
             try:
                 report = kube_bundles.apply_bundle(api, apply, on_poll=lambda note: activity.heartbeat(note))
             except Exception as refusal:
@@ -187,6 +202,7 @@ class PolicyActivities:
         clusters = {c.name: c for c in self.inventory.list_clusters()}
         suppressions = self.inventory.drift_suppressions(at=now)
         specs: dict[tuple[str, str], BundleSpec] = {}
+        placed = {d.app: d for d in self.inventory.placements()}
         shared: dict = {}  # discovery, shared between clusters
         lock = threading.Lock()
         report = DriftReport()
@@ -202,7 +218,8 @@ class PolicyActivities:
             if record is None:
                 return [], 0
             spec = spec_of(target)
-            rendering = bundles.render(spec, record, mode=target.mode, bundle_revision=target.revision)
+            share = placed[spec.name].share(record.name) if spec.placement is not None and spec.name in placed else None
+            rendering = bundles.render(spec, record, mode=target.mode, bundle_revision=target.revision, replicas=share)
             api = self.connections.api_client(record.ref)
             live, keys = kube_bundles.live_objects(api, [o.key for o in rendering.objects], spec.name,
                                                    kube_bundles.Resolver(api, shared))

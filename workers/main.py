@@ -20,6 +20,7 @@ from activities.cloud import CloudActivities
 from activities.fleet_clock import FleetClockActivities
 from activities.inventory import InventoryActivities
 from activities.kube import KubeActivities
+from activities.placement import PlacementActivities
 from activities.policy import PolicyActivities
 from activities.signals import SignalActivities
 from activities.traffic import TrafficActivities
@@ -35,13 +36,15 @@ from workflows.decommission_cluster import DecommissionCluster
 from workflows.dr_failback import DRFailback
 from workflows.dr_failover import DRFailover
 from workflows.drift_sweep import DriftSweep
+from workflows.evacuate_cluster import EvacuateCluster
 from workflows.fleet_sweep import FleetSweep
+from workflows.move_workloads import MoveWorkloads
 from workflows.patch_wave import PatchWave
 from workflows.policy_rollout import PolicyRollout
 from workflows.provision_cluster import ProvisionCluster
 
 WORKFLOWS = [ClusterUpgrade, ProvisionCluster, DecommissionCluster, DRFailover, DRFailback, ClusterHold, PatchWave, FleetSweep,
-             PolicyRollout, DriftSweep]
+             PolicyRollout, DriftSweep, MoveWorkloads, EvacuateCluster]
 
 
 def activity_functions(*hosts: object) -> list:
@@ -65,7 +68,7 @@ def build_worker(
         CloudActivities(connections), KubeActivities(connections, inventory), InventoryActivities(inventory, fleet_now=lambda: read_fleet_clock(settings.sim_url).now),
         TrafficActivities(traffic), FleetClockActivities(settings.sim_url), CallbackActivities(settings.webhook_secret, outbound_allow=settings.outbound_allow),
         SignalActivities(connections, outbound_allow=settings.outbound_allow),
-        PolicyActivities(connections, inventory),
+        PolicyActivities(connections, inventory), PlacementActivities(connections, inventory),
     )
     return Worker(
         client,

@@ -1,12 +1,14 @@
 """DecommissionCluster: delete a cluster only when nothing needs it, the way the runbook says:
 
 1. Refuse while it serves traffic or holds a DR role, or while non-system workloads still run
-   on it (unless `force_empty` with a reason).
+   on it (unless `force_empty` with a reason), or while it runs placed applications (unless
+   `evacuate`: they move elsewhere, new replicas up before any go).
 2. Wait for an `approve` Update from someone other than the requester.
-3. Cordon every node, so nothing new lands on it.
-4. Take the final backup (Velero, to storage outside the cluster).
-5. Delete the node pools, then the cluster.
-6. Deregister it from the inventory and drop the credentials Regatta held.
+3. Evacuate the placed applications, when asked (an EvacuateCluster child).
+4. Cordon every node, so nothing new lands on it.
+5. Take the final backup (Velero, to storage outside the cluster).
+6. Delete the node pools, then the cluster.
+7. Deregister it from the inventory and drop the credentials Regatta held.
 
 Every step is in the audit trail. Until deletion begins an `abort` stops it and returns the
 cordoned nodes to service; from then on it finishes, because half a cluster helps nobody.
@@ -17,7 +19,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 from workflows.pieces.calls import ClusterCalls, call, request_token
 from workflows.pieces.controls import refuse_a_second_abort, refuse_own_approval
@@ -41,7 +43,8 @@ with workflow.unsafe.imports_passed_through():
         VeleroBackup,
     )
     from regatta.models.errors import ErrorType
-    from regatta.rules import decommissioning
+    from regatta.models.placement import EvacuateClusterInput, EvacuateClusterResult
+    from regatta.rules import decommissioning, operation_ids
 
 EXAMPLE = '{"cluster": "eks-dev-use1", "ticket": "CHG-7"}'
 DESTRUCTIVE = ("deleting", "deregistering", "succeeded", "aborted", "failed")
@@ -96,7 +99,16 @@ class DecommissionCluster:
         if blockers:
             raise ApplicationError(f"{record.name} cannot be decommissioned: " + "; ".join(blockers),
                                    type=ErrorType.CLUSTER_IN_USE, non_retryable=True)
-        self.state.workloads = await call(Activity.LIST_WORKLOADS, self.calls.ref, list[str])
+        if workflow.patched("placed-workloads"):
+            self.state.placed = await call(Activity.LIST_PLACED, record.name, dict[str, list[str]])
+        if self.state.placed and not self.input.evacuate:
+            raise ApplicationError(
+                f"{record.name} runs placed applications: " + ", ".join(
+                    f"{app} ({', '.join(names)})" for app, names in sorted(self.state.placed.items()))
+                + f". Pass evacuate (CLI: --evacuate) to move them to other clusters first, or run `regatta cluster"
+                f" evacuate {record.name}`", type=ErrorType.PLACED_WORKLOADS, non_retryable=True)
+        moving = {name for names in self.state.placed.values() for name in names}
+        self.state.workloads = [w for w in await call(Activity.LIST_WORKLOADS, self.calls.ref, list[str]) if w not in moving]
         if self.state.workloads and not self.input.force_empty:
             raise ApplicationError(
                 f"{record.name} still runs workloads: {', '.join(self.state.workloads)}. Move them off, or pass"
@@ -104,6 +116,22 @@ class DecommissionCluster:
                 type=ErrorType.CLUSTER_NOT_EMPTY, non_retryable=True)
         if self.state.workloads:
             await self.trail.record("force-empty", "approved", f"{self.input.force_reason}: {', '.join(self.state.workloads)}")
+
+    async def _evacuate(self) -> None:
+        """The placed applications move to other clusters before anything here is touched."""
+        self.trail.step("evacuating", f"moving {', '.join(sorted(self.state.placed))} to other clusters")
+        try:
+            result: EvacuateClusterResult = await workflow.execute_child_workflow(
+                "EvacuateCluster", EvacuateClusterInput(
+                    cluster=self.input.cluster, reason=f"decommission {self.state.operation_id}",
+                    requested_by=self.input.requested_by, ticket=self.input.ticket),
+                id=operation_ids.evacuate_id(self.input.cluster), result_type=EvacuateClusterResult)
+        except ChildWorkflowError as failure:
+            cause = failure.cause or failure
+            raise ApplicationError(f"the evacuation failed, so nothing was deleted: {getattr(cause, 'message', cause)}",
+                                   type=getattr(cause, "type", None) or ErrorType.WORKLOADS_NOT_READY,
+                                   non_retryable=True) from None
+        await self.trail.record("evacuate", "succeeded", result.message)
 
     async def _stop_if_aborted(self) -> bool:
         if not self.state.abort_requested:
@@ -172,6 +200,8 @@ class DecommissionCluster:
                                        " someone can approve", type=ErrorType.APPROVAL_TIMEOUT, non_retryable=True) from None
             if await self._stop_if_aborted():
                 return await self._finish_aborted()
+            if self.state.placed:
+                await self._evacuate()
 
             self.trail.step("cordoning", "cordoning every node")
             inspection: ClusterInspection = await call(Activity.INSPECT_CLUSTER, self.calls.ref, ClusterInspection)

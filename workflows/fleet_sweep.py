@@ -1,18 +1,26 @@
-"""FleetSweep: on a schedule, read every cluster's health, versions and pod capacity from the
-cluster and its cloud into the inventory, batch by batch, so `regatta clusters list` and every
-planner work from what the fleet is, not what it was. One unreachable cluster is recorded as
+"""FleetSweep: on a schedule, read every cluster's health, versions, pod capacity, CPU and memory
+from the cluster and its cloud into the inventory, batch by batch, so `regatta clusters list` and
+every planner work from what the fleet is, not what it was. One unreachable cluster is recorded as
 unreachable; it does not stop the sweep.
+
+Then re-placement: each placed application with a share on a cluster that left the fleet, is
+held for evacuation, or has been unhealthy for longer than its placement's damping period gets a
+MoveWorkloads of its own (left running when the sweep ends). A cluster that flaps within the
+damping period moves nothing, and nothing moves back on its own.
 """
 
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from workflows.pieces.calls import call
 from workflows.pieces.inputs import parse_input, refuse_a_bad_input, tag
 
 with workflow.unsafe.imports_passed_through():
     from regatta.models import Activity, FleetSweepInput, FleetSweepProgress, FleetSweepResult
+    from regatta.models.placement import Displaced, MoveWorkloadsInput
+    from regatta.rules import operation_ids
 
 EXAMPLE = '{"selector": {"environment": "prod"}, "batch_size": 100}'
 
@@ -42,7 +50,29 @@ class FleetSweep:
             for kind, n in counts.items():
                 self.state.health[kind] = self.state.health.get(kind, 0) + n
             self.state.swept += len(batch)
+        if self.input.move_displaced and workflow.patched("move-displaced-placements"):
+            await self._move_displaced()
         self.state.phase, self.state.step = "succeeded", "done"
         summary = ", ".join(f"{n} {kind}" for kind, n in sorted(self.state.health.items())) or "no clusters"
+        moves = f"; moving {', '.join(sorted(self.state.moves))}" if self.state.moves else ""
         return FleetSweepResult(operation_id=self.state.operation_id, total=self.state.total, health=self.state.health,
-                                message=f"swept {self.state.total} clusters: {summary}")
+                                moves=self.state.moves, message=f"swept {self.state.total} clusters: {summary}{moves}")
+
+    async def _move_displaced(self) -> None:
+        """A MoveWorkloads for each application the sweep found displaced, left running on its own."""
+        self.state.step = "looking for placed applications on clusters that cannot keep them"
+        found: list[Displaced] = await call(Activity.FIND_DISPLACED, workflow.now(), list[Displaced])
+        by_app: dict[str, list[Displaced]] = {}
+        for item in found:
+            by_app.setdefault(item.app, []).append(item)
+        for app, items in sorted(by_app.items()):
+            why = "; ".join(f"{d.cluster}: {d.because}" for d in items)
+            request = MoveWorkloadsInput(app=app, leaving=sorted({d.cluster for d in items}), reason=f"fleet sweep: {why}",
+                                         unreachable_ok=True, lost_after_seconds=self.input.lost_after_seconds,
+                                         requested_by=f"fleet sweep {self.state.operation_id}")
+            try:
+                await workflow.start_child_workflow("MoveWorkloads", request, id=operation_ids.move_id(app),
+                                                    parent_close_policy=workflow.ParentClosePolicy.ABANDON)
+                self.state.moves[app] = f"{operation_ids.move_id(app)} started: {why}"
+            except WorkflowAlreadyStartedError:
+                self.state.moves[app] = f"{operation_ids.move_id(app)} is already running: {why}"

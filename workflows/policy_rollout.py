@@ -24,7 +24,7 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
 
 from workflows.pieces.calls import ClusterCalls, call, call_or_refuse
 from workflows.pieces.fleet_clock import FleetClock
@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from regatta.models import AbortInput, Activity, PauseInput, ResumeInput
     from regatta.models.controls import RetryClusterInput, SkipClusterInput, StageApproveInput
     from regatta.models.errors import ErrorType
+    from regatta.models.placement import MoveWorkloadsInput, MoveWorkloadsResult
     from regatta.models.policy import (
         ApplyReport,
         BundleSpec,
@@ -71,6 +72,7 @@ class PolicyRollout:
         self.clock = FleetClock()
         self.in_flight = 0
         self.checks: dict[str, list[str]] = {}  # cluster → its health checks' results in this run
+        self.moved = ""  # a placed application: what moving the share of clusters not given it did
 
     @workflow.query
     def progress(self) -> PolicyRolloutProgress:
@@ -216,7 +218,7 @@ class PolicyRollout:
                                     f"{' in ' + stage.mode if stage.mode else ''}", cluster=entry.name)
             report: ApplyReport = await call(Activity.GIVE_BUNDLE, GiveBundle(
                 bundle=self.input.name, revision=self.state.revision, cluster=entry.name, mode=stage.mode,
-                rollout=self.state.operation_id, force=self.input.force, prune=self.input.prune,
+                rollout=self.state.operation_id, force=self.input.force, prune=self.input.prune, replicas=entry.replicas,
                 timeout_seconds=self.input.timeout_seconds, poll_interval_seconds=self.input.poll_interval_seconds,
                 audit=audit), ApplyReport, timeout=2 * self.input.timeout_seconds + 120,
                 heartbeat=max(30, 3 * self.input.poll_interval_seconds))
@@ -287,6 +289,34 @@ class PolicyRollout:
         await self.trail.delivered()
         workflow.continue_as_new(self.input.model_copy(update={"carried": self.state}))
 
+    async def _replace_what_was_not_given(self) -> None:
+        """A placed application whose chosen cluster failed or was skipped (within the failure
+        budget) runs that cluster's share elsewhere: a MoveWorkloads, new replicas up before any
+        go, the lost cluster keeping whatever it still runs."""
+        entries: dict[str, list[PolicyClusterState]] = {}
+        for stage in self.state.stages:
+            for entry in stage.clusters:
+                entries.setdefault(entry.name, []).append(entry)
+        lost = sorted(name for name, mine in entries.items() if any(sum(e.replicas.values()) for e in mine)
+                      and any(e.status in ("failed", "skipped") for e in mine) and not all(e.status == "applied" for e in mine))
+        if not lost:
+            return
+        self.trail.step("running", f"moving the share of {', '.join(lost)} to the clusters that have {self.input.name}")
+        why = "; ".join(f"{name}: {next(e.detail for e in entries[name] if e.status != 'applied')}" for name in lost)
+        try:
+            result: MoveWorkloadsResult = await workflow.execute_child_workflow(
+                "MoveWorkloads", MoveWorkloadsInput(
+                    app=self.input.name, leaving=lost, reason=f"not given {self.input.name} by {self.state.operation_id} ({why})",
+                    unreachable_ok=True, requested_by=self.input.requested_by, ticket=self.input.ticket,
+                    timeout_seconds=self.input.timeout_seconds, lost_after_seconds=self.input.timeout_seconds,
+                    poll_interval_seconds=self.input.poll_interval_seconds),
+                id=operation_ids.move_id(self.input.name), result_type=MoveWorkloadsResult)
+            self.moved, outcome = result.message, "succeeded"
+        except (ChildWorkflowError, WorkflowAlreadyStartedError) as failure:
+            cause = getattr(failure, "cause", None) or failure
+            self.moved, outcome = f"the share of {', '.join(lost)} did not move: {getattr(cause, 'message', cause)}", "failed"
+        await self.trail.record("move", outcome, self.moved)
+
     async def _finish(self) -> PolicyRolloutResult:
         if self.state.abort_requested:
             for entry in (c for s in self.state.stages for c in s.clusters if c.status == "pending"):
@@ -303,6 +333,8 @@ class PolicyRollout:
             outcome, self.state.message = "aborted", f"aborted ({self.state.abort_reason or 'no reason given'}); {summary}"
         else:
             outcome, self.state.message = "succeeded", f"{self.input.name} {self.state.revision} rolled out: {summary}"
+        if self.moved:
+            self.state.message += f"; {self.moved}"
         self.trail.step(outcome, "done")
         await self.trail.record("rollout", outcome if outcome != "halted" else "failed", self.state.message)
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -352,4 +384,6 @@ class PolicyRollout:
                 except TimeoutError:
                     pass
             stage.status = "done"
+        if self.input.placement is not None and not self._stopping():
+            await self._replace_what_was_not_given()
         return await self._finish()

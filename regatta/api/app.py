@@ -1,11 +1,14 @@
 """The HTTP API: what change-ticket systems and portals call to start and steer operations
 (`regatta api`, port 8700; OpenAPI at /docs).
 
-- `POST /v1/operations` starts an upgrade, wave, provision, decommission or failover from the
-  same input models the workflows take, under the change ticket (the idempotency key).
+- `POST /v1/operations` starts an upgrade, wave, provision, decommission, failover, policy rollout
+  or evacuation from the same input models the workflows take, under the change ticket (the
+  idempotency key).
 - `GET /v1/operations/{id}` says where it stands; `POST /v1/operations/{id}/pause|resume|abort|
   approve` are the workflow's Updates; `GET /v1/operations/{id}/forecast` is a wave's forecast.
 - `GET /v1/clusters` lists the inventory the token may see; `POST /v1/clusters/{name}/hold|release`.
+- `GET /v1/policy/compliance` and `GET /v1/placements[/{app}]`: compliance, and where each placed
+  application runs and why.
 - `POST /v1/webhooks/ticket-events` takes a ticket system's signed approval or cancellation.
 
 Every call carries `Authorization: Bearer <token>`; the token's role and environments decide
@@ -22,7 +25,7 @@ import os
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from regatta.api import clusters, codec, operations, policy, webhooks
+from regatta.api import clusters, codec, operations, placement, policy, webhooks
 from regatta.api.errors import install_error_handlers
 from regatta.inventory import Inventory
 from regatta.settings import Settings
@@ -43,6 +46,6 @@ def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAP
     async def healthz() -> dict[str, bool]:
         return {"ok": True}
 
-    for router in (operations.router, clusters.router, policy.router, webhooks.router, codec.router):
+    for router in (operations.router, clusters.router, policy.router, placement.router, webhooks.router, codec.router):
         app.include_router(router)
     return app

@@ -29,6 +29,7 @@ from regatta.models import (
     ProvisionClusterInput,
     WaveForecast,
 )
+from regatta.models.placement import EvacuateClusterInput
 from regatta.models.policy import BundleSpec
 from regatta.settings import Settings
 from regatta.temporal.admission import StartRefused, admit
@@ -37,13 +38,14 @@ from regatta.temporal.operations import (
     OperationRefused,
     query,
     send_update,
+    start_evacuation,
     start_operation,
     start_policy_rollout,
     start_wave,
     status,
 )
 
-Kind = Literal["upgrade", "wave", "provision", "decommission", "failover", "policy"]
+Kind = Literal["upgrade", "wave", "provision", "decommission", "failover", "policy", "evacuate"]
 KINDS: dict[str, tuple[str, type[BaseModel]]] = {
     "upgrade": ("ClusterUpgrade", ClusterUpgradeInput),
     "wave": ("PatchWave", PatchWaveInput),
@@ -51,6 +53,7 @@ KINDS: dict[str, tuple[str, type[BaseModel]]] = {
     "decommission": ("DecommissionCluster", DecommissionClusterInput),
     "failover": ("DRFailover", DRFailoverInput),
     "policy": ("PolicyRollout", BundleSpec),
+    "evacuate": ("EvacuateCluster", EvacuateClusterInput),
 }
 FLEET_WIDE = ("wave", "policy")  # kinds that hold no one cluster
 Control = Literal["pause", "resume", "abort", "approve"]
@@ -161,6 +164,9 @@ async def start(body: StartRequest, the: Gate = Depends(gate)) -> Any:
         elif isinstance(request, BundleSpec):
             assert admission.bundle is not None  # the bundle as admission read it (a git source at its commit)
             await start_policy_rollout(the.settings, request=admission.bundle)
+        elif isinstance(request, EvacuateClusterInput):
+            assert admission.holder is not None
+            await start_evacuation(the.settings, request=request, cluster=admission.holder)
         else:
             assert admission.holder is not None
             await start_operation(the.settings, workflow=workflow, cluster=admission.holder, request=request,

@@ -11,7 +11,21 @@ import sys
 
 import typer
 
-from regatta.cli import audit, clusters, codec, dr, lifecycle, op, pieces, policy, schedule, tokens, upgrade, wave
+from regatta.cli import (
+    audit,
+    clusters,
+    codec,
+    dr,
+    lifecycle,
+    op,
+    pieces,
+    placement,
+    policy,
+    schedule,
+    tokens,
+    upgrade,
+    wave,
+)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Regatta: run a fleet of Kubernetes clusters as one.")
 app.command()(pieces.dev)
@@ -31,6 +45,7 @@ app.add_typer(audit.audit_app, name="audit")
 app.add_typer(dr.dr_app, name="dr")
 app.add_typer(wave.wave_app, name="wave")
 app.add_typer(policy.policy_app, name="policy")
+app.add_typer(placement.placement_app, name="placement")
 app.add_typer(schedule.schedule_app, name="schedule")
 app.add_typer(tokens.token_app, name="token")
 app.add_typer(codec.codec_app, name="codec")

@@ -1,5 +1,6 @@
-"""`regatta clusters ...` (the fleet as the inventory knows it) and `regatta cluster hold|release`
-(maintenance holds that keep waves and schedules off one cluster).
+"""`regatta clusters ...` (the fleet as the inventory knows it), `regatta cluster hold|release`
+(maintenance holds that keep waves and schedules off one cluster) and `regatta cluster evacuate`
+(every placed application moved to other clusters).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from regatta.temporal.operations import OperationRefused as Refused
 clusters_app = typer.Typer(no_args_is_help=True, help="The fleet as the inventory knows it.")
 
 
-cluster_app = typer.Typer(no_args_is_help=True, help="One cluster: maintenance holds that keep waves and schedules off it.")
+cluster_app = typer.Typer(no_args_is_help=True, help="One cluster: maintenance holds that keep waves and schedules off"
+                          " it; evacuating its placed applications.")
 
 
 @clusters_app.command("list")
@@ -54,18 +56,67 @@ def cluster_hold(
     until: Annotated[str, typer.Option(help="until when: 2026-12-01T08:00:00Z, or a duration such as 48h or 3d")],
     reason: Annotated[str, typer.Option(help="why; every wave that waits on it shows this")],
     held_by: Annotated[str | None, typer.Option(help="who holds it (default: $USER)")] = None,
+    evacuate: Annotated[bool, typer.Option(help="also move its placed applications to other clusters while the hold"
+                                           " lasts (before a blue/green replacement of the cluster)")] = False,
 ):
     """Keep every wave and schedule off a cluster until a time. A wave that reaches it waits (and
-    shows why); a direct upgrade is refused unless started with an override reason."""
+    shows why); a direct upgrade is refused unless started with an override reason. With
+    --evacuate, its placed applications move elsewhere now (an EvacuateCluster), and the fleet
+    sweep moves any that land there later."""
     import getpass
 
-    def body():
-        now = fleet_now()
-        hold = open_inventory().hold_cluster(cluster, until=parse_until(until, now), reason=reason,
-                                         held_by=held_by or getpass.getuser(), now=now)
-        console.print(f"{cluster} is held until {minute(hold.until)} by {hold.held_by}: {hold.reason}")
+    from regatta.rules import placement
 
-    run_command(body)
+    async def body():
+        now = fleet_now()
+        inventory = open_inventory()
+        who = held_by or getpass.getuser()
+        hold = inventory.hold_cluster(cluster, until=parse_until(until, now), reason=reason, held_by=who, now=now,
+                                      evacuate=evacuate)
+        console.print(f"{cluster} is held until {minute(hold.until)} by {hold.held_by}: {hold.reason}")
+        if evacuate and placement.placed_on(inventory.placements(), cluster):
+            await _start_evacuation(cluster, reason=f"held by {who}: {reason}", requested_by=who, ticket=None, wait=False)
+        elif evacuate:
+            console.print(f"no placed application runs on {cluster}: nothing to move")
+
+    run_command(body())
+
+
+async def _start_evacuation(cluster: str, *, reason: str, requested_by: str, ticket: str | None, wait: bool,
+                            unreachable_ok: bool = False) -> None:
+    from regatta.cli.op import announce
+    from regatta.models.placement import EvacuateClusterInput
+    from regatta.temporal.admission import StartRefused, admit
+    from regatta.temporal.operations import start_evacuation
+
+    request = EvacuateClusterInput(cluster=cluster, reason=reason, requested_by=requested_by, ticket=ticket,
+                                   unreachable_ok=unreachable_ok)
+    try:
+        admission = admit(request, inventory=open_inventory(), outbound_allow=Settings.from_env().outbound_allow)
+    except StartRefused as refusal:
+        raise Refused(str(refusal)) from None
+    assert admission.holder is not None
+    handle = await start_evacuation(Settings.from_env(), request=request, cluster=admission.holder)
+    await announce(handle, f"evacuation of {cluster}: every placed application moves, new replicas up elsewhere before"
+                   " any go", wait=wait)
+
+
+@cluster_app.command("evacuate")
+def cluster_evacuate(
+    cluster: Annotated[str, typer.Argument(help="the cluster to empty of placed applications")],
+    reason: Annotated[str, typer.Option(help="why; the audit trail and each move keep it")],
+    ticket: Annotated[str | None, typer.Option(help="change ticket")] = None,
+    unreachable_ok: Annotated[bool, typer.Option(help="the cluster is lost: move its share without reaching it (what"
+                                                 " it ran stays there)")] = False,
+    wait: Annotated[bool, typer.Option(help="follow it until it ends")] = False,
+    requested_by: Annotated[str | None, typer.Option(help="who asks (default: $USER)")] = None,
+):
+    """Move every placed application off a cluster: for each, new replicas up and available on other
+    clusters before any go here, in steps its PodDisruptionBudget allows; traffic follows."""
+    import getpass
+
+    run_command(_start_evacuation(cluster, reason=reason, requested_by=requested_by or getpass.getuser(), ticket=ticket,
+                                  wait=wait, unreachable_ok=unreachable_ok))
 
 
 @cluster_app.command("release")

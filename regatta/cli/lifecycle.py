@@ -56,6 +56,8 @@ def decommission(
     ticket: Annotated[str | None, typer.Option(help="change ticket")] = None,
     force_empty: Annotated[bool, typer.Option(help="delete even though non-system workloads still run")] = False,
     reason: Annotated[str | None, typer.Option(help="why the workloads may go (required with --force-empty)")] = None,
+    evacuate: Annotated[bool, typer.Option(help="move its placed applications to other clusters first (once approved)"
+                                           " instead of refusing")] = False,
     wait: Annotated[bool, typer.Option(help="follow it until it ends (it waits for a second person's approval)")] = False,
     requested_by: Annotated[str | None, typer.Option(help="who asks (default: $USER)")] = None,
     poll_interval: Annotated[float | None, typer.Option(help="seconds between polls of cloud operations")] = None,
@@ -68,7 +70,7 @@ def decommission(
     async def body():
         extra = {"poll_interval_seconds": poll_interval} if poll_interval else {}
         request = DecommissionClusterInput(cluster=cluster, ticket=ticket, requested_by=requested_by or getpass.getuser(),
-                                           force_empty=force_empty, force_reason=reason, **extra)
+                                           force_empty=force_empty, force_reason=reason, evacuate=evacuate, **extra)
         await admit_and_start(request, inventory=open_inventory(), ticket=ticket, wait=wait, headline=f"decommission of {cluster}; it waits for approval by someone else:\n"
                               f"  regatta op approve {operation_ids.operation_id(cluster)}")
 

@@ -58,7 +58,8 @@ def policy_preview(
         fleet = {c.name: c for c in inventory.list_clusters()}
         if cluster is not None and cluster not in fleet:
             raise Refused(f"no cluster {cluster} in the inventory")
-        plan = bundle_targets.plan_policy(spec, list(fleet.values()), now=fleet_now())
+        previous = inventory.placement(spec.name) if spec.placement is not None else None
+        plan = bundle_targets.plan_policy(spec, list(fleet.values()), now=fleet_now(), previous=previous)
         first_stage: dict[str, Any] = {}
         for stage in plan.stages:
             for entry in stage.clusters:
@@ -73,7 +74,8 @@ def policy_preview(
                     continue
                 stage = first_stage[decision.cluster]
                 record = fleet[decision.cluster]
-                rendering = bundles.render(spec, record, mode=stage.mode)
+                share = next((c.replicas for c in stage.clusters if c.name == decision.cluster), None)
+                rendering = bundles.render(spec, record, mode=stage.mode, replicas=share if spec.placement else None)
                 report = kube_bundles.apply_bundle(connections.api_client(record.ref), ApplyBundle(
                     cluster=record.ref, bundle=spec.name, rendering=rendering, force=spec.force, prune=spec.prune,
                     dry_run=True))

@@ -586,6 +586,15 @@ class Inventory:
 
     # ------------------------------------------------------------------ placement of applications
 
+    def forget_bundle_on(self, *, cluster: str, bundle: str) -> None:
+        """A bundle taken off a cluster: its compliance record and drifts there go (the history stays)."""
+        with Session(self.engine) as session, session.begin():
+            row = session.get(ComplianceRow, (cluster, bundle))
+            if row is not None:
+                session.delete(row)
+            for drift_row in session.scalars(select(DriftRow).where(DriftRow.cluster == cluster, DriftRow.bundle == bundle)):
+                session.delete(drift_row)
+
     def save_placement(self, decision: PlacementDecision) -> None:
         """Where an application runs now (a rollout's plan, a move's result), replacing what was."""
         with Session(self.engine) as session, session.begin():

@@ -265,6 +265,51 @@ def apply_bundle(api: k8s.ApiClient, request: ApplyBundle, *, on_poll: Callable[
     return report
 
 
+# What taking a bundle off a cluster leaves: deleting a Namespace deletes whatever else lives in
+# it, and deleting a CRD deletes every object of its kinds cluster-wide.
+KEPT_ON_WITHDRAW = ("Namespace", "CustomResourceDefinition")
+
+
+def withdraw_bundle(api: k8s.ApiClient, bundle: str) -> tuple[list[BundleObjectKey], list[BundleObjectKey]]:
+    """Take a bundle off a cluster: delete the objects its record names that still carry its label
+    (never anything else), then the record. Namespaces and CRDs stay (see KEPT_ON_WITHDRAW).
+    Returns (deleted, kept). Run again, it finds no record and deletes nothing."""
+    record = read_record(api, bundle)
+    if record is None:
+        return [], []
+    resolver = Resolver(api)
+    deleted, kept = [], []
+    for key in sorted((BundleObjectKey.model_validate(k) for k in record.get("objects", [])),
+                      key=lambda k: -ORDER.get(k.kind, 2)):
+        if key.kind in KEPT_ON_WITHDRAW:
+            kept.append(key)
+            continue
+        try:
+            path = resolver.path(key, key.namespace)
+            live = _call(api, path, "GET")
+        except ApiException as error:
+            if error.status == 404:
+                continue  # already gone
+            raise
+        except BundleRefused:
+            continue  # its kind is no longer served
+        if ((live.get("metadata") or {}).get("labels") or {}).get(BUNDLE_LABEL) != bundle:
+            kept.append(key)  # not ours any more: never deleted
+            continue
+        try:
+            _call(api, path, "DELETE")
+        except ApiException as error:
+            if error.status != 404:
+                raise
+        deleted.append(key)
+    try:
+        _call(api, f"/api/v1/namespaces/{RECORD_NAMESPACE}/configmaps/{record_name(bundle)}", "DELETE")
+    except ApiException as error:
+        if error.status != 404:
+            raise
+    return deleted, kept
+
+
 def identity(key: BundleObjectKey) -> tuple[str, str, str, str]:
     """Who an object is: group (not version), kind, namespace, name."""
     return (bundle_rules.group_of(key.api_version), key.kind, key.namespace, key.name)

@@ -15,6 +15,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.utils.quantity import parse_quantity
 from urllib3.exceptions import HTTPError
 
+from regatta.clouds.base import CloudError
 from regatta.clouds.kubeconfig import POOL_LABELS
 from regatta.models import NodeState, PdbState
 from regatta.rules import readiness
@@ -48,6 +49,28 @@ def _millicores(text: str | None) -> int:
 
 def _mebibytes(text: str | None) -> int:
     return math.ceil(parse_quantity(text or "0") / 2**20)
+
+
+def answering_client(connect: Callable[[], k8s.ApiClient], *, timeout_seconds: float, poll_interval_seconds: float,
+                     on_poll: Callable[[str], None]) -> tuple[k8s.ApiClient | None, str]:
+    """A client for a cluster whose API server answers ready, trying until the timeout: reaching it
+    may fail at the cloud (its endpoint cannot be read) or at the API server. (None, why) when it
+    never answered: a lost cluster, or one whose region is cut off. A refusal is raised at once."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        try:
+            api = connect()
+            if api_ready(api):
+                return api, ""
+            why = "its API server does not answer ready"
+        except CloudError as error:
+            if not error.retryable:
+                raise
+            why = str(error)
+        if time.monotonic() >= deadline:
+            return None, why
+        on_poll(f"waiting for the cluster to answer: {why}")
+        time.sleep(poll_interval_seconds)
 
 
 def read_nodes(api: k8s.ApiClient) -> list[NodeState]:

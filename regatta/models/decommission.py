@@ -18,6 +18,8 @@ class DecommissionClusterInput(Model):
                                      description="POSTed an HMAC-signed JSON note on every change of phase")
     force_empty: bool = Field(default=False, description="delete even though non-system workloads still run")
     force_reason: str | None = None
+    evacuate: bool = Field(default=False, description="move the placed applications it runs to other clusters (an"
+                           " EvacuateCluster, once approved) instead of refusing")
     approval_timeout_seconds: float = Field(default=7 * 24 * 3600, gt=0)
     poll_interval_seconds: float = Field(default=15, gt=0)
     cloud_operation_timeout_seconds: float = Field(default=3600, gt=0)
@@ -27,10 +29,11 @@ class DecommissionClusterInput(Model):
 class DecommissionClusterProgress(Model):
     operation_id: str = ""
     cluster: str
-    phase: Literal["checking", "awaiting_approval", "cordoning", "backing_up", "deleting", "deregistering",
+    phase: Literal["checking", "awaiting_approval", "evacuating", "cordoning", "backing_up", "deleting", "deregistering",
                    "succeeded", "aborted", "failed"] = "checking"
     step: str = "starting"
     workloads: list[str] = Field(default_factory=list)
+    placed: dict[str, list[str]] = Field(default_factory=dict, description="placed applications it runs → their workloads")
     approved_by: str | None = None
     abort_requested: bool = False
     abort_reason: str | None = None

@@ -77,6 +77,7 @@ class ErrorType(StrEnum):
     ROLLOUT_FINISHED = "RolloutFinished"
     ROLLOUT_STOPPING = "RolloutStopping"
     # placement of applications
+    CLUSTER_UNREACHABLE = "ClusterUnreachable"  # its API server did not answer for the operation's whole timeout
     PLACEMENT_UNSATISFIABLE = "PlacementUnsatisfiable"
     NOT_PLACED = "NotPlaced"
     PLACED_WORKLOADS = "PlacedWorkloads"

@@ -137,6 +137,7 @@ class MovePlan(Model):
     revision: str
     leaving: list[str]
     decision: PlacementDecision = Field(description="the placement once the move is done")
+    before: dict[str, dict[str, int]] = Field(default_factory=dict, description="cluster → workload → replicas now")
     steps: list[MoveStep]
     withdraw: list[str] = Field(default_factory=list, description="clusters that hold no share afterwards: the bundle is"
                                 " withdrawn from them once every step is done")
@@ -167,6 +168,8 @@ class MoveWorkloadsInput(Model):
     ticket: str | None = None
     timeout_seconds: float = Field(default=300, gt=0, le=3600, description="how long a cluster may take to have its"
                                    " new replicas available")
+    lost_after_seconds: float = Field(default=30, gt=0, le=3600, description="unreachable_ok: how long a leaving cluster"
+                                      " may not answer before it counts as lost")
     poll_interval_seconds: float = Field(default=1, gt=0, le=60)
     cloud_operation_timeout_seconds: float = 600
     activity_heartbeat_timeout_seconds: float = 30
@@ -219,6 +222,7 @@ class EvacuateClusterProgress(Model):
 class EvacuateClusterResult(Model):
     operation_id: str
     cluster: str
+    outcome: Literal["succeeded"] = "succeeded"
     moved: list[str]
     message: str
 

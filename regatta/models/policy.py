@@ -214,6 +214,8 @@ class GiveBundle(Model):
     rollout: str = ""
     dry_run: bool = False
     replicas: dict[str, int] = Field(default_factory=dict, description="a placed application: workload → this cluster's share")
+    answer_timeout_seconds: float | None = Field(default=None, description="how long the cluster's API server may not"
+                                                 " answer before it counts as failed; None: timeout_seconds")
     # How this rollout applies (not part of the revision: the same content may be forced once)
     force: bool = False
     prune: bool = True

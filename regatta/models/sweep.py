@@ -16,6 +16,11 @@ class FleetSweepInput(Model):
 
     selector: ClusterSelector = Field(default_factory=ClusterSelector)
     batch_size: int = Field(default=100, ge=1, le=1000, description="clusters read by one activity")
+    move_displaced: bool = Field(default=True, description="after the sweep, start a MoveWorkloads for each placed"
+                                 " application with a share on a cluster that left, is held for evacuation, or has been"
+                                 " unhealthy past its placement's damping")
+    lost_after_seconds: float = Field(default=30, gt=0, le=3600, description="those moves: how long a cluster they move"
+                                      " off may not answer before it counts as lost (it keeps what it ran)")
 
 
 class FleetSweepProgress(Model):
@@ -25,10 +30,12 @@ class FleetSweepProgress(Model):
     total: int = 0
     swept: int = 0
     health: dict[str, int] = Field(default_factory=dict, description="healthy / degraded / unreachable → clusters")
+    moves: dict[str, str] = Field(default_factory=dict, description="placed application → the move started for it, and why")
 
 
 class FleetSweepResult(Model):
     operation_id: str
     total: int
     health: dict[str, int]
+    moves: dict[str, str] = Field(default_factory=dict)
     message: str

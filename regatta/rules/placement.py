@@ -451,9 +451,11 @@ def render_share(body: dict[str, Any], share: dict[str, int], workloads: Sequenc
 
 
 def plan_move(placement: Placement, decision: PlacementDecision, *, leaving: Sequence[str],
-              clusters: Sequence[ClusterRecord], now: datetime) -> MovePlan:
+              clusters: Sequence[ClusterRecord], now: datetime, given: set[str] | None = None) -> MovePlan:
     """Move the leaving clusters' shares to the others: every other cluster keeps what it holds;
-    for pick N a replacement is chosen (best score, within the spread) so N clusters run it again."""
+    for pick N a replacement is chosen (best score, within the spread) so N clusters run it again.
+    `given`: the clusters that were given the bundle; a leaving cluster never given it holds
+    nothing to lower (a cluster lost before a rollout reached it)."""
     by_name = {c.name: c for c in clusters}
     workloads = decision.workloads
     staying = [by_name[s.cluster] for s in decision.chosen if s.cluster not in leaving and s.cluster in by_name]
@@ -482,7 +484,8 @@ def plan_move(placement: Placement, decision: PlacementDecision, *, leaving: Seq
         not_chosen.pop(c.name, None)
     base = {s.cluster: dict(s.replicas) for s in decision.chosen if s.cluster not in leaving}
     after = _divide_all(placement, chosen, workloads, base=base)
-    before = {s.cluster: dict(s.replicas) for s in decision.chosen}
+    before = {s.cluster: dict(s.replicas) if given is None or s.cluster in given or s.cluster not in leaving
+              else {key: 0 for key in s.replicas} for s in decision.chosen}
     steps = move_steps(workloads, before=before, after=after, leaving=leaving)
     old_scores = {s.cluster: s for s in decision.chosen}
     pool = list(chosen)
@@ -493,8 +496,8 @@ def plan_move(placement: Placement, decision: PlacementDecision, *, leaving: Seq
                                      terms=score(placement, c, pool, current=set()), replicas=after[c.name])
                    for c in sorted(chosen, key=lambda c: c.name)],
         "not_chosen": dict(sorted(not_chosen.items()))})
-    return MovePlan(app=decision.app, revision=decision.revision, leaving=list(leaving), decision=new, steps=steps,
-                    withdraw=[n for n in leaving if n in before])
+    return MovePlan(app=decision.app, revision=decision.revision, leaving=list(leaving), decision=new, before=before,
+                    steps=steps, withdraw=[n for n in leaving if n in before])
 
 
 def move_steps(workloads: Sequence[Workload], *, before: dict[str, dict[str, int]], after: dict[str, dict[str, int]],

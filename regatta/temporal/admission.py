@@ -31,8 +31,19 @@ from regatta.models import (
     ProvisionClusterInput,
     WavePlan,
 )
+from regatta.models.placement import EvacuateClusterInput
 from regatta.models.policy import BundleSpec, PolicyPlan
-from regatta.rules import bundle_targets, decommissioning, operation_ids, outbound, provisioning, refusals, versions, waves
+from regatta.rules import (
+    bundle_targets,
+    decommissioning,
+    operation_ids,
+    outbound,
+    placement,
+    provisioning,
+    refusals,
+    versions,
+    waves,
+)
 from regatta.temporal.operations import OperationRefused
 
 RefusalKind = Literal["unknown", "invalid", "conflict"]
@@ -87,6 +98,8 @@ def admit(request: BaseModel, *, inventory: Inventory, now: datetime | None = No
             return _decommission(request, inventory=inventory)
         if isinstance(request, DRFailoverInput | DRFailbackInput):
             return _disaster_recovery(request, inventory=inventory)
+        if isinstance(request, EvacuateClusterInput):
+            return _evacuate(request, inventory=inventory)
     except UnknownCluster as error:
         raise StartRefused(str(error), kind="unknown") from None
     except DrPairError as error:
@@ -151,7 +164,8 @@ def _policy(request: BundleSpec, *, inventory: Inventory, now: datetime) -> Admi
     except BundleFileError as error:
         raise StartRefused(str(error), kind="invalid") from None
     clusters = {c.name: c for c in inventory.list_clusters()}
-    plan = bundle_targets.plan_policy(bundle, list(clusters.values()), now=now)
+    previous = inventory.placement(bundle.name) if bundle.placement is not None else None
+    plan = bundle_targets.plan_policy(bundle, list(clusters.values()), now=now, previous=previous)
     touched = frozenset(clusters[c.name].environment for stage in plan.stages for c in stage.clusters)
     return Admission("PolicyRollout", operation_ids.policy_id(bundle.name), None, touched, policy_plan=plan, bundle=bundle)
 
@@ -169,6 +183,18 @@ def _decommission(request: DecommissionClusterInput, *, inventory: Inventory) ->
                            environments=where)
     return Admission("DecommissionCluster", operation_ids.operation_id(record.name), record,
                      frozenset({record.environment}))
+
+
+def _evacuate(request: EvacuateClusterInput, *, inventory: Inventory) -> Admission:
+    """Something must be placed there; the evacuation acts on every cluster the moves give replicas to."""
+    record = inventory.get_cluster(request.cluster)
+    placed = placement.placed_on(inventory.placements(), record.name)
+    if not placed:
+        raise StartRefused(f"no placed application runs on {record.name}: nothing to evacuate (`regatta placement list`"
+                           " shows where each runs)", kind="conflict", environments=frozenset({record.environment}))
+    clusters = {c.name: c.environment for c in inventory.list_clusters()}
+    touched = {record.environment} | {clusters[s.cluster] for d in placed for s in d.chosen if s.cluster in clusters}
+    return Admission("EvacuateCluster", operation_ids.evacuate_id(record.name), record, frozenset(touched))
 
 
 def _disaster_recovery(request: DRFailoverInput | DRFailbackInput, *, inventory: Inventory) -> Admission:

@@ -28,6 +28,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from regatta.models import ClusterRecord, PatchWaveInput
+from regatta.models.placement import EvacuateClusterInput
 from regatta.models.policy import BundleSpec, DriftSweepInput
 from regatta.models.search_attributes import CLUSTER, ENVIRONMENT, OPERATION, TICKET
 from regatta.rules import operation_ids
@@ -74,6 +75,15 @@ async def start_policy_rollout(settings: Settings, *, request: BundleSpec) -> Wo
     return await _start(settings, workflow="PolicyRollout", operation_id=operation_ids.policy_id(request.name),
                         request=request, ticket=request.ticket, attributes=[], holding=f"bundle {request.name}",
                         rule="one rollout of a bundle runs at a time")
+
+
+async def start_evacuation(settings: Settings, *, request: EvacuateClusterInput, cluster: ClusterRecord) -> WorkflowHandle:
+    """Start an EvacuateCluster under `evacuate-<cluster>`: one evacuation of a cluster at a time.
+    It takes no cluster lock: an upgrade of the cluster may run beside it (that is often why)."""
+    attributes = [SearchAttributePair(CLUSTER, cluster.name), SearchAttributePair(ENVIRONMENT, cluster.environment)]
+    return await _start(settings, workflow="EvacuateCluster", operation_id=operation_ids.evacuate_id(cluster.name),
+                        request=request, ticket=request.ticket, attributes=attributes,
+                        holding=f"the evacuation of {cluster.name}", rule="one evacuation of a cluster runs at a time")
 
 
 async def start_drift_sweep(settings: Settings, *, request: DriftSweepInput) -> WorkflowHandle:

@@ -1,0 +1,78 @@
+"""`regatta placement list|show`: where each placed application runs, each cluster's share of its
+replicas, and why ("why did my app land there?"): the score and its terms for each chosen
+cluster, the reason each other cluster was left out. (`regatta cluster evacuate` moves them.)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from regatta.cli.arguments import Output
+from regatta.cli.context import open_inventory
+from regatta.cli.exits import run_command
+from regatta.cli.render import console
+from regatta.temporal.operations import OperationRefused as Refused
+
+placement_app = typer.Typer(no_args_is_help=True, help="Placed applications: where they run and why.")
+
+
+@placement_app.command("list")
+def placement_list(output: Output = Output.table):
+    """Every placed application: its clusters and their shares."""
+    from rich.table import Table
+
+    def body():
+        decisions = open_inventory().placements()
+        if output == "json":
+            print(json.dumps([d.model_dump(mode="json") for d in decisions], indent=2))
+            return
+        table = Table(title=f"{len(decisions)} placed applications")
+        for column in ("APP", "REVISION", "PICK", "CLUSTERS (REPLICAS)", "DECIDED (UTC)", "BY"):
+            table.add_column(column)
+        for d in decisions:
+            where = ", ".join(f"{s.cluster} ({sum(s.replicas.values())})" for s in d.chosen)
+            table.add_row(d.app, d.revision, d.pick, where, f"{d.decided_at:%Y-%m-%d %H:%M}", d.note or d.operation_id)
+        console.print(table)
+
+    run_command(body)
+
+
+@placement_app.command("show")
+def placement_show(app: Annotated[str, typer.Argument(help="the application bundle's name")],
+                   output: Output = Output.table):
+    """One application: each chosen cluster with its score, the terms that made it and its share;
+    each cluster left out with why."""
+    from rich.table import Table
+
+    def body():
+        inventory = open_inventory()
+        decision = inventory.placement(app)
+        if decision is None:
+            known = ", ".join(d.app for d in inventory.placements()) or "none yet"
+            raise Refused(f"{app} is not placed (placed applications: {known}); roll out a bundle with a placement")
+        if output == "json":
+            print(json.dumps(decision.model_dump(mode="json"), indent=2))
+            return
+        totals = ", ".join(f"{w.key} {w.replicas}" for w in decision.workloads)
+        console.print(f"[bold]{decision.app}[/] revision {decision.revision}, pick {decision.pick}: {totals}")
+        console.print(f"decided {decision.decided_at:%Y-%m-%d %H:%M} UTC: {decision.note or decision.operation_id}")
+        table = Table(title="chosen")
+        for column in ("CLUSTER", "SCORE", "TERMS", "REPLICAS"):
+            table.add_column(column)
+        for share in sorted(decision.chosen, key=lambda s: (-s.score, s.cluster)):
+            terms = ", ".join(f"{name} {points:g}" for name, points in share.terms.items()) or "—"
+            replicas = ", ".join(f"{key.split('/')[-1]} {n}" for key, n in share.replicas.items())
+            table.add_row(share.cluster, f"{share.score:g}", terms, replicas)
+        console.print(table)
+        if decision.not_chosen:
+            out = Table(title="not chosen")
+            out.add_column("CLUSTER")
+            out.add_column("WHY")
+            for name, why in decision.not_chosen.items():
+                out.add_row(name, why)
+            console.print(out)
+
+    run_command(body)
