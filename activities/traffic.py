@@ -29,6 +29,18 @@ class TrafficActivities:
                 raise
             raise refuse(str(error), error_type=ErrorType.TRAFFIC_REFUSED) from error
 
+    @activity.defn(name=Activity.READ_TRAFFIC)
+    def read_record(self, service: str) -> TrafficRecord | None:
+        """The service's record, or None: no record for it, or no traffic manager configured."""
+        if self.traffic is None:
+            return None
+        try:
+            return self.traffic.record(service)
+        except TrafficError as error:
+            if error.retryable:
+                raise
+            raise refuse(str(error), error_type=ErrorType.TRAFFIC_REFUSED) from error
+
     @activity.defn(name=Activity.SET_TRAFFIC)
     def set_weights(self, request: SetTraffic) -> TrafficRecord:
         try:

@@ -17,9 +17,10 @@ from regatta.models import TrafficRecord
 
 
 class TrafficError(Exception):
-    def __init__(self, message: str, *, retryable: bool):
+    def __init__(self, message: str, *, retryable: bool, status: int | None = None):
         super().__init__(message)
         self.retryable = retryable
+        self.status = status
 
 
 class TrafficManager(Protocol):
@@ -28,6 +29,9 @@ class TrafficManager(Protocol):
 
     def set_weights(self, service: str, weights: dict[str, int], *, change_id: str) -> TrafficRecord:
         """Point the service at clusters by weight; the same change id again changes nothing."""
+
+    def record(self, service: str) -> TrafficRecord | None:
+        """The service's record; None when the traffic manager holds none for it."""
 
 
 class HttpTrafficManager:
@@ -46,7 +50,7 @@ class HttpTrafficManager:
                 message = response.text
             retryable = response.status_code == 429 or response.status_code >= 500
             raise TrafficError(f"the traffic manager refused {method} {path} ({response.status_code}): {message}",
-                               retryable=retryable)
+                               retryable=retryable, status=response.status_code)
         return response.json()
 
     def records_for(self, cluster: str) -> list[TrafficRecord]:
@@ -56,3 +60,12 @@ class HttpTrafficManager:
     def set_weights(self, service: str, weights: dict[str, int], *, change_id: str) -> TrafficRecord:
         record = self._call("PUT", f"/records/{service}", json={"weights": weights, "change_id": change_id})
         return TrafficRecord(service=record["service"], weights=record["weights"])
+
+    def record(self, service: str) -> TrafficRecord | None:
+        try:
+            found = self._call("GET", f"/records/{service}")
+        except TrafficError as error:
+            if error.status == 404:
+                return None
+            raise
+        return TrafficRecord(service=found["service"], weights=found["weights"])

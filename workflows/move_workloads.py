@@ -109,13 +109,8 @@ class MoveWorkloads:
         """The service whose traffic follows the replicas, when the traffic manager holds a record for it."""
         if plan.service is None:
             return None
-        try:
-            records: list[TrafficRecord] = await call(Activity.LIST_TRAFFIC, plan.leaving[0], list[TrafficRecord])
-        except ActivityError as failure:
-            if getattr(failure.cause, "type", None) == ErrorType.NO_TRAFFIC_MANAGER:
-                return None
-            raise
-        return plan.service if any(r.service == plan.service for r in records) else None
+        record: TrafficRecord | None = await call(Activity.READ_TRAFFIC, plan.service, TrafficRecord | None)
+        return plan.service if record is not None else None
 
     # ------------------------------------------------------------------ the runbook
 

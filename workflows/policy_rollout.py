@@ -33,7 +33,7 @@ from workflows.pieces.stage_controls import StageControls
 from workflows.pieces.trail import Trail
 
 with workflow.unsafe.imports_passed_through():
-    from regatta.models import AbortInput, Activity, PauseInput, ResumeInput
+    from regatta.models import AbortInput, Activity, PauseInput, ResumeInput, SetTraffic, TrafficRecord
     from regatta.models.controls import RetryClusterInput, SkipClusterInput, StageApproveInput
     from regatta.models.errors import ErrorType
     from regatta.models.placement import MoveWorkloadsInput, MoveWorkloadsResult
@@ -317,6 +317,24 @@ class PolicyRollout:
             self.moved, outcome = f"the share of {', '.join(lost)} did not move: {getattr(cause, 'message', cause)}", "failed"
         await self.trail.record("move", outcome, self.moved)
 
+    async def _point_traffic_at_the_replicas(self) -> None:
+        """A placed application whose service has a traffic record: its weights follow the shares."""
+        assert self.input.placement is not None
+        service = self.input.placement.service or self.input.name
+        weights: dict[str, int] = {}
+        for stage in self.state.stages:
+            for entry in stage.clusters:
+                if entry.status == "applied":
+                    weights[entry.name] = sum(entry.replicas.values())
+        if not any(weights.values()):
+            return
+        record: TrafficRecord | None = await call(Activity.READ_TRAFFIC, service, TrafficRecord | None)
+        if record is None:
+            return
+        changed: TrafficRecord = await call(Activity.SET_TRAFFIC, SetTraffic(
+            service=service, weights=weights, change_id=f"{workflow.info().run_id}-placement"), TrafficRecord)
+        await self.trail.record("traffic", "succeeded", f"{service}: {changed.weights} (was {record.weights})")
+
     async def _finish(self) -> PolicyRolloutResult:
         if self.state.abort_requested:
             for entry in (c for s in self.state.stages for c in s.clusters if c.status == "pending"):
@@ -386,4 +404,6 @@ class PolicyRollout:
             stage.status = "done"
         if self.input.placement is not None and not self._stopping():
             await self._replace_what_was_not_given()
+            if not self.moved:  # a move points the traffic itself
+                await self._point_traffic_at_the_replicas()
         return await self._finish()

@@ -63,6 +63,7 @@ class Activity(StrEnum):
     WAIT_WORKLOADS_READY = "kube.wait_workloads_ready"
     LIST_TRAFFIC = "traffic.list_records"
     SET_TRAFFIC = "traffic.set_weights"
+    READ_TRAFFIC = "traffic.read_record"
     # the policy plane
     PLAN_POLICY = "inventory.plan_policy"
     GIVE_BUNDLE = "kube.give_bundle"

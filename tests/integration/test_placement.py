@@ -103,6 +103,10 @@ class Fleet:
             found[short] = (body or {}).get("status", {}).get("readyReplicas", 0) if body else 0
         return found
 
+    def traffic(self) -> dict[str, int]:
+        """The weights the traffic manager holds for the application's service."""
+        return httpx.get(f"{self.simulator.url}/traffic/v1/records/{self.app}", timeout=10).json()["weights"]
+
     def shares(self) -> dict[str, int]:
         decision = self.inventory.placement(self.app)
         assert decision is not None
@@ -193,6 +197,7 @@ async def test_an_evacuation_raises_the_others_before_it_lowers_and_traffic_foll
     result = await asyncio.wait_for((await roll_out(client, task_queue, spec)).result(), 120)
     assert result.outcome == "succeeded", result.message
     assert fleet.running() == {"a": 2, "b": 2, "c": 2}
+    assert fleet.traffic() == {names["a"]: 2, names["b"]: 2, names["c"]: 2}  # the rollout pointed it at the shares
     fewest = {"ready": 6}
 
     async def watch() -> None:  # the application as its users see it: ready replicas over all its clusters
@@ -221,9 +226,7 @@ async def test_an_evacuation_raises_the_others_before_it_lowers_and_traffic_foll
     await replays(mover, request, "move_workloads_one_replica_at_a_time")
     steps = [r.detail for r in inventory.audit(cluster=names["b"]) if r.action == "give_share"]
     assert steps == [f"{fleet.app}: 1 of {fleet.workload}", f"{fleet.app}: 0 of {fleet.workload}"]  # one at a time
-    weights = httpx.get(f"{simulator.url}/traffic/v1/records", params={"cluster": names["a"]}, timeout=10).json()
-    assert next(r for r in weights["records"] if r["service"] == fleet.app)["weights"] == {
-        names["a"]: 3, names["b"]: 0, names["c"]: 3}
+    assert fleet.traffic() == {names["a"]: 3, names["b"]: 0, names["c"]: 3}
     assert all(not sim_report(simulator, n)["pdb_violations"] for n in names.values())
     assert inventory.compliance(bundle=fleet.app, cluster=names["b"]) == []
 
