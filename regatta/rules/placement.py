@@ -282,8 +282,9 @@ def _pick_count(placement: Placement, ranked: list[tuple[ClusterRecord, float]],
         remaining = [c for c in remaining if c.name != choice.name]
     lowest = min((scores.get(p.name, 0.0) for p in picked if p.name in scores), default=0.0)
     for cluster in remaining:
-        passed.setdefault(cluster.name, f"score {scores[cluster.name]:g}: the {count} chosen score higher"
-                          f" (lowest chosen {lowest:g})")
+        mine = scores[cluster.name]
+        passed.setdefault(cluster.name, f"score {mine:g}: the {count} chosen score higher (lowest chosen {lowest:g})"
+                          if mine < lowest else f"score {mine:g} ties with the lowest chosen; ties go by name")
     return picked, passed
 
 
