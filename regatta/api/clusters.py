@@ -12,7 +12,12 @@ from regatta.api.errors import ApiError
 from regatta.api.gate import Gate, gate
 from regatta.inventory import HoldError
 from regatta.models import ClusterRecord, MaintenanceHold
-from regatta.rules import access
+from regatta.models.placement import EvacuateClusterInput
+from regatta.rules import access, placement
+from regatta.rules.operation_ids import evacuate_id
+from regatta.temporal.admission import admit
+from regatta.temporal.connect import TemporalUnreachable
+from regatta.temporal.operations import OperationRefused, start_evacuation
 
 router = APIRouter(prefix="/v1/clusters")
 
@@ -22,6 +27,8 @@ class HoldRequest(BaseModel):
 
     until: datetime = Field(description="with a time zone, e.g. 2026-12-01T08:00:00Z")
     reason: str = Field(min_length=1, max_length=500, pattern=r"^[^\x00]*$", description="shown to every wave that waits")
+    evacuate: bool = Field(default=False, description="also move its placed applications to other clusters now (an"
+                           " EvacuateCluster, evacuate-<name>) and while the hold lasts")
 
 
 @router.get("", response_model=list[ClusterRecord], responses={401: {}, 403: {}})
@@ -50,11 +57,28 @@ async def hold(name: str, body: HoldRequest, the: Gate = Depends(gate)) -> Maint
     """Keep every wave and schedule off a cluster until `until` (the token's name is who holds it)."""
     record = the.record_of(name)
     the.permit("control", {record.environment}, verb="hold", cluster=name)
+    evacuation = None
+    if body.evacuate and placement.placed_on(the.inventory.placements(), name):
+        evacuation = EvacuateClusterInput(cluster=name, reason=f"held by {the.token.name}: {body.reason}",
+                                          requested_by=the.token.name)
+        admission = admit(evacuation, inventory=the.inventory)
+        the.permit("start", admission.environments, verb="start", operation_id=admission.operation_id, cluster=name)
     try:
-        return the.inventory.hold_cluster(name, until=body.until, reason=body.reason, held_by=the.token.name,
-                                          now=the.fleet_now())
+        hold = the.inventory.hold_cluster(name, until=body.until, reason=body.reason, held_by=the.token.name,
+                                          now=the.fleet_now(), evacuate=body.evacuate)
     except HoldError as error:
         raise ApiError(422, str(error)) from None
+    if evacuation is not None:
+        try:
+            await start_evacuation(the.settings, request=evacuation, cluster=record)
+        except OperationRefused:
+            pass  # one is running already: it moves what is placed there
+        except TemporalUnreachable as error:
+            raise ApiError(503, f"the hold is set, but the evacuation could not start: {error}; the next fleet sweep"
+                           " moves what is placed there") from None
+        the.audit(verb="start", outcome="started", operation_id=evacuate_id(name), cluster=name,
+                  detail="EvacuateCluster started by a hold with evacuate")
+    return hold
 
 
 @router.post("/{name}/release", response_model=MaintenanceHold, responses={401: {}, 403: {}, 404: {}, 409: {}})

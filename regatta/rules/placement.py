@@ -282,9 +282,9 @@ def _pick_count(placement: Placement, ranked: list[tuple[ClusterRecord, float]],
         remaining = [c for c in remaining if c.name != choice.name]
     lowest = min((scores.get(p.name, 0.0) for p in picked if p.name in scores), default=0.0)
     for cluster in remaining:
-        mine = scores[cluster.name]
-        passed.setdefault(cluster.name, f"score {mine:g}: the {count} chosen score higher (lowest chosen {lowest:g})"
-                          if mine < lowest else f"score {mine:g} ties with the lowest chosen; ties go by name")
+        points = scores[cluster.name]
+        passed.setdefault(cluster.name, f"score {points:g}: the {count} chosen score higher (lowest chosen {lowest:g})"
+                          if points < lowest else f"score {points:g} ties with the lowest chosen; ties go by name")
     return picked, passed
 
 

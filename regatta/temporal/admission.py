@@ -181,6 +181,11 @@ def _decommission(request: DecommissionClusterInput, *, inventory: Inventory) ->
         raise StartRefused("--force-empty (force_empty) needs --reason (force_reason) saying why the workloads may go",
                            kind="invalid",
                            environments=where)
+    placed = placement.placed_on(inventory.placements(), record.name)
+    if placed and not request.evacuate:
+        raise StartRefused(f"{record.name} runs placed applications ({', '.join(d.app for d in placed)}): pass --evacuate"
+                           " (evacuate) to move them to other clusters first, or run `regatta cluster evacuate"
+                           f" {record.name}`", kind="conflict", environments=where)
     return Admission("DecommissionCluster", operation_ids.operation_id(record.name), record,
                      frozenset({record.environment}))
 

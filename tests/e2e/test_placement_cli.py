@@ -51,3 +51,5 @@ async def test_an_application_placed_explained_and_evacuated_from_the_command_li
     assert again.returncode == 2 and "nothing to evacuate" in again.stderr, again.stdout + again.stderr
     unknown = await regatta(queue_settings, "placement", "show", "no-such-app")
     assert unknown.returncode == 2 and "is not placed" in unknown.stderr
+    refused = await regatta(queue_settings, "decommission", names["a"], "--ticket", "CHG-P3")
+    assert refused.returncode == 2 and f"runs placed applications ({fleet.app}): pass --evacuate" in refused.stderr
