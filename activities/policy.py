@@ -218,7 +218,11 @@ class PolicyActivities:
             if record is None:
                 return [], 0
             spec = spec_of(target)
-            share = placed[spec.name].share(record.name) if spec.placement is not None and spec.name in placed else None
+            share = None
+            if spec.placement is not None:
+                share = placed[spec.name].share(record.name) if spec.name in placed else {}
+                if not share:
+                    return [], 0  # a placed application holds no share here: nothing of it to compare
             rendering = bundles.render(spec, record, mode=target.mode, bundle_revision=target.revision, replicas=share)
             api = self.connections.api_client(record.ref)
             live, keys = kube_bundles.live_objects(api, [o.key for o in rendering.objects], spec.name,

@@ -433,8 +433,8 @@ def render_share(body: dict[str, Any], share: dict[str, int], workloads: Sequenc
     of a budget covering one to the share (a budget of 3 for 6 replicas over two clusters is 2 on
     a cluster holding 3, never a floor a cluster's share cannot meet)."""
     key = workload_key(body)
-    if is_workload(body) and key in share:
-        body.setdefault("spec", {})["replicas"] = share[key]
+    if is_workload(body):  # a workload this cluster holds no share of runs nothing here
+        body.setdefault("spec", {})["replicas"] = share.get(key, 0)
         return
     spec = body.get("spec") or {}
     minimum = spec.get("minAvailable")

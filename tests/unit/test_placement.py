@@ -119,6 +119,8 @@ def test_a_share_is_rendered_into_the_workload_and_an_absolute_budget_is_scaled_
     assert bodies["Deployment"]["spec"]["replicas"] == 2
     assert bodies["PodDisruptionBudget"]["spec"]["minAvailable"] == 2  # ceil(5 × 2/6)
     assert WEB["spec"]["replicas"] == 6 and BUDGET["spec"]["minAvailable"] == 5
+    nothing = bundles.render(bundle, cluster("b"), mode=None, replicas={})  # never the whole total by mistake
+    assert {o.key.kind: o.body for o in nothing.objects}["Deployment"]["spec"]["replicas"] == 0
 
 
 def test_the_plan_of_an_application_bundle_takes_only_the_chosen_clusters_with_their_shares():
