@@ -123,9 +123,10 @@ class MoveWorkloads:
             plan: MovePlan = await call_or_refuse(Activity.PLAN_MOVE, PlanMove(
                 app=self.input.app, leaving=self.input.leaving, reason=self.input.reason,
                 operation_id=self.state.operation_id, now=workflow.now()), MovePlan, error_type=ErrorType.NOT_PLACED)
-        except Exception:
+        except ApplicationError as refusal:
+            self.state.message = f"refused while planning: {refusal.message}"
             self.trail.step("failed", "planning the move")
-            await self.trail.record("move", "failed", self.state.step)
+            await self.trail.record("move", "failed", self.state.message)
             raise
         self.state.shares = {name: dict(share) for name, share in plan.before.items()}
         if not plan.steps and not plan.withdraw:

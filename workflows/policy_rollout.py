@@ -180,6 +180,10 @@ class PolicyRollout:
             raise
         self.state.revision, self.state.stages, self.state.failure_budget = plan.revision, plan.stages, plan.failure_budget
         self.state.left_out = {d.cluster: d.because for d in plan.decisions if not d.included}
+        if plan.placement is not None:
+            await self.trail.record("placement", "succeeded", "; ".join(
+                f"{s.cluster} score {s.score:g}: {', '.join(f'{n} of {k}' for k, n in s.replicas.items())}"
+                for s in plan.placement.chosen))
 
     async def _violations_within(self, clusters: list[str], limit: int, why: str) -> bool:
         """Read the clusters' violations now; halt (saying so) when they exceed the limit."""

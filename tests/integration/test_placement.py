@@ -145,6 +145,8 @@ async def test_replicas_are_divided_by_the_room_each_cluster_has_and_the_decisio
     # the plan says it too, per cluster, and the audit trail has each cluster's share
     lines = [(r.action, r.outcome) for r in inventory.audit(cluster=names["small"])]
     assert ("give_bundle", "succeeded") in lines
+    decided = [r.detail for r in inventory.audit(cluster=policy_id(fleet.app)) if r.action == "placement"]
+    assert len(decided) == 1 and f"{names['big']} score {big.score:g}: 3 of {fleet.workload}" in decided[0]
 
 
 async def test_pick_two_spread_over_regions_divided_by_weight(client, worker, task_queue, fleet, inventory):
