@@ -14,6 +14,8 @@ from regatta.cli.arguments import Output, parse_selector, parse_until
 from regatta.cli.context import fleet_now, open_inventory
 from regatta.cli.exits import Unreachable, run_command
 from regatta.cli.render import console, errors, minute, render_clusters
+from regatta.formats import fleet_data
+from regatta.rules import cost
 from regatta.settings import Settings
 from regatta.temporal.operations import OperationRefused as Refused
 
@@ -30,7 +32,9 @@ def clusters_list(
     output: Output = Output.table,
     refresh: Annotated[bool, typer.Option(help="ask every cluster for its live state first")] = False,
 ):
-    """The fleet: name, provider, region, labels, versions and health."""
+    """The fleet: name, provider, region, labels, versions, health, room, how much CPU the pods
+    request and the estimated monthly cost (list prices, or REGATTA_PRICE_FILE's; * marks a
+    cluster with a node size the price list lacks)."""
 
     def body():
         inventory = open_inventory()
@@ -42,10 +46,16 @@ def clusters_list(
             sweep(ClusterConnections(sim_url=Settings.from_env().sim_url), inventory,
                   [r.name for r in inventory.list_clusters(wanted)])
         records = inventory.list_clusters(wanted)
+        try:
+            prices = fleet_data.price_list()
+        except fleet_data.FleetDataError as error:
+            raise Refused(f"REGATTA_PRICE_FILE: {error}") from None
+        costs = {r.name: cost.cluster_cost(r, prices) for r in records}
         if output == "json":
-            print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
+            print(json.dumps([{**r.model_dump(mode="json"), "estimated_cost": costs[r.name].model_dump(
+                mode="json", exclude={"cluster"})} for r in records], indent=2))
             return
-        render_clusters(records, now=fleet_now() if any(r.hold for r in records) else None)
+        render_clusters(records, now=fleet_now() if any(r.hold for r in records) else None, costs=costs)
 
     run_command(body)
 

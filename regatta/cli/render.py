@@ -17,6 +17,8 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 
 from regatta.cli.arguments import Output
 from regatta.models import ClusterRecord, WaveForecast, WavePlan
+from regatta.models.cost import ClusterCost
+from regatta.rules import cost
 from regatta.temporal.operations import OperationFailed, cause_of
 
 console = Console()
@@ -43,11 +45,14 @@ def minute(at) -> str:
     return f"{at.astimezone(UTC):%Y-%m-%d %H:%M}Z"
 
 
-def render_clusters(records: list[ClusterRecord], *, now: datetime | None) -> None:
-    """`regatta clusters list`: one row a cluster, its hold read on the fleet's clock `now`."""
-    table = Table(title=f"{len(records)} clusters")
-    for column in ("NAME", "PROVIDER", "REGION", "LABELS", "CONTROL PLANE", "NODE POOLS", "HEALTH", "PODS FREE/CAP", "SWEPT",
-                   "HOLD"):
+def render_clusters(records: list[ClusterRecord], *, now: datetime | None, costs: dict[str, ClusterCost]) -> None:
+    """`regatta clusters list`: one row a cluster, its hold read on the fleet's clock `now`, its
+    estimated monthly cost and how much of its CPU the pods request."""
+    currency = next(iter(costs.values())).currency if costs else "USD"
+    total = sum(c.monthly for c in costs.values())
+    table = Table(title=f"{len(records)} clusters, {total:,.0f} {currency} a month")
+    for column in ("NAME", "PROVIDER", "REGION", "LABELS", "CONTROL PLANE", "NODE POOLS", "HEALTH", "PODS FREE/CAP",
+                   "CPU USED", f"{currency}/MONTH", "SWEPT", "HOLD"):
         table.add_column(column)
     for r in records:
         pools = ", ".join(f"{p.name}={p.version}×{p.node_count}" for p in r.node_pools)
@@ -57,8 +62,11 @@ def render_clusters(records: list[ClusterRecord], *, now: datetime | None) -> No
         swept = f"{r.updated_at:%Y-%m-%d %H:%M}" if r.updated_at else "—"
         hold = r.held_at(now) if now else None
         held = f"[yellow]until {minute(hold.until)}[/]: {hold.reason}" if hold else ""
+        cpu, _ = cost.utilization(r)
+        used = f"{cpu:.0%}" if cpu is not None else "—"
+        monthly = f"{costs[r.name].monthly:,.0f}" + ("*" if costs[r.name].unpriced else "") if r.name in costs else "—"
         table.add_row(r.name, r.provider, r.region, labels, r.control_plane_version, pools, f"[{colour}]{r.health}[/]",
-                      room, swept, held)
+                      room, used, monthly, swept, held)
     console.print(table)
 
 

@@ -28,6 +28,8 @@ async def test_clusters_list_shows_the_fleet_and_filters_by_labels(queue_setting
     assert listed.returncode == 0, listed.stderr
     found = {c["name"]: c for c in json.loads(listed.stdout)}
     assert name in found and all(c["labels"]["env"] == "canary" for c in found.values())
+    # two pools of three m5.large at 0.096 an hour, and EKS's 0.10 control plane, 730 hours a month
+    assert found[name]["estimated_cost"] == {"hourly": 0.676, "monthly": 493.48, "currency": "USD", "unpriced": []}
     assert found[name]["provider"] == "eks" and found[name]["control_plane_version"] == "1.30"
 
     table = await regatta(queue_settings, "clusters", "list", "--selector", "env=canary", "--refresh")
@@ -35,6 +37,21 @@ async def test_clusters_list_shows_the_fleet_and_filters_by_labels(queue_setting
 
     bad = await regatta(queue_settings, "clusters", "list", "--selector", "env")
     assert bad.returncode == 2 and "key=value" in bad.stderr
+
+
+async def test_clusters_list_shows_the_estimated_cost_from_the_price_list_or_a_price_file(
+        queue_settings, add_cluster, tmp_path):
+    name = add_cluster("cost", env="sandbox")
+    table = await regatta(queue_settings, "clusters", "list", "--selector", "env=sandbox")
+    assert table.returncode == 0 and "USD/MONTH" in table.stdout and "493" in table.stdout, table.stdout + table.stderr
+    mine = tmp_path / "prices.yaml"
+    mine.write_text("clouds:\n  eks:\n    control_plane_hourly: 0\n    nodes: {m5.large: 0.01}\n")
+    cheaper = await regatta(queue_settings, "clusters", "list", "--selector", "env=sandbox", "--output", "json",
+                            env={"REGATTA_PRICE_FILE": str(mine)})
+    assert {c["name"]: c["estimated_cost"]["monthly"] for c in json.loads(cheaper.stdout)}[name] == 43.8
+    mine.write_text("clouds: [not, a, mapping]\n")
+    broken = await regatta(queue_settings, "clusters", "list", env={"REGATTA_PRICE_FILE": str(mine)})
+    assert broken.returncode == 2 and "REGATTA_PRICE_FILE" in broken.stderr and "clouds" in broken.stderr
 
 
 async def test_refusals_exit_2_and_change_nothing(queue_settings, add_cluster, simulator, worker):
