@@ -10,6 +10,7 @@
 - `GET /v1/policy/compliance` and `GET /v1/placements[/{app}]`: compliance, and where each placed
   application runs and why.
 - `POST /v1/webhooks/ticket-events` takes a ticket system's signed approval or cancellation.
+- `GET /metrics`: the fleet for Prometheus (regatta/api/metrics.py); no token, like any exporter.
 
 Every call carries `Authorization: Bearer <token>`; the token's role and environments decide
 (regatta/rules/access.py), and its name is who asked.
@@ -25,7 +26,7 @@ import os
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from regatta.api import clusters, codec, operations, placement, policy, webhooks
+from regatta.api import clusters, codec, metrics, operations, placement, policy, webhooks
 from regatta.api.errors import install_error_handlers
 from regatta.inventory import Inventory
 from regatta.settings import Settings
@@ -46,6 +47,7 @@ def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAP
     async def healthz() -> dict[str, bool]:
         return {"ok": True}
 
-    for router in (operations.router, clusters.router, policy.router, placement.router, webhooks.router, codec.router):
+    for router in (operations.router, clusters.router, policy.router, placement.router, webhooks.router, codec.router,
+                   metrics.router):
         app.include_router(router)
     return app

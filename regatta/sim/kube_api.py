@@ -170,9 +170,9 @@ def _deployment_json(cluster: Cluster, namespace: str, name: str, now: float) ->
     deployment = cluster.deployments[(namespace, name)]
     owned = [p for p in cluster.pods.values() if p.owner == name and p.namespace == namespace]
     ready = sum(1 for p in owned if p.ready(now))
-    template = {"metadata": {"labels": deployment.labels},
-                "spec": {"containers": [{"name": "app", "image": f"registry.local/{name}:1",
-                                         **_resources(deployment.cpu_m, deployment.memory_mi)}]}}
+    containers = deployment.containers or [{"name": "app", "image": f"registry.local/{name}:1",
+                                            **_resources(deployment.cpu_m, deployment.memory_mi)}]
+    template = {"metadata": {"labels": deployment.labels}, "spec": {"containers": containers}}
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": name, "namespace": namespace, "uid": f"deploy-{namespace}-{name}", "generation": 1,
@@ -504,16 +504,17 @@ async def delete_deployment(request: Request, cluster: str, namespace: str, name
     return {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Success", "details": {"name": name, "kind": "deployments"}}
 
 
-def _namespace_json(name: str, labels: dict[str, str] | None = None) -> dict:
+def _namespace_json(name: str, labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None) -> dict:
     return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": name, "uid": f"ns-{name}", "labels": {"kubernetes.io/metadata.name": name, **(labels or {})}},
+            "metadata": {"name": name, "uid": f"ns-{name}", "labels": {"kubernetes.io/metadata.name": name, **(labels or {})},
+                         **({"annotations": dict(annotations)} if annotations else {})},
             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
 
 
 @router.get("/api/v1/namespaces")
 async def list_namespaces(request: Request, cluster: str, labelSelector: str | None = None):
     _, c = reach(request, cluster, "list_namespaces")
-    items = [_namespace_json(n, c.namespace_labels.get(n)) for n in sorted(c.namespaces)]
+    items = [_namespace_json(n, c.namespace_labels.get(n), c.namespace_annotations.get(n)) for n in sorted(c.namespaces)]
     labels = requirements(labelSelector)
     return _list("Namespace", "v1", [i for i in items if selected(labels, i["metadata"]["labels"])], c)
 
@@ -523,7 +524,7 @@ async def read_namespace(request: Request, cluster: str, name: str):
     _, c = reach(request, cluster, "read_namespace")
     if name not in c.namespaces:
         raise SimError(404, "NotFound", f'namespaces "{name}" not found')
-    return _namespace_json(name, c.namespace_labels.get(name))
+    return _namespace_json(name, c.namespace_labels.get(name), c.namespace_annotations.get(name))
 
 
 @router.delete("/api/v1/namespaces/{name}")
@@ -542,20 +543,23 @@ async def patch_namespace(request: Request, cluster: str, name: str):
     exists = name in c.namespaces
     if not exists and kind != "application/apply-patch+yaml":
         raise SimError(404, "NotFound", f'namespaces "{name}" not found')
-    current = _namespace_json(name, c.namespace_labels.get(name))
+    current = _namespace_json(name, c.namespace_labels.get(name), c.namespace_annotations.get(name))
     raw = await request.body()
     if kind == "application/apply-patch+yaml":
-        labels = ((yaml.safe_load(raw) or {}).get("metadata") or {}).get("labels") or {}
-        merged = {**current["metadata"]["labels"], **labels}
-    elif kind == "application/json-patch+json":
-        merged = field_managers.json_patch(current, json.loads(raw))["metadata"].get("labels") or {}
+        meta = (yaml.safe_load(raw) or {}).get("metadata") or {}
+        merged = {**current["metadata"]["labels"], **(meta.get("labels") or {})}
+        notes = {**(current["metadata"].get("annotations") or {}), **(meta.get("annotations") or {})}
     else:
-        merged = field_managers.merge_patch(current, json.loads(raw))["metadata"].get("labels") or {}
+        patched = (field_managers.json_patch(current, json.loads(raw)) if kind == "application/json-patch+json"
+                   else field_managers.merge_patch(current, json.loads(raw)))["metadata"]
+        merged, notes = patched.get("labels") or {}, patched.get("annotations") or {}
+    labels = {k: str(v) for k, v in merged.items() if k != "kubernetes.io/metadata.name"}
+    annotations = {k: str(v) for k, v in notes.items() if v is not None}
     if request.query_params.get("dryRun") != "All":
         c.namespaces.add(name)
-        c.namespace_labels[name] = {k: str(v) for k, v in merged.items() if k != "kubernetes.io/metadata.name"}
+        c.namespace_labels[name], c.namespace_annotations[name] = labels, annotations
         c.resource_version += 1
-    return _namespace_json(name, {k: str(v) for k, v in merged.items() if k != "kubernetes.io/metadata.name"})
+    return _namespace_json(name, labels, annotations)
 
 
 @router.post("/api/v1/namespaces", status_code=201)

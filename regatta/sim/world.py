@@ -124,6 +124,7 @@ class Deployment:
     metadata_labels: dict[str, str] = field(default_factory=dict)  # on the Deployment itself (e.g. velero.io/restore-name)
     cpu_m: int = 0  # each pod's requests, summed over its containers
     memory_mi: int = 0
+    containers: list[dict] = field(default_factory=list)  # the pod template's containers, as applied (none: one made up)
 
 
 @dataclass
@@ -204,6 +205,7 @@ class Cluster:
     pdbs: dict[tuple[str, str], Pdb] = field(default_factory=dict)
     namespaces: set[str] = field(default_factory=lambda: {"default", "kube-system"})
     namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    namespace_annotations: dict[str, dict[str, str]] = field(default_factory=dict)
     # Any other kind (RBAC, policies, config): (api group/version, plural, namespace, name) → object
     objects: dict[tuple[str, str, str, str], dict] = field(default_factory=dict)
     # Every write to `objects` in order (resourceVersion, ADDED|MODIFIED|DELETED, key, object): what watches read.
@@ -955,6 +957,7 @@ class World:
             raise SimError(403, "Forbidden", f'namespaces "{namespace}" is protected and cannot be deleted')
         cluster.namespaces.discard(namespace)
         cluster.namespace_labels.pop(namespace, None)
+        cluster.namespace_annotations.pop(namespace, None)
         for key in [k for k in cluster.deployments if k[0] == namespace]:
             del cluster.deployments[key]
         for key in [k for k in cluster.pdbs if k[0] == namespace]:
@@ -989,16 +992,18 @@ class World:
         namespace_known = namespace in cluster.namespaces
         if not namespace_known:
             raise SimError(404, "NotFound", f'namespaces "{namespace}" not found')
-        cpu_m, memory_mi = arithmetic.pod_requests(((spec.get("template") or {}).get("spec") or {}).get("containers") or [])
+        containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+        cpu_m, memory_mi = arithmetic.pod_requests(containers)
         existing = cluster.deployments.get((namespace, name))
         if existing is None:
             existing = cluster.deployments[(namespace, name)] = Deployment(
                 namespace=namespace, name=name, replicas=replicas, labels=dict(selector),
                 annotations={k: str(v) for k, v in (meta.get("annotations") or {}).items()},
                 metadata_labels={k: str(v) for k, v in (meta.get("labels") or {}).items()},
-                cpu_m=cpu_m, memory_mi=memory_mi)
+                cpu_m=cpu_m, memory_mi=memory_mi, containers=[dict(c) for c in containers])
         else:
             existing.cpu_m, existing.memory_mi = cpu_m, memory_mi
+            existing.containers = [dict(c) for c in containers]
             existing.replicas = replicas
             existing.annotations = {k: str(v) for k, v in (meta.get("annotations") or {}).items()}
             existing.metadata_labels = {k: str(v) for k, v in (meta.get("labels") or {}).items()}
