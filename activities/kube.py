@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from temporalio import activity
@@ -42,6 +43,7 @@ from regatta.models import (
 from regatta.models.errors import ErrorType
 from regatta.rules import decommissioning, readiness, recovery
 
+log = logging.getLogger("regatta.activities")
 
 class KubeActivities:
     def __init__(self, connections: ClusterConnections, inventory=None):
@@ -89,6 +91,7 @@ class KubeActivities:
                     return DrainReport(nodes=finished, pods_evicted=evicted_before + evicted, blocked=BlockedDrain(
                         node=blocked.node, pods=pods, budgets=blocked.budgets, budget_refs=blocked.budget_refs))
                 finished.append(node)
+                log.info("drained node %s: %d pods evicted through the eviction API", node, evicted)
                 activity.heartbeat(finished, evicted_before + evicted, None)
         return DrainReport(nodes=finished, pods_evicted=evicted_before + evicted)
 

@@ -28,6 +28,7 @@ from regatta.fleet_clock import read_fleet_clock
 from regatta.inventory import Inventory
 from regatta.kube.connect import ClusterConnections
 from regatta.settings import Settings
+from regatta.telemetry import OperationContext
 from regatta.temporal.connect import connect
 from regatta.traffic import HttpTrafficManager
 from workflows.cluster_hold import ClusterHold
@@ -77,6 +78,7 @@ def build_worker(
         activities=activities,
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities, thread_name_prefix="activity"),
         max_concurrent_activities=max_concurrent_activities,
+        interceptors=[OperationContext()],
     )
 
 

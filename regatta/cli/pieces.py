@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -96,22 +97,38 @@ def sim_clock(
     run_command(body)
 
 
+class LogFormatChoice(StrEnum):
+    text = "text"
+    json = "json"
+
+
+LogFormatOption = Annotated[LogFormatChoice, typer.Option(
+    envvar="REGATTA_LOG_FORMAT", help="text for people, json (one object a line) for a log pipeline")]
+
+
 def api(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8700,
+    log_format: LogFormatOption = LogFormatChoice.text,
 ):
     """Serve the HTTP API change-ticket systems call (OpenAPI at /docs); tokens from `regatta token create`."""
     import uvicorn
 
     from regatta.api.app import create_app
+    from regatta.telemetry import configure_logging
 
     settings = Settings.from_env()
+    configure_logging(log_format.value)
     console.print(f"Regatta API on http://{host}:{port} (OpenAPI: http://{host}:{port}/docs)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    # uvicorn's own lines (access log included) go through the same handler and format
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", log_config=None)
 
 
-def worker(metrics_port: Annotated[int, typer.Option(help="Prometheus metrics on 127.0.0.1:PORT; 0 turns them off")] = 9464):
+def worker(metrics_port: Annotated[int, typer.Option(help="Prometheus metrics on 127.0.0.1:PORT; 0 turns them off")] = 9464,
+           log_format: LogFormatOption = LogFormatChoice.text):
     """Run the worker that hosts every workflow and activity on REGATTA_TASK_QUEUE."""
+    from regatta.telemetry import configure_logging
     from workers.main import run
 
+    configure_logging(log_format.value)
     run_command(run(Settings.from_env(), metrics_port=metrics_port))

@@ -71,7 +71,7 @@ class Trail:
         changed = phase != state.phase
         state.phase = phase
         state.step = step
-        workflow.logger.info("%s: %s", self.cluster, step)
+        workflow.logger.info("%s: %s", self.cluster, step, extra={"cluster": self.cluster})
         if self.asking.callback_url and (changed or self._notes is None):
             self.tell(phase, step)  # the first step is news too
 

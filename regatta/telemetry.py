@@ -1,0 +1,129 @@
+"""How Regatta's processes tell the outside what they do: log lines as text or as JSON (one object
+a line), each line of an operation carrying its operation id and cluster; and traces through
+OpenTelemetry, exported over OTLP when the standard OTEL_EXPORTER_OTLP_ENDPOINT is set.
+
+- Workflow log lines carry Temporal's own `temporal_workflow` details (the operation id is the
+  workflow id); a runbook's step adds its `cluster`.
+- Activity log lines, their libraries' (boto3, the kubernetes client) included, carry the
+  operation id and the cluster the activity acts on: `OperationContext`, a worker interceptor,
+  sets them for the activity's run (its thread included).
+
+`regatta worker --log-format json` and `regatta api --log-format json` call `configure_logging`;
+`workers/main.py` adds the interceptor.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from temporalio import activity
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+)
+
+LogFormat = Literal["text", "json"]
+# The operation an activity (and whatever it calls) runs for: operation_id, cluster.
+OPERATION: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("regatta_operation", default=None)
+STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", "taskName"}
+
+
+def cluster_of(value: Any) -> str | None:
+    """The cluster an activity's argument names: a cluster's name, a ClusterRef, or a request that holds one."""
+    if isinstance(value, str):
+        return None
+    for field in ("cluster", "ref"):
+        found = getattr(value, field, None)
+        if isinstance(found, str):
+            return found
+        name = getattr(found, "name", None)
+        if isinstance(name, str):
+            return name
+    if type(value).__name__ == "ClusterRef":
+        return str(value.name)
+    return None
+
+
+def _operation_of(record: logging.LogRecord) -> dict[str, str]:
+    found = dict(OPERATION.get() or {})
+    for key in ("temporal_workflow", "temporal_activity"):
+        details = getattr(record, key, None)
+        if isinstance(details, dict) and details.get("workflow_id"):
+            found.setdefault("operation_id", str(details["workflow_id"]))
+            found.setdefault("workflow_type", str(details.get("workflow_type", "")))
+    cluster = getattr(record, "cluster", None)
+    if isinstance(cluster, str):
+        found["cluster"] = cluster
+    elif "operation_id" in found and "cluster" not in found and found["operation_id"].startswith("cluster-"):
+        found["cluster"] = found["operation_id"][len("cluster-"):]
+    return found
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, the operation's id and cluster, and
+    any other extra the caller gave."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage(),
+            **_operation_of(record),
+        }
+        for key, value in record.__dict__.items():
+            if key not in STANDARD and key not in line and not key.startswith("_"):
+                line[key] = value if isinstance(value, str | int | float | bool | None | dict | list) else str(value)
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+class TextLines(logging.Formatter):
+    """The human form: time, level, logger, [operation cluster] message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        found = _operation_of(record)
+        where = " ".join(v for v in (found.get("operation_id"), found.get("cluster")) if v)
+        text = (f"{datetime.fromtimestamp(record.created, UTC):%Y-%m-%dT%H:%M:%S} {record.levelname.lower():7}"
+                f" {record.name}: {f'[{where}] ' if where else ''}{record.getMessage()}")
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def configure_logging(log_format: LogFormat = "text", *, level: str = "INFO", stream: Any = None) -> None:
+    """Every log line of this process in `log_format`, at `level` and above (libraries at WARNING)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonLines() if log_format == "json" else TextLines())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("botocore", "urllib3", "kubernetes", "azure", "httpx", "google"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class _ActivityContext(ActivityInboundInterceptor):
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        info = activity.info()
+        cluster = next((c for c in (cluster_of(arg) for arg in input.args) if c), None)
+        context = {"operation_id": info.workflow_id or "", "workflow_type": info.workflow_type or "",
+                   "activity": info.activity_type}
+        if cluster:
+            context["cluster"] = cluster
+        token = OPERATION.set(context)
+        try:
+            return await super().execute_activity(input)
+        finally:
+            OPERATION.reset(token)
+
+
+class OperationContext(Interceptor):
+    """Worker interceptor: each activity's log lines carry its operation id and cluster."""
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _ActivityContext(next)
