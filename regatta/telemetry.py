@@ -1,6 +1,9 @@
 """How Regatta's processes tell the outside what they do: log lines as text or as JSON (one object
 a line), each line of an operation carrying its operation id and cluster; and traces through
-OpenTelemetry, exported over OTLP when the standard OTEL_EXPORTER_OTLP_ENDPOINT is set.
+OpenTelemetry (`temporalio.contrib.opentelemetry` on clients and workers, the FastAPI
+instrumentation on the API's requests), exported over OTLP when the standard
+OTEL_EXPORTER_OTLP_ENDPOINT is set and off otherwise: one trace runs from an API request through
+the workflow it starts to its activities.
 
 - Workflow log lines carry Temporal's own `temporal_workflow` details (the operation id is the
   workflow id); a runbook's step adds its `cluster`.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -105,6 +109,62 @@ def configure_logging(log_format: LogFormat = "text", *, level: str = "INFO", st
     root.setLevel(level)
     for noisy in ("botocore", "urllib3", "kubernetes", "azure", "httpx", "google"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+# ------------------------------------------------------------------ traces
+
+_tracing: dict[str, Any] = {}  # "provider": the TracerProvider in use, when tracing is on
+
+
+def configure_tracing(service: str) -> bool:
+    """Traces exported over OTLP (HTTP) when OTEL_EXPORTER_OTLP_ENDPOINT or
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set (the exporter reads the standard OTEL_* variables);
+    off otherwise. True when on."""
+    if not (os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")):
+        return False
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider(resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service)}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    use_tracer_provider(provider)
+    return True
+
+
+def use_tracer_provider(provider: Any | None) -> None:
+    """Trace through this provider from now on (None: stop). Not the process-wide global: a test
+    or an embedding process keeps its own."""
+    if provider is None:
+        _tracing.pop("provider", None)
+    else:
+        _tracing["provider"] = provider
+
+
+def tracer_provider() -> Any | None:
+    return _tracing.get("provider")
+
+
+def temporal_interceptors() -> list[Any]:
+    """Temporal's OpenTelemetry interceptor when tracing is on: on a client it traces starts,
+    signals and updates; a worker built on that client traces workflows and activities with it."""
+    provider = tracer_provider()
+    if provider is None:
+        return []
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+
+    return [TracingInterceptor(provider.get_tracer("regatta"))]
+
+
+def trace_requests(app: Any) -> None:
+    """A span per HTTP request of the API (its trace continues into the operations it starts)."""
+    provider = tracer_provider()
+    if provider is None:
+        return
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, excluded_urls="healthz,metrics")
 
 
 class _ActivityContext(ActivityInboundInterceptor):

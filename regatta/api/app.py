@@ -30,6 +30,7 @@ from regatta.api import clusters, codec, metrics, operations, placement, policy,
 from regatta.api.errors import install_error_handlers
 from regatta.inventory import Inventory
 from regatta.settings import Settings
+from regatta.telemetry import trace_requests
 
 
 def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAPI:
@@ -47,6 +48,7 @@ def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAP
     async def healthz() -> dict[str, bool]:
         return {"ok": True}
 
+    trace_requests(app)
     for router in (operations.router, clusters.router, policy.router, placement.router, webhooks.router, codec.router,
                    metrics.router):
         app.include_router(router)

@@ -115,10 +115,11 @@ def api(
     import uvicorn
 
     from regatta.api.app import create_app
-    from regatta.telemetry import configure_logging
+    from regatta.telemetry import configure_logging, configure_tracing
 
     settings = Settings.from_env()
     configure_logging(log_format.value)
+    configure_tracing("regatta-api")
     console.print(f"Regatta API on http://{host}:{port} (OpenAPI: http://{host}:{port}/docs)")
     # uvicorn's own lines (access log included) go through the same handler and format
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", log_config=None)
@@ -127,8 +128,9 @@ def api(
 def worker(metrics_port: Annotated[int, typer.Option(help="Prometheus metrics on 127.0.0.1:PORT; 0 turns them off")] = 9464,
            log_format: LogFormatOption = LogFormatChoice.text):
     """Run the worker that hosts every workflow and activity on REGATTA_TASK_QUEUE."""
-    from regatta.telemetry import configure_logging
+    from regatta.telemetry import configure_logging, configure_tracing
     from workers.main import run
 
     configure_logging(log_format.value)
+    configure_tracing("regatta-worker")
     run_command(run(Settings.from_env(), metrics_port=metrics_port))

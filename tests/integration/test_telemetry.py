@@ -40,3 +40,47 @@ async def test_every_json_line_of_an_upgrade_names_its_operation_and_cluster(cli
     record = logging.LogRecord("regatta.activities", logging.INFO, __file__, 1, "drained node %s", ("n1",), None)
     record.temporal_activity = {"workflow_id": operation_id(cluster), "workflow_type": "ClusterUpgrade"}
     assert f"[{operation_id(cluster)} {cluster}] drained node n1" in TextLines().format(record)
+
+
+async def test_one_trace_runs_from_an_api_request_through_the_workflow_to_its_activities(
+        queue_settings, inventory, add_cluster):
+    import httpx
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    from regatta.api.app import create_app
+    from regatta.api.tokens import create_token
+    from regatta.telemetry import use_tracer_provider
+    from regatta.temporal.connect import connect
+    from tests.integration.test_api import finished, ticket, upgrade
+    from workers.main import build_worker
+
+    name = add_cluster("traced", env="staging", pools=1, nodes=2)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    use_tracer_provider(provider)
+    try:
+        client = await connect(queue_settings)  # traced, as every client is while tracing is on
+        async with build_worker(client, queue_settings):
+            api = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(queue_settings, inventory)),
+                                    base_url="http://regatta.test", timeout=60)
+            _, secret = create_token(inventory, name="traced-operator", role="operator", environments=["staging"])
+            operator = {"Authorization": f"Bearer {secret}"}
+            started = await api.post("/v1/operations", headers=operator,
+                                     json={"kind": "upgrade", "ticket": ticket(), "input": upgrade(name)})
+            assert started.status_code == 201, started.text
+            done = await finished(api, operator, f"cluster-{name}")
+            assert done["progress"]["phase"] == "succeeded", done
+    finally:
+        use_tracer_provider(None)
+    spans = exporter.get_finished_spans()
+    request = next(s for s in spans if s.kind == SpanKind.SERVER and s.name == "POST /v1/operations")
+    trace = [s for s in spans if s.context.trace_id == request.context.trace_id]
+    names = {s.name for s in trace}
+    assert {"StartWorkflow:ClusterUpgrade", "RunWorkflow:ClusterUpgrade"} <= names, names
+    activities = {n for n in names if n.startswith("RunActivity:")}
+    assert {"RunActivity:cloud.start_control_plane_upgrade", "RunActivity:kube.health_gate"} & activities, names
+    assert len(activities) >= 5
