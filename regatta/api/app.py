@@ -11,6 +11,7 @@
   application runs and why.
 - `POST /v1/webhooks/ticket-events` takes a ticket system's signed approval or cancellation.
 - `GET /metrics`: the fleet for Prometheus (regatta/api/metrics.py); no token, like any exporter.
+- `/ui`: the fleet view (regatta/web/), signed in with a token exchanged for a session cookie.
 
 Every call carries `Authorization: Bearer <token>`; the token's role and environments decide
 (regatta/rules/access.py), and its name is who asked.
@@ -31,6 +32,7 @@ from regatta.api.errors import install_error_handlers
 from regatta.inventory import Inventory
 from regatta.settings import Settings
 from regatta.telemetry import trace_requests
+from regatta.web import pages
 
 
 def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAPI:
@@ -49,6 +51,7 @@ def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAP
         return {"ok": True}
 
     trace_requests(app)
+    pages.install(app)  # the fleet view, under /ui
     for router in (operations.router, clusters.router, policy.router, placement.router, webhooks.router, codec.router,
                    metrics.router):
         app.include_router(router)

@@ -16,7 +16,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, delete, event, select, update
+from sqlalchemy import create_engine, delete, event, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -36,6 +36,7 @@ from regatta.inventory.tables import (
     MaintenanceHoldRow,
     PlacementRow,
     WebhookDeliveryRow,
+    WebSessionRow,
 )
 from regatta.models import (
     ApiTicket,
@@ -612,3 +613,46 @@ class Inventory:
         with Session(self.engine) as session:
             return [PlacementDecision.model_validate(row.decision)
                     for row in session.scalars(select(PlacementRow).order_by(PlacementRow.app))]
+
+    # ------------------------------------------------------------------ fleet-view sessions
+
+    def start_web_session(self, *, session_hash: str, token_name: str, csrf: str, now: datetime, lifetime: timedelta) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.add(WebSessionRow(session_hash=session_hash, token_name=token_name, csrf=csrf, created_at=now,
+                                      expires_at=now + lifetime))
+
+    def web_session(self, session_hash: str, *, now: datetime) -> tuple[ApiToken, str] | None:
+        """The live token and CSRF secret a session stands for; None once it expired or its token was revoked."""
+        with Session(self.engine) as session:
+            row = session.get(WebSessionRow, session_hash)
+            expires = _utc(row.expires_at) if row is not None else None
+            if row is None or expires is None or expires <= now:
+                return None
+            token = session.get(ApiTokenRow, row.token_name)
+            if token is None or token.revoked_at is not None:
+                return None
+            return self._token(token), row.csrf
+
+    def end_web_session(self, session_hash: str) -> None:
+        with Session(self.engine) as session, session.begin():
+            row = session.get(WebSessionRow, session_hash)
+            if row is not None:
+                session.delete(row)
+
+    def fleet_facts(self) -> tuple[dict[str, dict[str, int]], dict[str, int], dict[str, int]]:
+        """What the fleet table counts per cluster, in three queries: compliance states (state →
+        bundles), violations, and open drifts."""
+        states: dict[str, dict[str, int]] = {}
+        violations: dict[str, int] = {}
+        drifts: dict[str, int] = {}
+        with Session(self.engine) as session:
+            for cluster, state, n, broken in session.execute(
+                    select(ComplianceRow.cluster, ComplianceRow.state, func.count(), func.sum(ComplianceRow.violations))
+                    .group_by(ComplianceRow.cluster, ComplianceRow.state)):
+                states.setdefault(cluster, {})[state] = n
+                violations[cluster] = violations.get(cluster, 0) + int(broken or 0)
+            for row in session.scalars(select(DriftRow)):
+                drift = row.drift or {}
+                if not drift.get("suppressed_by") and not drift.get("remediated"):
+                    drifts[row.cluster] = drifts.get(row.cluster, 0) + 1
+        return states, violations, drifts

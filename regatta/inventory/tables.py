@@ -202,3 +202,15 @@ class PlacementRow(Base):
     decision: Mapped[dict] = mapped_column(JSON)
     decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     operation_id: Mapped[str] = mapped_column(String(200))
+
+
+class WebSessionRow(Base):
+    """A fleet-view sign-in: the session cookie's SHA-256, whose token it stands for, its CSRF secret."""
+
+    __tablename__ = "web_sessions"
+
+    session_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_name: Mapped[str] = mapped_column(String(100), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

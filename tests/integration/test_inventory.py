@@ -257,4 +257,4 @@ def test_migrations_run_once_per_process_not_on_every_open(tmp_path, monkeypatch
     for _ in range(3):
         Inventory(url).close()
     assert calls == ["head"]  # the first open migrated; the others did not look at the migrations again
-    assert Inventory(url).revision() == "0011"
+    assert Inventory(url).revision() == "0012"

@@ -1,0 +1,299 @@
+"""The fleet view's pages, on the API's port under `/ui`, rendered on the server (Jinja2) with no
+front-end build and no script but the browser's own forms:
+
+- `/ui`: the fleet, every cluster the token may see, filtered, sorted and paginated on the server
+  (labels, provider, region, environment, compliance; any column);
+- `/ui/clusters/{name}`: one cluster: node pools and versions, its operation in flight, bundles
+  and their states, drifts, placed applications, its recent audit trail;
+- `/ui/operations` and `/ui/operations/{id}`: running and recent operations, progress per stage,
+  a wave's forecast, and the controls the token's role may use (pause, resume, abort, approve),
+  each a form carrying the session's CSRF secret, refused by the same rules as the API.
+
+Sign-in exchanges an API token for a session cookie (regatta/web/session.py).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from regatta.api.errors import ApiError
+from regatta.api.gate import Gate
+from regatta.api.operations import CONTROL_OUTCOME, environments_of
+from regatta.api.tokens import authenticate
+from regatta.formats import fleet_data
+from regatta.inventory import Inventory, UnknownCluster
+from regatta.models.fleet_view import SORTABLE, FleetQuery
+from regatta.models.search_attributes import CLUSTER
+from regatta.rules import access, fleet_view
+from regatta.settings import Settings
+from regatta.temporal.connect import TemporalUnreachable, connect
+from regatta.temporal.operations import OperationRefused, send_update, status
+from regatta.web import session
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+TEMPORAL_UI = "http://127.0.0.1:8233"
+CONTROLS = ("pause", "resume", "abort", "approve")
+
+
+def _inventory(request: Request) -> Inventory:
+    inventory: Inventory = request.app.state.inventory
+    return inventory
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _gate(request: Request, viewer: session.Viewer) -> Gate:
+    return Gate(token=viewer.token, inventory=_inventory(request), settings=_settings(request))
+
+
+def _page(request: Request, name: str, viewer: session.Viewer | None, status_code: int = 200, **context: Any) -> HTMLResponse:
+    return templates.TemplateResponse(request, name, {"viewer": viewer, "temporal_ui": TEMPORAL_UI, **context},
+                                      status_code=status_code)
+
+
+async def _client(request: Request) -> Any:
+    """One Temporal client per API process for the pages (connected on first use)."""
+    holder = request.app.state.__dict__.setdefault("temporal_for_pages", {})
+    if "client" not in holder:
+        holder["client"] = await connect(_settings(request))
+    return holder["client"]
+
+
+async def _in_flight(request: Request) -> dict[str, tuple[str, str]]:
+    """Cluster → the operation running on it (id, type), from Temporal's list of running workflows."""
+    found: dict[str, tuple[str, str]] = {}
+    try:
+        client = await _client(request)
+        async for execution in client.list_workflows('ExecutionStatus="Running"'):
+            cluster = execution.typed_search_attributes.get(CLUSTER) if execution.typed_search_attributes else None
+            if cluster and execution.workflow_type != "ClusterHold":
+                found.setdefault(cluster, (execution.id, execution.workflow_type))
+    except (TemporalUnreachable, RuntimeError):
+        request.app.state.__dict__.get("temporal_for_pages", {}).pop("client", None)
+    return found
+
+
+def _visible(viewer: session.Viewer, environment: str) -> bool:
+    scope = set(viewer.token.environments)
+    return access.ALL_ENVIRONMENTS in scope or environment in scope
+
+
+# ------------------------------------------------------------------ sign-in
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request, next: str = "/ui") -> Response:
+    import secrets
+
+    guard = secrets.token_urlsafe(24)
+    response = _page(request, "login.html", None, guard=guard, next=next if next.startswith("/ui") else "/ui")
+    session.set_cookie(request, response, session.LOGIN_COOKIE, guard, max_age=600)
+    return response
+
+
+@router.post("/login")
+async def login(request: Request, token: str = Form(""), csrf: str = Form(""), next: str = Form("/ui")) -> Response:
+    try:
+        session.check_csrf(request.cookies.get(session.LOGIN_COOKIE, ""), csrf)
+    except session.CsrfRefused:
+        return _page(request, "login.html", None, 403, guard="", next="/ui",
+                     error="the sign-in form has expired or did not come from this site; load it again")
+    found = authenticate(_inventory(request), token.strip()) if token.strip() else None
+    if found is None:
+        return _page(request, "login.html", None, 401, guard=csrf, next=next,
+                     error="that token is unknown or revoked; `regatta token create` makes one")
+    response = RedirectResponse(next if next.startswith("/ui") else "/ui", status_code=303)
+    session.start(_inventory(request), request, response, found)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, csrf: str = Form("")) -> Response:
+    viewer = session.viewer(_inventory(request), request)
+    session.check_csrf(viewer.csrf, csrf)
+    response = RedirectResponse("/ui/login", status_code=303)
+    session.end(_inventory(request), request, response)
+    return response
+
+
+# ------------------------------------------------------------------ the fleet
+
+
+def _query(request: Request) -> FleetQuery:
+    params = request.query_params
+    labels = {}
+    for pair in params.getlist("label"):
+        key, sep, value = pair.partition("=")
+        if pair and (not sep or not key):
+            raise ApiError(422, f"label {pair!r}: give key=value, e.g. team=payments")
+        if key:
+            labels[key] = value
+    try:
+        return FleetQuery(labels=labels, provider=params.get("provider", ""), region=params.get("region", ""),
+                          environment=params.get("environment", ""), compliance=params.get("compliance", ""),
+                          sort=params.get("sort", "name"), descending=params.get("desc") == "1",
+                          page=int(params.get("page", "1") or 1), per_page=int(params.get("per_page", "50") or 50))
+    except (ValidationError, ValueError) as error:
+        raise ApiError(422, f"the fleet query does not fit: {error}") from None
+
+
+@router.get("", response_class=HTMLResponse)
+async def fleet(request: Request) -> Response:
+    viewer = session.viewer(_inventory(request), request)
+    query = _query(request)
+    if query.sort not in SORTABLE:
+        raise ApiError(422, f"sort by one of {', '.join(SORTABLE)}, not {query.sort!r}")
+    inventory = _inventory(request)
+    clusters = [c for c in inventory.list_clusters() if _visible(viewer, c.environment)]
+    states, violations, drifts = inventory.fleet_facts()
+    now = datetime.now(UTC)
+    facts = fleet_view.FleetViewFacts(prices=fleet_data.price_list(), calendar=fleet_data.support_calendar(),
+                                      today=now.date(), now=now, compliance=states, violations=violations, drifts=drifts,
+                                      operations=await _in_flight(request))
+    rows, total = fleet_view.page_of(clusters, query, facts)
+    pages = max(1, -(-total // query.per_page))
+
+    def link(**change: Any) -> str:
+        params: list[tuple[str, str]] = [("label", f"{k}={v}") for k, v in query.labels.items()]
+        values = {"provider": query.provider, "region": query.region, "environment": query.environment,
+                  "compliance": query.compliance, "sort": query.sort, "desc": "1" if query.descending else "",
+                  "page": str(query.page), "per_page": str(query.per_page)}
+        values.update({k: str(v) for k, v in change.items()})
+        params += [(k, v) for k, v in values.items() if v]
+        return "/ui?" + urlencode(params)
+
+    return _page(request, "fleet.html", viewer, query=query, rows=rows, total=total, pages=pages, link=link,
+                 columns=SORTABLE, monthly=sum(r.monthly_cost for r in rows),
+                 choices={"provider": sorted({c.provider for c in clusters}), "region": sorted({c.region for c in clusters}),
+                          "environment": sorted({c.environment for c in clusters})})
+
+
+@router.get("/clusters/{name}", response_class=HTMLResponse)
+async def cluster(request: Request, name: str) -> Response:
+    viewer = session.viewer(_inventory(request), request)
+    inventory = _inventory(request)
+    try:
+        record = inventory.get_cluster(name)
+    except UnknownCluster as error:
+        raise ApiError(404, str(error)) from None
+    _gate(request, viewer).permit("read", {record.environment}, verb="read", cluster=name)
+    now = datetime.now(UTC)
+    states, violations, drifts = inventory.fleet_facts()
+    facts = fleet_view.FleetViewFacts(prices=fleet_data.price_list(), calendar=fleet_data.support_calendar(),
+                                      today=now.date(), now=now, compliance=states, violations=violations, drifts=drifts,
+                                      operations=await _in_flight(request))
+    placed = [(d.app, d.share(name)) for d in inventory.placements() if any(d.share(name).values())]
+    return _page(request, "cluster.html", viewer, record=record, row=fleet_view.row(record, facts),
+                 bundles=inventory.compliance(cluster=name), drifts=[d for d, _ in inventory.drifts(cluster=name)],
+                 placed=placed, audit=list(reversed(inventory.audit(cluster=name)))[:30])
+
+
+# ------------------------------------------------------------------ operations
+
+
+@router.get("/operations", response_class=HTMLResponse)
+async def operations(request: Request) -> Response:
+    viewer = session.viewer(_inventory(request), request)
+    found: list[dict[str, Any]] = []
+    try:
+        client = await _client(request)
+        async for execution in client.list_workflows("", limit=100):
+            attributes = execution.typed_search_attributes
+            found.append({"id": execution.id, "type": execution.workflow_type, "status": execution.status.name,
+                          "started": execution.start_time, "closed": execution.close_time,
+                          "cluster": attributes.get(CLUSTER) if attributes else None})
+    except (TemporalUnreachable, RuntimeError) as error:
+        raise ApiError(503, f"Temporal does not answer: {error}") from None
+    known = {c.name: c.environment for c in _inventory(request).list_clusters()}
+    visible = [o for o in found if o["cluster"] is None or _visible(viewer, known.get(o["cluster"], ""))]
+    running = [o for o in visible if o["status"] == "RUNNING"]
+    return _page(request, "operations.html", viewer, running=running,
+                 recent=[o for o in visible if o["status"] != "RUNNING"][:50])
+
+
+@router.get("/operations/{operation_id}", response_class=HTMLResponse)
+async def operation(request: Request, operation_id: str) -> Response:
+    viewer = session.viewer(_inventory(request), request)
+    gate = _gate(request, viewer)
+    try:
+        found = await status(_settings(request), operation_id)
+    except OperationRefused as error:
+        raise ApiError(404, str(error)) from None
+    except TemporalUnreachable as error:
+        raise ApiError(503, str(error)) from None
+    where = environments_of(found, gate, reading=True)
+    gate.permit("read", where, verb="read")
+    acting = environments_of(found, gate)
+    allowed = [c for c in CONTROLS if access.refusal(
+        token=viewer.token.name, role=viewer.token.role, scope=viewer.token.environments,
+        action="approve" if c == "approve" else "control", environments=acting) is None]
+    progress = found.get("progress") or {}
+    return _page(request, "operation.html", viewer, found=found, progress=progress,
+                 controls=allowed if found.get("status") == "RUNNING" else [],
+                 raw=json.dumps(found, indent=2, default=str), message=request.query_params.get("message", ""))
+
+
+@router.post("/operations/{operation_id}/{control}")
+async def steer(request: Request, operation_id: str, control: str, csrf: str = Form(""), reason: str = Form(""),
+                stage: str = Form("")) -> Response:
+    viewer = session.viewer(_inventory(request), request)
+    session.check_csrf(viewer.csrf, csrf)
+    if control not in CONTROLS:
+        raise ApiError(404, f"no control {control!r}; the controls are {', '.join(CONTROLS)}")
+    gate = _gate(request, viewer)
+    try:
+        found = await status(_settings(request), operation_id)
+    except OperationRefused as error:
+        raise ApiError(404, str(error)) from None
+    cluster = found.get("cluster") or "-"
+    gate.permit("approve" if control == "approve" else "control", environments_of(found, gate), verb=control,
+                operation_id=operation_id, cluster=cluster)
+    payload: dict[str, Any]
+    if control == "approve":
+        payload = {"approver": viewer.token.name, "comment": reason, **({"stage": stage} if stage else {})}
+    elif control == "resume":
+        payload = {"requested_by": viewer.token.name}
+    else:
+        payload = {"reason": reason, "requested_by": viewer.token.name}
+    try:
+        await send_update(_settings(request), operation_id, control, payload)
+        message = f"{control}: accepted"
+        gate.audit(verb=control, outcome=CONTROL_OUTCOME[control], operation_id=operation_id, cluster=cluster,
+                   detail=f"from the fleet view: {reason}".rstrip(": "))
+    except OperationRefused as error:
+        message = f"{control} refused: {error}"
+        gate.audit(verb=control, outcome="refused", operation_id=operation_id, cluster=cluster, detail=str(error))
+    return RedirectResponse(f"/ui/operations/{operation_id}?" + urlencode({"message": message}), status_code=303)
+
+
+def install(app: FastAPI) -> None:
+    """The pages, and how they answer a visitor with no session, a forged form or a refusal."""
+    app.include_router(router)
+
+    @app.exception_handler(session.SignInNeeded)
+    async def sign_in(request: Request, _: Exception) -> Response:
+        return RedirectResponse("/ui/login?" + urlencode({"next": str(request.url.path)}), status_code=303)
+
+    @app.exception_handler(ApiError)
+    async def refused(request: Request, error: ApiError) -> Response:
+        if not request.url.path.startswith("/ui"):  # the API's own answer: JSON
+            return JSONResponse({"error": error.message}, status_code=error.status_code)
+        return _page(request, "error.html", None, error.status_code, status=error.status_code, message=error.message)
+
+    @app.exception_handler(session.CsrfRefused)
+    async def forged(request: Request, _: Exception) -> Response:
+        return _page(request, "error.html", None, 403, status=403,
+                     message="this form did not carry this session's CSRF token: nothing was done. Load the page again.")

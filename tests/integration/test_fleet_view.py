@@ -1,0 +1,134 @@
+"""The fleet view over HTTP, as a browser drives it: a token exchanged for an HttpOnly,
+SameSite=Strict session cookie; the fleet filtered, sorted and paginated on the server, only the
+token's environments shown; a cluster's page; operations with the controls the role may use; a
+form without the session's CSRF secret refused with nothing done; a revoked token's session ended."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import httpx
+import pytest
+
+from regatta.api.app import create_app
+from regatta.api.tokens import create_token
+from regatta.models import AbortInput
+from regatta.models.policy import PolicyRolloutProgress
+from regatta.rules.operation_ids import policy_id
+from tests.integration.conftest import wait_until
+from tests.integration.test_placement import Fleet, roll_out
+
+
+class Browser:
+    """An HTTP client that keeps cookies, as a browser does, against the API app in process."""
+
+    def __init__(self, app, inventory):
+        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://regatta.test",
+                                      timeout=60, follow_redirects=False)
+        self.inventory = inventory
+
+    async def sign_in(self, role: str, *environments: str) -> str:
+        _, secret = create_token(self.inventory, name=f"web-{role}-{uuid.uuid4().hex[:6]}", role=role,
+                                 environments=list(environments))
+        form = await self.http.get("/ui/login")
+        guard = re.search(r'name="csrf" value="([^"]+)"', form.text)[1]
+        answer = await self.http.post("/ui/login", data={"token": secret, "csrf": guard, "next": "/ui"})
+        assert answer.status_code == 303 and answer.headers["location"] == "/ui", answer.text
+        cookie = answer.headers["set-cookie"]
+        assert "regatta_session=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+        return secret
+
+    async def page(self, path: str, **params) -> httpx.Response:
+        return await self.http.get(path, params=params)
+
+    def csrf(self, html: str) -> str:
+        return re.search(r'name="csrf" value="([^"]+)"', html)[1]
+
+
+@pytest.fixture
+def browser(queue_settings, inventory) -> Browser:
+    return Browser(create_app(queue_settings, inventory), inventory)
+
+
+def clusters_on(html: str) -> list[str]:
+    return re.findall(r'<tr data-cluster="([^"]+)"', html)
+
+
+async def test_signing_in_and_the_fleet_filtered_sorted_and_paginated_on_the_server(browser, simulator, inventory, settings):
+    fleet = Fleet(simulator, inventory, settings)
+    names = fleet.add({"a": ("m5.xlarge", 2, "us-east-1"), "b": ("m5.large", 1, "us-west-2"),
+                       "c": ("m5.large", 3, "us-west-2")}, environments={"a": "staging", "b": "staging", "c": "prod"})
+    first = await browser.page("/ui")
+    assert first.status_code == 303 and first.headers["location"].startswith("/ui/login")  # no session: sign in
+    bad = await browser.http.post("/ui/login", data={"token": "nope", "csrf": "forged"})
+    assert bad.status_code == 403 and "did not come from this site" in bad.text
+
+    await browser.sign_in("viewer", "staging")
+    mine = await browser.page("/ui", label=f"placement={fleet.tag}")
+    assert mine.status_code == 200
+    assert clusters_on(mine.text) == [names["a"], names["b"]]  # prod is not this token's to see
+    west = await browser.page("/ui", label=f"placement={fleet.tag}", region="us-west-2")
+    assert clusters_on(west.text) == [names["b"]]
+    dearest = await browser.page("/ui", label=f"placement={fleet.tag}", sort="cost", desc="1")
+    assert clusters_on(dearest.text) == [names["a"], names["b"]]  # 2 × m5.xlarge costs more than 1 × m5.large
+    paged = await browser.page("/ui", label=f"placement={fleet.tag}", per_page="1", page="2")
+    assert clusters_on(paged.text) == [names["b"]] and "page 2 of 2" in paged.text and 'rel="prev"' in paged.text
+    row = re.search(rf'<tr data-cluster="{names["a"]}">(.*?)</tr>', mine.text, re.S)[1]
+    assert "1.30" in row and "healthy" in row and "ended 2025-07-23" in row and "us-east-1" in row
+    assert (await browser.page("/ui", sort="colour")).status_code == 422
+    assert "give key=value" in (await browser.page("/ui", label="team")).text
+
+    page = await browser.page(f"/ui/clusters/{names['a']}")
+    assert page.status_code == 200 and "Node pools" in page.text and "m5.xlarge" in page.text
+    hidden = await browser.page(f"/ui/clusters/{names['c']}")
+    assert hidden.status_code == 403
+    assert (await browser.page("/ui/clusters/no-such-cluster")).status_code == 404
+
+
+async def test_operations_with_the_controls_a_role_may_use_and_forms_without_csrf_refused(
+        browser, client, worker, task_queue, simulator, inventory, settings, queue_settings):
+    fleet = Fleet(simulator, inventory, settings)
+    fleet.add({"a": ("m5.large", 2, "us-east-1")})
+    waiting = fleet.bundle({"divide": "weight"}, stages=[{"name": "gated", "approval_required": True}])
+    handle = await roll_out(client, task_queue, waiting)
+    await wait_until(handle, lambda p: p.phase == "awaiting_approval", "waiting", progress_type=PolicyRolloutProgress)
+    operation = policy_id(waiting.name)
+    try:
+        viewer = Browser(create_app(queue_settings, inventory), inventory)
+        await viewer.sign_in("viewer", "staging")
+        seen = await viewer.page(f"/ui/operations/{operation}")
+        assert seen.status_code == 200 and "awaiting_approval" in seen.text and 'id="controls"' not in seen.text
+        refused = await viewer.http.post(f"/ui/operations/{operation}/pause",
+                                         data={"csrf": viewer.csrf(seen.text), "reason": "viewer tries"})
+        assert refused.status_code == 403 and "may not control" in refused.text
+
+        await browser.sign_in("operator", "staging")
+        page = await browser.page(f"/ui/operations/{operation}")
+        assert 'id="controls"' in page.text and ">Pause<" in page.text and ">Approve<" not in page.text
+        forged = await browser.http.post(f"/ui/operations/{operation}/pause", data={"reason": "no csrf"})
+        assert forged.status_code == 403 and "CSRF" in forged.text
+        assert (await handle.query("progress", result_type=PolicyRolloutProgress)).paused is False  # nothing done
+        paused = await browser.http.post(f"/ui/operations/{operation}/pause",
+                                         data={"csrf": browser.csrf(page.text), "reason": "from the page"})
+        assert paused.status_code == 303 and "pause%3A+accepted" in paused.headers["location"]
+        assert (await handle.query("progress", result_type=PolicyRolloutProgress)).paused is True
+        listed = await browser.page("/ui/operations")
+        assert operation in listed.text
+    finally:
+        await handle.execute_update("abort", AbortInput(reason="done looking", requested_by="test"))
+    lines = [(r.action, r.outcome) for r in inventory.audit(cluster="-") if r.operation_id == operation]
+    assert ("api pause", "paused") in lines and ("api pause", "refused") in lines
+
+
+async def test_a_revoked_token_ends_its_session_and_signing_out_ends_it_too(browser, inventory):
+    from regatta.api.tokens import token_hash
+
+    secret = await browser.sign_in("viewer", "*")
+    assert (await browser.page("/ui")).status_code == 200
+    inventory.revoke_token(inventory.token_by_hash(token_hash(secret)).name)
+    assert (await browser.page("/ui")).status_code == 303
+    await browser.sign_in("viewer", "*")
+    page = await browser.page("/ui")
+    out = await browser.http.post("/ui/logout", data={"csrf": browser.csrf(page.text)})
+    assert out.status_code == 303 and (await browser.page("/ui")).status_code == 303
