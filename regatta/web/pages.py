@@ -15,6 +15,7 @@ Sign-in exchanges an API token for a session cookie (regatta/web/session.py).
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from regatta.api.operations import CONTROL_OUTCOME, environments_of
 from regatta.api.tokens import authenticate
 from regatta.formats import fleet_data
 from regatta.inventory import Inventory, UnknownCluster
+from regatta.models import ClusterRecord
 from regatta.models.fleet_view import SORTABLE, FleetQuery
 from regatta.models.search_attributes import CLUSTER
 from regatta.rules import access, fleet_view
@@ -38,6 +40,7 @@ from regatta.settings import Settings
 from regatta.temporal.connect import TemporalUnreachable, connect
 from regatta.temporal.operations import OperationRefused, send_update, status
 from regatta.web import session
+from regatta.web.fleet_cache import FleetCache
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -72,8 +75,15 @@ async def _client(request: Request) -> Any:
     return holder["client"]
 
 
+IN_FLIGHT_SECONDS = 5.0  # how long one listing of running operations serves the pages
+
+
 async def _in_flight(request: Request) -> dict[str, tuple[str, str]]:
-    """Cluster → the operation running on it (id, type), from Temporal's list of running workflows."""
+    """Cluster → the operation running on it (id, type), from Temporal's list of running workflows,
+    read at most every few seconds (a wave of a thousand upgrades lists a thousand)."""
+    cached = request.app.state.__dict__.get("in_flight")
+    if cached is not None and time.monotonic() - cached[0] < IN_FLIGHT_SECONDS:
+        return dict(cached[1])
     found: dict[str, tuple[str, str]] = {}
     try:
         client = await _client(request)
@@ -83,7 +93,14 @@ async def _in_flight(request: Request) -> dict[str, tuple[str, str]]:
                 found.setdefault(cluster, (execution.id, execution.workflow_type))
     except (TemporalUnreachable, RuntimeError):
         request.app.state.__dict__.get("temporal_for_pages", {}).pop("client", None)
+    request.app.state.in_flight = (time.monotonic(), found)  # Temporal down: no operations, asked again later
     return found
+
+
+async def _fleet(request: Request) -> tuple[list[ClusterRecord], float]:
+    """Every cluster (regatta/web/fleet_cache.py), and how many seconds old the read is."""
+    cache = request.app.state.__dict__.setdefault("fleet_cache", FleetCache())
+    return await cache.clusters(_inventory(request))
 
 
 def _visible(viewer: session.Viewer, environment: str) -> bool:
@@ -157,7 +174,9 @@ async def fleet(request: Request) -> Response:
     if query.sort not in SORTABLE:
         raise ApiError(422, f"sort by one of {', '.join(SORTABLE)}, not {query.sort!r}")
     inventory = _inventory(request)
-    clusters = [c for c in inventory.list_clusters() if _visible(viewer, c.environment)]
+    everything, stale = await _fleet(request)
+    clusters = [c for c in everything if _visible(viewer, c.environment)]
+    clusters.sort(key=lambda c: c.name)
     states, violations, drifts = inventory.fleet_facts()
     now = datetime.now(UTC)
     facts = fleet_view.FleetViewFacts(prices=fleet_data.price_list(), calendar=fleet_data.support_calendar(),
@@ -175,7 +194,7 @@ async def fleet(request: Request) -> Response:
         params += [(k, v) for k, v in values.items() if v]
         return "/ui?" + urlencode(params)
 
-    return _page(request, "fleet.html", viewer, query=query, rows=rows, total=total, pages=pages, link=link,
+    return _page(request, "fleet.html", viewer, query=query, rows=rows, total=total, pages=pages, link=link, stale=stale,
                  columns=SORTABLE, monthly=sum(r.monthly_cost for r in rows),
                  choices={"provider": sorted({c.provider for c in clusters}), "region": sorted({c.region for c in clusters}),
                           "environment": sorted({c.environment for c in clusters})})
