@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test unit integration lint bench venv clean
+.PHONY: demo test unit integration lint bench venv clean browser
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit("Regatta needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -24,8 +24,19 @@ demo: $(STAMP)
 # Three processes (pytest-xdist), a test file at a time each: most of a test's time is spent
 # waiting on servers (one process keeps two cores about 30% busy), so three share them well. Each has its own Temporal dev server and simulator,
 # and scans its server's histories for credentials when it ends (tests/conftest.py).
-test: $(STAMP) lint
+test: $(STAMP) lint browser
 	$(BIN)/python -m pytest -n 3 --dist loadfile
+
+# Debian's Chromium for the fleet view's browser tests: Playwright drives it by its path and
+# downloads no browser. Where it is missing and apt-get may run (root), it is installed; elsewhere
+# the browser tests skip and say so (CI sets REGATTA_REQUIRE_BROWSER=1, which makes them fail).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null; }; \
+	  else echo "no chromium, and apt-get cannot run here: the browser tests will skip"; fi; }
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit

@@ -304,7 +304,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(session.SignInNeeded)
     async def sign_in(request: Request, _: Exception) -> Response:
-        return RedirectResponse("/ui/login?" + urlencode({"next": str(request.url.path)}), status_code=303)
+        wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse("/ui/login?" + urlencode({"next": wanted}), status_code=303)
 
     @app.exception_handler(ApiError)
     async def refused(request: Request, error: ApiError) -> Response:
