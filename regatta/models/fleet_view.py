@@ -3,7 +3,7 @@ what one row shows. Used by the fleet-view rules and the web pages."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import Field
@@ -11,7 +11,8 @@ from pydantic import Field
 from regatta.models.base import Model
 
 SORTABLE = ("name", "provider", "region", "environment", "version", "skew", "end_of_support", "image_age", "health",
-            "nodes", "cpu", "memory", "cost", "violations", "drifts")
+            "nodes", "pods", "cpu", "memory", "cost", "compliance", "violations", "drifts", "hold", "next_window",
+            "operation", "labels")
 ComplianceFilter = Literal["", "compliant", "non_compliant", "drifted", "error", "pending", "none"]
 
 
@@ -52,3 +53,5 @@ class FleetRow(Model):
     hold: str = ""
     operation: str = Field(default="", description="the operation in flight on it: its id")
     operation_type: str = ""
+    next_window: datetime | None = Field(default=None, description="when its next maintenance window opens (scheduled waves)")
+    next_window_schedule: str = ""

@@ -13,10 +13,11 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from regatta.models import ClusterRecord
+from regatta.models import ClusterRecord, PatchWaveInput
 from regatta.models.cost import PriceList, SupportCalendar
 from regatta.models.fleet_view import SORTABLE, FleetQuery, FleetRow
-from regatta.rules import cost, support, versions
+from regatta.rules import cost, support, versions, windows
+from regatta.rules.selectors import selects
 
 
 class FleetViewFacts:
@@ -24,12 +25,29 @@ class FleetViewFacts:
 
     def __init__(self, *, prices: PriceList, calendar: SupportCalendar, today: date, now: datetime,
                  compliance: dict[str, dict[str, int]] | None = None, violations: dict[str, int] | None = None,
-                 drifts: dict[str, int] | None = None, operations: dict[str, tuple[str, str]] | None = None):
+                 drifts: dict[str, int] | None = None, operations: dict[str, tuple[str, str]] | None = None,
+                 scheduled: Sequence[tuple[str, PatchWaveInput]] = ()):
         self.prices, self.calendar, self.today, self.now = prices, calendar, today, now
+        self.scheduled = list(scheduled)  # (schedule id, the wave it starts)
         self.compliance = compliance or {}
         self.violations = violations or {}
         self.drifts = drifts or {}
         self.operations = operations or {}  # cluster → (operation id, workflow type)
+
+
+def next_window(cluster: ClusterRecord, facts: FleetViewFacts) -> tuple[datetime | None, str]:
+    """When the next maintenance window opens for the cluster, among the scheduled waves that take
+    it (their windows that apply to it, outside their freezes), and which schedule; (None, "") when
+    no scheduled wave takes it."""
+    best: tuple[datetime | None, str] = (None, "")
+    for schedule, wave in facts.scheduled:
+        if not selects(wave.selector, cluster):
+            continue
+        mine = [wave.maintenance_windows[i] for i in windows.applicable_windows(wave.maintenance_windows, cluster)]
+        opens = windows.next_start(windows=mine, freezes=wave.freezes, after=facts.now)
+        if opens is not None and (best[0] is None or opens < best[0]):
+            best = (opens, schedule)
+    return best
 
 
 def keeps(query: FleetQuery, cluster: ClusterRecord, facts: FleetViewFacts) -> bool:
@@ -75,6 +93,21 @@ def sort_key(column: str, facts: FleetViewFacts) -> Callable[[ClusterRecord], An
             return cost.cluster_cost(c, facts.prices).monthly
         if column == "violations":
             return facts.violations.get(c.name, 0)
+        if column == "pods":
+            return c.pods_free if c.pods_free is not None else -1
+        if column == "hold":
+            hold = c.held_at(facts.now)
+            return hold.until.timestamp() if hold else last
+        if column == "operation":
+            return facts.operations.get(c.name, ("~",))[0]
+        if column == "compliance":
+            states = facts.compliance.get(c.name, {})
+            return (-sum(n for s, n in states.items() if s != "compliant"), -states.get("compliant", 0))
+        if column == "labels":
+            return ",".join(f"{k}={v}" for k, v in sorted(c.labels.items()))
+        if column == "next_window":
+            opens, _ = next_window(c, facts)
+            return opens.timestamp() if opens else last
         return facts.drifts.get(c.name, 0)
 
     return lambda c: (value(c), c.name)
@@ -94,6 +127,7 @@ def row(c: ClusterRecord, facts: FleetViewFacts) -> FleetRow:
     estimate = cost.cluster_cost(c, facts.prices)
     hold = c.held_at(facts.now)
     operation, kind = facts.operations.get(c.name, ("", ""))
+    opens, schedule = next_window(c, facts)
     return FleetRow(
         name=c.name, provider=c.provider, region=c.region, environment=c.environment, labels=c.labels,
         control_plane=c.control_plane_version, node_versions=sorted({p.version for p in c.node_pools}),
@@ -104,4 +138,4 @@ def row(c: ClusterRecord, facts: FleetViewFacts) -> FleetRow:
         cpu_used=cpu, memory_used=memory, monthly_cost=estimate.monthly, currency=estimate.currency,
         compliance=facts.compliance.get(c.name, {}), violations=facts.violations.get(c.name, 0),
         drifts=facts.drifts.get(c.name, 0), hold=f"until {hold.until:%Y-%m-%d %H:%M}: {hold.reason}" if hold else "",
-        operation=operation, operation_type=kind)
+        operation=operation, operation_type=kind, next_window=opens, next_window_schedule=schedule)

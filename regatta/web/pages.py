@@ -25,6 +25,7 @@ from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
+from temporalio.client import ScheduleActionStartWorkflow
 
 from regatta.api.errors import ApiError
 from regatta.api.gate import Gate
@@ -32,13 +33,13 @@ from regatta.api.operations import CONTROL_OUTCOME, environments_of
 from regatta.api.tokens import authenticate
 from regatta.formats import fleet_data
 from regatta.inventory import Inventory, UnknownCluster
-from regatta.models import ClusterRecord
+from regatta.models import ClusterRecord, PatchWaveInput
 from regatta.models.fleet_view import SORTABLE, FleetQuery
 from regatta.models.search_attributes import CLUSTER
 from regatta.rules import access, fleet_view
 from regatta.settings import Settings
 from regatta.temporal.connect import TemporalUnreachable, connect
-from regatta.temporal.operations import OperationRefused, send_update, status
+from regatta.temporal.operations import OperationRefused, query, send_update, status
 from regatta.web import session
 from regatta.web.fleet_cache import FleetCache
 
@@ -101,6 +102,35 @@ async def _fleet(request: Request) -> tuple[list[ClusterRecord], float]:
     """Every cluster (regatta/web/fleet_cache.py), and how many seconds old the read is."""
     cache = request.app.state.__dict__.setdefault("fleet_cache", FleetCache())
     return await cache.clusters(_inventory(request))
+
+
+SCHEDULES_SECONDS = 60.0  # how long one reading of the patch schedules serves the pages
+
+
+async def _scheduled(request: Request) -> list[tuple[str, PatchWaveInput]]:
+    """The waves the running patch schedules start (schedule id, wave), read at most once a minute:
+    their windows say when each cluster's next maintenance window opens."""
+    cached = request.app.state.__dict__.get("scheduled")
+    if cached is not None and time.monotonic() - cached[0] < SCHEDULES_SECONDS:
+        return list(cached[1])
+    found: list[tuple[str, PatchWaveInput]] = []
+    try:
+        client = await _client(request)
+        async for entry in await client.list_schedules():
+            if not entry.id.startswith("patch-"):
+                continue
+            described = await client.get_schedule_handle(entry.id).describe()
+            action = described.schedule.action
+            if described.schedule.state.paused or not isinstance(action, ScheduleActionStartWorkflow) or not action.args:
+                continue
+            wave = action.args[0]
+            if not isinstance(wave, PatchWaveInput):
+                [wave] = await client.data_converter.decode(list(action.args)[:1], [PatchWaveInput])
+            found.append((entry.id, wave))
+    except (TemporalUnreachable, RuntimeError, ValidationError):
+        request.app.state.__dict__.get("temporal_for_pages", {}).pop("client", None)
+    request.app.state.scheduled = (time.monotonic(), found)
+    return found
 
 
 def _visible(viewer: session.Viewer, environment: str) -> bool:
@@ -181,7 +211,7 @@ async def fleet(request: Request) -> Response:
     now = datetime.now(UTC)
     facts = fleet_view.FleetViewFacts(prices=fleet_data.price_list(), calendar=fleet_data.support_calendar(),
                                       today=now.date(), now=now, compliance=states, violations=violations, drifts=drifts,
-                                      operations=await _in_flight(request))
+                                      operations=await _in_flight(request), scheduled=await _scheduled(request))
     rows, total = fleet_view.page_of(clusters, query, facts)
     pages = max(1, -(-total // query.per_page))
 
@@ -213,7 +243,7 @@ async def cluster(request: Request, name: str) -> Response:
     states, violations, drifts = inventory.fleet_facts()
     facts = fleet_view.FleetViewFacts(prices=fleet_data.price_list(), calendar=fleet_data.support_calendar(),
                                       today=now.date(), now=now, compliance=states, violations=violations, drifts=drifts,
-                                      operations=await _in_flight(request))
+                                      operations=await _in_flight(request), scheduled=await _scheduled(request))
     placed = [(d.app, d.share(name)) for d in inventory.placements() if any(d.share(name).values())]
     return _page(request, "cluster.html", viewer, record=record, row=fleet_view.row(record, facts),
                  bundles=inventory.compliance(cluster=name), drifts=[d for d, _ in inventory.drifts(cluster=name)],
@@ -260,7 +290,13 @@ async def operation(request: Request, operation_id: str) -> Response:
         token=viewer.token.name, role=viewer.token.role, scope=viewer.token.environments,
         action="approve" if c == "approve" else "control", environments=acting) is None]
     progress = found.get("progress") or {}
-    return _page(request, "operation.html", viewer, found=found, progress=progress,
+    forecast = None
+    if found.get("workflow_type") == "PatchWave" and found.get("status") == "RUNNING":
+        try:
+            forecast = await query(_settings(request), operation_id, "forecast")
+        except (OperationRefused, TemporalUnreachable):
+            forecast = None
+    return _page(request, "operation.html", viewer, found=found, progress=progress, forecast=forecast,
                  controls=allowed if found.get("status") == "RUNNING" else [],
                  raw=json.dumps(found, indent=2, default=str), message=request.query_params.get("message", ""))
 

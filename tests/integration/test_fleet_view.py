@@ -55,10 +55,21 @@ def clusters_on(html: str) -> list[str]:
     return re.findall(r'<tr data-cluster="([^"]+)"', html)
 
 
-async def test_signing_in_and_the_fleet_filtered_sorted_and_paginated_on_the_server(browser, simulator, inventory, settings):
+async def test_signing_in_and_the_fleet_filtered_sorted_and_paginated_on_the_server(browser, simulator, inventory, settings,
+                                                                                      queue_settings):
+    from regatta.models import PatchWaveInput
+    from regatta.temporal.schedules import PatchWindow, control_schedule, create_patch_schedule
+
     fleet = Fleet(simulator, inventory, settings)
     names = fleet.add({"a": ("m5.xlarge", 2, "us-east-1"), "b": ("m5.large", 1, "us-west-2"),
                        "c": ("m5.large", 3, "us-west-2")}, environments={"a": "staging", "b": "staging", "c": "prod"})
+    # a patch schedule whose wave takes cluster a, inside Sunday's 02:00 UTC window
+    weekly = PatchWaveInput.model_validate({
+        "name": f"view-{fleet.tag}", "target_version": "1.31", "selector": {"clusters": [names["a"]]},
+        "stages": [{"name": "all"}],
+        "maintenance_windows": [{"days": ["sun"], "start": "02:00", "duration_minutes": 60, "timezone": "UTC"}]})
+    schedule = await create_patch_schedule(queue_settings, name=f"view-{fleet.tag}", wave=weekly,
+                                           window=PatchWindow(days=("sun",), at="02:00", timezone="UTC"))
     first = await browser.page("/ui")
     assert first.status_code == 303 and first.headers["location"].startswith("/ui/login")  # no session: sign in
     bad = await browser.http.post("/ui/login", data={"token": "nope", "csrf": "forged"})
@@ -76,6 +87,8 @@ async def test_signing_in_and_the_fleet_filtered_sorted_and_paginated_on_the_ser
     assert clusters_on(paged.text) == [names["b"]] and "page 2 of 2" in paged.text and 'rel="prev"' in paged.text
     row = re.search(rf'<tr data-cluster="{names["a"]}">(.*?)</tr>', mine.text, re.S)[1]
     assert "1.30" in row and "healthy" in row and "ended 2025-07-23" in row and "us-east-1" in row
+    assert re.search(r"Sun \d{4}-\d\d-\d\d 02:00", row) and schedule in row  # its next maintenance window
+    await control_schedule(queue_settings, schedule, "delete")
     assert (await browser.page("/ui", sort="colour")).status_code == 422
     assert "give key=value" in (await browser.page("/ui", label="team")).text
 
@@ -132,3 +145,23 @@ async def test_a_revoked_token_ends_its_session_and_signing_out_ends_it_too(brow
     page = await browser.page("/ui")
     out = await browser.http.post("/ui/logout", data={"csrf": browser.csrf(page.text)})
     assert out.status_code == 303 and (await browser.page("/ui")).status_code == 303
+
+
+async def test_a_running_waves_page_shows_its_stages_and_its_forecast(browser, client, worker, task_queue, simulator,
+                                                                      inventory):
+    from tests.integration.test_patch_wave import load_fleet, start_wave, wait_phase, wave_request
+
+    tag = uuid.uuid4().hex[:5]
+    names = load_fleet(simulator, inventory, tag, 2, env="staging")
+    request = wave_request(tag, [{"name": "gated", "approval_required": True}])
+    handle = await start_wave(client, task_queue, request)
+    await wait_phase(handle, "awaiting_approval")
+    try:
+        await browser.sign_in("viewer", "staging")
+        page = await browser.page(f"/ui/operations/{handle.id}")
+        assert page.status_code == 200, page.text
+        assert "<h3>gated" in page.text and all(name in page.text for name in names)
+        forecast = re.search(r'<table id="forecast">(.*?)</table>', page.text, re.S)
+        assert forecast and all(name in forecast[1] for name in names) and forecast[1].count("<tr>") == 3
+    finally:
+        await handle.execute_update("abort", AbortInput(reason="seen", requested_by="test"))
