@@ -133,6 +133,7 @@ class DevStack:
                                 **({"exited": p.process.returncode} if p.process.poll() is not None else {})}
                        for p in self.pieces},
             "ui": f"http://127.0.0.1:{self.ui_port}",
+            "fleet_view": f"http://127.0.0.1:{self.api_port}/ui",
             "env": self.settings.as_env(),
         }
         (self.home / "dev.json").write_text(json.dumps(description, indent=2))
@@ -164,6 +165,8 @@ class DevStack:
             + (f", metrics http://127.0.0.1:{self.metrics_port}/metrics" if self.metrics_port else ""),
             f"  API             http://127.0.0.1:{self.api_port}   (OpenAPI: http://127.0.0.1:{self.api_port}/docs;"
             " tokens: regatta token create)",
+            f"  fleet view      http://127.0.0.1:{self.api_port}/ui   (sign in with a token: regatta token create --name me"
+            " --role viewer --env '*'; Prometheus: /metrics)",
             f"  state and logs  {self.home}",
             "In another shell (the venv's bin on PATH):",
             f"  export {env}",

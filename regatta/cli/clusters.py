@@ -60,6 +60,39 @@ def clusters_list(
     run_command(body)
 
 
+@clusters_app.command("cost")
+def clusters_cost(
+    by: Annotated[str, typer.Option(help="environment, provider, region or label:<key>")] = "environment",
+    output: Output = Output.table,
+):
+    """The fleet's estimated cost per month, summed per environment, provider, region or label
+    value (list prices, or REGATTA_PRICE_FILE's), the dearest first."""
+    from rich.table import Table
+
+    def body():
+        records = open_inventory().list_clusters()
+        try:
+            prices = fleet_data.price_list()
+            totals = cost.cost_by(records, prices, by)
+        except fleet_data.FleetDataError as error:
+            raise Refused(f"REGATTA_PRICE_FILE: {error}") from None
+        except ValueError as error:
+            raise Refused(f"--by: {error}") from None
+        if output == "json":
+            print(json.dumps({"by": by, "currency": prices.currency, "as_of": prices.as_of.isoformat(),
+                              "monthly": totals}, indent=2))
+            return
+        table = Table(title=f"estimated {prices.currency} a month by {by} (prices of {prices.as_of.isoformat()})")
+        table.add_column(by.upper())
+        table.add_column("PER MONTH", justify="right")
+        for key, monthly in totals.items():
+            table.add_row(key, f"{monthly:,.2f}")
+        table.add_row("[bold]all[/]", f"[bold]{sum(totals.values()):,.2f}[/]")
+        console.print(table)
+
+    run_command(body)
+
+
 @cluster_app.command("hold")
 def cluster_hold(
     cluster: Annotated[str, typer.Argument(help="cluster name, as `regatta clusters list` shows it")],

@@ -49,6 +49,10 @@ async def test_clusters_list_shows_the_estimated_cost_from_the_price_list_or_a_p
     cheaper = await regatta(queue_settings, "clusters", "list", "--selector", "env=sandbox", "--output", "json",
                             env={"REGATTA_PRICE_FILE": str(mine)})
     assert {c["name"]: c["estimated_cost"]["monthly"] for c in json.loads(cheaper.stdout)}[name] == 43.8
+    grouped = await regatta(queue_settings, "clusters", "cost", "--by", "label:env", "--output", "json")
+    assert grouped.returncode == 0 and json.loads(grouped.stdout)["monthly"]["sandbox"] >= 493.48, grouped.stderr
+    wrong = await regatta(queue_settings, "clusters", "cost", "--by", "colour")
+    assert wrong.returncode == 2 and "label:<key>" in wrong.stderr
     mine.write_text("clouds: [not, a, mapping]\n")
     broken = await regatta(queue_settings, "clusters", "list", env={"REGATTA_PRICE_FILE": str(mine)})
     assert broken.returncode == 2 and "REGATTA_PRICE_FILE" in broken.stderr and "clouds" in broken.stderr

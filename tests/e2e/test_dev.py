@@ -11,6 +11,7 @@ import socket
 import subprocess
 import time
 
+import httpx
 import psutil
 
 from tests.conftest import REGATTA
@@ -44,9 +45,11 @@ def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
         pids = [piece["pid"] for piece in info["pieces"].values()]
         assert set(info["pieces"]) == {"temporal", "simulator", "worker", "api"}
         assert info["pieces"]["api"]["address"] == f"http://127.0.0.1:{api_port}"
+        assert info["fleet_view"] == f"http://127.0.0.1:{api_port}/ui"
+        login = httpx.get(f"{info['fleet_view']}/login", timeout=10)  # the fleet view answers on the API's port
+        assert login.status_code == 200 and 'name="token"' in login.text
         assert all(psutil.pid_exists(pid) for pid in pids)
         joined = {**env, **info["env"]}
-        import httpx
 
         metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
         assert metrics.status_code == 200 and "temporal" in metrics.text
