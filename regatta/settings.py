@@ -34,6 +34,9 @@ class Settings:
     # Hosts and networks that callbacks, owner webhooks and Prometheus checks may reach
     # (regatta/rules/outbound.py); empty: any but link-local and cloud metadata addresses.
     outbound_allow: tuple[str, ...] = ()
+    # Where people open the Temporal UI (links from the CLI and the fleet view); unset: port 8233 of
+    # the Temporal address's host, as the dev server serves it.
+    temporal_ui_url: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -52,6 +55,7 @@ class Settings:
             api_url=(env.get("REGATTA_API_URL") or None),
             api_token=(env.get("REGATTA_TOKEN") or None),
             outbound_allow=parse_allow_list(env.get("REGATTA_OUTBOUND_ALLOW")),
+            temporal_ui_url=(env.get("REGATTA_TEMPORAL_UI_URL") or None),
         )
 
     @property
@@ -59,6 +63,10 @@ class Settings:
         if self.traffic_url:
             return self.traffic_url.rstrip("/")
         return f"{self.sim_url.rstrip('/')}/traffic/v1" if self.sim_url else None
+
+    @property
+    def temporal_ui(self) -> str:
+        return (self.temporal_ui_url or f"http://{self.temporal_address.rsplit(':', 1)[0]}:8233").rstrip("/")
 
     def as_env(self) -> dict[str, str]:
         """The variables a separate worker or CLI call needs to join this installation."""
@@ -75,4 +83,6 @@ class Settings:
             env["REGATTA_TRAFFIC_URL"] = self.traffic_url
         if self.outbound_allow:
             env["REGATTA_OUTBOUND_ALLOW"] = ",".join(self.outbound_allow)
+        if self.temporal_ui_url:
+            env["REGATTA_TEMPORAL_UI_URL"] = self.temporal_ui_url
         return env

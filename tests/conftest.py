@@ -179,6 +179,31 @@ async def worker(client: Client, queue_settings: Settings):
         yield running
 
 
+@pytest.fixture
+def served_api(queue_settings: Settings, inventory: Inventory) -> Iterator[str]:
+    """The API app (and the fleet view) served by uvicorn on a free loopback port: its base URL.
+    Stopped when the test ends."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from regatta.api.app import create_app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(queue_settings, inventory), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        threading.Event().wait(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
 # The `regatta` command pip installed beside this interpreter: the end-to-end tests run it as an
 # operator does (its entry point flushes and exits with the promised code), not `python -m`.
 REGATTA = str(Path(sys.executable).with_name("regatta"))

@@ -68,6 +68,13 @@ class Gate:
                            detail=refusal)
             raise ApiError(403, refusal)
 
+    def visible_clusters(self) -> set[str] | None:
+        """The clusters the token's environments cover; None: all of them."""
+        scope = set(self.token.environments)
+        if access.ALL_ENVIRONMENTS in scope:
+            return None
+        return {r.name for r in self.inventory.list_clusters() if r.environment in scope}
+
     def record_of(self, name: str) -> ClusterRecord:
         try:
             return self.inventory.get_cluster(name)

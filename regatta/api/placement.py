@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends
 from regatta.api.errors import ApiError
 from regatta.api.gate import Gate, gate
 from regatta.models.placement import PlacementDecision
-from regatta.rules import access
 
 router = APIRouter(prefix="/v1/placements")
 
@@ -25,17 +24,10 @@ def _seen(decision: PlacementDecision, visible: set[str] | None) -> PlacementDec
         name: why for name, why in decision.not_chosen.items() if name in visible}})
 
 
-def _visible(the: Gate) -> set[str] | None:
-    scope = set(the.token.environments)
-    if access.ALL_ENVIRONMENTS in scope:
-        return None
-    return {r.name for r in the.inventory.list_clusters() if r.environment in scope}
-
-
 @router.get("", response_model=list[PlacementDecision], responses={401: {}, 403: {}})
 async def placements(the: Gate = Depends(gate)) -> list[PlacementDecision]:
     the.permit("read", set(), verb="read")
-    visible = _visible(the)
+    visible = the.visible_clusters()
     return [seen for d in the.inventory.placements() if (seen := _seen(d, visible)) is not None]
 
 
@@ -43,7 +35,7 @@ async def placements(the: Gate = Depends(gate)) -> list[PlacementDecision]:
 async def placement(app: str, the: Gate = Depends(gate)) -> PlacementDecision:
     the.permit("read", set(), verb="read")
     decision = the.inventory.placement(app)
-    seen = _seen(decision, _visible(the)) if decision is not None else None
+    seen = _seen(decision, the.visible_clusters()) if decision is not None else None
     if seen is None:
         raise ApiError(404, f"{app} is not placed on any cluster this token may see; `GET /v1/placements` lists"
                        " what is placed")

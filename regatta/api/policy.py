@@ -8,17 +8,8 @@ from fastapi import APIRouter, Depends, Query
 
 from regatta.api.gate import Gate, gate
 from regatta.models.policy import ComplianceRecord
-from regatta.rules import access
 
 router = APIRouter(prefix="/v1/policy")
-
-
-def _visible(the: Gate) -> set[str] | None:
-    """The clusters the token may see; None: all of them."""
-    scope = set(the.token.environments)
-    if access.ALL_ENVIRONMENTS in scope:
-        return None
-    return {r.name for r in the.inventory.list_clusters() if r.environment in scope}
 
 
 @router.get("/compliance", response_model=list[ComplianceRecord], responses={401: {}, 403: {}})
@@ -28,7 +19,7 @@ async def compliance(the: Gate = Depends(gate),
                      state: str | None = Query(default=None, max_length=20, description="e.g. non_compliant")
                      ) -> list[ComplianceRecord]:
     the.permit("read", set(), verb="read")
-    visible = _visible(the)
+    visible = the.visible_clusters()
     return [r for r in the.inventory.compliance(bundle=bundle, cluster=cluster)
             if (visible is None or r.cluster in visible) and (state is None or r.state == state)]
 

@@ -32,8 +32,7 @@ def fleet_now():
 
 def ui_url(operation_id: str) -> str:
     settings = Settings.from_env()
-    host = settings.temporal_address.rsplit(":", 1)[0]
-    return f"http://{host}:8233/namespaces/{settings.namespace}/workflows/{operation_id}"
+    return f"{settings.temporal_ui}/namespaces/{settings.namespace}/workflows/{operation_id}"
 
 
 def api_client() -> Any:

@@ -28,16 +28,15 @@ from pydantic import ValidationError
 from temporalio.client import ScheduleActionStartWorkflow
 
 from regatta.api.errors import ApiError
-from regatta.api.gate import Gate
+from regatta.api.gate import Gate, inventory_of, settings_of
 from regatta.api.operations import CONTROL_OUTCOME, environments_of
 from regatta.api.tokens import authenticate
 from regatta.formats import fleet_data
-from regatta.inventory import Inventory, UnknownCluster
+from regatta.inventory import UnknownCluster
 from regatta.models import ClusterRecord, PatchWaveInput
 from regatta.models.fleet_view import SORTABLE, FleetQuery
 from regatta.models.search_attributes import CLUSTER
 from regatta.rules import access, fleet_view
-from regatta.settings import Settings
 from regatta.temporal.connect import TemporalUnreachable, connect
 from regatta.temporal.operations import OperationRefused, query, send_update, status
 from regatta.web import session
@@ -45,26 +44,20 @@ from regatta.web.fleet_cache import FleetCache
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-TEMPORAL_UI = "http://127.0.0.1:8233"
 CONTROLS = ("pause", "resume", "abort", "approve")
 
 
-def _inventory(request: Request) -> Inventory:
-    inventory: Inventory = request.app.state.inventory
-    return inventory
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 def _gate(request: Request, viewer: session.Viewer) -> Gate:
-    return Gate(token=viewer.token, inventory=_inventory(request), settings=_settings(request))
+    return Gate(token=viewer.token, inventory=inventory_of(request), settings=settings_of(request))
 
 
 def _page(request: Request, name: str, viewer: session.Viewer | None, status_code: int = 200, **context: Any) -> HTMLResponse:
-    return templates.TemplateResponse(request, name, {"viewer": viewer, "temporal_ui": TEMPORAL_UI, **context},
+    settings = settings_of(request)
+    workflows = f"{settings.temporal_ui}/namespaces/{settings.namespace}/workflows"
+    return templates.TemplateResponse(request, name, {"viewer": viewer, "temporal_ui": settings.temporal_ui,
+                                                      "temporal_workflows": workflows, **context},
                                       status_code=status_code)
 
 
@@ -72,7 +65,7 @@ async def _client(request: Request) -> Any:
     """One Temporal client per API process for the pages (connected on first use)."""
     holder = request.app.state.__dict__.setdefault("temporal_for_pages", {})
     if "client" not in holder:
-        holder["client"] = await connect(_settings(request))
+        holder["client"] = await connect(settings_of(request))
     return holder["client"]
 
 
@@ -101,7 +94,7 @@ async def _in_flight(request: Request) -> dict[str, tuple[str, str]]:
 async def _fleet(request: Request) -> tuple[list[ClusterRecord], float]:
     """Every cluster (regatta/web/fleet_cache.py), and how many seconds old the read is."""
     cache = request.app.state.__dict__.setdefault("fleet_cache", FleetCache())
-    return await cache.clusters(_inventory(request))
+    return await cache.clusters(inventory_of(request))
 
 
 SCHEDULES_SECONDS = 60.0  # how long one reading of the patch schedules serves the pages
@@ -158,21 +151,21 @@ async def login(request: Request, token: str = Form(""), csrf: str = Form(""), n
     except session.CsrfRefused:
         return _page(request, "login.html", None, 403, guard="", next="/ui",
                      error="the sign-in form has expired or did not come from this site; load it again")
-    found = authenticate(_inventory(request), token.strip()) if token.strip() else None
+    found = authenticate(inventory_of(request), token.strip()) if token.strip() else None
     if found is None:
         return _page(request, "login.html", None, 401, guard=csrf, next=next,
                      error="that token is unknown or revoked; `regatta token create` makes one")
     response = RedirectResponse(next if next.startswith("/ui") else "/ui", status_code=303)
-    session.start(_inventory(request), request, response, found)
+    session.start(inventory_of(request), request, response, found)
     return response
 
 
 @router.post("/logout")
 async def logout(request: Request, csrf: str = Form("")) -> Response:
-    viewer = session.viewer(_inventory(request), request)
+    viewer = session.viewer(inventory_of(request), request)
     session.check_csrf(viewer.csrf, csrf)
     response = RedirectResponse("/ui/login", status_code=303)
-    session.end(_inventory(request), request, response)
+    session.end(inventory_of(request), request, response)
     return response
 
 
@@ -199,11 +192,11 @@ def _query(request: Request) -> FleetQuery:
 
 @router.get("", response_class=HTMLResponse)
 async def fleet(request: Request) -> Response:
-    viewer = session.viewer(_inventory(request), request)
+    viewer = session.viewer(inventory_of(request), request)
     query = _query(request)
     if query.sort not in SORTABLE:
         raise ApiError(422, f"sort by one of {', '.join(SORTABLE)}, not {query.sort!r}")
-    inventory = _inventory(request)
+    inventory = inventory_of(request)
     everything, stale = await _fleet(request)
     clusters = [c for c in everything if _visible(viewer, c.environment)]
     clusters.sort(key=lambda c: c.name)
@@ -232,8 +225,8 @@ async def fleet(request: Request) -> Response:
 
 @router.get("/clusters/{name}", response_class=HTMLResponse)
 async def cluster(request: Request, name: str) -> Response:
-    viewer = session.viewer(_inventory(request), request)
-    inventory = _inventory(request)
+    viewer = session.viewer(inventory_of(request), request)
+    inventory = inventory_of(request)
     try:
         record = inventory.get_cluster(name)
     except UnknownCluster as error:
@@ -255,7 +248,7 @@ async def cluster(request: Request, name: str) -> Response:
 
 @router.get("/operations", response_class=HTMLResponse)
 async def operations(request: Request) -> Response:
-    viewer = session.viewer(_inventory(request), request)
+    viewer = session.viewer(inventory_of(request), request)
     found: list[dict[str, Any]] = []
     try:
         client = await _client(request)
@@ -266,7 +259,7 @@ async def operations(request: Request) -> Response:
                           "cluster": attributes.get(CLUSTER) if attributes else None})
     except (TemporalUnreachable, RuntimeError) as error:
         raise ApiError(503, f"Temporal does not answer: {error}") from None
-    known = {c.name: c.environment for c in _inventory(request).list_clusters()}
+    known = {c.name: c.environment for c in inventory_of(request).list_clusters()}
     visible = [o for o in found if o["cluster"] is None or _visible(viewer, known.get(o["cluster"], ""))]
     running = [o for o in visible if o["status"] == "RUNNING"]
     return _page(request, "operations.html", viewer, running=running,
@@ -275,10 +268,10 @@ async def operations(request: Request) -> Response:
 
 @router.get("/operations/{operation_id}", response_class=HTMLResponse)
 async def operation(request: Request, operation_id: str) -> Response:
-    viewer = session.viewer(_inventory(request), request)
+    viewer = session.viewer(inventory_of(request), request)
     gate = _gate(request, viewer)
     try:
-        found = await status(_settings(request), operation_id)
+        found = await status(settings_of(request), operation_id)
     except OperationRefused as error:
         raise ApiError(404, str(error)) from None
     except TemporalUnreachable as error:
@@ -293,7 +286,7 @@ async def operation(request: Request, operation_id: str) -> Response:
     forecast = None
     if found.get("workflow_type") == "PatchWave" and found.get("status") == "RUNNING":
         try:
-            forecast = await query(_settings(request), operation_id, "forecast")
+            forecast = await query(settings_of(request), operation_id, "forecast")
         except (OperationRefused, TemporalUnreachable):
             forecast = None
     return _page(request, "operation.html", viewer, found=found, progress=progress, forecast=forecast,
@@ -304,13 +297,13 @@ async def operation(request: Request, operation_id: str) -> Response:
 @router.post("/operations/{operation_id}/{control}")
 async def steer(request: Request, operation_id: str, control: str, csrf: str = Form(""), reason: str = Form(""),
                 stage: str = Form("")) -> Response:
-    viewer = session.viewer(_inventory(request), request)
+    viewer = session.viewer(inventory_of(request), request)
     session.check_csrf(viewer.csrf, csrf)
     if control not in CONTROLS:
         raise ApiError(404, f"no control {control!r}; the controls are {', '.join(CONTROLS)}")
     gate = _gate(request, viewer)
     try:
-        found = await status(_settings(request), operation_id)
+        found = await status(settings_of(request), operation_id)
     except OperationRefused as error:
         raise ApiError(404, str(error)) from None
     cluster = found.get("cluster") or "-"
@@ -324,7 +317,7 @@ async def steer(request: Request, operation_id: str, control: str, csrf: str = F
     else:
         payload = {"reason": reason, "requested_by": viewer.token.name}
     try:
-        await send_update(_settings(request), operation_id, control, payload)
+        await send_update(settings_of(request), operation_id, control, payload)
         message = f"{control}: accepted"
         gate.audit(verb=control, outcome=CONTROL_OUTCOME[control], operation_id=operation_id, cluster=cluster,
                    detail=f"from the fleet view: {reason}".rstrip(": "))

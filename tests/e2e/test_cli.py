@@ -414,54 +414,36 @@ async def test_audit_verify_exits_0_on_an_intact_trail_and_1_naming_the_edited_r
 
 
 async def test_the_cli_goes_through_the_api_as_its_token_when_told_to(queue_settings, inventory, add_cluster, worker,
-                                                                        simulator):
-    import socket
-    import threading
+                                                                        simulator, served_api):
     import uuid
 
-    import uvicorn
-
-    from regatta.api.app import create_app
     from regatta.api.tokens import create_token
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(queue_settings, inventory), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            await asyncio.sleep(0.05)
-        staging, prod = add_cluster("cliapi", env="staging", pools=1, nodes=1), add_cluster("cliapi", env="prod", pools=1, nodes=1)
-        name = f"cli-{uuid.uuid4().hex[:6]}"
-        _, secret = create_token(inventory, name=name, role="operator", environments=["staging"])
-        env = {"REGATTA_API_URL": f"http://127.0.0.1:{port}", "REGATTA_TOKEN": secret}
+    staging, prod = add_cluster("cliapi", env="staging", pools=1, nodes=1), add_cluster("cliapi", env="prod", pools=1, nodes=1)
+    name = f"cli-{uuid.uuid4().hex[:6]}"
+    _, secret = create_token(inventory, name=name, role="operator", environments=["staging"])
+    env = {"REGATTA_API_URL": served_api, "REGATTA_TOKEN": secret}
 
-        started = await regatta(queue_settings, "upgrade", "start", staging, "--to", "1.31", "--ticket", f"CHG-{name}",
-                                "--wait", env=env)
-        assert started.returncode == 0, started.stdout + started.stderr
-        assert f"started cluster-{staging} over the API" in started.stdout and "succeeded" in started.stdout
-        status = await regatta(queue_settings, "op", "status", f"cluster-{staging}", "--output", "json", env=env)
-        assert status.returncode == 0 and json.loads(status.stdout)["progress"]["phase"] == "succeeded"
-        assert {r.requested_by for r in inventory.audit(cluster=staging)} == {name}  # the token is who asked
+    started = await regatta(queue_settings, "upgrade", "start", staging, "--to", "1.31", "--ticket", f"CHG-{name}",
+                            "--wait", env=env)
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert f"started cluster-{staging} over the API" in started.stdout and "succeeded" in started.stdout
+    status = await regatta(queue_settings, "op", "status", f"cluster-{staging}", "--output", "json", env=env)
+    assert status.returncode == 0 and json.loads(status.stdout)["progress"]["phase"] == "succeeded"
+    assert {r.requested_by for r in inventory.audit(cluster=staging)} == {name}  # the token is who asked
 
-        other_env = await regatta(queue_settings, "upgrade", "start", prod, "--to", "1.31", "--ticket", f"CHG-x-{name}",
-                                  env=env)
-        assert other_env.returncode == 2 and "scoped to staging and may not start in prod" in other_env.stderr
-        no_ticket = await regatta(queue_settings, "upgrade", "start", staging, "--to", "1.31", env=env)
-        assert no_ticket.returncode == 2 and "--ticket" in no_ticket.stderr
-        tokenless = await regatta(queue_settings, "op", "status", f"cluster-{staging}",
-                                  env={"REGATTA_API_URL": env["REGATTA_API_URL"], "REGATTA_TOKEN": ""})
-        assert tokenless.returncode == 2 and "REGATTA_TOKEN is not" in tokenless.stderr
-        down = await regatta(queue_settings, "op", "status", f"cluster-{staging}",
-                             env={**env, "REGATTA_API_URL": "http://127.0.0.1:9"})
-        assert down.returncode == 3 and "does not answer" in down.stderr
-        assert sim_report(simulator, prod)["clusters"][prod]["control_plane_version"] == "1.30"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    other_env = await regatta(queue_settings, "upgrade", "start", prod, "--to", "1.31", "--ticket", f"CHG-x-{name}",
+                              env=env)
+    assert other_env.returncode == 2 and "scoped to staging and may not start in prod" in other_env.stderr
+    no_ticket = await regatta(queue_settings, "upgrade", "start", staging, "--to", "1.31", env=env)
+    assert no_ticket.returncode == 2 and "--ticket" in no_ticket.stderr
+    tokenless = await regatta(queue_settings, "op", "status", f"cluster-{staging}",
+                              env={"REGATTA_API_URL": env["REGATTA_API_URL"], "REGATTA_TOKEN": ""})
+    assert tokenless.returncode == 2 and "REGATTA_TOKEN is not" in tokenless.stderr
+    down = await regatta(queue_settings, "op", "status", f"cluster-{staging}",
+                         env={**env, "REGATTA_API_URL": "http://127.0.0.1:9"})
+    assert down.returncode == 3 and "does not answer" in down.stderr
+    assert sim_report(simulator, prod)["clusters"][prod]["control_plane_version"] == "1.30"
 
 
 async def test_holds_and_the_forecast_from_the_cli(queue_settings, add_cluster, simulator, sim_clock, worker, tmp_path):

@@ -12,15 +12,11 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
-import threading
 import uuid
 from pathlib import Path
 
 import pytest
-import uvicorn
 
-from regatta.api.app import create_app
 from regatta.api.tokens import create_token
 from regatta.models import AbortInput
 from regatta.models.policy import PolicyRolloutProgress
@@ -42,25 +38,8 @@ def chromium_path() -> str:
     return CHROMIUM
 
 
-@pytest.fixture
-def served(queue_settings, inventory):
-    """The API app on a free loopback port, stopped when the test ends."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(queue_settings, inventory), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        threading.Event().wait(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
 async def test_an_operator_and_a_viewer_use_the_fleet_view_in_chromium(
-        chromium_path, served, client, worker, task_queue, simulator, inventory, settings):
+        chromium_path, served_api, client, worker, task_queue, simulator, inventory, settings):
     from playwright.async_api import async_playwright
 
     fleet = Fleet(simulator, inventory, settings)
@@ -82,11 +61,11 @@ async def test_an_operator_and_a_viewer_use_the_fleet_view_in_chromium(
             try:
                 context = await browser.new_context(viewport={"width": 1600, "height": 1000})
                 page = await context.new_page()
-                await page.goto(f"{served}/ui?label=placement={fleet.tag}")
+                await page.goto(f"{served_api}/ui?label=placement={fleet.tag}")
                 assert "/ui/login" in page.url  # no session: the sign-in form
                 await page.fill("input[name=token]", operator)
                 await page.click("button[type=submit]")
-                await page.wait_for_url(lambda url: url.startswith(f"{served}/ui?label=placement"))
+                await page.wait_for_url(lambda url: url.startswith(f"{served_api}/ui?label=placement"))
                 cookie = next(c for c in await context.cookies() if c["name"] == "regatta_session")
                 assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
                 rows = page.locator("table#fleet tbody tr")
@@ -114,7 +93,7 @@ async def test_an_operator_and_a_viewer_use_the_fleet_view_in_chromium(
                 assert await page.locator("table#bundles >> text=no bundle given to it yet").count() == 1
                 await page.screenshot(path=str(ARTIFACTS / "cluster.png"), full_page=True)
 
-                await page.goto(f"{served}/ui/operations")
+                await page.goto(f"{served_api}/ui/operations")
                 await page.click(f"table#running a[href='/ui/operations/{operation}']")
                 assert await page.locator("#phase").inner_text() == "awaiting_approval"
                 assert await page.locator("button[value=approve]").count() == 0  # an operator does not approve
@@ -125,10 +104,10 @@ async def test_an_operator_and_a_viewer_use_the_fleet_view_in_chromium(
                 assert (await handle.query("progress", result_type=PolicyRolloutProgress)).paused is True
 
                 looker = await (await browser.new_context()).new_page()
-                await looker.goto(f"{served}/ui/login")
+                await looker.goto(f"{served_api}/ui/login")
                 await looker.fill("input[name=token]", viewer)
                 await looker.click("button[type=submit]")
-                await looker.goto(f"{served}/ui/operations/{operation}")
+                await looker.goto(f"{served_api}/ui/operations/{operation}")
                 assert await looker.locator("#controls").count() == 0  # what a viewer may not do is not offered
                 await looker.screenshot(path=str(ARTIFACTS / "operation-viewer.png"), full_page=True)
             finally:

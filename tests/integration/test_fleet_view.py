@@ -119,6 +119,8 @@ async def test_operations_with_the_controls_a_role_may_use_and_forms_without_csr
         await browser.sign_in("operator", "staging")
         page = await browser.page(f"/ui/operations/{operation}")
         assert 'id="controls"' in page.text and ">Pause<" in page.text and ">Approve<" not in page.text
+        host = queue_settings.temporal_address.rsplit(":", 1)[0]
+        assert f'href="http://{host}:8233/namespaces/{queue_settings.namespace}/workflows/{operation}"' in page.text
         forged = await browser.http.post(f"/ui/operations/{operation}/pause", data={"reason": "no csrf"})
         assert forged.status_code == 403 and "CSRF" in forged.text
         assert (await handle.query("progress", result_type=PolicyRolloutProgress)).paused is False  # nothing done
