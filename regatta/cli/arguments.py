@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from regatta.temporal.operations import OperationRefused as Refused
+from regatta.temporal.outcomes import OperationRefused as Refused
 
 
 # Choices as enums: typer refuses anything else itself, with a usage error and exit code 2.

@@ -12,7 +12,7 @@ from regatta.cli.arguments import Output
 from regatta.cli.context import open_inventory
 from regatta.cli.exits import run_command
 from regatta.cli.render import console, show_list
-from regatta.temporal.operations import OperationFailed
+from regatta.temporal.outcomes import OperationFailed
 
 audit_app = typer.Typer(no_args_is_help=True, help="The audit trail of every operation.")
 

@@ -17,7 +17,7 @@ from regatta.cli.render import console, errors, minute, render_clusters
 from regatta.formats import fleet_data
 from regatta.rules import cost
 from regatta.settings import Settings
-from regatta.temporal.operations import OperationRefused as Refused
+from regatta.temporal.outcomes import OperationRefused as Refused
 
 clusters_app = typer.Typer(no_args_is_help=True, help="The fleet as the inventory knows it.")
 

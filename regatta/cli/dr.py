@@ -14,7 +14,7 @@ from regatta.cli.op import admit_and_start
 from regatta.cli.render import console, show_list
 from regatta.rules import recovery
 from regatta.temporal.admission import Admission
-from regatta.temporal.operations import OperationRefused as Refused
+from regatta.temporal.outcomes import OperationRefused as Refused
 
 dr_app = typer.Typer(no_args_is_help=True, help="Disaster-recovery pairs: which cluster stands by for which.")
 

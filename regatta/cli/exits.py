@@ -12,8 +12,8 @@ import typer
 
 from regatta.cli.render import errors
 from regatta.rules import refusals
-from regatta.temporal.operations import OperationFailed
-from regatta.temporal.operations import OperationRefused as Refused
+from regatta.temporal.outcomes import OperationFailed
+from regatta.temporal.outcomes import OperationRefused as Refused
 
 EXIT_DONE, EXIT_FAILED, EXIT_REFUSED, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -27,7 +27,7 @@ def run_command(coro_or_fn) -> Any:
     from regatta.api.client import ApiUnreachable
     from regatta.inventory import DrPairError, HoldError, TokenError, UnknownCluster
     from regatta.temporal.codec import CodecKeyError
-    from regatta.temporal.connect import TemporalUnreachable
+    from regatta.temporal.outcomes import TemporalUnreachable
 
     try:
         return asyncio.run(coro_or_fn) if asyncio.iscoroutine(coro_or_fn) else coro_or_fn()

@@ -11,7 +11,7 @@ from regatta.cli.context import open_inventory
 from regatta.cli.exits import run_command
 from regatta.cli.op import admit_and_start
 from regatta.rules import operation_ids
-from regatta.temporal.operations import OperationRefused as Refused
+from regatta.temporal.outcomes import OperationRefused as Refused
 
 
 def provision(

@@ -20,8 +20,8 @@ from regatta.cli.render import console
 from regatta.inventory import Inventory
 from regatta.settings import Settings
 from regatta.temporal.admission import Admission
-from regatta.temporal.operations import OperationFailed
-from regatta.temporal.operations import OperationRefused as Refused
+from regatta.temporal.outcomes import OperationFailed
+from regatta.temporal.outcomes import OperationRefused as Refused
 
 op_app = typer.Typer(no_args_is_help=True, help="Steer a running operation by its id (the Temporal workflow id).")
 

@@ -12,7 +12,7 @@ from regatta.cli.arguments import duration_seconds
 from regatta.cli.exits import EXIT_REFUSED, Unreachable, run_command
 from regatta.cli.render import console, errors
 from regatta.settings import Settings
-from regatta.temporal.operations import OperationRefused as Refused
+from regatta.temporal.outcomes import OperationRefused as Refused
 
 
 def dev(

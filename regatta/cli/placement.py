@@ -14,7 +14,7 @@ from regatta.cli.arguments import Output
 from regatta.cli.context import open_inventory
 from regatta.cli.exits import run_command
 from regatta.cli.render import console
-from regatta.temporal.operations import OperationRefused as Refused
+from regatta.temporal.outcomes import OperationRefused as Refused
 
 placement_app = typer.Typer(no_args_is_help=True, help="Placed applications: where they run and why.")
 

@@ -14,7 +14,7 @@ from regatta.cli.context import fleet_now, open_inventory
 from regatta.cli.exits import run_command
 from regatta.cli.render import console
 from regatta.settings import Settings
-from regatta.temporal.operations import OperationRefused as Refused
+from regatta.temporal.outcomes import OperationRefused as Refused
 
 policy_app = typer.Typer(no_args_is_help=True, help="Policy and configuration bundles: preview, staged rollout,"
                          " rollback, compliance.")

@@ -8,18 +8,20 @@ import asyncio
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
-from temporalio.client import WorkflowFailureError, WorkflowHandle
 
 from regatta.cli.arguments import Output
+
+if TYPE_CHECKING:
+    from temporalio.client import WorkflowHandle
 from regatta.models import ClusterRecord, WaveForecast, WavePlan
 from regatta.models.cost import ClusterCost
 from regatta.rules import cost
-from regatta.temporal.operations import OperationFailed, cause_of
+from regatta.temporal.outcomes import OperationFailed, cause_of
 
 console = Console()
 
@@ -225,6 +227,8 @@ def render_status(described: dict[str, Any], console: Console) -> None:
 
 async def follow(handle: WorkflowHandle, console: Console, *, interval: float = 0.5) -> dict:
     """Show a progress bar for the control plane and each node pool until the operation ends."""
+    from temporalio.client import WorkflowFailureError  # here: the SDK costs every command's start otherwise
+
     outcome = asyncio.ensure_future(handle.result())
     bars: dict[str, TaskID] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[state]}"),

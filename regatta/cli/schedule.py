@@ -12,7 +12,7 @@ from regatta.cli.arguments import Output, parse_selector
 from regatta.cli.exits import run_command
 from regatta.cli.render import console, show_list
 from regatta.settings import Settings
-from regatta.temporal.operations import OperationRefused as Refused
+from regatta.temporal.outcomes import OperationRefused as Refused
 
 schedule_app = typer.Typer(no_args_is_help=True, help="Scheduled patch windows and fleet sweeps (Temporal Schedules).")
 

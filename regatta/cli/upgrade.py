@@ -12,7 +12,7 @@ from regatta.cli.context import api_client, fleet_now, open_inventory
 from regatta.cli.exits import run_command
 from regatta.cli.op import admit_and_start, follow_over_api
 from regatta.cli.render import console
-from regatta.temporal.operations import OperationRefused as Refused
+from regatta.temporal.outcomes import OperationRefused as Refused
 
 upgrade_app = typer.Typer(no_args_is_help=True, help="Rolling upgrades of one cluster.")
 

@@ -14,7 +14,7 @@ from regatta.cli.exits import run_command
 from regatta.cli.render import console
 from regatta.rules import forecasts, waves
 from regatta.settings import Settings
-from regatta.temporal.operations import OperationRefused as Refused
+from regatta.temporal.outcomes import OperationRefused as Refused
 
 wave_app = typer.Typer(no_args_is_help=True, help="Fleet-wide patch waves: stages, windows, freezes, a failure budget.")
 

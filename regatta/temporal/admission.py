@@ -44,7 +44,7 @@ from regatta.rules import (
     versions,
     waves,
 )
-from regatta.temporal.operations import OperationRefused
+from regatta.temporal.outcomes import OperationRefused
 
 RefusalKind = Literal["unknown", "invalid", "conflict"]
 

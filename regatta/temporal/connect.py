@@ -12,10 +12,11 @@ from temporalio.runtime import Runtime
 from regatta.settings import Settings
 from regatta.telemetry import temporal_interceptors
 from regatta.temporal.codec import with_codec
+from regatta.temporal.outcomes import TemporalUnreachable
+
+__all__ = ["TemporalUnreachable", "connect"]
 
 
-class TemporalUnreachable(ConnectionError):
-    pass
 
 
 async def connect(settings: Settings, *, runtime: Runtime | None = None) -> Client:

@@ -34,23 +34,11 @@ from regatta.models.search_attributes import CLUSTER, ENVIRONMENT, OPERATION, TI
 from regatta.rules import operation_ids
 from regatta.settings import Settings
 from regatta.temporal.connect import connect
+from regatta.temporal.outcomes import OperationFailed, OperationRefused, cause_of
+
+__all__ = ["OperationFailed", "OperationRefused", "cause_of"]  # named here too, as callers have always imported them
 
 
-class OperationRefused(Exception):
-    """The request was refused and nothing changed (CLI exit code 2)."""
-
-
-class OperationFailed(Exception):
-    """The operation ran and failed, or was aborted (CLI exit code 1)."""
-
-
-def cause_of(error: BaseException) -> str:
-    """The innermost message: what the operator needs, without the SDK's wrapping."""
-    message = str(error)
-    while (cause := getattr(error, "cause", None)) is not None:
-        error = cause
-        message = getattr(error, "message", None) or str(error)
-    return message
 
 
 async def start_operation(
