@@ -26,6 +26,7 @@ demo: $(STAMP)
 # waiting on servers, so four keep two cores busy. Each has its own Temporal dev server and simulator,
 # and scans its server's histories for credentials when it ends (tests/conftest.py).
 test: $(STAMP) browser
+	@$(BIN)/python -m compileall -q regatta workflows activities workers tests benchmarks >/dev/null  # every CLI start and test process reads the bytecode, not the source
 	@$(MAKE) --no-print-directory lint & lint=$$!; \
 	$(BIN)/python -m pytest -n 4 --dist loadfile; tests=$$?; \
 	wait $$lint; linted=$$?; \
