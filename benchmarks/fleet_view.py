@@ -34,7 +34,7 @@ from benchmarks.stack import machine  # noqa: E402
 from regatta.api.app import create_app  # noqa: E402
 from regatta.api.tokens import create_token  # noqa: E402
 from regatta.devstack import temporal_binary  # noqa: E402
-from regatta.inventory import Inventory  # noqa: E402
+from regatta.inventory import Inventory, fleet_reads  # noqa: E402
 from regatta.inventory.tables import ClusterRow, ComplianceRow, DriftRow  # noqa: E402
 from regatta.models.search_attributes import SEARCH_ATTRIBUTES  # noqa: E402
 from regatta.settings import Settings  # noqa: E402
@@ -130,7 +130,7 @@ async def run(clusters: int, repeat: int) -> dict:
             from sqlalchemy import update
             from sqlalchemy.orm import Session
 
-            names = sorted(inventory.cluster_names())
+            names = sorted(fleet_reads.cluster_names(inventory))
             times = []
             for i in range(repeat):
                 inventory.hold_cluster(names[i * 97], until=datetime.now(UTC) + timedelta(hours=2), reason="bench",

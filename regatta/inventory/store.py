@@ -12,10 +12,8 @@ import re
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
 
-from pydantic import BaseModel
-from sqlalchemy import create_engine, delete, event, func, select, text, update
+from sqlalchemy import create_engine, delete, event, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
@@ -91,28 +89,6 @@ class HoldError(ValueError):
 def _utc(at: datetime | None) -> datetime | None:
     # SQLite hands timezone-aware columns back naive; they were written in UTC.
     return at if at is None or at.tzinfo else at.replace(tzinfo=UTC)
-
-
-M = TypeVar("M", bound=BaseModel)
-_DEFAULTS: dict[type, dict[str, Any]] = {}
-
-
-def _trusted(model: type[M], values: dict[str, Any]) -> M:
-    """A model from values the inventory wrote after validating them: pydantic's model_construct
-    without its per-field work (the defaults are worked out once per model), about ten times
-    faster, which is what lets a page of a 10,000-cluster fleet answer in time. Fields the values
-    lack take their defaults; nested models must be built by the caller."""
-    defaults = _DEFAULTS.get(model)
-    if defaults is None:
-        defaults = _DEFAULTS[model] = {name: field.get_default(call_default_factory=True)
-                                       for name, field in model.model_fields.items() if not field.is_required()}
-    made = model.__new__(model)
-    fields = {**defaults, **{k: v for k, v in values.items() if k in model.model_fields}}
-    object.__setattr__(made, "__dict__", fields)
-    object.__setattr__(made, "__pydantic_fields_set__", set(values))
-    object.__setattr__(made, "__pydantic_extra__", None)
-    object.__setattr__(made, "__pydantic_private__", None)
-    return made
 
 
 class TokenError(ValueError):
@@ -245,53 +221,9 @@ class Inventory:
         selector = selector or {}
         return [r for r in records if all(r.labels.get(k) == v for k, v in selector.items())]
 
-    def fleet_stamp(self) -> tuple[Any, ...]:
-        """What changes whenever the cluster list a page shows changes: clusters and holds, counted
-        and last written. Two equal stamps mean the same fleet (every write sets updated_at/since)."""
-        with Session(self.engine) as session:
-            clusters = session.execute(select(func.count(), func.max(ClusterRow.updated_at))).one()
-            holds = session.execute(select(func.count(), func.max(MaintenanceHoldRow.since))).one()
-            return (*clusters, *holds)
-
     def holds(self) -> dict[str, MaintenanceHold]:
         with Session(self.engine) as session:
             return {row.cluster: self._hold_of(row) for row in session.scalars(select(MaintenanceHoldRow))}
-
-    def cluster_names(self) -> set[str]:
-        with Session(self.engine) as session:
-            return set(session.scalars(select(ClusterRow.name)))
-
-    def changed_since(self, at: datetime) -> int:
-        """How many clusters were written after `at`."""
-        with Session(self.engine) as session:
-            return session.scalar(select(func.count()).where(ClusterRow.updated_at > at)) or 0
-
-    def fleet(self, *, changed_since: datetime | None = None) -> list[ClusterRecord]:
-        """Every cluster (or those written after `changed_since`), read for the fleet view: straight
-        from the columns, without validating again what was validated when it was written."""
-        holds = self.holds()
-        with Session(self.engine) as session:
-            columns = [getattr(ClusterRow, c) for c in (
-                "name", "provider", "region", "environment", "labels", "control_plane_version", "node_pools", "health",
-                "credential_ref", "updated_at", "pods_capacity", "pods_free", "cpu_allocatable_m", "cpu_requested_m",
-                "memory_allocatable_mi", "memory_requested_mi", "unhealthy_since")]
-            query = select(*columns).order_by(ClusterRow.name)
-            if changed_since is not None:
-                query = query.where(ClusterRow.updated_at > changed_since)
-            rows = session.execute(query).all()
-        found = []
-        for (name, provider, region, environment, labels, version, pools, health, credential_ref, updated_at,
-             pods_capacity, pods_free, cpu_allocatable, cpu_requested, memory_allocatable, memory_requested,
-             unhealthy_since) in rows:
-            found.append(_trusted(ClusterRecord, {
-                "name": name, "provider": provider, "region": region, "environment": environment, "labels": labels or {},
-                "control_plane_version": version, "node_pools": [_trusted(NodePool, p) for p in pools or []],
-                "health": health, "credential_ref": credential_ref, "updated_at": _utc(updated_at),
-                "pods_capacity": pods_capacity, "pods_free": pods_free, "hold": holds.get(name),
-                "cpu_allocatable_m": cpu_allocatable, "cpu_requested_m": cpu_requested,
-                "memory_allocatable_mi": memory_allocatable, "memory_requested_mi": memory_requested,
-                "unhealthy_since": _utc(unhealthy_since)}))
-        return found
 
     def record_versions(self, name: str, *, control_plane_version: str, node_pools: list[NodePool], health: str = "healthy") -> None:
         with Session(self.engine) as session, session.begin():
@@ -726,21 +658,3 @@ class Inventory:
             row = session.get(WebSessionRow, session_hash)
             if row is not None:
                 session.delete(row)
-
-    def fleet_facts(self) -> tuple[dict[str, dict[str, int]], dict[str, int], dict[str, int]]:
-        """What the fleet table counts per cluster, in three queries: compliance states (state →
-        bundles), violations, and open drifts."""
-        states: dict[str, dict[str, int]] = {}
-        violations: dict[str, int] = {}
-        drifts: dict[str, int] = {}
-        with Session(self.engine) as session:
-            for cluster, state, n, broken in session.execute(
-                    select(ComplianceRow.cluster, ComplianceRow.state, func.count(), func.sum(ComplianceRow.violations))
-                    .group_by(ComplianceRow.cluster, ComplianceRow.state)):
-                states.setdefault(cluster, {})[state] = n
-                violations[cluster] = violations.get(cluster, 0) + int(broken or 0)
-            for row in session.scalars(select(DriftRow)):
-                drift = row.drift or {}
-                if not drift.get("suppressed_by") and not drift.get("remediated"):
-                    drifts[row.cluster] = drifts.get(row.cluster, 0) + 1
-        return states, violations, drifts

@@ -14,7 +14,7 @@ import asyncio
 import time
 from datetime import datetime
 
-from regatta.inventory import Inventory
+from regatta.inventory import Inventory, fleet_reads
 from regatta.models import ClusterRecord
 
 REREAD_INLINE = 500  # clusters written since the last read that a page waits for; more: the background reads them
@@ -46,19 +46,19 @@ class FleetCache:
         self.stamp, self.read_at = stamp, time.monotonic()
 
     async def _read_all(self, inventory: Inventory) -> None:
-        stamp = await asyncio.to_thread(inventory.fleet_stamp)
-        self._take(await asyncio.to_thread(inventory.fleet), stamp, full=True)
+        stamp = await asyncio.to_thread(fleet_reads.fleet_stamp, inventory)
+        self._take(await asyncio.to_thread(fleet_reads.fleet, inventory), stamp, full=True)
 
     async def clusters(self, inventory: Inventory) -> tuple[list[ClusterRecord], float]:
         """The fleet, and how many seconds old the read it comes from is (0: current)."""
-        stamp = await asyncio.to_thread(inventory.fleet_stamp)
+        stamp = await asyncio.to_thread(fleet_reads.fleet_stamp, inventory)
         if self.records is None:
             await self._read_all(inventory)
         elif stamp != self.stamp and (self.reading is None or self.reading.done()):
-            changed = await asyncio.to_thread(inventory.changed_since, self.newest) if self.newest else REREAD_INLINE + 1
+            changed = await asyncio.to_thread(fleet_reads.changed_since, inventory, self.newest) if self.newest else REREAD_INLINE + 1
             if changed <= REREAD_INLINE:
-                fresh = await asyncio.to_thread(inventory.fleet, changed_since=self.newest)
-                names = await asyncio.to_thread(inventory.cluster_names) if stamp[0] != len(self.records) else None
+                fresh = await asyncio.to_thread(fleet_reads.fleet, inventory, changed_since=self.newest)
+                names = await asyncio.to_thread(fleet_reads.cluster_names, inventory) if stamp[0] != len(self.records) else None
                 self._take(fresh, stamp, full=False, names=names, holds=await asyncio.to_thread(inventory.holds))
             else:
                 self.reading = asyncio.ensure_future(self._read_all(inventory))

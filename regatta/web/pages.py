@@ -32,7 +32,7 @@ from regatta.api.gate import Gate, inventory_of, settings_of
 from regatta.api.operations import CONTROL_OUTCOME, environments_of
 from regatta.api.tokens import authenticate
 from regatta.formats import fleet_data
-from regatta.inventory import UnknownCluster
+from regatta.inventory import UnknownCluster, fleet_reads
 from regatta.models import ClusterRecord, PatchWaveInput
 from regatta.models.fleet_view import SORTABLE, FleetQuery
 from regatta.models.search_attributes import CLUSTER
@@ -200,7 +200,7 @@ async def fleet(request: Request) -> Response:
     everything, stale = await _fleet(request)
     clusters = [c for c in everything if _visible(viewer, c.environment)]
     clusters.sort(key=lambda c: c.name)
-    states, violations, drifts = inventory.fleet_facts()
+    states, violations, drifts = fleet_reads.fleet_facts(inventory)
     now = datetime.now(UTC)
     facts = fleet_view.FleetViewFacts(prices=fleet_data.price_list(), calendar=fleet_data.support_calendar(),
                                       today=now.date(), now=now, compliance=states, violations=violations, drifts=drifts,
@@ -233,7 +233,7 @@ async def cluster(request: Request, name: str) -> Response:
         raise ApiError(404, str(error)) from None
     _gate(request, viewer).permit("read", {record.environment}, verb="read", cluster=name)
     now = datetime.now(UTC)
-    states, violations, drifts = inventory.fleet_facts()
+    states, violations, drifts = fleet_reads.fleet_facts(inventory)
     facts = fleet_view.FleetViewFacts(prices=fleet_data.price_list(), calendar=fleet_data.support_calendar(),
                                       today=now.date(), now=now, compliance=states, violations=violations, drifts=drifts,
                                       operations=await _in_flight(request), scheduled=await _scheduled(request))
