@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test unit integration lint bench venv clean browser
+.PHONY: demo test unit integration lint bench venv clean browser compose
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit("Regatta needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -25,7 +25,7 @@ demo: $(STAMP)
 # Four processes (pytest-xdist), a test file at a time each: most of a test's time is spent
 # waiting on servers, so four keep two cores busy. Each has its own Temporal dev server and simulator,
 # and scans its server's histories for credentials when it ends (tests/conftest.py).
-test: $(STAMP) browser
+test: $(STAMP) browser compose
 	@$(BIN)/python -m compileall -q regatta workflows activities workers tests benchmarks >/dev/null  # every CLI start and test process reads the bytecode, not the source
 	@$(MAKE) --no-print-directory lint & lint=$$!; \
 	$(BIN)/python -m pytest -n 4 --dist loadfile; tests=$$?; \
@@ -43,6 +43,17 @@ browser:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
 	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null; }; \
 	  else echo "no chromium, and apt-get cannot run here: the browser tests will skip"; fi; }
+
+# Debian's docker-compose validates docker-compose.yml (schema and interpolation) without a Docker
+# engine: tests/e2e/test_compose.py. Installed like chromium where apt-get may run; CI sets
+# REGATTA_REQUIRE_COMPOSE=1, which makes its tests fail rather than skip when it is missing.
+compose:
+	@command -v docker-compose >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's docker-compose to validate docker-compose.yml"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker-compose >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker-compose >/dev/null; }; \
+	  else echo "no docker-compose, and apt-get cannot run here: the compose file's tests will skip"; fi; }
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit

@@ -117,6 +117,7 @@ def _engine(url: str) -> Engine:
 # Databases this process has seen at the newest revision: a CLI call, an API request or an
 # activity opening the inventory again does not look at the migrations again.
 _MIGRATED: set[str] = set()
+MIGRATION_LOCK_KEY = 0x52454741  # "REGA": the advisory lock that serializes migrations on PostgreSQL
 _MIGRATED_LOCK = threading.Lock()
 
 
@@ -152,6 +153,10 @@ class Inventory:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Several replicas starting at once (the API and every worker) migrate one at a time:
+                # the first takes the lock and migrates, the rest find the schema current.
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
@@ -175,7 +180,7 @@ class Inventory:
             name=row.name, provider=row.provider, region=row.region, environment=row.environment,
             labels=dict(row.labels or {}), control_plane_version=row.control_plane_version,
             node_pools=[NodePool.model_validate(p) for p in row.node_pools or []], health=row.health,
-            credential_ref=row.credential_ref, updated_at=row.updated_at, pods_capacity=row.pods_capacity,
+            credential_ref=row.credential_ref, site=row.site, updated_at=row.updated_at, pods_capacity=row.pods_capacity,
             pods_free=row.pods_free, hold=cls._hold(hold), cpu_allocatable_m=row.cpu_allocatable_m,
             cpu_requested_m=row.cpu_requested_m, memory_allocatable_mi=row.memory_allocatable_mi,
             memory_requested_mi=row.memory_requested_mi,
@@ -193,6 +198,7 @@ class Inventory:
             row.node_pools = [p.model_dump() for p in record.node_pools]
             row.health = record.health
             row.credential_ref = record.credential_ref
+            row.site = record.site
             row.pods_capacity = record.pods_capacity
             row.pods_free = record.pods_free
             row.cpu_allocatable_m, row.cpu_requested_m = record.cpu_allocatable_m, record.cpu_requested_m

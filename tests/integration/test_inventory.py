@@ -257,4 +257,48 @@ def test_migrations_run_once_per_process_not_on_every_open(tmp_path, monkeypatch
     for _ in range(3):
         Inventory(url).close()
     assert calls == ["head"]  # the first open migrated; the others did not look at the migrations again
-    assert Inventory(url).revision() == "0012"
+    assert Inventory(url).revision() == "0013"
+
+
+def test_a_clusters_site_is_kept(store):
+    store.upsert_cluster(record("eks-private", site="dc1"))
+    found = store.get_cluster("eks-private")
+    assert (found.site, found.ref.site) == ("dc1", "dc1")
+    assert store.get_cluster("eks-private").model_copy(update={"site": None}).ref.site is None
+
+
+def test_replicas_starting_at_once_migrate_one_at_a_time_on_postgresql():
+    """docker-compose starts `regatta migrate`, and every API and worker replica migrates on open
+    too: on PostgreSQL they take turns (an advisory lock), so none fails on a half-made schema."""
+    import subprocess
+    import sys
+
+    schema = f"regatta_migrate_{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as connection:
+            connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
+    except sqlalchemy.exc.OperationalError as error:
+        admin.dispose()
+        if os.environ.get("REGATTA_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_URL}: {error}")
+        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_URL}")
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    url = f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    try:
+        env = {**os.environ, "REGATTA_DATABASE_URL": url}
+        runs = [subprocess.Popen([sys.executable, "-m", "regatta.cli", "migrate"], env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True) for _ in range(3)]
+        outputs = [(run.wait(timeout=120), run.stdout.read() if run.stdout else "") for run in runs]
+        assert [code for code, _ in outputs] == [0, 0, 0], outputs
+        assert all("inventory schema at revision 0013" in text for _, text in outputs), outputs
+        with admin.connect() as connection:
+            versions = connection.execute(sqlalchemy.text(f'SELECT version_num FROM "{schema}".alembic_version')).all()
+        assert [row[0] for row in versions] == ["0013"]
+        again = subprocess.run([sys.executable, "-m", "regatta.cli", "migrate"], env=env, capture_output=True, text=True,
+                               timeout=120)
+        assert again.returncode == 0 and "already current" in again.stdout, again
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
