@@ -37,6 +37,16 @@ class Settings:
     # Where people open the Temporal UI (links from the CLI and the fleet view); unset: port 8233 of
     # the Temporal address's host, as the dev server serves it.
     temporal_ui_url: str | None = None
+    # Temporal beyond the dev server (a Temporal cluster of your own, or Temporal Cloud): TLS with the
+    # system's roots (`temporal_tls`) or a CA file, a client certificate and key for mTLS, the name the
+    # server's certificate carries when it differs from the address, and an API key (Temporal Cloud;
+    # a secret: never in as_env). Paths, so the certificates themselves stay in files.
+    temporal_tls: bool = False
+    temporal_tls_ca: str | None = None
+    temporal_tls_cert: str | None = None
+    temporal_tls_key: str | None = None
+    temporal_tls_server_name: str | None = None
+    temporal_api_key: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -56,6 +66,12 @@ class Settings:
             api_token=(env.get("REGATTA_TOKEN") or None),
             outbound_allow=parse_allow_list(env.get("REGATTA_OUTBOUND_ALLOW")),
             temporal_ui_url=(env.get("REGATTA_TEMPORAL_UI_URL") or None),
+            temporal_tls=(env.get("REGATTA_TEMPORAL_TLS") or "").strip().lower() in ("1", "true", "yes", "on"),
+            temporal_tls_ca=(env.get("REGATTA_TEMPORAL_TLS_CA") or None),
+            temporal_tls_cert=(env.get("REGATTA_TEMPORAL_TLS_CERT") or None),
+            temporal_tls_key=(env.get("REGATTA_TEMPORAL_TLS_KEY") or None),
+            temporal_tls_server_name=(env.get("REGATTA_TEMPORAL_TLS_SERVER_NAME") or None),
+            temporal_api_key=(env.get("REGATTA_TEMPORAL_API_KEY") or None),
         )
 
     @property
@@ -85,4 +101,10 @@ class Settings:
             env["REGATTA_OUTBOUND_ALLOW"] = ",".join(self.outbound_allow)
         if self.temporal_ui_url:
             env["REGATTA_TEMPORAL_UI_URL"] = self.temporal_ui_url
+        if self.temporal_tls:
+            env["REGATTA_TEMPORAL_TLS"] = "1"
+        for name, value in (("CA", self.temporal_tls_ca), ("CERT", self.temporal_tls_cert), ("KEY", self.temporal_tls_key),
+                            ("SERVER_NAME", self.temporal_tls_server_name)):
+            if value:
+                env[f"REGATTA_TEMPORAL_TLS_{name}"] = value
         return env
