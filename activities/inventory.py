@@ -103,3 +103,13 @@ class InventoryActivities:
     @activity.defn(name=Activity.LIST_CLUSTER_NAMES)
     def list_cluster_names(self, selector: ClusterSelector) -> list[str]:
         return [r.name for r in self.inventory.list_clusters() if selectors.selects(selector, r)]
+
+    @activity.defn(name=Activity.LIST_CLUSTER_SITES)
+    def list_cluster_sites(self, names: list[str]) -> dict[str, list[str]]:
+        """Which of these clusters sit in a private network's site, by site: their agents sweep them."""
+        wanted = set(names)
+        by_site: dict[str, list[str]] = {}
+        for record in self.inventory.list_clusters():
+            if record.site and record.name in wanted:
+                by_site.setdefault(record.site, []).append(record.name)
+        return by_site

@@ -68,7 +68,8 @@ async def credentials_in_histories(client: Client, simulator: BackgroundSimulato
     search's own probe is left out unless asked for)."""
     from tests.integration.test_callbacks import SECRET as WEBHOOK_SECRET
 
-    secrets = {"the simulator's API token": simulator.world.api_token, "the webhook secret": WEBHOOK_SECRET}
+    secrets = {"the simulator's API token": simulator.world.api_token, "the webhook secret": WEBHOOK_SECRET,
+               **{f"site {site}'s API token": token for site, token in simulator.world.site_tokens.items()}}
     assert all(len(value) >= 16 for value in secrets.values())
     leaks = []
     async for execution in client.list_workflows():

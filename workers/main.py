@@ -1,7 +1,10 @@
-"""The main worker: hosts every workflow and every activity on REGATTA_TASK_QUEUE.
+"""The workers: the main worker hosts every workflow and every activity on REGATTA_TASK_QUEUE; a
+site agent (`regatta worker --site NAME`) hosts only the activities that talk to the Kubernetes API
+of the clusters in its private network, on that site's own task queue (regatta/rules/sites.py),
+with the site's credentials, which no other worker has.
 
-`regatta worker` runs it; `regatta dev` starts it as a child process; tests build it in
-process with `build_worker`. Activities are synchronous (boto3 and the kubernetes client
+`regatta worker` runs either; `regatta dev` starts the main one as a child process; tests build
+them in process with `build_worker`. Activities are synchronous (boto3 and the kubernetes client
 are), so they run on a thread pool sized to the activities allowed at once.
 """
 
@@ -27,9 +30,10 @@ from activities.traffic import TrafficActivities
 from regatta.fleet_clock import read_fleet_clock
 from regatta.inventory import Inventory
 from regatta.kube.connect import ClusterConnections
+from regatta.rules.sites import check_site_name, runs_at_site, site_task_queue
 from regatta.settings import Settings
 from regatta.telemetry import OperationContext
-from regatta.temporal.connect import connect
+from regatta.temporal.connect import connect, describe_security
 from regatta.traffic import HttpTrafficManager
 from workflows.cluster_hold import ClusterHold
 from workflows.cluster_upgrade import ClusterUpgrade
@@ -59,11 +63,18 @@ def activity_functions(*hosts: object) -> list:
     return found
 
 
+def activity_name(method: object) -> str:
+    return str(getattr(method, "__temporal_activity_definition").name)
+
+
 def build_worker(
-    client: Client, settings: Settings, *, task_queue: str | None = None, max_concurrent_activities: int = 64
+    client: Client, settings: Settings, *, task_queue: str | None = None, max_concurrent_activities: int = 64,
+    site: str | None = None,
 ) -> Worker:
+    """The main worker, or with `site` that site's agent: the cluster-API activities alone, on the
+    site's task queue, with the site's credentials."""
     inventory = Inventory(settings.database_url)
-    connections = ClusterConnections(sim_url=settings.sim_url)
+    connections = ClusterConnections(sim_url=settings.sim_url, site=site)
     traffic = HttpTrafficManager(settings.traffic_endpoint) if settings.traffic_endpoint else None
     activities = activity_functions(
         CloudActivities(connections), KubeActivities(connections, inventory), InventoryActivities(inventory, fleet_now=lambda: read_fleet_clock(settings.sim_url).now),
@@ -71,10 +82,14 @@ def build_worker(
         SignalActivities(connections, outbound_allow=settings.outbound_allow),
         PolicyActivities(connections, inventory), PlacementActivities(connections, inventory),
     )
+    main_queue = task_queue or settings.task_queue
+    if site is not None:
+        check_site_name(site)
+        activities = [method for method in activities if runs_at_site(activity_name(method), provider="kubeconfig")]
     return Worker(
         client,
-        task_queue=task_queue or settings.task_queue,
-        workflows=WORKFLOWS,
+        task_queue=site_task_queue(main_queue, site) if site is not None else main_queue,
+        workflows=WORKFLOWS if site is None else [],
         activities=activities,
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities, thread_name_prefix="activity"),
         max_concurrent_activities=max_concurrent_activities,
@@ -82,19 +97,24 @@ def build_worker(
     )
 
 
-def prometheus_runtime(port: int) -> Runtime:
+def prometheus_runtime(port: int, host: str = "127.0.0.1") -> Runtime:
     """A Temporal runtime exporting the SDK's worker metrics (task latencies, slots, polls) for Prometheus."""
-    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"127.0.0.1:{port}")))
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"{host}:{port}")))
 
 
-async def run(settings: Settings, *, metrics_port: int = 0) -> None:
-    client = await connect(settings, runtime=prometheus_runtime(metrics_port) if metrics_port else None)
-    worker = build_worker(client, settings)
+async def run(settings: Settings, *, metrics_port: int = 0, metrics_host: str = "127.0.0.1", site: str | None = None) -> None:
+    if site is not None:
+        check_site_name(site)
+    client = await connect(settings, runtime=prometheus_runtime(metrics_port, metrics_host) if metrics_port else None)
+    worker = build_worker(client, settings, site=site)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    metrics = f", metrics on http://127.0.0.1:{metrics_port}/metrics" if metrics_port else ""
-    print(f"worker on task queue {settings.task_queue!r} at {settings.temporal_address} (namespace {settings.namespace}){metrics}", flush=True)
+    metrics = f", metrics on http://{metrics_host}:{metrics_port}/metrics" if metrics_port else ""
+    role = f"agent of site {site}" if site else "worker"
+    queue = site_task_queue(settings.task_queue, site) if site else settings.task_queue
+    print(f"{role} on task queue {queue!r} at {settings.temporal_address} over {describe_security(settings)}"
+          f" (namespace {settings.namespace}){metrics}", flush=True)
     async with worker:
         await stop.wait()

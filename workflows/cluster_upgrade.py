@@ -153,6 +153,10 @@ class ClusterUpgrade:
         self.state.abort_reason = request.reason or None
         await self.trail.record("abort", "abort_requested", f"by {request.requested_by}: {request.reason}".rstrip(": "))
 
+    def waiting_for_agent(self, text: str | None) -> None:
+        """Called by the site calls (workflows/pieces/calls.py) while the cluster's site agent is away."""
+        self.state.waiting_for = text
+
     # ------------------------------------------------------------------ small steps
 
     def _ref(self) -> ClusterRef:

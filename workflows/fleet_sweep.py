@@ -36,6 +36,17 @@ class FleetSweep:
     def progress(self) -> FleetSweepProgress:
         return self.state
 
+    async def _sweep(self, names: list[str], *, site: str | None) -> None:
+        where = f" at site {site}" if site else ""
+        for start in range(0, len(names), self.input.batch_size):
+            batch = names[start:start + self.input.batch_size]
+            self.state.step = f"sweeping clusters {self.state.swept + 1}–{self.state.swept + len(batch)} of {self.state.total}{where}"
+            counts: dict[str, int] = await call(Activity.SWEEP_CLUSTERS, batch, dict[str, int], timeout=60 + 10 * len(batch),
+                                                site=site)
+            for kind, n in counts.items():
+                self.state.health[kind] = self.state.health.get(kind, 0) + n
+            self.state.swept += len(batch)
+
     @workflow.run
     async def run(self, input: FleetSweepInput | dict) -> FleetSweepResult:
         self.state.operation_id = workflow.info().workflow_id
@@ -43,13 +54,14 @@ class FleetSweep:
         tag(operation="FleetSweep")
         names: list[str] = await call(Activity.LIST_CLUSTER_NAMES, self.input.selector, list[str])
         self.state.total, self.state.phase = len(names), "sweeping"
-        for start in range(0, len(names), self.input.batch_size):
-            batch = names[start:start + self.input.batch_size]
-            self.state.step = f"sweeping clusters {start + 1}–{start + len(batch)} of {len(names)}"
-            counts: dict[str, int] = await call(Activity.SWEEP_CLUSTERS, batch, dict[str, int], timeout=60 + 10 * len(batch))
-            for kind, n in counts.items():
-                self.state.health[kind] = self.state.health.get(kind, 0) + n
-            self.state.swept += len(batch)
+        # Clusters in a private network's site are swept by that site's agent, which alone reaches them.
+        at_sites: dict[str, list[str]] = {}
+        if workflow.patched("sweep-at-sites"):
+            at_sites = await call(Activity.LIST_CLUSTER_SITES, names, dict[str, list[str]])
+        elsewhere = {name for site_names in at_sites.values() for name in site_names}
+        await self._sweep([name for name in names if name not in elsewhere], site=None)
+        for site, site_names in sorted(at_sites.items()):
+            await self._sweep(site_names, site=site)
         if self.input.move_displaced and workflow.patched("move-displaced-placements"):
             await self._move_displaced()
         self.state.phase, self.state.step = "succeeded", "done"

@@ -125,12 +125,38 @@ def api(
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", log_config=None)
 
 
-def worker(metrics_port: Annotated[int, typer.Option(help="Prometheus metrics on 127.0.0.1:PORT; 0 turns them off")] = 9464,
+def worker(metrics_port: Annotated[int, typer.Option(help="Prometheus metrics on METRICS_HOST:PORT; 0 turns them off")] = 9464,
+           metrics_host: Annotated[str, typer.Option(help="address the metrics listen on (0.0.0.0 in a container)")] = "127.0.0.1",
+           site: Annotated[str | None, typer.Option(envvar="REGATTA_SITE", help="run as the agent of this site: only the"
+                                                    " activities that talk to its clusters' APIs, with its credentials")] = None,
            log_format: LogFormatOption = LogFormatChoice.text):
-    """Run the worker that hosts every workflow and activity on REGATTA_TASK_QUEUE."""
+    """Run the worker that hosts every workflow and activity on REGATTA_TASK_QUEUE, or a site's agent."""
+    from regatta.rules.sites import SiteNameRefused, check_site_name
     from regatta.telemetry import configure_logging, configure_tracing
     from workers.main import run
 
+    if site is not None:
+        try:
+            check_site_name(site)
+        except SiteNameRefused as error:
+            errors.print(f"[bold red]refused:[/] {error}")
+            raise typer.Exit(EXIT_REFUSED) from None
     configure_logging(log_format.value)
-    configure_tracing("regatta-worker")
-    run_command(run(Settings.from_env(), metrics_port=metrics_port))
+    configure_tracing(f"regatta-site-agent-{site}" if site else "regatta-worker")
+    run_command(run(Settings.from_env(), metrics_port=metrics_port, metrics_host=metrics_host, site=site))
+
+
+def migrate():
+    """Bring the inventory's schema (REGATTA_DATABASE_URL) to the newest revision, then exit: the
+    one-shot step before the API and workers start (docker-compose.yml's regatta-migrate)."""
+    from regatta.inventory import Inventory
+
+    def body():
+        inventory = Inventory(Settings.from_env().database_url, migrate=False)
+        before = inventory.revision()
+        inventory.migrate()
+        after = inventory.revision()
+        console.print(f"inventory schema at revision {after}" + (f" (was {before or 'empty'})" if before != after else
+                                                                  " (already current)"))
+
+    run_command(body)

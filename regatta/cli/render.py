@@ -181,6 +181,8 @@ def render_status(described: dict[str, Any], console: Console) -> None:
         else:
             console.print(f"  cluster {progress.get('cluster')}")
         console.print(f"  phase {progress.get('phase')}: {progress.get('step')}")
+        if progress.get("waiting_for"):
+            console.print(f"  [yellow]{progress['waiting_for']}[/]")
         for flag, reason in (("paused", "pause_reason"), ("abort_requested", "abort_reason")):
             if progress.get(flag):
                 console.print(f"  [yellow]{flag.replace('_', ' ')}[/] {progress.get(reason) or ''}")
@@ -240,7 +242,8 @@ async def follow(handle: WorkflowHandle, console: Console, *, interval: float = 
             except Exception:  # noqa: BLE001 - a query can race the workflow's end; try again
                 progress = None
             if progress:
-                bar.update(step, description=f"[bold]{progress['phase']}[/]", state=progress["step"])
+                bar.update(step, description=f"[bold]{progress['phase']}[/]",
+                           state=progress.get("waiting_for") or progress["step"])
                 if "control_plane" in progress and "control plane" not in bars and progress["control_plane"] != "skipped":
                     bars["control plane"] = bar.add_task("control plane", total=1, state="")
                 if "control plane" in bars:

@@ -15,8 +15,9 @@ __all__ = ["CloudError", "CloudProvider", "ControlPlane", "KubeEndpoint", "Provi
 
 
 class Providers:
-    def __init__(self, *, sim_url: str | None, api_clients):
+    def __init__(self, *, sim_url: str | None, api_clients, site: str | None = None):
         self.sim_url = sim_url
+        self.site = site  # the site agent this process is, if it is one: the simulator hands it that site's credentials
         self._api_clients = api_clients
         self._built: dict[str, CloudProvider] = {}
         self._lock = threading.Lock()
@@ -31,19 +32,19 @@ class Providers:
         if kind == "eks":
             from regatta.clouds.eks import EksProvider
 
-            return EksProvider(endpoint_url=self.sim_url)
+            return EksProvider(endpoint_url=self.sim_url, credential_site=self.site)
         if kind == "gke":
             from regatta.clouds.gke import GkeProvider
 
-            return GkeProvider(endpoint_url=self.sim_url)
+            return GkeProvider(endpoint_url=self.sim_url, credential_site=self.site)
         if kind == "aks":
             from regatta.clouds.aks import AksProvider
 
-            return AksProvider(endpoint_url=self.sim_url)
+            return AksProvider(endpoint_url=self.sim_url, credential_site=self.site)
         if kind == "kubeconfig":
             from regatta.clouds.kubeconfig import KubeconfigProvider
 
-            return KubeconfigProvider(sim_url=self.sim_url, api_clients=self._api_clients)
+            return KubeconfigProvider(sim_url=self.sim_url, api_clients=self._api_clients, credential_site=self.site)
         raise CloudError(
             f"provider {kind!r} has no adapter; use eks, gke, aks or kubeconfig",
             error_type=ErrorType.UNSUPPORTED_PROVIDER, retryable=False,

@@ -52,8 +52,9 @@ def _minor(version: str) -> str:
 
 
 class AksProvider:
-    def __init__(self, *, endpoint_url: str | None = None):
+    def __init__(self, *, endpoint_url: str | None = None, credential_site: str | None = None):
         self.endpoint_url = endpoint_url
+        self.credential_site = credential_site  # the site whose agent this process is (simulated credentials only)
         self._clients: dict[str, ContainerServiceClient] = {}
         self._lock = threading.Lock()
         # Plain HTTP is only ever the simulator; azure-core refuses bearer tokens over it otherwise.
@@ -204,7 +205,7 @@ class AksProvider:
         """What `az aks get-credentials` and `kubelogin convert-kubeconfig -l azurecli` write: the
         server and CA of the user kubeconfig ARM hands out, and kubelogin as the exec plugin."""
         if self.endpoint_url:
-            return simulator_kubeconfig(self.endpoint_url, cluster)
+            return simulator_kubeconfig(self.endpoint_url, cluster, site=self.credential_site)
         import yaml
 
         _, group = self._scope(cluster)
@@ -217,7 +218,7 @@ class AksProvider:
 
     def kube_endpoint(self, cluster: ClusterRef) -> KubeEndpoint:
         if self.endpoint_url:
-            return simulator_endpoint(self.endpoint_url, cluster)
+            return simulator_endpoint(self.endpoint_url, cluster, site=self.credential_site)
         import yaml
 
         _, group = self._scope(cluster)

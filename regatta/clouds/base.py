@@ -71,14 +71,19 @@ class CloudProvider(Protocol):
         ...
 
 
-def simulator_credentials(sim_url: str, cluster: ClusterRef) -> dict[str, str]:
+def simulator_credentials(sim_url: str, cluster: ClusterRef, *, site: str | None = None) -> dict[str, str]:
     """What the simulated cloud hands out for `cluster`, as `aws eks get-token` or `az aks
     get-credentials` would: a bearer token, the API server's HTTPS address and the CA that signed
-    its certificate. Asked for when a client is built: it lives in the activity, never in a payload."""
+    its certificate. Asked for when a client is built: it lives in the activity, never in a payload.
+    A cluster in a private network's site gives its credentials only to that site's agent (`site`)."""
     import httpx
 
     try:
-        response = httpx.get(f"{sim_url.rstrip('/')}/sim/credentials/{cluster.name}", timeout=10)
+        response = httpx.get(f"{sim_url.rstrip('/')}/sim/credentials/{cluster.name}", params={"site": site} if site else None,
+                             timeout=10)
+        if response.status_code == 403:
+            raise CloudError(f"credentials of {cluster.name}: {_message_of(response)}",
+                             error_type=ErrorType.KUBE_REFUSED, retryable=False)
         response.raise_for_status()
     except httpx.HTTPError as error:
         raise CloudError(f"credentials of {cluster.name} from the simulator: {error}", error_type=ErrorType.CLOUD_UNREACHABLE,
@@ -87,18 +92,26 @@ def simulator_credentials(sim_url: str, cluster: ClusterRef) -> dict[str, str]:
     return found
 
 
-def simulator_token(sim_url: str, cluster: ClusterRef) -> str:
-    return simulator_credentials(sim_url, cluster)["token"]
+def _message_of(response: Any) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return str(response.text)
+    return str(body.get("message") or body.get("Message") or response.text) if isinstance(body, dict) else str(body)
 
 
-def simulator_kubeconfig(sim_url: str, cluster: ClusterRef) -> dict[str, Any]:
+def simulator_token(sim_url: str, cluster: ClusterRef, *, site: str | None = None) -> str:
+    return simulator_credentials(sim_url, cluster, site=site)["token"]
+
+
+def simulator_kubeconfig(sim_url: str, cluster: ClusterRef, *, site: str | None = None) -> dict[str, Any]:
     """A simulated cluster's kubeconfig: its HTTPS server, the run's CA and its bearer token."""
-    found = simulator_credentials(sim_url, cluster)
+    found = simulator_credentials(sim_url, cluster, site=site)
     return kubeconfig.kubeconfig(name=cluster.name, server=found["server"], ca_data=found.get("certificate_authority_data"),
                                  user=kubeconfig.token_user(found["token"]))
 
 
-def simulator_endpoint(sim_url: str, cluster: ClusterRef) -> KubeEndpoint:
+def simulator_endpoint(sim_url: str, cluster: ClusterRef, *, site: str | None = None) -> KubeEndpoint:
     """A simulated cluster's API server over HTTPS, trusted through its CA like a real one."""
-    found = simulator_credentials(sim_url, cluster)
+    found = simulator_credentials(sim_url, cluster, site=site)
     return KubeEndpoint(host=found["server"], bearer_token=found["token"], ca_data=found.get("certificate_authority_data"))

@@ -42,8 +42,9 @@ def _cloud_error(error: Exception, *, what: str) -> CloudError:
 
 
 class EksProvider:
-    def __init__(self, *, endpoint_url: str | None = None):
+    def __init__(self, *, endpoint_url: str | None = None, credential_site: str | None = None):
         self.endpoint_url = endpoint_url
+        self.credential_site = credential_site  # the site whose agent this process is (simulated credentials only)
         self._sessions: dict[tuple[str, str], boto3.session.Session] = {}
         self._clients: dict[tuple[str, str, str], object] = {}
         self._lock = threading.Lock()
@@ -209,14 +210,14 @@ class EksProvider:
 
     def kube_endpoint(self, cluster: ClusterRef) -> KubeEndpoint:
         found = self._call(cluster, f"describe cluster {cluster.name}", "describe_cluster", name=cluster.name)["cluster"]
-        token = simulator_token(self.endpoint_url, cluster) if self.endpoint_url else self.bearer_token(cluster)
+        token = simulator_token(self.endpoint_url, cluster, site=self.credential_site) if self.endpoint_url else self.bearer_token(cluster)
         return KubeEndpoint(host=found["endpoint"], bearer_token=token, ca_data=(found.get("certificateAuthority") or {}).get("data") or None)
 
     def kubeconfig(self, cluster: ClusterRef) -> dict[str, Any]:
         """What `aws eks update-kubeconfig` writes: the endpoint and CA from DescribeCluster, and
         `aws eks get-token` as the exec plugin (with the cluster's profile)."""
         if self.endpoint_url:
-            return simulator_kubeconfig(self.endpoint_url, cluster)
+            return simulator_kubeconfig(self.endpoint_url, cluster, site=self.credential_site)
         found = self._call(cluster, f"describe cluster {cluster.name}", "describe_cluster", name=cluster.name)["cluster"]
         profile = None if cluster.credential_ref == "default" else cluster.credential_ref
         return kubeconfig.kubeconfig(name=cluster.name, server=found["endpoint"],

@@ -46,8 +46,9 @@ def _minor(version: str) -> str:
 
 
 class GkeProvider:
-    def __init__(self, *, endpoint_url: str | None = None):
+    def __init__(self, *, endpoint_url: str | None = None, credential_site: str | None = None):
         self.endpoint_url = endpoint_url
+        self.credential_site = credential_site  # the site whose agent this process is (simulated credentials only)
         self._client: container_v1.ClusterManagerClient | None = None
         self._lock = threading.Lock()
 
@@ -204,14 +205,14 @@ class GkeProvider:
         """What `gcloud container clusters get-credentials` writes: the endpoint and cluster CA, and
         gke-gcloud-auth-plugin as the exec plugin."""
         if self.endpoint_url:
-            return simulator_kubeconfig(self.endpoint_url, cluster)
+            return simulator_kubeconfig(self.endpoint_url, cluster, site=self.credential_site)
         found = self._get(cluster)
         return kubeconfig.kubeconfig(name=cluster.name, server=f"https://{found.endpoint}",
                                      ca_data=found.master_auth.cluster_ca_certificate or None, user=kubeconfig.gke_user())
 
     def kube_endpoint(self, cluster: ClusterRef) -> KubeEndpoint:
         if self.endpoint_url:
-            return simulator_endpoint(self.endpoint_url, cluster)
+            return simulator_endpoint(self.endpoint_url, cluster, site=self.credential_site)
         import google.auth
         import google.auth.transport.requests
 

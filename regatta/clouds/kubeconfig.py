@@ -24,20 +24,21 @@ POOL_LABELS = ("regatta.dev/node-pool", "eks.amazonaws.com/nodegroup", "cloud.go
 
 
 class KubeconfigProvider:
-    def __init__(self, *, sim_url: str | None = None, api_clients=None):
+    def __init__(self, *, sim_url: str | None = None, api_clients=None, credential_site: str | None = None):
         self.sim_url = sim_url
+        self.credential_site = credential_site  # the site whose agent this process is (simulated credentials only)
         self._api_clients = api_clients  # set by regatta.kube.connect: how to build a client from an endpoint
 
     def kube_endpoint(self, cluster: ClusterRef) -> KubeEndpoint:
         if self.sim_url:
-            return simulator_endpoint(self.sim_url, cluster)
+            return simulator_endpoint(self.sim_url, cluster, site=self.credential_site)
         return KubeEndpoint(host="", kubeconfig_context=None if cluster.credential_ref == "default" else cluster.credential_ref)
 
     def kubeconfig(self, cluster: ClusterRef) -> dict[str, Any]:
         """The cluster's own context (its credential_ref, or the current one) from the kubeconfig
         this process reads (KUBECONFIG or ~/.kube/config), with its cluster and user."""
         if self.sim_url:
-            return simulator_kubeconfig(self.sim_url, cluster)
+            return simulator_kubeconfig(self.sim_url, cluster, site=self.credential_site)
         import os
         from pathlib import Path
 

@@ -64,6 +64,8 @@ class ClusterSpec(Spec):
     policy_engines: list[Literal["kyverno", "gatekeeper"]] = Field(default_factory=list)
     # The Velero schedule last backed the cluster up this many (wall-clock) seconds ago; None: never.
     last_backup_age_seconds: float | None = Field(default=None, ge=0)
+    # The private network it sits in: only that site's agent (`regatta worker --site NAME`) holds its credentials.
+    site: str | None = Field(default=None, pattern=r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
 
     @field_validator("version")
     @classmethod

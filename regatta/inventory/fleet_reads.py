@@ -63,7 +63,7 @@ def fleet(inventory: Inventory, *, changed_since: datetime | None = None) -> lis
         columns = [getattr(ClusterRow, c) for c in (
             "name", "provider", "region", "environment", "labels", "control_plane_version", "node_pools", "health",
             "credential_ref", "updated_at", "pods_capacity", "pods_free", "cpu_allocatable_m", "cpu_requested_m",
-            "memory_allocatable_mi", "memory_requested_mi", "unhealthy_since")]
+            "memory_allocatable_mi", "memory_requested_mi", "unhealthy_since", "site")]
         query = select(*columns).order_by(ClusterRow.name)
         if changed_since is not None:
             query = query.where(ClusterRow.updated_at > changed_since)
@@ -71,7 +71,7 @@ def fleet(inventory: Inventory, *, changed_since: datetime | None = None) -> lis
     found = []
     for (name, provider, region, environment, labels, version, pools, health, credential_ref, updated_at,
          pods_capacity, pods_free, cpu_allocatable, cpu_requested, memory_allocatable, memory_requested,
-         unhealthy_since) in rows:
+         unhealthy_since, site) in rows:
         found.append(_trusted(ClusterRecord, {
             "name": name, "provider": provider, "region": region, "environment": environment, "labels": labels or {},
             "control_plane_version": version, "node_pools": [_trusted(NodePool, p) for p in pools or []],
@@ -79,7 +79,7 @@ def fleet(inventory: Inventory, *, changed_since: datetime | None = None) -> lis
             "pods_capacity": pods_capacity, "pods_free": pods_free, "hold": holds.get(name),
             "cpu_allocatable_m": cpu_allocatable, "cpu_requested_m": cpu_requested,
             "memory_allocatable_mi": memory_allocatable, "memory_requested_mi": memory_requested,
-            "unhealthy_since": _utc(unhealthy_since)}))
+            "unhealthy_since": _utc(unhealthy_since), "site": site}))
     return found
 
 

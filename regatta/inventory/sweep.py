@@ -22,7 +22,7 @@ def records_from_fleet(fleet: FleetSpec, *, credential_ref: str = "default") -> 
             control_plane_version=versions.format_version(versions.minor_version(c.version)),
             node_pools=[NodePool(name=p.name, version=p.version or c.version, node_count=p.nodes, node_size=p.node_size,
                                  labels=p.labels, node_image=p.node_image) for p in c.node_pools],
-            credential_ref=credential_ref,
+            credential_ref=credential_ref, site=c.site,
         )
         for c in fleet.clusters
     ]
@@ -61,7 +61,8 @@ def sweep_one(connections: ClusterConnections, record: ClusterRecord) -> Cluster
 
 def sweep(connections: ClusterConnections, inventory: Inventory, names: list[str] | None = None) -> list[ClusterRecord]:
     wanted = None if names is None else set(names)
-    records = [r for r in inventory.list_clusters() if wanted is None or r.name in wanted]
+    # A site's clusters are swept by its agent alone; everyone else's by the central workers.
+    records = [r for r in inventory.list_clusters() if (wanted is None or r.name in wanted) and r.site == connections.site]
     with ThreadPoolExecutor(max_workers=8) as pool:
         fresh = list(pool.map(lambda r: sweep_one(connections, r), records))
     for record in fresh:

@@ -26,6 +26,7 @@ class ClusterRow(Base):
     node_pools: Mapped[list] = mapped_column(JSON, default=list)
     health: Mapped[str] = mapped_column(String(200), default="unknown")
     credential_ref: Mapped[str] = mapped_column(String(200), default="default")
+    site: Mapped[str | None] = mapped_column(String(40), nullable=True, default=None)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     pods_capacity: Mapped[int | None] = mapped_column(Integer, nullable=True)
     pods_free: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -32,8 +32,10 @@ READ_RETRIES = Retry(total=4, backoff_factor=0.1, status_forcelist=(429, 500, 50
 class ClusterConnections:
     """Providers and Kubernetes clients for every cluster this process touches."""
 
-    def __init__(self, *, sim_url: str | None):
-        self.providers = Providers(sim_url=sim_url, api_clients=self.api_client)
+    def __init__(self, *, sim_url: str | None, site: str | None = None):
+        # A site agent's connections (`regatta worker --site NAME`) hold that site's credentials.
+        self.site = site
+        self.providers = Providers(sim_url=sim_url, api_clients=self.api_client, site=site)
         self._clients: dict[str, tuple[float, k8s.ApiClient]] = {}
         self._lock = threading.Lock()
         # The clusters' CA certificates, one file per distinct certificate (the kubernetes client

@@ -42,6 +42,7 @@ class Activity(StrEnum):
     HEALTH_GATE = "kube.health_gate"
     PLAN_WAVE = "inventory.plan_wave"
     LIST_CLUSTER_NAMES = "inventory.list_cluster_names"
+    LIST_CLUSTER_SITES = "inventory.list_cluster_sites"
     SWEEP_CLUSTERS = "kube.sweep_clusters"
     CHECK_PROMETHEUS = "signals.check_prometheus"
     DELETE_PODS = "kube.delete_pods"

@@ -81,6 +81,8 @@ class ClusterRef(Model):
     provider: ProviderKind
     region: str
     credential_ref: str = "default"
+    site: str | None = Field(default=None, description="the private network it sits in: its API is reached only by"
+                             " that site's agent (`regatta worker --site NAME`); None: by any worker")
 
 
 class MaintenanceHold(Model):
@@ -108,6 +110,7 @@ class ClusterRecord(Model):
     node_pools: list[NodePool] = Field(default_factory=list)
     health: str = "unknown"
     credential_ref: str = "default"
+    site: str | None = Field(default=None, description="the private network it sits in, whose agent alone reaches its API")
     updated_at: datetime | None = None
     pods_capacity: int | None = Field(default=None, description="pods its Ready nodes take, at the last sweep")
     pods_free: int | None = Field(default=None, description="pods that still fit on Ready, schedulable nodes, at the last sweep")
@@ -138,7 +141,7 @@ class ClusterRecord(Model):
     @property
     def ref(self) -> ClusterRef:
         return ClusterRef(
-            name=self.name, provider=self.provider, region=self.region, credential_ref=self.credential_ref
+            name=self.name, provider=self.provider, region=self.region, credential_ref=self.credential_ref, site=self.site
         )
 
 

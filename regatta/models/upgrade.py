@@ -94,6 +94,8 @@ class ClusterUpgradeProgress(Model):
     abort_requested: bool = False
     abort_reason: str | None = None
     message: str = ""
+    waiting_for: str | None = Field(default=None, description="what the upgrade waits on that is not its own doing (the"
+                                    " agent of the cluster's site); None while nothing is")
     # Nodes this upgrade cordoned and has not yet finished draining: what an abort must hand back.
     cordoned_in_service: list[str] = Field(default_factory=list)
     drained_nodes: list[str] = Field(default_factory=list)

@@ -32,9 +32,10 @@ def _world(request: Request) -> World:
 
 def reach(request: Request, name: str, operation: str) -> tuple[World, Cluster]:
     world = _world(request)
-    if request.headers.get("authorization") != f"Bearer {world.api_token}":
-        raise SimError(401, "Unauthorized", "Unauthorized: a bearer token from GET /sim/credentials/{cluster} is required")
     cluster = world.cluster(name)
+    if request.headers.get("authorization") != f"Bearer {world.token_for(cluster)}":
+        raise SimError(401, "Unauthorized", "Unauthorized: a bearer token from GET /sim/credentials/{cluster} is required"
+                       + (f" (site {cluster.site}: its agent's)" if cluster.site else ""))
     if cluster.status == "CREATING":
         raise SimError(503, "ServiceUnavailable", f"the API server of {name} is still being created")
     world.check_faults(cluster, api="kube", operation=operation)

@@ -187,10 +187,15 @@ def create_app(world: World) -> FastAPI:
                 "recheck_seconds": CLOCK_RECHECK_SECONDS}
 
     @app.get("/sim/credentials/{cluster}")
-    async def credentials(cluster: str):
-        """The simulated cloud's answer to `aws eks get-token` / `az aks get-credentials`."""
-        world.cluster(cluster)
-        return {"cluster": cluster, "token": world.api_token, "server": world.api_server(cluster),
+    async def credentials(cluster: str, site: str | None = None):
+        """The simulated cloud's answer to `aws eks get-token` / `az aks get-credentials`. A
+        cluster in a private network's site answers only its site's agent (`?site=NAME`), as a
+        kubeconfig kept on a machine inside that network would."""
+        found = world.cluster(cluster)
+        if found.site is not None and site != found.site:
+            raise SimError(403, "Forbidden", f"the credentials of {cluster} are held by the agent of site {found.site}"
+                           f" (`regatta worker --site {found.site}`), not by {'site ' + site if site else 'a central worker'}")
+        return {"cluster": cluster, "token": world.token_for(found), "server": world.api_server(cluster),
                 "certificate_authority_data": world.ca_data}
 
     @app.get("/sim/clock")

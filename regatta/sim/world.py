@@ -198,6 +198,7 @@ class Cluster:
     version: str  # control plane, "1.30"
     time_scale: float | None
     status: str = "ACTIVE"
+    site: str | None = None  # a private network's: only its agent is handed the cluster's credentials
     pools: dict[str, NodePool] = field(default_factory=dict)
     nodes: dict[str, Node] = field(default_factory=dict)
     pods: dict[tuple[str, str], Pod] = field(default_factory=dict)
@@ -263,6 +264,8 @@ class World:
         # get-token` or `az aks get-credentials` would hand out. The tests look for it in every
         # workflow history and must not find it (DESIGN rule 1).
         self.api_token = f"simtok-{secrets.token_hex(16)}"
+        # Each site's clusters take their own token, handed only to that site's agent.
+        self.site_tokens: dict[str, str] = {}
         # Where the clusters' API servers answer over HTTPS, and the per-run CA that signed their
         # certificate (base64 PEM, as EKS and GKE hand out certificate-authority-data): set by the
         # listeners once the TLS port is bound (regatta/sim/server.py).
@@ -281,6 +284,14 @@ class World:
     def calendar_now(self) -> datetime:
         """What time it is for the simulated fleet: maintenance windows and freezes are read against this."""
         return datetime.now(UTC) + timedelta(seconds=self.clock_offset_seconds)
+
+    def token_for(self, cluster: Cluster) -> str:
+        """The bearer token the cluster's API server takes: the run's, or its site's own."""
+        if cluster.site is None:
+            return self.api_token
+        if cluster.site not in self.site_tokens:
+            self.site_tokens[cluster.site] = f"simtok-{cluster.site}-{secrets.token_hex(16)}"
+        return self.site_tokens[cluster.site]
 
     def scaled(self, cluster: Cluster, seconds: float) -> float:
         scale = cluster.time_scale if cluster.time_scale is not None else self.time_scale
@@ -355,6 +366,7 @@ class World:
             labels=dict(spec.labels),
             version=cp,
             time_scale=spec.time_scale,
+            site=spec.site,
         )
         for pool_spec in spec.node_pools:
             version = arithmetic.minor_text(pool_spec.version or spec.version)

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
 
 with workflow.unsafe.imports_passed_through():
     from regatta.models import (
@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         RunHealthCheck,
         WaitForOperation,
     )
+    from regatta.rules import sites
 
 # Quick calls to a cloud or API server: throttling and 5xx are retried with backoff for a
 # while; what cannot succeed arrives as a non-retryable ApplicationError and stops at once.
@@ -38,13 +39,66 @@ CALLBACK_DELIVERY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_c
 
 
 async def call(activity: Activity, arg: Any, result_type: Any, *, timeout: float = 60,
-               heartbeat: float | None = None) -> Any:
+               heartbeat: float | None = None, site: str | None = None) -> Any:
+    """Run one activity, retried as QUICK_CALL. One that talks to the API of a cluster in a
+    private network goes to that site's agent (regatta/rules/sites.py); `site` sends one that
+    names its clusters otherwise (a sweep's batch) there."""
+    site = site or _site_of(activity, arg)
+    if site is not None:
+        return await _call_at_site(site, activity, arg, result_type, timeout=timeout, heartbeat=heartbeat)
     return await workflow.execute_activity(
         activity, arg, result_type=result_type,
         start_to_close_timeout=timedelta(seconds=timeout),
         heartbeat_timeout=timedelta(seconds=heartbeat) if heartbeat else None,
         retry_policy=QUICK_CALL,
     )
+
+
+def _site_of(activity: Activity, arg: Any) -> str | None:
+    ref = arg if isinstance(arg, ClusterRef) else getattr(arg, "cluster", None)
+    if isinstance(ref, ClusterRef) and ref.site and sites.runs_at_site(activity.value, provider=ref.provider):
+        return ref.site
+    return None
+
+
+class WaitsForAgents(Protocol):
+    """A workflow that shows in its progress when it waits for a site's agent (None: no longer)."""
+
+    def waiting_for_agent(self, text: str | None) -> None: ...
+
+
+def _show_waiting(text: str | None) -> None:
+    workflow.set_current_details(text or "")  # the Temporal UI's "current details", for every workflow
+    instance = workflow.instance()
+    if hasattr(instance, "waiting_for_agent"):
+        instance.waiting_for_agent(text)
+
+
+async def _call_at_site(site: str, activity: Activity, arg: Any, result_type: Any, *, timeout: float,
+                        heartbeat: float | None) -> Any:
+    """The call on the site's own task queue. While no agent picks it up the operation waits, says
+    so, and asks again, the wait doubling up to a cap: it never fails for an agent that is away."""
+    waits, waited = 0, 0.0
+    while True:
+        patience = sites.agent_wait_seconds(waits)
+        try:
+            result = await workflow.execute_activity(
+                activity, arg, result_type=result_type,
+                task_queue=sites.site_task_queue(workflow.info().task_queue, site),
+                schedule_to_start_timeout=timedelta(seconds=patience),
+                start_to_close_timeout=timedelta(seconds=timeout),
+                heartbeat_timeout=timedelta(seconds=heartbeat) if heartbeat else None,
+                retry_policy=QUICK_CALL,
+            )
+        except ActivityError as failure:
+            if not (isinstance(failure.cause, TimeoutError) and failure.cause.type == TimeoutType.SCHEDULE_TO_START):
+                raise
+            waits, waited = waits + 1, waited + patience
+            _show_waiting(sites.waiting_for_agent(site, waited))
+            continue
+        if waits:
+            _show_waiting(None)
+        return result
 
 
 async def call_or_refuse(activity: Activity, arg: Any, result_type: Any, *, error_type: str) -> Any:

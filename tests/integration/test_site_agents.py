@@ -1,0 +1,115 @@
+"""Site agents: a cluster in a private network (`site: dc1` in the inventory) is reached only by the
+agent of its site, `regatta worker --site dc1`, which alone is given its credentials. The central
+worker runs the workflow and the cloud calls; every call to the cluster's own API goes to the
+site's task queue. While the agent is away the operation waits and says so, and carries on when
+it returns."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+from temporalio.client import Client
+
+from regatta.clouds.base import CloudError
+from regatta.formats.fleet_file import FleetSpec
+from regatta.inventory import Inventory
+from regatta.inventory.sweep import records_from_fleet
+from regatta.kube.connect import ClusterConnections
+from regatta.models import ClusterSelector, ClusterUpgradeProgress, FleetSweepInput, FleetSweepResult
+from regatta.rules.sites import site_task_queue
+from regatta.settings import Settings
+from tests.conftest import eks_cluster, sim_report
+from tests.integration.conftest import start_upgrade, wait_until
+from workers.main import build_worker
+
+
+def add_site_cluster(simulator, inventory: Inventory, *, site: str, time_scale: float | None = None) -> str:
+    name = f"site-{uuid.uuid4().hex[:8]}"
+    # An EKS cluster whose API server has a private endpoint only: the cloud's API is public, the cluster's is not.
+    spec = {**eks_cluster(name, pools=1, nodes=2, time_scale=time_scale), "site": site}
+    fleet = FleetSpec.model_validate({"clusters": [spec]})
+    httpx.post(f"{simulator.url}/sim/clusters", json=fleet.model_dump(), timeout=10).raise_for_status()
+    for record in records_from_fleet(fleet):
+        inventory.upsert_cluster(record)
+    return name
+
+
+async def queues_used(client: Client, operation_id: str) -> dict[str, set[str]]:
+    """Each activity the operation ran, by the task queue it was scheduled on."""
+    history = await client.get_workflow_handle(operation_id).fetch_history()
+    used: dict[str, set[str]] = {}
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            attributes = event.activity_task_scheduled_event_attributes
+            used.setdefault(attributes.task_queue.name, set()).add(attributes.activity_type.name)
+    return used
+
+
+async def test_an_upgrade_of_a_site_cluster_reaches_its_api_only_through_the_sites_agent(
+        client: Client, queue_settings: Settings, simulator, inventory: Inventory, task_queue: str, add_cluster):
+    cluster = add_site_cluster(simulator, inventory, site="dc1")
+    ref = inventory.get_cluster(cluster).ref
+    assert ref.site == "dc1"
+
+    # The simulated cloud hands the cluster's credentials to the agent of dc1 alone.
+    credentials = f"{simulator.url}/sim/credentials/{cluster}"
+    assert httpx.get(credentials, timeout=10).status_code == 403
+    assert httpx.get(credentials, params={"site": "dc2"}, timeout=10).status_code == 403
+    assert httpx.get(credentials, params={"site": "dc1"}, timeout=10).status_code == 200
+    with pytest.raises(CloudError, match="held by the agent of site dc1"):
+        ClusterConnections(sim_url=queue_settings.sim_url).api_client(ref)
+
+    async with build_worker(client, queue_settings), build_worker(client, queue_settings, site="dc1"):
+        handle = await start_upgrade(client, task_queue, cluster)
+        result = await handle.result()
+        # The fleet sweep reads the site's cluster through the agent too, and a central cluster beside it centrally.
+        central = add_cluster("central", pools=1, nodes=1)
+        sweep = await client.execute_workflow(
+            "FleetSweep", FleetSweepInput(selector=ClusterSelector(clusters=[cluster, central]), move_displaced=False),
+            id=f"sweep-{uuid.uuid4().hex[:8]}", task_queue=task_queue, result_type=FleetSweepResult)
+    assert (result.outcome, result.control_plane_version) == ("succeeded", "1.31")
+    report = sim_report(simulator, cluster)
+    assert report["pdb_violations"] == [] and report["skew_violations"] == [] and report["double_drains"] == []
+
+    assert sweep.health == {"healthy": 2}, sweep
+    swept = inventory.get_cluster(cluster)
+    assert (swept.health, swept.control_plane_version, swept.site) == ("healthy", "1.31", "dc1")
+    sweep_queues = await queues_used(client, sweep.operation_id)
+    assert "kube.sweep_clusters" in sweep_queues[site_task_queue(task_queue, "dc1")], sweep_queues
+    assert "kube.sweep_clusters" in sweep_queues[task_queue], sweep_queues
+
+    used = await queues_used(client, handle.id)
+    site_queue = site_task_queue(task_queue, "dc1")
+    assert used[site_queue] >= {"kube.inspect_cluster", "kube.health_gate"}, used
+    assert all(name.startswith("kube.") for name in used[site_queue]), used
+    assert not any(name.startswith("kube.") for name in used[task_queue]), used
+    assert {"cloud.start_control_plane_upgrade", "inventory.get_cluster"} <= used[task_queue], used
+
+
+async def test_the_upgrade_waits_visibly_while_the_sites_agent_is_down_and_carries_on_when_it_returns(
+        client: Client, queue_settings: Settings, simulator, inventory: Inventory, task_queue: str):
+    # The control plane takes a few seconds here, long enough to stop the agent in the middle of it.
+    cluster = add_site_cluster(simulator, inventory, site="dc2", time_scale=0.02)
+    async with build_worker(client, queue_settings):
+        agent = build_worker(client, queue_settings, site="dc2")
+        running = asyncio.create_task(agent.run())
+        handle = await start_upgrade(client, task_queue, cluster)
+        await wait_until(handle, lambda p: p.phase == "control_plane", "upgrading the control plane")
+        await agent.shutdown()
+        await running
+
+        # The health gate after the control plane is the next call to the cluster's API: nobody takes it.
+        waiting = await wait_until(handle, lambda p: p.waiting_for is not None, "waiting for the agent", timeout=60)
+        assert "waiting for the agent of site dc2" in waiting.waiting_for
+        assert waiting.phase in ("control_plane", "node_pools")
+
+        async with build_worker(client, queue_settings, site="dc2"):
+            result = await handle.result()
+        final = await handle.query("progress", result_type=ClusterUpgradeProgress)
+    assert (result.outcome, result.control_plane_version) == ("succeeded", "1.31")
+    assert final.waiting_for is None
+    report = sim_report(simulator, cluster)
+    assert report["pdb_violations"] == [] and report["skew_violations"] == [] and report["double_drains"] == []
