@@ -60,18 +60,20 @@ class Piece:
 
 class DevStack:
     def __init__(self, *, settings: Settings, fleet: str | None, time_scale: float, temporal_port: int,
-                 ui_port: int, sim_port: int, metrics_port: int, keep_history: bool, api_port: int = 8700,
+                 ui_port: int, sim_port: int, metrics_port: int, persist: bool, api_port: int = 8700,
                  sim_tls_port: int = 8643):
         self.home = settings.home
         self.settings = Settings(
             home=settings.home, temporal_address=f"127.0.0.1:{temporal_port}", namespace=settings.namespace,
             task_queue=settings.task_queue, database_url=settings.database_url, sim_url=f"http://127.0.0.1:{sim_port}",
         )
-        self.fleet, self.time_scale, self.keep_history = fleet, time_scale, keep_history
+        self.fleet, self.time_scale, self.persist = fleet, time_scale, persist
         self.temporal_port, self.ui_port, self.sim_port = temporal_port, ui_port, sim_port
         self.metrics_port, self.api_port, self.sim_tls_port = metrics_port, api_port, sim_tls_port
         self.pieces: list[Piece] = []
         self.logs = self.home / "logs"
+        self.temporal_args: list[str] = []
+        self.temporal_db = self.home / "temporal.db"
 
     def _spawn(self, name: str, args: list[str], address: str) -> Piece:
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -89,8 +91,9 @@ class DevStack:
         temporal = [temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(self.temporal_port),
                     "--ui-port", str(self.ui_port), "--ui-disable-news-fetch", "--log-level", "warn"]
         temporal += [arg for key in SEARCH_ATTRIBUTES for arg in ("--search-attribute", f"{key.name}=Keyword")]
-        if self.keep_history:
-            temporal += ["--db-filename", str(self.home / "temporal.db")]
+        if self.persist:
+            temporal += ["--db-filename", str(self.temporal_db)]
+        self.temporal_args = temporal
         piece = self._spawn("temporal", temporal, self.settings.temporal_address)
         wait_for_port("127.0.0.1", self.temporal_port, timeout=60, process=piece.process)
 
@@ -167,7 +170,7 @@ class DevStack:
             " tokens: regatta token create)",
             f"  fleet view      http://127.0.0.1:{self.api_port}/ui   (sign in with a token: regatta token create --name me"
             " --role viewer --env '*'; Prometheus: /metrics)",
-            f"  state and logs  {self.home}",
+            f"  state and logs  {self.home}" + (f"   (Temporal's state persists in {self.temporal_db})" if self.persist else ""),
             "In another shell (the venv's bin on PATH):",
             f"  export {env}",
             "  regatta clusters list",
@@ -207,8 +210,11 @@ class DevStack:
         the rest running, so an operator can kill the worker and start another beside them."""
         reported: set[str] = set()
         while True:
-            for piece in self.pieces:
+            for piece in list(self.pieces):
                 if piece.name in reported or (code := piece.process.poll()) is None:
+                    continue
+                if piece.name == "temporal" and self.persist:
+                    self._restart_temporal(piece, code)
                     continue
                 reported.add(piece.name)
                 again = (" Start another beside them: `regatta worker` with the env in dev.json" if piece.name == "worker"
@@ -218,6 +224,20 @@ class DevStack:
                       file=sys.stderr, flush=True)
                 self._write_dev_json()
             time.sleep(0.5)
+
+    def _restart_temporal(self, dead: Piece, code: int) -> None:
+        """With --persist, Temporal's state is in its file: start it again on the same file and port,
+        and every operation, timer and schedule carries on where it was (the worker and the API
+        reconnect on their own)."""
+        self.pieces.remove(dead)
+        piece = self._spawn("temporal", self.temporal_args, self.settings.temporal_address)
+        try:
+            wait_for_port("127.0.0.1", self.temporal_port, timeout=60, process=piece.process)
+        except (RuntimeError, TimeoutError) as error:
+            print(f"temporal did not start again: {error}; see {self.logs / 'temporal.log'}", file=sys.stderr, flush=True)
+        print(f"temporal (pid {dead.process.pid}) exited with code {code}; started it again on {self.temporal_db}"
+              f" (pid {piece.process.pid}): operations carry on where they were.", file=sys.stderr, flush=True)
+        self._write_dev_json()
 
     async def _demo(self) -> None:
         from rich.console import Console

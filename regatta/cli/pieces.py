@@ -24,7 +24,10 @@ def dev(
     sim_tls_port: Annotated[int, typer.Option(help="the simulated clusters' API servers (HTTPS)")] = 8643,
     api_port: Annotated[int, typer.Option(help="the HTTP API's port")] = 8700,
     metrics_port: Annotated[int, typer.Option(help="the worker's Prometheus metrics port; 0 turns them off")] = 9464,
-    keep_history: Annotated[bool, typer.Option(help="keep Temporal's history in REGATTA_HOME across restarts")] = False,
+    persist: Annotated[bool, typer.Option("--persist", "--keep-history", help="keep Temporal's state in a file in"
+                                          " REGATTA_HOME: a Temporal that stops is started again on it and its operations"
+                                          " carry on (a dev stack started again finds them too; the simulated fleet"
+                                          " starts again from its fleet file)")] = False,
     demo: Annotated[bool, typer.Option(help="also start a rolling upgrade of one cluster and follow it")] = False,
 ):
     """Start the embedded default: Temporal dev server, fleet simulator, worker, API. Ctrl-C stops all."""
@@ -32,7 +35,7 @@ def dev(
 
     stack = DevStack(
         settings=Settings.from_env(), fleet=fleet, time_scale=time_scale, temporal_port=temporal_port,
-        ui_port=ui_port, sim_port=sim_port, sim_tls_port=sim_tls_port, api_port=api_port, metrics_port=metrics_port, keep_history=keep_history,
+        ui_port=ui_port, sim_port=sim_port, sim_tls_port=sim_tls_port, api_port=api_port, metrics_port=metrics_port, persist=persist,
     )
     raise typer.Exit(stack.run(demo=demo))
 

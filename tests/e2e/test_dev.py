@@ -127,3 +127,70 @@ def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
     finally:
         if dev.poll() is None:
             dev.kill()
+
+
+def test_with_persist_a_temporal_killed_mid_wave_comes_back_on_its_file_and_the_wave_completes(tmp_path):
+    """`regatta dev --persist`: Temporal's state is in a file; kill -9 it in the middle of a wave and
+    the dev stack starts it again on that file; the worker and the API reconnect, and the wave
+    finishes every cluster with no PodDisruptionBudget broken, no node drained twice, no skew.
+    (An activity whose completion was lost with the server runs again after its start-to-close
+    timeout, which is most of this test's minute.)"""
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGATTA_")}
+    env["REGATTA_HOME"] = str(home)
+    dev = subprocess.Popen(
+        [REGATTA, "dev", "--persist", "--time-scale", "0.002", "--temporal-port", str(free_port()), "--ui-port", str(free_port()),
+         "--sim-port", str(free_port()), "--sim-tls-port", str(free_port()), "--metrics-port", "0", "--api-port", str(free_port())],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    described = home / "dev.json"
+    try:
+        deadline = time.monotonic() + 120
+        while not described.exists():
+            assert dev.poll() is None, f"regatta dev exited early:\n{dev.stdout.read()}"
+            assert time.monotonic() < deadline, "regatta dev never wrote dev.json"
+            time.sleep(0.2)
+        info = json.loads(described.read_text())
+        joined = {**env, **info["env"]}
+        assert (home / "temporal.db").exists()
+        started = subprocess.run([REGATTA, "wave", "start", "--selector", "env=staging", "--to", "1.31", "--name", "persist",
+                                  "--concurrency", "4", "--ticket", "CHG-PERSIST"], env=joined, capture_output=True, text=True,
+                                 timeout=60)
+        assert started.returncode == 0, started.stdout + started.stderr
+        wave_id = next(word.strip(":.,") for word in started.stdout.split() if word.startswith("wave-"))
+
+        def status() -> dict:
+            shown = subprocess.run([REGATTA, "op", "status", wave_id, "--output", "json"], env=joined, capture_output=True,
+                                   text=True, timeout=60)
+            assert shown.returncode == 0, shown.stdout + shown.stderr
+            return json.loads(shown.stdout)
+
+        deadline = time.monotonic() + 120
+        while not any(c["status"] not in ("pending", "waiting") for s in status()["progress"]["stages"] for c in s["clusters"]):
+            assert time.monotonic() < deadline, "the wave never started a cluster"
+            time.sleep(0.5)
+        killed = info["pieces"]["temporal"]["pid"]
+        os.kill(killed, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while json.loads(described.read_text())["pieces"]["temporal"]["pid"] == killed:
+            assert time.monotonic() < deadline, "regatta dev never started Temporal again"
+            time.sleep(0.2)
+
+        deadline = time.monotonic() + 240
+        while (found := status())["status"] == "RUNNING":
+            assert time.monotonic() < deadline, found["progress"]
+            time.sleep(1)
+        assert found["status"] == "COMPLETED", found
+        clusters = [c for s in found["progress"]["stages"] for c in s["clusters"]]
+        assert len(clusters) >= 2 and {c["status"] for c in clusters} == {"succeeded"}, clusters
+        report = httpx.get(f"{info['env']['REGATTA_SIM_URL']}/sim/report", timeout=10).json()
+        assert report["pdb_violations"] == [] and report["double_drains"] == [] and report["skew_violations"] == []
+        for cluster in clusters:
+            assert report["clusters"][cluster["name"]]["control_plane_version"] == "1.31"
+        dev.send_signal(signal.SIGTERM)
+        assert dev.wait(timeout=60) == 0
+        said = dev.stdout.read()
+        assert f"temporal (pid {killed}) exited with code -9; started it again on" in said
+    finally:
+        if dev.poll() is None:
+            dev.kill()
