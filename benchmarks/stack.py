@@ -119,8 +119,12 @@ def cpu_seconds(process: psutil.Process) -> float:
         return 0.0
 
 
-def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(args, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def spawn(args: list[str], env: dict[str, str], *, log: Path | None = None) -> subprocess.Popen:
+    """A child process whose output goes to `log` (or nowhere): never to a pipe nobody reads, which
+    fills at 64 KiB and then blocks the child's next log line (a worker logging retried 429s would
+    stall its event loop and time out its workflow tasks)."""
+    sink = open(log, "ab") if log is not None else subprocess.DEVNULL
+    return subprocess.Popen(args, env={**os.environ, **env}, stdout=sink, stderr=subprocess.STDOUT)
 
 
 # --------------------------------------------------------------------------- the stack
@@ -130,24 +134,42 @@ class BenchStack:
     """`async with BenchStack(spec, time_scale=0) as stack:` the servers and the worker for one
     run, the fleet registered and loaded; everything stopped on the way out."""
 
-    def __init__(self, spec: FleetSpec, *, time_scale: float = 0.0):
+    def __init__(self, spec: FleetSpec, *, time_scale: float = 0.0, workers: int = 1, worker_env: dict[str, str] | None = None,
+                 database_url: str | None = None, temporal_on_file: bool = False):
         self.spec = spec
+        # Temporal's state in a file, so `restart_temporal` can kill it and start it again (the chaos benchmark).
+        self.temporal_on_file = temporal_on_file
+        self.temporal: subprocess.Popen | None = None
+        self.env: WorkflowEnvironment | None = None
         self.time_scale = time_scale
+        self.worker_count, self.worker_env, self.database_url = workers, worker_env or {}, database_url
         self.children: list[subprocess.Popen] = []
 
     async def __aenter__(self) -> BenchStack:
-        home = Path(tempfile.mkdtemp(prefix="regatta-bench-"))
+        home = self.home = Path(tempfile.mkdtemp(prefix="regatta-bench-"))
         fleet_file = home / "fleet.yaml"
         fleet_file.write_text(yaml.safe_dump(self.spec.model_dump(exclude_none=True)))
         sim_port = 18600 + os.getpid() % 1000
-        self.env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter,
-            search_attributes=list(SEARCH_ATTRIBUTES), dev_server_log_level="error",
-        )
-        self.client = self.env.client
+        if self.temporal_on_file:
+            from temporalio.client import Client
+
+            temporal_port = 17233 + os.getpid() % 1000
+            self.temporal_args = [temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(temporal_port),
+                                  "--headless", "--log-level", "error", "--db-filename", str(home / "temporal.db"),
+                                  *[arg for key in SEARCH_ATTRIBUTES for arg in ("--search-attribute", f"{key.name}=Keyword")]]
+            self.temporal = self._spawn(self.temporal_args, {})
+            wait_for_port("127.0.0.1", temporal_port, timeout=60, process=self.temporal)
+            self.client = await Client.connect(f"127.0.0.1:{temporal_port}", data_converter=pydantic_data_converter)
+        else:
+            self.env = await WorkflowEnvironment.start_local(
+                dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter,
+                search_attributes=list(SEARCH_ATTRIBUTES), dev_server_log_level="error",
+            )
+            self.client = self.env.client
         self.settings = Settings(home=home, temporal_address=self.client.service_client.config.target_host,
                                  namespace="default", task_queue=f"bench-{uuid.uuid4().hex[:6]}",
-                                 database_url=f"sqlite:///{home / 'inventory.db'}", sim_url=f"http://127.0.0.1:{sim_port}")
+                                 database_url=self.database_url or f"sqlite:///{home / 'inventory.db'}",
+                                 sim_url=f"http://127.0.0.1:{sim_port}")
         self.inventory = Inventory(self.settings.database_url)
         for record in records_from_fleet(self.spec):
             self.inventory.upsert_cluster(record)
@@ -155,18 +177,34 @@ class BenchStack:
                                 str(sim_port), "--tls-port", "0", "--time-scale", str(self.time_scale)],
                                self.settings.as_env())
         wait_for_port("127.0.0.1", sim_port, timeout=300, process=self.sim)
-        self.worker = self._spawn([sys.executable, "-m", "regatta.cli", "worker", "--metrics-port", "0"],
-                                  self.settings.as_env())
+        self.workers = [self.start_worker() for _ in range(self.worker_count)]
+        self.worker = self.workers[0]
         await asyncio.sleep(3)  # imports and first poll
         me = psutil.Process()
-        temporal_server = next(p for p in me.children(recursive=True) if p.name().startswith("temporal"))
+        temporal_server = (psutil.Process(self.temporal.pid) if self.temporal is not None
+                           else next(p for p in me.children(recursive=True) if p.name().startswith("temporal")))
         self.pieces = {"worker": psutil.Process(self.worker.pid), "simulator": psutil.Process(self.sim.pid),
-                       "temporal_server": temporal_server, "harness": me}
+                       "temporal_server": temporal_server, "harness": me,
+                       **{f"worker_{n + 2}": psutil.Process(w.pid) for n, w in enumerate(self.workers[1:])}}
         self._cpu_start = {name: cpu_seconds(p) for name, p in self.pieces.items()}
         return self
 
+    def restart_temporal(self) -> None:
+        """kill -9 the Temporal server and start it again on its file and port."""
+        assert self.temporal is not None, "BenchStack(temporal_on_file=True) to restart Temporal"
+        self.temporal.kill()
+        self.temporal.wait()
+        self.temporal = self._spawn(self.temporal_args, {})
+        wait_for_port("127.0.0.1", int(self.temporal_args[self.temporal_args.index("--port") + 1]), timeout=60,
+                      process=self.temporal)
+
+    def start_worker(self) -> subprocess.Popen:
+        """One more `regatta worker` process on the stack's task queue."""
+        return self._spawn([sys.executable, "-m", "regatta.cli", "worker", "--metrics-port", "0"],
+                           {**self.settings.as_env(), **self.worker_env})
+
     def _spawn(self, args: list[str], env: dict[str, str]) -> subprocess.Popen:
-        child = spawn(args, env)
+        child = spawn(args, env, log=self.home / f"child-{len(self.children)}.log")
         self.children.append(child)
         return child
 
@@ -183,7 +221,8 @@ class BenchStack:
     async def raw_fan_out(self, workflows: int, activities_each: int) -> float:
         """Seconds for `workflows` bare workflows of `activities_each` no-op activities each, on a
         bare worker process, with Regatta's worker stopped first."""
-        self.worker.terminate()
+        for worker in self.workers:
+            worker.terminate()
         queue = f"raw-{uuid.uuid4().hex[:6]}"
         self._spawn([sys.executable, str(Path(__file__)), "--serve-raw-worker", self.settings.temporal_address, queue], {})
         await asyncio.sleep(2)
@@ -204,7 +243,8 @@ class BenchStack:
                     child.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     child.kill()
-        await self.env.shutdown()
+        if self.env is not None:
+            await self.env.shutdown()
         self.inventory.close()
 
 

@@ -47,6 +47,9 @@ class Settings:
     temporal_tls_key: str | None = None
     temporal_tls_server_name: str | None = None
     temporal_api_key: str | None = None
+    # Requests per second each cloud account takes, held across every worker (regatta/rules/rate_limits.py):
+    # `eks/default=10,gke/prod=20`; unset: no limit of Regatta's own.
+    cloud_rate_limits: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -72,6 +75,7 @@ class Settings:
             temporal_tls_key=(env.get("REGATTA_TEMPORAL_TLS_KEY") or None),
             temporal_tls_server_name=(env.get("REGATTA_TEMPORAL_TLS_SERVER_NAME") or None),
             temporal_api_key=(env.get("REGATTA_TEMPORAL_API_KEY") or None),
+            cloud_rate_limits=(env.get("REGATTA_CLOUD_RATE_LIMITS") or None),
         )
 
     @property
@@ -101,6 +105,8 @@ class Settings:
             env["REGATTA_OUTBOUND_ALLOW"] = ",".join(self.outbound_allow)
         if self.temporal_ui_url:
             env["REGATTA_TEMPORAL_UI_URL"] = self.temporal_ui_url
+        if self.cloud_rate_limits:
+            env["REGATTA_CLOUD_RATE_LIMITS"] = self.cloud_rate_limits
         if self.temporal_tls:
             env["REGATTA_TEMPORAL_TLS"] = "1"
         for name, value in (("CA", self.temporal_tls_ca), ("CERT", self.temporal_tls_cert), ("KEY", self.temporal_tls_key),

@@ -27,9 +27,12 @@ from activities.placement import PlacementActivities
 from activities.policy import PolicyActivities
 from activities.signals import SignalActivities
 from activities.traffic import TrafficActivities
+from regatta.clouds.rate_limits import RateLimit, SharedRateLimit, no_rate_limit
 from regatta.fleet_clock import read_fleet_clock
 from regatta.inventory import Inventory
+from regatta.inventory.request_slots import take_cloud_request_slot
 from regatta.kube.connect import ClusterConnections
+from regatta.rules.rate_limits import parse_rate_limits
 from regatta.rules.sites import check_site_name, runs_at_site, site_task_queue
 from regatta.settings import Settings
 from regatta.telemetry import OperationContext
@@ -67,6 +70,14 @@ def activity_name(method: object) -> str:
     return str(getattr(method, "__temporal_activity_definition").name)
 
 
+def cloud_rate_limit(settings: Settings, inventory: Inventory) -> RateLimit:
+    """REGATTA_CLOUD_RATE_LIMITS as a wait before each cloud request, on a schedule every worker shares."""
+    limits = parse_rate_limits(settings.cloud_rate_limits)
+    if not limits:
+        return no_rate_limit
+    return SharedRateLimit(limits, take_slot=lambda account, interval: take_cloud_request_slot(inventory, account, interval))
+
+
 def build_worker(
     client: Client, settings: Settings, *, task_queue: str | None = None, max_concurrent_activities: int = 64,
     site: str | None = None,
@@ -74,7 +85,7 @@ def build_worker(
     """The main worker, or with `site` that site's agent: the cluster-API activities alone, on the
     site's task queue, with the site's credentials."""
     inventory = Inventory(settings.database_url)
-    connections = ClusterConnections(sim_url=settings.sim_url, site=site)
+    connections = ClusterConnections(sim_url=settings.sim_url, site=site, rate_limit=cloud_rate_limit(settings, inventory))
     traffic = HttpTrafficManager(settings.traffic_endpoint) if settings.traffic_endpoint else None
     activities = activity_functions(
         CloudActivities(connections), KubeActivities(connections, inventory), InventoryActivities(inventory, fleet_now=lambda: read_fleet_clock(settings.sim_url).now),

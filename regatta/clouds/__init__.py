@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 
 from regatta.clouds.base import CloudError, CloudProvider, ControlPlane, KubeEndpoint
+from regatta.clouds.rate_limits import RateLimit, no_rate_limit
 from regatta.models import ClusterRef
 from regatta.models.errors import ErrorType
 
@@ -15,8 +16,10 @@ __all__ = ["CloudError", "CloudProvider", "ControlPlane", "KubeEndpoint", "Provi
 
 
 class Providers:
-    def __init__(self, *, sim_url: str | None, api_clients, site: str | None = None):
+    def __init__(self, *, sim_url: str | None, api_clients, site: str | None = None,
+                 rate_limit: RateLimit = no_rate_limit):
         self.sim_url = sim_url
+        self.rate_limit = rate_limit
         self.site = site  # the site agent this process is, if it is one: the simulator hands it that site's credentials
         self._api_clients = api_clients
         self._built: dict[str, CloudProvider] = {}
@@ -32,15 +35,15 @@ class Providers:
         if kind == "eks":
             from regatta.clouds.eks import EksProvider
 
-            return EksProvider(endpoint_url=self.sim_url, credential_site=self.site)
+            return EksProvider(endpoint_url=self.sim_url, credential_site=self.site, rate_limit=self.rate_limit)
         if kind == "gke":
             from regatta.clouds.gke import GkeProvider
 
-            return GkeProvider(endpoint_url=self.sim_url, credential_site=self.site)
+            return GkeProvider(endpoint_url=self.sim_url, credential_site=self.site, rate_limit=self.rate_limit)
         if kind == "aks":
             from regatta.clouds.aks import AksProvider
 
-            return AksProvider(endpoint_url=self.sim_url, credential_site=self.site)
+            return AksProvider(endpoint_url=self.sim_url, credential_site=self.site, rate_limit=self.rate_limit)
         if kind == "kubeconfig":
             from regatta.clouds.kubeconfig import KubeconfigProvider
 

@@ -22,6 +22,7 @@ from azure.mgmt.containerservice import ContainerServiceClient
 from azure.mgmt.containerservice.models import AgentPool
 
 from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_endpoint, simulator_kubeconfig
+from regatta.clouds.rate_limits import RateLimit, no_rate_limit
 from regatta.formats import kubeconfig
 from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, NodePool
 from regatta.models.errors import ErrorType
@@ -52,8 +53,10 @@ def _minor(version: str) -> str:
 
 
 class AksProvider:
-    def __init__(self, *, endpoint_url: str | None = None, credential_site: str | None = None):
+    def __init__(self, *, endpoint_url: str | None = None, credential_site: str | None = None,
+                 rate_limit: RateLimit = no_rate_limit):
         self.endpoint_url = endpoint_url
+        self.rate_limit = rate_limit  # waits for this account's turn (regatta/clouds/rate_limits.py)
         self.credential_site = credential_site  # the site whose agent this process is (simulated credentials only)
         self._clients: dict[str, ContainerServiceClient] = {}
         self._lock = threading.Lock()
@@ -82,6 +85,7 @@ class AksProvider:
             return self._clients[subscription]
 
     def _call(self, cluster: ClusterRef, what: str, operations: str, method: str, *args, **kwargs):
+        self.rate_limit(cluster)
         try:
             group = getattr(self._client(cluster), operations)
             return getattr(group, method)(*args, **{**self._call_options, **kwargs})

@@ -17,6 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_kubeconfig, simulator_token
+from regatta.clouds.rate_limits import RateLimit, no_rate_limit
 from regatta.formats import kubeconfig
 from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, LaunchTemplate, NodePool, NodeTaint
 from regatta.models.errors import ErrorType
@@ -42,8 +43,10 @@ def _cloud_error(error: Exception, *, what: str) -> CloudError:
 
 
 class EksProvider:
-    def __init__(self, *, endpoint_url: str | None = None, credential_site: str | None = None):
+    def __init__(self, *, endpoint_url: str | None = None, credential_site: str | None = None,
+                 rate_limit: RateLimit = no_rate_limit):
         self.endpoint_url = endpoint_url
+        self.rate_limit = rate_limit  # waits for this account's turn (regatta/clouds/rate_limits.py)
         self.credential_site = credential_site  # the site whose agent this process is (simulated credentials only)
         self._sessions: dict[tuple[str, str], boto3.session.Session] = {}
         self._clients: dict[tuple[str, str, str], object] = {}
@@ -67,6 +70,7 @@ class EksProvider:
             return self._clients[key]
 
     def _call(self, cluster: ClusterRef, what: str, method: str, **kwargs) -> dict:
+        self.rate_limit(cluster)
         try:
             return getattr(self._client(cluster), method)(**kwargs)
         except (ClientError, BotoCoreError) as error:

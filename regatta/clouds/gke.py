@@ -21,6 +21,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import container_v1
 
 from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_endpoint, simulator_kubeconfig
+from regatta.clouds.rate_limits import RateLimit, no_rate_limit
 from regatta.formats import kubeconfig
 from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, NodePool
 from regatta.models.errors import ErrorType
@@ -46,8 +47,10 @@ def _minor(version: str) -> str:
 
 
 class GkeProvider:
-    def __init__(self, *, endpoint_url: str | None = None, credential_site: str | None = None):
+    def __init__(self, *, endpoint_url: str | None = None, credential_site: str | None = None,
+                 rate_limit: RateLimit = no_rate_limit):
         self.endpoint_url = endpoint_url
+        self.rate_limit = rate_limit  # waits for this account's turn (regatta/clouds/rate_limits.py)
         self.credential_site = credential_site  # the site whose agent this process is (simulated credentials only)
         self._client: container_v1.ClusterManagerClient | None = None
         self._lock = threading.Lock()
@@ -71,14 +74,15 @@ class GkeProvider:
         path = f"projects/{self._project(cluster)}/locations/{cluster.region}/clusters/{cluster.name}"
         return f"{path}/nodePools/{pool}" if pool else path
 
-    def _call(self, what: str, method: str, **kwargs):
+    def _call(self, on: ClusterRef, what: str, method: str, **kwargs):
+        self.rate_limit(on)
         try:
             return getattr(self.client(), method)(**kwargs)
         except (google_errors.GoogleAPIError, OSError) as error:
             raise _cloud_error(error, what=what) from error
 
     def _get(self, cluster: ClusterRef) -> container_v1.Cluster:
-        return self._call(f"describe cluster {cluster.name}", "get_cluster", name=self._path(cluster))
+        return self._call(cluster, f"describe cluster {cluster.name}", "get_cluster", name=self._path(cluster))
 
     def describe_control_plane(self, cluster: ClusterRef) -> ControlPlane:
         found = self._get(cluster)
@@ -102,7 +106,7 @@ class GkeProvider:
         spec = container_v1.Cluster(name=cluster.name, initial_cluster_version=version, resource_labels=labels,
                                     **({"network": network.network} if network.network else {}),
                                     **({"subnetwork": network.subnetwork} if network.subnetwork else {}))
-        op = self._call(f"creation of cluster {cluster.name}", "create_cluster",
+        op = self._call(cluster, f"creation of cluster {cluster.name}", "create_cluster",
                         parent=f"projects/{self._project(cluster)}/locations/{cluster.region}", cluster=spec)
         return self._operation(cluster, op, kind=kind)
 
@@ -111,7 +115,7 @@ class GkeProvider:
         if (running := self._running(cluster, container_v1.Operation.Type.DELETE_CLUSTER, None)) is not None:
             return self._operation(cluster, running, kind=kind)
         try:
-            op = self._call(f"deletion of cluster {cluster.name}", "delete_cluster", name=self._path(cluster))
+            op = self._call(cluster, f"deletion of cluster {cluster.name}", "delete_cluster", name=self._path(cluster))
         except CloudError as error:
             if error.error_type != ErrorType.NOT_FOUND:
                 raise
@@ -139,7 +143,7 @@ class GkeProvider:
     def _running(self, cluster: ClusterRef, op_type: int, pool: str | None) -> container_v1.Operation | None:
         """The operation a previous attempt started, if it is still running."""
         target = "/" + self._path(cluster, pool)
-        listed = self._call("list operations", "list_operations",
+        listed = self._call(cluster, "list operations", "list_operations",
                             parent=f"projects/{self._project(cluster)}/locations/{cluster.region}")
         return next((op for op in listed.operations if op.operation_type == op_type and op.target_link.endswith(target)
                      and op.status in (container_v1.Operation.Status.PENDING, container_v1.Operation.Status.RUNNING)), None)
@@ -150,7 +154,7 @@ class GkeProvider:
             return self._operation(cluster, running, kind=kind)
         if _minor(self._get(cluster).current_master_version) == version:
             return CloudOperation(id=f"done:{request_token}", cluster=cluster.name, kind=kind, status="succeeded")
-        op = self._call(f"upgrade of {cluster.name}'s master to {version}", "update_master",
+        op = self._call(cluster, f"upgrade of {cluster.name}'s master to {version}", "update_master",
                         name=self._path(cluster), master_version=version)
         return self._operation(cluster, op, kind=kind)
 
@@ -159,14 +163,14 @@ class GkeProvider:
         kind = "node_pool_upgrade"
         if (running := self._running(cluster, container_v1.Operation.Type.UPGRADE_NODES, node_pool)) is not None:
             return self._operation(cluster, running, kind=kind, pool=node_pool)
-        pool = self._call(f"describe node pool {node_pool}", "get_node_pool", name=self._path(cluster, node_pool))
+        pool = self._call(cluster, f"describe node pool {node_pool}", "get_node_pool", name=self._path(cluster, node_pool))
         if _minor(pool.version) == version and (node_image is None or pool.version == node_image):
             return CloudOperation(id=f"done:{request_token}", cluster=cluster.name, kind=kind, node_pool=node_pool, status="succeeded")
         # A full node version (1.31.5-gke.1200) picks the image; the bare minor asks for the newest.
         request = container_v1.UpdateNodePoolRequest(
             name=self._path(cluster, node_pool), node_version=node_image or version, image_type="COS_CONTAINERD"
         )
-        op = self._call(f"upgrade of node pool {node_pool} to {node_image or version}", "update_node_pool", request=request)
+        op = self._call(cluster, f"upgrade of node pool {node_pool} to {node_image or version}", "update_node_pool", request=request)
         return self._operation(cluster, op, kind=kind, pool=node_pool)
 
     def create_node_pool(self, cluster: ClusterRef, *, node_pool: NodePool, request_token: str) -> CloudOperation:
@@ -179,7 +183,7 @@ class GkeProvider:
             name=node_pool.name, initial_node_count=node_pool.node_count, version=node_pool.node_image or node_pool.version,
             config=container_v1.NodeConfig(machine_type=node_pool.node_size, labels=node_pool.labels),
         )
-        op = self._call(f"creation of node pool {node_pool.name}", "create_node_pool", parent=self._path(cluster), node_pool=spec)
+        op = self._call(cluster, f"creation of node pool {node_pool.name}", "create_node_pool", parent=self._path(cluster), node_pool=spec)
         return self._operation(cluster, op, kind=kind, pool=node_pool.name)
 
     def delete_node_pool(self, cluster: ClusterRef, *, node_pool: str, request_token: str) -> CloudOperation:
@@ -187,7 +191,7 @@ class GkeProvider:
         if (running := self._running(cluster, container_v1.Operation.Type.DELETE_NODE_POOL, node_pool)) is not None:
             return self._operation(cluster, running, kind=kind, pool=node_pool)
         try:
-            op = self._call(f"deletion of node pool {node_pool}", "delete_node_pool", name=self._path(cluster, node_pool))
+            op = self._call(cluster, f"deletion of node pool {node_pool}", "delete_node_pool", name=self._path(cluster, node_pool))
         except CloudError as error:
             if error.error_type != ErrorType.NOT_FOUND:
                 raise
@@ -197,7 +201,7 @@ class GkeProvider:
     def poll_operation(self, cluster: ClusterRef, operation: CloudOperation) -> CloudOperation:
         if operation.status != "in_progress":
             return operation
-        op = self._call(f"status of operation {operation.id}", "get_operation",
+        op = self._call(cluster, f"status of operation {operation.id}", "get_operation",
                         name=f"projects/{self._project(cluster)}/locations/{cluster.region}/operations/{operation.id}")
         return self._operation(cluster, op, kind=operation.kind, pool=operation.node_pool)
 

@@ -215,3 +215,13 @@ class WebSessionRow(Base):
     csrf: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CloudRequestSlotRow(Base):
+    """The last slot taken on one cloud account's shared request schedule (regatta/rules/rate_limits.py):
+    every worker's next request to that account goes one interval after it."""
+
+    __tablename__ = "cloud_request_slots"
+
+    account: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_slot: Mapped[float] = mapped_column(nullable=False)

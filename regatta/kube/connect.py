@@ -19,6 +19,7 @@ from kubernetes import config as k8s_config
 from urllib3.util.retry import Retry
 
 from regatta.clouds import KubeEndpoint, Providers
+from regatta.clouds.rate_limits import RateLimit, no_rate_limit
 from regatta.models import ClusterRef
 
 TOKEN_LIFETIME_SECONDS = 600  # EKS tokens live 15 minutes; rebuild well before that
@@ -32,10 +33,11 @@ READ_RETRIES = Retry(total=4, backoff_factor=0.1, status_forcelist=(429, 500, 50
 class ClusterConnections:
     """Providers and Kubernetes clients for every cluster this process touches."""
 
-    def __init__(self, *, sim_url: str | None, site: str | None = None):
-        # A site agent's connections (`regatta worker --site NAME`) hold that site's credentials.
+    def __init__(self, *, sim_url: str | None, site: str | None = None, rate_limit: RateLimit = no_rate_limit):
+        # A site agent's connections (`regatta worker --site NAME`) hold that site's credentials;
+        # every cloud request waits for its account's turn (regatta/clouds/rate_limits.py).
         self.site = site
-        self.providers = Providers(sim_url=sim_url, api_clients=self.api_client, site=site)
+        self.providers = Providers(sim_url=sim_url, api_clients=self.api_client, site=site, rate_limit=rate_limit)
         self._clients: dict[str, tuple[float, k8s.ApiClient]] = {}
         self._lock = threading.Lock()
         # The clusters' CA certificates, one file per distinct certificate (the kubernetes client

@@ -12,12 +12,13 @@ import threading
 from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from regatta.formats.fleet_file import FleetSpec
@@ -41,6 +42,14 @@ class FaultRequest(BaseModel):
     blocking_pdbs: list[str] = []
     unreachable: bool = False
     job_failure: str | None = None
+
+
+class CloudRateLimit(BaseModel):
+    """Body of POST /sim/cloud-rate-limits."""
+
+    model_config = ConfigDict(extra="forbid")
+    provider: Literal["eks", "gke", "aks"]
+    requests_per_second: float | None = Field(default=None, gt=0)
 
 
 class RegionOutage(BaseModel):
@@ -81,6 +90,17 @@ AWS_ERROR_CODES = {
 }
 
 
+def cloud_of(path: str) -> str | None:
+    """Which cloud's API a request to the simulator is for (None: a cluster's API or the simulator's own)."""
+    if path.startswith(("/k8s/", "/sim/", "/traffic/", "/version", "/openapi", "/docs")):
+        return None
+    if path.startswith("/v1/projects/"):
+        return "gke"
+    if path.startswith("/subscriptions/"):
+        return "aks"
+    return "eks"
+
+
 GOOGLE_STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED",
                  500: "INTERNAL", 503: "UNAVAILABLE"}
 ARM_ERROR_CODES = {"NotFound": "NotFound", "TooManyRequests": "TooManyRequests", "InternalError": "InternalServerError",
@@ -91,6 +111,15 @@ ARM_ERROR_CODES = {"NotFound": "NotFound", "TooManyRequests": "TooManyRequests",
 def create_app(world: World) -> FastAPI:
     app = FastAPI(title="Regatta fleet simulator", docs_url="/sim/docs", openapi_url="/sim/openapi.json")
     app.state.world = world
+
+    @app.middleware("http")
+    async def cloud_rate_limits(request: Request, call_next):
+        """A cloud account over its request-rate limit is answered 429 in that cloud's own shape."""
+        provider = cloud_of(request.url.path)
+        if provider is not None and not world.admit_cloud_request(provider):
+            return await sim_error(request, SimError(429, "TooManyRequests" if provider != "eks" else "ThrottlingException",
+                                                     "Rate exceeded"))
+        return await call_next(request)
 
     @app.exception_handler(SimError)
     async def sim_error(request: Request, error: SimError):
@@ -142,6 +171,20 @@ def create_app(world: World) -> FastAPI:
     @app.post("/sim/clusters")
     async def load_clusters(fleet: FleetSpec, replace: bool = False):
         return {"loaded": world.load(fleet, replace=replace)}
+
+    @app.get("/sim/operations")
+    async def operations():
+        """Every cloud operation ever started (upgrades, node pool changes, creates and deletes): a
+        change started twice shows as two, whatever the client's request tokens said."""
+        return {"operations": [{"id": u.id, "cluster": u.cluster, "node_pool": u.nodegroup, "type": u.type,
+                                "status": u.status, "params": u.params} for u in world.updates.values()]}
+
+    @app.post("/sim/cloud-rate-limits")
+    async def set_cloud_rate_limit(request: CloudRateLimit):
+        """Tell a simulated cloud account how many requests a second it answers, with a burst of one
+        second's worth (None: no limit); resets its count of throttled requests."""
+        world.set_cloud_rate_limit(request.provider, request.requests_per_second)
+        return {"provider": request.provider, "requests_per_second": request.requests_per_second}
 
     @app.post("/sim/faults")
     async def set_faults(request: FaultRequest):

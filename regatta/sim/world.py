@@ -266,6 +266,10 @@ class World:
         self.api_token = f"simtok-{secrets.token_hex(16)}"
         # Each site's clusters take their own token, handed only to that site's agent.
         self.site_tokens: dict[str, str] = {}
+        # A cloud account's request-rate limit (requests in any one second) and what was refused over it.
+        self.cloud_rate_limits: dict[str, float] = {}
+        self.throttled_requests: dict[str, int] = {}
+        self._cloud_buckets: dict[str, tuple[float, float]] = {}  # provider → (tokens left, when counted)
         # Where the clusters' API servers answer over HTTPS, and the per-run CA that signed their
         # certificate (base64 PEM, as EKS and GKE hand out certificate-authority-data): set by the
         # listeners once the TLS port is bound (regatta/sim/server.py).
@@ -284,6 +288,31 @@ class World:
     def calendar_now(self) -> datetime:
         """What time it is for the simulated fleet: maintenance windows and freezes are read against this."""
         return datetime.now(UTC) + timedelta(seconds=self.clock_offset_seconds)
+
+    def set_cloud_rate_limit(self, provider: str, requests_per_second: float | None) -> None:
+        if requests_per_second is None:
+            self.cloud_rate_limits.pop(provider, None)
+        else:
+            self.cloud_rate_limits[provider] = requests_per_second
+        self.throttled_requests.pop(provider, None)
+        self._cloud_buckets.pop(provider, None)
+
+    def admit_cloud_request(self, provider: str) -> bool:
+        """Whether one more request to `provider`'s API fits under its account's limit; False (and
+        counted) when it does not. Throttled as AWS documents its API throttling: a token bucket
+        refilled at the limit per second, holding at most one second's worth (the burst)."""
+        limit = self.cloud_rate_limits.get(provider)
+        if limit is None:
+            return True
+        now = time.monotonic()
+        tokens, since = self._cloud_buckets.get(provider, (limit, now))
+        tokens = min(limit, tokens + (now - since) * limit)
+        if tokens < 1:
+            self._cloud_buckets[provider] = (tokens, now)
+            self.throttled_requests[provider] = self.throttled_requests.get(provider, 0) + 1
+            return False
+        self._cloud_buckets[provider] = (tokens - 1, now)
+        return True
 
     def token_for(self, cluster: Cluster) -> str:
         """The bearer token the cluster's API server takes: the run's, or its site's own."""
@@ -1155,4 +1184,6 @@ class World:
             "traffic": {service: {"weights": record["weights"], "changes": len(record["changes"])}
                         for service, record in self.traffic_records(cluster).items()},
             "unreachable_regions": sorted(self.unreachable_regions),
+            "cloud_rate_limits": dict(self.cloud_rate_limits),
+            "throttled_requests": dict(self.throttled_requests),
         }

@@ -23,6 +23,27 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stop_dev(dev: subprocess.Popen, described) -> None:
+    """However the test ended, nothing it started outlives it: `regatta dev` stops its pieces on
+    SIGTERM; pieces of a dev that could not (each runs in a session of its own) are killed by pid."""
+    pieces = []
+    if described.exists():
+        pieces = [piece["pid"] for piece in json.loads(described.read_text())["pieces"].values()]
+    if dev.poll() is None:
+        dev.terminate()
+        try:
+            dev.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            dev.kill()
+    for pid in pieces:
+        try:
+            piece = psutil.Process(pid)
+            if any("regatta" in part or "temporal" in part for part in piece.cmdline()):
+                piece.kill()
+        except psutil.Error:
+            pass  # gone already
+
+
 def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGATTA_")}
@@ -125,8 +146,7 @@ def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
         said = dev.stdout.read()
         assert "worker (pid" in said and "exited with code -9" in said and "The other pieces keep running" in said
     finally:
-        if dev.poll() is None:
-            dev.kill()
+        stop_dev(dev, described)
 
 
 def test_with_persist_a_temporal_killed_mid_wave_comes_back_on_its_file_and_the_wave_completes(tmp_path):
@@ -192,5 +212,4 @@ def test_with_persist_a_temporal_killed_mid_wave_comes_back_on_its_file_and_the_
         said = dev.stdout.read()
         assert f"temporal (pid {killed}) exited with code -9; started it again on" in said
     finally:
-        if dev.poll() is None:
-            dev.kill()
+        stop_dev(dev, described)

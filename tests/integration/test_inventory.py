@@ -257,7 +257,7 @@ def test_migrations_run_once_per_process_not_on_every_open(tmp_path, monkeypatch
     for _ in range(3):
         Inventory(url).close()
     assert calls == ["head"]  # the first open migrated; the others did not look at the migrations again
-    assert Inventory(url).revision() == "0013"
+    assert Inventory(url).revision() == "0014"
 
 
 def test_a_clusters_site_is_kept(store):
@@ -291,10 +291,10 @@ def test_replicas_starting_at_once_migrate_one_at_a_time_on_postgresql():
                                  stderr=subprocess.STDOUT, text=True) for _ in range(3)]
         outputs = [(run.wait(timeout=120), run.stdout.read() if run.stdout else "") for run in runs]
         assert [code for code, _ in outputs] == [0, 0, 0], outputs
-        assert all("inventory schema at revision 0013" in text for _, text in outputs), outputs
+        assert all("inventory schema at revision 0014" in text for _, text in outputs), outputs
         with admin.connect() as connection:
             versions = connection.execute(sqlalchemy.text(f'SELECT version_num FROM "{schema}".alembic_version')).all()
-        assert [row[0] for row in versions] == ["0013"]
+        assert [row[0] for row in versions] == ["0014"]
         again = subprocess.run([sys.executable, "-m", "regatta.cli", "migrate"], env=env, capture_output=True, text=True,
                                timeout=120)
         assert again.returncode == 0 and "already current" in again.stdout, again
@@ -302,3 +302,17 @@ def test_replicas_starting_at_once_migrate_one_at_a_time_on_postgresql():
         with admin.begin() as connection:
             connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def test_cloud_request_slots_are_one_schedule_that_concurrent_takers_share(store):
+    """Every worker takes its cloud requests' turns from this row: no two get the same slot."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from regatta.inventory.request_slots import take_cloud_request_slot
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        slots = sorted(pool.map(lambda _: take_cloud_request_slot(store, "eks/default", 0.5, now=1000.0), range(12)))
+    assert slots == [1000.0 + 0.5 * n for n in range(12)]
+    # a schedule that fell behind the clock starts again from now, not from the past
+    assert take_cloud_request_slot(store, "eks/default", 0.5, now=5000.0) == 5000.0
+    assert take_cloud_request_slot(store, "gke/default", 0.5, now=1000.0) == 1000.0
