@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.policy_rollout import bundle  # noqa: E402
-from benchmarks.stack import UPGRADE_SETTINGS, BenchStack, fleet, machine  # noqa: E402
+from benchmarks.stack import UPGRADE_SETTINGS, BenchStack, fleet, machine, save_figures  # noqa: E402
 from regatta.inventory import Inventory  # noqa: E402
 from regatta.models import PatchWaveInput, PatchWaveResult  # noqa: E402
 from regatta.models.policy import PolicyRolloutResult  # noqa: E402
@@ -92,6 +92,19 @@ class Chaos:
                 self.note("database connections dropped", connections=drop_connections(self.admin))
 
 
+async def outcome(client, workflow: str, request, *, id: str, task_queue: str, result_type):
+    """Start `workflow` and wait for its result, through the Temporal restart: the long poll for the
+    result breaks when the server goes away; the operation does not."""
+    from temporalio.service import RPCError
+
+    handle = await client.start_workflow(workflow, request, id=id, task_queue=task_queue, result_type=result_type)
+    while True:
+        try:
+            return await handle.result()
+        except RPCError:
+            await asyncio.sleep(1)
+
+
 def audit_faults(inventory: Inventory) -> dict[str, list[str]]:
     """Each workflow run's trail is numbered 1..n: a gap is a lost line, a repeat a duplicate."""
     runs: dict[tuple[str, str], list[int]] = {}
@@ -128,13 +141,13 @@ async def main(clusters: int, kills: int, out: Path, *, seed: int, concurrency: 
             wave = PatchWaveInput(name=f"chaos-{clusters}", target_version="1.31", selector={"labels": {"bench": "yes"}},
                                   stages=[{"name": "all", "concurrency": concurrency}], failure_budget="100%",
                                   upgrade_settings=CHAOS_UPGRADE)
-            wave_result = await stack.client.execute_workflow("PatchWave", wave, id=wave_id(wave.name),
-                                                              task_queue=stack.settings.task_queue, result_type=PatchWaveResult)
+            wave_result = await outcome(stack.client, "PatchWave", wave, id=wave_id(wave.name),
+                                        task_queue=stack.settings.task_queue, result_type=PatchWaveResult)
             wave_seconds = time.perf_counter() - started
             chaos.note("wave finished", outcome=wave_result.outcome)
             request = bundle(concurrency)
-            rollout = await stack.client.execute_workflow("PolicyRollout", request, id=policy_id(request.name),
-                                                          task_queue=stack.settings.task_queue, result_type=PolicyRolloutResult)
+            rollout = await outcome(stack.client, "PolicyRollout", request, id=policy_id(request.name),
+                                    task_queue=stack.settings.task_queue, result_type=PolicyRolloutResult)
             chaos.note("policy rollout finished", outcome=rollout.outcome)
             if not mayhem.done():
                 chaos.note("operations ended before the chaos did", kills_left=kills - sum(
@@ -173,9 +186,7 @@ async def main(clusters: int, kills: int, out: Path, *, seed: int, concurrency: 
         "chaos": chaos.events, "cpu_seconds": cpu, "limiting_process": max(cpu, key=lambda name: cpu[name]),
         "final_state": final, "machine": machine(),
     }
-    print(json.dumps({k: v for k, v in figures.items() if k not in ("final_state", "chaos")}, indent=2))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(figures, indent=2) + "\n")
+    save_figures(figures, out, printed_without=("final_state", "chaos"))
     return figures
 
 

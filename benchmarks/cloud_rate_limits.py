@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.stack import UPGRADE_SETTINGS, BenchStack, machine  # noqa: E402
+from benchmarks.stack import UPGRADE_SETTINGS, BenchStack, machine, save_figures  # noqa: E402
 from regatta.formats.fleet_file import FleetSpec  # noqa: E402
 from regatta.models import PatchWaveInput, PatchWaveResult  # noqa: E402
 from regatta.rules.operation_ids import wave_id  # noqa: E402
@@ -66,9 +65,7 @@ async def main(clusters: int, limit: float, out: Path, concurrency: int) -> dict
         "limiting_process": max(limited["cpu_seconds"], key=lambda name: limited["cpu_seconds"][name]),
         "machine": machine(),
     }
-    print(json.dumps(figures, indent=2))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(figures, indent=2) + "\n")
+    save_figures(figures, out)
     return figures
 
 

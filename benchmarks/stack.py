@@ -248,6 +248,15 @@ class BenchStack:
         self.inventory.close()
 
 
+def save_figures(figures: dict, out: Path, *, printed_without: tuple[str, ...] = ()) -> None:
+    """Print a run's figures (less the bulky keys named) and save them whole as JSON."""
+    import json
+
+    print(json.dumps({k: v for k, v in figures.items() if k not in printed_without}, indent=2))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2) + "\n")
+
+
 def machine() -> dict:
     return {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
 

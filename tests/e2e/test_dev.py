@@ -44,25 +44,32 @@ def stop_dev(dev: subprocess.Popen, described) -> None:
             pass  # gone already
 
 
-def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
-    home = tmp_path / "home"
+def start_dev(home, *flags: str, metrics_port: int = 0, api_port: int | None = None):
+    """`regatta dev` on free ports with `flags`, once it has written dev.json: (process, dev.json's
+    path, what it says, the environment a CLI call joins it with)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGATTA_")}
     env["REGATTA_HOME"] = str(home)
-    metrics_port, api_port = free_port(), free_port()
     dev = subprocess.Popen(
-        [REGATTA, "dev", "--time-scale", "0", "--temporal-port", str(free_port()),
-         "--ui-port", str(free_port()), "--sim-port", str(free_port()), "--sim-tls-port", str(free_port()), "--metrics-port", str(metrics_port),
-         "--api-port", str(api_port)],
+        [REGATTA, "dev", *flags, "--temporal-port", str(free_port()), "--ui-port", str(free_port()), "--sim-port",
+         str(free_port()), "--sim-tls-port", str(free_port()), "--metrics-port", str(metrics_port),
+         "--api-port", str(api_port or free_port())],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     described = home / "dev.json"
+    deadline = time.monotonic() + 120
+    while not described.exists():
+        if dev.poll() is not None or time.monotonic() > deadline:
+            stop_dev(dev, described)
+            raise AssertionError(f"regatta dev never wrote dev.json:\n{dev.stdout.read() if dev.stdout else ''}")
+        time.sleep(0.2)
+    return dev, described, json.loads(described.read_text()), env
+
+
+def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
+    home = tmp_path / "home"
+    metrics_port, api_port = free_port(), free_port()
+    dev, described, info, env = start_dev(home, "--time-scale", "0", metrics_port=metrics_port, api_port=api_port)
     try:
-        deadline = time.monotonic() + 120
-        while not described.exists():
-            assert dev.poll() is None, f"regatta dev exited early:\n{dev.stdout.read()}"
-            assert time.monotonic() < deadline, "regatta dev never wrote dev.json"
-            time.sleep(0.2)
-        info = json.loads(described.read_text())
         pids = [piece["pid"] for piece in info["pieces"].values()]
         assert set(info["pieces"]) == {"temporal", "simulator", "worker", "api"}
         assert info["pieces"]["api"]["address"] == f"http://127.0.0.1:{api_port}"
@@ -156,21 +163,8 @@ def test_with_persist_a_temporal_killed_mid_wave_comes_back_on_its_file_and_the_
     (An activity whose completion was lost with the server runs again after its start-to-close
     timeout, which is most of this test's minute.)"""
     home = tmp_path / "home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REGATTA_")}
-    env["REGATTA_HOME"] = str(home)
-    dev = subprocess.Popen(
-        [REGATTA, "dev", "--persist", "--time-scale", "0.002", "--temporal-port", str(free_port()), "--ui-port", str(free_port()),
-         "--sim-port", str(free_port()), "--sim-tls-port", str(free_port()), "--metrics-port", "0", "--api-port", str(free_port())],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    described = home / "dev.json"
+    dev, described, info, env = start_dev(home, "--persist", "--time-scale", "0.002")
     try:
-        deadline = time.monotonic() + 120
-        while not described.exists():
-            assert dev.poll() is None, f"regatta dev exited early:\n{dev.stdout.read()}"
-            assert time.monotonic() < deadline, "regatta dev never wrote dev.json"
-            time.sleep(0.2)
-        info = json.loads(described.read_text())
         joined = {**env, **info["env"]}
         assert (home / "temporal.db").exists()
         started = subprocess.run([REGATTA, "wave", "start", "--selector", "env=staging", "--to", "1.31", "--name", "persist",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy
@@ -14,14 +16,11 @@ from regatta.models import ClusterRecord, NodePool, OperationRecord
 from tests.conftest import POSTGRES_URL
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        inventory = Inventory(f"sqlite:///{tmp_path / 'inventory.db'}")
-        yield inventory
-        inventory.close()
-        return
-    schema = f"regatta_test_{uuid.uuid4().hex[:8]}"
+@contextmanager
+def postgres_schema(prefix: str = "regatta_test") -> Iterator[str]:
+    """A database URL whose tables land in a schema of their own, dropped afterwards; the test
+    skips (or, with REGATTA_REQUIRE_POSTGRES=1, fails) where no PostgreSQL answers."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin = sqlalchemy.create_engine(POSTGRES_URL)
     try:
         with admin.begin() as connection:
@@ -34,12 +33,25 @@ def store(request, tmp_path):
             pytest.fail(reason)
         pytest.skip(reason)
     separator = "&" if "?" in POSTGRES_URL else "?"
-    inventory = Inventory(f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}")
-    yield inventory
-    inventory.close()
-    with admin.begin() as connection:
-        connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        inventory = Inventory(f"sqlite:///{tmp_path / 'inventory.db'}")
+        yield inventory
+        inventory.close()
+        return
+    with postgres_schema() as url:
+        inventory = Inventory(url)
+        yield inventory
+        inventory.close()
 
 
 def record(name: str = "eks-a", **changes) -> ClusterRecord:
@@ -273,35 +285,21 @@ def test_replicas_starting_at_once_migrate_one_at_a_time_on_postgresql():
     import subprocess
     import sys
 
-    schema = f"regatta_migrate_{uuid.uuid4().hex[:8]}"
-    admin = sqlalchemy.create_engine(POSTGRES_URL)
-    try:
-        with admin.begin() as connection:
-            connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
-    except sqlalchemy.exc.OperationalError as error:
-        admin.dispose()
-        if os.environ.get("REGATTA_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_URL}: {error}")
-        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_URL}")
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    url = f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
-    try:
+    with postgres_schema("regatta_migrate") as url:
         env = {**os.environ, "REGATTA_DATABASE_URL": url}
         runs = [subprocess.Popen([sys.executable, "-m", "regatta.cli", "migrate"], env=env, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True) for _ in range(3)]
         outputs = [(run.wait(timeout=120), run.stdout.read() if run.stdout else "") for run in runs]
         assert [code for code, _ in outputs] == [0, 0, 0], outputs
         assert all("inventory schema at revision 0014" in text for _, text in outputs), outputs
-        with admin.connect() as connection:
-            versions = connection.execute(sqlalchemy.text(f'SELECT version_num FROM "{schema}".alembic_version')).all()
+        inventory = Inventory(url, migrate=False)
+        with inventory.engine.connect() as connection:
+            versions = connection.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).all()
+        inventory.close()
         assert [row[0] for row in versions] == ["0014"]
         again = subprocess.run([sys.executable, "-m", "regatta.cli", "migrate"], env=env, capture_output=True, text=True,
                                timeout=120)
         assert again.returncode == 0 and "already current" in again.stdout, again
-    finally:
-        with admin.begin() as connection:
-            connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def test_cloud_request_slots_are_one_schedule_that_concurrent_takers_share(store):
