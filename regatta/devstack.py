@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
 from regatta.formats.fleet_file import FleetSpec
 from regatta.models.search_attributes import SEARCH_ATTRIBUTES
@@ -38,7 +39,8 @@ def temporal_binary() -> str:
     return found
 
 
-def wait_for_port(host: str, port: int, *, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(host: str, port: int, *, timeout: float, process: subprocess.Popen[bytes] | KeptProcess | None = None,
+                  ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -51,10 +53,42 @@ def wait_for_port(host: str, port: int, *, timeout: float, process: subprocess.P
     raise TimeoutError(f"nothing listened on {host}:{port} within {timeout:g}s")
 
 
+class KeptProcess:
+    """A piece this dev stack did not start but found running and adopted: the simulated fleet a
+    `--persist` run left behind. Answers the few questions the stack asks of a Popen."""
+
+    def __init__(self, pid: int, args: list[str]):
+        self.pid, self.args = pid, args
+        self.returncode: int | None = None
+        self._process = psutil.Process(pid)
+
+    def poll(self) -> int | None:
+        try:
+            if self._process.status() != psutil.STATUS_ZOMBIE:
+                return None
+        except psutil.NoSuchProcess:
+            pass
+        self.returncode = -1
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        self._process.send_signal(signum)
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        try:
+            self._process.wait(timeout)
+        except psutil.TimeoutExpired:
+            raise subprocess.TimeoutExpired(self.args, timeout or 0) from None
+        return self.returncode
+
+    def kill(self) -> None:
+        self._process.kill()
+
+
 @dataclass
 class Piece:
     name: str
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | KeptProcess
     address: str
 
 
@@ -74,6 +108,10 @@ class DevStack:
         self.logs = self.home / "logs"
         self.temporal_args: list[str] = []
         self.temporal_db = self.home / "temporal.db"
+        # With --persist the simulated fleet outlives the stack, as clouds outlive a control plane:
+        # where it runs is kept here, and the next `regatta dev --persist` adopts it.
+        self.kept_fleet_file = self.home / "kept-fleet.json"
+        self.adopted_fleet = False
 
     def _spawn(self, name: str, args: list[str], address: str) -> Piece:
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -97,15 +135,15 @@ class DevStack:
         piece = self._spawn("temporal", temporal, self.settings.temporal_address)
         wait_for_port("127.0.0.1", self.temporal_port, timeout=60, process=piece.process)
 
-        sim = [sys.executable, "-m", "regatta.cli", "sim", "--port", str(self.sim_port), "--tls-port", str(self.sim_tls_port),
-               "--time-scale", str(self.time_scale)]
-        if self.fleet:
-            sim += ["--fleet", self.fleet]
-        piece = self._spawn("simulator", sim, f"http://127.0.0.1:{self.sim_port}")
-        wait_for_port("127.0.0.1", self.sim_port, timeout=30, process=piece.process)
-        wait_for_port("127.0.0.1", self.sim_tls_port, timeout=30, process=piece.process)
-
-        self._register_fleet()
+        if not (self.persist and self._adopt_kept_fleet()):
+            sim = [sys.executable, "-m", "regatta.cli", "sim", "--port", str(self.sim_port), "--tls-port",
+                   str(self.sim_tls_port), "--time-scale", str(self.time_scale)]
+            if self.fleet:
+                sim += ["--fleet", self.fleet]
+            piece = self._spawn("simulator", sim, f"http://127.0.0.1:{self.sim_port}")
+            wait_for_port("127.0.0.1", self.sim_port, timeout=30, process=piece.process)
+            wait_for_port("127.0.0.1", self.sim_tls_port, timeout=30, process=piece.process)
+            self._register_fleet()
         piece = self._spawn("worker", [sys.executable, "-m", "regatta.cli", "worker", "--metrics-port", str(self.metrics_port)],
                             self.settings.task_queue)
         if self.metrics_port:  # the metrics endpoint opens once the worker has connected to Temporal
@@ -118,6 +156,23 @@ class DevStack:
                             f"http://127.0.0.1:{self.api_port}")
         wait_for_port("127.0.0.1", self.api_port, timeout=30, process=piece.process)
         self._write_dev_json()
+
+    def _adopt_kept_fleet(self) -> bool:
+        """The simulated fleet a previous --persist run left running, if it still answers: its
+        clusters are where that run's operations left them, so they carry on."""
+        import dataclasses
+
+        try:
+            kept = json.loads(self.kept_fleet_file.read_text())
+            httpx.get(f"{kept['address']}/sim/healthz", timeout=5).raise_for_status()
+            process = KeptProcess(kept["pid"], ["regatta", "sim"])
+        except (OSError, ValueError, KeyError, httpx.HTTPError, psutil.Error):
+            return False
+        self.sim_port, self.sim_tls_port = kept["port"], kept["tls_port"]
+        self.settings = dataclasses.replace(self.settings, sim_url=kept["address"])
+        self.pieces.append(Piece(name="simulator", process=process, address=kept["address"]))
+        self.adopted_fleet = True
+        return True
 
     def _register_fleet(self) -> None:
         from regatta.formats.fleet_file import load_fleet
@@ -142,6 +197,8 @@ class DevStack:
         (self.home / "dev.json").write_text(json.dumps(description, indent=2))
 
     def stop(self) -> None:
+        if self.persist:
+            self._keep_fleet()
         for piece in reversed(self.pieces):
             if piece.process.poll() is None:
                 piece.process.send_signal(signal.SIGTERM)
@@ -155,13 +212,26 @@ class DevStack:
         self.pieces.clear()
         (self.home / "dev.json").unlink(missing_ok=True)
 
+    def _keep_fleet(self) -> None:
+        """--persist: leave the simulated fleet running for the next run and say where it is."""
+        simulator = next((p for p in self.pieces if p.name == "simulator" and p.process.poll() is None), None)
+        if simulator is None:
+            return
+        self.pieces.remove(simulator)
+        self.kept_fleet_file.write_text(json.dumps({"pid": simulator.process.pid, "address": simulator.address,
+                                                    "port": self.sim_port, "tls_port": self.sim_tls_port}))
+        print(f"the simulated fleet keeps running, as clouds do (pid {simulator.process.pid}, {simulator.address}):"
+              f" `regatta dev --persist` picks it up again; `kill {simulator.process.pid}` to start from the fleet file"
+              " next time", flush=True)
+
     def banner(self) -> str:
         env = " ".join(f"{k}={v}" for k, v in self.settings.as_env().items())
         return "\n".join([
             "Regatta dev is up:",
             f"  Temporal        {self.settings.temporal_address}",
             f"  Temporal UI     http://127.0.0.1:{self.ui_port}",
-            f"  simulator       {self.settings.sim_url}   (invariants: {self.settings.sim_url}/sim/report)",
+            f"  simulator       {self.settings.sim_url}   (invariants: {self.settings.sim_url}/sim/report)"
+            + ("   kept from the last --persist run" if self.adopted_fleet else ""),
             f"  cluster APIs    https://127.0.0.1:{self.sim_tls_port}/k8s/<cluster>   (kubeconfig: regatta clusters kubeconfig"
             " <cluster>)",
             f"  worker          task queue {self.settings.task_queue!r}"

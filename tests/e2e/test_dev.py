@@ -4,6 +4,7 @@ reported while the rest keep running and a worker started by hand joins, and SIG
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -156,14 +157,16 @@ def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
         stop_dev(dev, described)
 
 
-def test_with_persist_a_temporal_killed_mid_wave_comes_back_on_its_file_and_the_wave_completes(tmp_path):
-    """`regatta dev --persist`: Temporal's state is in a file; kill -9 it in the middle of a wave and
-    the dev stack starts it again on that file; the worker and the API reconnect, and the wave
-    finishes every cluster with no PodDisruptionBudget broken, no node drained twice, no skew.
-    (An activity whose completion was lost with the server runs again after its start-to-close
-    timeout, which is most of this test's minute.)"""
+def test_with_persist_a_wave_survives_temporal_killed_and_the_whole_dev_stack_restarted(tmp_path):
+    """`regatta dev --persist`: Temporal's state is in a file. Kill -9 Temporal in the middle of a
+    wave and the dev stack starts it again on that file; then stop the whole stack (SIGTERM) and
+    start it again: the simulated fleet was kept running, as clouds are, and is adopted, and the
+    wave finishes every cluster with no PodDisruptionBudget broken, no node drained twice, no skew.
+    (An activity whose completion was lost with a server or a worker runs again after its
+    start-to-close timeout, which is most of this test's time.)"""
     home = tmp_path / "home"
     dev, described, info, env = start_dev(home, "--persist", "--time-scale", "0.002")
+    kept = home / "kept-fleet.json"
     try:
         joined = {**env, **info["env"]}
         assert (home / "temporal.db").exists()
@@ -189,6 +192,18 @@ def test_with_persist_a_temporal_killed_mid_wave_comes_back_on_its_file_and_the_
         while json.loads(described.read_text())["pieces"]["temporal"]["pid"] == killed:
             assert time.monotonic() < deadline, "regatta dev never started Temporal again"
             time.sleep(0.2)
+        assert status()["status"] == "RUNNING"
+
+        # The whole stack down and up again; the simulated fleet stays, as the clouds would.
+        simulator = info["pieces"]["simulator"]["pid"]
+        dev.send_signal(signal.SIGTERM)
+        assert dev.wait(timeout=60) == 0
+        said = dev.stdout.read()
+        assert f"temporal (pid {killed}) exited with code -9; started it again on" in said
+        assert "the simulated fleet keeps running, as clouds do" in said and psutil.pid_exists(simulator)
+        dev, described, info, env = start_dev(home, "--persist", "--time-scale", "0.002")
+        assert info["pieces"]["simulator"]["pid"] == simulator
+        joined = {**env, **info["env"]}
 
         deadline = time.monotonic() + 240
         while (found := status())["status"] == "RUNNING":
@@ -201,9 +216,8 @@ def test_with_persist_a_temporal_killed_mid_wave_comes_back_on_its_file_and_the_
         assert report["pdb_violations"] == [] and report["double_drains"] == [] and report["skew_violations"] == []
         for cluster in clusters:
             assert report["clusters"][cluster["name"]]["control_plane_version"] == "1.31"
-        dev.send_signal(signal.SIGTERM)
-        assert dev.wait(timeout=60) == 0
-        said = dev.stdout.read()
-        assert f"temporal (pid {killed}) exited with code -9; started it again on" in said
     finally:
         stop_dev(dev, described)
+        if kept.exists():  # the fleet the last run kept: this test started it, so it stops it
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(json.loads(kept.read_text())["pid"]).kill()
