@@ -22,6 +22,21 @@ async def regatta(settings, *args: str, env: dict | None = None) -> subprocess.C
     return subprocess.CompletedProcess(args, process.returncode, out.decode(), err.decode())
 
 
+async def status_until(settings, operation_id: str, check, *, timeout: float = 60) -> dict:
+    """Poll where an operation stands in this process (the same status `op status --output json`
+    prints, read by the same function), then ask the CLI once and return what it printed. A CLI
+    start per poll cost the suite most of a core."""
+    from regatta.temporal.operations import status
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check(await status(settings, operation_id)):
+        assert asyncio.get_running_loop().time() < deadline, f"{operation_id} never got there"
+        await asyncio.sleep(0.1)
+    shown = await regatta(settings, "op", "status", operation_id, "--output", "json")
+    assert shown.returncode == 0, shown.stderr
+    return json.loads(shown.stdout)
+
+
 async def test_clusters_list_shows_the_fleet_and_filters_by_labels(queue_settings, add_cluster):
     name = add_cluster("list", env="canary")
     listed = await regatta(queue_settings, "clusters", "list", "--output", "json", "--selector", "env=canary")
@@ -151,11 +166,8 @@ async def test_decommission_needs_a_second_person(queue_settings, add_cluster, s
     started = await regatta(queue_settings, "decommission", name, "--ticket", "CHG-D", "--requested-by", "alice",
                             "--poll-interval", "0.05")
     assert started.returncode == 0 and f"regatta op approve cluster-{name}" in started.stdout
-    for _ in range(100):
-        status = json.loads((await regatta(queue_settings, "op", "status", f"cluster-{name}", "--output", "json")).stdout)
-        if status["progress"]["phase"] == "awaiting_approval":
-            break
-        await asyncio.sleep(0.1)
+    status = await status_until(queue_settings, f"cluster-{name}", lambda d: d["progress"]["phase"] == "awaiting_approval")
+    assert status["progress"]["phase"] == "awaiting_approval"
     own = await regatta(queue_settings, "op", "approve", f"cluster-{name}", "--approver", "alice")
     assert own.returncode == 2 and "a second person must" in own.stderr
     other = await regatta(queue_settings, "op", "approve", f"cluster-{name}", "--approver", "bob", "--comment", "ok")
@@ -305,12 +317,15 @@ freezes: [{{name: launch, start: "{(now - timedelta(hours=1)).isoformat()}", end
     assert sweep.returncode == 0, sweep.stderr
     try:
         assert (await regatta(queue_settings, "schedule", "trigger", "fleet-sweep")).returncode == 0
-        for _ in range(200):
-            record = {r["name"]: r for r in json.loads((await regatta(queue_settings, "clusters", "list", "--output", "json",
-                                                                     "--selector", f"wave={tag}")).stdout)}[cluster]
-            if record["pods_capacity"] is not None:
+        from regatta.inventory import Inventory
+
+        swept = Inventory(queue_settings.database_url)
+        for _ in range(200):  # polled in this process; the CLI is asked once it is there
+            if swept.get_cluster(cluster).pods_capacity is not None:
                 break
             await asyncio.sleep(0.1)
+        record = {r["name"]: r for r in json.loads((await regatta(queue_settings, "clusters", "list", "--output", "json",
+                                                                 "--selector", f"wave={tag}")).stdout)}[cluster]
         assert record["pods_capacity"] == 2 * 29 and record["health"] == "healthy"
         table = await regatta(queue_settings, "clusters", "list", "--selector", f"wave={tag}")
         assert f"/{2 * 29}" in table.stdout
@@ -492,13 +507,14 @@ stages: [{{name: prod, selector: {{environment: prod}}}}]
 
     started = await regatta(queue_settings, "wave", "start", "--file", str(wave))
     assert started.returncode == 0, started.stderr
-    asked = None
-    for _ in range(100):  # until the free cluster is done and the held one waits
-        asked = await regatta(queue_settings, "wave", "forecast", f"wave-fc-{tag}", "--output", "json")
-        found = {c["cluster"]: c for c in json.loads(asked.stdout)["clusters"]}
-        if found[free]["status"] == "succeeded" and found[held]["status"] == "held":
-            break
-        await asyncio.sleep(0.2)
+    def free_done_held_waits(described: dict) -> bool:
+        entries = {c["name"]: c["status"] for s in (described["progress"] or {}).get("stages", []) for c in s["clusters"]}
+        return entries.get(free) == "succeeded" and entries.get(held) == "held"
+
+    await status_until(queue_settings, f"wave-fc-{tag}", free_done_held_waits)
+    asked = await regatta(queue_settings, "wave", "forecast", f"wave-fc-{tag}", "--output", "json")
+    found = {c["cluster"]: c for c in json.loads(asked.stdout)["clusters"]}
+    assert found[free]["status"] == "succeeded" and found[held]["status"] == "held", asked.stdout
     assert found[held]["earliest_touch"] == "2026-12-09T09:00:00Z", asked.stdout
     missing = await regatta(queue_settings, "wave", "forecast", "wave-no-such-wave")
     assert missing.returncode == 2 and "no operation wave-no-such-wave" in missing.stderr
@@ -516,11 +532,7 @@ stages: [{{name: prod, selector: {{environment: prod}}}}]
     no_reason = await regatta(queue_settings, "upgrade", "start", held, "--to", "1.31", "--override-hold", " ")
     assert no_reason.returncode == 2 and "needs a reason" in no_reason.stderr
     sim_clock(advance_seconds=2 * 86400 + 60)  # past the time the wave was told: the held cluster goes
-    for _ in range(100):
-        described = json.loads((await regatta(queue_settings, "op", "status", f"wave-fc-{tag}", "--output", "json")).stdout)
-        if described["status"] != "RUNNING":
-            break
-        await asyncio.sleep(0.2)
+    described = await status_until(queue_settings, f"wave-fc-{tag}", lambda d: d["status"] != "RUNNING")
     assert described["progress"]["phase"] == "succeeded", described
     assert sim_report(simulator, held)["clusters"][held]["control_plane_version"] == "1.31"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from tests.e2e.test_cli import regatta
+from tests.e2e.test_cli import regatta, status_until
 
 
 def git(repo: Path, *args: str) -> str:
@@ -140,7 +140,6 @@ async def test_bad_bundle_files_are_refused_with_the_line_to_fix(queue_settings,
 
 
 async def test_a_stage_approved_and_a_cluster_skipped_from_the_cli(queue_settings, add_cluster, worker, tmp_path, simulator):
-    import asyncio
 
     tag = uuid.uuid4().hex[:6]
     canary = add_cluster("opcan", env="canary", labels={"pol": tag})
@@ -156,11 +155,7 @@ async def test_a_stage_approved_and_a_cluster_skipped_from_the_cli(queue_setting
     started = await regatta(queue_settings, "policy", "rollout", "--file", str(bundle_file), "--requested-by", "sre-alice")
     assert started.returncode == 0, started.stderr
     operation = f"policy-{name}"
-    for _ in range(200):
-        described = json.loads((await regatta(queue_settings, "op", "status", operation, "--output", "json")).stdout)
-        if described["progress"]["phase"] == "awaiting_approval":
-            break
-        await asyncio.sleep(0.1)
+    described = await status_until(queue_settings, operation, lambda d: d["progress"]["phase"] == "awaiting_approval")
     assert described["progress"]["stage"] == "prod"
     table = await regatta(queue_settings, "op", "status", operation)
     assert table.returncode == 0 and "awaiting_approval" in table.stdout and "APPLIED" in table.stdout, table.stderr
@@ -172,11 +167,7 @@ async def test_a_stage_approved_and_a_cluster_skipped_from_the_cli(queue_setting
     assert skipped.returncode == 0, skipped.stderr
     approved = await regatta(queue_settings, "op", "approve", operation, "--stage", "prod", "--approver", "sre-bob")
     assert approved.returncode == 0, approved.stderr
-    for _ in range(200):
-        described = json.loads((await regatta(queue_settings, "op", "status", operation, "--output", "json")).stdout)
-        if described["status"] != "RUNNING":
-            break
-        await asyncio.sleep(0.1)
+    described = await status_until(queue_settings, operation, lambda d: d["status"] != "RUNNING")
     assert described["progress"]["phase"] == "succeeded", described
     assert live(simulator, canary, "limits").status_code == 200 and live(simulator, prod[0], "limits").status_code == 200
     assert live(simulator, prod[1], "limits").status_code == 404
