@@ -93,15 +93,38 @@ class Resolver:
         return f"{base}{scope}/{plural}/{key.name}"
 
 
+# A busy or throttling API server is asked again a few times within the call, with a short backoff
+# (its Retry-After when it gives one): server-side apply and reads are idempotent, so a 20-object
+# bundle is not started over because one write out of twenty met a 429. A delete is asked again
+# only where the server cannot have acted (429, 503).
+TRANSIENT = {"GET": (429, 500, 502, 503, 504), "PATCH": (429, 500, 502, 503, 504), "DELETE": (429, 503)}
+ATTEMPTS = 5
+
+
 def _call(api: k8s.ApiClient, path: str, method: str, *, query: list[tuple[str, str]] | None = None,
           body: Any = None, content_type: str | None = None) -> Any:
     headers = {"Accept": "application/json"}
     if content_type:
         headers["Content-Type"] = content_type
-    response = api.call_api(path, method, query_params=query or [], header_params=headers, body=body,
-                            auth_settings=["BearerToken"], _return_http_data_only=True, _preload_content=False,
-                            _request_timeout=30)
-    return json.loads(response.data or b"{}")
+    for attempt in range(ATTEMPTS):
+        try:
+            response = api.call_api(path, method, query_params=query or [], header_params=headers, body=body,
+                                    auth_settings=["BearerToken"], _return_http_data_only=True, _preload_content=False,
+                                    _request_timeout=30)
+            return json.loads(response.data or b"{}")
+        except ApiException as error:
+            if error.status not in TRANSIENT.get(method, ()) or attempt == ATTEMPTS - 1:
+                raise
+            time.sleep(_backoff(error, attempt))
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _backoff(error: ApiException, attempt: int) -> float:
+    try:
+        asked = float((error.headers or {}).get("Retry-After", 0))
+    except (TypeError, ValueError):
+        asked = 0.0
+    return min(5.0, max(asked, 0.1 * 2 ** attempt))
 
 
 def _message(error: ApiException) -> str:

@@ -187,6 +187,28 @@ async def test_a_manifest_the_cluster_refuses_fails_that_cluster_with_the_api_se
     assert "serves no nothing.example.com/v1" in result.failed[name]
 
 
+async def test_a_bundle_reaches_a_cluster_that_throttles_a_third_of_its_writes_in_one_or_two_attempts(
+        client, worker, task_queue, fleet, simulator):
+    """Each of twenty writes meets a 429 a third of the time: the apply asks again within the call
+    (server-side apply is idempotent) rather than starting all twenty over, which would almost never
+    see twenty successes in a row."""
+    [name] = fleet("staging", 1)
+    set_faults(simulator, name, error_rate=0.3, error_codes=[429], api="kube")
+    try:
+        spec = bundle(fleet.tag, [configmap(f"settings-{i}", {"index": str(i)}) for i in range(20)], stages=[{"name": "all"}])
+        result, handle = await roll_out(client, task_queue, spec)
+    finally:
+        set_faults(simulator, name)
+    assert (result.outcome, result.counts) == ("succeeded", {"applied": 1}), result
+    history = await handle.fetch_history()
+    scheduled = {e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events
+                 if e.HasField("activity_task_scheduled_event_attributes")}
+    attempts = [e.activity_task_started_event_attributes.attempt for e in history.events
+                if e.HasField("activity_task_started_event_attributes")
+                and scheduled[e.activity_task_started_event_attributes.scheduled_event_id] == "kube.give_bundle"]
+    assert attempts and max(attempts) <= 2, attempts
+
+
 async def test_policies_go_out_in_audit_first_and_each_enforcement_waits_on_fresh_violation_counts(
         client, worker, task_queue, fleet, simulator, inventory, request):
     kyverno = [{"name": "kyverno-admission-controller", "namespace": "kyverno", "replicas": 1}]
