@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import sys
 import time
 import uuid
@@ -29,13 +30,14 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import psutil
 import sqlalchemy
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.policy_rollout import bundle  # noqa: E402
-from benchmarks.stack import UPGRADE_SETTINGS, BenchStack, fleet, machine, save_figures  # noqa: E402
+from benchmarks.stack import UPGRADE_SETTINGS, BenchStack, cpu_seconds, fleet, machine, save_figures  # noqa: E402
 from regatta.inventory import Inventory  # noqa: E402
 from regatta.models import PatchWaveInput, PatchWaveResult  # noqa: E402
 from regatta.models.policy import PolicyRolloutResult  # noqa: E402
@@ -64,32 +66,48 @@ def drop_connections(admin: sqlalchemy.Engine) -> int:
 
 
 class Chaos:
-    """Kills a worker at random moments until `kills` are done; at a third of them restarts Temporal,
-    at two thirds drops the database connections. Records what it did and when."""
+    """Kills a worker at random moments (and starts another in its place), restarts Temporal once
+    and drops the workers' database connections once; records what it did and when, and the CPU
+    every process spent, the killed ones included."""
 
-    def __init__(self, stack: BenchStack, admin: sqlalchemy.Engine, *, kills: int, seed: int, gap: tuple[float, float]):
-        self.stack, self.admin, self.kills, self.gap = stack, admin, kills, gap
+    def __init__(self, stack: BenchStack, admin: sqlalchemy.Engine, *, seed: int):
+        self.stack, self.admin = stack, admin
         self.random = random.Random(seed)
         self.events: list[dict] = []
+        self.kills = 0
         self.started = time.perf_counter()
+        self.spent = {"workers": 0.0, "temporal_server": 0.0}
 
     def note(self, what: str, **details) -> None:
         self.events.append({"at_seconds": round(time.perf_counter() - self.started, 1), "what": what, **details})
 
-    async def run(self) -> None:
-        for n in range(1, self.kills + 1):
-            await asyncio.sleep(self.random.uniform(*self.gap))
+    async def run(self, kills: int, *, gap: tuple[float, float], restart_temporal_at: int | None = None,
+                  drop_connections_at: int | None = None) -> None:
+        for n in range(1, kills + 1):
+            await asyncio.sleep(self.random.uniform(*gap))
             victim = self.random.randrange(len(self.stack.workers))
             process = self.stack.workers[victim]
+            self.spent["workers"] += cpu_seconds(psutil.Process(process.pid))
             process.kill()
             process.wait()
             self.stack.workers[victim] = self.stack.start_worker()
-            self.note("worker SIGKILLed and replaced", kill=n, pid=process.pid)
-            if n == max(1, self.kills // 3):
+            self.kills += 1
+            self.note("worker SIGKILLed and replaced", kill=self.kills, pid=process.pid)
+            if n == restart_temporal_at:
+                assert self.stack.temporal is not None
+                self.spent["temporal_server"] += cpu_seconds(psutil.Process(self.stack.temporal.pid))
                 self.stack.restart_temporal()
                 self.note("Temporal server killed and started again on its file")
-            if n == max(1, 2 * self.kills // 3):
+            if n == drop_connections_at:
                 self.note("database connections dropped", connections=drop_connections(self.admin))
+
+    def cpu_used(self) -> dict[str, float]:
+        now = self.stack.cpu_used()
+        workers = self.spent["workers"] + sum(cpu_seconds(psutil.Process(w.pid)) for w in self.stack.workers)
+        assert self.stack.temporal is not None
+        temporal = self.spent["temporal_server"] + cpu_seconds(psutil.Process(self.stack.temporal.pid))
+        return {"workers": round(workers, 1), "temporal_server": round(temporal, 1), "simulator": now["simulator"],
+                "harness": now["harness"]}
 
 
 async def outcome(client, workflow: str, request, *, id: str, task_queue: str, result_type):
@@ -135,8 +153,11 @@ async def main(clusters: int, kills: int, out: Path, *, seed: int, concurrency: 
             with httpx.Client(timeout=30) as http:
                 for name in names:
                     http.post(f"{stack.settings.sim_url}/sim/faults", json={"cluster": name, "error_rate": 0.2}).raise_for_status()
-            chaos = Chaos(stack, admin, kills=kills, seed=seed, gap=(1.0, 6.0))
-            mayhem = asyncio.create_task(chaos.run())
+            chaos = Chaos(stack, admin, seed=seed)
+            # Most of the kills and the Temporal restart while the wave runs; the rest of the kills and
+            # the dropped connections while the rollout runs (it is shorter: the kills come faster).
+            during_wave = round(kills * 0.7)
+            mayhem = asyncio.create_task(chaos.run(during_wave, gap=(1.0, 6.0), restart_temporal_at=max(1, during_wave // 2)))
             started = time.perf_counter()
             wave = PatchWaveInput(name=f"chaos-{clusters}", target_version="1.31", selector={"labels": {"bench": "yes"}},
                                   stages=[{"name": "all", "concurrency": concurrency}], failure_budget="100%",
@@ -145,14 +166,15 @@ async def main(clusters: int, kills: int, out: Path, *, seed: int, concurrency: 
                                         task_queue=stack.settings.task_queue, result_type=PatchWaveResult)
             wave_seconds = time.perf_counter() - started
             chaos.note("wave finished", outcome=wave_result.outcome)
+            await mayhem
+            mayhem = asyncio.create_task(chaos.run(kills - during_wave, gap=(0.3, 1.5), drop_connections_at=1))
             request = bundle(concurrency)
             rollout = await outcome(stack.client, "PolicyRollout", request, id=policy_id(request.name),
                                     task_queue=stack.settings.task_queue, result_type=PolicyRolloutResult)
             chaos.note("policy rollout finished", outcome=rollout.outcome)
             if not mayhem.done():
-                chaos.note("operations ended before the chaos did", kills_left=kills - sum(
-                    1 for e in chaos.events if e["what"].startswith("worker")))
-                mayhem.cancel()
+                chaos.note("the rollout ended before the chaos did")
+                await mayhem
             seconds = time.perf_counter() - started
             report = await stack.sim_report()
             twice = operations_started_twice(stack.settings.sim_url)
@@ -161,7 +183,7 @@ async def main(clusters: int, kills: int, out: Path, *, seed: int, concurrency: 
                             "node_pools": sorted({p["version"] for p in state["node_pools"].values()}),
                             "bundle_objects": sum(1 for o in state["objects"] if "platform-" in o or "deny-" in o)}
                      for name, state in report["clusters"].items() if name in names}
-            cpu = stack.cpu_used()
+            cpu = chaos.cpu_used()
     finally:
         with admin.begin() as connection:
             connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
@@ -175,7 +197,7 @@ async def main(clusters: int, kills: int, out: Path, *, seed: int, concurrency: 
                   "clusters_not_at_target": len(not_at_target), "clusters_without_the_bundle": len(without_bundle)}
     figures = {
         "benchmark": "chaos", "clusters": clusters, "seed": seed, "time_scale": time_scale, "concurrency": concurrency,
-        "transient_error_rate": 0.2, "worker_kills": sum(1 for e in chaos.events if e["what"].startswith("worker")),
+        "transient_error_rate": 0.2, "worker_kills": chaos.kills,
         "wave": {"outcome": wave_result.outcome, "counts": wave_result.counts, "seconds": round(wave_seconds, 1)},
         "policy_rollout": {"outcome": rollout.outcome, "counts": rollout.counts},
         "seconds": round(seconds, 1), "violations": violations, "all_zero": not any(violations.values()),
@@ -199,5 +221,10 @@ if __name__ == "__main__":
     parser.add_argument("--time-scale", type=float, default=0.002, help="simulated seconds x this (operations take time)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/chaos_50.json")
     arguments = parser.parse_args()
+
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt  # so the stack stops its children and the schema is dropped on the way out
+
+    signal.signal(signal.SIGTERM, interrupted)
     asyncio.run(main(arguments.clusters, arguments.kills, arguments.out, seed=arguments.seed,
                      concurrency=arguments.concurrency, time_scale=arguments.time_scale))
