@@ -50,6 +50,8 @@ class CloudRateLimit(BaseModel):
     model_config = ConfigDict(extra="forbid")
     provider: Literal["eks", "gke", "aks"]
     requests_per_second: float | None = Field(default=None, gt=0)
+    burst: float | None = Field(default=None, ge=1, description="requests it takes at once after a quiet spell;"
+                                " default one second's worth")
 
 
 class RegionOutage(BaseModel):
@@ -183,8 +185,8 @@ def create_app(world: World) -> FastAPI:
     async def set_cloud_rate_limit(request: CloudRateLimit):
         """Tell a simulated cloud account how many requests a second it answers, with a burst of one
         second's worth (None: no limit); resets its count of throttled requests."""
-        world.set_cloud_rate_limit(request.provider, request.requests_per_second)
-        return {"provider": request.provider, "requests_per_second": request.requests_per_second}
+        world.set_cloud_rate_limit(request.provider, request.requests_per_second, burst=request.burst)
+        return {"provider": request.provider, "requests_per_second": request.requests_per_second, "burst": request.burst}
 
     @app.post("/sim/faults")
     async def set_faults(request: FaultRequest):

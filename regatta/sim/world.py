@@ -270,6 +270,7 @@ class World:
         self.cloud_rate_limits: dict[str, float] = {}
         self.throttled_requests: dict[str, int] = {}
         self._cloud_buckets: dict[str, tuple[float, float]] = {}  # provider → (tokens left, when counted)
+        self._cloud_bursts: dict[str, float] = {}  # provider → the bucket's size
         # Where the clusters' API servers answer over HTTPS, and the per-run CA that signed their
         # certificate (base64 PEM, as EKS and GKE hand out certificate-authority-data): set by the
         # listeners once the TLS port is bound (regatta/sim/server.py).
@@ -289,24 +290,27 @@ class World:
         """What time it is for the simulated fleet: maintenance windows and freezes are read against this."""
         return datetime.now(UTC) + timedelta(seconds=self.clock_offset_seconds)
 
-    def set_cloud_rate_limit(self, provider: str, requests_per_second: float | None) -> None:
+    def set_cloud_rate_limit(self, provider: str, requests_per_second: float | None, *, burst: float | None = None) -> None:
         if requests_per_second is None:
             self.cloud_rate_limits.pop(provider, None)
+            self._cloud_bursts.pop(provider, None)
         else:
             self.cloud_rate_limits[provider] = requests_per_second
+            self._cloud_bursts[provider] = burst or requests_per_second
         self.throttled_requests.pop(provider, None)
         self._cloud_buckets.pop(provider, None)
 
     def admit_cloud_request(self, provider: str) -> bool:
         """Whether one more request to `provider`'s API fits under its account's limit; False (and
         counted) when it does not. Throttled as AWS documents its API throttling: a token bucket
-        refilled at the limit per second, holding at most one second's worth (the burst)."""
+        refilled at the limit per second, holding at most the burst (one second's worth unless told)."""
         limit = self.cloud_rate_limits.get(provider)
         if limit is None:
             return True
+        burst = self._cloud_bursts.get(provider, limit)
         now = time.monotonic()
-        tokens, since = self._cloud_buckets.get(provider, (limit, now))
-        tokens = min(limit, tokens + (now - since) * limit)
+        tokens, since = self._cloud_buckets.get(provider, (burst, now))
+        tokens = min(burst, tokens + (now - since) * limit)
         if tokens < 1:
             self._cloud_buckets[provider] = (tokens, now)
             self.throttled_requests[provider] = self.throttled_requests.get(provider, 0) + 1

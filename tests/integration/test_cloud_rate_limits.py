@@ -22,9 +22,14 @@ LIMIT = 30  # requests in any one second, as the simulated EKS account allows th
 
 @pytest.fixture
 def eks_limited(simulator):
-    httpx.post(f"{simulator.url}/sim/cloud-rate-limits", json={"provider": "eks", "requests_per_second": LIMIT},
-               timeout=10).raise_for_status()
-    yield
+    """The simulated EKS account throttles: LIMIT a second; `eks_limited(burst=...)` sets how many it
+    takes at once (default one second's worth, as AWS's buckets do)."""
+
+    def limit(*, burst: float | None = None) -> None:
+        httpx.post(f"{simulator.url}/sim/cloud-rate-limits", json={"provider": "eks", "requests_per_second": LIMIT,
+                                                                   "burst": burst}, timeout=10).raise_for_status()
+
+    yield limit
     httpx.post(f"{simulator.url}/sim/cloud-rate-limits", json={"provider": "eks"}, timeout=10).raise_for_status()
 
 
@@ -34,8 +39,8 @@ def throttled(simulator) -> int:
 
 async def run_wave(client, settings, simulator, inventory, task_queue: str, *, workers: int) -> None:
     tag = uuid.uuid4().hex[:5]
-    names = load_fleet(simulator, inventory, tag, 20)
-    request = wave_request(tag, [{"name": "all", "concurrency": 20}])
+    names = load_fleet(simulator, inventory, tag, 12)
+    request = wave_request(tag, [{"name": "all", "concurrency": 12}])
     # each worker on a connection of its own, as two worker processes would be
     running = [build_worker(client if i == 0 else await connect(settings), settings) for i in range(workers)]
     for worker in running:
@@ -51,6 +56,7 @@ async def run_wave(client, settings, simulator, inventory, task_queue: str, *, w
 
 async def test_two_workers_with_the_accounts_limit_configured_never_meet_a_429(
         client, queue_settings, simulator, inventory, task_queue, eks_limited):
+    eks_limited()
     limited = replace(queue_settings, cloud_rate_limits=f"eks/default={LIMIT}")
     await run_wave(client, limited, simulator, inventory, task_queue, workers=2)
     assert throttled(simulator) == 0
@@ -58,5 +64,8 @@ async def test_two_workers_with_the_accounts_limit_configured_never_meet_a_429(
 
 async def test_without_the_limit_the_same_wave_meets_the_clouds_throttling_and_still_completes(
         client, queue_settings, simulator, inventory, task_queue, eks_limited):
+    # An account that takes no burst at all: however loaded the machine, twelve clusters' calls
+    # without a schedule of their own come closer together than it allows.
+    eks_limited(burst=1)
     await run_wave(client, queue_settings, simulator, inventory, task_queue, workers=1)
     assert throttled(simulator) > 0
