@@ -23,6 +23,7 @@ from regatta.rules.sites import site_task_queue
 from regatta.settings import Settings
 from tests.conftest import eks_cluster, sim_report
 from tests.integration.conftest import start_upgrade, wait_until
+from tests.integration.test_replay import replays
 from workers.main import build_worker
 
 
@@ -90,7 +91,7 @@ async def test_an_upgrade_of_a_site_cluster_reaches_its_api_only_through_the_sit
 
 
 async def test_the_upgrade_waits_visibly_while_the_sites_agent_is_down_and_carries_on_when_it_returns(
-        client: Client, queue_settings: Settings, simulator, inventory: Inventory, task_queue: str):
+        client: Client, queue_settings: Settings, simulator, inventory: Inventory, task_queue: str, request):
     # The control plane takes a few seconds here, long enough to stop the agent in the middle of it.
     cluster = add_site_cluster(simulator, inventory, site="dc2", time_scale=0.02)
     async with build_worker(client, queue_settings):
@@ -111,5 +112,7 @@ async def test_the_upgrade_waits_visibly_while_the_sites_agent_is_down_and_carri
         final = await handle.query("progress", result_type=ClusterUpgradeProgress)
     assert (result.outcome, result.control_plane_version) == ("succeeded", "1.31")
     assert final.waiting_for is None
+    # The wait for an agent is deterministic: the run replays, and is kept for later changes to replay.
+    await replays(handle, request, "cluster_upgrade_waits_for_its_site_agent")
     report = sim_report(simulator, cluster)
     assert report["pdb_violations"] == [] and report["skew_violations"] == [] and report["double_drains"] == []

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -61,6 +61,7 @@ def _site_of(activity: Activity, arg: Any) -> str | None:
     return None
 
 
+@runtime_checkable
 class WaitsForAgents(Protocol):
     """A workflow that shows in its progress when it waits for a site's agent (None: no longer)."""
 
@@ -70,7 +71,7 @@ class WaitsForAgents(Protocol):
 def _show_waiting(text: str | None) -> None:
     workflow.set_current_details(text or "")  # the Temporal UI's "current details", for every workflow
     instance = workflow.instance()
-    if hasattr(instance, "waiting_for_agent"):
+    if isinstance(instance, WaitsForAgents):
         instance.waiting_for_agent(text)
 
 
