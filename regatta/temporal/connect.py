@@ -6,6 +6,8 @@ regatta/temporal/codec.py), traced when tracing is on (regatta/telemetry.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,8 @@ from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
 from regatta.settings import Settings
-from regatta.telemetry import temporal_interceptors
-from regatta.temporal.codec import with_codec
+from regatta.telemetry import temporal_interceptors, tracer_provider
+from regatta.temporal.codec import keys_from_env, with_codec
 from regatta.temporal.outcomes import OperationRefused, TemporalUnreachable
 
 __all__ = ["TemporalSettingsRefused", "TemporalUnreachable", "connect", "connection_options"]
@@ -65,7 +67,37 @@ def describe_security(settings: Settings) -> str:
     return "plaintext"
 
 
+# One client per event loop and way of connecting, for the life of the process: an API process
+# answers every request with the client its first request made, instead of a connection (and a
+# handshake, and a system-info call) per request. A client reconnects on its own after the server
+# restarts. Keyed by everything the connection is made from, so other settings get their own.
+_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], Client]] = weakref.WeakKeyDictionary()
+_CONNECTING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _connection_key(settings: Settings) -> tuple[Any, ...]:
+    return (settings.temporal_address, settings.namespace, settings.temporal_tls, settings.temporal_tls_ca,
+            settings.temporal_tls_cert, settings.temporal_tls_key, settings.temporal_tls_server_name,
+            settings.temporal_api_key, tuple(sorted(keys_from_env().items())), id(tracer_provider()))
+
+
 async def connect(settings: Settings, *, runtime: Runtime | None = None) -> Client:
+    """The process's client for these settings, connecting on first use. A worker that brings its
+    own runtime (its Prometheus metrics) gets a client of its own."""
+    if runtime is not None:
+        return await _connect(settings, runtime)
+    loop = asyncio.get_running_loop()
+    key = _connection_key(settings)
+    clients = _CLIENTS.setdefault(loop, {})
+    if (found := clients.get(key)) is not None:
+        return found
+    async with _CONNECTING.setdefault(loop, asyncio.Lock()):
+        if (found := clients.get(key)) is None:
+            found = clients[key] = await _connect(settings, None)
+    return found
+
+
+async def _connect(settings: Settings, runtime: Runtime | None) -> Client:
     options = connection_options(settings)
     try:
         return await Client.connect(

@@ -1,0 +1,42 @@
+"""A long-lived process (the API, the fleet view) keeps one Temporal client per way of connecting
+and answers every request with it, rather than connecting once per request; other settings of
+the same server share it, another server, namespace or TLS setting gets its own."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import httpx
+
+from regatta.api.app import create_app
+from regatta.api.tokens import create_token
+from regatta.settings import Settings
+from regatta.temporal import connect as connection
+from regatta.temporal.connect import connect
+
+
+async def test_one_client_serves_every_call_with_the_same_connection_settings(settings: Settings):
+    first = await connect(settings)
+    assert await connect(replace(settings, task_queue="another-queue", home=settings.home / "elsewhere")) is first
+    assert (await first.count_workflows()).count >= 0
+
+
+async def test_the_api_answers_many_requests_on_the_client_its_first_request_made(queue_settings: Settings, inventory,
+                                                                                  monkeypatch):
+    # "localhost" rather than 127.0.0.1: a way of connecting no other test used, so this count starts at zero.
+    fresh = replace(queue_settings, temporal_address=queue_settings.temporal_address.replace("127.0.0.1", "localhost"))
+    made = []
+    real = connection._connect
+
+    async def connecting(settings, runtime):  # the real connection, counted
+        made.append(settings.temporal_address)
+        return await real(settings, runtime)
+
+    monkeypatch.setattr(connection, "_connect", connecting)
+    _, secret = create_token(inventory, name="load-probe", role="viewer", environments=["*"])
+    app = create_app(fresh)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
+        answers = [(await http.get("/v1/operations/cluster-not-a-cluster", headers={"Authorization": f"Bearer {secret}"}))
+                   for _ in range(20)]
+    assert [a.status_code for a in answers] == [404] * 20, answers[0].text
+    assert made == [fresh.temporal_address]  # the first request connected; the other nineteen used its client
