@@ -30,7 +30,6 @@ class SharedRateLimit:
         self.limits = limits
         self.take_slot = take_slot  # (account, interval) -> the wall-clock time this request may go
         self.clock, self.sleep = clock, sleep
-        self.waited_seconds = 0.0
 
     def __call__(self, cluster: ClusterRef) -> None:
         account = account_of(cluster.provider, cluster.credential_ref)
@@ -39,5 +38,4 @@ class SharedRateLimit:
             return
         wait = self.take_slot(account, slot_interval(limit)) - self.clock()
         if wait > 0:
-            self.waited_seconds += wait
             self.sleep(wait)
