@@ -134,13 +134,12 @@ class FleetCollector(Collector):
         yield from (running, staged)
 
 
-async def running_operations(settings: Settings, *, client_holder: dict) -> list[tuple[str, dict | None]] | None:
+async def running_operations(settings: Settings) -> list[tuple[str, dict | None]] | None:
     """Each running operation's type, and the progress of running waves and rollouts; None when
-    Temporal does not answer (the scrape still serves the inventory's series)."""
+    Temporal does not answer (the scrape still serves the inventory's series). On the process's
+    one client (regatta/temporal/connect.py), which reconnects by itself."""
     try:
-        client = client_holder.get("client")
-        if client is None:
-            client = client_holder["client"] = await connect(settings)
+        client = await connect(settings)
         found: list[tuple[str, dict | None]] = []
         async for execution in client.list_workflows('ExecutionStatus="Running"'):
             progress = None
@@ -154,15 +153,13 @@ async def running_operations(settings: Settings, *, client_holder: dict) -> list
             found.append((execution.workflow_type, progress))
         return found
     except (TemporalUnreachable, RuntimeError):
-        client_holder.pop("client", None)
         return None
 
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     state = request.app.state
-    holder = state.__dict__.setdefault("temporal_for_metrics", {})
-    operations = await running_operations(state.settings, client_holder=holder)
+    operations = await running_operations(state.settings)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(state.inventory, operations))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

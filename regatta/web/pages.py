@@ -62,11 +62,8 @@ def _page(request: Request, name: str, viewer: session.Viewer | None, status_cod
 
 
 async def _client(request: Request) -> Any:
-    """One Temporal client per API process for the pages (connected on first use)."""
-    holder = request.app.state.__dict__.setdefault("temporal_for_pages", {})
-    if "client" not in holder:
-        holder["client"] = await connect(settings_of(request))
-    return holder["client"]
+    """The API process's one Temporal client (regatta/temporal/connect.py), for the pages."""
+    return await connect(settings_of(request))
 
 
 IN_FLIGHT_SECONDS = 5.0  # how long one listing of running operations serves the pages
