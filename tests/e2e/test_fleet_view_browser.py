@@ -72,29 +72,37 @@ async def test_an_operator_and_a_viewer_use_the_fleet_view_in_chromium(
                 assert await rows.count() == 3
                 await page.screenshot(path=str(ARTIFACTS / "fleet.png"), full_page=True)
 
-                await page.click("th a[data-sort=cost]")  # ascending, then again for the dearest first
-                await page.click("th a[data-sort=cost]")
+                # Each click below loads a page: wait for it, not read the one it leaves.
+                async with page.expect_navigation():  # ascending, then again for the dearest first
+                    await page.click("th a[data-sort=cost]")
+                async with page.expect_navigation():
+                    await page.click("th a[data-sort=cost]")
                 assert await rows.first.get_attribute("data-cluster") == names["a"]
                 await page.select_option("select[name=region]", "us-west-2")
-                await page.click("form.filters button[type=submit]")
+                async with page.expect_navigation():
+                    await page.click("form.filters button[type=submit]")
                 assert sorted([await r.get_attribute("data-cluster") for r in await rows.all()]) == sorted(
                     [names["b"], names["c"]])
                 await page.fill("input[name=per_page]", "1")
-                await page.click("form.filters button[type=submit]")
+                async with page.expect_navigation():
+                    await page.click("form.filters button[type=submit]")
                 assert await rows.count() == 1 and await page.locator("text=page 1 of 2").count() == 1
-                await page.click("a[rel=next]")
+                async with page.expect_navigation():
+                    await page.click("a[rel=next]")
                 assert await rows.count() == 1 and await page.locator("text=page 2 of 2").count() == 1
                 await page.screenshot(path=str(ARTIFACTS / "fleet-filtered.png"), full_page=True)
 
                 shown = await rows.first.get_attribute("data-cluster")
-                await page.click(f"a[href='/ui/clusters/{shown}']")
+                async with page.expect_navigation():
+                    await page.click(f"a[href='/ui/clusters/{shown}']")
                 assert await page.locator("h1").inner_text() == shown
                 assert await page.locator("table#pools tbody tr").count() == 1
                 assert await page.locator("table#bundles >> text=no bundle given to it yet").count() == 1
                 await page.screenshot(path=str(ARTIFACTS / "cluster.png"), full_page=True)
 
                 await page.goto(f"{served_api}/ui/operations")
-                await page.click(f"table#running a[href='/ui/operations/{operation}']")
+                async with page.expect_navigation():
+                    await page.click(f"table#running a[href='/ui/operations/{operation}']")
                 assert await page.locator("#phase").inner_text() == "awaiting_approval"
                 assert await page.locator("button[value=approve]").count() == 0  # an operator does not approve
                 await page.fill("#controls form:has(button[value=pause]) input[name=reason]", "from the browser")
