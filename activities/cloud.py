@@ -3,7 +3,9 @@ pools, and wait for the resulting long-running operation while heartbeating.
 
 Starting and waiting are separate activities: the start carries a request token derived from
 the workflow, so a start retried after a crash returns the operation already running, and a
-wait that dies simply polls the same operation again.
+wait that dies simply polls the same operation again. `cloud.upgrade` is both in one call, with
+the health gate that follows (when this worker reaches the cluster's API too): it heartbeats the
+operation it started, so a retry after a crash waits for that one instead of starting anew.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 from temporalio import activity
 
 from activities.failures import refuse, translated_failures
+from activities.kube import gate_on_health, inspect
 from regatta.clouds import CloudError
 from regatta.kube.connect import ClusterConnections
 from regatta.models import (
@@ -24,8 +27,11 @@ from regatta.models import (
     CreateNodePool,
     DeleteCluster,
     DeleteNodePool,
+    RunUpgrade,
     StartControlPlaneUpgrade,
     StartNodePoolUpgrade,
+    UpgradeReads,
+    UpgradeStepReport,
     WaitForOperation,
 )
 from regatta.models.errors import ErrorType
@@ -38,12 +44,50 @@ class CloudActivities:
     @activity.defn(name=Activity.DESCRIBE_CLUSTER)
     def describe_cluster(self, cluster: ClusterRef) -> ClusterState:
         with translated_failures():
+            return self._describe(cluster)
+
+    def _describe(self, cluster: ClusterRef) -> ClusterState:
+        provider = self.connections.provider(cluster)
+        control_plane = provider.describe_control_plane(cluster)
+        return ClusterState(name=cluster.name, control_plane_version=control_plane.version, status=control_plane.status,
+                            node_pools=provider.list_node_pools(cluster))
+
+    @activity.defn(name=Activity.READ_FOR_UPGRADE)
+    def read_for_upgrade(self, cluster: ClusterRef) -> UpgradeReads:
+        """A preflight's reads in one call: the cloud's control plane and node pools, the cluster's
+        nodes, budgets and health."""
+        with translated_failures():
+            return UpgradeReads(state=self._describe(cluster), inspection=inspect(self.connections.api_client(cluster)))
+
+    @activity.defn(name=Activity.UPGRADE)
+    def upgrade(self, request: RunUpgrade) -> UpgradeStepReport:
+        """Start the upgrade of the control plane or one node pool, wait for it, gate on health (when
+        asked), and describe the cluster afterwards. Heartbeat details carry the operation once
+        started, so a retry waits for it rather than asking the cloud again."""
+        cluster = request.cluster
+        details = activity.info().heartbeat_details
+        with translated_failures():
             provider = self.connections.provider(cluster)
-            control_plane = provider.describe_control_plane(cluster)
-            return ClusterState(
-                name=cluster.name, control_plane_version=control_plane.version, status=control_plane.status,
-                node_pools=provider.list_node_pools(cluster),
-            )
+            if details:
+                started, operation = float(details[0]), CloudOperation.model_validate(details[1])
+            else:
+                started = time.time()
+                if request.node_pool is None:
+                    operation = provider.start_control_plane_upgrade(cluster, version=request.target_version,
+                                                                     request_token=request.request_token)
+                else:
+                    operation = provider.start_node_pool_upgrade(
+                        cluster, node_pool=request.node_pool, version=request.target_version,
+                        node_image=request.node_image, request_token=request.request_token)
+            beat = operation.model_dump(mode="json")
+            activity.heartbeat(started, beat)
+            operation = self._wait(provider, cluster, operation, started=started, timeout_seconds=request.timeout_seconds,
+                                   poll_interval_seconds=request.poll_interval_seconds,
+                                   heartbeat=lambda: activity.heartbeat(started, beat))
+            if request.gate is not None:
+                gate_on_health(self.connections.api_client(cluster), request.gate,
+                               on_poll=lambda problems: activity.heartbeat(started, beat, problems))
+            return UpgradeStepReport(operation=operation, state=self._describe(cluster))
 
     @activity.defn(name=Activity.CREATE_CLUSTER)
     def create_cluster(self, request: CreateCluster) -> CloudOperation:
@@ -89,35 +133,42 @@ class CloudActivities:
 
     @activity.defn(name=Activity.WAIT_FOR_OPERATION)
     def wait_for_operation(self, request: WaitForOperation) -> CloudOperation:
-        """Poll until the operation ends, heartbeating each poll. A transient error while
-        polling is not a reason to fail: the operation runs on in the cloud regardless."""
+        """Poll until the operation ends, heartbeating each poll."""
         provider = self.connections.provider(request.cluster)
         details = activity.info().heartbeat_details
         started = float(details[0]) if details else time.time()
-        operation = request.operation
         with translated_failures():
-            while True:
-                try:
-                    operation = provider.poll_operation(request.cluster, operation)
-                except CloudError as error:
-                    if not error.retryable:
-                        raise
-                    activity.logger.warning("polling %s: %s (will poll again)", operation.id, error)
-                activity.heartbeat(started)
-                if operation.status == "succeeded":
-                    return operation
-                if operation.status == "failed":
-                    raise refuse(
-                        f"{operation.kind.replace('_', ' ')} {operation.id} on {request.cluster.name}"
-                        + (f" (node pool {operation.node_pool})" if operation.node_pool else "")
-                        + f" failed: {'; '.join(operation.errors) or 'no reason given'}",
-                        error_type=ErrorType.CLOUD_OPERATION_FAILED,
-                    )
-                if time.time() - started > request.timeout_seconds:
-                    raise refuse(
-                        f"{operation.kind.replace('_', ' ')} {operation.id} on {request.cluster.name} did not finish"
-                        f" within {request.timeout_seconds:g}s; check it in the cloud console, then start the"
-                        " operation again (it will pick up where the cloud is)",
-                        error_type=ErrorType.CLOUD_OPERATION_TIMEOUT,
-                    )
-                time.sleep(request.poll_interval_seconds)
+            return self._wait(provider, request.cluster, request.operation, started=started,
+                              timeout_seconds=request.timeout_seconds, poll_interval_seconds=request.poll_interval_seconds,
+                              heartbeat=lambda: activity.heartbeat(started))
+
+    @staticmethod
+    def _wait(provider, cluster: ClusterRef, operation: CloudOperation, *, started: float, timeout_seconds: float,
+              poll_interval_seconds: float, heartbeat) -> CloudOperation:
+        """Poll until the operation ends, heartbeating each poll. A transient error while polling is
+        not a reason to fail: the operation runs on in the cloud regardless."""
+        while True:
+            try:
+                operation = provider.poll_operation(cluster, operation)
+            except CloudError as error:
+                if not error.retryable:
+                    raise
+                activity.logger.warning("polling %s: %s (will poll again)", operation.id, error)
+            heartbeat()
+            if operation.status == "succeeded":
+                return operation
+            if operation.status == "failed":
+                raise refuse(
+                    f"{operation.kind.replace('_', ' ')} {operation.id} on {cluster.name}"
+                    + (f" (node pool {operation.node_pool})" if operation.node_pool else "")
+                    + f" failed: {'; '.join(operation.errors) or 'no reason given'}",
+                    error_type=ErrorType.CLOUD_OPERATION_FAILED,
+                )
+            if time.time() - started > timeout_seconds:
+                raise refuse(
+                    f"{operation.kind.replace('_', ' ')} {operation.id} on {cluster.name} did not finish"
+                    f" within {timeout_seconds:g}s; check it in the cloud console, then start the"
+                    " operation again (it will pick up where the cloud is)",
+                    error_type=ErrorType.CLOUD_OPERATION_TIMEOUT,
+                )
+            time.sleep(poll_interval_seconds)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
+from kubernetes.client import ApiClient
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -45,6 +47,30 @@ from regatta.rules import decommissioning, readiness, recovery
 
 log = logging.getLogger("regatta.activities")
 
+def inspect(api: ApiClient) -> ClusterInspection:
+    """The cluster's nodes (with their pods), budgets and health problems right now."""
+    state = health.read_health(api)
+    return ClusterInspection(
+        api_ready=state.api_ready, nodes=state.nodes, pdbs=state.pdbs,
+        problems=readiness.health_problems(nodes=state.nodes, deployments=state.deployments, api_ready=state.api_ready),
+    )
+
+
+def gate_on_health(api: ApiClient, request: HealthGate, *, on_poll: Callable[[list[str]], None]) -> HealthReport:
+    """Wait until the cluster is healthy, or refuse with the gate's failure type and what is wrong."""
+    problems = health.wait_until_healthy(api, timeout_seconds=request.timeout_seconds,
+                                         poll_interval_seconds=request.poll_interval_seconds,
+                                         on_poll=on_poll, min_ready_nodes=request.min_ready_nodes)
+    if not problems:
+        return HealthReport(healthy=True)
+    raise refuse(
+        f"{request.cluster.name} is not healthy {request.timeout_seconds:g}s after {request.after}: "
+        + "; ".join(problems[:10])
+        + ". Fix what is listed, then start the upgrade again; it resumes where it stopped",
+        error_type=request.failure_type,
+    )
+
+
 class KubeActivities:
     def __init__(self, connections: ClusterConnections, inventory=None):
         self.connections = connections
@@ -53,11 +79,7 @@ class KubeActivities:
     @activity.defn(name=Activity.INSPECT_CLUSTER)
     def inspect_cluster(self, cluster: ClusterRef) -> ClusterInspection:
         with translated_failures():
-            state = health.read_health(self.connections.api_client(cluster))
-            return ClusterInspection(
-                api_ready=state.api_ready, nodes=state.nodes, pdbs=state.pdbs,
-                problems=readiness.health_problems(nodes=state.nodes, deployments=state.deployments, api_ready=state.api_ready),
-            )
+            return inspect(self.connections.api_client(cluster))
 
     @activity.defn(name=Activity.CORDON_NODES)
     def cordon_nodes(self, request: CordonNodes) -> list[str]:
@@ -111,19 +133,8 @@ class KubeActivities:
     @activity.defn(name=Activity.HEALTH_GATE)
     def health_gate(self, request: HealthGate) -> HealthReport:
         """Wait until the cluster is healthy again, or fail the gate after its timeout."""
-        api = self.connections.api_client(request.cluster)
         with translated_failures():
-            problems = health.wait_until_healthy(api, timeout_seconds=request.timeout_seconds,
-                                                 poll_interval_seconds=request.poll_interval_seconds,
-                                                 on_poll=activity.heartbeat, min_ready_nodes=request.min_ready_nodes)
-            if not problems:
-                return HealthReport(healthy=True)
-            raise refuse(
-                f"{request.cluster.name} is not healthy {request.timeout_seconds:g}s after {request.after}: "
-                + "; ".join(problems[:10])
-                + ". Fix what is listed, then start the upgrade again; it resumes where it stopped",
-                error_type=request.failure_type,
-            )
+            return gate_on_health(self.connections.api_client(request.cluster), request, on_poll=activity.heartbeat)
 
     @activity.defn(name=Activity.LIST_WORKLOADS)
     def list_workloads(self, cluster: ClusterRef) -> list[str]:

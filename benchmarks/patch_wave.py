@@ -28,7 +28,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.stack import UPGRADE_SETTINGS, BenchStack, PeakRss, fleet, machine  # noqa: E402
+from benchmarks.stack import (  # noqa: E402
+    UPGRADE_SETTINGS,
+    BenchStack,
+    PeakRss,
+    fleet,
+    limiting_process,
+    machine,
+    temporal_work,
+)
 from regatta.models import PatchWaveInput, PatchWaveResult  # noqa: E402
 from regatta.rules.operation_ids import operation_id, wave_id  # noqa: E402
 
@@ -53,11 +61,13 @@ async def run(clusters: int, out: Path, *, concurrency: int, time_scale: float) 
         wave_events = [len((await client.get_workflow_handle(r.id, run_id=r.run_id).fetch_history()).events) for r in runs]
         sample = [spec.clusters[i * clusters // min(SAMPLE, clusters)].name for i in range(min(SAMPLE, clusters))]
         child_histories = [await client.get_workflow_handle(operation_id(name)).fetch_history() for name in sample]
-        per_upgrade = max(1, round(sum(
-            1 for h in child_histories for e in h.events if e.HasField("activity_task_scheduled_event_attributes"))
-            / len(child_histories)))
+        works = [temporal_work(h) for h in child_histories]
+        per_upgrade = {key: round(sum(w[key] for w in works) / len(works), 1) for key in works[0]}
+        wave_work = [temporal_work(await client.get_workflow_handle(r.id, run_id=r.run_id).fetch_history()) for r in runs]
+        wave_actions = sum(w["actions"] for w in wave_work)
         report = await stack.sim_report()
-        raw_time = await stack.raw_fan_out(clusters, per_upgrade)
+        activities, local_activities = round(per_upgrade["activities"]), round(per_upgrade["local_activities"])
+        raw_time = await stack.raw_fan_out(clusters, activities, local_activities)
 
     figures = {
         "clusters": clusters,
@@ -66,15 +76,22 @@ async def run(clusters: int, out: Path, *, concurrency: int, time_scale: float) 
         "seconds": round(ours, 2),
         "clusters_per_min": round(clusters / ours * 60, 1),
         "concurrency": concurrency,
-        "activities_per_upgrade": per_upgrade,
+        "activities_per_upgrade": per_upgrade["activities"],
+        "local_activities_per_upgrade": per_upgrade["local_activities"],
+        "history_events_per_upgrade": per_upgrade["events"],
+        # What a Temporal Cloud bill counts, per cluster: the upgrade's own actions and its share of the wave's.
+        "temporal_actions_per_cluster": round(per_upgrade["actions"] + wave_actions / clusters, 2),
+        "temporal_work_per_upgrade": per_upgrade,
         "raw_fan_out_seconds": round(raw_time, 2),
-        "raw_fan_out_activities": per_upgrade * clusters,
+        "raw_fan_out_activities": activities * clusters,
+        "raw_fan_out_local_activities": local_activities * clusters,
         "ratio_to_raw": round(ours / raw_time, 2),
         "wave_runs": len(runs),
         "wave_history_events": wave_events,
         "max_history_events": max(wave_events + [len(h.events) for h in child_histories]),
         "worker_peak_rss_mb": round(rss.peak / 2**20, 1),
         "cpu_seconds": cpu_used,
+        "limiting_process": limiting_process(cpu_used),
         "cpu_seconds_available": round(ours * (os.cpu_count() or 1), 1),
         "pdb_violations": len(report["pdb_violations"]),
         "skew_violations": len(report["skew_violations"]),

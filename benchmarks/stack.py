@@ -51,11 +51,17 @@ async def noop(step: int) -> int:
 
 @workflow.defn(name="RawFanOut", sandboxed=False)
 class RawFanOut:
+    """`steps` no-op activities one after another, and `local_steps` no-op local activities among
+    them: the Temporal work of one upgrade with none of its own."""
+
     @workflow.run
-    async def run(self, steps: int) -> int:
-        for step in range(steps):
-            await workflow.execute_activity("bench.noop", step, start_to_close_timeout=timedelta(seconds=30))
-        return steps
+    async def run(self, steps: int, local_steps: int = 0) -> int:
+        for step in range(max(steps, local_steps)):
+            if step < local_steps:
+                await workflow.execute_local_activity("bench.noop", step, start_to_close_timeout=timedelta(seconds=30))
+            if step < steps:
+                await workflow.execute_activity("bench.noop", step, start_to_close_timeout=timedelta(seconds=30))
+        return steps + local_steps
 
 
 async def serve_raw_worker(address: str, task_queue: str) -> None:
@@ -218,9 +224,10 @@ class BenchStack:
         async with httpx.AsyncClient(timeout=600) as http:
             return (await http.get(f"{self.settings.sim_url}/sim/report")).json()
 
-    async def raw_fan_out(self, workflows: int, activities_each: int) -> float:
-        """Seconds for `workflows` bare workflows of `activities_each` no-op activities each, on a
-        bare worker process, with Regatta's worker stopped first."""
+    async def raw_fan_out(self, workflows: int, activities_each: int, local_activities_each: int = 0) -> float:
+        """Seconds for `workflows` bare workflows of `activities_each` no-op activities (and
+        `local_activities_each` local ones) each, on a bare worker process, with Regatta's worker
+        stopped first."""
         for worker in self.workers:
             worker.terminate()
         queue = f"raw-{uuid.uuid4().hex[:6]}"
@@ -229,7 +236,8 @@ class BenchStack:
         started = time.perf_counter()
         for batch in range(0, workflows, 1000):  # in batches, so the harness holds at most 1,000 handles
             handles = await asyncio.gather(*[
-                self.client.start_workflow("RawFanOut", activities_each, id=f"raw-{i}-{queue}", task_queue=queue)
+                self.client.start_workflow("RawFanOut", args=[activities_each, local_activities_each], id=f"raw-{i}-{queue}",
+                                           task_queue=queue)
                 for i in range(batch, min(workflows, batch + 1000))
             ])
             await asyncio.gather(*[h.result() for h in handles])
@@ -246,6 +254,32 @@ class BenchStack:
         if self.env is not None:
             await self.env.shutdown()
         self.inventory.close()
+
+
+def limiting_process(cpu: dict[str, float]) -> str:
+    """The process that burned the most CPU: on 2 cores, the one a faster run has to relieve."""
+    return max((name for name in cpu if name != "harness"), key=lambda name: cpu[name])
+
+
+def temporal_work(history) -> dict[str, int]:
+    """What one workflow's history holds of what a Temporal Cloud bill counts as actions: its start,
+    activities, local activities (each counted, though the cloud counts a workflow task's local
+    activities as one), timers, signals and updates; and its length in events."""
+    work = {"starts": 1, "activities": 0, "local_activities": 0, "timers": 0, "signals": 0, "updates": 0,
+            "events": len(history.events)}
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            work["activities"] += 1
+        elif event.HasField("marker_recorded_event_attributes") and event.marker_recorded_event_attributes.marker_name == "core_local_activity":
+            work["local_activities"] += 1
+        elif event.HasField("timer_started_event_attributes"):
+            work["timers"] += 1
+        elif event.HasField("workflow_execution_signaled_event_attributes"):
+            work["signals"] += 1
+        elif event.HasField("workflow_execution_update_accepted_event_attributes"):
+            work["updates"] += 1
+    work["actions"] = sum(work[key] for key in ("starts", "activities", "local_activities", "timers", "signals", "updates"))
+    return work
 
 
 def save_figures(figures: dict, out: Path, *, printed_without: tuple[str, ...] = ()) -> None:

@@ -19,10 +19,12 @@ and the outcome is recorded). Progress is a Query. Every side effect is an activ
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.pieces.calls import ClusterCalls, call, request_token
+from workflows.pieces.calls import FEWER_STEPS, ClusterCalls, call, call_inventory, request_token
 from workflows.pieces.controls import refuse_a_second_abort, refuse_when_ended
 from workflows.pieces.drain_escalation import EscalationLadder
 from workflows.pieces.failures import stop_of
@@ -56,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
         ResumeInput,
         StartControlPlaneUpgrade,
         StartNodePoolUpgrade,
+        UpgradeReads,
     )
     from regatta.rules import disruption, refusals, versions, windows
 
@@ -77,6 +80,9 @@ class ClusterUpgrade:
         self.ref: ClusterRef | None = None
         self.node_image: str | None = None  # the node image asked for this cluster's cloud, if any
         self.from_version = ""
+        # What the cloud said last, when nothing has changed since (the last step's own reading): the
+        # versions recorded at the end, without describing the cluster once more.
+        self.described: ClusterState | None = None
         self.trail = Trail(operation="ClusterUpgrade", cluster=lambda: self.input.cluster, state=lambda: self.state,
                            asking=self.input)
         # The fleet's clock: maintenance windows are read on it, and a blocked drain's escalation
@@ -229,8 +235,13 @@ class ClusterUpgrade:
     async def _preflight(self) -> tuple[versions.UpgradeScope, ClusterState]:
         self.trail.step("preflight", "reading the control plane, node pools, nodes and budgets")
         ref = self._ref()
-        state: ClusterState = await call(Activity.DESCRIBE_CLUSTER, ref, ClusterState)
-        inspection: ClusterInspection = await call(Activity.INSPECT_CLUSTER, ref, ClusterInspection)
+        fewer_steps = workflow.patched(FEWER_STEPS)
+        if fewer_steps and self.calls.reaches_cloud_and_cluster():
+            reads: UpgradeReads = await call(Activity.READ_FOR_UPGRADE, ref, UpgradeReads)
+            state, inspection = reads.state, reads.inspection
+        else:
+            state = await call(Activity.DESCRIBE_CLUSTER, ref, ClusterState)
+            inspection = await call(Activity.INSPECT_CLUSTER, ref, ClusterInspection)
         self.from_version = state.control_plane_version
         try:
             try:
@@ -254,10 +265,13 @@ class ClusterUpgrade:
                 " wait until it is ACTIVE and start the upgrade again",
                 type=ErrorType.CLUSTER_BUSY, non_retryable=True,
             )
-        # An upgrade starts only from a healthy cluster. One bad sample is not a verdict, so this
-        # is a short health gate rather than a single look.
-        await self._health_gate("preflight checks", timeout=min(self.input.health_gate_timeout_seconds, 60),
-                                failure_type=ErrorType.CLUSTER_UNHEALTHY)
+        # An upgrade starts only from a healthy cluster. One bad sample is not a verdict, so a
+        # cluster the inspection found a problem in gets a short health gate rather than a refusal.
+        if not (fewer_steps and not inspection.problems):
+            await self._health_gate("preflight checks", timeout=min(self.input.health_gate_timeout_seconds, 60),
+                                    failure_type=ErrorType.CLUSTER_UNHEALTHY)
+        if fewer_steps:
+            self.described = state
         self.state.step = "preflight passed"
         pools = {pool.name: pool for pool in state.node_pools}
         self.state.control_plane = "pending" if scope.control_plane else "skipped"
@@ -272,24 +286,48 @@ class ClusterUpgrade:
     async def _upgrade_control_plane(self) -> None:
         self.trail.step("control_plane", f"upgrading the control plane to {self.input.target_version}")
         self.state.control_plane = "upgrading"
-        await self.calls.cloud_operation(
-            Activity.START_CONTROL_PLANE_UPGRADE,
-            StartControlPlaneUpgrade(cluster=self._ref(), target_version=self.input.target_version,
-                                     request_token=request_token("cp")))
-        self.state.control_plane = "done"
-        await self._health_gate("the control plane upgrade")
-        await self._health_checks("the control plane upgrade")
+        after = "the control plane upgrade"
+        if workflow.patched(FEWER_STEPS):
+            def gating() -> None:
+                self.state.control_plane = "done"
+                self.state.step = f"health gate after {after}"
+            await self._upgrade_step(request_token("cp"), after=after, on_gate=gating)
+        else:
+            await self.calls.cloud_operation(
+                Activity.START_CONTROL_PLANE_UPGRADE,
+                StartControlPlaneUpgrade(cluster=self._ref(), target_version=self.input.target_version,
+                                         request_token=request_token("cp")))
+            self.state.control_plane = "done"
+            await self._health_gate(after)
+        await self._health_checks(after)
+
+    async def _upgrade_step(self, token: str, *, after: str, on_gate: Callable[[], None],
+                            node_pool: str | None = None) -> None:
+        """The control plane or one node pool: the cloud's upgrade, then the health gate."""
+        report = await self.calls.upgrade(target_version=self.input.target_version, request_token=token,
+                                          node_pool=node_pool, node_image=self.node_image if node_pool else None,
+                                          gate_after=after, gate_timeout=self.input.health_gate_timeout_seconds,
+                                          on_gate=on_gate)
+        self.described = report.state
 
     async def _surge(self, progress: PoolProgress) -> None:
         """The cloud replaces the pool's nodes one by one through the eviction API."""
         self.state.step = f"surge upgrade of node pool {progress.name}" + (f" onto {self.node_image}" if self.node_image else "")
-        await self.calls.cloud_operation(
-            Activity.START_NODE_POOL_UPGRADE,
-            StartNodePoolUpgrade(cluster=self._ref(), node_pool=progress.name, target_version=self.input.target_version,
-                                 node_image=self.node_image, request_token=request_token(f"pool-{progress.name}")))
-        progress.nodes_done = progress.nodes_total
-        await self._health_gate(f"node pool {progress.name}")
-        await self._health_checks(f"node pool {progress.name}")
+        after = f"node pool {progress.name}"
+        token = request_token(f"pool-{progress.name}")
+        if workflow.patched(FEWER_STEPS):
+            def gating() -> None:
+                progress.nodes_done = progress.nodes_total
+                self.state.step = f"health gate after {after}"
+            await self._upgrade_step(token, after=after, on_gate=gating, node_pool=progress.name)
+        else:
+            await self.calls.cloud_operation(
+                Activity.START_NODE_POOL_UPGRADE,
+                StartNodePoolUpgrade(cluster=self._ref(), node_pool=progress.name, target_version=self.input.target_version,
+                                     node_image=self.node_image, request_token=token))
+            progress.nodes_done = progress.nodes_total
+            await self._health_gate(after)
+        await self._health_checks(after)
         progress.status = "done"
 
     async def _blue_green(self, progress: PoolProgress, pool: NodePool, existing: set[str]) -> None:
@@ -297,6 +335,7 @@ class ClusterUpgrade:
         batch, under every PDB, and deleted only once empty."""
         replacement = disruption.replacement_pool_name(pool.name, self.input.target_version, self.node_image)
         progress.replacement_pool = replacement
+        self.described = None  # the pools change under steps that do not describe them afterwards
         if replacement not in existing:  # check-then-act: a resumed upgrade may have made it already
             self.state.step = f"creating node pool {replacement} at {self.input.target_version}" + (
                 f" on {self.node_image}" if self.node_image else "")
@@ -367,8 +406,8 @@ class ClusterUpgrade:
 
     async def _record_versions(self) -> ClusterState:
         self.trail.step("recording", "recording the new versions in the inventory")
-        state: ClusterState = await call(Activity.DESCRIBE_CLUSTER, self._ref(), ClusterState)
-        await call(
+        state = self.described or await call(Activity.DESCRIBE_CLUSTER, self._ref(), ClusterState)
+        await call_inventory(
             Activity.RECORD_CLUSTER_VERSIONS,
             RecordClusterVersions(cluster=self.input.cluster, control_plane_version=state.control_plane_version,
                                   node_pools=state.node_pools),
@@ -390,7 +429,7 @@ class ClusterUpgrade:
 
     async def _look_up(self) -> ClusterRecord:
         try:
-            record: ClusterRecord = await call(Activity.GET_CLUSTER, self.input.cluster, ClusterRecord)
+            record: ClusterRecord = await call_inventory(Activity.GET_CLUSTER, self.input.cluster, ClusterRecord)
         except ActivityError as failure:
             stop = stop_of(failure, where="looking the cluster up in the inventory", refused=True,
                            default_type=ErrorType.UNKNOWN_CLUSTER)

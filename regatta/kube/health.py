@@ -4,6 +4,7 @@ with their live status, and deployment readiness."""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections import Counter
@@ -73,70 +74,90 @@ def answering_client(connect: Callable[[], k8s.ApiClient], *, timeout_seconds: f
         time.sleep(poll_interval_seconds)
 
 
-def read_nodes(api: k8s.ApiClient) -> list[NodeState]:
-    core = k8s.CoreV1Api(api)
+def _items(api: k8s.ApiClient, path: str) -> list[dict]:
+    """A list call's items as the API server sent them. Reading the JSON ourselves skips the
+    client's model deserialisation, which cost more worker CPU than anything else an upgrade did."""
+    response = api.call_api(path, "GET", header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
+                            _return_http_data_only=True, _preload_content=False, _request_timeout=30)
+    return list(json.loads(response.data or b"{}").get("items") or [])
+
+
+def _pod_load(api: k8s.ApiClient) -> tuple[Counter[str], Counter[str], Counter[str]]:
+    """Pods bound to each node, and the CPU (millicores) and memory (MiB) they request, from one pod list."""
     pods_per_node: Counter[str] = Counter()
     cpu: Counter[str] = Counter()
     memory: Counter[str] = Counter()
-    for pod in core.list_pod_for_all_namespaces().items:
-        if not pod.spec.node_name or (pod.status and pod.status.phase in ("Succeeded", "Failed")):
+    for pod in _items(api, "/api/v1/pods"):
+        node = (pod.get("spec") or {}).get("nodeName")
+        if not node or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             continue
-        pods_per_node[pod.spec.node_name] += 1
-        for container in pod.spec.containers or []:
-            requests = (container.resources.requests if container.resources else None) or {}
-            cpu[pod.spec.node_name] += _millicores(requests.get("cpu"))
-            memory[pod.spec.node_name] += _mebibytes(requests.get("memory"))
+        pods_per_node[node] += 1
+        for container in pod["spec"].get("containers") or []:
+            requests = (container.get("resources") or {}).get("requests") or {}
+            cpu[node] += _millicores(requests.get("cpu"))
+            memory[node] += _mebibytes(requests.get("memory"))
+    return pods_per_node, cpu, memory
+
+
+def read_nodes(api: k8s.ApiClient, *, with_pods: bool = True) -> list[NodeState]:
+    """Every node; with `with_pods`, the pods on it and what they request (one pod list more,
+    which a health gate does not need)."""
+    pods_per_node, cpu, memory = _pod_load(api) if with_pods else (Counter(), Counter(), Counter())
     nodes = []
-    for node in core.list_node().items:
-        labels = node.metadata.labels or {}
-        ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+    for node in _items(api, "/api/v1/nodes"):
+        metadata, status = node.get("metadata") or {}, node.get("status") or {}
+        name, labels, allocatable = metadata.get("name", ""), metadata.get("labels") or {}, status.get("allocatable") or {}
         nodes.append(NodeState(
-            name=node.metadata.name,
+            name=name,
             pool=next((labels[key] for key in POOL_LABELS if key in labels), "default"),
-            version=node.status.node_info.kubelet_version,
-            ready=ready,
-            unschedulable=bool(node.spec.unschedulable),
-            pods=pods_per_node.get(node.metadata.name, 0),
-            allocatable_pods=int((node.status.allocatable or {}).get("pods", "0")),
-            cpu_allocatable_m=_millicores((node.status.allocatable or {}).get("cpu")),
-            memory_allocatable_mi=_mebibytes((node.status.allocatable or {}).get("memory")),
-            cpu_requested_m=cpu.get(node.metadata.name, 0),
-            memory_requested_mi=memory.get(node.metadata.name, 0),
+            version=(status.get("nodeInfo") or {}).get("kubeletVersion", ""),
+            ready=any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []),
+            unschedulable=bool((node.get("spec") or {}).get("unschedulable")),
+            pods=pods_per_node.get(name, 0),
+            allocatable_pods=int(allocatable.get("pods", "0")),
+            cpu_allocatable_m=_millicores(allocatable.get("cpu")),
+            memory_allocatable_mi=_mebibytes(allocatable.get("memory")),
+            cpu_requested_m=cpu.get(name, 0),
+            memory_requested_mi=memory.get(name, 0),
         ))
     return nodes
 
 
 def read_pdbs(api: k8s.ApiClient) -> list[PdbState]:
-    budgets = k8s.PolicyV1Api(api).list_pod_disruption_budget_for_all_namespaces().items
-    return [
-        PdbState(
-            namespace=b.metadata.namespace, name=b.metadata.name,
-            min_available=b.spec.min_available, max_unavailable=b.spec.max_unavailable,
-            expected_pods=b.status.expected_pods if b.status else 0,
-            current_healthy=b.status.current_healthy if b.status else 0,
-            disruptions_allowed=b.status.disruptions_allowed if b.status else 0,
-        )
-        for b in budgets
-    ]
+    budgets = []
+    for budget in _items(api, "/apis/policy/v1/poddisruptionbudgets"):
+        metadata, spec, status = budget.get("metadata") or {}, budget.get("spec") or {}, budget.get("status") or {}
+        budgets.append(PdbState(
+            namespace=metadata.get("namespace", ""), name=metadata.get("name", ""),
+            min_available=spec.get("minAvailable"), max_unavailable=spec.get("maxUnavailable"),
+            expected_pods=status.get("expectedPods", 0), current_healthy=status.get("currentHealthy", 0),
+            disruptions_allowed=status.get("disruptionsAllowed", 0),
+        ))
+    return budgets
 
 
 def read_deployments(api: k8s.ApiClient) -> list[tuple[str, int, int]]:
-    return [
-        (f"{d.metadata.namespace}/{d.metadata.name}", d.spec.replicas or 0, (d.status.ready_replicas or 0) if d.status else 0)
-        for d in k8s.AppsV1Api(api).list_deployment_for_all_namespaces().items
-    ]
+    found = []
+    for deployment in _items(api, "/apis/apps/v1/deployments"):
+        metadata, spec, status = deployment.get("metadata") or {}, deployment.get("spec") or {}, deployment.get("status") or {}
+        found.append((f"{metadata.get('namespace')}/{metadata.get('name')}", spec.get("replicas") or 0,
+                      status.get("readyReplicas") or 0))
+    return found
 
 
-def read_health(api: k8s.ApiClient) -> ClusterHealth:
+def read_health(api: k8s.ApiClient, *, full: bool = True) -> ClusterHealth:
+    """The API's readiness, nodes and deployments; `full` adds the pods on each node and the
+    budgets (what a drain or a capacity check needs, and a health gate does not)."""
     ready = api_ready(api)
-    return ClusterHealth(api_ready=ready, nodes=read_nodes(api), pdbs=read_pdbs(api), deployments=read_deployments(api))
+    return ClusterHealth(api_ready=ready, nodes=read_nodes(api, with_pods=full),
+                         pdbs=read_pdbs(api) if full else [], deployments=read_deployments(api))
 
 
 def current_problems(api: k8s.ApiClient, *, min_ready_nodes: int = 0) -> list[str]:
     """What a health gate waits on right now. An API that cannot answer is one more problem
     to wait out, not a reason to fail the gate early."""
     try:
-        state = read_health(api)
+        state = read_health(api, full=False)
     except (ApiException, HTTPError) as error:
         if getattr(error, "status", None) in (401, 403):
             raise  # no amount of waiting fixes a refusal

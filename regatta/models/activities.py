@@ -11,7 +11,8 @@ from enum import StrEnum
 from pydantic import Field
 
 from regatta.models.base import Model
-from regatta.models.fleet import CloudOperation, ClusterNetwork, ClusterRef, NodePool
+from regatta.models.fleet import CloudOperation, ClusterInspection, ClusterNetwork, ClusterRef, ClusterState, NodePool
+from regatta.models.health import HealthGate
 
 
 class Activity(StrEnum):
@@ -26,6 +27,10 @@ class Activity(StrEnum):
     CREATE_NODE_POOL = "cloud.create_node_pool"
     DELETE_NODE_POOL = "cloud.delete_node_pool"
     WAIT_FOR_OPERATION = "cloud.wait_for_operation"
+    # one step of an upgrade in one call where the cloud and the cluster's API are reached from one
+    # place (every cluster but a managed one behind a site agent: regatta/rules/sites.py)
+    READ_FOR_UPGRADE = "cloud.read_for_upgrade"
+    UPGRADE = "cloud.upgrade"
     CREATE_CLUSTER = "cloud.create_cluster"
     DELETE_CLUSTER = "cloud.delete_cluster"
     BOOTSTRAP_CLUSTER = "kube.bootstrap_cluster"
@@ -91,6 +96,33 @@ class StartNodePoolUpgrade(Model):
     target_version: str
     request_token: str
     node_image: str | None = Field(default=None, description="the image to roll onto; None: the cloud's newest for the version")
+
+
+class RunUpgrade(Model):
+    """Upgrade the control plane (no `node_pool`) or one node pool: start the cloud's operation,
+    wait for it while heartbeating, then (with `gate`) wait for the cluster to be healthy, and
+    describe what the cloud holds afterwards. One activity instead of three."""
+
+    cluster: ClusterRef
+    target_version: str
+    request_token: str
+    node_pool: str | None = None
+    node_image: str | None = Field(default=None, description="the image to roll onto; None: the cloud's newest for the version")
+    poll_interval_seconds: float
+    timeout_seconds: float = Field(description="how long the cloud's operation may take")
+    gate: HealthGate | None = Field(default=None, description="the health gate that follows, run in the same call")
+
+
+class UpgradeStepReport(Model):
+    operation: CloudOperation
+    state: ClusterState = Field(description="the control plane and node pools once the step (and its gate) finished")
+
+
+class UpgradeReads(Model):
+    """A preflight's reads in one call: what the cloud says and what the cluster's own API says."""
+
+    state: ClusterState
+    inspection: ClusterInspection
 
 
 class CreateNodePool(Model):

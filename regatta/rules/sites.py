@@ -42,6 +42,14 @@ def runs_at_site(activity: str, *, provider: str | None = None) -> bool:
     return activity.startswith("kube.") or (provider == "kubeconfig" and activity.startswith("cloud."))
 
 
+def reaches_cloud_and_cluster(*, provider: str, site: str | None) -> bool:
+    """Whether one worker reaches both a cluster's cloud and its own API, so that one activity may
+    use both (an upgrade step and its health gate in one call): every cluster without a site, and
+    a cluster on your own hardware at its site. A managed cluster behind a site agent has its
+    cloud called centrally and its API at the site: two calls."""
+    return site is None or provider == "kubeconfig"
+
+
 def agent_wait_seconds(waits_so_far: int) -> float:
     """How long the next call to an absent agent waits before the operation reports it again."""
     return min(AGENT_ANSWER_CAP_SECONDS, AGENT_ANSWER_SECONDS * float(2 ** min(waits_so_far, 16)))

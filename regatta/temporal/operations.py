@@ -8,6 +8,7 @@ the same code steers every workflow type. Nothing here renders: the CLI's render
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from pydantic import BaseModel
@@ -118,6 +119,13 @@ async def send_update(settings: Settings, operation_id: str, update: str, payloa
         raise
 
 
+# A run that has ended answers its `progress` query only by a worker replaying its whole history
+# (a wave's runs hold thousands of events), and its answer never changes again: this process keeps
+# the last answers (and failures) of ended runs, by operation and run, the oldest dropped first.
+ENDED_RUNS_KEPT = 4096
+_ended_runs: OrderedDict[tuple[str, str], tuple[Any, str | None]] = OrderedDict()
+
+
 async def status(settings: Settings, operation_id: str) -> dict[str, Any]:
     handle = (await connect(settings)).get_workflow_handle(operation_id)
     try:
@@ -139,6 +147,11 @@ async def status(settings: Settings, operation_id: str) -> dict[str, Any]:
         "progress": None,
         "failure": None,
     }
+    ended = described.status not in (None, WorkflowExecutionStatus.RUNNING)
+    kept = _ended_runs.get((operation_id, described.run_id)) if ended else None
+    if kept is not None:
+        result["progress"], result["failure"] = kept
+        return result
     try:
         result["progress"] = await handle.query("progress", result_type=dict)
     except Exception as error:  # noqa: BLE001 - no worker to answer is worth saying, not failing on
@@ -148,6 +161,10 @@ async def status(settings: Settings, operation_id: str) -> dict[str, Any]:
             await handle.result()
         except WorkflowFailureError as error:
             result["failure"] = cause_of(error)
+    if ended and "progress_error" not in result:
+        _ended_runs[(operation_id, described.run_id)] = (result["progress"], result["failure"])
+        while len(_ended_runs) > ENDED_RUNS_KEPT:
+            _ended_runs.popitem(last=False)
     return result
 
 

@@ -4,6 +4,7 @@ the same server share it, another server, namespace or TLS setting gets its own.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import httpx
@@ -40,3 +41,20 @@ async def test_the_api_answers_many_requests_on_the_client_its_first_request_mad
                    for _ in range(20)]
     assert [a.status_code for a in answers] == [404] * 20, answers[0].text
     assert made == [fresh.temporal_address]  # the first request connected; the other nineteen used its client
+
+
+async def test_an_ended_operation_reads_again_without_a_worker_replaying_it(client, queue_settings: Settings, task_queue,
+                                                                            add_cluster):
+    from regatta.temporal.operations import status
+    from tests.integration.conftest import start_upgrade
+    from workers.main import build_worker
+
+    cluster = add_cluster("ended", pools=1)
+    async with build_worker(client, queue_settings):
+        handle = await start_upgrade(client, task_queue, cluster)
+        assert (await handle.result()).outcome == "succeeded"
+        first = await status(queue_settings, handle.id)
+    assert first["status"] == "COMPLETED" and first["progress"]["phase"] == "succeeded", first
+    # No worker polls this queue now: a query would wait for one. The ended run's answer is kept.
+    again = await asyncio.wait_for(status(queue_settings, handle.id), timeout=20)
+    assert again["progress"] == first["progress"] and "progress_error" not in again, again

@@ -5,8 +5,8 @@ the worker logs it, and when the input names a `callback_url` a note is queued f
 change of phase, the first step included). One coroutine posts the notes in order, so a slow
 receiver never holds the runbook up; `record` at a final phase waits until every note is out.
 
-`Trail.record(action, outcome, detail)` writes one audit line through an activity (DESIGN rule
-10), numbered within the run so a retried write is recorded once.
+`Trail.record(action, outcome, detail)` writes one audit line through a (local) activity (DESIGN
+rule 10), numbered within the run so a retried write is recorded once.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
-from workflows.pieces.calls import CALLBACK_DELIVERY, call
+from workflows.pieces.calls import CALLBACK_DELIVERY, call_inventory
 
 with workflow.unsafe.imports_passed_through():
     from regatta.models import Activity, CallbackNote, OperationRecord
@@ -117,7 +117,7 @@ class Trail:
         """One audit line, filed under the operation's cluster (or `cluster`: a rollout's line about
         one of the clusters it changes)."""
         self.seq += 1
-        await call(Activity.RECORD_OPERATION, OperationRecord(
+        await call_inventory(Activity.RECORD_OPERATION, OperationRecord(
             operation_id=workflow.info().workflow_id, operation=self.operation, cluster=cluster or self.cluster,
             requested_by=self.asking.requested_by, ticket=self.asking.ticket, action=action,
             outcome=outcome, detail=detail, seq=self.seq, run_id=workflow.info().run_id,

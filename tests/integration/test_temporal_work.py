@@ -1,0 +1,80 @@
+"""What one upgrade costs in Temporal work (issue 19): a surge upgrade of a 3-pool cluster runs at
+most 10 activities and writes at most 70 history events; each step is one heartbeating activity
+that a worker killed in the middle of it resumes without starting the cloud's operation twice."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import httpx
+
+from regatta.models import ClusterUpgradeProgress
+from tests.conftest import WorkerProcess, sim_report
+from tests.integration.conftest import start_upgrade
+from workers.main import build_worker
+
+
+def work_of(history) -> Counter[str]:
+    """The history's events by kind, and its activities by name."""
+    counts: Counter[str] = Counter()
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            counts["activities"] += 1
+            counts[event.activity_task_scheduled_event_attributes.activity_type.name] += 1
+        elif event.HasField("marker_recorded_event_attributes"):
+            counts["markers"] += 1
+        elif event.HasField("timer_started_event_attributes"):
+            counts["timers"] += 1
+    counts["events"] = len(history.events)
+    return counts
+
+
+async def test_a_surge_upgrade_of_three_pools_takes_at_most_ten_activities_and_seventy_events(
+        client, worker, task_queue, add_cluster, inventory, simulator):
+    cluster = add_cluster("work", pools=3)
+    handle = await start_upgrade(client, task_queue, cluster, strategy="surge")
+    result = await handle.result()
+    assert result.outcome == "succeeded" and [p.status for p in result.pools] == ["done"] * 3
+
+    work = work_of(await handle.fetch_history())
+    assert work["activities"] <= 10, work
+    assert work["events"] <= 70, work
+    assert work["cloud.upgrade"] == 4 and work["cloud.read_for_upgrade"] == 1, work  # control plane + 3 pools
+    # The inventory's reads and writes are local activities: still done, and done once.
+    record = inventory.get_cluster(cluster)
+    assert record.control_plane_version == "1.31" and {p.version for p in record.node_pools} == {"1.31"}
+    trail = [(r.action, r.outcome) for r in inventory.audit(operation_id=handle.id)]
+    assert trail == [("upgrade", "started"), ("upgrade", "succeeded")]
+    assert sim_report(simulator, cluster)["pdb_violations"] == []
+
+
+async def test_a_worker_killed_inside_an_upgrade_step_leaves_one_cloud_operation_per_step(
+        client, task_queue, queue_settings, add_cluster, simulator):
+    cluster = add_cluster("stepkill", pools=2, time_scale=0.01)
+    with WorkerProcess(queue_settings) as doomed:
+        handle = await start_upgrade(client, task_queue, cluster, strategy="surge", activity_heartbeat_timeout_seconds=2)
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:  # kill it while the cloud replaces the nodes of the first pool
+            progress = await handle.query("progress", result_type=ClusterUpgradeProgress)
+            if progress.step.startswith("surge upgrade of node pool pool0"):
+                break
+            assert progress.phase not in ("failed", "succeeded"), progress
+            assert asyncio.get_running_loop().time() < deadline, f"never reached the first pool: {progress}"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        doomed.sigkill()
+
+    async with build_worker(client, queue_settings):
+        result = await handle.result()
+
+    assert result.outcome == "succeeded"
+    operations = httpx.get(f"{simulator.url}/sim/operations", timeout=10).json()["operations"]
+    mine = Counter((o["type"], o["node_pool"]) for o in operations if o["cluster"] == cluster)
+    assert set(mine.values()) == {1} and len(mine) == 3, mine  # the control plane and two pools, each once
+    history = await handle.fetch_history()
+    retried = [e.activity_task_started_event_attributes.attempt for e in history.events
+               if e.HasField("activity_task_started_event_attributes")]
+    assert max(retried) >= 2, "no step was retried: the kill did not land inside one"
+    report = sim_report(simulator, cluster)
+    assert report["pdb_violations"] == [] and report["skew_violations"] == []
