@@ -57,7 +57,7 @@ class CloudActivities:
         """A preflight's reads in one call: the cloud's control plane and node pools, the cluster's
         nodes, budgets and health."""
         with translated_failures():
-            return UpgradeReads(state=self._describe(cluster), inspection=inspect(self.connections.api_client(cluster)))
+            return UpgradeReads(state=self._describe(cluster), inspection=inspect(self.connections, cluster))
 
     @activity.defn(name=Activity.UPGRADE)
     def upgrade(self, request: RunUpgrade) -> UpgradeStepReport:
@@ -85,7 +85,7 @@ class CloudActivities:
                                    poll_interval_seconds=request.poll_interval_seconds,
                                    heartbeat=lambda: activity.heartbeat(started, beat))
             if request.gate is not None:
-                gate_on_health(self.connections.api_client(cluster), request.gate,
+                gate_on_health(self.connections, request.gate,
                                on_poll=lambda problems: activity.heartbeat(started, beat, problems))
             return UpgradeStepReport(operation=operation, state=self._describe(cluster))
 

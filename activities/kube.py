@@ -6,7 +6,6 @@ import logging
 import time
 from collections.abc import Callable
 
-from kubernetes.client import ApiClient
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -47,18 +46,19 @@ from regatta.rules import decommissioning, readiness, recovery
 
 log = logging.getLogger("regatta.activities")
 
-def inspect(api: ApiClient) -> ClusterInspection:
+def inspect(connections: ClusterConnections, cluster: ClusterRef) -> ClusterInspection:
     """The cluster's nodes (with their pods), budgets and health problems right now."""
-    state = health.read_health(api)
+    state = health.read_health(connections.api_client(cluster))
     return ClusterInspection(
         api_ready=state.api_ready, nodes=state.nodes, pdbs=state.pdbs,
         problems=readiness.health_problems(nodes=state.nodes, deployments=state.deployments, api_ready=state.api_ready),
     )
 
 
-def gate_on_health(api: ApiClient, request: HealthGate, *, on_poll: Callable[[list[str]], None]) -> HealthReport:
+def gate_on_health(connections: ClusterConnections, request: HealthGate, *,
+                   on_poll: Callable[[list[str]], None]) -> HealthReport:
     """Wait until the cluster is healthy, or refuse with the gate's failure type and what is wrong."""
-    problems = health.wait_until_healthy(api, timeout_seconds=request.timeout_seconds,
+    problems = health.wait_until_healthy(connections.api_client(request.cluster), timeout_seconds=request.timeout_seconds,
                                          poll_interval_seconds=request.poll_interval_seconds,
                                          on_poll=on_poll, min_ready_nodes=request.min_ready_nodes)
     if not problems:
@@ -79,7 +79,7 @@ class KubeActivities:
     @activity.defn(name=Activity.INSPECT_CLUSTER)
     def inspect_cluster(self, cluster: ClusterRef) -> ClusterInspection:
         with translated_failures():
-            return inspect(self.connections.api_client(cluster))
+            return inspect(self.connections, cluster)
 
     @activity.defn(name=Activity.CORDON_NODES)
     def cordon_nodes(self, request: CordonNodes) -> list[str]:
@@ -134,7 +134,7 @@ class KubeActivities:
     def health_gate(self, request: HealthGate) -> HealthReport:
         """Wait until the cluster is healthy again, or fail the gate after its timeout."""
         with translated_failures():
-            return gate_on_health(self.connections.api_client(request.cluster), request, on_poll=activity.heartbeat)
+            return gate_on_health(self.connections, request, on_poll=activity.heartbeat)
 
     @activity.defn(name=Activity.LIST_WORKLOADS)
     def list_workloads(self, cluster: ClusterRef) -> list[str]:
