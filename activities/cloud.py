@@ -62,7 +62,7 @@ class CloudActivities:
     @activity.defn(name=Activity.UPGRADE)
     def upgrade(self, request: RunUpgrade) -> UpgradeStepReport:
         """Start the upgrade of the control plane or one node pool, wait for it, gate on health (when
-        asked), and describe the cluster afterwards. Heartbeat details carry the operation once
+        asked), and (for the last step) describe the cluster afterwards. Heartbeat details carry the operation once
         started, so a retry waits for it rather than asking the cloud again."""
         cluster = request.cluster
         details = activity.info().heartbeat_details
@@ -87,7 +87,7 @@ class CloudActivities:
             if request.gate is not None:
                 gate_on_health(self.connections, request.gate,
                                on_poll=lambda problems: activity.heartbeat(started, beat, problems))
-            return UpgradeStepReport(operation=operation, state=self._describe(cluster))
+            return UpgradeStepReport(operation=operation, state=self._describe(cluster) if request.describe_after else None)
 
     @activity.defn(name=Activity.CREATE_CLUSTER)
     def create_cluster(self, request: CreateCluster) -> CloudOperation:

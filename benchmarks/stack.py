@@ -218,6 +218,13 @@ class BenchStack:
         """CPU seconds each process burned since the stack came up: on 2 cores, what saturates limits us."""
         return {name: round(cpu_seconds(p) - self._cpu_start[name], 1) for name, p in self.pieces.items()}
 
+    async def sim_operations(self) -> list[dict]:
+        """Every cloud operation the simulator ran, with when it was asked for and when it ended."""
+        import httpx
+
+        async with httpx.AsyncClient(timeout=600) as http:
+            return (await http.get(f"{self.settings.sim_url}/sim/operations")).json()["operations"]
+
     async def sim_report(self) -> dict:
         import httpx
 

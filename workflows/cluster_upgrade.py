@@ -303,11 +303,14 @@ class ClusterUpgrade:
 
     async def _upgrade_step(self, token: str, *, after: str, on_gate: Callable[[], None],
                             node_pool: str | None = None) -> None:
-        """The control plane or one node pool: the cloud's upgrade, then the health gate."""
+        """The control plane or one node pool: the cloud's upgrade, then the health gate. The last
+        step describes the cluster as it leaves it, for the inventory."""
+        last = node_pool == (self.state.pools[-1].name if self.state.pools else None)
+        self.described = None
         report = await self.calls.upgrade(target_version=self.input.target_version, request_token=token,
                                           node_pool=node_pool, node_image=self.node_image if node_pool else None,
                                           gate_after=after, gate_timeout=self.input.health_gate_timeout_seconds,
-                                          on_gate=on_gate)
+                                          on_gate=on_gate, describe_after=last)
         self.described = report.state
 
     async def _surge(self, progress: PoolProgress) -> None:

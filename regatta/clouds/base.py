@@ -71,6 +71,9 @@ class CloudProvider(Protocol):
         ...
 
 
+_simulator_http: Any = None
+
+
 def simulator_credentials(sim_url: str, cluster: ClusterRef, *, site: str | None = None) -> dict[str, str]:
     """What the simulated cloud hands out for `cluster`, as `aws eks get-token` or `az aks
     get-credentials` would: a bearer token, the API server's HTTPS address and the CA that signed
@@ -78,9 +81,12 @@ def simulator_credentials(sim_url: str, cluster: ClusterRef, *, site: str | None
     A cluster in a private network's site gives its credentials only to that site's agent (`site`)."""
     import httpx
 
+    global _simulator_http
+    if _simulator_http is None:  # one client for the process: a new one per call builds an SSL context each time
+        _simulator_http = httpx.Client(timeout=10)
     try:
-        response = httpx.get(f"{sim_url.rstrip('/')}/sim/credentials/{cluster.name}", params={"site": site} if site else None,
-                             timeout=10)
+        response = _simulator_http.get(f"{sim_url.rstrip('/')}/sim/credentials/{cluster.name}",
+                                       params={"site": site} if site else None)
         if response.status_code == 403:
             raise CloudError(f"credentials of {cluster.name}: {_message_of(response)}",
                              error_type=ErrorType.KUBE_REFUSED, retryable=False)

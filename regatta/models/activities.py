@@ -111,11 +111,13 @@ class RunUpgrade(Model):
     poll_interval_seconds: float
     timeout_seconds: float = Field(description="how long the cloud's operation may take")
     gate: HealthGate | None = Field(default=None, description="the health gate that follows, run in the same call")
+    describe_after: bool = Field(default=False, description="describe the cluster once done (the upgrade's last step)")
 
 
 class UpgradeStepReport(Model):
     operation: CloudOperation
-    state: ClusterState = Field(description="the control plane and node pools once the step (and its gate) finished")
+    state: ClusterState | None = Field(default=None, description="with describe_after: the control plane and node pools"
+                                                                  " once the step (and its gate) finished")
 
 
 class UpgradeReads(Model):

@@ -179,7 +179,8 @@ def create_app(world: World) -> FastAPI:
         """Every cloud operation ever started (upgrades, node pool changes, creates and deletes): a
         change started twice shows as two, whatever the client's request tokens said."""
         return {"operations": [{"id": u.id, "cluster": u.cluster, "node_pool": u.nodegroup, "type": u.type,
-                                "status": u.status, "params": u.params} for u in world.updates.values()]}
+                                "status": u.status, "params": u.params, "created": u.created, "finished": u.finished}
+                               for u in world.updates.values()]}
 
     @app.post("/sim/cloud-rate-limits")
     async def set_cloud_rate_limit(request: CloudRateLimit):

@@ -170,6 +170,12 @@ class Update:
     status: str = "InProgress"
     errors: list[dict] = field(default_factory=list)
     created: float = field(default_factory=time.time)
+    finished: float | None = None  # wall-clock time it succeeded or failed (for a benchmark's ideal makespan)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        super().__setattr__(name, value)
+        if name == "status" and value in ("Successful", "Failed") and getattr(self, "finished", None) is None:
+            super().__setattr__("finished", time.time())
 
 
 @dataclass

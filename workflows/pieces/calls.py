@@ -172,7 +172,7 @@ class ClusterCalls:
 
     async def upgrade(self, *, target_version: str, request_token: str, node_pool: str | None = None,
                       node_image: str | None = None, gate_after: str, gate_timeout: float,
-                      on_gate: Callable[[], None]) -> UpgradeStepReport:
+                      on_gate: Callable[[], None], describe_after: bool = False) -> UpgradeStepReport:
         """Upgrade the control plane (no `node_pool`) or one node pool, then gate on health: one
         activity where one worker reaches the cloud and the cluster; otherwise the upgrade centrally
         and the gate at the cluster's site. `on_gate` is called once the cloud's part is done and
@@ -182,7 +182,8 @@ class ClusterCalls:
         step = RunUpgrade(cluster=self.ref, target_version=target_version, request_token=request_token,
                           node_pool=node_pool, node_image=node_image,
                           poll_interval_seconds=self.timing.poll_interval_seconds,
-                          timeout_seconds=self.timing.cloud_operation_timeout_seconds, gate=gate if together else None)
+                          timeout_seconds=self.timing.cloud_operation_timeout_seconds, gate=gate if together else None,
+                          describe_after=describe_after)
         try:
             report: UpgradeStepReport = await call(
                 Activity.UPGRADE, step, UpgradeStepReport, heartbeat=self.heartbeat(),
