@@ -55,9 +55,10 @@ class CloudActivities:
     @activity.defn(name=Activity.READ_FOR_UPGRADE)
     def read_for_upgrade(self, cluster: ClusterRef) -> UpgradeReads:
         """A preflight's reads in one call: the cloud's control plane and node pools, the cluster's
-        nodes, budgets and health."""
+        nodes, budgets and health (not the pods on each node: a preflight does not count them)."""
         with translated_failures():
-            return UpgradeReads(state=self._describe(cluster), inspection=inspect(self.connections, cluster))
+            return UpgradeReads(state=self._describe(cluster),
+                                inspection=inspect(self.connections, cluster, with_pods=False))
 
     @activity.defn(name=Activity.UPGRADE)
     def upgrade(self, request: RunUpgrade) -> UpgradeStepReport:

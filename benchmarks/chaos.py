@@ -20,12 +20,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import signal
 import sys
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -37,25 +35,23 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.policy_rollout import bundle  # noqa: E402
-from benchmarks.stack import UPGRADE_SETTINGS, BenchStack, cpu_seconds, fleet, machine, save_figures  # noqa: E402
+from benchmarks.stack import (  # noqa: E402
+    UPGRADE_SETTINGS,
+    BenchStack,
+    cpu_seconds,
+    fleet,
+    machine,
+    postgres_schema,
+    save_figures,
+)
 from regatta.inventory import Inventory  # noqa: E402
 from regatta.models import PatchWaveInput, PatchWaveResult  # noqa: E402
 from regatta.models.policy import PolicyRolloutResult  # noqa: E402
 from regatta.rules.operation_ids import policy_id, wave_id  # noqa: E402
 
-POSTGRES_URL = os.environ.get("REGATTA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 APPLICATION = "regatta-chaos"  # the workers' connections carry it, so only theirs are dropped
 # Heartbeats every few seconds, so an activity on a killed worker is retried within seconds.
 CHAOS_UPGRADE = {**UPGRADE_SETTINGS, "activity_heartbeat_timeout_seconds": 5}
-
-
-def postgres_schema() -> tuple[str, str, sqlalchemy.Engine]:
-    schema = f"regatta_chaos_{uuid.uuid4().hex[:8]}"
-    admin = sqlalchemy.create_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    return schema, f"{POSTGRES_URL}{separator}application_name={APPLICATION}&options=-csearch_path%3D{schema}", admin
 
 
 def drop_connections(admin: sqlalchemy.Engine) -> int:
@@ -145,7 +141,7 @@ def operations_started_twice(sim_url: str) -> list[str]:
 
 
 async def main(clusters: int, kills: int, out: Path, *, seed: int, concurrency: int, time_scale: float) -> dict:
-    schema, url, admin = postgres_schema()
+    schema, url, admin = postgres_schema("chaos", APPLICATION)
     spec = fleet(clusters)
     names = [c.name for c in spec.clusters]
     try:

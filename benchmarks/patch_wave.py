@@ -35,6 +35,7 @@ from benchmarks.stack import (  # noqa: E402
     fleet,
     limiting_process,
     machine,
+    postgres_schema,
     temporal_work,
 )
 from regatta.models import PatchWaveInput, PatchWaveResult  # noqa: E402
@@ -63,9 +64,22 @@ def ideal_makespan(operations: list[dict], concurrency: int) -> float:
     return max(slots)
 
 
-async def run(clusters: int, out: Path, *, concurrency: int, time_scale: float) -> dict:
+async def run(clusters: int, out: Path, *, concurrency: int, time_scale: float, workers: int = 1) -> dict:
     spec = fleet(clusters)
-    async with BenchStack(spec, time_scale=time_scale) as stack:
+    # Several workers share the inventory on PostgreSQL, as in production (SQLite takes one writer).
+    schema, database_url, admin = postgres_schema("wave", "regatta-bench") if workers > 1 else (None, None, None)
+    try:
+        return await _run(spec, out, concurrency=concurrency, time_scale=time_scale, workers=workers,
+                          database_url=database_url)
+    finally:
+        if admin is not None:
+            with admin.begin() as connection:
+                connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+async def _run(spec, out: Path, *, concurrency: int, time_scale: float, workers: int, database_url: str | None) -> dict:
+    clusters = len(spec.clusters)
+    async with BenchStack(spec, time_scale=time_scale, workers=workers, database_url=database_url) as stack:
         client = stack.client
         wave = PatchWaveInput(name=f"bench-{clusters}", target_version="1.31", selector={"labels": {"bench": "yes"}},
                               stages=[{"name": "all", "concurrency": concurrency}], failure_budget="100%",
@@ -97,6 +111,8 @@ async def run(clusters: int, out: Path, *, concurrency: int, time_scale: float) 
         "seconds": round(ours, 2),
         "clusters_per_min": round(clusters / ours * 60, 1),
         "concurrency": concurrency,
+        "worker_processes": workers,
+        "inventory": "postgresql" if database_url else "sqlite",
         "activities_per_upgrade": per_upgrade["activities"],
         "local_activities_per_upgrade": per_upgrade["local_activities"],
         "history_events_per_upgrade": per_upgrade["events"],
@@ -134,11 +150,13 @@ def main() -> None:
     parser.add_argument("--clusters", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--time-scale", type=float, default=0.0)
+    parser.add_argument("--workers", type=int, default=1, help="Regatta worker processes (production runs two)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "patch_wave.json")
     args = parser.parse_args()
     if args.clusters < 1 or not 1 <= args.concurrency <= 200:
         parser.error("--clusters must be at least 1 and --concurrency between 1 and 200")
-    figures = asyncio.run(run(args.clusters, args.out, concurrency=args.concurrency, time_scale=args.time_scale))
+    figures = asyncio.run(run(args.clusters, args.out, concurrency=args.concurrency, time_scale=args.time_scale,
+                              workers=args.workers))
     for key, value in figures.items():
         print(f"{key:>24}: {value}")
     print(f"saved to {args.out}")

@@ -17,6 +17,7 @@ import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import psutil
 import yaml
@@ -261,6 +262,23 @@ class BenchStack:
         if self.env is not None:
             await self.env.shutdown()
         self.inventory.close()
+
+
+POSTGRES_URL = os.environ.get("REGATTA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def postgres_schema(run: str, application: str) -> tuple[str, str, Any]:
+    """A fresh schema on the PostgreSQL server for one run's inventory (several worker processes
+    share it, as in production): its name, the URL whose connections use it and carry
+    `application` as their name, and an admin engine (to drop the schema afterwards)."""
+    import sqlalchemy
+
+    schema = f"regatta_{run}_{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    return schema, f"{POSTGRES_URL}{separator}application_name={application}&options=-csearch_path%3D{schema}", admin
 
 
 def limiting_process(cpu: dict[str, float]) -> str:

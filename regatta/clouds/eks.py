@@ -24,8 +24,11 @@ from regatta.models.errors import ErrorType
 
 K8S_AWS_ID_HEADER = "x-k8s-aws-id"
 # A few quick tries inside botocore for throttling and 5xx; past that the activity's own
-# Temporal retry policy takes over with its longer backoff.
-_BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=30)
+# Temporal retry policy takes over with its longer backoff. One client serves every activity
+# thread of a worker (64): with botocore's default pool of 10 connections, the rest were opened,
+# used once and dropped, a TLS handshake per request.
+_BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=30,
+                      max_pool_connections=64)
 _REFUSALS = {"InvalidParameterException", "InvalidRequestException", "UnsupportedAvailabilityZoneException",
              "AccessDeniedException", "NotFoundException"}
 

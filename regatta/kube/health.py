@@ -145,11 +145,11 @@ def read_deployments(api: k8s.ApiClient) -> list[tuple[str, int, int]]:
     return found
 
 
-def read_health(api: k8s.ApiClient, *, full: bool = True) -> ClusterHealth:
-    """The API's readiness, nodes and deployments; `full` adds the pods on each node and the
-    budgets (what a drain or a capacity check needs, and a health gate does not)."""
+def read_health(api: k8s.ApiClient, *, full: bool = True, with_pods: bool = True) -> ClusterHealth:
+    """The API's readiness, nodes and deployments; `full` adds the budgets and (`with_pods`) the
+    pods on each node: what a drain or a capacity check needs, and a health gate does not."""
     ready = api_ready(api)
-    return ClusterHealth(api_ready=ready, nodes=read_nodes(api, with_pods=full),
+    return ClusterHealth(api_ready=ready, nodes=read_nodes(api, with_pods=full and with_pods),
                          pdbs=read_pdbs(api) if full else [], deployments=read_deployments(api))
 
 

@@ -81,6 +81,7 @@ class ClockChange(BaseModel):
 
 # How often a workflow that waits on the simulated clock reads it again: it may jump at any time.
 CLOCK_RECHECK_SECONDS = 1.0
+KEEP_ALIVE_SECONDS = 120
 
 
 # The simulator's refusals in the names EKS gives them, so botocore retries what it would retry.
@@ -110,18 +111,28 @@ ARM_ERROR_CODES = {"NotFound": "NotFound", "TooManyRequests": "TooManyRequests",
                    "ResourceInUseException": "OperationNotAllowed"}
 
 
+class CloudRateLimits:
+    """A cloud account over its request-rate limit is answered 429 in that cloud's own shape. Plain
+    ASGI rather than an `@app.middleware("http")` function, whose per-request task group cost the
+    simulator more CPU than the answers it wraps."""
+
+    def __init__(self, app, *, world: World, answer):
+        self.app, self.world, self.answer = app, world, answer
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            provider = cloud_of(scope["path"])
+            if provider is not None and not self.world.admit_cloud_request(provider):
+                response = await self.answer(Request(scope, receive), SimError(
+                    429, "TooManyRequests" if provider != "eks" else "ThrottlingException", "Rate exceeded"))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(world: World) -> FastAPI:
     app = FastAPI(title="Regatta fleet simulator", docs_url="/sim/docs", openapi_url="/sim/openapi.json")
     app.state.world = world
-
-    @app.middleware("http")
-    async def cloud_rate_limits(request: Request, call_next):
-        """A cloud account over its request-rate limit is answered 429 in that cloud's own shape."""
-        provider = cloud_of(request.url.path)
-        if provider is not None and not world.admit_cloud_request(provider):
-            return await sim_error(request, SimError(429, "TooManyRequests" if provider != "eks" else "ThrottlingException",
-                                                     "Rate exceeded"))
-        return await call_next(request)
 
     @app.exception_handler(SimError)
     async def sim_error(request: Request, error: SimError):
@@ -141,6 +152,8 @@ def create_app(world: World) -> FastAPI:
         code = AWS_ERROR_CODES.get(error.reason, error.reason)
         return JSONResponse({"__type": code, "message": error.message}, status_code=error.status,
                             headers={"x-amzn-ErrorType": code})
+
+    app.add_middleware(CloudRateLimits, world=world, answer=sim_error)
 
     @app.exception_handler(StarletteHTTPException)
     async def unserved(request: Request, error: StarletteHTTPException):
@@ -301,9 +314,13 @@ class Listeners:
         certificate.private_key_pem.write_to_path(str(key))
         certificate.cert_chain_pems[0].write_to_path(str(chain))
         self.ca_pem = authority.cert_pem.bytes()
-        self.plain = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False))
+        # Idle connections are kept a while, as a cloud's front door and an API server keep them:
+        # uvicorn's default of 5 s made clients open a new TLS connection for most requests.
+        self.plain = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
+                                                   timeout_keep_alive=KEEP_ALIVE_SECONDS))
         self.tls = uvicorn.Server(uvicorn.Config(app, host=host, port=tls_port, log_level=log_level, access_log=False,
-                                                 ssl_keyfile=str(key), ssl_certfile=str(chain)))
+                                                 ssl_keyfile=str(key), ssl_certfile=str(chain),
+                                                 timeout_keep_alive=KEEP_ALIVE_SECONDS))
 
     @property
     def started(self) -> bool:
