@@ -44,6 +44,16 @@ from regatta.rules.operation_ids import operation_id, wave_id  # noqa: E402
 SAMPLE = 25  # children whose histories are read to count activities per upgrade
 
 
+def upgrade_settings(time_scale: float) -> dict:
+    """At time scale 0 everything is polled as fast as it goes; with realistic delays, polls come
+    as often as the defaults ask (15 s for a cloud operation or a health gate, 5 s between
+    evictions), scaled like the simulated cloud's own times."""
+    if time_scale <= 0:
+        return UPGRADE_SETTINGS
+    return {**UPGRADE_SETTINGS, "poll_interval_seconds": max(0.05, 15 * time_scale),
+            "eviction_retry_seconds": max(0.05, 5 * time_scale)}
+
+
 def ideal_makespan(operations: list[dict], concurrency: int) -> float:
     """The critical path of the wave's own plan with no orchestration at all: each cluster's cloud
     operations back to back, each as long as the simulated cloud took for it, the clusters started
@@ -83,7 +93,7 @@ async def _run(spec, out: Path, *, concurrency: int, time_scale: float, workers:
         client = stack.client
         wave = PatchWaveInput(name=f"bench-{clusters}", target_version="1.31", selector={"labels": {"bench": "yes"}},
                               stages=[{"name": "all", "concurrency": concurrency}], failure_budget="100%",
-                              upgrade_settings=UPGRADE_SETTINGS)
+                              upgrade_settings=upgrade_settings(time_scale))
         with PeakRss(stack.worker.pid) as rss:
             started = time.perf_counter()
             handle = await client.start_workflow("PatchWave", wave, id=wave_id(wave.name),

@@ -28,6 +28,7 @@ from workflows.pieces.calls import FEWER_STEPS, ClusterCalls, call, call_invento
 from workflows.pieces.controls import refuse_a_second_abort, refuse_when_ended
 from workflows.pieces.drain_escalation import EscalationLadder
 from workflows.pieces.failures import stop_of
+from workflows.pieces.final_progress import keep_final_progress
 from workflows.pieces.fleet_clock import FleetClock
 from workflows.pieces.inputs import check_start, parse_input, tag
 from workflows.pieces.trail import Trail
@@ -454,6 +455,7 @@ class ClusterUpgrade:
         self.trail.step("failed", "checking for a maintenance hold")
         await self.trail.record("upgrade", "refused", self.state.message)
         await workflow.wait_condition(workflow.all_handlers_finished)
+        keep_final_progress(self.state)
         raise ApplicationError(self.state.message, hold.model_dump(mode="json"), type=ErrorType.CLUSTER_HELD,
                                non_retryable=True)
 
@@ -476,6 +478,7 @@ class ClusterUpgrade:
         await self.trail.record("upgrade", "refused" if stop.refused else "failed",
                                 f"{self._versions(None)}; {self.state.message}" if self.from_version else self.state.message)
         await workflow.wait_condition(workflow.all_handlers_finished)
+        keep_final_progress(self.state)
         raise stop.error(self.state.message)
 
     async def _finish(self, outcome: str) -> ClusterUpgradeResult:
@@ -483,6 +486,7 @@ class ClusterUpgrade:
         self.trail.step(outcome, outcome if outcome == "aborted" else "done")
         await self.trail.record("upgrade", outcome, f"{self._versions(final.control_plane_version)}; {self.state.message}")
         await workflow.wait_condition(workflow.all_handlers_finished)
+        keep_final_progress(self.state)
         return self._result(outcome, final.control_plane_version)
 
     # ------------------------------------------------------------------ the runbook

@@ -9,3 +9,7 @@ ENVIRONMENT = SearchAttributeKey.for_keyword("Environment")
 OPERATION = SearchAttributeKey.for_keyword("Operation")
 TICKET = SearchAttributeKey.for_keyword("Ticket")
 SEARCH_ATTRIBUTES = (CLUSTER, ENVIRONMENT, OPERATION, TICKET)
+
+# The memo key under which a one-cluster operation keeps its progress as it ends, so a status read
+# of an ended run need not ask a worker to replay its history (workflows/pieces/final_progress.py).
+FINAL_PROGRESS_MEMO = "progress"

@@ -31,7 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from regatta.models import ClusterRecord, PatchWaveInput
 from regatta.models.placement import EvacuateClusterInput
 from regatta.models.policy import BundleSpec, DriftSweepInput
-from regatta.models.search_attributes import CLUSTER, ENVIRONMENT, OPERATION, TICKET
+from regatta.models.search_attributes import CLUSTER, ENVIRONMENT, FINAL_PROGRESS_MEMO, OPERATION, TICKET
 from regatta.rules import operation_ids
 from regatta.settings import Settings
 from regatta.temporal.connect import connect
@@ -152,8 +152,11 @@ async def status(settings: Settings, operation_id: str) -> dict[str, Any]:
     if kept is not None:
         result["progress"], result["failure"] = kept
         return result
+    if ended:  # a one-cluster operation keeps its last progress in its memo (workflows/pieces/final_progress.py)
+        result["progress"] = await described.memo_value(FINAL_PROGRESS_MEMO, None)
     try:
-        result["progress"] = await handle.query("progress", result_type=dict)
+        if result["progress"] is None:
+            result["progress"] = await handle.query("progress", result_type=dict)
     except Exception as error:  # noqa: BLE001 - no worker to answer is worth saying, not failing on
         result["progress_error"] = cause_of(error)
     if described.status == WorkflowExecutionStatus.FAILED:

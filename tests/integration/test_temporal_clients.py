@@ -43,8 +43,8 @@ async def test_the_api_answers_many_requests_on_the_client_its_first_request_mad
     assert made == [fresh.temporal_address]  # the first request connected; the other nineteen used its client
 
 
-async def test_an_ended_operation_reads_again_without_a_worker_replaying_it(client, queue_settings: Settings, task_queue,
-                                                                            add_cluster):
+async def test_an_ended_upgrade_reads_from_its_memo_without_a_worker(client, queue_settings: Settings, task_queue,
+                                                                     add_cluster):
     from regatta.temporal.operations import status
     from tests.integration.conftest import start_upgrade
     from workers.main import build_worker
@@ -53,8 +53,27 @@ async def test_an_ended_operation_reads_again_without_a_worker_replaying_it(clie
     async with build_worker(client, queue_settings):
         handle = await start_upgrade(client, task_queue, cluster)
         assert (await handle.result()).outcome == "succeeded"
-        first = await status(queue_settings, handle.id)
-    assert first["status"] == "COMPLETED" and first["progress"]["phase"] == "succeeded", first
-    # No worker polls this queue now: a query would wait for one. The ended run's answer is kept.
+    # No worker polls this queue now: a query would wait for one. The ended run keeps its progress in its memo.
+    read = await asyncio.wait_for(status(queue_settings, handle.id), timeout=20)
+    assert read["status"] == "COMPLETED" and "progress_error" not in read, read
+    assert read["progress"]["phase"] == "succeeded" and read["progress"]["pools"][0]["status"] == "done", read
+
+
+async def test_an_ended_wave_reads_again_without_a_worker_replaying_it(client, queue_settings: Settings, task_queue,
+                                                                       add_cluster):
+    import uuid
+
+    from regatta.temporal.operations import status
+    from tests.integration.test_patch_wave import start_wave, wave_request
+    from workers.main import build_worker
+
+    tag = uuid.uuid4().hex[:6]
+    add_cluster("endedwave", labels={"wave": tag}, pools=1, nodes=2)
+    async with build_worker(client, queue_settings):
+        handle = await start_wave(client, task_queue, wave_request(tag, [{"name": "all"}]))
+        assert (await handle.result()).outcome == "succeeded"
+        first = await status(queue_settings, handle.id)  # a wave keeps no memo: its query, answered once
+    assert first["progress"]["phase"] == "succeeded", first
+    # No worker now: the API process kept the ended run's answer.
     again = await asyncio.wait_for(status(queue_settings, handle.id), timeout=20)
     assert again["progress"] == first["progress"] and "progress_error" not in again, again
