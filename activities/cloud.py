@@ -58,7 +58,7 @@ class CloudActivities:
         nodes, budgets and health (not the pods on each node: a preflight does not count them)."""
         with translated_failures():
             return UpgradeReads(state=self._describe(cluster),
-                                inspection=inspect(self.connections, cluster, with_pods=False))
+                                inspection=inspect(self.connections, cluster, pods=False))
 
     @activity.defn(name=Activity.UPGRADE)
     def upgrade(self, request: RunUpgrade) -> UpgradeStepReport:

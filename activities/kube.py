@@ -46,9 +46,9 @@ from regatta.rules import decommissioning, readiness, recovery
 
 log = logging.getLogger("regatta.activities")
 
-def inspect(connections: ClusterConnections, cluster: ClusterRef, *, with_pods: bool = True) -> ClusterInspection:
+def inspect(connections: ClusterConnections, cluster: ClusterRef, *, pods: bool = True) -> ClusterInspection:
     """The cluster's nodes (with the pods on each, unless told not to), budgets and health problems right now."""
-    state = health.read_health(connections.api_client(cluster), with_pods=with_pods)
+    state = health.read_health(connections.api_client(cluster), pods=pods)
     return ClusterInspection(
         api_ready=state.api_ready, nodes=state.nodes, pdbs=state.pdbs,
         problems=readiness.health_problems(nodes=state.nodes, deployments=state.deployments, api_ready=state.api_ready),

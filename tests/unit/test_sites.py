@@ -10,6 +10,7 @@ from regatta.rules.sites import (
     SiteNameRefused,
     agent_wait_seconds,
     check_site_name,
+    reaches_cloud_and_cluster,
     runs_at_site,
     site_task_queue,
     waiting_for_agent,
@@ -23,6 +24,13 @@ def test_calls_to_the_clusters_own_api_run_at_the_site_and_a_managed_clouds_api_
     assert not runs_at_site("inventory.get_cluster", provider="kubeconfig")
     # on your own hardware the "cloud" is the cluster's API server
     assert runs_at_site("cloud.describe_cluster", provider="kubeconfig")
+
+
+def test_one_call_may_reach_the_cloud_and_the_cluster_unless_a_managed_cluster_sits_behind_a_site():
+    assert reaches_cloud_and_cluster(provider="eks", site=None)
+    assert reaches_cloud_and_cluster(provider="kubeconfig", site="dc1")  # both at the site
+    assert not reaches_cloud_and_cluster(provider="eks", site="dc1")  # the cloud centrally, the API at the site
+    assert not reaches_cloud_and_cluster(provider="gke", site="factory-berlin")
 
 
 def test_a_sites_queue_sits_beside_the_main_one():
