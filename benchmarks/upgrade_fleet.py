@@ -26,7 +26,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.stack import UPGRADE_SETTINGS, BenchStack, PeakRss, fleet, machine  # noqa: E402
+from benchmarks.stack import (  # noqa: E402
+    UPGRADE_SETTINGS,
+    BenchStack,
+    PeakRss,
+    fleet,
+    limiting_process,
+    machine,
+    temporal_work,
+)
 from regatta.models import ClusterUpgradeInput  # noqa: E402
 from regatta.rules.operation_ids import operation_id  # noqa: E402
 
@@ -49,10 +57,12 @@ async def run(clusters: int, out: Path) -> dict:
         failures = [str(r) for r in results if isinstance(r, BaseException)]
         histories = await asyncio.gather(*[h.fetch_history() for h in handles])
         events = [len(h.events) for h in histories]
-        activities = sum(1 for h in histories for e in h.events if e.HasField("activity_task_scheduled_event_attributes"))
-        per_upgrade = max(1, round(activities / clusters))
+        works = [temporal_work(h) for h in histories]
+        activities = sum(w["activities"] for w in works)
+        local_activities = sum(w["local_activities"] for w in works)
+        per_upgrade, local_per_upgrade = max(1, round(activities / clusters)), round(local_activities / clusters)
         report = await stack.sim_report()
-        raw_time = await stack.raw_fan_out(clusters, per_upgrade)
+        raw_time = await stack.raw_fan_out(clusters, per_upgrade, local_per_upgrade)
 
     figures = {
         "clusters": clusters,
@@ -63,13 +73,17 @@ async def run(clusters: int, out: Path) -> dict:
         "activities": activities,
         "activities_per_upgrade": round(activities / clusters, 1),
         "activities_per_s": round(activities / ours, 1),
+        "local_activities_per_upgrade": round(local_activities / clusters, 1),
+        "temporal_actions_per_cluster": round(sum(w["actions"] for w in works) / clusters, 2),
         "raw_fan_out_seconds": round(raw_time, 2),
         "raw_fan_out_activities": per_upgrade * clusters,
+        "raw_fan_out_local_activities": local_per_upgrade * clusters,
         "ratio_to_raw": round(ours / raw_time, 2),
         "max_history_events": max(events),
         "worker_peak_rss_mb": round(rss.peak / 2**20, 1),
         # CPU seconds each process burned during our run: on 2 cores, what saturates limits us.
         "cpu_seconds": cpu_used,
+        "limiting_process": limiting_process(cpu_used),
         "cpu_seconds_available": round(ours * (os.cpu_count() or 1), 1),
         "pdb_violations": len(report["pdb_violations"]),
         "skew_violations": len(report["skew_violations"]),
