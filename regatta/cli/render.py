@@ -231,36 +231,49 @@ async def follow(handle: WorkflowHandle, console: Console, *, interval: float = 
     """Show a progress bar for the control plane and each node pool until the operation ends."""
     from temporalio.client import WorkflowFailureError  # here: the SDK costs every command's start otherwise
 
+    from regatta.models.search_attributes import FINAL_PROGRESS_MEMO
+
     outcome = asyncio.ensure_future(handle.result())
     bars: dict[str, TaskID] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[state]}"),
                   console=console, transient=False) as bar:
         step = bar.add_task("step", total=None, state="")
+
+        def show(progress: dict) -> None:
+            bar.update(step, description=f"[bold]{progress['phase']}[/]", state=progress.get("waiting_for") or progress["step"])
+            if "control_plane" in progress and "control plane" not in bars and progress["control_plane"] != "skipped":
+                bars["control plane"] = bar.add_task("control plane", total=1, state="")
+            if "control plane" in bars:
+                bar.update(bars["control plane"], completed=1 if progress["control_plane"] == "done" else 0,
+                           state=progress["control_plane"])
+            for stage in progress.get("stages", []):
+                name = f"stage {stage['name']}"
+                if name not in bars:
+                    bars[name] = bar.add_task(name, total=max(len(stage["clusters"]), 1), state="")
+                finished = sum(1 for c in stage["clusters"] if c["status"] in ("succeeded", "at_target", "applied", "failed", "aborted", "skipped"))
+                bar.update(bars[name], completed=finished, state=stage["status"])
+            for pool in progress.get("pools", []):
+                name = f"pool {pool['name']}"
+                if name not in bars:
+                    bars[name] = bar.add_task(name, total=max(pool["nodes_total"], 1), state="")
+                bar.update(bars[name], completed=pool["nodes_done"], state=pool["status"])
+
         while not outcome.done():
             try:
                 progress = await handle.query("progress", result_type=dict)
             except Exception:  # noqa: BLE001 - a query can race the workflow's end; try again
                 progress = None
             if progress:
-                bar.update(step, description=f"[bold]{progress['phase']}[/]",
-                           state=progress.get("waiting_for") or progress["step"])
-                if "control_plane" in progress and "control plane" not in bars and progress["control_plane"] != "skipped":
-                    bars["control plane"] = bar.add_task("control plane", total=1, state="")
-                if "control plane" in bars:
-                    bar.update(bars["control plane"], completed=1 if progress["control_plane"] == "done" else 0,
-                               state=progress["control_plane"])
-                for stage in progress.get("stages", []):
-                    name = f"stage {stage['name']}"
-                    if name not in bars:
-                        bars[name] = bar.add_task(name, total=max(len(stage["clusters"]), 1), state="")
-                    finished = sum(1 for c in stage["clusters"] if c["status"] in ("succeeded", "at_target", "applied", "failed", "aborted", "skipped"))
-                    bar.update(bars[name], completed=finished, state=stage["status"])
-                for pool in progress.get("pools", []):
-                    name = f"pool {pool['name']}"
-                    if name not in bars:
-                        bars[name] = bar.add_task(name, total=max(pool["nodes_total"], 1), state="")
-                    bar.update(bars[name], completed=pool["nodes_done"], state=pool["status"])
+                show(progress)
             await asyncio.wait([outcome], timeout=interval)
+        # The last frame is where it ended, not the last poll before: an ended upgrade keeps its
+        # progress in its memo (read without a worker's replay; a wave keeps none and stays as last seen).
+        try:
+            final = await (await handle.describe()).memo_value(FINAL_PROGRESS_MEMO, None)
+        except Exception:  # noqa: BLE001 - the bars as last polled are still the truth of that moment
+            final = None
+        if final:
+            show(final)
     try:
         result = outcome.result()
     except WorkflowFailureError as error:

@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 
+import pytest
+
 from tests.conftest import REGATTA, set_faults, sim_report
 
 
@@ -100,13 +102,17 @@ async def test_an_unreachable_temporal_exits_3(queue_settings):
     assert result.returncode == 3 and "cannot reach Temporal" in result.stderr
 
 
-async def test_upgrade_start_wait_then_status_and_audit(queue_settings, add_cluster, simulator, worker):
+@pytest.mark.parametrize("strategy", ["blue_green", "surge"])
+async def test_upgrade_start_wait_then_status_and_audit(strategy, queue_settings, add_cluster, simulator, worker):
     name = add_cluster("cli")
-    run = await regatta(queue_settings, "upgrade", "start", name, "--to", "1.31", "--strategy", "blue_green",
+    run = await regatta(queue_settings, "upgrade", "start", name, "--to", "1.31", "--strategy", strategy,
                         "--ticket", "CHG-42", "--wait", "--poll-interval", "0.05", "--requested-by", "sre-cli")
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"started cluster-{name}" in run.stdout and "pool pool0" in run.stdout
     assert "runs 1.31 on the control plane and every node pool" in run.stdout
+    # the bars' last frame is where the upgrade ended, not the last poll before it
+    last_frame = {line.split()[1]: line for line in run.stdout.splitlines() if line.startswith("pool ")}
+    assert all("3/3" in line and "done" in line for line in last_frame.values()), run.stdout
 
     status = await regatta(queue_settings, "op", "status", f"cluster-{name}", "--output", "json")
     described = json.loads(status.stdout)
