@@ -194,7 +194,7 @@ class ClusterCalls:
             raise
         on_gate()
         if not together:
-            await call(Activity.HEALTH_GATE, gate, HealthReport, timeout=gate_timeout + 120, heartbeat=self.heartbeat())
+            await self.health_gate(gate_after, timeout=gate_timeout)
         return report
 
     def _gate(self, after: str, *, timeout: float, failure_type: str = "HealthGateFailed",
