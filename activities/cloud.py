@@ -20,6 +20,7 @@ from regatta.clouds import CloudError
 from regatta.kube.connect import ClusterConnections
 from regatta.models import (
     Activity,
+    AddonChange,
     CloudOperation,
     ClusterRef,
     ClusterState,
@@ -30,6 +31,7 @@ from regatta.models import (
     RunUpgrade,
     StartControlPlaneUpgrade,
     StartNodePoolUpgrade,
+    UpdateAddons,
     UpgradeReads,
     UpgradeStepReport,
     WaitForOperation,
@@ -57,8 +59,9 @@ class CloudActivities:
         """A preflight's reads in one call: the cloud's control plane and node pools, the cluster's
         nodes, budgets and health (not the pods on each node: a preflight does not count them)."""
         with translated_failures():
-            return UpgradeReads(state=self._describe(cluster),
-                                inspection=inspect(self.connections, cluster, pods=False))
+            provider = self.connections.provider(cluster)
+            return UpgradeReads(state=self._describe(cluster), inspection=inspect(self.connections, cluster, pods=False),
+                                insights=provider.upgrade_insights(cluster))
 
     @activity.defn(name=Activity.UPGRADE)
     def upgrade(self, request: RunUpgrade) -> UpgradeStepReport:
@@ -75,11 +78,13 @@ class CloudActivities:
                 started = time.time()
                 if request.node_pool is None:
                     operation = provider.start_control_plane_upgrade(cluster, version=request.target_version,
-                                                                     request_token=request.request_token)
+                                                                     request_token=request.request_token, force=request.force)
                 else:
                     operation = provider.start_node_pool_upgrade(
                         cluster, node_pool=request.node_pool, version=request.target_version,
-                        node_image=request.node_image, request_token=request.request_token)
+                        node_image=request.node_image, request_token=request.request_token,
+                        launch_template_version=request.launch_template_version,
+                        drain_timeout_seconds=request.drain_timeout_seconds)
             beat = operation.model_dump(mode="json")
             activity.heartbeat(started, beat)
             operation = self._wait(provider, cluster, operation, started=started, timeout_seconds=request.timeout_seconds,
@@ -90,12 +95,42 @@ class CloudActivities:
                                on_poll=lambda problems: activity.heartbeat(started, beat, problems))
             return UpgradeStepReport(operation=operation, state=self._describe(cluster) if request.describe_after else None)
 
+    @activity.defn(name=Activity.UPDATE_ADDONS)
+    def update_addons(self, request: UpdateAddons) -> list[AddonChange]:
+        """The EKS runbook's step after a control plane upgrade: every managed add-on not on its catalogue's
+        default for the new minor is moved there, one at a time, each waited for. An add-on already on it (or on
+        something newer) is left alone. Heartbeats name the add-on in flight and what is done, so a retry after
+        a crash waits for the update it started instead of asking again (the request token is per add-on too)."""
+        cluster = request.cluster
+        details = activity.info().heartbeat_details
+        done: list[AddonChange] = [AddonChange.model_validate(c) for c in details[0]] if details else []
+        with translated_failures():
+            provider = self.connections.provider(cluster)
+            for addon in provider.managed_addons(cluster, version=request.target_version):
+                if any(change.name == addon.name for change in done):
+                    continue
+                wanted = addon.default_version
+                if wanted is None or wanted == addon.version or (addon.compatible and _newer(addon.version, wanted)):
+                    done.append(AddonChange(name=addon.name, from_version=addon.version, to_version=addon.version,
+                                            status="unchanged"))
+                    continue
+                started = time.time()
+                operation = provider.start_addon_update(cluster, addon=addon.name, version=wanted,
+                                                        request_token=f"{request.request_token}-{addon.name}"[:64])
+                beat = [c.model_dump(mode="json") for c in done]
+                self._wait(provider, cluster, operation, started=started, timeout_seconds=request.timeout_seconds,
+                           poll_interval_seconds=request.poll_interval_seconds,
+                           heartbeat=lambda beat=beat, name=addon.name: activity.heartbeat(beat, name))
+                done.append(AddonChange(name=addon.name, from_version=addon.version, to_version=wanted, status="updated"))
+                activity.heartbeat([c.model_dump(mode="json") for c in done])
+        return done
+
     @activity.defn(name=Activity.CREATE_CLUSTER)
     def create_cluster(self, request: CreateCluster) -> CloudOperation:
         with translated_failures():
             return self.connections.provider(request.cluster).create_cluster(
                 request.cluster, version=request.version, labels=request.labels, request_token=request.request_token,
-                network=request.network)
+                network=request.network, first_pool=request.first_pool)
 
     @activity.defn(name=Activity.DELETE_CLUSTER)
     def delete_cluster(self, request: DeleteCluster) -> CloudOperation:
@@ -107,7 +142,7 @@ class CloudActivities:
     def start_control_plane_upgrade(self, request: StartControlPlaneUpgrade) -> CloudOperation:
         with translated_failures():
             return self.connections.provider(request.cluster).start_control_plane_upgrade(
-                request.cluster, version=request.target_version, request_token=request.request_token
+                request.cluster, version=request.target_version, request_token=request.request_token, force=request.force
             )
 
     @activity.defn(name=Activity.START_NODE_POOL_UPGRADE)
@@ -116,13 +151,15 @@ class CloudActivities:
             return self.connections.provider(request.cluster).start_node_pool_upgrade(
                 request.cluster, node_pool=request.node_pool, version=request.target_version,
                 node_image=request.node_image, request_token=request.request_token,
+                launch_template_version=request.launch_template_version,
             )
 
     @activity.defn(name=Activity.CREATE_NODE_POOL)
     def create_node_pool(self, request: CreateNodePool) -> CloudOperation:
         with translated_failures():
             return self.connections.provider(request.cluster).create_node_pool(
-                request.cluster, node_pool=request.node_pool, request_token=request.request_token
+                request.cluster, node_pool=request.node_pool, request_token=request.request_token, like=request.like,
+                launch_template_version=request.launch_template_version,
             )
 
     @activity.defn(name=Activity.DELETE_NODE_POOL)
@@ -173,3 +210,13 @@ class CloudActivities:
                     error_type=ErrorType.CLOUD_OPERATION_TIMEOUT,
                 )
             time.sleep(poll_interval_seconds)
+
+
+def _newer(running: str, default: str) -> bool:
+    """Whether an add-on's running version is newer than the catalogue's default (v1.11.4-eksbuild.1 vs
+    v1.11.3-eksbuild.2): someone moved it ahead on purpose, and Regatta does not move it back."""
+    def key(version: str) -> tuple[int, ...]:
+        release, _, build = version.lstrip("v").partition("-eksbuild.")
+        return (*(int(part) for part in release.split(".") if part.isdigit()), int(build or 0) if build.isdigit() else 0)
+
+    return key(running) > key(default)

@@ -11,7 +11,7 @@ from temporalio.exceptions import ApplicationError
 
 from regatta.clouds import CloudError
 from regatta.inventory import DrPairError, UnknownCluster
-from regatta.kube.drain import DrainTimeout
+from regatta.kube.drain import DrainRefused, DrainTimeout
 from regatta.models.errors import ErrorType
 from regatta.rules.refusals import Refusal
 
@@ -32,6 +32,8 @@ def translated_failures() -> Iterator[None]:
         raise refuse(str(error), error_type=ErrorType.UNKNOWN_CLUSTER) from error
     except DrPairError as error:
         raise refuse(str(error), error_type=ErrorType.NOT_A_DR_PAIR) from error
+    except DrainRefused as error:
+        raise refuse(str(error), error_type=ErrorType.DRAIN_REFUSED) from error
     except DrainTimeout as error:
         raise ApplicationError(
             str(error), {"node": error.node, "pods": error.pods, "budgets": error.budgets},

@@ -96,6 +96,10 @@ class KubeActivities:
         evicted_before = int(details[1]) if details else 0
         evicted = 0
         with translated_failures():
+            if not details:  # before the first eviction: the pods kubectl drain would refuse to lose, named
+                drains.refuse_what_kubectl_would(api, request.check_nodes or request.nodes,
+                                                 delete_unmanaged=request.delete_unmanaged_pods,
+                                                 delete_emptydir=request.delete_emptydir_data)
             for node in request.nodes:
                 if node in finished:
                     continue
@@ -111,7 +115,8 @@ class KubeActivities:
                     pods = [BlockedPod(name=f"{p.metadata.namespace}/{p.metadata.name}", labels=dict(p.metadata.labels or {}))
                             for p in blocked.pods]
                     return DrainReport(nodes=finished, pods_evicted=evicted_before + evicted, blocked=BlockedDrain(
-                        node=blocked.node, pods=pods, budgets=blocked.budgets, budget_refs=blocked.budget_refs))
+                        node=blocked.node, pods=pods, budgets=blocked.budgets, budget_refs=blocked.budget_refs,
+                        reason=blocked.reason))
                 finished.append(node)
                 log.info("drained node %s: %d pods evicted through the eviction API", node, evicted)
                 activity.heartbeat(finished, evicted_before + evicted, None)

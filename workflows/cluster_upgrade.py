@@ -24,7 +24,7 @@ from collections.abc import Callable
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.pieces.calls import FEWER_STEPS, ClusterCalls, call, call_inventory, request_token
+from workflows.pieces.calls import FEWER_STEPS, MANAGED_ADDONS, ClusterCalls, call, call_inventory, request_token
 from workflows.pieces.controls import refuse_a_second_abort, refuse_when_ended
 from workflows.pieces.drain_escalation import EscalationLadder
 from workflows.pieces.failures import stop_of
@@ -59,9 +59,10 @@ with workflow.unsafe.imports_passed_through():
         ResumeInput,
         StartControlPlaneUpgrade,
         StartNodePoolUpgrade,
+        UpgradeInsight,
         UpgradeReads,
     )
-    from regatta.rules import disruption, refusals, versions, windows
+    from regatta.rules import cloud_rules, disruption, pool_names, refusals, versions, windows
 
 EXAMPLE = '{"cluster": "eks-prod-use1", "target_version": "1.31", "strategy": "surge", "ticket": "CHG-1"}'
 ENDED = ("succeeded", "aborted", "failed")
@@ -84,6 +85,10 @@ class ClusterUpgrade:
         # What the cloud said last, when nothing has changed since (the last step's own reading): the
         # versions recorded at the end, without describing the cluster once more.
         self.described: ClusterState | None = None
+        # Each pool's blue/green replacement, named by its cloud's rules at the preflight; the EKS upgrade
+        # insights an operator accepted (the control plane is then started with force).
+        self.replacements: dict[str, str] = {}
+        self.accepted_insights: list[UpgradeInsight] = []
         self.trail = Trail(operation="ClusterUpgrade", cluster=lambda: self.input.cluster, state=lambda: self.state,
                            asking=self.input)
         # The fleet's clock: maintenance windows are read on it, and a blocked drain's escalation
@@ -233,17 +238,33 @@ class ClusterUpgrade:
         self.trail.step(phase, step)
         await self.trail.record("window", "resumed", f"window open: resuming {step}")
 
+    async def _read(self) -> tuple[ClusterState, ClusterInspection, list[UpgradeInsight]]:
+        ref = self._ref()
+        if workflow.patched(FEWER_STEPS) and self.calls.reaches_cloud_and_cluster():
+            reads: UpgradeReads = await call(Activity.READ_FOR_UPGRADE, ref, UpgradeReads)
+            return reads.state, reads.inspection, reads.insights
+        state = await call(Activity.DESCRIBE_CLUSTER, ref, ClusterState)
+        return state, await call(Activity.INSPECT_CLUSTER, ref, ClusterInspection), []
+
     async def _preflight(self) -> tuple[versions.UpgradeScope, ClusterState]:
         self.trail.step("preflight", "reading the control plane, node pools, nodes and budgets")
         ref = self._ref()
         fewer_steps = workflow.patched(FEWER_STEPS)
-        if fewer_steps and self.calls.reaches_cloud_and_cluster():
-            reads: UpgradeReads = await call(Activity.READ_FOR_UPGRADE, ref, UpgradeReads)
-            state, inspection = reads.state, reads.inspection
-        else:
-            state = await call(Activity.DESCRIBE_CLUSTER, ref, ClusterState)
-            inspection = await call(Activity.INSPECT_CLUSTER, ref, ClusterInspection)
+        state, inspection, insights = await self._read()
+        waited = 0.0
+        while state.status == "UPDATING" and waited < self.input.cloud_operation_timeout_seconds:
+            # Someone else's change runs in the cloud (an auto-upgrade, a console click): wait for it, visibly.
+            self.waiting_for_agent(f"{self.input.cluster} is UPDATING in the cloud with a change Regatta did not start;"
+                                   f" waiting for it to finish ({waited:.0f}s of at most"
+                                   f" {self.input.cloud_operation_timeout_seconds:.0f}s)")
+            await workflow.sleep(self.input.poll_interval_seconds)
+            waited += self.input.poll_interval_seconds
+            state, inspection, insights = await self._read()
+        if waited:
+            self.waiting_for_agent(None)
         self.from_version = state.control_plane_version
+        self.state.insights = [insight.line() for insight in insights if insight.status != "PASSING"
+                               and insight.kubernetes_version == self.input.target_version]
         try:
             try:
                 scope = versions.plan_upgrade(
@@ -258,8 +279,25 @@ class ClusterUpgrade:
             if skew:
                 raise versions.SkewViolation("the cluster already breaks the version-skew policy: " + "; ".join(skew))
             disruption.refuse_unsatisfiable_pdbs(inspection.pdbs)
+            found = cloud_rules.cloud_refusals(
+                provider=ref.provider, control_plane=state.control_plane_version, node_pools=state.node_pools,
+                target=self.input.target_version, moves_control_plane=scope.control_plane, upgrading=scope.node_pools,
+                strategy=self.input.strategy, launch_template_versions=self.input.launch_template_versions,
+                budgets=inspection.pdbs)
+            if found:
+                raise cloud_rules.CloudRuleViolation("; ".join(found))
+            if self.input.strategy == "blue_green":
+                pools = {pool.name: pool for pool in state.node_pools}
+                self.replacements = {name: pool_names.replacement_pool_name(
+                    name, self.input.target_version, self.node_image, provider=ref.provider, pool_version=pools[name].version,
+                    windows=(pools[name].image_type or "").upper().startswith("WINDOWS")) for name in scope.node_pools}
+            self.accepted_insights = cloud_rules.refuse_blocking_insights(
+                insights, self.input.target_version, accepted=self.input.accept_insights) if scope.control_plane else []
         except refusals.Refusal as refusal:
             raise ApplicationError(str(refusal), type=refusal.error_type, non_retryable=True) from None
+        if self.accepted_insights:
+            await self.trail.record("insights", "accepted", f"by {self.input.requested_by}: {self.input.accept_insights}; "
+                                    + "; ".join(insight.line() for insight in self.accepted_insights))
         if state.status != "ACTIVE":
             raise ApplicationError(
                 f"{self.input.cluster} is {state.status} in the cloud (another change is in flight there);"
@@ -297,10 +335,24 @@ class ClusterUpgrade:
             await self.calls.cloud_operation(
                 Activity.START_CONTROL_PLANE_UPGRADE,
                 StartControlPlaneUpgrade(cluster=self._ref(), target_version=self.input.target_version,
-                                         request_token=request_token("cp")))
+                                         request_token=request_token("cp"), force=bool(self.accepted_insights)))
             self.state.control_plane = "done"
             await self._health_gate(after)
         await self._health_checks(after)
+        if versions.moves_addons_after_control_plane(self._ref().provider) and workflow.patched(MANAGED_ADDONS):
+            await self._update_addons()
+
+    async def _update_addons(self) -> None:
+        """EKS never moves its managed add-ons (vpc-cni, coredns, kube-proxy) with the control plane: the
+        runbook's next step moves each to its catalogue's default for the new version."""
+        self.state.step = f"updating the EKS managed add-ons to their defaults for {self.input.target_version}"
+        self.described = None
+        self.state.addons = await self.calls.update_addons(target_version=self.input.target_version,
+                                                           request_token=request_token("addons"))
+        moved = [c for c in self.state.addons if c.status == "updated"]
+        if moved:
+            await self.trail.record("addons", "changed", "; ".join(f"{c.name} {c.from_version} → {c.to_version}" for c in moved))
+            await self._health_gate("the add-on updates")
 
     async def _upgrade_step(self, token: str, *, after: str, on_gate: Callable[[], None],
                             node_pool: str | None = None) -> None:
@@ -311,7 +363,10 @@ class ClusterUpgrade:
         report = await self.calls.upgrade(target_version=self.input.target_version, request_token=token,
                                           node_pool=node_pool, node_image=self.node_image if node_pool else None,
                                           gate_after=after, gate_timeout=self.input.health_gate_timeout_seconds,
-                                          on_gate=on_gate, describe_after=last)
+                                          on_gate=on_gate, describe_after=last,
+                                          launch_template_version=self.input.launch_template_versions.get(node_pool or ""),
+                                          force=node_pool is None and bool(self.accepted_insights),
+                                          drain_timeout_seconds=self.input.drain_timeout_seconds if node_pool else None)
         self.described = report.state
 
     async def _surge(self, progress: PoolProgress) -> None:
@@ -328,7 +383,8 @@ class ClusterUpgrade:
             await self.calls.cloud_operation(
                 Activity.START_NODE_POOL_UPGRADE,
                 StartNodePoolUpgrade(cluster=self._ref(), node_pool=progress.name, target_version=self.input.target_version,
-                                     node_image=self.node_image, request_token=token))
+                                     node_image=self.node_image, request_token=token,
+                                     launch_template_version=self.input.launch_template_versions.get(progress.name)))
             progress.nodes_done = progress.nodes_total
             await self._health_gate(after)
         await self._health_checks(after)
@@ -337,17 +393,20 @@ class ClusterUpgrade:
     async def _blue_green(self, progress: PoolProgress, pool: NodePool, existing: set[str]) -> None:
         """A new pool at the target takes the workloads; the old one is drained by us, batch by
         batch, under every PDB, and deleted only once empty."""
-        replacement = disruption.replacement_pool_name(pool.name, self.input.target_version, self.node_image)
+        replacement = self.replacements.get(pool.name) or pool_names.replacement_pool_name(
+            pool.name, self.input.target_version, self.node_image)
         progress.replacement_pool = replacement
         self.described = None  # the pools change under steps that do not describe them afterwards
         if replacement not in existing:  # check-then-act: a resumed upgrade may have made it already
             self.state.step = f"creating node pool {replacement} at {self.input.target_version}" + (
                 f" on {self.node_image}" if self.node_image else "")
+            # Made like the pool it replaces: every setting its cloud describes it with is copied by the adapter.
             await self.calls.cloud_operation(
                 Activity.CREATE_NODE_POOL,
                 CreateNodePool(cluster=self._ref(), request_token=request_token(f"create-{replacement}"),
                                node_pool=pool.model_copy(update={"name": replacement, "version": self.input.target_version,
-                                                                 "node_image": self.node_image})))
+                                                                 "node_image": self.node_image}),
+                               like=pool.name, launch_template_version=self.input.launch_template_versions.get(pool.name)))
             await self._health_gate(f"creating node pool {replacement}")
 
         inspection: ClusterInspection = await call(Activity.INSPECT_CLUSTER, self._ref(), ClusterInspection)
@@ -356,11 +415,13 @@ class ClusterUpgrade:
         await call(Activity.CORDON_NODES, CordonNodes(cluster=self._ref(), nodes=[n.name for n in old_nodes]), list[str])
         self.state.cordoned_in_service = [n.name for n in old_nodes]
 
+        first = True
         for batch in disruption.plan_drain_batches(old_nodes, max_unavailable=self.input.max_unavailable):
             if await self._hold_or_stop():
                 return
-            if not await self._drain(batch, pool.name):
+            if not await self._drain(batch, pool.name, check=[n.name for n in old_nodes] if first else []):
                 return  # aborted while the budgets held the drain: its nodes go back into service
+            first = False
             self.state.cordoned_in_service = [n for n in self.state.cordoned_in_service if n not in batch]
             self.state.drained_nodes += batch
             progress.nodes_done += len(batch)
@@ -376,14 +437,16 @@ class ClusterUpgrade:
         await self._health_checks(f"node pool {pool.name}")
         progress.status = "done"
 
-    async def _drain(self, batch: list[str], pool: str) -> bool:
+    async def _drain(self, batch: list[str], pool: str, *, check: list[str]) -> bool:
         """Drain a batch under every PodDisruptionBudget. While budgets block it, climb the drain
         policy's ladder for the pool and the blocked pods (tell the owner, ask for an approval,
         delete the pods once approved, or give up after drain_timeout_seconds). False when aborted
         meanwhile."""
         request = DrainNodes(cluster=self._ref(), nodes=batch, timeout_seconds=self.input.drain_timeout_seconds,
                              eviction_retry_seconds=self.input.eviction_retry_seconds,
-                             blocked_report_after_seconds=self.input.drain_blocked_report_seconds)
+                             blocked_report_after_seconds=self.input.drain_blocked_report_seconds,
+                             check_nodes=check, delete_unmanaged_pods=self.input.drain_unmanaged_pods,
+                             delete_emptydir_data=self.input.drain_emptydir_data)
         while True:
             self.state.step = f"draining {', '.join(batch)} of node pool {pool}"
             report: DrainReport = await call(

@@ -21,7 +21,7 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
-from workflows.pieces.calls import ClusterCalls, call, request_token
+from workflows.pieces.calls import FIRST_POOL_WITH_CLUSTER, ClusterCalls, call, request_token
 from workflows.pieces.controls import refuse_a_second_abort, refuse_own_approval
 from workflows.pieces.inputs import check_start, parse_input, tag
 from workflows.pieces.trail import Trail
@@ -44,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from regatta.models.errors import ErrorType
     from regatta.models.placement import EvacuateClusterInput, EvacuateClusterResult
-    from regatta.rules import decommissioning, operation_ids
+    from regatta.rules import decommissioning, operation_ids, provisioning
 
 EXAMPLE = '{"cluster": "eks-dev-use1", "ticket": "CHG-7"}'
 DESTRUCTIVE = ("deleting", "deregistering", "succeeded", "aborted", "failed")
@@ -146,7 +146,13 @@ class DecommissionCluster:
     async def _delete(self) -> None:
         self.trail.step("deleting", "deleting node pools")
         state: ClusterState = await call(Activity.DESCRIBE_CLUSTER, self.calls.ref, ClusterState)
+        first = [(pool.name, pool.mode) for pool in state.node_pools]
+        # AKS deletes no last System pool: those go with the cluster itself.
+        one_by_one = set(provisioning.pools_deleted_before_the_cluster(self.calls.ref.provider, first)) \
+            if self.calls.ref.provider == "aks" and workflow.patched(FIRST_POOL_WITH_CLUSTER) else {name for name, _ in first}
         for pool in state.node_pools:
+            if pool.name not in one_by_one:
+                continue
             self.state.step = f"deleting node pool {pool.name}"
             await self.calls.cloud_operation(Activity.DELETE_NODE_POOL, DeleteNodePool(
                 cluster=self.calls.ref, node_pool=pool.name, request_token=request_token(f"delete-{pool.name}")))
@@ -155,6 +161,7 @@ class DecommissionCluster:
         await self.calls.cloud_operation(Activity.DELETE_CLUSTER, DeleteCluster(
             cluster=self.calls.ref, request_token=request_token("delete-cluster")))
         self.state.deleted.append("cluster")
+        self.state.deleted += [f"node_pool:{name} (with the cluster)" for name, _ in first if name not in one_by_one]
         await self.trail.record("delete", "succeeded", f"deleted {', '.join(self.state.deleted)}")
 
     async def _finish_aborted(self) -> DecommissionClusterResult:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.pieces.calls import ClusterCalls, call, request_token
+from workflows.pieces.calls import FIRST_POOL_WITH_CLUSTER, ClusterCalls, call, request_token
 from workflows.pieces.failures import stop_of
 from workflows.pieces.inputs import check_start, parse_input, tag
 from workflows.pieces.trail import Trail
@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         DeleteCluster,
         DeleteNodePool,
         NodePool,
+        NodePoolRequest,
         ProvisionClusterInput,
         ProvisionClusterProgress,
         ProvisionClusterResult,
@@ -76,19 +77,30 @@ class ProvisionCluster:
         self.state.created.append(what)
         await self.calls.cloud_operation(start, request)
 
+    def _pool(self, pool: NodePoolRequest, *, mode: str | None = None) -> NodePool:
+        return NodePool(name=pool.name, version=self.input.version, node_count=pool.node_count,
+                        node_size=pool.node_size, labels=pool.labels, taints=pool.taints,
+                        subnets=pool.subnets or self.input.network.subnets,
+                        node_role=pool.node_role or self.input.network.node_role, mode=mode)
+
     async def _build(self) -> None:
         self.trail.step("creating", f"creating the {self.input.provider} control plane {self.input.name} at {self.input.version}")
+        # GKE and AKS create a cluster only with nodes: its first pool goes in the create request (on AKS as its
+        # System pool), and goes with the cluster if the cluster must be taken down again.
+        born_with = provisioning.born_with_first_pool(self.input.provider) and workflow.patched(FIRST_POOL_WITH_CLUSTER)
+        first = self._pool(self.input.node_pools[0], mode="System" if self.input.provider == "aks" else None) \
+            if born_with else None
         await self._create("cluster", Activity.CREATE_CLUSTER, CreateCluster(
             cluster=self.calls.ref, version=self.input.version, labels=self.input.labels, request_token=request_token("cluster"),
-            network=self.input.network))
-        for pool in self.input.node_pools:
+            network=self.input.network, first_pool=first))
+        if first is not None:
+            self.state.created.append(f"node_pool:{first.name}")
+            self.state.with_cluster.append(first.name)
+        for pool in self.input.node_pools[1 if born_with else 0:]:
             self.state.step = f"creating node pool {pool.name} ({pool.node_count} × {pool.node_size})"
-            spec = NodePool(name=pool.name, version=self.input.version, node_count=pool.node_count,
-                            node_size=pool.node_size, labels=pool.labels, taints=pool.taints,
-                            subnets=pool.subnets or self.input.network.subnets,
-                            node_role=pool.node_role or self.input.network.node_role)
             await self._create(f"node_pool:{pool.name}", Activity.CREATE_NODE_POOL, CreateNodePool(
-                cluster=self.calls.ref, node_pool=spec, request_token=request_token(f"pool-{pool.name}")))
+                cluster=self.calls.ref, node_pool=self._pool(pool, mode="User" if self.input.provider == "aks" else None),
+                request_token=request_token(f"pool-{pool.name}")))
         nodes = sum(p.node_count for p in self.input.node_pools)
         self.state.step = f"health gate after creating {nodes} nodes"
         await self.calls.health_gate(f"creating {nodes} nodes", timeout=self.input.ready_timeout_seconds,
@@ -125,6 +137,8 @@ class ProvisionCluster:
                 elif what == "cluster":
                     await self.calls.cloud_operation(Activity.DELETE_CLUSTER, DeleteCluster(
                         cluster=self.calls.ref, request_token=request_token("delete-cluster")))
+                elif what.removeprefix("node_pool:") in self.state.with_cluster:
+                    continue  # it goes with the cluster, which its cloud would not leave without a pool
                 else:
                     pool = what.removeprefix("node_pool:")
                     await self.calls.cloud_operation(Activity.DELETE_NODE_POOL, DeleteNodePool(

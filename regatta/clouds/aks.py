@@ -1,50 +1,94 @@
 """Azure Kubernetes Service through `azure-mgmt-containerservice`: control plane upgrades
 (kubernetesVersion changed with every agent pool's orchestratorVersion left as it is, so only
-the control plane moves), agent pool upgrades by surge (a new orchestratorVersion, or
-upgradeNodeImageVersion onto AKS's newest node image), create and delete, polled the way
-ARM clients poll: the `Azure-AsyncOperation` URL a mutation answers with.
+the control plane moves, sent as `az aks upgrade --control-plane-only` sends it: the cluster as
+read, read-only fields and the service principal profile left out, If-Match its eTag), agent pool
+upgrades by surge (a new orchestratorVersion with the pool's upgrade settings made to honour
+budgets as long as Regatta's own drain would, or upgradeNodeImageVersion onto AKS's newest node
+image), create and delete, polled the way ARM clients poll: the `Azure-AsyncOperation` URL a
+mutation answers with, or, when that was lost with a crashed activity, the resource's own
+provisioningState and current versions.
 
 `credential_ref` is `SUBSCRIPTION_ID/RESOURCE_GROUP`; credentials come from azure-identity's
-DefaultAzureCredential when the activity runs. In the embedded default the simulator answers
-over plain HTTP, so every call passes azure-core's `enforce_https=False` and a static token.
+DefaultAzureCredential when the activity runs, for ARM and, on clusters with Entra ID, for the
+cluster's API: a token for the AKS server application, as kubelogin would fetch it (no kubelogin
+binary, no interactive sign-in). In the embedded default the simulator answers over plain HTTP, so
+every call passes azure-core's `enforce_https=False`, and its Entra stand-in hands out the tokens.
 """
 
 from __future__ import annotations
 
+import base64
+import math
 import threading
 import time
 from typing import Any
 
+from azure.core import MatchConditions
 from azure.core.credentials import AccessToken
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.core.rest import HttpRequest
 from azure.mgmt.containerservice import ContainerServiceClient
-from azure.mgmt.containerservice.models import AgentPool
+from azure.mgmt.containerservice.models import (
+    AgentPool,
+    AgentPoolUpgradeSettings,
+    ManagedCluster,
+    ManagedClusterAgentPoolProfile,
+    ManagedClusterIdentity,
+)
 
 from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_endpoint, simulator_kubeconfig
 from regatta.clouds.rate_limits import RateLimit, no_rate_limit
 from regatta.formats import kubeconfig
-from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, NodePool
+from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, ManagedAddon, NodePool, NodeTaint, UpgradeInsight
 from regatta.models.errors import ErrorType
 from regatta.rules import versions
 
 SIM_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 SIM_RESOURCE_GROUP = "regatta-sim"
-_RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+# "The token audience for all supported kubelogin authentication methods when accessing AKS" (AKS docs,
+# kubelogin-authentication): the AKS server application, the same in every environment.
+AKS_SERVER_SCOPE = f"{kubeconfig.AKS_SERVER_ID}/.default"
+_RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
+_EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
 
 
-class SimulatorToken:
-    """A TokenCredential for the simulator, which checks no token."""
+class SimulatorCredential:
+    """A TokenCredential for the simulator: ARM there checks no token, and the clusters' API servers take
+    the ones its Entra stand-in hands out (/sim/entra/token), which expire as Entra's do."""
+
+    def __init__(self, sim_url: str, *, site: str | None):
+        self.sim_url, self.site = sim_url.rstrip("/"), site
 
     def get_token(self, *scopes, **kwargs) -> AccessToken:
-        return AccessToken("regatta-sim", int(time.time()) + 3600)
+        import httpx
+
+        if scopes and scopes[0] == AKS_SERVER_SCOPE:
+            found = httpx.get(f"{self.sim_url}/sim/entra/token", params={"scope": scopes[0], **({"site": self.site} if self.site
+                                                                                                  else {})}, timeout=10)
+            found.raise_for_status()
+            body = found.json()
+            return AccessToken(body["access_token"], int(body["expires_on"]))
+        return AccessToken("regatta-sim-arm", int(time.time()) + 3600)
+
+
+def _code_of(error: HttpResponseError) -> str:
+    return str(getattr(getattr(error, "error", None), "code", None) or "")
 
 
 def _cloud_error(error: Exception, *, what: str) -> CloudError:
     if isinstance(error, ResourceNotFoundError):
         return CloudError(f"{what}: {error.message}", error_type=ErrorType.NOT_FOUND, retryable=False)
-    if isinstance(error, HttpResponseError) and error.status_code not in _RETRYABLE_STATUS:
-        return CloudError(f"AKS refused {what}: {error.message}", error_type=ErrorType.CLOUD_REFUSED, retryable=False)
+    if isinstance(error, HttpResponseError):
+        code = _code_of(error)
+        if error.status_code == 409 and code == "OperationNotAllowed":
+            # "Operation is not allowed: Another operation (...) is in progress, please wait for it to finish"
+            return CloudError(f"AKS is busy with another operation on the cluster during {what}: {error.message}",
+                              error_type=ErrorType.OPERATION_IN_PROGRESS, retryable=False)
+        if error.status_code == 412:  # the cluster changed between our read and our write: read it again
+            return CloudError(f"AKS: the cluster changed during {what} ({error.message}); reading it again",
+                              error_type=ErrorType.CLOUD_CHANGED, retryable=True)
+        if error.status_code not in _RETRYABLE_STATUS:
+            return CloudError(f"AKS refused {what}: {error.message}", error_type=ErrorType.CLOUD_REFUSED, retryable=False)
     return CloudError(f"AKS error during {what}: {error}", error_type=type(error).__name__, retryable=True)
 
 
@@ -59,6 +103,7 @@ class AksProvider:
         self.rate_limit = rate_limit  # waits for this account's turn (regatta/clouds/rate_limits.py)
         self.credential_site = credential_site  # the site whose agent this process is (simulated credentials only)
         self._clients: dict[str, ContainerServiceClient] = {}
+        self._credential: Any = None
         self._lock = threading.Lock()
         # Plain HTTP is only ever the simulator; azure-core refuses bearer tokens over it otherwise.
         self._call_options = {"enforce_https": False} if endpoint_url else {}
@@ -72,16 +117,27 @@ class AksProvider:
                              f" not {cluster.credential_ref!r}", error_type=ErrorType.INVALID_CREDENTIAL_REF, retryable=False)
         return subscription, group
 
-    def _client(self, cluster: ClusterRef) -> ContainerServiceClient:
-        subscription, _ = self._scope(cluster)
+    def credential(self) -> Any:
+        """The process's one Azure credential: for ARM, and for the AKS server application on Entra ID clusters."""
         with self._lock:
-            if subscription not in self._clients:
+            if self._credential is None:
                 if self.endpoint_url:
-                    self._clients[subscription] = ContainerServiceClient(SimulatorToken(), subscription, base_url=self.endpoint_url)
+                    self._credential = SimulatorCredential(self.endpoint_url, site=self.credential_site)
                 else:
                     from azure.identity import DefaultAzureCredential
 
-                    self._clients[subscription] = ContainerServiceClient(DefaultAzureCredential(), subscription)
+                    self._credential = DefaultAzureCredential()
+            return self._credential
+
+    def _client(self, cluster: ClusterRef) -> ContainerServiceClient:
+        subscription, _ = self._scope(cluster)
+        credential = self.credential()
+        with self._lock:
+            if subscription not in self._clients:
+                if self.endpoint_url:
+                    self._clients[subscription] = ContainerServiceClient(credential, subscription, base_url=self.endpoint_url)
+                else:
+                    self._clients[subscription] = ContainerServiceClient(credential, subscription)
             return self._clients[subscription]
 
     def _call(self, cluster: ClusterRef, what: str, operations: str, method: str, *args, **kwargs):
@@ -92,31 +148,50 @@ class AksProvider:
         except AzureError as error:
             raise _cloud_error(error, what=what) from error
 
-    def _begin(self, cluster: ClusterRef, what: str, operations: str, method: str, *args, kind: str, pool: str | None) -> CloudOperation:
+    def _begin(self, cluster: ClusterRef, what: str, operations: str, method: str, *args, kind: str, pool: str | None,
+               **kwargs) -> CloudOperation:
         """Send an ARM mutation without waiting; the operation to poll is its Azure-AsyncOperation URL."""
         headers: dict[str, str] = {}
         self._call(cluster, what, operations, method, *args, polling=False,
-                   raw_response_hook=lambda response: headers.update(response.http_response.headers))
+                   raw_response_hook=lambda response: headers.update(response.http_response.headers), **kwargs)
         url = headers.get("Azure-AsyncOperation") or headers.get("azure-asyncoperation") or headers.get("Location")
         status = "in_progress" if url else "succeeded"
         return CloudOperation(id=url or f"done:{what}", cluster=cluster.name, kind=kind, node_pool=pool, status=status)
 
-    def describe_control_plane(self, cluster: ClusterRef) -> ControlPlane:
+    def _get(self, cluster: ClusterRef) -> ManagedCluster:
         _, group = self._scope(cluster)
-        found = self._call(cluster, f"describe cluster {cluster.name}", "managed_clusters", "get", group, cluster.name)
+        return self._call(cluster, f"describe cluster {cluster.name}", "managed_clusters", "get", group, cluster.name)
+
+    def describe_control_plane(self, cluster: ClusterRef) -> ControlPlane:
+        """The version that runs (currentKubernetesVersion), not the one asked for (kubernetesVersion)."""
+        found = self._get(cluster)
         state = {"Succeeded": "ACTIVE", "Creating": "CREATING", "Deleting": "DELETING", "Failed": "FAILED"}.get(
             found.provisioning_state, "UPDATING")
-        return ControlPlane(name=found.name, version=_minor(found.kubernetes_version), status=state)
+        return ControlPlane(name=found.name or cluster.name, version=_minor(found.current_kubernetes_version or found.kubernetes_version),
+                            status=state)
+
+    @staticmethod
+    def _profile(pool: NodePool, *, mode: str, version: str, inline: bool = False) -> dict[str, Any]:
+        """An agent pool's properties as the SDK's keywords (`inline`: inside a managed cluster's agentPoolProfiles)."""
+        return {"count": pool.node_count, "vm_size": pool.node_size, "orchestrator_version": version, "mode": mode,
+                "os_type": "Linux", ("type" if inline else "type_properties_type"): "VirtualMachineScaleSets",
+                "node_labels": pool.labels,
+                **({"node_taints": [f"{t.key}={t.value}:{_effect_name(t.effect)}" for t in pool.taints]} if pool.taints else {}),
+                **({"vnet_subnet_id": pool.subnets[0]} if pool.subnets else {})}
 
     def create_cluster(self, cluster: ClusterRef, *, version: str, labels: dict[str, str], request_token: str,
-                       network: ClusterNetwork | None = None) -> CloudOperation:
-        from azure.mgmt.containerservice.models import ManagedCluster
-
+                       network: ClusterNetwork | None = None, first_pool: NodePool | None = None) -> CloudOperation:
+        """A cluster on a system-assigned managed identity, born with its System pool ("Must define at least one
+        system pool"). A PUT is idempotent in ARM: a retried create converges on the same cluster."""
         _, group = self._scope(cluster)
+        if first_pool is None:
+            raise CloudError(f"AKS creates cluster {cluster.name} only with a System node pool: give at least one node pool"
+                             " in the provision file", error_type=ErrorType.INVALID_REQUEST, retryable=False)
         # The SDK takes the ARM properties flattened as keywords; its generated overloads list only the envelope.
-        spec = ManagedCluster(location=cluster.region, kubernetes_version=version, dns_prefix=cluster.name,  # type: ignore[call-overload]
-                              tags=labels)
-        # A PUT is idempotent in ARM: a retried create converges on the same cluster.
+        spec = ManagedCluster(location=cluster.region, kubernetes_version=version, dns_prefix=cluster.name, tags=labels,  # type: ignore[call-overload]
+                              identity=ManagedClusterIdentity(type="SystemAssigned"),
+                              agent_pool_profiles=[ManagedClusterAgentPoolProfile(
+                                  name=first_pool.name, **self._profile(first_pool, mode="System", version=version, inline=True))])
         return self._begin(cluster, f"creation of cluster {cluster.name}", "managed_clusters", "begin_create_or_update",
                            group, cluster.name, spec, kind="cluster_create", pool=None)
 
@@ -128,37 +203,64 @@ class AksProvider:
     def list_node_pools(self, cluster: ClusterRef) -> list[NodePool]:
         _, group = self._scope(cluster)
         pools = self._call(cluster, f"list agent pools of {cluster.name}", "agent_pools", "list", group, cluster.name)
-        return [NodePool(name=p.name, version=_minor(p.orchestrator_version), node_count=p.count or 0,
-                         node_size=p.vm_size or "unknown", labels=dict(p.node_labels or {}), node_image=p.node_image_version,
-                         subnets=[p.vnet_subnet_id] if getattr(p, "vnet_subnet_id", None) else [])
+        return [NodePool(name=p.name, version=_minor(p.current_orchestrator_version or p.orchestrator_version),
+                         node_count=p.count or 0, node_size=p.vm_size or "unknown", labels=dict(p.node_labels or {}),
+                         node_image=p.node_image_version, subnets=[p.vnet_subnet_id] if p.vnet_subnet_id else [],
+                         taints=[_taint(t) for t in p.node_taints or []], image_type=p.os_sku, mode=p.mode)
                 for p in pools if p.provisioning_state != "Deleting"]
 
-    def start_control_plane_upgrade(self, cluster: ClusterRef, *, version: str, request_token: str) -> CloudOperation:
+    def start_control_plane_upgrade(self, cluster: ClusterRef, *, version: str, request_token: str,
+                                    force: bool = False) -> CloudOperation:
+        """What `az aks upgrade --control-plane-only` sends: the cluster as read with only kubernetesVersion changed,
+        every agent pool's orchestratorVersion left as it is, the service principal profile left out ("otherwise
+        validation complains") and read-only fields dropped; If-Match its eTag, so a change made meanwhile by
+        someone else is not overwritten."""
         _, group = self._scope(cluster)
-        found = self._call(cluster, f"describe cluster {cluster.name}", "managed_clusters", "get", group, cluster.name)
-        if _minor(found.kubernetes_version) == version:
-            return CloudOperation(id=f"done:{request_token}", cluster=cluster.name, kind="control_plane_upgrade", status="succeeded")
-        found.kubernetes_version = version  # agent pools keep their orchestratorVersion: control plane only
+        kind = "control_plane_upgrade"
+        found = self._get(cluster)
+        if _minor(found.current_kubernetes_version or found.kubernetes_version) == version:
+            return CloudOperation(id=f"done:{request_token}", cluster=cluster.name, kind=kind, status="succeeded")
+        if _minor(found.kubernetes_version) == version:  # asked already (a retry after a crash): wait for the cluster itself
+            return CloudOperation(id=f"resource:{version}", cluster=cluster.name, kind=kind)
+        body = ManagedCluster(found.as_dict(exclude_readonly=True))
+        body.kubernetes_version = version
+        body.service_principal_profile = None
         return self._begin(cluster, f"upgrade of {cluster.name}'s control plane to {version}", "managed_clusters",
-                           "begin_create_or_update", group, cluster.name, found, kind="control_plane_upgrade", pool=None)
+                           "begin_create_or_update", group, cluster.name, body, kind=kind, pool=None,
+                           etag=found.e_tag, match_condition=MatchConditions.IfNotModified)
 
     def start_node_pool_upgrade(self, cluster: ClusterRef, *, node_pool: str, version: str, request_token: str,
-                                node_image: str | None = None) -> CloudOperation:
+                                node_image: str | None = None, launch_template_version: str | None = None,
+                                drain_timeout_seconds: float | None = None) -> CloudOperation:
+        """A surge upgrade of the agent pool. AKS drains each node through the eviction API and, when a budget
+        holds a node past the pool's drainTimeoutInMinutes, fails the upgrade rather than delete the pods
+        (undrainableNodeBehavior Schedule: the blocked node is left schedulable): Regatta sets that timeout to
+        its own drain timeout, so AKS waits on a budget as long as Regatta itself would."""
         _, group = self._scope(cluster)
+        kind = "node_pool_upgrade"
         pool = self._call(cluster, f"describe agent pool {node_pool}", "agent_pools", "get", group, cluster.name, node_pool)
         if node_image is not None and pool.node_image_version != node_image:
             self._refuse_all_but_the_newest_image(cluster, group, node_pool, node_image)
-        if _minor(pool.orchestrator_version) == version and pool.provisioning_state == "Succeeded":
+        current = _minor(pool.current_orchestrator_version or pool.orchestrator_version)
+        if current == version and pool.provisioning_state == "Succeeded":
             if node_image is None or pool.node_image_version == node_image:
-                return CloudOperation(id=f"done:{request_token}", cluster=cluster.name, kind="node_pool_upgrade",
-                                      node_pool=node_pool, status="succeeded")
+                return CloudOperation(id=f"done:{request_token}", cluster=cluster.name, kind=kind, node_pool=node_pool,
+                                      status="succeeded")
             return self._begin(cluster, f"upgrade of agent pool {node_pool} to node image {node_image}", "agent_pools",
-                               "begin_upgrade_node_image_version", group, cluster.name, node_pool, kind="node_pool_upgrade",
-                               pool=node_pool)
-        # A new orchestratorVersion brings AKS's newest node image with it.
-        pool.orchestrator_version = version
+                               "begin_upgrade_node_image_version", group, cluster.name, node_pool, kind=kind, pool=node_pool)
+        if _minor(pool.orchestrator_version) == version:  # asked already (a retry after a crash): wait for the pool itself
+            return CloudOperation(id=f"resource:{version}", cluster=cluster.name, kind=kind, node_pool=node_pool)
+        body = AgentPool(pool.as_dict(exclude_readonly=True))
+        body.node_image_version = None  # writable since 2026-08-01, where setting it means a rollback
+        body.orchestrator_version = version  # a new orchestratorVersion brings AKS's newest node image with it
+        settings = dict(pool.upgrade_settings or {})
+        if drain_timeout_seconds is not None:
+            settings["drainTimeoutInMinutes"] = min(1440, max(1, math.ceil(drain_timeout_seconds / 60)))
+        settings.setdefault("undrainableNodeBehavior", "Schedule")
+        body.upgrade_settings = AgentPoolUpgradeSettings(settings)
         return self._begin(cluster, f"upgrade of agent pool {node_pool} to {version}", "agent_pools", "begin_create_or_update",
-                           group, cluster.name, node_pool, pool, kind="node_pool_upgrade", pool=node_pool)
+                           group, cluster.name, node_pool, body, kind=kind, pool=node_pool,
+                           etag=pool.e_tag, match_condition=MatchConditions.IfNotModified)
 
     def _refuse_all_but_the_newest_image(self, cluster: ClusterRef, group: str, node_pool: str, node_image: str) -> None:
         """AKS rolls a pool onto its newest node image only: refuse any other before touching the pool."""
@@ -169,19 +271,33 @@ class AksProvider:
                              f" {profile.latest_node_image_version}, not {node_image}: set node_images.aks to it",
                              error_type=ErrorType.CLOUD_REFUSED, retryable=False)
 
-    def create_node_pool(self, cluster: ClusterRef, *, node_pool: NodePool, request_token: str) -> CloudOperation:
+    def create_node_pool(self, cluster: ClusterRef, *, node_pool: NodePool, request_token: str, like: str | None = None,
+                         launch_template_version: str | None = None) -> CloudOperation:
+        """A new agent pool; with `like`, every writable property AKS describes that pool with (mode, so a
+        System pool's replacement is a System pool too; OS SKU, zones, max pods, taints, autoscaling, Spot,
+        disk, kubelet settings, subnets, tags, upgrade settings) but for the name, version and size. A PUT of
+        the same spec is idempotent in ARM: a retried create converges on the same pool."""
         _, group = self._scope(cluster)
-        if node_pool.node_image is not None:  # a new pool gets AKS's newest image, whatever is asked: say so first
-            existing = [p.name for p in self.list_node_pools(cluster) if p.name != node_pool.name]
-            if existing:
-                self._refuse_all_but_the_newest_image(cluster, group, existing[0], node_pool.node_image)
-        spec = AgentPool(count=node_pool.node_count,  # type: ignore[call-overload]  # flattened properties, as above
-                         vm_size=node_pool.node_size, orchestrator_version=node_pool.version,
-                         node_labels=node_pool.labels, mode="User", type_properties_type="VirtualMachineScaleSets", os_type="Linux",
-                         **({"vnet_subnet_id": node_pool.subnets[0]} if node_pool.subnets else {}))
-        # A PUT of the same spec is idempotent in ARM: a retried create converges on the same pool.
-        return self._begin(cluster, f"creation of agent pool {node_pool.name}", "agent_pools", "begin_create_or_update",
-                           group, cluster.name, node_pool.name, spec, kind="node_pool_create", pool=node_pool.name)
+        if like is None:
+            if node_pool.node_image is not None:  # a new pool gets AKS's newest image, whatever is asked: say so first
+                existing = [p.name for p in self.list_node_pools(cluster) if p.name != node_pool.name]
+                if existing:
+                    self._refuse_all_but_the_newest_image(cluster, group, existing[0], node_pool.node_image)
+            spec = AgentPool(**self._profile(node_pool, mode=node_pool.mode or "User", version=node_pool.version))
+        else:
+            old = self._call(cluster, f"describe agent pool {like}", "agent_pools", "get", group, cluster.name, like)
+            spec = AgentPool(old.as_dict(exclude_readonly=True))
+            spec.node_image_version = None
+            spec.orchestrator_version = node_pool.version
+            spec.count = node_pool.node_count
+        try:
+            return self._begin(cluster, f"creation of agent pool {node_pool.name}", "agent_pools", "begin_create_or_update",
+                               group, cluster.name, node_pool.name, spec, kind="node_pool_create", pool=node_pool.name)
+        except CloudError as error:
+            if isinstance(error.__cause__, ResourceExistsError):
+                return CloudOperation(id=f"done:{request_token}", cluster=cluster.name, kind="node_pool_create",
+                                      node_pool=node_pool.name, status="succeeded")
+            raise
 
     def delete_node_pool(self, cluster: ClusterRef, *, node_pool: str, request_token: str) -> CloudOperation:
         _, group = self._scope(cluster)
@@ -191,6 +307,8 @@ class AksProvider:
     def poll_operation(self, cluster: ClusterRef, operation: CloudOperation) -> CloudOperation:
         if operation.status != "in_progress":
             return operation
+        if operation.id.startswith("resource:"):
+            return self._poll_resource(cluster, operation)
         try:
             response = self._client(cluster).send_request(HttpRequest("GET", operation.id), **self._call_options)
             response.raise_for_status()
@@ -205,27 +323,79 @@ class AksProvider:
             return operation.model_copy(update={"status": "failed", "errors": [f"{why.get('code')}: {why.get('message')}"]})
         return operation
 
+    def _poll_resource(self, cluster: ClusterRef, operation: CloudOperation) -> CloudOperation:
+        """An upgrade whose operation URL went with a crashed activity: the cluster (or pool) tells by its own
+        provisioningState and the version it runs."""
+        _, group = self._scope(cluster)
+        wanted = operation.id.removeprefix("resource:")
+        if operation.node_pool:
+            found: Any = self._call(cluster, f"describe agent pool {operation.node_pool}", "agent_pools", "get", group,
+                                    cluster.name, operation.node_pool)
+            current = found.current_orchestrator_version or found.orchestrator_version
+        else:
+            found = self._get(cluster)
+            current = found.current_kubernetes_version or found.kubernetes_version
+        if found.provisioning_state == "Succeeded" and _minor(current) == wanted:
+            return operation.model_copy(update={"status": "succeeded"})
+        if found.provisioning_state in ("Failed", "Canceled"):
+            return operation.model_copy(update={"status": "failed", "errors": [f"provisioningState {found.provisioning_state}"]})
+        return operation
+
+    def upgrade_insights(self, cluster: ClusterRef) -> list[UpgradeInsight]:
+        return []  # AKS has no upgrade insights of its own to read (Azure/AKS#5767 asks for them)
+
+    def managed_addons(self, cluster: ClusterRef, *, version: str) -> list[ManagedAddon]:
+        return []  # AKS moves its add-ons with the control plane
+
+    def start_addon_update(self, cluster: ClusterRef, *, addon: str, version: str, request_token: str) -> CloudOperation:
+        raise CloudError("AKS moves its add-ons with the control plane; there is none to update",
+                         error_type=ErrorType.INVALID_REQUEST, retryable=False)
+
+    def _user_kubeconfig(self, cluster: ClusterRef) -> dict[str, Any]:
+        import yaml
+
+        _, group = self._scope(cluster)
+        result = self._call(cluster, f"credentials of {cluster.name}", "managed_clusters", "list_cluster_user_credentials",
+                            group, cluster.name, format="exec")
+        value = result.kubeconfigs[0].value  # the SDK hands the base64 value back decoded, as bytes
+        issued: dict[str, Any] = yaml.safe_load(value.decode() if isinstance(value, bytes) else base64.b64decode(value).decode())
+        return issued
+
     def kubeconfig(self, cluster: ClusterRef) -> dict[str, Any]:
         """What `az aks get-credentials` and `kubelogin convert-kubeconfig -l azurecli` write: the
         server and CA of the user kubeconfig ARM hands out, and kubelogin as the exec plugin."""
         if self.endpoint_url:
             return simulator_kubeconfig(self.endpoint_url, cluster, site=self.credential_site)
-        import yaml
-
-        _, group = self._scope(cluster)
-        result = self._call(cluster, f"credentials of {cluster.name}", "managed_clusters", "list_cluster_user_credentials",
-                            group, cluster.name)
-        issued = yaml.safe_load(result.kubeconfigs[0].value)
+        issued = self._user_kubeconfig(cluster)
         server = issued["clusters"][0]["cluster"]
         return kubeconfig.kubeconfig(name=cluster.name, server=server["server"],
                                      ca_data=server.get("certificate-authority-data"), user=kubeconfig.aks_user())
 
     def kube_endpoint(self, cluster: ClusterRef) -> KubeEndpoint:
-        if self.endpoint_url:
+        """The API server and CA of the user kubeconfig ARM hands out. On a cluster with Entra ID that kubeconfig
+        runs kubelogin (absent from the image, interactive by default), so the worker presents what kubelogin
+        would fetch: a token for the AKS server application from its own Azure credential, renewed before it
+        expires. A cluster on local accounts hands out the cluster user's token itself. A cluster behind a
+        site is reached with the credentials its agent holds."""
+        if self.endpoint_url and cluster.site:
             return simulator_endpoint(self.endpoint_url, cluster, site=self.credential_site)
-        import yaml
+        issued = self._user_kubeconfig(cluster)
+        server = issued["clusters"][0]["cluster"]
+        user = issued["users"][0]["user"]
+        host, ca = server["server"], server.get("certificate-authority-data")
+        if "exec" in user:
+            token = self.credential().get_token(AKS_SERVER_SCOPE)
+            return KubeEndpoint(host=host, bearer_token=token.token, ca_data=ca, expires_at=float(token.expires_on))
+        if user.get("token"):
+            return KubeEndpoint(host=host, bearer_token=user["token"], ca_data=ca)
+        return KubeEndpoint(host="", kubeconfig=issued)  # a client certificate: the kubeconfig as issued
 
-        _, group = self._scope(cluster)
-        result = self._call(cluster, f"credentials of {cluster.name}", "managed_clusters", "list_cluster_user_credentials",
-                            group, cluster.name)
-        return KubeEndpoint(host="", kubeconfig=yaml.safe_load(result.kubeconfigs[0].value))
+
+def _effect_name(effect: str) -> str:
+    return {name: wire for wire, name in _EFFECTS.items()}.get(effect, effect)
+
+
+def _taint(text: str) -> NodeTaint:
+    key_value, _, effect = text.partition(":")
+    key, _, value = key_value.partition("=")
+    return NodeTaint.model_validate({"key": key, "value": value, "effect": _EFFECTS.get(effect, "NO_SCHEDULE")})

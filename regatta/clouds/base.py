@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from regatta.formats import kubeconfig
-from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, NodePool
+from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, ManagedAddon, NodePool, UpgradeInsight
 from regatta.models.errors import ErrorType
 
 
@@ -40,29 +40,52 @@ class KubeEndpoint:
     bearer_token: str | None = None
     ca_data: str | None = None  # base64 PEM, as EKS and GKE return it
     kubeconfig_context: str | None = None
-    kubeconfig: dict | None = None  # a whole kubeconfig, as AKS hands out user credentials
+    kubeconfig: dict | None = None  # a whole kubeconfig (a context of the process's own kubeconfig file)
+    # When the bearer token stops being accepted (epoch seconds; None: it does not expire): EKS's after
+    # 15 minutes, a Google or Entra access token after about an hour. regatta/kube/connect.py renews it before.
+    expires_at: float | None = None
 
 
 class CloudProvider(Protocol):
     def describe_control_plane(self, cluster: ClusterRef) -> ControlPlane: ...
 
     def create_cluster(self, cluster: ClusterRef, *, version: str, labels: dict[str, str], request_token: str,
-                       network: ClusterNetwork | None = None) -> CloudOperation: ...
+                       network: ClusterNetwork | None = None, first_pool: NodePool | None = None) -> CloudOperation:
+        """Create the control plane; `first_pool` is created with it where the cloud wants a cluster born with
+        nodes (a GKE node pool, an AKS System pool), and separately by the caller elsewhere (EKS)."""
+        ...
 
     def delete_cluster(self, cluster: ClusterRef, *, request_token: str) -> CloudOperation: ...
 
     def list_node_pools(self, cluster: ClusterRef) -> list[NodePool]: ...
 
-    def start_control_plane_upgrade(self, cluster: ClusterRef, *, version: str, request_token: str) -> CloudOperation: ...
+    def start_control_plane_upgrade(self, cluster: ClusterRef, *, version: str, request_token: str,
+                                    force: bool = False) -> CloudOperation: ...
 
     def start_node_pool_upgrade(self, cluster: ClusterRef, *, node_pool: str, version: str, request_token: str,
-                                node_image: str | None = None) -> CloudOperation: ...
+                                node_image: str | None = None, launch_template_version: str | None = None,
+                                drain_timeout_seconds: float | None = None) -> CloudOperation: ...
 
-    def create_node_pool(self, cluster: ClusterRef, *, node_pool: NodePool, request_token: str) -> CloudOperation: ...
+    def create_node_pool(self, cluster: ClusterRef, *, node_pool: NodePool, request_token: str, like: str | None = None,
+                         launch_template_version: str | None = None) -> CloudOperation:
+        """A new pool; with `like`, made like that pool (every setting the cloud describes it with) but for
+        the name, version and image `node_pool` gives: a blue/green replacement."""
+        ...
 
     def delete_node_pool(self, cluster: ClusterRef, *, node_pool: str, request_token: str) -> CloudOperation: ...
 
     def poll_operation(self, cluster: ClusterRef, operation: CloudOperation) -> CloudOperation: ...
+
+    def upgrade_insights(self, cluster: ClusterRef) -> list[UpgradeInsight]:
+        """The cloud's own upgrade readiness findings for the cluster (EKS upgrade insights); [] where there are none."""
+        ...
+
+    def managed_addons(self, cluster: ClusterRef, *, version: str) -> list[ManagedAddon]:
+        """The add-ons the cloud manages on the cluster but leaves to the operator to move (EKS); []
+        where the cloud moves its own with the control plane (GKE, AKS)."""
+        ...
+
+    def start_addon_update(self, cluster: ClusterRef, *, addon: str, version: str, request_token: str) -> CloudOperation: ...
 
     def kube_endpoint(self, cluster: ClusterRef) -> KubeEndpoint: ...
 
@@ -74,7 +97,7 @@ class CloudProvider(Protocol):
 _simulator_http: Any = None
 
 
-def simulator_credentials(sim_url: str, cluster: ClusterRef, *, site: str | None = None) -> dict[str, str]:
+def simulator_credentials(sim_url: str, cluster: ClusterRef, *, site: str | None = None, lasting: bool = False) -> dict[str, Any]:
     """What the simulated cloud hands out for `cluster`, as `aws eks get-token` or `az aks
     get-credentials` would: a bearer token, the API server's HTTPS address and the CA that signed
     its certificate. Asked for when a client is built: it lives in the activity, never in a payload.
@@ -85,8 +108,8 @@ def simulator_credentials(sim_url: str, cluster: ClusterRef, *, site: str | None
     if _simulator_http is None:  # one client for the process: a new one per call builds an SSL context each time
         _simulator_http = httpx.Client(timeout=10)
     try:
-        response = _simulator_http.get(f"{sim_url.rstrip('/')}/sim/credentials/{cluster.name}",
-                                       params={"site": site} if site else None)
+        params = {**({"site": site} if site else {}), **({"lasting": "true"} if lasting else {})}
+        response = _simulator_http.get(f"{sim_url.rstrip('/')}/sim/credentials/{cluster.name}", params=params or None)
         if response.status_code == 403:
             raise CloudError(f"credentials of {cluster.name}: {_message_of(response)}",
                              error_type=ErrorType.KUBE_REFUSED, retryable=False)
@@ -94,7 +117,7 @@ def simulator_credentials(sim_url: str, cluster: ClusterRef, *, site: str | None
     except httpx.HTTPError as error:
         raise CloudError(f"credentials of {cluster.name} from the simulator: {error}", error_type=ErrorType.CLOUD_UNREACHABLE,
                          retryable=True) from error
-    found: dict[str, str] = response.json()
+    found: dict[str, Any] = response.json()
     return found
 
 
@@ -106,18 +129,18 @@ def _message_of(response: Any) -> str:
     return str(body.get("message") or body.get("Message") or response.text) if isinstance(body, dict) else str(body)
 
 
-def simulator_token(sim_url: str, cluster: ClusterRef, *, site: str | None = None) -> str:
-    return simulator_credentials(sim_url, cluster, site=site)["token"]
-
-
 def simulator_kubeconfig(sim_url: str, cluster: ClusterRef, *, site: str | None = None) -> dict[str, Any]:
-    """A simulated cluster's kubeconfig: its HTTPS server, the run's CA and its bearer token."""
-    found = simulator_credentials(sim_url, cluster, site=site)
+    """A simulated cluster's kubeconfig: its HTTPS server, the run's CA and the lasting token a kubeconfig
+    handed to a person carries (a real cloud's kubeconfig runs its exec plugin instead)."""
+    found = simulator_credentials(sim_url, cluster, site=site, lasting=True)
     return kubeconfig.kubeconfig(name=cluster.name, server=found["server"], ca_data=found.get("certificate_authority_data"),
                                  user=kubeconfig.token_user(found["token"]))
 
 
 def simulator_endpoint(sim_url: str, cluster: ClusterRef, *, site: str | None = None) -> KubeEndpoint:
-    """A simulated cluster's API server over HTTPS, trusted through its CA like a real one."""
+    """A simulated cluster's API server over HTTPS, trusted through its CA like a real one, with a token
+    that expires as its cloud's would (the simulator says when)."""
     found = simulator_credentials(sim_url, cluster, site=site)
-    return KubeEndpoint(host=found["server"], bearer_token=found["token"], ca_data=found.get("certificate_authority_data"))
+    expires = found.get("expires_at")
+    return KubeEndpoint(host=found["server"], bearer_token=found["token"], ca_data=found.get("certificate_authority_data"),
+                        expires_at=float(expires) if expires is not None else None)

@@ -10,27 +10,44 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 from typing import Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_kubeconfig, simulator_token
+from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_endpoint, simulator_kubeconfig
 from regatta.clouds.rate_limits import RateLimit, no_rate_limit
 from regatta.formats import kubeconfig
-from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, LaunchTemplate, NodePool, NodeTaint
+from regatta.models import (
+    CloudOperation,
+    ClusterNetwork,
+    ClusterRef,
+    LaunchTemplate,
+    ManagedAddon,
+    NodePool,
+    NodeTaint,
+    UpgradeInsight,
+)
 from regatta.models.errors import ErrorType
 
 K8S_AWS_ID_HEADER = "x-k8s-aws-id"
+# aws-iam-authenticator accepts a token for 15 minutes after its X-Amz-Date (the presign's own 60 s is
+# ignored by STS); `aws eks get-token` tells clients to renew after 14. So does Regatta.
+TOKEN_LIFETIME_SECONDS = 14 * 60
 # A few quick tries inside botocore for throttling and 5xx; past that the activity's own
 # Temporal retry policy takes over with its longer backoff. One client serves every activity
 # thread of a worker (64): with botocore's default pool of 10 connections, the rest were opened,
 # used once and dropped, a TLS handshake per request.
 _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=30,
                       max_pool_connections=64)
+# What EKS says a retry cannot fix (each error's documentation in botocore's service model).
 _REFUSALS = {"InvalidParameterException", "InvalidRequestException", "UnsupportedAvailabilityZoneException",
-             "AccessDeniedException", "NotFoundException"}
+             "AccessDeniedException", "NotFoundException", "ClientException", "ResourceLimitExceededException",
+             "BadRequestException"}
+# What CreateNodegroup takes that DescribeNodegroup reports, and a replacement copies as it is.
+_COPIED = ("capacityType", "labels", "taints", "subnets", "nodeRole", "updateConfig", "tags", "nodeRepairConfig")
 
 
 def _cloud_error(error: Exception, *, what: str) -> CloudError:
@@ -39,6 +56,13 @@ def _cloud_error(error: Exception, *, what: str) -> CloudError:
         message = error.response.get("Error", {}).get("Message", str(error))
         if code == "ResourceNotFoundException":
             return CloudError(f"{what}: {message}", error_type=ErrorType.NOT_FOUND, retryable=False)
+        if code == "ResourceInUseException":
+            return CloudError(f"EKS is busy with another change of the cluster during {what}: {message}",
+                              error_type=ErrorType.OPERATION_IN_PROGRESS, retryable=False)
+        if code == "InvalidStateException":
+            return CloudError(f"EKS refused {what}: {message} Read them with `aws eks list-insights`; fix what they name,"
+                              " or start again accepting them with a reason (accept_insights)",
+                              error_type=ErrorType.UPGRADE_INSIGHTS_ERROR, retryable=False)
         if code in _REFUSALS:
             return CloudError(f"EKS refused {what}: {message}", error_type=ErrorType.CLOUD_REFUSED, retryable=False)
         return CloudError(f"EKS {code} during {what}: {message}", error_type=code, retryable=True)
@@ -53,6 +77,7 @@ class EksProvider:
         self.credential_site = credential_site  # the site whose agent this process is (simulated credentials only)
         self._sessions: dict[tuple[str, str], boto3.session.Session] = {}
         self._clients: dict[tuple[str, str, str], object] = {}
+        self._catalogues: dict[tuple[str, str, str], tuple[float, list[dict]]] = {}
         self._lock = threading.Lock()
 
     # boto3 sessions are not thread-safe to create from; clients are safe to share once made.
@@ -79,21 +104,32 @@ class EksProvider:
         except (ClientError, BotoCoreError) as error:
             raise _cloud_error(error, what=what) from error
 
+    def _pages(self, cluster: ClusterRef, what: str, method: str, key: str, **kwargs) -> list:
+        """Every item of a paged EKS list (nextToken until there is none)."""
+        found: list[Any] = []
+        token = None
+        while True:
+            page = self._call(cluster, what, method, **kwargs, **({"nextToken": token} if token else {}))
+            found += page.get(key) or []
+            token = page.get("nextToken")
+            if not token:
+                return found
+
     def describe_control_plane(self, cluster: ClusterRef) -> ControlPlane:
         found = self._call(cluster, f"describe cluster {cluster.name}", "describe_cluster", name=cluster.name)["cluster"]
         return ControlPlane(name=found["name"], version=found["version"], status=found["status"])
 
     def create_cluster(self, cluster: ClusterRef, *, version: str, labels: dict[str, str], request_token: str,
-                       network: ClusterNetwork | None = None) -> CloudOperation:
+                       network: ClusterNetwork | None = None, first_pool: NodePool | None = None) -> CloudOperation:
         network = network or ClusterNetwork()
-        if not network.cluster_role or not network.subnets:
-            raise CloudError(f"EKS creates cluster {cluster.name} only with an IAM role and VPC subnets: give network.cluster_role"
-                             " and network.subnets in the provision file", error_type=ErrorType.INVALID_REQUEST,
-                             retryable=False)
+        if not network.cluster_role or len(network.subnets) < 2:
+            raise CloudError(f"EKS creates cluster {cluster.name} only with an IAM role and at least two VPC subnets: give"
+                             " network.cluster_role and network.subnets in the provision file",
+                             error_type=ErrorType.INVALID_REQUEST, retryable=False)
         self._call(
             cluster, f"creation of cluster {cluster.name}", "create_cluster", name=cluster.name, version=version,
             roleArn=network.cluster_role, resourcesVpcConfig={"subnetIds": list(network.subnets)},
-            tags=labels, clientRequestToken=request_token,
+            **({"tags": labels} if labels else {}), clientRequestToken=request_token,
         )
         return CloudOperation(id=f"create:{cluster.name}", cluster=cluster.name, kind="cluster_create")
 
@@ -107,67 +143,129 @@ class EksProvider:
             return operation.model_copy(update={"status": "succeeded"})  # already gone
         return operation
 
+    def _describe_group(self, cluster: ClusterRef, name: str) -> dict:
+        return self._call(cluster, f"describe node group {name}", "describe_nodegroup",
+                          clusterName=cluster.name, nodegroupName=name)["nodegroup"]
+
     def list_node_pools(self, cluster: ClusterRef) -> list[NodePool]:
-        names = self._call(cluster, f"list node groups of {cluster.name}", "list_nodegroups", clusterName=cluster.name)["nodegroups"]
+        names = self._pages(cluster, f"list node groups of {cluster.name}", "list_nodegroups", "nodegroups",
+                            clusterName=cluster.name)
         pools = []
         for name in names:
-            group = self._call(cluster, f"describe node group {name}", "describe_nodegroup",
-                               clusterName=cluster.name, nodegroupName=name)["nodegroup"]
+            group = self._describe_group(cluster, name)
             if group["status"] == "DELETING":
                 continue
             template = group.get("launchTemplate")
             pools.append(NodePool(
                 name=name, version=group["version"], node_count=group["scalingConfig"]["desiredSize"],
-                node_size=(group.get("instanceTypes") or ["unknown"])[0], labels=group.get("labels") or {},
+                node_size=(group.get("instanceTypes") or ["launch template"])[0], labels=group.get("labels") or {},
                 node_image=group.get("releaseVersion"), subnets=list(group.get("subnets") or []),
                 node_role=group.get("nodeRole") or None,
                 taints=[NodeTaint(key=t["key"], value=t.get("value", ""), effect=t.get("effect", "NO_SCHEDULE"))
                         for t in group.get("taints") or []],
                 launch_template=LaunchTemplate(**{k: template.get(k) for k in ("name", "id", "version")}) if template else None,
+                image_type=group.get("amiType"),
             ))
         return pools
 
     @staticmethod
-    def _operation(cluster: ClusterRef, update: dict, *, kind: str, node_pool: str | None = None) -> CloudOperation:
+    def _operation(cluster: ClusterRef, update: dict, *, kind: str, node_pool: str | None = None,
+                   addon: str | None = None) -> CloudOperation:
         status = {"InProgress": "in_progress", "Successful": "succeeded"}.get(update["status"], "failed")
         errors = [f"{e.get('errorCode')}: {e.get('errorMessage')} {e.get('resourceIds') or ''}".strip() for e in update.get("errors") or []]
-        return CloudOperation(id=update["id"], cluster=cluster.name, kind=kind, node_pool=node_pool, status=status, errors=errors)
+        return CloudOperation(id=update["id"], cluster=cluster.name, kind=kind, node_pool=node_pool, addon=addon,
+                              status=status, errors=errors)
 
-    def start_control_plane_upgrade(self, cluster: ClusterRef, *, version: str, request_token: str) -> CloudOperation:
+    def start_control_plane_upgrade(self, cluster: ClusterRef, *, version: str, request_token: str,
+                                    force: bool = False) -> CloudOperation:
         update = self._call(cluster, f"upgrade of {cluster.name}'s control plane to {version}", "update_cluster_version",
-                            name=cluster.name, version=version, clientRequestToken=request_token)["update"]
+                            name=cluster.name, version=version, clientRequestToken=request_token,
+                            **({"force": True} if force else {}))["update"]
         return self._operation(cluster, update, kind="control_plane_upgrade")
 
     def start_node_pool_upgrade(self, cluster: ClusterRef, *, node_pool: str, version: str, request_token: str,
-                                node_image: str | None = None) -> CloudOperation:
-        # EKS names a node image by its AMI release version; without one it takes the newest for the version.
-        image = {"releaseVersion": node_image} if node_image else {}
-        update = self._call(cluster, f"upgrade of node group {node_pool} to {node_image or version}", "update_nodegroup_version",
-                            clusterName=cluster.name, nodegroupName=node_pool, version=version,
-                            clientRequestToken=request_token, force=False, **image)["update"]
+                                node_image: str | None = None, launch_template_version: str | None = None,
+                                drain_timeout_seconds: float | None = None) -> CloudOperation:
+        """A managed node group's rolling update. On an AMI of its own (amiType CUSTOM) EKS takes no version or
+        release version, only a new version of the group's own launch template (by the id or name it was created
+        with); otherwise the version, and the AMI release version when one is asked for (the newest if not).
+        EKS drains each node through the eviction API and fails the update (PodEvictionFailure) rather than
+        break a budget, as long as `force` is not sent: Regatta never sends it."""
+        template: dict[str, str] = {}
+        custom = False
+        if launch_template_version is not None:
+            group = self._describe_group(cluster, node_pool)
+            created_with = group.get("launchTemplate") or {}
+            key = "id" if created_with.get("id") else "name"
+            if not created_with:
+                raise CloudError(f"node group {node_pool} was not made from a launch template, so it has no launch template"
+                                 " version to move to: leave launch_template_versions out for it",
+                                 error_type=ErrorType.CLOUD_RULE_VIOLATION, retryable=False)
+            template = {key: created_with[key], "version": launch_template_version}
+            custom = group.get("amiType") == "CUSTOM"
+        versions = {} if custom else {"version": version, **({"releaseVersion": node_image} if node_image else {})}
+        target = f"launch template version {launch_template_version}" if custom else node_image or version
+        update = self._call(cluster, f"upgrade of node group {node_pool} to {target}", "update_nodegroup_version",
+                            clusterName=cluster.name, nodegroupName=node_pool, clientRequestToken=request_token,
+                            **versions, **({"launchTemplate": template} if template else {}))["update"]
         return self._operation(cluster, update, kind="node_pool_upgrade", node_pool=node_pool)
 
-    def create_node_pool(self, cluster: ClusterRef, *, node_pool: NodePool, request_token: str) -> CloudOperation:
-        """A node group in the pool's own subnets, with its node role, labels, taints and launch
-        template: a blue/green replacement copies them from the pool it replaces."""
+    def create_node_pool(self, cluster: ClusterRef, *, node_pool: NodePool, request_token: str, like: str | None = None,
+                         launch_template_version: str | None = None) -> CloudOperation:
+        """A node group in the pool's own subnets, with its node role, labels, taints and launch template; with
+        `like`, everything DescribeNodegroup says of that group (AMI type, capacity type, sizes, disk, update
+        settings, launch template by the id or name it used, tags) but for name, version and release version."""
+        request = self._like(cluster, like, node_pool, launch_template_version) if like else self._fresh(node_pool)
+        self._call(cluster, f"creation of node group {node_pool.name}", "create_nodegroup", clusterName=cluster.name,
+                   nodegroupName=node_pool.name, clientRequestToken=request_token, **request)
+        return CloudOperation(id=f"create:{node_pool.name}", cluster=cluster.name, kind="node_pool_create", node_pool=node_pool.name)
+
+    @staticmethod
+    def _fresh(node_pool: NodePool) -> dict[str, Any]:
         if not node_pool.subnets or not node_pool.node_role:
             raise CloudError(f"EKS creates node group {node_pool.name} only in VPC subnets with a node IAM role, and it"
                              " has none: give the node pool subnets and node_role (or the cluster's network) in the"
                              " provision file", error_type=ErrorType.INVALID_REQUEST, retryable=False)
         template = node_pool.launch_template
-        self._call(
-            cluster, f"creation of node group {node_pool.name}", "create_nodegroup",
-            clusterName=cluster.name, nodegroupName=node_pool.name, version=node_pool.version,
-            scalingConfig={"minSize": 0, "maxSize": max(2 * node_pool.node_count, 1), "desiredSize": node_pool.node_count},
-            labels=node_pool.labels, subnets=list(node_pool.subnets), nodeRole=node_pool.node_role,
-            taints=[taint.model_dump() for taint in node_pool.taints],
+        return {
+            "version": node_pool.version,
+            "scalingConfig": {"minSize": 0, "maxSize": max(2 * node_pool.node_count, 1), "desiredSize": node_pool.node_count},
+            "subnets": list(node_pool.subnets), "nodeRole": node_pool.node_role,
+            **({"labels": node_pool.labels} if node_pool.labels else {}),
+            **({"taints": [taint.model_dump() for taint in node_pool.taints]} if node_pool.taints else {}),
             # A launch template may name the instance type itself; EKS refuses both at once.
-            **({"launchTemplate": template.model_dump(exclude_none=True)} if template else
-               {"instanceTypes": [node_pool.node_size]}),
+            **({"launchTemplate": template.model_dump(exclude_none=True)} if template else {"instanceTypes": [node_pool.node_size]}),
             **({"releaseVersion": node_pool.node_image} if node_pool.node_image else {}),
-            clientRequestToken=request_token,
-        )
-        return CloudOperation(id=f"create:{node_pool.name}", cluster=cluster.name, kind="node_pool_create", node_pool=node_pool.name)
+        }
+
+    def _like(self, cluster: ClusterRef, like: str, node_pool: NodePool, launch_template_version: str | None) -> dict[str, Any]:
+        old = self._describe_group(cluster, like)
+        custom = old.get("amiType") == "CUSTOM"
+        template = old.get("launchTemplate")
+        if custom and launch_template_version is None:
+            raise CloudError(f"node group {like} runs an AMI of its own launch template: its replacement needs the"
+                             " template version that holds the AMI for the target (launch_template_versions)",
+                             error_type=ErrorType.CLOUD_RULE_VIOLATION, retryable=False)
+        request: dict[str, Any] = {key: old[key] for key in _COPIED if old.get(key)}
+        scaling = old["scalingConfig"]
+        request["scalingConfig"] = {"minSize": scaling["minSize"], "maxSize": scaling["maxSize"],
+                                    "desiredSize": scaling["desiredSize"]}
+        if template:
+            # "You must specify either the launch template ID or the launch template name in the request, but not both."
+            key = "id" if template.get("id") else "name"
+            request["launchTemplate"] = {key: template[key], "version": launch_template_version or template["version"]}
+            if old.get("instanceTypes"):  # instance types given beside a template that names none
+                request["instanceTypes"] = old["instanceTypes"]
+        else:
+            for key in ("instanceTypes", "diskSize", "remoteAccess"):
+                if old.get(key):
+                    request[key] = old[key]
+        if not custom:
+            request["amiType"] = old["amiType"]
+            request["version"] = node_pool.version
+            if node_pool.node_image:
+                request["releaseVersion"] = node_pool.node_image
+        return request
 
     def delete_node_pool(self, cluster: ClusterRef, *, node_pool: str, request_token: str) -> CloudOperation:
         operation = CloudOperation(id=f"delete:{node_pool}", cluster=cluster.name, kind="node_pool_delete", node_pool=node_pool)
@@ -179,17 +277,74 @@ class EksProvider:
             return operation.model_copy(update={"status": "succeeded"})  # already gone: a retry after success
         return operation
 
+    def upgrade_insights(self, cluster: ClusterRef) -> list[UpgradeInsight]:
+        """EKS upgrade insights (category UPGRADE_READINESS); the ones that are not PASSING are described whole,
+        for their recommendation and the objects they concern."""
+        summaries = self._pages(cluster, f"upgrade insights of {cluster.name}", "list_insights", "insights",
+                                clusterName=cluster.name, filter={"categories": ["UPGRADE_READINESS"]})
+        found = []
+        for summary in summaries:
+            status = summary.get("insightStatus") or {}
+            insight = summary
+            if status.get("status") != "PASSING":
+                insight = self._call(cluster, f"upgrade insight {summary['id']}", "describe_insight",
+                                     clusterName=cluster.name, id=summary["id"])["insight"]
+            found.append(UpgradeInsight(
+                name=insight["name"], status=status.get("status", "UNKNOWN"), kubernetes_version=insight.get("kubernetesVersion", ""),
+                description=insight.get("description", ""), reason=status.get("reason", ""),
+                recommendation=insight.get("recommendation", ""),
+                resources=[r.get("kubernetesResourceUri") or r.get("arn") or "" for r in insight.get("resources") or []]))
+        return found
+
+    def _addon_catalogue(self, cluster: ClusterRef, version: str) -> list[dict]:
+        """DescribeAddonVersions for a Kubernetes version, every add-on in one paged read, kept for ten minutes per
+        account and region: the catalogue is the same for every cluster a wave moves to that version."""
+        key = (cluster.region, cluster.credential_ref, version)
+        with self._lock:
+            kept = self._catalogues.get(key)
+        if kept is not None and time.monotonic() - kept[0] < 600:
+            return kept[1]
+        found = self._pages(cluster, f"add-on versions for Kubernetes {version}", "describe_addon_versions", "addons",
+                            kubernetesVersion=version)
+        with self._lock:
+            self._catalogues[key] = (time.monotonic(), found)
+        return found
+
+    def managed_addons(self, cluster: ClusterRef, *, version: str) -> list[ManagedAddon]:
+        """The cluster's EKS add-ons, each with the default version DescribeAddonVersions gives for `version`:
+        EKS never moves them by itself after a control plane upgrade."""
+        catalogue = {info["addonName"]: [v for v in info.get("addonVersions") or []]
+                     for info in self._addon_catalogue(cluster, version)}
+        found = []
+        for name in self._pages(cluster, f"add-ons of {cluster.name}", "list_addons", "addons", clusterName=cluster.name):
+            running = self._call(cluster, f"describe add-on {name}", "describe_addon", clusterName=cluster.name,
+                                 addonName=name)["addon"]["addonVersion"]
+            versions = catalogue.get(name, [])
+            default = next((v["addonVersion"] for v in versions if any(
+                c.get("clusterVersion") == version and c.get("defaultVersion") for c in v.get("compatibilities") or [])), None)
+            found.append(ManagedAddon(name=name, version=running, default_version=default,
+                                      compatible=any(v["addonVersion"] == running for v in versions)))
+        return found
+
+    def start_addon_update(self, cluster: ClusterRef, *, addon: str, version: str, request_token: str) -> CloudOperation:
+        # OVERWRITE: the add-on's fields go to the new version's defaults where someone changed them by hand,
+        # as the EKS user guide's update step does; PRESERVE would leave the update to fail on a conflict.
+        update = self._call(cluster, f"update of add-on {addon} to {version}", "update_addon", clusterName=cluster.name,
+                            addonName=addon, addonVersion=version, resolveConflicts="OVERWRITE",
+                            clientRequestToken=request_token)["update"]
+        return self._operation(cluster, update, kind="addon_update", addon=addon)
+
     def poll_operation(self, cluster: ClusterRef, operation: CloudOperation) -> CloudOperation:
-        if operation.kind in ("control_plane_upgrade", "node_pool_upgrade"):
+        if operation.kind in ("control_plane_upgrade", "node_pool_upgrade", "addon_update"):
             kwargs = {"nodegroupName": operation.node_pool} if operation.node_pool else {}
+            kwargs.update({"addonName": operation.addon} if operation.addon else {})
             update = self._call(cluster, f"status of update {operation.id}", "describe_update",
                                 name=cluster.name, updateId=operation.id, **kwargs)["update"]
-            return self._operation(cluster, update, kind=operation.kind, node_pool=operation.node_pool)
+            return self._operation(cluster, update, kind=operation.kind, node_pool=operation.node_pool, addon=operation.addon)
         if operation.kind in ("cluster_create", "cluster_delete"):
             return self._poll_cluster(cluster, operation)
         try:
-            group = self._call(cluster, f"status of node group {operation.node_pool}", "describe_nodegroup",
-                               clusterName=cluster.name, nodegroupName=operation.node_pool)["nodegroup"]
+            group = self._describe_group(cluster, operation.node_pool or "")
         except CloudError as error:
             if error.error_type == ErrorType.NOT_FOUND and operation.kind == "node_pool_delete":
                 return operation.model_copy(update={"status": "succeeded"})
@@ -217,8 +372,13 @@ class EksProvider:
 
     def kube_endpoint(self, cluster: ClusterRef) -> KubeEndpoint:
         found = self._call(cluster, f"describe cluster {cluster.name}", "describe_cluster", name=cluster.name)["cluster"]
-        token = simulator_token(self.endpoint_url, cluster, site=self.credential_site) if self.endpoint_url else self.bearer_token(cluster)
-        return KubeEndpoint(host=found["endpoint"], bearer_token=token, ca_data=(found.get("certificateAuthority") or {}).get("data") or None)
+        if self.endpoint_url:
+            simulated = simulator_endpoint(self.endpoint_url, cluster, site=self.credential_site)
+            return KubeEndpoint(host=found["endpoint"], bearer_token=simulated.bearer_token, expires_at=simulated.expires_at,
+                                ca_data=(found.get("certificateAuthority") or {}).get("data") or None)
+        return KubeEndpoint(host=found["endpoint"], bearer_token=self.bearer_token(cluster),
+                            ca_data=(found.get("certificateAuthority") or {}).get("data") or None,
+                            expires_at=time.time() + TOKEN_LIFETIME_SECONDS)
 
     def kubeconfig(self, cluster: ClusterRef) -> dict[str, Any]:
         """What `aws eks update-kubeconfig` writes: the endpoint and CA from DescribeCluster, and

@@ -12,7 +12,11 @@ anonymous credentials.
 
 from __future__ import annotations
 
+import math
+import re
 import threading
+import time
+from datetime import UTC
 from typing import Any
 
 from google.api_core import exceptions as google_errors
@@ -23,18 +27,40 @@ from google.cloud import container_v1
 from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_endpoint, simulator_kubeconfig
 from regatta.clouds.rate_limits import RateLimit, no_rate_limit
 from regatta.formats import kubeconfig
-from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, NodePool
+from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, ManagedAddon, NodePool, NodeTaint, UpgradeInsight
 from regatta.models.errors import ErrorType
 from regatta.rules import versions
 
 SIM_PROJECT = "regatta-sim"
 _RETRYABLE = (google_errors.TooManyRequests, google_errors.ServiceUnavailable, google_errors.InternalServerError,
-              google_errors.DeadlineExceeded, google_errors.Conflict, google_errors.Aborted)
+              google_errors.DeadlineExceeded, google_errors.Aborted)
+# A target or self link as GKE writes it: the project by number (whatever id the request used), and
+# `zones/` for a zonal cluster: only what follows the project is compared.
+_TARGET = re.compile(r"/(?:locations|zones)/(?P<location>[^/]+)/clusters/(?P<cluster>[^/]+)(?:/nodePools/(?P<pool>[^/]+))?$")
+# Fields of a NodePool GKE writes itself; a replacement made from a described pool leaves them out.
+_OUTPUT_ONLY = ("self_link", "instance_group_urls", "status", "status_message", "conditions", "pod_ipv4_cidr_size",
+                "update_info", "etag", "version", "initial_node_count", "name")
+
+
+def _status_of(error: google_errors.GoogleAPICallError) -> str:
+    """Google's canonical status of a refusal (FAILED_PRECONDITION, ...): the REST client names its
+    exception by the HTTP code only, and GKE answers both a bad request and a busy cluster with 400."""
+    try:
+        body = error.response.json() if error.response is not None else {}
+    except ValueError:
+        body = {}
+    found = (body.get("error") or {}).get("status") if isinstance(body, dict) else None
+    reasons = {str(e.get("reason")) for e in getattr(error, "errors", None) or [] if isinstance(e, dict)}
+    return str(found or ("FAILED_PRECONDITION" if "failedPrecondition" in reasons else ""))
 
 
 def _cloud_error(error: Exception, *, what: str) -> CloudError:
     if isinstance(error, google_errors.NotFound):
         return CloudError(f"{what}: {error.message}", error_type=ErrorType.NOT_FOUND, retryable=False)
+    if isinstance(error, google_errors.GoogleAPICallError) and _status_of(error) == "FAILED_PRECONDITION":
+        # "Operation operation-... is currently upgrading cluster c. Please wait and try again once it is done."
+        return CloudError(f"GKE is busy with another operation on the cluster during {what}: {error.message}",
+                          error_type=ErrorType.OPERATION_IN_PROGRESS, retryable=False)
     if isinstance(error, _RETRYABLE):
         return CloudError(f"GKE {type(error).__name__} during {what}: {error.message}", error_type=type(error).__name__, retryable=True)
     if isinstance(error, google_errors.GoogleAPICallError):
@@ -91,8 +117,20 @@ class GkeProvider:
         return ControlPlane(name=found.name, version=_minor(found.current_master_version),
                             status=status.get(found.status) or str(found.status.name))
 
+    @staticmethod
+    def _pool_spec(pool: NodePool) -> container_v1.NodePool:
+        return container_v1.NodePool(
+            name=pool.name, initial_node_count=pool.node_count, version=pool.node_image or pool.version,
+            config=container_v1.NodeConfig(
+                machine_type=pool.node_size, labels=pool.labels,
+                taints=[container_v1.NodeTaint(key=t.key, value=t.value, effect=getattr(container_v1.NodeTaint.Effect, t.effect))
+                        for t in pool.taints]),
+        )
+
     def create_cluster(self, cluster: ClusterRef, *, version: str, labels: dict[str, str], request_token: str,
-                       network: ClusterNetwork | None = None) -> CloudOperation:
+                       network: ClusterNetwork | None = None, first_pool: NodePool | None = None) -> CloudOperation:
+        """A Standard cluster is born with nodes ("Cluster.initial_node_count must be greater than zero"): its
+        first node pool travels in the create request."""
         kind = "cluster_create"
         if (running := self._running(cluster, container_v1.Operation.Type.CREATE_CLUSTER, None)) is not None:
             return self._operation(cluster, running, kind=kind)
@@ -102,8 +140,12 @@ class GkeProvider:
         except CloudError as error:
             if error.error_type != ErrorType.NOT_FOUND:
                 raise
+        if first_pool is None:
+            raise CloudError(f"GKE creates cluster {cluster.name} only with a node pool: give at least one in the provision"
+                             " file", error_type=ErrorType.INVALID_REQUEST, retryable=False)
         network = network or ClusterNetwork()
         spec = container_v1.Cluster(name=cluster.name, initial_cluster_version=version, resource_labels=labels,
+                                    node_pools=[self._pool_spec(first_pool.model_copy(update={"version": version}))],
                                     **({"network": network.network} if network.network else {}),
                                     **({"subnetwork": network.subnetwork} if network.subnetwork else {}))
         op = self._call(cluster, f"creation of cluster {cluster.name}", "create_cluster",
@@ -124,9 +166,12 @@ class GkeProvider:
 
     def list_node_pools(self, cluster: ClusterRef) -> list[NodePool]:
         return [
-            NodePool(name=p.name, version=_minor(p.version), node_count=p.initial_node_count,
+            NodePool(name=p.name, version=_minor(p.version), node_count=p.initial_node_count * max(1, len(p.locations)),
                      node_size=p.config.machine_type or "unknown", labels=dict(p.config.labels),
-                     node_image=p.version)  # GKE's node image is its full node version
+                     node_image=p.version,  # GKE's node image is its full node version
+                     taints=[NodeTaint(key=t.key, value=t.value, effect=container_v1.NodeTaint.Effect(t.effect).name)
+                             for t in p.config.taints],
+                     image_type=p.config.image_type or None)
             for p in self._get(cluster).node_pools
             if p.status != container_v1.NodePool.Status.STOPPING
         ]
@@ -134,21 +179,27 @@ class GkeProvider:
     def _operation(self, cluster: ClusterRef, op: container_v1.Operation, *, kind: str, pool: str | None = None) -> CloudOperation:
         if op.status != container_v1.Operation.Status.DONE:
             status, errors = "in_progress", []
-        elif op.error and op.error.message:
-            status, errors = "failed", [op.error.message]
+        elif (op.error and op.error.message) or op.status_message:
+            status, errors = "failed", [op.error.message or op.status_message]
         else:
             status, errors = "succeeded", []
         return CloudOperation(id=op.name, cluster=cluster.name, kind=kind, node_pool=pool, status=status, errors=errors)
 
     def _running(self, cluster: ClusterRef, op_type: int, pool: str | None) -> container_v1.Operation | None:
-        """The operation a previous attempt started, if it is still running."""
-        target = "/" + self._path(cluster, pool)
+        """The operation a previous attempt started, if it is still running: one of the same type on the same
+        target, whose link GKE writes with the project's number and, for a zonal cluster, `zones/`."""
         listed = self._call(cluster, "list operations", "list_operations",
                             parent=f"projects/{self._project(cluster)}/locations/{cluster.region}")
-        return next((op for op in listed.operations if op.operation_type == op_type and op.target_link.endswith(target)
-                     and op.status in (container_v1.Operation.Status.PENDING, container_v1.Operation.Status.RUNNING)), None)
+        for op in listed.operations:
+            target = _TARGET.search(op.target_link or "")
+            if (op.operation_type == op_type and target is not None and target["location"] == cluster.region
+                    and target["cluster"] == cluster.name and target["pool"] == pool
+                    and op.status in (container_v1.Operation.Status.PENDING, container_v1.Operation.Status.RUNNING)):
+                return op
+        return None
 
-    def start_control_plane_upgrade(self, cluster: ClusterRef, *, version: str, request_token: str) -> CloudOperation:
+    def start_control_plane_upgrade(self, cluster: ClusterRef, *, version: str, request_token: str,
+                                    force: bool = False) -> CloudOperation:
         kind = "control_plane_upgrade"
         if (running := self._running(cluster, container_v1.Operation.Type.UPGRADE_MASTER, None)) is not None:
             return self._operation(cluster, running, kind=kind)
@@ -159,7 +210,11 @@ class GkeProvider:
         return self._operation(cluster, op, kind=kind)
 
     def start_node_pool_upgrade(self, cluster: ClusterRef, *, node_pool: str, version: str, request_token: str,
-                                node_image: str | None = None) -> CloudOperation:
+                                node_image: str | None = None, launch_template_version: str | None = None,
+                                drain_timeout_seconds: float | None = None) -> CloudOperation:
+        """GKE's surge upgrade, one node at a time (maxSurge 1, maxUnavailable 0), on the pool's own image type:
+        UpdateNodePool replaces the image type with what it is sent, so the pool's own is sent back (a
+        COS_CONTAINERD would move an Ubuntu pool to COS and is refused for a Windows pool)."""
         kind = "node_pool_upgrade"
         if (running := self._running(cluster, container_v1.Operation.Type.UPGRADE_NODES, node_pool)) is not None:
             return self._operation(cluster, running, kind=kind, pool=node_pool)
@@ -168,21 +223,34 @@ class GkeProvider:
             return CloudOperation(id=f"done:{request_token}", cluster=cluster.name, kind=kind, node_pool=node_pool, status="succeeded")
         # A full node version (1.31.5-gke.1200) picks the image; the bare minor asks for the newest.
         request = container_v1.UpdateNodePoolRequest(
-            name=self._path(cluster, node_pool), node_version=node_image or version, image_type="COS_CONTAINERD"
+            name=self._path(cluster, node_pool), node_version=node_image or version, image_type=pool.config.image_type,
+            upgrade_settings=container_v1.NodePool.UpgradeSettings(
+                max_surge=1, max_unavailable=0, strategy=container_v1.NodePoolUpdateStrategy.SURGE),
         )
         op = self._call(cluster, f"upgrade of node pool {node_pool} to {node_image or version}", "update_node_pool", request=request)
         return self._operation(cluster, op, kind=kind, pool=node_pool)
 
-    def create_node_pool(self, cluster: ClusterRef, *, node_pool: NodePool, request_token: str) -> CloudOperation:
+    def create_node_pool(self, cluster: ClusterRef, *, node_pool: NodePool, request_token: str, like: str | None = None,
+                         launch_template_version: str | None = None) -> CloudOperation:
+        """A new node pool; with `like`, everything GetNodePool says of that pool (its whole node config: image
+        type, service account, scopes, taints, disk, accelerators, spot; its locations, autoscaling,
+        management, max pods, network and placement) but for the name, version and size."""
         kind = "node_pool_create"
         if (running := self._running(cluster, container_v1.Operation.Type.CREATE_NODE_POOL, node_pool.name)) is not None:
             return self._operation(cluster, running, kind=kind, pool=node_pool.name)
         if any(p.name == node_pool.name for p in self._get(cluster).node_pools):
             return CloudOperation(id=f"done:{request_token}", cluster=cluster.name, kind=kind, node_pool=node_pool.name, status="succeeded")
-        spec = container_v1.NodePool(
-            name=node_pool.name, initial_node_count=node_pool.node_count, version=node_pool.node_image or node_pool.version,
-            config=container_v1.NodeConfig(machine_type=node_pool.node_size, labels=node_pool.labels),
-        )
+        if like is None:
+            spec = self._pool_spec(node_pool)
+        else:
+            old = self._call(cluster, f"describe node pool {like}", "get_node_pool", name=self._path(cluster, like))
+            spec = container_v1.NodePool(old)
+            for output_only in _OUTPUT_ONLY:
+                spec._pb.ClearField(output_only)
+            zones = max(1, len(old.locations))
+            spec.name = node_pool.name
+            spec.version = node_pool.node_image or node_pool.version
+            spec.initial_node_count = math.ceil(node_pool.node_count / zones)  # initial_node_count is per zone
         op = self._call(cluster, f"creation of node pool {node_pool.name}", "create_node_pool", parent=self._path(cluster), node_pool=spec)
         return self._operation(cluster, op, kind=kind, pool=node_pool.name)
 
@@ -205,6 +273,16 @@ class GkeProvider:
                         name=f"projects/{self._project(cluster)}/locations/{cluster.region}/operations/{operation.id}")
         return self._operation(cluster, op, kind=operation.kind, pool=operation.node_pool)
 
+    def upgrade_insights(self, cluster: ClusterRef) -> list[UpgradeInsight]:
+        return []  # GKE's deprecation insights live in the Recommender API, which Regatta does not read yet
+
+    def managed_addons(self, cluster: ClusterRef, *, version: str) -> list[ManagedAddon]:
+        return []  # GKE moves its own system components with the control plane
+
+    def start_addon_update(self, cluster: ClusterRef, *, addon: str, version: str, request_token: str) -> CloudOperation:
+        raise CloudError("GKE moves its add-ons with the control plane; there is none to update",
+                         error_type=ErrorType.INVALID_REQUEST, retryable=False)
+
     def kubeconfig(self, cluster: ClusterRef) -> dict[str, Any]:
         """What `gcloud container clusters get-credentials` writes: the endpoint and cluster CA, and
         gke-gcloud-auth-plugin as the exec plugin."""
@@ -223,5 +301,7 @@ class GkeProvider:
         found = self._get(cluster)
         credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
         credentials.refresh(google.auth.transport.requests.Request())
+        expiry = credentials.expiry  # naive UTC, as google-auth keeps it
         return KubeEndpoint(host=f"https://{found.endpoint}", bearer_token=credentials.token,
-                            ca_data=found.master_auth.cluster_ca_certificate or None)
+                            ca_data=found.master_auth.cluster_ca_certificate or None,
+                            expires_at=expiry.replace(tzinfo=UTC).timestamp() if expiry else time.time() + 3000)

@@ -15,7 +15,7 @@ from kubernetes import client as k8s
 
 from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_endpoint, simulator_kubeconfig
 from regatta.formats import kubeconfig
-from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, NodePool
+from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, ManagedAddon, NodePool, UpgradeInsight
 from regatta.models.errors import ErrorType
 
 # The labels each distribution puts on a node to say which pool it belongs to.
@@ -84,21 +84,33 @@ class KubeconfigProvider:
         return pools
 
     def create_cluster(self, cluster: ClusterRef, *, version: str, labels: dict[str, str], request_token: str,
-                       network: ClusterNetwork | None = None) -> CloudOperation:
+                       network: ClusterNetwork | None = None, first_pool: NodePool | None = None) -> CloudOperation:
         raise self._refuse(cluster, "create it")
 
     def delete_cluster(self, cluster: ClusterRef, *, request_token: str) -> CloudOperation:
         raise self._refuse(cluster, "delete it")
 
-    def start_control_plane_upgrade(self, cluster: ClusterRef, *, version: str, request_token: str) -> CloudOperation:
+    def start_control_plane_upgrade(self, cluster: ClusterRef, *, version: str, request_token: str,
+                                    force: bool = False) -> CloudOperation:
         raise self._refuse(cluster, f"upgrade its control plane to {version}")
 
     def start_node_pool_upgrade(self, cluster: ClusterRef, *, node_pool: str, version: str, request_token: str,
-                                node_image: str | None = None) -> CloudOperation:
+                                node_image: str | None = None, launch_template_version: str | None = None,
+                                drain_timeout_seconds: float | None = None) -> CloudOperation:
         raise self._refuse(cluster, f"upgrade node pool {node_pool}")
 
-    def create_node_pool(self, cluster: ClusterRef, *, node_pool: NodePool, request_token: str) -> CloudOperation:
+    def create_node_pool(self, cluster: ClusterRef, *, node_pool: NodePool, request_token: str, like: str | None = None,
+                         launch_template_version: str | None = None) -> CloudOperation:
         raise self._refuse(cluster, f"create node pool {node_pool.name}")
+
+    def upgrade_insights(self, cluster: ClusterRef) -> list[UpgradeInsight]:
+        return []
+
+    def managed_addons(self, cluster: ClusterRef, *, version: str) -> list[ManagedAddon]:
+        return []
+
+    def start_addon_update(self, cluster: ClusterRef, *, addon: str, version: str, request_token: str) -> CloudOperation:
+        raise self._refuse(cluster, f"update add-on {addon}")
 
     def delete_node_pool(self, cluster: ClusterRef, *, node_pool: str, request_token: str) -> CloudOperation:
         raise self._refuse(cluster, f"delete node pool {node_pool}")

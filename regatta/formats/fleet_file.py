@@ -7,7 +7,7 @@ YAML is what an operator writes to describe a lab fleet, so its errors name the 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -34,6 +34,9 @@ class WorkloadSpec(Spec):
     pdb: PdbSpec | None = None
     # e.g. regatta.dev/dr-replicas: "4" on a standby's pre-deployed copy kept at 0 replicas
     annotations: dict[str, str] = Field(default_factory=dict)
+    kind: Literal["Deployment", "Pod"] = Field(default="Deployment", description="Pod: `replicas` pods made directly"
+                                               " (kubectl run), which no controller recreates")
+    empty_dir: bool = Field(default=False, description="its pods keep scratch data in an emptyDir volume")
 
 
 class NodePoolSpec(Spec):
@@ -49,6 +52,23 @@ class NodePoolSpec(Spec):
     subnets: list[str] | None = None
     node_role: str | None = None
     taints: list[dict[str, str]] = Field(default_factory=list)
+    cloud: dict[str, Any] = Field(default_factory=dict, description=(
+        "the pool's other settings in its cloud's own words, as its API takes them on creation: EKS CreateNodegroup"
+        " members (amiType, capacityType, launchTemplate, diskSize, updateConfig, scalingConfig's minSize and maxSize),"
+        " GKE NodePool fields (config.imageType, config.serviceAccount, autoscaling, locations, upgradeSettings),"
+        " AKS agent pool properties (mode, osType, osSKU, availabilityZones, maxPods, upgradeSettings)"))
+
+
+class InsightSpec(Spec):
+    """An EKS upgrade insight the simulated cluster reports (ListInsights, category UPGRADE_READINESS)."""
+
+    name: str
+    status: Literal["PASSING", "WARNING", "ERROR", "UNKNOWN"]
+    kubernetes_version: str = Field(description="the minor version the insight is about, e.g. 1.31")
+    description: str = ""
+    reason: str = ""
+    recommendation: str = ""
+    resources: list[str] = Field(default_factory=list, description="kubernetesResourceUri of each object concerned")
 
 
 class ClusterSpec(Spec):
@@ -66,6 +86,13 @@ class ClusterSpec(Spec):
     last_backup_age_seconds: float | None = Field(default=None, ge=0)
     # The private network it sits in: only that site's agent (`regatta worker --site NAME`) holds its credentials.
     site: str | None = Field(default=None, pattern=r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
+    cloud: dict[str, Any] = Field(default_factory=dict, description=(
+        "the cluster's other settings in its cloud's own words: AKS managedCluster properties (aadProfile,"
+        " disableLocalAccounts, identity), GKE Cluster fields (locations)"))
+    insights: list[InsightSpec] = Field(default_factory=list, description="EKS: the upgrade insights it reports")
+    addons: dict[str, str] | None = Field(default=None, description=(
+        "EKS managed add-ons and the version each runs; None: vpc-cni, coredns and kube-proxy at the default"
+        " version for the cluster's minor"))
 
     @field_validator("version")
     @classmethod
@@ -106,11 +133,34 @@ class EksAccountSpec(Spec):
     instance_types: list[str] = Field(default_factory=lambda: [
         "m5.large", "m5.xlarge", "m5.2xlarge", "m5.4xlarge", "m6i.large", "m6i.xlarge", "c5.xlarge", "r5.xlarge",
         "t3.small", "t3.medium", "t3.large"])
+    launch_templates: list[LaunchTemplateSpec] = Field(default_factory=list)
+    enforce_upgrade_insights: bool = Field(default=False, description=(
+        "UpdateClusterVersion refuses (InvalidStateException) while an ERROR upgrade insight stands, unless forced:"
+        " what EKS shipped on 2025-03-27 and rolled back the next day (aws/containers-roadmap#2570), off by default"))
+
+
+class LaunchTemplateVersionSpec(Spec):
+    """One version of an EC2 launch template, as far as EKS looks into it."""
+
+    instance_type: str | None = None
+    image_id: str | None = Field(default=None, description="a custom AMI (EKS then reports amiType CUSTOM)")
+    kubernetes_version: str | None = Field(default=None, description="the kubelet the custom AMI carries")
+
+
+class LaunchTemplateSpec(Spec):
+    """An EC2 launch template of the simulated account, which node groups may name by id or name."""
+
+    id: str = Field(pattern=r"^lt-[0-9a-f]{8,17}$")
+    name: str
+    versions: dict[str, LaunchTemplateVersionSpec]
+    default_version: str = "1"
 
 
 class GkeAccountSpec(Spec):
     """The simulated Google Cloud project: its VPC networks and their subnetworks, and machine types."""
 
+    project_number: str = Field(default="123456789012", pattern=r"^[0-9]{6,20}$", description=(
+        "the project's number: GKE's operation links name the project by it, whatever id the request used"))
     networks: dict[str, list[str]] = Field(default_factory=lambda: {"default": ["default"], "fleet": ["fleet-nodes"]})
     machine_types: list[str] = Field(default_factory=lambda: [
         "e2-standard-2", "e2-standard-4", "e2-standard-8", "n2-standard-4", "n2-standard-8", "c2-standard-8"])

@@ -1,7 +1,14 @@
-"""Cordon and drain, the way `kubectl drain --ignore-daemonsets` does it: evict (never delete)
-each pod through the policy/v1 eviction subresource so the API server enforces every
-PodDisruptionBudget, retry what a budget refuses, and give up after a timeout with a message
-that names the budget and the pods holding the node.
+"""Cordon and drain, the way `kubectl drain --ignore-daemonsets` does it: first refuse a node that
+holds pods a drain would lose for good (pods no controller recreates, emptyDir data) unless the
+operator allowed it, before a single eviction; then evict (never delete) each pod through the
+policy/v1 eviction subresource so the API server enforces every PodDisruptionBudget, retry what a
+budget refuses, and give up after a timeout with a message that names the budget and the pods
+holding the node.
+
+The API server's answers are read as kubectl reads them: a 429 whose Status names a DisruptionBudget
+cause is a budget; any other 429 is the API server's own throttling (it says when to come back, in
+Retry-After) and blocks nothing; a 500 for a pod more than one budget selects will never pass and is
+reported as blocked, with that reason; other 5xx are a busy server.
 
 A drain resumes: `drained` lists nodes a previous attempt finished, and evicting from a node
 that is already empty does nothing, so a retried activity never drains a node twice.
@@ -9,6 +16,7 @@ that is already empty does nothing, so a retried activity never drains a node tw
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -16,15 +24,19 @@ from datetime import UTC, datetime
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from regatta.models import PodOnNode
 from regatta.rules import disruption
+
+MULTIPLE_BUDGETS = "more than one PodDisruptionBudget"
 
 
 class DrainBlocked(Exception):
     """Budgets have refused every eviction left on a node for a while: the workflow escalates."""
 
-    def __init__(self, *, node: str, pods: list[k8s.V1Pod], budgets: list[str], budget_refs: list[str]):
-        super().__init__(f"drain of node {node} blocked by {', '.join(budget_refs) or 'budgets'}")
-        self.node, self.pods, self.budgets, self.budget_refs = node, pods, budgets, budget_refs
+    def __init__(self, *, node: str, pods: list[k8s.V1Pod], budgets: list[str], budget_refs: list[str],
+                 reason: str | None = None):
+        super().__init__(reason or f"drain of node {node} blocked by {', '.join(budget_refs) or 'budgets'}")
+        self.node, self.pods, self.budgets, self.budget_refs, self.reason = node, pods, budgets, budget_refs, reason
 
 
 class DrainTimeout(Exception):
@@ -33,6 +45,10 @@ class DrainTimeout(Exception):
         self.node = node
         self.pods = pods
         self.budgets = budgets
+
+
+class DrainRefused(Exception):
+    """The nodes hold pods kubectl drain would not evict without being told to: nothing was evicted."""
 
 
 def cordon(api: k8s.ApiClient, nodes: Iterable[str], *, unschedulable: bool = True) -> list[str]:
@@ -57,19 +73,56 @@ def _evictable(pod: k8s.V1Pod) -> bool:
     )
 
 
-def _blocking_budgets(api: k8s.ApiClient, pods: list[k8s.V1Pod]) -> list[str]:
-    """The budgets covering the pods a drain could not move, with their live numbers."""
-    return [f"{ref} {numbers}" for ref, numbers in _budgets_covering(api, pods)]
+def _facts(pod: k8s.V1Pod) -> PodOnNode:
+    controller = next((o.kind for o in pod.metadata.owner_references or [] if o.controller), None)
+    return PodOnNode(name=f"{pod.metadata.namespace}/{pod.metadata.name}", controller_kind=controller,
+                     mirror="kubernetes.io/config.mirror" in (pod.metadata.annotations or {}),
+                     emptydir=any(v.empty_dir is not None for v in (pod.spec.volumes or []) if pod.spec),
+                     phase=(pod.status.phase if pod.status else None) or "Running")
+
+
+def _pods_on(core: k8s.CoreV1Api, node: str) -> list[k8s.V1Pod]:
+    return core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items
+
+
+def refuse_what_kubectl_would(api: k8s.ApiClient, nodes: Iterable[str], *, delete_unmanaged: bool,
+                              delete_emptydir: bool) -> None:
+    """Raise DrainRefused, naming the pods, when any of `nodes` holds a pod `kubectl drain` would refuse to
+    evict without --force or --delete-emptydir-data (and the operator did not allow it)."""
+    core = k8s.CoreV1Api(api)
+    pods = [_facts(pod) for node in nodes for pod in _pods_on(core, node)]
+    found = disruption.drain_refusals(pods, delete_unmanaged=delete_unmanaged, delete_emptydir=delete_emptydir)
+    if found:
+        raise DrainRefused("; ".join(found) + ". Nothing was evicted")
+
+
+def _budget_cause(error: ApiException) -> bool:
+    """Whether a 429 from the eviction subresource is a PodDisruptionBudget's (its Status names a
+    DisruptionBudget cause) rather than the API server throttling the client."""
+    try:
+        body = json.loads(error.body or "")
+    except (TypeError, ValueError):
+        return False
+    causes = ((body.get("details") or {}).get("causes") or []) if isinstance(body, dict) else []
+    return any(cause.get("reason") == "DisruptionBudget" for cause in causes)
+
+
+def _retry_after(error: ApiException, default: float) -> float:
+    try:
+        return max(0.0, float((error.headers or {}).get("Retry-After", default)))
+    except (TypeError, ValueError):
+        return default
 
 
 def _budgets_covering(api: k8s.ApiClient, pods: list[k8s.V1Pod]) -> list[tuple[str, str]]:
-    """(namespace/name, its live numbers) of every budget that covers one of the pods."""
+    """(namespace/name, its live numbers) of every budget that covers one of the pods, its whole selector read."""
     found = []
     policy = k8s.PolicyV1Api(api)
     for namespace in sorted({p.metadata.namespace for p in pods}):
         for budget in policy.list_namespaced_pod_disruption_budget(namespace).items:
-            selector = (budget.spec.selector.match_labels or {}) if budget.spec.selector else {}
-            if any(all((p.metadata.labels or {}).get(k) == v for k, v in selector.items()) for p in pods if p.metadata.namespace == namespace):
+            selector = api.sanitize_for_serialization(budget.spec.selector) if budget.spec.selector is not None else None
+            if any(disruption.label_selector_matches(selector, p.metadata.labels or {})
+                   for p in pods if p.metadata.namespace == namespace):
                 status = budget.status
                 found.append((f"{namespace}/{budget.metadata.name}",
                               f"(allows {status.disruptions_allowed} disruptions: needs {status.desired_healthy} healthy"
@@ -94,10 +147,10 @@ def drain_node(
     evicted = 0
     blocked_since: float | None = None
     while True:
-        pods = [p for p in core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items if _evictable(p)]
+        pods = [p for p in _pods_on(core, node) if _evictable(p)]
         if not pods:
             return evicted
-        waiting, refused, before = [], [], evicted
+        waiting, refused, multiple, before, throttled = [], [], [], evicted, 0.0
         for pod in pods:
             if pod.metadata.deletion_timestamp:  # already leaving; wait for it like kubectl does
                 waiting.append(pod)
@@ -109,33 +162,48 @@ def drain_node(
             except ApiException as error:
                 if error.status == 404:
                     continue
-                if error.status in (429, 500, 503):  # a budget says not yet, or the API server is busy
-                    waiting.append(pod)
-                    if error.status == 429:
-                        refused.append(pod)
-                    continue
-                raise
+                waiting.append(pod)
+                if error.status == 429 and _budget_cause(error):
+                    refused.append(pod)
+                elif error.status == 429:  # the API server's own throttling: come back when it says
+                    throttled = max(throttled, _retry_after(error, retry_seconds))
+                elif error.status == 500 and MULTIPLE_BUDGETS in (error.body or ""):
+                    refused.append(pod)
+                    multiple.append(pod)
+                elif error.status in (500, 503, 504):
+                    continue  # a busy API server: ask again
+                else:
+                    raise
         on_progress(evicted)
         if not waiting:
             continue
         all_refused = evicted == before and len(refused) == len(waiting)
         blocked_since = (blocked_since or time.monotonic()) if all_refused else None
-        if blocked_report_after is not None and blocked_since is not None \
-                and time.monotonic() - blocked_since >= blocked_report_after:
+        reason = _multiple_budgets(api, multiple) if multiple else None
+        if blocked_report_after is not None and blocked_since is not None and (
+                multiple or time.monotonic() - blocked_since >= blocked_report_after):
             covering = _budgets_covering(api, refused)
             raise DrainBlocked(node=node, pods=refused, budgets=[f"{ref} {numbers}" for ref, numbers in covering],
-                               budget_refs=[ref for ref, _ in covering])
+                               budget_refs=[ref for ref, _ in covering], reason=reason)
         if time.monotonic() >= deadline:
             names = [f"{p.metadata.namespace}/{p.metadata.name}" for p in waiting]
-            budgets = _blocking_budgets(api, waiting)
-            held_by = f"PodDisruptionBudget {', '.join(budgets)}" if budgets else "pods that would not leave"
+            budgets = [f"{ref} {numbers}" for ref, numbers in _budgets_covering(api, waiting)]
+            held_by = reason or (f"PodDisruptionBudget {', '.join(budgets)}" if budgets else "pods that would not leave")
             raise DrainTimeout(
                 f"drain of node {node} timed out after {timeout_seconds:g}s: {held_by} kept pods"
                 f" {', '.join(names)} on it. Restore the workload's health or relax the budget, then start the"
                 f" upgrade again; raise drain_timeout_seconds if the workload is just slow to move",
                 node=node, pods=names, budgets=budgets,
             )
-        time.sleep(retry_seconds)
+        time.sleep(max(retry_seconds, throttled))
+
+
+def _multiple_budgets(api: k8s.ApiClient, pods: list[k8s.V1Pod]) -> str:
+    covering = [ref for ref, _ in _budgets_covering(api, pods)]
+    names = ", ".join(f"{p.metadata.namespace}/{p.metadata.name}" for p in pods)
+    return (f"pods {names} are selected by more than one PodDisruptionBudget ({', '.join(covering)}), which the eviction"
+            " API refuses outright (500, not a budget's 429): no retry will move them. Make each pod's budget the only"
+            " one that selects it")
 
 
 def delete_pods(api: k8s.ApiClient, pods: Iterable[str]) -> list[str]:

@@ -21,6 +21,7 @@ from regatta.models.activities import (
     RunUpgrade,
     StartControlPlaneUpgrade,
     StartNodePoolUpgrade,
+    UpdateAddons,
     UpgradeReads,
     UpgradeStepReport,
     VeleroBackup,
@@ -90,12 +91,14 @@ from regatta.models.drain import (
     DrainEscalation,
     DrainPolicy,
     DrainReport,
+    PodOnNode,
 )
 from regatta.models.errors import (
     ErrorType,
 )
 from regatta.models.fleet import (
     DEFAULT_NODE_SIZES,
+    AddonChange,
     CloudOperation,
     ClusterInspection,
     ClusterNetwork,
@@ -104,10 +107,12 @@ from regatta.models.fleet import (
     ClusterState,
     LaunchTemplate,
     MaintenanceHold,
+    ManagedAddon,
     NodePool,
     NodeState,
     NodeTaint,
     PdbState,
+    UpgradeInsight,
     fill_default_node_sizes,
 )
 from regatta.models.health import (
@@ -172,6 +177,10 @@ __all__ = [
     "ClusterState",
     "ClusterInspection",
     "CloudOperation",
+    "UpgradeInsight",
+    "ManagedAddon",
+    "AddonChange",
+    "UpdateAddons",
     "Weekday",
     "ClusterSelector",
     "MaintenanceWindow",
@@ -185,6 +194,7 @@ __all__ = [
     "BlockedPod",
     "BlockedDrain",
     "DrainReport",
+    "PodOnNode",
     "DrainPolicy",
     "DrainEscalation",
     "HealthGate",

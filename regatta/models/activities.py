@@ -11,7 +11,15 @@ from enum import StrEnum
 from pydantic import Field
 
 from regatta.models.base import Model
-from regatta.models.fleet import CloudOperation, ClusterInspection, ClusterNetwork, ClusterRef, ClusterState, NodePool
+from regatta.models.fleet import (
+    CloudOperation,
+    ClusterInspection,
+    ClusterNetwork,
+    ClusterRef,
+    ClusterState,
+    NodePool,
+    UpgradeInsight,
+)
 from regatta.models.health import HealthGate
 
 
@@ -31,6 +39,7 @@ class Activity(StrEnum):
     # place (every cluster but a managed one behind a site agent: regatta/rules/sites.py)
     READ_FOR_UPGRADE = "cloud.read_for_upgrade"
     UPGRADE = "cloud.upgrade"
+    UPDATE_ADDONS = "cloud.update_addons"
     CREATE_CLUSTER = "cloud.create_cluster"
     DELETE_CLUSTER = "cloud.delete_cluster"
     BOOTSTRAP_CLUSTER = "kube.bootstrap_cluster"
@@ -88,6 +97,7 @@ class StartControlPlaneUpgrade(Model):
     cluster: ClusterRef
     target_version: str
     request_token: str
+    force: bool = Field(default=False, description="EKS: past ERROR upgrade insights (an operator accepted them, audited)")
 
 
 class StartNodePoolUpgrade(Model):
@@ -96,6 +106,8 @@ class StartNodePoolUpgrade(Model):
     target_version: str
     request_token: str
     node_image: str | None = Field(default=None, description="the image to roll onto; None: the cloud's newest for the version")
+    launch_template_version: str | None = Field(default=None, description="EKS: the version of the node group's own launch"
+                                                " template to move to (a custom AMI's only way up)")
 
 
 class RunUpgrade(Model):
@@ -108,6 +120,11 @@ class RunUpgrade(Model):
     request_token: str
     node_pool: str | None = None
     node_image: str | None = Field(default=None, description="the image to roll onto; None: the cloud's newest for the version")
+    launch_template_version: str | None = Field(default=None, description="EKS: the version of the node group's own launch"
+                                                " template to move to (a custom AMI's only way up)")
+    force: bool = Field(default=False, description="EKS control plane: past ERROR upgrade insights (accepted, audited)")
+    drain_timeout_seconds: float | None = Field(default=None, description="a node pool's surge: how long the cloud's own"
+                                                " drain waits on a budget before it fails the upgrade (AKS)")
     poll_interval_seconds: float
     timeout_seconds: float = Field(description="how long the cloud's operation may take")
     gate: HealthGate | None = Field(default=None, description="the health gate that follows, run in the same call")
@@ -125,12 +142,29 @@ class UpgradeReads(Model):
 
     state: ClusterState
     inspection: ClusterInspection
+    insights: list[UpgradeInsight] = Field(default_factory=list, description="the cloud's own upgrade readiness checks"
+                                           " (EKS upgrade insights), every version they concern")
 
 
 class CreateNodePool(Model):
     cluster: ClusterRef
     node_pool: NodePool
     request_token: str
+    like: str | None = Field(default=None, description="the pool the new one is made like (a blue/green replacement):"
+                             " every setting the cloud describes it with is copied, but for name, version and image")
+    launch_template_version: str | None = Field(default=None, description="EKS, with `like`: the version of its launch"
+                                                " template the new node group uses (a custom AMI for the target)")
+
+
+class UpdateAddons(Model):
+    """Move a cluster's cloud-managed add-ons to the default version of their cloud's catalogue for the
+    control plane's new version, one after another, waiting for each."""
+
+    cluster: ClusterRef
+    target_version: str
+    request_token: str
+    poll_interval_seconds: float
+    timeout_seconds: float = Field(description="how long each add-on's update may take")
 
 
 class DeleteNodePool(Model):
@@ -145,6 +179,8 @@ class CreateCluster(Model):
     labels: dict[str, str] = Field(default_factory=dict)
     request_token: str
     network: ClusterNetwork = Field(default_factory=ClusterNetwork)
+    first_pool: NodePool | None = Field(default=None, description="the pool the cluster is born with where its cloud"
+                                        " wants one in the create request (a GKE node pool, an AKS System pool)")
 
 
 class DeleteCluster(Model):
@@ -195,6 +231,12 @@ class DrainNodes(Model):
     blocked_report_after_seconds: float | None = Field(default=None, description="when budgets have refused every"
                                                        " eviction left on a node this long, return a BlockedDrain so the"
                                                        " workflow can escalate; None: fail at timeout_seconds instead")
+    check_nodes: list[str] = Field(default_factory=list, description="nodes checked before the first eviction for pods"
+                                   " kubectl drain would refuse to lose (the whole pool on its first batch); empty: `nodes`")
+    delete_unmanaged_pods: bool = Field(default=False, description="delete pods no controller will recreate (kubectl"
+                                        " drain --force); without it a node holding one is refused before any eviction")
+    delete_emptydir_data: bool = Field(default=False, description="evict pods with emptyDir volumes, their data lost"
+                                       " (kubectl drain --delete-emptydir-data); without it such a node is refused")
 
 
 class DeletePods(Model):

@@ -26,6 +26,20 @@ class BlockedDrain(Model):
     pods: list[BlockedPod]
     budgets: list[str] = Field(description="namespace/name of the budgets covering them, with their live numbers")
     budget_refs: list[str] = Field(default_factory=list, description="namespace/name of those budgets")
+    reason: str | None = Field(default=None, description="why, when it is not a budget at its floor: a pod selected by"
+                               " more than one budget, which the eviction API refuses outright")
+
+
+class PodOnNode(Model):
+    """What a drain needs to know of a pod before it evicts anything from the node: what kubectl drain's
+    filters look at."""
+
+    name: str = Field(description="namespace/name")
+    controller_kind: str | None = Field(default=None, description="kind of its ownerReference with controller: true;"
+                                        " None: no controller will recreate it")
+    mirror: bool = Field(default=False, description="a static pod's mirror (annotation kubernetes.io/config.mirror)")
+    emptydir: bool = Field(default=False, description="it has an emptyDir volume, whose data goes with the pod")
+    phase: str = "Running"
 
 
 class DrainReport(Model):

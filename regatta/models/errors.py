@@ -31,6 +31,9 @@ class ErrorType(StrEnum):
     CLUSTER_UNHEALTHY = "ClusterUnhealthy"
     CLUSTER_IN_USE = "ClusterInUse"
     CLUSTER_NOT_EMPTY = "ClusterNotEmpty"
+    CLOUD_RULE_VIOLATION = "CloudRuleViolation"  # the cloud's own rules would refuse it (docs/cloud-conformance.md)
+    UPGRADE_INSIGHTS_ERROR = "UpgradeInsightsError"  # EKS upgrade insights report ERROR for the target
+    DRAIN_REFUSED = "DrainRefused"  # pods kubectl drain would refuse without --force / --delete-emptydir-data
     NO_WINDOW = "NoWindow"
     # on the way
     HEALTH_GATE_FAILED = "HealthGateFailed"
@@ -41,6 +44,9 @@ class ErrorType(StrEnum):
     CLOUD_OPERATION_FAILED = "CloudOperationFailed"
     CLOUD_OPERATION_TIMEOUT = "CloudOperationTimeout"
     CLOUD_REFUSED = "CloudRefused"
+    CLOUD_CHANGED = "CloudChanged"  # the resource changed between Regatta's read and its write (412): read again
+    OPERATION_IN_PROGRESS = "OperationInProgress"  # another operation runs on the cluster in the cloud: waited for
+    CLOUD_CREDENTIALS_EXPIRED = "CloudCredentialsExpired"  # the cluster's API refused a token even once renewed
     CLOUD_UNREACHABLE = "CloudUnreachable"  # retried, so an operation ends with it only if every retry failed
     KUBE_REFUSED = "KubeRefused"
     NOT_FOUND = "NotFound"

@@ -72,6 +72,47 @@ class NodePool(Model):
     node_role: str | None = None
     taints: list[NodeTaint] = Field(default_factory=list)
     launch_template: LaunchTemplate | None = None
+    image_type: str | None = Field(default=None, description="the nodes' OS image family as the cloud names it: EKS"
+                                   " amiType (CUSTOM: an AMI of the pool's own launch template), GKE imageType, AKS osSKU")
+    mode: str | None = Field(default=None, description="AKS: the agent pool's mode, System or User (a cluster always"
+                             " keeps a System pool)")
+
+
+class UpgradeInsight(Model):
+    """What a cloud's own upgrade readiness check says about a cluster and a target version (EKS upgrade
+    insights, category UPGRADE_READINESS)."""
+
+    name: str
+    status: Literal["PASSING", "WARNING", "ERROR", "UNKNOWN"]
+    kubernetes_version: str
+    description: str = ""
+    reason: str = ""
+    recommendation: str = ""
+    resources: list[str] = Field(default_factory=list)
+
+    def line(self) -> str:
+        concerning = f" ({', '.join(self.resources[:5])}{', ...' if len(self.resources) > 5 else ''})" if self.resources else ""
+        return (f"{self.status} {self.name} for {self.kubernetes_version}{concerning}: {self.reason or self.description}"
+                + (f" — {self.recommendation}" if self.recommendation else ""))
+
+
+class ManagedAddon(Model):
+    """An add-on the cloud manages on a cluster (EKS: vpc-cni, coredns, kube-proxy) and the version its
+    catalogue makes the default for a Kubernetes version."""
+
+    name: str
+    version: str
+    default_version: str | None = Field(description="the catalogue's default for the version asked about; None: none offered")
+    compatible: bool = Field(description="whether the running version is listed as compatible with that version")
+
+
+class AddonChange(Model):
+    """One managed add-on moved (or left alone) after a control plane upgrade."""
+
+    name: str
+    from_version: str
+    to_version: str
+    status: Literal["updated", "unchanged"]
 
 
 class ClusterRef(Model):
@@ -193,7 +234,8 @@ class CloudOperation(Model):
     id: str
     cluster: str
     kind: Literal["control_plane_upgrade", "node_pool_upgrade", "node_pool_create", "node_pool_delete",
-                  "cluster_create", "cluster_delete"]
+                  "cluster_create", "cluster_delete", "addon_update"]
     node_pool: str | None = None
+    addon: str | None = None
     status: Literal["in_progress", "succeeded", "failed"] = "in_progress"
     errors: list[str] = Field(default_factory=list)

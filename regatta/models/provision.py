@@ -65,6 +65,8 @@ class ProvisionClusterProgress(Model):
     # What exists because of this operation, in creation order: "cluster", "node_pool:<name>",
     # "inventory". A failure deletes these in reverse (the saga's compensations).
     created: list[str] = Field(default_factory=list)
+    with_cluster: list[str] = Field(default_factory=list, description="node pools created in the cluster's own create"
+                                    " request (GKE, AKS): deleting the cluster deletes them")
     bootstrapped: list[str] = Field(default_factory=list)
     message: str = ""
 

@@ -14,6 +14,7 @@ from pydantic import Field
 from regatta.models.base import Model, ProviderKind, Strategy
 from regatta.models.calendar import Freeze, MaintenanceWindow
 from regatta.models.drain import DrainEscalation, DrainPolicy
+from regatta.models.fleet import AddonChange
 from regatta.models.health import HealthCheck
 
 
@@ -31,6 +32,18 @@ class ClusterUpgradeInput(Model):
     node_images: dict[ProviderKind, str] = Field(
         default_factory=dict, description="roll node pools onto this node image, per cloud (e.g. {\"eks\":"
         " \"1.31.2-20261101\"}), at target_version; a pool already on it is left alone")
+    launch_template_versions: dict[str, str] = Field(
+        default_factory=dict, description="EKS node groups on an AMI of their own launch template: the version of that"
+        " template holding the AMI built for target_version, per node group (EKS moves such a group only to a new"
+        " template version)")
+    accept_insights: str | None = Field(default=None, max_length=500, description="go ahead although EKS's upgrade"
+                                        " insights report ERROR for target_version, for this reason (audited; EKS is"
+                                        " told to go ahead with force)")
+    drain_unmanaged_pods: bool = Field(default=False, description="a drain deletes pods no controller will recreate,"
+                                       " as kubectl drain --force does; without it a node holding one is not drained")
+    drain_emptydir_data: bool = Field(default=False, description="a drain evicts pods whose emptyDir data goes with"
+                                      " them, as kubectl drain --delete-emptydir-data does; without it such a node is not"
+                                      " drained")
     override_hold: str | None = Field(default=None, max_length=500, description="go ahead although the cluster is under"
                                       " a maintenance hold, for this reason (audited); waves never set it")
     health_checks: list[HealthCheck] = Field(default_factory=list, description="checks beyond node readiness, run"
@@ -103,6 +116,11 @@ class ClusterUpgradeProgress(Model):
                                      " what they saw")
     drain_escalation: DrainEscalation | None = Field(default=None, description="a drain blocked by budgets: which"
                                                      " step of its policy it is on, and since when")
+    insights: list[str] = Field(default_factory=list, description="what the cloud's own upgrade readiness checks (EKS"
+                                " upgrade insights) say about the target, each a line; ERROR ones stop the upgrade"
+                                " unless accepted")
+    addons: list[AddonChange] = Field(default_factory=list, description="EKS: each managed add-on moved to its default"
+                                      " for the new version after the control plane (or left where it was)")
 
 
 class ClusterUpgradeResult(Model):

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-from regatta.models import BlockedPod, DrainPolicy, NodeState, PdbState
+from regatta.models import BlockedPod, DrainPolicy, NodeState, PdbState, PodOnNode
 from regatta.models.errors import ErrorType
 from regatta.rules.refusals import Refusal
-from regatta.rules.versions import parse_target_version
 
 
 class UnsatisfiablePdb(Refusal):
@@ -74,20 +73,6 @@ def refuse_unsatisfiable_pdbs(pdbs: Iterable[PdbState]) -> None:
         )
 
 
-_REPLACEMENT_SUFFIX = re.compile(r"-v\d+-\d+(-i[0-9a-f]{6})?$")
-
-
-def replacement_pool_name(pool: str, target: str, node_image: str | None = None) -> str:
-    """The blue/green pool that replaces `pool`: `general` → `general-v1-31`, `general-v1-30` →
-    `general-v1-31`; onto a node image, a short digest of it tells the new pool from the old one
-    at the same version: `general-v1-31` → `general-v1-31-i4f2a9c`."""
-    major, minor = parse_target_version(target)
-    name = f"{_REPLACEMENT_SUFFIX.sub('', pool)}-v{major}-{minor}"
-    if node_image is not None:
-        name += f"-i{hashlib.sha256(node_image.encode()).hexdigest()[:6]}"
-    return name
-
-
 def plan_drain_batches(nodes: Sequence[NodeState], *, max_unavailable: int) -> list[list[str]]:
     """Batches of at most `max_unavailable` nodes, emptiest first: evicting from the quietest
     nodes while the replacement capacity warms up moves the fewest pods through the budgets."""
@@ -135,6 +120,54 @@ def drain_blocked_event_name(run_id: str, node: str, budget: str) -> str:
     """The Event telling a budget's owners that it blocks a drain: one per run, node and budget,
     so a retried activity finds the Event it made instead of making a second."""
     return "regatta-drain-blocked-" + hashlib.sha256(f"{run_id}/{node}/{budget}".encode()).hexdigest()[:16]
+
+
+def label_selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """Whether a Kubernetes LabelSelector (as JSON: matchLabels, matchExpressions) selects these labels, as a
+    PodDisruptionBudget's selects pods in policy/v1: a null selector selects nothing, an empty one everything in
+    the namespace, and every requirement must hold (In, NotIn, Exists, DoesNotExist; NotIn and DoesNotExist
+    hold for a label that is absent). An operator it does not know selects nothing."""
+    if selector is None:
+        return False
+    if any(labels.get(key) != value for key, value in (selector.get("matchLabels") or {}).items()):
+        return False
+    for requirement in selector.get("matchExpressions") or []:
+        key, operator, values = requirement.get("key"), requirement.get("operator"), requirement.get("values") or []
+        present = key in labels
+        if operator == "In" and not (present and labels[key] in values):
+            return False
+        if operator == "NotIn" and present and labels[key] in values:
+            return False
+        if operator == "Exists" and not present:
+            return False
+        if operator == "DoesNotExist" and present:
+            return False
+        if operator not in ("In", "NotIn", "Exists", "DoesNotExist"):
+            return False
+    return True
+
+
+def drain_refusals(pods: Iterable[PodOnNode], *, delete_unmanaged: bool, delete_emptydir: bool) -> list[str]:
+    """What `kubectl drain --ignore-daemonsets` refuses to evict without --force or --delete-emptydir-data, each
+    reason with the pods it holds, before anything is evicted. Its filters in its order: DaemonSet pods and
+    static pods' mirrors are passed over; a pod that already finished goes whatever it holds; then a pod with
+    emptyDir data, then a pod no controller will recreate. Empty when the drain may go ahead."""
+    local, unmanaged = [], []
+    for pod in pods:
+        if pod.controller_kind == "DaemonSet" or pod.mirror or pod.phase in ("Succeeded", "Failed"):
+            continue
+        if pod.emptydir and not delete_emptydir:
+            local.append(pod.name)
+        elif pod.controller_kind is None and not delete_unmanaged:
+            unmanaged.append(pod.name)
+    found = []
+    if local:
+        found.append("cannot delete Pods with local storage (their emptyDir data goes with them; start with"
+                     f" drain_emptydir_data to evict them anyway, as kubectl drain --delete-emptydir-data): {', '.join(local)}")
+    if unmanaged:
+        found.append("cannot delete Pods that declare no controller (nothing recreates them; start with drain_unmanaged_pods"
+                     f" to delete them anyway, as kubectl drain --force): {', '.join(unmanaged)}")
+    return found
 
 
 def is_evictable(*, owner_kinds: Sequence[str], annotations: dict[str, str], phase: str) -> bool:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from regatta.models import ClusterNetwork
 from regatta.models.errors import ErrorType
+from regatta.rules import pool_names
 from regatta.rules.refusals import Refusal
 from regatta.rules.versions import InvalidVersion, parse_target_version
 
@@ -62,6 +63,8 @@ def fleet_rule_violations(
     for pool, count in pools:
         if not _POOL_NAME.match(pool):
             problems.append(f"node pool name {pool!r} must be lowercase letters, digits and '-', starting with a letter")
+        elif (problem := pool_names.name_problem(provider, pool)) is not None:
+            problems.append(f"node pool {pool}: {problem}")
         if count not in NODES_PER_POOL:
             problems.append(f"node pool {pool} asks for {count} nodes; allowed {NODES_PER_POOL.start} to {NODES_PER_POOL.stop - 1}")
     if len(set(names)) != len(names):
@@ -86,3 +89,19 @@ def network_problems(*, provider: str, network: ClusterNetwork, pools: Sequence[
         if not (subnets or network.subnets):
             problems.append(f"node pool {name}: EKS needs subnets (subnets, or network.subnets)")
     return problems
+
+
+def born_with_first_pool(provider: str) -> bool:
+    """Whether the cloud creates a cluster only with nodes, its first node pool in the create request: GKE
+    ("Cluster.initial_node_count must be greater than zero") and AKS ("Must define at least one system pool");
+    EKS creates the control plane alone and its node groups after."""
+    return provider in ("gke", "aks")
+
+
+def pools_deleted_before_the_cluster(provider: str, pools: Sequence[tuple[str, str | None]]) -> list[str]:
+    """Which node pools a decommission deletes one by one before the cluster (`pools`: (name, mode)): EKS
+    deletes no cluster with node groups left; AKS deletes no last System pool, and takes whatever pools are
+    left with the cluster; GKE takes them all with it, but deleting them first (the last one too) is allowed."""
+    if provider == "aks":
+        return [name for name, mode in pools if (mode or "").lower() != "system"]
+    return [name for name, _ in pools]

@@ -161,3 +161,10 @@ def skew_violations(*, control_plane: str, node_versions: dict[str, str]) -> lis
                 f"node {node}: kubelet {version} is more than {MAX_KUBELET_SKEW} minors behind control plane {control_plane}"
             )
     return found
+
+
+def moves_addons_after_control_plane(provider: str) -> bool:
+    """Whether the operator moves the cloud's managed add-ons after a control plane upgrade: EKS leaves
+    vpc-cni, coredns and kube-proxy where they were ("Amazon EKS doesn't automatically update an add-on ...
+    after you update your cluster to a new Kubernetes minor version"); GKE and AKS move their own."""
+    return provider == "eks"

@@ -82,3 +82,21 @@ def pod_requests(containers: list[dict]) -> tuple[int, int]:
         cpu += quantity(requests.get("cpu", 0))
         memory += quantity(requests.get("memory", 0))
     return math.ceil(cpu * 1000 - 1e-9), math.ceil(memory / 2**20 - 1e-9)
+
+
+def selects(match_labels: dict[str, str] | None, expressions: list[dict], labels: dict[str, str]) -> bool:
+    """A policy/v1 label selector against a pod's labels, as the eviction subresource reads it: a null
+    selector selects nothing, an empty one every pod; matchLabels and each of matchExpressions (In, NotIn,
+    Exists, DoesNotExist) must all hold; an operator it does not know selects nothing."""
+    if match_labels is None:
+        return False
+    if any(labels.get(key) != value for key, value in match_labels.items()):
+        return False
+    for requirement in expressions:
+        key, operator, values = str(requirement.get("key")), requirement.get("operator"), requirement.get("values") or []
+        has = key in labels
+        holds = {"In": has and labels.get(key) in values, "NotIn": not (has and labels.get(key) in values),
+                 "Exists": has, "DoesNotExist": not has}.get(str(operator), False)
+        if not holds:
+            return False
+    return True

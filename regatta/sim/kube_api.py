@@ -33,9 +33,8 @@ def _world(request: Request) -> World:
 def reach(request: Request, name: str, operation: str) -> tuple[World, Cluster]:
     world = _world(request)
     cluster = world.cluster(name)
-    if request.headers.get("authorization") != f"Bearer {world.token_for(cluster)}":
-        raise SimError(401, "Unauthorized", "Unauthorized: a bearer token from GET /sim/credentials/{cluster} is required"
-                       + (f" (site {cluster.site}: its agent's)" if cluster.site else ""))
+    if not world.accepts(cluster, request.headers.get("authorization")):
+        raise SimError(401, "Unauthorized", "Unauthorized")  # what an API server says, expired token or none
     if cluster.status == "CREATING":
         raise SimError(503, "ServiceUnavailable", f"the API server of {name} is still being created")
     world.check_faults(cluster, api="kube", operation=operation)
@@ -139,7 +138,8 @@ def _pod_json(pod: Pod, now: float) -> dict:
         "metadata": {"name": pod.name, "namespace": pod.namespace, "uid": pod.uid, "labels": pod.labels,
                      "ownerReferences": owner, "creationTimestamp": timestamp(pod.created)},
         "spec": {"nodeName": pod.node, "containers": [{"name": "app", "image": f"registry.local/{pod.owner or pod.name}:1",
-                                                      **_resources(pod.cpu_m, pod.memory_mi)}]},
+                                                      **_resources(pod.cpu_m, pod.memory_mi)}],
+                 **({"volumes": [dict(v) for v in pod.volumes]} if pod.volumes else {})},
         "status": {"phase": "Running" if pod.node else "Pending",
                    "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
     }
@@ -151,7 +151,8 @@ def _resources(cpu_m: int, memory_mi: int) -> dict:
 
 
 def _pdb_json(world: World, cluster: Cluster, pdb: Pdb) -> dict:
-    spec: dict = {"selector": {"matchLabels": pdb.selector}}
+    spec: dict = {} if pdb.selector is None else {"selector": {"matchLabels": pdb.selector, **(
+        {"matchExpressions": [dict(e) for e in pdb.expressions]} if pdb.expressions else {})}}
     if pdb.min_available is not None:
         spec["minAvailable"] = pdb.min_available
     if pdb.max_unavailable is not None:
@@ -356,6 +357,16 @@ async def delete_pod(request: Request, cluster: str, namespace: str, name: str):
     body = _pod_json(pod, world.now()) if pod else None
     world.delete_pod(c, namespace, name)
     return body
+
+
+@router.post("/api/v1/namespaces/{namespace}/pods", status_code=201)
+async def create_pod(request: Request, cluster: str, namespace: str):
+    """A pod made directly, as `kubectl run` makes one: no controller owns it."""
+    world, c = reach(request, cluster, "create_pod")
+    manifest = await request.json()
+    if request.query_params.get("dryRun") == "All":
+        return manifest
+    return _pod_json(world.create_pod(c, namespace, manifest), world.now())
 
 
 @router.post("/api/v1/namespaces/{namespace}/pods/{name}/eviction", status_code=201)

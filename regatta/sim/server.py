@@ -17,13 +17,13 @@ from typing import Literal
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from regatta.formats.fleet_file import FleetSpec
 from regatta.sim import aks_api, eks_api, gke_api, kube_api, kube_discovery, kube_objects, traffic_api
-from regatta.sim.world import Faults, SimError, World
+from regatta.sim.world import Cluster, Faults, SimError, World
 
 
 class FaultRequest(BaseModel):
@@ -70,6 +70,23 @@ class BackupRequest(BaseModel):
     name: str | None = None
 
 
+class TokenLifetime(BaseModel):
+    """Body of POST /sim/token-lifetime."""
+
+    model_config = ConfigDict(extra="forbid")
+    seconds: float | None = Field(default=None, gt=0)
+    revoke: bool = False
+
+
+class OutsideOperation(BaseModel):
+    """Body of POST /sim/busy: an operation on a cluster (or one pool) that Regatta did not start."""
+
+    model_config = ConfigDict(extra="forbid")
+    cluster: str
+    node_pool: str | None = None
+    seconds: float = Field(default=600, ge=0, description="simulated seconds it runs for")
+
+
 class ClockChange(BaseModel):
     """Body of POST /sim/clock: move the fleet's calendar clock forward, or set it (or back to the wall clock)."""
 
@@ -104,6 +121,9 @@ def cloud_of(path: str) -> str | None:
     return "eks"
 
 
+GOOGLE_CANONICAL = {"INVALID_ARGUMENT", "FAILED_PRECONDITION", "OUT_OF_RANGE", "UNAUTHENTICATED", "PERMISSION_DENIED",
+                    "NOT_FOUND", "ABORTED", "ALREADY_EXISTS", "RESOURCE_EXHAUSTED", "CANCELLED", "INTERNAL", "UNAVAILABLE",
+                    "DEADLINE_EXCEEDED", "UNIMPLEMENTED"}
 GOOGLE_STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED",
                  500: "INTERNAL", 503: "UNAVAILABLE"}
 ARM_ERROR_CODES = {"NotFound": "NotFound", "TooManyRequests": "TooManyRequests", "InternalError": "InternalServerError",
@@ -140,10 +160,16 @@ def create_app(world: World) -> FastAPI:
             await asyncio.sleep(error.delay)
         path = request.url.path
         if path.startswith("/k8s/"):
+            if error.status == 429 and not error.causes:
+                # API Priority and Fairness: plain text and a Retry-After, never a Status naming a budget.
+                return PlainTextResponse("Too many requests, please try again later.\n", status_code=429,
+                                         headers={"Retry-After": "1"})
             return JSONResponse(kube_api.status_body(error), status_code=error.status)
-        if path.startswith("/v1/projects/"):  # Google's REST error envelope
-            status = GOOGLE_STATUS.get(error.status, "UNKNOWN")
-            return JSONResponse({"error": {"code": error.status, "message": error.message, "status": status}},
+        if path.startswith("/v1/projects/"):  # Google's REST error envelope, with the reason its clients match on
+            status = error.reason if error.reason in GOOGLE_CANONICAL else GOOGLE_STATUS.get(error.status, "UNKNOWN")
+            reason = "".join(word.capitalize() if i else word.lower() for i, word in enumerate(status.split("_")))
+            return JSONResponse({"error": {"code": error.status, "message": error.message, "status": status,
+                                           "errors": [{"message": error.message, "domain": "global", "reason": reason}]}},
                                 status_code=error.status)
         if path.startswith("/subscriptions/"):  # ARM's error envelope
             headers = {"Retry-After": "1"} if error.status == 429 else {}
@@ -224,6 +250,14 @@ def create_app(world: World) -> FastAPI:
                 pdb.blocked = False
         return {"cluster": cluster, "faults": None}
 
+    @app.post("/sim/busy")
+    async def outside_operation(request: OutsideOperation):
+        """Start an operation on a cluster as the cloud's own automation or a colleague would (GKE's auto-upgrade,
+        an AKS upgrade channel, a console click): the cloud answers changes of it as busy until it ends."""
+        cluster = world.cluster(request.cluster)
+        update = world.start_outside_operation(cluster, node_pool=request.node_pool, seconds=request.seconds)
+        return {"cluster": cluster.name, "operation": update.id}
+
     @app.post("/sim/regions")
     async def set_region(request: RegionOutage):
         """Cut a whole region off (every API of every cluster in it times out) or bring it back."""
@@ -246,16 +280,37 @@ def create_app(world: World) -> FastAPI:
                 "recheck_seconds": CLOCK_RECHECK_SECONDS}
 
     @app.get("/sim/credentials/{cluster}")
-    async def credentials(cluster: str, site: str | None = None):
-        """The simulated cloud's answer to `aws eks get-token` / `az aks get-credentials`. A
-        cluster in a private network's site answers only its site's agent (`?site=NAME`), as a
-        kubeconfig kept on a machine inside that network would."""
+    async def credentials(cluster: str, site: str | None = None, lasting: bool = False):
+        """The simulated cloud's answer to `aws eks get-token` / `gcloud auth print-access-token`: a token
+        that expires as that cloud's does (`expires_at`, epoch seconds), or with `lasting` the token a
+        kubeconfig handed to a person carries. A cluster in a private network's site answers only its
+        site's agent (`?site=NAME`), as a kubeconfig kept on a machine inside that network would."""
         found = world.cluster(cluster)
         if found.site is not None and site != found.site:
             raise SimError(403, "Forbidden", f"the credentials of {cluster} are held by the agent of site {found.site}"
                            f" (`regatta worker --site {found.site}`), not by {'site ' + site if site else 'a central worker'}")
-        return {"cluster": cluster, "token": world.token_for(found), "server": world.api_server(cluster),
+        token, expires = (world.token_for(found), None) if lasting else world.issue_token(found)
+        return {"cluster": cluster, "token": token, "expires_at": expires, "server": world.api_server(cluster),
                 "certificate_authority_data": world.ca_data}
+
+    @app.get("/sim/entra/token")
+    async def entra_token(scope: str, site: str | None = None):
+        """Microsoft Entra's token endpoint for a workload identity, as DefaultAzureCredential meets it: an
+        access token for the application `scope` names (`<application id>/.default`), with its expiry."""
+        audience = scope.removesuffix("/.default")
+        holder = next((c for c in world.clusters.values() if c.site == site), None)
+        if holder is None:
+            holder = Cluster(name="-", provider="aks", region="-", labels={}, version="1.0", time_scale=None, site=site)
+        token, expires = world.issue_token(holder, audience=audience)
+        return {"access_token": token, "expires_on": int(expires), "token_type": "Bearer"}
+
+    @app.post("/sim/token-lifetime")
+    async def set_token_lifetime(change: TokenLifetime):
+        """How long tokens handed out from now on are accepted (None: each cloud's own, scaled); with
+        `revoke`, every token handed out so far stops being accepted at once."""
+        world.token_lifetime_seconds = change.seconds
+        revoked = world.revoke_tokens() if change.revoke else 0
+        return {"seconds": change.seconds, "revoked": revoked}
 
     @app.get("/sim/clock")
     async def read_clock():

@@ -23,10 +23,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from regatta.formats.fleet_file import AccountsSpec, ClusterSpec, FleetSpec
-from regatta.sim import arithmetic, policy_engines
+from regatta.sim import arithmetic, eks_addons, policy_engines
 
 # Simulated seconds each step takes before the time-scale factor is applied.
 CONTROL_PLANE_UPGRADE_SECONDS = 480.0
+ADDON_UPDATE_SECONDS = 60.0
+# How long a token each cloud hands out is accepted (simulated seconds): EKS's aws-iam-authenticator
+# token 15 minutes after its X-Amz-Date, a Google OAuth or Entra access token about an hour.
+TOKEN_LIFETIMES = {"eks": 900.0, "gke": 3600.0, "aks": 3600.0, "kubeconfig": 3600.0}
+MIN_TOKEN_SECONDS = 30.0  # at time scales near 0 a token still outlives the request that fetched it
+# The AKS server application: the audience of every Entra token an AKS API server takes.
+AKS_SERVER_APPLICATION = "6dae42f8-4368-4678-94ff-3960e28e3630"
 CLUSTER_CREATE_SECONDS = 600.0
 CLUSTER_DELETE_SECONDS = 300.0
 NODE_BOOT_SECONDS = 90.0
@@ -35,6 +42,7 @@ POD_START_SECONDS = 5.0
 NODE_TERMINATE_SECONDS = 30.0
 EVICTION_RETRY_SECONDS = 5.0
 EVICTION_BUDGET_SECONDS = 900.0  # EKS gives up on a drain after 15 minutes unless forced
+GKE_PDB_TIMEOUT_SECONDS = 3600.0  # GKE honours PodDisruptionBudgets for up to an hour per node, then goes on without
 RESTORE_SECONDS = 120.0  # a Velero restore of a namespace set
 REGION_TIMEOUT_SECONDS = 30.0  # how long a request into a cut-off region hangs before the gateway gives up
 POOL_CAPACITY = {"t3.small": 11, "t3.medium": 17, "m5.large": 29, "m5.xlarge": 58, "m5.2xlarge": 58, "m6i.large": 29, "c5.xlarge": 58}
@@ -109,6 +117,7 @@ class Pod:
     created: float = field(default_factory=time.time)
     cpu_m: int = 0  # what its containers request
     memory_mi: int = 0
+    volumes: list[dict] = field(default_factory=list)  # as the pod spec gives them (emptyDir data goes with the pod)
 
     def ready(self, now: float) -> bool:
         return self.node is not None and now >= self.ready_at
@@ -125,16 +134,18 @@ class Deployment:
     cpu_m: int = 0  # each pod's requests, summed over its containers
     memory_mi: int = 0
     containers: list[dict] = field(default_factory=list)  # the pod template's containers, as applied (none: one made up)
+    volumes: list[dict] = field(default_factory=list)  # the pod template's volumes
 
 
 @dataclass
 class Pdb:
     namespace: str
     name: str
-    selector: dict[str, str]
+    selector: dict[str, str] | None  # matchLabels; None: a budget with no selector, which selects no pod
     min_available: int | str | None
     max_unavailable: int | str | None
     blocked: bool = False  # fault: the application behind it reports unhealthy, so nothing may go
+    expressions: list[dict] = field(default_factory=list)  # its selector's matchExpressions
     labels: dict[str, str] = field(default_factory=dict)  # on the budget itself (a bundle's label)
     annotations: dict[str, str] = field(default_factory=dict)
 
@@ -151,7 +162,10 @@ class NodePool:
     subnets: list[str] = field(default_factory=list)
     node_role: str | None = None
     taints: list[dict[str, str]] = field(default_factory=list)
-    launch_template: dict[str, str] | None = None
+    # The pool's other settings in its cloud's own words, as it was created with them and as the cloud
+    # describes them back (EKS amiType, capacityType, launchTemplate; GKE config, autoscaling; AKS mode, osSKU).
+    settings: dict[str, Any] = field(default_factory=dict)
+    kubelet: str | None = None  # the minor its nodes' kubelet runs when the image decides it (an EKS custom AMI)
     status: str = "ACTIVE"
     token: str | None = None
     health_issues: list[dict] = field(default_factory=list)
@@ -168,6 +182,8 @@ class Update:
     type: str
     params: list[dict]
     status: str = "InProgress"
+    addon: str | None = None  # the EKS managed add-on an AddonUpdate moves
+    outside: bool = False  # started by the cloud's own automation or someone else, not through the API (/sim/busy)
     errors: list[dict] = field(default_factory=list)
     created: float = field(default_factory=time.time)
     finished: float | None = None  # wall-clock time it succeeded or failed (for a benchmark's ideal makespan)
@@ -205,6 +221,9 @@ class Cluster:
     time_scale: float | None
     status: str = "ACTIVE"
     site: str | None = None  # a private network's: only its agent is handed the cluster's credentials
+    settings: dict[str, Any] = field(default_factory=dict)  # its other settings in its cloud's own words
+    addons: dict[str, str] = field(default_factory=dict)  # EKS managed add-on → the version it runs
+    insights: list[dict[str, Any]] = field(default_factory=list)  # EKS upgrade insights (the fleet file's)
     pools: dict[str, NodePool] = field(default_factory=dict)
     nodes: dict[str, Node] = field(default_factory=dict)
     pods: dict[tuple[str, str], Pod] = field(default_factory=dict)
@@ -238,8 +257,8 @@ class Cluster:
         )
 
 
-def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
-    return all(labels.get(key) == value for key, value in selector.items())
+def _covers(pdb: Pdb, labels: dict[str, str]) -> bool:
+    return arithmetic.selects(pdb.selector, pdb.expressions, labels)
 
 
 class World:
@@ -272,6 +291,10 @@ class World:
         self.api_token = f"simtok-{secrets.token_hex(16)}"
         # Each site's clusters take their own token, handed only to that site's agent.
         self.site_tokens: dict[str, str] = {}
+        # Tokens handed out that expire: token → (site, audience, monotonic expiry), and their lifetime if a
+        # test sets one (None: each cloud's own, scaled).
+        self.issued_tokens: dict[str, tuple[str | None, str | None, float]] = {}
+        self.token_lifetime_seconds: float | None = None
         # A cloud account's request-rate limit (requests in any one second) and what was refused over it.
         self.cloud_rate_limits: dict[str, float] = {}
         self.throttled_requests: dict[str, int] = {}
@@ -325,12 +348,51 @@ class World:
         return True
 
     def token_for(self, cluster: Cluster) -> str:
-        """The bearer token the cluster's API server takes: the run's, or its site's own."""
+        """The lasting token the cluster's API server takes (the run's, or its site's own): what a kubeconfig
+        handed to a person carries, standing in for the exec plugin that renews a real cloud's token."""
         if cluster.site is None:
             return self.api_token
         if cluster.site not in self.site_tokens:
             self.site_tokens[cluster.site] = f"simtok-{cluster.site}-{secrets.token_hex(16)}"
         return self.site_tokens[cluster.site]
+
+    def token_lifetime(self, cluster: Cluster) -> float:
+        """Seconds a token handed out for the cluster is accepted: its cloud's own lifetime (EKS 15 minutes,
+        a Google or Entra access token an hour), scaled like every other delay, never under a floor."""
+        if self.token_lifetime_seconds is not None:
+            return self.token_lifetime_seconds
+        return max(MIN_TOKEN_SECONDS, self.scaled(cluster, TOKEN_LIFETIMES.get(cluster.provider, 3600.0)))
+
+    def issue_token(self, cluster: Cluster, *, audience: str | None = None) -> tuple[str, float]:
+        """A token for the cluster's API server (its site's, if it has one) that expires: (token, expiry as epoch
+        seconds). With `audience`, an Entra access token for that application."""
+        now = time.monotonic()
+        self.issued_tokens = {t: grant for t, grant in self.issued_tokens.items() if grant[2] > now}
+        lifetime = self.token_lifetime(cluster)
+        token = f"simtok-{'entra-' if audience else ''}{secrets.token_hex(16)}"
+        self.issued_tokens[token] = (cluster.site, audience, now + lifetime)
+        return token, time.time() + lifetime
+
+    def accepts(self, cluster: Cluster, authorization: str | None) -> bool:
+        """Whether the cluster's API server takes this Authorization header: its lasting token, or a token
+        handed out for it (or for its cloud's API server application) that has not expired."""
+        if not authorization or not authorization.startswith("Bearer "):
+            return False
+        token = authorization.removeprefix("Bearer ")
+        if token == self.token_for(cluster):
+            return True
+        grant = self.issued_tokens.get(token)
+        if grant is None or grant[0] != cluster.site or grant[2] <= time.monotonic():
+            return False
+        audience = grant[1]
+        return audience is None or (cluster.provider == "aks" and audience == AKS_SERVER_APPLICATION
+                                    and bool((cluster.settings.get("aadProfile") or {}).get("managed")))
+
+    def revoke_tokens(self) -> int:
+        """Every token handed out stops being accepted at once (a rotated signing key): how many there were."""
+        revoked = len(self.issued_tokens)
+        self.issued_tokens.clear()
+        return revoked
 
     def scaled(self, cluster: Cluster, seconds: float) -> float:
         scale = cluster.time_scale if cluster.time_scale is not None else self.time_scale
@@ -406,7 +468,13 @@ class World:
             version=cp,
             time_scale=spec.time_scale,
             site=spec.site,
+            settings=dict(spec.cloud),
+            insights=[insight.model_dump() for insight in spec.insights],
         )
+        if spec.provider == "eks":
+            cluster.addons = dict(spec.addons) if spec.addons is not None else eks_addons.installed_by_default(cp)
+        if spec.provider == "aks":
+            cluster.settings.setdefault("identity", {"type": "SystemAssigned"})
         for pool_spec in spec.node_pools:
             version = arithmetic.minor_text(pool_spec.version or spec.version)
             pool = NodePool(
@@ -414,18 +482,29 @@ class World:
                 labels=dict(pool_spec.labels), image=pool_spec.node_image or newest_node_image(spec.provider, version),
                 subnets=list(pool_spec.subnets if pool_spec.subnets is not None else self._default_subnets(spec.provider)),
                 node_role=pool_spec.node_role or (self.accounts.eks.node_roles[0] if spec.provider == "eks" else None),
-                taints=[dict(t) for t in pool_spec.taints],
+                taints=[dict(t) for t in pool_spec.taints], settings=dict(pool_spec.cloud),
             )
+            if spec.provider == "eks" and "launchTemplate" in pool.settings:
+                self._from_launch_template(pool)
+            if spec.provider == "aks" and not any("mode" in p.cloud for p in spec.node_pools):
+                pool.settings["mode"] = "System" if not cluster.pools else "User"  # AKS's first pool is its System pool
             cluster.pools[pool.name] = pool
             for _ in range(pool.desired):
                 self._add_node(cluster, pool, ready_at=0.0)
         for workload in spec.workloads:
             cluster.namespaces.add(workload.namespace)
             labels = {"app": workload.name}
-            cluster.deployments[(workload.namespace, workload.name)] = Deployment(
-                namespace=workload.namespace, name=workload.name, replicas=workload.replicas, labels=labels,
-                annotations=dict(workload.annotations),
-            )
+            volumes = [{"name": "scratch", "emptyDir": {}}] if workload.empty_dir else []
+            if workload.kind == "Pod":  # `kubectl run`: pods no controller will recreate
+                for index in range(workload.replicas):
+                    self.create_pod(cluster, workload.namespace, {"metadata": {"name": f"{workload.name}-{index}",
+                                                                               "labels": labels},
+                                                                  "spec": {"volumes": volumes}}, schedule=False)
+            else:
+                cluster.deployments[(workload.namespace, workload.name)] = Deployment(
+                    namespace=workload.namespace, name=workload.name, replicas=workload.replicas, labels=labels,
+                    annotations=dict(workload.annotations), volumes=volumes,
+                )
             if workload.pdb:
                 cluster.pdbs[(workload.namespace, f"{workload.name}-pdb")] = Pdb(
                     namespace=workload.namespace, name=f"{workload.name}-pdb", selector=labels,
@@ -435,6 +514,23 @@ class World:
             self._install_policy_engine(cluster, engine)
         self.reconcile(cluster, start_ready=True)
         return cluster
+
+    def _from_launch_template(self, pool: NodePool) -> None:
+        """A fleet file's EKS node group made from one of the account's launch templates: EKS describes the
+        template by id and name, and a template with an AMI of its own makes the group CUSTOM, its nodes
+        running that AMI's kubelet."""
+        named = pool.settings["launchTemplate"]
+        template = next((t for t in self.accounts.eks.launch_templates if t.id == named.get("id") or t.name == named.get("name")),
+                        None)
+        if template is None:
+            raise SimError(400, "InvalidParameterException", f"node pool {pool.name}: no launch template {named} in the account")
+        version = str(named.get("version") or template.default_version)
+        chosen = template.versions[version]
+        pool.settings["launchTemplate"] = {"id": template.id, "name": template.name, "version": version}
+        if chosen.image_id:
+            pool.settings["amiType"] = "CUSTOM"
+            pool.image = chosen.image_id
+            pool.kubelet = arithmetic.minor_text(chosen.kubernetes_version) if chosen.kubernetes_version else None
 
     def _install_policy_engine(self, cluster: Cluster, engine: str) -> None:
         """What the engine's Helm chart leaves: its CRDs and its admission controller."""
@@ -511,7 +607,7 @@ class World:
         node = Node(
             name=f"{pool.name}-{seq:03d}",
             pool=pool.name,
-            version=f"v{version or pool.version}.{seq % 7 + 1}",
+            version=f"v{version or pool.kubelet or pool.version}.{seq % 7 + 1}",
             size=pool.size,
             capacity=POOL_CAPACITY.get(pool.size, 110),
             ready_at=ready_at,
@@ -571,6 +667,7 @@ class World:
                     uid=f"pod-{uid}",
                     cpu_m=deployment.cpu_m,
                     memory_mi=deployment.memory_mi,
+                    volumes=[dict(v) for v in deployment.volumes],
                 )
                 cluster.pods[(pod.namespace, pod.name)] = pod
                 self._schedule(cluster, pod, now, start_ready=start_ready)
@@ -603,7 +700,7 @@ class World:
 
     def _remove_pod(self, cluster: Cluster, pod: Pod, *, via: str) -> None:
         now = self.now()
-        covering = [pdb for pdb in cluster.pdbs.values() if pdb.namespace == pod.namespace and _matches(pdb.selector, pod.labels)]
+        covering = [pdb for pdb in cluster.pdbs.values() if pdb.namespace == pod.namespace and _covers(pdb, pod.labels)]
         was_ready = pod.ready(now)
         cluster.pods.pop((pod.namespace, pod.name), None)
         for pdb in covering:
@@ -618,7 +715,7 @@ class World:
                 })
 
     def _pdb_counts(self, cluster: Cluster, pdb: Pdb, now: float) -> tuple[int, int]:
-        matching = [p for p in cluster.pods.values() if p.namespace == pdb.namespace and _matches(pdb.selector, p.labels)]
+        matching = [p for p in cluster.pods.values() if p.namespace == pdb.namespace and _covers(pdb, p.labels)]
         return len(matching), sum(1 for p in matching if p.ready(now))
 
     def pdb_status(self, cluster: Cluster, pdb: Pdb) -> dict:
@@ -636,7 +733,7 @@ class World:
         pod = cluster.pods.get((namespace, name))
         if pod is None:
             raise SimError(404, "NotFound", f'pods "{name}" not found')
-        covering = [p for p in cluster.pdbs.values() if p.namespace == namespace and _matches(p.selector, pod.labels)]
+        covering = [p for p in cluster.pdbs.values() if p.namespace == namespace and _covers(p, pod.labels)]
         if len(covering) > 1:
             raise SimError(500, "InternalError", "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.")
         now = self.now()
@@ -662,11 +759,33 @@ class World:
         self._remove_pod(cluster, pod, via=by)
         self.reconcile(cluster)
 
-    def delete_pod(self, cluster: Cluster, namespace: str, name: str) -> None:
+    def create_pod(self, cluster: Cluster, namespace: str, manifest: dict, *, schedule: bool = True) -> Pod:
+        """A pod made directly (`kubectl run`), not by a controller: nothing recreates it once it goes."""
+        meta, spec = manifest.get("metadata") or {}, manifest.get("spec") or {}
+        name = meta.get("name") or ""
+        if not name:
+            raise SimError(422, "Invalid", "Pod \"\" is invalid: metadata.name: Required value: name or generateName is required")
+        if namespace not in cluster.namespaces:
+            raise SimError(404, "NotFound", f'namespaces "{namespace}" not found')
+        if (namespace, name) in cluster.pods:
+            raise SimError(409, "AlreadyExists", f'pods "{name}" already exists')
+        cpu_m, memory_mi = arithmetic.pod_requests(spec.get("containers") or [])
+        uid = next(self._uids)
+        pod = cluster.pods[(namespace, name)] = Pod(
+            name=name, namespace=namespace, labels={k: str(v) for k, v in (meta.get("labels") or {}).items()}, owner=None,
+            node=None, ready_at=float("inf"), uid=f"pod-{uid}", cpu_m=cpu_m, memory_mi=memory_mi,
+            volumes=[dict(v) for v in spec.get("volumes") or []])
+        cluster.resource_version += 1
+        if schedule:
+            self.reconcile(cluster)
+        return pod
+
+    def delete_pod(self, cluster: Cluster, namespace: str, name: str, *,
+                   via: str = "DELETE pod (bypasses PodDisruptionBudgets)") -> None:
         pod = cluster.pods.get((namespace, name))
         if pod is None:
             raise SimError(404, "NotFound", f'pods "{name}" not found')
-        self._remove_pod(cluster, pod, via="DELETE pod (bypasses PodDisruptionBudgets)")
+        self._remove_pod(cluster, pod, via=via)
         self.reconcile(cluster)
 
     def _check_skew(self, cluster: Cluster) -> None:
@@ -727,10 +846,54 @@ class World:
         update.status = "Successful"
         self._check_skew(cluster)
 
+    def start_outside_operation(self, cluster: Cluster, *, node_pool: str | None, seconds: float) -> Update:
+        """An operation Regatta did not start: GKE's own auto-upgrade, AKS's auto-upgrade channel, a colleague's
+        console click. The cluster (or the pool) is busy with it for `seconds` of simulated time and every cloud
+        answers a change of it as busy meanwhile; nothing else about the cluster changes."""
+        if node_pool is not None:
+            self.pool(cluster, node_pool).status = "UPDATING"
+        else:
+            cluster.status = "UPDATING"
+        params = [{"type": "Version", "value": cluster.pools[node_pool].version if node_pool else cluster.version}]
+        update = self._new_update(cluster, kind="VersionUpdate", nodegroup=node_pool, params=params, token=None)
+        update.outside = True
+        self._spawn(self._run_outside_operation(cluster, update, node_pool, seconds))
+        return update
+
+    async def _run_outside_operation(self, cluster: Cluster, update: Update, node_pool: str | None, seconds: float) -> None:
+        await self.pause(cluster, seconds)
+        if node_pool is not None and node_pool in cluster.pools:
+            cluster.pools[node_pool].status = "ACTIVE"
+        elif node_pool is None:
+            cluster.status = "ACTIVE"
+        update.status = "Successful"
+
+    def running_operations(self, cluster: Cluster) -> list[Update]:
+        """Every operation of the cluster still in progress, oldest first."""
+        return [u for u in cluster.updates.values() if u.status == "InProgress"]
+
+    def start_addon_update(self, cluster: Cluster, addon: str, version: str, token: str | None) -> Update:
+        """An EKS managed add-on moved to `version`: it takes a while, then the add-on runs it."""
+        update = self._new_update(cluster, kind="AddonUpdate", nodegroup=None,
+                                  params=[{"type": "AddonVersion", "value": version}], token=token)
+        update.addon = addon
+        self._spawn(self._run_addon_update(cluster, update, addon, version))
+        return update
+
+    async def _run_addon_update(self, cluster: Cluster, update: Update, addon: str, version: str) -> None:
+        await self.pause(cluster, ADDON_UPDATE_SECONDS)
+        while cluster.faults.hang:
+            await asyncio.sleep(0.05)
+        cluster.addons[addon] = version
+        update.status = "Successful"
+
     def start_node_pool_upgrade(self, cluster: Cluster, pool_name: str, version: str | None, token: str | None, force: bool,
-                                *, image: str | None = None) -> Update:
+                                *, image: str | None = None, kubelet: str | None = None,
+                                settings: dict[str, Any] | None = None) -> Update:
         """A surge replacement of the pool's nodes: onto a new version (and that version's newest
-        image unless `image` names one), or onto a new image of the version it runs."""
+        image unless `image` names one), or onto a new image of the version it runs. `kubelet` is the
+        version the new image's kubelet runs when the image decides it (an EKS custom AMI); `settings`
+        are what the pool's description says afterwards (a new launch template version, image type)."""
         if (existing := self._token_update(cluster, token)) is not None:
             return existing
         pool = self.pool(cluster, pool_name)
@@ -741,15 +904,13 @@ class World:
                 f"Requested Nodegroup version {target} is newer than the cluster version {cluster.version}",
             )
         image = image or newest_node_image(cluster.provider, target)
-        if cluster.provider == "eks" and not image.startswith(f"{target}."):
-            raise SimError(400, "InvalidParameterException",
-                           f"Requested release version {image} is not valid for kubernetes version {target}.")
         if pool.status != "ACTIVE" or cluster.pool_in_flight(pool_name):
             raise SimError(409, "ResourceInUseException", f"Nodegroup {pool_name} is not ACTIVE (status {pool.status}).")
         params = [{"type": "Version", "value": target}, {"type": "ReleaseVersion", "value": image}]
         update = self._new_update(cluster, kind="VersionUpdate", nodegroup=pool_name, params=params, token=token)
         pool.status = "UPDATING"
-        self._spawn(self._run_surge(cluster, pool, update, target, force, image))
+        self._spawn(self._run_surge(cluster, pool, update, target, force, image,
+                                    kubelet=arithmetic.minor_text(kubelet) if kubelet else None, settings=settings or {}))
         return update
 
     async def _wait_ready(self, cluster: Cluster, node: Node) -> bool:
@@ -762,21 +923,23 @@ class World:
         self.reconcile(cluster)
         return True
 
-    async def _run_surge(self, cluster: Cluster, pool: NodePool, update: Update, target: str, force: bool, image: str) -> None:
+    async def _run_surge(self, cluster: Cluster, pool: NodePool, update: Update, target: str, force: bool, image: str, *,
+                         kubelet: str | None, settings: dict[str, Any]) -> None:
         """What EKS does for a managed node group: one new node, drain one old node, remove it."""
         try:
+            runs = kubelet or target
             old_nodes = [n for n in cluster.pool_nodes(pool.name)
-                         if arithmetic.minor(n.version) != arithmetic.minor(target) or n.image != image]
+                         if arithmetic.minor(n.version) != arithmetic.minor(runs) or n.image != image]
             for old in old_nodes:
                 while cluster.faults.hang:
                     await asyncio.sleep(0.05)
-                fresh = self._add_node(cluster, pool, version=target, image=image)
+                fresh = self._add_node(cluster, pool, version=runs, image=image)
                 if not await self._wait_ready(cluster, fresh):
                     self.remove_node(cluster, fresh.name, why="surge node failed to join")
                     self._fail(update, pool, "NodeCreationFailure", "Instances failed to join the kubernetes cluster", [fresh.name])
                     return
                 self.set_unschedulable(cluster, old.name, True)
-                stuck = await self._drain_for_cloud(cluster, old, force=force)
+                stuck = await self._drain_for_cloud(cluster, old, force=force, pool=pool)
                 if stuck:
                     self.set_unschedulable(cluster, old.name, False)
                     self._fail(update, pool, "PodEvictionFailure",
@@ -785,7 +948,8 @@ class World:
                     return
                 await self.pause(cluster, NODE_TERMINATE_SECONDS)
                 self.remove_node(cluster, old.name, why="surge upgrade")
-            pool.version, pool.image = target, image
+            pool.version, pool.image, pool.kubelet = target, image, kubelet
+            pool.settings.update(settings)
             pool.status = "ACTIVE"
             pool.health_issues = []
             pool.modified = time.time()
@@ -793,7 +957,22 @@ class World:
         except Exception as error:  # noqa: BLE001 - a bug in the simulator must show up as a failed update, not a hang
             self._fail(update, pool, "InternalFailure", repr(error), [])
 
-    async def _drain_for_cloud(self, cluster: Cluster, node: Node, *, force: bool) -> list[Pod]:
+    def cloud_drain_budget(self, cluster: Cluster, pool: NodePool) -> tuple[float, bool]:
+        """How long the cloud's own surge drain keeps asking a node's PodDisruptionBudgets (simulated seconds),
+        and whether it then deletes the pods anyway (True) or fails the upgrade (False):
+        EKS 15 minutes, then PodEvictionFailure; GKE an hour (or the pool's nodeDrainConfig.pdbTimeoutDuration),
+        then on without them; AKS the pool's upgradeSettings.drainTimeoutInMinutes (30 by default), then
+        UpgradeFailed."""
+        if cluster.provider == "gke":
+            timeout = (pool.settings.get("nodeDrainConfig") or {}).get("pdbTimeoutDuration")
+            return (float(str(timeout).rstrip("s")) if timeout else GKE_PDB_TIMEOUT_SECONDS), True
+        if cluster.provider == "aks":
+            minutes = (pool.settings.get("upgradeSettings") or {}).get("drainTimeoutInMinutes") or 30
+            return float(minutes) * 60, False
+        return EVICTION_BUDGET_SECONDS, False
+
+    async def _drain_for_cloud(self, cluster: Cluster, node: Node, *, force: bool, pool: NodePool) -> list[Pod]:
+        budget, then_delete = self.cloud_drain_budget(cluster, pool)
         waited = 0.0
         while True:
             stuck = []
@@ -801,13 +980,14 @@ class World:
                 if pod.namespace in SYSTEM_NAMESPACES:
                     continue
                 try:
-                    self.evict(cluster, pod.namespace, pod.name, by=f"{cluster.provider} managed node group upgrade")
+                    self.evict(cluster, pod.namespace, pod.name, by=f"{cluster.provider} managed node pool upgrade")
                 except SimError:
-                    if force:
-                        self.delete_pod(cluster, pod.namespace, pod.name)
+                    if force or (then_delete and waited >= budget):
+                        self.delete_pod(cluster, pod.namespace, pod.name,
+                                        via=f"{cluster.provider} node pool upgrade past its PodDisruptionBudget timeout")
                     else:
                         stuck.append(pod)
-            if not stuck or waited >= EVICTION_BUDGET_SECONDS:
+            if not stuck or waited >= budget:
                 return stuck
             await self.pause(cluster, EVICTION_RETRY_SECONDS)
             waited += EVICTION_RETRY_SECONDS
@@ -828,8 +1008,10 @@ class World:
     def create_node_pool(self, cluster: Cluster, *, name: str, version: str | None, size: str, desired: int,
                          labels: dict[str, str], token: str | None, image: str | None = None,
                          subnets: list[str] | None = None, node_role: str | None = None,
-                         taints: list[dict[str, str]] | None = None, launch_template: dict[str, str] | None = None
-                         ) -> NodePool:
+                         taints: list[dict[str, str]] | None = None, settings: dict[str, Any] | None = None,
+                         kubelet: str | None = None) -> NodePool:
+        """A new pool. `kubelet` is the version its nodes' kubelet runs when the image decides it (an
+        EKS custom AMI); otherwise the pool's version."""
         if name in cluster.pools:
             existing = cluster.pools[name]
             if token and existing.token == token:
@@ -843,7 +1025,8 @@ class World:
         pool = NodePool(name=name, version=minor, size=size, desired=desired, labels=dict(labels), status="CREATING",
                         token=token, image=image or newest_node_image(cluster.provider, minor),
                         subnets=list(subnets if subnets is not None else self._default_subnets(cluster.provider)),
-                        node_role=node_role, taints=[dict(t) for t in taints or []], launch_template=launch_template)
+                        node_role=node_role, taints=[dict(t) for t in taints or []], settings=dict(settings or {}),
+                        kubelet=arithmetic.minor_text(kubelet) if kubelet else None)
         cluster.pools[name] = pool
         pool.operation = self._new_update(cluster, kind="CreateNodePool", nodegroup=name, params=[], token=None)
         self._spawn(self._run_create(cluster, pool))
@@ -927,7 +1110,8 @@ class World:
                 "deployments": {f"{ns}/{d}": {"replicas": dep.replicas, "labels": dict(dep.labels),
                                               "annotations": dict(dep.annotations)}
                                 for (ns, d), dep in cluster.deployments.items()},
-                "pdbs": {f"{ns}/{p}": {"selector": dict(pdb.selector), "min_available": pdb.min_available,
+                "pdbs": {f"{ns}/{p}": {"selector": None if pdb.selector is None else dict(pdb.selector),
+                                       "expressions": [dict(e) for e in pdb.expressions], "min_available": pdb.min_available,
                                        "max_unavailable": pdb.max_unavailable}
                          for (ns, p), pdb in cluster.pdbs.items()},
                 "objects": sorted(f"{a}/{p}/{ns or '-'}/{n}" for a, p, ns, n in cluster.objects),
@@ -991,7 +1175,8 @@ class World:
             namespace = mapping.get(source, source)
             if source in excluded or ((namespace, name) in cluster.pdbs and not update):
                 continue
-            cluster.pdbs[(namespace, name)] = Pdb(namespace=namespace, name=name, selector=dict(item["selector"]),
+            cluster.pdbs[(namespace, name)] = Pdb(namespace=namespace, name=name, expressions=list(item.get("expressions") or []),
+                                                  selector=None if item["selector"] is None else dict(item["selector"]),
                                                   min_available=item["min_available"], max_unavailable=item["max_unavailable"])
             restored += 1
         cluster.resource_version += 1
@@ -1065,7 +1250,7 @@ class World:
     def put_pdb(self, cluster: Cluster, namespace: str, name: str, manifest: dict) -> Pdb:
         """Create a PodDisruptionBudget from a manifest (a server-side apply), or bring one up to it."""
         spec, meta = manifest.get("spec") or {}, manifest.get("metadata") or {}
-        selector = (spec.get("selector") or {}).get("matchLabels") or {}
+        selector = spec.get("selector")
         if ("minAvailable" in spec) == ("maxUnavailable" in spec):
             raise SimError(422, "Invalid", f'PodDisruptionBudget.policy "{name}" is invalid: spec: Invalid value:'
                            " minAvailable and maxUnavailable cannot be both set (and one is needed)")
@@ -1073,7 +1258,9 @@ class World:
             raise SimError(404, "NotFound", f'namespaces "{namespace}" not found')
         blocked = cluster.pdbs[(namespace, name)].blocked if (namespace, name) in cluster.pdbs else False
         pdb = cluster.pdbs[(namespace, name)] = Pdb(
-            namespace=namespace, name=name, selector={k: str(v) for k, v in selector.items()},
+            namespace=namespace, name=name,
+            selector=None if selector is None else {k: str(v) for k, v in (selector.get("matchLabels") or {}).items()},
+            expressions=[] if selector is None else [dict(e) for e in selector.get("matchExpressions") or []],
             min_available=spec.get("minAvailable"), max_unavailable=spec.get("maxUnavailable"), blocked=blocked,
             labels={k: str(v) for k, v in (meta.get("labels") or {}).items()},
             annotations={k: str(v) for k, v in (meta.get("annotations") or {}).items()})
@@ -1172,7 +1359,10 @@ class World:
                 "region": c.region,
                 "control_plane_version": c.version,
                 "node_pools": {p.name: {"version": p.version, "node_image": p.image, "status": p.status,
-                                        "nodes": len(c.pool_nodes(p.name))} for p in c.pools.values()},
+                                        "nodes": len(c.pool_nodes(p.name)), "size": p.size, "labels": dict(p.labels),
+                                        "taints": [dict(t) for t in p.taints], "settings": dict(p.settings)}
+                               for p in c.pools.values()},
+                "addons": dict(c.addons),
                 "nodes": {
                     n.name: {"version": n.version, "image": n.image, "ready": n.ready(now), "unschedulable": n.unschedulable,
                              "pods": len(c.pods_on(n.name))}
@@ -1189,6 +1379,7 @@ class World:
             "pdb_violations": mine(self.pdb_violations),
             "skew_violations": mine(self.skew_violations),
             "double_drains": mine(self.double_drains),
+            "issued_tokens": len(self.issued_tokens),
             "clusters": clusters,
             "backups": {name: sorted(taken) for name, taken in self.backups.items() if cluster is None or name == cluster},
             "traffic": {service: {"weights": record["weights"], "changes": len(record["changes"])}

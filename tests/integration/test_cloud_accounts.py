@@ -21,7 +21,7 @@ from tests.integration.test_provision import EKS_NETWORK, failure_of, nothing_le
 
 async def test_eks_refuses_a_subnet_the_account_does_not_have_and_the_operator_reads_why(
         client, worker, task_queue, simulator, inventory):
-    spec = request("eks", network={**EKS_NETWORK, "subnets": ["subnet-0deadbeef0000001"]})
+    spec = request("eks", network={**EKS_NETWORK, "subnets": [EKS_NETWORK["subnets"][0], "subnet-0deadbeef0000001"]})
     failure = await failure_of(await provision(client, task_queue, spec))
     assert "The subnet ID 'subnet-0deadbeef0000001' does not exist" in failure.message
     assert "creating the eks control plane" in failure.message

@@ -45,7 +45,9 @@ async def test_a_surge_upgrade_of_three_pools_takes_at_most_ten_activities_and_s
     record = inventory.get_cluster(cluster)
     assert record.control_plane_version == "1.31" and {p.version for p in record.node_pools} == {"1.31"}
     trail = [(r.action, r.outcome) for r in inventory.audit(operation_id=handle.id)]
-    assert trail == [("upgrade", "started"), ("upgrade", "succeeded")]
+    # EKS leaves its managed add-ons behind a control plane upgrade: kube-proxy is moved to the new minor's default.
+    assert trail == [("upgrade", "started"), ("addons", "changed"), ("upgrade", "succeeded")]
+    assert work["cloud.update_addons"] == 1 and [a.name for a in result.pools] == ["pool0", "pool1", "pool2"]
     assert sim_report(simulator, cluster)["pdb_violations"] == []
 
 
@@ -71,7 +73,8 @@ async def test_a_worker_killed_inside_an_upgrade_step_leaves_one_cloud_operation
     assert result.outcome == "succeeded"
     operations = httpx.get(f"{simulator.url}/sim/operations", timeout=10).json()["operations"]
     mine = Counter((o["type"], o["node_pool"]) for o in operations if o["cluster"] == cluster)
-    assert set(mine.values()) == {1} and len(mine) == 3, mine  # the control plane and two pools, each once
+    # the control plane, kube-proxy's add-on update and two pools, each once
+    assert set(mine.values()) == {1} and len(mine) == 4 and ("AddonUpdate", None) in mine, mine
     history = await handle.fetch_history()
     retried = [e.activity_task_started_event_attributes.attempt for e in history.events
                if e.HasField("activity_task_started_event_attributes")]

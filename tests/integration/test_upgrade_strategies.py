@@ -31,8 +31,13 @@ async def test_upgrade_moves_every_node_without_breaking_a_budget(
     assert state["pods_ready"] == state["pods"] == 13
     assert report["pdb_violations"] == [] and report["skew_violations"] == [] and report["double_drains"] == []
 
-    expected_pools = {"pool0", "pool1"} if strategy == "surge" else {"pool0-v1-31", "pool1-v1-31"}
+    # A blue/green replacement is named by its cloud's rules (AKS: lowercase letters and digits, at most 12).
+    replacements = {"pool0v31", "pool1v31"} if provider == "aks" else {"pool0-v1-31", "pool1-v1-31"}
+    expected_pools = {"pool0", "pool1"} if strategy == "surge" else replacements
     assert set(state["node_pools"]) == expected_pools
+    if provider == "aks":  # the System pool's replacement is a System pool: AKS keeps one at all times
+        modes = {name: pool["settings"]["mode"] for name, pool in state["node_pools"].items()}
+        assert modes == dict(zip(sorted(expected_pools), ["System", "User"], strict=True))
     record = inventory.get_cluster(cluster)
     assert record.control_plane_version == "1.31"
     assert {p.name: p.version for p in record.node_pools} == {name: "1.31" for name in expected_pools}

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from regatta.models import NodePool, NodeState, PdbState, WorkloadInventory, WorkloadState
-from regatta.rules import disruption, operation_ids, readiness, recovery, refusals, versions
+from regatta.rules import disruption, operation_ids, pool_names, readiness, recovery, refusals, versions
 
 
 def pools(*versions: str) -> list[NodePool]:
@@ -157,16 +157,50 @@ class TestDrainPlanning:
     def test_what_a_drain_evicts(self, owners, annotations, phase, evictable):
         assert disruption.is_evictable(owner_kinds=owners, annotations=annotations, phase=phase) is evictable
 
-    @pytest.mark.parametrize(("pool", "name"), [("general", "general-v1-31"), ("general-v1-30", "general-v1-31")])
-    def test_replacement_pool_names(self, pool, name):
-        assert disruption.replacement_pool_name(pool, "1.31") == name
+    @pytest.mark.parametrize(("provider", "pool", "version", "name"), [
+        ("eks", "general", "1.30", "general-v1-31"), ("eks", "general-v1-30", "1.30", "general-v1-31"),
+        ("gke", "general", "1.30", "general-v1-31"), ("aks", "general", "1.30", "generalv31"),
+        ("aks", "generalv30", "1.30", "generalv31"), ("aks", "pool0", "1.30", "pool0v31"),
+        # AKS's own names may end like a replacement's: only the suffix of the version the pool runs is taken off.
+        ("aks", "dev12", "1.30", "dev12v31"),
+    ])
+    def test_replacement_pool_names(self, provider, pool, version, name):
+        assert pool_names.replacement_pool_name(pool, "1.31", provider=provider, pool_version=version) == name
+        assert pool_names.name_problem(provider, name) is None
+
+    @pytest.mark.parametrize("provider", ["eks", "gke", "aks"])
+    def test_a_name_too_long_for_its_cloud_keeps_its_start_and_a_digest_of_the_whole(self, provider):
+        limit = pool_names.RULES[provider].max_length  # two names as long as the cloud allows, apart in their last letter
+        long_a, long_b = ("batchprocessing" + "x" * 60)[:limit - 1] + "a", ("batchprocessing" + "x" * 60)[:limit - 1] + "b"
+        first = pool_names.replacement_pool_name(long_a, "1.31", provider=provider)
+        second = pool_names.replacement_pool_name(long_b, "1.31", provider=provider)
+        assert first != second
+        assert first.startswith("bat") and len(first) <= pool_names.RULES[provider].max_length
+        assert pool_names.name_problem(provider, first) is None and pool_names.name_problem(provider, second) is None
+
+    def test_an_aks_windows_pool_keeps_to_six_characters(self):
+        assert pool_names.replacement_pool_name("win", "1.31", provider="aks", windows=True) == "winv31"
+        assert len(pool_names.replacement_pool_name("winpool", "1.31", provider="aks", windows=True)) == 6
+        with pytest.raises(pool_names.UnnameablePool, match="surge"):
+            pool_names.replacement_pool_name("win", "1.31", "AKSWindows-2022-202611.20.0", provider="aks", windows=True)
+
+    @pytest.mark.parametrize(("provider", "name", "refused"), [
+        ("aks", "general-v1-31", True), ("aks", "general131", False), ("aks", "General", True), ("aks", "1pool", True),
+        ("aks", "abcdefghijklm", True), ("gke", "pool_1", True), ("gke", "pool-1", False), ("gke", "pool-", True),
+        ("eks", "Pool_1-a", False), ("eks", "-pool", True), ("eks", "p" * 64, True),
+    ])
+    def test_each_clouds_name_rules(self, provider, name, refused):
+        assert (pool_names.name_problem(provider, name) is not None) is refused
 
     def test_a_node_image_replacement_is_named_apart_from_the_pool_it_replaces_at_the_same_version(self):
-        first = disruption.replacement_pool_name("general-v1-31", "1.31", "1.31.2-20261101")
+        first = pool_names.replacement_pool_name("general-v1-31", "1.31", "1.31.2-20261101")
         assert first.startswith("general-v1-31-i") and first != "general-v1-31"
-        second = disruption.replacement_pool_name(first, "1.31", "1.31.3-20261201")
+        second = pool_names.replacement_pool_name(first, "1.31", "1.31.3-20261201")
         assert second.startswith("general-v1-31-i") and second not in (first, "general-v1-31")
-        assert disruption.replacement_pool_name(first, "1.32") == "general-v1-32"
+        assert pool_names.replacement_pool_name(first, "1.32") == "general-v1-32"
+        on_aks = pool_names.replacement_pool_name("generalv31", "1.31", "AKSUbuntu-2204gen2containerd-202611.20.0",
+                                                  provider="aks", pool_version="1.31")
+        assert on_aks.startswith("gener") and "v31i" in on_aks and pool_names.name_problem("aks", on_aks) is None
 
 
 def test_health_problems_ignore_cordoned_nodes_but_not_unready_ones():

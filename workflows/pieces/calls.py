@@ -5,9 +5,9 @@ started and then waited for while they heartbeat, and health gates.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -16,6 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError,
 with workflow.unsafe.imports_passed_through():
     from regatta.models import (
         Activity,
+        AddonChange,
         CloudOperation,
         ClusterRef,
         HealthCheck,
@@ -24,10 +25,14 @@ with workflow.unsafe.imports_passed_through():
         HealthReport,
         RunHealthCheck,
         RunUpgrade,
+        UpdateAddons,
         UpgradeStepReport,
         WaitForOperation,
     )
+    from regatta.models.errors import ErrorType
     from regatta.rules import sites
+
+T = TypeVar("T")
 
 # Quick calls to a cloud or API server: throttling and 5xx are retried with backoff for a
 # while; what cannot succeed arrives as a non-retryable ApplicationError and stops at once.
@@ -38,6 +43,13 @@ QUICK_CALL = RetryPolicy(initial_interval=timedelta(milliseconds=500), backoff_c
 # activities, an upgrade step started, waited for and gated in one activity, the preflight's reads
 # in one. Runs that began before it keep their recorded commands (DESIGN rule 9).
 FEWER_STEPS = "fewer-steps"
+
+# The patch under which GKE and AKS clusters are created with their first node pool (their clouds refuse a
+# cluster born without nodes), and an AKS decommission leaves its System pools to go with the cluster.
+FIRST_POOL_WITH_CLUSTER = "first-pool-with-cluster"
+
+# The patch under which an EKS upgrade moves the cluster's managed add-ons after its control plane.
+MANAGED_ADDONS = "managed-addons"
 
 # A callback receiver that is down gets a few tries over about a minute, then the note is dropped
 # (and logged): an operation does not wait on its observers.
@@ -82,7 +94,8 @@ def _site_of(activity: Activity, arg: Any) -> str | None:
 
 @runtime_checkable
 class WaitsForAgents(Protocol):
-    """A workflow that shows in its progress when it waits for a site's agent (None: no longer)."""
+    """A workflow that shows in its progress what it waits on that is not its own doing: a site's agent that
+    is away, a cloud busy with an operation someone else started (None: no longer)."""
 
     def waiting_for_agent(self, text: str | None) -> None: ...
 
@@ -155,9 +168,33 @@ class ClusterCalls:
     def heartbeat(self) -> float:
         return max(self.timing.activity_heartbeat_timeout_seconds, 3 * self.timing.poll_interval_seconds)
 
+    async def while_the_cloud_is_busy(self, attempt: Callable[[], Awaitable[T]], *, what: str) -> T:
+        """Run `attempt`; while the cloud answers that another operation runs on the cluster (EKS
+        ResourceInUseException, GKE's 400 FAILED_PRECONDITION, AKS's 409 OperationNotAllowed: an auto-upgrade,
+        a colleague's console), say so in the progress and ask again every poll interval, for as long as the
+        operation's own timeout allows. The clouds' own operations run for hours; a retry budget of minutes
+        would fail an upgrade that only had to wait."""
+        waited, limit = 0.0, self.timing.cloud_operation_timeout_seconds
+        while True:
+            try:
+                result = await attempt()
+            except ActivityError as failure:
+                if getattr(failure.cause, "type", None) != ErrorType.OPERATION_IN_PROGRESS or waited >= limit:
+                    raise
+                pause = self.timing.poll_interval_seconds
+                _show_waiting(f"{what}: {getattr(failure.cause, 'message', failure)} Waiting for it to finish"
+                              f" ({waited:.0f}s of at most {limit:.0f}s)")
+                await workflow.sleep(timedelta(seconds=pause))
+                waited += pause
+                continue
+            if waited:
+                _show_waiting(None)
+            return result
+
     async def cloud_operation(self, start: Activity, request: Any) -> CloudOperation:
-        """Ask a cloud for a long-running change and wait until it has finished."""
-        operation: CloudOperation = await call(start, request, CloudOperation)
+        """Ask a cloud for a long-running change (waiting first for one someone else runs) and wait until it has finished."""
+        operation: CloudOperation = await self.while_the_cloud_is_busy(
+            lambda: call(start, request, CloudOperation), what=start.value.removeprefix("cloud.").replace("_", " "))
         timeout = self.timing.cloud_operation_timeout_seconds
         done: CloudOperation = await call(
             Activity.WAIT_FOR_OPERATION,
@@ -172,7 +209,8 @@ class ClusterCalls:
 
     async def upgrade(self, *, target_version: str, request_token: str, node_pool: str | None = None,
                       node_image: str | None = None, gate_after: str, gate_timeout: float,
-                      on_gate: Callable[[], None], describe_after: bool = False) -> UpgradeStepReport:
+                      on_gate: Callable[[], None], describe_after: bool = False, launch_template_version: str | None = None,
+                      force: bool = False, drain_timeout_seconds: float | None = None) -> UpgradeStepReport:
         """Upgrade the control plane (no `node_pool`) or one node pool, then gate on health: one
         activity where one worker reaches the cloud and the cluster; otherwise the upgrade centrally
         and the gate at the cluster's site. `on_gate` is called once the cloud's part is done and
@@ -180,14 +218,16 @@ class ClusterCalls:
         together = self.reaches_cloud_and_cluster()
         gate = self._gate(gate_after, timeout=gate_timeout)
         step = RunUpgrade(cluster=self.ref, target_version=target_version, request_token=request_token,
-                          node_pool=node_pool, node_image=node_image,
+                          node_pool=node_pool, node_image=node_image, launch_template_version=launch_template_version,
+                          force=force, drain_timeout_seconds=drain_timeout_seconds,
                           poll_interval_seconds=self.timing.poll_interval_seconds,
                           timeout_seconds=self.timing.cloud_operation_timeout_seconds, gate=gate if together else None,
                           describe_after=describe_after)
         try:
-            report: UpgradeStepReport = await call(
+            report: UpgradeStepReport = await self.while_the_cloud_is_busy(lambda: call(
                 Activity.UPGRADE, step, UpgradeStepReport, heartbeat=self.heartbeat(),
-                timeout=self.timing.cloud_operation_timeout_seconds + (gate_timeout if together else 0) + 120)
+                timeout=self.timing.cloud_operation_timeout_seconds + (gate_timeout if together else 0) + 120),
+                what=f"upgrade of {'node pool ' + node_pool if node_pool else 'the control plane'}")
         except ActivityError as failure:
             if getattr(failure.cause, "type", None) == gate.failure_type:
                 on_gate()
@@ -196,6 +236,16 @@ class ClusterCalls:
         if not together:
             await self.health_gate(gate_after, timeout=gate_timeout)
         return report
+
+    async def update_addons(self, *, target_version: str, request_token: str) -> list[AddonChange]:
+        """Move the cloud-managed add-ons to their catalogue's default for the new version, each waited for."""
+        timeout = self.timing.cloud_operation_timeout_seconds
+        request = UpdateAddons(cluster=self.ref, target_version=target_version, request_token=request_token,
+                               poll_interval_seconds=self.timing.poll_interval_seconds, timeout_seconds=timeout)
+        changes: list[AddonChange] = await self.while_the_cloud_is_busy(
+            lambda: call(Activity.UPDATE_ADDONS, request, list[AddonChange], timeout=4 * timeout + 120,
+                         heartbeat=self.heartbeat()), what="update of the managed add-ons")
+        return changes
 
     def _gate(self, after: str, *, timeout: float, failure_type: str = "HealthGateFailed",
               min_ready_nodes: int = 0) -> HealthGate:
