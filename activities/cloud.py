@@ -38,6 +38,9 @@ from regatta.models import (
 )
 from regatta.models.errors import ErrorType
 
+# An upgrade step waits for at most this many operations: its own, after one or two the cloud ran by itself.
+MAX_OPERATIONS_PER_STEP = 3
+
 
 class CloudActivities:
     def __init__(self, connections: ClusterConnections):
@@ -67,32 +70,45 @@ class CloudActivities:
     def upgrade(self, request: RunUpgrade) -> UpgradeStepReport:
         """Start the upgrade of the control plane or one node pool, wait for it, gate on health (when
         asked), and (for the last step) describe the cluster afterwards. Heartbeat details carry the operation once
-        started, so a retry waits for it rather than asking the cloud again."""
+        started, so a retry waits for it rather than asking the cloud again.
+
+        Once the operation ends, the start is asked again, which every adapter answers without a second
+        operation when the target is reached (EKS by the request token, GKE and AKS by the versions): a cloud
+        without request tokens (GKE) may have handed back an operation someone else runs on the same target (its
+        own auto-upgrade), and then Regatta's upgrade still has to start."""
         cluster = request.cluster
         details = activity.info().heartbeat_details
         with translated_failures():
             provider = self.connections.provider(cluster)
+
+            def start() -> CloudOperation:
+                if request.node_pool is None:
+                    return provider.start_control_plane_upgrade(cluster, version=request.target_version,
+                                                                request_token=request.request_token, force=request.force)
+                return provider.start_node_pool_upgrade(
+                    cluster, node_pool=request.node_pool, version=request.target_version, node_image=request.node_image,
+                    request_token=request.request_token, launch_template_version=request.launch_template_version,
+                    drain_timeout_seconds=request.drain_timeout_seconds)
+
             if details:
                 started, operation = float(details[0]), CloudOperation.model_validate(details[1])
             else:
-                started = time.time()
-                if request.node_pool is None:
-                    operation = provider.start_control_plane_upgrade(cluster, version=request.target_version,
-                                                                     request_token=request.request_token, force=request.force)
-                else:
-                    operation = provider.start_node_pool_upgrade(
-                        cluster, node_pool=request.node_pool, version=request.target_version,
-                        node_image=request.node_image, request_token=request.request_token,
-                        launch_template_version=request.launch_template_version,
-                        drain_timeout_seconds=request.drain_timeout_seconds)
-            beat = operation.model_dump(mode="json")
-            activity.heartbeat(started, beat)
-            operation = self._wait(provider, cluster, operation, started=started, timeout_seconds=request.timeout_seconds,
-                                   poll_interval_seconds=request.poll_interval_seconds,
-                                   heartbeat=lambda: activity.heartbeat(started, beat))
+                started, operation = time.time(), start()
+            for _ in range(MAX_OPERATIONS_PER_STEP):
+                beat = operation.model_dump(mode="json")
+                activity.heartbeat(started, beat)
+                operation = self._wait(provider, cluster, operation, started=started, timeout_seconds=request.timeout_seconds,
+                                       poll_interval_seconds=request.poll_interval_seconds,
+                                       heartbeat=lambda beat=beat: activity.heartbeat(started, beat))
+                again = start()
+                if again.status == "succeeded":
+                    break
+                activity.logger.info("%s on %s: the operation waited for was not this upgrade's; %s started",
+                                     request.node_pool or "control plane", cluster.name, again.id)
+                operation = again
             if request.gate is not None:
                 gate_on_health(self.connections, request.gate,
-                               on_poll=lambda problems: activity.heartbeat(started, beat, problems))
+                               on_poll=lambda problems: activity.heartbeat(started, operation.model_dump(mode="json"), problems))
             return UpgradeStepReport(operation=operation, state=self._describe(cluster) if request.describe_after else None)
 
     @activity.defn(name=Activity.UPDATE_ADDONS)

@@ -140,6 +140,24 @@ def add_cluster(simulator: BackgroundSimulator, inventory: Inventory):
     return add
 
 
+@pytest.fixture
+def add_fleet(simulator: BackgroundSimulator, inventory: Inventory):
+    """Load clusters written as the fleet file writes them (each name given a unique suffix) with the
+    simulated accounts they need, and register them in the inventory; returns the names, in order. The
+    accounts are the whole simulator's until the next load: a test that changes them loads them itself."""
+
+    def add(*clusters: dict, accounts: dict | None = None) -> list[str]:
+        tag = uuid.uuid4().hex[:6]
+        specs = [{**cluster, "name": f"{cluster['name']}-{tag}"} for cluster in clusters]
+        fleet = FleetSpec.model_validate({"clusters": specs, **({"accounts": accounts} if accounts else {})})
+        httpx.post(f"{simulator.url}/sim/clusters", json=fleet.model_dump(), timeout=30).raise_for_status()
+        for record in records_from_fleet(fleet):
+            inventory.upsert_cluster(record)
+        return [spec["name"] for spec in specs]
+
+    return add
+
+
 def sim_report(simulator: BackgroundSimulator, cluster: str) -> dict:
     return httpx.get(f"{simulator.url}/sim/report", params={"cluster": cluster}, timeout=10).json()
 

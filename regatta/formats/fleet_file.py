@@ -163,7 +163,7 @@ class GkeAccountSpec(Spec):
         "the project's number: GKE's operation links name the project by it, whatever id the request used"))
     networks: dict[str, list[str]] = Field(default_factory=lambda: {"default": ["default"], "fleet": ["fleet-nodes"]})
     machine_types: list[str] = Field(default_factory=lambda: [
-        "e2-standard-2", "e2-standard-4", "e2-standard-8", "n2-standard-4", "n2-standard-8", "c2-standard-8"])
+        "e2-medium", "e2-standard-2", "e2-standard-4", "e2-standard-8", "n2-standard-4", "n2-standard-8", "c2-standard-8"])
 
 
 class AksAccountSpec(Spec):

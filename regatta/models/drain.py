@@ -81,3 +81,5 @@ class DrainEscalation(Model):
     step_since: datetime
     policy: DrainPolicy
     approved_by: str | None = None
+    reason: str | None = Field(default=None, description="why it is blocked when it is not a budget at its floor (a pod"
+                               " more than one budget selects)")

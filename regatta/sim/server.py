@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import tempfile
 import threading
+import time
 from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
@@ -131,6 +133,41 @@ ARM_ERROR_CODES = {"NotFound": "NotFound", "TooManyRequests": "TooManyRequests",
                    "ResourceInUseException": "OperationNotAllowed"}
 
 
+class CloudRequestLog:
+    """Every request to a simulated cloud's API as it arrived (method, path, query, JSON body), before any
+    token or retry is merged: what GET /sim/requests reads, so a test can hold a request body against the
+    cloud SDK's own model, or count what was asked twice. The last REQUEST_LOG_SIZE are kept."""
+
+    def __init__(self, app, *, world: World):
+        self.app, self.world = app, world
+
+    async def __call__(self, scope, receive, send) -> None:
+        provider = cloud_of(scope["path"]) if scope["type"] == "http" else None
+        if provider is None:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        headers = {key.decode().lower(): value.decode() for key, value in scope.get("headers") or []}
+        entry = {"cloud": provider, "method": scope["method"], "path": scope["path"],
+                 "query": scope["query_string"].decode(), "body": None, "at": time.time(),
+                 **({"if_match": headers["if-match"]} if "if-match" in headers else {})}
+        self.world.request_log.append(entry)  # throttled ones too: it is what arrived
+
+        async def recorded():
+            message = await receive()
+            if message["type"] == "http.request":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body") and chunks != [b""]:
+                    raw = b"".join(chunks)
+                    try:
+                        entry["body"] = json.loads(raw)
+                    except ValueError:
+                        entry["body"] = raw.decode(errors="replace")
+            return message
+
+        await self.app(scope, recorded, send)
+
+
 class CloudRateLimits:
     """A cloud account over its request-rate limit is answered 429 in that cloud's own shape. Plain
     ASGI rather than an `@app.middleware("http")` function, whose per-request task group cost the
@@ -180,6 +217,7 @@ def create_app(world: World) -> FastAPI:
                             headers={"x-amzn-ErrorType": code})
 
     app.add_middleware(CloudRateLimits, world=world, answer=sim_error)
+    app.add_middleware(CloudRequestLog, world=world)
 
     @app.exception_handler(StarletteHTTPException)
     async def unserved(request: Request, error: StarletteHTTPException):
@@ -212,6 +250,12 @@ def create_app(world: World) -> FastAPI:
     @app.post("/sim/clusters")
     async def load_clusters(fleet: FleetSpec, replace: bool = False):
         return {"loaded": world.load(fleet, replace=replace)}
+
+    @app.get("/sim/requests")
+    async def requests(cloud: str | None = None, path_contains: str | None = None):
+        """The cloud requests the simulator was sent, oldest first (see CloudRequestLog)."""
+        return {"requests": [r for r in world.request_log if (cloud is None or r["cloud"] == cloud)
+                             and (path_contains is None or path_contains in r["path"])]}
 
     @app.get("/sim/operations")
     async def operations():

@@ -13,6 +13,7 @@ asyncio tasks that sleep scaled simulated seconds between their steps.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import random
 import secrets
@@ -31,7 +32,8 @@ ADDON_UPDATE_SECONDS = 60.0
 # How long a token each cloud hands out is accepted (simulated seconds): EKS's aws-iam-authenticator
 # token 15 minutes after its X-Amz-Date, a Google OAuth or Entra access token about an hour.
 TOKEN_LIFETIMES = {"eks": 900.0, "gke": 3600.0, "aks": 3600.0, "kubeconfig": 3600.0}
-MIN_TOKEN_SECONDS = 30.0  # at time scales near 0 a token still outlives the request that fetched it
+MIN_TOKEN_SECONDS = 30.0
+REQUEST_LOG_SIZE = 5000  # at time scales near 0 a token still outlives the request that fetched it
 # The AKS server application: the audience of every Entra token an AKS API server takes.
 AKS_SERVER_APPLICATION = "6dae42f8-4368-4678-94ff-3960e28e3630"
 CLUSTER_CREATE_SECONDS = 600.0
@@ -294,6 +296,9 @@ class World:
         # Tokens handed out that expire: token → (site, audience, monotonic expiry), and their lifetime if a
         # test sets one (None: each cloud's own, scaled).
         self.issued_tokens: dict[str, tuple[str | None, str | None, float]] = {}
+        self.tokens_issued = 0  # how many tokens that expire were ever handed out
+        # The last cloud requests as they arrived (regatta/sim/server.py's CloudRequestLog).
+        self.request_log: collections.deque[dict] = collections.deque(maxlen=REQUEST_LOG_SIZE)
         self.token_lifetime_seconds: float | None = None
         # A cloud account's request-rate limit (requests in any one second) and what was refused over it.
         self.cloud_rate_limits: dict[str, float] = {}
@@ -371,6 +376,7 @@ class World:
         lifetime = self.token_lifetime(cluster)
         token = f"simtok-{'entra-' if audience else ''}{secrets.token_hex(16)}"
         self.issued_tokens[token] = (cluster.site, audience, now + lifetime)
+        self.tokens_issued += 1
         return token, time.time() + lifetime
 
     def accepts(self, cluster: Cluster, authorization: str | None) -> bool:
@@ -527,6 +533,8 @@ class World:
         version = str(named.get("version") or template.default_version)
         chosen = template.versions[version]
         pool.settings["launchTemplate"] = {"id": template.id, "name": template.name, "version": version}
+        if chosen.instance_type:
+            pool.size = chosen.instance_type
         if chosen.image_id:
             pool.settings["amiType"] = "CUSTOM"
             pool.image = chosen.image_id
@@ -1379,7 +1387,7 @@ class World:
             "pdb_violations": mine(self.pdb_violations),
             "skew_violations": mine(self.skew_violations),
             "double_drains": mine(self.double_drains),
-            "issued_tokens": len(self.issued_tokens),
+            "tokens_issued": self.tokens_issued,
             "clusters": clusters,
             "backups": {name: sorted(taken) for name, taken in self.backups.items() if cluster is None or name == cluster},
             "traffic": {service: {"weights": record["weights"], "changes": len(record["changes"])}

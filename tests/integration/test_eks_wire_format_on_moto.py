@@ -60,3 +60,37 @@ def test_the_eks_adapter_speaks_moto_as_it_speaks_the_simulator(moto_eks, monkey
     assert eks.poll_operation(ref, deleted).status == "succeeded"
     again = eks.delete_cluster(ref, request_token="del-cluster")  # idempotent: already gone is done
     assert again.status == "succeeded"
+
+
+def test_moto_agrees_on_launch_templates_by_id_ami_and_capacity_types_and_a_replacement_made_like_its_group(moto_eks, monkeypatch):
+    """A second opinion on what a blue/green replacement sends: moto resolves a launch template named by id
+    through its own EC2, describes it by id and name (as the simulator does), refuses diskSize beside a
+    template, and keeps the AMI type, capacity type and sizes the replacement copied."""
+    import boto3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    ec2 = boto3.client("ec2", endpoint_url=moto_eks, region_name="us-east-1")
+    template = ec2.create_launch_template(LaunchTemplateName="arm-workers",
+                                          LaunchTemplateData={"InstanceType": "m6g.large"})["LaunchTemplate"]
+    eks = EksProvider(endpoint_url=moto_eks)
+    ref = ClusterRef(name="moto-lt", provider="eks", region="us-east-1")
+    eks.poll_operation(ref, eks.create_cluster(ref, version="1.31", labels={}, request_token="c", network=NETWORK))
+    client = boto3.client("eks", endpoint_url=moto_eks, region_name="us-east-1")
+    client.create_nodegroup(clusterName="moto-lt", nodegroupName="arm", subnets=NETWORK.subnets, nodeRole=NETWORK.node_role,
+                            launchTemplate={"id": template["LaunchTemplateId"], "version": "1"},
+                            amiType="AL2023_ARM_64_STANDARD", capacityType="SPOT",
+                            scalingConfig={"minSize": 1, "maxSize": 6, "desiredSize": 2})
+    described = client.describe_nodegroup(clusterName="moto-lt", nodegroupName="arm")["nodegroup"]
+    assert described["launchTemplate"]["id"] == template["LaunchTemplateId"]
+    assert described["launchTemplate"]["name"] == "arm-workers"
+
+    replacement = eks.list_node_pools(ref)[0].model_copy(update={"name": "arm-v1-31", "version": "1.31"})
+    eks.poll_operation(ref, eks.create_node_pool(ref, node_pool=replacement, request_token="r", like="arm"))
+    made = client.describe_nodegroup(clusterName="moto-lt", nodegroupName="arm-v1-31")["nodegroup"]
+    assert (made["amiType"], made["capacityType"]) == ("AL2023_ARM_64_STANDARD", "SPOT")
+    assert made["scalingConfig"] == {"minSize": 1, "maxSize": 6, "desiredSize": 2}
+    assert made["launchTemplate"]["id"] == template["LaunchTemplateId"]
+    with pytest.raises(Exception, match="Disk size must be specified within the launch template"):  # as EKS does
+        client.create_nodegroup(clusterName="moto-lt", nodegroupName="refused", subnets=NETWORK.subnets,
+                                nodeRole=NETWORK.node_role, launchTemplate={"id": template["LaunchTemplateId"]}, diskSize=50)

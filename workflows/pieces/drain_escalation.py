@@ -39,6 +39,8 @@ with workflow.unsafe.imports_passed_through():
 
 
 def blocked_by(escalation: DrainEscalation) -> str:
+    if escalation.reason:
+        return escalation.reason
     return f"PodDisruptionBudget {', '.join(escalation.budgets)} kept pods {', '.join(escalation.pods)} on it"
 
 
@@ -89,9 +91,10 @@ class EscalationLadder:
         if escalation is None or escalation.node != blocked.node:
             policy = disruption.drain_policy(self.request.drain_policies, node_pool=pool, pods=blocked.pods)
             escalation = self.state.drain_escalation = DrainEscalation(
-                node=blocked.node, pods=pods, budgets=blocked.budgets, blocked_since=now, step_since=now, policy=policy)
+                node=blocked.node, pods=pods, budgets=blocked.budgets, blocked_since=now, step_since=now, policy=policy,
+                reason=blocked.reason)
             await self.trail.record("drain", "escalated", f"drain of {blocked.node} blocked: {blocked_by(escalation)}")
-        escalation.pods, escalation.budgets = pods, blocked.budgets
+        escalation.pods, escalation.budgets, escalation.reason = pods, blocked.budgets, blocked.reason
         blocked_for = (now - escalation.blocked_since).total_seconds()
         while (step := disruption.next_escalation_step(escalation.policy, step=escalation.step, blocked_for=blocked_for,
                                                        approved=bool(escalation.approved_by))) is not None:
