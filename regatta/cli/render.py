@@ -192,6 +192,11 @@ def render_status(described: dict[str, Any], console: Console) -> None:
                           f" pods {', '.join(escalation['pods'])}")
         for line in progress.get("health_checks") or []:
             console.print(f"  health check {line}")
+        for line in progress.get("insights") or []:
+            console.print(f"  [yellow]upgrade insight[/] {line}")
+        for addon in progress.get("addons") or []:
+            moved = f"{addon['from_version']} → {addon['to_version']}" if addon["status"] == "updated" else addon["from_version"]
+            console.print(f"  add-on {addon['name']}: {moved} ({addon['status']})")
         if progress.get("rto_seconds") is not None:
             rpo = progress.get("rpo_seconds")
             console.print(f"  RTO {progress['rto_seconds']:.1f}s, RPO {f'{rpo:.0f}s' if rpo is not None else 'unknown'}")

@@ -32,14 +32,33 @@ def upgrade_start(
     poll_interval: Annotated[float | None, typer.Option(help="seconds between polls of cloud operations and health")] = None,
     override_hold: Annotated[str | None, typer.Option(help="go ahead although the cluster is under a maintenance hold,"
                                                            " for this reason (audited)")] = None,
+    accept_insights: Annotated[str | None, typer.Option(help="EKS: go ahead although upgrade insights report ERROR for"
+                                                             " --to, for this reason (audited)")] = None,
+    launch_template_version: Annotated[list[str] | None, typer.Option(
+        help="EKS node group on an AMI of its own launch template: NODE_GROUP=VERSION, the template version holding the"
+             " AMI for --to (repeatable)")] = None,
+    drain_unmanaged_pods: Annotated[bool, typer.Option(help="let a drain delete pods no controller recreates (kubectl"
+                                                            " drain --force)")] = False,
+    drain_emptydir_data: Annotated[bool, typer.Option(help="let a drain evict pods with emptyDir data (kubectl drain"
+                                                           " --delete-emptydir-data)")] = False,
 ):
     """Start a rolling upgrade of one cluster (operation id: cluster-CLUSTER)."""
     import getpass
 
     from regatta.models import ClusterUpgradeInput
 
+    templates = {}
+    for pair in launch_template_version or []:
+        group, _, version = pair.partition("=")
+        if not group or not version:
+            run_command(_refuse(f"--launch-template-version {pair!r}: give NODE_GROUP=VERSION, e.g. hardened=7"))
+            return
+        templates[group] = version
     overrides = {k: v for k, v in {"max_unavailable": max_unavailable, "drain_timeout_seconds": drain_timeout,
-                                   "poll_interval_seconds": poll_interval, "override_hold": override_hold}.items()
+                                   "poll_interval_seconds": poll_interval, "override_hold": override_hold,
+                                   "accept_insights": accept_insights, "launch_template_versions": templates or None,
+                                   "drain_unmanaged_pods": drain_unmanaged_pods or None,
+                                   "drain_emptydir_data": drain_emptydir_data or None}.items()
                  if v is not None}
     async def body():
         from pydantic import ValidationError
@@ -71,3 +90,7 @@ def upgrade_start(
                               renamed={f"node_images.{record.provider}:": "--node-image:"})
 
     run_command(body())
+
+
+async def _refuse(why: str) -> None:
+    raise Refused(why)

@@ -401,6 +401,10 @@ async def put_pool(request: Request, subscription: str, group: str, name: str, p
     existing = cluster.pools[pool]
     _if_match(request, _etag(existing.modified))
     _busy(cluster, pool=pool)
+    if props.get("nodeImageVersion") not in (None, existing.image):
+        # 2026-08-01: "Setting this value triggers an agentPool rollback. Only values from recentlyUsedVersions are allowed."
+        raise refused(400, "InvalidParameter", f"nodeImageVersion {props['nodeImageVersion']} is not one of agent pool {pool}'s"
+                      " recentlyUsedVersions: setting it rolls the pool back, to a version it ran in the last 7 days only.")
     for key in IMMUTABLE:
         before = existing.settings.get(key, {"vmSize": existing.size, "osType": "Linux"}.get(key))
         if key in props and props[key] != before and not (key == "vmSize" and props[key] == existing.size):

@@ -91,7 +91,10 @@ async def test_refusals_exit_2_and_change_nothing(queue_settings, add_cluster, s
     assert output.returncode == 2 and "'table', 'json'" in output.stderr
     fleet = await regatta(queue_settings, "clusters", "import", "/nonexistent/fleet.yaml")
     assert fleet.returncode == 2 and "does not exist" in fleet.stderr
-    everything = jump.stderr + unknown.stderr + strategy.stderr + control.stderr + status.stderr + output.stderr + fleet.stderr
+    template = await regatta(queue_settings, "upgrade", "start", name, "--to", "1.31", "--launch-template-version", "hardened")
+    assert template.returncode == 2 and "give NODE_GROUP=VERSION" in template.stderr
+    everything = (jump.stderr + unknown.stderr + strategy.stderr + control.stderr + status.stderr + output.stderr + fleet.stderr
+                  + template.stderr)
     assert "Traceback" not in everything
     state = sim_report(simulator, name)["clusters"][name]
     assert state["control_plane_version"] == "1.30" and not any(n["unschedulable"] for n in state["nodes"].values())

@@ -16,7 +16,13 @@ import pytest
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceModifiedError
 from azure.mgmt.containerservice import ContainerServiceClient
-from azure.mgmt.containerservice.models import AgentPool, ManagedCluster
+from azure.mgmt.containerservice.models import (
+    AgentPool,
+    ManagedCluster,
+    ManagedClusterAgentPoolProfile,
+    ManagedClusterAgentPoolProfileProperties,
+    ManagedClusterProperties,
+)
 from kubernetes import client as k8s
 from temporalio.client import WorkflowFailureError
 
@@ -41,11 +47,17 @@ def aks(simulator) -> ContainerServiceClient:
     return ContainerServiceClient(SimulatorCredential(simulator.url, site=None), SIM_SUBSCRIPTION, base_url=simulator.url)
 
 
+def rest_names(model: type) -> set[str]:
+    """The wire names of a model's fields, as the SDK generated them from the REST specification."""
+    model()  # the SDK fills in a model's field table when the first one is made
+    return {field._rest_name for field in model._attr_to_rest_field.values()}  # type: ignore[attr-defined]
+
+
 def code(error: HttpResponseError) -> str:
     return error.error.code if error.error else ""
 
 
-def test_aks_refuses_what_its_references_say_it_refuses(aks, add_fleet):
+def test_aks_refuses_what_its_references_say_it_refuses(aks, add_fleet, simulator):
     [name] = add_fleet(cluster("rules", time_scale=0.05, pools=[{"name": "system", "nodes": 1},
                                                                {"name": "apps", "nodes": 1, "node_image": "AKSUbuntu-2204gen2containerd-202601.05.0"}]))
     group = SIM_RESOURCE_GROUP
@@ -81,11 +93,21 @@ def test_aks_refuses_what_its_references_say_it_refuses(aks, add_fleet):
         aks.managed_clusters.begin_create_or_update(group, name, skipped, polling=False, **HTTP)
     assert code(skip.value) == "OperationNotAllowed" and "Upgrading Kubernetes version 1.30.5 to 1.32 is not allowed" in skip.value.message
 
+    resized = AgentPool(aks.agent_pools.get(group, name, "apps", **HTTP).as_dict(exclude_readonly=True))
+    resized.vm_size = "Standard_D8s_v5"
+    with pytest.raises(HttpResponseError) as immutable:  # "You can't change the VM size of a node pool after you create it"
+        aks.agent_pools.begin_create_or_update(group, name, "apps", resized, polling=False, **HTTP)
+    assert code(immutable.value) == "PropertyChangeNotAllowed"
+
     aks.agent_pools.begin_upgrade_node_image_version(group, name, "apps", polling=False, **HTTP)  # a surge, running a while
     with pytest.raises(HttpResponseError) as busy:
         aks.agent_pools.begin_upgrade_node_image_version(group, name, "apps", polling=False, **HTTP)
     assert busy.value.status_code == 409 and code(busy.value) == "OperationNotAllowed"
     assert "Another agentpool operation (apps - Upgrading) is in progress" in busy.value.message
+    with pytest.raises(CloudError) as classed:  # which Regatta waits for rather than retrying on a short budget
+        AksProvider(endpoint_url=simulator.url).delete_node_pool(ClusterRef(name=name, provider="aks", region="eastus"),
+                                                                 node_pool="apps", request_token="t")
+    assert classed.value.error_type == "OperationInProgress" and not classed.value.retryable
 
 
 def test_the_control_plane_goes_up_as_az_aks_upgrade_sends_it_and_is_read_by_the_version_that_runs(add_fleet, simulator):
@@ -98,6 +120,8 @@ def test_the_control_plane_goes_up_as_az_aks_upgrade_sends_it_and_is_read_by_the
     [put] = [r for r in httpx.get(f"{simulator.url}/sim/requests", params={"cloud": "aks", "path_contains": name},
                                   timeout=10).json()["requests"] if r["method"] == "PUT"]
     assert "servicePrincipalProfile" not in put["body"]["properties"] and put.get("if_match")
+    assert set(put["body"]["properties"]) <= rest_names(ManagedClusterProperties)  # every property is the SDK's own
+    assert all(set(p) <= rest_names(ManagedClusterAgentPoolProfile) for p in put["body"]["properties"]["agentPoolProfiles"])
     assert {p["name"]: p["orchestratorVersion"] for p in put["body"]["properties"]["agentPoolProfiles"]} == {
         "system": "1.30", "apps": "1.30"}  # every pool left where it is: the control plane only
     again = provider.start_control_plane_upgrade(ref, version="1.31", request_token="t")  # a retry after a crash
@@ -138,3 +162,9 @@ async def test_an_aks_surge_waits_on_a_budget_as_long_as_regattas_drain_would_th
     assert state["pdb_violations"] == []
     settings = state["clusters"][name]["node_pools"]["system"]["settings"]["upgradeSettings"]
     assert settings["drainTimeoutInMinutes"] == 2 and settings["undrainableNodeBehavior"] == "Schedule"
+    puts = [r for r in httpx.get(f"{simulator.url}/sim/requests", params={"cloud": "aks", "path_contains": f"{name}/agentPools/"},
+                                 timeout=10).json()["requests"] if r["method"] == "PUT"]
+    # nodeImageVersion is writable since 2026-08-01 and means a rollback: never sent back
+    assert puts and all("nodeImageVersion" not in r["body"]["properties"] and r.get("if_match") for r in puts)
+    known = rest_names(ManagedClusterAgentPoolProfileProperties)
+    assert all(set(r["body"]["properties"]) <= known for r in puts), "a property the SDK's own model does not have"

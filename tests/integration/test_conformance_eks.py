@@ -15,7 +15,7 @@ from temporalio.client import WorkflowFailureError
 
 from regatta.clouds.eks import EksProvider
 from regatta.models import ClusterRef
-from tests.conftest import sim_report
+from tests.conftest import set_faults, sim_report
 from tests.integration.conftest import start_upgrade
 
 TEMPLATES = [
@@ -179,7 +179,9 @@ async def test_a_custom_ami_node_group_is_refused_until_its_template_version_is_
     assert state["addons"]["kube-proxy"] == "v1.31.3-eksbuild.2", "the add-ons follow the control plane"
     sent = httpx.get(f"{simulator.url}/sim/requests", params={"path_contains": f"{name}/node-groups/hardened/update-version"},
                      timeout=10).json()["requests"]
-    assert [r["body"].get("version") for r in sent] == [None]  # a custom AMI's group is sent no version
+    # a custom AMI's group is sent no version, only its template's (asked again once done: the same token, one update)
+    assert sent and all(r["body"].get("version") is None and r["body"]["launchTemplate"]["version"] == "2" for r in sent)
+    assert len({r["body"]["clientRequestToken"] for r in sent}) == 1
     assert sim_report(simulator, name)["skew_violations"] == []
 
 
@@ -221,7 +223,8 @@ async def test_an_error_upgrade_insight_stops_the_upgrade_unless_accepted_with_a
     assert [r.outcome for r in accepted] == ["accepted"] and "CHG-88" in accepted[0].detail
     sent = httpx.get(f"{simulator.url}/sim/requests", params={"path_contains": f"/clusters/{name}/updates"},
                      timeout=10).json()["requests"]
-    assert [r["body"].get("force") for r in sent if r["method"] == "POST"] == [True]
+    posts = [r["body"] for r in sent if r["method"] == "POST"]
+    assert posts and all(body.get("force") is True for body in posts) and len({b["clientRequestToken"] for b in posts}) == 1
 
 
 async def test_node_groups_behind_the_control_plane_are_refused_before_anything_changes(
@@ -249,3 +252,21 @@ async def test_another_update_of_a_node_group_is_waited_for_then_the_upgrade_goe
             if o["cluster"] == name and o["node_pool"] == "general"]
     assert len(ours) == 2  # the outside update and Regatta's one, not a second attempt of ours
     assert sim_report(simulator, name)["clusters"][name]["node_pools"]["general"]["version"] == "1.31"
+
+
+async def test_an_eks_surge_meeting_a_budget_fails_after_eks_gives_up_and_the_budget_holds(
+        client, worker, task_queue, add_fleet, simulator):
+    """EKS drains a node group through the eviction API and, without `force` (which Regatta never sends),
+    fails the update with PodEvictionFailure after 15 minutes (here 1.8 s) rather than break a budget."""
+    tight = [{"name": "ledger", "namespace": "shop", "replicas": 2, "pdb": {"min_available": 1}}]
+    [name] = add_fleet(cluster("evict", version="1.31", time_scale=0.002, workloads=tight,
+                               pools=[{"name": "general", "nodes": 1, "version": "1.30"}]))
+    set_faults(simulator, name, blocking_pdbs=["shop/ledger-pdb"])
+    with pytest.raises(WorkflowFailureError) as failed:
+        await (await start_upgrade(client, task_queue, name)).result()
+    assert failed.value.cause.type == "CloudOperationFailed"
+    assert "PodEvictionFailure" in failed.value.cause.message and "shop/ledger-" in failed.value.cause.message
+    assert sim_report(simulator, name)["pdb_violations"] == []
+    sent = httpx.get(f"{simulator.url}/sim/requests", params={"path_contains": f"{name}/node-groups/general/update-version"},
+                     timeout=10).json()["requests"]
+    assert sent and all(not r["body"].get("force") for r in sent)
