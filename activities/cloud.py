@@ -94,17 +94,27 @@ class CloudActivities:
                 started, operation = float(details[0]), CloudOperation.model_validate(details[1])
             else:
                 started, operation = time.time(), start()
-            for _ in range(MAX_OPERATIONS_PER_STEP):
+            what = f"{request.node_pool or 'the control plane'} of {cluster.name}"
+            for waited in range(1, MAX_OPERATIONS_PER_STEP + 1):
                 beat = operation.model_dump(mode="json")
                 activity.heartbeat(started, beat)
                 operation = self._wait(provider, cluster, operation, started=started, timeout_seconds=request.timeout_seconds,
                                        poll_interval_seconds=request.poll_interval_seconds,
                                        heartbeat=lambda beat=beat: activity.heartbeat(started, beat))
+                # Asked again right after the wait, within any cloud's idempotency window: EKS answers the same
+                # request token with the same (finished) update, GKE and AKS compare the versions they run.
                 again = start()
                 if again.status == "succeeded":
                     break
-                activity.logger.info("%s on %s: the operation waited for was not this upgrade's; %s started",
-                                     request.node_pool or "control plane", cluster.name, again.id)
+                if waited == MAX_OPERATIONS_PER_STEP:
+                    # Not waited for and not given up on silently: the step fails and says which operation runs.
+                    raise CloudError(
+                        f"{what} is still not at {request.node_image or request.target_version} after {waited} operations"
+                        f" ran to their end (someone else's, or the cloud's own auto-upgrades, kept taking their turn);"
+                        f" the cloud has started {again.id}, which Regatta does not wait for: look at what keeps"
+                        " changing the cluster (an auto-upgrade channel, another tool), then retry the upgrade",
+                        error_type=ErrorType.CLOUD_OPERATION_FAILED, retryable=False)
+                activity.logger.info("%s: the operation waited for was not this upgrade's; %s started", what, again.id)
                 operation = again
             if request.gate is not None:
                 gate_on_health(self.connections, request.gate,

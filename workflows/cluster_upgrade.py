@@ -24,7 +24,7 @@ from collections.abc import Callable
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.pieces.calls import FEWER_STEPS, MANAGED_ADDONS, ClusterCalls, call, call_inventory, request_token
+from workflows.pieces.calls import CLOUD_RULES, FEWER_STEPS, MANAGED_ADDONS, ClusterCalls, call, call_inventory, request_token
 from workflows.pieces.controls import refuse_a_second_abort, refuse_when_ended
 from workflows.pieces.drain_escalation import EscalationLadder
 from workflows.pieces.failures import stop_of
@@ -246,13 +246,34 @@ class ClusterUpgrade:
         state = await call(Activity.DESCRIBE_CLUSTER, ref, ClusterState)
         return state, await call(Activity.INSPECT_CLUSTER, ref, ClusterInspection), []
 
+    def _apply_cloud_rules(self, state: ClusterState, inspection: ClusterInspection, insights: list[UpgradeInsight],
+                           scope: versions.UpgradeScope) -> None:
+        """What the cluster's cloud would refuse half way, refused now; the replacements' names its rules allow;
+        the EKS upgrade insights that stop the upgrade unless an operator accepted them."""
+        ref = self._ref()
+        found = cloud_rules.cloud_refusals(
+            provider=ref.provider, control_plane=state.control_plane_version, node_pools=state.node_pools,
+            target=self.input.target_version, moves_control_plane=scope.control_plane, upgrading=scope.node_pools,
+            strategy=self.input.strategy, launch_template_versions=self.input.launch_template_versions,
+            budgets=inspection.pdbs)
+        if found:
+            raise cloud_rules.CloudRuleViolation("; ".join(found))
+        if self.input.strategy == "blue_green":
+            pools = {pool.name: pool for pool in state.node_pools}
+            self.replacements = {name: pool_names.replacement_pool_name(
+                name, self.input.target_version, self.node_image, provider=ref.provider, pool_version=pools[name].version,
+                windows=(pools[name].image_type or "").upper().startswith("WINDOWS")) for name in scope.node_pools}
+        self.accepted_insights = cloud_rules.refuse_blocking_insights(
+            insights, self.input.target_version, accepted=self.input.accept_insights) if scope.control_plane else []
+
     async def _preflight(self) -> tuple[versions.UpgradeScope, ClusterState]:
         self.trail.step("preflight", "reading the control plane, node pools, nodes and budgets")
         ref = self._ref()
         fewer_steps = workflow.patched(FEWER_STEPS)
         state, inspection, insights = await self._read()
+        cloud_rules_apply = workflow.patched(CLOUD_RULES)  # runs begun before them replay without them (DESIGN rule 9)
         waited = 0.0
-        while state.status == "UPDATING" and waited < self.input.cloud_operation_timeout_seconds:
+        while cloud_rules_apply and state.status == "UPDATING" and waited < self.input.cloud_operation_timeout_seconds:
             # Someone else's change runs in the cloud (an auto-upgrade, a console click): wait for it, visibly.
             self.waiting_for_agent(f"{self.input.cluster} is UPDATING in the cloud with a change Regatta did not start;"
                                    f" waiting for it to finish ({waited:.0f}s of at most"
@@ -279,20 +300,8 @@ class ClusterUpgrade:
             if skew:
                 raise versions.SkewViolation("the cluster already breaks the version-skew policy: " + "; ".join(skew))
             disruption.refuse_unsatisfiable_pdbs(inspection.pdbs)
-            found = cloud_rules.cloud_refusals(
-                provider=ref.provider, control_plane=state.control_plane_version, node_pools=state.node_pools,
-                target=self.input.target_version, moves_control_plane=scope.control_plane, upgrading=scope.node_pools,
-                strategy=self.input.strategy, launch_template_versions=self.input.launch_template_versions,
-                budgets=inspection.pdbs)
-            if found:
-                raise cloud_rules.CloudRuleViolation("; ".join(found))
-            if self.input.strategy == "blue_green":
-                pools = {pool.name: pool for pool in state.node_pools}
-                self.replacements = {name: pool_names.replacement_pool_name(
-                    name, self.input.target_version, self.node_image, provider=ref.provider, pool_version=pools[name].version,
-                    windows=(pools[name].image_type or "").upper().startswith("WINDOWS")) for name in scope.node_pools}
-            self.accepted_insights = cloud_rules.refuse_blocking_insights(
-                insights, self.input.target_version, accepted=self.input.accept_insights) if scope.control_plane else []
+            if cloud_rules_apply:
+                self._apply_cloud_rules(state, inspection, insights, scope)
         except refusals.Refusal as refusal:
             raise ApplicationError(str(refusal), type=refusal.error_type, non_retryable=True) from None
         if self.accepted_insights:

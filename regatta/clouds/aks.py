@@ -25,7 +25,7 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.credentials import AccessToken
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 from azure.core.rest import HttpRequest
 from azure.mgmt.containerservice import ContainerServiceClient
 from azure.mgmt.containerservice.models import (
@@ -225,6 +225,9 @@ class AksProvider:
         body = ManagedCluster(found.as_dict(exclude_readonly=True))
         body.kubernetes_version = version
         body.service_principal_profile = None
+        for profile in body.agent_pool_profiles or []:
+            # Writable since 2026-08-01, where a value means "roll this pool back": the pools are not this call's to change.
+            profile.node_image_version = None
         return self._begin(cluster, f"upgrade of {cluster.name}'s control plane to {version}", "managed_clusters",
                            "begin_create_or_update", group, cluster.name, body, kind=kind, pool=None,
                            etag=found.e_tag, match_condition=MatchConditions.IfNotModified)
@@ -290,14 +293,10 @@ class AksProvider:
             spec.node_image_version = None
             spec.orchestrator_version = node_pool.version
             spec.count = node_pool.node_count
-        try:
-            return self._begin(cluster, f"creation of agent pool {node_pool.name}", "agent_pools", "begin_create_or_update",
-                               group, cluster.name, node_pool.name, spec, kind="node_pool_create", pool=node_pool.name)
-        except CloudError as error:
-            if isinstance(error.__cause__, ResourceExistsError):
-                return CloudOperation(id=f"done:{request_token}", cluster=cluster.name, kind="node_pool_create",
-                                      node_pool=node_pool.name, status="succeeded")
-            raise
+        # No special case for a 409: it is AKS saying another operation runs (OperationNotAllowed), which the
+        # workflow waits out; a pool that exists already takes the same PUT as an update and answers 200.
+        return self._begin(cluster, f"creation of agent pool {node_pool.name}", "agent_pools", "begin_create_or_update",
+                           group, cluster.name, node_pool.name, spec, kind="node_pool_create", pool=node_pool.name)
 
     def delete_node_pool(self, cluster: ClusterRef, *, node_pool: str, request_token: str) -> CloudOperation:
         _, group = self._scope(cluster)

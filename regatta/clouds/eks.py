@@ -47,7 +47,8 @@ _REFUSALS = {"InvalidParameterException", "InvalidRequestException", "Unsupporte
              "AccessDeniedException", "NotFoundException", "ClientException", "ResourceLimitExceededException",
              "BadRequestException"}
 # What CreateNodegroup takes that DescribeNodegroup reports, and a replacement copies as it is.
-_COPIED = ("capacityType", "labels", "taints", "subnets", "nodeRole", "updateConfig", "tags", "nodeRepairConfig")
+_COPIED = ("capacityType", "labels", "taints", "subnets", "nodeRole", "updateConfig", "tags", "nodeRepairConfig",
+           "warmPoolConfig")
 
 
 def _cloud_error(error: Exception, *, what: str) -> CloudError:
@@ -216,8 +217,14 @@ class EksProvider:
         `like`, everything DescribeNodegroup says of that group (AMI type, capacity type, sizes, disk, update
         settings, launch template by the id or name it used, tags) but for name, version and release version."""
         request = self._like(cluster, like, node_pool, launch_template_version) if like else self._fresh(node_pool)
-        self._call(cluster, f"creation of node group {node_pool.name}", "create_nodegroup", clusterName=cluster.name,
-                   nodegroupName=node_pool.name, clientRequestToken=request_token, **request)
+        try:
+            self._call(cluster, f"creation of node group {node_pool.name}", "create_nodegroup", clusterName=cluster.name,
+                       nodegroupName=node_pool.name, clientRequestToken=request_token, **request)
+        except CloudError as error:
+            # ResourceInUseException also says "NodeGroup already exists with name ...": a create that a retry with
+            # another token meets is the group itself, to wait for (until ACTIVE), not a busy cluster to wait out.
+            if error.error_type != ErrorType.OPERATION_IN_PROGRESS or "already exists" not in str(error):
+                raise
         return CloudOperation(id=f"create:{node_pool.name}", cluster=cluster.name, kind="node_pool_create", node_pool=node_pool.name)
 
     @staticmethod
@@ -327,10 +334,11 @@ class EksProvider:
         return found
 
     def start_addon_update(self, cluster: ClusterRef, *, addon: str, version: str, request_token: str) -> CloudOperation:
-        # OVERWRITE: the add-on's fields go to the new version's defaults where someone changed them by hand,
-        # as the EKS user guide's update step does; PRESERVE would leave the update to fail on a conflict.
+        # PRESERVE: a field someone set by hand (a VPC CNI environment variable, a CoreDNS replica count) keeps its
+        # value across the update; OVERWRITE would put it back to the new version's default without a word, and
+        # NONE fails the update on such a field. Rolling back is the add-on's earlier version, under the same rule.
         update = self._call(cluster, f"update of add-on {addon} to {version}", "update_addon", clusterName=cluster.name,
-                            addonName=addon, addonVersion=version, resolveConflicts="OVERWRITE",
+                            addonName=addon, addonVersion=version, resolveConflicts="PRESERVE",
                             clientRequestToken=request_token)["update"]
         return self._operation(cluster, update, kind="addon_update", addon=addon)
 

@@ -42,6 +42,12 @@ _OUTPUT_ONLY = ("self_link", "instance_group_urls", "status", "status_message", 
                 "update_info", "etag", "version", "initial_node_count", "name")
 
 
+# How GKE words "another operation runs" (FAILED_PRECONDITION covers other refusals too, which waiting never fixes):
+# "Operation operation-... is currently upgrading cluster c. Please wait and try again once it is done.",
+# "Cluster is running incompatible operation operation-...".
+_BUSY_WORDS = ("is currently", "Please wait", "incompatible operation")
+
+
 def _status_of(error: google_errors.GoogleAPICallError) -> str:
     """Google's canonical status of a refusal (FAILED_PRECONDITION, ...): the REST client names its
     exception by the HTTP code only, and GKE answers both a bad request and a busy cluster with 400."""
@@ -57,7 +63,8 @@ def _status_of(error: google_errors.GoogleAPICallError) -> str:
 def _cloud_error(error: Exception, *, what: str) -> CloudError:
     if isinstance(error, google_errors.NotFound):
         return CloudError(f"{what}: {error.message}", error_type=ErrorType.NOT_FOUND, retryable=False)
-    if isinstance(error, google_errors.GoogleAPICallError) and _status_of(error) == "FAILED_PRECONDITION":
+    if isinstance(error, google_errors.GoogleAPICallError) and _status_of(error) == "FAILED_PRECONDITION" \
+            and any(words in error.message for words in _BUSY_WORDS):
         # "Operation operation-... is currently upgrading cluster c. Please wait and try again once it is done."
         return CloudError(f"GKE is busy with another operation on the cluster during {what}: {error.message}",
                           error_type=ErrorType.OPERATION_IN_PROGRESS, retryable=False)
@@ -66,6 +73,12 @@ def _cloud_error(error: Exception, *, what: str) -> CloudError:
     if isinstance(error, google_errors.GoogleAPICallError):
         return CloudError(f"GKE refused {what}: {error.message}", error_type=ErrorType.CLOUD_REFUSED, retryable=False)
     return CloudError(f"could not reach GKE during {what}: {error}", error_type=ErrorType.CLOUD_UNREACHABLE, retryable=True)
+
+
+def _default_zones(location: str) -> int:
+    """How many zones GKE puts a new cluster's nodes in: its own for a zonal cluster (us-central1-a), three
+    of its region for a regional one ("By default, GKE replicates each node pool across three zones")."""
+    return 1 if re.fullmatch(r"[a-z]+-[a-z]+\d+-[a-z]", location) else 3
 
 
 def _minor(version: str) -> str:
@@ -118,9 +131,11 @@ class GkeProvider:
                             status=status.get(found.status) or str(found.status.name))
 
     @staticmethod
-    def _pool_spec(pool: NodePool) -> container_v1.NodePool:
+    def _pool_spec(pool: NodePool, *, zones: int) -> container_v1.NodePool:
+        """A new pool in `zones` zones: initial_node_count is per zone, so the pool's count is spread over them
+        (rounded up: a regional pool has as many nodes in each of its zones)."""
         return container_v1.NodePool(
-            name=pool.name, initial_node_count=pool.node_count, version=pool.node_image or pool.version,
+            name=pool.name, initial_node_count=math.ceil(pool.node_count / max(1, zones)), version=pool.node_image or pool.version,
             config=container_v1.NodeConfig(
                 machine_type=pool.node_size, labels=pool.labels,
                 taints=[container_v1.NodeTaint(key=t.key, value=t.value, effect=getattr(container_v1.NodeTaint.Effect, t.effect))
@@ -145,7 +160,8 @@ class GkeProvider:
                              " file", error_type=ErrorType.INVALID_REQUEST, retryable=False)
         network = network or ClusterNetwork()
         spec = container_v1.Cluster(name=cluster.name, initial_cluster_version=version, resource_labels=labels,
-                                    node_pools=[self._pool_spec(first_pool.model_copy(update={"version": version}))],
+                                    node_pools=[self._pool_spec(first_pool.model_copy(update={"version": version}),
+                                                                zones=_default_zones(cluster.region))],
                                     **({"network": network.network} if network.network else {}),
                                     **({"subnetwork": network.subnetwork} if network.subnetwork else {}))
         op = self._call(cluster, f"creation of cluster {cluster.name}", "create_cluster",
@@ -171,7 +187,8 @@ class GkeProvider:
                      node_image=p.version,  # GKE's node image is its full node version
                      taints=[NodeTaint(key=t.key, value=t.value, effect=container_v1.NodeTaint.Effect(t.effect).name)
                              for t in p.config.taints],
-                     image_type=p.config.image_type or None)
+                     image_type=p.config.image_type or None,
+                     auto_upgrade=bool(p.management.auto_upgrade) if p.management else None)
             for p in self._get(cluster).node_pools
             if p.status != container_v1.NodePool.Status.STOPPING
         ]
@@ -212,9 +229,12 @@ class GkeProvider:
     def start_node_pool_upgrade(self, cluster: ClusterRef, *, node_pool: str, version: str, request_token: str,
                                 node_image: str | None = None, launch_template_version: str | None = None,
                                 drain_timeout_seconds: float | None = None) -> CloudOperation:
-        """GKE's surge upgrade, one node at a time (maxSurge 1, maxUnavailable 0), on the pool's own image type:
-        UpdateNodePool replaces the image type with what it is sent, so the pool's own is sent back (a
-        COS_CONTAINERD would move an Ubuntu pool to COS and is refused for a Windows pool)."""
+        """GKE's upgrade of the pool by its own upgrade settings (GKE's default: surge, maxSurge 1, maxUnavailable 0),
+        on its own image type: what `gcloud container clusters upgrade --node-pool` sends, the node version and the
+        image type only. UpdateNodePool replaces the image type with what it is sent, so the pool's own is sent
+        back (a COS_CONTAINERD would move an Ubuntu pool to COS and is refused for a Windows pool). The upgrade
+        settings are the operator's: an upgrade leaves them as they were, and sending them beside the version
+        would change them for every later auto-upgrade too."""
         kind = "node_pool_upgrade"
         if (running := self._running(cluster, container_v1.Operation.Type.UPGRADE_NODES, node_pool)) is not None:
             return self._operation(cluster, running, kind=kind, pool=node_pool)
@@ -223,10 +243,7 @@ class GkeProvider:
             return CloudOperation(id=f"done:{request_token}", cluster=cluster.name, kind=kind, node_pool=node_pool, status="succeeded")
         # A full node version (1.31.5-gke.1200) picks the image; the bare minor asks for the newest.
         request = container_v1.UpdateNodePoolRequest(
-            name=self._path(cluster, node_pool), node_version=node_image or version, image_type=pool.config.image_type,
-            upgrade_settings=container_v1.NodePool.UpgradeSettings(
-                max_surge=1, max_unavailable=0, strategy=container_v1.NodePoolUpdateStrategy.SURGE),
-        )
+            name=self._path(cluster, node_pool), node_version=node_image or version, image_type=pool.config.image_type)
         op = self._call(cluster, f"upgrade of node pool {node_pool} to {node_image or version}", "update_node_pool", request=request)
         return self._operation(cluster, op, kind=kind, pool=node_pool)
 
@@ -238,10 +255,11 @@ class GkeProvider:
         kind = "node_pool_create"
         if (running := self._running(cluster, container_v1.Operation.Type.CREATE_NODE_POOL, node_pool.name)) is not None:
             return self._operation(cluster, running, kind=kind, pool=node_pool.name)
-        if any(p.name == node_pool.name for p in self._get(cluster).node_pools):
+        found = self._get(cluster)
+        if any(p.name == node_pool.name for p in found.node_pools):
             return CloudOperation(id=f"done:{request_token}", cluster=cluster.name, kind=kind, node_pool=node_pool.name, status="succeeded")
-        if like is None:
-            spec = self._pool_spec(node_pool)
+        if like is None:  # a new pool's nodes go to the cluster's own zones
+            spec = self._pool_spec(node_pool, zones=len(found.locations) or _default_zones(cluster.region))
         else:
             old = self._call(cluster, f"describe node pool {like}", "get_node_pool", name=self._path(cluster, like))
             spec = container_v1.NodePool(old)

@@ -76,6 +76,8 @@ class NodePool(Model):
                                    " amiType (CUSTOM: an AMI of the pool's own launch template), GKE imageType, AKS osSKU")
     mode: str | None = Field(default=None, description="AKS: the agent pool's mode, System or User (a cluster always"
                              " keeps a System pool)")
+    auto_upgrade: bool | None = Field(default=None, description="GKE: whether the pool's node auto-upgrade is on (it may"
+                                      " then trail its control plane by one minor version, not two)")
 
 
 class UpgradeInsight(Model):

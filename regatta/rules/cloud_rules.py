@@ -32,10 +32,11 @@ class InsightsError(Refusal):
     error_type = ErrorType.UPGRADE_INSIGHTS_ERROR
 
 
-def pool_skew_allowed(provider: str, control_plane: tuple[int, int]) -> int:
+def pool_skew_allowed(provider: str, control_plane: tuple[int, int], *, auto_upgrade: bool | None = None) -> int:
     """How many minor versions a node pool may trail the control plane on `provider`."""
     if provider == "gke":
-        return 2  # "Nodes and node pool versions can be up to two minor versions older than the control plane"
+        # "up to two minor versions older than the control plane"; one, where the pool's auto-upgrade is on
+        return 1 if auto_upgrade else 2
     if provider == "aks":
         return 3 if control_plane[1] >= 28 else 2  # "Starting with Kubernetes 1.28, ... up to three minor versions ahead"
     return 3  # Kubernetes' own skew policy for kubelets (1.28 and later)
@@ -75,12 +76,17 @@ def cloud_refusals(*, provider: str, control_plane: str, node_pools: Sequence[No
         if name not in pools:
             found.append(f"launch_template_versions names node group {name}, which the cluster does not have")
     if provider in ("gke", "aks") and moves_control_plane:
-        allowed = pool_skew_allowed(provider, wanted)
-        lagging = [pool for pool in node_pools if wanted[1] - minor_version(pool.version)[1] > allowed]
-        if lagging:
+        by_window: dict[int, list[NodePool]] = {}
+        for pool in node_pools:
+            allowed = pool_skew_allowed(provider, wanted, auto_upgrade=pool.auto_upgrade)
+            if wanted[1] - minor_version(pool.version)[1] > allowed:
+                by_window.setdefault(allowed, []).append(pool)
+        for allowed, lagging in sorted(by_window.items()):
             names = ", ".join(f"{pool.name} ({pool.version})" for pool in lagging)
             floor = format_version((wanted[0], wanted[1] - allowed))
-            found.append(f"{provider.upper()} keeps node pools within {allowed} minor versions of the control plane: {names}"
+            window = f"{allowed} minor version{'s' if allowed > 1 else ''}"
+            because = " (their node auto-upgrade is on)" if provider == "gke" and allowed == 1 else ""
+            found.append(f"{provider.upper()} keeps node pools within {window} of the control plane{because}: {names}"
                          f" would fall behind a {target} control plane. Upgrade them to at least {floor} first")
     if provider == "gke" and strategy == "surge" and upgrading:
         blocking = [b for b in budgets if b.expected_pods > 0 and b.disruptions_allowed < 1]

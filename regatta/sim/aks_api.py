@@ -283,6 +283,8 @@ async def put_cluster(request: Request, subscription: str, group: str, name: str
                       " servicePrincipalProfile out (null), not send back the msi profile it describes.")
     for profile in props.get("agentPoolProfiles") or []:
         pool = cluster.pools.get(profile.get("name", ""))
+        if pool is not None and profile.get("nodeImageVersion") not in (None, pool.image):
+            _refuse_rollback(profile["nodeImageVersion"], pool.name)
         if pool is not None and profile.get("orchestratorVersion") and \
                 arithmetic.minor_text(profile["orchestratorVersion"]) != arithmetic.minor_text(_desired(cluster, pool)):
             raise SimError(501, "NotImplemented", "The simulator upgrades agent pools through their own PUT (agentPools),"
@@ -402,9 +404,7 @@ async def put_pool(request: Request, subscription: str, group: str, name: str, p
     _if_match(request, _etag(existing.modified))
     _busy(cluster, pool=pool)
     if props.get("nodeImageVersion") not in (None, existing.image):
-        # 2026-08-01: "Setting this value triggers an agentPool rollback. Only values from recentlyUsedVersions are allowed."
-        raise refused(400, "InvalidParameter", f"nodeImageVersion {props['nodeImageVersion']} is not one of agent pool {pool}'s"
-                      " recentlyUsedVersions: setting it rolls the pool back, to a version it ran in the last 7 days only.")
+        _refuse_rollback(props["nodeImageVersion"], pool)
     for key in IMMUTABLE:
         before = existing.settings.get(key, {"vmSize": existing.size, "osType": "Linux"}.get(key))
         if key in props and props[key] != before and not (key == "vmSize" and props[key] == existing.size):
@@ -436,6 +436,13 @@ async def put_pool(request: Request, subscription: str, group: str, name: str, p
     update = world.start_node_pool_upgrade(cluster, pool, minor, None, False)
     return JSONResponse(_pool_json(subscription, group, cluster, existing),
                         headers=_async_headers(request, subscription, cluster, update))
+
+
+def _refuse_rollback(image: str, pool: str) -> None:
+    """2026-08-01: "Setting this value triggers an agentPool rollback. Only values from recentlyUsedVersions are
+    allowed." The simulator keeps no recentlyUsedVersions: any other image than the pool's own is refused."""
+    raise refused(400, "InvalidParameter", f"nodeImageVersion {image} is not one of agent pool {pool}'s recentlyUsedVersions:"
+                  " setting it rolls the pool back, to a version it ran in the last 7 days only.")
 
 
 def _refuse_unsatisfiable_budgets(cluster: Cluster) -> None:

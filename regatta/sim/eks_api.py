@@ -140,6 +140,7 @@ def _nodegroup_json(world: World, cluster: Cluster, pool: NodePool) -> dict:
         "health": {"issues": list(pool.health_issues)},
         "updateConfig": settings.get("updateConfig") or {"maxUnavailable": 1},
         "tags": dict(settings.get("tags") or {}),
+        **{key: settings[key] for key in ("nodeRepairConfig", "warmPoolConfig") if key in settings},
     }
 
 
@@ -288,7 +289,7 @@ async def create_nodegroup(request: Request, name: str):
     _check_scaling(scaling, creating=True)
     _check_update_config(body.get("updateConfig"))
     settings: dict[str, Any] = {key: body[key] for key in ("amiType", "capacityType", "diskSize", "updateConfig", "tags",
-                                                           "remoteAccess", "nodeRepairConfig") if key in body}
+                                                           "remoteAccess", "nodeRepairConfig", "warmPoolConfig") if key in body}
     if scaling:
         settings["scalingConfig"] = {"minSize": scaling["minSize"], "maxSize": scaling["maxSize"]}
     size = (body.get("instanceTypes") or [None])[0]

@@ -123,6 +123,15 @@ def _config(pool: NodePool) -> dict[str, Any]:
     return config
 
 
+def _cluster_locations(cluster: Cluster) -> list[str]:
+    """Cluster.locations: a zonal cluster's nodes live in its zone; a regional one's in three zones of its region
+    unless the cluster was created with others ("By default, GKE replicates each node pool across three zones")."""
+    given = cluster.settings.get("locations")
+    if given:
+        return list(given)
+    return [cluster.region] if _zonal(cluster.region) else [f"{cluster.region}-{zone}" for zone in "abc"]
+
+
 def _per_zone(pool: NodePool) -> int:
     zones = max(1, len(pool.settings.get("locations") or []))
     return max(0, -(-pool.desired // zones))
@@ -158,6 +167,7 @@ def _cluster_json(request: Request, location: str, cluster: Cluster) -> dict:
                      else f"{request.url.hostname}:{request.url.port}"),
         "masterAuth": {"clusterCaCertificate": world.ca_data or ""},
         "resourceLabels": dict(cluster.labels),
+        "locations": _cluster_locations(cluster),
         "nodePools": [_pool_json(world, location, cluster, p) for p in cluster.pools.values()],
         "selfLink": _link(world, location, f"clusters/{cluster.name}"),
     }
@@ -232,7 +242,7 @@ async def update_master(request: Request, project: str, location: str, name: str
                       f" {body['masterVersion']}: cannot upgrade the master more than a minor version at a time.")
     for pool in cluster.pools.values():
         if target[1] - arithmetic.minor(pool.version)[1] > (1 if _auto_upgrade(pool.settings) else 2):
-            raise refused(400, "FAILED_PRECONDITION", f"Node pool {pool.name} runs {_gke_version(pool.version)}, which would"
+            raise refused(400, "INVALID_ARGUMENT", f"Node pool {pool.name} runs {_gke_version(pool.version)}, which would"
                           f" fall more than {'one minor version' if _auto_upgrade(pool.settings) else 'two minor versions'}"
                           f" behind master version {_gke_version(wanted)}; upgrade the node pool first.")
     if target == current:  # "this includes upgrades to the same version, which are simply a recreation"
@@ -279,10 +289,10 @@ def _new_pool(world: World, cluster: Cluster, spec: dict[str, Any]) -> NodePool:
     if scaling.get("enabled") and int(scaling.get("minNodeCount", 0)) > int(scaling.get("maxNodeCount", 0)):
         raise refused(400, "INVALID_ARGUMENT", "Node pool autoscaling: min_node_count must be ≤ max_node_count.")
     config.setdefault("imageType", DEFAULT_IMAGE_TYPE)
-    settings: dict[str, Any] = {"config": config}
+    settings: dict[str, Any] = {"config": config, "locations": _cluster_locations(cluster)}  # NodePool.locations' default
     settings.update({key: spec[key] for key in ("locations", "autoscaling", "management", "maxPodsConstraint", "networkConfig",
-                                                "placementPolicy", "upgradeSettings", "nodeDrainConfig") if key in spec})
-    zones = max(1, len(spec.get("locations") or []))
+                                                "placementPolicy", "upgradeSettings", "nodeDrainConfig") if spec.get(key)})
+    zones = len(settings["locations"])  # initialNodeCount is per zone
     return world.create_node_pool(
         cluster, name=name, version=minor, size=size, desired=int(spec.get("initialNodeCount", 0)) * zones, labels=labels,
         token=None, image=exact, taints=taints, settings=settings)
@@ -379,6 +389,8 @@ async def create_cluster(request: Request, project: str, location: str):
                                          time_scale=None), spec.get("initialClusterVersion") or "-", master=True)
     cluster = world.create_cluster(name=name, provider="gke", region=location, version=version,
                                    labels=spec.get("resourceLabels") or {}, token=None)
+    if spec.get("locations"):
+        cluster.settings["locations"] = list(spec["locations"])
     for pool in pools or [{"name": "default-pool", "initialNodeCount": spec["initialNodeCount"],
                            **({"config": spec["nodeConfig"]} if spec.get("nodeConfig") else {})}]:
         _new_pool(world, cluster, {**pool, "version": pool.get("version") or version})

@@ -87,6 +87,7 @@ class OutsideOperation(BaseModel):
     cluster: str
     node_pool: str | None = None
     seconds: float = Field(default=600, ge=0, description="simulated seconds it runs for")
+    then: int = Field(default=0, ge=0, le=20, description="as many more, each starting the moment the one before ends")
 
 
 class ClockChange(BaseModel):
@@ -299,7 +300,7 @@ def create_app(world: World) -> FastAPI:
         """Start an operation on a cluster as the cloud's own automation or a colleague would (GKE's auto-upgrade,
         an AKS upgrade channel, a console click): the cloud answers changes of it as busy until it ends."""
         cluster = world.cluster(request.cluster)
-        update = world.start_outside_operation(cluster, node_pool=request.node_pool, seconds=request.seconds)
+        update = world.start_outside_operation(cluster, node_pool=request.node_pool, seconds=request.seconds, then=request.then)
         return {"cluster": cluster.name, "operation": update.id}
 
     @app.post("/sim/regions")

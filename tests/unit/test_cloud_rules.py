@@ -60,6 +60,12 @@ class TestGkeAndAks:
         if refused:
             assert f"{provider.upper()} keeps node pools within" in found[0] and "lagging" in found[0]
 
+    def test_a_gke_pool_with_auto_upgrade_on_may_trail_by_one_minor_only(self):
+        [found] = refusals("gke", [pool("auto", "1.29", auto_upgrade=True), pool("manual", "1.29", auto_upgrade=False)])
+        assert "within 1 minor version of the control plane (their node auto-upgrade is on): auto (1.29)" in found
+        assert "manual" not in found and "at least 1.30 first" in found
+        assert refusals("gke", [pool("auto", "1.30", auto_upgrade=True)]) == []
+
     def test_a_gke_surge_does_not_start_while_a_budget_allows_no_disruption(self):
         stuck = PdbState(namespace="shop", name="checkout", expected_pods=3, current_healthy=2, disruptions_allowed=0,
                          min_available=2)

@@ -51,6 +51,11 @@ FIRST_POOL_WITH_CLUSTER = "first-pool-with-cluster"
 # The patch under which an EKS upgrade moves the cluster's managed add-ons after its control plane.
 MANAGED_ADDONS = "managed-addons"
 
+# The patch under which an upgrade's preflight holds the clouds' own rules (docs/cloud-conformance.md): it waits
+# while the cluster is UPDATING with someone else's change, refuses what the cloud would refuse half way, weighs
+# EKS upgrade insights, and names blue/green replacements by the cloud's naming rules.
+CLOUD_RULES = "cloud-rules"
+
 # A callback receiver that is down gets a few tries over about a minute, then the note is dropped
 # (and logged): an operation does not wait on its observers.
 CALLBACK_DELIVERY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
