@@ -5,35 +5,34 @@ API being briefly unavailable is retried."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.callbacks import refuse_unless_reachable
 from activities.failures import refuse, translated_failures
 from regatta import prometheus
 from regatta.kube import smoke_test
 from regatta.kube.connect import ClusterConnections
 from regatta.models import Activity, HealthCheckResult, RunHealthCheck
 from regatta.models.errors import ErrorType
+from regatta.outbound_connections import OutboundRefused
+from regatta.rules.outbound import OutboundRules
 
 
 class SignalActivities:
-    def __init__(self, connections: ClusterConnections, *, outbound_allow: Sequence[str] = ()):
+    def __init__(self, connections: ClusterConnections, *, outbound: OutboundRules | None = None):
         self.connections = connections
-        self.outbound_allow = tuple(outbound_allow)
+        self.outbound = outbound or OutboundRules()
 
     @activity.defn(name=Activity.CHECK_PROMETHEUS)
     def check_prometheus(self, request: RunHealthCheck) -> HealthCheckResult:
         check, name = request.check.prometheus, request.check.name
         if check is None:
             raise refuse(f"health check {name} has no prometheus query", error_type=ErrorType.INVALID_HEALTH_CHECK)
-        refuse_unless_reachable(check.url.replace("$cluster", request.cluster.name), allowed=self.outbound_allow,
-                                what=f"health check {name}'s Prometheus")
         try:
-            highest = prometheus.watch_below(check, cluster=request.cluster.name, name=name,
+            highest = prometheus.watch_below(check, cluster=request.cluster.name, name=name, rules=self.outbound,
                                              on_sample=lambda value: activity.heartbeat(value))
+        except OutboundRefused as refused:
+            raise refuse(str(refused), error_type=ErrorType.OUTBOUND_REFUSED) from None
         except prometheus.CheckFailed as failed:
             raise ApplicationError(f"{failed} after {request.after}", {"check": name, "value": failed.value},
                                    type=ErrorType.HEALTH_CHECK_FAILED, non_retryable=True) from None

@@ -97,9 +97,12 @@ class DevStack:
                  ui_port: int, sim_port: int, metrics_port: int, persist: bool, api_port: int = 8700,
                  sim_tls_port: int = 8643):
         self.home = settings.home
+        # The dev stack's trail is keyed and checkpointed as a production one is: its key made once in its home.
         self.settings = Settings(
             home=settings.home, temporal_address=f"127.0.0.1:{temporal_port}", namespace=settings.namespace,
             task_queue=settings.task_queue, database_url=settings.database_url, sim_url=f"http://127.0.0.1:{sim_port}",
+            audit_key_file=settings.audit_key_file or str(settings.home / "audit.key"),
+            audit_checkpoints=settings.audit_checkpoints or str(settings.home / "audit-checkpoints.jsonl"),
         )
         self.fleet, self.time_scale, self.persist = fleet, time_scale, persist
         self.temporal_port, self.ui_port, self.sim_port = temporal_port, ui_port, sim_port
@@ -126,6 +129,10 @@ class DevStack:
 
     def start(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
+        from regatta.inventory.audit_files import make_key_file
+
+        assert self.settings.audit_key_file is not None
+        make_key_file(self.settings.audit_key_file)
         temporal = [temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(self.temporal_port),
                     "--ui-port", str(self.ui_port), "--ui-disable-news-fetch", "--log-level", "warn"]
         temporal += [arg for key in SEARCH_ATTRIBUTES for arg in ("--search-attribute", f"{key.name}=Keyword")]
@@ -180,7 +187,7 @@ class DevStack:
         from regatta.inventory.sweep import register_fleet, sweep
         from regatta.kube.connect import ClusterConnections
 
-        inventory = Inventory(self.settings.database_url)
+        inventory = Inventory(self.settings.database_url, audit_keys=self.settings.audit_keys())
         spec = load_fleet(self.fleet)
         register_fleet(inventory, spec)
         sweep(ClusterConnections(sim_url=self.settings.sim_url), inventory, [c.name for c in spec.clusters])
@@ -318,7 +325,7 @@ class DevStack:
         from regatta.temporal.operations import OperationFailed, OperationRefused, start_operation
 
         console = Console()
-        record = Inventory(self.settings.database_url).get_cluster(DEMO_CLUSTER)
+        record = Inventory(self.settings.database_url, audit_keys=self.settings.audit_keys()).get_cluster(DEMO_CLUSTER)
         request = ClusterUpgradeInput(cluster=DEMO_CLUSTER, target_version=DEMO_TARGET, strategy="surge",
                                       ticket="CHG-DEMO-1", requested_by="regatta-demo", poll_interval_seconds=1)
         try:

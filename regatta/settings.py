@@ -8,8 +8,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from regatta.rules.outbound import parse_allow_list
+from regatta.rules.outbound import OutboundRules, parse_allow_list
+
+if TYPE_CHECKING:
+    from regatta.inventory.audit_files import AuditKeys
 
 DEFAULT_TEMPORAL_ADDRESS = "127.0.0.1:7233"
 DEFAULT_NAMESPACE = "default"
@@ -34,6 +38,10 @@ class Settings:
     # Hosts and networks that callbacks, owner webhooks and Prometheus checks may reach
     # (regatta/rules/outbound.py); empty: any but link-local and cloud metadata addresses.
     outbound_allow: tuple[str, ...] = ()
+    # Whether those may be loopback or private addresses without an allow-list entry naming their network:
+    # REGATTA_OUTBOUND_PRIVATE=deny turns them off (the production deployment does); allowed by default,
+    # for the dev stack and a receiver on the same machine.
+    outbound_private: bool = True
     # Where people open the Temporal UI (links from the CLI and the fleet view); unset: port 8233 of
     # the Temporal address's host, as the dev server serves it.
     temporal_ui_url: str | None = None
@@ -47,6 +55,10 @@ class Settings:
     temporal_tls_key: str | None = None
     temporal_tls_server_name: str | None = None
     temporal_api_key: str | None = None
+    # The audit trail's key file (HMAC keys, one per line: the first signs) and the file its signed
+    # checkpoints are appended to (regatta/inventory/audit_files.py). Paths: the key stays in its file.
+    audit_key_file: str | None = None
+    audit_checkpoints: str | None = None
     # Requests per second each cloud account takes, held across every worker (regatta/rules/rate_limits.py):
     # `eks/default=10,gke/prod=20`; unset: no limit of Regatta's own.
     cloud_rate_limits: str | None = None
@@ -68,6 +80,7 @@ class Settings:
             api_url=(env.get("REGATTA_API_URL") or None),
             api_token=(env.get("REGATTA_TOKEN") or None),
             outbound_allow=parse_allow_list(env.get("REGATTA_OUTBOUND_ALLOW")),
+            outbound_private=(env.get("REGATTA_OUTBOUND_PRIVATE") or "allow").strip().lower() not in ("deny", "0", "false", "no", "off"),
             temporal_ui_url=(env.get("REGATTA_TEMPORAL_UI_URL") or None),
             temporal_tls=(env.get("REGATTA_TEMPORAL_TLS") or "").strip().lower() in ("1", "true", "yes", "on"),
             temporal_tls_ca=(env.get("REGATTA_TEMPORAL_TLS_CA") or None),
@@ -76,7 +89,19 @@ class Settings:
             temporal_tls_server_name=(env.get("REGATTA_TEMPORAL_TLS_SERVER_NAME") or None),
             temporal_api_key=(env.get("REGATTA_TEMPORAL_API_KEY") or None),
             cloud_rate_limits=(env.get("REGATTA_CLOUD_RATE_LIMITS") or None),
+            audit_key_file=(env.get("REGATTA_AUDIT_KEY_FILE") or None),
+            audit_checkpoints=(env.get("REGATTA_AUDIT_CHECKPOINTS") or None),
         )
+
+    def audit_keys(self) -> AuditKeys:
+        """The audit keys of REGATTA_AUDIT_KEY_FILE (none when unset); AuditKeyError when the file is unusable."""
+        from regatta.inventory.audit_files import AuditKeys
+
+        return AuditKeys.from_file(self.audit_key_file) if self.audit_key_file else AuditKeys()
+
+    @property
+    def outbound(self) -> OutboundRules:
+        return OutboundRules(allowed=self.outbound_allow, private_allowed=self.outbound_private)
 
     @property
     def traffic_endpoint(self) -> str | None:
@@ -103,10 +128,16 @@ class Settings:
             env["REGATTA_TRAFFIC_URL"] = self.traffic_url
         if self.outbound_allow:
             env["REGATTA_OUTBOUND_ALLOW"] = ",".join(self.outbound_allow)
+        if not self.outbound_private:
+            env["REGATTA_OUTBOUND_PRIVATE"] = "deny"
         if self.temporal_ui_url:
             env["REGATTA_TEMPORAL_UI_URL"] = self.temporal_ui_url
         if self.cloud_rate_limits:
             env["REGATTA_CLOUD_RATE_LIMITS"] = self.cloud_rate_limits
+        if self.audit_key_file:
+            env["REGATTA_AUDIT_KEY_FILE"] = self.audit_key_file
+        if self.audit_checkpoints:
+            env["REGATTA_AUDIT_CHECKPOINTS"] = self.audit_checkpoints
         if self.temporal_tls:
             env["REGATTA_TEMPORAL_TLS"] = "1"
         for name, value in (("CA", self.temporal_tls_ca), ("CERT", self.temporal_tls_cert), ("KEY", self.temporal_tls_key),

@@ -84,13 +84,13 @@ def build_worker(
 ) -> Worker:
     """The main worker, or with `site` that site's agent: the cluster-API activities alone, on the
     site's task queue, with the site's credentials."""
-    inventory = Inventory(settings.database_url)
+    inventory = Inventory(settings.database_url, audit_keys=settings.audit_keys())
     connections = ClusterConnections(sim_url=settings.sim_url, site=site, rate_limit=cloud_rate_limit(settings, inventory))
     traffic = HttpTrafficManager(settings.traffic_endpoint) if settings.traffic_endpoint else None
     activities = activity_functions(
         CloudActivities(connections), KubeActivities(connections, inventory), InventoryActivities(inventory, fleet_now=lambda: read_fleet_clock(settings.sim_url).now),
-        TrafficActivities(traffic), FleetClockActivities(settings.sim_url), CallbackActivities(settings.webhook_secret, outbound_allow=settings.outbound_allow),
-        SignalActivities(connections, outbound_allow=settings.outbound_allow),
+        TrafficActivities(traffic), FleetClockActivities(settings.sim_url), CallbackActivities(settings.webhook_secret, outbound=settings.outbound),
+        SignalActivities(connections, outbound=settings.outbound),
         PolicyActivities(connections, inventory), PlacementActivities(connections, inventory),
     )
     main_queue = task_queue or settings.task_queue

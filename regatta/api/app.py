@@ -22,24 +22,58 @@ reaches them through the dependencies in `gate.py`, so each can be tested on its
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from regatta.api import clusters, codec, metrics, operations, placement, policy, webhooks
 from regatta.api.errors import install_error_handlers
+from regatta.api.front_door import FrontDoor
 from regatta.inventory import Inventory
+from regatta.inventory.audit_files import append_checkpoint
 from regatta.settings import Settings
 from regatta.telemetry import trace_requests
 from regatta.web import pages
 
+CHECKPOINT_SECONDS = 60.0
+
+
+async def checkpoint_audit(inventory: Inventory, path: str) -> None:
+    """Every CHECKPOINT_SECONDS, the audit trail's head signed and appended to `path` (when it moved)."""
+    last: int | None = None
+    while True:
+        try:
+            point = await asyncio.to_thread(inventory.audit_checkpoint)
+            if point is not None and point.last_id != last:
+                await asyncio.to_thread(append_checkpoint, path, point)
+                last = point.last_id
+        except Exception:
+            log.exception("could not write an audit checkpoint to %s", path)
+        await asyncio.sleep(CHECKPOINT_SECONDS)
+
+log = logging.getLogger(__name__)
+
 
 def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAPI:
-    app = FastAPI(title="Regatta", version="1", description=__doc__)
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = None
+        if settings.audit_checkpoints and app.state.inventory.audit_keys.current is not None:
+            task = asyncio.create_task(checkpoint_audit(app.state.inventory, settings.audit_checkpoints))
+        yield
+        if task is not None:
+            task.cancel()
+
+    app = FastAPI(title="Regatta", version="1", description=__doc__, lifespan=lifespan)
     app.state.settings = settings
-    app.state.inventory = inventory or Inventory(settings.database_url)
+    app.state.inventory = inventory or Inventory(settings.database_url, audit_keys=settings.audit_keys())
     app.state.codec = codec.codec_from_env()
+    app.add_middleware(FrontDoor, inventory=app.state.inventory)  # inside CORS: a token and a size before any route
     origins = os.environ.get("REGATTA_CODEC_CORS_ORIGINS", "http://127.0.0.1:8233,http://localhost:8233")
     app.add_middleware(CORSMiddleware, allow_origins=[o.strip() for o in origins.split(",") if o.strip()],
                        allow_methods=["POST"], allow_headers=["Authorization", "Content-Type", "X-Namespace"],

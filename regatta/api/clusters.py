@@ -55,8 +55,7 @@ async def clusters(the: Gate = Depends(gate),
              responses={401: {}, 403: {}, 404: {}, 422: {}, 503: {}})
 async def hold(name: str, body: HoldRequest, the: Gate = Depends(gate)) -> MaintenanceHold:
     """Keep every wave and schedule off a cluster until `until` (the token's name is who holds it)."""
-    record = the.record_of(name)
-    the.permit("control", {record.environment}, verb="hold", cluster=name)
+    record = the.cluster_for(name, "control", verb="hold")
     evacuation = None
     if body.evacuate and placement.placed_on(the.inventory.placements(), name):
         evacuation = EvacuateClusterInput(cluster=name, reason=f"held by {the.token.name}: {body.reason}",
@@ -83,8 +82,7 @@ async def hold(name: str, body: HoldRequest, the: Gate = Depends(gate)) -> Maint
 
 @router.post("/{name}/release", response_model=MaintenanceHold, responses={401: {}, 403: {}, 404: {}, 409: {}})
 async def release(name: str, the: Gate = Depends(gate)) -> MaintenanceHold:
-    record = the.record_of(name)
-    the.permit("control", {record.environment}, verb="release", cluster=name)
+    the.cluster_for(name, "control", verb="release")
     try:
         return the.inventory.release_hold(name, released_by=the.token.name)
     except HoldError as error:

@@ -34,8 +34,11 @@ def inventory_of(request: Request) -> Inventory:
     return inventory
 
 
-def caller(credentials: HTTPAuthorizationCredentials | None = Security(bearer),
+def caller(request: Request, credentials: HTTPAuthorizationCredentials | None = Security(bearer),
            inventory: Inventory = Depends(inventory_of)) -> ApiToken:
+    found: ApiToken | None = getattr(request.state, "token", None)
+    if found is not None:  # the front door checked it before the body was read (regatta/api/front_door.py)
+        return found
     if credentials is None:
         raise ApiError(401, "send Authorization: Bearer <token>; `regatta token create` makes one")
     token = authenticate(inventory, credentials.credentials)
@@ -68,18 +71,51 @@ class Gate:
                            detail=refusal)
             raise ApiError(403, refusal)
 
+    def may(self, action: access.Action, *, verb: str, ticket: str | None = None, operation_id: str = "-",
+            cluster: str = "-") -> None:
+        """403 unless the token's role may `action` somewhere: asked before a request is read further."""
+        self.permit(action, set(), verb=verb, ticket=ticket, operation_id=operation_id, cluster=cluster)
+
+    @property
+    def sees_every_environment(self) -> bool:
+        return access.ALL_ENVIRONMENTS in set(self.token.environments)
+
+    def unseen(self, what: str) -> ApiError:
+        """The one answer for "no such thing" and "not in your environments": a token learns nothing about
+        names outside its scope, not even that they exist."""
+        return ApiError(404, f"no {what} that token {self.token.name} may see (its environments:"
+                             f" {', '.join(sorted(self.token.environments)) or 'none'}); GET /v1/clusters lists its clusters")
+
+    def in_scope(self, action: access.Action, environments: set[str] | frozenset[str], *, verb: str, what: str,
+                 operation_id: str = "-", cluster: str = "-", ticket: str | None = None) -> None:
+        """Like `permit`, but a scope refusal is a 404 (recorded in the trail as the refusal it is), so the
+        answer does not tell a name outside the token's environments from one that does not exist."""
+        self.may(action, verb=verb, ticket=ticket, operation_id=operation_id, cluster=cluster)
+        refusal = access.refusal(token=self.token.name, role=self.token.role, scope=self.token.environments,
+                                 action=action, environments=environments)
+        if refusal is not None:
+            self.audit(verb=verb, outcome="refused", operation_id=operation_id, cluster=cluster, ticket=ticket,
+                       detail=refusal)
+            raise self.unseen(what)
+
+    def cluster_for(self, name: str, action: access.Action, *, verb: str, ticket: str | None = None) -> ClusterRecord:
+        """The cluster `name`, when the token may `action` on it; a 404 that names no other cluster otherwise."""
+        self.may(action, verb=verb, ticket=ticket, cluster=name)
+        try:
+            record = self.inventory.get_cluster(name)
+        except UnknownCluster as error:
+            if self.sees_every_environment:  # the whole inventory is this token's to see: say what is there
+                raise ApiError(404, str(error)) from None
+            raise self.unseen(f"cluster {name!r}") from None
+        self.in_scope(action, {record.environment}, verb=verb, what=f"cluster {name!r}", cluster=name, ticket=ticket)
+        return record
+
     def visible_clusters(self) -> set[str] | None:
         """The clusters the token's environments cover; None: all of them."""
         scope = set(self.token.environments)
         if access.ALL_ENVIRONMENTS in scope:
             return None
         return {r.name for r in self.inventory.list_clusters() if r.environment in scope}
-
-    def record_of(self, name: str) -> ClusterRecord:
-        try:
-            return self.inventory.get_cluster(name)
-        except UnknownCluster as error:
-            raise ApiError(404, str(error)) from None
 
     def fleet_now(self) -> datetime:
         try:

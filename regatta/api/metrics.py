@@ -5,8 +5,12 @@ by kind; compliance per bundle and cluster; open drifts; the clusters of running
 rollouts by stage and state; each placed application's replicas per cluster.
 
 The worker's Temporal SDK metrics stay on the worker's own port (9464). `deploy/grafana/fleet.json`
-charts these series (a test checks it names only series that exist here). The endpoint takes no
-token, as Prometheus exporters do: expose it only where the scraper reaches it.
+charts these series (a test checks it names only series that exist here).
+
+A scrape needs a token like any other call (Prometheus sends one: `authorization` with
+`credentials_file` in deploy/prometheus/prometheus.yml), and serves the clusters of that token's
+environments only; the running waves' stages only to a token for every environment. What Temporal says
+is read at most once every OPERATIONS_SECONDS, however many scrapers ask.
 """
 
 from __future__ import annotations
@@ -15,13 +19,16 @@ import asyncio
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime, time
+from time import monotonic
+from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from regatta.api.gate import Gate, gate
 from regatta.formats import fleet_data
 from regatta.inventory import Inventory
 from regatta.models import ClusterRecord
@@ -41,12 +48,17 @@ def gauge(name: str, documentation: str, labels: list[str]) -> GaugeMetricFamily
 class FleetCollector(Collector):
     """The inventory's series, plus what Temporal said on this scrape (`operations`)."""
 
-    def __init__(self, inventory: Inventory, operations: list[tuple[str, dict | None]] | None):
+    def __init__(self, inventory: Inventory, operations: list[tuple[str, dict | None]] | None,
+                 visible: set[str] | None = None):
         self.inventory = inventory
         self.operations = operations
+        self.visible = visible  # the clusters the scraping token may see; None: every one
+
+    def _sees(self, cluster: str) -> bool:
+        return self.visible is None or cluster in self.visible
 
     def collect(self) -> Iterable[Metric]:
-        clusters = self.inventory.list_clusters()
+        clusters = [c for c in self.inventory.list_clusters() if self._sees(c.name)]
         yield from self._clusters(clusters)
         yield from self._governance()
         yield from self._operations()
@@ -98,17 +110,23 @@ class FleetCollector(Collector):
         compliance = gauge("compliance", "1 for the state each cluster × bundle is in.", ["cluster", "bundle", "state"])
         violations = gauge("compliance_violations", "Violations the policy engines report.", ["cluster", "bundle"])
         for record in self.inventory.compliance():
+            if not self._sees(record.cluster):
+                continue
             compliance.add_metric([record.cluster, record.bundle, record.state], 1)
             violations.add_metric([record.cluster, record.bundle], record.violations)
         drifts = gauge("drifts", "Open drifts (not suppressed) found by the last drift sweep.", ["cluster", "bundle"])
         open_drifts = Counter((d.cluster, d.bundle) for d, _ in self.inventory.drifts() if d.suppressed_by is None
                               and not d.remediated)
         for (cluster, bundle), n in sorted(open_drifts.items()):
+            if not self._sees(cluster):
+                continue
             drifts.add_metric([cluster, bundle], n)
         replicas = gauge("placement_replicas", "A placed application's share of each workload's replicas per cluster.",
                          ["app", "cluster", "workload"])
         for decision in self.inventory.placements():
             for share in decision.chosen:
+                if not self._sees(share.cluster):
+                    continue
                 for workload, n in share.replicas.items():
                     replicas.add_metric([decision.app, share.cluster, workload], n)
         yield from (compliance, violations, drifts, replicas)
@@ -125,7 +143,7 @@ class FleetCollector(Collector):
         staged = gauge("stage_clusters", "Clusters of running waves and policy rollouts, by stage and state.",
                        ["operation", "stage", "state"])
         for kind, progress in self.operations:
-            if kind not in STAGED or not progress:
+            if kind not in STAGED or not progress or self.visible is not None:
                 continue
             operation = progress.get("operation_id", "")
             for stage in progress.get("stages") or []:
@@ -156,10 +174,25 @@ async def running_operations(settings: Settings) -> list[tuple[str, dict | None]
         return None
 
 
+OPERATIONS_SECONDS = 15.0
+
+
+async def recent_operations(state: Any) -> list[tuple[str, dict | None]] | None:
+    """running_operations, read again only once the last reading is OPERATIONS_SECONDS old: a scrape
+    (or many scrapers) cannot make the API query every running wave on the workers at will."""
+    lock = state.__dict__.setdefault("operations_lock", asyncio.Lock())
+    async with lock:
+        read_at, found = getattr(state, "operations_read", (0.0, None))
+        if monotonic() - read_at >= OPERATIONS_SECONDS:
+            found = await running_operations(state.settings)
+            state.operations_read = (monotonic(), found)
+        return found
+
+
 @router.get("/metrics", include_in_schema=False)
-async def metrics(request: Request) -> Response:
-    state = request.app.state
-    operations = await running_operations(state.settings)
+async def metrics(request: Request, the: Gate = Depends(gate)) -> Response:
+    the.may("read", verb="read")
+    operations = await recent_operations(request.app.state)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(FleetCollector(state.inventory, operations))
+    registry.register(FleetCollector(the.inventory, operations, visible=the.visible_clusters()))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

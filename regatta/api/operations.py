@@ -9,6 +9,7 @@ refused (409). A validator's refusal of an Update comes back as a 409 with its m
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from regatta.api.errors import ApiError, readable, refused_to_start
 from regatta.api.gate import Gate, gate
+from regatta.inventory import UnknownCluster
 from regatta.models import (
     ApiTicket,
     ClusterUpgradeInput,
@@ -31,8 +33,8 @@ from regatta.models import (
 )
 from regatta.models.placement import EvacuateClusterInput
 from regatta.models.policy import BundleSpec
-from regatta.settings import Settings
-from regatta.temporal.admission import StartRefused, admit
+from regatta.rules import access
+from regatta.temporal.admission import StartRefused, admit, environments_before_reading, environments_of_running
 from regatta.temporal.connect import TemporalUnreachable
 from regatta.temporal.operations import (
     OperationRefused,
@@ -61,6 +63,9 @@ Control = Literal["pause", "resume", "abort", "approve"]
 CONTROL_OUTCOME = {"pause": "paused", "resume": "resumed", "abort": "abort_requested", "approve": "approved"}
 
 router = APIRouter(prefix="/v1/operations")
+# How long admission may take (a bundle's git clone included) before the start is refused; the clone
+# itself is killed at GIT_SECONDS (regatta/formats/bundle_file.py), so no thread outlives it for long.
+ADMISSION_SECONDS = 60.0
 
 
 class StartRequest(BaseModel):
@@ -94,45 +99,77 @@ def digest(kind: str, request: BaseModel) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-async def described(settings: Settings, operation_id: str) -> dict[str, Any]:
+async def described(the: Gate, operation_id: str) -> dict[str, Any]:
     try:
-        return await status(settings, operation_id)
+        return await status(the.settings, operation_id)
     except OperationRefused as error:
+        if not the.sees_every_environment:  # the same 404 as for one outside the token's environments
+            raise the.unseen(f"operation {operation_id}") from None
         raise ApiError(404, str(error)) from None
     except TemporalUnreachable as error:
         raise ApiError(503, str(error)) from None
 
 
+UNKNOWN_ENVIRONMENT = "(unknown: only a token for every environment may act on it)"
+
+
 def environments_of(found: dict[str, Any], the: Gate, *, reading: bool = False) -> set[str]:
-    """Where an operation acts: its Environment search attribute, or a wave's or a rollout's
-    clusters'. A fleet-wide operation still planning has none yet: reading it shows no cluster,
-    so any reader may; acting on it needs a token for every environment."""
-    if found.get("environment"):
+    """Where an operation acts: its Environment search attribute (with a failover's standby and an
+    evacuation's receivers), or a wave's or a rollout's clusters'. A fleet-wide operation still planning
+    has none yet: reading it shows no cluster, so any reader may; acting on it needs a token for every
+    environment, as does acting on one whose clusters have left the inventory."""
+    if found.get("environment") and reading:  # reading it shows its own cluster
         return {found["environment"]}
+    if found.get("environment"):
+        return set(environments_of_running(found.get("workflow_type") or "", found.get("cluster") or "",
+                                           found["environment"], inventory=the.inventory))
     progress = found.get("progress") or {}
     names = {c["name"] for s in progress.get("stages", []) for c in s["clusters"]}
     if names:
-        return {r.environment for r in the.inventory.list_clusters() if r.name in names}
+        known = {r.name: r.environment for r in the.inventory.list_clusters() if r.name in names}
+        return set(known.values()) | ({UNKNOWN_ENVIRONMENT} if set(known) != names else set())
     if reading and progress.get("phase") == "planning" and found.get("workflow_type") in ("PatchWave", "PolicyRollout"):
         return set()
-    return {"(unknown: only a token for every environment may act on it)"}
+    return {UNKNOWN_ENVIRONMENT}
 
 
 @router.post("", response_model=StartResponse, status_code=201,
              responses={200: {"model": StartResponse, "description": "this ticket already started this operation"},
                         401: {}, 403: {}, 404: {}, 409: {}, 422: {}, 503: {}})
 async def start(body: StartRequest, the: Gate = Depends(gate)) -> Any:
+    """Who may start is decided before anything is read on the request's behalf: the role first, then
+    (from the inventory alone) the environments it would act in; only then admission, which may read a
+    bundle's git source, off the event loop and within ADMISSION_SECONDS."""
+    the.may("start", verb="start", ticket=body.ticket)
     workflow, model = KINDS[body.kind]
     try:
         request = model.model_validate({**body.input, "ticket": body.ticket, "requested_by": the.token.name})
     except ValidationError as error:
         raise ApiError(422, f"input does not fit a {workflow}: {readable(error)}") from None
+    now = the.fleet_now()
+    try:
+        where = environments_before_reading(request, inventory=the.inventory, now=now)
+    except UnknownCluster as error:
+        if the.sees_every_environment:
+            raise ApiError(404, str(error)) from None
+        the.audit(verb="start", outcome="refused", ticket=body.ticket, detail=f"no cluster {error.name!r} in its scope")
+        raise the.unseen(f"cluster {error.name!r}") from None
+    named = getattr(request, "cluster", None)
+    if isinstance(named, str) and body.kind != "provision":  # a cluster by name outside the scope: as if none
+        the.in_scope("start", {the.inventory.get_cluster(named).environment}, verb="start", what=f"cluster {named!r}",
+                     ticket=body.ticket)
+    # the rest it acts on (a standby, an evacuation's receivers, a wave's or a bundle's clusters): a 403
+    the.permit("start", where, verb="start", ticket=body.ticket)
     if getattr(request, "callback_url", None) and not the.settings.webhook_secret:
         raise ApiError(422, "input.callback_url: callbacks are sent signed, and no REGATTA_WEBHOOK_SECRET is set;"
                        " set the same secret for the API and the worker, or leave callback_url out")
     try:
-        admission = admit(request, inventory=the.inventory, now=the.fleet_now(),
-                          outbound_allow=the.settings.outbound_allow)
+        admission = await asyncio.wait_for(asyncio.to_thread(
+            admit, request, inventory=the.inventory, now=now, outbound_rules=the.settings.outbound),
+            timeout=ADMISSION_SECONDS)
+    except TimeoutError:
+        raise ApiError(422, f"admission took longer than {ADMISSION_SECONDS:.0f}s (a bundle's git source that does not"
+                       " answer?): nothing was started") from None
     except StartRefused as refusal:
         if refusal.environments:  # a token not allowed there hears 403, not why the change cannot be made
             the.permit("start", refusal.environments, verb="start", ticket=body.ticket)
@@ -186,8 +223,10 @@ async def start(body: StartRequest, the: Gate = Depends(gate)) -> Any:
 
 @router.get("/{operation_id}", responses={401: {}, 403: {}, 404: {}, 503: {}})
 async def get_operation(operation_id: str, the: Gate = Depends(gate)) -> dict[str, Any]:
-    found = await described(the.settings, operation_id)
-    the.permit("read", environments_of(found, the, reading=True), verb="read")
+    the.may("read", verb="read")
+    found = await described(the, operation_id)
+    the.in_scope("read", environments_of(found, the, reading=True), verb="read", what=f"operation {operation_id}",
+                 operation_id=operation_id)
     answer: dict[str, Any] = json.loads(json.dumps(found, default=str))
     return answer
 
@@ -196,10 +235,14 @@ async def get_operation(operation_id: str, the: Gate = Depends(gate)) -> dict[st
 async def steer(operation_id: str, control: Control, body: ControlRequest | None = None,
                 the: Gate = Depends(gate)) -> dict[str, Any]:
     body = body or ControlRequest()
-    found = await described(the.settings, operation_id)
+    action: access.Action = "approve" if control == "approve" else "control"
+    the.may(action, verb=control, operation_id=operation_id)
+    found = await described(the, operation_id)
     cluster = found.get("cluster") or "-"
-    the.permit("approve" if control == "approve" else "control", environments_of(found, the), verb=control,
-               operation_id=operation_id, cluster=cluster)
+    # One the token may not even read is answered as if there were none; one it reads but may not steer, 403.
+    the.in_scope("read", environments_of(found, the, reading=True), verb=control, what=f"operation {operation_id}",
+                 operation_id=operation_id, cluster=cluster)
+    the.permit(action, environments_of(found, the), verb=control, operation_id=operation_id, cluster=cluster)
     payload: dict[str, Any]
     if control == "approve":
         payload = {"approver": the.token.name, "comment": body.comment}
@@ -223,8 +266,10 @@ async def steer(operation_id: str, control: Control, body: ControlRequest | None
             responses={401: {}, 403: {}, 404: {}, 409: {}, 503: {}})
 async def forecast(operation_id: str, the: Gate = Depends(gate)) -> WaveForecast:
     """A running wave's answer to "when will my cluster be upgraded?"."""
-    found = await described(the.settings, operation_id)
-    the.permit("read", environments_of(found, the), verb="read")
+    the.may("read", verb="read")
+    found = await described(the, operation_id)
+    the.in_scope("read", environments_of(found, the), verb="read", what=f"operation {operation_id}",
+                 operation_id=operation_id)
     if found.get("workflow_type") != "PatchWave":
         raise ApiError(409, f"{operation_id} is a {found.get('workflow_type')}; only a wave has a forecast")
     try:

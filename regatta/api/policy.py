@@ -28,6 +28,5 @@ async def compliance(the: Gate = Depends(gate),
             responses={401: {}, 403: {}, 404: {}})
 async def history(cluster: str, bundle: str, the: Gate = Depends(gate)) -> list[ComplianceRecord]:
     """Every change of the record, oldest first; nothing is ever truncated."""
-    record = the.record_of(cluster)
-    the.permit("read", {record.environment}, verb="read", cluster=cluster)
+    the.cluster_for(cluster, "read", verb="read")
     return the.inventory.compliance_history(cluster=cluster, bundle=bundle)

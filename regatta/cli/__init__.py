@@ -15,6 +15,7 @@ from regatta.cli import (
     audit,
     clusters,
     codec,
+    deploy,
     dr,
     lifecycle,
     op,
@@ -50,6 +51,7 @@ app.add_typer(placement.placement_app, name="placement")
 app.add_typer(schedule.schedule_app, name="schedule")
 app.add_typer(tokens.token_app, name="token")
 app.add_typer(codec.codec_app, name="codec")
+app.add_typer(deploy.deploy_app, name="deploy")
 
 
 def main() -> None:  # pragma: no cover - console entry point

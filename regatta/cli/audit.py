@@ -10,8 +10,10 @@ import typer
 
 from regatta.cli.arguments import Output
 from regatta.cli.context import open_inventory
-from regatta.cli.exits import run_command
+from regatta.cli.exits import Refused, run_command
 from regatta.cli.render import console, show_list
+from regatta.inventory.audit_files import append_checkpoint, make_key_file, read_checkpoints
+from regatta.settings import Settings
 from regatta.temporal.outcomes import OperationFailed
 
 audit_app = typer.Typer(no_args_is_help=True, help="The audit trail of every operation.")
@@ -37,18 +39,68 @@ def audit_list(
 
 @audit_app.command("verify")
 def audit_verify(output: Output = Output.table):
-    """Walk the audit trail's hash chain: exit 0 when every record holds, 1 naming the first that
-    does not (edited, removed or reordered since it was written)."""
+    """Walk the audit trail's chain: exit 0 when every record holds, 1 naming the first that does not
+    (edited, removed or reordered since it was written; rewritten by someone without the audit key; not
+    what a checkpoint in REGATTA_AUDIT_CHECKPOINTS saw)."""
 
     def body():
-        verdict = open_inventory().verify_audit()
+        inventory = open_inventory()
+        settings = Settings.from_env()
+        checkpoints, untrusted = (read_checkpoints(settings.audit_checkpoints, inventory.audit_keys)
+                                  if settings.audit_checkpoints else ([], []))
+        verdict = inventory.verify_audit(checkpoints)
+        warnings = list(untrusted)
+        if inventory.audit_keys.current is None:
+            warnings.append("no audit key (REGATTA_AUDIT_KEY_FILE): anyone who can write the database could rewrite"
+                            " the trail and its hashes without this showing")
+        if not settings.audit_checkpoints:
+            warnings.append("no checkpoint file (REGATTA_AUDIT_CHECKPOINTS): records removed at the end, with the"
+                            " head moved back, would not show")
+        verdict = verdict.model_copy(update={"warnings": warnings})
+        if untrusted and verdict.ok:
+            verdict = verdict.model_copy(update={"ok": False, "reason": "checkpoint lines that cannot be trusted: "
+                                                 + "; ".join(untrusted)})
         if output == "json":
             print(json.dumps(verdict.model_dump(), indent=2))
         elif verdict.ok:
-            console.print(f"[green]audit trail intact:[/] {verdict.records} records, each chained to the one before")
+            console.print(f"[green]audit trail intact:[/] {verdict.records} records, each chained to the one before"
+                          f" ({verdict.keyed} keyed), matching {verdict.checkpoints} checkpoints")
+            for warning in warnings:
+                console.print(f"[yellow]warning:[/] {warning}")
         if not verdict.ok:
             where = f"record {verdict.broken_at}" if verdict.broken_at is not None else "the trail"
             raise OperationFailed(f"the audit chain breaks at {where} ({verdict.records} records before it hold):"
                                   f" {verdict.reason}")
+
+    run_command(body)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint():
+    """Append the trail's head, signed with the audit key, to REGATTA_AUDIT_CHECKPOINTS (the API does it
+    every minute by itself; this is for a cron job or before a backup)."""
+
+    def body():
+        settings = Settings.from_env()
+        if not settings.audit_checkpoints:
+            raise Refused("set REGATTA_AUDIT_CHECKPOINTS to the file checkpoints are appended to")
+        point = open_inventory().audit_checkpoint()
+        if point is None:
+            raise Refused("nothing to checkpoint: set REGATTA_AUDIT_KEY_FILE (checkpoints are signed), or the trail"
+                          " is empty")
+        append_checkpoint(settings.audit_checkpoints, point)
+        console.print(f"checkpoint: record {point.last_id} at {point.at}, signed with key {point.key_id}")
+
+    run_command(body)
+
+
+@audit_app.command("init-key")
+def audit_init_key(path: Annotated[str, typer.Argument(help="where the key file goes (mode 0600)")]):
+    """Make an audit key file, unless one is there: the set-up step of a production installation (give
+    its path to the API and the workers as REGATTA_AUDIT_KEY_FILE; never to the database)."""
+
+    def body():
+        made = make_key_file(path)
+        console.print(f"{'made' if made else 'kept the existing'} audit key file {path}")
 
     run_command(body)

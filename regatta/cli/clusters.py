@@ -135,7 +135,7 @@ async def _start_evacuation(cluster: str, *, reason: str, requested_by: str, tic
     request = EvacuateClusterInput(cluster=cluster, reason=reason, requested_by=requested_by, ticket=ticket,
                                    unreachable_ok=unreachable_ok)
     try:
-        admission = admit(request, inventory=open_inventory(), outbound_allow=Settings.from_env().outbound_allow)
+        admission = admit(request, inventory=open_inventory(), outbound_rules=Settings.from_env().outbound)
     except StartRefused as refusal:
         raise Refused(str(refusal)) from None
     assert admission.holder is not None

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from regatta.cli.exits import Unreachable
+from regatta.cli.exits import Refused, Unreachable
 from regatta.settings import Settings
 
 
 def open_inventory():
     from regatta.inventory import Inventory
+    from regatta.inventory.audit_files import AuditKeyError
 
     settings = Settings.from_env()
     try:
-        return Inventory(settings.database_url)
+        return Inventory(settings.database_url, audit_keys=settings.audit_keys())
+    except AuditKeyError as error:
+        raise Refused(str(error)) from None
     except Exception as error:
         raise Unreachable(f"cannot open the inventory at {settings.database_url}: {error}") from error
 

@@ -69,7 +69,7 @@ async def admit_and_start(request: BaseModel, *, inventory: Inventory, ticket: s
     from regatta.temporal.admission import StartRefused, admit
 
     try:
-        admission = admit(request, inventory=inventory, now=now, outbound_allow=Settings.from_env().outbound_allow)
+        admission = admit(request, inventory=inventory, now=now, outbound_rules=Settings.from_env().outbound)
     except StartRefused as refusal:
         message = str(refusal)
         for field_name, flag in (renamed or {}).items():

@@ -128,7 +128,7 @@ async def _admit_and_start(spec, *, plan_only: bool, wait: bool, headline: str, 
     from regatta.temporal.operations import start_policy_rollout
 
     try:
-        admission = admit(spec, inventory=open_inventory(), now=fleet_now(), outbound_allow=Settings.from_env().outbound_allow)
+        admission = admit(spec, inventory=open_inventory(), now=fleet_now(), outbound_rules=Settings.from_env().outbound)
     except StartRefused as refusal:
         raise Refused(str(refusal)) from None
     plan, bundle = admission.policy_plan, admission.bundle

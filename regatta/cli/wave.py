@@ -93,7 +93,7 @@ def wave_start(
                              failure_budget=failure_budget, ticket=ticket, requested_by=requested_by)
         # The same clock the wave will read: the simulator's for a simulated fleet.
         admission = admit(wave, inventory=open_inventory(), now=fleet_now(),  # exit 2 if refused
-                          outbound_allow=Settings.from_env().outbound_allow)
+                          outbound_rules=Settings.from_env().outbound)
         plan = admission.plan
         assert plan is not None  # a wave's admission carries its plan
         if plan_only:

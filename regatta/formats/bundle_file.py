@@ -20,11 +20,15 @@ from typing import Any
 
 import yaml
 
-from regatta.formats.yaml_lines import line_of, read_model
+from regatta.formats.yaml_lines import MAX_YAML_BYTES, compose_limited, line_of, read_model
 from regatta.models.policy import BundleSpec, GitSource
+from regatta.outbound_connections import OutboundRefused, OutboundUnreachable, git_clone
 from regatta.rules import bundles
+from regatta.rules.outbound import OutboundRules
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+MAX_MANIFEST_FILES = 2000
+GIT_SECONDS = 45.0  # a clone that takes longer is killed (and the start refused)
 
 
 class BundleFileError(ValueError):
@@ -43,10 +47,11 @@ class Origin:
 
 
 def _documents(text: str, name: str) -> list[tuple[dict[str, Any], Origin]]:
-    """The objects of one YAML stream (a `kind: List` is its items), each with its line."""
+    """The objects of one YAML stream (a `kind: List` is its items), each with its line; within the
+    size and alias limits every YAML from outside is read under (regatta/formats/yaml_lines.py)."""
     try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-        docs = list(yaml.safe_load_all(text))
+        nodes = compose_limited(text)
+        docs = [doc for doc in yaml.safe_load_all(text) if doc is not None]
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         raise BundleFileError(f"{name}:{mark.line + 1 if mark else 1}: not valid YAML: {getattr(error, 'problem', None) or error}") from None
@@ -76,15 +81,24 @@ def read_directory(directory: Path, shown_as: str) -> list[tuple[dict[str, Any],
     return manifests
 
 
-def read_git(source: GitSource) -> tuple[list[tuple[dict[str, Any], Origin]], str]:
-    """The manifests under `path` at `ref`, and the commit the ref named."""
+def read_git(source: GitSource, outbound: OutboundRules | None = None) -> tuple[list[tuple[dict[str, Any], Origin]], str]:
+    """The manifests under `path` at `ref`, and the commit the ref named. With `outbound` (a start from the
+    API or a worker: a URL someone else typed), the clone goes through the outbound rules, pinned to the
+    address they checked, and is killed at GIT_SECONDS; without (an operator's own CLI), git runs as theirs."""
     import git  # GitPython: imported here so a machine without git can still read inline bundles
 
     with tempfile.TemporaryDirectory(prefix="regatta-bundle-") as scratch:
-        try:
-            repo = git.Repo.clone_from(source.url, scratch, no_checkout=True)
-        except git.GitCommandError as error:
-            raise BundleFileError(f"git: cannot clone {source.url}: {(error.stderr or str(error)).strip()}") from None
+        if outbound is not None:
+            try:
+                git_clone(source.url, scratch, outbound, what="source.git.url", timeout=GIT_SECONDS)
+            except (OutboundRefused, OutboundUnreachable) as error:
+                raise BundleFileError(str(error)) from None
+            repo = git.Repo(scratch)
+        else:
+            try:
+                repo = git.Repo.clone_from(source.url, scratch, no_checkout=True)
+            except git.GitCommandError as error:
+                raise BundleFileError(f"git: cannot clone {source.url}: {(error.stderr or str(error)).strip()}") from None
         commit = None
         for name in (f"origin/{source.ref}", source.ref):
             try:
@@ -102,14 +116,20 @@ def read_git(source: GitSource) -> tuple[list[tuple[dict[str, Any], Origin]], st
                 raise BundleFileError(f"git: {source.url}@{source.ref} has no directory {source.path!r}") from None
         manifests = []
         blobs = [b for b in tree.traverse() if isinstance(b, git.Blob) and Path(b.path).suffix in MANIFEST_SUFFIXES]
+        if len(blobs) > MAX_MANIFEST_FILES or sum(b.size for b in blobs) > MAX_YAML_BYTES * 4:
+            raise BundleFileError(f"git: {source.url}@{source.ref}:{source.path or '/'} holds {len(blobs)} manifest files,"
+                                  f" {sum(b.size for b in blobs)} bytes: a bundle reads at most {MAX_MANIFEST_FILES} files"
+                                  f" and {MAX_YAML_BYTES * 4 // (1024 * 1024)} MiB; point source.git.path at its directory")
         for blob in sorted(blobs, key=lambda b: str(b.path)):
             manifests += _documents(blob.data_stream.read().decode(), f"{source.url}@{commit.hexsha[:12]}:{blob.path}")
         return manifests, commit.hexsha
 
 
-def resolve(spec: BundleSpec, *, base: Path | None, shown_as: str = "bundle") -> tuple[BundleSpec, list[Origin | None]]:
+def resolve(spec: BundleSpec, *, base: Path | None, shown_as: str = "bundle",
+            outbound: OutboundRules | None = None) -> tuple[BundleSpec, list[Origin | None]]:
     """The bundle with its manifests inline, its revision and (from git) its commit; and where each
-    manifest came from. `base` is the bundle file's directory (None: directory sources are refused)."""
+    manifest came from. `base` is the bundle file's directory (None: directory sources are refused);
+    `outbound`: the rules a git source someone else named is read under (read_git)."""
     origins: list[Origin | None] = [None] * len(spec.manifests)
     updates: dict[str, Any] = {}
     if spec.source is not None:
@@ -120,7 +140,7 @@ def resolve(spec: BundleSpec, *, base: Path | None, shown_as: str = "bundle") ->
             found = read_directory((base / spec.source.directory).resolve(), spec.source.directory)
         else:
             assert spec.source.git is not None
-            found, commit = read_git(spec.source.git)
+            found, commit = read_git(spec.source.git, outbound)
             updates["source_commit"] = commit
         updates["manifests"] = [m for m, _ in found]
         origins = [o for _, o in found]

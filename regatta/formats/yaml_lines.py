@@ -32,6 +32,58 @@ def line_of(node: yaml.Node | None, loc: tuple) -> int:
     return line
 
 
+# YAML from outside Regatta (a bundle's git source, a file an operator names) is read within these: a
+# document's size, and the number of nodes it holds once every alias is expanded (an "alias bomb" of nine
+# anchors, each naming the one before ten times, is a few hundred bytes and a billion nodes).
+MAX_YAML_BYTES = 4 * 1024 * 1024
+MAX_YAML_NODES = 200_000
+
+
+class YamlTooLarge(yaml.YAMLError):
+    def __init__(self, message: str, mark: yaml.Mark | None = None):
+        super().__init__(message)
+        self.problem, self.problem_mark = message, mark
+
+
+def _expanded(node: yaml.Node, sizes: dict[int, int], budget: int) -> int:
+    """How many nodes `node` stands for with its aliases expanded, stopping once past `budget`."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    size = 1
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    for child in children:
+        size += _expanded(child, sizes, budget)
+        if size > budget:
+            break
+    sizes[id(node)] = size
+    return size
+
+
+def compose_limited(text: str) -> list[yaml.Node]:
+    """Every document's node tree, refused (YamlTooLarge) past MAX_YAML_BYTES or MAX_YAML_NODES."""
+    if len(text.encode()) > MAX_YAML_BYTES:
+        raise YamlTooLarge(f"the file is larger than {MAX_YAML_BYTES // (1024 * 1024)} MiB")
+    nodes = [node for node in yaml.compose_all(text, Loader=yaml.SafeLoader) if node is not None]
+    sizes: dict[int, int] = {}
+    total = 0
+    for node in nodes:
+        total += _expanded(node, sizes, MAX_YAML_NODES)
+        if total > MAX_YAML_NODES:
+            raise YamlTooLarge(f"the document holds more than {MAX_YAML_NODES} values once its aliases are expanded"
+                               " (an alias bomb?)", node.start_mark)
+    return nodes
+
+
+def load_limited(text: str) -> list[Any]:
+    """The documents of a YAML stream, within the limits of compose_limited."""
+    compose_limited(text)
+    return list(yaml.safe_load_all(text))
+
+
 def read_model(path: Path, model: type[Shape], *, what: str, shape: str, error: type[ValueError]) -> tuple[Shape, Any]:
     """The file as `model` and its YAML node tree (to place later problems), or `error` with every
     problem at its line. `what` names the file ("wave file"), `shape` says what it should hold."""
@@ -40,7 +92,10 @@ def read_model(path: Path, model: type[Shape], *, what: str, shape: str, error: 
     except OSError as failure:
         raise error(f"cannot read {what} {path}: {failure.strerror or failure}") from None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        roots = compose_limited(text)
+        if len(roots) > 1:
+            raise YamlTooLarge("the file holds more than one YAML document; give one", roots[1].start_mark)
+        root = roots[0] if roots else None
         raw = yaml.safe_load(text)
     except yaml.YAMLError as failure:
         mark = getattr(failure, "problem_mark", None)

@@ -10,14 +10,16 @@ from __future__ import annotations
 import functools
 import re
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, delete, event, select, text, update
+from sqlalchemy import create_engine, delete, event, func, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+from regatta.inventory.audit_files import AuditKeys
 from regatta.inventory.tables import (
     ApiTicketRow,
     ApiTokenRow,
@@ -122,9 +124,10 @@ _MIGRATED_LOCK = threading.Lock()
 
 
 class Inventory:
-    def __init__(self, url: str, *, migrate: bool = True):
+    def __init__(self, url: str, *, migrate: bool = True, audit_keys: AuditKeys | None = None):
         self.url = url
         self.engine = _engine(url)
+        self.audit_keys = audit_keys or AuditKeys()  # the audit trail's HMAC keys (regatta/inventory/audit_files.py)
         if migrate:
             self.migrate_once()
 
@@ -388,25 +391,42 @@ class Inventory:
                             .values(last_id=AuditChainHead.last_id))
             head = session.get(AuditChainHead, 1)
             assert head is not None, "migration 0005 writes the chain's head row"
-            row = AuditRow(at=datetime.now(UTC), prev_hash=head.last_hash, hash="", **record.model_dump(exclude={"at"}))
+            row = AuditRow(at=datetime.now(UTC), prev_hash=head.last_hash, hash="", key_id=self.audit_keys.current_id,
+                           **record.model_dump(exclude={"at"}))
             session.add(row)
             session.flush()  # the id is part of what the hash covers
-            row.hash = audit_chain.record_hash(row.prev_hash, row.chained_fields())
+            row.hash = audit_chain.record_hash(row.prev_hash, row.chained_fields(), self.audit_keys.current)
             head.last_id, head.last_hash = row.id, row.hash
 
-    def verify_audit(self) -> AuditVerification:
-        """Walk the whole trail and say where its hash chain first breaks, if it does."""
+    def audit_checkpoint(self) -> audit_chain.Checkpoint | None:
+        """The trail's head now, signed with the current audit key (None without a key, or an empty trail)."""
+        if self.audit_keys.current is None:
+            return None
         with Session(self.engine) as session:
             head = session.get(AuditChainHead, 1)
-            rows = ((r.id, r.prev_hash, r.hash, r.chained_fields())
+            if head is None or not head.last_id:
+                return None
+            first_keyed = session.scalar(select(AuditRow.id).where(AuditRow.key_id.is_not(None)).order_by(AuditRow.id).limit(1))
+            return audit_chain.checkpoint(at=datetime.now(UTC), last_id=head.last_id, last_hash=head.last_hash,
+                                          first_keyed_id=first_keyed, key=self.audit_keys.current)
+
+    def verify_audit(self, checkpoints: Sequence[audit_chain.Checkpoint] = ()) -> AuditVerification:
+        """Walk the whole trail and say where its chain first breaks, if it does: every keyed hash checked
+        under its key, and every checkpoint (read from outside the database) matched."""
+        with Session(self.engine) as session:
+            head = session.get(AuditChainHead, 1)
+            rows = ((r.id, r.prev_hash, r.hash, r.key_id, r.chained_fields())
                     for r in session.scalars(select(AuditRow).order_by(AuditRow.id)).yield_per(1000))
             if head is None:
                 return AuditVerification(ok=False, records=0, reason="the chain's head record is gone: the trail was"
                                          " tampered with (restore audit_chain_head from a backup)")
-            count, broken = audit_chain.first_break(rows, head=(head.last_id, head.last_hash) if head.last_id else None)
+            count, broken = audit_chain.first_break(rows, head=(head.last_id, head.last_hash) if head.last_id else None,
+                                                    keys=self.audit_keys.by_id, checkpoints=checkpoints)
+            keyed = session.scalar(select(func.count()).select_from(AuditRow).where(AuditRow.key_id.is_not(None))) or 0
+        facts = {"keyed": keyed, "checkpoints": len(checkpoints)}
         if broken is None:
-            return AuditVerification(ok=True, records=count)
-        return AuditVerification(ok=False, records=count, broken_at=broken.record_id, reason=broken.reason)
+            return AuditVerification(ok=True, records=count, **facts)
+        return AuditVerification(ok=False, records=count, broken_at=broken.record_id, reason=broken.reason, **facts)
 
     def audit(self, *, cluster: str | None = None, operation_id: str | None = None) -> list[OperationRecord]:
         query = select(AuditRow).order_by(AuditRow.id)

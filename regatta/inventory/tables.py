@@ -69,6 +69,8 @@ class AuditRow(Base):
     # The hash chain (regatta/rules/audit_chain.py): the record before this one's hash, and this one's.
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # The audit key the hash is an HMAC under (its id); None: a plain SHA-256, written without a key.
+    key_id: Mapped[str | None] = mapped_column(String(12), nullable=True)
 
     def chained_fields(self) -> dict:
         return {name: getattr(self, name) for name in CHAINED_FIELDS}

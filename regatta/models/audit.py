@@ -41,6 +41,10 @@ class AuditVerification(Model):
     records: int = Field(description="records that hold, from the first")
     broken_at: int | None = Field(default=None, description="id of the first record that breaks the chain")
     reason: str | None = None
+    keyed: int = Field(default=0, description="records whose hash is an HMAC under an audit key")
+    checkpoints: int = Field(default=0, description="signed checkpoints from outside the database the trail matched")
+    warnings: list[str] = Field(default_factory=list, description="what weakens the verdict (no key, no checkpoints,"
+                                " checkpoint lines that cannot be trusted)")
 
 
 class CallbackNote(Model):

@@ -13,7 +13,6 @@ code; the CLI exits 2 for all of them).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -44,6 +43,7 @@ from regatta.rules import (
     versions,
     waves,
 )
+from regatta.rules.outbound import OutboundRules
 from regatta.temporal.outcomes import OperationRefused
 
 RefusalKind = Literal["unknown", "invalid", "conflict"]
@@ -75,13 +75,15 @@ class Admission:
 
 
 def admit(request: BaseModel, *, inventory: Inventory, now: datetime | None = None,
-          outbound_allow: Sequence[str] = ()) -> Admission:
+          outbound_rules: OutboundRules | None = None) -> Admission:
     """The operation `request` would start, or the StartRefused saying why it may not. `now` is
-    the fleet's clock (maintenance holds and wave windows are read against it); `outbound_allow`
-    is REGATTA_OUTBOUND_ALLOW (the URLs the input names must be ones the worker may call)."""
+    the fleet's clock (maintenance holds and wave windows are read against it); `outbound_rules` are
+    REGATTA_OUTBOUND_ALLOW and REGATTA_OUTBOUND_PRIVATE (the URLs the input names must be ones the
+    worker may call; a bundle's git source is read under the same rules)."""
     now = now or datetime.now(UTC)
+    rules = outbound_rules or OutboundRules()
     for where, url in outbound.outbound_urls(request):
-        if (problem := outbound.outbound_problem(url, allowed=outbound_allow, what=where)) is not None:
+        if (problem := rules.problem(url, what=where)) is not None:
             raise StartRefused(problem, kind="invalid")
     try:
         if isinstance(request, ClusterUpgradeInput):
@@ -89,7 +91,7 @@ def admit(request: BaseModel, *, inventory: Inventory, now: datetime | None = No
         if isinstance(request, PatchWaveInput):
             return _wave(request, inventory=inventory, now=now)
         if isinstance(request, BundleSpec):
-            return _policy(request, inventory=inventory, now=now)
+            return _policy(request, inventory=inventory, now=now, outbound=rules)
         if isinstance(request, ProvisionClusterInput):
             holder = provision_holder(inventory, request)
             return Admission("ProvisionCluster", operation_ids.operation_id(request.name), holder,
@@ -107,6 +109,56 @@ def admit(request: BaseModel, *, inventory: Inventory, now: datetime | None = No
     except refusals.Refusal as error:  # a wave's plan, a new cluster's version (an upgrade's say their own kind)
         raise StartRefused(str(error), kind="invalid") from None
     raise TypeError(f"no operation starts from a {type(request).__name__}")
+
+
+def environments_before_reading(request: BaseModel, *, inventory: Inventory, now: datetime | None = None) -> frozenset[str]:
+    """Where `request` would act, from the inventory alone: no file read, no repository cloned, no URL
+    called, so a caller's token is weighed before any of that work (DESIGN rule 11). A bundle's targets
+    give every cluster they select (its placement may choose fewer: admission narrows it, and the caller
+    is asked again for those). An unknown cluster is UnknownCluster; a cluster's name is all it reads."""
+    now = now or datetime.now(UTC)
+    if isinstance(request, ProvisionClusterInput):
+        return frozenset({request.environment})
+    if isinstance(request, PatchWaveInput):
+        try:
+            return _wave(request, inventory=inventory, now=now).environments
+        except refusals.Refusal:  # why the plan fails is the fleet's business: only a token for all of it hears
+            return frozenset(c.environment for c in inventory.list_clusters())
+    if isinstance(request, BundleSpec):
+        return frozenset(c.environment for c in inventory.list_clusters()
+                         if bundle_targets.left_out_because(request, c) is None)
+    if isinstance(request, DRFailoverInput | DRFailbackInput):
+        record = inventory.get_cluster(request.cluster)
+        try:
+            standby = inventory.get_cluster(inventory.dr_pair(request.cluster).standby)
+        except (DrPairError, UnknownCluster):
+            return frozenset({record.environment})
+        return frozenset({record.environment, standby.environment})
+    if isinstance(request, EvacuateClusterInput):
+        record = inventory.get_cluster(request.cluster)
+        clusters = {c.name: c.environment for c in inventory.list_clusters()}
+        placed = placement.placed_on(inventory.placements(), record.name)
+        return frozenset({record.environment} | {clusters[s.cluster] for d in placed for s in d.chosen if s.cluster in clusters})
+    cluster = getattr(request, "cluster", None)
+    if isinstance(cluster, str):
+        return frozenset({inventory.get_cluster(cluster).environment})
+    raise TypeError(f"no operation starts from a {type(request).__name__}")
+
+
+def environments_of_running(workflow: str, cluster: str, environment: str, *, inventory: Inventory) -> frozenset[str]:
+    """Where a running operation on one cluster acts: its own environment, and for a failover or failback
+    its standby's, for an evacuation every cluster its applications are placed on."""
+    found = {environment}
+    try:
+        if workflow in ("DRFailover", "DRFailback"):
+            found.add(inventory.get_cluster(inventory.dr_pair(cluster).standby).environment)
+        elif workflow == "EvacuateCluster":
+            clusters = {c.name: c.environment for c in inventory.list_clusters()}
+            placed = placement.placed_on(inventory.placements(), cluster)
+            found |= {clusters[s.cluster] for d in placed for s in d.chosen if s.cluster in clusters}
+    except (DrPairError, UnknownCluster):
+        found.add("(unknown: only a token for every environment may act on it)")
+    return frozenset(found)
 
 
 def provision_holder(inventory: Inventory, request: ProvisionClusterInput) -> ClusterRecord:
@@ -155,12 +207,12 @@ def _wave(request: PatchWaveInput, *, inventory: Inventory, now: datetime) -> Ad
     return Admission("PatchWave", operation_ids.wave_id(request.name), None, touched, plan)
 
 
-def _policy(request: BundleSpec, *, inventory: Inventory, now: datetime) -> Admission:
+def _policy(request: BundleSpec, *, inventory: Inventory, now: datetime, outbound: OutboundRules) -> Admission:
     """A bundle from git is read here, once: the rollout is given the commit that was checked."""
     from regatta.formats.bundle_file import BundleFileError, resolve
 
-    try:  # inline manifests: only the revision is worked out; a git source is read
-        bundle = resolve(request, base=None)[0]
+    try:  # inline manifests: only the revision is worked out; a git source is read, under the outbound rules
+        bundle = resolve(request, base=None, outbound=outbound)[0]
     except BundleFileError as error:
         raise StartRefused(str(error), kind="invalid") from None
     clusters = {c.name: c for c in inventory.list_clusters()}

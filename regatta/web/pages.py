@@ -29,16 +29,16 @@ from temporalio.client import ScheduleActionStartWorkflow
 
 from regatta.api.errors import ApiError
 from regatta.api.gate import Gate, inventory_of, settings_of
-from regatta.api.operations import CONTROL_OUTCOME, environments_of
+from regatta.api.operations import CONTROL_OUTCOME, described, environments_of
 from regatta.api.tokens import authenticate
 from regatta.formats import fleet_data
-from regatta.inventory import UnknownCluster, fleet_reads
+from regatta.inventory import fleet_reads
 from regatta.models import ClusterRecord, PatchWaveInput
 from regatta.models.fleet_view import SORTABLE, FleetQuery
 from regatta.models.search_attributes import CLUSTER
 from regatta.rules import access, fleet_view
 from regatta.temporal.connect import TemporalUnreachable, connect
-from regatta.temporal.operations import OperationRefused, query, send_update, status
+from regatta.temporal.operations import OperationRefused, query, send_update
 from regatta.web import session
 from regatta.web.fleet_cache import FleetCache
 
@@ -224,11 +224,7 @@ async def fleet(request: Request) -> Response:
 async def cluster(request: Request, name: str) -> Response:
     viewer = session.viewer(inventory_of(request), request)
     inventory = inventory_of(request)
-    try:
-        record = inventory.get_cluster(name)
-    except UnknownCluster as error:
-        raise ApiError(404, str(error)) from None
-    _gate(request, viewer).permit("read", {record.environment}, verb="read", cluster=name)
+    record = _gate(request, viewer).cluster_for(name, "read", verb="read")  # another environment's: as if none
     now = datetime.now(UTC)
     states, violations, drifts = fleet_reads.fleet_facts(inventory)
     facts = fleet_view.FleetViewFacts(prices=fleet_data.price_list(), calendar=fleet_data.support_calendar(),
@@ -268,13 +264,11 @@ async def operation(request: Request, operation_id: str) -> Response:
     viewer = session.viewer(inventory_of(request), request)
     gate = _gate(request, viewer)
     try:
-        found = await status(settings_of(request), operation_id)
-    except OperationRefused as error:
-        raise ApiError(404, str(error)) from None
+        found = await described(gate, operation_id)
     except TemporalUnreachable as error:
         raise ApiError(503, str(error)) from None
     where = environments_of(found, gate, reading=True)
-    gate.permit("read", where, verb="read")
+    gate.in_scope("read", where, verb="read", what=f"operation {operation_id}", operation_id=operation_id)
     acting = environments_of(found, gate)
     allowed = [c for c in CONTROLS if access.refusal(
         token=viewer.token.name, role=viewer.token.role, scope=viewer.token.environments,
@@ -299,13 +293,13 @@ async def steer(request: Request, operation_id: str, control: str, csrf: str = F
     if control not in CONTROLS:
         raise ApiError(404, f"no control {control!r}; the controls are {', '.join(CONTROLS)}")
     gate = _gate(request, viewer)
-    try:
-        found = await status(settings_of(request), operation_id)
-    except OperationRefused as error:
-        raise ApiError(404, str(error)) from None
+    action: access.Action = "approve" if control == "approve" else "control"
+    gate.may(action, verb=control, operation_id=operation_id)
+    found = await described(gate, operation_id)
     cluster = found.get("cluster") or "-"
-    gate.permit("approve" if control == "approve" else "control", environments_of(found, gate), verb=control,
-                operation_id=operation_id, cluster=cluster)
+    gate.in_scope("read", environments_of(found, gate, reading=True), verb=control, what=f"operation {operation_id}",
+                  operation_id=operation_id, cluster=cluster)
+    gate.permit(action, environments_of(found, gate), verb=control, operation_id=operation_id, cluster=cluster)
     payload: dict[str, Any]
     if control == "approve":
         payload = {"approver": viewer.token.name, "comment": reason, **({"stage": stage} if stage else {})}

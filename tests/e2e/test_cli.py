@@ -309,7 +309,7 @@ async def test_the_cli_goes_through_the_api_as_its_token_when_told_to(queue_sett
 
     other_env = await regatta(queue_settings, "upgrade", "start", prod, "--to", "1.31", "--ticket", f"CHG-x-{name}",
                               env=env)
-    assert other_env.returncode == 2 and "scoped to staging and may not start in prod" in other_env.stderr
+    assert other_env.returncode == 2 and "no cluster" in other_env.stderr and "that token" in other_env.stderr
     no_ticket = await regatta(queue_settings, "upgrade", "start", staging, "--to", "1.31", env=env)
     assert no_ticket.returncode == 2 and "--ticket" in no_ticket.stderr
     tokenless = await regatta(queue_settings, "op", "status", f"cluster-{staging}",

@@ -133,7 +133,8 @@ async def test_bad_requests_are_4xx_that_say_what_to_fix_and_change_nothing(api,
         (await start({"kind": "upgrade", "ticket": "no spaces allowed", "input": upgrade(name)}), 422, "ticket"),
         (await start({"kind": "upgrade", "ticket": ticket(), "input": {"cluster": name}}), 422,
          "input does not fit a ClusterUpgrade: target_version: Field required"),
-        (await start({"kind": "upgrade", "ticket": ticket(), "input": upgrade("no-such-cluster")}), 404, "not in the inventory"),
+        (await start({"kind": "upgrade", "ticket": ticket(), "input": upgrade("no-such-cluster")}), 404,
+         "no cluster 'no-such-cluster' that token"),
         (await start({"kind": "upgrade", "ticket": ticket(), "input": upgrade(name, target_version="1.32")}), 422,
          "upgrade to 1.31 first"),
         (await start({"kind": "upgrade", "ticket": ticket(), "input": upgrade(name, target_version="1.30")}), 409,
@@ -171,7 +172,8 @@ ACTION_OF = {"list": "read", "read": "read", "start": "start", "pause": "control
 async def test_every_cell_of_role_by_endpoint_by_environment(api, worker, add_cluster, inventory):
     """Each role, scoped to staging, to prod, or to every environment, calls each endpoint on a
     staging and a prod cluster. Allowed calls get past the gate (to a 2xx, or to the refusal
-    the operation itself gives: a finished upgrade cannot be paused); refused ones get a 403."""
+    the operation itself gives: a finished upgrade cannot be paused); a role's refusal is a 403, and a
+    cluster or operation outside the token's environments a 404 as for one that does not exist."""
     clusters = {env: add_cluster(f"mx{env[:4]}", env=env, pools=1, nodes=1, workloads=[]) for env in ("staging", "prod")}
     admin = api.token("admin", "*")
     for name in clusters.values():  # one finished operation per environment to steer
@@ -200,9 +202,12 @@ async def test_every_cell_of_role_by_endpoint_by_environment(api, worker, add_cl
             cell = f"{role} scoped to {scope}: {endpoint} on {env} answered {response.status_code} {response.text}"
             if allowed:
                 assert response.status_code in expected, cell
-            else:
+            elif ACTION_OF[endpoint] not in access.ROLE_ACTIONS[role]:  # the role: 403, before anything is read
                 assert response.status_code == 403, cell
                 assert f"may not {ACTION_OF[endpoint]}" in response.json()["error"], cell
+            else:  # another environment's cluster or operation: answered as if there were none
+                assert response.status_code == 404, cell
+                assert name not in response.json()["error"].replace(f"'{name}'", "").replace(operation, ""), cell
             if endpoint == "list" and allowed:
                 listed = {c["name"] for c in response.json()}
                 assert (name in listed) == (scope in ("*", env)), cell  # a token sees only its environments
@@ -218,7 +223,7 @@ async def test_holds_over_the_api_are_scoped_like_every_control_and_a_wave_answe
     operator, viewer, prod_operator = api.token("operator", "staging"), api.token("viewer", "*"), api.token("operator", "prod")
     body = {"until": "2099-01-01T00:00:00Z", "reason": "quarter close"}
     assert (await api.post(f"/v1/clusters/{name}/hold", headers=viewer, json=body)).status_code == 403
-    assert (await api.post(f"/v1/clusters/{name}/hold", headers=prod_operator, json=body)).status_code == 403
+    assert (await api.post(f"/v1/clusters/{name}/hold", headers=prod_operator, json=body)).status_code == 404
     naive = await api.post(f"/v1/clusters/{name}/hold", headers=operator, json={**body, "until": "2099-01-01T00:00:00"})
     assert naive.status_code == 422 and "with a time zone" in naive.json()["error"]
     past = await api.post(f"/v1/clusters/{name}/hold", headers=operator, json={**body, "until": "2001-01-01T00:00:00Z"})

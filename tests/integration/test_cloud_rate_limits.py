@@ -37,10 +37,10 @@ def throttled(simulator) -> int:
     return httpx.get(f"{simulator.url}/sim/report", params={"cluster": "-"}, timeout=30).json()["throttled_requests"].get("eks", 0)
 
 
-async def run_wave(client, settings, simulator, inventory, task_queue: str, *, workers: int) -> None:
+async def run_wave(client, settings, simulator, inventory, task_queue: str, *, workers: int, clusters: int = 12) -> None:
     tag = uuid.uuid4().hex[:5]
-    names = load_fleet(simulator, inventory, tag, 12)
-    request = wave_request(tag, [{"name": "all", "concurrency": 12}])
+    names = load_fleet(simulator, inventory, tag, clusters)
+    request = wave_request(tag, [{"name": "all", "concurrency": clusters}])
     # each worker on a connection of its own, as two worker processes would be
     running = [build_worker(client if i == 0 else await connect(settings), settings) for i in range(workers)]
     for worker in running:
@@ -64,8 +64,8 @@ async def test_two_workers_with_the_accounts_limit_configured_never_meet_a_429(
 
 async def test_without_the_limit_the_same_wave_meets_the_clouds_throttling_and_still_completes(
         client, queue_settings, simulator, inventory, task_queue, eks_limited):
-    # An account that takes no burst at all: however loaded the machine, twelve clusters' calls
+    # An account that takes no burst at all: however loaded the machine, six clusters' calls
     # without a schedule of their own come closer together than it allows.
     eks_limited(burst=1)
-    await run_wave(client, queue_settings, simulator, inventory, task_queue, workers=1)
+    await run_wave(client, queue_settings, simulator, inventory, task_queue, workers=1, clusters=6)
     assert throttled(simulator) > 0

@@ -59,10 +59,17 @@ async def test_the_fleet_for_prometheus_and_a_dashboard_of_series_that_exist(api
     handle = await roll_out(client, task_queue, waiting)
     await wait_until(handle, lambda p: p.phase == "awaiting_approval", "waiting", progress_type=PolicyRolloutProgress)
     try:
-        scraped = await api.get("/metrics")
+        scraped = await api.get("/metrics", headers=api.token("viewer", "*"))  # Prometheus scrapes with a token
+        refused = await api.get("/metrics")
+        staging = await api.get("/metrics", headers=api.token("viewer", "no-such-environment"))
     finally:
         await handle.execute_update("abort", AbortInput(reason="scraped", requested_by="test"))
     assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
+    assert refused.status_code == 401
+    scoped = families(staging.text)  # a token of another environment: none of these clusters, no wave's stages
+    assert not [s for s in scoped.get("regatta_cluster_info", []) if s.labels["cluster"] in names.values()]
+    assert not scoped.get("regatta_stage_clusters") and not [
+        s for s in scoped.get("regatta_compliance", []) if s.labels["cluster"] in names.values()]
     series = families(scraped.text)
 
     record = inventory.get_cluster(names["a"])

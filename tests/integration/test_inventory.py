@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 import sqlalchemy
+import sqlalchemy.orm
 
 from regatta.inventory import DrPairError, Inventory, UnknownCluster
 from regatta.models import ClusterRecord, NodePool, OperationRecord
@@ -269,7 +270,7 @@ def test_migrations_run_once_per_process_not_on_every_open(tmp_path, monkeypatch
     for _ in range(3):
         Inventory(url).close()
     assert calls == ["head"]  # the first open migrated; the others did not look at the migrations again
-    assert Inventory(url).revision() == "0014"
+    assert Inventory(url).revision() == "0015"
 
 
 def test_a_clusters_site_is_kept(store):
@@ -291,12 +292,12 @@ def test_replicas_starting_at_once_migrate_one_at_a_time_on_postgresql():
                                  stderr=subprocess.STDOUT, text=True) for _ in range(3)]
         outputs = [(run.wait(timeout=120), run.stdout.read() if run.stdout else "") for run in runs]
         assert [code for code, _ in outputs] == [0, 0, 0], outputs
-        assert all("inventory schema at revision 0014" in text for _, text in outputs), outputs
+        assert all("inventory schema at revision 0015" in text for _, text in outputs), outputs
         inventory = Inventory(url, migrate=False)
         with inventory.engine.connect() as connection:
             versions = connection.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).all()
         inventory.close()
-        assert [row[0] for row in versions] == ["0014"]
+        assert [row[0] for row in versions] == ["0015"]
         again = subprocess.run([sys.executable, "-m", "regatta.cli", "migrate"], env=env, capture_output=True, text=True,
                                timeout=120)
         assert again.returncode == 0 and "already current" in again.stdout, again
@@ -314,3 +315,109 @@ def test_cloud_request_slots_are_one_schedule_that_concurrent_takers_share(store
     # a schedule that fell behind the clock starts again from now, not from the past
     assert take_cloud_request_slot(store, "eks/default", 0.5, now=5000.0) == 5000.0
     assert take_cloud_request_slot(store, "gke/default", 0.5, now=1000.0) == 1000.0
+
+
+def keyed(store, *keys: str) -> Inventory:
+    """The same database, written by processes that hold the audit key file's keys (the first signs)."""
+    from regatta.inventory.audit_files import AuditKeys
+    from regatta.rules.audit_chain import key_id
+
+    encoded = [k.encode() for k in keys or ("k" * 40,)]
+    return Inventory(store.url, audit_keys=AuditKeys(current=encoded[0], by_id={key_id(k): k for k in encoded}))
+
+
+def rewrite_from(store, first_id: int, *, key_id: str | None) -> None:
+    """An insider's rewrite: edit a record, then recompute every hash after it and the head, as the code
+    before the key did (plain SHA-256), so the chain itself is whole again."""
+    from regatta.inventory.tables import AuditRow
+    from regatta.rules.audit_chain import record_hash
+
+    tamper(store, "UPDATE audit_log SET detail = 'nothing happened' WHERE id = :id", id=first_id)
+    with sqlalchemy.orm.Session(store.engine) as session, session.begin():
+        rows = session.scalars(sqlalchemy.select(AuditRow).order_by(AuditRow.id)).all()
+        prev = next(r.prev_hash for r in rows if r.id == first_id)
+        for row in (r for r in rows if r.id >= first_id):
+            row.prev_hash, row.key_id = prev, key_id
+            row.hash = prev = record_hash(prev, row.chained_fields())
+        session.execute(sqlalchemy.text("UPDATE audit_chain_head SET last_hash = :h WHERE id = 1"), {"h": prev})
+
+
+def test_a_rewrite_with_every_hash_recomputed_passes_an_unkeyed_chain_and_not_a_keyed_one(store):
+    ids = five_records(store)
+    rewrite_from(store, ids[2], key_id=None)
+    assert store.verify_audit().ok  # what an unkeyed chain cannot tell: `audit verify` warns of it
+
+    writer = keyed(store)
+    for n in range(6, 11):
+        writer.append_audit(audit_line(n))
+    later = audit_ids(store)[5:]
+    rewrite_from(store, later[1], key_id=None)  # written again without the key: unkeyed after keyed
+    verdict = writer.verify_audit()
+    assert not verdict.ok and verdict.broken_at == later[1] and "without the audit key" in verdict.reason
+    rewrite_from(store, later[1], key_id=writer.audit_keys.current_id)  # claiming the key, without holding it
+    verdict = writer.verify_audit()
+    assert not verdict.ok and verdict.broken_at == later[1] and "edited after it was written" in verdict.reason
+
+
+def test_a_checkpoint_outside_the_database_catches_what_the_chain_cannot(store, tmp_path):
+    from regatta.inventory.audit_files import append_checkpoint, read_checkpoints
+
+    writer = keyed(store)
+    for n in range(1, 6):
+        writer.append_audit(audit_line(n))
+    ids = audit_ids(store)
+    checkpoints = tmp_path / "checkpoints.jsonl"
+    append_checkpoint(checkpoints, writer.audit_checkpoint())
+    trusted, untrusted = read_checkpoints(checkpoints, writer.audit_keys)
+    assert writer.verify_audit(trusted).ok and untrusted == [] and writer.verify_audit(trusted).checkpoints == 1
+
+    # The last two records removed and the head moved back: a whole chain, but not the one checkpointed.
+    with store.engine.begin() as connection:
+        kept = connection.execute(sqlalchemy.text("SELECT hash FROM audit_log WHERE id = :id"), {"id": ids[2]}).scalar()
+        connection.execute(sqlalchemy.text("DELETE FROM audit_log WHERE id > :id"), {"id": ids[2]})
+        connection.execute(sqlalchemy.text("UPDATE audit_chain_head SET last_id = :id, last_hash = :h WHERE id = 1"),
+                           {"id": ids[2], "h": kept})
+    assert writer.verify_audit().ok  # without the checkpoint nothing shows
+    verdict = writer.verify_audit(trusted)
+    assert not verdict.ok and "a checkpoint of" in verdict.reason and f"saw record {ids[4]}" in verdict.reason
+
+    # A checkpoint edited to match, or written by someone without the key, is not trusted.
+    forged = checkpoints.read_text().replace(f'"last_id": {ids[4]}', f'"last_id": {ids[2]}')
+    (tmp_path / "forged.jsonl").write_text(forged)
+    trusted, untrusted = read_checkpoints(tmp_path / "forged.jsonl", writer.audit_keys)
+    assert trusted == [] and "signature does not match" in untrusted[0]
+
+
+def test_audit_verify_exits_1_on_a_rewrite_and_warns_where_it_cannot_tell(tmp_path):
+    import subprocess
+    import sys
+
+    from regatta.inventory.audit_files import make_key_file
+
+    home = tmp_path / "home"
+    env = {**os.environ, "REGATTA_HOME": str(home), "REGATTA_DATABASE_URL": f"sqlite:///{tmp_path / 'r.db'}"}
+    env.pop("REGATTA_AUDIT_KEY_FILE", None)
+    env.pop("REGATTA_AUDIT_CHECKPOINTS", None)
+    regatta = [sys.executable, "-m", "regatta.cli"]
+    plain = Inventory(env["REGATTA_DATABASE_URL"])
+    for n in range(1, 4):
+        plain.append_audit(audit_line(n))
+    warned = subprocess.run([*regatta, "audit", "verify"], env=env, capture_output=True, text=True, timeout=60)
+    assert warned.returncode == 0 and "no audit key" in warned.stdout and "no checkpoint file" in warned.stdout
+
+    assert make_key_file(tmp_path / "audit.key") and not make_key_file(tmp_path / "audit.key")
+    assert (tmp_path / "audit.key").stat().st_mode & 0o777 == 0o600
+    env.update(REGATTA_AUDIT_KEY_FILE=str(tmp_path / "audit.key"), REGATTA_AUDIT_CHECKPOINTS=str(tmp_path / "cp.jsonl"))
+    from regatta.settings import Settings
+
+    writer = Inventory(env["REGATTA_DATABASE_URL"], audit_keys=Settings.from_env(env).audit_keys())
+    writer.append_audit(audit_line(4))
+    made = subprocess.run([*regatta, "audit", "checkpoint"], env=env, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    whole = subprocess.run([*regatta, "audit", "verify", "--output", "json"], env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert whole.returncode == 0, whole.stderr
+    assert '"keyed": 1' in whole.stdout and '"checkpoints": 1' in whole.stdout
+    rewrite_from(writer, audit_ids(writer)[3], key_id=None)
+    broken = subprocess.run([*regatta, "audit", "verify"], env=env, capture_output=True, text=True, timeout=60)
+    assert broken.returncode == 1 and "without the audit key" in broken.stderr, broken.stdout + broken.stderr

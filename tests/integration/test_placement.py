@@ -327,9 +327,9 @@ async def test_placements_and_evacuations_over_the_api_scoped_to_the_tokens_envi
     assert done["progress"]["phase"] == "succeeded", done
     assert fleet.shares() == {"p": 6} and fleet.running() == {"s": 0, "p": 6}
 
-    # A hold that evacuates: a staging operator may not (the replicas would move to prod); an operator of both may.
+    # A hold that evacuates: a staging operator does not even see the prod cluster; an operator of both may.
     hold = {"until": "2099-01-01T00:00:00Z", "reason": "blue/green replacement", "evacuate": True}
-    assert (await api.post(f"/v1/clusters/{names['p']}/hold", headers=staging_operator, json=hold)).status_code == 403
+    assert (await api.post(f"/v1/clusters/{names['p']}/hold", headers=staging_operator, json=hold)).status_code == 404
     prod_operator = api.token("operator", "prod")
     held = await api.post(f"/v1/clusters/{names['p']}/hold", headers=prod_operator, json=hold)
     assert held.status_code == 201 and held.json()["evacuate"] is True, held.text

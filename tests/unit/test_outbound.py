@@ -29,7 +29,7 @@ def test_a_name_that_resolves_to_the_metadata_address_is_refused_too():
 
 def test_ordinary_receivers_pass_and_nonsense_is_named():
     assert outbound_problem("https://hooks.example.com/regatta") is None
-    assert outbound_problem("http://127.0.0.1:9090") is None
+    assert outbound_problem("http://127.0.0.1:9090") is None  # private addresses allowed (the default outside production)
     assert "not an http(s) URL" in outbound_problem("file:///etc/passwd")
 
 
@@ -43,8 +43,37 @@ def test_an_allow_list_takes_only_what_it_names():
     assert refused is not None and "not in REGATTA_OUTBOUND_ALLOW" in refused
     # A network entry holds only when every address the name resolves to is inside it.
     assert outbound_problem("http://10.30.0.1", allowed=allowed) is not None
-    # Naming the metadata address explicitly is the one way to reach it.
-    assert outbound_problem("http://169.254.169.254/", allowed=("169.254.169.254",)) is None
+    # The metadata services and link-local stay closed whatever the list names, by address or by name.
+    assert "never calls" in outbound_problem("http://169.254.169.254/", allowed=("169.254.169.254",))
+    assert "never calls" in outbound_problem("http://hooks.corp.example/", allowed=allowed, resolved=["169.254.169.254"])
+
+
+@pytest.mark.parametrize("url", [
+    "http://[::ffff:169.254.169.254]/latest/meta-data/",  # IPv4-mapped
+    "http://[::ffff:a9fe:a9fe]/",  # the same, written in hex
+    "http://[64:ff9b::169.254.169.254]/",  # NAT64
+    "http://[64:ff9b:1::a9fe:a9fe]/",  # local-use NAT64
+    "http://[::169.254.169.254]/",  # IPv4-compatible
+    "http://[2002:a9fe:a9fe::1]/",  # 6to4
+    "http://[fe80::1%25eth0]/",  # link-local with a zone
+    "http://0.0.0.0:8700/",
+    "http://[::]/",
+])
+def test_every_ipv6_form_of_a_forbidden_address_is_forbidden(url):
+    assert "never calls" in outbound_problem(url, allowed=("*",), what="callback_url")
+
+
+def test_private_and_loopback_are_off_where_this_installation_says_so_unless_named():
+    for url in ("http://127.0.0.1:9090", "http://10.1.2.3/", "http://192.168.1.1/", "http://[::1]/",
+                "http://[::ffff:10.0.0.1]/", "http://100.64.0.1/", "http://[fd12::1]/"):
+        problem = outbound_problem(url, private_allowed=False)
+        assert problem is not None and "REGATTA_OUTBOUND_PRIVATE" in problem, url
+        assert outbound_problem(url) is None, url  # where private addresses are allowed (the dev stack)
+    # a public name that resolves inside is refused too; naming the network opens it
+    assert outbound_problem("http://hooks.example.com/", resolved=["10.20.0.5"], private_allowed=False) is not None
+    assert outbound_problem("http://hooks.example.com/", resolved=["10.20.0.5"], private_allowed=False,
+                            allowed=("hooks.example.com", "10.20.0.0/16")) is None
+    assert outbound_problem("http://[::ffff:8.8.8.8]/", private_allowed=False) is None  # public, however written
 
 
 def test_every_url_an_input_names_is_found():

@@ -1,0 +1,136 @@
+"""What every request meets before any route reads it (DESIGN rule 11):
+
+- a limit on its body, by path (`BODY_LIMITS`): a larger Content-Length is a 413 before a byte of the
+  body is read, and a body streamed without one is cut off at the limit the same way;
+- under `/v1/` (but the ticket webhook, which is signed rather than authorised by a token) and
+  `/metrics`: a known, live bearer token, or a 401 before the body is read, so a caller without one
+  learns nothing from how its body is judged (malformed JSON from a stranger is a 401, not a 422).
+  The token found is handed to the routes (`request.state.token`), which decide what it may do.
+
+A revoked token presented is written to the audit trail by its name (a stolen token used after its
+revocation leaves a trace); an unknown one is logged by the first characters of its hash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from regatta.api.tokens import authenticate, token_hash
+from regatta.inventory import Inventory
+from regatta.models import OperationRecord
+
+log = logging.getLogger(__name__)
+KIB = 1024
+# The most a request's body may hold, by the longest path prefix that matches.
+BODY_LIMITS: tuple[tuple[str, int], ...] = (
+    ("/v1/webhooks/", 64 * KIB),  # a ticket system's event
+    ("/v1/", 1024 * KIB),  # an operation's input (a provision file, a bundle with inline manifests)
+    ("/codec/", 4 * 1024 * KIB),  # the Temporal UI's payloads to decode
+    ("/ui", 64 * KIB),  # the fleet view's forms
+    ("/", 16 * KIB),
+)
+TOKEN_FREE = ("/v1/webhooks/",)
+TOKEN_REQUIRED = ("/v1/", "/metrics")
+
+
+def body_limit(path: str) -> int:
+    return next(limit for prefix, limit in BODY_LIMITS if path.startswith(prefix))
+
+
+def needs_token(path: str) -> bool:
+    return path.startswith(TOKEN_REQUIRED) and not path.startswith(TOKEN_FREE)
+
+
+def _replay(chunks: list[bytes], ending: Message | None, receive: Receive) -> Receive:
+    """A receive that hands out the body already read (or the message that ended it), then the server's own."""
+    first: list[Message] = [ending if ending is not None else {"type": "http.request", "body": b"".join(chunks),
+                                                                "more_body": False}]
+
+    async def replayed() -> Message:
+        return first.pop() if first else await receive()
+
+    return replayed
+
+
+async def _answer(send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class FrontDoor:
+    def __init__(self, app: ASGIApp, inventory: Inventory):
+        self.app, self.inventory = app, inventory
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
+        if needs_token(path):
+            token = await self._token(headers.get("authorization", ""), path)
+            if isinstance(token, str):
+                await _answer(send, 401, token, [(b"www-authenticate", b"Bearer")])
+                return
+            scope.setdefault("state", {})["token"] = token
+        limit = body_limit(path)
+        try:
+            declared = int(headers.get("content-length", "0") or 0)
+        except ValueError:
+            await _answer(send, 400, "Content-Length is not a number")
+            return
+        if declared > limit:
+            await _answer(send, 413, f"the body is {declared} bytes; {path} takes at most {limit}")
+            return
+        await self._limited(scope, receive, send, limit)
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        """A body without a Content-Length is read here first, up to the limit, and handed on whole; one past
+        the limit is a 413 without the route ever seeing it."""
+        names = {key.decode("latin-1").lower() for key, _ in scope["headers"]}
+        if "content-length" in names or "transfer-encoding" not in names:
+            await self.app(scope, receive, send)  # no body, or one the server holds to its declared length
+            return
+        chunks: list[bytes] = []
+        seen = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([], message, receive), send)
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > limit:
+                await _answer(send, 413, f"the body is larger than {scope['path']} takes ({limit} bytes)")
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, _replay(chunks, None, receive), send)
+
+    async def _token(self, authorization: str, path: str) -> Any:
+        """The live token of `Authorization: Bearer ...`, or why not (a str: the 401's message)."""
+        scheme, _, secret = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            return "send Authorization: Bearer <token>; `regatta token create` makes one"
+        secret = secret.strip()
+        token = await asyncio.to_thread(authenticate, self.inventory, secret)
+        if token is not None:
+            return token
+        known = await asyncio.to_thread(self.inventory.token_by_hash, token_hash(secret))
+        if known is not None:  # a revoked token in use: the trail keeps it (unknown ones are logged, not kept,
+            # so a stranger spraying guesses cannot grow the trail)
+            await asyncio.to_thread(self.inventory.append_audit, OperationRecord(
+                operation_id="-", operation="api", cluster="-", requested_by=known.name, action="api authenticate",
+                outcome="refused", detail=f"revoked token {known.name} presented for {path}"))
+        else:
+            log.warning("an unknown token (hash %s) was presented for %s", token_hash(secret)[:12], path)
+        return "the token is unknown or revoked; ask an admin for a new one"

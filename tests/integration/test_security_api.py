@@ -1,0 +1,207 @@
+"""The API tried as an attacker would (docs/security.md): a viewer's token, a stranger with no token,
+an oversized body, a hostile bundle source. Each case is an attack that worked before authorization
+came first, and the answer it gets now: refused before any work, nothing read, nothing called, and a
+line in the audit trail where the refusal is an access decision."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import http.server
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from regatta.api.app import create_app
+from regatta.api.front_door import BODY_LIMITS
+from regatta.formats import bundle_file
+from tests.integration.test_api import api, ticket, upgrade  # noqa: F401 - the api fixture
+
+BOMB = """apiVersion: v1
+kind: ConfigMap
+metadata: {name: bomb, namespace: kube-system}
+data:
+  a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+  b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+  c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+  d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+  e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]
+  f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
+"""
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+                   check=True, capture_output=True)
+
+
+class GitServer:
+    """A repository over git's dumb HTTP protocol, on 127.0.0.1, counting the requests it is sent."""
+
+    def __init__(self, root: Path):
+        self.requests: list[str] = []
+        served = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=str(root), **kwargs)
+
+            def do_GET(self):
+                served.requests.append(self.path)
+                super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def served_repository(root: Path, files: dict[str, str]) -> str:
+    work = root / "work"
+    (work / "base").mkdir(parents=True)
+    for name, text in files.items():
+        (work / "base" / name).write_text(text)
+    git(work, "init", "-q", "-b", "main")
+    git(work, "add", ".")
+    git(work, "commit", "-q", "-m", "v1")
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(root / "served" / "bundle.git")], check=True)
+    git(root / "served" / "bundle.git", "update-server-info")
+    return "bundle.git"
+
+
+@pytest.fixture
+def git_server(tmp_path):
+    servers: list[GitServer] = []
+
+    def serve(files: dict[str, str]) -> tuple[GitServer, str]:
+        root = tmp_path / uuid.uuid4().hex[:6]
+        path = served_repository(root, files)
+        servers.append(GitServer(root / "served"))
+        return servers[-1], f"{servers[-1].url}/{path}"
+
+    yield serve
+    for server in servers:
+        server.close()
+
+
+def policy(tag: str, url: str) -> dict:
+    return {"name": f"sec-{tag}", "targets": {"selector": {"labels": {"sec": tag}}}, "stages": [{"name": "all"}],
+            "source": {"git": {"url": url, "ref": "main", "path": "base"}}}
+
+
+CONFIG_MAP = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: kube-system}\ndata: {a: b}\n"
+
+
+async def test_a_viewer_cannot_make_the_api_clone_anything(api, git_server, add_cluster, inventory):
+    tag = uuid.uuid4().hex[:6]
+    add_cluster("sec", env="staging", labels={"sec": tag}, pools=1, nodes=1)
+    server, url = git_server({"cm.yaml": CONFIG_MAP})
+    viewer = api.token("viewer", "*")
+    for target in (url, "file:///etc", "/etc", "http://169.254.169.254/latest/"):
+        answer = await api.post("/v1/operations", headers=viewer,
+                                json={"kind": "policy", "ticket": ticket(), "input": policy(tag, target)})
+        assert answer.status_code == 403 and "is a viewer and may not start" in answer.json()["error"], answer.text
+    assert server.requests == []  # refused before a byte went out
+    refusals = [r for r in inventory.audit() if r.action == "api start" and r.outcome == "refused"
+                and "is a viewer" in r.detail]
+    assert len(refusals) >= 4
+
+
+async def test_an_operator_reaches_only_what_the_outbound_rules_allow_and_never_hangs_the_api(
+        api, git_server, add_cluster, queue_settings, inventory, monkeypatch):
+    tag = uuid.uuid4().hex[:6]
+    add_cluster("sec", env="staging", labels={"sec": tag}, pools=1, nodes=1)
+    operator = api.token("operator", "staging")
+
+    async def start(url: str, client=api) -> httpx.Response:
+        return await client.post("/v1/operations", headers=operator,
+                                 json={"kind": "policy", "ticket": ticket(), "input": policy(tag, url)})
+
+    for url, says in (("file:///etc", "not an http(s) URL"), ("ext::sh -c touch% /tmp/pwned", "not an http(s) URL"),
+                      ("/etc", "not an http(s) URL"), ("http://[::ffff:169.254.169.254]/x.git", "never calls"),
+                      ("http://metadata.google.internal/x.git", "never calls")):
+        answer = await start(url)
+        assert answer.status_code == 422 and says in answer.json()["error"], (url, answer.text)
+
+    bombed, bomb_url = git_server({"bomb.yaml": BOMB})
+    answer = await start(bomb_url)
+    assert answer.status_code == 422 and "alias bomb" in answer.json()["error"], answer.text
+
+    # A production installation (REGATTA_OUTBOUND_PRIVATE=deny) does not reach the machine's own network.
+    served, good_url = git_server({"cm.yaml": CONFIG_MAP})
+    production = create_app(dataclasses.replace(queue_settings, outbound_private=False), inventory)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=production), base_url="http://regatta.test") as prod:
+        answer = await start(good_url, client=prod)
+    assert answer.status_code == 422 and "REGATTA_OUTBOUND_PRIVATE" in answer.json()["error"], answer.text
+    assert served.requests == []
+
+    # A source that accepts the connection and never answers: the start is refused in time, and the API
+    # answers everyone else meanwhile (the clone runs off the event loop).
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    monkeypatch.setattr(bundle_file, "GIT_SECONDS", 2.0)
+    try:
+        began = time.monotonic()
+        pending = asyncio.ensure_future(start(f"http://127.0.0.1:{silent.getsockname()[1]}/x.git"))
+        await asyncio.sleep(0.3)
+        health = await api.get("/healthz")
+        assert health.status_code == 200 and not pending.done()
+        answer = await pending
+        assert answer.status_code == 422 and "within 2s" in answer.json()["error"], answer.text
+        assert time.monotonic() - began < 20
+    finally:
+        silent.close()
+
+
+async def test_a_stranger_learns_nothing_and_cannot_make_the_api_read_a_large_body(api):
+    no_token = await api.post("/v1/operations", content=b"{not json")
+    assert no_token.status_code == 401  # not 422: how the body would be judged is for callers with a token
+    unknown = await api.post("/v1/operations", content=b"{}", headers={"Authorization": "Bearer rgt_guess"})
+    assert unknown.status_code == 401
+
+    limit = dict(BODY_LIMITS)["/v1/webhooks/"]
+    huge = await api.post("/v1/webhooks/ticket-events", content=b"x" * (limit + 1))
+    assert huge.status_code == 413 and "at most" in huge.json()["error"]
+
+    async def streamed():  # no Content-Length: cut off at the limit as it arrives
+        for _ in range(40):
+            yield b"x" * (64 * 1024)
+
+    operator = api.token("operator", "*")
+    chunked = await api.post("/v1/operations", content=streamed(), headers=operator)
+    assert chunked.status_code == 413, chunked.text
+
+
+async def test_names_outside_a_tokens_environments_are_answered_as_if_they_did_not_exist(api, add_cluster, inventory):
+    prod = add_cluster("secprod", env="prod", pools=1, nodes=1)
+    staging = add_cluster("secstage", env="staging", pools=1, nodes=1)
+    operator = api.token("operator", "staging")
+    hidden = await api.post("/v1/operations", headers=operator, json={"kind": "upgrade", "ticket": ticket(),
+                                                                       "input": upgrade(prod)})
+    missing = await api.post("/v1/operations", headers=operator, json={"kind": "upgrade", "ticket": ticket(),
+                                                                        "input": upgrade("no-such-cluster")})
+    assert hidden.status_code == missing.status_code == 404
+    for answer in (hidden, missing):
+        assert prod not in answer.json()["error"].replace(f"'{prod}'", "") and staging not in answer.text
+    assert hidden.json()["error"].replace(prod, "X") == missing.json()["error"].replace("no-such-cluster", "X")
+    held = await api.post(f"/v1/clusters/{prod}/hold", headers=operator, json={"until": "2030-01-01T00:00:00Z",
+                                                                                "reason": "probe"})
+    assert held.status_code == 404
+    operation = await api.get(f"/v1/operations/cluster-{prod}", headers=operator)
+    assert operation.status_code == 404 and prod not in operation.json()["error"].replace(f"cluster-{prod}", "")
+    trail = [r for r in inventory.audit() if r.outcome == "refused" and prod in r.detail + r.cluster]
+    assert trail, "a refusal is an access decision: the trail keeps it"
