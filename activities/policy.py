@@ -38,6 +38,7 @@ from regatta.models.policy import (
     SweepDrift,
 )
 from regatta.rules import baseline, bundle_targets, bundles, drift
+from regatta.rules.outbound import OutboundRules
 
 
 def compliance_of(report: ApplyReport, *, bundle: str, mode: str | None, at: datetime) -> ComplianceRecord:
@@ -48,10 +49,12 @@ def compliance_of(report: ApplyReport, *, bundle: str, mode: str | None, at: dat
 
 class PolicyActivities:
     def __init__(self, connections: ClusterConnections, inventory: Inventory, *,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)):
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC), outbound: OutboundRules | None = None):
         self.connections = connections
         self.inventory = inventory
         self.now = now
+        # A bundle's git source came from whoever started the rollout: read under the same rules as the API's.
+        self.outbound = outbound or OutboundRules()
 
     def record_compliance(self, record: ComplianceRecord, *, operation_id: str = "") -> None:
         """Set a cluster × bundle's compliance; a change is also a line of the audit trail. (A
@@ -71,7 +74,7 @@ class PolicyActivities:
         """The bundle with its manifests inline (a git source is read here) and its revision, worked
         out from the content whatever the input said (a revision typed in by hand is not trusted)."""
         try:
-            return resolve(spec, base=None)[0]
+            return resolve(spec, base=None, outbound=self.outbound)[0]
         except BundleFileError as error:
             raise refuse(str(error), error_type=ErrorType.BUNDLE_SOURCE_UNREADABLE) from None
 

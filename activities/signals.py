@@ -19,9 +19,11 @@ from regatta.rules.outbound import OutboundRules
 
 
 class SignalActivities:
-    def __init__(self, connections: ClusterConnections, *, outbound: OutboundRules | None = None):
+    def __init__(self, connections: ClusterConnections, *, outbound: OutboundRules | None = None,
+                 smoke_test_images: tuple[str, ...] = ()):
         self.connections = connections
         self.outbound = outbound or OutboundRules()
+        self.smoke_test_images = smoke_test_images  # REGATTA_SMOKE_TEST_IMAGES; empty: any image
 
     @activity.defn(name=Activity.CHECK_PROMETHEUS)
     def check_prometheus(self, request: RunHealthCheck) -> HealthCheckResult:
@@ -51,7 +53,10 @@ class SignalActivities:
                 if request.check.smoke_test is None:
                     raise refuse(f"health check {name} has no smoke test", error_type=ErrorType.INVALID_HEALTH_CHECK)
                 said = smoke_test.run_smoke_test(self.connections.api_client(request.cluster), request.check.smoke_test,
-                                                 name=name, job=job, on_poll=activity.heartbeat)
+                                                 name=name, job=job, on_poll=activity.heartbeat,
+                                                 allowed_images=self.smoke_test_images)
+            except smoke_test.SmokeTestRefused as refused:
+                raise refuse(f"{refused}; fix the check, or allow the image", error_type=ErrorType.INVALID_HEALTH_CHECK) from None
             except smoke_test.SmokeTestFailed as failed:
                 raise ApplicationError(f"{failed} after {request.after}", {"check": name, "job": job},
                                        type=ErrorType.HEALTH_CHECK_FAILED, non_retryable=True) from None

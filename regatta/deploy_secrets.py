@@ -1,16 +1,21 @@
 """The secrets a production deployment is set up with (`regatta deploy secrets DIR`, docs/production.md),
-made once on the operator's machine and mounted read-only into the services that need them:
+made once on the operator's machine, one directory per service that mounts it (read-only), so each
+service holds only its own:
 
-- `tls/`: a CA of the deployment's own, Temporal's server certificate (for its frontend and between
-  its services), and a client certificate for each of Regatta's processes, the Temporal UI and the
-  admin tools; Temporal requires a client certificate signed by that CA (mTLS), so nothing else on
-  the network can talk to it. ECDSA P-256, the CA for ten years, the others for `days`.
-- `codec.keys`: the payload encryption key (`regatta codec new-key`'s line): every payload Temporal
-  stores is ciphertext, and a worker refuses a plaintext one.
-- `audit.key`: the audit trail's HMAC key (regatta/inventory/audit_files.py).
+- `ca/`: the deployment's own CA (its key is never mounted anywhere);
+- `temporal/`: Temporal's server certificate, for its frontend and between its services; Temporal
+  requires a client certificate signed by the CA (mTLS), so nothing else on the network talks to it;
+- `temporal-ui/`, `admin-tools/`: their client certificates;
+- `regatta/`: the client certificate of Regatta's processes, the API's HTTPS certificate (`api.pem`;
+  replace it with one your browsers trust), the payload encryption key (`codec.keys`: every payload
+  Temporal stores is ciphertext, and a worker refuses a plaintext one) and the audit trail's key
+  (`audit.key`);
+- `clouds/` (the workers' cloud credentials) and `prometheus/` (its token) are made empty, for you
+  to fill.
 
-Each file is made only where it is missing, so running it again is harmless and a rotation is
-deleting the file and running it again. Keys are written with mode 0600.
+ECDSA P-256, the CA for ten years, the others for `days`. Each file is made only where it is missing,
+so running it again is harmless and a rotation is deleting the file and running it again. Keys are
+written with mode 0600 (the containers run as their own users: give each directory to its user).
 """
 
 from __future__ import annotations
@@ -29,8 +34,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from regatta.inventory.audit_files import make_key_file
 from regatta.temporal.codec import new_key_line
 
-# Who gets a client certificate, and the name Temporal's server certificate answers to.
-CLIENTS = ("regatta", "temporal-ui", "admin-tools")
 CA_DAYS = 3650
 
 
@@ -90,17 +93,30 @@ def _certificate(*, subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.
     return builder.sign(issuer_key, hashes.SHA256())
 
 
+def _leaf(directory: Path, name: str, *, ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, names: list[str],
+          server: bool, days: int) -> list[Made]:
+    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
+    if cert_path.exists() and key_path.exists():
+        return [Made(cert_path, False), Made(key_path, False)]
+    key = _key()
+    cert = _certificate(subject=names[0], key=key, issuer=ca, issuer_key=ca_key, days=days, names=names, server=server)
+    cert_path.unlink(missing_ok=True)
+    key_path.unlink(missing_ok=True)
+    return [Made(key_path, _write(key_path, _pem_key(key), secret=True)),
+            Made(cert_path, _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), secret=False))]
+
+
 def make_secrets(directory: str | Path, *, temporal_names: tuple[str, ...] = ("temporal", "localhost", "127.0.0.1"),
-                 days: int = 365) -> list[Made]:
+                 api_names: tuple[str, ...] = ("regatta-api", "localhost", "127.0.0.1"), days: int = 365) -> list[Made]:
     """Everything a deployment needs in `directory` that is not there yet; what was made and what kept."""
     root = Path(directory)
-    tls = root / "tls"
     made: list[Made] = []
-    ca_cert_path, ca_key_path = tls / "ca.pem", tls / "ca.key"
+    ca_cert_path, ca_key_path = root / "ca" / "ca.pem", root / "ca" / "ca.key"
     if ca_cert_path.exists() and ca_key_path.exists():
-        ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
-        assert isinstance(ca_key, ec.EllipticCurvePrivateKey), f"{ca_key_path} is not an ECDSA key"
-        ca = x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
+        loaded = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
+        if not isinstance(loaded, ec.EllipticCurvePrivateKey):
+            raise ValueError(f"{ca_key_path} is not an ECDSA key")
+        ca_key, ca = loaded, x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
         made += [Made(ca_cert_path, False), Made(ca_key_path, False)]
     else:
         ca_key = _key()
@@ -108,21 +124,25 @@ def make_secrets(directory: str | Path, *, temporal_names: tuple[str, ...] = ("t
                           names=[], server=False)
         made.append(Made(ca_key_path, _write(ca_key_path, _pem_key(ca_key), secret=True)))
         made.append(Made(ca_cert_path, _write(ca_cert_path, ca.public_bytes(serialization.Encoding.PEM), secret=False)))
-    leaves = [("temporal", list(temporal_names), True)] + [(client, [client], False) for client in CLIENTS]
-    for subject, names, server in leaves:
-        cert_path, key_path = tls / f"{subject}.pem", tls / f"{subject}.key"
-        if cert_path.exists() and key_path.exists():
-            made += [Made(cert_path, False), Made(key_path, False)]
-            continue
-        key = _key()
-        cert = _certificate(subject=subject, key=key, issuer=ca, issuer_key=ca_key, days=days, names=names, server=server)
-        cert_path.unlink(missing_ok=True)
-        key_path.unlink(missing_ok=True)
-        made.append(Made(key_path, _write(key_path, _pem_key(key), secret=True)))
-        made.append(Made(cert_path, _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), secret=False)))
-    codec = root / "codec.keys"
+    ca_pem = ca.public_bytes(serialization.Encoding.PEM)
+    services = {"temporal": [("server", list(temporal_names), True)],
+                "temporal-ui": [("client", ["temporal-ui"], False)],
+                "admin-tools": [("client", ["admin-tools"], False)],
+                "regatta": [("client", ["regatta"], False), ("api", list(api_names), True)]}
+    for service, leaves in services.items():
+        here = root / service
+        made.append(Made(here / "ca.pem", _write(here / "ca.pem", ca_pem, secret=False)))
+        for name, names, server in leaves:
+            made += _leaf(here, name, ca=ca, ca_key=ca_key, names=names, server=server, days=days)
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m")
+    codec = root / "regatta" / "codec.keys"
     made.append(Made(codec, _write(codec, (new_key_line(stamp) + "\n").encode(), secret=True)))
-    audit = root / "audit.key"
+    audit = root / "regatta" / "audit.key"
     made.append(Made(audit, make_key_file(audit)))
+    for empty, note in (("clouds", "The workers' cloud credentials (docs/real-clouds.md), mounted at /run/secrets/clouds"
+                                    " in the workers only.\n"),
+                        ("prometheus", "regatta-token: a viewer token for every environment, for Prometheus to scrape"
+                                       " /metrics with (docs/production.md).\n")):
+        readme = root / empty / "README"
+        made.append(Made(readme, _write(readme, note.encode(), secret=False)))
     return made

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,8 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from regatta.rules.outbound import OutboundRules
+
+MAX_ANSWER_BYTES = 1024 * 1024  # the most of an answer a worker reads
 
 
 class OutboundRefused(Exception):
@@ -82,9 +85,16 @@ def send(method: str, url: str, rules: OutboundRules, *, what: str, timeout: flo
         host_header = f"[{parts.hostname}]"
     extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
-            return client.request(method, pinned, headers={**(headers or {}), "Host": host_header or target.host},
-                                  extensions=extensions, **kwargs)
+        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client, client.stream(
+                method, pinned, headers={**(headers or {}), "Host": host_header or target.host}, extensions=extensions,
+                **kwargs) as streamed:
+            body = bytearray()
+            for chunk in streamed.iter_raw():
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:  # a receiver cannot make a worker hold more than this
+                    raise OutboundUnreachable(f"{what}: {target.host} answered with more than {MAX_ANSWER_BYTES} bytes")
+            return httpx.Response(streamed.status_code, headers=streamed.headers, content=bytes(body),
+                                  request=streamed.request)
     except httpx.HTTPError as error:
         raise OutboundUnreachable(f"{what}: {target.host} did not answer: {type(error).__name__}") from None
 
@@ -117,11 +127,16 @@ def git_clone(url: str, into: str, rules: OutboundRules, *, what: str, timeout: 
     """`git clone --no-checkout` under git_environment, killed at `timeout` seconds. A failure says git's
     own `fatal:` line, never what the remote sent (`remote:` lines)."""
     env = git_environment(url, rules, what=what)
-    try:
-        done = subprocess.run(["git", "clone", "--no-checkout", "--quiet", "--", url, into], env=env, timeout=timeout,
-                              capture_output=True, text=True, check=False)
-    except subprocess.TimeoutExpired:
-        raise OutboundUnreachable(f"{what}: git did not finish cloning {url} within {timeout:.0f}s") from None
+    with tempfile.TemporaryFile() as said:  # git's words to a file, of which the first 64 KiB are read
+        try:
+            done = subprocess.run(["git", "clone", "--no-checkout", "--quiet", "--", url, into], env=env, timeout=timeout,
+                                  stdout=subprocess.DEVNULL, stderr=said, check=False)
+        except subprocess.TimeoutExpired:
+            raise OutboundUnreachable(f"{what}: git did not finish cloning {url} within {timeout:.0f}s") from None
+        said.seek(0)
+        lines = said.read(64 * 1024).decode(errors="replace").splitlines()
     if done.returncode != 0:
-        fatal = next((line for line in done.stderr.splitlines() if line.startswith("fatal:")), "fatal: (no reason given)")
+        # git's own verdict, not what the server sent (`remote:` lines, "remote error: ..." are the server's words)
+        fatal = next((line for line in lines if line.startswith("fatal:") and "remote" not in line.lower()),
+                     "fatal: the server refused or did not answer")
         raise OutboundUnreachable(f"{what}: git cannot clone {url}: {fatal[:200]}")

@@ -58,6 +58,11 @@ class Settings:
     # The audit trail's key file (HMAC keys, one per line: the first signs) and the file its signed
     # checkpoints are appended to (regatta/inventory/audit_files.py). Paths: the key stays in its file.
     audit_key_file: str | None = None
+    # The fleet view's session cookie is Secure whatever scheme the API sees (REGATTA_COOKIE_SECURE=1): set
+    # it wherever people reach the API over HTTPS, a TLS-terminating proxy in front of it included.
+    cookie_secure: bool = False
+    # Images a health check's smoke test may run (names, or prefixes ending in `*`); empty: any image.
+    smoke_test_images: tuple[str, ...] = ()
     audit_checkpoints: str | None = None
     # Requests per second each cloud account takes, held across every worker (regatta/rules/rate_limits.py):
     # `eks/default=10,gke/prod=20`; unset: no limit of Regatta's own.
@@ -90,6 +95,8 @@ class Settings:
             temporal_api_key=(env.get("REGATTA_TEMPORAL_API_KEY") or None),
             cloud_rate_limits=(env.get("REGATTA_CLOUD_RATE_LIMITS") or None),
             audit_key_file=(env.get("REGATTA_AUDIT_KEY_FILE") or None),
+            cookie_secure=(env.get("REGATTA_COOKIE_SECURE") or "").strip().lower() in ("1", "true", "yes", "on"),
+            smoke_test_images=parse_allow_list(env.get("REGATTA_SMOKE_TEST_IMAGES")),
             audit_checkpoints=(env.get("REGATTA_AUDIT_CHECKPOINTS") or None),
         )
 
@@ -130,6 +137,8 @@ class Settings:
             env["REGATTA_OUTBOUND_ALLOW"] = ",".join(self.outbound_allow)
         if not self.outbound_private:
             env["REGATTA_OUTBOUND_PRIVATE"] = "deny"
+        if self.smoke_test_images:
+            env["REGATTA_SMOKE_TEST_IMAGES"] = ",".join(self.smoke_test_images)
         if self.temporal_ui_url:
             env["REGATTA_TEMPORAL_UI_URL"] = self.temporal_ui_url
         if self.cloud_rate_limits:

@@ -90,8 +90,8 @@ def build_worker(
     activities = activity_functions(
         CloudActivities(connections), KubeActivities(connections, inventory), InventoryActivities(inventory, fleet_now=lambda: read_fleet_clock(settings.sim_url).now),
         TrafficActivities(traffic), FleetClockActivities(settings.sim_url), CallbackActivities(settings.webhook_secret, outbound=settings.outbound),
-        SignalActivities(connections, outbound=settings.outbound),
-        PolicyActivities(connections, inventory), PlacementActivities(connections, inventory),
+        SignalActivities(connections, outbound=settings.outbound, smoke_test_images=settings.smoke_test_images),
+        PolicyActivities(connections, inventory, outbound=settings.outbound), PlacementActivities(connections, inventory),
     )
     main_queue = task_queue or settings.task_queue
     if site is not None:

@@ -30,6 +30,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from regatta.api import clusters, codec, metrics, operations, placement, policy, webhooks
 from regatta.api.errors import install_error_handlers
@@ -41,6 +42,22 @@ from regatta.telemetry import trace_requests
 from regatta.web import pages
 
 CHECKPOINT_SECONDS = 60.0
+
+
+class CodecCors:
+    """Cross-origin requests (the Temporal UI's, from REGATTA_CODEC_CORS_ORIGINS) for the codec's paths
+    only: the rest of the API and the fleet view answer no other origin, with or without credentials."""
+
+    def __init__(self, app: ASGIApp, origins: list[str]):
+        self.app = app
+        self.cors = CORSMiddleware(app, allow_origins=origins, allow_methods=["POST"],
+                                   allow_headers=["Authorization", "Content-Type", "X-Namespace"], allow_credentials=True)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(codec.CODEC_PATHS):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 async def checkpoint_audit(inventory: Inventory, path: str) -> None:
@@ -75,9 +92,7 @@ def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAP
     app.state.codec = codec.codec_from_env()
     app.add_middleware(FrontDoor, inventory=app.state.inventory)  # inside CORS: a token and a size before any route
     origins = os.environ.get("REGATTA_CODEC_CORS_ORIGINS", "http://127.0.0.1:8233,http://localhost:8233")
-    app.add_middleware(CORSMiddleware, allow_origins=[o.strip() for o in origins.split(",") if o.strip()],
-                       allow_methods=["POST"], allow_headers=["Authorization", "Content-Type", "X-Namespace"],
-                       allow_credentials=True)
+    app.add_middleware(CodecCors, origins=[o.strip() for o in origins.split(",") if o.strip()])
     install_error_handlers(app)
 
     @app.get("/healthz", include_in_schema=False)

@@ -1,9 +1,15 @@
-"""Temporal's codec-server protocol, so the Temporal UI can show decrypted payloads to people
-holding a token (any role may read; a payload does not say which environment it is about).
+"""Temporal's codec-server protocol, so the Temporal UI can show decrypted payloads to the people
+allowed to read them.
 
-The Temporal UI cannot send our bearer token (it passes its own SSO token or cookies), but a codec
-endpoint may sit at any depth of a URL: each person sets theirs, in the UI, to
-http://127.0.0.1:8700/codec/t/<their token>. Access logs are off, so the URL is not written down.
+A payload does not say which environment it is about, so decoding takes a token (or a fleet view
+session) whose role may read and whose environments are all of them (`*`): a staging viewer does not
+open prod's payloads. Two ways in, neither with a secret in the URL:
+
+- `POST /codec/{encode|decode}` with `Authorization: Bearer <token>` (scripts, `temporal` CLI);
+- `POST /ui/codec/{encode|decode}` with the fleet view's session cookie: the Temporal UI sends it when
+  its codec endpoint is set with "include credentials" (TEMPORAL_CODEC_INCLUDE_CREDENTIALS=true), so a
+  person signed in to the fleet view in the same browser sees decrypted payloads there. Cross-origin
+  requests are allowed for these paths only, from REGATTA_CODEC_CORS_ORIGINS.
 """
 
 from __future__ import annotations
@@ -15,12 +21,12 @@ from fastapi.responses import JSONResponse
 
 from regatta.api.errors import ApiError
 from regatta.api.gate import Gate, gate, inventory_of, settings_of
-from regatta.api.tokens import authenticate
-from regatta.inventory import Inventory
-from regatta.settings import Settings
-from regatta.temporal.codec import CodecKeyError, CodecRequestError, EncryptionCodec, codec_server_reply, keys_from_env
+from regatta.temporal.codec import CodecKeyError, CodecRequestError, EncryptionCodec, codec_server_reply
+from regatta.temporal.codec import codec_from_env as codec_from_env
+from regatta.web import session
 
-router = APIRouter(prefix="/codec", include_in_schema=False)
+router = APIRouter(include_in_schema=False)
+CODEC_PATHS = ("/codec/", "/ui/codec/")
 
 
 def codec_of(request: Request) -> EncryptionCodec | None:
@@ -29,28 +35,31 @@ def codec_of(request: Request) -> EncryptionCodec | None:
 
 
 async def reply(the: Gate, direction: str, request: Request) -> JSONResponse:
-    the.permit("read", set(), verb="read")
+    if not the.sees_every_environment:
+        the.audit(verb="decode", outcome="refused", detail="payloads of every environment: a token for * only")
+        raise ApiError(403, f"token {the.token.name} is scoped to {', '.join(the.token.environments)}; a payload may be"
+                       " about any environment, so only a token for every environment (*) decodes them")
+    # Reading payloads is a reader's; making ciphertext Temporal would accept (a forged input, an approval) is
+    # an admin's only: the workers refuse plaintext, and encode must not hand anyone the way around that.
+    the.permit("admin" if direction == "encode" else "read", set(), verb=direction)
     try:
         return JSONResponse(await codec_server_reply(codec_of(request), direction, await request.body()))
     except (CodecRequestError, CodecKeyError) as error:
         raise ApiError(422, str(error)) from None
 
 
-@router.post("/{direction}")
+@router.post("/codec/{direction}")
 async def codec_endpoint(direction: Literal["encode", "decode"], request: Request, the: Gate = Depends(gate)) -> JSONResponse:
     return await reply(the, direction, request)
 
 
-@router.post("/t/{secret}/{direction}")
-async def codec_for_the_ui(secret: str, direction: Literal["encode", "decode"], request: Request,
-                           inventory: Inventory = Depends(inventory_of),
-                           settings: Settings = Depends(settings_of)) -> JSONResponse:
-    token = authenticate(inventory, secret)
-    if token is None:
-        raise ApiError(401, "the token in the codec URL is unknown or revoked")
-    return await reply(Gate(token=token, inventory=inventory, settings=settings), direction, request)
-
-
-def codec_from_env() -> EncryptionCodec | None:
-    keys = keys_from_env()
-    return EncryptionCodec(keys) if keys else None
+@router.post("/ui/codec/{direction}")
+async def codec_for_the_ui(direction: Literal["encode", "decode"], request: Request) -> JSONResponse:
+    """The Temporal UI's way in: the fleet view's session cookie, sent along by the browser."""
+    try:
+        viewer = session.viewer(inventory_of(request), request)
+    except session.SignInNeeded:
+        raise ApiError(401, "sign in to the fleet view (/ui) in this browser; the Temporal UI then sends its"
+                       " session along") from None
+    return await reply(Gate(token=viewer.token, inventory=inventory_of(request), settings=settings_of(request)),
+                       direction, request)

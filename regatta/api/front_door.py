@@ -2,8 +2,8 @@
 
 - a limit on its body, by path (`BODY_LIMITS`): a larger Content-Length is a 413 before a byte of the
   body is read, and a body streamed without one is cut off at the limit the same way;
-- under `/v1/` (but the ticket webhook, which is signed rather than authorised by a token) and
-  `/metrics`: a known, live bearer token, or a 401 before the body is read, so a caller without one
+- under `/v1/` (but the ticket webhook, which is signed rather than authorised by a token), `/codec/`
+  and `/metrics`: a known, live bearer token, or a 401 before the body is read, so a caller without one
   learns nothing from how its body is judged (malformed JSON from a stranger is a 401, not a 422).
   The token found is handed to the routes (`request.state.token`), which decide what it may do.
 
@@ -31,11 +31,12 @@ BODY_LIMITS: tuple[tuple[str, int], ...] = (
     ("/v1/webhooks/", 64 * KIB),  # a ticket system's event
     ("/v1/", 1024 * KIB),  # an operation's input (a provision file, a bundle with inline manifests)
     ("/codec/", 4 * 1024 * KIB),  # the Temporal UI's payloads to decode
+    ("/ui/codec/", 4 * 1024 * KIB),
     ("/ui", 64 * KIB),  # the fleet view's forms
     ("/", 16 * KIB),
 )
 TOKEN_FREE = ("/v1/webhooks/",)
-TOKEN_REQUIRED = ("/v1/", "/metrics")
+TOKEN_REQUIRED = ("/v1/", "/metrics", "/codec/")
 
 
 def body_limit(path: str) -> int:
@@ -65,6 +66,25 @@ async def _answer(send: Send, status: int, message: str, headers: list[tuple[byt
     await send({"type": "http.response.body", "body": body})
 
 
+# On every answer: never framed, never sniffed, no referrer leaving with a URL. The fleet view's pages run
+# no script at all and style themselves inline; nothing else may load.
+EVERY_RESPONSE: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-frame-options", b"DENY"), (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
+PAGE_HEADERS = EVERY_RESPONSE + ((b"content-security-policy",
+                                  b"default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:;"
+                                  b" form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),)
+
+
+def _with_headers(send: Send, headers: tuple[tuple[bytes, bytes], ...]) -> Send:
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            present = {key.lower() for key, _ in message.get("headers", [])}
+            message = {**message, "headers": [*message.get("headers", []), *(h for h in headers if h[0] not in present)]}
+        await send(message)
+
+    return sending
+
+
 class FrontDoor:
     def __init__(self, app: ASGIApp, inventory: Inventory):
         self.app, self.inventory = app, inventory
@@ -74,6 +94,7 @@ class FrontDoor:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        send = _with_headers(send, PAGE_HEADERS if path.startswith("/ui") else EVERY_RESPONSE)
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
         if needs_token(path):
             token = await self._token(headers.get("authorization", ""), path)

@@ -71,6 +71,10 @@ class Gate:
                            detail=refusal)
             raise ApiError(403, refusal)
 
+    def scope_refusal(self, action: access.Action, environments: set[str] | frozenset[str]) -> str | None:
+        return access.refusal(token=self.token.name, role=self.token.role, scope=self.token.environments,
+                              action=action, environments=environments)
+
     def may(self, action: access.Action, *, verb: str, ticket: str | None = None, operation_id: str = "-",
             cluster: str = "-") -> None:
         """403 unless the token's role may `action` somewhere: asked before a request is read further."""

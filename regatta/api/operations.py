@@ -10,6 +10,8 @@ refused (409). A validator's refusal of an Update comes back as a 409 with its m
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import hashlib
 import json
 from datetime import UTC, datetime
@@ -66,6 +68,9 @@ router = APIRouter(prefix="/v1/operations")
 # How long admission may take (a bundle's git clone included) before the start is refused; the clone
 # itself is killed at GIT_SECONDS (regatta/formats/bundle_file.py), so no thread outlives it for long.
 ADMISSION_SECONDS = 60.0
+# Admissions run on threads of their own, a few at a time: slow git sources cannot take the threads every
+# other request needs (token checks, the inventory).
+ADMISSIONS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="admission")
 
 
 class StartRequest(BaseModel):
@@ -94,6 +99,21 @@ class ControlRequest(BaseModel):
     stage: str | None = Field(default=None, max_length=100, description="the wave stage being approved (approve)")
 
 
+def named_clusters(value: Any) -> list[str]:
+    """Every cluster a request names in its selectors (`clusters: [...]`), wherever they are."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "clusters" and isinstance(item, list):
+                found += [name for name in item if isinstance(name, str)]
+            else:
+                found += named_clusters(item)
+    elif isinstance(value, list):
+        for item in value:
+            found += named_clusters(item)
+    return found
+
+
 def digest(kind: str, request: BaseModel) -> str:
     body = {"kind": kind, "input": request.model_dump(mode="json", exclude={"requested_by"})}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
@@ -117,19 +137,21 @@ def environments_of(found: dict[str, Any], the: Gate, *, reading: bool = False) 
     """Where an operation acts: its Environment search attribute (with a failover's standby and an
     evacuation's receivers), or a wave's or a rollout's clusters'. A fleet-wide operation still planning
     has none yet: reading it shows no cluster, so any reader may; acting on it needs a token for every
-    environment, as does acting on one whose clusters have left the inventory."""
-    if found.get("environment") and reading:  # reading it shows its own cluster
-        return {found["environment"]}
-    if found.get("environment"):
+    environment, as does acting on one whose clusters have left the inventory. Reading a failover or an
+    evacuation needs every environment it acts in: its progress names the standby, the receivers."""
+    environment = found.get("environment")
+    if not environment and found.get("cluster"):  # an operation without the Environment attribute: its cluster's
+        environment = next((r.environment for r in the.inventory.list_clusters() if r.name == found["cluster"]), None)
+    if environment:
         return set(environments_of_running(found.get("workflow_type") or "", found.get("cluster") or "",
-                                           found["environment"], inventory=the.inventory))
+                                           environment, inventory=the.inventory))
     progress = found.get("progress") or {}
     names = {c["name"] for s in progress.get("stages", []) for c in s["clusters"]}
     if names:
         known = {r.name: r.environment for r in the.inventory.list_clusters() if r.name in names}
         return set(known.values()) | ({UNKNOWN_ENVIRONMENT} if set(known) != names else set())
     if reading and progress.get("phase") == "planning" and found.get("workflow_type") in ("PatchWave", "PolicyRollout"):
-        return set()
+        return set()  # still planning: it shows no cluster yet, so any reader may see that it plans
     return {UNKNOWN_ENVIRONMENT}
 
 
@@ -158,14 +180,27 @@ async def start(body: StartRequest, the: Gate = Depends(gate)) -> Any:
     if isinstance(named, str) and body.kind != "provision":  # a cluster by name outside the scope: as if none
         the.in_scope("start", {the.inventory.get_cluster(named).environment}, verb="start", what=f"cluster {named!r}",
                      ticket=body.ticket)
-    # the rest it acts on (a standby, an evacuation's receivers, a wave's or a bundle's clusters): a 403
+    elif not the.sees_every_environment:
+        # A wave's or a bundle's selectors may name clusters: a name the token may not see, like one that does not
+        # exist, is a 404; and what labels reach beyond its scope is a 403 that names no environment.
+        visible = the.visible_clusters() or set()
+        for named_there in named_clusters(request.model_dump(mode="json")):
+            if named_there not in visible:
+                the.audit(verb="start", outcome="refused", ticket=body.ticket,
+                          detail=f"names cluster {named_there!r}, outside its scope or unknown")
+                raise the.unseen(f"cluster {named_there!r}")
+        if the.scope_refusal("start", where) is not None:
+            the.audit(verb="start", outcome="refused", ticket=body.ticket, detail=str(the.scope_refusal("start", where)))
+            raise ApiError(403, f"token {the.token.name} may start only in {', '.join(sorted(the.token.environments))};"
+                           " this request's clusters reach beyond that")
+    # the rest it acts on (a standby, an evacuation's receivers): a 403
     the.permit("start", where, verb="start", ticket=body.ticket)
     if getattr(request, "callback_url", None) and not the.settings.webhook_secret:
         raise ApiError(422, "input.callback_url: callbacks are sent signed, and no REGATTA_WEBHOOK_SECRET is set;"
                        " set the same secret for the API and the worker, or leave callback_url out")
     try:
-        admission = await asyncio.wait_for(asyncio.to_thread(
-            admit, request, inventory=the.inventory, now=now, outbound_rules=the.settings.outbound),
+        admission = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(ADMISSIONS, functools.partial(
+            admit, request, inventory=the.inventory, now=now, outbound_rules=the.settings.outbound)),
             timeout=ADMISSION_SECONDS)
     except TimeoutError:
         raise ApiError(422, f"admission took longer than {ADMISSION_SECONDS:.0f}s (a bundle's git source that does not"

@@ -32,6 +32,9 @@ class TicketEvent(BaseModel):
     ticket: str = Field(min_length=1, max_length=100)
     by: str = Field(min_length=1, max_length=200, description="the person who approved or cancelled it there")
     comment: str = Field(default="", max_length=500)
+    operation_id: str | None = Field(default=None, max_length=200, description="the operation the ticket system"
+                                     " means (the start's answer): when given, an event for a ticket that started"
+                                     " another operation is refused rather than steering it")
 
 
 @router.post("/ticket-events", responses={401: {}, 404: {}, 409: {}, 422: {}, 503: {}},
@@ -61,6 +64,13 @@ async def ticket_event(request: Request, settings: Settings = Depends(settings_o
     held = inventory.ticket(event.ticket)
     if held is None:
         raise ApiError(404, f"no operation was started over the API under ticket {event.ticket}")
+    if event.operation_id is not None and event.operation_id != held.operation_id:
+        inventory.append_audit(OperationRecord(
+            operation_id=held.operation_id, operation="api", cluster="-", requested_by=event.by, ticket=event.ticket,
+            action=f"webhook {event.event}", outcome="refused",
+            detail=f"the event names {event.operation_id}; ticket {event.ticket} started {held.operation_id}"))
+        raise ApiError(409, f"ticket {event.ticket} started {held.operation_id}, not {event.operation_id}: the event is"
+                       " not acted on (was the ticket number taken by another change?)")
     control = "approve" if event.event == "approved" else "abort"
     payload = ({"approver": event.by, "comment": event.comment} if control == "approve" else
                {"reason": f"ticket {event.ticket} cancelled by {event.by}: {event.comment}".rstrip(": "),

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -57,6 +58,10 @@ def audit_verify(output: Output = Output.table):
             warnings.append("no checkpoint file (REGATTA_AUDIT_CHECKPOINTS): records removed at the end, with the"
                             " head moved back, would not show")
         verdict = verdict.model_copy(update={"warnings": warnings})
+        if settings.audit_checkpoints and not Path(settings.audit_checkpoints).exists() and verdict.keyed and verdict.ok:
+            verdict = verdict.model_copy(update={"ok": False, "reason": (
+                f"the checkpoint file {settings.audit_checkpoints} is missing while the trail is keyed: it was removed"
+                " (restore it from its append-only store), or this is not where the API keeps it")})
         if untrusted and verdict.ok:
             verdict = verdict.model_copy(update={"ok": False, "reason": "checkpoint lines that cannot be trusted: "
                                                  + "; ".join(untrusted)})

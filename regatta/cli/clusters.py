@@ -215,15 +215,20 @@ def clusters_kubeconfig(
     """A kubeconfig for kubectl: for a simulated cluster its HTTPS server, CA and token; for EKS,
     GKE and AKS the exec-plugin form their own CLIs write (no credential stored); for a kubeconfig
     cluster its own context."""
+    import contextlib
+    import getpass
     import os
+    import secrets
 
     import yaml
 
     from regatta.clouds import CloudError
     from regatta.kube.connect import ClusterConnections
+    from regatta.models import OperationRecord
 
     def body():
-        record = open_inventory().get_cluster(cluster)
+        inventory = open_inventory()
+        record = inventory.get_cluster(cluster)
         try:
             config = ClusterConnections(sim_url=Settings.from_env().sim_url).provider(record.ref).kubeconfig(record.ref)
         except CloudError as error:
@@ -231,13 +236,27 @@ def clusters_kubeconfig(
                 raise Unreachable(str(error)) from None
             raise Refused(str(error)) from None
         text = yaml.safe_dump(config, sort_keys=False)
+        inventory.append_audit(OperationRecord(
+            operation_id="-", operation="kubeconfig", cluster=record.name, requested_by=getpass.getuser(),
+            action="kubeconfig", outcome="handed_out", detail=f"to {output or 'stdout'}"))  # an access decision
         if output is None:
             print(text, end="")
             return
-        descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            file.write(text)
-        os.chmod(output, 0o600)  # an existing file keeps no wider mode: it may hold a token
+        # Written whole to a new file of mode 0600 beside the target, then moved over it: a file that is
+        # there (of any mode) never holds the credential, and a symlink there is replaced, not followed.
+        target = os.path.abspath(output)
+        scratch = f"{target}.{secrets.token_hex(4)}.tmp"
+        descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            with os.fdopen(descriptor, "w") as file:
+                file.write(text)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(scratch, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(scratch)
+            raise
         errors.print(f"wrote {output}: kubectl --kubeconfig {output} get nodes")
 
     run_command(body)

@@ -20,9 +20,10 @@ def deploy_secrets(
                                                             " certificate answers to; repeat for several")] = None,
     days: Annotated[int, typer.Option(min=1, max=825, help="how long the certificates are valid")] = 365,
 ):
-    """Make what a deployment needs and does not have yet: a CA and the certificates for mTLS between
-    Temporal and everything that talks to it (tls/), the payload encryption key (codec.keys) and the
-    audit trail's key (audit.key). Existing files are kept: delete one and run again to replace it."""
+    """Make what a deployment needs and does not have yet, one directory per service: a CA and the
+    certificates for mTLS between Temporal and everything that talks to it, the API's HTTPS certificate,
+    the payload encryption key and the audit trail's key. Existing files are kept: delete one and run
+    again to replace it."""
     from regatta.deploy_secrets import make_secrets
 
     def body():

@@ -26,12 +26,14 @@ def run_command(coro_or_fn) -> Any:
     """Run a command body, turning our three kinds of trouble into a message and an exit code."""
     from regatta.api.client import ApiUnreachable
     from regatta.inventory import DrPairError, HoldError, TokenError, UnknownCluster
+    from regatta.inventory.audit_files import AuditKeyError
     from regatta.temporal.codec import CodecKeyError
     from regatta.temporal.outcomes import TemporalUnreachable
 
     try:
         return asyncio.run(coro_or_fn) if asyncio.iscoroutine(coro_or_fn) else coro_or_fn()
-    except (Refused, UnknownCluster, DrPairError, HoldError, TokenError, CodecKeyError, refusals.Refusal) as error:
+    except (Refused, UnknownCluster, DrPairError, HoldError, TokenError, CodecKeyError, AuditKeyError,
+            refusals.Refusal) as error:
         errors.print(f"[bold red]refused:[/] {error}")
         raise typer.Exit(EXIT_REFUSED) from None
     except (Unreachable, TemporalUnreachable, ApiUnreachable) as error:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -112,20 +113,33 @@ LogFormatOption = Annotated[LogFormatChoice, typer.Option(
 def api(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8700,
+    tls_cert: Annotated[str | None, typer.Option(envvar="REGATTA_API_TLS_CERT", help="serve HTTPS with this certificate"
+                                                 " (PEM; with --tls-key)")] = None,
+    tls_key: Annotated[str | None, typer.Option(envvar="REGATTA_API_TLS_KEY", help="the certificate's key (PEM)")] = None,
     log_format: LogFormatOption = LogFormatChoice.text,
 ):
-    """Serve the HTTP API change-ticket systems call (OpenAPI at /docs); tokens from `regatta token create`."""
+    """Serve the HTTP API change-ticket systems call (OpenAPI at /docs); tokens from `regatta token create`.
+    With --tls-cert and --tls-key it speaks HTTPS only (the production deployment does)."""
     import uvicorn
 
     from regatta.api.app import create_app
     from regatta.telemetry import configure_logging, configure_tracing
 
+    if bool(tls_cert) != bool(tls_key):
+        errors.print("[bold red]refused:[/] give --tls-cert and --tls-key together (REGATTA_API_TLS_CERT, REGATTA_API_TLS_KEY)")
+        raise typer.Exit(EXIT_REFUSED)
+    for path in (tls_cert, tls_key):
+        if path and not Path(path).is_file():
+            errors.print(f"[bold red]refused:[/] cannot read {path}")
+            raise typer.Exit(EXIT_REFUSED)
     settings = Settings.from_env()
     configure_logging(log_format.value)
     configure_tracing("regatta-api")
-    console.print(f"Regatta API on http://{host}:{port} (OpenAPI: http://{host}:{port}/docs)")
+    scheme = "https" if tls_cert else "http"
+    console.print(f"Regatta API on {scheme}://{host}:{port} (OpenAPI: {scheme}://{host}:{port}/docs)")
     # uvicorn's own lines (access log included) go through the same handler and format
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", log_config=None)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", log_config=None,
+                ssl_certfile=tls_cert, ssl_keyfile=tls_key)
 
 
 def worker(metrics_port: Annotated[int, typer.Option(help="Prometheus metrics on METRICS_HOST:PORT; 0 turns them off")] = 9464,

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from regatta.formats.yaml_lines import MAX_YAML_BYTES, compose_limited, line_of, read_model
+from regatta.formats.yaml_lines import MAX_YAML_BYTES, compose_limited, line_of, load_limited, read_model
 from regatta.models.policy import BundleSpec, GitSource
 from regatta.outbound_connections import OutboundRefused, OutboundUnreachable, git_clone
 from regatta.rules import bundles
@@ -51,13 +51,13 @@ def _documents(text: str, name: str) -> list[tuple[dict[str, Any], Origin]]:
     size and alias limits every YAML from outside is read under (regatta/formats/yaml_lines.py)."""
     try:
         nodes = compose_limited(text)
-        docs = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+        docs = load_limited(text)  # one per node, None for an empty document (a trailing `---`)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         raise BundleFileError(f"{name}:{mark.line + 1 if mark else 1}: not valid YAML: {getattr(error, 'problem', None) or error}") from None
     found = []
     for node, doc in zip(nodes, docs, strict=True):
-        if doc is None:
+        if doc is None or node is None:
             continue
         line = node.start_mark.line + 1
         if not isinstance(doc, dict):
@@ -121,7 +121,12 @@ def read_git(source: GitSource, outbound: OutboundRules | None = None) -> tuple[
                                   f" {sum(b.size for b in blobs)} bytes: a bundle reads at most {MAX_MANIFEST_FILES} files"
                                   f" and {MAX_YAML_BYTES * 4 // (1024 * 1024)} MiB; point source.git.path at its directory")
         for blob in sorted(blobs, key=lambda b: str(b.path)):
-            manifests += _documents(blob.data_stream.read().decode(), f"{source.url}@{commit.hexsha[:12]}:{blob.path}")
+            shown = f"{source.url}@{commit.hexsha[:12]}:{blob.path}"
+            try:
+                text = blob.data_stream.read().decode()
+            except UnicodeDecodeError:
+                raise BundleFileError(f"{shown}: not UTF-8 text") from None
+            manifests += _documents(text, shown)
         return manifests, commit.hexsha
 
 

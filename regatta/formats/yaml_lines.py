@@ -45,32 +45,50 @@ class YamlTooLarge(yaml.YAMLError):
         self.problem, self.problem_mark = message, mark
 
 
-def _expanded(node: yaml.Node, sizes: dict[int, int], budget: int) -> int:
-    """How many nodes `node` stands for with its aliases expanded, stopping once past `budget`."""
-    if id(node) in sizes:
-        return sizes[id(node)]
-    size = 1
-    children: list[yaml.Node] = []
-    if isinstance(node, yaml.SequenceNode):
-        children = list(node.value)
-    elif isinstance(node, yaml.MappingNode):
-        children = [part for pair in node.value for part in pair]
-    for child in children:
-        size += _expanded(child, sizes, budget)
-        if size > budget:
-            break
-    sizes[id(node)] = size
-    return size
+def _expanded(root: yaml.Node, sizes: dict[int, int], budget: int) -> int:
+    """How many nodes `root` stands for with its aliases expanded, stopping once past `budget`; walked
+    without recursion, and an alias back into its own anchor (a cycle) is refused."""
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        if children_done:
+            open_nodes.discard(id(node))
+            sizes[id(node)] = min(budget + 1, 1 + sum(sizes[id(child)] for child in children))
+            continue
+        if id(node) in open_nodes:
+            raise YamlTooLarge("an alias refers back into its own anchor (a cycle)", node.start_mark)
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        for child in children:
+            if id(child) in open_nodes:
+                raise YamlTooLarge("an alias refers back into its own anchor (a cycle)", child.start_mark)
+            if id(child) not in sizes:
+                stack.append((child, False))
+    return sizes[id(root)]
 
 
-def compose_limited(text: str) -> list[yaml.Node]:
-    """Every document's node tree, refused (YamlTooLarge) past MAX_YAML_BYTES or MAX_YAML_NODES."""
+def compose_limited(text: str) -> list[yaml.Node | None]:
+    """Every document's node tree (None for an empty document), refused (YamlTooLarge) past MAX_YAML_BYTES
+    or MAX_YAML_NODES, for a cycle, or for nesting deeper than the parser goes."""
     if len(text.encode()) > MAX_YAML_BYTES:
         raise YamlTooLarge(f"the file is larger than {MAX_YAML_BYTES // (1024 * 1024)} MiB")
-    nodes = [node for node in yaml.compose_all(text, Loader=yaml.SafeLoader) if node is not None]
+    try:
+        nodes: list[yaml.Node | None] = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except RecursionError:
+        raise YamlTooLarge("the document nests too deeply") from None
     sizes: dict[int, int] = {}
     total = 0
     for node in nodes:
+        if node is None:
+            continue
         total += _expanded(node, sizes, MAX_YAML_NODES)
         if total > MAX_YAML_NODES:
             raise YamlTooLarge(f"the document holds more than {MAX_YAML_NODES} values once its aliases are expanded"
@@ -79,9 +97,12 @@ def compose_limited(text: str) -> list[yaml.Node]:
 
 
 def load_limited(text: str) -> list[Any]:
-    """The documents of a YAML stream, within the limits of compose_limited."""
+    """The documents of a YAML stream (None for an empty one), within the limits of compose_limited."""
     compose_limited(text)
-    return list(yaml.safe_load_all(text))
+    try:
+        return list(yaml.safe_load_all(text))
+    except RecursionError:
+        raise YamlTooLarge("the document nests too deeply") from None
 
 
 def read_model(path: Path, model: type[Shape], *, what: str, shape: str, error: type[ValueError]) -> tuple[Shape, Any]:
@@ -94,9 +115,10 @@ def read_model(path: Path, model: type[Shape], *, what: str, shape: str, error: 
     try:
         roots = compose_limited(text)
         if len(roots) > 1:
-            raise YamlTooLarge("the file holds more than one YAML document; give one", roots[1].start_mark)
+            raise YamlTooLarge("the file holds more than one YAML document; give one",
+                               roots[1].start_mark if roots[1] is not None else None)
         root = roots[0] if roots else None
-        raw = yaml.safe_load(text)
+        raw = load_limited(text)[0] if roots else None
     except yaml.YAMLError as failure:
         mark = getattr(failure, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from regatta.inventory.audit_files import AuditKeys
+from regatta.inventory.audit_files import AuditKeyError, AuditKeys
 from regatta.inventory.tables import (
     ApiTicketRow,
     ApiTokenRow,
@@ -391,6 +391,10 @@ class Inventory:
                             .values(last_id=AuditChainHead.last_id))
             head = session.get(AuditChainHead, 1)
             assert head is not None, "migration 0005 writes the chain's head row"
+            if self.audit_keys.current is None and head.last_id and session.scalar(
+                    select(AuditRow.key_id).where(AuditRow.id == head.last_id)) is not None:
+                raise AuditKeyError("the audit trail is keyed, and this process holds no audit key: set"
+                                    " REGATTA_AUDIT_KEY_FILE (an unkeyed record would break the chain)")
             row = AuditRow(at=datetime.now(UTC), prev_hash=head.last_hash, hash="", key_id=self.audit_keys.current_id,
                            **record.model_dump(exclude={"at"}))
             session.add(row)

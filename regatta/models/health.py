@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from regatta.models.base import Model
 from regatta.models.fleet import ClusterRef
@@ -40,13 +40,28 @@ class PrometheusCheck(Model):
     no_data: Literal["fail", "pass"] = Field(default="fail", description="what a query returning no series means")
 
 
-class SmokeTestCheck(Model):
-    """A Job run in the cluster after each step; it must complete."""
+# Where a smoke test may not run: the cluster's own namespaces, whose service accounts hold its keys.
+SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "gatekeeper-system", "kyverno",
+                               "cert-manager", "platform"})
 
-    image: str = Field(min_length=1)
-    command: list[str] = Field(default_factory=list)
-    namespace: str = "default"
+
+class SmokeTestCheck(Model):
+    """A Job run in the cluster after each step; it must complete. It runs unprivileged (no service account
+    token, no root, no privilege escalation, no capabilities), never in a system namespace, and where
+    REGATTA_SMOKE_TEST_IMAGES is set, only an image it names (regatta/kube/smoke_test.py)."""
+
+    image: str = Field(min_length=1, max_length=500, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
+    command: list[str] = Field(default_factory=list, max_length=50)
+    namespace: str = Field(default="default", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
     timeout_seconds: float = Field(default=600, gt=0, le=6 * 3600)
+
+    @field_validator("namespace")
+    @classmethod
+    def _not_a_system_namespace(cls, namespace: str) -> str:
+        if namespace in SYSTEM_NAMESPACES or namespace.startswith("kube-"):
+            raise ValueError(f"a smoke test does not run in {namespace}, a system namespace whose service accounts hold"
+                             " the cluster's keys: name the namespace of the application it tests")
+        return namespace
 
 
 class HealthCheck(Model):

@@ -44,3 +44,15 @@ def refusal(*, token: str, role: Role, scope: Iterable[str], action: Action, env
         return (f"token {token} is scoped to {', '.join(sorted(allowed)) or 'no environment'} and may not {action} in"
                 f" {', '.join(outside)}")
     return None
+
+
+def person(name: str) -> str:
+    """Who a name stands for, as four eyes compares names from different places: a token's name, the
+    fleet view's, a ticket system's `by` (free text). Case and spaces aside, and an address's domain
+    aside (`Alice@corp.example` is `alice`)."""
+    plain = " ".join(name.split()).casefold()
+    return plain.split("@", 1)[0] if "@" in plain else plain
+
+
+def same_person(first: str, second: str) -> bool:
+    return person(first) == person(second)

@@ -118,7 +118,15 @@ def outbound_problem(url: str, *, allowed: Sequence[str] = (), resolved: Sequenc
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"{what} {url!r} is not an http(s) URL with a host"
-    host = parts.hostname.lower()
+    try:
+        parts.port  # noqa: B018 - urllib checks the port when it is read
+    except ValueError:
+        return f"{what} {url!r} has no valid port (1-65535)"
+    if not parts.hostname.isascii():  # what is judged must be what is connected to: a client may spell it otherwise
+        return f"{what} {url!r}: give the host in its ASCII (punycode, xn--) form"
+    if parts.username is not None or parts.password is not None:
+        return f"{what} {url!r} carries credentials in the URL; Regatta signs what it sends instead"
+    host = parts.hostname.lower().rstrip(".")  # `metadata.google.internal.` is the same host
     addresses = [a for a in (_address(host), *(_address(r) for r in resolved)) if a is not None]
     every_form = [form for address in addresses for form in forms(address)]
     never = _never(host, every_form)

@@ -31,6 +31,6 @@ def verification_problem(secret: bytes, *, signature: str | None, timestamp: str
         return f"{TIMESTAMP_HEADER} must be Unix seconds, not {timestamp!r}"
     if abs(now - sent) > window:
         return f"{TIMESTAMP_HEADER} is {now - sent:+.0f}s from now, outside the {window:.0f}s window: a replay or a wrong clock"
-    if not hmac.compare_digest(sign(secret, sent, body), signature):
+    if not hmac.compare_digest(sign(secret, sent, body).encode(), signature.encode()):  # bytes: any text compares
         return "the signature does not match the body and timestamp under the shared secret"
     return None

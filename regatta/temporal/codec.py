@@ -74,12 +74,20 @@ def keys_from_env(env: Mapping[str, str] | None = None) -> dict[str, bytes]:
     return {}
 
 
+class PlaintextRefused(CodecKeyError):
+    """A payload that is not ciphertext where a key is set: written by something without the key."""
+
+
 class EncryptionCodec(PayloadCodec):
-    def __init__(self, keys: Mapping[str, bytes]):
+    def __init__(self, keys: Mapping[str, bytes], *, accept_plaintext: bool = False):
         if not keys:
             raise CodecKeyError("no codec key: set REGATTA_CODEC_KEYS or REGATTA_CODEC_KEY_FILE")
         self.keys = {key_id: AESGCM(key) for key_id, key in keys.items()}
         self.current = next(iter(keys))
+        # Where a key is set, every payload must be ciphertext: a plaintext one was written by someone who
+        # reached Temporal without the key (a DecommissionCluster started by hand, a forged approval), and is
+        # refused. REGATTA_CODEC_ACCEPT_PLAINTEXT=1 lets histories begun before encryption finish.
+        self.accept_plaintext = accept_plaintext
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return [self.encrypt(p) for p in payloads]
@@ -94,7 +102,11 @@ class EncryptionCodec(PayloadCodec):
 
     def decrypt(self, payload: Payload) -> Payload:
         if payload.metadata.get("encoding") != ENCODING:
-            return payload  # written before encryption was turned on
+            if self.accept_plaintext:
+                return payload  # written before encryption was turned on
+            raise PlaintextRefused("a payload is not encrypted, and this installation encrypts every payload: it was"
+                                   " written by a client without the codec key (set REGATTA_CODEC_ACCEPT_PLAINTEXT=1 only"
+                                   " while histories begun before encryption finish)")
         key_id = payload.metadata.get(KEY_ID, b"").decode()
         if key_id not in self.keys:
             raise CodecKeyError(f"a payload is encrypted with key {key_id!r}, which this process does not hold;"
@@ -103,10 +115,18 @@ class EncryptionCodec(PayloadCodec):
         return Payload.FromString(opened)
 
 
+def codec_from_env(env: Mapping[str, str] | None = None) -> EncryptionCodec | None:
+    """The codec the environment's keys make (None: no key set)."""
+    env = os.environ if env is None else env
+    keys = keys_from_env(env)
+    accept = (env.get("REGATTA_CODEC_ACCEPT_PLAINTEXT") or "").strip().lower() in ("1", "true", "yes", "on")
+    return EncryptionCodec(keys, accept_plaintext=accept) if keys else None
+
+
 def with_codec(converter: DataConverter, env: Mapping[str, str] | None = None) -> DataConverter:
     """The converter, encrypting when the environment sets keys; unchanged otherwise."""
-    keys = keys_from_env(env)
-    return dataclasses.replace(converter, payload_codec=EncryptionCodec(keys)) if keys else converter
+    codec = codec_from_env(env)
+    return dataclasses.replace(converter, payload_codec=codec) if codec else converter
 
 
 class CodecRequestError(ValueError):

@@ -253,6 +253,8 @@ async def operations(request: Request) -> Response:
     except (TemporalUnreachable, RuntimeError) as error:
         raise ApiError(503, f"Temporal does not answer: {error}") from None
     known = {c.name: c.environment for c in inventory_of(request).list_clusters()}
+    # A fleet-wide operation (a wave, a rollout) is listed by its name to every reader; its page says which
+    # clusters it holds only to a token that covers every one of them.
     visible = [o for o in found if o["cluster"] is None or _visible(viewer, known.get(o["cluster"], ""))]
     running = [o for o in visible if o["status"] == "RUNNING"]
     return _page(request, "operations.html", viewer, running=running,
@@ -329,7 +331,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def refused(request: Request, error: ApiError) -> Response:
-        if not request.url.path.startswith("/ui"):  # the API's own answer: JSON
+        if not request.url.path.startswith("/ui") or request.url.path.startswith("/ui/codec/"):  # the API's own answer: JSON
             return JSONResponse({"error": error.message}, status_code=error.status_code)
         return _page(request, "error.html", None, error.status_code, status=error.status_code, message=error.message)
 

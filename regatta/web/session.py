@@ -43,7 +43,7 @@ def _hash(secret: str) -> str:
 
 def set_cookie(request: Request, response: Response, name: str, value: str, *, max_age: int | None) -> None:
     response.set_cookie(name, value, max_age=max_age, path="/ui", httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https")
+                        secure=request.url.scheme == "https" or request.app.state.settings.cookie_secure)
 
 
 def start(inventory: Inventory, request: Request, response: Response, token: ApiToken) -> None:
@@ -70,5 +70,5 @@ def end(inventory: Inventory, request: Request, response: Response) -> None:
 
 
 def check_csrf(expected: str, given: str | None) -> None:
-    if not given or not hmac.compare_digest(expected, given):
+    if not given or not hmac.compare_digest(expected.encode(), given.encode()):  # bytes: any text compares
         raise CsrfRefused()

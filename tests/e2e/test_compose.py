@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,11 @@ import yaml
 from regatta.models.search_attributes import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parents[2]
-SECRETS = {"POSTGRES_PASSWORD": "not-a-real-password", "GRAFANA_ADMIN_PASSWORD": "not-a-real-password-either"}
+# What the documented set-up step makes (`regatta deploy secrets`), once for this module, and the passwords.
+MADE = Path(tempfile.mkdtemp(prefix="regatta-compose-secrets-"))
+SECRETS = {"POSTGRES_PASSWORD": "not-a-real-password", "GRAFANA_ADMIN_PASSWORD": "not-a-real-password-either",
+           "TEMPORAL_DB_PASSWORD": "not-temporals-password", "REGATTA_DB_PASSWORD": "not-regattas-password",
+           "REGATTA_SECRETS_DIR": str(MADE)}
 ONE_SHOTS = {"temporal-schema", "temporal-setup", "regatta-migrate"}
 
 
@@ -42,8 +47,18 @@ def compose(*args: str, env: dict[str, str] | None = None, file: Path = ROOT / "
                           timeout=120, cwd=ROOT)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def secrets_made():
+    """The set-up step, run as an operator would: every file a service mounts is then there."""
+    done = subprocess.run([sys.executable, "-m", "regatta.cli", "deploy", "secrets", str(MADE)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    yield MADE
+    shutil.rmtree(MADE, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
-def resolved() -> dict:
+def resolved(secrets_made) -> dict:
     done = compose("--profile", "site-agent", "config")
     assert done.returncode == 0, done.stderr
     return yaml.safe_load(done.stdout)
@@ -113,7 +128,7 @@ def test_every_regatta_variable_is_one_regatta_reads(resolved: dict):
             if variable.startswith("REGATTA_") and name.startswith("regatta-"):
                 assert f'"{variable}"' in read, f"{name} sets {variable}, which no Regatta code reads"
     api = resolved["services"]["regatta-api"]["environment"]
-    assert api["REGATTA_DATABASE_URL"] == f"postgresql+psycopg://regatta:{SECRETS['POSTGRES_PASSWORD']}@postgresql:5432/regatta"
+    assert api["REGATTA_DATABASE_URL"] == f"postgresql+psycopg://regatta:{SECRETS['REGATTA_DB_PASSWORD']}@postgresql:5432/regatta"
     assert api["REGATTA_TEMPORAL_ADDRESS"] == "temporal:7233"
 
 
@@ -150,3 +165,88 @@ def test_every_file_the_services_mount_exists(resolved: dict):
     for script in ("setup-schema.sh", "setup-namespace.sh"):
         done = subprocess.run(["sh", "-n", str(ROOT / "deploy/temporal" / script)], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
+
+
+def mounted(service: dict, target: str) -> Path:
+    """The host file behind a path a service reads, through its bind mounts (a file or a mounted directory)."""
+    for inside, host in sorted(bind_mounts(service).items(), key=lambda item: -len(item[0])):
+        if target == inside or target.startswith(inside.rstrip("/") + "/"):
+            return Path(host) / target[len(inside):].lstrip("/") if target != inside else Path(host)
+    raise AssertionError(f"{target} is not mounted")
+
+
+def test_temporal_is_reached_only_over_mtls_by_the_services_of_this_file(resolved: dict):
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    services = resolved["services"]
+    temporal = services["temporal"]
+    assert not temporal.get("ports"), "Temporal publishes a port: anyone on the host's network could reach it"
+    env = temporal["environment"]
+    assert env["TEMPORAL_TLS_REQUIRE_CLIENT_AUTH"] == "true"
+    ca = x509.load_pem_x509_certificate(mounted(temporal, env["TEMPORAL_TLS_CLIENT1_CA_CERT"]).read_bytes())
+    server = x509.load_pem_x509_certificate(mounted(temporal, env["TEMPORAL_TLS_FRONTEND_CERT"]).read_bytes())
+    names = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert "temporal" in names
+
+    def signed_by_ca(path: Path) -> None:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+        ca.public_key().verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm))
+
+    signed_by_ca(mounted(temporal, env["TEMPORAL_TLS_FRONTEND_CERT"]))
+    for name in ("regatta-api", "regatta-worker", "regatta-site-agent", "regatta-migrate"):
+        client = services[name]["environment"]
+        assert client["REGATTA_TEMPORAL_ADDRESS"] == "temporal:7233" and client["REGATTA_TEMPORAL_TLS_SERVER_NAME"] in names
+        signed_by_ca(mounted(services[name], client["REGATTA_TEMPORAL_TLS_CERT"]))
+        assert mounted(services[name], client["REGATTA_TEMPORAL_TLS_KEY"]).stat().st_mode & 0o077 == 0
+    ui = services["temporal-ui"]["environment"]
+    signed_by_ca(mounted(services["temporal-ui"], ui["TEMPORAL_TLS_CERT"]))
+    assert ui["TEMPORAL_TLS_SERVER_NAME"] in names and ui["TEMPORAL_TLS_ENABLE_HOST_VERIFICATION"] == "true"
+    setup = services["temporal-setup"]
+    signed_by_ca(mounted(setup, setup["environment"]["TEMPORAL_TLS_DIR"] + "/client.pem"))
+    assert "--tls-cert-path" in (ROOT / "deploy/temporal/setup-namespace.sh").read_text()
+    secret_mounts = [Path(p).resolve() for s in services.values() for p in bind_mounts(s).values()
+                     if Path(p).resolve().is_relative_to(MADE.resolve())]
+    assert secret_mounts and all(p != MADE.resolve() and not p.is_relative_to(MADE.resolve() / "ca")
+                                 for p in secret_mounts), "the secrets directory or the CA's key is mounted into a service"
+
+
+def test_the_ui_is_read_only_and_local_and_the_other_consoles_local_too(resolved: dict):
+    services = resolved["services"]
+    assert services["temporal-ui"]["environment"]["TEMPORAL_DISABLE_WRITE_ACTIONS"] == "true"
+    for name in ("temporal-ui", "prometheus", "grafana"):
+        for port in services[name].get("ports") or []:
+            host = port.get("host_ip") if isinstance(port, dict) else str(port).split(":")[0]  # 1.x: "ip:host:container"
+            assert host == "127.0.0.1", f"{name} publishes {port} beyond the host"
+    assert services["temporal-ui"]["environment"]["TEMPORAL_CODEC_ENDPOINT"].endswith("/ui/codec")
+
+
+def test_payloads_are_encrypted_and_cloud_credentials_reach_the_workers_only(resolved: dict):
+    from regatta.temporal.codec import keys_from_env
+
+    services = resolved["services"]
+    for name, service in services.items():
+        if not name.startswith("regatta-"):
+            continue
+        env = service["environment"]
+        keys = keys_from_env({"REGATTA_CODEC_KEY_FILE": str(mounted(service, env["REGATTA_CODEC_KEY_FILE"]))})
+        assert len(keys) == 1, name
+        assert env.get("REGATTA_OUTBOUND_PRIVATE") == "deny", name
+        holds_clouds = any(inside == "/run/secrets/clouds" for inside in bind_mounts(service))
+        assert holds_clouds == (name in ("regatta-worker", "regatta-site-agent")), f"{name}: cloud credentials"
+    api = services["regatta-api"]
+    assert api["environment"]["REGATTA_COOKIE_SECURE"] == "1"
+    assert mounted(api, api["environment"]["REGATTA_API_TLS_CERT"]).exists()
+    assert "https://127.0.0.1:8700/healthz" in " ".join(api["healthcheck"]["test"])
+
+
+def test_temporal_and_regatta_each_have_a_database_role_of_their_own(resolved: dict):
+    services = resolved["services"]
+    assert services["temporal"]["environment"]["POSTGRES_USER"] == "temporal"
+    assert services["temporal-schema"]["environment"]["SQL_USER"] == "temporal"
+    assert services["regatta-api"]["environment"]["REGATTA_DATABASE_URL"].startswith("postgresql+psycopg://regatta:")
+    roles = mounted(services["postgresql"], "/docker-entrypoint-initdb.d/10-roles.sh").read_text()
+    assert "CREATE DATABASE regatta OWNER regatta" in roles and "CREATE DATABASE temporal OWNER temporal" in roles
+    assert subprocess.run(["sh", "-n", str(ROOT / "deploy/postgresql/roles.sh")]).returncode == 0
+    missing = compose("config", "-q", env={k: v for k, v in SECRETS.items() if k != "REGATTA_DB_PASSWORD"})
+    assert missing.returncode != 0 and "set REGATTA_DB_PASSWORD" in missing.stderr

@@ -46,7 +46,23 @@ def stop_dev(dev: subprocess.Popen, described) -> None:
 
 def start_dev(home, *flags: str, metrics_port: int = 0, api_port: int | None = None):
     """`regatta dev` on free ports with `flags`, once it has written dev.json: (process, dev.json's
-    path, what it says, the environment a CLI call joins it with)."""
+    path, what it says, the environment a CLI call joins it with). A port chosen free can be taken by
+    another test process before a piece binds it (the test processes run side by side): then the pieces
+    are started again on other ports, up to twice."""
+    for attempt in range(3):
+        try:
+            return _start_dev(home, *flags, metrics_port=metrics_port, api_port=api_port)
+        except PortTaken:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+class PortTaken(AssertionError):
+    pass
+
+
+def _start_dev(home, *flags: str, metrics_port: int = 0, api_port: int | None = None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGATTA_")}
     env["REGATTA_HOME"] = str(home)
     dev = subprocess.Popen(
@@ -60,7 +76,11 @@ def start_dev(home, *flags: str, metrics_port: int = 0, api_port: int | None = N
     while not described.exists():
         if dev.poll() is not None or time.monotonic() > deadline:
             stop_dev(dev, described)
-            raise AssertionError(f"regatta dev never wrote dev.json:\n{dev.stdout.read() if dev.stdout else ''}")
+            said = dev.stdout.read() if dev.stdout else ""
+            flat = " ".join(said.split())  # the console wraps long lines
+            if "before listening" in flat or "address already in use" in flat:
+                raise PortTaken(said)
+            raise AssertionError(f"regatta dev never wrote dev.json:\n{said}")
         time.sleep(0.2)
     return dev, described, json.loads(described.read_text()), env
 

@@ -45,6 +45,27 @@ async def test_a_simulated_clusters_kubeconfig_works_over_tls_with_kubectl_and_t
     assert printed.returncode == 0 and yaml.safe_load(printed.stdout)["clusters"][0]["cluster"]["server"] == server
 
 
+async def test_the_file_is_never_readable_by_others_and_a_symlink_is_replaced_not_followed(
+        queue_settings, add_cluster, inventory, tmp_path):
+    name = add_cluster("kcfgsafe", pools=1, nodes=1)
+    wide = tmp_path / "wide"
+    wide.write_text("old")
+    wide.chmod(0o644)  # a file that is there, readable by everyone
+    victim = tmp_path / "victim"
+    victim.write_text("someone else's file\n")
+    link = tmp_path / "link"
+    link.symlink_to(victim)
+    for path in (wide, link):
+        made = await regatta(queue_settings, "clusters", "kubeconfig", name, "--output", str(path))
+        assert made.returncode == 0, made.stderr
+        assert not path.is_symlink() and stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert yaml.safe_load(path.read_text())["current-context"] == name
+    assert victim.read_text() == "someone else's file\n"  # the link's target untouched
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    handed = [r for r in inventory.audit(cluster=name) if r.operation == "kubeconfig"]
+    assert [r.outcome for r in handed] == ["handed_out", "handed_out"] and str(link) in handed[1].detail
+
+
 async def test_without_the_ca_kubectl_refuses_the_simulated_api_server(queue_settings, add_cluster, tmp_path):
     name = add_cluster("kcfgca", pools=1, nodes=1)
     path = tmp_path / "kubeconfig"

@@ -127,8 +127,12 @@ async def test_a_signed_ticket_event_approves_its_operation_and_forgeries_and_re
         assert unknown.status_code == 404 and "CHG-never" in unknown.json()["error"]
         own = await post(*signed({**approval, "by": token_name}))
         assert own.status_code == 409 and "cannot approve it; a second person must" in own.json()["error"]
+        spelled = await post(*signed({**approval, "by": f" {token_name.upper()}@corp.example "}))
+        assert spelled.status_code == 409 and "a second person must" in spelled.json()["error"]  # the same person
+        elsewhere = await post(*signed({**approval, "operation_id": "cluster-something-else"}))
+        assert elsewhere.status_code == 409 and f"{change} started {operation}" in elsewhere.json()["error"]
 
-        raw, headers = signed(approval)
+        raw, headers = signed({**approval, "operation_id": operation})
         accepted = await post(raw, headers)
         assert accepted.status_code == 200, accepted.text
         replayed = await post(raw, headers)

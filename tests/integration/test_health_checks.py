@@ -173,3 +173,33 @@ def test_a_health_check_names_exactly_one_kind():
                                     "smoke_test": {"image": "x"}})
     with pytest.raises(ValidationError, match="String should match pattern"):
         HealthCheck.model_validate({"name": "Not A DNS Name", "smoke_test": {"image": "x"}})
+
+
+def test_a_smoke_test_runs_unprivileged_never_in_a_system_namespace_and_only_an_allowed_image(add_cluster, simulator):
+    """What an operator's health check could otherwise do with the upgrade's access: run any image in
+    kube-system, whose service accounts hold the cluster's keys."""
+    from kubernetes import client as k8s
+    from pydantic import ValidationError
+
+    from regatta.kube import smoke_test
+    from regatta.kube.connect import ClusterConnections
+    from regatta.models import ClusterRef, SmokeTestCheck
+
+    for namespace in ("kube-system", "kube-anything", "platform"):
+        with pytest.raises(ValidationError, match="system namespace"):
+            SmokeTestCheck(image="registry.local/smoke:1", namespace=namespace)
+    name = add_cluster("smkpriv", pools=1, nodes=1)
+    api = ClusterConnections(sim_url=simulator.url).api_client(ClusterRef(name=name, provider="eks", region="us-east-1"))
+    check = SmokeTestCheck(image="docker.io/evil/miner:latest", namespace="shop", timeout_seconds=30)
+    with pytest.raises(smoke_test.SmokeTestRefused, match="not one REGATTA_SMOKE_TEST_IMAGES allows"):
+        smoke_test.run_smoke_test(api, check, name="probe", job="regatta-smoke-probe-1", poll_seconds=0.05,
+                                  allowed_images=("registry.local/smoke/*", "registry.local/smoke:1"))
+    jobs = k8s.BatchV1Api(api)
+    assert jobs.list_namespaced_job("shop").items == []  # refused before anything was created
+    allowed = check.model_copy(update={"image": "registry.local/smoke:1"})
+    smoke_test.run_smoke_test(api, allowed, name="probe", job="regatta-smoke-probe-2", poll_seconds=0.05,
+                              allowed_images=("registry.local/smoke:1",))
+    pod = jobs.read_namespaced_job("regatta-smoke-probe-2", "shop").spec.template.spec
+    assert pod.automount_service_account_token is False and pod.security_context.run_as_non_root is True
+    container = pod.containers[0].security_context
+    assert container.allow_privilege_escalation is False and container.capabilities.drop == ["ALL"]

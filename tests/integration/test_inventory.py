@@ -418,6 +418,15 @@ def test_audit_verify_exits_1_on_a_rewrite_and_warns_where_it_cannot_tell(tmp_pa
                            timeout=60)
     assert whole.returncode == 0, whole.stderr
     assert '"keyed": 1' in whole.stdout and '"checkpoints": 1' in whole.stdout
+    from regatta.inventory.audit_files import AuditKeyError
+
+    with pytest.raises(AuditKeyError, match="holds no audit key"):  # a writer without the key would break the chain
+        plain.append_audit(audit_line(5))
+    (tmp_path / "cp.jsonl").rename(tmp_path / "elsewhere.jsonl")
+    gone = subprocess.run([*regatta, "audit", "verify"], env=env, capture_output=True, text=True, timeout=60)
+    said = " ".join(gone.stderr.split())  # the console wraps long lines
+    assert gone.returncode == 1 and "checkpoint file" in said and "is missing while the trail is keyed" in said, said
+    (tmp_path / "elsewhere.jsonl").rename(tmp_path / "cp.jsonl")
     rewrite_from(writer, audit_ids(writer)[3], key_id=None)
     broken = subprocess.run([*regatta, "audit", "verify"], env=env, capture_output=True, text=True, timeout=60)
-    assert broken.returncode == 1 and "without the audit key" in broken.stderr, broken.stdout + broken.stderr
+    assert broken.returncode == 1 and "without the audit key" in " ".join(broken.stderr.split()), broken.stderr

@@ -4,6 +4,7 @@ endpoint decrypts for token holders, and bad keys are refused saying what to fix
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
@@ -18,7 +19,9 @@ from regatta.models import ClusterUpgradeInput, ClusterUpgradeResult
 from regatta.rules.operation_ids import operation_id
 from regatta.temporal.codec import ENCODING, CodecKeyError, EncryptionCodec, keys_from_env, new_key_line
 from regatta.temporal.connect import connect
+from tests.conftest import sim_report
 from tests.integration.conftest import FAST
+from tests.integration.test_fleet_view import Browser
 from workers.main import build_worker
 
 
@@ -79,7 +82,7 @@ async def test_the_api_codec_endpoint_decrypts_for_token_holders_only(queue_sett
     body = {"payloads": [{"metadata": {k: base64.b64encode(v).decode() for k, v in sealed.metadata.items()},
                           "data": base64.b64encode(sealed.data).decode()}]}
     app = create_app(queue_settings, inventory)
-    _, secret = create_token(inventory, name=f"ui-{uuid.uuid4().hex[:6]}", role="viewer", environments=["staging"])
+    _, secret = create_token(inventory, name=f"ui-{uuid.uuid4().hex[:6]}", role="viewer", environments=["*"])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://regatta.test") as api:
         anonymous = await api.post("/codec/decode", json=body, headers={"X-Namespace": "default"})
         assert anonymous.status_code == 401
@@ -88,12 +91,56 @@ async def test_the_api_codec_endpoint_decrypts_for_token_holders_only(queue_sett
         assert decoded.status_code == 200, decoded.text
         payload = decoded.json()["payloads"][0]
         assert json.loads(base64.b64decode(payload["data"])) == {"ticket": "CHG-77"}
-        from_the_ui = await api.post(f"/codec/t/{secret}/decode", json=body, headers={"X-Namespace": "default"})
-        assert from_the_ui.status_code == 200 and from_the_ui.json() == decoded.json()
-        wrong = await api.post("/codec/t/rgt_guess/decode", json=body)
-        assert wrong.status_code == 401 and "unknown or revoked" in wrong.json()["error"]
+        in_the_url = await api.post(f"/codec/t/{secret}/decode", json=body, headers={"X-Namespace": "default"})
+        assert in_the_url.status_code in (401, 404)  # no secret ever travels in a URL (logs, traces keep URLs)
+        _, scoped = create_token(inventory, name=f"ui-{uuid.uuid4().hex[:6]}", role="viewer", environments=["staging"])
+        narrow = await api.post("/codec/decode", json=body, headers={"Authorization": f"Bearer {scoped}"})
+        assert narrow.status_code == 403 and "every environment" in narrow.json()["error"]  # staging opens no prod payload
+        forging = await api.post("/codec/encode", json=body, headers={"Authorization": f"Bearer {secret}"})
+        assert forging.status_code == 403 and "may not admin" in forging.json()["error"]  # ciphertext is an admin's
         garbage = await api.post("/codec/decode", content=b"[]", headers={"Authorization": f"Bearer {secret}"})
         assert garbage.status_code == 422 and "Payloads JSON" in garbage.json()["error"]
+
+    # The Temporal UI's way: the fleet view's session cookie, which the browser sends along.
+    browser = Browser(app, inventory)
+    signed_out = await browser.http.post("/ui/codec/decode", json=body)
+    assert signed_out.status_code == 401 and "sign in to the fleet view" in signed_out.json()["error"]
+    await browser.sign_in("viewer", "*")
+    from_the_ui = await browser.http.post("/ui/codec/decode", json=body, headers={"X-Namespace": "default",
+                                                                                 "Origin": "http://localhost:8233"})
+    assert from_the_ui.status_code == 200 and from_the_ui.json() == decoded.json()
+    assert from_the_ui.headers["access-control-allow-origin"] == "http://localhost:8233"
+    page = await browser.page("/ui", provider="eks")
+    assert "access-control-allow-origin" not in page.headers  # no other origin reads the fleet view
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"] and page.headers["x-frame-options"] == "DENY"
+
+
+async def test_a_payload_written_without_the_key_is_refused_by_a_worker_that_holds_it(
+        queue_settings, add_cluster, simulator, monkeypatch):
+    """Someone who reaches Temporal without the key (a DecommissionCluster started by hand, an approval
+    forged under another name) writes plaintext: the worker refuses to read it, and nothing runs."""
+    for name in ("REGATTA_CODEC_KEYS", "REGATTA_CODEC_KEY_FILE", "REGATTA_CODEC_ACCEPT_PLAINTEXT"):
+        monkeypatch.delenv(name, raising=False)
+    plain = await connect(queue_settings)
+    monkeypatch.setenv("REGATTA_CODEC_KEYS", key_env(new_key_line("k1")))
+    keyed = await connect(queue_settings)
+    cluster = add_cluster("plain", pools=1, nodes=1)
+    async with build_worker(keyed, queue_settings):
+        handle = await plain.start_workflow(
+            "ClusterUpgrade", ClusterUpgradeInput(cluster=cluster, target_version="1.31", requested_by="mallory", **FAST),
+            id=operation_id(cluster), task_queue=queue_settings.task_queue)
+        failed = []
+        for _ in range(150):
+            history = await keyed.get_workflow_handle(handle.id).fetch_history()
+            failed = [e.workflow_task_failed_event_attributes.failure.message for e in history.events
+                      if e.HasField("workflow_task_failed_event_attributes")]
+            if failed:
+                break
+            await asyncio.sleep(0.1)
+        await plain.get_workflow_handle(handle.id).terminate("test over")
+    assert failed and any("not encrypted" in message for message in failed), failed
+    assert not any(e.HasField("activity_task_scheduled_event_attributes") for e in history.events)
+    assert sim_report(simulator, cluster)["clusters"][cluster]["control_plane_version"] == "1.30"
 
 
 @pytest.mark.parametrize(("env", "says"), [

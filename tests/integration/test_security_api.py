@@ -110,14 +110,16 @@ async def test_a_viewer_cannot_make_the_api_clone_anything(api, git_server, add_
     add_cluster("sec", env="staging", labels={"sec": tag}, pools=1, nodes=1)
     server, url = git_server({"cm.yaml": CONFIG_MAP})
     viewer = api.token("viewer", "*")
+    tickets = []
     for target in (url, "file:///etc", "/etc", "http://169.254.169.254/latest/"):
+        tickets.append(ticket())
         answer = await api.post("/v1/operations", headers=viewer,
-                                json={"kind": "policy", "ticket": ticket(), "input": policy(tag, target)})
+                                json={"kind": "policy", "ticket": tickets[-1], "input": policy(tag, target)})
         assert answer.status_code == 403 and "is a viewer and may not start" in answer.json()["error"], answer.text
     assert server.requests == []  # refused before a byte went out
-    refusals = [r for r in inventory.audit() if r.action == "api start" and r.outcome == "refused"
+    refusals = [r.ticket for r in inventory.audit() if r.action == "api start" and r.outcome == "refused"
                 and "is a viewer" in r.detail]
-    assert len(refusals) >= 4
+    assert sorted(t for t in refusals if t in tickets) == sorted(tickets)  # each refusal is in the trail
 
 
 async def test_an_operator_reaches_only_what_the_outbound_rules_allow_and_never_hangs_the_api(
@@ -205,3 +207,58 @@ async def test_names_outside_a_tokens_environments_are_answered_as_if_they_did_n
     assert operation.status_code == 404 and prod not in operation.json()["error"].replace(f"cluster-{prod}", "")
     trail = [r for r in inventory.audit() if r.outcome == "refused" and prod in r.detail + r.cluster]
     assert trail, "a refusal is an access decision: the trail keeps it"
+
+    def wave(*names: str) -> dict:
+        return {"kind": "wave", "ticket": ticket(), "input": {
+            "name": f"probe-{uuid.uuid4().hex[:6]}", "target_version": "1.31",
+            "stages": [{"name": "all", "selector": {"clusters": list(names)}}]}}
+
+    by_name = await api.post("/v1/operations", headers=operator, json=wave(prod))
+    by_nothing = await api.post("/v1/operations", headers=operator, json=wave("no-such-cluster"))
+    assert by_name.status_code == by_nothing.status_code == 404  # a wave's selector is no oracle either
+    assert by_name.json()["error"].replace(prod, "X") == by_nothing.json()["error"].replace("no-such-cluster", "X")
+    labels = await api.post("/v1/operations", headers=operator, json={"kind": "wave", "ticket": ticket(), "input": {
+        "name": f"probe-{uuid.uuid4().hex[:6]}", "target_version": "1.31", "stages": [{"name": "all"}]}})
+    assert labels.status_code == 403 and "prod" not in labels.json()["error"], labels.text
+
+
+async def test_a_non_ascii_signature_or_csrf_token_is_a_refusal_not_a_crash(queue_settings, inventory):
+    from tests.integration.test_fleet_view import Browser
+
+    app = create_app(dataclasses.replace(queue_settings, webhook_secret="s3cret"), inventory)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://regatta.test") as api:
+        signed = await api.post("/v1/webhooks/ticket-events", content=b"{}",
+                                headers={"X-Regatta-Signature": "sha256=\u00e9t\u00e9".encode("latin-1"),
+                                         "X-Regatta-Timestamp": str(int(time.time()))})
+        assert signed.status_code == 401 and "does not match" in signed.json()["error"]
+    browser = Browser(app, inventory)
+    await browser.sign_in("operator", "*")
+    forged = await browser.http.post("/ui/operations/cluster-x/pause", data={"csrf": "\u00e9t\u00e9", "reason": "x"})
+    assert forged.status_code == 403 and "CSRF" in forged.text
+
+
+def test_git_reaches_the_checked_address_through_the_pin_and_nothing_else(git_server, tmp_path, monkeypatch):
+    """The clone goes to the address the policy judged: `git.example.test` resolves nowhere but in the
+    pin (curl never asks DNS), and a name judged to a forbidden address is never cloned at all."""
+    from regatta import outbound_connections
+    from regatta.outbound_connections import OutboundRefused, git_clone
+    from regatta.rules.outbound import OutboundRules
+
+    server, url = git_server({"cm.yaml": CONFIG_MAP})
+    port = server.server.server_address[1]
+    answers = {"git.example.test": "127.0.0.1", "meta.example.test": "169.254.169.254"}
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host in answers:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host], args[0] if args else 0))]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(outbound_connections.socket, "getaddrinfo", getaddrinfo)
+    git_clone(f"http://git.example.test:{port}/bundle.git", str(tmp_path / "copy"), OutboundRules(), what="x", timeout=30)
+    assert (tmp_path / "copy" / ".git").is_dir() and server.requests
+    before = len(server.requests)
+    with pytest.raises(OutboundRefused, match="cloud metadata address"):
+        git_clone(f"http://meta.example.test:{port}/bundle.git", str(tmp_path / "other"), OutboundRules(), what="x",
+                  timeout=30)
+    assert len(server.requests) == before and not (tmp_path / "other").exists()

@@ -89,3 +89,14 @@ def test_every_url_an_input_names_is_found():
         {"name": "canary", "health_checks": [{"name": "e", "prometheus": {"url": "http://169.254.169.254", "query": "up",
                                                                           "below": 1}}]}]})
     assert [where for where, _ in outbound_urls(wave)] == ["stages[0].health_checks[0].prometheus.url"]
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("http://metadata.google.internal./computeMetadata/v1/", "never calls"),  # a trailing dot is the same host
+    ("https://h\u00f6oks.example/x.git", "ASCII (punycode"),  # what curl resolves must be what was judged
+    ("https://hooks.example.com:99999/x", "no valid port"),
+    ("https://token:secret@git.example.com/x.git", "credentials in the URL"),
+])
+def test_spellings_that_would_connect_elsewhere_than_judged_are_refused(url, says):
+    problem = outbound_problem(url, allowed=("*",))
+    assert problem is not None and says in problem, problem

@@ -8,6 +8,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from regatta.models import ErrorType
+    from regatta.rules import access
 
 
 def refuse_when_ended(phase: str, *, ended: tuple[str, ...], verb: str, what: str, error_type: str = ErrorType.OPERATION_ENDED,
@@ -30,6 +31,6 @@ def refuse_own_approval(*, phase: str, approver: str, requested_by: str, what: s
 
 
 def refuse_self_approval(*, approver: str, requested_by: str, what: str) -> None:
-    if approver.strip().lower() == requested_by.strip().lower():
+    if access.same_person(approver, requested_by):
         raise ApplicationError(f"{approver} asked for this {what} and cannot approve it; a second person must",
                                type=ErrorType.SELF_APPROVAL)
