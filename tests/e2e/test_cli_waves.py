@@ -116,6 +116,8 @@ freezes: [{{name: launch, start: "{(now - timedelta(hours=1)).isoformat()}", end
             if swept.get_cluster(cluster).pods_capacity is not None:
                 break
             await asyncio.sleep(0.1)
+        else:
+            raise AssertionError('test_cli_waves.py:115: what this loop waited for never came')
         record = {r["name"]: r for r in json.loads((await regatta(queue_settings, "clusters", "list", "--output", "json",
                                                                  "--selector", f"wave={tag}")).stdout)}[cluster]
         assert record["pods_capacity"] == 2 * 29 and record["health"] == "healthy"

@@ -110,6 +110,8 @@ async def test_the_requester_cannot_approve_their_own_decommission(api, worker, 
         if found["progress"] and found["progress"]["phase"] == "awaiting_approval":
             break
         await asyncio.sleep(0.1)
+    else:
+        raise AssertionError('test_api.py:108: what this loop waited for never came')
     own = await api.post(f"/v1/operations/{operation}/approve", headers=admin, json={"comment": "lgtm"})
     assert own.status_code == 409 and "cannot approve it; a second person must" in own.json()["error"]
     other = api.token("approver", "staging")
@@ -167,6 +169,14 @@ async def test_a_revoked_token_is_refused(api, inventory):
 ENDPOINTS = ("list", "read", "start", "pause", "resume", "abort", "approve")
 ACTION_OF = {"list": "read", "read": "read", "start": "start", "pause": "control", "resume": "control", "abort": "control",
              "approve": "approve"}
+# The table docs/api.md promises, written out here rather than read from regatta/rules/access.py: a role
+# given one endpoint too many (or too few) there fails this test.
+ALLOWED = {
+    "viewer": {"list", "read"},
+    "operator": {"list", "read", "start", "pause", "resume", "abort"},
+    "approver": {"list", "read", "approve"},
+    "admin": {"list", "read", "start", "pause", "resume", "abort", "approve"},
+}
 
 
 async def test_every_cell_of_role_by_endpoint_by_environment(api, worker, add_cluster, inventory):
@@ -183,7 +193,7 @@ async def test_every_cell_of_role_by_endpoint_by_environment(api, worker, add_cl
         await finished(api, admin, started.json()["operation_id"])
 
     cells = 0
-    for role, scope in itertools.product(access.ROLES, ("staging", "prod", "*")):
+    for role, scope in itertools.product(ALLOWED, ("staging", "prod", "*")):
         headers = api.token(role, scope)
         for endpoint, (env, name) in itertools.product(ENDPOINTS, clusters.items()):
             operation = f"cluster-{name}"
@@ -196,13 +206,12 @@ async def test_every_cell_of_role_by_endpoint_by_environment(api, worker, add_cl
                     "kind": "upgrade", "ticket": ticket(), "input": upgrade(name, target_version="1.33")})
             else:
                 response = await api.post(f"/v1/operations/{operation}/{endpoint}", headers=headers, json={})
-            allowed = ACTION_OF[endpoint] in access.ROLE_ACTIONS[role] and (
-                endpoint == "list" or scope in ("*", env))
+            allowed = endpoint in ALLOWED[role] and (endpoint == "list" or scope in ("*", env))
             expected = {"list": {200}, "read": {200}, "start": {422}}.get(endpoint, {409})
             cell = f"{role} scoped to {scope}: {endpoint} on {env} answered {response.status_code} {response.text}"
             if allowed:
                 assert response.status_code in expected, cell
-            elif ACTION_OF[endpoint] not in access.ROLE_ACTIONS[role]:  # the role: 403, before anything is read
+            elif endpoint not in ALLOWED[role]:  # the role: 403, before anything is read
                 assert response.status_code == 403, cell
                 assert f"may not {ACTION_OF[endpoint]}" in response.json()["error"], cell
             else:  # another environment's cluster or operation: answered as if there were none
@@ -212,7 +221,7 @@ async def test_every_cell_of_role_by_endpoint_by_environment(api, worker, add_cl
                 listed = {c["name"] for c in response.json()}
                 assert (name in listed) == (scope in ("*", env)), cell  # a token sees only its environments
             cells += 1
-    assert cells == len(access.ROLES) * 3 * len(ENDPOINTS) * 2
+    assert cells == len(ALLOWED) * 3 * len(ENDPOINTS) * 2 and set(ALLOWED) == set(access.ROLES)
 
 
 async def test_holds_over_the_api_are_scoped_like_every_control_and_a_wave_answers_its_forecast(
@@ -248,6 +257,8 @@ async def test_holds_over_the_api_are_scoped_like_every_control_and_a_wave_answe
         if told.status_code == 200 and told.json()["clusters"] and told.json()["clusters"][0]["status"] == "held":
             break
         await asyncio.sleep(0.1)
+    else:
+        raise AssertionError('test_api.py:253: what this loop waited for never came')
     entry = told.json()["clusters"][0]
     assert entry["cluster"] == name and entry["earliest_touch"].startswith("2099-01-01") and "quarter close" in entry["because"]
     not_a_wave = await api.get(f"/v1/operations/cluster-{name}/forecast", headers=viewer)

@@ -110,6 +110,8 @@ def test_gke_surge_honours_a_budget_for_an_hour_then_goes_on_without_it(gke, add
         if gke.get_operation(name=f"{PROJECT}/us-central1/operations/{operation.name}").status == container_v1.Operation.Status.DONE:
             break
         time.sleep(0.1)
+    else:
+        raise AssertionError('test_conformance_gke.py:109: what this loop waited for never came')
     violations = sim_report(simulator, name)["pdb_violations"]
     assert violations and all("past its PodDisruptionBudget timeout" in v["via"] for v in violations)
 

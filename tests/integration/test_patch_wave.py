@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.client import WorkflowFailureError, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from regatta.models import PatchWaveInput, PatchWaveProgress, PatchWaveResult
@@ -233,9 +233,11 @@ async def test_abort_starts_nothing_new_and_stops_the_upgrade_in_flight_after_it
             try:
                 if (await upgrade.query("progress", result_type=dict))["phase"] == "control_plane":
                     break
-            except Exception:  # noqa: BLE001 - the child may not have answered its first query yet
+            except (RPCError, WorkflowQueryFailedError):  # the child has not started, or not answered, yet
                 pass
         await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the wave never reached the slow cluster's control plane upgrade")
     await handle.execute_update("abort", {"reason": "pager storm", "requested_by": "sre-bob"})
     with pytest.raises(WorkflowUpdateFailedError) as twice:
         await handle.execute_update("abort", {"reason": "again"})
@@ -359,6 +361,8 @@ async def test_a_failed_cluster_can_be_retried_while_its_stage_runs(client, work
         if progress.stages and progress.stages[0].clusters[0].status == "failed":
             break
         await asyncio.sleep(0.05)
+    else:
+        raise AssertionError('test_patch_wave.py:359: what this loop waited for never came')
     with pytest.raises(WorkflowUpdateFailedError) as not_failed:
         await handle.execute_update("retry", {"cluster": slow[0]})
     assert "only a failed cluster can be retried" in str(not_failed.value.cause)

@@ -137,6 +137,8 @@ async def test_a_payload_written_without_the_key_is_refused_by_a_worker_that_hol
             if failed:
                 break
             await asyncio.sleep(0.1)
+        else:
+            raise AssertionError('test_payload_codec.py:133: what this loop waited for never came')
         await plain.get_workflow_handle(handle.id).terminate("test over")
     assert failed and any("not encrypted" in message for message in failed), failed
     assert not any(e.HasField("activity_task_scheduled_event_attributes") for e in history.events)

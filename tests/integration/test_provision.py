@@ -149,6 +149,8 @@ async def test_a_failure_at_registration_undoes_the_cluster_but_not_the_other_re
         if progress.phase == "creating":
             break
         await asyncio.sleep(0.05)
+    else:
+        raise AssertionError('test_provision.py:147: what this loop waited for never came')
     theirs = ClusterRecord(name=spec.name, provider="aks", region="westeurope", environment="prod", control_plane_version="1.30")
     inventory.upsert_cluster(theirs)
     httpx.delete(f"{simulator.url}/sim/faults", params={"cluster": spec.name}).raise_for_status()
