@@ -1,6 +1,6 @@
 """A 200-cluster PatchWave against a cloud account that throttles, twice: with the account's
 limit configured (REGATTA_CLOUD_RATE_LIMITS, two worker processes sharing one schedule through
-the inventory) and without it. Target: no 429 from the account with the limit configured; the
+the inventory) and without it (the same two workers: like for like). Target: no 429 from the account with the limit configured; the
 run without it meets 429s and still completes every cluster.
 
     python benchmarks/cloud_rate_limits.py --clusters 200 --limit 50 --out benchmarks/results/cloud_rate_limits_200.json
@@ -19,7 +19,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.stack import UPGRADE_SETTINGS, BenchStack, machine, save_figures  # noqa: E402
+from benchmarks.stack import UPGRADE_SETTINGS, BenchStack, parse, save_figures  # noqa: E402
 from regatta.formats.fleet_file import FleetSpec  # noqa: E402
 from regatta.models import PatchWaveInput, PatchWaveResult  # noqa: E402
 from regatta.rules.operation_ids import wave_id  # noqa: E402
@@ -34,7 +34,7 @@ def small_fleet(clusters: int) -> FleetSpec:
 
 async def one_run(clusters: int, limit: float, *, configured: bool, concurrency: int) -> dict:
     env = {"REGATTA_CLOUD_RATE_LIMITS": f"eks/default={limit:g}"} if configured else {}
-    async with BenchStack(small_fleet(clusters), workers=2 if configured else 1, worker_env=env) as stack:
+    async with BenchStack(small_fleet(clusters), workers=2, worker_env=env) as stack:
         httpx.post(f"{stack.settings.sim_url}/sim/cloud-rate-limits", json={"provider": "eks", "requests_per_second": limit},
                    timeout=30).raise_for_status()
         wave = PatchWaveInput(name=f"rl-{'limited' if configured else 'unlimited'}", target_version="1.31",
@@ -59,11 +59,7 @@ async def main(clusters: int, limit: float, out: Path, concurrency: int) -> dict
     figures = {
         "benchmark": "cloud_rate_limits", "clusters": clusters, "account_limit_rps": limit, "concurrency": concurrency,
         "with_limit": limited, "without_limit": unlimited,
-        "targets": {"no_429_with_limit": limited["throttled_requests"] == 0,
-                    "without_limit_meets_429": unlimited["throttled_requests"] > 0,
-                    "both_complete": limited["at_target"] == clusters and unlimited["at_target"] == clusters},
         "limiting_process": max(limited["cpu_seconds"], key=lambda name: limited["cpu_seconds"][name]),
-        "machine": machine(),
     }
     save_figures(figures, out)
     return figures
@@ -75,5 +71,5 @@ if __name__ == "__main__":
     parser.add_argument("--limit", type=float, default=50, help="the simulated EKS account's requests per second")
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/cloud_rate_limits_200.json")
-    arguments = parser.parse_args()
+    arguments = parse(parser)
     asyncio.run(main(arguments.clusters, arguments.limit, arguments.out, arguments.concurrency))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import heapq
-import json
 import os
 import sys
 import time
@@ -34,8 +33,11 @@ from benchmarks.stack import (  # noqa: E402
     PeakRss,
     fleet,
     limiting_process,
-    machine,
+    parse,
+    per_cluster,
     postgres_schema,
+    save_figures,
+    script_figures,
     temporal_work,
 )
 from regatta.models import PatchWaveInput, PatchWaveResult  # noqa: E402
@@ -112,7 +114,9 @@ async def _run(spec, out: Path, *, concurrency: int, time_scale: float, workers:
         report = await stack.sim_report()
         operations = await stack.sim_operations()
         activities, local_activities = round(per_upgrade["activities"]), round(per_upgrade["local_activities"])
-        raw_time = await stack.raw_fan_out(clusters, activities, local_activities)
+        raw_time, raw_cpu = await stack.raw_fan_out(clusters, activities, local_activities, workers=workers,
+                                                    concurrency=concurrency)
+        script = await stack.script_baseline(concurrency=concurrency, poll_seconds=upgrade_settings(time_scale)["poll_interval_seconds"])
 
     figures = {
         "clusters": clusters,
@@ -133,6 +137,11 @@ async def _run(spec, out: Path, *, concurrency: int, time_scale: float, workers:
         "raw_fan_out_activities": activities * clusters,
         "raw_fan_out_local_activities": local_activities * clusters,
         "ratio_to_raw": round(ours / raw_time, 2),
+        "raw_fan_out_workers": workers,
+        "raw_fan_out_concurrency": concurrency,
+        **script_figures(script, raw_time, ours=ours, clusters=clusters),
+        "cpu_seconds_per_cluster": {"regatta": per_cluster(cpu_used, clusters), "script": round(script["cpu_seconds"] / clusters, 4),
+                                    "raw_fan_out_workers": round(raw_cpu / clusters, 4)},
         "wave_runs": len(runs),
         "wave_history_events": wave_events,
         "max_history_events": max(wave_events + [len(h.events) for h in child_histories]),
@@ -143,15 +152,13 @@ async def _run(spec, out: Path, *, concurrency: int, time_scale: float, workers:
         "pdb_violations": len(report["pdb_violations"]),
         "skew_violations": len(report["skew_violations"]),
         "double_drains": len(report["double_drains"]),
-        "targets": {"clusters_per_min": 500, "ratio_to_raw": 1.5, "max_history_events": 10000, "worker_peak_rss_mb": 1024},
-        "machine": machine(),
     }
     if time_scale > 0:
         ideal = ideal_makespan(operations, concurrency)
         figures["plan_ideal_seconds"] = round(ideal, 1)
         figures["makespan_over_ideal"] = round(ours / ideal, 3)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(figures, indent=2))
+    save_figures(figures, out)
     return figures
 
 
@@ -162,13 +169,11 @@ def main() -> None:
     parser.add_argument("--time-scale", type=float, default=0.0)
     parser.add_argument("--workers", type=int, default=1, help="Regatta worker processes (production runs two)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "patch_wave.json")
-    args = parser.parse_args()
+    args = parse(parser)
     if args.clusters < 1 or not 1 <= args.concurrency <= 200:
         parser.error("--clusters must be at least 1 and --concurrency between 1 and 200")
-    figures = asyncio.run(run(args.clusters, args.out, concurrency=args.concurrency, time_scale=args.time_scale,
+    asyncio.run(run(args.clusters, args.out, concurrency=args.concurrency, time_scale=args.time_scale,
                               workers=args.workers))
-    for key, value in figures.items():
-        print(f"{key:>24}: {value}")
     print(f"saved to {args.out}")
 
 

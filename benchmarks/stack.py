@@ -7,15 +7,17 @@ the fleet they share, and the raw Temporal fan-out a run is compared with.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
+import platform
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -232,24 +234,51 @@ class BenchStack:
         async with httpx.AsyncClient(timeout=600) as http:
             return (await http.get(f"{self.settings.sim_url}/sim/report")).json()
 
-    async def raw_fan_out(self, workflows: int, activities_each: int, local_activities_each: int = 0) -> float:
+    async def raw_fan_out(self, workflows: int, activities_each: int, local_activities_each: int = 0, *,
+                          workers: int = 1, concurrency: int | None = None) -> tuple[float, float]:
         """Seconds for `workflows` bare workflows of `activities_each` no-op activities (and
-        `local_activities_each` local ones) each, on a bare worker process, with Regatta's worker
-        stopped first."""
+        `local_activities_each` local ones) each, on `workers` bare worker processes, at most
+        `concurrency` running at once (None: all started at once), with Regatta's workers stopped
+        first; and the CPU seconds those processes burned. Like for like with Regatta's run: the
+        same worker count and the same concurrency."""
         for worker in self.workers:
             worker.terminate()
         queue = f"raw-{uuid.uuid4().hex[:6]}"
-        self._spawn([sys.executable, str(Path(__file__)), "--serve-raw-worker", self.settings.temporal_address, queue], {})
+        raw = [psutil.Process(self._spawn([sys.executable, str(Path(__file__)), "--serve-raw-worker",
+                                           self.settings.temporal_address, queue], {}).pid) for _ in range(workers)]
         await asyncio.sleep(2)
+        cpu_before = sum(cpu_seconds(p) for p in raw)
+        limit = asyncio.Semaphore(concurrency or workflows)
+
+        async def one(i: int) -> None:
+            async with limit:
+                await self.client.execute_workflow("RawFanOut", args=[activities_each, local_activities_each],
+                                                   id=f"raw-{i}-{queue}", task_queue=queue)
+
         started = time.perf_counter()
-        for batch in range(0, workflows, 1000):  # in batches, so the harness holds at most 1,000 handles
-            handles = await asyncio.gather(*[
-                self.client.start_workflow("RawFanOut", args=[activities_each, local_activities_each], id=f"raw-{i}-{queue}",
-                                           task_queue=queue)
-                for i in range(batch, min(workflows, batch + 1000))
-            ])
-            await asyncio.gather(*[h.result() for h in handles])
-        return time.perf_counter() - started
+        for batch in range(0, workflows, 1000):  # in batches, so the harness holds at most 1,000 coroutines
+            await asyncio.gather(*[one(i) for i in range(batch, min(workflows, batch + 1000))])
+        return time.perf_counter() - started, round(sum(cpu_seconds(p) for p in raw) - cpu_before, 1)
+
+    async def script_baseline(self, concurrency: int, *, poll_seconds: float = 0.05) -> dict:
+        """The fleet loaded afresh in the simulator (every cluster back at its first version), then
+        benchmarks/script_baseline.py upgrading it: its seconds, CPU seconds and failures."""
+        import httpx
+
+        async with httpx.AsyncClient(timeout=600) as http:
+            (await http.post(f"{self.settings.sim_url}/sim/clusters", params={"replace": "true"},
+                             json=self.spec.model_dump(mode="json", exclude_none=True))).raise_for_status()
+        out = self.home / "script.json"
+        script = self._spawn([sys.executable, str(ROOT / "benchmarks" / "script_baseline.py"), "--fleet",
+                              str(self.home / "fleet.yaml"), "--concurrency", str(concurrency), "--poll-seconds",
+                              str(poll_seconds), "--out", str(out)], self.settings.as_env())
+        while script.poll() is None:
+            await asyncio.sleep(0.2)
+        if script.returncode != 0:
+            raise RuntimeError(f"the script baseline exited {script.returncode}: see {self.home}")
+        import json
+
+        return json.loads(out.read_text())
 
     async def __aexit__(self, *exc) -> None:
         for child in self.children:
@@ -286,6 +315,20 @@ def limiting_process(cpu: dict[str, float]) -> str:
     return max((name for name in cpu if name != "harness"), key=lambda name: cpu[name])
 
 
+def script_figures(script: dict, raw_seconds: float, *, ours: float, clusters: int) -> dict[str, Any]:
+    """What a run saves of the script baseline: its time and how Regatta's compares with it, and
+    with it plus the raw fan-out (the calls plus the orchestration floor: the honest limit)."""
+    return {"script_seconds": script["seconds"], "script_failed": script["failed"],
+            "script_clusters_per_min": round(clusters / script["seconds"] * 60, 1),
+            "ratio_to_script": round(ours / script["seconds"], 2),
+            "ratio_to_script_plus_raw": round(ours / (script["seconds"] + raw_seconds), 2)}
+
+
+def per_cluster(cpu: dict[str, float], clusters: int) -> dict[str, float]:
+    """CPU seconds per cluster, process by process."""
+    return {name: round(seconds / clusters, 4) for name, seconds in cpu.items()}
+
+
 def temporal_work(history) -> dict[str, int]:
     """What one workflow's history holds of what a Temporal Cloud bill counts as actions: its start,
     activities, local activities (each counted, though the cloud counts a workflow task's local
@@ -307,17 +350,54 @@ def temporal_work(history) -> dict[str, int]:
     return work
 
 
+_PARAMETERS: dict[str, Any] = {}
+
+
+def parse(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse this process's command line and remember every parameter, defaults included, for the
+    record `save_figures` writes."""
+    arguments = parser.parse_args()
+    _PARAMETERS.update({k: str(v) if isinstance(v, Path) else v for k, v in vars(arguments).items()})
+    return arguments
+
+
+def commit() -> dict[str, Any]:
+    """The commit the run measured, and whether the tree had changes beyond it (results aside)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+
+    changed = git("status", "--porcelain", "--", ".", ":(exclude)benchmarks/results")
+    return {"commit": git("rev-parse", "HEAD") or None, "uncommitted_changes": bool(changed)}
+
+
+def run_record() -> dict[str, Any]:
+    """What a figure needs to be traced: the commit, the command and every parameter, the machine
+    and when."""
+    return {**commit(), "command": [Path(sys.argv[0]).name, *sys.argv[1:]], "parameters": dict(_PARAMETERS),
+            "machine": machine(), "finished_at": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
 def save_figures(figures: dict, out: Path, *, printed_without: tuple[str, ...] = ()) -> None:
-    """Print a run's figures (less the bulky keys named) and save them whole as JSON."""
+    """Print a run's figures (less the bulky keys named) and save them whole as JSON, with the
+    record of the run (`run`: commit, command, parameters, machine) and, when benchmarks/targets.py
+    has a table for the file's name, each target held against them (`verdicts`)."""
     import json
 
+    from benchmarks.targets import verdicts
+
+    figures = {**figures, "verdicts": verdicts(out.stem, figures), "run": run_record()}
     print(json.dumps({k: v for k, v in figures.items() if k not in printed_without}, indent=2))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2) + "\n")
 
 
-def machine() -> dict:
-    return {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+def machine() -> dict[str, Any]:
+    """The machine a run measured: cores, memory, CPU model, Python, OS, and how loaded it was."""
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), None) if Path("/proc/cpuinfo").exists() else None
+    return {"cpus": os.cpu_count(), "cpu_model": model, "memory_gib": round(psutil.virtual_memory().total / 2 ** 30, 1),
+            "python": sys.version.split()[0], "platform": platform.platform(),
+            "load_average_1m": round(os.getloadavg()[0], 2)}
 
 
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--serve-raw-worker":

@@ -356,6 +356,7 @@ async def delete_pod(request: Request, cluster: str, namespace: str, name: str):
     pod = c.pods.get((namespace, name))
     body = _pod_json(pod, world.now()) if pod else None
     world.delete_pod(c, namespace, name)
+    world.pods_deleted.append({"cluster": c.name, "pod": f"{namespace}/{name}"})  # through the API: someone chose to
     return body
 
 

@@ -136,8 +136,9 @@ ARM_ERROR_CODES = {"NotFound": "NotFound", "TooManyRequests": "TooManyRequests",
 
 class CloudRequestLog:
     """Every request to a simulated cloud's API as it arrived (method, path, query, JSON body), before any
-    token or retry is merged: what GET /sim/requests reads, so a test can hold a request body against the
-    cloud SDK's own model, or count what was asked twice. The last REQUEST_LOG_SIZE are kept."""
+    token or retry is merged, and the status it was answered: what GET /sim/requests reads, so a test can
+    hold a request body against the cloud SDK's own model, or count what was asked twice. The last
+    REQUEST_LOG_SIZE are kept, and every request that may change something (not GET or HEAD) besides."""
 
     def __init__(self, app, *, world: World):
         self.app, self.world = app, world
@@ -153,6 +154,8 @@ class CloudRequestLog:
                  "query": scope["query_string"].decode(), "body": None, "at": time.time(),
                  **({"if_match": headers["if-match"]} if "if-match" in headers else {})}
         self.world.request_log.append(entry)  # throttled ones too: it is what arrived
+        if scope["method"] not in ("GET", "HEAD"):
+            self.world.cloud_changes.append(entry)
 
         async def recorded():
             message = await receive()
@@ -166,7 +169,12 @@ class CloudRequestLog:
                         entry["body"] = raw.decode(errors="replace")
             return message
 
-        await self.app(scope, recorded, send)
+        async def answered(message):
+            if message["type"] == "http.response.start":
+                entry["status"] = message["status"]
+            await send(message)
+
+        await self.app(scope, recorded, answered)
 
 
 class CloudRateLimits:
@@ -253,10 +261,33 @@ def create_app(world: World) -> FastAPI:
         return {"loaded": world.load(fleet, replace=replace)}
 
     @app.get("/sim/requests")
-    async def requests(cloud: str | None = None, path_contains: str | None = None):
-        """The cloud requests the simulator was sent, oldest first (see CloudRequestLog)."""
-        return {"requests": [r for r in world.request_log if (cloud is None or r["cloud"] == cloud)
+    async def requests(cloud: str | None = None, path_contains: str | None = None, changes: bool = False):
+        """The cloud requests the simulator was sent, oldest first (see CloudRequestLog); with
+        `changes=true`, every request that may have changed something since the simulator started."""
+        log = world.cloud_changes if changes else world.request_log
+        return {"requests": [r for r in log if (cloud is None or r["cloud"] == cloud)
                              and (path_contains is None or path_contains in r["path"])]}
+
+    @app.get("/sim/draining")
+    async def draining():
+        """The nodes being emptied right now (cordoned, pods still on them), by cluster: what a chaos
+        run waits for to kill a worker inside a drain."""
+        found = {}
+        for cluster in world.clusters.values():
+            nodes = sorted(node.name for node in cluster.nodes.values() if node.unschedulable and cluster.pods_on(node.name))
+            if nodes:
+                found[cluster.name] = nodes
+        return {"draining": found}
+
+    @app.get("/sim/objects")
+    async def objects(cluster: str):
+        """Every object the cluster's API server holds beyond its nodes, pods, budgets and
+        deployments (ConfigMaps, policies, roles, custom resources...), whole, as
+        `apiVersion/plural/namespace/name` → object: what a run compares with what it meant to write."""
+        found = world.clusters.get(cluster)
+        if found is None:
+            raise SimError(404, "NotFound", f"no simulated cluster {cluster!r}")
+        return {"objects": {f"{api}/{plural}/{ns or '-'}/{name}": body for (api, plural, ns, name), body in found.objects.items()}}
 
     @app.get("/sim/operations")
     async def operations():

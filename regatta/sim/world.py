@@ -282,6 +282,7 @@ class World:
         self.pdb_violations: list[dict] = []
         self.skew_violations: list[dict] = []
         self.double_drains: list[dict] = []
+        self.pods_deleted: list[dict] = []  # every pod DELETE through an API server: bypasses the budgets
         # Faults by cluster name, so a test can arm them before the cluster exists (provisioning).
         self.faults: dict[str, Faults] = {}
         # Every operation ever started, by id: it stays pollable after its cluster is deleted.
@@ -309,6 +310,9 @@ class World:
         self.tokens_issued = 0  # how many tokens that expire were ever handed out
         # The last cloud requests as they arrived (regatta/sim/server.py's CloudRequestLog).
         self.request_log: collections.deque[dict] = collections.deque(maxlen=REQUEST_LOG_SIZE)
+        # Every cloud request that may change something (not GET or HEAD), all of them, with the status
+        # it was answered: what a count of "asked twice" reads, however long the run (they are few).
+        self.cloud_changes: list[dict] = []
         self.token_lifetime_seconds: float | None = None
         # A cloud account's request-rate limit (requests in any one second) and what was refused over it.
         self.cloud_rate_limits: dict[str, float] = {}
@@ -1403,6 +1407,7 @@ class World:
             "pdb_violations": mine(self.pdb_violations),
             "skew_violations": mine(self.skew_violations),
             "double_drains": mine(self.double_drains),
+            "pods_deleted": mine(self.pods_deleted),
             "tokens_issued": self.tokens_issued,
             "clusters": clusters,
             "backups": {name: sorted(taken) for name, taken in self.backups.items() if cluster is None or name == cluster},

@@ -40,6 +40,25 @@ async def wait_phase(handle: WorkflowHandle, phase: str, progress_type: type[Bas
         await asyncio.sleep(0.02)
 
 
+async def clock_reads(handle: WorkflowHandle) -> int:
+    """How many times the operation has read the fleet's clock (completed fleet.read_clock activities)."""
+    history = await handle.fetch_history()
+    scheduled = {e.event_id for e in history.events if e.HasField("activity_task_scheduled_event_attributes")
+                 and e.activity_task_scheduled_event_attributes.activity_type.name == "fleet.read_clock"}
+    return sum(1 for e in history.events if e.HasField("activity_task_completed_event_attributes")
+               and e.activity_task_completed_event_attributes.scheduled_event_id in scheduled)
+
+
+async def clock_read_again(handle: WorkflowHandle, since: int, *, timeout: float = 30) -> None:
+    """Wait until the operation has read the fleet's clock twice more than `since` readings: the
+    second of them began after whatever the test did before counting (moved the clock, started a
+    worker), so the operation has seen it. Instead of sleeping for the recheck interval."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (reads := await clock_reads(handle)) < since + 2:
+        assert asyncio.get_running_loop().time() < deadline, f"read the fleet's clock {reads - since} times in {timeout}s"
+        await asyncio.sleep(0.1)
+
+
 async def wait_until(handle: WorkflowHandle, check, what: str, *, progress_type: type[BaseModel] = ClusterUpgradeProgress,
                      timeout: float = 60):
     """Poll `progress` until `check(progress)` holds; fail if the operation ends first or time runs out."""

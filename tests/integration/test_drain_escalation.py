@@ -79,6 +79,11 @@ async def test_a_blocked_drain_tells_the_owner_then_asks_for_approval_and_delete
         await handle.execute_update("approve", {"approver": "sre-alice"})
     assert "cannot approve it; a second person must" in str(own.value.cause)
     await handle.execute_update("approve", {"approver": "sre-bob", "comment": "checkout team agreed on the bridge"})
+    # A second yes (a colleague clicking too, a retried request) is refused, not written again.
+    with pytest.raises(WorkflowUpdateFailedError) as again:
+        await handle.execute_update("approve", {"approver": "sre-carol"})
+    assert ("already approved by sre-bob" in str(again.value.cause)
+            or "nothing to approve" in str(again.value.cause)), again.value.cause
 
     result = await handle.result()
     assert result.outcome == "succeeded"
@@ -88,6 +93,7 @@ async def test_a_blocked_drain_tells_the_owner_then_asks_for_approval_and_delete
     assert {v["pod"] for v in violations} <= set(progress.drain_escalation.pods)
     assert all(v["via"].startswith("DELETE pod") for v in violations)
     trail = [r.detail for r in inventory.audit(operation_id=handle.id) if r.action in ("drain", "approve")]
+    assert [r.action for r in inventory.audit(operation_id=handle.id)].count("approve") == 1
     assert trail[0].startswith("drain of ") and "blocked: PodDisruptionBudget shop/checkout-pdb" in trail[0]
     assert trail[1].startswith("owner notified: Regatta's upgrade of")
     assert trail[2].startswith("asks for an approval to delete shop/checkout-")

@@ -16,7 +16,7 @@ from regatta.models import PatchWaveInput, PatchWaveProgress, PatchWaveResult
 from regatta.rules.operation_ids import operation_id, wave_id
 from tests.conftest import set_faults, sim_report
 from tests.integration import conftest as integration
-from tests.integration.conftest import FAST
+from tests.integration.conftest import FAST, clock_read_again, clock_reads
 
 UPGRADE = {k: v for k, v in FAST.items()}
 
@@ -161,8 +161,9 @@ async def test_clusters_start_when_the_fleet_clock_reaches_their_window_and_the_
     assert first.earliest_start == datetime(2026, 12, 7, 1, 30, tzinfo=UTC) and "starts 2026-12-07T01:30:00+00:00" in first.detail
     assert (await wait_for_status(handle, late[0], "waiting_window")).earliest_start == datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
 
+    reads = await clock_reads(handle)
     sim_clock(now="2026-12-07T01:10:00+00:00")  # inside the Berlin window, but the freeze is still on
-    await asyncio.sleep(2.5)  # longer than the simulated clock's recheck: the wave has looked again
+    await clock_read_again(handle, reads)  # the wave has looked at the moved clock
     assert {c.status for c in (await wave_entries(handle)).values()} == {"waiting_window"}
     assert sim_report(simulator, berlin[0])["clusters"][berlin[0]]["control_plane_version"] == "1.30"
 

@@ -5,15 +5,13 @@ SIGKILLed worker. The window is read on the fleet's clock, which the test moves.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 import httpx
 
 from regatta.models import ClusterUpgradeProgress
-from regatta.sim.server import CLOCK_RECHECK_SECONDS
 from tests.conftest import WorkerProcess, set_faults, sim_report
-from tests.integration.conftest import start_upgrade, wait_until
+from tests.integration.conftest import clock_read_again, clock_reads, start_upgrade, wait_until
 from tests.integration.test_replay import replays
 from workers.main import build_worker
 
@@ -31,8 +29,9 @@ async def test_a_window_that_closes_mid_upgrade_pauses_it_consistent_and_it_resu
         handle = await start_upgrade(client, task_queue, cluster, strategy="blue_green", maintenance_windows=WINDOWS,
                                      drain_blocked_report_seconds=0.2, drain_timeout_seconds=7200)
         await wait_until(handle, lambda p: p.drain_escalation is not None, "blocked in the first batch")
+        reads = await clock_reads(handle)
         sim_clock(now="2026-12-07T02:30:00+00:00")  # the window has closed
-        await asyncio.sleep(CLOCK_RECHECK_SECONDS + 0.5)  # the upgrade has read the moved clock since
+        await clock_read_again(handle, reads)  # the upgrade has read the moved clock since
         httpx.delete(f"{simulator.url}/sim/faults", params={"cluster": cluster}).raise_for_status()
 
         waiting = await wait_until(handle, lambda p: p.phase == "waiting_window", "waited for the window")
@@ -50,8 +49,9 @@ async def test_a_window_that_closes_mid_upgrade_pauses_it_consistent_and_it_resu
         resumes = waiting.step
         doomed.sigkill()  # the worker dies while the upgrade waits for Tuesday
 
+    reads = await clock_reads(handle)
     async with build_worker(client, queue_settings):
-        await asyncio.sleep(2)  # still Monday on the fleet's clock: nothing moves
+        await clock_read_again(handle, reads)  # the new worker has looked at the clock: still Monday, nothing moves
         still = await handle.query("progress", result_type=ClusterUpgradeProgress)
         assert still.phase == "waiting_window" and still.step == resumes  # the new worker picked up the same wait
         nodes = sim_report(simulator, cluster)["clusters"][cluster]["nodes"]

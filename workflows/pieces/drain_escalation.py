@@ -60,6 +60,9 @@ class EscalationLadder:
         if escalation is None or escalation.step != "awaiting_approval":
             raise ApplicationError("nothing to approve: no blocked drain waits for an approval",
                                    type=ErrorType.NOT_AWAITING_APPROVAL)
+        if escalation.approved_by:  # approved once: the deletion is under way, a second yes changes nothing
+            raise ApplicationError(f"already approved by {escalation.approved_by}: the pods on {escalation.node} are"
+                                   " being deleted", type=ErrorType.NOT_AWAITING_APPROVAL)
         refuse_own_approval(phase=self.state.phase, approver=request.approver, requested_by=self.request.requested_by,
                             what="deletion of the pods that block the drain")
 

@@ -1,10 +1,17 @@
 """The fleet's calendar clock, as a workflow reads it: what maintenance windows, freezes and drain
 escalations are timed on.
 
-A real fleet's clock is the wall clock Temporal's timers follow: read once, then Temporal's own
-time. A simulated fleet's clock may be moved (to open a window in a test or a demo): it is read
-again once the last reading is `recheck_seconds` old, and a nap on it never sleeps longer than
-that. `sleep_until` is the window wait ClusterUpgrade and PatchWave share.
+Every look at the clock (`now`) reads it through an activity, so every decision taken on the
+calendar (a window open, a drain blocked long enough to tell its owner) rests on a value recorded
+in the history. It used to read once and then add the time passed since (`workflow.now()`), but
+a worker that picks a workflow up after another died may compute that difference otherwise than a
+replay does: the chaos benchmark caught an upgrade whose replay read the clock where its first run
+had not, and whose workflow task then failed for ever (docs/benchmarks.md, Chaos). Runs that began
+before keep the old reading under their recorded commands (`EACH_LOOK`, DESIGN rule 9).
+
+A real fleet's clock is the wall clock; a simulated fleet's may be moved (to open a window in a
+test or a demo), and a nap on it never sleeps longer than `recheck_seconds`. `sleep_until` is the
+window wait ClusterUpgrade and PatchWave share.
 """
 
 from __future__ import annotations
@@ -20,20 +27,28 @@ with workflow.unsafe.imports_passed_through():
     from regatta.models import Activity, FleetTime
 
 
+# The patch under which every look at the fleet's clock reads it (see above).
+EACH_LOOK = "fleet-clock-each-look"
+
+
 class FleetClock:
     def __init__(self, *, reads_the_fleet: bool = True):
         # False for a run that began before workflows read the fleet's clock (recorded histories).
         self.reads_the_fleet = reads_the_fleet
         self.reading: FleetTime | None = None
         self.read_at = datetime.min
+        self.each_look = False
 
     async def now(self) -> datetime:
-        """The fleet's time, read again through an activity when the last reading is stale."""
+        """The fleet's time, read through an activity (before EACH_LOOK: again only once the last
+        reading was stale)."""
         if not self.reads_the_fleet:
             return workflow.now()
         reading = self.reading
-        if reading is None or (reading.recheck_seconds is not None
-                               and workflow.now() - self.read_at >= timedelta(seconds=reading.recheck_seconds)):
+        self.each_look = workflow.patched(EACH_LOOK)
+        if reading is None or self.each_look or (
+                reading.recheck_seconds is not None
+                and workflow.now() - self.read_at >= timedelta(seconds=reading.recheck_seconds)):
             self.reading = await workflow.execute_activity(
                 Activity.READ_FLEET_CLOCK, result_type=FleetTime, start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=QUICK_CALL)
@@ -43,7 +58,7 @@ class FleetClock:
     def time(self) -> datetime:
         """The fleet's time from the last reading, without reading again (for Queries and stamps)."""
         reading = self.reading
-        if reading is None or reading.recheck_seconds is None:
+        if reading is None or (reading.recheck_seconds is None and not self.each_look):
             return workflow.now()
         return reading.now + (workflow.now() - self.read_at)
 
