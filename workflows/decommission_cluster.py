@@ -73,7 +73,7 @@ class DecommissionCluster:
     @approve.validator
     def validate_approve(self, request: ApproveInput) -> None:
         refuse_own_approval(phase=self.state.phase, approver=request.approver, requested_by=self.input.requested_by,
-                            what="decommission")
+                            what="decommission", approved_by=self.state.approved_by)
 
     @workflow.update
     async def abort(self, request: AbortInput) -> DecommissionClusterProgress:

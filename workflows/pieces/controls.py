@@ -22,11 +22,15 @@ def refuse_a_second_abort(abort_requested: bool) -> None:
         raise ApplicationError("an abort is already under way", type=ErrorType.ABORT_REQUESTED)
 
 
-def refuse_own_approval(*, phase: str, approver: str, requested_by: str, what: str) -> None:
-    """Refuse an approval when nothing waits for one, or when it comes from the requester: four
-    eyes means a second person."""
+def refuse_own_approval(*, phase: str, approver: str, requested_by: str, what: str,
+                        approved_by: str | None = None) -> None:
+    """Refuse an approval when nothing waits for one, when one was given already (the phase moves on
+    only once its audit line is written: a second yes meanwhile would be written again), or when it
+    comes from the requester: four eyes means a second person."""
     if phase != "awaiting_approval":
         raise ApplicationError(f"nothing to approve: the {what} is {phase}", type=ErrorType.NOT_AWAITING_APPROVAL)
+    if approved_by:
+        raise ApplicationError(f"already approved by {approved_by}", type=ErrorType.NOT_AWAITING_APPROVAL)
     refuse_self_approval(approver=approver, requested_by=requested_by, what=what)
 
 

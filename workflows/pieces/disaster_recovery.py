@@ -90,7 +90,7 @@ class Recovery(Generic[Request]):
 
     def validate_approve(self, request: ApproveInput) -> None:
         refuse_own_approval(phase=self.state.phase, approver=request.approver, requested_by=self.input.requested_by,
-                            what=self.trail.operation)
+                            what=self.trail.operation, approved_by=self.state.approved_by)
 
     async def abort(self, request: AbortInput) -> None:
         self.state.abort_requested = True
