@@ -74,6 +74,10 @@ async def test_stages_run_in_order_with_approval_soak_and_bounded_concurrency(cl
         await handle.execute_update("approve", {"approver": "sre-bob", "stage": "canary"})
     assert "stage prod is the one waiting for approval, not canary" in str(wrong_stage.value.cause)
     await handle.execute_update("approve", {"approver": "sre-bob", "stage": "prod"})
+    with pytest.raises(WorkflowUpdateFailedError) as again:  # a colleague's click too, a retried request
+        await handle.execute_update("approve", {"approver": "sre-carol", "stage": "prod"})
+    assert ("already approved by sre-bob" in str(again.value.cause)
+            or "nothing to approve" in str(again.value.cause)), again.value.cause
     result = await handle.result()
 
     assert result.outcome == "succeeded" and result.counts == {"succeeded": 4, "at_target": 1}

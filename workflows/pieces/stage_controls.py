@@ -30,6 +30,7 @@ class Steered(Protocol):
     pause_reason: str | None
     abort_requested: bool
     abort_reason: str | None
+    stages: Any  # each with `name` and `approved_by`
 
 
 class StageControls:
@@ -82,8 +83,11 @@ class StageControls:
         await self.trail.record("approve", "approved", f"stage {stage.name} by {request.approver}: {request.comment}".rstrip(": "))
 
     def validate_approve(self, request: ApproveInput, *, stage: str | None) -> None:
+        """A second approval while the first is being written down (the stage moves on only after its
+        audit line) is refused, as is one from the requester or naming another stage."""
+        waiting = next((s for s in getattr(self.state, "stages", []) if s.name == self.state.stage), None)
         refuse_own_approval(phase=self.state.phase, approver=request.approver, requested_by=self.requested_by(),
-                            what=f"{self.what} stage")
+                            what=f"{self.what} stage", approved_by=getattr(waiting, "approved_by", None))
         if stage is not None and stage != self.state.stage:
             raise ApplicationError(f"stage {self.state.stage} is the one waiting for approval, not {stage}",
                                    type=ErrorType.WRONG_STAGE)
