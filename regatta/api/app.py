@@ -30,6 +30,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from regatta.api import clusters, codec, metrics, operations, placement, policy, webhooks
@@ -74,16 +75,31 @@ async def checkpoint_audit(inventory: Inventory, path: str) -> None:
         await asyncio.sleep(CHECKPOINT_SECONDS)
 
 log = logging.getLogger(__name__)
+READ_AGAIN_SECONDS = 5.0
+
+
+async def become_ready(app: FastAPI) -> None:
+    """Warm the fleet view (regatta/web/pages.py) and then answer /readyz; an inventory that cannot
+    be read is tried again every few seconds, /readyz saying why meanwhile."""
+    while True:
+        try:
+            await pages.warm(app)
+            app.state.not_ready = None
+            return
+        except Exception as error:
+            app.state.not_ready = f"cannot read the inventory: {type(error).__name__}: {error}"[:300]
+            log.exception("could not read the fleet; trying again in %ss", READ_AGAIN_SECONDS)
+            await asyncio.sleep(READ_AGAIN_SECONDS)
 
 
 def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = None
+        tasks = [asyncio.create_task(become_ready(app))]
         if settings.audit_checkpoints and app.state.inventory.audit_keys.current is not None:
-            task = asyncio.create_task(checkpoint_audit(app.state.inventory, settings.audit_checkpoints))
+            tasks.append(asyncio.create_task(checkpoint_audit(app.state.inventory, settings.audit_checkpoints)))
         yield
-        if task is not None:
+        for task in tasks:
             task.cancel()
 
     app = FastAPI(title="Regatta", version="1", description=__doc__, lifespan=lifespan)
@@ -95,9 +111,19 @@ def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAP
     app.add_middleware(CodecCors, origins=[o.strip() for o in origins.split(",") if o.strip()])
     install_error_handlers(app)
 
+    app.state.not_ready = "starting: reading the fleet"
+
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, bool]:
+        """Alive: the process answers (a liveness probe)."""
         return {"ok": True}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        """Ready: the fleet is read and the first page answers in time (a readiness probe); 503 and why not yet."""
+        if app.state.not_ready:
+            return JSONResponse({"ready": False, "reason": app.state.not_ready}, status_code=503)
+        return JSONResponse({"ready": True})
 
     trace_requests(app)
     pages.install(app)  # the fleet view, under /ui

@@ -52,8 +52,10 @@ class FleetCache:
     async def clusters(self, inventory: Inventory) -> tuple[list[ClusterRecord], float]:
         """The fleet, and how many seconds old the read it comes from is (0: current)."""
         stamp = await asyncio.to_thread(fleet_reads.fleet_stamp, inventory)
-        if self.records is None:
-            await self._read_all(inventory)
+        if self.records is None:  # the first read: one, whoever asks meanwhile (the warm-up, a page) waits for it
+            if self.reading is None or self.reading.done():
+                self.reading = asyncio.ensure_future(self._read_all(inventory))
+            await asyncio.shield(self.reading)
         elif stamp != self.stamp and (self.reading is None or self.reading.done()):
             changed = await asyncio.to_thread(fleet_reads.changed_since, inventory, self.newest) if self.newest else REREAD_INLINE + 1
             if changed <= REREAD_INLINE:

@@ -14,6 +14,7 @@ Sign-in exchanges an API token for a session cookie (regatta/web/session.py).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import UTC, datetime
@@ -61,30 +62,31 @@ def _page(request: Request, name: str, viewer: session.Viewer | None, status_cod
                                       status_code=status_code)
 
 
-async def _client(request: Request) -> Any:
+async def _client(request: Request | FastAPI) -> Any:
     """The API process's one Temporal client (regatta/temporal/connect.py), for the pages."""
-    return await connect(settings_of(request))
+    app = request.app if isinstance(request, Request) else request
+    return await connect(app.state.settings)
 
 
 IN_FLIGHT_SECONDS = 5.0  # how long one listing of running operations serves the pages
 
 
-async def _in_flight(request: Request) -> dict[str, tuple[str, str]]:
+async def _in_flight(app: FastAPI) -> dict[str, tuple[str, str]]:
     """Cluster → the operation running on it (id, type), from Temporal's list of running workflows,
     read at most every few seconds (a wave of a thousand upgrades lists a thousand)."""
-    cached = request.app.state.__dict__.get("in_flight")
+    cached = app.state.__dict__.get("in_flight")
     if cached is not None and time.monotonic() - cached[0] < IN_FLIGHT_SECONDS:
         return dict(cached[1])
     found: dict[str, tuple[str, str]] = {}
     try:
-        client = await _client(request)
+        client = await _client(app)
         async for execution in client.list_workflows('ExecutionStatus="Running"'):
             cluster = execution.typed_search_attributes.get(CLUSTER) if execution.typed_search_attributes else None
             if cluster and execution.workflow_type != "ClusterHold":
                 found.setdefault(cluster, (execution.id, execution.workflow_type))
     except (TemporalUnreachable, RuntimeError):
-        request.app.state.__dict__.get("temporal_for_pages", {}).pop("client", None)
-    request.app.state.in_flight = (time.monotonic(), found)  # Temporal down: no operations, asked again later
+        app.state.__dict__.get("temporal_for_pages", {}).pop("client", None)
+    app.state.in_flight = (time.monotonic(), found)  # Temporal down: no operations, asked again later
     return found
 
 
@@ -94,18 +96,40 @@ async def _fleet(request: Request) -> tuple[list[ClusterRecord], float]:
     return await cache.clusters(inventory_of(request))
 
 
+WARM_TEMPORAL_SECONDS = 3.0  # how long readiness waits for Temporal's answers; the pages ask again later
+
+
+async def warm(app: FastAPI) -> None:
+    """Read what the fleet view's first page would otherwise wait for — every cluster (over a second
+    at 10,000), the operations in flight and the patch schedules — so that a process says it is
+    ready (/readyz) only once its first page answers as fast as the next: a rolling deploy or a load
+    balancer sends nobody to a process still reading. Temporal is asked for a few seconds at most:
+    the API serves without it."""
+    cache = app.state.__dict__.setdefault("fleet_cache", FleetCache())
+
+    async def from_temporal() -> None:
+        try:
+            await asyncio.wait_for(asyncio.gather(_in_flight(app), _scheduled(app)), WARM_TEMPORAL_SECONDS)
+        except TimeoutError:
+            pass
+
+    for name in ("login.html", "fleet.html"):  # compiled once, here rather than on someone's first page
+        templates.get_template(name)
+    await asyncio.gather(cache.clusters(app.state.inventory), from_temporal())
+
+
 SCHEDULES_SECONDS = 60.0  # how long one reading of the patch schedules serves the pages
 
 
-async def _scheduled(request: Request) -> list[tuple[str, PatchWaveInput]]:
+async def _scheduled(app: FastAPI) -> list[tuple[str, PatchWaveInput]]:
     """The waves the running patch schedules start (schedule id, wave), read at most once a minute:
     their windows say when each cluster's next maintenance window opens."""
-    cached = request.app.state.__dict__.get("scheduled")
+    cached = app.state.__dict__.get("scheduled")
     if cached is not None and time.monotonic() - cached[0] < SCHEDULES_SECONDS:
         return list(cached[1])
     found: list[tuple[str, PatchWaveInput]] = []
     try:
-        client = await _client(request)
+        client = await _client(app)
         async for entry in await client.list_schedules():
             if not entry.id.startswith("patch-"):
                 continue
@@ -118,8 +142,8 @@ async def _scheduled(request: Request) -> list[tuple[str, PatchWaveInput]]:
                 [wave] = await client.data_converter.decode(list(action.args)[:1], [PatchWaveInput])
             found.append((entry.id, wave))
     except (TemporalUnreachable, RuntimeError, ValidationError):
-        request.app.state.__dict__.get("temporal_for_pages", {}).pop("client", None)
-    request.app.state.scheduled = (time.monotonic(), found)
+        app.state.__dict__.get("temporal_for_pages", {}).pop("client", None)
+    app.state.scheduled = (time.monotonic(), found)
     return found
 
 
@@ -201,7 +225,7 @@ async def fleet(request: Request) -> Response:
     now = datetime.now(UTC)
     facts = fleet_view.FleetViewFacts(prices=fleet_data.price_list(), calendar=fleet_data.support_calendar(),
                                       today=now.date(), now=now, compliance=states, violations=violations, drifts=drifts,
-                                      operations=await _in_flight(request), scheduled=await _scheduled(request))
+                                      operations=await _in_flight(request.app), scheduled=await _scheduled(request.app))
     rows, total = fleet_view.page_of(clusters, query, facts)
     pages = max(1, -(-total // query.per_page))
 
@@ -229,7 +253,7 @@ async def cluster(request: Request, name: str) -> Response:
     states, violations, drifts = fleet_reads.fleet_facts(inventory)
     facts = fleet_view.FleetViewFacts(prices=fleet_data.price_list(), calendar=fleet_data.support_calendar(),
                                       today=now.date(), now=now, compliance=states, violations=violations, drifts=drifts,
-                                      operations=await _in_flight(request), scheduled=await _scheduled(request))
+                                      operations=await _in_flight(request.app), scheduled=await _scheduled(request.app))
     placed = [(d.app, d.share(name)) for d in inventory.placements() if any(d.share(name).values())]
     return _page(request, "cluster.html", viewer, record=record, row=fleet_view.row(record, facts),
                  bundles=inventory.compliance(cluster=name), drifts=[d for d, _ in inventory.drifts(cluster=name)],

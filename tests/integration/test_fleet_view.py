@@ -5,6 +5,7 @@ form without the session's CSRF secret refused with nothing done; a revoked toke
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 
@@ -168,3 +169,76 @@ async def test_a_running_waves_page_shows_its_stages_and_its_forecast(browser, c
         assert forecast and all(name in forecast[1] for name in names) and forecast[1].count("<tr>") == 3
     finally:
         await handle.execute_update("abort", AbortInput(reason="seen", requested_by="test"))
+
+
+class Lifespan:
+    """The API app's startup and shutdown, driven as uvicorn drives them (the ASGI lifespan protocol)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.to_app: asyncio.Queue = asyncio.Queue()
+        self.from_app: asyncio.Queue = asyncio.Queue()
+
+    async def __aenter__(self):
+        self.task = asyncio.create_task(self.app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}},
+                                                 self.to_app.get, self.from_app.put))
+        await self.to_app.put({"type": "lifespan.startup"})
+        assert (await asyncio.wait_for(self.from_app.get(), 30))["type"] == "lifespan.startup.complete"
+        return self
+
+    async def __aexit__(self, *_):
+        await self.to_app.put({"type": "lifespan.shutdown"})
+        assert (await asyncio.wait_for(self.from_app.get(), 30))["type"] == "lifespan.shutdown.complete"
+        await self.task
+
+
+async def answer_until(ask, check, what: str, *, timeout: float = 30) -> httpx.Response:
+    """Ask until the answer passes `check`; fail, showing the last answer, when time runs out."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        answer = await ask()
+        if check(answer):
+            return answer
+        assert asyncio.get_running_loop().time() < deadline, f"never {what}: {answer.status_code} {answer.text[:300]}"
+        await asyncio.sleep(0.05)
+
+
+async def test_the_api_is_ready_only_once_it_has_read_the_fleet_and_says_why_not(queue_settings, tmp_path, monkeypatch):
+    """/readyz (the compose healthcheck, a load balancer's probe) answers 200 only once the fleet view's
+    first page needs no read of the whole fleet; until then, and while the inventory cannot be read,
+    503 and the reason. /healthz (alive) answers throughout."""
+    from sqlalchemy import text
+
+    from regatta.api import app as api_app
+    from regatta.inventory import Inventory
+    from regatta.models import ClusterRecord, NodePool
+
+    monkeypatch.setattr(api_app, "READ_AGAIN_SECONDS", 0.2)
+    inventory = Inventory(f"sqlite:///{tmp_path / 'inventory.db'}")
+    records = [ClusterRecord(name=f"ready-{i}", provider="eks", region="us-east-1", environment="prod",
+                             control_plane_version="1.30", node_pools=[NodePool(name="general", version="1.30",
+                                                                                node_count=3, node_size="m5.large")])
+               for i in range(3)]
+    for record in records:
+        inventory.upsert_cluster(record)
+    with inventory.engine.begin() as connection:  # an inventory whose cluster table cannot be read
+        connection.execute(text("ALTER TABLE clusters RENAME TO clusters_away"))
+    app = create_app(queue_settings, inventory)
+    browser = Browser(app, inventory)
+    before = await browser.http.get("/readyz")
+    assert before.status_code == 503 and before.json() == {"ready": False, "reason": "starting: reading the fleet"}
+    async with Lifespan(app):
+        unreadable = await answer_until(lambda: browser.http.get("/readyz"),
+                                      lambda r: "cannot read the inventory" in r.json().get("reason", ""),
+                                      "readyz says the inventory cannot be read")
+        assert unreadable.status_code == 503 and "clusters" in unreadable.json()["reason"], unreadable.text
+        assert (await browser.http.get("/healthz")).status_code == 200  # alive all the same
+        with inventory.engine.begin() as connection:
+            connection.execute(text("ALTER TABLE clusters_away RENAME TO clusters"))
+        ready = await answer_until(lambda: browser.http.get("/readyz"), lambda r: r.status_code == 200, "ready")
+        assert ready.json() == {"ready": True}
+        cache = app.state.fleet_cache
+        assert sorted(cache.records) == [r.name for r in records]  # read before anyone asked for a page
+        await browser.sign_in("viewer", "prod")
+        page = await browser.page("/ui")
+        assert clusters_on(page.text) == [r.name for r in records]
