@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -47,15 +47,36 @@ def minute(at) -> str:
     return f"{at.astimezone(UTC):%Y-%m-%d %H:%M}Z"
 
 
+COLOURS = {"green": "\x1b[32m", "yellow": "\x1b[33m", "red": "\x1b[31m"}
+
+
+def print_columns(title: str, headers: tuple[str, ...], rows: Sequence[tuple[str, ...]],
+                  colours: list[dict[int, str]] | None = None) -> None:
+    """A fleet-sized table as kubectl prints one: left-aligned columns as wide as their widest cell,
+    three spaces apart, one line a row, nothing cut or wrapped (grep and awk read it as well as
+    people do). A rich table measures and wraps every cell, 15 s for 10,000 clusters; this takes
+    milliseconds. `colours`: per row, column → green, yellow or red, shown on a terminal only."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    paint = console.is_terminal and not console.no_color
+    lines = [title, "   ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for n, row in enumerate(rows):
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
+        if paint and colours:
+            for column, colour in colours[n].items():
+                cells[column] = f"{COLOURS[colour]}{cells[column]}\x1b[0m"
+        lines.append("   ".join(cells).rstrip())
+    console.file.write("\n".join(lines) + "\n")
+    console.file.flush()
+
+
 def render_clusters(records: list[ClusterRecord], *, now: datetime | None, costs: dict[str, ClusterCost]) -> None:
     """`regatta clusters list`: one row a cluster, its hold read on the fleet's clock `now`, its
     estimated monthly cost and how much of its CPU the pods request."""
     currency = next(iter(costs.values())).currency if costs else "USD"
     total = sum(c.monthly for c in costs.values())
-    table = Table(title=f"{len(records)} clusters, {total:,.0f} {currency} a month")
-    for column in ("NAME", "PROVIDER", "REGION", "LABELS", "CONTROL PLANE", "NODE POOLS", "HEALTH", "PODS FREE/CAP",
-                   "CPU USED", f"{currency}/MONTH", "SWEPT", "HOLD"):
-        table.add_column(column)
+    headers = ("NAME", "PROVIDER", "REGION", "LABELS", "CONTROL PLANE", "NODE POOLS", "HEALTH", "PODS FREE/CAP",
+               "CPU USED", f"{currency}/MONTH", "SWEPT", "HOLD")
+    rows, colours = [], []
     for r in records:
         pools = ", ".join(f"{p.name}={p.version}×{p.node_count}" for p in r.node_pools)
         labels = ",".join(f"{k}={v}" for k, v in sorted(r.labels.items()))
@@ -63,13 +84,14 @@ def render_clusters(records: list[ClusterRecord], *, now: datetime | None, costs
         room = f"{r.pods_free}/{r.pods_capacity}" if r.pods_capacity is not None else "—"
         swept = f"{r.updated_at:%Y-%m-%d %H:%M}" if r.updated_at else "—"
         hold = r.held_at(now) if now else None
-        held = f"[yellow]until {minute(hold.until)}[/]: {hold.reason}" if hold else ""
+        held = f"until {minute(hold.until)}: {hold.reason}" if hold else ""
         cpu, _ = cost.utilization(r)
         used = f"{cpu:.0%}" if cpu is not None else "—"
         monthly = f"{costs[r.name].monthly:,.0f}" + ("*" if costs[r.name].unpriced else "") if r.name in costs else "—"
-        table.add_row(r.name, r.provider, r.region, labels, r.control_plane_version, pools, f"[{colour}]{r.health}[/]",
-                      room, used, monthly, swept, held)
-    console.print(table)
+        rows.append((r.name, r.provider, r.region, labels, r.control_plane_version, pools, r.health, room, used, monthly,
+                     swept, held))
+        colours.append({6: colour, **({11: "yellow"} if hold else {})})
+    print_columns(f"{len(records)} clusters, {total:,.0f} {currency} a month", headers, rows, colours)
 
 
 def render_forecast(forecast: WaveForecast, console: Console, *, cluster: str | None = None, output: str = "table") -> None:

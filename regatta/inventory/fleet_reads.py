@@ -1,6 +1,7 @@
 """The fleet view's reads of the inventory: every cluster at once without validating again what was
 validated when it was written, what changed since a read, and the counts a fleet table shows per
-cluster. Called by regatta/web/fleet_cache.py and the fleet view's pages (and its benchmark)."""
+cluster. Called by regatta/web/fleet_cache.py, the fleet view's pages and `regatta clusters list`
+(and their benchmarks)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from regatta.models import ClusterRecord, NodePool
 
 M = TypeVar("M", bound=BaseModel)
 _DEFAULTS: dict[type, dict[str, Any]] = {}
+_FIELDS: dict[type, tuple[str, ...]] = {}  # pydantic's model_fields is a property worked out on each look
 
 
 def _trusted(model: type[M], values: dict[str, Any]) -> M:
@@ -28,8 +30,10 @@ def _trusted(model: type[M], values: dict[str, Any]) -> M:
     if defaults is None:
         defaults = _DEFAULTS[model] = {name: field.get_default(call_default_factory=True)
                                        for name, field in model.model_fields.items() if not field.is_required()}
+        _FIELDS[model] = tuple(model.model_fields)
     made = model.__new__(model)
-    fields = {**defaults, **{k: v for k, v in values.items() if k in model.model_fields}}
+    fields = {name: values[name] if name in values else defaults[name] for name in _FIELDS[model]
+              if name in values or name in defaults}  # in the model's order, as a validated one holds them
     object.__setattr__(made, "__dict__", fields)
     object.__setattr__(made, "__pydantic_fields_set__", set(values))
     object.__setattr__(made, "__pydantic_extra__", None)
