@@ -48,6 +48,11 @@ def minute(at) -> str:
 
 
 COLOURS = {"green": "\x1b[32m", "yellow": "\x1b[33m", "red": "\x1b[31m"}
+# Cells carry text others wrote (a hold's reason, a cluster's labels, a cloud's error): a control
+# character (a newline forging a row, an escape sequence writing to the terminal or its clipboard,
+# a bidi override) is shown as its escape, never sent to the terminal.
+UNPRINTABLE = {c: repr(chr(c))[1:-1] for c in [*range(0x20), *range(0x7f, 0xa0), *range(0x202a, 0x202f),
+                                              *range(0x2066, 0x206a)]}
 
 
 def print_columns(title: str, headers: tuple[str, ...], rows: Sequence[tuple[str, ...]],
@@ -56,6 +61,7 @@ def print_columns(title: str, headers: tuple[str, ...], rows: Sequence[tuple[str
     three spaces apart, one line a row, nothing cut or wrapped (grep and awk read it as well as
     people do). A rich table measures and wraps every cell, 15 s for 10,000 clusters; this takes
     milliseconds. `colours`: per row, column → green, yellow or red, shown on a terminal only."""
+    rows = [tuple(cell.translate(UNPRINTABLE) for cell in row) for row in rows]
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
     paint = console.is_terminal and not console.no_color
     lines = [title, "   ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
