@@ -16,9 +16,7 @@ objects_applied_per_second and the drift sweep's seconds and objects checked per
 Targets on 2 cores: at least a patch wave's clusters per minute — measured in the same run: a
 PatchWave over the same fleet at the same concurrency, after the sweep (`--no-wave` skips it and
 compares with benchmarks/results/patch_wave_1000.json instead) — and a sweep of 1,000 clusters ×
-20 objects in 60 s or less (scaled to N). And the time to compliant: from the rollout's start to
-each cluster's compliance record (p50, p95, max), what a platform team waits before a change of
-policy holds everywhere.
+20 objects in 60 s or less (scaled to N).
 """
 
 from __future__ import annotations
@@ -26,14 +24,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
-import statistics
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -42,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.stack import UPGRADE_SETTINGS, BenchStack, PeakRss, fleet, parse, save_figures  # noqa: E402
 from regatta.models import PatchWaveInput, PatchWaveResult  # noqa: E402
-from regatta.models.policy import BundleSpec, ComplianceRecord, DriftSweepInput, DriftSweepResult, PolicyRolloutResult  # noqa: E402
+from regatta.models.policy import BundleSpec, DriftSweepInput, DriftSweepResult, PolicyRolloutResult  # noqa: E402
 from regatta.rules.operation_ids import drift_id, policy_id, wave_id  # noqa: E402
 
 PATCH_WAVE = ROOT / "benchmarks" / "results" / "patch_wave_1000.json"
@@ -99,19 +93,6 @@ async def patch_wave_per_minute(stack: BenchStack, clusters: int, concurrency: i
     return clusters / (time.perf_counter() - started) * 60
 
 
-def time_to_compliant(started: datetime, records: list[ComplianceRecord], *, clusters: list[str]) -> dict[str, Any]:
-    """From the rollout's start (Temporal's record of it) to each cluster's compliance record saying
-    it holds the bundle (written when the cluster's apply is verified): p50, p95 and max seconds. A
-    cluster without a compliant record is counted, not left out."""
-    held = {r.cluster: (r.evaluated_at - started).total_seconds() for r in records
-            if r.state == "compliant" and r.evaluated_at is not None}
-    seconds = sorted(held[name] for name in clusters if name in held)
-    if not seconds:
-        return {"p50": None, "p95": None, "max": None, "clusters": 0, "not_compliant": len(clusters)}
-    return {"p50": round(statistics.median(seconds), 2), "p95": round(seconds[max(0, math.ceil(len(seconds) * 0.95) - 1)], 2),
-            "max": round(seconds[-1], 2), "clusters": len(seconds), "not_compliant": len(clusters) - len(seconds)}
-
-
 async def run(clusters: int, out: Path, *, concurrency: int, compare_wave: bool) -> dict:
     spec = fleet(clusters)
     names = [c.name for c in spec.clusters]
@@ -125,8 +106,6 @@ async def run(clusters: int, out: Path, *, concurrency: int, compare_wave: bool)
             result = await handle.result()
             ours = time.perf_counter() - started
             history = await handle.fetch_history()
-            compliant = time_to_compliant((await handle.describe()).start_time,
-                                          stack.inventory.compliance(bundle=request.name), clusters=names)
             activities = sum(1 for e in history.events if e.HasField("activity_task_scheduled_event_attributes"))
             token = httpx.get(f"{stack.settings.sim_url}/sim/credentials/{names[0]}", timeout=30).json()["token"]
             edited = edit_every_tenth(stack.settings.sim_url, names, token)
@@ -161,7 +140,6 @@ async def run(clusters: int, out: Path, *, concurrency: int, compare_wave: bool)
         "raw_fan_out_seconds": round(raw_time, 2),
         "raw_fan_out_activities": per_cluster * clusters,
         "ratio_to_raw": round(ours / raw_time, 2),
-        "time_to_compliant_seconds": compliant,
         "max_history_events": max(len(history.events), len(sweep_history.events)),
         "drift_sweep_seconds": round(sweep_seconds, 2),
         "drift_objects_checked": sweep.checked_objects,

@@ -89,22 +89,3 @@ def test_every_table_names_figures_and_at_least_one_target():
         assert rows and any(row.target for row in rows), name
         assert all(row.figure and row.words for row in rows), name
 
-
-def test_time_to_compliant_counts_every_cluster_from_the_rollout_start():
-    from datetime import UTC, datetime, timedelta
-
-    from benchmarks.policy_rollout import time_to_compliant
-    from regatta.models.policy import ComplianceRecord
-
-    start = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
-
-    def record(cluster: str, seconds: float, state: str = "compliant") -> ComplianceRecord:
-        return ComplianceRecord(cluster=cluster, bundle="b", state=state, revision="r1", mode="enforce", violations=0,
-                                detail="", evaluated_at=start + timedelta(seconds=seconds))
-
-    clusters = [f"c{i:02d}" for i in range(20)]
-    records = [record(name, i + 1) for i, name in enumerate(clusters[:19])] + [record("c19", 99, "non_compliant")]
-    # 19 clusters compliant after 1..19 s; the 20th never: p95 of the 19 is the 19th (ceil(19 × 0.95) = 19 → 19 s)
-    assert time_to_compliant(start, records, clusters=clusters) == {
-        "p50": 10.0, "p95": 19.0, "max": 19.0, "clusters": 19, "not_compliant": 1}
-    assert time_to_compliant(start, [], clusters=clusters)["not_compliant"] == 20
