@@ -309,8 +309,8 @@ async def main(clusters: int, out: Path, *, seed: int, concurrency: int, time_sc
     twice = chaos_counters.operations_started_twice(operations)
     completions = chaos_counters.repeated_completions(events)
     failed_tasks = chaos_counters.failed_workflow_tasks(events)
-    # A running operation's trail is not finished (lines may be in flight): it is counted as never finished instead.
-    audit = chaos_counters.audit_faults(lines, {op: kind for op, kind in ran.items() if op not in running})
+    # A running operation's trail is not finished (lines may be in flight): its first line and duplicates are judged.
+    audit = chaos_counters.audit_faults(lines, ran, running=running)
     unapproved = chaos_counters.pods_deleted_without_approval(report["pods_deleted"], lines)
     final = {name: {"control_plane": state["control_plane_version"],
                     "node_pools": sorted({p["version"] for p in state["node_pools"].values()})}

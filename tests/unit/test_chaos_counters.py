@@ -152,6 +152,16 @@ def test_a_step_written_again_under_a_new_number_is_a_duplicate():
         "upgrade-a: drain escalated on a written 2 times"]
 
 
+def test_a_running_operation_is_judged_on_its_first_line_and_duplicates_only():
+    running = [WHOLE[0], line(3, "drain", "escalated", detail="drain of n1 blocked")]  # line 2 in flight, no outcome yet
+    assert audit_faults(running, {"upgrade-a": "ClusterUpgrade"}, running=["upgrade-a"]) == {"lost": [], "duplicated": []}
+    twice = [*running, line(4, "drain", "escalated", detail="drain of n1 blocked")]
+    assert audit_faults(twice, {"upgrade-a": "ClusterUpgrade"}, running=["upgrade-a"])["duplicated"] == [
+        "upgrade-a: drain escalated on a written 2 times"]
+    headless = audit_faults(running[1:], {"upgrade-a": "ClusterUpgrade"}, running=["upgrade-a"])["lost"]
+    assert headless == ["upgrade-a: the first line is drain escalated (line 3), not upgrade started"]
+
+
 def test_a_number_written_twice_is_a_duplicate():
     trail = [*WHOLE[:2], line(2, "drain", "escalated", detail="other"), WHOLE[2]]
     assert "upgrade-a run run1 line 2 x2" in audit_faults(trail, {"upgrade-a": "ClusterUpgrade"})["duplicated"]
