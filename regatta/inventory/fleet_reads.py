@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from regatta.inventory.store import Inventory, _utc
 from regatta.inventory.tables import ClusterRow, ComplianceRow, DriftRow, MaintenanceHoldRow
 from regatta.models import ClusterRecord, NodePool
+from regatta.models.fleet import LaunchTemplate, NodeTaint
 
 M = TypeVar("M", bound=BaseModel)
 _DEFAULTS: dict[type, dict[str, Any]] = {}
@@ -39,6 +40,16 @@ def _trusted(model: type[M], values: dict[str, Any]) -> M:
     object.__setattr__(made, "__pydantic_extra__", None)
     object.__setattr__(made, "__pydantic_private__", None)
     return made
+
+
+def _pool(values: dict[str, Any]) -> NodePool:
+    """A node pool as written, its taints and launch template models too (a dict in their place
+    would be shown alike but warned about by pydantic on every dump)."""
+    if values.get("taints") or values.get("launch_template"):
+        values = {**values, "taints": [_trusted(NodeTaint, t) for t in values.get("taints") or []],
+                  "launch_template": _trusted(LaunchTemplate, values["launch_template"]) if values.get("launch_template")
+                  else None}
+    return _trusted(NodePool, values)
 
 
 def fleet_stamp(inventory: Inventory) -> tuple[Any, ...]:
@@ -78,7 +89,7 @@ def fleet(inventory: Inventory, *, changed_since: datetime | None = None) -> lis
          unhealthy_since, site) in rows:
         found.append(_trusted(ClusterRecord, {
             "name": name, "provider": provider, "region": region, "environment": environment, "labels": labels or {},
-            "control_plane_version": version, "node_pools": [_trusted(NodePool, p) for p in pools or []],
+            "control_plane_version": version, "node_pools": [_pool(p) for p in pools or []],
             "health": health, "credential_ref": credential_ref, "updated_at": _utc(updated_at),
             "pods_capacity": pods_capacity, "pods_free": pods_free, "hold": holds.get(name),
             "cpu_allocatable_m": cpu_allocatable, "cpu_requested_m": cpu_requested,
