@@ -26,7 +26,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,14 +34,9 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.fleet_view import fill  # noqa: E402
+from benchmarks.fleet_view import filled_fleet  # noqa: E402
 from benchmarks.stack import parse, save_figures, spawn  # noqa: E402
 from benchmarks.targets import verdicts  # noqa: E402
-from regatta.api.tokens import create_token  # noqa: E402
-from regatta.devstack import temporal_binary  # noqa: E402
-from regatta.inventory import Inventory  # noqa: E402
-from regatta.models.search_attributes import SEARCH_ATTRIBUTES  # noqa: E402
-from regatta.settings import Settings  # noqa: E402
 
 REGATTA = [str(Path(sys.executable).parent / "regatta")]  # the entry point a user runs
 
@@ -136,22 +130,10 @@ def medians(runs: list[dict[str, float]]) -> dict[str, float]:
 
 
 async def run(clusters: int, repeat: int) -> dict:
-    from temporalio.contrib.pydantic import pydantic_data_converter
-    from temporalio.testing import WorkflowEnvironment
-
-    home = Path(tempfile.mkdtemp(prefix="regatta-cold-start-"))
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_binary(),
-                                                data_converter=pydantic_data_converter,
-                                                search_attributes=list(SEARCH_ATTRIBUTES), dev_server_log_level="error")
-    try:
-        settings = Settings(home=home, temporal_address=env.client.service_client.config.target_host, namespace="default",
-                            task_queue="cold-start", database_url=f"sqlite:///{home / 'inventory.db'}", sim_url=None)
-        inventory = Inventory(settings.database_url)
-        fill(inventory, clusters)
-        _, secret = create_token(inventory, name="bench-viewer", role="viewer", environments=["*"])
+    async with filled_fleet(clusters, name="cold-start") as (env, settings, inventory, secret, _):
         inventory.close()
         child_env = {**os.environ, **settings.as_env()}
-        api_runs = [api_cold_start(child_env, secret, home / f"api-{i}.log") for i in range(repeat)]
+        api_runs = [api_cold_start(child_env, secret, settings.home / f"api-{i}.log") for i in range(repeat)]
         for figures in api_runs:
             print(f"api: ready {figures['ready_seconds']} s, first page {figures['first_page_ms']} ms,"
                   f" then {figures['second_page_ms']} ms")
@@ -159,13 +141,11 @@ async def run(clusters: int, repeat: int) -> dict:
                     "json_seconds": command_seconds(["clusters", "list", "--output", "json"], child_env, rows=clusters)}
                    for _ in range(repeat)]
         print(f"regatta clusters list: {listing}")
-        workers = [{"ready_seconds": await worker_ready(env.client, child_env, settings.task_queue, home / f"worker-{i}.log")}
+        workers = [{"ready_seconds": await worker_ready(env.client, child_env, settings.task_queue, settings.home / f"worker-{i}.log")}
                    for i in range(repeat)]
         print(f"regatta worker ready: {workers}")
         return {"clusters": clusters, "repeat": repeat, "api": medians(api_runs), "clusters_list": medians(listing),
                 "worker": medians(workers), "runs": {"api": api_runs, "clusters_list": listing, "worker": workers}}
-    finally:
-        await env.shutdown()
 
 
 def main() -> None:

@@ -21,8 +21,11 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -86,22 +89,33 @@ QUERIES = {
 }
 
 
-async def run(clusters: int, repeat: int) -> dict:
+@asynccontextmanager
+async def filled_fleet(clusters: int, *, name: str) -> AsyncIterator[tuple[Any, Settings, Inventory, str, float]]:
+    """A Temporal dev server and a SQLite inventory of `clusters` filled as above, with a viewer's
+    token: (the server's environment, settings for Regatta's processes, the inventory, the token,
+    seconds the fill took). The server is stopped on the way out."""
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.testing import WorkflowEnvironment
 
-    home = Path(tempfile.mkdtemp(prefix="regatta-fleet-view-"))
+    home = Path(tempfile.mkdtemp(prefix=f"regatta-{name}-"))
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_binary(),
                                                 data_converter=pydantic_data_converter,
                                                 search_attributes=list(SEARCH_ATTRIBUTES), dev_server_log_level="error")
     try:
         settings = Settings(home=home, temporal_address=env.client.service_client.config.target_host, namespace="default",
-                            task_queue="bench", database_url=f"sqlite:///{home / 'inventory.db'}", sim_url=None)
+                            task_queue=name, database_url=f"sqlite:///{home / 'inventory.db'}", sim_url=None)
         inventory = Inventory(settings.database_url)
         started = time.perf_counter()
         fill(inventory, clusters)
         filled = time.perf_counter() - started
         _, secret = create_token(inventory, name="bench-viewer", role="viewer", environments=["*"])
+        yield env, settings, inventory, secret, filled
+    finally:
+        await env.shutdown()
+
+
+async def run(clusters: int, repeat: int) -> dict:
+    async with filled_fleet(clusters, name="fleet-view") as (_, settings, inventory, secret, filled):
         app = create_app(settings, inventory)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench", timeout=60) as http:
             form = await http.get("/ui/login")
@@ -159,8 +173,6 @@ async def run(clusters: int, repeat: int) -> dict:
         worst = max(f.get("p95_ms", f.get("ms", 0)) for f in figures.values())
         return {"clusters": clusters, "repeat": repeat, "fill_seconds": round(filled, 1), "queries": figures,
                 "worst_p95_ms": worst}
-    finally:
-        await env.shutdown()
 
 
 def main() -> None:
