@@ -102,6 +102,7 @@ def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAP
         yield
         for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)  # ended here, not by the collector later
 
     app = FastAPI(title="Regatta", version="1", description=__doc__, lifespan=lifespan)
     app.state.settings = settings

@@ -244,3 +244,5 @@ async def test_the_api_is_ready_only_once_it_has_read_the_fleet_and_says_why_not
         await browser.sign_in("viewer", "prod")
         page = await browser.page("/ui")
         assert clusters_on(page.text) == [r.name for r in records]
+    await browser.http.aclose()
+    inventory.close()  # its own SQLite file: left open, its connection is closed by the collector in a later test
