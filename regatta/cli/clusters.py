@@ -53,15 +53,16 @@ def clusters_list(
             prices = fleet_data.price_list()
         except fleet_data.FleetDataError as error:
             raise Refused(f"REGATTA_PRICE_FILE: {error}") from None
-        costs = {r.name: cost.cluster_cost(r, prices) for r in records}
-        if output == "json":
-            from pydantic_core import to_json
+        with fleet_reads.collector_paused():
+            costs = {r.name: cost.cluster_cost(r, prices) for r in records}
+            if output == "json":
+                from pydantic_core import to_json
 
-            # pydantic's encoder (Rust): json.dumps with an indent is pure Python, 3 s for 10,000 clusters
-            print(to_json([{**r.model_dump(mode="json"), "estimated_cost": costs[r.name].model_dump(
-                mode="json", exclude={"cluster"})} for r in records], indent=2).decode())
-            return
-        render_clusters(records, now=fleet_now() if any(r.hold for r in records) else None, costs=costs)
+                # pydantic's encoder (Rust): json.dumps with an indent is pure Python, 3 s for 10,000 clusters
+                print(to_json([{**r.model_dump(mode="json"), "estimated_cost": costs[r.name].model_dump(
+                    mode="json", exclude={"cluster"})} for r in records], indent=2).decode())
+                return
+            render_clusters(records, now=fleet_now() if any(r.hold for r in records) else None, costs=costs)
 
     run_command(body)
 

@@ -24,21 +24,31 @@ class Unreachable(Exception):
 
 def run_command(coro_or_fn) -> Any:
     """Run a command body, turning our three kinds of trouble into a message and an exit code."""
+    try:
+        return asyncio.run(coro_or_fn) if asyncio.iscoroutine(coro_or_fn) else coro_or_fn()
+    except Exception as error:
+        kind = _trouble(error)
+        if kind is None:
+            raise
+        errors.print(f"[bold red]{kind}:[/] {error}")
+        raise typer.Exit({"refused": EXIT_REFUSED, "unreachable": EXIT_UNREACHABLE, "failed": EXIT_FAILED}[kind]) from None
+
+
+def _trouble(error: Exception) -> str | None:
+    """Which of the three kinds of trouble an error is, or None for one we did not foresee. The
+    error types are imported only once one is raised: the API client's brings in the Temporal SDK,
+    half a second a command that succeeds need not wait for."""
     from regatta.api.client import ApiUnreachable
     from regatta.inventory import DrPairError, HoldError, TokenError, UnknownCluster
     from regatta.inventory.audit_files import AuditKeyError
     from regatta.temporal.codec import CodecKeyError
     from regatta.temporal.outcomes import TemporalUnreachable
 
-    try:
-        return asyncio.run(coro_or_fn) if asyncio.iscoroutine(coro_or_fn) else coro_or_fn()
-    except (Refused, UnknownCluster, DrPairError, HoldError, TokenError, CodecKeyError, AuditKeyError,
-            refusals.Refusal) as error:
-        errors.print(f"[bold red]refused:[/] {error}")
-        raise typer.Exit(EXIT_REFUSED) from None
-    except (Unreachable, TemporalUnreachable, ApiUnreachable) as error:
-        errors.print(f"[bold red]unreachable:[/] {error}")
-        raise typer.Exit(EXIT_UNREACHABLE) from None
-    except OperationFailed as error:
-        errors.print(f"[bold red]failed:[/] {error}")
-        raise typer.Exit(EXIT_FAILED) from None
+    if isinstance(error, (Refused, UnknownCluster, DrPairError, HoldError, TokenError, CodecKeyError, AuditKeyError,
+                          refusals.Refusal)):
+        return "refused"
+    if isinstance(error, (Unreachable, TemporalUnreachable, ApiUnreachable)):
+        return "unreachable"
+    if isinstance(error, OperationFailed):
+        return "failed"
+    return None

@@ -5,11 +5,15 @@ cluster. Called by regatta/web/fleet_cache.py, the fleet view's pages and `regat
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from pydantic_core import from_json
+from sqlalchemy import String, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from regatta.inventory.store import Inventory, _utc
@@ -52,6 +56,28 @@ def _pool(values: dict[str, Any]) -> NodePool:
     return _trusted(NodePool, values)
 
 
+def _document(value: Any) -> Any:
+    """A JSON column's value: SQLite hands over the text (decoded here by pydantic's parser, in Rust,
+    twice as fast as the json module SQLAlchemy would use); a driver that decodes JSON itself hands
+    over the value."""
+    return from_json(value) if isinstance(value, (str, bytes)) else value
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cycle collector held off while a read builds tens of thousands of objects that hold
+    no cycles: each allocation past a threshold would otherwise walk every object built so far, half
+    the time of reading 10,000 clusters (and of costing and printing them, for `regatta clusters
+    list`). Whatever is left is collected once it is on again."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
 def fleet_stamp(inventory: Inventory) -> tuple[Any, ...]:
     """What changes whenever the cluster list a page shows changes: clusters and holds, counted
     and last written. Two equal stamps mean the same fleet (every write sets updated_at/since)."""
@@ -79,22 +105,26 @@ def fleet(inventory: Inventory, *, changed_since: datetime | None = None) -> lis
             "name", "provider", "region", "environment", "labels", "control_plane_version", "node_pools", "health",
             "credential_ref", "updated_at", "pods_capacity", "pods_free", "cpu_allocatable_m", "cpu_requested_m",
             "memory_allocatable_mi", "memory_requested_mi", "unhealthy_since", "site")]
+        columns = [type_coerce(c, String) if c.key in ("labels", "node_pools") else c for c in columns]
         query = select(*columns).order_by(ClusterRow.name)
         if changed_since is not None:
             query = query.where(ClusterRow.updated_at > changed_since)
-        rows = session.execute(query).all()
+        with collector_paused():
+            rows = session.execute(query).all()
     found = []
-    for (name, provider, region, environment, labels, version, pools, health, credential_ref, updated_at,
-         pods_capacity, pods_free, cpu_allocatable, cpu_requested, memory_allocatable, memory_requested,
-         unhealthy_since, site) in rows:
-        found.append(_trusted(ClusterRecord, {
-            "name": name, "provider": provider, "region": region, "environment": environment, "labels": labels or {},
-            "control_plane_version": version, "node_pools": [_pool(p) for p in pools or []],
-            "health": health, "credential_ref": credential_ref, "updated_at": _utc(updated_at),
-            "pods_capacity": pods_capacity, "pods_free": pods_free, "hold": holds.get(name),
-            "cpu_allocatable_m": cpu_allocatable, "cpu_requested_m": cpu_requested,
-            "memory_allocatable_mi": memory_allocatable, "memory_requested_mi": memory_requested,
-            "unhealthy_since": _utc(unhealthy_since), "site": site}))
+    with collector_paused():
+        for (name, provider, region, environment, labels, version, pools, health, credential_ref, updated_at,
+             pods_capacity, pods_free, cpu_allocatable, cpu_requested, memory_allocatable, memory_requested,
+             unhealthy_since, site) in rows:
+            found.append(_trusted(ClusterRecord, {
+                "name": name, "provider": provider, "region": region, "environment": environment,
+                "labels": _document(labels) or {}, "control_plane_version": version,
+                "node_pools": [_pool(p) for p in _document(pools) or []],
+                "health": health, "credential_ref": credential_ref, "updated_at": _utc(updated_at),
+                "pods_capacity": pods_capacity, "pods_free": pods_free, "hold": holds.get(name),
+                "cpu_allocatable_m": cpu_allocatable, "cpu_requested_m": cpu_requested,
+                "memory_allocatable_mi": memory_allocatable, "memory_requested_mi": memory_requested,
+                "unhealthy_since": _utc(unhealthy_since), "site": site}))
     return found
 
 

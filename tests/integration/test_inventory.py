@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC
 
 import pytest
 import sqlalchemy
@@ -69,6 +70,24 @@ def test_clusters_round_trip_and_filter_by_labels(store):
     assert store.get_cluster("eks-a").node_pools[0].node_count == 3
     assert [r.name for r in store.list_clusters({"env": "prod"})] == ["eks-a"]
     assert [r.name for r in store.list_clusters()] == ["eks-a", "eks-b"]
+
+
+def test_the_fleet_read_gives_what_the_validated_read_gives_on_either_database(store):
+    """The fleet view's and `clusters list`'s read takes the JSON columns as the driver hands them
+    (text from SQLite, decoded by psycopg on PostgreSQL) and validates nothing again."""
+    from regatta.inventory import fleet_reads
+
+    store.upsert_cluster(record("eks-a", node_pools=[NodePool(name="general", version="1.30", node_count=3),
+                                                     NodePool(name="batch", version="1.29", node_count=0)]))
+    store.upsert_cluster(record("eks-b", labels={}))
+    read = fleet_reads.fleet(store)
+    validated = store.list_clusters()
+    assert [r.model_dump(mode="json", exclude={"updated_at"}) for r in read] == [
+        r.model_dump(mode="json", exclude={"updated_at"}) for r in validated]
+    # the time it was swept, in UTC whichever database kept it (SQLite keeps no zone)
+    assert [r.updated_at for r in read] == [r.updated_at.replace(tzinfo=UTC) for r in validated]
+    assert read[0].labels == {"env": "prod", "team": "pay"} and read[0].node_pools[1].node_count == 0
+    assert read[1].labels == {}
 
 
 def test_recorded_versions_replace_the_old_ones(store):
