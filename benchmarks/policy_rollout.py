@@ -17,6 +17,13 @@ Targets on 2 cores: at least a patch wave's clusters per minute — measured in 
 PatchWave over the same fleet at the same concurrency, after the sweep (`--no-wave` skips it and
 compares with benchmarks/results/patch_wave_1000.json instead) — and a sweep of 1,000 clusters ×
 20 objects in 60 s or less (scaled to N).
+
+And the time to compliant: from the rollout's start to each cluster's compliance record (p50, p95,
+max), what a platform team waits before a change of policy holds everywhere. Both ends are read
+from the rollout's Temporal histories (every run, across continue-as-new), on the server's wall
+clock: its start event, and the completion of the activity that gives the bundle to the cluster
+and writes its compliance record as its last step. (The record's own evaluated_at is on the
+fleet's clock, which the simulator may run faster than the wall's.)
 """
 
 from __future__ import annotations
@@ -24,10 +31,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
+import statistics
 import sys
 import time
+from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -36,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.stack import UPGRADE_SETTINGS, BenchStack, PeakRss, fleet, parse, save_figures  # noqa: E402
 from regatta.models import PatchWaveInput, PatchWaveResult  # noqa: E402
+from regatta.models.activities import Activity  # noqa: E402
 from regatta.models.policy import BundleSpec, DriftSweepInput, DriftSweepResult, PolicyRolloutResult  # noqa: E402
 from regatta.rules.operation_ids import drift_id, policy_id, wave_id  # noqa: E402
 
@@ -93,6 +106,45 @@ async def patch_wave_per_minute(stack: BenchStack, clusters: int, concurrency: i
     return clusters / (time.perf_counter() - started) * 60
 
 
+def bundle_given_at(events: Iterable[Any]) -> dict[str, datetime]:
+    """When each cluster's bundle activity completed in one run's history: its compliance record is
+    the activity's last write. A cluster given the bundle twice counts from the first completion."""
+    scheduled: dict[int, str] = {}
+    given: dict[str, datetime] = {}
+    for event in events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            attributes = event.activity_task_scheduled_event_attributes
+            if attributes.activity_type.name == Activity.GIVE_BUNDLE.value:
+                scheduled[event.event_id] = json.loads(attributes.input.payloads[0].data)["cluster"]
+        elif event.HasField("activity_task_completed_event_attributes"):
+            cluster = scheduled.get(event.activity_task_completed_event_attributes.scheduled_event_id)
+            if cluster is not None and cluster not in given:
+                given[cluster] = event.event_time.ToDatetime()
+    return given
+
+
+def time_to_compliant(started: datetime, given: dict[str, datetime], *, clusters: list[str]) -> dict[str, Any]:
+    """p50, p95 and max seconds from the rollout's start to each cluster's compliance record; a
+    cluster never given the bundle is counted as such, not left out."""
+    seconds = sorted((given[name] - started).total_seconds() for name in clusters if name in given)
+    if not seconds:
+        return {"p50": None, "p95": None, "max": None, "clusters": 0, "not_given": len(clusters)}
+    return {"p50": round(statistics.median(seconds), 2), "p95": round(seconds[math.ceil(len(seconds) * 0.95) - 1], 2),
+            "max": round(seconds[-1], 2), "clusters": len(seconds), "not_given": len(clusters) - len(seconds)}
+
+
+async def rollout_histories(client, workflow_id: str, first_run_id: str) -> list[Any]:
+    """Every run of a workflow, the first to the last, following continue-as-new."""
+    histories, run_id = [], first_run_id
+    while run_id:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        histories.append(history)
+        last = history.events[-1]
+        run_id = (last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+                  if last.HasField("workflow_execution_continued_as_new_event_attributes") else "")
+    return histories
+
+
 async def run(clusters: int, out: Path, *, concurrency: int, compare_wave: bool) -> dict:
     spec = fleet(clusters)
     names = [c.name for c in spec.clusters]
@@ -105,8 +157,14 @@ async def run(clusters: int, out: Path, *, concurrency: int, compare_wave: bool)
                                                  task_queue=stack.settings.task_queue, result_type=PolicyRolloutResult)
             result = await handle.result()
             ours = time.perf_counter() - started
-            history = await handle.fetch_history()
-            activities = sum(1 for e in history.events if e.HasField("activity_task_scheduled_event_attributes"))
+            runs = await rollout_histories(client, handle.id, handle.first_execution_run_id or handle.result_run_id or "")
+            activities = sum(1 for run_history in runs for e in run_history.events
+                             if e.HasField("activity_task_scheduled_event_attributes"))
+            given: dict[str, datetime] = {}
+            for run_history in runs:
+                for cluster, at in bundle_given_at(run_history.events).items():
+                    given.setdefault(cluster, at)
+            compliant = time_to_compliant(runs[0].events[0].event_time.ToDatetime(), given, clusters=names)
             token = httpx.get(f"{stack.settings.sim_url}/sim/credentials/{names[0]}", timeout=30).json()["token"]
             edited = edit_every_tenth(stack.settings.sim_url, names, token)
             swept_at = time.perf_counter()
@@ -140,7 +198,9 @@ async def run(clusters: int, out: Path, *, concurrency: int, compare_wave: bool)
         "raw_fan_out_seconds": round(raw_time, 2),
         "raw_fan_out_activities": per_cluster * clusters,
         "ratio_to_raw": round(ours / raw_time, 2),
-        "max_history_events": max(len(history.events), len(sweep_history.events)),
+        "time_to_compliant_seconds": compliant,
+        "rollout_runs": len(runs),
+        "max_history_events": max(*(len(h.events) for h in runs), len(sweep_history.events)),
         "drift_sweep_seconds": round(sweep_seconds, 2),
         "drift_objects_checked": sweep.checked_objects,
         "drift_objects_checked_per_second": round(sweep.checked_objects / sweep_seconds, 1),

@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
+from temporalio.api.common.v1 import ActivityType, Payload, Payloads
+from temporalio.api.history.v1 import (
+    ActivityTaskCompletedEventAttributes,
+    ActivityTaskScheduledEventAttributes,
+    HistoryEvent,
+)
 from temporalio.client import WorkflowHistory
 
 from benchmarks.patch_wave import ideal_makespan
+from benchmarks.policy_rollout import bundle_given_at, time_to_compliant
 from benchmarks.stack import temporal_work
 
 HISTORIES = Path(__file__).parents[1] / "histories"
@@ -43,3 +51,35 @@ def test_temporal_work_counts_what_the_history_holds():
     assert work["timers"] == kinds["EVENT_TYPE_TIMER_STARTED"]
     assert work["updates"] == kinds["EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED"]
     assert work["actions"] == 1 + work["activities"] + local + work["timers"] + work["signals"] + work["updates"]
+
+
+def _event(event_id: int, at: int, **attributes) -> HistoryEvent:
+    event = HistoryEvent(event_id=event_id, **attributes)
+    event.event_time.FromDatetime(datetime(2026, 12, 5, 12, 0, at))
+    return event
+
+
+def _given(event_id: int, at: int, cluster: str, activity: str = "kube.give_bundle") -> HistoryEvent:
+    payload = Payload(metadata={"encoding": b"json/plain"}, data=json.dumps({"cluster": cluster, "bundle": "b"}).encode())
+    return _event(event_id, at, activity_task_scheduled_event_attributes=ActivityTaskScheduledEventAttributes(
+        activity_type=ActivityType(name=activity), input=Payloads(payloads=[payload])))
+
+
+def _completed(event_id: int, at: int, scheduled: int) -> HistoryEvent:
+    return _event(event_id, at, activity_task_completed_event_attributes=ActivityTaskCompletedEventAttributes(
+        scheduled_event_id=scheduled))
+
+
+def test_time_to_compliant_reads_each_clusters_bundle_completion_and_counts_the_ones_never_given():
+    events = [_given(5, 1, "a"), _given(6, 1, "b"), _given(7, 2, "a", activity="kube.health_check"),
+              _completed(8, 4, scheduled=5), _completed(9, 9, scheduled=7), _completed(10, 11, scheduled=6),
+              _given(11, 12, "a"), _completed(12, 20, scheduled=11)]  # a given again later: the first counts
+    given = bundle_given_at(events)
+    start = datetime(2026, 12, 5, 12, 0, 0)
+    assert given == {"a": datetime(2026, 12, 5, 12, 0, 4), "b": datetime(2026, 12, 5, 12, 0, 11)}
+    # 4 s and 11 s: the median of two is their mean; p95 of two is the second (ceil(1.9) = 2nd).
+    assert time_to_compliant(start, given, clusters=["a", "b"]) == {
+        "p50": 7.5, "p95": 11.0, "max": 11.0, "clusters": 2, "not_given": 0}
+    assert time_to_compliant(start, given, clusters=["a", "b", "c"])["not_given"] == 1
+    assert time_to_compliant(start, {}, clusters=["c"]) == {"p50": None, "p95": None, "max": None, "clusters": 0,
+                                                            "not_given": 1}
