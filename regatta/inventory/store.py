@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, delete, event, func, select, text, update
+from sqlalchemy import create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
@@ -384,23 +384,28 @@ class Inventory:
                 AuditRow.seq == record.seq)) is not None
 
     def _append_audit(self, record: OperationRecord) -> None:
-        with Session(self.engine) as session, session.begin():
+        # SQLAlchemy Core rather than the ORM: an upgrade writes several lines, every one of them
+        # through this one lock, and the ORM's unit of work was most of an append's CPU.
+        fields = {**record.model_dump(exclude={"at"}), "at": datetime.now(UTC)}
+        with self.engine.begin() as connection:
             # Write first: the head's row lock (PostgreSQL) or the write lock (SQLite) makes appends
             # take turns, so no two records ever chain onto the same predecessor.
-            session.execute(update(AuditChainHead).where(AuditChainHead.id == 1)
-                            .values(last_id=AuditChainHead.last_id))
-            head = session.get(AuditChainHead, 1)
-            assert head is not None, "migration 0005 writes the chain's head row"
-            if self.audit_keys.current is None and head.last_id and session.scalar(
-                    select(AuditRow.key_id).where(AuditRow.id == head.last_id)) is not None:
+            found = connection.execute(update(AuditChainHead).where(AuditChainHead.id == 1).values(last_id=AuditChainHead.last_id)
+                                       .returning(AuditChainHead.last_id, AuditChainHead.last_hash)).one_or_none()
+            assert found is not None, "migration 0005 writes the chain's head row"
+            last_id, last_hash = found
+            if self.audit_keys.current is None and last_id and connection.scalar(
+                    select(AuditRow.key_id).where(AuditRow.id == last_id)) is not None:
                 raise AuditKeyError("the audit trail is keyed, and this process holds no audit key: set"
                                     " REGATTA_AUDIT_KEY_FILE (an unkeyed record would break the chain)")
-            row = AuditRow(at=datetime.now(UTC), prev_hash=head.last_hash, hash="", key_id=self.audit_keys.current_id,
-                           **record.model_dump(exclude={"at"}))
-            session.add(row)
-            session.flush()  # the id is part of what the hash covers
-            row.hash = audit_chain.record_hash(row.prev_hash, row.chained_fields(), self.audit_keys.current)
-            head.last_id, head.last_hash = row.id, row.hash
+            row_id = connection.execute(insert(AuditRow).values(prev_hash=last_hash, hash="", key_id=self.audit_keys.current_id,
+                                                             **fields).returning(AuditRow.id)).scalar_one()
+            chained = {**fields, "id": row_id}
+            row_hash = audit_chain.record_hash(last_hash, {name: chained[name] for name in audit_chain.CHAINED_FIELDS},
+                                               self.audit_keys.current)
+            # The hash covers the id, which the database gives only once the row is in.
+            connection.execute(update(AuditRow).where(AuditRow.id == row_id).values(hash=row_hash))
+            connection.execute(update(AuditChainHead).where(AuditChainHead.id == 1).values(last_id=row_id, last_hash=row_hash))
 
     def audit_checkpoint(self) -> audit_chain.Checkpoint | None:
         """The trail's head now, signed with the current audit key (None without a key, or an empty trail)."""
