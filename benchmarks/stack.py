@@ -235,19 +235,19 @@ class BenchStack:
             return (await http.get(f"{self.settings.sim_url}/sim/report")).json()
 
     async def raw_fan_out(self, workflows: int, activities_each: int, local_activities_each: int = 0, *,
-                          workers: int = 1, concurrency: int | None = None) -> tuple[float, float]:
+                          workers: int = 1, concurrency: int | None = None) -> tuple[float, dict[str, float]]:
         """Seconds for `workflows` bare workflows of `activities_each` no-op activities (and
         `local_activities_each` local ones) each, on `workers` bare worker processes, at most
         `concurrency` running at once (None: all started at once), with Regatta's workers stopped
-        first; and the CPU seconds those processes burned. Like for like with Regatta's run: the
-        same worker count and the same concurrency."""
+        first; and the CPU seconds the bare workers and the Temporal server burned meanwhile. Like
+        for like with Regatta's run: the same worker count and the same concurrency."""
         for worker in self.workers:
             worker.terminate()
         queue = f"raw-{uuid.uuid4().hex[:6]}"
         raw = [psutil.Process(self._spawn([sys.executable, str(Path(__file__)), "--serve-raw-worker",
                                            self.settings.temporal_address, queue], {}).pid) for _ in range(workers)]
         await asyncio.sleep(2)
-        cpu_before = sum(cpu_seconds(p) for p in raw)
+        cpu_before = sum(cpu_seconds(p) for p in raw), cpu_seconds(self.pieces["temporal_server"])
         limit = asyncio.Semaphore(concurrency or workflows)
 
         async def one(i: int) -> None:
@@ -258,17 +258,21 @@ class BenchStack:
         started = time.perf_counter()
         for batch in range(0, workflows, 1000):  # in batches, so the harness holds at most 1,000 coroutines
             await asyncio.gather(*[one(i) for i in range(batch, min(workflows, batch + 1000))])
-        return time.perf_counter() - started, round(sum(cpu_seconds(p) for p in raw) - cpu_before, 1)
+        cpu = {"workers": round(sum(cpu_seconds(p) for p in raw) - cpu_before[0], 1),
+               "temporal_server": round(cpu_seconds(self.pieces["temporal_server"]) - cpu_before[1], 1)}
+        return time.perf_counter() - started, cpu
 
     async def script_baseline(self, concurrency: int, *, poll_seconds: float = 0.05) -> dict:
         """The fleet loaded afresh in the simulator (every cluster back at its first version), then
-        benchmarks/script_baseline.py upgrading it: its seconds, CPU seconds and failures."""
+        benchmarks/script_baseline.py upgrading it: its seconds, CPU seconds and failures, and the
+        simulator's CPU seconds meanwhile (`simulator_cpu_seconds`)."""
         import httpx
 
         async with httpx.AsyncClient(timeout=600) as http:
             (await http.post(f"{self.settings.sim_url}/sim/clusters", params={"replace": "true"},
                              json=self.spec.model_dump(mode="json", exclude_none=True))).raise_for_status()
         out = self.home / "script.json"
+        simulator_before = cpu_seconds(self.pieces["simulator"])
         script = self._spawn([sys.executable, str(ROOT / "benchmarks" / "script_baseline.py"), "--fleet",
                               str(self.home / "fleet.yaml"), "--concurrency", str(concurrency), "--poll-seconds",
                               str(poll_seconds), "--out", str(out)], self.settings.as_env())
@@ -278,7 +282,8 @@ class BenchStack:
             raise RuntimeError(f"the script baseline exited {script.returncode}: see {self.home}")
         import json
 
-        return json.loads(out.read_text())
+        return {**json.loads(out.read_text()),
+                "simulator_cpu_seconds": round(cpu_seconds(self.pieces["simulator"]) - simulator_before, 1)}
 
     async def __aexit__(self, *exc) -> None:
         for child in self.children:
