@@ -24,13 +24,14 @@ from collections.abc import Callable
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.pieces.calls import CLOUD_RULES, FEWER_STEPS, MANAGED_ADDONS, ClusterCalls, call, call_inventory, request_token
+from workflows.pieces.calls import ClusterCalls, call, call_inventory, request_token
 from workflows.pieces.controls import refuse_a_second_abort, refuse_when_ended
 from workflows.pieces.drain_escalation import EscalationLadder
 from workflows.pieces.failures import stop_of
 from workflows.pieces.final_progress import keep_final_progress
 from workflows.pieces.fleet_clock import FleetClock
 from workflows.pieces.inputs import check_start, parse_input, tag
+from workflows.pieces.patches import CLOUD_RULES, FEWER_STEPS, MANAGED_ADDONS, patched
 from workflows.pieces.trail import Trail
 
 with workflow.unsafe.imports_passed_through():
@@ -240,7 +241,7 @@ class ClusterUpgrade:
 
     async def _read(self) -> tuple[ClusterState, ClusterInspection, list[UpgradeInsight]]:
         ref = self._ref()
-        if workflow.patched(FEWER_STEPS) and self.calls.reaches_cloud_and_cluster():
+        if patched(FEWER_STEPS) and self.calls.reaches_cloud_and_cluster():
             reads: UpgradeReads = await call(Activity.READ_FOR_UPGRADE, ref, UpgradeReads)
             return reads.state, reads.inspection, reads.insights
         state = await call(Activity.DESCRIBE_CLUSTER, ref, ClusterState)
@@ -269,9 +270,9 @@ class ClusterUpgrade:
     async def _preflight(self) -> tuple[versions.UpgradeScope, ClusterState]:
         self.trail.step("preflight", "reading the control plane, node pools, nodes and budgets")
         ref = self._ref()
-        fewer_steps = workflow.patched(FEWER_STEPS)
+        fewer_steps = patched(FEWER_STEPS)
         state, inspection, insights = await self._read()
-        cloud_rules_apply = workflow.patched(CLOUD_RULES)  # runs begun before them replay without them (DESIGN rule 9)
+        cloud_rules_apply = patched(CLOUD_RULES)  # runs begun before them replay without them (DESIGN rule 9)
         waited = 0.0
         while cloud_rules_apply and state.status == "UPDATING" and waited < self.input.cloud_operation_timeout_seconds:
             # Someone else's change runs in the cloud (an auto-upgrade, a console click): wait for it, visibly.
@@ -335,7 +336,7 @@ class ClusterUpgrade:
         self.trail.step("control_plane", f"upgrading the control plane to {self.input.target_version}")
         self.state.control_plane = "upgrading"
         after = "the control plane upgrade"
-        if workflow.patched(FEWER_STEPS):
+        if patched(FEWER_STEPS):
             def gating() -> None:
                 self.state.control_plane = "done"
                 self.state.step = f"health gate after {after}"
@@ -348,7 +349,7 @@ class ClusterUpgrade:
             self.state.control_plane = "done"
             await self._health_gate(after)
         await self._health_checks(after)
-        if versions.moves_addons_after_control_plane(self._ref().provider) and workflow.patched(MANAGED_ADDONS):
+        if versions.moves_addons_after_control_plane(self._ref().provider) and patched(MANAGED_ADDONS):
             await self._update_addons()
 
     async def _update_addons(self) -> None:
@@ -383,7 +384,7 @@ class ClusterUpgrade:
         self.state.step = f"surge upgrade of node pool {progress.name}" + (f" onto {self.node_image}" if self.node_image else "")
         after = f"node pool {progress.name}"
         token = request_token(f"pool-{progress.name}")
-        if workflow.patched(FEWER_STEPS):
+        if patched(FEWER_STEPS):
             def gating() -> None:
                 progress.nodes_done = progress.nodes_total
                 self.state.step = f"health gate after {after}"

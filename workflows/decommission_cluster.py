@@ -21,9 +21,10 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
-from workflows.pieces.calls import FIRST_POOL_WITH_CLUSTER, ClusterCalls, call, request_token
+from workflows.pieces.calls import ClusterCalls, call, request_token
 from workflows.pieces.controls import refuse_a_second_abort, refuse_own_approval
 from workflows.pieces.inputs import check_start, parse_input, tag
+from workflows.pieces.patches import FIRST_POOL_WITH_CLUSTER, patched
 from workflows.pieces.trail import Trail
 
 with workflow.unsafe.imports_passed_through():
@@ -99,7 +100,7 @@ class DecommissionCluster:
         if blockers:
             raise ApplicationError(f"{record.name} cannot be decommissioned: " + "; ".join(blockers),
                                    type=ErrorType.CLUSTER_IN_USE, non_retryable=True)
-        if workflow.patched("placed-workloads"):
+        if patched("placed-workloads"):
             self.state.placed = await call(Activity.LIST_PLACED, record.name, dict[str, list[str]])
         if self.state.placed and not self.input.evacuate:
             raise ApplicationError(
@@ -149,7 +150,7 @@ class DecommissionCluster:
         first = [(pool.name, pool.mode) for pool in state.node_pools]
         # AKS deletes no last System pool: those go with the cluster itself.
         one_by_one = set(provisioning.pools_deleted_before_the_cluster(self.calls.ref.provider, first)) \
-            if self.calls.ref.provider == "aks" and workflow.patched(FIRST_POOL_WITH_CLUSTER) else {name for name, _ in first}
+            if self.calls.ref.provider == "aks" and patched(FIRST_POOL_WITH_CLUSTER) else {name for name, _ in first}
         for pool in state.node_pools:
             if pool.name not in one_by_one:
                 continue

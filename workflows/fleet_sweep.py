@@ -16,6 +16,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from workflows.pieces.calls import call
 from workflows.pieces.inputs import parse_input, refuse_a_bad_input, tag
+from workflows.pieces.patches import patched
 
 with workflow.unsafe.imports_passed_through():
     from regatta.models import Activity, FleetSweepInput, FleetSweepProgress, FleetSweepResult
@@ -56,13 +57,13 @@ class FleetSweep:
         self.state.total, self.state.phase = len(names), "sweeping"
         # Clusters in a private network's site are swept by that site's agent, which alone reaches them.
         at_sites: dict[str, list[str]] = {}
-        if workflow.patched("sweep-at-sites"):
+        if patched("sweep-at-sites"):
             at_sites = await call(Activity.LIST_CLUSTER_SITES, names, dict[str, list[str]])
         elsewhere = {name for site_names in at_sites.values() for name in site_names}
         await self._sweep([name for name in names if name not in elsewhere], site=None)
         for site, site_names in sorted(at_sites.items()):
             await self._sweep(site_names, site=site)
-        if self.input.move_displaced and workflow.patched("move-displaced-placements"):
+        if self.input.move_displaced and patched("move-displaced-placements"):
             await self._move_displaced()
         self.state.phase, self.state.step = "succeeded", "done"
         summary = ", ".join(f"{n} {kind}" for kind, n in sorted(self.state.health.items())) or "no clusters"

@@ -30,6 +30,7 @@ from temporalio.exceptions import ApplicationError, ChildWorkflowError, FailureE
 from workflows.pieces.calls import call, call_or_refuse
 from workflows.pieces.fleet_clock import FleetClock
 from workflows.pieces.inputs import check_start, parse_input, tag
+from workflows.pieces.patches import patched
 from workflows.pieces.stage_controls import StageControls
 from workflows.pieces.trail import Trail
 
@@ -406,7 +407,7 @@ class PatchWave:
                 counts[entry.status] = counts.get(entry.status, 0) + 1
         failed = {c.name: c.detail for s in self.state.stages for c in s.clusters if c.status == "failed"}
         summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no clusters"
-        if workflow.patched("joined-later"):  # waves that began before this look ended without it
+        if patched("joined-later"):  # waves that began before this look ended without it
             await self._note_clusters_that_joined_later()
         if self.state.joined_later:
             summary += (f"; not in this wave (joined the fleet after it planned): {', '.join(self.state.joined_later[:20])}"
@@ -437,7 +438,7 @@ class PatchWave:
     @workflow.run
     async def run(self, input: PatchWaveInput | dict) -> PatchWaveResult:
         # Waves started before the fleet clock existed replay without reading it (tests/histories).
-        self.clock.reads_the_fleet = workflow.patched("fleet-clock")
+        self.clock.reads_the_fleet = patched("fleet-clock")
         check_start(trail=self.trail, state=self.state, input_error=self.input_error, cluster=None)
         if self.input.carried is None:
             tag(operation="PatchWave", ticket=self.input.ticket)

@@ -19,9 +19,10 @@ from __future__ import annotations
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.pieces.calls import FIRST_POOL_WITH_CLUSTER, ClusterCalls, call, request_token
+from workflows.pieces.calls import ClusterCalls, call, request_token
 from workflows.pieces.failures import stop_of
 from workflows.pieces.inputs import check_start, parse_input, tag
+from workflows.pieces.patches import FIRST_POOL_WITH_CLUSTER, patched
 from workflows.pieces.trail import Trail
 
 with workflow.unsafe.imports_passed_through():
@@ -87,7 +88,7 @@ class ProvisionCluster:
         self.trail.step("creating", f"creating the {self.input.provider} control plane {self.input.name} at {self.input.version}")
         # GKE and AKS create a cluster only with nodes: its first pool goes in the create request (on AKS as its
         # System pool), and goes with the cluster if the cluster must be taken down again.
-        born_with = provisioning.born_with_first_pool(self.input.provider) and workflow.patched(FIRST_POOL_WITH_CLUSTER)
+        born_with = provisioning.born_with_first_pool(self.input.provider) and patched(FIRST_POOL_WITH_CLUSTER)
         first = self._pool(self.input.node_pools[0], mode="System" if self.input.provider == "aks" else None) \
             if born_with else None
         await self._create("cluster", Activity.CREATE_CLUSTER, CreateCluster(

@@ -19,6 +19,7 @@ from temporalio.worker import Replayer
 from regatta.models import ClusterUpgradeProgress
 from tests.integration.conftest import start_upgrade
 from workers.main import WORKFLOWS
+from workflows.pieces.patches import SINCE_ONE_MARKER
 
 HISTORIES = Path(__file__).parent.parent / "histories"
 REPLAYER = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
@@ -57,7 +58,28 @@ async def test_a_fresh_history_with_pause_and_resume_replays(strategy, client, w
     await handle.execute_update("pause", {"reason": "recorded pause"}, result_type=ClusterUpgradeProgress)
     await handle.execute_update("resume", {})
     assert (await handle.result()).outcome == "succeeded"
-    await replays(handle, request, f"cluster_upgrade_{strategy}")
+    history = await replays(handle, request, f"cluster_upgrade_{strategy}")
+    # The released patches behind one marker: one TemporalChangeVersion upsert, not one per patch.
+    assert patch_ids(history) == [SINCE_ONE_MARKER]
+    upserts = [e for e in history.events if e.HasField("upsert_workflow_search_attributes_event_attributes")]
+    changes = [e for e in upserts if "TemporalChangeVersion" in
+               e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields]
+    assert len(changes) == 1
+
+
+def patch_ids(history) -> list[str]:
+    """The patch id of every patch marker in the history, in order."""
+    return [json.loads(e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)["id"]
+            for e in history.events if e.HasField("marker_recorded_event_attributes")
+            and e.marker_recorded_event_attributes.marker_name == "core_patch"]
+
+
+def test_runs_begun_before_the_one_marker_replay_each_patch_where_it_was_recorded():
+    before = HISTORIES / "cluster_upgrade_surge_before_one_marker.json"
+    recorded = json.loads(before.read_text())
+    history = WorkflowHistory.from_json(recorded["workflow_id"], recorded["history"])
+    assert SINCE_ONE_MARKER not in patch_ids(history) and len(patch_ids(history)) == 4
+    # and it replays (test_recorded_histories_replay): each patch is asked where the run asked it
 
 
 async def test_a_fresh_provision_history_with_compensation_replays(client, worker, task_queue, simulator, request):

@@ -47,6 +47,12 @@ def test_the_same_call_in_an_activity_is_allowed(kind):
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
+def test_a_patch_asked_around_the_one_marker_is_refused():
+    source = "from temporalio import workflow\n\n\ndef step():\n    return workflow.patched('x')\n"
+    checked = ruff_on(source, "workflows/planted.py")
+    assert checked.returncode == 1 and "workflows.pieces.patches.patched" in checked.stdout, checked.stdout
+
+
 def test_what_workflows_do_use_is_allowed():
     source = ("from temporalio import workflow\n\n\nasync def step():\n"
               "    return workflow.now(), workflow.random().random(), workflow.uuid4()\n")

@@ -13,6 +13,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
 
+from workflows.pieces.patches import FEWER_STEPS, patched
+
 with workflow.unsafe.imports_passed_through():
     from regatta.models import (
         Activity,
@@ -38,23 +40,6 @@ T = TypeVar("T")
 # while; what cannot succeed arrives as a non-retryable ApplicationError and stops at once.
 QUICK_CALL = RetryPolicy(initial_interval=timedelta(milliseconds=500), backoff_coefficient=2.0,
                          maximum_interval=timedelta(seconds=30), maximum_attempts=25)
-
-# The patch under which runs take fewer, larger steps: inventory reads and audit lines as local
-# activities, an upgrade step started, waited for and gated in one activity, the preflight's reads
-# in one. Runs that began before it keep their recorded commands (DESIGN rule 9).
-FEWER_STEPS = "fewer-steps"
-
-# The patch under which GKE and AKS clusters are created with their first node pool (their clouds refuse a
-# cluster born without nodes), and an AKS decommission leaves its System pools to go with the cluster.
-FIRST_POOL_WITH_CLUSTER = "first-pool-with-cluster"
-
-# The patch under which an EKS upgrade moves the cluster's managed add-ons after its control plane.
-MANAGED_ADDONS = "managed-addons"
-
-# The patch under which an upgrade's preflight holds the clouds' own rules (docs/cloud-conformance.md): it waits
-# while the cluster is UPDATING with someone else's change, refuses what the cloud would refuse half way, weighs
-# EKS upgrade insights, and names blue/green replacements by the cloud's naming rules.
-CLOUD_RULES = "cloud-rules"
 
 # A callback receiver that is down gets a few tries over about a minute, then the note is dropped
 # (and logged): an operation does not wait on its observers.
@@ -84,7 +69,7 @@ async def call_inventory(activity: Activity, arg: Any, result_type: Any) -> Any:
     marker in the history instead of an activity's three events and a workflow task's three. The
     writes are keyed (an audit line by its run and number), so the rerun a crash may cause is
     harmless. Runs that began before FEWER_STEPS call it as an ordinary activity."""
-    if not workflow.patched(FEWER_STEPS):
+    if not patched(FEWER_STEPS):
         return await call(activity, arg, result_type)
     return await workflow.execute_local_activity(activity, arg, result_type=result_type,
                                                  start_to_close_timeout=timedelta(seconds=60), retry_policy=QUICK_CALL)

@@ -12,12 +12,13 @@ from __future__ import annotations
 from pydantic import BaseModel
 from temporalio import workflow
 
+from workflows.pieces.patches import KEPT_IN_MEMO, patched
+
 with workflow.unsafe.imports_passed_through():
     from regatta.models.search_attributes import FINAL_PROGRESS_MEMO
 
-KEPT_IN_MEMO = "final-progress-in-memo"  # the patch
 
 
 def keep_final_progress(state: BaseModel) -> None:
-    if workflow.patched(KEPT_IN_MEMO):
+    if patched(KEPT_IN_MEMO):
         workflow.upsert_memo({FINAL_PROGRESS_MEMO: state.model_dump(mode="json")})

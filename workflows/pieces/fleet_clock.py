@@ -22,13 +22,13 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 from workflows.pieces.calls import QUICK_CALL
+from workflows.pieces.patches import EACH_LOOK, patched
 
 with workflow.unsafe.imports_passed_through():
     from regatta.models import Activity, FleetTime
 
 
 # The patch under which every look at the fleet's clock reads it (see above).
-EACH_LOOK = "fleet-clock-each-look"
 
 
 class FleetClock:
@@ -45,7 +45,7 @@ class FleetClock:
         if not self.reads_the_fleet:
             return workflow.now()
         reading = self.reading
-        self.each_look = workflow.patched(EACH_LOOK)
+        self.each_look = patched(EACH_LOOK)
         if reading is None or self.each_look or (
                 reading.recheck_seconds is not None
                 and workflow.now() - self.read_at >= timedelta(seconds=reading.recheck_seconds)):

@@ -1,0 +1,57 @@
+"""The patches of released workflows, behind one marker for the runs that begin now.
+
+Each `workflow.patched(ID)` a run takes costs it a marker in its history and an upsert of the
+`TemporalChangeVersion` search attribute (Temporal's core SDK adds one to every patch it records,
+and cannot be told not to): a visibility write on the server, like an operator's. A surge upgrade
+took four, which were a fifth of the Temporal server's CPU per cluster in a 1,000-cluster wave
+(docs/benchmarks.md). A run that begins on this release or later takes one, SINCE_ONE_MARKER, and
+with it every patch in FOLDED at once; a run that began before replays each patch where it was
+recorded, as DESIGN rule 9 asks (their histories stay in tests/histories, `*_before_one_marker`).
+
+Semantics are `workflow.patched`'s: whether a run has SINCE_ONE_MARKER is settled the first time
+any folded patch is asked (the SDK keeps the answer for the run), so a run that began before it
+keeps the answers it recorded for the rest of its life. A new patch is written `patched(NEW)` and
+is not folded until the release that folds it adds its own marker.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+# The patch under which runs take fewer, larger steps: inventory reads and audit lines as local
+# activities, an upgrade step started, waited for and gated in one activity, the preflight's reads
+# in one.
+FEWER_STEPS = "fewer-steps"
+
+# The patch under which GKE and AKS clusters are created with their first node pool (their clouds refuse a
+# cluster born without nodes), and an AKS decommission leaves its System pools to go with the cluster.
+FIRST_POOL_WITH_CLUSTER = "first-pool-with-cluster"
+
+# The patch under which an EKS upgrade moves the cluster's managed add-ons after its control plane.
+MANAGED_ADDONS = "managed-addons"
+
+# The patch under which an upgrade's preflight holds the clouds' own rules (docs/cloud-conformance.md): it waits
+# while the cluster is UPDATING with someone else's change, refuses what the cloud would refuse half way, weighs
+# EKS upgrade insights, and names blue/green replacements by the cloud's naming rules.
+CLOUD_RULES = "cloud-rules"
+
+# The patch under which an ended run keeps its progress in its memo (workflows/pieces/final_progress.py).
+KEPT_IN_MEMO = "final-progress-in-memo"
+
+# The patch under which a fleet clock is read at each look (workflows/pieces/fleet_clock.py).
+EACH_LOOK = "fleet-clock-each-look"
+
+SINCE_ONE_MARKER = "patches-2026-12"
+
+# Every patch released before SINCE_ONE_MARKER.
+FOLDED = frozenset({
+    FEWER_STEPS, FIRST_POOL_WITH_CLUSTER, MANAGED_ADDONS, CLOUD_RULES, KEPT_IN_MEMO, EACH_LOOK,
+    "placed-workloads", "joined-later", "fleet-clock", "sweep-at-sites", "move-displaced-placements",
+})
+
+
+def patched(patch_id: str) -> bool:
+    """`workflow.patched(patch_id)`, answered by SINCE_ONE_MARKER for a folded patch in a run that has it."""
+    if patch_id in FOLDED and workflow.patched(SINCE_ONE_MARKER):  # noqa: TID251 (the one place that asks)
+        return True
+    return workflow.patched(patch_id)  # noqa: TID251
