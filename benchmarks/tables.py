@@ -22,7 +22,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.targets import TABLES, figure  # noqa: E402
+from benchmarks.targets import STEPS, TABLES, figure  # noqa: E402
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 RESULTS = ROOT / "benchmarks" / "results"
@@ -75,13 +75,32 @@ def table(name: str, figures: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n\n" + provenance(figures)
 
 
+def steps_table(name: str, saved: Mapping[str, Any]) -> str:
+    """One row per step: what changed, its figures, and the commit it measured."""
+    columns = STEPS[name]
+    lines = ["| change | " + " | ".join(row.words for row in columns) + " | measured at |",
+             "|---" * (len(columns) + 2) + "|"]
+    for step in saved["steps"]:
+        run = step.get("run") or {}
+        runs = (step.get("median_of") or {}).get("runs", 1)
+        at = f"`{(run.get('commit') or 'unknown')[:10]}`" + (" with uncommitted changes" if run.get("uncommitted_changes") else "")
+        at += f", median of {runs} runs" if runs > 1 else ", one run"
+        lines.append(f"| {step['change']} | " + " | ".join(number(figure(step, row.figure), row.unit) for row in columns)
+                     + f" | {at} |")
+    return "\n".join(lines) + "\n\n" + saved.get("about", "")
+
+
 def rendered(text: str, results: Path = RESULTS) -> str:
     def replace(match: re.Match[str]) -> str:
         name = match["name"]
         path = results / f"{name}.json"
-        if name not in TABLES:
+        if name not in TABLES and name not in STEPS:
             raise SystemExit(f"docs/benchmarks.md has a table {name!r} that benchmarks/targets.py does not define")
-        body = table(name, json.loads(path.read_text())) if path.exists() else f"No run saved yet ({path.name})."
+        if not path.exists():
+            body = f"No run saved yet ({path.name})."
+        else:
+            saved = json.loads(path.read_text())
+            body = steps_table(name, saved) if name in STEPS else table(name, saved)
         return f"<!-- figures: {name} -->\n{body}\n<!-- end figures -->"
 
     return TABLE.sub(replace, text)

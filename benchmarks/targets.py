@@ -176,6 +176,21 @@ TABLES: dict[str, list[Row]] = {
 }
 
 
+# Tables of steps: one row per saved run (`{"steps": [{"change": ..., <a run's figures>}, ...]}`), one
+# column per figure, so a page can show what each change did, every row traced to its run.
+STEPS: dict[str, list[Row]] = {
+    "patch_wave_1000_steps": [
+        Row("clusters_per_min", "per minute"),
+        Row("ratio_to_script_plus_raw", "against script + raw"),
+        Row("cpu_seconds_per_cluster.regatta.worker", "CPU s per cluster: worker 1"),
+        Row("cpu_seconds_per_cluster.regatta.worker_2", "worker 2"),
+        Row("cpu_seconds_per_cluster.regatta.temporal_server", "Temporal"),
+        Row("cpu_seconds_per_cluster.regatta.simulator", "simulator"),
+        Row("history_events_per_upgrade", "events per upgrade"),
+    ],
+}
+
+
 def verdicts(table: str, figures: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Each target of `table` held against the run's figures: what a results file saves."""
     return [{"figure": row.figure, "target": row.target, "measured": figure(figures, row.figure),

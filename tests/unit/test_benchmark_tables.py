@@ -89,3 +89,17 @@ def test_every_table_names_figures_and_at_least_one_target():
         assert rows and any(row.target for row in rows), name
         assert all(row.figure and row.words for row in rows), name
 
+
+
+def test_a_steps_table_has_a_row_per_saved_run_with_the_commit_it_measured():
+    from benchmarks.tables import steps_table
+
+    saved = {"about": "why", "steps": [
+        {"change": "before", "clusters_per_min": 232.3, "median_of": {"runs": 3}, "run": {"commit": "6bfb7c9ae9e7"}},
+        {"change": "after", "clusters_per_min": 534.6, "run": {"commit": "eef748b7a1f5", "uncommitted_changes": True}},
+    ]}
+    lines = steps_table("patch_wave_1000_steps", saved).splitlines()
+    assert lines[2].startswith("| before | 232.3 |") and lines[2].endswith("`6bfb7c9ae9`, median of 3 runs |")
+    assert lines[3].startswith("| after | 534.6 |") and "`eef748b7a1` with uncommitted changes, one run" in lines[3]
+    assert "not measured" in lines[3]  # a figure the run did not save is not made up
+    assert lines[-1] == "why"
