@@ -81,6 +81,14 @@ TABLES: dict[str, list[Row]] = {
         Row("worker_peak_rss_mb", "worker peak memory", at_most=1024, unit=" MB"),
         zero("pdb_violations", "budget violations"),
     ],
+    "patch_markers": [
+        Row("server_cpu_ms_per_workflow.no patch", "Temporal server CPU per bare workflow, no patch", unit=" ms"),
+        Row("server_cpu_ms_per_workflow.four patches", "… asking four patches", unit=" ms"),
+        # At least a millisecond: the reason workflows/pieces/patches.py exists; a Temporal release that
+        # makes a patch free makes this missed, and the piece unneeded.
+        Row("server_cpu_ms_per_patch", "server CPU each patch adds (a marker and a TemporalChangeVersion upsert)",
+            at_least=1, unit=" ms"),
+    ],
     "patch_wave_10000": [
         Row("clusters_per_min", "clusters per minute, 10,000 in one wave, two workers", at_least=400),
         Row("ratio_to_raw", "time against the raw fan-out of the same Temporal work"),
