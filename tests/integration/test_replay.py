@@ -178,3 +178,14 @@ async def test_a_fresh_fleet_sweep_history_replays_and_the_sweep_records_capacit
     assert result.total == 3 and result.health == {"healthy": 3}
     assert all(inventory.get_cluster(name).pods_capacity == 58 for name in names)
     await replays(handle, request, "fleet_sweep_three_clusters")
+
+
+def test_the_patches_behind_the_one_marker_never_change():
+    """A patch added to FOLDED later would answer True on replay of a run that recorded the marker
+    before it existed: a nondeterminism error. A new patch is asked on its own (or under a new marker)."""
+    from workflows.pieces.patches import FOLDED
+
+    assert SINCE_ONE_MARKER == "patches-2026-12"
+    assert FOLDED == {"fewer-steps", "first-pool-with-cluster", "managed-addons", "cloud-rules", "final-progress-in-memo",
+                      "fleet-clock-each-look", "fleet-clock", "joined-later", "placed-workloads", "sweep-at-sites",
+                      "move-displaced-placements"}
