@@ -5,8 +5,9 @@
 What runs (benchmarks/stack.py): a Temporal dev server, the fleet simulator at time scale 0 and
 the real Regatta worker, each a process of its own (so the worker's peak RSS is its own). Every
 cluster has 3 node pools x 3 nodes and PDB-protected workloads; each is upgraded 1.30 -> 1.31 by
-surge. Then a raw fan-out: N workflows, each running as many no-op activities, one after
-another, as an average upgrade ran, on a bare worker process. `ratio_to_raw` is our time over
+surge, each started as `regatta upgrade` starts it (its search attributes set). Then a raw
+fan-out: N workflows, each running as many no-op activities, one after another, as an average
+upgrade ran, on a bare worker process. `ratio_to_raw` is our time over
 the raw time: what Regatta's orchestration and real API calls cost above Temporal itself.
 
 Prints the figures and saves them as JSON (keys: clusters, clusters_per_min, activities_per_s,
@@ -25,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from temporalio.common import SearchAttributePair, TypedSearchAttributes  # noqa: E402
+
 from benchmarks.stack import (  # noqa: E402
     UPGRADE_SETTINGS,
     BenchStack,
@@ -37,12 +40,15 @@ from benchmarks.stack import (  # noqa: E402
     script_figures,
     temporal_work,
 )
+from regatta.inventory.sweep import records_from_fleet  # noqa: E402
 from regatta.models import ClusterUpgradeInput  # noqa: E402
+from regatta.models.search_attributes import CLUSTER, ENVIRONMENT, OPERATION  # noqa: E402
 from regatta.rules.operation_ids import operation_id  # noqa: E402
 
 
 async def run(clusters: int, out: Path) -> dict:
     spec = fleet(clusters)
+    environments = {record.name: record.environment for record in records_from_fleet(spec)}
     async with BenchStack(spec) as stack:
         client = stack.client
         with PeakRss(stack.worker.pid) as rss:
@@ -50,7 +56,12 @@ async def run(clusters: int, out: Path) -> dict:
             handles = await asyncio.gather(*[
                 client.start_workflow("ClusterUpgrade",
                                       ClusterUpgradeInput(cluster=c.name, target_version="1.31", **UPGRADE_SETTINGS),
-                                      id=operation_id(c.name), task_queue=stack.settings.task_queue)
+                                      id=operation_id(c.name), task_queue=stack.settings.task_queue,
+                                      # as `regatta upgrade` and the API start it (regatta/temporal/operations.py)
+                                      search_attributes=TypedSearchAttributes([
+                                          SearchAttributePair(CLUSTER, c.name),
+                                          SearchAttributePair(ENVIRONMENT, environments[c.name]),
+                                          SearchAttributePair(OPERATION, "ClusterUpgrade")]))
                 for c in spec.clusters
             ])
             results = await asyncio.gather(*[h.result() for h in handles], return_exceptions=True)

@@ -66,6 +66,7 @@ WaveClusterStatus = Literal["pending", "waiting_window", "held", "upgrading", "s
 
 class WaveClusterState(Model):
     name: str
+    environment: str = Field(default="", description="its environment (set on the upgrade the wave starts, as a search attribute)")
     status: WaveClusterStatus = "pending"
     earliest_start: datetime | None = Field(default=None, description="when its maintenance window next lets it start")
     windows: list[int] = Field(default_factory=list, description="indexes of the wave's maintenance windows that apply")

@@ -144,7 +144,7 @@ def plan_wave(wave: PatchWaveInput, clusters: Sequence[ClusterRecord], *, now: d
             continue
         if at_target(cluster, wave.target_version, {str(k): v for k, v in wave.node_images.items()}):
             image = wave.node_images.get(cluster.provider)
-            entry = WaveClusterState(name=cluster.name, status="at_target",
+            entry = WaveClusterState(name=cluster.name, environment=cluster.environment, status="at_target",
                                      detail=f"already runs {cluster.control_plane_version}"
                                      + (f" on node image {image}" if image else ""))
         else:
@@ -155,7 +155,7 @@ def plan_wave(wave: PatchWaveInput, clusters: Sequence[ClusterRecord], *, now: d
             detail = hold_detail(cluster, now) or ""
             if hold and start is not None and start > hold.until:
                 detail += f"; then its maintenance window opens {start.astimezone(UTC):%Y-%m-%d %H:%M}Z"
-            entry = WaveClusterState(name=cluster.name, earliest_start=start, windows=windows,
+            entry = WaveClusterState(name=cluster.name, environment=cluster.environment, earliest_start=start, windows=windows,
                                      status="held" if hold else "pending",
                                      detail=detail if start is not None else
                                      "no maintenance window opens outside the freezes within a year")

@@ -188,4 +188,4 @@ def test_the_patches_behind_the_one_marker_never_change():
     assert SINCE_ONE_MARKER == "patches-2026-12"
     assert FOLDED == {"fewer-steps", "first-pool-with-cluster", "managed-addons", "cloud-rules", "final-progress-in-memo",
                       "fleet-clock-each-look", "fleet-clock", "joined-later", "placed-workloads", "sweep-at-sites",
-                      "move-displaced-placements"}
+                      "move-displaced-placements", "tags-set-at-start"}

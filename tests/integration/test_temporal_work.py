@@ -51,6 +51,51 @@ async def test_a_surge_upgrade_of_three_pools_takes_at_most_ten_activities_and_s
     assert sim_report(simulator, cluster)["pdb_violations"] == []
 
 
+def written_search_attributes(history) -> list[dict[str, str]]:
+    """Each upsert of search attributes in the history, by name (TemporalChangeVersion, the patches, aside)."""
+    written = []
+    for event in history.events:
+        if event.HasField("upsert_workflow_search_attributes_event_attributes"):
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+            named = {name: payload.data.decode() for name, payload in fields.items() if name != "TemporalChangeVersion"}
+            if named:
+                written.append(named)
+    return written
+
+
+async def test_an_operation_writes_only_the_search_attributes_its_starter_did_not_set(client, worker, task_queue, add_cluster,
+                                                                                     inventory):
+    """Each upsert is an event and a visibility write: an upgrade started as the API starts it (cluster,
+    environment, operation) writes none; started from the Temporal UI with none set, it writes them all;
+    with one set wrong, it writes that one."""
+    from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+    from regatta.models import ClusterUpgradeInput, ClusterUpgradeResult
+    from regatta.models.search_attributes import CLUSTER, ENVIRONMENT, OPERATION
+    from regatta.rules.operation_ids import operation_id
+    from tests.integration.conftest import FAST
+
+    async def upgrade(cluster: str, attributes: list) -> list[dict[str, str]]:
+        handle = await client.start_workflow(
+            "ClusterUpgrade", ClusterUpgradeInput(cluster=cluster, target_version="1.31", **FAST), id=operation_id(cluster),
+            task_queue=task_queue, result_type=ClusterUpgradeResult, search_attributes=TypedSearchAttributes(attributes))
+        assert (await handle.result()).outcome == "succeeded"
+        return written_search_attributes(await handle.fetch_history())
+
+    as_the_api = add_cluster("tags-api", pools=1)
+    environment = inventory.get_cluster(as_the_api).environment
+    assert await upgrade(as_the_api, [SearchAttributePair(CLUSTER, as_the_api), SearchAttributePair(ENVIRONMENT, environment),
+                                      SearchAttributePair(OPERATION, "ClusterUpgrade")]) == []
+
+    from_the_ui = add_cluster("tags-ui", pools=1)
+    assert await upgrade(from_the_ui, []) == [{"Cluster": f'"{from_the_ui}"', "Environment": f'"{environment}"',
+                                               "Operation": '"ClusterUpgrade"'}]
+
+    one_wrong = add_cluster("tags-wrong", pools=1)
+    assert await upgrade(one_wrong, [SearchAttributePair(CLUSTER, one_wrong), SearchAttributePair(ENVIRONMENT, "elsewhere"),
+                                     SearchAttributePair(OPERATION, "ClusterUpgrade")]) == [{"Environment": f'"{environment}"'}]
+
+
 async def test_a_worker_killed_inside_an_upgrade_step_leaves_one_cloud_operation_per_step(
         client, task_queue, queue_settings, add_cluster, simulator):
     cluster = add_cluster("stepkill", pools=2, time_scale=0.01)

@@ -41,12 +41,15 @@ KEPT_IN_MEMO = "final-progress-in-memo"
 # The patch under which a fleet clock is read at each look (workflows/pieces/fleet_clock.py).
 EACH_LOOK = "fleet-clock-each-look"
 
+# The patch under which an operation does not write again the search attributes its starter set.
+TAGS_SET_AT_START = "tags-set-at-start"
+
 SINCE_ONE_MARKER = "patches-2026-12"
 
 # Every patch released before SINCE_ONE_MARKER.
 FOLDED = frozenset({
     FEWER_STEPS, FIRST_POOL_WITH_CLUSTER, MANAGED_ADDONS, CLOUD_RULES, KEPT_IN_MEMO, EACH_LOOK,
-    "placed-workloads", "joined-later", "fleet-clock", "sweep-at-sites", "move-displaced-placements",
+    "placed-workloads", "joined-later", "fleet-clock", "sweep-at-sites", "move-displaced-placements", TAGS_SET_AT_START,
 })
 
 
