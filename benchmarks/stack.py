@@ -247,7 +247,7 @@ class BenchStack:
         raw = [psutil.Process(self._spawn([sys.executable, str(Path(__file__)), "--serve-raw-worker",
                                            self.settings.temporal_address, queue], {}).pid) for _ in range(workers)]
         await asyncio.sleep(2)
-        cpu_before = sum(cpu_seconds(p) for p in raw), cpu_seconds(self.pieces["temporal_server"])
+        workers_before, temporal_before = sum(cpu_seconds(p) for p in raw), cpu_seconds(self.pieces["temporal_server"])
         limit = asyncio.Semaphore(concurrency or workflows)
 
         async def one(i: int) -> None:
@@ -258,8 +258,8 @@ class BenchStack:
         started = time.perf_counter()
         for batch in range(0, workflows, 1000):  # in batches, so the harness holds at most 1,000 coroutines
             await asyncio.gather(*[one(i) for i in range(batch, min(workflows, batch + 1000))])
-        cpu = {"workers": round(sum(cpu_seconds(p) for p in raw) - cpu_before[0], 1),
-               "temporal_server": round(cpu_seconds(self.pieces["temporal_server"]) - cpu_before[1], 1)}
+        cpu = {"workers": round(sum(cpu_seconds(p) for p in raw) - workers_before, 1),
+               "temporal_server": round(cpu_seconds(self.pieces["temporal_server"]) - temporal_before, 1)}
         return time.perf_counter() - started, cpu
 
     async def script_baseline(self, concurrency: int, *, poll_seconds: float = 0.05) -> dict:
@@ -332,6 +332,14 @@ def script_figures(script: dict, raw_seconds: float, *, ours: float, clusters: i
 def per_cluster(cpu: dict[str, float], clusters: int) -> dict[str, float]:
     """CPU seconds per cluster, process by process."""
     return {name: round(seconds / clusters, 4) for name, seconds in cpu.items()}
+
+
+def cpu_of_the_three(regatta: dict[str, float], script: dict, raw_fan_out: dict[str, float], clusters: int) -> dict:
+    """CPU seconds per cluster of each process of the three runs (Regatta, the script, the raw
+    fan-out), as every upgrade benchmark saves them under `cpu_seconds_per_cluster`."""
+    return {"regatta": per_cluster(regatta, clusters),
+            "script": per_cluster({"script": script["cpu_seconds"], "simulator": script["simulator_cpu_seconds"]}, clusters),
+            "raw_fan_out": per_cluster(raw_fan_out, clusters)}
 
 
 def temporal_work(history) -> dict[str, int]:

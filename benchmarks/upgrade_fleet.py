@@ -26,23 +26,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from temporalio.common import SearchAttributePair, TypedSearchAttributes  # noqa: E402
-
 from benchmarks.stack import (  # noqa: E402
     UPGRADE_SETTINGS,
     BenchStack,
     PeakRss,
+    cpu_of_the_three,
     fleet,
     limiting_process,
     parse,
-    per_cluster,
     save_figures,
     script_figures,
     temporal_work,
 )
 from regatta.inventory.sweep import records_from_fleet  # noqa: E402
 from regatta.models import ClusterUpgradeInput  # noqa: E402
-from regatta.models.search_attributes import CLUSTER, ENVIRONMENT, OPERATION  # noqa: E402
+from regatta.models.search_attributes import operation_tags  # noqa: E402
 from regatta.rules.operation_ids import operation_id  # noqa: E402
 
 
@@ -58,10 +56,8 @@ async def run(clusters: int, out: Path) -> dict:
                                       ClusterUpgradeInput(cluster=c.name, target_version="1.31", **UPGRADE_SETTINGS),
                                       id=operation_id(c.name), task_queue=stack.settings.task_queue,
                                       # as `regatta upgrade` and the API start it (regatta/temporal/operations.py)
-                                      search_attributes=TypedSearchAttributes([
-                                          SearchAttributePair(CLUSTER, c.name),
-                                          SearchAttributePair(ENVIRONMENT, environments[c.name]),
-                                          SearchAttributePair(OPERATION, "ClusterUpgrade")]))
+                                      search_attributes=operation_tags(operation="ClusterUpgrade", cluster=c.name,
+                                                                       environment=environments[c.name]))
                 for c in spec.clusters
             ])
             results = await asyncio.gather(*[h.result() for h in handles], return_exceptions=True)
@@ -94,9 +90,7 @@ async def run(clusters: int, out: Path) -> dict:
         "raw_fan_out_local_activities": local_per_upgrade * clusters,
         "ratio_to_raw": round(ours / raw_time, 2),
         **script_figures(script, raw_time, ours=ours, clusters=clusters),
-        "cpu_seconds_per_cluster": {"regatta": per_cluster(cpu_used, clusters), "script": {"script": round(script["cpu_seconds"] / clusters, 4),
-                                    "simulator": round(script["simulator_cpu_seconds"] / clusters, 4)},
-                                    "raw_fan_out": {name: round(seconds / clusters, 4) for name, seconds in raw_cpu.items()}},
+        "cpu_seconds_per_cluster": cpu_of_the_three(cpu_used, script, raw_cpu, clusters),
         "history_events_per_upgrade": round(sum(events) / len(events), 1),
         "max_history_events": max(events),
         "worker_peak_rss_mb": round(rss.peak / 2**20, 1),

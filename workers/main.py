@@ -102,10 +102,11 @@ def build_worker(
         task_queue=site_task_queue(main_queue, site) if site is not None else main_queue,
         workflows=WORKFLOWS if site is None else [],
         # Not in the SDK's sandbox: it compiled and imported every workflow module anew for each
-        # workflow run, and proxied every module it touched, which was 40% of a worker's CPU in a
-        # 1,000-cluster wave (docs/benchmarks.md). What the sandbox guarded is guarded instead by
-        # the replay tests, which run every recorded history in the sandbox (tests/integration/
-        # test_replay.py), and by ruff's banned-api list for workflows/ (workflows/ruff.toml).
+        # workflow run, and proxied every module it touched, the largest share of a worker's CPU
+        # in a 1,000-cluster wave (docs/benchmarks.md, its steps). What the sandbox guarded is
+        # guarded instead by the replay tests, which run every recorded history in the sandbox
+        # (tests/integration/test_replay.py), and by ruff's banned-api list for workflows/ and
+        # regatta/rules/ (their ruff.toml).
         workflow_runner=UnsandboxedWorkflowRunner(),
         activities=activities,
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities, thread_name_prefix="activity"),

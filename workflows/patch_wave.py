@@ -29,7 +29,7 @@ from temporalio.exceptions import ApplicationError, ChildWorkflowError, FailureE
 
 from workflows.pieces.calls import call, call_or_refuse
 from workflows.pieces.fleet_clock import FleetClock
-from workflows.pieces.inputs import check_start, parse_input, start_tags, tag
+from workflows.pieces.inputs import check_start, parse_input, tag
 from workflows.pieces.patches import patched
 from workflows.pieces.stage_controls import StageControls
 from workflows.pieces.trail import Trail
@@ -57,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         WaveStageState,
     )
     from regatta.models.errors import ErrorType
+    from regatta.models.search_attributes import operation_tags
     from regatta.rules import forecasts, operation_ids, waves, windows
 
 EXAMPLE = ('{"name": "nov-patch", "target_version": "1.31", "stages": [{"name": "canary", "selector": {"environment":'
@@ -299,8 +300,8 @@ class PatchWave:
                     "ClusterUpgrade", request, id=operation_ids.operation_id(entry.name), result_type=ClusterUpgradeResult,
                     parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                     # as an operator's start sets them, so the upgrade need not write them again
-                    search_attributes=start_tags(operation="ClusterUpgrade", cluster=entry.name,
-                                                 environment=entry.environment or None, ticket=self.input.ticket))
+                    search_attributes=operation_tags(operation="ClusterUpgrade", cluster=entry.name,
+                                                     environment=entry.environment or None, ticket=self.input.ticket))
                 self.children[entry.name] = child
                 if self.state.abort_requested:  # the abort came while the child was being started
                     await self._abort_child(entry.name)

@@ -19,19 +19,14 @@ from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from regatta.models import ClusterRecord, PatchWaveInput
 from regatta.models.placement import EvacuateClusterInput
 from regatta.models.policy import BundleSpec, DriftSweepInput
-from regatta.models.search_attributes import CLUSTER, ENVIRONMENT, FINAL_PROGRESS_MEMO, OPERATION, TICKET
+from regatta.models.search_attributes import CLUSTER, ENVIRONMENT, FINAL_PROGRESS_MEMO, TICKET, operation_tags
 from regatta.rules import operation_ids
 from regatta.settings import Settings
 from regatta.temporal.connect import connect
@@ -46,52 +41,48 @@ async def start_operation(
     settings: Settings, *, workflow: str, cluster: ClusterRecord, request: BaseModel, ticket: str | None
 ) -> WorkflowHandle:
     """Start an operation on one cluster under its lock, `cluster-<name>`."""
-    attributes = [SearchAttributePair(CLUSTER, cluster.name), SearchAttributePair(ENVIRONMENT, cluster.environment)]
     return await _start(settings, workflow=workflow, operation_id=operation_ids.operation_id(cluster.name), request=request,
-                        ticket=ticket, attributes=attributes, holding=f"cluster {cluster.name}",
+                        ticket=ticket, cluster=cluster, holding=f"cluster {cluster.name}",
                         rule="at most one operation runs on a cluster")
 
 
 async def start_wave(settings: Settings, *, request: PatchWaveInput) -> WorkflowHandle:
     """Start a PatchWave under `wave-<name>`: one wave of a name runs at a time."""
     return await _start(settings, workflow="PatchWave", operation_id=operation_ids.wave_id(request.name), request=request,
-                        ticket=request.ticket, attributes=[], holding=f"wave {request.name}",
+                        ticket=request.ticket, holding=f"wave {request.name}",
                         rule="one wave of a name runs at a time")
 
 
 async def start_policy_rollout(settings: Settings, *, request: BundleSpec) -> WorkflowHandle:
     """Start a PolicyRollout under `policy-<bundle>`: one rollout of a bundle at a time."""
     return await _start(settings, workflow="PolicyRollout", operation_id=operation_ids.policy_id(request.name),
-                        request=request, ticket=request.ticket, attributes=[], holding=f"bundle {request.name}",
+                        request=request, ticket=request.ticket, holding=f"bundle {request.name}",
                         rule="one rollout of a bundle runs at a time")
 
 
 async def start_evacuation(settings: Settings, *, request: EvacuateClusterInput, cluster: ClusterRecord) -> WorkflowHandle:
     """Start an EvacuateCluster under `evacuate-<cluster>`: one evacuation of a cluster at a time.
     It takes no cluster lock: an upgrade of the cluster may run beside it (that is often why)."""
-    attributes = [SearchAttributePair(CLUSTER, cluster.name), SearchAttributePair(ENVIRONMENT, cluster.environment)]
     return await _start(settings, workflow="EvacuateCluster", operation_id=operation_ids.evacuate_id(cluster.name),
-                        request=request, ticket=request.ticket, attributes=attributes,
+                        request=request, ticket=request.ticket, cluster=cluster,
                         holding=f"the evacuation of {cluster.name}", rule="one evacuation of a cluster runs at a time")
 
 
 async def start_drift_sweep(settings: Settings, *, request: DriftSweepInput) -> WorkflowHandle:
     """Start a DriftSweep under `drift-<bundle>` (or `drift-all`): one sweep of a scope at a time."""
     return await _start(settings, workflow="DriftSweep", operation_id=operation_ids.drift_id(request.bundle),
-                        request=request, ticket=request.ticket, attributes=[],
+                        request=request, ticket=request.ticket,
                         holding=f"the drift sweep of {request.bundle or 'every bundle'}", rule="one sweep of a scope runs at a time")
 
 
 async def _start(settings: Settings, *, workflow: str, operation_id: str, request: BaseModel, ticket: str | None,
-                 attributes: list, holding: str, rule: str) -> WorkflowHandle:
+                 holding: str, rule: str, cluster: ClusterRecord | None = None) -> WorkflowHandle:
     client = await connect(settings)
-    attributes = [*attributes, SearchAttributePair(OPERATION, workflow)]
-    if ticket:
-        attributes.append(SearchAttributePair(TICKET, ticket))
     try:
         return await client.start_workflow(
             workflow, request, id=operation_id, task_queue=settings.task_queue,
-            search_attributes=TypedSearchAttributes(attributes),
+            search_attributes=operation_tags(operation=workflow, cluster=cluster.name if cluster else None,
+                                             environment=cluster.environment if cluster else None, ticket=ticket),
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         )

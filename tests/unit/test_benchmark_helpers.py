@@ -18,7 +18,7 @@ from temporalio.client import WorkflowHistory
 
 from benchmarks.patch_wave import ideal_makespan
 from benchmarks.policy_rollout import bundle_given_at, time_to_compliant
-from benchmarks.stack import temporal_work
+from benchmarks.stack import cpu_of_the_three, temporal_work
 
 HISTORIES = Path(__file__).parents[1] / "histories"
 
@@ -83,3 +83,10 @@ def test_time_to_compliant_reads_each_clusters_bundle_completion_and_counts_the_
     assert time_to_compliant(start, given, clusters=["a", "b", "c"])["not_given"] == 1
     assert time_to_compliant(start, {}, clusters=["c"]) == {"p50": None, "p95": None, "max": None, "clusters": 0,
                                                             "not_given": 1}
+
+
+def test_cpu_of_the_three_runs_is_per_cluster_process_by_process():
+    saved = cpu_of_the_three({"worker": 12.6, "temporal_server": 7.4}, {"cpu_seconds": 5.8, "simulator_cpu_seconds": 3.9, "seconds": 9},
+                             {"workers": 2.7, "temporal_server": 4.4}, clusters=100)
+    assert saved == {"regatta": {"worker": 0.126, "temporal_server": 0.074}, "script": {"script": 0.058, "simulator": 0.039},
+                     "raw_fan_out": {"workers": 0.027, "temporal_server": 0.044}}

@@ -18,7 +18,6 @@ with workflow.unsafe.imports_passed_through():
     from regatta.models.search_attributes import FINAL_PROGRESS_MEMO
 
 
-
 def keep_final_progress(state: BaseModel) -> None:
     if patched(KEPT_IN_MEMO):
         workflow.upsert_memo({FINAL_PROGRESS_MEMO: state.model_dump(mode="json")})

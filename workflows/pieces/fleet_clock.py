@@ -28,9 +28,6 @@ with workflow.unsafe.imports_passed_through():
     from regatta.models import Activity, FleetTime
 
 
-# The patch under which every look at the fleet's clock reads it (see above).
-
-
 class FleetClock:
     def __init__(self, *, reads_the_fleet: bool = True):
         # False for a run that began before workflows read the fleet's clock (recorded histories).

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 
 from workflows.pieces.patches import TAGS_SET_AT_START, patched
@@ -18,7 +17,7 @@ if TYPE_CHECKING:
 
 with workflow.unsafe.imports_passed_through():
     from regatta.models import ErrorType
-    from regatta.models.search_attributes import CLUSTER, ENVIRONMENT, OPERATION, TICKET
+    from regatta.models.search_attributes import operation_tags
     from regatta.rules import operation_ids
 
 InputModel = TypeVar("InputModel", bound=BaseModel)
@@ -60,26 +59,11 @@ def refuse_a_wrong_operation_id(*, operation: str, cluster: str) -> None:
             " operations off one cluster", type=ErrorType.WRONG_OPERATION_ID, non_retryable=True)
 
 
-def _tags(*, operation: str, cluster: str | None, environment: str | None, ticket: str | None) -> list[SearchAttributePair]:
-    return [
-        *([SearchAttributePair(CLUSTER, cluster)] if cluster is not None else []),
-        *([SearchAttributePair(ENVIRONMENT, environment)] if environment is not None else []),
-        SearchAttributePair(OPERATION, operation),
-        *([SearchAttributePair(TICKET, ticket)] if ticket else []),
-    ]
-
-
-def start_tags(*, operation: str, cluster: str | None = None, environment: str | None = None,
-               ticket: str | None = None) -> TypedSearchAttributes:
-    """The search attributes to start a child operation with: what `tag` would write."""
-    return TypedSearchAttributes(_tags(operation=operation, cluster=cluster, environment=environment, ticket=ticket))
-
-
 def tag(*, operation: str, cluster: str | None = None, environment: str | None = None, ticket: str | None = None) -> None:
     """Search attributes, so the Temporal UI finds this run by cluster, environment, type and ticket.
     Those its starter set already (the CLI, the API and a wave set them) are not written again: each
     upsert is an event and a visibility write."""
-    wanted = _tags(operation=operation, cluster=cluster, environment=environment, ticket=ticket)
+    wanted = list(operation_tags(operation=operation, cluster=cluster, environment=environment, ticket=ticket))
     if patched(TAGS_SET_AT_START):
         present = workflow.info().typed_search_attributes
         wanted = [pair for pair in wanted if present.get(pair.key) != pair.value]

@@ -3,8 +3,7 @@
 Each `workflow.patched(ID)` a run takes costs it a marker in its history and an upsert of the
 `TemporalChangeVersion` search attribute (Temporal's core SDK adds one to every patch it records,
 and cannot be told not to): a visibility write on the server, like an operator's. A surge upgrade
-took four, which were a fifth of the Temporal server's CPU per cluster in a 1,000-cluster wave
-(docs/benchmarks.md). A run that begins on this release or later takes one, SINCE_ONE_MARKER, and
+took four (what one costs the server: benchmarks/patch_markers.py, in docs/benchmarks.md). A run that begins on this release or later takes one, SINCE_ONE_MARKER, and
 with it every patch in FOLDED at once; a run that began before replays each patch where it was
 recorded, as DESIGN rule 9 asks (their histories stay in tests/histories, `*_before_one_marker`).
 
