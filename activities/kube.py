@@ -42,7 +42,8 @@ from regatta.models import (
     WorkloadInventory,
 )
 from regatta.models.errors import ErrorType
-from regatta.rules import decommissioning, readiness, recovery
+from regatta.rules import decommissioning, recovery
+from regatta.rules.health import health_problems
 
 log = logging.getLogger("regatta.activities")
 
@@ -51,7 +52,7 @@ def inspect(connections: ClusterConnections, cluster: ClusterRef, *, pods: bool 
     state = health.read_health(connections.api_client(cluster), pods=pods)
     return ClusterInspection(
         api_ready=state.api_ready, nodes=state.nodes, pdbs=state.pdbs,
-        problems=readiness.health_problems(nodes=state.nodes, deployments=state.deployments, api_ready=state.api_ready),
+        problems=health_problems(nodes=state.nodes, deployments=state.deployments, api_ready=state.api_ready),
     )
 
 

@@ -1,5 +1,6 @@
 """The data tables kept in the repository, dated: the price list (`prices.yaml`, overridable by
-the file REGATTA_PRICE_FILE names) and the clouds' support calendars (`support_dates.yaml`).
+the file REGATTA_PRICE_FILE names), the clouds' support calendars (`support_dates.yaml`) and the
+Kubernetes API removals per release (`api_removals.yaml`).
 
 Called by `regatta clusters list`, the API's /metrics and the fleet view.
 """
@@ -15,6 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from regatta.models.cost import PriceList, SupportCalendar
+from regatta.models.readiness import ApiRemovalTable
 
 HERE = Path(__file__).parent
 
@@ -63,3 +65,9 @@ def _price_list(override: str | None) -> PriceList:
 @functools.lru_cache(maxsize=1)
 def support_calendar() -> SupportCalendar:
     return SupportCalendar.model_validate(_read(HERE / "support_dates.yaml"))
+
+
+@functools.lru_cache(maxsize=1)
+def api_removals() -> ApiRemovalTable:
+    """The Kubernetes API removals per release that ship with Regatta (`api_removals.yaml`, dated)."""
+    return ApiRemovalTable.model_validate(_read(HERE / "api_removals.yaml"))

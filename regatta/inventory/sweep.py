@@ -11,7 +11,8 @@ from regatta.inventory import Inventory
 from regatta.kube import health
 from regatta.kube.connect import ClusterConnections
 from regatta.models import ClusterRecord, NodePool
-from regatta.rules import readiness, recovery, versions
+from regatta.rules import recovery, versions
+from regatta.rules.health import health_problems
 
 
 def records_from_fleet(fleet: FleetSpec, *, credential_ref: str = "default") -> list[ClusterRecord]:
@@ -45,7 +46,7 @@ def sweep_one(connections: ClusterConnections, record: ClusterRecord) -> Cluster
         control_plane = provider.describe_control_plane(ref)
         pools = provider.list_node_pools(ref)
         state = health.read_health(connections.api_client(ref))
-        problems = readiness.health_problems(nodes=state.nodes, deployments=state.deployments, api_ready=state.api_ready)
+        problems = health_problems(nodes=state.nodes, deployments=state.deployments, api_ready=state.api_ready)
         status = "healthy" if not problems else f"degraded: {problems[0]}" + (f" (+{len(problems) - 1})" if len(problems) > 1 else "")
         ready = [n for n in state.nodes if n.ready]
         return record.model_copy(update={

@@ -19,7 +19,7 @@ from urllib3.exceptions import HTTPError
 from regatta.clouds.base import CloudError
 from regatta.clouds.kubeconfig import POOL_LABELS
 from regatta.models import NodeState, PdbState
-from regatta.rules import readiness
+from regatta.rules import health as health_rules
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ def current_problems(api: k8s.ApiClient, *, min_ready_nodes: int = 0) -> list[st
         if getattr(error, "status", None) in (401, 403):
             raise  # no amount of waiting fixes a refusal
         return [f"the API server did not answer: {str(error).splitlines()[0]}"]
-    problems = readiness.health_problems(nodes=state.nodes, deployments=state.deployments, api_ready=state.api_ready)
+    problems = health_rules.health_problems(nodes=state.nodes, deployments=state.deployments, api_ready=state.api_ready)
     ready = sum(1 for node in state.nodes if node.ready)
     if ready < min_ready_nodes:
         problems.insert(0, f"{ready} of {min_ready_nodes} nodes are Ready")

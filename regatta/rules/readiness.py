@@ -1,28 +1,227 @@
-"""When a cluster counts as healthy: what a health gate reads from its nodes and budgets.
+"""Upgrade readiness: what a target version would break on one cluster, before anything moves.
 
-Pure: called by the health activities and the fleet sweep.
+The path a control plane takes to the target (one minor at a time), the API removals it crosses
+against what clients request and what manifests were last applied with, add-ons with no version
+for the target, budgets that can never let a drain through, node pools with no room for a surge
+node, the cloud's own insights, and node pools the path would leave too far behind. Each finding
+says how bad it is, what it concerns and what to do; a blocking one stops an upgrade unless an
+operator accepts it by its id.
+
+Pure: the readiness report of the CLI, the API, the fleet view and an upgrade's preflight all come
+from `readiness_report`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from regatta.models import NodeState
+from regatta.models import NodePool, PdbState, UpgradeInsight
+from regatta.models.errors import ErrorType
+from regatta.models.readiness import (
+    AddonCompatibility,
+    ApiRemoval,
+    ApiRemovalTable,
+    AppliedObject,
+    NodePoolRoom,
+    ReadinessFinding,
+    ReadinessReport,
+    RequestedDeprecatedApi,
+    Severity,
+)
+from regatta.rules.disruption import pdb_never_allows_eviction
+from regatta.rules.refusals import Refusal
+from regatta.rules.versions import (
+    MAX_KUBELET_SKEW,
+    IllegalVersionJump,
+    format_version,
+    minor_version,
+    parse_target_version,
+)
+
+SEVERITY_ORDER = {"blocking": 0, "warning": 1, "info": 2}
 
 
-def health_problems(
-    *, nodes: Sequence[NodeState], deployments: Sequence[tuple[str, int, int]], api_ready: bool
-) -> list[str]:
-    """What stops a health gate: the API not ready, a node not Ready, a deployment short of replicas.
+class NotReady(Refusal):
+    """An upgrade refused for blocking findings nobody accepted."""
 
-    Cordoned nodes are not a problem: a blue/green upgrade cordons the old pool on purpose.
-    `deployments` holds (namespace/name, desired, ready).
-    """
-    problems = []
-    if not api_ready:
-        problems.append("the API server does not answer /readyz")
-    problems += [f"node {node.name} is not Ready" for node in nodes if not node.ready]
-    problems += [
-        f"deployment {name} has {ready}/{desired} replicas ready" for name, desired, ready in deployments if ready < desired
-    ]
-    return problems
+    error_type = ErrorType.NOT_READY_FOR_UPGRADE
+
+
+def upgrade_path(current: str, target: str) -> list[str]:
+    """The minor versions a control plane at `current` passes through to reach `target`, the target
+    last ([] when it is already there): Kubernetes moves a control plane one minor at a time."""
+    wanted = parse_target_version(target)
+    now = minor_version(current)
+    if wanted < now:
+        raise IllegalVersionJump(f"{target} is older than the control plane's {current}; Kubernetes cannot be downgraded in place")
+    return [format_version((now[0], minor)) for minor in range(now[1] + 1, wanted[1] + 1)]
+
+
+def removals_crossed(table: ApiRemovalTable, path: Sequence[str]) -> list[ApiRemoval]:
+    """The removals of every release on the path."""
+    steps = set(path)
+    return [removal for removal in table.removals if removal.removed_in in steps]
+
+
+def _advice(removal: ApiRemoval) -> str:
+    if removal.use_instead is None:
+        move = f"{removal.kind} in {removal.group_version} has no successor"
+    else:
+        since = f" (served since {removal.available_since})" if removal.available_since else ""
+        move = f"move manifests and clients to {removal.use_instead}{since}"
+    return move + (f"; {removal.note}" if removal.note else "")
+
+
+def removed_api_findings(
+    *, table: ApiRemovalTable, path: Sequence[str], requested: Iterable[RequestedDeprecatedApi],
+    applied: Iterable[AppliedObject],
+) -> list[ReadinessFinding]:
+    """One blocking finding per removed kind still in use on the path: requested by a client since the
+    API server started, or last applied with by an object's manifest. A deprecated API the API server
+    says goes on the path but the shipped table does not know is reported too (the server's word)."""
+    crossed = removals_crossed(table, path)
+    requested, applied = list(requested), list(applied)
+    findings = []
+    for removal in crossed:
+        asked = sorted({f"{r.resource}{'/' + r.subresource if r.subresource else ''}" for r in requested
+                        if r.group_version == removal.group_version and r.resource == removal.resource})
+        objects = sorted(o.reference for o in applied if o.group_version == removal.group_version and o.kind == removal.kind)
+        if not asked and not objects:
+            continue
+        uses = []
+        if asked:
+            uses.append(f"clients still request {removal.group_version} {', '.join(asked)}")
+        if objects:
+            uses.append(f"{len(objects)} object{'s' if len(objects) != 1 else ''} last applied with it")
+        findings.append(ReadinessFinding(
+            id=f"removed_api:{removal.group_version}/{removal.kind}", check="removed_api", severity="blocking",
+            summary=f"{removal.group_version} {removal.kind} is not served from {removal.removed_in}: {'; '.join(uses)}",
+            objects=objects, what_to_do=_advice(removal), version=removal.removed_in))
+    known = {(removal.group_version, removal.resource) for removal in table.removals}
+    steps = set(path)
+    for series in requested:
+        if (series.group_version, series.resource) in known or series.removed_release not in steps:
+            continue
+        findings.append(ReadinessFinding(
+            id=f"removed_api:{series.group_version}/{series.resource}", check="removed_api", severity="blocking",
+            summary=f"clients still request {series.group_version} {series.resource}, which the API server says is"
+                    f" removed in {series.removed_release}",
+            what_to_do=f"find the clients (the API server's audit log names them) and move them to a served version"
+                       f" of {series.resource}", version=series.removed_release))
+    later = {(removal.group_version, removal.resource) for removal in table.removals
+             if path and minor_version(removal.removed_in) > minor_version(path[-1])}
+    for group_version, resource in sorted({(r.group_version, r.resource) for r in requested} & later):
+        removal = next(r for r in table.removals if (r.group_version, r.resource) == (group_version, resource))
+        findings.append(ReadinessFinding(
+            id=f"deprecated_api:{group_version}/{removal.kind}", check="deprecated_api", severity="warning",
+            summary=f"clients still request {group_version} {resource}, served by the target but removed in {removal.removed_in}",
+            what_to_do=_advice(removal)))
+    return findings
+
+
+def addon_findings(addons: Iterable[AddonCompatibility], target: str) -> list[ReadinessFinding]:
+    """An add-on with no version for the target blocks; one Regatta moves to the target's default is
+    said (the move cannot be undone by a rollback of the control plane); one the team moves is a warning."""
+    findings = []
+    for addon in addons:
+        if addon.installed in addon.compatible:
+            continue
+        if not addon.compatible:
+            findings.append(ReadinessFinding(
+                id=f"addon:{addon.name}", check="addon", severity="blocking", objects=[addon.name],
+                summary=f"add-on {addon.name} {addon.installed} has no version the cloud offers for {target}",
+                what_to_do=f"remove {addon.name} or wait until its publisher supports {target}"))
+        elif addon.managed_by_regatta and addon.default:
+            findings.append(ReadinessFinding(
+                id=f"addon:{addon.name}", check="addon", severity="info", objects=[addon.name],
+                summary=f"add-on {addon.name} {addon.installed} is not offered for {target}; the upgrade moves it to"
+                        f" {addon.default} after the control plane",
+                what_to_do="nothing before; a rollback of the control plane leaves the add-on where it is"))
+        else:
+            findings.append(ReadinessFinding(
+                id=f"addon:{addon.name}", check="addon", severity="warning", objects=[addon.name],
+                summary=f"add-on {addon.name} {addon.installed} is not offered for {target}",
+                what_to_do=f"update {addon.name} to one of {', '.join(addon.compatible[:3])} with the control plane"))
+    return findings
+
+
+def budget_findings(pdbs: Iterable[PdbState]) -> list[ReadinessFinding]:
+    """A budget that can never allow an eviction stops every drain of a node its pods run on."""
+    return [ReadinessFinding(id=f"budget:{pdb.namespace}/{pdb.name}", check="budget", severity="blocking",
+                             objects=[f"PodDisruptionBudget {pdb.namespace}/{pdb.name}"], summary=reason,
+                             what_to_do="scale the workload above the budget or relax minAvailable/maxUnavailable")
+            for pdb in pdbs if (reason := pdb_never_allows_eviction(pdb))]
+
+
+def surge_room_findings(pools: Iterable[NodePoolRoom], *, max_surge: int) -> list[ReadinessFinding]:
+    """A surge upgrade adds up to `max_surge` nodes to a pool at once: a pool at its ceiling cannot."""
+    findings = []
+    for pool in pools:
+        if pool.max_nodes is None or pool.node_count + max_surge <= pool.max_nodes:
+            continue
+        findings.append(ReadinessFinding(
+            id=f"surge_room:{pool.name}", check="surge_room", severity="blocking", objects=[f"node pool {pool.name}"],
+            summary=f"node pool {pool.name} has {pool.node_count} of at most {pool.max_nodes} nodes: no room for"
+                    f" {max_surge} surge node{'s' if max_surge != 1 else ''}",
+            what_to_do=f"raise the pool's maximum to at least {pool.node_count + max_surge}, or upgrade it blue/green"
+                       " where the quota allows a second pool"))
+    return findings
+
+
+def insight_findings(insights: Iterable[UpgradeInsight]) -> list[ReadinessFinding]:
+    """The cloud's own upgrade readiness checks (EKS upgrade insights): ERROR blocks, as EKS itself refuses
+    the upgrade without force; WARNING warns; UNKNOWN is said."""
+    severity: dict[str, Severity] = {"ERROR": "blocking", "WARNING": "warning", "UNKNOWN": "info"}
+    return [ReadinessFinding(id=f"cloud_insight:{insight.name}", check="cloud_insight", severity=severity[insight.status],
+                             summary=f"{insight.name}: {insight.reason or insight.description}", objects=list(insight.resources),
+                             what_to_do=insight.recommendation or "see the cloud's insight", version=insight.kubernetes_version)
+            for insight in insights if insight.status != "PASSING"]
+
+
+def skew_findings(node_pools: Iterable[NodePool], path: Sequence[str]) -> list[ReadinessFinding]:
+    """A node pool more than the skew policy allows behind the path's first step: its control plane
+    cannot move until the pool catches up (each later step moves the pools with it)."""
+    if not path:
+        return []
+    first = minor_version(path[0])
+    findings = []
+    for pool in node_pools:
+        behind = first[1] - minor_version(pool.version)[1]
+        if behind > MAX_KUBELET_SKEW:
+            floor = format_version((first[0], first[1] - MAX_KUBELET_SKEW))
+            findings.append(ReadinessFinding(
+                id=f"skew:{pool.name}", check="skew", severity="blocking", objects=[f"node pool {pool.name}"],
+                summary=f"node pool {pool.name} runs {pool.version}, {behind} minors behind {path[0]}; kubelets may be at"
+                        f" most {MAX_KUBELET_SKEW} behind the control plane",
+                what_to_do=f"upgrade node pool {pool.name} to at least {floor} first", version=path[0]))
+    return findings
+
+
+def readiness_report(
+    *, cluster: str, control_plane: str, target: str, table: ApiRemovalTable, node_pools: Sequence[NodePool] = (),
+    requested: Iterable[RequestedDeprecatedApi] = (), applied: Iterable[AppliedObject] = (),
+    addons: Iterable[AddonCompatibility] = (), pdbs: Iterable[PdbState] = (), rooms: Iterable[NodePoolRoom] = (),
+    max_surge: int = 1, insights: Iterable[UpgradeInsight] = (),
+) -> ReadinessReport:
+    """Everything found for one cluster and target, blocking first."""
+    path = upgrade_path(control_plane, target)
+    findings = (removed_api_findings(table=table, path=path, requested=requested, applied=applied)
+                + addon_findings(addons, target) + budget_findings(pdbs)
+                + surge_room_findings(rooms, max_surge=max_surge) + insight_findings(insights)
+                + skew_findings(node_pools, path))
+    findings.sort(key=lambda finding: (SEVERITY_ORDER[finding.severity], finding.check, finding.id))
+    return ReadinessReport(cluster=cluster, current_version=control_plane, target_version=target, path=path,
+                           findings=findings)
+
+
+def refuse_unless_ready(report: ReadinessReport, accepted: Iterable[str] = ()) -> list[ReadinessFinding]:
+    """The blocking findings an operator accepted (for the audit trail), or a refusal naming the rest."""
+    accepted = set(accepted)
+    blocking = [finding for finding in report.findings if finding.severity == "blocking"]
+    left = [finding for finding in blocking if finding.id not in accepted]
+    if left:
+        raise NotReady(
+            f"{report.cluster} is not ready for {report.target_version}: "
+            + "; ".join(f"[{finding.id}] {finding.summary} — {finding.what_to_do}" for finding in left)
+            + ". Fix them, or accept each by its id with a reason")
+    return [finding for finding in blocking if finding.id in accepted]

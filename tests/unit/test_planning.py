@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from regatta.models import NodePool, NodeState, PdbState, WorkloadInventory, WorkloadState
-from regatta.rules import disruption, operation_ids, pool_names, readiness, recovery, refusals, versions
+from regatta.rules import disruption, health, operation_ids, pool_names, recovery, refusals, versions
 
 
 def pools(*versions: str) -> list[NodePool]:
@@ -208,7 +208,7 @@ def test_health_problems_ignore_cordoned_nodes_but_not_unready_ones():
         NodeState(name="a", pool="p", version="v1.30.1", ready=True, unschedulable=True),
         NodeState(name="b", pool="p", version="v1.30.1", ready=False, unschedulable=False),
     ]
-    problems = readiness.health_problems(nodes=nodes, deployments=[("shop/web", 3, 2), ("shop/api", 2, 2)], api_ready=False)
+    problems = health.health_problems(nodes=nodes, deployments=[("shop/web", 3, 2), ("shop/api", 2, 2)], api_ready=False)
     assert problems == ["the API server does not answer /readyz", "node b is not Ready", "deployment shop/web has 2/3 replicas ready"]
 
 

@@ -1,0 +1,117 @@
+"""Upgrade readiness: what a target Kubernetes version would break on a cluster, found before the
+upgrade starts (issue 29). A report holds findings; each has a severity, the objects it concerns and
+what to do. The facts it is read from are here too: the dated table of API removals that ships with
+Regatta (`regatta/formats/api_removals.yaml`), the API server's own count of deprecated APIs
+requested, the apiVersions objects were last applied with, the add-on versions the cloud offers for
+the target, and each node pool's room for a surge node.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import Field, computed_field
+
+from regatta.models.base import Model
+
+Severity = Literal["blocking", "warning", "info"]
+ReadinessCheck = Literal["removed_api", "deprecated_api", "addon", "budget", "surge_room", "cloud_insight", "skew"]
+
+
+class ApiRemoval(Model):
+    """One kind in one API version that a Kubernetes release stops serving."""
+
+    group_version: str = Field(description="the version no longer served, e.g. policy/v1beta1")
+    kind: str
+    resource: str = Field(description="the kind's REST resource, as apiserver_requested_deprecated_apis names it")
+    removed_in: str = Field(description="the first minor release that does not serve it, e.g. 1.25")
+    use_instead: str | None = Field(description="the group/version to move to; None when the API has no successor")
+    available_since: str | None = None
+    note: str = ""
+
+
+class ApiRemovalTable(Model):
+    """The removals that ship with Regatta, dated like the support calendar."""
+
+    as_of: date
+    source: str
+    removals: list[ApiRemoval]
+
+
+class RequestedDeprecatedApi(Model):
+    """One series of the API server's `apiserver_requested_deprecated_apis` gauge: a deprecated API
+    some client asked for since the API server started (a label per field; group "" is the core group)."""
+
+    group: str = ""
+    version: str
+    resource: str
+    subresource: str = ""
+    removed_release: str = ""
+
+    @property
+    def group_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+
+class AppliedObject(Model):
+    """An object and the apiVersion its manifest was last applied with (kubectl's
+    last-applied-configuration, or the managed fields' apiVersion): the next apply of that manifest
+    is refused once the version is no longer served."""
+
+    group_version: str
+    kind: str
+    namespace: str | None = None
+    name: str
+
+    @property
+    def reference(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+
+
+class AddonCompatibility(Model):
+    """An add-on installed on the cluster against what the cloud offers for the target version (EKS
+    DescribeAddonVersions; a shipped table elsewhere)."""
+
+    name: str
+    installed: str
+    compatible: list[str] = Field(default_factory=list, description="the add-on's versions the cloud lists for the target")
+    default: str | None = Field(default=None, description="the version the cloud installs by default on the target")
+    managed_by_regatta: bool = Field(default=True, description="an upgrade moves it to the default itself (EKS managed add-ons)")
+
+
+class NodePoolRoom(Model):
+    """How far a node pool may grow: a surge upgrade adds nodes above its size for a while."""
+
+    name: str
+    node_count: int
+    max_nodes: int | None = Field(default=None, description="the pool's ceiling (autoscaler maximum or quota); None: none known")
+
+
+class ReadinessFinding(Model):
+    """One thing the target version would break or put at risk on one cluster."""
+
+    id: str = Field(description="stable within a cluster and target: what an operator names to accept it, e.g."
+                    " removed_api:policy/v1beta1/PodDisruptionBudget")
+    check: ReadinessCheck
+    severity: Severity
+    summary: str
+    objects: list[str] = Field(default_factory=list)
+    what_to_do: str
+    version: str | None = Field(default=None, description="the step of the path it belongs to, where it is one step's")
+
+
+class ReadinessReport(Model):
+    """Everything found for one cluster and one target version."""
+
+    cluster: str
+    current_version: str
+    target_version: str
+    path: list[str] = Field(description="the minor versions the control plane passes through, the target last")
+    findings: list[ReadinessFinding] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def ready(self) -> bool:
+        """No blocking finding."""
+        return not any(finding.severity == "blocking" for finding in self.findings)

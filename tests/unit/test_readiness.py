@@ -1,0 +1,185 @@
+"""Upgrade readiness (regatta/rules/readiness.py): what a target version would break, found before
+anything moves. Expected values are written out by hand from the upstream Deprecated API Migration
+Guide and the skew policy, not read back from the table or the code under test."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from regatta.formats.fleet_data import api_removals
+from regatta.models import NodePool, PdbState, UpgradeInsight
+from regatta.models.readiness import (
+    AddonCompatibility,
+    AppliedObject,
+    NodePoolRoom,
+    RequestedDeprecatedApi,
+)
+from regatta.rules import readiness
+from regatta.rules.versions import IllegalVersionJump, InvalidVersion
+
+TABLE = api_removals()
+
+FLOWSCHEMA_V1BETA3 = AppliedObject(group_version="flowcontrol.apiserver.k8s.io/v1beta3", kind="FlowSchema",
+                                   name="platform-probes")
+
+
+def report(**facts):
+    return readiness.readiness_report(cluster="prod-eu-1", table=TABLE, **{"control_plane": "1.29", "target": "1.32", **facts})
+
+
+class TestPath:
+    def test_three_minors_are_three_steps_the_target_last(self):
+        assert readiness.upgrade_path("1.29", "1.32") == ["1.30", "1.31", "1.32"]
+
+    def test_a_cloud_version_string_is_read_for_its_minor(self):
+        assert readiness.upgrade_path("v1.30.4-eks-a1b2c3", "1.31") == ["1.31"]
+
+    def test_already_there_is_an_empty_path(self):
+        assert readiness.upgrade_path("1.31.2", "1.31") == []
+
+    def test_a_downgrade_is_refused(self):
+        with pytest.raises(IllegalVersionJump, match="cannot be downgraded"):
+            readiness.upgrade_path("1.31", "1.30")
+
+    def test_a_target_outside_the_supported_range_is_refused(self):
+        with pytest.raises(InvalidVersion, match="not supported"):
+            readiness.upgrade_path("1.29", "1.40")
+
+
+class TestRemovalTable:
+    # (group/version, kind) -> (removed in, use instead): from the guide, by hand.
+    GUIDE = {
+        ("policy/v1beta1", "PodDisruptionBudget"): ("1.25", "policy/v1"),
+        ("policy/v1beta1", "PodSecurityPolicy"): ("1.25", None),
+        ("batch/v1beta1", "CronJob"): ("1.25", "batch/v1"),
+        ("autoscaling/v2beta2", "HorizontalPodAutoscaler"): ("1.26", "autoscaling/v2"),
+        ("storage.k8s.io/v1beta1", "CSIStorageCapacity"): ("1.27", "storage.k8s.io/v1"),
+        ("flowcontrol.apiserver.k8s.io/v1beta2", "FlowSchema"): ("1.29", "flowcontrol.apiserver.k8s.io/v1"),
+        ("flowcontrol.apiserver.k8s.io/v1beta3", "PriorityLevelConfiguration"): ("1.32", "flowcontrol.apiserver.k8s.io/v1"),
+    }
+
+    def test_the_shipped_table_says_what_the_guide_says(self):
+        table = {(r.group_version, r.kind): (r.removed_in, r.use_instead) for r in TABLE.removals}
+        for key, expected in self.GUIDE.items():
+            assert table[key] == expected, key
+
+    def test_the_table_is_dated_and_each_successor_is_served_before_the_removal(self):
+        assert TABLE.as_of >= date(2026, 12, 6)
+        for removal in TABLE.removals:
+            if removal.available_since is not None:
+                served = tuple(map(int, removal.available_since.split(".")))
+                gone = tuple(map(int, removal.removed_in.split(".")))
+                assert served <= gone, removal
+
+    def test_a_path_crosses_the_removals_of_its_own_steps_only(self):
+        crossed = {(r.group_version, r.removed_in) for r in readiness.removals_crossed(TABLE, ["1.30", "1.31", "1.32"])}
+        assert crossed == {("flowcontrol.apiserver.k8s.io/v1beta3", "1.32")}
+        assert readiness.removals_crossed(TABLE, ["1.30", "1.31"]) == []
+
+
+class TestRemovedApis:
+    def test_an_object_last_applied_with_a_removed_version_blocks_and_says_where_to_go(self):
+        found = report(applied=[FLOWSCHEMA_V1BETA3])
+        assert not found.ready
+        [finding] = found.findings
+        assert finding.id == "removed_api:flowcontrol.apiserver.k8s.io/v1beta3/FlowSchema"
+        assert finding.severity == "blocking" and finding.version == "1.32"
+        assert finding.objects == ["FlowSchema platform-probes"]
+        assert "flowcontrol.apiserver.k8s.io/v1 (served since 1.29)" in finding.what_to_do
+
+    def test_once_the_object_is_migrated_the_cluster_is_ready(self):
+        migrated = FLOWSCHEMA_V1BETA3.model_copy(update={"group_version": "flowcontrol.apiserver.k8s.io/v1"})
+        found = report(applied=[migrated])
+        assert found.ready and found.findings == []
+
+    def test_a_client_requesting_it_blocks_even_with_no_object_stored(self):
+        asked = RequestedDeprecatedApi(group="flowcontrol.apiserver.k8s.io", version="v1beta3", resource="flowschemas",
+                                       removed_release="1.32")
+        [finding] = report(requested=[asked]).findings
+        assert finding.severity == "blocking" and "clients still request" in finding.summary
+
+    def test_the_same_client_before_the_removal_is_a_warning_only(self):
+        asked = RequestedDeprecatedApi(group="flowcontrol.apiserver.k8s.io", version="v1beta3", resource="flowschemas",
+                                       removed_release="1.32")
+        found = report(target="1.31", requested=[asked])
+        assert found.ready
+        [finding] = found.findings
+        assert (finding.check, finding.severity) == ("deprecated_api", "warning")
+        assert "removed in 1.32" in finding.summary
+
+    def test_a_removal_the_table_does_not_know_is_taken_from_the_api_server(self):
+        asked = RequestedDeprecatedApi(group="example.io", version="v1alpha9", resource="widgets", removed_release="1.31")
+        [finding] = report(requested=[asked]).findings
+        assert finding.id == "removed_api:example.io/v1alpha9/widgets" and finding.severity == "blocking"
+
+    def test_an_api_removed_before_the_cluster_s_version_is_not_crossed(self):
+        old = AppliedObject(group_version="policy/v1beta1", kind="PodDisruptionBudget", namespace="shop", name="web")
+        assert report(applied=[old]).findings == []
+
+
+class TestOtherFindings:
+    def test_a_budget_that_needs_every_pod_blocks(self):
+        tight = PdbState(namespace="shop", name="db", min_available=3, expected_pods=3, current_healthy=3,
+                         disruptions_allowed=0)
+        loose = PdbState(namespace="shop", name="web", max_unavailable=1, expected_pods=3, current_healthy=3,
+                         disruptions_allowed=1)
+        [finding] = report(pdbs=[tight, loose]).findings
+        assert finding.id == "budget:shop/db" and finding.severity == "blocking"
+
+    def test_a_pool_at_its_ceiling_has_no_room_for_a_surge_node(self):
+        found = report(rooms=[NodePoolRoom(name="system", node_count=5, max_nodes=5),
+                              NodePoolRoom(name="apps", node_count=5, max_nodes=6),
+                              NodePoolRoom(name="batch", node_count=50)])
+        [finding] = found.findings
+        assert finding.id == "surge_room:system" and "at least 6" in finding.what_to_do
+        assert [f.id for f in report(rooms=[NodePoolRoom(name="apps", node_count=5, max_nodes=6)], max_surge=2).findings] \
+            == ["surge_room:apps"]
+
+    def test_cloud_insights_error_blocks_warning_warns_passing_is_silent(self):
+        insights = [UpgradeInsight(name=name, status=status, kubernetes_version="1.30", reason=f"{name} says so")
+                    for name, status in [("Deprecated APIs", "ERROR"), ("Kubelet skew", "WARNING"), ("Add-on", "PASSING")]]
+        found = report(insights=insights)
+        assert [(f.id, f.severity) for f in found.findings] == [("cloud_insight:Deprecated APIs", "blocking"),
+                                                                ("cloud_insight:Kubelet skew", "warning")]
+
+    def test_a_pool_four_minors_behind_the_first_step_blocks(self):
+        pools = [NodePool(name="old", version="1.26", node_count=3), NodePool(name="ok", version="1.27", node_count=3)]
+        [finding] = report(node_pools=pools).findings  # first step 1.30: 1.26 is 4 behind, 1.27 is 3
+        assert finding.id == "skew:old" and "at least 1.27" in finding.what_to_do
+
+    def test_add_ons(self):
+        found = report(addons=[
+            AddonCompatibility(name="vpc-cni", installed="v1.18.0", compatible=["v1.19.2", "v1.19.0"], default="v1.19.0"),
+            AddonCompatibility(name="coredns", installed="v1.11.4", compatible=["v1.11.4"], default="v1.11.4"),
+            AddonCompatibility(name="vendor-mesh", installed="2.1", compatible=[], managed_by_regatta=False),
+            AddonCompatibility(name="cert-manager", installed="1.12", compatible=["1.16"], managed_by_regatta=False),
+        ])
+        assert [(f.id, f.severity) for f in found.findings] == [
+            ("addon:vendor-mesh", "blocking"), ("addon:cert-manager", "warning"), ("addon:vpc-cni", "info")]
+
+
+class TestGate:
+    def test_blocking_findings_refuse_by_id_and_say_what_to_do(self):
+        found = report(applied=[FLOWSCHEMA_V1BETA3])
+        with pytest.raises(readiness.NotReady) as refused:
+            readiness.refuse_unless_ready(found)
+        assert "[removed_api:flowcontrol.apiserver.k8s.io/v1beta3/FlowSchema]" in str(refused.value)
+        assert refused.value.error_type == "NotReadyForUpgrade"
+
+    def test_an_accepted_finding_lets_the_upgrade_through_and_is_returned_for_the_audit(self):
+        found = report(applied=[FLOWSCHEMA_V1BETA3])
+        accepted = readiness.refuse_unless_ready(found, ["removed_api:flowcontrol.apiserver.k8s.io/v1beta3/FlowSchema"])
+        assert [f.id for f in accepted] == ["removed_api:flowcontrol.apiserver.k8s.io/v1beta3/FlowSchema"]
+
+    def test_accepting_one_finding_does_not_accept_another(self):
+        tight = PdbState(namespace="shop", name="db", min_available=1, expected_pods=1, current_healthy=1,
+                         disruptions_allowed=0)
+        found = report(applied=[FLOWSCHEMA_V1BETA3], pdbs=[tight])
+        with pytest.raises(readiness.NotReady, match=r"\[budget:shop/db\]"):
+            readiness.refuse_unless_ready(found, ["removed_api:flowcontrol.apiserver.k8s.io/v1beta3/FlowSchema"])
+
+    def test_warnings_never_refuse(self):
+        found = report(insights=[UpgradeInsight(name="x", status="WARNING", kubernetes_version="1.32")])
+        assert found.ready and readiness.refuse_unless_ready(found) == []
