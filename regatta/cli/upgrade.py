@@ -1,4 +1,5 @@
-"""`regatta upgrade start`: a rolling upgrade of one cluster.
+"""`regatta upgrade start`: a rolling upgrade of one cluster; `regatta upgrade readiness`: what a target
+version would break on each cluster, before any upgrade starts.
 """
 
 from __future__ import annotations
@@ -7,14 +8,15 @@ from typing import Annotated
 
 import typer
 
-from regatta.cli.arguments import StrategyChoice
+from regatta.cli.arguments import Output, StrategyChoice, parse_selector
 from regatta.cli.context import api_client, fleet_now, open_inventory
 from regatta.cli.exits import run_command
 from regatta.cli.op import admit_and_start, follow_over_api
 from regatta.cli.render import console
+from regatta.settings import Settings
 from regatta.temporal.outcomes import OperationRefused as Refused
 
-upgrade_app = typer.Typer(no_args_is_help=True, help="Rolling upgrades of one cluster.")
+upgrade_app = typer.Typer(no_args_is_help=True, help="Rolling upgrades of one cluster, and what a target version would break.")
 
 
 @upgrade_app.command("start")
@@ -94,3 +96,45 @@ def upgrade_start(
 
 async def _refuse(why: str) -> None:
     raise Refused(why)
+
+
+@upgrade_app.command("readiness")
+def upgrade_readiness(
+    to: Annotated[str, typer.Option("--to", help="the Kubernetes version to check the clusters against, e.g. 1.32")],
+    selector: Annotated[str | None, typer.Option(help="label selector, e.g. env=prod,team=payments")] = None,
+    output: Output = Output.table,
+):
+    """What --to would break on each cluster, read from the clusters now: APIs it stops serving that
+    clients or manifests still use, managed add-ons with no version for it, budgets that never let a
+    drain through, the cloud's own insights, node pools too far behind. Blocking findings stop an
+    upgrade until fixed or accepted by id; the exit code is 0 either way (`ready` says which)."""
+    from rich.table import Table
+
+    def body():
+        from pydantic_core import to_json
+
+        from regatta.inventory.readiness_check import check_fleet
+        from regatta.kube.connect import ClusterConnections
+
+        wanted = parse_selector(selector)
+        records = [r for r in open_inventory().list_clusters() if all(r.labels.get(k) == v for k, v in wanted.items())]
+        reports = check_fleet(ClusterConnections(sim_url=Settings.from_env().sim_url), records, to)
+        if output == "json":
+            print(to_json([r.model_dump(mode="json") for r in reports], indent=2).decode())
+            return
+        table = Table(title=f"readiness for {to}")
+        for column in ("CLUSTER", "VERSION", "PATH", "READY", "FINDINGS"):
+            table.add_column(column)
+        for report in reports:
+            counts = {s: sum(f.severity == s for f in report.findings) for s in ("blocking", "warning", "info")}
+            said = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "none"
+            table.add_row(report.cluster, report.current_version, " → ".join(report.path) or "-",
+                          "[green]yes[/]" if report.ready else "[bold red]no[/]", said)
+        console.print(table)
+        for report in reports:
+            for finding in report.findings:
+                if finding.severity != "info":
+                    console.print(f"{report.cluster} {finding.severity} [{finding.id}] {finding.summary}"
+                                  f" — {finding.what_to_do}", highlight=False, markup=False)
+
+    run_command(body)

@@ -2,8 +2,8 @@
 upgrade starts (issue 29). A report holds findings; each has a severity, the objects it concerns and
 what to do. The facts it is read from are here too: the dated table of API removals that ships with
 Regatta (`regatta/formats/api_removals.yaml`), the API server's own count of deprecated APIs
-requested, the apiVersions objects were last applied with, the add-on versions the cloud offers for
-the target, and each node pool's room for a surge node.
+requested, the apiVersions objects were last applied with, and each node pool's room for a surge node (the
+add-ons are the cloud's ManagedAddon, regatta/models/fleet.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pydantic import Field, computed_field
 from regatta.models.base import Model
 
 Severity = Literal["blocking", "warning", "info"]
-ReadinessCheck = Literal["removed_api", "deprecated_api", "addon", "budget", "surge_room", "cloud_insight", "skew"]
+ReadinessCheck = Literal["removed_api", "deprecated_api", "addon", "budget", "surge_room", "cloud_insight", "skew",
+                         "version", "unreadable"]
 
 
 class ApiRemoval(Model):
@@ -67,17 +68,6 @@ class AppliedObject(Model):
     @property
     def reference(self) -> str:
         return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
-
-
-class AddonCompatibility(Model):
-    """An add-on installed on the cluster against what the cloud offers for the target version (EKS
-    DescribeAddonVersions; a shipped table elsewhere)."""
-
-    name: str
-    installed: str
-    compatible: list[str] = Field(default_factory=list, description="the add-on's versions the cloud lists for the target")
-    default: str | None = Field(default=None, description="the version the cloud installs by default on the target")
-    managed_by_regatta: bool = Field(default=True, description="an upgrade moves it to the default itself (EKS managed add-ons)")
 
 
 class NodePoolRoom(Model):

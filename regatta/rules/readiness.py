@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from regatta.models import NodePool, PdbState, UpgradeInsight
+from regatta.models import ManagedAddon, NodePool, PdbState, UpgradeInsight
 from regatta.models.errors import ErrorType
 from regatta.models.readiness import (
-    AddonCompatibility,
     ApiRemoval,
     ApiRemovalTable,
     AppliedObject,
@@ -119,29 +118,26 @@ def removed_api_findings(
     return findings
 
 
-def addon_findings(addons: Iterable[AddonCompatibility], target: str) -> list[ReadinessFinding]:
-    """An add-on with no version for the target blocks; one Regatta moves to the target's default is
-    said (the move cannot be undone by a rollback of the control plane); one the team moves is a warning."""
+def addon_findings(addons: Iterable[ManagedAddon], target: str) -> list[ReadinessFinding]:
+    """The cloud's managed add-ons against its catalogue for the target (EKS DescribeAddonVersions): one
+    with no version offered for the target blocks; one whose running version is not compatible is
+    moved by the upgrade to the target's default after the control plane, which is said because a
+    rollback of the control plane does not move it back."""
     findings = []
     for addon in addons:
-        if addon.installed in addon.compatible:
+        if addon.compatible:
             continue
-        if not addon.compatible:
+        if addon.default_version is None:
             findings.append(ReadinessFinding(
                 id=f"addon:{addon.name}", check="addon", severity="blocking", objects=[addon.name],
-                summary=f"add-on {addon.name} {addon.installed} has no version the cloud offers for {target}",
-                what_to_do=f"remove {addon.name} or wait until its publisher supports {target}"))
-        elif addon.managed_by_regatta and addon.default:
-            findings.append(ReadinessFinding(
-                id=f"addon:{addon.name}", check="addon", severity="info", objects=[addon.name],
-                summary=f"add-on {addon.name} {addon.installed} is not offered for {target}; the upgrade moves it to"
-                        f" {addon.default} after the control plane",
-                what_to_do="nothing before; a rollback of the control plane leaves the add-on where it is"))
+                summary=f"add-on {addon.name} {addon.version} has no version the cloud offers for {target}",
+                what_to_do=f"remove {addon.name}, or wait until the cloud offers it for {target}"))
         else:
             findings.append(ReadinessFinding(
-                id=f"addon:{addon.name}", check="addon", severity="warning", objects=[addon.name],
-                summary=f"add-on {addon.name} {addon.installed} is not offered for {target}",
-                what_to_do=f"update {addon.name} to one of {', '.join(addon.compatible[:3])} with the control plane"))
+                id=f"addon:{addon.name}", check="addon", severity="info", objects=[addon.name],
+                summary=f"add-on {addon.name} {addon.version} is not offered for {target}; the upgrade moves it to"
+                        f" {addon.default_version} after the control plane",
+                what_to_do="nothing before; a rollback of the control plane leaves the add-on where it is"))
     return findings
 
 
@@ -200,7 +196,7 @@ def skew_findings(node_pools: Iterable[NodePool], path: Sequence[str]) -> list[R
 def readiness_report(
     *, cluster: str, control_plane: str, target: str, table: ApiRemovalTable, node_pools: Sequence[NodePool] = (),
     requested: Iterable[RequestedDeprecatedApi] = (), applied: Iterable[AppliedObject] = (),
-    addons: Iterable[AddonCompatibility] = (), pdbs: Iterable[PdbState] = (), rooms: Iterable[NodePoolRoom] = (),
+    addons: Iterable[ManagedAddon] = (), pdbs: Iterable[PdbState] = (), rooms: Iterable[NodePoolRoom] = (),
     max_surge: int = 1, insights: Iterable[UpgradeInsight] = (),
 ) -> ReadinessReport:
     """Everything found for one cluster and target, blocking first."""

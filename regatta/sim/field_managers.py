@@ -173,14 +173,18 @@ def owners(obj: dict[str, Any] | None) -> dict[tuple[str, str], set[Path]]:
     return {(e["manager"], e["operation"]): from_fields_v1(e.get("fieldsV1") or {}) for e in _entries(obj)}
 
 
-def _with_owners(obj: dict[str, Any], owned: dict[tuple[str, str], set[Path]], api_version: str) -> dict[str, Any]:
+def _with_owners(obj: dict[str, Any], owned: dict[tuple[str, str], set[Path]], api_version: str,
+                 writer: tuple[str, str]) -> dict[str, Any]:
+    """The managed fields after `writer` wrote with `api_version`: every other manager's entry keeps
+    the apiVersion it last wrote with, as the API server keeps it."""
     previous = {(e["manager"], e["operation"]): e for e in _entries(obj)}
     entries = []
     for (manager, operation), paths in owned.items():
         if not paths:
             continue
-        entry = _entry(manager, operation, api_version, paths)
         kept = previous.get((manager, operation))
+        written = api_version if (manager, operation) == writer or kept is None else str(kept.get("apiVersion") or api_version)
+        entry = _entry(manager, operation, written, paths)
         if kept is not None and from_fields_v1(kept.get("fieldsV1") or {}) == paths:
             entry["time"] = kept.get("time", entry["time"])
         entries.append(entry)
@@ -200,7 +204,7 @@ def record_update(old: dict[str, Any] | None, new: dict[str, Any], *, manager: s
         owned[key] -= changed
         owned[key] &= after
     owned[(manager, "Update")] = owned.get((manager, "Update"), set()) | (changed & after)
-    return _with_owners(new, owned, str(new.get("apiVersion", "v1")))
+    return _with_owners(new, owned, str(new.get("apiVersion", "v1")), (manager, "Update"))
 
 
 def apply(live: dict[str, Any] | None, applied: dict[str, Any], *, manager: str, force: bool) -> dict[str, Any]:
@@ -225,4 +229,4 @@ def apply(live: dict[str, Any] | None, applied: dict[str, Any], *, manager: str,
         if key[0] != manager and force:
             owned[key] = paths - intent  # forced: the fields move to this manager
     owned[(manager, "Apply")] = intent
-    return _with_owners(result, owned, str(applied.get("apiVersion", "v1")))
+    return _with_owners(result, owned, str(applied.get("apiVersion", "v1")), (manager, "Apply"))

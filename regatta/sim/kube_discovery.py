@@ -10,6 +10,7 @@ kubectl 1.37 first asks for aggregated discovery (apidiscovery.k8s.io/v2); an an
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from regatta.sim import api_versions
 from regatta.sim.kube_api import reach
 from regatta.sim.world import SimError, World
 
@@ -89,7 +91,15 @@ def served_resources(world: World, cluster: str) -> dict[str, list[Resource]]:
     every other object a client has stored in this cluster."""
     served = {version: list(resources) for version, resources in SERVED.items()}
     known = {(version, r.plural) for version, resources in served.items() for r in resources}
-    objects = world.cluster(cluster).objects
+    c = world.cluster(cluster)
+    for group_version, moved in api_versions.served_kinds(c).items():
+        for version in moved:
+            if (group_version, version.plural) not in known:
+                known.add((group_version, version.plural))
+                served.setdefault(group_version, []).append(Resource(
+                    version.plural, version.kind, version.plural not in api_versions.CLUSTER_SCOPED, list(WRITE)))
+    known |= {(v.group_version, v.plural) for kinds in api_versions.versions().values() for v in kinds}  # served or not
+    objects = c.objects
     for (api, plural, _, _), crd in sorted(objects.items()):
         if (api, plural) != ("apiextensions.k8s.io/v1", "customresourcedefinitions"):
             continue
@@ -119,17 +129,43 @@ async def core_versions(request: Request, cluster: str) -> dict[str, Any]:
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": request.url.netloc}]}
 
 
+def _version_priority(version: str) -> tuple[int, int, int]:
+    """Kubernetes' order of a group's versions: GA before beta before alpha, the higher number first
+    (v1, v1beta3, v1beta2, v1alpha1): the first is the group's preferred version."""
+    match = re.fullmatch(r"v(\d+)(?:(alpha|beta)(\d+))?", version)
+    if match is None:
+        return (3, 0, 0)
+    track = {None: 0, "beta": 1, "alpha": 2}[match[2]]
+    return (track, -int(match[1]), -int(match[3] or 0))
+
+
+def _group_entries(world: World, cluster: str) -> dict[str, dict[str, Any]]:
+    """Each group once, with every version it serves, preferred first (an APIGroup)."""
+    versions: dict[str, list[str]] = {}
+    for api in served_resources(world, cluster):
+        if api != "v1":
+            group, version = api.split("/", 1)
+            versions.setdefault(group, []).append(version)
+    entries = {}
+    for group, found in versions.items():
+        listed = [{"groupVersion": f"{group}/{v}", "version": v} for v in sorted(set(found), key=_version_priority)]
+        entries[group] = {"name": group, "versions": listed, "preferredVersion": listed[0]}
+    return entries
+
+
 @router.get("/apis")
 async def groups(request: Request, cluster: str) -> dict[str, Any]:
     world = reach(request, cluster, "discovery")[0]
-    listed = []
-    for api in served_resources(world, cluster):
-        if api == "v1":
-            continue
-        group, version = api.split("/", 1)
-        entry = {"groupVersion": api, "version": version}
-        listed.append({"name": group, "versions": [entry], "preferredVersion": entry})
-    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": listed}
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": list(_group_entries(world, cluster).values())}
+
+
+@router.get("/apis/{group}")
+async def group(request: Request, cluster: str, group: str) -> dict[str, Any]:
+    world = reach(request, cluster, "discovery")[0]
+    found = _group_entries(world, cluster).get(group)
+    if found is None:
+        raise SimError(404, "NotFound", "the server could not find the requested resource")
+    return {"kind": "APIGroup", "apiVersion": "v1", **found}
 
 
 @router.get("/api/v1")

@@ -21,7 +21,7 @@ import yaml
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from regatta.sim import field_managers
+from regatta.sim import api_versions, field_managers
 from regatta.sim.kube_api import bookmark_line, reach, requirements, selected, timestamp
 from regatta.sim.kube_discovery import served_resources
 from regatta.sim.world import Cluster, SimError, World
@@ -107,9 +107,16 @@ def _log(c: Cluster, kind: str, key: Key, body: dict[str, Any]) -> None:
 
 
 def _served_plural(world: World, c: Cluster, api: str, plural: str) -> None:
-    """A kind nobody has told the cluster about is refused as a real API server refuses it."""
+    """A kind nobody has told the cluster about, or a version its control plane no longer (or not
+    yet) serves, is refused as a real API server refuses it; a deprecated one is counted."""
     if plural not in {r.plural for r in served_resources(world, c.name).get(api, [])} and (api, plural) != CRDS:
         raise SimError(404, "NotFound", f"the server could not find the requested resource ({_kind_name(plural, api)})")
+    api_versions.note_request(c, api, plural)
+
+
+def _key(api: str, plural: str, namespace: str, name: str) -> Key:
+    """Where an object lives: a kind Kubernetes moved between versions once, in its newest version."""
+    return (api_versions.stored_as(api, plural), plural, namespace, name)
 
 
 async def _body(request: Request) -> Any:
@@ -129,7 +136,7 @@ async def _create(request: Request, cluster: str, api: str, plural: str, namespa
     name = (body.get("metadata") or {}).get("name") if isinstance(body, dict) else None
     if not name:
         raise SimError(422, "Invalid", f"{plural}: metadata.name is required")
-    key = (api, plural, namespace, name)
+    key = _key(api, plural, namespace, name)
     if key in c.objects:
         raise SimError(409, "AlreadyExists", f'{_kind_name(plural, api)} "{name}" already exists')
     if namespace:
@@ -140,10 +147,10 @@ async def _create(request: Request, cluster: str, api: str, plural: str, namespa
         world.start_restore(c, body)
     if (api, plural) == BATCH_JOBS:
         _run_job(c, body, world.now())
-    body = field_managers.record_update(None, body, manager=_manager(request, "unknown"))
+    body = field_managers.record_update(None, {**body, "apiVersion": api}, manager=_manager(request, "unknown"))
     if _dry_run(request):
         return JSONResponse(_stamp(c, copy.deepcopy(body), old=None, dry_run=True), status_code=201)
-    return JSONResponse(_store(c, key, body, old=None), status_code=201)
+    return JSONResponse(api_versions.shown(_store(c, key, body, old=None), api), status_code=201)
 
 
 def _read(request: Request, cluster: str, api: str, plural: str, namespace: str, name: str) -> dict[str, Any]:
@@ -154,10 +161,10 @@ def _read(request: Request, cluster: str, api: str, plural: str, namespace: str,
         if backup is None:
             raise _not_found(api, plural, name)
         return _backup_json(name, backup)
-    found = c.objects.get((api, plural, namespace, name))
+    found = c.objects.get(_key(api, plural, namespace, name))
     if found is None:
         raise _not_found(api, plural, name)
-    return found
+    return api_versions.shown(found, api)
 
 
 def _list(request: Request, cluster: str, api: str, plural: str, namespace: str) -> Any:
@@ -170,8 +177,9 @@ def _list(request: Request, cluster: str, api: str, plural: str, namespace: str)
     else:
         labels = requirements(request.query_params.get("labelSelector"))
         fields = requirements(request.query_params.get("fieldSelector"))
-        items = [o for (a, p, ns, name), o in sorted(c.objects.items())
-                 if a == api and p == plural and (not namespace or ns == namespace)
+        stored = api_versions.stored_as(api, plural)
+        items = [api_versions.shown(o, api) for (a, p, ns, name), o in sorted(c.objects.items())
+                 if a == stored and p == plural and (not namespace or ns == namespace)
                  and selected(labels, (o.get("metadata") or {}).get("labels") or {})
                  and selected(fields, {"metadata.name": name, "metadata.namespace": ns})]
     kind = next((o.get("kind") for o in items), None) or "List"
@@ -191,9 +199,11 @@ def _watch(request: Request, c: Cluster, api: str, plural: str, namespace: str) 
     fields = requirements(request.query_params.get("fieldSelector"))
     deadline = time.monotonic() + float(request.query_params.get("timeoutSeconds") or 1800)
 
+    stored = api_versions.stored_as(api, plural)
+
     def matches(key: Key) -> bool:
         a, p, ns, name = key
-        return (a == api and p == plural and (not namespace or ns == namespace)
+        return (a == stored and p == plural and (not namespace or ns == namespace)
                 and selected(fields, {"metadata.name": name, "metadata.namespace": ns}))
 
     async def events() -> Any:
@@ -201,15 +211,15 @@ def _watch(request: Request, c: Cluster, api: str, plural: str, namespace: str) 
         if initial:
             for key, body in sorted(c.objects.items()):
                 if matches(key):
-                    yield json.dumps({"type": "ADDED", "object": body}) + "\n"
-            kind = next((b.get("kind") for k, b in c.objects.items() if k[0] == api and k[1] == plural), "") or plural
+                    yield json.dumps({"type": "ADDED", "object": api_versions.shown(body, api)}) + "\n"
+            kind = next((b.get("kind") for k, b in c.objects.items() if k[0] == stored and k[1] == plural), "") or plural
             yield bookmark_line(kind=kind, api_version=api, resource_version=str(seen))
         while time.monotonic() < deadline and not await request.is_disconnected():
             for version, kind, (a, p, ns, name), body in list(c.object_log):
-                if version <= seen or a != api or p != plural or (namespace and ns != namespace):
+                if version <= seen or a != stored or p != plural or (namespace and ns != namespace):
                     continue
                 if selected(fields, {"metadata.name": name, "metadata.namespace": ns}):
-                    yield json.dumps({"type": kind, "object": body}) + "\n"
+                    yield json.dumps({"type": kind, "object": api_versions.shown(body, api)}) + "\n"
             seen = max(seen, c.resource_version)
             await asyncio.sleep(WATCH_POLL_SECONDS)
 
@@ -217,8 +227,9 @@ def _watch(request: Request, c: Cluster, api: str, plural: str, namespace: str) 
 
 
 async def _replace(request: Request, cluster: str, api: str, plural: str, namespace: str, name: str) -> dict[str, Any]:
-    _, c = reach(request, cluster, f"replace_{plural}")
-    key = (api, plural, namespace, name)
+    world, c = reach(request, cluster, f"replace_{plural}")
+    _served_plural(world, c, api, plural)
+    key = _key(api, plural, namespace, name)
     old = c.objects.get(key)
     if old is None:
         raise _not_found(api, plural, name)
@@ -229,16 +240,16 @@ async def _replace(request: Request, cluster: str, api: str, plural: str, namesp
                        " has been modified; please apply your changes to the latest version and try again")
     body.setdefault("metadata", {}).update({"name": name, **({"namespace": namespace} if namespace else {})})
     body["metadata"]["managedFields"] = old["metadata"].get("managedFields", [])
-    body = field_managers.record_update(old, body, manager=_manager(request, "unknown"))
+    body = field_managers.record_update(old, {**body, "apiVersion": api}, manager=_manager(request, "unknown"))
     if _dry_run(request):
         return _stamp(c, body, old=old, dry_run=True)
-    return _store(c, key, body, old=old)
+    return api_versions.shown(_store(c, key, body, old=old), api)
 
 
 async def _patch(request: Request, cluster: str, api: str, plural: str, namespace: str, name: str) -> JSONResponse:
     world, c = reach(request, cluster, f"patch_{plural}")
     _served_plural(world, c, api, plural)
-    key = (api, plural, namespace, name)
+    key = _key(api, plural, namespace, name)
     old = c.objects.get(key)
     kind = request.headers.get("content-type", "").split(";")[0].strip()
     patch = await _body(request)
@@ -268,11 +279,11 @@ async def _patch(request: Request, cluster: str, api: str, plural: str, namespac
             raise SimError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {kind}; accepted"
                            " media types: application/json-patch+json, application/merge-patch+json,"
                            " application/apply-patch+yaml, application/strategic-merge-patch+json")
-        body = field_managers.record_update(old, patched, manager=_manager(request, "unknown"))
+        body = field_managers.record_update(old, {**patched, "apiVersion": api}, manager=_manager(request, "unknown"))
     created = old is None
     if _dry_run(request):
         return JSONResponse(_stamp(c, body, old=old, dry_run=True), status_code=201 if created else 200)
-    return JSONResponse(_store(c, key, body, old=old), status_code=201 if created else 200)
+    return JSONResponse(api_versions.shown(_store(c, key, body, old=old), api), status_code=201 if created else 200)
 
 
 def _conflict(conflict: field_managers.ApplyConflict, api: str) -> SimError:
@@ -286,8 +297,9 @@ def _conflict(conflict: field_managers.ApplyConflict, api: str) -> SimError:
 
 
 def _delete(request: Request, cluster: str, api: str, plural: str, namespace: str, name: str) -> dict[str, Any]:
-    _, c = reach(request, cluster, f"delete_{plural}")
-    key = (api, plural, namespace, name)
+    world, c = reach(request, cluster, f"delete_{plural}")
+    _served_plural(world, c, api, plural)
+    key = _key(api, plural, namespace, name)
     found = c.objects.get(key)
     if found is None:
         raise _not_found(api, plural, name)

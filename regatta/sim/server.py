@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from regatta.formats.fleet_file import FleetSpec
-from regatta.sim import aks_api, eks_api, gke_api, kube_api, kube_discovery, kube_objects, traffic_api
+from regatta.sim import aks_api, api_versions, eks_api, gke_api, kube_api, kube_discovery, kube_objects, traffic_api
 from regatta.sim.world import Cluster, Faults, SimError, World
 
 
@@ -416,6 +416,7 @@ def create_app(world: World) -> FastAPI:
     app.include_router(kube_discovery.router)
     app.include_router(kube_api.router)
     app.include_router(kube_objects.router)
+    app.include_router(api_versions.router)
     app.add_middleware(kube_discovery.TablesForKubectl)
     app.include_router(eks_api.router)
     app.include_router(gke_api.router)

@@ -243,6 +243,9 @@ class Cluster:
     tokens: dict[str, str] = field(default_factory=dict)  # clientRequestToken → update id
     faults: Faults = field(default_factory=Faults)
     drain_episodes: dict[str, int] = field(default_factory=dict)
+    # The API server's apiserver_requested_deprecated_apis gauge: (group, version, resource, subresource,
+    # removed_release) of every deprecated API requested since the API server started (regatta/sim/api_versions.py).
+    requested_deprecated: set[tuple[str, str, str, str, str]] = field(default_factory=set)
     draining: set[str] = field(default_factory=set)
     resource_version: int = 1
     created: float = field(default_factory=time.time)
@@ -866,6 +869,7 @@ class World:
         while cluster.faults.hang:
             await asyncio.sleep(0.05)
         cluster.version = version
+        cluster.requested_deprecated.clear()  # a new API server: its in-memory gauges start empty
         cluster.status = "ACTIVE"
         update.status = "Successful"
         self._check_skew(cluster)

@@ -5,13 +5,21 @@ Every command's exit code is checked, and the simulator's own invariants stay cl
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
+import boto3
 import pytest
 import yaml
 
+from regatta.formats.fleet_data import api_removals
+from regatta.kube import api_usage
+from regatta.kube.connect import ClusterConnections
+from regatta.models import ClusterRef
+from regatta.rules import readiness
 from tests.conftest import set_faults, sim_report
 from tests.e2e.test_cli import regatta
 from tests.e2e.test_kubeconfig import KUBECTL
@@ -20,7 +28,10 @@ from tests.e2e.test_kubeconfig import KUBECTL
 @pytest.fixture
 async def kube(queue_settings, add_cluster, tmp_path):
     """A fresh simulated cluster and a kubectl bound to it; kube(args) runs one command."""
-    name = add_cluster("kctl", pools=2, nodes=2)
+    return await kubectl_on(queue_settings, add_cluster("kctl", pools=2, nodes=2), tmp_path)
+
+
+async def kubectl_on(queue_settings, name: str, tmp_path: Path):
     config = tmp_path / "kubeconfig"
     made = await regatta(queue_settings, "clusters", "kubeconfig", name, "--output", str(config))
     assert made.returncode == 0, made.stderr
@@ -223,3 +234,100 @@ async def test_an_application_applied_with_kubectl_runs_and_scales(kube, simulat
                                                         "template:\n    metadata: {labels: {app: other}}")
     refused = kube("apply", "-f", "-", input_text=mismatched.split("---\n")[1].replace("indexer", "odd", 1))
     assert refused.returncode == 1 and "does not match template" in refused.stderr
+
+
+FLOWSCHEMA = """apiVersion: flowcontrol.apiserver.k8s.io/v1beta3
+kind: FlowSchema
+metadata:
+  name: platform-probes
+spec:
+  priorityLevelConfiguration: {name: workload-low}
+  matchingPrecedence: 1000
+"""
+
+
+async def test_an_api_version_is_served_until_the_release_that_removes_it(queue_settings, add_cluster, simulator, tmp_path):
+    """flowcontrol.apiserver.k8s.io/v1beta3 is served by 1.31 and removed in 1.32 (the upstream migration
+    guide): applied on 1.31 it is counted in the API server's deprecated-API gauge and kept in the
+    object's managedFields; after the control plane moves to 1.32 the version is gone, the object is
+    read through v1, and the new API server's gauge starts empty."""
+    name = add_cluster("moved", version="1.31", pools=1, nodes=1)
+    kube = await kubectl_on(queue_settings, name, tmp_path)
+    ok(kube("apply", "--server-side", "--field-manager", "helm", "-f", "-", input_text=FLOWSCHEMA))
+    gauge = ('apiserver_requested_deprecated_apis{group="flowcontrol.apiserver.k8s.io",removed_release="1.32",'
+             'resource="flowschemas",subresource="",version="v1beta3"} 1')
+    assert gauge in ok(kube("get", "--raw", "/metrics"))
+    stored = json.loads(ok(kube("get", "flowschemas.v1.flowcontrol.apiserver.k8s.io", "platform-probes", "-o", "json",
+                                "--show-managed-fields")))
+    assert stored["apiVersion"] == "flowcontrol.apiserver.k8s.io/v1"
+    assert [(f["manager"], f["apiVersion"]) for f in stored["metadata"]["managedFields"]] == [
+        ("helm", "flowcontrol.apiserver.k8s.io/v1beta3")]
+    assert "v1beta3" in ok(kube("api-versions"))
+
+    eks = boto3.client("eks", endpoint_url=simulator.url, region_name="us-east-1", aws_access_key_id="sim",
+                       aws_secret_access_key="sim")
+    eks.update_cluster_version(name=name, version="1.32")
+    deadline = time.monotonic() + 60
+    while eks.describe_cluster(name=name)["cluster"]["version"] != "1.32":
+        assert time.monotonic() < deadline, "the control plane never reached 1.32"
+        time.sleep(0.2)
+    shutil.rmtree(tmp_path / ".kube" / "cache", ignore_errors=True)  # kubectl's discovery cache, as if it had expired
+
+    gone = kube("get", "flowschemas.v1beta3.flowcontrol.apiserver.k8s.io", "platform-probes")
+    assert gone.returncode != 0 and "the server doesn't have a resource type" in gone.stderr, gone.stderr
+    assert "flowcontrol.apiserver.k8s.io/v1beta3" not in ok(kube("api-versions"))
+    refused = kube("apply", "--server-side", "--field-manager", "helm", "-f", "-", input_text=FLOWSCHEMA)
+    # kubectl refuses it before it is sent: its validation finds no schema for the version, its mapping no kind
+    assert refused.returncode != 0 and ('no matches for kind "FlowSchema" in version' in refused.stderr
+                                        or "the server could not find the requested resource" in refused.stderr), refused.stderr
+    still = json.loads(ok(kube("get", "flowschemas.v1.flowcontrol.apiserver.k8s.io", "platform-probes", "-o", "json")))
+    assert still["metadata"]["uid"] == stored["metadata"]["uid"]
+    assert "apiserver_requested_deprecated_apis{" not in ok(kube("get", "--raw", "/metrics"))
+
+
+async def test_readiness_finds_a_removed_api_by_its_requests_and_its_manifests(queue_settings, add_cluster, simulator,
+                                                                                tmp_path):
+    """What Regatta reads for the removed_api finding, from the API server kubectl talks to: the gauge
+    of deprecated APIs requested and the version each manager last wrote with. Migrating the manifest
+    clears the object; the gauge remembers the request until the API server restarts, so the finding
+    stays, now about the request only, and an operator accepts it by its id."""
+    tag = uuid.uuid4().hex[:8]
+    name = add_cluster("ready", version="1.31", pools=1, nodes=1, labels={"readiness": tag})
+    kube = await kubectl_on(queue_settings, name, tmp_path)
+    ok(kube("apply", "--server-side", "--field-manager", "helm", "-f", "-", input_text=FLOWSCHEMA))
+    api = ClusterConnections(sim_url=simulator.url).api_client(ClusterRef(name=name, provider="eks", region="us-east-1"))
+    table = api_removals()
+
+    def report():
+        path = readiness.upgrade_path("1.31", "1.32")
+        return readiness.readiness_report(
+            cluster=name, control_plane="1.31", target="1.32", table=table,
+            requested=api_usage.requested_deprecated_apis(api),
+            applied=api_usage.applied_objects(api, readiness.removals_crossed(table, path)))
+
+    before = report()
+    [finding] = before.findings
+    assert finding.id == "removed_api:flowcontrol.apiserver.k8s.io/v1beta3/FlowSchema" and not before.ready
+    assert finding.objects == ["FlowSchema platform-probes"] and "clients still request" in finding.summary
+
+    ok(kube("apply", "--server-side", "--field-manager", "helm", "-f", "-",
+            input_text=FLOWSCHEMA.replace("flowcontrol.apiserver.k8s.io/v1beta3", "flowcontrol.apiserver.k8s.io/v1")))
+    after = report()
+    [finding] = after.findings
+    assert finding.objects == [] and "clients still request" in finding.summary
+    assert [f.id for f in readiness.refuse_unless_ready(after, [finding.id])] == [finding.id]
+
+    # The same read as an SRE runs it, over the fleet's selector.
+    read = await regatta(queue_settings, "upgrade", "readiness", "--to", "1.32", "--selector", f"readiness={tag}",
+                         "--output", "json")
+    assert read.returncode == 0, read.stderr
+    [printed] = json.loads(read.stdout)
+    assert (printed["cluster"], printed["path"], printed["ready"]) == (name, ["1.32"], False)
+    assert [(f["id"], f["severity"]) for f in printed["findings"]] == [
+        ("removed_api:flowcontrol.apiserver.k8s.io/v1beta3/FlowSchema", "blocking"),
+        ("addon:kube-proxy", "info")]  # EKS's kube-proxy follows the minor: the upgrade moves it after the control plane
+    table = await regatta(queue_settings, "upgrade", "readiness", "--to", "1.32", "--selector", f"readiness={tag}")
+    assert table.returncode == 0 and name in table.stdout
+    assert "[removed_api:flowcontrol.apiserver.k8s.io/v1beta3/FlowSchema]" in table.stdout
+    refused = await regatta(queue_settings, "upgrade", "readiness", "--to", "2.0", "--selector", f"readiness={tag}")
+    assert refused.returncode == 2 and "not supported" in refused.stderr + refused.stdout

@@ -9,9 +9,8 @@ from datetime import date
 import pytest
 
 from regatta.formats.fleet_data import api_removals
-from regatta.models import NodePool, PdbState, UpgradeInsight
+from regatta.models import ManagedAddon, NodePool, PdbState, UpgradeInsight
 from regatta.models.readiness import (
-    AddonCompatibility,
     AppliedObject,
     NodePoolRoom,
     RequestedDeprecatedApi,
@@ -149,15 +148,14 @@ class TestOtherFindings:
         [finding] = report(node_pools=pools).findings  # first step 1.30: 1.26 is 4 behind, 1.27 is 3
         assert finding.id == "skew:old" and "at least 1.27" in finding.what_to_do
 
-    def test_add_ons(self):
+    def test_managed_add_ons_with_no_version_for_the_target_block_and_the_ones_the_upgrade_moves_are_said(self):
         found = report(addons=[
-            AddonCompatibility(name="vpc-cni", installed="v1.18.0", compatible=["v1.19.2", "v1.19.0"], default="v1.19.0"),
-            AddonCompatibility(name="coredns", installed="v1.11.4", compatible=["v1.11.4"], default="v1.11.4"),
-            AddonCompatibility(name="vendor-mesh", installed="2.1", compatible=[], managed_by_regatta=False),
-            AddonCompatibility(name="cert-manager", installed="1.12", compatible=["1.16"], managed_by_regatta=False),
+            ManagedAddon(name="vpc-cni", version="v1.18.0", default_version="v1.19.0", compatible=False),
+            ManagedAddon(name="coredns", version="v1.11.4", default_version="v1.11.4", compatible=True),
+            ManagedAddon(name="vendor-mesh", version="2.1", default_version=None, compatible=False),
         ])
-        assert [(f.id, f.severity) for f in found.findings] == [
-            ("addon:vendor-mesh", "blocking"), ("addon:cert-manager", "warning"), ("addon:vpc-cni", "info")]
+        assert [(f.id, f.severity) for f in found.findings] == [("addon:vendor-mesh", "blocking"), ("addon:vpc-cni", "info")]
+        assert "moves it to v1.19.0" in found.findings[1].summary
 
 
 class TestGate:
