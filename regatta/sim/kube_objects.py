@@ -147,7 +147,8 @@ async def _create(request: Request, cluster: str, api: str, plural: str, namespa
         world.start_restore(c, body)
     if (api, plural) == BATCH_JOBS:
         _run_job(c, body, world.now())
-    body = field_managers.record_update(None, {**body, "apiVersion": api}, manager=_manager(request, "unknown"))
+    body["apiVersion"] = api  # in place: a Restore's status is written later into this very object
+    body = field_managers.record_update(None, body, manager=_manager(request, "unknown"))
     if _dry_run(request):
         return JSONResponse(_stamp(c, copy.deepcopy(body), old=None, dry_run=True), status_code=201)
     return JSONResponse(api_versions.shown(_store(c, key, body, old=None), api), status_code=201)
@@ -240,7 +241,8 @@ async def _replace(request: Request, cluster: str, api: str, plural: str, namesp
                        " has been modified; please apply your changes to the latest version and try again")
     body.setdefault("metadata", {}).update({"name": name, **({"namespace": namespace} if namespace else {})})
     body["metadata"]["managedFields"] = old["metadata"].get("managedFields", [])
-    body = field_managers.record_update(old, {**body, "apiVersion": api}, manager=_manager(request, "unknown"))
+    body["apiVersion"] = api
+    body = field_managers.record_update(old, body, manager=_manager(request, "unknown"))
     if _dry_run(request):
         return _stamp(c, body, old=old, dry_run=True)
     return api_versions.shown(_store(c, key, body, old=old), api)
@@ -279,7 +281,8 @@ async def _patch(request: Request, cluster: str, api: str, plural: str, namespac
             raise SimError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {kind}; accepted"
                            " media types: application/json-patch+json, application/merge-patch+json,"
                            " application/apply-patch+yaml, application/strategic-merge-patch+json")
-        body = field_managers.record_update(old, {**patched, "apiVersion": api}, manager=_manager(request, "unknown"))
+        patched["apiVersion"] = api
+        body = field_managers.record_update(old, patched, manager=_manager(request, "unknown"))
     created = old is None
     if _dry_run(request):
         return JSONResponse(_stamp(c, body, old=old, dry_run=True), status_code=201 if created else 200)
