@@ -134,7 +134,8 @@ def upgrade_readiness(
         for report in reports:
             for finding in report.findings:
                 if finding.severity != "info":
-                    console.print(f"{report.cluster} {finding.severity} [{finding.id}] {finding.summary}"
-                                  f" — {finding.what_to_do}", highlight=False, markup=False)
+                    line = f"{report.cluster} {finding.severity} [{finding.id}] {finding.summary} — {finding.what_to_do}"
+                    # the summary quotes the cluster's own words: no escape sequence of its reaches the terminal
+                    console.print("".join(ch for ch in line if ch.isprintable()), highlight=False, markup=False)
 
     run_command(body)

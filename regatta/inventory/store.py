@@ -132,7 +132,8 @@ class _AuditAppend:
         self.take_head = (update(head).where(head.id == 1).values(last_id=head.last_id)
                           .returning(head.last_id, head.last_hash))
         self.key_of = select(AuditRow.key_id).where(AuditRow.id == bindparam("row_id"))
-        self.add_row = insert(AuditRow)
+        self.add_row = insert(AuditRow).returning(AuditRow.id)
+        self.set_hash = update(AuditRow).where(AuditRow.id == bindparam("row_id")).values(hash=bindparam("row_hash"))
         self.move_head = (update(head).where(head.id == 1)
                           .values(last_id=bindparam("new_last_id"), last_hash=bindparam("new_last_hash")))
 
@@ -407,8 +408,7 @@ class Inventory:
         fields = {**record.model_dump(exclude={"at"}), "at": datetime.now(UTC)}
         with self.engine.begin() as connection:
             # The head first: its row lock (PostgreSQL) or the write lock (SQLite) makes appends take
-            # turns, so no two records ever chain onto the same predecessor, and the next id is
-            # known before the row goes in: the hash, which covers the id, is written with the row.
+            # turns, so no two records ever chain onto the same predecessor.
             found = connection.execute(_AUDIT_APPEND.take_head).one_or_none()
             assert found is not None, "migration 0005 writes the chain's head row"
             last_id, last_hash = found
@@ -416,12 +416,14 @@ class Inventory:
                     _AUDIT_APPEND.key_of, {"row_id": last_id}) is not None:
                 raise AuditKeyError("the audit trail is keyed, and this process holds no audit key: set"
                                     " REGATTA_AUDIT_KEY_FILE (an unkeyed record would break the chain)")
-            row_id = last_id + 1
+            # The database gives the id (PostgreSQL's sequence, which anything else inserting must not
+            # collide with), and the hash covers it, so the hash is written once the row is in.
+            row_id = connection.execute(_AUDIT_APPEND.add_row, {**fields, "prev_hash": last_hash, "hash": "",
+                                                                "key_id": self.audit_keys.current_id}).scalar_one()
             chained = {**fields, "id": row_id}
             row_hash = audit_chain.record_hash(last_hash, {name: chained[name] for name in audit_chain.CHAINED_FIELDS},
                                                self.audit_keys.current)
-            connection.execute(_AUDIT_APPEND.add_row, {**chained, "prev_hash": last_hash, "hash": row_hash,
-                                                       "key_id": self.audit_keys.current_id})
+            connection.execute(_AUDIT_APPEND.set_hash, {"row_id": row_id, "row_hash": row_hash})
             connection.execute(_AUDIT_APPEND.move_head, {"new_last_id": row_id, "new_last_hash": row_hash})
 
     def audit_checkpoint(self) -> audit_chain.Checkpoint | None:

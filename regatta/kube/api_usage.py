@@ -4,11 +4,11 @@ facts behind the `removed_api` readiness findings (regatta/rules/readiness.py).
 - What clients asked for: the API server's `apiserver_requested_deprecated_apis` gauge on /metrics
   (a STABLE metric: labels group, version, resource, subresource, removed_release; the API server
   keeps it in memory, so it covers the requests since it last started).
-- What manifests were written with: for each kind a removal concerns, the objects listed through a
-  version the cluster serves, and the apiVersion each field manager last wrote with
-  (`metadata.managedFields[].apiVersion`) and kubectl's last-applied-configuration annotation. A
-  stored object is readable through every served version, so the apiVersion of the list says
-  nothing; these two say what the next `kubectl apply` or Helm upgrade will send.
+- What manifests were applied with: for each kind a removal concerns, the objects listed through a
+  version the cluster serves, and the apiVersion each server-side apply manager last applied with
+  (`metadata.managedFields[].apiVersion` of its Apply entry) and kubectl's last-applied-configuration
+  annotation. A stored object is readable through every served version, so the apiVersion of the
+  list says nothing; these two say what the next `kubectl apply` will send.
 """
 
 from __future__ import annotations
@@ -26,22 +26,53 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 GAUGE = "apiserver_requested_deprecated_apis"
 
 
-def requested_deprecated_apis(api: k8s.ApiClient) -> list[RequestedDeprecatedApi]:
-    """Every deprecated API some client requested since the API server started (a series at 1)."""
-    response = api.call_api("/metrics", "GET", header_params={"Accept": "text/plain"}, auth_settings=["BearerToken"],
-                            _return_http_data_only=True, _preload_content=False, _request_timeout=30)
+METRICS_LIMIT = 256 * 2**20  # a real API server's /metrics is tens of MB; a hostile one is not read past this
+
+
+def deprecated_series(lines: Iterable[str]) -> list[RequestedDeprecatedApi]:
+    """The gauge's series at 1 among /metrics lines; every other metric is passed over unparsed."""
+    kept = [line for line in lines if line.startswith(GAUGE)]
     found = []
-    for family in text_string_to_metric_families((response.data or b"").decode()):
-        if family.name != GAUGE:
-            continue
+    try:
+        families = list(text_string_to_metric_families("\n".join(kept) + "\n"))
+    except ValueError:  # a line that is no exposition format: read what parses, one line at a time
+        families = []
+        for line in kept:
+            try:
+                families += list(text_string_to_metric_families(line + "\n"))
+            except ValueError:
+                continue
+    for family in families:
         for sample in family.samples:
-            if sample.value >= 1:
+            if sample.name == GAUGE and sample.value >= 1:
                 labels = sample.labels
                 found.append(RequestedDeprecatedApi(group=labels.get("group", ""), version=labels.get("version", ""),
                                                     resource=labels.get("resource", ""),
                                                     subresource=labels.get("subresource", ""),
                                                     removed_release=labels.get("removed_release", "")))
     return found
+
+
+def requested_deprecated_apis(api: k8s.ApiClient) -> list[RequestedDeprecatedApi]:
+    """Every deprecated API some client requested since this API server started (a series at 1).
+    One GET reaches one API server: where the cloud runs several, or one restarted lately, a request
+    another served is not in it, so an empty gauge does not prove nobody asked."""
+    response = api.call_api("/metrics", "GET", header_params={"Accept": "text/plain"}, auth_settings=["BearerToken"],
+                            _return_http_data_only=True, _preload_content=False, _request_timeout=30)
+    lines: list[str] = []
+    read, rest = 0, b""
+    try:
+        for chunk in response.stream(2**16):
+            read += len(chunk)
+            if read > METRICS_LIMIT:
+                raise ValueError(f"/metrics is larger than {METRICS_LIMIT // 2**20} MiB; not read further")
+            *whole, rest = (rest + chunk).split(b"\n")
+            lines += [line.decode(errors="replace") for line in whole if line.startswith(GAUGE.encode())]
+    finally:
+        response.release_conn()
+    if rest.startswith(GAUGE.encode()):
+        lines.append(rest.decode(errors="replace"))
+    return deprecated_series(lines)
 
 
 def _served_versions(api: k8s.ApiClient, group: str) -> list[str]:
@@ -62,20 +93,32 @@ def _served_versions(api: k8s.ApiClient, group: str) -> list[str]:
     return sorted(versions, key=lambda v: v != preferred)  # the preferred first, the rest as the server lists them
 
 
-def _written_with(item: dict) -> set[str]:
-    meta = item.get("metadata") or {}
-    versions = {entry["apiVersion"] for entry in meta.get("managedFields") or [] if entry.get("apiVersion")}
-    applied = (meta.get("annotations") or {}).get(LAST_APPLIED)
-    if applied:
+def written_with(item: object) -> set[str]:
+    """The apiVersions an object's manifests were last applied with: each server-side apply manager's
+    (an Apply entry is replaced whole by its manager's next apply) and kubectl's last-applied
+    annotation. Update entries are left out: a real API server keeps one per manager and version
+    while it owns fields, so an old one outlives a migrated controller; what such clients still
+    request is the gauge's to say. A malformed object says nothing rather than failing the read."""
+    if not isinstance(item, dict) or not isinstance(item.get("metadata"), dict):
+        return set()
+    meta = item["metadata"]
+    entries = meta.get("managedFields") if isinstance(meta.get("managedFields"), list) else []
+    versions = {str(entry["apiVersion"]) for entry in entries
+                if isinstance(entry, dict) and entry.get("operation") == "Apply" and entry.get("apiVersion")}
+    annotations = meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {}
+    applied = annotations.get(LAST_APPLIED)
+    if isinstance(applied, str) and len(applied) <= 2**20:
         try:
-            versions.add(str(json.loads(applied).get("apiVersion")))
-        except (ValueError, AttributeError):
-            pass  # an annotation someone edited by hand: the managed fields still say
+            version = json.loads(applied).get("apiVersion")
+        except (ValueError, AttributeError, RecursionError):
+            version = None  # an annotation someone edited by hand
+        if isinstance(version, str):
+            versions.add(version)
     return versions
 
 
 def applied_objects(api: k8s.ApiClient, removals: Iterable[ApiRemoval]) -> list[AppliedObject]:
-    """Every object of a removal's kind whose manifest was last written with the removed version."""
+    """Every object of a removal's kind whose manifest was last applied with the removed version."""
     by_kind: dict[tuple[str, str], set[str]] = {}
     kinds: dict[tuple[str, str], str] = {}
     for removal in removals:
@@ -95,9 +138,10 @@ def applied_objects(api: k8s.ApiClient, removals: Iterable[ApiRemoval]) -> list[
                     continue  # this version of the group does not serve the kind: try the next
                 raise
             for item in json.loads(response.data or b"{}").get("items") or []:
-                meta = item.get("metadata") or {}
-                for old in sorted(_written_with(item) & removed):
+                meta: dict = item["metadata"] if isinstance(item, dict) and isinstance(item.get("metadata"), dict) else {}
+                for old in sorted(written_with(item) & removed):
                     found.append(AppliedObject(group_version=old, kind=kinds[(group, resource)],
-                                               namespace=meta.get("namespace"), name=meta.get("name", "")))
+                                               namespace=str(meta["namespace"]) if meta.get("namespace") else None,
+                                               name=str(meta.get("name", ""))))
             break  # one served version lists every object of the kind
     return found

@@ -75,8 +75,9 @@ def _stamp(c: Cluster, body: dict[str, Any], *, old: dict[str, Any] | None, dry_
         for kept in ("uid", "creationTimestamp"):
             if kept in old_meta:
                 meta[kept] = old_meta[kept]
-        spec_changed = {k: v for k, v in body.items() if k not in ("metadata", "status")} != \
-                       {k: v for k, v in old.items() if k not in ("metadata", "status")}
+        # apiVersion aside: the same object written through another served version is no change
+        spec_changed = {k: v for k, v in body.items() if k not in ("metadata", "status", "apiVersion")} != \
+                       {k: v for k, v in old.items() if k not in ("metadata", "status", "apiVersion")}
         meta["generation"] = int(old_meta.get("generation", 1)) + (1 if spec_changed else 0)
     if dry_run:
         meta["resourceVersion"] = (old or {}).get("metadata", {}).get("resourceVersion", "")

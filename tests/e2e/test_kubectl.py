@@ -263,6 +263,13 @@ async def test_an_api_version_is_served_until_the_release_that_removes_it(queue_
     assert [(f["manager"], f["apiVersion"]) for f in stored["metadata"]["managedFields"]] == [
         ("helm", "flowcontrol.apiserver.k8s.io/v1beta3")]
     assert "v1beta3" in ok(kube("api-versions"))
+    # another manager writing through v1 leaves helm's entry at the version helm applied with
+    ok(kube("label", "flowschemas.v1.flowcontrol.apiserver.k8s.io", "platform-probes", "team=platform"))
+    labelled = json.loads(ok(kube("get", "flowschemas.v1.flowcontrol.apiserver.k8s.io", "platform-probes", "-o", "json",
+                                  "--show-managed-fields")))
+    assert sorted((f["manager"], f["operation"], f["apiVersion"]) for f in labelled["metadata"]["managedFields"]) == [
+        ("helm", "Apply", "flowcontrol.apiserver.k8s.io/v1beta3"),
+        ("kubectl-label", "Update", "flowcontrol.apiserver.k8s.io/v1")]
 
     eks = boto3.client("eks", endpoint_url=simulator.url, region_name="us-east-1", aws_access_key_id="sim",
                        aws_secret_access_key="sim")

@@ -181,3 +181,49 @@ class TestGate:
     def test_warnings_never_refuse(self):
         found = report(insights=[UpgradeInsight(name="x", status="WARNING", kubernetes_version="1.32")])
         assert found.ready and readiness.refuse_unless_ready(found) == []
+
+
+class TestWhatTheClusterSays:
+    """What Regatta reads from a cluster's API server (regatta/kube/api_usage.py), including what a
+    hostile or broken one sends."""
+
+    METRICS = """# HELP apiserver_requested_deprecated_apis [STABLE] Gauge of deprecated APIs that have been requested
+# TYPE apiserver_requested_deprecated_apis gauge
+apiserver_requested_deprecated_apis{group="flowcontrol.apiserver.k8s.io",removed_release="1.32",resource="flowschemas",subresource="",version="v1beta3"} 1
+apiserver_requested_deprecated_apis{group="",removed_release="",resource="componentstatuses",subresource="",version="v1"} 1
+apiserver_request_total{code="200",verb="GET"} 123456
+apiserver_requested_deprecated_apis{group="batch",removed_release="1.25",resource="cronjobs",subresource="",version="v1beta1"} 0
+"""
+
+    def test_the_gauge_s_series_at_one_are_read_and_every_other_metric_passed_over(self):
+        from regatta.kube.api_usage import deprecated_series
+
+        found = deprecated_series(self.METRICS.splitlines())
+        assert [(s.group_version, s.resource, s.removed_release) for s in found] == [
+            ("flowcontrol.apiserver.k8s.io/v1beta3", "flowschemas", "1.32"), ("v1", "componentstatuses", "")]
+
+    def test_a_garbled_line_costs_only_itself(self):
+        from regatta.kube.api_usage import deprecated_series
+
+        garbled = ['apiserver_requested_deprecated_apis{group="x" 1 oops {{',
+                   'apiserver_requested_deprecated_apis{group="batch",removed_release="1.25",resource="cronjobs",'
+                   'subresource="",version="v1beta1"} 1']
+        assert [s.resource for s in deprecated_series(garbled)] == ["cronjobs"]
+
+    def test_what_a_manifest_was_applied_with_and_what_does_not_count(self):
+        from regatta.kube.api_usage import LAST_APPLIED, written_with
+
+        item = {"metadata": {"managedFields": [
+            {"manager": "helm", "operation": "Apply", "apiVersion": "flowcontrol.apiserver.k8s.io/v1beta3"},
+            {"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "flowcontrol.apiserver.k8s.io/v1beta2"},
+        ], "annotations": {LAST_APPLIED: '{"apiVersion": "autoscaling/v2beta2", "kind": "HorizontalPodAutoscaler"}'}}}
+        assert written_with(item) == {"flowcontrol.apiserver.k8s.io/v1beta3", "autoscaling/v2beta2"}
+
+    def test_a_malformed_object_says_nothing_rather_than_failing_the_read(self):
+        from regatta.kube.api_usage import LAST_APPLIED, written_with
+
+        nested = "[" * 100_000 + "]" * 100_000
+        for item in ("not an object", {"metadata": "x"}, {"metadata": {"managedFields": "x", "annotations": []}},
+                     {"metadata": {"managedFields": [1, None, {"operation": "Apply"}], "annotations": {LAST_APPLIED: nested}}},
+                     {"metadata": {"annotations": {LAST_APPLIED: "{not json"}}}):
+            assert written_with(item) == set(), item
