@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import bindparam, create_engine, delete, event, func, insert, select, text, update
+from sqlalchemy import create_engine, delete, event, func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from regatta.inventory.audit_files import AuditKeyError, AuditKeys
+from regatta.inventory import audit_append
+from regatta.inventory.audit_files import AuditKeys
 from regatta.inventory.tables import (
     ApiTicketRow,
     ApiTokenRow,
@@ -121,24 +122,6 @@ def _engine(url: str) -> Engine:
 _MIGRATED: set[str] = set()
 MIGRATION_LOCK_KEY = 0x52454741  # "REGA": the advisory lock that serializes migrations on PostgreSQL
 _MIGRATED_LOCK = threading.Lock()
-
-
-class _AuditAppend:
-    """The statements of one audit append, built once (see Inventory._append_audit)."""
-
-    def __init__(self) -> None:
-        head = AuditChainHead
-        # A no-op write that takes the head's row lock and reads it in one round trip.
-        self.take_head = (update(head).where(head.id == 1).values(last_id=head.last_id)
-                          .returning(head.last_id, head.last_hash))
-        self.key_of = select(AuditRow.key_id).where(AuditRow.id == bindparam("row_id"))
-        self.add_row = insert(AuditRow).returning(AuditRow.id)
-        self.set_hash = update(AuditRow).where(AuditRow.id == bindparam("row_id")).values(hash=bindparam("row_hash"))
-        self.move_head = (update(head).where(head.id == 1)
-                          .values(last_id=bindparam("new_last_id"), last_hash=bindparam("new_last_hash")))
-
-
-_AUDIT_APPEND = _AuditAppend()
 
 
 class Inventory:
@@ -389,7 +372,7 @@ class Inventory:
         """Append one record to the chain. A workflow's line (seq > 0) written again by a retried
         activity is refused by the unique index on (operation_id, run_id, seq) and kept once."""
         try:
-            self._append_audit(record)
+            audit_append.append(self.engine, self.audit_keys, record)
         except IntegrityError:
             if record.seq and self._written(record):
                 return  # a retried activity writing the same line again
@@ -400,31 +383,6 @@ class Inventory:
             return session.scalar(select(AuditRow.id).where(
                 AuditRow.operation_id == record.operation_id, AuditRow.run_id == record.run_id,
                 AuditRow.seq == record.seq)) is not None
-
-    def _append_audit(self, record: OperationRecord) -> None:
-        # SQLAlchemy Core with statements built once (_AUDIT_APPEND) rather than the ORM: an upgrade
-        # writes several lines, every one of them through this one lock, and building statements
-        # was a quarter of an append's CPU in a profile of the wave, the ORM's unit of work most of it.
-        fields = {**record.model_dump(exclude={"at"}), "at": datetime.now(UTC)}
-        with self.engine.begin() as connection:
-            # The head first: its row lock (PostgreSQL) or the write lock (SQLite) makes appends take
-            # turns, so no two records ever chain onto the same predecessor.
-            found = connection.execute(_AUDIT_APPEND.take_head).one_or_none()
-            assert found is not None, "migration 0005 writes the chain's head row"
-            last_id, last_hash = found
-            if self.audit_keys.current is None and last_id and connection.scalar(
-                    _AUDIT_APPEND.key_of, {"row_id": last_id}) is not None:
-                raise AuditKeyError("the audit trail is keyed, and this process holds no audit key: set"
-                                    " REGATTA_AUDIT_KEY_FILE (an unkeyed record would break the chain)")
-            # The database gives the id (PostgreSQL's sequence, which anything else inserting must not
-            # collide with), and the hash covers it, so the hash is written once the row is in.
-            row_id = connection.execute(_AUDIT_APPEND.add_row, {**fields, "prev_hash": last_hash, "hash": "",
-                                                                "key_id": self.audit_keys.current_id}).scalar_one()
-            chained = {**fields, "id": row_id}
-            row_hash = audit_chain.record_hash(last_hash, {name: chained[name] for name in audit_chain.CHAINED_FIELDS},
-                                               self.audit_keys.current)
-            connection.execute(_AUDIT_APPEND.set_hash, {"row_id": row_id, "row_hash": row_hash})
-            connection.execute(_AUDIT_APPEND.move_head, {"new_last_id": row_id, "new_last_hash": row_hash})
 
     def audit_checkpoint(self) -> audit_chain.Checkpoint | None:
         """The trail's head now, signed with the current audit key (None without a key, or an empty trail)."""
