@@ -17,6 +17,8 @@ from temporalio import activity
 from activities.failures import refuse, translated_failures
 from activities.kube import gate_on_health, inspect
 from regatta.clouds import CloudError
+from regatta.formats.fleet_data import api_removals
+from regatta.kube import api_usage
 from regatta.kube.connect import ClusterConnections
 from regatta.models import (
     Activity,
@@ -28,6 +30,7 @@ from regatta.models import (
     CreateNodePool,
     DeleteCluster,
     DeleteNodePool,
+    ReadForReadiness,
     RunUpgrade,
     StartControlPlaneUpgrade,
     StartNodePoolUpgrade,
@@ -37,6 +40,7 @@ from regatta.models import (
     WaitForOperation,
 )
 from regatta.models.errors import ErrorType
+from regatta.rules import versions
 
 # An upgrade step waits for at most this many operations: its own, after one or two the cloud ran by itself.
 MAX_OPERATIONS_PER_STEP = 3
@@ -65,6 +69,25 @@ class CloudActivities:
             provider = self.connections.provider(cluster)
             return UpgradeReads(state=self._describe(cluster), inspection=inspect(self.connections, cluster, pods=False),
                                 insights=provider.upgrade_insights(cluster))
+
+    @activity.defn(name=Activity.READ_FOR_READINESS)
+    def read_for_readiness(self, request: ReadForReadiness) -> UpgradeReads:
+        """The preflight's reads and, for its readiness gate, what `regatta upgrade readiness` reads besides:
+        the API versions the cluster's clients and manifests use, and (EKS) the managed add-ons against
+        their catalogue for the target."""
+        cluster = request.cluster
+        with translated_failures():
+            provider = self.connections.provider(cluster)
+            reads = UpgradeReads(state=self._describe(cluster), inspection=inspect(self.connections, cluster, pods=False),
+                                 insights=provider.upgrade_insights(cluster))
+            if not versions.moves_control_plane(reads.state.control_plane_version, request.target_version):
+                return reads  # the preflight refuses the target, or only node pools move: no API goes away
+            reads.usage = api_usage.api_usage(self.connections.api_client(cluster), api_removals(),
+                                              control_plane=reads.state.control_plane_version,
+                                              target=request.target_version)
+            if versions.moves_addons_after_control_plane(cluster.provider):
+                reads.addons = provider.managed_addons(cluster, version=request.target_version)
+            return reads
 
     @activity.defn(name=Activity.UPGRADE)
     def upgrade(self, request: RunUpgrade) -> UpgradeStepReport:

@@ -10,11 +10,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.failures import refuse, translated_failures
+from regatta.formats.fleet_data import api_removals
 from regatta.inventory.sweep import sweep
+from regatta.kube import api_usage, health
 from regatta.kube import backup as backups
 from regatta.kube import disaster_recovery as dr
 from regatta.kube import drain as drains
-from regatta.kube import health
 from regatta.kube.connect import ClusterConnections
 from regatta.models import (
     Activity,
@@ -32,6 +33,7 @@ from regatta.models import (
     HealthGate,
     HealthReport,
     LatestBackup,
+    ReadForReadiness,
     RecordEvent,
     RemoveRestored,
     RestoreReport,
@@ -42,6 +44,7 @@ from regatta.models import (
     WorkloadInventory,
 )
 from regatta.models.errors import ErrorType
+from regatta.models.readiness import ApiUsage
 from regatta.rules import decommissioning, recovery
 from regatta.rules.health import health_problems
 
@@ -81,6 +84,15 @@ class KubeActivities:
     def inspect_cluster(self, cluster: ClusterRef) -> ClusterInspection:
         with translated_failures():
             return inspect(self.connections, cluster)
+
+    @activity.defn(name=Activity.READ_API_USAGE)
+    def read_api_usage(self, request: ReadForReadiness) -> ApiUsage:
+        """For a cluster whose API only its site's agent reaches: the API versions its clients and manifests
+        use, against the removals between its control plane's version (read from its cloud) and the target."""
+        assert request.control_plane_version is not None, "the workflow reads the control plane first"
+        with translated_failures():
+            return api_usage.api_usage(self.connections.api_client(request.cluster), api_removals(),
+                                       control_plane=request.control_plane_version, target=request.target_version)
 
     @activity.defn(name=Activity.CORDON_NODES)
     def cordon_nodes(self, request: CordonNodes) -> list[str]:

@@ -3,7 +3,9 @@ PodDisruptionBudget, the way an SRE's runbook does it:
 
 1. Preflight: the target is one minor above the control plane (or the control plane is there
    and node pools are not), no node would break the skew policy, no PDB forbids every
-   eviction, the cluster is healthy.
+   eviction, the cloud would accept every step, the cluster is ready for the target (no API it
+   stops serving still in use, no add-on without a version for it, unless accepted), the
+   cluster is healthy.
 2. Upgrade the control plane; health gate.
 3. Each node pool that is behind (on an older version, or not on the node image asked for), one
    at a time:
@@ -31,7 +33,7 @@ from workflows.pieces.failures import stop_of
 from workflows.pieces.final_progress import keep_final_progress
 from workflows.pieces.fleet_clock import FleetClock
 from workflows.pieces.inputs import check_start, parse_input, tag
-from workflows.pieces.patches import CLOUD_RULES, FEWER_STEPS, MANAGED_ADDONS, patched
+from workflows.pieces.patches import CLOUD_RULES, FEWER_STEPS, MANAGED_ADDONS, READINESS_GATE, patched
 from workflows.pieces.trail import Trail
 
 with workflow.unsafe.imports_passed_through():
@@ -56,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
         NodePool,
         PauseInput,
         PoolProgress,
+        ReadForReadiness,
         RecordClusterVersions,
         ResumeInput,
         StartControlPlaneUpgrade,
@@ -63,7 +66,8 @@ with workflow.unsafe.imports_passed_through():
         UpgradeInsight,
         UpgradeReads,
     )
-    from regatta.rules import cloud_rules, disruption, pool_names, refusals, versions, windows
+    from regatta.models.readiness import ApiUsage, ReadinessFinding
+    from regatta.rules import cloud_rules, disruption, pool_names, readiness, refusals, versions, windows
 
 EXAMPLE = '{"cluster": "eks-prod-use1", "target_version": "1.31", "strategy": "surge", "ticket": "CHG-1"}'
 ENDED = ("succeeded", "aborted", "failed")
@@ -239,13 +243,41 @@ class ClusterUpgrade:
         self.trail.step(phase, step)
         await self.trail.record("window", "resumed", f"window open: resuming {step}")
 
-    async def _read(self) -> tuple[ClusterState, ClusterInspection, list[UpgradeInsight]]:
+    async def _read(self, *, readiness_gate: bool) -> UpgradeReads:
+        """What the preflight judges: the cloud's view, the cluster's nodes and budgets, the cloud's insights and,
+        for the readiness gate, the API versions in use and the add-ons. A managed cluster behind a site agent is
+        read in parts: its cloud centrally, its API at the site."""
         ref = self._ref()
-        if patched(FEWER_STEPS) and self.calls.reaches_cloud_and_cluster():
-            reads: UpgradeReads = await call(Activity.READ_FOR_UPGRADE, ref, UpgradeReads)
-            return reads.state, reads.inspection, reads.insights
+        together = self.calls.reaches_cloud_and_cluster()
+        if readiness_gate and together:
+            request = ReadForReadiness(cluster=ref, target_version=self.input.target_version)
+            return await call(Activity.READ_FOR_READINESS, request, UpgradeReads)
+        if patched(FEWER_STEPS) and together:
+            return await call(Activity.READ_FOR_UPGRADE, ref, UpgradeReads)
         state = await call(Activity.DESCRIBE_CLUSTER, ref, ClusterState)
-        return state, await call(Activity.INSPECT_CLUSTER, ref, ClusterInspection), []
+        reads = UpgradeReads(state=state, inspection=await call(Activity.INSPECT_CLUSTER, ref, ClusterInspection))
+        if readiness_gate and versions.moves_control_plane(state.control_plane_version, self.input.target_version):
+            reads.usage = await call(Activity.READ_API_USAGE, ReadForReadiness(
+                cluster=ref, target_version=self.input.target_version, control_plane_version=state.control_plane_version),
+                ApiUsage)
+        return reads
+
+    def _gate_on_readiness(self, reads: UpgradeReads) -> list[ReadinessFinding]:
+        """What the target would break that nothing else here judges (APIs it stops serving that clients or
+        manifests use, add-ons with no version for it), refused unless an operator accepted each finding by its
+        id; what stands is shown in the progress. Budgets and the cloud's insights keep their own refusals."""
+        state, usage = reads.state, reads.usage
+        if usage is None:  # the control plane does not move: no API goes away
+            return []
+        report = readiness.readiness_report(
+            cluster=self.input.cluster, control_plane=state.control_plane_version, target=self.input.target_version,
+            table=usage.table, node_pools=state.node_pools, requested=usage.requested, applied=usage.applied,
+            addons=reads.addons)
+        accepted = readiness.refuse_unless_ready(report, self.input.accept_findings)
+        self.state.readiness = [finding.line() + (f" — accepted: {self.input.accept_findings[finding.id]}"
+                                                  if finding in accepted else "")
+                                for finding in report.findings if finding.severity != "info"]
+        return accepted
 
     def _apply_cloud_rules(self, state: ClusterState, inspection: ClusterInspection, insights: list[UpgradeInsight],
                            scope: versions.UpgradeScope) -> None:
@@ -271,7 +303,9 @@ class ClusterUpgrade:
         self.trail.step("preflight", "reading the control plane, node pools, nodes and budgets")
         ref = self._ref()
         fewer_steps = patched(FEWER_STEPS)
-        state, inspection, insights = await self._read()
+        readiness_gate = patched(READINESS_GATE)  # runs begun before it replay without it (DESIGN rule 9)
+        reads = await self._read(readiness_gate=readiness_gate)
+        state, inspection, insights = reads.state, reads.inspection, reads.insights
         cloud_rules_apply = patched(CLOUD_RULES)  # runs begun before them replay without them (DESIGN rule 9)
         waited = 0.0
         while cloud_rules_apply and state.status == "UPDATING" and waited < self.input.cloud_operation_timeout_seconds:
@@ -281,7 +315,8 @@ class ClusterUpgrade:
                                    f" {self.input.cloud_operation_timeout_seconds:.0f}s)")
             await workflow.sleep(self.input.poll_interval_seconds)
             waited += self.input.poll_interval_seconds
-            state, inspection, insights = await self._read()
+            reads = await self._read(readiness_gate=readiness_gate)
+            state, inspection, insights = reads.state, reads.inspection, reads.insights
         if waited:
             self.waiting_for_agent(None)
         self.from_version = state.control_plane_version
@@ -303,8 +338,12 @@ class ClusterUpgrade:
             disruption.refuse_unsatisfiable_pdbs(inspection.pdbs)
             if cloud_rules_apply:
                 self._apply_cloud_rules(state, inspection, insights, scope)
+            accepted = self._gate_on_readiness(reads) if readiness_gate and scope.control_plane else []
         except refusals.Refusal as refusal:
             raise ApplicationError(str(refusal), type=refusal.error_type, non_retryable=True) from None
+        if accepted:
+            await self.trail.record("readiness", "accepted", f"by {self.input.requested_by}: " + "; ".join(
+                f"[{finding.id}] {finding.summary}, because {self.input.accept_findings[finding.id]}" for finding in accepted))
         if self.accepted_insights:
             await self.trail.record("insights", "accepted", f"by {self.input.requested_by}: {self.input.accept_insights}; "
                                     + "; ".join(insight.line() for insight in self.accepted_insights))

@@ -8,12 +8,13 @@ monthly patch runbook says:
    `concurrency` at once, each only inside its maintenance window (a cluster outside it waits,
    visibly, with the time it will start); then soak before the next stage.
 3. Halt when more clusters have failed than the failure budget allows: nothing new starts,
-   what runs finishes, and the result names every failure.
+   what runs finishes, and the result names every failure. A cluster whose upgrade refuses it
+   for blocking readiness findings nobody accepted is held out (not_ready, naming them), not failed.
 
 Controls: pause and resume (nothing new starts while paused), abort (nothing new starts; each
 upgrade in flight is told to abort too, so it finishes the step it is in, returns cordoned nodes to
 service and stops: a cluster is consistent at a step boundary, not in the middle of one),
-approve a stage, skip a cluster with a reason, retry a failed cluster of the running stage. A cluster held by another operation is skipped
+approve a stage, skip a cluster with a reason, retry a failed or not-ready cluster of the running stage. A cluster held by another operation is skipped
 with the name of that operation. Children are abandoned, not killed, if the wave itself is
 terminated: a half-drained cluster is worse than an unfinished wave.
 """
@@ -177,9 +178,10 @@ class PatchWave:
     async def retry(self, request: PatchWaveRetryInput) -> PatchWaveProgress:
         entry = self._entry(request.cluster)
         assert entry is not None  # the validator found it
+        if entry.status == "failed":
+            self.state.failed -= 1
         entry.status, entry.detail = "pending", f"retry asked by {request.requested_by} after: {entry.detail}"
         self.cursor = 0  # the retried cluster may sit before it
-        self.state.failed -= 1
         await self.trail.record("retry", "resumed", f"{request.cluster} by {request.requested_by}")
         self.controls += 1
         return self.state
@@ -193,9 +195,9 @@ class PatchWave:
         entry = self._entry(request.cluster)
         if entry is None:
             raise ApplicationError(f"{request.cluster} is not in this wave", type=ErrorType.NOT_IN_WAVE)
-        if entry.status != "failed":
-            raise ApplicationError(f"{request.cluster} is {entry.status}; only a failed cluster can be retried",
-                                   type=ErrorType.NOT_FAILED)
+        if entry.status not in ("failed", "not_ready"):
+            raise ApplicationError(f"{request.cluster} is {entry.status}; only a failed cluster, or one held out as not"
+                                   " ready, can be retried", type=ErrorType.NOT_FAILED)
         stage = next(s for s in self.state.stages if entry in s.clusters)
         if stage.name != self.state.stage or stage.status != "running":
             raise ApplicationError(f"{request.cluster}'s stage {stage.name} is over; a new wave retries it (clusters at"
@@ -290,6 +292,7 @@ class PatchWave:
             request = ClusterUpgradeInput(cluster=entry.name, target_version=self.input.target_version,
                                           node_images=self.input.node_images, health_checks=checks,
                                           drain_policies=self.input.drain_policies, freezes=self.input.freezes,
+                                          accept_findings=self.input.accept_findings,
                                           # its own windows only: a window closing mid-upgrade pauses it at a step boundary
                                           maintenance_windows=[self.input.maintenance_windows[i].model_copy(
                                               update={"applies_to": ClusterSelector()}) for i in entry.windows],
@@ -321,6 +324,9 @@ class PatchWave:
                     hold = MaintenanceHold.model_validate(cause.details[0])
                     entry.status, entry.earliest_start, entry.detail = "held", hold.until, waves.describe_hold(hold)
                     self.cursor = 0  # it sits behind the cursor now
+                    return
+                if kind == ErrorType.NOT_READY_FOR_UPGRADE:  # held out, naming its findings: fixed, it is retried
+                    entry.status, entry.detail = "not_ready", message
                     return
                 if kind == ErrorType.UNKNOWN_CLUSTER:  # it left the fleet after the wave planned: not a failure
                     entry.status = "skipped"

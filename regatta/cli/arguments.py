@@ -5,6 +5,9 @@ selectors, durations and times.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
+
+import typer
 
 from regatta.temporal.outcomes import OperationRefused as Refused
 
@@ -37,6 +40,23 @@ def parse_selector(text: str | None) -> dict[str, str]:
             raise Refused(f"selector part {part!r} is not key=value; write e.g. --selector env=prod,team=payments")
         pairs[key.strip()] = value.strip()
     return pairs
+
+
+Accept = Annotated[list[str] | None, typer.Option(
+    "--accept", help="go ahead although this blocking readiness finding stands: FINDING_ID=REASON, the id as `regatta"
+                     " upgrade readiness` prints it (repeatable; audited)")]
+
+
+def parse_accepted(pairs: list[str] | None) -> dict[str, str]:
+    """--accept FINDING_ID=REASON, repeated: the finding ids an operator accepts and why."""
+    accepted = {}
+    for pair in pairs or []:
+        finding, sep, reason = pair.partition("=")
+        if not sep or not finding.strip() or not reason.strip():
+            raise Refused(f"--accept {pair!r}: give FINDING_ID=REASON, e.g. --accept"
+                          " 'removed_api:policy/v1beta1/PodSecurityPolicy=the chart is migrated in this window'")
+        accepted[finding.strip()] = reason.strip()
+    return accepted
 
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from temporalio.client import WorkflowHandle
 from regatta.models import ClusterRecord, WaveForecast, WavePlan
 from regatta.models.cost import ClusterCost
+from regatta.models.readiness import ReadinessReport
 from regatta.rules import cost
 from regatta.temporal.outcomes import OperationFailed, cause_of
 
@@ -126,14 +128,27 @@ def render_forecast(forecast: WaveForecast, console: Console, *, cluster: str | 
     console.print(table)
 
 
-def render_plan(plan: WavePlan, console: Console) -> None:
-    """Which clusters go in which stage and when: `regatta wave start --plan-only`."""
+def readiness_word(report: ReadinessReport | None, accepted: Mapping[str, str]) -> str:
+    """A cluster's readiness in a word and the ids that hold it out: what a wave would do with it."""
+    if report is None:
+        return "—"
+    blocking = [f for f in report.findings if f.severity == "blocking" and not (f.can_accept and f.id in accepted)]
+    if blocking:
+        return "held out: " + ", ".join(f.id for f in blocking)
+    taken = [f.id for f in report.findings if f.severity == "blocking"]
+    return "ready" + (f" (accepted: {', '.join(taken)})" if taken else "")
+
+
+def render_plan(plan: WavePlan, console: Console, *, readiness: Mapping[str, ReadinessReport] | None = None,
+                accepted: Mapping[str, str] | None = None) -> None:
+    """Which clusters go in which stage and when, and (given) whether each is ready for the target:
+    `regatta wave start --plan-only`."""
     total = sum(len(stage.clusters) for stage in plan.stages)
     images = f" (node images: {', '.join(f'{k} {v}' for k, v in sorted(plan.node_images.items()))})" if plan.node_images else ""
     console.print(f"[bold]{plan.wave}[/] to {plan.target_version}{images}: {total} clusters in {len(plan.stages)} stages,"
                   f" failure budget {plan.failure_budget} (planned {plan.planned_at:%Y-%m-%d %H:%M} UTC)")
     table = Table()
-    for column in ("STAGE", "CLUSTER", "STATUS", "EARLIEST START (UTC)", "NOTE"):
+    for column in ("STAGE", "CLUSTER", "STATUS", "EARLIEST START (UTC)", "NOTE") + (("READINESS",) if readiness else ()):
         table.add_column(column)
     for stage in plan.stages:
         gate = " (approval)" if stage.approval_required else ""
@@ -143,7 +158,8 @@ def render_plan(plan: WavePlan, console: Console) -> None:
                 table.add_row(label, "", "", "", "no cluster")
                 continue
             start = f"{entry.earliest_start.astimezone(UTC):%Y-%m-%d %H:%M}" if entry.earliest_start else "—"
-            table.add_row(label if i == 0 else "", entry.name, entry.status, start, entry.detail)
+            ready = (escape(readiness_word(readiness.get(entry.name), accepted or {})),) if readiness else ()
+            table.add_row(label if i == 0 else "", entry.name, entry.status, start, entry.detail, *ready)
     console.print(table)
     for name in plan.unstaged:
         console.print(f"not in any stage (not touched): {name}: {plan.unstaged_reasons.get(name, '')}")
@@ -162,18 +178,20 @@ def _print_stage_table(table: Table, notes: list[str], progress: dict[str, Any],
 
 def _render_wave(progress: dict[str, Any], console: Console) -> None:
     table = Table()
-    for column in ("STAGE", "STATUS", "DONE", "UPGRADING", "WAITING", "FAILED", "ABORTED", "SKIPPED", "APPROVED BY"):
+    for column in ("STAGE", "STATUS", "DONE", "UPGRADING", "WAITING", "FAILED", "NOT READY", "ABORTED", "SKIPPED",
+                   "APPROVED BY"):
         table.add_column(column)
     notes = []
     for stage in progress["stages"]:
         count = {status: sum(1 for c in stage["clusters"] if c["status"] == status)
-                 for status in ("succeeded", "at_target", "upgrading", "waiting_window", "held", "failed", "aborted", "skipped")}
+                 for status in ("succeeded", "at_target", "upgrading", "waiting_window", "held", "failed", "aborted", "skipped",
+                                "not_ready")}
         table.add_row(stage["name"], stage["status"], f"{count['succeeded'] + count['at_target']}/{len(stage['clusters'])}",
-                      str(count["upgrading"]), str(count["waiting_window"] + count["held"]), str(count["failed"]), str(count["aborted"]),
-                      str(count["skipped"]),
+                      str(count["upgrading"]), str(count["waiting_window"] + count["held"]), str(count["failed"]),
+                      str(count["not_ready"]), str(count["aborted"]), str(count["skipped"]),
                       stage.get("approved_by") or "")
         notes += [f"{c['name']}: {c['status']} — {c['detail']}" for c in stage["clusters"]
-                  if c["status"] in ("waiting_window", "held", "failed", "aborted", "skipped")]
+                  if c["status"] in ("waiting_window", "held", "failed", "aborted", "skipped", "not_ready")]
     _print_stage_table(table, notes, progress, console)
 
 
@@ -283,7 +301,8 @@ async def follow(handle: WorkflowHandle, console: Console, *, interval: float = 
                 name = f"stage {stage['name']}"
                 if name not in bars:
                     bars[name] = bar.add_task(name, total=max(len(stage["clusters"]), 1), state="")
-                finished = sum(1 for c in stage["clusters"] if c["status"] in ("succeeded", "at_target", "applied", "failed", "aborted", "skipped"))
+                finished = sum(1 for c in stage["clusters"] if c["status"] in ("succeeded", "at_target", "applied", "failed", "aborted", "skipped",
+                                                                     "not_ready"))
                 bar.update(bars[name], completed=finished, state=stage["status"])
             for pool in progress.get("pools", []):
                 name = f"pool {pool['name']}"

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from regatta.cli.arguments import Output, StrategyChoice, parse_selector
+from regatta.cli.arguments import Accept, Output, StrategyChoice, parse_accepted, parse_selector
 from regatta.cli.context import api_client, fleet_now, open_inventory
 from regatta.cli.exits import run_command
 from regatta.cli.op import admit_and_start, follow_over_api
@@ -39,6 +39,7 @@ def upgrade_start(
     launch_template_version: Annotated[list[str] | None, typer.Option(
         help="EKS node group on an AMI of its own launch template: NODE_GROUP=VERSION, the template version holding the"
              " AMI for --to (repeatable)")] = None,
+    accept: Accept = None,
     drain_unmanaged_pods: Annotated[bool, typer.Option(help="let a drain delete pods no controller recreates (kubectl"
                                                             " drain --force)")] = False,
     drain_emptydir_data: Annotated[bool, typer.Option(help="let a drain evict pods with emptyDir data (kubectl drain"
@@ -56,9 +57,15 @@ def upgrade_start(
             run_command(_refuse(f"--launch-template-version {pair!r}: give NODE_GROUP=VERSION, e.g. hardened=7"))
             return
         templates[group] = version
+    try:
+        accepted = parse_accepted(accept)
+    except Refused as refused:
+        run_command(_refuse(str(refused)))
+        return
     overrides = {k: v for k, v in {"max_unavailable": max_unavailable, "drain_timeout_seconds": drain_timeout,
                                    "poll_interval_seconds": poll_interval, "override_hold": override_hold,
                                    "accept_insights": accept_insights, "launch_template_versions": templates or None,
+                                   "accept_findings": accepted or None,
                                    "drain_unmanaged_pods": drain_unmanaged_pods or None,
                                    "drain_emptydir_data": drain_emptydir_data or None}.items()
                  if v is not None}

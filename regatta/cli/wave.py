@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from regatta.cli.arguments import Output, parse_selector
+from regatta.cli.arguments import Accept, Output, parse_accepted, parse_selector
 from regatta.cli.context import fleet_now, open_inventory
 from regatta.cli.exits import run_command
 from regatta.cli.render import console
@@ -38,7 +38,7 @@ WaveBudget = Annotated[str, typer.Option(help="without --file: failures tolerate
 
 
 def _wave_request(*, file: str | None, selector: str | None, to: str | None, name: str | None, concurrency: int,
-                  failure_budget: str, ticket: str | None, requested_by: str | None):
+                  failure_budget: str, ticket: str | None, requested_by: str | None, accept: list[str] | None = None):
     """The wave a command means: its file, or one stage over a selector."""
     import getpass
     from datetime import datetime
@@ -65,7 +65,9 @@ def _wave_request(*, file: str | None, selector: str | None, to: str | None, nam
             raise Refused(str(error)) from None
     else:
         raise Refused("say what to upgrade: --file wave.yaml, or --selector k=v,... --to X.Y")
-    updates = {"requested_by": requested_by or getpass.getuser(), **({"ticket": ticket} if ticket else {})}
+    updates: dict[str, object] = {"requested_by": requested_by or getpass.getuser(), **({"ticket": ticket} if ticket else {})}
+    if accept:  # on top of the file's accept_findings
+        updates["accept_findings"] = {**wave.accept_findings, **parse_accepted(accept)}
     return wave.model_copy(update=updates)
 
 
@@ -77,7 +79,9 @@ def wave_start(
     name: WaveName = None,
     concurrency: WaveConcurrency = 1,
     failure_budget: WaveBudget = "0",
-    plan_only: Annotated[bool, typer.Option(help="print which clusters go in which stage and when; start nothing")] = False,
+    plan_only: Annotated[bool, typer.Option(help="print which clusters go in which stage and when, and whether each is"
+                                                " ready for the target (read from the clusters now); start nothing")] = False,
+    accept: Accept = None,
     ticket: Annotated[str | None, typer.Option(help="change ticket (overrides the file's)")] = None,
     wait: Annotated[bool, typer.Option(help="follow it until it ends")] = False,
     requested_by: Annotated[str | None, typer.Option(help="who asks (default: $USER)")] = None,
@@ -90,14 +94,20 @@ def wave_start(
 
     async def body():
         wave = _wave_request(file=file, selector=selector, to=to, name=name, concurrency=concurrency,
-                             failure_budget=failure_budget, ticket=ticket, requested_by=requested_by)
+                             failure_budget=failure_budget, ticket=ticket, requested_by=requested_by, accept=accept)
         # The same clock the wave will read: the simulator's for a simulated fleet.
         admission = admit(wave, inventory=open_inventory(), now=fleet_now(),  # exit 2 if refused
                           outbound_rules=Settings.from_env().outbound)
         plan = admission.plan
         assert plan is not None  # a wave's admission carries its plan
         if plan_only:
-            render_plan(plan, console)
+            from regatta.inventory.readiness_check import check_fleet
+            from regatta.kube.connect import ClusterConnections
+
+            planned = {entry.name for stage in plan.stages for entry in stage.clusters if entry.status != "at_target"}
+            records = [r for r in open_inventory().list_clusters() if r.name in planned]
+            reports = check_fleet(ClusterConnections(sim_url=Settings.from_env().sim_url), records, wave.target_version)
+            render_plan(plan, console, readiness={r.cluster: r for r in reports}, accepted=wave.accept_findings)
             return
         handle = await start_wave(Settings.from_env(), request=wave)
         total = sum(len(stage.clusters) for stage in plan.stages)

@@ -42,22 +42,32 @@ def check_one(connections: ClusterConnections, record: ClusterRecord, target: st
         addons = provider.managed_addons(ref, version=target) if versions.moves_addons_after_control_plane(ref.provider) else []
         api = connections.api_client(ref)
         pdbs = health.read_pdbs(api)
-        requested = api_usage.requested_deprecated_apis(api)
-        applied = api_usage.applied_objects(api, readiness.removals_crossed(table, path))
+        usage = api_usage.api_usage(api, table, control_plane=control_plane, target=target)
     except Exception as error:  # noqa: BLE001 - one unreadable cluster must not stop the fleet's read
         return alone(ReadinessFinding(id="unreadable", check="unreadable", severity="blocking",
                                       summary=f"the cluster could not be read: {str(error)[:200]}",
                                       what_to_do="check its credentials and reachability (regatta clusters sync),"
                                                  " then read again"), record.control_plane_version)
-    return readiness.readiness_report(cluster=record.name, control_plane=control_plane, target=target, table=table,
-                                      node_pools=pools, requested=requested, applied=applied, addons=addons, pdbs=pdbs,
-                                      insights=insights)
+    return readiness.readiness_report(cluster=record.name, control_plane=control_plane, target=target,
+                                      table=usage.table, node_pools=pools, requested=usage.requested,
+                                      applied=usage.applied, addons=addons, pdbs=pdbs, insights=insights)
 
 
 def check_fleet(connections: ClusterConnections, records: list[ClusterRecord], target: str) -> list[ReadinessReport]:
-    """Every cluster's readiness for `target`, in the order given (a site's clusters are its agent's).
-    A target that is no version at all is refused once, before any cluster is asked."""
+    """Every cluster's readiness for `target`, in the order given. A cluster at a site whose API only its
+    agent reaches is not read from here, and says so (its upgrade's preflight reads it there). A target
+    that is no version at all is refused once, before any cluster is asked."""
     versions.parse_target_version(target)
-    mine = [r for r in records if r.site == connections.site]
+
+    def check(record: ClusterRecord) -> ReadinessReport:
+        if record.site == connections.site:
+            return check_one(connections, record, target)
+        return ReadinessReport(
+            cluster=record.name, current_version=record.control_plane_version, target_version=target, path=[],
+            findings=[ReadinessFinding(
+                id="unreadable", check="unreadable", severity="warning",
+                summary=f"at site {record.site}: only its agent reaches its API, so it was not read from here",
+                what_to_do="nothing before: its upgrade's preflight reads it at the site and refuses what blocks")])
+
     with ThreadPoolExecutor(max_workers=8) as pool:
-        return list(pool.map(lambda r: check_one(connections, r, target), mine))
+        return list(pool.map(check, records))

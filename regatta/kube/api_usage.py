@@ -20,7 +20,9 @@ import kubernetes.client as k8s
 from kubernetes.client.exceptions import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
-from regatta.models.readiness import ApiRemoval, AppliedObject, RequestedDeprecatedApi
+from regatta.models.readiness import ApiRemoval, ApiRemovalTable, ApiUsage, AppliedObject, RequestedDeprecatedApi
+from regatta.rules import readiness
+from regatta.rules.versions import minor_version
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 GAUGE = "apiserver_requested_deprecated_apis"
@@ -145,3 +147,14 @@ def applied_objects(api: k8s.ApiClient, removals: Iterable[ApiRemoval]) -> list[
                                                name=str(meta.get("name", ""))))
             break  # one served version lists every object of the kind
     return found
+
+
+def api_usage(api: k8s.ApiClient, table: ApiRemovalTable, *, control_plane: str, target: str) -> ApiUsage:
+    """What the readiness of `control_plane` for `target` needs to know of the cluster's API use: the
+    gauge's series, the objects last applied with a version the path removes, and the removals of
+    the releases after the control plane's (the path's, and the later ones its warnings name)."""
+    now = minor_version(control_plane)
+    ahead = table.model_copy(update={"removals": [r for r in table.removals if minor_version(r.removed_in) > now]})
+    crossed = set(readiness.upgrade_path(control_plane, target))
+    return ApiUsage(table=ahead, requested=requested_deprecated_apis(api),
+                    applied=applied_objects(api, [r for r in ahead.removals if r.removed_in in crossed]))

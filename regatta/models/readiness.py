@@ -9,7 +9,7 @@ add-ons are the cloud's ManagedAddon, regatta/models/fleet.py).
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, computed_field
 
@@ -18,6 +18,10 @@ from regatta.models.base import Model
 Severity = Literal["blocking", "warning", "info"]
 ReadinessCheck = Literal["removed_api", "deprecated_api", "addon", "budget", "surge_room", "cloud_insight", "skew",
                          "version", "unreadable"]
+
+# Blocking findings an operator accepts: the finding's id → why it may go ahead anyway (audited).
+AcceptedFindings = dict[Annotated[str, Field(min_length=1, max_length=300)],
+                        Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00]*$")]]
 
 
 class ApiRemoval(Model):
@@ -89,6 +93,22 @@ class ReadinessFinding(Model):
     objects: list[str] = Field(default_factory=list)
     what_to_do: str
     version: str | None = Field(default=None, description="the step of the path it belongs to, where it is one step's")
+    can_accept: bool = Field(default=True, description="whether an operator may accept it and go ahead; False for what"
+                             " the cloud itself would refuse (the version-skew policy)")
+
+    def line(self) -> str:
+        """One line, as an upgrade's progress and the audit trail give it."""
+        return f"{self.severity} [{self.id}] {self.summary}"
+
+
+class ApiUsage(Model):
+    """What a cluster's clients and manifests use of the APIs that releases after its own remove: the
+    gauge's series and the objects last applied with a removed version, with the removals they were
+    read against (the shipped table's, from the control plane's version on)."""
+
+    table: ApiRemovalTable
+    requested: list[RequestedDeprecatedApi] = Field(default_factory=list)
+    applied: list[AppliedObject] = Field(default_factory=list)
 
 
 class ReadinessReport(Model):

@@ -16,6 +16,7 @@ from regatta.models.calendar import Freeze, MaintenanceWindow
 from regatta.models.drain import DrainEscalation, DrainPolicy
 from regatta.models.fleet import AddonChange
 from regatta.models.health import HealthCheck
+from regatta.models.readiness import AcceptedFindings
 
 
 class ClusterUpgradeInput(Model):
@@ -39,6 +40,10 @@ class ClusterUpgradeInput(Model):
     accept_insights: str | None = Field(default=None, max_length=500, description="go ahead although EKS's upgrade"
                                         " insights report ERROR for target_version, for this reason (audited; EKS is"
                                         " told to go ahead with force)")
+    accept_findings: AcceptedFindings = Field(
+        default_factory=dict, max_length=50, description="go ahead although these blocking readiness findings stand"
+        " (finding id, as `regatta upgrade readiness` names it → the reason, audited), e.g."
+        " {\"budget:payments/api\": \"the team scales it up before the window\"}")
     drain_unmanaged_pods: bool = Field(default=False, description="a drain deletes pods no controller will recreate,"
                                        " as kubectl drain --force does; without it a node holding one is not drained")
     drain_emptydir_data: bool = Field(default=False, description="a drain evicts pods whose emptyDir data goes with"
@@ -119,6 +124,8 @@ class ClusterUpgradeProgress(Model):
     insights: list[str] = Field(default_factory=list, description="what the cloud's own upgrade readiness checks (EKS"
                                 " upgrade insights) say about the target, each a line; ERROR ones stop the upgrade"
                                 " unless accepted")
+    readiness: list[str] = Field(default_factory=list, description="the readiness findings for the target that did not"
+                                 " stop it (warnings, and blocking ones accepted), each a line")
     addons: list[AddonChange] = Field(default_factory=list, description="EKS: each managed add-on moved to its default"
                                       " for the new version after the control plane (or left where it was)")
 

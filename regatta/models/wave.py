@@ -16,6 +16,7 @@ from regatta.models.calendar import ClusterSelector, Freeze, MaintenanceWindow
 from regatta.models.controls import RetryClusterInput, SkipClusterInput, StageApproveInput, StageSteering
 from regatta.models.drain import DrainPolicy
 from regatta.models.health import HealthCheck
+from regatta.models.readiness import AcceptedFindings
 
 
 class WaveStage(Model):
@@ -47,6 +48,9 @@ class PatchWaveInput(Model):
                                      description="POSTed an HMAC-signed JSON note on every change of phase")
     # Tuning handed to every cluster's ClusterUpgrade (field name → value), e.g. {"drain_timeout_seconds": 1800}.
     upgrade_settings: dict[str, float] = Field(default_factory=dict)
+    accept_findings: AcceptedFindings = Field(default_factory=dict, max_length=50, description="handed to every"
+                                              " cluster's upgrade: blocking readiness findings it goes ahead despite"
+                                              " (finding id → reason, audited); a cluster with others is held out")
     drain_policies: list[DrainPolicy] = Field(default_factory=list, description="handed to every cluster's upgrade:"
                                               " what a drain blocked by PodDisruptionBudgets does")
     estimated_upgrade_minutes: float = Field(default=45, gt=0, le=7 * 24 * 60, description="what the forecast expects"
@@ -60,8 +64,9 @@ class PatchWaveInput(Model):
                                               " new; leave it out")
 
 
+# not_ready: held out, its upgrade refused for blocking readiness findings nobody accepted (not a failure).
 WaveClusterStatus = Literal["pending", "waiting_window", "held", "upgrading", "succeeded", "failed", "skipped",
-                           "at_target", "aborted"]
+                           "at_target", "aborted", "not_ready"]
 
 
 class WaveClusterState(Model):

@@ -19,6 +19,7 @@ from regatta.models import (
 from regatta.rules.windows import freeze_at, next_start
 
 SETTLED = {"succeeded": "upgraded", "at_target": "already at the target", "failed": "its upgrade failed",
+           "not_ready": "held out: not ready for the target",
            "skipped": "skipped", "aborted": "its upgrade was aborted"}
 
 

@@ -142,10 +142,12 @@ def addon_findings(addons: Iterable[ManagedAddon], target: str) -> list[Readines
 
 
 def budget_findings(pdbs: Iterable[PdbState]) -> list[ReadinessFinding]:
-    """A budget that can never allow an eviction stops every drain of a node its pods run on."""
+    """A budget that can never allow an eviction stops every drain of a node its pods run on (an upgrade
+    refuses it as UnsatisfiablePdb: not a finding to accept)."""
     return [ReadinessFinding(id=f"budget:{pdb.namespace}/{pdb.name}", check="budget", severity="blocking",
                              objects=[f"PodDisruptionBudget {pdb.namespace}/{pdb.name}"], summary=reason,
-                             what_to_do="scale the workload above the budget or relax minAvailable/maxUnavailable")
+                             what_to_do="scale the workload above the budget or relax minAvailable/maxUnavailable",
+                             can_accept=False)
             for pdb in pdbs if (reason := pdb_never_allows_eviction(pdb))]
 
 
@@ -166,11 +168,14 @@ def surge_room_findings(pools: Iterable[NodePoolRoom], *, max_surge: int) -> lis
 
 def insight_findings(insights: Iterable[UpgradeInsight]) -> list[ReadinessFinding]:
     """The cloud's own upgrade readiness checks (EKS upgrade insights): ERROR blocks, as EKS itself refuses
-    the upgrade without force; WARNING warns; UNKNOWN is said."""
+    the upgrade without force; WARNING warns; UNKNOWN is said. An upgrade judges them by its cloud rules
+    (UpgradeInsightsError, passed only with accept_insights), so they are not accepted by id."""
     severity: dict[str, Severity] = {"ERROR": "blocking", "WARNING": "warning", "UNKNOWN": "info"}
     return [ReadinessFinding(id=f"cloud_insight:{insight.name}", check="cloud_insight", severity=severity[insight.status],
                              summary=f"{insight.name}: {insight.reason or insight.description}", objects=list(insight.resources),
-                             what_to_do=insight.recommendation or "see the cloud's insight", version=insight.kubernetes_version)
+                             what_to_do=(insight.recommendation or "see the cloud's insight")
+                             + "; an upgrade goes ahead past ERROR insights only with accept_insights and a reason",
+                             version=insight.kubernetes_version, can_accept=False)
             for insight in insights if insight.status != "PASSING"]
 
 
@@ -189,7 +194,8 @@ def skew_findings(node_pools: Iterable[NodePool], path: Sequence[str]) -> list[R
                 id=f"skew:{pool.name}", check="skew", severity="blocking", objects=[f"node pool {pool.name}"],
                 summary=f"node pool {pool.name} runs {pool.version}, {behind} minors behind {path[0]}; kubelets may be at"
                         f" most {MAX_KUBELET_SKEW} behind the control plane",
-                what_to_do=f"upgrade node pool {pool.name} to at least {floor} first", version=path[0]))
+                what_to_do=f"upgrade node pool {pool.name} to at least {floor} first", version=path[0],
+                can_accept=False))
     return findings
 
 
@@ -211,13 +217,17 @@ def readiness_report(
 
 
 def refuse_unless_ready(report: ReadinessReport, accepted: Iterable[str] = ()) -> list[ReadinessFinding]:
-    """The blocking findings an operator accepted (for the audit trail), or a refusal naming the rest."""
+    """The blocking findings an operator accepted (for the audit trail), or a refusal naming the rest:
+    every one not accepted, and any the cloud itself would refuse whether accepted or not."""
     accepted = set(accepted)
     blocking = [finding for finding in report.findings if finding.severity == "blocking"]
-    left = [finding for finding in blocking if finding.id not in accepted]
+    left = [finding for finding in blocking if finding.id not in accepted or not finding.can_accept]
     if left:
+        acceptable = any(finding.can_accept for finding in left)
         raise NotReady(
             f"{report.cluster} is not ready for {report.target_version}: "
-            + "; ".join(f"[{finding.id}] {finding.summary} — {finding.what_to_do}" for finding in left)
-            + ". Fix them, or accept each by its id with a reason")
+            + "; ".join(f"[{finding.id}] {finding.summary} — {finding.what_to_do}"
+                        + ("" if finding.can_accept else " (not one to accept: fix it)") for finding in left)
+            + (". Fix them, or accept each by its id with a reason (accept_findings; regatta upgrade start --accept"
+               " ID=REASON)" if acceptable else ". Fix them first"))
     return [finding for finding in blocking if finding.id in accepted]

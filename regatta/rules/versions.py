@@ -163,6 +163,15 @@ def skew_violations(*, control_plane: str, node_versions: dict[str, str]) -> lis
     return found
 
 
+def moves_control_plane(control_plane: str, target: str) -> bool:
+    """Whether an upgrade to `target` would move this control plane: the target is a supported version
+    above it (an illegal one is the preflight's to refuse, with its reason)."""
+    try:
+        return parse_target_version(target) > minor_version(control_plane)
+    except InvalidVersion:
+        return False
+
+
 def moves_addons_after_control_plane(provider: str) -> bool:
     """Whether the operator moves the cloud's managed add-ons after a control plane upgrade: EKS leaves
     vpc-cni, coredns and kube-proxy where they were ("Amazon EKS doesn't automatically update an add-on ...

@@ -334,6 +334,14 @@ def create_app(world: World) -> FastAPI:
         update = world.start_outside_operation(cluster, node_pool=request.node_pool, seconds=request.seconds, then=request.then)
         return {"cluster": cluster.name, "operation": update.id}
 
+    @app.post("/sim/clusters/{name}/apiserver-restart")
+    async def restart_apiserver(name: str):
+        """The cluster's API server restarts (a managed cloud's maintenance, a patch release): its in-memory
+        metrics start empty, apiserver_requested_deprecated_apis among them; what it stores stays."""
+        cluster = world.cluster(name)
+        cluster.requested_deprecated.clear()
+        return {"cluster": cluster.name, "restarted": True}
+
     @app.post("/sim/regions")
     async def set_region(request: RegionOutage):
         """Cut a whole region off (every API of every cluster in it times out) or bring it back."""

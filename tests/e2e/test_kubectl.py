@@ -12,8 +12,11 @@ import uuid
 from pathlib import Path
 
 import boto3
+import httpx
 import pytest
 import yaml
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 
 from regatta.formats.fleet_data import api_removals
 from regatta.kube import api_usage
@@ -23,6 +26,7 @@ from regatta.rules import readiness
 from tests.conftest import set_faults, sim_report
 from tests.e2e.test_cli import regatta
 from tests.e2e.test_kubeconfig import KUBECTL
+from tests.integration.conftest import start_upgrade
 
 
 @pytest.fixture
@@ -338,3 +342,70 @@ async def test_readiness_finds_a_removed_api_by_its_requests_and_its_manifests(q
     assert "[removed_api:flowcontrol.apiserver.k8s.io/v1beta3/FlowSchema]" in table.stdout
     refused = await regatta(queue_settings, "upgrade", "readiness", "--to", "2.0", "--selector", f"readiness={tag}")
     assert refused.returncode == 2 and "not supported" in refused.stderr + refused.stdout
+
+
+async def test_an_upgrade_is_refused_for_a_removed_api_in_use_and_goes_ahead_once_it_is_migrated(
+        queue_settings, add_cluster, simulator, worker, client, inventory, tmp_path):
+    """The readiness gate of every upgrade: a FlowSchema applied with v1beta3 (gone in 1.32) stops the
+    upgrade in its preflight, naming the finding and changing nothing; once the manifest is applied with
+    v1 and the API server has restarted (its gauge no longer remembers the old request), it goes ahead."""
+    name = add_cluster("gate", version="1.31", pools=1, nodes=1)
+    kube = await kubectl_on(queue_settings, name, tmp_path)
+    ok(kube("apply", "--server-side", "--field-manager", "helm", "-f", "-", input_text=FLOWSCHEMA))
+
+    with pytest.raises(WorkflowFailureError) as refused:
+        await (await start_upgrade(client, queue_settings.task_queue, name, target_version="1.32")).result()
+    cause = refused.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "NotReadyForUpgrade"
+    assert "[removed_api:flowcontrol.apiserver.k8s.io/v1beta3/FlowSchema]" in cause.message
+    assert "FlowSchema" in cause.message and "move manifests and clients to flowcontrol.apiserver.k8s.io/v1" in cause.message
+    assert sim_report(simulator, name)["clusters"][name]["control_plane_version"] == "1.31"
+    assert inventory.audit(cluster=name)[-1].outcome == "refused"
+
+    ok(kube("apply", "--server-side", "--field-manager", "helm", "-f", "-",
+            input_text=FLOWSCHEMA.replace("flowcontrol.apiserver.k8s.io/v1beta3", "flowcontrol.apiserver.k8s.io/v1")))
+    httpx.post(f"{simulator.url}/sim/clusters/{name}/apiserver-restart", timeout=10).raise_for_status()
+    result = await (await start_upgrade(client, queue_settings.task_queue, name, target_version="1.32")).result()
+    assert result.outcome == "succeeded" and result.control_plane_version == "1.32"
+
+
+async def test_a_wave_holds_out_a_cluster_that_is_not_ready_and_takes_it_once_the_finding_is_accepted(
+        queue_settings, add_cluster, simulator, worker, inventory, tmp_path):
+    """--plan-only says which cluster the wave would hold out and why; the wave upgrades the ready one and
+    holds the other out (not_ready, not failed); a second wave that accepts the finding with a reason
+    upgrades it, and the reason is in the cluster's audit trail."""
+    tag = uuid.uuid4().hex[:6]
+    clean = add_cluster("ready", version="1.31", pools=1, nodes=1, labels={"wave": tag})
+    stale = add_cluster("stale", version="1.31", pools=1, nodes=1, labels={"wave": tag})
+    kube = await kubectl_on(queue_settings, stale, tmp_path)
+    ok(kube("apply", "--server-side", "--field-manager", "helm", "-f", "-", input_text=FLOWSCHEMA))
+    finding = "removed_api:flowcontrol.apiserver.k8s.io/v1beta3/FlowSchema"
+    wave = tmp_path / "wave.yaml"
+    wave.write_text(f"""\
+name: ready-{tag}
+target_version: "1.32"
+selector: {{labels: {{wave: "{tag}"}}}}
+stages: [{{name: all, concurrency: 2}}]
+upgrade_settings: {{poll_interval_seconds: 0.05, health_gate_timeout_seconds: 20, activity_heartbeat_timeout_seconds: 5}}
+""")
+    plan = await regatta(queue_settings, "wave", "start", "--file", str(wave), "--plan-only")
+    assert plan.returncode == 0, plan.stderr
+    rows = {line.split("│")[2].strip(): line for line in plan.stdout.splitlines() if line.count("│") > 5}
+    assert "ready" in rows[clean].split("│")[6] and "held out" not in rows[clean]
+    assert f"held out: {finding}" in rows[stale]
+
+    started = await regatta(queue_settings, "wave", "start", "--file", str(wave), "--wait")
+    assert started.returncode == 0, started.stderr
+    assert "1 not_ready, 1 succeeded" in started.stdout
+    assert sim_report(simulator, stale)["clusters"][stale]["control_plane_version"] == "1.31"
+    assert sim_report(simulator, clean)["clusters"][clean]["control_plane_version"] == "1.32"
+
+    wave.write_text(wave.read_text().replace(f"ready-{tag}", f"again-{tag}"))
+    again = await regatta(queue_settings, "wave", "start", "--file", str(wave), "--wait",
+                          "--accept", f"{finding}=the probes chart moves to v1 in CHG-4411")
+    assert again.returncode == 0, again.stderr
+    assert "1 at_target, 1 succeeded" in again.stdout
+    assert sim_report(simulator, stale)["clusters"][stale]["control_plane_version"] == "1.32"
+    [accepted] = [line for line in inventory.audit(cluster=stale) if line.action == "readiness"]
+    assert accepted.outcome == "accepted" and f"[{finding}]" in accepted.detail
+    assert "because the probes chart moves to v1 in CHG-4411" in accepted.detail

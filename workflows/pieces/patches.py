@@ -43,6 +43,11 @@ EACH_LOOK = "fleet-clock-each-look"
 # The patch under which an operation does not write again the search attributes its starter set.
 TAGS_SET_AT_START = "tags-set-at-start"
 
+# The patch under which an upgrade's preflight gates on readiness (regatta/rules/readiness.py): it reads the API
+# versions the cluster's clients and manifests use and (EKS) its add-ons against the target, and refuses a
+# blocking finding nobody accepted (accept_findings).
+READINESS_GATE = "readiness-gate"
+
 SINCE_ONE_MARKER = "patches-2026-12"
 
 # Every patch released before SINCE_ONE_MARKER.
