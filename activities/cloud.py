@@ -62,31 +62,25 @@ class CloudActivities:
                             node_pools=provider.list_node_pools(cluster))
 
     @activity.defn(name=Activity.READ_FOR_UPGRADE)
-    def read_for_upgrade(self, cluster: ClusterRef) -> UpgradeReads:
-        """A preflight's reads in one call: the cloud's control plane and node pools, the cluster's
-        nodes, budgets and health (not the pods on each node: a preflight does not count them)."""
-        with translated_failures():
-            provider = self.connections.provider(cluster)
-            return UpgradeReads(state=self._describe(cluster), inspection=inspect(self.connections, cluster, pods=False),
-                                insights=provider.upgrade_insights(cluster))
-
-    @activity.defn(name=Activity.READ_FOR_READINESS)
-    def read_for_readiness(self, request: ReadForReadiness) -> UpgradeReads:
-        """The preflight's reads and, for its readiness gate, what `regatta upgrade readiness` reads besides:
-        the API versions the cluster's clients and manifests use, and (EKS) the managed add-ons against
-        their catalogue for the target."""
-        cluster = request.cluster
+    def read_for_upgrade(self, request: ReadForReadiness | ClusterRef) -> UpgradeReads:
+        """A preflight's reads in one call: the cloud's control plane and node pools, the cluster's nodes,
+        budgets and health (not the pods on each node: a preflight does not count them) and the cloud's
+        insights; given a target that moves the control plane, what its readiness gate judges besides (as
+        `regatta upgrade readiness` reads it): the API versions the cluster's clients and manifests use and,
+        on EKS, the managed add-ons against their catalogue for the target. (A bare ClusterRef is what runs
+        begun before the gate ask.)"""
+        cluster = request.cluster if isinstance(request, ReadForReadiness) else request
         with translated_failures():
             provider = self.connections.provider(cluster)
             reads = UpgradeReads(state=self._describe(cluster), inspection=inspect(self.connections, cluster, pods=False),
                                  insights=provider.upgrade_insights(cluster))
-            if not versions.moves_control_plane(reads.state.control_plane_version, request.target_version):
+            target = request.target_version if isinstance(request, ReadForReadiness) else None
+            if target is None or not versions.moves_control_plane(reads.state.control_plane_version, target):
                 return reads  # the preflight refuses the target, or only node pools move: no API goes away
             reads.usage = api_usage.api_usage(self.connections.api_client(cluster), api_removals(),
-                                              control_plane=reads.state.control_plane_version,
-                                              target=request.target_version)
+                                              control_plane=reads.state.control_plane_version, target=target)
             if versions.moves_addons_after_control_plane(cluster.provider):
-                reads.addons = provider.managed_addons(cluster, version=request.target_version)
+                reads.addons = provider.managed_addons(cluster, version=target)
             return reads
 
     @activity.defn(name=Activity.UPGRADE)

@@ -243,20 +243,18 @@ class ClusterUpgrade:
         self.trail.step(phase, step)
         await self.trail.record("window", "resumed", f"window open: resuming {step}")
 
-    async def _read(self, *, readiness_gate: bool) -> UpgradeReads:
+    async def _read(self) -> UpgradeReads:
         """What the preflight judges: the cloud's view, the cluster's nodes and budgets, the cloud's insights and,
         for the readiness gate, the API versions in use and the add-ons. A managed cluster behind a site agent is
         read in parts: its cloud centrally, its API at the site."""
         ref = self._ref()
-        together = self.calls.reaches_cloud_and_cluster()
-        if readiness_gate and together:
+        if patched(FEWER_STEPS) and self.calls.reaches_cloud_and_cluster():
             request = ReadForReadiness(cluster=ref, target_version=self.input.target_version)
-            return await call(Activity.READ_FOR_READINESS, request, UpgradeReads)
-        if patched(FEWER_STEPS) and together:
-            return await call(Activity.READ_FOR_UPGRADE, ref, UpgradeReads)
+            return await call(Activity.READ_FOR_UPGRADE, request, UpgradeReads)
         state = await call(Activity.DESCRIBE_CLUSTER, ref, ClusterState)
         reads = UpgradeReads(state=state, inspection=await call(Activity.INSPECT_CLUSTER, ref, ClusterInspection))
-        if readiness_gate and versions.moves_control_plane(state.control_plane_version, self.input.target_version):
+        if (versions.moves_control_plane(state.control_plane_version, self.input.target_version)
+                and patched(READINESS_GATE)):
             reads.usage = await call(Activity.READ_API_USAGE, ReadForReadiness(
                 cluster=ref, target_version=self.input.target_version, control_plane_version=state.control_plane_version),
                 ApiUsage)
@@ -267,7 +265,7 @@ class ClusterUpgrade:
         manifests use, add-ons with no version for it), refused unless an operator accepted each finding by its
         id; what stands is shown in the progress. Budgets and the cloud's insights keep their own refusals."""
         state, usage = reads.state, reads.usage
-        if usage is None:  # the control plane does not move: no API goes away
+        if usage is None:  # not read: the control plane does not move (or the run began before the gate)
             return []
         report = readiness.readiness_report(
             cluster=self.input.cluster, control_plane=state.control_plane_version, target=self.input.target_version,
@@ -303,8 +301,7 @@ class ClusterUpgrade:
         self.trail.step("preflight", "reading the control plane, node pools, nodes and budgets")
         ref = self._ref()
         fewer_steps = patched(FEWER_STEPS)
-        readiness_gate = patched(READINESS_GATE)  # runs begun before it replay without it (DESIGN rule 9)
-        reads = await self._read(readiness_gate=readiness_gate)
+        reads = await self._read()
         state, inspection, insights = reads.state, reads.inspection, reads.insights
         cloud_rules_apply = patched(CLOUD_RULES)  # runs begun before them replay without them (DESIGN rule 9)
         waited = 0.0
@@ -315,7 +312,7 @@ class ClusterUpgrade:
                                    f" {self.input.cloud_operation_timeout_seconds:.0f}s)")
             await workflow.sleep(self.input.poll_interval_seconds)
             waited += self.input.poll_interval_seconds
-            reads = await self._read(readiness_gate=readiness_gate)
+            reads = await self._read()
             state, inspection, insights = reads.state, reads.inspection, reads.insights
         if waited:
             self.waiting_for_agent(None)
@@ -338,7 +335,7 @@ class ClusterUpgrade:
             disruption.refuse_unsatisfiable_pdbs(inspection.pdbs)
             if cloud_rules_apply:
                 self._apply_cloud_rules(state, inspection, insights, scope)
-            accepted = self._gate_on_readiness(reads) if readiness_gate and scope.control_plane else []
+            accepted = self._gate_on_readiness(reads) if scope.control_plane else []
         except refusals.Refusal as refusal:
             raise ApplicationError(str(refusal), type=refusal.error_type, non_retryable=True) from None
         if accepted:

@@ -40,7 +40,6 @@ class Activity(StrEnum):
     # one step of an upgrade in one call where the cloud and the cluster's API are reached from one
     # place (every cluster but a managed one behind a site agent: regatta/rules/sites.py)
     READ_FOR_UPGRADE = "cloud.read_for_upgrade"
-    READ_FOR_READINESS = "cloud.read_for_readiness"
     READ_API_USAGE = "kube.read_api_usage"
     UPGRADE = "cloud.upgrade"
     UPDATE_ADDONS = "cloud.update_addons"
@@ -148,15 +147,16 @@ class UpgradeReads(Model):
     inspection: ClusterInspection
     insights: list[UpgradeInsight] = Field(default_factory=list, description="the cloud's own upgrade readiness checks"
                                            " (EKS upgrade insights), every version they concern")
-    usage: ApiUsage | None = Field(default=None, description="cloud.read_for_readiness: the API versions its clients and"
-                                   " manifests use, against the removals ahead")
-    addons: list[ManagedAddon] = Field(default_factory=list, description="cloud.read_for_readiness, EKS: each managed"
+    usage: ApiUsage | None = Field(default=None, description="asked with a target that moves the control plane: the API"
+                                   " versions its clients and manifests use, against the removals ahead")
+    addons: list[ManagedAddon] = Field(default_factory=list, description="asked with such a target, EKS: each managed"
                                        " add-on against its catalogue for the target")
 
 
 class ReadForReadiness(Model):
-    """What an upgrade's preflight reads for its readiness gate: the cluster and the target; for
-    kube.read_api_usage (the cloud read centrally, the cluster at its site), the control plane's version."""
+    """What an upgrade's preflight reads, with what its readiness gate needs: the cluster and the target
+    (cloud.read_for_upgrade); for kube.read_api_usage (the cloud read centrally, the cluster at its
+    site), the control plane's version too."""
 
     cluster: ClusterRef
     target_version: str

@@ -370,7 +370,7 @@ async def test_a_failed_cluster_can_be_retried_while_its_stage_runs(client, work
         raise AssertionError('test_patch_wave.py:359: what this loop waited for never came')
     with pytest.raises(WorkflowUpdateFailedError) as not_failed:
         await handle.execute_update("retry", {"cluster": slow[0]})
-    assert "only a failed cluster can be retried" in str(not_failed.value.cause)
+    assert "only a failed cluster, or one held out as not ready, can be retried" in str(not_failed.value.cause)
     set_faults(simulator, broken[0])  # the cloud is fixed
     await handle.execute_update("retry", {"cluster": broken[0], "requested_by": "sre-bob"})
     result = await handle.result()

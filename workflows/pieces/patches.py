@@ -43,9 +43,9 @@ EACH_LOOK = "fleet-clock-each-look"
 # The patch under which an operation does not write again the search attributes its starter set.
 TAGS_SET_AT_START = "tags-set-at-start"
 
-# The patch under which an upgrade's preflight gates on readiness (regatta/rules/readiness.py): it reads the API
-# versions the cluster's clients and manifests use and (EKS) its add-ons against the target, and refuses a
-# blocking finding nobody accepted (accept_findings).
+# The patch under which the preflight of a managed cluster behind a site agent reads the API versions its clients
+# and manifests use (kube.read_api_usage, at the site) for the readiness gate. Elsewhere the gate needs no patch:
+# the one preflight read (cloud.read_for_upgrade) brings what it judges, and a run recorded before has none of it.
 READINESS_GATE = "readiness-gate"
 
 SINCE_ONE_MARKER = "patches-2026-12"
