@@ -9,6 +9,8 @@
 - `GET /v1/clusters` lists the inventory the token may see; `POST /v1/clusters/{name}/hold|release`.
 - `GET /v1/policy/compliance` and `GET /v1/placements[/{app}]`: compliance, and where each placed
   application runs and why.
+- `GET /v1/readiness[?to=X.Y&blocking=true]`: each cluster's readiness for its next minor, as the
+  last fleet sweep read it.
 - `POST /v1/webhooks/ticket-events` takes a ticket system's signed approval or cancellation.
 - `GET /metrics`: the fleet for Prometheus (regatta/api/metrics.py); no token, like any exporter.
 - `/ui`: the fleet view (regatta/web/), signed in with a token exchanged for a session cookie.
@@ -33,7 +35,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from regatta.api import clusters, codec, metrics, operations, placement, policy, webhooks
+from regatta.api import clusters, codec, metrics, operations, placement, policy, readiness, webhooks
 from regatta.api.errors import install_error_handlers
 from regatta.api.front_door import FrontDoor
 from regatta.inventory import Inventory
@@ -129,7 +131,7 @@ def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAP
 
     trace_requests(app)
     pages.install(app)  # the fleet view, under /ui
-    for router in (operations.router, clusters.router, policy.router, placement.router, webhooks.router, codec.router,
-                   metrics.router):
+    for router in (operations.router, clusters.router, policy.router, placement.router, readiness.router, webhooks.router,
+                   codec.router, metrics.router):
         app.include_router(router)
     return app

@@ -1,7 +1,7 @@
 """`/metrics`: the fleet for Prometheus, read fresh on every scrape from the inventory and Temporal.
 One series per cluster for what it is (info: provider, region, environment, version), its health,
 nodes, capacity, requests, estimated cost, end of standard support and skew; operations running
-by kind; compliance per bundle and cluster; open drifts; the clusters of running waves and policy
+by kind; compliance per bundle and cluster; open drifts; readiness findings for each cluster's next minor; the clusters of running waves and policy
 rollouts by stage and state; each placed application's replicas per cluster.
 
 The worker's Temporal SDK metrics stay on the worker's own port (9464). `deploy/grafana/fleet.json`
@@ -130,6 +130,22 @@ class FleetCollector(Collector):
                 for workload, n in share.replicas.items():
                     replicas.add_metric([decision.app, share.cluster, workload], n)
         yield from (compliance, violations, drifts, replicas)
+        yield from self._readiness()
+
+    def _readiness(self) -> Iterable[Metric]:
+        findings = gauge("cluster_upgrade_readiness_findings", "Readiness findings for its next minor version, by"
+                         " severity, as the last fleet sweep read them.", ["cluster", "target", "severity"])
+        read_at = gauge("cluster_upgrade_readiness_read_timestamp_seconds", "When the fleet sweep last read its readiness.",
+                        ["cluster", "target"])
+        for report in self.inventory.readiness_reports():
+            if not self._sees(report.cluster):
+                continue
+            counts = Counter(finding.severity for finding in report.findings)
+            for severity in ("blocking", "warning", "info"):
+                findings.add_metric([report.cluster, report.target_version, severity], counts[severity])
+            if report.read_at is not None:
+                read_at.add_metric([report.cluster, report.target_version], report.read_at.timestamp())
+        yield from (findings, read_at)
 
     def _operations(self) -> Iterable[Metric]:
         up = gauge("temporal_up", "1 when this scrape could list operations from Temporal.", [])

@@ -17,7 +17,7 @@ from sqlalchemy import String, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from regatta.inventory.store import Inventory, _utc
-from regatta.inventory.tables import ClusterRow, ComplianceRow, DriftRow, MaintenanceHoldRow
+from regatta.inventory.tables import ClusterRow, ComplianceRow, DriftRow, MaintenanceHoldRow, ReadinessRow
 from regatta.models import ClusterRecord, NodePool
 from regatta.models.fleet import LaunchTemplate, NodeTaint
 
@@ -145,3 +145,11 @@ def fleet_facts(inventory: Inventory) -> tuple[dict[str, dict[str, int]], dict[s
             if not drift.get("suppressed_by") and not drift.get("remediated"):
                 drifts[row.cluster] = drifts.get(row.cluster, 0) + 1
     return states, violations, drifts
+
+
+def readiness_counts(inventory: Inventory) -> dict[str, tuple[str, int]]:
+    """Each cluster's last readiness read, as the fleet table shows it: its target and its blocking findings
+    (one query of two columns, not the reports)."""
+    with Session(inventory.engine) as session:
+        return {cluster: (target, blocking) for cluster, target, blocking in session.execute(
+            select(ReadinessRow.cluster, ReadinessRow.target_version, ReadinessRow.blocking))}

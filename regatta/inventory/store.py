@@ -35,6 +35,7 @@ from regatta.inventory.tables import (
     DrPairRow,
     MaintenanceHoldRow,
     PlacementRow,
+    ReadinessRow,
     WebhookDeliveryRow,
     WebSessionRow,
 )
@@ -50,6 +51,7 @@ from regatta.models import (
 )
 from regatta.models.placement import PlacementDecision
 from regatta.models.policy import BundleSpec, ComplianceRecord, Drift, DriftSuppression
+from regatta.models.readiness import ReadinessReport
 from regatta.rules import audit_chain
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -250,9 +252,26 @@ class Inventory:
             row = session.get(ClusterRow, name)
             if row is not None:
                 session.delete(row)
-            hold = session.get(MaintenanceHoldRow, name)
-            if hold is not None:
-                session.delete(hold)
+            for owned in (session.get(MaintenanceHoldRow, name), session.get(ReadinessRow, name)):
+                if owned is not None:
+                    session.delete(owned)
+
+    def record_readiness(self, reports: Sequence[ReadinessReport]) -> None:
+        """Each cluster's last readiness read (for its next minor), replacing the one before."""
+        with Session(self.engine) as session, session.begin():
+            for report in reports:
+                row = session.get(ReadinessRow, report.cluster) or ReadinessRow(cluster=report.cluster)
+                row.target_version, row.read_at = report.target_version, report.read_at or datetime.now(UTC)
+                row.blocking = sum(finding.severity == "blocking" for finding in report.findings)
+                row.report = report.model_dump(mode="json", exclude={"ready"})
+                session.add(row)
+
+    def readiness_reports(self, *, cluster: str | None = None) -> list[ReadinessReport]:
+        with Session(self.engine) as session:
+            query = select(ReadinessRow).order_by(ReadinessRow.cluster)
+            if cluster is not None:
+                query = query.where(ReadinessRow.cluster == cluster)
+            return [ReadinessReport.model_validate(row.report) for row in session.scalars(query)]
 
     # ------------------------------------------------------------------ maintenance holds
 

@@ -227,3 +227,16 @@ class CloudRequestSlotRow(Base):
 
     account: Mapped[str] = mapped_column(String(200), primary_key=True)
     last_slot: Mapped[float] = mapped_column(nullable=False)
+
+
+class ReadinessRow(Base):
+    """A cluster's last readiness read for its next minor version (the fleet sweep's): what the fleet view,
+    `GET /v1/readiness` and the metrics show without reaching the cluster."""
+
+    __tablename__ = "readiness_reports"
+
+    cluster: Mapped[str] = mapped_column(String(100), primary_key=True)
+    target_version: Mapped[str] = mapped_column(String(20))
+    blocking: Mapped[int] = mapped_column(Integer)
+    read_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    report: Mapped[dict] = mapped_column(JSON)

@@ -12,7 +12,7 @@ from regatta.models.base import Model
 
 SORTABLE = ("name", "provider", "region", "environment", "version", "skew", "end_of_support", "image_age", "health",
             "nodes", "pods", "cpu", "memory", "cost", "compliance", "violations", "drifts", "hold", "next_window",
-            "operation", "labels")
+            "operation", "readiness", "labels")
 ComplianceFilter = Literal["", "compliant", "non_compliant", "drifted", "error", "pending", "none"]
 
 
@@ -55,3 +55,6 @@ class FleetRow(Model):
     operation_type: str = ""
     next_window: datetime | None = Field(default=None, description="when its next maintenance window opens (scheduled waves)")
     next_window_schedule: str = ""
+    readiness: str = Field(default="", description="its readiness for its next minor as the last sweep read it, e.g."
+                           " '1.32: ready' or '1.32: 2 blocking'; empty when never read")
+    readiness_blocking: int = 0

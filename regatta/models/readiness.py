@@ -8,7 +8,7 @@ add-ons are the cloud's ManagedAddon, regatta/models/fleet.py).
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import Field, computed_field
@@ -119,6 +119,8 @@ class ReadinessReport(Model):
     target_version: str
     path: list[str] = Field(description="the minor versions the control plane passes through, the target last")
     findings: list[ReadinessFinding] = Field(default_factory=list)
+    read_at: datetime | None = Field(default=None, description="when the cluster was read (a stored report: the fleet"
+                                     " sweep's read for its next minor)")
 
     @computed_field  # type: ignore[prop-decorator]
     @property

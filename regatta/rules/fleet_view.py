@@ -1,7 +1,7 @@
 """The fleet table: which clusters a query keeps (labels, provider, region, environment, compliance),
 in which order (any column, derived ones included), which page; and one row of what an SRE looks
 for (versions and skew, end of support, node image age, health, capacity used, cost, compliance,
-drift, hold, the operation in flight).
+drift, hold, the operation in flight, readiness for the next minor).
 
 Pure. The sort key is worked out for every kept cluster, the full row only for the page's, so a
 page of a 10,000-cluster fleet costs what its rows cost.
@@ -26,13 +26,15 @@ class FleetViewFacts:
     def __init__(self, *, prices: PriceList, calendar: SupportCalendar, today: date, now: datetime,
                  compliance: dict[str, dict[str, int]] | None = None, violations: dict[str, int] | None = None,
                  drifts: dict[str, int] | None = None, operations: dict[str, tuple[str, str]] | None = None,
-                 scheduled: Sequence[tuple[str, PatchWaveInput]] = ()):
+                 scheduled: Sequence[tuple[str, PatchWaveInput]] = (),
+                 readiness: dict[str, tuple[str, int]] | None = None):
         self.prices, self.calendar, self.today, self.now = prices, calendar, today, now
         self.scheduled = list(scheduled)  # (schedule id, the wave it starts)
         self.compliance = compliance or {}
         self.violations = violations or {}
         self.drifts = drifts or {}
         self.operations = operations or {}  # cluster → (operation id, workflow type)
+        self.readiness = readiness or {}  # cluster → (target, blocking findings) of its last readiness read
 
 
 def next_window(cluster: ClusterRecord, facts: FleetViewFacts) -> tuple[datetime | None, str]:
@@ -108,9 +110,20 @@ def sort_key(column: str, facts: FleetViewFacts) -> Callable[[ClusterRecord], An
         if column == "next_window":
             opens, _ = next_window(c, facts)
             return opens.timestamp() if opens else last
+        if column == "readiness":  # the most blocking first when descending; never read last either way
+            read = facts.readiness.get(c.name)
+            return read[1] if read is not None else -1
         return facts.drifts.get(c.name, 0)
 
     return lambda c: (value(c), c.name)
+
+
+def readiness_words(read: tuple[str, int] | None) -> str:
+    """A cluster's readiness in a few words: for which target, and how many blocking findings stand."""
+    if read is None:
+        return ""
+    target, blocking = read
+    return f"{target}: " + (f"{blocking} blocking" if blocking else "ready")
 
 
 def page_of(clusters: Sequence[ClusterRecord], query: FleetQuery, facts: FleetViewFacts) -> tuple[list[FleetRow], int]:
@@ -128,6 +141,7 @@ def row(c: ClusterRecord, facts: FleetViewFacts) -> FleetRow:
     hold = c.held_at(facts.now)
     operation, kind = facts.operations.get(c.name, ("", ""))
     opens, schedule = next_window(c, facts)
+    read = facts.readiness.get(c.name)
     return FleetRow(
         name=c.name, provider=c.provider, region=c.region, environment=c.environment, labels=c.labels,
         control_plane=c.control_plane_version, node_versions=sorted({p.version for p in c.node_pools}),
@@ -138,4 +152,5 @@ def row(c: ClusterRecord, facts: FleetViewFacts) -> FleetRow:
         cpu_used=cpu, memory_used=memory, monthly_cost=estimate.monthly, currency=estimate.currency,
         compliance=facts.compliance.get(c.name, {}), violations=facts.violations.get(c.name, 0),
         drifts=facts.drifts.get(c.name, 0), hold=f"until {hold.until:%Y-%m-%d %H:%M}: {hold.reason}" if hold else "",
-        operation=operation, operation_type=kind, next_window=opens, next_window_schedule=schedule)
+        operation=operation, operation_type=kind, next_window=opens, next_window_schedule=schedule,
+        readiness=readiness_words(read), readiness_blocking=read[1] if read else 0)

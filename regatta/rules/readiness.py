@@ -31,6 +31,7 @@ from regatta.rules.disruption import pdb_never_allows_eviction
 from regatta.rules.refusals import Refusal
 from regatta.rules.versions import (
     MAX_KUBELET_SKEW,
+    SUPPORTED_MINORS,
     IllegalVersionJump,
     format_version,
     minor_version,
@@ -54,6 +55,13 @@ def upgrade_path(current: str, target: str) -> list[str]:
     if wanted < now:
         raise IllegalVersionJump(f"{target} is older than the control plane's {current}; Kubernetes cannot be downgraded in place")
     return [format_version((now[0], minor)) for minor in range(now[1] + 1, wanted[1] + 1)]
+
+
+def next_minor(control_plane: str) -> str | None:
+    """The minor version after the control plane's, the next upgrade's target; None past the newest supported."""
+    current = minor_version(control_plane)
+    following = (current[0], current[1] + 1)
+    return format_version(following) if following[1] in SUPPORTED_MINORS else None
 
 
 def removals_crossed(table: ApiRemovalTable, path: Sequence[str]) -> list[ApiRemoval]:

@@ -227,7 +227,8 @@ async def fleet(request: Request) -> Response:
     now = datetime.now(UTC)
     facts = fleet_view.FleetViewFacts(prices=fleet_data.price_list(), calendar=fleet_data.support_calendar(),
                                       today=now.date(), now=now, compliance=states, violations=violations, drifts=drifts,
-                                      operations=await _in_flight(request.app), scheduled=await _scheduled(request.app))
+                                      operations=await _in_flight(request.app), scheduled=await _scheduled(request.app),
+                                      readiness=fleet_reads.readiness_counts(inventory))
     rows, total = fleet_view.page_of(clusters, query, facts)
     pages = max(1, -(-total // query.per_page))
 
@@ -255,11 +256,26 @@ async def cluster(request: Request, name: str) -> Response:
     states, violations, drifts = fleet_reads.fleet_facts(inventory)
     facts = fleet_view.FleetViewFacts(prices=fleet_data.price_list(), calendar=fleet_data.support_calendar(),
                                       today=now.date(), now=now, compliance=states, violations=violations, drifts=drifts,
-                                      operations=await _in_flight(request.app), scheduled=await _scheduled(request.app))
+                                      operations=await _in_flight(request.app), scheduled=await _scheduled(request.app),
+                                      readiness=fleet_reads.readiness_counts(inventory))
+    readiness = next(iter(inventory.readiness_reports(cluster=name)), None)
     placed = [(d.app, d.share(name)) for d in inventory.placements() if any(d.share(name).values())]
     return _page(request, "cluster.html", viewer, record=record, row=fleet_view.row(record, facts),
                  bundles=inventory.compliance(cluster=name), drifts=[d for d, _ in inventory.drifts(cluster=name)],
-                 placed=placed, audit=list(reversed(inventory.audit(cluster=name)))[:30])
+                 placed=placed, audit=list(reversed(inventory.audit(cluster=name)))[:30], readiness=readiness)
+
+
+@router.get("/readiness", response_class=HTMLResponse)
+async def readiness(request: Request) -> Response:
+    """Each cluster's readiness for its next minor, as the last fleet sweep read it: not ready first."""
+    viewer = session.viewer(inventory_of(request), request)
+    inventory = inventory_of(request)
+    known = {c.name: c.environment for c in inventory.list_clusters()}
+    reports = [r for r in inventory.readiness_reports() if r.cluster in known and _visible(viewer, known[r.cluster])]
+    reports.sort(key=lambda r: (r.ready, r.cluster))
+    return _page(request, "readiness.html", viewer, reports=reports,
+                 unread=sorted(name for name, environment in known.items() if _visible(viewer, environment)
+                               and name not in {r.cluster for r in reports}))
 
 
 # ------------------------------------------------------------------ operations
