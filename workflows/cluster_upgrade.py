@@ -253,8 +253,8 @@ class ClusterUpgrade:
             return await call(Activity.READ_FOR_UPGRADE, request, UpgradeReads)
         state = await call(Activity.DESCRIBE_CLUSTER, ref, ClusterState)
         reads = UpgradeReads(state=state, inspection=await call(Activity.INSPECT_CLUSTER, ref, ClusterInspection))
-        if (versions.moves_control_plane(state.control_plane_version, self.input.target_version)
-                and patched(READINESS_GATE)):
+        if patched(READINESS_GATE) and versions.moves_control_plane(state.control_plane_version,
+                                                                    self.input.target_version):
             reads.usage = await call(Activity.READ_API_USAGE, ReadForReadiness(
                 cluster=ref, target_version=self.input.target_version, control_plane_version=state.control_plane_version),
                 ApiUsage)
@@ -270,7 +270,7 @@ class ClusterUpgrade:
         report = readiness.readiness_report(
             cluster=self.input.cluster, control_plane=state.control_plane_version, target=self.input.target_version,
             table=usage.table, node_pools=state.node_pools, requested=usage.requested, applied=usage.applied,
-            addons=reads.addons)
+            addons=reads.addons, usage_unread=usage.unread)
         accepted = readiness.refuse_unless_ready(report, self.input.accept_findings)
         self.state.readiness = [finding.line() + (f" — accepted: {self.input.accept_findings[finding.id]}"
                                                   if finding in accepted else "")

@@ -9,7 +9,8 @@ monthly patch runbook says:
    visibly, with the time it will start); then soak before the next stage.
 3. Halt when more clusters have failed than the failure budget allows: nothing new starts,
    what runs finishes, and the result names every failure. A cluster whose upgrade refuses it
-   for blocking readiness findings nobody accepted is held out (not_ready, naming them), not failed.
+   for blocking readiness findings nobody accepted is held out (not_ready, naming them), not failed;
+   a stage that upgraded none because every one was held out halts the wave.
 
 Controls: pause and resume (nothing new starts while paused), abort (nothing new starts; each
 upgrade in flight is told to abort too, so it finishes the step it is in, returns cordoned nodes to
@@ -326,7 +327,8 @@ class PatchWave:
                     self.cursor = 0  # it sits behind the cursor now
                     return
                 if kind == ErrorType.NOT_READY_FOR_UPGRADE:  # held out, naming its findings: fixed, it is retried
-                    entry.status, entry.detail = "not_ready", message
+                    # the wave's state is carried across runs: the upgrade's own refusal says the rest
+                    entry.status, entry.detail = "not_ready", message if len(message) <= 500 else message[:499] + "…"
                     return
                 if kind == ErrorType.UNKNOWN_CLUSTER:  # it left the fleet after the wave planned: not a failure
                     entry.status = "skipped"
@@ -476,6 +478,8 @@ class PatchWave:
                 if self._stopping():
                     break
             await self._run_stage(stage)
+            if not self._stopping() and (held_out := waves.held_out_stage(stage)) is not None:
+                self.state.halted_reason = held_out  # the next stage must not start on a version nobody ran
             if self.state.abort_requested or self.state.halted_reason:
                 stage.status = "halted"
                 break

@@ -132,7 +132,10 @@ def readiness_word(report: ReadinessReport | None, accepted: Mapping[str, str]) 
     """A cluster's readiness in a word and the ids that hold it out: what a wave would do with it."""
     if report is None:
         return "—"
-    blocking = [f for f in report.findings if f.severity == "blocking" and not (f.can_accept and f.id in accepted)]
+    refused = [f.id for f in report.findings if f.severity == "blocking" and not f.can_accept]
+    if refused:  # its upgrade refuses these itself (a budget, the cloud's insights, skew): a failure, not a hold-out
+        return "would fail: " + ", ".join(refused)
+    blocking = [f for f in report.findings if f.severity == "blocking" and f.id not in accepted]
     if blocking:
         return "held out: " + ", ".join(f.id for f in blocking)
     taken = [f.id for f in report.findings if f.severity == "blocking"]

@@ -54,10 +54,12 @@ def check_one(connections: ClusterConnections, record: ClusterRecord, target: st
         return alone(ReadinessFinding(id="unreadable", check="unreadable", severity="blocking",
                                       summary=f"the cluster could not be read: {str(error)[:200]}",
                                       what_to_do="check its credentials and reachability (regatta clusters sync),"
-                                                 " then read again"), control_plane or record.control_plane_version)
+                                                 " then read again", can_accept=False),
+                     control_plane or record.control_plane_version)
     report = readiness.readiness_report(cluster=record.name, control_plane=control_plane, target=target,
                                         table=usage.table, node_pools=pools, requested=usage.requested,
-                                        applied=usage.applied, addons=addons, pdbs=pdbs, insights=insights)
+                                        applied=usage.applied, addons=addons, pdbs=pdbs, insights=insights,
+                                        usage_unread=usage.unread)
     return report.model_copy(update={"read_at": now})
 
 

@@ -256,9 +256,12 @@ class Inventory:
                 if owned is not None:
                     session.delete(owned)
 
-    def record_readiness(self, reports: Sequence[ReadinessReport]) -> None:
-        """Each cluster's last readiness read (for its next minor), replacing the one before."""
+    def record_readiness(self, reports: Sequence[ReadinessReport], *, forget: Sequence[str] = ()) -> None:
+        """Each cluster's last readiness read (for its next minor), replacing the one before; the clusters
+        in `forget` keep none (they run the newest supported minor)."""
         with Session(self.engine) as session, session.begin():
+            if forget:
+                session.execute(delete(ReadinessRow).where(ReadinessRow.cluster.in_(list(forget))))
             for report in reports:
                 row = session.get(ReadinessRow, report.cluster) or ReadinessRow(cluster=report.cluster)
                 row.target_version, row.read_at = report.target_version, report.read_at or datetime.now(UTC)

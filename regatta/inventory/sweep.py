@@ -71,7 +71,7 @@ def sweep_one(connections: ClusterConnections, record: ClusterRecord, *,
 def sweep(connections: ClusterConnections, inventory: Inventory, names: list[str] | None = None, *,
           readiness: bool = True) -> list[ClusterRecord]:
     """Sweep these clusters (every one) into the inventory and, with `readiness`, store each one's
-    readiness for its next minor version (an unreachable cluster keeps the last it had)."""
+    readiness for its next minor version (an unreachable cluster keeps the last it had, with its time)."""
     wanted = None if names is None else set(names)
     # A site's clusters are swept by its agent alone; everyone else's by the central workers.
     records = [r for r in inventory.list_clusters() if (wanted is None or r.name in wanted) and r.site == connections.site]
@@ -79,5 +79,8 @@ def sweep(connections: ClusterConnections, inventory: Inventory, names: list[str
         swept = list(pool.map(lambda r: sweep_one(connections, r, readiness=readiness), records))
     for record, _ in swept:
         inventory.upsert_cluster(record)
-    inventory.record_readiness([report for _, report in swept if report is not None])
+    if readiness:  # a cluster read past its last minor keeps no report of a version it has passed
+        inventory.record_readiness([report for _, report in swept if report is not None],
+                                   forget=[record.name for record, report in swept
+                                           if report is None and not record.health.startswith("unreachable")])
     return [record for record, _ in swept]

@@ -29,6 +29,11 @@ GAUGE = "apiserver_requested_deprecated_apis"
 
 
 METRICS_LIMIT = 256 * 2**20  # a real API server's /metrics is tens of MB; a hostile one is not read past this
+# What a readiness read keeps of a cluster's answers (it goes into a workflow's history and the inventory): a real
+# cluster has a handful of deprecated series; a hostile one does not fill the history with them.
+MAX_SERIES = 100
+MAX_OBJECTS = 500
+MAX_LABEL = 100
 
 
 def deprecated_series(lines: Iterable[str]) -> list[RequestedDeprecatedApi]:
@@ -48,10 +53,8 @@ def deprecated_series(lines: Iterable[str]) -> list[RequestedDeprecatedApi]:
         for sample in family.samples:
             if sample.name == GAUGE and sample.value >= 1:
                 labels = sample.labels
-                found.append(RequestedDeprecatedApi(group=labels.get("group", ""), version=labels.get("version", ""),
-                                                    resource=labels.get("resource", ""),
-                                                    subresource=labels.get("subresource", ""),
-                                                    removed_release=labels.get("removed_release", "")))
+                found.append(RequestedDeprecatedApi(**{field: labels.get(field, "")[:MAX_LABEL] for field in (
+                    "group", "version", "resource", "subresource", "removed_release")}))
     return found
 
 
@@ -156,5 +159,12 @@ def api_usage(api: k8s.ApiClient, table: ApiRemovalTable, *, control_plane: str,
     now = minor_version(control_plane)
     ahead = table.model_copy(update={"removals": [r for r in table.removals if minor_version(r.removed_in) > now]})
     crossed = set(readiness.upgrade_path(control_plane, target))
-    return ApiUsage(table=ahead, requested=requested_deprecated_apis(api),
-                    applied=applied_objects(api, [r for r in ahead.removals if r.removed_in in crossed]))
+    try:
+        requested = requested_deprecated_apis(api)
+        applied = applied_objects(api, [r for r in ahead.removals if r.removed_in in crossed])
+    except ApiException as error:
+        if error.status not in (401, 403):
+            raise  # anything else is the cluster's trouble, retried or reported as unreadable by the caller
+        return ApiUsage(table=ahead, unread=f"{error.status} {error.reason}: Regatta's credentials may not GET /metrics"
+                                             " or list the kinds a removal on the path concerns")
+    return ApiUsage(table=ahead, requested=requested[:MAX_SERIES], applied=applied[:MAX_OBJECTS])

@@ -107,8 +107,10 @@ class ApiUsage(Model):
     read against (the shipped table's, from the control plane's version on)."""
 
     table: ApiRemovalTable
-    requested: list[RequestedDeprecatedApi] = Field(default_factory=list)
-    applied: list[AppliedObject] = Field(default_factory=list)
+    requested: list[RequestedDeprecatedApi] = Field(default_factory=list, description="at most 100 series")
+    applied: list[AppliedObject] = Field(default_factory=list, description="at most 500 objects")
+    unread: str | None = Field(default=None, description="why the cluster's API would not say (its credentials may"
+                               " not read /metrics or list the kinds); None when it was read")
 
 
 class ReadinessReport(Model):

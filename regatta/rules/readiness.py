@@ -126,6 +126,18 @@ def removed_api_findings(
     return findings
 
 
+def unread_usage_findings(unread: str | None) -> list[ReadinessFinding]:
+    """The cluster's API would not say which versions its clients and manifests use: a warning, since
+    nothing was found, but nothing was ruled out either."""
+    if unread is None:
+        return []
+    return [ReadinessFinding(
+        id="unreadable:api_usage", check="unreadable", severity="warning",
+        summary=f"which API versions clients and manifests use could not be read ({unread})",
+        what_to_do="let Regatta's credentials GET /metrics and list the kinds the path's removals concern"
+                   " (docs/upgrades.md), then read again")]
+
+
 def addon_findings(addons: Iterable[ManagedAddon], target: str) -> list[ReadinessFinding]:
     """The cloud's managed add-ons against its catalogue for the target (EKS DescribeAddonVersions): one
     with no version offered for the target blocks; one whose running version is not compatible is
@@ -211,14 +223,14 @@ def readiness_report(
     *, cluster: str, control_plane: str, target: str, table: ApiRemovalTable, node_pools: Sequence[NodePool] = (),
     requested: Iterable[RequestedDeprecatedApi] = (), applied: Iterable[AppliedObject] = (),
     addons: Iterable[ManagedAddon] = (), pdbs: Iterable[PdbState] = (), rooms: Iterable[NodePoolRoom] = (),
-    max_surge: int = 1, insights: Iterable[UpgradeInsight] = (),
+    max_surge: int = 1, insights: Iterable[UpgradeInsight] = (), usage_unread: str | None = None,
 ) -> ReadinessReport:
     """Everything found for one cluster and target, blocking first."""
     path = upgrade_path(control_plane, target)
     findings = (removed_api_findings(table=table, path=path, requested=requested, applied=applied)
                 + addon_findings(addons, target) + budget_findings(pdbs)
                 + surge_room_findings(rooms, max_surge=max_surge) + insight_findings(insights)
-                + skew_findings(node_pools, path))
+                + skew_findings(node_pools, path) + unread_usage_findings(usage_unread))
     findings.sort(key=lambda finding: (SEVERITY_ORDER[finding.severity], finding.check, finding.id))
     return ReadinessReport(cluster=cluster, current_version=control_plane, target_version=target, path=path,
                            findings=findings)

@@ -114,6 +114,18 @@ def unstaged_reason(wave: PatchWaveInput, cluster: ClusterRecord) -> str:
                                               for stage in wave.stages)
 
 
+def held_out_stage(stage: WaveStageState) -> str | None:
+    """Why the wave must not go on after `stage`: every cluster it tried was held out as not ready, so
+    none ran the target (a canary stage that tested nothing). None when at least one was upgraded, or
+    none was held out."""
+    held = [entry.name for entry in stage.clusters if entry.status == "not_ready"]
+    if not held or any(entry.status == "succeeded" for entry in stage.clusters):
+        return None
+    names = ", ".join(held[:10]) + (f" and {len(held) - 10} more" if len(held) > 10 else "")
+    return (f"stage {stage.name} upgraded no cluster: {len(held)} held out as not ready ({names}); fix their blocking"
+            " findings or accept them (accept_findings), then start the wave again (clusters at the target are skipped)")
+
+
 def describe_hold(hold: MaintenanceHold) -> str:
     """How a wave names a hold that keeps it off a cluster."""
     return f"held until {hold.until.isoformat()} by {hold.held_by}: {hold.reason}"

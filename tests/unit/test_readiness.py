@@ -178,6 +178,18 @@ class TestGate:
         with pytest.raises(readiness.NotReady, match=r"\[budget:shop/db\]"):
             readiness.refuse_unless_ready(found, ["removed_api:flowcontrol.apiserver.k8s.io/v1beta3/FlowSchema"])
 
+    def test_a_finding_that_is_not_for_accepting_refuses_even_when_named(self):
+        tight = PdbState(namespace="shop", name="db", min_available=1, expected_pods=1, current_healthy=1,
+                         disruptions_allowed=0)
+        with pytest.raises(readiness.NotReady, match=r"\[budget:shop/db\].*not one to accept"):
+            readiness.refuse_unless_ready(report(pdbs=[tight]), ["budget:shop/db"])
+
+    def test_a_cluster_whose_api_usage_could_not_be_read_is_warned_about_not_refused(self):
+        found = readiness.readiness_report(cluster="c", control_plane="1.31", target="1.32", table=api_removals(),
+                                           usage_unread="403 Forbidden: may not GET /metrics")
+        assert [(f.id, f.severity) for f in found.findings] == [("unreadable:api_usage", "warning")]
+        assert found.ready and "403 Forbidden" in found.findings[0].summary
+
     def test_warnings_never_refuse(self):
         found = report(insights=[UpgradeInsight(name="x", status="WARNING", kubernetes_version="1.32")])
         assert found.ready and readiness.refuse_unless_ready(found) == []
@@ -201,6 +213,13 @@ apiserver_requested_deprecated_apis{group="batch",removed_release="1.25",resourc
         found = deprecated_series(self.METRICS.splitlines())
         assert [(s.group_version, s.resource, s.removed_release) for s in found] == [
             ("flowcontrol.apiserver.k8s.io/v1beta3", "flowschemas", "1.32"), ("v1", "componentstatuses", "")]
+
+    def test_a_hostile_label_is_cut_short(self):
+        from regatta.kube.api_usage import MAX_LABEL, deprecated_series
+
+        [series] = deprecated_series([f'apiserver_requested_deprecated_apis{{group="g",resource="{"x" * 5000}",'
+                                      'version="v1beta1",removed_release="1.32",subresource=""} 1'])
+        assert len(series.resource) == MAX_LABEL
 
     def test_a_garbled_line_costs_only_itself(self):
         from regatta.kube.api_usage import deprecated_series

@@ -230,3 +230,17 @@ def test_a_stage_that_is_soaking_holds_the_next_one_until_its_soak_ends_not_a_wh
     assert f["p1"].earliest_touch == TUESDAY_NOON + timedelta(minutes=20)
     assert f["p1"].because == "stage canary ends its soak at 2026-11-24 12:20Z"
     assert f["c1"].because == "upgraded"
+
+
+def test_a_stage_whose_every_tried_cluster_was_held_out_stops_the_wave_and_one_upgrade_lets_it_go_on():
+    from regatta.models import WaveClusterState, WaveStageState
+    from regatta.rules.waves import held_out_stage
+
+    def stage(*statuses: str) -> WaveStageState:
+        return WaveStageState(name="canary", concurrency=1, soak_seconds=0, approval_required=False,
+                              clusters=[WaveClusterState(name=f"c{i}", status=s) for i, s in enumerate(statuses)])
+
+    why = held_out_stage(stage("not_ready", "at_target", "not_ready"))
+    assert why is not None and "stage canary upgraded no cluster: 2 held out as not ready (c0, c2)" in why
+    assert held_out_stage(stage("not_ready", "succeeded")) is None
+    assert held_out_stage(stage("failed", "at_target")) is None
