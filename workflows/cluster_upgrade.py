@@ -272,9 +272,11 @@ class ClusterUpgrade:
             table=usage.table, node_pools=state.node_pools, requested=usage.requested, applied=usage.applied,
             addons=reads.addons, usage_unread=usage.unread)
         accepted = readiness.refuse_unless_ready(report, self.input.accept_findings)
+        blocking = {finding.id for finding in report.findings if finding.severity == "blocking"}
         self.state.readiness = [finding.line() + (f" — accepted: {self.input.accept_findings[finding.id]}"
                                                   if finding in accepted else "")
-                                for finding in report.findings if finding.severity != "info"]
+                                for finding in report.findings if finding.severity != "info"] + [
+            f"accepted but not found here: [{finding_id}]" for finding_id in sorted(set(self.input.accept_findings) - blocking)]
         return accepted
 
     def _apply_cloud_rules(self, state: ClusterState, inspection: ClusterInspection, insights: list[UpgradeInsight],

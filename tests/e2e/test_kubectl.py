@@ -21,7 +21,7 @@ from temporalio.exceptions import ApplicationError
 from regatta.formats.fleet_data import api_removals
 from regatta.kube import api_usage
 from regatta.kube.connect import ClusterConnections
-from regatta.models import ClusterRef
+from regatta.models import ClusterRef, ClusterUpgradeProgress
 from regatta.rules import readiness
 from tests.conftest import set_faults, sim_report
 from tests.e2e.test_cli import regatta
@@ -365,8 +365,12 @@ async def test_an_upgrade_is_refused_for_a_removed_api_in_use_and_goes_ahead_onc
     ok(kube("apply", "--server-side", "--field-manager", "helm", "-f", "-",
             input_text=FLOWSCHEMA.replace("flowcontrol.apiserver.k8s.io/v1beta3", "flowcontrol.apiserver.k8s.io/v1")))
     httpx.post(f"{simulator.url}/sim/clusters/{name}/apiserver-restart", timeout=10).raise_for_status()
-    result = await (await start_upgrade(client, queue_settings.task_queue, name, target_version="1.32")).result()
+    handle = await start_upgrade(client, queue_settings.task_queue, name, target_version="1.32",
+                                 accept_findings={"removed_api:extensions/v1beta1/Ingress": "no longer needed"})
+    result = await handle.result()
     assert result.outcome == "succeeded" and result.control_plane_version == "1.32"
+    progress = await handle.query("progress", result_type=ClusterUpgradeProgress)  # kept once it ended
+    assert progress.readiness == ["accepted but not found here: [removed_api:extensions/v1beta1/Ingress]"]
 
 
 async def test_a_wave_holds_out_a_cluster_that_is_not_ready_and_takes_it_once_the_finding_is_accepted(
