@@ -128,7 +128,7 @@ def render_forecast(forecast: WaveForecast, console: Console, *, cluster: str | 
     console.print(table)
 
 
-def readiness_word(report: ReadinessReport | None, accepted: Mapping[str, str]) -> str:
+def plan_readiness(report: ReadinessReport | None, accepted: Mapping[str, str]) -> str:
     """A cluster's readiness in a word and the ids that hold it out: what a wave would do with it."""
     if report is None:
         return "—"
@@ -161,7 +161,7 @@ def render_plan(plan: WavePlan, console: Console, *, readiness: Mapping[str, Rea
                 table.add_row(label, "", "", "", "no cluster")
                 continue
             start = f"{entry.earliest_start.astimezone(UTC):%Y-%m-%d %H:%M}" if entry.earliest_start else "—"
-            ready = (escape(readiness_word(readiness.get(entry.name), accepted or {})),) if readiness else ()
+            ready = (escape(plan_readiness(readiness.get(entry.name), accepted or {})),) if readiness else ()
             table.add_row(label if i == 0 else "", entry.name, entry.status, start, entry.detail, *ready)
     console.print(table)
     for name in plan.unstaged:

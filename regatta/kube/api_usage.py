@@ -158,10 +158,10 @@ def api_usage(api: k8s.ApiClient, table: ApiRemovalTable, *, control_plane: str,
     the releases after the control plane's (the path's, and the later ones its warnings name)."""
     now = minor_version(control_plane)
     ahead = table.model_copy(update={"removals": [r for r in table.removals if minor_version(r.removed_in) > now]})
-    crossed = set(readiness.upgrade_path(control_plane, target))
+    crossed = readiness.removals_crossed(ahead, readiness.upgrade_path(control_plane, target))
     try:
         requested = requested_deprecated_apis(api)
-        applied = applied_objects(api, [r for r in ahead.removals if r.removed_in in crossed])
+        applied = applied_objects(api, crossed)
     except ApiException as error:
         if error.status not in (401, 403):
             raise  # anything else is the cluster's trouble, retried or reported as unreadable by the caller

@@ -273,9 +273,10 @@ async def readiness(request: Request) -> Response:
     known = {c.name: c.environment for c in inventory.list_clusters()}
     reports = [r for r in inventory.readiness_reports() if r.cluster in known and _visible(viewer, known[r.cluster])]
     reports.sort(key=lambda r: (r.ready, r.cluster))
+    read = {r.cluster for r in reports}
     return _page(request, "readiness.html", viewer, reports=reports,
                  unread=sorted(name for name, environment in known.items() if _visible(viewer, environment)
-                               and name not in {r.cluster for r in reports}))
+                               and name not in read))
 
 
 # ------------------------------------------------------------------ operations

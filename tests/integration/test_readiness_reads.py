@@ -66,6 +66,8 @@ async def test_the_sweep_stores_each_clusters_readiness_and_the_api_metrics_and_
     from regatta.api.app import create_app
 
     browser = Browser(create_app(queue_settings, inventory), inventory)
+    unsigned = await browser.page("/ui/readiness")  # no session: nothing read, only the way to sign in
+    assert unsigned.status_code == 303 and unsigned.headers["location"].startswith("/ui/login")
     await browser.sign_in("viewer", "*")
     fleet = await browser.page("/ui", sort="readiness", desc="1", label=f"sweep={tag}")
     assert fleet.status_code == 200 and clusters_on(fleet.text) == [stale, clean]
