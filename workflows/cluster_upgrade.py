@@ -14,6 +14,11 @@ PodDisruptionBudget, the way an SRE's runbook does it:
      drain it in batches of `max_unavailable` nodes, health gate after every batch; delete it.
 4. Record the new versions in the inventory and the outcome in the audit trail.
 
+A target more than one minor above the control plane (1.29 to 1.32) is the runbook once per minor on the
+way (1.30, 1.31, 1.32), each with its own preflight and readiness check (for what is left of the path),
+control plane, add-ons, node pools and health gates, the versions recorded, then a soak on that minor
+before the next.
+
 Between any two steps the operator may pause (the cluster holds where it is), resume, or
 abort (the step in flight finishes, nodes cordoned but still serving go back into service,
 and the outcome is recorded). Progress is a Query. Every side effect is an activity.
@@ -22,6 +27,7 @@ and the outcome is recorded). Progress is a Query. Every side effect is an activ
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -33,7 +39,7 @@ from workflows.pieces.failures import stop_of
 from workflows.pieces.final_progress import keep_final_progress
 from workflows.pieces.fleet_clock import FleetClock
 from workflows.pieces.inputs import check_start, parse_input, tag
-from workflows.pieces.patches import CLOUD_RULES, FEWER_STEPS, MANAGED_ADDONS, READINESS_GATE, patched
+from workflows.pieces.patches import CLOUD_RULES, FEWER_STEPS, MANAGED_ADDONS, READINESS_GATE, SEVERAL_MINORS, patched
 from workflows.pieces.trail import Trail
 
 with workflow.unsafe.imports_passed_through():
@@ -56,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         ErrorType,
         MaintenanceHold,
         NodePool,
+        PathStep,
         PauseInput,
         PoolProgress,
         ReadForReadiness,
@@ -85,7 +92,11 @@ class ClusterUpgrade:
             cluster=self.input.cluster, target_version=self.input.target_version, strategy=self.input.strategy
         )
         self.ref: ClusterRef | None = None
-        self.node_image: str | None = None  # the node image asked for this cluster's cloud, if any
+        # The minor this part of the upgrade moves the cluster to: the target, or (over several minors) the one on
+        # the way it is at; the node image asked for this cluster's cloud is rolled with the target's, the last.
+        self.target = self.input.target_version
+        self.final_image: str | None = None
+        self.node_image: str | None = None
         self.from_version = ""
         # What the cloud said last, when nothing has changed since (the last step's own reading): the
         # versions recorded at the end, without describing the cluster once more.
@@ -179,6 +190,10 @@ class ClusterUpgrade:
     def _ref(self) -> ClusterRef:
         assert self.ref is not None, "the cluster is looked up before anything acts on it"
         return self.ref
+
+    def _token(self, what: str) -> str:
+        """The request token of one cloud change: over several minors, each minor's are its own."""
+        return request_token(f"{self.target}-{what}" if self.state.path else what)
 
     @property
     def calls(self) -> ClusterCalls:
@@ -286,7 +301,7 @@ class ClusterUpgrade:
         ref = self._ref()
         found = cloud_rules.cloud_refusals(
             provider=ref.provider, control_plane=state.control_plane_version, node_pools=state.node_pools,
-            target=self.input.target_version, moves_control_plane=scope.control_plane, upgrading=scope.node_pools,
+            target=self.target, moves_control_plane=scope.control_plane, upgrading=scope.node_pools,
             strategy=self.input.strategy, launch_template_versions=self.input.launch_template_versions,
             budgets=inspection.pdbs)
         if found:
@@ -294,10 +309,48 @@ class ClusterUpgrade:
         if self.input.strategy == "blue_green":
             pools = {pool.name: pool for pool in state.node_pools}
             self.replacements = {name: pool_names.replacement_pool_name(
-                name, self.input.target_version, self.node_image, provider=ref.provider, pool_version=pools[name].version,
+                name, self.target, self.node_image, provider=ref.provider, pool_version=pools[name].version,
                 windows=(pools[name].image_type or "").upper().startswith("WINDOWS")) for name in scope.node_pools}
         self.accepted_insights = cloud_rules.refuse_blocking_insights(
-            insights, self.input.target_version, accepted=self.input.accept_insights) if scope.control_plane else []
+            insights, self.target, accepted=self.input.accept_insights) if scope.control_plane else []
+
+    def _plan_path(self, control_plane: str) -> None:
+        """A target more than one minor above the control plane: the minors on the way, each an upgrade of its
+        own (runs begun before this refused such a target, and still do when replayed); then which one is next."""
+        if not self.state.path and versions.moves_control_plane(control_plane, self.input.target_version):
+            path = versions.upgrade_path(control_plane, self.input.target_version)
+            if len(path) > 1 and patched(SEVERAL_MINORS):
+                self.state.path = [PathStep(version=version) for version in path]
+        following = next((step for step in self.state.path if step.status != "done"), None)
+        if following is not None:
+            following.status = "upgrading"
+            self.target = self.state.step_version = following.version
+            self.node_image = self.final_image if self.target == self.input.target_version else None
+
+    async def _next_minor(self) -> bool:
+        """Between two minors of an upgrade over several: the one reached is recorded in the inventory, the
+        cluster soaks on it (an abort cuts the soak short), and the next starts unless paused or aborted.
+        False when there is no next one to start."""
+        reached = next((step for step in self.state.path if step.version == self.target), None)
+        if reached is None or self.target == self.input.target_version:
+            return False
+        following = self.state.path[self.state.path.index(reached) + 1].version
+        reached.pools_done = [progress.name for progress in self.state.pools if progress.status == "done"]
+        await self._record_versions()
+        await self.trail.record("minor", "reached", f"{self.input.cluster} runs {self.target} on the control plane and"
+                                f" every node pool; {following} next, on the way to {self.input.target_version}")
+        if self.input.soak_seconds:
+            reached.status = "soaking"
+            reached.soak_ends = self.clock.time() + timedelta(seconds=self.input.soak_seconds)
+            self.trail.step("soaking", f"soaking on {self.target} for {self.input.soak_seconds:g}s before {following}")
+            try:
+                await workflow.wait_condition(lambda: self.state.abort_requested,
+                                              timeout=timedelta(seconds=self.input.soak_seconds))
+            except TimeoutError:
+                pass
+            reached.soak_ends = None
+        reached.status = "done"
+        return not await self._hold_or_stop()
 
     async def _preflight(self) -> tuple[versions.UpgradeScope, ClusterState]:
         self.trail.step("preflight", "reading the control plane, node pools, nodes and budgets")
@@ -318,14 +371,15 @@ class ClusterUpgrade:
             state, inspection, insights = reads.state, reads.inspection, reads.insights
         if waited:
             self.waiting_for_agent(None)
-        self.from_version = state.control_plane_version
-        self.state.insights = [insight.line() for insight in insights if insight.status != "PASSING"
-                               and insight.kubernetes_version == self.input.target_version]
+        self.from_version = self.from_version or state.control_plane_version
         try:
+            self._plan_path(state.control_plane_version)
+            self.state.insights = [insight.line() for insight in insights if insight.status != "PASSING"
+                                   and insight.kubernetes_version == self.target]
             try:
                 scope = versions.plan_upgrade(
                     provider=ref.provider, control_plane=state.control_plane_version, node_pools=state.node_pools,
-                    target=self.input.target_version, node_image=self.node_image,
+                    target=self.target, node_image=self.node_image,
                 )
             except versions.InvalidNodeImage as problem:
                 raise versions.InvalidNodeImage(f"node_images.{ref.provider}: {problem}") from None
@@ -363,7 +417,7 @@ class ClusterUpgrade:
         pools = {pool.name: pool for pool in state.node_pools}
         self.state.control_plane = "pending" if scope.control_plane else "skipped"
         self.state.pools = [
-            PoolProgress(name=name, from_version=pools[name].version, to_version=self.input.target_version,
+            PoolProgress(name=name, from_version=pools[name].version, to_version=self.target,
                          strategy=self.input.strategy, nodes_total=pools[name].node_count,
                          from_node_image=pools[name].node_image, to_node_image=self.node_image)
             for name in scope.node_pools
@@ -371,19 +425,19 @@ class ClusterUpgrade:
         return scope, state
 
     async def _upgrade_control_plane(self) -> None:
-        self.trail.step("control_plane", f"upgrading the control plane to {self.input.target_version}")
+        self.trail.step("control_plane", f"upgrading the control plane to {self.target}")
         self.state.control_plane = "upgrading"
         after = "the control plane upgrade"
         if patched(FEWER_STEPS):
             def gating() -> None:
                 self.state.control_plane = "done"
                 self.state.step = f"health gate after {after}"
-            await self._upgrade_step(request_token("cp"), after=after, on_gate=gating)
+            await self._upgrade_step(self._token("cp"), after=after, on_gate=gating)
         else:
             await self.calls.cloud_operation(
                 Activity.START_CONTROL_PLANE_UPGRADE,
-                StartControlPlaneUpgrade(cluster=self._ref(), target_version=self.input.target_version,
-                                         request_token=request_token("cp"), force=bool(self.accepted_insights)))
+                StartControlPlaneUpgrade(cluster=self._ref(), target_version=self.target,
+                                         request_token=self._token("cp"), force=bool(self.accepted_insights)))
             self.state.control_plane = "done"
             await self._health_gate(after)
         await self._health_checks(after)
@@ -393,10 +447,10 @@ class ClusterUpgrade:
     async def _update_addons(self) -> None:
         """EKS never moves its managed add-ons (vpc-cni, coredns, kube-proxy) with the control plane: the
         runbook's next step moves each to its catalogue's default for the new version."""
-        self.state.step = f"updating the EKS managed add-ons to their defaults for {self.input.target_version}"
+        self.state.step = f"updating the EKS managed add-ons to their defaults for {self.target}"
         self.described = None
-        self.state.addons = await self.calls.update_addons(target_version=self.input.target_version,
-                                                           request_token=request_token("addons"))
+        self.state.addons = await self.calls.update_addons(target_version=self.target,
+                                                           request_token=self._token("addons"))
         moved = [c for c in self.state.addons if c.status == "updated"]
         if moved:
             await self.trail.record("addons", "changed", "; ".join(f"{c.name} {c.from_version} → {c.to_version}" for c in moved))
@@ -408,7 +462,7 @@ class ClusterUpgrade:
         step describes the cluster as it leaves it, for the inventory."""
         last = node_pool == (self.state.pools[-1].name if self.state.pools else None)
         self.described = None
-        report = await self.calls.upgrade(target_version=self.input.target_version, request_token=token,
+        report = await self.calls.upgrade(target_version=self.target, request_token=token,
                                           node_pool=node_pool, node_image=self.node_image if node_pool else None,
                                           gate_after=after, gate_timeout=self.input.health_gate_timeout_seconds,
                                           on_gate=on_gate, describe_after=last,
@@ -421,7 +475,7 @@ class ClusterUpgrade:
         """The cloud replaces the pool's nodes one by one through the eviction API."""
         self.state.step = f"surge upgrade of node pool {progress.name}" + (f" onto {self.node_image}" if self.node_image else "")
         after = f"node pool {progress.name}"
-        token = request_token(f"pool-{progress.name}")
+        token = self._token(f"pool-{progress.name}")
         if patched(FEWER_STEPS):
             def gating() -> None:
                 progress.nodes_done = progress.nodes_total
@@ -430,7 +484,7 @@ class ClusterUpgrade:
         else:
             await self.calls.cloud_operation(
                 Activity.START_NODE_POOL_UPGRADE,
-                StartNodePoolUpgrade(cluster=self._ref(), node_pool=progress.name, target_version=self.input.target_version,
+                StartNodePoolUpgrade(cluster=self._ref(), node_pool=progress.name, target_version=self.target,
                                      node_image=self.node_image, request_token=token,
                                      launch_template_version=self.input.launch_template_versions.get(progress.name)))
             progress.nodes_done = progress.nodes_total
@@ -442,17 +496,17 @@ class ClusterUpgrade:
         """A new pool at the target takes the workloads; the old one is drained by us, batch by
         batch, under every PDB, and deleted only once empty."""
         replacement = self.replacements.get(pool.name) or pool_names.replacement_pool_name(
-            pool.name, self.input.target_version, self.node_image)
+            pool.name, self.target, self.node_image)
         progress.replacement_pool = replacement
         self.described = None  # the pools change under steps that do not describe them afterwards
         if replacement not in existing:  # check-then-act: a resumed upgrade may have made it already
-            self.state.step = f"creating node pool {replacement} at {self.input.target_version}" + (
+            self.state.step = f"creating node pool {replacement} at {self.target}" + (
                 f" on {self.node_image}" if self.node_image else "")
             # Made like the pool it replaces: every setting its cloud describes it with is copied by the adapter.
             await self.calls.cloud_operation(
                 Activity.CREATE_NODE_POOL,
-                CreateNodePool(cluster=self._ref(), request_token=request_token(f"create-{replacement}"),
-                               node_pool=pool.model_copy(update={"name": replacement, "version": self.input.target_version,
+                CreateNodePool(cluster=self._ref(), request_token=self._token(f"create-{replacement}"),
+                               node_pool=pool.model_copy(update={"name": replacement, "version": self.target,
                                                                  "node_image": self.node_image}),
                                like=pool.name, launch_template_version=self.input.launch_template_versions.get(pool.name)))
             await self._health_gate(f"creating node pool {replacement}")
@@ -480,7 +534,7 @@ class ClusterUpgrade:
         self.state.step = f"deleting the drained node pool {pool.name}"
         await self.calls.cloud_operation(
             Activity.DELETE_NODE_POOL,
-            DeleteNodePool(cluster=self._ref(), node_pool=pool.name, request_token=request_token(f"delete-{pool.name}")))
+            DeleteNodePool(cluster=self._ref(), node_pool=pool.name, request_token=self._token(f"delete-{pool.name}")))
         self.state.drained_nodes = []
         await self._health_checks(f"node pool {pool.name}")
         progress.status = "done"
@@ -572,12 +626,14 @@ class ClusterUpgrade:
 
     async def _stop_failed(self, failure: BaseException) -> None:
         """Leave the cluster serving, say exactly where and why the upgrade stopped, and fail."""
-        stop = stop_of(failure, where=self.state.step, refused=self.state.phase == "preflight",
+        moved = any(step.status == "done" for step in self.state.path)
+        stop = stop_of(failure, where=self.state.step, refused=self.state.phase == "preflight" and not moved,
                        default_type=ErrorType.UPGRADE_FAILED)
         for progress in self.state.pools:
             if progress.status == "upgrading":
                 progress.status = "failed"
-        self.state.message = stop.message
+        self._end_path("failed")
+        self.state.message = stop.message + self._where_on_the_path()
         self.trail.step("failed", stop.where)
         try:
             await self._hand_back_cordoned_nodes()
@@ -600,6 +656,34 @@ class ClusterUpgrade:
         keep_final_progress(self.state)
         return self._result(outcome, final.control_plane_version)
 
+    async def _upgrade_node_pools(self, state: ClusterState) -> None:
+        pools = {pool.name: pool for pool in state.node_pools}
+        self.trail.step("node_pools", "upgrading node pools")
+        for progress in self.state.pools:
+            if await self._hold_or_stop():
+                return
+            progress.status = "upgrading"
+            if self.input.strategy == "surge":
+                await self._surge(progress)
+            else:
+                await self._blue_green(progress, pools[progress.name], set(pools))
+            if self.state.abort_requested and progress.status != "done":
+                return
+
+    def _where_on_the_path(self) -> str:
+        """Over several minors: which one the upgrade stopped on, for the message that says where it stands."""
+        if not self.state.path:
+            return ""
+        return f" at {self.target}, on the way {self.from_version} → {' → '.join(step.version for step in self.state.path)}"
+
+    def _end_path(self, status: str) -> None:
+        for step in self.state.path:
+            if step.status in ("upgrading", "soaking"):
+                step.status = "done" if status == "succeeded" else status  # type: ignore[assignment]
+                step.soak_ends = None
+        if status == "succeeded" and self.state.path:
+            self.state.path[-1].pools_done = [progress.name for progress in self.state.pools if progress.status == "done"]
+
     # ------------------------------------------------------------------ the runbook
 
     @workflow.run
@@ -608,7 +692,7 @@ class ClusterUpgrade:
         check_start(trail=self.trail, state=self.state, input_error=self.input_error, cluster=input.cluster)
         record = await self._look_up()
         self.ref = record.ref
-        self.node_image = self.state.target_node_image = input.node_images.get(record.ref.provider)
+        self.node_image = self.final_image = self.state.target_node_image = input.node_images.get(record.ref.provider)
         tag(operation="ClusterUpgrade", cluster=input.cluster, environment=record.environment, ticket=input.ticket)
         if record.hold is not None:  # the inventory hands back a hold only while it is in force
             await self._refuse_or_override_hold(record.hold)
@@ -617,20 +701,12 @@ class ClusterUpgrade:
             "upgrade", "started", f"to {input.target_version}{onto} by {input.strategy} (requested by {input.requested_by})"
         )
         try:
-            scope, state = await self._preflight()
-            if scope.control_plane and not await self._hold_or_stop():
-                await self._upgrade_control_plane()
-            pools = {pool.name: pool for pool in state.node_pools}
-            self.trail.step("node_pools", "upgrading node pools")
-            for progress in self.state.pools:
-                if await self._hold_or_stop():
-                    break
-                progress.status = "upgrading"
-                if input.strategy == "surge":
-                    await self._surge(progress)
-                else:
-                    await self._blue_green(progress, pools[progress.name], set(pools))
-                if self.state.abort_requested and progress.status != "done":
+            while True:  # once, or once per minor on the way to the target
+                scope, state = await self._preflight()
+                if scope.control_plane and not await self._hold_or_stop():
+                    await self._upgrade_control_plane()
+                await self._upgrade_node_pools(state)
+                if self.state.abort_requested or not await self._next_minor():
                     break
         except (ActivityError, ApplicationError) as failure:
             await self._stop_failed(failure)
@@ -641,11 +717,15 @@ class ClusterUpgrade:
                 if progress.status != "done":
                     progress.status = "aborted"
             done = [p.name for p in self.state.pools if p.status == "done"]
+            self._end_path("aborted")
             self.state.message = (
-                f"aborted ({self.state.abort_reason or 'no reason given'}); control plane {self.state.control_plane},"
+                f"aborted ({self.state.abort_reason or 'no reason given'}){self._where_on_the_path()}; control plane"
+                f" {self.state.control_plane},"
                 f" node pools finished: {', '.join(done) or 'none'}. Start the upgrade again to continue"
             )
             return await self._finish("aborted")
+        self._end_path("succeeded")
         self.state.message = f"{input.cluster} runs {input.target_version} on the control plane and every node pool" + (
-            f", every pool on node image {self.node_image}" if self.node_image else "")
+            f", every pool on node image {self.node_image}" if self.node_image else "") + (
+            f", by way of {', '.join(step.version for step in self.state.path[:-1])}" if self.state.path else "")
         return await self._finish("succeeded")

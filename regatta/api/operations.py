@@ -89,6 +89,8 @@ class StartResponse(BaseModel):
     ticket: str
     status_url: str
     replayed: bool = Field(description="true when the ticket had already started this operation")
+    path: list[str] = Field(default_factory=list, description="an upgrade: the minors it takes the cluster through,"
+                            " in order, each a whole upgrade of its own (empty when only node pools move)")
 
 
 class ControlRequest(BaseModel):
@@ -219,7 +221,7 @@ async def start(body: StartRequest, the: Gate = Depends(gate)) -> Any:
 
     def started(operation: str, *, replayed: bool) -> StartResponse:
         return StartResponse(operation_id=operation, kind=body.kind, ticket=body.ticket,
-                             status_url=f"/v1/operations/{operation}", replayed=replayed)
+                             status_url=f"/v1/operations/{operation}", replayed=replayed, path=list(admission.path))
 
     request_digest = digest(body.kind, request)
     held = the.inventory.claim_ticket(ApiTicket(ticket=body.ticket, kind=body.kind, operation_id=operation_id,

@@ -142,6 +142,24 @@ def plan_readiness(report: ReadinessReport | None, accepted: Mapping[str, str]) 
     return "ready" + (f" (accepted: {', '.join(taken)})" if taken else "")
 
 
+def upgrade_plan(*, cluster: str, control_plane: str, path: Sequence[str], pools: Sequence[str], strategy: str,
+                 provider: str, soak_seconds: float, node_image: str | None) -> list[str]:
+    """What `regatta upgrade start` will do, minor by minor, before it starts (`--plan-only`, and its headline)."""
+    if not path:
+        return [f"{cluster}: the control plane stays on {control_plane}; node pools {', '.join(pools)} move by {strategy}"
+                + (f" onto node image {node_image}" if node_image else "")]
+    lines = [f"{cluster}: {control_plane} → {path[-1]} by {strategy}"
+             + (f", {len(path)} minors, one at a time" if len(path) > 1 else "")]
+    for number, minor in enumerate(path, 1):
+        parts = ["readiness" + (" for the rest of the path" if len(path) > 1 else ""), f"control plane to {minor}"]
+        parts += ["EKS managed add-ons to their defaults"] if provider == "eks" else []
+        parts += [f"node pools {', '.join(pools)}" + (f" onto node image {node_image}" if node_image and minor == path[-1]
+                                                      else ""), "a health gate after each"]
+        soak = f"; then a soak of {soak_seconds:g}s" if number < len(path) and soak_seconds else ""
+        lines.append(f"  {minor}: " + ", ".join(parts) + soak)
+    return lines
+
+
 def render_plan(plan: WavePlan, console: Console, *, readiness: Mapping[str, ReadinessReport] | None = None,
                 accepted: Mapping[str, str] | None = None) -> None:
     """Which clusters go in which stage and when, and (given) whether each is ready for the target:
@@ -224,6 +242,9 @@ def render_status(described: dict[str, Any], console: Console) -> None:
         elif "target_version" in progress:
             onto = f" on node image {progress['target_node_image']}" if progress.get("target_node_image") else ""
             console.print(f"  cluster {progress.get('cluster')} → {progress['target_version']}{onto} by {progress.get('strategy')}")
+            if progress.get("path"):
+                console.print("  minors: " + " → ".join(
+                    f"{step['version']} ({step['status']})" for step in progress["path"]))
         elif "source" in progress:
             drill = " (drill)" if progress.get("drill") else ""
             console.print(f"  service of {progress.get('cluster')}: {progress['source']} → {progress['target']}{drill}")

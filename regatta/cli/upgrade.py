@@ -4,7 +4,7 @@ version would break on each cluster, before any upgrade starts.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -12,9 +12,12 @@ from regatta.cli.arguments import Accept, Output, StrategyChoice, parse_accepted
 from regatta.cli.context import api_client, fleet_now, open_inventory
 from regatta.cli.exits import run_command
 from regatta.cli.op import admit_and_start, follow_over_api
-from regatta.cli.render import console
+from regatta.cli.render import console, upgrade_plan
 from regatta.settings import Settings
 from regatta.temporal.outcomes import OperationRefused as Refused
+
+if TYPE_CHECKING:
+    from regatta.temporal.admission import Admission
 
 upgrade_app = typer.Typer(no_args_is_help=True, help="Rolling upgrades of one cluster, and what a target version would break.")
 
@@ -22,7 +25,8 @@ upgrade_app = typer.Typer(no_args_is_help=True, help="Rolling upgrades of one cl
 @upgrade_app.command("start")
 def upgrade_start(
     cluster: Annotated[str, typer.Argument(help="cluster name, as `regatta clusters list` shows it")],
-    to: Annotated[str, typer.Option("--to", help="target Kubernetes version, one minor above the control plane, e.g. 1.31")],
+    to: Annotated[str, typer.Option("--to", help="target Kubernetes version, e.g. 1.31; several minors above the"
+                                                 " control plane go through each in turn")],
     strategy: Annotated[StrategyChoice, typer.Option(help="surge (the cloud replaces nodes) or blue_green (new pool, we drain the old)")] = StrategyChoice.surge,
     node_image: Annotated[str | None, typer.Option(help="also roll every node pool onto this node image of --to (EKS AMI"
                                                          " release version, GKE node version, AKS node image version)")] = None,
@@ -44,6 +48,9 @@ def upgrade_start(
                                                             " drain --force)")] = False,
     drain_emptydir_data: Annotated[bool, typer.Option(help="let a drain evict pods with emptyDir data (kubectl drain"
                                                            " --delete-emptydir-data)")] = False,
+    soak: Annotated[float | None, typer.Option(help="over several minors: seconds the cluster runs each minor on the"
+                                                    " way before the next (default 300)")] = None,
+    plan_only: Annotated[bool, typer.Option(help="print what the upgrade would do, minor by minor, and start nothing")] = False,
 ):
     """Start a rolling upgrade of one cluster (operation id: cluster-CLUSTER)."""
     import getpass
@@ -67,11 +74,13 @@ def upgrade_start(
                                    "accept_insights": accept_insights, "launch_template_versions": templates or None,
                                    "accept_findings": accepted or None,
                                    "drain_unmanaged_pods": drain_unmanaged_pods or None,
-                                   "drain_emptydir_data": drain_emptydir_data or None}.items()
+                                   "drain_emptydir_data": drain_emptydir_data or None, "soak_seconds": soak}.items()
                  if v is not None}
     async def body():
         from pydantic import ValidationError
 
+        if plan_only:
+            return await show_plan(cluster, to, strategy.value, node_image, overrides)
         if (api := api_client()) is not None:  # through the API: it checks, and the token is who asks
             if not ticket:
                 raise Refused("--ticket: the API starts operations under a change ticket (its idempotency key)")
@@ -81,7 +90,8 @@ def upgrade_start(
             started = api.start("upgrade", ticket, {"cluster": cluster, "target_version": to, "strategy": strategy.value,
                                                      **overrides})
             again = " (this ticket had already started it)" if started["replayed"] else ""
-            console.print(f"started [bold]{started['operation_id']}[/] over the API{again}: {cluster} to {to}")
+            through = f" through {' → '.join(started['path'])}" if len(started.get("path") or []) > 1 else ""
+            console.print(f"started [bold]{started['operation_id']}[/] over the API{again}: {cluster} to {to}{through}")
             if wait:
                 await follow_over_api(api, started["operation_id"])
             return
@@ -94,11 +104,40 @@ def upgrade_start(
         except ValidationError as error:
             raise Refused(str(error)) from None
         onto = f" on node image {node_image}" if node_image else ""
+        def headline(admission: Admission) -> str:
+            through = f" through {' → '.join(admission.path)}" if len(admission.path) > 1 else ""
+            return f"{cluster} to {to}{onto} by {strategy.value}{through}"
+
         await admit_and_start(request, inventory=inventory, now=fleet_now() if record.hold else None, ticket=ticket,
-                              wait=wait, headline=f"{cluster} to {to}{onto} by {strategy.value}",
+                              wait=wait, headline=headline,
                               renamed={f"node_images.{record.provider}:": "--node-image:"})
 
     run_command(body())
+
+
+async def show_plan(cluster: str, to: str, strategy: str, node_image: str | None, overrides: dict) -> None:
+    """`upgrade start --plan-only`: the minors, and what each does, judged as the start would judge them (the
+    same admission), from the inventory; nothing starts."""
+    from pydantic import ValidationError
+
+    from regatta.models import ClusterUpgradeInput
+    from regatta.temporal.admission import StartRefused, admit
+
+    inventory = open_inventory()
+    record = inventory.get_cluster(cluster)
+    try:
+        request = ClusterUpgradeInput(cluster=cluster, target_version=to, strategy=strategy,
+                                      node_images={record.provider: node_image} if node_image else {}, **overrides)
+        admission = admit(request, inventory=inventory, now=fleet_now() if record.hold else None,
+                          outbound_rules=Settings.from_env().outbound)
+    except ValidationError as error:
+        raise Refused(str(error)) from None
+    except StartRefused as refusal:
+        raise Refused(str(refusal).replace(f"node_images.{record.provider}:", "--node-image:")) from None
+    for line in upgrade_plan(cluster=cluster, control_plane=record.control_plane_version, path=admission.path,
+                             pools=[pool.name for pool in record.node_pools], strategy=strategy, provider=record.provider,
+                             soak_seconds=request.soak_seconds, node_image=node_image):
+        console.print(line, highlight=False)
 
 
 async def _refuse(why: str) -> None:

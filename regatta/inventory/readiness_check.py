@@ -44,7 +44,7 @@ def check_one(connections: ClusterConnections, record: ClusterRecord, target: st
                          control_plane)
         if pools is None:
             pools = provider.list_node_pools(ref)
-        path = readiness.upgrade_path(control_plane, target)
+        path = versions.upgrade_path(control_plane, target)
         insights = [i for i in provider.upgrade_insights(ref) if i.kubernetes_version in path]
         addons = provider.managed_addons(ref, version=target) if versions.moves_addons_after_control_plane(ref.provider) else []
         api = connections.api_client(ref)

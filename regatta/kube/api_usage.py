@@ -21,7 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
 from regatta.models.readiness import ApiRemoval, ApiRemovalTable, ApiUsage, AppliedObject, RequestedDeprecatedApi
-from regatta.rules import readiness
+from regatta.rules import readiness, versions
 from regatta.rules.versions import minor_version
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -158,7 +158,7 @@ def api_usage(api: k8s.ApiClient, table: ApiRemovalTable, *, control_plane: str,
     the releases after the control plane's (the path's, and the later ones its warnings name)."""
     now = minor_version(control_plane)
     ahead = table.model_copy(update={"removals": [r for r in table.removals if minor_version(r.removed_in) > now]})
-    crossed = readiness.removals_crossed(ahead, readiness.upgrade_path(control_plane, target))
+    crossed = readiness.removals_crossed(ahead, versions.upgrade_path(control_plane, target))
     try:
         requested = requested_deprecated_apis(api)
         applied = applied_objects(api, crossed)

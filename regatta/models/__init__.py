@@ -140,6 +140,7 @@ from regatta.models.upgrade import (
     ClusterUpgradeInput,
     ClusterUpgradeProgress,
     ClusterUpgradeResult,
+    PathStep,
     PoolProgress,
     PoolStatus,
 )
@@ -230,6 +231,7 @@ __all__ = [
     "ClusterUpgradeInput",
     "PoolStatus",
     "PoolProgress",
+    "PathStep",
     "ClusterUpgradeProgress",
     "ClusterUpgradeResult",
     "NodePoolRequest",

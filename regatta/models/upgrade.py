@@ -73,6 +73,9 @@ class ClusterUpgradeInput(Model):
     cloud_operation_timeout_seconds: float = Field(default=3600, gt=0)
     health_gate_timeout_seconds: float = Field(default=600, gt=0)
     activity_heartbeat_timeout_seconds: float = Field(default=60, gt=0)
+    soak_seconds: float = Field(default=300, ge=0, le=7 * 24 * 3600, description="an upgrade over several minors"
+                                " (target_version more than one above the control plane): how long the cluster runs"
+                                " each minor on the way, healthy, before the next one starts")
 
 
 PoolStatus = Literal["pending", "upgrading", "done", "aborted", "failed"]
@@ -91,6 +94,16 @@ class PoolProgress(Model):
     to_node_image: str | None = None
 
 
+class PathStep(Model):
+    """One minor of an upgrade over several (1.29 to 1.32 is 1.30, 1.31 and 1.32, each a whole upgrade:
+    readiness, control plane, add-ons, node pools, health gates, then a soak before the next)."""
+
+    version: str
+    status: Literal["pending", "upgrading", "soaking", "done", "aborted", "failed"] = "pending"
+    soak_ends: datetime | None = None
+    pools_done: list[str] = Field(default_factory=list, description="the node pools this minor moved")
+
+
 class ClusterUpgradeProgress(Model):
     """The one state object of a ClusterUpgrade, returned whole by the `progress` Query."""
 
@@ -100,8 +113,8 @@ class ClusterUpgradeProgress(Model):
     target_node_image: str | None = None
     strategy: Strategy
     phase: Literal[
-        "preflight", "control_plane", "node_pools", "awaiting_approval", "waiting_window", "recording", "succeeded",
-        "aborted", "failed"
+        "preflight", "control_plane", "node_pools", "awaiting_approval", "waiting_window", "recording", "soaking",
+        "succeeded", "aborted", "failed"
     ] = "preflight"
     window_opens: datetime | None = Field(default=None, description="while waiting_window: when the next window opens")
     step: str = "starting"
@@ -128,6 +141,10 @@ class ClusterUpgradeProgress(Model):
                                  " stop it (warnings, and blocking ones accepted), each a line")
     addons: list[AddonChange] = Field(default_factory=list, description="EKS: each managed add-on moved to its default"
                                       " for the new version after the control plane (or left where it was)")
+    path: list[PathStep] = Field(default_factory=list, description="an upgrade over several minors: each one on the"
+                                 " way, in order (empty for one minor); control_plane and pools are the current one's")
+    step_version: str | None = Field(default=None, description="an upgrade over several minors: the one it is moving"
+                                     " the cluster to now")
 
 
 class ClusterUpgradeResult(Model):

@@ -32,10 +32,9 @@ from regatta.rules.refusals import Refusal
 from regatta.rules.versions import (
     MAX_KUBELET_SKEW,
     SUPPORTED_MINORS,
-    IllegalVersionJump,
     format_version,
     minor_version,
-    parse_target_version,
+    upgrade_path,
 )
 
 SEVERITY_ORDER = {"blocking": 0, "warning": 1, "info": 2}
@@ -45,16 +44,6 @@ class NotReady(Refusal):
     """An upgrade refused for blocking findings nobody accepted."""
 
     error_type = ErrorType.NOT_READY_FOR_UPGRADE
-
-
-def upgrade_path(current: str, target: str) -> list[str]:
-    """The minor versions a control plane at `current` passes through to reach `target`, the target
-    last ([] when it is already there): Kubernetes moves a control plane one minor at a time."""
-    wanted = parse_target_version(target)
-    now = minor_version(current)
-    if wanted < now:
-        raise IllegalVersionJump(f"{target} is older than the control plane's {current}; Kubernetes cannot be downgraded in place")
-    return [format_version((now[0], minor)) for minor in range(now[1] + 1, wanted[1] + 1)]
 
 
 def next_minor(control_plane: str) -> str | None:

@@ -148,6 +148,29 @@ def plan_upgrade(*, provider: str, control_plane: str, node_pools: Sequence[Node
     return plan_upgrade_scope(control_plane=control_plane, node_pools=node_pools, target=target, node_image=node_image)
 
 
+def upgrade_path(current: str, target: str) -> list[str]:
+    """The minor versions a control plane at `current` passes through to reach `target`, the target
+    last ([] when it is already there): Kubernetes moves a control plane one minor at a time."""
+    wanted = parse_target_version(target)
+    now = minor_version(current)
+    if wanted < now:
+        raise IllegalVersionJump(f"{target} is older than the control plane's {current}; Kubernetes cannot be downgraded in place")
+    return [format_version((now[0], minor)) for minor in range(now[1] + 1, wanted[1] + 1)]
+
+
+def plan_upgrade_path(*, provider: str, control_plane: str, node_pools: Sequence[NodePool], target: str,
+                      node_image: str | None = None) -> list[str]:
+    """The minors an upgrade to `target` takes the cluster through, the target last ([] when only node pools
+    move), or why it cannot. Each minor is an upgrade of its own that leaves every node pool on it, so only the
+    first is judged against the pools as they are; a node image is the target's, rolled at the last."""
+    if node_image is not None and (problem := node_image_problem(provider, node_image, target)) is not None:
+        raise InvalidNodeImage(problem)
+    path = upgrade_path(control_plane, target) if parse_target_version(target) >= minor_version(control_plane) else []
+    plan_upgrade_scope(control_plane=control_plane, node_pools=node_pools, target=path[0] if path else target,
+                       node_image=node_image if len(path) <= 1 else None)
+    return path
+
+
 def skew_violations(*, control_plane: str, node_versions: dict[str, str]) -> list[str]:
     """Every node whose kubelet breaks the skew policy against this control plane."""
     cp = minor_version(control_plane)

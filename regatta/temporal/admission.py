@@ -71,6 +71,7 @@ class Admission:
     environments: frozenset[str] = frozenset()
     plan: WavePlan | None = None  # a wave's plan, as `--plan-only` prints it
     policy_plan: PolicyPlan | None = None  # a policy rollout's plan: every cluster in or out, and why
+    path: tuple[str, ...] = ()  # an upgrade's minors, in order (several: one ClusterUpgrade goes through each)
     bundle: BundleSpec | None = None  # the bundle as read (manifests inline, revision set): what the rollout is given
 
 
@@ -189,15 +190,17 @@ def _upgrade(request: ClusterUpgradeInput, *, inventory: Inventory, now: datetim
             " (--override-hold REASON; override_hold in the input)", kind="conflict", environments=where)
     node_image = request.node_images.get(record.provider)
     try:
-        versions.plan_upgrade(provider=record.provider, control_plane=record.control_plane_version,
-                              node_pools=record.node_pools, target=request.target_version, node_image=node_image)
+        path = versions.plan_upgrade_path(provider=record.provider, control_plane=record.control_plane_version,
+                                          node_pools=record.node_pools, target=request.target_version,
+                                          node_image=node_image)
     except versions.InvalidNodeImage as problem:
         raise StartRefused(f"node_images.{record.provider}: {problem}", kind="invalid", environments=where) from None
     except versions.AlreadyAtVersion as problem:
         raise StartRefused(str(problem), kind="conflict", environments=where) from None
     except refusals.Refusal as problem:
         raise StartRefused(str(problem), kind="invalid", environments=where) from None
-    return Admission("ClusterUpgrade", operation_ids.operation_id(record.name), record, frozenset({record.environment}))
+    return Admission("ClusterUpgrade", operation_ids.operation_id(record.name), record, frozenset({record.environment}),
+                     path=tuple(path))
 
 
 def _wave(request: PatchWaveInput, *, inventory: Inventory, now: datetime) -> Admission:

@@ -77,8 +77,8 @@ async def test_clusters_list_shows_the_estimated_cost_from_the_price_list_or_a_p
 
 async def test_refusals_exit_2_and_change_nothing(queue_settings, add_cluster, simulator, worker):
     name = add_cluster("refuse")
-    jump = await regatta(queue_settings, "upgrade", "start", name, "--to", "1.32")
-    assert jump.returncode == 2 and "upgrade to 1.31 first" in jump.stderr
+    jump = await regatta(queue_settings, "upgrade", "start", name, "--to", "1.29")
+    assert jump.returncode == 2 and "cannot be downgraded" in jump.stderr
     unknown = await regatta(queue_settings, "upgrade", "start", "no-such-cluster", "--to", "1.31")
     assert unknown.returncode == 2 and "not in the inventory" in unknown.stderr
     strategy = await regatta(queue_settings, "upgrade", "start", name, "--to", "1.31", "--strategy", "yolo")
@@ -98,6 +98,29 @@ async def test_refusals_exit_2_and_change_nothing(queue_settings, add_cluster, s
     assert "Traceback" not in everything
     state = sim_report(simulator, name)["clusters"][name]
     assert state["control_plane_version"] == "1.30" and not any(n["unschedulable"] for n in state["nodes"].values())
+
+
+async def test_several_minors_are_planned_before_and_gone_through_one_at_a_time(queue_settings, add_cluster, simulator,
+                                                                                 worker):
+    name = add_cluster("climinors", version="1.29", pools=1, nodes=1)
+    plan = await regatta(queue_settings, "upgrade", "start", name, "--to", "1.31", "--plan-only", "--soak", "30")
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    lines = plan.stdout.splitlines()
+    assert f"{name}: 1.29 → 1.31 by surge, 2 minors, one at a time" in lines[0]
+    assert lines[1].strip().startswith("1.30: readiness for the rest of the path, control plane to 1.30, EKS managed")
+    assert "then a soak of 30s" in lines[1] and lines[2].strip().startswith("1.31:") and "soak" not in lines[2]
+    nothing = await regatta(queue_settings, "op", "status", f"cluster-{name}")
+    assert nothing.returncode == 2, "--plan-only started the upgrade"
+    refused = await regatta(queue_settings, "upgrade", "start", name, "--to", "1.28", "--plan-only")
+    assert refused.returncode == 2 and "cannot be downgraded" in refused.stderr
+
+    run = await regatta(queue_settings, "upgrade", "start", name, "--to", "1.31", "--soak", "0", "--wait",
+                        "--poll-interval", "0.05")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "through 1.30 → 1.31" in run.stdout and "by way of 1.30" in run.stdout
+    status = await regatta(queue_settings, "op", "status", f"cluster-{name}")
+    assert status.returncode == 0 and "minors: 1.30 (done) → 1.31 (done)" in status.stdout
+    assert sim_report(simulator, name)["clusters"][name]["control_plane_version"] == "1.31"
 
 
 async def test_an_unreachable_temporal_exits_3(queue_settings):

@@ -22,7 +22,7 @@ from regatta.formats.fleet_data import api_removals
 from regatta.kube import api_usage
 from regatta.kube.connect import ClusterConnections
 from regatta.models import ClusterRef, ClusterUpgradeProgress
-from regatta.rules import readiness
+from regatta.rules import readiness, versions
 from tests.conftest import set_faults, sim_report
 from tests.e2e.test_cli import regatta
 from tests.e2e.test_kubeconfig import KUBECTL
@@ -310,7 +310,7 @@ async def test_readiness_finds_a_removed_api_by_its_requests_and_its_manifests(q
     table = api_removals()
 
     def report():
-        path = readiness.upgrade_path("1.31", "1.32")
+        path = versions.upgrade_path("1.31", "1.32")
         return readiness.readiness_report(
             cluster=name, control_plane="1.31", target="1.32", table=table,
             requested=api_usage.requested_deprecated_apis(api),

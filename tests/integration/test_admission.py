@@ -60,9 +60,11 @@ def test_admission_names_the_operation_and_where_it_acts(simulator, inventory, a
         admit(DecommissionClusterInput(cluster=add_cluster("admdec"), force_empty=True), inventory=inventory)
     assert reason.value.kind == "invalid"
     name = add_cluster("admjump")
-    with pytest.raises(StartRefused, match="upgrade to 1.31 first") as jump:
-        admit(ClusterUpgradeInput(cluster=name, target_version="1.32"), inventory=inventory)
+    with pytest.raises(StartRefused, match="cannot be downgraded") as jump:
+        admit(ClusterUpgradeInput(cluster=name, target_version="1.29"), inventory=inventory)
     assert jump.value.kind == "invalid" and jump.value.environments == {"staging"}
+    # several minors at once are a path of upgrades, one minor at a time: admitted
+    assert admit(ClusterUpgradeInput(cluster=name, target_version="1.32"), inventory=inventory).workflow == "ClusterUpgrade"
 
 
 async def test_a_url_at_the_cloud_metadata_service_is_refused_at_the_start_and_by_the_worker(

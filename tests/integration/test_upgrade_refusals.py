@@ -32,7 +32,6 @@ def untouched(report: dict, cluster: str) -> bool:
 @pytest.mark.parametrize(
     ("target", "error_type", "says"),
     [
-        ("1.32", "IllegalVersionJump", "upgrade to 1.31 first"),
         ("1.29", "IllegalVersionJump", "cannot be downgraded"),
         ("1.30", "AlreadyAtVersion", "nothing to do"),
         ("1.31.2", "InvalidVersion", "MAJOR.MINOR"),

@@ -27,6 +27,28 @@ class TestVersionJump:
         with pytest.raises(versions.IllegalVersionJump, match="upgrade to 1.31 first, then to 1.32"):
             versions.plan_upgrade_scope(control_plane="1.30", node_pools=pools("1.30"), target="1.32")
 
+    def test_several_minors_are_a_path_of_one_minor_each(self):
+        assert versions.plan_upgrade_path(provider="eks", control_plane="1.29", node_pools=pools("1.29", "1.28"),
+                                          target="1.32") == ["1.30", "1.31", "1.32"]
+
+    def test_a_path_is_judged_against_the_pools_as_they_are_at_its_first_minor(self):
+        with pytest.raises(versions.SkewViolation, match=r"p1 \(1.26\)"):
+            versions.plan_upgrade_path(provider="eks", control_plane="1.29", node_pools=pools("1.29", "1.26"),
+                                       target="1.32")
+
+    def test_a_path_of_no_minor_moves_the_pools_behind_and_a_downgrade_has_none(self):
+        assert versions.plan_upgrade_path(provider="eks", control_plane="1.31", node_pools=pools("1.30"),
+                                          target="1.31") == []
+        with pytest.raises(versions.IllegalVersionJump, match="cannot be downgraded"):
+            versions.plan_upgrade_path(provider="eks", control_plane="1.31", node_pools=pools("1.31"), target="1.29")
+        with pytest.raises(versions.AlreadyAtVersion):
+            versions.plan_upgrade_path(provider="eks", control_plane="1.31", node_pools=pools("1.31"), target="1.31")
+
+    def test_a_node_image_is_the_targets_and_is_checked_against_it(self):
+        with pytest.raises(versions.InvalidNodeImage):
+            versions.plan_upgrade_path(provider="kubeconfig", control_plane="1.29", node_pools=pools("1.29"),
+                                       target="1.31", node_image="anything")
+
     def test_downgrade_is_refused(self):
         with pytest.raises(versions.IllegalVersionJump, match="cannot be downgraded"):
             versions.plan_upgrade_scope(control_plane="1.30", node_pools=pools("1.30"), target="1.29")

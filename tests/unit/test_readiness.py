@@ -15,7 +15,7 @@ from regatta.models.readiness import (
     NodePoolRoom,
     RequestedDeprecatedApi,
 )
-from regatta.rules import readiness
+from regatta.rules import readiness, versions
 from regatta.rules.versions import IllegalVersionJump, InvalidVersion
 
 TABLE = api_removals()
@@ -30,21 +30,21 @@ def report(**facts):
 
 class TestPath:
     def test_three_minors_are_three_steps_the_target_last(self):
-        assert readiness.upgrade_path("1.29", "1.32") == ["1.30", "1.31", "1.32"]
+        assert versions.upgrade_path("1.29", "1.32") == ["1.30", "1.31", "1.32"]
 
     def test_a_cloud_version_string_is_read_for_its_minor(self):
-        assert readiness.upgrade_path("v1.30.4-eks-a1b2c3", "1.31") == ["1.31"]
+        assert versions.upgrade_path("v1.30.4-eks-a1b2c3", "1.31") == ["1.31"]
 
     def test_already_there_is_an_empty_path(self):
-        assert readiness.upgrade_path("1.31.2", "1.31") == []
+        assert versions.upgrade_path("1.31.2", "1.31") == []
 
     def test_a_downgrade_is_refused(self):
         with pytest.raises(IllegalVersionJump, match="cannot be downgraded"):
-            readiness.upgrade_path("1.31", "1.30")
+            versions.upgrade_path("1.31", "1.30")
 
     def test_a_target_outside_the_supported_range_is_refused(self):
         with pytest.raises(InvalidVersion, match="not supported"):
-            readiness.upgrade_path("1.29", "1.40")
+            versions.upgrade_path("1.29", "1.40")
 
 
 class TestRemovalTable:

@@ -48,6 +48,10 @@ TAGS_SET_AT_START = "tags-set-at-start"
 # the one preflight read (cloud.read_for_upgrade) brings what it judges, and a run recorded before has none of it.
 READINESS_GATE = "readiness-gate"
 
+# The patch under which an upgrade to a target more than one minor above the control plane goes through each minor
+# on the way (runs begun before refused it). Asked only of such an upgrade, so one of a single minor takes no marker.
+SEVERAL_MINORS = "several-minors"
+
 SINCE_ONE_MARKER = "patches-2026-12"
 
 # Every patch released before SINCE_ONE_MARKER.
