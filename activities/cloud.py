@@ -83,6 +83,15 @@ class CloudActivities:
                 reads.addons = provider.managed_addons(cluster, version=target)
             return reads
 
+    @activity.defn(name=Activity.READ_FOR_ROLLBACK)
+    def read_for_rollback(self, cluster: ClusterRef) -> UpgradeReads:
+        """A rollback's preflight reads in one call: the cloud's control plane and node pools, the cluster's nodes,
+        budgets and health, and the control plane's last version change as the cloud records it."""
+        with translated_failures():
+            provider = self.connections.provider(cluster)
+            return UpgradeReads(state=self._describe(cluster), inspection=inspect(self.connections, cluster, pods=False),
+                                last_change=provider.last_version_change(cluster))
+
     @activity.defn(name=Activity.UPGRADE)
     def upgrade(self, request: RunUpgrade) -> UpgradeStepReport:
         """Start the upgrade of the control plane or one node pool, wait for it, gate on health (when

@@ -39,6 +39,7 @@ from regatta.telemetry import OperationContext
 from regatta.temporal.connect import connect, describe_security
 from regatta.traffic import HttpTrafficManager
 from workflows.cluster_hold import ClusterHold
+from workflows.cluster_rollback import ClusterRollback
 from workflows.cluster_upgrade import ClusterUpgrade
 from workflows.decommission_cluster import DecommissionCluster
 from workflows.dr_failback import DRFailback
@@ -52,7 +53,7 @@ from workflows.policy_rollout import PolicyRollout
 from workflows.provision_cluster import ProvisionCluster
 
 WORKFLOWS = [ClusterUpgrade, ProvisionCluster, DecommissionCluster, DRFailover, DRFailback, ClusterHold, PatchWave, FleetSweep,
-             PolicyRollout, DriftSweep, MoveWorkloads, EvacuateCluster]
+             PolicyRollout, DriftSweep, MoveWorkloads, EvacuateCluster, ClusterRollback]
 
 
 def activity_functions(*hosts: object) -> list:

@@ -32,7 +32,7 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.pieces.calls import ClusterCalls, call, call_inventory, request_token
+from workflows.pieces.calls import ClusterCalls, call, call_inventory, look_up_cluster, request_token
 from workflows.pieces.controls import refuse_a_second_abort, refuse_when_ended
 from workflows.pieces.drain_escalation import EscalationLadder
 from workflows.pieces.failures import stop_of
@@ -48,7 +48,6 @@ with workflow.unsafe.imports_passed_through():
         Activity,
         ApproveInput,
         ClusterInspection,
-        ClusterRecord,
         ClusterRef,
         ClusterState,
         ClusterUpgradeInput,
@@ -596,17 +595,6 @@ class ClusterUpgrade:
             control_plane_version=control_plane_version, pools=self.state.pools, message=self.state.message,
         )
 
-    async def _look_up(self) -> ClusterRecord:
-        try:
-            record: ClusterRecord = await call_inventory(Activity.GET_CLUSTER, self.input.cluster, ClusterRecord)
-        except ActivityError as failure:
-            stop = stop_of(failure, where="looking the cluster up in the inventory", refused=True,
-                           default_type=ErrorType.UNKNOWN_CLUSTER)
-            self.trail.step("failed", stop.where)
-            self.state.message = stop.reason
-            raise stop.error(stop.reason) from None
-        return record
-
     async def _refuse_or_override_hold(self, hold: MaintenanceHold) -> None:
         """A held cluster is left alone (a wave that meets the refusal waits for the hold to end),
         unless whoever started this said why it must go ahead anyway."""
@@ -690,7 +678,7 @@ class ClusterUpgrade:
     async def run(self, input: ClusterUpgradeInput | dict) -> ClusterUpgradeResult:
         input = self.input
         check_start(trail=self.trail, state=self.state, input_error=self.input_error, cluster=input.cluster)
-        record = await self._look_up()
+        record = await look_up_cluster(input.cluster, trail=self.trail, state=self.state)
         self.ref = record.ref
         self.node_image = self.final_image = self.state.target_node_image = input.node_images.get(record.ref.provider)
         tag(operation="ClusterUpgrade", cluster=input.cluster, environment=record.environment, ticket=input.ticket)

@@ -26,6 +26,7 @@ from regatta.api.gate import Gate, gate
 from regatta.inventory import UnknownCluster
 from regatta.models import (
     ApiTicket,
+    ClusterRollbackInput,
     ClusterUpgradeInput,
     DecommissionClusterInput,
     DRFailoverInput,
@@ -49,7 +50,7 @@ from regatta.temporal.operations import (
     status,
 )
 
-Kind = Literal["upgrade", "wave", "provision", "decommission", "failover", "policy", "evacuate"]
+Kind = Literal["upgrade", "wave", "provision", "decommission", "failover", "policy", "evacuate", "rollback"]
 KINDS: dict[str, tuple[str, type[BaseModel]]] = {
     "upgrade": ("ClusterUpgrade", ClusterUpgradeInput),
     "wave": ("PatchWave", PatchWaveInput),
@@ -58,6 +59,7 @@ KINDS: dict[str, tuple[str, type[BaseModel]]] = {
     "failover": ("DRFailover", DRFailoverInput),
     "policy": ("PolicyRollout", BundleSpec),
     "evacuate": ("EvacuateCluster", EvacuateClusterInput),
+    "rollback": ("ClusterRollback", ClusterRollbackInput),
 }
 FLEET_WIDE = ("wave", "policy")  # kinds that hold no one cluster
 Control = Literal["pause", "resume", "abort", "approve"]

@@ -26,6 +26,20 @@ from regatta.temporal.outcomes import OperationRefused as Refused
 op_app = typer.Typer(no_args_is_help=True, help="Steer a running operation by its id (the Temporal workflow id).")
 
 
+async def start_over_api(api, kind: str, ticket: str | None, request: dict, *, headline: str | Callable[[dict], str],
+                         wait: bool) -> dict:
+    """Start through the HTTP API (it checks, and the token is who asks), say so, and follow if asked."""
+    if not ticket:
+        raise Refused("--ticket: the API starts operations under a change ticket (its idempotency key)")
+    started = api.start(kind, ticket, request)
+    again = " (this ticket had already started it)" if started["replayed"] else ""
+    said = headline(started) if callable(headline) else headline
+    console.print(f"started [bold]{started['operation_id']}[/] over the API{again}: {said}")
+    if wait:
+        await follow_over_api(api, started["operation_id"])
+    return started
+
+
 async def follow_over_api(api, operation_id: str, *, interval: float = 1.0) -> None:
     """Print each change of phase until the operation ends; exit 1 unless it succeeded."""
     last = None

@@ -144,7 +144,10 @@ def plan_readiness(report: ReadinessReport | None, accepted: Mapping[str, str]) 
 
 def upgrade_plan(*, cluster: str, control_plane: str, path: Sequence[str], pools: Sequence[str], strategy: str,
                  provider: str, soak_seconds: float, node_image: str | None) -> list[str]:
-    """What `regatta upgrade start` will do, minor by minor, before it starts (`--plan-only`, and its headline)."""
+    """What `regatta upgrade start` will do, minor by minor, before it starts, and what could be taken back after
+    (`--plan-only`)."""
+    from regatta.rules.rollback import way_back
+
     if not path:
         return [f"{cluster}: the control plane stays on {control_plane}; node pools {', '.join(pools)} move by {strategy}"
                 + (f" onto node image {node_image}" if node_image else "")]
@@ -157,7 +160,7 @@ def upgrade_plan(*, cluster: str, control_plane: str, path: Sequence[str], pools
                                                       else ""), "a health gate after each"]
         soak = f"; then a soak of {soak_seconds:g}s" if number < len(path) and soak_seconds else ""
         lines.append(f"  {minor}: " + ", ".join(parts) + soak)
-    return lines
+    return [*lines, f"  {way_back(provider)}"]
 
 
 def render_plan(plan: WavePlan, console: Console, *, readiness: Mapping[str, ReadinessReport] | None = None,
@@ -245,6 +248,9 @@ def render_status(described: dict[str, Any], console: Console) -> None:
             if progress.get("path"):
                 console.print("  minors: " + " → ".join(
                     f"{step['version']} ({step['status']})" for step in progress["path"]))
+        elif "to_version" in progress:  # a rollback
+            console.print(f"  rollback of {progress.get('cluster')}: {progress.get('from_version') or '?'} →"
+                          f" {progress['to_version'] or '?'} because {progress.get('reason')}")
         elif "source" in progress:
             drill = " (drill)" if progress.get("drill") else ""
             console.print(f"  service of {progress.get('cluster')}: {progress['source']} → {progress['target']}{drill}")

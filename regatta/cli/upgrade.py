@@ -11,7 +11,7 @@ import typer
 from regatta.cli.arguments import Accept, Output, StrategyChoice, parse_accepted, parse_selector
 from regatta.cli.context import api_client, fleet_now, open_inventory
 from regatta.cli.exits import run_command
-from regatta.cli.op import admit_and_start, follow_over_api
+from regatta.cli.op import admit_and_start, start_over_api
 from regatta.cli.render import console, upgrade_plan
 from regatta.settings import Settings
 from regatta.temporal.outcomes import OperationRefused as Refused
@@ -82,18 +82,17 @@ def upgrade_start(
         if plan_only:
             return await show_plan(cluster, to, strategy.value, node_image, overrides)
         if (api := api_client()) is not None:  # through the API: it checks, and the token is who asks
-            if not ticket:
-                raise Refused("--ticket: the API starts operations under a change ticket (its idempotency key)")
             if node_image:
                 raise Refused("--node-image: give node_images per cloud over the API (POST /v1/operations), or unset"
                               " REGATTA_API_URL")
-            started = api.start("upgrade", ticket, {"cluster": cluster, "target_version": to, "strategy": strategy.value,
-                                                     **overrides})
-            again = " (this ticket had already started it)" if started["replayed"] else ""
-            through = f" through {' → '.join(started['path'])}" if len(started.get("path") or []) > 1 else ""
-            console.print(f"started [bold]{started['operation_id']}[/] over the API{again}: {cluster} to {to}{through}")
-            if wait:
-                await follow_over_api(api, started["operation_id"])
+
+            def said(started: dict) -> str:
+                through = f" through {' → '.join(started['path'])}" if len(started.get("path") or []) > 1 else ""
+                return f"{cluster} to {to}{through}"
+
+            await start_over_api(api, "upgrade", ticket, {"cluster": cluster, "target_version": to,
+                                                          "strategy": strategy.value, **overrides},
+                                 headline=said, wait=wait)
             return
         inventory = open_inventory()
         record = inventory.get_cluster(cluster)
@@ -111,6 +110,48 @@ def upgrade_start(
         await admit_and_start(request, inventory=inventory, now=fleet_now() if record.hold else None, ticket=ticket,
                               wait=wait, headline=headline,
                               renamed={f"node_images.{record.provider}:": "--node-image:"})
+
+    run_command(body())
+
+
+@upgrade_app.command("rollback")
+def upgrade_rollback(
+    cluster: Annotated[str, typer.Argument(help="cluster name, as `regatta clusters list` shows it")],
+    reason: Annotated[str, typer.Option(help="why go back (audited)")],
+    ticket: Annotated[str | None, typer.Option(help="change ticket this rollback is done under")] = None,
+    wait: Annotated[bool, typer.Option(help="follow progress until the rollback ends")] = False,
+    requested_by: Annotated[str | None, typer.Option(help="who asks (default: $USER)")] = None,
+    override_hold: Annotated[str | None, typer.Option(help="go ahead although the cluster is under a maintenance hold,"
+                                                           " for this reason (audited)")] = None,
+    poll_interval: Annotated[float | None, typer.Option(help="seconds between polls of cloud operations and health")] = None,
+):
+    """Take the cluster's last upgrade back, one minor, where its cloud allows it (EKS, within 7 days of the
+    upgrade): node groups first, then the control plane (operation id: cluster-CLUSTER). The EKS managed
+    add-ons stay where the upgrade moved them."""
+    import getpass
+
+    from regatta.models import ClusterRollbackInput
+
+    overrides = {k: v for k, v in {"override_hold": override_hold, "poll_interval_seconds": poll_interval}.items()
+                 if v is not None}
+
+    async def body():
+        from pydantic import ValidationError
+
+        if (api := api_client()) is not None:
+            await start_over_api(api, "rollback", ticket, {"cluster": cluster, "reason": reason, **overrides},
+                                 headline=f"rollback of {cluster}", wait=wait)
+            return
+        inventory = open_inventory()
+        record = inventory.get_cluster(cluster)
+        try:
+            request = ClusterRollbackInput(cluster=cluster, reason=reason, ticket=ticket,
+                                           requested_by=requested_by or getpass.getuser(), **overrides)
+        except ValidationError as error:
+            raise Refused(str(error)) from None
+        await admit_and_start(request, inventory=inventory, now=fleet_now() if record.hold else None, ticket=ticket,
+                              wait=wait, headline=f"rollback of {cluster}'s last upgrade ({record.control_plane_version}"
+                                                  " back one minor)")
 
     run_command(body())
 

@@ -39,7 +39,16 @@ from azure.mgmt.containerservice.models import (
 from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_endpoint, simulator_kubeconfig
 from regatta.clouds.rate_limits import RateLimit, no_rate_limit
 from regatta.formats import kubeconfig
-from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, ManagedAddon, NodePool, NodeTaint, UpgradeInsight
+from regatta.models import (
+    CloudOperation,
+    ClusterNetwork,
+    ClusterRef,
+    ManagedAddon,
+    NodePool,
+    NodeTaint,
+    UpgradeInsight,
+    VersionChange,
+)
 from regatta.models.errors import ErrorType
 from regatta.rules import versions
 
@@ -339,6 +348,9 @@ class AksProvider:
         if found.provisioning_state in ("Failed", "Canceled"):
             return operation.model_copy(update={"status": "failed", "errors": [f"provisioningState {found.provisioning_state}"]})
         return operation
+
+    def last_version_change(self, cluster: ClusterRef) -> VersionChange | None:
+        return None  # AKS never rolls a control plane back
 
     def upgrade_insights(self, cluster: ClusterRef) -> list[UpgradeInsight]:
         return []  # AKS has no upgrade insights of its own to read (Azure/AKS#5767 asks for them)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from regatta.formats import kubeconfig
-from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, ManagedAddon, NodePool, UpgradeInsight
+from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, ManagedAddon, NodePool, UpgradeInsight, VersionChange
 from regatta.models.errors import ErrorType
 
 
@@ -78,6 +78,11 @@ class CloudProvider(Protocol):
 
     def upgrade_insights(self, cluster: ClusterRef) -> list[UpgradeInsight]:
         """The cloud's own upgrade readiness findings for the cluster (EKS upgrade insights); [] where there are none."""
+        ...
+
+    def last_version_change(self, cluster: ClusterRef) -> VersionChange | None:
+        """The control plane's last version change, where the cloud records one a rollback can take back (EKS);
+        None elsewhere."""
         ...
 
     def managed_addons(self, cluster: ClusterRef, *, version: str) -> list[ManagedAddon]:

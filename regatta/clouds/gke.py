@@ -27,7 +27,16 @@ from google.cloud import container_v1
 from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_endpoint, simulator_kubeconfig
 from regatta.clouds.rate_limits import RateLimit, no_rate_limit
 from regatta.formats import kubeconfig
-from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, ManagedAddon, NodePool, NodeTaint, UpgradeInsight
+from regatta.models import (
+    CloudOperation,
+    ClusterNetwork,
+    ClusterRef,
+    ManagedAddon,
+    NodePool,
+    NodeTaint,
+    UpgradeInsight,
+    VersionChange,
+)
 from regatta.models.errors import ErrorType
 from regatta.rules import versions
 
@@ -290,6 +299,9 @@ class GkeProvider:
         op = self._call(cluster, f"status of operation {operation.id}", "get_operation",
                         name=f"projects/{self._project(cluster)}/locations/{cluster.region}/operations/{operation.id}")
         return self._operation(cluster, op, kind=operation.kind, pool=operation.node_pool)
+
+    def last_version_change(self, cluster: ClusterRef) -> VersionChange | None:
+        return None  # GKE rolls a control plane back only after a two-step upgrade Regatta does not run
 
     def upgrade_insights(self, cluster: ClusterRef) -> list[UpgradeInsight]:
         return []  # GKE's deprecation insights live in the Recommender API, which Regatta does not read yet

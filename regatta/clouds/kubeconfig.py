@@ -15,7 +15,7 @@ from kubernetes import client as k8s
 
 from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_endpoint, simulator_kubeconfig
 from regatta.formats import kubeconfig
-from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, ManagedAddon, NodePool, UpgradeInsight
+from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, ManagedAddon, NodePool, UpgradeInsight, VersionChange
 from regatta.models.errors import ErrorType
 
 # The labels each distribution puts on a node to say which pool it belongs to.
@@ -102,6 +102,9 @@ class KubeconfigProvider:
     def create_node_pool(self, cluster: ClusterRef, *, node_pool: NodePool, request_token: str, like: str | None = None,
                          launch_template_version: str | None = None) -> CloudOperation:
         raise self._refuse(cluster, f"create node pool {node_pool.name}")
+
+    def last_version_change(self, cluster: ClusterRef) -> VersionChange | None:
+        return None  # clusters on your own hardware: no cloud records their upgrades
 
     def upgrade_insights(self, cluster: ClusterRef) -> list[UpgradeInsight]:
         return []

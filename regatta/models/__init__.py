@@ -114,6 +114,7 @@ from regatta.models.fleet import (
     NodeTaint,
     PdbState,
     UpgradeInsight,
+    VersionChange,
     fill_default_node_sizes,
 )
 from regatta.models.health import (
@@ -137,6 +138,9 @@ from regatta.models.sweep import (
     FleetSweepResult,
 )
 from regatta.models.upgrade import (
+    ClusterRollbackInput,
+    ClusterRollbackProgress,
+    ClusterRollbackResult,
     ClusterUpgradeInput,
     ClusterUpgradeProgress,
     ClusterUpgradeResult,
@@ -180,6 +184,7 @@ __all__ = [
     "ClusterInspection",
     "CloudOperation",
     "UpgradeInsight",
+    "VersionChange",
     "ManagedAddon",
     "AddonChange",
     "UpdateAddons",
@@ -232,6 +237,9 @@ __all__ = [
     "PoolStatus",
     "PoolProgress",
     "PathStep",
+    "ClusterRollbackInput",
+    "ClusterRollbackProgress",
+    "ClusterRollbackResult",
     "ClusterUpgradeProgress",
     "ClusterUpgradeResult",
     "NodePoolRequest",

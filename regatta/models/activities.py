@@ -20,6 +20,7 @@ from regatta.models.fleet import (
     ManagedAddon,
     NodePool,
     UpgradeInsight,
+    VersionChange,
 )
 from regatta.models.health import HealthGate
 from regatta.models.readiness import ApiUsage
@@ -41,6 +42,7 @@ class Activity(StrEnum):
     # place (every cluster but a managed one behind a site agent: regatta/rules/sites.py)
     READ_FOR_UPGRADE = "cloud.read_for_upgrade"
     READ_API_USAGE = "kube.read_api_usage"
+    READ_FOR_ROLLBACK = "cloud.read_for_rollback"
     UPGRADE = "cloud.upgrade"
     UPDATE_ADDONS = "cloud.update_addons"
     CREATE_CLUSTER = "cloud.create_cluster"
@@ -151,6 +153,8 @@ class UpgradeReads(Model):
                                    " versions its clients and manifests use, against the removals ahead")
     addons: list[ManagedAddon] = Field(default_factory=list, description="asked with such a target, EKS: each managed"
                                        " add-on against its catalogue for the target")
+    last_change: VersionChange | None = Field(default=None, description="read for a rollback: the control plane's last"
+                                              " version change, as its cloud tells it (None where it tells none)")
 
 
 class ReadForReadiness(Model):

@@ -80,6 +80,16 @@ class NodePool(Model):
                                       " then trail its control plane by one minor version, not two)")
 
 
+class VersionChange(Model):
+    """The last change of a control plane's version as its cloud tells it (EKS: the newest successful
+    VersionUpdate or VersionRollback): what a version rollback is judged against."""
+
+    kind: Literal["upgrade", "rollback"]
+    version: str = Field(description="the minor it moved the control plane to")
+    started_at: datetime = Field(description="when the cloud began it (EKS createdAt); the cloud's rollback window"
+                                 " runs from its end, a little later")
+
+
 class UpgradeInsight(Model):
     """What a cloud's own upgrade readiness check says about a cluster and a target version (EKS upgrade
     insights, category UPGRADE_READINESS)."""

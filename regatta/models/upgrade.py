@@ -156,3 +156,57 @@ class ClusterUpgradeResult(Model):
     control_plane_version: str
     pools: list[PoolProgress]
     message: str
+
+
+class ClusterRollbackInput(Model):
+    """What starts a ClusterRollback: the cluster and why (`{"cluster": "eks-prod-use1", "reason": "1.31 breaks the
+    payments controller"}` in the Temporal UI). It takes back the cluster's last upgrade, one minor, where its cloud
+    allows (regatta/rules/rollback.py)."""
+
+    cluster: str
+    reason: str = Field(min_length=1, max_length=500, description="why go back (audited)")
+    ticket: str | None = None
+    requested_by: str = "temporal-ui"
+    callback_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://",
+                                     description="POSTed an HMAC-signed JSON note on every change of phase")
+    override_hold: str | None = Field(default=None, max_length=500, description="go ahead although the cluster is under"
+                                      " a maintenance hold, for this reason (audited)")
+    drain_timeout_seconds: float = Field(default=900, gt=0, description="how long the cloud may take to drain a node"
+                                         " under its budgets (AKS's drainTimeoutInMinutes)")
+    poll_interval_seconds: float = Field(default=15, gt=0)
+    cloud_operation_timeout_seconds: float = Field(default=3600, gt=0)
+    health_gate_timeout_seconds: float = Field(default=600, gt=0)
+    activity_heartbeat_timeout_seconds: float = Field(default=60, gt=0)
+
+
+class ClusterRollbackProgress(Model):
+    """The one state object of a ClusterRollback, returned whole by the `progress` Query."""
+
+    operation_id: str = ""
+    cluster: str
+    reason: str = ""
+    from_version: str = ""
+    to_version: str = ""
+    window_ends: datetime | None = Field(default=None, description="until when the cloud takes the rollback")
+    phase: Literal["preflight", "node_pools", "control_plane", "recording", "succeeded", "aborted", "failed"] = "preflight"
+    step: str = "starting"
+    control_plane: Literal["pending", "rolling_back", "done"] = "pending"
+    pools: list[PoolProgress] = Field(default_factory=list, description="each node pool taken back, in order")
+    paused: bool = False
+    pause_reason: str | None = None
+    abort_requested: bool = False
+    abort_reason: str | None = None
+    message: str = ""
+    waiting_for: str | None = None
+    kept: list[str] = Field(default_factory=list, description="what the rollback leaves as the upgrade made it (the EKS"
+                            " managed add-ons)")
+
+
+class ClusterRollbackResult(Model):
+    operation_id: str
+    cluster: str
+    outcome: Literal["succeeded", "aborted"]
+    from_version: str
+    to_version: str
+    control_plane_version: str
+    message: str

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -27,6 +28,8 @@ ACCOUNT = "111122223333"
 DEFAULT_AMI_TYPE = "AL2023_x86_64_STANDARD"
 # CreateNodegroup: "If you don't specify an instance type in a launch template or for instanceTypes, then t3.medium is used".
 DEFAULT_INSTANCE_TYPE = "t3.medium"
+# "The rollback must be initiated within 7 days of the upgrade completing" (EKS user guide, rollback-cluster).
+ROLLBACK_WINDOW = timedelta(days=7)
 PAGE = 100  # every EKS list: "If you don't use this parameter, 100 results and a nextToken value ... are returned"
 
 
@@ -209,6 +212,10 @@ async def update_cluster_version(request: Request, name: str):
         wanted, current = arithmetic.minor(version), arithmetic.minor(cluster.version)
     except ValueError:
         raise invalid(f"Unsupported Kubernetes version {version}") from None
+    if wanted < current:  # "Use the existing update-cluster-version command with the previous (N-1) Kubernetes version"
+        _refuse_a_rollback_outside_its_rules(world, cluster, version)
+        return _update_json(world.start_control_plane_rollback(cluster, arithmetic.minor_text(version),
+                                                               body.get("clientRequestToken")))
     if wanted[0] != current[0] or wanted[1] != current[1] + 1:
         # "you can update only one minor version at a time"; "you can't downgrade to a previous version".
         raise invalid(f"Unsupported Kubernetes minor version update from {cluster.version} to {version}")
@@ -227,11 +234,42 @@ async def update_cluster_version(request: Request, name: str):
     return _update_json(update)
 
 
+def _refuse_a_rollback_outside_its_rules(world: World, cluster: Cluster, version: str) -> None:
+    """EKS version rollback (docs/cloud-conformance.md, "Version rollback"): one minor back, to the version an in-place
+    upgrade came from, within 7 days of that upgrade completing, with every managed node group already back. `force`
+    bypasses only insight checks, none of these."""
+    wanted, current = arithmetic.minor(version), arithmetic.minor(cluster.version)
+    if wanted != (current[0], current[1] - 1):
+        raise invalid(f"Unsupported Kubernetes version rollback from {cluster.version} to {version}: a rollback goes back"
+                      " one minor version only (N to N-1)")
+    if cluster.previous_version is None or arithmetic.minor(cluster.previous_version) != wanted:
+        raise SimError(400, "InvalidRequestException", f"Cluster {cluster.name} cannot be rolled back to {version}: it was"
+                       f" not upgraded in place from {version} (a cluster created at its current version, or rolled back"
+                       " already, has no previous version to return to)")
+    changed = cluster.version_changed_at
+    if changed is None or world.calendar_now() - changed > ROLLBACK_WINDOW:
+        raise SimError(400, "InvalidRequestException", f"Cluster {cluster.name} cannot be rolled back: the rollback must"
+                       f" be initiated within 7 days of the upgrade completing (it completed {changed:%Y-%m-%dT%H:%MZ})")
+    ahead = sorted(p.name for p in cluster.pools.values() if arithmetic.minor(p.version) > wanted)
+    if ahead:
+        raise SimError(400, "InvalidRequestException", f"Managed node groups {', '.join(ahead)} must be rolled back to"
+                       f" {version} before the cluster's control plane")
+
+
+def in_rollback_window(world: World, cluster: Cluster, version: str) -> bool:
+    """Whether a node group may go back to `version`: the first part of the cluster's version rollback ("You must roll
+    back your managed node groups to the previous version before rolling back the control plane")."""
+    changed = cluster.version_changed_at
+    return (cluster.previous_version is not None and changed is not None
+            and arithmetic.minor(cluster.previous_version) == arithmetic.minor(version)
+            and world.calendar_now() - changed <= ROLLBACK_WINDOW)
+
+
 @router.get("/clusters/{name}/updates")
 async def list_updates(request: Request, name: str):
     members = await _members(request, "ListUpdates", name=name)
     _, cluster = _eks_cluster(request, name, "ListUpdates")
-    ids = [u.id for u in cluster.updates.values() if u.type in ("VersionUpdate", "AddonUpdate")
+    ids = [u.id for u in cluster.updates.values() if u.type in ("VersionUpdate", "VersionRollback", "AddonUpdate")
            and u.nodegroup == members.get("nodegroupName") and u.addon == members.get("addonName")]
     page, token = _page(ids, members)
     return {"updateIds": page, **({"nextToken": token} if token else {})}
@@ -382,7 +420,7 @@ async def update_nodegroup_version(request: Request, name: str, nodegroup: str):
         if custom:
             image, kubelet = lt_version.image_id, lt_version.kubernetes_version or cluster.version
             target = pool.version if lt_version.kubernetes_version is None else arithmetic.minor_text(lt_version.kubernetes_version)
-    if arithmetic.minor(target) < arithmetic.minor(pool.version):
+    if arithmetic.minor(target) < arithmetic.minor(pool.version) and not in_rollback_window(world, cluster, target):
         raise invalid("You cannot roll back a node group to an earlier Kubernetes version or AMI version.")
     if image and not custom and not image.startswith(f"{arithmetic.minor_text(target)}."):
         raise invalid(f"Requested release version {image} is not valid for kubernetes version {arithmetic.minor_text(target)}.")

@@ -247,6 +247,11 @@ class Cluster:
     # removed_release) of every deprecated API requested since the API server started (regatta/sim/api_versions.py).
     requested_deprecated: set[tuple[str, str, str, str, str]] = field(default_factory=set)
     draining: set[str] = field(default_factory=set)
+    # The minor an in-place upgrade of the control plane came from, and when (the fleet's calendar) the control plane's
+    # version last changed: what an EKS version rollback returns to, and the window it is allowed in. None for a
+    # cluster created at its version, or just rolled back (one rollback in a row).
+    previous_version: str | None = None
+    version_changed_at: datetime | None = None
     resource_version: int = 1
     created: float = field(default_factory=time.time)
     seq: itertools.count = field(default_factory=lambda: itertools.count(1))
@@ -868,11 +873,24 @@ class World:
         await self.pause(cluster, CONTROL_PLANE_UPGRADE_SECONDS)
         while cluster.faults.hang:
             await asyncio.sleep(0.05)
+        cluster.previous_version = None if update.type == "VersionRollback" else cluster.version
+        cluster.version_changed_at = self.calendar_now()
         cluster.version = version
         cluster.requested_deprecated.clear()  # a new API server: its in-memory gauges start empty
         cluster.status = "ACTIVE"
         update.status = "Successful"
         self._check_skew(cluster)
+
+    def start_control_plane_rollback(self, cluster: Cluster, version: str, token: str | None) -> Update:
+        """An EKS version rollback of the control plane to the minor it was upgraded from (the cloud's API has
+        judged that it may): the same control plane change, recorded as a VersionRollback."""
+        if (existing := self._token_update(cluster, token)) is not None:
+            return existing
+        update = self._new_update(cluster, kind="VersionRollback", nodegroup=None,
+                                  params=[{"type": "Version", "value": version}], token=token)
+        cluster.status = "UPDATING"
+        self._spawn(self._run_control_plane_upgrade(cluster, update, version))
+        return update
 
     def start_outside_operation(self, cluster: Cluster, *, node_pool: str | None, seconds: float, then: int = 0) -> Update:
         """An operation Regatta did not start: GKE's own auto-upgrade, AKS's auto-upgrade channel, a colleague's

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from regatta.inventory import DrPairError, Inventory, UnknownCluster
 from regatta.models import (
     ClusterRecord,
+    ClusterRollbackInput,
     ClusterUpgradeInput,
     DecommissionClusterInput,
     DRFailbackInput,
@@ -40,6 +41,7 @@ from regatta.rules import (
     placement,
     provisioning,
     refusals,
+    rollback,
     versions,
     waves,
 )
@@ -89,6 +91,8 @@ def admit(request: BaseModel, *, inventory: Inventory, now: datetime | None = No
     try:
         if isinstance(request, ClusterUpgradeInput):
             return _upgrade(request, inventory=inventory, now=now)
+        if isinstance(request, ClusterRollbackInput):
+            return _rollback(request, inventory=inventory, now=now)
         if isinstance(request, PatchWaveInput):
             return _wave(request, inventory=inventory, now=now)
         if isinstance(request, BundleSpec):
@@ -201,6 +205,25 @@ def _upgrade(request: ClusterUpgradeInput, *, inventory: Inventory, now: datetim
         raise StartRefused(str(problem), kind="invalid", environments=where) from None
     return Admission("ClusterUpgrade", operation_ids.operation_id(record.name), record, frozenset({record.environment}),
                      path=tuple(path))
+
+
+def _rollback(request: ClusterRollbackInput, *, inventory: Inventory, now: datetime) -> Admission:
+    """What the inventory can tell before the cloud is asked: a cloud with a way back, a cluster its workers reach,
+    no hold. Whether the window is open is the cloud's record, read by the rollback's preflight."""
+    record = inventory.get_cluster(request.cluster)
+    where = frozenset({record.environment})
+    if record.provider != "eks":
+        raise StartRefused(f"{record.name} is a {record.provider.upper()} cluster: {rollback.way_back(record.provider)}",
+                           kind="conflict", environments=where)
+    if record.site is not None:
+        raise StartRefused(f"{record.name} sits behind the site agent of {record.site}: Regatta does not roll such"
+                           " clusters back yet; use the cloud's console", kind="conflict", environments=where)
+    hold = record.held_at(now)
+    if hold is not None and not request.override_hold:
+        raise StartRefused(f"{record.name} is held until {hold.until.astimezone(UTC):%Y-%m-%d %H:%M}Z by {hold.held_by}:"
+                           f" {hold.reason}. Wait, release it, or start with an override reason (override_hold)",
+                           kind="conflict", environments=where)
+    return Admission("ClusterRollback", operation_ids.operation_id(record.name), record, where)
 
 
 def _wave(request: PatchWaveInput, *, inventory: Inventory, now: datetime) -> Admission:

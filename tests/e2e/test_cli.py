@@ -109,6 +109,7 @@ async def test_several_minors_are_planned_before_and_gone_through_one_at_a_time(
     assert f"{name}: 1.29 → 1.31 by surge, 2 minors, one at a time" in lines[0]
     assert lines[1].strip().startswith("1.30: readiness for the rest of the path, control plane to 1.30, EKS managed")
     assert "then a soak of 30s" in lines[1] and lines[2].strip().startswith("1.31:") and "soak" not in lines[2]
+    assert lines[3].strip().startswith("way back: `regatta upgrade rollback` within 7 days"), plan.stdout
     nothing = await regatta(queue_settings, "op", "status", f"cluster-{name}")
     assert nothing.returncode == 2, "--plan-only started the upgrade"
     refused = await regatta(queue_settings, "upgrade", "start", name, "--to", "1.28", "--plan-only")
@@ -121,6 +122,20 @@ async def test_several_minors_are_planned_before_and_gone_through_one_at_a_time(
     status = await regatta(queue_settings, "op", "status", f"cluster-{name}")
     assert status.returncode == 0 and "minors: 1.30 (done) → 1.31 (done)" in status.stdout
     assert sim_report(simulator, name)["clusters"][name]["control_plane_version"] == "1.31"
+
+    # and the way back: the last minor taken back (EKS, within its window)
+    back = await regatta(queue_settings, "upgrade", "rollback", name, "--reason", "1.31 breaks the ledger", "--wait",
+                         "--poll-interval", "0.05")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert "rollback of" in back.stdout and f"{name} is back on 1.30" in back.stdout
+    status = await regatta(queue_settings, "op", "status", f"cluster-{name}")
+    assert status.returncode == 0 and "1.31 → 1.30 because 1.31 breaks the ledger" in status.stdout
+    assert sim_report(simulator, name)["clusters"][name]["control_plane_version"] == "1.30"
+    again = await regatta(queue_settings, "upgrade", "rollback", name, "--reason", "twice", "--wait", "--poll-interval",
+                          "0.05")
+    assert again.returncode == 1 and "already a rollback" in again.stdout + again.stderr
+    no_reason = await regatta(queue_settings, "upgrade", "rollback", name)
+    assert no_reason.returncode == 2 and "--reason" in no_reason.stderr
 
 
 async def test_an_unreachable_temporal_exits_3(queue_settings):

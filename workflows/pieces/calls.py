@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
         Activity,
         AddonChange,
         CloudOperation,
+        ClusterRecord,
         ClusterRef,
         HealthCheck,
         HealthCheckResult,
@@ -73,6 +74,27 @@ async def call_inventory(activity: Activity, arg: Any, result_type: Any) -> Any:
         return await call(activity, arg, result_type)
     return await workflow.execute_local_activity(activity, arg, result_type=result_type,
                                                  start_to_close_timeout=timedelta(seconds=60), retry_policy=QUICK_CALL)
+
+
+class Stopping(Protocol):
+    """The state an operation on one cluster keeps its message in."""
+
+    message: str
+
+
+async def look_up_cluster(cluster: str, *, trail: Any, state: Stopping) -> ClusterRecord:
+    """The cluster's inventory record, or the run refused at its first step, saying which clusters there are."""
+    from workflows.pieces.failures import stop_of
+
+    try:
+        record: ClusterRecord = await call_inventory(Activity.GET_CLUSTER, cluster, ClusterRecord)
+    except ActivityError as failure:
+        stop = stop_of(failure, where="looking the cluster up in the inventory", refused=True,
+                       default_type=ErrorType.UNKNOWN_CLUSTER)
+        trail.step("failed", stop.where)
+        state.message = stop.reason
+        raise stop.error(stop.reason) from None
+    return record
 
 
 def _site_of(activity: Activity, arg: Any) -> str | None:

@@ -1,0 +1,117 @@
+"""A way back: an EKS upgrade taken back within its window, node groups first and then the control plane, under
+every budget; what the cloud takes no rollback of (a cluster created at its version, a second rollback in a row,
+a window past its 7 days, a GKE or AKS cluster) refused before anything changes, saying why; and the simulated
+EKS refusing a rollback outside its rules, asked through boto3 as any client would ask it."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+
+from regatta.models import ClusterRollbackInput, ClusterRollbackResult
+from regatta.rules.operation_ids import operation_id
+from regatta.temporal.admission import StartRefused, admit
+from tests.conftest import sim_report
+from tests.integration.conftest import FAST, start_upgrade
+from tests.integration.test_replay import replays
+
+TIMING = {k: v for k, v in FAST.items() if k in ClusterRollbackInput.model_fields}
+
+
+async def roll_back(client, task_queue, cluster: str, **fields):
+    return await client.start_workflow(
+        "ClusterRollback", ClusterRollbackInput(cluster=cluster, reason="1.31 breaks the ledger", **{**TIMING, **fields}),
+        id=operation_id(cluster), task_queue=task_queue, result_type=ClusterRollbackResult)
+
+
+async def refusal_of(handle) -> ApplicationError:
+    with pytest.raises(WorkflowFailureError) as caught:
+        await handle.result()
+    assert isinstance(caught.value.cause, ApplicationError)
+    return caught.value.cause
+
+
+def versions_of(simulator, cluster: str) -> tuple[str, set[str]]:
+    state = sim_report(simulator, cluster)["clusters"][cluster]
+    return state["control_plane_version"], {n["version"].rsplit(".", 1)[0] for n in state["nodes"].values()}
+
+
+@pytest.fixture
+def eks(simulator):
+    return boto3.client("eks", endpoint_url=simulator.url, region_name="us-east-1", aws_access_key_id="sim",
+                        aws_secret_access_key="sim")
+
+
+async def test_an_upgrade_taken_back_node_groups_first_then_the_control_plane(
+        client, worker, task_queue, add_cluster, simulator, inventory, eks, request):
+    cluster = add_cluster("back", version="1.30", pools=2, nodes=2)
+    assert (await (await start_upgrade(client, task_queue, cluster)).result()).outcome == "succeeded"
+    assert versions_of(simulator, cluster) == ("1.31", {"v1.31"})
+    with pytest.raises(ClientError) as early:  # EKS: the node groups go back first
+        eks.update_cluster_version(name=cluster, version="1.30")
+    assert early.value.response["Error"]["Code"] == "InvalidRequestException"
+    assert "must be rolled back to 1.30 before" in early.value.response["Error"]["Message"]
+
+    handle = await roll_back(client, task_queue, cluster, ticket="CHG-back")
+    result = await handle.result()
+    assert result.outcome == "succeeded" and result.from_version == "1.31" and result.to_version == "1.30"
+    assert result.control_plane_version == "1.30" and "add-ons stay" in result.message
+    report = sim_report(simulator, cluster)
+    assert versions_of(simulator, cluster) == ("1.30", {"v1.30"})
+    assert report["pdb_violations"] == [] and report["double_drains"] == []
+    assert inventory.get_cluster(cluster).control_plane_version == "1.30"
+    # the cloud recorded the control plane's change as a rollback, not an upgrade
+    updates = [eks.describe_update(name=cluster, updateId=u)["update"] for u in eks.list_updates(name=cluster)["updateIds"]]
+    assert [u["type"] for u in updates if u["status"] == "Successful"][-1] == "VersionRollback"
+    trail = inventory.audit(operation_id=operation_id(cluster))
+    rollback = [r for r in trail if r.operation == "ClusterRollback"]
+    assert rollback[0].outcome == "started" and "because 1.31 breaks the ledger" in rollback[0].detail
+    assert rollback[-1].outcome == "succeeded" and rollback[-1].ticket == "CHG-back"
+    await replays(handle, request, "cluster_rollback_after_an_upgrade")
+
+    again = await refusal_of(await roll_back(client, task_queue, cluster))
+    assert again.type == "CannotRollBack" and "already a rollback" in again.message
+    assert versions_of(simulator, cluster) == ("1.30", {"v1.30"})
+
+
+async def test_no_way_back_is_refused_before_anything_changes(client, worker, task_queue, add_cluster, simulator,
+                                                              inventory, sim_clock):
+    created = add_cluster("backnew", version="1.31", pools=1, nodes=1)
+    born = await refusal_of(await roll_back(client, task_queue, created))
+    assert born.type == "CannotRollBack" and "created at 1.31" in born.message
+    assert versions_of(simulator, created) == ("1.31", {"v1.31"})
+    assert inventory.audit(operation_id=operation_id(created))[-1].outcome == "refused"
+
+    late = add_cluster("backlate", version="1.30", pools=1, nodes=1)
+    assert (await (await start_upgrade(client, task_queue, late)).result()).outcome == "succeeded"
+    sim_clock(advance_seconds=8 * 24 * 3600)
+    closed = await refusal_of(await roll_back(client, task_queue, late))
+    assert closed.type == "CannotRollBack" and "within 7 days" in closed.message and "window closed" in closed.message
+    assert versions_of(simulator, late) == ("1.31", {"v1.31"})
+
+    gke = add_cluster("backgke", version="1.30", provider="gke", pools=1, nodes=1)
+    with pytest.raises(StartRefused) as refused:
+        admit(ClusterRollbackInput(cluster=gke, reason="x"), inventory=inventory)
+    assert refused.value.kind == "conflict" and "two-step rollback-safe upgrade" in str(refused.value)
+    aks = add_cluster("backaks", version="1.30", provider="aks", pools=1, nodes=1)
+    with pytest.raises(StartRefused, match="never rolls a control plane back"):
+        admit(ClusterRollbackInput(cluster=aks, reason="x"), inventory=inventory)
+
+
+def test_the_simulated_eks_refuses_a_rollback_outside_its_rules(eks, add_cluster, simulator):
+    created = add_cluster("rbrules", version="1.31", pools=1, nodes=1)
+    with pytest.raises(ClientError) as two:
+        eks.update_cluster_version(name=created, version="1.29")
+    assert two.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert "one minor version only" in two.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as born:
+        eks.update_cluster_version(name=created, version="1.30")
+    assert born.value.response["Error"]["Code"] == "InvalidRequestException"
+    assert "not upgraded in place from 1.30" in born.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as group:  # outside a rollback: the API reference's refusal
+        eks.update_nodegroup_version(clusterName=created, nodegroupName="pool0", version="1.30")
+    assert "You cannot roll back a node group" in group.value.response["Error"]["Message"]
+    assert versions_of(simulator, created) == ("1.31", {"v1.31"})
