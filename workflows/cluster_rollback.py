@@ -124,6 +124,10 @@ class ClusterRollback:
 
     async def _preflight(self) -> rollback.RollbackScope:
         self.trail.step("preflight", "reading the control plane, its last version change, node pools, nodes and budgets")
+        if self._ref().site is not None:
+            raise ApplicationError(f"{self.input.cluster} sits behind the site agent of {self._ref().site}: Regatta does"
+                                   " not roll such clusters back yet; use the cloud's console",
+                                   type=ErrorType.CANNOT_ROLL_BACK, non_retryable=True)
         reads: UpgradeReads = await call(Activity.READ_FOR_ROLLBACK, self._ref(), UpgradeReads)
         state = reads.state
         try:
@@ -204,11 +208,15 @@ class ClusterRollback:
         tag(operation="ClusterRollback", cluster=input.cluster, environment=record.environment, ticket=input.ticket)
         await self.trail.record("rollback", "started", f"because {input.reason} (requested by {input.requested_by})")
         try:
-            if record.hold is not None and not input.override_hold:
+            if record.hold is not None and not (input.override_hold or "").strip():
                 raise ApplicationError(
                     f"{input.cluster} is held until {record.hold.until.isoformat()} by {record.hold.held_by}:"
                     f" {record.hold.reason}. Wait, release it, or start with override_hold and a reason",
                     type=ErrorType.CLUSTER_HELD, non_retryable=True)
+            if record.hold is not None:
+                await self.trail.record("hold", "skipped", f"maintenance hold until {record.hold.until.isoformat()}"
+                                        f" ({record.hold.reason}, by {record.hold.held_by}) overridden by"
+                                        f" {input.requested_by}: {input.override_hold}")
             scope = await self._preflight()
             self.trail.step("node_pools", f"taking node pools back to {scope.to_version}")
             for progress in self.state.pools:
@@ -219,13 +227,19 @@ class ClusterRollback:
                 await self._roll_back(node_pool=progress.name, after=f"node pool {progress.name}", last=False)
                 progress.nodes_done, progress.status = progress.nodes_total, "done"
             if not self.state.abort_requested and not await self._hold_or_stop():
+                if await self.clock.now() > scope.window_ends:  # the node groups took longer than the window had left
+                    raise ApplicationError(
+                        f"the rollback window closed {scope.window_ends:%Y-%m-%d %H:%M}Z while the node groups went back:"
+                        f" they run {scope.to_version}, the control plane stays on {scope.from_version}. The way on is"
+                        f" upgrading the node groups to {scope.from_version} again",
+                        type=ErrorType.CANNOT_ROLL_BACK, non_retryable=True)
                 self.trail.step("control_plane", f"taking the control plane back to {scope.to_version}")
                 self.state.control_plane = "rolling_back"
                 await self._roll_back(node_pool=None, after="the control plane rollback", last=True)
                 self.state.control_plane = "done"
         except (ActivityError, ApplicationError) as failure:
             await self._stop_failed(failure)
-        if self.state.abort_requested:
+        if self.state.abort_requested and self.state.control_plane != "done":  # an abort after the last step: done
             done = [p.name for p in self.state.pools if p.status == "done"]
             for progress in self.state.pools:
                 if progress.status != "done":

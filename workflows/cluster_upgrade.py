@@ -319,19 +319,23 @@ class ClusterUpgrade:
         if not self.state.path and versions.moves_control_plane(control_plane, self.input.target_version):
             path = versions.upgrade_path(control_plane, self.input.target_version)
             if len(path) > 1 and patched(SEVERAL_MINORS):
+                if self.input.launch_template_versions:
+                    raise versions.SeveralMinorsRefused(versions.SEVERAL_MINORS_WITH_TEMPLATES)
                 self.state.path = [PathStep(version=version) for version in path]
         following = next((step for step in self.state.path if step.status != "done"), None)
         if following is not None:
+            if following is not self.state.path[0]:  # what the progress shows is this minor's, from its start
+                self.state.control_plane, self.state.pools, self.state.addons = "pending", [], []
             following.status = "upgrading"
             self.target = self.state.step_version = following.version
-            self.node_image = self.final_image if self.target == self.input.target_version else None
+            self.node_image = self.final_image if following is self.state.path[-1] else None
 
     async def _next_minor(self) -> bool:
         """Between two minors of an upgrade over several: the one reached is recorded in the inventory, the
         cluster soaks on it (an abort cuts the soak short), and the next starts unless paused or aborted.
         False when there is no next one to start."""
         reached = next((step for step in self.state.path if step.version == self.target), None)
-        if reached is None or self.target == self.input.target_version:
+        if reached is None or reached is self.state.path[-1]:
             return False
         following = self.state.path[self.state.path.index(reached) + 1].version
         reached.pools_done = [progress.name for progress in self.state.pools if progress.status == "done"]
@@ -349,7 +353,15 @@ class ClusterUpgrade:
                 pass
             reached.soak_ends = None
         reached.status = "done"
-        return not await self._hold_or_stop()
+        if await self._hold_or_stop():
+            return False
+        record = await look_up_cluster(self.input.cluster, trail=self.trail, state=self.state)
+        if record.hold is not None and not self.input.override_hold:  # a hold set during the soak: stop here
+            raise ApplicationError(
+                f"{self.input.cluster} was put on hold until {record.hold.until.isoformat()} by {record.hold.held_by}"
+                f" ({record.hold.reason}) while it soaked on {self.target}; it stays there. Start the upgrade again"
+                " once the hold ends", type=ErrorType.CLUSTER_HELD, non_retryable=True)
+        return True
 
     async def _preflight(self) -> tuple[versions.UpgradeScope, ClusterState]:
         self.trail.step("preflight", "reading the control plane, node pools, nodes and budgets")
@@ -659,13 +671,18 @@ class ClusterUpgrade:
                 return
 
     def _where_on_the_path(self) -> str:
-        """Over several minors: which one the upgrade stopped on, for the message that says where it stands."""
+        """Over several minors: the last one reached whole, for the message that says where the cluster stands."""
         if not self.state.path:
             return ""
-        return f" at {self.target}, on the way {self.from_version} → {' → '.join(step.version for step in self.state.path)}"
+        reached = [step.version for step in self.state.path if step.status == "done"]
+        return (f"; on the way {self.from_version} → {' → '.join(step.version for step in self.state.path)} it reached"
+                f" {reached[-1] if reached else 'no minor'}")
 
     def _end_path(self, status: str) -> None:
+        whole = self.state.control_plane in ("done", "skipped") and all(p.status == "done" for p in self.state.pools)
         for step in self.state.path:
+            if step.status == "soaking" or (step.status == "upgrading" and whole and step.version == self.target):
+                step.status, step.soak_ends = "done", None  # reached whole before the run stopped
             if step.status in ("upgrading", "soaking"):
                 step.status = "done" if status == "succeeded" else status  # type: ignore[assignment]
                 step.soak_ends = None

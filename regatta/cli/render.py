@@ -197,7 +197,7 @@ def _print_stage_table(table: Table, notes: list[str], progress: dict[str, Any],
     if len(notes) > 20:
         console.print(f"  … and {len(notes) - 20} more (regatta op status --output json)")
     if progress.get("halted_reason"):
-        console.print(f"  [red]halted:[/] {progress['halted_reason']}")
+        console.print(f"  [red]halted:[/] {said(progress['halted_reason'])}")
 
 
 def _render_wave(progress: dict[str, Any], console: Console) -> None:
@@ -235,6 +235,12 @@ def _render_rollout(progress: dict[str, Any], console: Console) -> None:
     _print_stage_table(table, notes, progress, console)
 
 
+def said(text: Any) -> str:
+    """Text someone typed (a reason, a step that quotes one), printed as written: no Rich markup read into it and
+    no control character sent to the terminal."""
+    return escape(str(text).translate(UNPRINTABLE))
+
+
 def render_status(described: dict[str, Any], console: Console) -> None:
     """Where any operation stands: the fields its progress query returns, the ones it has."""
     progress = described.get("progress") or {}
@@ -250,18 +256,18 @@ def render_status(described: dict[str, Any], console: Console) -> None:
                     f"{step['version']} ({step['status']})" for step in progress["path"]))
         elif "to_version" in progress:  # a rollback
             console.print(f"  rollback of {progress.get('cluster')}: {progress.get('from_version') or '?'} →"
-                          f" {progress['to_version'] or '?'} because {progress.get('reason')}")
+                          f" {progress['to_version'] or '?'} because {said(progress.get('reason'))}")
         elif "source" in progress:
             drill = " (drill)" if progress.get("drill") else ""
             console.print(f"  service of {progress.get('cluster')}: {progress['source']} → {progress['target']}{drill}")
         else:
             console.print(f"  cluster {progress.get('cluster')}")
-        console.print(f"  phase {progress.get('phase')}: {progress.get('step')}")
+        console.print(f"  phase {progress.get('phase')}: {said(progress.get('step'))}")
         if progress.get("waiting_for"):
-            console.print(f"  [yellow]{progress['waiting_for']}[/]")
+            console.print(f"  [yellow]{said(progress['waiting_for'])}[/]")
         for flag, reason in (("paused", "pause_reason"), ("abort_requested", "abort_reason")):
             if progress.get(flag):
-                console.print(f"  [yellow]{flag.replace('_', ' ')}[/] {progress.get(reason) or ''}")
+                console.print(f"  [yellow]{flag.replace('_', ' ')}[/] {said(progress.get(reason) or '')}")
         if escalation := progress.get("drain_escalation"):
             console.print(f"  [yellow]drain of {escalation['node']} blocked[/] since {escalation['blocked_since']}: step"
                           f" {escalation['step']} since {escalation['step_since']}; budgets {', '.join(escalation['budgets'])};"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
+from datetime import UTC
 from typing import Any
 
 import boto3
@@ -37,9 +38,6 @@ K8S_AWS_ID_HEADER = "x-k8s-aws-id"
 # aws-iam-authenticator accepts a token for 15 minutes after its X-Amz-Date (the presign's own 60 s is
 # ignored by STS); `aws eks get-token` tells clients to renew after 14. So does Regatta.
 TOKEN_LIFETIME_SECONDS = 14 * 60
-# The newest updates a rollback reads to find the control plane's last version change (a cluster gathers config, access
-# and add-on updates too; each costs a DescribeUpdate).
-MAX_UPDATES_READ = 50
 # A few quick tries inside botocore for throttling and 5xx; past that the activity's own
 # Temporal retry policy takes over with its longer backoff. One client serves every activity
 # thread of a worker (64): with botocore's default pool of 10 connections, the rest were opened,
@@ -312,14 +310,14 @@ class EksProvider:
         DescribeUpdate of each: the list says only ids): what a version rollback is judged against."""
         ids = self._pages(cluster, f"updates of {cluster.name}", "list_updates", "updateIds", name=cluster.name)
         found: VersionChange | None = None
-        for update_id in ids[-MAX_UPDATES_READ:]:
+        for update_id in ids:  # EKS does not say in which order it lists them: each is read
             update = self._call(cluster, f"update {update_id}", "describe_update", name=cluster.name,
                                 updateId=update_id)["update"]
             kind = {"VersionUpdate": "upgrade", "VersionRollback": "rollback"}.get(update.get("type", ""))
             version = next((p["value"] for p in update.get("params") or [] if p.get("type") == "Version"), None)
             if kind is None or version is None or update.get("status") != "Successful":
                 continue
-            started = update["createdAt"]
+            started = update["createdAt"].astimezone(UTC)  # botocore gives the local time zone
             if found is None or started > found.started_at:
                 found = VersionChange(kind=kind, version=version, started_at=started)
         return found

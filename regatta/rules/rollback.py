@@ -46,8 +46,9 @@ class RollbackScope:
 def way_back(provider: str) -> str:
     """What could be taken back after an upgrade on this cloud, and what not: a line of the upgrade's plan."""
     if provider == "eks":
-        return (f"way back: `regatta upgrade rollback` within {EKS_ROLLBACK_WINDOW.days} days of each minor (node groups,"
-                " then the control plane, one minor); the EKS managed add-ons stay where the upgrade moves them")
+        return (f"way back: `regatta upgrade rollback` takes the last minor back within {EKS_ROLLBACK_WINDOW.days} days"
+                " of its upgrade (node groups, then the control plane; one rollback, not two in a row); the EKS managed"
+                " add-ons stay where the upgrade moves them")
     if provider == "gke":
         return ("no way back: GKE rolls a control plane back only within the soak of its two-step rollback-safe upgrade,"
                 " which Regatta does not run; a blue/green pool's old pool is deleted once drained")
@@ -80,5 +81,10 @@ def plan_rollback(*, provider: str, control_plane: str, node_pools: Sequence[Nod
                              f" closed {window_ends:%Y-%m-%d %H:%M}Z. The way on is an upgrade")
     to_version = format_version((current[0], current[1] - 1))
     ahead = tuple(pool.name for pool in node_pools if minor_version(pool.version) > minor_version(to_version))
+    custom = [pool.name for pool in node_pools if pool.name in ahead and (pool.image_type or "").upper() == "CUSTOM"]
+    if custom:
+        raise CannotRollBack(f"node groups {', '.join(custom)} run an AMI of their own launch template, which EKS moves"
+                             " only to a new version of that template: roll them back to a template version holding a"
+                             f" {to_version} AMI yourself, then start the rollback again")
     return RollbackScope(from_version=format_version(current), to_version=to_version, node_pools=ahead,
                          window_ends=window_ends)

@@ -42,15 +42,16 @@ class SkewViolation(Refusal):
     error_type = ErrorType.SKEW_VIOLATION
 
 
-_TARGET = re.compile(r"^(\d+)\.(\d+)$")
+_TARGET = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 
 
 _OBSERVED = re.compile(r"^v?(\d+)\.(\d+)(?:[.\-+].*)?$")
 
 
 def parse_target_version(value: str) -> tuple[int, int]:
-    """A target an operator typed: exactly `MAJOR.MINOR`, within the supported range."""
-    match = _TARGET.match(value.strip())
+    """A target an operator typed: exactly `MAJOR.MINOR` as Kubernetes writes it (no padding, no leading zeros:
+    the target is compared, recorded and sent to the clouds as written), within the supported range."""
+    match = _TARGET.fullmatch(value)
     if not match:
         raise InvalidVersion(f"target version {value!r} is not of the form MAJOR.MINOR, for example 1.31")
     major, minor = int(match[1]), int(match[2])
@@ -158,8 +159,19 @@ def upgrade_path(current: str, target: str) -> list[str]:
     return [format_version((now[0], minor)) for minor in range(now[1] + 1, wanted[1] + 1)]
 
 
+SEVERAL_MINORS_WITH_TEMPLATES = (
+    "launch_template_versions name one template version per node group, the one holding the AMI for the target; over"
+    " several minors each minor needs its own: upgrade one minor at a time")
+
+
+class SeveralMinorsRefused(Refusal):
+    """A path of several minors with what only one minor can carry (a launch template version per node group)."""
+
+    error_type = ErrorType.ILLEGAL_VERSION_JUMP
+
+
 def plan_upgrade_path(*, provider: str, control_plane: str, node_pools: Sequence[NodePool], target: str,
-                      node_image: str | None = None) -> list[str]:
+                      node_image: str | None = None, launch_templates: bool = False) -> list[str]:
     """The minors an upgrade to `target` takes the cluster through, the target last ([] when only node pools
     move), or why it cannot. Each minor is an upgrade of its own that leaves every node pool on it, so only the
     first is judged against the pools as they are; a node image is the target's, rolled at the last."""
@@ -168,6 +180,8 @@ def plan_upgrade_path(*, provider: str, control_plane: str, node_pools: Sequence
     path = upgrade_path(control_plane, target) if parse_target_version(target) >= minor_version(control_plane) else []
     plan_upgrade_scope(control_plane=control_plane, node_pools=node_pools, target=path[0] if path else target,
                        node_image=node_image if len(path) <= 1 else None)
+    if launch_templates and len(path) > 1:
+        raise SeveralMinorsRefused(SEVERAL_MINORS_WITH_TEMPLATES)
     return path
 
 

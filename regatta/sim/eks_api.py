@@ -149,7 +149,8 @@ def _nodegroup_json(world: World, cluster: Cluster, pool: NodePool) -> dict:
 
 def _update_json(update: Update) -> dict:
     return {"update": {"id": update.id, "status": update.status, "type": update.type, "params": update.params,
-                       "createdAt": update.created, "errors": update.errors}}
+                       "createdAt": (update.created_at.timestamp() if update.created_at else update.created),
+                       "errors": update.errors}}
 
 
 @router.get("/clusters")

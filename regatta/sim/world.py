@@ -190,6 +190,7 @@ class Update:
     errors: list[dict] = field(default_factory=list)
     created: float = field(default_factory=time.time)
     finished: float | None = None  # wall-clock time it succeeded or failed (for a benchmark's ideal makespan)
+    created_at: datetime | None = None  # on the fleet's calendar: what the cloud's API says (EKS createdAt)
 
     def __setattr__(self, name: str, value: object) -> None:
         super().__setattr__(name, value)
@@ -833,7 +834,8 @@ class World:
         return None
 
     def _new_update(self, cluster: Cluster, *, kind: str, nodegroup: str | None, params: list[dict], token: str | None) -> Update:
-        update = Update(id=f"upd-{next(self._uids):08x}", cluster=cluster.name, nodegroup=nodegroup, type=kind, params=params)
+        update = Update(id=f"upd-{next(self._uids):08x}", cluster=cluster.name, nodegroup=nodegroup, type=kind, params=params,
+                        created_at=self.calendar_now())
         cluster.updates[update.id] = update
         self.updates[update.id] = update
         if token:

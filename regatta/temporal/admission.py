@@ -196,7 +196,7 @@ def _upgrade(request: ClusterUpgradeInput, *, inventory: Inventory, now: datetim
     try:
         path = versions.plan_upgrade_path(provider=record.provider, control_plane=record.control_plane_version,
                                           node_pools=record.node_pools, target=request.target_version,
-                                          node_image=node_image)
+                                          node_image=node_image, launch_templates=bool(request.launch_template_versions))
     except versions.InvalidNodeImage as problem:
         raise StartRefused(f"node_images.{record.provider}: {problem}", kind="invalid", environments=where) from None
     except versions.AlreadyAtVersion as problem:
@@ -218,6 +218,9 @@ def _rollback(request: ClusterRollbackInput, *, inventory: Inventory, now: datet
     if record.site is not None:
         raise StartRefused(f"{record.name} sits behind the site agent of {record.site}: Regatta does not roll such"
                            " clusters back yet; use the cloud's console", kind="conflict", environments=where)
+    if request.override_hold is not None and not request.override_hold.strip():
+        raise StartRefused("override_hold needs a reason (--override-hold REASON): the audit trail keeps it",
+                           kind="invalid", environments=where)
     hold = record.held_at(now)
     if hold is not None and not request.override_hold:
         raise StartRefused(f"{record.name} is held until {hold.until.astimezone(UTC):%Y-%m-%d %H:%M}Z by {hold.held_by}:"

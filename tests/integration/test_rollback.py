@@ -16,6 +16,7 @@ from regatta.rules.operation_ids import operation_id
 from regatta.temporal.admission import StartRefused, admit
 from tests.conftest import sim_report
 from tests.integration.conftest import FAST, start_upgrade
+from tests.integration.test_api import api, finished, ticket  # noqa: F401 - the api fixture
 from tests.integration.test_replay import replays
 
 TIMING = {k: v for k, v in FAST.items() if k in ClusterRollbackInput.model_fields}
@@ -115,3 +116,28 @@ def test_the_simulated_eks_refuses_a_rollback_outside_its_rules(eks, add_cluster
         eks.update_nodegroup_version(clusterName=created, nodegroupName="pool0", version="1.30")
     assert "You cannot roll back a node group" in group.value.response["Error"]["Message"]
     assert versions_of(simulator, created) == ("1.31", {"v1.31"})
+
+
+async def test_over_the_api_only_an_operator_of_the_clusters_environment_rolls_it_back(
+        api, worker, add_cluster, simulator, inventory, client, task_queue):
+    cluster = add_cluster("backapi", version="1.30", pools=1, nodes=1, env="staging")
+    assert (await (await start_upgrade(client, task_queue, cluster)).result()).outcome == "succeeded"
+    body = {"kind": "rollback", "input": {"cluster": cluster, "reason": "1.31 breaks the ledger", **TIMING}}
+    viewer = await api.post("/v1/operations", headers=api.token("viewer", "*"), json={**body, "ticket": ticket()})
+    assert viewer.status_code == 403
+    elsewhere = await api.post("/v1/operations", headers=api.token("operator", "prod"), json={**body, "ticket": ticket()})
+    assert elsewhere.status_code in (403, 404)
+    no_reason = await api.post("/v1/operations", headers=api.token("operator", "staging"), json={
+        "kind": "rollback", "ticket": ticket(), "input": {"cluster": cluster}})
+    assert no_reason.status_code == 422 and "reason" in no_reason.json()["error"]
+    blank = await api.post("/v1/operations", headers=api.token("operator", "staging"), json={
+        **body, "ticket": ticket(), "input": {**body["input"], "override_hold": "  "}})
+    assert blank.status_code == 422 and "override_hold needs a reason" in blank.json()["error"]
+    assert versions_of(simulator, cluster) == ("1.31", {"v1.31"}), "a refused start changed the cluster"
+
+    operator = api.token("operator", "staging")
+    started = await api.post("/v1/operations", headers=operator, json={**body, "ticket": ticket()})
+    assert started.status_code == 201, started.text
+    found = await finished(api, operator, started.json()["operation_id"])
+    assert found["status"] == "COMPLETED" and found["progress"]["to_version"] == "1.30"
+    assert versions_of(simulator, cluster) == ("1.30", {"v1.30"})

@@ -74,7 +74,7 @@ async def test_an_abort_during_the_soak_stops_on_the_minor_reached_and_says_so(
     await handle.execute_update("abort", {"reason": "a regression on 1.30", "requested_by": "sre-b"})
     result = await handle.result()
     assert result.outcome == "aborted" and result.control_plane_version == "1.30"
-    assert "at 1.30, on the way 1.29 → 1.30 → 1.31" in result.message
+    assert "on the way 1.29 → 1.30 → 1.31 it reached 1.30" in result.message
     final = await progress_of(handle)
     assert [s.status for s in final.path] == ["done", "pending"], "1.30 was reached whole; 1.31 never began"
     assert runs(sim_report(simulator, cluster), cluster, "1.30")
@@ -83,6 +83,35 @@ async def test_an_abort_during_the_soak_stops_on_the_minor_reached_and_says_so(
     page = await browser.page(f"/ui/operations/{handle.id}")
     assert page.status_code == 200 and 'id="path"' in page.text
     assert "<td>1.30</td><td>done</td><td>pool0</td>" in page.text and "<td>1.31</td><td>pending</td>" in page.text
+
+
+async def test_long_pool_names_alike_keep_request_tokens_of_their_own_at_every_minor(
+        client, worker, task_queue, add_fleet, simulator, inventory):
+    [cluster] = add_fleet({"name": "pathnames", "provider": "eks", "region": "us-east-1", "version": "1.29",
+                           "labels": {"env": "staging"}, "node_pools": [
+                               {"name": "workers-general-amd", "nodes": 1}, {"name": "workers-general-arm", "nodes": 1}]})
+    handle = await start_upgrade(client, task_queue, cluster, target_version="1.31", soak_seconds=0)
+    result = await handle.result()
+    assert result.outcome == "succeeded" and result.control_plane_version == "1.31"
+    assert runs(sim_report(simulator, cluster), cluster, "1.31")
+    assert [s.version for s in (await progress_of(handle)).path] == ["1.30", "1.31"]
+
+
+async def test_a_hold_set_while_the_cluster_soaks_stops_it_on_the_minor_reached(
+        client, worker, task_queue, add_cluster, simulator, inventory):
+    from datetime import UTC, datetime, timedelta
+
+    cluster = add_cluster("pathhold", version="1.29", pools=1, nodes=1)
+    handle = await start_upgrade(client, task_queue, cluster, target_version="1.31", soak_seconds=2)
+    await wait_for(handle, lambda p: p.phase == "soaking")
+    now = datetime.now(UTC)
+    inventory.hold_cluster(cluster, until=now + timedelta(hours=2), reason="black friday", held_by="sre-maria", now=now)
+    with pytest.raises(WorkflowFailureError) as caught:
+        await handle.result()
+    cause = caught.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "ClusterHeld"
+    assert "while it soaked on 1.30" in cause.message and "it reached 1.30" in cause.message
+    assert runs(sim_report(simulator, cluster), cluster, "1.30")
 
 
 async def test_blue_green_over_two_minors_replaces_each_pool_twice_under_every_budget(

@@ -44,6 +44,13 @@ class TestVersionJump:
         with pytest.raises(versions.AlreadyAtVersion):
             versions.plan_upgrade_path(provider="eks", control_plane="1.31", node_pools=pools("1.31"), target="1.31")
 
+    def test_a_launch_template_version_per_group_is_for_one_minor_only(self):
+        with pytest.raises(versions.SeveralMinorsRefused, match="upgrade one minor at a time"):
+            versions.plan_upgrade_path(provider="eks", control_plane="1.29", node_pools=pools("1.29"), target="1.31",
+                                       launch_templates=True)
+        assert versions.plan_upgrade_path(provider="eks", control_plane="1.29", node_pools=pools("1.29"), target="1.30",
+                                          launch_templates=True) == ["1.30"]
+
     def test_a_node_image_is_the_targets_and_is_checked_against_it(self):
         with pytest.raises(versions.InvalidNodeImage):
             versions.plan_upgrade_path(provider="kubeconfig", control_plane="1.29", node_pools=pools("1.29"),
@@ -99,7 +106,7 @@ class TestVersionJump:
     def test_node_images_of_the_target_are_accepted(self, provider, image):
         assert versions.node_image_problem(provider, image, "1.31") is None
 
-    @pytest.mark.parametrize("bad", ["1.31.2", "v1.31", "latest", "2.1", "1.99", ""])
+    @pytest.mark.parametrize("bad", ["1.31.2", "v1.31", "latest", "2.1", "1.99", "", "1.031", "01.31", " 1.31", "1.31\n"])
     def test_targets_must_be_major_minor_and_supported(self, bad):
         with pytest.raises(versions.InvalidVersion):
             versions.parse_target_version(bad)

@@ -50,6 +50,13 @@ class TestPlanRollback:
             rollback.plan_rollback(provider="eks", control_plane="1.31", node_pools=pools("1.31"),
                                    last_change=upgraded("1.30"), now=NOW)
 
+    def test_a_node_group_on_its_own_ami_is_refused_before_any_group_moves(self):
+        groups = [NodePool(name="general", version="1.31", node_count=2),
+                  NodePool(name="hardened", version="1.31", node_count=2, image_type="CUSTOM")]
+        with pytest.raises(rollback.CannotRollBack, match="hardened run an AMI of their own launch template"):
+            rollback.plan_rollback(provider="eks", control_plane="1.31", node_pools=groups, last_change=upgraded(),
+                                   now=NOW)
+
     @pytest.mark.parametrize(("provider", "says"), [("gke", "two-step rollback-safe upgrade"),
                                                      ("aks", "never rolls a control plane back"),
                                                      ("kubeconfig", "own hardware")])

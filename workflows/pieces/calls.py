@@ -5,6 +5,7 @@ started and then waited for while they heartbeat, and health gates.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -158,8 +159,14 @@ async def call_or_refuse(activity: Activity, arg: Any, result_type: Any, *, erro
 
 
 def request_token(what: str) -> str:
-    """Unique per run and step: a retried start finds its own operation, a new run starts anew."""
-    return f"{workflow.info().run_id}-{what}"[:64]
+    """Unique per run and step: a retried start finds its own operation, a new run starts anew. At most 64
+    characters (EKS's clientRequestToken): a step named too long for them keeps its first characters and a digest
+    of the whole name, so two long names that begin alike never share a token."""
+    token = f"{workflow.info().run_id}-{what}"
+    if len(token) <= 64:
+        return token
+    digest = hashlib.sha256(what.encode()).hexdigest()[:12]
+    return f"{token[:51]}-{digest}"
 
 
 class Timing(Protocol):
