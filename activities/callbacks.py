@@ -9,9 +9,9 @@ import time
 from temporalio import activity
 
 from activities.failures import refuse
-from regatta.models import Activity, CallbackNote
+from regatta.models import Activity, CallbackNote, HookCall
 from regatta.models.errors import ErrorType
-from regatta.outbound_connections import OutboundRefused, send
+from regatta.outbound_connections import OutboundRefused, OutboundUnreachable, send
 from regatta.rules import signing
 from regatta.rules.outbound import OutboundRules
 
@@ -42,3 +42,47 @@ class CallbackActivities:
                          f" {response.status_code}", error_type=ErrorType.CALLBACK_REFUSED)
         if response.status_code >= 400:  # 5xx, 408, 429: Temporal retries
             raise RuntimeError(f"the callback receiver at {note.url} answered HTTP {response.status_code}")
+
+    @activity.defn(name=Activity.CALL_HOOK)
+    def call_hook(self, call: HookCall) -> str:
+        """POST an upgrade's moment to a hook's URL, signed as callbacks are; say what a 2xx answered. A 4xx (but 408
+        and 429) is the hook saying no, at once; a 5xx, a 408, a 429 or no answer is asked again every few seconds
+        until the hook's timeout, and then it has said no. Its words (the answer's first 300 characters) go into the
+        refusal: the hook is the operator's own, and why it said no is what they need to read."""
+        if (problem := self.outbound.problem(call.url, what=f"hook {call.hook}")) is not None:
+            raise refuse(problem, error_type=ErrorType.OUTBOUND_REFUSED)
+        if self.secret is None:
+            raise refuse("REGATTA_WEBHOOK_SECRET is not set on the worker: hooks are only called signed",
+                         error_type=ErrorType.NO_WEBHOOK_SECRET)
+        body = json.dumps(call.model_dump(mode="json", exclude={"url", "timeout_seconds"}), sort_keys=True).encode()
+        deadline = time.monotonic() + call.timeout_seconds
+        while True:
+            timestamp = int(time.time())
+            headers = {"Content-Type": "application/json", signing.TIMESTAMP_HEADER: str(timestamp),
+                       signing.SIGNATURE_HEADER: signing.sign(self.secret, timestamp, body)}
+            left = deadline - time.monotonic()
+            try:
+                response = send("POST", call.url, self.outbound, what=f"hook {call.hook}", content=body, headers=headers,
+                                timeout=max(1.0, min(30.0, left)))
+                said = f"HTTP {response.status_code}: {_words(response.text)}"
+                if 200 <= response.status_code < 300:
+                    return said
+                if response.status_code < 500 and response.status_code not in (408, 429):
+                    raise refuse(f"hook {call.hook} ({call.at}) said no: {said}", error_type=ErrorType.HOOK_SAID_NO)
+            except OutboundRefused as refused:
+                raise refuse(str(refused), error_type=ErrorType.OUTBOUND_REFUSED) from None
+            except OutboundUnreachable as unreachable:
+                said = str(unreachable)
+            activity.heartbeat(said)
+            if time.monotonic() + HOOK_RETRY_SECONDS > deadline:
+                raise refuse(f"hook {call.hook} ({call.at}) did not say yes within {call.timeout_seconds:g}s; last: {said}",
+                             error_type=ErrorType.HOOK_SAID_NO)
+            time.sleep(HOOK_RETRY_SECONDS)
+
+
+HOOK_RETRY_SECONDS = 2.0
+
+
+def _words(text: str) -> str:
+    """The first 300 characters of what a receiver answered, on one line."""
+    return " ".join(text.split())[:300] or "(no body)"

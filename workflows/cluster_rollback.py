@@ -23,6 +23,7 @@ from workflows.pieces.controls import refuse_a_second_abort, refuse_when_ended
 from workflows.pieces.failures import stop_of
 from workflows.pieces.final_progress import keep_final_progress
 from workflows.pieces.fleet_clock import FleetClock
+from workflows.pieces.holds import refuse_or_override_hold
 from workflows.pieces.inputs import check_start, parse_input, tag
 from workflows.pieces.trail import Trail
 
@@ -207,16 +208,9 @@ class ClusterRollback:
         self.ref = record.ref
         tag(operation="ClusterRollback", cluster=input.cluster, environment=record.environment, ticket=input.ticket)
         await self.trail.record("rollback", "started", f"because {input.reason} (requested by {input.requested_by})")
+        if record.hold is not None:  # the inventory hands back a hold only while it is in force
+            await refuse_or_override_hold(record.hold, request=input, state=self.state, trail=self.trail, action="rollback")
         try:
-            if record.hold is not None and not (input.override_hold or "").strip():
-                raise ApplicationError(
-                    f"{input.cluster} is held until {record.hold.until.isoformat()} by {record.hold.held_by}:"
-                    f" {record.hold.reason}. Wait, release it, or start with override_hold and a reason",
-                    type=ErrorType.CLUSTER_HELD, non_retryable=True)
-            if record.hold is not None:
-                await self.trail.record("hold", "skipped", f"maintenance hold until {record.hold.until.isoformat()}"
-                                        f" ({record.hold.reason}, by {record.hold.held_by}) overridden by"
-                                        f" {input.requested_by}: {input.override_hold}")
             scope = await self._preflight()
             self.trail.step("node_pools", f"taking node pools back to {scope.to_version}")
             for progress in self.state.pools:

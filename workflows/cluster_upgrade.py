@@ -38,9 +38,12 @@ from workflows.pieces.drain_escalation import EscalationLadder
 from workflows.pieces.failures import stop_of
 from workflows.pieces.final_progress import keep_final_progress
 from workflows.pieces.fleet_clock import FleetClock
+from workflows.pieces.holds import refuse_or_override_hold
 from workflows.pieces.inputs import check_start, parse_input, tag
-from workflows.pieces.patches import CLOUD_RULES, FEWER_STEPS, MANAGED_ADDONS, READINESS_GATE, SEVERAL_MINORS, patched
+from workflows.pieces.minor_path import MinorPath
+from workflows.pieces.patches import CLOUD_RULES, FEWER_STEPS, MANAGED_ADDONS, READINESS_GATE, patched
 from workflows.pieces.trail import Trail
+from workflows.pieces.upgrade_hooks import UpgradeHooks
 
 with workflow.unsafe.imports_passed_through():
     from regatta.models import (
@@ -59,9 +62,7 @@ with workflow.unsafe.imports_passed_through():
         DrainNodes,
         DrainReport,
         ErrorType,
-        MaintenanceHold,
         NodePool,
-        PathStep,
         PauseInput,
         PoolProgress,
         ReadForReadiness,
@@ -91,6 +92,7 @@ class ClusterUpgrade:
             cluster=self.input.cluster, target_version=self.input.target_version, strategy=self.input.strategy
         )
         self.ref: ClusterRef | None = None
+        self.labels: dict[str, str] = {}
         # The minor this part of the upgrade moves the cluster to: the target, or (over several minors) the one on
         # the way it is at; the node image asked for this cluster's cloud is rolled with the target's, the last.
         self.target = self.input.target_version
@@ -109,6 +111,10 @@ class ClusterUpgrade:
         # The fleet's clock: maintenance windows are read on it, and a blocked drain's escalation
         # steps are timed on it, so a simulated fleet's clock can be moved past them in a test.
         self.clock = FleetClock()
+        self.path = MinorPath(request=self.input, state=self.state)
+        self.hooks = UpgradeHooks(request=self.input, state=self.state, trail=self.trail, calls=lambda: self.calls,
+                                  minor=lambda: self.target, from_version=lambda: self.from_version,
+                                  labels=lambda: self.labels)
         self.escalation = EscalationLadder(request=self.input, state=self.state, clock=self.clock, trail=self.trail,
                                            ref=self._ref)
 
@@ -286,11 +292,7 @@ class ClusterUpgrade:
             table=usage.table, node_pools=state.node_pools, requested=usage.requested, applied=usage.applied,
             addons=reads.addons, usage_unread=usage.unread)
         accepted = readiness.refuse_unless_ready(report, self.input.accept_findings)
-        blocking = {finding.id for finding in report.findings if finding.severity == "blocking"}
-        self.state.readiness = [finding.line() + (f" — accepted: {self.input.accept_findings[finding.id]}"
-                                                  if finding in accepted else "")
-                                for finding in report.findings if finding.severity != "info"] + [
-            f"accepted but not found here: [{finding_id}]" for finding_id in sorted(set(self.input.accept_findings) - blocking)]
+        self.state.readiness = readiness.standing(report, self.input.accept_findings)
         return accepted
 
     def _apply_cloud_rules(self, state: ClusterState, inspection: ClusterInspection, insights: list[UpgradeInsight],
@@ -306,36 +308,25 @@ class ClusterUpgrade:
         if found:
             raise cloud_rules.CloudRuleViolation("; ".join(found))
         if self.input.strategy == "blue_green":
-            pools = {pool.name: pool for pool in state.node_pools}
-            self.replacements = {name: pool_names.replacement_pool_name(
-                name, self.target, self.node_image, provider=ref.provider, pool_version=pools[name].version,
-                windows=(pools[name].image_type or "").upper().startswith("WINDOWS")) for name in scope.node_pools}
+            self.replacements = pool_names.replacement_pool_names(state.node_pools, scope.node_pools, self.target,
+                                                                  self.node_image, provider=ref.provider)
         self.accepted_insights = cloud_rules.refuse_blocking_insights(
             insights, self.target, accepted=self.input.accept_insights) if scope.control_plane else []
 
     def _plan_path(self, control_plane: str) -> None:
-        """A target more than one minor above the control plane: the minors on the way, each an upgrade of its
-        own (runs begun before this refused such a target, and still do when replayed); then which one is next."""
-        if not self.state.path and versions.moves_control_plane(control_plane, self.input.target_version):
-            path = versions.upgrade_path(control_plane, self.input.target_version)
-            if len(path) > 1 and patched(SEVERAL_MINORS):
-                if self.input.launch_template_versions:
-                    raise versions.SeveralMinorsRefused(versions.SEVERAL_MINORS_WITH_TEMPLATES)
-                self.state.path = [PathStep(version=version) for version in path]
-        following = next((step for step in self.state.path if step.status != "done"), None)
+        """Which minor this part of the upgrade moves to (workflows/pieces/minor_path.py); the node image asked
+        for is rolled at the last."""
+        following = self.path.next(control_plane)
         if following is not None:
-            if following is not self.state.path[0]:  # what the progress shows is this minor's, from its start
-                self.state.control_plane, self.state.pools, self.state.addons = "pending", [], []
-            following.status = "upgrading"
-            self.target = self.state.step_version = following.version
-            self.node_image = self.final_image if following is self.state.path[-1] else None
+            self.target = following.version
+            self.node_image = self.final_image if self.path.last(following) else None
 
     async def _next_minor(self) -> bool:
         """Between two minors of an upgrade over several: the one reached is recorded in the inventory, the
         cluster soaks on it (an abort cuts the soak short), and the next starts unless paused or aborted.
         False when there is no next one to start."""
         reached = next((step for step in self.state.path if step.version == self.target), None)
-        if reached is None or reached is self.state.path[-1]:
+        if reached is None or self.path.last(reached):
             return False
         following = self.state.path[self.state.path.index(reached) + 1].version
         reached.pools_done = [progress.name for progress in self.state.pools if progress.status == "done"]
@@ -607,23 +598,6 @@ class ClusterUpgrade:
             control_plane_version=control_plane_version, pools=self.state.pools, message=self.state.message,
         )
 
-    async def _refuse_or_override_hold(self, hold: MaintenanceHold) -> None:
-        """A held cluster is left alone (a wave that meets the refusal waits for the hold to end),
-        unless whoever started this said why it must go ahead anyway."""
-        if self.input.override_hold:
-            await self.trail.record("hold", "skipped", f"maintenance hold until {hold.until.isoformat()} ({hold.reason}, by"
-                                    f" {hold.held_by}) overridden by {self.input.requested_by}: {self.input.override_hold}")
-            return
-        self.state.message = (f"refused: {self.input.cluster} is held until {hold.until.isoformat()} by {hold.held_by}:"
-                              f" {hold.reason}. Wait, release it (regatta cluster release {self.input.cluster}), or"
-                              " start with override_hold and a reason")
-        self.trail.step("failed", "checking for a maintenance hold")
-        await self.trail.record("upgrade", "refused", self.state.message)
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        keep_final_progress(self.state)
-        raise ApplicationError(self.state.message, hold.model_dump(mode="json"), type=ErrorType.CLUSTER_HELD,
-                               non_retryable=True)
-
     async def _stop_failed(self, failure: BaseException) -> None:
         """Leave the cluster serving, say exactly where and why the upgrade stopped, and fail."""
         moved = any(step.status == "done" for step in self.state.path)
@@ -632,8 +606,8 @@ class ClusterUpgrade:
         for progress in self.state.pools:
             if progress.status == "upgrading":
                 progress.status = "failed"
-        self._end_path("failed")
-        self.state.message = stop.message + self._where_on_the_path()
+        self.path.end("failed", self.target)
+        self.state.message = stop.message + self.path.where(self.from_version)
         self.trail.step("failed", stop.where)
         try:
             await self._hand_back_cordoned_nodes()
@@ -662,6 +636,8 @@ class ClusterUpgrade:
         for progress in self.state.pools:
             if await self._hold_or_stop():
                 return
+            if progress is self.state.pools[0]:
+                await self.hooks.run("before_node_pools")
             progress.status = "upgrading"
             if self.input.strategy == "surge":
                 await self._surge(progress)
@@ -669,25 +645,8 @@ class ClusterUpgrade:
                 await self._blue_green(progress, pools[progress.name], set(pools))
             if self.state.abort_requested and progress.status != "done":
                 return
-
-    def _where_on_the_path(self) -> str:
-        """Over several minors: the last one reached whole, for the message that says where the cluster stands."""
-        if not self.state.path:
-            return ""
-        reached = [step.version for step in self.state.path if step.status == "done"]
-        return (f"; on the way {self.from_version} → {' → '.join(step.version for step in self.state.path)} it reached"
-                f" {reached[-1] if reached else 'no minor'}")
-
-    def _end_path(self, status: str) -> None:
-        whole = self.state.control_plane in ("done", "skipped") and all(p.status == "done" for p in self.state.pools)
-        for step in self.state.path:
-            if step.status == "soaking" or (step.status == "upgrading" and whole and step.version == self.target):
-                step.status, step.soak_ends = "done", None  # reached whole before the run stopped
-            if step.status in ("upgrading", "soaking"):
-                step.status = "done" if status == "succeeded" else status  # type: ignore[assignment]
-                step.soak_ends = None
-        if status == "succeeded" and self.state.path:
-            self.state.path[-1].pools_done = [progress.name for progress in self.state.pools if progress.status == "done"]
+        if self.state.pools and all(progress.status == "done" for progress in self.state.pools):
+            await self.hooks.run("after_node_pools")
 
     # ------------------------------------------------------------------ the runbook
 
@@ -696,11 +655,11 @@ class ClusterUpgrade:
         input = self.input
         check_start(trail=self.trail, state=self.state, input_error=self.input_error, cluster=input.cluster)
         record = await look_up_cluster(input.cluster, trail=self.trail, state=self.state)
-        self.ref = record.ref
+        self.ref, self.labels = record.ref, record.labels
         self.node_image = self.final_image = self.state.target_node_image = input.node_images.get(record.ref.provider)
         tag(operation="ClusterUpgrade", cluster=input.cluster, environment=record.environment, ticket=input.ticket)
         if record.hold is not None:  # the inventory hands back a hold only while it is in force
-            await self._refuse_or_override_hold(record.hold)
+            await refuse_or_override_hold(record.hold, request=input, state=self.state, trail=self.trail, action="upgrade")
         onto = f" on node image {self.node_image}" if self.node_image else ""
         await self.trail.record(
             "upgrade", "started", f"to {input.target_version}{onto} by {input.strategy} (requested by {input.requested_by})"
@@ -709,7 +668,9 @@ class ClusterUpgrade:
             while True:  # once, or once per minor on the way to the target
                 scope, state = await self._preflight()
                 if scope.control_plane and not await self._hold_or_stop():
+                    await self.hooks.run("before_control_plane")
                     await self._upgrade_control_plane()
+                    await self.hooks.run("after_control_plane")
                 await self._upgrade_node_pools(state)
                 if self.state.abort_requested or not await self._next_minor():
                     break
@@ -722,14 +683,14 @@ class ClusterUpgrade:
                 if progress.status != "done":
                     progress.status = "aborted"
             done = [p.name for p in self.state.pools if p.status == "done"]
-            self._end_path("aborted")
+            self.path.end("aborted", self.target)
             self.state.message = (
-                f"aborted ({self.state.abort_reason or 'no reason given'}){self._where_on_the_path()}; control plane"
+                f"aborted ({self.state.abort_reason or 'no reason given'}){self.path.where(self.from_version)}; control plane"
                 f" {self.state.control_plane},"
                 f" node pools finished: {', '.join(done) or 'none'}. Start the upgrade again to continue"
             )
             return await self._finish("aborted")
-        self._end_path("succeeded")
+        self.path.end("succeeded", self.target)
         self.state.message = f"{input.cluster} runs {input.target_version} on the control plane and every node pool" + (
             f", every pool on node image {self.node_image}" if self.node_image else "") + (
             f", by way of {', '.join(step.version for step in self.state.path[:-1])}" if self.state.path else "")

@@ -51,6 +51,10 @@ def upgrade_start(
     soak: Annotated[float | None, typer.Option(help="over several minors: seconds the cluster runs each minor on the"
                                                     " way before the next (default 300)")] = None,
     plan_only: Annotated[bool, typer.Option(help="print what the upgrade would do, minor by minor, and start nothing")] = False,
+    hooks_file: Annotated[str | None, typer.Option(help="a YAML list of hooks (name, at, webhook or smoke_test), each"
+                                                        " gating the next step: docs/upgrades.md#hooks")] = None,
+    backup: Annotated[bool | None, typer.Option("--backup/--no-backup", help="a Velero backup before each control plane"
+                                                " moves (default: as the cluster's label backup-before-upgrade says)")] = None,
 ):
     """Start a rolling upgrade of one cluster (operation id: cluster-CLUSTER)."""
     import getpass
@@ -66,6 +70,7 @@ def upgrade_start(
         templates[group] = version
     try:
         accepted = parse_accepted(accept)
+        hooks = read_hooks(hooks_file) if hooks_file else None
     except Refused as refused:
         run_command(_refuse(str(refused)))
         return
@@ -74,7 +79,8 @@ def upgrade_start(
                                    "accept_insights": accept_insights, "launch_template_versions": templates or None,
                                    "accept_findings": accepted or None,
                                    "drain_unmanaged_pods": drain_unmanaged_pods or None,
-                                   "drain_emptydir_data": drain_emptydir_data or None, "soak_seconds": soak}.items()
+                                   "drain_emptydir_data": drain_emptydir_data or None, "soak_seconds": soak,
+                                   "hooks": hooks, "backup_before_control_plane": backup}.items()
                  if v is not None}
     async def body():
         from pydantic import ValidationError
@@ -179,6 +185,21 @@ async def show_plan(cluster: str, to: str, strategy: str, node_image: str | None
                              pools=[pool.name for pool in record.node_pools], strategy=strategy, provider=record.provider,
                              soak_seconds=request.soak_seconds, node_image=node_image):
         console.print(line, highlight=False)
+
+
+def read_hooks(path: str) -> list:
+    """The hooks a YAML file lists, as they go into the input (the input's own validation says what is wrong)."""
+    from pathlib import Path
+
+    import yaml
+
+    try:
+        hooks = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise Refused(f"--hooks-file {path}: {error}") from None
+    if not isinstance(hooks, list):
+        raise Refused(f"--hooks-file {path}: give a YAML list of hooks, each with name, at, and webhook or smoke_test")
+    return hooks
 
 
 async def _refuse(why: str) -> None:

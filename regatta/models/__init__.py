@@ -122,9 +122,12 @@ from regatta.models.health import (
     HealthCheckResult,
     HealthGate,
     HealthReport,
+    HookCall,
     PrometheusCheck,
     RunHealthCheck,
     SmokeTestCheck,
+    UpgradeHook,
+    WebhookCall,
 )
 from regatta.models.provision import (
     NodePoolRequest,
@@ -237,6 +240,9 @@ __all__ = [
     "PoolStatus",
     "PoolProgress",
     "PathStep",
+    "HookCall",
+    "UpgradeHook",
+    "WebhookCall",
     "ClusterRollbackInput",
     "ClusterRollbackProgress",
     "ClusterRollbackResult",

@@ -69,6 +69,7 @@ class Activity(StrEnum):
     RUN_SMOKE_TEST = "kube.run_smoke_test"
     READ_FLEET_CLOCK = "fleet.read_clock"
     POST_CALLBACK = "notify.post_callback"
+    CALL_HOOK = "notify.call_hook"
     # disaster recovery
     GET_DR_PAIR = "inventory.get_dr_pair"
     RECORD_DR_SERVING = "inventory.record_dr_serving"

@@ -90,3 +90,47 @@ class HealthCheckResult(Model):
     passed: bool
     value: float | None = Field(default=None, description="the highest sample (prometheus)")
     detail: str = ""
+
+
+# Where in each minor of an upgrade a hook runs (Cluster API's lifecycle hooks, by the same names).
+HookPoint = Literal["before_control_plane", "after_control_plane", "before_node_pools", "after_node_pools"]
+
+
+class WebhookCall(Model):
+    """A signed POST of the upgrade's moment to a URL (the owner's own check, a change system's gate). A 2xx
+    answer lets the upgrade go on; a 4xx (but 408 and 429) is the hook saying no; anything else, or no answer, is
+    asked again until `timeout_seconds`, and then the hook has said no."""
+
+    url: str = Field(pattern=r"^https?://", max_length=2000)
+    timeout_seconds: float = Field(default=60, gt=0, le=3600)
+
+
+class UpgradeHook(Model):
+    """A check at one point of each minor of an upgrade that gates the next step: exactly one of `webhook` or
+    `smoke_test`. One that fails stops the upgrade before that step, naming the hook and what it said."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40, description="named in every failure")
+    at: HookPoint
+    webhook: WebhookCall | None = None
+    smoke_test: SmokeTestCheck | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> UpgradeHook:
+        if (self.webhook is None) == (self.smoke_test is None):
+            raise ValueError(f"hook {self.name!r}: give exactly one of webhook or smoke_test")
+        return self
+
+
+class HookCall(Model):
+    """What a webhook hook is POSTed (all but `url` and `timeout_seconds`), signed by the activity."""
+
+    url: str
+    timeout_seconds: float
+    hook: str
+    at: HookPoint
+    operation_id: str
+    cluster: str
+    ticket: str | None = None
+    from_version: str
+    minor: str = Field(description="the minor this part of the upgrade moves the cluster to")
+    target_version: str

@@ -15,7 +15,7 @@ from regatta.models.base import Model, ProviderKind, Strategy
 from regatta.models.calendar import Freeze, MaintenanceWindow
 from regatta.models.drain import DrainEscalation, DrainPolicy
 from regatta.models.fleet import AddonChange
-from regatta.models.health import HealthCheck
+from regatta.models.health import HealthCheck, UpgradeHook
 from regatta.models.readiness import AcceptedFindings
 
 
@@ -73,6 +73,12 @@ class ClusterUpgradeInput(Model):
     cloud_operation_timeout_seconds: float = Field(default=3600, gt=0)
     health_gate_timeout_seconds: float = Field(default=600, gt=0)
     activity_heartbeat_timeout_seconds: float = Field(default=60, gt=0)
+    hooks: list[UpgradeHook] = Field(default_factory=list, max_length=20, description="checks before and after the"
+                                     " control plane and the node pools of each minor (a signed POST to a URL, a smoke"
+                                     " test), each gating the next step")
+    backup_before_control_plane: bool | None = Field(default=None, description="a Velero backup before each control"
+                                                     " plane moves; None: as the cluster's label backup-before-upgrade"
+                                                     " says (\"true\")")
     soak_seconds: float = Field(default=300, ge=0, le=7 * 24 * 3600, description="an upgrade over several minors"
                                 " (target_version more than one above the control plane): how long the cluster runs"
                                 " each minor on the way, healthy, before the next one starts")
@@ -141,6 +147,8 @@ class ClusterUpgradeProgress(Model):
                                  " stop it (warnings, and blocking ones accepted), each a line")
     addons: list[AddonChange] = Field(default_factory=list, description="EKS: each managed add-on moved to its default"
                                       " for the new version after the control plane (or left where it was)")
+    hooks: list[str] = Field(default_factory=list, description="each hook that let the upgrade go on, and what it said")
+    backups: list[str] = Field(default_factory=list, description="the Velero backups taken before a control plane moved")
     path: list[PathStep] = Field(default_factory=list, description="an upgrade over several minors: each one on the"
                                  " way, in order (empty for one minor); control_plane and pools are the current one's")
     step_version: str | None = Field(default=None, description="an upgrade over several minors: the one it is moving"
@@ -169,8 +177,8 @@ class ClusterRollbackInput(Model):
     requested_by: str = "temporal-ui"
     callback_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://",
                                      description="POSTed an HMAC-signed JSON note on every change of phase")
-    override_hold: str | None = Field(default=None, max_length=500, description="go ahead although the cluster is under"
-                                      " a maintenance hold, for this reason (audited)")
+    override_hold: str | None = Field(default=None, max_length=500, pattern=r"\S", description="go ahead although the"
+                                      " cluster is under a maintenance hold, for this reason (audited)")
     drain_timeout_seconds: float = Field(default=900, gt=0, description="how long the cloud may take to drain a node"
                                          " under its budgets (AKS's drainTimeoutInMinutes)")
     poll_interval_seconds: float = Field(default=15, gt=0)

@@ -146,7 +146,7 @@ def outbound_problem(url: str, *, allowed: Sequence[str] = (), resolved: Sequenc
 
 def outbound_urls(request: object) -> list[tuple[str, str]]:
     """Every URL an operation's input would have the worker call, with where it is in the input:
-    `callback_url`, each drain policy's `owner_webhook`, each Prometheus check's `url` (with
+    `callback_url`, each drain policy's `owner_webhook`, each upgrade hook's webhook `url`, each Prometheus check's `url` (with
     `$cluster` as a cluster name would fill it)."""
     found: list[tuple[str, str]] = []
 
@@ -156,7 +156,7 @@ def outbound_urls(request: object) -> list[tuple[str, str]]:
                 here = f"{where}.{key}" if where else str(key)
                 if key in ("callback_url", "owner_webhook") and isinstance(item, str):
                     found.append((here, item))
-                elif key == "prometheus" and isinstance(item, dict) and isinstance(item.get("url"), str):
+                elif key in ("prometheus", "webhook") and isinstance(item, dict) and isinstance(item.get("url"), str):
                     found.append((f"{here}.url", item["url"].replace("$cluster", "cluster")))
                 else:
                     walk(item, here)

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from regatta.models import NodePool
 from regatta.models.errors import ErrorType
 from regatta.rules.refusals import Refusal
 from regatta.rules.versions import minor_version, parse_target_version
@@ -63,6 +65,15 @@ def name_problem(provider: str, name: str, *, windows: bool = False) -> str | No
 
 def _digest(text: str, length: int) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def replacement_pool_names(node_pools: Sequence[NodePool], replaced: Iterable[str], target: str,
+                           node_image: str | None, *, provider: str) -> dict[str, str]:
+    """Each replaced pool's blue/green replacement, as its cloud's naming rules allow (a Windows pool's, shorter)."""
+    pools = {pool.name: pool for pool in node_pools}
+    return {name: replacement_pool_name(name, target, node_image, provider=provider, pool_version=pools[name].version,
+                                        windows=(pools[name].image_type or "").upper().startswith("WINDOWS"))
+            for name in replaced}
 
 
 def replacement_pool_name(pool: str, target: str, node_image: str | None = None, *, provider: str = "eks",

@@ -13,7 +13,7 @@ from `readiness_report`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from regatta.models import ManagedAddon, NodePool, PdbState, UpgradeInsight
 from regatta.models.errors import ErrorType
@@ -223,6 +223,16 @@ def readiness_report(
     findings.sort(key=lambda finding: (SEVERITY_ORDER[finding.severity], finding.check, finding.id))
     return ReadinessReport(cluster=cluster, current_version=control_plane, target_version=target, path=path,
                            findings=findings)
+
+
+def standing(report: ReadinessReport, accepted: Mapping[str, str]) -> list[str]:
+    """What an upgrade's progress lists of its readiness: each warning and blocking finding (an accepted one with
+    its reason), then each accepted id the cluster did not have (a typo in an id otherwise passes unseen)."""
+    blocking = {finding.id for finding in report.findings if finding.severity == "blocking"}
+    return [finding.line() + (f" — accepted: {accepted[finding.id]}" if finding.id in accepted and finding.can_accept
+                               and finding.severity == "blocking" else "")
+            for finding in report.findings if finding.severity != "info"] + [
+        f"accepted but not found here: [{finding_id}]" for finding_id in sorted(set(accepted) - blocking)]
 
 
 def refuse_unless_ready(report: ReadinessReport, accepted: Iterable[str] = ()) -> list[ReadinessFinding]:

@@ -93,8 +93,10 @@ async def test_refusals_exit_2_and_change_nothing(queue_settings, add_cluster, s
     assert fleet.returncode == 2 and "does not exist" in fleet.stderr
     template = await regatta(queue_settings, "upgrade", "start", name, "--to", "1.31", "--launch-template-version", "hardened")
     assert template.returncode == 2 and "give NODE_GROUP=VERSION" in template.stderr
+    hooks = await regatta(queue_settings, "upgrade", "start", name, "--to", "1.31", "--hooks-file", "/nonexistent/hooks.yaml")
+    assert hooks.returncode == 2 and "--hooks-file /nonexistent/hooks.yaml" in hooks.stderr
     everything = (jump.stderr + unknown.stderr + strategy.stderr + control.stderr + status.stderr + output.stderr + fleet.stderr
-                  + template.stderr)
+                  + template.stderr + hooks.stderr)
     assert "Traceback" not in everything
     state = sim_report(simulator, name)["clusters"][name]
     assert state["control_plane_version"] == "1.30" and not any(n["unschedulable"] for n in state["nodes"].values())
@@ -109,7 +111,7 @@ async def test_several_minors_are_planned_before_and_gone_through_one_at_a_time(
     assert f"{name}: 1.29 → 1.31 by surge, 2 minors, one at a time" in lines[0]
     assert lines[1].strip().startswith("1.30: readiness for the rest of the path, control plane to 1.30, EKS managed")
     assert "then a soak of 30s" in lines[1] and lines[2].strip().startswith("1.31:") and "soak" not in lines[2]
-    assert lines[3].strip().startswith("way back: `regatta upgrade rollback` within 7 days"), plan.stdout
+    assert lines[3].strip().startswith("way back: `regatta upgrade rollback` takes the last minor back within 7 days"), plan.stdout
     nothing = await regatta(queue_settings, "op", "status", f"cluster-{name}")
     assert nothing.returncode == 2, "--plan-only started the upgrade"
     refused = await regatta(queue_settings, "upgrade", "start", name, "--to", "1.28", "--plan-only")

@@ -4,6 +4,10 @@ upgrade with the short timeouts a time-scale-0 simulator allows."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle
@@ -70,3 +74,33 @@ async def wait_until(handle: WorkflowHandle, check, what: str, *, progress_type:
         assert progress.phase not in ("succeeded", "failed", "aborted"), f"ended before {what}: {progress}"
         assert asyncio.get_running_loop().time() < deadline, f"never {what}: {progress}"
         await asyncio.sleep(0.1)
+
+
+@contextlib.contextmanager
+def http_receiver(answer: Callable[[str, list[dict]], tuple[int, bytes]]) -> Iterator[ThreadingHTTPServer]:
+    """A webhook receiver on 127.0.0.1 (a ticket system, a change gate): keeps every POST (`received`: path,
+    headers, body) and answers what `answer(path, received)` says; stopped when the test ends."""
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append({"path": self.path, "headers": dict(self.headers), "body": body})
+            status, words = answer(self.path, received)
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(words)))
+            self.end_headers()
+            self.wfile.write(words)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.received = received  # type: ignore[attr-defined]
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"  # type: ignore[attr-defined]
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -8,10 +8,8 @@ import dataclasses
 import hashlib
 import hmac
 import json
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -20,7 +18,7 @@ from regatta.api.app import create_app
 from regatta.api.tokens import create_token
 from regatta.rules import signing
 from regatta.temporal.connect import connect
-from tests.integration.conftest import FAST
+from tests.integration.conftest import FAST, http_receiver
 from workers.main import build_worker
 
 SECRET = "callback-secret-for-tests"
@@ -29,25 +27,8 @@ SECRET = "callback-secret-for-tests"
 @pytest.fixture
 def receiver():
     """A ticket system's webhook endpoint: records what it is sent; /refuse answers 400."""
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append({"path": self.path, "headers": dict(self.headers), "body": body})
-            self.send_response(400 if self.path == "/refuse" else 204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    server.received = received
-    server.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield server
-    server.shutdown()
-    server.server_close()
+    with http_receiver(lambda path, received: (400 if path == "/refuse" else 204, b"")) as server:
+        yield server
 
 
 async def test_every_phase_change_is_posted_signed_and_in_order(queue_settings, inventory, add_cluster, receiver):
