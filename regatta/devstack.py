@@ -27,7 +27,7 @@ from regatta.models.search_attributes import SEARCH_ATTRIBUTES
 from regatta.settings import Settings
 
 DEMO_CLUSTER = "eks-prod-use1"
-DEMO_TARGET = "1.31"
+DEMO_TARGET = "1.35"
 
 
 def temporal_binary() -> str:
@@ -347,7 +347,7 @@ class DevStack:
             f" {len(report['skew_violations'])} skew violations, {len(report['double_drains'])} double drains"
         )
         console.print("Everything keeps running. In another shell, try:\n"
-                      "  regatta upgrade start eks-staging-use1 --to 1.31 --strategy blue_green --ticket CHG-2 --wait\n"
+                      "  regatta upgrade start eks-staging-use1 --to 1.35 --strategy blue_green --ticket CHG-2 --wait\n"
                       "  regatta provision --file examples/cluster.yaml --wait\n"
                       "  regatta decommission gke-search-euw4 --force-empty --reason 'demo over'  (then: regatta op approve ...)\n"
                       "  regatta failover eks-prod-use1 --to eks-dr-usw2 --drill --wait   (a DR drill: RTO, nothing moves)\n"

@@ -90,6 +90,9 @@ class ClusterSpec(Spec):
         "the cluster's other settings in its cloud's own words: AKS managedCluster properties (aadProfile,"
         " disableLocalAccounts, identity), GKE Cluster fields (locations)"))
     insights: list[InsightSpec] = Field(default_factory=list, description="EKS: the upgrade insights it reports")
+    manifests: list[dict[str, Any]] = Field(default_factory=list, max_length=50, description=(
+        "objects the cluster holds from the start, each as `kubectl apply` wrote it: the apiVersion written is the one"
+        " its field manager keeps, and a deprecated one counts as requested (a manifest not yet migrated)"))
     addons: dict[str, str] | None = Field(default=None, description=(
         "EKS managed add-ons and the version each runs; None: vpc-cni, coredns and kube-proxy at the default"
         " version for the cluster's minor"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from regatta.models.base import Model, ProviderKind, Strategy
 from regatta.models.calendar import Freeze, MaintenanceWindow
@@ -177,14 +177,22 @@ class ClusterRollbackInput(Model):
     requested_by: str = "temporal-ui"
     callback_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://",
                                      description="POSTed an HMAC-signed JSON note on every change of phase")
-    override_hold: str | None = Field(default=None, max_length=500, pattern=r"\S", description="go ahead although the"
-                                      " cluster is under a maintenance hold, for this reason (audited)")
+    override_hold: str | None = Field(default=None, max_length=500, description="go ahead although the cluster is under"
+                                      " a maintenance hold, for this reason (audited)")
     drain_timeout_seconds: float = Field(default=900, gt=0, description="how long the cloud may take to drain a node"
                                          " under its budgets (AKS's drainTimeoutInMinutes)")
     poll_interval_seconds: float = Field(default=15, gt=0)
     cloud_operation_timeout_seconds: float = Field(default=3600, gt=0)
     health_gate_timeout_seconds: float = Field(default=600, gt=0)
     activity_heartbeat_timeout_seconds: float = Field(default=60, gt=0)
+
+
+    @field_validator("override_hold")
+    @classmethod
+    def _a_reason(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("override_hold needs a reason (--override-hold REASON): the audit trail keeps it")
+        return value
 
 
 class ClusterRollbackProgress(Model):

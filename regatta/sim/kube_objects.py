@@ -155,6 +155,27 @@ async def _create(request: Request, cluster: str, api: str, plural: str, namespa
     return JSONResponse(api_versions.shown(_store(c, key, body, old=None), api), status_code=201)
 
 
+def apply_at_load(world: World, c: Cluster, manifest: dict[str, Any]) -> None:
+    """An object of a fleet file's `manifests`, created as `kubectl apply` creates it: refused as the API server
+    would (a kind or version it does not serve), a deprecated version counted as requested, the version written
+    kept by its field manager."""
+    api, kind = manifest.get("apiVersion", ""), manifest.get("kind", "")
+    name = (manifest.get("metadata") or {}).get("name")
+    resources = {r.kind: r for r in served_resources(world, c.name).get(api, [])}
+    if kind not in resources or not name:
+        raise SimError(422, "Invalid", f"{c.name}: manifests: no {kind or 'kind'} {name or ''} in {api or 'no apiVersion'}"
+                       f" that a {c.version} API server serves")
+    resource = resources[kind]
+    namespace = (manifest.get("metadata") or {}).get("namespace", "default") if resource.namespaced else ""
+    body = copy.deepcopy(manifest)
+    if namespace:
+        body["metadata"]["namespace"] = namespace
+        c.namespaces.add(namespace)
+    api_versions.note_request(c, api, resource.plural)
+    _store(c, _key(api, resource.plural, namespace, name),
+           field_managers.record_update(None, body, manager="kubectl-client-side-apply"), old=None)
+
+
 def _read(request: Request, cluster: str, api: str, plural: str, namespace: str, name: str) -> dict[str, Any]:
     world, c = reach(request, cluster, f"read_{plural}")
     _served_plural(world, c, api, plural)

@@ -480,6 +480,15 @@ class World:
         for spec in fleet.clusters:
             self.clusters[spec.name] = self._build(spec)
             self.clusters[spec.name].faults = self.faults.setdefault(spec.name, Faults())
+            if spec.manifests:  # applied through the object store's own rules (kube_objects imports this module)
+                from regatta.sim.kube_objects import apply_at_load
+
+                try:
+                    for manifest in spec.manifests:
+                        apply_at_load(self, self.clusters[spec.name], manifest)
+                except SimError:
+                    del self.clusters[spec.name]  # a cluster whose objects cannot be is not loaded half
+                    raise
             if spec.last_backup_age_seconds is not None:  # the Velero schedule's last run
                 self.take_backup(self.clusters[spec.name], f"scheduled-{spec.name}"[:63],
                                  taken_at=time.time() - spec.last_backup_age_seconds)

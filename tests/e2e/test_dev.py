@@ -106,16 +106,23 @@ def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
                                 env=joined, capture_output=True, text=True, timeout=60)
         clusters = {c["name"]: c for c in json.loads(listed.stdout)}
         assert len(clusters) >= 12 and clusters["eks-dev-apse2"]["health"] == "healthy"
+        # the fleet of today: one cluster behind, a manifest still on an API its next minor removes
+        ready = subprocess.run([REGATTA, "upgrade", "readiness", "--to", "1.32", "--selector", "cloud=onprem", "--output",
+                                "json"], env=joined, capture_output=True, text=True, timeout=120)
+        assert ready.returncode == 0, ready.stdout + ready.stderr
+        [onprem] = json.loads(ready.stdout)
+        assert onprem["cluster"] == "onprem-prod-fra" and onprem["ready"] is False
+        assert "removed_api:flowcontrol.apiserver.k8s.io/v1beta3/FlowSchema" in [f["id"] for f in onprem["findings"]]
 
         upgrade = subprocess.run(
-            [REGATTA, "upgrade", "start", "eks-dev-apse2", "--to", "1.31",
+            [REGATTA, "upgrade", "start", "eks-dev-apse2", "--to", "1.35",
              "--ticket", "CHG-DEV", "--wait", "--poll-interval", "0.1"],
             env=joined, capture_output=True, text=True, timeout=180,
         )
         assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
 
         report = httpx.get(f"{info['env']['REGATTA_SIM_URL']}/sim/report", params={"cluster": "eks-dev-apse2"}).json()
-        assert report["clusters"]["eks-dev-apse2"]["control_plane_version"] == "1.31"
+        assert report["clusters"]["eks-dev-apse2"]["control_plane_version"] == "1.35"
         assert report["pdb_violations"] == [] and report["double_drains"] == []
 
         # A change-ticket system's way in: a token, an upgrade over the API, the trail it left.
@@ -127,7 +134,7 @@ def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
         api = f"http://127.0.0.1:{api_port}"
         started = httpx.post(f"{api}/v1/operations", headers=headers, timeout=30, json={
             "kind": "upgrade", "ticket": "CHG-API-1",
-            "input": {"cluster": "eks-staging-use1", "target_version": "1.31", "poll_interval_seconds": 0.1}})
+            "input": {"cluster": "eks-staging-use1", "target_version": "1.35", "poll_interval_seconds": 0.1}})
         assert started.status_code == 201, started.text
         deadline = time.monotonic() + 180
         while (found := httpx.get(f"{api}{started.json()['status_url']}", headers=headers, timeout=30).json())["status"] == "RUNNING":
@@ -153,7 +160,7 @@ def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
         by_hand = subprocess.Popen([REGATTA, "worker", "--metrics-port", "0"], env=joined,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            carried = subprocess.run([REGATTA, "upgrade", "start", "eks-staging-euw1", "--to", "1.31", "--ticket", "CHG-DEV-2",
+            carried = subprocess.run([REGATTA, "upgrade", "start", "eks-staging-euw1", "--to", "1.35", "--ticket", "CHG-DEV-2",
                                       "--wait", "--poll-interval", "0.1"], env=joined, capture_output=True, text=True,
                                      timeout=180)
             assert carried.returncode == 0, carried.stdout + carried.stderr

@@ -32,7 +32,7 @@ def test_with_persist_a_wave_survives_temporal_killed_and_the_whole_dev_stack_re
     try:
         joined = {**env, **info["env"]}
         assert (home / "temporal.db").exists()
-        started = subprocess.run([REGATTA, "wave", "start", "--selector", "env=staging", "--to", "1.31", "--name", "persist",
+        started = subprocess.run([REGATTA, "wave", "start", "--selector", "env=staging", "--to", "1.35", "--name", "persist",
                                   "--concurrency", "4", "--ticket", "CHG-PERSIST"], env=joined, capture_output=True, text=True,
                                  timeout=60)
         assert started.returncode == 0, started.stdout + started.stderr
@@ -83,7 +83,7 @@ def test_with_persist_a_wave_survives_temporal_killed_and_the_whole_dev_stack_re
         report = httpx.get(f"{info['env']['REGATTA_SIM_URL']}/sim/report", timeout=10).json()
         assert report["pdb_violations"] == [] and report["double_drains"] == [] and report["skew_violations"] == []
         for cluster in clusters:
-            assert report["clusters"][cluster["name"]]["control_plane_version"] == "1.31"
+            assert report["clusters"][cluster["name"]]["control_plane_version"] == "1.35"
     finally:
         stop_dev(dev, described)
         if kept.exists():  # the fleet the last run kept: this test started it, so it stops it

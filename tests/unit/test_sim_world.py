@@ -123,6 +123,38 @@ def test_a_surge_blocked_by_a_budget_fails_like_eks_with_the_pods_named():
     asyncio.run(scenario())
 
 
+FLOWSCHEMA = {"apiVersion": "flowcontrol.apiserver.k8s.io/v1beta3", "kind": "FlowSchema",
+              "metadata": {"name": "probes"}, "spec": {"priorityLevelConfiguration": {"name": "workload-low"}}}
+
+
+def one_cluster(version: str, manifests: list[dict]) -> FleetSpec:
+    return FleetSpec.model_validate({"clusters": [{"name": "m", "provider": "kubeconfig", "region": "dc1", "version": version,
+                                                   "node_pools": [{"name": "p", "nodes": 1}], "manifests": manifests}]})
+
+
+def test_a_fleet_files_manifests_are_applied_as_kubectl_applies_them_and_refused_where_not_served():
+    world = World(time_scale=0)
+    world.load(one_cluster("1.31", [FLOWSCHEMA]))
+    cluster = world.clusters["m"]
+    [(key, stored)] = [(k, v) for k, v in cluster.objects.items() if k[1] == "flowschemas"]
+    assert key[3] == "probes" and key[2] == ""  # a FlowSchema is cluster-scoped
+    assert [(m["manager"], m["apiVersion"]) for m in stored["metadata"]["managedFields"]] == [
+        ("kubectl-client-side-apply", "flowcontrol.apiserver.k8s.io/v1beta3")]
+    assert ("flowcontrol.apiserver.k8s.io", "v1beta3", "flowschemas", "", "1.32") in cluster.requested_deprecated
+    later = World(time_scale=0)
+    with pytest.raises(SimError, match="that a 1.32 API server serves"):
+        later.load(one_cluster("1.32", [FLOWSCHEMA]))
+    assert "m" not in later.clusters, "a cluster whose manifests were refused was loaded half"
+
+
+def test_the_default_fleet_is_a_fleet_of_today_with_one_cluster_behind_on_a_removed_api():
+    fleet = load_fleet()
+    minors = sorted(int(c.version.split(".")[1]) for c in fleet.clusters)
+    assert minors[-1] == 35 and sum(m >= 34 for m in minors) > len(minors) / 2
+    behind = [c for c in fleet.clusters if c.manifests]
+    assert [(c.name, c.version) for c in behind] == [("onprem-prod-fra", "1.31")]
+
+
 def test_the_default_fleet_has_twelve_clusters_in_three_environments_and_regions_and_a_dr_pair():
     fleet = load_fleet()
     assert [(p.primary, p.standby) for p in fleet.dr_pairs] == [("eks-prod-use1", "eks-dr-usw2")]
