@@ -27,7 +27,6 @@ and the outcome is recorded). Progress is a Query. Every side effect is an activ
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -40,6 +39,7 @@ from workflows.pieces.final_progress import keep_final_progress
 from workflows.pieces.fleet_clock import FleetClock
 from workflows.pieces.holds import refuse_or_override_hold
 from workflows.pieces.inputs import check_start, parse_input, tag
+from workflows.pieces.kept_pools import KeptPools
 from workflows.pieces.minor_path import MinorPath
 from workflows.pieces.patches import CLOUD_RULES, FEWER_STEPS, MANAGED_ADDONS, READINESS_GATE, patched
 from workflows.pieces.trail import Trail
@@ -62,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         DrainNodes,
         DrainReport,
         ErrorType,
+        GoBackInput,
         NodePool,
         PauseInput,
         PoolProgress,
@@ -74,10 +75,10 @@ with workflow.unsafe.imports_passed_through():
         UpgradeReads,
     )
     from regatta.models.readiness import ApiUsage, ReadinessFinding
-    from regatta.rules import cloud_rules, disruption, pool_names, readiness, refusals, versions, windows
+    from regatta.rules import cloud_rules, disruption, pool_names, readiness, refusals, rollback, versions, windows
 
 EXAMPLE = '{"cluster": "eks-prod-use1", "target_version": "1.31", "strategy": "surge", "ticket": "CHG-1"}'
-ENDED = ("succeeded", "aborted", "failed")
+ENDED = ("succeeded", "aborted", "failed", "rolled_back")
 
 
 @workflow.defn(name="ClusterUpgrade")
@@ -111,7 +112,12 @@ class ClusterUpgrade:
         # The fleet's clock: maintenance windows are read on it, and a blocked drain's escalation
         # steps are timed on it, so a simulated fleet's clock can be moved past them in a test.
         self.clock = FleetClock()
-        self.path = MinorPath(request=self.input, state=self.state)
+        self.path = MinorPath(request=self.input, state=self.state, trail=self.trail, clock=self.clock,
+                              record_versions=self._record_versions, hold_or_stop=self._hold_or_stop)
+        self.kept = KeptPools(request=self.input, state=self.state, trail=self.trail, clock=self.clock,
+                              calls=lambda: self.calls, token=self._token,
+                              drain=lambda batch, pool, check: self._drain(batch, pool, check=check),
+                              health_gate=lambda after: self._health_gate(after))
         self.hooks = UpgradeHooks(request=self.input, state=self.state, trail=self.trail, calls=lambda: self.calls,
                                   minor=lambda: self.target, from_version=lambda: self.from_version,
                                   labels=lambda: self.labels)
@@ -134,6 +140,7 @@ class ClusterUpgrade:
     @pause.validator
     def validate_pause(self, request: PauseInput) -> None:
         refuse_when_ended(self.state.phase, ended=ENDED, verb="pause", what="upgrade")
+        KeptPools.refuse_while_keeping(self.state.phase, "pause")
         if self.state.paused:
             raise ApplicationError("the upgrade is already paused; resume it or abort it", type=ErrorType.ALREADY_PAUSED)
         if self.state.abort_requested:
@@ -171,7 +178,18 @@ class ClusterUpgrade:
     @abort.validator
     def validate_abort(self, request: AbortInput) -> None:
         refuse_when_ended(self.state.phase, ended=ENDED, verb="abort", what="upgrade")
+        KeptPools.refuse_while_keeping(self.state.phase, "abort")
         refuse_a_second_abort(self.state.abort_requested)
+
+    @workflow.update
+    async def go_back(self, request: GoBackInput) -> ClusterUpgradeProgress:
+        """Return to the old node pools a blue/green upgrade keeps (workflows/pieces/kept_pools.py)."""
+        await self.kept.go_back(request)
+        return self.state
+
+    @go_back.validator
+    def validate_go_back(self, request: GoBackInput) -> None:
+        self.kept.validate_go_back()
 
     @workflow.signal(name="abort_from_wave")
     async def abort_from_wave(self, request: AbortInput) -> None:
@@ -320,39 +338,6 @@ class ClusterUpgrade:
         if following is not None:
             self.target = following.version
             self.node_image = self.final_image if self.path.last(following) else None
-
-    async def _next_minor(self) -> bool:
-        """Between two minors of an upgrade over several: the one reached is recorded in the inventory, the
-        cluster soaks on it (an abort cuts the soak short), and the next starts unless paused or aborted.
-        False when there is no next one to start."""
-        reached = next((step for step in self.state.path if step.version == self.target), None)
-        if reached is None or self.path.last(reached):
-            return False
-        following = self.state.path[self.state.path.index(reached) + 1].version
-        reached.pools_done = [progress.name for progress in self.state.pools if progress.status == "done"]
-        await self._record_versions()
-        await self.trail.record("minor", "reached", f"{self.input.cluster} runs {self.target} on the control plane and"
-                                f" every node pool; {following} next, on the way to {self.input.target_version}")
-        if self.input.soak_seconds:
-            reached.status = "soaking"
-            reached.soak_ends = self.clock.time() + timedelta(seconds=self.input.soak_seconds)
-            self.trail.step("soaking", f"soaking on {self.target} for {self.input.soak_seconds:g}s before {following}")
-            try:
-                await workflow.wait_condition(lambda: self.state.abort_requested,
-                                              timeout=timedelta(seconds=self.input.soak_seconds))
-            except TimeoutError:
-                pass
-            reached.soak_ends = None
-        reached.status = "done"
-        if await self._hold_or_stop():
-            return False
-        record = await look_up_cluster(self.input.cluster, trail=self.trail, state=self.state)
-        if record.hold is not None and not self.input.override_hold:  # a hold set during the soak: stop here
-            raise ApplicationError(
-                f"{self.input.cluster} was put on hold until {record.hold.until.isoformat()} by {record.hold.held_by}"
-                f" ({record.hold.reason}) while it soaked on {self.target}; it stays there. Start the upgrade again"
-                " once the hold ends", type=ErrorType.CLUSTER_HELD, non_retryable=True)
-        return True
 
     async def _preflight(self) -> tuple[versions.UpgradeScope, ClusterState]:
         self.trail.step("preflight", "reading the control plane, node pools, nodes and budgets")
@@ -531,6 +516,11 @@ class ClusterUpgrade:
             progress.nodes_done += len(batch)
             await self._health_gate(f"draining {', '.join(batch)}")
 
+        if self.kept.keeps() and (not self.state.path or self.target == self.state.path[-1].version):
+            self.state.kept_pools.append(pool.name)  # cordoned and empty, for a way back (kept_pools.py)
+            self.state.drained_nodes = []
+            progress.status = "done"
+            return
         if await self._hold_or_stop():  # deleting the pool is a change too: only inside a window
             return
         self.state.step = f"deleting the drained node pool {pool.name}"
@@ -672,8 +662,13 @@ class ClusterUpgrade:
                     await self._upgrade_control_plane()
                     await self.hooks.run("after_control_plane")
                 await self._upgrade_node_pools(state)
-                if self.state.abort_requested or not await self._next_minor():
+                if self.state.abort_requested or not await self.path.between(self.target):
                     break
+            if self.state.kept_pools and not self.state.abort_requested and await self.kept.keep_or_go_back():
+                self.state.message = (f"went back to {', '.join(p.name for p in self.state.pools)} because"
+                                      f" {self.kept.going_back.reason if self.kept.going_back else ''}; the control plane"
+                                      f" stays on {self.target} ({rollback.way_back(self._ref().provider)})")
+                return await self._finish("rolled_back")
         except (ActivityError, ApplicationError) as failure:
             await self._stop_failed(failure)
 

@@ -62,9 +62,10 @@ KINDS: dict[str, tuple[str, type[BaseModel]]] = {
     "rollback": ("ClusterRollback", ClusterRollbackInput),
 }
 FLEET_WIDE = ("wave", "policy")  # kinds that hold no one cluster
-Control = Literal["pause", "resume", "abort", "approve"]
+Control = Literal["pause", "resume", "abort", "approve", "go_back"]
 # What the audit trail calls an accepted control.
-CONTROL_OUTCOME = {"pause": "paused", "resume": "resumed", "abort": "abort_requested", "approve": "approved"}
+CONTROL_OUTCOME = {"pause": "paused", "resume": "resumed", "abort": "abort_requested", "approve": "approved",
+                   "go_back": "started"}
 
 router = APIRouter(prefix="/v1/operations")
 # How long admission may take (a bundle's git clone included) before the start is refused; the clone
@@ -274,6 +275,8 @@ async def get_operation(operation_id: str, the: Gate = Depends(gate)) -> dict[st
 async def steer(operation_id: str, control: Control, body: ControlRequest | None = None,
                 the: Gate = Depends(gate)) -> dict[str, Any]:
     body = body or ControlRequest()
+    if control == "go_back" and not body.reason.strip():
+        raise ApiError(422, "go_back needs a reason: say why the cluster goes back to its old node pools")
     action: access.Action = "approve" if control == "approve" else "control"
     the.may(action, verb=control, operation_id=operation_id)
     found = await described(the, operation_id)

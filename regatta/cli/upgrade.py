@@ -50,6 +50,9 @@ def upgrade_start(
                                                            " --delete-emptydir-data)")] = False,
     soak: Annotated[float | None, typer.Option(help="over several minors: seconds the cluster runs each minor on the"
                                                     " way before the next (default 300)")] = None,
+    keep_old_pools: Annotated[float | None, typer.Option(help="blue_green: seconds the old pools stay cordoned and empty"
+                                                              " once every pool runs the target, for a way back"
+                                                              " (`regatta upgrade rollback`)")] = None,
     plan_only: Annotated[bool, typer.Option(help="print what the upgrade would do, minor by minor, and start nothing")] = False,
     hooks_file: Annotated[str | None, typer.Option(help="a YAML list of hooks (name, at, webhook or smoke_test), each"
                                                         " gating the next step: docs/upgrades.md#hooks")] = None,
@@ -80,6 +83,7 @@ def upgrade_start(
                                    "accept_findings": accepted or None,
                                    "drain_unmanaged_pods": drain_unmanaged_pods or None,
                                    "drain_emptydir_data": drain_emptydir_data or None, "soak_seconds": soak,
+                                   "keep_old_pools_seconds": keep_old_pools,
                                    "hooks": hooks, "backup_before_control_plane": backup}.items()
                  if v is not None}
     async def body():
@@ -144,6 +148,8 @@ def upgrade_rollback(
     async def body():
         from pydantic import ValidationError
 
+        if await _go_back_if_kept(cluster, reason, requested_by=requested_by or getpass.getuser(), wait=wait):
+            return
         if (api := api_client()) is not None:
             await start_over_api(api, "rollback", ticket, {"cluster": cluster, "reason": reason, **overrides},
                                  headline=f"rollback of {cluster}", wait=wait)
@@ -160,6 +166,43 @@ def upgrade_rollback(
                                                   " back one minor)")
 
     run_command(body())
+
+
+async def _go_back_if_kept(cluster: str, reason: str, *, requested_by: str, wait: bool) -> bool:
+    """A blue/green upgrade of the cluster still keeping its old pools: going back is its `go_back` (an uncordon and
+    a drain of the new pools), not a rollback of its own. False when no upgrade of it keeps any."""
+    from regatta.rules.operation_ids import operation_id
+    from regatta.temporal.operations import send_update, status
+
+    operation = operation_id(cluster)
+    api = api_client()
+    try:
+        found = api.status(operation) if api is not None else await status(Settings.from_env(), operation)
+    except Refused:
+        return False  # no operation of that cluster at all
+    if found.get("status") != "RUNNING" or (found.get("progress") or {}).get("phase") != "keeping":
+        return False
+    if api is not None:
+        api.control(operation, "go_back", {"reason": reason})
+    else:
+        await send_update(Settings.from_env(), operation, "go_back", {"reason": reason, "requested_by": requested_by})
+    console.print(f"{operation} keeps the old node pools: going back to them (go_back)")
+    if wait:  # the upgrade ends rolled_back: for this command, what was asked
+        from regatta.cli.op import follow_over_api
+        from regatta.cli.render import follow
+        from regatta.temporal.connect import connect
+        from regatta.temporal.outcomes import OperationFailed
+
+        try:
+            if api is not None:
+                await follow_over_api(api, operation)
+            else:
+                await follow((await connect(Settings.from_env())).get_workflow_handle(operation), console)
+        except OperationFailed as ended:
+            if "went back to" not in str(ended):
+                raise
+            console.print(f"[green]{str(ended).removeprefix('rolled_back: ')}[/]")
+    return True
 
 
 async def show_plan(cluster: str, to: str, strategy: str, node_image: str | None, overrides: dict) -> None:

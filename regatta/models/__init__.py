@@ -52,6 +52,7 @@ from regatta.models.calendar import (
 from regatta.models.controls import (
     AbortInput,
     ApproveInput,
+    GoBackInput,
     PauseInput,
     ResumeInput,
 )
@@ -198,6 +199,7 @@ __all__ = [
     "FleetTime",
     "ErrorType",
     "PauseInput",
+    "GoBackInput",
     "ResumeInput",
     "AbortInput",
     "ApproveInput",

@@ -33,6 +33,14 @@ class AbortInput(Model):
     requested_by: str = "temporal-ui"
 
 
+class GoBackInput(Model):
+    """Return a blue/green upgrade that keeps its old node pools to them: uncordon the old pools, drain and delete
+    the new ones under every budget (ClusterUpgrade, while it keeps them)."""
+
+    reason: str = Field(min_length=1, max_length=500)
+    requested_by: str = "temporal-ui"
+
+
 class ApproveInput(Model):
     """A second person's approval of what the operation waits for: four eyes means the approver is
     not the requester (the workflow's validator refuses that)."""

@@ -79,6 +79,11 @@ class ClusterUpgradeInput(Model):
     backup_before_control_plane: bool | None = Field(default=None, description="a Velero backup before each control"
                                                      " plane moves; None: as the cluster's label backup-before-upgrade"
                                                      " says (\"true\")")
+    keep_old_pools_seconds: float = Field(default=0, ge=0, le=7 * 24 * 3600, description="blue_green: how long the"
+                                          " replaced pools stay, cordoned and empty, once every pool runs the target, so"
+                                          " that going back (the go_back Update, `regatta upgrade rollback`) is an"
+                                          " uncordon and a drain of the new pools, not a rebuild; 0 deletes each old pool"
+                                          " once drained")
     soak_seconds: float = Field(default=300, ge=0, le=7 * 24 * 3600, description="an upgrade over several minors"
                                 " (target_version more than one above the control plane): how long the cluster runs"
                                 " each minor on the way, healthy, before the next one starts")
@@ -120,7 +125,7 @@ class ClusterUpgradeProgress(Model):
     strategy: Strategy
     phase: Literal[
         "preflight", "control_plane", "node_pools", "awaiting_approval", "waiting_window", "recording", "soaking",
-        "succeeded", "aborted", "failed"
+        "keeping", "going_back", "succeeded", "aborted", "failed", "rolled_back"
     ] = "preflight"
     window_opens: datetime | None = Field(default=None, description="while waiting_window: when the next window opens")
     step: str = "starting"
@@ -148,6 +153,9 @@ class ClusterUpgradeProgress(Model):
     addons: list[AddonChange] = Field(default_factory=list, description="EKS: each managed add-on moved to its default"
                                       " for the new version after the control plane (or left where it was)")
     hooks: list[str] = Field(default_factory=list, description="each hook that let the upgrade go on, and what it said")
+    kept_pools: list[str] = Field(default_factory=list, description="blue_green with keep_old_pools_seconds: the old"
+                                  " pools kept cordoned and empty, what go_back returns to")
+    keep_ends: datetime | None = Field(default=None, description="while keeping: when the old pools are deleted")
     backups: list[str] = Field(default_factory=list, description="the Velero backups taken before a control plane moved")
     path: list[PathStep] = Field(default_factory=list, description="an upgrade over several minors: each one on the"
                                  " way, in order (empty for one minor); control_plane and pools are the current one's")
@@ -158,7 +166,7 @@ class ClusterUpgradeProgress(Model):
 class ClusterUpgradeResult(Model):
     operation_id: str
     cluster: str
-    outcome: Literal["succeeded", "aborted"]
+    outcome: Literal["succeeded", "aborted", "rolled_back"]
     from_version: str
     target_version: str
     control_plane_version: str

@@ -31,7 +31,7 @@ from regatta.rules.windows import applicable_windows, next_start
 TUNABLE = frozenset(ClusterUpgradeInput.model_fields) - {"cluster", "target_version", "node_images", "strategy", "ticket",
                                                           "requested_by", "callback_url", "override_hold",
                                                           "health_checks", "drain_policies", "maintenance_windows",
-                                                          "freezes"}
+                                                          "freezes", "keep_old_pools_seconds"}
 
 
 class InvalidWave(refusals.Refusal):

@@ -1425,7 +1425,7 @@ class World:
                                for p in c.pools.values()},
                 "addons": dict(c.addons),
                 "nodes": {
-                    n.name: {"version": n.version, "image": n.image, "ready": n.ready(now), "unschedulable": n.unschedulable,
+                    n.name: {"pool": n.pool, "version": n.version, "image": n.image, "ready": n.ready(now), "unschedulable": n.unschedulable,
                              "pods": len(c.pods_on(n.name))}
                     for n in sorted(c.nodes.values(), key=lambda n: n.name)
                 },

@@ -140,6 +140,22 @@ async def test_several_minors_are_planned_before_and_gone_through_one_at_a_time(
     assert no_reason.returncode == 2 and "--reason" in no_reason.stderr
 
 
+async def test_a_blue_green_upgrade_keeping_its_old_pool_goes_back_with_upgrade_rollback(queue_settings, add_cluster,
+                                                                                         simulator, worker):
+    name = add_cluster("clikeep", provider="gke", pools=1, nodes=1)
+    start = await regatta(queue_settings, "upgrade", "start", name, "--to", "1.31", "--strategy", "blue_green",
+                          "--keep-old-pools", "120", "--poll-interval", "0.05")
+    assert start.returncode == 0, start.stdout + start.stderr
+    shown = await status_until(queue_settings, f"cluster-{name}", lambda found: found["progress"]["phase"] == "keeping")
+    assert shown["progress"]["kept_pools"] == ["pool0"]
+    back = await regatta(queue_settings, "upgrade", "rollback", name, "--reason", "1.31 breaks the ledger", "--wait")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert "keeps the old node pools: going back to them" in back.stdout
+    assert "went back to pool0 because 1.31 breaks the ledger" in " ".join(back.stdout.split())
+    state = sim_report(simulator, name)["clusters"][name]
+    assert list(state["node_pools"]) == ["pool0"] and all(n["version"].startswith("v1.30.") for n in state["nodes"].values())
+
+
 async def test_an_unreachable_temporal_exits_3(queue_settings):
     result = await regatta(queue_settings, "op", "status", "cluster-x", env={"REGATTA_TEMPORAL_ADDRESS": "127.0.0.1:1"})
     assert result.returncode == 3 and "cannot reach Temporal" in result.stderr

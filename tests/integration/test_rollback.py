@@ -141,3 +141,64 @@ async def test_over_the_api_only_an_operator_of_the_clusters_environment_rolls_i
     found = await finished(api, operator, started.json()["operation_id"])
     assert found["status"] == "COMPLETED" and found["progress"]["to_version"] == "1.30"
     assert versions_of(simulator, cluster) == ("1.30", {"v1.30"})
+
+
+def pools_of(simulator, cluster: str) -> dict[str, list[dict]]:
+    state = sim_report(simulator, cluster)["clusters"][cluster]
+    found: dict[str, list[dict]] = {}
+    for name, node in state["nodes"].items():
+        found.setdefault(node["pool"], []).append({"name": name, **node})
+    return found
+
+
+async def test_blue_green_keeps_the_old_pool_and_going_back_is_an_uncordon_and_a_drain_not_a_rebuild(
+        client, worker, task_queue, add_cluster, simulator, inventory, api):
+    from regatta.models import ClusterUpgradeProgress
+    from tests.integration.test_upgrade_control import wait_for
+
+    cluster = add_cluster("keep", version="1.30", provider="gke", pools=1, nodes=2)
+    handle = await start_upgrade(client, task_queue, cluster, strategy="blue_green", keep_old_pools_seconds=120)
+    kept = await wait_for(handle, lambda p: p.phase == "keeping")
+    assert kept.kept_pools == ["pool0"] and kept.keep_ends is not None
+    pools = pools_of(simulator, cluster)
+    old = pools["pool0"]
+    assert all(n["unschedulable"] and not n["pods"] for n in old), "the kept pool is not cordoned and empty"
+    [new_pool] = [name for name in pools if name != "pool0"]
+    refused = await api.post(f"/v1/operations/{handle.id}/pause", headers=api.token("operator", "staging"),
+                             json={"reason": "x"})
+    assert refused.status_code == 409 and "kept for a way back" in refused.text
+    no_reason = await api.post(f"/v1/operations/{handle.id}/go_back", headers=api.token("operator", "staging"), json={})
+    assert no_reason.status_code == 422 and "go_back needs a reason" in no_reason.text
+    back = await api.post(f"/v1/operations/{handle.id}/go_back", headers=api.token("operator", "staging"),
+                          json={"reason": "1.31 breaks the ledger"})
+    assert back.status_code == 200, back.text
+    again = await api.post(f"/v1/operations/{handle.id}/go_back", headers=api.token("operator", "staging"),
+                           json={"reason": "twice"})
+    assert again.status_code == 409 and "nothing to go back to" in again.text
+
+    result = await handle.result()
+    assert result.outcome == "rolled_back" and "went back to pool0 because 1.31 breaks the ledger" in result.message
+    assert "the control plane stays on 1.31" in result.message and "two-step rollback-safe upgrade" in result.message
+    pools = pools_of(simulator, cluster)
+    assert set(pools) == {"pool0"}, f"{new_pool} was not deleted"
+    assert sorted(n["name"] for n in pools["pool0"]) == sorted(n["name"] for n in old), "the old pool was rebuilt"
+    assert all(not n["unschedulable"] and n["version"].startswith("v1.30.") for n in pools["pool0"])
+    report = sim_report(simulator, cluster)
+    assert report["pdb_violations"] == [] and report["double_drains"] == []
+    final = await handle.query("progress", result_type=ClusterUpgradeProgress)
+    assert final.phase == "rolled_back" and final.kept_pools == []
+    trail = [(r.action, r.outcome) for r in inventory.audit(operation_id=handle.id)]
+    assert ("go_back", "started") in trail and trail[-1] == ("upgrade", "rolled_back")
+
+
+async def test_kept_pools_nobody_goes_back_to_are_deleted_when_their_time_is_up(
+        client, worker, task_queue, add_cluster, simulator):
+    from temporalio.service import RPCError
+
+    cluster = add_cluster("keepend", version="1.30", pools=1, nodes=1)
+    handle = await start_upgrade(client, task_queue, cluster, strategy="blue_green", keep_old_pools_seconds=1)
+    result = await handle.result()
+    assert result.outcome == "succeeded"
+    assert set(pools_of(simulator, cluster)) == {"pool0-v1-31"}
+    with pytest.raises(RPCError, match="already completed"):  # the old pool is gone, and so is the way back
+        await handle.execute_update("go_back", {"reason": "too late"})

@@ -3,18 +3,28 @@ minor comes next, and where the cluster stands when the run stops. Composed by C
 
 from __future__ import annotations
 
-from temporalio import workflow
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
 
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+from workflows.pieces.calls import look_up_cluster
+from workflows.pieces.fleet_clock import FleetClock
 from workflows.pieces.patches import SEVERAL_MINORS, patched
+from workflows.pieces.trail import Trail
 
 with workflow.unsafe.imports_passed_through():
-    from regatta.models import ClusterUpgradeInput, ClusterUpgradeProgress, PathStep
+    from regatta.models import ClusterUpgradeInput, ClusterUpgradeProgress, ErrorType, PathStep
     from regatta.rules import versions
 
 
 class MinorPath:
-    def __init__(self, *, request: ClusterUpgradeInput, state: ClusterUpgradeProgress):
-        self.request, self.state = request, state
+    def __init__(self, *, request: ClusterUpgradeInput, state: ClusterUpgradeProgress, trail: Trail, clock: FleetClock,
+                 record_versions: Callable[[], Awaitable[Any]], hold_or_stop: Callable[[], Awaitable[bool]]):
+        self.request, self.state, self.trail, self.clock = request, state, trail, clock
+        self.record_versions, self.hold_or_stop = record_versions, hold_or_stop
 
     def next(self, control_plane: str) -> PathStep | None:
         """The minor to move to now, marked upgrading (None for an upgrade of one minor). The path is laid out at
@@ -33,6 +43,37 @@ class MinorPath:
             following.status = "upgrading"
             self.state.step_version = following.version
         return following
+
+    async def between(self, minor: str) -> bool:
+        """After `minor`, when it is not the last: the minor reached is recorded in the inventory, the cluster soaks
+        on it (an abort cuts the soak short), and the next starts unless paused, aborted or put on hold meanwhile.
+        False when there is no next one to start."""
+        reached = next((step for step in self.state.path if step.version == minor), None)
+        if reached is None or self.last(reached):
+            return False
+        following = self.state.path[self.state.path.index(reached) + 1].version
+        reached.pools_done = [progress.name for progress in self.state.pools if progress.status == "done"]
+        await self.record_versions()
+        await self.trail.record("minor", "reached", f"{self.request.cluster} runs {minor} on the control plane and"
+                                f" every node pool; {following} next, on the way to {self.request.target_version}")
+        if soak := self.request.soak_seconds:
+            reached.status, reached.soak_ends = "soaking", self.clock.time() + timedelta(seconds=soak)
+            self.trail.step("soaking", f"soaking on {minor} for {soak:g}s before {following}")
+            try:
+                await workflow.wait_condition(lambda: self.state.abort_requested, timeout=timedelta(seconds=soak))
+            except TimeoutError:
+                pass
+            reached.soak_ends = None
+        reached.status = "done"
+        if await self.hold_or_stop():
+            return False
+        record = await look_up_cluster(self.request.cluster, trail=self.trail, state=self.state)
+        if record.hold is not None and not self.request.override_hold:  # a hold set during the soak: stop here
+            raise ApplicationError(
+                f"{self.request.cluster} was put on hold until {record.hold.until.isoformat()} by {record.hold.held_by}"
+                f" ({record.hold.reason}) while it soaked on {minor}; it stays there. Start the upgrade again once the"
+                " hold ends", type=ErrorType.CLUSTER_HELD, non_retryable=True)
+        return True
 
     def last(self, step: PathStep) -> bool:
         return step is self.state.path[-1]

@@ -24,7 +24,7 @@ from workflows.pieces.calls import CALLBACK_DELIVERY, call_inventory
 with workflow.unsafe.imports_passed_through():
     from regatta.models import Activity, CallbackNote, OperationRecord
 
-FINAL_PHASES = frozenset({"succeeded", "failed", "aborted", "halted", "not_started", "released"})
+FINAL_PHASES = frozenset({"succeeded", "failed", "aborted", "halted", "not_started", "released", "rolled_back"})
 
 
 class Stepping(Protocol):
