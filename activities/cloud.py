@@ -90,7 +90,8 @@ class CloudActivities:
         with translated_failures():
             provider = self.connections.provider(cluster)
             return UpgradeReads(state=self._describe(cluster), inspection=inspect(self.connections, cluster, pods=False),
-                                last_change=provider.last_version_change(cluster))
+                                last_change=provider.last_version_change(cluster),
+                                insights=provider.upgrade_insights(cluster, category="ROLLBACK_READINESS"))
 
     @activity.defn(name=Activity.UPGRADE)
     def upgrade(self, request: RunUpgrade) -> UpgradeStepReport:

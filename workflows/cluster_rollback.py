@@ -57,6 +57,7 @@ class ClusterRollback:
         self.state = ClusterRollbackProgress(cluster=self.input.cluster, reason=self.input.reason)
         self.ref: ClusterRef | None = None
         self.described: ClusterState | None = None
+        self.insights_accepted = False  # EKS's rollback insights an operator went past: the control plane goes with force
         self.trail = Trail(operation="ClusterRollback", cluster=lambda: self.input.cluster, state=lambda: self.state,
                            asking=self.input)
         self.clock = FleetClock()
@@ -134,7 +135,8 @@ class ClusterRollback:
         try:
             scope = rollback.plan_rollback(provider=self._ref().provider, control_plane=state.control_plane_version,
                                            node_pools=state.node_pools, last_change=reads.last_change,
-                                           now=await self.clock.now())
+                                           now=await self.clock.now(), insights=reads.insights,
+                                           accept_insights=self.input.accept_insights)
             disruption.refuse_unsatisfiable_pdbs(reads.inspection.pdbs)
         except refusals.Refusal as refusal:
             raise ApplicationError(str(refusal), type=refusal.error_type, non_retryable=True) from None
@@ -146,6 +148,10 @@ class ClusterRollback:
             self.state.step = "health gate before the rollback"
             await self.calls.health_gate("preflight checks", timeout=min(self.input.health_gate_timeout_seconds, 60),
                                          failure_type=ErrorType.CLUSTER_UNHEALTHY)
+        if scope.accepted_insights:
+            await self.trail.record("insights", "accepted", f"by {self.input.requested_by}: {self.input.accept_insights};"
+                                    " " + "; ".join(insight.line() for insight in scope.accepted_insights))
+        self.insights_accepted = bool(scope.accepted_insights)
         pools = {pool.name: pool for pool in state.node_pools}
         self.state.from_version, self.state.to_version = scope.from_version, scope.to_version
         self.state.window_ends = scope.window_ends
@@ -163,7 +169,8 @@ class ClusterRollback:
             target_version=self.state.to_version, request_token=request_token(f"rollback-{node_pool or 'cp'}"),
             node_pool=node_pool, gate_after=after, gate_timeout=self.input.health_gate_timeout_seconds,
             on_gate=lambda: setattr(self.state, "step", f"health gate after {after}"), describe_after=last,
-            drain_timeout_seconds=self.input.drain_timeout_seconds if node_pool else None)
+            drain_timeout_seconds=self.input.drain_timeout_seconds if node_pool else None,
+            force=node_pool is None and self.insights_accepted)
         self.described = report.state
 
     async def _record_versions(self) -> ClusterState:

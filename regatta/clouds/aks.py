@@ -50,6 +50,7 @@ from regatta.models import (
     VersionChange,
 )
 from regatta.models.errors import ErrorType
+from regatta.models.fleet import InsightCategory
 from regatta.rules import versions
 
 SIM_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
@@ -352,7 +353,7 @@ class AksProvider:
     def last_version_change(self, cluster: ClusterRef) -> VersionChange | None:
         return None  # AKS never rolls a control plane back
 
-    def upgrade_insights(self, cluster: ClusterRef) -> list[UpgradeInsight]:
+    def upgrade_insights(self, cluster: ClusterRef, *, category: InsightCategory = "UPGRADE_READINESS") -> list[UpgradeInsight]:
         return []  # AKS has no upgrade insights of its own to read (Azure/AKS#5767 asks for them)
 
     def managed_addons(self, cluster: ClusterRef, *, version: str) -> list[ManagedAddon]:

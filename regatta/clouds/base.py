@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from regatta.formats import kubeconfig
 from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, ManagedAddon, NodePool, UpgradeInsight, VersionChange
 from regatta.models.errors import ErrorType
+from regatta.models.fleet import InsightCategory
 
 
 class CloudError(Exception):
@@ -76,8 +77,9 @@ class CloudProvider(Protocol):
 
     def poll_operation(self, cluster: ClusterRef, operation: CloudOperation) -> CloudOperation: ...
 
-    def upgrade_insights(self, cluster: ClusterRef) -> list[UpgradeInsight]:
-        """The cloud's own upgrade readiness findings for the cluster (EKS upgrade insights); [] where there are none."""
+    def upgrade_insights(self, cluster: ClusterRef, *, category: InsightCategory = "UPGRADE_READINESS") -> list[UpgradeInsight]:
+        """The cloud's own readiness findings for the cluster's upgrade (EKS upgrade insights), or with
+        ROLLBACK_READINESS its rollback; [] where there are none."""
         ...
 
     def last_version_change(self, cluster: ClusterRef) -> VersionChange | None:

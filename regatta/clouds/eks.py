@@ -33,6 +33,7 @@ from regatta.models import (
     VersionChange,
 )
 from regatta.models.errors import ErrorType
+from regatta.models.fleet import InsightCategory
 
 K8S_AWS_ID_HEADER = "x-k8s-aws-id"
 # aws-iam-authenticator accepts a token for 15 minutes after its X-Amz-Date (the presign's own 60 s is
@@ -286,11 +287,11 @@ class EksProvider:
             return operation.model_copy(update={"status": "succeeded"})  # already gone: a retry after success
         return operation
 
-    def upgrade_insights(self, cluster: ClusterRef) -> list[UpgradeInsight]:
-        """EKS upgrade insights (category UPGRADE_READINESS); the ones that are not PASSING are described whole,
-        for their recommendation and the objects they concern."""
-        summaries = self._pages(cluster, f"upgrade insights of {cluster.name}", "list_insights", "insights",
-                                clusterName=cluster.name, filter={"categories": ["UPGRADE_READINESS"]})
+    def upgrade_insights(self, cluster: ClusterRef, *, category: InsightCategory = "UPGRADE_READINESS") -> list[UpgradeInsight]:
+        """EKS insights of one category (UPGRADE_READINESS, or ROLLBACK_READINESS for a version rollback); the ones
+        that are not PASSING are described whole, for their recommendation and the objects they concern."""
+        summaries = self._pages(cluster, f"{category.lower()} insights of {cluster.name}", "list_insights", "insights",
+                                clusterName=cluster.name, filter={"categories": [category]})
         found = []
         for summary in summaries:
             status = summary.get("insightStatus") or {}

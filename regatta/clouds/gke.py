@@ -38,6 +38,7 @@ from regatta.models import (
     VersionChange,
 )
 from regatta.models.errors import ErrorType
+from regatta.models.fleet import InsightCategory
 from regatta.rules import versions
 
 SIM_PROJECT = "regatta-sim"
@@ -303,7 +304,7 @@ class GkeProvider:
     def last_version_change(self, cluster: ClusterRef) -> VersionChange | None:
         return None  # GKE rolls a control plane back only after a two-step upgrade Regatta does not run
 
-    def upgrade_insights(self, cluster: ClusterRef) -> list[UpgradeInsight]:
+    def upgrade_insights(self, cluster: ClusterRef, *, category: InsightCategory = "UPGRADE_READINESS") -> list[UpgradeInsight]:
         return []  # GKE's deprecation insights live in the Recommender API, which Regatta does not read yet
 
     def managed_addons(self, cluster: ClusterRef, *, version: str) -> list[ManagedAddon]:

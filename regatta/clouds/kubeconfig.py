@@ -17,6 +17,7 @@ from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulato
 from regatta.formats import kubeconfig
 from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, ManagedAddon, NodePool, UpgradeInsight, VersionChange
 from regatta.models.errors import ErrorType
+from regatta.models.fleet import InsightCategory
 
 # The labels each distribution puts on a node to say which pool it belongs to.
 POOL_LABELS = ("regatta.dev/node-pool", "eks.amazonaws.com/nodegroup", "cloud.google.com/gke-nodepool",
@@ -106,7 +107,7 @@ class KubeconfigProvider:
     def last_version_change(self, cluster: ClusterRef) -> VersionChange | None:
         return None  # clusters on your own hardware: no cloud records their upgrades
 
-    def upgrade_insights(self, cluster: ClusterRef) -> list[UpgradeInsight]:
+    def upgrade_insights(self, cluster: ClusterRef, *, category: InsightCategory = "UPGRADE_READINESS") -> list[UpgradeInsight]:
         return []
 
     def managed_addons(self, cluster: ClusterRef, *, version: str) -> list[ManagedAddon]:

@@ -60,9 +60,11 @@ class NodePoolSpec(Spec):
 
 
 class InsightSpec(Spec):
-    """An EKS upgrade insight the simulated cluster reports (ListInsights, category UPGRADE_READINESS)."""
+    """An EKS insight the simulated cluster reports (ListInsights): about an upgrade (UPGRADE_READINESS) or a version
+    rollback (ROLLBACK_READINESS) to `kubernetes_version`."""
 
     name: str
+    category: Literal["UPGRADE_READINESS", "ROLLBACK_READINESS"] = "UPGRADE_READINESS"
     status: Literal["PASSING", "WARNING", "ERROR", "UNKNOWN"]
     kubernetes_version: str = Field(description="the minor version the insight is about, e.g. 1.31")
     description: str = ""

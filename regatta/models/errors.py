@@ -33,6 +33,7 @@ class ErrorType(StrEnum):
     CLUSTER_NOT_EMPTY = "ClusterNotEmpty"
     CLOUD_RULE_VIOLATION = "CloudRuleViolation"  # the cloud's own rules would refuse it (docs/cloud-conformance.md)
     UPGRADE_INSIGHTS_ERROR = "UpgradeInsightsError"  # EKS upgrade insights report ERROR for the target
+    ROLLBACK_INSIGHTS_ERROR = "RollbackInsightsError"  # EKS rollback insights report ERROR or UNKNOWN for the minor back
     NOT_READY_FOR_UPGRADE = "NotReadyForUpgrade"  # blocking readiness findings nobody accepted (regatta/rules/readiness.py)
     HOOK_SAID_NO = "HookSaidNo"  # an upgrade hook's webhook answered no, or never yes, in its time (health.UpgradeHook)
     CANNOT_ROLL_BACK = "CannotRollBack"

@@ -90,6 +90,9 @@ class VersionChange(Model):
                                  " runs from its end, a little later")
 
 
+InsightCategory = Literal["UPGRADE_READINESS", "ROLLBACK_READINESS"]
+
+
 class UpgradeInsight(Model):
     """What a cloud's own upgrade readiness check says about a cluster and a target version (EKS upgrade
     insights, category UPGRADE_READINESS)."""

@@ -187,6 +187,9 @@ class ClusterRollbackInput(Model):
                                      description="POSTed an HMAC-signed JSON note on every change of phase")
     override_hold: str | None = Field(default=None, max_length=500, description="go ahead although the cluster is under"
                                       " a maintenance hold, for this reason (audited)")
+    accept_insights: str | None = Field(default=None, max_length=500, description="go ahead although EKS's rollback"
+                                        " readiness insights report ERROR or UNKNOWN, for this reason (audited; EKS is"
+                                        " told to go ahead with force)")
     drain_timeout_seconds: float = Field(default=900, gt=0, description="how long the cloud may take to drain a node"
                                          " under its budgets (AKS's drainTimeoutInMinutes)")
     poll_interval_seconds: float = Field(default=15, gt=0)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from regatta.models import NodePool, VersionChange
+from regatta.models import NodePool, UpgradeInsight, VersionChange
 from regatta.models.errors import ErrorType
 from regatta.rules.refusals import Refusal
 from regatta.rules.versions import format_version, minor_version
@@ -32,6 +32,12 @@ class CannotRollBack(Refusal):
     error_type = ErrorType.CANNOT_ROLL_BACK
 
 
+class RollbackInsights(Refusal):
+    """The cloud's own rollback readiness checks say the rollback would break something; nobody accepted it."""
+
+    error_type = ErrorType.ROLLBACK_INSIGHTS_ERROR
+
+
 @dataclass(frozen=True)
 class RollbackScope:
     """What a rollback does: every node pool ahead of `to_version` back first, one at a time, through the cloud's
@@ -41,6 +47,7 @@ class RollbackScope:
     to_version: str
     node_pools: tuple[str, ...]
     window_ends: datetime
+    accepted_insights: tuple[UpgradeInsight, ...] = ()  # what EKS is then told to go past (force)
 
 
 def way_back(provider: str) -> str:
@@ -60,8 +67,10 @@ def way_back(provider: str) -> str:
 
 
 def plan_rollback(*, provider: str, control_plane: str, node_pools: Sequence[NodePool], last_change: VersionChange | None,
-                  now: datetime) -> RollbackScope:
-    """The rollback of the cluster's last upgrade, or why there is none."""
+                  now: datetime, insights: Sequence[UpgradeInsight] = (), accept_insights: str | None = None) -> RollbackScope:
+    """The rollback of the cluster's last upgrade, or why there is none. EKS's own rollback readiness checks
+    (insights of category ROLLBACK_READINESS) that say ERROR or UNKNOWN for the minor it goes back to stop it
+    ("Insights with ERROR or UNKNOWN status block the rollback"), unless an operator accepts them with a reason."""
     if provider != "eks":
         raise CannotRollBack(f"{provider.upper()} cluster: {way_back(provider)}")
     current = minor_version(control_plane)
@@ -86,5 +95,12 @@ def plan_rollback(*, provider: str, control_plane: str, node_pools: Sequence[Nod
         raise CannotRollBack(f"node groups {', '.join(custom)} run an AMI of their own launch template, which EKS moves"
                              " only to a new version of that template: roll them back to a template version holding a"
                              f" {to_version} AMI yourself, then start the rollback again")
+    stopping = tuple(insight for insight in insights if insight.status in ("ERROR", "UNKNOWN")
+                     and insight.kubernetes_version and minor_version(insight.kubernetes_version) == minor_version(to_version))
+    if stopping and not accept_insights:
+        raise RollbackInsights(f"EKS rollback readiness insights report {len(stopping)} problem"
+                               f"{'s' if len(stopping) > 1 else ''} for {to_version}: "
+                               + "; ".join(insight.line() for insight in stopping)
+                               + ". Fix what they name, or start again with accept_insights and the reason it is safe")
     return RollbackScope(from_version=format_version(current), to_version=to_version, node_pools=ahead,
-                         window_ends=window_ends)
+                         window_ends=window_ends, accepted_insights=stopping)

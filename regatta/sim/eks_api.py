@@ -215,6 +215,12 @@ async def update_cluster_version(request: Request, name: str):
         raise invalid(f"Unsupported Kubernetes version {version}") from None
     if wanted < current:  # "Use the existing update-cluster-version command with the previous (N-1) Kubernetes version"
         _refuse_a_rollback_outside_its_rules(world, cluster, version)
+        stopping = [i for i in cluster.insights if i.get("category") == "ROLLBACK_READINESS"
+                    and i["status"] in ("ERROR", "UNKNOWN") and arithmetic.minor_text(i["kubernetes_version"]) == version]
+        if stopping and not body.get("force"):  # "Insights with ERROR or UNKNOWN status block the rollback"
+            raise SimError(400, "InvalidStateException", "Rollback readiness issues detected. Call the EKS ListInsights API"
+                           " to view rollback blocking issues detected by EKS. Pass the force flag to override rollback"
+                           " readiness errors and proceed with rollback.")
         return _update_json(world.start_control_plane_rollback(cluster, arithmetic.minor_text(version),
                                                                body.get("clientRequestToken")))
     if wanted[0] != current[0] or wanted[1] != current[1] + 1:
@@ -226,7 +232,7 @@ async def update_cluster_version(request: Request, name: str):
         raise invalid(f"Nodegroups {', '.join(behind)} must be updated to match cluster version {cluster.version}"
                       " before updating cluster version")
     blocking = [i for i in cluster.insights if i["status"] == "ERROR" and arithmetic.minor_text(i["kubernetes_version"])
-                == arithmetic.minor_text(version)]
+                == arithmetic.minor_text(version) and i.get("category", "UPGRADE_READINESS") == "UPGRADE_READINESS"]
     if blocking and world.accounts.eks.enforce_upgrade_insights and not body.get("force"):
         raise SimError(400, "InvalidStateException", "Upgrade readiness issues detected. Call the EKS ListInsights API to"
                        " view upgrade blocking issues detected by EKS. Pass the force flag to override upgrade readiness"
@@ -435,7 +441,7 @@ async def update_nodegroup_version(request: Request, name: str, nodegroup: str):
 
 def _insight_json(cluster: Cluster, index: int, insight: dict, *, whole: bool) -> dict:
     summary = {
-        "id": f"{cluster.name}-insight-{index}", "name": insight["name"], "category": "UPGRADE_READINESS",
+        "id": f"{cluster.name}-insight-{index}", "name": insight["name"], "category": insight.get("category", "UPGRADE_READINESS"),
         "kubernetesVersion": insight["kubernetes_version"], "lastRefreshTime": cluster.created,
         "lastTransitionTime": cluster.created, "description": insight["description"],
         "insightStatus": {"status": insight["status"], "reason": insight["reason"]},
@@ -453,7 +459,7 @@ async def list_insights(request: Request, name: str):
     _, cluster = _eks_cluster(request, name, "ListInsights")
     wanted = members.get("filter") or {}
     found = [_insight_json(cluster, i, insight, whole=False) for i, insight in enumerate(cluster.insights)
-             if ("categories" not in wanted or "UPGRADE_READINESS" in wanted["categories"])
+             if ("categories" not in wanted or insight.get("category", "UPGRADE_READINESS") in wanted["categories"])
              and ("statuses" not in wanted or insight["status"] in wanted["statuses"])
              and ("kubernetesVersions" not in wanted or insight["kubernetes_version"] in wanted["kubernetesVersions"])]
     page, token = _page(found, members)

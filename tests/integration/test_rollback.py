@@ -202,3 +202,24 @@ async def test_kept_pools_nobody_goes_back_to_are_deleted_when_their_time_is_up(
     assert set(pools_of(simulator, cluster)) == {"pool0-v1-31"}
     with pytest.raises(RPCError, match="already completed"):  # the old pool is gone, and so is the way back
         await handle.execute_update("go_back", {"reason": "too late"})
+
+
+async def test_ekss_rollback_readiness_insights_stop_the_rollback_until_accepted_with_a_reason(
+        client, worker, task_queue, add_fleet, simulator, inventory):
+    [cluster] = add_fleet({"name": "backins", "provider": "eks", "region": "us-east-1", "version": "1.30",
+                           "labels": {"env": "staging"}, "node_pools": [{"name": "general", "nodes": 1}],
+                           "insights": [{"name": "Kubelet version skew", "category": "ROLLBACK_READINESS",
+                                         "status": "ERROR", "kubernetes_version": "1.30",
+                                         "reason": "self-managed nodes run kubelet 1.31",
+                                         "recommendation": "move the self-managed nodes to 1.30 first"}]})
+    assert (await (await start_upgrade(client, task_queue, cluster)).result()).outcome == "succeeded", \
+        "a rollback insight stopped the upgrade"
+    stopped = await refusal_of(await roll_back(client, task_queue, cluster))
+    assert stopped.type == "RollbackInsightsError" and "Kubelet version skew" in stopped.message
+    assert "self-managed nodes run kubelet 1.31" in stopped.message
+    assert versions_of(simulator, cluster) == ("1.31", {"v1.31"})
+
+    result = await (await roll_back(client, task_queue, cluster, accept_insights="the self-managed nodes are gone")).result()
+    assert result.outcome == "succeeded" and versions_of(simulator, cluster) == ("1.30", {"v1.30"})
+    accepted = [r for r in inventory.audit(operation_id=operation_id(cluster)) if r.action == "insights"]
+    assert accepted and "the self-managed nodes are gone" in accepted[-1].detail

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from regatta.models import NodePool, VersionChange
+from regatta.models import NodePool, UpgradeInsight, VersionChange
 from regatta.rules import rollback
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
@@ -56,6 +56,18 @@ class TestPlanRollback:
         with pytest.raises(rollback.CannotRollBack, match="hardened run an AMI of their own launch template"):
             rollback.plan_rollback(provider="eks", control_plane="1.31", node_pools=groups, last_change=upgraded(),
                                    now=NOW)
+
+    def test_ekss_rollback_insights_that_say_error_or_unknown_stop_it_unless_accepted(self):
+        insights = [UpgradeInsight(name="skew", status="UNKNOWN", kubernetes_version="1.30", reason="not read yet"),
+                    UpgradeInsight(name="apis", status="ERROR", kubernetes_version="1.31", reason="another minor"),
+                    UpgradeInsight(name="fine", status="WARNING", kubernetes_version="1.30")]
+        with pytest.raises(rollback.RollbackInsights, match="1 problem for 1.30: .*skew") as stopped:
+            rollback.plan_rollback(provider="eks", control_plane="1.31", node_pools=pools("1.31"), last_change=upgraded(),
+                                   now=NOW, insights=insights)
+        assert "apis" not in str(stopped.value) and "fine" not in str(stopped.value)
+        scope = rollback.plan_rollback(provider="eks", control_plane="1.31", node_pools=pools("1.31"),
+                                       last_change=upgraded(), now=NOW, insights=insights, accept_insights="checked")
+        assert [insight.name for insight in scope.accepted_insights] == ["skew"]
 
     @pytest.mark.parametrize(("provider", "says"), [("gke", "two-step rollback-safe upgrade"),
                                                      ("aks", "never rolls a control plane back"),
