@@ -47,7 +47,7 @@ class CallbackActivities:
     def call_hook(self, call: HookCall) -> str:
         """POST an upgrade's moment to a hook's URL, signed as callbacks are; say what a 2xx answered. A 4xx (but 408
         and 429) is the hook saying no, at once; a 5xx, a 408, a 429 or no answer is asked again every few seconds
-        until the hook's timeout, and then it has said no. Its words (the answer's first 300 characters) go into the
+        until the hook's timeout, and then it has said no. A no's words (the answer's first 200 characters) go into the
         refusal: the hook is the operator's own, and why it said no is what they need to read."""
         if (problem := self.outbound.problem(call.url, what=f"hook {call.hook}")) is not None:
             raise refuse(problem, error_type=ErrorType.OUTBOUND_REFUSED)
@@ -64,11 +64,12 @@ class CallbackActivities:
             try:
                 response = send("POST", call.url, self.outbound, what=f"hook {call.hook}", content=body, headers=headers,
                                 timeout=max(1.0, min(30.0, left)))
-                said = f"HTTP {response.status_code}: {_words(response.text)}"
                 if 200 <= response.status_code < 300:
-                    return said
+                    return f"HTTP {response.status_code}"
+                said = f"HTTP {response.status_code}"
                 if response.status_code < 500 and response.status_code not in (408, 429):
-                    raise refuse(f"hook {call.hook} ({call.at}) said no: {said}", error_type=ErrorType.HOOK_SAID_NO)
+                    raise refuse(f"hook {call.hook} ({call.at}) said no: {said}: {_words(response.text)}",
+                                 error_type=ErrorType.HOOK_SAID_NO)
             except OutboundRefused as refused:
                 raise refuse(str(refused), error_type=ErrorType.OUTBOUND_REFUSED) from None
             except OutboundUnreachable as unreachable:
@@ -84,5 +85,7 @@ HOOK_RETRY_SECONDS = 2.0
 
 
 def _words(text: str) -> str:
-    """The first 300 characters of what a receiver answered, on one line."""
-    return " ".join(text.split())[:300] or "(no body)"
+    """Why a hook said no, as it said it: the first 200 printable characters of its answer, on one line (only a
+    refusal's words are kept; a yes is its status)."""
+    printable = "".join(c if c.isprintable() else " " for c in text)
+    return " ".join(printable.split())[:200] or "(no body)"

@@ -140,7 +140,7 @@ class ClusterUpgrade:
     @pause.validator
     def validate_pause(self, request: PauseInput) -> None:
         refuse_when_ended(self.state.phase, ended=ENDED, verb="pause", what="upgrade")
-        KeptPools.refuse_while_keeping(self.state.phase, "pause")
+        self.kept.refuse_while_active("pause")
         if self.state.paused:
             raise ApplicationError("the upgrade is already paused; resume it or abort it", type=ErrorType.ALREADY_PAUSED)
         if self.state.abort_requested:
@@ -178,7 +178,7 @@ class ClusterUpgrade:
     @abort.validator
     def validate_abort(self, request: AbortInput) -> None:
         refuse_when_ended(self.state.phase, ended=ENDED, verb="abort", what="upgrade")
-        KeptPools.refuse_while_keeping(self.state.phase, "abort")
+        self.kept.refuse_while_active("abort")
         refuse_a_second_abort(self.state.abort_requested)
 
     @workflow.update
@@ -519,6 +519,7 @@ class ClusterUpgrade:
         if self.kept.keeps() and (not self.state.path or self.target == self.state.path[-1].version):
             self.state.kept_pools.append(pool.name)  # cordoned and empty, for a way back (kept_pools.py)
             self.state.drained_nodes = []
+            await self._health_checks(f"node pool {pool.name}")
             progress.status = "done"
             return
         if await self._hold_or_stop():  # deleting the pool is a change too: only inside a window
@@ -597,7 +598,7 @@ class ClusterUpgrade:
             if progress.status == "upgrading":
                 progress.status = "failed"
         self.path.end("failed", self.target)
-        self.state.message = stop.message + self.path.where(self.from_version)
+        self.state.message = stop.message + self.path.where(self.from_version) + self.kept.left_behind()
         self.trail.step("failed", stop.where)
         try:
             await self._hand_back_cordoned_nodes()
@@ -658,9 +659,10 @@ class ClusterUpgrade:
             while True:  # once, or once per minor on the way to the target
                 scope, state = await self._preflight()
                 if scope.control_plane and not await self._hold_or_stop():
-                    await self.hooks.run("before_control_plane")
-                    await self._upgrade_control_plane()
-                    await self.hooks.run("after_control_plane")
+                    # hooks may take long: a pause or an abort sent meanwhile holds before the control plane moves
+                    if not (await self.hooks.run("before_control_plane") and await self._hold_or_stop()):
+                        await self._upgrade_control_plane()
+                        await self.hooks.run("after_control_plane")
                 await self._upgrade_node_pools(state)
                 if self.state.abort_requested or not await self.path.between(self.target):
                     break
@@ -682,7 +684,8 @@ class ClusterUpgrade:
             self.state.message = (
                 f"aborted ({self.state.abort_reason or 'no reason given'}){self.path.where(self.from_version)}; control plane"
                 f" {self.state.control_plane},"
-                f" node pools finished: {', '.join(done) or 'none'}. Start the upgrade again to continue"
+                f" node pools finished: {', '.join(done) or 'none'}{self.kept.left_behind()}. Start the upgrade again to"
+                " continue"
             )
             return await self._finish("aborted")
         self.path.end("succeeded", self.target)

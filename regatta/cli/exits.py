@@ -9,8 +9,9 @@ import asyncio
 from typing import Any
 
 import typer
+from rich.markup import escape
 
-from regatta.cli.render import errors
+from regatta.cli.render import UNPRINTABLE, errors
 from regatta.rules import refusals
 from regatta.temporal.outcomes import OperationFailed
 from regatta.temporal.outcomes import OperationRefused as Refused
@@ -30,7 +31,10 @@ def run_command(coro_or_fn) -> Any:
         kind = _trouble(error)
         if kind is None:
             raise
-        errors.print(f"[bold red]{kind}:[/] {error}")
+        # Printed as written: a refusal may quote what a cloud, a hook or an operator said (no markup read into it,
+        # no escape sequence sent to the terminal; its own lines kept).
+        said = str(error).translate({c: v for c, v in UNPRINTABLE.items() if chr(c) not in "\n\t"})
+        errors.print(f"[bold red]{kind}:[/] {escape(said)}")
         raise typer.Exit({"refused": EXIT_REFUSED, "unreachable": EXIT_UNREACHABLE, "failed": EXIT_FAILED}[kind]) from None
 
 

@@ -36,8 +36,8 @@ class ErrorType(StrEnum):
     ROLLBACK_INSIGHTS_ERROR = "RollbackInsightsError"  # EKS rollback insights report ERROR or UNKNOWN for the minor back
     NOT_READY_FOR_UPGRADE = "NotReadyForUpgrade"  # blocking readiness findings nobody accepted (regatta/rules/readiness.py)
     HOOK_SAID_NO = "HookSaidNo"  # an upgrade hook's webhook answered no, or never yes, in its time (health.UpgradeHook)
-    CANNOT_ROLL_BACK = "CannotRollBack"
-    NOT_KEEPING_OLD_POOLS = "NotKeepingOldPools"  # go_back sent to an upgrade that keeps no old pools (now)  # the cloud offers no way back for it, or its window has passed (rules/rollback.py)
+    CANNOT_ROLL_BACK = "CannotRollBack"  # the cloud offers no way back for it, or its window has passed (rules/rollback.py)
+    NOT_KEEPING_OLD_POOLS = "NotKeepingOldPools"  # go_back sent to an upgrade that keeps no old pools (now)
     DRAIN_REFUSED = "DrainRefused"  # pods kubectl drain would refuse without --force / --delete-emptydir-data
     NO_WINDOW = "NoWindow"
     # on the way

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from regatta.models.base import Model, ProviderKind, Strategy
 from regatta.models.calendar import Freeze, MaintenanceWindow
@@ -87,6 +87,14 @@ class ClusterUpgradeInput(Model):
     soak_seconds: float = Field(default=300, ge=0, le=7 * 24 * 3600, description="an upgrade over several minors"
                                 " (target_version more than one above the control plane): how long the cluster runs"
                                 " each minor on the way, healthy, before the next one starts")
+
+
+    @model_validator(mode="after")
+    def _kept_pools_are_blue_green(self) -> ClusterUpgradeInput:
+        if self.keep_old_pools_seconds and self.strategy != "blue_green":
+            raise ValueError("keep_old_pools_seconds keeps the pools a blue_green upgrade replaces: a surge upgrade has"
+                             " none to keep (the cloud replaces its nodes); use strategy blue_green, or leave it out")
+        return self
 
 
 PoolStatus = Literal["pending", "upgrading", "done", "aborted", "failed"]

@@ -69,7 +69,7 @@ def way_back(provider: str) -> str:
 def plan_rollback(*, provider: str, control_plane: str, node_pools: Sequence[NodePool], last_change: VersionChange | None,
                   now: datetime, insights: Sequence[UpgradeInsight] = (), accept_insights: str | None = None) -> RollbackScope:
     """The rollback of the cluster's last upgrade, or why there is none. EKS's own rollback readiness checks
-    (insights of category ROLLBACK_READINESS) that say ERROR or UNKNOWN for the minor it goes back to stop it
+    (insights of category ROLLBACK_READINESS) that say ERROR or UNKNOWN stop it
     ("Insights with ERROR or UNKNOWN status block the rollback"), unless an operator accepts them with a reason."""
     if provider != "eks":
         raise CannotRollBack(f"{provider.upper()} cluster: {way_back(provider)}")
@@ -95,9 +95,9 @@ def plan_rollback(*, provider: str, control_plane: str, node_pools: Sequence[Nod
         raise CannotRollBack(f"node groups {', '.join(custom)} run an AMI of their own launch template, which EKS moves"
                              " only to a new version of that template: roll them back to a template version holding a"
                              f" {to_version} AMI yourself, then start the rollback again")
-    stopping = tuple(insight for insight in insights if insight.status in ("ERROR", "UNKNOWN")
-                     and insight.kubernetes_version and minor_version(insight.kubernetes_version) == minor_version(to_version))
-    if stopping and not accept_insights:
+    # Every one that says ERROR or UNKNOWN: EKS says nothing of a version in them, and blocks on them all.
+    stopping = tuple(insight for insight in insights if insight.status in ("ERROR", "UNKNOWN"))
+    if stopping and not (accept_insights or "").strip():
         raise RollbackInsights(f"EKS rollback readiness insights report {len(stopping)} problem"
                                f"{'s' if len(stopping) > 1 else ''} for {to_version}: "
                                + "; ".join(insight.line() for insight in stopping)

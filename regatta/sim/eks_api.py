@@ -216,7 +216,7 @@ async def update_cluster_version(request: Request, name: str):
     if wanted < current:  # "Use the existing update-cluster-version command with the previous (N-1) Kubernetes version"
         _refuse_a_rollback_outside_its_rules(world, cluster, version)
         stopping = [i for i in cluster.insights if i.get("category") == "ROLLBACK_READINESS"
-                    and i["status"] in ("ERROR", "UNKNOWN") and arithmetic.minor_text(i["kubernetes_version"]) == version]
+                    and i["status"] in ("ERROR", "UNKNOWN")]
         if stopping and not body.get("force"):  # "Insights with ERROR or UNKNOWN status block the rollback"
             raise SimError(400, "InvalidStateException", "Rollback readiness issues detected. Call the EKS ListInsights API"
                            " to view rollback blocking issues detected by EKS. Pass the force flag to override rollback"

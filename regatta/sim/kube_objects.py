@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import re
 import time
 from typing import Any
 
@@ -155,24 +156,35 @@ async def _create(request: Request, cluster: str, api: str, plural: str, namespa
     return JSONResponse(api_versions.shown(_store(c, key, body, old=None), api), status_code=201)
 
 
+_DNS_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
 def apply_at_load(world: World, c: Cluster, manifest: dict[str, Any]) -> None:
     """An object of a fleet file's `manifests`, created as `kubectl apply` creates it: refused as the API server
     would (a kind or version it does not serve), a deprecated version counted as requested, the version written
     kept by its field manager."""
-    api, kind = manifest.get("apiVersion", ""), manifest.get("kind", "")
-    name = (manifest.get("metadata") or {}).get("name")
+    api, kind, metadata = manifest.get("apiVersion", ""), manifest.get("kind", ""), manifest.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    namespace_given = metadata.get("namespace", "default") if isinstance(metadata, dict) else None
+    if not (isinstance(api, str) and isinstance(kind, str) and isinstance(name, str) and isinstance(namespace_given, str)
+            and _DNS_NAME.fullmatch(name) and _DNS_NAME.fullmatch(namespace_given)):
+        raise SimError(422, "Invalid", f"{c.name}: manifests: each needs apiVersion, kind and metadata.name (and a"
+                       " namespace, if any) written as Kubernetes names")
     resources = {r.kind: r for r in served_resources(world, c.name).get(api, [])}
-    if kind not in resources or not name:
+    if kind not in resources:
         raise SimError(422, "Invalid", f"{c.name}: manifests: no {kind or 'kind'} {name or ''} in {api or 'no apiVersion'}"
                        f" that a {c.version} API server serves")
     resource = resources[kind]
-    namespace = (manifest.get("metadata") or {}).get("namespace", "default") if resource.namespaced else ""
+    namespace = namespace_given if resource.namespaced else ""
     body = copy.deepcopy(manifest)
     if namespace:
         body["metadata"]["namespace"] = namespace
         c.namespaces.add(namespace)
+    key = _key(api, resource.plural, namespace, name)
+    if key in c.objects:
+        raise SimError(409, "AlreadyExists", f"{c.name}: manifests: {kind} {name} is given twice")
     api_versions.note_request(c, api, resource.plural)
-    _store(c, _key(api, resource.plural, namespace, name),
+    _store(c, key,
            field_managers.record_update(None, body, manager="kubectl-client-side-apply"), old=None)
 
 

@@ -478,6 +478,7 @@ class World:
         if replace:
             self.clusters.clear()
         for spec in fleet.clusters:
+            before = self.clusters.get(spec.name)
             self.clusters[spec.name] = self._build(spec)
             self.clusters[spec.name].faults = self.faults.setdefault(spec.name, Faults())
             if spec.manifests:  # applied through the object store's own rules (kube_objects imports this module)
@@ -486,8 +487,11 @@ class World:
                 try:
                     for manifest in spec.manifests:
                         apply_at_load(self, self.clusters[spec.name], manifest)
-                except SimError:
-                    del self.clusters[spec.name]  # a cluster whose objects cannot be is not loaded half
+                except SimError:  # a cluster whose objects cannot be is not loaded half; one it replaced stays
+                    if before is None:
+                        del self.clusters[spec.name]
+                    else:
+                        self.clusters[spec.name] = before
                     raise
             if spec.last_backup_age_seconds is not None:  # the Velero schedule's last run
                 self.take_backup(self.clusters[spec.name], f"scheduled-{spec.name}"[:63],

@@ -145,6 +145,12 @@ def test_a_fleet_files_manifests_are_applied_as_kubectl_applies_them_and_refused
     with pytest.raises(SimError, match="that a 1.32 API server serves"):
         later.load(one_cluster("1.32", [FLOWSCHEMA]))
     assert "m" not in later.clusters, "a cluster whose manifests were refused was loaded half"
+    for hostile in ({**FLOWSCHEMA, "metadata": "x"}, {**FLOWSCHEMA, "metadata": {"name": {"a": 1}}},
+                    {**FLOWSCHEMA, "metadata": {"name": "Not_A_Name"}}):
+        with pytest.raises(SimError, match="written as Kubernetes names"):
+            World(time_scale=0).load(one_cluster("1.31", [hostile]))
+    with pytest.raises(SimError, match="given twice"):
+        World(time_scale=0).load(one_cluster("1.31", [FLOWSCHEMA, FLOWSCHEMA]))
 
 
 def test_the_default_fleet_is_a_fleet_of_today_with_one_cluster_behind_on_a_removed_api():

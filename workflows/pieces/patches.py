@@ -52,6 +52,10 @@ READINESS_GATE = "readiness-gate"
 # on the way (runs begun before refused it). Asked only of such an upgrade, so one of a single minor takes no marker.
 SEVERAL_MINORS = "several-minors"
 
+# The patch under which a cluster labelled backup-before-upgrade gets a Velero backup before each control plane
+# moves (a run recorded before read the same label and took none). Asked only for such a cluster.
+BACKUP_BEFORE_UPGRADE = "backup-before-upgrade"
+
 SINCE_ONE_MARKER = "patches-2026-12"
 
 # Every patch released before SINCE_ONE_MARKER.

@@ -6,11 +6,14 @@ for a cluster that asks for it, a Velero backup (as the DR runbook takes them) b
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable
 
 from temporalio import workflow
 
 from workflows.pieces.calls import ClusterCalls, call
+from workflows.pieces.patches import BACKUP_BEFORE_UPGRADE, patched
 from workflows.pieces.trail import Trail
 
 with workflow.unsafe.imports_passed_through():
@@ -29,6 +32,14 @@ with workflow.unsafe.imports_passed_through():
 BACKUP_LABEL = "backup-before-upgrade"
 
 
+def velero_name(run_id: str, minor: str, cluster: str) -> str:
+    """A Backup's name (a Kubernetes object name: lowercase letters, digits and dashes, at most 63, alphanumeric at
+    both ends), unique to the run and the minor, naming the cluster as far as it fits."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", cluster.lower()).strip("-")
+    digest = hashlib.sha256(f"{run_id}/{minor}/{cluster}".encode()).hexdigest()[:10]
+    return f"regatta-{minor.replace('.', '-')}-{slug[:35]}".rstrip("-") + f"-{digest}"
+
+
 class UpgradeHooks:
     def __init__(self, *, request: ClusterUpgradeInput, state: ClusterUpgradeProgress, trail: Trail,
                  calls: Callable[[], ClusterCalls], minor: Callable[[], str], from_version: Callable[[], str],
@@ -37,17 +48,22 @@ class UpgradeHooks:
         self.calls, self.minor, self.from_version, self.labels = calls, minor, from_version, labels
 
     def backs_up(self) -> bool:
-        """A Velero backup before each control plane moves: as the input says, else as the cluster's label."""
+        """A Velero backup before each control plane moves: as the input says, else as the cluster's label (a run
+        recorded before the label meant anything replays without one)."""
         if self.request.backup_before_control_plane is not None:
             return self.request.backup_before_control_plane
-        return self.labels().get(BACKUP_LABEL) == "true"
+        return self.labels().get(BACKUP_LABEL) == "true" and patched(BACKUP_BEFORE_UPGRADE)
 
-    async def run(self, at: HookPoint) -> None:
+    async def run(self, at: HookPoint) -> bool:
         """The hooks of one point of this minor, in the order given; the first that says no raises, which stops
-        the upgrade before the next step. Before the control plane moves, the backup first, where asked."""
+        the upgrade before the next step. Before the control plane moves, the backup first, where asked. Says
+        whether anything ran (it may have taken long: the caller looks for a pause or an abort again)."""
+        ran = False
         if at == "before_control_plane" and self.backs_up():
             await self._backup()
+            ran = True
         for hook in (hook for hook in self.request.hooks if hook.at == at):
+            ran = True
             where = f"hook {hook.name} ({at.replace('_', ' ')}, {self.minor()})"
             self.state.step = where
             if hook.webhook is not None:
@@ -62,11 +78,12 @@ class UpgradeHooks:
                                                  on_step=lambda step: setattr(self.state, "step", step))
                 said = self.state.health_checks[-1].removeprefix(f"{hook.name} after {where}: ")
             self.state.hooks.append(f"{where}: {said}")
+        return ran
 
     async def _backup(self) -> None:
         minor = self.minor()
         self.state.step = f"taking a Velero backup before the control plane moves to {minor}"
-        name = f"regatta-{workflow.info().run_id[:8]}-{minor.replace('.', '-')}-{self.request.cluster}"[:63].rstrip("-")
+        name = velero_name(workflow.info().run_id, minor, self.request.cluster)
         timeout = self.request.cloud_operation_timeout_seconds
         backup: BackupInfo = await call(Activity.TAKE_BACKUP, VeleroBackup(
             cluster=self.calls().ref, name=name, timeout_seconds=timeout,
