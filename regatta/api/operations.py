@@ -275,8 +275,6 @@ async def get_operation(operation_id: str, the: Gate = Depends(gate)) -> dict[st
 async def steer(operation_id: str, control: Control, body: ControlRequest | None = None,
                 the: Gate = Depends(gate)) -> dict[str, Any]:
     body = body or ControlRequest()
-    if control == "go_back" and not body.reason.strip():
-        raise ApiError(422, "go_back needs a reason: say why the cluster goes back to its old node pools")
     action: access.Action = "approve" if control == "approve" else "control"
     the.may(action, verb=control, operation_id=operation_id)
     found = await described(the, operation_id)
@@ -285,6 +283,8 @@ async def steer(operation_id: str, control: Control, body: ControlRequest | None
     the.in_scope("read", environments_of(found, the, reading=True), verb=control, what=f"operation {operation_id}",
                  operation_id=operation_id, cluster=cluster)
     the.permit(action, environments_of(found, the), verb=control, operation_id=operation_id, cluster=cluster)
+    if control == "go_back" and not body.reason.strip():  # said once the token may steer it, not before
+        raise ApiError(422, "go_back needs a reason: say why the cluster goes back to its old node pools")
     payload: dict[str, Any]
     if control == "approve":
         payload = {"approver": the.token.name, "comment": body.comment}

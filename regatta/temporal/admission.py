@@ -180,18 +180,24 @@ def provision_holder(inventory: Inventory, request: ProvisionClusterInput) -> Cl
                          environment=request.environment, control_plane_version=request.version)
 
 
-def _upgrade(request: ClusterUpgradeInput, *, inventory: Inventory, now: datetime) -> Admission:
-    record = inventory.get_cluster(request.cluster)
-    where = frozenset({record.environment})
-    if request.override_hold is not None and not request.override_hold.strip():
+def _refuse_a_hold(record: ClusterRecord, override_hold: str | None, *, now: datetime, where: frozenset[str]) -> None:
+    """A cluster under a maintenance hold is left alone unless the start says why it must go ahead (a blank reason
+    is none: the audit trail keeps it)."""
+    if override_hold is not None and not override_hold.strip():
         raise StartRefused("override_hold needs a reason (--override-hold REASON): the audit trail keeps it",
                            kind="invalid", environments=where)
     hold = record.held_at(now)
-    if hold is not None and not request.override_hold:
+    if hold is not None and not override_hold:
         raise StartRefused(
             f"{record.name} is held until {hold.until.astimezone(UTC):%Y-%m-%d %H:%M}Z by {hold.held_by}: {hold.reason}."
             f" Wait, release it (regatta cluster release {record.name}), or start with an override reason"
             " (--override-hold REASON; override_hold in the input)", kind="conflict", environments=where)
+
+
+def _upgrade(request: ClusterUpgradeInput, *, inventory: Inventory, now: datetime) -> Admission:
+    record = inventory.get_cluster(request.cluster)
+    where = frozenset({record.environment})
+    _refuse_a_hold(record, request.override_hold, now=now, where=where)
     node_image = request.node_images.get(record.provider)
     try:
         path = versions.plan_upgrade_path(provider=record.provider, control_plane=record.control_plane_version,
@@ -218,14 +224,7 @@ def _rollback(request: ClusterRollbackInput, *, inventory: Inventory, now: datet
     if record.site is not None:
         raise StartRefused(f"{record.name} sits behind the site agent of {record.site}: Regatta does not roll such"
                            " clusters back yet; use the cloud's console", kind="conflict", environments=where)
-    if request.override_hold is not None and not request.override_hold.strip():
-        raise StartRefused("override_hold needs a reason (--override-hold REASON): the audit trail keeps it",
-                           kind="invalid", environments=where)
-    hold = record.held_at(now)
-    if hold is not None and not request.override_hold:
-        raise StartRefused(f"{record.name} is held until {hold.until.astimezone(UTC):%Y-%m-%d %H:%M}Z by {hold.held_by}:"
-                           f" {hold.reason}. Wait, release it, or start with an override reason (override_hold)",
-                           kind="conflict", environments=where)
+    _refuse_a_hold(record, request.override_hold, now=now, where=where)
     return Admission("ClusterRollback", operation_ids.operation_id(record.name), record, where)
 
 

@@ -167,6 +167,10 @@ async def test_blue_green_keeps_the_old_pool_and_going_back_is_an_uncordon_and_a
     refused = await api.post(f"/v1/operations/{handle.id}/pause", headers=api.token("operator", "staging"),
                              json={"reason": "x"})
     assert refused.status_code == 409 and "kept for a way back" in refused.text
+    for role in ("viewer", "operator"):  # who may steer it is decided before what is missing from the request
+        viewer = await api.post(f"/v1/operations/{handle.id}/go_back", headers=api.token(role, "prod" if role ==
+                                                                                           "operator" else "*"), json={})
+        assert viewer.status_code in (403, 404), viewer.text
     no_reason = await api.post(f"/v1/operations/{handle.id}/go_back", headers=api.token("operator", "staging"), json={})
     assert no_reason.status_code == 422 and "go_back needs a reason" in no_reason.text
     back = await api.post(f"/v1/operations/{handle.id}/go_back", headers=api.token("operator", "staging"),
