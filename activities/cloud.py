@@ -40,7 +40,7 @@ from regatta.models import (
     WaitForOperation,
 )
 from regatta.models.errors import ErrorType
-from regatta.rules import versions
+from regatta.rules import readiness, versions
 
 # An upgrade step waits for at most this many operations: its own, after one or two the cloud ran by itself.
 MAX_OPERATIONS_PER_STEP = 3
@@ -67,7 +67,7 @@ class CloudActivities:
         budgets and health (not the pods on each node: a preflight does not count them) and the cloud's
         insights; given a target that moves the control plane, what its readiness gate judges besides (as
         `regatta upgrade readiness` reads it): the API versions the cluster's clients and manifests use and,
-        on EKS, the managed add-ons against their catalogue for the target. (A bare ClusterRef is what runs
+        on EKS, the managed add-ons against their catalogue for the target, and each pool's room for its surge. (A bare ClusterRef is what runs
         begun before the gate ask.)"""
         cluster = request.cluster if isinstance(request, ReadForReadiness) else request
         with translated_failures():
@@ -75,7 +75,16 @@ class CloudActivities:
             reads = UpgradeReads(state=self._describe(cluster), inspection=inspect(self.connections, cluster, pods=False),
                                  insights=provider.upgrade_insights(cluster))
             target = request.target_version if isinstance(request, ReadForReadiness) else None
-            if target is None or not versions.moves_control_plane(reads.state.control_plane_version, target):
+            if target is None:
+                return reads
+            try:
+                reads.rooms = readiness.with_node_addresses(provider.surge_room(cluster, reads.state.node_pools),
+                                                            reads.inspection.nodes)
+            except CloudError as error:  # a refused read (a role without it) is a warning in the gate; the rest retried
+                if error.retryable:
+                    raise
+                reads.rooms_unread = str(error)[:300]
+            if not versions.moves_control_plane(reads.state.control_plane_version, target):
                 return reads  # the preflight refuses the target, or only node pools move: no API goes away
             reads.usage = api_usage.api_usage(self.connections.api_client(cluster), api_removals(),
                                               control_plane=reads.state.control_plane_version, target=target)

@@ -298,17 +298,21 @@ class ClusterUpgrade:
                 ApiUsage)
         return reads
 
-    def _gate_on_readiness(self, reads: UpgradeReads) -> list[ReadinessFinding]:
-        """What the target would break that nothing else here judges (APIs it stops serving that clients or
-        manifests use, add-ons with no version for it), refused unless an operator accepted each finding by its
-        id; what stands is shown in the progress. Budgets and the cloud's insights keep their own refusals."""
+    def _gate_on_readiness(self, reads: UpgradeReads, pools: tuple[str, ...]) -> list[ReadinessFinding]:
+        """What the target would break that nothing else judges (APIs clients or manifests use that it stops serving,
+        add-ons with no version for it, upgraded pools without room for their new nodes), refused unless each finding
+        is accepted by its id; what stands is in the progress. Budgets and insights keep their own refusals."""
         state, usage = reads.state, reads.usage
-        if usage is None:  # not read: the control plane does not move (or the run began before the gate)
-            return []
-        report = readiness.readiness_report(
-            cluster=self.input.cluster, control_plane=state.control_plane_version, target=self.input.target_version,
-            table=usage.table, node_pools=state.node_pools, requested=usage.requested, applied=usage.applied,
-            addons=reads.addons, usage_unread=usage.unread)
+        rooms = [room for room in reads.rooms if room.name in pools]  # a blue/green replacement needs a whole pool
+        rooms = rooms if self.input.strategy == "surge" else readiness.blue_green_rooms(rooms)
+        if usage is None:  # the control plane does not move (or the run began before the gate): the rooms alone
+            report = readiness.room_report(cluster=self.input.cluster, control_plane=state.control_plane_version,
+                                           target=self.input.target_version, rooms=rooms, rooms_unread=reads.rooms_unread)
+        else:
+            report = readiness.readiness_report(
+                cluster=self.input.cluster, control_plane=state.control_plane_version, target=self.input.target_version,
+                table=usage.table, node_pools=state.node_pools, requested=usage.requested, applied=usage.applied,
+                addons=reads.addons, usage_unread=usage.unread, rooms=rooms, rooms_unread=reads.rooms_unread)
         accepted = readiness.refuse_unless_ready(report, self.input.accept_findings)
         self.state.readiness = readiness.standing(report, self.input.accept_findings)
         return accepted
@@ -378,7 +382,7 @@ class ClusterUpgrade:
             disruption.refuse_unsatisfiable_pdbs(inspection.pdbs)
             if cloud_rules_apply:
                 self._apply_cloud_rules(state, inspection, insights, scope)
-            accepted = self._gate_on_readiness(reads) if scope.control_plane else []
+            accepted = self._gate_on_readiness(reads, scope.node_pools)
         except refusals.Refusal as refusal:
             raise ApplicationError(str(refusal), type=refusal.error_type, non_retryable=True) from None
         if accepted:

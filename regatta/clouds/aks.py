@@ -51,6 +51,7 @@ from regatta.models import (
 )
 from regatta.models.errors import ErrorType
 from regatta.models.fleet import InsightCategory
+from regatta.models.readiness import NodePoolRoom
 from regatta.rules import versions
 
 SIM_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
@@ -355,6 +356,9 @@ class AksProvider:
 
     def upgrade_insights(self, cluster: ClusterRef, *, category: InsightCategory = "UPGRADE_READINESS") -> list[UpgradeInsight]:
         return []  # AKS has no upgrade insights of its own to read (Azure/AKS#5767 asks for them)
+
+    def surge_room(self, cluster: ClusterRef, pools: list[NodePool]) -> list[NodePoolRoom]:
+        return []  # a subnet's free addresses are Microsoft.Network's (subnet usage), which Regatta does not read
 
     def managed_addons(self, cluster: ClusterRef, *, version: str) -> list[ManagedAddon]:
         return []  # AKS moves its add-ons with the control plane

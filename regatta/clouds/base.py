@@ -15,6 +15,7 @@ from regatta.formats import kubeconfig
 from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, ManagedAddon, NodePool, UpgradeInsight, VersionChange
 from regatta.models.errors import ErrorType
 from regatta.models.fleet import InsightCategory
+from regatta.models.readiness import NodePoolRoom
 
 
 class CloudError(Exception):
@@ -85,6 +86,12 @@ class CloudProvider(Protocol):
     def last_version_change(self, cluster: ClusterRef) -> VersionChange | None:
         """The control plane's last version change, where the cloud records one a rollback can take back (EKS);
         None elsewhere."""
+        ...
+
+    def surge_room(self, cluster: ClusterRef, pools: list[NodePool]) -> list[NodePoolRoom]:
+        """Each pool's room for the nodes its cloud's upgrade adds (`NodePool.surge`, from `list_node_pools`): the
+        addresses where they would come from (EKS subnets, a GKE Pod range); [] where the cloud's ceiling is not
+        read (AKS, your own hardware)."""
         ...
 
     def managed_addons(self, cluster: ClusterRef, *, version: str) -> list[ManagedAddon]:

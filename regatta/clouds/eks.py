@@ -34,6 +34,7 @@ from regatta.models import (
 )
 from regatta.models.errors import ErrorType
 from regatta.models.fleet import InsightCategory
+from regatta.models.readiness import NodePoolRoom, RoomPlace
 
 K8S_AWS_ID_HEADER = "x-k8s-aws-id"
 # aws-iam-authenticator accepts a token for 15 minutes after its X-Amz-Date (the presign's own 60 s is
@@ -54,7 +55,13 @@ _COPIED = ("capacityType", "labels", "taints", "subnets", "nodeRole", "updateCon
            "warmPoolConfig")
 
 
-def _cloud_error(error: Exception, *, what: str) -> CloudError:
+def _cloud_error(error: Exception, *, what: str, service: str = "EKS") -> CloudError:
+    if isinstance(error, ClientError) and service == "EC2":  # EC2's own codes: a missing permission is a refusal
+        code = error.response.get("Error", {}).get("Code", "ClientError")
+        message = error.response.get("Error", {}).get("Message", str(error))
+        refused = code in ("UnauthorizedOperation", "AuthFailure", "OptInRequired") or code.startswith("Invalid")
+        return CloudError(f"EC2 {'refused' if refused else code + ' during'} {what}: {code + ': ' if refused else ''}{message}",
+                          error_type=ErrorType.CLOUD_REFUSED if refused else code, retryable=not refused)
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "ClientError")
         message = error.response.get("Error", {}).get("Message", str(error))
@@ -70,7 +77,18 @@ def _cloud_error(error: Exception, *, what: str) -> CloudError:
         if code in _REFUSALS:
             return CloudError(f"EKS refused {what}: {message}", error_type=ErrorType.CLOUD_REFUSED, retryable=False)
         return CloudError(f"EKS {code} during {what}: {message}", error_type=code, retryable=True)
-    return CloudError(f"could not reach EKS during {what}: {error}", error_type=ErrorType.CLOUD_UNREACHABLE, retryable=True)
+    return CloudError(f"could not reach {service} during {what}: {error}", error_type=ErrorType.CLOUD_UNREACHABLE, retryable=True)
+
+
+def group_surge(group: dict) -> int:
+    """How many nodes the group's update adds before it removes any, by its own settings (NodegroupUpdateConfig):
+    none under the MINIMAL strategy (it terminates first), else maxUnavailable, or its percentage of the group."""
+    config = group.get("updateConfig") or {}
+    if config.get("updateStrategy") == "MINIMAL":
+        return 0
+    if config.get("maxUnavailablePercentage"):
+        return max(1, -(-int(config["maxUnavailablePercentage"]) * int(group["scalingConfig"]["desiredSize"]) // 100))
+    return int(config.get("maxUnavailable") or 1)
 
 
 class EksProvider:
@@ -96,17 +114,20 @@ class EksProvider:
                 else:
                     profile = None if cluster.credential_ref == "default" else cluster.credential_ref
                     session = boto3.session.Session(profile_name=profile, region_name=cluster.region)
-                self._clients[key] = session.client(
-                    service, endpoint_url=self.endpoint_url if service == "eks" else None, config=_BOTO_CONFIG
+                self._clients[key] = session.client(  # the simulator serves EC2's DescribeSubnets beside EKS, as moto does
+                    service, endpoint_url=self.endpoint_url if service in ("eks", "ec2") else None, config=_BOTO_CONFIG
                 )
             return self._clients[key]
 
     def _call(self, cluster: ClusterRef, what: str, method: str, **kwargs) -> dict:
+        return self._call_service(cluster, "eks", what, method, kwargs)
+
+    def _call_service(self, cluster: ClusterRef, service: str, what: str, method: str, kwargs: dict[str, Any]) -> dict:
         self.rate_limit(cluster)
         try:
-            return getattr(self._client(cluster), method)(**kwargs)
+            return getattr(self._client(cluster, service), method)(**kwargs)
         except (ClientError, BotoCoreError) as error:
-            raise _cloud_error(error, what=what) from error
+            raise _cloud_error(error, what=what, service=service.upper()) from error
 
     def _pages(self, cluster: ClusterRef, what: str, method: str, key: str, **kwargs) -> list:
         """Every item of a paged EKS list (nextToken until there is none)."""
@@ -169,8 +190,42 @@ class EksProvider:
                         for t in group.get("taints") or []],
                 launch_template=LaunchTemplate(**{k: template.get(k) for k in ("name", "id", "version")}) if template else None,
                 image_type=group.get("amiType"),
+                surge=group_surge(group),
             ))
         return pools
+
+    def surge_room(self, cluster: ClusterRef, pools: list[NodePool]) -> list[NodePoolRoom]:
+        """Each node group's room for its update's new nodes, zone by zone, from EC2 DescribeSubnets of every group's
+        subnets (by a subnet-id filter: a subnet EC2 no longer has is left out rather than failing the read). EKS
+        launches the new nodes in the zones of the nodes they replace, up to two in each, and raises the group by
+        the larger of that and its maxUnavailable: each zone of the group's subnets is asked to hold
+        max(2, its share of maxUnavailable) new nodes (the stricter reading of "up to"). A new node takes its
+        addresses in one subnet of its zone; what it takes (1 + its max pods under the VPC CNI) is read from the
+        cluster's nodes by the caller."""
+        subnets = sorted({subnet for pool in pools if pool.surge for subnet in pool.subnets})
+        if not subnets:
+            return []
+        found: dict[str, dict] = {}
+        token = None
+        while True:
+            page = self._call_service(cluster, "ec2", f"subnets of {cluster.name}'s node groups", "describe_subnets", {
+                "Filters": [{"Name": "subnet-id", "Values": subnets}], **({"NextToken": token} if token else {})})
+            found.update({subnet["SubnetId"]: subnet for subnet in page.get("Subnets") or []})
+            token = page.get("NextToken")
+            if not token:
+                break
+        rooms = []
+        for pool in pools:
+            zones: dict[str, dict[str, int]] = {}
+            for subnet in pool.subnets:
+                if subnet in found:
+                    zones.setdefault(found[subnet]["AvailabilityZone"], {})[subnet] = int(found[subnet].get("AvailableIpAddressCount", 0))
+            if not pool.surge or not zones or not pool.node_count:  # an empty group launches nothing
+                continue
+            each_zone = max(2, -(-pool.surge // len(zones)))
+            rooms.append(NodePoolRoom(name=pool.name, node_count=pool.node_count, places=[
+                RoomPlace(name=zone, free_addresses=free, surge_nodes=each_zone) for zone, free in sorted(zones.items())]))
+        return rooms
 
     @staticmethod
     def _operation(cluster: ClusterRef, update: dict, *, kind: str, node_pool: str | None = None,

@@ -12,6 +12,7 @@ anonymous credentials.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 import threading
@@ -39,6 +40,7 @@ from regatta.models import (
 )
 from regatta.models.errors import ErrorType
 from regatta.models.fleet import InsightCategory
+from regatta.models.readiness import NodePoolRoom, RoomPlace
 from regatta.rules import versions
 
 SIM_PROJECT = "regatta-sim"
@@ -89,6 +91,16 @@ def _default_zones(location: str) -> int:
     """How many zones GKE puts a new cluster's nodes in: its own for a zonal cluster (us-central1-a), three
     of its region for a regional one ("By default, GKE replicates each node pool across three zones")."""
     return 1 if re.fullmatch(r"[a-z]+-[a-z]+\d+-[a-z]", location) else 3
+
+
+def _surge(pool: container_v1.NodePool) -> int:
+    """The nodes the pool's upgrade adds before it removes any: a blue-green upgrade a whole green pool, a surge
+    upgrade maxSurge in each of the pool's zones (the stricter reading: the reference says only "beyond the current
+    size of the node pool", docs/cloud-conformance.md G13)."""
+    zones = max(1, len(pool.locations))
+    if pool.upgrade_settings.strategy == container_v1.NodePoolUpdateStrategy.BLUE_GREEN:
+        return pool.initial_node_count * zones
+    return pool.upgrade_settings.max_surge * zones
 
 
 def _minor(version: str) -> str:
@@ -198,10 +210,29 @@ class GkeProvider:
                      taints=[NodeTaint(key=t.key, value=t.value, effect=container_v1.NodeTaint.Effect(t.effect).name)
                              for t in p.config.taints],
                      image_type=p.config.image_type or None,
-                     auto_upgrade=bool(p.management.auto_upgrade) if p.management else None)
+                     auto_upgrade=bool(p.management.auto_upgrade) if p.management else None, surge=_surge(p))
             for p in self._get(cluster).node_pools
             if p.status != container_v1.NodePool.Status.STOPPING
         ]
+
+    def surge_room(self, cluster: ClusterRef, pools: list[NodePool]) -> list[NodePoolRoom]:
+        """Each pool's room for its upgrade's new nodes in its Pod range (NodeNetworkConfig: the range, the share
+        of it in use, podIpv4RangeUtilization, and each node's block, NodePool.podIpv4CidrSize). A range GKE
+        does not describe (a routes-based cluster) is not judged."""
+        surges = {pool.name: pool for pool in pools if pool.surge and pool.node_count}
+        rooms = []
+        for found in self._get(cluster).node_pools:
+            network = found.network_config
+            if found.name not in surges or not network.pod_ipv4_cidr_block or not found.pod_ipv4_cidr_size:
+                continue
+            total = ipaddress.ip_network(network.pod_ipv4_cidr_block, strict=False).num_addresses
+            place = f"Pod range {network.pod_ipv4_cidr_block}"
+            pool = surges[found.name]
+            rooms.append(NodePoolRoom(
+                name=found.name, node_count=pool.node_count, addresses_per_node=1 << (32 - found.pod_ipv4_cidr_size),
+                places=[RoomPlace(name=place, surge_nodes=pool.surge or 0,  # free: the range less the share GKE says is used
+                                  free_addresses={place: total - round(total * network.pod_ipv4_range_utilization)})]))
+        return rooms
 
     def _operation(self, cluster: ClusterRef, op: container_v1.Operation, *, kind: str, pool: str | None = None) -> CloudOperation:
         if op.status != container_v1.Operation.Status.DONE:
@@ -275,6 +306,8 @@ class GkeProvider:
             spec = container_v1.NodePool(old)
             for output_only in _OUTPUT_ONLY:
                 spec._pb.ClearField(output_only)
+            for made_by_gke in ("pod_ipv4_range_utilization", "pod_ipv4_cidr_block"):  # output only; a block only with
+                spec.network_config._pb.ClearField(made_by_gke)                   # create_pod_range, which is never read back
             zones = max(1, len(old.locations))
             spec.name = node_pool.name
             spec.version = node_pool.node_image or node_pool.version

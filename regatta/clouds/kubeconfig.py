@@ -18,6 +18,7 @@ from regatta.formats import kubeconfig
 from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, ManagedAddon, NodePool, UpgradeInsight, VersionChange
 from regatta.models.errors import ErrorType
 from regatta.models.fleet import InsightCategory
+from regatta.models.readiness import NodePoolRoom
 
 # The labels each distribution puts on a node to say which pool it belongs to.
 POOL_LABELS = ("regatta.dev/node-pool", "eks.amazonaws.com/nodegroup", "cloud.google.com/gke-nodepool",
@@ -109,6 +110,9 @@ class KubeconfigProvider:
 
     def upgrade_insights(self, cluster: ClusterRef, *, category: InsightCategory = "UPGRADE_READINESS") -> list[UpgradeInsight]:
         return []
+
+    def surge_room(self, cluster: ClusterRef, pools: list[NodePool]) -> list[NodePoolRoom]:
+        return []  # your own hardware's ceiling is its own: no cloud raises or reports it
 
     def managed_addons(self, cluster: ClusterRef, *, version: str) -> list[ManagedAddon]:
         return []

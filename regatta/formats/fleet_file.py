@@ -6,6 +6,7 @@ YAML is what an operator writes to describe a lab fleet, so its errors name the 
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -110,6 +111,21 @@ class ClusterSpec(Spec):
         fill_default_node_sizes(self.provider, self.node_pools)
         return self
 
+    @model_validator(mode="after")
+    def _pod_range(self) -> ClusterSpec:
+        """A GKE cluster's Pod range (cloud.clusterIpv4Cidr) is an IPv4 block GKE could hand out: /9 to /24."""
+        given = self.cloud.get("clusterIpv4Cidr")
+        if given is None:
+            return self
+        try:
+            block = ipaddress.IPv4Network(str(given), strict=False)
+        except ValueError:
+            raise ValueError(f"cluster {self.name}: cloud.clusterIpv4Cidr {given!r} is not an IPv4 block such as 10.4.0.0/14")\
+                from None
+        if not 9 <= block.prefixlen <= 24:
+            raise ValueError(f"cluster {self.name}: cloud.clusterIpv4Cidr {given} must be a /9 to a /24")
+        return self
+
     @property
     def environment(self) -> str:
         return self.labels.get("env", "unknown")
@@ -133,6 +149,10 @@ class EksAccountSpec(Spec):
     account_id: str = "111122223333"
     subnets: list[str] = Field(default_factory=lambda: ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002",
                                                         "subnet-0a1b2c3d4e5f60003"])
+    subnet_addresses: dict[str, int] = Field(default_factory=dict, description=(
+        "the usable addresses of a subnet the simulator counts (a /24 has 251: AWS keeps five of each subnet); each EKS"
+        " node holds 1 + its max pods there, EC2 DescribeSubnets answers what is left, and a node that finds no room in"
+        " its group's subnets is not launched. A subnet not named is not counted"))
     cluster_roles: list[str] = Field(default_factory=lambda: ["arn:aws:iam::111122223333:role/eks-cluster"])
     node_roles: list[str] = Field(default_factory=lambda: ["arn:aws:iam::111122223333:role/eks-node"])
     instance_types: list[str] = Field(default_factory=lambda: [
@@ -142,6 +162,16 @@ class EksAccountSpec(Spec):
     enforce_upgrade_insights: bool = Field(default=False, description=(
         "UpdateClusterVersion refuses (InvalidStateException) while an ERROR upgrade insight stands, unless forced:"
         " what EKS shipped on 2025-03-27 and rolled back the next day (aws/containers-roadmap#2570), off by default"))
+
+    @model_validator(mode="after")
+    def _sized_subnets(self) -> EksAccountSpec:
+        unknown = sorted(set(self.subnet_addresses) - set(self.subnets))
+        if unknown:
+            raise ValueError(f"accounts.eks.subnet_addresses names subnets the account does not have: {', '.join(unknown)}")
+        negative = sorted(subnet for subnet, count in self.subnet_addresses.items() if count < 0)
+        if negative:
+            raise ValueError(f"accounts.eks.subnet_addresses: a subnet has 0 addresses or more, not less: {', '.join(negative)}")
+        return self
 
 
 class LaunchTemplateVersionSpec(Spec):

@@ -12,11 +12,12 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
+from regatta.clouds import CloudError
 from regatta.formats.fleet_data import api_removals
 from regatta.kube import api_usage, health
 from regatta.kube.connect import ClusterConnections
 from regatta.models import ClusterRecord, NodePool
-from regatta.models.readiness import ReadinessFinding, ReadinessReport
+from regatta.models.readiness import NodePoolRoom, ReadinessFinding, ReadinessReport
 from regatta.rules import readiness, versions
 
 
@@ -50,6 +51,16 @@ def check_one(connections: ClusterConnections, record: ClusterRecord, target: st
         api = connections.api_client(ref)
         pdbs = health.read_pdbs(api)
         usage = api_usage.api_usage(api, table, control_plane=control_plane, target=target)
+        rooms: list[NodePoolRoom] = []
+        rooms_unread = None
+        try:
+            rooms = provider.surge_room(ref, pools)
+        except CloudError as error:  # a refused read is a warning, as unread API usage is (the rest: unreadable)
+            if error.retryable:
+                raise
+            rooms_unread = str(error)[:300]
+        if any(room.addresses_per_node is None for room in rooms):
+            rooms = readiness.with_node_addresses(rooms, health.read_nodes(api, with_pods=False))
     except Exception as error:  # noqa: BLE001 - one unreadable cluster must not stop the fleet's read
         return alone(ReadinessFinding(id="unreadable", check="unreadable", severity="blocking",
                                       summary=f"the cluster could not be read: {str(error)[:200]}",
@@ -58,8 +69,8 @@ def check_one(connections: ClusterConnections, record: ClusterRecord, target: st
                      control_plane or record.control_plane_version)
     report = readiness.readiness_report(cluster=record.name, control_plane=control_plane, target=target,
                                         table=usage.table, node_pools=pools, requested=usage.requested,
-                                        applied=usage.applied, addons=addons, pdbs=pdbs, insights=insights,
-                                        usage_unread=usage.unread)
+                                        applied=usage.applied, addons=addons, pdbs=pdbs, rooms=rooms, insights=insights,
+                                        usage_unread=usage.unread, rooms_unread=rooms_unread)
     return report.model_copy(update={"read_at": now})
 
 

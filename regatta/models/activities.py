@@ -23,7 +23,7 @@ from regatta.models.fleet import (
     VersionChange,
 )
 from regatta.models.health import HealthGate
-from regatta.models.readiness import ApiUsage
+from regatta.models.readiness import ApiUsage, NodePoolRoom
 
 
 class Activity(StrEnum):
@@ -156,6 +156,10 @@ class UpgradeReads(Model):
                                        " add-on against its catalogue for the target")
     last_change: VersionChange | None = Field(default=None, description="read for a rollback: the control plane's last"
                                               " version change, as its cloud tells it (None where it tells none)")
+    rooms: list[NodePoolRoom] = Field(default_factory=list, description="asked with such a target: each pool's room for"
+                                      " the nodes its cloud's surge adds (EKS subnets, a GKE Pod range)")
+    rooms_unread: str | None = Field(default=None, description="why the rooms could not be read (the cloud refused the"
+                                     " read), where they could not")
 
 
 class ReadForReadiness(Model):

@@ -78,6 +78,10 @@ class NodePool(Model):
                              " keeps a System pool)")
     auto_upgrade: bool | None = Field(default=None, description="GKE: whether the pool's node auto-upgrade is on (it may"
                                       " then trail its control plane by one minor version, not two)")
+    surge: int | None = Field(default=None, description="how many nodes the cloud's own upgrade of the pool adds before it"
+                              " removes any, by the pool's upgrade settings: GKE maxSurge in each of its zones (a blue-green"
+                              " upgrade the whole pool; 0 with maxSurge 0), EKS maxUnavailable (0 under its MINIMAL strategy;"
+                              " EKS launches up to two a zone when that is more). None where not read")
 
 
 class VersionChange(Model):

@@ -74,12 +74,30 @@ class AppliedObject(Model):
         return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
 
 
+class RoomPlace(Model):
+    """One place a pool's new nodes take their addresses from, and how many of them must fit there: an EKS
+    group's Availability Zone (its subnets there), a GKE pool's Pod range."""
+
+    name: str = Field(description="the zone (us-east-1a) or the range (Pod range 10.4.0.0/14)")
+    free_addresses: dict[str, int] = Field(description="each subnet there (or the range) and its free addresses: one node"
+                                           " takes all of its addresses in one")
+    surge_nodes: int = Field(description="the new nodes the cloud's upgrade puts here at once")
+
+
 class NodePoolRoom(Model):
-    """How far a node pool may grow: a surge upgrade adds nodes above its size for a while."""
+    """Room for a node pool's surge: where the nodes its cloud's upgrade adds take their addresses, and what
+    one node takes (what stops a surge on a real cloud: EKS and GKE raise a pool's size themselves)."""
 
     name: str
-    node_count: int
-    max_nodes: int | None = Field(default=None, description="the pool's ceiling (autoscaler maximum or quota); None: none known")
+    node_count: int = Field(description="the pool's nodes: a blue/green replacement adds as many")
+    places: list[RoomPlace]
+    addresses_per_node: int | None = Field(default=None, description="what one node takes: a GKE node its Pod block;"
+                                           " an EKS node 1 + its max pods under the VPC CNI (read from its nodes)")
+
+    def room(self, place: RoomPlace) -> int:
+        """How many new nodes fit in a place."""
+        each = max(1, self.addresses_per_node or 1)
+        return sum(free // each for free in place.free_addresses.values())
 
 
 class ReadinessFinding(Model):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from regatta.models import ManagedAddon, NodePool, PdbState, UpgradeInsight
+from regatta.models import ManagedAddon, NodePool, NodeState, PdbState, UpgradeInsight
 from regatta.models.errors import ErrorType
 from regatta.models.readiness import (
     ApiRemoval,
@@ -127,6 +127,17 @@ def unread_usage_findings(unread: str | None) -> list[ReadinessFinding]:
                    " (docs/upgrades.md), then read again")]
 
 
+def unread_room_findings(unread: str | None) -> list[ReadinessFinding]:
+    """The cloud would not say how much room the pools' networks have (EC2 DescribeSubnets refused, say, for want
+    of ec2:DescribeSubnets): a warning, as with unread API usage; the upgrade is not stopped by what was not read."""
+    if unread is None:
+        return []
+    return [ReadinessFinding(
+        id="unreadable:surge_room", check="unreadable", severity="warning",
+        summary=f"the node pools' room for their surge nodes could not be read ({unread})",
+        what_to_do="let Regatta's credentials read the pools' networks (EKS: ec2:DescribeSubnets), then read again")]
+
+
 def addon_findings(addons: Iterable[ManagedAddon], target: str) -> list[ReadinessFinding]:
     """The cloud's managed add-ons against its catalogue for the target (EKS DescribeAddonVersions): one
     with no version offered for the target blocks; one whose running version is not compatible is
@@ -160,19 +171,45 @@ def budget_findings(pdbs: Iterable[PdbState]) -> list[ReadinessFinding]:
             for pdb in pdbs if (reason := pdb_never_allows_eviction(pdb))]
 
 
-def surge_room_findings(pools: Iterable[NodePoolRoom], *, max_surge: int) -> list[ReadinessFinding]:
-    """A surge upgrade adds up to `max_surge` nodes to a pool at once: a pool at its ceiling cannot."""
+def surge_room_findings(pools: Iterable[NodePoolRoom]) -> list[ReadinessFinding]:
+    """A surge upgrade adds nodes to a pool before it removes any: a pool with a place (an EKS zone's subnets, a
+    GKE Pod range) whose free addresses hold fewer than the new nodes it must take fails there (EKS
+    InsufficientFreeAddresses, GKE IP_SPACE_EXHAUSTED)."""
     findings = []
     for pool in pools:
-        if pool.max_nodes is None or pool.node_count + max_surge <= pool.max_nodes:
+        short = [(place, pool.room(place)) for place in pool.places if pool.room(place) < place.surge_nodes]
+        if not short:
             continue
+        each = f"; a node takes {pool.addresses_per_node} addresses" if pool.addresses_per_node else ""
+        where = "; ".join(
+            f"{place.name} holds {room} of its {place.surge_nodes} new node{'s' if place.surge_nodes != 1 else ''} ("
+            + ", ".join(f"{free} free" if source == place.name else f"{source}: {free} free"
+                        for source, free in place.free_addresses.items()) + ")"
+            for place, room in short)
         findings.append(ReadinessFinding(
             id=f"surge_room:{pool.name}", check="surge_room", severity="blocking", objects=[f"node pool {pool.name}"],
-            summary=f"node pool {pool.name} has {pool.node_count} of at most {pool.max_nodes} nodes: no room for"
-                    f" {max_surge} surge node{'s' if max_surge != 1 else ''}",
-            what_to_do=f"raise the pool's maximum to at least {pool.node_count + max_surge}, or upgrade it blue/green"
-                       " where the quota allows a second pool"))
+            summary=f"node pool {pool.name} has no room for the nodes its upgrade adds at once: {where}{each}",
+            what_to_do="free addresses there or give the pool more (EKS: subnets with room in each zone; GKE: an additional"
+                       " Pod range), or lower the pool's surge (GKE maxSurge, EKS maxUnavailable or its MINIMAL strategy)"))
     return findings
+
+
+def blue_green_rooms(pools: Iterable[NodePoolRoom]) -> list[NodePoolRoom]:
+    """The room a blue/green replacement needs: as many new nodes as the pool has, spread over its places, while the
+    old pool keeps its addresses until it is drained."""
+    return [pool.model_copy(update={"places": [
+        place.model_copy(update={"surge_nodes": -(-pool.node_count // len(pool.places))}) for place in pool.places]})
+        for pool in pools if pool.places]
+
+
+def with_node_addresses(rooms: list[NodePoolRoom], nodes: list[NodeState]) -> list[NodePoolRoom]:
+    """An EKS node's addresses in its subnet: its own and one per pod it may run (the VPC CNI gives each pod a
+    VPC address), as its kubelet says (status.allocatable.pods); a pool without nodes to read counts one."""
+    most: dict[str, int] = {}
+    for node in nodes:
+        most[node.pool] = max(most.get(node.pool, 0), node.allocatable_pods)
+    return [room if room.addresses_per_node is not None
+            else room.model_copy(update={"addresses_per_node": 1 + most.get(room.name, 0)}) for room in rooms]
 
 
 def insight_findings(insights: Iterable[UpgradeInsight]) -> list[ReadinessFinding]:
@@ -212,17 +249,25 @@ def readiness_report(
     *, cluster: str, control_plane: str, target: str, table: ApiRemovalTable, node_pools: Sequence[NodePool] = (),
     requested: Iterable[RequestedDeprecatedApi] = (), applied: Iterable[AppliedObject] = (),
     addons: Iterable[ManagedAddon] = (), pdbs: Iterable[PdbState] = (), rooms: Iterable[NodePoolRoom] = (),
-    max_surge: int = 1, insights: Iterable[UpgradeInsight] = (), usage_unread: str | None = None,
+    insights: Iterable[UpgradeInsight] = (), usage_unread: str | None = None, rooms_unread: str | None = None,
 ) -> ReadinessReport:
     """Everything found for one cluster and target, blocking first."""
     path = upgrade_path(control_plane, target)
     findings = (removed_api_findings(table=table, path=path, requested=requested, applied=applied)
                 + addon_findings(addons, target) + budget_findings(pdbs)
-                + surge_room_findings(rooms, max_surge=max_surge) + insight_findings(insights)
-                + skew_findings(node_pools, path) + unread_usage_findings(usage_unread))
+                + surge_room_findings(rooms) + insight_findings(insights)
+                + skew_findings(node_pools, path) + unread_usage_findings(usage_unread)
+                + unread_room_findings(rooms_unread))
     findings.sort(key=lambda finding: (SEVERITY_ORDER[finding.severity], finding.check, finding.id))
     return ReadinessReport(cluster=cluster, current_version=control_plane, target_version=target, path=path,
                            findings=findings)
+
+
+def room_report(*, cluster: str, control_plane: str, target: str, rooms: Iterable[NodePoolRoom],
+                rooms_unread: str | None = None) -> ReadinessReport:
+    """The readiness of an upgrade that moves only node pools: no API goes away, so their room alone."""
+    findings = surge_room_findings(rooms) + unread_room_findings(rooms_unread)
+    return ReadinessReport(cluster=cluster, current_version=control_plane, target_version=target, path=[], findings=findings)
 
 
 def standing(report: ReadinessReport, accepted: Mapping[str, str]) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from regatta.sim import arithmetic
+from regatta.sim import addresses, arithmetic
 from regatta.sim.world import Cluster, NodePool, SimError, Update, World
 
 router = APIRouter(prefix="/v1/projects/{project}/locations/{location}")
@@ -145,12 +145,24 @@ def _pool_json(world: World, location: str, cluster: Cluster, pool: NodePool) ->
         "initialNodeCount": _per_zone(pool),
         "status": POOL_STATUS.get(pool.status, 2),
         "config": _config(pool),
-        **{key: settings[key] for key in ("locations", "autoscaling", "management", "maxPodsConstraint", "networkConfig",
+        **{key: settings[key] for key in ("locations", "autoscaling", "management", "maxPodsConstraint",
                                           "placementPolicy", "nodeDrainConfig") if key in settings},
         "upgradeSettings": settings.get("upgradeSettings") or {"maxSurge": 1, "maxUnavailable": 0},
+        "podIpv4CidrSize": world.gke_pod_cidr_size(pool),
+        "networkConfig": _pool_network(world, cluster, pool),
         "selfLink": _link(world, location, f"clusters/{cluster.name}/nodePools/{pool.name}"),
         "etag": f"{int(pool.modified * 1000):x}",
     }
+
+
+def _pool_network(world: World, cluster: Cluster, pool: NodePool) -> dict:
+    """NodeNetworkConfig: what the pool was given, and where its nodes' Pod blocks come from (the cluster's Pod
+    range, which every pool of the sim shares) with its output-only utilization: Usage/[the range's addresses],
+    Usage = the blocks the nodes hold (regatta/sim/addresses.py)."""
+    pod_range = world.gke_pod_range(cluster)
+    total = addresses.range_addresses(pod_range)
+    return {**(pool.settings.get("networkConfig") or {}), "podRange": f"gke-{cluster.name}-pods",
+            "podIpv4CidrBlock": pod_range, "podIpv4RangeUtilization": (total - world.gke_pod_range_free(cluster)) / total}
 
 
 def _cluster_json(request: Request, location: str, cluster: Cluster) -> dict:
@@ -168,6 +180,9 @@ def _cluster_json(request: Request, location: str, cluster: Cluster) -> dict:
         "masterAuth": {"clusterCaCertificate": world.ca_data or ""},
         "resourceLabels": dict(cluster.labels),
         "locations": _cluster_locations(cluster),
+        "clusterIpv4Cidr": world.gke_pod_range(cluster),
+        "ipAllocationPolicy": {"useIpAliases": True, "clusterIpv4CidrBlock": world.gke_pod_range(cluster),
+                               "clusterSecondaryRangeName": f"gke-{cluster.name}-pods"},
         "nodePools": [_pool_json(world, location, cluster, p) for p in cluster.pools.values()],
         "selfLink": _link(world, location, f"clusters/{cluster.name}"),
     }

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from regatta.formats.fleet_file import FleetSpec
-from regatta.sim import aks_api, api_versions, eks_api, gke_api, kube_api, kube_discovery, kube_objects, traffic_api
+from regatta.sim import aks_api, api_versions, ec2_api, eks_api, gke_api, kube_api, kube_discovery, kube_objects, traffic_api
 from regatta.sim.world import Cluster, Faults, SimError, World
 
 
@@ -54,6 +54,13 @@ class CloudRateLimit(BaseModel):
     requests_per_second: float | None = Field(default=None, gt=0)
     burst: float | None = Field(default=None, ge=1, description="requests it takes at once after a quiet spell;"
                                 " default one second's worth")
+
+
+class Ec2Denied(BaseModel):
+    """Body of POST /sim/ec2-denied."""
+
+    model_config = ConfigDict(extra="forbid")
+    denied: bool
 
 
 class RegionOutage(BaseModel):
@@ -121,6 +128,8 @@ def cloud_of(path: str) -> str | None:
         return "gke"
     if path.startswith("/subscriptions/"):
         return "aks"
+    if path == "/":  # EC2's query API beside EKS's (regatta/sim/ec2_api.py)
+        return "ec2"
     return "eks"
 
 
@@ -154,7 +163,7 @@ class CloudRequestLog:
                  "query": scope["query_string"].decode(), "body": None, "at": time.time(),
                  **({"if_match": headers["if-match"]} if "if-match" in headers else {})}
         self.world.request_log.append(entry)  # throttled ones too: it is what arrived
-        if scope["method"] not in ("GET", "HEAD"):
+        if scope["method"] not in ("GET", "HEAD") and provider != "ec2":  # EC2 POSTs its reads (DescribeSubnets)
             self.world.cloud_changes.append(entry)
 
         async def recorded():
@@ -221,6 +230,8 @@ def create_app(world: World) -> FastAPI:
             headers = {"Retry-After": "1"} if error.status == 429 else {}
             return JSONResponse({"error": {"code": ARM_ERROR_CODES.get(error.reason, error.reason), "message": error.message}},
                                 status_code=error.status, headers=headers)
+        if path == "/":  # EC2's query API (regatta/sim/ec2_api.py) answers in XML
+            return ec2_api.error_response(error)
         code = AWS_ERROR_CODES.get(error.reason, error.reason)
         return JSONResponse({"__type": code, "message": error.message}, status_code=error.status,
                             headers={"x-amzn-ErrorType": code})
@@ -396,6 +407,12 @@ def create_app(world: World) -> FastAPI:
         revoked = world.revoke_tokens() if change.revoke else 0
         return {"seconds": change.seconds, "revoked": revoked}
 
+    @app.post("/sim/ec2-denied")
+    async def deny_ec2(change: Ec2Denied):
+        """Whether EC2 refuses DescribeSubnets from now on (UnauthorizedOperation), as for a role without the permission."""
+        world.ec2_denied = change.denied
+        return {"denied": world.ec2_denied}
+
     @app.get("/sim/clock")
     async def read_clock():
         return clock()
@@ -427,6 +444,7 @@ def create_app(world: World) -> FastAPI:
     app.include_router(api_versions.router)
     app.add_middleware(kube_discovery.TablesForKubectl)
     app.include_router(eks_api.router)
+    app.include_router(ec2_api.router)
     app.include_router(gke_api.router)
     app.include_router(aks_api.router)
     app.include_router(traffic_api.router)

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from regatta.formats.fleet_file import AccountsSpec, ClusterSpec, FleetSpec
-from regatta.sim import arithmetic, eks_addons, policy_engines
+from regatta.sim import addresses, arithmetic, eks_addons, policy_engines
 
 # Simulated seconds each step takes before the time-scale factor is applied.
 CONTROL_PLANE_UPGRADE_SECONDS = 480.0
@@ -103,6 +103,9 @@ class Node:
     image: str = ""  # the node image it booted from
     cpu_m: int = DEFAULT_ALLOCATABLE[0]  # allocatable CPU, millicores
     memory_mi: int = DEFAULT_ALLOCATABLE[1]  # allocatable memory, MiB
+    # The addresses it holds (regatta/sim/addresses.py): an EKS node in `subnet`, a GKE node its Pod block.
+    subnet: str = ""
+    addresses: int = 0
 
     def ready(self, now: float) -> bool:
         return now >= self.ready_at
@@ -322,6 +325,7 @@ class World:
         # Every cloud request that may change something (not GET or HEAD), all of them, with the status
         # it was answered: what a count of "asked twice" reads, however long the run (they are few).
         self.cloud_changes: list[dict] = []
+        self.ec2_denied = False  # EC2 refuses DescribeSubnets (UnauthorizedOperation): a role without the permission
         self.token_lifetime_seconds: float | None = None
         # A cloud account's request-rate limit (requests in any one second) and what was refused over it.
         self.cloud_rate_limits: dict[str, float] = {}
@@ -641,10 +645,122 @@ class World:
 
     # ------------------------------------------------------------------ nodes, pods, controllers
 
+    # ------------------------------------------------------------------ addresses (regatta/sim/addresses.py)
+
+    def subnet_available(self, subnet: str, *, building: Cluster | None = None) -> int:
+        """EC2's AvailableIpAddressCount for an EKS subnet of the account (with the nodes of a cluster being built,
+        in place of the one of its name)."""
+        size = self.accounts.eks.subnet_addresses.get(subnet)
+        if size is None:
+            return addresses.subnet_available(None, 0)
+        clusters = {**self.clusters, **({building.name: building} if building is not None else {})}
+        return addresses.subnet_available(size, sum(node.addresses for cluster in clusters.values() if cluster.provider == "eks"
+                                                    for node in cluster.nodes.values() if node.subnet == subnet))
+
+    def gke_pod_range(self, cluster: Cluster) -> str:
+        return str(cluster.settings.get("clusterIpv4Cidr") or addresses.GKE_DEFAULT_POD_RANGE)
+
+    def gke_pod_cidr_size(self, pool: NodePool) -> int:
+        max_pods = int((pool.settings.get("maxPodsConstraint") or {}).get("maxPodsPerNode") or addresses.GKE_DEFAULT_MAX_PODS)
+        return addresses.gke_pod_cidr_size(max_pods)
+
+    def gke_pod_range_free(self, cluster: Cluster) -> int:
+        return addresses.range_addresses(self.gke_pod_range(cluster)) - sum(node.addresses for node in cluster.nodes.values())
+
+    def subnet_zone(self, subnet: str) -> str:
+        """The zone letter of an EKS subnet of the account (regatta/sim/addresses.py)."""
+        subnets = self.accounts.eks.subnets
+        return addresses.zone_letter(subnets.index(subnet)) if subnet in subnets else "a"
+
+    def _counted(self, cluster: Cluster, pool: NodePool) -> dict[str, int | None]:
+        """Each subnet of an EKS group and its free addresses, None for one the simulator does not count."""
+        sized = self.accounts.eks.subnet_addresses
+        return {subnet: self.subnet_available(subnet, building=cluster) if subnet in sized else None for subnet in pool.subnets}
+
+    def _node_addresses(self, cluster: Cluster, pool: NodePool, *, zone: str | None = None) -> tuple[str, int, str] | None:
+        """Where a new node of `pool` would hold its addresses, how many, and its zone letter ("" where the zone is not
+        the network's to say): None when its cloud has no room for it. An EKS node of a group with a counted subnet goes
+        to `zone` (the zone of the node it replaces) or else the group's zone with the fewest of its nodes, there to the
+        subnet with the most room, as the Auto Scaling group balances its zones."""
+        if cluster.provider == "eks":
+            need = addresses.eks_node_addresses(POOL_CAPACITY.get(pool.size, 110))
+            available = self._counted(cluster, pool)
+            if all(free is None for free in available.values()):
+                return (pool.subnets[0] if pool.subnets else "", need, "")
+            zones = sorted({self.subnet_zone(subnet) for subnet in pool.subnets})
+            if zone is None or zone not in zones:
+                held = collections.Counter(node.zone[-1] for node in cluster.pool_nodes(pool.name))
+                zones.sort(key=lambda letter: held[letter])
+            for letter in ([zone] if zone in zones else zones):
+                subnet = addresses.pick_subnet([s for s in pool.subnets if self.subnet_zone(s) == letter], available, need)
+                if subnet is not None:
+                    return subnet, need, letter
+            return None
+        if cluster.provider == "gke":
+            block = 1 << (32 - self.gke_pod_cidr_size(pool))
+            return ("", block, "") if self.gke_pod_range_free(cluster) >= block else None
+        return "", 0, ""
+
+    def no_room_for_a_node(self, cluster: Cluster, pool: NodePool, *, zone: str | None = None) -> tuple[str, str] | None:
+        """Why the cloud cannot create one more node of `pool` (in `zone`), as its error code and message; None when it can."""
+        if self._node_addresses(cluster, pool, zone=zone) is not None:
+            return None
+        if cluster.provider == "eks":
+            return "InsufficientFreeAddresses", (f"Subnets {', '.join(pool.subnets)} do not have enough free addresses for a"
+                                                 f" node of instance type {pool.size}"
+                                                 + (f" in {cluster.region}{zone}" if zone else ""))
+        return "IP_SPACE_EXHAUSTED", (f"Instance creation failed: the Pod range {self.gke_pod_range(cluster)} of cluster"
+                                      f" {cluster.name} has no free /{self.gke_pod_cidr_size(pool)} block for a node of pool"
+                                      f" {pool.name}")
+
+    def surge_shortfall(self, cluster: Cluster, pool: NodePool) -> tuple[str, str] | None:
+        """Why the cloud's upgrade of `pool` cannot add its new nodes at once, as the cloud fails its scale-up: EKS
+        raises the group by the larger of maxUnavailable and up to two nodes in each zone of its subnets (none first
+        under MINIMAL), GKE by maxSurge in each of the pool's zones (a blue-green upgrade by the whole pool)."""
+        if cluster.provider == "eks":
+            config = pool.settings.get("updateConfig") or {}
+            counted = self._counted(cluster, pool)
+            if config.get("updateStrategy") == "MINIMAL" or all(free is None for free in counted.values()):
+                return None
+            unavailable = (-(-int(config["maxUnavailablePercentage"]) * pool.desired // 100)
+                           if config.get("maxUnavailablePercentage") else int(config.get("maxUnavailable") or 1))
+            zones = sorted({self.subnet_zone(subnet) for subnet in pool.subnets})
+            each = max(2, -(-unavailable // len(zones)))
+            need = addresses.eks_node_addresses(POOL_CAPACITY.get(pool.size, 110))
+            for letter in zones:
+                there = [subnet for subnet in pool.subnets if self.subnet_zone(subnet) == letter]
+                if addresses.nodes_that_fit(there, counted, need, each) < each:
+                    return "InsufficientFreeAddresses", (f"Subnets {', '.join(there)} in {cluster.region}{letter} do not have"
+                                                         f" enough free addresses for {each} nodes of instance type {pool.size}")
+            return None
+        if cluster.provider == "gke":
+            settings = pool.settings.get("upgradeSettings") or {}
+            zone_count = max(1, len(pool.settings.get("locations") or []))
+            surge = pool.desired if settings.get("strategy") == "BLUE_GREEN" else int(settings.get("maxSurge", 1)) * zone_count
+            block = 1 << (32 - self.gke_pod_cidr_size(pool))
+            if surge and self.gke_pod_range_free(cluster) // block < surge:
+                return "IP_SPACE_EXHAUSTED", (f"Instance creation failed: the Pod range {self.gke_pod_range(cluster)} of cluster"
+                                              f" {cluster.name} has no {surge} free /{self.gke_pod_cidr_size(pool)} blocks for"
+                                              f" the new nodes of pool {pool.name}")
+        return None
+
+    def terminates_first(self, cluster: Cluster, pool: NodePool) -> bool:
+        """Whether the cloud's upgrade of `pool` removes a node before it adds one: EKS's MINIMAL strategy, a GKE
+        surge with maxSurge 0."""
+        if cluster.provider == "eks":
+            return (pool.settings.get("updateConfig") or {}).get("updateStrategy") == "MINIMAL"
+        if cluster.provider == "gke":
+            settings = pool.settings.get("upgradeSettings") or {}
+            return settings.get("strategy") != "BLUE_GREEN" and int(settings.get("maxSurge", 1)) == 0
+        return False
+
     def _add_node(self, cluster: Cluster, pool: NodePool, *, ready_at: float | None = None, version: str | None = None,
-                  image: str | None = None) -> Node:
+                  image: str | None = None, zone: str | None = None) -> Node:
+        held = self._node_addresses(cluster, pool, zone=zone)
+        if held is None:
+            raise SimError(400, *(self.no_room_for_a_node(cluster, pool, zone=zone) or ("InsufficientFreeAddresses", "no room")))
         seq = next(cluster.seq)
-        zone = f"{cluster.region}{'abc'[seq % 3]}"
+        zone = f"{cluster.region}{held[2] or 'abc'[seq % 3]}"
         if ready_at is None:
             ready_at = (
                 float("inf") if cluster.faults.node_never_ready
@@ -662,6 +778,8 @@ class World:
             image=image or pool.image,
             cpu_m=NODE_ALLOCATABLE.get(pool.size, DEFAULT_ALLOCATABLE)[0],
             memory_mi=NODE_ALLOCATABLE.get(pool.size, DEFAULT_ALLOCATABLE)[1],
+            subnet=held[0],
+            addresses=held[1],
         )
         cluster.nodes[node.name] = node
         cluster.resource_version += 1
@@ -990,18 +1108,22 @@ class World:
 
     async def _run_surge(self, cluster: Cluster, pool: NodePool, update: Update, target: str, force: bool, image: str, *,
                          kubelet: str | None, settings: dict[str, Any]) -> None:
-        """What EKS does for a managed node group: one new node, drain one old node, remove it."""
+        """What EKS does for a managed node group: one new node, drain one old node, remove it; the new node first
+        unless the pool's cloud removes first (EKS MINIMAL, GKE maxSurge 0). A scale-up the pool's network has no room
+        for fails before any node moves (`surge_shortfall`)."""
         try:
             runs = kubelet or target
             old_nodes = [n for n in cluster.pool_nodes(pool.name)
                          if arithmetic.minor(n.version) != arithmetic.minor(runs) or n.image != image]
+            if old_nodes and (short := self.surge_shortfall(cluster, pool)) is not None:
+                self._fail(update, pool, *short, list(pool.subnets))
+                return
+            first_remove = self.terminates_first(cluster, pool)
             for old in old_nodes:
                 while cluster.faults.hang:
                     await asyncio.sleep(0.05)
-                fresh = self._add_node(cluster, pool, version=runs, image=image)
-                if not await self._wait_ready(cluster, fresh):
-                    self.remove_node(cluster, fresh.name, why="surge node failed to join")
-                    self._fail(update, pool, "NodeCreationFailure", "Instances failed to join the kubernetes cluster", [fresh.name])
+                zone = old.zone[-1] if cluster.provider == "eks" else None  # EKS: in the zone of the node it replaces
+                if not first_remove and not await self._launch(cluster, pool, update, runs, image, zone):
                     return
                 self.set_unschedulable(cluster, old.name, True)
                 stuck = await self._drain_for_cloud(cluster, old, force=force, pool=pool)
@@ -1013,6 +1135,8 @@ class World:
                     return
                 await self.pause(cluster, NODE_TERMINATE_SECONDS)
                 self.remove_node(cluster, old.name, why="surge upgrade")
+                if first_remove and not await self._launch(cluster, pool, update, runs, image, zone):
+                    return
             pool.version, pool.image, pool.kubelet = target, image, kubelet
             pool.settings.update(settings)
             pool.status = "ACTIVE"
@@ -1021,6 +1145,18 @@ class World:
             update.status = "Successful"
         except Exception as error:  # noqa: BLE001 - a bug in the simulator must show up as a failed update, not a hang
             self._fail(update, pool, "InternalFailure", repr(error), [])
+
+    async def _launch(self, cluster: Cluster, pool: NodePool, update: Update, runs: str, image: str, zone: str | None) -> bool:
+        """One new node of the upgrade, Ready; False (the update failed) if it finds no room or never joins."""
+        if (no_room := self.no_room_for_a_node(cluster, pool, zone=zone)) is not None:
+            self._fail(update, pool, *no_room, list(pool.subnets))
+            return False
+        fresh = self._add_node(cluster, pool, version=runs, image=image, zone=zone)
+        if not await self._wait_ready(cluster, fresh):
+            self.remove_node(cluster, fresh.name, why="surge node failed to join")
+            self._fail(update, pool, "NodeCreationFailure", "Instances failed to join the kubernetes cluster", [fresh.name])
+            return False
+        return True
 
     def cloud_drain_budget(self, cluster: Cluster, pool: NodePool) -> tuple[float, bool]:
         """How long the cloud's own surge drain keeps asking a node's PodDisruptionBudgets (simulated seconds),
@@ -1098,7 +1234,17 @@ class World:
         return pool
 
     async def _run_create(self, cluster: Cluster, pool: NodePool) -> None:
-        nodes = [self._add_node(cluster, pool) for _ in range(pool.desired)]
+        nodes: list[Node] = []
+        for _ in range(pool.desired):
+            if (no_room := self.no_room_for_a_node(cluster, pool)) is not None:
+                for node in nodes:
+                    self.remove_node(cluster, node.name, why="node pool creation failed")
+                pool.status = "CREATE_FAILED"
+                pool.health_issues = [{"code": no_room[0], "message": no_room[1], "resourceIds": list(pool.subnets)}]
+                assert pool.operation is not None
+                self._fail(pool.operation, None, *no_room, list(pool.subnets))
+                return
+            nodes.append(self._add_node(cluster, pool))
         while cluster.faults.hang:
             await asyncio.sleep(0.05)
         for node in nodes:

@@ -94,3 +94,32 @@ def test_moto_agrees_on_launch_templates_by_id_ami_and_capacity_types_and_a_repl
     with pytest.raises(Exception, match="Disk size must be specified within the launch template"):  # as EKS does
         client.create_nodegroup(clusterName="moto-lt", nodegroupName="refused", subnets=NETWORK.subnets,
                                 nodeRole=NETWORK.node_role, launchTemplate={"id": template["LaunchTemplateId"]}, diskSize=50)
+
+
+def test_moto_agrees_on_the_subnets_a_surge_takes_its_addresses_from(moto_eks, monkeypatch):
+    """The same adapter reads a node group's subnets from moto's EC2 DescribeSubnets as from the simulator's:
+    each subnet's free addresses, and its zone (EKS adds up to twice the group's zones at once)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    import boto3
+
+    ec2 = boto3.client("ec2", endpoint_url=moto_eks, region_name="us-east-1")
+    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"us-east-1{zone}")["Subnet"]["SubnetId"]
+               for i, zone in enumerate("ab")]
+    eks = EksProvider(endpoint_url=moto_eks)
+    ref = ClusterRef(name="moto-room", provider="eks", region="us-east-1")
+    network = NETWORK.model_copy(update={"subnets": subnets})
+    eks.poll_operation(ref, eks.create_cluster(ref, version="1.31", labels={}, request_token="room-1", network=network))
+    pool = NodePool(name="apps", version="1.31", node_count=5, node_size="m5.large", subnets=subnets, node_role=NETWORK.node_role)
+    eks.poll_operation(ref, eks.create_node_pool(ref, node_pool=pool, request_token="room-2"))
+
+    [described] = eks.list_node_pools(ref)
+    assert described.surge == 1  # moto's default updateConfig, as EKS's: maxUnavailable 1
+    [room] = eks.surge_room(ref, [described])
+    found = {s["SubnetId"]: s for s in ec2.describe_subnets(SubnetIds=subnets)["Subnets"]}
+    assert [(place.name, place.free_addresses) for place in room.places] == [
+        (found[subnet]["AvailabilityZone"], {subnet: found[subnet]["AvailableIpAddressCount"]}) for subnet in subnets]
+    assert [place.name for place in room.places] == ["us-east-1a", "us-east-1b"]
+    assert all(0 < count <= 251 for place in room.places for count in place.free_addresses.values())
+    assert [place.surge_nodes for place in room.places] == [2, 2]  # up to two a zone: more than maxUnavailable 1

@@ -9,11 +9,12 @@ from datetime import date
 import pytest
 
 from regatta.formats.fleet_data import api_removals
-from regatta.models import ManagedAddon, NodePool, PdbState, UpgradeInsight
+from regatta.models import ManagedAddon, NodePool, NodeState, PdbState, UpgradeInsight
 from regatta.models.readiness import (
     AppliedObject,
     NodePoolRoom,
     RequestedDeprecatedApi,
+    RoomPlace,
 )
 from regatta.rules import readiness, versions
 from regatta.rules.versions import IllegalVersionJump, InvalidVersion
@@ -127,14 +128,53 @@ class TestOtherFindings:
         [finding] = report(pdbs=[tight, loose]).findings
         assert finding.id == "budget:shop/db" and finding.severity == "blocking"
 
-    def test_a_pool_at_its_ceiling_has_no_room_for_a_surge_node(self):
-        found = report(rooms=[NodePoolRoom(name="system", node_count=5, max_nodes=5),
-                              NodePoolRoom(name="apps", node_count=5, max_nodes=6),
-                              NodePoolRoom(name="batch", node_count=50)])
-        [finding] = found.findings
-        assert finding.id == "surge_room:system" and "at least 6" in finding.what_to_do
-        assert [f.id for f in report(rooms=[NodePoolRoom(name="apps", node_count=5, max_nodes=6)], max_surge=2).findings] \
-            == ["surge_room:apps"]
+    def test_each_zone_must_hold_its_own_new_nodes(self):
+        # an EKS node takes 30 addresses (itself and 29 pods) in one subnet of the zone it replaces a node in: plenty
+        # of room in one zone does not make up for none in another
+        def zone(name, free, surge=2):
+            return RoomPlace(name=name, free_addresses=free, surge_nodes=surge)
+
+        lopsided = NodePoolRoom(name="system", node_count=4, addresses_per_node=30,
+                                places=[zone("us-east-1a", {"subnet-a": 0}), zone("us-east-1b", {"subnet-b": 300})])
+        split = NodePoolRoom(name="apps", node_count=4, addresses_per_node=30,  # 59 and 29 hold one node, 60 two
+                             places=[zone("us-east-1a", {"subnet-a": 59, "subnet-c": 29}), zone("us-east-1b", {"subnet-b": 60})])
+        exact = NodePoolRoom(name="batch", node_count=4, addresses_per_node=30, places=[zone("us-east-1a", {"subnet-a": 60})])
+        found = report(rooms=[lopsided, split, exact]).findings
+        assert [f.id for f in found] == ["surge_room:apps", "surge_room:system"]
+        assert all(f.severity == "blocking" and f.can_accept for f in found)
+        assert "us-east-1a holds 0 of its 2 new nodes (subnet-a: 0 free)" in found[1].summary
+        assert "us-east-1b" not in found[1].summary
+        assert "us-east-1a holds 1 of its 2 new nodes (subnet-a: 59 free, subnet-c: 29 free)" in found[0].summary
+
+    def test_a_pod_range_is_counted_in_whole_blocks(self):
+        # a GKE node takes a /24 of the Pod range: 767 free addresses are two blocks, not three
+        place = "Pod range 10.4.0.0/14"
+        room = NodePoolRoom(name="web", node_count=6, addresses_per_node=256,
+                            places=[RoomPlace(name=place, free_addresses={place: 767}, surge_nodes=3)])
+        assert room.room(room.places[0]) == 2
+        [finding] = report(rooms=[room]).findings
+        assert f"{place} holds 2 of its 3 new nodes (767 free)" in finding.summary
+
+    def test_a_blue_green_replacement_needs_room_for_the_whole_pool_in_each_place(self):
+        room = NodePoolRoom(name="apps", node_count=5, addresses_per_node=30, places=[
+            RoomPlace(name="us-east-1a", free_addresses={"subnet-a": 90}, surge_nodes=2),
+            RoomPlace(name="us-east-1b", free_addresses={"subnet-b": 60}, surge_nodes=2)])
+        assert not report(rooms=[room]).findings  # a surge of two in each zone fits
+        [replacement] = readiness.blue_green_rooms([room])
+        assert [place.surge_nodes for place in replacement.places] == [3, 3]  # five nodes over two zones
+        assert [f.id for f in report(rooms=[replacement]).findings] == ["surge_room:apps"]
+
+    def test_a_refused_read_is_a_warning_and_a_pools_only_upgrade_is_judged_on_room_alone(self):
+        warned = readiness.room_report(cluster="c", control_plane="1.31", target="1.31", rooms=[],
+                                       rooms_unread="EC2 refused subnets of c: UnauthorizedOperation")
+        [finding] = warned.findings
+        assert finding.id == "unreadable:surge_room" and finding.severity == "warning" and warned.ready
+
+    def test_an_eks_nodes_addresses_are_its_kubelets_max_pods_and_itself(self):
+        rooms = [NodePoolRoom(name="apps", node_count=2, places=[]), NodePoolRoom(name="gone", node_count=0, places=[])]
+        nodes = [NodeState(name="n1", pool="apps", version="v1.31.1", ready=True, unschedulable=False, allocatable_pods=29),
+                 NodeState(name="n2", pool="apps", version="v1.31.1", ready=True, unschedulable=False, allocatable_pods=17)]
+        assert [room.addresses_per_node for room in readiness.with_node_addresses(rooms, nodes)] == [30, 1]
 
     def test_cloud_insights_error_blocks_warning_warns_passing_is_silent(self):
         insights = [UpgradeInsight(name=name, status=status, kubernetes_version="1.30", reason=f"{name} says so")
