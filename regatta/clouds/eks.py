@@ -56,12 +56,15 @@ _COPIED = ("capacityType", "labels", "taints", "subnets", "nodeRole", "updateCon
 
 
 def _cloud_error(error: Exception, *, what: str, service: str = "EKS") -> CloudError:
-    if isinstance(error, ClientError) and service == "EC2":  # EC2's own codes: a missing permission is a refusal
+    if service == "EC2":  # a read beside EKS's: throttling and EC2's own failures are retried, anything else refuses it
+        if not isinstance(error, ClientError):
+            return CloudError(f"could not reach EC2 during {what}: {error}", error_type=ErrorType.CLOUD_REFUSED, retryable=False)
         code = error.response.get("Error", {}).get("Code", "ClientError")
         message = error.response.get("Error", {}).get("Message", str(error))
-        refused = code in ("UnauthorizedOperation", "AuthFailure", "OptInRequired") or code.startswith("Invalid")
-        return CloudError(f"EC2 {'refused' if refused else code + ' during'} {what}: {code + ': ' if refused else ''}{message}",
-                          error_type=ErrorType.CLOUD_REFUSED if refused else code, retryable=not refused)
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 400)
+        retried = code in ("RequestLimitExceeded", "Throttling", "ThrottlingException") or status >= 500
+        return CloudError(f"EC2 {code + ' during' if retried else 'refused'} {what}: {'' if retried else code + ': '}{message}",
+                          error_type=code if retried else ErrorType.CLOUD_REFUSED, retryable=retried)
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "ClientError")
         message = error.response.get("Error", {}).get("Message", str(error))
@@ -202,27 +205,28 @@ class EksProvider:
         max(2, its share of maxUnavailable) new nodes (the stricter reading of "up to"). A new node takes its
         addresses in one subnet of its zone; what it takes (1 + its max pods under the VPC CNI) is read from the
         cluster's nodes by the caller."""
-        subnets = sorted({subnet for pool in pools if pool.surge for subnet in pool.subnets})
-        if not subnets:
-            return []
+        subnets = sorted({subnet for pool in pools if pool.node_count for subnet in pool.subnets})
         found: dict[str, dict] = {}
-        token = None
-        while True:
-            page = self._call_service(cluster, "ec2", f"subnets of {cluster.name}'s node groups", "describe_subnets", {
-                "Filters": [{"Name": "subnet-id", "Values": subnets}], **({"NextToken": token} if token else {})})
-            found.update({subnet["SubnetId"]: subnet for subnet in page.get("Subnets") or []})
-            token = page.get("NextToken")
-            if not token:
-                break
+        for start in range(0, len(subnets), 100):  # a filter's values, a hundred at a time
+            asked = {"Filters": [{"Name": "subnet-id", "Values": subnets[start:start + 100]}]}
+            seen: set[str] = set()
+            while True:
+                page = self._call_service(cluster, "ec2", f"subnets of {cluster.name}'s node groups", "describe_subnets", asked)
+                found.update({subnet["SubnetId"]: subnet for subnet in page.get("Subnets") or []})
+                token = page.get("NextToken")
+                if not token or token in seen:
+                    break
+                seen.add(token)
+                asked = {**asked, "NextToken": token}
         rooms = []
         for pool in pools:
             zones: dict[str, dict[str, int]] = {}
             for subnet in pool.subnets:
                 if subnet in found:
                     zones.setdefault(found[subnet]["AvailabilityZone"], {})[subnet] = int(found[subnet].get("AvailableIpAddressCount", 0))
-            if not pool.surge or not zones or not pool.node_count:  # an empty group launches nothing
+            if not zones or not pool.node_count:  # an empty group launches nothing
                 continue
-            each_zone = max(2, -(-pool.surge // len(zones)))
+            each_zone = max(2, -(-pool.surge // len(zones))) if pool.surge else 0  # MINIMAL: none (a blue/green still some)
             rooms.append(NodePoolRoom(name=pool.name, node_count=pool.node_count, places=[
                 RoomPlace(name=zone, free_addresses=free, surge_nodes=each_zone) for zone, free in sorted(zones.items())]))
         return rooms

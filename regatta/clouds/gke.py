@@ -219,7 +219,7 @@ class GkeProvider:
         """Each pool's room for its upgrade's new nodes in its Pod range (NodeNetworkConfig: the range, the share
         of it in use, podIpv4RangeUtilization, and each node's block, NodePool.podIpv4CidrSize). A range GKE
         does not describe (a routes-based cluster) is not judged."""
-        surges = {pool.name: pool for pool in pools if pool.surge and pool.node_count}
+        surges = {pool.name: pool for pool in pools if pool.node_count}  # maxSurge 0 too: a blue/green replacement needs room
         rooms = []
         for found in self._get(cluster).node_pools:
             network = found.network_config

@@ -204,12 +204,14 @@ def blue_green_rooms(pools: Iterable[NodePoolRoom]) -> list[NodePoolRoom]:
 
 def with_node_addresses(rooms: list[NodePoolRoom], nodes: list[NodeState]) -> list[NodePoolRoom]:
     """An EKS node's addresses in its subnet: its own and one per pod it may run (the VPC CNI gives each pod a
-    VPC address), as its kubelet says (status.allocatable.pods); a pool without nodes to read counts one."""
+    VPC address), as its kubelet says (status.allocatable.pods); for a pool none of whose nodes was read, the most
+    any node of the cluster takes (one only when no node was read at all)."""
     most: dict[str, int] = {}
     for node in nodes:
         most[node.pool] = max(most.get(node.pool, 0), node.allocatable_pods)
+    anywhere = max(most.values(), default=0)
     return [room if room.addresses_per_node is not None
-            else room.model_copy(update={"addresses_per_node": 1 + most.get(room.name, 0)}) for room in rooms]
+            else room.model_copy(update={"addresses_per_node": 1 + most.get(room.name, anywhere)}) for room in rooms]
 
 
 def insight_findings(insights: Iterable[UpgradeInsight]) -> list[ReadinessFinding]:

@@ -734,9 +734,9 @@ class World:
                                                          f" enough free addresses for {each} nodes of instance type {pool.size}")
             return None
         if cluster.provider == "gke":
-            settings = pool.settings.get("upgradeSettings") or {}
+            max_surge, blue_green = self.gke_surge(pool)
             zone_count = max(1, len(pool.settings.get("locations") or []))
-            surge = pool.desired if settings.get("strategy") == "BLUE_GREEN" else int(settings.get("maxSurge", 1)) * zone_count
+            surge = pool.desired if blue_green else max_surge * zone_count
             block = 1 << (32 - self.gke_pod_cidr_size(pool))
             if surge and self.gke_pod_range_free(cluster) // block < surge:
                 return "IP_SPACE_EXHAUSTED", (f"Instance creation failed: the Pod range {self.gke_pod_range(cluster)} of cluster"
@@ -750,9 +750,18 @@ class World:
         if cluster.provider == "eks":
             return (pool.settings.get("updateConfig") or {}).get("updateStrategy") == "MINIMAL"
         if cluster.provider == "gke":
-            settings = pool.settings.get("upgradeSettings") or {}
-            return settings.get("strategy") != "BLUE_GREEN" and int(settings.get("maxSurge", 1)) == 0
+            max_surge, blue_green = self.gke_surge(pool)
+            return not blue_green and max_surge == 0
         return False
+
+    @staticmethod
+    def gke_surge(pool: NodePool) -> tuple[int, bool]:
+        """A GKE pool's maxSurge and whether it upgrades blue-green, as GKE reads its upgradeSettings: 1 when it has
+        none; proto3 JSON leaves a zero out and may give the strategy by its number (BLUE_GREEN is 2)."""
+        settings = pool.settings.get("upgradeSettings")
+        if not settings:
+            return 1, False
+        return int(settings.get("maxSurge") or 0), settings.get("strategy") in ("BLUE_GREEN", 2, "2")
 
     def _add_node(self, cluster: Cluster, pool: NodePool, *, ready_at: float | None = None, version: str | None = None,
                   image: str | None = None, zone: str | None = None) -> Node:

@@ -24,6 +24,7 @@ from regatta.inventory import readiness_check
 from regatta.inventory.sweep import records_from_fleet
 from regatta.kube.connect import ClusterConnections
 from regatta.models import CloudOperation
+from regatta.rules import readiness
 from tests.conftest import sim_report
 from tests.integration.conftest import start_upgrade
 
@@ -176,16 +177,21 @@ def test_a_gke_pool_whose_pod_range_is_full_blocks_and_its_upgrade_fails_there(s
         "name": name, "provider": "gke", "region": "us-central1", "version": "1.32", "labels": {"env": "staging"},
         "cloud": {"clusterIpv4Cidr": "10.8.0.0/22"},
         "node_pools": [pool("web", 3, version="1.31", node_size="e2-standard-4"),
-                       pool("batch", 1, version="1.31", node_size="e2-standard-4",
-                            cloud={"upgradeSettings": {"maxSurge": 0, "maxUnavailable": 1}})]}])
+                       pool("batch", 1, version="1.31", node_size="e2-standard-4",  # maxSurge 0, left out as proto3 JSON does
+                            cloud={"upgradeSettings": {"maxUnavailable": 1}})]}])
     record = inventory.get_cluster(name)
     report = readiness_check.check_one(ClusterConnections(sim_url=simulator.url), record, "1.33")
     found = surge_findings(report)
     assert list(found) == ["surge_room:web"], report.findings  # batch removes before it adds: it needs no room
     assert "Pod range 10.8.0.0/22 holds 0 of its 3 new nodes (0 free)" in found["surge_room:web"]
     assert "a node takes 256 addresses" in found["surge_room:web"]
-
     gke = GkeProvider(endpoint_url=simulator.url)
+    rooms = {room.name: room for room in gke.surge_room(record.ref, gke.list_node_pools(record.ref))}
+    assert [place.surge_nodes for place in rooms["batch"].places] == [0]  # judged, and needs none for its own surge
+    assert [p.id for p in readiness.room_report(cluster=name, control_plane="1.32", target="1.32",
+                                                rooms=readiness.blue_green_rooms([rooms["batch"]])).findings] == [
+        "surge_room:batch"]  # a blue/green replacement of it would need a block
+
     failed = finish(gke, record.ref, gke.start_node_pool_upgrade(record.ref, node_pool="web", version="1.32",
                                                                   request_token=f"t-{name}"))
     assert failed.status == "failed" and "IP_SPACE_EXHAUSTED" in failed.errors[0]

@@ -33,6 +33,28 @@ def test_eks_errors_are_read_by_their_documented_meaning(code, status, error_typ
     assert (found.error_type, found.retryable) == (error_type, retryable)
 
 
+@pytest.mark.parametrize(("code", "status", "retryable"), [
+    ("UnauthorizedOperation", 403, False),  # a role without ec2:DescribeSubnets: a warning, never retried
+    ("InvalidSubnetID.NotFound", 400, False),
+    ("UnsupportedOperation", 400, False),
+    ("RequestLimitExceeded", 503, True),  # EC2's throttling
+    ("InternalError", 500, True),
+    ("Unavailable", 503, True),
+])
+def test_ec2_errors_beside_eks_are_retried_only_when_waiting_helps(code, status, retryable):
+    error = eks._cloud_error(aws(code, status), what="subnets of c's node groups", service="EC2")
+    assert error.retryable is retryable and str(error).startswith("EC2 ")
+    assert (error.error_type == ErrorType.CLOUD_REFUSED) is not retryable and code in str(error)
+
+
+def test_ec2_out_of_reach_is_a_refused_read_not_a_stopped_upgrade():
+    from botocore.exceptions import EndpointConnectionError
+
+    error = eks._cloud_error(EndpointConnectionError(endpoint_url="https://ec2.us-east-1.amazonaws.com"),
+                             what="subnets of c's node groups", service="EC2")
+    assert not error.retryable and "could not reach EC2" in str(error)
+
+
 def test_an_eks_insights_refusal_says_how_to_go_on():
     found = eks._cloud_error(aws("InvalidStateException", 400), what="the upgrade")
     assert "aws eks list-insights" in str(found) and "accept_insights" in str(found)

@@ -171,10 +171,20 @@ class TestOtherFindings:
         assert finding.id == "unreadable:surge_room" and finding.severity == "warning" and warned.ready
 
     def test_an_eks_nodes_addresses_are_its_kubelets_max_pods_and_itself(self):
-        rooms = [NodePoolRoom(name="apps", node_count=2, places=[]), NodePoolRoom(name="gone", node_count=0, places=[])]
+        rooms = [NodePoolRoom(name="apps", node_count=2, places=[]), NodePoolRoom(name="unread", node_count=2, places=[])]
         nodes = [NodeState(name="n1", pool="apps", version="v1.31.1", ready=True, unschedulable=False, allocatable_pods=29),
-                 NodeState(name="n2", pool="apps", version="v1.31.1", ready=True, unschedulable=False, allocatable_pods=17)]
-        assert [room.addresses_per_node for room in readiness.with_node_addresses(rooms, nodes)] == [30, 1]
+                 NodeState(name="n2", pool="apps", version="v1.31.1", ready=True, unschedulable=False, allocatable_pods=17),
+                 NodeState(name="n3", pool="batch", version="v1.31.1", ready=True, unschedulable=False, allocatable_pods=58)]
+        # a pool none of whose nodes was read takes what the cluster's largest node takes, not one address
+        assert [room.addresses_per_node for room in readiness.with_node_addresses(rooms, nodes)] == [30, 59]
+        assert [room.addresses_per_node for room in readiness.with_node_addresses(rooms, [])] == [1, 1]
+
+    def test_a_pool_that_surges_none_needs_no_room_but_its_blue_green_replacement_does(self):
+        place = "Pod range 10.8.0.0/22"
+        room = NodePoolRoom(name="batch", node_count=1, addresses_per_node=256,
+                            places=[RoomPlace(name=place, free_addresses={place: 0}, surge_nodes=0)])
+        assert not report(rooms=[room]).findings
+        assert [f.id for f in report(rooms=readiness.blue_green_rooms([room])).findings] == ["surge_room:batch"]
 
     def test_cloud_insights_error_blocks_warning_warns_passing_is_silent(self):
         insights = [UpgradeInsight(name=name, status=status, kubernetes_version="1.30", reason=f"{name} says so")
