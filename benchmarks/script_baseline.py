@@ -8,7 +8,8 @@ Regatta's time splits into the calls (this script) and the orchestration (the ra
         (started by benchmarks/upgrade_fleet.py and benchmarks/patch_wave.py, with REGATTA_SIM_URL set)
 
 Per cluster, as ClusterUpgrade runs them (workflows/cluster_upgrade.py, activities/cloud.py):
-the preflight's reads (control plane, node pools, nodes and health, the cloud's insights); the
+the preflight's reads (control plane, node pools, nodes and health, the cloud's insights, and the readiness
+gate's: the pools' room, the API versions in use and the add-ons when the control plane moves); the
 control plane's upgrade (start, poll until done, the start asked again as the activity does,
 the health gate); the EKS managed add-ons moved to their defaults, each waited for, and a health
 gate when any moved; then each node pool the same way as the control plane; the cluster described
@@ -33,11 +34,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from activities.kube import inspect  # noqa: E402
+from regatta.formats.fleet_data import api_removals  # noqa: E402
 from regatta.formats.fleet_file import FleetSpec  # noqa: E402
 from regatta.inventory.sweep import records_from_fleet  # noqa: E402
-from regatta.kube import health  # noqa: E402
+from regatta.kube import api_usage, health  # noqa: E402
 from regatta.kube.connect import ClusterConnections  # noqa: E402
 from regatta.models import CloudOperation, ClusterRef  # noqa: E402
+from regatta.rules import readiness, versions  # noqa: E402
 
 
 def wait(provider, cluster: ClusterRef, operation: CloudOperation, poll_seconds: float) -> CloudOperation:
@@ -64,11 +67,17 @@ def upgrade(connections: ClusterConnections, cluster: ClusterRef, pools: list[st
         start()  # asked again once done, as cloud.upgrade does: the cloud answers with the finished operation
         gate()
 
-    # The preflight's reads.
-    provider.describe_control_plane(cluster)
-    provider.list_node_pools(cluster)
-    inspect(connections, cluster, pods=False)
+    # The preflight's reads (cloud.read_for_upgrade): with the readiness gate's, the pools' room for their surge and,
+    # as the control plane moves, the API versions in use and the managed add-ons against the target.
+    control_plane = provider.describe_control_plane(cluster)
+    described = provider.list_node_pools(cluster)
+    inspection = inspect(connections, cluster, pods=False)
     provider.upgrade_insights(cluster)
+    readiness.with_node_addresses(provider.surge_room(cluster, described), inspection.nodes)
+    if versions.moves_control_plane(control_plane.version, target):
+        api_usage.api_usage(api, api_removals(), control_plane=control_plane.version, target=target)
+        if versions.moves_addons_after_control_plane(cluster.provider):
+            provider.managed_addons(cluster, version=target)
     step(lambda: provider.start_control_plane_upgrade(cluster, version=target, request_token=f"script-{cluster.name}-cp"))
     moved = False
     for addon in provider.managed_addons(cluster, version=target):
