@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, delete, event, func, select, text
+from sqlalchemy import create_engine, delete, event, func, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
@@ -218,12 +218,13 @@ class Inventory:
             session.add(row)
 
     def get_cluster(self, name: str) -> ClusterRecord:
-        with Session(self.engine) as session:
-            row = session.get(ClusterRow, name)
-            if row is None:
+        with Session(self.engine) as session:  # the cluster and its hold in one SELECT: every operation reads it
+            found = session.execute(select(ClusterRow, MaintenanceHoldRow).outerjoin(
+                MaintenanceHoldRow, MaintenanceHoldRow.cluster == ClusterRow.name).where(ClusterRow.name == name)).first()
+            if found is None:
                 known = list(session.scalars(select(ClusterRow.name).order_by(ClusterRow.name)))
                 raise UnknownCluster(name, known)
-            return self._record(row, session.get(MaintenanceHoldRow, name))
+            return self._record(found[0], found[1])
 
     def list_clusters(self, selector: dict[str, str] | None = None) -> list[ClusterRecord]:
         with Session(self.engine) as session:
@@ -238,14 +239,13 @@ class Inventory:
             return {row.cluster: self._hold_of(row) for row in session.scalars(select(MaintenanceHoldRow))}
 
     def record_versions(self, name: str, *, control_plane_version: str, node_pools: list[NodePool], health: str = "healthy") -> None:
-        with Session(self.engine) as session, session.begin():
-            row = session.get(ClusterRow, name)
-            if row is None:
-                raise UnknownCluster(name, [])
-            row.control_plane_version = control_plane_version
-            row.node_pools = [p.model_dump() for p in node_pools]
-            row.health = health
-            row.updated_at = datetime.now(UTC)
+        """One UPDATE, not the ORM's read, snapshot and flush: every upgrade step of every cluster writes here."""
+        with self.engine.begin() as connection:
+            changed = connection.execute(update(ClusterRow).where(ClusterRow.name == name).values(
+                control_plane_version=control_plane_version, node_pools=[p.model_dump() for p in node_pools],
+                health=health, updated_at=datetime.now(UTC)))
+        if changed.rowcount == 0:
+            raise UnknownCluster(name, [])
 
     def remove_cluster(self, name: str) -> None:
         with Session(self.engine) as session, session.begin():

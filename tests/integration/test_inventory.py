@@ -99,6 +99,13 @@ def test_recorded_versions_replace_the_old_ones(store):
     assert found.health == "healthy" and found.updated_at is not None
 
 
+def test_versions_of_a_cluster_not_in_the_inventory_are_refused_not_written(store):
+    store.upsert_cluster(record())
+    with pytest.raises(UnknownCluster, match="'eks-gone' is not in the inventory"):
+        store.record_versions("eks-gone", control_plane_version="1.31", node_pools=[])
+    assert [r.name for r in store.list_clusters()] == ["eks-a"]
+
+
 def test_an_unknown_cluster_names_the_known_ones(store):
     store.upsert_cluster(record())
     with pytest.raises(UnknownCluster, match="'eks-z' is not in the inventory; known clusters include eks-a"):
