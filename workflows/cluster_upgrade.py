@@ -291,7 +291,7 @@ class ClusterUpgrade:
             return await call(Activity.READ_FOR_UPGRADE, request, UpgradeReads)
         state = await call(Activity.DESCRIBE_CLUSTER, ref, ClusterState)
         reads = UpgradeReads(state=state, inspection=await call(Activity.INSPECT_CLUSTER, ref, ClusterInspection),
-                             rooms_unread="not read behind a site agent" if ref.provider in ("eks", "gke") else None)
+                             rooms_unread="not read in this run's preflight" if ref.provider in ("eks", "gke") else None)
         if patched(READINESS_GATE) and versions.moves_control_plane(state.control_plane_version,
                                                                     self.input.target_version):
             reads.usage = await call(Activity.READ_API_USAGE, ReadForReadiness(

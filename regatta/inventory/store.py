@@ -245,7 +245,8 @@ class Inventory:
                 control_plane_version=control_plane_version, node_pools=[p.model_dump() for p in node_pools],
                 health=health, updated_at=datetime.now(UTC)))
         if changed.rowcount == 0:
-            raise UnknownCluster(name, [])
+            with Session(self.engine) as session:
+                raise UnknownCluster(name, list(session.scalars(select(ClusterRow.name).order_by(ClusterRow.name).limit(8))))
 
     def remove_cluster(self, name: str) -> None:
         with Session(self.engine) as session, session.begin():

@@ -135,7 +135,8 @@ def unread_room_findings(unread: str | None) -> list[ReadinessFinding]:
     return [ReadinessFinding(
         id="unreadable:surge_room", check="unreadable", severity="warning",
         summary=f"the node pools' room for their surge nodes could not be read ({unread})",
-        what_to_do="let Regatta's credentials read the pools' networks (EKS: ec2:DescribeSubnets), then read again")]
+        what_to_do="let Regatta's credentials read the pools' networks (EKS: ec2:DescribeSubnets) and read again"
+                   " (`regatta upgrade readiness`; a cluster behind a site agent is read there only in part)")]
 
 
 def addon_findings(addons: Iterable[ManagedAddon], target: str) -> list[ReadinessFinding]:

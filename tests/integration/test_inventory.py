@@ -101,7 +101,7 @@ def test_recorded_versions_replace_the_old_ones(store):
 
 def test_versions_of_a_cluster_not_in_the_inventory_are_refused_not_written(store):
     store.upsert_cluster(record())
-    with pytest.raises(UnknownCluster, match="'eks-gone' is not in the inventory"):
+    with pytest.raises(UnknownCluster, match="'eks-gone' is not in the inventory; known clusters include eks-a"):
         store.record_versions("eks-gone", control_plane_version="1.31", node_pools=[])
     assert [r.name for r in store.list_clusters()] == ["eks-a"]
 
