@@ -8,7 +8,8 @@ The runs go one after another on this machine (each writes its own JSON); the sa
 for every number in them, the median of the runs (`median_of.runs` says how many, `median_of.each` holds
 each run's figures, `median_of.spread` each number's lowest and highest), the verdicts of
 benchmarks/targets.py held against the medians, and the record of the runs (commit, command,
-parameters, machine).
+parameters, machine). A result of one run also keeps that run's evidence (a chaos run's kill log and
+details, each operation's final state), which has no median.
 """
 
 from __future__ import annotations
@@ -67,7 +68,10 @@ def combine(runs: Sequence[dict[str, Any]], *, name: str, command: list[str]) ->
     middle = medians(lean)
     record = dict(runs[0].get("run") or {})
     record |= {**commit(), "command": command, "each_run": [run.get("run") for run in runs]}
-    return {**middle, "verdicts": verdicts(name, middle),
+    # The evidence a number cannot carry (a chaos run's kill log, each operation's state at the end) is one run's
+    # and has no median: a result made by one run keeps it as it is, so that it traces to that run.
+    evidence = {k: v for k, v in runs[0].items() if k in BULKY and k not in ("run", "verdicts")} if len(runs) == 1 else {}
+    return {**middle, **evidence, "verdicts": verdicts(name, middle),
             "median_of": {"runs": len(runs), "spread": spread_of(lean), "each": lean}, "run": record}
 
 

@@ -51,6 +51,15 @@ def test_combined_runs_say_how_many_and_are_judged_on_the_medians():
     assert {v["figure"]: v["met"] for v in combined["verdicts"]}["clusters_per_min"] is True
 
 
+def test_one_run_keeps_its_evidence_and_several_keep_only_their_numbers():
+    run = {"seconds": 800.0, "chaos": [{"killed": "worker", "at": 12.5}], "details": {"lost": []},
+           "final_state": {"c-1": "1.31"}, "run": {"command": ["chaos.py"]}}
+    alone = combine([run], name="chaos_50", command=["repeat.py", "--runs", "1"])
+    assert alone["chaos"] == run["chaos"] and alone["details"] == run["details"] and alone["final_state"] == run["final_state"]
+    several = combine([run, {**run, "seconds": 900.0}], name="chaos_50", command=["repeat.py", "--runs", "2"])
+    assert "chaos" not in several and several["seconds"] == 850.0
+
+
 def test_numbers_are_printed_as_a_reader_expects():
     assert number(513.0) == "513"
     assert number(10_000) == "10,000"
