@@ -17,6 +17,7 @@ from temporalio import activity
 from activities.failures import refuse, translated_failures
 from activities.kube import gate_on_health, inspect
 from regatta.clouds import CloudError
+from regatta.clouds.base import read_surge_room
 from regatta.formats.fleet_data import api_removals
 from regatta.kube import api_usage
 from regatta.kube.connect import ClusterConnections
@@ -40,7 +41,7 @@ from regatta.models import (
     WaitForOperation,
 )
 from regatta.models.errors import ErrorType
-from regatta.rules import readiness, versions
+from regatta.rules import versions
 
 # An upgrade step waits for at most this many operations: its own, after one or two the cloud ran by itself.
 MAX_OPERATIONS_PER_STEP = 3
@@ -77,13 +78,8 @@ class CloudActivities:
             target = request.target_version if isinstance(request, ReadForReadiness) else None
             if target is None:
                 return reads
-            try:
-                reads.rooms = readiness.with_node_addresses(provider.surge_room(cluster, reads.state.node_pools),
-                                                            reads.inspection.nodes)
-            except CloudError as error:  # a refused read (a role without it) is a warning in the gate; the rest retried
-                if error.retryable:
-                    raise
-                reads.rooms_unread = str(error)[:300]
+            reads.rooms, reads.rooms_unread = read_surge_room(provider, cluster, reads.state.node_pools,
+                                                              lambda: reads.inspection.nodes)
             if not versions.moves_control_plane(reads.state.control_plane_version, target):
                 return reads  # the preflight refuses the target, or only node pools move: no API goes away
             reads.usage = api_usage.api_usage(self.connections.api_client(cluster), api_removals(),

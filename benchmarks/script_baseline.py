@@ -34,14 +34,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from activities.kube import inspect  # noqa: E402
-from regatta.clouds import CloudError  # noqa: E402
+from regatta.clouds.base import read_surge_room  # noqa: E402
 from regatta.formats.fleet_data import api_removals  # noqa: E402
 from regatta.formats.fleet_file import FleetSpec  # noqa: E402
 from regatta.inventory.sweep import records_from_fleet  # noqa: E402
 from regatta.kube import api_usage, health  # noqa: E402
 from regatta.kube.connect import ClusterConnections  # noqa: E402
 from regatta.models import CloudOperation, ClusterRef  # noqa: E402
-from regatta.rules import readiness, versions  # noqa: E402
+from regatta.rules import versions  # noqa: E402
 
 
 def wait(provider, cluster: ClusterRef, operation: CloudOperation, poll_seconds: float) -> CloudOperation:
@@ -74,11 +74,7 @@ def upgrade(connections: ClusterConnections, cluster: ClusterRef, pools: list[st
     described = provider.list_node_pools(cluster)
     inspection = inspect(connections, cluster, pods=False)
     provider.upgrade_insights(cluster)
-    try:
-        readiness.with_node_addresses(provider.surge_room(cluster, described), inspection.nodes)
-    except CloudError as error:  # a refused read is a warning to the upgrade too; the rest fails it
-        if error.retryable:
-            raise
+    read_surge_room(provider, cluster, described, lambda: inspection.nodes)
     if versions.moves_control_plane(control_plane.version, target):
         api_usage.api_usage(api, api_removals(), control_plane=control_plane.version, target=target)
         if versions.moves_addons_after_control_plane(cluster.provider):

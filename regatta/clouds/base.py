@@ -8,14 +8,25 @@ the operation again by its request token instead of starting a second one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from regatta.formats import kubeconfig
-from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, ManagedAddon, NodePool, UpgradeInsight, VersionChange
+from regatta.models import (
+    CloudOperation,
+    ClusterNetwork,
+    ClusterRef,
+    ManagedAddon,
+    NodePool,
+    NodeState,
+    UpgradeInsight,
+    VersionChange,
+)
 from regatta.models.errors import ErrorType
 from regatta.models.fleet import InsightCategory
 from regatta.models.readiness import NodePoolRoom
+from regatta.rules import readiness
 
 
 class CloudError(Exception):
@@ -106,6 +117,22 @@ class CloudProvider(Protocol):
     def kubeconfig(self, cluster: ClusterRef) -> dict[str, Any]:
         """A kubeconfig for `cluster` in the form the cloud's own CLI writes (regatta/formats/kubeconfig.py)."""
         ...
+
+
+def read_surge_room(provider: CloudProvider, cluster: ClusterRef, pools: list[NodePool],
+                    nodes: Callable[[], list[NodeState]]) -> tuple[list[NodePoolRoom], str | None]:
+    """The pools' room for their surge as readiness judges it, and why it could not be read: a read the cloud
+    refuses (a role without ec2:DescribeSubnets, EC2 out of reach) is said, never the end of the read; one worth
+    retrying raises. `nodes` is asked only when a node's addresses come from its kubelet (EKS)."""
+    try:
+        rooms = provider.surge_room(cluster, pools)
+    except CloudError as error:
+        if error.retryable:
+            raise
+        return [], str(error)[:300]
+    if any(room.addresses_per_node is None for room in rooms):
+        rooms = readiness.with_node_addresses(rooms, nodes())
+    return rooms, None
 
 
 _simulator_http: Any = None

@@ -12,12 +12,12 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-from regatta.clouds import CloudError
+from regatta.clouds.base import read_surge_room
 from regatta.formats.fleet_data import api_removals
 from regatta.kube import api_usage, health
 from regatta.kube.connect import ClusterConnections
 from regatta.models import ClusterRecord, NodePool
-from regatta.models.readiness import NodePoolRoom, ReadinessFinding, ReadinessReport
+from regatta.models.readiness import ReadinessFinding, ReadinessReport
 from regatta.rules import readiness, versions
 
 
@@ -51,16 +51,7 @@ def check_one(connections: ClusterConnections, record: ClusterRecord, target: st
         api = connections.api_client(ref)
         pdbs = health.read_pdbs(api)
         usage = api_usage.api_usage(api, table, control_plane=control_plane, target=target)
-        rooms: list[NodePoolRoom] = []
-        rooms_unread = None
-        try:
-            rooms = provider.surge_room(ref, pools)
-        except CloudError as error:  # a refused read is a warning, as unread API usage is (the rest: unreadable)
-            if error.retryable:
-                raise
-            rooms_unread = str(error)[:300]
-        if any(room.addresses_per_node is None for room in rooms):
-            rooms = readiness.with_node_addresses(rooms, health.read_nodes(api, with_pods=False))
+        rooms, rooms_unread = read_surge_room(provider, ref, pools, lambda: health.read_nodes(api, with_pods=False))
     except Exception as error:  # noqa: BLE001 - one unreadable cluster must not stop the fleet's read
         return alone(ReadinessFinding(id="unreadable", check="unreadable", severity="blocking",
                                       summary=f"the cluster could not be read: {str(error)[:200]}",
