@@ -8,6 +8,7 @@ waiting for one; a wave reads it again every `recheck_seconds` while anything wa
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 
 import httpx
@@ -15,10 +16,17 @@ import httpx
 from regatta.models import FleetTime
 
 
+@functools.cache
+def _client() -> httpx.Client:
+    # One client for the process: a new one per read built a TLS context each time, which was most of
+    # what an upgrade started over the API cost (httpx's Client is safe to share between threads).
+    return httpx.Client(timeout=10)
+
+
 def read_fleet_clock(sim_url: str | None) -> FleetTime:
     if not sim_url:
         return FleetTime(now=datetime.now(UTC))
-    response = httpx.get(f"{sim_url.rstrip('/')}/sim/clock", timeout=10)
+    response = _client().get(f"{sim_url.rstrip('/')}/sim/clock")
     response.raise_for_status()
     body = response.json()
     return FleetTime(now=datetime.fromisoformat(body["now"]), recheck_seconds=body["recheck_seconds"])

@@ -5,6 +5,7 @@ REGATTA_DATABASE_URL; the schema is owned by the Alembic migrations beside this 
 Used by activities, the CLI and the API; never by workflows.
 """
 
-from regatta.inventory.store import DrPairError, HoldError, Inventory, TokenError, UnknownCluster
+from regatta.inventory.errors import DrPairError, HoldError, TokenError, UnknownCluster
+from regatta.inventory.store import Inventory
 
 __all__ = ["DrPairError", "HoldError", "Inventory", "TokenError", "UnknownCluster"]

@@ -14,13 +14,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, delete, event, func, select, text, update
+from sqlalchemy import bindparam, create_engine, delete, event, func, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from regatta.inventory import audit_append
 from regatta.inventory.audit_files import AuditKeys
+from regatta.inventory.errors import DrPairError, HoldError, TokenError, UnknownCluster
 from regatta.inventory.tables import (
     ApiTicketRow,
     ApiTokenRow,
@@ -76,28 +77,9 @@ def _head_revision() -> str | None:
     return next(iter(heads), None)
 
 
-class UnknownCluster(LookupError):
-    def __init__(self, name: str, known: list[str]):
-        hint = f"; known clusters include {', '.join(known[:8])}" if known else "; the inventory is empty"
-        super().__init__(f"cluster {name!r} is not in the inventory{hint}. Run `regatta clusters list` to see them")
-        self.name = name
-
-
-class DrPairError(ValueError):
-    """A pair that cannot be declared, or a cluster that is in no pair."""
-
-
-class HoldError(ValueError):
-    """A hold that cannot be set or released as asked."""
-
-
 def _utc(at: datetime | None) -> datetime | None:
     # SQLite hands timezone-aware columns back naive; they were written in UTC.
     return at if at is None or at.tzinfo else at.replace(tzinfo=UTC)
-
-
-class TokenError(ValueError):
-    """A token that cannot be created or revoked as asked."""
 
 
 def _engine(url: str) -> Engine:
@@ -124,6 +106,11 @@ def _engine(url: str) -> Engine:
 _MIGRATED: set[str] = set()
 MIGRATION_LOCK_KEY = 0x52454741  # "REGA": the advisory lock that serializes migrations on PostgreSQL
 _MIGRATED_LOCK = threading.Lock()
+
+
+_TOKEN = ApiTokenRow.__table__.c
+_TOKEN_BY_HASH = select(_TOKEN.name, _TOKEN.role, _TOKEN.environments, _TOKEN.created_at, _TOKEN.revoked_at).where(
+    _TOKEN.token_hash == bindparam("token_hash"))
 
 
 class Inventory:
@@ -482,9 +469,13 @@ class Inventory:
             return self._token(row)
 
     def token_by_hash(self, token_hash: str) -> ApiToken | None:
-        with Session(self.engine) as session:
-            row = session.scalar(select(ApiTokenRow).where(ApiTokenRow.token_hash == token_hash))
-            return None if row is None else self._token(row)
+        """Every API request asks this: one Core SELECT, no ORM session (a fifth of the API's CPU under load)."""
+        with self.engine.connect() as connection:
+            row = connection.execute(_TOKEN_BY_HASH, {"token_hash": token_hash}).first()
+        if row is None:
+            return None
+        return ApiToken(name=row.name, role=row.role, environments=list(row.environments), created_at=row.created_at,
+                        revoked_at=row.revoked_at)
 
     def list_tokens(self) -> list[ApiToken]:
         with Session(self.engine) as session:
