@@ -7,16 +7,14 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from regatta.api.errors import ApiError, readable
 from regatta.api.gate import inventory_of, settings_of
 from regatta.api.operations import CONTROL_OUTCOME
-from regatta.inventory import Inventory
 from regatta.models import OperationRecord
 from regatta.rules import signing
-from regatta.settings import Settings
 from regatta.temporal.connect import TemporalUnreachable
 from regatta.temporal.operations import OperationRefused, send_update
 
@@ -41,10 +39,10 @@ class TicketEvent(BaseModel):
              openapi_extra={"parameters": [
                  {"name": signing.SIGNATURE_HEADER, "in": "header", "required": True, "schema": {"type": "string"}},
                  {"name": signing.TIMESTAMP_HEADER, "in": "header", "required": True, "schema": {"type": "string"}}]})
-async def ticket_event(request: Request, settings: Settings = Depends(settings_of),
-                       inventory: Inventory = Depends(inventory_of)) -> dict[str, Any]:
+async def ticket_event(request: Request) -> dict[str, Any]:
     """A ticket system's approval or cancellation, signed with the shared secret: approve or
     abort the operation its ticket started. A replayed request is refused."""
+    settings, inventory = settings_of(request), inventory_of(request)
     if not settings.webhook_secret:
         raise ApiError(503, "inbound webhooks are off: set REGATTA_WEBHOOK_SECRET for the API")
     raw = await request.body()
