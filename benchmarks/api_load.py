@@ -28,7 +28,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.stack import BenchStack, cpu_seconds, parse, save_figures  # noqa: E402
+from benchmarks.stack import BenchStack, cpu_seconds, parse, postgres_schema, save_figures  # noqa: E402
 from regatta.api.tokens import create_token  # noqa: E402
 from regatta.devstack import wait_for_port  # noqa: E402
 from regatta.formats.fleet_file import FleetSpec  # noqa: E402
@@ -55,11 +55,26 @@ def summary(latencies: list[float], errors: int) -> dict:
             "mean_ms": round(statistics.fmean(latencies) * 1000, 1) if latencies else 0.0}
 
 
-async def main(seconds: float, rate: float, out: Path) -> dict:
+async def main(seconds: float, rate: float, out: Path, *, inventory: str = "postgresql") -> dict:
+    # The API and the worker share the inventory on PostgreSQL, as in production: on SQLite (the laptop's
+    # default) a start waits behind the worker's writes for the one writer's lock, which is the file, not the API.
+    schema, database_url, admin = postgres_schema("api", "regatta-bench") if inventory == "postgresql" else (None, None, None)
+    try:
+        figures = await _measure(seconds, rate, database_url=database_url)
+    finally:
+        if admin is not None:
+            with admin.begin() as connection:
+                connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+    figures["inventory"] = inventory
+    save_figures(figures, out)
+    return figures
+
+
+async def _measure(seconds: float, rate: float, *, database_url: str | None) -> dict:
     starts_needed = int(seconds * rate / START_EVERY) + WARM_UP_STARTS + 10
     spec = records(starts_needed)
     names = iter(c.name for c in spec.clusters)
-    async with BenchStack(spec) as stack:
+    async with BenchStack(spec, database_url=database_url) as stack:
         _, secret = create_token(stack.inventory, name="ticket-system", role="operator", environments=["*"])
         port = 18700 + os.getpid() % 1000
         api = stack._spawn([sys.executable, "-m", "regatta.cli", "api", "--port", str(port)], stack.settings.as_env())
@@ -155,7 +170,6 @@ async def main(seconds: float, rate: float, out: Path) -> dict:
                                 key=lambda pair: pair[1])[0],
         "first_errors": first_errors,
     }
-    save_figures(figures, out)
     return figures
 
 
@@ -163,6 +177,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--rate", type=float, default=100, help="requests per second, one in 50 a start")
+    parser.add_argument("--inventory", choices=["postgresql", "sqlite"], default="postgresql",
+                        help="where the API and the worker keep the inventory (production: PostgreSQL)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/api_load.json")
     arguments = parse(parser)
-    asyncio.run(main(arguments.seconds, arguments.rate, arguments.out))
+    asyncio.run(main(arguments.seconds, arguments.rate, arguments.out, inventory=arguments.inventory))
