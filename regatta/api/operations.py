@@ -160,19 +160,9 @@ def environments_of(found: dict[str, Any], the: Gate, *, reading: bool = False) 
     return {UNKNOWN_ENVIRONMENT}
 
 
-@router.post("", response_model=StartResponse, status_code=201,
-             responses={200: {"model": StartResponse, "description": "this ticket already started this operation"},
-                        401: {}, 403: {}, 404: {}, 409: {}, 422: {}, 503: {}})
-async def start(body: StartRequest, the: Gate = Depends(gate)) -> Any:
-    """Who may start is decided before anything is read on the request's behalf: the role first, then
-    (from the inventory alone) the environments it would act in; only then admission, which may read a
-    bundle's git source, off the event loop and within ADMISSION_SECONDS."""
-    the.may("start", verb="start", ticket=body.ticket)
-    workflow, model = KINDS[body.kind]
-    try:
-        request = model.model_validate({**body.input, "ticket": body.ticket, "requested_by": the.token.name})
-    except ValidationError as error:
-        raise ApiError(422, f"input does not fit a {workflow}: {readable(error)}") from None
+def scope_of_start(the: Gate, body: StartRequest, request: BaseModel) -> tuple[datetime, frozenset[str]]:
+    """The fleet's time and the environments a start acts in, or the refusal (404 or 403) of a token that may not
+    act there: reads of the fleet's clock and the inventory, made off the event loop."""
     now = the.fleet_now()
     try:
         where = environments_before_reading(request, inventory=the.inventory, now=now)
@@ -200,6 +190,25 @@ async def start(body: StartRequest, the: Gate = Depends(gate)) -> Any:
                            " this request's clusters reach beyond that")
     # the rest it acts on (a standby, an evacuation's receivers): a 403
     the.permit("start", where, verb="start", ticket=body.ticket)
+    return now, where
+
+
+@router.post("", response_model=StartResponse, status_code=201,
+             responses={200: {"model": StartResponse, "description": "this ticket already started this operation"},
+                        401: {}, 403: {}, 404: {}, 409: {}, 422: {}, 503: {}})
+async def start(body: StartRequest, the: Gate = Depends(gate)) -> Any:
+    """Who may start is decided before anything is read on the request's behalf: the role first, then
+    (from the inventory alone) the environments it would act in; only then admission, which may read a
+    bundle's git source, off the event loop and within ADMISSION_SECONDS."""
+    the.may("start", verb="start", ticket=body.ticket)
+    workflow, model = KINDS[body.kind]
+    try:
+        request = model.model_validate({**body.input, "ticket": body.ticket, "requested_by": the.token.name})
+    except ValidationError as error:
+        raise ApiError(422, f"input does not fit a {workflow}: {readable(error)}") from None
+    # The fleet's clock and the inventory are read and written in threads: on the event loop, a start waiting for
+    # SQLite's one writer (up to its busy timeout) held every other request of the API behind it.
+    now, where = await asyncio.to_thread(scope_of_start, the, body, request)
     if getattr(request, "callback_url", None) and not the.settings.webhook_secret:
         raise ApiError(422, "input.callback_url: callbacks are sent signed, and no REGATTA_WEBHOOK_SECRET is set;"
                        " set the same secret for the API and the worker, or leave callback_url out")
@@ -227,7 +236,7 @@ async def start(body: StartRequest, the: Gate = Depends(gate)) -> Any:
                              status_url=f"/v1/operations/{operation}", replayed=replayed, path=list(admission.path))
 
     request_digest = digest(body.kind, request)
-    held = the.inventory.claim_ticket(ApiTicket(ticket=body.ticket, kind=body.kind, operation_id=operation_id,
+    held = await asyncio.to_thread(the.inventory.claim_ticket, ApiTicket(ticket=body.ticket, kind=body.kind, operation_id=operation_id,
                                                 request_digest=request_digest, token=the.token.name,
                                                 created_at=datetime.now(UTC)))
     if held is not None:
@@ -256,8 +265,9 @@ async def start(body: StartRequest, the: Gate = Depends(gate)) -> Any:
     except TemporalUnreachable as error:
         the.inventory.release_ticket(body.ticket)
         raise ApiError(503, str(error)) from None
-    the.audit(verb="start", outcome="started", operation_id=operation_id, cluster=cluster, ticket=body.ticket,
-              detail=f"{workflow} started over the API")
+    await asyncio.to_thread(functools.partial(
+        the.audit, verb="start", outcome="started", operation_id=operation_id, cluster=cluster, ticket=body.ticket,
+        detail=f"{workflow} started over the API"))
     return started(operation_id, replayed=False)
 
 
