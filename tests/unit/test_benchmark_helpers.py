@@ -18,7 +18,7 @@ from temporalio.client import WorkflowHistory
 
 from benchmarks.patch_wave import ideal_makespan
 from benchmarks.policy_rollout import bundle_given_at, time_to_compliant
-from benchmarks.stack import cpu_of_the_three, temporal_work
+from benchmarks.stack import cpu_of_the_three, script_figures, temporal_work
 
 HISTORIES = Path(__file__).parents[1] / "histories"
 
@@ -90,3 +90,12 @@ def test_cpu_of_the_three_runs_is_per_cluster_process_by_process():
                              {"workers": 2.7, "temporal_server": 4.4}, clusters=100)
     assert saved == {"regatta": {"worker": 0.126, "temporal_server": 0.074}, "script": {"script": 0.058, "simulator": 0.039},
                      "raw_fan_out": {"workers": 0.027, "temporal_server": 0.044}}
+
+
+def test_script_figures_hold_regatta_against_the_calls_and_against_the_calls_plus_the_floor():
+    # 1,000 clusters: the script took 60 s, the raw fan-out 40 s, Regatta 150 s.
+    figures = script_figures({"seconds": 60.0, "failed": 0}, 40.0, ours=150.0, clusters=1000)
+    assert figures["script_clusters_per_min"] == 1000.0  # 1,000 in a minute
+    assert figures["ratio_to_script"] == 2.5  # 150 / 60
+    assert figures["ratio_to_script_plus_raw"] == 1.5  # 150 / (60 + 40)
+    assert figures["floor_clusters_per_min"] == 600.0  # 1,000 in 100 s
