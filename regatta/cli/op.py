@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from pydantic import BaseModel
 
-from regatta.cli.arguments import Output
+from regatta.cli.arguments import OperationId, Output, OutputOption
 from regatta.cli.context import api_client, ui_url
 from regatta.cli.exits import run_command
 from regatta.cli.render import console
@@ -33,11 +33,63 @@ async def start_over_api(api, kind: str, ticket: str | None, request: dict, *, h
         raise Refused("--ticket: the API starts operations under a change ticket (its idempotency key)")
     started = api.start(kind, ticket, request)
     again = " (this ticket had already started it)" if started["replayed"] else ""
+    found = None if wait else await settled_over_api(api, started["operation_id"])
+    if found is not None and found["succeeded"] is not True:  # refused at once: say so, not what it would have done
+        judge(found, f"{started['operation_id']} started over the API{again} and ended at once")
     said = headline(started) if callable(headline) else headline
     console.print(f"started [bold]{started['operation_id']}[/] over the API{again}: {said}")
+    if found is not None:
+        judge(found, f"{started['operation_id']} ended already")
     if wait:
         await follow_over_api(api, started["operation_id"])
     return started
+
+
+# How long a start without --wait watches the operation before it says "started": long enough for the checks a
+# run makes first (a decommission's workloads: 80 ms on the dev stack) to refuse it, short enough not to keep a
+# script that starts many waiting.
+SETTLE_SECONDS = 1.0
+
+
+async def settled_over_api(api, operation_id: str, *, seconds: float = SETTLE_SECONDS) -> dict | None:
+    """The operation's status if it ended within `seconds`, else None."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        found = api.status(operation_id)
+        if found["status"] != "RUNNING":
+            return found
+        if asyncio.get_running_loop().time() >= deadline:
+            return None
+        await asyncio.sleep(0.25)
+
+
+async def ended_within(handle, seconds: float) -> bool:
+    """Whether the operation ended (well or not) within `seconds`."""
+    try:
+        await asyncio.wait_for(handle.result(), timeout=seconds)
+    except TimeoutError:
+        return False
+    except Exception:  # noqa: BLE001 - it failed; status() says why
+        return True
+    return True
+
+
+def judge(found: dict, what: str, *, say_success: bool = True) -> None:
+    """Say how an ended operation came out; raise (exit 1, or 3 when nothing says) unless it succeeded."""
+    from regatta.cli.exits import Unreachable
+    from regatta.rules import outcomes
+
+    progress = found.get("progress") or {}
+    why = found.get("failure") or progress.get("message") or progress.get("halted_reason") or ""
+    verdict = outcomes.verdict(found["status"], found.get("outcome"))
+    if verdict == "unsuccessful":
+        raise OperationFailed(f"{what}: {found.get('outcome')}" + (f": {why}" if why else ""))
+    if verdict == "unknown":
+        raise Unreachable(f"{what} ({found['status']}), but how it came out cannot be read"
+                          + (f": {found['progress_error']}" if found.get("progress_error") else "")
+                          + f"; `regatta op status {found['operation_id']}` asks again")
+    if verdict == "succeeded" and say_success:
+        console.print(f"[green]{what}: {found.get('outcome')}[/]" + (f" {why}" if why else ""))
 
 
 async def follow_over_api(api, operation_id: str, *, interval: float = 1.0) -> None:
@@ -52,15 +104,22 @@ async def follow_over_api(api, operation_id: str, *, interval: float = 1.0) -> N
         if found["status"] != "RUNNING":
             break
         await asyncio.sleep(interval)
-    if progress.get("phase") != "succeeded":
-        raise OperationFailed(found.get("failure") or progress.get("message") or found["status"])
-    console.print(f"[green]{progress.get('message')}[/]")
+    judge(found, operation_id)
 
 
 async def announce(handle, headline: str | None, *, wait: bool) -> None:
     """What every start prints: the operation started, where to watch it; then follow it if asked."""
     from regatta.cli.render import follow
 
+    if not wait and await ended_within(handle, SETTLE_SECONDS):
+        from regatta.temporal.operations import status
+
+        found = await status(Settings.from_env(), handle.id)
+        if found["succeeded"] is not True:  # one a check refused at once says so, not what it would have done
+            judge(found, f"{handle.id} started and ended at once")
+        console.print(f"started [bold]{handle.id}[/]" + (f": {headline}" if headline else ""))
+        judge(found, f"{handle.id} ended already")
+        return
     console.print(f"started [bold]{handle.id}[/]" + (f": {headline}" if headline else ""))
     console.print(f"watch: {ui_url(handle.id)}")
     if wait:
@@ -112,7 +171,7 @@ def control(operation_id: str, update: str, payload: dict) -> None:
 
 
 @op_app.command("status")
-def op_status(operation_id: str, output: Output = Output.table):
+def op_status(operation_id: OperationId, output: OutputOption = Output.table):
     """Where an operation stands and why it stopped, if it did."""
     from regatta.temporal.operations import status
 
@@ -121,16 +180,52 @@ def op_status(operation_id: str, output: Output = Output.table):
         described = api.status(operation_id) if api is not None else await status(Settings.from_env(), operation_id)
         if output == "json":
             print(json.dumps(described, indent=2, default=str))
-            return
-        from regatta.cli.render import render_status
+        else:
+            from regatta.cli.render import render_status
 
-        render_status(described, console)
+            render_status(described, console)
+        if described["status"] != "RUNNING":  # an ended one that did not succeed exits 1, as its start would have
+            judge(described, f"{operation_id} ended", say_success=False)
+
+    run_command(body())
+
+
+@op_app.command("list")
+def op_list(running: Annotated[bool, typer.Option("--running", help="only the ones still running")] = False,
+            limit: Annotated[int, typer.Option(min=1, max=1000, help="at most this many, newest first")] = 20,
+            output: OutputOption = Output.table):
+    """Operations, newest first: id, type, cluster, status, what each came to, when it started and ended."""
+    from regatta.temporal.connect import connect
+    from regatta.temporal.operations import list_operations
+
+    async def body():
+        if api_client() is not None:
+            raise Refused("op list reads Temporal's list of operations, which the HTTP API does not serve yet; unset"
+                          " REGATTA_API_URL (`regatta op status ID` works over the API)")
+        found = await list_operations(await connect(Settings.from_env()), limit=limit, running_only=running)
+        if output == "json":
+            print(json.dumps(found, indent=2, default=str))
+            return
+        from rich.table import Table
+
+        from regatta.cli.render import said
+
+        table = Table()
+        for column in ("OPERATION", "TYPE", "CLUSTER", "STATUS", "OUTCOME", "STARTED", "CLOSED"):
+            table.add_column(column)
+        colour = {True: "green", False: "red"}
+        for o in found:
+            came_to = f"[{colour[o['succeeded']]}]{o['outcome']}[/]" if o["succeeded"] is not None else said(o["outcome"] or "")
+            table.add_row(said(o["id"]), o["type"], said(o["cluster"] or "—"), o["status"], came_to,
+                          f"{o['started']:%Y-%m-%d %H:%M:%S}" if o["started"] else "",
+                          f"{o['closed']:%Y-%m-%d %H:%M:%S}" if o["closed"] else "")
+        console.print(table if found else "no operations" + (" running" if running else ""))
 
     run_command(body())
 
 
 @op_app.command("approve")
-def op_approve(operation_id: str, comment: Annotated[str, typer.Option(help="why")] = "",
+def op_approve(operation_id: OperationId, comment: Annotated[str, typer.Option(help="why")] = "",
                approver: Annotated[str | None, typer.Option(help="who approves (default: $USER)")] = None,
                stage: Annotated[str | None, typer.Option(help="a wave's or a policy rollout's stage: refused unless it"
                                                          " is the one waiting")] = None):
@@ -142,7 +237,7 @@ def op_approve(operation_id: str, comment: Annotated[str, typer.Option(help="why
 
 
 @op_app.command("pause")
-def op_pause(operation_id: str, reason: Annotated[str, typer.Option(help="why")] = ""):
+def op_pause(operation_id: OperationId, reason: Annotated[str, typer.Option(help="why")] = ""):
     """Hold the operation at the next safe point (between batches)."""
     import getpass
 
@@ -150,7 +245,7 @@ def op_pause(operation_id: str, reason: Annotated[str, typer.Option(help="why")]
 
 
 @op_app.command("resume")
-def op_resume(operation_id: str):
+def op_resume(operation_id: OperationId):
     """Continue a paused operation."""
     import getpass
 
@@ -158,7 +253,7 @@ def op_resume(operation_id: str):
 
 
 @op_app.command("abort")
-def op_abort(operation_id: str, reason: Annotated[str, typer.Option(help="why")] = ""):
+def op_abort(operation_id: OperationId, reason: Annotated[str, typer.Option(help="why")] = ""):
     """Stop after the step in flight, leaving the cluster consistent and serving."""
     import getpass
 
@@ -166,7 +261,7 @@ def op_abort(operation_id: str, reason: Annotated[str, typer.Option(help="why")]
 
 
 @op_app.command("skip")
-def op_skip(operation_id: str, cluster: Annotated[str, typer.Argument(help="the cluster to leave out")],
+def op_skip(operation_id: OperationId, cluster: Annotated[str, typer.Argument(help="the cluster to leave out")],
             reason: Annotated[str, typer.Option(help="why (the audit trail keeps it)")] = ""):
     """Leave a cluster that has not started out of a wave or a policy rollout."""
     import getpass
@@ -175,7 +270,7 @@ def op_skip(operation_id: str, cluster: Annotated[str, typer.Argument(help="the 
 
 
 @op_app.command("retry")
-def op_retry(operation_id: str, cluster: Annotated[str, typer.Argument(help="the failed cluster")]):
+def op_retry(operation_id: OperationId, cluster: Annotated[str, typer.Argument(help="the failed cluster")]):
     """Try a failed cluster of the running stage of a wave or a policy rollout again."""
     import getpass
 

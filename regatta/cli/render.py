@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, Task, TaskID, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from regatta.cli.arguments import Output
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 from regatta.models import ClusterRecord, WaveForecast, WavePlan
 from regatta.models.cost import ClusterCost
 from regatta.models.readiness import ReadinessReport
-from regatta.rules import cost
+from regatta.rules import cost, outcomes
 from regatta.temporal.outcomes import OperationFailed, cause_of
 
 console = Console()
@@ -99,7 +100,7 @@ def render_clusters(records: list[ClusterRecord], *, now: datetime | None, costs
         rows.append((r.name, r.provider, r.region, labels, r.control_plane_version, pools, r.health, room, used, monthly,
                      swept, held))
         colours.append({6: colour, **({11: "yellow"} if hold else {})})
-    print_columns(f"{len(records)} clusters, {total:,.0f} {currency} a month", headers, rows, colours)
+    print_columns(f"{counted(len(records), 'cluster')}, {total:,.0f} {currency} a month", headers, rows, colours)
 
 
 def render_forecast(forecast: WaveForecast, console: Console, *, cluster: str | None = None, output: str = "table") -> None:
@@ -169,7 +170,7 @@ def render_plan(plan: WavePlan, console: Console, *, readiness: Mapping[str, Rea
     `regatta wave start --plan-only`."""
     total = sum(len(stage.clusters) for stage in plan.stages)
     images = f" (node images: {', '.join(f'{k} {v}' for k, v in sorted(plan.node_images.items()))})" if plan.node_images else ""
-    console.print(f"[bold]{plan.wave}[/] to {plan.target_version}{images}: {total} clusters in {len(plan.stages)} stages,"
+    console.print(f"[bold]{plan.wave}[/] to {plan.target_version}{images}: {counted(total, 'cluster')} in {counted(len(plan.stages), 'stage')},"
                   f" failure budget {plan.failure_budget} (planned {plan.planned_at:%Y-%m-%d %H:%M} UTC)")
     table = Table()
     for column in ("STAGE", "CLUSTER", "STATUS", "EARLIEST START (UTC)", "NOTE") + (("READINESS",) if readiness else ()):
@@ -235,6 +236,11 @@ def _render_rollout(progress: dict[str, Any], console: Console) -> None:
     _print_stage_table(table, notes, progress, console)
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """'1 stage', '3 stages', '1 DR pair': a count with its noun in the right number."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def said(text: Any) -> str:
     """Text someone typed (a reason, a step that quotes one), printed as written: no Rich markup read into it and
     no control character sent to the terminal."""
@@ -244,7 +250,10 @@ def said(text: Any) -> str:
 def render_status(described: dict[str, Any], console: Console) -> None:
     """Where any operation stands: the fields its progress query returns, the ones it has."""
     progress = described.get("progress") or {}
-    console.print(f"[bold]{described['operation_id']}[/] {described['workflow_type']}: {described['status']}")
+    came_to = outcomes.verdict(described["status"], described.get("outcome"))
+    colour = {"succeeded": "green", "unsuccessful": "red", "unknown": "yellow"}.get(came_to)
+    ended = f" → [{colour}]{described.get('outcome') or 'outcome unknown'}[/]" if colour else ""
+    console.print(f"[bold]{described['operation_id']}[/] {described['workflow_type']}: {described['status']}{ended}")
     if progress:
         if "stages" in progress:
             pass  # a wave: its own table below
@@ -292,7 +301,7 @@ def render_status(described: dict[str, Any], console: Console) -> None:
         if progress.get("stages") and "bundle" in progress:
             console.print(f"  bundle {progress['bundle']} revision {progress['revision']}: failure budget"
                           f" {progress['failure_budget']}, {progress['failed']} failed, {progress['applied_objects']}"
-                          f" objects applied, {len(progress.get('left_out') or {})} clusters left out")
+                          f" objects applied, {counted(len(progress.get('left_out') or {}), 'cluster')} left out")
             _render_rollout(progress, console)
         elif progress.get("stages"):
             images = progress.get("node_images") or {}
@@ -314,6 +323,13 @@ def render_status(described: dict[str, Any], console: Console) -> None:
         console.print(f"  [red]why it stopped:[/] {described['failure']}")
 
 
+class CountColumn(MofNCompleteColumn):
+    """Done of total, and nothing for a row without a total (the step's own row said "0/?")."""
+
+    def render(self, task: Task) -> Text:
+        return Text("") if task.total is None else super().render(task)
+
+
 async def follow(handle: WorkflowHandle, console: Console, *, interval: float = 0.5) -> dict:
     """Show a progress bar for the control plane and each node pool until the operation ends."""
     from temporalio.client import WorkflowFailureError  # here: the SDK costs every command's start otherwise
@@ -322,7 +338,7 @@ async def follow(handle: WorkflowHandle, console: Console, *, interval: float = 
 
     outcome = asyncio.ensure_future(handle.result())
     bars: dict[str, TaskID] = {}
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[state]}"),
+    with Progress(TextColumn("{task.description}"), BarColumn(), CountColumn(), TextColumn("{task.fields[state]}"),
                   console=console, transient=False) as bar:
         step = bar.add_task("step", total=None, state="")
 
@@ -354,10 +370,11 @@ async def follow(handle: WorkflowHandle, console: Console, *, interval: float = 
             if progress:
                 show(progress)
             await asyncio.wait([outcome], timeout=interval)
-        # The last frame is where it ended, not the last poll before: an ended upgrade keeps its
-        # progress in its memo (read without a worker's replay; a wave keeps none and stays as last seen).
+        # The last frame is where it ended, not the last poll before: an ended upgrade keeps its progress in its
+        # memo (read without a worker's replay); a wave or a rollout keeps none and is asked once more.
         try:
             final = await (await handle.describe()).memo_value(FINAL_PROGRESS_MEMO, None)
+            final = final or await handle.query("progress", result_type=dict)
         except Exception:  # noqa: BLE001 - the bars as last polled are still the truth of that moment
             final = None
         if final:
@@ -366,7 +383,7 @@ async def follow(handle: WorkflowHandle, console: Console, *, interval: float = 
         result = outcome.result()
     except WorkflowFailureError as error:
         raise OperationFailed(cause_of(error)) from None
-    if result.get("outcome") != "succeeded":
+    if outcomes.verdict("COMPLETED", result.get("outcome")) != "succeeded":
         raise OperationFailed(f"{result.get('outcome')}: {result.get('message')}")
     console.print(f"[green]{result.get('message')}[/]")
     return result

@@ -8,6 +8,7 @@ the same code steers every workflow type. Nothing here renders: the CLI's render
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from typing import Any
 
@@ -27,7 +28,7 @@ from regatta.models import ClusterRecord, PatchWaveInput
 from regatta.models.placement import EvacuateClusterInput
 from regatta.models.policy import BundleSpec, DriftSweepInput
 from regatta.models.search_attributes import CLUSTER, ENVIRONMENT, FINAL_PROGRESS_MEMO, TICKET, operation_tags
-from regatta.rules import operation_ids
+from regatta.rules import operation_ids, outcomes
 from regatta.settings import Settings
 from regatta.temporal.connect import connect
 from regatta.temporal.outcomes import OperationFailed, OperationRefused, cause_of
@@ -114,7 +115,7 @@ async def send_update(settings: Settings, operation_id: str, update: str, payloa
 # (a wave's runs hold thousands of events), and its answer never changes again: this process keeps
 # the last answers (and failures) of ended runs, by operation and run, the oldest dropped first.
 ENDED_RUNS_KEPT = 4096
-_ended_runs: OrderedDict[tuple[str, str], tuple[Any, str | None]] = OrderedDict()
+_ended_runs: OrderedDict[tuple[str, str], tuple[Any, str | None, str | None]] = OrderedDict()
 
 
 async def status(settings: Settings, operation_id: str) -> dict[str, Any]:
@@ -137,12 +138,14 @@ async def status(settings: Settings, operation_id: str) -> dict[str, Any]:
         "environment": attributes.get(ENVIRONMENT) if attributes else None,
         "progress": None,
         "failure": None,
+        "outcome": None,
+        "succeeded": None,
     }
     ended = described.status not in (None, WorkflowExecutionStatus.RUNNING)
     kept = _ended_runs.get((operation_id, described.run_id)) if ended else None
     if kept is not None:
-        result["progress"], result["failure"] = kept
-        return result
+        result["progress"], result["failure"], result["outcome"] = kept
+        return _judged(result)
     if ended:  # a one-cluster operation keeps its last progress in its memo (workflows/pieces/final_progress.py)
         result["progress"] = await described.memo_value(FINAL_PROGRESS_MEMO, None)
     try:
@@ -150,16 +153,68 @@ async def status(settings: Settings, operation_id: str) -> dict[str, Any]:
             result["progress"] = await handle.query("progress", result_type=dict)
     except Exception as error:  # noqa: BLE001 - no worker to answer is worth saying, not failing on
         result["progress_error"] = cause_of(error)
-    if described.status == WorkflowExecutionStatus.FAILED:
-        try:
-            await handle.result()
+    if described.status in (WorkflowExecutionStatus.FAILED, WorkflowExecutionStatus.COMPLETED):
+        try:  # the close event alone: what it came to (a completed one's outcome) or why it failed
+            returned = await handle.result()
+            result["outcome"] = returned.get("outcome") if isinstance(returned, dict) else None
         except WorkflowFailureError as error:
             result["failure"] = cause_of(error)
+    if ended and described.status != WorkflowExecutionStatus.COMPLETED:
+        result["outcome"] = outcomes.outcome_of(result["status"], None)
     if ended and "progress_error" not in result:
-        _ended_runs[(operation_id, described.run_id)] = (result["progress"], result["failure"])
+        _ended_runs[(operation_id, described.run_id)] = (result["progress"], result["failure"], result["outcome"])
         while len(_ended_runs) > ENDED_RUNS_KEPT:
             _ended_runs.popitem(last=False)
-    return result
+    return _judged(result)
+
+
+_ended_outcomes: OrderedDict[tuple[str, str], str | None] = OrderedDict()
+
+
+async def ended_outcome(client: Any, operation_id: str, run_id: str, status_name: str) -> str | None:
+    """What an ended run came to, for a list of many (the fleet view's): a completed run's result read from its
+    close event alone, kept in this process once read; the status itself for one that did not complete."""
+    if status_name != "COMPLETED":
+        return outcomes.outcome_of(status_name, None)
+    if (operation_id, run_id) in _ended_outcomes:
+        return _ended_outcomes[(operation_id, run_id)]
+    try:
+        returned = await client.get_workflow_handle(operation_id, run_id=run_id).result(follow_runs=False)
+    except Exception:  # noqa: BLE001 - unread is unknown, shown as such, and asked again next time
+        return None
+    found = returned.get("outcome") if isinstance(returned, dict) else None
+    _ended_outcomes[(operation_id, run_id)] = found
+    while len(_ended_outcomes) > ENDED_RUNS_KEPT:
+        _ended_outcomes.popitem(last=False)
+    return found
+
+
+async def list_operations(client: Any, *, limit: int = 100, running_only: bool = False) -> list[dict[str, Any]]:
+    """Operations newest first (Temporal's visibility): id, run, type, status, cluster, started, closed, and for an
+    ended one its outcome and whether it succeeded (`ended_outcome`). What `regatta op list` and the fleet view's
+    operations page show."""
+    found: list[dict[str, Any]] = []
+    async for execution in client.list_workflows("ExecutionStatus = 'Running'" if running_only else "", limit=limit):
+        attributes = execution.typed_search_attributes
+        found.append({"id": execution.id, "run_id": execution.run_id, "type": execution.workflow_type,
+                      "status": execution.status.name if execution.status else "UNKNOWN",
+                      "cluster": attributes.get(CLUSTER) if attributes else None,
+                      "started": execution.start_time, "closed": execution.close_time, "outcome": None})
+
+    async def judge(operation: dict[str, Any]) -> None:
+        if operation["status"] != "RUNNING":
+            operation["outcome"] = await ended_outcome(client, operation["id"], operation["run_id"], operation["status"])
+        operation["succeeded"] = {"succeeded": True, "unsuccessful": False}.get(
+            outcomes.verdict(operation["status"], operation["outcome"]))
+
+    await asyncio.gather(*(judge(operation) for operation in found))  # each read once per process, then kept
+    return found
+
+
+def _judged(found: dict[str, Any]) -> dict[str, Any]:
+    """`succeeded`: true or false once it has ended and its outcome is known, null while it runs or when not."""
+    found["succeeded"] = {"succeeded": True, "unsuccessful": False}.get(outcomes.verdict(found["status"], found["outcome"]))
+    return found
 
 
 async def query(settings: Settings, operation_id: str, name: str) -> Any:

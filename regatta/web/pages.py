@@ -38,9 +38,9 @@ from regatta.inventory import fleet_reads
 from regatta.models import ClusterRecord, PatchWaveInput
 from regatta.models.fleet_view import SORTABLE, FleetQuery
 from regatta.models.search_attributes import CLUSTER
-from regatta.rules import access, fleet_view
+from regatta.rules import access, fleet_view, outcomes
 from regatta.temporal.connect import TemporalUnreachable, connect
-from regatta.temporal.operations import OperationRefused, query, send_update
+from regatta.temporal.operations import OperationRefused, list_operations, query, send_update
 from regatta.web import session
 from regatta.web.fleet_cache import FleetCache
 
@@ -285,14 +285,8 @@ async def readiness(request: Request) -> Response:
 @router.get("/operations", response_class=HTMLResponse)
 async def operations(request: Request) -> Response:
     viewer = session.viewer(inventory_of(request), request)
-    found: list[dict[str, Any]] = []
     try:
-        client = await _client(request)
-        async for execution in client.list_workflows("", limit=100):
-            attributes = execution.typed_search_attributes
-            found.append({"id": execution.id, "type": execution.workflow_type, "status": execution.status.name,
-                          "started": execution.start_time, "closed": execution.close_time,
-                          "cluster": attributes.get(CLUSTER) if attributes else None})
+        found = await list_operations(await _client(request), limit=100)
     except (TemporalUnreachable, RuntimeError) as error:
         raise ApiError(503, f"Temporal does not answer: {error}") from None
     known = {c.name: c.environment for c in inventory_of(request).list_clusters()}
@@ -300,8 +294,9 @@ async def operations(request: Request) -> Response:
     # clusters it holds only to a token that covers every one of them.
     visible = [o for o in found if o["cluster"] is None or _visible(viewer, known.get(o["cluster"], ""))]
     running = [o for o in visible if o["status"] == "RUNNING"]
-    return _page(request, "operations.html", viewer, running=running,
-                 recent=[o for o in visible if o["status"] != "RUNNING"][:50])
+    # COMPLETED says only that its code ran to the end: a halted rollout is not green
+    recent = [{**o, "verdict": outcomes.verdict(o["status"], o["outcome"])} for o in visible if o["status"] != "RUNNING"][:50]
+    return _page(request, "operations.html", viewer, running=running, recent=recent)
 
 
 @router.get("/operations/{operation_id}", response_class=HTMLResponse)

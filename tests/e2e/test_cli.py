@@ -244,6 +244,30 @@ async def test_decommission_needs_a_second_person(queue_settings, add_cluster, s
     assert name not in sim_report(simulator, name)["clusters"]
 
 
+async def test_a_decommission_its_first_check_refuses_says_so_and_exits_1_not_that_it_waits(
+        queue_settings, add_cluster, worker):
+    name = add_cluster("clifull")  # its workloads run outside the platform's namespaces
+    started = await regatta(queue_settings, "decommission", name, "--ticket", "CHG-E", "--requested-by", "alice")
+    assert started.returncode == 1, started.stdout + started.stderr
+    assert f"{name} still runs workloads" in started.stderr and "pass force_empty" in started.stderr
+    assert "waits for approval" not in started.stdout and f"cluster-{name} started and ended at once" in started.stderr
+    shown = await regatta(queue_settings, "op", "status", f"cluster-{name}", "--output", "json")
+    assert shown.returncode == 1, shown.stdout + shown.stderr  # a failed operation is a failure here too
+    found = json.loads(shown.stdout)
+    assert (found["status"], found["outcome"], found["succeeded"]) == ("FAILED", "failed", False)
+    table = await regatta(queue_settings, "op", "status", f"cluster-{name}")
+    assert table.returncode == 1 and "FAILED → failed" in table.stdout and "still runs workloads" in table.stdout
+    listed = await regatta(queue_settings, "op", "list", "--limit", "200", "--output", "json")
+    assert listed.returncode == 0, listed.stderr
+    [mine] = [o for o in json.loads(listed.stdout) if o["id"] == f"cluster-{name}"]
+    assert (mine["type"], mine["cluster"], mine["outcome"], mine["succeeded"]) == (
+        "DecommissionCluster", name, "failed", False)
+    running = await regatta(queue_settings, "op", "list", "--running", "--limit", "200", "--output", "json")
+    assert running.returncode == 0 and f"cluster-{name}" not in running.stdout
+    version = await regatta(queue_settings, "--version")
+    assert version.returncode == 0 and version.stdout.startswith("regatta 0."), version.stdout + version.stderr
+
+
 async def test_failover_and_failback_from_the_cli_with_their_refusals(queue_settings, simulator, inventory, worker):
     from tests.integration.test_disaster_recovery import Pair
 

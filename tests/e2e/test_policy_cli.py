@@ -171,3 +171,35 @@ async def test_a_stage_approved_and_a_cluster_skipped_from_the_cli(queue_setting
     assert described["progress"]["phase"] == "succeeded", described
     assert live(simulator, canary, "limits").status_code == 200 and live(simulator, prod[0], "limits").status_code == 200
     assert live(simulator, prod[1], "limits").status_code == 404
+
+
+async def test_a_rollback_halted_by_a_hand_edited_field_is_a_failure_in_every_answer(
+        queue_settings, add_cluster, simulator, worker, tmp_path):
+    tag = uuid.uuid4().hex[:6]
+    cluster = add_cluster("clihalt", env="staging", labels={"pol": tag, "team": "core"})
+    name = f"halt-{tag}"
+    bundle_file = tmp_path / "bundle.yaml"
+    bundle_file.write_text(yaml.safe_dump({
+        "name": name, "source": {"directory": "manifests"}, "targets": {"selector": {"labels": {"pol": tag}}},
+        "stages": [{"name": "all"}], "timeout_seconds": 20, "poll_interval_seconds": 0.05}))
+    for level in ("low", "high"):
+        write_manifests(tmp_path / "manifests", level)
+        run = await regatta(queue_settings, "policy", "rollout", "--file", str(bundle_file), "--wait")
+        assert run.returncode == 0, run.stdout + run.stderr
+    # Someone edits the field by hand (kubectl patch): it is theirs now, and the rollback to "low" meets it.
+    taken = httpx.patch(f"{simulator.url}/k8s/{cluster}/api/v1/namespaces/kube-system/configmaps/limits",
+                        params={"fieldManager": "kubectl-patch"}, json={"data": {"level": "mine"}}, timeout=10,
+                        headers={"Authorization": f"Bearer {simulator.world.api_token}",
+                                 "Content-Type": "application/merge-patch+json"})
+    assert taken.status_code == 200, taken.text
+
+    back = await regatta(queue_settings, "policy", "rollback", name, "--wait")
+    assert back.returncode == 1 and "halted" in back.stderr, back.stdout + back.stderr
+    assert live(simulator, cluster, "limits").json()["data"]["level"] == "mine"  # nothing of theirs was taken
+    shown = await regatta(queue_settings, "op", "status", f"policy-{name}", "--output", "json")
+    assert shown.returncode == 1, shown.stdout + shown.stderr
+    found = json.loads(shown.stdout)
+    assert (found["status"], found["outcome"], found["succeeded"]) == ("COMPLETED", "halted", False)
+    table = await regatta(queue_settings, "op", "status", f"policy-{name}")
+    assert table.returncode == 1 and "PolicyRollout: COMPLETED → halted" in table.stdout, table.stdout
+    assert "kubectl-patch" in table.stdout + table.stderr  # why: whose field it met

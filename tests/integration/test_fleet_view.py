@@ -136,6 +136,12 @@ async def test_operations_with_the_controls_a_role_may_use_and_forms_without_csr
         await handle.execute_update("abort", AbortInput(reason="done looking", requested_by="test"))
     lines = [(r.action, r.outcome) for r in inventory.audit(cluster="-") if r.operation_id == operation]
     assert ("api pause", "paused") in lines and ("api pause", "refused") in lines
+    # Aborted, its workflow COMPLETED: the list shows what it came to, and not as good.
+    assert (await asyncio.wait_for(handle.result(), 60)).outcome == "aborted"
+    listed = await browser.page("/ui/operations")
+    row = re.search(rf'<a href="/ui/operations/{operation}">{operation}</a></td><td>PolicyRollout</td><td>[^<]*</td>'
+                    r'<td class="(\w+)">([^<]*)</td>', listed.text)
+    assert row is not None and row.groups() == ("bad", "aborted"), listed.text
 
 
 async def test_a_revoked_token_ends_its_session_and_signing_out_ends_it_too(browser, inventory):

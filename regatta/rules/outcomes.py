@@ -1,0 +1,39 @@
+"""How an operation ended: one judgement for every answer that reports it (the CLI's exit codes, `op status`,
+`--wait`, a start that ends at once, the API, the fleet view), so an operation that failed, halted, was aborted
+or rolled back never reads as done anywhere.
+
+Temporal's status says only whether the workflow's code ran to its end: a rollout that halted on a conflict, or
+an upgrade an operator aborted, returns normally and is COMPLETED. What it came to is the `outcome` of its
+result (the same word its last progress carries as its phase).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+# The outcomes that are the operation doing what was asked: a DR hold released, a placement with nothing to move.
+GOOD = frozenset({"succeeded", "released", "nothing_to_move"})
+STILL_RUNNING = frozenset({"RUNNING", "CONTINUED_AS_NEW"})
+
+Verdict = Literal["running", "succeeded", "unsuccessful", "unknown"]
+
+
+def outcome_of(status: str, result_outcome: str | None) -> str | None:
+    """What an operation came to, in one word: its result's outcome when it completed, Temporal's status (lower
+    case: failed, terminated, canceled, timed_out) when it did not; None while it runs or when it completed and
+    its result could not be read."""
+    if status in STILL_RUNNING:
+        return None
+    if status == "COMPLETED":
+        return result_outcome
+    return status.lower()
+
+
+def verdict(status: str, outcome: str | None) -> Verdict:
+    """running, succeeded, unsuccessful (failed, halted, aborted, rolled back, terminated, ...) or unknown (it
+    completed and nothing says how)."""
+    if status in STILL_RUNNING:
+        return "running"
+    if outcome is None:
+        return "unknown"
+    return "succeeded" if outcome in GOOD else "unsuccessful"
