@@ -53,6 +53,26 @@ def wait_for_port(host: str, port: int, *, timeout: float, process: subprocess.P
     raise TimeoutError(f"nothing listened on {host}:{port} within {timeout:g}s")
 
 
+def port_is_free(port: int) -> bool:
+    """Whether this stack could listen on 127.0.0.1:`port` (one another process listens on, on any address, is not)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port left in TIME_WAIT is free to listen on
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _is_a_piece(pid: int) -> bool:
+    """Whether `pid` is a live Regatta or Temporal process (a dev.json left by a stack that crashed names pids the
+    system may have given to others since)."""
+    try:
+        return any("regatta" in part or "temporal" in part for part in psutil.Process(pid).cmdline())
+    except psutil.Error:
+        return False
+
+
 class KeptProcess:
     """A piece this dev stack did not start but found running and adopted: the simulated fleet a
     `--persist` run left behind. Answers the few questions the stack asks of a Popen."""
@@ -164,16 +184,49 @@ class DevStack:
         wait_for_port("127.0.0.1", self.api_port, timeout=30, process=piece.process)
         self._write_dev_json()
 
+    def why_not_start(self) -> str | None:
+        """Why this stack must not start, before it touches anything: another stack runs from this REGATTA_HOME
+        (its dev.json names live pieces), or a port it would listen on is taken. Starting anyway would write over
+        the other's dev.json, send this shell's commands to its pieces and, stopping, delete its dev.json."""
+        try:
+            running = {name: piece["pid"] for name, piece in json.loads((self.home / "dev.json").read_text())["pieces"].items()
+                       if "exited" not in piece and _is_a_piece(piece["pid"])}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            running = {}
+        if running:
+            return (f"a dev stack already runs from {self.home} ({', '.join(f'{n} pid {p}' for n, p in running.items())});"
+                    " use it (its env is in dev.json), stop it (Ctrl-C in its shell), or set REGATTA_HOME to another"
+                    " directory for a second one")
+        wanted = [("--temporal-port", self.temporal_port), ("--ui-port", self.ui_port), ("--api-port", self.api_port),
+                  ("--metrics-port", self.metrics_port)]
+        if not (self.persist and self._kept_fleet() is not None):  # an adopted fleet holds its own ports
+            wanted += [("--sim-port", self.sim_port), ("--sim-tls-port", self.sim_tls_port)]
+        taken = [f"{port} ({flag})" for flag, port in wanted if port and not port_is_free(port)]
+        if taken:
+            return (f"port{'s' if len(taken) > 1 else ''} already in use: {', '.join(taken)}. Another `regatta dev`"
+                    " (or another program) holds them; stop it, or give this stack other ports with the flags named")
+        return None
+
+    def _kept_fleet(self) -> dict | None:
+        """Where the simulated fleet a previous --persist run left running is, if it still answers."""
+        try:
+            kept = json.loads(self.kept_fleet_file.read_text())
+            httpx.get(f"{kept['address']}/sim/healthz", timeout=5).raise_for_status()
+            return kept if isinstance(kept, dict) else None
+        except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError):
+            return None
+
     def _adopt_kept_fleet(self) -> bool:
         """The simulated fleet a previous --persist run left running, if it still answers: its
         clusters are where that run's operations left them, so they carry on."""
         import dataclasses
 
         try:
-            kept = json.loads(self.kept_fleet_file.read_text())
-            httpx.get(f"{kept['address']}/sim/healthz", timeout=5).raise_for_status()
+            kept = self._kept_fleet()
+            if kept is None:
+                return False
             process = KeptProcess(kept["pid"], ["regatta", "sim"])
-        except (OSError, ValueError, KeyError, httpx.HTTPError, psutil.Error):
+        except (KeyError, TypeError, psutil.Error):
             return False
         self.sim_port, self.sim_tls_port = kept["port"], kept["tls_port"]
         self.settings = dataclasses.replace(self.settings, sim_url=kept["address"])
@@ -264,6 +317,9 @@ class DevStack:
                 stopping = True
                 raise KeyboardInterrupt
 
+        if (refusal := self.why_not_start()) is not None:
+            print(f"refused: {refusal}", file=sys.stderr, flush=True)
+            return 2  # nothing started, nothing written: the other stack is left as it was
         signal.signal(signal.SIGTERM, on_signal)
         try:
             self.start()

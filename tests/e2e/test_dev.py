@@ -78,7 +78,7 @@ def _start_dev(home, *flags: str, metrics_port: int = 0, api_port: int | None = 
             stop_dev(dev, described)
             said = dev.stdout.read() if dev.stdout else ""
             flat = " ".join(said.split())  # the console wraps long lines
-            if "before listening" in flat or "address already in use" in flat:
+            if "before listening" in flat or "already in use" in flat:
                 raise PortTaken(said)
             raise AssertionError(f"regatta dev never wrote dev.json:\n{said}")
         time.sleep(0.2)
@@ -101,6 +101,20 @@ def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
 
         metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
         assert metrics.status_code == 200 and "temporal" in metrics.text
+
+        # A second stack beside it is refused before it starts or writes anything, naming what to change; the
+        # first keeps its dev.json (a second one used to write over it, act on its pieces, then delete it).
+        ports = ["--temporal-port", str(free_port()), "--ui-port", str(free_port()), "--sim-port", str(free_port()),
+                 "--sim-tls-port", str(free_port()), "--metrics-port", "0"]
+        beside = subprocess.run([REGATTA, "dev", "--demo", *ports, "--api-port", str(api_port)],
+                                env={**env, "REGATTA_HOME": str(tmp_path / "beside")}, capture_output=True, text=True,
+                                timeout=60)
+        assert beside.returncode == 2 and f"{api_port} (--api-port)" in beside.stderr, beside.stdout + beside.stderr
+        assert "Regatta dev is up" not in beside.stdout and not (tmp_path / "beside" / "dev.json").exists()
+        same_home = subprocess.run([REGATTA, "dev", *ports, "--api-port", str(free_port())], env=env,
+                                   capture_output=True, text=True, timeout=60)
+        assert same_home.returncode == 2 and f"a dev stack already runs from {home}" in same_home.stderr, same_home.stderr
+        assert json.loads(described.read_text()) == info and all(psutil.pid_exists(pid) for pid in pids)
 
         listed = subprocess.run([REGATTA, "clusters", "list", "--output", "json"],
                                 env=joined, capture_output=True, text=True, timeout=60)
