@@ -10,10 +10,10 @@ from typing import Annotated
 
 import typer
 
-from regatta.cli.arguments import Output, parse_selector, parse_until
+from regatta.cli.arguments import Output, OutputOption, parse_selector, parse_until
 from regatta.cli.context import fleet_now, open_inventory
 from regatta.cli.exits import Unreachable, run_command
-from regatta.cli.render import console, errors, minute, render_clusters
+from regatta.cli.render import console, counted, errors, minute, render_clusters
 from regatta.formats import fleet_data
 from regatta.rules import cost
 from regatta.settings import Settings
@@ -29,7 +29,7 @@ cluster_app = typer.Typer(no_args_is_help=True, help="One cluster: maintenance h
 @clusters_app.command("list")
 def clusters_list(
     selector: Annotated[str | None, typer.Option(help="label selector, e.g. env=prod,team=payments")] = None,
-    output: Output = Output.table,
+    output: OutputOption = Output.table,
     refresh: Annotated[bool, typer.Option(help="ask every cluster for its live state first")] = False,
 ):
     """The fleet: name, provider, region, labels, versions, health, room, how much CPU the pods
@@ -70,7 +70,7 @@ def clusters_list(
 @clusters_app.command("cost")
 def clusters_cost(
     by: Annotated[str, typer.Option(help="environment, provider, region or label:<key>")] = "environment",
-    output: Output = Output.table,
+    output: OutputOption = Output.table,
 ):
     """The fleet's estimated cost per month, summed per environment, provider, region or label
     value (list prices, or REGATTA_PRICE_FILE's), the dearest first."""
@@ -194,13 +194,13 @@ def clusters_import(fleet: Annotated[str | None, typer.Argument(help="fleet file
         except FleetFileError as error:
             raise Refused(str(error)) from None
         register_fleet(open_inventory(), spec)
-        console.print(f"registered {len(spec.clusters)} clusters and {len(spec.dr_pairs)} DR pairs")
+        console.print(f"registered {counted(len(spec.clusters), 'cluster')} and {counted(len(spec.dr_pairs), 'DR pair')}")
 
     run_command(body)
 
 
 @clusters_app.command("sync")
-def clusters_sync(selector: Annotated[str | None, typer.Option()] = None):
+def clusters_sync(selector: Annotated[str | None, typer.Option(help="only clusters with these labels, e.g. env=prod")] = None):
     """Refresh versions and health of the inventory's clusters from the clusters themselves."""
     from regatta.inventory.sweep import sweep
     from regatta.kube.connect import ClusterConnections
@@ -209,7 +209,7 @@ def clusters_sync(selector: Annotated[str | None, typer.Option()] = None):
         inventory = open_inventory()
         names = [r.name for r in inventory.list_clusters(parse_selector(selector))]
         fresh = sweep(ClusterConnections(sim_url=Settings.from_env().sim_url), inventory, names)
-        console.print(f"synced {len(fresh)} clusters; {sum(r.health == 'healthy' for r in fresh)} healthy")
+        console.print(f"synced {counted(len(fresh), 'cluster')}; {sum(r.health == 'healthy' for r in fresh)} healthy")
 
     run_command(body)
 

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from regatta.cli.arguments import Output
+from regatta.cli.arguments import Output, OutputOption
 from regatta.cli.context import open_inventory
 from regatta.cli.exits import run_command
 from regatta.cli.op import admit_and_start
-from regatta.cli.render import console, show_list
+from regatta.cli.render import console, counted, show_list
 from regatta.rules import recovery
 from regatta.temporal.admission import Admission
 from regatta.temporal.outcomes import OperationRefused as Refused
@@ -108,12 +108,12 @@ def dr_unpair(primary: Annotated[str, typer.Argument(help="the primary of the pa
 
 
 @dr_app.command("list")
-def dr_list(output: Output = Output.table):
+def dr_list(output: OutputOption = Output.table):
     """Every pair and which side serves."""
 
     def body():
         pairs = open_inventory().dr_pairs()
-        show_list(pairs, output, title=f"{len(pairs)} DR pairs", columns=("PRIMARY", "STANDBY", "SERVING", "LAST OPERATION", "SINCE"),
+        show_list(pairs, output, title=counted(len(pairs), "DR pair"), columns=("PRIMARY", "STANDBY", "SERVING", "LAST OPERATION", "SINCE"),
               row=lambda p: (p.primary, p.standby, p.primary if p.serving == "primary" else f"[yellow]{p.standby}[/]",
                              p.last_operation or "", f"{p.updated_at:%Y-%m-%d %H:%M}" if p.updated_at else ""))
 

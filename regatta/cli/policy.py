@@ -9,10 +9,10 @@ from typing import Annotated, Any
 
 import typer
 
-from regatta.cli.arguments import Output
+from regatta.cli.arguments import Output, OutputOption
 from regatta.cli.context import fleet_now, open_inventory
 from regatta.cli.exits import run_command
-from regatta.cli.render import console
+from regatta.cli.render import console, counted
 from regatta.settings import Settings
 from regatta.temporal.outcomes import OperationRefused as Refused
 
@@ -43,7 +43,7 @@ def _short(value: Any) -> str:
 def policy_preview(
     file: BundleFile,
     cluster: Annotated[str | None, typer.Option(help="only this cluster")] = None,
-    output: Output = Output.table,
+    output: OutputOption = Output.table,
 ):
     """Per cluster: the objects it would be given and how they differ from what is live (a
     server-side dry run). Changes nothing."""
@@ -122,7 +122,7 @@ def _render_plan(plan) -> None:
     console.print(decisions)
 
 
-async def _admit_and_start(spec, *, plan_only: bool, wait: bool, headline: str, output: Output = Output.table) -> None:
+async def _admit_and_start(spec, *, plan_only: bool, wait: bool, headline: str, output: OutputOption = Output.table) -> None:
     from regatta.cli.op import announce
     from regatta.temporal.admission import StartRefused, admit
     from regatta.temporal.operations import start_policy_rollout
@@ -141,7 +141,7 @@ async def _admit_and_start(spec, *, plan_only: bool, wait: bool, headline: str, 
         return
     handle = await start_policy_rollout(Settings.from_env(), request=bundle)
     total = len({c.name for stage in plan.stages for c in stage.clusters})
-    await announce(handle, f"{headline} revision {plan.revision} to {total} clusters in {len(plan.stages)} stages", wait=wait)
+    await announce(handle, f"{headline} revision {plan.revision} to {counted(total, 'cluster')} in {counted(len(plan.stages), 'stage')}", wait=wait)
 
 
 @policy_app.command("rollout")
@@ -195,7 +195,7 @@ STATE_COLOURS = {"compliant": "green", "non_compliant": "red", "error": "red", "
 def policy_status(
     bundle: Annotated[str | None, typer.Option(help="which clusters break this bundle's policies")] = None,
     cluster: Annotated[str | None, typer.Option(help="what this cluster breaks")] = None,
-    output: Output = Output.table,
+    output: OutputOption = Output.table,
 ):
     """Compliance: every cluster × bundle with its state, revision, mode and violations."""
     from rich.table import Table
@@ -229,7 +229,7 @@ def policy_status(
 def policy_history(
     cluster: Annotated[str, typer.Argument(help="the cluster")],
     bundle: Annotated[str, typer.Argument(help="the bundle")],
-    output: Output = Output.table,
+    output: OutputOption = Output.table,
 ):
     """Every change of one cluster × bundle's compliance, oldest first."""
     from rich.table import Table
@@ -281,7 +281,7 @@ def drift_sweep(
 def drift_list(
     cluster: Annotated[str | None, typer.Option(help="only this cluster")] = None,
     bundle: Annotated[str | None, typer.Option(help="only this bundle")] = None,
-    output: Output = Output.table,
+    output: OutputOption = Output.table,
 ):
     """What the last sweep found: each drift's object, paths with before and after, who and when."""
     from rich.table import Table

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from regatta.cli.arguments import Output, RoleChoice
+from regatta.cli.arguments import Output, OutputOption, RoleChoice
 from regatta.cli.context import open_inventory
 from regatta.cli.exits import run_command
 from regatta.cli.render import console, errors, show_list
@@ -30,13 +30,25 @@ def token_create(
     name: Annotated[str, typer.Option(help="who or what uses it, e.g. servicenow")],
     role: Annotated[RoleChoice, typer.Option(help="viewer, operator, approver or admin")],
     env: Annotated[list[str], typer.Option(help="an environment it may act on; repeat, or '*' for every one")],
+    new_environment: Annotated[bool, typer.Option("--new-environment", help="an --env no cluster has yet is meant"
+                                                  " (refused otherwise, as a typo would see nothing)")] = False,
 ):
     """Make an API token and print it once: only its hash is kept."""
     from regatta.api.tokens import create_token
+    from regatta.rules import suggestions
+    from regatta.temporal.outcomes import OperationRefused
 
     def body():
         environments = sorted({e.strip() for value in env for e in value.split(",")})
-        token, secret = create_token(open_inventory(), name=name, role=role.value, environments=environments)
+        inventory = open_inventory()
+        known = sorted({c.environment for c in inventory.list_clusters()})
+        unknown = [e for e in environments if e and e != "*" and e not in known]
+        if unknown and known and not new_environment:
+            raise OperationRefused("; ".join(
+                f"no cluster is in environment {e!r}{suggestions.known_names_hint(e, known, what='environment')}"
+                for e in unknown) + ". A token for it would see nothing: give an environment the inventory has, or"
+                " --new-environment if clusters in it are yet to come")
+        token, secret = create_token(inventory, name=name, role=role.value, environments=environments)
         _token_audit("create", token.name, f"role {token.role}, environments {', '.join(token.environments)}")
         errors.print(f"token {token.name}: {token.role} in {', '.join(token.environments)}. It is shown once; keep it:")
         print(secret)
@@ -57,7 +69,7 @@ def token_revoke(name: Annotated[str, typer.Argument(help="the token's name")]):
 
 
 @token_app.command("list")
-def token_list(output: Output = Output.table):
+def token_list(output: OutputOption = Output.table):
     """Every token: its role, environments and whether it is revoked (never the token itself)."""
 
     def body():

@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 
-from regatta.cli.arguments import Accept, Output, parse_accepted, parse_selector
+from regatta.cli.arguments import Accept, Output, OutputOption, parse_accepted, parse_selector
 from regatta.cli.context import fleet_now, open_inventory
 from regatta.cli.exits import run_command
-from regatta.cli.render import console
+from regatta.cli.render import console, counted
 from regatta.rules import forecasts, waves
 from regatta.settings import Settings
 from regatta.temporal.outcomes import OperationRefused as Refused
@@ -111,7 +111,7 @@ def wave_start(
             return
         handle = await start_wave(Settings.from_env(), request=wave)
         total = sum(len(stage.clusters) for stage in plan.stages)
-        await announce(handle, f"{total} clusters in {len(plan.stages)} stages to {wave.target_version}", wait=wait)
+        await announce(handle, f"{counted(total, 'cluster')} in {counted(len(plan.stages), 'stage')} to {wave.target_version}", wait=wait)
 
     run_command(body())
 
@@ -125,7 +125,7 @@ def wave_plan_command(
     concurrency: WaveConcurrency = 1,
     failure_budget: WaveBudget = "0",
     cluster: Annotated[str | None, typer.Option(help="only this cluster: when will it be upgraded?")] = None,
-    output: Output = Output.table,
+    output: OutputOption = Output.table,
 ):
     """When the wave would first touch each cluster, given stages, soak, concurrency, windows,
     freezes and holds. Starts nothing."""
@@ -147,7 +147,7 @@ def wave_plan_command(
 def wave_forecast(
     operation_id: Annotated[str, typer.Argument(help="the running wave's operation id, wave-NAME")],
     cluster: Annotated[str | None, typer.Option(help="only this cluster: when will it be upgraded?")] = None,
-    output: Output = Output.table,
+    output: OutputOption = Output.table,
 ):
     """Ask a running wave when it will first touch each cluster, from where it stands now."""
     from regatta.cli.render import render_forecast

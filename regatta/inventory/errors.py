@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from regatta.rules import suggestions
+
 
 class UnknownCluster(LookupError):
     def __init__(self, name: str, known: list[str]):
-        hint = f"; known clusters include {', '.join(known[:8])}" if known else "; the inventory is empty"
+        hint = suggestions.known_names_hint(name, known, what="cluster") if known else "; the inventory is empty"
         super().__init__(f"cluster {name!r} is not in the inventory{hint}. Run `regatta clusters list` to see them")
         self.name = name
 

@@ -233,7 +233,7 @@ class Inventory:
                 health=health, updated_at=datetime.now(UTC)))
         if changed.rowcount == 0:
             with Session(self.engine) as session:
-                raise UnknownCluster(name, list(session.scalars(select(ClusterRow.name).order_by(ClusterRow.name).limit(8))))
+                raise UnknownCluster(name, list(session.scalars(select(ClusterRow.name).order_by(ClusterRow.name))))
 
     def remove_cluster(self, name: str) -> None:
         with Session(self.engine) as session, session.begin():

@@ -35,7 +35,8 @@ def refusal(*, token: str, role: Role, scope: Iterable[str], action: Action, env
     """Why the token may not do `action` on clusters of `environments`; None when it may."""
     if action not in ROLE_ACTIONS[role]:
         may = ", ".join(a for a in ACTIONS if a in ROLE_ACTIONS[role])
-        return f"token {token} is a {role} and may not {action} (a {role} may: {may})"
+        a = "an" if role[0] in "aeiou" else "a"  # an operator, an admin, an approver; a viewer
+        return f"token {token} is {a} {role} and may not {action} ({a} {role} may: {may})"
     allowed = set(scope)
     if ALL_ENVIRONMENTS in allowed:
         return None

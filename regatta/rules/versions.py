@@ -108,10 +108,10 @@ def plan_upgrade_scope(*, control_plane: str, node_pools: Sequence[NodePool], ta
             raise AlreadyAtVersion(f"the control plane and every node pool already run {target}{on}; nothing to do")
         return UpgradeScope(control_plane=False, node_pools=behind)
     if wanted[1] != current[1] + 1:
-        step = format_version((current[0], current[1] + 1))
-        raise IllegalVersionJump(
+        between = [format_version((current[0], minor)) for minor in range(current[1] + 1, wanted[1])]
+        raise IllegalVersionJump(  # every minor named: "1.32 first, then 1.34" skipped 1.33
             f"the control plane runs {format_version(current)} and may move one minor version at a time;"
-            f" upgrade to {step} first, then to {target}"
+            f" upgrade to {between[0]} first, then to {', then to '.join([*between[1:], target])}"
         )
     lagging = [pool for pool in node_pools if wanted[1] - minor_version(pool.version)[1] > MAX_KUBELET_SKEW]
     if lagging:

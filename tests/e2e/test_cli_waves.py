@@ -29,7 +29,7 @@ upgrade_settings: {{poll_interval_seconds: 0.05, health_gate_timeout_seconds: 20
 """)
     plan = await regatta(queue_settings, "wave", "start", "--file", str(wave), "--plan-only")
     assert plan.returncode == 0, plan.stderr
-    assert f"cli-{tag} to 1.31: 2 clusters in 1 stages" in plan.stdout
+    assert f"cli-{tag} to 1.31: 2 clusters in 1 stage" in plan.stdout
     assert canary in plan.stdout and done in plan.stdout and "at_target" in plan.stdout
 
     started = await regatta(queue_settings, "wave", "start", "--file", str(wave), "--wait", "--requested-by", "sre-alice")
@@ -47,7 +47,7 @@ upgrade_settings: {{poll_interval_seconds: 0.05, health_gate_timeout_seconds: 20
     neither = await regatta(queue_settings, "wave", "start")
     assert neither.returncode == 2 and "--file wave.yaml, or --selector" in neither.stderr
     quick = await regatta(queue_settings, "wave", "start", "--selector", f"wave={tag}", "--to", "1.31", "--plan-only")
-    assert quick.returncode == 0 and "2 clusters in 1 stages" in quick.stdout and "Traceback" not in bad.stderr + quick.stderr
+    assert quick.returncode == 0 and "2 clusters in 1 stage" in quick.stdout and "Traceback" not in bad.stderr + quick.stderr
 
 
 async def test_patch_schedules_fire_on_their_calendar_skip_freezes_and_sweeps_record_capacity(

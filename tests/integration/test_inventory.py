@@ -101,15 +101,17 @@ def test_recorded_versions_replace_the_old_ones(store):
 
 def test_versions_of_a_cluster_not_in_the_inventory_are_refused_not_written(store):
     store.upsert_cluster(record())
-    with pytest.raises(UnknownCluster, match="'eks-gone' is not in the inventory; known clusters include eks-a"):
+    with pytest.raises(UnknownCluster, match=r"'eks-gone' is not in the inventory; did you mean eks-a\?"):
         store.record_versions("eks-gone", control_plane_version="1.31", node_pools=[])
     assert [r.name for r in store.list_clusters()] == ["eks-a"]
 
 
-def test_an_unknown_cluster_names_the_known_ones(store):
+def test_an_unknown_cluster_names_the_nearest_known_one_or_the_known_ones(store):
     store.upsert_cluster(record())
-    with pytest.raises(UnknownCluster, match="'eks-z' is not in the inventory; known clusters include eks-a"):
+    with pytest.raises(UnknownCluster, match=r"'eks-z' is not in the inventory; did you mean eks-a\?"):
         store.get_cluster("eks-z")
+    with pytest.raises(UnknownCluster, match="'onprem-far-away' is not in the inventory; known clusters include eks-a"):
+        store.get_cluster("onprem-far-away")
 
 
 def test_the_audit_trail_keeps_order_and_writes_a_retried_line_once(store):

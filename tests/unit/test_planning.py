@@ -26,6 +26,8 @@ class TestVersionJump:
     def test_skipping_a_minor_is_refused_with_the_next_step(self):
         with pytest.raises(versions.IllegalVersionJump, match="upgrade to 1.31 first, then to 1.32"):
             versions.plan_upgrade_scope(control_plane="1.30", node_pools=pools("1.30"), target="1.32")
+        with pytest.raises(versions.IllegalVersionJump, match="upgrade to 1.32 first, then to 1.33, then to 1.34$"):
+            versions.plan_upgrade_scope(control_plane="1.31", node_pools=pools("1.31"), target="1.34")
 
     def test_several_minors_are_a_path_of_one_minor_each(self):
         assert versions.plan_upgrade_path(provider="eks", control_plane="1.29", node_pools=pools("1.29", "1.28"),
