@@ -8,8 +8,10 @@ be reached. The `regatta` console script is `main`, which flushes and exits with
 from __future__ import annotations
 
 import sys
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperOption
 
 from regatta.cli import (
     audit,
@@ -28,7 +30,33 @@ from regatta.cli import (
     wave,
 )
 
+
+def _flags_without_a_type(option: TyperOption, ctx: Any) -> str | None:
+    """typer 0.29 prints a type beside every option, and `<bool>` beside a flag (--wait, --help), which takes no
+    value: a flag shows none. (A patch of typer's one method that draws the type column.)"""
+    return None if option.is_flag else _option_type(option, ctx)
+
+
+_option_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flags_without_a_type  # type: ignore[method-assign,assignment]
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Regatta: run a fleet of Kubernetes clusters as one.")
+
+
+def _version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        print(f"regatta {version('regatta')}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _regatta(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                   help="print Regatta's version and exit")] = False) -> None:
+    """Regatta: run a fleet of Kubernetes clusters as one."""
+
+
 app.command()(pieces.dev)
 app.command()(pieces.sim)
 app.command("sim-clock")(pieces.sim_clock)

@@ -18,6 +18,12 @@ class Output(StrEnum):
     json = "json"
 
 
+OutputOption = Annotated[Output, typer.Option(help="table for people, json for scripts")]
+OperationId = Annotated[str, typer.Argument(help="the operation's id, as `regatta op list` shows it (cluster-NAME, wave-NAME,"
+                                                 " policy-BUNDLE)")]
+ScheduleId = Annotated[str, typer.Argument(help="the schedule's id, as `regatta schedule list` shows it")]
+
+
 class StrategyChoice(StrEnum):
     surge = "surge"
     blue_green = "blue_green"

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from regatta.cli.arguments import Output
+from regatta.cli.arguments import Output, OutputOption
 from regatta.cli.context import open_inventory
 from regatta.cli.exits import Refused, run_command
 from regatta.cli.render import console, show_list
@@ -22,9 +22,9 @@ audit_app = typer.Typer(no_args_is_help=True, help="The audit trail of every ope
 
 @audit_app.command("list")
 def audit_list(
-    cluster: Annotated[str | None, typer.Option()] = None,
+    cluster: Annotated[str | None, typer.Option(help="only this cluster's lines")] = None,
     operation: Annotated[str | None, typer.Option(help="operation id")] = None,
-    output: Output = Output.table,
+    output: OutputOption = Output.table,
 ):
     """Who asked for what, under which ticket, and how it ended."""
 
@@ -39,7 +39,7 @@ def audit_list(
 
 
 @audit_app.command("verify")
-def audit_verify(output: Output = Output.table):
+def audit_verify(output: OutputOption = Output.table):
     """Walk the audit trail's chain: exit 0 when every record holds, 1 naming the first that does not
     (edited, removed or reordered since it was written; rewritten by someone without the audit key; not
     what a checkpoint in REGATTA_AUDIT_CHECKPOINTS saw)."""

@@ -11,7 +11,7 @@ import typer
 
 from regatta.cli.arguments import duration_seconds
 from regatta.cli.exits import EXIT_REFUSED, Unreachable, run_command
-from regatta.cli.render import console, errors
+from regatta.cli.render import console, counted, errors
 from regatta.settings import Settings
 from regatta.temporal.outcomes import OperationRefused as Refused
 
@@ -19,9 +19,9 @@ from regatta.temporal.outcomes import OperationRefused as Refused
 def dev(
     fleet: Annotated[str | None, typer.Option(help="fleet file (YAML); default: the fleet that ships with Regatta")] = None,
     time_scale: Annotated[float, typer.Option(help="simulated seconds are multiplied by this")] = 0.05,
-    temporal_port: int = 7233,
-    ui_port: int = 8233,
-    sim_port: int = 8600,
+    temporal_port: Annotated[int, typer.Option(help="Temporal's gRPC port")] = 7233,
+    ui_port: Annotated[int, typer.Option(help="the Temporal UI's port")] = 8233,
+    sim_port: Annotated[int, typer.Option(help="the simulated clouds' control planes and /sim/* (plain HTTP)")] = 8600,
     sim_tls_port: Annotated[int, typer.Option(help="the simulated clusters' API servers (HTTPS)")] = 8643,
     api_port: Annotated[int, typer.Option(help="the HTTP API's port")] = 8700,
     metrics_port: Annotated[int, typer.Option(help="the worker's Prometheus metrics port; 0 turns them off")] = 9464,
@@ -43,10 +43,10 @@ def dev(
 
 def sim(
     fleet: Annotated[str | None, typer.Option(help="fleet file (YAML)")] = None,
-    host: str = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="the address to listen on (loopback unless you mean otherwise)")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="the clouds' control planes and /sim/* (plain HTTP)")] = 8600,
     tls_port: Annotated[int, typer.Option(help="the clusters' API servers (HTTPS, a CA made per run); 0: any free port")] = 8643,
-    time_scale: float = 0.05,
+    time_scale: Annotated[float, typer.Option(help="simulated seconds are multiplied by this")] = 0.05,
 ):
     """Run the fleet simulator (cloud control planes and cluster APIs) in the foreground."""
     from regatta.devstack import serve_simulator
@@ -57,7 +57,7 @@ def sim(
     except FleetFileError as error:
         errors.print(f"[bold red]refused:[/] {error}")
         raise typer.Exit(EXIT_REFUSED) from None
-    console.print(f"simulator: {len(spec.clusters)} clusters on http://{host}:{port}, their API servers on"
+    console.print(f"simulator: {counted(len(spec.clusters), 'cluster')} on http://{host}:{port}, their API servers on"
                   f" https://{host}:{tls_port} (time scale {time_scale})")
     serve_simulator(spec, host=host, port=port, tls_port=tls_port, time_scale=time_scale)
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from regatta.cli.arguments import Output
+from regatta.cli.arguments import Output, OutputOption
 from regatta.cli.context import open_inventory
 from regatta.cli.exits import run_command
 from regatta.cli.render import console
@@ -20,7 +20,7 @@ placement_app = typer.Typer(no_args_is_help=True, help="Placed applications: whe
 
 
 @placement_app.command("list")
-def placement_list(output: Output = Output.table):
+def placement_list(output: OutputOption = Output.table):
     """Every placed application: its clusters and their shares."""
     from rich.table import Table
 
@@ -42,7 +42,7 @@ def placement_list(output: Output = Output.table):
 
 @placement_app.command("show")
 def placement_show(app: Annotated[str, typer.Argument(help="the application bundle's name")],
-                   output: Output = Output.table):
+                   output: OutputOption = Output.table):
     """One application: each chosen cluster with its score, the terms that made it and its share;
     each cluster left out with why."""
     from rich.table import Table

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from regatta.cli.arguments import Output, parse_selector
+from regatta.cli.arguments import Output, OutputOption, ScheduleId, parse_selector
 from regatta.cli.exits import run_command
 from regatta.cli.render import console, show_list
 from regatta.settings import Settings
@@ -86,7 +86,7 @@ def schedule_drift(every_minutes: Annotated[int, typer.Option(help="minutes betw
 
 
 @schedule_app.command("list")
-def schedule_list(output: Output = Output.table):
+def schedule_list(output: OutputOption = Output.table):
     """Every schedule, whether it is paused, and when it fires next."""
     from regatta.temporal.schedules import list_schedules
 
@@ -112,22 +112,24 @@ def _schedule_control(schedule_id: str, action: str) -> None:
 
 
 @schedule_app.command("pause")
-def schedule_pause(schedule_id: str):
+def schedule_pause(schedule_id: ScheduleId):
     """Pause a schedule (it starts nothing until unpaused)."""
     _schedule_control(schedule_id, "pause")
 
 
 @schedule_app.command("unpause")
-def schedule_unpause(schedule_id: str):
+def schedule_unpause(schedule_id: ScheduleId):
+    """Let a paused schedule start its action again at its next time."""
     _schedule_control(schedule_id, "unpause")
 
 
 @schedule_app.command("trigger")
-def schedule_trigger(schedule_id: str):
+def schedule_trigger(schedule_id: ScheduleId):
     """Run a schedule's action now (overlap and freeze rules still apply)."""
     _schedule_control(schedule_id, "trigger")
 
 
 @schedule_app.command("delete")
-def schedule_delete(schedule_id: str):
+def schedule_delete(schedule_id: ScheduleId):
+    """Delete a schedule: it starts nothing again (what it started runs on)."""
     _schedule_control(schedule_id, "delete")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from regatta.cli.arguments import Accept, Output, StrategyChoice, parse_accepted, parse_selector
+from regatta.cli.arguments import Accept, Output, OutputOption, StrategyChoice, parse_accepted, parse_selector
 from regatta.cli.context import api_client, fleet_now, open_inventory
 from regatta.cli.exits import run_command
 from regatta.cli.op import admit_and_start, start_over_api
@@ -253,7 +253,7 @@ async def _refuse(why: str) -> None:
 def upgrade_readiness(
     to: Annotated[str, typer.Option("--to", help="the Kubernetes version to check the clusters against, e.g. 1.32")],
     selector: Annotated[str | None, typer.Option(help="label selector, e.g. env=prod,team=payments")] = None,
-    output: Output = Output.table,
+    output: OutputOption = Output.table,
 ):
     """What --to would break on each cluster, read from the clusters now: APIs it stops serving that
     clients or manifests still use, managed add-ons with no version for it, budgets that never let a
