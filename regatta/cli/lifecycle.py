@@ -22,29 +22,15 @@ def provision(
 ):
     """Build a new cluster: control plane, node pools, bootstrap, inventory (all undone on failure)."""
     import getpass
-    from pathlib import Path
 
-    import yaml
-    from pydantic import ValidationError
-
-    from regatta.models import ProvisionClusterInput
+    from regatta.formats.cluster_file import ClusterFileError, load_cluster_file
 
     async def body():
+        overrides = {k: v for k, v in (("ticket", ticket), ("poll_interval_seconds", poll_interval)) if v}
         try:
-            raw = yaml.safe_load(Path(file).read_text())
-        except (OSError, yaml.YAMLError) as error:
-            raise Refused(f"cannot read {file}: {error}") from None
-        if not isinstance(raw, dict):
-            raise Refused(f"{file} must hold one mapping describing the cluster")
-        raw.setdefault("requested_by", getpass.getuser())
-        if ticket:
-            raw["ticket"] = ticket
-        if poll_interval:
-            raw["poll_interval_seconds"] = poll_interval
-        try:
-            request = ProvisionClusterInput.model_validate(raw)
-        except ValidationError as error:
-            raise Refused(f"{file}: {error}") from None
+            request = load_cluster_file(file, defaults={"requested_by": getpass.getuser()}, overrides=overrides)
+        except ClusterFileError as error:
+            raise Refused(str(error)) from None
         await admit_and_start(request, inventory=open_inventory(), ticket=request.ticket, wait=wait,
                               headline=f"{request.provider} cluster {request.name} in {request.region}")
 

@@ -4,6 +4,7 @@ file and the bundle file readers share it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -105,9 +106,24 @@ def load_limited(text: str) -> list[Any]:
         raise YamlTooLarge("the document nests too deeply") from None
 
 
-def read_model(path: Path, model: type[Shape], *, what: str, shape: str, error: type[ValueError]) -> tuple[Shape, Any]:
+def yaml_trap(problem: Mapping[str, Any]) -> str:
+    """A hint for YAML's usual traps behind a validation problem: an unquoted 1.30 is the number 1.3, an unquoted
+    no, yes, on or off a boolean, where a string was meant."""
+    value = problem.get("input")
+    if problem.get("type") != "string_type":
+        return ""
+    if isinstance(value, bool):
+        return f" (YAML read an unquoted word as {str(value).lower()}: quote it, e.g. \"no\")"
+    if isinstance(value, int | float):
+        return f" (YAML read it as the number {value!r}: quote it, e.g. version: \"1.30\", as 1.30 unquoted is 1.3)"
+    return ""
+
+
+def read_model(path: Path, model: type[Shape], *, what: str, shape: str, error: type[ValueError],
+               defaults: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None) -> tuple[Shape, Any]:
     """The file as `model` and its YAML node tree (to place later problems), or `error` with every
-    problem at its line. `what` names the file ("wave file"), `shape` says what it should hold."""
+    problem at its line. `what` names the file ("wave file"), `shape` says what it should hold; `defaults` fill
+    what the file leaves out and `overrides` replace what it says (the command line's flags)."""
     try:
         text = path.read_text()
     except OSError as failure:
@@ -126,8 +142,8 @@ def read_model(path: Path, model: type[Shape], *, what: str, shape: str, error: 
     if not isinstance(raw, dict):
         raise error(f"{path}:1: a {what} is {shape}")
     try:
-        return model.model_validate(raw), root
+        return model.model_validate({**(defaults or {}), **raw, **(overrides or {})}), root
     except ValidationError as failure:
         name = what.split()[0]
         raise error("\n".join(f"{path}:{line_of(root, e['loc'])}: {'.'.join(map(str, e['loc'])) or name}: {e['msg']}"
-                              for e in failure.errors())) from None
+                              f"{yaml_trap(e)}" for e in failure.errors())) from None
