@@ -29,10 +29,11 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from regatta.api import clusters, codec, metrics, operations, placement, policy, readiness, webhooks
@@ -95,6 +96,32 @@ async def become_ready(app: FastAPI) -> None:
             await asyncio.sleep(READ_AGAIN_SECONDS)
 
 
+DOCS_ASSETS = "/docs-assets"
+
+
+def serve_the_api_docs(app: FastAPI) -> None:
+    """/docs (and /redoc): Swagger UI (and ReDoc) from files in the installed package (fastapi-offline's copy), not from a CDN, so the API's
+    documentation renders on a machine without internet as the README promises."""
+    import fastapi_offline
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=Path(fastapi_offline.__file__).parent / "static"), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Regatta API",
+                                   swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+                                   swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png")
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title="Regatta API", with_google_fonts=False,
+                              redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+                              redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png")
+
+
 def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -106,7 +133,8 @@ def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAP
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)  # ended here, not by the collector later
 
-    app = FastAPI(title="Regatta", version="1", description=__doc__, lifespan=lifespan)
+    app = FastAPI(title="Regatta", version="1", description=__doc__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    serve_the_api_docs(app)
     app.state.settings = settings
     app.state.inventory = inventory or Inventory(settings.database_url, audit_keys=settings.audit_keys())
     app.state.codec = codec.codec_from_env()

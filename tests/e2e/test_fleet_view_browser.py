@@ -124,3 +124,30 @@ async def test_an_operator_and_a_viewer_use_the_fleet_view_in_chromium(
         await handle.execute_update("abort", AbortInput(reason="browser test done", requested_by="test"))
     assert all((ARTIFACTS / f).stat().st_size > 0 for f in ("fleet.png", "cluster.png", "operation.png"))
     await asyncio.sleep(0)
+
+
+async def test_the_api_docs_render_in_chromium_from_the_package_alone(chromium_path, served_api):
+    """README promises nothing but Python and make: /docs must not need a CDN (it rendered blank without internet)."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium_path, headless=True,
+                                                   args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = await browser.new_page()
+            elsewhere: list[str] = []
+            page.on("request", lambda request: None if request.url.startswith(served_api) else elsewhere.append(request.url))
+            answer = await page.goto(f"{served_api}/docs")
+            assert answer is not None and answer.status == 200
+            await page.wait_for_selector(".opblock-summary-path", timeout=30_000)  # Swagger UI drew the operations
+            paths = await page.locator(".opblock-summary-path").all_inner_texts()
+            assert any(p.replace("\u200b", "") == "/v1/operations" for p in paths), paths
+            assert elsewhere == [], elsewhere  # nothing fetched from anywhere but the API itself
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "api-docs.png"))
+            answer = await page.goto(f"{served_api}/redoc")
+            assert answer is not None and answer.status == 200
+            await page.wait_for_selector("text=/v1/operations", timeout=30_000)  # ReDoc drew them too
+            assert elsewhere == [], elsewhere
+        finally:
+            await browser.close()
