@@ -16,8 +16,7 @@ from typing import Any
 from regatta.models import ClusterRecord, PatchWaveInput
 from regatta.models.cost import PriceList, SupportCalendar
 from regatta.models.fleet_view import SORTABLE, FleetQuery, FleetRow
-from regatta.rules import cost, support, versions, windows
-from regatta.rules.selectors import selects
+from regatta.rules import cost, support, versions, waves, windows
 
 
 class FleetViewFacts:
@@ -38,15 +37,17 @@ class FleetViewFacts:
 
 
 def next_window(cluster: ClusterRecord, facts: FleetViewFacts) -> tuple[datetime | None, str]:
-    """When the next maintenance window opens for the cluster, among the scheduled waves that take
-    it (their windows that apply to it, outside their freezes), and which schedule; (None, "") when
-    no scheduled wave takes it."""
+    """When the next maintenance window opens for the cluster, among the scheduled waves that would upgrade
+    it (selected by the wave and one of its stages, not already at its target: `waves.takes`), their windows
+    that apply to it outside their freezes and after its hold, as the wave's plan would start it; and which
+    schedule. (None, "") when no scheduled wave would."""
     best: tuple[datetime | None, str] = (None, "")
     for schedule, wave in facts.scheduled:
-        if not selects(wave.selector, cluster):
+        if not waves.takes(wave, cluster):
             continue
         mine = [wave.maintenance_windows[i] for i in windows.applicable_windows(wave.maintenance_windows, cluster)]
-        opens = windows.next_start(windows=mine, freezes=wave.freezes, after=facts.now)
+        hold = cluster.held_at(facts.now)
+        opens = windows.next_start(windows=mine, freezes=wave.freezes, after=hold.until if hold else facts.now)
         if opens is not None and (best[0] is None or opens < best[0]):
             best = (opens, schedule)
     return best

@@ -109,6 +109,13 @@ def at_target(cluster: ClusterRecord, target: str, node_images: Mapping[str, str
             and (image is None or all(pool.node_image == image for pool in cluster.node_pools)))
 
 
+def takes(wave: PatchWaveInput, cluster: ClusterRecord) -> bool:
+    """Whether the wave would upgrade the cluster: its selector and one of its stages take it, and it is not
+    already at the target (what plan_wave puts in a stage as pending or held)."""
+    return (selects(wave.selector, cluster) and any(selects(stage.selector, cluster) for stage in wave.stages)
+            and not at_target(cluster, wave.target_version, {str(k): v for k, v in wave.node_images.items()}))
+
+
 def unstaged_reason(wave: PatchWaveInput, cluster: ClusterRecord) -> str:
     return "no stage takes it: " + "; ".join(f"{stage.name} needs {', '.join(misses(stage.selector, cluster))}"
                                               for stage in wave.stages)

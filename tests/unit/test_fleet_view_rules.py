@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from regatta.formats import fleet_data
-from regatta.models import ClusterRecord, NodePool, PatchWaveInput
+from regatta.models import ClusterRecord, MaintenanceHold, NodePool, PatchWaveInput
 from regatta.models.fleet_view import FleetQuery
 from regatta.rules import fleet_view
 
@@ -64,3 +64,17 @@ def test_the_next_window_comes_from_the_scheduled_waves_that_take_the_cluster():
     rows, _ = fleet_view.page_of([cluster("z", team="none"), cluster("c", team="web"), cluster("a")],
                                  FleetQuery(sort="next_window"), known)
     assert [r.name for r in rows] == ["a", "c", "z"] and rows[0].next_window_schedule == "patch-shop-daily"
+
+
+def test_no_window_is_named_for_a_cluster_the_scheduled_wave_would_not_upgrade():
+    known = facts(scheduled=[("patch-shop", wave("w", team="shop", days=["wed"], start="01:00"))])
+    assert fleet_view.next_window(cluster("at", version="1.32"), known) == (None, "")  # at the wave's target already
+    staged = PatchWaveInput.model_validate({
+        "name": "w", "target_version": "1.32", "selector": {"labels": {"team": "shop"}},
+        "stages": [{"name": "canary", "selector": {"labels": {"tier": "canary"}}}],
+        "maintenance_windows": [{"days": ["wed"], "start": "01:00", "duration_minutes": 120, "timezone": "UTC"}]})
+    assert fleet_view.next_window(cluster("unstaged"), facts(scheduled=[("s", staged)])) == (None, "")  # no stage does
+    held = cluster("held").model_copy(update={"hold": MaintenanceHold(
+        reason="quarter end", held_by="alice", until=datetime(2026, 12, 3, tzinfo=UTC))})
+    # the Wednesday window falls inside the hold: the wave would start it the Wednesday after
+    assert fleet_view.next_window(held, known) == (datetime(2026, 12, 9, 1, tzinfo=UTC), "patch-shop")
