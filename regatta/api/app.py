@@ -100,10 +100,11 @@ DOCS_ASSETS = "/docs-assets"
 
 
 def serve_the_api_docs(app: FastAPI) -> None:
-    """/docs (and /redoc): Swagger UI (and ReDoc) from files in the installed package (fastapi-offline's copy), not from a CDN, so the API's
-    documentation renders on a machine without internet as the README promises."""
+    """/docs: Swagger UI from files in the installed package (fastapi-offline's copy), not from a CDN, so the API's
+    documentation renders on a machine without internet as the README promises. No /redoc: ReDoc fetches its logo
+    from a CDN whatever it is told."""
     import fastapi_offline
-    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.openapi.docs import get_swagger_ui_html
     from fastapi.staticfiles import StaticFiles
 
     app.mount(DOCS_ASSETS, StaticFiles(directory=Path(fastapi_offline.__file__).parent / "static"), name="docs-assets")
@@ -114,12 +115,6 @@ def serve_the_api_docs(app: FastAPI) -> None:
                                    swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
                                    swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
                                    swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png")
-
-    @app.get("/redoc", include_in_schema=False)
-    async def redoc() -> HTMLResponse:
-        return get_redoc_html(openapi_url="/openapi.json", title="Regatta API", with_google_fonts=False,
-                              redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
-                              redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png")
 
 
 def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAPI:

@@ -57,7 +57,9 @@ class FleetCache:
                 self.reading = asyncio.ensure_future(self._read_all(inventory))
             await asyncio.shield(self.reading)
         elif stamp != self.stamp and (self.reading is None or self.reading.done()):
-            changed = await asyncio.to_thread(fleet_reads.changed_since, inventory, self.newest) if self.newest else REREAD_INLINE + 1
+            # no cluster read yet (the fleet was empty): every one there now is new, and few are read before the page
+            changed = (await asyncio.to_thread(fleet_reads.changed_since, inventory, self.newest) if self.newest
+                       else stamp[0])
             if changed <= REREAD_INLINE:
                 fresh = await asyncio.to_thread(fleet_reads.fleet, inventory, changed_since=self.newest)
                 names = await asyncio.to_thread(fleet_reads.cluster_names, inventory) if stamp[0] != len(self.records) else None

@@ -194,7 +194,8 @@ async def test_a_failed_upgrade_exits_1_and_status_says_why(queue_settings, add_
     assert run.returncode == 1
     assert "shop/payments-pdb" in run.stderr
     status = await regatta(queue_settings, "op", "status", f"cluster-{name}")
-    assert status.returncode == 0 and "FAILED" in status.stdout and "shop/payments-pdb" in status.stdout
+    # exit 1 as its start did: a script reading status learns it failed from the code, not only from the words
+    assert status.returncode == 1 and "FAILED → failed" in status.stdout and "shop/payments-pdb" in status.stdout
 
 
 async def test_provision_from_a_file(queue_settings, simulator, worker, tmp_path):
@@ -296,7 +297,7 @@ async def test_failover_and_failback_from_the_cli_with_their_refusals(queue_sett
     serving = {p["primary"]: p["serving"] for p in json.loads(listed.stdout)}
     table = await regatta(queue_settings, "dr", "list")
     assert table.returncode == 0, table.stderr
-    assert pair.primary in table.stdout and pair.standby in table.stdout and "DR pairs" in table.stdout
+    assert pair.primary in table.stdout and pair.standby in table.stdout and "DR pair" in table.stdout
     assert serving[pair.primary] == "standby"
     again = await regatta(queue_settings, "failover", pair.primary, "--to", pair.standby)
     assert again.returncode == 2 and "fail back first" in again.stderr

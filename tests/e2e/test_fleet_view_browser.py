@@ -145,9 +145,7 @@ async def test_the_api_docs_render_in_chromium_from_the_package_alone(chromium_p
             assert elsewhere == [], elsewhere  # nothing fetched from anywhere but the API itself
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             await page.screenshot(path=str(ARTIFACTS / "api-docs.png"))
-            answer = await page.goto(f"{served_api}/redoc")
-            assert answer is not None and answer.status == 200
-            await page.wait_for_selector("text=/v1/operations", timeout=30_000)  # ReDoc drew them too
-            assert elsewhere == [], elsewhere
+            answer = await page.goto(f"{served_api}/redoc")  # ReDoc would fetch its logo from a CDN: not served
+            assert answer is not None and answer.status == 404
         finally:
             await browser.close()

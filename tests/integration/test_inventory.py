@@ -458,3 +458,16 @@ def test_audit_verify_exits_1_on_a_rewrite_and_warns_where_it_cannot_tell(tmp_pa
     rewrite_from(writer, audit_ids(writer)[3], key_id=None)
     broken = subprocess.run([*regatta, "audit", "verify"], env=env, capture_output=True, text=True, timeout=60)
     assert broken.returncode == 1 and "without the audit key" in " ".join(broken.stderr.split()), broken.stderr
+
+
+async def test_the_fleet_views_first_page_after_clusters_join_an_empty_fleet_shows_them(store):
+    """An API started on an empty inventory (a new deployment, a test) read no cluster with a time: the first
+    clusters to join were taken for "much of the fleet changed" and the page showed the empty fleet of before."""
+    from regatta.web.fleet_cache import FleetCache
+
+    cache = FleetCache()
+    assert await cache.clusters(store) == ([], 0.0)
+    store.upsert_cluster(record("eks-a"))
+    store.upsert_cluster(record("eks-b"))
+    clusters, age = await cache.clusters(store)
+    assert sorted(c.name for c in clusters) == ["eks-a", "eks-b"] and age == 0.0
