@@ -64,11 +64,14 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def _is_a_piece(pid: int) -> bool:
-    """Whether `pid` is a live Regatta or Temporal process (a dev.json left by a stack that crashed names pids the
-    system may have given to others since)."""
+def _is_a_piece(pid: int, *, started_by: float) -> bool:
+    """Whether `pid` is still the piece a dev.json written at `started_by` (a Unix time) names: a live Regatta or
+    Temporal process started before that file was written. A dev.json left by a stack that crashed names pids the
+    system may have given since to other processes, a worker or a test among them: those started later."""
     try:
-        return any("regatta" in part or "temporal" in part for part in psutil.Process(pid).cmdline())
+        process = psutil.Process(pid)
+        return process.create_time() <= started_by + 1 and any(
+            "regatta" in part or "temporal" in part for part in process.cmdline())
     except psutil.Error:
         return False
 
@@ -188,15 +191,17 @@ class DevStack:
         """Why this stack must not start, before it touches anything: another stack runs from this REGATTA_HOME
         (its dev.json names live pieces), or a port it would listen on is taken. Starting anyway would write over
         the other's dev.json, send this shell's commands to its pieces and, stopping, delete its dev.json."""
+        described = self.home / "dev.json"
         try:
-            running = {name: piece["pid"] for name, piece in json.loads((self.home / "dev.json").read_text())["pieces"].items()
-                       if "exited" not in piece and _is_a_piece(piece["pid"])}
+            written = described.stat().st_mtime
+            running = {name: piece["pid"] for name, piece in json.loads(described.read_text())["pieces"].items()
+                       if "exited" not in piece and _is_a_piece(piece["pid"], started_by=written)}
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             running = {}
         if running:
             return (f"a dev stack already runs from {self.home} ({', '.join(f'{n} pid {p}' for n, p in running.items())});"
-                    " use it (its env is in dev.json), stop it (Ctrl-C in its shell), or set REGATTA_HOME to another"
-                    " directory for a second one")
+                    " use it (its env is in dev.json), stop it (Ctrl-C in its shell; if that shell is gone, kill the pids"
+                    " named), or set REGATTA_HOME to another directory for a second one")
         wanted = [("--temporal-port", self.temporal_port), ("--ui-port", self.ui_port), ("--api-port", self.api_port),
                   ("--metrics-port", self.metrics_port)]
         if not (self.persist and self._kept_fleet() is not None):  # an adopted fleet holds its own ports

@@ -74,6 +74,9 @@ ADMISSION_SECONDS = 60.0
 # Admissions run on threads of their own, a few at a time: slow git sources cannot take the threads every
 # other request needs (token checks, the inventory).
 ADMISSIONS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="admission")
+# A start's reads and writes of the inventory and the clock, off the event loop on threads of their own too: starts
+# waiting for SQLite's one writer cannot take the threads token checks run on.
+STARTS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="start")
 
 
 class StartRequest(BaseModel):
@@ -208,7 +211,7 @@ async def start(body: StartRequest, the: Gate = Depends(gate)) -> Any:
         raise ApiError(422, f"input does not fit a {workflow}: {readable(error)}") from None
     # The fleet's clock and the inventory are read and written in threads: on the event loop, a start waiting for
     # SQLite's one writer (up to its busy timeout) held every other request of the API behind it.
-    now, where = await asyncio.to_thread(scope_of_start, the, body, request)
+    now, where = await asyncio.get_running_loop().run_in_executor(STARTS, scope_of_start, the, body, request)
     if getattr(request, "callback_url", None) and not the.settings.webhook_secret:
         raise ApiError(422, "input.callback_url: callbacks are sent signed, and no REGATTA_WEBHOOK_SECRET is set;"
                        " set the same secret for the API and the worker, or leave callback_url out")
@@ -236,7 +239,8 @@ async def start(body: StartRequest, the: Gate = Depends(gate)) -> Any:
                              status_url=f"/v1/operations/{operation}", replayed=replayed, path=list(admission.path))
 
     request_digest = digest(body.kind, request)
-    held = await asyncio.to_thread(the.inventory.claim_ticket, ApiTicket(ticket=body.ticket, kind=body.kind, operation_id=operation_id,
+    held = await asyncio.get_running_loop().run_in_executor(STARTS, the.inventory.claim_ticket, ApiTicket(
+                                                ticket=body.ticket, kind=body.kind, operation_id=operation_id,
                                                 request_digest=request_digest, token=the.token.name,
                                                 created_at=datetime.now(UTC)))
     if held is not None:
@@ -265,7 +269,7 @@ async def start(body: StartRequest, the: Gate = Depends(gate)) -> Any:
     except TemporalUnreachable as error:
         the.inventory.release_ticket(body.ticket)
         raise ApiError(503, str(error)) from None
-    await asyncio.to_thread(functools.partial(
+    await asyncio.get_running_loop().run_in_executor(STARTS, functools.partial(
         the.audit, verb="start", outcome="started", operation_id=operation_id, cluster=cluster, ticket=body.ticket,
         detail=f"{workflow} started over the API"))
     return started(operation_id, replayed=False)

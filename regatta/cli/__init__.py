@@ -37,8 +37,9 @@ def _flags_without_a_type(option: TyperOption, ctx: Any) -> str | None:
     return None if option.is_flag else _option_type(option, ctx)
 
 
-_option_type = TyperOption.display_type_rich
-TyperOption.display_type_rich = _flags_without_a_type  # type: ignore[method-assign,assignment]
+if hasattr(TyperOption, "display_type_rich"):  # typer before 0.29 draws no type column: nothing to patch
+    _option_type = TyperOption.display_type_rich
+    TyperOption.display_type_rich = _flags_without_a_type  # type: ignore[method-assign,assignment]
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Regatta: run a fleet of Kubernetes clusters as one.")
 

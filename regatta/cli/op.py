@@ -52,15 +52,19 @@ SETTLE_SECONDS = 1.0
 
 
 async def settled_over_api(api, operation_id: str, *, seconds: float = SETTLE_SECONDS) -> dict | None:
-    """The operation's status if it ended within `seconds`, else None."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        found = api.status(operation_id)
+    """The operation's status if it ended within `seconds`, else None: also when a read is slower than that (a
+    status read asks a worker, which may be busy or down) or fails. It started; that is said either way."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (left := deadline - loop.time()) > 0:
+        try:
+            found = await asyncio.wait_for(asyncio.to_thread(api.status, operation_id), timeout=left)
+        except Exception:  # noqa: BLE001 - a slow or failed read leaves it as started
+            return None
         if found["status"] != "RUNNING":
             return found
-        if asyncio.get_running_loop().time() >= deadline:
-            return None
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(min(0.25, max(0.0, deadline - loop.time())))
+    return None
 
 
 async def ended_within(handle, seconds: float) -> bool:

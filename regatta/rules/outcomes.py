@@ -18,6 +18,13 @@ STILL_RUNNING = frozenset({"RUNNING", "CONTINUED_AS_NEW"})
 Verdict = Literal["running", "succeeded", "unsuccessful", "unknown"]
 
 
+def outcome_of_result(result: object) -> str:
+    """A completed run's outcome as its result says it: the `outcome` it carries; a result that names none (a fleet
+    sweep's counts, a workflow returning nothing) ran to its end and claims nothing else: succeeded."""
+    said = result.get("outcome") if isinstance(result, dict) else None
+    return said if isinstance(said, str) else "succeeded"
+
+
 def outcome_of(status: str, result_outcome: str | None) -> str | None:
     """What an operation came to, in one word: its result's outcome when it completed, Temporal's status (lower
     case: failed, terminated, canceled, timed_out) when it did not; None while it runs or when it completed and

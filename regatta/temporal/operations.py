@@ -119,7 +119,8 @@ _ended_runs: OrderedDict[tuple[str, str], tuple[Any, str | None, str | None]] = 
 
 
 async def status(settings: Settings, operation_id: str) -> dict[str, Any]:
-    handle = (await connect(settings)).get_workflow_handle(operation_id)
+    client = await connect(settings)
+    handle = client.get_workflow_handle(operation_id)
     try:
         described = await handle.describe()
     except RPCError as error:
@@ -154,14 +155,18 @@ async def status(settings: Settings, operation_id: str) -> dict[str, Any]:
     except Exception as error:  # noqa: BLE001 - no worker to answer is worth saying, not failing on
         result["progress_error"] = cause_of(error)
     if described.status in (WorkflowExecutionStatus.FAILED, WorkflowExecutionStatus.COMPLETED):
-        try:  # the close event alone: what it came to (a completed one's outcome) or why it failed
-            returned = await handle.result()
-            result["outcome"] = returned.get("outcome") if isinstance(returned, dict) else None
+        # The close event of this run alone (not a later run of the same id, which could run for hours): what a
+        # completed one came to, or why it failed.
+        this_run = client.get_workflow_handle(operation_id, run_id=described.run_id)
+        try:
+            result["outcome"] = outcomes.outcome_of_result(await this_run.result(follow_runs=False))
         except WorkflowFailureError as error:
             result["failure"] = cause_of(error)
+        except Exception as error:  # noqa: BLE001 - a result this process cannot decode (a retired codec key): unknown
+            result["result_error"] = cause_of(error)
     if ended and described.status != WorkflowExecutionStatus.COMPLETED:
         result["outcome"] = outcomes.outcome_of(result["status"], None)
-    if ended and "progress_error" not in result:
+    if ended and "progress_error" not in result and "result_error" not in result:
         _ended_runs[(operation_id, described.run_id)] = (result["progress"], result["failure"], result["outcome"])
         while len(_ended_runs) > ENDED_RUNS_KEPT:
             _ended_runs.popitem(last=False)
@@ -182,7 +187,7 @@ async def ended_outcome(client: Any, operation_id: str, run_id: str, status_name
         returned = await client.get_workflow_handle(operation_id, run_id=run_id).result(follow_runs=False)
     except Exception:  # noqa: BLE001 - unread is unknown, shown as such, and asked again next time
         return None
-    found = returned.get("outcome") if isinstance(returned, dict) else None
+    found = outcomes.outcome_of_result(returned)
     _ended_outcomes[(operation_id, run_id)] = found
     while len(_ended_outcomes) > ENDED_RUNS_KEPT:
         _ended_outcomes.popitem(last=False)

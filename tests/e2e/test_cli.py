@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import subprocess
+import uuid
 
 import pytest
 
@@ -54,6 +55,18 @@ async def test_clusters_list_shows_the_fleet_and_filters_by_labels(queue_setting
 
     bad = await regatta(queue_settings, "clusters", "list", "--selector", "env")
     assert bad.returncode == 2 and "key=value" in bad.stderr
+
+
+async def test_a_token_for_an_environment_no_cluster_is_in_is_refused_naming_the_nearest(queue_settings, add_cluster):
+    tag = uuid.uuid4().hex[:5]
+    add_cluster("tokenv", env=f"canary{tag}")
+    typo = await regatta(queue_settings, "token", "create", "--name", f"t-{tag}", "--role", "viewer", "--env", f"canry{tag}")
+    said = " ".join(typo.stderr.split())  # the console wraps long lines
+    assert typo.returncode == 2 and "did you mean" in said and f"canary{tag}" in said, typo.stderr
+    assert "--new-environment" in said and "rgt_" not in typo.stdout  # no token was made
+    meant = await regatta(queue_settings, "token", "create", "--name", f"t-{tag}", "--role", "viewer", "--env",
+                          f"canry{tag}", "--new-environment")
+    assert meant.returncode == 0 and meant.stdout.startswith("rgt_"), meant.stderr
 
 
 async def test_clusters_list_shows_the_estimated_cost_from_the_price_list_or_a_price_file(

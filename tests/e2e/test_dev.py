@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import httpx
@@ -195,3 +196,34 @@ def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
         assert "worker (pid" in said and "exited with code -9" in said and "The other pieces keep running" in said
     finally:
         stop_dev(dev, described)
+
+
+def test_a_dev_json_left_by_a_stack_that_crashed_refuses_nothing_and_a_live_one_refuses(tmp_path):
+    """Its pids may belong to other processes since (a worker, a test): only a piece started before the file was
+    written is the stack's. The port check runs after: a held port is named with its flag."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("REGATTA_")}, "REGATTA_HOME": str(home)}
+    lookalike = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "regatta", "worker"])
+    held = socket.socket()
+    try:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        api_port = held.getsockname()[1]
+        dev_json = home / "dev.json"
+        dev_json.write_text(json.dumps({"pieces": {"worker": {"pid": lookalike.pid, "address": ""}}}))
+        past = time.time() - 3600  # written an hour before that process started: a stale file
+        os.utime(dev_json, (past, past))
+        flags = ["--temporal-port", str(free_port()), "--ui-port", str(free_port()), "--sim-port", str(free_port()),
+                 "--sim-tls-port", str(free_port()), "--metrics-port", "0", "--api-port", str(api_port)]
+        stale = subprocess.run([REGATTA, "dev", *flags], env=env, capture_output=True, text=True, timeout=60)
+        assert stale.returncode == 2 and f"{api_port} (--api-port)" in stale.stderr, stale.stderr
+        assert "already runs" not in stale.stderr
+        os.utime(dev_json, None)  # written now, after it started: that process is the stack's worker
+        live = subprocess.run([REGATTA, "dev", *flags], env=env, capture_output=True, text=True, timeout=60)
+        assert live.returncode == 2 and f"worker pid {lookalike.pid}" in live.stderr, live.stderr
+        assert json.loads(dev_json.read_text())["pieces"]["worker"]["pid"] == lookalike.pid  # left as it was
+    finally:
+        held.close()
+        lookalike.kill()
+        lookalike.wait()

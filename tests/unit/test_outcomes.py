@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from regatta.rules.outcomes import outcome_of, verdict
+from regatta.rules.outcomes import outcome_of, outcome_of_result, verdict
 
 
 @pytest.mark.parametrize(("status", "returned", "outcome", "judged"), [
@@ -26,3 +26,9 @@ from regatta.rules.outcomes import outcome_of, verdict
 def test_only_an_operation_that_did_what_was_asked_reads_as_succeeded(status, returned, outcome, judged):
     assert outcome_of(status, returned) == outcome
     assert verdict(status, outcome) == judged
+
+
+def test_a_completed_result_that_names_no_outcome_ran_to_its_end_and_succeeded():
+    assert outcome_of_result({"outcome": "halted", "message": "conflict"}) == "halted"
+    assert outcome_of_result({"swept": 12, "failed": []}) == "succeeded"  # a fleet sweep's counts
+    assert outcome_of_result(None) == "succeeded"  # a workflow that returns nothing
