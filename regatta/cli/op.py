@@ -33,13 +33,12 @@ async def start_over_api(api, kind: str, ticket: str | None, request: dict, *, h
         raise Refused("--ticket: the API starts operations under a change ticket (its idempotency key)")
     started = api.start(kind, ticket, request)
     again = " (this ticket had already started it)" if started["replayed"] else ""
-    found = None if wait else await settled_over_api(api, started["operation_id"])
-    if found is not None and found["succeeded"] is not True:  # refused at once: say so, not what it would have done
-        judge(found, f"{started['operation_id']} started over the API{again} and ended at once")
     said = headline(started) if callable(headline) else headline
-    console.print(f"started [bold]{started['operation_id']}[/] over the API{again}: {said}")
+    found = None if wait else await settled_over_api(api, started["operation_id"])
     if found is not None:
-        judge(found, f"{started['operation_id']} ended already")
+        report_ended_at_once(found, f"started [bold]{started['operation_id']}[/] over the API{again}: {said}")
+        return started
+    console.print(f"started [bold]{started['operation_id']}[/] over the API{again}: {said}")
     if wait:
         await follow_over_api(api, started["operation_id"])
     return started
@@ -76,6 +75,16 @@ async def ended_within(handle, seconds: float) -> bool:
     except Exception:  # noqa: BLE001 - it failed; status() says why
         return True
     return True
+
+
+def report_ended_at_once(found: dict, started_line: str) -> None:
+    """A start whose operation ended while it watched: one a check refused says so (exit 1), not what it would have
+    done; one that succeeded says it started and how it ended."""
+    operation = found["operation_id"]
+    if found["succeeded"] is not True:
+        judge(found, f"{operation} started and ended at once")
+    console.print(started_line)
+    judge(found, f"{operation} ended already")
 
 
 def judge(found: dict, what: str, *, say_success: bool = True) -> None:
@@ -118,11 +127,8 @@ async def announce(handle, headline: str | None, *, wait: bool) -> None:
     if not wait and await ended_within(handle, SETTLE_SECONDS):
         from regatta.temporal.operations import status
 
-        found = await status(Settings.from_env(), handle.id)
-        if found["succeeded"] is not True:  # one a check refused at once says so, not what it would have done
-            judge(found, f"{handle.id} started and ended at once")
-        console.print(f"started [bold]{handle.id}[/]" + (f": {headline}" if headline else ""))
-        judge(found, f"{handle.id} ended already")
+        report_ended_at_once(await status(Settings.from_env(), handle.id),
+                             f"started [bold]{handle.id}[/]" + (f": {headline}" if headline else ""))
         return
     console.print(f"started [bold]{handle.id}[/]" + (f": {headline}" if headline else ""))
     console.print(f"watch: {ui_url(handle.id)}")

@@ -44,3 +44,8 @@ def verdict(status: str, outcome: str | None) -> Verdict:
     if outcome is None:
         return "unknown"
     return "succeeded" if outcome in GOOD else "unsuccessful"
+
+
+def succeeded(status: str, outcome: str | None) -> bool | None:
+    """True or False once it has ended and how is known; None while it runs or when not."""
+    return {"succeeded": True, "unsuccessful": False}.get(verdict(status, outcome))

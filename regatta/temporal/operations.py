@@ -209,8 +209,7 @@ async def list_operations(client: Any, *, limit: int = 100, running_only: bool =
     async def judge(operation: dict[str, Any]) -> None:
         if operation["status"] != "RUNNING":
             operation["outcome"] = await ended_outcome(client, operation["id"], operation["run_id"], operation["status"])
-        operation["succeeded"] = {"succeeded": True, "unsuccessful": False}.get(
-            outcomes.verdict(operation["status"], operation["outcome"]))
+        operation["succeeded"] = outcomes.succeeded(operation["status"], operation["outcome"])
 
     await asyncio.gather(*(judge(operation) for operation in found))  # each read once per process, then kept
     return found
@@ -218,7 +217,7 @@ async def list_operations(client: Any, *, limit: int = 100, running_only: bool =
 
 def _judged(found: dict[str, Any]) -> dict[str, Any]:
     """`succeeded`: true or false once it has ended and its outcome is known, null while it runs or when not."""
-    found["succeeded"] = {"succeeded": True, "unsuccessful": False}.get(outcomes.verdict(found["status"], found["outcome"]))
+    found["succeeded"] = outcomes.succeeded(found["status"], found["outcome"])
     return found
 
 
