@@ -48,14 +48,13 @@ def failover(
         except ValidationError as error:
             raise Refused(str(error)) from None
 
-        def headline(admission: Admission) -> str:
+        def approval(admission: Admission) -> str | None:
             assert admission.holder is not None
             gate = recovery.dr_needs_approval(admission.holder.environment, requested=require_approval, drill=drill)
-            return (f"{'drill of a ' if drill else ''}failover of {cluster} to {to}"
-                    + (f"; it waits for approval by someone else before fencing:\n"
-                       f"  regatta op approve {admission.operation_id}" if gate else ""))
+            return f"regatta op approve {admission.operation_id}" if gate else None
 
-        await admit_and_start(request, inventory=open_inventory(), ticket=ticket, wait=wait, headline=headline)
+        await admit_and_start(request, inventory=open_inventory(), ticket=ticket, wait=wait,
+                              headline=f"{'drill of a ' if drill else ''}failover of {cluster} to {to}", approval=approval)
 
     run_command(body())
 
@@ -84,8 +83,13 @@ def failback(
                                       override_capacity=override_capacity, require_approval=require_approval, **extra)
         except ValidationError as error:
             raise Refused(str(error)) from None
+        def approval(admission: Admission) -> str | None:  # a failback fences the standby and returns to the primary
+            assert admission.holder is not None
+            gate = recovery.dr_needs_approval(admission.holder.environment, requested=require_approval)
+            return f"regatta op approve {admission.operation_id}" if gate else None
+
         await admit_and_start(request, inventory=inventory, ticket=ticket, wait=wait,
-                              headline=f"failback of {cluster} from {inventory.dr_pair(cluster).standby}")
+                              headline=f"failback of {cluster} from {inventory.dr_pair(cluster).standby}", approval=approval)
 
     run_command(body())
 

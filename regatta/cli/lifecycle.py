@@ -10,7 +10,6 @@ import typer
 from regatta.cli.context import open_inventory
 from regatta.cli.exits import run_command
 from regatta.cli.op import admit_and_start
-from regatta.rules import operation_ids
 from regatta.temporal.outcomes import OperationRefused as Refused
 
 
@@ -57,7 +56,8 @@ def decommission(
         extra = {"poll_interval_seconds": poll_interval} if poll_interval else {}
         request = DecommissionClusterInput(cluster=cluster, ticket=ticket, requested_by=requested_by or getpass.getuser(),
                                            force_empty=force_empty, force_reason=reason, evacuate=evacuate, **extra)
-        await admit_and_start(request, inventory=open_inventory(), ticket=ticket, wait=wait, headline=f"decommission of {cluster}; it waits for approval by someone else:\n"
-                              f"  regatta op approve {operation_ids.operation_id(cluster)}")
+        await admit_and_start(request, inventory=open_inventory(), ticket=ticket, wait=wait,
+                              headline=f"decommission of {cluster}",
+                              approval=lambda admission: f"regatta op approve {admission.operation_id}")
 
     run_command(body())

@@ -120,35 +120,74 @@ async def follow_over_api(api, operation_id: str, *, interval: float = 1.0) -> N
     judge(found, operation_id)
 
 
-async def announce(handle, headline: str | None, *, wait: bool) -> None:
-    """What every start prints: the operation started, where to watch it; then follow it if asked."""
+# How long a start whose operation checks first and then waits for a second person (a decommission, a gated
+# failover) watches for the checks to end: "it waits for approval" is said only once it does. The checks take
+# well under a second on the dev stack; a loaded machine or a slow cloud can take many.
+CHECKS_SECONDS = 30.0
+
+
+async def checked_within(handle, seconds: float) -> dict | None:
+    """The operation's status once its checks are over (its phase left "checking", or it ended), else None."""
+    from regatta.temporal.operations import status
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while loop.time() < deadline:
+        ended = await ended_within(handle, min(0.25, max(0.0, deadline - loop.time())))
+        try:
+            found = await status(Settings.from_env(), handle.id)
+        except Exception:  # noqa: BLE001 - a read that fails (no worker has taken it yet) is read again
+            continue
+        if ended or (found.get("progress") or {}).get("phase") not in (None, "checking"):
+            return found
+    return None
+
+
+async def announce(handle, headline: str | None, *, wait: bool, approval: str | None = None) -> None:
+    """What every start prints: the operation started, where to watch it; then follow it if asked. With
+    `approval` (the command a second person runs), the operation checks first and then waits for that person:
+    the start watches the checks and says it waits only when it does."""
     from regatta.cli.render import follow
 
-    if not wait and await ended_within(handle, SETTLE_SECONDS):
+    started = f"started [bold]{handle.id}[/]" + (f": {headline}" if headline else "")
+    if approval is not None and not wait:
+        found = await checked_within(handle, CHECKS_SECONDS)
+        if found is not None and found["status"] != "RUNNING":
+            report_ended_at_once(found, started)
+            return
+        waiting = found is not None and (found.get("progress") or {}).get("phase") == "awaiting_approval"
+        started += ("; it waits for approval by someone else:" if waiting else
+                    f"; its checks still run after {CHECKS_SECONDS:.0f} s (`regatta op status {handle.id}`), then it"
+                    " waits for approval by someone else:") + f"\n  {approval}"
+    elif not wait and await ended_within(handle, SETTLE_SECONDS):
         from regatta.temporal.operations import status
 
-        report_ended_at_once(await status(Settings.from_env(), handle.id),
-                             f"started [bold]{handle.id}[/]" + (f": {headline}" if headline else ""))
+        report_ended_at_once(await status(Settings.from_env(), handle.id), started)
         return
-    console.print(f"started [bold]{handle.id}[/]" + (f": {headline}" if headline else ""))
+    elif approval is not None:
+        started += f"; once its checks pass it waits for approval by someone else:\n  {approval}"
+    console.print(started)
     console.print(f"watch: {ui_url(handle.id)}")
     if wait:
         await follow(handle, console)
 
 
-async def start_and_watch(*, workflow: str, cluster, request, ticket: str | None, wait: bool, headline: str) -> None:
+async def start_and_watch(*, workflow: str, cluster, request, ticket: str | None, wait: bool, headline: str,
+                          approval: str | None = None) -> None:
     """Start an operation on a cluster, say where to watch it, and follow it if asked."""
     from regatta.temporal.operations import start_operation
 
     handle = await start_operation(Settings.from_env(), workflow=workflow, cluster=cluster, request=request, ticket=ticket)
-    await announce(handle, headline, wait=wait)
+    await announce(handle, headline, wait=wait, approval=approval)
 
 
 async def admit_and_start(request: BaseModel, *, inventory: Inventory, ticket: str | None, wait: bool,
                           headline: str | Callable[[Admission], str], now: datetime | None = None,
-                          renamed: dict[str, str] | None = None) -> None:
+                          renamed: dict[str, str] | None = None,
+                          approval: Callable[[Admission], str | None] | None = None) -> None:
     """The checks every start makes (regatta/temporal/admission.py, the same the API makes), then
-    the start. `renamed` rewrites a refusal's field names into the flags the operator typed."""
+    the start. `renamed` rewrites a refusal's field names into the flags the operator typed; `approval` gives
+    the command a second person runs when the operation will wait for one (see `announce`)."""
     from regatta.temporal.admission import StartRefused, admit
 
     try:
@@ -160,7 +199,8 @@ async def admit_and_start(request: BaseModel, *, inventory: Inventory, ticket: s
         raise Refused(message) from None
     assert admission.holder is not None, "waves start through start_wave"
     await start_and_watch(workflow=admission.workflow, cluster=admission.holder, request=request, ticket=ticket,
-                          wait=wait, headline=headline(admission) if callable(headline) else headline)
+                          wait=wait, headline=headline(admission) if callable(headline) else headline,
+                          approval=approval(admission) if approval else None)
 
 
 def control(operation_id: str, update: str, payload: dict) -> None:

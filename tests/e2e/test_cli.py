@@ -245,6 +245,7 @@ async def test_decommission_needs_a_second_person(queue_settings, add_cluster, s
     started = await regatta(queue_settings, "decommission", name, "--ticket", "CHG-D", "--requested-by", "alice",
                             "--poll-interval", "0.05")
     assert started.returncode == 0 and f"regatta op approve cluster-{name}" in started.stdout
+    assert "it waits for approval by someone else" in started.stdout, started.stdout  # said once its checks passed
     status = await status_until(queue_settings, f"cluster-{name}", lambda d: d["progress"]["phase"] == "awaiting_approval")
     assert status["progress"]["phase"] == "awaiting_approval"
     own = await regatta(queue_settings, "op", "approve", f"cluster-{name}", "--approver", "alice")
