@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, ChildWorkflowError, FailureError, WorkflowAlreadyStartedError
@@ -32,7 +32,7 @@ from temporalio.exceptions import ApplicationError, ChildWorkflowError, FailureE
 from workflows.pieces.calls import call, call_or_refuse
 from workflows.pieces.fleet_clock import FleetClock
 from workflows.pieces.inputs import check_start, parse_input, tag
-from workflows.pieces.patches import patched
+from workflows.pieces.patches import APPROVAL_FOR_HELD, patched
 from workflows.pieces.stage_controls import StageControls
 from workflows.pieces.trail import Trail
 
@@ -473,7 +473,8 @@ class PatchWave:
             if self._stopping():
                 break
             self.state.stage = stage.name
-            if stage.approval_required and not stage.approved_by and any(c.status == "pending" for c in stage.clusters):
+            if waves.asks_approval(stage, held_too=False) or (waves.asks_approval(stage, held_too=True)
+                                                              and patched(APPROVAL_FOR_HELD)):
                 await self._await_approval(stage)
                 if self._stopping():
                     break
@@ -486,11 +487,8 @@ class PatchWave:
             if self.continuing:
                 return await self._continue_as_new()
             if stage.soak_seconds and stage is not self.state.stages[-1]:
-                stage.status, stage.soak_ends = "soaking", self.clock.time() + timedelta(seconds=stage.soak_seconds)
+                stage.status = "soaking"
                 self.trail.step("soaking", f"stage {stage.name} soaks for {stage.soak_seconds:g}s before the next stage")
-                try:
-                    await workflow.wait_condition(self._stopping, timeout=timedelta(seconds=stage.soak_seconds))
-                except TimeoutError:
-                    pass
+                await self.clock.soak(stage.soak_seconds, wake=self._stopping, shown=stage)
             stage.status, stage.soak_ends = "done", None
         return await self._finish()

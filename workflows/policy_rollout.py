@@ -21,7 +21,6 @@ cluster of the running stage. Every step, cluster and control is in the audit tr
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
@@ -401,10 +400,7 @@ class PolicyRollout:
             if stage.soak_seconds and stage is not self.state.stages[-1]:
                 stage.status = "soaking"
                 self.trail.step("soaking", f"stage {stage.name} soaks for {stage.soak_seconds:g}s before the next stage")
-                try:
-                    await workflow.wait_condition(self._stopping, timeout=timedelta(seconds=stage.soak_seconds))
-                except TimeoutError:
-                    pass
+                await self.clock.soak(stage.soak_seconds, wake=self._stopping)
             stage.status = "done"
         if self.input.placement is not None and not self._stopping():
             await self._replace_what_was_not_given()

@@ -121,6 +121,14 @@ def unstaged_reason(wave: PatchWaveInput, cluster: ClusterRecord) -> str:
                                               for stage in wave.stages)
 
 
+def asks_approval(stage: WaveStageState, *, held_too: bool) -> bool:
+    """Whether a stage that needs a second person asks before it starts: when it has a cluster to upgrade, one
+    pending or (`held_too`) one held or waiting for its window, which it upgrades once the hold ends or the window
+    opens. A stage whose clusters all run the target already, or were skipped, asks nobody."""
+    waiting = ("pending", "held", "waiting_window") if held_too else ("pending",)
+    return stage.approval_required and not stage.approved_by and any(c.status in waiting for c in stage.clusters)
+
+
 def held_out_stage(stage: WaveStageState) -> str | None:
     """Why the wave must not go on after `stage`: every cluster it tried was held out as not ready, so
     none ran the target (a canary stage that tested nothing). None when at least one was upgraded, or

@@ -126,3 +126,32 @@ def test_holds_refuse_what_makes_no_sense_and_release_refuses_an_unheld_cluster(
     assert inventory.get_cluster(name).hold is None  # nothing was written by any refusal
     inventory.hold_cluster(name, until=now + timedelta(hours=1), reason="launch", held_by="a", now=now)
     assert [r.outcome for r in inventory.audit(cluster=name)] == ["held"]
+
+
+async def test_a_soak_runs_on_the_fleets_clock_and_a_stage_of_held_clusters_still_asks_its_approval(
+        client, worker, task_queue, fleet, simulator, inventory, sim_clock, request):
+    """The demo's wave completes when the fleet's clock is moved: its canary soak of hours ends as the clock
+    passes it (as a window opens); and a prod stage whose every cluster is held asks a second person before the
+    hold's end lets them go, as a stage of pending clusters does."""
+    now = sim_clock(now=MONDAY)
+    canary, held = fleet("canary", 1), fleet("prod", 1, prefix="wvheldall")
+    until = (now + timedelta(hours=3)).replace(microsecond=0)
+    inventory.hold_cluster(held[0], until=until, reason="quarter close", held_by="sre-maria", now=now)
+    handle = await start_wave(client, task_queue, wave_request(fleet.tag, [
+        {"name": "canary", "selector": {"environment": "canary"}, "soak_seconds": 7200},
+        {"name": "prod", "selector": {"environment": "prod"}, "approval_required": True}]))
+
+    soaking = await wait_phase(handle, "soaking")
+    ends = soaking.stages[0].soak_ends
+    assert ends is not None and abs((ends - (now + timedelta(hours=2))).total_seconds()) < 60, ends
+    assert sim_report(simulator, canary[0])["clusters"][canary[0]]["control_plane_version"] == "1.31"
+    sim_clock(advance_seconds=2 * 3600)  # two hours later on the fleet's calendar: the soak is over
+
+    asking = await wait_phase(handle, "awaiting_approval")  # before: it went on unasked and waited for the hold
+    assert [c.status for c in asking.stages[1].clusters] == ["held"]
+    await handle.execute_update("approve", {"approver": "sre-bob", "stage": "prod"})
+    sim_clock(advance_seconds=3600 + 60)  # the hold has ended
+    result = await handle.result()
+    assert result.outcome == "succeeded" and result.counts == {"succeeded": 2}
+    assert sim_report(simulator, held[0])["clusters"][held[0]]["control_plane_version"] == "1.31"
+    await replays(handle, request, "patch_wave_soak_on_fleet_clock_and_approval_for_held")

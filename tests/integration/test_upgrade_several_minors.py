@@ -19,7 +19,7 @@ from tests.integration.test_fleet_view import browser  # noqa: F401 - the browse
 from tests.integration.test_readiness_reads import FINDING, FLOWSCHEMA
 from tests.integration.test_replay import patch_ids, replays
 from tests.integration.test_upgrade_control import progress_of, wait_for
-from workflows.pieces.patches import SEVERAL_MINORS, SINCE_ONE_MARKER
+from workflows.pieces.patches import SEVERAL_MINORS, SINCE_ONE_MARKER, SOAKS_ON_FLEET_CLOCK
 
 
 def runs(report: dict, cluster: str, minor: str) -> bool:
@@ -63,7 +63,7 @@ async def test_from_1_29_to_1_32_each_minor_in_turn_with_a_pause_between_two(
     assert sum(r.action == "addons" for r in audit) == 3
     assert inventory.get_cluster(cluster).control_plane_version == "1.32"
     history = await replays(handle, request, "cluster_upgrade_several_minors_paused_between")
-    assert patch_ids(history) == [SINCE_ONE_MARKER, SEVERAL_MINORS]
+    assert patch_ids(history) == [SINCE_ONE_MARKER, SEVERAL_MINORS, SOAKS_ON_FLEET_CLOCK]
 
 
 async def test_an_abort_during_the_soak_stops_on_the_minor_reached_and_says_so(

@@ -244,3 +244,20 @@ def test_a_stage_whose_every_tried_cluster_was_held_out_stops_the_wave_and_one_u
     assert why is not None and "stage canary upgraded no cluster: 2 held out as not ready (c0, c2)" in why
     assert held_out_stage(stage("not_ready", "succeeded")) is None
     assert held_out_stage(stage("failed", "at_target")) is None
+
+
+def test_a_stage_that_needs_approval_asks_when_it_has_a_cluster_to_upgrade_held_or_not():
+    from regatta.models import WaveClusterState, WaveStageState
+
+    def stage(*statuses: str, approval: bool = True, approved_by: str | None = None) -> WaveStageState:
+        return WaveStageState(name="prod", concurrency=1, soak_seconds=0, approval_required=approval,
+                              approved_by=approved_by,
+                              clusters=[WaveClusterState(name=f"c{i}", status=s) for i, s in enumerate(statuses)])
+
+    assert waves.asks_approval(stage("pending", "at_target"), held_too=False)
+    assert not waves.asks_approval(stage("held", "at_target"), held_too=False)  # how runs begun before decided
+    assert waves.asks_approval(stage("held", "at_target"), held_too=True)
+    assert waves.asks_approval(stage("waiting_window"), held_too=True)
+    assert not waves.asks_approval(stage("at_target", "skipped"), held_too=True)  # nothing to upgrade
+    assert not waves.asks_approval(stage("pending", approval=False), held_too=True)
+    assert not waves.asks_approval(stage("pending", approved_by="sre-bob"), held_too=True)

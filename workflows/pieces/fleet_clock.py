@@ -11,21 +11,28 @@ before keep the old reading under their recorded commands (`EACH_LOOK`, DESIGN r
 
 A real fleet's clock is the wall clock; a simulated fleet's may be moved (to open a window in a
 test or a demo), and a nap on it never sleeps longer than `recheck_seconds`. `sleep_until` is the
-window wait ClusterUpgrade and PatchWave share.
+window wait ClusterUpgrade and PatchWave share; `soak` the wait after a stage or a minor, timed on the same clock, so
+moving a simulated fleet's clock forward ends a soak as it opens a window.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from temporalio import workflow
 
 from workflows.pieces.calls import QUICK_CALL
-from workflows.pieces.patches import EACH_LOOK, patched
+from workflows.pieces.patches import EACH_LOOK, SOAKS_ON_FLEET_CLOCK, patched
 
 with workflow.unsafe.imports_passed_through():
     from regatta.models import Activity, FleetTime
+
+
+class Soaking(Protocol):
+    """What shows a soak's end in progress: a wave's stage, a minor on an upgrade's path."""
+    soak_ends: datetime | None
 
 
 class FleetClock:
@@ -69,3 +76,29 @@ class FleetClock:
             await workflow.wait_condition(wake, timeout=max(timeout, timedelta(seconds=1)))
         except TimeoutError:
             pass
+
+    async def soak(self, seconds: float, *, wake: Callable[[], bool], shown: Soaking | None = None) -> None:
+        """Wait `seconds` of the fleet's time (`shown.soak_ends` says until when), ended early when `wake()` turns true.
+        On the wall clock it is one timer between two readings; on a simulated fleet's clock it naps at most
+        `recheck_seconds` at a time and ends once the clock reads past its end, however it got there."""
+        if not patched(SOAKS_ON_FLEET_CLOCK):  # a run begun before: a Temporal timer from the last reading
+            if shown is not None:
+                shown.soak_ends = self.time() + timedelta(seconds=seconds)
+            try:
+                await workflow.wait_condition(wake, timeout=timedelta(seconds=seconds))
+            except TimeoutError:
+                pass
+            return
+        if shown is not None:  # from the last reading while the clock is read again
+            shown.soak_ends = self.time() + timedelta(seconds=seconds)
+        until = await self.now() + timedelta(seconds=seconds)
+        if shown is not None:
+            shown.soak_ends = until
+        while not wake() and await self.now() < until:
+            nap = until - self.time()
+            if self.reading is not None and self.reading.recheck_seconds is not None:
+                nap = min(nap, timedelta(seconds=self.reading.recheck_seconds))
+            try:
+                await workflow.wait_condition(wake, timeout=max(nap, timedelta(milliseconds=10)))
+            except TimeoutError:
+                pass

@@ -4,7 +4,6 @@ minor comes next, and where the cluster stands when the run stops. Composed by C
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -57,12 +56,9 @@ class MinorPath:
         await self.trail.record("minor", "reached", f"{self.request.cluster} runs {minor} on the control plane and"
                                 f" every node pool; {following} next, on the way to {self.request.target_version}")
         if soak := self.request.soak_seconds:
-            reached.status, reached.soak_ends = "soaking", self.clock.time() + timedelta(seconds=soak)
+            reached.status = "soaking"
             self.trail.step("soaking", f"soaking on {minor} for {soak:g}s before {following}")
-            try:
-                await workflow.wait_condition(lambda: self.state.abort_requested, timeout=timedelta(seconds=soak))
-            except TimeoutError:
-                pass
+            await self.clock.soak(soak, wake=lambda: self.state.abort_requested, shown=reached)
             reached.soak_ends = None
         reached.status = "done"
         if await self.hold_or_stop():

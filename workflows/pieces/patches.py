@@ -56,6 +56,12 @@ SEVERAL_MINORS = "several-minors"
 # moves (a run recorded before read the same label and took none). Asked only for such a cluster.
 BACKUP_BEFORE_UPGRADE = "backup-before-upgrade"
 
+# The patch under which a soak is timed on the fleet's clock, as windows are (FleetClock.soak): a simulated fleet's
+# clock moved forward ends it. Runs begun before soak on a Temporal timer alone.
+SOAKS_ON_FLEET_CLOCK = "soaks-on-fleet-clock"
+# The patch under which a wave's stage that asks for approval asks it also when every cluster it will upgrade is held
+# or waits at its start (runs begun before asked only when one was pending, so a stage of held clusters went unasked).
+APPROVAL_FOR_HELD = "approval-for-held"
 SINCE_ONE_MARKER = "patches-2026-12"
 
 # Every patch released before SINCE_ONE_MARKER.
