@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -66,9 +67,12 @@ def sim_clock(
     advance: Annotated[str | None, typer.Option(help="move the fleet's calendar forward, e.g. 90m, 2h, 3d")] = None,
     set_to: Annotated[str | None, typer.Option("--set", help="set it, e.g. 2026-12-08T01:00:00Z")] = None,
     wall: Annotated[bool, typer.Option("--wall", help="put it back on the wall clock")] = False,
+    to_next: Annotated[str | None, typer.Option(help="move it to what this running wave waits for next: its stage's"
+                                                " soak ending, or a cluster's window opening or hold ending",
+                                                metavar="WAVE_ID")] = None,
 ):
-    """Show or move the simulated fleet's calendar clock, which maintenance windows and freezes are
-    read against: open a window or end a freeze without waiting for it."""
+    """Show or move the simulated fleet's calendar clock, which maintenance windows, freezes and soaks are
+    read against: open a window, end a freeze or a soak without waiting for it."""
     import httpx
 
     def body():
@@ -76,9 +80,14 @@ def sim_clock(
         if not sim_url:
             raise Refused("no simulator: REGATTA_SIM_URL is not set (a real fleet runs on the wall clock)")
         change: dict[str, Any] = {}
-        if sum(x is not None and x is not False for x in (advance, set_to, wall)) > 1:
-            raise Refused("give one of --advance, --set or --wall")
-        if advance is not None:
+        if sum(x is not None and x is not False for x in (advance, set_to, wall, to_next)) > 1:
+            raise Refused("give one of --advance, --set, --wall or --to-next")
+        moved = ""
+        if to_next is not None:
+            when, moved = awaited_by(to_next, sim_url)
+            change = {"now": when.isoformat()}
+            moved = f", {moved}"
+        elif advance is not None:
             seconds = duration_seconds(advance)
             if seconds is None:
                 raise Refused(f"--advance {advance!r}: give a number and a unit, e.g. 90m, 2h or 3d")
@@ -96,9 +105,38 @@ def sim_clock(
             raise Refused(f"the simulator refused the clock change: {response.text}")
         response.raise_for_status()
         clock = response.json()
-        console.print(f"fleet clock: {clock['now']} (wall clock {clock['offset_seconds']:+.0f}s)")
+        console.print(f"fleet clock: {clock['now']} (wall clock {clock['offset_seconds']:+.0f}s){moved}")
 
     run_command(body)
+
+
+def awaited_by(wave_id: str, sim_url: str) -> tuple[datetime, str]:
+    """When a running wave's next wait on the fleet's clock ends (a second after it), and what that is."""
+    import asyncio
+
+    import httpx
+
+    from regatta.models import PatchWaveProgress
+    from regatta.rules import waves
+    from regatta.temporal.operations import status
+
+    found = asyncio.run(status(Settings.from_env(), wave_id))
+    if found["workflow_type"] != "PatchWave":
+        raise Refused(f"--to-next {wave_id}: a {found['workflow_type']}, not a wave; --to-next follows a wave")
+    if found["status"] != "RUNNING" or not found.get("progress"):
+        raise Refused(f"--to-next {wave_id}: the wave is {found['status']}, not running")
+    try:
+        now = datetime.fromisoformat(httpx.get(f"{sim_url}/sim/clock", timeout=10).json()["now"])
+    except httpx.HTTPError as error:
+        raise Unreachable(f"the simulator at {sim_url} does not answer: {error}") from None
+    progress = PatchWaveProgress.model_validate(found["progress"])
+    awaited = waves.next_awaited(progress, now=now)
+    if awaited is None:
+        raise Refused(f"--to-next {wave_id}: the wave waits for nothing the clock brings; it is {progress.phase}"
+                      f" ({progress.step})" + ("; `regatta op approve` lets it go on" if progress.phase == "awaiting_approval"
+                                               else ""))
+    when, what = awaited
+    return when + timedelta(seconds=1), f"moved to {what}"
 
 
 class LogFormatChoice(StrEnum):

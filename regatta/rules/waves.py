@@ -18,6 +18,7 @@ from regatta.models import (
     ClusterUpgradeInput,
     MaintenanceHold,
     PatchWaveInput,
+    PatchWaveProgress,
     WaveClusterState,
     WavePlan,
     WaveStageState,
@@ -119,6 +120,25 @@ def takes(wave: PatchWaveInput, cluster: ClusterRecord) -> bool:
 def unstaged_reason(wave: PatchWaveInput, cluster: ClusterRecord) -> str:
     return "no stage takes it: " + "; ".join(f"{stage.name} needs {', '.join(misses(stage.selector, cluster))}"
                                               for stage in wave.stages)
+
+
+def next_awaited(progress: PatchWaveProgress, *, now: datetime) -> tuple[datetime, str] | None:
+    """What a running wave waits for next on the fleet's clock, and when it comes: the end of the running stage's
+    soak, else the earliest start of one of its clusters waiting for a window or a hold. None when it waits for
+    nothing the clock brings (it runs, or waits for a person)."""
+    stage = next((s for s in progress.stages if s.name == progress.stage), None)
+    if stage is None or progress.phase not in ("running", "soaking"):
+        return None
+    if stage.status == "soaking" and stage.soak_ends is not None and stage.soak_ends > now:
+        return stage.soak_ends, f"the end of stage {stage.name}'s soak"
+    waiting = [c for c in stage.clusters if c.status in ("waiting_window", "held")
+               and c.earliest_start is not None and c.earliest_start > now]
+    if not waiting:
+        return None
+    first = min(waiting, key=lambda c: (c.earliest_start, c.name))
+    assert first.earliest_start is not None
+    why = "its hold ends" if first.status == "held" else "its maintenance window opens"
+    return first.earliest_start, f"when {first.name} may start ({why})"
 
 
 def asks_approval(stage: WaveStageState, *, held_too: bool) -> bool:

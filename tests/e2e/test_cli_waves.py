@@ -128,7 +128,7 @@ freezes: [{{name: launch, start: "{(now - timedelta(hours=1)).isoformat()}", end
 
 
 async def test_sim_clock_moves_the_calendar_that_plans_read_and_refuses_nonsense(
-        queue_settings, add_cluster, simulator, sim_clock, tmp_path):
+        queue_settings, add_cluster, simulator, sim_clock, worker, tmp_path):
     import uuid
 
     tag = uuid.uuid4().hex[:6]
@@ -150,10 +150,26 @@ maintenance_windows: [{{days: [tue], start: "02:00", duration_minutes: 60, timez
     plan = await regatta(queue_settings, "wave", "start", "--file", str(wave), "--plan-only")
     assert plan.returncode == 0 and "2026-12-08 03:00" in plan.stdout, plan.stdout
 
+    # A running wave whose cluster waits for next Tuesday's window: --to-next moves the clock there, and it starts.
+    await regatta(queue_settings, "sim-clock", "--set", "2026-12-08T05:00:00Z")
+    started = await regatta(queue_settings, "wave", "start", "--file", str(wave), "--ticket", "CHG-CLOCK")
+    assert started.returncode == 0, started.stdout + started.stderr
+    await status_until(queue_settings, f"wave-clock-{tag}", lambda d: any(
+        c["status"] == "waiting_window" for s in (d["progress"] or {}).get("stages", []) for c in s["clusters"]))
+    nudged = await regatta(queue_settings, "sim-clock", "--to-next", f"wave-clock-{tag}")
+    assert nudged.returncode == 0, nudged.stderr
+    assert ("fleet clock: 2026-12-15T02:00:01" in nudged.stdout
+            and f"moved to when {cluster} may start (its maintenance window opens)" in nudged.stdout), nudged.stdout
+    await status_until(queue_settings, f"wave-clock-{tag}", lambda d: d["status"] == "COMPLETED")
+    over = await regatta(queue_settings, "sim-clock", "--to-next", f"wave-clock-{tag}")
+    assert over.returncode == 2 and "the wave is COMPLETED, not running" in over.stderr
+    unknown = await regatta(queue_settings, "sim-clock", "--to-next", "wave-nothing-here")
+    assert unknown.returncode == 2 and "no operation wave-nothing-here" in unknown.stderr
+
     unit = await regatta(queue_settings, "sim-clock", "--advance", "2 weeks")
     assert unit.returncode == 2 and "e.g. 90m, 2h or 3d" in unit.stderr
     both = await regatta(queue_settings, "sim-clock", "--advance", "2h", "--wall")
-    assert both.returncode == 2 and "one of --advance, --set or --wall" in both.stderr
+    assert both.returncode == 2 and "one of --advance, --set, --wall or --to-next" in both.stderr
     naive = await regatta(queue_settings, "sim-clock", "--set", "2026-12-08T03:00:00")
     assert naive.returncode == 2 and "with a time zone" in naive.stderr
     real = await regatta(queue_settings, "sim-clock", env={"REGATTA_SIM_URL": ""})

@@ -261,3 +261,27 @@ def test_a_stage_that_needs_approval_asks_when_it_has_a_cluster_to_upgrade_held_
     assert not waves.asks_approval(stage("at_target", "skipped"), held_too=True)  # nothing to upgrade
     assert not waves.asks_approval(stage("pending", approval=False), held_too=True)
     assert not waves.asks_approval(stage("pending", approved_by="sre-bob"), held_too=True)
+
+
+def test_what_a_running_wave_waits_for_next_on_the_fleets_clock():
+    from regatta.models import PatchWaveProgress, WaveClusterState, WaveStageState
+
+    now = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+
+    def progress(phase: str, stage_status: str, *clusters: WaveClusterState, soak_ends=None) -> PatchWaveProgress:
+        return PatchWaveProgress(wave="w", target_version="1.35", phase=phase, stage="prod", stages=[
+            WaveStageState(name="prod", concurrency=1, soak_seconds=3600, approval_required=False, status=stage_status,
+                           soak_ends=soak_ends, clusters=list(clusters))])
+
+    soak = progress("soaking", "soaking", soak_ends=now + timedelta(minutes=30))
+    assert waves.next_awaited(soak, now=now) == (now + timedelta(minutes=30), "the end of stage prod's soak")
+    window, hold = now + timedelta(hours=17), now + timedelta(hours=5)
+    waiting = progress("running", "running",
+                       WaveClusterState(name="b", status="waiting_window", earliest_start=window),
+                       WaveClusterState(name="a", status="held", earliest_start=hold),
+                       WaveClusterState(name="c", status="waiting_window", earliest_start=now - timedelta(minutes=1)))
+    assert waves.next_awaited(waiting, now=now) == (hold, "when a may start (its hold ends)")
+    assert waves.next_awaited(waiting, now=hold) == (window, "when b may start (its maintenance window opens)")
+    assert waves.next_awaited(progress("running", "running", WaveClusterState(name="a", status="upgrading")), now=now) is None
+    assert waves.next_awaited(progress("awaiting_approval", "awaiting_approval",
+                                       WaveClusterState(name="a", status="held", earliest_start=hold)), now=now) is None
