@@ -407,12 +407,11 @@ class DevStack:
             f"simulator invariants for {DEMO_CLUSTER}: {len(report['pdb_violations'])} PDB violations,"
             f" {len(report['skew_violations'])} skew violations, {len(report['double_drains'])} double drains"
         )
-        console.print("Everything keeps running. In another shell, try:\n"
-                      "  regatta upgrade start eks-staging-use1 --to 1.35 --strategy blue_green --ticket CHG-2 --wait\n"
-                      "  regatta provision --file examples/cluster.yaml --wait\n"
-                      "  regatta decommission gke-search-euw4 --force-empty --reason 'demo over'  (then: regatta op approve ...)\n"
-                      "  regatta failover eks-prod-use1 --to eks-dr-usw2 --drill --wait   (a DR drill: RTO, nothing moves)\n"
-                      "  regatta policy rollout --file examples/bundle.yaml --plan-only   (a policy bundle: who gets it, and why)\n"
+        console.print("Everything keeps running. In another shell (the export line above), README.md's tour goes on,"
+                      " then docs/tour.md:\n"
+                      "  regatta clusters list --selector env=prod\n"
+                      "  regatta upgrade start eks-staging-euw1 --to 1.35 --strategy blue_green --ticket CHG-1 --wait\n"
+                      "  regatta wave start --file examples/wave.yaml --plan-only   (who goes in which stage, and when)\n"
                       "Ctrl-C here stops it all.")
 
 

@@ -72,7 +72,7 @@ class EvacuateCluster:
         placed: dict[str, list[str]] = await call(Activity.LIST_PLACED, self.input.cluster, dict[str, list[str]])
         apps = sorted(placed)
         self.state.apps = {app: "pending" for app in apps}
-        await self.trail.record("evacuate", "started", f"{len(apps)} placed applications to move ({', '.join(apps) or 'none'}):"
+        await self.trail.record("evacuate", "started", f"placed applications to move: {', '.join(apps) or 'none'};"
                                 f" {self.input.reason}")
         moved, failed = [], {}
         for app in apps:

@@ -400,7 +400,7 @@ class PolicyRollout:
             if stage.soak_seconds and stage is not self.state.stages[-1]:
                 stage.status = "soaking"
                 self.trail.step("soaking", f"stage {stage.name} soaks for {stage.soak_seconds:g}s before the next stage")
-                await self.clock.soak(stage.soak_seconds, wake=self._stopping)
+                await self.clock.soak(stage.soak_seconds, wake=self._stopping, shown=stage)
             stage.status = "done"
         if self.input.placement is not None and not self._stopping():
             await self._replace_what_was_not_given()

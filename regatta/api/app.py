@@ -40,7 +40,7 @@ from regatta.api import clusters, codec, metrics, operations, placement, policy,
 from regatta.api.errors import install_error_handlers
 from regatta.api.front_door import FrontDoor
 from regatta.inventory import Inventory
-from regatta.inventory.audit_files import append_checkpoint
+from regatta.inventory.audit_files import append_checkpoint, create_checkpoint_file
 from regatta.settings import Settings
 from regatta.telemetry import trace_requests
 from regatta.web import pages
@@ -65,8 +65,14 @@ class CodecCors:
 
 
 async def checkpoint_audit(inventory: Inventory, path: str) -> None:
-    """Every CHECKPOINT_SECONDS, the audit trail's head signed and appended to `path` (when it moved)."""
+    """Every CHECKPOINT_SECONDS, the audit trail's head signed and appended to `path` (when it moved). The file is
+    there from the start, empty while the trail is: `regatta audit verify` reads a missing file as one removed, and
+    a trail's first records came a minute before their first checkpoint."""
     last: int | None = None
+    try:
+        await asyncio.to_thread(create_checkpoint_file, path)
+    except OSError:
+        log.exception("could not create the audit checkpoint file %s", path)
     while True:
         try:
             point = await asyncio.to_thread(inventory.audit_checkpoint)

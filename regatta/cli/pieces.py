@@ -67,9 +67,9 @@ def sim_clock(
     advance: Annotated[str | None, typer.Option(help="move the fleet's calendar forward, e.g. 90m, 2h, 3d")] = None,
     set_to: Annotated[str | None, typer.Option("--set", help="set it, e.g. 2026-12-08T01:00:00Z")] = None,
     wall: Annotated[bool, typer.Option("--wall", help="put it back on the wall clock")] = False,
-    to_next: Annotated[str | None, typer.Option(help="move it to what this running wave waits for next: its stage's"
-                                                " soak ending, or a cluster's window opening or hold ending",
-                                                metavar="WAVE_ID")] = None,
+    to_next: Annotated[str | None, typer.Option(help="move it to what this running wave or policy rollout waits for"
+                                                " next: its stage's soak ending, or a cluster's window opening or"
+                                                " hold ending", metavar="OPERATION_ID")] = None,
 ):
     """Show or move the simulated fleet's calendar clock, which maintenance windows, freezes and soaks are
     read against: open a window, end a freeze or a soak without waiting for it."""
@@ -111,25 +111,30 @@ def sim_clock(
 
 
 def awaited_by(wave_id: str, sim_url: str) -> tuple[datetime, str]:
-    """When a running wave's next wait on the fleet's clock ends (a second after it), and what that is."""
+    """When a running wave's or policy rollout's next wait on the fleet's clock ends (a second after it), and what
+    that is."""
     import asyncio
 
     import httpx
 
     from regatta.models import PatchWaveProgress
+    from regatta.models.policy import PolicyRolloutProgress
     from regatta.rules import waves
     from regatta.temporal.operations import status
 
     found = asyncio.run(status(Settings.from_env(), wave_id))
-    if found["workflow_type"] != "PatchWave":
-        raise Refused(f"--to-next {wave_id}: a {found['workflow_type']}, not a wave; --to-next follows a wave")
+    kinds: dict[str, type[PatchWaveProgress] | type[PolicyRolloutProgress]] = {
+        "PatchWave": PatchWaveProgress, "PolicyRollout": PolicyRolloutProgress}
+    if found["workflow_type"] not in kinds:
+        raise Refused(f"--to-next {wave_id}: a {found['workflow_type']}; --to-next follows a wave or a policy rollout")
     if found["status"] != "RUNNING" or not found.get("progress"):
-        raise Refused(f"--to-next {wave_id}: the wave is {found['status']}, not running")
+        raise Refused(f"--to-next {wave_id}: the {'wave' if found['workflow_type'] == 'PatchWave' else 'rollout'} is"
+                      f" {found['status']}, not running")
     try:
         now = datetime.fromisoformat(httpx.get(f"{sim_url}/sim/clock", timeout=10).json()["now"])
     except httpx.HTTPError as error:
         raise Unreachable(f"the simulator at {sim_url} does not answer: {error}") from None
-    progress = PatchWaveProgress.model_validate(found["progress"])
+    progress = kinds[found["workflow_type"]].model_validate(found["progress"])
     awaited = waves.next_awaited(progress, now=now)
     if awaited is None:
         raise Refused(f"--to-next {wave_id}: the wave waits for nothing the clock brings; it is {progress.phase}"

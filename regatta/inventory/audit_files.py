@@ -60,6 +60,11 @@ def make_key_file(path: str | Path) -> bool:
     return True
 
 
+def create_checkpoint_file(path: str | Path) -> None:
+    """The checkpoint file, empty, unless it is there already (then it is left as it is)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+
+
 def append_checkpoint(path: str | Path, checkpoint: audit_chain.Checkpoint) -> None:
     """One line at the end of the checkpoint file, flushed to disk before returning."""
     descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)

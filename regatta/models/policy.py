@@ -277,6 +277,7 @@ class PolicyStageState(Model):
     max_violations: int = 0
     status: Literal["pending", "awaiting_approval", "running", "soaking", "done", "halted"] = "pending"
     approved_by: str | None = None
+    soak_ends: datetime | None = Field(default=None, description="while soaking: when the next stage may start")
     clusters: list[PolicyClusterState] = Field(default_factory=list)
 
 

@@ -24,6 +24,7 @@ from regatta.models import (
     WaveStageState,
 )
 from regatta.models.errors import ErrorType
+from regatta.models.policy import PolicyRolloutProgress
 from regatta.rules import refusals, versions
 from regatta.rules.selectors import misses, selects
 from regatta.rules.windows import applicable_windows, next_start
@@ -122,15 +123,17 @@ def unstaged_reason(wave: PatchWaveInput, cluster: ClusterRecord) -> str:
                                               for stage in wave.stages)
 
 
-def next_awaited(progress: PatchWaveProgress, *, now: datetime) -> tuple[datetime, str] | None:
-    """What a running wave waits for next on the fleet's clock, and when it comes: the end of the running stage's
-    soak, else the earliest start of one of its clusters waiting for a window or a hold. None when it waits for
-    nothing the clock brings (it runs, or waits for a person)."""
+def next_awaited(progress: PatchWaveProgress | PolicyRolloutProgress, *, now: datetime) -> tuple[datetime, str] | None:
+    """What a running wave or policy rollout waits for next on the fleet's clock, and when it comes: the end of the
+    running stage's soak, else (a wave) the earliest start of one of its clusters waiting for a window or a hold.
+    None when it waits for nothing the clock brings (it runs, or waits for a person)."""
     stage = next((s for s in progress.stages if s.name == progress.stage), None)
     if stage is None or progress.phase not in ("running", "soaking"):
         return None
     if stage.status == "soaking" and stage.soak_ends is not None and stage.soak_ends > now:
         return stage.soak_ends, f"the end of stage {stage.name}'s soak"
+    if not isinstance(stage, WaveStageState):
+        return None
     waiting = [c for c in stage.clusters if c.status in ("waiting_window", "held")
                and c.earliest_start is not None and c.earliest_start > now]
     if not waiting:

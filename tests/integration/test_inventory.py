@@ -471,3 +471,23 @@ async def test_the_fleet_views_first_page_after_clusters_join_an_empty_fleet_sho
     store.upsert_cluster(record("eks-b"))
     clusters, age = await cache.clusters(store)
     assert sorted(c.name for c in clusters) == ["eks-a", "eks-b"] and age == 0.0
+
+
+async def test_the_api_creates_the_checkpoint_file_at_once_so_a_young_trail_verifies(tmp_path):
+    """A trail's first records come up to a minute before their first checkpoint; `audit verify` in that minute
+    found no file and said it had been removed. The file is there, empty, from the API's start."""
+    import asyncio
+
+    from regatta.api.app import checkpoint_audit
+    from regatta.inventory.audit_files import read_checkpoints
+
+    path = tmp_path / "cp.jsonl"
+    inventory = Inventory(f"sqlite:///{tmp_path / 'r.db'}")
+    writing = asyncio.create_task(checkpoint_audit(inventory, str(path)))
+    for _ in range(100):
+        if path.exists():
+            break
+        await asyncio.sleep(0.02)
+    writing.cancel()
+    assert path.exists() and path.read_text() == "" and path.stat().st_mode & 0o777 == 0o600
+    assert read_checkpoints(path, inventory.audit_keys) == ([], [])

@@ -285,3 +285,15 @@ def test_what_a_running_wave_waits_for_next_on_the_fleets_clock():
     assert waves.next_awaited(progress("running", "running", WaveClusterState(name="a", status="upgrading")), now=now) is None
     assert waves.next_awaited(progress("awaiting_approval", "awaiting_approval",
                                        WaveClusterState(name="a", status="held", earliest_start=hold)), now=now) is None
+
+
+def test_what_a_running_policy_rollout_waits_for_next_is_its_stages_soak():
+    from regatta.models.policy import PolicyRolloutProgress, PolicyStageState
+
+    now = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    stage = PolicyStageState(name="staging-audit", concurrency=1, soak_seconds=60, approval_required=False,
+                             status="soaking", soak_ends=now + timedelta(seconds=60))
+    rollout = PolicyRolloutProgress(bundle="b", revision="r", phase="soaking", stage="staging-audit", stages=[stage])
+    assert waves.next_awaited(rollout, now=now) == (now + timedelta(seconds=60), "the end of stage staging-audit's soak")
+    stage.status, stage.soak_ends = "running", None
+    assert waves.next_awaited(rollout.model_copy(update={"phase": "running"}), now=now) is None
