@@ -487,8 +487,9 @@ class PatchWave:
             if self.continuing:
                 return await self._continue_as_new()
             if stage.soak_seconds and stage is not self.state.stages[-1]:
+                stage.soak_ends = await self.clock.soak_end(stage.soak_seconds)
                 stage.status = "soaking"
                 self.trail.step("soaking", f"stage {stage.name} soaks for {stage.soak_seconds:g}s before the next stage")
-                await self.clock.soak(stage.soak_seconds, wake=self._stopping, shown=stage)
+                await self.clock.soak_until(stage.soak_ends, seconds=stage.soak_seconds, wake=self._stopping)
             stage.status, stage.soak_ends = "done", None
         return await self._finish()

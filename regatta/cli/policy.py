@@ -173,9 +173,13 @@ def policy_rollback(
     import getpass
 
     def previous():
-        revisions = open_inventory().bundle_revisions(bundle)
+        from regatta.rules import suggestions
+
+        inventory = open_inventory()
+        revisions = inventory.bundle_revisions(bundle)
         if not revisions:
-            raise Refused(f"no bundle {bundle} has been rolled out; nothing to roll back")
+            raise Refused(f"no bundle {bundle} has been rolled out; nothing to roll back"
+                          + suggestions.known_names_hint(bundle, inventory.bundle_names(), what="bundle"))
         if len(revisions) < 2:
             raise Refused(f"bundle {bundle} has one revision ({revisions[0].revision}); there is no earlier one to roll"
                           " back to")
@@ -203,13 +207,19 @@ def policy_status(
     def body():
         if bundle and cluster:
             raise Refused("give --bundle or --cluster, not both (`regatta policy history CLUSTER BUNDLE` shows one record)")
-        records = open_inventory().compliance(bundle=bundle, cluster=cluster)
+        inventory = open_inventory()
+        records = inventory.compliance(bundle=bundle, cluster=cluster)
         if output == Output.json:
             print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
             return
         if not records:
+            from regatta.rules import suggestions
+
+            known = inventory.bundle_names() if bundle else []
             console.print("no compliance records" + (f" for bundle {bundle}" if bundle else "")
-                          + (f" for cluster {cluster}" if cluster else "") + " yet")
+                          + (f" for cluster {cluster}" if cluster else "") + " yet"
+                          + (suggestions.known_names_hint(bundle, known, what="bundle")
+                             if bundle and bundle not in known else ""))
             return
         table = Table("cluster", "bundle", "state", "revision", "mode", "violations", "evaluated", "detail")
         for r in records:

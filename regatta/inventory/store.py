@@ -450,8 +450,9 @@ class Inventory:
     def add_token(self, *, name: str, token_hash: str, role: str, environments: list[str]) -> ApiToken:
         with Session(self.engine) as session, session.begin():
             if session.get(ApiTokenRow, name) is not None:
+                free = next(f"{name}-{n}" for n in range(2, 10_000) if session.get(ApiTokenRow, f"{name}-{n}") is None)
                 raise TokenError(f"a token named {name} exists already (names are never reused, even once revoked);"
-                                 " choose another name")
+                                 f" choose another name, e.g. --name {free}")
             row = ApiTokenRow(name=name, token_hash=token_hash, role=role, environments=environments,
                               created_at=datetime.now(UTC))
             session.add(row)
@@ -538,6 +539,11 @@ class Inventory:
             rows = session.scalars(select(BundleRevisionRow).where(BundleRevisionRow.bundle == bundle)
                                    .order_by(BundleRevisionRow.planned_at.desc())).all()
             return [BundleSpec.model_validate(row.spec) for row in rows]
+
+    def bundle_names(self) -> list[str]:
+        """Every bundle a rollout has planned, by name."""
+        with Session(self.engine) as session:
+            return list(session.scalars(select(BundleRevisionRow.bundle).distinct().order_by(BundleRevisionRow.bundle)))
 
     def bundle_revision(self, bundle: str, revision: str) -> BundleSpec:
         with Session(self.engine) as session:

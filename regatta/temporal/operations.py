@@ -28,7 +28,7 @@ from regatta.models import ClusterRecord, PatchWaveInput
 from regatta.models.placement import EvacuateClusterInput
 from regatta.models.policy import BundleSpec, DriftSweepInput
 from regatta.models.search_attributes import CLUSTER, ENVIRONMENT, FINAL_PROGRESS_MEMO, TICKET, operation_tags
-from regatta.rules import operation_ids, outcomes
+from regatta.rules import operation_ids, outcomes, suggestions
 from regatta.settings import Settings
 from regatta.temporal.connect import connect
 from regatta.temporal.outcomes import OperationFailed, OperationRefused, cause_of
@@ -97,13 +97,29 @@ async def _start(settings: Settings, *, workflow: str, operation_id: str, reques
         ) from None
 
 
+async def no_such_operation(client: Any, operation_id: str) -> OperationRefused:
+    """The refusal of an id Temporal does not know, naming the recent operations' ids most like it."""
+    known: dict[str, None] = {}
+    try:
+        async for execution in client.list_workflows("", limit=1000):
+            known.setdefault(execution.id)
+    except RPCError:
+        pass  # the refusal stands without suggestions
+    hint = suggestions.known_names_hint(operation_id, list(known), what="operation") if known else ""
+    return OperationRefused(f"no operation {operation_id}{hint}; operation ids look like cluster-<cluster>,"
+                            " wave-<wave>, policy-<bundle>")
+
+
 async def send_update(settings: Settings, operation_id: str, update: str, payload: dict) -> dict:
-    handle = (await connect(settings)).get_workflow_handle(operation_id)
+    client = await connect(settings)
+    handle = client.get_workflow_handle(operation_id)
     try:
         return await handle.execute_update(update, payload, result_type=dict)
     except WorkflowUpdateFailedError as error:
         raise OperationRefused(f"{update} refused by {operation_id}: {cause_of(error)}") from None
     except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND and "completed" not in error.message:  # else: it has ended
+            raise await no_such_operation(client, operation_id) from None
         if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION, RPCStatusCode.INVALID_ARGUMENT):
             raise OperationRefused(
                 f"{operation_id} cannot take {update}: {error.message}. `regatta op status {operation_id}` shows where it stands"
@@ -125,7 +141,7 @@ async def status(settings: Settings, operation_id: str) -> dict[str, Any]:
         described = await handle.describe()
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
-            raise OperationRefused(f"no operation {operation_id}; operation ids look like cluster-<cluster name>") from None
+            raise await no_such_operation(client, operation_id) from None
         raise
     attributes = described.typed_search_attributes
     result: dict[str, Any] = {
@@ -223,12 +239,13 @@ def _judged(found: dict[str, Any]) -> dict[str, Any]:
 
 async def query(settings: Settings, operation_id: str, name: str) -> Any:
     """Ask a running (or ended) operation a Query by name."""
-    handle = (await connect(settings)).get_workflow_handle(operation_id)
+    client = await connect(settings)
+    handle = client.get_workflow_handle(operation_id)
     try:
         return await handle.query(name, result_type=dict)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
-            raise OperationRefused(f"no operation {operation_id}; a wave's id is wave-<name>") from None
+            raise await no_such_operation(client, operation_id) from None
         raise OperationRefused(f"{operation_id} cannot answer {name}: {cause_of(error)}") from None
     except WorkflowQueryFailedError as error:
         raise OperationRefused(f"{operation_id} cannot answer {name}: {cause_of(error)}") from None

@@ -67,6 +67,9 @@ async def test_a_token_for_an_environment_no_cluster_is_in_is_refused_naming_the
     meant = await regatta(queue_settings, "token", "create", "--name", f"t-{tag}", "--role", "viewer", "--env",
                           f"canry{tag}", "--new-environment")
     assert meant.returncode == 0 and meant.stdout.startswith("rgt_"), meant.stderr
+    again = await regatta(queue_settings, "token", "create", "--name", f"t-{tag}", "--role", "viewer", "--env", "*")
+    said = " ".join(again.stderr.split())  # the banner's command run twice: the refusal gives a name that is free
+    assert again.returncode == 2 and f"choose another name, e.g. --name t-{tag}-2" in said, said
 
 
 async def test_clusters_list_shows_the_estimated_cost_from_the_price_list_or_a_price_file(
@@ -270,6 +273,10 @@ async def test_a_decommission_its_first_check_refuses_says_so_and_exits_1_not_th
     assert shown.returncode == 1, shown.stdout + shown.stderr  # a failed operation is a failure here too
     found = json.loads(shown.stdout)
     assert (found["status"], found["outcome"], found["succeeded"]) == ("FAILED", "failed", False)
+    for verb in ("status", "pause"):  # an id with its last character lost: the refusal names the one meant
+        misspelt = await regatta(queue_settings, "op", verb, f"cluster-{name}"[:-1])
+        said = " ".join(misspelt.stderr.split())
+        assert misspelt.returncode == 2 and f"did you mean cluster-{name}" in said, said
     table = await regatta(queue_settings, "op", "status", f"cluster-{name}")
     assert table.returncode == 1 and "FAILED → failed" in table.stdout and "still runs workloads" in table.stdout
     listed = await regatta(queue_settings, "op", "list", "--limit", "200", "--output", "json")

@@ -96,6 +96,9 @@ async def test_a_bundle_from_a_directory_previewed_rolled_out_reported_and_rolle
 
     nothing = await regatta(queue_settings, "policy", "rollback", f"never-{tag}")
     assert nothing.returncode == 2 and "nothing to roll back" in nothing.stderr
+    misspelt = await regatta(queue_settings, "policy", "rollback", name[:-1])  # its last character lost
+    said = " ".join(misspelt.stderr.split())
+    assert misspelt.returncode == 2 and f"did you mean {name}" in said, said
 
 
 async def test_a_bundle_from_git_at_a_ref_records_its_commit(queue_settings, add_cluster, simulator, worker, tmp_path):

@@ -11,7 +11,7 @@ before keep the old reading under their recorded commands (`EACH_LOOK`, DESIGN r
 
 A real fleet's clock is the wall clock; a simulated fleet's may be moved (to open a window in a
 test or a demo), and a nap on it never sleeps longer than `recheck_seconds`. `sleep_until` is the
-window wait ClusterUpgrade and PatchWave share; `soak` the wait after a stage or a minor, timed on the same clock, so
+window wait ClusterUpgrade and PatchWave share; `soak_end` and `soak_until` the wait after a stage or a minor, timed on the same clock, so
 moving a simulated fleet's clock forward ends a soak as it opens a window.
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from temporalio import workflow
 
@@ -30,11 +29,6 @@ with workflow.unsafe.imports_passed_through():
     from regatta.models import Activity, FleetTime
 
 
-class Soaking(Protocol):
-    """What shows a soak's end in progress: a wave's stage, a minor on an upgrade's path."""
-    soak_ends: datetime | None
-
-
 class FleetClock:
     def __init__(self, *, reads_the_fleet: bool = True):
         # False for a run that began before workflows read the fleet's clock (recorded histories).
@@ -42,6 +36,7 @@ class FleetClock:
         self.reading: FleetTime | None = None
         self.read_at = datetime.min
         self.each_look = False
+        self.soaks_on_fleet_clock = False
 
     async def now(self) -> datetime:
         """The fleet's time, read through an activity (before EACH_LOOK: again only once the last
@@ -77,25 +72,27 @@ class FleetClock:
         except TimeoutError:
             pass
 
-    async def soak(self, seconds: float, *, wake: Callable[[], bool], shown: Soaking | None = None) -> None:
-        """Wait `seconds` of the fleet's time (`shown.soak_ends` says until when), ended early when `wake()` turns true.
-        On the wall clock it is one timer between two readings; on a simulated fleet's clock it naps at most
-        `recheck_seconds` at a time and ends once the clock reads past its end, however it got there."""
-        if not patched(SOAKS_ON_FLEET_CLOCK):  # a run begun before: a Temporal timer from the last reading
-            if shown is not None:
-                shown.soak_ends = self.time() + timedelta(seconds=seconds)
+    async def soak_end(self, seconds: float) -> datetime:
+        """When a soak of `seconds` that starts now ends on the fleet's clock (read now, so that the end shown is
+        the one waited for: a clock moved while it is read moves the end too)."""
+        self.soaks_on_fleet_clock = patched(SOAKS_ON_FLEET_CLOCK)
+        if not self.soaks_on_fleet_clock:  # a run begun before: from the last reading
+            return self.time() + timedelta(seconds=seconds)
+        return await self.now() + timedelta(seconds=seconds)
+
+    async def soak_until(self, ends: datetime, *, seconds: float, wake: Callable[[], bool]) -> None:
+        """Wait until the fleet's clock reads `ends` (from `soak_end`), ended early when `wake()` turns true. On the
+        wall clock it is one timer and one more reading; on a simulated fleet's clock it naps at most
+        `recheck_seconds` at a time and ends once the clock reads past `ends`, however it got there. A run begun
+        before the patch waits `seconds` on a Temporal timer, as it did."""
+        if not self.soaks_on_fleet_clock:
             try:
                 await workflow.wait_condition(wake, timeout=timedelta(seconds=seconds))
             except TimeoutError:
                 pass
             return
-        if shown is not None:  # from the last reading while the clock is read again
-            shown.soak_ends = self.time() + timedelta(seconds=seconds)
-        until = await self.now() + timedelta(seconds=seconds)
-        if shown is not None:
-            shown.soak_ends = until
-        while not wake() and await self.now() < until:
-            nap = until - self.time()
+        while not wake() and await self.now() < ends:
+            nap = ends - self.time()
             if self.reading is not None and self.reading.recheck_seconds is not None:
                 nap = min(nap, timedelta(seconds=self.reading.recheck_seconds))
             try:

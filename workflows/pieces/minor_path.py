@@ -56,9 +56,10 @@ class MinorPath:
         await self.trail.record("minor", "reached", f"{self.request.cluster} runs {minor} on the control plane and"
                                 f" every node pool; {following} next, on the way to {self.request.target_version}")
         if soak := self.request.soak_seconds:
+            reached.soak_ends = await self.clock.soak_end(soak)
             reached.status = "soaking"
             self.trail.step("soaking", f"soaking on {minor} for {soak:g}s before {following}")
-            await self.clock.soak(soak, wake=lambda: self.state.abort_requested, shown=reached)
+            await self.clock.soak_until(reached.soak_ends, seconds=soak, wake=lambda: self.state.abort_requested)
             reached.soak_ends = None
         reached.status = "done"
         if await self.hold_or_stop():
