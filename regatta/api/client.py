@@ -38,6 +38,16 @@ class ApiClient:
     def start(self, kind: str, ticket: str, request: dict) -> dict:
         return self._call("POST", "/v1/operations", {"kind": kind, "ticket": ticket, "input": request})[1]
 
+    def operations(self, *, limit: int, running: bool) -> list[dict]:
+        """`GET /v1/operations`, its times read back into datetimes."""
+        from datetime import datetime
+
+        found = self._call("GET", f"/v1/operations?limit={limit}&running={'true' if running else 'false'}")[1]
+        for operation in found:
+            for key in ("started", "closed"):
+                operation[key] = datetime.fromisoformat(operation[key]) if operation.get(key) else None
+        return found
+
     def status(self, operation_id: str) -> dict:
         return self._call("GET", f"/v1/operations/{operation_id}")[1]
 

@@ -17,7 +17,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -38,9 +38,10 @@ from regatta.models.placement import EvacuateClusterInput
 from regatta.models.policy import BundleSpec
 from regatta.rules import access
 from regatta.temporal.admission import StartRefused, admit, environments_before_reading, environments_of_running
-from regatta.temporal.connect import TemporalUnreachable
+from regatta.temporal.connect import TemporalUnreachable, connect
 from regatta.temporal.operations import (
     OperationRefused,
+    list_operations,
     query,
     send_update,
     start_evacuation,
@@ -273,6 +274,33 @@ async def start(body: StartRequest, the: Gate = Depends(gate)) -> Any:
         the.audit, verb="start", outcome="started", operation_id=operation_id, cluster=cluster, ticket=body.ticket,
         detail=f"{workflow} started over the API"))
     return started(operation_id, replayed=False)
+
+
+@router.get("", responses={401: {}, 403: {}, 422: {}, 503: {}})
+async def list_recent(the: Gate = Depends(gate), limit: int = Query(default=20, ge=1, le=1000),
+                      running: bool = False) -> list[dict[str, Any]]:
+    """Operations newest first, as `regatta op list` shows them (id, type, cluster, environment, status, outcome,
+    succeeded, started, closed). A token for some environments sees the operations of one cluster whose every
+    environment it covers (a failover's standby, an evacuation's receivers too); a fleet-wide one (a wave, a
+    rollout, a sweep) only a token for every environment lists, though `GET /v1/operations/{id}` reads it."""
+    the.may("read", verb="read")
+    try:
+        found = await list_operations(await connect(the.settings), limit=limit, running_only=running,
+                                      environments=None if the.sees_every_environment else list(the.token.environments))
+    except TemporalUnreachable as error:
+        raise ApiError(503, str(error)) from None
+    if not the.sees_every_environment:
+        scope = set(the.token.environments)
+
+        def visible(operation: dict[str, Any]) -> bool:
+            if not operation["environment"] or not operation["cluster"]:
+                return False
+            return environments_of_running(operation["type"], operation["cluster"], operation["environment"],
+                                           inventory=the.inventory) <= scope
+
+        found = await asyncio.to_thread(lambda: [o for o in found if visible(o)])  # inventory reads, off the loop
+    answer: list[dict[str, Any]] = json.loads(json.dumps(found, default=str))
+    return answer
 
 
 @router.get("/{operation_id}", responses={401: {}, 403: {}, 404: {}, 503: {}})

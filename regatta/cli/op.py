@@ -249,10 +249,9 @@ def op_list(running: Annotated[bool, typer.Option("--running", help="only the on
     from regatta.temporal.operations import list_operations
 
     async def body():
-        if api_client() is not None:
-            raise Refused("op list reads Temporal's list of operations, which the HTTP API does not serve yet; unset"
-                          " REGATTA_API_URL (`regatta op status ID` works over the API)")
-        found = await list_operations(await connect(Settings.from_env()), limit=limit, running_only=running)
+        api = api_client()
+        found = (api.operations(limit=limit, running=running) if api is not None  # what the token may see
+                 else await list_operations(await connect(Settings.from_env()), limit=limit, running_only=running))
         if output == "json":
             print(json.dumps(found, indent=2, default=str))
             return

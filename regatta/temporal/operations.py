@@ -9,6 +9,7 @@ the same code steers every workflow type. Nothing here renders: the CLI's render
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import OrderedDict
 from typing import Any
 
@@ -210,16 +211,22 @@ async def ended_outcome(client: Any, operation_id: str, run_id: str, status_name
     return found
 
 
-async def list_operations(client: Any, *, limit: int = 100, running_only: bool = False) -> list[dict[str, Any]]:
-    """Operations newest first (Temporal's visibility): id, run, type, status, cluster, started, closed, and for an
-    ended one its outcome and whether it succeeded (`ended_outcome`). What `regatta op list` and the fleet view's
-    operations page show."""
+async def list_operations(client: Any, *, limit: int = 100, running_only: bool = False,
+                          environments: list[str] | None = None) -> list[dict[str, Any]]:
+    """Operations newest first (Temporal's visibility): id, run, type, status, cluster, environment, started, closed,
+    and for an ended one its outcome and whether it succeeded (`ended_outcome`). What `regatta op list` and the fleet
+    view's operations page show. With `environments`, only those tagged with one of them."""
     found: list[dict[str, Any]] = []
-    async for execution in client.list_workflows("ExecutionStatus = 'Running'" if running_only else "", limit=limit):
+    where = ["ExecutionStatus = 'Running'"] if running_only else []
+    if environments is not None:  # only operations tagged with one of them (names of letters, digits, - _ . only)
+        named = [e for e in environments if re.fullmatch(r"[\w.-]+", e)]
+        where.append(f"Environment IN ({', '.join(repr(e) for e in named)})" if named else "Environment = ''")
+    async for execution in client.list_workflows(" AND ".join(where), limit=limit):
         attributes = execution.typed_search_attributes
         found.append({"id": execution.id, "run_id": execution.run_id, "type": execution.workflow_type,
                       "status": execution.status.name if execution.status else "UNKNOWN",
                       "cluster": attributes.get(CLUSTER) if attributes else None,
+                      "environment": attributes.get(ENVIRONMENT) if attributes else None,
                       "started": execution.start_time, "closed": execution.close_time, "outcome": None})
 
     async def judge(operation: dict[str, Any]) -> None:

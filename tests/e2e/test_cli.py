@@ -408,6 +408,12 @@ async def test_the_cli_goes_through_the_api_as_its_token_when_told_to(queue_sett
     status = await regatta(queue_settings, "op", "status", f"cluster-{staging}", "--output", "json", env=env)
     assert status.returncode == 0 and json.loads(status.stdout)["progress"]["phase"] == "succeeded"
     assert {r.requested_by for r in inventory.audit(cluster=staging)} == {name}  # the token is who asked
+    listed = await regatta(queue_settings, "op", "list", "--limit", "1000", "--output", "json", env=env)
+    assert listed.returncode == 0, listed.stderr  # refused over the API before GET /v1/operations
+    assert all(o["environment"] == "staging" for o in json.loads(listed.stdout))
+    assert f"cluster-{staging}" in {o["id"] for o in json.loads(listed.stdout)}
+    table = await regatta(queue_settings, "op", "list", "--limit", "1000", env=env)
+    assert table.returncode == 0 and f"cluster-{staging}" in table.stdout and "succeeded" in table.stdout, table.stderr
 
     other_env = await regatta(queue_settings, "upgrade", "start", prod, "--to", "1.31", "--ticket", f"CHG-x-{name}",
                               env=env)

@@ -290,3 +290,33 @@ async def test_a_router_serves_on_its_own_with_the_dependencies_it_declares(queu
         anonymous = await alone.get("/v1/clusters")
         assert anonymous.status_code == 401 and "Bearer" in anonymous.json()["error"]
         assert (await alone.get("/v1/operations/x")).status_code == 404  # not mounted here
+
+
+async def test_the_operations_list_shows_a_token_only_the_operations_of_its_environments(
+        api, worker, add_cluster, inventory):
+    """`GET /v1/operations` is what `regatta op list` shows over the API: a staging token lists staging's upgrade and
+    not prod's, nor the fleet-wide operations; a token for every environment lists them all; a viewer may read it,
+    a bad limit is a 422 that says which, and no token is a 401."""
+    tag = uuid.uuid4().hex[:6]
+    staging, prod = add_cluster(f"lst{tag}", env="staging", pools=1, nodes=1), add_cluster(f"lsp{tag}", env="prod", pools=1, nodes=1)
+    everyone = api.token("operator", "*")
+    for name in (staging, prod):
+        made = await api.post("/v1/operations", headers=everyone, json={"kind": "upgrade", "ticket": ticket(), "input": upgrade(name)})
+        assert made.status_code == 201, made.text
+        await finished(api, everyone, f"cluster-{name}")
+
+    seen = await api.get("/v1/operations", params={"limit": 1000}, headers=api.token("viewer", "staging"))
+    assert seen.status_code == 200, seen.text
+    ids = {o["id"] for o in seen.json()}
+    assert f"cluster-{staging}" in ids and f"cluster-{prod}" not in ids
+    assert all(o["environment"] == "staging" and o["cluster"] for o in seen.json())
+    mine = next(o for o in seen.json() if o["id"] == f"cluster-{staging}")
+    assert (mine["type"], mine["status"], mine["outcome"], mine["succeeded"]) == ("ClusterUpgrade", "COMPLETED", "succeeded", True)
+    every = {o["id"] for o in (await api.get("/v1/operations", params={"limit": 1000}, headers=everyone)).json()}
+    assert {f"cluster-{staging}", f"cluster-{prod}"} <= every
+    running = await api.get("/v1/operations", params={"running": "true"}, headers=everyone)
+    assert running.status_code == 200 and f"cluster-{staging}" not in {o["id"] for o in running.json()}
+    for bad in (0, 1001):
+        refused = await api.get("/v1/operations", params={"limit": bad}, headers=everyone)
+        assert refused.status_code == 422 and "limit" in refused.text, refused.text
+    assert (await api.get("/v1/operations")).status_code == 401
