@@ -10,9 +10,9 @@ import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from regatta.formats.yaml_lines import read_model
 from regatta.models import ProviderKind, fill_default_node_sizes
 from regatta.rules.versions import minor_version
 
@@ -245,16 +245,10 @@ class FleetFileError(ValueError):
 
 def load_fleet(path: Path | str | None = None) -> FleetSpec:
     path = Path(path) if path else DEFAULT_FLEET
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise FleetFileError(f"fleet file {path} does not exist") from None
-    except yaml.YAMLError as error:
-        raise FleetFileError(f"fleet file {path} is not valid YAML: {error}") from None
-    try:
-        fleet = FleetSpec.model_validate(raw)
-    except ValidationError as error:
-        raise FleetFileError(f"fleet file {path}: {error}") from None
+    if not path.exists():
+        raise FleetFileError(f"fleet file {path} does not exist")
+    # every problem as FILE:LINE: field: what is wrong, with YAML's usual traps named, as wave and bundle files
+    fleet, _ = read_model(path, FleetSpec, what="fleet file", shape="a mapping with clusters: [...]", error=FleetFileError)
     names = [cluster.name for cluster in fleet.clusters]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:

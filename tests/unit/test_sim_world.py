@@ -181,6 +181,8 @@ def test_the_default_fleet_has_twelve_clusters_in_three_environments_and_regions
         ("clusters: [{name: a, region: r, version: '1.30', node_pools: []}]\ndr_pairs: [{primary: a, standby: b}]",
          "clusters the file does not describe: b"),
         ("clusters: [", "not valid YAML"),
+        ("clusters:\n- name: a\n  region: r\n  version: 1.30\n  node_pools: []", r"fleet.yaml:4: clusters.0.version: .*1.30"),
+        ("clusters:\n- {name: a, node_pools: []}", "fleet.yaml:2: clusters.0.region: Field required"),
     ],
 )
 def test_bad_fleet_files_say_what_to_fix(tmp_path, content, says):
