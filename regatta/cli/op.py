@@ -127,18 +127,23 @@ CHECKS_SECONDS = 30.0
 
 
 async def checked_within(handle, seconds: float) -> dict | None:
-    """The operation's status once its checks are over (its phase left "checking", or it ended), else None."""
+    """The operation's status once it waits for its approval, went past it, or ended; None while its checks still run
+    (or a refusal is being recorded: phase "failed" while it runs) after `seconds`."""
+    from regatta.temporal.connect import TemporalUnreachable
     from regatta.temporal.operations import status
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     while loop.time() < deadline:
-        ended = await ended_within(handle, min(0.25, max(0.0, deadline - loop.time())))
+        await ended_within(handle, min(0.25, max(0.0, deadline - loop.time())))
         try:
             found = await status(Settings.from_env(), handle.id)
+        except TemporalUnreachable:
+            raise
         except Exception:  # noqa: BLE001 - a read that fails (no worker has taken it yet) is read again
+            await asyncio.sleep(0.25)
             continue
-        if ended or (found.get("progress") or {}).get("phase") not in (None, "checking"):
+        if found["status"] != "RUNNING" or (found.get("progress") or {}).get("phase") not in (None, "checking", "failed"):
             return found
     return None
 
@@ -155,10 +160,11 @@ async def announce(handle, headline: str | None, *, wait: bool, approval: str | 
         if found is not None and found["status"] != "RUNNING":
             report_ended_at_once(found, started)
             return
-        waiting = found is not None and (found.get("progress") or {}).get("phase") == "awaiting_approval"
-        started += ("; it waits for approval by someone else:" if waiting else
-                    f"; its checks still run after {CHECKS_SECONDS:.0f} s (`regatta op status {handle.id}`), then it"
-                    " waits for approval by someone else:") + f"\n  {approval}"
+        if found is None:
+            started += (f"; its checks still run after {CHECKS_SECONDS:.0f} s (`regatta op status {handle.id}`);"
+                        f" once they pass, it waits for approval by someone else:\n  {approval}")
+        elif (found.get("progress") or {}).get("phase") == "awaiting_approval":
+            started += f"; it waits for approval by someone else:\n  {approval}"
     elif not wait and await ended_within(handle, SETTLE_SECONDS):
         from regatta.temporal.operations import status
 
@@ -214,7 +220,7 @@ def control(operation_id: str, update: str, payload: dict) -> None:
             said = {k: v for k, v in payload.items() if k in ("reason", "comment", "stage") and v}
             progress = api.control(operation_id, update, said)["progress"]
         else:
-            progress = await send_update(Settings.from_env(), operation_id, update, payload)
+            progress = await send_update(Settings.from_env(), operation_id, update, payload, suggest=True)
         console.print(f"{update}: accepted. {operation_id} is at: {progress.get('step')}")
 
     run_command(body())
@@ -227,7 +233,7 @@ def op_status(operation_id: OperationId, output: OutputOption = Output.table):
 
     async def body():
         api = api_client()
-        described = api.status(operation_id) if api is not None else await status(Settings.from_env(), operation_id)
+        described = api.status(operation_id) if api is not None else await status(Settings.from_env(), operation_id, suggest=True)
         if output == "json":
             print(json.dumps(described, indent=2, default=str))
         else:

@@ -122,7 +122,7 @@ def awaited_by(wave_id: str, sim_url: str) -> tuple[datetime, str]:
     from regatta.rules import waves
     from regatta.temporal.operations import status
 
-    found = asyncio.run(status(Settings.from_env(), wave_id))
+    found = asyncio.run(status(Settings.from_env(), wave_id, suggest=True))
     kinds: dict[str, type[PatchWaveProgress] | type[PolicyRolloutProgress]] = {
         "PatchWave": PatchWaveProgress, "PolicyRollout": PolicyRolloutProgress}
     if found["workflow_type"] not in kinds:

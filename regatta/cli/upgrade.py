@@ -177,7 +177,7 @@ async def _go_back_if_kept(cluster: str, reason: str, *, requested_by: str, wait
     operation = operation_id(cluster)
     api = api_client()
     try:
-        found = api.status(operation) if api is not None else await status(Settings.from_env(), operation)
+        found = api.status(operation) if api is not None else await status(Settings.from_env(), operation, suggest=True)
     except Refused:
         return False  # no operation of that cluster at all
     if found.get("status") != "RUNNING" or (found.get("progress") or {}).get("phase") != "keeping":

@@ -155,7 +155,7 @@ def wave_forecast(
     from regatta.temporal.operations import query
 
     async def body():
-        forecast = WaveForecast.model_validate(await query(Settings.from_env(), operation_id, "forecast"))
+        forecast = WaveForecast.model_validate(await query(Settings.from_env(), operation_id, "forecast", suggest=True))
         render_forecast(forecast, console, cluster=cluster, output=output.value)
 
     run_command(body())

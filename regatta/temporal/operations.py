@@ -98,20 +98,21 @@ async def _start(settings: Settings, *, workflow: str, operation_id: str, reques
         ) from None
 
 
-async def no_such_operation(client: Any, operation_id: str) -> OperationRefused:
-    """The refusal of an id Temporal does not know, naming the recent operations' ids most like it."""
-    known: dict[str, None] = {}
-    try:
-        async for execution in client.list_workflows("", limit=1000):
-            known.setdefault(execution.id)
-    except RPCError:
-        pass  # the refusal stands without suggestions
-    hint = suggestions.known_names_hint(operation_id, list(known), what="operation") if known else ""
+async def no_such_operation(client: Any, operation_id: str, *, suggest: bool) -> OperationRefused:
+    """The refusal of an id Temporal does not know; with `suggest` (the CLI, whose user reaches Temporal itself), naming
+    the recent operations' ids most like it. The API never suggests: a token would learn ids outside its scope."""
+    known: list[str] = []
+    if suggest:
+        try:
+            known = list(dict.fromkeys([execution.id async for execution in client.list_workflows("", limit=500)]))
+        except RPCError:
+            pass  # the refusal stands without suggestions
+    hint = suggestions.known_names_hint(operation_id, known, what="operation") if known else ""
     return OperationRefused(f"no operation {operation_id}{hint}; operation ids look like cluster-<cluster>,"
                             " wave-<wave>, policy-<bundle>")
 
 
-async def send_update(settings: Settings, operation_id: str, update: str, payload: dict) -> dict:
+async def send_update(settings: Settings, operation_id: str, update: str, payload: dict, *, suggest: bool = False) -> dict:
     client = await connect(settings)
     handle = client.get_workflow_handle(operation_id)
     try:
@@ -120,7 +121,7 @@ async def send_update(settings: Settings, operation_id: str, update: str, payloa
         raise OperationRefused(f"{update} refused by {operation_id}: {cause_of(error)}") from None
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND and "completed" not in error.message:  # else: it has ended
-            raise await no_such_operation(client, operation_id) from None
+            raise await no_such_operation(client, operation_id, suggest=suggest) from None
         if error.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION, RPCStatusCode.INVALID_ARGUMENT):
             raise OperationRefused(
                 f"{operation_id} cannot take {update}: {error.message}. `regatta op status {operation_id}` shows where it stands"
@@ -135,14 +136,14 @@ ENDED_RUNS_KEPT = 4096
 _ended_runs: OrderedDict[tuple[str, str], tuple[Any, str | None, str | None]] = OrderedDict()
 
 
-async def status(settings: Settings, operation_id: str) -> dict[str, Any]:
+async def status(settings: Settings, operation_id: str, *, suggest: bool = False) -> dict[str, Any]:
     client = await connect(settings)
     handle = client.get_workflow_handle(operation_id)
     try:
         described = await handle.describe()
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
-            raise await no_such_operation(client, operation_id) from None
+            raise await no_such_operation(client, operation_id, suggest=suggest) from None
         raise
     attributes = described.typed_search_attributes
     result: dict[str, Any] = {
@@ -244,7 +245,7 @@ def _judged(found: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-async def query(settings: Settings, operation_id: str, name: str) -> Any:
+async def query(settings: Settings, operation_id: str, name: str, *, suggest: bool = False) -> Any:
     """Ask a running (or ended) operation a Query by name."""
     client = await connect(settings)
     handle = client.get_workflow_handle(operation_id)
@@ -252,7 +253,7 @@ async def query(settings: Settings, operation_id: str, name: str) -> Any:
         return await handle.query(name, result_type=dict)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
-            raise await no_such_operation(client, operation_id) from None
+            raise await no_such_operation(client, operation_id, suggest=suggest) from None
         raise OperationRefused(f"{operation_id} cannot answer {name}: {cause_of(error)}") from None
     except WorkflowQueryFailedError as error:
         raise OperationRefused(f"{operation_id} cannot answer {name}: {cause_of(error)}") from None

@@ -138,9 +138,13 @@ async def test_operations_with_the_controls_a_role_may_use_and_forms_without_csr
     assert ("api pause", "paused") in lines and ("api pause", "refused") in lines
     # Aborted, its workflow COMPLETED: the list shows what it came to, and not as good.
     assert (await asyncio.wait_for(handle.result(), 60)).outcome == "aborted"
-    listed = await browser.page("/ui/operations")
-    row = re.search(rf'<a href="/ui/operations/{operation}">{operation}</a></td><td>PolicyRollout</td><td>[^<]*</td>'
-                    r'<td class="(\w+)">([^<]*)</td>', listed.text)
+    for _ in range(100):  # Temporal's visibility lists a closed run as closed a moment after it closed
+        listed = await browser.page("/ui/operations")
+        row = re.search(rf'<a href="/ui/operations/{operation}">{operation}</a></td><td>PolicyRollout</td><td>[^<]*</td>'
+                        r'<td class="(\w+)">([^<]*)</td>', listed.text)
+        if row is not None:
+            break
+        await asyncio.sleep(0.1)
     assert row is not None and row.groups() == ("bad", "aborted"), listed.text
 
 

@@ -85,17 +85,20 @@ class FleetClock:
         wall clock it is one timer and one more reading; on a simulated fleet's clock it naps at most
         `recheck_seconds` at a time and ends once the clock reads past `ends`, however it got there. A run begun
         before the patch waits `seconds` on a Temporal timer, as it did."""
-        if not self.soaks_on_fleet_clock:
+        if not self.soaks_on_fleet_clock or self.reading is None or self.reading.recheck_seconds is None:
+            # the wall clock: one timer on Temporal's clock (a worker's clock, behind by some seconds, cuts nothing)
             try:
                 await workflow.wait_condition(wake, timeout=timedelta(seconds=seconds))
             except TimeoutError:
                 pass
             return
+        # A clock that may be moved: a look every recheck_seconds at first, then ever fewer (up to one a minute), so
+        # that a long soak left to run keeps its history short and a clock moved at its start is seen at once.
+        began, most = workflow.now(), timedelta(seconds=self.reading.recheck_seconds)
         while not wake() and await self.now() < ends:
-            nap = ends - self.time()
-            if self.reading is not None and self.reading.recheck_seconds is not None:
-                nap = min(nap, timedelta(seconds=self.reading.recheck_seconds))
+            if workflow.now() - began > timedelta(minutes=1):
+                most = max(min(most * 2, timedelta(minutes=1)), most)
             try:
-                await workflow.wait_condition(wake, timeout=max(nap, timedelta(milliseconds=10)))
+                await workflow.wait_condition(wake, timeout=max(min(ends - self.time(), most), timedelta(milliseconds=10)))
             except TimeoutError:
                 pass
