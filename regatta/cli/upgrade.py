@@ -231,18 +231,20 @@ async def show_plan(cluster: str, to: str, strategy: str, node_image: str | None
 
 
 def read_hooks(path: str) -> list:
-    """The hooks a YAML file lists, as they go into the input (the input's own validation says what is wrong)."""
+    """The hooks a YAML file lists, as they go into the input, each checked: a problem is FILE:LINE: what is wrong."""
     from pathlib import Path
 
-    import yaml
+    from regatta.formats.yaml_lines import read_items
+    from regatta.models.health import UpgradeHook
+
+    class HooksFileError(ValueError):
+        pass
 
     try:
-        hooks = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as error:
+        return read_items(Path(path), UpgradeHook, what="hooks file", error=HooksFileError,
+                          shape="a YAML list of hooks, each with name, at, and webhook or smoke_test")
+    except HooksFileError as error:
         raise Refused(f"--hooks-file {path}: {error}") from None
-    if not isinstance(hooks, list):
-        raise Refused(f"--hooks-file {path}: give a YAML list of hooks, each with name, at, and webhook or smoke_test")
-    return hooks
 
 
 async def _refuse(why: str) -> None:

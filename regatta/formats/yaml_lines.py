@@ -1,6 +1,6 @@
 """Reading one YAML file into one model, with every problem at `file:line: what to fix`: the
-1-based line of the node a pydantic or rule location (`("stages", 1, "name")`) reaches. The wave
-file and the bundle file readers share it."""
+1-based line of the node a pydantic or rule location (`("stages", 1, "name")`) reaches. The wave,
+bundle, cluster and fleet files and the upgrade hooks file are read through it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 Shape = TypeVar("Shape", bound=BaseModel)
 
@@ -119,11 +119,8 @@ def yaml_trap(problem: Mapping[str, Any]) -> str:
     return ""
 
 
-def read_model(path: Path, model: type[Shape], *, what: str, shape: str, error: type[ValueError],
-               defaults: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None) -> tuple[Shape, Any]:
-    """The file as `model` and its YAML node tree (to place later problems), or `error` with every
-    problem at its line. `what` names the file ("wave file"), `shape` says what it should hold; `defaults` fill
-    what the file leaves out and `overrides` replace what it says (the command line's flags)."""
+def _document(path: Path, *, what: str, error: type[ValueError]) -> tuple[Any, yaml.Node | None]:
+    """The file's one YAML document, as data and as its node tree, or `error` saying where it is not YAML."""
     try:
         text = path.read_text()
     except OSError as failure:
@@ -133,17 +130,40 @@ def read_model(path: Path, model: type[Shape], *, what: str, shape: str, error: 
         if len(roots) > 1:
             raise YamlTooLarge("the file holds more than one YAML document; give one",
                                roots[1].start_mark if roots[1] is not None else None)
-        root = roots[0] if roots else None
-        raw = load_limited(text)[0] if roots else None
+        return (load_limited(text)[0] if roots else None), (roots[0] if roots else None)
     except yaml.YAMLError as failure:
         mark = getattr(failure, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise error(f"{where}: not valid YAML: {getattr(failure, 'problem', None) or failure}") from None
+
+
+def _placed(path: Path, root: yaml.Node | None, failure: ValidationError, name: str) -> str:
+    return "\n".join(f"{path}:{line_of(root, e['loc'])}: {'.'.join(map(str, e['loc'])) or name}: {e['msg']}{yaml_trap(e)}"
+                     for e in failure.errors())
+
+
+def read_model(path: Path, model: type[Shape], *, what: str, shape: str, error: type[ValueError],
+               defaults: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None) -> tuple[Shape, Any]:
+    """The file as `model` and its YAML node tree (to place later problems), or `error` with every
+    problem at its line. `what` names the file ("wave file"), `shape` says what it should hold; `defaults` fill
+    what the file leaves out and `overrides` replace what it says (the command line's flags)."""
+    raw, root = _document(path, what=what, error=error)
     if not isinstance(raw, dict):
         raise error(f"{path}:1: a {what} is {shape}")
     try:
         return model.model_validate({**(defaults or {}), **raw, **(overrides or {})}), root
     except ValidationError as failure:
-        name = what.split()[0]
-        raise error("\n".join(f"{path}:{line_of(root, e['loc'])}: {'.'.join(map(str, e['loc'])) or name}: {e['msg']}"
-                              f"{yaml_trap(e)}" for e in failure.errors())) from None
+        raise error(_placed(path, root, failure, what.split()[0])) from None
+
+
+def read_items(path: Path, item: type[Shape], *, what: str, shape: str, error: type[ValueError]) -> list[Any]:
+    """A file holding a YAML list of `item`, each checked, as the data it holds; or `error` with every problem at its
+    line (`what` names the file, `shape` says what it should hold)."""
+    raw, root = _document(path, what=what, error=error)
+    if not isinstance(raw, list):
+        raise error(f"{path}:1: a {what} is {shape}")
+    try:
+        TypeAdapter(list[item]).validate_python(raw)  # type: ignore[valid-type]
+    except ValidationError as failure:
+        raise error(_placed(path, root, failure, what.split()[0])) from None
+    return raw

@@ -40,3 +40,20 @@ def test_a_word_yaml_takes_for_a_boolean_is_named_too(tmp_path):
     path.write_text(GOOD.replace("environment: staging", "environment: no"))
     with pytest.raises(ClusterFileError, match=r":5: environment: .*YAML read an unquoted word as false"):
         load_cluster_file(path, defaults={"requested_by": "alice"})
+
+
+def test_a_hooks_file_says_the_line_of_each_problem_and_its_yaml_trap(tmp_path):
+    from regatta.cli.upgrade import read_hooks
+    from regatta.temporal.outcomes import OperationRefused
+
+    path = tmp_path / "hooks.yaml"
+    path.write_text("- name: gate\n  at: before_control_plane\n  webhook: {url: https://hooks.example.com/gate}\n"
+                    "- name: late\n  at: after_lunch\n  webhook: {url: https://hooks.example.com/late}\n")
+    with pytest.raises(OperationRefused) as refused:
+        read_hooks(str(path))
+    assert f"--hooks-file {path}: {path}:5: 1.at: Input should be 'before_control_plane'" in str(refused.value)
+    path.write_text("name: gate\n")
+    with pytest.raises(OperationRefused, match=r"hooks.yaml:1: a hooks file is a YAML list of hooks"):
+        read_hooks(str(path))
+    path.write_text("- name: gate\n  at: before_control_plane\n  webhook: {url: https://hooks.example.com/gate}\n")
+    assert read_hooks(str(path))[0]["name"] == "gate"
