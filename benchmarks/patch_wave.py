@@ -7,7 +7,10 @@ What runs (benchmarks/stack.py): a Temporal dev server, the fleet simulator at t
 has 3 node pools x 3 nodes and PDB-protected workloads (as in upgrade_fleet.py); one wave takes
 them all 1.30 -> 1.31 by surge in one stage of --concurrency clusters at once, continuing as new
 as its history fills. Then the raw fan-out: N workflows each running, one after another, as many
-no-op activities as an average cluster's upgrade ran.
+no-op activities as an average cluster's upgrade ran. The script baseline (benchmarks/script_baseline.py:
+the same SDK calls, no Temporal, no inventory) runs before the wave and again after the raw fan-out, on
+the fleet loaded afresh each time; the ratios use the mean of its two times, and `script_drift` (after /
+before) says how far the machine's speed moved meanwhile.
 
 Prints the figures and saves them as JSON with the keys of upgrade_fleet.py (clusters,
 clusters_per_min, ratio_to_raw, max_history_events, worker_peak_rss_mb, ...), plus the wave's
@@ -31,6 +34,7 @@ from benchmarks.stack import (  # noqa: E402
     UPGRADE_SETTINGS,
     BenchStack,
     PeakRss,
+    bracketed,
     cpu_of_the_three,
     fleet,
     limiting_process,
@@ -96,6 +100,12 @@ async def _run(spec, out: Path, *, concurrency: int, time_scale: float, workers:
         wave = PatchWaveInput(name=f"bench-{clusters}", target_version="1.31", selector={"labels": {"bench": "yes"}},
                               stages=[{"name": "all", "concurrency": concurrency}], failure_budget="100%",
                               upgrade_settings=upgrade_settings(time_scale))
+        poll = upgrade_settings(time_scale)["poll_interval_seconds"]
+        # The script runs before the wave and again after it: the machine's speed drifts by a fifth within an hour
+        # here, and a baseline measured on one side of the wave alone moved the ratio with it (docs/benchmarks.md).
+        script_before = await stack.script_baseline(concurrency=concurrency, poll_seconds=poll)
+        await stack.reload_fleet()
+        stack.mark_cpu()  # what the script cost the simulator is not the wave's
         with PeakRss(stack.worker.pid) as rss:
             started = time.perf_counter()
             handle = await client.start_workflow("PatchWave", wave, id=wave_id(wave.name),
@@ -116,7 +126,7 @@ async def _run(spec, out: Path, *, concurrency: int, time_scale: float, workers:
         activities, local_activities = round(per_upgrade["activities"]), round(per_upgrade["local_activities"])
         raw_time, raw_cpu = await stack.raw_fan_out(clusters, activities, local_activities, workers=workers,
                                                     concurrency=concurrency)
-        script = await stack.script_baseline(concurrency=concurrency, poll_seconds=upgrade_settings(time_scale)["poll_interval_seconds"])
+        script = bracketed(script_before, await stack.script_baseline(concurrency=concurrency, poll_seconds=poll))
 
     figures = {
         "clusters": clusters,

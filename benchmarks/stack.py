@@ -217,6 +217,10 @@ class BenchStack:
         self.children.append(child)
         return child
 
+    def mark_cpu(self) -> None:
+        """From now on, `cpu_used` counts from here (what ran before, a baseline, is not Regatta's)."""
+        self._cpu_start = {name: cpu_seconds(p) for name, p in self.pieces.items()}
+
     def cpu_used(self) -> dict[str, float]:
         """CPU seconds each process burned since the stack came up: on 2 cores, what saturates limits us."""
         return {name: round(cpu_seconds(p) - self._cpu_start[name], 1) for name, p in self.pieces.items()}
@@ -262,15 +266,19 @@ class BenchStack:
                "temporal_server": round(cpu_seconds(self.pieces["temporal_server"]) - temporal_before, 1)}
         return time.perf_counter() - started, cpu
 
-    async def script_baseline(self, concurrency: int, *, poll_seconds: float = 0.05) -> dict:
-        """The fleet loaded afresh in the simulator (every cluster back at its first version), then
-        benchmarks/script_baseline.py upgrading it: its seconds, CPU seconds and failures, and the
-        simulator's CPU seconds meanwhile (`simulator_cpu_seconds`)."""
+    async def reload_fleet(self) -> None:
+        """The fleet loaded afresh in the simulator: every cluster back at its first version."""
         import httpx
 
         async with httpx.AsyncClient(timeout=600) as http:
             (await http.post(f"{self.settings.sim_url}/sim/clusters", params={"replace": "true"},
                              json=self.spec.model_dump(mode="json", exclude_none=True))).raise_for_status()
+
+    async def script_baseline(self, concurrency: int, *, poll_seconds: float = 0.05) -> dict:
+        """The fleet loaded afresh in the simulator (every cluster back at its first version), then
+        benchmarks/script_baseline.py upgrading it: its seconds, CPU seconds and failures, and the
+        simulator's CPU seconds meanwhile (`simulator_cpu_seconds`)."""
+        await self.reload_fleet()
         out = self.home / "script.json"
         simulator_before = cpu_seconds(self.pieces["simulator"])
         script = self._spawn([sys.executable, str(ROOT / "benchmarks" / "script_baseline.py"), "--fleet",
@@ -320,10 +328,21 @@ def limiting_process(cpu: dict[str, float]) -> str:
     return max((name for name in cpu if name != "harness"), key=lambda name: cpu[name])
 
 
+def bracketed(before: dict, after: dict) -> dict[str, Any]:
+    """The script baseline run before Regatta's run and again after it, as one: the means of its times and CPU, the
+    failures of both, and each run's seconds with their drift (after / before: how far the machine's speed moved
+    while Regatta ran; 1.0 is a steady machine)."""
+    mean = {key: round((before[key] + after[key]) / 2, 2) for key in ("seconds", "cpu_seconds", "simulator_cpu_seconds")}
+    return {**mean, "failed": before["failed"] + after["failed"], "seconds_before": before["seconds"],
+            "seconds_after": after["seconds"], "drift": round(after["seconds"] / before["seconds"], 3)}
+
+
 def script_figures(script: dict, raw_seconds: float, *, ours: float, clusters: int) -> dict[str, Any]:
     """What a run saves of the script baseline: its time and how Regatta's compares with it, and
     with it plus the raw fan-out (the calls plus the orchestration floor: the honest limit)."""
-    return {"script_seconds": script["seconds"], "script_failed": script["failed"],
+    bracket = ({"script_seconds_before": script["seconds_before"], "script_seconds_after": script["seconds_after"],
+                "script_drift": script["drift"]} if "drift" in script else {})
+    return {"script_seconds": script["seconds"], "script_failed": script["failed"], **bracket,
             "script_clusters_per_min": round(clusters / script["seconds"] * 60, 1),
             "ratio_to_script": round(ours / script["seconds"], 2),
             "ratio_to_script_plus_raw": round(ours / (script["seconds"] + raw_seconds), 2),

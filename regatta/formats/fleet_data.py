@@ -50,16 +50,24 @@ def price_list(override: str | None = None) -> PriceList:
 @functools.lru_cache(maxsize=8)
 def _price_list(override: str | None) -> PriceList:
     data = _read(HERE / "prices.yaml")
+    root = None
     if override:
+        from regatta.formats.yaml_lines import compose_limited
+
         theirs = _read(Path(override))
         if not isinstance(theirs, dict):
-            raise FleetDataError(f"{override}: give a mapping like prices.yaml (as_of, clouds: {{eks: {{nodes: ...}}}})")
+            raise FleetDataError(f"{override}:1: give a mapping like prices.yaml (as_of, clouds: {{eks: {{nodes: ...}}}})")
+        root = compose_limited(Path(override).read_text())[0]
         data = _merged(data, theirs)
     try:
         return PriceList.model_validate(data)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        raise FleetDataError(f"{override or 'prices.yaml'}: {problems}") from None
+        from regatta.formats.yaml_lines import line_of, yaml_trap
+
+        # the problems are the file's own (the shipped list holds none): each at its line in it
+        raise FleetDataError("\n".join(f"{override or 'prices.yaml'}:{line_of(root, e['loc'])}:"
+                                        f" {'.'.join(map(str, e['loc']))}: {e['msg']}{yaml_trap(e)}"
+                                        for e in error.errors())) from None
 
 
 @functools.lru_cache(maxsize=1)

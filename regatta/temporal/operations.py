@@ -134,6 +134,14 @@ async def send_update(settings: Settings, operation_id: str, update: str, payloa
 # the last answers (and failures) of ended runs, by operation and run, the oldest dropped first.
 ENDED_RUNS_KEPT = 4096
 _ended_runs: OrderedDict[tuple[str, str], tuple[Any, str | None, str | None]] = OrderedDict()
+# What each completed run came to (its result's outcome), read once by whichever asks first: status() or a list.
+_ended_outcomes: OrderedDict[tuple[str, str], str | None] = OrderedDict()
+
+
+def _keep_outcome(operation_id: str, run_id: str, outcome: str | None) -> None:
+    _ended_outcomes[(operation_id, run_id)] = outcome
+    while len(_ended_outcomes) > ENDED_RUNS_KEPT:
+        _ended_outcomes.popitem(last=False)
 
 
 async def status(settings: Settings, operation_id: str, *, suggest: bool = False) -> dict[str, Any]:
@@ -172,12 +180,15 @@ async def status(settings: Settings, operation_id: str, *, suggest: bool = False
             result["progress"] = await handle.query("progress", result_type=dict)
     except Exception as error:  # noqa: BLE001 - no worker to answer is worth saying, not failing on
         result["progress_error"] = cause_of(error)
-    if described.status in (WorkflowExecutionStatus.FAILED, WorkflowExecutionStatus.COMPLETED):
+    if (operation_id, described.run_id) in _ended_outcomes:  # a list read this run's result already
+        result["outcome"] = _ended_outcomes[(operation_id, described.run_id)]
+    elif described.status in (WorkflowExecutionStatus.FAILED, WorkflowExecutionStatus.COMPLETED):
         # The close event of this run alone (not a later run of the same id, which could run for hours): what a
         # completed one came to, or why it failed.
         this_run = client.get_workflow_handle(operation_id, run_id=described.run_id)
         try:
             result["outcome"] = outcomes.outcome_of_result(await this_run.result(follow_runs=False))
+            _keep_outcome(operation_id, described.run_id, result["outcome"])
         except WorkflowFailureError as error:
             result["failure"] = cause_of(error)
         except Exception as error:  # noqa: BLE001 - a result this process cannot decode (a retired codec key): unknown
@@ -189,9 +200,6 @@ async def status(settings: Settings, operation_id: str, *, suggest: bool = False
         while len(_ended_runs) > ENDED_RUNS_KEPT:
             _ended_runs.popitem(last=False)
     return _judged(result)
-
-
-_ended_outcomes: OrderedDict[tuple[str, str], str | None] = OrderedDict()
 
 
 async def ended_outcome(client: Any, operation_id: str, run_id: str, status_name: str) -> str | None:
@@ -206,9 +214,7 @@ async def ended_outcome(client: Any, operation_id: str, run_id: str, status_name
     except Exception:  # noqa: BLE001 - unread is unknown, shown as such, and asked again next time
         return None
     found = outcomes.outcome_of_result(returned)
-    _ended_outcomes[(operation_id, run_id)] = found
-    while len(_ended_outcomes) > ENDED_RUNS_KEPT:
-        _ended_outcomes.popitem(last=False)
+    _keep_outcome(operation_id, run_id, found)
     return found
 
 

@@ -99,3 +99,16 @@ def test_script_figures_hold_regatta_against_the_calls_and_against_the_calls_plu
     assert figures["ratio_to_script"] == 2.5  # 150 / 60
     assert figures["ratio_to_script_plus_raw"] == 1.5  # 150 / (60 + 40)
     assert figures["floor_clusters_per_min"] == 600.0  # 1,000 in 100 s
+
+
+def test_a_script_bracketing_the_run_counts_as_the_mean_of_both_and_says_how_far_the_machine_drifted():
+    from benchmarks.stack import bracketed
+
+    before = {"seconds": 80.0, "cpu_seconds": 70.0, "simulator_cpu_seconds": 50.0, "failed": 0}
+    after = {"seconds": 100.0, "cpu_seconds": 90.0, "simulator_cpu_seconds": 60.0, "failed": 1}
+    both = bracketed(before, after)
+    assert both == {"seconds": 90.0, "cpu_seconds": 80.0, "simulator_cpu_seconds": 55.0, "failed": 1,
+                    "seconds_before": 80.0, "seconds_after": 100.0, "drift": 1.25}
+    figures = script_figures(both, 30.0, ours=150.0, clusters=1000)
+    assert (figures["script_seconds"], figures["script_drift"], figures["ratio_to_script_plus_raw"]) == (90.0, 1.25, 1.25)
+    assert "script_drift" not in script_figures({"seconds": 60.0, "failed": 0}, 40.0, ours=150.0, clusters=1000)

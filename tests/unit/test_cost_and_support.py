@@ -38,7 +38,7 @@ def test_a_price_file_replaces_only_the_entries_it_gives(tmp_path):
     assert prices.clouds["eks"].control_plane_hourly == 0.10
     broken = tmp_path / "broken.yaml"
     broken.write_text("clouds:\n  eks:\n    nodes:\n      m5.large: cheap\n")
-    with pytest.raises(fleet_data.FleetDataError, match=r"broken.yaml: clouds.eks.nodes.m5.large"):
+    with pytest.raises(fleet_data.FleetDataError, match=r"broken.yaml:4: clouds.eks.nodes.m5.large"):  # its line
         fleet_data.price_list(str(broken))
     with pytest.raises(fleet_data.FleetDataError, match="cannot be read"):
         fleet_data.price_list(str(tmp_path / "missing.yaml"))
