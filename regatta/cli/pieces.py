@@ -127,9 +127,9 @@ def awaited_by(wave_id: str, sim_url: str) -> tuple[datetime, str]:
         "PatchWave": PatchWaveProgress, "PolicyRollout": PolicyRolloutProgress}
     if found["workflow_type"] not in kinds:
         raise Refused(f"--to-next {wave_id}: a {found['workflow_type']}; --to-next follows a wave or a policy rollout")
+    kind = "wave" if found["workflow_type"] == "PatchWave" else "rollout"
     if found["status"] != "RUNNING" or not found.get("progress"):
-        raise Refused(f"--to-next {wave_id}: the {'wave' if found['workflow_type'] == 'PatchWave' else 'rollout'} is"
-                      f" {found['status']}, not running")
+        raise Refused(f"--to-next {wave_id}: the {kind} is {found['status']}, not running")
     try:
         now = datetime.fromisoformat(httpx.get(f"{sim_url}/sim/clock", timeout=10).json()["now"])
     except httpx.HTTPError as error:
@@ -137,7 +137,7 @@ def awaited_by(wave_id: str, sim_url: str) -> tuple[datetime, str]:
     progress = kinds[found["workflow_type"]].model_validate(found["progress"])
     awaited = waves.next_awaited(progress, now=now)
     if awaited is None:
-        raise Refused(f"--to-next {wave_id}: the wave waits for nothing the clock brings; it is {progress.phase}"
+        raise Refused(f"--to-next {wave_id}: the {kind} waits for nothing the clock brings; it is {progress.phase}"
                       f" ({progress.step})" + ("; `regatta op approve` lets it go on" if progress.phase == "awaiting_approval"
                                                else ""))
     when, what = awaited

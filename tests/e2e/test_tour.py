@@ -115,6 +115,19 @@ def on(operation_id: str, check: Callable[[dict], bool]) -> Callable[[Tour], Awa
     return lambda tour: tour.until(operation_id, check)
 
 
+def through_the_bundles_stages() -> list[Step]:
+    """What the docs say after each rollout of platform-baseline: past staging's soak in audit, then in enforce, and
+    the approval prod's enforcement waits for."""
+    return [
+        Step(f"regatta sim-clock --to-next {BUNDLE}", says=("the end of stage staging-audit's soak",),
+             before=on(BUNDLE, stage_is("staging-audit", "soaking"))),
+        Step(f"regatta sim-clock --to-next {BUNDLE}", says=("the end of stage staging-enforce's soak",),
+             before=on(BUNDLE, stage_is("staging-enforce", "soaking"))),
+        Step(f"regatta op approve {BUNDLE} --approver someone-else --stage prod-enforce", says=("approve: accepted",),
+             before=on(BUNDLE, phase("awaiting_approval"))),
+    ]
+
+
 STEPS = [
     # README.md
     Step("regatta clusters list --selector env=prod", says=("eks-prod-use1", "onprem-prod-fra"),
@@ -149,12 +162,7 @@ STEPS = [
     Step("regatta policy preview --file examples/bundle.yaml --cluster eks-prod-use1",
          says=("nothing is changed by a preview", "create ConfigMap kube-system/platform-identity")),
     Step("regatta policy rollout --file examples/bundle.yaml --ticket CHG-7", says=(BUNDLE,)),
-    Step(f"regatta sim-clock --to-next {BUNDLE}", says=("the end of stage staging-audit's soak",),
-         before=on(BUNDLE, stage_is("staging-audit", "soaking"))),
-    Step(f"regatta sim-clock --to-next {BUNDLE}", says=("the end of stage staging-enforce's soak",),
-         before=on(BUNDLE, stage_is("staging-enforce", "soaking"))),
-    Step(f"regatta op approve {BUNDLE} --approver someone-else --stage prod-enforce", says=("approve: accepted",),
-         before=on(BUNDLE, phase("awaiting_approval"))),
+    *through_the_bundles_stages(),
     Step("regatta policy status --bundle platform-baseline && regatta policy drift sweep --wait",
          says=("4 compliant", "0 new drifts"), before=on(BUNDLE, ended)),
     Step("regatta policy rollout --file examples/app-bundle.yaml --wait", says=("storefront", "rolled out: 3 applied")),
@@ -214,20 +222,10 @@ STEPS = [
     Step("cp -r examples/bundle.yaml examples/bundles /tmp/ && sed -i 's/log-level: info/log-level: debug/'"
          " /tmp/bundles/baseline-policies/platform-config.yaml"),
     Step("regatta policy rollout --file /tmp/bundle.yaml --ticket CHG-8", says=("started policy-platform-baseline",)),
-    Step(f"regatta sim-clock --to-next {BUNDLE}", says=("the end of stage staging-audit's soak",),
-         before=on(BUNDLE, stage_is("staging-audit", "soaking"))),
-    Step(f"regatta sim-clock --to-next {BUNDLE}", says=("the end of stage staging-enforce's soak",),
-         before=on(BUNDLE, stage_is("staging-enforce", "soaking"))),
-    Step(f"regatta op approve {BUNDLE} --approver someone-else --stage prod-enforce", says=("approve: accepted",),
-         before=on(BUNDLE, phase("awaiting_approval"))),
+    *through_the_bundles_stages(),
     Step("regatta policy rollback platform-baseline --ticket CHG-9", says=("started policy-platform-baseline",),
          before=on(BUNDLE, ended)),
-    Step(f"regatta sim-clock --to-next {BUNDLE}", says=("the end of stage staging-audit's soak",),
-         before=on(BUNDLE, stage_is("staging-audit", "soaking"))),
-    Step(f"regatta sim-clock --to-next {BUNDLE}", says=("the end of stage staging-enforce's soak",),
-         before=on(BUNDLE, stage_is("staging-enforce", "soaking"))),
-    Step(f"regatta op approve {BUNDLE} --approver someone-else --stage prod-enforce", says=("approve: accepted",),
-         before=on(BUNDLE, phase("awaiting_approval"))),
+    *through_the_bundles_stages(),
     Step("regatta policy history eks-prod-use1 platform-baseline", before=on(BUNDLE, ended),
          check=lambda tour, done: _rolled_back(_revisions(done.stdout))),
     Step("regatta dr list", says=("eks-prod-use1", "eks-dr-usw2")),

@@ -11,8 +11,9 @@ before keep the old reading under their recorded commands (`EACH_LOOK`, DESIGN r
 
 A real fleet's clock is the wall clock; a simulated fleet's may be moved (to open a window in a
 test or a demo), and a nap on it never sleeps longer than `recheck_seconds`. `sleep_until` is the
-window wait ClusterUpgrade and PatchWave share; `soak_end` and `soak_until` the wait after a stage or a minor, timed on the same clock, so
-moving a simulated fleet's clock forward ends a soak as it opens a window.
+window wait ClusterUpgrade and PatchWave share; `soak_end` and `soak_until` the wait after a stage or
+a minor, timed on the same clock, so moving a simulated fleet's clock forward ends a soak as it opens
+a window.
 """
 
 from __future__ import annotations
@@ -82,9 +83,9 @@ class FleetClock:
 
     async def soak_until(self, ends: datetime, *, seconds: float, wake: Callable[[], bool]) -> None:
         """Wait until the fleet's clock reads `ends` (from `soak_end`), ended early when `wake()` turns true. On the
-        wall clock it is one timer and one more reading; on a simulated fleet's clock it naps at most
-        `recheck_seconds` at a time and ends once the clock reads past `ends`, however it got there. A run begun
-        before the patch waits `seconds` on a Temporal timer, as it did."""
+        wall clock, and in a run begun before the patch, it is one Temporal timer of `seconds`; on a simulated
+        fleet's clock it naps at most `recheck_seconds` at a time at first and ends once the clock reads past
+        `ends`, however it got there."""
         if not self.soaks_on_fleet_clock or self.reading is None or self.reading.recheck_seconds is None:
             # the wall clock: one timer on Temporal's clock (a worker's clock, behind by some seconds, cuts nothing)
             try:
