@@ -15,6 +15,11 @@ before) says how far the machine's speed moved meanwhile.
 Prints the figures and saves them as JSON with the keys of upgrade_fleet.py (clusters,
 clusters_per_min, ratio_to_raw, max_history_events, worker_peak_rss_mb, ...), plus the wave's
 runs and, with a time scale above 0, its makespan against the plan's ideal.
+
+With --profile DIR, py-spy samples every Regatta worker and the simulator while the wave runs
+(`py-spy record --gil --nonblocking --format raw`: the thread holding the GIL, so where each
+process's Python CPU goes) and writes DIR/PROCESS.txt as collapsed stacks. The sampling slows the
+run: a profiled run's figures are not quoted.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import argparse
 import asyncio
 import heapq
 import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,6 +46,7 @@ from benchmarks.stack import (  # noqa: E402
     fleet,
     limiting_process,
     parse,
+    per_cluster,
     postgres_schema,
     save_figures,
     script_figures,
@@ -80,20 +88,45 @@ def ideal_makespan(operations: list[dict], concurrency: int) -> float:
     return max(slots)
 
 
-async def run(clusters: int, out: Path, *, concurrency: int, time_scale: float, workers: int = 1) -> dict:
+class Profile:
+    """`with Profile(DIR, {"worker": pid, ...}):` py-spy records each process until the block ends."""
+
+    def __init__(self, where: Path | None, pids: dict[str, int]):
+        self.where, self.pids, self.recorders = where, pids, []
+
+    def __enter__(self) -> Profile:
+        if self.where is not None:
+            self.where.mkdir(parents=True, exist_ok=True)
+            for name, pid in self.pids.items():
+                self.recorders.append(subprocess.Popen(
+                    [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "--gil", "--format", "raw",
+                     "--rate", "50", "-p", str(pid), "-o", str(self.where / f"{name}.txt")],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for recorder in self.recorders:
+            recorder.send_signal(signal.SIGINT)
+        for recorder in self.recorders:
+            recorder.wait(timeout=60)
+
+
+async def run(clusters: int, out: Path, *, concurrency: int, time_scale: float, workers: int = 1,
+              profile: Path | None = None) -> dict:
     spec = fleet(clusters)
     # Several workers share the inventory on PostgreSQL, as in production (SQLite takes one writer).
     schema, database_url, admin = postgres_schema("wave", "regatta-bench") if workers > 1 else (None, None, None)
     try:
         return await _run(spec, out, concurrency=concurrency, time_scale=time_scale, workers=workers,
-                          database_url=database_url)
+                          database_url=database_url, profile=profile)
     finally:
         if admin is not None:
             with admin.begin() as connection:
                 connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-async def _run(spec, out: Path, *, concurrency: int, time_scale: float, workers: int, database_url: str | None) -> dict:
+async def _run(spec, out: Path, *, concurrency: int, time_scale: float, workers: int, database_url: str | None,
+               profile: Path | None) -> dict:
     clusters = len(spec.clusters)
     async with BenchStack(spec, time_scale=time_scale, workers=workers, database_url=database_url) as stack:
         client = stack.client
@@ -106,7 +139,8 @@ async def _run(spec, out: Path, *, concurrency: int, time_scale: float, workers:
         script_before = await stack.script_baseline(concurrency=concurrency, poll_seconds=poll)
         await stack.reload_fleet()
         stack.mark_cpu()  # what the script cost the simulator is not the wave's
-        with PeakRss(stack.worker.pid) as rss:
+        profiled = {name: p.pid for name, p in stack.pieces.items() if name.startswith("worker") or name == "simulator"}
+        with PeakRss(stack.worker.pid) as rss, Profile(profile, profiled):
             started = time.perf_counter()
             handle = await client.start_workflow("PatchWave", wave, id=wave_id(wave.name),
                                                  task_queue=stack.settings.task_queue, result_type=PatchWaveResult)
@@ -126,6 +160,8 @@ async def _run(spec, out: Path, *, concurrency: int, time_scale: float, workers:
         activities, local_activities = round(per_upgrade["activities"]), round(per_upgrade["local_activities"])
         raw_time, raw_cpu = await stack.raw_fan_out(clusters, activities, local_activities, workers=workers,
                                                     concurrency=concurrency)
+        on_temporal, on_temporal_cpu = await stack.script_on_temporal(target=wave.target_version, workers=workers,
+                                                                      concurrency=concurrency, poll_seconds=poll)
         script = bracketed(script_before, await stack.script_baseline(concurrency=concurrency, poll_seconds=poll))
 
     figures = {
@@ -150,7 +186,13 @@ async def _run(spec, out: Path, *, concurrency: int, time_scale: float, workers:
         "raw_fan_out_workers": workers,
         "raw_fan_out_concurrency": concurrency,
         **script_figures(script, raw_time, ours=ours, clusters=clusters),
-        "cpu_seconds_per_cluster": cpu_of_the_three(cpu_used, script, raw_cpu, clusters),
+        # the script's calls as activities of bare workflows (benchmarks/script_on_temporal.py): the floor under any
+        # Temporal program making them, and how far it is above the script plus the raw fan-out
+        "script_on_temporal_seconds": round(on_temporal, 2),
+        "ratio_to_script_on_temporal": round(ours / on_temporal, 2),
+        "script_on_temporal_ratio_to_script_plus_raw": round(on_temporal / (script["seconds"] + raw_time), 2),
+        "cpu_seconds_per_cluster": {**cpu_of_the_three(cpu_used, script, raw_cpu, clusters),
+                                    "script_on_temporal": per_cluster(on_temporal_cpu, clusters)},
         "wave_runs": len(runs),
         "wave_history_events": wave_events,
         "max_history_events": max(wave_events + [len(h.events) for h in child_histories]),
@@ -178,11 +220,13 @@ def main() -> None:
     parser.add_argument("--time-scale", type=float, default=0.0)
     parser.add_argument("--workers", type=int, default=1, help="Regatta worker processes (production runs two)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "patch_wave.json")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="a directory: py-spy samples the workers and the simulator during the wave")
     args = parse(parser)
     if args.clusters < 1 or not 1 <= args.concurrency <= 200:
         parser.error("--clusters must be at least 1 and --concurrency between 1 and 200")
     asyncio.run(run(args.clusters, args.out, concurrency=args.concurrency, time_scale=args.time_scale,
-                              workers=args.workers))
+                              workers=args.workers, profile=args.profile))
     print(f"saved to {args.out}")
 
 

@@ -53,48 +53,76 @@ def wait(provider, cluster: ClusterRef, operation: CloudOperation, poll_seconds:
     return operation
 
 
-def upgrade(connections: ClusterConnections, cluster: ClusterRef, pools: list[str], target: str, poll_seconds: float) -> None:
-    provider = connections.provider(cluster)
-    api = connections.api_client(cluster)
+class ScriptSteps:
+    """One cluster's upgrade as the script makes it, step by step: each step the calls one of ClusterUpgrade's
+    activities makes (benchmarks/script_on_temporal.py runs each as an activity of its own)."""
 
-    def gate() -> None:
-        problems = health.wait_until_healthy(api, timeout_seconds=600, poll_interval_seconds=poll_seconds,
+    def __init__(self, connections: ClusterConnections, cluster: ClusterRef, target: str, poll_seconds: float):
+        self.cluster, self.target, self.poll_seconds = cluster, target, poll_seconds
+        self.provider = connections.provider(cluster)
+        self.connections = connections
+        self.api = connections.api_client(cluster)
+
+    def gate(self) -> None:
+        problems = health.wait_until_healthy(self.api, timeout_seconds=600, poll_interval_seconds=self.poll_seconds,
                                              on_poll=lambda problems: None)
         if problems:
-            raise RuntimeError(f"{cluster.name} unhealthy: {problems}")
+            raise RuntimeError(f"{self.cluster.name} unhealthy: {problems}")
 
-    def step(start) -> None:
-        wait(provider, cluster, start(), poll_seconds)
+    def _step(self, start) -> None:
+        wait(self.provider, self.cluster, start(), self.poll_seconds)
         start()  # asked again once done, as cloud.upgrade does: the cloud answers with the finished operation
-        gate()
+        self.gate()
 
-    # The preflight's reads (cloud.read_for_upgrade): with the readiness gate's, the pools' room for their surge and,
-    # as the control plane moves, the API versions in use and the managed add-ons against the target.
-    control_plane = provider.describe_control_plane(cluster)
-    described = provider.list_node_pools(cluster)
-    inspection = inspect(connections, cluster, pods=False)
-    provider.upgrade_insights(cluster)
-    read_surge_room(provider, cluster, described, lambda: inspection.nodes)
-    if versions.moves_control_plane(control_plane.version, target):
-        api_usage.api_usage(api, api_removals(), control_plane=control_plane.version, target=target)
-        if versions.moves_addons_after_control_plane(cluster.provider):
-            provider.managed_addons(cluster, version=target)
-    step(lambda: provider.start_control_plane_upgrade(cluster, version=target, request_token=f"script-{cluster.name}-cp"))
-    moved = False
-    for addon in provider.managed_addons(cluster, version=target):
-        if addon.default_version is None or addon.default_version == addon.version:
-            continue
-        wait(provider, cluster, provider.start_addon_update(cluster, addon=addon.name, version=addon.default_version,
-                                                            request_token=f"script-{cluster.name}-{addon.name}"[:64]),
-             poll_seconds)
-        moved = True
-    if moved:
-        gate()
+    def preflight(self) -> None:
+        """The preflight's reads (cloud.read_for_upgrade): with the readiness gate's, the pools' room for their surge
+        and, as the control plane moves, the API versions in use and the managed add-ons against the target."""
+        provider, cluster, target = self.provider, self.cluster, self.target
+        control_plane = provider.describe_control_plane(cluster)
+        described = provider.list_node_pools(cluster)
+        inspection = inspect(self.connections, cluster, pods=False)
+        provider.upgrade_insights(cluster)
+        read_surge_room(provider, cluster, described, lambda: inspection.nodes)
+        if versions.moves_control_plane(control_plane.version, target):
+            api_usage.api_usage(self.api, api_removals(), control_plane=control_plane.version, target=target)
+            if versions.moves_addons_after_control_plane(cluster.provider):
+                provider.managed_addons(cluster, version=target)
+
+    def control_plane(self) -> None:
+        self._step(lambda: self.provider.start_control_plane_upgrade(
+            self.cluster, version=self.target, request_token=f"script-{self.cluster.name}-cp"))
+
+    def addons(self) -> bool:
+        """The EKS managed add-ons moved to their defaults, each waited for; whether any moved (a health gate follows)."""
+        moved = False
+        for addon in self.provider.managed_addons(self.cluster, version=self.target):
+            if addon.default_version is None or addon.default_version == addon.version:
+                continue
+            wait(self.provider, self.cluster, self.provider.start_addon_update(
+                self.cluster, addon=addon.name, version=addon.default_version,
+                request_token=f"script-{self.cluster.name}-{addon.name}"[:64]), self.poll_seconds)
+            moved = True
+        return moved
+
+    def node_pool(self, pool: str) -> None:
+        self._step(lambda: self.provider.start_node_pool_upgrade(
+            self.cluster, node_pool=pool, version=self.target, request_token=f"script-{self.cluster.name}-{pool}"))
+
+    def final_reads(self) -> None:
+        """The cluster described once more after the last pool (what the inventory records)."""
+        self.provider.describe_control_plane(self.cluster)
+        self.provider.list_node_pools(self.cluster)
+
+
+def upgrade(connections: ClusterConnections, cluster: ClusterRef, pools: list[str], target: str, poll_seconds: float) -> None:
+    steps = ScriptSteps(connections, cluster, target, poll_seconds)
+    steps.preflight()
+    steps.control_plane()
+    if steps.addons():
+        steps.gate()
     for pool in pools:
-        step(lambda pool=pool: provider.start_node_pool_upgrade(cluster, node_pool=pool, version=target,
-                                                                request_token=f"script-{cluster.name}-{pool}"))
-    provider.describe_control_plane(cluster)
-    provider.list_node_pools(cluster)
+        steps.node_pool(pool)
+    steps.final_reads()
 
 
 def main() -> None:

@@ -266,6 +266,42 @@ class BenchStack:
                "temporal_server": round(cpu_seconds(self.pieces["temporal_server"]) - temporal_before, 1)}
         return time.perf_counter() - started, cpu
 
+    async def script_on_temporal(self, *, target: str, workers: int, concurrency: int,
+                                 poll_seconds: float) -> tuple[float, dict[str, float]]:
+        """The fleet loaded afresh, then benchmarks/script_on_temporal.py upgrading it: the script's calls as
+        activities of bare workflows, on `workers` worker processes, `concurrency` at once, with Regatta's workers
+        stopped first. Its seconds, and the CPU seconds its workers, the Temporal server and the simulator burned."""
+        from benchmarks.script_on_temporal import Job
+
+        for worker in self.workers:
+            worker.terminate()
+        await self.reload_fleet()
+        queue = f"script-{uuid.uuid4().hex[:6]}"
+        served = [psutil.Process(self._spawn([sys.executable, str(ROOT / "benchmarks" / "script_on_temporal.py"),
+                                              "--serve", self.settings.temporal_address, queue],
+                                             self.settings.as_env()).pid) for _ in range(workers)]
+        await asyncio.sleep(3)  # imports and first poll
+        others = {"temporal_server": self.pieces["temporal_server"], "simulator": self.pieces["simulator"]}
+        before = {"workers": sum(cpu_seconds(p) for p in served), **{k: cpu_seconds(p) for k, p in others.items()}}
+        limit = asyncio.Semaphore(concurrency)
+        refs = {record.ref.name: record.ref for record in records_from_fleet(self.spec)}  # as the script builds them
+
+        async def one(cluster) -> None:
+            job = Job(cluster=refs[cluster.name], pools=[pool.name for pool in cluster.node_pools], target=target,
+                      poll_seconds=poll_seconds)
+            async with limit:
+                await self.client.execute_workflow("ScriptOnTemporal", job, id=f"{queue}-{cluster.name}", task_queue=queue)
+
+        started = time.perf_counter()
+        clusters = self.spec.clusters
+        for batch in range(0, len(clusters), 1000):  # the harness holds at most 1,000 coroutines
+            await asyncio.gather(*[one(c) for c in clusters[batch:batch + 1000]])
+        seconds = time.perf_counter() - started
+        after = {"workers": sum(cpu_seconds(p) for p in served), **{k: cpu_seconds(p) for k, p in others.items()}}
+        for process in served:
+            process.terminate()
+        return seconds, {key: round(after[key] - before[key], 1) for key in before}
+
     async def reload_fleet(self) -> None:
         """The fleet loaded afresh in the simulator: every cluster back at its first version."""
         import httpx

@@ -78,6 +78,9 @@ TABLES: dict[str, list[Row]] = {
         Row("ratio_to_script", "time against a script making the same cloud and cluster calls"),
         Row("ratio_to_script_plus_raw", "time against that script plus the raw fan-out", at_most=1.25),
         Row("floor_clusters_per_min", "clusters per minute at 1.0 against the script plus the raw fan-out"),
+        Row("script_on_temporal_ratio_to_script_plus_raw",
+            "the script's calls as Temporal activities (no Regatta), against the script plus the raw fan-out"),
+        Row("ratio_to_script_on_temporal", "time against the script's calls as Temporal activities: Regatta's own"),
         *UPGRADE_WORK,
         Row("max_history_events", "largest history (the wave's runs included)", at_most=10_000),
         Row("worker_peak_rss_mb", "worker peak memory", at_most=1024, unit=" MB"),
@@ -192,6 +195,7 @@ STEPS: dict[str, list[Row]] = {
     "patch_wave_1000_steps": [
         Row("clusters_per_min", "per minute"),
         Row("ratio_to_script_plus_raw", "against script + raw"),
+        Row("ratio_to_script_on_temporal", "against the script on Temporal"),
         Row("cpu_seconds_per_cluster.regatta.worker", "CPU s per cluster: worker 1"),
         Row("cpu_seconds_per_cluster.regatta.worker_2", "worker 2"),
         Row("cpu_seconds_per_cluster.regatta.temporal_server", "Temporal"),
