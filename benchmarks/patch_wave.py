@@ -18,7 +18,8 @@ runs and, with a time scale above 0, its makespan against the plan's ideal.
 
 With --profile DIR, py-spy samples every Regatta worker and the simulator while the wave runs
 (`py-spy record --gil --nonblocking --format raw`: the thread holding the GIL, so where each
-process's Python CPU goes) and writes DIR/PROCESS.txt as collapsed stacks. The sampling slows the
+process's Python CPU goes) and writes DIR/PROCESS.txt as collapsed stacks; the script on Temporal's workers
+are sampled the same way during their run, in DIR/script_on_temporal/. The sampling slows the
 run: a profiled run's figures are not quoted.
 """
 
@@ -28,8 +29,6 @@ import argparse
 import asyncio
 import heapq
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,6 +40,7 @@ from benchmarks.stack import (  # noqa: E402
     UPGRADE_SETTINGS,
     BenchStack,
     PeakRss,
+    Profile,
     bracketed,
     cpu_of_the_three,
     fleet,
@@ -86,29 +86,6 @@ def ideal_makespan(operations: list[dict], concurrency: int) -> float:
     for name in sorted(work, key=first.__getitem__):
         heapq.heapreplace(slots, slots[0] + work[name])
     return max(slots)
-
-
-class Profile:
-    """`with Profile(DIR, {"worker": pid, ...}):` py-spy records each process until the block ends."""
-
-    def __init__(self, where: Path | None, pids: dict[str, int]):
-        self.where, self.pids, self.recorders = where, pids, []
-
-    def __enter__(self) -> Profile:
-        if self.where is not None:
-            self.where.mkdir(parents=True, exist_ok=True)
-            for name, pid in self.pids.items():
-                self.recorders.append(subprocess.Popen(
-                    [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "--gil", "--format", "raw",
-                     "--rate", "50", "-p", str(pid), "-o", str(self.where / f"{name}.txt")],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for recorder in self.recorders:
-            recorder.send_signal(signal.SIGINT)
-        for recorder in self.recorders:
-            recorder.wait(timeout=60)
 
 
 async def run(clusters: int, out: Path, *, concurrency: int, time_scale: float, workers: int = 1,
@@ -161,7 +138,8 @@ async def _run(spec, out: Path, *, concurrency: int, time_scale: float, workers:
         raw_time, raw_cpu = await stack.raw_fan_out(clusters, activities, local_activities, workers=workers,
                                                     concurrency=concurrency)
         on_temporal, on_temporal_cpu = await stack.script_on_temporal(target=wave.target_version, workers=workers,
-                                                                      concurrency=concurrency, poll_seconds=poll)
+                                                                      concurrency=concurrency, poll_seconds=poll,
+                                                                      profile=profile and profile / "script_on_temporal")
         script = bracketed(script_before, await stack.script_baseline(concurrency=concurrency, poll_seconds=poll))
 
     figures = {

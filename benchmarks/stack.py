@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -266,8 +267,8 @@ class BenchStack:
                "temporal_server": round(cpu_seconds(self.pieces["temporal_server"]) - temporal_before, 1)}
         return time.perf_counter() - started, cpu
 
-    async def script_on_temporal(self, *, target: str, workers: int, concurrency: int,
-                                 poll_seconds: float) -> tuple[float, dict[str, float]]:
+    async def script_on_temporal(self, *, target: str, workers: int, concurrency: int, poll_seconds: float,
+                                 profile: Path | None = None) -> tuple[float, dict[str, float]]:
         """The fleet loaded afresh, then benchmarks/script_on_temporal.py upgrading it: the script's calls as
         activities of bare workflows, on `workers` worker processes, `concurrency` at once, with Regatta's workers
         stopped first. Its seconds, and the CPU seconds its workers, the Temporal server and the simulator burned."""
@@ -294,8 +295,9 @@ class BenchStack:
 
         started = time.perf_counter()
         clusters = self.spec.clusters
-        for batch in range(0, len(clusters), 1000):  # the harness holds at most 1,000 coroutines
-            await asyncio.gather(*[one(c) for c in clusters[batch:batch + 1000]])
+        with Profile(profile, {f"worker_{n + 1}": p.pid for n, p in enumerate(served)}):
+            for batch in range(0, len(clusters), 1000):  # the harness holds at most 1,000 coroutines
+                await asyncio.gather(*[one(c) for c in clusters[batch:batch + 1000]])
         seconds = time.perf_counter() - started
         after = {"workers": sum(cpu_seconds(p) for p in served), **{k: cpu_seconds(p) for k, p in others.items()}}
         for process in served:
@@ -340,6 +342,29 @@ class BenchStack:
         if self.env is not None:
             await self.env.shutdown()
         self.inventory.close()
+
+
+class Profile:
+    """`with Profile(DIR, {"worker": pid, ...}):` py-spy records each process until the block ends."""
+
+    def __init__(self, where: Path | None, pids: dict[str, int]):
+        self.where, self.pids, self.recorders = where, pids, []
+
+    def __enter__(self) -> Profile:
+        if self.where is not None:
+            self.where.mkdir(parents=True, exist_ok=True)
+            for name, pid in self.pids.items():
+                self.recorders.append(subprocess.Popen(
+                    [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "--gil", "--format", "raw",
+                     "--rate", "50", "-p", str(pid), "-o", str(self.where / f"{name}.txt")],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for recorder in self.recorders:
+            recorder.send_signal(signal.SIGINT)
+        for recorder in self.recorders:
+            recorder.wait(timeout=60)
 
 
 POSTGRES_URL = os.environ.get("REGATTA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
