@@ -462,8 +462,12 @@ def commit() -> dict[str, Any]:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
 
-    changed = git("status", "--porcelain", "--", ".", ":(exclude)benchmarks/results")
-    return {"commit": git("rev-parse", "HEAD") or None, "uncommitted_changes": bool(changed)}
+    changed = git("status", "--porcelain", "--", ".", ":(exclude)benchmarks/results").splitlines()
+    # Untracked files are named, not counted as changes: a clone's link to a virtualenv is one; a new module the run
+    # imports would be another, and the list shows which it was.
+    untracked = [line[3:] for line in changed if line.startswith("??")]
+    return {"commit": git("rev-parse", "HEAD") or None, "uncommitted_changes": len(changed) > len(untracked),
+            "untracked": untracked}
 
 
 def run_record() -> dict[str, Any]:

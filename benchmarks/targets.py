@@ -202,6 +202,19 @@ STEPS: dict[str, list[Row]] = {
         Row("cpu_seconds_per_cluster.regatta.simulator", "simulator"),
         Row("history_events_per_upgrade", "events per upgrade"),
     ],
+    # benchmarks/profile_summary.py: one row per side, milliseconds of worker CPU per cluster by kind of work
+    "patch_wave_1000_profile": [
+        Row("cpu_ms_per_cluster", "all", unit=" ms"),
+        Row("cloud_calls", "cloud calls", unit=" ms"),
+        Row("cluster_calls", "cluster calls", unit=" ms"),
+        Row("sdk_activations", "SDK: activations", unit=" ms"),
+        Row("sdk_activities", "SDK: activity tasks", unit=" ms"),
+        Row("sdk_bridge", "SDK: polls and completions", unit=" ms"),
+        Row("heartbeats", "heartbeats", unit=" ms"),
+        Row("inventory", "inventory and audit", unit=" ms"),
+        Row("workflow_code", "workflow code", unit=" ms"),
+        Row("other", "other", unit=" ms"),
+    ],
 }
 
 

@@ -112,3 +112,33 @@ def test_a_script_bracketing_the_run_counts_as_the_mean_of_both_and_says_how_far
     figures = script_figures(both, 30.0, ours=150.0, clusters=1000)
     assert (figures["script_seconds"], figures["script_drift"], figures["ratio_to_script_plus_raw"]) == (90.0, 1.25, 1.25)
     assert "script_drift" not in script_figures({"seconds": 60.0, "failed": 0}, 40.0, ours=150.0, clusters=1000)
+
+
+def test_a_profile_sample_is_the_first_kind_its_stack_matches_and_scaled_to_the_runs_cpu(tmp_path):
+    from benchmarks.profile_summary import summary
+
+    activity = "_worker (concurrent/futures/thread.py:81);_execute_sync_activity (temporalio/worker/_activity.py:700)"
+    (tmp_path / "script_on_temporal").mkdir()
+    (tmp_path / "worker.txt").write_text("\n".join([
+        # an EKS call inside an activity is a cloud call, not the SDK's work around it
+        f"{activity};CloudActivities.upgrade (activities/cloud.py:130);EksProvider._call (regatta/clouds/eks.py:126) 6",
+        # a heartbeat sent from inside the cloud activity's wait is a heartbeat
+        f"{activity};CloudActivities._wait (activities/cloud.py:253);heartbeat (temporalio/activity.py:400) 2",
+        "_WorkflowWorker._handle_activation (temporalio/worker/_workflow.py:300);"
+        "ClusterUpgrade.run (workflows/cluster_upgrade.py:120) 1",
+        "EpollSelector.select (selectors.py:468) 1",
+    ]) + "\n")
+    (tmp_path / "worker_2.txt").write_text(f"{activity};append (regatta/inventory/audit_append.py:40) 10\n")
+    (tmp_path / "script_on_temporal" / "worker_1.txt").write_text(
+        "_WorkflowWorker._handle_activation (temporalio/worker/_workflow.py:300);"
+        "PayloadVisitor.visit (temporalio/bridge/_visitor.py:10) 3\n"
+        f"{activity};node_pool (benchmarks/script_on_temporal.py:80);RESTClientObject.GET (kubernetes/client/rest.py:200) 1\n")
+    run = {"cpu_seconds_per_cluster": {"regatta": {"worker": 0.06, "worker_2": 0.04, "temporal_server": 9.0},
+                                       "script_on_temporal": {"workers": 0.08}}, "run": {"commit": "abc"}}
+    regatta, floor = summary(tmp_path, run)["steps"]
+    # 20 samples over 100 ms per cluster (both workers, not the server): 5 ms each
+    assert (regatta["samples"], regatta["cpu_ms_per_cluster"]) == (20, 100.0)
+    assert {k: regatta[k] for k in ("cloud_calls", "heartbeats", "workflow_code", "inventory", "other")} == {
+        "cloud_calls": 30.0, "heartbeats": 10.0, "workflow_code": 5.0, "inventory": 50.0, "other": 5.0}
+    assert regatta["sdk_activations"] == regatta["sdk_activities"] == 0.0
+    assert (floor["samples"], floor["sdk_activations"], floor["cluster_calls"]) == (4, 60.0, 20.0)
