@@ -9,6 +9,7 @@ import time
 from temporalio import activity
 
 from activities.failures import refuse
+from regatta.clouds.secret_stores import SecretStoreError, stored
 from regatta.models import Activity, CallbackNote, HookCall
 from regatta.models.errors import ErrorType
 from regatta.outbound_connections import OutboundRefused, OutboundUnreachable, send
@@ -18,20 +19,31 @@ from regatta.rules.outbound import OutboundRules
 
 class CallbackActivities:
     def __init__(self, secret: str | None, *, outbound: OutboundRules | None = None):
-        self.secret = secret.encode() if secret else None
+        # the secret itself, or where a secrets store keeps it: read when a note is signed (regatta/clouds/secret_stores.py)
+        self.secret = stored(secret, name="REGATTA_WEBHOOK_SECRET")
         self.outbound = outbound or OutboundRules()
+
+    def _key(self, why: str) -> bytes:
+        """The webhook secret as it is now (read from its store when the setting names one), or the refusal that says
+        why there is none; a store that cannot be reached for now is an error Temporal retries."""
+        if not self.secret:
+            raise refuse(f"REGATTA_WEBHOOK_SECRET is not set on the worker: {why}", error_type=ErrorType.NO_WEBHOOK_SECRET)
+        try:
+            return self.secret.value().encode()
+        except SecretStoreError as error:
+            if error.retryable:
+                raise
+            raise refuse(str(error), error_type=ErrorType.NO_WEBHOOK_SECRET) from None
 
     @activity.defn(name=Activity.POST_CALLBACK)
     def post_callback(self, note: CallbackNote) -> None:
         if (problem := self.outbound.problem(note.url, what="the callback URL")) is not None:
             raise refuse(problem, error_type=ErrorType.OUTBOUND_REFUSED)  # said first: no secret makes it right
-        if self.secret is None:
-            raise refuse("REGATTA_WEBHOOK_SECRET is not set on the worker: callbacks are only sent signed",
-                         error_type=ErrorType.NO_WEBHOOK_SECRET)
+        secret = self._key("callbacks are only sent signed")
         body = json.dumps(note.model_dump(mode="json", exclude={"url"}), sort_keys=True).encode()
         timestamp = int(time.time())
         headers = {"Content-Type": "application/json", signing.TIMESTAMP_HEADER: str(timestamp),
-                   signing.SIGNATURE_HEADER: signing.sign(self.secret, timestamp, body)}
+                   signing.SIGNATURE_HEADER: signing.sign(secret, timestamp, body)}
         try:  # to the address the outbound rules checked; a redirect is an answer, not followed
             response = send("POST", note.url, self.outbound, what="the callback URL", content=body, headers=headers)
         except OutboundRefused as refused:
@@ -51,15 +63,13 @@ class CallbackActivities:
         refusal: the hook is the operator's own, and why it said no is what they need to read."""
         if (problem := self.outbound.problem(call.url, what=f"hook {call.hook}")) is not None:
             raise refuse(problem, error_type=ErrorType.OUTBOUND_REFUSED)
-        if self.secret is None:
-            raise refuse("REGATTA_WEBHOOK_SECRET is not set on the worker: hooks are only called signed",
-                         error_type=ErrorType.NO_WEBHOOK_SECRET)
+        secret = self._key("hooks are only called signed")
         body = json.dumps(call.model_dump(mode="json", exclude={"url", "timeout_seconds"}), sort_keys=True).encode()
         deadline = time.monotonic() + call.timeout_seconds
         while True:
             timestamp = int(time.time())
             headers = {"Content-Type": "application/json", signing.TIMESTAMP_HEADER: str(timestamp),
-                       signing.SIGNATURE_HEADER: signing.sign(self.secret, timestamp, body)}
+                       signing.SIGNATURE_HEADER: signing.sign(secret, timestamp, body)}
             left = deadline - time.monotonic()
             try:
                 response = send("POST", call.url, self.outbound, what=f"hook {call.hook}", content=body, headers=headers,

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from regatta.api.errors import ApiError, readable
 from regatta.api.gate import inventory_of, settings_of
 from regatta.api.operations import CONTROL_OUTCOME
+from regatta.clouds.secret_stores import SecretStoreError, stored
 from regatta.models import OperationRecord
 from regatta.rules import signing
 from regatta.temporal.connect import TemporalUnreachable
@@ -47,7 +48,11 @@ async def ticket_event(request: Request) -> dict[str, Any]:
         raise ApiError(503, "inbound webhooks are off: set REGATTA_WEBHOOK_SECRET for the API")
     raw = await request.body()
     signature = request.headers.get(signing.SIGNATURE_HEADER)
-    problem = signing.verification_problem(settings.webhook_secret.encode(), signature=signature,
+    try:  # the secret itself, or read from the store REGATTA_WEBHOOK_SECRET names (regatta/clouds/secret_stores.py)
+        secret = stored(settings.webhook_secret, name="REGATTA_WEBHOOK_SECRET").value()
+    except SecretStoreError as error:
+        raise ApiError(503, f"inbound webhooks cannot be checked now: {error}") from None
+    problem = signing.verification_problem(secret.encode(), signature=signature,
                                            timestamp=request.headers.get(signing.TIMESTAMP_HEADER), body=raw,
                                            now=time.time())
     if problem is not None:

@@ -1,0 +1,123 @@
+"""Secrets by reference, against a real implementation of AWS Secrets Manager's API (moto's server on
+127.0.0.1): a setting naming a secret is read in the process that uses it, a rotation is in use
+without a restart once the kept copy is older than REGATTA_SECRET_CACHE_SECONDS, and what cannot be
+read is refused saying what to fix, never with the value."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import uuid
+
+import boto3
+import httpx
+import pytest
+from moto.server import ThreadedMotoServer
+
+from regatta.api.app import create_app
+from regatta.clouds.secret_stores import SecretStoreError, StoredSecret, resolve
+from regatta.rules import signing
+
+
+@pytest.fixture(scope="module")
+def secrets_manager():
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def store(secrets_manager, monkeypatch):
+    """A Secrets Manager client, with this process's environment pointed at the same server as Regatta would be."""
+    for variable, value in {"AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_manager, "AWS_ACCESS_KEY_ID": "testing",
+                            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "eu-west-1"}.items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return boto3.client("secretsmanager", region_name="eu-west-1", endpoint_url=secrets_manager)
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_reference_is_read_from_the_store_and_a_rotation_is_used_once_the_kept_copy_is_old(store):
+    name = f"regatta/webhook-{uuid.uuid4().hex[:6]}"
+    store.create_secret(Name=name, SecretString="first-value")
+    clock = Clock()
+    secret = StoredSecret(f"aws-secretsmanager:{name}", name="REGATTA_WEBHOOK_SECRET", keep_seconds=60, clock=clock)
+    assert secret.value() == "first-value"
+    store.put_secret_value(SecretId=name, SecretString="rotated-value")
+    clock.now = 59
+    assert secret.value() == "first-value"  # kept a minute: the store is not asked on every signature
+    clock.now = 61
+    assert secret.value() == "rotated-value"  # no restart
+
+
+def test_a_key_of_a_json_secret_an_arn_and_a_plain_value(store, monkeypatch):
+    name = f"regatta/prod-{uuid.uuid4().hex[:6]}"
+    arn = store.create_secret(Name=name, SecretString=json.dumps({"webhook": "from-json", "other": "x"}))["ARN"]
+    assert resolve(f"aws-secretsmanager:{name}#webhook") == "from-json"
+    monkeypatch.delenv("AWS_REGION")  # the ARN carries its region
+    assert json.loads(resolve(f"aws-secretsmanager:{arn}")) == {"webhook": "from-json", "other": "x"}
+    assert resolve("just-a-secret") == "just-a-secret"  # a setting that is no reference is the secret itself
+
+
+def test_what_cannot_be_read_is_refused_with_what_to_fix_and_never_the_value(store, monkeypatch):
+    name = f"regatta/doc-{uuid.uuid4().hex[:6]}"
+    store.create_secret(Name=name, SecretString=json.dumps({"webhook": "do-not-show-me"}))
+    refusals = {
+        f"aws-secretsmanager:regatta/missing-{uuid.uuid4().hex[:6]}": ("ResourceNotFoundException", False),
+        f"aws-secretsmanager:{name}#absent": ("has no text under key 'absent' (its keys: webhook)", False),
+        "vault:secret/regatta#webhook": ("not a store Regatta reads yet", False),
+    }
+    for setting, (says, retryable) in refusals.items():
+        with pytest.raises(SecretStoreError) as refused:
+            StoredSecret(setting, name="REGATTA_WEBHOOK_SECRET").value()
+        assert says in str(refused.value) and refused.value.retryable is retryable, str(refused.value)
+        assert str(refused.value).startswith("REGATTA_WEBHOOK_SECRET: ") and "do-not-show-me" not in str(refused.value)
+    monkeypatch.delenv("AWS_REGION")
+    with pytest.raises(SecretStoreError, match="names no region: give the secret's ARN, or set AWS_REGION"):
+        resolve(f"aws-secretsmanager:{name}")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://127.0.0.1:9")  # nothing listens: the store is down
+    with pytest.raises(SecretStoreError) as down:
+        resolve(f"aws-secretsmanager:{name}")
+    assert down.value.retryable  # a store that cannot be reached for now is asked again, not a refusal
+
+
+async def test_the_api_checks_ticket_webhooks_with_the_secret_the_store_holds_and_its_rotation(
+        store, queue_settings, inventory, monkeypatch):
+    monkeypatch.setenv("REGATTA_SECRET_CACHE_SECONDS", "0.3")
+    name = f"regatta/api-{uuid.uuid4().hex[:6]}"
+    store.create_secret(Name=name, SecretString="the-first-secret")
+    settings = dataclasses.replace(queue_settings, webhook_secret=f"aws-secretsmanager:{name}")
+    event = json.dumps({"event": "approved", "ticket": f"CHG-never-{uuid.uuid4().hex[:6]}", "by": "alice"}).encode()
+
+    def signed(secret: str) -> dict[str, str]:
+        at = int(time.time())
+        return {"Content-Type": "application/json", signing.TIMESTAMP_HEADER: str(at),
+                signing.SIGNATURE_HEADER: signing.sign(secret.encode(), at, event)}
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings, inventory)),
+                                 base_url="http://regatta.test") as api:
+        async def status_with(secret: str) -> int:
+            return (await api.post("/v1/webhooks/ticket-events", content=event, headers=signed(secret))).status_code
+
+        # 404: the signature held and the ticket started nothing; 401: the signature did not hold
+        assert await status_with("the-first-secret") == 404
+        assert await status_with(f"aws-secretsmanager:{name}") == 401  # the reference is not the secret
+        store.put_secret_value(SecretId=name, SecretString="the-rotated-secret")
+        time.sleep(0.4)
+        assert await status_with("the-rotated-secret") == 404
+        assert await status_with("the-first-secret") == 401
+        store.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+        time.sleep(0.4)
+        gone = await api.post("/v1/webhooks/ticket-events", content=event, headers=signed("the-rotated-secret"))
+        assert gone.status_code == 503 and f"aws-secretsmanager:{name} could not be read" in gone.json()["error"]
