@@ -8,6 +8,9 @@ set:
 - `REGATTA_CODEC_KEYS="k2:BASE64KEY,k1:BASE64KEY"`, or `REGATTA_CODEC_KEY_FILE` naming a file
   with one `ID BASE64KEY` per line. The first key encrypts; every key listed decrypts, so a
   rotation adds a new first key and keeps the old ones until no history needs them.
+- `REGATTA_CODEC_KEYS=aws-secretsmanager:NAME[#KEY]`: the keys kept in AWS Secrets Manager, in either
+  form; asked for again before each use (the store's copy kept a minute), so a rotation made there
+  is in use in every process within a minute, with no restart.
 - `regatta codec new-key` prints a fresh key line.
 
 The API serves `/codec/encode` and `/codec/decode` (Temporal's codec-server protocol) so the
@@ -18,14 +21,17 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import logging
 import os
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import DataConverter, PayloadCodec
+
+from regatta.clouds.secret_stores import SecretStoreError, is_reference, stored
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
@@ -59,6 +65,11 @@ def keys_from_env(env: Mapping[str, str] | None = None) -> dict[str, bytes]:
     """The codec keys the environment names, the encrypting one first; empty when none is set."""
     env = os.environ if env is None else env
     if text := env.get("REGATTA_CODEC_KEYS", "").strip():
+        if is_reference(text):  # kept in a secrets store: its text is either form (regatta/clouds/secret_stores.py)
+            try:
+                return _keys_text(stored(text, name="REGATTA_CODEC_KEYS").value(), "REGATTA_CODEC_KEYS's secret")
+            except SecretStoreError as error:
+                raise CodecKeyError(str(error)) from None
         pairs = [item.strip().partition(":") for item in text.split(",") if item.strip()]
         if any(not sep or not key_id for key_id, sep, _ in pairs):
             raise CodecKeyError("REGATTA_CODEC_KEYS: give id:base64key pairs separated by commas")
@@ -74,25 +85,58 @@ def keys_from_env(env: Mapping[str, str] | None = None) -> dict[str, bytes]:
     return {}
 
 
+def _keys_text(text: str, where: str) -> dict[str, bytes]:
+    """Keys written as REGATTA_CODEC_KEYS (`id:base64,...`) or as a key file (`ID BASE64` a line)."""
+    lines = [line.split() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    if lines and all(len(parts) == 2 for parts in lines):
+        return _parse([(parts[0], parts[1]) for parts in lines], where)
+    pairs = [item.strip().partition(":") for item in text.split(",") if item.strip()]
+    if not pairs or any(not sep or not key_id for key_id, sep, _ in pairs):
+        raise CodecKeyError(f"{where}: give `ID BASE64KEY` lines or id:base64key pairs separated by commas")
+    return _parse([(key_id, key) for key_id, _, key in pairs], where)
+
+
 class PlaintextRefused(CodecKeyError):
     """A payload that is not ciphertext where a key is set: written by something without the key."""
 
 
 class EncryptionCodec(PayloadCodec):
-    def __init__(self, keys: Mapping[str, bytes], *, accept_plaintext: bool = False):
+    def __init__(self, keys: Mapping[str, bytes], *, accept_plaintext: bool = False,
+                 reload: Callable[[], Mapping[str, bytes]] | None = None):
         if not keys:
             raise CodecKeyError("no codec key: set REGATTA_CODEC_KEYS or REGATTA_CODEC_KEY_FILE")
-        self.keys = {key_id: AESGCM(key) for key_id, key in keys.items()}
-        self.current = next(iter(keys))
+        self._hold(keys)
+        # Keys kept in a secrets store are asked for again before each use (the store's copy is kept a minute), so
+        # a rotation there (a new key first, the old ones after it) is in use without a restart; a store that cannot
+        # be read leaves the keys held as they were.
+        self.reload = reload
         # Where a key is set, every payload must be ciphertext: a plaintext one was written by someone who
         # reached Temporal without the key (a DecommissionCluster started by hand, a forged approval), and is
         # refused. REGATTA_CODEC_ACCEPT_PLAINTEXT=1 lets histories begun before encryption finish.
         self.accept_plaintext = accept_plaintext
 
+    def _hold(self, keys: Mapping[str, bytes]) -> None:
+        self.held = tuple(keys.items())
+        self.keys = {key_id: AESGCM(key) for key_id, key in keys.items()}
+        self.current = next(iter(keys))
+
+    def refresh(self) -> None:
+        if self.reload is None:
+            return
+        try:
+            keys = self.reload()
+        except CodecKeyError as error:
+            logging.getLogger(__name__).warning("codec keys not read again, the held ones kept: %s", error)
+            return
+        if keys and tuple(keys.items()) != self.held:
+            self._hold(keys)
+
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        self.refresh()
         return [self.encrypt(p) for p in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        self.refresh()
         return [self.decrypt(p) for p in payloads]
 
     def encrypt(self, payload: Payload) -> Payload:
@@ -120,7 +164,10 @@ def codec_from_env(env: Mapping[str, str] | None = None) -> EncryptionCodec | No
     env = os.environ if env is None else env
     keys = keys_from_env(env)
     accept = (env.get("REGATTA_CODEC_ACCEPT_PLAINTEXT") or "").strip().lower() in ("1", "true", "yes", "on")
-    return EncryptionCodec(keys, accept_plaintext=accept) if keys else None
+    if not keys:
+        return None
+    reload = (lambda: keys_from_env(env)) if is_reference(env.get("REGATTA_CODEC_KEYS", "").strip()) else None
+    return EncryptionCodec(keys, accept_plaintext=accept, reload=reload)
 
 
 def with_codec(converter: DataConverter, env: Mapping[str, str] | None = None) -> DataConverter:

@@ -121,3 +121,31 @@ async def test_the_api_checks_ticket_webhooks_with_the_secret_the_store_holds_an
         time.sleep(0.4)
         gone = await api.post("/v1/webhooks/ticket-events", content=event, headers=signed("the-rotated-secret"))
         assert gone.status_code == 503 and f"aws-secretsmanager:{name} could not be read" in gone.json()["error"]
+
+
+async def test_codec_keys_kept_in_the_store_and_rotated_there_are_in_use_without_a_restart(store, monkeypatch):
+    import base64
+    import os
+
+    from temporalio.api.common.v1 import Payload
+
+    from regatta.temporal.codec import KEY_ID, codec_from_env
+
+    monkeypatch.setenv("REGATTA_SECRET_CACHE_SECONDS", "0.3")
+    first, second = (base64.b64encode(os.urandom(32)).decode() for _ in range(2))
+    name = f"regatta/codec-{uuid.uuid4().hex[:6]}"
+    store.create_secret(Name=name, SecretString=f"k1 {first}\n")
+    codec = codec_from_env({"REGATTA_CODEC_KEYS": f"aws-secretsmanager:{name}"})
+    assert codec is not None
+    plain = Payload(metadata={"encoding": b"json/plain"}, data=b'{"cluster": "eks-prod-use1"}')
+    (old,) = await codec.encode([plain])
+    assert old.metadata[KEY_ID] == b"k1" and b"eks-prod" not in old.data
+    store.put_secret_value(SecretId=name, SecretString=f"k2:{second},k1:{first}")  # a new first key, the old kept
+    time.sleep(0.4)
+    (new,) = await codec.encode([plain])
+    assert new.metadata[KEY_ID] == b"k2"  # the rotation is in use in this process, which was not restarted
+    assert [p.data for p in await codec.decode([old, new])] == [plain.data, plain.data]
+    store.put_secret_value(SecretId=name, SecretString="not keys at all")
+    time.sleep(0.4)
+    (still,) = await codec.encode([plain])  # a secret that no longer reads as keys leaves the held ones in use
+    assert still.metadata[KEY_ID] == b"k2"
