@@ -4,6 +4,8 @@ still hold; a request outside the timestamp window, badly signed, or seen before
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import Any, Literal
 
@@ -18,6 +20,8 @@ from regatta.models import OperationRecord
 from regatta.rules import signing
 from regatta.temporal.connect import TemporalUnreachable
 from regatta.temporal.operations import OperationRefused, send_update
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/webhooks")
 
@@ -48,10 +52,16 @@ async def ticket_event(request: Request) -> dict[str, Any]:
         raise ApiError(503, "inbound webhooks are off: set REGATTA_WEBHOOK_SECRET for the API")
     raw = await request.body()
     signature = request.headers.get(signing.SIGNATURE_HEADER)
-    try:  # the secret itself, or read from the store REGATTA_WEBHOOK_SECRET names (regatta/clouds/secret_stores.py)
-        secret = stored(settings.webhook_secret, name="REGATTA_WEBHOOK_SECRET").value()
+    timestamp = request.headers.get(signing.TIMESTAMP_HEADER)
+    # What needs no secret is checked first: a request that could never pass costs no read of a secrets store.
+    if (problem := signing.envelope_problem(signature=signature, timestamp=timestamp, now=time.time())) is not None:
+        raise ApiError(401, problem)
+    try:  # the secret itself, or read (off the event loop) from the store REGATTA_WEBHOOK_SECRET names
+        secret = await asyncio.to_thread(stored(settings.webhook_secret, name="REGATTA_WEBHOOK_SECRET").value)
     except SecretStoreError as error:
-        raise ApiError(503, f"inbound webhooks cannot be checked now: {error}") from None
+        log.error("ticket webhook refused: %s", error)  # the details for the operator, not for the caller
+        raise ApiError(503, "inbound webhooks cannot be checked now: the webhook secret could not be read from its"
+                            " store (the API's log says why)") from None
     problem = signing.verification_problem(secret.encode(), signature=signature,
                                            timestamp=request.headers.get(signing.TIMESTAMP_HEADER), body=raw,
                                            now=time.time())

@@ -10,13 +10,18 @@ AWS_ENDPOINT_URL_SECRETS_MANAGER where the store is served elsewhere), and keeps
 REGATTA_SECRET_CACHE_SECONDS (60 by default): a rotation in the store is in use within that, with no restart.
 The value is never put in a workflow's input or history, a log line or an error; only the reference is named.
 
-A setting that is no reference is the secret itself, as before. AWS Secrets Manager is the store read today;
-a reference to Google Secret Manager, Azure Key Vault or HashiCorp Vault is refused with what is supported.
+A setting that is no reference is the secret itself, as before; one that starts like a reference (a store's
+name and a colon, in any case, spaces around it) is read as one or refused, never used as the secret itself.
+AWS Secrets Manager is the store read today; a reference to Google Secret Manager, Azure Key Vault or HashiCorp
+Vault is refused with what is supported. A store that cannot be reached leaves the value last read in use; a
+failed read is not tried again for a few seconds (FAILED_KEEP_SECONDS), and only one caller reads at a time.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 import re
 import threading
@@ -24,14 +29,20 @@ import time
 from collections.abc import Callable
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError, ParamValidationError
 
 AWS = "aws-secretsmanager"
 NOT_YET = ("gcp-secretmanager", "azure-keyvault", "vault")
-REFERENCE = re.compile(rf"^(?P<store>{AWS}|{'|'.join(NOT_YET)}):(?P<name>[^#]+?)(?:#(?P<key>[^#]+))?$")
+# Anything that starts like a reference is one: read as one, or refused; never taken for the secret itself.
+_LOOKS_LIKE = re.compile(rf"^\s*({AWS}|{'|'.join(NOT_YET)}):", re.IGNORECASE)
+_REFERENCE = re.compile(rf"^(?P<store>{AWS}|{'|'.join(NOT_YET)}):(?P<name>[^#\s]+)(?:#(?P<key>[^#\s]+))?$")
 # What Secrets Manager answers that no retry changes (botocore's service model lists each).
 _FINAL = {"ResourceNotFoundException", "AccessDeniedException", "InvalidParameterException", "InvalidRequestException",
-          "DecryptionFailure", "UnrecognizedClientException"}
+          "DecryptionFailure", "UnrecognizedClientException", "InvalidSignatureException"}
+FAILED_KEEP_SECONDS = 5.0  # a failed read is answered from memory this long: a caller cannot make each request a read
+_CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=5, retries={"mode": "standard", "max_attempts": 2})
+_log = logging.getLogger(__name__)
 
 
 class SecretStoreError(RuntimeError):
@@ -43,7 +54,8 @@ class SecretStoreError(RuntimeError):
 
 
 def is_reference(setting: str | None) -> bool:
-    return bool(setting) and REFERENCE.match(setting or "") is not None
+    """Whether a setting names a secret in a store (or starts as if it did) rather than holding it."""
+    return bool(setting) and _LOOKS_LIKE.match(setting or "") is not None
 
 
 def _region(name: str) -> str:
@@ -57,28 +69,55 @@ def _region(name: str) -> str:
     return region
 
 
+_CLIENTS: dict[str, object] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def _client(region: str):
+    with _CLIENTS_LOCK:  # one client a region for the process: a new one costs a tenth of a second of CPU
+        if region not in _CLIENTS:
+            _CLIENTS[region] = boto3.session.Session().client("secretsmanager", region_name=region, config=_CLIENT_CONFIG)
+        return _CLIENTS[region]
+
+
 def read_aws(name: str) -> str:
     """The current version of a Secrets Manager secret, as text."""
+    refusal: SecretStoreError | None = None
     try:
-        answer = boto3.session.Session().client("secretsmanager", region_name=_region(name)).get_secret_value(SecretId=name)
+        answer = _client(_region(name)).get_secret_value(SecretId=name)
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
-        raise SecretStoreError(
+        refusal = SecretStoreError(
             f"{AWS}:{name} could not be read ({code}: {error.response.get('Error', {}).get('Message', '')}): check that"
             " the secret exists in that region and that this process's AWS credentials may call"
-            " secretsmanager:GetSecretValue on it", retryable=code not in _FINAL) from None
+            " secretsmanager:GetSecretValue on it", retryable=code not in _FINAL)
+    except (NoCredentialsError, NoRegionError, ParamValidationError) as error:
+        refusal = SecretStoreError(f"{AWS}:{name} could not be asked for: {error}", retryable=False)
     except BotoCoreError as error:
-        raise SecretStoreError(f"{AWS}:{name} could not be read: {error}", retryable=True) from None
-    if "SecretString" in answer:
-        return str(answer["SecretString"])
-    return bytes(answer["SecretBinary"]).decode()
+        refusal = SecretStoreError(f"{AWS}:{name} could not be read: {error}", retryable=True)
+    if refusal is not None:
+        raise refusal  # raised here, not inside the except: the chain holds nothing of the store's answer
+    text = answer.get("SecretString")
+    if isinstance(text, str):
+        return text
+    binary = answer.get("SecretBinary")
+    if isinstance(binary, bytes | bytearray):
+        try:
+            return bytes(binary).decode()
+        except UnicodeDecodeError:
+            pass
+    raise SecretStoreError(f"{AWS}:{name} holds no text (a SecretString, or a SecretBinary in UTF-8)", retryable=False)
 
 
 def resolve(setting: str) -> str:
     """The secret a setting holds: itself, or what its reference names, read now."""
-    found = REFERENCE.match(setting)
-    if found is None:
+    if not is_reference(setting):
         return setting
+    found = _REFERENCE.match(setting.strip())
+    if found is None:
+        raise SecretStoreError("the setting starts like a reference to a secrets store but is not one: write"
+                               f" {AWS}:NAME-OR-ARN or {AWS}:NAME#KEY (no spaces, one #, the store's name in lower case)",
+                               retryable=False)
     store, name, key = found["store"], found["name"], found["key"]
     if store != AWS:
         raise SecretStoreError(f"{store}:… is not a store Regatta reads yet: keep the secret in AWS Secrets Manager"
@@ -86,28 +125,43 @@ def resolve(setting: str) -> str:
     text = read_aws(name)
     if key is None:
         return text
+    document = None
     try:
         document = json.loads(text)
     except ValueError:
+        pass
+    if not isinstance(document, dict):
         raise SecretStoreError(f"{AWS}:{name}#{key} names a key, but the secret is not a JSON object: drop #{key}"
-                               " to use the whole secret", retryable=False) from None
-    if not isinstance(document, dict) or not isinstance(document.get(key), str):
-        keys = ", ".join(sorted(document)) if isinstance(document, dict) else "none"
-        raise SecretStoreError(f"{AWS}:{name} has no text under key {key!r} (its keys: {keys})", retryable=False)
+                               " to use the whole secret", retryable=False)
+    if not isinstance(document.get(key), str):
+        raise SecretStoreError(f"{AWS}:{name} has no text under key {key!r}", retryable=False)
     return str(document[key])
+
+
+def keep_seconds_from_env() -> float:
+    """REGATTA_SECRET_CACHE_SECONDS: how long a read secret is kept (60 s unless set; 0 to 86,400)."""
+    text = os.environ.get("REGATTA_SECRET_CACHE_SECONDS", "").strip() or "60"
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or not 0 <= seconds <= 86_400:
+        raise SecretStoreError(f"REGATTA_SECRET_CACHE_SECONDS must be seconds from 0 to 86400, not {text!r}",
+                               retryable=False)
+    return seconds
 
 
 class StoredSecret:
     """A setting that holds a secret or a reference to one (`setting`, named `name` in what it says), read when
-    used and kept `keep_seconds`."""
+    used and kept `keep_seconds` (REGATTA_SECRET_CACHE_SECONDS unless given)."""
 
     def __init__(self, setting: str | None, *, name: str, keep_seconds: float | None = None,
                  clock: Callable[[], float] = time.monotonic, read: Callable[[str], str] = resolve):
         self.setting, self.name, self.clock, self.read = setting or None, name, clock, read
-        self.keep_seconds = keep_seconds if keep_seconds is not None else float(
-            os.environ.get("REGATTA_SECRET_CACHE_SECONDS", "60"))
+        self.keep_seconds = keep_seconds
         self._kept: tuple[float, str] | None = None
-        self._lock = threading.Lock()
+        self._failed: tuple[float, SecretStoreError] | None = None
+        self._lock = threading.Lock()  # one reader at a time: the others then find what it read
 
     def __bool__(self) -> bool:
         return self.setting is not None
@@ -115,16 +169,29 @@ class StoredSecret:
     def value(self) -> str:
         if self.setting is None:
             raise SecretStoreError(f"{self.name} is not set", retryable=False)
+        if not is_reference(self.setting):
+            return self.setting
         with self._lock:
-            if self._kept is not None and self.clock() - self._kept[0] < self.keep_seconds:
+            now = self.clock()
+            keep = self.keep_seconds if self.keep_seconds is not None else keep_seconds_from_env()
+            if self._kept is not None and now - self._kept[0] < keep:
                 return self._kept[1]
-        try:
-            secret = self.read(self.setting)
-        except SecretStoreError as error:
-            raise SecretStoreError(f"{self.name}: {error}", retryable=error.retryable) from None
-        with self._lock:
-            self._kept = (self.clock(), secret)
-        return secret
+            if self._failed is not None and now - self._failed[0] < FAILED_KEEP_SECONDS:
+                return self._answer_failure(self._failed[1])
+            try:
+                secret = self.read(self.setting)
+            except SecretStoreError as error:
+                self._failed = (now, SecretStoreError(f"{self.name}: {error}", retryable=error.retryable))
+                return self._answer_failure(self._failed[1])
+            self._kept, self._failed = (self.clock(), secret), None
+            return secret
+
+    def _answer_failure(self, error: SecretStoreError) -> str:
+        """The value last read while the store cannot be reached for now; else the error."""
+        if error.retryable and self._kept is not None:
+            _log.warning("%s (the value read before stays in use)", error)
+            return self._kept[1]
+        raise SecretStoreError(str(error), retryable=error.retryable)
 
 
 _SHARED: dict[tuple[str, str | None], StoredSecret] = {}

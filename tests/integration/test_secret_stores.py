@@ -35,7 +35,8 @@ def store(secrets_manager, monkeypatch):
     for variable, value in {"AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_manager, "AWS_ACCESS_KEY_ID": "testing",
                             "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "eu-west-1"}.items():
         monkeypatch.setenv(variable, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    for variable in ("AWS_PROFILE", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(variable, raising=False)
     return boto3.client("secretsmanager", region_name="eu-west-1", endpoint_url=secrets_manager)
 
 
@@ -72,24 +73,95 @@ def test_a_key_of_a_json_secret_an_arn_and_a_plain_value(store, monkeypatch):
 def test_what_cannot_be_read_is_refused_with_what_to_fix_and_never_the_value(store, monkeypatch):
     name = f"regatta/doc-{uuid.uuid4().hex[:6]}"
     store.create_secret(Name=name, SecretString=json.dumps({"webhook": "do-not-show-me"}))
+    binary = f"regatta/bin-{uuid.uuid4().hex[:6]}"
+    store.create_secret(Name=binary, SecretBinary=b"do-not-show-\xe9-me")
     refusals = {
-        f"aws-secretsmanager:regatta/missing-{uuid.uuid4().hex[:6]}": ("ResourceNotFoundException", False),
-        f"aws-secretsmanager:{name}#absent": ("has no text under key 'absent' (its keys: webhook)", False),
-        "vault:secret/regatta#webhook": ("not a store Regatta reads yet", False),
+        f"aws-secretsmanager:regatta/missing-{uuid.uuid4().hex[:6]}": "ResourceNotFoundException",
+        f"aws-secretsmanager:{name}#absent": "has no text under key 'absent'",
+        f"aws-secretsmanager:{binary}": "holds no text (a SecretString, or a SecretBinary in UTF-8)",
+        "vault:secret/regatta#webhook": "not a store Regatta reads yet",
     }
-    for setting, (says, retryable) in refusals.items():
+    for setting, says in refusals.items():
         with pytest.raises(SecretStoreError) as refused:
             StoredSecret(setting, name="REGATTA_WEBHOOK_SECRET").value()
-        assert says in str(refused.value) and refused.value.retryable is retryable, str(refused.value)
-        assert str(refused.value).startswith("REGATTA_WEBHOOK_SECRET: ") and "do-not-show-me" not in str(refused.value)
-    monkeypatch.delenv("AWS_REGION")
+        assert says in str(refused.value) and refused.value.retryable is False, str(refused.value)
+        assert str(refused.value).startswith("REGATTA_WEBHOOK_SECRET: ") and "do-not-show" not in str(refused.value)
+        assert refused.value.__context__ is None or "do-not-show" not in repr(refused.value.__context__)
+    monkeypatch.setenv("AWS_REGION", "")
     with pytest.raises(SecretStoreError, match="names no region: give the secret's ARN, or set AWS_REGION"):
         resolve(f"aws-secretsmanager:{name}")
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
     monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://127.0.0.1:9")  # nothing listens: the store is down
+    import regatta.clouds.secret_stores as secret_stores
+    monkeypatch.setattr(secret_stores, "_CLIENTS", {})  # a client made now, for the store's new address
     with pytest.raises(SecretStoreError) as down:
         resolve(f"aws-secretsmanager:{name}")
     assert down.value.retryable  # a store that cannot be reached for now is asked again, not a refusal
+
+
+@pytest.mark.parametrize("setting", [
+    "aws-secretsmanager:", "aws-secretsmanager:name#", "aws-secretsmanager:#key", "aws-secretsmanager:a#b#c",
+    "AWS-SECRETSMANAGER:regatta/webhook", "aws-secretsmanager:regatta/web hook", "Vault:", "gcp-secretmanager:x"])
+def test_a_setting_that_starts_like_a_reference_is_never_taken_for_the_secret_itself(setting):
+    """An unset ${NAME} or a typo in a reference must not make a guessable HMAC key."""
+    with pytest.raises(SecretStoreError) as refused:
+        StoredSecret(setting, name="REGATTA_WEBHOOK_SECRET").value()
+    assert refused.value.retryable is False
+    assert "not a store Regatta reads yet" in str(refused.value) or "is not one: write aws-secretsmanager:" in str(refused.value)
+
+
+def test_a_failed_read_is_answered_from_memory_for_a_while_and_the_last_value_outlives_an_outage(monkeypatch):
+    reads: list[str] = []
+    answers = iter([SecretStoreError("throttled", retryable=True), "v1", SecretStoreError("store down", retryable=True),
+                    SecretStoreError("gone", retryable=False)])
+
+    def read(setting: str) -> str:
+        reads.append(setting)
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    clock = Clock()
+    secret = StoredSecret("aws-secretsmanager:regatta/x", name="REGATTA_WEBHOOK_SECRET", keep_seconds=60,
+                          clock=clock, read=read)
+    for _ in range(20):  # a caller sending request after request: one read, the rest answered from memory
+        with pytest.raises(SecretStoreError, match="throttled"):
+            secret.value()
+    assert len(reads) == 1
+    clock.now = 6
+    assert secret.value() == "v1" and len(reads) == 2
+    clock.now = 70
+    assert secret.value() == "v1" and len(reads) == 3  # the store is down: the value read before stays in use
+    clock.now = 76
+    with pytest.raises(SecretStoreError, match="gone"):  # the secret is gone for good: said, not papered over
+        secret.value()
+    monkeypatch.setenv("REGATTA_SECRET_CACHE_SECONDS", "60s")
+    with pytest.raises(SecretStoreError, match="REGATTA_SECRET_CACHE_SECONDS must be seconds from 0 to 86400, not '60s'"):
+        StoredSecret("aws-secretsmanager:regatta/y", name="REGATTA_WEBHOOK_SECRET", read=read).value()
+    assert StoredSecret("plain", name="REGATTA_WEBHOOK_SECRET").value() == "plain"  # a plain secret needs no setting
+
+
+def test_the_worker_refuses_a_callback_whose_secret_is_gone_and_retries_one_whose_store_is_down(store, monkeypatch):
+    from temporalio.exceptions import ApplicationError
+
+    from activities.callbacks import CallbackActivities
+
+    missing = CallbackActivities(f"aws-secretsmanager:regatta/missing-{uuid.uuid4().hex[:6]}")
+    with pytest.raises(ApplicationError) as refused:
+        missing._key("callbacks are only sent signed")
+    assert refused.value.non_retryable and refused.value.type == "NoWebhookSecret"
+    assert "ResourceNotFoundException" in refused.value.message
+    name = f"regatta/worker-{uuid.uuid4().hex[:6]}"
+    store.create_secret(Name=name, SecretString="worker-secret")
+    assert CallbackActivities(f"aws-secretsmanager:{name}")._key("callbacks are only sent signed") == b"worker-secret"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://127.0.0.1:9")
+    import regatta.clouds.secret_stores as secret_stores
+    monkeypatch.setattr(secret_stores, "_CLIENTS", {})
+    down = CallbackActivities(f"aws-secretsmanager:regatta/other-{uuid.uuid4().hex[:6]}")
+    with pytest.raises(SecretStoreError) as retried:  # not a refusal: Temporal asks the activity again
+        down._key("callbacks are only sent signed")
+    assert retried.value.retryable
 
 
 async def test_the_api_checks_ticket_webhooks_with_the_secret_the_store_holds_and_its_rotation(
@@ -120,7 +192,8 @@ async def test_the_api_checks_ticket_webhooks_with_the_secret_the_store_holds_an
         store.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
         time.sleep(0.4)
         gone = await api.post("/v1/webhooks/ticket-events", content=event, headers=signed("the-rotated-secret"))
-        assert gone.status_code == 503 and f"aws-secretsmanager:{name} could not be read" in gone.json()["error"]
+        assert gone.status_code == 503 and "could not be read from its store" in gone.json()["error"]
+        assert name not in gone.text and "ResourceNotFound" not in gone.text  # the details go to the log, not the caller
 
 
 async def test_codec_keys_kept_in_the_store_and_rotated_there_are_in_use_without_a_restart(store, monkeypatch):
