@@ -19,11 +19,13 @@ Temporal UI shows decrypted payloads to people holding a token.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import logging
 import os
 import secrets
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -110,6 +112,7 @@ class EncryptionCodec(PayloadCodec):
         # a rotation there (a new key first, the old ones after it) is in use without a restart; a store that cannot
         # be read leaves the keys held as they were.
         self.reload = reload
+        self._asked_until = 0.0
         # Where a key is set, every payload must be ciphertext: a plaintext one was written by someone who
         # reached Temporal without the key (a DecommissionCluster started by hand, a forged approval), and is
         # refused. REGATTA_CODEC_ACCEPT_PLAINTEXT=1 lets histories begun before encryption finish.
@@ -120,11 +123,14 @@ class EncryptionCodec(PayloadCodec):
         self.keys = {key_id: AESGCM(key) for key_id, key in keys.items()}
         self.current = next(iter(keys))
 
-    def refresh(self) -> None:
-        if self.reload is None:
+    async def refresh(self) -> None:
+        """The keys asked for again, at most once a second, in a thread: a store slow to answer holds up the payload
+        that waits for it, never the event loop every workflow runs on."""
+        if self.reload is None or time.monotonic() < self._asked_until:
             return
+        self._asked_until = time.monotonic() + 1.0
         try:
-            keys = self.reload()
+            keys = await asyncio.to_thread(self.reload)
         except CodecKeyError as error:
             logging.getLogger(__name__).warning("codec keys not read again, the held ones kept: %s", error)
             return
@@ -132,11 +138,11 @@ class EncryptionCodec(PayloadCodec):
             self._hold(keys)
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        self.refresh()
+        await self.refresh()
         return [self.encrypt(p) for p in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        self.refresh()
+        await self.refresh()
         return [self.decrypt(p) for p in payloads]
 
     def encrypt(self, payload: Payload) -> Payload:
