@@ -87,6 +87,14 @@ def keys_from_env(env: Mapping[str, str] | None = None) -> dict[str, bytes]:
     return {}
 
 
+def codec_identity(env: Mapping[str, str] | None = None) -> tuple:
+    """What tells one codec setting from another, without a secrets store's read: the reference itself where the keys
+    are kept in a store (its codec reads them again on its own), else the keys."""
+    env = os.environ if env is None else env
+    text = env.get("REGATTA_CODEC_KEYS", "").strip()
+    return (text,) if is_reference(text) else tuple(sorted(keys_from_env(env).items()))
+
+
 def _keys_text(text: str, where: str) -> dict[str, bytes]:
     """Keys written as REGATTA_CODEC_KEYS (`id:base64,...`) or as a key file (`ID BASE64` a line)."""
     lines = [line.split() for line in text.splitlines() if line.strip() and not line.startswith("#")]

@@ -18,7 +18,7 @@ from temporalio.service import TLSConfig
 
 from regatta.settings import Settings
 from regatta.telemetry import temporal_interceptors, tracer_provider
-from regatta.temporal.codec import keys_from_env, with_codec
+from regatta.temporal.codec import codec_identity, with_codec
 from regatta.temporal.outcomes import OperationRefused, TemporalUnreachable
 
 __all__ = ["TemporalSettingsRefused", "TemporalUnreachable", "connect", "connection_options"]
@@ -78,7 +78,7 @@ _CONNECTING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] 
 def _connection_key(settings: Settings) -> tuple[Any, ...]:
     return (settings.temporal_address, settings.namespace, settings.temporal_tls, settings.temporal_tls_ca,
             settings.temporal_tls_cert, settings.temporal_tls_key, settings.temporal_tls_server_name,
-            settings.temporal_api_key, tuple(sorted(keys_from_env().items())), id(tracer_provider()))
+            settings.temporal_api_key, codec_identity(), id(tracer_provider()))
 
 
 async def connect(settings: Settings, *, runtime: Runtime | None = None) -> Client:

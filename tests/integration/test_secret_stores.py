@@ -222,3 +222,12 @@ async def test_codec_keys_kept_in_the_store_and_rotated_there_are_in_use_without
     time.sleep(1.1)  # the store's copy kept 0.3 s, and the codec asks at most once a second
     (still,) = await codec.encode([plain])  # a secret that no longer reads as keys leaves the held ones in use
     assert still.metadata[KEY_ID] == b"k2"
+
+
+def test_telling_one_codec_setting_from_another_reads_no_store():
+    """connect() runs on the event loop for every API request: where the keys live in a store, its client is known by
+    the reference, and the store is read by the codec itself, in a thread."""
+    from regatta.temporal.codec import codec_identity
+
+    reference = "aws-secretsmanager:regatta/codec-nowhere"  # no store is reachable for it: a read would fail
+    assert codec_identity({"REGATTA_CODEC_KEYS": reference}) == (reference,)
