@@ -67,6 +67,10 @@ class Settings:
     # Requests per second each cloud account takes, held across every worker (regatta/rules/rate_limits.py):
     # `eks/default=10,gke/prod=20`; unset: no limit of Regatta's own.
     cloud_rate_limits: str | None = None
+    # The sign-in file (regatta/models/sign_in.py, examples/oidc.yaml): people sign in through the company's
+    # identity provider, in the fleet view and with its tokens on the API. A path; the client secret is
+    # REGATTA_OIDC_CLIENT_SECRET, read only by the API process.
+    oidc_file: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -98,6 +102,7 @@ class Settings:
             cookie_secure=(env.get("REGATTA_COOKIE_SECURE") or "").strip().lower() in ("1", "true", "yes", "on"),
             smoke_test_images=parse_allow_list(env.get("REGATTA_SMOKE_TEST_IMAGES")),
             audit_checkpoints=(env.get("REGATTA_AUDIT_CHECKPOINTS") or None),
+            oidc_file=(env.get("REGATTA_OIDC_FILE") or None),
         )
 
     def audit_keys(self) -> AuditKeys:
@@ -147,6 +152,8 @@ class Settings:
             env["REGATTA_AUDIT_KEY_FILE"] = self.audit_key_file
         if self.audit_checkpoints:
             env["REGATTA_AUDIT_CHECKPOINTS"] = self.audit_checkpoints
+        if self.oidc_file:
+            env["REGATTA_OIDC_FILE"] = self.oidc_file
         if self.temporal_tls:
             env["REGATTA_TEMPORAL_TLS"] = "1"
         for name, value in (("CA", self.temporal_tls_ca), ("CERT", self.temporal_tls_cert), ("KEY", self.temporal_tls_key),

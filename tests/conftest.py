@@ -7,6 +7,7 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -200,29 +201,140 @@ async def worker(client: Client, queue_settings: Settings):
         yield running
 
 
-@pytest.fixture
-def served_api(queue_settings: Settings, inventory: Inventory) -> Iterator[str]:
-    """The API app (and the fleet view) served by uvicorn on a free loopback port: its base URL.
-    Stopped when the test ends."""
+@contextmanager
+def serving(app) -> Iterator[str]:
+    """An ASGI app served by uvicorn on a free loopback port: its base URL; stopped when the block ends."""
     import socket
     import threading
 
     import uvicorn
 
-    from regatta.api.app import create_app
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(queue_settings, inventory), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
         threading.Event().wait(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def served_api(queue_settings: Settings, inventory: Inventory) -> Iterator[str]:
+    """The API app (and the fleet view) served by uvicorn on a free loopback port: its base URL.
+    Stopped when the test ends."""
+    from regatta.api.app import create_app
+
+    with serving(create_app(queue_settings, inventory)) as url:
+        yield url
+
+
+@pytest.fixture
+def served_api_signing_in(queue_settings: Settings, inventory: Inventory, oidc_provider, tmp_path: Path,
+                          monkeypatch) -> Iterator[str]:
+    """The API served on loopback, its people signing in through `oidc_provider` (a confidential client)."""
+    from regatta.api.app import create_app
+
+    monkeypatch.setenv("REGATTA_OIDC_CLIENT_SECRET", "regatta-client-secret")
+    app = create_app(replace(queue_settings, oidc_file=oidc_provider.sign_in_file(tmp_path)), inventory)
+    with serving(app) as url:
+        yield url
+
+
+class OidcProvider:
+    """A real OpenID Connect provider on 127.0.0.1 (oidc-provider-mock: Authlib's authorization server with a
+    sign-in form, discovery, JWKS, the authorization code flow), for the sign-in tests. Two test-only routes are
+    added to it: `/_rotate` replaces its signing key (the old one is no longer published), and `/_mint` signs
+    claims the test chooses with its current key (an expired token: the provider's own lifetime is an hour)."""
+
+    def __init__(self, url: str, jwks_reads: list[float]):
+        self.url, self.jwks_reads = url, jwks_reads
+
+    def sign_in_file(self, directory: Path, **extra) -> str:
+        """A sign-in file (REGATTA_OIDC_FILE) trusting this provider: platform-admins are admins everywhere, sre
+        operators and engineering viewers in staging."""
+        import yaml
+
+        path = directory / "oidc.yaml"
+        path.write_text(yaml.safe_dump({
+            "issuer": self.url, "client_id": "regatta", "display_name": "Test SSO", "leeway_seconds": 0,
+            "roles": [{"group": "platform-admins", "role": "admin", "environments": ["*"]},
+                      {"group": "sre", "role": "operator", "environments": ["staging"]},
+                      {"group": "engineering", "role": "viewer", "environments": ["staging"]}], **extra}))
+        return str(path)
+
+    def user(self, sub: str, **claims) -> None:
+        answer = httpx.put(f"{self.url}/users/{sub}", json={"email": sub, **claims}, timeout=10)
+        assert answer.status_code == 204, answer.text
+
+    def id_token(self, sub: str, *, client_id: str = "regatta", nonce: str = "n") -> str:
+        """An ID token for `sub`, by the authorization code flow as a browser and a client would run it."""
+        redirect = "http://127.0.0.1/callback"
+        authorize = httpx.post(f"{self.url}/oauth2/authorize", params={
+            "client_id": client_id, "redirect_uri": redirect, "response_type": "code", "scope": "openid email",
+            "nonce": nonce, "state": "s"}, data={"sub": sub}, timeout=10)
+        assert authorize.status_code == 302, authorize.text
+        code = httpx.URL(authorize.headers["location"]).params["code"]
+        token = httpx.post(f"{self.url}/oauth2/token", data={"grant_type": "authorization_code", "code": code,
+                                                              "redirect_uri": redirect},
+                           auth=(client_id, "any"), timeout=10)
+        assert token.status_code == 200, token.text
+        return token.json()["id_token"]
+
+    def rotate(self) -> None:
+        assert httpx.post(f"{self.url}/_rotate", timeout=10).status_code == 204
+
+    def mint(self, claims: dict) -> str:
+        answer = httpx.post(f"{self.url}/_mint", json=claims, timeout=10)
+        assert answer.status_code == 200, answer.text
+        return answer.text
+
+
+@pytest.fixture(scope="session")
+def oidc_provider() -> Iterator[OidcProvider]:
+    import threading
+    import time
+
+    import flask
+    import oidc_provider_mock
+    import werkzeug.serving
+    from joserfc import jwt
+    from joserfc.jwk import RSAKey
+
+    app = oidc_provider_mock.app(require_nonce=True)
+    app.debug = False
+    jwks_reads: list[float] = []
+
+    @app.post("/_rotate")
+    def rotate():
+        from authlib import jose
+
+        flask.g.oidc_provider_mock_storage.jwk = jose.RSAKey.generate_key(is_private=True)
+        return "", 204
+
+    @app.post("/_mint")
+    def mint():
+        key = RSAKey.import_key(flask.g.oidc_provider_mock_storage.jwk.as_dict(is_private=True))
+        return jwt.encode({"alg": "RS256", "kid": key.kid}, flask.request.get_json(), key)
+
+    @app.before_request
+    def count():
+        if flask.request.path == "/jwks":
+            jwks_reads.append(time.monotonic())
+
+    server = werkzeug.serving.make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        yield OidcProvider(f"http://127.0.0.1:{server.server_port}", jwks_reads)
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
 
 
 # The `regatta` command pip installed beside this interpreter: the end-to-end tests run it as an

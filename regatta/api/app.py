@@ -15,8 +15,9 @@
 - `GET /metrics`: the fleet for Prometheus (regatta/api/metrics.py); no token, like any exporter.
 - `/ui`: the fleet view (regatta/web/), signed in with a token exchanged for a session cookie.
 
-Every call carries `Authorization: Bearer <token>`; the token's role and environments decide
-(regatta/rules/access.py), and its name is who asked.
+Every call carries `Authorization: Bearer <token>`: an API token, or a token of the company's identity
+provider (REGATTA_OIDC_FILE; regatta/api/identity_provider.py) whose groups give a role. The role and
+environments decide (regatta/rules/access.py), and the name is who asked. `/` leads a browser to the fleet view.
 
 `create_app` puts the settings, the inventory and the payload codec on `app.state`; every router
 reaches them through the dependencies in `gate.py`, so each can be tested on its own.
@@ -33,10 +34,10 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from regatta.api import clusters, codec, metrics, operations, placement, policy, readiness, webhooks
+from regatta.api import clusters, codec, identity_provider, metrics, operations, placement, policy, readiness, webhooks
 from regatta.api.errors import install_error_handlers
 from regatta.api.front_door import FrontDoor
 from regatta.inventory import Inventory
@@ -139,12 +140,19 @@ def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAP
     app.state.settings = settings
     app.state.inventory = inventory or Inventory(settings.database_url, audit_keys=settings.audit_keys())
     app.state.codec = codec.codec_from_env()
-    app.add_middleware(FrontDoor, inventory=app.state.inventory)  # inside CORS: a token and a size before any route
+    app.state.identity = identity_provider.from_settings(settings.oidc_file)  # None without REGATTA_OIDC_FILE
+    # inside CORS: a token and a size before any route
+    app.add_middleware(FrontDoor, inventory=app.state.inventory, identity=app.state.identity)
     origins = os.environ.get("REGATTA_CODEC_CORS_ORIGINS", "http://127.0.0.1:8233,http://localhost:8233")
     app.add_middleware(CodecCors, origins=[o.strip() for o in origins.split(",") if o.strip()])
     install_error_handlers(app)
 
     app.state.not_ready = "starting: reading the fleet"
+
+    @app.get("/", include_in_schema=False)
+    async def front_page() -> RedirectResponse:
+        """A browser that opens the API's address lands on the fleet view (its sign-in when it has no session)."""
+        return RedirectResponse("/ui", status_code=303)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, bool]:

@@ -7,6 +7,11 @@
   learns nothing from how its body is judged (malformed JSON from a stranger is a 401, not a 422).
   The token found is handed to the routes (`request.state.token`), which decide what it may do.
 
+A bearer token the company's identity provider signed (a JWT, when REGATTA_OIDC_FILE names one) is
+checked against the provider's keys and mapped to a role by its groups (regatta/api/identity_provider.py);
+one refused with a signature that holds (expired, for another audience, a group with no role: 403) is
+written to the trail as an `access` record, at most once a minute per person and reason.
+
 A revoked token presented is written to the audit trail by its name (a stolen token used after its
 revocation leaves a trace); an unknown one is logged by the first characters of its hash.
 """
@@ -16,13 +21,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from regatta.api.tokens import authenticate, token_hash
+from regatta.api.identity_provider import IdentityProvider, ProviderUnreachable, TokenRefused
+from regatta.api.tokens import PREFIX, authenticate, token_hash
 from regatta.inventory import Inventory
 from regatta.models import OperationRecord
+from regatta.rules import sign_in
 
 log = logging.getLogger(__name__)
 KIB = 1024
@@ -36,6 +44,7 @@ BODY_LIMITS: tuple[tuple[str, int], ...] = (
     ("/", 16 * KIB),
 )
 TOKEN_FREE = ("/v1/webhooks/",)
+REFUSAL_KEPT_SECONDS = 60.0
 TOKEN_REQUIRED = ("/v1/", "/metrics", "/codec/")
 
 
@@ -86,8 +95,9 @@ def _with_headers(send: Send, headers: tuple[tuple[bytes, bytes], ...]) -> Send:
 
 
 class FrontDoor:
-    def __init__(self, app: ASGIApp, inventory: Inventory):
-        self.app, self.inventory = app, inventory
+    def __init__(self, app: ASGIApp, inventory: Inventory, identity: IdentityProvider | None = None):
+        self.app, self.inventory, self.identity = app, inventory, identity
+        self._refusals_kept: dict[tuple[str, str], float] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -98,8 +108,9 @@ class FrontDoor:
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
         if needs_token(path):
             token = await self._token(headers.get("authorization", ""), path)
-            if isinstance(token, str):
-                await _answer(send, 401, token, [(b"www-authenticate", b"Bearer")])
+            if isinstance(token, tuple):
+                status, message = token
+                await _answer(send, status, message, [(b"www-authenticate", b"Bearer")] if status == 401 else [])
                 return
             scope.setdefault("state", {})["token"] = token
         limit = body_limit(path)
@@ -138,11 +149,14 @@ class FrontDoor:
         await self.app(scope, _replay(chunks, None, receive), send)
 
     async def _token(self, authorization: str, path: str) -> Any:
-        """The live token of `Authorization: Bearer ...`, or why not (a str: the 401's message)."""
+        """The live token of `Authorization: Bearer ...` (an API token, or the identity provider's token of a
+        person), or why not: (status, message)."""
         scheme, _, secret = authorization.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
-            return "send Authorization: Bearer <token>; `regatta token create` makes one"
+            return 401, "send Authorization: Bearer <token>; `regatta token create` makes one"
         secret = secret.strip()
+        if self.identity is not None and not secret.startswith(PREFIX) and sign_in.looks_like_jwt(secret):
+            return await self._person(secret, path)
         token = await asyncio.to_thread(authenticate, self.inventory, secret)
         if token is not None:
             return token
@@ -150,8 +164,36 @@ class FrontDoor:
         if known is not None:  # a revoked token in use: the trail keeps it (unknown ones are logged, not kept,
             # so a stranger spraying guesses cannot grow the trail)
             await asyncio.to_thread(self.inventory.append_audit, OperationRecord(
-                operation_id="-", operation="api", cluster="-", requested_by=known.name, action="api authenticate",
+                operation_id="-", operation="access", cluster="-", requested_by=known.name, action="api authenticate",
                 outcome="refused", detail=f"revoked token {known.name} presented for {path}"))
         else:
             log.warning("an unknown token (hash %s) was presented for %s", token_hash(secret)[:12], path)
-        return "the token is unknown or revoked; ask an admin for a new one"
+        return 401, "the token is unknown or revoked; ask an admin for a new one"
+
+    async def _person(self, bearer: str, path: str) -> Any:
+        """A person's token from the identity provider: who it names and the role their groups get, or why not."""
+        assert self.identity is not None
+        try:
+            return await self.identity.principal(bearer)
+        except ProviderUnreachable as error:
+            log.warning("could not check a token with the identity provider: %s", error)
+            return 503, "the identity provider cannot be reached to check the token; try again, or use an API token"
+        except TokenRefused as refused:
+            if refused.person is None:  # nobody vouches for it: logged, never kept (a stranger cannot grow the trail)
+                log.warning("a token the identity provider did not sign was presented for %s: %s", path, refused.reason)
+            else:
+                await self._keep_refusal(refused.person, refused.reason, path)
+            return refused.status, refused.reason
+
+    async def _keep_refusal(self, person: str, reason: str, path: str) -> None:
+        """A refused person in the trail, once a minute per person and kind of refusal at most (a script
+        retrying with an expired token writes one line a minute, not one a request)."""
+        key, now = (person, " ".join(reason.split()[:3])), time.monotonic()
+        if now - self._refusals_kept.get(key, -REFUSAL_KEPT_SECONDS) < REFUSAL_KEPT_SECONDS:
+            return
+        if len(self._refusals_kept) > 10_000:
+            self._refusals_kept.clear()
+        self._refusals_kept[key] = now
+        await asyncio.to_thread(self.inventory.append_audit, OperationRecord(
+            operation_id="-", operation="access", cluster="-", requested_by=person, action="api sign in",
+            outcome="refused", detail=f"{reason} ({path})"))

@@ -24,12 +24,14 @@ audit_app = typer.Typer(no_args_is_help=True, help="The audit trail of every ope
 def audit_list(
     cluster: Annotated[str | None, typer.Option(help="only this cluster's lines")] = None,
     operation: Annotated[str | None, typer.Option(help="operation id")] = None,
+    kind: Annotated[str | None, typer.Option(help="one kind of record: access (sign-ins and refusals), api, or a"
+                                                  " workflow type such as ClusterUpgrade")] = None,
     output: OutputOption = Output.table,
 ):
     """Who asked for what, under which ticket, and how it ended."""
 
     def body():
-        records = open_inventory().audit(cluster=cluster, operation_id=operation)
+        records = open_inventory().audit(cluster=cluster, operation_id=operation, kind=kind)
         show_list(records, output, title=f"{len(records)} audit records",
               columns=("AT (UTC)", "OPERATION", "CLUSTER", "BY", "TICKET", "ACTION", "OUTCOME", "DETAIL"),
               row=lambda r: (f"{r.at:%Y-%m-%d %H:%M:%S}" if r.at else "", r.operation_id, r.cluster, r.requested_by,

@@ -424,10 +424,15 @@ class Inventory:
             return AuditVerification(ok=True, records=count, **facts)
         return AuditVerification(ok=False, records=count, broken_at=broken.record_id, reason=broken.reason, **facts)
 
-    def audit(self, *, cluster: str | None = None, operation_id: str | None = None) -> list[OperationRecord]:
+    def audit(self, *, cluster: str | None = None, operation_id: str | None = None,
+              kind: str | None = None) -> list[OperationRecord]:
+        """The trail in order, narrowed to a cluster, an operation, or a kind of record (the `operation` it names:
+        a workflow type, `api`, or `access` for sign-ins and refusals)."""
         query = select(AuditRow).order_by(AuditRow.id)
         if cluster:
             query = query.where(AuditRow.cluster == cluster)
+        if kind:
+            query = query.where(AuditRow.operation == kind)
         if operation_id:
             query = query.where(AuditRow.operation_id == operation_id)
         with Session(self.engine) as session:
@@ -668,10 +673,16 @@ class Inventory:
 
     # ------------------------------------------------------------------ fleet-view sessions
 
-    def start_web_session(self, *, session_hash: str, token_name: str, csrf: str, now: datetime, lifetime: timedelta) -> None:
+    def start_web_session(self, *, session_hash: str, token: ApiToken, csrf: str, now: datetime, lifetime: timedelta) -> None:
+        """A session for an API token (read again on every page: revoking it ends the session), or for a person
+        signed in through the identity provider (what their sign-in gave them kept with it, for its lifetime)."""
+        person = token.signed_in_with is not None
         with Session(self.engine) as session, session.begin():
-            session.add(WebSessionRow(session_hash=session_hash, token_name=token_name, csrf=csrf, created_at=now,
-                                      expires_at=now + lifetime))
+            session.add(WebSessionRow(session_hash=session_hash, token_name=token.name, csrf=csrf, created_at=now,
+                                      expires_at=now + lifetime, signed_in_with=token.signed_in_with,
+                                      role=token.role if person else None,
+                                      environments=list(token.environments) if person else None,
+                                      group_name=token.group if person else None))
 
     def web_session(self, session_hash: str, *, now: datetime) -> tuple[ApiToken, str] | None:
         """The live token and CSRF secret a session stands for; None once it expired or its token was revoked."""
@@ -680,6 +691,10 @@ class Inventory:
             expires = _utc(row.expires_at) if row is not None else None
             if row is None or expires is None or expires <= now:
                 return None
+            if row.signed_in_with is not None:
+                return ApiToken(name=row.token_name, role=row.role, environments=list(row.environments or []),
+                                created_at=_utc(row.created_at), signed_in_with=row.signed_in_with,
+                                group=row.group_name), row.csrf
             token = session.get(ApiTokenRow, row.token_name)
             if token is None or token.revoked_at is not None:
                 return None

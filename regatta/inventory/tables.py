@@ -217,6 +217,11 @@ class WebSessionRow(Base):
     csrf: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # A person signed in through the identity provider: what the sign-in gave them (token_name is their name).
+    signed_in_with: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    role: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    environments: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    group_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class CloudRequestSlotRow(Base):

@@ -20,6 +20,10 @@ class ApiToken(Model):
     environments: list[str] = Field(description="environments it may act on; '*' for every one")
     created_at: datetime
     revoked_at: datetime | None = None
+    # A person signed in through the identity provider (regatta/api/identity_provider.py) is a token too, made
+    # for the request or the fleet-view session: the provider's issuer, and the group that gave the role.
+    signed_in_with: str | None = None
+    group: str | None = None
 
 
 class ApiTicket(Model):

@@ -9,14 +9,19 @@ front-end build and no script but the browser's own forms:
   a wave's forecast, and the controls the token's role may use (pause, resume, abort, approve),
   each a form carrying the session's CSRF secret, refused by the same rules as the API.
 
-Sign-in exchanges an API token for a session cookie (regatta/web/session.py).
+Sign-in exchanges an API token, or a sign-in through the company's identity provider (authorization code
+with PKCE, `/ui/login/oidc`), for a session cookie (regatta/web/session.py); each is an `access` record in
+the audit trail.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hmac
 import json
 import logging
+import secrets
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,11 +36,12 @@ from temporalio.client import ScheduleActionStartWorkflow
 
 from regatta.api.errors import ApiError
 from regatta.api.gate import Gate, inventory_of, settings_of
+from regatta.api.identity_provider import IdentityProvider, ProviderUnreachable, TokenRefused
 from regatta.api.operations import CONTROL_OUTCOME, described, environments_of
 from regatta.api.tokens import authenticate
 from regatta.formats import fleet_data
 from regatta.inventory import fleet_reads
-from regatta.models import ClusterRecord, PatchWaveInput
+from regatta.models import ClusterRecord, OperationRecord, PatchWaveInput
 from regatta.models.fleet_view import SORTABLE, FleetQuery
 from regatta.models.search_attributes import CLUSTER
 from regatta.rules import access, fleet_view, outcomes
@@ -157,14 +163,29 @@ def _visible(viewer: session.Viewer, environment: str) -> bool:
 # ------------------------------------------------------------------ sign-in
 
 
-@router.get("/login", response_class=HTMLResponse)
-async def login_form(request: Request, next: str = "/ui") -> Response:
-    import secrets
+def _next(wanted: str) -> str:
+    """Where a sign-in returns to: a page of the fleet view, never another site (`//host`, `/\\host`)."""
+    return wanted if wanted.startswith("/ui") and not wanted.startswith(("/ui/login", "/ui//", "/ui/\\")) else "/ui"
 
+
+def _login_page(request: Request, next: str, status_code: int = 200, error: str | None = None) -> Response:
     guard = secrets.token_urlsafe(24)
-    response = _page(request, "login.html", None, guard=guard, next=next if next.startswith("/ui") else "/ui")
+    identity: IdentityProvider | None = request.app.state.identity
+    response = _page(request, "login.html", None, status_code, guard=guard, next=_next(next), error=error,
+                     identity=identity.config.display_name if identity is not None else None,
+                     oidc_start="/ui/login/oidc?" + urlencode({"next": _next(next)}))
     session.set_cookie(request, response, session.LOGIN_COOKIE, guard, max_age=600)
     return response
+
+
+def _access_record(inventory: Any, *, person: str, action: str, outcome: str, detail: str) -> None:
+    inventory.append_audit(OperationRecord(operation_id="-", operation="access", cluster="-", requested_by=person,
+                                           action=action, outcome=outcome, detail=detail))
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request, next: str = "/ui") -> Response:
+    return _login_page(request, next)
 
 
 @router.post("/login")
@@ -176,10 +197,81 @@ async def login(request: Request, token: str = Form(""), csrf: str = Form(""), n
                      error="the sign-in form has expired or did not come from this site; load it again")
     found = authenticate(inventory_of(request), token.strip()) if token.strip() else None
     if found is None:
-        return _page(request, "login.html", None, 401, guard=csrf, next=next,
-                     error="that token is unknown or revoked; `regatta token create` makes one")
-    response = RedirectResponse(next if next.startswith("/ui") else "/ui", status_code=303)
+        return _login_page(request, next, 401, error="that token is unknown or revoked; `regatta token create` makes one")
+    response = RedirectResponse(_next(next), status_code=303)
     session.start(inventory_of(request), request, response, found)
+    await asyncio.to_thread(_access_record, inventory_of(request), person=found.name, action="sign in", outcome="succeeded",
+                            detail=f"the fleet view, with API token {found.name} ({found.role})")
+    return response
+
+
+def _callback_url(request: Request, identity: IdentityProvider) -> str:
+    return identity.config.redirect_url or str(request.base_url).rstrip("/") + "/ui/login/oidc/callback"
+
+
+@router.get("/login/oidc")
+async def oidc_sign_in(request: Request, next: str = "/ui") -> Response:
+    """Off to the identity provider (authorization code with PKCE); what the return needs is kept in a cookie for
+    ten minutes: the state, the nonce, the code verifier and the page to come back to."""
+    identity: IdentityProvider | None = request.app.state.identity
+    if identity is None:
+        raise ApiError(404, "this Regatta has no identity provider (REGATTA_OIDC_FILE); sign in with an API token")
+    try:
+        started = await identity.start_sign_in(_callback_url(request, identity))
+    except ProviderUnreachable as error:
+        log.warning("cannot start a sign-in: %s", error)
+        return _login_page(request, next, 503, error=f"{identity.config.display_name} cannot be reached; try again,"
+                                                      " or sign in with an API token")
+    kept = ".".join((started.state, started.nonce, started.verifier,
+                     base64.urlsafe_b64encode(_next(next).encode()).decode().rstrip("=")))
+    response = RedirectResponse(started.url, status_code=303)
+    # Lax, not Strict: the provider's redirect back is a navigation from another site, and must carry it.
+    session.set_cookie(request, response, session.SIGN_IN_COOKIE, kept, max_age=600, samesite="lax",
+                       path="/ui/login/oidc")
+    return response
+
+
+@router.get("/login/oidc/callback")
+async def oidc_callback(request: Request, code: str = "", state: str = "", error: str = "") -> Response:
+    """The provider sends the browser back: the state must be this browser's, the code is exchanged, the ID token
+    checked and its groups mapped; a session starts, and a page on this site leads on (a session cookie that is
+    SameSite=Strict is not sent on a navigation that another site began)."""
+    identity: IdentityProvider | None = request.app.state.identity
+    if identity is None:
+        raise ApiError(404, "this Regatta has no identity provider (REGATTA_OIDC_FILE); sign in with an API token")
+    inventory = inventory_of(request)
+    parts = request.cookies.get(session.SIGN_IN_COOKIE, "").split(".")
+    if len(parts) != 4 or not state or not hmac.compare_digest(parts[0].encode(), state.encode()):
+        response = _login_page(request, "/ui", 403, error="this sign-in did not start in this browser, or it took longer"
+                                                         " than ten minutes; sign in again")
+        response.delete_cookie(session.SIGN_IN_COOKIE, path="/ui/login/oidc")
+        return response
+    _, nonce, verifier, wanted = parts
+    next = _next(base64.urlsafe_b64decode(wanted + "=" * (-len(wanted) % 4)).decode(errors="replace"))
+    if error or not code:
+        response = _login_page(request, next, 401, error=f"{identity.config.display_name} did not sign you in"
+                                                        f" ({(error or 'no code')[:60]}); sign in again")
+        response.delete_cookie(session.SIGN_IN_COOKIE, path="/ui/login/oidc")
+        return response
+    try:
+        person = await identity.finish_sign_in(code=code, verifier=verifier, nonce=nonce,
+                                               redirect_url=_callback_url(request, identity))
+    except ProviderUnreachable as failure:
+        log.warning("cannot finish a sign-in: %s", failure)
+        return _login_page(request, next, 503, error=f"{identity.config.display_name} cannot be reached; try again")
+    except TokenRefused as refused:
+        if refused.person is not None:
+            await asyncio.to_thread(_access_record, inventory, person=refused.person, action="sign in", outcome="refused",
+                                    detail=f"the fleet view, through {identity.config.issuer}: {refused.reason}")
+        response = _login_page(request, next, refused.status, error=refused.reason)
+        response.delete_cookie(session.SIGN_IN_COOKIE, path="/ui/login/oidc")
+        return response
+    response = _page(request, "signed_in.html", None, person=person, next=next)
+    session.start(inventory, request, response, person)
+    response.delete_cookie(session.SIGN_IN_COOKIE, path="/ui/login/oidc")
+    await asyncio.to_thread(_access_record, inventory, person=person.name, action="sign in", outcome="succeeded",
+                            detail=f"the fleet view, through {identity.config.issuer}: group {person.group} gives"
+                                   f" {person.role} in {', '.join(person.environments)}")
     return response
 
 

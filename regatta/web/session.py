@@ -1,7 +1,9 @@
-"""Signing in to the fleet view: an API token exchanged for a session cookie (HttpOnly,
+"""Signing in to the fleet view: an API token, or a sign-in through the company's identity provider
+(regatta/api/identity_provider.py), exchanged for a session cookie (HttpOnly,
 SameSite=Strict, Secure over HTTPS; only its SHA-256 is kept), a CSRF secret per session that
 every form carries, and a double-submit cookie guarding the sign-in form itself. A session ends
-when it expires (8 hours), when its owner signs out, or at once when its token is revoked.
+when it expires (8 hours), when its owner signs out, or at once when its API token is revoked; a person's
+session keeps the role their groups gave them at sign-in until it ends.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -20,6 +23,7 @@ from regatta.models import ApiToken
 
 COOKIE = "regatta_session"
 LOGIN_COOKIE = "regatta_login"
+SIGN_IN_COOKIE = "regatta_oidc"  # one sign-in through the identity provider: state, nonce, PKCE verifier, next page
 LIFETIME = timedelta(hours=8)
 
 
@@ -41,14 +45,15 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def set_cookie(request: Request, response: Response, name: str, value: str, *, max_age: int | None) -> None:
-    response.set_cookie(name, value, max_age=max_age, path="/ui", httponly=True, samesite="strict",
+def set_cookie(request: Request, response: Response, name: str, value: str, *, max_age: int | None,
+               samesite: Literal["strict", "lax"] = "strict", path: str = "/ui") -> None:
+    response.set_cookie(name, value, max_age=max_age, path=path, httponly=True, samesite=samesite,
                         secure=request.url.scheme == "https" or request.app.state.settings.cookie_secure)
 
 
 def start(inventory: Inventory, request: Request, response: Response, token: ApiToken) -> None:
     secret = secrets.token_urlsafe(32)
-    inventory.start_web_session(session_hash=_hash(secret), token_name=token.name, csrf=secrets.token_urlsafe(32),
+    inventory.start_web_session(session_hash=_hash(secret), token=token, csrf=secrets.token_urlsafe(32),
                                 now=datetime.now(UTC), lifetime=LIFETIME)
     set_cookie(request, response, COOKIE, secret, max_age=int(LIFETIME.total_seconds()))
     response.delete_cookie(LOGIN_COOKIE, path="/ui")

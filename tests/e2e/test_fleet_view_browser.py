@@ -149,3 +149,38 @@ async def test_the_api_docs_render_in_chromium_from_the_package_alone(chromium_p
             assert answer is not None and answer.status == 404
         finally:
             await browser.close()
+
+
+async def test_a_person_signs_in_through_the_identity_provider_in_chromium(chromium_path, served_api_signing_in,
+                                                                           oidc_provider, inventory):
+    """The API's address opened in a browser leads to the sign-in; the identity provider's form (another site:
+    the API is opened as localhost, the provider is 127.0.0.1) sends the browser back, and the session that
+    starts there is used on the next page, although its cookie is SameSite=Strict."""
+    from playwright.async_api import async_playwright
+
+    who = f"browser-{uuid.uuid4().hex[:6]}@corp.example"
+    oidc_provider.user(who, groups=["sre"])
+    api = served_api_signing_in.replace("127.0.0.1", "localhost")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium_path, headless=True,
+                                                   args=["--no-sandbox", "--disable-gpu"])
+        try:
+            context = await browser.new_context()
+            page = await context.new_page()
+            await page.goto(api)
+            assert page.url.startswith(f"{api}/ui/login"), page.url  # not a JSON 404
+            async with page.expect_navigation(url=lambda url: url.startswith(oidc_provider.url)):
+                await page.click("text=Sign in with Test SSO")
+            await page.get_by_placeholder("sub").fill(who)
+            await page.get_by_role("button", name="Authorize").click()
+            await page.wait_for_url(f"{api}/ui", timeout=30_000)
+            assert who in await page.locator("header").inner_text()
+            assert await page.locator("header >> text=operator").count() == 1
+            await page.screenshot(path=str(ARTIFACTS / "signed-in-through-oidc.png"), full_page=True)
+            cookies = {c["name"]: c for c in await context.cookies()}
+            assert cookies["regatta_session"]["sameSite"] == "Strict" and "regatta_oidc" not in cookies
+        finally:
+            await browser.close()
+    record = [r for r in inventory.audit() if r.operation == "access" and r.requested_by == who][-1]
+    assert record.action == "sign in" and record.outcome == "succeeded"

@@ -1,0 +1,217 @@
+"""People sign in through the company's identity provider: a real OpenID Connect provider on 127.0.0.1
+(tests/conftest.py's `oidc_provider`), the API taking its ID tokens as bearer tokens and the fleet view
+running the authorization code flow with PKCE. Groups map to roles by the sign-in file; a token for
+another audience, an expired one, one signed by a key the provider rotated out, and a person whose
+groups have no role are refused, and each refusal of a known person is an `access` record in the trail."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import subprocess
+import time
+import uuid
+from dataclasses import replace
+
+import httpx
+import pytest
+
+from regatta.api import identity_provider
+from regatta.api.app import create_app
+from tests.conftest import REGATTA
+
+
+@pytest.fixture
+def api(oidc_provider, queue_settings, inventory, tmp_path, monkeypatch):
+    monkeypatch.setenv("REGATTA_OIDC_CLIENT_SECRET", "regatta-client-secret")  # a confidential client, as most are
+    app = create_app(replace(queue_settings, oidc_file=oidc_provider.sign_in_file(tmp_path)), inventory)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://regatta.test", timeout=60,
+                             follow_redirects=False)
+
+
+HOLD = {"until": "2099-01-01T00:00:00Z", "reason": "freeze"}
+
+
+def person(tag: str) -> str:
+    return f"{tag}-{uuid.uuid4().hex[:6]}@corp.example"
+
+
+def access_records(inventory, who: str) -> list:
+    return [r for r in inventory.audit() if r.operation == "access" and r.requested_by == who]
+
+
+async def test_a_persons_id_token_is_their_role_on_the_api(api, oidc_provider, inventory, add_cluster):
+    cluster = add_cluster()
+    sre, engineer = person("sre"), person("eng")
+    oidc_provider.user(sre, groups=["engineering", "sre"])  # the first rule they match in the file's order: sre
+    oidc_provider.user(engineer, groups=["engineering"])
+    as_sre = {"Authorization": f"Bearer {oidc_provider.id_token(sre)}"}
+    as_engineer = {"Authorization": f"Bearer {oidc_provider.id_token(engineer)}"}
+
+    listed = await api.get("/v1/clusters", headers=as_engineer)
+    assert listed.status_code == 200, listed.text
+    assert cluster in [c["name"] for c in listed.json()]
+    refused = await api.post(f"/v1/clusters/{cluster}/hold", headers=as_engineer, json=HOLD)
+    assert refused.status_code == 403 and f"token {engineer} is a viewer" in refused.json()["error"]
+    held = await api.post(f"/v1/clusters/{cluster}/hold", headers=as_sre, json=HOLD)
+    assert held.status_code == 201, held.text
+    # the trail names the person, as it names a token
+    assert any(r.requested_by == sre and r.action == "hold" and r.outcome == "held" for r in inventory.audit(cluster=cluster))
+    assert any(r.requested_by == engineer and r.outcome == "refused" for r in inventory.audit(cluster=cluster))
+
+
+async def test_tokens_for_another_audience_expired_or_with_no_mapped_group_are_refused_and_recorded(
+        api, oidc_provider, inventory):
+    wanderer, late, stranger = person("wanderer"), person("late"), person("stranger")
+    for who in (wanderer, late):
+        oidc_provider.user(who, groups=["sre"])
+    oidc_provider.user(stranger, groups=["marketing", "sales"])
+
+    other_app = await api.get("/v1/clusters", headers={
+        "Authorization": f"Bearer {oidc_provider.id_token(wanderer, client_id='wiki')}"})
+    assert other_app.status_code == 401 and "is for wiki, not for Regatta" in other_app.json()["error"]
+    now = int(time.time())
+    expired = oidc_provider.mint({"iss": oidc_provider.url, "aud": "regatta", "sub": late, "email": late,
+                                  "groups": ["sre"], "iat": now - 7200, "exp": now - 3600})
+    old = await api.get("/v1/clusters", headers={"Authorization": f"Bearer {expired}"})
+    assert old.status_code == 401 and "expired 3600 s ago" in old.json()["error"].replace("3601", "3600")
+    unmapped = await api.get("/v1/clusters", headers={"Authorization": f"Bearer {oidc_provider.id_token(stranger)}"})
+    assert unmapped.status_code == 403
+    assert "none of their groups (marketing, sales) has a role in Regatta" in unmapped.json()["error"]
+
+    for who, words in ((wanderer, "not for Regatta"), (late, "expired"), (stranger, "has a role")):
+        records = access_records(inventory, who)
+        assert len(records) == 1 and records[0].outcome == "refused" and words in records[0].detail, records
+    # a second refusal within the minute is not a second line (a script retrying cannot flood the trail)
+    again = await api.get("/v1/clusters", headers={"Authorization": f"Bearer {expired}"})
+    assert again.status_code == 401 and len(access_records(inventory, late)) == 1
+
+
+async def test_forged_and_foreign_tokens_are_refused_without_a_trace_of_a_stranger(api, oidc_provider, inventory):
+    who = person("forger")
+    oidc_provider.user(who, groups=["platform-admins"])
+    genuine = oidc_provider.id_token(who)
+    header, claims, signature = genuine.split(".")
+    # the same claims, made an admin's for another person: the signature no longer holds
+    payload = base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)).replace(who.encode(), b"admin@corp.example")
+    forged = f"{header}.{base64.urlsafe_b64encode(payload).decode().rstrip('=')}.{signature}"
+    answer = await api.get("/v1/clusters", headers={"Authorization": f"Bearer {forged}"})
+    assert answer.status_code == 401 and "signature does not hold" in answer.json()["error"]
+    # alg none, and an HMAC "signed" with a public value: never accepted
+    for alg in ("none", "HS256"):
+        head = base64.urlsafe_b64encode(f'{{"alg":"{alg}","typ":"JWT"}}'.encode()).decode().rstrip("=")
+        sig = base64.urlsafe_b64encode(hashlib.sha256(b"x").digest()).decode().rstrip("=")
+        answer = await api.get("/v1/clusters", headers={"Authorization": f"Bearer {head}.{claims}.{sig}"})
+        assert answer.status_code == 401 and f"signed with '{alg}'" in answer.json()["error"], answer.text
+    assert not [r for r in inventory.audit() if r.operation == "access" and r.requested_by in (who, "admin@corp.example")]
+
+
+async def test_a_rotated_key_is_picked_up_and_the_old_one_stops_working(api, oidc_provider, monkeypatch):
+    monkeypatch.setattr(identity_provider, "REFETCH_SECONDS", 1.0)
+    who = person("rotation")
+    oidc_provider.user(who, groups=["sre"])
+    before = oidc_provider.id_token(who)
+    assert (await api.get("/v1/clusters", headers={"Authorization": f"Bearer {before}"})).status_code == 200
+    oidc_provider.rotate()
+    after = oidc_provider.id_token(who)
+    time.sleep(1.1)  # past the pause between two reads of the keys that an unknown key may cause
+    fresh = await api.get("/v1/clusters", headers={"Authorization": f"Bearer {after}"})
+    assert fresh.status_code == 200, fresh.text  # the new key was read without a restart
+    stale = await api.get("/v1/clusters", headers={"Authorization": f"Bearer {before}"})
+    # the provider's ID tokens name no key (no kid): an old one fails against the keys now published
+    assert stale.status_code == 401 and "signature does not hold" in stale.json()["error"]
+
+
+async def test_tokens_naming_unknown_keys_cannot_make_regatta_hammer_the_provider(api, oidc_provider):
+    who = person("sprayer")
+    oidc_provider.user(who, groups=["sre"])
+    token = oidc_provider.id_token(who)
+    assert (await api.get("/v1/clusters", headers={"Authorization": f"Bearer {token}"})).status_code == 200
+    _, claims, signature = token.split(".")
+    reads = len(oidc_provider.jwks_reads)
+    for n in range(30):  # thirty key ids nobody published, one after another
+        header = base64.urlsafe_b64encode(f'{{"alg":"RS256","kid":"made-up-{n}"}}'.encode()).decode().rstrip("=")
+        answer = await api.get("/v1/clusters", headers={"Authorization": f"Bearer {header}.{claims}.{signature}"})
+        assert answer.status_code == 401 and "does not publish" in answer.json()["error"]
+    assert len(oidc_provider.jwks_reads) - reads <= 1  # at most one read in REFETCH_SECONDS
+
+
+async def test_the_fleet_view_signs_a_person_in_with_the_authorization_code_flow_and_pkce(api, oidc_provider, inventory,
+                                                                                          settings):
+    who = person("viewer")
+    oidc_provider.user(who, groups=["engineering"])
+    # a browser opening the API's address lands on the sign-in, which offers the identity provider
+    root = await api.get("/")
+    assert root.status_code == 303 and root.headers["location"] == "/ui"
+    fleet = await api.get("/ui")
+    assert fleet.status_code == 303 and fleet.headers["location"].startswith("/ui/login")
+    login = await api.get(fleet.headers["location"])
+    assert login.status_code == 200 and "Sign in with Test SSO" in login.text
+    start = re.search(r'href="(/ui/login/oidc\?[^"]+)"', login.text)[1].replace("&amp;", "&")
+
+    going = await api.get(start)
+    assert going.status_code == 303
+    authorize = httpx.URL(going.headers["location"])
+    assert str(authorize).startswith(f"{oidc_provider.url}/oauth2/authorize")
+    asked = authorize.params
+    assert asked["code_challenge_method"] == "S256" and len(asked["code_challenge"]) == 43
+    assert asked["redirect_uri"] == "http://regatta.test/ui/login/oidc/callback"
+    kept = going.headers["set-cookie"]
+    assert "regatta_oidc=" in kept and "HttpOnly" in kept and "samesite=lax" in kept.lower()
+
+    # the person signs in at the provider, which sends the browser back with a code
+    signed = httpx.post(str(authorize), data={"sub": who}, timeout=10)
+    assert signed.status_code == 302
+    back = httpx.URL(signed.headers["location"])
+    # a forged state (another browser's sign-in, or an attacker's) is refused, and nothing starts
+    forged = await api.get("/ui/login/oidc/callback", params={"code": back.params["code"], "state": "not-yours"})
+    assert forged.status_code == 403 and "did not start in this browser" in forged.text
+    going = await api.get(start)  # the refusal ended that sign-in: start again
+    authorize = httpx.URL(going.headers["location"])
+    back = httpx.URL(httpx.post(str(authorize), data={"sub": who}, timeout=10).headers["location"])
+    arrived = await api.get(f"{back.path}?{back.query.decode()}")
+    assert arrived.status_code == 200 and "Signed in" in arrived.text, arrived.text
+    assert 'http-equiv="refresh"' in arrived.text
+    page = await api.get("/ui")
+    assert page.status_code == 200 and who in page.text and "viewer" in page.text
+    record = access_records(inventory, who)[-1]
+    assert record.action == "sign in" and record.outcome == "succeeded" and "group engineering" in record.detail
+    # a code is redeemed once: the same return again is refused by the provider
+    replayed = await api.get(f"{back.path}?{back.query.decode()}")
+    assert replayed.status_code == 403
+
+    # `regatta audit list --kind access`: the sign-ins and refusals, nothing else
+    listed = subprocess.run([REGATTA, "audit", "list", "--kind", "access", "--output", "json"], capture_output=True,
+                            text=True, env={**os.environ, **settings.as_env()}, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    records = json.loads(listed.stdout)
+    assert {r["operation"] for r in records} == {"access"}
+    assert any(r["requested_by"] == who and r["action"] == "sign in" and r["outcome"] == "succeeded" for r in records)
+
+
+async def test_a_person_with_no_mapped_group_is_turned_away_from_the_fleet_view(api, oidc_provider, inventory):
+    who = person("outsider")
+    oidc_provider.user(who, groups=["finance"])
+    login = await api.get("/ui/login")
+    start = re.search(r'href="(/ui/login/oidc\?[^"]+)"', login.text)[1].replace("&amp;", "&")
+    authorize = httpx.URL((await api.get(start)).headers["location"])
+    back = httpx.URL(httpx.post(str(authorize), data={"sub": who}, timeout=10).headers["location"])
+    refused = await api.get(f"{back.path}?{back.query.decode()}")
+    assert refused.status_code == 403 and "none of their groups (finance)" in refused.text
+    assert (await api.get("/ui")).status_code == 303  # no session
+    record = access_records(inventory, who)[-1]
+    assert record.action == "sign in" and record.outcome == "refused"
+
+
+async def test_a_provider_that_does_not_answer_is_a_503_that_names_it(oidc_provider, queue_settings, inventory, tmp_path):
+    unreachable = oidc_provider.sign_in_file(tmp_path, issuer="http://127.0.0.1:9")  # nothing listens on port 9
+    app = create_app(replace(queue_settings, oidc_file=unreachable), inventory)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://regatta.test") as api:
+        token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
+        answer = await api.get("/v1/clusters", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 503 and "identity provider cannot be reached" in answer.json()["error"]
+        login = await api.get("/ui/login/oidc")
+        assert login.status_code == 503 and "cannot be reached" in login.text
