@@ -20,7 +20,7 @@ import yaml
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
-from regatta.sim import field_managers
+from regatta.sim import field_managers, kube_rbac
 from regatta.sim.world import Cluster, Node, Pdb, Pod, SimError, World
 
 router = APIRouter(prefix="/k8s/{cluster}")
@@ -33,8 +33,16 @@ def _world(request: Request) -> World:
 def reach(request: Request, name: str, operation: str) -> tuple[World, Cluster]:
     world = _world(request)
     cluster = world.cluster(name)
-    if not world.accepts(cluster, request.headers.get("authorization")):
+    authorization = request.headers.get("authorization")
+    if not world.accepts(cluster, authorization):
         raise SimError(401, "Unauthorized", "Unauthorized")  # what an API server says, expired token or none
+    account = world.service_account_of(cluster, (authorization or "").removeprefix("Bearer "))
+    if account is not None:  # a service account: RBAC decides (Regatta's own token stands for a cluster admin)
+        user = kube_rbac.service_account_user(*account)
+        asked = kube_rbac.attributes(request.method, request.url.path.removeprefix(f"/k8s/{name}"),
+                                     dict(request.query_params))
+        if not kube_rbac.allows(cluster.objects, user, asked):
+            raise SimError(403, "Forbidden", kube_rbac.forbidden_message(user, asked))
     if cluster.status == "CREATING":
         raise SimError(503, "ServiceUnavailable", f"the API server of {name} is still being created")
     world.check_faults(cluster, api="kube", operation=operation)

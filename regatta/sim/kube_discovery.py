@@ -62,6 +62,7 @@ SERVED: dict[str, list[Resource]] = {
         Resource("configmaps", "ConfigMap", True, list(WRITE), ["cm"]),
         Resource("secrets", "Secret", True, list(WRITE)),
         Resource("serviceaccounts", "ServiceAccount", True, list(WRITE), ["sa"]),
+        Resource("serviceaccounts/token", "TokenRequest", True, ["create"], group_version="authentication.k8s.io/v1"),
         Resource("services", "Service", True, list(WRITE), ["svc"], ["all"]),
         Resource("limitranges", "LimitRange", True, list(WRITE), ["limits"]),
         Resource("resourcequotas", "ResourceQuota", True, list(WRITE), ["quota"]),
@@ -72,10 +73,10 @@ SERVED: dict[str, list[Resource]] = {
     "policy/v1": [Resource("poddisruptionbudgets", "PodDisruptionBudget", True, READ, ["pdb"])],
     "batch/v1": [Resource("jobs", "Job", True, ["create", "delete", "get", "list"], [], ["all"])],
     "rbac.authorization.k8s.io/v1": [
-        Resource("clusterroles", "ClusterRole", False, ["create", "delete", "get", "list"]),
-        Resource("clusterrolebindings", "ClusterRoleBinding", False, ["create", "delete", "get", "list"]),
-        Resource("roles", "Role", True, ["create", "delete", "get", "list"]),
-        Resource("rolebindings", "RoleBinding", True, ["create", "delete", "get", "list"]),
+        Resource("clusterroles", "ClusterRole", False, list(WRITE)),
+        Resource("clusterrolebindings", "ClusterRoleBinding", False, list(WRITE)),
+        Resource("roles", "Role", True, list(WRITE)),
+        Resource("rolebindings", "RoleBinding", True, list(WRITE)),
     ],
     "networking.k8s.io/v1": [Resource("networkpolicies", "NetworkPolicy", True, ["create", "delete", "get", "list"],
                                       ["netpol"])],
@@ -303,6 +304,29 @@ def table(body: dict[str, Any], now: float) -> dict[str, Any]:
                   "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
                              "metadata": item.get("metadata") or {}}} for item in items],
     }
+
+
+class JsonOnly:
+    """A request body in Kubernetes' protobuf encoding (what kubectl's typed commands send: `create namespace`,
+    `create serviceaccount`, `create token`) is answered 415 Unsupported Media Type, as an API server answers a
+    body in an encoding it does not serve for the resource; client-go then sends it again as JSON."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/k8s/") and scope["method"] in ("POST", "PUT", "PATCH"):
+            kind = next((v.decode() for k, v in scope["headers"] if k == b"content-type"), "")
+            if kind.split(";")[0].strip() == "application/vnd.kubernetes.protobuf":
+                body = json.dumps({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
+                                   "message": f"the body of the request was in an unknown format - accepted media types"
+                                              f" include: application/json, application/yaml (got {kind})",
+                                   "reason": "UnsupportedMediaType", "code": 415}).encode()
+                await send({"type": "http.response.start", "status": 415,
+                            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
 
 
 class TablesForKubectl:

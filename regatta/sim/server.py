@@ -24,7 +24,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from regatta.formats.fleet_file import FleetSpec
-from regatta.sim import aks_api, api_versions, ec2_api, eks_api, gke_api, kube_api, kube_discovery, kube_objects, traffic_api
+from regatta.sim import (
+    aks_api,
+    api_versions,
+    ec2_api,
+    eks_api,
+    gke_api,
+    kube_access,
+    kube_api,
+    kube_discovery,
+    kube_objects,
+    traffic_api,
+)
 from regatta.sim.world import Cluster, Faults, SimError, World
 
 
@@ -440,9 +451,11 @@ def create_app(world: World) -> FastAPI:
 
     app.include_router(kube_discovery.router)
     app.include_router(kube_api.router)
+    app.include_router(kube_access.router)
     app.include_router(kube_objects.router)
     app.include_router(api_versions.router)
     app.add_middleware(kube_discovery.TablesForKubectl)
+    app.add_middleware(kube_discovery.JsonOnly)
     app.include_router(eks_api.router)
     app.include_router(ec2_api.router)
     app.include_router(gke_api.router)

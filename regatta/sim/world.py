@@ -320,6 +320,10 @@ class World:
         # test sets one (None: each cloud's own, scaled).
         self.issued_tokens: dict[str, tuple[str | None, str | None, float]] = {}
         self.tokens_issued = 0  # how many tokens that expire were ever handed out
+        # Service account tokens from the TokenRequest API (regatta/sim/kube_access.py): token → the cluster, the
+        # account's namespace, name and uid, and the wall-clock expiry. Bound to the account: once it is deleted
+        # (or made again, with another uid) its tokens are refused.
+        self.service_account_tokens: dict[str, tuple[str, str, str, str, float]] = {}
         # The last cloud requests as they arrived (regatta/sim/server.py's CloudRequestLog).
         self.request_log: collections.deque[dict] = collections.deque(maxlen=REQUEST_LOG_SIZE)
         # Every cloud request that may change something (not GET or HEAD), all of them, with the status
@@ -406,14 +410,29 @@ class World:
         self.tokens_issued += 1
         return token, time.time() + lifetime
 
+    def service_account_of(self, cluster: Cluster, token: str) -> tuple[str, str] | None:
+        """The (namespace, name) of the live service account a TokenRequest token of this cluster stands for;
+        None when it is not one, has expired, or its account is gone or was made again."""
+        bound = self.service_account_tokens.get(token)
+        if bound is None or bound[0] != cluster.name or bound[4] <= time.time():
+            return None
+        _, namespace, name, uid, _ = bound
+        account = cluster.objects.get(("v1", "serviceaccounts", namespace, name))
+        if account is None or (account.get("metadata") or {}).get("uid") != uid:
+            return None
+        return namespace, name
+
     def accepts(self, cluster: Cluster, authorization: str | None) -> bool:
         """Whether the cluster's API server takes this Authorization header: its lasting token, or a token
-        handed out for it (or for its cloud's API server application) that has not expired."""
+        handed out for it (or for its cloud's API server application) that has not expired, or a live service
+        account's token (whose requests RBAC then judges: regatta/sim/kube_rbac.py)."""
         if not authorization or not authorization.startswith("Bearer "):
             return False
         token = authorization.removeprefix("Bearer ")
         if token == self.token_for(cluster):
             return True
+        if token.startswith("simsa-"):
+            return self.service_account_of(cluster, token) is not None
         grant = self.issued_tokens.get(token)
         if grant is None or grant[0] != cluster.site or grant[2] <= time.monotonic():
             return False

@@ -413,3 +413,67 @@ upgrade_settings: {{poll_interval_seconds: 0.05, health_gate_timeout_seconds: 20
     [accepted] = [line for line in inventory.audit(cluster=stale) if line.action == "readiness"]
     assert accepted.outcome == "accepted" and f"[{finding}]" in accepted.detail
     assert "because the probes chart moves to v1 in CHG-4411" in accepted.detail
+
+
+async def test_a_service_accounts_token_reaches_what_its_bindings_allow_and_nothing_once_the_account_is_gone(kube):
+    """kubectl against the simulated API server's service accounts: TokenRequest with its 10-minute floor, RBAC
+    judged on every request (a ClusterRoleBinding and a RoleBinding to the default roles), the API server's words
+    for a refusal, and a token bound to its account. The objects go in by `kubectl apply` and the TokenRequest by
+    `kubectl create --raw`: the simulator takes JSON and YAML bodies, not kubectl's protobuf (`create token`,
+    `create serviceaccount` send that, and are answered 415)."""
+    who = f"alice-{uuid.uuid4().hex[:4]}"
+
+    def binding(kind: str, role: str, namespace: str | None = None) -> dict:
+        meta = {"name": f"{who}-{role}", **({"namespace": namespace} if namespace else {})}
+        return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": meta,
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                "subjects": [{"kind": "ServiceAccount", "name": who, "namespace": "team-a"}]}
+
+    manifests = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}},
+                 {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": who, "namespace": "team-a"}},
+                 binding("ClusterRoleBinding", "view")]
+    ok(kube("apply", "-f", "-", input_text=yaml.safe_dump_all(manifests)))
+    typed = kube("create", "token", who, "-n", "team-a")
+    assert typed.returncode == 1 and "unknown format" in typed.stderr  # protobuf: a 415 that says so, not a 500
+
+    def token_request(seconds: int) -> subprocess.CompletedProcess:
+        path = kube.dir / "token-request.json"
+        path.write_text(json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                                    "spec": {"expirationSeconds": seconds}}))
+        return kube("create", "--raw", f"/api/v1/namespaces/team-a/serviceaccounts/{who}/token", "-f", str(path))
+
+    short = token_request(300)
+    assert short.returncode == 1 and "may not specify a duration less than 10 minutes" in short.stderr, short.stderr
+    issued = json.loads(ok(token_request(600)))
+    assert issued["kind"] == "TokenRequest" and issued["spec"]["expirationSeconds"] == 600
+    token = issued["status"]["token"]
+    user = f'User "system:serviceaccount:team-a:{who}"'
+
+    def as_them(*args: str, input_text: str | None = None) -> subprocess.CompletedProcess:
+        return kube("--token", token, *args, input_text=input_text)
+
+    assert "checkout-" in ok(as_them("get", "pods", "-A"))  # view, everywhere
+    nodes = as_them("get", "nodes")  # view has no cluster-scoped kinds
+    assert nodes.returncode == 1
+    assert f'nodes is forbidden: {user} cannot list resource "nodes" in API group "" at the cluster scope' in nodes.stderr
+    secrets = as_them("get", "secrets", "-n", "shop")
+    assert secrets.returncode == 1 and f'{user} cannot list resource "secrets"' in secrets.stderr
+    pod = ok(as_them("get", "pods", "-n", "shop", "-o", "name")).splitlines()[0].removeprefix("pod/")
+    delete = as_them("delete", "pod", pod, "-n", "shop", "--wait=false")
+    assert delete.returncode == 1
+    assert (f'pods "{pod}" is forbidden: {user} cannot delete resource "pods" in API group "" in the namespace "shop"'
+            in delete.stderr)
+    # edit in one namespace, by a RoleBinding there: writes there, nowhere else
+    ok(kube("apply", "-f", "-", input_text=yaml.safe_dump(binding("RoleBinding", "edit", "shop"))))
+    note = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{who}-notes"}, "data": {"a": "b"}}
+    ok(as_them("apply", "-n", "shop", "-f", "-", input_text=yaml.safe_dump(note)))
+    elsewhere = as_them("apply", "-n", "team-a", "-f", "-", input_text=yaml.safe_dump(note))
+    assert elsewhere.returncode == 1 and 'in the namespace "team-a"' in elsewhere.stderr
+    # bindings are read on every request: without the ClusterRoleBinding, reading everywhere stops at once
+    ok(kube("delete", "clusterrolebinding", f"{who}-view"))
+    gone = as_them("get", "pods", "-A")
+    assert gone.returncode == 1 and "cannot list resource" in gone.stderr
+    # and the token is bound to its account: deleted, every request is refused as unauthenticated
+    ok(kube("delete", "serviceaccount", who, "-n", "team-a"))
+    refused = as_them("get", "pods", "-n", "shop")
+    assert refused.returncode == 1 and "Unauthorized" in refused.stderr, refused.stderr
