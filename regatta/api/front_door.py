@@ -45,6 +45,7 @@ BODY_LIMITS: tuple[tuple[str, int], ...] = (
 )
 TOKEN_FREE = ("/v1/webhooks/",)
 REFUSAL_KEPT_SECONDS = 60.0
+REFUSALS_KEPT_A_MINUTE = 100  # refused people written to the trail in any minute, whatever names they carry
 TOKEN_REQUIRED = ("/v1/", "/metrics", "/codec/")
 
 
@@ -191,8 +192,13 @@ class FrontDoor:
         key, now = (person, " ".join(reason.split()[:3])), time.monotonic()
         if now - self._refusals_kept.get(key, -REFUSAL_KEPT_SECONDS) < REFUSAL_KEPT_SECONDS:
             return
+        recent = [at for at in self._refusals_kept.values() if now - at < REFUSAL_KEPT_SECONDS]
+        if len(recent) >= REFUSALS_KEPT_A_MINUTE:  # many names at once: the log has them, the trail says so once
+            log.warning("refused %s for %s: %s (not written to the trail: %d refusals this minute already)", person,
+                        path, reason, len(recent))
+            return
         if len(self._refusals_kept) > 10_000:
-            self._refusals_kept.clear()
+            self._refusals_kept = {k: at for k, at in self._refusals_kept.items() if now - at < REFUSAL_KEPT_SECONDS}
         self._refusals_kept[key] = now
         await asyncio.to_thread(self.inventory.append_audit, OperationRecord(
             operation_id="-", operation="access", cluster="-", requested_by=person, action="api sign in",

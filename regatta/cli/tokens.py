@@ -58,12 +58,26 @@ def token_create(
 
 @token_app.command("revoke")
 def token_revoke(name: Annotated[str, typer.Argument(help="the token's name")]):
-    """Revoke a token: every call with it is refused from now on."""
+    """Revoke a token: every call with it is refused from now on, and its fleet-view sessions end. A name with no
+    token but fleet-view sessions (a person signed in through the identity provider) has those sessions ended."""
 
     def body():
-        token = open_inventory().revoke_token(name)
-        _token_audit("revoke", token.name, f"revoked at {token.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
-        console.print(f"token {token.name} revoked")
+        from regatta.inventory import TokenError
+
+        inventory = open_inventory()
+        try:
+            token = inventory.revoke_token(name)
+        except TokenError:
+            ended = inventory.end_sessions_of(name)
+            if not ended:
+                raise
+            _token_audit("end sessions", name, f"{ended} fleet-view sessions of {name} ended")
+            console.print(f"no API token named {name}; {ended} fleet-view session(s) of {name} ended (their identity"
+                          " provider may sign them in again: remove them from the groups the sign-in file names)")
+            return
+        ended = inventory.end_sessions_of(token.name)
+        _token_audit("revoke", token.name, f"revoked at {token.revoked_at:%Y-%m-%d %H:%M:%S} UTC; {ended} sessions ended")
+        console.print(f"token {token.name} revoked" + (f"; {ended} fleet-view session(s) ended" if ended else ""))
 
     run_command(body)
 

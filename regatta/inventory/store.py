@@ -682,7 +682,8 @@ class Inventory:
                                       expires_at=now + lifetime, signed_in_with=token.signed_in_with,
                                       role=token.role if person else None,
                                       environments=list(token.environments) if person else None,
-                                      group_name=token.group if person else None))
+                                      group_name=token.group if person else None,
+                                      groups=list(token.groups or []) if person else None))
 
     def web_session(self, session_hash: str, *, now: datetime) -> tuple[ApiToken, str] | None:
         """The live token and CSRF secret a session stands for; None once it expired or its token was revoked."""
@@ -694,11 +695,21 @@ class Inventory:
             if row.signed_in_with is not None:
                 return ApiToken(name=row.token_name, role=row.role, environments=list(row.environments or []),
                                 created_at=_utc(row.created_at), signed_in_with=row.signed_in_with,
-                                group=row.group_name), row.csrf
+                                group=row.group_name, groups=list(row.groups or []),
+                                expires_at=_utc(row.expires_at)), row.csrf
             token = session.get(ApiTokenRow, row.token_name)
             if token is None or token.revoked_at is not None:
                 return None
             return self._token(token), row.csrf
+
+    def end_sessions_of(self, name: str) -> int:
+        """Every fleet-view session under `name` (a token's, or a person's signed in through the identity provider)
+        ended: how many there were."""
+        with Session(self.engine) as session, session.begin():
+            rows = session.scalars(select(WebSessionRow).where(WebSessionRow.token_name == name)).all()
+            for row in rows:
+                session.delete(row)
+            return len(rows)
 
     def end_web_session(self, session_hash: str) -> None:
         with Session(self.engine) as session, session.begin():

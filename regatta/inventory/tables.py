@@ -222,6 +222,7 @@ class WebSessionRow(Base):
     role: Mapped[str | None] = mapped_column(String(20), nullable=True)
     environments: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     group_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    groups: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
 
 
 class CloudRequestSlotRow(Base):

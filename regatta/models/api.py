@@ -24,6 +24,9 @@ class ApiToken(Model):
     # for the request or the fleet-view session: the provider's issuer, and the group that gave the role.
     signed_in_with: str | None = None
     group: str | None = None
+    groups: list[str] | None = Field(default=None, description="a person's groups at sign-in (their role is decided"
+                                                                " again from them on every page)")
+    expires_at: datetime | None = Field(default=None, description="a person's: when the provider's token expires")
 
 
 class ApiTicket(Model):

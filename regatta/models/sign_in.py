@@ -5,10 +5,13 @@ REGATTA_OIDC_FILE; see examples/oidc.yaml)."""
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
 from regatta.models.base import Model
+
+LOCAL_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
 class GroupRole(Model):
@@ -35,8 +38,13 @@ class OidcProvider(Model):
     display_name: str = Field(default="your company's identity provider", max_length=80)
     audiences: list[str] = Field(default_factory=list,
                                  description="what a bearer token's `aud` may name; the client id always may")
+    authorized_parties: list[str] = Field(default_factory=list,
+                                          description="clients a token may have been issued to (its `azp`), besides"
+                                                      " the client id: the CLI's client, for JWT access tokens")
     scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
-    name_claim: str = Field(default="email", description="the claim that names the person in Regatta's trail")
+    name_claim: str = Field(default="email", description="the claim that names the person in Regatta's trail; a"
+                                                          " token without it is refused (an `email` with"
+                                                          " `email_verified: false` too)")
     groups_claim: str = Field(default="groups", description="the claim that lists the person's groups")
     roles: list[GroupRole] = Field(min_length=1, description="in order: the first group the person has decides")
     redirect_url: str | None = Field(default=None, description="this API's callback as the provider knows it,"
@@ -47,8 +55,13 @@ class OidcProvider(Model):
     @field_validator("issuer")
     @classmethod
     def _url(cls, issuer: str) -> str:
-        if not issuer.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-            raise ValueError("the issuer must be an https:// URL (http only for a provider on this machine)")
+        parts = urlsplit(issuer)
+        local = (parts.hostname or "").lower() in LOCAL_HOSTS
+        if parts.scheme != "https" and not (parts.scheme == "http" and local):
+            raise ValueError("the issuer must be an https:// URL (http only for a provider on this machine: 127.0.0.1,"
+                             " ::1 or localhost)")
+        if not parts.hostname or parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+            raise ValueError("the issuer is a URL with a host and no user, query or fragment")
         return issuer.rstrip("/")
 
     @field_validator("scopes")
@@ -61,3 +74,7 @@ class OidcProvider(Model):
     @property
     def accepted_audiences(self) -> list[str]:
         return [self.client_id, *(a for a in self.audiences if a != self.client_id)]
+
+    @property
+    def accepted_parties(self) -> list[str]:
+        return [self.client_id, *(a for a in self.authorized_parties if a != self.client_id)]

@@ -23,11 +23,11 @@ class Grant:
 
 
 def person_name(claims: Mapping[str, Any], name_claim: str) -> str | None:
-    """The person's name from `name_claim`, falling back to `sub`; None when neither is a usable string."""
-    for claim in (name_claim, "sub"):
-        value = claims.get(claim)
-        if isinstance(value, str) and value.strip() and len(value) <= 100:
-            return " ".join(value.split())
+    """The person's name from `name_claim` alone (one claim, so that the same person has one name whichever token
+    they bring: four eyes compares names); None when it is not a string of 1 to 100 characters."""
+    value = claims.get(name_claim)
+    if isinstance(value, str) and value.strip() and len(value) <= 100:
+        return " ".join(value.split())
     return None
 
 
@@ -45,7 +45,10 @@ def grant(claims: Mapping[str, Any], *, name_claim: str, groups_claim: str, role
     """The person's grant, or why they get none (a str that says what an admin would change)."""
     name = person_name(claims, name_claim)
     if name is None:
-        return f"the identity provider's token names nobody: it has no {name_claim} or sub of 1 to 100 characters"
+        return (f"the identity provider's token names nobody: it has no {name_claim} claim of 1 to 100 characters"
+                f" (the sign-in file's name_claim)")
+    if name_claim == "email" and claims.get("email_verified") is False:
+        return f"{name} signed in, but the identity provider says that address is not verified"
     groups = groups_of(claims, groups_claim)
     held = set(groups)
     for rule in roles:

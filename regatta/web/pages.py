@@ -241,13 +241,16 @@ async def oidc_callback(request: Request, code: str = "", state: str = "", error
         raise ApiError(404, "this Regatta has no identity provider (REGATTA_OIDC_FILE); sign in with an API token")
     inventory = inventory_of(request)
     parts = request.cookies.get(session.SIGN_IN_COOKIE, "").split(".")
-    if len(parts) != 4 or not state or not hmac.compare_digest(parts[0].encode(), state.encode()):
+    try:
+        _, nonce, verifier, wanted = parts
+        next = _next(base64.urlsafe_b64decode(wanted + "=" * (-len(wanted) % 4)).decode(errors="replace"))
+    except ValueError:  # no cookie, or one this API did not write
+        nonce = verifier = next = ""
+    if not (state and nonce and verifier and hmac.compare_digest(parts[0].encode(), state.encode())):
         response = _login_page(request, "/ui", 403, error="this sign-in did not start in this browser, or it took longer"
                                                          " than ten minutes; sign in again")
         response.delete_cookie(session.SIGN_IN_COOKIE, path="/ui/login/oidc")
         return response
-    _, nonce, verifier, wanted = parts
-    next = _next(base64.urlsafe_b64decode(wanted + "=" * (-len(wanted) % 4)).decode(errors="replace"))
     if error or not code:
         response = _login_page(request, next, 401, error=f"{identity.config.display_name} did not sign you in"
                                                         f" ({(error or 'no code')[:60]}); sign in again")

@@ -2,8 +2,9 @@
 (regatta/api/identity_provider.py), exchanged for a session cookie (HttpOnly,
 SameSite=Strict, Secure over HTTPS; only its SHA-256 is kept), a CSRF secret per session that
 every form carries, and a double-submit cookie guarding the sign-in form itself. A session ends
-when it expires (8 hours), when its owner signs out, or at once when its API token is revoked; a person's
-session keeps the role their groups gave them at sign-in until it ends.
+when it expires (8 hours; a person's when the provider's token they signed in with expires), when its owner
+signs out, when `regatta token revoke NAME` names it, or at once when its API token is revoked. A person's
+role is decided again on every page from the groups they signed in with and the sign-in file in force.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from fastapi.responses import Response
 
 from regatta.inventory import Inventory
 from regatta.models import ApiToken
+from regatta.rules import sign_in
 
 COOKIE = "regatta_session"
 LOGIN_COOKIE = "regatta_login"
 SIGN_IN_COOKIE = "regatta_oidc"  # one sign-in through the identity provider: state, nonce, PKCE verifier, next page
 LIFETIME = timedelta(hours=8)
+PERSON_AT_LEAST = timedelta(minutes=5)
 
 
 class SignInNeeded(Exception):
@@ -51,20 +54,46 @@ def set_cookie(request: Request, response: Response, name: str, value: str, *, m
                         secure=request.url.scheme == "https" or request.app.state.settings.cookie_secure)
 
 
+def lifetime_of(token: ApiToken, now: datetime) -> timedelta:
+    """An API token's session lasts LIFETIME; a person's until the provider's token they signed in with expires
+    (so that a person the provider no longer vouches for is sent back to it), between PERSON_AT_LEAST and LIFETIME."""
+    if token.signed_in_with is None or token.expires_at is None:
+        return LIFETIME
+    return min(LIFETIME, max(PERSON_AT_LEAST, token.expires_at - now))
+
+
 def start(inventory: Inventory, request: Request, response: Response, token: ApiToken) -> None:
     secret = secrets.token_urlsafe(32)
-    inventory.start_web_session(session_hash=_hash(secret), token=token, csrf=secrets.token_urlsafe(32),
-                                now=datetime.now(UTC), lifetime=LIFETIME)
-    set_cookie(request, response, COOKIE, secret, max_age=int(LIFETIME.total_seconds()))
+    now = datetime.now(UTC)
+    lifetime = lifetime_of(token, now)
+    inventory.start_web_session(session_hash=_hash(secret), token=token, csrf=secrets.token_urlsafe(32), now=now,
+                                lifetime=lifetime)
+    set_cookie(request, response, COOKIE, secret, max_age=int(lifetime.total_seconds()))
     response.delete_cookie(LOGIN_COOKIE, path="/ui")
 
 
 def viewer(inventory: Inventory, request: Request) -> Viewer:
+    """The session's token; a person's role decided again, from the groups they signed in with, by the sign-in file
+    the API runs with now (a group taken out of the file, or the provider taken away, ends the session)."""
     secret = request.cookies.get(COOKIE)
     found = inventory.web_session(_hash(secret), now=datetime.now(UTC)) if secret else None
     if found is None:
         raise SignInNeeded()
-    return Viewer(token=found[0], csrf=found[1])
+    token, csrf = found
+    if token.signed_in_with is not None:
+        identity = request.app.state.identity
+        if identity is None or identity.config.issuer != token.signed_in_with:
+            inventory.end_web_session(_hash(secret or ""))
+            raise SignInNeeded()
+        config = identity.config
+        decided = sign_in.grant({config.name_claim: token.name, config.groups_claim: token.groups or []},
+                                name_claim=config.name_claim, groups_claim=config.groups_claim, roles=config.roles)
+        if isinstance(decided, str):
+            inventory.end_web_session(_hash(secret or ""))
+            raise SignInNeeded()
+        token = token.model_copy(update={"role": decided.role, "environments": list(decided.environments),
+                                         "group": decided.group})
+    return Viewer(token=token, csrf=csrf)
 
 
 def end(inventory: Inventory, request: Request, response: Response) -> None:

@@ -215,3 +215,154 @@ async def test_a_provider_that_does_not_answer_is_a_503_that_names_it(oidc_provi
         assert answer.status_code == 503 and "identity provider cannot be reached" in answer.json()["error"]
         login = await api.get("/ui/login/oidc")
         assert login.status_code == 503 and "cannot be reached" in login.text
+
+
+async def test_tokens_issued_to_another_client_or_by_another_issuer_are_refused_and_strangers_are_not_named(
+        api, oidc_provider, inventory):
+    now = int(time.time())
+    base = {"iss": oidc_provider.url, "sub": "x", "groups": ["platform-admins"], "iat": now, "exp": now + 600}
+    other_client = oidc_provider.mint({**base, "email": person("azp"), "aud": ["other", "regatta"], "azp": "other"})
+    answer = await api.get("/v1/clusters", headers={"Authorization": f"Bearer {other_client}"})
+    assert answer.status_code == 401 and "issued to client 'other'" in answer.json()["error"]
+    unclear = oidc_provider.mint({**base, "email": person("aud"), "aud": ["other", "regatta"]})
+    answer = await api.get("/v1/clusters", headers={"Authorization": f"Bearer {unclear}"})
+    assert answer.status_code == 401 and "no authorized party" in answer.json()["error"]
+    # a token for another issuer (one key signing for many tenants) names nobody in the trail, whatever it says
+    ceo = person("ceo")
+    foreign = oidc_provider.mint({**base, "iss": "https://login.other-tenant.example", "email": ceo, "aud": "regatta"})
+    answer = await api.get("/v1/clusters", headers={"Authorization": f"Bearer {foreign}"})
+    assert answer.status_code == 401 and "not 'http://127.0.0.1" in answer.json()["error"]
+    assert access_records(inventory, ceo) == []
+    unverified = oidc_provider.mint({**base, "email": person("unverified"), "email_verified": False, "aud": "regatta"})
+    answer = await api.get("/v1/clusters", headers={"Authorization": f"Bearer {unverified}"})
+    assert answer.status_code == 403 and "not verified" in answer.json()["error"]
+    nameless = oidc_provider.mint({**base, "aud": "regatta"})  # a sub but no email: no falling back to sub
+    answer = await api.get("/v1/clusters", headers={"Authorization": f"Bearer {nameless}"})
+    assert answer.status_code == 403 and "names nobody" in answer.json()["error"]
+
+
+async def sign_in_through_the_provider(api, oidc_provider, who: str) -> None:
+    login = await api.get("/ui/login")
+    start = re.search(r'href="(/ui/login/oidc\?[^"]+)"', login.text)[1].replace("&amp;", "&")
+    authorize = httpx.URL((await api.get(start)).headers["location"])
+    back = httpx.URL(httpx.post(str(authorize), data={"sub": who}, timeout=10).headers["location"])
+    arrived = await api.get(f"{back.path}?{back.query.decode()}")
+    assert arrived.status_code == 200, arrived.text
+
+
+async def test_a_persons_session_follows_the_sign_in_file_and_an_admin_can_end_it(api, oidc_provider, settings):
+    who = person("leaver")
+    oidc_provider.user(who, groups=["sre"])
+    await sign_in_through_the_provider(api, oidc_provider, who)
+    page = await api.get("/ui")
+    assert page.status_code == 200 and "operator" in page.text
+    cookie = next(c for c in api.cookies.jar if c.name == "regatta_session")
+    assert 3500 <= (cookie.expires or 0) - time.time() <= 3700  # the ID token's hour, not the 8 hours of a token's
+    # the API restarted with a sign-in file in which sre is a viewer: the session's role follows at once
+    app = api._transport.app
+    config = app.state.identity.config
+    app.state.identity.config = config.model_copy(update={"roles": [
+        r.model_copy(update={"role": "viewer"}) if r.group == "sre" else r for r in config.roles]})
+    page = await api.get("/ui")
+    assert page.status_code == 200 and "(viewer, staging" in page.text
+    # and with sre taken out of the file, the session ends
+    app.state.identity.config = config.model_copy(update={"roles": [r for r in config.roles if r.group != "sre"]})
+    assert (await api.get("/ui")).status_code == 303
+    app.state.identity.config = config
+    await sign_in_through_the_provider(api, oidc_provider, who)
+    assert (await api.get("/ui")).status_code == 200
+    # an admin ends a person's sessions by name (there is no API token of that name)
+    ended = subprocess.run([REGATTA, "token", "revoke", who], capture_output=True, text=True,
+                           env={**os.environ, **settings.as_env()}, timeout=120)
+    assert ended.returncode == 0 and "1 fleet-view session(s) of" in ended.stdout, ended.stdout + ended.stderr
+    assert (await api.get("/ui")).status_code == 303
+    nobody = subprocess.run([REGATTA, "token", "revoke", person("nobody")], capture_output=True, text=True,
+                            env={**os.environ, **settings.as_env()}, timeout=120)
+    assert nobody.returncode != 0 and "no token named" in nobody.stderr
+
+
+async def test_a_sign_in_cookie_this_api_did_not_write_is_refused_not_a_500(api):
+    for planted in ("s.n.v.A", "s", "s..v.L3Vp"):
+        api.cookies.set("regatta_oidc", planted, domain="regatta.test", path="/ui/login/oidc")
+        answer = await api.get("/ui/login/oidc/callback", params={"code": "c", "state": "s"})
+        assert answer.status_code == 403 and "did not start in this browser" in answer.text, (planted, answer.status_code)
+        api.cookies.clear()
+    # a well-formed one with a made-up code: the provider refuses the code, and that is what the page says
+    api.cookies.set("regatta_oidc", "s.n.v.%%%", domain="regatta.test", path="/ui/login/oidc")
+    answer = await api.get("/ui/login/oidc/callback", params={"code": "c", "state": "s"})
+    assert answer.status_code == 401 and "refused the sign-in" in answer.text
+
+
+async def test_a_failing_provider_is_asked_again_at_most_every_few_seconds_and_the_keys_held_stay_in_use(monkeypatch):
+    """A provider whose key endpoint fails: twenty tokens naming unknown keys make one request to it, not twenty,
+    and once the keys held are old, tokens they verify are still taken while the provider is down."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    from joserfc import jwt
+    from joserfc.jwk import KeySet, RSAKey
+
+    from regatta.api.identity_provider import IdentityProvider, ProviderUnreachable, TokenRefused
+    from regatta.models.sign_in import OidcProvider
+
+    key = RSAKey.generate_key(2048, auto_kid=True)
+    state = {"keys_fail": False, "key_reads": 0}
+
+    class Provider(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            issuer = f"http://127.0.0.1:{self.server.server_port}"
+            if self.path == "/.well-known/openid-configuration":
+                body = json.dumps({"issuer": issuer, "authorization_endpoint": f"{issuer}/authorize",
+                                   "token_endpoint": f"{issuer}/token", "jwks_uri": f"{issuer}/jwks",
+                                   "id_token_signing_alg_values_supported": ["RS256"]}).encode()
+            else:
+                state["key_reads"] += 1
+                if state["keys_fail"]:
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                body = json.dumps(KeySet([key]).as_dict(private=False)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Provider)
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        issuer = f"http://127.0.0.1:{server.server_port}"
+        provider = IdentityProvider(OidcProvider.model_validate({
+            "issuer": issuer, "client_id": "regatta",
+            "roles": [{"group": "sre", "role": "operator", "environments": ["staging"]}]}))
+        now = int(time.time())
+        claims = {"iss": issuer, "aud": "regatta", "email": "ana@corp.example", "groups": ["sre"], "iat": now,
+                  "exp": now + 600}
+        good = jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
+        assert (await provider.principal(good)).role == "operator"
+        assert state["key_reads"] == 1
+
+        state["keys_fail"] = True
+        monkeypatch.setattr(identity_provider, "KEYS_SECONDS", 0.0)  # the keys held are old from now on
+        monkeypatch.setattr(identity_provider, "REFETCH_SECONDS", 5.0)
+        provider._keys_tried_at = -100.0  # the pause since the last read is over
+        assert (await provider.principal(good)).name == "ana@corp.example"  # read failed: the held keys verify it
+        assert state["key_reads"] == 2
+        stranger = RSAKey.generate_key(2048, auto_kid=True)
+        for n in range(20):
+            forged = jwt.encode({"alg": "RS256", "kid": f"unknown-{n}"}, claims, stranger)
+            with pytest.raises(TokenRefused):
+                await provider.principal(forged)
+        assert state["key_reads"] == 2  # asked again no sooner than REFETCH_SECONDS after the failed read
+
+        fresh = IdentityProvider(provider.config)  # a provider never read while down: a 503's reason, not a hang
+        with pytest.raises(ProviderUnreachable, match="signing keys"):
+            await fresh.principal(good)
+        with pytest.raises(ProviderUnreachable, match="signing keys"):
+            await fresh.principal(good)
+        assert state["key_reads"] == 3
+    finally:
+        server.shutdown()

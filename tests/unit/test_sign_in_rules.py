@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from regatta.api.identity_provider import discovery_problem
 from regatta.formats.sign_in_file import SignInFileError, load_sign_in_file
 from regatta.models.sign_in import GroupRole
 from regatta.rules.sign_in import Grant, grant, groups_of, looks_like_jwt, person_name
@@ -30,16 +31,24 @@ def test_a_single_group_given_as_a_string_counts_and_other_values_do_not():
     assert groups_of({"groups": 7}, "groups") == []
 
 
-def test_the_name_comes_from_the_named_claim_then_sub_and_must_be_a_short_string():
+def test_the_name_comes_from_the_named_claim_alone_and_must_be_a_short_string():
     assert person_name({"email": "  ana@corp.example "}, "email") == "ana@corp.example"
-    assert person_name({"email": 5, "sub": "0042"}, "email") == "0042"
+    # no falling back to sub: one person, one name, whichever token they bring (four eyes compares names)
+    assert person_name({"email": 5, "sub": "0042"}, "email") is None
     assert person_name({"email": "x" * 101}, "email") is None
     assert person_name({}, "email") is None
 
 
+def test_an_address_the_provider_says_is_not_verified_names_nobody():
+    assert decide({"email": "ana@corp.example", "email_verified": False, "groups": ["sre"]}) == (
+        "ana@corp.example signed in, but the identity provider says that address is not verified")
+    assert decide({"email": "ana@corp.example", "email_verified": True, "groups": ["sre"]}).role == "operator"
+
+
 def test_refusals_say_what_an_admin_would_change():
-    assert decide({"groups": ["sre"]}) == ("the identity provider's token names nobody: it has no email or sub of 1"
-                                            " to 100 characters")
+    assert decide({"sub": "0042", "groups": ["sre"]}) == (
+        "the identity provider's token names nobody: it has no email claim of 1 to 100 characters (the sign-in file's"
+        " name_claim)")
     assert decide({"email": "cy@corp.example"}) == (
         "cy@corp.example signed in, but the token lists no groups in its 'groups' claim; ask the identity provider's"
         " admins to send it, or an admin of Regatta to name the claim that holds them")
@@ -53,6 +62,29 @@ def test_a_jwt_is_told_from_an_api_token_by_its_shape():
     assert not looks_like_jwt("rgt_abc.def.ghi")
     assert not looks_like_jwt("eyJhbGciOiJSUzI1NiJ9..c2ln")
     assert not looks_like_jwt("eyJhbGciOiJSUzI1NiJ9.eyJ9")
+
+
+def test_an_issuer_is_https_or_on_this_machine_and_nothing_that_only_looks_like_it(tmp_path):
+    path = tmp_path / "oidc.yaml"
+    for issuer in ("http://localhost.evil.com", "http://127.0.0.1.nip.io", "http://localhost@evil.com",
+                   "https://user@login.example.com", "ftp://login.example.com"):
+        path.write_text(f"issuer: {issuer}\nclient_id: regatta\nroles: [{{group: g, role: viewer, environments: [dev]}}]\n")
+        with pytest.raises(SignInFileError):
+            load_sign_in_file(path)
+    for issuer in ("https://login.example.com/realms/x", "http://127.0.0.1:9400", "http://localhost:8080"):
+        path.write_text(f"issuer: {issuer}\nclient_id: regatta\nroles: [{{group: g, role: viewer, environments: [dev]}}]\n")
+        assert load_sign_in_file(path).issuer == issuer
+
+
+def test_a_discovery_document_must_name_its_issuer_and_https_endpoints():
+    good = {"issuer": "https://login.example.com", "authorization_endpoint": "https://login.example.com/authorize",
+            "token_endpoint": "https://login.example.com/token", "jwks_uri": "https://keys.example.com/jwks"}
+    assert discovery_problem(good, "https://login.example.com") is None
+    assert "names issuer" in discovery_problem({**good, "issuer": "https://evil.example"}, "https://login.example.com")
+    assert "token_endpoint 'http://10.0.0.5/token', which is not https" in discovery_problem(
+        {**good, "token_endpoint": "http://10.0.0.5/token"}, "https://login.example.com")
+    assert "has no jwks_uri" in discovery_problem({k: v for k, v in good.items() if k != "jwks_uri"},
+                                                  "https://login.example.com")
 
 
 def test_the_sign_in_file_reports_problems_at_their_lines(tmp_path):

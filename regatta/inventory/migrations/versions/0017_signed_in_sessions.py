@@ -1,5 +1,5 @@
-"""fleet-view sessions of people signed in through the identity provider: the role, environments, group
-and issuer their sign-in gave them (an API token's session leaves these empty and reads its token)
+"""fleet-view sessions of people signed in through the identity provider: the role, environments, group,
+groups and issuer their sign-in gave them (an API token's session leaves these empty and reads its token)
 
 Revision ID: 0017
 Revises: 0016
@@ -20,9 +20,10 @@ def upgrade() -> None:
         batch.add_column(sa.Column("role", sa.String(20), nullable=True))
         batch.add_column(sa.Column("environments", sa.JSON(), nullable=True))
         batch.add_column(sa.Column("group_name", sa.String(200), nullable=True))
+        batch.add_column(sa.Column("groups", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("web_sessions") as batch:
-        for column in ("group_name", "environments", "role", "signed_in_with"):
+        for column in ("groups", "group_name", "environments", "role", "signed_in_with"):
             batch.drop_column(column)
