@@ -10,6 +10,7 @@ from temporalio import activity
 from activities.failures import refuse, translated_failures
 from regatta.inventory import Inventory
 from regatta.models import (
+    AccessGrantRecord,
     Activity,
     ClusterRecord,
     ClusterSelector,
@@ -48,6 +49,10 @@ class InventoryActivities:
     @activity.defn(name=Activity.RECORD_OPERATION)
     def record_operation(self, record: OperationRecord) -> None:
         self.inventory.append_audit(record)
+
+    @activity.defn(name=Activity.RECORD_ACCESS_GRANT)
+    def record_access_grant(self, grant: AccessGrantRecord) -> None:
+        self.inventory.record_access_grant(grant)
 
     @activity.defn(name=Activity.CHECK_NAME_FREE)
     def check_name_free(self, name: str) -> bool:

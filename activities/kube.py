@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -12,6 +13,7 @@ from temporalio.exceptions import ApplicationError
 from activities.failures import refuse, translated_failures
 from regatta.formats.fleet_data import api_removals
 from regatta.inventory.sweep import sweep
+from regatta.kube import access as cluster_access
 from regatta.kube import api_usage, health
 from regatta.kube import backup as backups
 from regatta.kube import disaster_recovery as dr
@@ -30,6 +32,8 @@ from regatta.models import (
     DrainReport,
     FenceReport,
     FenceWorkloads,
+    GrantAccess,
+    HandOutAccess,
     HealthGate,
     HealthReport,
     LatestBackup,
@@ -38,6 +42,8 @@ from regatta.models import (
     RemoveRestored,
     RestoreReport,
     RestoreWorkloads,
+    RevokeAccess,
+    SealedKubeconfig,
     SetReplicas,
     VeleroBackup,
     WaitWorkloadsReady,
@@ -277,3 +283,49 @@ class KubeActivities:
             kind = record.health.split(":", 1)[0]
             counts[kind] = counts.get(kind, 0) + 1
         return counts
+
+    # ------------------------------------------------------------------ time-bound access (workflows/access_grant.py)
+
+    @activity.defn(name=Activity.GRANT_ACCESS)
+    def grant_access(self, request: GrantAccess) -> None:
+        with translated_failures():
+            try:
+                cluster_access.grant(self.connections.api_client(request.cluster), grant_id=request.grant_id,
+                                     account=request.account, role=request.role, person=request.person)
+            except cluster_access.AccessRefused as error:
+                raise refuse(f"{request.cluster.name}: {error}", error_type=ErrorType.ACCESS_REFUSED) from error
+
+    @activity.defn(name=Activity.HAND_OUT_ACCESS)
+    def hand_out_access(self, request: HandOutAccess) -> SealedKubeconfig:
+        """A token for the grant's account, in a kubeconfig sealed to the requester's key: the token never leaves this
+        process but as ciphertext only the requester can open (it goes through the workflow's history)."""
+        import json
+
+        from regatta.formats import kubeconfig as kubeconfigs
+        from regatta.formats.sealed_box import SealError, seal
+
+        with translated_failures():
+            provider = self.connections.provider(request.cluster)
+            endpoint = provider.kube_endpoint(request.cluster)
+            try:
+                token, expires = cluster_access.token(self.connections.api_client(request.cluster), account=request.account,
+                                                      seconds=request.token_seconds)
+            except cluster_access.AccessRefused as error:
+                raise refuse(f"{request.cluster.name}: {error}", error_type=ErrorType.ACCESS_REFUSED) from error
+            config = kubeconfigs.kubeconfig(name=request.cluster.name, server=endpoint.host, ca_data=endpoint.ca_data,
+                                            user=kubeconfigs.token_user(token))
+            try:
+                ephemeral, nonce, ciphertext = seal(json.dumps(config).encode(), request.recipient_key)
+            except SealError as error:
+                raise refuse(str(error), error_type=ErrorType.INVALID_INPUT) from error
+            return SealedKubeconfig(ephemeral_key=ephemeral, nonce=nonce, ciphertext=ciphertext,
+                                    expires_at=datetime.fromisoformat(expires.replace("Z", "+00:00")) if expires
+                                    else datetime.now(UTC))
+
+    @activity.defn(name=Activity.REVOKE_ACCESS)
+    def revoke_access(self, request: RevokeAccess) -> list[str]:
+        with translated_failures():
+            try:
+                return cluster_access.revoke(self.connections.api_client(request.cluster), account=request.account)
+            except cluster_access.AccessRefused as error:
+                raise refuse(f"{request.cluster.name}: {error}", error_type=ErrorType.ACCESS_REFUSED) from error

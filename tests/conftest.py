@@ -72,8 +72,10 @@ async def credentials_in_histories(client: Client, simulator: BackgroundSimulato
     secrets = {"the simulator's API token": simulator.world.api_token, "the webhook secret": WEBHOOK_SECRET,
                **{f"site {site}'s API token": token for site, token in simulator.world.site_tokens.items()},
                # every token the simulated clouds hand out (they expire, and are renewed) begins so
-               "an API token the simulated clouds handed out": "simtok-"}
-    assert all(len(value) >= 16 or value == "simtok-" for value in secrets.values())
+               "an API token the simulated clouds handed out": "simtok-",
+               # every service account token a TokenRequest handed out (a grant's kubeconfig) begins so
+               "a service account's token": "simsa-"}
+    assert all(len(value) >= 16 or value in ("simtok-", "simsa-") for value in secrets.values())
     leaks = []
     async for execution in client.list_workflows():
         if execution.id.startswith(LEAK_PROBE) and not probes:

@@ -38,6 +38,7 @@ from regatta.settings import Settings
 from regatta.telemetry import OperationContext
 from regatta.temporal.connect import connect, describe_security
 from regatta.traffic import HttpTrafficManager
+from workflows.access_grant import AccessGrant
 from workflows.cluster_hold import ClusterHold
 from workflows.cluster_rollback import ClusterRollback
 from workflows.cluster_upgrade import ClusterUpgrade
@@ -53,7 +54,7 @@ from workflows.policy_rollout import PolicyRollout
 from workflows.provision_cluster import ProvisionCluster
 
 WORKFLOWS = [ClusterUpgrade, ProvisionCluster, DecommissionCluster, DRFailover, DRFailback, ClusterHold, PatchWave, FleetSweep,
-             PolicyRollout, DriftSweep, MoveWorkloads, EvacuateCluster, ClusterRollback]
+             PolicyRollout, DriftSweep, MoveWorkloads, EvacuateCluster, ClusterRollback, AccessGrant]
 
 
 def activity_functions(*hosts: object) -> list:

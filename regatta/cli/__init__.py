@@ -14,6 +14,7 @@ import typer
 from typer.core import TyperOption
 
 from regatta.cli import (
+    access,
     audit,
     clusters,
     codec,
@@ -79,6 +80,7 @@ app.add_typer(policy.policy_app, name="policy")
 app.add_typer(placement.placement_app, name="placement")
 app.add_typer(schedule.schedule_app, name="schedule")
 app.add_typer(tokens.token_app, name="token")
+app.add_typer(access.access_app, name="access")
 app.add_typer(codec.codec_app, name="codec")
 app.add_typer(deploy.deploy_app, name="deploy")
 

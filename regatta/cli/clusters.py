@@ -222,14 +222,12 @@ def clusters_kubeconfig(
     """A kubeconfig for kubectl: for a simulated cluster its HTTPS server, CA and token; for EKS,
     GKE and AKS the exec-plugin form their own CLIs write (no credential stored); for a kubeconfig
     cluster its own context."""
-    import contextlib
     import getpass
-    import os
-    import secrets
 
     import yaml
 
     from regatta.clouds import CloudError
+    from regatta.formats.kubeconfig import write_private
     from regatta.kube.connect import ClusterConnections
     from regatta.models import OperationRecord
 
@@ -249,21 +247,7 @@ def clusters_kubeconfig(
         if output is None:
             print(text, end="")
             return
-        # Written whole to a new file of mode 0600 beside the target, then moved over it: a file that is
-        # there (of any mode) never holds the credential, and a symlink there is replaced, not followed.
-        target = os.path.abspath(output)
-        scratch = f"{target}.{secrets.token_hex(4)}.tmp"
-        descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            with os.fdopen(descriptor, "w") as file:
-                file.write(text)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(scratch, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(scratch)
-            raise
+        write_private(output, text)
         errors.print(f"wrote {output}: kubectl --kubeconfig {output} get nodes")
 
     run_command(body)

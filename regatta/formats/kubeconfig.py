@@ -10,6 +10,9 @@ writes). A simulated cluster gets its CA and its bearer token, since no plugin k
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
 from typing import Any
 
 EXEC_API_VERSION = "client.authentication.k8s.io/v1beta1"
@@ -84,3 +87,21 @@ def context_of(config: dict[str, Any], *, context: str | None) -> dict[str, Any]
         "current-context": name,
         "preferences": {},
     }
+
+
+def write_private(path: str, text: str) -> None:
+    """A credential written whole to a new file of mode 0600 beside `path`, then moved over it: a file that is there (of
+    any mode) never holds the credential, and a symlink there is replaced, not followed."""
+    target = os.path.abspath(path)
+    scratch = f"{target}.{secrets.token_hex(4)}.tmp"
+    descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(scratch, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(scratch)
+        raise

@@ -23,6 +23,7 @@ from regatta.inventory import audit_append
 from regatta.inventory.audit_files import AuditKeys
 from regatta.inventory.errors import DrPairError, HoldError, TokenError, UnknownCluster
 from regatta.inventory.tables import (
+    AccessGrantRow,
     ApiTicketRow,
     ApiTokenRow,
     AuditChainHead,
@@ -41,6 +42,7 @@ from regatta.inventory.tables import (
     WebSessionRow,
 )
 from regatta.models import (
+    AccessGrantRecord,
     ApiTicket,
     ApiToken,
     AuditVerification,
@@ -701,6 +703,35 @@ class Inventory:
             if token is None or token.revoked_at is not None:
                 return None
             return self._token(token), row.csrf
+
+    # ------------------------------------------------------------------ access grants
+
+    def record_access_grant(self, grant: AccessGrantRecord) -> None:
+        """The grant as it stands now (written at every change of its phase)."""
+        with Session(self.engine) as session, session.begin():
+            row = session.get(AccessGrantRow, grant.grant_id)
+            values = grant.model_dump()
+            if row is None:
+                session.add(AccessGrantRow(**values))
+            else:
+                for key, value in values.items():
+                    setattr(row, key, value)
+
+    def access_grants(self, *, cluster: str | None = None, person: str | None = None,
+                      grant_id: str | None = None) -> list[AccessGrantRecord]:
+        """Grants, newest first, narrowed to a cluster, a person or one grant."""
+        query = select(AccessGrantRow).order_by(AccessGrantRow.requested_at.desc())
+        if cluster:
+            query = query.where(AccessGrantRow.cluster == cluster)
+        if person:
+            query = query.where(AccessGrantRow.person == person)
+        if grant_id:
+            query = query.where(AccessGrantRow.grant_id == grant_id)
+        with Session(self.engine) as session:
+            return [AccessGrantRecord(**{column: (_utc(value) if isinstance(value, datetime) else value)
+                                         for column, value in ((c.key, getattr(row, c.key))
+                                                               for c in AccessGrantRow.__table__.columns)})
+                    for row in session.scalars(query)]
 
     def end_sessions_of(self, name: str) -> int:
         """Every fleet-view session under `name` (a token's, or a person's signed in through the identity provider)

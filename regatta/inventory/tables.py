@@ -246,3 +246,26 @@ class ReadinessRow(Base):
     blocking: Mapped[int] = mapped_column(Integer)
     read_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     report: Mapped[dict] = mapped_column(JSON)
+
+
+class AccessGrantRow(Base):
+    """A person's time-bound access to a cluster (workflows/access_grant.py writes it at each change): what
+    `regatta access list` and the fleet view show, past grants included."""
+
+    __tablename__ = "access_grants"
+
+    grant_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    cluster: Mapped[str] = mapped_column(String(100), index=True)
+    environment: Mapped[str] = mapped_column(String(100))
+    person: Mapped[str] = mapped_column(String(100), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    ticket: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    phase: Mapped[str] = mapped_column(String(30))
+    approved_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    granted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    handed_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(100), nullable=True)

@@ -6,6 +6,18 @@ it. Imported by workflows, activities, the rules, the CLI and the API; imports n
 I/O (the lowest layer: an import-linter contract keeps it so).
 """
 
+from regatta.models.access_grants import (
+    AccessGrantInput,
+    AccessGrantProgress,
+    AccessGrantRecord,
+    AccessGrantResult,
+    GrantAccess,
+    HandOutAccess,
+    HandOutInput,
+    RevokeAccess,
+    RevokeInput,
+    SealedKubeconfig,
+)
 from regatta.models.activities import (
     Activity,
     BootstrapCluster,
@@ -170,6 +182,16 @@ from regatta.models.wave import (
 )
 
 __all__ = [
+    "AccessGrantInput",
+    "AccessGrantProgress",
+    "AccessGrantRecord",
+    "AccessGrantResult",
+    "GrantAccess",
+    "HandOutAccess",
+    "HandOutInput",
+    "RevokeAccess",
+    "RevokeInput",
+    "SealedKubeconfig",
     "ProviderKind",
     "Strategy",
     "Model",

@@ -100,6 +100,10 @@ class ErrorType(StrEnum):
     TOO_LATE_TO_ABORT = "TooLateToAbort"
     NOT_AWAITING_APPROVAL = "NotAwaitingApproval"
     SELF_APPROVAL = "SelfApproval"
+    ACCESS_REFUSED = "AccessRefused"  # the cluster refused to make, hand out or take back a grant
+    ALREADY_HANDED_OUT = "AlreadyHandedOut"
+    NOT_THE_REQUESTER = "NotTheRequester"
+    NOT_GRANTED = "NotGranted"
     WRONG_STAGE = "WrongStage"
     WAVE_FINISHED = "WaveFinished"
     WAVE_STOPPING = "WaveStopping"

@@ -34,3 +34,9 @@ def move_id(app: str) -> str:
 def evacuate_id(cluster: str) -> str:
     """The workflow id of an EvacuateCluster."""
     return f"evacuate-{cluster}"
+
+
+def access_grant_id(cluster: str, suffix: str) -> str:
+    """The workflow id of an AccessGrant: a person may hold several grants on a cluster, one id each (`suffix` is
+    random, made by the starter)."""
+    return f"access-{cluster}-{suffix}"

@@ -25,7 +25,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from regatta.models import ClusterRecord, PatchWaveInput
+from regatta.models import AccessGrantInput, ClusterRecord, PatchWaveInput
 from regatta.models.placement import EvacuateClusterInput
 from regatta.models.policy import BundleSpec, DriftSweepInput
 from regatta.models.search_attributes import CLUSTER, ENVIRONMENT, FINAL_PROGRESS_MEMO, TICKET, operation_tags
@@ -75,6 +75,16 @@ async def start_drift_sweep(settings: Settings, *, request: DriftSweepInput) -> 
     return await _start(settings, workflow="DriftSweep", operation_id=operation_ids.drift_id(request.bundle),
                         request=request, ticket=request.ticket,
                         holding=f"the drift sweep of {request.bundle or 'every bundle'}", rule="one sweep of a scope runs at a time")
+
+
+async def start_access_grant(settings: Settings, *, request: AccessGrantInput, cluster: ClusterRecord) -> WorkflowHandle:
+    """Start an AccessGrant under `access-<cluster>-<random>`: a person's time-bound access to a cluster. It takes no
+    cluster lock (an upgrade may run while someone looks)."""
+    import secrets
+
+    return await _start(settings, workflow="AccessGrant", operation_id=operation_ids.access_grant_id(
+        cluster.name, secrets.token_hex(4)), request=request, ticket=request.ticket, cluster=cluster,
+                        holding="that grant id", rule="grant ids are random; start it again")
 
 
 async def _start(settings: Settings, *, workflow: str, operation_id: str, request: BaseModel, ticket: str | None,

@@ -1,0 +1,69 @@
+"""Time-bound access to a cluster (workflows/access_grant.py): which grants wait for a second person, how long
+a request may ask for, what the cluster's service account is called, how long its token lives, and when a grant
+is overdue. Pure: unit-tested in tests/unit/test_access_grant_rules.py."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timedelta
+
+MIN_SECONDS = 30
+MAX_SECONDS = 24 * 3600
+# The API server's floor for a TokenRequest (`may not specify a duration less than 10 minutes`): a shorter grant
+# asks for ten minutes and ends on time by deleting its account, which ends its tokens at once.
+TOKEN_FLOOR_SECONDS = 600
+NAMESPACE = "regatta-access"
+PRODUCTION = ("prod", "production")
+_DURATION = re.compile(r"^\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$")
+
+
+def duration_seconds(text: str) -> int:
+    """`2h`, `90m`, `1h30m`, `45s` → seconds; ValueError saying what to write otherwise."""
+    match = _DURATION.match(text.lower())
+    if not text.strip() or match is None or not any(match.groups()):
+        raise ValueError(f"{text!r} is not a duration: write it as 2h, 90m, 1h30m or 45s")
+    hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if not MIN_SECONDS <= total <= MAX_SECONDS:
+        raise ValueError(f"{text} is {total} s: a grant lasts from {MIN_SECONDS} s to {MAX_SECONDS // 3600} h")
+    return total
+
+
+def needs_approval(environment: str, role: str) -> bool:
+    """Four eyes: every grant in production, and `admin` anywhere (it may grant itself more through RBAC)."""
+    return environment.strip().lower() in PRODUCTION or role == "admin"
+
+
+def account_name(grant_id: str) -> str:
+    """The service account (and ClusterRoleBinding) a grant makes: a DNS label from the grant's id."""
+    label = re.sub(r"[^a-z0-9-]+", "-", grant_id.lower()).strip("-")
+    return label[:63].rstrip("-")
+
+
+def token_seconds(expires_at: datetime, now: datetime) -> int:
+    """What the hand-out asks the API server for: the grant's remaining time, rounded up, and never under the
+    API server's floor."""
+    return max(TOKEN_FLOOR_SECONDS, math.ceil((expires_at - now).total_seconds()))
+
+
+def overdue(*, phase: str, expires_at: datetime | None, now: datetime) -> bool:
+    """A grant whose time is up and whose access is still on the cluster: Regatta has not yet taken it back (its
+    workers were down at the moment of expiry; they do it when they return)."""
+    return phase == "granted" and expires_at is not None and expires_at <= now
+
+
+def shown_state(*, phase: str, expires_at: datetime | None, now: datetime) -> str:
+    """The state a list shows: the phase, or `overdue`."""
+    return "overdue" if overdue(phase=phase, expires_at=expires_at, now=now) else phase
+
+
+def human(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return "".join(f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n) or "0s"
+
+
+def ends_at(granted_at: datetime, duration_seconds: int) -> datetime:
+    return granted_at + timedelta(seconds=duration_seconds)

@@ -1,0 +1,147 @@
+"""Time-bound access to a cluster, as a person uses it: `regatta access request` starts an AccessGrant, the
+kubeconfig it hands out (once, sealed to the requester's key) works with the real kubectl for exactly the role
+asked, and stops working when the grant is revoked or runs out, including when the worker was dead at the moment
+of expiry (the grant is `overdue` until a worker returns and takes it back). Production waits for a second person."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REGATTA, WorkerProcess
+from tests.e2e.test_kubeconfig import KUBECTL
+
+
+def regatta(settings, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([REGATTA, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **settings.as_env(), "COLUMNS": "250"})
+
+
+def kubectl(config: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([KUBECTL, "--kubeconfig", str(config), *args], capture_output=True, text=True, timeout=60,
+                          env={"HOME": str(config.parent), "PATH": "/usr/bin:/bin"})
+
+
+def grant_id_of(output: str) -> str:
+    return next(word for line in output.splitlines() for word in line.split() if word.startswith("access-")).rstrip(":")
+
+
+def grants(settings, grant_id: str) -> dict:
+    listed = regatta(settings, "access", "list", "--output", "json")
+    assert listed.returncode == 0, listed.stderr
+    return next(g for g in json.loads(listed.stdout) if g["grant_id"] == grant_id)
+
+
+async def test_a_view_grant_works_for_what_view_allows_is_handed_out_once_and_ends_when_revoked(
+        queue_settings, worker, add_cluster, tmp_path, client, inventory):
+    cluster = add_cluster("grant")
+    config = tmp_path / "grant.yaml"
+    asked = await asyncio.to_thread(regatta, queue_settings, "access", "request", cluster, "--role", "view", "--for", "1h",
+                                    "--reason", "INC-7 looking at checkout", "--ticket", "INC-7", "--requested-by", "ana",
+                                    "--output", str(config))
+    assert asked.returncode == 0, asked.stdout + asked.stderr
+    grant_id = grant_id_of(asked.stdout)
+    assert "granted until" in asked.stdout and oct(config.stat().st_mode & 0o777) == "0o600"
+    user = yaml.safe_load(config.read_text())["users"][0]["user"]
+    assert set(user) == {"token"} and user["token"].startswith("simsa-")
+
+    assert "checkout-" in kubectl(config, "get", "pods", "-A").stdout
+    nodes = kubectl(config, "get", "nodes")
+    assert nodes.returncode == 1 and "cannot list resource \"nodes\"" in nodes.stderr
+    pod = kubectl(config, "get", "pods", "-n", "shop", "-o", "name").stdout.splitlines()[0].removeprefix("pod/")
+    delete = kubectl(config, "delete", "pod", pod, "-n", "shop", "--wait=false")
+    assert delete.returncode == 1 and "forbidden" in delete.stderr
+
+    # handed out once, and only to the person who asked
+    again = await asyncio.to_thread(regatta, queue_settings, "access", "kubeconfig", grant_id, "--output",
+                                    str(tmp_path / "again.yaml"), "--requested-by", "ana")
+    assert again.returncode == 2 and "handed out once" in again.stderr and not (tmp_path / "again.yaml").exists()
+    other = await asyncio.to_thread(regatta, queue_settings, "access", "kubeconfig", grant_id, "--output",
+                                    str(tmp_path / "bob.yaml"), "--requested-by", "bob")
+    assert other.returncode == 2 and "only they receive its kubeconfig" in other.stderr
+
+    listed = grants(queue_settings, grant_id)
+    assert (listed["phase"], listed["person"], listed["role"], listed["approved_by"]) == ("granted", "ana", "view", None)
+    assert listed["handed_out_at"] is not None
+
+    revoked = await asyncio.to_thread(regatta, queue_settings, "access", "revoke", grant_id, "--reason", "done",
+                                      "--requested-by", "ana")
+    assert revoked.returncode == 0 and "revoked" in revoked.stdout, revoked.stdout + revoked.stderr
+    after = kubectl(config, "get", "pods", "-A")
+    assert after.returncode == 1 and "Unauthorized" in after.stderr
+    listed = grants(queue_settings, grant_id)
+    assert listed["phase"] == "revoked" and listed["revoked_by"] == "ana"
+
+    trail = [r for r in inventory.audit(operation_id=grant_id)]
+    assert [r.action for r in trail] == ["access request", "grant", "hand out", "revoke", "revoke"]
+    assert all(r.operation == "access" for r in trail)
+    kinds = await asyncio.to_thread(regatta, queue_settings, "audit", "list", "--kind", "access", "--output", "json")
+    assert any(r["operation_id"] == grant_id and r["action"] == "hand out" for r in json.loads(kinds.stdout))
+    # the history holds the kubeconfig sealed: no token in it
+    raw = b"".join(e.SerializeToString() for e in (await client.get_workflow_handle(grant_id).fetch_history()).events)
+    assert user["token"].encode() not in raw and b"simsa-" not in raw
+
+
+async def test_production_waits_for_a_second_person_and_a_grant_ends_when_its_time_is_up_even_across_a_dead_worker(
+        queue_settings, add_cluster, tmp_path, client, simulator):
+    cluster = add_cluster("prodgrant", env="prod")
+    config = tmp_path / "prod.yaml"
+    with WorkerProcess(queue_settings) as doomed:
+        asked = await asyncio.to_thread(regatta, queue_settings, "access", "request", cluster, "--role", "edit", "--for",
+                                        "40s", "--reason", "INC-9", "--requested-by", "ana", "--wait", "3")
+        assert asked.returncode == 0 and "waits for a second person" in asked.stdout, asked.stdout + asked.stderr
+        grant_id = grant_id_of(asked.stdout)
+        early = await asyncio.to_thread(regatta, queue_settings, "access", "kubeconfig", grant_id, "--output", str(config),
+                                        "--requested-by", "ana")
+        assert early.returncode == 2 and "awaiting_approval" in early.stderr
+        own = await asyncio.to_thread(regatta, queue_settings, "access", "approve", grant_id, "--approver", "Ana")
+        assert own.returncode == 2 and "cannot approve it" in own.stderr
+        approved = await asyncio.to_thread(regatta, queue_settings, "access", "approve", grant_id, "--approver", "bo")
+        assert approved.returncode == 0, approved.stderr
+        handle = client.get_workflow_handle(grant_id)
+        for _ in range(200):
+            if (await handle.query("progress", result_type=dict))["phase"] == "granted":
+                break
+            await asyncio.sleep(0.1)
+        handed = await asyncio.to_thread(regatta, queue_settings, "access", "kubeconfig", grant_id, "--output", str(config),
+                                         "--requested-by", "ana")
+        assert handed.returncode == 0, handed.stderr
+        assert kubectl(config, "get", "pods", "-n", "shop").returncode == 0
+        progress = await handle.query("progress", result_type=dict)
+        assert progress["approved_by"] == "bo" and progress["needs_approval"] is True
+        doomed.sigkill()  # every worker gone before the grant's time is up
+
+    expires = grants(queue_settings, grant_id)["expires_at"]
+    from datetime import datetime
+
+    while datetime.fromisoformat(expires) > datetime.now(datetime.fromisoformat(expires).tzinfo):
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(1)
+    # time is up, nobody took it back: the list says so, and the access is still there (its token lives 10 minutes)
+    assert grants(queue_settings, grant_id)["phase"] == "overdue"
+    assert kubectl(config, "get", "pods", "-n", "shop").returncode == 0
+    with WorkerProcess(queue_settings):  # a worker returns, and the timer that fired while it was away is served
+        deadline = time.monotonic() + 60
+        while grants(queue_settings, grant_id)["phase"] != "expired":
+            assert time.monotonic() < deadline, grants(queue_settings, grant_id)
+            await asyncio.sleep(0.5)
+    refused = kubectl(config, "get", "pods", "-n", "shop")
+    assert refused.returncode == 1 and "Unauthorized" in refused.stderr
+    result = await handle.result()
+    assert result["outcome"] == "expired" if isinstance(result, dict) else result.outcome == "expired"
+
+
+@pytest.mark.parametrize("duration, problem", [("5s", "a grant lasts from 30 s"), ("2 days", "is not a duration")])
+def test_a_request_that_does_not_fit_is_refused_before_anything_starts(queue_settings, add_cluster, duration, problem):
+    cluster = add_cluster("nogrant")
+    asked = regatta(queue_settings, "access", "request", cluster, "--for", duration, "--reason", "x")
+    assert asked.returncode == 2 and problem in asked.stderr
+    nameless = regatta(queue_settings, "access", "request", cluster, "--reason", " ")
+    assert nameless.returncode == 2 and "say why with --reason" in nameless.stderr

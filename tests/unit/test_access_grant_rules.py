@@ -1,0 +1,67 @@
+"""Time-bound access's decisions (regatta/rules/access_grants.py) and the sealed box its kubeconfig travels in
+(regatta/formats/sealed_box.py), with expectations written out by hand."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from regatta.formats.sealed_box import SealError, new_recipient, open_sealed, seal
+from regatta.rules import access_grants
+
+NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("text, seconds", [("2h", 7200), ("90m", 5400), ("1h30m", 5400), ("45s", 45), ("24h", 86400),
+                                           ("1H", 3600)])
+def test_durations_read_as_people_write_them(text, seconds):
+    assert access_grants.duration_seconds(text) == seconds
+
+
+@pytest.mark.parametrize("text, words", [("", "is not a duration"), ("2 days", "is not a duration"), ("10", "is not a"),
+                                         ("10s", "from 30 s to 24 h"), ("25h", "from 30 s to 24 h")])
+def test_durations_that_do_not_fit_say_how_to_write_one(text, words):
+    with pytest.raises(ValueError, match=words):
+        access_grants.duration_seconds(text)
+
+
+def test_production_and_admin_wait_for_a_second_person():
+    assert access_grants.needs_approval("prod", "view") and access_grants.needs_approval("Production", "edit")
+    assert access_grants.needs_approval("staging", "admin")
+    assert not access_grants.needs_approval("staging", "edit") and not access_grants.needs_approval("dev", "view")
+
+
+def test_the_account_is_a_dns_label_of_the_grant():
+    assert access_grants.account_name("access-eks-prod-use1-1a2b3c4d") == "access-eks-prod-use1-1a2b3c4d"
+    assert access_grants.account_name("Access_X.Y") == "access-x-y"
+    assert len(access_grants.account_name("access-" + "c" * 80 + "-1a2b3c4d")) == 63
+
+
+def test_the_token_lives_as_long_as_the_grant_and_never_under_the_api_servers_floor():
+    assert access_grants.token_seconds(NOW + timedelta(hours=2), NOW) == 7200
+    assert access_grants.token_seconds(NOW + timedelta(seconds=3600.2), NOW) == 3601
+    assert access_grants.token_seconds(NOW + timedelta(seconds=40), NOW) == 600
+
+
+def test_a_granted_grant_past_its_end_is_overdue_and_nothing_else_is():
+    past, future = NOW - timedelta(seconds=1), NOW + timedelta(minutes=5)
+    assert access_grants.shown_state(phase="granted", expires_at=past, now=NOW) == "overdue"
+    assert access_grants.shown_state(phase="granted", expires_at=future, now=NOW) == "granted"
+    assert access_grants.shown_state(phase="expired", expires_at=past, now=NOW) == "expired"
+    assert access_grants.shown_state(phase="awaiting_approval", expires_at=None, now=NOW) == "awaiting_approval"
+
+
+def test_a_sealed_kubeconfig_opens_with_its_recipients_key_alone():
+    private, public = new_recipient()
+    sealed = seal(b"apiVersion: v1", public)
+    assert open_sealed(private, *sealed) == b"apiVersion: v1"
+    someone_else, _ = new_recipient()
+    with pytest.raises(SealError, match="does not open"):
+        open_sealed(someone_else, *sealed)
+    ephemeral, nonce, ciphertext = sealed
+    tampered = ciphertext[:-4] + ("AAAA" if not ciphertext.endswith("AAAA") else "BBBB")
+    with pytest.raises(SealError):
+        open_sealed(private, ephemeral, nonce, tampered)
+    with pytest.raises(SealError, match="not an X25519 public key"):
+        seal(b"x", "c2hvcnQ=")
