@@ -12,6 +12,8 @@
 - `GET /v1/readiness[?to=X.Y&blocking=true]`: each cluster's readiness for its next minor, as the
   last fleet sweep read it.
 - `POST /v1/webhooks/ticket-events` takes a ticket system's signed approval or cancellation.
+- `/v1/access`: time-bound access to a cluster: ask, list, approve, revoke, and the kubeconfig once
+  (regatta/api/access_grants.py).
 - `GET /metrics`: the fleet for Prometheus (regatta/api/metrics.py); no token, like any exporter.
 - `/ui`: the fleet view (regatta/web/), signed in with a token exchanged for a session cookie.
 
@@ -37,7 +39,18 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from regatta.api import clusters, codec, identity_provider, metrics, operations, placement, policy, readiness, webhooks
+from regatta.api import (
+    access_grants,
+    clusters,
+    codec,
+    identity_provider,
+    metrics,
+    operations,
+    placement,
+    policy,
+    readiness,
+    webhooks,
+)
 from regatta.api.errors import install_error_handlers
 from regatta.api.front_door import FrontDoor
 from regatta.inventory import Inventory
@@ -169,6 +182,6 @@ def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAP
     trace_requests(app)
     pages.install(app)  # the fleet view, under /ui
     for router in (operations.router, clusters.router, policy.router, placement.router, readiness.router, webhooks.router,
-                   codec.router, metrics.router):
+                   codec.router, metrics.router, access_grants.router):
         app.include_router(router)
     return app

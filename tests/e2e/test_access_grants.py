@@ -145,3 +145,70 @@ def test_a_request_that_does_not_fit_is_refused_before_anything_starts(queue_set
     assert asked.returncode == 2 and problem in asked.stderr
     nameless = regatta(queue_settings, "access", "request", cluster, "--reason", " ")
     assert nameless.returncode == 2 and "say why with --reason" in nameless.stderr
+
+
+async def test_over_the_api_a_grant_is_asked_approved_handed_out_to_its_requester_once_and_revoked(
+        queue_settings, inventory, worker, add_cluster, tmp_path):
+    """The same grant over the HTTP API: the token's name is who asks; an operator of the cluster's environment may
+    ask, a viewer may not; an approver approves (never the requester); the kubeconfig goes to the requester once;
+    another environment's token learns nothing of the grant."""
+    import uuid
+
+    import httpx
+
+    from regatta.api.app import create_app
+    from regatta.api.tokens import create_token
+
+    cluster = add_cluster("apigrant", env="prod")
+
+    def token(name: str, role: str, *envs: str) -> dict[str, str]:
+        _, secret = create_token(inventory, name=f"{name}-{uuid.uuid4().hex[:6]}", role=role, environments=list(envs))
+        return {"Authorization": f"Bearer {secret}"}
+
+    operator, approver, viewer, stranger = (token("op", "operator", "prod"), token("ap", "approver", "prod"),
+                                            token("vw", "viewer", "prod"), token("st", "operator", "staging"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(queue_settings, inventory)),
+                                 base_url="http://regatta.test", timeout=60) as api:
+        ask = {"cluster": cluster, "role": "view", "duration": "1h", "reason": "INC-11"}
+        refused = await api.post("/v1/access", json=ask, headers=viewer)
+        assert refused.status_code == 403 and "may not start" in refused.json()["error"]
+        bad = await api.post("/v1/access", json={**ask, "duration": "3 days"}, headers=operator)
+        assert bad.status_code == 422 and "is not a duration" in bad.json()["error"]
+        started = await api.post("/v1/access", json=ask, headers=operator)
+        assert started.status_code == 201 and started.json()["needs_approval"] is True, started.text
+        grant_id = started.json()["grant_id"]
+        for _ in range(100):
+            listed = (await api.get("/v1/access", params={"cluster": cluster}, headers=viewer)).json()
+            if listed and listed[0]["state"] == "awaiting_approval":
+                break
+            await asyncio.sleep(0.1)
+        assert listed[0]["grant_id"] == grant_id and listed[0]["state"] == "awaiting_approval"
+        assert all(g["cluster"] != cluster for g in (await api.get("/v1/access", headers=stranger)).json())
+        unseen = await api.post(f"/v1/access/{grant_id}/revoke", json={}, headers=stranger)
+        assert unseen.status_code == 404  # outside its environments: as if there were no such grant
+        own = await api.post(f"/v1/access/{grant_id}/approve", json={}, headers=operator)
+        assert own.status_code == 403  # an operator does not approve at all
+        approved = await api.post(f"/v1/access/{grant_id}/approve", json={"comment": "ok"}, headers=approver)
+        assert approved.status_code == 200, approved.text
+        for _ in range(100):
+            if (await api.get("/v1/access", params={"cluster": cluster}, headers=viewer)).json()[0]["state"] == "granted":
+                break
+            await asyncio.sleep(0.1)
+        not_theirs = await api.post(f"/v1/access/{grant_id}/kubeconfig", headers=approver)
+        assert not_theirs.status_code == 403 and "only they receive" in not_theirs.json()["error"]
+        handed = await api.post(f"/v1/access/{grant_id}/kubeconfig", headers=operator)
+        assert handed.status_code == 200 and handed.headers["cache-control"] == "no-store", handed.text
+        config = tmp_path / "api.yaml"
+        config.write_text(handed.json()["kubeconfig"])
+        assert kubectl(config, "get", "pods", "-n", "shop").returncode == 0
+        twice = await api.post(f"/v1/access/{grant_id}/kubeconfig", headers=operator)
+        assert twice.status_code == 409 and "handed out once" in twice.json()["error"]
+        revoked = await api.post(f"/v1/access/{grant_id}/revoke", json={"reason": "done"}, headers=operator)
+        assert revoked.status_code == 200, revoked.text
+        for _ in range(100):
+            if (await api.get("/v1/access", params={"cluster": cluster}, headers=viewer)).json()[0]["state"] == "revoked":
+                break
+            await asyncio.sleep(0.1)
+        assert kubectl(config, "get", "pods", "-n", "shop").returncode == 1
+        final = (await api.get("/v1/access", params={"cluster": cluster}, headers=viewer)).json()[0]
+        assert final["state"] == "revoked" and final["approved_by"].startswith("ap-") and final["person"].startswith("op-")
