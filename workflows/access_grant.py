@@ -199,6 +199,7 @@ class AccessGrant:
         self.state.account = access_grants.account_name(self.state.operation_id)
         self.state.needs_approval = access_grants.needs_approval(record.environment, input.role)
         tag(operation="AccessGrant", cluster=input.cluster, environment=record.environment, ticket=input.ticket)
+        await self._keep()  # listed from the moment it is asked for
         await self.trail.record("access request", "started",
                                 f"{input.requested_by} asks {input.role} on {input.cluster} for"
                                 f" {access_grants.human(input.duration_seconds)}: {input.reason}")

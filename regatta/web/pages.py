@@ -5,6 +5,7 @@ front-end build and no script but the browser's own forms:
   (labels, provider, region, environment, compliance; any column);
 - `/ui/clusters/{name}`: one cluster: node pools and versions, its operation in flight, bundles
   and their states, drifts, placed applications, its recent audit trail;
+- `/ui/access`: time-bound access to clusters: ask, approve, revoke, take a grant's kubeconfig once;
 - `/ui/operations` and `/ui/operations/{id}`: running and recent operations, progress per stage,
   a wave's forecast, and the controls the token's role may use (pause, resume, abort, approve),
   each a form carrying the session's CSRF secret, refused by the same rules as the API.
@@ -34,6 +35,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from temporalio.client import ScheduleActionStartWorkflow
 
+from regatta.api import access_grants
 from regatta.api.errors import ApiError
 from regatta.api.gate import Gate, inventory_of, settings_of
 from regatta.api.identity_provider import IdentityProvider, ProviderUnreachable, TokenRefused
@@ -45,6 +47,7 @@ from regatta.models import ClusterRecord, OperationRecord, PatchWaveInput
 from regatta.models.fleet_view import SORTABLE, FleetQuery
 from regatta.models.search_attributes import CLUSTER
 from regatta.rules import access, fleet_view, outcomes
+from regatta.rules import access_grants as access_grants_rules
 from regatta.temporal.connect import TemporalUnreachable, connect
 from regatta.temporal.operations import OperationRefused, list_operations, query, send_update
 from regatta.web import session
@@ -451,6 +454,70 @@ async def steer(request: Request, operation_id: str, control: str, csrf: str = F
         message = f"{control} refused: {error}"
         gate.audit(verb=control, outcome="refused", operation_id=operation_id, cluster=cluster, detail=str(error))
     return RedirectResponse(f"/ui/operations/{operation_id}?" + urlencode({"message": message}), status_code=303)
+
+
+# ------------------------------------------------------------------ time-bound access (the same rules as /v1/access)
+
+
+@router.get("/access", response_class=HTMLResponse)
+async def access_page(request: Request, message: str = "") -> Response:
+    viewer = session.viewer(inventory_of(request), request)
+    gate = _gate(request, viewer)
+    visible = [c for c in inventory_of(request).list_clusters() if _visible(viewer, c.environment)]
+    askable = [c.name for c in visible if gate.scope_refusal("start", {c.environment}) is None]
+    grants = await access_grants.list_access(the=gate, cluster=None, person=None)
+    for grant in grants:
+        grant["mine"] = access.same_person(viewer.token.name, grant["person"])
+        grant["may_approve"] = not grant["mine"] and gate.scope_refusal("approve", {grant["environment"]}) is None
+        grant["may_revoke"] = grant["mine"] or gate.scope_refusal("control", {grant["environment"]}) is None
+    return _page(request, "access.html", viewer, grants=grants, clusters=sorted(askable), may_ask=bool(askable),
+                 message=message[:500])
+
+
+@router.post("/access")
+async def ask_for_access(request: Request, csrf: str = Form(""), cluster: str = Form(""), role: str = Form("view"),
+                         duration: str = Form("1h"), reason: str = Form(""), ticket: str = Form("")) -> Response:
+    viewer = session.viewer(inventory_of(request), request)
+    session.check_csrf(viewer.csrf, csrf)
+    try:
+        body = access_grants.GrantRequest(cluster=cluster, role=role, duration=duration, reason=reason,
+                                          ticket=ticket or None)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        return RedirectResponse("/ui/access?" + urlencode({"message": f"not asked: {problems}"}), status_code=303)
+    try:
+        started = await access_grants.request_access(body, the=_gate(request, viewer))
+    except ApiError as error:
+        if error.status_code in (403, 404):
+            raise
+        return RedirectResponse("/ui/access?" + urlencode({"message": f"not asked: {error.message}"}), status_code=303)
+    said = "it waits for a second person's approval" if started["needs_approval"] else "it is being granted"
+    return RedirectResponse("/ui/access?" + urlencode({"message": f"asked: {started['grant_id']}; {said}"}), status_code=303)
+
+
+@router.post("/access/{grant_id}/{control}")
+async def steer_access(request: Request, grant_id: str, control: str, csrf: str = Form("")) -> Response:
+    viewer = session.viewer(inventory_of(request), request)
+    session.check_csrf(viewer.csrf, csrf)
+    gate = _gate(request, viewer)
+    try:
+        if control == "approve":
+            await access_grants.approve_access(grant_id, None, the=gate)
+        elif control == "revoke":
+            await access_grants.revoke_access(grant_id, access_grants.RevokeRequest(reason="from the fleet view"), the=gate)
+        elif control == "kubeconfig":
+            answered = Response()
+            handed = await access_grants.hand_out(grant_id, answered, the=gate)
+            return Response(handed["kubeconfig"], media_type="application/yaml", headers={
+                "Cache-Control": "no-store",
+                "Content-Disposition": f'attachment; filename="{access_grants_rules.account_name(grant_id)}.kubeconfig"'})
+        else:
+            raise ApiError(404, f"no control {control!r}; the controls are approve, revoke, kubeconfig")
+    except ApiError as error:
+        if error.status_code != 409:
+            raise
+        return RedirectResponse("/ui/access?" + urlencode({"message": f"{control} refused: {error.message}"}), status_code=303)
+    return RedirectResponse("/ui/access?" + urlencode({"message": f"{control}: accepted"}), status_code=303)
 
 
 def install(app: FastAPI) -> None:

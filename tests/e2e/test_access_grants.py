@@ -212,3 +212,67 @@ async def test_over_the_api_a_grant_is_asked_approved_handed_out_to_its_requeste
         assert kubectl(config, "get", "pods", "-n", "shop").returncode == 1
         final = (await api.get("/v1/access", params={"cluster": cluster}, headers=viewer)).json()[0]
         assert final["state"] == "revoked" and final["approved_by"].startswith("ap-") and final["person"].startswith("op-")
+
+
+async def test_in_the_fleet_view_a_person_asks_takes_the_kubeconfig_once_and_sees_an_overdue_grant(
+        queue_settings, inventory, worker, add_cluster, tmp_path):
+    import re
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    import httpx
+
+    from regatta.api.app import create_app
+    from regatta.api.tokens import create_token
+    from regatta.models import AccessGrantRecord
+
+    cluster = add_cluster("uigrant")  # staging: a view grant needs nobody's approval
+    name = f"web-{uuid.uuid4().hex[:6]}"
+    _, secret = create_token(inventory, name=name, role="operator", environments=["staging"])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(queue_settings, inventory)),
+                                 base_url="http://regatta.test", timeout=60) as browser:
+        form = await browser.get("/ui/login")
+        guard = re.search(r'name="csrf" value="([^"]+)"', form.text)[1]
+        assert (await browser.post("/ui/login", data={"token": secret, "csrf": guard, "next": "/ui/access"})).status_code == 303
+        page = await browser.get("/ui/access")
+        assert page.status_code == 200 and f"<option>{cluster}</option>" in page.text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)[1]
+        forged = await browser.post("/ui/access", data={"csrf": "forged", "cluster": cluster, "reason": "x"})
+        assert forged.status_code == 403
+        asked = await browser.post("/ui/access", data={"csrf": csrf, "cluster": cluster, "role": "view", "duration": "1h",
+                                                       "reason": "INC-12"})
+        assert asked.status_code == 303 and "it is being granted" in httpx.URL(asked.headers["location"]).params["message"]
+        grant_id = re.search(r"asked: (\S+);", httpx.URL(asked.headers["location"]).params["message"])[1]
+        for _ in range(100):
+            page = await browser.get("/ui/access")
+            found = re.search(rf'<tr data-grant="{grant_id}">.*?</tr>', page.text, re.S)
+            row = found[0] if found else ""
+            if "value=\"kubeconfig\"" in row:
+                break
+            await asyncio.sleep(0.1)
+        assert ">granted<" in row and 'value="approve"' not in row  # nobody approves their own, nor a grant that needs none
+        taken = await browser.post(f"/ui/access/{grant_id}/kubeconfig", data={"csrf": csrf})
+        assert taken.status_code == 200 and taken.headers["cache-control"] == "no-store"
+        assert taken.headers["content-disposition"].startswith("attachment;")
+        config = tmp_path / "ui.yaml"
+        config.write_bytes(taken.content)
+        assert kubectl(config, "get", "pods", "-n", "shop").returncode == 0
+        again = await browser.post(f"/ui/access/{grant_id}/kubeconfig", data={"csrf": csrf})
+        assert again.status_code == 303 and "handed out once" in httpx.URL(again.headers["location"]).params["message"]
+        revoked = await browser.post(f"/ui/access/{grant_id}/revoke", data={"csrf": csrf})
+        assert revoked.status_code == 303
+        for _ in range(100):
+            if kubectl(config, "get", "pods", "-n", "shop").returncode == 1:
+                break
+            await asyncio.sleep(0.2)
+        assert kubectl(config, "get", "pods", "-n", "shop").returncode == 1
+
+        # a grant whose time is up while no worker takes it back is shown as overdue
+        now = datetime.now(UTC)
+        inventory.record_access_grant(AccessGrantRecord(
+            grant_id=f"access-{cluster}-overdue1", cluster=cluster, environment="staging", person="someone", role="view",
+            reason="INC-13", phase="granted", requested_at=now - timedelta(hours=2), granted_at=now - timedelta(hours=2),
+            expires_at=now - timedelta(minutes=5)))
+        page = await browser.get("/ui/access")
+        row = re.search(rf'<tr data-grant="access-{cluster}-overdue1">.*?</tr>', page.text, re.S)[0]
+        assert "overdue" in row and "takes it back when a worker returns" in row
