@@ -3,7 +3,8 @@ check their health, but it does not own their control plane or node pools, so ev
 operation is refused with a message that says so.
 
 In the embedded default the kubeconfig is implied: the cluster's API is the simulator's
-`/k8s/<cluster>`. Otherwise `credential_ref` names the kubeconfig context to use.
+`/k8s/<cluster>`. Otherwise `credential_ref` names the kubeconfig context to use, or a secrets store's
+secret that holds the kubeconfig (`aws-secretsmanager:NAME[#KEY]`, regatta/clouds/secret_stores.py).
 """
 
 from __future__ import annotations
@@ -14,11 +15,38 @@ from typing import Any
 from kubernetes import client as k8s
 
 from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_endpoint, simulator_kubeconfig
+from regatta.clouds.secret_stores import SecretStoreError, is_reference, stored
 from regatta.formats import kubeconfig
 from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, ManagedAddon, NodePool, UpgradeInsight, VersionChange
 from regatta.models.errors import ErrorType
 from regatta.models.fleet import InsightCategory
 from regatta.models.readiness import NodePoolRoom
+
+
+def stored_kubeconfig(cluster: ClusterRef) -> dict[str, Any]:
+    """The kubeconfig a secrets store keeps for the cluster (credential_ref `aws-secretsmanager:NAME[#KEY]`: its
+    current context, with its cluster and user), read in this process and kept REGATTA_SECRET_CACHE_SECONDS: a
+    rotated kubeconfig is used once the kept copy is older (regatta/kube/connect.py rebuilds the client when it
+    changes). A retryable CloudError while the store cannot be reached; a final one for what will not read."""
+    import yaml
+
+    try:
+        text = stored(cluster.credential_ref, name=f"the kubeconfig of {cluster.name}").value()
+    except SecretStoreError as error:
+        raise CloudError(f"{cluster.name}: {error}", error_type=ErrorType.INVALID_CREDENTIAL_REF,
+                         retryable=error.retryable) from None
+    try:
+        config = yaml.safe_load(text) if len(text) <= MAX_KUBECONFIG_BYTES else None
+        if not isinstance(config, dict):
+            raise ValueError("not a YAML mapping")
+        return kubeconfig.context_of(config, context=None)
+    except (yaml.YAMLError, ValueError, KeyError) as error:  # what it says is a credential: its words stay out
+        raise CloudError(f"{cluster.name}: the secret {cluster.credential_ref} does not hold a kubeconfig with a current"
+                         f" context ({type(error).__name__}); store the file `kubectl config view --minify --raw` writes",
+                         error_type=ErrorType.INVALID_CREDENTIAL_REF, retryable=False) from None
+
+
+MAX_KUBECONFIG_BYTES = 1024 * 1024
 
 # The labels each distribution puts on a node to say which pool it belongs to.
 POOL_LABELS = ("regatta.dev/node-pool", "eks.amazonaws.com/nodegroup", "cloud.google.com/gke-nodepool",
@@ -32,13 +60,18 @@ class KubeconfigProvider:
         self._api_clients = api_clients  # set by regatta.kube.connect: how to build a client from an endpoint
 
     def kube_endpoint(self, cluster: ClusterRef) -> KubeEndpoint:
+        if is_reference(cluster.credential_ref):  # named explicitly: used even beside the simulator
+            return KubeEndpoint(host="", kubeconfig=stored_kubeconfig(cluster))
         if self.sim_url:
             return simulator_endpoint(self.sim_url, cluster, site=self.credential_site)
         return KubeEndpoint(host="", kubeconfig_context=None if cluster.credential_ref == "default" else cluster.credential_ref)
 
     def kubeconfig(self, cluster: ClusterRef) -> dict[str, Any]:
         """The cluster's own context (its credential_ref, or the current one) from the kubeconfig
-        this process reads (KUBECONFIG or ~/.kube/config), with its cluster and user."""
+        this process reads (KUBECONFIG or ~/.kube/config), with its cluster and user; or the kubeconfig a
+        secrets store holds, where credential_ref names one."""
+        if is_reference(cluster.credential_ref):
+            return stored_kubeconfig(cluster)
         if self.sim_url:
             return simulator_kubeconfig(self.sim_url, cluster, site=self.credential_site)
         import os

@@ -26,6 +26,7 @@ from urllib3.util.retry import Retry
 
 from regatta.clouds import KubeEndpoint, Providers
 from regatta.clouds.rate_limits import RateLimit, no_rate_limit
+from regatta.clouds.secret_stores import is_reference
 from regatta.models import ClusterRef
 
 RENEW_AT = 0.75  # of a token's life
@@ -90,6 +91,7 @@ class ClusterConnections:
         self.site = site
         self.providers = Providers(sim_url=sim_url, api_clients=self.api_client, site=site, rate_limit=rate_limit)
         self._clients: dict[str, k8s.ApiClient] = {}
+        self._made_from: dict[str, str] = {}  # a stored kubeconfig's fingerprint, by cluster
         self._lock = threading.Lock()
         # The clusters' CA certificates, one file per distinct certificate (the kubernetes client
         # reads a CA from a path), removed with the directory when this object closes or the
@@ -106,6 +108,8 @@ class ClusterConnections:
         return self.providers.for_cluster(cluster)
 
     def api_client(self, cluster: ClusterRef) -> k8s.ApiClient:
+        if cluster.provider == "kubeconfig" and is_reference(cluster.credential_ref):
+            return self._stored_client(cluster)
         with self._lock:
             cached = self._clients.get(cluster.name)
             if cached is not None:
@@ -114,10 +118,25 @@ class ClusterConnections:
         with self._lock:
             return self._clients.setdefault(cluster.name, client)
 
+    def _stored_client(self, cluster: ClusterRef) -> k8s.ApiClient:
+        """A cluster whose kubeconfig a secrets store holds: its client is made again when the kubeconfig read (kept
+        REGATTA_SECRET_CACHE_SECONDS) is no longer the one it was made from, so a rotation needs no restart."""
+        endpoint = self.provider(cluster).kube_endpoint(cluster)
+        fingerprint = hashlib.sha256(repr(endpoint.kubeconfig).encode()).hexdigest()
+        with self._lock:
+            cached = self._clients.get(cluster.name)
+            if cached is not None and self._made_from.get(cluster.name) == fingerprint:
+                return cached
+        client = self.client_for(endpoint)
+        with self._lock:
+            self._clients[cluster.name], self._made_from[cluster.name] = client, fingerprint
+            return client
+
     def forget(self, cluster: ClusterRef) -> None:
         """Drop the cached client of a cluster that is going away (or being made anew)."""
         with self._lock:
             self._clients.pop(cluster.name, None)
+            self._made_from.pop(cluster.name, None)
 
     def _build(self, cluster: ClusterRef) -> k8s.ApiClient:
         provider = self.provider(cluster)

@@ -231,3 +231,47 @@ def test_telling_one_codec_setting_from_another_reads_no_store():
 
     reference = "aws-secretsmanager:regatta/codec-nowhere"  # no store is reachable for it: a read would fail
     assert codec_identity({"REGATTA_CODEC_KEYS": reference}) == (reference,)
+
+
+def test_a_kubeconfig_cluster_reached_through_a_kubeconfig_the_store_holds_and_rotated_without_a_restart(
+        store, monkeypatch, add_cluster, simulator):
+    """A cluster Regatta reaches by kubeconfig, whose kubeconfig is a secret (credential_ref
+    `aws-secretsmanager:NAME`): read in the process that uses it, its client made again when the secret changes."""
+    import yaml
+    from kubernetes import client as k8s
+    from kubernetes.client.exceptions import ApiException
+
+    from regatta.clouds import CloudError
+    from regatta.clouds.base import simulator_kubeconfig
+    from regatta.kube.connect import ClusterConnections
+    from regatta.models import ClusterRef
+
+    monkeypatch.setenv("REGATTA_SECRET_CACHE_SECONDS", "0")  # read on every use: the rotation shows at once
+    name = add_cluster("byref")
+    real = simulator_kubeconfig(simulator.url, ClusterRef(name=name, provider="eks", region="us-east-1"))
+    secret = f"regatta/kubeconfig-{uuid.uuid4().hex[:6]}"
+    store.create_secret(Name=secret, SecretString=yaml.safe_dump(real))
+    ref = ClusterRef(name=name, provider="kubeconfig", region="us-east-1", credential_ref=f"aws-secretsmanager:{secret}")
+    connections = ClusterConnections(sim_url=simulator.url)
+    try:
+        nodes = k8s.CoreV1Api(connections.api_client(ref)).list_node().items
+        assert nodes and all(n.metadata.name for n in nodes)
+        first = connections.api_client(ref)
+        assert connections.api_client(ref) is first  # unchanged: the same client
+
+        stale = json.loads(json.dumps(real))
+        stale["users"][0]["user"]["token"] = "simtok-revoked-0000000000000000"
+        store.put_secret_value(SecretId=secret, SecretString=yaml.safe_dump(stale))
+        with pytest.raises(ApiException) as refused:
+            k8s.CoreV1Api(connections.api_client(ref)).list_node()
+        assert refused.value.status == 401  # the rotated kubeconfig is the one in use, no restart
+        store.put_secret_value(SecretId=secret, SecretString=yaml.safe_dump(real))
+        assert k8s.CoreV1Api(connections.api_client(ref)).list_node().items
+
+        store.put_secret_value(SecretId=secret, SecretString="token: simtok-not-a-kubeconfig-123456")
+        with pytest.raises(CloudError) as unusable:
+            connections.api_client(ref)
+        assert not unusable.value.retryable and "does not hold a kubeconfig" in str(unusable.value)
+        assert "simtok-not-a-kubeconfig" not in str(unusable.value)
+    finally:
+        connections.close()
