@@ -159,9 +159,12 @@ def access_kubeconfig(grant_id: GRANT_ID,
 @access_app.command("list")
 def access_list(cluster: Annotated[str | None, typer.Option(help="only this cluster's grants")] = None,
                 person: Annotated[str | None, typer.Option(help="only this person's grants")] = None,
+                at: Annotated[str | None, typer.Option(help="only the grants whose access was on the cluster at this"
+                                                            " moment (ISO 8601, UTC unless it says: 2026-12-01T14:00)")] = None,
                 output: OutputOption = Output.table):
     """Live and past grants, newest first: who had what on which cluster, when, and who approved it. A grant whose
-    time is up but whose access Regatta has not yet taken back (its workers were down) is `overdue`."""
+    time is up but whose access Regatta has not yet taken back (its workers were down) is `overdue`. With --at:
+    who could reach the cluster at that moment."""
     from datetime import UTC, datetime
 
     from regatta.rules import access_grants
@@ -169,6 +172,14 @@ def access_list(cluster: Annotated[str | None, typer.Option(help="only this clus
     def body():
         grants = open_inventory().access_grants(cluster=cluster, person=person)
         now = datetime.now(UTC)
+        if at is not None:
+            try:
+                moment = datetime.fromisoformat(at)
+            except ValueError:
+                raise Refused(f"--at {at!r}: give a moment as 2026-12-01T14:00 (UTC) or 2026-12-01T15:00+01:00") from None
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+            grants = [g for g in grants if access_grants.held_at(granted_at=g.granted_at, revoked_at=g.revoked_at,
+                                                                  moment=moment)]
         shown = [g.model_copy(update={"phase": access_grants.shown_state(phase=g.phase, expires_at=g.expires_at, now=now)})
                  for g in grants]
 

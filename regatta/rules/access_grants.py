@@ -58,6 +58,12 @@ def shown_state(*, phase: str, expires_at: datetime | None, now: datetime) -> st
     return "overdue" if overdue(phase=phase, expires_at=expires_at, now=now) else phase
 
 
+def held_at(*, granted_at: datetime | None, revoked_at: datetime | None, moment: datetime) -> bool:
+    """Whether a grant's access was on the cluster at `moment`: from its grant until it was taken back (at its end or
+    on revocation; one not yet taken back, overdue included, still holds)."""
+    return granted_at is not None and granted_at <= moment and (revoked_at is None or moment < revoked_at)
+
+
 def human(seconds: float) -> str:
     seconds = int(seconds)
     hours, rest = divmod(seconds, 3600)

@@ -78,6 +78,13 @@ async def test_a_view_grant_works_for_what_view_allows_is_handed_out_once_and_en
     assert after.returncode == 1 and "Unauthorized" in after.stderr
     listed = grants(queue_settings, grant_id)
     assert listed["phase"] == "revoked" and listed["revoked_by"] == "ana"
+    # who could reach the cluster, and when: during the grant ana, after it nobody
+    during = regatta(queue_settings, "access", "list", "--cluster", cluster, "--at", listed["granted_at"], "--output", "json")
+    assert [g["person"] for g in json.loads(during.stdout)] == ["ana"], during.stderr
+    after_it = regatta(queue_settings, "access", "list", "--cluster", cluster, "--at", listed["revoked_at"], "--output", "json")
+    assert json.loads(after_it.stdout) == []
+    nonsense = regatta(queue_settings, "access", "list", "--at", "last tuesday")
+    assert nonsense.returncode == 2 and "give a moment as" in nonsense.stderr
 
     trail = [r for r in inventory.audit(operation_id=grant_id)]
     assert [r.action for r in trail] == ["access request", "grant", "hand out", "revoke", "revoke"]

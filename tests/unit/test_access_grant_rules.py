@@ -65,3 +65,12 @@ def test_a_sealed_kubeconfig_opens_with_its_recipients_key_alone():
         open_sealed(private, ephemeral, nonce, tampered)
     with pytest.raises(SealError, match="not an X25519 public key"):
         seal(b"x", "c2hvcnQ=")
+
+
+def test_a_grant_held_at_a_moment_is_one_granted_before_it_and_not_yet_taken_back():
+    granted, ended = NOW - timedelta(hours=2), NOW - timedelta(hours=1)
+    assert access_grants.held_at(granted_at=granted, revoked_at=ended, moment=NOW - timedelta(minutes=90))
+    assert not access_grants.held_at(granted_at=granted, revoked_at=ended, moment=ended)
+    assert not access_grants.held_at(granted_at=granted, revoked_at=ended, moment=granted - timedelta(seconds=1))
+    assert access_grants.held_at(granted_at=granted, revoked_at=None, moment=NOW)  # not taken back yet: still held
+    assert not access_grants.held_at(granted_at=None, revoked_at=None, moment=NOW)  # never granted
