@@ -299,20 +299,30 @@ class KubeActivities:
     def hand_out_access(self, request: HandOutAccess) -> SealedKubeconfig:
         """A token for the grant's account, in a kubeconfig sealed to the requester's key: the token never leaves this
         process but as ciphertext only the requester can open (it goes through the workflow's history)."""
+        import base64
         import json
+        from pathlib import Path
 
         from regatta.formats import kubeconfig as kubeconfigs
-        from regatta.formats.sealed_box import SealError, seal
+        from regatta.formats.sealed_box import SealError, check_recipient, seal
+        from regatta.rules.access_grants import token_seconds
 
+        try:
+            check_recipient(request.recipient_key)  # before any token is made
+        except SealError as error:
+            raise refuse(str(error), error_type=ErrorType.INVALID_INPUT) from error
         with translated_failures():
-            provider = self.connections.provider(request.cluster)
-            endpoint = provider.kube_endpoint(request.cluster)
+            api = self.connections.api_client(request.cluster)
+            seconds = token_seconds(request.expires_at, datetime.now(UTC))  # from now: a late retry adds nothing
             try:
-                token, expires = cluster_access.token(self.connections.api_client(request.cluster), account=request.account,
-                                                      seconds=request.token_seconds)
+                token, expires = cluster_access.token(api, account=request.account, seconds=seconds)
             except cluster_access.AccessRefused as error:
                 raise refuse(f"{request.cluster.name}: {error}", error_type=ErrorType.ACCESS_REFUSED) from error
-            config = kubeconfigs.kubeconfig(name=request.cluster.name, server=endpoint.host, ca_data=endpoint.ca_data,
+            # where this worker reaches the API server, and the CA it trusts there (from the cloud, a kubeconfig or a
+            # stored one alike)
+            ca_path = api.configuration.ssl_ca_cert
+            ca_data = base64.b64encode(Path(ca_path).read_bytes()).decode() if ca_path else None
+            config = kubeconfigs.kubeconfig(name=request.cluster.name, server=api.configuration.host, ca_data=ca_data,
                                             user=kubeconfigs.token_user(token))
             try:
                 ephemeral, nonce, ciphertext = seal(json.dumps(config).encode(), request.recipient_key)

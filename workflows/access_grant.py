@@ -49,8 +49,9 @@ with workflow.unsafe.imports_passed_through():
 
 EXAMPLE = '{"cluster": "eks-dev-use1", "role": "view", "duration_seconds": 7200, "reason": "INC-42", "requested_by": "ana"}'
 ENDED = ("revoked", "expired", "refused", "failed")
-# Taking access back is retried until it is done: a grant that cannot be ended is an alarm, not a failure to give up on.
-REVOCATION = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=1))
+# A hand-out is asked a few times over half a minute: the person waits on it, and the grant's end waits for it.
+HAND_OUT = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=10),
+                       maximum_attempts=5)
 
 
 @workflow.defn(name="AccessGrant")
@@ -78,6 +79,9 @@ class AccessGrant:
 
     @approve.validator
     def validate_approve(self, request: ApproveInput) -> None:
+        if self.revoke_asked is not None:
+            raise ApplicationError(f"nothing to approve: the request was withdrawn by {self.revoke_asked.requested_by}",
+                                   type=ErrorType.NOT_AWAITING_APPROVAL)
         refuse_own_approval(phase=self.state.phase, approver=request.approver, requested_by=self.input.requested_by,
                             what="access grant", approved_by=self.state.approved_by)
 
@@ -102,7 +106,7 @@ class AccessGrant:
         try:
             sealed: SealedKubeconfig = await call(Activity.HAND_OUT_ACCESS, HandOutAccess(
                 cluster=self.record.ref, account=self.state.account, recipient_key=request.recipient_key,
-                token_seconds=access_grants.token_seconds(self.state.expires_at, workflow.now())), SealedKubeconfig)
+                expires_at=self.state.expires_at), SealedKubeconfig, retry=HAND_OUT)
         except ActivityError:
             self.state.handed_out_at = None  # nothing was handed out: it may be asked for again
             raise
@@ -164,17 +168,31 @@ class AccessGrant:
                                                     f" until {self.state.expires_at:%Y-%m-%d %H:%M:%S} UTC"
                                                     f" (approved by {self.state.approved_by or 'nobody: not needed'})")
 
-    async def _take_back(self, record: ClusterRecord, *, why: str) -> None:
+    async def _take_back(self, record: ClusterRecord, *, why: str, ending: str) -> None:
+        """Delete the binding and the account, through the worker that reaches the cluster (a site's agent for a
+        cluster in a private network), until it is done: each refusal is an alarm in the trail and a durable pause,
+        never the end of the run with the access left in place."""
         self.trail.step("revoking", f"deleting {self.state.account}'s binding and account ({why})")
-        removed: list[str] = await workflow.execute_activity(
-            Activity.REVOKE_ACCESS, RevokeAccess(cluster=record.ref, grant_id=self.state.operation_id,
-                                                 account=self.state.account),
-            result_type=list[str], start_to_close_timeout=timedelta(seconds=60), retry_policy=REVOCATION)
-        self.state.revoked_at = workflow.now()
-        self.state.revoked_by = self.revoke_asked.requested_by if self.revoke_asked else None
-        self.trail.step("revoked" if self.revoke_asked else "expired", f"access ended: {why}")
         await self._keep()
-        await self.trail.record("revoke", "revoked" if self.revoke_asked else "expired",
+        attempts = 0
+        while True:
+            try:
+                removed: list[str] = await call(Activity.REVOKE_ACCESS, RevokeAccess(
+                    cluster=record.ref, grant_id=self.state.operation_id, account=self.state.account), list[str])
+                break
+            except ActivityError as failure:
+                attempts += 1
+                pause = access_grants.revocation_pause(attempts)
+                said = str(getattr(failure.cause, "message", failure))[:300]
+                self.state.step = f"taking the access back failed {attempts} time(s) ({said}); trying again in {pause:g} s"
+                await self.trail.record("revoke", "failed", f"the access is still on the cluster: {said}; tried again"
+                                                            f" in {pause:g} s until it is gone")
+                await workflow.sleep(timedelta(seconds=pause))
+        self.state.revoked_at = workflow.now()
+        self.state.revoked_by = self.revoke_asked.requested_by if self.revoke_asked and ending == "revoked" else None
+        self.trail.step(ending, f"access ended: {why}")
+        await self._keep()
+        await self.trail.record("revoke", "revoked" if ending == "revoked" else ("expired" if ending == "expired" else "failed"),
                                 f"{why}: deleted {', '.join(removed) or 'nothing (already gone)'}")
 
     def _result(self, outcome: str) -> AccessGrantResult:
@@ -209,22 +227,30 @@ class AccessGrant:
             await self.trail.record("access request", "refused", self.state.message)
             await workflow.wait_condition(workflow.all_handlers_finished)
             return self._result("refused")
+        if self.revoke_asked is not None:  # withdrawn before anything was made
+            self.state.message = f"withdrawn by {self.revoke_asked.requested_by} before it was granted; nothing was granted"
+            self.trail.step("refused", self.state.message)
+            await self._keep()
+            await self.trail.record("access request", "refused", self.state.message)
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            return self._result("refused")
         try:
             await self._grant(record)
         except ActivityError as failure:
             self.state.message = f"the cluster did not grant it: {getattr(failure.cause, 'message', failure)}"
-            self.trail.step("failed", self.state.message)
-            await self._take_back(record, why="the grant failed half made")
+            await self._take_back(record, why="the grant failed half made", ending="failed")
+            await workflow.wait_condition(workflow.all_handlers_finished)
             raise ApplicationError(self.state.message, type=ErrorType.ACCESS_REFUSED, non_retryable=True) from None
         assert self.state.granted_at is not None and self.state.expires_at is not None
         remaining = self.state.expires_at - workflow.now()
         try:
             await workflow.wait_condition(lambda: self.revoke_asked is not None, timeout=remaining)
-            why = f"revoked by {self.revoke_asked.requested_by if self.revoke_asked else '?'}"
+            ending, why = "revoked", f"revoked by {self.revoke_asked.requested_by if self.revoke_asked else '?'}"
         except TimeoutError:
-            why = f"its {access_grants.human(input.duration_seconds)} ended"
-        await workflow.wait_condition(lambda: self.state.handed_out_at is None or workflow.all_handlers_finished())
-        await self._take_back(record, why=why)
+            ending, why = "expired", f"its {access_grants.human(input.duration_seconds)} ended"
+        # a hand-out in flight finishes first (its token dies with the account a moment later)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._take_back(record, why=why, ending=ending)
         self.state.message = f"{input.role} on {input.cluster} for {input.requested_by} ended: {why}"
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return self._result("revoked" if self.revoke_asked else "expired")
+        return self._result(ending)

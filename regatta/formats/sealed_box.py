@@ -47,6 +47,11 @@ def _key(shared: bytes, ephemeral: bytes, recipient: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=INFO + ephemeral + recipient).derive(shared)
 
 
+def check_recipient(recipient_key: str) -> None:
+    """SealError unless the key is one a secret can be sealed to (an X25519 public key that is no low-order point)."""
+    seal(b"", recipient_key)
+
+
 def seal(plaintext: bytes, recipient_key: str) -> tuple[str, str, str]:
     """(ephemeral public key, nonce, ciphertext), each base64, that only `recipient_key`'s holder can open."""
     recipient_raw = _unb64(recipient_key, "recipient key")
@@ -55,7 +60,11 @@ def seal(plaintext: bytes, recipient_key: str) -> tuple[str, str, str]:
     recipient = X25519PublicKey.from_public_bytes(recipient_raw)
     ephemeral = X25519PrivateKey.generate()
     ephemeral_raw = ephemeral.public_key().public_bytes(*RAW)
-    key = _key(ephemeral.exchange(recipient), ephemeral_raw, recipient_raw)
+    try:
+        shared = ephemeral.exchange(recipient)
+    except ValueError:  # a low-order point: every shared secret would be zero
+        raise SealError("the recipient key is not one a secret can be sealed to (a low-order point)") from None
+    key = _key(shared, ephemeral_raw, recipient_raw)
     nonce = os.urandom(12)
     return _b64(ephemeral_raw), _b64(nonce), _b64(AESGCM(key).encrypt(nonce, plaintext, INFO))
 

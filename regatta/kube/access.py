@@ -19,12 +19,16 @@ class AccessRefused(Exception):
     """The cluster refused to make or take back the grant (403, 422): said as the API server said it."""
 
 
-def _create(make: Any, *args: Any) -> None:
+def _create(make: Any, *args: Any, read: Any = None, ours: Any = None) -> None:
+    """Make the object; one there already is kept only when `ours(read())` says an earlier attempt of this same grant
+    made it (another grant's, or anyone's, is refused: a grant never takes over what it did not make)."""
     try:
         make(*args)
     except ApiException as error:
-        if error.status == 409:  # made by an earlier attempt of this activity
-            return
+        if error.status == 409:
+            if read is None or ours(read()):
+                return
+            raise AccessRefused("an object of that name is there already and is not this grant's: nothing was bound") from None
         if error.status in (403, 422, 400):
             raise AccessRefused(f"the cluster refused it ({error.status} {error.reason}): {_message(error)}") from None
         raise
@@ -45,14 +49,20 @@ def grant(api: k8s.ApiClient, *, grant_id: str, account: str, role: str, person:
     core, rbac = k8s.CoreV1Api(api), k8s.RbacAuthorizationV1Api(api)
     _create(core.create_namespace, {"apiVersion": "v1", "kind": "Namespace",
                                     "metadata": {"name": NAMESPACE, "labels": dict(MANAGED_BY)}})
+    def this_grant(found: Any) -> bool:
+        return ((found.metadata.annotations or {}).get("regatta.dev/grant-id") == grant_id
+                and (getattr(found, "role_ref", None) is None or found.role_ref.name == role))
+
     _create(core.create_namespaced_service_account, NAMESPACE, {
         "apiVersion": "v1", "kind": "ServiceAccount",
-        "metadata": {"name": account, "namespace": NAMESPACE, "labels": labels, "annotations": annotations}})
+        "metadata": {"name": account, "namespace": NAMESPACE, "labels": labels, "annotations": annotations}},
+            read=lambda: core.read_namespaced_service_account(account, NAMESPACE), ours=this_grant)
     _create(rbac.create_cluster_role_binding, {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
         "metadata": {"name": account, "labels": labels, "annotations": annotations},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}]})
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}]},
+            read=lambda: rbac.read_cluster_role_binding(account), ours=this_grant)
 
 
 def token(api: k8s.ApiClient, *, account: str, seconds: int) -> tuple[str, str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from regatta.models.base import Model
 from regatta.models.fleet import ClusterRef
@@ -73,6 +73,20 @@ class HandOutInput(Model):
     requested_by: str
     recipient_key: str = Field(min_length=40, max_length=60)
 
+    @field_validator("recipient_key")
+    @classmethod
+    def _a_public_key(cls, key: str) -> str:
+        import base64
+        import binascii
+
+        try:
+            raw = base64.b64decode(key, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("the recipient key is not base64") from None
+        if len(raw) != 32 or raw == bytes(32):
+            raise ValueError("the recipient key is not an X25519 public key (32 bytes, base64)")
+        return key
+
 
 class SealedKubeconfig(Model):
     """A kubeconfig sealed to the recipient's key (regatta/formats/sealed_box.py): X25519, HKDF-SHA256, AES-256-GCM."""
@@ -98,7 +112,7 @@ class HandOutAccess(Model):
 
     cluster: ClusterRef
     account: str
-    token_seconds: int
+    expires_at: datetime = Field(description="the grant's end: the token lives until then (ten minutes at least)")
     recipient_key: str
 
 

@@ -4,6 +4,7 @@ is overdue. Pure: unit-tested in tests/unit/test_access_grant_rules.py."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from datetime import datetime, timedelta
@@ -31,14 +32,22 @@ def duration_seconds(text: str) -> int:
 
 
 def needs_approval(environment: str, role: str) -> bool:
-    """Four eyes: every grant in production, and `admin` anywhere (it may grant itself more through RBAC)."""
-    return environment.strip().lower() in PRODUCTION or role == "admin"
+    """Four eyes: every grant in production, and `edit` or `admin` anywhere: admin may grant itself more through RBAC,
+    and edit may impersonate any service account (another person's grant among them) and leave behind what outlives
+    the grant (a token Secret, a CronJob). A `view` grant outside production is given at once."""
+    return environment.strip().lower() in PRODUCTION or role in ("edit", "admin")
 
 
 def account_name(grant_id: str) -> str:
-    """The service account (and ClusterRoleBinding) a grant makes: a DNS label from the grant's id."""
-    label = re.sub(r"[^a-z0-9-]+", "-", grant_id.lower()).strip("-")
-    return label[:63].rstrip("-")
+    """The service account (and ClusterRoleBinding) a grant makes: `regatta-grant-` and a digest of the grant's whole
+    id, so that no two grants share one however long their cluster's name (the id itself is in its annotations)."""
+    return f"regatta-grant-{hashlib.sha256(grant_id.encode()).hexdigest()[:24]}"
+
+
+def revocation_pause(attempts: int) -> float:
+    """Seconds before taking a grant back is tried again after `attempts` refusals: 10 s, doubling, at most 10 min
+    (it is tried until it is done; each pause is a durable timer)."""
+    return float(min(600, 10 * 2 ** max(0, attempts - 1)))
 
 
 def token_seconds(expires_at: datetime, now: datetime) -> int:

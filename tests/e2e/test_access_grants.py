@@ -76,6 +76,11 @@ async def test_a_view_grant_works_for_what_view_allows_is_handed_out_once_and_en
     assert revoked.returncode == 0 and "revoked" in revoked.stdout, revoked.stdout + revoked.stderr
     after = kubectl(config, "get", "pods", "-A")
     assert after.returncode == 1 and "Unauthorized" in after.stderr
+    admin = tmp_path / "admin.yaml"  # Regatta's own view of the cluster: the binding and the account are gone
+    assert regatta(queue_settings, "clusters", "kubeconfig", cluster, "--output", str(admin)).returncode == 0
+    left = json.loads(kubectl(admin, "get", "clusterrolebindings,serviceaccounts", "-A", "-l",
+                              "app.kubernetes.io/managed-by=regatta", "-o", "json").stdout)
+    assert left["items"] == []
     listed = grants(queue_settings, grant_id)
     assert listed["phase"] == "revoked" and listed["revoked_by"] == "ana"
     # who could reach the cluster, and when: during the grant ana, after it nobody
@@ -102,7 +107,7 @@ async def test_production_waits_for_a_second_person_and_a_grant_ends_when_its_ti
     config = tmp_path / "prod.yaml"
     with WorkerProcess(queue_settings) as doomed:
         asked = await asyncio.to_thread(regatta, queue_settings, "access", "request", cluster, "--role", "edit", "--for",
-                                        "40s", "--reason", "INC-9", "--requested-by", "ana", "--wait", "3")
+                                        "60s", "--reason", "INC-9", "--requested-by", "ana", "--wait", "3")
         assert asked.returncode == 0 and "waits for a second person" in asked.stdout, asked.stdout + asked.stderr
         grant_id = grant_id_of(asked.stdout)
         early = await asyncio.to_thread(regatta, queue_settings, "access", "kubeconfig", grant_id, "--output", str(config),
@@ -113,9 +118,9 @@ async def test_production_waits_for_a_second_person_and_a_grant_ends_when_its_ti
         approved = await asyncio.to_thread(regatta, queue_settings, "access", "approve", grant_id, "--approver", "bo")
         assert approved.returncode == 0, approved.stderr
         handle = client.get_workflow_handle(grant_id)
-        for _ in range(200):
-            if (await handle.query("progress", result_type=dict))["phase"] == "granted":
-                break
+        deadline = time.monotonic() + 30
+        while (await handle.query("progress", result_type=dict))["phase"] != "granted":
+            assert time.monotonic() < deadline, await handle.query("progress", result_type=dict)
             await asyncio.sleep(0.1)
         handed = await asyncio.to_thread(regatta, queue_settings, "access", "kubeconfig", grant_id, "--output", str(config),
                                          "--requested-by", "ana")
@@ -222,7 +227,7 @@ async def test_over_the_api_a_grant_is_asked_approved_handed_out_to_its_requeste
 
 
 async def test_in_the_fleet_view_a_person_asks_takes_the_kubeconfig_once_and_sees_an_overdue_grant(
-        queue_settings, inventory, worker, add_cluster, tmp_path):
+        queue_settings, inventory, worker, add_cluster, tmp_path, client):
     import re
     import uuid
     from datetime import UTC, datetime, timedelta
@@ -258,6 +263,13 @@ async def test_in_the_fleet_view_a_person_asks_takes_the_kubeconfig_once_and_see
                 break
             await asyncio.sleep(0.1)
         assert ">granted<" in row and 'value="approve"' not in row  # nobody approves their own, nor a grant that needs none
+        import base64
+
+        from temporalio.client import WorkflowUpdateFailedError
+
+        with pytest.raises(WorkflowUpdateFailedError):  # a key nothing can be sealed to: refused before any token
+            await client.get_workflow_handle(grant_id).execute_update(
+                "hand_out", {"requested_by": name, "recipient_key": base64.b64encode(bytes(32)).decode()}, result_type=dict)
         taken = await browser.post(f"/ui/access/{grant_id}/kubeconfig", data={"csrf": csrf})
         assert taken.status_code == 200 and taken.headers["cache-control"] == "no-store"
         assert taken.headers["content-disposition"].startswith("attachment;")
@@ -283,3 +295,32 @@ async def test_in_the_fleet_view_a_person_asks_takes_the_kubeconfig_once_and_see
         page = await browser.get("/ui/access")
         row = re.search(rf'<tr data-grant="access-{cluster}-overdue1">.*?</tr>', page.text, re.S)[0]
         assert "overdue" in row and "takes it back when a worker returns" in row
+
+
+async def test_a_request_withdrawn_before_approval_or_never_approved_grants_nothing(
+        queue_settings, worker, add_cluster, client, inventory):
+    from regatta.models import AccessGrantInput, AccessGrantResult
+    from regatta.temporal.operations import start_access_grant
+
+    cluster = add_cluster("withdrawn")  # staging: an edit grant still waits for a second person
+    record = inventory.get_cluster(cluster)
+    withdrawn = await start_access_grant(queue_settings, request=AccessGrantInput(
+        cluster=cluster, role="edit", duration_seconds=600, reason="INC-14", requested_by="ana"), cluster=record)
+    deadline = time.monotonic() + 30
+    while (await withdrawn.query("progress", result_type=dict))["phase"] != "awaiting_approval":
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    await withdrawn.execute_update("revoke", {"requested_by": "ana", "reason": "not needed"}, result_type=dict)
+    result = AccessGrantResult.model_validate(await withdrawn.result())
+    assert result.outcome == "refused" and "withdrawn by ana" in result.message and result.granted_at is None
+    from temporalio.service import RPCError
+
+    unapproved = await start_access_grant(queue_settings, request=AccessGrantInput(
+        cluster=cluster, role="admin", duration_seconds=600, reason="INC-15", requested_by="ana",
+        approval_timeout_seconds=1), cluster=record)
+    result = AccessGrantResult.model_validate(await unapproved.result())
+    assert result.outcome == "refused" and "nobody approved it within 1s" in result.message
+    with pytest.raises(RPCError, match="already completed"):  # ended: nothing left to approve
+        await unapproved.execute_update("approve", {"approver": "bo"}, result_type=dict)
+    phases = {g.grant_id: g.phase for g in inventory.access_grants(cluster=cluster)}
+    assert phases == {withdrawn.id: "refused", unapproved.id: "refused"}

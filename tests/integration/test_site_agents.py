@@ -118,3 +118,36 @@ async def test_the_upgrade_waits_visibly_while_the_sites_agent_is_down_and_carri
     await replays(handle, request, "cluster_upgrade_waits_for_its_site_agent")
     report = sim_report(simulator, cluster)
     assert report["pdb_violations"] == [] and report["skew_violations"] == [] and report["double_drains"] == []
+
+
+async def test_a_grant_on_a_site_cluster_is_made_handed_out_and_taken_back_by_the_sites_agent(
+        client: Client, queue_settings: Settings, simulator, inventory: Inventory, task_queue: str):
+    """Time-bound access to a cluster in a private network: every call to its API (the binding, the token, the
+    revocation) goes to the site's agent, which alone holds its credentials."""
+    import json
+
+    from regatta.formats.sealed_box import new_recipient, open_sealed
+    from regatta.models import AccessGrantInput, AccessGrantResult, SealedKubeconfig
+    from regatta.temporal.operations import start_access_grant
+
+    cluster = add_site_cluster(simulator, inventory, site="dc3")
+    async with build_worker(client, queue_settings), build_worker(client, queue_settings, site="dc3"):
+        handle = await start_access_grant(queue_settings, request=AccessGrantInput(
+            cluster=cluster, role="view", duration_seconds=600, reason="INC-16", requested_by="ana"),
+            cluster=inventory.get_cluster(cluster))
+        deadline = asyncio.get_running_loop().time() + 30
+        while (await handle.query("progress", result_type=dict))["phase"] != "granted":
+            assert asyncio.get_running_loop().time() < deadline, await handle.query("progress", result_type=dict)
+            await asyncio.sleep(0.1)
+        private, public = new_recipient()
+        sealed = SealedKubeconfig.model_validate(await handle.execute_update(
+            "hand_out", {"requested_by": "ana", "recipient_key": public}, result_type=dict))
+        config = json.loads(open_sealed(private, sealed.ephemeral_key, sealed.nonce, sealed.ciphertext))
+        assert config["clusters"][0]["cluster"]["server"].startswith("https://")  # where the agent reaches it
+        assert config["users"][0]["user"]["token"].startswith("simsa-")
+        await handle.execute_update("revoke", {"requested_by": "ana", "reason": "done"}, result_type=dict)
+        result = AccessGrantResult.model_validate(await handle.result())
+    assert result.outcome == "revoked"
+    used = await queues_used(client, handle.id)
+    assert used[site_task_queue(task_queue, "dc3")] >= {"kube.grant_access", "kube.hand_out_access", "kube.revoke_access"}
+    assert not any(name.startswith("kube.") for name in used.get(task_queue, set())), used

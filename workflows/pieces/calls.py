@@ -50,18 +50,18 @@ CALLBACK_DELIVERY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_c
 
 
 async def call(activity: Activity, arg: Any, result_type: Any, *, timeout: float = 60,
-               heartbeat: float | None = None, site: str | None = None) -> Any:
-    """Run one activity, retried as QUICK_CALL. One that talks to the API of a cluster in a
+               heartbeat: float | None = None, site: str | None = None, retry: RetryPolicy = QUICK_CALL) -> Any:
+    """Run one activity, retried as QUICK_CALL (or `retry`). One that talks to the API of a cluster in a
     private network goes to that site's agent (regatta/rules/sites.py); `site` sends one that
     names its clusters otherwise (a sweep's batch) there."""
     site = site or _site_of(activity, arg)
     if site is not None:
-        return await _call_at_site(site, activity, arg, result_type, timeout=timeout, heartbeat=heartbeat)
+        return await _call_at_site(site, activity, arg, result_type, timeout=timeout, heartbeat=heartbeat, retry=retry)
     return await workflow.execute_activity(
         activity, arg, result_type=result_type,
         start_to_close_timeout=timedelta(seconds=timeout),
         heartbeat_timeout=timedelta(seconds=heartbeat) if heartbeat else None,
-        retry_policy=QUICK_CALL,
+        retry_policy=retry,
     )
 
 
@@ -121,7 +121,7 @@ def _show_waiting(text: str | None) -> None:
 
 
 async def _call_at_site(site: str, activity: Activity, arg: Any, result_type: Any, *, timeout: float,
-                        heartbeat: float | None) -> Any:
+                        heartbeat: float | None, retry: RetryPolicy = QUICK_CALL) -> Any:
     """The call on the site's own task queue. While no agent picks it up the operation waits, says
     so, and asks again, the wait doubling up to a cap: it never fails for an agent that is away."""
     waits, waited = 0, 0.0
@@ -134,7 +134,7 @@ async def _call_at_site(site: str, activity: Activity, arg: Any, result_type: An
                 schedule_to_start_timeout=timedelta(seconds=patience),
                 start_to_close_timeout=timedelta(seconds=timeout),
                 heartbeat_timeout=timedelta(seconds=heartbeat) if heartbeat else None,
-                retry_policy=QUICK_CALL,
+                retry_policy=retry,
             )
         except ActivityError as failure:
             if not (isinstance(failure.cause, TimeoutError) and failure.cause.type == TimeoutType.SCHEDULE_TO_START):
