@@ -20,6 +20,25 @@ access_app = typer.Typer(no_args_is_help=True, help="Time-bound access to a clus
 GRANT_ID = Annotated[str, typer.Argument(help="the grant's id, as `regatta access request` or `list` shows it")]
 
 
+async def _refusal_kept(grant_id: str, person: str, action: str, ask: object) -> object:
+    """Ask the grant; a refusal (a second hand-out, one's own approval) is written to the trail as an access record
+    before it is said, as the API and the fleet view keep theirs."""
+    import asyncio
+
+    from regatta.models import OperationRecord
+    from regatta.temporal.outcomes import OperationRefused
+
+    try:
+        return await ask  # type: ignore[misc]
+    except OperationRefused as error:
+        inventory = open_inventory()
+        found = inventory.access_grants(grant_id=grant_id)
+        await asyncio.to_thread(inventory.append_audit, OperationRecord(
+            operation_id=grant_id, operation="access", cluster=found[0].cluster if found else "-", requested_by=person,
+            action=f"{action} (CLI)", outcome="refused", detail=str(error)[:500]))
+        raise
+
+
 def _who(requested_by: str | None) -> str:
     import getpass
 
@@ -35,7 +54,8 @@ async def _hand_out(grant_id: str, person: str, output: str) -> None:
     from regatta.temporal.operations import send_update
 
     private, public = new_recipient()
-    answer = await send_update(Settings.from_env(), grant_id, "hand_out", {"requested_by": person, "recipient_key": public})
+    answer = await _refusal_kept(grant_id, person, "hand out", send_update(
+        Settings.from_env(), grant_id, "hand_out", {"requested_by": person, "recipient_key": public}))
     sealed = SealedKubeconfig.model_validate(answer)
     try:
         config = open_sealed(private, sealed.ephemeral_key, sealed.nonce, sealed.ciphertext)
@@ -116,7 +136,8 @@ def access_approve(grant_id: GRANT_ID, approver: Annotated[str | None, typer.Opt
     from regatta.temporal.operations import send_update
 
     async def body():
-        await send_update(Settings.from_env(), grant_id, "approve", {"approver": _who(approver), "comment": comment})
+        await _refusal_kept(grant_id, _who(approver), "approve", send_update(
+            Settings.from_env(), grant_id, "approve", {"approver": _who(approver), "comment": comment}))
         console.print(f"approved {grant_id}")
 
     run_command(body())

@@ -66,6 +66,8 @@ async def test_a_view_grant_works_for_what_view_allows_is_handed_out_once_and_en
     other = await asyncio.to_thread(regatta, queue_settings, "access", "kubeconfig", grant_id, "--output",
                                     str(tmp_path / "bob.yaml"), "--requested-by", "bob")
     assert other.returncode == 2 and "only they receive its kubeconfig" in other.stderr
+    refusals = [r for r in inventory.audit(operation_id=grant_id) if r.outcome == "refused"]
+    assert [(r.requested_by, r.action) for r in refusals] == [("ana", "hand out (CLI)"), ("bob", "hand out (CLI)")]
 
     listed = grants(queue_settings, grant_id)
     assert (listed["phase"], listed["person"], listed["role"], listed["approved_by"]) == ("granted", "ana", "view", None)
@@ -91,7 +93,7 @@ async def test_a_view_grant_works_for_what_view_allows_is_handed_out_once_and_en
     nonsense = regatta(queue_settings, "access", "list", "--at", "last tuesday")
     assert nonsense.returncode == 2 and "give a moment as" in nonsense.stderr
 
-    trail = [r for r in inventory.audit(operation_id=grant_id)]
+    trail = [r for r in inventory.audit(operation_id=grant_id) if r.outcome != "refused"]
     assert [r.action for r in trail] == ["access request", "grant", "hand out", "revoke", "revoke"]
     assert all(r.operation == "access" for r in trail)
     kinds = await asyncio.to_thread(regatta, queue_settings, "audit", "list", "--kind", "access", "--output", "json")
