@@ -3,12 +3,14 @@ create/delete, update polling, and the bearer token the cluster's API accepts.
 
 `endpoint_url` (REGATTA_SIM_URL in the embedded default) is the only thing that changes
 between the simulator and a real AWS account; credentials come from the named AWS profile
-in the cluster's `credential_ref`, resolved here at call time and never stored.
+in the cluster's `credential_ref`, resolved here at call time and never stored, or from an access
+key a secrets store keeps when `credential_ref` names one (`aws-secretsmanager:NAME`).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
 from datetime import UTC
@@ -20,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_endpoint, simulator_kubeconfig
 from regatta.clouds.rate_limits import RateLimit, no_rate_limit
+from regatta.clouds.secret_stores import SecretStoreError, is_reference, stored
 from regatta.formats import kubeconfig
 from regatta.models import (
     CloudOperation,
@@ -94,6 +97,31 @@ def group_surge(group: dict) -> int:
     return int(config.get("maxUnavailable") or 1)
 
 
+STORED_KEYS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+
+
+def _stored_keys(cluster: ClusterRef) -> dict[str, str]:
+    """The access key a secrets store keeps for the cluster's account (credential_ref `aws-secretsmanager:NAME`, a
+    JSON object with aws_access_key_id, aws_secret_access_key and, for temporary keys, aws_session_token), read in
+    this process and kept REGATTA_SECRET_CACHE_SECONDS."""
+    try:
+        text = stored(cluster.credential_ref, name=f"the AWS keys of {cluster.name}").value()
+    except SecretStoreError as error:
+        raise CloudError(f"{cluster.name}: {error}", error_type=ErrorType.INVALID_CREDENTIAL_REF,
+                         retryable=error.retryable) from None
+    try:
+        found = json.loads(text)
+        keys = {name: found[name] for name in STORED_KEYS if name in found}
+        if not (isinstance(found, dict) and all(isinstance(v, str) and v for v in keys.values())
+                and {"aws_access_key_id", "aws_secret_access_key"} <= set(keys)):
+            raise ValueError("not an access key")
+    except (ValueError, TypeError):  # its words are a credential: they stay out of the message
+        raise CloudError(f"{cluster.name}: the secret {cluster.credential_ref} does not hold an AWS access key: store"
+                         ' {"aws_access_key_id": ..., "aws_secret_access_key": ...} (and aws_session_token for a'
+                         " temporary one)", error_type=ErrorType.INVALID_CREDENTIAL_REF, retryable=False) from None
+    return keys
+
+
 class EksProvider:
     def __init__(self, *, endpoint_url: str | None = None, credential_site: str | None = None,
                  rate_limit: RateLimit = no_rate_limit):
@@ -107,10 +135,14 @@ class EksProvider:
 
     # boto3 sessions are not thread-safe to create from; clients are safe to share once made.
     def _client(self, cluster: ClusterRef, service: str = "eks"):
-        key = (cluster.region, cluster.credential_ref, service)
+        stored_keys = _stored_keys(cluster) if is_reference(cluster.credential_ref) else None
+        # a stored key pair is part of the key: a rotation in the store makes new clients with the new keys
+        key = (cluster.region, cluster.credential_ref if stored_keys is None else repr(sorted(stored_keys.items())), service)
         with self._lock:
             if key not in self._clients:
-                if self.endpoint_url:
+                if stored_keys is not None:  # named explicitly: used even beside the simulator
+                    session = boto3.session.Session(**stored_keys, region_name=cluster.region)
+                elif self.endpoint_url:
                     session = boto3.session.Session(
                         aws_access_key_id="regatta-sim", aws_secret_access_key="regatta-sim", region_name=cluster.region
                     )
@@ -473,7 +505,8 @@ class EksProvider:
         if self.endpoint_url:
             return simulator_kubeconfig(self.endpoint_url, cluster, site=self.credential_site)
         found = self._call(cluster, f"describe cluster {cluster.name}", "describe_cluster", name=cluster.name)["cluster"]
-        profile = None if cluster.credential_ref == "default" else cluster.credential_ref
+        # a person's kubeconfig runs their own AWS credentials: a stored key pair is Regatta's, never handed out
+        profile = None if cluster.credential_ref == "default" or is_reference(cluster.credential_ref) else cluster.credential_ref
         return kubeconfig.kubeconfig(name=cluster.name, server=found["endpoint"],
                                      ca_data=(found.get("certificateAuthority") or {}).get("data") or None,
                                      user=kubeconfig.eks_user(cluster=cluster.name, region=cluster.region, profile=profile))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import tempfile
 import threading
 import time
@@ -154,6 +155,9 @@ ARM_ERROR_CODES = {"NotFound": "NotFound", "TooManyRequests": "TooManyRequests",
                    "ResourceInUseException": "OperationNotAllowed"}
 
 
+SIGV4_KEY_ID = re.compile(r"Credential=([A-Za-z0-9]+)/")
+
+
 class CloudRequestLog:
     """Every request to a simulated cloud's API as it arrived (method, path, query, JSON body), before any
     token or retry is merged, and the status it was answered: what GET /sim/requests reads, so a test can
@@ -170,9 +174,12 @@ class CloudRequestLog:
             return
         chunks: list[bytes] = []
         headers = {key.decode().lower(): value.decode() for key, value in scope.get("headers") or []}
+        signed = SIGV4_KEY_ID.search(headers.get("authorization", ""))
         entry = {"cloud": provider, "method": scope["method"], "path": scope["path"],
                  "query": scope["query_string"].decode(), "body": None, "at": time.time(),
-                 **({"if_match": headers["if-match"]} if "if-match" in headers else {})}
+                 **({"if_match": headers["if-match"]} if "if-match" in headers else {}),
+                 # which AWS access key signed it (SigV4's Credential=KEYID/...: an id, never the secret)
+                 **({"access_key_id": signed[1]} if signed else {})}
         self.world.request_log.append(entry)  # throttled ones too: it is what arrived
         if scope["method"] not in ("GET", "HEAD") and provider != "ec2":  # EC2 POSTs its reads (DescribeSubnets)
             self.world.cloud_changes.append(entry)

@@ -275,3 +275,39 @@ def test_a_kubeconfig_cluster_reached_through_a_kubeconfig_the_store_holds_and_r
         assert "simtok-not-a-kubeconfig" not in str(unusable.value)
     finally:
         connections.close()
+
+
+def test_an_eks_clusters_access_key_kept_in_the_store_signs_its_calls_and_a_rotation_is_used_without_a_restart(
+        store, monkeypatch, add_cluster, simulator):
+    """credential_ref naming a Secrets Manager secret that holds the account's access key: the cloud calls are signed
+    with it (the simulator records the SigV4 key id each call was signed with), and with the new one once rotated."""
+    from regatta.clouds import CloudError
+    from regatta.kube.connect import ClusterConnections
+    from regatta.models import ClusterRef
+
+    monkeypatch.setenv("REGATTA_SECRET_CACHE_SECONDS", "0")
+    name = add_cluster("eksref")
+    secret = f"regatta/eks-keys-{uuid.uuid4().hex[:6]}"
+    store.create_secret(Name=secret, SecretString=json.dumps({"aws_access_key_id": "AKIAREGATTAFIRSTKEY1",
+                                                              "aws_secret_access_key": "first-secret-value"}))
+    ref = ClusterRef(name=name, provider="eks", region="us-east-1", credential_ref=f"aws-secretsmanager:{secret}")
+    connections = ClusterConnections(sim_url=simulator.url)
+
+    def signed_with() -> list[str]:
+        found = httpx.get(f"{simulator.url}/sim/requests", params={"cloud": "eks", "path_contains": name}, timeout=10).json()
+        return [r.get("access_key_id") for r in found["requests"]]
+
+    try:
+        assert connections.provider(ref).describe_control_plane(ref).version
+        assert signed_with()[-1] == "AKIAREGATTAFIRSTKEY1"
+        store.put_secret_value(SecretId=secret, SecretString=json.dumps({
+            "aws_access_key_id": "AKIAREGATTAROTATED02", "aws_secret_access_key": "rotated-secret-value"}))
+        connections.provider(ref).describe_control_plane(ref)
+        assert signed_with()[-1] == "AKIAREGATTAROTATED02"  # no restart
+        store.put_secret_value(SecretId=secret, SecretString=json.dumps({"aws_access_key_id": "AKIAONLYHALFOFAKEY3"}))
+        with pytest.raises(CloudError) as refused:
+            connections.provider(ref).describe_control_plane(ref)
+        assert not refused.value.retryable and "does not hold an AWS access key" in str(refused.value)
+        assert "AKIAONLYHALFOFAKEY3" not in str(refused.value)
+    finally:
+        connections.close()
