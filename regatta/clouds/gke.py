@@ -12,7 +12,9 @@ anonymous credentials.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
 import math
 import re
 import threading
@@ -23,10 +25,12 @@ from typing import Any
 from google.api_core import exceptions as google_errors
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
+from google.auth.exceptions import RefreshError
 from google.cloud import container_v1
 
 from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_endpoint, simulator_kubeconfig
 from regatta.clouds.rate_limits import RateLimit, no_rate_limit
+from regatta.clouds.secret_stores import SecretStoreError, is_reference, stored
 from regatta.formats import kubeconfig
 from regatta.models import (
     CloudOperation,
@@ -44,6 +48,7 @@ from regatta.models.readiness import NodePoolRoom, RoomPlace
 from regatta.rules import versions
 
 SIM_PROJECT = "regatta-sim"
+CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 _RETRYABLE = (google_errors.TooManyRequests, google_errors.ServiceUnavailable, google_errors.InternalServerError,
               google_errors.DeadlineExceeded, google_errors.Aborted)
 # A target or self link as GKE writes it: the project by number (whatever id the request used), and
@@ -114,6 +119,7 @@ class GkeProvider:
         self.rate_limit = rate_limit  # waits for this account's turn (regatta/clouds/rate_limits.py)
         self.credential_site = credential_site  # the site whose agent this process is (simulated credentials only)
         self._client: container_v1.ClusterManagerClient | None = None
+        self._stored: dict[str, tuple[container_v1.ClusterManagerClient, str, Any]] = {}
         self._lock = threading.Lock()
 
     def client(self) -> container_v1.ClusterManagerClient:
@@ -128,7 +134,44 @@ class GkeProvider:
                     self._client = container_v1.ClusterManagerClient(transport="rest")
             return self._client
 
+    def _stored_client(self, cluster: ClusterRef) -> tuple[container_v1.ClusterManagerClient, str, Any]:
+        """The client of a service account whose key a secrets store keeps (credential_ref `aws-secretsmanager:NAME`,
+        the JSON `gcloud iam service-accounts keys create` writes), and its project: made again when the key read
+        (kept REGATTA_SECRET_CACHE_SECONDS) changes, so a rotated key is used without a restart."""
+        from google.oauth2 import service_account
+
+        try:
+            text = stored(cluster.credential_ref, name=f"the service account key of {cluster.name}").value()
+        except SecretStoreError as error:
+            raise CloudError(f"{cluster.name}: {error}", error_type=ErrorType.INVALID_CREDENTIAL_REF,
+                             retryable=error.retryable) from None
+        fingerprint = hashlib.sha256(text.encode()).hexdigest()
+        with self._lock:
+            found = self._stored.get(fingerprint)
+            if found is not None:
+                return found
+        try:
+            info = json.loads(text)
+            credentials = service_account.Credentials.from_service_account_info(info, scopes=[CLOUD_PLATFORM])
+            project = str(info["project_id"])
+        except (ValueError, KeyError, TypeError):  # its words are a private key: they stay out of the message
+            raise CloudError(f"{cluster.name}: the secret {cluster.credential_ref} does not hold a service account key"
+                             " (the JSON `gcloud iam service-accounts keys create` writes)",
+                             error_type=ErrorType.INVALID_CREDENTIAL_REF, retryable=False) from None
+        options = ClientOptions(api_endpoint=self.endpoint_url) if self.endpoint_url else None
+        client = container_v1.ClusterManagerClient(credentials=credentials, transport="rest", client_options=options)
+        with self._lock:
+            if len(self._stored) > 64:  # keys rotated away are not kept for ever
+                self._stored.clear()
+            self._stored[fingerprint] = (client, project, credentials)
+            return client, project, credentials
+
+    def _client_for(self, cluster: ClusterRef) -> container_v1.ClusterManagerClient:
+        return self._stored_client(cluster)[0] if is_reference(cluster.credential_ref) else self.client()
+
     def _project(self, cluster: ClusterRef) -> str:
+        if is_reference(cluster.credential_ref):
+            return self._stored_client(cluster)[1]
         return SIM_PROJECT if cluster.credential_ref == "default" else cluster.credential_ref
 
     def _path(self, cluster: ClusterRef, pool: str | None = None) -> str:
@@ -138,9 +181,13 @@ class GkeProvider:
     def _call(self, on: ClusterRef, what: str, method: str, **kwargs):
         self.rate_limit(on)
         try:
-            return getattr(self.client(), method)(**kwargs)
+            return getattr(self._client_for(on), method)(**kwargs)
         except (google_errors.GoogleAPIError, OSError) as error:
             raise _cloud_error(error, what=what) from error
+        except RefreshError as error:  # the service account's key was refused for a token (or the token service is away)
+            raise CloudError(f"Google refused a token for {on.name}'s service account during {what}: {error.args[0] if error.args else error}",
+                             error_type=ErrorType.INVALID_CREDENTIAL_REF,
+                             retryable=bool(getattr(error, "retryable", False))) from error
 
     def _get(self, cluster: ClusterRef) -> container_v1.Cluster:
         return self._call(cluster, f"describe cluster {cluster.name}", "get_cluster", name=self._path(cluster))
@@ -363,7 +410,10 @@ class GkeProvider:
         import google.auth.transport.requests
 
         found = self._get(cluster)
-        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+        if is_reference(cluster.credential_ref):  # the stored service account's own token, as for its GKE calls
+            credentials = self._stored_client(cluster)[2]
+        else:
+            credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM])
         credentials.refresh(google.auth.transport.requests.Request())
         expiry = credentials.expiry  # naive UTC, as google-auth keeps it
         return KubeEndpoint(host=f"https://{found.endpoint}", bearer_token=credentials.token,

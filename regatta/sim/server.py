@@ -31,6 +31,7 @@ from regatta.sim import (
     ec2_api,
     eks_api,
     gke_api,
+    google_oauth,
     kube_access,
     kube_api,
     kube_discovery,
@@ -179,7 +180,10 @@ class CloudRequestLog:
                  "query": scope["query_string"].decode(), "body": None, "at": time.time(),
                  **({"if_match": headers["if-match"]} if "if-match" in headers else {}),
                  # which AWS access key signed it (SigV4's Credential=KEYID/...: an id, never the secret)
-                 **({"access_key_id": signed[1]} if signed else {})}
+                 **({"access_key_id": signed[1]} if signed else {}),
+                 # which Google service account a bearer token stands for (regatta/sim/google_oauth.py)
+                 **({"principal": who} if provider == "gke" and (who := google_oauth.principal(
+                     self.world, headers.get("authorization", "").removeprefix("Bearer "))) else {})}
         self.world.request_log.append(entry)  # throttled ones too: it is what arrived
         if scope["method"] not in ("GET", "HEAD") and provider != "ec2":  # EC2 POSTs its reads (DescribeSubnets)
             self.world.cloud_changes.append(entry)
@@ -202,6 +206,28 @@ class CloudRequestLog:
             await send(message)
 
         await self.app(scope, recorded, answered)
+
+
+class GoogleCredentials:
+    """A GKE request that carries credentials the simulated Google does not know (a service account key it never
+    created, a token it did not issue) is refused 401 UNAUTHENTICATED, as Google refuses it. One that carries none
+    is the simulator's stand-in for Application Default Credentials and passes."""
+
+    def __init__(self, app, *, world: World):
+        self.app, self.world = app, world
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and cloud_of(scope["path"]) == "gke":
+            authorization = next((v.decode() for k, v in scope.get("headers") or [] if k == b"authorization"), None)
+            if authorization is not None and google_oauth.principal(self.world, authorization.removeprefix("Bearer ")) is None:
+                body = json.dumps({"error": {"code": 401, "status": "UNAUTHENTICATED", "message":
+                                             "Request had invalid authentication credentials. Expected OAuth 2 access token,"
+                                             " login cookie or other valid authentication credential."}}).encode()
+                await send({"type": "http.response.start", "status": 401, "headers": [
+                    (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
 
 
 class CloudRateLimits:
@@ -255,6 +281,7 @@ def create_app(world: World) -> FastAPI:
                             headers={"x-amzn-ErrorType": code})
 
     app.add_middleware(CloudRateLimits, world=world, answer=sim_error)
+    app.add_middleware(GoogleCredentials, world=world)
     app.add_middleware(CloudRequestLog, world=world)
 
     @app.exception_handler(StarletteHTTPException)
@@ -466,6 +493,7 @@ def create_app(world: World) -> FastAPI:
     app.include_router(eks_api.router)
     app.include_router(ec2_api.router)
     app.include_router(gke_api.router)
+    app.include_router(google_oauth.router)
     app.include_router(aks_api.router)
     app.include_router(traffic_api.router)
     return app

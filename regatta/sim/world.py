@@ -324,6 +324,10 @@ class World:
         # account's namespace, name and uid, and the wall-clock expiry. Bound to the account: once it is deleted
         # (or made again, with another uid) its tokens are refused.
         self.service_account_tokens: dict[str, tuple[str, str, str, str, float]] = {}
+        # Google service accounts' keys (regatta/sim/google_oauth.py): (email, key id) → the public key's PEM; and the
+        # access tokens the token endpoint issued: token → (email, expiry).
+        self.google_service_account_keys: dict[tuple[str, str], str] = {}
+        self.google_tokens: dict[str, tuple[str, float]] = {}
         # The last cloud requests as they arrived (regatta/sim/server.py's CloudRequestLog).
         self.request_log: collections.deque[dict] = collections.deque(maxlen=REQUEST_LOG_SIZE)
         # Every cloud request that may change something (not GET or HEAD), all of them, with the status

@@ -311,3 +311,60 @@ def test_an_eks_clusters_access_key_kept_in_the_store_signs_its_calls_and_a_rota
         assert "AKIAONLYHALFOFAKEY3" not in str(refused.value)
     finally:
         connections.close()
+
+
+def test_a_gke_clusters_service_account_key_kept_in_the_store_is_who_calls_and_a_rotated_key_is_used_without_a_restart(
+        store, monkeypatch, add_cluster, simulator):
+    """credential_ref naming a secret that holds a Google service account key: the GKE calls carry a token the
+    (simulated) Google token endpoint gave that account for an assertion signed with its key; a key rotated in the
+    store is used at once; a key Google does not know is refused for good, without its words."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from regatta.clouds import CloudError
+    from regatta.kube.connect import ClusterConnections
+    from regatta.models import ClusterRef
+
+    monkeypatch.setenv("REGATTA_SECRET_CACHE_SECONDS", "0")
+
+    def service_account_key(email: str, *, known: bool = True) -> str:
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        kid = uuid.uuid4().hex
+        if known:  # what creating the key in IAM does: Google keeps its public half
+            public = private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                       serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+            httpx.post(f"{simulator.url}/sim/google/service-account-keys", json={
+                "client_email": email, "private_key_id": kid, "public_key_pem": public}, timeout=10).raise_for_status()
+        return json.dumps({
+            "type": "service_account", "project_id": "regatta-sim", "private_key_id": kid, "client_email": email,
+            "private_key": private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                 serialization.NoEncryption()).decode(),
+            "client_id": "1", "token_uri": f"{simulator.url}/sim/google/token"})
+
+    name = add_cluster("gkeref", provider="gke")
+    secret = f"regatta/gke-key-{uuid.uuid4().hex[:6]}"
+    store.create_secret(Name=secret, SecretString=service_account_key("first@regatta-sim.iam.gserviceaccount.com"))
+    ref = ClusterRef(name=name, provider="gke", region="us-east-1", credential_ref=f"aws-secretsmanager:{secret}")
+    connections = ClusterConnections(sim_url=simulator.url)
+
+    def called_as() -> str | None:
+        found = httpx.get(f"{simulator.url}/sim/requests", params={"cloud": "gke", "path_contains": name}, timeout=10).json()
+        return found["requests"][-1].get("principal")
+
+    try:
+        assert connections.provider(ref).describe_control_plane(ref).version
+        assert called_as() == "first@regatta-sim.iam.gserviceaccount.com"
+        store.put_secret_value(SecretId=secret, SecretString=service_account_key("rotated@regatta-sim.iam.gserviceaccount.com"))
+        connections.provider(ref).describe_control_plane(ref)
+        assert called_as() == "rotated@regatta-sim.iam.gserviceaccount.com"  # no restart
+        unknown = service_account_key("stranger@regatta-sim.iam.gserviceaccount.com", known=False)
+        store.put_secret_value(SecretId=secret, SecretString=unknown)
+        with pytest.raises(CloudError) as refused:
+            connections.provider(ref).describe_control_plane(ref)
+        assert not refused.value.retryable and "invalid authentication credentials" in str(refused.value)
+        assert "PRIVATE KEY" not in str(refused.value)
+        store.put_secret_value(SecretId=secret, SecretString='{"type": "service_account"}')
+        with pytest.raises(CloudError, match="does not hold a service account key"):
+            connections.provider(ref).describe_control_plane(ref)
+    finally:
+        connections.close()
