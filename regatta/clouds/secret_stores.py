@@ -12,8 +12,9 @@ The value is never put in a workflow's input or history, a log line or an error;
 
 A setting that is no reference is the secret itself, as before; one that starts like a reference (a store's
 name and a colon, in any case, spaces around it) is read as one or refused, never used as the secret itself.
-AWS Secrets Manager is the store read today; a reference to Google Secret Manager, Azure Key Vault or HashiCorp
-Vault is refused with what is supported. A store that cannot be reached leaves the value last read in use; a
+Three stores are read: AWS Secrets Manager (boto3), Google Secret Manager (`gcp-secretmanager:projects/P/secrets/S
+[/versions/V]`, its REST API with Application Default Credentials) and HashiCorp Vault's KV version 2
+(`vault:MOUNT/PATH`, VAULT_ADDR and VAULT_TOKEN); a reference to Azure Key Vault is refused with what is supported. A store that cannot be reached leaves the value last read in use; a
 failed read is not tried again for a few seconds (FAILED_KEEP_SECONDS), and only one caller reads at a time.
 """
 
@@ -33,10 +34,16 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError, ParamValidationError
 
 AWS = "aws-secretsmanager"
-NOT_YET = ("gcp-secretmanager", "azure-keyvault", "vault")
+GCP = "gcp-secretmanager"
+VAULT = "vault"
+READ = (AWS, GCP, VAULT)
+NOT_YET = ("azure-keyvault",)
+GCP_ENDPOINT = "https://secretmanager.googleapis.com"
 # Anything that starts like a reference is one: read as one, or refused; never taken for the secret itself.
-_LOOKS_LIKE = re.compile(rf"^\s*({AWS}|{'|'.join(NOT_YET)}):", re.IGNORECASE)
-_REFERENCE = re.compile(rf"^(?P<store>{AWS}|{'|'.join(NOT_YET)}):(?P<name>[^#\s]+)(?:#(?P<key>[^#\s]+))?$")
+_LOOKS_LIKE = re.compile(rf"^\s*({'|'.join(READ + NOT_YET)}):", re.IGNORECASE)
+_REFERENCE = re.compile(rf"^(?P<store>{'|'.join(READ + NOT_YET)}):(?P<name>[^#\s]+)(?:#(?P<key>[^#\s]+))?$")
+_GCP_NAME = re.compile(r"^projects/[^/]+/secrets/[^/]+(/versions/[^/]+)?$")
+_VAULT_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+$")
 # What Secrets Manager answers that no retry changes (botocore's service model lists each).
 _FINAL = {"ResourceNotFoundException", "AccessDeniedException", "InvalidParameterException", "InvalidRequestException",
           "DecryptionFailure", "UnrecognizedClientException", "InvalidSignatureException"}
@@ -109,6 +116,91 @@ def read_aws(name: str) -> str:
     raise SecretStoreError(f"{AWS}:{name} holds no text (a SecretString, or a SecretBinary in UTF-8)", retryable=False)
 
 
+def read_gcp(name: str) -> str:
+    """A Google Secret Manager secret's version (`projects/P/secrets/S[/versions/V]`, the latest when none is named),
+    through `…/versions/V:access` with this process's Application Default Credentials; REGATTA_GCP_SECRETMANAGER_ENDPOINT
+    where the API is served elsewhere."""
+    import base64
+
+    import google.auth
+    import google.auth.exceptions
+    import google.auth.transport.requests
+    import requests
+
+    if _GCP_NAME.match(name) is None:
+        raise SecretStoreError(f"{GCP}:{name} is not a secret's name: write {GCP}:projects/PROJECT/secrets/SECRET"
+                               "[/versions/VERSION]", retryable=False)
+    version = name if "/versions/" in name else f"{name}/versions/latest"
+    endpoint = (os.environ.get("REGATTA_GCP_SECRETMANAGER_ENDPOINT") or GCP_ENDPOINT).rstrip("/")
+    refusal: SecretStoreError | None = None
+    try:
+        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+        session = google.auth.transport.requests.AuthorizedSession(credentials)
+        answer = session.get(f"{endpoint}/v1/{version}:access", timeout=(3, 5))
+    except google.auth.exceptions.DefaultCredentialsError as error:
+        refusal = SecretStoreError(f"{GCP}:{name} could not be asked for: {error}", retryable=False)
+    except google.auth.exceptions.RefreshError as error:
+        refusal = SecretStoreError(f"{GCP}:{name}: Google refused this process's credentials ({type(error).__name__})",
+                                   retryable=bool(getattr(error, "retryable", False)))
+    except (requests.RequestException, google.auth.exceptions.TransportError) as error:
+        refusal = SecretStoreError(f"{GCP}:{name} could not be read: {type(error).__name__}", retryable=True)
+    if refusal is not None:
+        raise refusal
+    if answer.status_code != 200:
+        status = ""
+        try:
+            status = str(answer.json().get("error", {}).get("status", ""))
+        except ValueError:
+            pass
+        raise SecretStoreError(
+            f"{GCP}:{name} could not be read ({answer.status_code} {status}): check that the secret and version exist"
+            " and that this process's Google credentials may call secretmanager.versions.access on it",
+            retryable=answer.status_code == 429 or answer.status_code >= 500)
+    try:
+        return base64.b64decode(answer.json()["payload"]["data"]).decode()
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise SecretStoreError(f"{GCP}:{name} holds no text (a payload in UTF-8)", retryable=False) from None
+
+
+def read_vault(name: str) -> str:
+    """A HashiCorp Vault KV version 2 secret (`MOUNT/PATH`: `GET $VAULT_ADDR/v1/MOUNT/data/PATH` with $VAULT_TOKEN and,
+    for Vault Enterprise, $VAULT_NAMESPACE), as the JSON of its data (one key: that key's value)."""
+    import httpx
+
+    if _VAULT_NAME.match(name) is None or ".." in name.split("/"):
+        raise SecretStoreError(f"{VAULT}:{name} is not a KV secret's path: write {VAULT}:MOUNT/PATH[#KEY], e.g."
+                               f" {VAULT}:secret/regatta/webhook#value", retryable=False)
+    address, token = os.environ.get("VAULT_ADDR"), os.environ.get("VAULT_TOKEN")
+    if not address or not token:
+        raise SecretStoreError(f"{VAULT}:{name} could not be asked for: set VAULT_ADDR and VAULT_TOKEN for this process",
+                               retryable=False)
+    mount, _, path = name.partition("/")
+    headers = {"X-Vault-Token": token, **({"X-Vault-Namespace": os.environ["VAULT_NAMESPACE"]}
+                                         if os.environ.get("VAULT_NAMESPACE") else {})}
+    try:
+        answer = httpx.get(f"{address.rstrip('/')}/v1/{mount}/data/{path}", headers=headers, timeout=httpx.Timeout(5.0, connect=3.0),
+                           follow_redirects=False)
+    except httpx.HTTPError as error:
+        raise SecretStoreError(f"{VAULT}:{name} could not be read: {type(error).__name__}", retryable=True) from None
+    if answer.status_code != 200:
+        raise SecretStoreError(
+            f"{VAULT}:{name} could not be read ({answer.status_code}): check that the secret exists in KV version 2 at"
+            " that mount and that this process's token may read it",
+            retryable=answer.status_code == 429 or answer.status_code >= 500)
+    try:
+        data = answer.json()["data"]["data"]
+        if not isinstance(data, dict) or not data:
+            raise ValueError("no data")
+    except (ValueError, KeyError, TypeError):
+        raise SecretStoreError(f"{VAULT}:{name} holds no data (a deleted or destroyed version?)", retryable=False) from None
+    if len(data) == 1 and isinstance(next(iter(data.values())), str):
+        return str(next(iter(data.values())))
+    return json.dumps(data)
+
+
+READERS: dict[str, Callable[[str], str]] = {AWS: read_aws, GCP: read_gcp, VAULT: read_vault}
+
+
 def resolve(setting: str) -> str:
     """The secret a setting holds: itself, or what its reference names, read now."""
     if not is_reference(setting):
@@ -116,13 +208,14 @@ def resolve(setting: str) -> str:
     found = _REFERENCE.match(setting.strip())
     if found is None:
         raise SecretStoreError("the setting starts like a reference to a secrets store but is not one: write"
-                               f" {AWS}:NAME-OR-ARN or {AWS}:NAME#KEY (no spaces, one #, the store's name in lower case)",
-                               retryable=False)
+                               f" {AWS}:NAME-OR-ARN, {GCP}:projects/P/secrets/S or {VAULT}:MOUNT/PATH, and #KEY for one key"
+                               " of a JSON secret (no spaces, one #, the store's name in lower case)", retryable=False)
     store, name, key = found["store"], found["name"], found["key"]
-    if store != AWS:
+    if store not in READERS:
         raise SecretStoreError(f"{store}:… is not a store Regatta reads yet: keep the secret in AWS Secrets Manager"
-                               f" ({AWS}:NAME[#KEY]) or give the value itself", retryable=False)
-    text = read_aws(name)
+                               f" ({AWS}:NAME[#KEY]), Google Secret Manager ({GCP}:projects/P/secrets/S[#KEY]) or Vault"
+                               f" ({VAULT}:MOUNT/PATH[#KEY]), or give the value itself", retryable=False)
+    text = READERS[store](name)
     if key is None:
         return text
     document = None
@@ -131,10 +224,10 @@ def resolve(setting: str) -> str:
     except ValueError:
         pass
     if not isinstance(document, dict):
-        raise SecretStoreError(f"{AWS}:{name}#{key} names a key, but the secret is not a JSON object: drop #{key}"
+        raise SecretStoreError(f"{store}:{name}#{key} names a key, but the secret is not a JSON object: drop #{key}"
                                " to use the whole secret", retryable=False)
     if not isinstance(document.get(key), str):
-        raise SecretStoreError(f"{AWS}:{name} has no text under key {key!r}", retryable=False)
+        raise SecretStoreError(f"{store}:{name} has no text under key {key!r}", retryable=False)
     return str(document[key])
 
 

@@ -5,7 +5,7 @@ simulated GKE API then knows the account by (`principal` in the request log), as
 OAuth" in the same reference). From Google's reference, "Using OAuth
 2.0 for Server to Server Applications" (developers.google.com/identity/protocols/oauth2/service-account, "Making
 the access token request"): `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`, `assertion=JWT` whose `iss`
-is the account's email, `aud` the token endpoint, `scope` the scopes, `exp` at most an hour after `iat`; the answer
+is the account's email, `aud` "always https://oauth2.googleapis.com/token", `scope` the scopes, `exp` at most an hour after `iat`; the answer
 `{"access_token", "expires_in", "token_type": "Bearer"}`, a refusal 400 `{"error": "invalid_grant", ...}`.
 
 Creating a key is IAM's part: `POST /sim/google/service-account-keys` registers a key's public half (as
@@ -25,6 +25,7 @@ from joserfc.jwk import RSAKey
 
 router = APIRouter()
 GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+AUDIENCE = "https://oauth2.googleapis.com/token"
 TOKEN_SECONDS = 3599
 
 
@@ -60,7 +61,7 @@ async def token(request: Request) -> JSONResponse:
         return _refused("Invalid JWT Signature.")
     claims = dict(verified.claims)
     now = time.time()
-    if str(claims.get("aud", "")) != str(request.url):
+    if str(claims.get("aud", "")) != AUDIENCE:  # "always https://oauth2.googleapis.com/token", wherever it is sent
         return _refused("Invalid JWT: Failed audience check.")
     if not isinstance(claims.get("exp"), int | float) or claims["exp"] <= now or claims["exp"] - claims.get("iat", now) > 3600:
         return _refused("Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe.")

@@ -36,6 +36,7 @@ from regatta.sim import (
     kube_api,
     kube_discovery,
     kube_objects,
+    secret_stores,
     traffic_api,
 )
 from regatta.sim.world import Cluster, Faults, SimError, World
@@ -494,6 +495,7 @@ def create_app(world: World) -> FastAPI:
     app.include_router(ec2_api.router)
     app.include_router(gke_api.router)
     app.include_router(google_oauth.router)
+    app.include_router(secret_stores.router)
     app.include_router(aks_api.router)
     app.include_router(traffic_api.router)
     return app

@@ -328,6 +328,11 @@ class World:
         # access tokens the token endpoint issued: token → (email, expiry).
         self.google_service_account_keys: dict[tuple[str, str], str] = {}
         self.google_tokens: dict[str, tuple[str, float]] = {}
+        # The secrets stores the simulator stands in for (regatta/sim/secret_stores.py): Google Secret Manager's
+        # versions by secret name, and Vault KV v2's versions by (mount, path) with the run's root token.
+        self.google_secrets: dict[str, list[str]] = {}
+        self.vault_secrets: dict[tuple[str, str], list[tuple[dict, float]]] = {}
+        self.vault_root_token = f"hvs.sim{secrets.token_urlsafe(18)}"
         # The last cloud requests as they arrived (regatta/sim/server.py's CloudRequestLog).
         self.request_log: collections.deque[dict] = collections.deque(maxlen=REQUEST_LOG_SIZE)
         # Every cloud request that may change something (not GET or HEAD), all of them, with the status

@@ -79,7 +79,7 @@ def test_what_cannot_be_read_is_refused_with_what_to_fix_and_never_the_value(sto
         f"aws-secretsmanager:regatta/missing-{uuid.uuid4().hex[:6]}": "ResourceNotFoundException",
         f"aws-secretsmanager:{name}#absent": "has no text under key 'absent'",
         f"aws-secretsmanager:{binary}": "holds no text (a SecretString, or a SecretBinary in UTF-8)",
-        "vault:secret/regatta#webhook": "not a store Regatta reads yet",
+        "azure-keyvault:regatta-vault/webhook": "not a store Regatta reads yet",
     }
     for setting, says in refusals.items():
         with pytest.raises(SecretStoreError) as refused:
@@ -107,7 +107,8 @@ def test_a_setting_that_starts_like_a_reference_is_never_taken_for_the_secret_it
     with pytest.raises(SecretStoreError) as refused:
         StoredSecret(setting, name="REGATTA_WEBHOOK_SECRET").value()
     assert refused.value.retryable is False
-    assert "not a store Regatta reads yet" in str(refused.value) or "is not one: write aws-secretsmanager:" in str(refused.value)
+    assert any(words in str(refused.value) for words in ("not a store Regatta reads yet", "is not one: write aws-secretsmanager:",
+                                                         "is not a secret's name: write gcp-secretmanager:"))
 
 
 def test_a_failed_read_is_answered_from_memory_for_a_while_and_the_last_value_outlives_an_outage(monkeypatch):
@@ -318,9 +319,6 @@ def test_a_gke_clusters_service_account_key_kept_in_the_store_is_who_calls_and_a
     """credential_ref naming a secret that holds a Google service account key: the GKE calls carry a token the
     (simulated) Google token endpoint gave that account for an assertion signed with its key; a key rotated in the
     store is used at once; a key Google does not know is refused for good, without its words."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
     from regatta.clouds import CloudError
     from regatta.kube.connect import ClusterConnections
     from regatta.models import ClusterRef
@@ -328,18 +326,7 @@ def test_a_gke_clusters_service_account_key_kept_in_the_store_is_who_calls_and_a
     monkeypatch.setenv("REGATTA_SECRET_CACHE_SECONDS", "0")
 
     def service_account_key(email: str, *, known: bool = True) -> str:
-        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        kid = uuid.uuid4().hex
-        if known:  # what creating the key in IAM does: Google keeps its public half
-            public = private.public_key().public_bytes(serialization.Encoding.PEM,
-                                                       serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-            httpx.post(f"{simulator.url}/sim/google/service-account-keys", json={
-                "client_email": email, "private_key_id": kid, "public_key_pem": public}, timeout=10).raise_for_status()
-        return json.dumps({
-            "type": "service_account", "project_id": "regatta-sim", "private_key_id": kid, "client_email": email,
-            "private_key": private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                 serialization.NoEncryption()).decode(),
-            "client_id": "1", "token_uri": f"{simulator.url}/sim/google/token"})
+        return google_service_account_key(simulator, email, known=known)
 
     name = add_cluster("gkeref", provider="gke")
     secret = f"regatta/gke-key-{uuid.uuid4().hex[:6]}"
@@ -368,3 +355,96 @@ def test_a_gke_clusters_service_account_key_kept_in_the_store_is_who_calls_and_a
             connections.provider(ref).describe_control_plane(ref)
     finally:
         connections.close()
+
+
+def google_service_account_key(simulator, email: str, *, known: bool = True) -> str:
+    """A service account key's JSON, as `gcloud iam service-accounts keys create` writes it, whose token_uri is the
+    simulated Google token endpoint; `known`: registered as IAM would (Google keeps its public half)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    kid = uuid.uuid4().hex
+    if known:
+        public = private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        httpx.post(f"{simulator.url}/sim/google/service-account-keys", json={
+            "client_email": email, "private_key_id": kid, "public_key_pem": public}, timeout=10).raise_for_status()
+    return json.dumps({
+        "type": "service_account", "project_id": "regatta-sim", "private_key_id": kid, "client_email": email,
+        "private_key": private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                             serialization.NoEncryption()).decode(),
+        "client_id": "1", "token_uri": f"{simulator.url}/sim/google/token"})
+
+
+def test_google_secret_manager_is_read_with_the_processs_google_credentials_and_a_new_version_is_used(
+        simulator, monkeypatch, tmp_path):
+    """A reference to Google Secret Manager, read through its REST API (the simulator's stand-in, from the API's
+    reference) with Application Default Credentials: a service account key file, whose token the simulated Google
+    token endpoint issues."""
+    key_file = tmp_path / "sa.json"
+    key_file.write_text(google_service_account_key(simulator, "reader@regatta-sim.iam.gserviceaccount.com"))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
+    monkeypatch.setenv("REGATTA_GCP_SECRETMANAGER_ENDPOINT", f"{simulator.url}/sim/google/secretmanager")
+    name = f"projects/regatta-sim/secrets/webhook-{uuid.uuid4().hex[:6]}"
+
+    def add(text: str) -> None:
+        httpx.post(f"{simulator.url}/sim/google/secretmanager/versions", json={"secret": name, "data": text},
+                   timeout=10).raise_for_status()
+
+    add("first-value")
+    clock = Clock()
+    secret = StoredSecret(f"gcp-secretmanager:{name}", name="REGATTA_WEBHOOK_SECRET", keep_seconds=60, clock=clock)
+    assert secret.value() == "first-value"
+    add(json.dumps({"webhook": "rotated-value"}))
+    clock.now = 61
+    assert json.loads(secret.value()) == {"webhook": "rotated-value"}  # the latest version, no restart
+    assert resolve(f"gcp-secretmanager:{name}#webhook") == "rotated-value"
+    assert resolve(f"gcp-secretmanager:{name}/versions/1") == "first-value"
+
+    with pytest.raises(SecretStoreError) as missing:
+        resolve("gcp-secretmanager:projects/regatta-sim/secrets/no-such-secret")
+    assert not missing.value.retryable and "404 NOT_FOUND" in str(missing.value)
+    with pytest.raises(SecretStoreError, match="is not a secret's name"):
+        resolve("gcp-secretmanager:webhook")
+    key_file.write_text(google_service_account_key(simulator, "stranger@regatta-sim.iam.gserviceaccount.com", known=False))
+    with pytest.raises(SecretStoreError) as refused:
+        resolve(f"gcp-secretmanager:{name}")
+    assert not refused.value.retryable and "refused this process's credentials" in str(refused.value)
+    assert "PRIVATE KEY" not in str(refused.value)
+
+
+def test_vault_kv_version_2_is_read_with_the_processs_token_and_a_new_version_is_used(simulator, monkeypatch):
+    """A reference to HashiCorp Vault's KV version 2 (the simulator's stand-in, from Vault's API reference),
+    written through Vault's own API and read with VAULT_ADDR and VAULT_TOKEN."""
+    root = httpx.get(f"{simulator.url}/sim/vault/root-token", timeout=10).json()["token"]
+    address = f"{simulator.url}/sim/vault"
+    monkeypatch.setenv("VAULT_ADDR", address)
+    monkeypatch.setenv("VAULT_TOKEN", root)
+    path = f"regatta/webhook-{uuid.uuid4().hex[:6]}"
+
+    def write(data: dict) -> None:
+        httpx.post(f"{address}/v1/secret/data/{path}", json={"data": data}, headers={"X-Vault-Token": root},
+                   timeout=10).raise_for_status()
+
+    write({"value": "first-value"})
+    clock = Clock()
+    secret = StoredSecret(f"vault:secret/{path}", name="REGATTA_WEBHOOK_SECRET", keep_seconds=60, clock=clock)
+    assert secret.value() == "first-value"  # one key: its value
+    write({"webhook": "rotated-value", "other": "x"})
+    clock.now = 61
+    assert json.loads(secret.value()) == {"webhook": "rotated-value", "other": "x"}  # no restart
+    assert resolve(f"vault:secret/{path}#webhook") == "rotated-value"
+
+    with pytest.raises(SecretStoreError) as missing:
+        resolve("vault:secret/regatta/nothing-here")
+    assert not missing.value.retryable and "(404)" in str(missing.value)
+    with pytest.raises(SecretStoreError, match="is not a KV secret's path"):
+        resolve("vault:secret/../sys/raw")
+    monkeypatch.setenv("VAULT_TOKEN", "hvs.not-a-token")
+    with pytest.raises(SecretStoreError) as refused:
+        resolve(f"vault:secret/{path}")
+    assert not refused.value.retryable and "(403)" in str(refused.value) and "hvs.not-a-token" not in str(refused.value)
+    monkeypatch.delenv("VAULT_ADDR")
+    with pytest.raises(SecretStoreError, match="set VAULT_ADDR and VAULT_TOKEN"):
+        resolve(f"vault:secret/{path}")
