@@ -121,7 +121,7 @@ async def test_the_upgrade_waits_visibly_while_the_sites_agent_is_down_and_carri
 
 
 async def test_a_grant_on_a_site_cluster_is_made_handed_out_and_taken_back_by_the_sites_agent(
-        client: Client, queue_settings: Settings, simulator, inventory: Inventory, task_queue: str):
+        client: Client, queue_settings: Settings, simulator, inventory: Inventory, task_queue: str, request):
     """Time-bound access to a cluster in a private network: every call to its API (the binding, the token, the
     revocation) goes to the site's agent, which alone holds its credentials."""
     import json
@@ -148,6 +148,7 @@ async def test_a_grant_on_a_site_cluster_is_made_handed_out_and_taken_back_by_th
         await handle.execute_update("revoke", {"requested_by": "ana", "reason": "done"}, result_type=dict)
         result = AccessGrantResult.model_validate(await handle.result())
     assert result.outcome == "revoked"
+    await replays(handle, request, "access_grant_handed_out_and_revoked")  # tests/histories keeps one
     used = await queues_used(client, handle.id)
     assert used[site_task_queue(task_queue, "dc3")] >= {"kube.grant_access", "kube.hand_out_access", "kube.revoke_access"}
     assert not any(name.startswith("kube.") for name in used.get(task_queue, set())), used
