@@ -18,6 +18,8 @@ every call passes azure-core's `enforce_https=False`, and its Entra stand-in han
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import math
 import threading
 import time
@@ -38,6 +40,7 @@ from azure.mgmt.containerservice.models import (
 
 from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_endpoint, simulator_kubeconfig
 from regatta.clouds.rate_limits import RateLimit, no_rate_limit
+from regatta.clouds.secret_stores import SecretStoreError, is_reference, stored
 from regatta.formats import kubeconfig
 from regatta.models import (
     CloudOperation,
@@ -115,11 +118,56 @@ class AksProvider:
         self.credential_site = credential_site  # the site whose agent this process is (simulated credentials only)
         self._clients: dict[str, ContainerServiceClient] = {}
         self._credential: Any = None
+        self._stored_credentials: dict[str, tuple[Any, str, str, str]] = {}
         self._lock = threading.Lock()
         # Plain HTTP is only ever the simulator; azure-core refuses bearer tokens over it otherwise.
         self._call_options = {"enforce_https": False} if endpoint_url else {}
 
+    def _stored(self, cluster: ClusterRef) -> tuple[Any, str, str, str]:
+        """An application's client secret a secrets store keeps for the cluster (credential_ref `aws-secretsmanager:NAME`
+        and the like, a JSON object with tenant_id, client_id, client_secret, subscription_id, resource_group and, for
+        a sovereign or private cloud, authority_host): (its credential, subscription, resource group, fingerprint),
+        the credential made again when the secret read (kept REGATTA_SECRET_CACHE_SECONDS) changes."""
+        from azure.identity import AzureAuthorityHosts, ClientSecretCredential
+
+        try:
+            text = stored(cluster.credential_ref, name=f"the Azure application of {cluster.name}").value()
+        except SecretStoreError as error:
+            raise CloudError(f"{cluster.name}: {error}", error_type=ErrorType.INVALID_CREDENTIAL_REF,
+                             retryable=error.retryable) from None
+        fingerprint = hashlib.sha256(text.encode()).hexdigest()
+        with self._lock:
+            found = self._stored_credentials.get(fingerprint)
+            if found is not None:
+                return found
+        try:
+            info = json.loads(text)
+            fields = {name: str(info[name]) for name in ("tenant_id", "client_id", "client_secret", "subscription_id",
+                                                          "resource_group")}
+            if not all(fields.values()):
+                raise ValueError("an empty field")
+            authority = info.get("authority_host")
+        except (ValueError, KeyError, TypeError):  # its words hold a client secret: they stay out of the message
+            raise CloudError(f"{cluster.name}: the secret {cluster.credential_ref} does not hold an Azure application's"
+                             " client secret: store {\"tenant_id\", \"client_id\", \"client_secret\", \"subscription_id\","
+                             " \"resource_group\"} (and authority_host for a sovereign cloud)",
+                             error_type=ErrorType.INVALID_CREDENTIAL_REF, retryable=False) from None
+        known = {AzureAuthorityHosts.AZURE_PUBLIC_CLOUD, AzureAuthorityHosts.AZURE_CHINA, AzureAuthorityHosts.AZURE_GOVERNMENT}
+        credential = ClientSecretCredential(fields["tenant_id"], fields["client_id"], fields["client_secret"],
+                                            **({"authority": str(authority),
+                                                "disable_instance_discovery": str(authority) not in known}
+                                               if authority else {}))
+        made = (credential, fields["subscription_id"], fields["resource_group"], fingerprint)
+        with self._lock:
+            if len(self._stored_credentials) > 64:  # secrets rotated away are not kept for ever
+                self._stored_credentials.clear()
+            self._stored_credentials[fingerprint] = made
+        return made
+
     def _scope(self, cluster: ClusterRef) -> tuple[str, str]:
+        if is_reference(cluster.credential_ref):
+            _, subscription, group, _ = self._stored(cluster)
+            return subscription, group
         if cluster.credential_ref == "default":
             return SIM_SUBSCRIPTION, SIM_RESOURCE_GROUP
         subscription, _, group = cluster.credential_ref.partition("/")
@@ -141,6 +189,13 @@ class AksProvider:
             return self._credential
 
     def _client(self, cluster: ClusterRef) -> ContainerServiceClient:
+        if is_reference(cluster.credential_ref):  # named explicitly: used even beside the simulator
+            credential, subscription, _, fingerprint = self._stored(cluster)
+            with self._lock:
+                if fingerprint not in self._clients:
+                    self._clients[fingerprint] = (ContainerServiceClient(credential, subscription, base_url=self.endpoint_url)
+                                                  if self.endpoint_url else ContainerServiceClient(credential, subscription))
+                return self._clients[fingerprint]
         subscription, _ = self._scope(cluster)
         credential = self.credential()
         with self._lock:
@@ -400,7 +455,8 @@ class AksProvider:
         user = issued["users"][0]["user"]
         host, ca = server["server"], server.get("certificate-authority-data")
         if "exec" in user:
-            token = self.credential().get_token(AKS_SERVER_SCOPE)
+            credential = self._stored(cluster)[0] if is_reference(cluster.credential_ref) else self.credential()
+            token = credential.get_token(AKS_SERVER_SCOPE)
             return KubeEndpoint(host=host, bearer_token=token.token, ca_data=ca, expires_at=float(token.expires_on))
         if user.get("token"):
             return KubeEndpoint(host=host, bearer_token=user["token"], ca_data=ca)

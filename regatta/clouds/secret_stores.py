@@ -12,9 +12,10 @@ The value is never put in a workflow's input or history, a log line or an error;
 
 A setting that is no reference is the secret itself, as before; one that starts like a reference (a store's
 name and a colon, in any case, spaces around it) is read as one or refused, never used as the secret itself.
-Three stores are read: AWS Secrets Manager (boto3), Google Secret Manager (`gcp-secretmanager:projects/P/secrets/S
+Four stores are read: AWS Secrets Manager (boto3), Google Secret Manager (`gcp-secretmanager:projects/P/secrets/S
 [/versions/V]`, its REST API with Application Default Credentials) and HashiCorp Vault's KV version 2
-(`vault:MOUNT/PATH`, VAULT_ADDR and VAULT_TOKEN); a reference to Azure Key Vault is refused with what is supported. A store that cannot be reached leaves the value last read in use; a
+(`vault:MOUNT/PATH`, VAULT_ADDR and VAULT_TOKEN) and Azure Key Vault (`azure-keyvault:VAULT/SECRET[/VERSION]`, with
+DefaultAzureCredential). A store that cannot be reached leaves the value last read in use; a
 failed read is not tried again for a few seconds (FAILED_KEEP_SECONDS), and only one caller reads at a time.
 """
 
@@ -36,12 +37,15 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 AWS = "aws-secretsmanager"
 GCP = "gcp-secretmanager"
 VAULT = "vault"
-READ = (AWS, GCP, VAULT)
-NOT_YET = ("azure-keyvault",)
+AZURE = "azure-keyvault"
+READ = (AWS, GCP, VAULT, AZURE)
 GCP_ENDPOINT = "https://secretmanager.googleapis.com"
 # Anything that starts like a reference is one: read as one, or refused; never taken for the secret itself.
-_LOOKS_LIKE = re.compile(rf"^\s*({'|'.join(READ + NOT_YET)}):", re.IGNORECASE)
-_REFERENCE = re.compile(rf"^(?P<store>{'|'.join(READ + NOT_YET)}):(?P<name>[^#\s]+)(?:#(?P<key>[^#\s]+))?$")
+_LOOKS_LIKE = re.compile(rf"^\s*({'|'.join(READ)}):", re.IGNORECASE)
+_AZURE_NAME = re.compile(r"^(?P<vault>[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9])/(?P<secret>[A-Za-z0-9-]{1,127})(/(?P<version>[0-9a-f]{32}))?$")
+AZURE_VAULT_SCOPE = "https://vault.azure.net/.default"
+AZURE_KNOWN_AUTHORITIES = ("login.microsoftonline.com", "login.chinacloudapi.cn", "login.microsoftonline.us")
+_REFERENCE = re.compile(rf"^(?P<store>{'|'.join(READ)}):(?P<name>[^#\s]+)(?:#(?P<key>[^#\s]+))?$")
 _GCP_NAME = re.compile(r"^projects/[^/]+/secrets/[^/]+(/versions/[^/]+)?$")
 _VAULT_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+$")
 # What Secrets Manager answers that no retry changes (botocore's service model lists each).
@@ -198,7 +202,54 @@ def read_vault(name: str) -> str:
     return json.dumps(data)
 
 
-READERS: dict[str, Callable[[str], str]] = {AWS: read_aws, GCP: read_gcp, VAULT: read_vault}
+def read_azure(name: str) -> str:
+    """An Azure Key Vault secret (`VAULT/SECRET[/VERSION]`, the current version unless one is named): `GET
+    https://VAULT.vault.azure.net/secrets/SECRET/VERSION?api-version=7.5` with a token of this process's Azure credential
+    (DefaultAzureCredential; AZURE_AUTHORITY_HOST for a sovereign or private cloud); REGATTA_AZURE_KEYVAULT_ENDPOINT
+    (`https://HOST/PATH`, the vault's name appended) where Key Vault is served elsewhere."""
+    import requests
+    from azure.core.exceptions import ClientAuthenticationError
+    from azure.identity import CredentialUnavailableError, DefaultAzureCredential
+
+    found = _AZURE_NAME.match(name)
+    if found is None:
+        raise SecretStoreError(f"{AZURE}:{name} is not a secret's name: write {AZURE}:VAULT/SECRET[/VERSION]",
+                               retryable=False)
+    override = os.environ.get("REGATTA_AZURE_KEYVAULT_ENDPOINT")
+    base = f"{override.rstrip('/')}/{found['vault']}" if override else f"https://{found['vault']}.vault.azure.net"
+    url = f"{base}/secrets/{found['secret']}/{found['version'] or ''}".rstrip("/")
+    authority = os.environ.get("AZURE_AUTHORITY_HOST", "")
+    private = bool(authority) and not any(known in authority for known in AZURE_KNOWN_AUTHORITIES)
+    refusal: SecretStoreError | None = None
+    try:
+        credential = DefaultAzureCredential(**({"disable_instance_discovery": True} if private else {}))
+        token = credential.get_token(AZURE_VAULT_SCOPE).token
+        answer = requests.get(url, params={"api-version": "7.5"}, headers={"Authorization": f"Bearer {token}"},
+                              timeout=(3, 5), allow_redirects=False)
+    except (CredentialUnavailableError, ClientAuthenticationError) as error:
+        refusal = SecretStoreError(f"{AZURE}:{name}: Entra ID refused this process's credentials ({type(error).__name__})",
+                                   retryable=False)
+    except requests.RequestException as error:
+        refusal = SecretStoreError(f"{AZURE}:{name} could not be read: {type(error).__name__}", retryable=True)
+    if refusal is not None:
+        raise refusal
+    if answer.status_code != 200:
+        code = ""
+        try:
+            code = str(answer.json().get("error", {}).get("code", ""))
+        except ValueError:
+            pass
+        raise SecretStoreError(
+            f"{AZURE}:{name} could not be read ({answer.status_code} {code}): check that the secret exists and that this"
+            " process's Azure identity may get secrets in that vault", retryable=answer.status_code == 429
+            or answer.status_code >= 500)
+    try:
+        return str(answer.json()["value"])
+    except (ValueError, KeyError, TypeError):
+        raise SecretStoreError(f"{AZURE}:{name} holds no value", retryable=False) from None
+
+
+READERS: dict[str, Callable[[str], str]] = {AWS: read_aws, GCP: read_gcp, VAULT: read_vault, AZURE: read_azure}
 
 
 def resolve(setting: str) -> str:
@@ -208,13 +259,10 @@ def resolve(setting: str) -> str:
     found = _REFERENCE.match(setting.strip())
     if found is None:
         raise SecretStoreError("the setting starts like a reference to a secrets store but is not one: write"
-                               f" {AWS}:NAME-OR-ARN, {GCP}:projects/P/secrets/S or {VAULT}:MOUNT/PATH, and #KEY for one key"
+                               f" {AWS}:NAME-OR-ARN, {GCP}:projects/P/secrets/S, {VAULT}:MOUNT/PATH or {AZURE}:VAULT/SECRET,"
+                               " and #KEY for one key"
                                " of a JSON secret (no spaces, one #, the store's name in lower case)", retryable=False)
     store, name, key = found["store"], found["name"], found["key"]
-    if store not in READERS:
-        raise SecretStoreError(f"{store}:… is not a store Regatta reads yet: keep the secret in AWS Secrets Manager"
-                               f" ({AWS}:NAME[#KEY]), Google Secret Manager ({GCP}:projects/P/secrets/S[#KEY]) or Vault"
-                               f" ({VAULT}:MOUNT/PATH[#KEY]), or give the value itself", retryable=False)
     text = READERS[store](name)
     if key is None:
         return text

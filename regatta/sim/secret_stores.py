@@ -1,4 +1,4 @@
-"""Two secrets stores the simulator stands in for, each from its own API reference, so that Regatta's readers
+"""Three secrets stores the simulator stands in for, each from its own API reference, so that Regatta's readers
 (regatta/clouds/secret_stores.py) are held to the wire format they will meet (docs/cloud-conformance.md, S1-S2):
 
 - Google Secret Manager under `/sim/google/secretmanager`: `GET /v1/projects/P/secrets/S/versions/V:access` answers
@@ -11,6 +11,11 @@
   writes a new version and `GET /v1/MOUNT/data/PATH` reads the latest (`{"data": {"data": {...}, "metadata": {...}}}`),
   with `X-Vault-Token` the run's root token (`GET /sim/vault/root-token`); another token is 403 `{"errors":
   ["permission denied"]}`, a path with nothing written 404 `{"errors": []}`.
+- Azure Key Vault under `/sim/keyvault/VAULT` (served on the HTTPS listener too, as Key Vault is HTTPS only):
+  `PUT /secrets/NAME` `{"value"}` (SetSecret) makes a new version, `GET /secrets/NAME[/VERSION]` (GetSecret) answers
+  `{"value", "id": "https://VAULT.vault.azure.net/secrets/NAME/VERSION", "attributes": {...}}` to a caller with an
+  Entra token for `https://vault.azure.net` (regatta/sim/entra.py), 401 `Unauthorized` to anyone else, 404
+  `SecretNotFound` for a secret or version that is not there.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import uuid
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from regatta.sim import google_oauth
+from regatta.sim import entra, google_oauth
 
 router = APIRouter()
 
@@ -98,3 +103,48 @@ async def vault_read(request: Request, mount: str, path: str) -> JSONResponse:
 def _metadata(version: int, written: float) -> dict:
     return {"created_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(written)), "custom_metadata": None,
             "deletion_time": "", "destroyed": False, "version": version}
+
+
+def _keyvault_error(code: int, error: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": error, "message": message}}, status_code=code)
+
+
+def _keyvault_caller(request: Request) -> JSONResponse | None:
+    world = request.app.state.world
+    bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
+    issued = world.entra_app_tokens.get(bearer)
+    if not (entra.principal(world, bearer) and issued and issued[1].rstrip("/") == "https://vault.azure.net"):
+        return _keyvault_error(401, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token.")
+    return None
+
+
+@router.put("/sim/keyvault/{vault}/secrets/{name}")
+async def keyvault_set(request: Request, vault: str, name: str) -> JSONResponse:
+    refused = _keyvault_caller(request)
+    if refused is not None:
+        return refused
+    body = await request.json()
+    if not isinstance(body, dict) or not isinstance(body.get("value"), str):
+        return _keyvault_error(400, "BadParameter", "The request body must hold the secret's value.")
+    version = uuid.uuid4().hex
+    request.app.state.world.keyvault_secrets.setdefault((vault, name), []).append((version, body["value"], time.time()))
+    return JSONResponse(_keyvault_secret(vault, name, version, body["value"], time.time()))
+
+
+@router.get("/sim/keyvault/{vault}/secrets/{name}")
+@router.get("/sim/keyvault/{vault}/secrets/{name}/{version}")
+async def keyvault_get(request: Request, vault: str, name: str, version: str = "") -> JSONResponse:
+    refused = _keyvault_caller(request)
+    if refused is not None:
+        return refused
+    versions = request.app.state.world.keyvault_secrets.get((vault, name)) or []
+    found = versions[-1] if versions and not version else next((v for v in versions if v[0] == version), None)
+    if found is None:
+        return _keyvault_error(404, "SecretNotFound", f"A secret with (name/id) {name}{'/' + version if version else ''}"
+                                                      " was not found in this key vault.")
+    return JSONResponse(_keyvault_secret(vault, name, *found))
+
+
+def _keyvault_secret(vault: str, name: str, version: str, value: str, written: float) -> dict:
+    return {"value": value, "id": f"https://{vault}.vault.azure.net/secrets/{name}/{version}",
+            "attributes": {"enabled": True, "created": int(written), "updated": int(written), "recoveryLevel": "Recoverable"}}

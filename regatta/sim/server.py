@@ -30,6 +30,7 @@ from regatta.sim import (
     api_versions,
     ec2_api,
     eks_api,
+    entra,
     gke_api,
     google_oauth,
     kube_access,
@@ -160,6 +161,15 @@ ARM_ERROR_CODES = {"NotFound": "NotFound", "TooManyRequests": "TooManyRequests",
 SIGV4_KEY_ID = re.compile(r"Credential=([A-Za-z0-9]+)/")
 
 
+def principal_of(world: World, provider: str, authorization: str) -> str | None:
+    bearer = authorization.removeprefix("Bearer ")
+    if provider == "gke":
+        return google_oauth.principal(world, bearer)
+    if provider == "aks":
+        return entra.principal(world, bearer)
+    return None
+
+
 class CloudRequestLog:
     """Every request to a simulated cloud's API as it arrived (method, path, query, JSON body), before any
     token or retry is merged, and the status it was answered: what GET /sim/requests reads, so a test can
@@ -182,9 +192,9 @@ class CloudRequestLog:
                  **({"if_match": headers["if-match"]} if "if-match" in headers else {}),
                  # which AWS access key signed it (SigV4's Credential=KEYID/...: an id, never the secret)
                  **({"access_key_id": signed[1]} if signed else {}),
-                 # which Google service account a bearer token stands for (regatta/sim/google_oauth.py)
-                 **({"principal": who} if provider == "gke" and (who := google_oauth.principal(
-                     self.world, headers.get("authorization", "").removeprefix("Bearer "))) else {})}
+                 # which Google service account or Entra application a bearer token stands for
+                 **({"principal": who} if (who := principal_of(self.world, provider, headers.get("authorization", "")))
+                    else {})}
         self.world.request_log.append(entry)  # throttled ones too: it is what arrived
         if scope["method"] not in ("GET", "HEAD") and provider != "ec2":  # EC2 POSTs its reads (DescribeSubnets)
             self.world.cloud_changes.append(entry)
@@ -224,6 +234,31 @@ class GoogleCredentials:
                 body = json.dumps({"error": {"code": 401, "status": "UNAUTHENTICATED", "message":
                                              "Request had invalid authentication credentials. Expected OAuth 2 access token,"
                                              " login cookie or other valid authentication credential."}}).encode()
+                await send({"type": "http.response.start", "status": 401, "headers": [
+                    (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+ARM_STAND_IN = "regatta-sim-arm"  # what the simulator's stand-in for DefaultAzureCredential presents (regatta/clouds/aks.py)
+
+
+class AzureCredentials:
+    """An ARM request without a token, or with one Entra did not issue for ARM, is refused 401 as ARM refuses it
+    (`InvalidAuthenticationToken`); the token of the simulator's stand-in for DefaultAzureCredential passes."""
+
+    def __init__(self, app, *, world: World):
+        self.app, self.world = app, world
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and cloud_of(scope["path"]) == "aks":
+            bearer = next((v.decode() for k, v in scope.get("headers") or [] if k == b"authorization"), "").removeprefix("Bearer ")
+            issued = self.world.entra_app_tokens.get(bearer)
+            if bearer != ARM_STAND_IN and not (entra.principal(self.world, bearer) and issued
+                                               and issued[1].rstrip("/") == "https://management.azure.com"):
+                body = json.dumps({"error": {"code": "InvalidAuthenticationToken",
+                                             "message": "The access token is invalid."}}).encode()
                 await send({"type": "http.response.start", "status": 401, "headers": [
                     (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
                 await send({"type": "http.response.body", "body": body})
@@ -283,6 +318,7 @@ def create_app(world: World) -> FastAPI:
 
     app.add_middleware(CloudRateLimits, world=world, answer=sim_error)
     app.add_middleware(GoogleCredentials, world=world)
+    app.add_middleware(AzureCredentials, world=world)
     app.add_middleware(CloudRequestLog, world=world)
 
     @app.exception_handler(StarletteHTTPException)
@@ -495,6 +531,7 @@ def create_app(world: World) -> FastAPI:
     app.include_router(ec2_api.router)
     app.include_router(gke_api.router)
     app.include_router(google_oauth.router)
+    app.include_router(entra.router)
     app.include_router(secret_stores.router)
     app.include_router(aks_api.router)
     app.include_router(traffic_api.router)

@@ -333,6 +333,10 @@ class World:
         self.google_secrets: dict[str, list[str]] = {}
         self.vault_secrets: dict[tuple[str, str], list[tuple[dict, float]]] = {}
         self.vault_root_token = f"hvs.sim{secrets.token_urlsafe(18)}"
+        self.keyvault_secrets: dict[tuple[str, str], list[tuple[str, str, float]]] = {}  # (vault, name) → versions
+        # Entra applications and the tokens the client-credentials flow gave them (regatta/sim/entra.py).
+        self.entra_applications: dict[tuple[str, str], str] = {}
+        self.entra_app_tokens: dict[str, tuple[str, str, float]] = {}
         # The last cloud requests as they arrived (regatta/sim/server.py's CloudRequestLog).
         self.request_log: collections.deque[dict] = collections.deque(maxlen=REQUEST_LOG_SIZE)
         # Every cloud request that may change something (not GET or HEAD), all of them, with the status

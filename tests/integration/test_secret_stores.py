@@ -79,7 +79,7 @@ def test_what_cannot_be_read_is_refused_with_what_to_fix_and_never_the_value(sto
         f"aws-secretsmanager:regatta/missing-{uuid.uuid4().hex[:6]}": "ResourceNotFoundException",
         f"aws-secretsmanager:{name}#absent": "has no text under key 'absent'",
         f"aws-secretsmanager:{binary}": "holds no text (a SecretString, or a SecretBinary in UTF-8)",
-        "azure-keyvault:regatta-vault/webhook": "not a store Regatta reads yet",
+        "azure-keyvault:webhook": "is not a secret's name: write azure-keyvault:VAULT/SECRET",
     }
     for setting, says in refusals.items():
         with pytest.raises(SecretStoreError) as refused:
@@ -107,7 +107,7 @@ def test_a_setting_that_starts_like_a_reference_is_never_taken_for_the_secret_it
     with pytest.raises(SecretStoreError) as refused:
         StoredSecret(setting, name="REGATTA_WEBHOOK_SECRET").value()
     assert refused.value.retryable is False
-    assert any(words in str(refused.value) for words in ("not a store Regatta reads yet", "is not one: write aws-secretsmanager:",
+    assert any(words in str(refused.value) for words in ("is not one: write aws-secretsmanager:",
                                                          "is not a secret's name: write gcp-secretmanager:"))
 
 
@@ -448,3 +448,108 @@ def test_vault_kv_version_2_is_read_with_the_processs_token_and_a_new_version_is
     monkeypatch.delenv("VAULT_ADDR")
     with pytest.raises(SecretStoreError, match="set VAULT_ADDR and VAULT_TOKEN"):
         resolve(f"vault:secret/{path}")
+
+
+def test_an_aks_clusters_application_secret_kept_in_the_store_is_who_calls_arm_and_a_rotation_is_used(
+        store, monkeypatch, add_cluster, simulator, tmp_path):
+    """credential_ref naming a secret that holds an Entra application's client secret (and its subscription and
+    resource group): the ARM calls carry the token Entra's client-credentials flow (the simulator's, on its HTTPS
+    listener) gave that application; another application's secret rotated in is used at once; a wrong secret is
+    refused for good, without its words."""
+    import base64
+
+    from regatta.clouds import CloudError
+    from regatta.clouds.aks import SIM_RESOURCE_GROUP, SIM_SUBSCRIPTION
+    from regatta.kube.connect import ClusterConnections
+    from regatta.models import ClusterRef
+
+    monkeypatch.setenv("REGATTA_SECRET_CACHE_SECONDS", "0")
+    authority = tmp_path / "sim-ca.pem"  # the simulator's HTTPS listener is signed by its own CA: trusted as a company's
+    authority.write_bytes(base64.b64decode(simulator.world.ca_data))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(authority))
+
+    def application(client_id: str, secret: str, *, registered: bool = True) -> str:
+        if registered:
+            httpx.post(f"{simulator.url}/sim/entra/applications", json={
+                "tenant_id": "contoso", "client_id": client_id, "client_secret": secret}, timeout=10).raise_for_status()
+        return json.dumps({"tenant_id": "contoso", "client_id": client_id, "client_secret": secret,
+                           "subscription_id": SIM_SUBSCRIPTION, "resource_group": SIM_RESOURCE_GROUP,
+                           "authority_host": simulator.kube_url.removeprefix("https://") + "/sim/entra/login"})
+
+    name = add_cluster("aksref", provider="aks")
+    secret = f"regatta/aks-app-{uuid.uuid4().hex[:6]}"
+    first = f"app-{uuid.uuid4().hex[:8]}"
+    store.create_secret(Name=secret, SecretString=application(first, "first-client-secret"))
+    ref = ClusterRef(name=name, provider="aks", region="us-east-1", credential_ref=f"aws-secretsmanager:{secret}")
+    connections = ClusterConnections(sim_url=simulator.url)
+
+    def called_as() -> str | None:
+        found = httpx.get(f"{simulator.url}/sim/requests", params={"cloud": "aks", "path_contains": name}, timeout=10).json()
+        return found["requests"][-1].get("principal")
+
+    try:
+        assert connections.provider(ref).describe_control_plane(ref).version
+        assert called_as() == first
+        rotated = f"app-{uuid.uuid4().hex[:8]}"
+        store.put_secret_value(SecretId=secret, SecretString=application(rotated, "rotated-client-secret"))
+        connections.provider(ref).describe_control_plane(ref)
+        assert called_as() == rotated  # no restart
+        store.put_secret_value(SecretId=secret, SecretString=application(rotated, "a-wrong-client-secret", registered=False))
+        with pytest.raises(CloudError) as refused:
+            connections.provider(ref).describe_control_plane(ref)
+        assert not refused.value.retryable and "a-wrong-client-secret" not in str(refused.value)
+        store.put_secret_value(SecretId=secret, SecretString='{"tenant_id": "contoso"}')
+        with pytest.raises(CloudError, match="does not hold an Azure application's client secret"):
+            connections.provider(ref).describe_control_plane(ref)
+    finally:
+        connections.close()
+
+
+def test_azure_key_vault_is_read_with_the_processs_azure_credential_and_a_new_version_is_used(
+        simulator, monkeypatch, tmp_path):
+    """A reference to Azure Key Vault (the simulator's stand-in, from Key Vault's REST reference, on its HTTPS
+    listener), read with DefaultAzureCredential: an application's client secret in the environment, whose token the
+    simulated Entra ID issues for Key Vault."""
+    import base64
+
+    from azure.identity import ClientSecretCredential
+
+    authority_file = tmp_path / "sim-ca.pem"
+    authority_file.write_bytes(base64.b64decode(simulator.world.ca_data))
+    host = simulator.kube_url.removeprefix("https://") + "/sim/entra/login"
+    client_id = f"reader-{uuid.uuid4().hex[:8]}"
+    httpx.post(f"{simulator.url}/sim/entra/applications", json={
+        "tenant_id": "contoso", "client_id": client_id, "client_secret": "reader-secret"}, timeout=10).raise_for_status()
+    for variable, value in {"REQUESTS_CA_BUNDLE": str(authority_file), "AZURE_TENANT_ID": "contoso",
+                            "AZURE_CLIENT_ID": client_id, "AZURE_CLIENT_SECRET": "reader-secret",
+                            "AZURE_AUTHORITY_HOST": host,
+                            "REGATTA_AZURE_KEYVAULT_ENDPOINT": f"{simulator.kube_url}/sim/keyvault"}.items():
+        monkeypatch.setenv(variable, value)
+    writer = ClientSecretCredential("contoso", client_id, "reader-secret", authority=host, disable_instance_discovery=True)
+    name = f"webhook-{uuid.uuid4().hex[:6]}"
+
+    def set_secret(value: str) -> str:  # Key Vault's SetSecret, as `az keyvault secret set` calls it
+        answer = httpx.put(f"{simulator.kube_url}/sim/keyvault/regatta-kv/secrets/{name}", params={"api-version": "7.5"},
+                           json={"value": value}, verify=str(authority_file), timeout=10,
+                           headers={"Authorization": f"Bearer {writer.get_token('https://vault.azure.net/.default').token}"})
+        answer.raise_for_status()
+        return answer.json()["id"].rsplit("/", 1)[1]
+
+    first = set_secret("first-value")
+    clock = Clock()
+    secret = StoredSecret(f"azure-keyvault:regatta-kv/{name}", name="REGATTA_WEBHOOK_SECRET", keep_seconds=60, clock=clock)
+    assert secret.value() == "first-value"
+    set_secret(json.dumps({"webhook": "rotated-value"}))
+    clock.now = 61
+    assert json.loads(secret.value()) == {"webhook": "rotated-value"}  # the current version, no restart
+    assert resolve(f"azure-keyvault:regatta-kv/{name}#webhook") == "rotated-value"
+    assert resolve(f"azure-keyvault:regatta-kv/{name}/{first}") == "first-value"
+
+    with pytest.raises(SecretStoreError) as missing:
+        resolve("azure-keyvault:regatta-kv/no-such-secret")
+    assert not missing.value.retryable and "404 SecretNotFound" in str(missing.value)
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", "a-wrong-secret")
+    with pytest.raises(SecretStoreError) as refused:
+        resolve(f"azure-keyvault:regatta-kv/{name}")
+    assert not refused.value.retryable and "refused this process's credentials" in str(refused.value)
+    assert "a-wrong-secret" not in str(refused.value)
