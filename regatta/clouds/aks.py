@@ -27,7 +27,7 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.credentials import AccessToken
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from azure.core.rest import HttpRequest
 from azure.mgmt.containerservice import ContainerServiceClient
 from azure.mgmt.containerservice.models import (
@@ -137,31 +137,33 @@ class AksProvider:
                              retryable=error.retryable) from None
         fingerprint = hashlib.sha256(text.encode()).hexdigest()
         with self._lock:
-            found = self._stored_credentials.get(fingerprint)
-            if found is not None:
-                return found
+            held = self._stored_credentials.get(cluster.credential_ref)
+            if held is not None and held[3] == fingerprint:
+                return held
+        fields: dict[str, str] = {}
+        authority = None
         try:
             info = json.loads(text)
-            fields = {name: str(info[name]) for name in ("tenant_id", "client_id", "client_secret", "subscription_id",
-                                                          "resource_group")}
-            if not all(fields.values()):
-                raise ValueError("an empty field")
-            authority = info.get("authority_host")
-        except (ValueError, KeyError, TypeError):  # its words hold a client secret: they stay out of the message
+            if isinstance(info, dict):
+                fields = {name: str(info.get(name) or "") for name in ("tenant_id", "client_id", "client_secret",
+                                                                       "subscription_id", "resource_group")}
+                authority = info.get("authority_host")
+        except ValueError:
+            pass
+        if not fields or not all(fields.values()):  # raised out here: its words hold a client secret
             raise CloudError(f"{cluster.name}: the secret {cluster.credential_ref} does not hold an Azure application's"
                              " client secret: store {\"tenant_id\", \"client_id\", \"client_secret\", \"subscription_id\","
                              " \"resource_group\"} (and authority_host for a sovereign cloud)",
-                             error_type=ErrorType.INVALID_CREDENTIAL_REF, retryable=False) from None
+                             error_type=ErrorType.INVALID_CREDENTIAL_REF, retryable=False)
         known = {AzureAuthorityHosts.AZURE_PUBLIC_CLOUD, AzureAuthorityHosts.AZURE_CHINA, AzureAuthorityHosts.AZURE_GOVERNMENT}
         credential = ClientSecretCredential(fields["tenant_id"], fields["client_id"], fields["client_secret"],
                                             **({"authority": str(authority),
                                                 "disable_instance_discovery": str(authority) not in known}
                                                if authority else {}))
         made = (credential, fields["subscription_id"], fields["resource_group"], fingerprint)
-        with self._lock:
-            if len(self._stored_credentials) > 64:  # secrets rotated away are not kept for ever
-                self._stored_credentials.clear()
-            self._stored_credentials[fingerprint] = made
+        with self._lock:  # one credential per reference, made again when its secret is rotated
+            self._stored_credentials[cluster.credential_ref] = made
+            self._clients.pop(f"stored:{cluster.credential_ref}", None)
         return made
 
     def _scope(self, cluster: ClusterRef) -> tuple[str, str]:
@@ -190,12 +192,13 @@ class AksProvider:
 
     def _client(self, cluster: ClusterRef) -> ContainerServiceClient:
         if is_reference(cluster.credential_ref):  # named explicitly: used even beside the simulator
-            credential, subscription, _, fingerprint = self._stored(cluster)
+            credential, subscription, _, _ = self._stored(cluster)
+            key = f"stored:{cluster.credential_ref}"  # dropped when the secret is rotated (_stored)
             with self._lock:
-                if fingerprint not in self._clients:
-                    self._clients[fingerprint] = (ContainerServiceClient(credential, subscription, base_url=self.endpoint_url)
-                                                  if self.endpoint_url else ContainerServiceClient(credential, subscription))
-                return self._clients[fingerprint]
+                if key not in self._clients:
+                    self._clients[key] = (ContainerServiceClient(credential, subscription, base_url=self.endpoint_url)
+                                          if self.endpoint_url else ContainerServiceClient(credential, subscription))
+                return self._clients[key]
         subscription, _ = self._scope(cluster)
         credential = self.credential()
         with self._lock:
@@ -456,7 +459,12 @@ class AksProvider:
         host, ca = server["server"], server.get("certificate-authority-data")
         if "exec" in user:
             credential = self._stored(cluster)[0] if is_reference(cluster.credential_ref) else self.credential()
-            token = credential.get_token(AKS_SERVER_SCOPE)
+            try:
+                token = credential.get_token(AKS_SERVER_SCOPE)
+            except ClientAuthenticationError as error:  # Entra's refusal is final; anything else may pass
+                refused = getattr(error, "status_code", None) in (400, 401) or "AADSTS" in str(error)
+                raise CloudError(f"Entra ID gave no token for {cluster.name}'s API server ({type(error).__name__})",
+                                 error_type=ErrorType.INVALID_CREDENTIAL_REF, retryable=not refused) from None
             return KubeEndpoint(host=host, bearer_token=token.token, ca_data=ca, expires_at=float(token.expires_on))
         if user.get("token"):
             return KubeEndpoint(host=host, bearer_token=user["token"], ca_data=ca)

@@ -10,6 +10,7 @@ key a secrets store keeps when `credential_ref` names one (`aws-secretsmanager:N
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import threading
 import time
@@ -52,7 +53,7 @@ _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_t
 # What EKS says a retry cannot fix (each error's documentation in botocore's service model).
 _REFUSALS = {"InvalidParameterException", "InvalidRequestException", "UnsupportedAvailabilityZoneException",
              "AccessDeniedException", "NotFoundException", "ClientException", "ResourceLimitExceededException",
-             "BadRequestException"}
+             "BadRequestException", "UnrecognizedClientException", "InvalidSignatureException", "InvalidClientTokenId"}
 # What CreateNodegroup takes that DescribeNodegroup reports, and a replacement copies as it is.
 _COPIED = ("capacityType", "labels", "taints", "subnets", "nodeRole", "updateConfig", "tags", "nodeRepairConfig",
            "warmPoolConfig")
@@ -109,16 +110,18 @@ def _stored_keys(cluster: ClusterRef) -> dict[str, str]:
     except SecretStoreError as error:
         raise CloudError(f"{cluster.name}: {error}", error_type=ErrorType.INVALID_CREDENTIAL_REF,
                          retryable=error.retryable) from None
+    keys: dict[str, str] = {}
     try:
         found = json.loads(text)
-        keys = {name: found[name] for name in STORED_KEYS if name in found}
-        if not (isinstance(found, dict) and all(isinstance(v, str) and v for v in keys.values())
-                and {"aws_access_key_id", "aws_secret_access_key"} <= set(keys)):
-            raise ValueError("not an access key")
-    except (ValueError, TypeError):  # its words are a credential: they stay out of the message
+        if isinstance(found, dict):
+            keys = {name: found[name] for name in STORED_KEYS if name in found}
+    except ValueError:
+        pass
+    if not (all(isinstance(v, str) and v for v in keys.values()) and {"aws_access_key_id", "aws_secret_access_key"} <= set(keys)):
+        # raised out here: its words are a credential, and stay out of the message and the exception's chain
         raise CloudError(f"{cluster.name}: the secret {cluster.credential_ref} does not hold an AWS access key: store"
                          ' {"aws_access_key_id": ..., "aws_secret_access_key": ...} (and aws_session_token for a'
-                         " temporary one)", error_type=ErrorType.INVALID_CREDENTIAL_REF, retryable=False) from None
+                         " temporary one)", error_type=ErrorType.INVALID_CREDENTIAL_REF, retryable=False)
     return keys
 
 
@@ -130,19 +133,27 @@ class EksProvider:
         self.credential_site = credential_site  # the site whose agent this process is (simulated credentials only)
         self._sessions: dict[tuple[str, str], boto3.session.Session] = {}
         self._clients: dict[tuple[str, str, str], object] = {}
+        self._stored_clients: dict[tuple[str, str, str], tuple[str, object]] = {}  # keys by reference: (their digest, client)
         self._catalogues: dict[tuple[str, str, str], tuple[float, list[dict]]] = {}
         self._lock = threading.Lock()
 
     # boto3 sessions are not thread-safe to create from; clients are safe to share once made.
     def _client(self, cluster: ClusterRef, service: str = "eks"):
-        stored_keys = _stored_keys(cluster) if is_reference(cluster.credential_ref) else None
-        # a stored key pair is part of the key: a rotation in the store makes new clients with the new keys
-        key = (cluster.region, cluster.credential_ref if stored_keys is None else repr(sorted(stored_keys.items())), service)
+        key = (cluster.region, cluster.credential_ref, service)
+        if is_reference(cluster.credential_ref):  # named explicitly: used even beside the simulator
+            stored_keys = _stored_keys(cluster)
+            made_from = hashlib.sha256(json.dumps(stored_keys, sort_keys=True).encode()).hexdigest()
+            with self._lock:  # one client per account and service, made again when its keys are rotated
+                held = self._stored_clients.get(key)
+                if held is None or held[0] != made_from:
+                    session = boto3.session.Session(**stored_keys, region_name=cluster.region)
+                    client = session.client(service, endpoint_url=self.endpoint_url if service in ("eks", "ec2") else None,
+                                            config=_BOTO_CONFIG)
+                    self._stored_clients[key] = held = (made_from, client)
+                return held[1]
         with self._lock:
             if key not in self._clients:
-                if stored_keys is not None:  # named explicitly: used even beside the simulator
-                    session = boto3.session.Session(**stored_keys, region_name=cluster.region)
-                elif self.endpoint_url:
+                if self.endpoint_url:
                     session = boto3.session.Session(
                         aws_access_key_id="regatta-sim", aws_secret_access_key="regatta-sim", region_name=cluster.region
                     )

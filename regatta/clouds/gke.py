@@ -119,7 +119,7 @@ class GkeProvider:
         self.rate_limit = rate_limit  # waits for this account's turn (regatta/clouds/rate_limits.py)
         self.credential_site = credential_site  # the site whose agent this process is (simulated credentials only)
         self._client: container_v1.ClusterManagerClient | None = None
-        self._stored: dict[str, tuple[container_v1.ClusterManagerClient, str, Any]] = {}
+        self._stored: dict[str, tuple[str, tuple[container_v1.ClusterManagerClient, str, Any]]] = {}
         self._lock = threading.Lock()
 
     def client(self) -> container_v1.ClusterManagerClient:
@@ -147,24 +147,25 @@ class GkeProvider:
                              retryable=error.retryable) from None
         fingerprint = hashlib.sha256(text.encode()).hexdigest()
         with self._lock:
-            found = self._stored.get(fingerprint)
-            if found is not None:
-                return found
+            held = self._stored.get(cluster.credential_ref)
+            if held is not None and held[0] == fingerprint:
+                return held[1]
+        made: tuple[container_v1.ClusterManagerClient, str, Any] | None = None
         try:
             info = json.loads(text)
             credentials = service_account.Credentials.from_service_account_info(info, scopes=[CLOUD_PLATFORM])
-            project = str(info["project_id"])
-        except (ValueError, KeyError, TypeError):  # its words are a private key: they stay out of the message
+            options = ClientOptions(api_endpoint=self.endpoint_url) if self.endpoint_url else None
+            made = (container_v1.ClusterManagerClient(credentials=credentials, transport="rest", client_options=options),
+                    str(info["project_id"]), credentials)
+        except (ValueError, KeyError, TypeError):
+            pass
+        if made is None:  # raised out here: its words are a private key, kept out of the message and the chain
             raise CloudError(f"{cluster.name}: the secret {cluster.credential_ref} does not hold a service account key"
                              " (the JSON `gcloud iam service-accounts keys create` writes)",
-                             error_type=ErrorType.INVALID_CREDENTIAL_REF, retryable=False) from None
-        options = ClientOptions(api_endpoint=self.endpoint_url) if self.endpoint_url else None
-        client = container_v1.ClusterManagerClient(credentials=credentials, transport="rest", client_options=options)
-        with self._lock:
-            if len(self._stored) > 64:  # keys rotated away are not kept for ever
-                self._stored.clear()
-            self._stored[fingerprint] = (client, project, credentials)
-            return client, project, credentials
+                             error_type=ErrorType.INVALID_CREDENTIAL_REF, retryable=False)
+        with self._lock:  # one client per reference, made again when its key is rotated
+            self._stored[cluster.credential_ref] = (fingerprint, made)
+        return made
 
     def _client_for(self, cluster: ClusterRef) -> container_v1.ClusterManagerClient:
         return self._stored_client(cluster)[0] if is_reference(cluster.credential_ref) else self.client()
@@ -414,7 +415,12 @@ class GkeProvider:
             credentials = self._stored_client(cluster)[2]
         else:
             credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM])
-        credentials.refresh(google.auth.transport.requests.Request())
+        try:
+            credentials.refresh(google.auth.transport.requests.Request())
+        except RefreshError as error:  # the key refused for a token, or the token service away for now
+            raise CloudError(f"Google refused a token for {cluster.name}'s API server ({type(error).__name__})",
+                             error_type=ErrorType.INVALID_CREDENTIAL_REF,
+                             retryable=bool(getattr(error, "retryable", False))) from None
         expiry = credentials.expiry  # naive UTC, as google-auth keeps it
         return KubeEndpoint(host=f"https://{found.endpoint}", bearer_token=credentials.token,
                             ca_data=found.master_auth.cluster_ca_certificate or None,

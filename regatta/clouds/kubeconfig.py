@@ -35,15 +35,24 @@ def stored_kubeconfig(cluster: ClusterRef) -> dict[str, Any]:
     except SecretStoreError as error:
         raise CloudError(f"{cluster.name}: {error}", error_type=ErrorType.INVALID_CREDENTIAL_REF,
                          retryable=error.retryable) from None
+    found: dict[str, Any] | None = None
+    problem = ""
     try:
         config = yaml.safe_load(text) if len(text) <= MAX_KUBECONFIG_BYTES else None
-        if not isinstance(config, dict):
-            raise ValueError("not a YAML mapping")
-        return kubeconfig.context_of(config, context=None)
-    except (yaml.YAMLError, ValueError, KeyError) as error:  # what it says is a credential: its words stay out
+        found = kubeconfig.context_of(config, context=None) if isinstance(config, dict) else None
+    except (yaml.YAMLError, ValueError, KeyError, TypeError) as error:
+        problem = type(error).__name__
+    if found is None:  # raised out here: what it says is a credential, and stays out of the exception's chain too
         raise CloudError(f"{cluster.name}: the secret {cluster.credential_ref} does not hold a kubeconfig with a current"
-                         f" context ({type(error).__name__}); store the file `kubectl config view --minify --raw` writes",
-                         error_type=ErrorType.INVALID_CREDENTIAL_REF, retryable=False) from None
+                         f" context ({problem or 'not a YAML mapping'}); store the file `kubectl config view --minify"
+                         " --raw` writes", error_type=ErrorType.INVALID_CREDENTIAL_REF, retryable=False)
+    unsafe = kubeconfig.unsafe_fields(found)
+    if unsafe:
+        raise CloudError(f"{cluster.name}: the kubeconfig in {cluster.credential_ref} uses {', '.join(unsafe)}: a stored"
+                         " kubeconfig may hold only a server, its CA data and a token or client certificate data (no"
+                         " command to run, no file to read, no proxy)", error_type=ErrorType.INVALID_CREDENTIAL_REF,
+                         retryable=False)
+    return found
 
 
 MAX_KUBECONFIG_BYTES = 1024 * 1024

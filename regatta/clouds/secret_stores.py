@@ -21,6 +21,7 @@ failed read is not tried again for a few seconds (FAILED_KEEP_SECONDS), and only
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -29,6 +30,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -45,8 +47,10 @@ _LOOKS_LIKE = re.compile(rf"^\s*({'|'.join(READ)}):", re.IGNORECASE)
 _AZURE_NAME = re.compile(r"^(?P<vault>[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9])/(?P<secret>[A-Za-z0-9-]{1,127})(/(?P<version>[0-9a-f]{32}))?$")
 AZURE_VAULT_SCOPE = "https://vault.azure.net/.default"
 AZURE_KNOWN_AUTHORITIES = ("login.microsoftonline.com", "login.chinacloudapi.cn", "login.microsoftonline.us")
+_AZURE_LOCK = threading.Lock()
+_AZURE_CREDENTIAL: dict[str, Any] = {}
 _REFERENCE = re.compile(rf"^(?P<store>{'|'.join(READ)}):(?P<name>[^#\s]+)(?:#(?P<key>[^#\s]+))?$")
-_GCP_NAME = re.compile(r"^projects/[^/]+/secrets/[^/]+(/versions/[^/]+)?$")
+_GCP_NAME = re.compile(r"^projects/[A-Za-z0-9_-]+/secrets/[A-Za-z0-9_-]+(/versions/([0-9]+|latest))?$")
 _VAULT_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+$")
 # What Secrets Manager answers that no retry changes (botocore's service model lists each).
 _FINAL = {"ResourceNotFoundException", "AccessDeniedException", "InvalidParameterException", "InvalidRequestException",
@@ -160,10 +164,14 @@ def read_gcp(name: str) -> str:
             f"{GCP}:{name} could not be read ({answer.status_code} {status}): check that the secret and version exist"
             " and that this process's Google credentials may call secretmanager.versions.access on it",
             retryable=answer.status_code == 429 or answer.status_code >= 500)
+    text: str | None = None
     try:
-        return base64.b64decode(answer.json()["payload"]["data"]).decode()
+        text = base64.b64decode(answer.json()["payload"]["data"]).decode()
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        raise SecretStoreError(f"{GCP}:{name} holds no text (a payload in UTF-8)", retryable=False) from None
+        pass
+    if text is None:  # raised out here: the payload stays out of the exception's chain
+        raise SecretStoreError(f"{GCP}:{name} holds no text (a payload in UTF-8)", retryable=False)
+    return text
 
 
 def read_vault(name: str) -> str:
@@ -181,25 +189,27 @@ def read_vault(name: str) -> str:
     mount, _, path = name.partition("/")
     headers = {"X-Vault-Token": token, **({"X-Vault-Namespace": os.environ["VAULT_NAMESPACE"]}
                                          if os.environ.get("VAULT_NAMESPACE") else {})}
+    failure = ""
     try:
         answer = httpx.get(f"{address.rstrip('/')}/v1/{mount}/data/{path}", headers=headers, timeout=httpx.Timeout(5.0, connect=3.0),
                            follow_redirects=False)
     except httpx.HTTPError as error:
-        raise SecretStoreError(f"{VAULT}:{name} could not be read: {type(error).__name__}", retryable=True) from None
+        failure = type(error).__name__
+    if failure:  # raised out here: the request (and its token) stays out of the exception's chain
+        raise SecretStoreError(f"{VAULT}:{name} could not be read: {failure}", retryable=True)
     if answer.status_code != 200:
         raise SecretStoreError(
             f"{VAULT}:{name} could not be read ({answer.status_code}): check that the secret exists in KV version 2 at"
             " that mount and that this process's token may read it",
             retryable=answer.status_code == 429 or answer.status_code >= 500)
+    data: Any = None
     try:
         data = answer.json()["data"]["data"]
-        if not isinstance(data, dict) or not data:
-            raise ValueError("no data")
     except (ValueError, KeyError, TypeError):
-        raise SecretStoreError(f"{VAULT}:{name} holds no data (a deleted or destroyed version?)", retryable=False) from None
-    if len(data) == 1 and isinstance(next(iter(data.values())), str):
-        return str(next(iter(data.values())))
-    return json.dumps(data)
+        pass
+    if not isinstance(data, dict) or not data:
+        raise SecretStoreError(f"{VAULT}:{name} holds no data (a deleted or destroyed version?)", retryable=False)
+    return json.dumps(data)  # its keys: `#KEY` picks one; without it, a secret of one key is that key's value
 
 
 def read_azure(name: str) -> str:
@@ -222,13 +232,26 @@ def read_azure(name: str) -> str:
     private = bool(authority) and not any(known in authority for known in AZURE_KNOWN_AUTHORITIES)
     refusal: SecretStoreError | None = None
     try:
-        credential = DefaultAzureCredential(**({"disable_instance_discovery": True} if private else {}))
+        with _AZURE_LOCK:  # one credential for the process: it keeps its token until it is due
+            key = (authority, os.environ.get("AZURE_CLIENT_ID", ""),
+                   hashlib.sha256(os.environ.get("AZURE_CLIENT_SECRET", "").encode()).hexdigest())
+            if _AZURE_CREDENTIAL.get("key") != key:
+                _AZURE_CREDENTIAL.update(key=key, credential=DefaultAzureCredential(
+                    **({"disable_instance_discovery": True} if private else {})))
+            credential = _AZURE_CREDENTIAL["credential"]
         token = credential.get_token(AZURE_VAULT_SCOPE).token
         answer = requests.get(url, params={"api-version": "7.5"}, headers={"Authorization": f"Bearer {token}"},
                               timeout=(3, 5), allow_redirects=False)
-    except (CredentialUnavailableError, ClientAuthenticationError) as error:
-        refusal = SecretStoreError(f"{AZURE}:{name}: Entra ID refused this process's credentials ({type(error).__name__})",
+    except CredentialUnavailableError as error:
+        refusal = SecretStoreError(f"{AZURE}:{name}: this process has no Azure credential ({type(error).__name__})",
                                    retryable=False)
+    except ClientAuthenticationError as error:
+        # Entra's own refusal (400 or 401: an unknown application, a wrong secret) is final; anything else about
+        # getting a token (IMDS timing out, the network) may pass
+        refused = getattr(error, "status_code", None) in (400, 401) or "AADSTS" in str(error)
+        refusal = SecretStoreError(f"{AZURE}:{name}: Entra ID refused this process's credentials ({type(error).__name__})"
+                                   if refused else f"{AZURE}:{name}: no token for Key Vault yet ({type(error).__name__})",
+                                   retryable=not refused)
     except requests.RequestException as error:
         refusal = SecretStoreError(f"{AZURE}:{name} could not be read: {type(error).__name__}", retryable=True)
     if refusal is not None:
@@ -264,6 +287,12 @@ def resolve(setting: str) -> str:
                                " of a JSON secret (no spaces, one #, the store's name in lower case)", retryable=False)
     store, name, key = found["store"], found["name"], found["key"]
     text = READERS[store](name)
+    if key is None and store == VAULT:  # a KV secret is always keys and values: one key is its value, several need #KEY
+        data = json.loads(text)
+        if len(data) == 1 and isinstance(next(iter(data.values())), str):
+            return str(next(iter(data.values())))
+        raise SecretStoreError(f"{VAULT}:{name} holds {len(data)} keys ({', '.join(sorted(data))}): name the one to use,"
+                               f" {VAULT}:{name}#KEY", retryable=False)
     if key is None:
         return text
     document = None

@@ -105,3 +105,19 @@ def write_private(path: str, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(scratch)
         raise
+
+
+# What a kubeconfig kept in a secrets store may hold: a credential in itself. Anything else (a command to run, a file
+# to read, a proxy) would let whoever can write the secret act in the worker that reads it.
+SAFE_CLUSTER_FIELDS = frozenset({"server", "certificate-authority-data", "tls-server-name", "extensions"})
+SAFE_USER_FIELDS = frozenset({"token", "client-certificate-data", "client-key-data", "extensions"})
+
+
+def unsafe_fields(config: dict[str, Any]) -> list[str]:
+    """The fields of a one-context kubeconfig (as `context_of` returns it) that a stored kubeconfig may not use."""
+    found = []
+    for section, key, safe in (("clusters", "cluster", SAFE_CLUSTER_FIELDS), ("users", "user", SAFE_USER_FIELDS)):
+        for entry in config.get(section) or []:
+            fields = (entry or {}).get(key) or {}
+            found += [f"{key}.{name}" for name in sorted(fields) if name not in safe]
+    return found

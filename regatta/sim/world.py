@@ -446,6 +446,10 @@ class World:
             return True
         if token.startswith("simsa-"):
             return self.service_account_of(cluster, token) is not None
+        application = self.entra_app_tokens.get(token)  # an Entra application's token for the AKS server application
+        if application is not None:
+            return (application[2] > time.time() and application[1] == AKS_SERVER_APPLICATION and cluster.provider == "aks"
+                    and bool((cluster.settings.get("aadProfile") or {}).get("managed")))
         grant = self.issued_tokens.get(token)
         if grant is None or grant[0] != cluster.site or grant[2] <= time.monotonic():
             return False

@@ -235,7 +235,7 @@ def test_telling_one_codec_setting_from_another_reads_no_store():
 
 
 def test_a_kubeconfig_cluster_reached_through_a_kubeconfig_the_store_holds_and_rotated_without_a_restart(
-        store, monkeypatch, add_cluster, simulator):
+        store, monkeypatch, add_cluster, simulator, tmp_path):
     """A cluster Regatta reaches by kubeconfig, whose kubeconfig is a secret (credential_ref
     `aws-secretsmanager:NAME`): read in the process that uses it, its client made again when the secret changes."""
     import yaml
@@ -273,7 +273,18 @@ def test_a_kubeconfig_cluster_reached_through_a_kubeconfig_the_store_holds_and_r
         with pytest.raises(CloudError) as unusable:
             connections.api_client(ref)
         assert not unusable.value.retryable and "does not hold a kubeconfig" in str(unusable.value)
-        assert "simtok-not-a-kubeconfig" not in str(unusable.value)
+        assert "simtok-not-a-kubeconfig" not in str(unusable.value) and unusable.value.__context__ is None
+
+        # whoever can write the secret must not be able to run a command, or read a file, in the worker
+        for user in ({"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "/bin/sh",
+                               "args": ["-c", f"touch {tmp_path}/pwned"]}},
+                     {"tokenFile": "/etc/hostname"}, {"auth-provider": {"name": "oidc"}}):
+            hostile = json.loads(json.dumps(real))
+            hostile["users"][0]["user"] = user
+            store.put_secret_value(SecretId=secret, SecretString=yaml.safe_dump(hostile))
+            with pytest.raises(CloudError, match="may hold only a server"):
+                connections.api_client(ref)
+        assert not (tmp_path / "pwned").exists()
     finally:
         connections.close()
 
@@ -309,7 +320,7 @@ def test_an_eks_clusters_access_key_kept_in_the_store_signs_its_calls_and_a_rota
         with pytest.raises(CloudError) as refused:
             connections.provider(ref).describe_control_plane(ref)
         assert not refused.value.retryable and "does not hold an AWS access key" in str(refused.value)
-        assert "AKIAONLYHALFOFAKEY3" not in str(refused.value)
+        assert "AKIAONLYHALFOFAKEY3" not in str(refused.value) and refused.value.__context__ is None
     finally:
         connections.close()
 
@@ -351,8 +362,9 @@ def test_a_gke_clusters_service_account_key_kept_in_the_store_is_who_calls_and_a
         assert not refused.value.retryable and "invalid authentication credentials" in str(refused.value)
         assert "PRIVATE KEY" not in str(refused.value)
         store.put_secret_value(SecretId=secret, SecretString='{"type": "service_account"}')
-        with pytest.raises(CloudError, match="does not hold a service account key"):
+        with pytest.raises(CloudError, match="does not hold a service account key") as unusable:
             connections.provider(ref).describe_control_plane(ref)
+        assert unusable.value.__context__ is None
     finally:
         connections.close()
 
@@ -431,10 +443,14 @@ def test_vault_kv_version_2_is_read_with_the_processs_token_and_a_new_version_is
     clock = Clock()
     secret = StoredSecret(f"vault:secret/{path}", name="REGATTA_WEBHOOK_SECRET", keep_seconds=60, clock=clock)
     assert secret.value() == "first-value"  # one key: its value
-    write({"webhook": "rotated-value", "other": "x"})
+    assert resolve(f"vault:secret/{path}#value") == "first-value"  # or named
+    write({"value": "rotated-value"})
     clock.now = 61
-    assert json.loads(secret.value()) == {"webhook": "rotated-value", "other": "x"}  # no restart
-    assert resolve(f"vault:secret/{path}#webhook") == "rotated-value"
+    assert secret.value() == "rotated-value"  # no restart
+    write({"webhook": "with-a-second-key", "other": "x"})
+    assert resolve(f"vault:secret/{path}#webhook") == "with-a-second-key"
+    with pytest.raises(SecretStoreError, match=r"holds 2 keys \(other, webhook\): name the one to use"):
+        resolve(f"vault:secret/{path}")  # never a silent change from a value to a JSON of several
 
     with pytest.raises(SecretStoreError) as missing:
         resolve("vault:secret/regatta/nothing-here")
@@ -499,8 +515,9 @@ def test_an_aks_clusters_application_secret_kept_in_the_store_is_who_calls_arm_a
             connections.provider(ref).describe_control_plane(ref)
         assert not refused.value.retryable and "a-wrong-client-secret" not in str(refused.value)
         store.put_secret_value(SecretId=secret, SecretString='{"tenant_id": "contoso"}')
-        with pytest.raises(CloudError, match="does not hold an Azure application's client secret"):
+        with pytest.raises(CloudError, match="does not hold an Azure application's client secret") as unusable:
             connections.provider(ref).describe_control_plane(ref)
+        assert unusable.value.__context__ is None
     finally:
         connections.close()
 
