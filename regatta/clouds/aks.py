@@ -18,7 +18,6 @@ every call passes azure-core's `enforce_https=False`, and its Entra stand-in han
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import math
 import threading
@@ -38,9 +37,16 @@ from azure.mgmt.containerservice.models import (
     ManagedClusterIdentity,
 )
 
-from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_endpoint, simulator_kubeconfig
+from regatta.clouds.base import (
+    CloudError,
+    ControlPlane,
+    KubeEndpoint,
+    simulator_endpoint,
+    simulator_kubeconfig,
+    stored_credential,
+)
 from regatta.clouds.rate_limits import RateLimit, no_rate_limit
-from regatta.clouds.secret_stores import SecretStoreError, is_reference, stored
+from regatta.clouds.secret_stores import is_reference
 from regatta.formats import kubeconfig
 from regatta.models import (
     CloudOperation,
@@ -130,12 +136,7 @@ class AksProvider:
         the credential made again when the secret read (kept REGATTA_SECRET_CACHE_SECONDS) changes."""
         from azure.identity import AzureAuthorityHosts, ClientSecretCredential
 
-        try:
-            text = stored(cluster.credential_ref, name=f"the Azure application of {cluster.name}").value()
-        except SecretStoreError as error:
-            raise CloudError(f"{cluster.name}: {error}", error_type=ErrorType.INVALID_CREDENTIAL_REF,
-                             retryable=error.retryable) from None
-        fingerprint = hashlib.sha256(text.encode()).hexdigest()
+        text, fingerprint = stored_credential(cluster, "the Azure application")
         with self._lock:
             held = self._stored_credentials.get(cluster.credential_ref)
             if held is not None and held[3] == fingerprint:

@@ -185,3 +185,20 @@ def simulator_endpoint(sim_url: str, cluster: ClusterRef, *, site: str | None = 
     expires = found.get("expires_at")
     return KubeEndpoint(host=found["server"], bearer_token=found["token"], ca_data=found.get("certificate_authority_data"),
                         expires_at=float(expires) if expires is not None else None)
+
+
+def stored_credential(cluster: ClusterRef, what: str) -> tuple[str, str]:
+    """The credential a secrets store keeps for the cluster (its credential_ref is a reference), read in this process
+    and kept REGATTA_SECRET_CACHE_SECONDS, and its SHA-256 (what a provider's client is made from: a new digest, a
+    rotated secret, a new client); a CloudError naming `what` when it cannot be read, retryable while the store is
+    away."""
+    import hashlib
+
+    from regatta.clouds.secret_stores import SecretStoreError, stored
+
+    try:
+        text = stored(cluster.credential_ref, name=f"{what} of {cluster.name}").value()
+    except SecretStoreError as error:
+        raise CloudError(f"{cluster.name}: {error}", error_type=ErrorType.INVALID_CREDENTIAL_REF,
+                         retryable=error.retryable) from None
+    return text, hashlib.sha256(text.encode()).hexdigest()

@@ -21,9 +21,16 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_endpoint, simulator_kubeconfig
+from regatta.clouds.base import (
+    CloudError,
+    ControlPlane,
+    KubeEndpoint,
+    simulator_endpoint,
+    simulator_kubeconfig,
+    stored_credential,
+)
 from regatta.clouds.rate_limits import RateLimit, no_rate_limit
-from regatta.clouds.secret_stores import SecretStoreError, is_reference, stored
+from regatta.clouds.secret_stores import is_reference
 from regatta.formats import kubeconfig
 from regatta.models import (
     CloudOperation,
@@ -105,11 +112,7 @@ def _stored_keys(cluster: ClusterRef) -> dict[str, str]:
     """The access key a secrets store keeps for the cluster's account (credential_ref `aws-secretsmanager:NAME`, a
     JSON object with aws_access_key_id, aws_secret_access_key and, for temporary keys, aws_session_token), read in
     this process and kept REGATTA_SECRET_CACHE_SECONDS."""
-    try:
-        text = stored(cluster.credential_ref, name=f"the AWS keys of {cluster.name}").value()
-    except SecretStoreError as error:
-        raise CloudError(f"{cluster.name}: {error}", error_type=ErrorType.INVALID_CREDENTIAL_REF,
-                         retryable=error.retryable) from None
+    text, _ = stored_credential(cluster, "the AWS keys")
     keys: dict[str, str] = {}
     try:
         found = json.loads(text)

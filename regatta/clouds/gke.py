@@ -12,7 +12,6 @@ anonymous credentials.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import json
 import math
@@ -28,9 +27,16 @@ from google.auth.credentials import AnonymousCredentials
 from google.auth.exceptions import RefreshError
 from google.cloud import container_v1
 
-from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_endpoint, simulator_kubeconfig
+from regatta.clouds.base import (
+    CloudError,
+    ControlPlane,
+    KubeEndpoint,
+    simulator_endpoint,
+    simulator_kubeconfig,
+    stored_credential,
+)
 from regatta.clouds.rate_limits import RateLimit, no_rate_limit
-from regatta.clouds.secret_stores import SecretStoreError, is_reference, stored
+from regatta.clouds.secret_stores import is_reference
 from regatta.formats import kubeconfig
 from regatta.models import (
     CloudOperation,
@@ -140,12 +146,7 @@ class GkeProvider:
         (kept REGATTA_SECRET_CACHE_SECONDS) changes, so a rotated key is used without a restart."""
         from google.oauth2 import service_account
 
-        try:
-            text = stored(cluster.credential_ref, name=f"the service account key of {cluster.name}").value()
-        except SecretStoreError as error:
-            raise CloudError(f"{cluster.name}: {error}", error_type=ErrorType.INVALID_CREDENTIAL_REF,
-                             retryable=error.retryable) from None
-        fingerprint = hashlib.sha256(text.encode()).hexdigest()
+        text, fingerprint = stored_credential(cluster, "the service account key")
         with self._lock:
             held = self._stored.get(cluster.credential_ref)
             if held is not None and held[0] == fingerprint:

@@ -14,8 +14,15 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint, simulator_endpoint, simulator_kubeconfig
-from regatta.clouds.secret_stores import SecretStoreError, is_reference, stored
+from regatta.clouds.base import (
+    CloudError,
+    ControlPlane,
+    KubeEndpoint,
+    simulator_endpoint,
+    simulator_kubeconfig,
+    stored_credential,
+)
+from regatta.clouds.secret_stores import is_reference
 from regatta.formats import kubeconfig
 from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, ManagedAddon, NodePool, UpgradeInsight, VersionChange
 from regatta.models.errors import ErrorType
@@ -30,11 +37,7 @@ def stored_kubeconfig(cluster: ClusterRef) -> dict[str, Any]:
     changes). A retryable CloudError while the store cannot be reached; a final one for what will not read."""
     import yaml
 
-    try:
-        text = stored(cluster.credential_ref, name=f"the kubeconfig of {cluster.name}").value()
-    except SecretStoreError as error:
-        raise CloudError(f"{cluster.name}: {error}", error_type=ErrorType.INVALID_CREDENTIAL_REF,
-                         retryable=error.retryable) from None
+    text, _ = stored_credential(cluster, "the kubeconfig")
     found: dict[str, Any] | None = None
     problem = ""
     try:
