@@ -1,4 +1,5 @@
-"""`regatta deploy secrets DIR`: the set-up step of a production deployment (docs/production.md).
+"""`regatta deploy secrets DIR`: the set-up step of a production deployment (docs/production.md); `regatta deploy
+check`: the replay gate before a new build of the workers takes over what is running (workers/replay_gate.py).
 """
 
 from __future__ import annotations
@@ -7,8 +8,9 @@ from typing import Annotated
 
 import typer
 
+from regatta.cli.arguments import Output, OutputOption
 from regatta.cli.exits import run_command
-from regatta.cli.render import console
+from regatta.cli.render import console, errors
 
 deploy_app = typer.Typer(no_args_is_help=True, help="Setting up a production deployment (docker-compose.yml).")
 
@@ -32,3 +34,42 @@ def deploy_secrets(
             console.print(f"{'made' if found.made else 'kept'}  {found.path}")
 
     run_command(body)
+
+
+@deploy_app.command("check")
+def deploy_check(
+    closed: Annotated[int, typer.Option(min=0, max=1000, help="how many recently closed runs to replay too")] = 20,
+    scope: Annotated[str | None, typer.Option(help="a visibility query that narrows what is replayed, e.g."
+                                                   " \"WorkflowType = 'PatchWave'\"")] = None,
+    output: OutputOption = Output.table,
+):
+    """Replay every open operation's history (and a sample of closed ones) on this build's workflow code, before
+    this build takes over: exit 0 when every one replays, 1 naming each run this build would break and the event
+    where it parts from its history (promote nothing then: add a workflow.patched branch), 3 when Temporal does not
+    answer. Run it with the new build's `regatta`, pointed at the live namespace."""
+    import json
+
+    from regatta.cli.exits import EXIT_FAILED
+    from regatta.settings import Settings
+    from regatta.temporal.connect import connect
+    from workers import replay_gate
+
+    async def body():
+        client = await connect(Settings.from_env())
+        verdicts = await replay_gate.check(client, closed_sample=closed, scope=scope)
+        found = replay_gate.summary(verdicts)
+        if output == "json":
+            print(json.dumps({**found, "runs": [v.__dict__ for v in verdicts]}, indent=2))
+        else:
+            for verdict in verdicts:
+                if verdict.verdict == "breaks":
+                    errors.print(f"[bold red]breaks[/] {verdict.workflow_type} {verdict.workflow_id} (run"
+                                 f" {verdict.run_id}, {'open' if verdict.open else 'closed'}) at event {verdict.event_id}:"
+                                 f" {verdict.detail}", markup=True, highlight=False)
+            console.print(f"{found['replayed']} runs replayed on this build ({found['open']} open): "
+                          + ("every one replays; this build may take over" if found["promotable"]
+                             else f"{found['breaks']} would break; do not promote this build"))
+        if not found["promotable"]:
+            raise typer.Exit(EXIT_FAILED)
+
+    run_command(body())
