@@ -206,6 +206,48 @@ def worker(metrics_port: Annotated[int, typer.Option(help="Prometheus metrics on
     run_command(run(Settings.from_env(), metrics_port=metrics_port, metrics_host=metrics_host, site=site))
 
 
+def backup(output: Annotated[str, typer.Option("--output", help="the file to write (mode 0600)")]):
+    """Write the inventory and its audit trail (REGATTA_DATABASE_URL) to a file, with the trail's head signed when
+    there is an audit key: what `regatta restore` reads into a new database after the loss of this one."""
+    from regatta.cli.context import open_inventory
+    from regatta.inventory import backup as backups
+
+    def body():
+        header = backups.write(open_inventory(), output)
+        rows = sum(header["tables"].values())
+        console.print(f"wrote {output}: {rows} rows of {len(header['tables'])} tables at revision {header['revision']}"
+                      + (f", the trail's head signed at record {header['audit_head']['last_id']}" if header["audit_head"]
+                         else " (no audit key: the trail's head is not signed)"))
+
+    run_command(body)
+
+
+def restore(input: Annotated[str, typer.Option("--input", help="a file `regatta backup` wrote")]):
+    """Read a backup into the inventory of REGATTA_DATABASE_URL, which must be empty (a new database), then walk the
+    audit trail's chain against the head the backup signed: exit 0 when every record holds, 1 naming the first that
+    does not, 2 when the backup cannot be restored here."""
+    from regatta.cli.context import open_inventory
+    from regatta.cli.exits import EXIT_FAILED, Refused
+    from regatta.inventory import backup as backups
+
+    def body():
+        inventory = open_inventory()
+        try:
+            header = backups.restore(inventory, input)
+        except backups.BackupError as error:
+            raise Refused(str(error)) from None
+        verdict = backups.verify(inventory, header)
+        rows = sum(header["tables"].values())
+        console.print(f"restored {rows} rows taken {header['taken_at']} into {inventory.url.split('@')[-1]}")
+        if not verdict.ok:
+            errors.print(f"[bold red]the restored audit trail does not hold[/] at record {verdict.broken_at}: {verdict.reason}")
+            raise typer.Exit(EXIT_FAILED)
+        console.print(f"audit trail verified: {verdict.records} records hold ({verdict.keyed} keyed,"
+                      f" {verdict.checkpoints} signed head matched)")
+
+    run_command(body)
+
+
 def migrate():
     """Bring the inventory's schema (REGATTA_DATABASE_URL) to the newest revision, then exit: the
     one-shot step before the API and workers start (docker-compose.yml's regatta-migrate)."""
