@@ -477,3 +477,52 @@ async def test_a_service_accounts_token_reaches_what_its_bindings_allow_and_noth
     ok(kube("delete", "serviceaccount", who, "-n", "team-a"))
     refused = as_them("get", "pods", "-n", "shop")
     assert refused.returncode == 1 and "Unauthorized" in refused.stderr, refused.stderr
+
+
+MANIFESTS = Path(__file__).parents[2] / "deploy" / "kubernetes" / "regatta.yaml"
+
+
+def test_regattas_own_kubernetes_manifests_fit_the_schemas_and_keep_temporal_and_the_database_private():
+    """deploy/kubernetes/regatta.yaml against the Kubernetes JSON schemas, offline (kubernetes-validate, strict: no
+    field the schema does not know), and what the file promises: every container non-root with nothing to escalate,
+    no Secret written in it, Temporal and the database reachable from Regatta's pods only."""
+    import kubernetes_validate
+
+    documents = [d for d in yaml.safe_load_all(MANIFESTS.read_text()) if d]
+    for document in documents:
+        kubernetes_validate.validate(document, "1.33.0", strict=True)  # raises, naming the field, when it does not fit
+    kinds = sorted({d["kind"] for d in documents})
+    assert kinds == ["ConfigMap", "Deployment", "Job", "Namespace", "NetworkPolicy", "Service", "ServiceAccount"]
+    for document in documents:
+        pod = (document.get("spec", {}).get("template") or {}).get("spec")
+        if pod is None:
+            continue
+        assert pod["securityContext"]["runAsNonRoot"] is True, document["metadata"]["name"]
+        for container in pod["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False and context["capabilities"]["drop"] == ["ALL"]
+    private = {d["metadata"]["namespace"]: d for d in documents if d["kind"] == "NetworkPolicy"
+               and d["metadata"]["namespace"] in ("temporal", "regatta-db")}
+    for policy in private.values():
+        assert policy["spec"]["podSelector"] == {} and policy["spec"]["policyTypes"] == ["Ingress"]
+        sources = [source for rule in policy["spec"]["ingress"] for source in rule["from"]]
+        assert all(s.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+                   in ("regatta", "temporal") or s == {"podSelector": {}} for s in sources), policy
+    broken = dict(documents[-1])
+    broken["spec"] = {**broken["spec"], "podSelectr": {}}  # a typo the schemas catch
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, "1.33.0", strict=True)
+
+
+async def test_regattas_own_manifests_apply_with_kubectl_and_the_migration_job_runs(kube):
+    applied = kube("apply", "-f", str(MANIFESTS))
+    assert applied.returncode == 0, applied.stderr
+    assert "deployment.apps/regatta-api created" in applied.stdout and "job.batch/regatta-migrate created" in applied.stdout
+    deployments = json.loads(ok(kube("get", "deployments", "-n", "regatta", "-o", "json")))
+    assert sorted(d["metadata"]["name"] for d in deployments["items"]) == ["regatta-api", "regatta-worker-1-0-0"]
+    assert ok(kube("get", "job", "regatta-migrate", "-n", "regatta", "-o", "jsonpath={.status.succeeded}")) == "1"
+    policies = ok(kube("get", "networkpolicies", "-A", "-o", "name")).split()
+    assert {"networkpolicy.networking.k8s.io/temporal-from-regatta-only",
+            "networkpolicy.networking.k8s.io/database-from-regatta-only"} <= set(policies)
+    again = kube("apply", "-f", str(MANIFESTS))  # applying it again changes nothing
+    assert again.returncode == 0 and "created" not in again.stdout, again.stdout
