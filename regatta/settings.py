@@ -71,6 +71,10 @@ class Settings:
     # identity provider, in the fleet view and with its tokens on the API. A path; the client secret is
     # REGATTA_OIDC_CLIENT_SECRET, read only by the API process.
     oidc_file: str | None = None
+    # Worker Versioning (docs/operations.md): the build this worker is (REGATTA_BUILD_ID, the release's) in the
+    # worker deployment REGATTA_DEPLOYMENT ("regatta"); unset: an unversioned worker, as before.
+    build_id: str | None = None
+    deployment: str = "regatta"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -103,6 +107,8 @@ class Settings:
             smoke_test_images=parse_allow_list(env.get("REGATTA_SMOKE_TEST_IMAGES")),
             audit_checkpoints=(env.get("REGATTA_AUDIT_CHECKPOINTS") or None),
             oidc_file=(env.get("REGATTA_OIDC_FILE") or None),
+            build_id=(env.get("REGATTA_BUILD_ID") or None),
+            deployment=(env.get("REGATTA_DEPLOYMENT") or "regatta"),
         )
 
     def audit_keys(self) -> AuditKeys:
@@ -154,6 +160,10 @@ class Settings:
             env["REGATTA_AUDIT_CHECKPOINTS"] = self.audit_checkpoints
         if self.oidc_file:
             env["REGATTA_OIDC_FILE"] = self.oidc_file
+        if self.build_id:
+            env["REGATTA_BUILD_ID"] = self.build_id
+        if self.deployment != "regatta":
+            env["REGATTA_DEPLOYMENT"] = self.deployment
         if self.temporal_tls:
             env["REGATTA_TEMPORAL_TLS"] = "1"
         for name, value in (("CA", self.temporal_tls_ca), ("CERT", self.temporal_tls_cert), ("KEY", self.temporal_tls_key),

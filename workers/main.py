@@ -15,8 +15,9 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
+from temporalio.common import WorkerDeploymentVersion
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkerDeploymentConfig
 
 from activities.callbacks import CallbackActivities
 from activities.cloud import CloudActivities
@@ -114,6 +115,12 @@ def build_worker(
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities, thread_name_prefix="activity"),
         max_concurrent_activities=max_concurrent_activities,
         interceptors=[OperationContext()],
+        # A version of the worker deployment (REGATTA_BUILD_ID): each workflow type says whether its runs stay on the
+        # build they started on or move to the current one (their versioning_behavior); a site's agent runs
+        # activities alone and stays unversioned.
+        deployment_config=WorkerDeploymentConfig(
+            version=WorkerDeploymentVersion(settings.deployment, settings.build_id), use_worker_versioning=True)
+        if settings.build_id and site is None else None,
     )
 
 

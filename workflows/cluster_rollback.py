@@ -16,6 +16,7 @@ Query. Every side effect is an activity.
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.pieces.calls import ClusterCalls, call, call_inventory, look_up_cluster, request_token
@@ -49,7 +50,8 @@ EXAMPLE = '{"cluster": "eks-prod-use1", "reason": "1.31 breaks the payments cont
 ENDED = ("succeeded", "aborted", "failed")
 
 
-@workflow.defn(name="ClusterRollback")
+# Pinned to the build it started on (a bounded runbook): a new build takes the next one.
+@workflow.defn(name="ClusterRollback", versioning_behavior=VersioningBehavior.PINNED)
 class ClusterRollback:
     @workflow.init
     def __init__(self, input: ClusterRollbackInput | dict) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.pieces.calls import ClusterCalls, call, call_inventory, look_up_cluster, request_token
@@ -81,7 +82,8 @@ EXAMPLE = '{"cluster": "eks-prod-use1", "target_version": "1.31", "strategy": "s
 ENDED = ("succeeded", "aborted", "failed", "rolled_back")
 
 
-@workflow.defn(name="ClusterUpgrade")
+# Pinned to the build it started on (a bounded runbook): a new build takes the next one.
+@workflow.defn(name="ClusterUpgrade", versioning_behavior=VersioningBehavior.PINNED)
 class ClusterUpgrade:
     # The input is typed `ClusterUpgradeInput | dict` so that JSON typed into the UI that does not
     # fit the model still reaches us and fails the workflow with a message saying what to fix,

@@ -8,6 +8,7 @@ The steps it shares with DRFailover are workflows/pieces/disaster_recovery.py.
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 
 from workflows.pieces.calls import call
 from workflows.pieces.disaster_recovery import Recovery
@@ -34,7 +35,8 @@ with workflow.unsafe.imports_passed_through():
 EXAMPLE = '{"cluster": "eks-prod-use1", "ticket": "CHG-43"}'
 
 
-@workflow.defn(name="DRFailback")
+# Pinned to the build it started on (a bounded runbook): a new build takes the next one.
+@workflow.defn(name="DRFailback", versioning_behavior=VersioningBehavior.PINNED)
 class DRFailback:
     @workflow.init
     def __init__(self, input: DRFailbackInput | dict) -> None:

@@ -20,6 +20,7 @@ no traffic moves. The steps it shares with DRFailback are workflows/pieces/disas
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 
 from workflows.pieces.calls import call
 from workflows.pieces.disaster_recovery import Recovery
@@ -45,7 +46,8 @@ with workflow.unsafe.imports_passed_through():
 EXAMPLE = '{"cluster": "eks-prod-use1", "standby": "eks-dr-usw2", "ticket": "INC-42"}'
 
 
-@workflow.defn(name="DRFailover")
+# Pinned to the build it started on (a bounded runbook): a new build takes the next one.
+@workflow.defn(name="DRFailover", versioning_behavior=VersioningBehavior.PINNED)
 class DRFailover:
     @workflow.init
     def __init__(self, input: DRFailoverInput | dict) -> None:

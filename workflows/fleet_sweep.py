@@ -12,6 +12,7 @@ damping period moves nothing, and nothing moves back on its own.
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from workflows.pieces.calls import call
@@ -26,7 +27,8 @@ with workflow.unsafe.imports_passed_through():
 EXAMPLE = '{"selector": {"environment": "prod"}, "batch_size": 100}'
 
 
-@workflow.defn(name="FleetSweep")
+# Moves to the current build at its next task (long-lived: it outlives releases); changes stay behind workflow.patched.
+@workflow.defn(name="FleetSweep", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class FleetSweep:
     @workflow.init
     def __init__(self, input: FleetSweepInput | dict) -> None:

@@ -73,3 +73,77 @@ def deploy_check(
             raise typer.Exit(EXIT_FAILED)
 
     run_command(body())
+
+
+@deploy_app.command("status")
+def deploy_status(output: OutputOption = Output.table):
+    """The worker deployment's builds (REGATTA_DEPLOYMENT): which is current, which ramps and by how much, each
+    one's drainage, and how many runs pinned to it are still open (its workers may stop once none are)."""
+    from regatta.settings import Settings
+    from regatta.temporal.deployments import status
+
+    async def body():
+        versions = await status(Settings.from_env())
+        if output == "json":
+            import json
+
+            print(json.dumps([v.__dict__ for v in versions], indent=2))
+            return
+        for v in versions:
+            role = "current" if v.current else (f"ramping {v.ramping_percent:g}%" if v.ramping_percent is not None else "")
+            console.print(f"{v.build_id:24} {role:14} {v.status:10} drainage {v.drainage or '-':10} open pinned runs"
+                          f" {v.open_pinned}" + ("  (its workers may stop)" if not v.current and v.ramping_percent is None
+                                                  and v.open_pinned == 0 else ""))
+
+    run_command(body())
+
+
+@deploy_app.command("promote")
+def deploy_promote(
+    build_id: Annotated[str, typer.Argument(help="the build to make current (its workers must be polling)")],
+    skip_check: Annotated[bool, typer.Option(help="promote without the replay gate (never in production)")] = False,
+    scope: Annotated[str | None, typer.Option(help="a visibility query that narrows the runs the gate replays")] = None,
+):
+    """Make BUILD_ID the current version, after the replay gate (`regatta deploy check`, run here with this build's
+    code) finds that every open run replays on it: new runs start there, pinned ones stay where they began, and the
+    long-lived ones move to it at their next task. Refused (exit 1) when a run would break."""
+    from regatta.cli.exits import EXIT_FAILED
+    from regatta.settings import Settings
+    from regatta.temporal.connect import connect
+    from regatta.temporal.deployments import promote
+    from workers import replay_gate
+
+    async def body():
+        settings = Settings.from_env()
+        if not skip_check:
+            verdicts = await replay_gate.check(await connect(settings), closed_sample=0, scope=scope)
+            found = replay_gate.summary(verdicts)
+            if not found["promotable"]:
+                for v in verdicts:
+                    if v.verdict == "breaks":
+                        errors.print(f"breaks {v.workflow_type} {v.workflow_id} at event {v.event_id}: {v.detail}",
+                                     markup=False, highlight=False)
+                errors.print(f"[bold red]not promoted:[/] {found['breaks']} open run(s) would break on this build")
+                raise typer.Exit(EXIT_FAILED)
+            console.print(f"{found['replayed']} open runs replay on this build")
+        await promote(settings, build_id)
+        console.print(f"build {build_id} is current in deployment {settings.deployment}")
+
+    run_command(body())
+
+
+@deploy_app.command("ramp")
+def deploy_ramp(
+    build_id: Annotated[str, typer.Argument(help="the build to ramp to")],
+    percent: Annotated[float, typer.Option("--percent", min=0, max=100, help="share of new runs sent to it")],
+):
+    """Send PERCENT of new runs (and of long-lived runs moving at their next task) to BUILD_ID beside the current
+    build; `regatta deploy promote` makes it current."""
+    from regatta.settings import Settings
+    from regatta.temporal.deployments import ramp
+
+    async def body():
+        await ramp(Settings.from_env(), build_id, percent)
+        console.print(f"build {build_id} ramping at {percent:g}%")
+
+    run_command(body())
