@@ -59,3 +59,43 @@ async def test_a_promoted_build_takes_new_runs_while_pinned_ones_finish_on_the_b
     versions = {v["build_id"]: v for v in json.loads(status.stdout)}
     assert versions["1.1.0"]["current"] is True and versions["1.0.0"]["current"] is False
     assert versions["1.0.0"]["open_pinned"] == 0  # nothing pinned to the old build runs: its workers may stop
+
+
+async def test_a_wave_waiting_on_its_window_across_a_promotion_finishes_on_the_new_build(
+        client, queue_settings, add_cluster, task_queue, sim_clock, request):
+    """A wave begun on the old build and waiting for Monday's window; the new build promoted (the gate replays the
+    waiting wave on it); the window opens: the wave moves to the new build (it is long-lived), its upgrades start
+    there, and it finishes. The window wait that once parted from its own history on another worker (the fleet clock
+    read by `workflow.now()` differences, patch `fleet-clock-each-look`) replays on both builds."""
+    from regatta.models import PatchWaveProgress
+    from tests.integration.test_patch_wave import start_wave, wave_request
+    from tests.integration.test_replay import replays
+
+    deployment = f"regatta-{uuid.uuid4().hex[:6]}"
+    old, new = (replace(queue_settings, deployment=deployment, build_id=build) for build in ("2.0.0", "2.1.0"))
+    tag = uuid.uuid4().hex[:6]
+    names = [add_cluster("wvver", labels={"wave": tag}, pools=1, nodes=2) for _ in range(2)]
+    sim_clock(now="2026-12-09T12:00:00+00:00")  # a Wednesday: the window is Monday 01:00 UTC
+    wave_input = wave_request(tag, [{"name": "all"}], maintenance_windows=[
+        {"days": ["mon"], "start": "01:00", "duration_minutes": 120, "timezone": "UTC"}])
+    async with build_worker(client, old):
+        assert (await asyncio.to_thread(regatta, old, "deploy", "promote", "2.0.0", "--skip-check")).returncode == 0
+        wave = await start_wave(client, task_queue, wave_input)
+        for _ in range(300):
+            progress = await wave.query("progress", result_type=PatchWaveProgress)
+            if progress.stages and all(c.status == "waiting_window" for c in progress.stages[0].clusters):
+                break
+            await asyncio.sleep(0.1)
+        assert all(c.status == "waiting_window" for c in progress.stages[0].clusters), progress
+        assert await build_of(wave) == ("2.0.0", "VERSIONING_BEHAVIOR_AUTO_UPGRADE")
+        async with build_worker(client, new):
+            promoted = await asyncio.to_thread(regatta, new, "deploy", "promote", "2.1.0", "--scope",
+                                               f"WorkflowId = '{wave.id}'")
+            assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+            sim_clock(now="2026-12-14T01:05:00+00:00")  # Monday, inside the window
+            result = await wave.result()
+    assert result.outcome == "succeeded" and result.counts == {"succeeded": 2}, result
+    assert (await build_of(wave))[0] == "2.1.0"  # it moved to the new build
+    for name in names:
+        assert (await build_of(client.get_workflow_handle(f"cluster-{name}")))[0] == "2.1.0"  # begun after the promotion
+    await replays(wave, request, "patch_wave_window_across_a_promotion")
