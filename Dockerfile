@@ -12,7 +12,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN apt-get update -q \
  && apt-get install -y -q --no-install-recommends git \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --home-dir /var/lib/regatta --create-home regatta
+ && useradd --system --uid 10001 --home-dir /var/lib/regatta --create-home regatta
 
 WORKDIR /opt/regatta
 # The dependencies first, so a change to the code does not reinstall them.

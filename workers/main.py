@@ -14,8 +14,9 @@ import asyncio
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
+from temporalio import workflow
 from temporalio.client import Client
-from temporalio.common import WorkerDeploymentVersion
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkerDeploymentConfig
 
@@ -56,6 +57,25 @@ from workflows.provision_cluster import ProvisionCluster
 
 WORKFLOWS = [ClusterUpgrade, ProvisionCluster, DecommissionCluster, DRFailover, DRFailback, ClusterHold, PatchWave, FleetSweep,
              PolicyRollout, DriftSweep, MoveWorkloads, EvacuateCluster, ClusterRollback, AccessGrant]
+
+# What a versioned worker's runs do when another build becomes current (docs/operations.md). The bounded runbooks stay
+# pinned to the build they began on and finish there; the long-lived ones (they outlive releases) move to the current
+# build at their next task, their changes kept behind workflow.patched.
+VERSIONING: dict[type, VersioningBehavior] = {
+    **dict.fromkeys((ClusterUpgrade, ProvisionCluster, DecommissionCluster, DRFailover, DRFailback, ClusterRollback,
+                     EvacuateCluster, MoveWorkloads), VersioningBehavior.PINNED),
+    **dict.fromkeys((PatchWave, PolicyRollout, FleetSweep, DriftSweep, ClusterHold, AccessGrant), VersioningBehavior.AUTO_UPGRADE),
+}
+
+
+def versioned(workflow_class: type) -> type:
+    """The workflow as a versioned worker registers it: the same class, its behaviour declared. (Declared on the
+    classes themselves, an unversioned worker's every task would be refused: the server takes a behaviour only from
+    a worker of a deployment version.)"""
+    name = getattr(workflow_class, "__temporal_workflow_definition").name
+    declared = type(workflow_class.__name__, (workflow_class,), {"__module__": workflow_class.__module__,
+                                                                 "__doc__": workflow_class.__doc__})
+    return workflow.defn(name=name, versioning_behavior=VERSIONING[workflow_class])(declared)
 
 
 def activity_functions(*hosts: object) -> list:
@@ -103,7 +123,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=site_task_queue(main_queue, site) if site is not None else main_queue,
-        workflows=WORKFLOWS if site is None else [],
+        workflows=([versioned(w) for w in WORKFLOWS] if settings.build_id else WORKFLOWS) if site is None else [],
         # Not in the SDK's sandbox: it compiled and imported every workflow module anew for each
         # workflow run, and proxied every module it touched, the largest share of a worker's CPU
         # in a 1,000-cluster wave (docs/benchmarks.md, its steps). What the sandbox guarded is

@@ -21,6 +21,9 @@ from regatta.telemetry import OperationContext
 
 OPEN = "ExecutionStatus = 'Running'"
 CLOSED = "ExecutionStatus != 'Running'"
+# The runs a new build takes over: those that move to the current build (auto-upgrade), and those begun before the
+# workers were versioned (they move at the first promotion). Runs pinned to a build never replay on another.
+MOVING = "(TemporalWorkflowVersioningBehavior IS NULL OR TemporalWorkflowVersioningBehavior = 'AutoUpgrade')"
 # Where the SDK's message names the event: "HistoryEvent(id: 5, ActivityTaskScheduled)", or "event id 5".
 _EVENT = (re.compile(r"HistoryEvent\(id: (\d+)"), re.compile(r"\bevent(?:[ _]id)?[ =:#]*(\d+)", re.IGNORECASE))
 
@@ -61,9 +64,10 @@ async def _remembered(stream: AsyncIterator[WorkflowHistory], into: dict[str, Wo
 
 
 async def check(client: Client, *, workflows: Sequence[type] | None = None, closed_sample: int = 20,
-                scope: str | None = None) -> list[ReplayVerdict]:
-    """Replay every open run (and the `closed_sample` most recently closed) on this build's workflow code. `scope`
-    narrows both to a visibility query (`WorkflowType = 'PatchWave'`)."""
+                scope: str | None = None, task_queue: str | None = None, include_pinned: bool = False) -> list[ReplayVerdict]:
+    """Replay every open run that would move to this build (and the `closed_sample` most recently closed) on this
+    build's workflow code: of `task_queue` (Regatta's; other applications' runs in a shared namespace are not ours to
+    judge), pinned runs aside unless `include_pinned`. `scope` narrows them further (`WorkflowType = 'PatchWave'`)."""
     if workflows is None:
         from workers.main import WORKFLOWS
 
@@ -76,7 +80,9 @@ async def check(client: Client, *, workflows: Sequence[type] | None = None, clos
             continue
         seen: dict[str, tuple[str, bool]] = {}
         histories: dict[str, WorkflowHistory] = {}
-        full = f"({query}) AND ({scope})" if scope else query
+        parts = [query, *([f"TaskQueue = '{task_queue}'"] if task_queue else []), *([] if include_pinned else [MOVING]),
+                 *([f"({scope})"] if scope else [])]
+        full = " AND ".join(parts)
         results = await replayer.replay_workflows(_remembered(_histories(client, full, limit, seen, open_), histories),
                                                   raise_on_replay_failure=False)
         for run_id, history in histories.items():
@@ -91,6 +97,8 @@ async def check(client: Client, *, workflows: Sequence[type] | None = None, clos
 
 
 def summary(verdicts: Sequence[ReplayVerdict]) -> dict[str, Any]:
-    broken = [v for v in verdicts if v.verdict == "breaks"]
+    """What a promotion rests on: the open runs that would break (a closed run that breaks is a warning: it will never
+    run again, though a query of it would fail)."""
+    broken = [v for v in verdicts if v.verdict == "breaks" and v.open]
     return {"replayed": len(verdicts), "open": sum(v.open for v in verdicts), "breaks": len(broken),
-            "promotable": not broken}
+            "closed_breaks": sum(v.verdict == "breaks" and not v.open for v in verdicts), "promotable": not broken}

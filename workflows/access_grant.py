@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, VersioningBehavior
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.pieces.calls import call
@@ -54,8 +54,7 @@ HAND_OUT = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficien
                        maximum_attempts=5)
 
 
-# Moves to the current build at its next task (long-lived: it outlives releases); changes stay behind workflow.patched.
-@workflow.defn(name="AccessGrant", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name="AccessGrant")
 class AccessGrant:
     @workflow.init
     def __init__(self, input: AccessGrantInput | dict) -> None:

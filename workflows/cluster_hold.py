@@ -12,7 +12,6 @@ is a signal, not an update: a workflow can only signal another workflow.
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 
 from workflows.pieces.inputs import parse_input, tag
 
@@ -22,8 +21,7 @@ with workflow.unsafe.imports_passed_through():
 EXAMPLE = '{"cluster": "eks-dr-usw2", "held_by": "cluster-eks-prod-use1", "operation": "DRFailover"}'
 
 
-# Moves to the current build at its next task (long-lived: it outlives releases); changes stay behind workflow.patched.
-@workflow.defn(name="ClusterHold", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name="ClusterHold")
 class ClusterHold:
     @workflow.init
     def __init__(self, input: ClusterHoldInput | dict) -> None:

@@ -16,7 +16,6 @@ Query. Every side effect is an activity.
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.pieces.calls import ClusterCalls, call, call_inventory, look_up_cluster, request_token
@@ -50,8 +49,7 @@ EXAMPLE = '{"cluster": "eks-prod-use1", "reason": "1.31 breaks the payments cont
 ENDED = ("succeeded", "aborted", "failed")
 
 
-# Pinned to the build it started on (a bounded runbook): a new build takes the next one.
-@workflow.defn(name="ClusterRollback", versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name="ClusterRollback")
 class ClusterRollback:
     @workflow.init
     def __init__(self, input: ClusterRollbackInput | dict) -> None:

@@ -29,7 +29,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.pieces.calls import ClusterCalls, call, call_inventory, look_up_cluster, request_token
@@ -82,8 +81,7 @@ EXAMPLE = '{"cluster": "eks-prod-use1", "target_version": "1.31", "strategy": "s
 ENDED = ("succeeded", "aborted", "failed", "rolled_back")
 
 
-# Pinned to the build it started on (a bounded runbook): a new build takes the next one.
-@workflow.defn(name="ClusterUpgrade", versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name="ClusterUpgrade")
 class ClusterUpgrade:
     # The input is typed `ClusterUpgradeInput | dict` so that JSON typed into the UI that does not
     # fit the model still reaches us and fails the workflow with a message saying what to fix,

@@ -19,7 +19,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 from workflows.pieces.calls import ClusterCalls, call, request_token
@@ -52,8 +51,7 @@ EXAMPLE = '{"cluster": "eks-dev-use1", "ticket": "CHG-7"}'
 DESTRUCTIVE = ("deleting", "deregistering", "succeeded", "aborted", "failed")
 
 
-# Pinned to the build it started on (a bounded runbook): a new build takes the next one.
-@workflow.defn(name="DecommissionCluster", versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name="DecommissionCluster")
 class DecommissionCluster:
     @workflow.init
     def __init__(self, input: DecommissionClusterInput | dict) -> None:

@@ -8,7 +8,6 @@ The steps it shares with DRFailover are workflows/pieces/disaster_recovery.py.
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 
 from workflows.pieces.calls import call
 from workflows.pieces.disaster_recovery import Recovery
@@ -35,8 +34,7 @@ with workflow.unsafe.imports_passed_through():
 EXAMPLE = '{"cluster": "eks-prod-use1", "ticket": "CHG-43"}'
 
 
-# Pinned to the build it started on (a bounded runbook): a new build takes the next one.
-@workflow.defn(name="DRFailback", versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name="DRFailback")
 class DRFailback:
     @workflow.init
     def __init__(self, input: DRFailbackInput | dict) -> None:

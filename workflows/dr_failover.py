@@ -20,7 +20,6 @@ no traffic moves. The steps it shares with DRFailback are workflows/pieces/disas
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 
 from workflows.pieces.calls import call
 from workflows.pieces.disaster_recovery import Recovery
@@ -46,8 +45,7 @@ with workflow.unsafe.imports_passed_through():
 EXAMPLE = '{"cluster": "eks-prod-use1", "standby": "eks-dr-usw2", "ticket": "INC-42"}'
 
 
-# Pinned to the build it started on (a bounded runbook): a new build takes the next one.
-@workflow.defn(name="DRFailover", versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name="DRFailover")
 class DRFailover:
     @workflow.init
     def __init__(self, input: DRFailoverInput | dict) -> None:

@@ -9,7 +9,6 @@ read is named in the result; it does not stop the sweep.
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 
 from workflows.pieces.calls import call
 from workflows.pieces.inputs import check_start, parse_input, tag
@@ -30,8 +29,7 @@ with workflow.unsafe.imports_passed_through():
 EXAMPLE = '{"bundle": "baseline"}'
 
 
-# Moves to the current build at its next task (long-lived: it outlives releases); changes stay behind workflow.patched.
-@workflow.defn(name="DriftSweep", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name="DriftSweep")
 class DriftSweep:
     @workflow.init
     def __init__(self, input: DriftSweepInput | dict) -> None:

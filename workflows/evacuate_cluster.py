@@ -14,7 +14,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
 
 from workflows.pieces.calls import call
@@ -37,8 +36,7 @@ EXAMPLE = '{"cluster": "eks-prod-use1", "reason": "replaced blue/green by eks-pr
 BUSY_RETRY = timedelta(seconds=10)  # how often to look again when the application's move is already running
 
 
-# Pinned to the build it started on (a bounded runbook): a new build takes the next one.
-@workflow.defn(name="EvacuateCluster", versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name="EvacuateCluster")
 class EvacuateCluster:
     @workflow.init
     def __init__(self, input: EvacuateClusterInput | dict) -> None:

@@ -12,7 +12,6 @@ damping period moves nothing, and nothing moves back on its own.
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from workflows.pieces.calls import call
@@ -27,8 +26,7 @@ with workflow.unsafe.imports_passed_through():
 EXAMPLE = '{"selector": {"environment": "prod"}, "batch_size": 100}'
 
 
-# Moves to the current build at its next task (long-lived: it outlives releases); changes stay behind workflow.patched.
-@workflow.defn(name="FleetSweep", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name="FleetSweep")
 class FleetSweep:
     @workflow.init
     def __init__(self, input: FleetSweepInput | dict) -> None:

@@ -21,7 +21,7 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, VersioningBehavior
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.pieces.calls import call, call_or_refuse
@@ -46,8 +46,7 @@ EXAMPLE = '{"app": "web", "leaving": ["eks-prod-use1"], "reason": "blue/green re
 LEAVING_MAY_BE_LOST = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=2)
 
 
-# Pinned to the build it started on (a bounded runbook): a new build takes the next one.
-@workflow.defn(name="MoveWorkloads", versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name="MoveWorkloads")
 class MoveWorkloads:
     @workflow.init
     def __init__(self, input: MoveWorkloadsInput | dict) -> None:

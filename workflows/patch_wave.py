@@ -27,7 +27,6 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ApplicationError, ChildWorkflowError, FailureError, WorkflowAlreadyStartedError
 
 from workflows.pieces.calls import call, call_or_refuse
@@ -69,8 +68,7 @@ FINISHED = ("succeeded", "halted", "aborted", "not_started", "failed")
 NOT_STARTED = ("pending", "waiting_window", "held")
 
 
-# Moves to the current build at its next task (long-lived: it outlives releases); changes stay behind workflow.patched.
-@workflow.defn(name="PatchWave", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name="PatchWave")
 class PatchWave:
     @workflow.init
     def __init__(self, input: PatchWaveInput | dict) -> None:

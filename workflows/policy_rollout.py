@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
 
 from workflows.pieces.calls import ClusterCalls, call, call_or_refuse
@@ -57,8 +56,7 @@ EXAMPLE = ('{"name": "baseline", "manifests": [{"apiVersion": "v1", "kind": "Con
 FINISHED = ("succeeded", "halted", "aborted", "failed")
 
 
-# Moves to the current build at its next task (long-lived: it outlives releases); changes stay behind workflow.patched.
-@workflow.defn(name="PolicyRollout", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name="PolicyRollout")
 class PolicyRollout:
     @workflow.init
     def __init__(self, input: PolicyRolloutInput | dict) -> None:

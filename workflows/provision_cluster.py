@@ -17,7 +17,6 @@ operation ends failed with the reason.
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.pieces.calls import ClusterCalls, call, request_token
@@ -48,8 +47,7 @@ EXAMPLE = ('{"name": "eks-team-a-use1", "provider": "eks", "region": "us-east-1"
            ' "environment": "dev", "node_pools": [{"name": "general", "node_count": 3}]}')
 
 
-# Pinned to the build it started on (a bounded runbook): a new build takes the next one.
-@workflow.defn(name="ProvisionCluster", versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name="ProvisionCluster")
 class ProvisionCluster:
     @workflow.init
     def __init__(self, input: ProvisionClusterInput | dict) -> None:

@@ -41,6 +41,7 @@ def deploy_check(
     closed: Annotated[int, typer.Option(min=0, max=1000, help="how many recently closed runs to replay too")] = 20,
     scope: Annotated[str | None, typer.Option(help="a visibility query that narrows what is replayed, e.g."
                                                    " \"WorkflowType = 'PatchWave'\"")] = None,
+    include_pinned: Annotated[bool, typer.Option(help="replay runs pinned to their build too (they never move)")] = False,
     output: OutputOption = Output.table,
 ):
     """Replay every open operation's history (and a sample of closed ones) on this build's workflow code, before
@@ -55,8 +56,10 @@ def deploy_check(
     from workers import replay_gate
 
     async def body():
-        client = await connect(Settings.from_env())
-        verdicts = await replay_gate.check(client, closed_sample=closed, scope=scope)
+        settings = Settings.from_env()
+        client = await connect(settings)
+        verdicts = await replay_gate.check(client, closed_sample=closed, scope=scope, task_queue=settings.task_queue,
+                                           include_pinned=include_pinned)
         found = replay_gate.summary(verdicts)
         if output == "json":
             print(json.dumps({**found, "runs": [v.__dict__ for v in verdicts]}, indent=2))
@@ -107,43 +110,59 @@ def deploy_promote(
     """Make BUILD_ID the current version, after the replay gate (`regatta deploy check`, run here with this build's
     code) finds that every open run replays on it: new runs start there, pinned ones stay where they began, and the
     long-lived ones move to it at their next task. Refused (exit 1) when a run would break."""
-    from regatta.cli.exits import EXIT_FAILED
     from regatta.settings import Settings
-    from regatta.temporal.connect import connect
     from regatta.temporal.deployments import promote
-    from workers import replay_gate
 
     async def body():
         settings = Settings.from_env()
         if not skip_check:
-            verdicts = await replay_gate.check(await connect(settings), closed_sample=0, scope=scope)
-            found = replay_gate.summary(verdicts)
-            if not found["promotable"]:
-                for v in verdicts:
-                    if v.verdict == "breaks":
-                        errors.print(f"breaks {v.workflow_type} {v.workflow_id} at event {v.event_id}: {v.detail}",
-                                     markup=False, highlight=False)
-                errors.print(f"[bold red]not promoted:[/] {found['breaks']} open run(s) would break on this build")
-                raise typer.Exit(EXIT_FAILED)
-            console.print(f"{found['replayed']} open runs replay on this build")
+            await _gate(settings, build_id, scope=scope, verb="promoted")
         await promote(settings, build_id)
         console.print(f"build {build_id} is current in deployment {settings.deployment}")
 
     run_command(body())
 
 
+async def _gate(settings, build_id: str, *, scope: str | None, verb: str) -> None:
+    """The replay gate before runs move to BUILD_ID, run with this build's code: which must be BUILD_ID's (the command
+    run from its image, REGATTA_BUILD_ID saying so), or the check says nothing about it."""
+    from regatta.cli.exits import EXIT_FAILED, Refused
+    from regatta.temporal.connect import connect
+    from workers import replay_gate
+
+    if settings.build_id != build_id:
+        raise Refused(f"this is build {settings.build_id or 'unknown'} (REGATTA_BUILD_ID), not {build_id}: run the"
+                      f" command from build {build_id}'s own image, whose code the replay gate checks, or pass"
+                      " --skip-check")
+    verdicts = await replay_gate.check(await connect(settings), closed_sample=0, scope=scope, task_queue=settings.task_queue)
+    found = replay_gate.summary(verdicts)
+    if not found["promotable"]:
+        for v in verdicts:
+            if v.verdict == "breaks":
+                errors.print(f"breaks {v.workflow_type} {v.workflow_id} at event {v.event_id}: {v.detail}",
+                             markup=False, highlight=False)
+        errors.print(f"[bold red]not {verb}:[/] {found['breaks']} open run(s) would break on this build")
+        raise typer.Exit(EXIT_FAILED)
+    console.print(f"{found['replayed']} open runs that would move replay on this build")
+
+
 @deploy_app.command("ramp")
 def deploy_ramp(
     build_id: Annotated[str, typer.Argument(help="the build to ramp to")],
     percent: Annotated[float, typer.Option("--percent", min=0, max=100, help="share of new runs sent to it")],
+    skip_check: Annotated[bool, typer.Option(help="ramp without the replay gate (never in production)")] = False,
+    scope: Annotated[str | None, typer.Option(help="a visibility query that narrows the runs the gate replays")] = None,
 ):
     """Send PERCENT of new runs (and of long-lived runs moving at their next task) to BUILD_ID beside the current
-    build; `regatta deploy promote` makes it current."""
+    build, after the replay gate; `regatta deploy promote` makes it current."""
     from regatta.settings import Settings
     from regatta.temporal.deployments import ramp
 
     async def body():
-        await ramp(Settings.from_env(), build_id, percent)
+        settings = Settings.from_env()
+        if not skip_check and percent > 0:  # long-lived runs move to a ramping build too
+            await _gate(settings, build_id, scope=scope, verb="ramped")
+        await ramp(settings, build_id, percent)
         console.print(f"build {build_id} ramping at {percent:g}%")
 
     run_command(body())

@@ -16,7 +16,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +47,16 @@ def write(inventory: Inventory, path: str | Path) -> dict[str, Any]:
     target = Path(path)
     scratch = target.with_name(f"{target.name}.{os.getpid()}.part")
     counts: dict[str, int] = {}
-    with inventory.engine.connect() as connection:
-        head = inventory.audit_checkpoint()
-        lines: list[str] = []
+    lines: list[str] = []
+    found: dict[str, list[dict[str, Any]]] = {}
+    snapshot = {"isolation_level": "REPEATABLE READ"} if inventory.engine.dialect.name == "postgresql" else {}
+    with inventory.engine.connect().execution_options(**snapshot) as connection, connection.begin():
+        # one transaction, one snapshot: a record written meanwhile is in every table read, or in none
         for table in _tables():
-            rows = connection.execute(select(table)).mappings().all()
-            counts[table.name] = len(rows)
+            rows = [dict(row) for row in connection.execute(select(table)).mappings().all()]
+            found[table.name], counts[table.name] = rows, len(rows)
             lines += [json.dumps({"table": table.name, "row": {k: _plain(v) for k, v in row.items()}}) for row in rows]
+    head = _signed_head(inventory, found)
     header = {"format": FORMAT, "revision": inventory.revision(), "taken_at": datetime.now().astimezone().isoformat(),
               "tables": counts, "audit_head": dataclasses.asdict(head) if head is not None else None}
     descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -69,6 +72,21 @@ def write(inventory: Inventory, path: str | Path) -> dict[str, Any]:
         scratch.unlink(missing_ok=True)
         raise
     return header
+
+
+def _signed_head(inventory: Inventory, found: dict[str, list[dict[str, Any]]]) -> Any:
+    """The trail's head as the snapshot holds it, signed with the current audit key (None without one)."""
+    from datetime import UTC
+
+    from regatta.rules import audit_chain
+
+    key = inventory.audit_keys.current
+    heads = found.get(CHAIN_HEAD) or []
+    if key is None or not heads or not heads[0].get("last_id"):
+        return None
+    keyed = [row["id"] for row in found.get("audit_log") or [] if row.get("key_id")]
+    return audit_chain.checkpoint(at=datetime.now(UTC), last_id=heads[0]["last_id"], last_hash=heads[0]["last_hash"],
+                                  first_keyed_id=min(keyed) if keyed else None, key=key)
 
 
 def _lines(path: Path) -> Iterator[dict[str, Any]]:
@@ -92,6 +110,11 @@ def restore(inventory: Inventory, path: str | Path) -> dict[str, Any]:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise BackupError(f"{source}: not a Regatta inventory backup (its first line names no format {FORMAT})")
     tables = {table.name: table for table in _tables()}
+    here = inventory.revision()
+    if header.get("revision") != here:
+        raise BackupError(f"{source}: it was taken at schema revision {header.get('revision')}, and this build's is {here}:"
+                          f" restore it with the build that took it, then start this one (its migrations bring the"
+                          f" restored inventory forward)")
     unknown = sorted(set(header.get("tables") or {}) - set(tables))
     if unknown:
         raise BackupError(f"{source}: it holds tables this build does not know ({', '.join(unknown)}): restore it with"
@@ -114,7 +137,10 @@ def restore(inventory: Inventory, path: str | Path) -> dict[str, Any]:
             for column in table.columns:
                 if column.name in line["row"]:
                     value = line["row"][column.name]
-                    row[column.name] = datetime.fromisoformat(value) if isinstance(column.type, DateTime) and value else value
+                    if isinstance(column.type, DateTime) and value:
+                        value = datetime.fromisoformat(value)
+                        value = value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite keeps UTC without saying so
+                    row[column.name] = value
             connection.execute(insert(table).values(**row))
             restored[table.name] += 1
         if connection.dialect.name == "postgresql":  # ids written as they were: each sequence moves past them
@@ -124,11 +150,11 @@ def restore(inventory: Inventory, path: str | Path) -> dict[str, Any]:
                         connection.execute(text(
                             f"SELECT setval(pg_get_serial_sequence('{table.name}', '{column.name}'),"
                             f" COALESCE((SELECT MAX({column.name}) FROM {table.name}), 0) + 1, false)"))
-    expected = header.get("tables") or {}
-    short = {name: (count, restored.get(name, 0)) for name, count in expected.items() if restored.get(name, 0) != count}
-    if short:
-        raise BackupError(f"{source}: it is cut short ({', '.join(f'{n}: {got} of {want}' for n, (want, got) in short.items())}"
-                          " rows): the file was not written whole")
+        expected = header.get("tables") or {}
+        short = {name: (count, restored.get(name, 0)) for name, count in expected.items() if restored.get(name, 0) != count}
+        if short:  # raised inside the transaction: nothing of a torn file stays in the new database
+            raise BackupError(f"{source}: it is cut short ({', '.join(f'{n}: {got} of {want}' for n, (want, got) in short.items())}"
+                              " rows): the file was not written whole")
     return header
 
 

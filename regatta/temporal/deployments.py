@@ -54,7 +54,8 @@ async def status(settings: Settings) -> list[VersionState]:
     for summary in info.version_summaries:
         build = summary.deployment_version.build_id
         pinned = await client.count_workflows(
-            f"TemporalWorkerDeploymentVersion = '{settings.deployment}:{build}' AND ExecutionStatus = 'Running'")
+            f"TemporalWorkerDeploymentVersion = '{settings.deployment}:{build}' AND ExecutionStatus = 'Running'"
+            " AND TemporalWorkflowVersioningBehavior = 'Pinned'")
         found.append(VersionState(
             build_id=build, status=_name(WorkerDeploymentVersionStatus, summary.status, "WORKER_DEPLOYMENT_VERSION_STATUS_"),
             drainage=_name(VersionDrainageStatus, summary.drainage_status, "VERSION_DRAINAGE_STATUS_"),

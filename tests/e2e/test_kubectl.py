@@ -480,6 +480,7 @@ async def test_a_service_accounts_token_reaches_what_its_bindings_allow_and_noth
 
 
 MANIFESTS = Path(__file__).parents[2] / "deploy" / "kubernetes" / "regatta.yaml"
+BACKENDS = MANIFESTS.with_name("backends.yaml")
 
 
 def test_regattas_own_kubernetes_manifests_fit_the_schemas_and_keep_temporal_and_the_database_private():
@@ -488,7 +489,7 @@ def test_regattas_own_kubernetes_manifests_fit_the_schemas_and_keep_temporal_and
     no Secret written in it, Temporal and the database reachable from Regatta's pods only."""
     import kubernetes_validate
 
-    documents = [d for d in yaml.safe_load_all(MANIFESTS.read_text()) if d]
+    documents = [d for path in (MANIFESTS, BACKENDS) for d in yaml.safe_load_all(path.read_text()) if d]
     for document in documents:
         kubernetes_validate.validate(document, "1.33.0", strict=True)  # raises, naming the field, when it does not fit
     kinds = sorted({d["kind"] for d in documents})
@@ -501,13 +502,21 @@ def test_regattas_own_kubernetes_manifests_fit_the_schemas_and_keep_temporal_and
         for container in pod["containers"]:
             context = container["securityContext"]
             assert context["allowPrivilegeEscalation"] is False and context["capabilities"]["drop"] == ["ALL"]
-    private = {d["metadata"]["namespace"]: d for d in documents if d["kind"] == "NetworkPolicy"
-               and d["metadata"]["namespace"] in ("temporal", "regatta-db")}
-    for policy in private.values():
-        assert policy["spec"]["podSelector"] == {} and policy["spec"]["policyTypes"] == ["Ingress"]
-        sources = [source for rule in policy["spec"]["ingress"] for source in rule["from"]]
-        assert all(s.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
-                   in ("regatta", "temporal") or s == {"podSelector": {}} for s in sources), policy
+            # a read-only root filesystem, and a writable /tmp for what Python and Regatta write there
+            assert context["readOnlyRootFilesystem"] is True
+            assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"], document["metadata"]["name"]
+    namespaces = {d["metadata"]["name"] for d in documents if d["kind"] == "Namespace"}
+    assert namespaces == {"regatta"}  # Temporal's and the database's namespaces are not this file's to create or delete
+    policies = [d for d in documents if d["kind"] == "NetworkPolicy" and d["metadata"]["namespace"] in ("temporal", "regatta-db")]
+    assert len(policies) == 3
+    for policy in policies:
+        for rule in policy["spec"]["ingress"]:
+            for source in rule["from"]:
+                # only Regatta's pods, Temporal's own (among themselves, or to its database), nothing from elsewhere
+                assert (source.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+                        in ("regatta", "temporal") or source == {"podSelector": {}}), policy
+    frontend = next(p for p in policies if p["metadata"]["name"] == "temporal-frontend-from-regatta")
+    assert frontend["spec"]["ingress"][0]["ports"] == [{"port": 7233, "protocol": "TCP"}]
     broken = dict(documents[-1])
     broken["spec"] = {**broken["spec"], "podSelectr": {}}  # a typo the schemas catch
     with pytest.raises(kubernetes_validate.ValidationError):
@@ -517,12 +526,16 @@ def test_regattas_own_kubernetes_manifests_fit_the_schemas_and_keep_temporal_and
 async def test_regattas_own_manifests_apply_with_kubectl_and_the_migration_job_runs(kube):
     applied = kube("apply", "-f", str(MANIFESTS))
     assert applied.returncode == 0, applied.stderr
-    assert "deployment.apps/regatta-api created" in applied.stdout and "job.batch/regatta-migrate created" in applied.stdout
+    assert "deployment.apps/regatta-api created" in applied.stdout and "job.batch/regatta-migrate-1-0-0 created" in applied.stdout
     deployments = json.loads(ok(kube("get", "deployments", "-n", "regatta", "-o", "json")))
     assert sorted(d["metadata"]["name"] for d in deployments["items"]) == ["regatta-api", "regatta-worker-1-0-0"]
-    assert ok(kube("get", "job", "regatta-migrate", "-n", "regatta", "-o", "jsonpath={.status.succeeded}")) == "1"
+    assert ok(kube("get", "job", "regatta-migrate-1-0-0", "-n", "regatta", "-o", "jsonpath={.status.succeeded}")) == "1"
+    # the backends' policies go into the namespaces that hold Temporal and the database (made here for the test)
+    ok(kube("apply", "-f", "-", input_text=yaml.safe_dump_all([
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}} for name in ("temporal", "regatta-db")])))
+    ok(kube("apply", "-f", str(BACKENDS)))
     policies = ok(kube("get", "networkpolicies", "-A", "-o", "name")).split()
-    assert {"networkpolicy.networking.k8s.io/temporal-from-regatta-only",
-            "networkpolicy.networking.k8s.io/database-from-regatta-only"} <= set(policies)
+    assert {"networkpolicy.networking.k8s.io/temporal-frontend-from-regatta",
+            "networkpolicy.networking.k8s.io/database-from-regatta-and-temporal"} <= set(policies)
     again = kube("apply", "-f", str(MANIFESTS))  # applying it again changes nothing
     assert again.returncode == 0 and "created" not in again.stdout, again.stdout

@@ -82,9 +82,16 @@ def test_a_restored_trail_that_was_changed_or_cut_short_does_not_verify(source, 
                     str(tmp_path / "cut.backup"))
     assert short.returncode == 1 and "does not hold" in short.stderr, short.stdout + short.stderr
     (tmp_path / "torn.backup").write_text("\n".join(lines[:3]) + "\n")  # a file not written whole
-    torn = regatta({**env, "REGATTA_DATABASE_URL": f"sqlite:///{tmp_path / 'torn.db'}"}, "restore", "--input",
-                   str(tmp_path / "torn.backup"))
+    torn_db = {**env, "REGATTA_DATABASE_URL": f"sqlite:///{tmp_path / 'torn.db'}"}
+    torn = regatta(torn_db, "restore", "--input", str(tmp_path / "torn.backup"))
     assert torn.returncode == 2 and "cut short" in torn.stderr
+    whole = regatta(torn_db, "restore", "--input", str(backup))  # nothing of the torn file stayed: the whole one goes in
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    header["revision"] = "0001"
+    (tmp_path / "old.backup").write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    older = regatta({**env, "REGATTA_DATABASE_URL": f"sqlite:///{tmp_path / 'old.db'}"}, "restore", "--input",
+                    str(tmp_path / "old.backup"))
+    assert older.returncode == 2 and "taken at schema revision 0001" in older.stderr
 
 
 @pytest.mark.postgres

@@ -53,7 +53,7 @@ async def test_the_gate_replays_open_runs_and_names_the_run_and_event_a_changed_
     # the first command the changed code gives differs: its timer meets the history's first activity, event 5
     # (1 started, 2-4 the first workflow task, 5 the inventory read the recorded run scheduled first)
     assert verdicts[0].event_id == 5 and "Nondeterminism error" in verdicts[0].detail
-    assert replay_gate.summary(verdicts) == {"replayed": 1, "open": 1, "breaks": 1, "promotable": False}
+    assert replay_gate.summary(verdicts) == {"replayed": 1, "open": 1, "breaks": 1, "closed_breaks": 0, "promotable": False}
 
     # the command an operator runs with the new build, on the live namespace: today's build may take over
     checked = await asyncio.to_thread(subprocess.run, [REGATTA, "deploy", "check", "--scope", scope, "--closed", "0",

@@ -47,8 +47,11 @@ async def test_a_promoted_build_takes_new_runs_while_pinned_ones_finish_on_the_b
         async with build_worker(client, new):
             promoted = await asyncio.to_thread(regatta, new, "deploy", "promote", "1.1.0", "--scope",
                                                f"WorkflowId = '{before.id}'")
-            assert promoted.returncode == 0 and "1 open runs replay on this build" in promoted.stdout, \
+            # the gate replays the runs that would move: the pinned upgrade never will, so there is none here
+            assert promoted.returncode == 0 and "0 open runs that would move replay on this build" in promoted.stdout, \
                 promoted.stdout + promoted.stderr
+            wrong = await asyncio.to_thread(regatta, old, "deploy", "promote", "1.1.0")  # run from the other build
+            assert wrong.returncode == 2 and "this is build 1.0.0" in wrong.stderr
             after = await start_upgrade(client, task_queue, late)
             assert (await after.result()).outcome == "succeeded"
             assert (await build_of(after))[0] == "1.1.0"
@@ -91,7 +94,8 @@ async def test_a_wave_waiting_on_its_window_across_a_promotion_finishes_on_the_n
         async with build_worker(client, new):
             promoted = await asyncio.to_thread(regatta, new, "deploy", "promote", "2.1.0", "--scope",
                                                f"WorkflowId = '{wave.id}'")
-            assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+            assert promoted.returncode == 0 and "1 open runs that would move replay" in promoted.stdout, \
+                promoted.stdout + promoted.stderr
             sim_clock(now="2026-12-14T01:05:00+00:00")  # Monday, inside the window
             result = await wave.result()
     assert result.outcome == "succeeded" and result.counts == {"succeeded": 2}, result
