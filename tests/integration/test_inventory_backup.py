@@ -24,7 +24,8 @@ from workers.main import build_worker
 
 
 def regatta(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([REGATTA, *args], capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+    return subprocess.run([REGATTA, *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **env, "COLUMNS": "250"})
 
 
 @pytest.fixture
