@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Body, Depends, Query, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from regatta.api.errors import ApiError
 from regatta.api.gate import Gate, gate
@@ -83,9 +83,18 @@ async def _update(the: Gate, grant: AccessGrantRecord, update: str, payload: dic
         raise ApiError(503, str(error)) from None
 
 
-@router.post("", status_code=201, responses={401: {}, 403: {}, 404: {}, 422: {}, 503: {}})
-async def request_access(body: GrantRequest, the: Gate = Depends(gate)) -> dict[str, Any]:
-    """Ask for a role on a cluster for a while, as the token's name."""
+@router.post("", status_code=201, responses={401: {}, 403: {}, 404: {}, 422: {}, 503: {}},
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/json": {"schema": GrantRequest.model_json_schema()}}}})
+async def request_access(raw: Annotated[dict[str, Any], Body()], the: Gate = Depends(gate)) -> dict[str, Any]:
+    """Ask for a role on a cluster for a while, as the token's name. The role is asked before the request is judged:
+    a token that may not start anything learns nothing from how its body would be read."""
+    the.may("start", verb="access request")
+    try:
+        body = GrantRequest.model_validate(raw)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors())
+        raise ApiError(422, f"the access request does not fit: {problems}") from None
     record = the.cluster_for(body.cluster, "start", verb="access request", ticket=body.ticket)
     try:
         seconds = access_grants.duration_seconds(body.duration)

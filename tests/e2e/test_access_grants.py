@@ -137,6 +137,11 @@ async def test_over_the_api_a_grant_is_asked_approved_handed_out_to_its_requeste
         ask = {"cluster": cluster, "role": "view", "duration": "1h", "reason": "INC-11"}
         refused = await api.post("/v1/access", json=ask, headers=viewer)
         assert refused.status_code == 403 and "may not start" in refused.json()["error"]
+        # the role before the body: a viewer's malformed request is the same 403, not a 422 that says how it is read
+        unread = await api.post("/v1/access", json={"cluster": 7, "role": "root"}, headers=viewer)
+        assert unread.status_code == 403 and "may not start" in unread.json()["error"]
+        malformed = await api.post("/v1/access", json={"cluster": cluster, "role": "root", "reason": "x"}, headers=operator)
+        assert malformed.status_code == 422 and "role" in malformed.json()["error"]
         bad = await api.post("/v1/access", json={**ask, "duration": "3 days"}, headers=operator)
         assert bad.status_code == 422 and "is not a duration" in bad.json()["error"]
         started = await api.post("/v1/access", json=ask, headers=operator)
