@@ -31,6 +31,7 @@ from regatta.models import (
     CreateNodePool,
     DeleteCluster,
     DeleteNodePool,
+    HoldRollout,
     ReadForReadiness,
     RunUpgrade,
     StartControlPlaneUpgrade,
@@ -41,7 +42,7 @@ from regatta.models import (
     WaitForOperation,
 )
 from regatta.models.errors import ErrorType
-from regatta.rules import versions
+from regatta.rules import own_hardware, versions
 
 # An upgrade step waits for at most this many operations: its own, after one or two the cloud ran by itself.
 MAX_OPERATIONS_PER_STEP = 3
@@ -115,8 +116,11 @@ class CloudActivities:
 
             def start() -> CloudOperation:
                 if request.node_pool is None:
+                    # a controller on your own hardware is told the exact release (Cluster API's KubeadmControlPlane)
+                    named = {"node_image": request.node_image} if cluster.provider in own_hardware.CONTROLLER_DRIVEN else {}
                     return provider.start_control_plane_upgrade(cluster, version=request.target_version,
-                                                                request_token=request.request_token, force=request.force)
+                                                                request_token=request.request_token, force=request.force,
+                                                                **named)
                 return provider.start_node_pool_upgrade(
                     cluster, node_pool=request.node_pool, version=request.target_version, node_image=request.node_image,
                     request_token=request.request_token, launch_template_version=request.launch_template_version,
@@ -182,6 +186,16 @@ class CloudActivities:
                 done.append(AddonChange(name=addon.name, from_version=addon.version, to_version=wanted, status="updated"))
                 activity.heartbeat([c.model_dump(mode="json") for c in done])
         return done
+
+    @activity.defn(name=Activity.HOLD_ROLLOUT)
+    def hold_rollout(self, request: HoldRollout) -> str:
+        """Pause, resume or stop the rollout a controller on your own hardware carries out (Cluster API's paused
+        annotation; the system-upgrade-controller's disabled nodes); says what it did."""
+        with translated_failures():
+            provider = self.connections.provider(request.cluster)
+            if request.cluster.provider not in own_hardware.CONTROLLER_DRIVEN:
+                return f"{request.cluster.provider}: the cloud's operation runs to its end; the upgrade holds between steps"
+            return provider.hold_rollout(request.cluster, node_pool=request.node_pool, hold=request.hold, stop=request.stop)
 
     @activity.defn(name=Activity.CREATE_CLUSTER)
     def create_cluster(self, request: CreateCluster) -> CloudOperation:
@@ -253,6 +267,9 @@ class CloudActivities:
             heartbeat()
             if operation.status == "succeeded":
                 return operation
+            if operation.status == "stopped":
+                raise refuse(f"the rollout of {operation.node_pool or 'the control plane'} on {cluster.name} was held where"
+                             " it stood by an abort", error_type=ErrorType.ROLLOUT_STOPPED)
             if operation.status == "failed":
                 raise refuse(
                     f"{operation.kind.replace('_', ' ')} {operation.id} on {cluster.name}"

@@ -32,6 +32,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.pieces.calls import ClusterCalls, call, call_inventory, look_up_cluster, request_token
+from workflows.pieces.controller_rollout import ControllerRollout
 from workflows.pieces.controls import refuse_a_second_abort, refuse_when_ended
 from workflows.pieces.drain_escalation import EscalationLadder
 from workflows.pieces.failures import stop_of
@@ -75,7 +76,7 @@ with workflow.unsafe.imports_passed_through():
         UpgradeReads,
     )
     from regatta.models.readiness import ApiUsage, ReadinessFinding
-    from regatta.rules import cloud_rules, disruption, pool_names, readiness, refusals, rollback, versions, windows
+    from regatta.rules import cloud_rules, disruption, own_hardware, pool_names, readiness, refusals, rollback, versions, windows
 
 EXAMPLE = '{"cluster": "eks-prod-use1", "target_version": "1.31", "strategy": "surge", "ticket": "CHG-1"}'
 ENDED = ("succeeded", "aborted", "failed", "rolled_back")
@@ -123,6 +124,7 @@ class ClusterUpgrade:
                                   labels=lambda: self.labels)
         self.escalation = EscalationLadder(request=self.input, state=self.state, clock=self.clock, trail=self.trail,
                                            ref=self._ref)
+        self.controller = ControllerRollout(ref=lambda: self.ref, state=self.state, trail=self.trail)
 
     # ------------------------------------------------------------------ queries and updates
 
@@ -135,6 +137,7 @@ class ClusterUpgrade:
         self.state.paused = True
         self.state.pause_reason = request.reason or None
         await self.trail.record("pause", "paused", f"by {request.requested_by}: {request.reason}".rstrip(": "))
+        await self.controller.hold(hold=True)
         return self.state
 
     @pause.validator
@@ -151,6 +154,7 @@ class ClusterUpgrade:
         self.state.paused = False
         self.state.pause_reason = None
         await self.trail.record("resume", "resumed", f"by {request.requested_by}")
+        await self.controller.hold(hold=False)
         return self.state
 
     @resume.validator
@@ -203,6 +207,7 @@ class ClusterUpgrade:
         self.state.abort_requested = True
         self.state.abort_reason = request.reason or None
         await self.trail.record("abort", "abort_requested", f"by {request.requested_by}: {request.reason}".rstrip(": "))
+        await self.controller.hold(hold=True, stop=True)
 
     def waiting_for_agent(self, text: str | None) -> None:
         """Called by the site calls (workflows/pieces/calls.py) while the cluster's site agent is away."""
@@ -327,7 +332,7 @@ class ClusterUpgrade:
             provider=ref.provider, control_plane=state.control_plane_version, node_pools=state.node_pools,
             target=self.target, moves_control_plane=scope.control_plane, upgrading=scope.node_pools,
             strategy=self.input.strategy, launch_template_versions=self.input.launch_template_versions,
-            budgets=inspection.pdbs)
+            budgets=inspection.pdbs, node_image=self.node_image)
         if found:
             raise cloud_rules.CloudRuleViolation("; ".join(found))
         if self.input.strategy == "blue_green":
@@ -424,7 +429,8 @@ class ClusterUpgrade:
             def gating() -> None:
                 self.state.control_plane = "done"
                 self.state.step = f"health gate after {after}"
-            await self._upgrade_step(self._token("cp"), after=after, on_gate=gating)
+            if not await self._upgrade_step(self._token("cp"), after=after, on_gate=gating):
+                return  # an abort held the controller's rollout (the control plane shows "stopped")
         else:
             await self.calls.cloud_operation(
                 Activity.START_CONTROL_PLANE_UPGRADE,
@@ -449,19 +455,22 @@ class ClusterUpgrade:
             await self._health_gate("the add-on updates")
 
     async def _upgrade_step(self, token: str, *, after: str, on_gate: Callable[[], None],
-                            node_pool: str | None = None) -> None:
-        """The control plane or one node pool: the cloud's upgrade, then the health gate. The last
-        step describes the cluster as it leaves it, for the inventory."""
+                            node_pool: str | None = None) -> bool:
+        """The control plane or one node pool: the cloud's upgrade (told the exact release on your own hardware, where
+        a controller carries it out), then the health gate. The last step describes the cluster as it leaves it, for
+        the inventory. False: an abort held a controller's rollout where it stood, and the step did not finish."""
         last = node_pool == (self.state.pools[-1].name if self.state.pools else None)
         self.described = None
-        report = await self.calls.upgrade(target_version=self.target, request_token=token,
-                                          node_pool=node_pool, node_image=self.node_image if node_pool else None,
-                                          gate_after=after, gate_timeout=self.input.health_gate_timeout_seconds,
-                                          on_gate=on_gate, describe_after=last,
-                                          launch_template_version=self.input.launch_template_versions.get(node_pool or ""),
-                                          force=node_pool is None and bool(self.accepted_insights),
-                                          drain_timeout_seconds=self.input.drain_timeout_seconds if node_pool else None)
-        self.described = report.state
+
+        async def run() -> None:
+            self.described = (await self.calls.upgrade(
+                target_version=self.target, request_token=token, node_pool=node_pool,
+                node_image=self.node_image if node_pool or self._ref().provider in own_hardware.CONTROLLER_DRIVEN else None,
+                gate_after=after, gate_timeout=self.input.health_gate_timeout_seconds, on_gate=on_gate, describe_after=last,
+                launch_template_version=self.input.launch_template_versions.get(node_pool or ""),
+                force=node_pool is None and bool(self.accepted_insights),
+                drain_timeout_seconds=self.input.drain_timeout_seconds if node_pool else None)).state
+        return await self.controller.step(node_pool, run)
 
     async def _surge(self, progress: PoolProgress) -> None:
         """The cloud replaces the pool's nodes one by one through the eviction API."""
@@ -472,7 +481,8 @@ class ClusterUpgrade:
             def gating() -> None:
                 progress.nodes_done = progress.nodes_total
                 self.state.step = f"health gate after {after}"
-            await self._upgrade_step(token, after=after, on_gate=gating, node_pool=progress.name)
+            if not await self._upgrade_step(token, after=after, on_gate=gating, node_pool=progress.name):
+                return
         else:
             await self.calls.cloud_operation(
                 Activity.START_NODE_POOL_UPGRADE,
@@ -549,11 +559,9 @@ class ClusterUpgrade:
                              delete_emptydir_data=self.input.drain_emptydir_data)
         while True:
             self.state.step = f"draining {', '.join(batch)} of node pool {pool}"
-            report: DrainReport = await call(
-                Activity.DRAIN_NODES, request, DrainReport,
-                timeout=self.input.drain_timeout_seconds * len(batch) + 300,
-                heartbeat=self.input.activity_heartbeat_timeout_seconds,
-            )
+            report: DrainReport = await call(Activity.DRAIN_NODES, request, DrainReport,
+                                             timeout=self.input.drain_timeout_seconds * len(batch) + 300,
+                                             heartbeat=self.input.activity_heartbeat_timeout_seconds)
             if report.blocked is None:
                 await self.escalation.drained()
                 return True
@@ -565,34 +573,26 @@ class ClusterUpgrade:
         """Nodes we cordoned but did not drain still run workloads: return them to service."""
         if self.state.cordoned_in_service:
             self.state.step = f"uncordoning {len(self.state.cordoned_in_service)} nodes that are still in service"
-            await call(
-                Activity.CORDON_NODES,
-                CordonNodes(cluster=self._ref(), nodes=self.state.cordoned_in_service, unschedulable=False), list[str],
-            )
+            await call(Activity.CORDON_NODES, CordonNodes(cluster=self._ref(), nodes=self.state.cordoned_in_service,
+                                                          unschedulable=False), list[str])
             self.state.cordoned_in_service = []
 
     async def _record_versions(self) -> ClusterState:
         self.trail.step("recording", "recording the new versions in the inventory")
         state = self.described or await call(Activity.DESCRIBE_CLUSTER, self._ref(), ClusterState)
-        await call_inventory(
-            Activity.RECORD_CLUSTER_VERSIONS,
-            RecordClusterVersions(cluster=self.input.cluster, control_plane_version=state.control_plane_version,
-                                  node_pools=state.node_pools),
-            None,
-        )
+        await call_inventory(Activity.RECORD_CLUSTER_VERSIONS, RecordClusterVersions(
+            cluster=self.input.cluster, control_plane_version=state.control_plane_version, node_pools=state.node_pools), None)
         return state
 
     def _versions(self, after: str | None) -> str:
         """Before and after, as the audit trail states them."""
-        before = f"control plane before {self.from_version or 'unknown'}"
-        return before if after is None else f"{before}, after {after}"
+        return f"control plane before {self.from_version or 'unknown'}" + (f", after {after}" if after is not None else "")
 
     def _result(self, outcome: str, control_plane_version: str) -> ClusterUpgradeResult:
-        return ClusterUpgradeResult(
-            operation_id=workflow.info().workflow_id, cluster=self.input.cluster, outcome=outcome,
-            from_version=self.from_version, target_version=self.input.target_version,
-            control_plane_version=control_plane_version, pools=self.state.pools, message=self.state.message,
-        )
+        return ClusterUpgradeResult(operation_id=workflow.info().workflow_id, cluster=self.input.cluster, outcome=outcome,
+                                    from_version=self.from_version, target_version=self.input.target_version,
+                                    control_plane_version=control_plane_version, pools=self.state.pools,
+                                    message=self.state.message)
 
     async def _stop_failed(self, failure: BaseException) -> None:
         """Leave the cluster serving, say exactly where and why the upgrade stopped, and fail."""
@@ -690,7 +690,7 @@ class ClusterUpgrade:
                 f"aborted ({self.state.abort_reason or 'no reason given'}){self.path.where(self.from_version)}; control plane"
                 f" {self.state.control_plane},"
                 f" node pools finished: {', '.join(done) or 'none'}{self.kept.left_behind()}. Start the upgrade again to"
-                " continue"
+                " continue" + (f". {self.state.rollout}" if self.state.rollout else "")
             )
             return await self._finish("aborted")
         self.path.end("succeeded", self.target)

@@ -1,5 +1,6 @@
 """Cloud adapters behind one protocol (`base.CloudProvider`): EKS on boto3, GKE on
-google-cloud-container, AKS on azure-mgmt-containerservice, and kubeconfig-only clusters. `Providers` hands out one adapter per kind, built once per process, so clients and
+google-cloud-container, AKS on azure-mgmt-containerservice, kubeconfig-only clusters, and on your own hardware
+Cluster API (capi) and the system-upgrade-controller of k3s and RKE2 (suc). `Providers` hands out one adapter per kind, built once per process, so clients and
 their connection pools are shared by every activity thread.
 """
 
@@ -48,7 +49,15 @@ class Providers:
             from regatta.clouds.kubeconfig import KubeconfigProvider
 
             return KubeconfigProvider(sim_url=self.sim_url, api_clients=self._api_clients, credential_site=self.site)
+        if kind == "capi":
+            from regatta.clouds.cluster_api import ClusterApiProvider
+
+            return ClusterApiProvider(sim_url=self.sim_url, api_clients=self._api_clients, credential_site=self.site)
+        if kind == "suc":
+            from regatta.clouds.system_upgrade import SystemUpgradeProvider
+
+            return SystemUpgradeProvider(sim_url=self.sim_url, api_clients=self._api_clients, credential_site=self.site)
         raise CloudError(
-            f"provider {kind!r} has no adapter; use eks, gke, aks or kubeconfig",
+            f"provider {kind!r} has no adapter; use eks, gke, aks, kubeconfig, capi or suc",
             error_type=ErrorType.UNSUPPORTED_PROVIDER, retryable=False,
         )

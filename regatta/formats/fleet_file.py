@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from regatta.formats.yaml_lines import read_model
-from regatta.models import ProviderKind, fill_default_node_sizes
+from regatta.models import ManagementRef, ProviderKind, fill_default_node_sizes
 from regatta.rules.versions import minor_version
 
 DEFAULT_FLEET = Path(__file__).with_name("default_fleet.yaml")
@@ -99,12 +99,31 @@ class ClusterSpec(Spec):
     addons: dict[str, str] | None = Field(default=None, description=(
         "EKS managed add-ons and the version each runs; None: vpc-cni, coredns and kube-proxy at the default"
         " version for the cluster's minor"))
+    management: ManagementRef | None = Field(default=None, description=(
+        "capi only: the management cluster's kubeconfig context (in the simulator, that cluster's name in this file),"
+        " and the namespace and name of the workload cluster's Cluster object there"))
+    distribution: Literal["k3s", "rke2"] | None = Field(default=None, description=(
+        "suc only: the Kubernetes distribution its system-upgrade-controller upgrades (k3s by default)"))
+    control_plane_nodes: int = Field(default=3, ge=1, le=7, description=(
+        "capi: the KubeadmControlPlane's replicas; suc: the server nodes (which run the control plane)"))
 
     @field_validator("version")
     @classmethod
     def _version(cls, value: str) -> str:
         minor_version(value)
         return value
+
+    @model_validator(mode="after")
+    def _own_hardware(self) -> ClusterSpec:
+        """Cluster API needs to know where it is managed from, and only a capi cluster is managed from there."""
+        if self.provider == "capi" and self.management is None:
+            raise ValueError(f"cluster {self.name}: a capi cluster names its management cluster: management: {{context:"
+                             " MGMT, namespace: NS, cluster: NAME}")
+        if self.provider != "capi" and self.management is not None:
+            raise ValueError(f"cluster {self.name}: management is for capi clusters only, not {self.provider}")
+        if self.provider != "suc" and self.distribution is not None:
+            raise ValueError(f"cluster {self.name}: distribution is for suc clusters only (k3s or rke2), not {self.provider}")
+        return self
 
     @model_validator(mode="after")
     def _node_sizes(self) -> ClusterSpec:
@@ -254,8 +273,9 @@ def load_fleet(path: Path | str | None = None) -> FleetSpec:
     if duplicates:
         raise FleetFileError(f"fleet file {path}: cluster names must be unique, repeated: {', '.join(duplicates)}")
     unknown = sorted({name for pair in fleet.dr_pairs for name in (pair.primary, pair.standby)} - set(names)
-                     | {name for record in fleet.traffic for name in record.weights} - set(names))
+                     | {name for record in fleet.traffic for name in record.weights} - set(names)
+                     | {c.management.context for c in fleet.clusters if c.management is not None} - set(names))
     if unknown:
-        raise FleetFileError(f"fleet file {path}: dr_pairs and traffic name clusters the file does not describe:"
+        raise FleetFileError(f"fleet file {path}: dr_pairs, traffic and management name clusters the file does not describe:"
                              f" {', '.join(unknown)}")
     return fleet

@@ -49,6 +49,7 @@ from regatta.models import (
     ClusterRecord,
     DrPair,
     MaintenanceHold,
+    ManagementRef,
     NodePool,
     OperationRecord,
 )
@@ -176,6 +177,7 @@ class Inventory:
             labels=dict(row.labels or {}), control_plane_version=row.control_plane_version,
             node_pools=[NodePool.model_validate(p) for p in row.node_pools or []], health=row.health,
             credential_ref=row.credential_ref, site=row.site, updated_at=row.updated_at, pods_capacity=row.pods_capacity,
+            management=ManagementRef.model_validate(row.management) if row.management else None,
             pods_free=row.pods_free, hold=cls._hold(hold), cpu_allocatable_m=row.cpu_allocatable_m,
             cpu_requested_m=row.cpu_requested_m, memory_allocatable_mi=row.memory_allocatable_mi,
             memory_requested_mi=row.memory_requested_mi,
@@ -194,6 +196,7 @@ class Inventory:
             row.health = record.health
             row.credential_ref = record.credential_ref
             row.site = record.site
+            row.management = record.management.model_dump() if record.management else None
             row.pods_capacity = record.pods_capacity
             row.pods_free = record.pods_free
             row.cpu_allocatable_m, row.cpu_requested_m = record.cpu_allocatable_m, record.cpu_requested_m

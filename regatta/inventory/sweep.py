@@ -26,7 +26,7 @@ def records_from_fleet(fleet: FleetSpec, *, credential_ref: str = "default") -> 
             control_plane_version=versions.format_version(versions.minor_version(c.version)),
             node_pools=[NodePool(name=p.name, version=p.version or c.version, node_count=p.nodes, node_size=p.node_size,
                                  labels=p.labels, node_image=p.node_image) for p in c.node_pools],
-            credential_ref=credential_ref, site=c.site,
+            credential_ref=credential_ref, site=c.site, management=c.management,
         )
         for c in fleet.clusters
     ]

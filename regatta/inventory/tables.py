@@ -27,6 +27,8 @@ class ClusterRow(Base):
     health: Mapped[str] = mapped_column(String(200), default="unknown")
     credential_ref: Mapped[str] = mapped_column(String(200), default="default")
     site: Mapped[str | None] = mapped_column(String(40), nullable=True, default=None)
+    # capi: where Cluster API manages it from (ManagementRef as JSON); null for every other provider
+    management: Mapped[dict | None] = mapped_column(JSON, nullable=True, default=None)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     pods_capacity: Mapped[int | None] = mapped_column(Integer, nullable=True)
     pods_free: Mapped[int | None] = mapped_column(Integer, nullable=True)

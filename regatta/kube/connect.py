@@ -28,6 +28,7 @@ from regatta.clouds import KubeEndpoint, Providers
 from regatta.clouds.rate_limits import RateLimit, no_rate_limit
 from regatta.clouds.secret_stores import is_reference
 from regatta.models import ClusterRef
+from regatta.rules.own_hardware import OWN_HARDWARE
 
 RENEW_AT = 0.75  # of a token's life
 # Reads that meet throttling or a busy API server are retried inside urllib3 with a short
@@ -108,7 +109,7 @@ class ClusterConnections:
         return self.providers.for_cluster(cluster)
 
     def api_client(self, cluster: ClusterRef) -> k8s.ApiClient:
-        if cluster.provider == "kubeconfig" and is_reference(cluster.credential_ref):
+        if cluster.provider in OWN_HARDWARE and is_reference(cluster.credential_ref):
             return self._stored_client(cluster)
         with self._lock:
             cached = self._clients.get(cluster.name)

@@ -45,6 +45,9 @@ class Activity(StrEnum):
     READ_FOR_ROLLBACK = "cloud.read_for_rollback"
     UPGRADE = "cloud.upgrade"
     UPDATE_ADDONS = "cloud.update_addons"
+    # pause, resume or stop (an abort) the rollout a controller carries out on your own hardware (Cluster API, the
+    # system-upgrade-controller), by what the controller offers
+    HOLD_ROLLOUT = "cloud.hold_rollout"
     CREATE_CLUSTER = "cloud.create_cluster"
     DELETE_CLUSTER = "cloud.delete_cluster"
     BOOTSTRAP_CLUSTER = "kube.bootstrap_cluster"
@@ -118,6 +121,16 @@ class StartNodePoolUpgrade(Model):
     node_image: str | None = Field(default=None, description="the image to roll onto; None: the cloud's newest for the version")
     launch_template_version: str | None = Field(default=None, description="EKS: the version of the node group's own launch"
                                                 " template to move to (a custom AMI's only way up)")
+
+
+class HoldRollout(Model):
+    """Pause (hold) or resume the rollout a controller carries out for one step of an upgrade; `stop` (an abort):
+    hold it and let the step end once the controller has nothing in flight."""
+
+    cluster: ClusterRef
+    node_pool: str | None = Field(default=None, description="the pool whose rollout it is; None: the control plane's")
+    hold: bool
+    stop: bool = False
 
 
 class RunUpgrade(Model):

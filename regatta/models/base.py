@@ -9,7 +9,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-ProviderKind = Literal["eks", "gke", "aks", "kubeconfig"]
+# eks, gke, aks: the clouds' managed clusters. On your own hardware: kubeconfig (read, cordon, drain, health only),
+# capi (a workload cluster Cluster API manages from a management cluster), suc (a k3s or RKE2 cluster its
+# system-upgrade-controller upgrades).
+ProviderKind = Literal["eks", "gke", "aks", "kubeconfig", "capi", "suc"]
 
 
 Strategy = Literal["surge", "blue_green"]

@@ -87,6 +87,7 @@ class ErrorType(StrEnum):
     NOT_IN_ROLLOUT = "NotInRollout"
     ROLLOUT_FINISHED = "RolloutFinished"
     ROLLOUT_STOPPING = "RolloutStopping"
+    ROLLOUT_STOPPED = "RolloutStopped"  # a controller's rollout (Cluster API, system-upgrade-controller) held by an abort
     # placement of applications
     CLUSTER_UNREACHABLE = "ClusterUnreachable"  # its API server did not answer for the operation's whole timeout
     PLACEMENT_UNSATISFIABLE = "PlacementUnsatisfiable"

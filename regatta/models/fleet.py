@@ -16,7 +16,7 @@ from regatta.models.base import Model, ProviderKind
 
 # The machine type a node pool gets in each cloud when none is named.
 DEFAULT_NODE_SIZES: dict[str, str] = {"eks": "m5.large", "gke": "e2-standard-4", "aks": "Standard_D4s_v5",
-                                      "kubeconfig": "m5.large"}
+                                      "kubeconfig": "m5.large", "capi": "m5.large", "suc": "m5.large"}
 
 
 class Sized(Protocol):
@@ -134,6 +134,17 @@ class AddonChange(Model):
     status: Literal["updated", "unchanged"]
 
 
+class ManagementRef(Model):
+    """Where Cluster API manages a workload cluster from (provider `capi`): the management cluster's kubeconfig
+    context (or a secrets store's secret holding its kubeconfig), and the namespace and name of the workload
+    cluster's `Cluster` object there."""
+
+    context: str = Field(min_length=1, max_length=200, description="the management cluster's kubeconfig context, or"
+                         " a secrets-store reference to its kubeconfig")
+    namespace: str = Field(default="default", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    cluster: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$", description="the Cluster object's name")
+
+
 class ClusterRef(Model):
     """How activities reach a cluster. Carries references, never credentials (DESIGN rule 1)."""
 
@@ -143,6 +154,7 @@ class ClusterRef(Model):
     credential_ref: str = "default"
     site: str | None = Field(default=None, description="the private network it sits in: its API is reached only by"
                              " that site's agent (`regatta worker --site NAME`); None: by any worker")
+    management: ManagementRef | None = Field(default=None, description="capi: where Cluster API manages it from")
 
 
 class MaintenanceHold(Model):
@@ -171,6 +183,7 @@ class ClusterRecord(Model):
     health: str = "unknown"
     credential_ref: str = "default"
     site: str | None = Field(default=None, description="the private network it sits in, whose agent alone reaches its API")
+    management: ManagementRef | None = Field(default=None, description="capi: where Cluster API manages it from")
     updated_at: datetime | None = None
     pods_capacity: int | None = Field(default=None, description="pods its Ready nodes take, at the last sweep")
     pods_free: int | None = Field(default=None, description="pods that still fit on Ready, schedulable nodes, at the last sweep")
@@ -201,7 +214,8 @@ class ClusterRecord(Model):
     @property
     def ref(self) -> ClusterRef:
         return ClusterRef(
-            name=self.name, provider=self.provider, region=self.region, credential_ref=self.credential_ref, site=self.site
+            name=self.name, provider=self.provider, region=self.region, credential_ref=self.credential_ref, site=self.site,
+            management=self.management,
         )
 
 
@@ -256,5 +270,6 @@ class CloudOperation(Model):
                   "cluster_create", "cluster_delete", "addon_update"]
     node_pool: str | None = None
     addon: str | None = None
-    status: Literal["in_progress", "succeeded", "failed"] = "in_progress"
+    # stopped: a controller's rollout an abort held where it stood (Cluster API, the system-upgrade-controller)
+    status: Literal["in_progress", "succeeded", "failed", "stopped"] = "in_progress"
     errors: list[str] = Field(default_factory=list)

@@ -137,12 +137,15 @@ class ClusterUpgradeProgress(Model):
     ] = "preflight"
     window_opens: datetime | None = Field(default=None, description="while waiting_window: when the next window opens")
     step: str = "starting"
-    control_plane: Literal["pending", "upgrading", "done", "skipped"] = "pending"
+    control_plane: Literal["pending", "upgrading", "done", "skipped", "stopped"] = "pending"
     pools: list[PoolProgress] = Field(default_factory=list)
     paused: bool = False
     pause_reason: str | None = None
     abort_requested: bool = False
     abort_reason: str | None = None
+    rollout: str | None = Field(default=None, description="on your own hardware: what the controller carrying out the step"
+                                " was last told by a pause, resume or abort (Cluster API's paused annotation, the"
+                                " system-upgrade-controller's held nodes)")
     message: str = ""
     waiting_for: str | None = Field(default=None, description="what the upgrade waits on that is not its own doing (the"
                                     " agent of the cluster's site); None while nothing is")

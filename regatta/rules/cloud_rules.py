@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 
 from regatta.models import NodePool, PdbState, UpgradeInsight
 from regatta.models.errors import ErrorType
+from regatta.rules import own_hardware
 from regatta.rules.refusals import Refusal
 from regatta.rules.versions import format_version, minor_version, parse_target_version
 
@@ -44,9 +45,12 @@ def pool_skew_allowed(provider: str, control_plane: tuple[int, int], *, auto_upg
 
 def cloud_refusals(*, provider: str, control_plane: str, node_pools: Sequence[NodePool], target: str, moves_control_plane: bool,
                    upgrading: Sequence[str], strategy: str, launch_template_versions: Mapping[str, str],
-                   budgets: Sequence[PdbState] = ()) -> list[str]:
+                   budgets: Sequence[PdbState] = (), node_image: str | None = None) -> list[str]:
     """Everything the cluster's cloud would refuse about this upgrade, each saying what to do instead."""
     found: list[str] = []
+    if provider in ("capi", "suc"):
+        return own_hardware_refusals(provider=provider, target=target, strategy=strategy, node_image=node_image,
+                                     launch_template_versions=launch_template_versions)
     current = minor_version(control_plane)
     wanted = parse_target_version(target)
     pools = {pool.name: pool for pool in node_pools}
@@ -127,3 +131,24 @@ def refuse_blocking_insights(insights: Sequence[UpgradeInsight], target: str, *,
             + "; ".join(insight.line() for insight in blocking)
             + ". Fix what they name, or start again with accept_insights and the reason it is safe")
     return blocking
+
+
+def own_hardware_refusals(*, provider: str, target: str, strategy: str, node_image: str | None,
+                          launch_template_versions: Mapping[str, str]) -> list[str]:
+    """What Cluster API or the system-upgrade-controller could not do for this upgrade: Cluster API needs the exact
+    release, and neither replaces a pool's machines by a new pool here (the controllers roll the machines)."""
+    found: list[str] = []
+    try:
+        if provider == "capi":
+            own_hardware.capi_target(target, node_image)
+        elif node_image is not None:
+            own_hardware.suc_release(target, node_image, "rke2" if "+rke2" in node_image else "k3s")
+    except own_hardware.ReleaseRefused as refused:
+        found.append(str(refused))
+    if strategy == "blue_green":
+        found.append(f"{'Cluster API' if provider == 'capi' else 'the system-upgrade-controller'} upgrades a pool's machines"
+                     f" itself ({'MachineDeployment rollout' if provider == 'capi' else 'in place, node by node'}) under"
+                     " every budget; Regatta makes no replacement pool there: use strategy surge")
+    if launch_template_versions:
+        found.append(f"launch_template_versions is for EKS node groups; {provider} clusters have none")
+    return found

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from regatta.rules.own_hardware import OWN_HARDWARE
+
 SITE_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
 # How long a call to a site waits for its agent to pick it up before the operation says it is
 # waiting for the agent, doubling each time the agent stays away, up to the cap.
@@ -39,7 +41,7 @@ def runs_at_site(activity: str, *, provider: str | None = None) -> bool:
     reached: every `kube.` activity, and for a cluster on your own hardware (provider `kubeconfig`,
     whose "cloud" is its API server) the `cloud.` ones too. A managed cluster's cloud API (EKS, GKE,
     AKS) is public even when its API server is private, so those stay central."""
-    return activity.startswith("kube.") or (provider == "kubeconfig" and activity.startswith("cloud."))
+    return activity.startswith("kube.") or (provider in OWN_HARDWARE and activity.startswith("cloud."))
 
 
 def reaches_cloud_and_cluster(*, provider: str, site: str | None) -> bool:
@@ -47,7 +49,7 @@ def reaches_cloud_and_cluster(*, provider: str, site: str | None) -> bool:
     use both (an upgrade step and its health gate in one call): every cluster without a site, and
     a cluster on your own hardware at its site. A managed cluster behind a site agent has its
     cloud called centrally and its API at the site: two calls."""
-    return site is None or provider == "kubeconfig"
+    return site is None or provider in OWN_HARDWARE
 
 
 def agent_wait_seconds(waits_so_far: int) -> float:

@@ -137,7 +137,9 @@ def node_image_problem(provider: str, image: str, target: str) -> str | None:
 
 
 NODE_IMAGE_EXAMPLES = {"eks": "1.31.2-20261101 (an AMI release version)", "gke": "1.31.5-gke.1200 (a node version)",
-                       "aks": "AKSUbuntu-2204gen2containerd-202611.20.0 (a node image version)"}
+                       "aks": "AKSUbuntu-2204gen2containerd-202611.20.0 (a node image version)",
+                       "capi": "v1.31.4 (the exact release; v1.31.4/<machine template> moves the template too)",
+                       "suc": "v1.31.4+k3s1 or v1.31.4+rke2r1 (the exact release; without it, the minor's channel)"}
 
 
 def plan_upgrade(*, provider: str, control_plane: str, node_pools: Sequence[NodePool], target: str,

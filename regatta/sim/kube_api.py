@@ -20,7 +20,7 @@ import yaml
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
-from regatta.sim import field_managers, kube_rbac
+from regatta.sim import controllers, field_managers, kube_rbac
 from regatta.sim.world import Cluster, Node, Pdb, Pod, SimError, World
 
 router = APIRouter(prefix="/k8s/{cluster}")
@@ -102,17 +102,22 @@ def selected(reqs: list[tuple[str, str, str | None]], values: dict[str, str]) ->
 # --------------------------------------------------------------------------- renderers
 
 
-def _node_json(cluster: Cluster, node: Node, now: float) -> dict:
-    ready = node.ready(now)
-    labels = {
+def node_labels(cluster: Cluster, node: Node) -> dict[str, str]:
+    """The labels a node shows: its own, and those its kubelet and cloud set."""
+    return {
         **node.labels,
         "kubernetes.io/hostname": node.name,
         "node.kubernetes.io/instance-type": node.size,
         "topology.kubernetes.io/region": cluster.region,
         "topology.kubernetes.io/zone": node.zone,
-        "eks.amazonaws.com/nodegroup": node.pool,
+        **({"eks.amazonaws.com/nodegroup": node.pool} if cluster.provider not in ("suc", "capi") else {}),
         "regatta.dev/node-pool": node.pool,
     }
+
+
+def _node_json(cluster: Cluster, node: Node, now: float) -> dict:
+    ready = node.ready(now)
+    labels = node_labels(cluster, node)
     return {
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": node.name, "uid": f"node-{node.name}", "labels": labels,
@@ -313,6 +318,7 @@ async def patch_node(request: Request, cluster: str, name: str):
                     node.labels.pop(key, None)
                 else:
                     node.labels[key] = value
+                controllers.nodes_relabelled(world, c)
     else:  # strategic-merge or merge patch
         spec = body.get("spec") or {}
         if "unschedulable" in spec:
@@ -322,6 +328,8 @@ async def patch_node(request: Request, cluster: str, name: str):
                 node.labels.pop(key, None)
             else:
                 node.labels[key] = value
+        if (body.get("metadata") or {}).get("labels"):
+            controllers.nodes_relabelled(world, c)
     c.resource_version += 1
     return _node_json(c, node, world.now())
 

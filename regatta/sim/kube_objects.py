@@ -22,7 +22,7 @@ import yaml
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from regatta.sim import api_versions, field_managers
+from regatta.sim import api_versions, controllers, field_managers
 from regatta.sim.kube_api import bookmark_line, reach, requirements, selected, timestamp
 from regatta.sim.kube_discovery import served_resources
 from regatta.sim.world import Cluster, SimError, World
@@ -102,6 +102,33 @@ def _store(c: Cluster, key: Key, body: dict[str, Any], *, old: dict[str, Any] | 
     return body
 
 
+def store_object(c: Cluster, key: Key, body: dict[str, Any]) -> dict[str, Any]:
+    """A controller's write (a Cluster API controller's status, the system-upgrade-controller's Job): stamped and
+    logged for watches like any write through the API."""
+    return _store(c, key, body, old=c.objects.get(key))
+
+
+def remove_object(c: Cluster, key: Key) -> None:
+    """An object deleted (through the API, or by the controller that owns it), logged for watches."""
+    found = c.objects.pop(key, None)
+    if found is None:
+        return
+    c.resource_version += 1
+    gone = copy.deepcopy(found)
+    gone["metadata"]["resourceVersion"] = str(c.resource_version)
+    _log(c, "DELETED", key, gone)
+
+
+def _kept_status(old: dict[str, Any] | None, body: dict[str, Any]) -> dict[str, Any]:
+    """A kind with a status subresource (every kind a controller here reconciles) keeps its status on a write to the
+    object itself: the status is the controller's to write."""
+    if old is not None and controllers.has_status_subresource(body.get("apiVersion", ""), body.get("kind", "")):
+        body = {**body, "status": copy.deepcopy(old.get("status", {}))}
+        if not body["status"]:
+            body.pop("status")
+    return body
+
+
 def _log(c: Cluster, kind: str, key: Key, body: dict[str, Any]) -> None:
     c.object_log.append((c.resource_version, kind, key, copy.deepcopy(body)))
     if len(c.object_log) > WATCH_WINDOW:
@@ -150,10 +177,13 @@ async def _create(request: Request, cluster: str, api: str, plural: str, namespa
     if (api, plural) == BATCH_JOBS:
         _run_job(c, body, world.now())
     body["apiVersion"] = api  # in place: a Restore's status is written later into this very object
+    controllers.admit(world, c, api, plural, None, body)  # the kind's admission webhooks, where a controller has them
     body = field_managers.record_update(None, body, manager=_manager(request, "unknown"))
     if _dry_run(request):
         return JSONResponse(_stamp(c, copy.deepcopy(body), old=None, dry_run=True), status_code=201)
-    return JSONResponse(api_versions.shown(_store(c, key, body, old=None), api), status_code=201)
+    stored = _store(c, key, body, old=None)
+    controllers.notice(world, c, key)
+    return JSONResponse(api_versions.shown(stored, api), status_code=201)
 
 
 _DNS_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
@@ -276,10 +306,14 @@ async def _replace(request: Request, cluster: str, api: str, plural: str, namesp
     body.setdefault("metadata", {}).update({"name": name, **({"namespace": namespace} if namespace else {})})
     body["metadata"]["managedFields"] = old["metadata"].get("managedFields", [])
     body["apiVersion"] = api
+    body = _kept_status(old, body)
+    controllers.admit(world, c, api, plural, old, body)
     body = field_managers.record_update(old, body, manager=_manager(request, "unknown"))
     if _dry_run(request):
         return _stamp(c, body, old=old, dry_run=True)
-    return api_versions.shown(_store(c, key, body, old=old), api)
+    stored = _store(c, key, body, old=old)
+    controllers.notice(world, c, key)
+    return api_versions.shown(stored, api)
 
 
 async def _patch(request: Request, cluster: str, api: str, plural: str, namespace: str, name: str) -> JSONResponse:
@@ -318,9 +352,13 @@ async def _patch(request: Request, cluster: str, api: str, plural: str, namespac
         patched["apiVersion"] = api
         body = field_managers.record_update(old, patched, manager=_manager(request, "unknown"))
     created = old is None
+    body = _kept_status(old, body)
+    controllers.admit(world, c, api, plural, old, body)
     if _dry_run(request):
         return JSONResponse(_stamp(c, body, old=old, dry_run=True), status_code=201 if created else 200)
-    return JSONResponse(api_versions.shown(_store(c, key, body, old=old), api), status_code=201 if created else 200)
+    stored = _store(c, key, body, old=old)
+    controllers.notice(world, c, key)
+    return JSONResponse(api_versions.shown(stored, api), status_code=201 if created else 200)
 
 
 def _conflict(conflict: field_managers.ApplyConflict, api: str) -> SimError:
@@ -341,11 +379,8 @@ def _delete(request: Request, cluster: str, api: str, plural: str, namespace: st
     if found is None:
         raise _not_found(api, plural, name)
     if not _dry_run(request):
-        del c.objects[key]
-        c.resource_version += 1
-        gone = copy.deepcopy(found)
-        gone["metadata"]["resourceVersion"] = str(c.resource_version)
-        _log(c, "DELETED", key, gone)
+        remove_object(c, key)
+        controllers.notice(world, c, key)
     return {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Success",
             "details": {"name": name, "kind": plural, "uid": found["metadata"].get("uid")}}
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from regatta.formats.fleet_file import AccountsSpec, ClusterSpec, FleetSpec
+from regatta.formats.fleet_file import AccountsSpec, ClusterSpec, FleetSpec, NodePoolSpec
 from regatta.sim import addresses, arithmetic, eks_addons, policy_engines
 
 # Simulated seconds each step takes before the time-scale factor is applied.
@@ -536,6 +536,15 @@ class World:
             if spec.last_backup_age_seconds is not None:  # the Velero schedule's last run
                 self.take_backup(self.clusters[spec.name], f"scheduled-{spec.name}"[:63],
                                  taken_at=time.time() - spec.last_backup_age_seconds)
+        for spec in fleet.clusters:  # clusters on your own hardware: their controllers' objects (kube_objects imports this)
+            if spec.provider == "capi":
+                from regatta.sim import cluster_api
+
+                cluster_api.install(self, spec)
+            elif spec.provider == "suc":
+                from regatta.sim import system_upgrade
+
+                system_upgrade.install(self, spec)
         for record in fleet.traffic:
             self.traffic[record.service] = {"weights": dict(record.weights), "changes": []}
         return [spec.name for spec in fleet.clusters]
@@ -557,7 +566,13 @@ class World:
             cluster.addons = dict(spec.addons) if spec.addons is not None else eks_addons.installed_by_default(cp)
         if spec.provider == "aks":
             cluster.settings.setdefault("identity", {"type": "SystemAssigned"})
-        for pool_spec in spec.node_pools:
+        pool_specs = list(spec.node_pools)
+        if spec.provider == "suc":  # the servers, which run the control plane, are nodes of the cluster too
+            from regatta.sim.system_upgrade import server_pool_labels
+
+            pool_specs.insert(0, NodePoolSpec(name="server", nodes=spec.control_plane_nodes, labels=server_pool_labels(),
+                                              node_size=spec.node_pools[0].node_size if spec.node_pools else "m5.large"))
+        for pool_spec in pool_specs:
             version = arithmetic.minor_text(pool_spec.version or spec.version)
             pool = NodePool(
                 name=pool_spec.name, version=version, size=pool_spec.node_size, desired=pool_spec.nodes,
@@ -1621,7 +1636,7 @@ class World:
                 "addons": dict(c.addons),
                 "nodes": {
                     n.name: {"pool": n.pool, "version": n.version, "image": n.image, "ready": n.ready(now), "unschedulable": n.unschedulable,
-                             "pods": len(c.pods_on(n.name))}
+                             "pods": len(c.pods_on(n.name)), "labels": dict(n.labels)}
                     for n in sorted(c.nodes.values(), key=lambda n: n.name)
                 },
                 "pods": len(c.pods),

@@ -1,0 +1,261 @@
+"""Workload clusters Cluster API manages (provider `capi`): the control plane is its KubeadmControlPlane, each node
+pool a MachineDeployment, both on the management cluster the cluster's `management` names (its kubeconfig context
+or a secrets store's kubeconfig, the namespace and the Cluster object's name). The workload cluster's own API is
+reached as a kubeconfig cluster's is (its credential_ref).
+
+An upgrade raises `version` (the exact release, `v1.31.4`: Cluster API has no catalogue of its own to pick a patch
+from, so the upgrade names it in `node_images.capi`) and, for a MachineDeployment, moves its infrastructure template
+when one is named (`node_images.capi: v1.31.4/ubuntu-2404-v1.31.4`). Cluster API drains each Machine it deletes
+through the eviction API; Regatta clears `nodeDrainTimeout` on what it rolls (past a set timeout Cluster API deletes
+the Machine with its pods still on it, whatever their budgets say) and itself reports a drain that a budget has held
+longer than the upgrade's drain timeout, naming the pods, and pauses that MachineDeployment
+(`cluster.x-k8s.io/paused`), as a cloud fails its node pool upgrade. Pause and abort put the same annotation on the
+object rolling; resume takes it off (docs/cloud-conformance.md C1–C9).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint
+from regatta.clouds.kubeconfig import KubeconfigProvider
+from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, ManagedAddon, NodePool, UpgradeInsight, VersionChange
+from regatta.models.errors import ErrorType
+from regatta.models.fleet import InsightCategory
+from regatta.models.readiness import NodePoolRoom
+from regatta.rules import own_hardware
+
+CORE = ("cluster.x-k8s.io", "v1beta1")
+CONTROL_PLANE = ("controlplane.cluster.x-k8s.io", "v1beta1")
+PAUSED = "cluster.x-k8s.io/paused"
+STOPPING = "regatta.dev/stopping"  # an abort's mark: the rollout is held and the step ends once nothing is in flight
+CLUSTER_NAME_LABEL = "cluster.x-k8s.io/cluster-name"
+MERGE = "application/merge-patch+json"
+
+
+class ClusterApiProvider:
+    def __init__(self, *, sim_url: str | None = None, api_clients=None, credential_site: str | None = None):
+        self.workload = KubeconfigProvider(sim_url=sim_url, api_clients=api_clients, credential_site=credential_site)
+        self._api_clients = api_clients
+
+    # ------------------------------------------------------------------ reaching Cluster API
+
+    def _objects(self, cluster: ClusterRef) -> tuple[k8s.CustomObjectsApi, str]:
+        management = cluster.management
+        if management is None:
+            raise CloudError(f"{cluster.name} is a capi cluster without a management cluster: register it with management:"
+                             " {context, namespace, cluster}", error_type=ErrorType.INVALID_CREDENTIAL_REF, retryable=False)
+        reach = ClusterRef(name=management.context, provider="kubeconfig", region=cluster.region,
+                           credential_ref=management.context, site=cluster.site)
+        return k8s.CustomObjectsApi(self._api_clients(reach)), management.namespace
+
+    def _call(self, cluster: ClusterRef, what: str, call, *args, **kwargs) -> Any:
+        try:
+            return call(*args, **kwargs)
+        except ApiException as error:
+            said = own_hardware.api_message(error.body) or str(error.reason)
+            if error.status == 404:
+                raise CloudError(f"{cluster.name}: {what}: not found on the management cluster ({said})",
+                                 error_type=ErrorType.CLOUD_REFUSED, retryable=False) from None
+            if error.status in (400, 403, 422):
+                raise CloudError(f"{cluster.name}: Cluster API refused {what}: {said}", error_type=ErrorType.CLOUD_REFUSED,
+                                 retryable=False) from None
+            if error.status == 401:
+                raise CloudError(f"{cluster.name}: the management cluster refused Regatta's credentials ({said})",
+                                 error_type=ErrorType.INVALID_CREDENTIAL_REF, retryable=False) from None
+            raise CloudError(f"{cluster.name}: {what}: {error.status} {said}", error_type=ErrorType.CLOUD_UNREACHABLE,
+                             retryable=True) from None
+
+    def _get(self, cluster: ClusterRef, group: tuple[str, str], plural: str, name: str) -> dict[str, Any]:
+        api, namespace = self._objects(cluster)
+        return self._call(cluster, f"read {plural}/{name}", api.get_namespaced_custom_object, *group, namespace, plural,
+                          name)
+
+    def _patch(self, cluster: ClusterRef, group: tuple[str, str], plural: str, name: str, patch: dict[str, Any]) -> dict:
+        api, namespace = self._objects(cluster)
+        return self._call(cluster, f"change {plural}/{name}", api.patch_namespaced_custom_object, *group, namespace,
+                          plural, name, patch, _content_type=MERGE)
+
+    def _cluster(self, cluster: ClusterRef) -> dict[str, Any]:
+        assert cluster.management is not None
+        found = self._get(cluster, CORE, "clusters", cluster.management.cluster)
+        if (found.get("spec") or {}).get("topology"):
+            raise CloudError(f"{cluster.name}: the Cluster {cluster.management.cluster} is managed by a ClusterClass topology:"
+                             " its version is spec.topology.version, which Regatta does not raise yet; upgrade it with"
+                             " that field, or register a cluster without a topology", error_type=ErrorType.NOT_MANAGED,
+                             retryable=False)
+        return found
+
+    def _control_plane_name(self, cluster: ClusterRef) -> str:
+        reference = (self._cluster(cluster).get("spec") or {}).get("controlPlaneRef") or {}
+        if reference.get("kind") != "KubeadmControlPlane":
+            raise CloudError(f"{cluster.name}: its control plane is a {reference.get('kind') or 'missing reference'}, not a"
+                             " KubeadmControlPlane: Regatta upgrades kubeadm control planes only",
+                             error_type=ErrorType.NOT_MANAGED, retryable=False)
+        return str(reference["name"])
+
+    def _machine_deployments(self, cluster: ClusterRef) -> list[dict[str, Any]]:
+        assert cluster.management is not None
+        api, namespace = self._objects(cluster)
+        found = self._call(cluster, "list MachineDeployments", api.list_namespaced_custom_object, *CORE, namespace,
+                           "machinedeployments", label_selector=f"{CLUSTER_NAME_LABEL}={cluster.management.cluster}")
+        return [md for md in found.get("items", []) if (md.get("spec") or {}).get("clusterName") == cluster.management.cluster]
+
+    def _machines(self, cluster: ClusterRef, selector: str) -> list[dict[str, Any]]:
+        api, namespace = self._objects(cluster)
+        return self._call(cluster, "list Machines", api.list_namespaced_custom_object, *CORE, namespace, "machines",
+                          label_selector=selector).get("items", [])
+
+    # ------------------------------------------------------------------ reads
+
+    def kube_endpoint(self, cluster: ClusterRef) -> KubeEndpoint:
+        return self.workload.kube_endpoint(cluster)
+
+    def kubeconfig(self, cluster: ClusterRef) -> dict[str, Any]:
+        return self.workload.kubeconfig(cluster)
+
+    def describe_control_plane(self, cluster: ClusterRef) -> ControlPlane:
+        kcp = self._get(cluster, CONTROL_PLANE, "kubeadmcontrolplanes", self._control_plane_name(cluster))
+        status = kcp.get("status") or {}
+        version = status.get("version") or kcp["spec"]["version"]
+        rolling = own_hardware.control_plane_rolling(kcp)
+        return ControlPlane(name=cluster.name, version=own_hardware.minor_of(version), status="UPDATING" if rolling else "ACTIVE")
+
+    def list_node_pools(self, cluster: ClusterRef) -> list[NodePool]:
+        pools = []
+        for md in self._machine_deployments(cluster):
+            template = md["spec"]["template"]["spec"]
+            infrastructure = (template.get("infrastructureRef") or {}).get("name", "")
+            pools.append(NodePool(name=md["metadata"]["name"], version=own_hardware.minor_of(template["version"]),
+                                  node_count=int(md["spec"].get("replicas", 1)), node_size=infrastructure or "unknown",
+                                  node_image=template["version"]))
+        return sorted(pools, key=lambda pool: pool.name)
+
+    def last_version_change(self, cluster: ClusterRef) -> VersionChange | None:
+        return None
+
+    def upgrade_insights(self, cluster: ClusterRef, *, category: InsightCategory = "UPGRADE_READINESS") -> list[UpgradeInsight]:
+        return []
+
+    def surge_room(self, cluster: ClusterRef, pools: list[NodePool]) -> list[NodePoolRoom]:
+        return []
+
+    def managed_addons(self, cluster: ClusterRef, *, version: str) -> list[ManagedAddon]:
+        return []
+
+    # ------------------------------------------------------------------ changes
+
+    def start_control_plane_upgrade(self, cluster: ClusterRef, *, version: str, request_token: str, force: bool = False,
+                                    node_image: str | None = None) -> CloudOperation:
+        """KubeadmControlPlane `version` to the release named (its webhook refuses more than one minor at a time)."""
+        name = self._control_plane_name(cluster)
+        release, _ = own_hardware.capi_target(version, node_image)
+        kcp = self._get(cluster, CONTROL_PLANE, "kubeadmcontrolplanes", name)
+        operation = CloudOperation(id=own_hardware.operation_id("KubeadmControlPlane", name, release), cluster=cluster.name,
+                                   kind="control_plane_upgrade")
+        if kcp["spec"].get("version") == release and not own_hardware.control_plane_rolling(kcp):
+            return operation.model_copy(update={"status": "succeeded"})
+        if kcp["spec"].get("version") != release:
+            self._patch(cluster, CONTROL_PLANE, "kubeadmcontrolplanes", name, {
+                "spec": {"version": release, "machineTemplate": {"nodeDrainTimeout": None}}})
+        if own_hardware.paused(kcp):  # started again after Regatta held it (a failure, an abort): it goes on
+            self._patch(cluster, CONTROL_PLANE, "kubeadmcontrolplanes", name, {"metadata": {"annotations": {
+                PAUSED: None, STOPPING: None}}})
+        return operation
+
+    def start_node_pool_upgrade(self, cluster: ClusterRef, *, node_pool: str, version: str, request_token: str,
+                                node_image: str | None = None, launch_template_version: str | None = None,
+                                drain_timeout_seconds: float | None = None) -> CloudOperation:
+        """The MachineDeployment's template to the release (and infrastructure template) named: Cluster API rolls its
+        Machines by its own strategy, draining each it deletes under every budget (nodeDrainTimeout cleared)."""
+        release, template = own_hardware.capi_target(version, node_image)
+        md = self._get(cluster, CORE, "machinedeployments", node_pool)
+        operation = CloudOperation(
+            id=own_hardware.operation_id("MachineDeployment", node_pool, release, drain_timeout_seconds),
+            cluster=cluster.name, kind="node_pool_upgrade", node_pool=node_pool)
+        spec = md["spec"]["template"]["spec"]
+        wanted: dict[str, Any] = {"version": release, "nodeDrainTimeout": None}
+        if template:
+            wanted["infrastructureRef"] = {**spec.get("infrastructureRef", {}), "name": template}
+        moved = spec.get("version") == release and (not template or spec.get("infrastructureRef", {}).get("name") == template)
+        if moved and own_hardware.machine_deployment_done(md):
+            return operation.model_copy(update={"status": "succeeded"})
+        if not moved or spec.get("nodeDrainTimeout"):
+            self._patch(cluster, CORE, "machinedeployments", node_pool, {"spec": {"template": {"spec": wanted}}})
+        if own_hardware.paused(md):  # started again after Regatta held it (a budget, an abort): it goes on
+            self._patch(cluster, CORE, "machinedeployments", node_pool, {"metadata": {"annotations": {
+                PAUSED: None, STOPPING: None}}})
+        return operation
+
+    def poll_operation(self, cluster: ClusterRef, operation: CloudOperation) -> CloudOperation:
+        if operation.status != "in_progress":
+            return operation
+        kind, name, release, drain_timeout = own_hardware.parse_operation_id(operation.id)
+        if kind == "KubeadmControlPlane":
+            kcp = self._get(cluster, CONTROL_PLANE, "kubeadmcontrolplanes", name)
+            if own_hardware.stopping(kcp) and not own_hardware.control_plane_machines_moving(
+                    self._machines(cluster, f"{CLUSTER_NAME_LABEL}={cluster.management.cluster if cluster.management else ''},"
+                                            "cluster.x-k8s.io/control-plane")):
+                return operation.model_copy(update={"status": "stopped"})
+            if kcp["spec"].get("version") == release and not own_hardware.control_plane_rolling(kcp):
+                return operation.model_copy(update={"status": "succeeded"})
+            return operation
+        md = self._get(cluster, CORE, "machinedeployments", name)
+        machines = self._machines(cluster, f"cluster.x-k8s.io/deployment-name={name}")
+        if own_hardware.stopping(md) and not own_hardware.machines_moving(machines):
+            return operation.model_copy(update={"status": "stopped"})
+        if md["spec"]["template"]["spec"].get("version") == release and own_hardware.machine_deployment_done(md):
+            return operation.model_copy(update={"status": "succeeded"})
+        held = own_hardware.drain_held_longer_than(machines, drain_timeout or 0.0, now=datetime.now(UTC))
+        if held and not own_hardware.paused(md):
+            self._patch(cluster, CORE, "machinedeployments", name, {"metadata": {"annotations": {PAUSED: "true"}}})
+        if held:
+            return operation.model_copy(update={"status": "failed", "errors": [
+                f"PodEvictionFailure: {line}" for line in held] + [
+                f"Regatta paused MachineDeployment {name} ({PAUSED}); the Machine being deleted keeps draining, within"
+                " its budgets. Let the budget allow an eviction, then take the annotation off or start the upgrade again"]})
+        return operation
+
+    def hold_rollout(self, cluster: ClusterRef, *, node_pool: str | None, hold: bool, stop: bool = False) -> str:
+        """Pause (or resume) what rolls: the control plane's KubeadmControlPlane or the pool's MachineDeployment, by
+        Cluster API's own annotation; an abort marks it to stop once nothing is in flight."""
+        group, plural, name = (CORE, "machinedeployments", node_pool) if node_pool else (
+            CONTROL_PLANE, "kubeadmcontrolplanes", self._control_plane_name(cluster))
+        annotations: dict[str, Any] = {PAUSED: "true"} if hold else {PAUSED: None, STOPPING: None}
+        if stop:
+            annotations[STOPPING] = str(int(time.time()))
+        self._patch(cluster, group, plural, name, {"metadata": {"annotations": annotations}})
+        kind = "MachineDeployment" if node_pool else "KubeadmControlPlane"
+        if stop:
+            return (f"Cluster API's {kind} {name} is left paused ({PAUSED}) where it stood: take the annotation off to let"
+                    " it finish, or start the upgrade again")
+        return f"{kind} {name} {'paused' if hold else 'resumed'} ({PAUSED} {'set' if hold else 'removed'})"
+
+    # ------------------------------------------------------------------ what Regatta does not do here
+
+    def _refuse(self, cluster: ClusterRef, what: str) -> CloudError:
+        return CloudError(f"cluster {cluster.name} is managed by Cluster API; Regatta upgrades its control plane and"
+                          f" MachineDeployments and does not {what}: do that with clusterctl or its manifests",
+                          error_type=ErrorType.NOT_MANAGED, retryable=False)
+
+    def create_cluster(self, cluster: ClusterRef, *, version: str, labels: dict[str, str], request_token: str,
+                       network: ClusterNetwork | None = None, first_pool: NodePool | None = None) -> CloudOperation:
+        raise self._refuse(cluster, "create clusters")
+
+    def delete_cluster(self, cluster: ClusterRef, *, request_token: str) -> CloudOperation:
+        raise self._refuse(cluster, "delete clusters")
+
+    def create_node_pool(self, cluster: ClusterRef, *, node_pool: NodePool, request_token: str, like: str | None = None,
+                         launch_template_version: str | None = None) -> CloudOperation:
+        raise self._refuse(cluster, f"create MachineDeployment {node_pool.name} (blue/green is for the clouds' node pools)")
+
+    def delete_node_pool(self, cluster: ClusterRef, *, node_pool: str, request_token: str) -> CloudOperation:
+        raise self._refuse(cluster, f"delete MachineDeployment {node_pool}")
+
+    def start_addon_update(self, cluster: ClusterRef, *, addon: str, version: str, request_token: str) -> CloudOperation:
+        raise self._refuse(cluster, f"update add-on {addon}")
