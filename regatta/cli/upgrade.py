@@ -29,7 +29,8 @@ def upgrade_start(
                                                  " control plane go through each in turn")],
     strategy: Annotated[StrategyChoice, typer.Option(help="surge (the cloud replaces nodes) or blue_green (new pool, we drain the old)")] = StrategyChoice.surge,
     node_image: Annotated[str | None, typer.Option(help="also roll every node pool onto this node image of --to (EKS AMI"
-                                                         " release version, GKE node version, AKS node image version)")] = None,
+                                                         " release version, GKE node version, AKS node image version; the exact"
+                                                         " release on Cluster API, v1.35.1, or k3s/RKE2, v1.35.1+k3s1)")] = None,
     ticket: Annotated[str | None, typer.Option(help="change ticket this upgrade is done under")] = None,
     wait: Annotated[bool, typer.Option(help="follow progress until the upgrade ends")] = False,
     requested_by: Annotated[str | None, typer.Option(help="who asks (default: $USER)")] = None,

@@ -127,13 +127,19 @@ class ClusterApiProvider:
         return ControlPlane(name=cluster.name, version=own_hardware.minor_of(version), status="UPDATING" if rolling else "ACTIVE")
 
     def list_node_pools(self, cluster: ClusterRef) -> list[NodePool]:
+        """Each MachineDeployment, at the release its oldest Machine runs until all run its template's (a rollout
+        held part way is a pool still to upgrade, as a cloud's pool is until its upgrade succeeds)."""
         pools = []
-        for md in self._machine_deployments(cluster):
-            template = md["spec"]["template"]["spec"]
+        deployments = self._machine_deployments(cluster)
+        machines = self._machines(cluster, "cluster.x-k8s.io/deployment-name") if deployments else []
+        for md in deployments:
+            name, template = md["metadata"]["name"], md["spec"]["template"]["spec"]
             infrastructure = (template.get("infrastructureRef") or {}).get("name", "")
-            pools.append(NodePool(name=md["metadata"]["name"], version=own_hardware.minor_of(template["version"]),
-                                  node_count=int(md["spec"].get("replicas", 1)), node_size=infrastructure or "unknown",
-                                  node_image=template["version"]))
+            runs = own_hardware.oldest_release(
+                [m for m in machines if (m["metadata"].get("labels") or {}).get("cluster.x-k8s.io/deployment-name") == name],
+                template["version"]) if not own_hardware.machine_deployment_done(md) else template["version"]
+            pools.append(NodePool(name=name, version=own_hardware.minor_of(runs), node_count=int(md["spec"].get("replicas", 1)),
+                                  node_size=infrastructure or "unknown", node_image=runs))
         return sorted(pools, key=lambda pool: pool.name)
 
     def last_version_change(self, cluster: ClusterRef) -> VersionChange | None:

@@ -100,6 +100,15 @@ def machine_deployment_done(md: dict[str, Any]) -> bool:
             and int(status.get("replicas", 0)) == replicas and int(status.get("availableReplicas", 0)) == replicas)
 
 
+def oldest_release(machines: Iterable[dict[str, Any]], otherwise: str) -> str:
+    """The oldest release among Machines (what a MachineDeployment still runs part way through a rollout)."""
+    def key(version: str) -> tuple[int, ...]:
+        found = _SEMVER.match(version)
+        return tuple(int(part) for part in found.groups()[:3]) if found else (0, 0, 0)
+    versions = [str((m.get("spec") or {}).get("version")) for m in machines if (m.get("spec") or {}).get("version")]
+    return min(versions, key=key) if versions else otherwise
+
+
 def machines_moving(machines: Iterable[dict[str, Any]]) -> bool:
     """Whether a Machine is being made or deleted (what a stop waits for)."""
     return any((m.get("status") or {}).get("phase") in ("Pending", "Provisioning", "Provisioned", "Deleting")

@@ -15,9 +15,11 @@ from temporalio.client import WorkflowFailureError
 
 from regatta.formats.fleet_file import FleetSpec
 from regatta.inventory.sweep import records_from_fleet
-from regatta.models import ClusterUpgradeProgress
-from tests.conftest import WorkerProcess, set_faults, sim_report
-from tests.integration.conftest import start_upgrade
+from regatta.models import ClusterUpgradeProgress, PatchWaveInput, PatchWaveResult
+from regatta.rules.operation_ids import wave_id
+from tests.conftest import WorkerProcess, eks_cluster, set_faults, sim_report
+from tests.integration.conftest import FAST, start_upgrade
+from tests.integration.test_replay import replays
 from workers.main import build_worker
 
 SHOP = [{"name": "web", "namespace": "shop", "replicas": 3, "pdb": {"min_available": 2}},
@@ -25,18 +27,22 @@ SHOP = [{"name": "web", "namespace": "shop", "replicas": 3, "pdb": {"min_availab
 
 
 def own_fleet(simulator, inventory, *, capi_nodes: int = 3, k3s_nodes: int = 3, time_scale: float | None = None,
-              workloads: list[dict] | None = None) -> tuple[str, str, str]:
-    """A management cluster, a Cluster API workload cluster it manages and a k3s cluster, loaded and registered."""
+              workloads: list[dict] | None = None, labels: dict[str, str] | None = None,
+              clouds: list[dict] = ()) -> tuple[str, str, str]:
+    """A management cluster, a Cluster API workload cluster it manages and a k3s cluster (and `clouds`, cluster specs
+    as the fleet file writes them), loaded and registered."""
     tag = uuid.uuid4().hex[:6]
     mgmt, capi, k3s = f"mgmt-{tag}", f"capi-{tag}", f"k3s-{tag}"
     fleet = FleetSpec.model_validate({"clusters": [
         {"name": mgmt, "provider": "kubeconfig", "region": "dc-east", "labels": {"env": "infra"}, "version": "1.30",
          "node_pools": [{"name": "mgmt", "nodes": 1}]},
-        {"name": capi, "provider": "capi", "region": "dc-east", "labels": {"env": "staging"}, "version": "1.30",
-         "management": {"context": mgmt, "namespace": "fleet", "cluster": capi}, "time_scale": time_scale,
+        {"name": capi, "provider": "capi", "region": "dc-east", "labels": {"env": "staging", **(labels or {})},
+         "version": "1.30", "management": {"context": mgmt, "namespace": "fleet", "cluster": capi}, "time_scale": time_scale,
          "node_pools": [{"name": f"{capi}-md-0", "nodes": capi_nodes}], "workloads": workloads or SHOP},
-        {"name": k3s, "provider": "suc", "region": "dc-west", "labels": {"env": "staging"}, "version": "1.30",
-         "time_scale": time_scale, "node_pools": [{"name": "agents", "nodes": k3s_nodes}], "workloads": workloads or SHOP},
+        {"name": k3s, "provider": "suc", "region": "dc-west", "labels": {"env": "staging", **(labels or {})},
+         "version": "1.30", "time_scale": time_scale, "node_pools": [{"name": "agents", "nodes": k3s_nodes}],
+         "workloads": workloads or SHOP},
+        *clouds,
     ]})
     httpx.post(f"{simulator.url}/sim/clusters", json=fleet.model_dump(), timeout=30).raise_for_status()
     for record in records_from_fleet(fleet):
@@ -177,7 +183,7 @@ async def wait_until(check, *, timeout: float = 60, what: str = "") -> None:
 
 
 async def test_pause_holds_a_machine_deployment_where_it_stands_and_abort_leaves_it_paused(client, worker, task_queue,
-                                                                                         simulator, inventory):
+                                                                                         simulator, inventory, request):
     mgmt, capi, _ = own_fleet(simulator, inventory, capi_nodes=4, time_scale=0.02)
     handle = await start_upgrade(client, task_queue, capi, node_images={"capi": "v1.31.4"},
                                  cloud_operation_timeout_seconds=300)
@@ -203,6 +209,7 @@ async def test_pause_holds_a_machine_deployment_where_it_stands_and_abort_leaves
     versions = {n["version"] for n in nodes(simulator, capi).values()}
     assert versions == {"v1.30.5", "v1.31.4"}, versions  # stopped part way, as it stood
     assert sim_report(simulator, capi)["pdb_violations"] == []
+    await replays(handle, request, "cluster_upgrade_capi_paused_resumed_aborted")  # kept with --record-histories
 
 
 async def test_abort_of_a_k3s_pool_lets_the_node_in_flight_finish_then_removes_the_plan(client, worker, task_queue,
@@ -242,3 +249,24 @@ async def test_a_worker_killed_mid_rollout_of_a_machine_deployment_picks_up_wher
     assert {n["version"] for n in nodes(simulator, capi).values()} == {"v1.31.4"}
     report = sim_report(simulator, capi)
     assert report["pdb_violations"] == [] and report["double_drains"] == []
+
+
+async def test_one_wave_upgrades_eks_gke_aks_cluster_api_and_k3s_clusters_alike(client, worker, task_queue, simulator,
+                                                                              inventory):
+    tag = uuid.uuid4().hex[:6]
+    clouds = [eks_cluster(f"{provider}-{tag}", provider=provider, pools=1, nodes=2, labels={"wave": tag},
+                          workloads=SHOP) for provider in ("eks", "gke", "aks")]
+    _, capi, k3s = own_fleet(simulator, inventory, labels={"wave": tag}, clouds=clouds)
+    request = PatchWaveInput.model_validate({
+        "name": f"w-{tag}", "target_version": "1.31", "selector": {"labels": {"wave": tag}},
+        "stages": [{"name": "all", "selector": {"labels": {"wave": tag}}, "concurrency": 5}],
+        "node_images": {"capi": "v1.31.4"}, "requested_by": "sre", "ticket": "CHG-EDGE", "upgrade_settings": FAST})
+    handle = await client.start_workflow("PatchWave", request, id=wave_id(request.name), task_queue=task_queue,
+                                         result_type=PatchWaveResult)
+    result = await handle.result()
+    assert result.outcome == "succeeded" and result.counts.get("succeeded") == 5, result
+    for cluster in (capi, k3s, *(c["name"] for c in clouds)):
+        report = sim_report(simulator, cluster)
+        assert report["pdb_violations"] == [] and report["skew_violations"] == [], cluster
+        assert report["clusters"][cluster]["control_plane_version"] == "1.31"
+        assert all(n["version"].startswith("v1.31.") for n in report["clusters"][cluster]["nodes"].values()), cluster
