@@ -161,7 +161,7 @@ def test_the_default_fleet_is_a_fleet_of_today_with_one_cluster_behind_on_a_remo
     assert [(c.name, c.version) for c in behind] == [("onprem-prod-fra", "1.31")]
 
 
-def test_the_default_fleet_has_twelve_clusters_in_three_environments_and_regions_and_a_dr_pair():
+def test_the_default_fleet_has_every_provider_in_three_environments_and_regions_and_a_dr_pair():
     fleet = load_fleet()
     assert [(p.primary, p.standby) for p in fleet.dr_pairs] == [("eks-prod-use1", "eks-dr-usw2")]
     assert {t.service for t in fleet.traffic} == {"checkout", "payments", "catalog"}
@@ -169,7 +169,7 @@ def test_the_default_fleet_has_twelve_clusters_in_three_environments_and_regions
     assert len({c.environment for c in fleet.clusters}) >= 3
     assert len({c.region for c in fleet.clusters}) >= 3
     assert all(any(w.pdb for w in c.workloads) for c in fleet.clusters)
-    assert {c.provider for c in fleet.clusters} == {"eks", "gke", "aks", "kubeconfig"}
+    assert {c.provider for c in fleet.clusters} == {"eks", "gke", "aks", "kubeconfig", "capi", "suc"}
 
 
 @pytest.mark.parametrize(
