@@ -26,6 +26,7 @@ from regatta.models.search_attributes import SEARCH_ATTRIBUTES
 from regatta.settings import Settings
 from regatta.sim.server import BackgroundSimulator
 from regatta.sim.world import World
+from tests.shared_http import http
 
 
 @pytest.fixture(scope="session")
@@ -137,7 +138,7 @@ def add_cluster(simulator: BackgroundSimulator, inventory: Inventory):
     def add(prefix: str = "c", **spec) -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:8]}"
         fleet = FleetSpec.model_validate({"clusters": [eks_cluster(name, **spec)]})
-        httpx.post(f"{simulator.url}/sim/clusters", json=fleet.model_dump(), timeout=10).raise_for_status()
+        http.post(f"{simulator.url}/sim/clusters", json=fleet.model_dump(), timeout=10).raise_for_status()
         for record in records_from_fleet(fleet):
             inventory.upsert_cluster(record)
         return name
@@ -155,7 +156,7 @@ def add_fleet(simulator: BackgroundSimulator, inventory: Inventory):
         tag = uuid.uuid4().hex[:6]
         specs = [{**cluster, "name": f"{cluster['name']}-{tag}"} for cluster in clusters]
         fleet = FleetSpec.model_validate({"clusters": specs, **({"accounts": accounts} if accounts else {})})
-        httpx.post(f"{simulator.url}/sim/clusters", json=fleet.model_dump(), timeout=30).raise_for_status()
+        http.post(f"{simulator.url}/sim/clusters", json=fleet.model_dump(), timeout=30).raise_for_status()
         for record in records_from_fleet(fleet):
             inventory.upsert_cluster(record)
         return [spec["name"] for spec in specs]
@@ -164,11 +165,11 @@ def add_fleet(simulator: BackgroundSimulator, inventory: Inventory):
 
 
 def sim_report(simulator: BackgroundSimulator, cluster: str) -> dict:
-    return httpx.get(f"{simulator.url}/sim/report", params={"cluster": cluster}, timeout=10).json()
+    return http.get(f"{simulator.url}/sim/report", params={"cluster": cluster}, timeout=10).json()
 
 
 def set_faults(simulator: BackgroundSimulator, cluster: str, **faults) -> None:
-    httpx.post(f"{simulator.url}/sim/faults", json={"cluster": cluster, **faults}, timeout=10).raise_for_status()
+    http.post(f"{simulator.url}/sim/faults", json={"cluster": cluster, **faults}, timeout=10).raise_for_status()
 
 
 @pytest.fixture
@@ -176,7 +177,7 @@ def sim_clock(simulator: BackgroundSimulator):
     """Move the simulated fleet's calendar clock (windows, freezes); back on the wall clock afterwards."""
 
     def move(**change) -> datetime:
-        response = httpx.post(f"{simulator.url}/sim/clock", json=change, timeout=10)
+        response = http.post(f"{simulator.url}/sim/clock", json=change, timeout=10)
         response.raise_for_status()
         return datetime.fromisoformat(response.json()["now"])
 
@@ -271,28 +272,28 @@ class OidcProvider:
         return str(path)
 
     def user(self, sub: str, **claims) -> None:
-        answer = httpx.put(f"{self.url}/users/{sub}", json={"email": sub, **claims}, timeout=10)
+        answer = http.put(f"{self.url}/users/{sub}", json={"email": sub, **claims}, timeout=10)
         assert answer.status_code == 204, answer.text
 
     def id_token(self, sub: str, *, client_id: str = "regatta", nonce: str = "n") -> str:
         """An ID token for `sub`, by the authorization code flow as a browser and a client would run it."""
         redirect = "http://127.0.0.1/callback"
-        authorize = httpx.post(f"{self.url}/oauth2/authorize", params={
+        authorize = http.post(f"{self.url}/oauth2/authorize", params={
             "client_id": client_id, "redirect_uri": redirect, "response_type": "code", "scope": "openid email",
             "nonce": nonce, "state": "s"}, data={"sub": sub}, timeout=10)
         assert authorize.status_code == 302, authorize.text
         code = httpx.URL(authorize.headers["location"]).params["code"]
-        token = httpx.post(f"{self.url}/oauth2/token", data={"grant_type": "authorization_code", "code": code,
+        token = http.post(f"{self.url}/oauth2/token", data={"grant_type": "authorization_code", "code": code,
                                                               "redirect_uri": redirect},
                            auth=(client_id, "any"), timeout=10)
         assert token.status_code == 200, token.text
         return token.json()["id_token"]
 
     def rotate(self) -> None:
-        assert httpx.post(f"{self.url}/_rotate", timeout=10).status_code == 204
+        assert http.post(f"{self.url}/_rotate", timeout=10).status_code == 204
 
     def mint(self, claims: dict) -> str:
-        answer = httpx.post(f"{self.url}/_mint", json=claims, timeout=10)
+        answer = http.post(f"{self.url}/_mint", json=claims, timeout=10)
         assert answer.status_code == 200, answer.text
         return answer.text
 

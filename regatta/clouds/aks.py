@@ -18,6 +18,7 @@ every call passes azure-core's `enforce_https=False`, and its Entra stand-in han
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
 import threading
@@ -72,6 +73,14 @@ _RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
 _EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
 
 
+@functools.cache
+def _simulator_http():
+    """One client for the process (a new one per token built a TLS context, about 30 ms of CPU)."""
+    import httpx
+
+    return httpx.Client(timeout=10)
+
+
 class SimulatorCredential:
     """A TokenCredential for the simulator: ARM there checks no token, and the clusters' API servers take
     the ones its Entra stand-in hands out (/sim/entra/token), which expire as Entra's do."""
@@ -80,10 +89,8 @@ class SimulatorCredential:
         self.sim_url, self.site = sim_url.rstrip("/"), site
 
     def get_token(self, *scopes, **kwargs) -> AccessToken:
-        import httpx
-
         if scopes and scopes[0] == AKS_SERVER_SCOPE:
-            found = httpx.get(f"{self.sim_url}/sim/entra/token", params={"scope": scopes[0], **({"site": self.site} if self.site
+            found = _simulator_http().get(f"{self.sim_url}/sim/entra/token", params={"scope": scopes[0], **({"site": self.site} if self.site
                                                                                                   else {})}, timeout=10)
             found.raise_for_status()
             body = found.json()

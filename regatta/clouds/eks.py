@@ -128,6 +128,11 @@ def _stored_keys(cluster: ClusterRef) -> dict[str, str]:
     return keys
 
 
+_SHARED: dict[tuple[str | None, str, str, str], object] = {}  # (endpoint, region, credential_ref, service) → client
+_SHARED_STORED: dict[tuple[str | None, str, str, str], tuple[str, object]] = {}  # the same, by stored keys' digest
+_SHARED_LOCK = threading.Lock()
+
+
 class EksProvider:
     def __init__(self, *, endpoint_url: str | None = None, credential_site: str | None = None,
                  rate_limit: RateLimit = no_rate_limit):
@@ -136,24 +141,29 @@ class EksProvider:
         self.credential_site = credential_site  # the site whose agent this process is (simulated credentials only)
         self._sessions: dict[tuple[str, str], boto3.session.Session] = {}
         self._clients: dict[tuple[str, str, str], object] = {}
-        self._stored_clients: dict[tuple[str, str, str], tuple[str, object]] = {}  # keys by reference: (their digest, client)
         self._catalogues: dict[tuple[str, str, str], tuple[float, list[dict]]] = {}
         self._lock = threading.Lock()
 
-    # boto3 sessions are not thread-safe to create from; clients are safe to share once made.
+    # boto3 sessions are not thread-safe to create from; clients are safe to share once made. A session and its
+    # client cost about 80 ms of CPU (botocore reads its service model): they are made once per process for an
+    # account, region and endpoint (_SHARED), whichever provider object asks (each worker a test builds makes its own).
     def _client(self, cluster: ClusterRef, service: str = "eks"):
         key = (cluster.region, cluster.credential_ref, service)
+        shared = (self.endpoint_url, *key)
         if is_reference(cluster.credential_ref):  # named explicitly: used even beside the simulator
             stored_keys = _stored_keys(cluster)
             made_from = hashlib.sha256(json.dumps(stored_keys, sort_keys=True).encode()).hexdigest()
-            with self._lock:  # one client per account and service, made again when its keys are rotated
-                held = self._stored_clients.get(key)
+            with _SHARED_LOCK:  # one client per account and service, made again when its keys are rotated
+                held = _SHARED_STORED.get(shared)
                 if held is None or held[0] != made_from:
                     session = boto3.session.Session(**stored_keys, region_name=cluster.region)
                     client = session.client(service, endpoint_url=self.endpoint_url if service in ("eks", "ec2") else None,
                                             config=_BOTO_CONFIG)
-                    self._stored_clients[key] = held = (made_from, client)
+                    _SHARED_STORED[shared] = held = (made_from, client)
                 return held[1]
+        with _SHARED_LOCK:
+            if shared in _SHARED:
+                return _SHARED[shared]
         with self._lock:
             if key not in self._clients:
                 if self.endpoint_url:
@@ -166,7 +176,8 @@ class EksProvider:
                 self._clients[key] = session.client(  # the simulator serves EC2's DescribeSubnets beside EKS, as moto does
                     service, endpoint_url=self.endpoint_url if service in ("eks", "ec2") else None, config=_BOTO_CONFIG
                 )
-            return self._clients[key]
+            with _SHARED_LOCK:
+                return _SHARED.setdefault(shared, self._clients[key])
 
     def _call(self, cluster: ClusterRef, what: str, method: str, **kwargs) -> dict:
         return self._call_service(cluster, "eks", what, method, kwargs)

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Literal, Protocol
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from regatta.models.base import Model, ProviderKind
 
@@ -139,10 +139,18 @@ class ManagementRef(Model):
     context (or a secrets store's secret holding its kubeconfig), and the namespace and name of the workload
     cluster's `Cluster` object there."""
 
-    context: str = Field(min_length=1, max_length=200, description="the management cluster's kubeconfig context, or"
-                         " a secrets-store reference to its kubeconfig")
+    context: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/#+=-]*$",
+                         description="the management cluster's kubeconfig context (letters, digits and . _ : @ / # + = -,"
+                         " as contexts and ARNs are written), or a secrets-store reference to its kubeconfig")
     namespace: str = Field(default="default", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
     cluster: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$", description="the Cluster object's name")
+
+    @field_validator("context")
+    @classmethod
+    def _no_dot_segments(cls, context: str) -> str:
+        if ".." in context or "//" in context:
+            raise ValueError("a context has no '..' or '//' in it")
+        return context
 
 
 class ClusterRef(Model):

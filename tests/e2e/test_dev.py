@@ -12,10 +12,10 @@ import subprocess
 import sys
 import time
 
-import httpx
 import psutil
 
 from tests.conftest import REGATTA
+from tests.shared_http import http
 
 
 def free_port() -> int:
@@ -95,12 +95,12 @@ def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
         assert set(info["pieces"]) == {"temporal", "simulator", "worker", "api"}
         assert info["pieces"]["api"]["address"] == f"http://127.0.0.1:{api_port}"
         assert info["fleet_view"] == f"http://127.0.0.1:{api_port}/ui"
-        login = httpx.get(f"{info['fleet_view']}/login", timeout=10)  # the fleet view answers on the API's port
+        login = http.get(f"{info['fleet_view']}/login", timeout=10)  # the fleet view answers on the API's port
         assert login.status_code == 200 and 'name="token"' in login.text
         assert all(psutil.pid_exists(pid) for pid in pids)
         joined = {**env, **info["env"]}
 
-        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
+        metrics = http.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
         assert metrics.status_code == 200 and "temporal" in metrics.text
 
         # A second stack beside it is refused before it starts or writes anything, naming what to change; the
@@ -136,7 +136,7 @@ def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
         )
         assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
 
-        report = httpx.get(f"{info['env']['REGATTA_SIM_URL']}/sim/report", params={"cluster": "eks-dev-apse2"}).json()
+        report = http.get(f"{info['env']['REGATTA_SIM_URL']}/sim/report", params={"cluster": "eks-dev-apse2"}).json()
         assert report["clusters"]["eks-dev-apse2"]["control_plane_version"] == "1.35"
         assert report["pdb_violations"] == [] and report["double_drains"] == []
 
@@ -147,12 +147,12 @@ def test_dev_starts_every_piece_runs_an_upgrade_and_stops_on_sigterm(tmp_path):
         assert made.returncode == 0 and made.stdout.startswith("rgt_"), made.stderr
         headers = {"Authorization": f"Bearer {made.stdout.strip()}"}
         api = f"http://127.0.0.1:{api_port}"
-        started = httpx.post(f"{api}/v1/operations", headers=headers, timeout=30, json={
+        started = http.post(f"{api}/v1/operations", headers=headers, timeout=30, json={
             "kind": "upgrade", "ticket": "CHG-API-1",
             "input": {"cluster": "eks-staging-use1", "target_version": "1.35", "poll_interval_seconds": 0.1}})
         assert started.status_code == 201, started.text
         deadline = time.monotonic() + 180
-        while (found := httpx.get(f"{api}{started.json()['status_url']}", headers=headers, timeout=30).json())["status"] == "RUNNING":
+        while (found := http.get(f"{api}{started.json()['status_url']}", headers=headers, timeout=30).json())["status"] == "RUNNING":
             assert time.monotonic() < deadline, found
             time.sleep(0.5)
         assert found["status"] == "COMPLETED" and found["progress"]["phase"] == "succeeded"

@@ -12,11 +12,11 @@ import signal
 import subprocess
 import time
 
-import httpx
 import psutil
 
 from tests.conftest import REGATTA
 from tests.e2e.test_dev import start_dev, stop_dev
+from tests.shared_http import http
 
 
 def test_with_persist_a_wave_survives_temporal_killed_and_the_whole_dev_stack_restarted(tmp_path):
@@ -80,7 +80,7 @@ def test_with_persist_a_wave_survives_temporal_killed_and_the_whole_dev_stack_re
         assert found["status"] == "COMPLETED", found
         clusters = [c for s in found["progress"]["stages"] for c in s["clusters"]]
         assert len(clusters) >= 2 and {c["status"] for c in clusters} == {"succeeded"}, clusters
-        report = httpx.get(f"{info['env']['REGATTA_SIM_URL']}/sim/report", timeout=10).json()
+        report = http.get(f"{info['env']['REGATTA_SIM_URL']}/sim/report", timeout=10).json()
         assert report["pdb_violations"] == [] and report["double_drains"] == [] and report["skew_violations"] == []
         for cluster in clusters:
             assert report["clusters"][cluster["name"]]["control_plane_version"] == "1.35"

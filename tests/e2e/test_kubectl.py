@@ -12,7 +12,6 @@ import uuid
 from pathlib import Path
 
 import boto3
-import httpx
 import pytest
 import yaml
 from temporalio.client import WorkflowFailureError
@@ -27,6 +26,7 @@ from tests.conftest import set_faults, sim_report
 from tests.e2e.test_cli import regatta
 from tests.e2e.test_kubeconfig import KUBECTL
 from tests.integration.conftest import start_upgrade
+from tests.shared_http import http
 
 
 @pytest.fixture
@@ -185,7 +185,7 @@ async def test_what_the_simulator_does_not_serve_is_a_status_not_a_crash(kube, s
     wrong_verb = httpx.put(f"{server}/api/v1/nodes/anything", headers=token, verify=trust, json={})
     assert wrong_verb.status_code == 405 and wrong_verb.json()["kind"] == "Status"
     assert wrong_verb.json()["reason"] == "MethodNotAllowed"
-    nonsense = httpx.patch(f"{server}/api/v1/namespaces/shop/configmaps/x", headers={**token, "Content-Type": "text/plain"},
+    nonsense = http.patch(f"{server}/api/v1/namespaces/shop/configmaps/x", headers={**token, "Content-Type": "text/plain"},
                            verify=trust, content=b"not json")
     assert nonsense.status_code in (400, 404, 415) and nonsense.json()["kind"] == "Status"
 
@@ -364,7 +364,7 @@ async def test_an_upgrade_is_refused_for_a_removed_api_in_use_and_goes_ahead_onc
 
     ok(kube("apply", "--server-side", "--field-manager", "helm", "-f", "-",
             input_text=FLOWSCHEMA.replace("flowcontrol.apiserver.k8s.io/v1beta3", "flowcontrol.apiserver.k8s.io/v1")))
-    httpx.post(f"{simulator.url}/sim/clusters/{name}/apiserver-restart", timeout=10).raise_for_status()
+    http.post(f"{simulator.url}/sim/clusters/{name}/apiserver-restart", timeout=10).raise_for_status()
     handle = await start_upgrade(client, queue_settings.task_queue, name, target_version="1.32",
                                  accept_findings={"removed_api:extensions/v1beta1/Ingress": "no longer needed"})
     result = await handle.result()

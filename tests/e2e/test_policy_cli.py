@@ -14,6 +14,7 @@ import httpx
 import yaml
 
 from tests.e2e.test_cli import regatta, status_until
+from tests.shared_http import http
 
 
 def git(repo: Path, *args: str) -> str:
@@ -33,7 +34,7 @@ def write_manifests(directory: Path, level: str) -> None:
 
 
 def live(simulator, cluster: str, name: str) -> httpx.Response:
-    return httpx.get(f"{simulator.url}/k8s/{cluster}/api/v1/namespaces/kube-system/configmaps/{name}", timeout=10,
+    return http.get(f"{simulator.url}/k8s/{cluster}/api/v1/namespaces/kube-system/configmaps/{name}", timeout=10,
                      headers={"Authorization": f"Bearer {simulator.world.api_token}"})
 
 
@@ -190,7 +191,7 @@ async def test_a_rollback_halted_by_a_hand_edited_field_is_a_failure_in_every_an
         run = await regatta(queue_settings, "policy", "rollout", "--file", str(bundle_file), "--wait")
         assert run.returncode == 0, run.stdout + run.stderr
     # Someone edits the field by hand (kubectl patch): it is theirs now, and the rollback to "low" meets it.
-    taken = httpx.patch(f"{simulator.url}/k8s/{cluster}/api/v1/namespaces/kube-system/configmaps/limits",
+    taken = http.patch(f"{simulator.url}/k8s/{cluster}/api/v1/namespaces/kube-system/configmaps/limits",
                         params={"fieldManager": "kubectl-patch"}, json={"data": {"level": "mine"}}, timeout=10,
                         headers={"Authorization": f"Bearer {simulator.world.api_token}",
                                  "Content-Type": "application/merge-patch+json"})

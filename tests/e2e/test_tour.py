@@ -21,11 +21,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from regatta.settings import Settings
 from tests.e2e.test_dev import start_dev, stop_dev
+from tests.shared_http import http
 
 ROOT = Path(__file__).parents[2]
 DOCS = [(ROOT / "README.md", "## A tour of the demo", "## Architecture"), (ROOT / "docs" / "tour.md", None, None)]
@@ -59,10 +59,10 @@ class Tour:
         self.settings = Settings.from_env(env)
 
     def sim(self, path: str) -> dict:
-        return httpx.get(f"{self.env['REGATTA_SIM_URL']}{path}", timeout=30).json()
+        return http.get(f"{self.env['REGATTA_SIM_URL']}{path}", timeout=30).json()
 
     def time_scale(self, scale: float) -> None:
-        httpx.post(f"{self.env['REGATTA_SIM_URL']}/sim/time-scale", params={"scale": scale}, timeout=30).raise_for_status()
+        http.post(f"{self.env['REGATTA_SIM_URL']}/sim/time-scale", params={"scale": scale}, timeout=30).raise_for_status()
 
     def version(self, cluster: str) -> str:
         return self.sim(f"/sim/report?cluster={cluster}")["clusters"][cluster]["control_plane_version"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
 import pytest
 
 from regatta.formats.fleet_file import FleetSpec
@@ -17,6 +16,7 @@ from regatta.temporal.admission import StartRefused, admit
 from tests.conftest import sim_report
 from tests.integration.conftest import start_upgrade
 from tests.integration.test_provision import EKS_NETWORK, failure_of, nothing_left, provision, request
+from tests.shared_http import http
 
 
 async def test_eks_refuses_a_subnet_the_account_does_not_have_and_the_operator_reads_why(
@@ -48,7 +48,7 @@ async def test_a_blue_green_replacement_pool_keeps_the_old_pools_subnets_role_la
         "node_pools": [{"name": "payments", "nodes": 2, "subnets": subnets, "labels": {"team": "payments"},
                         "taints": [taint]}],
         "workloads": [{"name": "web", "namespace": "shop", "replicas": 2, "pdb": {"max_unavailable": 1}}]}]})
-    httpx.post(f"{simulator.url}/sim/clusters", json=fleet.model_dump(), timeout=10).raise_for_status()
+    http.post(f"{simulator.url}/sim/clusters", json=fleet.model_dump(), timeout=10).raise_for_status()
     for record in records_from_fleet(fleet):
         inventory.upsert_cluster(record)
     handle = await start_upgrade(client, task_queue, name, strategy="blue_green")

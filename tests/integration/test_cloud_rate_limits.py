@@ -9,12 +9,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 
-import httpx
 import pytest
 
 from regatta.rules.operation_ids import wave_id
 from regatta.temporal.connect import connect
 from tests.integration.test_patch_wave import load_fleet, wave_request
+from tests.shared_http import http
 from workers.main import build_worker
 
 LIMIT = 30  # requests in any one second, as the simulated EKS account allows them
@@ -26,15 +26,15 @@ def eks_limited(simulator):
     takes at once (default one second's worth, as AWS's buckets do)."""
 
     def limit(*, burst: float | None = None) -> None:
-        httpx.post(f"{simulator.url}/sim/cloud-rate-limits", json={"provider": "eks", "requests_per_second": LIMIT,
+        http.post(f"{simulator.url}/sim/cloud-rate-limits", json={"provider": "eks", "requests_per_second": LIMIT,
                                                                    "burst": burst}, timeout=10).raise_for_status()
 
     yield limit
-    httpx.post(f"{simulator.url}/sim/cloud-rate-limits", json={"provider": "eks"}, timeout=10).raise_for_status()
+    http.post(f"{simulator.url}/sim/cloud-rate-limits", json={"provider": "eks"}, timeout=10).raise_for_status()
 
 
 def throttled(simulator) -> int:
-    return httpx.get(f"{simulator.url}/sim/report", params={"cluster": "-"}, timeout=30).json()["throttled_requests"].get("eks", 0)
+    return http.get(f"{simulator.url}/sim/report", params={"cluster": "-"}, timeout=30).json()["throttled_requests"].get("eks", 0)
 
 
 async def run_wave(client, settings, simulator, inventory, task_queue: str, *, workers: int, clusters: int = 12) -> None:

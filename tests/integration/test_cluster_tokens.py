@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
@@ -17,12 +16,13 @@ from regatta.kube.connect import ClusterConnections
 from regatta.models import ClusterRef
 from tests.conftest import sim_report
 from tests.integration.conftest import start_upgrade
+from tests.shared_http import http
 
 
 @pytest.fixture
 def token_lifetime(simulator):
     def set_to(seconds: float | None, *, revoke: bool = False) -> None:
-        httpx.post(f"{simulator.url}/sim/token-lifetime", json={"seconds": seconds, "revoke": revoke},
+        http.post(f"{simulator.url}/sim/token-lifetime", json={"seconds": seconds, "revoke": revoke},
                    timeout=10).raise_for_status()
 
     yield set_to

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import pytest
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceModifiedError
@@ -32,6 +31,7 @@ from regatta.kube.connect import ClusterConnections
 from regatta.models import ClusterRef, NodePool
 from tests.conftest import set_faults, sim_report
 from tests.integration.conftest import start_upgrade
+from tests.shared_http import http
 
 HTTP = {"enforce_https": False}
 ENTRA = {"aadProfile": {"managed": True, "enableAzureRBAC": True}}
@@ -128,7 +128,7 @@ def test_the_control_plane_goes_up_as_az_aks_upgrade_sends_it_and_is_read_by_the
         provider.create_node_pool(ref, node_pool=NodePool(name="extra", version="1.30", node_count=1,
                                                           node_size="Standard_D4s_v5"), request_token="t")
     assert busy.value.error_type == "OperationInProgress" and "extra" not in simulator.world.clusters[name].pools
-    [put] = [r for r in httpx.get(f"{simulator.url}/sim/requests", params={"cloud": "aks", "path_contains": name},
+    [put] = [r for r in http.get(f"{simulator.url}/sim/requests", params={"cloud": "aks", "path_contains": name},
                                   timeout=10).json()["requests"] if r["method"] == "PUT" and "/agentPools/" not in r["path"]]
     assert "servicePrincipalProfile" not in put["body"]["properties"] and put.get("if_match")
     assert set(put["body"]["properties"]) <= rest_names(ManagedClusterProperties)  # every property is the SDK's own
@@ -174,7 +174,7 @@ async def test_an_aks_surge_waits_on_a_budget_as_long_as_regattas_drain_would_th
     assert state["pdb_violations"] == []
     settings = state["clusters"][name]["node_pools"]["system"]["settings"]["upgradeSettings"]
     assert settings["drainTimeoutInMinutes"] == 2 and settings["undrainableNodeBehavior"] == "Schedule"
-    puts = [r for r in httpx.get(f"{simulator.url}/sim/requests", params={"cloud": "aks", "path_contains": f"{name}/agentPools/"},
+    puts = [r for r in http.get(f"{simulator.url}/sim/requests", params={"cloud": "aks", "path_contains": f"{name}/agentPools/"},
                                  timeout=10).json()["requests"] if r["method"] == "PUT"]
     # nodeImageVersion is writable since 2026-08-01 and means a rollback: never sent back
     assert puts and all("nodeImageVersion" not in r["body"]["properties"] and r.get("if_match") for r in puts)

@@ -8,7 +8,6 @@ control plane, and another update in progress is waited for."""
 from __future__ import annotations
 
 import boto3
-import httpx
 import pytest
 from botocore.exceptions import ClientError
 from temporalio.client import WorkflowFailureError
@@ -17,6 +16,7 @@ from regatta.clouds.eks import EksProvider
 from regatta.models import ClusterRef
 from tests.conftest import set_faults, sim_report
 from tests.integration.conftest import start_upgrade
+from tests.shared_http import http
 
 TEMPLATES = [
     {"id": "lt-0a1b2c3d4e5f60001", "name": "general-workers", "versions": {"1": {"instance_type": "m5.xlarge"}}},
@@ -176,13 +176,13 @@ async def test_a_custom_ami_node_group_is_refused_until_its_template_version_is_
     [name] = add_fleet(cluster("custom", pools=[
         {"name": "hardened", "nodes": 2, "cloud": {"launchTemplate": {"name": "hardened-ami", "version": "1"}}},
         {"name": "general", "nodes": 2}]), accounts=ACCOUNTS)
-    before = len(httpx.get(f"{simulator.url}/sim/operations", timeout=10).json()["operations"])
+    before = len(http.get(f"{simulator.url}/sim/operations", timeout=10).json()["operations"])
     with pytest.raises(WorkflowFailureError) as refused:
         await (await start_upgrade(client, task_queue, name)).result()
     assert refused.value.cause.type == "CloudRuleViolation"
     assert "node group hardened runs an AMI of its own launch template" in refused.value.cause.message
     assert "launch_template_versions" in refused.value.cause.message
-    assert len(httpx.get(f"{simulator.url}/sim/operations", timeout=10).json()["operations"]) == before  # nothing asked
+    assert len(http.get(f"{simulator.url}/sim/operations", timeout=10).json()["operations"]) == before  # nothing asked
 
     result = await (await start_upgrade(client, task_queue, name, launch_template_versions={"hardened": "2"})).result()
     assert result.outcome == "succeeded"
@@ -191,7 +191,7 @@ async def test_a_custom_ami_node_group_is_refused_until_its_template_version_is_
     assert len(hardened) == 2 and all(n["version"].startswith("v1.31.") for n in hardened)
     assert state["node_pools"]["hardened"]["settings"]["launchTemplate"]["version"] == "2"
     assert state["addons"]["kube-proxy"] == "v1.31.3-eksbuild.2", "the add-ons follow the control plane"
-    sent = httpx.get(f"{simulator.url}/sim/requests", params={"path_contains": f"{name}/node-groups/hardened/update-version"},
+    sent = http.get(f"{simulator.url}/sim/requests", params={"path_contains": f"{name}/node-groups/hardened/update-version"},
                      timeout=10).json()["requests"]
     # a custom AMI's group is sent no version, only its template's (asked again once done: the same token, one update)
     assert sent and all(r["body"].get("version") is None and r["body"]["launchTemplate"]["version"] == "2" for r in sent)
@@ -235,7 +235,7 @@ async def test_an_error_upgrade_insight_stops_the_upgrade_unless_accepted_with_a
     assert (await handle.result()).outcome == "succeeded"
     accepted = [r for r in inventory.audit(operation_id=handle.id) if r.action == "insights"]
     assert [r.outcome for r in accepted] == ["accepted"] and "CHG-88" in accepted[0].detail
-    sent = httpx.get(f"{simulator.url}/sim/requests", params={"path_contains": f"/clusters/{name}/updates"},
+    sent = http.get(f"{simulator.url}/sim/requests", params={"path_contains": f"/clusters/{name}/updates"},
                      timeout=10).json()["requests"]
     posts = [r["body"] for r in sent if r["method"] == "POST"]
     assert posts and all(body.get("force") is True for body in posts) and len({b["clientRequestToken"] for b in posts}) == 1
@@ -256,13 +256,13 @@ async def test_another_update_of_a_node_group_is_waited_for_then_the_upgrade_goe
         client, worker, task_queue, add_fleet, simulator):
     # The control plane is at 1.31 already: the upgrade's first step is the node group someone else is updating.
     [name] = add_fleet(cluster("busy", version="1.31", time_scale=0.01, pools=[{"name": "general", "nodes": 1, "version": "1.30"}]))
-    httpx.post(f"{simulator.url}/sim/busy", json={"cluster": name, "node_pool": "general", "seconds": 300},
+    http.post(f"{simulator.url}/sim/busy", json={"cluster": name, "node_pool": "general", "seconds": 300},
                timeout=10).raise_for_status()
     handle = await start_upgrade(client, task_queue, name)
     assert (await handle.result()).outcome == "succeeded"
     history = await handle.fetch_history()
     assert any(e.HasField("timer_started_event_attributes") for e in history.events), "it never waited"
-    ours = [o for o in httpx.get(f"{simulator.url}/sim/operations", timeout=10).json()["operations"]
+    ours = [o for o in http.get(f"{simulator.url}/sim/operations", timeout=10).json()["operations"]
             if o["cluster"] == name and o["node_pool"] == "general"]
     assert len(ours) == 2  # the outside update and Regatta's one, not a second attempt of ours
     assert sim_report(simulator, name)["clusters"][name]["node_pools"]["general"]["version"] == "1.31"
@@ -281,6 +281,6 @@ async def test_an_eks_surge_meeting_a_budget_fails_after_eks_gives_up_and_the_bu
     assert failed.value.cause.type == "CloudOperationFailed"
     assert "PodEvictionFailure" in failed.value.cause.message and "shop/ledger-" in failed.value.cause.message
     assert sim_report(simulator, name)["pdb_violations"] == []
-    sent = httpx.get(f"{simulator.url}/sim/requests", params={"path_contains": f"{name}/node-groups/general/update-version"},
+    sent = http.get(f"{simulator.url}/sim/requests", params={"path_contains": f"{name}/node-groups/general/update-version"},
                      timeout=10).json()["requests"]
     assert sent and all(not r["body"].get("force") for r in sent)

@@ -13,7 +13,6 @@ import asyncio
 import json
 import time
 
-import httpx
 import pytest
 from google.api_core import exceptions as google_errors
 from google.api_core.client_options import ClientOptions
@@ -27,6 +26,7 @@ from regatta.models import ClusterRef, ClusterUpgradeProgress
 from regatta.models.errors import ErrorType
 from tests.conftest import set_faults, sim_report
 from tests.integration.conftest import start_upgrade
+from tests.shared_http import http
 
 PROJECT = "projects/regatta-sim/locations"
 SHOP = [{"name": "checkout", "namespace": "shop", "replicas": 3, "pdb": {"min_available": 2}}]
@@ -125,7 +125,7 @@ async def test_a_surge_keeps_each_pools_own_image_type_and_every_body_reads_back
     pools = sim_report(simulator, name)["clusters"][name]["node_pools"]
     assert {p: pools[p]["settings"]["config"]["imageType"] for p in pools} == {
         "ubuntu": "UBUNTU_CONTAINERD", "windows": "WINDOWS_LTSC_CONTAINERD"}
-    sent = httpx.get(f"{simulator.url}/sim/requests", params={"cloud": "gke", "path_contains": name}, timeout=10).json()["requests"]
+    sent = http.get(f"{simulator.url}/sim/requests", params={"cloud": "gke", "path_contains": name}, timeout=10).json()["requests"]
     updates = [r for r in sent if r["method"] == "PUT"]
     assert {r["body"]["imageType"] for r in updates} == {"UBUNTU_CONTAINERD", "WINDOWS_LTSC_CONTAINERD"}
     assert not any("upgradeSettings" in r["body"] for r in updates)  # the pools' own settings, left as they were
@@ -151,7 +151,7 @@ async def test_a_blue_green_replacement_keeps_the_whole_node_config_its_location
     assert replacement["settings"]["config"] == config and replacement["settings"]["locations"] == zones
     assert replacement["settings"]["autoscaling"] == {"enabled": True, "minNodeCount": 1, "maxNodeCount": 5}
     assert replacement["labels"] == {"tier": "spot"} and replacement["nodes"] == 3  # one per zone, as before
-    created = [r for r in httpx.get(f"{simulator.url}/sim/requests", params={"cloud": "gke", "path_contains": name},
+    created = [r for r in http.get(f"{simulator.url}/sim/requests", params={"cloud": "gke", "path_contains": name},
                                     timeout=10).json()["requests"] if r["method"] == "POST" and r["path"].endswith("/nodePools")]
     [body] = [r["body"] for r in created]
     container_v1.CreateNodePoolRequest.from_json(json.dumps(body), ignore_unknown_fields=False)
@@ -161,7 +161,7 @@ async def test_a_blue_green_replacement_keeps_the_whole_node_config_its_location
 async def test_an_operation_gke_runs_by_itself_is_waited_for_visibly_then_the_upgrade_goes_on(
         client, worker, task_queue, add_fleet, simulator):
     [name] = add_fleet(cluster("auto", version="1.31", time_scale=0.01, pools=[{"name": "general", "nodes": 1, "version": "1.30"}]))
-    httpx.post(f"{simulator.url}/sim/busy", json={"cluster": name, "seconds": 300},
+    http.post(f"{simulator.url}/sim/busy", json={"cluster": name, "seconds": 300},
                timeout=10).raise_for_status()  # GKE's own work on the master, three seconds long here
     handle = await start_upgrade(client, task_queue, name)
     seen = None
@@ -181,10 +181,10 @@ async def test_a_retried_start_that_finds_gkes_own_upgrade_running_still_makes_i
     """GKE takes no request tokens: the operation a start finds running on its target may be GKE's auto-upgrade
     rather than the start's own earlier attempt. Once it ends, the pool is read again and upgraded if it is not there."""
     [name] = add_fleet(cluster("adopt", version="1.31", time_scale=0.01, pools=[{"name": "general", "nodes": 1, "version": "1.30"}]))
-    httpx.post(f"{simulator.url}/sim/busy", json={"cluster": name, "node_pool": "general", "seconds": 300},
+    http.post(f"{simulator.url}/sim/busy", json={"cluster": name, "node_pool": "general", "seconds": 300},
                timeout=10).raise_for_status()  # GKE's auto-upgrade of the pool (to the version it runs)
     assert (await (await start_upgrade(client, task_queue, name)).result()).outcome == "succeeded"
-    ours = [o for o in httpx.get(f"{simulator.url}/sim/operations", timeout=10).json()["operations"]
+    ours = [o for o in http.get(f"{simulator.url}/sim/operations", timeout=10).json()["operations"]
             if o["cluster"] == name and o["node_pool"] == "general"]
     assert len(ours) == 2  # GKE's and the upgrade's own
     assert sim_report(simulator, name)["clusters"][name]["node_pools"]["general"]["version"] == "1.31"
@@ -193,14 +193,14 @@ async def test_a_retried_start_that_finds_gkes_own_upgrade_running_still_makes_i
 async def test_a_step_that_keeps_meeting_gkes_own_operations_stops_after_three_and_names_the_one_running(
         client, worker, task_queue, add_fleet, simulator):
     [name] = add_fleet(cluster("endless", version="1.31", time_scale=0.01, pools=[{"name": "general", "nodes": 1, "version": "1.30"}]))
-    httpx.post(f"{simulator.url}/sim/busy", json={"cluster": name, "node_pool": "general", "seconds": 60, "then": 5},
+    http.post(f"{simulator.url}/sim/busy", json={"cluster": name, "node_pool": "general", "seconds": 60, "then": 5},
                timeout=10).raise_for_status()  # an auto-upgrade that takes its turn again the moment it ends
     with pytest.raises(WorkflowFailureError) as failed:
         await (await start_upgrade(client, task_queue, name)).result()
     message = failed.value.cause.message
     assert failed.value.cause.type == "CloudOperationFailed", message
     assert "general of " + name in message and "after 3 operations" in message and "operation-" in message, message
-    ours = [o for o in httpx.get(f"{simulator.url}/sim/operations", timeout=10).json()["operations"]
+    ours = [o for o in http.get(f"{simulator.url}/sim/operations", timeout=10).json()["operations"]
             if o["cluster"] == name and o["node_pool"] == "general"]
     assert len(ours) == 4  # three waited for, the fourth named and left to GKE: none of them Regatta's own upgrade
     assert sim_report(simulator, name)["clusters"][name]["node_pools"]["general"]["version"] == "1.30"

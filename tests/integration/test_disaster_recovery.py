@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 
@@ -16,6 +15,7 @@ from regatta.models import DRFailbackInput, DRFailoverInput, DRProgress, DRResul
 from regatta.rules.operation_ids import operation_id
 from tests.conftest import WorkerProcess, sim_report
 from tests.integration import conftest as integration
+from tests.shared_http import http
 from workers.main import build_worker
 
 FAST = {"poll_interval_seconds": 0.05, "fence_timeout_seconds": 2, "restore_timeout_seconds": 30,
@@ -53,7 +53,7 @@ class Pair:
             ],
             "traffic": [{"service": s, "weights": {self.primary: 100, self.standby: 0}} for s in self.services],
         })
-        httpx.post(f"{simulator.url}/sim/clusters", json=fleet.model_dump(), timeout=10).raise_for_status()
+        http.post(f"{simulator.url}/sim/clusters", json=fleet.model_dump(), timeout=10).raise_for_status()
         for record in records_from_fleet(fleet):
             inventory.upsert_cluster(record)
         inventory.declare_dr_pair(self.primary, self.standby)
@@ -63,16 +63,16 @@ class Pair:
 
     def replicas(self, cluster: str) -> dict[str, int]:
         """Deployments as their namespace/name → desired replicas, read over the cluster's API."""
-        items = httpx.get(f"{self.simulator.url}/k8s/{cluster}/apis/apps/v1/deployments", timeout=10,
+        items = http.get(f"{self.simulator.url}/k8s/{cluster}/apis/apps/v1/deployments", timeout=10,
                           headers={"Authorization": f"Bearer {self.simulator.world.api_token}"}).json()["items"]
         return {f"{d['metadata']['namespace']}/{d['metadata']['name']}": d["spec"]["replicas"] for d in items}
 
     def traffic(self) -> dict[str, dict]:
-        records = httpx.get(f"{self.simulator.url}/traffic/v1/records", params={"cluster": self.primary}, timeout=10).json()
+        records = http.get(f"{self.simulator.url}/traffic/v1/records", params={"cluster": self.primary}, timeout=10).json()
         return {r["service"]: {"weights": r["weights"], "changes": len(r["changes"])} for r in records["records"]}
 
     def region(self, region: str, *, down: bool) -> None:
-        httpx.post(f"{self.simulator.url}/sim/regions", json={"region": region, "unreachable": down}, timeout=10).raise_for_status()
+        http.post(f"{self.simulator.url}/sim/regions", json={"region": region, "unreachable": down}, timeout=10).raise_for_status()
 
 
 @pytest.fixture
@@ -210,7 +210,7 @@ async def test_failback_restores_the_original_state(client, worker, task_queue, 
     await (await failover(client, task_queue, pair)).result()
     assert pair.replicas(pair.primary)["shop/checkout"] == 0  # fenced while the standby served
     # While the standby serves, the team creates something new there: failback must keep it.
-    httpx.post(f"{pair.simulator.url}/sim/backups", json={"cluster": pair.standby}, timeout=10).raise_for_status()
+    http.post(f"{pair.simulator.url}/sim/backups", json={"cluster": pair.standby}, timeout=10).raise_for_status()
 
     result = await (await failback(client, task_queue, pair)).result()
 

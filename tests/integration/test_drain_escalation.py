@@ -21,6 +21,7 @@ from tests.integration.conftest import start_upgrade, wait_until
 from tests.integration.test_callbacks import SECRET, receiver  # noqa: F401
 from tests.integration.test_replay import replays
 from tests.integration.test_upgrade_refusals import failure_of
+from tests.shared_http import http
 from workers.main import build_worker
 
 MONDAY = "2026-12-07T09:00:00+00:00"
@@ -129,7 +130,6 @@ async def test_a_policy_that_may_not_delete_tells_the_owner_and_gives_up_at_the_
 
 async def test_a_budget_that_lets_go_while_an_approval_is_awaited_needs_none_and_nothing_is_deleted(
         client, worker, task_queue, add_cluster, simulator, inventory, sim_clock):
-    import httpx
 
     sim_clock(now=MONDAY)
     cluster = add_cluster("escok", version="1.31", pool_version="1.30", pools=1, nodes=1)
@@ -139,7 +139,7 @@ async def test_a_budget_that_lets_go_while_an_approval_is_awaited_needs_none_and
     await wait_until(handle, lambda p: p.drain_escalation is not None, "blocked")
     sim_clock(advance_seconds=5 * 60)
     await wait_until(handle, lambda p: p.phase == "awaiting_approval", "asked for approval")
-    httpx.delete(f"{simulator.url}/sim/faults", params={"cluster": cluster}).raise_for_status()  # the workload recovered
+    http.delete(f"{simulator.url}/sim/faults", params={"cluster": cluster}).raise_for_status()  # the workload recovered
 
     assert (await handle.result()).outcome == "succeeded"
     trail = [r.detail for r in inventory.audit(operation_id=handle.id) if r.action in ("drain", "approve")]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import httpx
 import pytest
 from temporalio.client import WorkflowFailureError
 
@@ -20,6 +19,7 @@ from regatta.rules.operation_ids import wave_id
 from tests.conftest import WorkerProcess, eks_cluster, set_faults, sim_report
 from tests.integration.conftest import FAST, start_upgrade
 from tests.integration.test_replay import replays
+from tests.shared_http import http
 from workers.main import build_worker
 
 SHOP = [{"name": "web", "namespace": "shop", "replicas": 3, "pdb": {"min_available": 2}},
@@ -44,14 +44,14 @@ def own_fleet(simulator, inventory, *, capi_nodes: int = 3, k3s_nodes: int = 3, 
          "workloads": workloads or SHOP},
         *clouds,
     ]})
-    httpx.post(f"{simulator.url}/sim/clusters", json=fleet.model_dump(), timeout=30).raise_for_status()
+    http.post(f"{simulator.url}/sim/clusters", json=fleet.model_dump(), timeout=30).raise_for_status()
     for record in records_from_fleet(fleet):
         inventory.upsert_cluster(record)
     return mgmt, capi, k3s
 
 
 def kube_get(simulator, cluster: str, path: str) -> dict:
-    response = httpx.get(f"{simulator.url}/k8s/{cluster}{path}", timeout=10,
+    response = http.get(f"{simulator.url}/k8s/{cluster}{path}", timeout=10,
                          headers={"authorization": f"Bearer {simulator.world.api_token}"})
     response.raise_for_status()
     return response.json()
@@ -145,7 +145,7 @@ async def test_a_budget_that_holds_cluster_apis_drain_is_reported_as_a_clouds_is
     progress = await handle.query("progress", result_type=ClusterUpgradeProgress)
     assert progress.control_plane == "done" and progress.pools[0].status == "failed"
     assert sim_report(simulator, capi)["pdb_violations"] == []
-    httpx.delete(f"{simulator.url}/sim/faults", params={"cluster": capi}).raise_for_status()
+    http.delete(f"{simulator.url}/sim/faults", params={"cluster": capi}).raise_for_status()
     again = await start_upgrade(client, task_queue, capi, node_images={"capi": "v1.31.4"})  # the budget allows it now
     assert (await again.result()).outcome == "succeeded"
     assert "cluster.x-k8s.io/paused" not in (kube_get(simulator, mgmt, md_path)["metadata"].get("annotations") or {})
@@ -167,7 +167,7 @@ async def test_a_budget_that_holds_the_system_upgrade_controllers_drain_is_repor
     assert held, labels  # the pool's other agents wait, as the controller's own label says
     assert all(not node["unschedulable"] for node in nodes(simulator, k3s).values()), "the failed node is back in service"
     assert sim_report(simulator, k3s)["pdb_violations"] == []
-    httpx.delete(f"{simulator.url}/sim/faults", params={"cluster": k3s}).raise_for_status()
+    http.delete(f"{simulator.url}/sim/faults", params={"cluster": k3s}).raise_for_status()
     again = await start_upgrade(client, task_queue, k3s)  # the budget allows it now: the Plan is made anew
     assert (await again.result()).outcome == "succeeded"
     assert {n["version"] for n in nodes(simulator, k3s).values()} == {"v1.31.4+k3s1"}

@@ -17,6 +17,7 @@ from regatta.rules.operation_ids import operation_id, wave_id
 from tests.conftest import set_faults, sim_report
 from tests.integration import conftest as integration
 from tests.integration.conftest import FAST, clock_read_again, clock_reads
+from tests.shared_http import http
 
 UPGRADE = {k: v for k, v in FAST.items()}
 
@@ -278,7 +279,6 @@ async def test_a_node_image_wave_rolls_the_pools_of_clusters_not_on_it_and_count
 
 def load_fleet(simulator, inventory, tag: str, count: int, *, env: str = "dev") -> list[str]:
     """`count` small clusters in one go (one pool of one node, no workloads)."""
-    import httpx
 
     from regatta.formats.fleet_file import FleetSpec
     from regatta.inventory.sweep import records_from_fleet
@@ -287,7 +287,7 @@ def load_fleet(simulator, inventory, tag: str, count: int, *, env: str = "dev") 
     fleet = FleetSpec.model_validate({"clusters": [
         {"name": name, "provider": "eks", "region": "us-east-1", "version": "1.30", "labels": {"env": env, "wave": tag},
          "node_pools": [{"name": "general", "nodes": 1}]} for name in names]})
-    httpx.post(f"{simulator.url}/sim/clusters", json=fleet.model_dump(), timeout=60).raise_for_status()
+    http.post(f"{simulator.url}/sim/clusters", json=fleet.model_dump(), timeout=60).raise_for_status()
     for record in records_from_fleet(fleet):
         inventory.upsert_cluster(record)
     return names
@@ -318,9 +318,8 @@ async def test_a_wave_larger_than_its_history_limit_continues_as_new_and_no_hist
 
 
 def httpx_report(simulator) -> dict:
-    import httpx
 
-    return httpx.get(f"{simulator.url}/sim/report", timeout=60).json()
+    return http.get(f"{simulator.url}/sim/report", timeout=60).json()
 
 
 async def test_a_sigkilled_worker_mid_wave_loses_nothing_and_upgrades_no_cluster_twice(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import httpx
 import pytest
 from temporalio.client import WorkflowFailureError
 
@@ -27,6 +26,7 @@ from tests.integration.conftest import wait_until
 from tests.integration.test_api import api, finished, ticket  # noqa: F401 - the api fixture
 from tests.integration.test_policy_rollout import ClusterApi
 from tests.integration.test_replay import replays
+from tests.shared_http import http
 
 FAST = {"timeout_seconds": 20, "poll_interval_seconds": 0.05, "activity_heartbeat_timeout_seconds": 5}
 
@@ -52,7 +52,7 @@ class Fleet:
         weights = {self.names[s]: 1 for s in sizes}
         fleet = FleetSpec.model_validate({"clusters": specs, "traffic": [{"service": self.app, "weights": weights}]
                                           if traffic else []})
-        httpx.post(f"{self.simulator.url}/sim/clusters", json=fleet.model_dump(), timeout=10).raise_for_status()
+        http.post(f"{self.simulator.url}/sim/clusters", json=fleet.model_dump(), timeout=10).raise_for_status()
         for record in records_from_fleet(fleet):
             self.inventory.upsert_cluster(record)
         self.sweep()
@@ -105,7 +105,7 @@ class Fleet:
 
     def traffic(self) -> dict[str, int]:
         """The weights the traffic manager holds for the application's service."""
-        return httpx.get(f"{self.simulator.url}/traffic/v1/records/{self.app}", timeout=10).json()["weights"]
+        return http.get(f"{self.simulator.url}/traffic/v1/records/{self.app}", timeout=10).json()["weights"]
 
     def shares(self) -> dict[str, int]:
         decision = self.inventory.placement(self.app)

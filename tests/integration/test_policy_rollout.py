@@ -29,6 +29,7 @@ from regatta.sim.policy_engines import crd
 from tests.conftest import set_faults
 from tests.integration import conftest as integration
 from tests.integration.test_replay import replays
+from tests.shared_http import http
 
 FAST = {"timeout_seconds": 20, "poll_interval_seconds": 0.05, "activity_heartbeat_timeout_seconds": 5}
 # CRDs as their charts would create them (the simulator builds the same for its own engines).
@@ -49,18 +50,18 @@ class ClusterApi:
         self.headers = {"Authorization": f"Bearer {simulator.world.api_token}"}
 
     def get(self, path: str) -> httpx.Response:
-        return httpx.get(self.base + path, headers=self.headers, timeout=10)
+        return http.get(self.base + path, headers=self.headers, timeout=10)
 
     def apply(self, path: str, body: dict, manager: str) -> httpx.Response:
-        return httpx.patch(self.base + path, params={"fieldManager": manager}, json=body, timeout=10,
+        return http.patch(self.base + path, params={"fieldManager": manager}, json=body, timeout=10,
                            headers={**self.headers, "Content-Type": "application/apply-patch+yaml"})
 
     def merge(self, path: str, body: dict) -> httpx.Response:
-        return httpx.patch(self.base + path, json=body, timeout=10,
+        return http.patch(self.base + path, json=body, timeout=10,
                            headers={**self.headers, "Content-Type": "application/merge-patch+json"})
 
     def create(self, path: str, body: dict) -> None:
-        response = httpx.post(self.base + path, json=body, headers=self.headers, timeout=10)
+        response = http.post(self.base + path, json=body, headers=self.headers, timeout=10)
         assert response.status_code == 201, response.text
 
 
@@ -386,7 +387,7 @@ async def test_a_failed_cluster_is_retried_while_its_stage_runs_and_the_rollout_
     assert progress.failed == 1 and 'conflict with "kubectl"' in entry(progress, first).detail
     assert entry(progress, slow).status == "applying"  # its stage still runs
     api = ClusterApi(simulator, first)  # whoever made it by hand removes their copy
-    assert httpx.delete(api.base + path, headers=api.headers, timeout=10).status_code == 200
+    assert http.delete(api.base + path, headers=api.headers, timeout=10).status_code == 200
     await handle.execute_update("retry", RetryClusterInput(cluster=first, requested_by="sre-bob"),
                                 result_type=PolicyRolloutProgress)
     result = await asyncio.wait_for(handle.result(), 90)

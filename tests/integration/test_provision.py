@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 from regatta.models import ProvisionClusterInput, ProvisionClusterResult
 from regatta.rules.operation_ids import operation_id
 from tests.conftest import set_faults, sim_report
+from tests.shared_http import http
 
 REGION = {"eks": "us-east-1", "gke": "europe-west4", "aks": "westeurope"}
 
@@ -137,8 +138,6 @@ async def test_a_failure_at_registration_undoes_the_cluster_but_not_the_other_re
     registration is refused, our cloud resources are deleted, and their record is left alone."""
     import asyncio
 
-    import httpx
-
     from regatta.models import ClusterRecord, ProvisionClusterProgress
 
     spec = request("eks")
@@ -153,7 +152,7 @@ async def test_a_failure_at_registration_undoes_the_cluster_but_not_the_other_re
         raise AssertionError('test_provision.py:147: what this loop waited for never came')
     theirs = ClusterRecord(name=spec.name, provider="aks", region="westeurope", environment="prod", control_plane_version="1.30")
     inventory.upsert_cluster(theirs)
-    httpx.delete(f"{simulator.url}/sim/faults", params={"cluster": spec.name}).raise_for_status()
+    http.delete(f"{simulator.url}/sim/faults", params={"cluster": spec.name}).raise_for_status()
 
     failure = await failure_of(handle)
     assert failure.type == "ClusterExists" and "a different cluster named" in failure.message

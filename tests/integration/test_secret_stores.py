@@ -18,6 +18,7 @@ from moto.server import ThreadedMotoServer
 from regatta.api.app import create_app
 from regatta.clouds.secret_stores import SecretStoreError, StoredSecret, resolve
 from regatta.rules import signing
+from tests.shared_http import http
 
 
 @pytest.fixture(scope="module")
@@ -306,7 +307,7 @@ def test_an_eks_clusters_access_key_kept_in_the_store_signs_its_calls_and_a_rota
     connections = ClusterConnections(sim_url=simulator.url)
 
     def signed_with() -> list[str]:
-        found = httpx.get(f"{simulator.url}/sim/requests", params={"cloud": "eks", "path_contains": name}, timeout=10).json()
+        found = http.get(f"{simulator.url}/sim/requests", params={"cloud": "eks", "path_contains": name}, timeout=10).json()
         return [r.get("access_key_id") for r in found["requests"]]
 
     try:
@@ -346,7 +347,7 @@ def test_a_gke_clusters_service_account_key_kept_in_the_store_is_who_calls_and_a
     connections = ClusterConnections(sim_url=simulator.url)
 
     def called_as() -> str | None:
-        found = httpx.get(f"{simulator.url}/sim/requests", params={"cloud": "gke", "path_contains": name}, timeout=10).json()
+        found = http.get(f"{simulator.url}/sim/requests", params={"cloud": "gke", "path_contains": name}, timeout=10).json()
         return found["requests"][-1].get("principal")
 
     try:
@@ -380,7 +381,7 @@ def google_service_account_key(simulator, email: str, *, known: bool = True) -> 
     if known:
         public = private.public_key().public_bytes(serialization.Encoding.PEM,
                                                    serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-        httpx.post(f"{simulator.url}/sim/google/service-account-keys", json={
+        http.post(f"{simulator.url}/sim/google/service-account-keys", json={
             "client_email": email, "private_key_id": kid, "public_key_pem": public}, timeout=10).raise_for_status()
     return json.dumps({
         "type": "service_account", "project_id": "regatta-sim", "private_key_id": kid, "client_email": email,
@@ -401,7 +402,7 @@ def test_google_secret_manager_is_read_with_the_processs_google_credentials_and_
     name = f"projects/regatta-sim/secrets/webhook-{uuid.uuid4().hex[:6]}"
 
     def add(text: str) -> None:
-        httpx.post(f"{simulator.url}/sim/google/secretmanager/versions", json={"secret": name, "data": text},
+        http.post(f"{simulator.url}/sim/google/secretmanager/versions", json={"secret": name, "data": text},
                    timeout=10).raise_for_status()
 
     add("first-value")
@@ -429,14 +430,14 @@ def test_google_secret_manager_is_read_with_the_processs_google_credentials_and_
 def test_vault_kv_version_2_is_read_with_the_processs_token_and_a_new_version_is_used(simulator, monkeypatch):
     """A reference to HashiCorp Vault's KV version 2 (the simulator's stand-in, from Vault's API reference),
     written through Vault's own API and read with VAULT_ADDR and VAULT_TOKEN."""
-    root = httpx.get(f"{simulator.url}/sim/vault/root-token", timeout=10).json()["token"]
+    root = http.get(f"{simulator.url}/sim/vault/root-token", timeout=10).json()["token"]
     address = f"{simulator.url}/sim/vault"
     monkeypatch.setenv("VAULT_ADDR", address)
     monkeypatch.setenv("VAULT_TOKEN", root)
     path = f"regatta/webhook-{uuid.uuid4().hex[:6]}"
 
     def write(data: dict) -> None:
-        httpx.post(f"{address}/v1/secret/data/{path}", json={"data": data}, headers={"X-Vault-Token": root},
+        http.post(f"{address}/v1/secret/data/{path}", json={"data": data}, headers={"X-Vault-Token": root},
                    timeout=10).raise_for_status()
 
     write({"value": "first-value"})
@@ -486,7 +487,7 @@ def test_an_aks_clusters_application_secret_kept_in_the_store_is_who_calls_arm_a
 
     def application(client_id: str, secret: str, *, registered: bool = True) -> str:
         if registered:
-            httpx.post(f"{simulator.url}/sim/entra/applications", json={
+            http.post(f"{simulator.url}/sim/entra/applications", json={
                 "tenant_id": "contoso", "client_id": client_id, "client_secret": secret}, timeout=10).raise_for_status()
         return json.dumps({"tenant_id": "contoso", "client_id": client_id, "client_secret": secret,
                            "subscription_id": SIM_SUBSCRIPTION, "resource_group": SIM_RESOURCE_GROUP,
@@ -500,7 +501,7 @@ def test_an_aks_clusters_application_secret_kept_in_the_store_is_who_calls_arm_a
     connections = ClusterConnections(sim_url=simulator.url)
 
     def called_as() -> str | None:
-        found = httpx.get(f"{simulator.url}/sim/requests", params={"cloud": "aks", "path_contains": name}, timeout=10).json()
+        found = http.get(f"{simulator.url}/sim/requests", params={"cloud": "aks", "path_contains": name}, timeout=10).json()
         return found["requests"][-1].get("principal")
 
     try:
@@ -535,7 +536,7 @@ def test_azure_key_vault_is_read_with_the_processs_azure_credential_and_a_new_ve
     authority_file.write_bytes(base64.b64decode(simulator.world.ca_data))
     host = simulator.kube_url.removeprefix("https://") + "/sim/entra/login"
     client_id = f"reader-{uuid.uuid4().hex[:8]}"
-    httpx.post(f"{simulator.url}/sim/entra/applications", json={
+    http.post(f"{simulator.url}/sim/entra/applications", json={
         "tenant_id": "contoso", "client_id": client_id, "client_secret": "reader-secret"}, timeout=10).raise_for_status()
     for variable, value in {"REQUESTS_CA_BUNDLE": str(authority_file), "AZURE_TENANT_ID": "contoso",
                             "AZURE_CLIENT_ID": client_id, "AZURE_CLIENT_SECRET": "reader-secret",
@@ -546,7 +547,7 @@ def test_azure_key_vault_is_read_with_the_processs_azure_credential_and_a_new_ve
     name = f"webhook-{uuid.uuid4().hex[:6]}"
 
     def set_secret(value: str) -> str:  # Key Vault's SetSecret, as `az keyvault secret set` calls it
-        answer = httpx.put(f"{simulator.kube_url}/sim/keyvault/regatta-kv/secrets/{name}", params={"api-version": "7.5"},
+        answer = http.put(f"{simulator.kube_url}/sim/keyvault/regatta-kv/secrets/{name}", params={"api-version": "7.5"},
                            json={"value": value}, verify=str(authority_file), timeout=10,
                            headers={"Authorization": f"Bearer {writer.get_token('https://vault.azure.net/.default').token}"})
         answer.raise_for_status()

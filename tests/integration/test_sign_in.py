@@ -22,6 +22,7 @@ import pytest
 from regatta.api import identity_provider
 from regatta.api.app import create_app
 from tests.conftest import REGATTA
+from tests.shared_http import http
 
 
 @pytest.fixture
@@ -163,7 +164,7 @@ async def test_the_fleet_view_signs_a_person_in_with_the_authorization_code_flow
     assert "regatta_oidc=" in kept and "HttpOnly" in kept and "samesite=lax" in kept.lower()
 
     # the person signs in at the provider, which sends the browser back with a code
-    signed = httpx.post(str(authorize), data={"sub": who}, timeout=10)
+    signed = http.post(str(authorize), data={"sub": who}, timeout=10)
     assert signed.status_code == 302
     back = httpx.URL(signed.headers["location"])
     # a forged state (another browser's sign-in, or an attacker's) is refused, and nothing starts
@@ -171,7 +172,7 @@ async def test_the_fleet_view_signs_a_person_in_with_the_authorization_code_flow
     assert forged.status_code == 403 and "did not start in this browser" in forged.text
     going = await api.get(start)  # the refusal ended that sign-in: start again
     authorize = httpx.URL(going.headers["location"])
-    back = httpx.URL(httpx.post(str(authorize), data={"sub": who}, timeout=10).headers["location"])
+    back = httpx.URL(http.post(str(authorize), data={"sub": who}, timeout=10).headers["location"])
     arrived = await api.get(f"{back.path}?{back.query.decode()}")
     assert arrived.status_code == 200 and "Signed in" in arrived.text, arrived.text
     assert 'http-equiv="refresh"' in arrived.text
@@ -198,7 +199,7 @@ async def test_a_person_with_no_mapped_group_is_turned_away_from_the_fleet_view(
     login = await api.get("/ui/login")
     start = re.search(r'href="(/ui/login/oidc\?[^"]+)"', login.text)[1].replace("&amp;", "&")
     authorize = httpx.URL((await api.get(start)).headers["location"])
-    back = httpx.URL(httpx.post(str(authorize), data={"sub": who}, timeout=10).headers["location"])
+    back = httpx.URL(http.post(str(authorize), data={"sub": who}, timeout=10).headers["location"])
     refused = await api.get(f"{back.path}?{back.query.decode()}")
     assert refused.status_code == 403 and "none of their groups (finance)" in refused.text
     assert (await api.get("/ui")).status_code == 303  # no session
@@ -245,7 +246,7 @@ async def sign_in_through_the_provider(api, oidc_provider, who: str) -> None:
     login = await api.get("/ui/login")
     start = re.search(r'href="(/ui/login/oidc\?[^"]+)"', login.text)[1].replace("&amp;", "&")
     authorize = httpx.URL((await api.get(start)).headers["location"])
-    back = httpx.URL(httpx.post(str(authorize), data={"sub": who}, timeout=10).headers["location"])
+    back = httpx.URL(http.post(str(authorize), data={"sub": who}, timeout=10).headers["location"])
     arrived = await api.get(f"{back.path}?{back.query.decode()}")
     assert arrived.status_code == 200, arrived.text
 

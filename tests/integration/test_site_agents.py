@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import httpx
 import pytest
 from temporalio.client import Client
 
@@ -24,6 +23,7 @@ from regatta.settings import Settings
 from tests.conftest import eks_cluster, sim_report
 from tests.integration.conftest import start_upgrade, wait_until
 from tests.integration.test_replay import replays
+from tests.shared_http import http
 from workers.main import build_worker
 
 
@@ -32,7 +32,7 @@ def add_site_cluster(simulator, inventory: Inventory, *, site: str, time_scale: 
     # An EKS cluster whose API server has a private endpoint only: the cloud's API is public, the cluster's is not.
     spec = {**eks_cluster(name, pools=1, nodes=2, time_scale=time_scale), "site": site}
     fleet = FleetSpec.model_validate({"clusters": [spec]})
-    httpx.post(f"{simulator.url}/sim/clusters", json=fleet.model_dump(), timeout=10).raise_for_status()
+    http.post(f"{simulator.url}/sim/clusters", json=fleet.model_dump(), timeout=10).raise_for_status()
     for record in records_from_fleet(fleet):
         inventory.upsert_cluster(record)
     return name
@@ -57,9 +57,9 @@ async def test_an_upgrade_of_a_site_cluster_reaches_its_api_only_through_the_sit
 
     # The simulated cloud hands the cluster's credentials to the agent of dc1 alone.
     credentials = f"{simulator.url}/sim/credentials/{cluster}"
-    assert httpx.get(credentials, timeout=10).status_code == 403
-    assert httpx.get(credentials, params={"site": "dc2"}, timeout=10).status_code == 403
-    assert httpx.get(credentials, params={"site": "dc1"}, timeout=10).status_code == 200
+    assert http.get(credentials, timeout=10).status_code == 403
+    assert http.get(credentials, params={"site": "dc2"}, timeout=10).status_code == 403
+    assert http.get(credentials, params={"site": "dc1"}, timeout=10).status_code == 200
     with pytest.raises(CloudError, match="held by the agent of site dc1"):
         ClusterConnections(sim_url=queue_settings.sim_url).api_client(ref)
 

@@ -11,7 +11,6 @@ import time
 import uuid
 
 import boto3
-import httpx
 import pytest
 from botocore.exceptions import ClientError
 from temporalio.client import WorkflowFailureError
@@ -27,6 +26,7 @@ from regatta.models import CloudOperation
 from regatta.rules import readiness
 from tests.conftest import sim_report
 from tests.integration.conftest import start_upgrade
+from tests.shared_http import http
 
 DEFAULT_SUBNETS = ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002", "subnet-0a1b2c3d4e5f60003"]
 
@@ -39,7 +39,7 @@ def tight_subnets() -> list[str]:
 
 def load(simulator, inventory, clusters: list[dict], accounts: dict | None = None) -> None:
     fleet = FleetSpec.model_validate({"clusters": clusters, **({"accounts": accounts} if accounts else {})})
-    httpx.post(f"{simulator.url}/sim/clusters", json=fleet.model_dump(), timeout=30).raise_for_status()
+    http.post(f"{simulator.url}/sim/clusters", json=fleet.model_dump(), timeout=30).raise_for_status()
     for record in records_from_fleet(fleet):
         inventory.upsert_cluster(record)
 
@@ -145,9 +145,9 @@ def test_the_simulated_ec2_refuses_what_ec2_refuses(simulator, inventory):
     assert other.value.response["Error"]["Code"] == "InvalidAction"
     every = ec2.describe_subnets()["Subnets"]
     assert [s["SubnetId"] for s in every] == DEFAULT_SUBNETS and every[0]["AvailabilityZone"] == "eu-west-1a"
-    asked = httpx.get(f"{simulator.url}/sim/requests", params={"cloud": "ec2"}, timeout=10).json()["requests"]
+    asked = http.get(f"{simulator.url}/sim/requests", params={"cloud": "ec2"}, timeout=10).json()["requests"]
     assert asked and all(entry["path"] == "/" for entry in asked)
-    changes = httpx.get(f"{simulator.url}/sim/requests", params={"changes": "true"}, timeout=10).json()["requests"]
+    changes = http.get(f"{simulator.url}/sim/requests", params={"changes": "true"}, timeout=10).json()["requests"]
     assert not [entry for entry in changes if entry["cloud"] == "ec2"]  # EC2's reads are POSTs, never changes
     with pytest.raises(ValueError, match="subnet_addresses names subnets the account does not have"):
         FleetSpec.model_validate({"clusters": [], "accounts": {"eks": {"subnet_addresses": {tight[0]: 5}}}})
@@ -158,12 +158,12 @@ def test_a_network_the_cloud_will_not_describe_is_a_warning_not_a_stop(simulator
     cluster, accounts = eks_with(tight, pool("apps", 1, subnets=tight), sizes=(251, 251))
     load(simulator, inventory, [cluster], accounts)
     # the role may not read subnets: EC2 says UnauthorizedOperation to every DescribeSubnets until it may again
-    httpx.post(f"{simulator.url}/sim/ec2-denied", json={"denied": True}, timeout=10).raise_for_status()
+    http.post(f"{simulator.url}/sim/ec2-denied", json={"denied": True}, timeout=10).raise_for_status()
     try:
         report = readiness_check.check_one(ClusterConnections(sim_url=simulator.url), inventory.get_cluster(cluster["name"]),
                                            "1.33")
     finally:
-        httpx.post(f"{simulator.url}/sim/ec2-denied", json={"denied": False}, timeout=10).raise_for_status()
+        http.post(f"{simulator.url}/sim/ec2-denied", json={"denied": False}, timeout=10).raise_for_status()
     [unread] = [finding for finding in report.findings if finding.id == "unreadable:surge_room"]
     assert unread.severity == "warning" and "UnauthorizedOperation" in unread.summary, unread
     assert "ec2:DescribeSubnets" in unread.what_to_do

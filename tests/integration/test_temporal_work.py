@@ -7,11 +7,10 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-import httpx
-
 from regatta.models import ClusterUpgradeProgress
 from tests.conftest import WorkerProcess, sim_report
 from tests.integration.conftest import start_upgrade
+from tests.shared_http import http
 from workers.main import build_worker
 
 
@@ -116,7 +115,7 @@ async def test_a_worker_killed_inside_an_upgrade_step_leaves_one_cloud_operation
         result = await handle.result()
 
     assert result.outcome == "succeeded"
-    operations = httpx.get(f"{simulator.url}/sim/operations", timeout=10).json()["operations"]
+    operations = http.get(f"{simulator.url}/sim/operations", timeout=10).json()["operations"]
     mine = Counter((o["type"], o["node_pool"]) for o in operations if o["cluster"] == cluster)
     # the control plane, kube-proxy's add-on update and two pools, each once
     assert set(mine.values()) == {1} and len(mine) == 4 and ("AddonUpdate", None) in mine, mine

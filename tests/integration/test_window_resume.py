@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import httpx
-
 from regatta.models import ClusterUpgradeProgress
 from tests.conftest import WorkerProcess, set_faults, sim_report
 from tests.integration.conftest import clock_read_again, clock_reads, start_upgrade, wait_until
 from tests.integration.test_replay import replays
+from tests.shared_http import http
 from workers.main import build_worker
 
 # Mondays and Tuesdays 01:00-02:00 UTC.
@@ -32,7 +31,7 @@ async def test_a_window_that_closes_mid_upgrade_pauses_it_consistent_and_it_resu
         reads = await clock_reads(handle)
         sim_clock(now="2026-12-07T02:30:00+00:00")  # the window has closed
         await clock_read_again(handle, reads)  # the upgrade has read the moved clock since
-        httpx.delete(f"{simulator.url}/sim/faults", params={"cluster": cluster}).raise_for_status()
+        http.delete(f"{simulator.url}/sim/faults", params={"cluster": cluster}).raise_for_status()
 
         waiting = await wait_until(handle, lambda p: p.phase == "waiting_window", "waited for the window")
         assert waiting.window_opens == datetime(2026, 12, 8, 1, 0, tzinfo=UTC)  # Tuesday's window

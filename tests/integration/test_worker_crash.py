@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
-
 from regatta.models import ClusterUpgradeProgress
 from tests.conftest import WorkerProcess, set_faults, sim_report
 from tests.integration.conftest import start_upgrade
+from tests.shared_http import http
 from workers.main import build_worker
 
 
@@ -34,7 +33,7 @@ async def test_upgrade_survives_a_worker_killed_mid_drain(client, task_queue, qu
 
     # The cluster stays exactly as the dead worker left it: a cordoned, half-drained node.
     assert any(v["unschedulable"] and v["pods"] > 0 for v in sim_report(simulator, cluster)["clusters"][cluster]["nodes"].values())
-    httpx.delete(f"{simulator.url}/sim/faults", params={"cluster": cluster}).raise_for_status()
+    http.delete(f"{simulator.url}/sim/faults", params={"cluster": cluster}).raise_for_status()
 
     async with build_worker(client, queue_settings):
         result = await handle.result()
