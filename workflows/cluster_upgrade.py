@@ -160,8 +160,9 @@ class ClusterUpgrade:
     @resume.validator
     def validate_resume(self, request: ResumeInput) -> None:
         refuse_when_ended(self.state.phase, ended=ENDED, verb="resume", what="upgrade")
-        if not self.state.paused:
-            raise ApplicationError("the upgrade is not paused; there is nothing to resume", type=ErrorType.NOT_PAUSED)
+        if not self.state.paused or self.state.abort_requested:  # an abort is not undone by a resume
+            raise ApplicationError("the upgrade is not paused (or is stopping); there is nothing to resume",
+                                   type=ErrorType.ABORT_REQUESTED if self.state.abort_requested else ErrorType.NOT_PAUSED)
 
     @workflow.update
     async def approve(self, request: ApproveInput) -> ClusterUpgradeProgress:
@@ -429,8 +430,7 @@ class ClusterUpgrade:
             def gating() -> None:
                 self.state.control_plane = "done"
                 self.state.step = f"health gate after {after}"
-            if not await self._upgrade_step(self._token("cp"), after=after, on_gate=gating):
-                return  # an abort held the controller's rollout (the control plane shows "stopped")
+            await self._upgrade_step(self._token("cp"), after=after, on_gate=gating)
         else:
             await self.calls.cloud_operation(
                 Activity.START_CONTROL_PLANE_UPGRADE,

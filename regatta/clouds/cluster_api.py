@@ -15,7 +15,6 @@ object rolling; resume takes it off (docs/cloud-conformance.md C1–C9).
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +33,9 @@ CORE = ("cluster.x-k8s.io", "v1beta1")
 CONTROL_PLANE = ("controlplane.cluster.x-k8s.io", "v1beta1")
 PAUSED = "cluster.x-k8s.io/paused"
 STOPPING = "regatta.dev/stopping"  # an abort's mark: the rollout is held and the step ends once nothing is in flight
+PAUSED_BY = "regatta.dev/paused-by"  # set beside Cluster API's paused annotation when Regatta put it there
+HELD = {PAUSED: "true", PAUSED_BY: "regatta"}
+LET_GO = {PAUSED: None, PAUSED_BY: None, STOPPING: None}
 CLUSTER_NAME_LABEL = "cluster.x-k8s.io/cluster-name"
 MERGE = "application/merge-patch+json"
 
@@ -165,13 +167,12 @@ class ClusterApiProvider:
         operation = CloudOperation(id=own_hardware.operation_id("KubeadmControlPlane", name, release), cluster=cluster.name,
                                    kind="control_plane_upgrade")
         if kcp["spec"].get("version") == release and not own_hardware.control_plane_rolling(kcp):
+            self._let_go(cluster, CONTROL_PLANE, "kubeadmcontrolplanes", kcp)
             return operation.model_copy(update={"status": "succeeded"})
         if kcp["spec"].get("version") != release:
             self._patch(cluster, CONTROL_PLANE, "kubeadmcontrolplanes", name, {
                 "spec": {"version": release, "machineTemplate": {"nodeDrainTimeout": None}}})
-        if own_hardware.paused(kcp):  # started again after Regatta held it (a failure, an abort): it goes on
-            self._patch(cluster, CONTROL_PLANE, "kubeadmcontrolplanes", name, {"metadata": {"annotations": {
-                PAUSED: None, STOPPING: None}}})
+        self._let_go(cluster, CONTROL_PLANE, "kubeadmcontrolplanes", kcp)
         return operation
 
     def start_node_pool_upgrade(self, cluster: ClusterRef, *, node_pool: str, version: str, request_token: str,
@@ -190,36 +191,39 @@ class ClusterApiProvider:
             wanted["infrastructureRef"] = {**spec.get("infrastructureRef", {}), "name": template}
         moved = spec.get("version") == release and (not template or spec.get("infrastructureRef", {}).get("name") == template)
         if moved and own_hardware.machine_deployment_done(md):
+            self._let_go(cluster, CORE, "machinedeployments", md)
             return operation.model_copy(update={"status": "succeeded"})
         if not moved or spec.get("nodeDrainTimeout"):
             self._patch(cluster, CORE, "machinedeployments", node_pool, {"spec": {"template": {"spec": wanted}}})
-        if own_hardware.paused(md):  # started again after Regatta held it (a budget, an abort): it goes on
-            self._patch(cluster, CORE, "machinedeployments", node_pool, {"metadata": {"annotations": {
-                PAUSED: None, STOPPING: None}}})
+        self._let_go(cluster, CORE, "machinedeployments", md)
         return operation
+
+    def _let_go(self, cluster: ClusterRef, group: tuple[str, str], plural: str, body: dict[str, Any]) -> None:
+        """Started again after Regatta held it (a budget, an abort): Regatta's own hold and marks come off; a pause
+        someone else set stays (and the rollout waits for them)."""
+        annotations = (body.get("metadata") or {}).get("annotations") or {}
+        if PAUSED_BY in annotations or STOPPING in annotations:
+            mine = LET_GO if PAUSED_BY in annotations else {STOPPING: None}
+            self._patch(cluster, group, plural, body["metadata"]["name"], {"metadata": {"annotations": mine}})
 
     def poll_operation(self, cluster: ClusterRef, operation: CloudOperation) -> CloudOperation:
         if operation.status != "in_progress":
             return operation
         kind, name, release, drain_timeout = own_hardware.parse_operation_id(operation.id)
-        if kind == "KubeadmControlPlane":
+        if kind == "KubeadmControlPlane":  # its step runs to its end: never held (workflows/pieces/controller_rollout.py)
             kcp = self._get(cluster, CONTROL_PLANE, "kubeadmcontrolplanes", name)
-            if own_hardware.stopping(kcp) and not own_hardware.control_plane_machines_moving(
-                    self._machines(cluster, f"{CLUSTER_NAME_LABEL}={cluster.management.cluster if cluster.management else ''},"
-                                            "cluster.x-k8s.io/control-plane")):
-                return operation.model_copy(update={"status": "stopped"})
             if kcp["spec"].get("version") == release and not own_hardware.control_plane_rolling(kcp):
                 return operation.model_copy(update={"status": "succeeded"})
             return operation
         md = self._get(cluster, CORE, "machinedeployments", name)
+        if md["spec"]["template"]["spec"].get("version") == release and own_hardware.machine_deployment_done(md):
+            return operation.model_copy(update={"status": "succeeded"})  # done, whatever a late hold says
         machines = self._machines(cluster, f"cluster.x-k8s.io/deployment-name={name}")
         if own_hardware.stopping(md) and not own_hardware.machines_moving(machines):
             return operation.model_copy(update={"status": "stopped"})
-        if md["spec"]["template"]["spec"].get("version") == release and own_hardware.machine_deployment_done(md):
-            return operation.model_copy(update={"status": "succeeded"})
         held = own_hardware.drain_held_longer_than(machines, drain_timeout or 0.0, now=datetime.now(UTC))
         if held and not own_hardware.paused(md):
-            self._patch(cluster, CORE, "machinedeployments", name, {"metadata": {"annotations": {PAUSED: "true"}}})
+            self._patch(cluster, CORE, "machinedeployments", name, {"metadata": {"annotations": HELD}})
         if held:
             return operation.model_copy(update={"status": "failed", "errors": [
                 f"PodEvictionFailure: {line}" for line in held] + [
@@ -228,19 +232,23 @@ class ClusterApiProvider:
         return operation
 
     def hold_rollout(self, cluster: ClusterRef, *, node_pool: str | None, hold: bool, stop: bool = False) -> str:
-        """Pause (or resume) what rolls: the control plane's KubeadmControlPlane or the pool's MachineDeployment, by
-        Cluster API's own annotation; an abort marks it to stop once nothing is in flight."""
-        group, plural, name = (CORE, "machinedeployments", node_pool) if node_pool else (
-            CONTROL_PLANE, "kubeadmcontrolplanes", self._control_plane_name(cluster))
-        annotations: dict[str, Any] = {PAUSED: "true"} if hold else {PAUSED: None, STOPPING: None}
+        """Pause (or resume) a pool's MachineDeployment by Cluster API's own annotation, marked as Regatta's (a pause
+        someone else set is left alone); an abort marks it to stop once no Machine is being made or deleted. The
+        control plane is never held: a KubeadmControlPlane paused mid scale-down keeps its deleting Machine."""
+        if node_pool is None:
+            return "the control plane's rollout runs to its end (a KubeadmControlPlane is not paused mid-rollout)"
+        md = self._get(cluster, CORE, "machinedeployments", node_pool)
+        annotations: dict[str, Any] = dict(HELD) if hold else {}
+        if not hold:
+            self._let_go(cluster, CORE, "machinedeployments", md)
+            return f"MachineDeployment {node_pool} resumed ({PAUSED} removed)"
         if stop:
-            annotations[STOPPING] = str(int(time.time()))
-        self._patch(cluster, group, plural, name, {"metadata": {"annotations": annotations}})
-        kind = "MachineDeployment" if node_pool else "KubeadmControlPlane"
+            annotations[STOPPING] = "true"
+        self._patch(cluster, CORE, "machinedeployments", node_pool, {"metadata": {"annotations": annotations}})
         if stop:
-            return (f"Cluster API's {kind} {name} is left paused ({PAUSED}) where it stood: take the annotation off to let"
-                    " it finish, or start the upgrade again")
-        return f"{kind} {name} {'paused' if hold else 'resumed'} ({PAUSED} {'set' if hold else 'removed'})"
+            return (f"Cluster API's MachineDeployment {node_pool} is left paused ({PAUSED}) where it stood: take the"
+                    " annotation off to let it finish, or start the upgrade again")
+        return f"MachineDeployment {node_pool} paused ({PAUSED} set)"
 
     # ------------------------------------------------------------------ what Regatta does not do here
 

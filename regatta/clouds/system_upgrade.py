@@ -168,15 +168,26 @@ class SystemUpgradeProvider:
         name = own_hardware.plan_name(node_pool)
         operation = CloudOperation(id=f"suc:{name}:{version}", cluster=cluster.name, kind=kind, node_pool=node_pool)
         existing = self._plan(cluster, name)
+        servers = self._plan(cluster, own_hardware.SERVER_PLAN) if node_pool is not None else None
+        pinned = ((servers or {}).get("spec") or {}).get("version")
+        if node_pool is not None and node_image is None and pinned and own_hardware.minor_of(pinned) == version:
+            release = {"version": pinned}  # the agents on the servers' very release (what k3s-upgrade's prepare checks)
         wanted = own_hardware.plan(node_pool=node_pool, selector=selector, release=release, distribution=distribution,
-                                   drain_timeout_seconds=drain_timeout_seconds, attempt=request_token)
+                                   drain_timeout_seconds=drain_timeout_seconds, attempt=request_token,
+                                   after_servers=servers is not None)
         if existing is not None and self._done(cluster, existing, version, nodes):
+            self._pin(cluster, existing)
             return operation.model_copy(update={"status": "succeeded"})
         if existing is not None and (own_hardware.plan_failure(existing) or own_hardware.stopping(existing)
                                      or self._held(existing, nodes)):
-            # started again after a failed Job, a hold or an abort: the Plan is made anew (its failed Jobs go with
-            # it, as the controller deletes a Plan's Jobs), and the nodes it held are let go once it stands
+            # started again after a failed Job, a hold or an abort: the Plan is made anew, its Jobs deleted first (the
+            # controller would otherwise find a failed one again), and the nodes it held let go once it stands
             self._call(cluster, f"delete Plan {name}", self._objects(cluster).delete_namespaced_custom_object, *PLANS, name)
+            batch = k8s.BatchV1Api(self._api_clients(cluster))
+            for job in self._call(cluster, f"list Plan {name}'s Jobs", batch.list_namespaced_job, own_hardware.SUC_NAMESPACE,
+                                  label_selector=f"upgrade.cattle.io/plan={name}").items:
+                self._call(cluster, f"delete Job {job.metadata.name}", batch.delete_namespaced_job, job.metadata.name,
+                           own_hardware.SUC_NAMESPACE, propagation_policy="Background")
             existing = None
         if existing is None:
             self._call(cluster, "create Plan", self._objects(cluster).create_namespaced_custom_object, *PLANS[:3],
@@ -187,6 +198,22 @@ class SystemUpgradeProvider:
                        name, {"spec": {**wanted["spec"], **{k: None for k in existing.get("spec") or {}
                                                             if k not in wanted["spec"]}}}, _content_type=MERGE)
         return operation
+
+    def _pin(self, cluster: ClusterRef, plan: dict[str, Any]) -> None:
+        """A Plan done on a channel is pinned to the release it resolved: left on the channel, the controller would
+        upgrade every node again when the channel moves, outside any window, without Regatta."""
+        spec, latest = plan.get("spec") or {}, (plan.get("status") or {}).get("latestVersion")
+        if spec.get("channel") and latest:
+            self._call(cluster, f"pin Plan {plan['metadata']['name']}", self._objects(cluster).patch_namespaced_custom_object,
+                       *PLANS, plan["metadata"]["name"], {"spec": {"channel": None,
+                                                                   "version": own_hardware.release_of(latest)}},
+                       _content_type=MERGE)
+
+    @staticmethod
+    def _named(nodes: list[Any], hostnames: list[str]) -> list[str]:
+        """The controller lists the nodes applying by their `kubernetes.io/hostname` label: their names."""
+        by_host = {(n.metadata.labels or {}).get("kubernetes.io/hostname", n.metadata.name): n.metadata.name for n in nodes}
+        return [by_host.get(host, host) for host in hostnames]
 
     def _held(self, plan: dict[str, Any], nodes: list[Any]) -> bool:
         label = f"plan.upgrade.cattle.io/{plan['metadata']['name']}"
@@ -217,16 +244,18 @@ class SystemUpgradeProvider:
         _, name, target = operation.id.split(":", 2)
         plan = self._plan(cluster, name)
         if plan is None:
-            return operation.model_copy(update={"status": "stopped" if operation.id else "failed"})
+            return operation.model_copy(update={"status": "failed", "errors": [
+                f"the Plan {name} is gone: deleted outside this upgrade; start the upgrade again"]})
         nodes = self._nodes(cluster)
         status = plan.get("status") or {}
+        if self._done(cluster, plan, target, nodes):
+            self._pin(cluster, plan)
+            return operation.model_copy(update={"status": "succeeded"})
         if own_hardware.stopping(plan) and not status.get("applying"):
             # the Plan first: a node let go while it still stood would be picked up by it again
             self._call(cluster, f"delete Plan {name}", self._objects(cluster).delete_namespaced_custom_object, *PLANS, name)
             self._label(cluster, self._selected(nodes, plan), name, only_value=own_hardware.DISABLED, value=None)
             return operation.model_copy(update={"status": "stopped"})
-        if self._done(cluster, plan, target, nodes):
-            return operation.model_copy(update={"status": "succeeded"})
         failure = own_hardware.plan_failure(plan)
         if failure is None:
             return operation
@@ -236,12 +265,13 @@ class SystemUpgradeProvider:
         """Say what holds the failed node (its pods, and the budgets that allow no disruption), hold the pool's
         other nodes, and put the node the Job left cordoned back into service."""
         name = plan["metadata"]["name"]
-        failed = [n for n in (plan.get("status") or {}).get("applying") or []]
+        failed = self._named(nodes, list((plan.get("status") or {}).get("applying") or []))
         lines = [f"PodEvictionFailure: {failure}"] if "evict" in failure or "Deadline" in failure else [failure]
         for node in failed:
             lines += self._what_holds(cluster, node)
+        # every node not done is held, the failed one too (the controller would otherwise try it again unattended)
         held = self._label(cluster, self._selected(nodes, plan), name, only_value=None, value=own_hardware.DISABLED,
-                           skip=set(failed) | {n.metadata.name for n in nodes if (n.metadata.labels or {}).get(
+                           skip={n.metadata.name for n in nodes if (n.metadata.labels or {}).get(
                                f"plan.upgrade.cattle.io/{name}") == (plan.get("status") or {}).get("latestHash")})
         for node in failed:
             self._call(cluster, f"uncordon node {node}", self._core(cluster).patch_node, node, {"spec": {"unschedulable": False}})
@@ -279,9 +309,17 @@ class SystemUpgradeProvider:
         nodes = self._selected(self._nodes(cluster), plan)
         status = plan.get("status") or {}
         if hold:
-            skip = set(status.get("applying") or []) | {n.metadata.name for n in nodes if (n.metadata.labels or {}).get(
-                f"plan.upgrade.cattle.io/{name}") == status.get("latestHash")}
+            skip = set(self._named(nodes, list(status.get("applying") or []))) | {
+                n.metadata.name for n in nodes if (n.metadata.labels or {}).get(
+                    f"plan.upgrade.cattle.io/{name}") == status.get("latestHash")}
             held = self._label(cluster, nodes, name, only_value=None, value=own_hardware.DISABLED, skip=skip)
+            # a node the controller began between the read and the labels is let go again (its Job must finish)
+            now = self._plan(cluster, name) or plan
+            started = set(self._named(nodes, list((now.get("status") or {}).get("applying") or []))) & set(held)
+            if started:
+                self._label(cluster, [n for n in nodes if n.metadata.name in started], name,
+                            only_value=own_hardware.DISABLED, value=None)
+                held = [n for n in held if n not in started]
         else:
             held = self._label(cluster, nodes, name, only_value=own_hardware.DISABLED, value=None)
         if stop:

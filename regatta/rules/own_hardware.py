@@ -6,6 +6,7 @@ mean, or builds what Regatta writes (docs/cloud-conformance.md C1–C9, U1–U8 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -129,10 +130,13 @@ def drain_held_longer_than(machines: Iterable[dict[str, Any]], seconds: float, *
     """Each Machine whose drain a budget has held for `seconds` or more, with what Cluster API says holds it."""
     held = []
     for machine in machines:
+        # when the drain began: status.deletion.nodeDrainStartTime, as Cluster API's own timeout reads it (the
+        # condition's lastTransitionTime moves whenever its message does); the condition's, where there is none
+        began = ((machine.get("status") or {}).get("deletion") or {}).get("nodeDrainStartTime")
         for condition in (machine.get("status") or {}).get("conditions") or []:
             if condition.get("type") != "DrainingSucceeded" or condition.get("status") != "False":
                 continue
-            since = _timestamp(str(condition.get("lastTransitionTime", "")))
+            since = _timestamp(str(began or condition.get("lastTransitionTime", "")))
             if since is None or (now - since).total_seconds() < seconds:
                 continue
             node = ((machine.get("status") or {}).get("nodeRef") or {}).get("name", "?")
@@ -193,7 +197,19 @@ def suc_release(target_minor: str, named: str | None, distribution: str) -> dict
 
 
 def plan_name(node_pool: str | None) -> str:
-    return SERVER_PLAN if node_pool is None else f"regatta-{node_pool}"[:63].rstrip("-")
+    """`regatta-server`, or `regatta-pool-<pool>-<digest>` (a DNS label whatever the pool label says, and never the
+    servers' Plan nor another pool's, however long or odd the pool's name)."""
+    if node_pool is None:
+        return SERVER_PLAN
+    shown = re.sub(r"[^a-z0-9-]+", "-", node_pool.lower()).strip("-")[:40].strip("-") or "pool"
+    return f"regatta-pool-{shown}-{hashlib.sha256(node_pool.encode()).hexdigest()[:6]}"
+
+
+def release_of(latest_version: str) -> str:
+    """A Plan's status.latestVersion as the release it is ("v1.31.4-k3s1" → "v1.31.4+k3s1": the controller writes
+    "+" as "-" for an image tag)."""
+    found = re.match(r"^(v\d+\.\d+\.\d+)-(k3s\d+|rke2r\d+)$", latest_version)
+    return f"{found[1]}+{found[2]}" if found else latest_version
 
 
 def plan_selector(node_pool: str | None, pool_label: str | None, other_pool_labels: Sequence[str] = ()) -> dict[str, Any]:
@@ -201,7 +217,8 @@ def plan_selector(node_pool: str | None, pool_label: str | None, other_pool_labe
     with no pool label is every agent without one)."""
     if node_pool is None:
         return {"matchExpressions": [{"key": CONTROL_PLANE_LABEL, "operator": "In", "values": ["true"]}]}
-    expressions: list[dict[str, Any]] = [{"key": CONTROL_PLANE_LABEL, "operator": "DoesNotExist"}]
+    expressions: list[dict[str, Any]] = [{"key": CONTROL_PLANE_LABEL, "operator": "DoesNotExist"},
+                                         {"key": "node-role.kubernetes.io/master", "operator": "DoesNotExist"}]
     if pool_label:
         expressions.append({"key": pool_label, "operator": "In", "values": [node_pool]})
     else:
@@ -210,10 +227,11 @@ def plan_selector(node_pool: str | None, pool_label: str | None, other_pool_labe
 
 
 def plan(*, node_pool: str | None, selector: dict[str, Any], release: dict[str, str], distribution: str,
-         drain_timeout_seconds: float | None, attempt: str) -> dict[str, Any]:
+         drain_timeout_seconds: float | None, attempt: str, after_servers: bool = True) -> dict[str, Any]:
     """The Plan Regatta writes. Servers: one at a time, cordoned (k3s's own example). A pool's agents: one at a
-    time, after the servers, drained through the eviction API (never --disable-eviction, never --force), the drain
-    given the upgrade's drain timeout and the Job that long and the upgrade's allowance."""
+    time, after the servers when their Plan stands (`after_servers`), drained through the eviction API (never
+    --disable-eviction, never --force), the drain given the upgrade's drain timeout and the Job that long and the
+    upgrade's allowance."""
     image = UPGRADE_IMAGES[distribution]
     spec: dict[str, Any] = {"concurrency": 1, "nodeSelector": selector, "serviceAccountName": "system-upgrade",
                             "upgrade": {"image": image}, **release}
@@ -221,7 +239,8 @@ def plan(*, node_pool: str | None, selector: dict[str, Any], release: dict[str, 
         spec["cordon"] = True
     else:
         timeout = int(drain_timeout_seconds or 900)
-        spec["prepare"] = {"image": image, "args": ["prepare", SERVER_PLAN]}
+        if after_servers:
+            spec["prepare"] = {"image": image, "args": ["prepare", SERVER_PLAN]}
         spec["drain"] = {"force": False, "disableEviction": False, "ignoreDaemonSets": True, "deleteEmptydirData": True,
                          "timeout": f"{timeout}s"}
         spec["jobActiveDeadlineSecs"] = timeout + UPGRADE_ALLOWANCE_SECONDS

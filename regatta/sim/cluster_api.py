@@ -537,6 +537,7 @@ def publish(world: World, managed: Managed) -> None:
                          "infrastructureRef": {"kind": managed.infrastructure, "name": node.image}},
                 "status": {"phase": "Deleting" if drain is not None else "Running" if up else "Provisioning",
                            **({"nodeRef": {"kind": "Node", "name": node.name}} if up else {}),
+                           **({"deletion": {"nodeDrainStartTime": drain.started}} if drain is not None else {}),
                            "conditions": conditions}})
     for (api, plural, namespace, name) in list(management.objects):
         if api == CORE and plural == "machines" and namespace == managed.namespace and name not in names and \

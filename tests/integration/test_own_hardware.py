@@ -15,6 +15,7 @@ from temporalio.client import WorkflowFailureError
 from regatta.formats.fleet_file import FleetSpec
 from regatta.inventory.sweep import records_from_fleet
 from regatta.models import ClusterUpgradeProgress, PatchWaveInput, PatchWaveResult
+from regatta.rules import own_hardware
 from regatta.rules.operation_ids import wave_id
 from tests.conftest import WorkerProcess, eks_cluster, set_faults, sim_report
 from tests.integration.conftest import FAST, start_upgrade
@@ -22,6 +23,7 @@ from tests.integration.test_replay import replays
 from tests.shared_http import http
 from workers.main import build_worker
 
+AGENTS = own_hardware.plan_name("agents")  # the Plan of the k3s clusters' pool "agents"
 SHOP = [{"name": "web", "namespace": "shop", "replicas": 3, "pdb": {"min_available": 2}},
         {"name": "api", "namespace": "shop", "replicas": 2, "pdb": {"max_unavailable": 1}}]
 
@@ -102,9 +104,11 @@ async def test_a_k3s_cluster_is_upgraded_by_its_plans_servers_first_then_agents_
     assert all(node["version"] == "v1.31.4+k3s1" for node in now.values()), now  # the channel's newest 1.31 release
     plans = {p["metadata"]["name"]: p for p in kube_get(
         simulator, k3s, "/apis/upgrade.cattle.io/v1/namespaces/system-upgrade/plans")["items"]}
-    assert set(plans) == {"regatta-server", "regatta-agents"}
-    server, agents = plans["regatta-server"]["spec"], plans["regatta-agents"]["spec"]
-    assert server["channel"] == "https://update.k3s.io/v1-release/channels/v1.31" and server["cordon"] is True
+    assert set(plans) == {"regatta-server", AGENTS}
+    server, agents = plans["regatta-server"]["spec"], plans[AGENTS]["spec"]
+    # asked on the minor's channel, then pinned to what it resolved: a channel left on would upgrade again unattended
+    assert "channel" not in server and server["version"] == "v1.31.4+k3s1" and server["cordon"] is True
+    assert agents["version"] == "v1.31.4+k3s1"  # the servers' very release, which the agents' prepare step checks
     assert agents["prepare"]["args"] == ["prepare", "regatta-server"]
     assert agents["drain"]["disableEviction"] is False and agents["drain"]["force"] is False
     assert agents["drain"]["timeout"] == "10s"  # the upgrade's drain timeout
@@ -163,7 +167,7 @@ async def test_a_budget_that_holds_the_system_upgrade_controllers_drain_is_repor
     said = str(failure.value.cause)
     assert "PodEvictionFailure" in said and "PodDisruptionBudget shop/web-pdb" in said, said
     labels = {name: node["labels"] for name, node in nodes(simulator, k3s).items()}
-    held = [name for name, node_labels in labels.items() if node_labels.get("plan.upgrade.cattle.io/regatta-agents") == "disabled"]
+    held = [name for name, node_labels in labels.items() if node_labels.get(f"plan.upgrade.cattle.io/{AGENTS}") == "disabled"]
     assert held, labels  # the pool's other agents wait, as the controller's own label says
     assert all(not node["unschedulable"] for node in nodes(simulator, k3s).values()), "the failed node is back in service"
     assert sim_report(simulator, k3s)["pdb_violations"] == []
@@ -217,7 +221,7 @@ async def test_abort_of_a_k3s_pool_lets_the_node_in_flight_finish_then_removes_t
     _, _, k3s = own_fleet(simulator, inventory, k3s_nodes=4, time_scale=0.02)
     handle = await start_upgrade(client, task_queue, k3s, cloud_operation_timeout_seconds=300)
     plans = "/apis/upgrade.cattle.io/v1/namespaces/system-upgrade/plans"
-    await wait_until(lambda: any(p["metadata"]["name"] == "regatta-agents" and p.get("status", {}).get("applying")
+    await wait_until(lambda: any(p["metadata"]["name"] == AGENTS and p.get("status", {}).get("applying")
                                  for p in kube_get(simulator, k3s, plans)["items"]), timeout=120, what="an agent applying")
     await handle.execute_update("abort", {"requested_by": "sre", "reason": "change freeze"})
     result = await handle.result()

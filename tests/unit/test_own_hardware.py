@@ -88,6 +88,9 @@ def test_the_plans_regatta_writes_follow_rancher_s_pattern_and_never_force_a_dra
                                distribution="rke2", release={"version": "v1.31.4+rke2r1"}, drain_timeout_seconds=600,
                                attempt="t")
     assert agents["spec"]["upgrade"]["image"] == "rancher/rke2-upgrade"
+    assert agents["metadata"]["name"] == own_hardware.plan_name("agents") != own_hardware.plan_name("server") != "regatta-server"
+    assert own_hardware.plan_name("Edge_GPU.") .startswith("regatta-pool-edge-gpu-")  # a DNS label, whatever the pool label
+    assert own_hardware.release_of("v1.31.4-k3s1") == "v1.31.4+k3s1"
     assert agents["spec"]["prepare"]["args"] == ["prepare", "regatta-server"]
     assert agents["spec"]["drain"] == {"force": False, "disableEviction": False, "ignoreDaemonSets": True,
                                        "deleteEmptydirData": True, "timeout": "600s"}
@@ -97,6 +100,7 @@ def test_the_plans_regatta_writes_follow_rancher_s_pattern_and_never_force_a_dra
     assert not own_hardware.selects(selector, {"regatta.dev/node-pool": "agents",
                                                "node-role.kubernetes.io/control-plane": "true"})
     assert not own_hardware.selects(selector, {"regatta.dev/node-pool": "gpu"})
+    assert not own_hardware.selects(selector, {"regatta.dev/node-pool": "agents", "node-role.kubernetes.io/master": "true"})
     unlabelled = own_hardware.plan_selector("default", None, ["regatta.dev/node-pool", "node-pool"])
     assert own_hardware.selects(unlabelled, {}) and not own_hardware.selects(unlabelled, {"node-pool": "x"})
 
