@@ -185,7 +185,7 @@ async def test_what_the_simulator_does_not_serve_is_a_status_not_a_crash(kube, s
     wrong_verb = httpx.put(f"{server}/api/v1/nodes/anything", headers=token, verify=trust, json={})
     assert wrong_verb.status_code == 405 and wrong_verb.json()["kind"] == "Status"
     assert wrong_verb.json()["reason"] == "MethodNotAllowed"
-    nonsense = http.patch(f"{server}/api/v1/namespaces/shop/configmaps/x", headers={**token, "Content-Type": "text/plain"},
+    nonsense = httpx.patch(f"{server}/api/v1/namespaces/shop/configmaps/x", headers={**token, "Content-Type": "text/plain"},
                            verify=trust, content=b"not json")
     assert nonsense.status_code in (400, 404, 415) and nonsense.json()["kind"] == "Status"
 

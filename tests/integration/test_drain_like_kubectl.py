@@ -7,13 +7,13 @@ with matchExpressions is read whole."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 import yaml
 from temporalio.client import WorkflowFailureError
 
 from tests.conftest import set_faults, sim_report
 from tests.integration.conftest import start_upgrade
-from tests.shared_http import http
 
 SHOP = [{"name": "checkout", "namespace": "shop", "replicas": 3, "pdb": {"min_available": 2}}]
 
@@ -27,7 +27,7 @@ def apply_budget(simulator, cluster: str, namespace: str, name: str, spec: dict)
     """A PodDisruptionBudget applied as `kubectl apply --server-side` would."""
     manifest = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": name, "namespace": namespace},
                 "spec": spec}
-    response = http.patch(
+    response = httpx.patch(
         f"{simulator.world.kube_url}/k8s/{cluster}/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/{name}",
         params={"fieldManager": "tests"}, content=yaml.safe_dump(manifest), verify=False,
         headers={"Authorization": f"Bearer {simulator.world.api_token}", "Content-Type": "application/apply-patch+yaml"})

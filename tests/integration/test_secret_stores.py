@@ -547,7 +547,7 @@ def test_azure_key_vault_is_read_with_the_processs_azure_credential_and_a_new_ve
     name = f"webhook-{uuid.uuid4().hex[:6]}"
 
     def set_secret(value: str) -> str:  # Key Vault's SetSecret, as `az keyvault secret set` calls it
-        answer = http.put(f"{simulator.kube_url}/sim/keyvault/regatta-kv/secrets/{name}", params={"api-version": "7.5"},
+        answer = httpx.put(f"{simulator.kube_url}/sim/keyvault/regatta-kv/secrets/{name}", params={"api-version": "7.5"},
                            json={"value": value}, verify=str(authority_file), timeout=10,
                            headers={"Authorization": f"Bearer {writer.get_token('https://vault.azure.net/.default').token}"})
         answer.raise_for_status()
