@@ -375,3 +375,16 @@ class WorkerProcess:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
+
+
+# The longest files first (their time in a full run, docs/testing.md): `make test`'s processes take a file at a
+# time in the order collected, and a long file begun last was the run's tail, one process working alone for minutes.
+LONGEST_FIRST = ("tests/e2e/test_tour.py", "tests/e2e/test_cli_lifecycle.py", "tests/e2e/test_cli.py",
+                 "tests/e2e/test_cli_schedules.py", "tests/integration/test_patch_wave.py", "tests/e2e/test_dev_persist.py",
+                 "tests/e2e/test_policy_cli.py", "tests/e2e/test_kubectl.py", "tests/e2e/test_cli_waves.py",
+                 "tests/e2e/test_access_grant_expiry.py", "tests/integration/test_decommission.py", "tests/e2e/test_drift.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    first = {path: rank for rank, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: first.get(item.nodeid.split("::")[0], len(first)))  # stable: the rest keep their order
