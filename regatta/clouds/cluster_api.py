@@ -22,11 +22,9 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint
-from regatta.clouds.kubeconfig import KubeconfigProvider
-from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, ManagedAddon, NodePool, UpgradeInsight, VersionChange
+from regatta.clouds.kubeconfig import KubeconfigProvider, NoCloudReads
+from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, NodePool
 from regatta.models.errors import ErrorType
-from regatta.models.fleet import InsightCategory
-from regatta.models.readiness import NodePoolRoom
 from regatta.rules import own_hardware
 
 CORE = ("cluster.x-k8s.io", "v1beta1")
@@ -40,7 +38,7 @@ CLUSTER_NAME_LABEL = "cluster.x-k8s.io/cluster-name"
 MERGE = "application/merge-patch+json"
 
 
-class ClusterApiProvider:
+class ClusterApiProvider(NoCloudReads):
     def __init__(self, *, sim_url: str | None = None, api_clients=None, credential_site: str | None = None):
         self.workload = KubeconfigProvider(sim_url=sim_url, api_clients=api_clients, credential_site=credential_site)
         self._api_clients = api_clients
@@ -143,18 +141,6 @@ class ClusterApiProvider:
             pools.append(NodePool(name=name, version=own_hardware.minor_of(runs), node_count=int(md["spec"].get("replicas", 1)),
                                   node_size=infrastructure or "unknown", node_image=runs))
         return sorted(pools, key=lambda pool: pool.name)
-
-    def last_version_change(self, cluster: ClusterRef) -> VersionChange | None:
-        return None
-
-    def upgrade_insights(self, cluster: ClusterRef, *, category: InsightCategory = "UPGRADE_READINESS") -> list[UpgradeInsight]:
-        return []
-
-    def surge_room(self, cluster: ClusterRef, pools: list[NodePool]) -> list[NodePoolRoom]:
-        return []
-
-    def managed_addons(self, cluster: ClusterRef, *, version: str) -> list[ManagedAddon]:
-        return []
 
     # ------------------------------------------------------------------ changes
 

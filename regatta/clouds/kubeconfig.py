@@ -65,7 +65,24 @@ POOL_LABELS = ("regatta.dev/node-pool", "eks.amazonaws.com/nodegroup", "cloud.go
                "kubernetes.azure.com/agentpool", "node-pool")
 
 
-class KubeconfigProvider:
+class NoCloudReads:
+    """What a cloud reports and your own hardware has no one to report: upgrades a cloud recorded, its insights, the
+    room its network leaves a surge, managed add-ons. Shared by every provider on your own hardware."""
+
+    def last_version_change(self, cluster: ClusterRef) -> VersionChange | None:
+        return None  # clusters on your own hardware: no cloud records their upgrades
+
+    def upgrade_insights(self, cluster: ClusterRef, *, category: InsightCategory = "UPGRADE_READINESS") -> list[UpgradeInsight]:
+        return []
+
+    def surge_room(self, cluster: ClusterRef, pools: list[NodePool]) -> list[NodePoolRoom]:
+        return []  # your own hardware's ceiling is its own: no cloud raises or reports it
+
+    def managed_addons(self, cluster: ClusterRef, *, version: str) -> list[ManagedAddon]:
+        return []
+
+
+class KubeconfigProvider(NoCloudReads):
     def __init__(self, *, sim_url: str | None = None, api_clients=None, credential_site: str | None = None):
         self.sim_url = sim_url
         self.credential_site = credential_site  # the site whose agent this process is (simulated credentials only)
@@ -150,17 +167,6 @@ class KubeconfigProvider:
                          launch_template_version: str | None = None) -> CloudOperation:
         raise self._refuse(cluster, f"create node pool {node_pool.name}")
 
-    def last_version_change(self, cluster: ClusterRef) -> VersionChange | None:
-        return None  # clusters on your own hardware: no cloud records their upgrades
-
-    def upgrade_insights(self, cluster: ClusterRef, *, category: InsightCategory = "UPGRADE_READINESS") -> list[UpgradeInsight]:
-        return []
-
-    def surge_room(self, cluster: ClusterRef, pools: list[NodePool]) -> list[NodePoolRoom]:
-        return []  # your own hardware's ceiling is its own: no cloud raises or reports it
-
-    def managed_addons(self, cluster: ClusterRef, *, version: str) -> list[ManagedAddon]:
-        return []
 
     def start_addon_update(self, cluster: ClusterRef, *, addon: str, version: str, request_token: str) -> CloudOperation:
         raise self._refuse(cluster, f"update add-on {addon}")

@@ -20,18 +20,16 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint
-from regatta.clouds.kubeconfig import POOL_LABELS, KubeconfigProvider
-from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, ManagedAddon, NodePool, UpgradeInsight, VersionChange
+from regatta.clouds.kubeconfig import POOL_LABELS, KubeconfigProvider, NoCloudReads
+from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, NodePool
 from regatta.models.errors import ErrorType
-from regatta.models.fleet import InsightCategory
-from regatta.models.readiness import NodePoolRoom
 from regatta.rules import own_hardware
 
 PLANS = ("upgrade.cattle.io", "v1", own_hardware.SUC_NAMESPACE, "plans")
 MERGE = "application/merge-patch+json"
 
 
-class SystemUpgradeProvider:
+class SystemUpgradeProvider(NoCloudReads):
     def __init__(self, *, sim_url: str | None = None, api_clients=None, credential_site: str | None = None):
         self.workload = KubeconfigProvider(sim_url=sim_url, api_clients=api_clients, credential_site=credential_site)
         self._api_clients = api_clients
@@ -121,18 +119,6 @@ class SystemUpgradeProvider:
                                                          key=lambda v: tuple(int(p) for p in v.split("."))),
                                   node_count=len(members), node_size=sizes[0], node_image=releases[0]))
         return pools
-
-    def last_version_change(self, cluster: ClusterRef) -> VersionChange | None:
-        return None
-
-    def upgrade_insights(self, cluster: ClusterRef, *, category: InsightCategory = "UPGRADE_READINESS") -> list[UpgradeInsight]:
-        return []
-
-    def surge_room(self, cluster: ClusterRef, pools: list[NodePool]) -> list[NodePoolRoom]:
-        return []
-
-    def managed_addons(self, cluster: ClusterRef, *, version: str) -> list[ManagedAddon]:
-        return []
 
     # ------------------------------------------------------------------ changes
 
