@@ -35,9 +35,11 @@ from regatta.models.placement import EvacuateClusterInput
 from regatta.models.policy import BundleSpec, PolicyPlan
 from regatta.rules import (
     bundle_targets,
+    cloud_rules,
     decommissioning,
     operation_ids,
     outbound,
+    own_hardware,
     placement,
     provisioning,
     refusals,
@@ -209,6 +211,12 @@ def _upgrade(request: ClusterUpgradeInput, *, inventory: Inventory, now: datetim
         raise StartRefused(str(problem), kind="conflict", environments=where) from None
     except refusals.Refusal as problem:
         raise StartRefused(str(problem), kind="invalid", environments=where) from None
+    if record.provider in own_hardware.CONTROLLER_DRIVEN:  # what Cluster API or the SUC cannot do: said before a start
+        refused = cloud_rules.own_hardware_refusals(provider=record.provider, target=request.target_version,
+                                                    strategy=request.strategy, node_image=node_image,
+                                                    launch_template_versions=request.launch_template_versions)
+        if refused:
+            raise StartRefused("; ".join(refused), kind="invalid", environments=where)
     return Admission("ClusterUpgrade", operation_ids.operation_id(record.name), record, frozenset({record.environment}),
                      path=tuple(path))
 

@@ -14,9 +14,10 @@ from temporalio.client import WorkflowFailureError
 
 from regatta.formats.fleet_file import FleetSpec
 from regatta.inventory.sweep import records_from_fleet
-from regatta.models import ClusterUpgradeProgress, PatchWaveInput, PatchWaveResult
+from regatta.models import ClusterUpgradeInput, ClusterUpgradeProgress, PatchWaveInput, PatchWaveResult
 from regatta.rules import own_hardware
 from regatta.rules.operation_ids import wave_id
+from regatta.temporal.admission import StartRefused, admit
 from tests.conftest import WorkerProcess, eks_cluster, set_faults, sim_report
 from tests.integration.conftest import FAST, start_upgrade
 from tests.integration.test_replay import replays
@@ -129,6 +130,13 @@ async def test_a_cluster_api_upgrade_without_its_release_is_refused_before_anyth
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()
         assert said in str(failure.value.cause), failure.value.cause
+    # the CLI and the API refuse the same before anything starts (exit 2, a 422)
+    for cluster, images, strategy, said in ((capi, {}, "surge", "give node_images.capi"),
+                                            (k3s, {}, "blue_green", "use strategy surge")):
+        with pytest.raises(StartRefused, match=said) as refused:
+            admit(ClusterUpgradeInput(cluster=cluster, target_version="1.31", node_images=images, strategy=strategy),
+                  inventory=inventory)
+        assert refused.value.kind == "invalid"
     kcp = kube_get(simulator, mgmt, f"/apis/controlplane.cluster.x-k8s.io/v1beta1/namespaces/fleet/kubeadmcontrolplanes/"
                                     f"{capi}-control-plane")
     assert kcp["spec"]["version"] == "v1.30.5" and kcp["metadata"]["generation"] == 1
