@@ -22,8 +22,8 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint
-from regatta.clouds.kubeconfig import KubeconfigProvider, NoCloudReads
-from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, NodePool
+from regatta.clouds.kubeconfig import KubeconfigProvider, OwnHardwareProvider
+from regatta.models import CloudOperation, ClusterRef, NodePool
 from regatta.models.errors import ErrorType
 from regatta.rules import own_hardware
 
@@ -38,7 +38,10 @@ CLUSTER_NAME_LABEL = "cluster.x-k8s.io/cluster-name"
 MERGE = "application/merge-patch+json"
 
 
-class ClusterApiProvider(NoCloudReads):
+class ClusterApiProvider(OwnHardwareProvider):
+    POOL_WORD = "MachineDeployment"
+    NEW_POOL_NOTE = " (blue/green is for the clouds' node pools)"
+
     def __init__(self, *, sim_url: str | None = None, api_clients=None, credential_site: str | None = None):
         self.workload = KubeconfigProvider(sim_url=sim_url, api_clients=api_clients, credential_site=credential_site)
         self._api_clients = api_clients
@@ -242,20 +245,3 @@ class ClusterApiProvider(NoCloudReads):
         return CloudError(f"cluster {cluster.name} is managed by Cluster API; Regatta upgrades its control plane and"
                           f" MachineDeployments and does not {what}: do that with clusterctl or its manifests",
                           error_type=ErrorType.NOT_MANAGED, retryable=False)
-
-    def create_cluster(self, cluster: ClusterRef, *, version: str, labels: dict[str, str], request_token: str,
-                       network: ClusterNetwork | None = None, first_pool: NodePool | None = None) -> CloudOperation:
-        raise self._refuse(cluster, "create clusters")
-
-    def delete_cluster(self, cluster: ClusterRef, *, request_token: str) -> CloudOperation:
-        raise self._refuse(cluster, "delete clusters")
-
-    def create_node_pool(self, cluster: ClusterRef, *, node_pool: NodePool, request_token: str, like: str | None = None,
-                         launch_template_version: str | None = None) -> CloudOperation:
-        raise self._refuse(cluster, f"create MachineDeployment {node_pool.name} (blue/green is for the clouds' node pools)")
-
-    def delete_node_pool(self, cluster: ClusterRef, *, node_pool: str, request_token: str) -> CloudOperation:
-        raise self._refuse(cluster, f"delete MachineDeployment {node_pool}")
-
-    def start_addon_update(self, cluster: ClusterRef, *, addon: str, version: str, request_token: str) -> CloudOperation:
-        raise self._refuse(cluster, f"update add-on {addon}")

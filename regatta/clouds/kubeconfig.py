@@ -65,9 +65,35 @@ POOL_LABELS = ("regatta.dev/node-pool", "eks.amazonaws.com/nodegroup", "cloud.go
                "kubernetes.azure.com/agentpool", "node-pool")
 
 
-class NoCloudReads:
-    """What a cloud reports and your own hardware has no one to report: upgrades a cloud recorded, its insights, the
-    room its network leaves a surge, managed add-ons. Shared by every provider on your own hardware."""
+class OwnHardwareProvider:
+    """What every provider on your own hardware shares: what a cloud reports and no one reports here (upgrades a
+    cloud recorded, its insights, the room its network leaves a surge, managed add-ons), and the changes Regatta does
+    not make here (clusters, pools and add-ons are the tooling's that made them), each refused in the provider's words
+    (`_refuse`, and how it names a cluster and a pool)."""
+
+    CLUSTER_WORD = "clusters"  # "create clusters", or "create it"
+    POOL_WORD = "node pool"
+    NEW_POOL_NOTE = ""
+
+    def _refuse(self, cluster: ClusterRef, what: str) -> CloudError:
+        raise NotImplementedError
+
+    def create_cluster(self, cluster: ClusterRef, *, version: str, labels: dict[str, str], request_token: str,
+                       network: ClusterNetwork | None = None, first_pool: NodePool | None = None) -> CloudOperation:
+        raise self._refuse(cluster, f"create {self.CLUSTER_WORD}")
+
+    def delete_cluster(self, cluster: ClusterRef, *, request_token: str) -> CloudOperation:
+        raise self._refuse(cluster, f"delete {self.CLUSTER_WORD}")
+
+    def create_node_pool(self, cluster: ClusterRef, *, node_pool: NodePool, request_token: str, like: str | None = None,
+                         launch_template_version: str | None = None) -> CloudOperation:
+        raise self._refuse(cluster, f"create {self.POOL_WORD} {node_pool.name}{self.NEW_POOL_NOTE}")
+
+    def delete_node_pool(self, cluster: ClusterRef, *, node_pool: str, request_token: str) -> CloudOperation:
+        raise self._refuse(cluster, f"delete {self.POOL_WORD} {node_pool}")
+
+    def start_addon_update(self, cluster: ClusterRef, *, addon: str, version: str, request_token: str) -> CloudOperation:
+        raise self._refuse(cluster, f"update add-on {addon}")
 
     def last_version_change(self, cluster: ClusterRef) -> VersionChange | None:
         return None  # clusters on your own hardware: no cloud records their upgrades
@@ -82,7 +108,9 @@ class NoCloudReads:
         return []
 
 
-class KubeconfigProvider(NoCloudReads):
+class KubeconfigProvider(OwnHardwareProvider):
+    CLUSTER_WORD = "it"
+
     def __init__(self, *, sim_url: str | None = None, api_clients=None, credential_site: str | None = None):
         self.sim_url = sim_url
         self.credential_site = credential_site  # the site whose agent this process is (simulated credentials only)
@@ -147,13 +175,6 @@ class KubeconfigProvider(NoCloudReads):
             pools.append(NodePool(name=name, version=min(versions), node_count=len(members), node_size=sizes.most_common(1)[0][0]))
         return pools
 
-    def create_cluster(self, cluster: ClusterRef, *, version: str, labels: dict[str, str], request_token: str,
-                       network: ClusterNetwork | None = None, first_pool: NodePool | None = None) -> CloudOperation:
-        raise self._refuse(cluster, "create it")
-
-    def delete_cluster(self, cluster: ClusterRef, *, request_token: str) -> CloudOperation:
-        raise self._refuse(cluster, "delete it")
-
     def start_control_plane_upgrade(self, cluster: ClusterRef, *, version: str, request_token: str,
                                     force: bool = False) -> CloudOperation:
         raise self._refuse(cluster, f"upgrade its control plane to {version}")
@@ -162,17 +183,6 @@ class KubeconfigProvider(NoCloudReads):
                                 node_image: str | None = None, launch_template_version: str | None = None,
                                 drain_timeout_seconds: float | None = None) -> CloudOperation:
         raise self._refuse(cluster, f"upgrade node pool {node_pool}")
-
-    def create_node_pool(self, cluster: ClusterRef, *, node_pool: NodePool, request_token: str, like: str | None = None,
-                         launch_template_version: str | None = None) -> CloudOperation:
-        raise self._refuse(cluster, f"create node pool {node_pool.name}")
-
-
-    def start_addon_update(self, cluster: ClusterRef, *, addon: str, version: str, request_token: str) -> CloudOperation:
-        raise self._refuse(cluster, f"update add-on {addon}")
-
-    def delete_node_pool(self, cluster: ClusterRef, *, node_pool: str, request_token: str) -> CloudOperation:
-        raise self._refuse(cluster, f"delete node pool {node_pool}")
 
     def poll_operation(self, cluster: ClusterRef, operation: CloudOperation) -> CloudOperation:
         raise self._refuse(cluster, "track cloud operations")

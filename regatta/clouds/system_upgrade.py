@@ -20,8 +20,8 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from regatta.clouds.base import CloudError, ControlPlane, KubeEndpoint
-from regatta.clouds.kubeconfig import POOL_LABELS, KubeconfigProvider, NoCloudReads
-from regatta.models import CloudOperation, ClusterNetwork, ClusterRef, NodePool
+from regatta.clouds.kubeconfig import POOL_LABELS, KubeconfigProvider, OwnHardwareProvider
+from regatta.models import CloudOperation, ClusterRef, NodePool
 from regatta.models.errors import ErrorType
 from regatta.rules import own_hardware
 
@@ -29,7 +29,9 @@ PLANS = ("upgrade.cattle.io", "v1", own_hardware.SUC_NAMESPACE, "plans")
 MERGE = "application/merge-patch+json"
 
 
-class SystemUpgradeProvider(NoCloudReads):
+class SystemUpgradeProvider(OwnHardwareProvider):
+    NEW_POOL_NOTE = " (its machines are your own)"
+
     def __init__(self, *, sim_url: str | None = None, api_clients=None, credential_site: str | None = None):
         self.workload = KubeconfigProvider(sim_url=sim_url, api_clients=api_clients, credential_site=credential_site)
         self._api_clients = api_clients
@@ -321,20 +323,3 @@ class SystemUpgradeProvider(NoCloudReads):
         return CloudError(f"cluster {cluster.name} is a k3s or RKE2 cluster on your own hardware; Regatta upgrades it"
                           f" through its system-upgrade-controller and cannot {what}", error_type=ErrorType.NOT_MANAGED,
                           retryable=False)
-
-    def create_cluster(self, cluster: ClusterRef, *, version: str, labels: dict[str, str], request_token: str,
-                       network: ClusterNetwork | None = None, first_pool: NodePool | None = None) -> CloudOperation:
-        raise self._refuse(cluster, "create clusters")
-
-    def delete_cluster(self, cluster: ClusterRef, *, request_token: str) -> CloudOperation:
-        raise self._refuse(cluster, "delete clusters")
-
-    def create_node_pool(self, cluster: ClusterRef, *, node_pool: NodePool, request_token: str, like: str | None = None,
-                         launch_template_version: str | None = None) -> CloudOperation:
-        raise self._refuse(cluster, f"create node pool {node_pool.name} (its machines are your own)")
-
-    def delete_node_pool(self, cluster: ClusterRef, *, node_pool: str, request_token: str) -> CloudOperation:
-        raise self._refuse(cluster, f"delete node pool {node_pool}")
-
-    def start_addon_update(self, cluster: ClusterRef, *, addon: str, version: str, request_token: str) -> CloudOperation:
-        raise self._refuse(cluster, f"update add-on {addon}")
