@@ -100,3 +100,12 @@ def selects(match_labels: dict[str, str] | None, expressions: list[dict], labels
         if not holds:
             return False
     return True
+
+
+_GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")  # "ms" before "m": 500ms is half a second, not 500 minutes
+_GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def duration_seconds(text: str) -> float:
+    """A duration as Go writes it (metav1.Duration, kubectl's --timeout): "10m", "1h30m", "90s", "500ms"."""
+    return sum(float(amount) * _GO_UNITS[unit] for amount, unit in _GO_DURATION.findall(text))

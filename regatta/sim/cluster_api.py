@@ -55,7 +55,6 @@ DRAIN_RETRY_SECONDS = 20.0  # drainRetryInterval in the Machine controller
 MIN_TICK = 0.02  # real seconds between two passes of a controller, whatever the time scale
 # KubeSemver in util/version: the v is required (the defaulting webhooks add it)
 KUBE_SEMVER = re.compile(r"^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)([-0-9a-zA-Z_.+]*)?$")
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|m|s|ms)")
 
 
 @dataclass
@@ -406,10 +405,7 @@ def _duration_seconds(value: Any) -> float:
         return 0.0
     if isinstance(value, int | float):
         return float(value)
-    total = 0.0
-    for amount, unit in _DURATION.findall(str(value)):
-        total += float(amount) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001}[unit]
-    return total
+    return arithmetic.duration_seconds(str(value))
 
 
 def _start_deletion(world: World, managed: Managed, machine: str, md: dict[str, Any] | None) -> None:

@@ -47,7 +47,6 @@ DEFAULT_JOB_DEADLINE_SECONDS = 900.0  # SYSTEM_UPGRADE_JOB_ACTIVE_DEADLINE_SECON
 KUBELET_RESTART_SECONDS = 30.0
 MIN_TICK = 0.02
 _CHANNEL = re.compile(r"/channels/v?(\d+)\.(\d+)$")
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|m|s|ms)")
 
 
 @dataclass
@@ -253,7 +252,7 @@ def _seconds(value: Any) -> float:
         return 0.0
     if isinstance(value, int | float):
         return float(value) / 1e9
-    return sum(float(amount) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001}[unit] for amount, unit in _DURATION.findall(str(value)))
+    return arithmetic.duration_seconds(str(value))
 
 
 async def _apply(world: World, c: Cluster, controller: Controller, job: str, run: JobRun, plan: dict[str, Any],

@@ -355,3 +355,10 @@ def test_a_watch_from_before_what_the_cluster_remembers_is_told_it_is_too_old():
 
     answer = asyncio.run(ask())
     assert answer.status_code == 410 and answer.json()["reason"] == "Expired"
+
+
+def test_go_durations_read_as_the_controllers_write_them():
+    from regatta.sim.arithmetic import duration_seconds
+
+    assert duration_seconds("10m") == 600 and duration_seconds("1h30m") == 5400 and duration_seconds("900s") == 900
+    assert duration_seconds("500ms") == 0.5  # not 500 minutes
