@@ -99,10 +99,12 @@ async def test_refusals_exit_2_and_change_nothing(queue_settings, add_cluster, s
     assert unknown.returncode == 2 and "not in the inventory" in unknown.stderr
     strategy = await regatta(queue_settings, "upgrade", "start", name, "--to", "1.31", "--strategy", "yolo")
     assert strategy.returncode == 2 and "'surge', 'blue_green'" in strategy.stderr
-    control = await regatta(queue_settings, "op", "pause", "cluster-no-such-cluster")
-    assert control.returncode == 2 and "cluster-no-such-cluster" in control.stderr
-    status = await regatta(queue_settings, "op", "status", "cluster-no-such-cluster")
-    assert status.returncode == 2 and "no operation cluster-no-such-cluster" in status.stderr
+    # an id no other test starts: the dev server is shared, and a decommission test runs `cluster-no-such-cluster`
+    never = f"cluster-never-started-{uuid.uuid4().hex[:8]}"
+    control = await regatta(queue_settings, "op", "pause", never)
+    assert control.returncode == 2 and never in control.stderr
+    status = await regatta(queue_settings, "op", "status", never)
+    assert status.returncode == 2 and f"no operation {never}" in status.stderr
     output = await regatta(queue_settings, "clusters", "list", "--output", "yaml")
     assert output.returncode == 2 and "'table', 'json'" in output.stderr
     fleet = await regatta(queue_settings, "clusters", "import", "/nonexistent/fleet.yaml")
