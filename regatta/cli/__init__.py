@@ -20,6 +20,7 @@ from regatta.cli import (
     codec,
     deploy,
     dr,
+    fleet,
     lifecycle,
     op,
     pieces,
@@ -73,6 +74,7 @@ app.command()(dr.failover)
 app.command()(dr.failback)
 app.add_typer(clusters.clusters_app, name="clusters")
 app.add_typer(clusters.cluster_app, name="cluster")
+app.add_typer(fleet.fleet_app, name="fleet")
 app.add_typer(upgrade.upgrade_app, name="upgrade")
 app.add_typer(op.op_app, name="op")
 app.add_typer(audit.audit_app, name="audit")

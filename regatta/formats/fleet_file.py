@@ -7,6 +7,7 @@ YAML is what an operator writes to describe a lab fleet, so its errors name the 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +29,20 @@ class PdbSpec(Spec):
     max_unavailable: int | str | None = None
 
 
+class RequestsSpec(Spec):
+    """What each of a workload's pods asks the scheduler for, summed over its containers, in Kubernetes quantities."""
+
+    cpu: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)?m?$", description="e.g. 250m or 0.5")
+    memory: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$", description="e.g. 512Mi")
+
+
+class AllocatableSpec(RequestsSpec):
+    """What the kubelet of each of a pool's nodes offers pods (status.allocatable), where the simulator's table for its
+    machine type does not say or says otherwise."""
+
+    pods: int | None = Field(default=None, ge=1, le=1000)
+
+
 class WorkloadSpec(Spec):
     name: str
     namespace: str = "default"
@@ -35,9 +50,51 @@ class WorkloadSpec(Spec):
     pdb: PdbSpec | None = None
     # e.g. regatta.dev/dr-replicas: "4" on a standby's pre-deployed copy kept at 0 replicas
     annotations: dict[str, str] = Field(default_factory=dict)
-    kind: Literal["Deployment", "Pod"] = Field(default="Deployment", description="Pod: `replicas` pods made directly"
-                                               " (kubectl run), which no controller recreates")
+    kind: Literal["Deployment", "StatefulSet", "Pod"] = Field(default="Deployment", description=(
+        "Pod: `replicas` pods made directly (kubectl run), which no controller recreates; StatefulSet: pods named"
+        " NAME-0 to NAME-(replicas-1), an evicted one made again under its own name"))
     empty_dir: bool = Field(default=False, description="its pods keep scratch data in an emptyDir volume")
+    labels: dict[str, str] | None = Field(default=None, description="its pods' labels (what budgets select); None:"
+                                          " app: NAME")
+    requests: RequestsSpec | None = Field(default=None, description="what each pod requests (None: nothing)")
+    ready_seconds: float | None = Field(default=None, ge=0, le=86400, description=(
+        "how long one of its pods takes from being placed to Ready (its image pull, start and readiness probe);"
+        " None: the simulator's default"))
+
+    @property
+    def pod_labels(self) -> dict[str, str]:
+        return dict(self.labels) if self.labels is not None else {"app": self.name}
+
+
+class SelectorSpec(Spec):
+    """A Kubernetes label selector as a PodDisruptionBudget carries it."""
+
+    matchLabels: dict[str, str] = Field(default_factory=dict)
+    matchExpressions: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class BudgetSpec(PdbSpec):
+    """A PodDisruptionBudget by its own name and selector: one that covers several workloads, or part of one."""
+
+    name: str
+    namespace: str = "default"
+    selector: SelectorSpec
+
+
+# How long each step takes in the simulator unless a fleet file's timings say otherwise (simulated seconds, before the
+# time scale): the simulator reads them from here, and a twin's calibration scales them.
+DEFAULT_STEP_SECONDS = {"control_plane_upgrade_seconds": 480.0, "node_boot_seconds": 90.0,
+                        "node_terminate_seconds": 30.0, "pod_start_seconds": 5.0}
+
+
+class TimingsSpec(Spec):
+    """How long a cloud's steps take (simulated seconds, before the time scale), where they differ from the
+    simulator's defaults: what `regatta fleet snapshot` calibrates from the operations Regatta recorded."""
+
+    control_plane_upgrade_seconds: float | None = Field(default=None, gt=0, le=86400)
+    node_boot_seconds: float | None = Field(default=None, gt=0, le=86400)
+    node_terminate_seconds: float | None = Field(default=None, gt=0, le=86400)
+    pod_start_seconds: float | None = Field(default=None, gt=0, le=86400)
 
 
 class NodePoolSpec(Spec):
@@ -53,6 +110,8 @@ class NodePoolSpec(Spec):
     subnets: list[str] | None = None
     node_role: str | None = None
     taints: list[dict[str, str]] = Field(default_factory=list)
+    allocatable: AllocatableSpec | None = Field(default=None, description="each node's allocatable CPU, memory and pods;"
+                                                " None: the simulator's table for node_size")
     cloud: dict[str, Any] = Field(default_factory=dict, description=(
         "the pool's other settings in its cloud's own words, as its API takes them on creation: EKS CreateNodegroup"
         " members (amiType, capacityType, launchTemplate, diskSize, updateConfig, scalingConfig's minSize and maxSize),"
@@ -82,6 +141,7 @@ class ClusterSpec(Spec):
     version: str
     node_pools: list[NodePoolSpec]
     workloads: list[WorkloadSpec] = Field(default_factory=list)
+    pdbs: list[BudgetSpec] = Field(default_factory=list, description="budgets by selector, beside each workload's own")
     time_scale: float | None = None  # overrides the simulator's factor for this cluster
     # Policy engines the cluster runs from the start: their CRDs and admission controller (regatta/sim/policy_engines.py).
     policy_engines: list[Literal["kyverno", "gatekeeper"]] = Field(default_factory=list)
@@ -256,6 +316,8 @@ class FleetSpec(Spec):
         return self
     traffic: list[TrafficSpec] = Field(default_factory=list)
     dr_pairs: list[DrPairSpec] = Field(default_factory=list)
+    timings: dict[ProviderKind, TimingsSpec] = Field(default_factory=dict, description=(
+        "per provider, how long its steps take where they differ from the simulator's defaults"))
 
 
 class FleetFileError(ValueError):
@@ -279,3 +341,11 @@ def load_fleet(path: Path | str | None = None) -> FleetSpec:
         raise FleetFileError(f"fleet file {path}: dr_pairs, traffic and management name clusters the file does not describe:"
                              f" {', '.join(unknown)}")
     return fleet
+
+
+def dump_fleet(fleet: FleetSpec, *, header: Sequence[str] = ()) -> str:
+    """The fleet as a fleet file (what `load_fleet` reads back to the same fleet), each `header` line a comment above."""
+    import yaml
+
+    body = yaml.safe_dump(fleet.model_dump(mode="json", exclude_defaults=True), sort_keys=False, width=120)
+    return "".join(f"# {line}\n" for line in header) + body

@@ -74,12 +74,19 @@ def answering_client(connect: Callable[[], k8s.ApiClient], *, timeout_seconds: f
         time.sleep(poll_interval_seconds)
 
 
-def _items(api: k8s.ApiClient, path: str) -> list[dict]:
+def list_items(api: k8s.ApiClient, path: str, *, served: bool = True) -> list[dict]:
     """A list call's items as the API server sent them. Reading the JSON ourselves skips the
-    client's model deserialisation, a large share of a worker's CPU in every health read."""
-    response = api.call_api(path, "GET", header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
-                            _return_http_data_only=True, _preload_content=False, _request_timeout=30)
+    client's model deserialisation, a large share of a worker's CPU in every health read. With
+    `served=False` a kind the API server does not serve (404) lists as none."""
+    try:
+        response = api.call_api(path, "GET", header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
+                                _return_http_data_only=True, _preload_content=False, _request_timeout=30)
+    except ApiException as error:
+        if error.status == 404 and not served:
+            return []
+        raise
     return list(json.loads(response.data or b"{}").get("items") or [])
+
 
 
 def _pod_load(api: k8s.ApiClient) -> tuple[Counter[str], Counter[str], Counter[str]]:
@@ -87,7 +94,7 @@ def _pod_load(api: k8s.ApiClient) -> tuple[Counter[str], Counter[str], Counter[s
     pods_per_node: Counter[str] = Counter()
     cpu: Counter[str] = Counter()
     memory: Counter[str] = Counter()
-    for pod in _items(api, "/api/v1/pods"):
+    for pod in list_items(api, "/api/v1/pods"):
         node = (pod.get("spec") or {}).get("nodeName")
         if not node or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             continue
@@ -104,7 +111,7 @@ def read_nodes(api: k8s.ApiClient, *, with_pods: bool = True) -> list[NodeState]
     which a health gate does not need)."""
     pods_per_node, cpu, memory = _pod_load(api) if with_pods else (Counter(), Counter(), Counter())
     nodes = []
-    for node in _items(api, "/api/v1/nodes"):
+    for node in list_items(api, "/api/v1/nodes"):
         metadata, status = node.get("metadata") or {}, node.get("status") or {}
         name, labels, allocatable = metadata.get("name", ""), metadata.get("labels") or {}, status.get("allocatable") or {}
         nodes.append(NodeState(
@@ -125,7 +132,7 @@ def read_nodes(api: k8s.ApiClient, *, with_pods: bool = True) -> list[NodeState]
 
 def read_pdbs(api: k8s.ApiClient) -> list[PdbState]:
     budgets = []
-    for budget in _items(api, "/apis/policy/v1/poddisruptionbudgets"):
+    for budget in list_items(api, "/apis/policy/v1/poddisruptionbudgets"):
         metadata, spec, status = budget.get("metadata") or {}, budget.get("spec") or {}, budget.get("status") or {}
         budgets.append(PdbState(
             namespace=metadata.get("namespace", ""), name=metadata.get("name", ""),
@@ -138,7 +145,7 @@ def read_pdbs(api: k8s.ApiClient) -> list[PdbState]:
 
 def read_deployments(api: k8s.ApiClient) -> list[tuple[str, int, int]]:
     found = []
-    for deployment in _items(api, "/apis/apps/v1/deployments"):
+    for deployment in list_items(api, "/apis/apps/v1/deployments"):
         metadata, spec, status = deployment.get("metadata") or {}, deployment.get("spec") or {}, deployment.get("status") or {}
         found.append((f"{metadata.get('namespace')}/{metadata.get('name')}", spec.get("replicas") or 0,
                       status.get("readyReplicas") or 0))

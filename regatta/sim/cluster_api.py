@@ -307,12 +307,12 @@ async def _roll_control_plane(world: World, managed: Managed) -> None:
         if len(machines) < replicas + surge and len(new) < replicas:
             managed.seq += 1
             machines.append(Machine(f"{managed.control_plane}-{managed.seq:03d}", target,
-                                    now + world.scaled(workload, NODE_BOOT_SECONDS)))
+                                    now + world.scaled(workload, world.step_seconds(workload, "node_boot_seconds", NODE_BOOT_SECONDS))))
         elif old:
             leaving = old[0]
             leaving.deleting = True
             publish(world, managed)
-            await world.pause(workload, NODE_TERMINATE_SECONDS)
+            await world.pause(workload, world.step_seconds(workload, "node_terminate_seconds", NODE_TERMINATE_SECONDS))
             machines.remove(leaving)
         publish(world, managed)
         await _tick(world, workload, 5)
@@ -443,7 +443,7 @@ async def _delete_machine(world: World, managed: Managed, machine: str, drain_ti
         drain.message = f"Drain not completed yet (started at {drain.started}):\n" + "\n".join(held)
         publish(world, managed)
         await _tick(world, workload, DRAIN_RETRY_SECONDS)
-    await world.pause(workload, NODE_TERMINATE_SECONDS)
+    await world.pause(workload, world.step_seconds(workload, "node_terminate_seconds", NODE_TERMINATE_SECONDS))
     world.remove_node(workload, machine, why="Cluster API Machine deletion")
     managed.deleting.pop(machine, None)
     publish(world, managed)

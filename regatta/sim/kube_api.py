@@ -33,6 +33,7 @@ def _world(request: Request) -> World:
 def reach(request: Request, name: str, operation: str) -> tuple[World, Cluster]:
     world = _world(request)
     cluster = world.cluster(name)
+    cluster.kube_calls[operation] += 1  # what its API server was asked, by operation (GET /sim/report)
     authorization = request.headers.get("authorization")
     if not world.accepts(cluster, authorization):
         raise SimError(401, "Unauthorized", "Unauthorized")  # what an API server says, expired token or none
@@ -143,9 +144,15 @@ def _node_json(cluster: Cluster, node: Node, now: float) -> dict:
 def _pod_json(pod: Pod, now: float) -> dict:
     ready = pod.ready(now)
     owner = (
-        [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"{pod.owner}-rs", "uid": f"rs-{pod.owner}", "controller": True}]
+        [{"apiVersion": "apps/v1", "kind": pod.owner_kind, "name": pod.owner if pod.owner_kind == "StatefulSet"
+          else f"{pod.owner}-rs", "uid": f"{pod.owner_kind.lower()}-{pod.owner}", "controller": True}]
         if pod.owner else []
     )
+    started = pod.started or pod.created
+    # status.startTime: when the kubelet took it; the Ready condition's lastTransitionTime: when it became Ready (both on
+    # the wall clock, to the second, as the API server writes metav1.Time). ready_at 0: Ready when the fleet was loaded.
+    became = (pod.created if pod.ready_at == 0.0 else time.time() - (now - pod.ready_at)) if ready else started
+    times = {"startTime": timestamp(started)} if pod.node else {}
     return {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": pod.name, "namespace": pod.namespace, "uid": pod.uid, "labels": pod.labels,
@@ -153,8 +160,9 @@ def _pod_json(pod: Pod, now: float) -> dict:
         "spec": {"nodeName": pod.node, "containers": [{"name": "app", "image": f"registry.local/{pod.owner or pod.name}:1",
                                                       **_resources(pod.cpu_m, pod.memory_mi)}],
                  **({"volumes": [dict(v) for v in pod.volumes]} if pod.volumes else {})},
-        "status": {"phase": "Running" if pod.node else "Pending",
-                   "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
+        "status": {"phase": "Running" if pod.node else "Pending", **times,
+                   "conditions": [{"type": "Ready", "status": "True" if ready else "False",
+                                   "lastTransitionTime": timestamp(became)}]},
     }
 
 
@@ -447,6 +455,36 @@ async def list_deployments(request: Request, cluster: str, namespace: str | None
             _deployment_json(c, ns, name, now) for (ns, name) in sorted(c.deployments)
             if (namespace is None or ns == namespace) and selected(labels, c.deployments[(ns, name)].metadata_labels)
             and selected(fields, {"metadata.name": name, "metadata.namespace": ns})], c)
+
+    return watch_or_list(request, c, render)
+
+
+@router.get("/apis/apps/v1/statefulsets")
+@router.get("/apis/apps/v1/namespaces/{namespace}/statefulsets")
+async def list_stateful_sets(request: Request, cluster: str, namespace: str | None = None):
+    """StatefulSets, read only: what a drain meets (their pods come back under their own names)."""
+    world, c = reach(request, cluster, "list_statefulsets")
+
+    def render() -> dict:
+        now = world.now()
+        items = []
+        for (ns, name), stateful in sorted(c.stateful_sets.items()):
+            if namespace is not None and ns != namespace:
+                continue
+            owned = [p for p in c.pods.values() if p.owner == name and p.namespace == ns and p.owner_kind == "StatefulSet"]
+            ready = sum(1 for p in owned if p.ready(now))
+            items.append({
+                "apiVersion": "apps/v1", "kind": "StatefulSet",
+                "metadata": {"name": name, "namespace": ns, "uid": f"sts-{ns}-{name}", "generation": 1,
+                             "creationTimestamp": timestamp(c.created), "labels": dict(stateful.metadata_labels)},
+                "spec": {"replicas": stateful.replicas, "serviceName": name, "selector": {"matchLabels": stateful.labels},
+                         "template": {"metadata": {"labels": stateful.labels}, "spec": {"containers": [
+                             {"name": "app", "image": f"registry.local/{name}:1",
+                              **_resources(stateful.cpu_m, stateful.memory_mi)}]}}},
+                "status": {"replicas": len(owned), "readyReplicas": ready, "availableReplicas": ready,
+                           "currentReplicas": len(owned), "updatedReplicas": len(owned), "observedGeneration": 1},
+            })
+        return _list("StatefulSet", "apps/v1", items, c)
 
     return watch_or_list(request, c, render)
 

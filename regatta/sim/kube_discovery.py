@@ -69,7 +69,8 @@ SERVED: dict[str, list[Resource]] = {
     ],
     "apps/v1": [Resource("deployments", "Deployment", True, ["create", "delete", "get", "list", "patch", "watch"], ["deploy"],
                          ["all"]),
-                Resource("deployments/scale", "Scale", True, ["get", "patch", "update"], group_version="autoscaling/v1")],
+                Resource("deployments/scale", "Scale", True, ["get", "patch", "update"], group_version="autoscaling/v1"),
+                Resource("statefulsets", "StatefulSet", True, ["get", "list", "watch"], ["sts"], ["all"])],
     "policy/v1": [Resource("poddisruptionbudgets", "PodDisruptionBudget", True, READ, ["pdb"])],
     "batch/v1": [Resource("jobs", "Job", True, ["create", "delete", "get", "list"], [], ["all"])],
     "rbac.authorization.k8s.io/v1": [

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
+import math
 import random
 import re
 import secrets
@@ -24,11 +25,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from regatta.formats.fleet_file import AccountsSpec, ClusterSpec, FleetSpec, NodePoolSpec
+from regatta.formats.fleet_file import DEFAULT_STEP_SECONDS, AccountsSpec, ClusterSpec, FleetSpec, NodePoolSpec
 from regatta.sim import addresses, arithmetic, eks_addons, policy_engines
 
 # Simulated seconds each step takes before the time-scale factor is applied.
-CONTROL_PLANE_UPGRADE_SECONDS = 480.0
+CONTROL_PLANE_UPGRADE_SECONDS = DEFAULT_STEP_SECONDS["control_plane_upgrade_seconds"]
 ADDON_UPDATE_SECONDS = 60.0
 # How long a token each cloud hands out is accepted (simulated seconds): EKS's aws-iam-authenticator
 # token 15 minutes after its X-Amz-Date, a Google OAuth or Entra access token about an hour.
@@ -39,10 +40,10 @@ REQUEST_LOG_SIZE = 5000  # at time scales near 0 a token still outlives the requ
 AKS_SERVER_APPLICATION = "6dae42f8-4368-4678-94ff-3960e28e3630"
 CLUSTER_CREATE_SECONDS = 600.0
 CLUSTER_DELETE_SECONDS = 300.0
-NODE_BOOT_SECONDS = 90.0
+NODE_BOOT_SECONDS = DEFAULT_STEP_SECONDS["node_boot_seconds"]
 NODE_READY_BUDGET_SECONDS = 600.0
-POD_START_SECONDS = 5.0
-NODE_TERMINATE_SECONDS = 30.0
+POD_START_SECONDS = DEFAULT_STEP_SECONDS["pod_start_seconds"]
+NODE_TERMINATE_SECONDS = DEFAULT_STEP_SECONDS["node_terminate_seconds"]
 EVICTION_RETRY_SECONDS = 5.0
 EVICTION_BUDGET_SECONDS = 900.0  # EKS gives up on a drain after 15 minutes unless forced
 GKE_PDB_TIMEOUT_SECONDS = 3600.0  # GKE honours PodDisruptionBudgets for up to an hour per node, then goes on without
@@ -116,7 +117,7 @@ class Pod:
     name: str
     namespace: str
     labels: dict[str, str]
-    owner: str | None  # deployment name
+    owner: str | None  # deployment name (or stateful set's: owner_kind says which)
     node: str | None
     ready_at: float
     uid: str
@@ -124,6 +125,9 @@ class Pod:
     cpu_m: int = 0  # what its containers request
     memory_mi: int = 0
     volumes: list[dict] = field(default_factory=list)  # as the pod spec gives them (emptyDir data goes with the pod)
+    owner_kind: str = "ReplicaSet"  # what its ownerReference names: a Deployment's ReplicaSet, or a StatefulSet
+    ready_seconds: float | None = None  # placed to Ready (None: POD_START_SECONDS)
+    started: float | None = None  # wall-clock time it was placed on a node (status.startTime)
 
     def ready(self, now: float) -> bool:
         return self.node is not None and now >= self.ready_at
@@ -141,6 +145,8 @@ class Deployment:
     memory_mi: int = 0
     containers: list[dict] = field(default_factory=list)  # the pod template's containers, as applied (none: one made up)
     volumes: list[dict] = field(default_factory=list)  # the pod template's volumes
+    kind: Literal["Deployment", "StatefulSet"] = "Deployment"  # a StatefulSet's pods are NAME-0, NAME-1, ...
+    ready_seconds: float | None = None  # how long its pods take from placed to Ready (None: POD_START_SECONDS)
 
 
 @dataclass
@@ -172,6 +178,7 @@ class NodePool:
     # describes them back (EKS amiType, capacityType, launchTemplate; GKE config, autoscaling; AKS mode, osSKU).
     settings: dict[str, Any] = field(default_factory=dict)
     kubelet: str | None = None  # the minor its nodes' kubelet runs when the image decides it (an EKS custom AMI)
+    allocatable: tuple[int, int, int] | None = None  # each node's (CPU millicores, memory MiB, pods); None: by its size
     status: str = "ACTIVE"
     token: str | None = None
     health_issues: list[dict] = field(default_factory=list)
@@ -235,6 +242,8 @@ class Cluster:
     nodes: dict[str, Node] = field(default_factory=dict)
     pods: dict[tuple[str, str], Pod] = field(default_factory=dict)
     deployments: dict[tuple[str, str], Deployment] = field(default_factory=dict)
+    stateful_sets: dict[tuple[str, str], Deployment] = field(default_factory=dict)  # kind StatefulSet
+    kube_calls: collections.Counter[str] = field(default_factory=collections.Counter)  # API server requests, by operation
     pdbs: dict[tuple[str, str], Pdb] = field(default_factory=dict)
     namespaces: set[str] = field(default_factory=lambda: {"default", "kube-system"})
     namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -284,6 +293,19 @@ def _gke_seeded_locations(region: str, nodes: int) -> list[str]:
     if re.fullmatch(r"[a-z]+-[a-z]+\d+-[a-z]", region):
         return [region]
     return [f"{region}-{zone}" for zone in "abc"] if nodes and nodes % 3 == 0 else [f"{region}-a"]
+
+def _allocatable(pool: NodePoolSpec) -> tuple[int, int, int] | None:
+    """A fleet file pool's own allocatable, each part it leaves out taken from the table for its machine type."""
+    given = pool.allocatable
+    if given is None:
+        return None
+    cpu, memory = NODE_ALLOCATABLE.get(pool.node_size, DEFAULT_ALLOCATABLE)
+    if given.cpu is not None:
+        cpu = math.ceil(arithmetic.quantity(given.cpu) * 1000 - 1e-9)
+    if given.memory is not None:
+        memory = math.ceil(arithmetic.quantity(given.memory) / 2**20 - 1e-9)
+    return cpu, memory, given.pods if given.pods is not None else POOL_CAPACITY.get(pool.node_size, 110)
+
 
 class World:
     """The whole simulated fleet and the record of every invariant it saw broken."""
@@ -354,6 +376,8 @@ class World:
         # listeners once the TLS port is bound (regatta/sim/server.py).
         self.kube_url: str | None = None
         self.accounts = AccountsSpec()  # what the simulated cloud accounts have (the fleet file's `accounts`)
+        # How long each provider's steps take where a fleet file says (a twin's calibration): provider → step → seconds.
+        self.timings: dict[str, dict[str, float]] = {}
         self.ca_data: str | None = None
         self.random = random.Random(seed)
         self._tasks: set[asyncio.Task] = set()
@@ -467,6 +491,11 @@ class World:
         scale = cluster.time_scale if cluster.time_scale is not None else self.time_scale
         return seconds * scale
 
+    def step_seconds(self, cluster: Cluster, step: str, default: float) -> float:
+        """How long `step` takes on the cluster's cloud before the time scale: the fleet file's timings for that
+        provider (`control_plane_upgrade_seconds`, `node_boot_seconds`, ...) or the default."""
+        return self.timings.get(cluster.provider, {}).get(step, default)
+
     async def pause(self, cluster: Cluster, seconds: float) -> None:
         # Even at time scale 0 yield to the loop, so API calls interleave with operations
         # the way they do against a real cloud.
@@ -515,6 +544,7 @@ class World:
 
     def load(self, fleet: FleetSpec, *, replace: bool = False) -> list[str]:
         self.accounts = fleet.accounts
+        self.timings = {provider: timings.model_dump(exclude_none=True) for provider, timings in fleet.timings.items()}
         if replace:
             self.clusters.clear()
         for spec in fleet.clusters:
@@ -580,6 +610,7 @@ class World:
                 subnets=list(pool_spec.subnets if pool_spec.subnets is not None else self._default_subnets(spec.provider)),
                 node_role=pool_spec.node_role or (self.accounts.eks.node_roles[0] if spec.provider == "eks" else None),
                 taints=[dict(t) for t in pool_spec.taints], settings=dict(pool_spec.cloud),
+                allocatable=_allocatable(pool_spec),
             )
             if spec.provider == "eks" and "launchTemplate" in pool.settings:
                 self._from_launch_template(pool)
@@ -592,23 +623,37 @@ class World:
                 self._add_node(cluster, pool, ready_at=0.0)
         for workload in spec.workloads:
             cluster.namespaces.add(workload.namespace)
-            labels = {"app": workload.name}
+            labels = workload.pod_labels
             volumes = [{"name": "scratch", "emptyDir": {}}] if workload.empty_dir else []
+            requests = workload.requests
+            containers = [{"name": "app", "resources": {"requests": {k: v for k, v in requests.model_dump().items() if v}}}
+                           ] if requests is not None else []
+            cpu_m, memory_mi = arithmetic.pod_requests(containers)
             if workload.kind == "Pod":  # `kubectl run`: pods no controller will recreate
                 for index in range(workload.replicas):
-                    self.create_pod(cluster, workload.namespace, {"metadata": {"name": f"{workload.name}-{index}",
-                                                                               "labels": labels},
-                                                                  "spec": {"volumes": volumes}}, schedule=False)
+                    pod = self.create_pod(cluster, workload.namespace, {
+                        "metadata": {"name": f"{workload.name}-{index}", "labels": labels},
+                        "spec": {"volumes": volumes, **({"containers": containers} if containers else {})}}, schedule=False)
+                    pod.ready_seconds = workload.ready_seconds
             else:
-                cluster.deployments[(workload.namespace, workload.name)] = Deployment(
+                into = cluster.stateful_sets if workload.kind == "StatefulSet" else cluster.deployments
+                into[(workload.namespace, workload.name)] = Deployment(
                     namespace=workload.namespace, name=workload.name, replicas=workload.replicas, labels=labels,
-                    annotations=dict(workload.annotations), volumes=volumes,
+                    annotations=dict(workload.annotations), volumes=volumes, cpu_m=cpu_m, memory_mi=memory_mi,
+                    kind=workload.kind, ready_seconds=workload.ready_seconds,
                 )
             if workload.pdb:
                 cluster.pdbs[(workload.namespace, f"{workload.name}-pdb")] = Pdb(
                     namespace=workload.namespace, name=f"{workload.name}-pdb", selector=labels,
                     min_available=workload.pdb.min_available, max_unavailable=workload.pdb.max_unavailable,
                 )
+        for budget in spec.pdbs:
+            cluster.namespaces.add(budget.namespace)
+            cluster.pdbs[(budget.namespace, budget.name)] = Pdb(
+                namespace=budget.namespace, name=budget.name, selector=dict(budget.selector.matchLabels),
+                expressions=[dict(e) for e in budget.selector.matchExpressions],
+                min_available=budget.min_available, max_unavailable=budget.max_unavailable,
+            )
         for engine in spec.policy_engines:
             self._install_policy_engine(cluster, engine)
         self.reconcile(cluster, start_ready=True)
@@ -824,20 +869,20 @@ class World:
         if ready_at is None:
             ready_at = (
                 float("inf") if cluster.faults.node_never_ready
-                else self.now() + self.scaled(cluster, NODE_BOOT_SECONDS)
+                else self.now() + self.scaled(cluster, self.step_seconds(cluster, "node_boot_seconds", NODE_BOOT_SECONDS))
             )
         node = Node(
             name=f"{pool.name}-{seq:03d}",
             pool=pool.name,
             version=f"v{version or pool.kubelet or pool.version}.{seq % 7 + 1}",
             size=pool.size,
-            capacity=POOL_CAPACITY.get(pool.size, 110),
+            capacity=pool.allocatable[2] if pool.allocatable else POOL_CAPACITY.get(pool.size, 110),
             ready_at=ready_at,
             zone=zone,
             labels=dict(pool.labels),
             image=image or pool.image,
-            cpu_m=NODE_ALLOCATABLE.get(pool.size, DEFAULT_ALLOCATABLE)[0],
-            memory_mi=NODE_ALLOCATABLE.get(pool.size, DEFAULT_ALLOCATABLE)[1],
+            cpu_m=pool.allocatable[0] if pool.allocatable else NODE_ALLOCATABLE.get(pool.size, DEFAULT_ALLOCATABLE)[0],
+            memory_mi=pool.allocatable[1] if pool.allocatable else NODE_ALLOCATABLE.get(pool.size, DEFAULT_ALLOCATABLE)[1],
             subnet=held[0],
             addresses=held[1],
         )
@@ -877,12 +922,17 @@ class World:
         for pod in cluster.pods.values():
             if pod.node is None:
                 self._schedule(cluster, pod, now, start_ready=start_ready)
-        for deployment in cluster.deployments.values():
-            owned = [p for p in cluster.pods.values() if p.owner == deployment.name and p.namespace == deployment.namespace]
+        for deployment in [*cluster.deployments.values(), *cluster.stateful_sets.values()]:
+            owner_kind = "StatefulSet" if deployment.kind == "StatefulSet" else "ReplicaSet"
+            owned = [p for p in cluster.pods.values() if p.owner == deployment.name and p.namespace == deployment.namespace
+                     and p.owner_kind == owner_kind]
+            # a StatefulSet makes the lowest ordinals it lacks, each under its own name again
+            taken = {p.name for p in owned}
+            ordinals = iter(i for i in range(deployment.replicas + len(owned)) if f"{deployment.name}-{i}" not in taken)
             for _ in range(deployment.replicas - len(owned)):
                 uid = next(self._uids)
                 pod = Pod(
-                    name=f"{deployment.name}-{uid:06x}",
+                    name=f"{deployment.name}-{next(ordinals)}" if owner_kind == "StatefulSet" else f"{deployment.name}-{uid:06x}",
                     namespace=deployment.namespace,
                     labels=dict(deployment.labels),
                     owner=deployment.name,
@@ -892,6 +942,8 @@ class World:
                     cpu_m=deployment.cpu_m,
                     memory_mi=deployment.memory_mi,
                     volumes=[dict(v) for v in deployment.volumes],
+                    owner_kind=owner_kind,
+                    ready_seconds=deployment.ready_seconds,
                 )
                 cluster.pods[(pod.namespace, pod.name)] = pod
                 self._schedule(cluster, pod, now, start_ready=start_ready)
@@ -920,7 +972,10 @@ class World:
             return
         best = min(candidates, key=lambda n: (same[n.name], load[n.name], n.name))
         pod.node = best.name
-        pod.ready_at = 0.0 if start_ready else now + self.scaled(cluster, POD_START_SECONDS)
+        pod.started = time.time()
+        start = pod.ready_seconds if pod.ready_seconds is not None else self.step_seconds(cluster, "pod_start_seconds",
+                                                                                        POD_START_SECONDS)
+        pod.ready_at = 0.0 if start_ready else now + self.scaled(cluster, start)
 
     def _remove_pod(self, cluster: Cluster, pod: Pod, *, via: str) -> None:
         now = self.now()
@@ -1063,7 +1118,7 @@ class World:
         return update
 
     async def _run_control_plane_upgrade(self, cluster: Cluster, update: Update, version: str) -> None:
-        await self.pause(cluster, CONTROL_PLANE_UPGRADE_SECONDS)
+        await self.pause(cluster, self.step_seconds(cluster, "control_plane_upgrade_seconds", CONTROL_PLANE_UPGRADE_SECONDS))
         while cluster.faults.hang:
             await asyncio.sleep(0.05)
         cluster.previous_version = None if update.type == "VersionRollback" else cluster.version
@@ -1193,7 +1248,7 @@ class World:
                                "Reached max retries while trying to evict pods from nodes in node group " + pool.name,
                                [f"{p.namespace}/{p.name}" for p in stuck])
                     return
-                await self.pause(cluster, NODE_TERMINATE_SECONDS)
+                await self.pause(cluster, self.step_seconds(cluster, "node_terminate_seconds", NODE_TERMINATE_SECONDS))
                 self.remove_node(cluster, old.name, why="surge upgrade")
                 if first_remove and not await self._launch(cluster, pool, update, runs, image, zone):
                     return
@@ -1337,7 +1392,7 @@ class World:
             await asyncio.sleep(0.05)
         for node in cluster.pool_nodes(pool.name):
             self.remove_node(cluster, node.name, why=f"node group {pool.name} deleted")
-        await self.pause(cluster, NODE_TERMINATE_SECONDS)
+        await self.pause(cluster, self.step_seconds(cluster, "node_terminate_seconds", NODE_TERMINATE_SECONDS))
         cluster.pools.pop(pool.name, None)
         assert pool.operation is not None
         pool.operation.status = "Successful"
@@ -1645,6 +1700,7 @@ class World:
                 "status": c.status,
                 "namespaces": sorted(c.namespaces),
                 "objects": sorted(f"{api}/{plural}/{ns or '-'}/{name}" for api, plural, ns, name in c.objects),
+                "kube_calls": dict(c.kube_calls),
             }
         return {
             "pdb_violations": mine(self.pdb_violations),
