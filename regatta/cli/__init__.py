@@ -13,25 +13,6 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperOption
 
-from regatta.cli import (
-    access,
-    audit,
-    clusters,
-    codec,
-    deploy,
-    dr,
-    fleet,
-    lifecycle,
-    op,
-    pieces,
-    placement,
-    policy,
-    schedule,
-    tokens,
-    upgrade,
-    wave,
-)
-
 
 def _flags_without_a_type(option: TyperOption, ctx: Any) -> str | None:
     """typer 0.29 prints a type beside every option, and `<bool>` beside a flag (--wait, --help), which takes no
@@ -43,7 +24,23 @@ if hasattr(TyperOption, "display_type_rich"):  # typer before 0.29 draws no type
     _option_type = TyperOption.display_type_rich
     TyperOption.display_type_rich = _flags_without_a_type  # type: ignore[method-assign,assignment]
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Regatta: run a fleet of Kubernetes clusters as one.")
+# Each command and command group by the name it is called, and where it is written (module, attribute): only the one a
+# command line names is imported (`regatta op status` need not import what `regatta dev` does: each module pulls in its
+# own models, the Temporal SDK, SQLAlchemy...); `regatta --help` and `app` import them all.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "dev": ("pieces", "dev"), "sim": ("pieces", "sim"), "sim-clock": ("pieces", "sim_clock"), "api": ("pieces", "api"),
+    "worker": ("pieces", "worker"), "migrate": ("pieces", "migrate"), "backup": ("pieces", "backup"),
+    "restore": ("pieces", "restore"), "provision": ("lifecycle", "provision"), "decommission": ("lifecycle", "decommission"),
+    "failover": ("dr", "failover"), "failback": ("dr", "failback"),
+}
+GROUPS: dict[str, tuple[str, str]] = {
+    "clusters": ("clusters", "clusters_app"), "cluster": ("clusters", "cluster_app"), "fleet": ("fleet", "fleet_app"),
+    "upgrade": ("upgrade", "upgrade_app"), "op": ("op", "op_app"), "audit": ("audit", "audit_app"),
+    "dr": ("dr", "dr_app"), "wave": ("wave", "wave_app"), "policy": ("policy", "policy_app"),
+    "placement": ("placement", "placement_app"), "schedule": ("schedule", "schedule_app"),
+    "token": ("tokens", "token_app"), "access": ("access", "access_app"), "codec": ("codec", "codec_app"),
+    "deploy": ("deploy", "deploy_app"),
+}
 
 
 def _version(asked: bool) -> None:
@@ -54,39 +51,39 @@ def _version(asked: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
 def _regatta(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                                    help="print Regatta's version and exit")] = False) -> None:
     """Regatta: run a fleet of Kubernetes clusters as one."""
 
 
-app.command()(pieces.dev)
-app.command()(pieces.sim)
-app.command("sim-clock")(pieces.sim_clock)
-app.command()(pieces.api)
-app.command()(pieces.worker)
-app.command()(pieces.migrate)
-app.command()(pieces.backup)
-app.command()(pieces.restore)
-app.command()(lifecycle.provision)
-app.command()(lifecycle.decommission)
-app.command()(dr.failover)
-app.command()(dr.failback)
-app.add_typer(clusters.clusters_app, name="clusters")
-app.add_typer(clusters.cluster_app, name="cluster")
-app.add_typer(fleet.fleet_app, name="fleet")
-app.add_typer(upgrade.upgrade_app, name="upgrade")
-app.add_typer(op.op_app, name="op")
-app.add_typer(audit.audit_app, name="audit")
-app.add_typer(dr.dr_app, name="dr")
-app.add_typer(wave.wave_app, name="wave")
-app.add_typer(policy.policy_app, name="policy")
-app.add_typer(placement.placement_app, name="placement")
-app.add_typer(schedule.schedule_app, name="schedule")
-app.add_typer(tokens.token_app, name="token")
-app.add_typer(access.access_app, name="access")
-app.add_typer(codec.codec_app, name="codec")
-app.add_typer(deploy.deploy_app, name="deploy")
+def build_app(only: str | None = None) -> typer.Typer:
+    """The `regatta` command: every command and group, or with `only` that one alone (what a command line names)."""
+    from importlib import import_module
+
+    built = typer.Typer(no_args_is_help=True, add_completion=False, help="Regatta: run a fleet of Kubernetes clusters as one.")
+    built.callback()(_regatta)  # a callback keeps one command a command of the group, not the whole app
+    for name, (module, attribute) in COMMANDS.items():
+        if only in (None, name):
+            built.command(name)(getattr(import_module(f"regatta.cli.{module}"), attribute))
+    for name, (module, attribute) in GROUPS.items():
+        if only in (None, name):
+            built.add_typer(getattr(import_module(f"regatta.cli.{module}"), attribute), name=name)
+    return built
+
+
+def _named(argv: list[str]) -> str | None:
+    """The command or group a command line names (its first word, when it is one), else None: every one is built, so
+    `--help` lists them all and a misspelt name is answered with the full list."""
+    if argv[:1] == ["--version"]:
+        return ""  # nothing but the version: no command need be built
+    first = next((word for word in argv if not word.startswith("-")), None)
+    return first if first in COMMANDS or first in GROUPS else None
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # the whole command, for a test or a tool that walks it
+        return build_app()
+    raise AttributeError(name)
 
 
 def main() -> None:  # pragma: no cover - console entry point
@@ -97,7 +94,7 @@ def main() -> None:  # pragma: no cover - console entry point
 
     code: int = 0
     try:
-        app()
+        build_app(_named(sys.argv[1:]))()
     except SystemExit as done:
         if isinstance(done.code, str):
             print(done.code, file=sys.stderr)
