@@ -40,8 +40,6 @@ with workflow.unsafe.imports_passed_through():
     from regatta.models import (
         AbortInput,
         Activity,
-        ClusterSelector,
-        ClusterUpgradeInput,
         ClusterUpgradeResult,
         MaintenanceHold,
         PatchWaveApproveInput,
@@ -289,16 +287,7 @@ class PatchWave:
         """One cluster's ClusterUpgrade as a child; count the outcome."""
         try:
             entry.status, entry.detail = "upgrading", f"ClusterUpgrade {operation_ids.operation_id(entry.name)}"
-            checks = next((s.health_checks for s in self.input.stages if s.name == self.state.stage), [])
-            request = ClusterUpgradeInput(cluster=entry.name, target_version=self.input.target_version,
-                                          node_images=self.input.node_images, health_checks=checks,
-                                          drain_policies=self.input.drain_policies, freezes=self.input.freezes,
-                                          accept_findings=self.input.accept_findings,
-                                          # its own windows only: a window closing mid-upgrade pauses it at a step boundary
-                                          maintenance_windows=[self.input.maintenance_windows[i].model_copy(
-                                              update={"applies_to": ClusterSelector()}) for i in entry.windows],
-                                          strategy=self.input.strategy, ticket=self.input.ticket,
-                                          requested_by=self.input.requested_by, **self.input.upgrade_settings)
+            request = waves.upgrade_request(self.input, entry, stage=self.state.stage)
             try:
                 child = await workflow.start_child_workflow(
                     "ClusterUpgrade", request, id=operation_ids.operation_id(entry.name), result_type=ClusterUpgradeResult,

@@ -293,3 +293,48 @@ def upgrade_readiness(
                     console.print("".join(ch for ch in line if ch.isprintable()), highlight=False, markup=False)
 
     run_command(body)
+
+
+Compress = Annotated[float, typer.Option(help="how many times faster than the real fleet the twin runs (60: an hour in a"
+                                              " minute); the prediction errs long by Regatta's own work times this")]
+TwinFile = Annotated[str | None, typer.Option("--twin", help="a twin from `regatta fleet snapshot`; without it the"
+                                                             " clusters are read now")]
+
+
+@upgrade_app.command("rehearse")
+def upgrade_rehearse(
+    cluster: Annotated[str, typer.Argument(help="cluster name, as `regatta clusters list` shows it")],
+    to: Annotated[str, typer.Option("--to", help="target Kubernetes version, e.g. 1.31")],
+    strategy: Annotated[StrategyChoice, typer.Option(help="surge or blue_green")] = StrategyChoice.surge,
+    node_image: Annotated[str | None, typer.Option(help="also roll every node pool onto this node image of --to")] = None,
+    drain_timeout: Annotated[float | None, typer.Option(help="seconds a node's drain may take before the upgrade"
+                                                             " stops")] = None,
+    accept: Accept = None,
+    drain_unmanaged_pods: Annotated[bool, typer.Option(help="let a drain delete pods no controller recreates")] = False,
+    drain_emptydir_data: Annotated[bool, typer.Option(help="let a drain evict pods with emptyDir data")] = False,
+    twin: TwinFile = None,
+    compress: Compress = 60.0,
+    output: OutputOption = Output.table,
+):
+    """Run the upgrade on a twin of the cluster, in a private simulator and Temporal of its own, and say what it would
+    do on the real one: how long it would take, which drains its budgets would hold (the budgets and pods), where a
+    drain policy would escalate, and whether it would fail or wait for a person. Touches nothing real; exit 0 whatever
+    it predicts."""
+
+    def body():
+        from regatta.cli.rehearse import rehearse, render_upgrades, twin_for
+        from regatta.models import ClusterUpgradeInput
+
+        fleet = twin_for([cluster], twin)
+        provider = next(c.provider for c in fleet.clusters if c.name == cluster)
+        overrides = {k: v for k, v in {"drain_timeout_seconds": drain_timeout, "accept_findings": parse_accepted(accept) or None,
+                                       "drain_unmanaged_pods": drain_unmanaged_pods or None,
+                                       "drain_emptydir_data": drain_emptydir_data or None}.items() if v is not None}
+        try:
+            request = ClusterUpgradeInput(cluster=cluster, target_version=to, strategy=strategy.value,
+                                          node_images={provider: node_image} if node_image else {}, **overrides)
+        except ValueError as error:
+            raise Refused(str(error)) from None
+        render_upgrades(rehearse(fleet, {cluster: request}, compress=compress), output=output.value)
+
+    run_command(body)

@@ -159,3 +159,47 @@ def wave_forecast(
         render_forecast(forecast, console, cluster=cluster, output=output.value)
 
     run_command(body())
+
+
+@wave_app.command("rehearse")
+def wave_rehearse_command(
+    file: WaveFile = None,
+    selector: WaveSelector = None,
+    to: WaveTarget = None,
+    name: WaveName = None,
+    concurrency: WaveConcurrency = 1,
+    failure_budget: WaveBudget = "0",
+    twin: Annotated[str | None, typer.Option("--twin", help="a twin from `regatta fleet snapshot`; without it the wave's"
+                                                            " clusters are read now")] = None,
+    compress: Annotated[float, typer.Option(help="how many times faster than the real fleet the twin runs (60: an hour"
+                                                 " in a minute)")] = 60.0,
+    output: OutputOption = Output.table,
+):
+    """Run the wave's upgrades on a twin of its clusters (one run for each shape of cluster, in a private simulator and
+    Temporal of its own) and say what the wave would do: when each cluster would start and end, which drains budgets
+    would hold, the windows that would close mid-cluster, the stages the failure budget would halt, and its total.
+    Touches nothing real; exit 0 whatever it predicts."""
+
+    def body():
+        from regatta.cli.rehearse import rehearse, render_wave, twin_for
+        from regatta.rules import rehearsals
+
+        wave = _wave_request(file=file, selector=selector, to=to, name=name, concurrency=concurrency,
+                             failure_budget=failure_budget, ticket=None, requested_by=None)
+        now = fleet_now()
+        plan = waves.plan_wave(wave, open_inventory().list_clusters(), now=now)
+        entries = {entry.name: (stage.name, entry) for stage in plan.stages for entry in stage.clusters
+                   if entry.status in ("pending", "waiting_window", "held")}
+        if not entries:
+            raise Refused(f"wave {wave.name} has nothing to upgrade: every cluster it selects is at {wave.target_version}"
+                          " or in no stage")
+        fleet = twin_for(sorted(entries), twin)
+        requests = {name: waves.upgrade_request(wave, entry, stage=stage) for name, (stage, entry) in entries.items()}
+        rehearsed = rehearse(fleet, requests, compress=compress)
+        left_out = sorted({line for r in rehearsed.values() for line in r.left_out})
+        from datetime import datetime
+
+        render_wave(rehearsals.rehearse_wave(wave=wave, plan=plan, now=now, rehearsed=rehearsed, compress=compress,
+                                             rehearsed_at=datetime.now(UTC), left_out=left_out), output=output.value)
+
+    run_command(body)

@@ -60,6 +60,15 @@ class WorkloadSpec(Spec):
     ready_seconds: float | None = Field(default=None, ge=0, le=86400, description=(
         "how long one of its pods takes from being placed to Ready (its image pull, start and readiness probe);"
         " None: the simulator's default"))
+    unready: int = Field(default=0, ge=0, description=(
+        "of its pods, how many are not Ready and stay so (a crash loop, a failing probe): they count against its"
+        " budgets as they do on a real cluster"))
+
+    @model_validator(mode="after")
+    def _unready_of_its_pods(self) -> WorkloadSpec:
+        if self.unready > self.replicas:
+            raise ValueError(f"workload {self.name}: unready {self.unready} is more than its {self.replicas} replicas")
+        return self
 
     @property
     def pod_labels(self) -> dict[str, str]:

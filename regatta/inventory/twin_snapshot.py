@@ -104,7 +104,7 @@ def read_cluster(connections: ClusterConnections, record: ClusterRecord) -> tupl
             name=w.name, namespace=w.namespace, kind=w.kind, replicas=w.replicas, labels=w.labels,
             requests=RequestsSpec(cpu=f"{w.cpu_m}m" if w.cpu_m else None,
                                   memory=f"{w.memory_mi}Mi" if w.memory_mi else None) if w.cpu_m or w.memory_mi else None,
-            ready_seconds=w.ready_seconds) for w in found],
+            ready_seconds=w.ready_seconds, unready=w.unready) for w in found],
         pdbs=[BudgetSpec(name=b.name, namespace=b.namespace, min_available=b.min_available,
                          max_unavailable=b.max_unavailable,
                          selector=SelectorSpec(matchLabels=(b.selector or {}).get("matchLabels") or {},

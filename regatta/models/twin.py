@@ -23,6 +23,8 @@ class TwinWorkload(Model):
     memory_mi: int = 0
     ready_seconds: float | None = Field(default=None, description="median of its pods' start to Ready; None: not"
                                         " measured (every pod was Ready before it was started, or none is Ready)")
+    unready: int = Field(default=0, description="its pods on a node and not Ready when it was read (a crash loop, a"
+                         " failing probe): what holds its budgets at their floor")
 
 
 class TwinBudget(Model):

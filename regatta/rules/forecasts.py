@@ -6,7 +6,7 @@ Pure: the PatchWave `forecast` Query and `regatta wave plan` call it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from regatta.models import (
@@ -25,16 +25,24 @@ SETTLED = {"succeeded": "upgraded", "at_target": "already at the target", "faile
 
 def forecast(*, wave: PatchWaveInput, stages: Sequence[WaveStageState], now: datetime, upgrade_seconds: float,
              started: dict[str, datetime] | None = None, unstaged: dict[str, str] | None = None,
-             stopped: str | None = None, joined_later: Sequence[str] = ()) -> WaveForecast:
+             stopped: str | None = None, joined_later: Sequence[str] = (),
+             durations: Mapping[str, float] | None = None) -> WaveForecast:
     """When the wave will first touch each cluster: the stages in order, each after the one before
     has ended and soaked; at most `concurrency` at once; each cluster only when one of its windows
     is open, outside every freeze and after its hold. Every upgrade is taken to last
     `upgrade_seconds`; approvals are taken to come as soon as they are asked for. Works for a plan
-    (every stage pending) and for a running wave (`started`: the upgrades in flight)."""
+    (every stage pending) and for a running wave (`started`: the upgrades in flight). `durations` gives a
+    cluster's own upgrade time where one is known (a rehearsal's), in place of `upgrade_seconds`."""
     started = started or {}
     duration = timedelta(seconds=upgrade_seconds)
+    own = {name: timedelta(seconds=seconds) for name, seconds in (durations or {}).items()}
+
+    def takes(name: str) -> timedelta:
+        return own.get(name, duration)
+
     out: list[ClusterForecast] = []
-    assumes = [f"each upgrade takes {upgrade_seconds / 60:.0f} minutes",
+    assumes = [f"each upgrade takes {upgrade_seconds / 60:.0f} minutes" if not own
+               else "each upgrade takes what its rehearsal took",
                "approvals come as soon as a stage asks for one"]
     at = now  # when the next stage may begin
     previous: WaveStageState | None = None
@@ -57,7 +65,7 @@ def forecast(*, wave: PatchWaveInput, stages: Sequence[WaveStageState], now: dat
             why_stage = f"stage {previous.name} ends{soak}"
         if stage.approval_required and not stage.approved_by:
             why_stage += f", and stage {stage.name} is approved"
-        in_flight = [max(now, started.get(e.name, now) + duration) for e in stage.clusters if e.status == "upgrading"]
+        in_flight = [max(now, started.get(e.name, now) + takes(e.name)) for e in stage.clusters if e.status == "upgrading"]
         finish = max([begins, *in_flight])
         slots = sorted(in_flight + [begins] * max(stage.concurrency - len(in_flight), 0))
         # Clusters that share windows and hold wait alike: the next one to go is the head of the
@@ -92,17 +100,17 @@ def forecast(*, wave: PatchWaveInput, stages: Sequence[WaveStageState], now: dat
             heads[key] += 1
             touched[entry.name] = (start, _why(wave, entry, slot=slot, start=start, begins=begins, why_stage=why_stage,
                                                concurrency=stage.concurrency))
-            slots.append(start + duration)
+            slots.append(start + takes(entry.name))
             slots.sort()
-            finish = max(finish, start + duration)
+            finish = max(finish, start + takes(entry.name))
         for entry in stage.clusters:
             if entry.name in touched:
                 when, why = touched[entry.name]
                 when = when.astimezone(UTC) if when else None
                 out.append(ClusterForecast(cluster=entry.name, stage=stage.name, status=entry.status, earliest_touch=when,
-                                           expected_done=when + duration if when else None, because=why))
+                                           expected_done=when + takes(entry.name) if when else None, because=why))
             else:
-                out.append(_settled(stage, entry, None, started, duration=duration, now=now))
+                out.append(_settled(stage, entry, None, started, duration=takes(entry.name), now=now))
         at = finish + timedelta(seconds=stage.soak_seconds if stage is not stages[-1] else 0)
         previous = stage
     for name, reason in sorted((unstaged or {}).items()):

@@ -65,6 +65,12 @@ def ready_seconds(pods: Iterable[Mapping[str, Any]]) -> float | None:
     return round(statistics.median(readings), 1) if readings else None
 
 
+def unready(pods: Iterable[Mapping[str, Any]]) -> int:
+    """The pods on a node whose Ready condition is not True: a crash loop, a failing readiness probe."""
+    return sum(1 for pod in pods if (pod.get("spec") or {}).get("nodeName") and not any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in (pod.get("status") or {}).get("conditions") or []))
+
+
 def _owner(pod: Mapping[str, Any]) -> tuple[str, str] | None:
     owner = next((o for o in _meta(pod).get("ownerReferences") or [] if o.get("controller")), None)
     return (str(owner.get("kind")), str(owner.get("name"))) if owner else None
@@ -90,10 +96,11 @@ def workloads(*, deployments: Sequence[Mapping[str, Any]], stateful_sets: Sequen
                     and label_selector_matches(selector, _meta(p).get("labels") or {})]
             claimed.update((namespace, _meta(p).get("name") or "") for p in mine)
             cpu, memory = _requests((template.get("spec") or {}).get("containers") or [])
+            replicas = int(spec.get("replicas", 1) or 0)
             found.append(TwinWorkload(
-                name=name, namespace=namespace, kind=kind, replicas=int(spec.get("replicas", 1) or 0),
+                name=name, namespace=namespace, kind=kind, replicas=replicas,
                 labels={str(k): str(v) for k, v in ((template.get("metadata") or {}).get("labels") or {}).items()},
-                cpu_m=cpu, memory_mi=memory, ready_seconds=ready_seconds(mine)))
+                cpu_m=cpu, memory_mi=memory, ready_seconds=ready_seconds(mine), unready=min(unready(mine), replicas)))
     left_out: dict[str, TwinLeftOut] = {}
     orphans: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
     for pod in live:
@@ -117,12 +124,12 @@ def workloads(*, deployments: Sequence[Mapping[str, Any]], stateful_sets: Sequen
         cpu, memory = _requests((pod.get("spec") or {}).get("containers") or [])
         found.append(TwinWorkload(name=name, namespace=namespace, kind="Pod", replicas=1,
                                   labels={str(k): str(v) for k, v in (_meta(pod).get("labels") or {}).items()},
-                                  cpu_m=cpu, memory_mi=memory, ready_seconds=ready_seconds([pod])))
+                                  cpu_m=cpu, memory_mi=memory, ready_seconds=ready_seconds([pod]), unready=unready([pod])))
     for (namespace, owner_name), owned in sorted(orphans.items()):
         cpu, memory = _requests((owned[0].get("spec") or {}).get("containers") or [])
         found.append(TwinWorkload(name=owner_name, namespace=namespace, kind="Deployment", replicas=len(owned),
                                   labels={str(k): str(v) for k, v in (_meta(owned[0]).get("labels") or {}).items()},
-                                  cpu_m=cpu, memory_mi=memory, ready_seconds=ready_seconds(owned)))
+                                  cpu_m=cpu, memory_mi=memory, ready_seconds=ready_seconds(owned), unready=unready(owned)))
     return sorted(found, key=lambda w: (w.namespace, w.name, w.kind)), list(left_out.values())
 
 

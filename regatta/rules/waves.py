@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from regatta.models import (
     ClusterRecord,
+    ClusterSelector,
     ClusterUpgradeInput,
     MaintenanceHold,
     PatchWaveInput,
@@ -214,3 +215,17 @@ def plan_wave(wave: PatchWaveInput, clusters: Sequence[ClusterRecord], *, now: d
     return WavePlan(wave=wave.name, target_version=wave.target_version, node_images=dict(wave.node_images), planned_at=now,
                     failure_budget=failure_budget(wave.failure_budget, total), stages=stages, unstaged=unstaged,
                     unstaged_reasons=unstaged_reasons)
+
+
+def upgrade_request(wave: PatchWaveInput, entry: WaveClusterState, *, stage: str | None) -> ClusterUpgradeInput:
+    """The ClusterUpgrade a wave starts for one of its clusters: its stage's health checks, the wave's drain policies,
+    freezes, accepted findings and tuning, and only the maintenance windows that apply to it (a window closing
+    mid-upgrade pauses it at a step boundary)."""
+    checks = next((s.health_checks for s in wave.stages if s.name == stage), [])
+    return ClusterUpgradeInput(cluster=entry.name, target_version=wave.target_version, node_images=wave.node_images,
+                               health_checks=checks, drain_policies=wave.drain_policies, freezes=wave.freezes,
+                               accept_findings=wave.accept_findings,
+                               maintenance_windows=[wave.maintenance_windows[i].model_copy(
+                                   update={"applies_to": ClusterSelector()}) for i in entry.windows],
+                               strategy=wave.strategy, ticket=wave.ticket, requested_by=wave.requested_by,
+                               **wave.upgrade_settings)

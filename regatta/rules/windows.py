@@ -26,7 +26,7 @@ def freeze_at(freezes: Sequence[Freeze], at: datetime) -> Freeze | None:
     return next((f for f in freezes if f.start <= at < f.end), None)
 
 
-def _window_at(window: MaintenanceWindow, at: datetime) -> tuple[datetime, datetime] | None:
+def window_at(window: MaintenanceWindow, at: datetime) -> tuple[datetime, datetime] | None:
     """The occurrence of the window open at `at`, else the next one to open."""
     zone = ZoneInfo(window.timezone)
     hour, minute = (int(part) for part in window.start.split(":"))
@@ -65,7 +65,7 @@ def next_start(*, windows: Sequence[MaintenanceWindow], freezes: Sequence[Freeze
             continue
         if not mine:
             return candidate
-        occurrences = [o for o in (_window_at(w, candidate) for w in mine) if o is not None]
+        occurrences = [o for o in (window_at(w, candidate) for w in mine) if o is not None]
         if not occurrences:
             return None
         opens = min(o[0] for o in occurrences)

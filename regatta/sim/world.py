@@ -128,9 +128,10 @@ class Pod:
     owner_kind: str = "ReplicaSet"  # what its ownerReference names: a Deployment's ReplicaSet, or a StatefulSet
     ready_seconds: float | None = None  # placed to Ready (None: POD_START_SECONDS)
     started: float | None = None  # wall-clock time it was placed on a node (status.startTime)
+    never_ready: bool = False  # a crash loop or a failing readiness probe: placed, running, never Ready
 
     def ready(self, now: float) -> bool:
-        return self.node is not None and now >= self.ready_at
+        return self.node is not None and now >= self.ready_at and not self.never_ready
 
 
 @dataclass
@@ -244,6 +245,9 @@ class Cluster:
     deployments: dict[tuple[str, str], Deployment] = field(default_factory=dict)
     stateful_sets: dict[tuple[str, str], Deployment] = field(default_factory=dict)  # kind StatefulSet
     kube_calls: collections.Counter[str] = field(default_factory=collections.Counter)  # API server requests, by operation
+    # Drains a budget held, by node: the budgets and pods that refused an eviction, when first and last (monotonic),
+    # how many times (a rehearsal reads them; GET /sim/report says them).
+    held_drains: dict[str, dict[str, Any]] = field(default_factory=dict)
     pdbs: dict[tuple[str, str], Pdb] = field(default_factory=dict)
     namespaces: set[str] = field(default_factory=lambda: {"default", "kube-system"})
     namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -647,6 +651,14 @@ class World:
                     namespace=workload.namespace, name=f"{workload.name}-pdb", selector=labels,
                     min_available=workload.pdb.min_available, max_unavailable=workload.pdb.max_unavailable,
                 )
+        self.reconcile(cluster, start_ready=True)
+        for workload in spec.workloads:  # the pods a fleet file says are not Ready, as a snapshot found them
+            owner_kind = {"StatefulSet": "StatefulSet", "Deployment": "ReplicaSet"}.get(workload.kind)
+            mine = sorted((p for p in cluster.pods.values() if p.namespace == workload.namespace and (
+                p.owner == workload.name and p.owner_kind == owner_kind if owner_kind else
+                p.owner is None and p.name.startswith(f"{workload.name}-"))), key=lambda p: p.name)
+            for pod in mine[:workload.unready]:
+                pod.never_ready = True
         for budget in spec.pdbs:
             cluster.namespaces.add(budget.namespace)
             cluster.pdbs[(budget.namespace, budget.name)] = Pdb(
@@ -1013,14 +1025,16 @@ class World:
         if pod is None:
             raise SimError(404, "NotFound", f'pods "{name}" not found')
         covering = [p for p in cluster.pdbs.values() if p.namespace == namespace and _covers(p, pod.labels)]
-        if len(covering) > 1:
-            raise SimError(500, "InternalError", "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.")
         now = self.now()
+        if len(covering) > 1:
+            self._held(cluster, pod, covering, now)
+            raise SimError(500, "InternalError", "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.")
         if covering:
             pdb = covering[0]
             status = self.pdb_status(cluster, pdb)
             unhealthy_may_go = not pod.ready(now) and status["currentHealthy"] >= status["desiredHealthy"] and not pdb.blocked
             if status["disruptionsAllowed"] < 1 and not unhealthy_may_go:
+                self._held(cluster, pod, covering, now)
                 raise SimError(
                     429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption budget.",
                     causes=[{
@@ -1037,6 +1051,13 @@ class World:
                 self.double_drains.append({"cluster": cluster.name, "node": node.name, "drains": episodes, "by": by})
         self._remove_pod(cluster, pod, via=by)
         self.reconcile(cluster)
+
+    def _held(self, cluster: Cluster, pod: Pod, budgets: list[Pdb], now: float) -> None:
+        held = cluster.held_drains.setdefault(pod.node or "-", {"budgets": [], "pods": [], "first": now, "last": now,
+                                                                 "refusals": 0})
+        held["last"], held["refusals"] = now, held["refusals"] + 1
+        for key, value in (("budgets", [f"{b.namespace}/{b.name}" for b in budgets]), ("pods", [f"{pod.namespace}/{pod.name}"])):
+            held[key] = sorted(set(held[key]) | set(value))
 
     def create_pod(self, cluster: Cluster, namespace: str, manifest: dict, *, schedule: bool = True) -> Pod:
         """A pod made directly (`kubectl run`), not by a controller: nothing recreates it once it goes."""
@@ -1701,6 +1722,9 @@ class World:
                 "namespaces": sorted(c.namespaces),
                 "objects": sorted(f"{api}/{plural}/{ns or '-'}/{name}" for api, plural, ns, name in c.objects),
                 "kube_calls": dict(c.kube_calls),
+                "held_drains": {node: {"budgets": held["budgets"], "pods": held["pods"], "refusals": held["refusals"],
+                                       "seconds": round(held["last"] - held["first"], 3)}
+                                for node, held in c.held_drains.items()},
             }
         return {
             "pdb_violations": mine(self.pdb_violations),

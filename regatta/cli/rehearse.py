@@ -1,0 +1,116 @@
+"""What `regatta upgrade rehearse` and `regatta wave rehearse` share: the twin they run on (a file, or a snapshot taken
+now of the clusters they need), the rehearsal on a private stack (regatta/rehearsal.py), and how its report is shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from datetime import UTC
+
+from rich.table import Table
+
+from regatta.cli.context import open_inventory
+from regatta.cli.exits import Refused
+from regatta.cli.render import console, errors
+from regatta.formats.fleet_file import FleetFileError, FleetSpec, load_fleet
+from regatta.models import ClusterUpgradeInput
+from regatta.models.rehearsal import ClusterRehearsal, WaveRehearsal
+from regatta.settings import Settings
+
+DEFAULT_COMPRESS = 60.0  # an hour of the real fleet in a minute of the twin
+
+
+def twin_for(names: list[str], twin_file: str | None) -> FleetSpec:
+    """The twin a rehearsal runs on: `--twin FILE` as written, or the named clusters read now (a snapshot)."""
+    if twin_file:
+        try:
+            twin = load_fleet(twin_file)
+        except FleetFileError as error:
+            raise Refused(f"--twin {twin_file}: {error}") from None
+        missing = sorted(set(names) - {c.name for c in twin.clusters})
+        if missing:
+            raise Refused(f"--twin {twin_file} does not hold {', '.join(missing)}: take a new one (regatta fleet snapshot"
+                          " --output FILE) or leave --twin out to read them now")
+        return twin
+    from regatta.inventory.twin_snapshot import snapshot
+    from regatta.kube.connect import ClusterConnections
+
+    inventory = open_inventory()
+    records = [inventory.get_cluster(name) for name in names]
+    taken = snapshot(ClusterConnections(sim_url=Settings.from_env().sim_url), inventory, records)
+    unread = [m for m in taken.left_out if m.what == "the whole cluster" and m.cluster in names]
+    if unread:
+        raise Refused("cannot rehearse without reading " + "; ".join(f"{m.cluster}: {m.why}" for m in unread))
+    return taken.fleet
+
+
+def rehearse(twin: FleetSpec, requests: Mapping[str, ClusterUpgradeInput], *, compress: float) -> dict[str, ClusterRehearsal]:
+    from regatta.rehearsal import rehearse_upgrades
+
+    if compress < 1:
+        raise Refused(f"--compress {compress:g}: the twin runs faster than the fleet, 1 or more (default {DEFAULT_COMPRESS:g})")
+    try:
+        return asyncio.run(rehearse_upgrades(twin, requests, compress=compress,
+                                             say=lambda line: errors.print(line, highlight=False, markup=False)))
+    except ValueError as error:
+        raise Refused(str(error)) from None
+
+
+def _minutes(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds / 60:.0f} min"
+
+
+def _stall_lines(cluster: str, rehearsal_stalls) -> list[str]:
+    return [f"{cluster}: the drain of {s.node} held {_minutes(s.seconds)} by {', '.join(s.budgets) or 'no budget named'}"
+            f" ({', '.join(s.pods)}), reaching {s.reached}" for s in rehearsal_stalls]
+
+
+def render_upgrades(rehearsed: Mapping[str, ClusterRehearsal], *, output: str) -> None:
+    if output == "json":
+        print(json.dumps([r.model_dump(mode="json") for r in rehearsed.values()], indent=2))
+        return
+    table = Table(title="rehearsed on the twin")
+    for column in ("CLUSTER", "REHEARSED AS", "OUTCOME", "PREDICTED", "DRAINS HELD", "SAYS"):
+        table.add_column(column)
+    for r in rehearsed.values():
+        table.add_row(r.cluster, r.rehearsed_as, r.outcome, _minutes(r.predicted_seconds), str(len(r.stalls)),
+                      r.message[:160])
+    console.print(table)
+    for r in rehearsed.values():
+        for line in _stall_lines(r.cluster, r.stalls) + [f"{r.cluster}: {e}" for e in r.escalations] + [
+                f"{r.cluster}: not rehearsed: {what}" for what in r.left_out]:
+            console.print(line, highlight=False, markup=False)
+
+
+def render_wave(report: WaveRehearsal, *, output: str) -> None:
+    if output == "json":
+        print(json.dumps(report.model_dump(mode="json"), indent=2))
+        return
+    ends = f"{report.ends.astimezone(UTC):%a %Y-%m-%d %H:%M} UTC" if report.ends else "never"
+    console.print(f"[bold]{report.wave}[/] to {report.target_version}, rehearsed on the twin: ends {ends}"
+                  f" ({_minutes(report.total_seconds)} from its start)"
+                  + (f"; [bold red]halted at stage {report.halted_at}[/] by its failure budget" if report.halted_at else ""))
+    stages = Table(title="stages")
+    for column in ("STAGE", "STARTS (UTC)", "ENDS (UTC)", "FAILURES", "BUDGET", "HALTS"):
+        stages.add_column(column)
+    for stage in report.stages:
+        stages.add_row(stage.name, f"{stage.starts:%a %H:%M}" if stage.starts else "—",
+                       f"{stage.ends:%a %H:%M}" if stage.ends else "—", str(stage.failures), str(stage.failure_budget),
+                       "yes" if stage.halts else "")
+    console.print(stages)
+    table = Table(title="clusters")
+    for column in ("CLUSTER", "STAGE", "OUTCOME", "STARTS (UTC)", "TAKES", "BECAUSE"):
+        table.add_column(column)
+    for c in report.clusters:
+        table.add_row(c.cluster, c.stage or "—", c.outcome, f"{c.starts:%a %H:%M}" if c.starts else "—",
+                      _minutes(c.predicted_seconds), c.because)
+    console.print(table)
+    for c in report.clusters:
+        for line in _stall_lines(c.cluster, c.stalls):
+            console.print(line, highlight=False, markup=False)
+    for line in report.left_out:
+        console.print(f"not rehearsed: {line}", highlight=False, markup=False)
+    console.print(f"assumes {'; '.join(report.assumes)}", highlight=False)
+

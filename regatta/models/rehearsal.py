@@ -1,0 +1,84 @@
+"""A rehearsal (`regatta upgrade rehearse`, `regatta wave rehearse`): the real ClusterUpgrade run on a twin of the
+fleet in a private simulator, time-compressed, and what it predicts for each cluster and for the wave."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from regatta.models.base import Model
+
+
+class DrainStall(Model):
+    """A drain the budgets held in the rehearsal: where, by what, for how long (in the real fleet's seconds)."""
+
+    node: str
+    budgets: list[str] = Field(description="namespace/name of each budget that refused an eviction")
+    pods: list[str] = Field(description="namespace/name of each pod they held")
+    seconds: float = Field(description="how long the drain stood blocked, as the real fleet would wait it")
+    reached: str = Field(description="the last step of its drain policy it reached: retrying, owner_notified,"
+                         " awaiting_approval, deleting_pods")
+
+
+RehearsalOutcome = Literal["succeeded", "failed", "refused", "stalled"]
+
+
+class ClusterRehearsal(Model):
+    """One cluster's upgrade as the rehearsal ran it (or ran a cluster of the same shape for it)."""
+
+    cluster: str
+    rehearsed_as: str = Field(description="the cluster whose run stands for this one (the same node pools, workloads,"
+                              " budgets and cloud: one run per shape)")
+    outcome: RehearsalOutcome = Field(description="stalled: it would wait for a person (an approval to delete the pods"
+                                      " a budget holds) and the rehearsal stopped it there")
+    predicted_seconds: float = Field(description="how long the upgrade would take on the real fleet, to where it ended")
+    message: str = ""
+    stalls: list[DrainStall] = Field(default_factory=list)
+    escalations: list[str] = Field(default_factory=list, description="each step of a drain policy it reached, as the"
+                                   " audit trail would say it")
+    left_out: list[str] = Field(default_factory=list, description="what the rehearsal did not do that the real upgrade"
+                                " would (a hook's call out, a callback)")
+
+
+class WaveClusterRehearsal(Model):
+    """One cluster of a rehearsed wave: when it would start and end, and what would stop it."""
+
+    cluster: str
+    stage: str | None
+    outcome: RehearsalOutcome | Literal["at_target", "unstaged", "not_started", "never"] = Field(description=(
+        "not_started: an earlier stage's failures would halt the wave first; never: no window opens within a year"))
+    starts: datetime | None = None
+    ends: datetime | None = None
+    predicted_seconds: float | None = None
+    window_closes: datetime | None = Field(default=None, description="the window it starts in closes before it would"
+                                           " end: the upgrade pauses at its next step until a window opens")
+    because: str = ""
+    stalls: list[DrainStall] = Field(default_factory=list)
+
+
+class StageRehearsal(Model):
+    name: str
+    starts: datetime | None = None
+    ends: datetime | None = None
+    failures: int = 0
+    failure_budget: int = Field(description="failures the wave tolerates; one more halts it")
+    halts: bool = Field(default=False, description="its failures would exceed the wave's failure budget")
+
+
+class WaveRehearsal(Model):
+    """What a wave would do on the twin: per cluster and per stage, and the whole."""
+
+    wave: str
+    target_version: str
+    rehearsed_at: datetime
+    starts: datetime = Field(description="when the rehearsal took the wave to start (now, on the fleet's calendar)")
+    ends: datetime | None = Field(default=None, description="when its last cluster would end (or the wave halt)")
+    total_seconds: float | None = None
+    compress: float = Field(description="how many times faster than the real fleet the twin ran")
+    halted_at: str | None = Field(default=None, description="the stage whose failures would halt the wave")
+    stages: list[StageRehearsal]
+    clusters: list[WaveClusterRehearsal]
+    assumes: list[str] = Field(default_factory=list)
+    left_out: list[str] = Field(default_factory=list)

@@ -1,0 +1,115 @@
+"""Rehearsals from the CLI: the real ClusterUpgrade run on a twin in a private stack predicts what the real run then
+meets (a budget that holds a drain, by name and pods), and a wave's rehearsal runs one upgrade per shape of cluster and
+lays them out as the wave would, halting where its failure budget says."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from tests.conftest import sim_report
+from tests.e2e.test_cli import regatta
+
+def _ledger(tag: str) -> dict:
+    """Two teams each gave ledger a budget: a pod two budgets select is never evicted (the eviction API answers 500),
+    so the cloud's drain of a node holding one is held until the cloud gives up (EKS: 15 minutes, then
+    PodEvictionFailure). Nothing before the upgrade says so; the cluster runs a thousand times faster than a real one."""
+    return {"name": "rehearse", "provider": "eks", "region": "us-east-1", "version": "1.30", "time_scale": 0.001,
+            "labels": {"env": "staging", "rehearse": tag},
+            "node_pools": [{"name": "general", "nodes": 2, "node_size": "m5.large"}],
+            "workloads": [{"name": "ledger", "namespace": "shop", "replicas": 2},
+                          {"name": "catalog", "namespace": "shop", "replicas": 2, "pdb": {"max_unavailable": 1}}],
+            "pdbs": [{"name": "ledger-team-a", "namespace": "shop", "selector": {"matchLabels": {"app": "ledger"}},
+                      "max_unavailable": 1},
+                     {"name": "ledger-team-b", "namespace": "shop", "selector": {"matchLabels": {"app": "ledger"}},
+                      "min_available": 1}]}
+
+
+async def test_a_rehearsal_predicts_the_budgets_that_then_hold_the_real_drain(queue_settings, add_fleet, simulator,
+                                                                              worker, tmp_path):
+    tag = uuid.uuid4().hex[:6]
+    [name] = add_fleet(_ledger(tag))
+    twin = tmp_path / "twin.yaml"
+    taken = await regatta(queue_settings, "fleet", "snapshot", "--selector", f"rehearse={tag}", "--output", str(twin))
+    assert taken.returncode == 0, taken.stderr
+    before = sim_report(simulator, name)["clusters"][name]
+
+    rehearsed = await regatta(queue_settings, "upgrade", "rehearse", name, "--to", "1.31", "--twin", str(twin),
+                              "--compress", "600", "--output", "json")
+    assert rehearsed.returncode == 0, rehearsed.stdout + rehearsed.stderr
+    [prediction] = json.loads(rehearsed.stdout)
+    assert prediction["cluster"] == name and prediction["outcome"] == "failed", prediction["message"]
+    assert "PodEvictionFailure" in prediction["message"], prediction["message"]
+    [stall] = prediction["stalls"]
+    assert stall["budgets"] == ["shop/ledger-team-a", "shop/ledger-team-b"]
+    assert stall["pods"] and all(p.startswith("shop/ledger-") for p in stall["pods"])
+    assert stall["seconds"] >= 600  # EKS asks for 15 minutes before it gives up; the twin says most of them
+    # the real cluster was read, never changed
+    after = sim_report(simulator, name)["clusters"][name]
+    assert after["control_plane_version"] == before["control_plane_version"] == "1.30"
+    assert not any(n["unschedulable"] for n in after["nodes"].values()) and after["held_drains"] == {}
+
+    real = await regatta(queue_settings, "upgrade", "start", name, "--to", "1.31", "--poll-interval", "0.2", "--wait")
+    assert real.returncode == 1, real.stdout + real.stderr
+    assert "PodEvictionFailure" in real.stdout + real.stderr
+    held = sim_report(simulator, name)["clusters"][name]["held_drains"]
+    assert [h["budgets"] for h in held.values()] == [stall["budgets"]], held  # the budgets the rehearsal named
+
+    table = await regatta(queue_settings, "upgrade", "rehearse", name, "--to", "1.32", "--twin", str(twin),
+                          "--compress", "600")
+    assert table.returncode == 0, table.stderr
+    assert "shop/ledger-team-a, shop/ledger-team-b" in table.stdout and "failed" in table.stdout
+
+
+async def test_a_rehearsal_refuses_what_it_cannot_run(queue_settings, add_cluster, tmp_path):
+    name = add_cluster("rehearse-refused", pools=1, nodes=1)
+    slower = await regatta(queue_settings, "upgrade", "rehearse", name, "--to", "1.31", "--compress", "0.5")
+    assert slower.returncode == 2 and "--compress 0.5" in slower.stderr
+    other = tmp_path / "twin.yaml"
+    other.write_text("clusters: []\n")
+    missing = await regatta(queue_settings, "upgrade", "rehearse", name, "--to", "1.31", "--twin", str(other))
+    assert missing.returncode == 2 and f"does not hold {name}" in missing.stderr
+    unknown = await regatta(queue_settings, "upgrade", "rehearse", "no-such-cluster-x", "--to", "1.31")
+    assert unknown.returncode == 2 and "no-such-cluster-x" in unknown.stderr
+
+
+async def test_a_wave_rehearsal_runs_each_shape_once_and_halts_where_the_failure_budget_would(
+        queue_settings, add_fleet, simulator, tmp_path):
+    tag = uuid.uuid4().hex[:6]
+    plain = {**_ledger(tag), "name": "plain", "pdbs": [], "labels": {"env": "canary", "rehearse": tag}}
+    names = add_fleet({**plain, "name": "canary-a"}, {**plain, "name": "canary-b"},
+                      {**_ledger(tag), "name": "staging", "labels": {"env": "staging", "rehearse": tag}},
+                      {**plain, "name": "prod", "labels": {"env": "prod", "rehearse": tag}})
+    canary_a, canary_b, staging, prod = names
+    twin = tmp_path / "twin.yaml"
+    taken = await regatta(queue_settings, "fleet", "snapshot", "--selector", f"rehearse={tag}", "--output", str(twin))
+    assert taken.returncode == 0, taken.stderr
+    wave = tmp_path / "wave.yaml"
+    wave.write_text(f"""
+name: rehearsed-{tag}
+target_version: "1.31"
+selector: {{labels: {{rehearse: {tag}}}}}
+failure_budget: 0
+stages:
+- {{name: canary, selector: {{environment: canary}}, concurrency: 2, soak_seconds: 1800}}
+- {{name: staging, selector: {{environment: staging}}}}
+- {{name: prod, selector: {{environment: prod}}}}
+""")
+    rehearsed = await regatta(queue_settings, "wave", "rehearse", "--file", str(wave), "--twin", str(twin),
+                              "--compress", "600", "--output", "json")
+    assert rehearsed.returncode == 0, rehearsed.stdout + rehearsed.stderr
+    # the canaries and prod are one shape (their labels differ, not their pools, workloads or budgets): two runs
+    assert "rehearsing 4 clusters as 2 runs" in rehearsed.stderr and "time=" not in rehearsed.stderr
+    report = json.loads(rehearsed.stdout)
+    by = {c["cluster"]: c for c in report["clusters"]}
+    assert by[canary_a]["outcome"] == by[canary_b]["outcome"] == "succeeded"
+    assert by[canary_a]["starts"] == by[canary_b]["starts"]  # two at once
+    assert by[staging]["outcome"] == "failed" and by[staging]["stalls"][0]["budgets"] == [
+        "shop/ledger-team-a", "shop/ledger-team-b"]
+    assert by[prod]["outcome"] == "not_started" and report["halted_at"] == "staging"
+    assert [s["halts"] for s in report["stages"]] == [False, True, False]
+    # nothing of the real fleet moved
+    assert all(sim_report(simulator, n)["clusters"][n]["control_plane_version"] == "1.30" for n in names)
+
+    table = await regatta(queue_settings, "wave", "rehearse", "--file", str(wave), "--twin", str(twin), "--compress", "600")
+    assert table.returncode == 0 and "halted at stage staging" in table.stdout, table.stdout + table.stderr

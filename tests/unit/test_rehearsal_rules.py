@@ -1,0 +1,117 @@
+"""The decisions of a rehearsal (regatta/rules/rehearsals.py) with fixed clocks: what the upgrade run on the twin is,
+which clusters one run stands for, how a run's time becomes a prediction, and what a wave would do given each
+cluster's rehearsed upgrade (windows closing mid-cluster, the failure budget halting a stage)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from regatta.models import ClusterRecord, ClusterUpgradeInput, NodePool, PatchWaveInput
+from regatta.models.rehearsal import ClusterRehearsal, DrainStall
+from regatta.rules import forecasts, rehearsals, waves
+
+TUESDAY_NOON = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def cluster(name: str, *, env: str) -> ClusterRecord:
+    return ClusterRecord(name=name, provider="eks", region="us-east-1", environment=env, labels={"env": env},
+                         control_plane_version="1.30", node_pools=[NodePool(name="general", version="1.30", node_count=3)])
+
+
+def wave(**fields) -> PatchWaveInput:
+    return PatchWaveInput.model_validate({
+        "name": "nov", "target_version": "1.31",
+        "stages": [{"name": "canary", "selector": {"environment": "canary"}, "soak_seconds": 600},
+                   {"name": "prod", "selector": {"environment": "prod"}, "concurrency": 2}], **fields})
+
+
+def rehearsed(name: str, minutes: float, outcome: str = "succeeded") -> ClusterRehearsal:
+    return ClusterRehearsal(cluster=name, rehearsed_as=name, outcome=outcome, predicted_seconds=minutes * 60)
+
+
+def test_the_twins_upgrade_waits_compress_times_less_and_calls_nothing_outside():
+    request = ClusterUpgradeInput.model_validate({
+        "cluster": "c", "target_version": "1.31", "callback_url": "https://tickets.example/cb", "ticket": "CHG-1",
+        "drain_timeout_seconds": 900, "poll_interval_seconds": 15, "activity_heartbeat_timeout_seconds": 60,
+        "drain_policies": [{"notify_owner_after_seconds": 300, "owner_webhook": "https://owner.example/hook"}],
+        "hooks": [{"name": "gate", "at": "before_control_plane", "webhook": {"url": "https://gate.example/"}},
+                  {"name": "smoke", "at": "after_node_pools", "smoke_test": {"image": "busybox"}}],
+        "health_checks": [{"name": "errors", "prometheus": {"url": "https://prom.example", "query": "up",
+                                                            "below": 1}}],
+        "maintenance_windows": [{"days": ["tue"], "start": "02:00", "duration_minutes": 60}]})
+    twin, left_out = rehearsals.compressed_request(request, 60)
+    assert twin.drain_timeout_seconds == 15 and twin.poll_interval_seconds == 0.25
+    assert twin.activity_heartbeat_timeout_seconds == 60  # the worker's pace, not the fleet's
+    assert twin.drain_policies[0].notify_owner_after_seconds == 5 and twin.drain_policies[0].owner_webhook is None
+    assert twin.callback_url is None and twin.ticket is None and twin.requested_by == "rehearsal"
+    assert [h.name for h in twin.hooks] == ["smoke"] and twin.health_checks == []
+    assert twin.maintenance_windows == [] and twin.freezes == []
+    said = " ".join(left_out)
+    for what in ("https://tickets.example/cb", "https://owner.example/hook", "hook gate", "health check errors",
+                 "maintenance windows"):
+        assert what in said
+    with pytest.raises(ValueError, match="1 or more"):
+        rehearsals.compressed_request(request, 0.5)
+
+
+def test_one_run_stands_for_every_cluster_of_a_shape():
+    base = {"provider": "eks", "version": "1.30", "node_pools": [{"name": "a", "nodes": 3}], "workloads": []}
+    clusters = {"b-prod": {**base, "name": "b-prod", "labels": {"env": "prod"}, "region": "eu-west-1"},
+                "a-prod": {**base, "name": "a-prod", "labels": {"env": "prod"}, "region": "us-east-1"},
+                "c-big": {**base, "name": "c-big", "node_pools": [{"name": "a", "nodes": 9}]}}
+    assert rehearsals.stands_for(clusters) == {"a-prod": "a-prod", "b-prod": "a-prod", "c-big": "c-big"}
+
+
+def test_a_runs_time_counts_the_fleets_waits_stretched_and_regattas_own_work_once():
+    assert rehearsals.predicted_seconds(30, 60) == 1800
+    assert rehearsals.predicted_seconds(30, 60, baseline_seconds=2) == 28 * 60 + 2
+    assert rehearsals.predicted_seconds(1, 60, baseline_seconds=3) == 1  # a baseline longer than the run: all its own work
+
+
+def test_the_forecast_takes_each_clusters_own_duration_where_one_is_known():
+    fleet = [cluster("p1", env="prod"), cluster("p2", env="prod"), cluster("p3", env="prod")]
+    prod_only = wave(stages=[{"name": "prod", "selector": {"environment": "prod"}, "concurrency": 2}])
+    plan = waves.plan_wave(prod_only, fleet, now=TUESDAY_NOON)
+    forecast = forecasts.forecast(wave=prod_only, stages=plan.stages, now=TUESDAY_NOON, upgrade_seconds=3600,
+                                  durations={"p1": 600, "p2": 1800})
+    touch = {f.cluster: f.earliest_touch for f in forecast.clusters}
+    # two at once: p1 and p2 start now; p3 takes p1's slot when p1 ends, ten minutes in
+    assert touch == {"p1": TUESDAY_NOON, "p2": TUESDAY_NOON, "p3": TUESDAY_NOON + timedelta(minutes=10)}
+    assert "each upgrade takes what its rehearsal took" in forecast.assumes
+
+
+def test_a_wave_rehearsal_lays_the_upgrades_out_as_the_wave_would_and_halts_where_its_budget_says():
+    fleet = [cluster("c1", env="canary"), cluster("p1", env="prod"), cluster("p2", env="prod")]
+    plan = waves.plan_wave(wave(), fleet, now=TUESDAY_NOON)
+    stall = DrainStall(node="n1", budgets=["shop/ledger"], pods=["shop/ledger-0"], seconds=900, reached="retrying")
+    report = rehearsals.rehearse_wave(
+        wave=wave(), plan=plan, now=TUESDAY_NOON, compress=60, rehearsed_at=TUESDAY_NOON,
+        rehearsed={"c1": rehearsed("c1", 30), "p1": rehearsed("p1", 40).model_copy(update={"stalls": [stall]}),
+                   "p2": rehearsed("p2", 20)})
+    by = {c.cluster: c for c in report.clusters}
+    assert by["c1"].starts == TUESDAY_NOON and by["c1"].ends == TUESDAY_NOON + timedelta(minutes=30)
+    # prod opens after canary ends and soaks ten minutes; both of its clusters at once
+    assert by["p1"].starts == by["p2"].starts == TUESDAY_NOON + timedelta(minutes=40)
+    assert report.ends == TUESDAY_NOON + timedelta(minutes=80) and report.total_seconds == 80 * 60
+    assert by["p1"].stalls == [stall] and report.halted_at is None
+
+    failing = rehearsals.rehearse_wave(wave=wave(), plan=plan, now=TUESDAY_NOON, compress=60, rehearsed_at=TUESDAY_NOON,
+                                       rehearsed={"c1": rehearsed("c1", 30, "failed"), "p1": rehearsed("p1", 40),
+                                                  "p2": rehearsed("p2", 20)})
+    assert failing.halted_at == "canary" and failing.stages[0].halts and failing.stages[0].failures == 1
+    assert {c.cluster: c.outcome for c in failing.clusters} == {"c1": "failed", "p1": "not_started", "p2": "not_started"}
+    assert failing.ends == TUESDAY_NOON + timedelta(minutes=30)
+
+
+def test_a_window_that_closes_before_a_cluster_would_end_is_named():
+    windows = [{"name": "tuesday-noon", "days": ["tue"], "start": "12:00", "duration_minutes": 30}]
+    plan = waves.plan_wave(wave(maintenance_windows=windows), [cluster("p1", env="prod"), cluster("p2", env="prod")],
+                           now=TUESDAY_NOON)
+    report = rehearsals.rehearse_wave(wave=wave(maintenance_windows=windows), plan=plan, now=TUESDAY_NOON, compress=60,
+                                      rehearsed_at=TUESDAY_NOON,
+                                      rehearsed={"p1": rehearsed("p1", 45), "p2": rehearsed("p2", 20)})
+    by = {c.cluster: c for c in report.clusters}
+    assert by["p1"].window_closes == TUESDAY_NOON + timedelta(minutes=30) and "its window closes" in by["p1"].because
+    assert by["p2"].window_closes is None
