@@ -116,6 +116,16 @@ TABLES: dict[str, list[Row]] = {
             at_most=1.0),
         zero("pdb_violations", "budget violations, either drain"),
     ],
+    "rehearsal_1000": [
+        Row("seconds_per_1000_clusters", "a 1,000-cluster wave rehearsed on its twin, seconds per 1,000 clusters",
+            at_most=60),
+        Row("runs", "upgrades run (one per shape of cluster, each with its baseline)"),
+        Row("seconds_running", "seconds in the private stack (start, runs, stop)"),
+        Row("seconds_planning", "seconds planning the wave over the fleet"),
+        Row("wave_hours_predicted", "the wave's predicted length, hours"),
+        Row("forecast_error.mean", "forecast error against a run closer to real time, mean of the shapes"),
+        Row("forecast_error.max", "… the worst shape"),
+    ],
     "policy_rollout_1000": [
         Row("clusters_per_min", "rollout, clusters per minute"),
         Row("ratio_to_patch_wave", "against a PatchWave over the same fleet in the same run", at_least=1.0),

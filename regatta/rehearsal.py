@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 import tempfile
@@ -28,13 +29,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import TimeoutError as RunTimedOut
 from temporalio.testing import WorkflowEnvironment
 
 from regatta.devstack import temporal_binary
@@ -47,9 +49,13 @@ from regatta.models.search_attributes import SEARCH_ATTRIBUTES
 from regatta.rules import operation_ids, rehearsals
 from regatta.settings import Settings
 from regatta.sim.server import BackgroundSimulator
-from regatta.sim.world import World
+from regatta.sim.world import SimError, World
 
-WATCH_SECONDS = 0.1  # how often a run's progress is read: a drain held for less than this times compress goes unseen
+BASELINE_FASTER = 1000.0  # a baseline's own waits are this many times shorter again than the run's
+WATCH_SECONDS = 0.1
+RUN_DEADLINE_SECONDS = 1800.0
+NOT_IN_A_TWIN = ("readiness findings a twin does not hold (the cloud's upgrade insights, deprecated API use, add-on"
+                 " versions): `regatta upgrade readiness` reads them from the cluster")  # a run on the twin longer than this is stopped and said to have failed  # how often a run's progress is read: a drain held for less than this times compress goes unseen
 STARTUP_SECONDS = 60.0  # two cores busy with other work start a dev server slowly
 
 
@@ -68,8 +74,8 @@ def _output_to(log: Path) -> Iterator[None]:
     script parses, nor between the lines a person reads."""
     sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
     with open(log, "ab") as sink:
+        saved = os.dup(1), os.dup(2)
         os.dup2(sink.fileno(), 1)
         os.dup2(sink.fileno(), 2)
     try:
@@ -90,7 +96,10 @@ async def private_stack(twin: FleetSpec, *, compress: float) -> AsyncIterator[Pr
 
     with tempfile.TemporaryDirectory(prefix="regatta-rehearsal-") as home:
         world = World(time_scale=1 / compress)
-        world.load(twin)
+        try:
+            world.load(twin)
+        except SimError as error:  # what the simulator's clouds refuse of the twin (an unknown launch template, ...)
+            raise ValueError(f"the twin cannot be loaded: {error}") from None
         with BackgroundSimulator(world) as simulator:
             with _output_to(Path(home) / "temporal.log"):
                 environment = await WorkflowEnvironment.start_local(
@@ -101,85 +110,132 @@ async def private_stack(twin: FleetSpec, *, compress: float) -> AsyncIterator[Pr
                 settings = Settings(home=Path(home), temporal_address=environment.client.service_client.config.target_host,
                                     namespace="default", task_queue=f"rehearsal-{uuid.uuid4().hex[:8]}",
                                     database_url=f"sqlite:///{Path(home) / 'inventory.db'}", sim_url=simulator.url,
-                                    outbound_allow=("127.0.0.1/32",), outbound_private=True)
+                                    outbound_allow=("127.0.0.1/32",), outbound_private=True, simulated_only=True)
                 inventory = Inventory(settings.database_url)
                 for record in records_from_fleet(twin):
                     inventory.upsert_cluster(record)
-                async with build_worker(environment.client, settings):
-                    yield PrivateStack(client=environment.client, settings=settings, inventory=inventory, world=world)
+                # an upgrade failing on the twin is what a rehearsal is for: the SDK's warnings of it are not news
+                sdk_logger = logging.getLogger("temporalio")
+                was = sdk_logger.level
+                sdk_logger.setLevel(logging.ERROR)
+                try:
+                    async with build_worker(environment.client, settings):
+                        yield PrivateStack(client=environment.client, settings=settings, inventory=inventory,
+                                           world=world)
+                finally:
+                    sdk_logger.setLevel(was)
             finally:
                 await environment.shutdown()
 
 
+@dataclass
+class Run:
+    """One upgrade as it ran on the twin."""
+
+    outcome: str
+    seconds: float  # on the twin, to where it ended (a stalled one: to where it stalled)
+    message: str = ""
+    error_type: str | None = None
+    stalls: list[DrainStall] = field(default_factory=list)
+    then_waits: float = 0.0  # real seconds it would wait after that (a stalled one: its approval timeout)
+
+
 async def _run_one(stack: PrivateStack, request: ClusterUpgradeInput, *, compress: float,
-                   say: Callable[[str], None]) -> tuple[str, float, str, list[DrainStall]]:
-    """One upgrade on the twin, watched: (outcome, seconds it took here, message, drains held)."""
+                   say: Callable[[str], None]) -> Run:
+    """One upgrade on the twin, watched for drains the budgets hold and for a drain policy that would wait for a
+    person (stopped there: the run says where)."""
     handle = await stack.client.start_workflow(
         "ClusterUpgrade", request, id=operation_ids.operation_id(request.cluster), task_queue=stack.settings.task_queue,
-        result_type=ClusterUpgradeResult)
+        result_type=ClusterUpgradeResult, execution_timeout=timedelta(seconds=RUN_DEADLINE_SECONDS))
     began = time.monotonic()
     held: dict[str, DrainStall] = {}
-    outcome, message = "succeeded", ""
+    run = Run(outcome="succeeded", seconds=0.0)
     waiting = asyncio.ensure_future(handle.result())
     try:
         while not waiting.done():
             await asyncio.wait([waiting], timeout=WATCH_SECONDS)
-            if waiting.done():
-                break
+            if waiting.done() or run.outcome == "stalled":
+                continue
             try:
                 progress = await handle.query("progress", result_type=ClusterUpgradeProgress)
             except Exception:  # noqa: BLE001 - a query between runs or before the first task: read it next time
                 continue
             escalation = progress.drain_escalation
-            if escalation is not None:
-                since = escalation.blocked_since.astimezone(UTC)
-                held[escalation.node] = DrainStall(
-                    node=escalation.node, budgets=list(escalation.budgets), pods=list(escalation.pods),
-                    seconds=rehearsals.predicted_seconds(max(0.0, (datetime.now(UTC) - since).total_seconds()), compress),
-                    reached=escalation.step)
-                if escalation.step == "awaiting_approval" and outcome != "stalled":
-                    outcome = "stalled"
-                    message = (f"the drain of {escalation.node} would wait for a person to approve deleting"
-                               f" {', '.join(escalation.pods)} (held by {', '.join(escalation.budgets)})")
-                    say(f"{request.cluster}: {message}; stopped there")
+            if escalation is None:
+                continue
+            held[escalation.node] = DrainStall(node=escalation.node, budgets=list(escalation.budgets),
+                                               pods=list(escalation.pods), seconds=0.0, reached=escalation.step)
+            if escalation.step == "awaiting_approval":
+                run.outcome, run.seconds, run.error_type = "stalled", time.monotonic() - began, "AwaitingApproval"
+                run.then_waits = escalation.policy.approval_timeout_seconds * compress
+                run.message = (f"the drain of {escalation.node} would wait for a person to approve deleting"
+                               f" {', '.join(escalation.pods)} (held by {', '.join(escalation.budgets)}), up to"
+                               f" {run.then_waits / 3600:.0f} h, then fail")
+                say(f"{request.cluster}: {run.message}; stopped there")
+                with contextlib.suppress(Exception):  # it may have ended meanwhile: the result says how
                     await handle.execute_update("abort", AbortInput(reason="rehearsal: stalled", requested_by="rehearsal"))
         result: ClusterUpgradeResult = waiting.result()
-        if outcome != "stalled":
-            outcome, message = ("succeeded" if result.outcome == "succeeded" else "failed"), result.message
+        if run.outcome != "stalled":
+            run.outcome, run.message = ("succeeded" if result.outcome == "succeeded" else "failed"), result.message
     except WorkflowFailureError as failure:
         cause = failure.cause
-        if outcome != "stalled":
-            outcome = rehearsals.failure_outcome(cause.type if isinstance(cause, ApplicationError) else None)
-            message = str(cause or failure)
+        if run.outcome != "stalled":
+            run.error_type = cause.type if isinstance(cause, ApplicationError) else None
+            run.outcome, run.message = rehearsals.failure_outcome(run.error_type), str(cause or failure)
+            if isinstance(cause, RunTimedOut):
+                run.message = f"the rehearsal stopped it after {RUN_DEADLINE_SECONDS / 60:.0f} minutes on the twin"
     finally:
         if not waiting.done():
             waiting.cancel()
-    return outcome, time.monotonic() - began, message, _stalls(stack.world, request.cluster, held, compress=compress)
+    if run.outcome != "stalled":
+        run.seconds = time.monotonic() - began
+    run.stalls = _stalls(stack.world, request.cluster, held, compress=compress)
+    return run
 
 
 def _stalls(world: World, cluster: str, seen: dict[str, DrainStall], *, compress: float) -> list[DrainStall]:
     """Every drain a budget held in the run: what the twin's API servers refused (each eviction a budget turned down,
-    by node), with the step of the drain policy the run's progress showed it reach."""
+    by node, and for how long), with the step of the drain policy the run's progress showed it reach."""
     out = []
     for node, held in sorted(world.clusters[cluster].held_drains.items()):
         watched = seen.get(node)
         out.append(DrainStall(node=node, budgets=list(held["budgets"]), pods=list(held["pods"]),
-                              seconds=rehearsals.predicted_seconds(held["last"] - held["first"], compress),
+                              seconds=rehearsals.predicted_seconds(held["seconds"], compress),
                               reached=watched.reached if watched else "retrying"))
     return out
 
 
+def _on_the_twin(spec: ClusterSpec) -> ClusterSpec:
+    """A cluster as the private stack runs it: at the stack's pace (a time scale of its own would outweigh the
+    compression) and reached by the stack's worker (a site's agent is not there to reach it)."""
+    return spec.model_copy(update={"time_scale": None, "site": None})
+
+
 def _baseline_copy(spec: ClusterSpec, name: str) -> ClusterSpec:
-    """The cluster again under `name`, at time scale 0 (a Cluster API cluster with a Cluster object of its own)."""
-    management = spec.management.model_copy(update={"cluster": name}) if spec.management is not None else None
-    return spec.model_copy(update={"name": name, "time_scale": 0.0, "management": management})
+    """The cluster again under `name`, at time scale 0. A Cluster API cluster's objects go to a namespace of their own
+    on the management cluster (its MachineDeployments are named after its pools, as the run's are)."""
+    management = spec.management.model_copy(update={"cluster": name, "namespace": name[:63]}) \
+        if spec.management is not None else None
+    return _on_the_twin(spec).model_copy(update={"name": name, "time_scale": 0.0, "management": management})
+
+
+def _gated_seconds(request: ClusterUpgradeInput, spec: ClusterSpec) -> tuple[float, list[str]]:
+    """What the Prometheus checks the twin cannot run would add: each holds the real upgrade for its `for_seconds`
+    after the control plane and after each node pool (of each minor; counted once here)."""
+    checks = [c for c in request.health_checks if c.prometheus is not None]
+    gates = 1 + len(spec.node_pools)
+    seconds = sum(c.prometheus.for_seconds for c in checks if c.prometheus is not None) * gates
+    return seconds, [f"health check {c.name}'s {c.prometheus.for_seconds:g} s at each of {gates} gates is added to"
+                     " the prediction" for c in checks if c.prometheus is not None]
 
 
 async def rehearse_upgrades(twin: FleetSpec, requests: Mapping[str, ClusterUpgradeInput], *, compress: float,
                             concurrency: int = 8, say: Callable[[str], None] = lambda line: None,
                             ) -> dict[str, ClusterRehearsal]:
     """Each requested cluster's upgrade, predicted: one run per shape (the cluster and the upgrade it is given), at most
-    `concurrency` at once, on a private stack loaded with `twin`."""
+    `concurrency` shapes at once, on a private stack loaded with what the runs need of `twin`. Each run has a baseline:
+    the same upgrade on a copy of its cluster at time scale 0 with every wait of its own near nothing, which leaves
+    Regatta's own work; the prediction counts that once."""
     specs = {c.name: c for c in twin.clusters}
     missing = sorted(set(requests) - set(specs))
     if missing:
@@ -190,24 +246,29 @@ async def rehearse_upgrades(twin: FleetSpec, requests: Mapping[str, ClusterUpgra
                    "upgrade": compressed[name][0].model_dump(mode="json", exclude={"cluster"})} for name in requests}
     stands = rehearsals.stands_for(keys)
     runs = sorted(set(stands.values()))
-    baselines = {name: rehearsals.baseline_name(name) for name in runs}
-    stage = twin.model_copy(update={"clusters": [*twin.clusters, *(
-        _baseline_copy(specs[name], baselines[name]) for name in runs)]})
+    baselines = {name: rehearsals.baseline_name(name, taken=set(specs)) for name in runs}
+    # The private stack holds only what the runs need: each run's cluster, its baseline copy, and a Cluster API
+    # cluster's management cluster (a fleet of a thousand clusters of a dozen shapes loads two dozen).
+    needed = set(runs) | {m.context for name in runs if (m := specs[name].management) is not None}
+    stage = twin.model_copy(update={"clusters": [*(_on_the_twin(c) for c in twin.clusters if c.name in needed), *(
+        _baseline_copy(specs[name], baselines[name]) for name in runs)], "traffic": [], "dr_pairs": []})
     say(f"rehearsing {len(requests)} clusters as {len(runs)} runs (and as many baselines) on a private stack,"
         f" {compress:g} times faster")
     async with private_stack(stage, compress=compress) as stack:
         slots = asyncio.Semaphore(concurrency)
 
-        async def run(name: str) -> tuple[str, tuple[str, float, str, list[DrainStall]], float]:
+        async def run(name: str) -> tuple[str, Run, Run]:
             async with slots:
-                request = compressed[name][0]
+                # the baseline's own waits are near nothing too: what is left of its time is Regatta's work
+                quick, _ = rehearsals.compressed_request(requests[name], compress * BASELINE_FASTER)
                 done, baseline = await asyncio.gather(
-                    _run_one(stack, request, compress=compress, say=say),
-                    _run_one(stack, request.model_copy(update={"cluster": baselines[name]}), compress=compress,
+                    _run_one(stack, compressed[name][0], compress=compress, say=say),
+                    _run_one(stack, quick.model_copy(update={"cluster": baselines[name]}), compress=compress,
                              say=lambda line: None))
-                predicted = rehearsals.predicted_seconds(done[1], compress, baseline_seconds=baseline[1])
-                say(f"{name}: {done[0]} in {predicted / 60:.0f} minutes")
-                return name, done, baseline[1]
+                say(f"{name}: {done.outcome} in"
+                    f" {rehearsals.predicted_seconds(done.seconds, compress, baseline_seconds=baseline.seconds) / 60:.0f}"
+                    " minutes")
+                return name, done, baseline
 
         finished = {name: (done, baseline) for name, done, baseline in await asyncio.gather(*(run(n) for n in runs))}
         trail = {name: [f"{line.action} {line.outcome}: {line.detail}" for line in
@@ -215,10 +276,12 @@ async def rehearse_upgrades(twin: FleetSpec, requests: Mapping[str, ClusterUpgra
                  for name in runs}
     out = {}
     for name, rep in stands.items():
-        (outcome, wall, message, stalls), baseline = finished[rep]
-        out[name] = ClusterRehearsal(cluster=name, rehearsed_as=rep, outcome=outcome,
-                                     predicted_seconds=rehearsals.predicted_seconds(wall, compress,
-                                                                                    baseline_seconds=baseline),
-                                     message=message.replace(baselines[rep], rep), stalls=stalls, escalations=trail[rep],
-                                     left_out=compressed[name][1])
+        done, baseline = finished[rep]
+        gated, gated_notes = _gated_seconds(requests[name], specs[name]) if done.outcome == "succeeded" else (0.0, [])
+        predicted = rehearsals.predicted_seconds(done.seconds, compress, baseline_seconds=baseline.seconds)
+        out[name] = ClusterRehearsal(
+            cluster=name, rehearsed_as=rep, outcome=done.outcome,
+            predicted_seconds=round(predicted + done.then_waits + gated, 1), message=done.message.replace(baselines[rep], rep),
+            error_type=done.error_type, stalls=done.stalls, escalations=trail[rep],
+            left_out=[*compressed[name][1], *gated_notes, NOT_IN_A_TWIN])
     return out

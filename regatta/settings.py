@@ -75,6 +75,9 @@ class Settings:
     # worker deployment REGATTA_DEPLOYMENT ("regatta"); unset: an unversioned worker, as before.
     build_id: str | None = None
     deployment: str = "regatta"
+    # A rehearsal's private worker (regatta/rehearsal.py): it reaches the simulator only, never a kubeconfig or a
+    # credential a secrets store holds. Never read from the environment.
+    simulated_only: bool = False
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

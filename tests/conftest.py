@@ -379,10 +379,16 @@ class WorkerProcess:
 
 # The longest files first (their time in a full run, docs/testing.md): `make test`'s processes take a file at a
 # time in the order collected, and a long file begun last was the run's tail, one process working alone for minutes.
-LONGEST_FIRST = ("tests/e2e/test_tour.py", "tests/e2e/test_cli_lifecycle.py", "tests/e2e/test_cli.py",
-                 "tests/e2e/test_cli_schedules.py", "tests/integration/test_patch_wave.py", "tests/e2e/test_dev_persist.py",
-                 "tests/e2e/test_policy_cli.py", "tests/e2e/test_kubectl.py", "tests/e2e/test_cli_waves.py",
-                 "tests/e2e/test_access_grant_expiry.py", "tests/integration/test_decommission.py", "tests/e2e/test_drift.py")
+# pytest-xdist (--dist loadfile) hands each process two files at the start, round robin in this order, and the next file
+# whenever one has fewer than two waiting: the five longest go first, one to each process, and the second five are short
+# ones, so that none of the long ones waits behind another (the --persist restart queued behind the tour was the run's
+# last four minutes, 2026-12-07).
+LONGEST_FIRST = ("tests/e2e/test_tour.py", "tests/e2e/test_dev_persist.py", "tests/e2e/test_cli_lifecycle.py",
+                 "tests/e2e/test_cli.py", "tests/e2e/test_cli_schedules.py",
+                 "tests/e2e/test_fleet_snapshot.py", "tests/e2e/test_rehearsals.py", "tests/e2e/test_dev.py",
+                 "tests/e2e/test_drift.py", "tests/e2e/test_access_grant_expiry.py",
+                 "tests/e2e/test_policy_cli.py", "tests/integration/test_patch_wave.py", "tests/e2e/test_kubectl.py",
+                 "tests/e2e/test_cli_waves.py", "tests/integration/test_decommission.py")
 
 
 def pytest_collection_modifyitems(session, config, items):

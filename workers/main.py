@@ -108,7 +108,8 @@ def build_worker(
     """The main worker, or with `site` that site's agent: the cluster-API activities alone, on the
     site's task queue, with the site's credentials."""
     inventory = Inventory(settings.database_url, audit_keys=settings.audit_keys())
-    connections = ClusterConnections(sim_url=settings.sim_url, site=site, rate_limit=cloud_rate_limit(settings, inventory))
+    connections = ClusterConnections(sim_url=settings.sim_url, site=site, rate_limit=cloud_rate_limit(settings, inventory),
+                                     simulated_only=settings.simulated_only)
     traffic = HttpTrafficManager(settings.traffic_endpoint) if settings.traffic_endpoint else None
     activities = activity_functions(
         CloudActivities(connections), KubeActivities(connections, inventory), InventoryActivities(inventory, fleet_now=lambda: read_fleet_clock(settings.sim_url).now),

@@ -31,7 +31,10 @@ def fleet_snapshot(
     recorded. A cluster that cannot be read is left out and named; the exit code is 0 when any was read."""
 
     def body():
+        from rich.markup import escape
+
         from regatta.formats.fleet_file import dump_fleet
+        from regatta.formats.kubeconfig import write_private
         from regatta.inventory.twin_snapshot import snapshot
         from regatta.kube.connect import ClusterConnections
 
@@ -54,14 +57,13 @@ def fleet_snapshot(
         text = dump_fleet(twin.fleet, header=header)
         if output == "-":
             print(text, end="")
-        else:
-            Path(output).write_text(text)
+        else:  # it names subnets, roles and every workload: for its owner alone, as a kubeconfig is
+            write_private(output, text)
         say = errors if output == "-" else console
-        say.print(f"twin of {len(twin.fleet.clusters)} clusters" + (f" written to {output}" if output != "-" else ""),
-                  highlight=False)
-        for calibration in twin.calibrations:
-            say.print(f"  {calibration.provider}: {calibration.how}", highlight=False, markup=False)
-        for missing in twin.left_out:
-            say.print(f"  left out of {missing.cluster}: {missing.what} ({missing.why})", highlight=False, markup=False)
+        lines = [f"twin of {len(twin.fleet.clusters)} clusters" + (f" written to {output}" if output != "-" else ""),
+                 *(f"  {c.provider}: {c.how}" for c in twin.calibrations),
+                 *(f"  left out of {m.cluster}: {m.what} ({m.why})" for m in twin.left_out)]
+        for line in lines:  # as text: what a cluster or an error says reaches the terminal without markup or escapes
+            say.print(escape("".join(ch if ch.isprintable() else " " for ch in line)), highlight=False)
 
     run_command(body)

@@ -9,6 +9,7 @@ import json
 from collections.abc import Mapping
 from datetime import UTC
 
+from rich.markup import escape
 from rich.table import Table
 
 from regatta.cli.context import open_inventory
@@ -53,9 +54,15 @@ def rehearse(twin: FleetSpec, requests: Mapping[str, ClusterUpgradeInput], *, co
         raise Refused(f"--compress {compress:g}: the twin runs faster than the fleet, 1 or more (default {DEFAULT_COMPRESS:g})")
     try:
         return asyncio.run(rehearse_upgrades(twin, requests, compress=compress,
-                                             say=lambda line: errors.print(line, highlight=False, markup=False)))
+                                             say=lambda line: errors.print(_said(line), highlight=False)))
     except ValueError as error:
         raise Refused(str(error)) from None
+
+
+def _said(text: str) -> str:
+    """What a cluster or a wave file says (names, messages, hold reasons), as text to print: no markup read into it,
+    no escape sequence reaching the terminal."""
+    return escape("".join(ch if ch.isprintable() else " " for ch in text))
 
 
 def _minutes(seconds: float | None) -> str:
@@ -75,13 +82,13 @@ def render_upgrades(rehearsed: Mapping[str, ClusterRehearsal], *, output: str) -
     for column in ("CLUSTER", "REHEARSED AS", "OUTCOME", "PREDICTED", "DRAINS HELD", "SAYS"):
         table.add_column(column)
     for r in rehearsed.values():
-        table.add_row(r.cluster, r.rehearsed_as, r.outcome, _minutes(r.predicted_seconds), str(len(r.stalls)),
-                      r.message[:160])
+        table.add_row(_said(r.cluster), _said(r.rehearsed_as), r.outcome, _minutes(r.predicted_seconds),
+                      str(len(r.stalls)), _said(r.message[:160]))
     console.print(table)
     for r in rehearsed.values():
         for line in _stall_lines(r.cluster, r.stalls) + [f"{r.cluster}: {e}" for e in r.escalations] + [
                 f"{r.cluster}: not rehearsed: {what}" for what in r.left_out]:
-            console.print(line, highlight=False, markup=False)
+            console.print(_said(line), highlight=False)
 
 
 def render_wave(report: WaveRehearsal, *, output: str) -> None:
@@ -89,14 +96,14 @@ def render_wave(report: WaveRehearsal, *, output: str) -> None:
         print(json.dumps(report.model_dump(mode="json"), indent=2))
         return
     ends = f"{report.ends.astimezone(UTC):%a %Y-%m-%d %H:%M} UTC" if report.ends else "never"
-    console.print(f"[bold]{report.wave}[/] to {report.target_version}, rehearsed on the twin: ends {ends}"
+    console.print(f"[bold]{_said(report.wave)}[/] to {_said(report.target_version)}, rehearsed on the twin: ends {ends}"
                   f" ({_minutes(report.total_seconds)} from its start)"
                   + (f"; [bold red]halted at stage {report.halted_at}[/] by its failure budget" if report.halted_at else ""))
     stages = Table(title="stages")
     for column in ("STAGE", "STARTS (UTC)", "ENDS (UTC)", "FAILURES", "BUDGET", "HALTS"):
         stages.add_column(column)
     for stage in report.stages:
-        stages.add_row(stage.name, f"{stage.starts:%a %H:%M}" if stage.starts else "—",
+        stages.add_row(_said(stage.name), f"{stage.starts:%a %H:%M}" if stage.starts else "—",
                        f"{stage.ends:%a %H:%M}" if stage.ends else "—", str(stage.failures), str(stage.failure_budget),
                        "yes" if stage.halts else "")
     console.print(stages)
@@ -104,13 +111,14 @@ def render_wave(report: WaveRehearsal, *, output: str) -> None:
     for column in ("CLUSTER", "STAGE", "OUTCOME", "STARTS (UTC)", "TAKES", "BECAUSE"):
         table.add_column(column)
     for c in report.clusters:
-        table.add_row(c.cluster, c.stage or "—", c.outcome, f"{c.starts:%a %H:%M}" if c.starts else "—",
-                      _minutes(c.predicted_seconds), c.because)
+        table.add_row(_said(c.cluster), _said(c.stage or "—"), c.outcome + (f" ({c.rehearsed})" if c.rehearsed and
+                                                                           c.rehearsed != c.outcome else ""),
+                      f"{c.starts:%a %H:%M}" if c.starts else "—", _minutes(c.predicted_seconds), _said(c.because))
     console.print(table)
     for c in report.clusters:
         for line in _stall_lines(c.cluster, c.stalls):
-            console.print(line, highlight=False, markup=False)
+            console.print(_said(line), highlight=False)
     for line in report.left_out:
-        console.print(f"not rehearsed: {line}", highlight=False, markup=False)
-    console.print(f"assumes {'; '.join(report.assumes)}", highlight=False)
+        console.print(_said(f"not rehearsed: {line}"), highlight=False)
+    console.print(_said(f"assumes {'; '.join(report.assumes)}"), highlight=False)
 

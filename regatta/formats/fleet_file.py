@@ -18,6 +18,10 @@ from regatta.models import ManagementRef, ProviderKind, fill_default_node_sizes
 from regatta.rules.versions import minor_version
 
 DEFAULT_FLEET = Path(__file__).with_name("default_fleet.yaml")
+# What one simulated workload and one node pool may hold: the simulator places every pod itself, and a fleet file (or a
+# twin of a cluster whose owners can write Deployments) must not make it place a million.
+MAX_REPLICAS = 2000
+MAX_POOL_NODES = 1000
 
 
 class Spec(BaseModel):
@@ -46,7 +50,7 @@ class AllocatableSpec(RequestsSpec):
 class WorkloadSpec(Spec):
     name: str
     namespace: str = "default"
-    replicas: int = Field(ge=0)
+    replicas: int = Field(ge=0, le=MAX_REPLICAS)
     pdb: PdbSpec | None = None
     # e.g. regatta.dev/dr-replicas: "4" on a standby's pre-deployed copy kept at 0 replicas
     annotations: dict[str, str] = Field(default_factory=dict)
@@ -110,7 +114,7 @@ class NodePoolSpec(Spec):
     name: str
     version: str | None = None  # defaults to the cluster's version
     node_image: str | None = None  # defaults to the cloud's newest image for the version
-    nodes: int = Field(ge=0)
+    nodes: int = Field(ge=0, le=MAX_POOL_NODES)
     node_size: str = Field(default="", description="the cloud's machine type; empty: the cloud's default"
                            " (DEFAULT_NODE_SIZES)")
     labels: dict[str, str] = Field(default_factory=dict)
@@ -143,7 +147,9 @@ class InsightSpec(Spec):
 
 
 class ClusterSpec(Spec):
-    name: str
+    # A DNS label, as a cluster's name is everywhere it goes (operation ids, labels, Kubernetes object names): never a
+    # secrets store's reference or a path, which a Cluster API cluster's management context would then be taken for.
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", max_length=63)
     provider: ProviderKind = "eks"
     region: str
     labels: dict[str, str] = Field(default_factory=dict)
@@ -357,4 +363,6 @@ def dump_fleet(fleet: FleetSpec, *, header: Sequence[str] = ()) -> str:
     import yaml
 
     body = yaml.safe_dump(fleet.model_dump(mode="json", exclude_defaults=True), sort_keys=False, width=120)
-    return "".join(f"# {line}\n" for line in header) + body
+    # each header line one comment line, whatever it quotes (an error's own newlines, a terminal's escapes)
+    said = ["".join(ch if ch.isprintable() else " " for ch in line) for line in header]
+    return "".join(f"# {line}\n" for line in said) + body

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from regatta.clouds.kubeconfig import POOL_LABELS
 from regatta.formats.fleet_file import (
     DEFAULT_STEP_SECONDS,
+    MAX_POOL_NODES,
+    MAX_REPLICAS,
     AccountsSpec,
     AllocatableSpec,
     BudgetSpec,
@@ -81,6 +83,10 @@ def read_cluster(connections: ClusterConnections, record: ClusterRecord) -> tupl
         stateful_sets=health.list_items(api, "/apis/apps/v1/statefulsets", served=False),
         pods=health.list_items(api, "/api/v1/pods"), cluster=record.name)
     budgets = twins.budgets(health.list_items(api, "/apis/policy/v1/poddisruptionbudgets"), found)
+    capped = [w for w in found if w.replicas > MAX_REPLICAS]
+    found = [w.model_copy(update={"replicas": min(w.replicas, MAX_REPLICAS), "unready": min(w.unready, MAX_REPLICAS)})
+             for w in found]
+    pools = [p.model_copy(update={"node_count": min(p.node_count, MAX_POOL_NODES)}) for p in pools]
     sizes: dict[str, str] = {}
     for node in raw_nodes:
         labels = (node.get("metadata") or {}).get("labels") or {}
@@ -113,6 +119,8 @@ def read_cluster(connections: ClusterConnections, record: ClusterRecord) -> tupl
         **extra)
     left_out += [TwinLeftOut(cluster=record.name, what=f"PodDisruptionBudget {b.namespace}/{b.name}",
                              why="it has no selector, so it selects no pod") for b in budgets if b.selector is None]
+    left_out += [TwinLeftOut(cluster=record.name, what=f"{w.kind} {w.namespace}/{w.name}'s replicas past {MAX_REPLICAS}",
+                             why=f"it runs {w.replicas}: the simulator holds {MAX_REPLICAS} of one workload") for w in capped]
     return spec, left_out
 
 

@@ -25,9 +25,11 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.util.retry import Retry
 
 from regatta.clouds import KubeEndpoint, Providers
+from regatta.clouds.base import CloudError
 from regatta.clouds.rate_limits import RateLimit, no_rate_limit
 from regatta.clouds.secret_stores import is_reference
 from regatta.models import ClusterRef
+from regatta.models.errors import ErrorType
 from regatta.rules.own_hardware import OWN_HARDWARE
 
 RENEW_AT = 0.75  # of a token's life
@@ -86,10 +88,14 @@ class RenewingApiClient(k8s.ApiClient):
 class ClusterConnections:
     """Providers and Kubernetes clients for every cluster this process touches."""
 
-    def __init__(self, *, sim_url: str | None, site: str | None = None, rate_limit: RateLimit = no_rate_limit):
+    def __init__(self, *, sim_url: str | None, site: str | None = None, rate_limit: RateLimit = no_rate_limit,
+                 simulated_only: bool = False):
         # A site agent's connections (`regatta worker --site NAME`) hold that site's credentials;
         # every cloud request waits for its account's turn (regatta/clouds/rate_limits.py).
         self.site = site
+        # A rehearsal's worker (regatta/rehearsal.py): only the simulator is reached, never a kubeconfig a secrets store
+        # holds, whatever a twin's cluster names as its credentials.
+        self.simulated_only = simulated_only
         self.providers = Providers(sim_url=sim_url, api_clients=self.api_client, site=site, rate_limit=rate_limit)
         self._clients: dict[str, k8s.ApiClient] = {}
         self._made_from: dict[str, str] = {}  # a stored kubeconfig's fingerprint, by cluster
@@ -109,6 +115,9 @@ class ClusterConnections:
         return self.providers.for_cluster(cluster)
 
     def api_client(self, cluster: ClusterRef) -> k8s.ApiClient:
+        if self.simulated_only and is_reference(cluster.credential_ref):
+            raise CloudError(f"{cluster.name}: this process reaches the simulator only, not {cluster.credential_ref!r}",
+                             error_type=ErrorType.INVALID_CREDENTIAL_REF, retryable=False)
         if cluster.provider in OWN_HARDWARE and is_reference(cluster.credential_ref):
             return self._stored_client(cluster)
         with self._lock:

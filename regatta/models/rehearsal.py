@@ -33,8 +33,10 @@ class ClusterRehearsal(Model):
                               " budgets and cloud: one run per shape)")
     outcome: RehearsalOutcome = Field(description="stalled: it would wait for a person (an approval to delete the pods"
                                       " a budget holds) and the rehearsal stopped it there")
-    predicted_seconds: float = Field(description="how long the upgrade would take on the real fleet, to where it ended")
+    predicted_seconds: float = Field(description="how long the upgrade would take on the real fleet, to where it ended"
+                                     " (a stalled one: to the end of its approval timeout, when it would fail)")
     message: str = ""
+    error_type: str | None = Field(default=None, description="what ended it, as the workflow says it (ErrorType)")
     stalls: list[DrainStall] = Field(default_factory=list)
     escalations: list[str] = Field(default_factory=list, description="each step of a drain policy it reached, as the"
                                    " audit trail would say it")
@@ -47,8 +49,12 @@ class WaveClusterRehearsal(Model):
 
     cluster: str
     stage: str | None
-    outcome: RehearsalOutcome | Literal["at_target", "unstaged", "not_started", "never"] = Field(description=(
-        "not_started: an earlier stage's failures would halt the wave first; never: no window opens within a year"))
+    outcome: Literal["succeeded", "failed", "not_ready", "held", "skipped", "at_target", "unstaged", "not_started",
+                     "never"] = Field(description=(
+                         "what the wave would record for it; not_started: the wave would halt before it starts; never:"
+                         " no window opens within a year"))
+    rehearsed: RehearsalOutcome | None = Field(default=None, description="how its upgrade ended on the twin (stalled:"
+                                               " it would wait for a person)")
     starts: datetime | None = None
     ends: datetime | None = None
     predicted_seconds: float | None = None

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +26,7 @@ from regatta.models.rehearsal import (
 )
 from regatta.models.wave import WavePlan
 from regatta.rules import forecasts
-from regatta.rules.windows import window_at
+from regatta.rules.windows import next_start, window_at
 
 # What ends an upgrade before it changes anything (ErrorType's first two groups): the rehearsal says it refused.
 REFUSED_BEFORE_ANY_CHANGE = frozenset({
@@ -36,8 +38,13 @@ REFUSED_BEFORE_ANY_CHANGE = frozenset({
     ErrorType.NO_WINDOW})
 # How long a worker may go silent is the worker's pace, not the fleet's: it is not compressed.
 REAL_TIME_FIELDS = {"activity_heartbeat_timeout_seconds"}
-# What a cluster's shape leaves out: what names or places it, not what its upgrade does.
-NOT_SHAPE = {"name", "labels", "region", "site", "management", "cloud", "last_backup_age_seconds"}
+# What a cluster's shape leaves out: what names it or says where it is managed from, not what its upgrade does. Of its
+# labels only those an upgrade reads count (a Velero backup before each control plane moves).
+NOT_SHAPE = {"name", "labels", "site", "management", "last_backup_age_seconds"}
+SHAPE_LABELS = ("backup-before-upgrade",)
+# How the real wave counts an upgrade that ended with one of these (workflows/patch_wave.py): not as a failure.
+WAVE_STATUS_OF_ERROR = {ErrorType.ALREADY_AT_VERSION: "at_target", ErrorType.CLUSTER_HELD: "held",
+                        ErrorType.NOT_READY_FOR_UPGRADE: "not_ready", ErrorType.UNKNOWN_CLUSTER: "skipped"}
 
 
 def compressed_request(request: ClusterUpgradeInput, compress: float) -> tuple[ClusterUpgradeInput, list[str]]:
@@ -83,8 +90,10 @@ def compressed_request(request: ClusterUpgradeInput, compress: float) -> tuple[C
 
 def shape(cluster: Mapping[str, Any]) -> str:
     """What makes two clusters' upgrades the same in the twin: everything of its fleet file entry (`model_dump`) but
-    its name, labels, place and cloud settings. One run stands for every cluster of a shape."""
+    its name, its labels (those an upgrade reads aside) and where it is managed from. One run stands for every cluster
+    of a shape."""
     kept = {key: value for key, value in cluster.items() if key not in NOT_SHAPE}
+    kept["labels"] = {key: value for key, value in (cluster.get("labels") or {}).items() if key in SHAPE_LABELS}
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -110,73 +119,144 @@ def predicted_seconds(wall_seconds: float, compress: float, *, baseline_seconds:
     return round((wall_seconds - baseline) * compress + baseline, 1)
 
 
-def baseline_name(cluster: str) -> str:
-    """The copy of a cluster, at time scale 0, whose run measures Regatta's own work for it."""
-    return f"{cluster}-baseline"
+def baseline_name(cluster: str, *, taken: AbstractSet[str] = frozenset()) -> str:
+    """The copy of a cluster, at time scale 0, whose run measures Regatta's own work for it: a name no cluster of the
+    twin has."""
+    name, more = f"{cluster}-baseline", 1
+    while name in taken:
+        name, more = f"{cluster}-baseline{more}", more + 1
+    return name
 
 
-def _window_closes(wave: PatchWaveInput, entry: WaveClusterState, starts: datetime, ends: datetime) -> datetime | None:
-    """When the window a cluster starts in closes, if that is before its upgrade would end (None: no window applies,
-    or the one it starts in outlasts it)."""
-    for index in entry.windows:
-        occurrence = window_at(wave.maintenance_windows[index], starts)
-        if occurrence is not None and occurrence[0] <= starts < occurrence[1]:
-            return occurrence[1] if occurrence[1] < ends else None
-    return None
+def wave_status(rehearsal: ClusterRehearsal) -> str:
+    """What the real wave would record for this upgrade (workflows/patch_wave.py): a stalled one waits for its approval
+    until the drain policy's timeout and then fails; a cluster already at the target, held, not ready or gone is not a
+    failure; every other refusal or failure is."""
+    if rehearsal.outcome == "succeeded":
+        return "succeeded"
+    if rehearsal.outcome == "stalled":
+        return "failed"
+    return str(WAVE_STATUS_OF_ERROR.get(ErrorType(rehearsal.error_type), "failed")) if rehearsal.error_type in set(
+        ErrorType) else "failed"
+
+
+def pause_in(wave: PatchWaveInput, entry: WaveClusterState, starts: datetime, ends: datetime
+             ) -> tuple[datetime, datetime | None] | None:
+    """Where a cluster's upgrade from `starts` to `ends` stops being allowed (its open windows, chained, close, or a
+    freeze begins) and when it may go on (None: never within a year); None when nothing stops it. The real upgrade
+    finishes the step in flight and pauses at the next boundary: a little later than this."""
+    mine = [wave.maintenance_windows[i] for i in entry.windows]
+    closes = ends
+    if mine:
+        until = starts
+        for _ in range(len(mine) * 8):  # windows that overlap or touch carry the upgrade on
+            spans = [o for o in (window_at(w, until) for w in mine) if o is not None and o[0] <= until < o[1]]
+            if not spans:
+                break
+            until = max(o[1] for o in spans)
+        closes = min(closes, until)
+    frozen = [f.start for f in wave.freezes if starts < f.start < closes]
+    closes = min([closes, *frozen])
+    if closes >= ends:
+        return None
+    return closes, next_start(windows=mine, freezes=wave.freezes, after=closes)
+
+
+@dataclass
+class _Line:
+    entry: WaveClusterState
+    stage: str
+    status: str
+    rehearsal: ClusterRehearsal | None = None
+    starts: datetime | None = None
+    ends: datetime | None = None
+    because: str = ""
+    window_closes: datetime | None = None
 
 
 def rehearse_wave(*, wave: PatchWaveInput, plan: WavePlan, now: datetime, rehearsed: Mapping[str, ClusterRehearsal],
                   compress: float, rehearsed_at: datetime, left_out: Sequence[str] = ()) -> WaveRehearsal:
     """The wave on the twin: each stage in order, its clusters started as the wave's own forecast starts them (stages,
-    soak, concurrency, windows, freezes, holds), each taking the time its rehearsed upgrade took; a stage whose failures
-    (failed, refused or stalled) pass the wave's failure budget halts the wave, and the stages after it do not start."""
+    soak, concurrency, windows, freezes, holds), each taking the time its rehearsed upgrade took, and a window that
+    closes (or a freeze that begins) mid-upgrade pausing it until the next opening. The failures are counted as the real
+    wave counts them (`wave_status`): once they pass its failure budget, no cluster starts after the failure that did
+    it (those in flight finish), and a stage in which every cluster tried was held out as not ready halts it too."""
     durations = {name: r.predicted_seconds for name, r in rehearsed.items()}
     mean = sum(durations.values()) / len(durations) if durations else wave.estimated_upgrade_minutes * 60
     forecast = forecasts.forecast(wave=wave, stages=plan.stages, now=now, upgrade_seconds=mean,
                                   unstaged=plan.unstaged_reasons, durations=durations)
     by_cluster = {f.cluster: f for f in forecast.clusters}
-    stages: list[StageRehearsal] = []
-    clusters: list[WaveClusterRehearsal] = []
-    failed_so_far = 0
-    halted_at: str | None = None
+    lines: list[_Line] = []
     for stage in plan.stages:
-        line = StageRehearsal(name=stage.name, failure_budget=plan.failure_budget)
         for entry in stage.clusters:
-            seen = by_cluster.get(entry.name)
-            rehearsal = rehearsed.get(entry.name)
-            if halted_at is not None:
-                clusters.append(WaveClusterRehearsal(cluster=entry.name, stage=stage.name, outcome="not_started",
-                                                     because=f"stage {halted_at}'s failures halt the wave first"))
-                continue
+            seen, rehearsal = by_cluster.get(entry.name), rehearsed.get(entry.name)
             if rehearsal is None or seen is None or seen.earliest_touch is None:
-                settled = "at_target" if entry.status == "at_target" else "never"
-                clusters.append(WaveClusterRehearsal(cluster=entry.name, stage=stage.name, outcome=settled,
-                                                     because=seen.because if seen else entry.detail))
+                lines.append(_Line(entry=entry, stage=stage.name, status="at_target" if entry.status == "at_target"
+                                   else "never", because=seen.because if seen else entry.detail))
                 continue
             starts = seen.earliest_touch
             ends = starts + timedelta(seconds=rehearsal.predicted_seconds)
-            closes = _window_closes(wave, entry, starts, ends)
-            because = seen.because + (f"; its window closes {closes:%Y-%m-%d %H:%M}Z, before it would end: it pauses at"
-                                      " its next step until a window opens" if closes else "")
-            clusters.append(WaveClusterRehearsal(
-                cluster=entry.name, stage=stage.name, outcome=rehearsal.outcome, starts=starts, ends=ends,
-                predicted_seconds=rehearsal.predicted_seconds, window_closes=closes, because=because,
-                stalls=rehearsal.stalls))
-            line.starts = min(filter(None, (line.starts, starts)))
-            line.ends = max(filter(None, (line.ends, ends)))
-            if rehearsal.outcome != "succeeded":
-                line.failures += 1
-        failed_so_far += line.failures
-        if halted_at is None and failed_so_far > plan.failure_budget:
-            line.halts, halted_at = True, stage.name
+            because, closes = seen.because, None
+            paused = pause_in(wave, entry, starts, ends)
+            if paused is not None:
+                closes, resumes = paused
+                because += f"; its window closes (or a freeze begins) {closes:%Y-%m-%d %H:%M}Z before it would end: it" + (
+                    f" pauses at its next step until {resumes:%Y-%m-%d %H:%M}Z" if resumes else " pauses and no window"
+                    " opens again within a year")
+                ends = ends + (resumes - closes) if resumes else ends
+            lines.append(_Line(entry=entry, stage=stage.name, status=wave_status(rehearsal), rehearsal=rehearsal,
+                               starts=starts, ends=ends, because=because, window_closes=closes))
+    halts_at, halted_at, why = _halt(lines, plan)
+    stages: list[StageRehearsal] = []
+    for stage in plan.stages:
+        line = StageRehearsal(name=stage.name, failure_budget=plan.failure_budget, halts=stage.name == halted_at)
+        for item in (i for i in lines if i.stage == stage.name):
+            if halts_at is not None and item.starts is not None and item.starts >= halts_at:
+                item.status, item.because = "not_started", why
+                item.starts = item.ends = None
+            if item.starts is not None:
+                line.starts = min(filter(None, (line.starts, item.starts)))
+                line.ends = max(filter(None, (line.ends, item.ends)))
+            line.failures += item.status == "failed"
         stages.append(line)
+    clusters = [WaveClusterRehearsal(
+        cluster=i.entry.name, stage=i.stage, outcome=i.status, starts=i.starts, ends=i.ends,
+        rehearsed=i.rehearsal.outcome if i.rehearsal and i.starts else None,
+        predicted_seconds=i.rehearsal.predicted_seconds if i.rehearsal and i.starts else None,
+        window_closes=i.window_closes if i.starts else None, because=i.because,
+        stalls=i.rehearsal.stalls if i.rehearsal and i.starts else []) for i in lines]
     for name, reason in sorted(plan.unstaged_reasons.items()):
         clusters.append(WaveClusterRehearsal(cluster=name, stage=None, outcome="unstaged", because=reason))
     last = max((c.ends for c in clusters if c.ends), default=None)
     assumes = [a for a in forecast.assumes if not a.startswith("each upgrade takes")]
     assumes += [f"each cluster's upgrade takes what its rehearsal on the twin took, {compress:g} times faster there",
-                "a cluster that stalls (waits on an approval) or fails counts against the failure budget"]
+                "an upgrade that would wait for an approval waits until its drain policy's approval timeout, then"
+                " fails (it counts against the failure budget)"]
     return WaveRehearsal(wave=wave.name, target_version=wave.target_version, rehearsed_at=rehearsed_at,
                          starts=now.astimezone(UTC), ends=last, compress=compress, halted_at=halted_at,
                          total_seconds=(last - now).total_seconds() if last else None, stages=stages,
                          clusters=clusters, assumes=assumes, left_out=list(left_out))
+
+
+def _halt(lines: Sequence[_Line], plan: WavePlan) -> tuple[datetime | None, str | None, str]:
+    """When the wave would halt (no cluster starts from then on), the stage it halts in, and why; (None, None, "")
+    when it runs to its end."""
+    failed = sorted((i for i in lines if i.status == "failed" and i.ends is not None), key=lambda i: i.ends or datetime.max.replace(tzinfo=UTC))
+    budget_halt = failed[plan.failure_budget] if len(failed) > plan.failure_budget else None
+    held_out: tuple[datetime, str] | None = None
+    for stage in plan.stages:
+        tried = [i for i in lines if i.stage == stage.name and i.starts is not None]
+        if tried and all(i.status == "not_ready" for i in tried) and not any(i.status == "succeeded" for i in tried):
+            held_out = (max(i.ends for i in tried if i.ends), stage.name)
+            break
+    options = []
+    if budget_halt is not None and budget_halt.ends is not None:
+        options.append((budget_halt.ends, budget_halt.stage, f"the wave halts at {budget_halt.ends:%Y-%m-%d %H:%M}Z:"
+                        f" {plan.failure_budget + 1} failures pass its failure budget of {plan.failure_budget}"
+                        f" (the last: {budget_halt.entry.name})"))
+    if held_out is not None:
+        options.append((held_out[0], held_out[1], f"the wave halts after stage {held_out[1]}: every cluster it tried was"
+                        " held out as not ready"))
+    if not options:
+        return None, None, ""
+    return min(options, key=lambda option: option[0])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from regatta.models.twin import Calibration, TwinBudget, TwinLeftOut, TwinWorkload, UpgradeSample
@@ -21,7 +21,8 @@ from regatta.rules.placement import mebibytes, millicores
 # node's own mirror pods; a Job's finish on their own.
 NOT_DRAINED = {"DaemonSet": "a DaemonSet's pods stay on their node through a drain",
                "Node": "a static pod, mirrored by its node's kubelet", "Job": "a Job's pods end on their own"}
-CALIBRATION_CLAMP = (0.05, 20.0)  # a recorded upgrade 20 times faster or slower than the model is not a calibration
+CALIBRATION_CLAMP = (0.05, 20.0)
+MAX_READY_SECONDS = 3600.0  # a pod Ready more than an hour after its start went not Ready and back since: no reading  # a recorded upgrade 20 times faster or slower than the model is not a calibration
 
 
 def _meta(item: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -55,12 +56,14 @@ def ready_seconds(pods: Iterable[Mapping[str, Any]]) -> float | None:
     readings = []
     for pod in pods:
         status = pod.get("status") or {}
+        if any((c.get("restartCount") or 0) > 0 for c in status.get("containerStatuses") or []):
+            continue  # its Ready came back after a restart, not after its start
         started = _time(status.get("startTime"))
         ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
         if started is None or ready is None or ready.get("status") != "True":
             continue
         became = _time(ready.get("lastTransitionTime"))
-        if became is not None and became > started:
+        if became is not None and started < became <= started + timedelta(seconds=MAX_READY_SECONDS):
             readings.append((became - started).total_seconds())
     return round(statistics.median(readings), 1) if readings else None
 
@@ -76,6 +79,15 @@ def _owner(pod: Mapping[str, Any]) -> tuple[str, str] | None:
     return (str(owner.get("kind")), str(owner.get("name"))) if owner else None
 
 
+def _owned_by(pod: Mapping[str, Any], kind: str, name: str) -> bool:
+    owner = _owner(pod)
+    if owner is None:
+        return False
+    if kind == "StatefulSet":
+        return owner == ("StatefulSet", name)
+    return owner[0] == "ReplicaSet" and owner[1].startswith(f"{name}-") and "-" not in owner[1][len(name) + 1:]
+
+
 def workloads(*, deployments: Sequence[Mapping[str, Any]], stateful_sets: Sequence[Mapping[str, Any]],
               pods: Sequence[Mapping[str, Any]], cluster: str) -> tuple[list[TwinWorkload], list[TwinLeftOut]]:
     """The workloads a drain of this cluster meets: each Deployment and StatefulSet (its replicas, its pod template's
@@ -85,14 +97,15 @@ def workloads(*, deployments: Sequence[Mapping[str, Any]], stateful_sets: Sequen
     live = [p for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
     found: list[TwinWorkload] = []
     claimed: set[tuple[str, str]] = set()
-    for kind, items, owner_kinds in (("Deployment", deployments, ("ReplicaSet",)),
-                                     ("StatefulSet", stateful_sets, ("StatefulSet",))):
+    for kind, items in (("Deployment", deployments), ("StatefulSet", stateful_sets)):
         for item in items:
             namespace, name = _meta(item).get("namespace") or "default", _meta(item).get("name") or ""
             spec = item.get("spec") or {}
             template = spec.get("template") or {}
             selector = spec.get("selector") or {}
-            mine = [p for p in live if _meta(p).get("namespace") == namespace and (_owner(p) or ("", ""))[0] in owner_kinds
+            # its pods: those its selector takes whose owner is its own (a Deployment's ReplicaSets are NAME-HASH), not
+            # another's whose pods the selector happens to take too (web's app=web takes web-canary's pods)
+            mine = [p for p in live if _meta(p).get("namespace") == namespace and _owned_by(p, kind, name)
                     and label_selector_matches(selector, _meta(p).get("labels") or {})]
             claimed.update((namespace, _meta(p).get("name") or "") for p in mine)
             cpu, memory = _requests((template.get("spec") or {}).get("containers") or [])

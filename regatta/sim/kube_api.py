@@ -191,7 +191,7 @@ def _pdb_json(world: World, cluster: Cluster, pdb: Pdb) -> dict:
 
 def _deployment_json(cluster: Cluster, namespace: str, name: str, now: float) -> dict:
     deployment = cluster.deployments[(namespace, name)]
-    owned = [p for p in cluster.pods.values() if p.owner == name and p.namespace == namespace]
+    owned = [p for p in cluster.pods.values() if p.owner == name and p.namespace == namespace and p.owner_kind == "ReplicaSet"]
     ready = sum(1 for p in owned if p.ready(now))
     containers = deployment.containers or [{"name": "app", "image": f"registry.local/{name}:1",
                                             **_resources(deployment.cpu_m, deployment.memory_mi)}]

@@ -45,6 +45,7 @@ NODE_READY_BUDGET_SECONDS = 600.0
 POD_START_SECONDS = DEFAULT_STEP_SECONDS["pod_start_seconds"]
 NODE_TERMINATE_SECONDS = DEFAULT_STEP_SECONDS["node_terminate_seconds"]
 EVICTION_RETRY_SECONDS = 5.0
+HELD_GAP_SECONDS = 60.0  # refused evictions of a node further apart than this are two holds (a drain retries every 5 s)
 EVICTION_BUDGET_SECONDS = 900.0  # EKS gives up on a drain after 15 minutes unless forced
 GKE_PDB_TIMEOUT_SECONDS = 3600.0  # GKE honours PodDisruptionBudgets for up to an hour per node, then goes on without
 RESTORE_SECONDS = 120.0  # a Velero restore of a namespace set
@@ -148,6 +149,7 @@ class Deployment:
     volumes: list[dict] = field(default_factory=list)  # the pod template's volumes
     kind: Literal["Deployment", "StatefulSet"] = "Deployment"  # a StatefulSet's pods are NAME-0, NAME-1, ...
     ready_seconds: float | None = None  # how long its pods take from placed to Ready (None: POD_START_SECONDS)
+    unready: int = 0  # of its pods, how many crash-loop: a replacement of one crash-loops too
 
 
 @dataclass
@@ -644,7 +646,7 @@ class World:
                 into[(workload.namespace, workload.name)] = Deployment(
                     namespace=workload.namespace, name=workload.name, replicas=workload.replicas, labels=labels,
                     annotations=dict(workload.annotations), volumes=volumes, cpu_m=cpu_m, memory_mi=memory_mi,
-                    kind=workload.kind, ready_seconds=workload.ready_seconds,
+                    kind=workload.kind, ready_seconds=workload.ready_seconds, unready=workload.unready,
                 )
             if workload.pdb:
                 cluster.pdbs[(workload.namespace, f"{workload.name}-pdb")] = Pdb(
@@ -652,13 +654,12 @@ class World:
                     min_available=workload.pdb.min_available, max_unavailable=workload.pdb.max_unavailable,
                 )
         self.reconcile(cluster, start_ready=True)
-        for workload in spec.workloads:  # the pods a fleet file says are not Ready, as a snapshot found them
-            owner_kind = {"StatefulSet": "StatefulSet", "Deployment": "ReplicaSet"}.get(workload.kind)
-            mine = sorted((p for p in cluster.pods.values() if p.namespace == workload.namespace and (
-                p.owner == workload.name and p.owner_kind == owner_kind if owner_kind else
-                p.owner is None and p.name.startswith(f"{workload.name}-"))), key=lambda p: p.name)
-            for pod in mine[:workload.unready]:
-                pod.never_ready = True
+        for workload in spec.workloads:  # bare pods a fleet file says are not Ready (a controller's are made so)
+            if workload.kind == "Pod":
+                mine = sorted((p for p in cluster.pods.values() if p.namespace == workload.namespace and p.owner is None
+                               and p.name.startswith(f"{workload.name}-")), key=lambda p: p.name)
+                for pod in mine[:workload.unready]:
+                    pod.never_ready = True
         for budget in spec.pdbs:
             cluster.namespaces.add(budget.namespace)
             cluster.pdbs[(budget.namespace, budget.name)] = Pdb(
@@ -956,7 +957,9 @@ class World:
                     volumes=[dict(v) for v in deployment.volumes],
                     owner_kind=owner_kind,
                     ready_seconds=deployment.ready_seconds,
+                    never_ready=sum(p.never_ready for p in owned) < deployment.unready,
                 )
+                owned.append(pod)
                 cluster.pods[(pod.namespace, pod.name)] = pod
                 self._schedule(cluster, pod, now, start_ready=start_ready)
             surplus = len(owned) - deployment.replicas
@@ -1053,8 +1056,12 @@ class World:
         self.reconcile(cluster)
 
     def _held(self, cluster: Cluster, pod: Pod, budgets: list[Pdb], now: float) -> None:
+        """One eviction a budget refused, on the node's record: refusals closer together than HELD_GAP_SECONDS are one
+        hold, and `seconds` adds up the holds (a node drained twice is held twice, not for the time between)."""
         held = cluster.held_drains.setdefault(pod.node or "-", {"budgets": [], "pods": [], "first": now, "last": now,
-                                                                 "refusals": 0})
+                                                                 "refusals": 0, "seconds": 0.0})
+        if now - held["last"] <= self.scaled(cluster, HELD_GAP_SECONDS):
+            held["seconds"] += now - held["last"]
         held["last"], held["refusals"] = now, held["refusals"] + 1
         for key, value in (("budgets", [f"{b.namespace}/{b.name}" for b in budgets]), ("pods", [f"{pod.namespace}/{pod.name}"])):
             held[key] = sorted(set(held[key]) | set(value))
@@ -1543,6 +1550,8 @@ class World:
         cluster.namespace_annotations.pop(namespace, None)
         for key in [k for k in cluster.deployments if k[0] == namespace]:
             del cluster.deployments[key]
+        for key in [k for k in cluster.stateful_sets if k[0] == namespace]:
+            del cluster.stateful_sets[key]
         for key in [k for k in cluster.pdbs if k[0] == namespace]:
             del cluster.pdbs[key]
         for key in [k for k in cluster.pods if k[0] == namespace]:
@@ -1555,7 +1564,8 @@ class World:
         """The Deployment and its pods go (deleted, not evicted, as the garbage collector does)."""
         if cluster.deployments.pop((namespace, name), None) is None:
             raise SimError(404, "NotFound", f'deployments.apps "{name}" not found')
-        for key in [k for k, pod in cluster.pods.items() if pod.namespace == namespace and pod.owner == name]:
+        for key in [k for k, pod in cluster.pods.items() if pod.namespace == namespace and pod.owner == name
+                    and pod.owner_kind == "ReplicaSet"]:
             del cluster.pods[key]
         cluster.resource_version += 1
 
@@ -1723,7 +1733,7 @@ class World:
                 "objects": sorted(f"{api}/{plural}/{ns or '-'}/{name}" for api, plural, ns, name in c.objects),
                 "kube_calls": dict(c.kube_calls),
                 "held_drains": {node: {"budgets": held["budgets"], "pods": held["pods"], "refusals": held["refusals"],
-                                       "seconds": round(held["last"] - held["first"], 3)}
+                                       "seconds": round(held["seconds"], 3)}
                                 for node, held in c.held_drains.items()},
             }
         return {

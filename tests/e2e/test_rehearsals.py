@@ -10,6 +10,7 @@ import uuid
 from tests.conftest import sim_report
 from tests.e2e.test_cli import regatta
 
+
 def _ledger(tag: str) -> dict:
     """Two teams each gave ledger a budget: a pod two budgets select is never evicted (the eviction API answers 500),
     so the cloud's drain of a node holding one is held until the cloud gives up (EKS: 15 minutes, then

@@ -57,11 +57,17 @@ def test_the_twins_upgrade_waits_compress_times_less_and_calls_nothing_outside()
 
 
 def test_one_run_stands_for_every_cluster_of_a_shape():
-    base = {"provider": "eks", "version": "1.30", "node_pools": [{"name": "a", "nodes": 3}], "workloads": []}
-    clusters = {"b-prod": {**base, "name": "b-prod", "labels": {"env": "prod"}, "region": "eu-west-1"},
-                "a-prod": {**base, "name": "a-prod", "labels": {"env": "prod"}, "region": "us-east-1"},
-                "c-big": {**base, "name": "c-big", "node_pools": [{"name": "a", "nodes": 9}]}}
-    assert rehearsals.stands_for(clusters) == {"a-prod": "a-prod", "b-prod": "a-prod", "c-big": "c-big"}
+    base = {"provider": "eks", "version": "1.30", "region": "us-east-1", "node_pools": [{"name": "a", "nodes": 3}],
+            "workloads": []}
+    clusters = {"b-prod": {**base, "name": "b-prod", "labels": {"env": "prod", "team": "x"}},
+                "a-prod": {**base, "name": "a-prod", "labels": {"env": "staging"}},
+                "c-big": {**base, "name": "c-big", "node_pools": [{"name": "a", "nodes": 9}]},
+                "d-west": {**base, "name": "d-west", "region": "us-west-2"},  # GKE and EKS place nodes by region
+                "e-backup": {**base, "name": "e-backup", "labels": {"backup-before-upgrade": "true"}}}  # an upgrade reads it
+    assert rehearsals.stands_for(clusters) == {"a-prod": "a-prod", "b-prod": "a-prod", "c-big": "c-big",
+                                               "d-west": "d-west", "e-backup": "e-backup"}
+    assert rehearsals.baseline_name("a") == "a-baseline"
+    assert rehearsals.baseline_name("a", taken={"a-baseline"}) == "a-baseline1"
 
 
 def test_a_runs_time_counts_the_fleets_waits_stretched_and_regattas_own_work_once():
@@ -115,3 +121,55 @@ def test_a_window_that_closes_before_a_cluster_would_end_is_named():
     by = {c.cluster: c for c in report.clusters}
     assert by["p1"].window_closes == TUESDAY_NOON + timedelta(minutes=30) and "its window closes" in by["p1"].because
     assert by["p2"].window_closes is None
+
+
+def test_the_wave_halts_at_the_failure_that_passes_its_budget_not_at_the_end_of_that_stage():
+    prod = wave(stages=[{"name": "prod", "selector": {"environment": "prod"}, "concurrency": 1}])
+    fleet = [cluster(f"p{i}", env="prod") for i in (1, 2, 3)]
+    plan = waves.plan_wave(prod, fleet, now=TUESDAY_NOON)
+    report = rehearsals.rehearse_wave(wave=prod, plan=plan, now=TUESDAY_NOON, compress=60, rehearsed_at=TUESDAY_NOON,
+                                      rehearsed={"p1": rehearsed("p1", 10, "failed"), "p2": rehearsed("p2", 60),
+                                                 "p3": rehearsed("p3", 60)})
+    assert {c.cluster: c.outcome for c in report.clusters} == {"p1": "failed", "p2": "not_started", "p3": "not_started"}
+    assert report.halted_at == "prod" and report.ends == TUESDAY_NOON + timedelta(minutes=10)
+    assert "1 failures pass its failure budget of 0" in report.clusters[1].because
+
+
+def test_a_wave_counts_what_the_real_wave_counts_and_halts_after_a_stage_that_upgraded_nothing():
+    fleet = [cluster("c1", env="canary"), cluster("c2", env="canary"), cluster("p1", env="prod")]
+    canaries = wave(stages=[{"name": "canary", "selector": {"environment": "canary"}, "concurrency": 2},
+                            {"name": "prod", "selector": {"environment": "prod"}}])
+    plan = waves.plan_wave(canaries, fleet, now=TUESDAY_NOON)
+    not_ready = rehearsed("c1", 1, "refused").model_copy(update={"error_type": "NotReadyForUpgrade"})
+    one = rehearsals.rehearse_wave(wave=canaries, plan=plan, now=TUESDAY_NOON, compress=60, rehearsed_at=TUESDAY_NOON,
+                                   rehearsed={"c1": not_ready, "c2": rehearsed("c2", 20), "p1": rehearsed("p1", 20)})
+    assert {c.cluster: c.outcome for c in one.clusters} == {"c1": "not_ready", "c2": "succeeded", "p1": "succeeded"}
+    assert one.halted_at is None and one.stages[0].failures == 0  # held out is not failed
+    both = rehearsals.rehearse_wave(
+        wave=canaries.model_copy(update={"failure_budget": 5}), plan=plan, now=TUESDAY_NOON, compress=60,
+        rehearsed_at=TUESDAY_NOON, rehearsed={"c1": not_ready, "c2": not_ready.model_copy(update={"cluster": "c2"}),
+                                              "p1": rehearsed("p1", 20)})
+    assert both.halted_at == "canary" and {c.cluster: c.outcome for c in both.clusters}["p1"] == "not_started"
+    stalled = rehearsed("c1", 10, "stalled")
+    assert rehearsals.wave_status(stalled) == "failed"  # no one approves in a rehearsal: it fails at its timeout
+    assert rehearsals.wave_status(rehearsed("c1", 1, "refused").model_copy(
+        update={"error_type": "ClusterUnhealthy"})) == "failed"
+
+
+def test_overlapping_windows_carry_an_upgrade_on_and_a_freeze_that_begins_mid_upgrade_pauses_it():
+    windows = [{"name": "short", "days": ["tue"], "start": "12:00", "duration_minutes": 30},
+               {"name": "long", "days": ["tue"], "start": "12:00", "duration_minutes": 120}]
+    prod = [{"name": "prod", "selector": {"environment": "prod"}}]
+    open_two = wave(stages=prod, maintenance_windows=windows)
+    plan = waves.plan_wave(open_two, [cluster("p1", env="prod")], now=TUESDAY_NOON)
+    entry = plan.stages[0].clusters[0]
+    assert rehearsals.pause_in(open_two, entry, TUESDAY_NOON, TUESDAY_NOON + timedelta(minutes=45)) is None
+    frozen = wave(stages=prod, maintenance_windows=windows, freezes=[
+        {"name": "launch", "start": TUESDAY_NOON + timedelta(minutes=10), "end": TUESDAY_NOON + timedelta(minutes=20)}])
+    closes, resumes = rehearsals.pause_in(frozen, entry, TUESDAY_NOON, TUESDAY_NOON + timedelta(minutes=45))
+    assert closes == TUESDAY_NOON + timedelta(minutes=10) and resumes == TUESDAY_NOON + timedelta(minutes=20)
+    report = rehearsals.rehearse_wave(wave=frozen, plan=plan, now=TUESDAY_NOON, compress=60, rehearsed_at=TUESDAY_NOON,
+                                      rehearsed={"p1": rehearsed("p1", 45)})
+    [line] = report.clusters
+    assert line.starts == TUESDAY_NOON and line.ends == TUESDAY_NOON + timedelta(minutes=55)  # ten minutes frozen
+    assert line.window_closes == TUESDAY_NOON + timedelta(minutes=10) and "pauses at its next step" in line.because

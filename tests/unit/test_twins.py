@@ -18,7 +18,8 @@ def pod(name, *, labels, owner=None, started="2026-12-01T10:00:00Z", ready_at="2
         phase="Running", cpu="250m", memory="256Mi", namespace="shop"):
     return {"metadata": {"name": name, "namespace": namespace, "labels": labels,
                          "ownerReferences": [{"kind": owner[0], "name": owner[1], "controller": True}] if owner else []},
-            "spec": {"containers": [{"name": "app", "resources": {"requests": {"cpu": cpu, "memory": memory}}}]},
+            "spec": {"nodeName": "node-1",
+                     "containers": [{"name": "app", "resources": {"requests": {"cpu": cpu, "memory": memory}}}]},
             "status": {"phase": phase, "startTime": started,
                        "conditions": [{"type": "Ready", "status": "True" if ready else "False",
                                        "lastTransitionTime": ready_at}]}}
@@ -147,3 +148,18 @@ clusters:
     with pytest.raises(ValueError, match="cpu"):
         FleetSpec.model_validate({"clusters": [{"name": "x", "region": "r", "version": "1.33", "node_pools": [],
                                                 "workloads": [{"name": "w", "replicas": 1, "requests": {"cpu": "lots"}}]}]})
+
+
+def test_a_deployment_takes_only_its_own_pods_and_a_restarted_pod_gives_no_readiness_reading():
+    pods = [pod("web-1", labels={"app": "web"}, owner=("ReplicaSet", "web-7d9")),
+            pod("canary-1", labels={"app": "web", "track": "canary"}, owner=("ReplicaSet", "web-canary-5f4"), ready=False)]
+    found, _ = twins.workloads(deployments=[controller("Deployment", "web", replicas=1, labels={"app": "web"}),
+                                            controller("Deployment", "web-canary", replicas=1,
+                                                       labels={"app": "web", "track": "canary"})],
+                               stateful_sets=[], pods=pods, cluster="c")
+    by = {w.name: w for w in found}
+    assert by["web"].unready == 0 and by["web-canary"].unready == 1  # web's selector takes the canary's pod too
+    restarted = pod("a", labels={}, ready_at="2026-12-01T10:05:00Z")
+    restarted["status"]["containerStatuses"] = [{"name": "app", "restartCount": 2}]
+    flapped = pod("b", labels={}, ready_at="2026-12-05T10:00:00Z")  # Ready again days after it started
+    assert twins.ready_seconds([restarted, flapped]) is None
