@@ -11,6 +11,7 @@
   application runs and why.
 - `GET /v1/readiness[?to=X.Y&blocking=true]`: each cluster's readiness for its next minor, as the
   last fleet sweep read it.
+- `GET /v1/rehearsals[/{id}]`: the rehearsals kept, and one held against the real run since.
 - `POST /v1/webhooks/ticket-events` takes a ticket system's signed approval or cancellation.
 - `/v1/access`: time-bound access to a cluster: ask, list, approve, revoke, and the kubeconfig once
   (regatta/api/access_grants.py).
@@ -49,6 +50,7 @@ from regatta.api import (
     placement,
     policy,
     readiness,
+    rehearsals,
     webhooks,
 )
 from regatta.api.errors import install_error_handlers
@@ -181,7 +183,7 @@ def create_app(settings: Settings, inventory: Inventory | None = None) -> FastAP
 
     trace_requests(app)
     pages.install(app)  # the fleet view, under /ui
-    for router in (operations.router, clusters.router, policy.router, placement.router, readiness.router, webhooks.router,
+    for router in (operations.router, clusters.router, policy.router, placement.router, readiness.router, rehearsals.router, webhooks.router,
                    codec.router, metrics.router, access_grants.router):
         app.include_router(router)
     return app

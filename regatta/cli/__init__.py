@@ -39,7 +39,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "dr": ("dr", "dr_app"), "wave": ("wave", "wave_app"), "policy": ("policy", "policy_app"),
     "placement": ("placement", "placement_app"), "schedule": ("schedule", "schedule_app"),
     "token": ("tokens", "token_app"), "access": ("access", "access_app"), "codec": ("codec", "codec_app"),
-    "deploy": ("deploy", "deploy_app"),
+    "deploy": ("deploy", "deploy_app"), "rehearsal": ("rehearse", "rehearsal_app"),
 }
 
 

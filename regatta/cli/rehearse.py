@@ -8,16 +8,19 @@ import asyncio
 import json
 from collections.abc import Mapping
 from datetime import UTC
+from typing import Annotated
 
+import typer
 from rich.markup import escape
 from rich.table import Table
 
+from regatta.cli.arguments import Output, OutputOption
 from regatta.cli.context import open_inventory
-from regatta.cli.exits import Refused
+from regatta.cli.exits import Refused, run_command
 from regatta.cli.render import console, errors
 from regatta.formats.fleet_file import FleetFileError, FleetSpec, load_fleet
 from regatta.models import ClusterUpgradeInput
-from regatta.models.rehearsal import ClusterRehearsal, WaveRehearsal
+from regatta.models.rehearsal import ClusterRehearsal, RehearsalRecord, WaveRehearsal
 from regatta.settings import Settings
 
 DEFAULT_COMPRESS = 60.0  # an hour of the real fleet in a minute of the twin
@@ -122,3 +125,89 @@ def render_wave(report: WaveRehearsal, *, output: str) -> None:
         console.print(_said(f"not rehearsed: {line}"), highlight=False)
     console.print(_said(f"assumes {'; '.join(report.assumes)}"), highlight=False)
 
+
+
+def keep_report(report: WaveRehearsal | list[ClusterRehearsal], *, subject: str) -> None:
+    """Keep the rehearsal in the inventory, to be held against the real run (`regatta rehearsal show ID`)."""
+    import getpass
+
+    from regatta.inventory.rehearsal_records import keep
+
+    record = keep(open_inventory(), report=report, subject=subject, requested_by=getpass.getuser())
+    errors.print(f"kept as {record.rehearsal_id}: `regatta rehearsal show {record.rehearsal_id}` holds it against the"
+                 " real run once that has run", highlight=False)
+
+
+rehearsal_app = typer.Typer(no_args_is_help=True, help="Rehearsals kept: what each predicted, and how it held against"
+                            " the real run.")
+
+
+@rehearsal_app.command("list")
+def rehearsal_list(output: OutputOption = Output.table):
+    """The rehearsals kept, newest first, with how each held against the real run when it was last shown."""
+
+    def body():
+        from regatta.inventory.rehearsal_records import listing
+
+        records = listing(open_inventory())
+        if output == "json":
+            print(json.dumps([r.model_dump(mode="json", exclude={"wave", "upgrades"}) for r in records], indent=2))
+            return
+        table = Table()
+        for column in ("REHEARSAL", "KIND", "OF", "REHEARSED (UTC)", "CLUSTERS", "ENDED SINCE", "AS REHEARSED",
+                       "MEAN ERROR"):
+            table.add_column(column)
+        for r in records:
+            a = r.accuracy
+            table.add_row(r.rehearsal_id, r.kind, _said(r.subject), f"{r.rehearsed_at.astimezone(UTC):%Y-%m-%d %H:%M}",
+                          str(len(r.clusters)), str(a.ended) if a else "—", str(a.outcomes_agreed) if a else "—",
+                          f"{a.mean_abs_error:.0%}" if a and a.mean_abs_error is not None else "—")
+        console.print(table)
+
+    run_command(body)
+
+
+@rehearsal_app.command("show")
+def rehearsal_show(rehearsal_id: Annotated[str, typer.Argument(help="the rehearsal's id, as `regatta rehearsal list`"
+                                                                    " shows it")],
+                   output: OutputOption = Output.table):
+    """What a rehearsal predicted, held against what the real run did since (each cluster's upgrade as the audit trail
+    recorded it: its outcome and time, and whether the budgets it said would hold a drain did). The comparison is
+    kept with it."""
+
+    def body():
+        from regatta.inventory.rehearsal_records import check, get
+
+        inventory = open_inventory()
+        record = get(inventory, rehearsal_id)
+        if record is None:
+            raise Refused(f"no rehearsal {rehearsal_id}: `regatta rehearsal list` shows those kept")
+        record = check(inventory, record)
+        if output == "json":
+            print(json.dumps(record.model_dump(mode="json"), indent=2))
+            return
+        if record.wave is not None:
+            render_wave(record.wave, output="table")
+        else:
+            render_upgrades({u.cluster: u for u in record.upgrades}, output="table")
+        render_accuracy(record)
+
+    run_command(body)
+
+
+def render_accuracy(record: RehearsalRecord) -> None:
+    accuracy = record.accuracy
+    if accuracy is None or not accuracy.ended:
+        console.print("no cluster's real upgrade has ended since this rehearsal", highlight=False)
+        return
+    table = Table(title="held against the real run")
+    for column in ("CLUSTER", "REHEARSED", "REAL", "PREDICTED", "TOOK", "ERROR", "BUDGETS MET"):
+        table.add_column(column)
+    for c in accuracy.clusters:
+        table.add_row(_said(c.cluster), c.predicted_outcome, c.actual_outcome or "not ended", _minutes(c.predicted_seconds),
+                      _minutes(c.actual_seconds), f"{c.error:+.0%}" if c.error is not None else "—",
+                      f"{len(c.stalls_met)} of {len(c.stalls_predicted)}" if c.stalls_predicted else "—")
+    console.print(table)
+    mean = f"{accuracy.mean_abs_error:.0%}" if accuracy.mean_abs_error is not None else "—"
+    console.print(f"{accuracy.ended} ended since; {accuracy.outcomes_agreed} as rehearsed; mean error {mean};"
+                  f" {accuracy.stalls_met} of {accuracy.stalls_predicted} predicted holds met", highlight=False)

@@ -322,7 +322,7 @@ def upgrade_rehearse(
     it predicts."""
 
     def body():
-        from regatta.cli.rehearse import rehearse, render_upgrades, twin_for
+        from regatta.cli.rehearse import keep_report, rehearse, render_upgrades, twin_for
         from regatta.models import ClusterUpgradeInput
 
         fleet = twin_for([cluster], twin)
@@ -335,6 +335,8 @@ def upgrade_rehearse(
                                           node_images={provider: node_image} if node_image else {}, **overrides)
         except ValueError as error:
             raise Refused(str(error)) from None
-        render_upgrades(rehearse(fleet, {cluster: request}, compress=compress), output=output.value)
+        rehearsed = rehearse(fleet, {cluster: request}, compress=compress)
+        render_upgrades(rehearsed, output=output.value)
+        keep_report(list(rehearsed.values()), subject=cluster)
 
     run_command(body)

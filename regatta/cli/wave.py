@@ -110,6 +110,13 @@ def wave_start(
             render_plan(plan, console, readiness={r.cluster: r for r in reports}, accepted=wave.accept_findings)
             return
         handle = await start_wave(Settings.from_env(), request=wave)
+        from regatta.inventory.rehearsal_records import latest_of
+
+        rehearsed = latest_of(open_inventory(), kind="wave", subject=wave.name)
+        if rehearsed is not None:  # the wave's rehearsal, to hold against it as it runs
+            console.print(f"rehearsed as {rehearsed.rehearsal_id} ({rehearsed.rehearsed_at.astimezone(UTC):%Y-%m-%d %H:%M}"
+                          f" UTC): `regatta rehearsal show {rehearsed.rehearsal_id}` holds it against this run",
+                          highlight=False)
         total = sum(len(stage.clusters) for stage in plan.stages)
         await announce(handle, f"{counted(total, 'cluster')} in {counted(len(plan.stages), 'stage')} to {wave.target_version}", wait=wait)
 
@@ -181,7 +188,7 @@ def wave_rehearse_command(
     Touches nothing real; exit 0 whatever it predicts."""
 
     def body():
-        from regatta.cli.rehearse import rehearse, render_wave, twin_for
+        from regatta.cli.rehearse import keep_report, rehearse, render_wave, twin_for
         from regatta.rules import rehearsals
 
         wave = _wave_request(file=file, selector=selector, to=to, name=name, concurrency=concurrency,
@@ -199,7 +206,9 @@ def wave_rehearse_command(
         left_out = sorted({line for r in rehearsed.values() for line in r.left_out})
         from datetime import datetime
 
-        render_wave(rehearsals.rehearse_wave(wave=wave, plan=plan, now=now, rehearsed=rehearsed, compress=compress,
-                                             rehearsed_at=datetime.now(UTC), left_out=left_out), output=output.value)
+        report = rehearsals.rehearse_wave(wave=wave, plan=plan, now=now, rehearsed=rehearsed, compress=compress,
+                                          rehearsed_at=datetime.now(UTC), left_out=left_out)
+        render_wave(report, output=output.value)
+        keep_report(report, subject=wave.name)
 
     run_command(body)

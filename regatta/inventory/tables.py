@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -271,3 +272,19 @@ class AccessGrantRow(Base):
     handed_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+
+class RehearsalRow(Base):
+    """A wave or an upgrade rehearsed on a twin (regatta/rehearsal.py), and how it held against the real run once that
+    ran (`accuracy`): what `regatta rehearsal list|show`, `GET /v1/rehearsals` and the fleet view show."""
+
+    __tablename__ = "rehearsals"
+
+    rehearsal_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    subject: Mapped[str] = mapped_column(String(200), index=True)
+    rehearsed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    requested_by: Mapped[str] = mapped_column(String(100))
+    clusters: Mapped[list[str]] = mapped_column(JSON)
+    report: Mapped[Any] = mapped_column(JSON)
+    accuracy: Mapped[Any | None] = mapped_column(JSON, nullable=True)

@@ -88,3 +88,42 @@ class WaveRehearsal(Model):
     clusters: list[WaveClusterRehearsal]
     assumes: list[str] = Field(default_factory=list)
     left_out: list[str] = Field(default_factory=list)
+
+
+class ClusterAccuracy(Model):
+    """One cluster's rehearsal against what its real upgrade did."""
+
+    cluster: str
+    predicted_outcome: str
+    actual_outcome: str | None = Field(default=None, description="None: its real upgrade has not ended since")
+    predicted_seconds: float | None = None
+    actual_seconds: float | None = None
+    error: float | None = Field(default=None, description="(predicted - actual) / actual: above 0 said too long")
+    stalls_predicted: list[str] = Field(default_factory=list, description="the budgets the rehearsal said would hold it")
+    stalls_met: list[str] = Field(default_factory=list, description="of those, the ones its real upgrade's trail names")
+
+
+class RehearsalAccuracy(Model):
+    """A rehearsal held against reality: per cluster and in total, as far as the real run has gone."""
+
+    checked_at: datetime
+    clusters: list[ClusterAccuracy]
+    ended: int = Field(description="clusters whose real upgrade ended since the rehearsal")
+    outcomes_agreed: int = Field(description="of those, how many ended as rehearsed")
+    mean_abs_error: float | None = Field(default=None, description="mean of |error| over the clusters that ended")
+    stalls_predicted: int = 0
+    stalls_met: int = 0
+
+
+class RehearsalRecord(Model):
+    """A rehearsal as the inventory keeps it (`regatta rehearsal list|show`, `GET /v1/rehearsals`)."""
+
+    rehearsal_id: str
+    kind: Literal["upgrade", "wave"]
+    subject: str = Field(description="the wave's name, or the cluster upgraded")
+    rehearsed_at: datetime
+    requested_by: str
+    clusters: list[str]
+    wave: WaveRehearsal | None = None
+    upgrades: list[ClusterRehearsal] = Field(default_factory=list)
+    accuracy: RehearsalAccuracy | None = None

@@ -19,7 +19,9 @@ from typing import Any
 from regatta.models import ClusterUpgradeInput, PatchWaveInput, WaveClusterState
 from regatta.models.errors import ErrorType
 from regatta.models.rehearsal import (
+    ClusterAccuracy,
     ClusterRehearsal,
+    RehearsalAccuracy,
     StageRehearsal,
     WaveClusterRehearsal,
     WaveRehearsal,
@@ -86,6 +88,24 @@ def compressed_request(request: ClusterUpgradeInput, compress: float) -> tuple[C
     if windows:
         left_out.append("maintenance windows and freezes are read by the wave's forecast, not waited out in the twin")
     return ClusterUpgradeInput.model_validate(data), left_out
+
+
+# The waits of an upgrade's own that are the fleet's time, not Regatta's work: a baseline run has them near nothing.
+# (Its poll intervals stay the run's: shorter, its activities would poll in a tight loop and weigh more than the run's.)
+OWN_WAITS = ("soak_seconds", "keep_old_pools_seconds")
+POLICY_WAITS = ("notify_owner_after_seconds", "ask_approval_after_seconds")
+
+
+def baseline_request(run: ClusterUpgradeInput) -> ClusterUpgradeInput:
+    """The run's upgrade (already compressed) as its baseline runs it: the soaks and kept pools it would wait out, and
+    its drain policies' steps, a thousandth of that; all else the same."""
+    data = run.model_dump()
+    for key in OWN_WAITS:
+        data[key] = data[key] / 1000
+    for policy in data["drain_policies"]:
+        for key in POLICY_WAITS:
+            policy[key] = policy[key] / 1000
+    return ClusterUpgradeInput.model_validate(data)
 
 
 def shape(cluster: Mapping[str, Any]) -> str:
@@ -260,3 +280,47 @@ def _halt(lines: Sequence[_Line], plan: WavePlan) -> tuple[datetime | None, str 
     if not options:
         return None, None, ""
     return min(options, key=lambda option: option[0])
+
+
+def accuracy(*, predicted: Sequence[ClusterRehearsal], trail: Mapping[str, Sequence[tuple[str, str, str, datetime]]],
+             checked_at: datetime) -> RehearsalAccuracy:
+    """A rehearsal held against what each cluster's real upgrade did after it: `trail` is, per cluster, the lines its
+    upgrade wrote since the rehearsal (action, outcome, detail, at). A cluster's real run is its first `upgrade started`
+    to the first end after it (succeeded, failed, refused, aborted); a predicted stall was met when the real run's lines
+    name one of its budgets or pods. Clusters whose real upgrade has not ended are listed without an error."""
+    out = []
+    for rehearsal in predicted:
+        lines = sorted(trail.get(rehearsal.cluster, ()), key=lambda line: line[3])
+        started = next((at for action, outcome, _, at in lines if action == "upgrade" and outcome == "started"), None)
+        ended = next(((outcome, at) for action, outcome, _, at in lines if action == "upgrade" and started is not None
+                      and at >= started and outcome in ("succeeded", "failed", "refused", "aborted")), None)
+        said = " ".join(detail for _, _, detail, _ in lines)
+        budgets = sorted({b for stall in rehearsal.stalls for b in stall.budgets})
+        met = sorted(b for b in budgets if b in said or any(
+            _workload_of(pod) in said for stall in rehearsal.stalls if b in stall.budgets for pod in stall.pods))
+        line = ClusterAccuracy(cluster=rehearsal.cluster, predicted_outcome=rehearsal.outcome,
+                               predicted_seconds=rehearsal.predicted_seconds, stalls_predicted=budgets, stalls_met=met)
+        if started is not None and ended is not None:
+            actual = (ended[1] - started).total_seconds()
+            line.actual_outcome, line.actual_seconds = ended[0], round(actual, 1)
+            line.error = round((rehearsal.predicted_seconds - actual) / actual, 3) if actual > 0 else None
+        out.append(line)
+    done = [c for c in out if c.actual_outcome is not None]
+    errors = [abs(c.error) for c in done if c.error is not None]
+    return RehearsalAccuracy(
+        checked_at=checked_at, clusters=out, ended=len(done),
+        outcomes_agreed=sum(1 for c in done if _agrees(c.predicted_outcome, c.actual_outcome or "")),
+        mean_abs_error=round(sum(errors) / len(errors), 3) if errors else None,
+        stalls_predicted=sum(len(c.stalls_predicted) for c in out), stalls_met=sum(len(c.stalls_met) for c in out))
+
+
+def _workload_of(pod: str) -> str:
+    """`shop/ledger-` of `shop/ledger-7f9c4`: a twin's pod and the real one it stands for share all but their last
+    part (a StatefulSet's ordinal aside, which is the same)."""
+    head, dash, _ = pod.rpartition("-")
+    return f"{head}{dash}" if dash else pod
+
+
+def _agrees(predicted: str, actual: str) -> bool:
+    """A rehearsed outcome against the trail's: a stall is a failure for want of an approval."""
+    return predicted == actual or (predicted == "stalled" and actual == "failed")

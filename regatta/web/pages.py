@@ -42,7 +42,7 @@ from regatta.api.identity_provider import IdentityProvider, ProviderUnreachable,
 from regatta.api.operations import CONTROL_OUTCOME, described, environments_of
 from regatta.api.tokens import authenticate
 from regatta.formats import fleet_data
-from regatta.inventory import fleet_reads
+from regatta.inventory import fleet_reads, rehearsal_records
 from regatta.models import ClusterRecord, OperationRecord, PatchWaveInput
 from regatta.models.fleet_view import SORTABLE, FleetQuery
 from regatta.models.search_attributes import CLUSTER
@@ -375,6 +375,38 @@ async def readiness(request: Request) -> Response:
     return _page(request, "readiness.html", viewer, reports=reports,
                  unread=sorted(name for name, environment in known.items() if _visible(viewer, environment)
                                and name not in read))
+
+
+# ------------------------------------------------------------------ rehearsals
+
+
+def _sees_all(viewer: session.Viewer, clusters: list[str], known: dict[str, str]) -> bool:
+    """A rehearsal is shown to a viewer who sees every cluster it holds (one gone from the inventory: prod's rules)."""
+    return all(_visible(viewer, known.get(name, "prod")) for name in clusters)
+
+
+@router.get("/rehearsals", response_class=HTMLResponse)
+async def rehearsals_page(request: Request) -> Response:
+    """The rehearsals kept, newest first, with how each held against the real run when last looked at."""
+    viewer = session.viewer(inventory_of(request), request)
+    inventory = inventory_of(request)
+    known = {c.name: c.environment for c in inventory.list_clusters()}
+    kept = [r for r in rehearsal_records.listing(inventory) if _sees_all(viewer, r.clusters, known)]
+    return _page(request, "rehearsals.html", viewer, rehearsals=kept)
+
+
+@router.get("/rehearsals/{rehearsal_id}", response_class=HTMLResponse)
+async def rehearsal_page(request: Request, rehearsal_id: str) -> Response:
+    """One rehearsal: what it predicted per cluster (and per stage, for a wave), held against the real run since."""
+    viewer = session.viewer(inventory_of(request), request)
+    inventory = inventory_of(request)
+    known = {c.name: c.environment for c in inventory.list_clusters()}
+    record = rehearsal_records.get(inventory, rehearsal_id) if len(rehearsal_id) <= 40 else None
+    if record is None or not _sees_all(viewer, record.clusters, known):
+        raise ApiError(404, f"no rehearsal {rehearsal_id}")
+    record = rehearsal_records.check(inventory, record)
+    accuracy = {c.cluster: c for c in record.accuracy.clusters} if record.accuracy else {}
+    return _page(request, "rehearsal.html", viewer, record=record, accuracy=accuracy)
 
 
 # ------------------------------------------------------------------ operations

@@ -5,6 +5,7 @@ lays them out as the wave would, halting where its failure budget says."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 from tests.conftest import sim_report
@@ -50,11 +51,30 @@ async def test_a_rehearsal_predicts_the_budgets_that_then_hold_the_real_drain(qu
     assert after["control_plane_version"] == before["control_plane_version"] == "1.30"
     assert not any(n["unschedulable"] for n in after["nodes"].values()) and after["held_drains"] == {}
 
+    kept = re.search(r"kept as (rehearsal-[0-9a-f]+)", rehearsed.stderr)
+    assert kept, rehearsed.stderr
+    shown = await regatta(queue_settings, "rehearsal", "show", kept[1], "--output", "json")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["accuracy"]["ended"] == 0  # nothing real has run yet
+
     real = await regatta(queue_settings, "upgrade", "start", name, "--to", "1.31", "--poll-interval", "0.2", "--wait")
     assert real.returncode == 1, real.stdout + real.stderr
     assert "PodEvictionFailure" in real.stdout + real.stderr
     held = sim_report(simulator, name)["clusters"][name]["held_drains"]
     assert [h["budgets"] for h in held.values()] == [stall["budgets"]], held  # the budgets the rehearsal named
+
+    # the rehearsal held against the real run: it failed as rehearsed, held by the same pods, and the comparison is kept
+    shown = await regatta(queue_settings, "rehearsal", "show", kept[1], "--output", "json")
+    assert shown.returncode == 0, shown.stderr
+    accuracy = json.loads(shown.stdout)["accuracy"]
+    [line] = accuracy["clusters"]
+    assert (line["predicted_outcome"], line["actual_outcome"]) == ("failed", "failed") and accuracy["outcomes_agreed"] == 1
+    assert line["stalls_met"] == stall["budgets"] and line["actual_seconds"] > 0 and line["error"] is not None
+    listed = await regatta(queue_settings, "rehearsal", "list", "--output", "json")
+    assert [r["accuracy"]["ended"] for r in json.loads(listed.stdout) if r["rehearsal_id"] == kept[1]] == [1]
+    table = await regatta(queue_settings, "rehearsal", "show", kept[1])
+    assert table.returncode == 0 and "1 ended since; 1 as rehearsed" in table.stdout, table.stdout
+    missing = await regatta(queue_settings, "rehearsal", "show", "rehearsal-nope")
+    assert missing.returncode == 2 and "no rehearsal rehearsal-nope" in missing.stderr
 
     table = await regatta(queue_settings, "upgrade", "rehearse", name, "--to", "1.32", "--twin", str(twin),
                           "--compress", "600")

@@ -173,3 +173,32 @@ def test_overlapping_windows_carry_an_upgrade_on_and_a_freeze_that_begins_mid_up
     [line] = report.clusters
     assert line.starts == TUESDAY_NOON and line.ends == TUESDAY_NOON + timedelta(minutes=55)  # ten minutes frozen
     assert line.window_closes == TUESDAY_NOON + timedelta(minutes=10) and "pauses at its next step" in line.because
+
+
+def test_a_baseline_waits_out_no_soak_kept_pool_or_policy_step_but_polls_as_its_run_does():
+    run, _ = rehearsals.compressed_request(ClusterUpgradeInput.model_validate({
+        "cluster": "c", "target_version": "1.32", "strategy": "blue_green", "soak_seconds": 600,
+        "keep_old_pools_seconds": 3600, "drain_policies": [{"ask_approval_after_seconds": 600}]}), 60)
+    baseline = rehearsals.baseline_request(run)
+    assert baseline.soak_seconds == run.soak_seconds / 1000 and baseline.keep_old_pools_seconds == 60 / 1000
+    assert baseline.drain_policies[0].ask_approval_after_seconds == 10 / 1000
+    assert baseline.poll_interval_seconds == run.poll_interval_seconds  # no tight loop where the run has none
+
+
+def test_a_rehearsal_is_held_against_the_upgrades_the_trail_recorded_after_it():
+    t0 = TUESDAY_NOON
+    stall = DrainStall(node="n", budgets=["shop/ledger-a"], pods=["shop/ledger-00002a"], seconds=900, reached="retrying")
+    predicted = [rehearsed("c1", 20).model_copy(update={"predicted_seconds": 1200.0}),
+                 rehearsed("c2", 30, "failed").model_copy(update={"stalls": [stall]}),
+                 rehearsed("c3", 10)]
+    trail = {"c1": [("upgrade", "started", "", t0), ("upgrade", "succeeded", "", t0 + timedelta(minutes=24))],
+             "c2": [("upgrade", "started", "", t0), ("upgrade", "failed",
+                                                     "PodEvictionFailure ... ['shop/ledger-00013f']", t0 + timedelta(minutes=30))],
+             "c3": [("upgrade", "started", "", t0)]}  # still running
+    held = rehearsals.accuracy(predicted=predicted, trail=trail, checked_at=t0 + timedelta(hours=1))
+    by = {c.cluster: c for c in held.clusters}
+    assert by["c1"].actual_seconds == 1440 and by["c1"].error == pytest.approx(-0.167, abs=0.001)
+    assert by["c2"].actual_outcome == "failed" and by["c2"].stalls_met == ["shop/ledger-a"]  # the same workload's pod
+    assert by["c3"].actual_outcome is None and by["c3"].error is None
+    assert (held.ended, held.outcomes_agreed, held.stalls_predicted, held.stalls_met) == (2, 2, 1, 1)
+    assert held.mean_abs_error == pytest.approx((0.167 + 0.0) / 2, abs=0.001)

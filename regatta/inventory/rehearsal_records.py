@@ -1,0 +1,88 @@
+"""Rehearsals kept in the inventory (`regatta rehearsal list|show`, `GET /v1/rehearsals`, the fleet view), and held
+against the real run: each cluster's upgrade as the audit trail recorded it since the rehearsal."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from regatta.inventory.store import Inventory
+from regatta.inventory.tables import AuditRow, RehearsalRow
+from regatta.models.rehearsal import ClusterRehearsal, RehearsalRecord, WaveRehearsal
+from regatta.rules import operation_ids, rehearsals
+
+KEPT = 500  # the newest rehearsals kept; an older one goes when a new one is kept
+
+
+def keep(inventory: Inventory, *, report: WaveRehearsal | list[ClusterRehearsal], subject: str,
+         requested_by: str) -> RehearsalRecord:
+    """Keep a rehearsal's report; its id."""
+    wave = report if isinstance(report, WaveRehearsal) else None
+    upgrades: list[ClusterRehearsal] = [] if isinstance(report, WaveRehearsal) else list(report)
+    clusters = sorted({c.cluster for c in wave.clusters if c.stage is not None} if wave else {u.cluster for u in upgrades})
+    record = RehearsalRecord(rehearsal_id=f"rehearsal-{uuid.uuid4().hex[:12]}", kind="wave" if wave else "upgrade",
+                             subject=subject, rehearsed_at=datetime.now(UTC), requested_by=requested_by,
+                             clusters=clusters, wave=wave, upgrades=upgrades)
+    with Session(inventory.engine) as session, session.begin():
+        session.add(RehearsalRow(rehearsal_id=record.rehearsal_id, kind=record.kind, subject=subject,
+                                 rehearsed_at=record.rehearsed_at, requested_by=requested_by, clusters=clusters,
+                                 report=(wave.model_dump(mode="json") if wave else
+                                         [u.model_dump(mode="json") for u in upgrades])))
+        stale = session.scalars(select(RehearsalRow.rehearsal_id).order_by(RehearsalRow.rehearsed_at.desc())
+                                .offset(KEPT)).all()
+        for old in stale:
+            session.delete(session.get(RehearsalRow, old))
+    return record
+
+
+def _record(row: RehearsalRow) -> RehearsalRecord:
+    wave = WaveRehearsal.model_validate(row.report) if row.kind == "wave" else None
+    upgrades = [] if wave else [ClusterRehearsal.model_validate(u) for u in row.report]
+    return RehearsalRecord(rehearsal_id=row.rehearsal_id, kind=row.kind, subject=row.subject,
+                           rehearsed_at=row.rehearsed_at.replace(tzinfo=row.rehearsed_at.tzinfo or UTC),
+                           requested_by=row.requested_by, clusters=list(row.clusters), wave=wave, upgrades=upgrades,
+                           accuracy=row.accuracy)
+
+
+def listing(inventory: Inventory, *, limit: int = 100) -> list[RehearsalRecord]:
+    with Session(inventory.engine) as session:
+        rows = session.scalars(select(RehearsalRow).order_by(RehearsalRow.rehearsed_at.desc()).limit(limit)).all()
+        return [_record(row) for row in rows]
+
+
+def get(inventory: Inventory, rehearsal_id: str) -> RehearsalRecord | None:
+    with Session(inventory.engine) as session:
+        row = session.get(RehearsalRow, rehearsal_id)
+        return _record(row) if row is not None else None
+
+
+def latest_of(inventory: Inventory, *, kind: str, subject: str) -> RehearsalRecord | None:
+    with Session(inventory.engine) as session:
+        row = session.scalars(select(RehearsalRow).where(RehearsalRow.kind == kind, RehearsalRow.subject == subject)
+                              .order_by(RehearsalRow.rehearsed_at.desc()).limit(1)).first()
+        return _record(row) if row is not None else None
+
+
+def check(inventory: Inventory, record: RehearsalRecord) -> RehearsalRecord:
+    """The rehearsal held against each of its clusters' upgrades the trail recorded since, kept with it."""
+    predicted = record.upgrades or [ClusterRehearsal(cluster=c.cluster, rehearsed_as=c.cluster, outcome=c.rehearsed,
+                                                     predicted_seconds=c.predicted_seconds or 0.0, stalls=c.stalls)
+                                    for c in (record.wave.clusters if record.wave else []) if c.rehearsed is not None]
+    ids = {operation_ids.operation_id(name): name for name in record.clusters}
+    trail: dict[str, list[tuple[str, str, str, datetime]]] = defaultdict(list)
+    with Session(inventory.engine) as session:
+        rows = session.execute(select(AuditRow.operation_id, AuditRow.action, AuditRow.outcome, AuditRow.detail,
+                                      AuditRow.at).where(AuditRow.operation_id.in_(list(ids)),
+                                                         AuditRow.at >= record.rehearsed_at)).all()
+    for operation_id, action, outcome, detail, at in rows:
+        trail[ids[operation_id]].append((action, outcome, detail or "", at.replace(tzinfo=at.tzinfo or UTC)))
+    accuracy = rehearsals.accuracy(predicted=predicted, trail=trail, checked_at=datetime.now(UTC))
+    with Session(inventory.engine) as session, session.begin():
+        row = session.get(RehearsalRow, record.rehearsal_id)
+        if row is not None:
+            row.accuracy = accuracy.model_dump(mode="json")
+    return record.model_copy(update={"accuracy": accuracy})

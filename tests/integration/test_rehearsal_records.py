@@ -1,0 +1,66 @@
+"""Rehearsals kept in the inventory, over the API and in the fleet view: a token sees a rehearsal only when it sees
+every cluster it holds (one it may not see is one that is not there), and each is shown held against the real run."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+
+from regatta.api.app import create_app
+from regatta.api.tokens import create_token
+from regatta.inventory import rehearsal_records
+from regatta.models import OperationRecord
+from regatta.models.rehearsal import ClusterRehearsal, DrainStall
+from tests.integration.test_fleet_view import Browser
+
+
+async def test_a_rehearsal_is_listed_to_whom_sees_its_clusters_and_held_against_the_real_run(
+        queue_settings, inventory, add_cluster):
+    staging, prod = add_cluster("reh-staging", env="staging"), add_cluster("reh-prod", env="prod")
+    stall = DrainStall(node="pool0-001", budgets=["shop/checkout-pdb"], pods=["shop/checkout-0000ab"], seconds=600,
+                       reached="retrying")
+    mine = rehearsal_records.keep(inventory, subject=staging, requested_by="sre", report=[ClusterRehearsal(
+        cluster=staging, rehearsed_as=staging, outcome="failed", predicted_seconds=1200, stalls=[stall])])
+    theirs = rehearsal_records.keep(inventory, subject=prod, requested_by="sre", report=[ClusterRehearsal(
+        cluster=prod, rehearsed_as=prod, outcome="succeeded", predicted_seconds=900)])
+    # the staging cluster's real upgrade, as the trail records it after the rehearsal
+    for seq, (outcome, detail) in enumerate((("started", ""), ("failed", "PodEvictionFailure ['shop/checkout-00ff12']"))):
+        inventory.append_audit(OperationRecord(operation_id=f"cluster-{staging}", operation="ClusterUpgrade",
+                                               cluster=staging, requested_by="sre", action="upgrade", outcome=outcome,
+                                               detail=detail, seq=seq + 1, run_id=f"run-{uuid.uuid4().hex[:6]}"))
+    app = create_app(queue_settings, inventory)
+    _, staging_token = create_token(inventory, name=f"reh-{uuid.uuid4().hex[:6]}", role="viewer", environments=["staging"])
+    _, every_token = create_token(inventory, name=f"reh-{uuid.uuid4().hex[:6]}", role="viewer", environments=["*"])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://regatta.test") as api:
+        def bearer(token: str) -> dict:
+            return {"Authorization": f"Bearer {token}"}
+
+        listed = (await api.get("/v1/rehearsals", headers=bearer(staging_token))).json()
+        ids = [r["rehearsal_id"] for r in listed]
+        assert mine.rehearsal_id in ids and theirs.rehearsal_id not in ids
+        assert all(r["upgrades"] == [] and r["wave"] is None for r in listed)  # the list is light; one is whole
+        hidden = await api.get(f"/v1/rehearsals/{theirs.rehearsal_id}", headers=bearer(staging_token))
+        assert hidden.status_code == 404 and theirs.rehearsal_id in hidden.json()["error"]
+        everyone = [r["rehearsal_id"] for r in (await api.get("/v1/rehearsals", headers=bearer(every_token))).json()]
+        assert {mine.rehearsal_id, theirs.rehearsal_id} <= set(everyone)
+        bad = await api.get("/v1/rehearsals/..%2f..%2fetc", headers=bearer(every_token))
+        assert bad.status_code in (404, 422)
+        nobody = await api.get(f"/v1/rehearsals/{mine.rehearsal_id}")
+        assert nobody.status_code == 401
+
+        whole = await api.get(f"/v1/rehearsals/{mine.rehearsal_id}", headers=bearer(staging_token))
+        assert whole.status_code == 200, whole.text
+        accuracy = whole.json()["accuracy"]
+        assert accuracy["ended"] == 1 and accuracy["outcomes_agreed"] == 1
+        assert accuracy["clusters"][0]["stalls_met"] == ["shop/checkout-pdb"]  # the same workload's pod held it
+    kept = rehearsal_records.get(inventory, mine.rehearsal_id)
+    assert kept is not None and kept.accuracy is not None and kept.accuracy.ended == 1  # the comparison is kept
+
+    browser = Browser(app, inventory)
+    await browser.sign_in("viewer", "staging")
+    page = await browser.page("/ui/rehearsals")
+    assert page.status_code == 200 and mine.rehearsal_id in page.text and theirs.rehearsal_id not in page.text
+    one = await browser.page(f"/ui/rehearsals/{mine.rehearsal_id}")
+    assert one.status_code == 200 and f'data-cluster="{staging}"' in one.text and "1 as rehearsed" in one.text
+    assert (await browser.page(f"/ui/rehearsals/{theirs.rehearsal_id}")).status_code == 404
