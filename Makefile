@@ -23,7 +23,8 @@ demo: $(STAMP)
 # Machines check what review would: lint (ruff), types (mypy), the layers (import-linter), and the tests,
 # side by side (lint needs a core for a minute while the tests' servers start); either failing fails.
 # Five processes (pytest-xdist), a test file at a time each: most of a test's time is spent
-# waiting on servers, so five keep two cores busy (9 min 20 s against four's 9 min 42 s, 2026-12-07).
+# waiting on servers, so five keep two cores busy (9 min 20 s against four's 9 min 42 s, 2026-12-07; seven were no
+# faster that evening, 13 min 15 s of tests against five's 13 min 30 s: the run is bound by its CPU).
 # Each has its own Temporal dev server and simulator, and scans its server's histories for credentials
 # when it ends (tests/conftest.py).
 test: $(STAMP) browser compose

@@ -429,6 +429,20 @@ async def operations(request: Request) -> Response:
     return _page(request, "operations.html", viewer, running=running, recent=recent)
 
 
+def _rehearsal_of(inventory: Any, found: dict, progress: dict) -> Any:
+    """The rehearsal of this wave (by its name) or upgrade (by its cluster) taken last before it started, if any: what
+    its page links to, to be held against it."""
+    kind, subject = {"PatchWave": ("wave", progress.get("wave")), "ClusterUpgrade": ("upgrade", progress.get("cluster"))
+                     }.get(found.get("workflow_type") or "", (None, None))
+    if kind is None or not subject:
+        return None
+    record = rehearsal_records.latest_of(inventory, kind=kind, subject=str(subject))
+    started = found.get("started")
+    if record is None or (isinstance(started, datetime) and record.rehearsed_at > started):
+        return None
+    return record
+
+
 @router.get("/operations/{operation_id}", response_class=HTMLResponse)
 async def operation(request: Request, operation_id: str) -> Response:
     viewer = session.viewer(inventory_of(request), request)
@@ -450,8 +464,9 @@ async def operation(request: Request, operation_id: str) -> Response:
             forecast = await query(settings_of(request), operation_id, "forecast")
         except (OperationRefused, TemporalUnreachable):
             forecast = None
+    rehearsed = _rehearsal_of(inventory_of(request), found, progress)
     return _page(request, "operation.html", viewer, found=found, progress=progress, forecast=forecast,
-                 controls=allowed if found.get("status") == "RUNNING" else [],
+                 rehearsed=rehearsed, controls=allowed if found.get("status") == "RUNNING" else [],
                  raw=json.dumps(found, indent=2, default=str), message=request.query_params.get("message", ""))
 
 

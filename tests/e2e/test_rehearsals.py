@@ -8,8 +8,10 @@ import json
 import re
 import uuid
 
+from regatta.api.app import create_app
 from tests.conftest import sim_report
 from tests.e2e.test_cli import regatta
+from tests.integration.test_fleet_view import Browser
 
 
 def _ledger(tag: str) -> dict:
@@ -28,7 +30,7 @@ def _ledger(tag: str) -> dict:
 
 
 async def test_a_rehearsal_predicts_the_budgets_that_then_hold_the_real_drain(queue_settings, add_fleet, simulator,
-                                                                              worker, tmp_path):
+                                                                              worker, tmp_path, inventory):
     tag = uuid.uuid4().hex[:6]
     [name] = add_fleet(_ledger(tag))
     twin = tmp_path / "twin.yaml"
@@ -71,15 +73,16 @@ async def test_a_rehearsal_predicts_the_budgets_that_then_hold_the_real_drain(qu
     assert line["stalls_met"] == stall["budgets"] and line["actual_seconds"] > 0 and line["error"] is not None
     listed = await regatta(queue_settings, "rehearsal", "list", "--output", "json")
     assert [r["accuracy"]["ended"] for r in json.loads(listed.stdout) if r["rehearsal_id"] == kept[1]] == [1]
-    table = await regatta(queue_settings, "rehearsal", "show", kept[1])
+    table = await regatta(queue_settings, "rehearsal", "show", kept[1])  # as a person reads it
     assert table.returncode == 0 and "1 ended since; 1 as rehearsed" in table.stdout, table.stdout
+    assert "shop/ledger-team-a, shop/ledger-team-b" in table.stdout and "failed" in table.stdout
     missing = await regatta(queue_settings, "rehearsal", "show", "rehearsal-nope")
     assert missing.returncode == 2 and "no rehearsal rehearsal-nope" in missing.stderr
-
-    table = await regatta(queue_settings, "upgrade", "rehearse", name, "--to", "1.32", "--twin", str(twin),
-                          "--compress", "600")
-    assert table.returncode == 0, table.stderr
-    assert "shop/ledger-team-a, shop/ledger-team-b" in table.stdout and "failed" in table.stdout
+    # the real upgrade's page in the fleet view links to the rehearsal taken before it
+    browser = Browser(create_app(queue_settings, inventory), inventory)
+    await browser.sign_in("viewer", "*")
+    page = await browser.page(f"/ui/operations/cluster-{name}")
+    assert page.status_code == 200 and f'href="/ui/rehearsals/{kept[1]}"' in page.text, page.text[:2000]
 
 
 async def test_a_rehearsal_refuses_what_it_cannot_run(queue_settings, add_cluster, tmp_path):
@@ -132,5 +135,7 @@ stages:
     # nothing of the real fleet moved
     assert all(sim_report(simulator, n)["clusters"][n]["control_plane_version"] == "1.30" for n in names)
 
-    table = await regatta(queue_settings, "wave", "rehearse", "--file", str(wave), "--twin", str(twin), "--compress", "600")
+    kept = re.search(r"kept as (rehearsal-[0-9a-f]+)", rehearsed.stderr)
+    assert kept, rehearsed.stderr
+    table = await regatta(queue_settings, "rehearsal", "show", kept[1])  # the same report, as a person reads it
     assert table.returncode == 0 and "halted at stage staging" in table.stdout, table.stdout + table.stderr
