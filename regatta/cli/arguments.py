@@ -86,3 +86,9 @@ def parse_until(text: str, now):
         return datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise Refused(f"--until {text!r}: give a time with a zone (2026-12-01T08:00:00Z) or a duration (90m, 48h, 3d)") from None
+
+
+Compress = Annotated[float, typer.Option(help="how many times faster than the real fleet the twin runs (60: an hour in a"
+                                              " minute)")]
+TwinFile = Annotated[str | None, typer.Option("--twin", help="a twin from `regatta fleet snapshot`; without it the"
+                                                             " clusters are read now")]

@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from regatta.cli.arguments import Accept, Output, OutputOption, StrategyChoice, parse_accepted, parse_selector
+from regatta.cli.arguments import (
+    Accept,
+    Compress,
+    Output,
+    OutputOption,
+    StrategyChoice,
+    TwinFile,
+    parse_accepted,
+    parse_selector,
+)
 from regatta.cli.context import api_client, fleet_now, open_inventory
 from regatta.cli.exits import run_command
 from regatta.cli.op import admit_and_start, start_over_api
@@ -293,12 +302,6 @@ def upgrade_readiness(
                     console.print("".join(ch for ch in line if ch.isprintable()), highlight=False, markup=False)
 
     run_command(body)
-
-
-Compress = Annotated[float, typer.Option(help="how many times faster than the real fleet the twin runs (60: an hour in a"
-                                              " minute); the prediction errs long by Regatta's own work times this")]
-TwinFile = Annotated[str | None, typer.Option("--twin", help="a twin from `regatta fleet snapshot`; without it the"
-                                                             " clusters are read now")]
 
 
 @upgrade_app.command("rehearse")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from regatta.cli.arguments import Accept, Output, OutputOption, parse_accepted, parse_selector
+from regatta.cli.arguments import Accept, Compress, Output, OutputOption, TwinFile, parse_accepted, parse_selector
 from regatta.cli.context import fleet_now, open_inventory
 from regatta.cli.exits import run_command
 from regatta.cli.render import console, counted
@@ -176,10 +176,8 @@ def wave_rehearse_command(
     name: WaveName = None,
     concurrency: WaveConcurrency = 1,
     failure_budget: WaveBudget = "0",
-    twin: Annotated[str | None, typer.Option("--twin", help="a twin from `regatta fleet snapshot`; without it the wave's"
-                                                            " clusters are read now")] = None,
-    compress: Annotated[float, typer.Option(help="how many times faster than the real fleet the twin runs (60: an hour"
-                                                 " in a minute)")] = 60.0,
+    twin: TwinFile = None,
+    compress: Compress = 60.0,
     output: OutputOption = Output.table,
 ):
     """Run the wave's upgrades on a twin of its clusters (one run for each shape of cluster, in a private simulator and
