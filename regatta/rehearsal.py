@@ -123,6 +123,7 @@ async def private_stack(twin: FleetSpec, *, compress: float) -> AsyncIterator[Pr
                                            world=world)
                 finally:
                     sdk_logger.setLevel(was)
+                    inventory.close()
             finally:
                 await environment.shutdown()
 
