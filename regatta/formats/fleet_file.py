@@ -147,9 +147,10 @@ class InsightSpec(Spec):
 
 
 class ClusterSpec(Spec):
-    # A DNS label, as a cluster's name is everywhere it goes (operation ids, labels, Kubernetes object names): never a
-    # secrets store's reference or a path, which a Cluster API cluster's management context would then be taken for.
-    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", max_length=63)
+    # What the clouds take as a cluster's name (EKS: letters, digits, - and _, up to 100), and dots: never a secrets
+    # store's reference (`vault:...`, `arn:...`) or a path, which a Cluster API cluster's management context, a cluster
+    # of the same file, would then be taken for.
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", max_length=100)
     provider: ProviderKind = "eks"
     region: str
     labels: dict[str, str] = Field(default_factory=dict)

@@ -163,3 +163,28 @@ def test_a_deployment_takes_only_its_own_pods_and_a_restarted_pod_gives_no_readi
     restarted["status"]["containerStatuses"] = [{"name": "app", "restartCount": 2}]
     flapped = pod("b", labels={}, ready_at="2026-12-05T10:00:00Z")  # Ready again days after it started
     assert twins.ready_seconds([restarted, flapped]) is None
+
+
+@pytest.mark.parametrize("name", ["vault:kv/mgmt", "arn:aws:secretsmanager:us-east-1:1:secret:k", "a/b", "-x", ""])
+def test_a_fleet_files_cluster_name_is_never_a_secrets_store_reference_or_a_path(name):
+    """A twin whose Cluster API cluster named such a cluster as its management context would have the rehearsal's worker
+    read a real kubeconfig from the store: the name is refused where the file is read."""
+    with pytest.raises(ValueError, match="name"):
+        FleetSpec.model_validate({"clusters": [{"name": name, "region": "r", "version": "1.33", "node_pools": []}]})
+    assert FleetSpec.model_validate({"clusters": [{"name": "Prod_Cluster.1", "region": "r", "version": "1.33",
+                                                   "node_pools": []}]})  # what EKS takes stays a name
+
+
+def test_a_rehearsals_connections_refuse_a_secrets_store_reference_whatever_names_it():
+    from regatta.clouds.base import CloudError
+    from regatta.kube.connect import ClusterConnections
+    from regatta.models import ClusterRef
+
+    connections = ClusterConnections(sim_url="http://127.0.0.1:9", simulated_only=True)
+    try:
+        for provider in ("capi", "kubeconfig", "eks"):
+            with pytest.raises(CloudError, match="reaches the simulator only") as refused:
+                connections.api_client(ClusterRef(name="mgmt", provider=provider, region="r", credential_ref="vault:kv/mgmt"))
+            assert not refused.value.retryable
+    finally:
+        connections.close()
