@@ -30,7 +30,7 @@ demo: $(STAMP)
 test: $(STAMP) browser compose
 	@$(BIN)/python -m compileall -q regatta workflows activities workers tests benchmarks >/dev/null  # every CLI start and test process reads the bytecode, not the source
 	@$(MAKE) --no-print-directory lint & lint=$$!; \
-	$(BIN)/python -m pytest -n 5 --dist loadfile; tests=$$?; \
+	$(BIN)/python -m pytest -n 5 --dist loadfile --durations=25; tests=$$?; \
 	wait $$lint; linted=$$?; \
 	if [ $$linted -ne 0 ]; then echo "lint failed (ruff, mypy or lint-imports: see above)"; fi; \
 	exit $$(( tests != 0 || linted != 0 ))

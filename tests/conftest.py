@@ -388,7 +388,11 @@ LONGEST_FIRST = ("tests/e2e/test_tour.py", "tests/e2e/test_dev_persist.py", "tes
                  "tests/e2e/test_fleet_snapshot.py", "tests/e2e/test_rehearsals.py", "tests/e2e/test_dev.py",
                  "tests/e2e/test_drift.py", "tests/e2e/test_access_grant_expiry.py",
                  "tests/e2e/test_policy_cli.py", "tests/integration/test_patch_wave.py", "tests/e2e/test_kubectl.py",
-                 "tests/e2e/test_cli_waves.py", "tests/integration/test_decommission.py")
+                 "tests/e2e/test_cli_waves.py", "tests/integration/test_decommission.py",
+                 "tests/integration/test_api_schema.py", "tests/integration/test_own_hardware.py",
+                 "tests/integration/test_temporal_work.py", "tests/integration/test_inventory_backup.py",
+                 "tests/integration/test_window_resume.py", "tests/integration/test_worker_versioning.py",
+                 "tests/e2e/test_access_grants.py")
 
 
 def pytest_collection_modifyitems(session, config, items):
