@@ -11,7 +11,7 @@ import typer
 from regatta.cli.arguments import parse_selector
 from regatta.cli.context import open_inventory
 from regatta.cli.exits import Refused, run_command
-from regatta.cli.render import console, errors
+from regatta.cli.render import console, errors, said
 from regatta.settings import Settings
 
 fleet_app = typer.Typer(no_args_is_help=True, help="The fleet as a whole: a twin of it to rehearse operations on.")
@@ -31,8 +31,6 @@ def fleet_snapshot(
     recorded. A cluster that cannot be read is left out and named; the exit code is 0 when any was read."""
 
     def body():
-        from rich.markup import escape
-
         from regatta.formats.fleet_file import dump_fleet
         from regatta.formats.kubeconfig import write_private
         from regatta.inventory.twin_snapshot import snapshot
@@ -64,6 +62,6 @@ def fleet_snapshot(
                  *(f"  {c.provider}: {c.how}" for c in twin.calibrations),
                  *(f"  left out of {m.cluster}: {m.what} ({m.why})" for m in twin.left_out)]
         for line in lines:  # as text: what a cluster or an error says reaches the terminal without markup or escapes
-            say.print(escape("".join(ch if ch.isprintable() else " " for ch in line)), highlight=False)
+            say.print(said(line), highlight=False)
 
     run_command(body)

@@ -11,13 +11,12 @@ from datetime import UTC
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from regatta.cli.arguments import Output, OutputOption
 from regatta.cli.context import open_inventory
 from regatta.cli.exits import Refused, run_command
-from regatta.cli.render import console, errors
+from regatta.cli.render import console, errors, said
 from regatta.formats.fleet_file import FleetFileError, FleetSpec, load_fleet
 from regatta.models import ClusterUpgradeInput
 from regatta.models.rehearsal import ClusterRehearsal, RehearsalRecord, WaveRehearsal
@@ -57,15 +56,9 @@ def rehearse(twin: FleetSpec, requests: Mapping[str, ClusterUpgradeInput], *, co
         raise Refused(f"--compress {compress:g}: the twin runs faster than the fleet, 1 or more (default {DEFAULT_COMPRESS:g})")
     try:
         return asyncio.run(rehearse_upgrades(twin, requests, compress=compress,
-                                             say=lambda line: errors.print(_said(line), highlight=False)))
+                                             say=lambda line: errors.print(said(line), highlight=False)))
     except ValueError as error:
         raise Refused(str(error)) from None
-
-
-def _said(text: str) -> str:
-    """What a cluster or a wave file says (names, messages, hold reasons), as text to print: no markup read into it,
-    no escape sequence reaching the terminal."""
-    return escape("".join(ch if ch.isprintable() else " " for ch in text))
 
 
 def _minutes(seconds: float | None) -> str:
@@ -85,13 +78,13 @@ def render_upgrades(rehearsed: Mapping[str, ClusterRehearsal], *, output: str) -
     for column in ("CLUSTER", "REHEARSED AS", "OUTCOME", "PREDICTED", "DRAINS HELD", "SAYS"):
         table.add_column(column)
     for r in rehearsed.values():
-        table.add_row(_said(r.cluster), _said(r.rehearsed_as), r.outcome, _minutes(r.predicted_seconds),
-                      str(len(r.stalls)), _said(r.message[:160]))
+        table.add_row(said(r.cluster), said(r.rehearsed_as), r.outcome, _minutes(r.predicted_seconds),
+                      str(len(r.stalls)), said(r.message[:160]))
     console.print(table)
     for r in rehearsed.values():
         for line in _stall_lines(r.cluster, r.stalls) + [f"{r.cluster}: {e}" for e in r.escalations] + [
                 f"{r.cluster}: not rehearsed: {what}" for what in r.left_out]:
-            console.print(_said(line), highlight=False)
+            console.print(said(line), highlight=False)
 
 
 def render_wave(report: WaveRehearsal, *, output: str) -> None:
@@ -99,14 +92,14 @@ def render_wave(report: WaveRehearsal, *, output: str) -> None:
         print(json.dumps(report.model_dump(mode="json"), indent=2))
         return
     ends = f"{report.ends.astimezone(UTC):%a %Y-%m-%d %H:%M} UTC" if report.ends else "never"
-    console.print(f"[bold]{_said(report.wave)}[/] to {_said(report.target_version)}, rehearsed on the twin: ends {ends}"
+    console.print(f"[bold]{said(report.wave)}[/] to {said(report.target_version)}, rehearsed on the twin: ends {ends}"
                   f" ({_minutes(report.total_seconds)} from its start)"
                   + (f"; [bold red]halted at stage {report.halted_at}[/] by its failure budget" if report.halted_at else ""))
     stages = Table(title="stages")
     for column in ("STAGE", "STARTS (UTC)", "ENDS (UTC)", "FAILURES", "BUDGET", "HALTS"):
         stages.add_column(column)
     for stage in report.stages:
-        stages.add_row(_said(stage.name), f"{stage.starts:%a %H:%M}" if stage.starts else "—",
+        stages.add_row(said(stage.name), f"{stage.starts:%a %H:%M}" if stage.starts else "—",
                        f"{stage.ends:%a %H:%M}" if stage.ends else "—", str(stage.failures), str(stage.failure_budget),
                        "yes" if stage.halts else "")
     console.print(stages)
@@ -114,16 +107,16 @@ def render_wave(report: WaveRehearsal, *, output: str) -> None:
     for column in ("CLUSTER", "STAGE", "OUTCOME", "STARTS (UTC)", "TAKES", "BECAUSE"):
         table.add_column(column)
     for c in report.clusters:
-        table.add_row(_said(c.cluster), _said(c.stage or "—"), c.outcome + (f" ({c.rehearsed})" if c.rehearsed and
+        table.add_row(said(c.cluster), said(c.stage or "—"), c.outcome + (f" ({c.rehearsed})" if c.rehearsed and
                                                                            c.rehearsed != c.outcome else ""),
-                      f"{c.starts:%a %H:%M}" if c.starts else "—", _minutes(c.predicted_seconds), _said(c.because))
+                      f"{c.starts:%a %H:%M}" if c.starts else "—", _minutes(c.predicted_seconds), said(c.because))
     console.print(table)
     for c in report.clusters:
         for line in _stall_lines(c.cluster, c.stalls):
-            console.print(_said(line), highlight=False)
+            console.print(said(line), highlight=False)
     for line in report.left_out:
-        console.print(_said(f"not rehearsed: {line}"), highlight=False)
-    console.print(_said(f"assumes {'; '.join(report.assumes)}"), highlight=False)
+        console.print(said(f"not rehearsed: {line}"), highlight=False)
+    console.print(said(f"assumes {'; '.join(report.assumes)}"), highlight=False)
 
 
 
@@ -159,7 +152,7 @@ def rehearsal_list(output: OutputOption = Output.table):
             table.add_column(column)
         for r in records:
             a = r.accuracy
-            table.add_row(r.rehearsal_id, r.kind, _said(r.subject), f"{r.rehearsed_at.astimezone(UTC):%Y-%m-%d %H:%M}",
+            table.add_row(r.rehearsal_id, r.kind, said(r.subject), f"{r.rehearsed_at.astimezone(UTC):%Y-%m-%d %H:%M}",
                           str(len(r.clusters)), str(a.ended) if a else "—", str(a.outcomes_agreed) if a else "—",
                           f"{a.mean_abs_error:.0%}" if a and a.mean_abs_error is not None else "—")
         console.print(table)
@@ -204,7 +197,7 @@ def render_accuracy(record: RehearsalRecord) -> None:
     for column in ("CLUSTER", "REHEARSED", "REAL", "PREDICTED", "TOOK", "ERROR", "BUDGETS MET"):
         table.add_column(column)
     for c in accuracy.clusters:
-        table.add_row(_said(c.cluster), c.predicted_outcome, c.actual_outcome or "not ended", _minutes(c.predicted_seconds),
+        table.add_row(said(c.cluster), c.predicted_outcome, c.actual_outcome or "not ended", _minutes(c.predicted_seconds),
                       _minutes(c.actual_seconds), f"{c.error:+.0%}" if c.error is not None else "—",
                       f"{len(c.stalls_met)} of {len(c.stalls_predicted)}" if c.stalls_predicted else "—")
     console.print(table)
