@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from temporalio import activity
 
 from activities.failures import refuse, translated_failures
-from regatta.inventory import Inventory
+from regatta.inventory import Inventory, rehearsal_records
 from regatta.models import (
     AccessGrantRecord,
     Activity,
@@ -22,6 +22,7 @@ from regatta.models import (
     WavePlan,
 )
 from regatta.models.errors import ErrorType
+from regatta.models.rehearsal import AttachedRehearsal, AttachRehearsal, HoldAgainstRehearsal
 from regatta.rules import selectors, waves
 
 
@@ -118,3 +119,13 @@ class InventoryActivities:
             if record.site and record.name in wanted:
                 by_site.setdefault(record.site, []).append(record.name)
         return by_site
+
+    @activity.defn(name=Activity.ATTACH_REHEARSAL)
+    def attach_rehearsal(self, request: AttachRehearsal) -> AttachedRehearsal | None:
+        """A starting wave's rehearsal, attached to it (regatta/inventory/rehearsal_records.py); None: it has none."""
+        return rehearsal_records.attach(self.inventory, request)
+
+    @activity.defn(name=Activity.HOLD_AGAINST_REHEARSAL)
+    def hold_against_rehearsal(self, request: HoldAgainstRehearsal) -> str:
+        """An ending wave held against its rehearsal, the comparison kept with the rehearsal; in a line."""
+        return rehearsal_records.hold_against(self.inventory, request)

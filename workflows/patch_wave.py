@@ -27,12 +27,18 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, ChildWorkflowError, FailureError, WorkflowAlreadyStartedError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    FailureError,
+    WorkflowAlreadyStartedError,
+)
 
-from workflows.pieces.calls import call, call_or_refuse
+from workflows.pieces.calls import call, call_inventory, call_or_refuse
 from workflows.pieces.fleet_clock import FleetClock
 from workflows.pieces.inputs import check_start, parse_input, tag
-from workflows.pieces.patches import APPROVAL_FOR_HELD, patched
+from workflows.pieces.patches import APPROVAL_FOR_HELD, REHEARSAL_ATTACHED, patched
 from workflows.pieces.stage_controls import StageControls
 from workflows.pieces.trail import Trail
 
@@ -57,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
         WaveStageState,
     )
     from regatta.models.errors import ErrorType
+    from regatta.models.rehearsal import AttachedRehearsal, AttachRehearsal, HoldAgainstRehearsal
     from regatta.models.search_attributes import operation_tags
     from regatta.rules import forecasts, operation_ids, waves, windows
 
@@ -237,6 +244,33 @@ class PatchWave:
             raise
         self.state.stages, self.state.unstaged, self.state.failure_budget = plan.stages, plan.unstaged, plan.failure_budget
         self.state.unstaged_reasons = plan.unstaged_reasons
+
+    async def _attach_rehearsal(self) -> None:
+        """The wave's rehearsal on a twin (`regatta wave rehearse`), if one was taken: the latest of a wave of this name
+        and target before it started. Attached, it is what the wave holds itself against when it ends. Bookkeeping
+        that fails does not stop the wave: the trail says so."""
+        try:
+            attached: AttachedRehearsal | None = await call_inventory(
+                Activity.ATTACH_REHEARSAL, AttachRehearsal(wave=self.input.name, target_version=self.input.target_version,
+                                                           operation_id=self.state.operation_id, started=workflow.now()),
+                AttachedRehearsal | None)
+        except ActivityError as failure:
+            await self.trail.record("rehearsal", "failed", f"could not look for the wave's rehearsal: {failure.cause or failure}")
+            return
+        if attached is not None:
+            self.state.rehearsal_id = attached.rehearsal_id
+            await self.trail.record("rehearsal", "attached", f"{attached.rehearsal_id}, rehearsed"
+                                    f" {attached.rehearsed_at:%Y-%m-%d %H:%M}Z: {attached.summary}")
+
+    async def _hold_against_rehearsal(self, rehearsal_id: str) -> str:
+        """The wave held against its rehearsal, kept with the rehearsal; in a line for its result and trail."""
+        try:
+            held: str = await call_inventory(Activity.HOLD_AGAINST_REHEARSAL, HoldAgainstRehearsal(
+                rehearsal_id=rehearsal_id, operation_id=self.state.operation_id), str)
+        except ActivityError as failure:
+            held = f"could not be held against {rehearsal_id}: {failure.cause or failure}"
+        await self.trail.record("rehearsal", "compared", held)
+        return held
 
     async def _await_approval(self, stage: WaveStageState) -> None:
         stage.status = "awaiting_approval"
@@ -419,12 +453,16 @@ class PatchWave:
             outcome, self.state.message = "aborted", f"aborted ({self.state.abort_reason or 'no reason given'}); {summary}"
         else:
             outcome, self.state.message = "succeeded", f"{self.input.name} done: {summary}"
+        held = None
+        if self.state.rehearsal_id is not None and patched(REHEARSAL_ATTACHED):
+            held = await self._hold_against_rehearsal(self.state.rehearsal_id)
         self.trail.step(outcome, "done")
         await self.trail.record("wave", outcome if outcome != "halted" else "failed", self.state.message)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return PatchWaveResult(operation_id=self.state.operation_id, wave=self.input.name,
                                target_version=self.input.target_version, outcome=outcome,
                                counts=counts, failed=failed, joined_later=self.state.joined_later,
+                               rehearsal_id=self.state.rehearsal_id, held_against_rehearsal=held,
                                message=self.state.message)
 
     async def _note_clusters_that_joined_later(self) -> None:
@@ -455,6 +493,8 @@ class PatchWave:
             total = sum(len(s.clusters) for s in self.state.stages)
             await self.trail.record("wave", "started", f"{total} clusters in {len(self.state.stages)} stages to"
                               f" {self.input.target_version}; failure budget {self.state.failure_budget}")
+            if patched(REHEARSAL_ATTACHED):
+                await self._attach_rehearsal()
 
         for stage in self.state.stages:
             if stage.status == "done":  # finished in an earlier run

@@ -55,10 +55,37 @@ def rehearse(twin: FleetSpec, requests: Mapping[str, ClusterUpgradeInput], *, co
     if compress < 1:
         raise Refused(f"--compress {compress:g}: the twin runs faster than the fleet, 1 or more (default {DEFAULT_COMPRESS:g})")
     try:
-        return asyncio.run(rehearse_upgrades(twin, requests, compress=compress,
-                                             say=lambda line: errors.print(said(line), highlight=False)))
+        rehearsed = asyncio.run(rehearse_upgrades(twin, requests, compress=compress,
+                                                  say=lambda line: errors.print(said(line), highlight=False)))
     except ValueError as error:
         raise Refused(str(error)) from None
+    return corrected(twin, rehearsed)
+
+
+def corrected(twin: FleetSpec, rehearsed: Mapping[str, ClusterRehearsal]) -> dict[str, ClusterRehearsal]:
+    """Each prediction times its cloud's correction, learned from the comparisons kept with earlier rehearsals (what
+    real upgrades took against what the twin said: `regatta.rules.rehearsals.corrections`), each said on stderr."""
+    from regatta.inventory.rehearsal_records import timing_pairs
+    from regatta.rules import rehearsals
+
+    inventory = open_inventory()
+    clouds = {r.name: r.provider for r in inventory.list_clusters()} | {c.name: c.provider for c in twin.clusters}
+    pairs: dict[str, list[tuple[float, float]]] = {}
+    for cluster, predicted, actual in timing_pairs(inventory):
+        if cluster in clouds:
+            pairs.setdefault(clouds[cluster], []).append((predicted, actual))
+    learned = rehearsals.corrections(pairs)
+    for correction in learned.values():
+        errors.print(said(f"corrected: {correction.said}"), highlight=False)
+    return {name: rehearsals.corrected(r, learned.get(clouds.get(name, ""))) for name, r in rehearsed.items()}
+
+
+def corrections_said(rehearsed: Mapping[str, ClusterRehearsal], twin: FleetSpec) -> list[str]:
+    """What the wave's report says it assumed of the corrections applied."""
+    clouds = {c.name: c.provider for c in twin.clusters}
+    applied = sorted({(clouds.get(name, "?"), r.corrected_by) for name, r in rehearsed.items() if r.corrected_by != 1.0})
+    return [f"{cloud} upgrades take {factor:g} times what the twin said: the median of real / rehearsed over its"
+            " upgrades held against earlier rehearsals" for cloud, factor in applied]
 
 
 def _minutes(seconds: float | None) -> str:
@@ -189,6 +216,10 @@ def rehearsal_show(rehearsal_id: Annotated[str, typer.Argument(help="the rehears
 
 
 def render_accuracy(record: RehearsalRecord) -> None:
+    if record.operation_id:
+        attached = f" at {record.attached_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if record.attached_at else ""
+        console.print(said(f"attached to {record.operation_id} when it started{attached}: its real run is read from"
+                           " then"), highlight=False)
     accuracy = record.accuracy
     if accuracy is None or not accuracy.ended:
         console.print("no cluster's real upgrade has ended since this rehearsal", highlight=False)

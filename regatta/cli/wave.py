@@ -113,10 +113,11 @@ def wave_start(
         from regatta.inventory.rehearsal_records import latest_of
 
         rehearsed = latest_of(open_inventory(), kind="wave", subject=wave.name)
-        if rehearsed is not None:  # the wave's rehearsal, to hold against it as it runs
+        if rehearsed is not None and rehearsed.wave is not None and \
+                rehearsed.wave.target_version == wave.target_version:  # what the wave attaches as it starts
             console.print(f"rehearsed as {rehearsed.rehearsal_id} ({rehearsed.rehearsed_at.astimezone(UTC):%Y-%m-%d %H:%M}"
-                          f" UTC): `regatta rehearsal show {rehearsed.rehearsal_id}` holds it against this run",
-                          highlight=False)
+                          " UTC): the wave attaches it and holds itself against it when it ends (`regatta rehearsal"
+                          f" show {rehearsed.rehearsal_id}`)", highlight=False)
         total = sum(len(stage.clusters) for stage in plan.stages)
         await announce(handle, f"{counted(total, 'cluster')} in {counted(len(plan.stages), 'stage')} to {wave.target_version}", wait=wait)
 
@@ -186,7 +187,7 @@ def wave_rehearse_command(
     Touches nothing real; exit 0 whatever it predicts."""
 
     def body():
-        from regatta.cli.rehearse import keep_report, rehearse, render_wave, twin_for
+        from regatta.cli.rehearse import corrections_said, keep_report, rehearse, render_wave, twin_for
         from regatta.rules import rehearsals
 
         wave = _wave_request(file=file, selector=selector, to=to, name=name, concurrency=concurrency,
@@ -205,7 +206,8 @@ def wave_rehearse_command(
         from datetime import datetime
 
         report = rehearsals.rehearse_wave(wave=wave, plan=plan, now=now, rehearsed=rehearsed, compress=compress,
-                                          rehearsed_at=datetime.now(UTC), left_out=left_out)
+                                          rehearsed_at=datetime.now(UTC), left_out=left_out,
+                                          corrections=corrections_said(rehearsed, fleet))
         render_wave(report, output=output.value)
         keep_report(report, subject=wave.name)
 

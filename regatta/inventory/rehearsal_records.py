@@ -12,7 +12,14 @@ from sqlalchemy.orm import Session
 
 from regatta.inventory.store import Inventory
 from regatta.inventory.tables import AuditRow, RehearsalRow
-from regatta.models.rehearsal import ClusterRehearsal, RehearsalRecord, WaveRehearsal
+from regatta.models.rehearsal import (
+    AttachedRehearsal,
+    AttachRehearsal,
+    ClusterRehearsal,
+    HoldAgainstRehearsal,
+    RehearsalRecord,
+    WaveRehearsal,
+)
 from regatta.rules import operation_ids, rehearsals
 
 KEPT = 500  # the newest rehearsals kept; an older one goes when a new one is kept
@@ -45,7 +52,9 @@ def _record(row: RehearsalRow) -> RehearsalRecord:
     return RehearsalRecord(rehearsal_id=row.rehearsal_id, kind=row.kind, subject=row.subject,
                            rehearsed_at=row.rehearsed_at.replace(tzinfo=row.rehearsed_at.tzinfo or UTC),
                            requested_by=row.requested_by, clusters=list(row.clusters), wave=wave, upgrades=upgrades,
-                           accuracy=row.accuracy)
+                           accuracy=row.accuracy, operation_id=row.operation_id,
+                           attached_at=row.attached_at.replace(tzinfo=row.attached_at.tzinfo or UTC)
+                           if row.attached_at else None)
 
 
 def listing(inventory: Inventory, *, limit: int = 100) -> list[RehearsalRecord]:
@@ -70,14 +79,16 @@ def latest_of(inventory: Inventory, *, kind: str, subject: str) -> RehearsalReco
 def check(inventory: Inventory, record: RehearsalRecord) -> RehearsalRecord:
     """The rehearsal held against each of its clusters' upgrades the trail recorded since, kept with it."""
     predicted = record.upgrades or [ClusterRehearsal(cluster=c.cluster, rehearsed_as=c.cluster, outcome=c.rehearsed,
-                                                     predicted_seconds=c.predicted_seconds or 0.0, stalls=c.stalls)
+                                                     predicted_seconds=c.predicted_seconds or 0.0, stalls=c.stalls,
+                                                     corrected_by=c.corrected_by)
                                     for c in (record.wave.clusters if record.wave else []) if c.rehearsed is not None]
+    since = record.attached_at or record.rehearsed_at  # a wave's real run is read from its start
     ids = {operation_ids.operation_id(name): name for name in record.clusters}
     trail: dict[str, list[tuple[str, str, str, datetime]]] = defaultdict(list)
     with Session(inventory.engine) as session:
         rows = session.execute(select(AuditRow.operation_id, AuditRow.action, AuditRow.outcome, AuditRow.detail,
                                       AuditRow.at).where(AuditRow.operation_id.in_(list(ids)),
-                                                         AuditRow.at >= record.rehearsed_at)).all()
+                                                         AuditRow.at >= since)).all()
     for operation_id, action, outcome, detail, at in rows:
         trail[ids[operation_id]].append((action, outcome, detail or "", at.replace(tzinfo=at.tzinfo or UTC)))
     accuracy = rehearsals.accuracy(predicted=predicted, trail=trail, checked_at=datetime.now(UTC))
@@ -86,3 +97,50 @@ def check(inventory: Inventory, record: RehearsalRecord) -> RehearsalRecord:
         if row is not None:
             row.accuracy = accuracy.model_dump(mode="json")
     return record.model_copy(update={"accuracy": accuracy})
+
+
+def attach(inventory: Inventory, request: AttachRehearsal) -> AttachedRehearsal | None:
+    """A starting wave's rehearsal (`regatta.rules.rehearsals.attachable`: the latest of a wave of its name and target
+    taken before it), marked as attached to it; None when it has none. Asked again by the same start (a retried
+    activity), it answers the same."""
+    with Session(inventory.engine) as session, session.begin():
+        rows = session.scalars(select(RehearsalRow).where(RehearsalRow.kind == "wave", RehearsalRow.subject == request.wave)
+                               .order_by(RehearsalRow.rehearsed_at.desc()).limit(20)).all()
+        aware = {row.rehearsal_id: row.rehearsed_at.replace(tzinfo=row.rehearsed_at.tzinfo or UTC) for row in rows}
+        chosen = rehearsals.attachable(
+            [(row.rehearsal_id, aware[row.rehearsal_id], str(row.report.get("target_version"))) for row in rows],
+            target_version=request.target_version, started=request.started)
+        if chosen is None:
+            return None
+        row = next(row for row in rows if row.rehearsal_id == chosen)
+        row.operation_id, row.attached_at = request.operation_id, request.started
+        return AttachedRehearsal(rehearsal_id=chosen, rehearsed_at=aware[chosen],
+                                 summary=rehearsals.in_brief(WaveRehearsal.model_validate(row.report)))
+
+
+def hold_against(inventory: Inventory, request: HoldAgainstRehearsal) -> str:
+    """An ending wave held against its rehearsal (kept with the rehearsal, as `regatta rehearsal show` keeps it), in
+    a line."""
+    record = get(inventory, request.rehearsal_id)
+    if record is None:
+        return f"its rehearsal {request.rehearsal_id} is no longer kept (the newest {KEPT} are)"
+    accuracy = check(inventory, record).accuracy
+    assert accuracy is not None  # check sets it
+    return rehearsals.held_line(record.rehearsal_id, accuracy)
+
+
+def timing_pairs(inventory: Inventory, *, newest: int = 200) -> list[tuple[str, float, float]]:
+    """(cluster, what the twin alone predicted, what the real upgrade took), newest rehearsal first, for each upgrade
+    that succeeded both in a rehearsal and for real, from the comparisons kept with the newest rehearsals: what
+    `regatta.rules.rehearsals.corrections` learns from."""
+    out = []
+    with Session(inventory.engine) as session:
+        kept = session.scalars(select(RehearsalRow.accuracy).where(RehearsalRow.accuracy.is_not(None))
+                               .order_by(RehearsalRow.rehearsed_at.desc()).limit(newest)).all()
+    for accuracy in kept:
+        for line in (accuracy or {}).get("clusters", []):
+            predicted, actual = line.get("predicted_seconds"), line.get("actual_seconds")
+            if (line.get("predicted_outcome"), line.get("actual_outcome")) == ("succeeded", "succeeded") and predicted \
+                    and actual:
+                out.append((line["cluster"], predicted / (line.get("corrected_by") or 1.0), actual))
+    return out

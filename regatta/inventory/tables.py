@@ -288,3 +288,6 @@ class RehearsalRow(Base):
     clusters: Mapped[list[str]] = mapped_column(JSON)
     report: Mapped[Any] = mapped_column(JSON)
     accuracy: Mapped[Any | None] = mapped_column(JSON, nullable=True)
+    # the real wave it was attached to when that started (PatchWave asks for its rehearsal), and when
+    operation_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    attached_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -104,6 +104,9 @@ class Activity(StrEnum):
     LIST_PLACED = "inventory.list_placed"
     FIND_DISPLACED = "inventory.find_displaced"
     WITHDRAW_BUNDLE = "kube.withdraw_bundle"
+    # rehearsals (regatta/inventory/rehearsal_records.py)
+    ATTACH_REHEARSAL = "inventory.attach_rehearsal"
+    HOLD_AGAINST_REHEARSAL = "inventory.hold_against_rehearsal"
 
 
 class StartControlPlaneUpgrade(Model):

@@ -26,7 +26,7 @@ class OperationRecord(Model):
     outcome: Literal["started", "succeeded", "failed", "aborted", "refused", "paused", "resumed", "abort_requested",
                      "approved", "skipped", "held", "released", "escalated", "found", "remediated", "suppressed",
                      "changed", "accepted", "handed_out", "reached", "rolled_back", "granted", "revoke_requested",
-                     "revoked", "expired"]
+                     "revoked", "expired", "attached", "compared"]
     detail: str = ""
     # Position in the run's own trail; a retried write with the same (operation_id, run_id, seq)
     # is recorded once. 0 means "not from a workflow" and is never deduplicated.

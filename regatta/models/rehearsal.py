@@ -42,6 +42,8 @@ class ClusterRehearsal(Model):
                                    " audit trail would say it")
     left_out: list[str] = Field(default_factory=list, description="what the rehearsal did not do that the real upgrade"
                                 " would (a hook's call out, a callback)")
+    corrected_by: float = Field(default=1.0, description="the factor its time on the twin was multiplied by: the median"
+                                " of real / rehearsed over its cloud's upgrades held against earlier rehearsals")
 
 
 class WaveClusterRehearsal(Model):
@@ -62,6 +64,7 @@ class WaveClusterRehearsal(Model):
                                            " end: the upgrade pauses at its next step until a window opens")
     because: str = ""
     stalls: list[DrainStall] = Field(default_factory=list)
+    corrected_by: float = 1.0
 
 
 class StageRehearsal(Model):
@@ -101,6 +104,8 @@ class ClusterAccuracy(Model):
     error: float | None = Field(default=None, description="(predicted - actual) / actual: above 0 said too long")
     stalls_predicted: list[str] = Field(default_factory=list, description="the budgets the rehearsal said would hold it")
     stalls_met: list[str] = Field(default_factory=list, description="of those, the ones its real upgrade's trail names")
+    corrected_by: float = Field(default=1.0, description="the correction in the prediction: predicted / corrected_by is"
+                                " what the twin alone said, what later corrections are learned from")
 
 
 class RehearsalAccuracy(Model):
@@ -127,3 +132,30 @@ class RehearsalRecord(Model):
     wave: WaveRehearsal | None = None
     upgrades: list[ClusterRehearsal] = Field(default_factory=list)
     accuracy: RehearsalAccuracy | None = None
+    operation_id: str | None = Field(default=None, description="the real wave it was attached to when that started")
+    attached_at: datetime | None = Field(default=None, description="when that wave started: the real run is read from"
+                                         " then")
+
+
+class AttachRehearsal(Model):
+    """A wave starting asks for its rehearsal: the latest kept of a wave of its name and target, taken before it."""
+
+    wave: str
+    target_version: str
+    operation_id: str
+    started: datetime
+
+
+class AttachedRehearsal(Model):
+    """The rehearsal a wave attached, in brief (the whole is kept in the inventory)."""
+
+    rehearsal_id: str
+    rehearsed_at: datetime
+    summary: str = Field(description="what it predicted, in a line for the audit trail")
+
+
+class HoldAgainstRehearsal(Model):
+    """A wave ending holds itself against its rehearsal; the comparison is kept with the rehearsal."""
+
+    rehearsal_id: str
+    operation_id: str

@@ -155,6 +155,8 @@ class PatchWaveProgress(StageSteering):
                                          " (the fleet's clock)")
     finished_upgrades: int = Field(default=0, description="upgrades this wave saw end, for the forecast's estimate")
     finished_upgrade_seconds: float = 0
+    rehearsal_id: str | None = Field(default=None, description="the rehearsal of this wave attached when it started"
+                                     " (`regatta rehearsal show ID`): the wave holds itself against it when it ends")
     message: str = ""
 
 
@@ -174,6 +176,10 @@ class PatchWaveResult(Model):
     failed: dict[str, str] = Field(default_factory=dict, description="cluster → why its upgrade stopped")
     joined_later: list[str] = Field(default_factory=list, description="selected now, but not in the fleet when the"
                                     " wave planned: not in this wave")
+    rehearsal_id: str | None = Field(default=None, description="the rehearsal attached when the wave started")
+    held_against_rehearsal: str | None = Field(default=None, description="how the wave held against its rehearsal:"
+                                               " outcomes as rehearsed, mean error, holds met (the whole comparison is"
+                                               " kept with the rehearsal)")
     message: str
 
 

@@ -195,7 +195,8 @@ class _Line:
 
 
 def rehearse_wave(*, wave: PatchWaveInput, plan: WavePlan, now: datetime, rehearsed: Mapping[str, ClusterRehearsal],
-                  compress: float, rehearsed_at: datetime, left_out: Sequence[str] = ()) -> WaveRehearsal:
+                  compress: float, rehearsed_at: datetime, left_out: Sequence[str] = (),
+                  corrections: Sequence[str] = ()) -> WaveRehearsal:
     """The wave on the twin: each stage in order, its clusters started as the wave's own forecast starts them (stages,
     soak, concurrency, windows, freezes, holds), each taking the time its rehearsed upgrade took, and a window that
     closes (or a freeze that begins) mid-upgrade pausing it until the next opening. The failures are counted as the real
@@ -244,14 +245,15 @@ def rehearse_wave(*, wave: PatchWaveInput, plan: WavePlan, now: datetime, rehear
         rehearsed=i.rehearsal.outcome if i.rehearsal and i.starts else None,
         predicted_seconds=i.rehearsal.predicted_seconds if i.rehearsal and i.starts else None,
         window_closes=i.window_closes if i.starts else None, because=i.because,
-        stalls=i.rehearsal.stalls if i.rehearsal and i.starts else []) for i in lines]
+        stalls=i.rehearsal.stalls if i.rehearsal and i.starts else [],
+        corrected_by=i.rehearsal.corrected_by if i.rehearsal and i.starts else 1.0) for i in lines]
     for name, reason in sorted(plan.unstaged_reasons.items()):
         clusters.append(WaveClusterRehearsal(cluster=name, stage=None, outcome="unstaged", because=reason))
     last = max((c.ends for c in clusters if c.ends), default=None)
     assumes = [a for a in forecast.assumes if not a.startswith("each upgrade takes")]
     assumes += [f"each cluster's upgrade takes what its rehearsal on the twin took, {compress:g} times faster there",
                 "an upgrade that would wait for an approval waits until its drain policy's approval timeout, then"
-                " fails (it counts against the failure budget)"]
+                " fails (it counts against the failure budget)", *corrections]
     return WaveRehearsal(wave=wave.name, target_version=wave.target_version, rehearsed_at=rehearsed_at,
                          starts=now.astimezone(UTC), ends=last, compress=compress, halted_at=halted_at,
                          total_seconds=(last - now).total_seconds() if last else None, stages=stages,
@@ -299,7 +301,8 @@ def accuracy(*, predicted: Sequence[ClusterRehearsal], trail: Mapping[str, Seque
         met = sorted(b for b in budgets if b in said or any(
             _workload_of(pod) in said for stall in rehearsal.stalls if b in stall.budgets for pod in stall.pods))
         line = ClusterAccuracy(cluster=rehearsal.cluster, predicted_outcome=rehearsal.outcome,
-                               predicted_seconds=rehearsal.predicted_seconds, stalls_predicted=budgets, stalls_met=met)
+                               predicted_seconds=rehearsal.predicted_seconds, stalls_predicted=budgets, stalls_met=met,
+                               corrected_by=rehearsal.corrected_by)
         if started is not None and ended is not None:
             actual = (ended[1] - started).total_seconds()
             line.actual_outcome, line.actual_seconds = ended[0], round(actual, 1)
@@ -324,3 +327,81 @@ def _workload_of(pod: str) -> str:
 def _agrees(predicted: str, actual: str) -> bool:
     """A rehearsed outcome against the trail's: a stall is a failure for want of an approval."""
     return predicted == actual or (predicted == "stalled" and actual == "failed")
+
+
+# A wave attaches the latest rehearsal of its name and target taken at most this long before it starts: an older one
+# rehearsed a fleet that has changed since.
+ATTACH_WITHIN = timedelta(days=30)
+
+
+def attachable(candidates: Sequence[tuple[str, datetime, str]], *, target_version: str, started: datetime
+               ) -> str | None:
+    """Of a wave's rehearsals (id, when taken, the target it rehearsed), the one a wave to `target_version` starting
+    at `started` attaches: the latest taken before it, within ATTACH_WITHIN, to the same target; None when none is."""
+    fitting = [(at, rehearsal_id) for rehearsal_id, at, target in candidates
+               if target == target_version and started - ATTACH_WITHIN <= at <= started]
+    return max(fitting)[1] if fitting else None
+
+
+def in_brief(report: WaveRehearsal) -> str:
+    """What a wave's rehearsal predicted, in one line for the audit trail."""
+    counts: dict[str, int] = {}
+    for c in report.clusters:
+        counts[c.outcome] = counts.get(c.outcome, 0) + 1
+    held = sum(len(c.stalls) for c in report.clusters)
+    took = f"{report.total_seconds / 3600:.1f} h" if report.total_seconds is not None else "no end"
+    return (f"predicted {took}: " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+            + (f"; halted at stage {report.halted_at}" if report.halted_at else "")
+            + (f"; {held} drains held by budgets" if held else ""))
+
+
+def held_line(rehearsal_id: str, result: RehearsalAccuracy) -> str:
+    """How a real run held against its rehearsal, in one line (the wave's result and its audit trail)."""
+    if not result.ended:
+        return f"held against {rehearsal_id}: no cluster's upgrade ended"
+    mean = f"{result.mean_abs_error:.0%}" if result.mean_abs_error is not None else "none"
+    return (f"held against {rehearsal_id}: {result.outcomes_agreed} of {result.ended} clusters ended as rehearsed;"
+            f" mean time error {mean}; {result.stalls_met} of {result.stalls_predicted} predicted budget holds met")
+
+
+# What a correction needs and how far it may go: fewer pairs say little, and a factor past these is a twin gone wrong,
+# not a calibration (take a new snapshot).
+CORRECTION_NEEDS = 3
+CORRECTION_BOUNDS = (0.2, 5.0)
+CORRECTION_PAIRS = 50  # the newest pairs of each cloud
+
+
+@dataclass(frozen=True)
+class Correction:
+    factor: float
+    pairs: int
+    said: str
+
+
+def corrections(pairs: Mapping[str, Sequence[tuple[float, float]]]) -> dict[str, Correction]:
+    """Per cloud, what to multiply a rehearsal's times by: the median of real / rehearsed (the twin's own prediction,
+    before any correction) over its newest CORRECTION_PAIRS upgrades that succeeded both in the rehearsal and for real,
+    newest first in `pairs`. A cloud with fewer than CORRECTION_NEEDS gets none; the factor is held within
+    CORRECTION_BOUNDS. This is how the comparisons a wave keeps make the next rehearsal better."""
+    out = {}
+    for cloud, seen in sorted(pairs.items()):
+        ratios = sorted(actual / rehearsed for rehearsed, actual in seen[:CORRECTION_PAIRS] if rehearsed > 0 and actual > 0)
+        if len(ratios) < CORRECTION_NEEDS:
+            continue
+        middle = len(ratios) // 2
+        median = ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2
+        factor = round(min(max(median, CORRECTION_BOUNDS[0]), CORRECTION_BOUNDS[1]), 3)
+        out[cloud] = Correction(factor=factor, pairs=len(ratios), said=(
+            f"{cloud}: times × {factor:g}, the median of real / rehearsed over the {len(ratios)} {cloud} upgrades held"
+            " against earlier rehearsals" + (" (held within its bounds)" if factor != round(median, 3) else "")))
+    return out
+
+
+def corrected(rehearsal: ClusterRehearsal, correction: Correction | None) -> ClusterRehearsal:
+    """The cluster's rehearsal with its cloud's correction applied to its time (what the twin said is kept: predicted
+    / corrected_by). A stalled one is left as it is: its time is mostly its drain policy's approval timeout, a
+    policy's number, not the twin's."""
+    if correction is None or correction.factor == 1.0 or rehearsal.outcome == "stalled":
+        return rehearsal
+    return rehearsal.model_copy(update={"predicted_seconds": round(rehearsal.predicted_seconds * correction.factor, 1),
+                                        "corrected_by": correction.factor})

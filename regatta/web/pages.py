@@ -430,8 +430,10 @@ async def operations(request: Request) -> Response:
 
 
 def _rehearsal_of(inventory: Any, found: dict, progress: dict) -> Any:
-    """The rehearsal of this wave (by its name) or upgrade (by its cluster) taken last before it started, if any: what
-    its page links to, to be held against it."""
+    """The rehearsal a wave attached when it started; else the rehearsal of this wave (by its name) or upgrade (by its
+    cluster) taken last before it started, if any: what its page links to, to be held against it."""
+    if isinstance(attached := progress.get("rehearsal_id"), str) and len(attached) <= 40:
+        return rehearsal_records.get(inventory, attached)
     kind, subject = {"PatchWave": ("wave", progress.get("wave")), "ClusterUpgrade": ("upgrade", progress.get("cluster"))
                      }.get(found.get("workflow_type") or "", (None, None))
     if kind is None or not subject:

@@ -9,6 +9,7 @@ import re
 import uuid
 
 from regatta.api.app import create_app
+from regatta.models import PatchWaveResult
 from tests.conftest import sim_report
 from tests.e2e.test_cli import regatta
 from tests.integration.test_fleet_view import Browser
@@ -98,7 +99,7 @@ async def test_a_rehearsal_refuses_what_it_cannot_run(queue_settings, add_cluste
 
 
 async def test_a_wave_rehearsal_runs_each_shape_once_and_halts_where_the_failure_budget_would(
-        queue_settings, add_fleet, simulator, tmp_path):
+        queue_settings, add_fleet, simulator, worker, tmp_path, inventory, client):
     tag = uuid.uuid4().hex[:6]
     plain = {**_ledger(tag), "name": "plain", "pdbs": [], "labels": {"env": "canary", "rehearse": tag}}
     names = add_fleet({**plain, "name": "canary-a"}, {**plain, "name": "canary-b"},
@@ -114,8 +115,9 @@ name: rehearsed-{tag}
 target_version: "1.31"
 selector: {{labels: {{rehearse: {tag}}}}}
 failure_budget: 0
+upgrade_settings: {{poll_interval_seconds: 0.2}}
 stages:
-- {{name: canary, selector: {{environment: canary}}, concurrency: 2, soak_seconds: 1800}}
+- {{name: canary, selector: {{environment: canary}}, concurrency: 2}}
 - {{name: staging, selector: {{environment: staging}}}}
 - {{name: prod, selector: {{environment: prod}}}}
 """)
@@ -139,3 +141,33 @@ stages:
     assert kept, rehearsed.stderr
     table = await regatta(queue_settings, "rehearsal", "show", kept[1])  # the same report, as a person reads it
     assert table.returncode == 0 and "halted at stage staging" in table.stdout, table.stdout + table.stderr
+
+    # The real wave attaches its rehearsal as it starts, and holds itself against it when it ends: the canaries
+    # succeeded and staging failed on the budgets it named, as rehearsed; prod never started.
+    real = await regatta(queue_settings, "wave", "start", "--file", str(wave), "--wait")
+    assert real.returncode == 1, real.stdout + real.stderr  # halted by its failure budget
+    assert f"rehearsed as {kept[1]}" in real.stdout, real.stdout
+    wave_id = f"wave-rehearsed-{tag}"
+    status = await regatta(queue_settings, "op", "status", wave_id, "--output", "json")
+    assert status.returncode == 1, status.stderr  # a halted wave's status exits 1
+    assert json.loads(status.stdout)["progress"]["rehearsal_id"] == kept[1]
+    result = await client.get_workflow_handle(wave_id, result_type=PatchWaveResult).result()
+    assert result.outcome == "halted" and result.rehearsal_id == kept[1]
+    assert result.held_against_rehearsal and result.held_against_rehearsal.startswith(
+        f"held against {kept[1]}: 3 of 3 clusters ended as rehearsed"), result.held_against_rehearsal
+    trail = {(line.action, line.outcome): line.detail for line in inventory.audit(operation_id=wave_id)}
+    assert trail[("rehearsal", "attached")].startswith(kept[1]) and "halted at stage staging" in trail[
+        ("rehearsal", "attached")], trail
+    assert "2 of 2 predicted budget holds met" in trail[("rehearsal", "compared")], trail
+    shown = await regatta(queue_settings, "rehearsal", "show", kept[1], "--output", "json")
+    record = json.loads(shown.stdout)
+    assert record["operation_id"] == wave_id and record["attached_at"] is not None
+    assert {c["cluster"]: c["actual_outcome"] for c in record["accuracy"]["clusters"]} == {
+        canary_a: "succeeded", canary_b: "succeeded", staging: "failed"}
+    assert sim_report(simulator, prod)["clusters"][prod]["control_plane_version"] == "1.30"
+    browser = Browser(create_app(queue_settings, inventory), inventory)
+    await browser.sign_in("viewer", "*")
+    page = await browser.page(f"/ui/rehearsals/{kept[1]}")
+    assert page.status_code == 200 and f'href="/ui/operations/{wave_id}"' in page.text, page.text[:2000]
+    page = await browser.page(f"/ui/operations/{wave_id}")
+    assert page.status_code == 200 and f'href="/ui/rehearsals/{kept[1]}"' in page.text, page.text[:2000]

@@ -298,7 +298,7 @@ def test_migrations_run_once_per_process_not_on_every_open(tmp_path, monkeypatch
     for _ in range(3):
         Inventory(url).close()
     assert calls == ["head"]  # the first open migrated; the others did not look at the migrations again
-    assert Inventory(url).revision() == "0020"
+    assert Inventory(url).revision() == "0021"
 
 
 def test_a_clusters_site_is_kept(store):
@@ -320,12 +320,12 @@ def test_replicas_starting_at_once_migrate_one_at_a_time_on_postgresql():
                                  stderr=subprocess.STDOUT, text=True) for _ in range(3)]
         outputs = [(run.wait(timeout=120), run.stdout.read() if run.stdout else "") for run in runs]
         assert [code for code, _ in outputs] == [0, 0, 0], outputs
-        assert all("inventory schema at revision 0020" in text for _, text in outputs), outputs
+        assert all("inventory schema at revision 0021" in text for _, text in outputs), outputs
         inventory = Inventory(url, migrate=False)
         with inventory.engine.connect() as connection:
             versions = connection.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).all()
         inventory.close()
-        assert [row[0] for row in versions] == ["0020"]
+        assert [row[0] for row in versions] == ["0021"]
         again = subprocess.run([sys.executable, "-m", "regatta.cli", "migrate"], env=env, capture_output=True, text=True,
                                timeout=120)
         assert again.returncode == 0 and "already current" in again.stdout, again

@@ -64,3 +64,63 @@ async def test_a_rehearsal_is_listed_to_whom_sees_its_clusters_and_held_against_
     one = await browser.page(f"/ui/rehearsals/{mine.rehearsal_id}")
     assert one.status_code == 200 and f'data-cluster="{staging}"' in one.text and "1 as rehearsed" in one.text
     assert (await browser.page(f"/ui/rehearsals/{theirs.rehearsal_id}")).status_code == 404
+
+
+def test_a_wave_attaches_its_rehearsal_and_what_real_upgrades_took_corrects_the_next(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from regatta.inventory import Inventory
+    from regatta.models.rehearsal import AttachRehearsal, WaveClusterRehearsal, WaveRehearsal
+    from regatta.rules import rehearsals
+
+    inventory = Inventory(f"sqlite:///{tmp_path / 'inventory.db'}")  # its own: the trail's times are moved below
+    names = [f"reh-learn{i}" for i in range(3)]
+    wave_name = f"learn-{uuid.uuid4().hex[:6]}"
+    now = datetime.now(UTC)
+    report = WaveRehearsal(wave=wave_name, target_version="1.31", rehearsed_at=now, starts=now, compress=60, stages=[],
+                           clusters=[WaveClusterRehearsal(cluster=n, stage="all", outcome="succeeded",
+                                                          rehearsed="succeeded", predicted_seconds=1200.0,
+                                                          corrected_by=1.2) for n in names])
+    kept = rehearsal_records.keep(inventory, report=report, subject=wave_name, requested_by="sre")
+    other = rehearsal_records.keep(inventory, report=report.model_copy(update={"target_version": "1.32"}),
+                                   subject=wave_name, requested_by="sre")  # a later one, of another target
+    asked = AttachRehearsal(wave=wave_name, target_version="1.31", operation_id=f"wave-{wave_name}",
+                            started=now + timedelta(seconds=5))
+    attached = rehearsal_records.attach(inventory, asked)
+    assert attached is not None and attached.rehearsal_id == kept.rehearsal_id != other.rehearsal_id
+    assert "3 succeeded" in attached.summary
+    again = rehearsal_records.attach(inventory, asked)  # a retried activity answers the same
+    assert again is not None and again.rehearsal_id == kept.rehearsal_id
+    assert rehearsal_records.attach(inventory, asked.model_copy(update={"wave": "never-rehearsed"})) is None
+    record = rehearsal_records.get(inventory, kept.rehearsal_id)
+    assert record is not None and record.operation_id == f"wave-{wave_name}" and record.attached_at is not None
+
+    # each cluster's real upgrade took 24 minutes where 20 were predicted (1,000 s said by the twin, times 1.2)
+    for name in names:
+        for seq, outcome in enumerate(("started", "succeeded")):
+            inventory.append_audit(OperationRecord(operation_id=f"cluster-{name}", operation="ClusterUpgrade",
+                                                   cluster=name, requested_by="sre", action="upgrade", outcome=outcome,
+                                                   seq=seq + 1, run_id=f"run-{uuid.uuid4().hex[:6]}"))
+    with inventory.engine.begin() as connection:  # the trail's clock, moved: the upgrade ended 24 minutes after it began
+        from sqlalchemy import update
+
+        from regatta.inventory.tables import AuditRow
+
+        for name in names:
+            connection.execute(update(AuditRow).where(AuditRow.operation_id == f"cluster-{name}",
+                                                      AuditRow.outcome == "succeeded")
+                               .values(at=now + timedelta(seconds=10 + 1440)))
+            connection.execute(update(AuditRow).where(AuditRow.operation_id == f"cluster-{name}",
+                                                      AuditRow.outcome == "started").values(at=now + timedelta(seconds=10)))
+    held = rehearsal_records.hold_against(inventory, rehearsals_request(kept.rehearsal_id, wave_name))
+    assert held.startswith(f"held against {kept.rehearsal_id}: 3 of 3 clusters ended as rehearsed; mean time error 17%")
+    pairs = [(p, a) for c, p, a in rehearsal_records.timing_pairs(inventory) if c in names]
+    assert pairs == [(1000.0, 1440.0)] * 3  # what the twin alone said, not its corrected prediction
+    assert rehearsals.corrections({"eks": pairs})["eks"].factor == 1.44
+    inventory.close()
+
+
+def rehearsals_request(rehearsal_id: str, wave_name: str):
+    from regatta.models.rehearsal import HoldAgainstRehearsal
+
+    return HoldAgainstRehearsal(rehearsal_id=rehearsal_id, operation_id=f"wave-{wave_name}")

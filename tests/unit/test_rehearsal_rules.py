@@ -202,3 +202,42 @@ def test_a_rehearsal_is_held_against_the_upgrades_the_trail_recorded_after_it():
     assert by["c3"].actual_outcome is None and by["c3"].error is None
     assert (held.ended, held.outcomes_agreed, held.stalls_predicted, held.stalls_met) == (2, 2, 1, 1)
     assert held.mean_abs_error == pytest.approx((0.167 + 0.0) / 2, abs=0.001)
+    assert rehearsals.held_line("rehearsal-1", held).startswith(
+        "held against rehearsal-1: 2 of 2 clusters ended as rehearsed; mean time error 8%; 1 of 1 predicted")
+
+
+def test_a_wave_attaches_the_latest_rehearsal_of_its_target_taken_before_it_within_a_month():
+    day = timedelta(days=1)
+    candidates = [("old", TUESDAY_NOON - 40 * day, "1.31"), ("fits", TUESDAY_NOON - 2 * day, "1.31"),
+                  ("newer-other-target", TUESDAY_NOON - day, "1.32"), ("after", TUESDAY_NOON + day, "1.31"),
+                  ("older", TUESDAY_NOON - 3 * day, "1.31")]
+    assert rehearsals.attachable(candidates, target_version="1.31", started=TUESDAY_NOON) == "fits"
+    assert rehearsals.attachable(candidates, target_version="1.32", started=TUESDAY_NOON) == "newer-other-target"
+    assert rehearsals.attachable(candidates[:1], target_version="1.31", started=TUESDAY_NOON) is None  # 40 days old
+    assert rehearsals.attachable([], target_version="1.31", started=TUESDAY_NOON) is None
+
+
+def test_the_next_rehearsal_is_corrected_by_how_real_upgrades_held_against_the_last_ones():
+    learned = rehearsals.corrections({
+        "eks": [(1000.0, 1200.0), (1000.0, 1300.0), (2000.0, 2200.0), (500.0, 0.0)],  # the last says nothing
+        "gke": [(1000.0, 900.0), (1000.0, 1000.0)],  # too few to learn from
+        "aks": [(100.0, 10_000.0)] * 3})  # a twin a hundred times off is not a calibration
+    assert set(learned) == {"eks", "aks"}
+    assert learned["eks"].factor == 1.2 and learned["eks"].pairs == 3 and "median of real / rehearsed" in learned["eks"].said
+    assert learned["aks"].factor == rehearsals.CORRECTION_BOUNDS[1] and "held within its bounds" in learned["aks"].said
+    fixed = rehearsals.corrected(rehearsed("c1", 20), learned["eks"])
+    assert (fixed.predicted_seconds, fixed.corrected_by) == (1440.0, 1.2)
+    stalled = rehearsed("c2", 600, "stalled")  # its approval timeout is a policy's, not the twin's
+    assert rehearsals.corrected(stalled, learned["eks"]) == stalled
+    assert rehearsals.corrected(rehearsed("c3", 5), None).corrected_by == 1.0
+
+
+def test_a_rehearsal_said_in_a_line_names_what_it_predicted():
+    record = wave()
+    plan = waves.plan_wave(record, [cluster("c1", env="canary"), cluster("c2", env="prod")], now=TUESDAY_NOON)
+    report = rehearsals.rehearse_wave(wave=record, plan=plan, now=TUESDAY_NOON, compress=60,
+                                      rehearsed={"c1": rehearsed("c1", 30), "c2": rehearsed("c2", 30, "failed")},
+                                      rehearsed_at=TUESDAY_NOON, corrections=["eks upgrades take 1.2 times"])
+    line = rehearsals.in_brief(report)
+    assert line.startswith("predicted 1.2 h: 1 failed, 1 succeeded"), line
+    assert "eks upgrades take 1.2 times" in report.assumes

@@ -62,6 +62,9 @@ SOAKS_ON_FLEET_CLOCK = "soaks-on-fleet-clock"
 # The patch under which a wave's stage that asks for approval asks it also when every cluster it will upgrade is held
 # or waits at its start (runs begun before asked only when one was pending, so a stage of held clusters went unasked).
 APPROVAL_FOR_HELD = "approval-for-held"
+# The patch under which a wave attaches its rehearsal when it starts and holds itself against it when it ends (a run
+# recorded before did neither).
+REHEARSAL_ATTACHED = "rehearsal-attached"
 SINCE_ONE_MARKER = "patches-2026-12"
 
 # Every patch released before SINCE_ONE_MARKER.
