@@ -14,7 +14,12 @@ milliseconds an activity, more on a busy machine), which is not: taken times `co
 take no time and what is left is Regatta's work; the prediction is (run − baseline) × compress + baseline
 (`regatta.rules.rehearsals.predicted_seconds`).
 
-Called by `regatta upgrade rehearse` and `regatta wave rehearse` (regatta/cli/rehearse.py).
+A bundle's rollout (`regatta policy rehearse`) is the real PolicyRollout on the twin: every cluster it targets given the
+bundle by server-side apply on the twin's API servers (which refuse what the real ones would: a kind not served, a
+namespace that is not there, an invalid object), its health gates on the twin's pods, its stages, soaks and failure
+budget, with each approval given at once.
+
+Called by `regatta upgrade rehearse`, `regatta wave rehearse` and `regatta policy rehearse` (regatta/cli/).
 """
 
 from __future__ import annotations
@@ -44,7 +49,9 @@ from regatta.formats.fleet_file import ClusterSpec, FleetSpec
 from regatta.inventory import Inventory
 from regatta.inventory.sweep import records_from_fleet
 from regatta.models import AbortInput, ClusterUpgradeInput, ClusterUpgradeProgress, ClusterUpgradeResult
-from regatta.models.rehearsal import ClusterRehearsal, DrainStall
+from regatta.models.controls import StageApproveInput
+from regatta.models.policy import BundleSpec, PolicyRolloutInput, PolicyRolloutProgress, PolicyRolloutResult
+from regatta.models.rehearsal import ClusterRehearsal, DrainStall, PolicyRehearsal
 from regatta.models.search_attributes import SEARCH_ATTRIBUTES
 from regatta.rules import operation_ids, rehearsals
 from regatta.settings import Settings
@@ -285,3 +292,74 @@ async def rehearse_upgrades(twin: FleetSpec, requests: Mapping[str, ClusterUpgra
             error_type=done.error_type, stalls=done.stalls, escalations=trail[rep],
             left_out=[*compressed[name][1], *gated_notes, NOT_IN_A_TWIN])
     return out
+
+
+async def rehearse_rollout(twin: FleetSpec, bundle: BundleSpec, *, compress: float,
+                           say: Callable[[str], None] = lambda line: None) -> PolicyRehearsal:
+    """The bundle's rollout on a private stack loaded with `twin`: the real PolicyRollout, `compress` times faster,
+    watched for when each stage and each cluster begins and ends; each stage that asks for an approval approved."""
+    from datetime import UTC, datetime
+
+    run, not_rehearsed = rehearsals.compressed_bundle(bundle, compress)
+    stage = twin.model_copy(update={"clusters": [_on_the_twin(c) for c in twin.clusters], "traffic": [], "dr_pairs": []})
+    say(f"rehearsing bundle {bundle.name} on a twin of {len(twin.clusters)} clusters, {compress:g} times faster")
+    entries: dict[tuple[str, str], list[float | None]] = {}
+    stage_times: dict[str, list[float | None]] = {}
+    approved: set[str] = set()
+    outcome, message = "failed", ""
+    async with private_stack(stage, compress=compress) as stack:
+        handle = await stack.client.start_workflow(
+            "PolicyRollout", PolicyRolloutInput.model_validate(run.model_dump()), id=operation_ids.policy_id(run.name),
+            task_queue=stack.settings.task_queue, result_type=PolicyRolloutResult,
+            execution_timeout=timedelta(seconds=RUN_DEADLINE_SECONDS))
+        began = time.monotonic()
+        waiting = asyncio.ensure_future(handle.result())
+
+        def watch(progress: PolicyRolloutProgress) -> None:
+            now = time.monotonic() - began
+            for s in progress.stages:
+                times = stage_times.setdefault(s.name, [None, None])
+                if s.status in ("running", "soaking", "done", "halted") and times[0] is None:
+                    times[0] = now
+                if s.status in ("done", "halted") and times[1] is None:
+                    times[1] = now
+                for entry in s.clusters:
+                    seen = entries.setdefault((s.name, entry.name), [None, None])
+                    if entry.status != "pending" and seen[0] is None:
+                        seen[0] = now
+                    if entry.status in ("applied", "failed", "skipped", "aborted") and seen[1] is None:
+                        seen[1] = now
+
+        try:
+            while not waiting.done():
+                await asyncio.wait([waiting], timeout=WATCH_SECONDS)
+                try:
+                    progress = await handle.query("progress", result_type=PolicyRolloutProgress)
+                except Exception:  # noqa: BLE001 - before its first task: read it next time
+                    continue
+                watch(progress)
+                for s in progress.stages:
+                    if s.status == "awaiting_approval" and s.name not in approved:
+                        approved.add(s.name)
+                        with contextlib.suppress(Exception):  # it may have moved on meanwhile
+                            await handle.execute_update("approve", StageApproveInput(
+                                approver="rehearsal-approver", stage=s.name, comment="approved at once by the rehearsal"))
+            result: PolicyRolloutResult = waiting.result()
+            outcome, message = result.outcome, result.message
+        except WorkflowFailureError as failure:
+            cause = failure.cause
+            message = f"the rehearsal stopped it after {RUN_DEADLINE_SECONDS / 60:.0f} minutes on the twin" \
+                if isinstance(cause, RunTimedOut) else str(cause or failure)
+        finally:
+            if not waiting.done():
+                waiting.cancel()
+        final = await handle.query("progress", result_type=PolicyRolloutProgress)
+        watch(final)
+    say(f"bundle {bundle.name}: {outcome} on the twin")
+    return rehearsals.policy_report(
+        bundle=bundle.name, revision=final.revision, stages=final.stages,
+        entries={key: (times[0], times[1]) for key, times in entries.items()},
+        stage_times={name: (times[0], times[1]) for name, times in stage_times.items()}, compress=compress,
+        outcome=outcome, message=message, rehearsed_at=datetime.now(UTC), left_out=final.left_out,
+        not_rehearsed=[*not_rehearsed, "a placed application's earlier placement: it is placed afresh on the twin"]
+        if bundle.placement is not None else not_rehearsed)

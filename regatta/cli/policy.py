@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from regatta.cli.arguments import Output, OutputOption
+from regatta.cli.arguments import Compress, Output, OutputOption, TwinFile
 from regatta.cli.context import fleet_now, open_inventory
 from regatta.cli.exits import run_command
 from regatta.cli.render import console, counted
@@ -142,6 +142,36 @@ async def _admit_and_start(spec, *, plan_only: bool, wait: bool, headline: str, 
     handle = await start_policy_rollout(Settings.from_env(), request=bundle)
     total = len({c.name for stage in plan.stages for c in stage.clusters})
     await announce(handle, f"{headline} revision {plan.revision} to {counted(total, 'cluster')} in {counted(len(plan.stages), 'stage')}", wait=wait)
+
+
+@policy_app.command("rehearse")
+def policy_rehearse(
+    file: BundleFile,
+    twin: TwinFile = None,
+    compress: Compress = 60.0,
+    output: OutputOption = Output.table,
+):
+    """Roll the bundle out on a twin of the clusters it targets (the real PolicyRollout, in a private simulator and
+    Temporal of its own) and say what the real rollout would do: each cluster given the bundle or refused and why, each
+    stage's start and end, where the failure budget halts it, and its total. Touches nothing real; exit 0 whatever it
+    predicts."""
+    def body():
+        from regatta.cli.rehearse import keep_report, rehearse_bundle, render_policy, twin_for
+        from regatta.rules import bundle_targets
+
+        spec = _read_bundle(file)
+        inventory = open_inventory()
+        previous = inventory.placement(spec.name) if spec.placement is not None else None
+        plan = bundle_targets.plan_policy(spec, inventory.list_clusters(), now=fleet_now(), previous=previous)
+        targets = sorted({c.name for stage in plan.stages for c in stage.clusters})
+        if not targets:
+            raise Refused(f"bundle {spec.name} targets no cluster: `regatta policy rollout --file {file} --plan-only`"
+                          " says why each is left out")
+        report = rehearse_bundle(twin_for(targets, twin), spec, targets=targets, compress=compress)
+        render_policy(report, output=output.value)
+        keep_report(report, subject=spec.name)
+
+    run_command(body)
 
 
 @policy_app.command("rollout")

@@ -19,7 +19,8 @@ from regatta.cli.exits import Refused, run_command
 from regatta.cli.render import console, errors, said
 from regatta.formats.fleet_file import FleetFileError, FleetSpec, load_fleet
 from regatta.models import ClusterUpgradeInput
-from regatta.models.rehearsal import ClusterRehearsal, RehearsalRecord, WaveRehearsal
+from regatta.models.policy import BundleSpec
+from regatta.models.rehearsal import ClusterRehearsal, PolicyRehearsal, RehearsalRecord, WaveRehearsal
 from regatta.settings import Settings
 
 DEFAULT_COMPRESS = 60.0  # an hour of the real fleet in a minute of the twin
@@ -88,6 +89,50 @@ def corrections_said(rehearsed: Mapping[str, ClusterRehearsal], twin: FleetSpec)
             " upgrades held against earlier rehearsals" for cloud, factor in applied]
 
 
+def rehearse_bundle(twin: FleetSpec, bundle: BundleSpec, *, targets: list[str], compress: float) -> PolicyRehearsal:
+    """The bundle's rollout on the twin's clusters it targets (and a Cluster API cluster's management cluster)."""
+    from regatta.rehearsal import rehearse_rollout
+
+    if compress < 1:
+        raise Refused(f"--compress {compress:g}: the twin runs faster than the fleet, 1 or more (default {DEFAULT_COMPRESS:g})")
+    specs = {c.name: c for c in twin.clusters}
+    needed = set(targets) | {m.context for name in targets if name in specs and (m := specs[name].management) is not None}
+    twin = twin.model_copy(update={"clusters": [c for c in twin.clusters if c.name in needed]})
+    try:
+        return asyncio.run(rehearse_rollout(twin, bundle, compress=compress,
+                                            say=lambda line: errors.print(said(line), highlight=False)))
+    except ValueError as error:
+        raise Refused(str(error)) from None
+
+
+def render_policy(report: PolicyRehearsal, *, output: str) -> None:
+    if output == "json":
+        print(json.dumps(report.model_dump(mode="json"), indent=2))
+        return
+    console.print(said(f"bundle {report.bundle} revision {report.revision}, rehearsed on the twin: {report.outcome}"
+                       f" after {_minutes(report.total_seconds)}" + (f": {report.message}" if report.message else "")),
+                  highlight=False)
+    stages = Table(title="stages")
+    for column in ("STAGE", "MODE", "STARTS", "ENDS", "FAILURES", "APPROVAL", "HALTS"):
+        stages.add_column(column)
+    for stage in report.stages:
+        stages.add_row(said(stage.name), stage.mode or "—", _minutes(stage.starts_seconds), _minutes(stage.ends_seconds),
+                       str(stage.failures), "asked" if stage.approval_required else "", "yes" if stage.halts else "")
+    console.print(stages)
+    table = Table(title="clusters")
+    for column in ("CLUSTER", "STAGE", "OUTCOME", "STARTS", "TAKES", "SAYS"):
+        table.add_column(column)
+    for c in report.clusters:
+        table.add_row(said(c.cluster), said(c.stage), c.outcome, _minutes(c.starts_seconds), _minutes(c.seconds),
+                      said(c.detail[:160]))
+    console.print(table)
+    for cluster, why in sorted(report.left_out.items()):
+        console.print(said(f"{cluster}: not in the rollout: {why}"), highlight=False)
+    for line in report.not_rehearsed:
+        console.print(said(f"not rehearsed: {line}"), highlight=False)
+    console.print(said(f"assumes {'; '.join(report.assumes)}"), highlight=False)
+
+
 def _minutes(seconds: float | None) -> str:
     return "—" if seconds is None else f"{seconds / 60:.0f} min"
 
@@ -147,7 +192,7 @@ def render_wave(report: WaveRehearsal, *, output: str) -> None:
 
 
 
-def keep_report(report: WaveRehearsal | list[ClusterRehearsal], *, subject: str) -> None:
+def keep_report(report: WaveRehearsal | PolicyRehearsal | list[ClusterRehearsal], *, subject: str) -> None:
     """Keep the rehearsal in the inventory, to be held against the real run (`regatta rehearsal show ID`)."""
     import getpass
 
@@ -171,7 +216,8 @@ def rehearsal_list(output: OutputOption = Output.table):
 
         records = listing(open_inventory())
         if output == "json":
-            print(json.dumps([r.model_dump(mode="json", exclude={"wave", "upgrades"}) for r in records], indent=2))
+            print(json.dumps([r.model_dump(mode="json", exclude={"wave", "upgrades", "policy"}) for r in records],
+                             indent=2))
             return
         table = Table()
         for column in ("REHEARSAL", "KIND", "OF", "REHEARSED (UTC)", "CLUSTERS", "ENDED SINCE", "AS REHEARSED",
@@ -208,6 +254,10 @@ def rehearsal_show(rehearsal_id: Annotated[str, typer.Argument(help="the rehears
             return
         if record.wave is not None:
             render_wave(record.wave, output="table")
+        elif record.policy is not None:
+            render_policy(record.policy, output="table")
+            console.print("a bundle's rollout is not held against its real run", highlight=False)
+            return
         else:
             render_upgrades({u.cluster: u for u in record.upgrades}, output="table")
         render_accuracy(record)

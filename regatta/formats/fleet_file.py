@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -84,6 +84,17 @@ class SelectorSpec(Spec):
 
     matchLabels: dict[str, str] = Field(default_factory=dict)
     matchExpressions: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class CustomResourceSpec(Spec):
+    """A CustomResourceDefinition the cluster serves: what makes its kind one a bundle can be given (a twin keeps these,
+    not the definitions' schemas)."""
+
+    group: str = Field(pattern=r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
+    version: str = Field(pattern=r"^v[0-9]+((alpha|beta)[0-9]+)?$")
+    kind: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9]{0,62}$")
+    plural: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+    scope: Literal["Namespaced", "Cluster"] = "Namespaced"
 
 
 class BudgetSpec(PdbSpec):
@@ -161,6 +172,11 @@ class ClusterSpec(Spec):
     time_scale: float | None = None  # overrides the simulator's factor for this cluster
     # Policy engines the cluster runs from the start: their CRDs and admission controller (regatta/sim/policy_engines.py).
     policy_engines: list[Literal["kyverno", "gatekeeper"]] = Field(default_factory=list)
+    namespaces: list[Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]] = Field(
+        default_factory=list, max_length=10_000, description="namespaces it has beyond those its workloads and budgets"
+        " are in (a bundle's objects go into namespaces that must exist)")
+    custom_resources: list[CustomResourceSpec] = Field(default_factory=list, max_length=2_000, description=(
+        "the custom resources it serves beyond its policy engines' (their definitions, without their schemas)"))
     # The Velero schedule last backed the cluster up this many (wall-clock) seconds ago; None: never.
     last_backup_age_seconds: float | None = Field(default=None, ge=0)
     # The private network it sits in: only that site's agent (`regatta worker --site NAME`) holds its credentials.

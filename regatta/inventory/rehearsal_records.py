@@ -17,6 +17,7 @@ from regatta.models.rehearsal import (
     AttachRehearsal,
     ClusterRehearsal,
     HoldAgainstRehearsal,
+    PolicyRehearsal,
     RehearsalRecord,
     WaveRehearsal,
 )
@@ -25,20 +26,24 @@ from regatta.rules import operation_ids, rehearsals
 KEPT = 500  # the newest rehearsals kept; an older one goes when a new one is kept
 
 
-def keep(inventory: Inventory, *, report: WaveRehearsal | list[ClusterRehearsal], subject: str,
+def keep(inventory: Inventory, *, report: WaveRehearsal | PolicyRehearsal | list[ClusterRehearsal], subject: str,
          requested_by: str) -> RehearsalRecord:
     """Keep a rehearsal's report; its id."""
     wave = report if isinstance(report, WaveRehearsal) else None
-    upgrades: list[ClusterRehearsal] = [] if isinstance(report, WaveRehearsal) else list(report)
-    clusters = sorted({c.cluster for c in wave.clusters if c.stage is not None} if wave else {u.cluster for u in upgrades})
-    record = RehearsalRecord(rehearsal_id=f"rehearsal-{uuid.uuid4().hex[:12]}", kind="wave" if wave else "upgrade",
+    policy = report if isinstance(report, PolicyRehearsal) else None
+    upgrades: list[ClusterRehearsal] = list(report) if isinstance(report, list) else []
+    clusters = sorted({c.cluster for c in wave.clusters if c.stage is not None} if wave else
+                      {c.cluster for c in policy.clusters} if policy else {u.cluster for u in upgrades})
+    kind = "wave" if wave else "policy" if policy else "upgrade"
+    whole = wave or policy
+    body = whole.model_dump(mode="json") if whole is not None else [u.model_dump(mode="json") for u in upgrades]
+    record = RehearsalRecord(rehearsal_id=f"rehearsal-{uuid.uuid4().hex[:12]}", kind=kind,
                              subject=subject, rehearsed_at=datetime.now(UTC), requested_by=requested_by,
-                             clusters=clusters, wave=wave, upgrades=upgrades)
+                             clusters=clusters, wave=wave, upgrades=upgrades, policy=policy)
     with Session(inventory.engine) as session, session.begin():
         session.add(RehearsalRow(rehearsal_id=record.rehearsal_id, kind=record.kind, subject=subject,
                                  rehearsed_at=record.rehearsed_at, requested_by=requested_by, clusters=clusters,
-                                 report=(wave.model_dump(mode="json") if wave else
-                                         [u.model_dump(mode="json") for u in upgrades])))
+                                 report=body))
         stale = session.scalars(select(RehearsalRow.rehearsal_id).order_by(RehearsalRow.rehearsed_at.desc())
                                 .offset(KEPT)).all()
         for old in stale:
@@ -48,11 +53,12 @@ def keep(inventory: Inventory, *, report: WaveRehearsal | list[ClusterRehearsal]
 
 def _record(row: RehearsalRow) -> RehearsalRecord:
     wave = WaveRehearsal.model_validate(row.report) if row.kind == "wave" else None
-    upgrades = [] if wave else [ClusterRehearsal.model_validate(u) for u in row.report]
+    policy = PolicyRehearsal.model_validate(row.report) if row.kind == "policy" else None
+    upgrades = [ClusterRehearsal.model_validate(u) for u in row.report] if row.kind == "upgrade" else []
     return RehearsalRecord(rehearsal_id=row.rehearsal_id, kind=row.kind, subject=row.subject,
                            rehearsed_at=row.rehearsed_at.replace(tzinfo=row.rehearsed_at.tzinfo or UTC),
                            requested_by=row.requested_by, clusters=list(row.clusters), wave=wave, upgrades=upgrades,
-                           accuracy=row.accuracy, operation_id=row.operation_id,
+                           policy=policy, accuracy=row.accuracy, operation_id=row.operation_id,
                            attached_at=row.attached_at.replace(tzinfo=row.attached_at.tzinfo or UTC)
                            if row.attached_at else None)
 
@@ -77,7 +83,10 @@ def latest_of(inventory: Inventory, *, kind: str, subject: str) -> RehearsalReco
 
 
 def check(inventory: Inventory, record: RehearsalRecord) -> RehearsalRecord:
-    """The rehearsal held against each of its clusters' upgrades the trail recorded since, kept with it."""
+    """The rehearsal held against each of its clusters' upgrades the trail recorded since, kept with it. A bundle's
+    rollout is not held against its real run (yet): it has no accuracy."""
+    if record.kind == "policy":
+        return record
     predicted = record.upgrades or [ClusterRehearsal(cluster=c.cluster, rehearsed_as=c.cluster, outcome=c.rehearsed,
                                                      predicted_seconds=c.predicted_seconds or 0.0, stalls=c.stalls,
                                                      corrected_by=c.corrected_by)

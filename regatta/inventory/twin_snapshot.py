@@ -2,7 +2,8 @@
 workers use, written as a fleet file the simulator loads (`regatta sim --fleet twin.yaml`) so an operation can be
 rehearsed on it. For each cluster: its versions, node pools (machine type, labels, taints, count, what each node offers
 pods), the workloads a drain meets (Deployments, StatefulSets, pods no controller makes again: replicas, pod labels,
-requests, how long a pod takes to be Ready) and every PodDisruptionBudget. Each cloud's step times are calibrated from
+requests, how long a pod takes to be Ready), every PodDisruptionBudget, its namespaces' names and the custom resources it
+serves (a bundle's objects need both). Each cloud's step times are calibrated from
 the upgrades the audit trail recorded. Nothing else is read: no Secret, no ConfigMap, no object's contents beyond those
 fields. Clusters are read eight at a time; one that cannot be read is left out and named, not the end of the snapshot.
 """
@@ -14,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from pydantic import ValidationError
+
 from regatta.clouds.kubeconfig import POOL_LABELS
 from regatta.formats.fleet_file import (
     DEFAULT_STEP_SECONDS,
@@ -23,6 +26,7 @@ from regatta.formats.fleet_file import (
     AllocatableSpec,
     BudgetSpec,
     ClusterSpec,
+    CustomResourceSpec,
     FleetSpec,
     NodePoolSpec,
     RequestsSpec,
@@ -39,7 +43,8 @@ from regatta.rules.own_hardware import CONTROLLER_DRIVEN, OWN_HARDWARE
 
 # Only these are listed from each cluster's API server (the test of the snapshot holds it to them).
 READ_PATHS = ("/api/v1/nodes", "/api/v1/pods", "/apis/apps/v1/deployments", "/apis/apps/v1/statefulsets",
-              "/apis/policy/v1/poddisruptionbudgets")
+              "/apis/policy/v1/poddisruptionbudgets", "/api/v1/namespaces",
+              "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
 CONTROL_PLANE_ROLE = "node-role.kubernetes.io/control-plane"
 INSTANCE_TYPE = "node.kubernetes.io/instance-type"
 
@@ -102,6 +107,17 @@ def read_cluster(connections: ClusterConnections, record: ClusterRecord) -> tupl
         extra["distribution"] = "rke2" if any("rke2" in k for k in kubelets) else "k3s"
     if record.provider == "capi":
         extra["management"] = record.management
+    implied = {w.namespace for w in found} | {b.namespace for b in budgets} | {"default", "kube-system"}
+    extra["namespaces"] = sorted({name for item in health.list_items(api, "/api/v1/namespaces")
+                                  if (name := (item.get("metadata") or {}).get("name")) and name not in implied})
+    extra["custom_resources"] = []
+    for served in twins.custom_resources(
+            health.list_items(api, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", served=False)):
+        try:
+            extra["custom_resources"].append(CustomResourceSpec(**served))
+        except ValidationError as error:
+            left_out.append(TwinLeftOut(cluster=record.name, what=f"custom resource {served['kind']}.{served['group']}",
+                                        why=f"not written as Kubernetes names: {error.errors()[0]['msg']}"))
     spec = ClusterSpec(
         name=record.name, provider=record.provider, region=record.region, labels=dict(record.labels),
         version=versions.format_version(versions.minor_version(control_plane)),

@@ -120,17 +120,61 @@ class RehearsalAccuracy(Model):
     stalls_met: int = 0
 
 
+class PolicyClusterRehearsal(Model):
+    """One cluster of one stage of a bundle's rehearsed rollout (a bundle in audit then enforce meets it twice)."""
+
+    cluster: str
+    stage: str
+    mode: str | None = None
+    outcome: Literal["applied", "failed", "skipped", "aborted", "not_started"] = Field(description=(
+        "applied: given the bundle, every object observed and the health gate passed; not_started: the rollout would"
+        " halt (or end) before it"))
+    starts_seconds: float | None = Field(default=None, description="when it would be given the bundle, in seconds"
+                                         " from the rollout's start (the real fleet's)")
+    seconds: float | None = Field(default=None, description="how long giving it the bundle would take")
+    detail: str = ""
+
+
+class PolicyStageRehearsal(Model):
+    name: str
+    mode: str | None = None
+    approval_required: bool = False
+    starts_seconds: float | None = None
+    ends_seconds: float | None = Field(default=None, description="its end, soak included")
+    failures: int = 0
+    halts: bool = Field(default=False, description="the rollout would halt in it")
+
+
+class PolicyRehearsal(Model):
+    """What a bundle's rollout would do on the twin (`regatta policy rehearse`): per stage and cluster, and the whole."""
+
+    bundle: str
+    revision: str
+    rehearsed_at: datetime
+    compress: float
+    outcome: Literal["succeeded", "halted", "aborted", "failed"]
+    message: str = ""
+    total_seconds: float | None = Field(default=None, description="from its start to its end on the real fleet's"
+                                        " clock, approvals given at once")
+    stages: list[PolicyStageRehearsal]
+    clusters: list[PolicyClusterRehearsal]
+    left_out: dict[str, str] = Field(default_factory=dict, description="clusters of the twin not in the rollout → why")
+    not_rehearsed: list[str] = Field(default_factory=list)
+    assumes: list[str] = Field(default_factory=list)
+
+
 class RehearsalRecord(Model):
     """A rehearsal as the inventory keeps it (`regatta rehearsal list|show`, `GET /v1/rehearsals`)."""
 
     rehearsal_id: str
-    kind: Literal["upgrade", "wave"]
-    subject: str = Field(description="the wave's name, or the cluster upgraded")
+    kind: Literal["upgrade", "wave", "policy"]
+    subject: str = Field(description="the wave's name, the cluster upgraded, or the bundle")
     rehearsed_at: datetime
     requested_by: str
     clusters: list[str]
     wave: WaveRehearsal | None = None
     upgrades: list[ClusterRehearsal] = Field(default_factory=list)
+    policy: PolicyRehearsal | None = None
     accuracy: RehearsalAccuracy | None = None
     operation_id: str | None = Field(default=None, description="the real wave it was attached to when that started")
     attached_at: datetime | None = Field(default=None, description="when that wave started: the real run is read from"

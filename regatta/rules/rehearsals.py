@@ -18,9 +18,13 @@ from typing import Any
 
 from regatta.models import ClusterUpgradeInput, PatchWaveInput, WaveClusterState
 from regatta.models.errors import ErrorType
+from regatta.models.policy import BundleSpec, PolicyStageState
 from regatta.models.rehearsal import (
     ClusterAccuracy,
     ClusterRehearsal,
+    PolicyClusterRehearsal,
+    PolicyRehearsal,
+    PolicyStageRehearsal,
     RehearsalAccuracy,
     StageRehearsal,
     WaveClusterRehearsal,
@@ -405,3 +409,81 @@ def corrected(rehearsal: ClusterRehearsal, correction: Correction | None) -> Clu
         return rehearsal
     return rehearsal.model_copy(update={"predicted_seconds": round(rehearsal.predicted_seconds * correction.factor, 1),
                                         "corrected_by": correction.factor})
+
+
+# A rollout on the twin polls no faster than this, whatever the compression: faster, its activities poll in a tight loop.
+FASTEST_POLL_SECONDS = 0.05
+BUNDLE_REAL_TIME_FIELDS = {"activity_heartbeat_timeout_seconds"}
+
+
+def compressed_bundle(bundle: BundleSpec, compress: float) -> tuple[BundleSpec, list[str]]:
+    """The bundle's rollout as the twin runs it, and what of the real one it leaves out: every wait the rollout sets
+    (each stage's soak, how long a cluster may take to observe its objects, the poll) `compress` times shorter, as the
+    twin's clusters are; nothing sent outside the twin (no callback, no Prometheus check: the twin has no metrics)."""
+    if compress < 1:
+        raise ValueError(f"compress {compress:g}: a rehearsal runs the fleet faster than it runs, 1 or more")
+    if bundle.source is not None:
+        raise ValueError(f"bundle {bundle.name} is read from {bundle.source.model_dump(exclude_none=True)}: a rehearsal"
+                         " reaches nothing outside the twin; render it (`regatta policy preview --output json`) and give"
+                         " its manifests inline")
+    data: dict[str, Any] = bundle.model_dump()
+    left_out = []
+    for key, value in list(data.items()):
+        if key.endswith("_seconds") and key not in BUNDLE_REAL_TIME_FIELDS and isinstance(value, (int, float)):
+            data[key] = value / compress
+    data["poll_interval_seconds"] = max(data["poll_interval_seconds"], FASTEST_POLL_SECONDS)
+    for stage in data["stages"]:
+        stage["soak_seconds"] = stage["soak_seconds"] / compress
+        kept = []
+        for check in stage["health_checks"]:
+            if check.get("prometheus"):
+                left_out.append(f"stage {stage['name']}'s health check {check['name']} reads Prometheus: the twin has"
+                                " no metrics, taken to pass")
+            else:
+                kept.append(check)
+        stage["health_checks"] = kept
+        if stage["approval_required"]:
+            left_out.append(f"stage {stage['name']} waits for a second person's approval: the rehearsal approves it at"
+                            " once, and the real wait is not counted")
+    if data.get("callback_url"):
+        left_out.append(f"the callback ({data['callback_url']}) is not called")
+    data.update(callback_url=None, requested_by="rehearsal", ticket=None)
+    return BundleSpec.model_validate(data), left_out
+
+
+def policy_report(*, bundle: str, revision: str, stages: Sequence[PolicyStageState],
+                  entries: Mapping[tuple[str, str], tuple[float | None, float | None]],
+                  stage_times: Mapping[str, tuple[float | None, float | None]], compress: float, outcome: str,
+                  message: str, rehearsed_at: datetime, left_out: Mapping[str, str], not_rehearsed: Sequence[str]
+                  ) -> PolicyRehearsal:
+    """A rollout's run on the twin as the report says it: `stages` as the rollout's progress ended, `entries` each
+    (stage, cluster)'s seconds on the twin from the rollout's start to when it began and ended being given the bundle,
+    `stage_times` each stage's. Times are stretched back by `compress` (Regatta's own work in them with it: a rollout's
+    time is mostly its soaks, which are the fleet's)."""
+    def real(seconds: float | None) -> float | None:
+        return round(seconds * compress, 1) if seconds is not None else None
+
+    clusters, out_stages = [], []
+    for stage in stages:
+        starts, ends = stage_times.get(stage.name, (None, None))
+        line = PolicyStageRehearsal(name=stage.name, mode=stage.mode, approval_required=stage.approval_required,
+                                    starts_seconds=real(starts), ends_seconds=real(ends), halts=stage.status == "halted")
+        for entry in stage.clusters:
+            began, done = entries.get((stage.name, entry.name), (None, None))
+            status = entry.status if entry.status in ("applied", "failed", "skipped", "aborted") else "not_started"
+            line.failures += status == "failed"
+            clusters.append(PolicyClusterRehearsal(
+                cluster=entry.name, stage=stage.name, mode=stage.mode, outcome=status, starts_seconds=real(began),
+                seconds=real(done - began) if began is not None and done is not None else None, detail=entry.detail))
+        out_stages.append(line)
+    last = max((e for _, e in stage_times.values() if e is not None), default=None)
+    return PolicyRehearsal(
+        bundle=bundle, revision=revision, rehearsed_at=rehearsed_at, compress=compress,
+        outcome=outcome if outcome in ("succeeded", "halted", "aborted") else "failed", message=message,
+        total_seconds=real(last), stages=out_stages, clusters=clusters,
+        left_out=dict(left_out), not_rehearsed=list(not_rehearsed),
+        assumes=[f"the twin ran {compress:g} times faster than the fleet, and Regatta's own work in it (a second or so"
+                 " a cluster) is counted that many times over: short rollouts are predicted long",
+                 "every approval is given at once", "policy engines' reports are not rehearsed: a twin's engines"
+                 " evaluate nothing, so every stage's violations count as 0 (`regatta policy preview` and the audit"
+                 " pass read the real ones)"])

@@ -221,3 +221,22 @@ def upgrade_samples(trail: Iterable[tuple[str, str, str, datetime | None]], clus
                 provider, nodes = clusters[cluster]
                 out.append(UpgradeSample(provider=provider, nodes=nodes, seconds=seconds))
     return out
+
+
+def custom_resources(definitions: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """What the twin keeps of each CustomResourceDefinition the cluster serves: its group, the version it stores (else
+    the first it serves), kind, plural and scope; not its schema. One not yet established is left out (its kind is not
+    served)."""
+    out = []
+    for crd in definitions:
+        spec, status = crd.get("spec") or {}, crd.get("status") or {}
+        names = spec.get("names") or {}
+        established = any(c.get("type") == "Established" and c.get("status") == "True"
+                          for c in status.get("conditions") or [])
+        versions = [v for v in spec.get("versions") or [] if v.get("served")]
+        version = next((v for v in versions if v.get("storage")), versions[0] if versions else None)
+        if not (established and version and spec.get("group") and names.get("kind") and names.get("plural")):
+            continue
+        out.append({"group": spec["group"], "version": version.get("name", ""), "kind": names["kind"],
+                    "plural": names["plural"], "scope": spec.get("scope") or "Namespaced"})
+    return sorted(out, key=lambda served: (served["group"], served["kind"]))

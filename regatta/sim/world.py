@@ -669,6 +669,10 @@ class World:
             )
         for engine in spec.policy_engines:
             self._install_policy_engine(cluster, engine)
+        cluster.namespaces.update(spec.namespaces)
+        for resource in spec.custom_resources:
+            self._install_crd(cluster, policy_engines.crd(resource.group, resource.version, resource.plural,
+                                                          resource.kind, resource.scope))
         self.reconcile(cluster, start_ready=True)
         return cluster
 
@@ -694,16 +698,20 @@ class World:
     def _install_policy_engine(self, cluster: Cluster, engine: str) -> None:
         """What the engine's Helm chart leaves: its CRDs and its admission controller."""
         for group, version, plural, kind, scope in policy_engines.CRDS[engine]:
-            body = policy_engines.crd(group, version, plural, kind, scope)
-            cluster.resource_version += 1
-            body["metadata"].update({"uid": f"{cluster.name}-{next(cluster.seq):06d}", "generation": 1,
-                                     "resourceVersion": str(cluster.resource_version),
-                                     "creationTimestamp": body["status"]["conditions"][0]["lastTransitionTime"]})
-            cluster.objects[("apiextensions.k8s.io/v1", "customresourcedefinitions", "", body["metadata"]["name"])] = body
+            self._install_crd(cluster, policy_engines.crd(group, version, plural, kind, scope))
         namespace, name = policy_engines.CONTROLLERS[engine]
         cluster.namespaces.add(namespace)
         cluster.deployments[(namespace, name)] = Deployment(namespace=namespace, name=name, replicas=1,
                                                             labels={"app": name}, annotations={})
+
+    @staticmethod
+    def _install_crd(cluster: Cluster, body: dict) -> None:
+        """A CustomResourceDefinition the cluster has from the start, established: its kind is served at once."""
+        cluster.resource_version += 1
+        body["metadata"].update({"uid": f"{cluster.name}-{next(cluster.seq):06d}", "generation": 1,
+                                 "resourceVersion": str(cluster.resource_version),
+                                 "creationTimestamp": body["status"]["conditions"][0]["lastTransitionTime"]})
+        cluster.objects[("apiextensions.k8s.io/v1", "customresourcedefinitions", "", body["metadata"]["name"])] = body
 
     # ------------------------------------------------------------------ lookups
 

@@ -4,14 +4,16 @@ lays them out as the wave would, halting where its failure budget says."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
 
 from regatta.api.app import create_app
 from regatta.models import PatchWaveResult
+from regatta.temporal.operations import status
 from tests.conftest import sim_report
-from tests.e2e.test_cli import regatta
+from tests.e2e.test_cli import regatta, status_until
 from tests.integration.test_fleet_view import Browser
 
 
@@ -171,3 +173,83 @@ stages:
     assert page.status_code == 200 and f'href="/ui/operations/{wave_id}"' in page.text, page.text[:2000]
     page = await browser.page(f"/ui/operations/{wave_id}")
     assert page.status_code == 200 and f'href="/ui/rehearsals/{kept[1]}"' in page.text, page.text[:2000]
+
+
+async def test_a_bundles_rehearsal_names_the_cluster_that_refuses_it_and_where_the_real_rollout_then_halts(
+        queue_settings, add_fleet, simulator, worker, tmp_path, inventory):
+    """Two clusters run Kyverno and one does not; all three have a namespace `team-a` that holds nothing a drain meets.
+    The bundle gives a ClusterPolicy and a ConfigMap in team-a: the twin must carry the namespaces and the custom
+    resources each cluster serves to tell the two apart."""
+    tag = uuid.uuid4().hex[:6]
+    base = {"provider": "eks", "region": "us-east-1", "version": "1.31", "namespaces": ["team-a"],
+            "node_pools": [{"name": "general", "nodes": 1, "node_size": "m5.large"}]}
+    canary, kyverno, bare = add_fleet(
+        {**base, "name": "pol-canary", "labels": {"env": "canary", "pol": tag}, "policy_engines": ["kyverno"]},
+        {**base, "name": "pol-kyverno", "labels": {"env": "staging", "pol": tag}, "policy_engines": ["kyverno"]},
+        {**base, "name": "pol-bare", "labels": {"env": "staging", "pol": tag}})
+    twin = tmp_path / "twin.yaml"
+    taken = await regatta(queue_settings, "fleet", "snapshot", "--selector", f"pol={tag}", "--output", str(twin))
+    assert taken.returncode == 0, taken.stderr
+    bundle = tmp_path / "bundle.yaml"
+    bundle.write_text(f"""
+name: guard-{tag}
+targets: {{selector: {{labels: {{pol: "{tag}"}}}}}}
+policy_mode: enforce
+failure_budget: 0
+timeout_seconds: 30
+poll_interval_seconds: 0.1
+stages:
+- {{name: canary, selector: {{environment: canary}}, soak_seconds: 600}}
+- {{name: rest, selector: {{environment: staging}}, concurrency: 2, approval_required: true}}
+manifests:
+- {{apiVersion: v1, kind: ConfigMap, metadata: {{name: owners, namespace: team-a}}, data: {{team: a}}}}
+- apiVersion: kyverno.io/v1
+  kind: ClusterPolicy
+  metadata: {{name: require-team}}
+  spec:
+    rules:
+    - name: team-label
+      match: {{any: [{{resources: {{kinds: [Pod]}}}}]}}
+      validate: {{message: a team label, pattern: {{metadata: {{labels: {{team: "?*"}}}}}}}}
+""")
+    rehearsed = await regatta(queue_settings, "policy", "rehearse", "--file", str(bundle), "--twin", str(twin),
+                              "--compress", "600", "--output", "json")
+    assert rehearsed.returncode == 0, rehearsed.stdout + rehearsed.stderr
+    report = json.loads(rehearsed.stdout)
+    by = {c["cluster"]: c for c in report["clusters"]}
+    assert report["outcome"] == "halted", report["message"]
+    assert by[canary]["outcome"] == by[kyverno]["outcome"] == "applied", by
+    assert by[bare]["outcome"] == "failed" and "kyverno is not installed" in by[bare]["detail"], by[bare]
+    assert [s["halts"] for s in report["stages"]] == [False, True]
+    assert report["stages"][1]["starts_seconds"] >= 600  # after the canary's soak, on the fleet's clock
+    assert any("stage rest waits for a second person's approval" in line for line in report["not_rehearsed"])
+    kept = re.search(r"kept as (rehearsal-[0-9a-f]+)", rehearsed.stderr)
+    assert kept, rehearsed.stderr
+    table = await regatta(queue_settings, "rehearsal", "show", kept[1])
+    assert table.returncode == 0 and f"bundle guard-{tag}" in table.stdout and "halted" in table.stdout, table.stdout
+    browser = Browser(create_app(queue_settings, inventory), inventory)
+    await browser.sign_in("viewer", "*")
+    page = await browser.page(f"/ui/rehearsals/{kept[1]}")
+    assert page.status_code == 200 and f'<tr data-cluster="{bare}"><td>{bare}</td><td>rest</td><td>failed</td>' in page.text
+    # nothing real was given anything
+    objects = sim_report(simulator, bare)["clusters"][bare]
+    assert "owners" not in json.dumps(objects.get("objects", {}))
+
+    # the real rollout meets what the rehearsal said: the bare cluster has no Kyverno to enforce the policy, and the rollout halts
+    bundle.write_text(bundle.read_text().replace("soak_seconds: 600", "soak_seconds: 0"))
+    started = await regatta(queue_settings, "policy", "rollout", "--file", str(bundle))
+    assert started.returncode == 0, started.stdout + started.stderr
+    await status_until(queue_settings, f"policy-guard-{tag}", lambda s: any(
+        stage["status"] == "awaiting_approval" for stage in (s.get("progress") or {}).get("stages", [])))
+    approved = await regatta(queue_settings, "op", "approve", f"policy-guard-{tag}", "--stage", "rest",
+                             "--approver", "second-sre")
+    assert approved.returncode == 0, approved.stderr
+    for _ in range(300):  # a halted rollout's `op status` exits 1, so it is read here as that command reads it
+        ended = await status(queue_settings, f"policy-guard-{tag}")
+        if ended["status"] != "RUNNING":
+            break
+        await asyncio.sleep(0.1)
+    real = {c["name"]: c for stage in ended["progress"]["stages"] for c in stage["clusters"]}
+    assert ended["progress"]["phase"] == "halted" and real[bare]["status"] == "failed"
+    assert real[canary]["status"] == real[kyverno]["status"] == "applied"
+    assert "kyverno is not installed" in real[bare]["detail"]

@@ -241,3 +241,44 @@ def test_a_rehearsal_said_in_a_line_names_what_it_predicted():
     line = rehearsals.in_brief(report)
     assert line.startswith("predicted 1.2 h: 1 failed, 1 succeeded"), line
     assert "eks upgrades take 1.2 times" in report.assumes
+
+
+def test_a_bundles_rollout_on_the_twin_waits_compress_times_less_and_calls_nothing_outside():
+    from regatta.models.policy import BundleSpec
+
+    bundle = BundleSpec.model_validate({
+        "name": "guard", "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}],
+        "timeout_seconds": 120, "poll_interval_seconds": 1, "callback_url": "https://tickets.example.com/hook",
+        "stages": [{"name": "canary", "soak_seconds": 3600, "health_checks": [
+            {"name": "errors", "prometheus": {"url": "https://prom.example.com", "query": "up", "below": 1, "for_seconds": 60}}]},
+                   {"name": "rest", "approval_required": True}]})
+    run, left_out = rehearsals.compressed_bundle(bundle, 60)
+    assert run.stages[0].soak_seconds == 60 and run.timeout_seconds == 2 and run.poll_interval_seconds == 0.05
+    assert run.activity_heartbeat_timeout_seconds == bundle.activity_heartbeat_timeout_seconds  # the worker's pace
+    assert run.callback_url is None and run.stages[0].health_checks == [] and run.requested_by == "rehearsal"
+    assert any("reads Prometheus" in line for line in left_out) and any("approval" in line for line in left_out)
+    assert any("tickets.example.com" in line for line in left_out)
+    with pytest.raises(ValueError, match="reaches nothing outside the twin"):
+        rehearsals.compressed_bundle(BundleSpec.model_validate({
+            "name": "g", "source": {"git": {"url": "https://git.example.com/p.git", "ref": "v1"}}}), 60)
+    with pytest.raises(ValueError, match="1 or more"):
+        rehearsals.compressed_bundle(bundle, 0.5)
+
+
+def test_a_rollouts_report_stretches_the_twins_times_back_and_names_the_halting_stage():
+    from regatta.models.policy import PolicyClusterState, PolicyStageState
+
+    stages = [PolicyStageState(name="canary", concurrency=1, soak_seconds=10, approval_required=False, status="done",
+                               clusters=[PolicyClusterState(name="a", status="applied")]),
+              PolicyStageState(name="rest", concurrency=2, soak_seconds=0, approval_required=True, status="halted",
+                               clusters=[PolicyClusterState(name="b", status="failed", detail="no kyverno"),
+                                         PolicyClusterState(name="c", status="pending")])]
+    report = rehearsals.policy_report(
+        bundle="guard", revision="r1", stages=stages, entries={("canary", "a"): (0.5, 1.0), ("rest", "b"): (12.0, 13.0)},
+        stage_times={"canary": (0.4, 11.0), "rest": (12.0, 14.0)}, compress=60, outcome="halted", message="halted",
+        rehearsed_at=TUESDAY_NOON, left_out={"d": "not targeted"}, not_rehearsed=[])
+    by = {c.cluster: c for c in report.clusters}
+    assert (by["a"].outcome, by["a"].starts_seconds, by["a"].seconds) == ("applied", 30.0, 30.0)
+    assert by["b"].outcome == "failed" and by["b"].detail == "no kyverno" and by["c"].outcome == "not_started"
+    assert [s.halts for s in report.stages] == [False, True] and report.stages[1].failures == 1
+    assert report.total_seconds == 840.0 and report.outcome == "halted" and report.left_out == {"d": "not targeted"}

@@ -188,3 +188,21 @@ def test_a_rehearsals_connections_refuse_a_secrets_store_reference_whatever_name
             assert not refused.value.retryable
     finally:
         connections.close()
+
+
+def test_a_twin_keeps_the_custom_resources_a_cluster_serves_not_their_schemas():
+    def crd(group: str, kind: str, versions: list[dict], established: str = "True") -> dict:
+        return {"spec": {"group": group, "scope": "Cluster", "names": {"kind": kind, "plural": kind.lower() + "s"},
+                         "versions": versions},
+                "status": {"conditions": [{"type": "Established", "status": established}]}}
+
+    schema = {"openAPIV3Schema": {"type": "object"}}
+    kept = twins.custom_resources([
+        crd("kyverno.io", "ClusterPolicy", [{"name": "v1", "served": True, "storage": True, "schema": schema},
+                                            {"name": "v2beta1", "served": True, "storage": False}]),
+        crd("cert-manager.io", "Issuer", [{"name": "v1alpha1", "served": False}, {"name": "v1", "served": True}]),
+        crd("example.com", "Pending", [{"name": "v1", "served": True, "storage": True}], established="False"),
+        crd("example.com", "Unserved", [{"name": "v1", "served": False, "storage": True}])])
+    assert kept == [
+        {"group": "cert-manager.io", "version": "v1", "kind": "Issuer", "plural": "issuers", "scope": "Cluster"},
+        {"group": "kyverno.io", "version": "v1", "kind": "ClusterPolicy", "plural": "clusterpolicys", "scope": "Cluster"}]
