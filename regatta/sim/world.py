@@ -251,7 +251,9 @@ class Cluster:
     # how many times (a rehearsal reads them; GET /sim/report says them).
     held_drains: dict[str, dict[str, Any]] = field(default_factory=dict)
     pdbs: dict[tuple[str, str], Pdb] = field(default_factory=dict)
-    namespaces: set[str] = field(default_factory=lambda: {"default", "kube-system"})
+    # what every cluster has from its start, and velero's (every simulated cluster runs Velero)
+    namespaces: set[str] = field(default_factory=lambda: {"default", "kube-system", "kube-public", "kube-node-lease",
+                                                          "velero"})
     namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     namespace_annotations: dict[str, dict[str, str]] = field(default_factory=dict)
     # Any other kind (RBAC, policies, config): (api group/version, plural, namespace, name) → object

@@ -219,7 +219,8 @@ async def test_failback_restores_the_original_state(client, worker, task_queue, 
     assert result.rpo_seconds is not None and result.rpo_seconds < 30
     assert (pair.replicas(pair.primary), pair.replicas(pair.standby),
             {s: t["weights"] for s, t in pair.traffic().items()}) == original
-    assert pair.report(pair.standby)["clusters"][pair.standby]["namespaces"] == ["default", "kube-system", "shop"]
+    assert pair.report(pair.standby)["clusters"][pair.standby]["namespaces"] == [
+        "default", "kube-node-lease", "kube-public", "kube-system", "shop", "velero"]
     assert inventory.dr_pair(pair.primary).serving == "primary"
     primary = pair.report(pair.primary)["clusters"][pair.primary]
     assert primary["pods_ready"] == 13

@@ -213,7 +213,8 @@ async def test_a_bundle_reaches_a_cluster_that_throttles_a_third_of_its_writes_i
 async def test_policies_go_out_in_audit_first_and_each_enforcement_waits_on_fresh_violation_counts(
         client, worker, task_queue, fleet, simulator, inventory, request):
     kyverno = [{"name": "kyverno-admission-controller", "namespace": "kyverno", "replicas": 1}]
-    [canary] = fleet("canary", 1, workloads=kyverno)
+    shop = [{"name": "web", "namespace": "shop", "replicas": 1}]  # the pods Kyverno's report is about
+    [canary] = fleet("canary", 1, workloads=kyverno + shop)
     [prod] = fleet("prod", 1)  # no Kyverno running: a fail-closed policy must not be enforced here
     for name in (canary, prod):
         api = ClusterApi(simulator, name)
