@@ -48,8 +48,15 @@ from regatta.devstack import temporal_binary
 from regatta.formats.fleet_file import ClusterSpec, FleetSpec
 from regatta.inventory import Inventory
 from regatta.inventory.sweep import records_from_fleet
-from regatta.models import AbortInput, ClusterUpgradeInput, ClusterUpgradeProgress, ClusterUpgradeResult
+from regatta.models import (
+    AbortInput,
+    ClusterRecord,
+    ClusterUpgradeInput,
+    ClusterUpgradeProgress,
+    ClusterUpgradeResult,
+)
 from regatta.models.controls import StageApproveInput
+from regatta.models.placement import PlacementDecision
 from regatta.models.policy import BundleSpec, PolicyRolloutInput, PolicyRolloutProgress, PolicyRolloutResult
 from regatta.models.rehearsal import ClusterRehearsal, DrainStall, PolicyRehearsal
 from regatta.models.search_attributes import SEARCH_ATTRIBUTES
@@ -94,10 +101,23 @@ def _output_to(log: Path) -> Iterator[None]:
             os.close(kept)
 
 
+def _as_known(twin_record: ClusterRecord, known: ClusterRecord | None) -> ClusterRecord:
+    """The twin's cluster as the private inventory holds it: what the real inventory knows of it (labels, environment,
+    health, room at the last sweep, a hold) where it knows it, so the private run plans as the real one would; reached
+    as the twin's (its credentials, no site)."""
+    if known is None:
+        return twin_record
+    return known.model_copy(update={"credential_ref": twin_record.credential_ref, "site": None,
+                                    "management": twin_record.management, "node_pools": twin_record.node_pools,
+                                    "control_plane_version": twin_record.control_plane_version})
+
+
 @asynccontextmanager
-async def private_stack(twin: FleetSpec, *, compress: float) -> AsyncIterator[PrivateStack]:
+async def private_stack(twin: FleetSpec, *, compress: float, known: Mapping[str, ClusterRecord] | None = None,
+                        ) -> AsyncIterator[PrivateStack]:
     """The twin in a simulator of its own, a Temporal dev server of its own and a worker on its own queue; all of it
-    stopped, and its directory removed, when the block ends. Outbound calls may reach the loopback only."""
+    stopped, and its directory removed, when the block ends. Outbound calls may reach the loopback only. `known`: the
+    real inventory's records of the twin's clusters, which the private inventory takes what a plan reads from."""
     from workers.main import build_worker
 
     with tempfile.TemporaryDirectory(prefix="regatta-rehearsal-") as home:
@@ -119,7 +139,7 @@ async def private_stack(twin: FleetSpec, *, compress: float) -> AsyncIterator[Pr
                                     outbound_allow=("127.0.0.1/32",), outbound_private=True, simulated_only=True)
                 inventory = Inventory(settings.database_url)
                 for record in records_from_fleet(twin):
-                    inventory.upsert_cluster(record)
+                    inventory.upsert_cluster(_as_known(record, (known or {}).get(record.name)))
                 # an upgrade failing on the twin is what a rehearsal is for: the SDK's warnings of it are not news
                 sdk_logger = logging.getLogger("temporalio")
                 was = sdk_logger.level
@@ -295,6 +315,7 @@ async def rehearse_upgrades(twin: FleetSpec, requests: Mapping[str, ClusterUpgra
 
 
 async def rehearse_rollout(twin: FleetSpec, bundle: BundleSpec, *, compress: float,
+                           known: Mapping[str, ClusterRecord] | None = None, placed: PlacementDecision | None = None,
                            say: Callable[[str], None] = lambda line: None) -> PolicyRehearsal:
     """The bundle's rollout on a private stack loaded with `twin`: the real PolicyRollout, `compress` times faster,
     watched for when each stage and each cluster begins and ends; each stage that asks for an approval approved."""
@@ -307,7 +328,9 @@ async def rehearse_rollout(twin: FleetSpec, bundle: BundleSpec, *, compress: flo
     stage_times: dict[str, list[float | None]] = {}
     approved: set[str] = set()
     outcome, message = "failed", ""
-    async with private_stack(stage, compress=compress) as stack:
+    async with private_stack(stage, compress=compress, known=known) as stack:
+        if placed is not None:  # a placed application moves from where it is, as the real rollout would
+            stack.inventory.save_placement(placed)
         handle = await stack.client.start_workflow(
             "PolicyRollout", PolicyRolloutInput.model_validate(run.model_dump()), id=operation_ids.policy_id(run.name),
             task_queue=stack.settings.task_queue, result_type=PolicyRolloutResult,
@@ -361,5 +384,4 @@ async def rehearse_rollout(twin: FleetSpec, bundle: BundleSpec, *, compress: flo
         entries={key: (times[0], times[1]) for key, times in entries.items()},
         stage_times={name: (times[0], times[1]) for name, times in stage_times.items()}, compress=compress,
         outcome=outcome, message=message, rehearsed_at=datetime.now(UTC), left_out=final.left_out,
-        not_rehearsed=[*not_rehearsed, "a placed application's earlier placement: it is placed afresh on the twin"]
-        if bundle.placement is not None else not_rehearsed)
+        not_rehearsed=not_rehearsed)

@@ -1,4 +1,4 @@
-"""`/v1/rehearsals`: the rehearsals kept (`regatta wave rehearse`, `regatta upgrade rehearse`), and
+"""`/v1/rehearsals`: the rehearsals kept (`regatta wave|upgrade|policy rehearse`), and
 `/v1/rehearsals/{id}`: one of them, held against what the real run did since (the comparison is kept with it). A token
 sees a rehearsal only when it sees every cluster the rehearsal holds."""
 
@@ -15,7 +15,8 @@ router = APIRouter(prefix="/v1/rehearsals")
 
 
 def _sees(visible: set[str] | None, record: RehearsalRecord) -> bool:
-    return visible is None or set(record.clusters) <= visible
+    """A token that sees every cluster the rehearsal names; one that names none only to a token that sees them all."""
+    return visible is None or (bool(record.clusters) and set(record.clusters) <= visible)
 
 
 @router.get("", response_model=list[RehearsalRecord], responses={401: {}, 403: {}})
@@ -23,7 +24,7 @@ async def rehearsals(the: Gate = Depends(gate)) -> list[RehearsalRecord]:
     """Newest first, without their reports (`GET /v1/rehearsals/{id}` has the whole of one)."""
     the.permit("read", set(), verb="read")
     visible = the.visible_clusters()
-    return [r.model_copy(update={"wave": None, "upgrades": []}) for r in rehearsal_records.listing(the.inventory)
+    return [r.model_copy(update={"wave": None, "upgrades": [], "policy": None}) for r in rehearsal_records.listing(the.inventory)
             if _sees(visible, r)]
 
 

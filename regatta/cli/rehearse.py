@@ -98,8 +98,11 @@ def rehearse_bundle(twin: FleetSpec, bundle: BundleSpec, *, targets: list[str], 
     specs = {c.name: c for c in twin.clusters}
     needed = set(targets) | {m.context for name in targets if name in specs and (m := specs[name].management) is not None}
     twin = twin.model_copy(update={"clusters": [c for c in twin.clusters if c.name in needed]})
+    inventory = open_inventory()
+    known = {r.name: r for r in inventory.list_clusters() if r.name in needed}
+    placed = inventory.placement(bundle.name) if bundle.placement is not None else None
     try:
-        return asyncio.run(rehearse_rollout(twin, bundle, compress=compress,
+        return asyncio.run(rehearse_rollout(twin, bundle, compress=compress, known=known, placed=placed,
                                             say=lambda line: errors.print(said(line), highlight=False)))
     except ValueError as error:
         raise Refused(str(error)) from None

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -41,7 +41,6 @@ def _wave_request(*, file: str | None, selector: str | None, to: str | None, nam
                   failure_budget: str, ticket: str | None, requested_by: str | None, accept: list[str] | None = None):
     """The wave a command means: its file, or one stage over a selector."""
     import getpass
-    from datetime import datetime
 
     from pydantic import ValidationError
 
@@ -110,11 +109,11 @@ def wave_start(
             render_plan(plan, console, readiness={r.cluster: r for r in reports}, accepted=wave.accept_findings)
             return
         handle = await start_wave(Settings.from_env(), request=wave)
-        from regatta.inventory.rehearsal_records import latest_of
+        from regatta.inventory.rehearsal_records import attachable_for
 
-        rehearsed = latest_of(open_inventory(), kind="wave", subject=wave.name)
-        if rehearsed is not None and rehearsed.wave is not None and \
-                rehearsed.wave.target_version == wave.target_version:  # what the wave attaches as it starts
+        rehearsed = attachable_for(open_inventory(), wave=wave.name, target_version=wave.target_version,
+                                   started=datetime.now(UTC))
+        if rehearsed is not None:  # what the wave attaches as it starts
             console.print(f"rehearsed as {rehearsed.rehearsal_id} ({rehearsed.rehearsed_at.astimezone(UTC):%Y-%m-%d %H:%M}"
                           " UTC): the wave attaches it and holds itself against it when it ends (`regatta rehearsal"
                           f" show {rehearsed.rehearsal_id}`)", highlight=False)
@@ -203,7 +202,6 @@ def wave_rehearse_command(
         requests = {name: waves.upgrade_request(wave, entry, stage=stage) for name, (stage, entry) in entries.items()}
         rehearsed = rehearse(fleet, requests, compress=compress)
         left_out = sorted({line for r in rehearsed.values() for line in r.left_out})
-        from datetime import datetime
 
         report = rehearsals.rehearse_wave(wave=wave, plan=plan, now=now, rehearsed=rehearsed, compress=compress,
                                           rehearsed_at=datetime.now(UTC), left_out=left_out,

@@ -22,6 +22,8 @@ DEFAULT_FLEET = Path(__file__).with_name("default_fleet.yaml")
 # twin of a cluster whose owners can write Deployments) must not make it place a million.
 MAX_REPLICAS = 2000
 MAX_POOL_NODES = 1000
+MAX_NAMESPACES = 10_000  # a cluster's namespaces a fleet file holds
+MAX_KINDS = 2_000  # and the custom resources it serves
 
 
 class Spec(BaseModel):
@@ -173,9 +175,9 @@ class ClusterSpec(Spec):
     # Policy engines the cluster runs from the start: their CRDs and admission controller (regatta/sim/policy_engines.py).
     policy_engines: list[Literal["kyverno", "gatekeeper"]] = Field(default_factory=list)
     namespaces: list[Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]] = Field(
-        default_factory=list, max_length=10_000, description="namespaces it has beyond those its workloads and budgets"
+        default_factory=list, max_length=MAX_NAMESPACES, description="namespaces it has beyond those its workloads and budgets"
         " are in (a bundle's objects go into namespaces that must exist)")
-    custom_resources: list[CustomResourceSpec] = Field(default_factory=list, max_length=2_000, description=(
+    custom_resources: list[CustomResourceSpec] = Field(default_factory=list, max_length=MAX_KINDS, description=(
         "the custom resources it serves beyond its policy engines' (their definitions, without their schemas)"))
     # The Velero schedule last backed the cluster up this many (wall-clock) seconds ago; None: never.
     last_backup_age_seconds: float | None = Field(default=None, ge=0)

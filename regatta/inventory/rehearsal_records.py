@@ -32,8 +32,10 @@ def keep(inventory: Inventory, *, report: WaveRehearsal | PolicyRehearsal | list
     wave = report if isinstance(report, WaveRehearsal) else None
     policy = report if isinstance(report, PolicyRehearsal) else None
     upgrades: list[ClusterRehearsal] = list(report) if isinstance(report, list) else []
-    clusters = sorted({c.cluster for c in wave.clusters if c.stage is not None} if wave else
-                      {c.cluster for c in policy.clusters} if policy else {u.cluster for u in upgrades})
+    # every cluster it names: a token sees it only when it sees them all
+    clusters = sorted({c.cluster for c in wave.clusters} if wave else
+                      {c.cluster for c in policy.clusters} | set(policy.left_out) if policy else
+                      {u.cluster for u in upgrades})
     kind = "wave" if wave else "policy" if policy else "upgrade"
     whole = wave or policy
     body = whole.model_dump(mode="json") if whole is not None else [u.model_dump(mode="json") for u in upgrades]
@@ -108,16 +110,35 @@ def check(inventory: Inventory, record: RehearsalRecord) -> RehearsalRecord:
     return record.model_copy(update={"accuracy": accuracy})
 
 
+def _candidates(session: Session, wave: str) -> list[RehearsalRow]:
+    return list(session.scalars(select(RehearsalRow).where(RehearsalRow.kind == "wave", RehearsalRow.subject == wave)
+                                .order_by(RehearsalRow.rehearsed_at.desc()).limit(20)).all())
+
+
+def _aware(at: datetime) -> datetime:
+    return at.replace(tzinfo=at.tzinfo or UTC)
+
+
+def attachable_for(inventory: Inventory, *, wave: str, target_version: str, started: datetime) -> RehearsalRecord | None:
+    """The rehearsal a wave of this name and target starting at `started` would attach (none attached to a run)."""
+    with Session(inventory.engine) as session:
+        rows = [row for row in _candidates(session, wave) if row.operation_id is None]
+        chosen = rehearsals.attachable([(row.rehearsal_id, _aware(row.rehearsed_at), str(row.report.get(
+            "target_version"))) for row in rows], target_version=target_version, started=started)
+        return _record(next(row for row in rows if row.rehearsal_id == chosen)) if chosen else None
+
+
 def attach(inventory: Inventory, request: AttachRehearsal) -> AttachedRehearsal | None:
     """A starting wave's rehearsal (`regatta.rules.rehearsals.attachable`: the latest of a wave of its name and target
     taken before it), marked as attached to it; None when it has none. Asked again by the same start (a retried
     activity), it answers the same."""
     with Session(inventory.engine) as session, session.begin():
-        rows = session.scalars(select(RehearsalRow).where(RehearsalRow.kind == "wave", RehearsalRow.subject == request.wave)
-                               .order_by(RehearsalRow.rehearsed_at.desc()).limit(20)).all()
-        aware = {row.rehearsal_id: row.rehearsed_at.replace(tzinfo=row.rehearsed_at.tzinfo or UTC) for row in rows}
+        rows = _candidates(session, request.wave)
+        aware = {row.rehearsal_id: _aware(row.rehearsed_at) for row in rows}
+        # one attached to an earlier run of the wave is that run's: its comparison is kept, not overwritten
+        free = [row for row in rows if row.operation_id is None or _same_start(row, request)]
         chosen = rehearsals.attachable(
-            [(row.rehearsal_id, aware[row.rehearsal_id], str(row.report.get("target_version"))) for row in rows],
+            [(row.rehearsal_id, aware[row.rehearsal_id], str(row.report.get("target_version"))) for row in free],
             target_version=request.target_version, started=request.started)
         if chosen is None:
             return None
@@ -127,12 +148,20 @@ def attach(inventory: Inventory, request: AttachRehearsal) -> AttachedRehearsal 
                                  summary=rehearsals.in_brief(WaveRehearsal.model_validate(row.report)))
 
 
+def _same_start(row: RehearsalRow, request: AttachRehearsal) -> bool:
+    """The row was attached by this very start (the activity asked again)."""
+    at = _aware(row.attached_at) if row.attached_at else None
+    return row.operation_id == request.operation_id and at == request.started
+
+
 def hold_against(inventory: Inventory, request: HoldAgainstRehearsal) -> str:
     """An ending wave held against its rehearsal (kept with the rehearsal, as `regatta rehearsal show` keeps it), in
-    a line."""
+    a line. Only the rehearsal attached to this wave: any other is left as it is."""
     record = get(inventory, request.rehearsal_id)
     if record is None:
         return f"its rehearsal {request.rehearsal_id} is no longer kept (the newest {KEPT} are)"
+    if record.kind != "wave" or record.operation_id != request.operation_id:
+        return f"{request.rehearsal_id} is not a rehearsal attached to {request.operation_id}: not compared"
     accuracy = check(inventory, record).accuracy
     assert accuracy is not None  # check sets it
     return rehearsals.held_line(record.rehearsal_id, accuracy)
@@ -142,7 +171,7 @@ def timing_pairs(inventory: Inventory, *, newest: int = 200) -> list[tuple[str, 
     """(cluster, what the twin alone predicted, what the real upgrade took), newest rehearsal first, for each upgrade
     that succeeded both in a rehearsal and for real, from the comparisons kept with the newest rehearsals: what
     `regatta.rules.rehearsals.corrections` learns from."""
-    out = []
+    out, seen = [], set()
     with Session(inventory.engine) as session:
         kept = session.scalars(select(RehearsalRow.accuracy).where(RehearsalRow.accuracy.is_not(None))
                                .order_by(RehearsalRow.rehearsed_at.desc()).limit(newest)).all()
@@ -150,6 +179,7 @@ def timing_pairs(inventory: Inventory, *, newest: int = 200) -> list[tuple[str, 
         for line in (accuracy or {}).get("clusters", []):
             predicted, actual = line.get("predicted_seconds"), line.get("actual_seconds")
             if (line.get("predicted_outcome"), line.get("actual_outcome")) == ("succeeded", "succeeded") and predicted \
-                    and actual:
+                    and actual and (line["cluster"], actual) not in seen:  # one real upgrade, several rehearsals: once
+                seen.add((line["cluster"], actual))
                 out.append((line["cluster"], predicted / (line.get("corrected_by") or 1.0), actual))
     return out

@@ -20,6 +20,8 @@ from pydantic import ValidationError
 from regatta.clouds.kubeconfig import POOL_LABELS
 from regatta.formats.fleet_file import (
     DEFAULT_STEP_SECONDS,
+    MAX_KINDS,
+    MAX_NAMESPACES,
     MAX_POOL_NODES,
     MAX_REPLICAS,
     AccountsSpec,
@@ -74,6 +76,39 @@ def _pool_spec(pool: NodePool, nodes: list, sizes: dict[str, str]) -> NodePoolSp
         taints=[{"key": t.key, "value": t.value, "effect": t.effect} for t in pool.taints], allocatable=allocatable)
 
 
+def _namespaces_and_kinds(api, cluster: str, found: list, budgets: list, left_out: list[TwinLeftOut],
+                          ) -> tuple[list[str], list[CustomResourceSpec]]:
+    """Its namespaces' names (beyond those its workloads and budgets are in) and the custom resources it serves, as
+    many as a fleet file holds; what could not be read or kept is said, not the end of the cluster's snapshot."""
+    implied = {w.namespace for w in found} | {b.namespace for b in budgets} | {"default", "kube-system"}
+    namespaces: list[str] = []
+    kinds: list[CustomResourceSpec] = []
+    try:
+        namespaces = sorted({name for item in health.list_items(api, "/api/v1/namespaces")
+                             if (name := (item.get("metadata") or {}).get("name")) and name not in implied})
+        served = twins.custom_resources(
+            health.list_items(api, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", served=False))
+    except Exception as error:  # the client's ApiException (only regatta.kube imports the client): its status says
+        if getattr(error, "status", None) not in (401, 403):
+            raise
+        left_out.append(TwinLeftOut(cluster=cluster, what="its namespaces and custom resources", why=(
+            f"its API server refused to list them ({getattr(error, 'status', '')}): a bundle's rehearsal on the twin may refuse what"
+            " the real cluster takes")))
+        return [], []
+    for kind in served:
+        try:
+            kinds.append(CustomResourceSpec(**kind))
+        except ValidationError as error:
+            left_out.append(TwinLeftOut(cluster=cluster, what=f"custom resource {kind['kind']}.{kind['group']}",
+                                        why=f"not written as Kubernetes names: {error.errors()[0]['msg']}"))
+    for what, kept, most in (("namespaces", namespaces, MAX_NAMESPACES), ("custom resources", kinds, MAX_KINDS)):
+        if len(kept) > most:
+            left_out.append(TwinLeftOut(cluster=cluster, what=f"{what} past the first {most}",
+                                        why=f"it has {len(kept)}: a fleet file holds {most}"))
+            del kept[most:]
+    return namespaces, kinds
+
+
 def read_cluster(connections: ClusterConnections, record: ClusterRecord) -> tuple[ClusterSpec, list[TwinLeftOut]]:
     """One cluster as the twin keeps it, read now."""
     ref = record.ref
@@ -107,17 +142,7 @@ def read_cluster(connections: ClusterConnections, record: ClusterRecord) -> tupl
         extra["distribution"] = "rke2" if any("rke2" in k for k in kubelets) else "k3s"
     if record.provider == "capi":
         extra["management"] = record.management
-    implied = {w.namespace for w in found} | {b.namespace for b in budgets} | {"default", "kube-system"}
-    extra["namespaces"] = sorted({name for item in health.list_items(api, "/api/v1/namespaces")
-                                  if (name := (item.get("metadata") or {}).get("name")) and name not in implied})
-    extra["custom_resources"] = []
-    for served in twins.custom_resources(
-            health.list_items(api, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", served=False)):
-        try:
-            extra["custom_resources"].append(CustomResourceSpec(**served))
-        except ValidationError as error:
-            left_out.append(TwinLeftOut(cluster=record.name, what=f"custom resource {served['kind']}.{served['group']}",
-                                        why=f"not written as Kubernetes names: {error.errors()[0]['msg']}"))
+    extra["namespaces"], extra["custom_resources"] = _namespaces_and_kinds(api, record.name, found, budgets, left_out)
     spec = ClusterSpec(
         name=record.name, provider=record.provider, region=record.region, labels=dict(record.labels),
         version=versions.format_version(versions.minor_version(control_plane)),

@@ -218,9 +218,15 @@ def apply_bundle(api: k8s.ApiClient, request: ApplyBundle, *, on_poll: Callable[
     # Kinds the bundle's own CRDs define: a dry run cannot ask the server about them before the CRD exists.
     defined = {((o.body.get("spec") or {}).get("group"), ((o.body.get("spec") or {}).get("names") or {}).get("kind"))
                for o in rendering.objects if o.key.kind == "CustomResourceDefinition"}
+    # Namespaces the bundle makes: a dry run cannot ask the server about objects in one before it exists (404, as the
+    # API server's NamespaceLifecycle answers), so each is said to be created.
+    made: set[str] = set()
     for obj in sorted(rendering.objects, key=lambda o: ORDER.get(o.key.kind, 2)):
         key = obj.key
         ours = (bundle_rules.group_of(key.api_version), key.kind) in defined
+        if request.dry_run and key.namespace and key.namespace in made:
+            report.changes.append(ObjectChange(key=key, action="would_create"))
+            continue
         if ours and request.dry_run:
             try:
                 resolver.resource(key)
@@ -264,6 +270,8 @@ def apply_bundle(api: k8s.ApiClient, request: ApplyBundle, *, on_poll: Callable[
         report.changes.append(ObjectChange(key=key, action=action, fields=fields))
         if key.kind == "CustomResourceDefinition":
             resolver.forget()  # its kinds are servable now
+        if key.kind == "Namespace" and before is None and request.dry_run:
+            made.add(key.name)
         written.append((path, after))
     current = {identity(k) for k in applied}
     for gone in earlier:

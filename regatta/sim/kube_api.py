@@ -384,12 +384,20 @@ async def delete_pod(request: Request, cluster: str, namespace: str, name: str):
     return body
 
 
+def namespace_exists(c: Cluster, namespace: str) -> None:
+    """The NamespaceLifecycle admission plugin: an object is not made in a namespace that does not exist (a dry run
+    too: admission runs for it), 404 NotFound naming the namespace."""
+    if namespace and namespace not in c.namespaces:
+        raise SimError(404, "NotFound", f'namespaces "{namespace}" not found')
+
+
 @router.post("/api/v1/namespaces/{namespace}/pods", status_code=201)
 async def create_pod(request: Request, cluster: str, namespace: str):
     """A pod made directly, as `kubectl run` makes one: no controller owns it."""
     world, c = reach(request, cluster, "create_pod")
     manifest = await request.json()
     if request.query_params.get("dryRun") == "All":
+        namespace_exists(c, namespace)
         return manifest
     return _pod_json(world.create_pod(c, namespace, manifest), world.now())
 
@@ -431,6 +439,8 @@ async def apply_pdb(request: Request, cluster: str, namespace: str, name: str):
             raise SimError(404, "NotFound", f'poddisruptionbudgets.policy "{name}" not found')
         manifest = field_managers.merge_patch(_pdb_json(world, c, c.pdbs[(namespace, name)]), await request.json())
     if request.query_params.get("dryRun") == "All":
+        if (namespace, name) not in c.pdbs:
+            namespace_exists(c, namespace)
         return {**manifest, "metadata": {**(manifest.get("metadata") or {}), "name": name, "namespace": namespace}}
     return _pdb_json(world, c, world.put_pdb(c, namespace, name, manifest))
 
@@ -539,6 +549,7 @@ async def create_deployment(request: Request, cluster: str, namespace: str):
     if request.query_params.get("dryRun") != "All":
         world.put_deployment(c, namespace, name, manifest)
         return JSONResponse(_deployment_json(c, namespace, name, world.now()), status_code=201)
+    namespace_exists(c, namespace)
     return JSONResponse(manifest, status_code=201)
 
 
@@ -553,6 +564,7 @@ async def patch_deployment(request: Request, cluster: str, namespace: str, name:
         if request.query_params.get("dryRun") != "All":
             world.put_deployment(c, namespace, name, manifest)
         elif (namespace, name) not in c.deployments:
+            namespace_exists(c, namespace)
             return manifest
     elif kind == "application/json-patch+json":
         current = _deployment_json(c, namespace, name, world.now()) if (namespace, name) in c.deployments else None

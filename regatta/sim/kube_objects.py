@@ -23,7 +23,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from regatta.sim import api_versions, controllers, field_managers
-from regatta.sim.kube_api import bookmark_line, reach, requirements, selected, timestamp
+from regatta.sim.kube_api import bookmark_line, namespace_exists, reach, requirements, selected, timestamp
 from regatta.sim.kube_discovery import served_resources
 from regatta.sim.world import Cluster, SimError, World
 
@@ -158,17 +158,10 @@ async def _body(request: Request) -> Any:
         raise SimError(400, "BadRequest", f"the request body is not JSON: {error}") from None
 
 
-def _namespace_exists(c: Cluster, namespace: str) -> None:
-    """The NamespaceLifecycle admission plugin: an object is not made in a namespace that does not exist (a dry run
-    too: admission runs for it), 404 NotFound naming the namespace."""
-    if namespace and namespace not in c.namespaces:
-        raise SimError(404, "NotFound", f'namespaces "{namespace}" not found')
-
-
 async def _create(request: Request, cluster: str, api: str, plural: str, namespace: str = "") -> JSONResponse:
     world, c = reach(request, cluster, f"create_{plural}")
     _served_plural(world, c, api, plural)
-    _namespace_exists(c, namespace)
+    namespace_exists(c, namespace)
     body = await _body(request)
     name = (body.get("metadata") or {}).get("name") if isinstance(body, dict) else None
     if not name:
@@ -339,7 +332,7 @@ async def _patch(request: Request, cluster: str, api: str, plural: str, namespac
         if not isinstance(patch, dict) or (patch.get("metadata") or {}).get("name", name) != name:
             raise SimError(400, "BadRequest", "the name of the object does not match the name on the URL")
         if old is None:  # an apply that makes the object
-            _namespace_exists(c, namespace)
+            namespace_exists(c, namespace)
         if namespace:
             patch.setdefault("metadata", {})["namespace"] = namespace
         try:

@@ -87,6 +87,9 @@ def admit(request: BaseModel, *, inventory: Inventory, now: datetime | None = No
     worker may call; a bundle's git source is read under the same rules)."""
     now = now or datetime.now(UTC)
     rules = outbound_rules or OutboundRules()
+    if getattr(request, "carried", None) is not None:  # what a run hands its next: it would skip the plan and its scope
+        raise StartRefused("input.carried is what a wave or a rollout hands its own next run when its history fills;"
+                           " a start leaves it out", kind="invalid")
     for where, url in outbound.outbound_urls(request):
         if (problem := rules.problem(url, what=where)) is not None:
             raise StartRefused(problem, kind="invalid")

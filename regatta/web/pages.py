@@ -381,8 +381,9 @@ async def readiness(request: Request) -> Response:
 
 
 def _sees_all(viewer: session.Viewer, clusters: list[str], known: dict[str, str]) -> bool:
-    """A rehearsal is shown to a viewer who sees every cluster it holds (one gone from the inventory: prod's rules)."""
-    return all(_visible(viewer, known.get(name, "prod")) for name in clusters)
+    """A rehearsal is shown to a viewer who sees every cluster it holds (one gone from the inventory, or none named:
+    prod's rules)."""
+    return all(_visible(viewer, known.get(name, "prod")) for name in clusters or [""])
 
 
 @router.get("/rehearsals", response_class=HTMLResponse)

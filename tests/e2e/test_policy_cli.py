@@ -207,3 +207,26 @@ async def test_a_rollback_halted_by_a_hand_edited_field_is_a_failure_in_every_an
     table = await regatta(queue_settings, "op", "status", f"policy-{name}")
     assert table.returncode == 1 and "PolicyRollout: COMPLETED → halted" in table.stdout, table.stdout
     assert "kubectl-patch" in table.stdout + table.stderr  # why: whose field it met
+
+
+async def test_a_preview_of_a_bundle_that_makes_its_own_namespace_says_what_it_would_create_in_it(
+        queue_settings, add_cluster, simulator, tmp_path):
+    """An API server refuses an object in a namespace that does not exist, a dry run too (NamespaceLifecycle): a
+    preview asks nothing of the server for what goes into a namespace the bundle itself makes."""
+    tag = uuid.uuid4().hex[:6]
+    cluster = add_cluster("clins", env="staging", labels={"ns": tag})
+    bundle_file = tmp_path / "bundle.yaml"
+    bundle_file.write_text(yaml.safe_dump({
+        "name": f"team-{tag}", "targets": {"selector": {"labels": {"ns": tag}}},
+        "manifests": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"team-{tag}"}},
+                      {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owners", "namespace": f"team-{tag}"},
+                       "data": {"team": tag}}]}))
+    preview = await regatta(queue_settings, "policy", "preview", "--file", str(bundle_file), "--output", "json")
+    assert preview.returncode == 0, preview.stdout + preview.stderr
+    [answer] = [a for a in json.loads(preview.stdout) if a["cluster"] == cluster]
+    assert [(c["action"], c["key"]["kind"]) for c in answer["changes"]] == [
+        ("would_create", "Namespace"), ("would_create", "ConfigMap")]
+    refused = http.post(f"{simulator.url}/k8s/{cluster}/api/v1/namespaces/team-{tag}/configmaps", timeout=10,
+                        headers={"Authorization": f"Bearer {simulator.world.api_token}"},
+                        json={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owners"}})
+    assert refused.status_code == 404 and f'namespaces \\"team-{tag}\\" not found' in refused.text, refused.text

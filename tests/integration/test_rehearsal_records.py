@@ -92,6 +92,8 @@ def test_a_wave_attaches_its_rehearsal_and_what_real_upgrades_took_corrects_the_
     again = rehearsal_records.attach(inventory, asked)  # a retried activity answers the same
     assert again is not None and again.rehearsal_id == kept.rehearsal_id
     assert rehearsal_records.attach(inventory, asked.model_copy(update={"wave": "never-rehearsed"})) is None
+    rerun = asked.model_copy(update={"started": asked.started + timedelta(hours=1)})
+    assert rehearsal_records.attach(inventory, rerun) is None  # it is the first run's: its comparison stays that run's
     record = rehearsal_records.get(inventory, kept.rehearsal_id)
     assert record is not None and record.operation_id == f"wave-{wave_name}" and record.attached_at is not None
 
@@ -114,6 +116,9 @@ def test_a_wave_attaches_its_rehearsal_and_what_real_upgrades_took_corrects_the_
                                                       AuditRow.outcome == "started").values(at=now + timedelta(seconds=10)))
     held = rehearsal_records.hold_against(inventory, rehearsals_request(kept.rehearsal_id, wave_name))
     assert held.startswith(f"held against {kept.rehearsal_id}: 3 of 3 clusters ended as rehearsed; mean time error 17%")
+    stranger = rehearsal_records.hold_against(inventory, rehearsals_request(kept.rehearsal_id, "another-wave"))
+    assert stranger == f"{kept.rehearsal_id} is not a rehearsal attached to wave-another-wave: not compared"
+    rehearsal_records.hold_against(inventory, rehearsals_request(kept.rehearsal_id, wave_name))  # shown again
     pairs = [(p, a) for c, p, a in rehearsal_records.timing_pairs(inventory) if c in names]
     assert pairs == [(1000.0, 1440.0)] * 3  # what the twin alone said, not its corrected prediction
     assert rehearsals.corrections({"eks": pairs})["eks"].factor == 1.44

@@ -262,3 +262,20 @@ def test_git_reaches_the_checked_address_through_the_pin_and_nothing_else(git_se
         git_clone(f"http://meta.example.test:{port}/bundle.git", str(tmp_path / "other"), OutboundRules(), what="x",
                   timeout=30)
     assert len(server.requests) == before and not (tmp_path / "other").exists()
+
+
+async def test_a_start_cannot_hand_a_wave_the_state_it_would_carry_into_its_next_run(api, add_cluster):
+    """`carried` is what a wave hands its own next run: given by a starter, it would skip the plan, and with it the
+    scope check, and name clusters (prod's) or a rehearsal the token may not touch."""
+    prod = add_cluster("carprod", env="prod", pools=1, nodes=1)
+    staging = add_cluster("carstage", env="staging", pools=1, nodes=1)
+    operator = api.token("operator", "staging")
+    name = f"carried-{uuid.uuid4().hex[:6]}"
+    carried = {"wave": name, "target_version": "1.31", "rehearsal_id": "rehearsal-000000000000",
+               "stages": [{"name": "all", "concurrency": 1, "soak_seconds": 0, "approval_required": False,
+                           "clusters": [{"name": prod}]}]}
+    refused = await api.post("/v1/operations", headers=operator, json={"kind": "wave", "ticket": ticket(), "input": {
+        "name": name, "target_version": "1.31", "stages": [{"name": "all", "selector": {"clusters": [staging]}}],
+        "carried": carried}})
+    assert refused.status_code == 422 and "input.carried" in refused.json()["error"], refused.text
+    assert (await api.get(f"/v1/operations/wave-{name}", headers=operator)).status_code == 404  # nothing started
