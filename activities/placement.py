@@ -62,6 +62,8 @@ class PlacementActivities:
         plan.decision.note = f"moved off {', '.join(request.leaving)}: {request.reason}"
         plan.service = rule.service or request.app
         plan.traffic = placement.traffic_weights(plan.decision)
+        touched = {*plan.leaving, *plan.before, *plan.withdraw, *(s.cluster for s in plan.decision.chosen)}
+        plan.sites = {c.name: c.site for c in self.inventory.list_clusters() if c.site and c.name in touched}
         return plan
 
     @activity.defn(name=Activity.RECORD_PLACEMENT)

@@ -193,7 +193,8 @@ class PolicyActivities:
     @activity.defn(name=Activity.LIST_DRIFT_TARGETS)
     def list_drift_targets(self, request: DriftSweepInput) -> list[DriftTarget]:
         """Every cluster × bundle that has been given a revision (what a drift sweep compares)."""
-        return [DriftTarget(cluster=r.cluster, bundle=r.bundle, revision=r.revision, mode=r.mode)
+        sites = {c.name: c.site for c in self.inventory.list_clusters() if c.site}  # their agents sweep them
+        return [DriftTarget(cluster=r.cluster, bundle=r.bundle, revision=r.revision, mode=r.mode, site=sites.get(r.cluster))
                 for r in self.inventory.compliance(bundle=request.bundle) if r.state != "error"]  # error: never fully applied
 
     @activity.defn(name=Activity.SWEEP_DRIFT)

@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
         DriftTarget,
         SweepDrift,
     )
-    from regatta.rules import operation_ids
+    from regatta.rules import bundle_targets, operation_ids
 
 EXAMPLE = '{"bundle": "baseline"}'
 
@@ -50,11 +50,13 @@ class DriftSweep:
         self.state.targets, self.state.phase = len(targets), "sweeping"
         unreachable: dict[str, str] = {}
         suppressed = 0
-        for start in range(0, len(targets), self.input.batch_size):
-            batch = targets[start:start + self.input.batch_size]
-            self.state.step = f"comparing clusters × bundles {start + 1}–{start + len(batch)} of {len(targets)}"
-            report: DriftReport = await call(Activity.SWEEP_DRIFT, SweepDrift(targets=batch, operation_id=self.state.operation_id),
-                                             DriftReport, timeout=120 + 5 * len(batch), heartbeat=60)
+        done = 0
+        for site, batch in bundle_targets.drift_batches(targets, self.input.batch_size):  # a site's agent reads its own
+            self.state.step = f"comparing clusters × bundles {done + 1}–{done + len(batch)} of {len(targets)}"
+            done += len(batch)
+            report: DriftReport = await call(Activity.SWEEP_DRIFT, SweepDrift(
+                targets=batch, site=site, operation_id=self.state.operation_id), DriftReport,
+                timeout=120 + 5 * len(batch), heartbeat=60)
             self.state.swept += len(batch)
             self.state.checked_objects += report.checked_objects
             unreachable.update(report.unreachable)

@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
         PlanMove,
     )
     from regatta.models.policy import ApplyReport, GiveBundle, WithdrawBundle
-    from regatta.rules import operation_ids
+    from regatta.rules import operation_ids, sites
 
 EXAMPLE = '{"app": "web", "leaving": ["eks-prod-use1"], "reason": "blue/green replacement of the cluster"}'
 # A cluster that may be lost gets two tries, not the quick call's twenty-five.
@@ -62,11 +62,21 @@ class MoveWorkloads:
 
     # ------------------------------------------------------------------ steps
 
+    def _lost_at(self, site: str | None) -> dict:
+        """Where a call to a cluster that may be lost goes: its site's agent, for a cluster at one, and an agent that
+        does not pick it up within lost_after_seconds counts as the cluster lost (a call to a site otherwise waits
+        for its agent as long as it takes)."""
+        if site is None:
+            return {}
+        return {"task_queue": sites.site_task_queue(workflow.info().task_queue, site),
+                "schedule_to_start_timeout": timedelta(seconds=self.input.lost_after_seconds)}
+
     async def _give(self, cluster: str, plan: MovePlan) -> None:
         """The cluster's whole share as it stands now; done once its replicas are available."""
         share = self.state.shares[cluster]
         may_be_lost = cluster in plan.leaving and self.input.unreachable_ok
-        request = GiveBundle(bundle=self.input.app, revision=plan.revision, cluster=cluster, replicas=share,
+        site = plan.sites.get(cluster)  # its agent alone reaches it
+        request = GiveBundle(bundle=self.input.app, revision=plan.revision, cluster=cluster, site=site, replicas=share,
                              rollout=self.state.operation_id, timeout_seconds=self.input.timeout_seconds,
                              poll_interval_seconds=self.input.poll_interval_seconds,
                              answer_timeout_seconds=self.input.lost_after_seconds if may_be_lost else None)
@@ -75,7 +85,7 @@ class MoveWorkloads:
         if may_be_lost:
             await workflow.execute_activity(Activity.GIVE_BUNDLE, request, result_type=ApplyReport,
                                             start_to_close_timeout=timeout, heartbeat_timeout=heartbeat,
-                                            retry_policy=LEAVING_MAY_BE_LOST)
+                                            retry_policy=LEAVING_MAY_BE_LOST, **self._lost_at(site))
         else:
             await call(Activity.GIVE_BUNDLE, request, ApplyReport, timeout=timeout.total_seconds(),
                        heartbeat=heartbeat.total_seconds())
@@ -186,12 +196,14 @@ class MoveWorkloads:
                 continue
             self.trail.step("withdrawing", f"taking {self.input.app} off {name}")
             audit = self.trail.line("withdraw", "succeeded", f"{self.input.app} taken off", cluster=name)
-            request = WithdrawBundle(bundle=self.input.app, cluster=name, operation_id=self.state.operation_id, audit=audit)
+            site = plan.sites.get(name)
+            request = WithdrawBundle(bundle=self.input.app, cluster=name, site=site,
+                                     operation_id=self.state.operation_id, audit=audit)
             try:
                 if self.input.unreachable_ok:
                     await workflow.execute_activity(Activity.WITHDRAW_BUNDLE, request, result_type=list[str],
                                                     start_to_close_timeout=timedelta(seconds=120),
-                                                    retry_policy=LEAVING_MAY_BE_LOST)
+                                                    retry_policy=LEAVING_MAY_BE_LOST, **self._lost_at(site))
                 else:
                     await call(Activity.WITHDRAW_BUNDLE, request, list[str], timeout=120)
             except ActivityError:

@@ -167,6 +167,10 @@ class PolicyRollout:
     def _stopping(self) -> bool:
         return self.state.abort_requested or self.state.halted_reason is not None
 
+    def _sites(self) -> dict[str, str]:
+        """Cluster → the site whose agent alone reaches it, as the plan found them."""
+        return {c.name: c.site for s in self.state.stages for c in s.clusters if c.site}
+
     # ------------------------------------------------------------------ steps
 
     async def _plan(self) -> None:
@@ -188,9 +192,11 @@ class PolicyRollout:
         """Read the clusters' violations now; halt (saying so) when they exceed the limit."""
         if not clusters:
             return True
-        counts: dict[str, int] = await call(Activity.COUNT_VIOLATIONS, CountViolations(
-            bundle=self.input.name, revision=self.state.revision, clusters=clusters, operation_id=self.state.operation_id),
-            dict[str, int], timeout=600, heartbeat=60)
+        counts: dict[str, int] = {}
+        for site, members in bundle_targets.by_site(clusters, self._sites()):  # a site's agent reads its clusters
+            counts.update(await call(Activity.COUNT_VIOLATIONS, CountViolations(
+                bundle=self.input.name, revision=self.state.revision, clusters=members, site=site,
+                operation_id=self.state.operation_id), dict[str, int], timeout=600, heartbeat=60))
         for stage in self.state.stages:
             for entry in stage.clusters:
                 if entry.name in counts:
@@ -220,7 +226,7 @@ class PolicyRollout:
             audit = self.trail.line("give_bundle", "succeeded", f"{stage.name}: revision {self.state.revision}"
                                     f"{' in ' + stage.mode if stage.mode else ''}", cluster=entry.name)
             report: ApplyReport = await call(Activity.GIVE_BUNDLE, GiveBundle(
-                bundle=self.input.name, revision=self.state.revision, cluster=entry.name, mode=stage.mode,
+                bundle=self.input.name, revision=self.state.revision, cluster=entry.name, site=entry.site, mode=stage.mode,
                 rollout=self.state.operation_id, force=self.input.force, prune=self.input.prune, replicas=entry.replicas,
                 timeout_seconds=self.input.timeout_seconds, poll_interval_seconds=self.input.poll_interval_seconds,
                 audit=audit), ApplyReport, timeout=2 * self.input.timeout_seconds + 120,

@@ -144,6 +144,8 @@ class MovePlan(Model):
     traffic: dict[str, int] = Field(default_factory=dict, description="the service's weights afterwards, when it has a"
                                     " traffic record")
     service: str | None = None
+    sites: dict[str, str] = Field(default_factory=dict, exclude_if=lambda sites: not sites, description=(
+        "cluster → the site whose agent alone reaches it, for the clusters the move touches that sit at one"))
 
 
 class PlanMove(Model):

@@ -184,6 +184,9 @@ class WithdrawBundle(Model):
 
     bundle: str
     cluster: str
+    site: str | None = Field(default=None, exclude_if=lambda site: site is None, description=(
+        "the site whose agent alone reaches the cluster: the call goes to its queue (left out for a cluster"
+        " reached centrally)"))
     operation_id: str = ""
     audit: OperationRecord | None = None
 
@@ -210,6 +213,9 @@ class GiveBundle(Model):
     bundle: str
     revision: str
     cluster: str
+    site: str | None = Field(default=None, exclude_if=lambda site: site is None, description=(
+        "the site whose agent alone reaches the cluster: the call goes to its queue (left out for a cluster"
+        " reached centrally)"))
     mode: PolicyMode | None = None
     rollout: str = ""
     dry_run: bool = False
@@ -229,6 +235,9 @@ class CountViolations(Model):
     bundle: str
     revision: str
     clusters: list[str]
+    site: str | None = Field(default=None, exclude_if=lambda site: site is None, description=(
+        "the site whose agent alone reaches the clusters (every one of them sits there): the call goes to its queue (left out for a cluster"
+        " reached centrally)"))
     operation_id: str = Field(default="", description="the rollout that asks: its id goes on the audit lines")
 
 
@@ -262,6 +271,9 @@ class ViolationCount(Model):
 
 class PolicyClusterState(Model):
     name: str
+    site: str | None = Field(default=None, exclude_if=lambda site: site is None, description=(
+        "the site whose agent alone reaches the cluster: the call goes to its queue (left out for a cluster"
+        " reached centrally)"))
     status: Literal["pending", "applying", "applied", "failed", "skipped", "aborted"] = "pending"
     detail: str = ""
     violations: int = 0
@@ -395,10 +407,16 @@ class DriftTarget(Model):
     bundle: str
     revision: str
     mode: PolicyMode | None = None
+    site: str | None = Field(default=None, exclude_if=lambda site: site is None, description=(
+        "the site whose agent alone reaches the cluster: the call goes to its queue (left out for a cluster"
+        " reached centrally)"))
 
 
 class SweepDrift(Model):
     targets: list[DriftTarget]
+    site: str | None = Field(default=None, exclude_if=lambda site: site is None, description=(
+        "the site whose agent alone reaches the clusters (every target's): the call goes to its queue (left out for a cluster"
+        " reached centrally)"))
     operation_id: str = ""
 
 

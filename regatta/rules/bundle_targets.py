@@ -7,13 +7,14 @@ Pure: the PolicyRollout plan, `regatta policy rollout --plan-only` and the unit 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from regatta.models import ClusterRecord
 from regatta.models.placement import PlacementDecision
 from regatta.models.policy import (
     BundleSpec,
+    DriftTarget,
     PolicyClusterState,
     PolicyMode,
     PolicyPlan,
@@ -133,10 +134,12 @@ def plan_policy(spec: BundleSpec, clusters: Sequence[ClusterRecord], *, now: dat
             cluster=cluster.name, included=False,
             because="no stage takes it: " + "; ".join(f"{s.name} needs {', '.join(misses(s.selector, cluster)) or 'fewer clusters (its pick is full)'}"
                                                       for s in stages))
+    site_of = {c.name: c.site for c in fleet if c.site}  # reached through its site's agent alone
     states = [PolicyStageState(name=name, mode=mode, concurrency=stage.concurrency, soak_seconds=stage.soak_seconds,
                                approval_required=approval,
                                max_violations=stage.max_violations,
-                               clusters=[PolicyClusterState(name=n, replicas=shares.get(n, {})) for n in members[stage.name]])
+                               clusters=[PolicyClusterState(name=n, replicas=shares.get(n, {}), site=site_of.get(n))
+                                         for n in members[stage.name]])
               for stage, mode, name, approval in passes(spec)]
     # Render every cluster now, so a substitution one of them cannot fill refuses the rollout
     # before anything changes anywhere.
@@ -175,3 +178,23 @@ def gates_before(stages: Sequence[PolicyStageState], index: int) -> list[tuple[l
         if members & audited:
             gates.append((sorted(members & audited), stage.max_violations, f"enforcing stage {stage.name}"))
     return gates
+
+
+def by_site(clusters: Sequence[str], sites: Mapping[str, str]) -> list[tuple[str | None, list[str]]]:
+    """The clusters in groups that one worker reaches: those reached centrally first (None), then each site's, in the
+    order given. A fleet without sites is one group, as it always was."""
+    groups: dict[str | None, list[str]] = {}
+    for name in clusters:
+        groups.setdefault(sites.get(name), []).append(name)
+    return sorted(groups.items(), key=lambda group: (group[0] is not None, group[0] or ""))
+
+
+def drift_batches(targets: Sequence[DriftTarget], size: int) -> list[tuple[str | None, list[DriftTarget]]]:
+    """A drift sweep's batches of at most `size`, each of targets one worker reaches (`by_site`'s order): a fleet
+    without sites is batched as it always was."""
+    groups: dict[str | None, list[DriftTarget]] = {}
+    for target in targets:
+        groups.setdefault(target.site, []).append(target)
+    return [(site, members[start:start + size])
+            for site, members in sorted(groups.items(), key=lambda group: (group[0] is not None, group[0] or ""))
+            for start in range(0, len(members), size)]

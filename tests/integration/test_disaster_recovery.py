@@ -37,7 +37,7 @@ WARM_COPIES = [
 class Pair:
     def __init__(self, simulator, inventory, *, primary_region: str = "us-east-1", env: str = "staging",
                  standby_pools: list[dict] | None = None, standby_workloads: list[dict] | None = None,
-                 standby_version: str = "1.30", backup_age: float = 600):
+                 standby_version: str = "1.30", backup_age: float = 600, standby_site: str | None = None):
         suffix = uuid.uuid4().hex[:6]
         self.simulator, self.primary, self.standby = simulator, f"drp-{suffix}", f"drs-{suffix}"
         self.services = [f"checkout-{suffix}", f"api-{suffix}"]
@@ -49,7 +49,7 @@ class Pair:
                  "last_backup_age_seconds": backup_age},
                 {"name": self.standby, "provider": "eks", "region": "us-west-2", "version": standby_version,
                  "labels": {"env": env, "team": "tests"}, "node_pools": standby_pools or pools,
-                 "workloads": WARM_COPIES if standby_workloads is None else standby_workloads},
+                 "workloads": WARM_COPIES if standby_workloads is None else standby_workloads, "site": standby_site},
             ],
             "traffic": [{"service": s, "weights": {self.primary: 100, self.standby: 0}} for s in self.services],
         })
@@ -277,6 +277,25 @@ async def test_a_drill_measures_rto_without_fencing_or_moving_traffic_and_leaves
     assert (pair.replicas(pair.primary), pair.replicas(pair.standby), pair.traffic()) == before
     assert not any(ns.startswith("dr-drill") for ns in pair.report(pair.standby)["clusters"][pair.standby]["namespaces"])
     assert inventory.dr_pair(pair.primary).serving == "primary"
+
+
+async def test_a_drill_on_a_standby_in_a_private_site_reaches_it_only_through_the_sites_agent(
+        client, worker, task_queue, queue_settings, pair_of):
+    from regatta.rules.sites import site_task_queue
+
+    pair = pair_of(standby_site="dc4")
+    async with build_worker(client, queue_settings, site="dc4"):
+        handle = await failover(client, task_queue, pair, drill=True)
+        result = await handle.result()
+    assert result.outcome == "succeeded" and result.drill and len(result.restored) == 4, result
+    scheduled: dict[str, set[str]] = {}
+    for event in (await handle.fetch_history()).events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            attributes = event.activity_task_scheduled_event_attributes
+            scheduled.setdefault(attributes.task_queue.name, set()).add(attributes.activity_type.name)
+    at_site = scheduled[site_task_queue(task_queue, "dc4")]
+    assert {"kube.restore_workloads", "kube.wait_workloads_ready"} <= at_site, scheduled
+    assert all(name.startswith("kube.") for name in at_site), scheduled
 
 
 async def test_the_standby_is_held_for_the_whole_failover_and_a_busy_standby_is_refused(

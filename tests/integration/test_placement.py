@@ -40,14 +40,16 @@ class Fleet:
         self.names: dict[str, str] = {}
 
     def add(self, sizes: dict[str, tuple[str, int, str]], *, traffic: bool = False,
-            environments: dict[str, str] | None = None) -> dict[str, str]:
-        """short name → (node size, nodes, region); pods start in half a second (time scale 0.1)."""
+            environments: dict[str, str] | None = None, sites: dict[str, str] | None = None) -> dict[str, str]:
+        """short name → (node size, nodes, region); pods start in half a second (time scale 0.1). `sites`: short name
+        → the private site it sits in (its agent alone reaches it)."""
         specs = []
         for short, (size, nodes, region) in sizes.items():
             name = self.names[short] = f"pl{short}-{self.tag}"
             spec = eks_cluster(name, pools=1, nodes=nodes, workloads=[], labels={"placement": self.tag}, time_scale=0.1,
                                env=(environments or {}).get(short, "staging"))
             spec["region"], spec["node_pools"][0]["node_size"] = region, size
+            spec["site"] = (sites or {}).get(short)
             specs.append(spec)
         weights = {self.names[s]: 1 for s in sizes}
         fleet = FleetSpec.model_validate({"clusters": specs, "traffic": [{"service": self.app, "weights": weights}]
@@ -59,11 +61,15 @@ class Fleet:
         return self.names
 
     def sweep(self) -> None:
-        connections = ClusterConnections(sim_url=self.settings.sim_url)
-        try:
-            sweep(connections, self.inventory, list(self.names.values()))
-        finally:
-            connections.close()
+        by_site: dict[str | None, list[str]] = {}
+        for name in self.names.values():
+            by_site.setdefault(self.inventory.get_cluster(name).site, []).append(name)
+        for site, names in by_site.items():  # a site's clusters as its agent sweeps them
+            connections = ClusterConnections(sim_url=self.settings.sim_url, site=site)
+            try:
+                sweep(connections, self.inventory, names)
+            finally:
+                connections.close()
 
     @property
     def app(self) -> str:
@@ -92,7 +98,9 @@ class Fleet:
             "requested_by": "sre-alice", "ticket": "CHG-PLACE", **FAST, **fields})
 
     def deployment(self, short: str) -> dict | None:
-        found = ClusterApi(self.simulator, self.names[short]).get(f"/apis/apps/v1/namespaces/web-{self.tag}/deployments/web")
+        name = self.names[short]
+        found = ClusterApi(self.simulator, name, site=self.inventory.get_cluster(name).site).get(
+            f"/apis/apps/v1/namespaces/web-{self.tag}/deployments/web")
         return found.json() if found.status_code == 200 else None
 
     def running(self) -> dict[str, int]:
@@ -336,3 +344,38 @@ async def test_placements_and_evacuations_over_the_api_scoped_to_the_tokens_envi
     stuck = await finished(api, prod_operator, evacuate_id(names["p"]))
     assert stuck["status"] == "FAILED" and "would run nowhere" in stuck["progress"]["apps"][fleet.app], stuck
     assert fleet.running() == {"s": 0, "p": 6}  # nowhere to go: it stays where it is, and says so
+
+
+async def test_an_application_placed_on_and_evacuated_from_a_site_cluster_reaches_it_through_its_agent(
+        client, worker, task_queue, queue_settings, fleet):
+    from regatta.rules.sites import site_task_queue
+    from workers.main import build_worker
+
+    names = fleet.add({"a": ("m5.large", 2, "us-east-1"), "b": ("m5.large", 2, "us-east-1"),
+                       "c": ("m5.large", 2, "us-east-1")}, sites={"b": "dc5"})
+    site_queue = site_task_queue(task_queue, "dc5")
+
+    async def queues(operation_id: str) -> dict[str, set[str]]:
+        used: dict[str, set[str]] = {}
+        for event in (await client.get_workflow_handle(operation_id).fetch_history()).events:
+            if event.HasField("activity_task_scheduled_event_attributes"):
+                attributes = event.activity_task_scheduled_event_attributes
+                used.setdefault(attributes.task_queue.name, set()).add(attributes.activity_type.name)
+        return used
+
+    async with build_worker(client, queue_settings, site="dc5"):
+        spec = fleet.bundle({"divide": "weight"})
+        result = await asyncio.wait_for((await roll_out(client, task_queue, spec)).result(), 120)
+        assert result.outcome == "succeeded", result.message
+        assert fleet.running() == {"a": 2, "b": 2, "c": 2}
+        handle = await client.start_workflow("EvacuateCluster", EvacuateClusterInput(
+            cluster=names["b"], reason="the site closes", requested_by="sre-alice", ticket="CHG-EVAC",
+            poll_interval_seconds=0.05, timeout_seconds=20), id=evacuate_id(names["b"]), task_queue=task_queue,
+            result_type=EvacuateClusterResult)
+        evacuated = await asyncio.wait_for(handle.result(), 120)
+    assert evacuated.moved == [fleet.app] and fleet.shares() == {"a": 3, "c": 3}
+    assert fleet.running() == {"a": 3, "b": 0, "c": 3} and fleet.deployment("b") is None
+    assert "kube.give_bundle" in (await queues(policy_id(spec.name)))[site_queue]
+    moved = await queues(move_id(fleet.app))
+    assert {"kube.give_bundle", "kube.withdraw_bundle"} <= moved[site_queue], moved
+    assert "kube.withdraw_bundle" not in moved.get(task_queue, set()), moved

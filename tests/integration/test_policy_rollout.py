@@ -45,9 +45,11 @@ REQUIRE_TEAM = {"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy", "metadat
 class ClusterApi:
     """A cluster's API as any other client (kubectl, a policy engine) reaches it."""
 
-    def __init__(self, simulator, cluster: str):
+    def __init__(self, simulator, cluster: str, *, site: str | None = None):
         self.base = f"{simulator.url}/k8s/{cluster}"
-        self.headers = {"Authorization": f"Bearer {simulator.world.api_token}"}
+        token = simulator.world.api_token if site is None else http.get(  # from inside the site, as its agent is
+            f"{simulator.url}/sim/credentials/{cluster}", params={"site": site}, timeout=10).json()["token"]
+        self.headers = {"Authorization": f"Bearer {token}"}
 
     def get(self, path: str) -> httpx.Response:
         return http.get(self.base + path, headers=self.headers, timeout=10)

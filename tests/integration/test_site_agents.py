@@ -18,6 +18,7 @@ from regatta.inventory import Inventory
 from regatta.inventory.sweep import records_from_fleet
 from regatta.kube.connect import ClusterConnections
 from regatta.models import ClusterSelector, ClusterUpgradeProgress, FleetSweepInput, FleetSweepResult
+from regatta.models.policy import BundleSpec, DriftSweepInput, DriftSweepResult, PolicyRolloutResult
 from regatta.rules.sites import site_task_queue
 from regatta.settings import Settings
 from tests.conftest import eks_cluster, sim_report
@@ -27,10 +28,12 @@ from tests.shared_http import http
 from workers.main import build_worker
 
 
-def add_site_cluster(simulator, inventory: Inventory, *, site: str, time_scale: float | None = None) -> str:
+def add_site_cluster(simulator, inventory: Inventory, *, site: str, time_scale: float | None = None,
+                     labels: dict[str, str] | None = None, policy_engines: list[str] | None = None) -> str:
     name = f"site-{uuid.uuid4().hex[:8]}"
     # An EKS cluster whose API server has a private endpoint only: the cloud's API is public, the cluster's is not.
-    spec = {**eks_cluster(name, pools=1, nodes=2, time_scale=time_scale), "site": site}
+    spec = {**eks_cluster(name, pools=1, nodes=2, time_scale=time_scale, labels=labels, policy_engines=policy_engines),
+            "site": site}
     fleet = FleetSpec.model_validate({"clusters": [spec]})
     http.post(f"{simulator.url}/sim/clusters", json=fleet.model_dump(), timeout=10).raise_for_status()
     for record in records_from_fleet(fleet):
@@ -152,3 +155,45 @@ async def test_a_grant_on_a_site_cluster_is_made_handed_out_and_taken_back_by_th
     used = await queues_used(client, handle.id)
     assert used[site_task_queue(task_queue, "dc3")] >= {"kube.grant_access", "kube.hand_out_access", "kube.revoke_access"}
     assert not any(name.startswith("kube.") for name in used.get(task_queue, set())), used
+
+
+async def test_a_bundle_and_its_drift_sweep_reach_a_site_cluster_only_through_its_agent(
+        client: Client, queue_settings: Settings, simulator, inventory: Inventory, task_queue: str, add_cluster):
+    """A bundle given to a site's cluster, the violations its policy gate reads there, and the drift sweep that compares
+    it afterwards all go to the site's agent (they named their cluster by name, and went to the central queue, where
+    its credentials are refused); a central cluster beside it is reached centrally."""
+    tag = uuid.uuid4().hex[:6]
+    at_site = add_site_cluster(simulator, inventory, site="dc3", labels={"policy": tag}, policy_engines=["kyverno"])
+    add_cluster("sitepol", labels={"policy": tag}, pools=1, nodes=1, policy_engines=["kyverno"])
+    spec = BundleSpec.model_validate({
+        "name": f"site-{tag}", "targets": {"selector": {"labels": {"policy": tag}}}, "requested_by": "sre-alice",
+        "timeout_seconds": 30, "poll_interval_seconds": 0.05, "failure_budget": 0,
+        "stages": [{"name": "all", "concurrency": 2, "max_violations": 5}],  # audit, then enforce on fresh counts
+        "manifests": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "site-owner", "namespace": "kube-system"},
+             "data": {"cluster": "{{ cluster.name }}"}},
+            {"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy", "metadata": {"name": f"team-{tag}"},
+             "spec": {"rules": [{"name": "team", "match": {"any": [{"resources": {"kinds": ["Pod"]}}]},
+                                 "validate": {"message": "a team label",
+                                              "pattern": {"metadata": {"labels": {"team": "?*"}}}}}]}}]})
+    async with build_worker(client, queue_settings), build_worker(client, queue_settings, site="dc3"):
+        rollout = await client.execute_workflow("PolicyRollout", spec, id=f"policy-site-{tag}", task_queue=task_queue,
+                                                result_type=PolicyRolloutResult)
+        # someone inside dc3 changes the object on the site's cluster: the sweep at the site finds it
+        token = http.get(f"{simulator.url}/sim/credentials/{at_site}", params={"site": "dc3"}, timeout=10).json()["token"]
+        http.patch(f"{simulator.url}/k8s/{at_site}/api/v1/namespaces/kube-system/configmaps/site-owner",
+                   content=b'{"data": {"cluster": "edited"}}', timeout=10,
+                   headers={"Authorization": f"Bearer {token}", "Content-Type": "application/merge-patch+json"},
+                   ).raise_for_status()
+        swept = await client.execute_workflow("DriftSweep", DriftSweepInput(bundle=spec.name), id=f"drift-site-{tag}",
+                                              task_queue=task_queue, result_type=DriftSweepResult)
+    assert rollout.outcome == "succeeded" and rollout.counts == {"applied": 4}, rollout  # two passes, two clusters
+    assert swept.unreachable == {} and swept.drifts == 1, swept
+    site_queue = site_task_queue(task_queue, "dc3")
+    used = await queues_used(client, f"policy-site-{tag}")
+    assert {"kube.give_bundle", "kube.count_violations"} <= used[site_queue], used
+    assert {"kube.give_bundle", "kube.count_violations"} <= used[task_queue], used  # the central cluster's
+    assert all(name.startswith("kube.") for name in used[site_queue]), used
+    drift_queues = await queues_used(client, f"drift-site-{tag}")
+    assert "kube.sweep_drift" in drift_queues[site_queue] and "kube.sweep_drift" in drift_queues[task_queue], drift_queues
+    assert [drift.cluster for drift, _ in inventory.drifts(bundle=spec.name)] == [at_site]

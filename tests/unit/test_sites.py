@@ -49,3 +49,20 @@ def test_the_wait_for_an_absent_agent_doubles_up_to_a_cap():
 def test_a_site_name_the_inventory_could_not_hold_is_refused(name: str):
     with pytest.raises(SiteNameRefused, match="lowercase letters, digits and dashes"):
         check_site_name(name)
+
+
+def test_clusters_named_by_name_are_grouped_by_the_worker_that_reaches_them():
+    from regatta.models.policy import DriftTarget
+    from regatta.rules.bundle_targets import by_site, drift_batches
+
+    sites = {"b": "dc2", "c": "dc1", "e": "dc1"}
+    assert by_site(["a", "b", "c", "d", "e"], sites) == [(None, ["a", "d"]), ("dc1", ["c", "e"]), ("dc2", ["b"])]
+    assert by_site(["a", "d"], {}) == [(None, ["a", "d"])]  # a fleet without sites: one call, as before
+    targets = [DriftTarget(cluster=name, bundle="x", revision="r", site=sites.get(name)) for name in "abcde"]
+    batches = drift_batches(targets, 1)
+    assert [(site, [t.cluster for t in batch]) for site, batch in batches] == [
+        (None, ["a"]), (None, ["d"]), ("dc1", ["c"]), ("dc1", ["e"]), ("dc2", ["b"])]
+    plain = [DriftTarget(cluster=name, bundle="x", revision="r") for name in "abc"]
+    assert [[t.cluster for t in batch] for _, batch in drift_batches(plain, 2)] == [["a", "b"], ["c"]]
+    # a target reached centrally is written as before: no `site` key an older worker would refuse
+    assert "site" not in plain[0].model_dump() and targets[1].model_dump()["site"] == "dc2"

@@ -99,9 +99,14 @@ async def look_up_cluster(cluster: str, *, trail: Any, state: Stopping) -> Clust
 
 
 def _site_of(activity: Activity, arg: Any) -> str | None:
+    """The site whose agent must run this call: the target's, named by its ClusterRef (`arg` or `arg.cluster`) or, for
+    a request that names its clusters by name, by its `site`."""
     ref = arg if isinstance(arg, ClusterRef) else getattr(arg, "cluster", None)
     if isinstance(ref, ClusterRef) and ref.site and sites.runs_at_site(activity.value, provider=ref.provider):
         return ref.site
+    named = getattr(arg, "site", None)
+    if isinstance(named, str) and named and sites.runs_at_site(activity.value):
+        return named
     return None
 
 
