@@ -13,7 +13,7 @@ from regatta.api.gate import Gate, gate
 from regatta.inventory import HoldError
 from regatta.models import ClusterRecord, MaintenanceHold
 from regatta.models.placement import EvacuateClusterInput
-from regatta.rules import access, placement
+from regatta.rules import access, placement, selectors
 from regatta.rules.operation_ids import evacuate_id
 from regatta.temporal.admission import admit
 from regatta.temporal.connect import TemporalUnreachable
@@ -36,7 +36,10 @@ async def clusters(the: Gate = Depends(gate),
                    environment: str | None = Query(default=None, max_length=100),
                    provider: str | None = Query(default=None, max_length=20),
                    region: str | None = Query(default=None, max_length=100),
-                   label: list[str] = Query(default=[], description="key=value; repeat for several")) -> list[ClusterRecord]:
+                   label: list[str] = Query(default=[], description="key=value; repeat for several"),
+                   selector: str | None = Query(default=None, max_length=2000, description=(
+                       "a label selector as kubectl -l takes it: env in (staging,prod),team=payments,!pci"))
+                   ) -> list[ClusterRecord]:
     the.permit("read", set(), verb="read")
     labels = {}
     for pair in label:
@@ -44,9 +47,14 @@ async def clusters(the: Gate = Depends(gate),
         if not sep or not key:
             raise ApiError(422, f"label {pair!r}: give key=value, e.g. label=team=payments")
         labels[key] = value
+    try:
+        wanted = selectors.parse_label_selector(selector) if selector else None
+    except ValueError as error:
+        raise ApiError(422, str(error)) from None
     scope = set(the.token.environments)
     return [r for r in the.inventory.list_clusters(labels or None)
-            if (access.ALL_ENVIRONMENTS in scope or r.environment in scope)
+            if (wanted is None or selectors.labels_match(wanted, r.labels))
+            and (access.ALL_ENVIRONMENTS in scope or r.environment in scope)
             and (environment is None or r.environment == environment)
             and (provider is None or r.provider == provider) and (region is None or r.region == region)]
 

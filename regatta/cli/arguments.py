@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from regatta.models import ClusterSelector
+from regatta.rules import selectors
 from regatta.temporal.outcomes import OperationRefused as Refused
 
 
@@ -36,16 +38,14 @@ class RoleChoice(StrEnum):
     admin = "admin"
 
 
-def parse_selector(text: str | None) -> dict[str, str]:
+def parse_selector(text: str | None) -> ClusterSelector:
+    """--selector as kubectl's -l takes it: `env=prod,team in (payments,ledger),!pci,tier!=3`."""
     if not text:
-        return {}
-    pairs = {}
-    for part in text.split(","):
-        key, sep, value = part.partition("=")
-        if not sep or not key.strip():
-            raise Refused(f"selector part {part!r} is not key=value; write e.g. --selector env=prod,team=payments")
-        pairs[key.strip()] = value.strip()
-    return pairs
+        return ClusterSelector()
+    try:
+        return selectors.parse_label_selector(text)
+    except ValueError as error:
+        raise Refused(str(error)) from None
 
 
 Accept = Annotated[list[str] | None, typer.Option(

@@ -15,7 +15,7 @@ from regatta.cli.context import fleet_now, open_inventory
 from regatta.cli.exits import Unreachable, run_command
 from regatta.cli.render import console, counted, errors, minute, render_clusters
 from regatta.formats import fleet_data
-from regatta.rules import cost
+from regatta.rules import cost, selectors
 from regatta.settings import Settings
 from regatta.temporal.outcomes import OperationRefused as Refused
 
@@ -28,7 +28,7 @@ cluster_app = typer.Typer(no_args_is_help=True, help="One cluster: maintenance h
 
 @clusters_app.command("list")
 def clusters_list(
-    selector: Annotated[str | None, typer.Option(help="label selector, e.g. env=prod,team=payments")] = None,
+    selector: Annotated[str | None, typer.Option(help="label selector as kubectl -l takes it, e.g. 'env in (staging,prod),team=payments,!pci'")] = None,
     output: OutputOption = Output.table,
     refresh: Annotated[bool, typer.Option(help="ask every cluster for its live state first")] = False,
 ):
@@ -44,11 +44,11 @@ def clusters_list(
             from regatta.kube.connect import ClusterConnections
 
             sweep(ClusterConnections(sim_url=Settings.from_env().sim_url), inventory,
-                  [r.name for r in inventory.list_clusters(wanted)])
+                  [r.name for r in inventory.list_clusters() if selectors.labels_match(wanted, r.labels)])
         from regatta.inventory import fleet_reads
 
         # The fleet view's read (validated when written, not again): 10,000 clusters in a fraction of a second.
-        records = [r for r in fleet_reads.fleet(inventory) if all(r.labels.get(k) == v for k, v in wanted.items())]
+        records = [r for r in fleet_reads.fleet(inventory) if selectors.labels_match(wanted, r.labels)]
         try:
             prices = fleet_data.price_list()
         except fleet_data.FleetDataError as error:
@@ -200,14 +200,15 @@ def clusters_import(fleet: Annotated[str | None, typer.Argument(help="fleet file
 
 
 @clusters_app.command("sync")
-def clusters_sync(selector: Annotated[str | None, typer.Option(help="only clusters with these labels, e.g. env=prod")] = None):
+def clusters_sync(selector: Annotated[str | None, typer.Option(help="only clusters this label selector takes (as kubectl -l: env=prod,tier!=3,!pci)")] = None):
     """Refresh versions and health of the inventory's clusters from the clusters themselves."""
     from regatta.inventory.sweep import sweep
     from regatta.kube.connect import ClusterConnections
 
     def body():
         inventory = open_inventory()
-        names = [r.name for r in inventory.list_clusters(parse_selector(selector))]
+        wanted = parse_selector(selector)
+        names = [r.name for r in inventory.list_clusters() if selectors.labels_match(wanted, r.labels)]
         fresh = sweep(ClusterConnections(sim_url=Settings.from_env().sim_url), inventory, names)
         console.print(f"synced {counted(len(fresh), 'cluster')}; {sum(r.health == 'healthy' for r in fresh)} healthy")
 

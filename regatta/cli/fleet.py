@@ -12,6 +12,7 @@ from regatta.cli.arguments import parse_selector
 from regatta.cli.context import open_inventory
 from regatta.cli.exits import Refused, run_command
 from regatta.cli.render import console, errors, said
+from regatta.rules import selectors
 from regatta.settings import Settings
 
 fleet_app = typer.Typer(no_args_is_help=True, help="The fleet as a whole: a twin of it to rehearse operations on.")
@@ -20,7 +21,7 @@ fleet_app = typer.Typer(no_args_is_help=True, help="The fleet as a whole: a twin
 @fleet_app.command("snapshot")
 def fleet_snapshot(
     output: Annotated[str, typer.Option("--output", help="the fleet file to write (- for stdout)")],
-    selector: Annotated[str | None, typer.Option(help="label selector, e.g. env=prod,team=payments")] = None,
+    selector: Annotated[str | None, typer.Option(help="label selector as kubectl -l takes it, e.g. 'env in (staging,prod),team=payments,!pci'")] = None,
     site: Annotated[str | None, typer.Option(envvar="REGATTA_SITE", help="read as this site's agent: its clusters, with"
                                              " its credentials (the others are left out)")] = None,
 ):
@@ -40,7 +41,7 @@ def fleet_snapshot(
             raise Refused(f"--output {output}: its directory {Path(output).parent} does not exist")
         wanted = parse_selector(selector)
         inventory = open_inventory()
-        records = inventory.list_clusters(wanted)
+        records = [r for r in inventory.list_clusters() if selectors.labels_match(wanted, r.labels)]
         if not records:
             raise Refused(f"no cluster in the inventory matches --selector {selector}" if selector
                           else "the inventory holds no cluster: `regatta clusters import FLEET.yaml` first")

@@ -52,13 +52,13 @@ def schedule_create(
 
 @schedule_app.command("sweep")
 def schedule_sweep(every_minutes: Annotated[int, typer.Option(help="minutes between sweeps")] = 60,
-                   selector: Annotated[str | None, typer.Option(help="only clusters with these labels, e.g. env=prod")] = None):
+                   selector: Annotated[str | None, typer.Option(help="only clusters this label selector takes (as kubectl -l: env=prod,tier!=3,!pci)")] = None):
     """Run FleetSweep (health, versions, capacity into the inventory) every N minutes."""
     from regatta.models import FleetSweepInput
     from regatta.temporal.schedules import create_sweep_schedule
 
     async def body():
-        request = FleetSweepInput(selector={"labels": parse_selector(selector)})
+        request = FleetSweepInput(selector=parse_selector(selector))
         schedule_id = await create_sweep_schedule(Settings.from_env(), every_minutes=every_minutes, request=request)
         console.print(f"created schedule [bold]{schedule_id}[/]: FleetSweep every {every_minutes} minutes")
 

@@ -22,6 +22,7 @@ from regatta.cli.context import api_client, fleet_now, open_inventory
 from regatta.cli.exits import run_command
 from regatta.cli.op import admit_and_start, start_over_api
 from regatta.cli.render import console, upgrade_plan
+from regatta.rules import selectors
 from regatta.settings import Settings
 from regatta.temporal.outcomes import OperationRefused as Refused
 
@@ -264,7 +265,7 @@ async def _refuse(why: str) -> None:
 @upgrade_app.command("readiness")
 def upgrade_readiness(
     to: Annotated[str, typer.Option("--to", help="the Kubernetes version to check the clusters against, e.g. 1.32")],
-    selector: Annotated[str | None, typer.Option(help="label selector, e.g. env=prod,team=payments")] = None,
+    selector: Annotated[str | None, typer.Option(help="label selector as kubectl -l takes it, e.g. 'env in (staging,prod),team=payments,!pci'")] = None,
     output: OutputOption = Output.table,
 ):
     """What --to would break on each cluster, read from the clusters now: APIs it stops serving that
@@ -280,7 +281,7 @@ def upgrade_readiness(
         from regatta.kube.connect import ClusterConnections
 
         wanted = parse_selector(selector)
-        records = [r for r in open_inventory().list_clusters() if all(r.labels.get(k) == v for k, v in wanted.items())]
+        records = [r for r in open_inventory().list_clusters() if selectors.labels_match(wanted, r.labels)]
         reports = check_fleet(ClusterConnections(sim_url=Settings.from_env().sim_url), records, to)
         if output == "json":
             print(to_json([r.model_dump(mode="json") for r in reports], indent=2).decode())

@@ -22,7 +22,7 @@ wave_app = typer.Typer(no_args_is_help=True, help="Fleet-wide patch waves: stage
 WaveFile = Annotated[str | None, typer.Option("--file", help="the wave as YAML (see examples/wave.yaml)")]
 
 
-WaveSelector = Annotated[str | None, typer.Option(help="without --file: the clusters, e.g. env=staging,team=payments")]
+WaveSelector = Annotated[str | None, typer.Option(help="without --file: the clusters, a label selector as kubectl -l takes it, e.g. 'env in (staging),team=payments'")]
 
 
 WaveTarget = Annotated[str | None, typer.Option("--to", help="without --file: the target version, e.g. 1.31")]
@@ -58,7 +58,7 @@ def _wave_request(*, file: str | None, selector: str | None, to: str | None, nam
         budget: int | str = int(failure_budget) if failure_budget.isdigit() else failure_budget
         try:
             wave = PatchWaveInput(name=name or f"patch-{to}-{datetime.now(UTC):%Y%m%d}", target_version=to,
-                                  selector={"labels": parse_selector(selector)}, failure_budget=budget,
+                                  selector=parse_selector(selector), failure_budget=budget,
                                   stages=[{"name": "all", "concurrency": concurrency}])
         except ValidationError as error:
             raise Refused(str(error)) from None

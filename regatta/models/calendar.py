@@ -8,17 +8,44 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, model_validator
 
 from regatta.models.base import Model, ProviderKind
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
-class ClusterSelector(Model):
-    """Which clusters: every given field must match (an empty selector matches every cluster)."""
+# A label's key as Kubernetes writes one: an optional DNS-subdomain prefix and a slash, then a name.
+LABEL_KEY = r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 
-    labels: dict[str, str] = Field(default_factory=dict)
+
+class LabelRequirement(Model):
+    """One of a selector's `matchExpressions`, as Kubernetes' LabelSelectorRequirement: In and NotIn name values,
+    Exists and DoesNotExist none. NotIn and DoesNotExist take a cluster without the label."""
+
+    key: str = Field(pattern=LABEL_KEY)
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[str] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _values_fit_the_operator(self) -> LabelRequirement:
+        if self.operator in ("In", "NotIn") and not self.values:
+            raise ValueError(f"{self.key} {self.operator}: name at least one value")
+        if self.operator in ("Exists", "DoesNotExist") and self.values:
+            raise ValueError(f"{self.key} {self.operator}: takes no values")
+        return self
+
+
+class ClusterSelector(Model):
+    """Which clusters: every given field must match (an empty selector matches every cluster). Labels select as
+    Kubernetes' label selectors do: `labels` (or `matchLabels`) by equality, `match_expressions` (or
+    `matchExpressions`) by In, NotIn, Exists and DoesNotExist."""
+
+    labels: dict[str, str] = Field(default_factory=dict, validation_alias=AliasChoices("labels", "matchLabels"))
+    # left out while empty: a worker of the release before, which refuses keys it does not know, still takes it
+    match_expressions: list[LabelRequirement] = Field(
+        default_factory=list, max_length=50, validation_alias=AliasChoices("match_expressions", "matchExpressions"),
+        exclude_if=lambda expressions: not expressions)
     environment: str | None = None
     provider: ProviderKind | None = None
     region: str | None = None

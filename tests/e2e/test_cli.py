@@ -53,8 +53,14 @@ async def test_clusters_list_shows_the_fleet_and_filters_by_labels(queue_setting
     table = await regatta(queue_settings, "clusters", "list", "--selector", "env=canary", "--refresh")
     assert table.returncode == 0 and name in table.stdout and "healthy" in table.stdout
 
-    bad = await regatta(queue_settings, "clusters", "list", "--selector", "env")
-    assert bad.returncode == 2 and "key=value" in bad.stderr
+    # selectors as kubectl -l writes them
+    pci = add_cluster("listpci", env="canary", labels={"pci": "yes"})
+    sets = await regatta(queue_settings, "clusters", "list", "--output", "json", "--selector", "env in (canary,nope),!pci")
+    assert sets.returncode == 0, sets.stderr
+    names = {c["name"] for c in json.loads(sets.stdout)}
+    assert name in names and pci not in names, names
+    bad = await regatta(queue_settings, "clusters", "list", "--selector", "env in canary")
+    assert bad.returncode == 2 and "is not a label requirement" in " ".join(bad.stderr.split()), bad.stderr
 
 
 async def test_a_token_for_an_environment_no_cluster_is_in_is_refused_naming_the_nearest(queue_settings, add_cluster):

@@ -279,3 +279,16 @@ async def test_a_start_cannot_hand_a_wave_the_state_it_would_carry_into_its_next
         "carried": carried}})
     assert refused.status_code == 422 and "input.carried" in refused.json()["error"], refused.text
     assert (await api.get(f"/v1/operations/wave-{name}", headers=operator)).status_code == 404  # nothing started
+
+
+async def test_the_api_takes_a_label_selector_as_kubectl_writes_it_and_refuses_a_broken_one(api, add_cluster):
+    tag = uuid.uuid4().hex[:6]
+    plain = add_cluster("selplain", env="staging", labels={"sel": tag})
+    pci = add_cluster("selpci", env="staging", labels={"sel": tag, "pci": "yes"})
+    viewer = api.token("viewer", "staging")
+    found = await api.get("/v1/clusters", headers=viewer, params={"selector": f"sel in ({tag}),!pci"})
+    assert found.status_code == 200 and [c["name"] for c in found.json()] == [plain], found.text
+    both = await api.get("/v1/clusters", headers=viewer, params={"selector": f"sel={tag}"})
+    assert sorted(c["name"] for c in both.json()) == sorted([plain, pci])
+    broken = await api.get("/v1/clusters", headers=viewer, params={"selector": "sel in"})
+    assert broken.status_code == 422 and "is not a label requirement" in broken.json()["error"]
