@@ -5,7 +5,6 @@ with their live status, and deployment readiness."""
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -13,13 +12,13 @@ from dataclasses import dataclass
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
-from kubernetes.utils.quantity import parse_quantity
 from urllib3.exceptions import HTTPError
 
 from regatta.clouds.base import CloudError
 from regatta.clouds.kubeconfig import POOL_LABELS
 from regatta.models import NodeState, PdbState
 from regatta.rules import health as health_rules
+from regatta.rules.quantities import mebibytes, millicores
 
 
 @dataclass(frozen=True)
@@ -42,14 +41,6 @@ def api_ready(api: k8s.ApiClient) -> bool:
         return False
     except HTTPError:
         return False
-
-
-def _millicores(text: str | None) -> int:
-    return math.ceil(parse_quantity(text or "0") * 1000)
-
-
-def _mebibytes(text: str | None) -> int:
-    return math.ceil(parse_quantity(text or "0") / 2**20)
 
 
 def answering_client(connect: Callable[[], k8s.ApiClient], *, timeout_seconds: float, poll_interval_seconds: float,
@@ -101,8 +92,8 @@ def _pod_load(api: k8s.ApiClient) -> tuple[Counter[str], Counter[str], Counter[s
         pods_per_node[node] += 1
         for container in pod["spec"].get("containers") or []:
             requests = (container.get("resources") or {}).get("requests") or {}
-            cpu[node] += _millicores(requests.get("cpu"))
-            memory[node] += _mebibytes(requests.get("memory"))
+            cpu[node] += millicores(requests.get("cpu"))
+            memory[node] += mebibytes(requests.get("memory"))
     return pods_per_node, cpu, memory
 
 
@@ -122,8 +113,8 @@ def read_nodes(api: k8s.ApiClient, *, with_pods: bool = True) -> list[NodeState]
             unschedulable=bool((node.get("spec") or {}).get("unschedulable")),
             pods=pods_per_node.get(name, 0),
             allocatable_pods=int(allocatable.get("pods", "0")),
-            cpu_allocatable_m=_millicores(allocatable.get("cpu")),
-            memory_allocatable_mi=_mebibytes(allocatable.get("memory")),
+            cpu_allocatable_m=millicores(allocatable.get("cpu")),
+            memory_allocatable_mi=mebibytes(allocatable.get("memory")),
             cpu_requested_m=cpu.get(name, 0),
             memory_requested_mi=memory.get(name, 0),
         ))

@@ -8,13 +8,12 @@ Pure: the drift sweep activity and the unit tests call it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from regatta.models.policy import FIELD_MANAGER, BundleObjectKey, DriftIgnore, DriftSuppression, FieldChange
+from regatta.rules import quantities
 from regatta.rules.bundles import matches
 
 # Paths every bundle ignores: what the API server, kubectl and admission controllers write on
@@ -22,26 +21,6 @@ from regatta.rules.bundles import matches
 KNOWN_NOISE = ("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration",
                "/metadata/annotations/deployment.kubernetes.io~1revision",
                "/spec/template/metadata/creationTimestamp")
-_QUANTITY = re.compile(r"^([0-9.]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
-_SCALE = {None: Decimal(1), "m": Decimal("0.001"), "k": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9,
-          "T": Decimal(10) ** 12, "P": Decimal(10) ** 15, "E": Decimal(10) ** 18, "Ki": Decimal(2) ** 10,
-          "Mi": Decimal(2) ** 20, "Gi": Decimal(2) ** 30, "Ti": Decimal(2) ** 40, "Pi": Decimal(2) ** 50,
-          "Ei": Decimal(2) ** 60}
-
-
-def _quantity(value: Any) -> Decimal | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return Decimal(str(value))
-    if isinstance(value, str) and (found := _QUANTITY.match(value)):
-        try:
-            return Decimal(found[1]) * _SCALE[found[2]]
-        except InvalidOperation:
-            return None
-    return None
-
-
 def same_value(applied: Any, live: Any) -> bool:
     """Equal, or the same quantity written another way (the API server's '1' for '1000m', 1 for '1');
     true is not 1."""
@@ -49,7 +28,7 @@ def same_value(applied: Any, live: Any) -> bool:
         return applied is live
     if applied == live:
         return True
-    a, b = _quantity(applied), _quantity(live)
+    a, b = quantities.read(applied), quantities.read(live)
     return a is not None and a == b
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from regatta.models.twin import Calibration, TwinBudget, TwinLeftOut, TwinWorkload, UpgradeSample
 from regatta.rules.disruption import label_selector_matches
-from regatta.rules.placement import mebibytes, millicores
+from regatta.rules.quantities import mebibytes, millicores
 
 # Pods a drain does not evict, so a twin does not carry them: a DaemonSet's (kubectl drain --ignore-daemonsets), a
 # node's own mirror pods; a Job's finish on their own.
