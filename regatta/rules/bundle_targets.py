@@ -30,19 +30,11 @@ DEFAULT_STAGES = (PolicyStage(name="canary", pick={"count": 1, "spread_over": "r
                   PolicyStage(name="rest", concurrency=5))
 
 
-def spread_value(cluster: ClusterRecord, field: str) -> str:
-    if field.startswith("label:"):
-        return cluster.labels.get(field[6:], "")
-    if field == "version":
-        return cluster.control_plane_version
-    return str(getattr(cluster, field))
-
-
 def pick_spread(clusters: Sequence[ClusterRecord], count: int, field: str) -> list[ClusterRecord]:
     """`count` clusters, one per value of the field first (values and clusters by name), then round again."""
     groups: dict[str, list[ClusterRecord]] = {}
     for cluster in sorted(clusters, key=lambda c: c.name):
-        groups.setdefault(spread_value(cluster, field), []).append(cluster)
+        groups.setdefault(placement.spread_value(cluster, field), []).append(cluster)
     picked: list[ClusterRecord] = []
     queues = [groups[value] for value in sorted(groups)]
     while len(picked) < count and any(queues):

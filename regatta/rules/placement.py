@@ -21,7 +21,6 @@ the decommission check, the renderer of bundles and the unit tests.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -38,6 +37,7 @@ from regatta.models.placement import (
     PlacementDecision,
     Workload,
 )
+from regatta.rules.quantities import mebibytes, millicores, quantity
 from regatta.rules.refusals import Refusal
 from regatta.rules.selectors import misses, selects
 
@@ -49,29 +49,6 @@ class PlacementUnsatisfiable(Refusal):
     """The placement cannot be met: too few clusters pass its filters, or too little room."""
 
     error_type = ErrorType.PLACEMENT_UNSATISFIABLE
-
-
-# ------------------------------------------------------------------ quantities
-
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
-_SCALE = {None: 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30,
-          "Ti": 2.0**40}
-
-
-def quantity(text: str | int | float) -> float:
-    """A Kubernetes quantity ('250m', '2', '512Mi', '1.5Gi') as a number."""
-    found = _QUANTITY.match(str(text).strip())
-    if found is None:
-        raise ValueError(f"{text!r} is not a Kubernetes quantity (like 250m, 2, 512Mi, 4Gi)")
-    return float(found[1]) * _SCALE[found[2]]
-
-
-def millicores(text: str | int | float) -> int:
-    return math.ceil(quantity(text) * 1000 - 1e-9)
-
-
-def mebibytes(text: str | int | float) -> int:
-    return math.ceil(quantity(text) / 2**20 - 1e-9)
 
 
 # ------------------------------------------------------------------ the bundle's workloads
@@ -160,9 +137,9 @@ def placement_problems(placement: Placement, manifests: Sequence[dict[str, Any]]
                              " use placement.weights to give a cluster more"))
     if placement.spread is not None:
         over = placement.spread.over
-        if over not in ("region", "provider", "environment") and not (over.startswith("label:") and len(over) > 6):
+        if over not in SPREAD_FIELDS and not (over.startswith("label:") and len(over) > 6):
             problems.append((("placement", "spread", "over"), f"placement.spread.over: {over!r}; use region, provider,"
-                             " environment or label:<key>"))
+                             " environment, version or label:<key>"))
     for field in ("cpu", "memory"):
         try:
             quantity(getattr(placement.min_free, field))
@@ -246,8 +223,19 @@ def score(placement: Placement, cluster: ClusterRecord, eligible: Sequence[Clust
     return terms
 
 
+# What a spread (a placement's, a rollout stage's pick) may be over, beside `label:KEY`.
+SPREAD_FIELDS = ("region", "provider", "environment", "version")
+
+
 def spread_value(cluster: ClusterRecord, over: str) -> str:
-    return cluster.labels.get(over[6:], "") if over.startswith("label:") else str(getattr(cluster, over))
+    """The value of the field a spread is over: `label:KEY` (none: ""), `version` (the control plane's), or a
+    cluster's own field (region, provider, environment). The one reading of it, for a placement's spread and a
+    rollout stage's pick."""
+    if over.startswith("label:"):
+        return cluster.labels.get(over[6:], "")
+    if over == "version":
+        return cluster.control_plane_version
+    return str(getattr(cluster, over))
 
 
 def _pick_count(placement: Placement, ranked: list[tuple[ClusterRecord, float]], *, count: int,

@@ -206,3 +206,14 @@ def test_displaced_waits_out_the_damping_and_never_moves_back_a_cluster_that_rec
     evacuating.hold = MaintenanceHold(until=NOW + timedelta(hours=4), reason="blue/green", held_by="ann", evacuate=True)
     assert [d.cluster for d in placement.displaced([(decision, rule)], [fleet[0], evacuating], now=NOW)] == ["b"]
     assert [d.app for d in placement.placed_on([decision], "b")] == ["web"]
+
+
+def test_a_placement_and_a_stages_pick_spread_over_the_same_fields_read_the_same_way():
+    old, new = cluster("a-old"), cluster("b-new")
+    old.control_plane_version, new.control_plane_version = "1.30", "1.31"
+    assert [placement.spread_value(c, "version") for c in (old, new)] == ["1.30", "1.31"]
+    assert placement.placement_problems(Placement.model_validate({"spread": {"over": "version"}}), [WEB], []) == []
+    said = placement.placement_problems(Placement.model_validate({"spread": {"over": "zone"}}), [WEB], [])
+    assert [message for _, message in said] == ["placement.spread.over: 'zone'; use region, provider, environment,"
+                                                " version or label:<key>"]
+    assert [c.name for c in bundle_targets.pick_spread([old, new, cluster("c-old")], 2, "version")] == ["a-old", "b-new"]
