@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from regatta.cli.arguments import Output, OutputOption
+from regatta.cli.arguments import ListOutput, ListOutputOption
 from regatta.cli.context import open_inventory
 from regatta.cli.exits import Refused, run_command
 from regatta.cli.render import console, errors, show_list
@@ -182,7 +182,7 @@ def access_list(cluster: Annotated[str | None, typer.Option(help="only this clus
                 person: Annotated[str | None, typer.Option(help="only this person's grants")] = None,
                 at: Annotated[str | None, typer.Option(help="only the grants whose access was on the cluster at this"
                                                             " moment (ISO 8601, UTC unless it says: 2026-12-01T14:00)")] = None,
-                output: OutputOption = Output.table):
+                output: ListOutputOption = ListOutput.table):
     """Live and past grants, newest first: who had what on which cluster, when, and who approved it. A grant whose
     time is up but whose access Regatta has not yet taken back (its workers were down) is `overdue`. With --at:
     who could reach the cluster at that moment."""
@@ -210,8 +210,8 @@ def access_list(cluster: Annotated[str | None, typer.Option(help="only this clus
         show_list(shown, output, title=f"{len(shown)} access grants",
                   columns=("GRANT", "CLUSTER", "PERSON", "ROLE", "STATE", "APPROVED BY", "GRANTED", "ENDS", "ENDED",
                            "REASON"),
-                  row=lambda g: (g.grant_id, g.cluster, g.person, g.role,
-                                 f"[bold red]{g.phase}[/]" if g.phase == "overdue" else g.phase, g.approved_by or "",
-                                 when(g.granted_at), when(g.expires_at), when(g.revoked_at), g.reason))
+                  row=lambda g: (g.grant_id, g.cluster, g.person, g.role, g.phase, g.approved_by or "",
+                                 when(g.granted_at), when(g.expires_at), when(g.revoked_at), g.reason),
+                  name=lambda g: g.grant_id, colours=lambda g: {4: "red"} if g.phase == "overdue" else {})
 
     run_command(body)

@@ -21,6 +21,22 @@ class Output(StrEnum):
 
 
 OutputOption = Annotated[Output, typer.Option(help="table for people, json for scripts")]
+
+
+class ListOutput(StrEnum):
+    """How a list prints, as kubectl's -o: a table that fits the terminal (its first column never cut), every column,
+    JSON, YAML, or one name a line."""
+
+    table = "table"
+    wide = "wide"
+    json = "json"
+    yaml = "yaml"
+    name = "name"
+
+
+ListOutputOption = Annotated[ListOutput, typer.Option(
+    "--output", "-o", help="table (fits the terminal; piped: every column, plain), wide (every column), json, yaml, or"
+    " name (one a line)")]
 OperationId = Annotated[str, typer.Argument(help="the operation's id, as `regatta op list` shows it (cluster-NAME, wave-NAME,"
                                                  " policy-BUNDLE)")]
 ScheduleId = Annotated[str, typer.Argument(help="the schedule's id, as `regatta schedule list` shows it")]

@@ -9,10 +9,10 @@ from typing import Annotated
 
 import typer
 
-from regatta.cli.arguments import Output, OutputOption
+from regatta.cli.arguments import ListOutput, ListOutputOption, Output, OutputOption
 from regatta.cli.context import open_inventory
 from regatta.cli.exits import Refused, run_command
-from regatta.cli.render import console, show_list
+from regatta.cli.render import console, counted, show_list
 from regatta.inventory.audit_files import append_checkpoint, make_key_file, read_checkpoints
 from regatta.settings import Settings
 from regatta.temporal.outcomes import OperationFailed
@@ -26,16 +26,17 @@ def audit_list(
     operation: Annotated[str | None, typer.Option(help="operation id")] = None,
     kind: Annotated[str | None, typer.Option(help="one kind of record: access (sign-ins and refusals), api, or a"
                                                   " workflow type such as ClusterUpgrade")] = None,
-    output: OutputOption = Output.table,
+    output: ListOutputOption = ListOutput.table,
 ):
     """Who asked for what, under which ticket, and how it ended."""
 
     def body():
         records = open_inventory().audit(cluster=cluster, operation_id=operation, kind=kind)
-        show_list(records, output, title=f"{len(records)} audit records",
+        show_list(records, output, title=counted(len(records), "audit record"),
               columns=("AT (UTC)", "OPERATION", "CLUSTER", "BY", "TICKET", "ACTION", "OUTCOME", "DETAIL"),
               row=lambda r: (f"{r.at:%Y-%m-%d %H:%M:%S}" if r.at else "", r.operation_id, r.cluster, r.requested_by,
-                             r.ticket or "", r.action, r.outcome, r.detail))
+                             r.ticket or "", r.action, r.outcome, r.detail),
+              name=lambda r: r.operation_id)
 
     run_command(body)
 

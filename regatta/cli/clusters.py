@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from regatta.cli.arguments import Output, OutputOption, parse_selector, parse_until
+from regatta.cli.arguments import ListOutput, ListOutputOption, Output, OutputOption, parse_selector, parse_until
 from regatta.cli.context import fleet_now, open_inventory
 from regatta.cli.exits import Unreachable, run_command
 from regatta.cli.render import console, counted, errors, minute, render_clusters
@@ -29,7 +29,7 @@ cluster_app = typer.Typer(no_args_is_help=True, help="One cluster: maintenance h
 @clusters_app.command("list")
 def clusters_list(
     selector: Annotated[str | None, typer.Option(help="label selector as kubectl -l takes it, e.g. 'env in (staging,prod),team=payments,!pci'")] = None,
-    output: OutputOption = Output.table,
+    output: ListOutputOption = ListOutput.table,
     refresh: Annotated[bool, typer.Option(help="ask every cluster for its live state first")] = False,
 ):
     """The fleet: name, provider, region, labels, versions, health, room, how much CPU the pods
@@ -62,7 +62,15 @@ def clusters_list(
                 print(to_json([{**r.model_dump(mode="json"), "estimated_cost": costs[r.name].model_dump(
                     mode="json", exclude={"cluster"})} for r in records], indent=2).decode())
                 return
-            render_clusters(records, now=fleet_now() if any(r.hold for r in records) else None, costs=costs)
+            if output in ("yaml", "name"):
+                from regatta.cli.render import show_list
+
+                show_list(records, output, title="", columns=(), row=lambda r: (), name=lambda r: r.name,
+                          data=lambda r: {**r.model_dump(mode="json"), "estimated_cost": costs[r.name].model_dump(
+                              mode="json", exclude={"cluster"})})
+                return
+            render_clusters(records, now=fleet_now() if any(r.hold for r in records) else None, costs=costs,
+                            fit=output == "table")
 
     run_command(body)
 

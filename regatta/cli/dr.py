@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from regatta.cli.arguments import Output, OutputOption
+from regatta.cli.arguments import ListOutput, ListOutputOption
 from regatta.cli.context import open_inventory
 from regatta.cli.exits import run_command
 from regatta.cli.op import admit_and_start
@@ -112,13 +112,14 @@ def dr_unpair(primary: Annotated[str, typer.Argument(help="the primary of the pa
 
 
 @dr_app.command("list")
-def dr_list(output: OutputOption = Output.table):
+def dr_list(output: ListOutputOption = ListOutput.table):
     """Every pair and which side serves."""
 
     def body():
         pairs = open_inventory().dr_pairs()
         show_list(pairs, output, title=counted(len(pairs), "DR pair"), columns=("PRIMARY", "STANDBY", "SERVING", "LAST OPERATION", "SINCE"),
-              row=lambda p: (p.primary, p.standby, p.primary if p.serving == "primary" else f"[yellow]{p.standby}[/]",
-                             p.last_operation or "", f"{p.updated_at:%Y-%m-%d %H:%M}" if p.updated_at else ""))
+              row=lambda p: (p.primary, p.standby, p.primary if p.serving == "primary" else p.standby,
+                             p.last_operation or "", f"{p.updated_at:%Y-%m-%d %H:%M}" if p.updated_at else ""),
+              name=lambda p: p.primary, colours=lambda p: {} if p.serving == "primary" else {2: "yellow"})
 
     run_command(body)

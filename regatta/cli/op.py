@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from pydantic import BaseModel
 
-from regatta.cli.arguments import OperationId, Output, OutputOption
+from regatta.cli.arguments import ListOutput, ListOutputOption, OperationId, Output, OutputOption
 from regatta.cli.context import api_client, ui_url
 from regatta.cli.exits import run_command
 from regatta.cli.render import console
@@ -249,7 +249,7 @@ def op_status(operation_id: OperationId, output: OutputOption = Output.table):
 @op_app.command("list")
 def op_list(running: Annotated[bool, typer.Option("--running", help="only the ones still running")] = False,
             limit: Annotated[int, typer.Option(min=1, max=1000, help="at most this many, newest first")] = 20,
-            output: OutputOption = Output.table):
+            output: ListOutputOption = ListOutput.table):
     """Operations, newest first: id, type, cluster, status, what each came to, when it started and ended."""
     from regatta.temporal.connect import connect
     from regatta.temporal.operations import list_operations
@@ -258,23 +258,19 @@ def op_list(running: Annotated[bool, typer.Option("--running", help="only the on
         api = api_client()
         found = (api.operations(limit=limit, running=running) if api is not None  # what the token may see
                  else await list_operations(await connect(Settings.from_env()), limit=limit, running_only=running))
-        if output == "json":
-            print(json.dumps(found, indent=2, default=str))
+        from regatta.cli.render import show_list
+
+        if not found and output in ("table", "wide"):
+            console.print("no operations" + (" running" if running else ""))
             return
-        from rich.table import Table
-
-        from regatta.cli.render import said
-
-        table = Table()
-        for column in ("OPERATION", "TYPE", "CLUSTER", "STATUS", "OUTCOME", "STARTED", "CLOSED"):
-            table.add_column(column)
         colour = {True: "green", False: "red"}
-        for o in found:
-            came_to = f"[{colour[o['succeeded']]}]{o['outcome']}[/]" if o["succeeded"] is not None else said(o["outcome"] or "")
-            table.add_row(said(o["id"]), o["type"], said(o["cluster"] or "—"), o["status"], came_to,
-                          f"{o['started']:%Y-%m-%d %H:%M:%S}" if o["started"] else "",
-                          f"{o['closed']:%Y-%m-%d %H:%M:%S}" if o["closed"] else "")
-        console.print(table if found else "no operations" + (" running" if running else ""))
+        show_list(found, output, title=f"{len(found)} operations, newest first",
+                  columns=("OPERATION", "TYPE", "CLUSTER", "STATUS", "OUTCOME", "STARTED", "CLOSED"),
+                  row=lambda o: (o["id"], o["type"], o["cluster"] or "—", o["status"], o["outcome"] or "",
+                                 f"{o['started']:%Y-%m-%d %H:%M:%S}" if o["started"] else "",
+                                 f"{o['closed']:%Y-%m-%d %H:%M:%S}" if o["closed"] else ""),
+                  name=lambda o: o["id"], data=lambda o: o,
+                  colours=lambda o: {4: colour[o["succeeded"]]} if o["succeeded"] is not None else {})
 
     run_command(body())
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from regatta.cli.arguments import Output, OutputOption
+from regatta.cli.arguments import ListOutput, ListOutputOption, Output, OutputOption
 from regatta.cli.context import open_inventory
 from regatta.cli.exits import run_command
 from regatta.cli.render import console
@@ -20,22 +20,18 @@ placement_app = typer.Typer(no_args_is_help=True, help="Placed applications: whe
 
 
 @placement_app.command("list")
-def placement_list(output: OutputOption = Output.table):
+def placement_list(output: ListOutputOption = ListOutput.table):
     """Every placed application: its clusters and their shares."""
-    from rich.table import Table
+    from regatta.cli.render import show_list
 
     def body():
         decisions = open_inventory().placements()
-        if output == "json":
-            print(json.dumps([d.model_dump(mode="json") for d in decisions], indent=2))
-            return
-        table = Table(title=f"{len(decisions)} placed applications")
-        for column in ("APP", "REVISION", "PICK", "CLUSTERS (REPLICAS)", "DECIDED (UTC)", "BY"):
-            table.add_column(column)
-        for d in decisions:
-            where = ", ".join(f"{s.cluster} ({sum(s.replicas.values())})" for s in d.chosen)
-            table.add_row(d.app, d.revision, d.pick, where, f"{d.decided_at:%Y-%m-%d %H:%M}", d.note or d.operation_id)
-        console.print(table)
+        show_list(decisions, output, title=f"{len(decisions)} placed applications",
+                  columns=("APP", "REVISION", "PICK", "CLUSTERS (REPLICAS)", "DECIDED (UTC)", "BY"),
+                  row=lambda d: (d.app, d.revision, d.pick,
+                                 ", ".join(f"{s.cluster} ({sum(s.replicas.values())})" for s in d.chosen),
+                                 f"{d.decided_at:%Y-%m-%d %H:%M}", d.note or d.operation_id),
+                  name=lambda d: d.app)
 
     run_command(body)
 

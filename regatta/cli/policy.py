@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from regatta.cli.arguments import Compress, Output, OutputOption, TwinFile
+from regatta.cli.arguments import Compress, ListOutput, ListOutputOption, Output, OutputOption, TwinFile
 from regatta.cli.context import fleet_now, open_inventory
 from regatta.cli.exits import run_command
 from regatta.cli.render import console, counted
@@ -321,28 +321,30 @@ def drift_sweep(
 def drift_list(
     cluster: Annotated[str | None, typer.Option(help="only this cluster")] = None,
     bundle: Annotated[str | None, typer.Option(help="only this bundle")] = None,
-    output: OutputOption = Output.table,
+    output: ListOutputOption = ListOutput.table,
 ):
     """What the last sweep found: each drift's object, paths with before and after, who and when."""
-    from rich.table import Table
+    from regatta.cli.render import show_list
 
     def body():
         found = open_inventory().drifts(cluster=cluster, bundle=bundle)
-        if output == Output.json:
-            print(json.dumps([{**d.model_dump(mode="json"), "found_at": at.isoformat()} for d, at in found], indent=2))
-            return
-        if not found:
+        if not found and output in ("table", "wide"):
             console.print("no drift")
             return
-        table = Table("cluster", "bundle", "object", "drift", "by", "when", "state")
-        for d, _ in found:
+
+        def row(item) -> tuple:
+            d, _ = item
             what = "deleted" if d.kind == "deleted" else "; ".join(f"{f.path}: {_short(f.before)} → {_short(f.after)}"
                                                                   for f in d.fields)
             state = ("suppressed: " + d.suppressed_by) if d.suppressed_by else "remediated" if d.remediated else "open"
             where = f"{d.key.namespace}/" if d.key.namespace else ""
-            table.add_row(d.cluster, d.bundle, f"{d.key.kind} {where}{d.key.name}", what, d.changed_by or "-",
-                          d.changed_at or "-", state)
-        console.print(table)
+            return (d.cluster, d.bundle, f"{d.key.kind} {where}{d.key.name}", state, d.changed_by or "-",
+                    d.changed_at or "-", what)
+
+        show_list(found, output, title=f"{len(found)} drifts", columns=("CLUSTER", "BUNDLE", "OBJECT", "STATE", "BY",
+                                                                         "WHEN", "DRIFT"), row=row,
+                  name=lambda item: f"{item[0].cluster}/{item[0].key.kind}/{item[0].key.name}",
+                  data=lambda item: {**item[0].model_dump(mode="json"), "found_at": item[1].isoformat()})
 
     run_command(body)
 

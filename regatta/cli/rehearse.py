@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from regatta.cli.arguments import Output, OutputOption
+from regatta.cli.arguments import ListOutput, ListOutputOption, Output, OutputOption
 from regatta.cli.context import open_inventory
 from regatta.cli.exits import Refused, run_command
 from regatta.cli.render import console, errors, said
@@ -211,27 +211,25 @@ rehearsal_app = typer.Typer(no_args_is_help=True, help="Rehearsals kept: what ea
 
 
 @rehearsal_app.command("list")
-def rehearsal_list(output: OutputOption = Output.table):
+def rehearsal_list(output: ListOutputOption = ListOutput.table):
     """The rehearsals kept, newest first, with how each held against the real run when it was last shown."""
 
     def body():
+        from regatta.cli.render import show_list
         from regatta.inventory.rehearsal_records import listing
 
         records = listing(open_inventory())
-        if output == "json":
-            print(json.dumps([r.model_dump(mode="json", exclude={"wave", "upgrades", "policy"}) for r in records],
-                             indent=2))
-            return
-        table = Table()
-        for column in ("REHEARSAL", "KIND", "OF", "REHEARSED (UTC)", "CLUSTERS", "ENDED SINCE", "AS REHEARSED",
-                       "MEAN ERROR"):
-            table.add_column(column)
-        for r in records:
+
+        def row(r: RehearsalRecord) -> tuple:
             a = r.accuracy
-            table.add_row(r.rehearsal_id, r.kind, said(r.subject), f"{r.rehearsed_at.astimezone(UTC):%Y-%m-%d %H:%M}",
-                          str(len(r.clusters)), str(a.ended) if a else "—", str(a.outcomes_agreed) if a else "—",
-                          f"{a.mean_abs_error:.0%}" if a and a.mean_abs_error is not None else "—")
-        console.print(table)
+            return (r.rehearsal_id, r.kind, r.subject, f"{r.rehearsed_at.astimezone(UTC):%Y-%m-%d %H:%M}",
+                    len(r.clusters), a.ended if a else "—", a.outcomes_agreed if a else "—",
+                    f"{a.mean_abs_error:.0%}" if a and a.mean_abs_error is not None else "—")
+
+        show_list(records, output, title=f"{len(records)} rehearsals, newest first", row=row,
+                  columns=("REHEARSAL", "KIND", "OF", "REHEARSED (UTC)", "CLUSTERS", "ENDED SINCE", "AS REHEARSED",
+                           "MEAN ERROR"), name=lambda r: r.rehearsal_id,
+                  data=lambda r: r.model_dump(mode="json", exclude={"wave", "upgrades", "policy"}))
 
     run_command(body)
 

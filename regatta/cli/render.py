@@ -16,8 +16,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, Task, TaskID,
 from rich.table import Table
 from rich.text import Text
 
-from regatta.cli.arguments import Output
-
 if TYPE_CHECKING:
     from temporalio.client import WorkflowHandle
 from regatta.models import ClusterRecord, WaveForecast, WavePlan
@@ -32,17 +30,26 @@ console = Console()
 errors = Console(stderr=True)
 
 
-def show_list(items: list, output: Output, *, title: str, columns: tuple[str, ...], row: Callable[[Any], tuple]) -> None:
-    """A list as JSON for scripts, or as a table for people."""
-    if output == "json":
-        print(json.dumps([item.model_dump(mode="json") for item in items], indent=2))
+def show_list(items: Sequence[Any], output: str, *, title: str, columns: tuple[str, ...], row: Callable[[Any], tuple],
+              name: Callable[[Any], str], data: Callable[[Any], Any] | None = None,
+              colours: Callable[[Any], dict[int, str]] | None = None) -> None:
+    """A list as kubectl prints one (`-o table|wide|json|yaml|name`): JSON or YAML for scripts (`data` of each item,
+    its model's JSON by default), one name a line, or plain columns nothing is cut from."""
+    if output in ("json", "yaml"):
+        found = [data(item) if data else item.model_dump(mode="json") for item in items]
+        if output == "json":
+            print(json.dumps(found, indent=2, default=str))
+        else:
+            import yaml
+
+            print(yaml.safe_dump(json.loads(json.dumps(found, default=str)), sort_keys=False, allow_unicode=True), end="")
         return
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
-    for item in items:
-        table.add_row(*row(item))
-    console.print(table)
+    if output == "name":
+        for item in items:
+            print(name(item).translate(UNPRINTABLE))
+        return
+    print_columns(title, columns, [tuple(str(cell) for cell in row(item)) for item in items],
+                  [colours(item) for item in items] if colours else None, fit=output == "table")
 
 
 def minute(at) -> str:
@@ -59,26 +66,40 @@ UNPRINTABLE = {c: repr(chr(c))[1:-1] for c in [*range(0x20), *range(0x7f, 0xa0),
 
 
 def print_columns(title: str, headers: tuple[str, ...], rows: Sequence[tuple[str, ...]],
-                  colours: list[dict[int, str]] | None = None) -> None:
-    """A fleet-sized table as kubectl prints one: left-aligned columns as wide as their widest cell,
-    three spaces apart, one line a row, nothing cut or wrapped (grep and awk read it as well as
-    people do). A rich table measures and wraps every cell, 15 s for 10,000 clusters; this takes
-    milliseconds. `colours`: per row, column → green, yellow or red, shown on a terminal only."""
+                  colours: list[dict[int, str]] | None = None, *, fit: bool = False) -> None:
+    """A table as kubectl prints one: left-aligned columns as wide as their widest cell, three spaces
+    apart, one line a row, nothing cut or wrapped (grep and awk read it as well as people do). A rich
+    table measures and wraps every cell, 15 s for 10,000 clusters; this takes milliseconds. On a
+    terminal the title comes first and `fit` drops the last columns (never the first) until the table
+    fits, saying which; piped, the header and the rows alone go to stdout (the title to stderr) and
+    every column is kept. `colours`: per row, column → green, yellow or red, on a terminal only."""
     rows = [tuple(cell.translate(UNPRINTABLE) for cell in row) for row in rows]
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    shown = len(headers)
+    if fit and console.is_terminal:
+        while shown > 1 and sum(widths[:shown]) + 3 * (shown - 1) > console.width:
+            shown -= 1
+        if shown < len(headers):
+            title += f" ({', '.join(headers[shown:])} not shown: -o wide)"
     paint = console.is_terminal and not console.no_color
-    lines = [title, "   ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines = ["   ".join(h.ljust(w) for h, w in zip(headers[:shown], widths, strict=False)).rstrip()]
     for n, row in enumerate(rows):
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
+        cells = [cell.ljust(width) for cell, width in zip(row[:shown], widths, strict=False)]
         if paint and colours:
             for column, colour in colours[n].items():
-                cells[column] = f"{COLOURS[colour]}{cells[column]}\x1b[0m"
+                if column < shown:
+                    cells[column] = f"{COLOURS[colour]}{cells[column]}\x1b[0m"
         lines.append("   ".join(cells).rstrip())
+    if console.is_terminal:
+        lines.insert(0, title)
+    elif title:
+        errors.file.write(title + "\n")
     console.file.write("\n".join(lines) + "\n")
     console.file.flush()
 
 
-def render_clusters(records: list[ClusterRecord], *, now: datetime | None, costs: dict[str, ClusterCost]) -> None:
+def render_clusters(records: list[ClusterRecord], *, now: datetime | None, costs: dict[str, ClusterCost],
+                    fit: bool = False) -> None:
     """`regatta clusters list`: one row a cluster, its hold read on the fleet's clock `now`, its
     estimated monthly cost and how much of its CPU the pods request."""
     currency = next(iter(costs.values())).currency if costs else "USD"
@@ -100,7 +121,7 @@ def render_clusters(records: list[ClusterRecord], *, now: datetime | None, costs
         rows.append((r.name, r.provider, r.region, labels, r.control_plane_version, pools, r.health, room, used, monthly,
                      swept, held))
         colours.append({6: colour, **({11: "yellow"} if hold else {})})
-    print_columns(f"{counted(len(records), 'cluster')}, {total:,.0f} {currency} a month", headers, rows, colours)
+    print_columns(f"{counted(len(records), 'cluster')}, {total:,.0f} {currency} a month", headers, rows, colours, fit=fit)
 
 
 def render_forecast(forecast: WaveForecast, console: Console, *, cluster: str | None = None, output: str = "table") -> None:

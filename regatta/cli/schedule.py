@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 
-from regatta.cli.arguments import Output, OutputOption, ScheduleId, parse_selector
+from regatta.cli.arguments import ListOutput, ListOutputOption, ScheduleId, parse_selector
 from regatta.cli.exits import run_command
 from regatta.cli.render import console, show_list
 from regatta.settings import Settings
@@ -86,17 +85,15 @@ def schedule_drift(every_minutes: Annotated[int, typer.Option(help="minutes betw
 
 
 @schedule_app.command("list")
-def schedule_list(output: OutputOption = Output.table):
+def schedule_list(output: ListOutputOption = ListOutput.table):
     """Every schedule, whether it is paused, and when it fires next."""
     from regatta.temporal.schedules import list_schedules
 
     async def body():
         found = await list_schedules(Settings.from_env())
-        if output == "json":
-            print(json.dumps(found, indent=2))
-            return
         show_list(found, output, title=f"{len(found)} schedules", columns=("ID", "PAUSED", "NEXT", "NOTE"),
-                  row=lambda entry: (entry["id"], "yes" if entry["paused"] else "", ", ".join(entry["next"]), entry["note"]))
+                  row=lambda entry: (entry["id"], "yes" if entry["paused"] else "", ", ".join(entry["next"]), entry["note"]),
+                  name=lambda entry: entry["id"], data=lambda entry: entry)
 
     run_command(body())
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from regatta.cli.arguments import Output, OutputOption, RoleChoice
+from regatta.cli.arguments import ListOutput, ListOutputOption, RoleChoice
 from regatta.cli.context import open_inventory
 from regatta.cli.exits import run_command
 from regatta.cli.render import console, errors, show_list
@@ -83,7 +83,7 @@ def token_revoke(name: Annotated[str, typer.Argument(help="the token's name")]):
 
 
 @token_app.command("list")
-def token_list(output: OutputOption = Output.table):
+def token_list(output: ListOutputOption = ListOutput.table):
     """Every token: its role, environments and whether it is revoked (never the token itself)."""
 
     def body():
@@ -91,6 +91,7 @@ def token_list(output: OutputOption = Output.table):
         show_list(tokens, output, title=f"{len(tokens)} API tokens",
               columns=("NAME", "ROLE", "ENVIRONMENTS", "CREATED (UTC)", "REVOKED (UTC)"),
               row=lambda t: (t.name, t.role, ", ".join(t.environments), f"{t.created_at:%Y-%m-%d %H:%M}",
-                             f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else ""))
+                             f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else ""),
+              name=lambda t: t.name)
 
     run_command(body)

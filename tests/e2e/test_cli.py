@@ -111,8 +111,8 @@ async def test_refusals_exit_2_and_change_nothing(queue_settings, add_cluster, s
     assert control.returncode == 2 and never in control.stderr
     status = await regatta(queue_settings, "op", "status", never)
     assert status.returncode == 2 and f"no operation {never}" in status.stderr
-    output = await regatta(queue_settings, "clusters", "list", "--output", "yaml")
-    assert output.returncode == 2 and "'table', 'json'" in output.stderr
+    output = await regatta(queue_settings, "clusters", "list", "--output", "xml")
+    assert output.returncode == 2 and "'table', 'wide', 'json', 'yaml', 'name'" in " ".join(output.stderr.split())
     fleet = await regatta(queue_settings, "clusters", "import", "/nonexistent/fleet.yaml")
     assert fleet.returncode == 2 and "does not exist" in fleet.stderr
     template = await regatta(queue_settings, "upgrade", "start", name, "--to", "1.31", "--launch-template-version", "hardened")
@@ -220,3 +220,36 @@ async def test_a_failed_upgrade_exits_1_and_status_says_why(queue_settings, add_
     status = await regatta(queue_settings, "op", "status", f"cluster-{name}")
     # exit 1 as its start did: a script reading status learns it failed from the code, not only from the words
     assert status.returncode == 1 and "FAILED → failed" in status.stdout and "shop/payments-pdb" in status.stdout
+
+
+LISTS = (("clusters", "list"), ("op", "list"), ("audit", "list"), ("token", "list"), ("schedule", "list"),
+         ("dr", "list"), ("access", "list"), ("placement", "list"), ("policy", "drift", "list"), ("rehearsal", "list"))
+
+
+async def test_every_list_piped_is_plain_columns_a_grep_finds_whole_names_in(queue_settings, add_cluster):
+    """`regatta clusters list | grep eks-prod` as a new user tries it: piped, every list prints its header and one
+    line a row, every column whole, nothing cut at 80 columns or drawn in boxes; `-o name` one name a line, `-o
+    yaml` YAML."""
+    import yaml
+
+    long = add_cluster("grep-a-cluster-whose-name-is-longer-than-a-narrow-terminal-is-wide", env="staging")
+    token = f"grep-token-{uuid.uuid4().hex[:6]}-with-a-name-as-long-as-some-are"
+    made = await regatta(queue_settings, "token", "create", "--name", token, "--role", "viewer", "--env", "staging")
+    assert made.returncode == 0, made.stderr
+    narrow = {"COLUMNS": "80"}
+    results = await asyncio.gather(*(regatta(queue_settings, *command, env=narrow) for command in LISTS))
+    for command, shown in zip(LISTS, results, strict=True):
+        assert shown.returncode == 0, (command, shown.stderr)
+        assert not any(box in shown.stdout for box in "│┃━─┏┗"), (command, shown.stdout[:500])
+        first = shown.stdout.splitlines()[0] if shown.stdout else ""
+        assert first == first.upper() or first.startswith("no "), (command, first)  # the header comes first
+    by = dict(zip(LISTS, results, strict=True))
+    assert [line.split()[0] for line in by[("clusters", "list")].stdout.splitlines() if long in line] == [long]
+    assert any(line.split()[0] == token for line in by[("token", "list")].stdout.splitlines())
+    assert "token" in by[("audit", "list")].stdout and "a month" in by[("clusters", "list")].stderr  # the title
+    names = await regatta(queue_settings, "clusters", "list", "-o", "name", "--selector", "env=staging", env=narrow)
+    assert names.returncode == 0 and long in names.stdout.splitlines(), names.stdout
+    as_yaml = await regatta(queue_settings, "token", "list", "-o", "yaml", env=narrow)
+    assert as_yaml.returncode == 0 and token in [t["name"] for t in yaml.safe_load(as_yaml.stdout)]
+    wrong = await regatta(queue_settings, "token", "list", "-o", "xml")
+    assert wrong.returncode == 2 and "xml" in wrong.stderr

@@ -115,7 +115,7 @@ async def test_failover_and_failback_from_the_cli_with_their_refusals(queue_sett
     serving = {p["primary"]: p["serving"] for p in json.loads(listed.stdout)}
     table = await regatta(queue_settings, "dr", "list")
     assert table.returncode == 0, table.stderr
-    assert pair.primary in table.stdout and pair.standby in table.stdout and "DR pair" in table.stdout
+    assert pair.primary in table.stdout and pair.standby in table.stdout and "DR pair" in table.stderr  # its title
     assert serving[pair.primary] == "standby"
     again = await regatta(queue_settings, "failover", pair.primary, "--to", pair.standby)
     assert again.returncode == 2 and "fail back first" in again.stderr
