@@ -35,7 +35,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowFailureError
@@ -319,8 +319,6 @@ async def rehearse_rollout(twin: FleetSpec, bundle: BundleSpec, *, compress: flo
                            say: Callable[[str], None] = lambda line: None) -> PolicyRehearsal:
     """The bundle's rollout on a private stack loaded with `twin`: the real PolicyRollout, `compress` times faster,
     watched for when each stage and each cluster begins and ends; each stage that asks for an approval approved."""
-    from datetime import UTC, datetime
-
     run, not_rehearsed = rehearsals.compressed_bundle(bundle, compress)
     stage = twin.model_copy(update={"clusters": [_on_the_twin(c) for c in twin.clusters], "traffic": [], "dr_pairs": []})
     say(f"rehearsing bundle {bundle.name} on a twin of {len(twin.clusters)} clusters, {compress:g} times faster")

@@ -53,18 +53,35 @@ WAVE_STATUS_OF_ERROR = {ErrorType.ALREADY_AT_VERSION: "at_target", ErrorType.CLU
                         ErrorType.NOT_READY_FOR_UPGRADE: "not_ready", ErrorType.UNKNOWN_CLUSTER: "skipped"}
 
 
+def _compress_waits(data: dict[str, Any], compress: float) -> None:
+    """Every `*_seconds` of an operation's input `compress` times shorter, but what is the worker's pace."""
+    if compress < 1:
+        raise ValueError(f"compress {compress:g}: a rehearsal runs the fleet faster than it runs, 1 or more")
+    for key, value in list(data.items()):
+        if key.endswith("_seconds") and key not in REAL_TIME_FIELDS and isinstance(value, (int, float)):
+            data[key] = value / compress
+
+
+def _without_prometheus(checks: list[dict[str, Any]], *, whose: str, left_out: list[str]) -> list[dict[str, Any]]:
+    """The health checks the twin can run: a Prometheus query is left out (the twin has no metrics), said so."""
+    kept = []
+    for check in checks:
+        if check.get("prometheus"):
+            left_out.append(f"{whose}health check {check['name']} reads Prometheus: the twin has no metrics, taken to"
+                            " pass")
+        else:
+            kept.append(check)
+    return kept
+
+
 def compressed_request(request: ClusterUpgradeInput, compress: float) -> tuple[ClusterUpgradeInput, list[str]]:
     """The upgrade as the twin runs it, and what of the real one it leaves out. Every wait the fleet sets (timeouts,
     poll intervals, soaks, a drain policy's steps) is `compress` times shorter, as the twin's clouds are; the calendar
     (windows, freezes) is left to the wave's forecast; nothing leaves the twin: no callback, no owner's webhook, no
     hook's call out, no Prometheus query against the real fleet's metrics (the twin has none)."""
-    if compress < 1:
-        raise ValueError(f"compress {compress:g}: a rehearsal runs the fleet faster than it runs, 1 or more")
     data: dict[str, Any] = request.model_dump()
-    left_out = []
-    for key, value in list(data.items()):
-        if key.endswith("_seconds") and key not in REAL_TIME_FIELDS and isinstance(value, (int, float)):
-            data[key] = value / compress
+    left_out: list[str] = []
+    _compress_waits(data, compress)
     for policy in data["drain_policies"]:
         for key in [k for k in policy if k.endswith("_seconds")]:
             policy[key] = policy[key] / compress
@@ -80,12 +97,7 @@ def compressed_request(request: ClusterUpgradeInput, compress: float) -> tuple[C
                             " to say yes")
         else:
             kept_hooks.append(hook)
-    kept_checks = []
-    for check in data["health_checks"]:
-        if check.get("prometheus"):
-            left_out.append(f"health check {check['name']} reads Prometheus: the twin has no metrics, taken to pass")
-        else:
-            kept_checks.append(check)
+    kept_checks = _without_prometheus(data["health_checks"], whose="", left_out=left_out)
     windows = bool(data["maintenance_windows"] or data["freezes"])
     data.update(callback_url=None, hooks=kept_hooks, health_checks=kept_checks, maintenance_windows=[], freezes=[],
                 requested_by="rehearsal", ticket=None)
@@ -413,35 +425,24 @@ def corrected(rehearsal: ClusterRehearsal, correction: Correction | None) -> Clu
 
 # A rollout on the twin polls no faster than this, whatever the compression: faster, its activities poll in a tight loop.
 FASTEST_POLL_SECONDS = 0.05
-BUNDLE_REAL_TIME_FIELDS = {"activity_heartbeat_timeout_seconds"}
 
 
 def compressed_bundle(bundle: BundleSpec, compress: float) -> tuple[BundleSpec, list[str]]:
     """The bundle's rollout as the twin runs it, and what of the real one it leaves out: every wait the rollout sets
     (each stage's soak, how long a cluster may take to observe its objects, the poll) `compress` times shorter, as the
     twin's clusters are; nothing sent outside the twin (no callback, no Prometheus check: the twin has no metrics)."""
-    if compress < 1:
-        raise ValueError(f"compress {compress:g}: a rehearsal runs the fleet faster than it runs, 1 or more")
     if bundle.source is not None:
         raise ValueError(f"bundle {bundle.name} is read from {bundle.source.model_dump(exclude_none=True)}: a rehearsal"
                          " reaches nothing outside the twin; render it (`regatta policy preview --output json`) and give"
                          " its manifests inline")
     data: dict[str, Any] = bundle.model_dump()
-    left_out = []
-    for key, value in list(data.items()):
-        if key.endswith("_seconds") and key not in BUNDLE_REAL_TIME_FIELDS and isinstance(value, (int, float)):
-            data[key] = value / compress
+    left_out: list[str] = []
+    _compress_waits(data, compress)
     data["poll_interval_seconds"] = max(data["poll_interval_seconds"], FASTEST_POLL_SECONDS)
     for stage in data["stages"]:
         stage["soak_seconds"] = stage["soak_seconds"] / compress
-        kept = []
-        for check in stage["health_checks"]:
-            if check.get("prometheus"):
-                left_out.append(f"stage {stage['name']}'s health check {check['name']} reads Prometheus: the twin has"
-                                " no metrics, taken to pass")
-            else:
-                kept.append(check)
-        stage["health_checks"] = kept
+        stage["health_checks"] = _without_prometheus(stage["health_checks"], whose=f"stage {stage['name']}'s ",
+                                                     left_out=left_out)
         if stage["approval_required"]:
             left_out.append(f"stage {stage['name']} waits for a second person's approval: the rehearsal approves it at"
                             " once, and the real wait is not counted")

@@ -32,13 +32,19 @@ def _ledger(tag: str) -> dict:
                       "min_available": 1}]}
 
 
+async def _twin_of(settings, tmp_path, selector: str):
+    """`regatta fleet snapshot` of the clusters a selector takes, as a file."""
+    twin = tmp_path / "twin.yaml"
+    taken = await regatta(settings, "fleet", "snapshot", "--selector", selector, "--output", str(twin))
+    assert taken.returncode == 0, taken.stderr
+    return twin
+
+
 async def test_a_rehearsal_predicts_the_budgets_that_then_hold_the_real_drain(queue_settings, add_fleet, simulator,
                                                                               worker, tmp_path, inventory):
     tag = uuid.uuid4().hex[:6]
     [name] = add_fleet(_ledger(tag))
-    twin = tmp_path / "twin.yaml"
-    taken = await regatta(queue_settings, "fleet", "snapshot", "--selector", f"rehearse={tag}", "--output", str(twin))
-    assert taken.returncode == 0, taken.stderr
+    twin = await _twin_of(queue_settings, tmp_path, f"rehearse={tag}")
     before = sim_report(simulator, name)["clusters"][name]
 
     rehearsed = await regatta(queue_settings, "upgrade", "rehearse", name, "--to", "1.31", "--twin", str(twin),
@@ -108,9 +114,7 @@ async def test_a_wave_rehearsal_runs_each_shape_once_and_halts_where_the_failure
                       {**_ledger(tag), "name": "staging", "labels": {"env": "staging", "rehearse": tag}},
                       {**plain, "name": "prod", "labels": {"env": "prod", "rehearse": tag}})
     canary_a, canary_b, staging, prod = names
-    twin = tmp_path / "twin.yaml"
-    taken = await regatta(queue_settings, "fleet", "snapshot", "--selector", f"rehearse={tag}", "--output", str(twin))
-    assert taken.returncode == 0, taken.stderr
+    twin = await _twin_of(queue_settings, tmp_path, f"rehearse={tag}")
     wave = tmp_path / "wave.yaml"
     wave.write_text(f"""
 name: rehearsed-{tag}
@@ -187,9 +191,7 @@ async def test_a_bundles_rehearsal_names_the_cluster_that_refuses_it_and_where_t
         {**base, "name": "pol-canary", "labels": {"env": "canary", "pol": tag}, "policy_engines": ["kyverno"]},
         {**base, "name": "pol-kyverno", "labels": {"env": "staging", "pol": tag}, "policy_engines": ["kyverno"]},
         {**base, "name": "pol-bare", "labels": {"env": "staging", "pol": tag}})
-    twin = tmp_path / "twin.yaml"
-    taken = await regatta(queue_settings, "fleet", "snapshot", "--selector", f"pol={tag}", "--output", str(twin))
-    assert taken.returncode == 0, taken.stderr
+    twin = await _twin_of(queue_settings, tmp_path, f"pol={tag}")
     bundle = tmp_path / "bundle.yaml"
     bundle.write_text(f"""
 name: guard-{tag}
