@@ -119,7 +119,7 @@ async def test_a_wave_rehearsal_runs_each_shape_once_and_halts_where_the_failure
     wave.write_text(f"""
 name: rehearsed-{tag}
 target_version: "1.31"
-selector: {{labels: {{rehearse: {tag}}}}}
+selector: {{labels: {{rehearse: "{tag}"}}}}  # quoted: a tag of digits alone is a number to YAML
 failure_budget: 0
 upgrade_settings: {{poll_interval_seconds: 0.2}}
 stages:
