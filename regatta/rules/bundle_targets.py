@@ -7,8 +7,9 @@ Pure: the PolicyRollout plan, `regatta policy rollout --plan-only` and the unit 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import TypeVar
 
 from regatta.models import ClusterRecord
 from regatta.models.placement import PlacementDecision
@@ -172,21 +173,27 @@ def gates_before(stages: Sequence[PolicyStageState], index: int) -> list[tuple[l
     return gates
 
 
-def by_site(clusters: Sequence[str], sites: Mapping[str, str]) -> list[tuple[str | None, list[str]]]:
-    """The clusters in groups that one worker reaches: those reached centrally first (None), then each site's, in the
-    order given. A fleet without sites is one group, as it always was."""
-    groups: dict[str | None, list[str]] = {}
-    for name in clusters:
-        groups.setdefault(sites.get(name), []).append(name)
+T = TypeVar("T")
+
+
+def _grouped_by_site(items: Sequence[T], site_of: Callable[[T], str | None]) -> list[tuple[str | None, list[T]]]:
+    """Items in groups that one worker reaches: those reached centrally first (None), then each site's, each in the
+    order given."""
+    groups: dict[str | None, list[T]] = {}
+    for item in items:
+        groups.setdefault(site_of(item), []).append(item)
     return sorted(groups.items(), key=lambda group: (group[0] is not None, group[0] or ""))
+
+
+def by_site(clusters: Sequence[str], sites: Mapping[str, str]) -> list[tuple[str | None, list[str]]]:
+    """The clusters in groups that one worker reaches (`_grouped_by_site`). A fleet without sites is one group, as it
+    always was."""
+    return _grouped_by_site(clusters, sites.get)
 
 
 def drift_batches(targets: Sequence[DriftTarget], size: int) -> list[tuple[str | None, list[DriftTarget]]]:
     """A drift sweep's batches of at most `size`, each of targets one worker reaches (`by_site`'s order): a fleet
     without sites is batched as it always was."""
-    groups: dict[str | None, list[DriftTarget]] = {}
-    for target in targets:
-        groups.setdefault(target.site, []).append(target)
     return [(site, members[start:start + size])
-            for site, members in sorted(groups.items(), key=lambda group: (group[0] is not None, group[0] or ""))
+            for site, members in _grouped_by_site(targets, lambda target: target.site)
             for start in range(0, len(members), size)]
