@@ -25,6 +25,17 @@ FAST = {
 }
 
 
+async def queues_used(client: Client, operation_id: str) -> dict[str, set[str]]:
+    """Each activity the operation ran, by the task queue it was scheduled on (a site's agent has its own)."""
+    history = await client.get_workflow_handle(operation_id).fetch_history()
+    used: dict[str, set[str]] = {}
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            attributes = event.activity_task_scheduled_event_attributes
+            used.setdefault(attributes.task_queue.name, set()).add(attributes.activity_type.name)
+    return used
+
+
 async def start_upgrade(client: Client, task_queue: str, cluster: str, **fields) -> WorkflowHandle:
     request = ClusterUpgradeInput(cluster=cluster, target_version=fields.pop("target_version", "1.31"), **{**FAST, **fields})
     return await client.start_workflow(

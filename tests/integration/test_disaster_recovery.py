@@ -288,11 +288,7 @@ async def test_a_drill_on_a_standby_in_a_private_site_reaches_it_only_through_th
         handle = await failover(client, task_queue, pair, drill=True)
         result = await handle.result()
     assert result.outcome == "succeeded" and result.drill and len(result.restored) == 4, result
-    scheduled: dict[str, set[str]] = {}
-    for event in (await handle.fetch_history()).events:
-        if event.HasField("activity_task_scheduled_event_attributes"):
-            attributes = event.activity_task_scheduled_event_attributes
-            scheduled.setdefault(attributes.task_queue.name, set()).add(attributes.activity_type.name)
+    scheduled = await integration.queues_used(client, handle.id)
     at_site = scheduled[site_task_queue(task_queue, "dc4")]
     assert {"kube.restore_workloads", "kube.wait_workloads_ready"} <= at_site, scheduled
     assert all(name.startswith("kube.") for name in at_site), scheduled

@@ -349,19 +349,12 @@ async def test_placements_and_evacuations_over_the_api_scoped_to_the_tokens_envi
 async def test_an_application_placed_on_and_evacuated_from_a_site_cluster_reaches_it_through_its_agent(
         client, worker, task_queue, queue_settings, fleet):
     from regatta.rules.sites import site_task_queue
+    from tests.integration.conftest import queues_used
     from workers.main import build_worker
 
     names = fleet.add({"a": ("m5.large", 2, "us-east-1"), "b": ("m5.large", 2, "us-east-1"),
                        "c": ("m5.large", 2, "us-east-1")}, sites={"b": "dc5"})
     site_queue = site_task_queue(task_queue, "dc5")
-
-    async def queues(operation_id: str) -> dict[str, set[str]]:
-        used: dict[str, set[str]] = {}
-        for event in (await client.get_workflow_handle(operation_id).fetch_history()).events:
-            if event.HasField("activity_task_scheduled_event_attributes"):
-                attributes = event.activity_task_scheduled_event_attributes
-                used.setdefault(attributes.task_queue.name, set()).add(attributes.activity_type.name)
-        return used
 
     async with build_worker(client, queue_settings, site="dc5"):
         spec = fleet.bundle({"divide": "weight"})
@@ -375,7 +368,7 @@ async def test_an_application_placed_on_and_evacuated_from_a_site_cluster_reache
         evacuated = await asyncio.wait_for(handle.result(), 120)
     assert evacuated.moved == [fleet.app] and fleet.shares() == {"a": 3, "c": 3}
     assert fleet.running() == {"a": 3, "b": 0, "c": 3} and fleet.deployment("b") is None
-    assert "kube.give_bundle" in (await queues(policy_id(spec.name)))[site_queue]
-    moved = await queues(move_id(fleet.app))
+    assert "kube.give_bundle" in (await queues_used(client, policy_id(spec.name)))[site_queue]
+    moved = await queues_used(client, move_id(fleet.app))
     assert {"kube.give_bundle", "kube.withdraw_bundle"} <= moved[site_queue], moved
     assert "kube.withdraw_bundle" not in moved.get(task_queue, set()), moved

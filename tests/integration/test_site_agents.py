@@ -22,7 +22,7 @@ from regatta.models.policy import BundleSpec, DriftSweepInput, DriftSweepResult,
 from regatta.rules.sites import site_task_queue
 from regatta.settings import Settings
 from tests.conftest import eks_cluster, sim_report
-from tests.integration.conftest import start_upgrade, wait_until
+from tests.integration.conftest import queues_used, start_upgrade, wait_until
 from tests.integration.test_replay import replays
 from tests.shared_http import http
 from workers.main import build_worker
@@ -39,17 +39,6 @@ def add_site_cluster(simulator, inventory: Inventory, *, site: str, time_scale: 
     for record in records_from_fleet(fleet):
         inventory.upsert_cluster(record)
     return name
-
-
-async def queues_used(client: Client, operation_id: str) -> dict[str, set[str]]:
-    """Each activity the operation ran, by the task queue it was scheduled on."""
-    history = await client.get_workflow_handle(operation_id).fetch_history()
-    used: dict[str, set[str]] = {}
-    for event in history.events:
-        if event.HasField("activity_task_scheduled_event_attributes"):
-            attributes = event.activity_task_scheduled_event_attributes
-            used.setdefault(attributes.task_queue.name, set()).add(attributes.activity_type.name)
-    return used
 
 
 async def test_an_upgrade_of_a_site_cluster_reaches_its_api_only_through_the_sites_agent(
