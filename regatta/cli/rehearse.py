@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
@@ -23,6 +23,7 @@ from regatta.models.policy import BundleSpec
 from regatta.models.rehearsal import ClusterRehearsal, PolicyRehearsal, RehearsalRecord, WaveRehearsal
 from regatta.settings import Settings
 
+T = TypeVar("T")
 DEFAULT_COMPRESS = 60.0  # an hour of the real fleet in a minute of the twin
 
 
@@ -50,16 +51,21 @@ def twin_for(names: list[str], twin_file: str | None) -> FleetSpec:
     return taken.fleet
 
 
-def rehearse(twin: FleetSpec, requests: Mapping[str, ClusterUpgradeInput], *, compress: float) -> dict[str, ClusterRehearsal]:
-    from regatta.rehearsal import rehearse_upgrades
-
+def _on_a_private_stack(run: Callable[[Callable[[str], None]], Coroutine[Any, Any, T]], *, compress: float) -> T:
+    """A rehearsal run to its end, saying what it does on stderr; what it cannot run is a refusal (exit 2)."""
     if compress < 1:
         raise Refused(f"--compress {compress:g}: the twin runs faster than the fleet, 1 or more (default {DEFAULT_COMPRESS:g})")
     try:
-        rehearsed = asyncio.run(rehearse_upgrades(twin, requests, compress=compress,
-                                                  say=lambda line: errors.print(said(line), highlight=False)))
+        return asyncio.run(run(lambda line: errors.print(said(line), highlight=False)))
     except ValueError as error:
         raise Refused(str(error)) from None
+
+
+def rehearse(twin: FleetSpec, requests: Mapping[str, ClusterUpgradeInput], *, compress: float) -> dict[str, ClusterRehearsal]:
+    from regatta.rehearsal import rehearse_upgrades
+
+    rehearsed = _on_a_private_stack(lambda say: rehearse_upgrades(twin, requests, compress=compress, say=say),
+                                    compress=compress)
     return corrected(twin, rehearsed)
 
 
@@ -93,19 +99,14 @@ def rehearse_bundle(twin: FleetSpec, bundle: BundleSpec, *, targets: list[str], 
     """The bundle's rollout on the twin's clusters it targets (and a Cluster API cluster's management cluster)."""
     from regatta.rehearsal import rehearse_rollout
 
-    if compress < 1:
-        raise Refused(f"--compress {compress:g}: the twin runs faster than the fleet, 1 or more (default {DEFAULT_COMPRESS:g})")
     specs = {c.name: c for c in twin.clusters}
     needed = set(targets) | {m.context for name in targets if name in specs and (m := specs[name].management) is not None}
     twin = twin.model_copy(update={"clusters": [c for c in twin.clusters if c.name in needed]})
     inventory = open_inventory()
     known = {r.name: r for r in inventory.list_clusters() if r.name in needed}
     placed = inventory.placement(bundle.name) if bundle.placement is not None else None
-    try:
-        return asyncio.run(rehearse_rollout(twin, bundle, compress=compress, known=known, placed=placed,
-                                            say=lambda line: errors.print(said(line), highlight=False)))
-    except ValueError as error:
-        raise Refused(str(error)) from None
+    return _on_a_private_stack(lambda say: rehearse_rollout(twin, bundle, compress=compress, known=known,
+                                                            placed=placed, say=say), compress=compress)
 
 
 def render_policy(report: PolicyRehearsal, *, output: str) -> None:
