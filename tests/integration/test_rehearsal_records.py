@@ -129,3 +129,31 @@ def rehearsals_request(rehearsal_id: str, wave_name: str):
     from regatta.models.rehearsal import HoldAgainstRehearsal
 
     return HoldAgainstRehearsal(rehearsal_id=rehearsal_id, operation_id=f"wave-{wave_name}")
+
+
+async def test_a_rehearsal_that_names_no_cluster_is_shown_only_to_a_token_that_sees_them_all(queue_settings, inventory):
+    """A bundle's rehearsal that failed to plan names no cluster: `set() <= what a token sees` would show it to every
+    token, with the reasons it names. It is shown to a token that sees every environment alone."""
+    from datetime import UTC, datetime
+
+    from regatta.models.rehearsal import PolicyRehearsal
+
+    empty = rehearsal_records.keep(inventory, subject="guard", requested_by="sre", report=PolicyRehearsal(
+        bundle="guard", revision="r1", rehearsed_at=datetime.now(UTC), compress=60, outcome="failed",
+        message="planning failed", stages=[], clusters=[]))
+    assert empty.clusters == []
+    app = create_app(queue_settings, inventory)
+    _, scoped = create_token(inventory, name=f"reh-{uuid.uuid4().hex[:6]}", role="viewer", environments=["staging"])
+    _, every = create_token(inventory, name=f"reh-{uuid.uuid4().hex[:6]}", role="viewer", environments=["*"])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://regatta.test") as api:
+        listed = await api.get("/v1/rehearsals", headers={"Authorization": f"Bearer {scoped}"})
+        assert empty.rehearsal_id not in [r["rehearsal_id"] for r in listed.json()]
+        hidden = await api.get(f"/v1/rehearsals/{empty.rehearsal_id}", headers={"Authorization": f"Bearer {scoped}"})
+        assert hidden.status_code == 404
+        shown = await api.get(f"/v1/rehearsals/{empty.rehearsal_id}", headers={"Authorization": f"Bearer {every}"})
+        assert shown.status_code == 200 and shown.json()["policy"]["message"] == "planning failed"
+        listed = (await api.get("/v1/rehearsals", headers={"Authorization": f"Bearer {every}"})).json()
+        assert [r["policy"] for r in listed if r["rehearsal_id"] == empty.rehearsal_id] == [None]  # no report in a list
+    browser = Browser(app, inventory)
+    await browser.sign_in("viewer", "staging")
+    assert (await browser.page(f"/ui/rehearsals/{empty.rehearsal_id}")).status_code == 404
