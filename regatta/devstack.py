@@ -383,15 +383,14 @@ class DevStack:
         from regatta.cli.render import follow
         from regatta.inventory import Inventory
         from regatta.models import ClusterUpgradeInput
-        from regatta.temporal.operations import OperationFailed, OperationRefused, start_operation
+        from regatta.temporal.operations import OperationFailed, OperationRefused, start
 
         console = Console()
         record = Inventory(self.settings.database_url, audit_keys=self.settings.audit_keys()).get_cluster(DEMO_CLUSTER)
         request = ClusterUpgradeInput(cluster=DEMO_CLUSTER, target_version=DEMO_TARGET, strategy="surge",
                                       ticket="CHG-DEMO-1", requested_by="regatta-demo", poll_interval_seconds=1)
         try:
-            handle = await start_operation(self.settings, workflow="ClusterUpgrade", cluster=record, request=request,
-                                           ticket=request.ticket)
+            handle = await start(self.settings, request, cluster=record)
         except OperationRefused as refusal:
             console.print(f"[yellow]demo upgrade not started:[/] {refusal}")
             return

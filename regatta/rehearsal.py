@@ -56,6 +56,7 @@ from regatta.models import (
     ClusterUpgradeResult,
 )
 from regatta.models.controls import StageApproveInput
+from regatta.models.operations import WorkflowName
 from regatta.models.placement import PlacementDecision
 from regatta.models.policy import BundleSpec, PolicyRolloutInput, PolicyRolloutProgress, PolicyRolloutResult
 from regatta.models.rehearsal import ClusterRehearsal, DrainStall, PolicyRehearsal
@@ -172,7 +173,7 @@ async def _run_one(stack: PrivateStack, request: ClusterUpgradeInput, *, compres
     """One upgrade on the twin, watched for drains the budgets hold and for a drain policy that would wait for a
     person (stopped there: the run says where)."""
     handle = await stack.client.start_workflow(
-        "ClusterUpgrade", request, id=operation_ids.operation_id(request.cluster), task_queue=stack.settings.task_queue,
+        WorkflowName.CLUSTER_UPGRADE, request, id=operation_ids.operation_id(request.cluster), task_queue=stack.settings.task_queue,
         result_type=ClusterUpgradeResult, execution_timeout=timedelta(seconds=RUN_DEADLINE_SECONDS))
     began = time.monotonic()
     held: dict[str, DrainStall] = {}
@@ -330,7 +331,7 @@ async def rehearse_rollout(twin: FleetSpec, bundle: BundleSpec, *, compress: flo
         if placed is not None:  # a placed application moves from where it is, as the real rollout would
             stack.inventory.save_placement(placed)
         handle = await stack.client.start_workflow(
-            "PolicyRollout", PolicyRolloutInput.model_validate(run.model_dump()), id=operation_ids.policy_id(run.name),
+            WorkflowName.POLICY_ROLLOUT, PolicyRolloutInput.model_validate(run.model_dump()), id=operation_ids.policy_id(run.name),
             task_queue=stack.settings.task_queue, result_type=PolicyRolloutResult,
             execution_timeout=timedelta(seconds=RUN_DEADLINE_SECONDS))
         began = time.monotonic()

@@ -45,16 +45,16 @@ with workflow.unsafe.imports_passed_through():
         SealedKubeconfig,
     )
     from regatta.models.errors import ErrorType
+    from regatta.models.operations import WorkflowName, ended
     from regatta.rules import access, access_grants
 
 EXAMPLE = '{"cluster": "eks-dev-use1", "role": "view", "duration_seconds": 7200, "reason": "INC-42", "requested_by": "ana"}'
-ENDED = ("revoked", "expired", "refused", "failed")
 # A hand-out is asked a few times over half a minute: the person waits on it, and the grant's end waits for it.
 HAND_OUT = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=10),
                        maximum_attempts=5)
 
 
-@workflow.defn(name="AccessGrant")
+@workflow.defn(name=WorkflowName.ACCESS_GRANT)
 class AccessGrant:
     @workflow.init
     def __init__(self, input: AccessGrantInput | dict) -> None:
@@ -93,7 +93,7 @@ class AccessGrant:
 
     @revoke.validator
     def validate_revoke(self, request: RevokeInput) -> None:
-        if self.state.phase in ENDED or self.state.phase == "revoking":
+        if ended(self.state.phase) or self.state.phase == "revoking":
             raise ApplicationError(f"nothing to revoke: the grant is {self.state.phase}", type=ErrorType.OPERATION_ENDED)
         if self.revoke_asked is not None:
             raise ApplicationError(f"already being revoked (asked by {self.revoke_asked.requested_by})",
@@ -216,7 +216,7 @@ class AccessGrant:
         self.state.environment = record.environment
         self.state.account = access_grants.account_name(self.state.operation_id)
         self.state.needs_approval = access_grants.needs_approval(record.environment, input.role)
-        tag(operation="AccessGrant", cluster=input.cluster, environment=record.environment, ticket=input.ticket)
+        tag(operation=WorkflowName.ACCESS_GRANT, cluster=input.cluster, environment=record.environment, ticket=input.ticket)
         await self._keep()  # listed from the moment it is asked for
         await self.trail.record("access request", "started",
                                 f"{input.requested_by} asks {input.role} on {input.cluster} for"

@@ -17,11 +17,12 @@ from workflows.pieces.inputs import parse_input, tag
 
 with workflow.unsafe.imports_passed_through():
     from regatta.models import ClusterHoldInput, ClusterHoldProgress, ClusterHoldResult
+    from regatta.models.operations import WorkflowName
 
 EXAMPLE = '{"cluster": "eks-dr-usw2", "held_by": "cluster-eks-prod-use1", "operation": "DRFailover"}'
 
 
-@workflow.defn(name="ClusterHold")
+@workflow.defn(name=WorkflowName.CLUSTER_HOLD)
 class ClusterHold:
     @workflow.init
     def __init__(self, input: ClusterHoldInput | dict) -> None:
@@ -42,6 +43,6 @@ class ClusterHold:
     @workflow.run
     async def run(self, input: ClusterHoldInput | dict) -> ClusterHoldResult:
         self.state.operation_id = workflow.info().workflow_id
-        tag(operation="ClusterHold", cluster=self.input.cluster, ticket=self.input.ticket)
+        tag(operation=WorkflowName.CLUSTER_HOLD, cluster=self.input.cluster, ticket=self.input.ticket)
         await workflow.wait_condition(lambda: self.state.phase == "released")
         return ClusterHoldResult(cluster=self.input.cluster, held_by=self.input.held_by)

@@ -43,13 +43,13 @@ with workflow.unsafe.imports_passed_through():
         ResumeInput,
         UpgradeReads,
     )
+    from regatta.models.operations import WorkflowName
     from regatta.rules import disruption, refusals, rollback
 
 EXAMPLE = '{"cluster": "eks-prod-use1", "reason": "1.31 breaks the payments controller", "ticket": "CHG-9"}'
-ENDED = ("succeeded", "aborted", "failed")
 
 
-@workflow.defn(name="ClusterRollback")
+@workflow.defn(name=WorkflowName.CLUSTER_ROLLBACK)
 class ClusterRollback:
     @workflow.init
     def __init__(self, input: ClusterRollbackInput | dict) -> None:
@@ -58,7 +58,7 @@ class ClusterRollback:
         self.ref: ClusterRef | None = None
         self.described: ClusterState | None = None
         self.insights_accepted = False  # EKS's rollback insights an operator went past: the control plane goes with force
-        self.trail = Trail(operation="ClusterRollback", cluster=lambda: self.input.cluster, state=lambda: self.state,
+        self.trail = Trail(operation=WorkflowName.CLUSTER_ROLLBACK, cluster=lambda: self.input.cluster, state=lambda: self.state,
                            asking=self.input)
         self.clock = FleetClock()
 
@@ -74,7 +74,7 @@ class ClusterRollback:
 
     @pause.validator
     def validate_pause(self, request: PauseInput) -> None:
-        refuse_when_ended(self.state.phase, ended=ENDED, verb="pause", what="rollback")
+        refuse_when_ended(self.state.phase, verb="pause", what="rollback")
         if self.state.paused:
             raise ApplicationError("the rollback is already paused; resume it or abort it", type=ErrorType.ALREADY_PAUSED)
         refuse_a_second_abort(self.state.abort_requested)
@@ -87,7 +87,7 @@ class ClusterRollback:
 
     @resume.validator
     def validate_resume(self, request: ResumeInput) -> None:
-        refuse_when_ended(self.state.phase, ended=ENDED, verb="resume", what="rollback")
+        refuse_when_ended(self.state.phase, verb="resume", what="rollback")
         if not self.state.paused:
             raise ApplicationError("the rollback is not paused; there is nothing to resume", type=ErrorType.NOT_PAUSED)
 
@@ -99,7 +99,7 @@ class ClusterRollback:
 
     @abort.validator
     def validate_abort(self, request: AbortInput) -> None:
-        refuse_when_ended(self.state.phase, ended=ENDED, verb="abort", what="rollback")
+        refuse_when_ended(self.state.phase, verb="abort", what="rollback")
         refuse_a_second_abort(self.state.abort_requested)
 
     def waiting_for_agent(self, text: str | None) -> None:
@@ -213,7 +213,7 @@ class ClusterRollback:
         check_start(trail=self.trail, state=self.state, input_error=self.input_error, cluster=input.cluster)
         record = await look_up_cluster(input.cluster, trail=self.trail, state=self.state)
         self.ref = record.ref
-        tag(operation="ClusterRollback", cluster=input.cluster, environment=record.environment, ticket=input.ticket)
+        tag(operation=WorkflowName.CLUSTER_ROLLBACK, cluster=input.cluster, environment=record.environment, ticket=input.ticket)
         await self.trail.record("rollback", "started", f"because {input.reason} (requested by {input.requested_by})")
         if record.hold is not None:  # the inventory hands back a hold only while it is in force
             await refuse_or_override_hold(record.hold, request=input, state=self.state, trail=self.trail, action="rollback")

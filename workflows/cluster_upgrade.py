@@ -75,14 +75,14 @@ with workflow.unsafe.imports_passed_through():
         UpgradeInsight,
         UpgradeReads,
     )
+    from regatta.models.operations import WorkflowName, ended
     from regatta.models.readiness import ApiUsage, ReadinessFinding
     from regatta.rules import cloud_rules, disruption, own_hardware, pool_names, readiness, refusals, rollback, versions, windows
 
 EXAMPLE = '{"cluster": "eks-prod-use1", "target_version": "1.31", "strategy": "surge", "ticket": "CHG-1"}'
-ENDED = ("succeeded", "aborted", "failed", "rolled_back")
 
 
-@workflow.defn(name="ClusterUpgrade")
+@workflow.defn(name=WorkflowName.CLUSTER_UPGRADE)
 class ClusterUpgrade:
     # The input is typed `ClusterUpgradeInput | dict` so that JSON typed into the UI that does not
     # fit the model still reaches us and fails the workflow with a message saying what to fix,
@@ -108,7 +108,7 @@ class ClusterUpgrade:
         # insights an operator accepted (the control plane is then started with force).
         self.replacements: dict[str, str] = {}
         self.accepted_insights: list[UpgradeInsight] = []
-        self.trail = Trail(operation="ClusterUpgrade", cluster=lambda: self.input.cluster, state=lambda: self.state,
+        self.trail = Trail(operation=WorkflowName.CLUSTER_UPGRADE, cluster=lambda: self.input.cluster, state=lambda: self.state,
                            asking=self.input)
         # The fleet's clock: maintenance windows are read on it, and a blocked drain's escalation
         # steps are timed on it, so a simulated fleet's clock can be moved past them in a test.
@@ -142,7 +142,7 @@ class ClusterUpgrade:
 
     @pause.validator
     def validate_pause(self, request: PauseInput) -> None:
-        refuse_when_ended(self.state.phase, ended=ENDED, verb="pause", what="upgrade")
+        refuse_when_ended(self.state.phase, verb="pause", what="upgrade")
         self.kept.refuse_while_active("pause")
         if self.state.paused:
             raise ApplicationError("the upgrade is already paused; resume it or abort it", type=ErrorType.ALREADY_PAUSED)
@@ -159,7 +159,7 @@ class ClusterUpgrade:
 
     @resume.validator
     def validate_resume(self, request: ResumeInput) -> None:
-        refuse_when_ended(self.state.phase, ended=ENDED, verb="resume", what="upgrade")
+        refuse_when_ended(self.state.phase, verb="resume", what="upgrade")
         if not self.state.paused or self.state.abort_requested:  # an abort is not undone by a resume
             raise ApplicationError("the upgrade is not paused (or is stopping); there is nothing to resume",
                                    type=ErrorType.ABORT_REQUESTED if self.state.abort_requested else ErrorType.NOT_PAUSED)
@@ -172,7 +172,7 @@ class ClusterUpgrade:
 
     @approve.validator
     def validate_approve(self, request: ApproveInput) -> None:
-        refuse_when_ended(self.state.phase, ended=ENDED, verb="approve", what="upgrade")
+        refuse_when_ended(self.state.phase, verb="approve", what="upgrade")
         self.escalation.validate_approve(request)
 
     @workflow.update
@@ -182,7 +182,7 @@ class ClusterUpgrade:
 
     @abort.validator
     def validate_abort(self, request: AbortInput) -> None:
-        refuse_when_ended(self.state.phase, ended=ENDED, verb="abort", what="upgrade")
+        refuse_when_ended(self.state.phase, verb="abort", what="upgrade")
         self.kept.refuse_while_active("abort")
         refuse_a_second_abort(self.state.abort_requested)
 
@@ -201,7 +201,7 @@ class ClusterUpgrade:
         """The wave this upgrade belongs to was aborted. A workflow can signal another but cannot
         send it an Update, so this is the `abort` Update's twin without the validator: an upgrade
         that has ended or is already stopping has nothing to do."""
-        if self.state.phase not in ENDED and not self.state.abort_requested:
+        if not ended(self.state.phase) and not self.state.abort_requested:
             await self._request_abort(request)
 
     async def _request_abort(self, request: AbortInput) -> None:
@@ -653,7 +653,7 @@ class ClusterUpgrade:
         record = await look_up_cluster(input.cluster, trail=self.trail, state=self.state)
         self.ref, self.labels = record.ref, record.labels
         self.node_image = self.final_image = self.state.target_node_image = input.node_images.get(record.ref.provider)
-        tag(operation="ClusterUpgrade", cluster=input.cluster, environment=record.environment, ticket=input.ticket)
+        tag(operation=WorkflowName.CLUSTER_UPGRADE, cluster=input.cluster, environment=record.environment, ticket=input.ticket)
         if record.hold is not None:  # the inventory hands back a hold only while it is in force
             await refuse_or_override_hold(record.hold, request=input, state=self.state, trail=self.trail, action="upgrade")
         onto = f" on node image {self.node_image}" if self.node_image else ""

@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         VeleroBackup,
     )
     from regatta.models.errors import ErrorType
+    from regatta.models.operations import WorkflowName
     from regatta.models.placement import EvacuateClusterInput, EvacuateClusterResult
     from regatta.rules import decommissioning, operation_ids, provisioning
 
@@ -51,13 +52,13 @@ EXAMPLE = '{"cluster": "eks-dev-use1", "ticket": "CHG-7"}'
 DESTRUCTIVE = ("deleting", "deregistering", "succeeded", "aborted", "failed")
 
 
-@workflow.defn(name="DecommissionCluster")
+@workflow.defn(name=WorkflowName.DECOMMISSION_CLUSTER)
 class DecommissionCluster:
     @workflow.init
     def __init__(self, input: DecommissionClusterInput | dict) -> None:
         self.input, self.input_error = parse_input(DecommissionClusterInput, input, EXAMPLE)
         self.state = DecommissionClusterProgress(cluster=self.input.cluster)
-        self.trail = Trail(operation="DecommissionCluster", cluster=lambda: self.input.cluster, state=lambda: self.state,
+        self.trail = Trail(operation=WorkflowName.DECOMMISSION_CLUSTER, cluster=lambda: self.input.cluster, state=lambda: self.state,
                            asking=self.input)
         self.calls: ClusterCalls  # once the cluster is found in the inventory
 
@@ -123,7 +124,7 @@ class DecommissionCluster:
         self.trail.step("evacuating", f"moving {', '.join(sorted(self.state.placed))} to other clusters")
         try:
             result: EvacuateClusterResult = await workflow.execute_child_workflow(
-                "EvacuateCluster", EvacuateClusterInput(
+                WorkflowName.EVACUATE_CLUSTER, EvacuateClusterInput(
                     cluster=self.input.cluster, reason=f"decommission {self.state.operation_id}",
                     requested_by=self.input.requested_by, ticket=self.input.ticket),
                 id=operation_ids.evacuate_id(self.input.cluster), result_type=EvacuateClusterResult)
@@ -194,7 +195,7 @@ class DecommissionCluster:
             raise ApplicationError(str(getattr(failure.cause, "message", failure)), type=ErrorType.UNKNOWN_CLUSTER,
                                    non_retryable=True) from None
         self.calls = ClusterCalls(record.ref, input)
-        tag(operation="DecommissionCluster", cluster=input.cluster, environment=record.environment, ticket=input.ticket)
+        tag(operation=WorkflowName.DECOMMISSION_CLUSTER, cluster=input.cluster, environment=record.environment, ticket=input.ticket)
         await self.trail.record("decommission", "started", f"requested by {input.requested_by}")
         try:
             await self._check(record)

@@ -29,12 +29,13 @@ with workflow.unsafe.imports_passed_through():
         VeleroBackup,
         WorkloadInventory,
     )
+    from regatta.models.operations import WorkflowName
     from regatta.rules import recovery
 
 EXAMPLE = '{"cluster": "eks-prod-use1", "ticket": "CHG-43"}'
 
 
-@workflow.defn(name="DRFailback")
+@workflow.defn(name=WorkflowName.DR_FAILBACK)
 class DRFailback:
     @workflow.init
     def __init__(self, input: DRFailbackInput | dict) -> None:

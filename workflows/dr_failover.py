@@ -40,12 +40,13 @@ with workflow.unsafe.imports_passed_through():
         SetReplicas,
         WorkloadInventory,
     )
+    from regatta.models.operations import WorkflowName
     from regatta.rules import recovery
 
 EXAMPLE = '{"cluster": "eks-prod-use1", "standby": "eks-dr-usw2", "ticket": "INC-42"}'
 
 
-@workflow.defn(name="DRFailover")
+@workflow.defn(name=WorkflowName.DR_FAILOVER)
 class DRFailover:
     @workflow.init
     def __init__(self, input: DRFailoverInput | dict) -> None:

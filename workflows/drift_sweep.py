@@ -16,6 +16,7 @@ from workflows.pieces.trail import Trail
 
 with workflow.unsafe.imports_passed_through():
     from regatta.models import Activity
+    from regatta.models.operations import WorkflowName
     from regatta.models.policy import (
         DriftReport,
         DriftSweepInput,
@@ -29,13 +30,13 @@ with workflow.unsafe.imports_passed_through():
 EXAMPLE = '{"bundle": "baseline"}'
 
 
-@workflow.defn(name="DriftSweep")
+@workflow.defn(name=WorkflowName.DRIFT_SWEEP)
 class DriftSweep:
     @workflow.init
     def __init__(self, input: DriftSweepInput | dict) -> None:
         self.input, self.input_error = parse_input(DriftSweepInput, input, EXAMPLE)
         self.state = DriftSweepProgress()
-        self.trail = Trail(operation="DriftSweep", cluster=lambda: operation_ids.drift_id(self.input.bundle),
+        self.trail = Trail(operation=WorkflowName.DRIFT_SWEEP, cluster=lambda: operation_ids.drift_id(self.input.bundle),
                            state=lambda: self.state, asking=self.input)
 
     @workflow.query
@@ -45,7 +46,7 @@ class DriftSweep:
     @workflow.run
     async def run(self, input: DriftSweepInput | dict) -> DriftSweepResult:
         check_start(trail=self.trail, state=self.state, input_error=self.input_error, cluster=None)
-        tag(operation="DriftSweep", ticket=self.input.ticket)
+        tag(operation=WorkflowName.DRIFT_SWEEP, ticket=self.input.ticket)
         targets: list[DriftTarget] = await call(Activity.LIST_DRIFT_TARGETS, self.input, list[DriftTarget])
         self.state.targets, self.state.phase = len(targets), "sweeping"
         unreachable: dict[str, str] = {}

@@ -23,6 +23,7 @@ from workflows.pieces.trail import Trail
 with workflow.unsafe.imports_passed_through():
     from regatta.models import Activity
     from regatta.models.errors import ErrorType
+    from regatta.models.operations import WorkflowName
     from regatta.models.placement import (
         EvacuateClusterInput,
         EvacuateClusterProgress,
@@ -36,13 +37,13 @@ EXAMPLE = '{"cluster": "eks-prod-use1", "reason": "replaced blue/green by eks-pr
 BUSY_RETRY = timedelta(seconds=10)  # how often to look again when the application's move is already running
 
 
-@workflow.defn(name="EvacuateCluster")
+@workflow.defn(name=WorkflowName.EVACUATE_CLUSTER)
 class EvacuateCluster:
     @workflow.init
     def __init__(self, input: EvacuateClusterInput | dict) -> None:
         self.input, self.input_error = parse_input(EvacuateClusterInput, input, EXAMPLE)
         self.state = EvacuateClusterProgress(cluster=str(self.input.cluster))
-        self.trail = Trail(operation="EvacuateCluster", cluster=lambda: self.input.cluster, state=lambda: self.state,
+        self.trail = Trail(operation=WorkflowName.EVACUATE_CLUSTER, cluster=lambda: self.input.cluster, state=lambda: self.state,
                            asking=self.input)
 
     @workflow.query
@@ -58,7 +59,7 @@ class EvacuateCluster:
                                      poll_interval_seconds=self.input.poll_interval_seconds)
         while True:
             try:
-                return await workflow.execute_child_workflow("MoveWorkloads", request, id=operation_ids.move_id(app),
+                return await workflow.execute_child_workflow(WorkflowName.MOVE_WORKLOADS, request, id=operation_ids.move_id(app),
                                                              result_type=MoveWorkloadsResult)
             except WorkflowAlreadyStartedError:
                 self.state.apps[app] = f"waiting: another move of {app} is running"
@@ -67,7 +68,7 @@ class EvacuateCluster:
     @workflow.run
     async def run(self, input: EvacuateClusterInput | dict) -> EvacuateClusterResult:
         check_start(trail=self.trail, state=self.state, input_error=self.input_error, cluster=None)
-        tag(operation="EvacuateCluster", cluster=self.input.cluster, ticket=self.input.ticket)
+        tag(operation=WorkflowName.EVACUATE_CLUSTER, cluster=self.input.cluster, ticket=self.input.ticket)
         self.trail.step("listing", f"listing the applications placed on {self.input.cluster}")
         placed: dict[str, list[str]] = await call(Activity.LIST_PLACED, self.input.cluster, dict[str, list[str]])
         apps = sorted(placed)

@@ -20,13 +20,14 @@ from workflows.pieces.patches import patched
 
 with workflow.unsafe.imports_passed_through():
     from regatta.models import Activity, FleetSweepInput, FleetSweepProgress, FleetSweepResult
+    from regatta.models.operations import WorkflowName
     from regatta.models.placement import Displaced, MoveWorkloadsInput
     from regatta.rules import operation_ids
 
 EXAMPLE = '{"selector": {"environment": "prod"}, "batch_size": 100}'
 
 
-@workflow.defn(name="FleetSweep")
+@workflow.defn(name=WorkflowName.FLEET_SWEEP)
 class FleetSweep:
     @workflow.init
     def __init__(self, input: FleetSweepInput | dict) -> None:
@@ -52,7 +53,7 @@ class FleetSweep:
     async def run(self, input: FleetSweepInput | dict) -> FleetSweepResult:
         self.state.operation_id = workflow.info().workflow_id
         refuse_a_bad_input(self.input_error)
-        tag(operation="FleetSweep")
+        tag(operation=WorkflowName.FLEET_SWEEP)
         names: list[str] = await call(Activity.LIST_CLUSTER_NAMES, self.input.selector, list[str])
         self.state.total, self.state.phase = len(names), "sweeping"
         # Clusters in a private network's site are swept by that site's agent, which alone reaches them.
@@ -84,7 +85,7 @@ class FleetSweep:
                                          unreachable_ok=True, lost_after_seconds=self.input.lost_after_seconds,
                                          requested_by=f"fleet sweep {self.state.operation_id}")
             try:
-                await workflow.start_child_workflow("MoveWorkloads", request, id=operation_ids.move_id(app),
+                await workflow.start_child_workflow(WorkflowName.MOVE_WORKLOADS, request, id=operation_ids.move_id(app),
                                                     parent_close_policy=workflow.ParentClosePolicy.ABANDON)
                 self.state.moves[app] = f"{operation_ids.move_id(app)} started: {why}"
             except WorkflowAlreadyStartedError:

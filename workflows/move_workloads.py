@@ -31,6 +31,7 @@ from workflows.pieces.trail import Trail
 with workflow.unsafe.imports_passed_through():
     from regatta.models import Activity, SetTraffic, TrafficRecord
     from regatta.models.errors import ErrorType
+    from regatta.models.operations import WorkflowName
     from regatta.models.placement import (
         MovePlan,
         MoveWorkloadsInput,
@@ -46,13 +47,13 @@ EXAMPLE = '{"app": "web", "leaving": ["eks-prod-use1"], "reason": "blue/green re
 LEAVING_MAY_BE_LOST = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=2)
 
 
-@workflow.defn(name="MoveWorkloads")
+@workflow.defn(name=WorkflowName.MOVE_WORKLOADS)
 class MoveWorkloads:
     @workflow.init
     def __init__(self, input: MoveWorkloadsInput | dict) -> None:
         self.input, self.input_error = parse_input(MoveWorkloadsInput, input, EXAMPLE)
         self.state = MoveWorkloadsProgress(app=str(self.input.app))
-        self.trail = Trail(operation="MoveWorkloads", cluster=lambda: operation_ids.move_id(self.input.app),
+        self.trail = Trail(operation=WorkflowName.MOVE_WORKLOADS, cluster=lambda: operation_ids.move_id(self.input.app),
                            state=lambda: self.state, asking=self.input)
         self.lost: list[str] = []
 
@@ -127,7 +128,7 @@ class MoveWorkloads:
     @workflow.run
     async def run(self, input: MoveWorkloadsInput | dict) -> MoveWorkloadsResult:
         check_start(trail=self.trail, state=self.state, input_error=self.input_error, cluster=None)
-        tag(operation="MoveWorkloads", ticket=self.input.ticket)
+        tag(operation=WorkflowName.MOVE_WORKLOADS, ticket=self.input.ticket)
         self.trail.step("planning", f"planning the move of {self.input.app} off {', '.join(self.input.leaving)}")
         try:
             plan: MovePlan = await call_or_refuse(Activity.PLAN_MOVE, PlanMove(

@@ -63,17 +63,17 @@ with workflow.unsafe.imports_passed_through():
         WaveStageState,
     )
     from regatta.models.errors import ErrorType
+    from regatta.models.operations import WorkflowName, ended
     from regatta.models.rehearsal import AttachedRehearsal, AttachRehearsal, HoldAgainstRehearsal
     from regatta.models.search_attributes import operation_tags
     from regatta.rules import forecasts, operation_ids, waves, windows
 
 EXAMPLE = ('{"name": "nov-patch", "target_version": "1.31", "stages": [{"name": "canary", "selector": {"environment":'
            ' "canary"}}, {"name": "prod", "selector": {"environment": "prod"}, "approval_required": true}]}')
-FINISHED = ("succeeded", "halted", "aborted", "not_started", "failed")
 NOT_STARTED = ("pending", "waiting_window", "held")
 
 
-@workflow.defn(name="PatchWave")
+@workflow.defn(name=WorkflowName.PATCH_WAVE)
 class PatchWave:
     @workflow.init
     def __init__(self, input: PatchWaveInput | dict) -> None:
@@ -83,7 +83,7 @@ class PatchWave:
         if self.input.carried is not None:  # a continued run picks the wave up where the last one left it
             self.state = self.input.carried
         # Wave-level audit lines are filed under the wave's own id.
-        self.trail = Trail(operation="PatchWave", cluster=lambda: operation_ids.wave_id(self.input.name),
+        self.trail = Trail(operation=WorkflowName.PATCH_WAVE, cluster=lambda: operation_ids.wave_id(self.input.name),
                            state=lambda: self.state, asking=self.input)
         self.in_flight = 0
         self.continuing = False
@@ -92,7 +92,7 @@ class PatchWave:
         self.clock = FleetClock()  # the fleet's calendar clock: windows, freezes and holds are read on it
         self.cursor = 0  # clusters of the running stage before this index have all started
         self.controls = 0  # counts operator controls, so a wave waiting for a window wakes on any
-        self.steering = StageControls(trail=self.trail, state=lambda: self.state, what="wave", finished=FINISHED,
+        self.steering = StageControls(trail=self.trail, state=lambda: self.state, what="wave",
                                       ended_type=ErrorType.WAVE_FINISHED, requested_by=lambda: self.input.requested_by)
 
     @workflow.query
@@ -106,8 +106,8 @@ class PatchWave:
         seconds = (self.state.finished_upgrade_seconds / timed if timed
                    else self.input.estimated_upgrade_minutes * 60)
         stopped = None
-        if self.state.phase in FINISHED or self._stopping():
-            stopped = f"the wave {self.state.phase if self.state.phase in FINISHED else 'is stopping'}"
+        if ended(self.state.phase) or self._stopping():
+            stopped = f"the wave {self.state.phase if ended(self.state.phase) else 'is stopping'}"
         result = forecasts.forecast(wave=self.input, stages=self.state.stages, now=self.clock.time(),
                                     upgrade_seconds=seconds, started=self.state.started,
                                     unstaged=self.state.unstaged_reasons, stopped=stopped,
@@ -324,10 +324,10 @@ class PatchWave:
             request = waves.upgrade_request(self.input, entry, stage=self.state.stage)
             try:
                 child = await workflow.start_child_workflow(
-                    "ClusterUpgrade", request, id=operation_ids.operation_id(entry.name), result_type=ClusterUpgradeResult,
+                    WorkflowName.CLUSTER_UPGRADE, request, id=operation_ids.operation_id(entry.name), result_type=ClusterUpgradeResult,
                     parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                     # as an operator's start sets them, so the upgrade need not write them again
-                    search_attributes=operation_tags(operation="ClusterUpgrade", cluster=entry.name,
+                    search_attributes=operation_tags(operation=WorkflowName.CLUSTER_UPGRADE, cluster=entry.name,
                                                      environment=entry.environment or None, ticket=self.input.ticket))
                 self.children[entry.name] = child
                 if self.state.abort_requested:  # the abort came while the child was being started
@@ -480,7 +480,7 @@ class PatchWave:
         self.clock.reads_the_fleet = patched("fleet-clock")
         check_start(trail=self.trail, state=self.state, input_error=self.input_error, cluster=None)
         if self.input.carried is None:
-            tag(operation="PatchWave", ticket=self.input.ticket)
+            tag(operation=WorkflowName.PATCH_WAVE, ticket=self.input.ticket)
             freeze = windows.freeze_at(self.input.freezes, await self.clock.now())
             if self.input.start_only_outside_freezes and freeze is not None:
                 self.state.message = f"not started: the freeze {freeze.name} is in force until {freeze.end.isoformat()}"

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from regatta.models import AbortInput, Activity, PauseInput, ResumeInput, SetTraffic, TrafficRecord
     from regatta.models.controls import RetryClusterInput, SkipClusterInput, StageApproveInput
     from regatta.models.errors import ErrorType
+    from regatta.models.operations import WorkflowName
     from regatta.models.placement import MoveWorkloadsInput, MoveWorkloadsResult
     from regatta.models.policy import (
         ApplyReport,
@@ -53,10 +54,9 @@ with workflow.unsafe.imports_passed_through():
 
 EXAMPLE = ('{"name": "baseline", "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "team",'
            ' "namespace": "kube-system"}, "data": {"owner": "{{ cluster.labels.team }}"}}]}')
-FINISHED = ("succeeded", "halted", "aborted", "failed")
 
 
-@workflow.defn(name="PolicyRollout")
+@workflow.defn(name=WorkflowName.POLICY_ROLLOUT)
 class PolicyRollout:
     @workflow.init
     def __init__(self, input: PolicyRolloutInput | dict) -> None:
@@ -64,9 +64,9 @@ class PolicyRollout:
         # A continued run picks the rollout up where the last one left it.
         self.state = self.input.carried or PolicyRolloutProgress(bundle=str(self.input.name))
         self.continuing = False
-        self.trail = Trail(operation="PolicyRollout", cluster=lambda: operation_ids.policy_id(self.input.name),
+        self.trail = Trail(operation=WorkflowName.POLICY_ROLLOUT, cluster=lambda: operation_ids.policy_id(self.input.name),
                            state=lambda: self.state, asking=self.input)
-        self.steering = StageControls(trail=self.trail, state=lambda: self.state, what="rollout", finished=FINISHED,
+        self.steering = StageControls(trail=self.trail, state=lambda: self.state, what="rollout",
                                       ended_type=ErrorType.ROLLOUT_FINISHED, requested_by=lambda: self.input.requested_by)
         self.clock = FleetClock()
         self.in_flight = 0
@@ -314,7 +314,7 @@ class PolicyRollout:
         why = "; ".join(f"{name}: {next(e.detail for e in entries[name] if e.status != 'applied')}" for name in lost)
         try:
             result: MoveWorkloadsResult = await workflow.execute_child_workflow(
-                "MoveWorkloads", MoveWorkloadsInput(
+                WorkflowName.MOVE_WORKLOADS, MoveWorkloadsInput(
                     app=self.input.name, leaving=lost, reason=f"not given {self.input.name} by {self.state.operation_id} ({why})",
                     unreachable_ok=True, requested_by=self.input.requested_by, ticket=self.input.ticket,
                     timeout_seconds=self.input.timeout_seconds, lost_after_seconds=self.input.timeout_seconds,
@@ -375,7 +375,7 @@ class PolicyRollout:
     async def run(self, input: PolicyRolloutInput | dict) -> PolicyRolloutResult:
         check_start(trail=self.trail, state=self.state, input_error=self.input_error, cluster=None)
         if self.input.carried is None:
-            tag(operation="PolicyRollout", ticket=self.input.ticket)
+            tag(operation=WorkflowName.POLICY_ROLLOUT, ticket=self.input.ticket)
             await self._plan()
             total = len({c.name for s in self.state.stages for c in s.clusters})
             await self.trail.record("rollout", "started", f"revision {self.state.revision} to {total} clusters in"

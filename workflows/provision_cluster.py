@@ -41,19 +41,20 @@ with workflow.unsafe.imports_passed_through():
         ProvisionClusterResult,
     )
     from regatta.models.errors import ErrorType
+    from regatta.models.operations import WorkflowName
     from regatta.rules import provisioning
 
 EXAMPLE = ('{"name": "eks-team-a-use1", "provider": "eks", "region": "us-east-1", "version": "1.31",'
            ' "environment": "dev", "node_pools": [{"name": "general", "node_count": 3}]}')
 
 
-@workflow.defn(name="ProvisionCluster")
+@workflow.defn(name=WorkflowName.PROVISION_CLUSTER)
 class ProvisionCluster:
     @workflow.init
     def __init__(self, input: ProvisionClusterInput | dict) -> None:
         self.input, self.input_error = parse_input(ProvisionClusterInput, input, EXAMPLE)
         self.state = ProvisionClusterProgress(cluster=self.input.name)
-        self.trail = Trail(operation="ProvisionCluster", cluster=lambda: self.input.name, state=lambda: self.state,
+        self.trail = Trail(operation=WorkflowName.PROVISION_CLUSTER, cluster=lambda: self.input.name, state=lambda: self.state,
                            asking=self.input)
         self.calls: ClusterCalls  # once the input is known to be valid
 
@@ -155,7 +156,7 @@ class ProvisionCluster:
         input = self.input
         check_start(trail=self.trail, state=self.state, input_error=self.input_error, cluster=input.name)
         self.calls = ClusterCalls(input.ref, input)
-        tag(operation="ProvisionCluster", cluster=input.name, environment=input.environment, ticket=input.ticket)
+        tag(operation=WorkflowName.PROVISION_CLUSTER, cluster=input.name, environment=input.environment, ticket=input.ticket)
         await self.trail.record("provision", "started",
                                 f"{input.provider} {input.region} {input.version}, pools "
                                 + ", ".join(f"{p.name}×{p.node_count}" for p in input.node_pools))

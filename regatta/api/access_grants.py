@@ -26,7 +26,7 @@ from regatta.formats.sealed_box import SealError, new_recipient, open_sealed
 from regatta.models import AccessGrantInput, AccessGrantRecord, SealedKubeconfig
 from regatta.rules import access, access_grants
 from regatta.temporal.connect import TemporalUnreachable
-from regatta.temporal.operations import OperationRefused, send_update, start_access_grant
+from regatta.temporal.operations import OperationRefused, send_update, start
 
 router = APIRouter(prefix="/v1/access")
 
@@ -103,7 +103,7 @@ async def request_access(raw: Annotated[dict[str, Any], Body()], the: Gate = Dep
     request = AccessGrantInput(cluster=record.name, role=body.role, duration_seconds=seconds, reason=body.reason,
                                ticket=body.ticket, requested_by=the.token.name)
     try:
-        handle = await start_access_grant(the.settings, request=request, cluster=record)
+        handle = await start(the.settings, request, cluster=record)
     except TemporalUnreachable as error:
         raise ApiError(503, str(error)) from None
     the.audit(verb="access request", outcome="started", operation_id=handle.id, cluster=record.name, ticket=body.ticket,

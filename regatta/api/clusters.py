@@ -17,7 +17,7 @@ from regatta.rules import access, placement, selectors
 from regatta.rules.operation_ids import evacuate_id
 from regatta.temporal.admission import admit
 from regatta.temporal.connect import TemporalUnreachable
-from regatta.temporal.operations import OperationRefused, start_evacuation
+from regatta.temporal.operations import OperationRefused, start
 
 router = APIRouter(prefix="/v1/clusters")
 
@@ -77,7 +77,7 @@ async def hold(name: str, body: HoldRequest, the: Gate = Depends(gate)) -> Maint
         raise ApiError(422, str(error)) from None
     if evacuation is not None:
         try:
-            await start_evacuation(the.settings, request=evacuation, cluster=record)
+            await start(the.settings, evacuation, cluster=record)
         except OperationRefused:
             pass  # one is running already: it moves what is placed there
         except TemporalUnreachable as error:

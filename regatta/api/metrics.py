@@ -32,13 +32,14 @@ from regatta.api.gate import Gate, gate
 from regatta.formats import fleet_data
 from regatta.inventory import Inventory
 from regatta.models import ClusterRecord
+from regatta.models.operations import WorkflowName
 from regatta.rules import cost, support
 from regatta.settings import Settings
 from regatta.temporal.connect import TemporalUnreachable, connect
 
 router = APIRouter()
 # What a running wave or rollout reports per cluster, counted by stage and state.
-STAGED = ("PatchWave", "PolicyRollout")
+STAGED = (WorkflowName.PATCH_WAVE, WorkflowName.POLICY_ROLLOUT)
 
 
 def gauge(name: str, documentation: str, labels: list[str]) -> GaugeMetricFamily:

@@ -26,47 +26,23 @@ from regatta.api.gate import Gate, gate
 from regatta.inventory import UnknownCluster
 from regatta.models import (
     ApiTicket,
-    ClusterRollbackInput,
     ClusterUpgradeInput,
-    DecommissionClusterInput,
-    DRFailoverInput,
-    PatchWaveInput,
-    ProvisionClusterInput,
     WaveForecast,
 )
-from regatta.models.placement import EvacuateClusterInput
-from regatta.models.policy import BundleSpec
-from regatta.rules import access
+from regatta.models.operations import WorkflowName
+from regatta.rules import access, operation_catalog
 from regatta.temporal.admission import StartRefused, admit, environments_before_reading, environments_of_running
 from regatta.temporal.connect import TemporalUnreachable, connect
-from regatta.temporal.operations import (
-    OperationRefused,
-    list_operations,
-    query,
-    send_update,
-    start_evacuation,
-    start_operation,
-    start_policy_rollout,
-    start_wave,
-    status,
-)
+from regatta.temporal.operations import OperationRefused, list_operations, query, send_update, status
+from regatta.temporal.operations import start as start_run
 
-Kind = Literal["upgrade", "wave", "provision", "decommission", "failover", "policy", "evacuate", "rollback"]
-KINDS: dict[str, tuple[str, type[BaseModel]]] = {
-    "upgrade": ("ClusterUpgrade", ClusterUpgradeInput),
-    "wave": ("PatchWave", PatchWaveInput),
-    "provision": ("ProvisionCluster", ProvisionClusterInput),
-    "decommission": ("DecommissionCluster", DecommissionClusterInput),
-    "failover": ("DRFailover", DRFailoverInput),
-    "policy": ("PolicyRollout", BundleSpec),
-    "evacuate": ("EvacuateCluster", EvacuateClusterInput),
-    "rollback": ("ClusterRollback", ClusterRollbackInput),
-}
-FLEET_WIDE = ("wave", "policy")  # kinds that hold no one cluster
-Control = Literal["pause", "resume", "abort", "approve", "go_back"]
+# The kinds this route starts and the controls it sends, as the catalog has them (regatta/rules/operation_catalog.py;
+# tests/unit/test_operation_catalog.py holds these to it): written out, as the OpenAPI schema lists them.
+Kind = Literal["upgrade", "wave", "provision", "decommission", "failover", "failback", "policy", "evacuate", "rollback"]
+Steer = Literal["pause", "resume", "abort", "approve", "go_back", "skip", "retry"]
 # What the audit trail calls an accepted control.
 CONTROL_OUTCOME = {"pause": "paused", "resume": "resumed", "abort": "abort_requested", "approve": "approved",
-                   "go_back": "started"}
+                   "go_back": "started", "skip": "skipped", "retry": "retried"}
 
 router = APIRouter(prefix="/v1/operations")
 # How long admission may take (a bundle's git clone included) before the start is refused; the clone
@@ -106,6 +82,8 @@ class ControlRequest(BaseModel):
     reason: str = Field(default="", max_length=500, description="why (pause, abort)")
     comment: str = Field(default="", max_length=500, description="what the approver says (approve)")
     stage: str | None = Field(default=None, max_length=100, description="the wave stage being approved (approve)")
+    cluster: str | None = Field(default=None, max_length=100, description="the cluster to skip or retry (skip, retry:"
+                                " a wave's or a rollout's)")
 
 
 def named_clusters(value: Any) -> list[str]:
@@ -159,7 +137,7 @@ def environments_of(found: dict[str, Any], the: Gate, *, reading: bool = False) 
     if names:
         known = {r.name: r.environment for r in the.inventory.list_clusters() if r.name in names}
         return set(known.values()) | ({UNKNOWN_ENVIRONMENT} if set(known) != names else set())
-    if reading and progress.get("phase") == "planning" and found.get("workflow_type") in ("PatchWave", "PolicyRollout"):
+    if reading and progress.get("phase") == "planning" and found.get("workflow_type") in (WorkflowName.PATCH_WAVE, WorkflowName.POLICY_ROLLOUT):
         return set()  # still planning: it shows no cluster yet, so any reader may see that it plans
     return {UNKNOWN_ENVIRONMENT}
 
@@ -205,7 +183,8 @@ async def start(body: StartRequest, the: Gate = Depends(gate)) -> Any:
     (from the inventory alone) the environments it would act in; only then admission, which may read a
     bundle's git source, off the event loop and within ADMISSION_SECONDS."""
     the.may("start", verb="start", ticket=body.ticket)
-    workflow, model = KINDS[body.kind]
+    entry = operation_catalog.by_kind(body.kind)
+    workflow, model = entry.workflow, entry.input
     try:
         request = model.model_validate({**body.input, "ticket": body.ticket, "requested_by": the.token.name})
     except ValidationError as error:
@@ -231,7 +210,7 @@ async def start(body: StartRequest, the: Gate = Depends(gate)) -> Any:
             answer.message = f"input.{answer.message}"
         raise answer from None
     operation_id = admission.operation_id
-    cluster = admission.holder.name if admission.holder and body.kind not in FLEET_WIDE else "-"
+    cluster = admission.holder.name if admission.holder and not entry.fleet_wide else "-"
     the.permit("start", admission.environments, verb="start", operation_id=operation_id, cluster=cluster,
                ticket=body.ticket)
 
@@ -250,18 +229,8 @@ async def start(body: StartRequest, the: Gate = Depends(gate)) -> Any:
                            " a different change needs a ticket of its own")
         return JSONResponse(started(held.operation_id, replayed=True).model_dump(), status_code=200)
     try:
-        if isinstance(request, PatchWaveInput):
-            await start_wave(the.settings, request=request)
-        elif isinstance(request, BundleSpec):
-            assert admission.bundle is not None  # the bundle as admission read it (a git source at its commit)
-            await start_policy_rollout(the.settings, request=admission.bundle)
-        elif isinstance(request, EvacuateClusterInput):
-            assert admission.holder is not None
-            await start_evacuation(the.settings, request=request, cluster=admission.holder)
-        else:
-            assert admission.holder is not None
-            await start_operation(the.settings, workflow=workflow, cluster=admission.holder, request=request,
-                                  ticket=body.ticket)
+        # a bundle starts as admission read it (a git source at its commit)
+        await start_run(the.settings, admission.bundle or request, cluster=admission.holder)
     except OperationRefused as error:
         the.inventory.release_ticket(body.ticket)
         the.audit(verb="start", outcome="refused", operation_id=operation_id, cluster=cluster, ticket=body.ticket,
@@ -314,26 +283,43 @@ async def get_operation(operation_id: str, the: Gate = Depends(gate)) -> dict[st
 
 
 @router.post("/{operation_id}/{control}", responses={401: {}, 403: {}, 404: {}, 409: {}, 503: {}})
-async def steer(operation_id: str, control: Control, body: ControlRequest | None = None,
+async def steer(operation_id: str, control: Steer, body: ControlRequest | None = None,
                 the: Gate = Depends(gate)) -> dict[str, Any]:
-    body = body or ControlRequest()
+    progress = await send_control(the, operation_id, control, body or ControlRequest())
+    return {"operation_id": operation_id, "accepted": control, "progress": progress}
+
+
+async def send_control(the: Gate, operation_id: str, control: str, body: ControlRequest, *, said_from: str = "") -> dict:
+    """One control sent to an operation, for the API and the fleet view alike: the role first; an operation the token
+    may not read is answered as if there were none (404), one it reads but may not steer with 403; a control its kind
+    does not take, or the workflow's refusal, 409; each accepted or refused control is an audit line (`said_from`
+    says where it came from). What the operation answers: its progress."""
     action: access.Action = "approve" if control == "approve" else "control"
     the.may(action, verb=control, operation_id=operation_id)
     found = await described(the, operation_id)
     cluster = found.get("cluster") or "-"
-    # One the token may not even read is answered as if there were none; one it reads but may not steer, 403.
     the.in_scope("read", environments_of(found, the, reading=True), verb=control, what=f"operation {operation_id}",
                  operation_id=operation_id, cluster=cluster)
     the.permit(action, environments_of(found, the), verb=control, operation_id=operation_id, cluster=cluster)
-    if control == "go_back" and not body.reason.strip():  # said once the token may steer it, not before
+    entry = operation_catalog.by_workflow(found.get("workflow_type"))
+    if entry is None or control not in entry.controls:  # said once the token may steer it, not before
+        taken = ", ".join(entry.controls) if entry and entry.controls else "none"
+        raise ApiError(409, f"{operation_id} is a {found.get('workflow_type')}, which takes no {control} (it takes: {taken})")
+    if control == "go_back" and not body.reason.strip():
         raise ApiError(422, "go_back needs a reason: say why the cluster goes back to its old node pools")
+    if control in ("skip", "retry") and not body.cluster:
+        raise ApiError(422, f"{control} needs a cluster: the one of the wave or rollout to {control}")
     payload: dict[str, Any]
     if control == "approve":
         payload = {"approver": the.token.name, "comment": body.comment}
-        if body.stage is not None:
+        if body.stage:
             payload["stage"] = body.stage
     elif control == "resume":
         payload = {"requested_by": the.token.name}
+    elif control == "retry":
+        payload = {"cluster": body.cluster, "requested_by": the.token.name}
+    elif control == "skip":
+        payload = {"cluster": body.cluster, "reason": body.reason, "requested_by": the.token.name}
     else:
         payload = {"reason": body.reason, "requested_by": the.token.name}
     try:
@@ -341,9 +327,10 @@ async def steer(operation_id: str, control: Control, body: ControlRequest | None
     except OperationRefused as error:
         the.audit(verb=control, outcome="refused", operation_id=operation_id, cluster=cluster, detail=str(error))
         raise ApiError(409, str(error)) from None
+    said = body.reason or body.comment
     the.audit(verb=control, outcome=CONTROL_OUTCOME[control], operation_id=operation_id, cluster=cluster,
-              detail=body.reason or body.comment)
-    return {"operation_id": operation_id, "accepted": control, "progress": progress}
+              detail=f"{said_from}: {said}".strip(": ") if said_from else said)
+    return progress
 
 
 @router.get("/{operation_id}/forecast", response_model=WaveForecast,
@@ -354,7 +341,7 @@ async def forecast(operation_id: str, the: Gate = Depends(gate)) -> WaveForecast
     found = await described(the, operation_id)
     the.in_scope("read", environments_of(found, the), verb="read", what=f"operation {operation_id}",
                  operation_id=operation_id)
-    if found.get("workflow_type") != "PatchWave":
+    if found.get("workflow_type") != WorkflowName.PATCH_WAVE:
         raise ApiError(409, f"{operation_id} is a {found.get('workflow_type')}; only a wave has a forecast")
     try:
         return WaveForecast.model_validate(await query(the.settings, operation_id, "forecast"))

@@ -87,7 +87,7 @@ def access_request(
 
     from regatta.models import AccessGrantInput
     from regatta.rules import access_grants
-    from regatta.temporal.operations import query, start_access_grant
+    from regatta.temporal.operations import query, start
 
     async def body():
         if not reason.strip():
@@ -102,7 +102,7 @@ def access_request(
         person = _who(requested_by)
         request = AccessGrantInput(cluster=cluster, role=role, duration_seconds=seconds, reason=reason, ticket=ticket,
                                    requested_by=person)
-        handle = await start_access_grant(Settings.from_env(), request=request, cluster=record)
+        handle = await start(Settings.from_env(), request, cluster=record)
         grant_id = handle.id
         console.print(f"grant {grant_id}: {role} on {cluster} for {access_grants.human(seconds)}, asked by {person}")
         deadline = time.monotonic() + wait

@@ -145,7 +145,7 @@ async def _start_evacuation(cluster: str, *, reason: str, requested_by: str, tic
     from regatta.cli.op import announce
     from regatta.models.placement import EvacuateClusterInput
     from regatta.temporal.admission import StartRefused, admit
-    from regatta.temporal.operations import start_evacuation
+    from regatta.temporal.operations import start
 
     request = EvacuateClusterInput(cluster=cluster, reason=reason, requested_by=requested_by, ticket=ticket,
                                    unreachable_ok=unreachable_ok)
@@ -154,7 +154,7 @@ async def _start_evacuation(cluster: str, *, reason: str, requested_by: str, tic
     except StartRefused as refusal:
         raise Refused(str(refusal)) from None
     assert admission.holder is not None
-    handle = await start_evacuation(Settings.from_env(), request=request, cluster=admission.holder)
+    handle = await start(Settings.from_env(), request, cluster=admission.holder)
     await announce(handle, f"evacuation of {cluster}: every placed application moves, new replicas up elsewhere before"
                    " any go", wait=wait)
 

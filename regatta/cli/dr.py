@@ -53,7 +53,7 @@ def failover(
             gate = recovery.dr_needs_approval(admission.holder.environment, requested=require_approval, drill=drill)
             return f"regatta op approve {admission.operation_id}" if gate else None
 
-        await admit_and_start(request, inventory=open_inventory(), ticket=ticket, wait=wait,
+        await admit_and_start(request, inventory=open_inventory(), wait=wait,
                               headline=f"{'drill of a ' if drill else ''}failover of {cluster} to {to}", approval=approval)
 
     run_command(body())
@@ -88,7 +88,7 @@ def failback(
             gate = recovery.dr_needs_approval(admission.holder.environment, requested=require_approval)
             return f"regatta op approve {admission.operation_id}" if gate else None
 
-        await admit_and_start(request, inventory=inventory, ticket=ticket, wait=wait,
+        await admit_and_start(request, inventory=inventory, wait=wait,
                               headline=f"failback of {cluster} from {inventory.dr_pair(cluster).standby}", approval=approval)
 
     run_command(body())

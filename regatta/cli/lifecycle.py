@@ -30,7 +30,7 @@ def provision(
             request = load_cluster_file(file, defaults={"requested_by": getpass.getuser()}, overrides=overrides)
         except ClusterFileError as error:
             raise Refused(str(error)) from None
-        await admit_and_start(request, inventory=open_inventory(), ticket=request.ticket, wait=wait,
+        await admit_and_start(request, inventory=open_inventory(), wait=wait,
                               headline=f"{request.provider} cluster {request.name} in {request.region}")
 
     run_command(body())
@@ -56,7 +56,7 @@ def decommission(
         extra = {"poll_interval_seconds": poll_interval} if poll_interval else {}
         request = DecommissionClusterInput(cluster=cluster, ticket=ticket, requested_by=requested_by or getpass.getuser(),
                                            force_empty=force_empty, force_reason=reason, evacuate=evacuate, **extra)
-        await admit_and_start(request, inventory=open_inventory(), ticket=ticket, wait=wait,
+        await admit_and_start(request, inventory=open_inventory(), wait=wait,
                               headline=f"decommission of {cluster}",
                               approval=lambda admission: f"regatta op approve {admission.operation_id}")
 

@@ -178,16 +178,15 @@ async def announce(handle, headline: str | None, *, wait: bool, approval: str | 
         await follow(handle, console)
 
 
-async def start_and_watch(*, workflow: str, cluster, request, ticket: str | None, wait: bool, headline: str,
-                          approval: str | None = None) -> None:
+async def start_and_watch(*, cluster, request, wait: bool, headline: str, approval: str | None = None) -> None:
     """Start an operation on a cluster, say where to watch it, and follow it if asked."""
-    from regatta.temporal.operations import start_operation
+    from regatta.temporal.operations import start
 
-    handle = await start_operation(Settings.from_env(), workflow=workflow, cluster=cluster, request=request, ticket=ticket)
+    handle = await start(Settings.from_env(), request, cluster=cluster)
     await announce(handle, headline, wait=wait, approval=approval)
 
 
-async def admit_and_start(request: BaseModel, *, inventory: Inventory, ticket: str | None, wait: bool,
+async def admit_and_start(request: BaseModel, *, inventory: Inventory, wait: bool,
                           headline: str | Callable[[Admission], str], now: datetime | None = None,
                           renamed: dict[str, str] | None = None,
                           approval: Callable[[Admission], str | None] | None = None) -> None:
@@ -203,9 +202,8 @@ async def admit_and_start(request: BaseModel, *, inventory: Inventory, ticket: s
         for field_name, flag in (renamed or {}).items():
             message = message.replace(field_name, flag)
         raise Refused(message) from None
-    assert admission.holder is not None, "waves start through start_wave"
-    await start_and_watch(workflow=admission.workflow, cluster=admission.holder, request=request, ticket=ticket,
-                          wait=wait, headline=headline(admission) if callable(headline) else headline,
+    assert admission.holder is not None, "an operation on one cluster holds it"
+    await start_and_watch(cluster=admission.holder, request=request, wait=wait, headline=headline(admission) if callable(headline) else headline,
                           approval=approval(admission) if approval else None)
 
 

@@ -13,6 +13,7 @@ import typer
 from regatta.cli.arguments import duration_seconds
 from regatta.cli.exits import EXIT_REFUSED, Unreachable, run_command
 from regatta.cli.render import console, counted, errors
+from regatta.models.operations import WorkflowName
 from regatta.settings import Settings
 from regatta.temporal.outcomes import OperationRefused as Refused
 
@@ -124,10 +125,10 @@ def awaited_by(wave_id: str, sim_url: str) -> tuple[datetime, str]:
 
     found = asyncio.run(status(Settings.from_env(), wave_id, suggest=True))
     kinds: dict[str, type[PatchWaveProgress] | type[PolicyRolloutProgress]] = {
-        "PatchWave": PatchWaveProgress, "PolicyRollout": PolicyRolloutProgress}
+        WorkflowName.PATCH_WAVE: PatchWaveProgress, WorkflowName.POLICY_ROLLOUT: PolicyRolloutProgress}
     if found["workflow_type"] not in kinds:
         raise Refused(f"--to-next {wave_id}: a {found['workflow_type']}; --to-next follows a wave or a policy rollout")
-    kind = "wave" if found["workflow_type"] == "PatchWave" else "rollout"
+    kind = "wave" if found["workflow_type"] == WorkflowName.PATCH_WAVE else "rollout"
     if found["status"] != "RUNNING" or not found.get("progress"):
         raise Refused(f"--to-next {wave_id}: the {kind} is {found['status']}, not running")
     try:

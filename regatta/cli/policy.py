@@ -125,7 +125,7 @@ def _render_plan(plan) -> None:
 async def _admit_and_start(spec, *, plan_only: bool, wait: bool, headline: str, output: OutputOption = Output.table) -> None:
     from regatta.cli.op import announce
     from regatta.temporal.admission import StartRefused, admit
-    from regatta.temporal.operations import start_policy_rollout
+    from regatta.temporal.operations import start
 
     try:
         admission = admit(spec, inventory=open_inventory(), now=fleet_now(), outbound_rules=Settings.from_env().outbound)
@@ -139,7 +139,7 @@ async def _admit_and_start(spec, *, plan_only: bool, wait: bool, headline: str, 
         else:
             _render_plan(plan)
         return
-    handle = await start_policy_rollout(Settings.from_env(), request=bundle)
+    handle = await start(Settings.from_env(), bundle)
     total = len({c.name for stage in plan.stages for c in stage.clusters})
     await announce(handle, f"{headline} revision {plan.revision} to {counted(total, 'cluster')} in {counted(len(plan.stages), 'stage')}", wait=wait)
 
@@ -305,14 +305,14 @@ def drift_sweep(
 
     from regatta.cli.op import announce
     from regatta.models.policy import DriftSweepInput
-    from regatta.temporal.operations import start_drift_sweep
+    from regatta.temporal.operations import start
 
     async def body():
         try:
             request = DriftSweepInput(bundle=bundle, requested_by=getpass.getuser(), ticket=ticket)
         except ValidationError:
             raise Refused(f"--bundle {bundle!r} is not a bundle name (lowercase letters, digits and -)") from None
-        await announce(await start_drift_sweep(Settings.from_env(), request=request), None, wait=wait)
+        await announce(await start(Settings.from_env(), request), None, wait=wait)
 
     run_command(body())
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 from regatta.models import ClusterRecord, WaveForecast, WavePlan
 from regatta.models.cost import ClusterCost
 from regatta.models.readiness import ReadinessReport
-from regatta.rules import cost, outcomes
+from regatta.rules import cost, operation_catalog, outcomes
 from regatta.temporal.outcomes import OperationFailed, cause_of
 
 console = Console()
@@ -268,30 +268,46 @@ def said(text: Any) -> str:
     return escape(str(text).translate(UNPRINTABLE))
 
 
+def _upgrade_headline(progress: dict[str, Any]) -> list[str]:
+    onto = f" on node image {progress['target_node_image']}" if progress.get("target_node_image") else ""
+    lines = [f"cluster {progress.get('cluster')} → {progress['target_version']}{onto} by {progress.get('strategy')}"]
+    if progress.get("path"):
+        lines.append("minors: " + " → ".join(f"{step['version']} ({step['status']})" for step in progress["path"]))
+    return lines
+
+
+# What each kind of operation is about, in a line or two above its phase (the catalog's kinds: a kind without one
+# is about the cluster it names; a wave's and a rollout's tables say theirs below).
+HEADLINES: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    "upgrade": _upgrade_headline,
+    "rollback": lambda p: [f"rollback of {p.get('cluster')}: {p.get('from_version') or '?'} → {p.get('to_version') or '?'}"
+                           f" because {said(p.get('reason'))}"],
+    "failover": lambda p: [f"service of {p.get('cluster')}: {p['source']} → {p['target']}{' (drill)' if p.get('drill') else ''}"],
+    "wave": lambda p: [],
+    "policy": lambda p: [],
+    "drift": lambda p: [f"drift sweep: {p.get('swept', 0)} of {p.get('targets', 0)} clusters read, {p.get('drifted', 0)}"
+                        f" drifted, {p.get('remediated', 0)} put back, {p.get('unreachable', 0)} unreachable"],
+    "sweep": lambda p: [f"fleet sweep: {p.get('swept', 0)} of {p.get('total', 0)} clusters"],
+    "move": lambda p: [f"application {p.get('app')}: {p.get('steps_done', 0)} of {p.get('steps', 0)} steps"],
+    "access": lambda p: [f"{p.get('role')} on {p.get('cluster')} for {p.get('person')}"],
+    "hold": lambda p: [f"cluster {p.get('cluster')} held by {p.get('held_by')} ({p.get('operation')})"],
+}
+HEADLINES["failback"] = HEADLINES["failover"]
+
+
 def render_status(described: dict[str, Any], console: Console) -> None:
-    """Where any operation stands: the fields its progress query returns, the ones it has."""
+    """Where any operation stands: its kind from the catalog, then what its progress says it is doing, and its
+    condition (state and reason, as machines read them)."""
     progress = described.get("progress") or {}
     came_to = outcomes.verdict(described["status"], described.get("outcome"))
     colour = {"succeeded": "green", "unsuccessful": "red", "unknown": "yellow"}.get(came_to)
     ended = f" → [{colour}]{described.get('outcome') or 'outcome unknown'}[/]" if colour else ""
     console.print(f"[bold]{described['operation_id']}[/] {described['workflow_type']}: {described['status']}{ended}")
+    entry = operation_catalog.by_workflow(described.get("workflow_type"))
+    kind = entry.kind if entry else ""
     if progress:
-        if "stages" in progress:
-            pass  # a wave: its own table below
-        elif "target_version" in progress:
-            onto = f" on node image {progress['target_node_image']}" if progress.get("target_node_image") else ""
-            console.print(f"  cluster {progress.get('cluster')} → {progress['target_version']}{onto} by {progress.get('strategy')}")
-            if progress.get("path"):
-                console.print("  minors: " + " → ".join(
-                    f"{step['version']} ({step['status']})" for step in progress["path"]))
-        elif "to_version" in progress:  # a rollback
-            console.print(f"  rollback of {progress.get('cluster')}: {progress.get('from_version') or '?'} →"
-                          f" {progress['to_version'] or '?'} because {said(progress.get('reason'))}")
-        elif "source" in progress:
-            drill = " (drill)" if progress.get("drill") else ""
-            console.print(f"  service of {progress.get('cluster')}: {progress['source']} → {progress['target']}{drill}")
-        else:
-            console.print(f"  cluster {progress.get('cluster')}")
+        for line in HEADLINES.get(kind, lambda p: [f"cluster {p.get('cluster')}"])(progress):
+            console.print(f"  {line}")
         console.print(f"  phase {progress.get('phase')}: {said(progress.get('step'))}")
         if progress.get("waiting_for"):
             console.print(f"  [yellow]{said(progress['waiting_for'])}[/]")
@@ -319,12 +335,14 @@ def render_status(described: dict[str, Any], console: Console) -> None:
                 if isinstance(value, dict):  # a backup names itself; a plan reads as what → how many
                     value = value.get("name") or ", ".join(f"{k} → {v}" for k, v in value.items())
                 console.print(f"  {key.replace('_', ' ')}: {', '.join(value) if isinstance(value, list) else value}")
-        if progress.get("stages") and "bundle" in progress:
+        if condition := described.get("condition"):
+            console.print(f"  condition {condition['state']} ({condition['reason']})")
+        if kind == "policy":
             console.print(f"  bundle {progress['bundle']} revision {progress['revision']}: failure budget"
                           f" {progress['failure_budget']}, {progress['failed']} failed, {progress['applied_objects']}"
                           f" objects applied, {counted(len(progress.get('left_out') or {}), 'cluster')} left out")
             _render_rollout(progress, console)
-        elif progress.get("stages"):
+        elif kind == "wave":
             images = progress.get("node_images") or {}
             onto = f" (node images: {', '.join(f'{k} {v}' for k, v in sorted(images.items()))})" if images else ""
             console.print(f"  wave {progress['wave']} → {progress['target_version']}{onto}: failure budget"

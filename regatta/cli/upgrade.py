@@ -128,7 +128,7 @@ def upgrade_start(
             through = f" through {' → '.join(admission.path)}" if len(admission.path) > 1 else ""
             return f"{cluster} to {to}{onto} by {strategy.value}{through}"
 
-        await admit_and_start(request, inventory=inventory, now=fleet_now() if record.hold else None, ticket=ticket,
+        await admit_and_start(request, inventory=inventory, now=fleet_now() if record.hold else None,
                               wait=wait, headline=headline,
                               renamed={f"node_images.{record.provider}:": "--node-image:"})
 
@@ -172,7 +172,7 @@ def upgrade_rollback(
                                            requested_by=requested_by or getpass.getuser(), **overrides)
         except ValidationError as error:
             raise Refused(str(error)) from None
-        await admit_and_start(request, inventory=inventory, now=fleet_now() if record.hold else None, ticket=ticket,
+        await admit_and_start(request, inventory=inventory, now=fleet_now() if record.hold else None,
                               wait=wait, headline=f"rollback of {cluster}'s last upgrade ({record.control_plane_version}"
                                                   " back one minor)")
 

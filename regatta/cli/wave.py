@@ -89,7 +89,7 @@ def wave_start(
     from regatta.cli.op import announce
     from regatta.cli.render import render_plan
     from regatta.temporal.admission import admit
-    from regatta.temporal.operations import start_wave
+    from regatta.temporal.operations import start
 
     async def body():
         wave = _wave_request(file=file, selector=selector, to=to, name=name, concurrency=concurrency,
@@ -108,7 +108,7 @@ def wave_start(
             reports = check_fleet(ClusterConnections(sim_url=Settings.from_env().sim_url), records, wave.target_version)
             render_plan(plan, console, readiness={r.cluster: r for r in reports}, accepted=wave.accept_findings)
             return
-        handle = await start_wave(Settings.from_env(), request=wave)
+        handle = await start(Settings.from_env(), wave)
         from regatta.inventory.rehearsal_records import attachable_for
 
         rehearsed = attachable_for(open_inventory(), wave=wave.name, target_version=wave.target_version,

@@ -39,6 +39,7 @@ from regatta.formats.fleet_file import (
 from regatta.kube import health
 from regatta.kube.connect import ClusterConnections
 from regatta.models import ClusterRecord, NodePool
+from regatta.models.operations import WorkflowName
 from regatta.models.twin import Calibration, TwinLeftOut
 from regatta.rules import twins, versions
 from regatta.rules.own_hardware import CONTROLLER_DRIVEN, OWN_HARDWARE
@@ -186,7 +187,7 @@ def calibrations(inventory, records: list[ClusterRecord]) -> list[Calibration]:
     """Each cloud's step times, from the ClusterUpgrades the trail recorded from start to success."""
     clusters = {r.name: (r.provider, sum(p.node_count for p in r.node_pools)) for r in inventory.list_clusters()}
     trail = [(f"{line.operation_id}/{line.run_id}", line.cluster, line.outcome, line.at)
-             for line in inventory.audit(kind="ClusterUpgrade") if line.action == "upgrade"]
+             for line in inventory.audit(kind=WorkflowName.CLUSTER_UPGRADE) if line.action == "upgrade"]
     return twins.calibrate(twins.upgrade_samples(trail, clusters), defaults=DEFAULT_STEP_SECONDS,
                            providers={r.provider for r in records})
 

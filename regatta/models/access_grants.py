@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 
 from regatta.models.base import Model
 from regatta.models.fleet import ClusterRef
+from regatta.models.operations import Reported
 
 GrantRole = Literal["view", "edit", "admin"]
 GrantPhase = Literal["checking", "awaiting_approval", "granting", "granted", "revoking", "revoked", "expired",
@@ -28,7 +29,7 @@ class AccessGrantInput(Model):
     approval_timeout_seconds: float = Field(default=4 * 3600, gt=0, description="an unapproved request ends after this")
 
 
-class AccessGrantProgress(Model):
+class AccessGrantProgress(Reported):
     operation_id: str = ""
     cluster: str
     person: str = ""

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from regatta.models.base import Model
+from regatta.models.operations import Reported
 
 
 class PauseInput(Model):
@@ -70,7 +71,7 @@ class RetryClusterInput(Model):
     requested_by: str = "temporal-ui"
 
 
-class StageSteering(Model):
+class StageSteering(Reported):
     """What a staged operation's state says about its controls (a wave's, a rollout's)."""
 
     paused: bool = False

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from regatta.models.base import Model
+from regatta.models.operations import Reported
 
 
 class DecommissionClusterInput(Model):
@@ -26,7 +27,7 @@ class DecommissionClusterInput(Model):
     activity_heartbeat_timeout_seconds: float = Field(default=60, gt=0)
 
 
-class DecommissionClusterProgress(Model):
+class DecommissionClusterProgress(Reported):
     operation_id: str = ""
     cluster: str
     phase: Literal["checking", "awaiting_approval", "evacuating", "cordoning", "backing_up", "deleting", "deregistering",

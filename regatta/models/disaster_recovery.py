@@ -12,6 +12,7 @@ from pydantic import Field
 
 from regatta.models.base import Model
 from regatta.models.fleet import ClusterRef
+from regatta.models.operations import Reported
 
 
 class DrPair(Model):
@@ -156,7 +157,7 @@ DrPhase = Literal["checking", "awaiting_approval", "backing_up", "fencing", "res
                   "returning_standby", "recording", "cleaning_up", "succeeded", "aborted", "failed"]
 
 
-class DRProgress(Model):
+class DRProgress(Reported):
     """The one state object of DRFailover and DRFailback, returned whole by the `progress` Query."""
 
     operation_id: str = ""
@@ -215,7 +216,7 @@ class ClusterHoldInput(Model):
     requested_by: str = "temporal-ui"
 
 
-class ClusterHoldProgress(Model):
+class ClusterHoldProgress(Reported):
     operation_id: str = ""
     cluster: str
     held_by: str

@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 
 from regatta.models.base import Model
 from regatta.models.calendar import ClusterSelector
+from regatta.models.operations import Reported
 
 APP_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # The kinds whose replicas a placement divides.
@@ -178,7 +179,7 @@ class MoveWorkloadsInput(Model):
     callback_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://")
 
 
-class MoveWorkloadsProgress(Model):
+class MoveWorkloadsProgress(Reported):
     operation_id: str = ""
     app: str
     phase: Literal["planning", "moving", "withdrawing", "succeeded", "failed"] = "planning"
@@ -213,7 +214,7 @@ class EvacuateClusterInput(Model):
     callback_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://")
 
 
-class EvacuateClusterProgress(Model):
+class EvacuateClusterProgress(Reported):
     operation_id: str = ""
     cluster: str
     phase: Literal["listing", "moving", "succeeded", "failed"] = "listing"

@@ -19,6 +19,7 @@ from regatta.models.calendar import ClusterSelector
 from regatta.models.controls import StageSteering
 from regatta.models.fleet import ClusterRef
 from regatta.models.health import HealthCheck
+from regatta.models.operations import Reported
 from regatta.models.placement import Placement, PlacementDecision
 
 BUNDLE_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -436,7 +437,7 @@ class DriftSweepInput(Model):
     callback_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://")
 
 
-class DriftSweepProgress(Model):
+class DriftSweepProgress(Reported):
     operation_id: str = ""
     phase: Literal["listing", "sweeping", "succeeded", "failed"] = "listing"
     step: str = "starting"

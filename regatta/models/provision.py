@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from regatta.models.base import Model, ProviderKind
 from regatta.models.fleet import ClusterNetwork, ClusterRef, NodeTaint, fill_default_node_sizes
+from regatta.models.operations import Reported
 
 
 class NodePoolRequest(Model):
@@ -57,7 +58,7 @@ class ProvisionClusterInput(Model):
         return ClusterRef(name=self.name, provider=self.provider, region=self.region, credential_ref=self.credential_ref)
 
 
-class ProvisionClusterProgress(Model):
+class ProvisionClusterProgress(Reported):
     operation_id: str = ""
     cluster: str
     phase: Literal["validating", "creating", "bootstrapping", "registering", "compensating", "succeeded", "failed"] = "validating"

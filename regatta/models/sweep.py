@@ -9,6 +9,7 @@ from pydantic import Field
 
 from regatta.models.base import Model
 from regatta.models.calendar import ClusterSelector
+from regatta.models.operations import Reported
 
 
 class FleetSweepInput(Model):
@@ -23,7 +24,7 @@ class FleetSweepInput(Model):
                                       " off may not answer before it counts as lost (it keeps what it ran)")
 
 
-class FleetSweepProgress(Model):
+class FleetSweepProgress(Reported):
     operation_id: str = ""
     phase: Literal["listing", "sweeping", "succeeded"] = "listing"
     step: str = "starting"

@@ -16,6 +16,7 @@ from regatta.models.calendar import Freeze, MaintenanceWindow
 from regatta.models.drain import DrainEscalation, DrainPolicy
 from regatta.models.fleet import AddonChange
 from regatta.models.health import HealthCheck, UpgradeHook
+from regatta.models.operations import Reported
 from regatta.models.readiness import AcceptedFindings
 
 
@@ -123,7 +124,7 @@ class PathStep(Model):
     pools_done: list[str] = Field(default_factory=list, description="the node pools this minor moved")
 
 
-class ClusterUpgradeProgress(Model):
+class ClusterUpgradeProgress(Reported):
     """The one state object of a ClusterUpgrade, returned whole by the `progress` Query."""
 
     operation_id: str = ""
@@ -217,7 +218,7 @@ class ClusterRollbackInput(Model):
         return value
 
 
-class ClusterRollbackProgress(Model):
+class ClusterRollbackProgress(Reported):
     """The one state object of a ClusterRollback, returned whole by the `progress` Query."""
 
     operation_id: str = ""

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from regatta.models.operations import Condition, State, reason_word
+
 # The outcomes that are the operation doing what was asked: a DR hold released, a placement with nothing to move.
 GOOD = frozenset({"succeeded", "released", "nothing_to_move"})
 STILL_RUNNING = frozenset({"RUNNING", "CONTINUED_AS_NEW"})
@@ -49,3 +51,13 @@ def verdict(status: str, outcome: str | None) -> Verdict:
 def succeeded(status: str, outcome: str | None) -> bool | None:
     """True or False once it has ended and how is known; None while it runs or when not."""
     return {"succeeded": True, "unsuccessful": False}.get(verdict(status, outcome))
+
+
+def condition_of_run(status: str, reported: Condition | None, failure: str | None) -> Condition | None:
+    """An operation's condition: what its progress reports, unless Temporal ended the run before the progress could
+    say so (a failure, a termination, a timeout, a cancellation): then that, with why."""
+    if status in STILL_RUNNING or status == "COMPLETED" or (reported is not None and reported.ended):
+        return reported
+    state: State = "aborted" if status == "CANCELED" else "failed"
+    return Condition(state=state, reason=reason_word(status.lower()), message=failure or (reported.message if reported
+                     else ""), ended=True)

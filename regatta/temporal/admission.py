@@ -31,6 +31,7 @@ from regatta.models import (
     ProvisionClusterInput,
     WavePlan,
 )
+from regatta.models.operations import WorkflowName
 from regatta.models.placement import EvacuateClusterInput
 from regatta.models.policy import BundleSpec, PolicyPlan
 from regatta.rules import (
@@ -104,7 +105,7 @@ def admit(request: BaseModel, *, inventory: Inventory, now: datetime | None = No
             return _policy(request, inventory=inventory, now=now, outbound=rules)
         if isinstance(request, ProvisionClusterInput):
             holder = provision_holder(inventory, request)
-            return Admission("ProvisionCluster", operation_ids.operation_id(request.name), holder,
+            return Admission(WorkflowName.PROVISION_CLUSTER, operation_ids.operation_id(request.name), holder,
                              frozenset({request.environment}))
         if isinstance(request, DecommissionClusterInput):
             return _decommission(request, inventory=inventory)
@@ -160,9 +161,9 @@ def environments_of_running(workflow: str, cluster: str, environment: str, *, in
     its standby's, for an evacuation every cluster its applications are placed on."""
     found = {environment}
     try:
-        if workflow in ("DRFailover", "DRFailback"):
+        if workflow in (WorkflowName.DR_FAILOVER, WorkflowName.DR_FAILBACK):
             found.add(inventory.get_cluster(inventory.dr_pair(cluster).standby).environment)
-        elif workflow == "EvacuateCluster":
+        elif workflow == WorkflowName.EVACUATE_CLUSTER:
             clusters = {c.name: c.environment for c in inventory.list_clusters()}
             placed = placement.placed_on(inventory.placements(), cluster)
             found |= {clusters[s.cluster] for d in placed for s in d.chosen if s.cluster in clusters}
@@ -220,7 +221,7 @@ def _upgrade(request: ClusterUpgradeInput, *, inventory: Inventory, now: datetim
                                                     launch_template_versions=request.launch_template_versions)
         if refused:
             raise StartRefused("; ".join(refused), kind="invalid", environments=where)
-    return Admission("ClusterUpgrade", operation_ids.operation_id(record.name), record, frozenset({record.environment}),
+    return Admission(WorkflowName.CLUSTER_UPGRADE, operation_ids.operation_id(record.name), record, frozenset({record.environment}),
                      path=tuple(path))
 
 
@@ -236,14 +237,14 @@ def _rollback(request: ClusterRollbackInput, *, inventory: Inventory, now: datet
         raise StartRefused(f"{record.name} sits behind the site agent of {record.site}: Regatta does not roll such"
                            " clusters back yet; use the cloud's console", kind="conflict", environments=where)
     _refuse_a_hold(record, request.override_hold, now=now, where=where)
-    return Admission("ClusterRollback", operation_ids.operation_id(record.name), record, where)
+    return Admission(WorkflowName.CLUSTER_ROLLBACK, operation_ids.operation_id(record.name), record, where)
 
 
 def _wave(request: PatchWaveInput, *, inventory: Inventory, now: datetime) -> Admission:
     clusters = {c.name: c for c in inventory.list_clusters()}
     plan = waves.plan_wave(request, list(clusters.values()), now=now)
     touched = frozenset(clusters[c.name].environment for stage in plan.stages for c in stage.clusters)
-    return Admission("PatchWave", operation_ids.wave_id(request.name), None, touched, plan)
+    return Admission(WorkflowName.PATCH_WAVE, operation_ids.wave_id(request.name), None, touched, plan)
 
 
 def _policy(request: BundleSpec, *, inventory: Inventory, now: datetime, outbound: OutboundRules) -> Admission:
@@ -258,7 +259,7 @@ def _policy(request: BundleSpec, *, inventory: Inventory, now: datetime, outboun
     previous = inventory.placement(bundle.name) if bundle.placement is not None else None
     plan = bundle_targets.plan_policy(bundle, list(clusters.values()), now=now, previous=previous)
     touched = frozenset(clusters[c.name].environment for stage in plan.stages for c in stage.clusters)
-    return Admission("PolicyRollout", operation_ids.policy_id(bundle.name), None, touched, policy_plan=plan, bundle=bundle)
+    return Admission(WorkflowName.POLICY_ROLLOUT, operation_ids.policy_id(bundle.name), None, touched, policy_plan=plan, bundle=bundle)
 
 
 def _decommission(request: DecommissionClusterInput, *, inventory: Inventory) -> Admission:
@@ -277,7 +278,7 @@ def _decommission(request: DecommissionClusterInput, *, inventory: Inventory) ->
         raise StartRefused(f"{record.name} runs placed applications ({', '.join(d.app for d in placed)}): pass --evacuate"
                            " (evacuate) to move them to other clusters first, or run `regatta cluster evacuate"
                            f" {record.name}`", kind="conflict", environments=where)
-    return Admission("DecommissionCluster", operation_ids.operation_id(record.name), record,
+    return Admission(WorkflowName.DECOMMISSION_CLUSTER, operation_ids.operation_id(record.name), record,
                      frozenset({record.environment}))
 
 
@@ -290,7 +291,7 @@ def _evacuate(request: EvacuateClusterInput, *, inventory: Inventory) -> Admissi
                            " shows where each runs)", kind="conflict", environments=frozenset({record.environment}))
     clusters = {c.name: c.environment for c in inventory.list_clusters()}
     touched = {record.environment} | {clusters[s.cluster] for d in placed for s in d.chosen if s.cluster in clusters}
-    return Admission("EvacuateCluster", operation_ids.evacuate_id(record.name), record, frozenset(touched))
+    return Admission(WorkflowName.EVACUATE_CLUSTER, operation_ids.evacuate_id(record.name), record, frozenset(touched))
 
 
 def _disaster_recovery(request: DRFailoverInput | DRFailbackInput, *, inventory: Inventory) -> Admission:
@@ -305,12 +306,12 @@ def _disaster_recovery(request: DRFailoverInput | DRFailbackInput, *, inventory:
         if pair.serving == "standby" and not request.drill:
             raise StartRefused(f"{pair.standby} already serves {request.cluster}'s workloads; fail back first:"
                                f" regatta failback {request.cluster}", kind="conflict", environments=where)
-        workflow = "DRFailover"
+        workflow = WorkflowName.DR_FAILOVER
     else:
         if pair.serving != "standby":
             raise StartRefused(f"{request.cluster} serves its own workloads already; there is nothing to fail back",
                                kind="conflict", environments=where)
-        workflow = "DRFailback"
+        workflow = WorkflowName.DR_FAILBACK
     if request.override_capacity is not None and not request.override_capacity.strip():
         raise StartRefused("--override-capacity (override_capacity) needs a reason saying why the standby may be too small", kind="invalid",
                            environments=where)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 from collections import OrderedDict
 from typing import Any
 
@@ -25,11 +26,9 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from regatta.models import AccessGrantInput, ClusterRecord, PatchWaveInput
-from regatta.models.placement import EvacuateClusterInput
-from regatta.models.policy import BundleSpec, DriftSweepInput
+from regatta.models import ClusterRecord
 from regatta.models.search_attributes import CLUSTER, ENVIRONMENT, FINAL_PROGRESS_MEMO, TICKET, operation_tags
-from regatta.rules import operation_ids, outcomes, suggestions
+from regatta.rules import operation_catalog, outcomes, suggestions
 from regatta.settings import Settings
 from regatta.temporal.connect import connect
 from regatta.temporal.outcomes import OperationFailed, OperationRefused, cause_of
@@ -39,52 +38,16 @@ __all__ = ["OperationFailed", "OperationRefused", "cause_of"]  # named here too,
 
 
 
-async def start_operation(
-    settings: Settings, *, workflow: str, cluster: ClusterRecord, request: BaseModel, ticket: str | None
-) -> WorkflowHandle:
-    """Start an operation on one cluster under its lock, `cluster-<name>`."""
-    return await _start(settings, workflow=workflow, operation_id=operation_ids.operation_id(cluster.name), request=request,
-                        ticket=ticket, cluster=cluster, holding=f"cluster {cluster.name}",
-                        rule="at most one operation runs on a cluster")
-
-
-async def start_wave(settings: Settings, *, request: PatchWaveInput) -> WorkflowHandle:
-    """Start a PatchWave under `wave-<name>`: one wave of a name runs at a time."""
-    return await _start(settings, workflow="PatchWave", operation_id=operation_ids.wave_id(request.name), request=request,
-                        ticket=request.ticket, holding=f"wave {request.name}",
-                        rule="one wave of a name runs at a time")
-
-
-async def start_policy_rollout(settings: Settings, *, request: BundleSpec) -> WorkflowHandle:
-    """Start a PolicyRollout under `policy-<bundle>`: one rollout of a bundle at a time."""
-    return await _start(settings, workflow="PolicyRollout", operation_id=operation_ids.policy_id(request.name),
-                        request=request, ticket=request.ticket, holding=f"bundle {request.name}",
-                        rule="one rollout of a bundle runs at a time")
-
-
-async def start_evacuation(settings: Settings, *, request: EvacuateClusterInput, cluster: ClusterRecord) -> WorkflowHandle:
-    """Start an EvacuateCluster under `evacuate-<cluster>`: one evacuation of a cluster at a time.
-    It takes no cluster lock: an upgrade of the cluster may run beside it (that is often why)."""
-    return await _start(settings, workflow="EvacuateCluster", operation_id=operation_ids.evacuate_id(cluster.name),
-                        request=request, ticket=request.ticket, cluster=cluster,
-                        holding=f"the evacuation of {cluster.name}", rule="one evacuation of a cluster runs at a time")
-
-
-async def start_drift_sweep(settings: Settings, *, request: DriftSweepInput) -> WorkflowHandle:
-    """Start a DriftSweep under `drift-<bundle>` (or `drift-all`): one sweep of a scope at a time."""
-    return await _start(settings, workflow="DriftSweep", operation_id=operation_ids.drift_id(request.bundle),
-                        request=request, ticket=request.ticket,
-                        holding=f"the drift sweep of {request.bundle or 'every bundle'}", rule="one sweep of a scope runs at a time")
-
-
-async def start_access_grant(settings: Settings, *, request: AccessGrantInput, cluster: ClusterRecord) -> WorkflowHandle:
-    """Start an AccessGrant under `access-<cluster>-<random>`: a person's time-bound access to a cluster. It takes no
-    cluster lock (an upgrade may run while someone looks)."""
-    import secrets
-
-    return await _start(settings, workflow="AccessGrant", operation_id=operation_ids.access_grant_id(
-        cluster.name, secrets.token_hex(4)), request=request, ticket=request.ticket, cluster=cluster,
-                        holding="that grant id", rule="grant ids are random; start it again")
+async def start(settings: Settings, request: BaseModel, *, cluster: ClusterRecord | None = None) -> WorkflowHandle:
+    """Start the operation `request` asks for, as its catalog entry says (regatta/rules/operation_catalog.py): under
+    its id, which is its lock (`cluster-<name>` for every operation that changes one cluster, `wave-<name>`,
+    `policy-<bundle>`...), refused with the holder named when another run holds it. `cluster` is the record it acts
+    on (its Cluster and Environment search attributes), None for a fleet-wide one."""
+    entry = operation_catalog.for_request(request)
+    operation_id = entry.operation_id(request, suffix=secrets.token_hex(4) if entry.random_id else "")
+    return await _start(settings, workflow=entry.workflow, operation_id=operation_id, request=request,
+                        ticket=getattr(request, "ticket", None), cluster=None if entry.fleet_wide else cluster,
+                        holding=entry.holding(request), rule=entry.rule)
 
 
 async def _start(settings: Settings, *, workflow: str, operation_id: str, request: BaseModel, ticket: str | None,
@@ -256,8 +219,15 @@ async def list_operations(client: Any, *, limit: int = 100, running_only: bool =
 
 
 def _judged(found: dict[str, Any]) -> dict[str, Any]:
-    """`succeeded`: true or false once it has ended and its outcome is known, null while it runs or when not."""
+    """`succeeded`: true or false once it has ended and its outcome is known, null while it runs or when not.
+    `condition`: where it stands for machines (state, reason, message, ended), from its progress read into its kind's
+    model (regatta/rules/operation_catalog.py), or from Temporal's status when the run ended before it could say."""
     found["succeeded"] = outcomes.succeeded(found["status"], found["outcome"])
+    typed = operation_catalog.typed_progress(found["workflow_type"], found["progress"])
+    if typed is not None:
+        found["progress"] = typed.model_dump(mode="json")
+    condition = outcomes.condition_of_run(found["status"], typed.condition if typed else None, found.get("failure"))
+    found["condition"] = condition.model_dump(mode="json") if condition else None
     return found
 
 

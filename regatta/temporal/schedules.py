@@ -27,6 +27,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from regatta.models import FleetSweepInput, PatchWaveInput
+from regatta.models.operations import WorkflowName
 from regatta.models.policy import DriftSweepInput
 from regatta.rules import operation_ids
 from regatta.settings import Settings
@@ -83,7 +84,7 @@ async def create_patch_schedule(settings: Settings, *, name: str, wave: PatchWav
                                 paused: bool = False) -> str:
     wave = wave.model_copy(update={"start_only_outside_freezes": True})
     schedule = Schedule(
-        action=ScheduleActionStartWorkflow("PatchWave", wave, id=operation_ids.wave_id(wave.name), task_queue=settings.task_queue),
+        action=ScheduleActionStartWorkflow(WorkflowName.PATCH_WAVE, wave, id=operation_ids.wave_id(wave.name), task_queue=settings.task_queue),
         spec=ScheduleSpec(calendars=[window.calendar()], time_zone_name=window.timezone),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
         state=ScheduleState(paused=paused, note=f"patch wave {wave.name} to {wave.target_version}"),
@@ -95,7 +96,7 @@ async def create_sweep_schedule(settings: Settings, *, every_minutes: int, reque
     if every_minutes < 1:
         raise OperationRefused("--every-minutes must be at least 1")
     schedule = Schedule(
-        action=ScheduleActionStartWorkflow("FleetSweep", request, id="fleet-sweep", task_queue=settings.task_queue),
+        action=ScheduleActionStartWorkflow(WorkflowName.FLEET_SWEEP, request, id="fleet-sweep", task_queue=settings.task_queue),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(minutes=every_minutes))]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
         state=ScheduleState(note=f"fleet sweep every {every_minutes} minutes"),
@@ -108,7 +109,7 @@ async def create_drift_schedule(settings: Settings, *, every_minutes: int, reque
         raise OperationRefused("--every-minutes must be at least 1")
     operation_id = operation_ids.drift_id(request.bundle)
     schedule = Schedule(
-        action=ScheduleActionStartWorkflow("DriftSweep", request, id=operation_id, task_queue=settings.task_queue),
+        action=ScheduleActionStartWorkflow(WorkflowName.DRIFT_SWEEP, request, id=operation_id, task_queue=settings.task_queue),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(minutes=every_minutes))]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
         state=ScheduleState(note=f"drift sweep of {request.bundle or 'every bundle'} every {every_minutes} minutes"),

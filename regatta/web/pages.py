@@ -39,17 +39,18 @@ from regatta.api import access_grants
 from regatta.api.errors import ApiError
 from regatta.api.gate import Gate, inventory_of, settings_of
 from regatta.api.identity_provider import IdentityProvider, ProviderUnreachable, TokenRefused
-from regatta.api.operations import CONTROL_OUTCOME, described, environments_of
+from regatta.api.operations import ControlRequest, described, environments_of, send_control
 from regatta.api.tokens import authenticate
 from regatta.formats import fleet_data
 from regatta.inventory import fleet_reads, rehearsal_records
 from regatta.models import ClusterRecord, OperationRecord, PatchWaveInput
 from regatta.models.fleet_view import SORTABLE, FleetQuery
+from regatta.models.operations import WorkflowName
 from regatta.models.search_attributes import CLUSTER
-from regatta.rules import access, fleet_view, outcomes
+from regatta.rules import access, fleet_view, operation_catalog, outcomes
 from regatta.rules import access_grants as access_grants_rules
 from regatta.temporal.connect import TemporalUnreachable, connect
-from regatta.temporal.operations import OperationRefused, list_operations, query, send_update
+from regatta.temporal.operations import OperationRefused, list_operations, query
 from regatta.web import session
 from regatta.web.fleet_cache import FleetCache
 
@@ -93,7 +94,7 @@ async def _in_flight(app: FastAPI) -> dict[str, tuple[str, str]]:
         client = await _client(app)
         async for execution in client.list_workflows('ExecutionStatus="Running"'):
             cluster = execution.typed_search_attributes.get(CLUSTER) if execution.typed_search_attributes else None
-            if cluster and execution.workflow_type != "ClusterHold":
+            if cluster and execution.workflow_type != WorkflowName.CLUSTER_HOLD:
                 found.setdefault(cluster, (execution.id, execution.workflow_type))
     except (TemporalUnreachable, RuntimeError):
         app.state.__dict__.get("temporal_for_pages", {}).pop("client", None)
@@ -435,10 +436,11 @@ def _rehearsal_of(inventory: Any, found: dict, progress: dict) -> Any:
     cluster) taken last before it started, if any: what its page links to, to be held against it."""
     if isinstance(attached := progress.get("rehearsal_id"), str) and len(attached) <= 40:
         return rehearsal_records.get(inventory, attached)
-    kind, subject = {"PatchWave": ("wave", progress.get("wave")), "ClusterUpgrade": ("upgrade", progress.get("cluster"))
-                     }.get(found.get("workflow_type") or "", (None, None))
-    if kind is None or not subject:
+    entry = operation_catalog.by_workflow(found.get("workflow_type"))
+    subject = progress.get({"wave": "wave", "upgrade": "cluster"}.get(entry.kind, "") if entry else "")
+    if entry is None or not subject:  # only a wave's and an upgrade's are rehearsed
         return None
+    kind = entry.kind
     record = rehearsal_records.latest_of(inventory, kind=kind, subject=str(subject))
     started = found.get("started")
     if record is None or (isinstance(started, datetime) and record.rehearsed_at > started):
@@ -457,12 +459,13 @@ async def operation(request: Request, operation_id: str) -> Response:
     where = environments_of(found, gate, reading=True)
     gate.in_scope("read", where, verb="read", what=f"operation {operation_id}", operation_id=operation_id)
     acting = environments_of(found, gate)
-    allowed = [c for c in CONTROLS if access.refusal(
+    entry = operation_catalog.by_workflow(found.get("workflow_type"))
+    allowed = [c for c in CONTROLS if entry is not None and c in entry.controls and access.refusal(
         token=viewer.token.name, role=viewer.token.role, scope=viewer.token.environments,
         action="approve" if c == "approve" else "control", environments=acting) is None]
     progress = found.get("progress") or {}
     forecast = None
-    if found.get("workflow_type") == "PatchWave" and found.get("status") == "RUNNING":
+    if found.get("workflow_type") == WorkflowName.PATCH_WAVE and found.get("status") == "RUNNING":
         try:
             forecast = await query(settings_of(request), operation_id, "forecast")
         except (OperationRefused, TemporalUnreachable):
@@ -476,33 +479,21 @@ async def operation(request: Request, operation_id: str) -> Response:
 @router.post("/operations/{operation_id}/{control}")
 async def steer(request: Request, operation_id: str, control: str, csrf: str = Form(""), reason: str = Form(""),
                 stage: str = Form("")) -> Response:
+    """A control from the operation's page, sent as the API sends it (`send_control`: the same checks and audit
+    lines); the answer, accepted or refused, is said on the page."""
     viewer = session.viewer(inventory_of(request), request)
     session.check_csrf(viewer.csrf, csrf)
     if control not in CONTROLS:
         raise ApiError(404, f"no control {control!r}; the controls are {', '.join(CONTROLS)}")
-    gate = _gate(request, viewer)
-    action: access.Action = "approve" if control == "approve" else "control"
-    gate.may(action, verb=control, operation_id=operation_id)
-    found = await described(gate, operation_id)
-    cluster = found.get("cluster") or "-"
-    gate.in_scope("read", environments_of(found, gate, reading=True), verb=control, what=f"operation {operation_id}",
-                  operation_id=operation_id, cluster=cluster)
-    gate.permit(action, environments_of(found, gate), verb=control, operation_id=operation_id, cluster=cluster)
-    payload: dict[str, Any]
-    if control == "approve":
-        payload = {"approver": viewer.token.name, "comment": reason, **({"stage": stage} if stage else {})}
-    elif control == "resume":
-        payload = {"requested_by": viewer.token.name}
-    else:
-        payload = {"reason": reason, "requested_by": viewer.token.name}
+    body = ControlRequest(reason=reason if control != "approve" else "", comment=reason if control == "approve" else "",
+                          stage=stage or None)
     try:
-        await send_update(settings_of(request), operation_id, control, payload)
+        await send_control(_gate(request, viewer), operation_id, control, body, said_from="from the fleet view")
         message = f"{control}: accepted"
-        gate.audit(verb=control, outcome=CONTROL_OUTCOME[control], operation_id=operation_id, cluster=cluster,
-                   detail=f"from the fleet view: {reason}".rstrip(": "))
-    except OperationRefused as error:
-        message = f"{control} refused: {error}"
-        gate.audit(verb=control, outcome="refused", operation_id=operation_id, cluster=cluster, detail=str(error))
+    except ApiError as error:
+        if error.status_code != 409:
+            raise
+        message = f"{control} refused: {error.message}"
     return RedirectResponse(f"/ui/operations/{operation_id}?" + urlencode({"message": message}), status_code=303)
 
 

@@ -258,11 +258,11 @@ async def test_in_the_fleet_view_a_person_asks_takes_the_kubeconfig_once_and_see
 async def test_a_request_withdrawn_before_approval_or_never_approved_grants_nothing(
         queue_settings, worker, add_cluster, client, inventory):
     from regatta.models import AccessGrantInput, AccessGrantResult
-    from regatta.temporal.operations import start_access_grant
+    from regatta.temporal.operations import start
 
     cluster = add_cluster("withdrawn")  # staging: an edit grant still waits for a second person
     record = inventory.get_cluster(cluster)
-    withdrawn = await start_access_grant(queue_settings, request=AccessGrantInput(
+    withdrawn = await start(queue_settings, AccessGrantInput(
         cluster=cluster, role="edit", duration_seconds=600, reason="INC-14", requested_by="ana"), cluster=record)
     deadline = time.monotonic() + 30
     while (await withdrawn.query("progress", result_type=dict))["phase"] != "awaiting_approval":
@@ -273,7 +273,7 @@ async def test_a_request_withdrawn_before_approval_or_never_approved_grants_noth
     assert result.outcome == "refused" and "withdrawn by ana" in result.message and result.granted_at is None
     from temporalio.service import RPCError
 
-    unapproved = await start_access_grant(queue_settings, request=AccessGrantInput(
+    unapproved = await start(queue_settings, AccessGrantInput(
         cluster=cluster, role="admin", duration_seconds=600, reason="INC-15", requested_by="ana",
         approval_timeout_seconds=1), cluster=record)
     result = AccessGrantResult.model_validate(await unapproved.result())

@@ -264,6 +264,25 @@ async def test_holds_over_the_api_are_scoped_like_every_control_and_a_wave_answe
     not_a_wave = await api.get(f"/v1/operations/cluster-{name}/forecast", headers=viewer)
     assert not_a_wave.status_code == 404  # no operation runs on the cluster itself
 
+    # A wave's own controls over the API (the catalog's: skip and retry name a cluster); a control its kind does not
+    # take is a 409 that says which it does, sent to nothing.
+    no_cluster = await api.post(f"/v1/operations/{operation}/skip", headers=operator, json={"reason": "held"})
+    assert no_cluster.status_code == 422 and "skip needs a cluster" in no_cluster.json()["error"]
+    viewer_skip = await api.post(f"/v1/operations/{operation}/skip", headers=viewer, json={"cluster": name, "reason": "x"})
+    assert viewer_skip.status_code == 403
+    not_in = await api.post(f"/v1/operations/{operation}/skip", headers=operator, json={"cluster": "nope", "reason": "x"})
+    assert not_in.status_code == 409 and "nope is not in this wave" in not_in.json()["error"]
+    go_back = await api.post(f"/v1/operations/{operation}/go_back", headers=operator, json={"reason": "x"})
+    assert go_back.status_code == 409 and "takes no go_back" in go_back.json()["error"], go_back.text
+    skipped = await api.post(f"/v1/operations/{operation}/skip", headers=operator,
+                             json={"cluster": name, "reason": "held for the quarter close"})
+    assert skipped.status_code == 200, skipped.text
+    assert [c["status"] for s in skipped.json()["progress"]["stages"] for c in s["clusters"]] == ["skipped"]
+    found = (await api.get(f"/v1/operations/{operation}", headers=viewer)).json()
+    assert found["condition"]["reason"] in ("Running", "Succeeded", "Planning"), found["condition"]
+    lines = [(r.action, r.outcome) for r in inventory.audit(operation_id=operation) if r.operation == "api"]
+    assert ("api skip", "refused") in lines and ("api skip", "skipped") in lines, lines
+
     assert (await api.post(f"/v1/clusters/{name}/release", headers=operator)).status_code == 200
     again = await api.post(f"/v1/clusters/{name}/release", headers=operator)
     assert again.status_code == 409 and "is not held" in again.json()["error"]

@@ -203,16 +203,34 @@ async def test_failover_interrupted_by_a_sigkill_completes_on_a_new_worker_witho
     assert [r.action for r in inventory.audit(cluster=pair.primary)].count("traffic") == 1
 
 
-async def test_failback_restores_the_original_state(client, worker, task_queue, pair_of, inventory):
+async def test_failback_restores_the_original_state(client, worker, task_queue, queue_settings, pair_of, inventory):
+    """The failback is started as a change-ticket system starts it, over the API (`kind: failback`)."""
+    import httpx
+
+    from regatta.api.app import create_app
+    from regatta.api.tokens import create_token
+
     pair = pair_of()
     original = (pair.replicas(pair.primary), pair.replicas(pair.standby),
                 {s: t["weights"] for s, t in pair.traffic().items()})
+    _, secret = create_token(inventory, name=f"ops-{pair.primary}", role="operator", environments=["staging"])
+    api = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(queue_settings, inventory)),
+                            base_url="http://regatta.test", headers={"Authorization": f"Bearer {secret}"}, timeout=60)
+    body = {"kind": "failback", "ticket": f"CHG-{pair.primary}", "input": {"cluster": pair.primary, **FAST}}
+    early = await api.post("/v1/operations", json=body)
+    assert early.status_code == 409 and "nothing to fail back" in early.json()["error"], early.text
     await (await failover(client, task_queue, pair)).result()
     assert pair.replicas(pair.primary)["shop/checkout"] == 0  # fenced while the standby served
     # While the standby serves, the team creates something new there: failback must keep it.
     http.post(f"{pair.simulator.url}/sim/backups", json={"cluster": pair.standby}, timeout=10).raise_for_status()
 
-    result = await (await failback(client, task_queue, pair)).result()
+    started = await api.post("/v1/operations", json={**body, "ticket": f"CHG-{pair.standby}"})
+    assert started.status_code == 201 and started.json()["operation_id"] == operation_id(pair.primary), started.text
+    handle = client.get_workflow_handle(started.json()["operation_id"], result_type=DRResult)
+    result = await handle.result()
+    found = (await api.get(f"/v1/operations/{operation_id(pair.primary)}")).json()
+    assert found["condition"] == {"state": "succeeded", "reason": "Succeeded", "message": found["condition"]["message"],
+                                  "ended": True}
 
     assert result.outcome == "succeeded" and result.source == pair.standby and result.target == pair.primary
     assert result.scaled == {"jobs/batch": 2, "shop/catalog": 4, "shop/checkout": 3, "shop/payments": 4}

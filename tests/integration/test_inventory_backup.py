@@ -17,7 +17,7 @@ import pytest
 from regatta.inventory import Inventory
 from regatta.inventory.audit_files import AuditKeys, make_key_file
 from regatta.models import AccessGrantInput, OperationRecord
-from regatta.temporal.operations import start_access_grant
+from regatta.temporal.operations import start
 from tests.conftest import REGATTA
 from tests.integration.test_inventory import postgres_schema, record
 from workers.main import build_worker
@@ -108,7 +108,7 @@ async def test_a_new_stack_on_the_restored_postgresql_database_carries_on(source
         assert restored.returncode == 0, restored.stdout + restored.stderr
         stack = replace(queue_settings, database_url=url, audit_key_file=env["REGATTA_AUDIT_KEY_FILE"])
         async with build_worker(client, stack):
-            handle = await start_access_grant(stack, request=AccessGrantInput(
+            handle = await start(stack, AccessGrantInput(
                 cluster=name, role="view", duration_seconds=600, reason="after the restore", requested_by="ana"),
                 cluster=Inventory(url).get_cluster(name))
             deadline = time.monotonic() + 30

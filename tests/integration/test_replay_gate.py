@@ -14,7 +14,7 @@ import time
 from temporalio import workflow
 
 from regatta.models import AccessGrantInput, AccessGrantResult
-from regatta.temporal.operations import start_access_grant
+from regatta.temporal.operations import start
 from tests.conftest import REGATTA
 from workers import replay_gate
 from workers.main import WORKFLOWS
@@ -34,7 +34,7 @@ class ChangedAccessGrant(AccessGrant):
 async def test_the_gate_replays_open_runs_and_names_the_run_and_event_a_changed_build_would_break(
         client, worker, queue_settings, add_cluster, inventory):
     cluster = add_cluster("gate", env="prod")
-    handle = await start_access_grant(queue_settings, request=AccessGrantInput(
+    handle = await start(queue_settings, AccessGrantInput(
         cluster=cluster, role="view", duration_seconds=600, reason="INC-20", requested_by="ana"),
         cluster=inventory.get_cluster(cluster))
     deadline = time.monotonic() + 30

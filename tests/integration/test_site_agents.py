@@ -120,11 +120,11 @@ async def test_a_grant_on_a_site_cluster_is_made_handed_out_and_taken_back_by_th
 
     from regatta.formats.sealed_box import new_recipient, open_sealed
     from regatta.models import AccessGrantInput, AccessGrantResult, SealedKubeconfig
-    from regatta.temporal.operations import start_access_grant
+    from regatta.temporal.operations import start
 
     cluster = add_site_cluster(simulator, inventory, site="dc3")
     async with build_worker(client, queue_settings), build_worker(client, queue_settings, site="dc3"):
-        handle = await start_access_grant(queue_settings, request=AccessGrantInput(
+        handle = await start(queue_settings, AccessGrantInput(
             cluster=cluster, role="view", duration_seconds=600, reason="INC-16", requested_by="ana"),
             cluster=inventory.get_cluster(cluster))
         deadline = asyncio.get_running_loop().time() + 30

@@ -7,7 +7,7 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from regatta.temporal.operations import OperationRefused, start_operation
+from regatta.temporal.operations import OperationRefused, start
 from tests.conftest import set_faults, sim_report
 from tests.integration.conftest import start_upgrade
 
@@ -71,10 +71,9 @@ async def test_a_second_operation_on_the_same_cluster_is_refused_naming_the_firs
 
     record = inventory.get_cluster(cluster)
     request = ClusterUpgradeInput(cluster=cluster, target_version="1.31", poll_interval_seconds=0.05, ticket="CHG-7")
-    first = await start_operation(queue_settings, workflow="ClusterUpgrade", cluster=record, request=request, ticket="CHG-7")
+    first = await start(queue_settings, request, cluster=record)
     with pytest.raises(OperationRefused) as refused:
-        await start_operation(queue_settings, workflow="ClusterUpgrade", cluster=record,
-                              request=request.model_copy(update={"ticket": "CHG-8"}), ticket="CHG-8")
+        await start(queue_settings, request.model_copy(update={"ticket": "CHG-8"}), cluster=record)
     assert f"held by ClusterUpgrade {first.id}" in str(refused.value)
     assert "CHG-7" in str(refused.value) and "regatta op abort" in str(refused.value)
     await first.execute_update("abort", {"reason": "test over"})

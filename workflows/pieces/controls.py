@@ -8,12 +8,13 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from regatta.models import ErrorType
+    from regatta.models.operations import ended
     from regatta.rules import access
 
 
-def refuse_when_ended(phase: str, *, ended: tuple[str, ...], verb: str, what: str, error_type: str = ErrorType.OPERATION_ENDED,
+def refuse_when_ended(phase: str, *, verb: str, what: str, error_type: str = ErrorType.OPERATION_ENDED,
                       words: str | None = None) -> None:
-    if phase in ended:
+    if ended(phase):
         raise ApplicationError(words or f"cannot {verb}: the {what} already ended ({phase})", type=error_type)
 
 

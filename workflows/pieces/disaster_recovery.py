@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         WaitWorkloadsReady,
         WorkloadInventory,
     )
+    from regatta.models.operations import WorkflowName
     from regatta.rules import operation_ids, recovery
 
 # Phases after which an abort would leave the service half moved.
@@ -134,7 +135,7 @@ class Recovery(Generic[Request]):
         self.state.step = f"holding {cluster} for this {self.trail.operation}"
         try:
             self.held = await workflow.start_child_workflow(
-                "ClusterHold", ClusterHoldInput(cluster=cluster, held_by=workflow.info().workflow_id, operation=self.trail.operation,
+                WorkflowName.CLUSTER_HOLD, ClusterHoldInput(cluster=cluster, held_by=workflow.info().workflow_id, operation=self.trail.operation,
                                                 ticket=self.input.ticket, requested_by=self.input.requested_by),
                 id=held, result_type=ClusterHoldResult, parent_close_policy=workflow.ParentClosePolicy.TERMINATE)
         except WorkflowAlreadyStartedError:
@@ -171,7 +172,7 @@ class Recovery(Generic[Request]):
     async def approval_gate(self) -> bool:
         """Wait for a second person where required. True when an abort came instead."""
         self.state.approval_required = recovery.dr_needs_approval(
-            self.source.environment if self.trail.operation == "DRFailover" else self.target.environment,
+            self.source.environment if self.trail.operation == WorkflowName.DR_FAILOVER else self.target.environment,
             requested=self.input.require_approval, drill=self.state.drill)
         if self.state.approval_required:
             self.trail.step("awaiting_approval", f"waiting for someone other than {self.input.requested_by} to approve")

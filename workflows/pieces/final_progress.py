@@ -20,4 +20,5 @@ with workflow.unsafe.imports_passed_through():
 
 def keep_final_progress(state: BaseModel) -> None:
     if patched(KEPT_IN_MEMO):
-        workflow.upsert_memo({FINAL_PROGRESS_MEMO: state.model_dump(mode="json")})
+        # The memo keeps the fields the run holds; a reader computes the condition again (regatta/models/operations.py).
+        workflow.upsert_memo({FINAL_PROGRESS_MEMO: state.model_dump(mode="json", exclude={"condition"})})

@@ -65,6 +65,10 @@ APPROVAL_FOR_HELD = "approval-for-held"
 # The patch under which a wave attaches its rehearsal when it starts and holds itself against it when it ends (a run
 # recorded before did neither).
 REHEARSAL_ATTACHED = "rehearsal-attached"
+# The patch under which a run that ends revoked, expired or refused (an access grant) delivers its callback notes
+# before it ends, as every other ending always did (runs recorded before ended with notes still queued). Asked only at
+# those endings, so no other run takes its marker.
+EVERY_ENDING_DELIVERED = "every-ending-delivered"
 SINCE_ONE_MARKER = "patches-2026-12"
 
 # Every patch released before SINCE_ONE_MARKER.

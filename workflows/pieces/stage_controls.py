@@ -34,12 +34,10 @@ class Steered(Protocol):
 
 
 class StageControls:
-    def __init__(self, *, trail: Trail, state: Callable[[], Steered], what: str, finished: tuple[str, ...],
-                 ended_type: str, requested_by: Callable[[], str]):
+    def __init__(self, *, trail: Trail, state: Callable[[], Steered], what: str, ended_type: str, requested_by: Callable[[], str]):
         self.trail = trail
         self._state = state
         self.what = what  # "wave", "rollout": how the refusals name the operation
-        self.finished = finished
         self.ended_type = ended_type
         self.requested_by = requested_by
 
@@ -48,7 +46,7 @@ class StageControls:
         return self._state()
 
     def refuse_when_finished(self, verb: str) -> None:
-        refuse_when_ended(self.state.phase, ended=self.finished, verb=verb, what=self.what, error_type=self.ended_type,
+        refuse_when_ended(self.state.phase, verb=verb, what=self.what, error_type=self.ended_type,
                           words=f"cannot {verb} the {self.what}: it has {self.state.phase}")
 
     async def pause(self, request: PauseInput) -> None:

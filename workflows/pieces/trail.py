@@ -20,11 +20,15 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 from workflows.pieces.calls import CALLBACK_DELIVERY, call_inventory
+from workflows.pieces.patches import EVERY_ENDING_DELIVERED, patched
 
 with workflow.unsafe.imports_passed_through():
     from regatta.models import Activity, CallbackNote, OperationRecord
+    from regatta.models.operations import ended
 
-FINAL_PHASES = frozenset({"succeeded", "failed", "aborted", "halted", "not_started", "released", "rolled_back"})
+# The endings whose callbacks were always delivered before the run ended; the others (an access grant's) since
+# EVERY_ENDING_DELIVERED.
+DELIVERED_BEFORE = frozenset({"succeeded", "failed", "aborted", "halted", "not_started", "released", "rolled_back"})
 
 
 class Stepping(Protocol):
@@ -122,8 +126,9 @@ class Trail:
             requested_by=self.asking.requested_by, ticket=self.asking.ticket, action=action,
             outcome=outcome, detail=detail, seq=self.seq, run_id=workflow.info().run_id,
         ), None)
-        if self._state().phase in FINAL_PHASES:  # the last word: every callback is out before the run ends
-            await self.delivered()
+        phase = self._state().phase
+        if ended(phase) and (phase in DELIVERED_BEFORE or patched(EVERY_ENDING_DELIVERED)):
+            await self.delivered()  # the last word: every callback is out before the run ends
 
 
 async def post_note(note: CallbackNote) -> None:
