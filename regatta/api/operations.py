@@ -42,7 +42,7 @@ Kind = Literal["upgrade", "wave", "provision", "decommission", "failover", "fail
 Steer = Literal["pause", "resume", "abort", "approve", "go_back", "skip", "retry"]
 # What the audit trail calls an accepted control.
 CONTROL_OUTCOME = {"pause": "paused", "resume": "resumed", "abort": "abort_requested", "approve": "approved",
-                   "go_back": "started", "skip": "skipped", "retry": "retried"}
+                   "go_back": "started", "skip": "skipped", "retry": "resumed"}
 
 router = APIRouter(prefix="/v1/operations")
 # How long admission may take (a bundle's git clone included) before the start is refused; the clone
@@ -82,8 +82,8 @@ class ControlRequest(BaseModel):
     reason: str = Field(default="", max_length=500, description="why (pause, abort)")
     comment: str = Field(default="", max_length=500, description="what the approver says (approve)")
     stage: str | None = Field(default=None, max_length=100, description="the wave stage being approved (approve)")
-    cluster: str | None = Field(default=None, max_length=100, description="the cluster to skip or retry (skip, retry:"
-                                " a wave's or a rollout's)")
+    cluster: str | None = Field(default=None, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                                description="the cluster to skip or retry (skip, retry: a wave's or a rollout's)")
 
 
 def named_clusters(value: Any) -> list[str]:
@@ -304,7 +304,9 @@ async def send_control(the: Gate, operation_id: str, control: str, body: Control
     entry = operation_catalog.by_workflow(found.get("workflow_type"))
     if entry is None or control not in entry.controls:  # said once the token may steer it, not before
         taken = ", ".join(entry.controls) if entry and entry.controls else "none"
-        raise ApiError(409, f"{operation_id} is a {found.get('workflow_type')}, which takes no {control} (it takes: {taken})")
+        refusal = f"{operation_id} is a {found.get('workflow_type')}, which takes no {control} (it takes: {taken})"
+        the.audit(verb=control, outcome="refused", operation_id=operation_id, cluster=cluster, detail=refusal)
+        raise ApiError(409, refusal)
     if control == "go_back" and not body.reason.strip():
         raise ApiError(422, "go_back needs a reason: say why the cluster goes back to its old node pools")
     if control in ("skip", "retry") and not body.cluster:
@@ -312,7 +314,7 @@ async def send_control(the: Gate, operation_id: str, control: str, body: Control
     payload: dict[str, Any]
     if control == "approve":
         payload = {"approver": the.token.name, "comment": body.comment}
-        if body.stage:
+        if body.stage is not None:
             payload["stage"] = body.stage
     elif control == "resume":
         payload = {"requested_by": the.token.name}
@@ -328,6 +330,8 @@ async def send_control(the: Gate, operation_id: str, control: str, body: Control
         the.audit(verb=control, outcome="refused", operation_id=operation_id, cluster=cluster, detail=str(error))
         raise ApiError(409, str(error)) from None
     said = body.reason or body.comment
+    if body.cluster and control in ("skip", "retry"):  # the line is the operation's; it says which of its clusters
+        said = f"{body.cluster}: {said}".rstrip(": ")
     the.audit(verb=control, outcome=CONTROL_OUTCOME[control], operation_id=operation_id, cluster=cluster,
               detail=f"{said_from}: {said}".strip(": ") if said_from else said)
     return progress

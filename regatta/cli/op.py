@@ -212,10 +212,8 @@ def control(operation_id: str, update: str, payload: dict) -> None:
 
     async def body():
         api = api_client()
-        if api is not None and update in ("skip", "retry"):
-            raise Refused(f"the HTTP API does not take {update} yet; unset REGATTA_API_URL to {update} through Temporal")
         if api is not None:  # the token is who asks: the API ignores names given here
-            said = {k: v for k, v in payload.items() if k in ("reason", "comment", "stage") and v}
+            said = {k: v for k, v in payload.items() if k in ("reason", "comment", "stage", "cluster") and v}
             progress = api.control(operation_id, update, said)["progress"]
         else:
             progress = await send_update(Settings.from_env(), operation_id, update, payload, suggest=True)

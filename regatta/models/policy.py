@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_serializer, model_validator
 
 from regatta.models.audit import OperationRecord
 from regatta.models.base import Model
@@ -344,6 +344,11 @@ class PolicyRolloutInput(BundleSpec):
                                               " the rollout carries its state into a fresh run, so no history grows"
                                               " with the size of the fleet")
     carried: PolicyRolloutProgress | None = Field(default=None, description="set by the rollout itself; leave it out")
+
+    @field_serializer("carried")
+    def _carried_as_held(self, carried: PolicyRolloutProgress | None) -> dict[str, Any] | None:
+        """As PatchWaveInput's: handed on without its computed condition."""
+        return carried.model_dump(mode="json", exclude={"condition"}) if carried is not None else None
 
 
 class PolicyRolloutResult(Model):

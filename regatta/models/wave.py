@@ -7,9 +7,9 @@ Used by the PatchWave workflow, the wave rules, the wave file reader, the CLI an
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_serializer
 
 from regatta.models.base import Model, ProviderKind, Strategy
 from regatta.models.calendar import ClusterSelector, Freeze, MaintenanceWindow
@@ -62,6 +62,12 @@ class PatchWaveInput(Model):
                                               " the size of the fleet")
     carried: PatchWaveProgress | None = Field(default=None, description="set by the wave itself when it continues as"
                                               " new; leave it out")
+
+    @field_serializer("carried")
+    def _carried_as_held(self, carried: PatchWaveProgress | None) -> dict[str, Any] | None:
+        """What a run hands its next, without the condition computed from it: a worker of the release before conditions
+        (a deployment rolled back) reads it too."""
+        return carried.model_dump(mode="json", exclude={"condition"}) if carried is not None else None
 
 
 # not_ready: held out, its upgrade refused for blocking readiness findings nobody accepted (not a failure).

@@ -74,7 +74,7 @@ CONTROL_COMMANDS: dict[Control, str] = {
 CONTROL_ROUTES: dict[Control, str] = {
     **{control: f"/v1/operations/{{operation_id}}/{control}" for control in (
         Control.PAUSE, Control.RESUME, Control.ABORT, Control.APPROVE, Control.GO_BACK, Control.SKIP, Control.RETRY)},
-    Control.REVOKE: "/v1/access-grants/{grant_id}/revoke",
+    Control.REVOKE: "/v1/access/{grant_id}/revoke",
 }
 
 
@@ -146,7 +146,7 @@ CATALOG: tuple[OperationKind, ...] = (
     OperationKind("access", WorkflowName.ACCESS_GRANT, AccessGrantInput, AccessGrantProgress, AccessGrantResult,
                   lambda r, suffix: operation_ids.access_grant_id(r.cluster, suffix), lambda r: "that grant id",
                   "grant ids are random; start it again", (Control.APPROVE, Control.REVOKE), starts="access request",
-                  route="/v1/access-grants", random_id=True),
+                  route="/v1/access", random_id=True),
     OperationKind("sweep", WorkflowName.FLEET_SWEEP, FleetSweepInput, FleetSweepProgress, FleetSweepResult,
                   lambda r, _: "fleet-sweep", lambda r: "the fleet sweep", "one fleet sweep runs at a time",
                   fleet_wide=True, starts="schedule sweep"),

@@ -2,7 +2,7 @@
 call: the cluster is known, the version jump is legal, no maintenance hold keeps it, nothing
 stands in the way of a decommission, the DR pair is the one named, the wave and the new cluster
 fit the fleet's rules. (A second operation on a busy cluster is refused when it is started:
-`operations.start_operation` names the one holding it.)
+`operations.start` names the one holding it.)
 
 These catch at once what the inventory already shows; each workflow checks again against the
 live cluster, so a stale inventory can delay a refusal but never let a wrong change through.

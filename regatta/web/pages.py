@@ -36,7 +36,7 @@ from pydantic import ValidationError
 from temporalio.client import ScheduleActionStartWorkflow
 
 from regatta.api import access_grants
-from regatta.api.errors import ApiError
+from regatta.api.errors import ApiError, readable
 from regatta.api.gate import Gate, inventory_of, settings_of
 from regatta.api.identity_provider import IdentityProvider, ProviderUnreachable, TokenRefused
 from regatta.api.operations import ControlRequest, described, environments_of, send_control
@@ -485,10 +485,15 @@ async def steer(request: Request, operation_id: str, control: str, csrf: str = F
     session.check_csrf(viewer.csrf, csrf)
     if control not in CONTROLS:
         raise ApiError(404, f"no control {control!r}; the controls are {', '.join(CONTROLS)}")
-    body = ControlRequest(reason=reason if control != "approve" else "", comment=reason if control == "approve" else "",
-                          stage=stage or None)
+    gate = _gate(request, viewer)
+    gate.may("approve" if control == "approve" else "control", verb=control, operation_id=operation_id)  # the role first
     try:
-        await send_control(_gate(request, viewer), operation_id, control, body, said_from="from the fleet view")
+        body = ControlRequest(reason=reason if control != "approve" else "", comment=reason if control == "approve" else "",
+                              stage=stage or None)
+    except ValidationError as error:
+        raise ApiError(422, readable(error)) from None
+    try:
+        await send_control(gate, operation_id, control, body, said_from="from the fleet view")
         message = f"{control}: accepted"
     except ApiError as error:
         if error.status_code != 409:

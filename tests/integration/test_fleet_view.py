@@ -10,50 +10,14 @@ import re
 import uuid
 
 import httpx
-import pytest
 
 from regatta.api.app import create_app
-from regatta.api.tokens import create_token
 from regatta.models import AbortInput
 from regatta.models.policy import PolicyRolloutProgress
 from regatta.rules.operation_ids import policy_id
+from tests.browsing import Browser, clusters_on
 from tests.integration.conftest import wait_until
-from tests.integration.test_placement import Fleet, roll_out
-
-
-class Browser:
-    """An HTTP client that keeps cookies, as a browser does, against the API app in process."""
-
-    def __init__(self, app, inventory):
-        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://regatta.test",
-                                      timeout=60, follow_redirects=False)
-        self.inventory = inventory
-
-    async def sign_in(self, role: str, *environments: str) -> str:
-        _, secret = create_token(self.inventory, name=f"web-{role}-{uuid.uuid4().hex[:6]}", role=role,
-                                 environments=list(environments))
-        form = await self.http.get("/ui/login")
-        guard = re.search(r'name="csrf" value="([^"]+)"', form.text)[1]
-        answer = await self.http.post("/ui/login", data={"token": secret, "csrf": guard, "next": "/ui"})
-        assert answer.status_code == 303 and answer.headers["location"] == "/ui", answer.text
-        cookie = answer.headers["set-cookie"]
-        assert "regatta_session=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
-        return secret
-
-    async def page(self, path: str, **params) -> httpx.Response:
-        return await self.http.get(path, params=params)
-
-    def csrf(self, html: str) -> str:
-        return re.search(r'name="csrf" value="([^"]+)"', html)[1]
-
-
-@pytest.fixture
-def browser(queue_settings, inventory) -> Browser:
-    return Browser(create_app(queue_settings, inventory), inventory)
-
-
-def clusters_on(html: str) -> list[str]:
-    return re.findall(r'<tr data-cluster="([^"]+)"', html)
+from tests.integration.placements import Fleet, roll_out
 
 
 async def test_signing_in_and_the_fleet_filtered_sorted_and_paginated_on_the_server(browser, simulator, inventory, settings,
@@ -126,6 +90,14 @@ async def test_operations_with_the_controls_a_role_may_use_and_forms_without_csr
         forged = await browser.http.post(f"/ui/operations/{operation}/pause", data={"reason": "no csrf"})
         assert forged.status_code == 403 and "CSRF" in forged.text
         assert (await handle.query("progress", result_type=PolicyRolloutProgress)).paused is False  # nothing done
+        too_long = await browser.http.post(f"/ui/operations/{operation}/pause",
+                                           data={"csrf": browser.csrf(page.text), "reason": "x" * 501})
+        assert too_long.status_code == 422 and "reason" in too_long.text  # said, not a 500, and nothing sent
+        too_long_viewer = await viewer.http.post(f"/ui/operations/{operation}/pause",
+                                                 data={"csrf": viewer.csrf(seen.text), "reason": "x" * 501})
+        assert too_long_viewer.status_code == 403  # the role is weighed before the form is
+        not_taken = await browser.http.post(f"/ui/operations/{operation}/resume", data={"csrf": browser.csrf(page.text)})
+        assert not_taken.status_code == 303 and "resume+refused" in not_taken.headers["location"]
         paused = await browser.http.post(f"/ui/operations/{operation}/pause",
                                          data={"csrf": browser.csrf(page.text), "reason": "from the page"})
         assert paused.status_code == 303 and "pause%3A+accepted" in paused.headers["location"]
@@ -163,7 +135,7 @@ async def test_a_revoked_token_ends_its_session_and_signing_out_ends_it_too(brow
 
 async def test_a_running_waves_page_shows_its_stages_and_its_forecast(browser, client, worker, task_queue, simulator,
                                                                       inventory):
-    from tests.integration.test_patch_wave import load_fleet, start_wave, wait_phase, wave_request
+    from tests.integration.waves import load_fleet, start_wave, wait_phase, wave_request
 
     tag = uuid.uuid4().hex[:5]
     names = load_fleet(simulator, inventory, tag, 2, env="staging")

@@ -53,7 +53,7 @@ def test_the_api_starts_and_steers_what_the_catalog_says():
     assert set(CONTROL_OUTCOME) == routed
     assert set(CONTROL_ROUTES) == set(Control) == set(CONTROL_COMMANDS)
     for entry in CATALOG:
-        assert entry.route in ("", "/v1/operations", "/v1/access-grants")
+        assert entry.route in ("", "/v1/operations", "/v1/access")
 
 
 def _command(words: str) -> Any:
