@@ -68,7 +68,7 @@ async def credentials_in_histories(client: Client, simulator: BackgroundSimulato
     """Every history on the server searched for the simulator's API token, which every activity
     that touched a cluster used, and for the webhook secret the callback tests sign with (the
     search's own probe is left out unless asked for)."""
-    from tests.integration.test_callbacks import SECRET as WEBHOOK_SECRET
+    from tests.callback_receiver import SECRET as WEBHOOK_SECRET
 
     secrets = {"the simulator's API token": simulator.world.api_token, "the webhook secret": WEBHOOK_SECRET,
                **{f"site {site}'s API token": token for site, token in simulator.world.site_tokens.items()},
@@ -398,3 +398,11 @@ LONGEST_FIRST = ("tests/e2e/test_tour.py", "tests/e2e/test_dev_persist.py", "tes
 def pytest_collection_modifyitems(session, config, items):
     first = {path: rank for rank, path in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: first.get(item.nodeid.split("::")[0], len(first)))  # stable: the rest keep their order
+
+
+# Fixtures written beside the helpers they go with, shared by every test module under this directory (imported last:
+# those modules import from this one).
+from tests.api_calls import api  # noqa: E402, F401
+from tests.browsing import browser  # noqa: E402, F401
+from tests.callback_receiver import receiver  # noqa: E402, F401
+from tests.kubectl_runs import kube  # noqa: E402, F401

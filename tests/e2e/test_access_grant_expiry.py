@@ -9,7 +9,7 @@ import asyncio
 import time
 
 from tests.conftest import WorkerProcess
-from tests.e2e.test_access_grants import grant_id_of, grants, kubectl, regatta
+from tests.e2e.access_grant_runs import grant_id_of, grants, kubectl, regatta
 
 
 async def test_production_waits_for_a_second_person_and_a_grant_ends_when_its_time_is_up_even_across_a_dead_worker(

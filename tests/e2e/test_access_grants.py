@@ -7,36 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import REGATTA
-from tests.e2e.test_kubeconfig import KUBECTL
-
-
-def regatta(settings, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([REGATTA, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **settings.as_env(), "COLUMNS": "250"})
-
-
-def kubectl(config: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([KUBECTL, "--kubeconfig", str(config), *args], capture_output=True, text=True, timeout=60,
-                          env={"HOME": str(config.parent), "PATH": "/usr/bin:/bin"})
-
-
-def grant_id_of(output: str) -> str:
-    return next(word for line in output.splitlines() for word in line.split() if word.startswith("access-")).rstrip(":")
-
-
-def grants(settings, grant_id: str) -> dict:
-    listed = regatta(settings, "access", "list", "--output", "json")
-    assert listed.returncode == 0, listed.stderr
-    return next(g for g in json.loads(listed.stdout) if g["grant_id"] == grant_id)
+from tests.e2e.access_grant_runs import grant_id_of, grants, kubectl, regatta
 
 
 async def test_a_view_grant_works_for_what_view_allows_is_handed_out_once_and_ends_when_revoked(

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+from tests.cli_runs import regatta, status_until
 from tests.conftest import sim_report
-from tests.e2e.test_cli import regatta, status_until
 
 
 async def test_provision_from_a_file(queue_settings, simulator, worker, tmp_path):
@@ -88,7 +88,7 @@ async def test_a_decommission_its_first_check_refuses_says_so_and_exits_1_not_th
 
 
 async def test_failover_and_failback_from_the_cli_with_their_refusals(queue_settings, simulator, inventory, worker):
-    from tests.integration.test_disaster_recovery import Pair
+    from tests.integration.dr_pairs import Pair
 
     pair = Pair(simulator, inventory)
     fast = ["--poll-interval", "0.05", "--requested-by", "sre-alice"]

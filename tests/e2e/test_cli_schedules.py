@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+from tests.cli_runs import regatta, status_until
 from tests.conftest import sim_report
-from tests.e2e.test_cli import regatta, status_until
 
 
 async def test_patch_schedules_fire_on_their_calendar_skip_freezes_and_sweeps_record_capacity(

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+from tests.cli_runs import regatta, status_until
 from tests.conftest import sim_report
-from tests.e2e.test_cli import regatta, status_until
 
 
 async def test_wave_plan_only_start_and_refusals(queue_settings, add_cluster, worker, tmp_path, simulator):

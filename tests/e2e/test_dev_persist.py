@@ -15,7 +15,7 @@ import time
 import psutil
 
 from tests.conftest import REGATTA
-from tests.e2e.test_dev import start_dev, stop_dev
+from tests.e2e.dev_stack import start_dev, stop_dev
 from tests.shared_http import http
 
 

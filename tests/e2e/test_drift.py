@@ -11,9 +11,9 @@ import uuid
 
 import yaml
 
-from tests.e2e.test_cli import regatta
-from tests.e2e.test_kubectl import kube, ok  # noqa: F401 - the kubectl fixture
-from tests.integration.test_replay import replays
+from tests.cli_runs import regatta
+from tests.kubectl_runs import ok
+from tests.replaying import replays
 
 
 def bundle_file(tmp_path, tag: str, cluster: str, **fields) -> str:

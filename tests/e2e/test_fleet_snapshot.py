@@ -10,8 +10,8 @@ import yaml
 from regatta.formats.fleet_file import FleetSpec, load_fleet
 from regatta.inventory.sweep import records_from_fleet
 from regatta.models import OperationRecord
+from tests.cli_runs import regatta
 from tests.conftest import set_faults, sim_report
-from tests.e2e.test_cli import regatta
 from tests.shared_http import http
 
 

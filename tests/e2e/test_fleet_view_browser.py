@@ -22,7 +22,7 @@ from regatta.models import AbortInput
 from regatta.models.policy import PolicyRolloutProgress
 from regatta.rules.operation_ids import policy_id
 from tests.integration.conftest import wait_until
-from tests.integration.test_placement import Fleet, roll_out
+from tests.integration.placements import Fleet, roll_out
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(os.environ.get("REGATTA_TEST_ARTIFACTS", Path(__file__).parents[1] / "artifacts"))

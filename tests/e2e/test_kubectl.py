@@ -22,36 +22,11 @@ from regatta.kube import api_usage
 from regatta.kube.connect import ClusterConnections
 from regatta.models import ClusterRef, ClusterUpgradeProgress
 from regatta.rules import readiness, versions
+from tests.cli_runs import regatta
 from tests.conftest import set_faults, sim_report
-from tests.e2e.test_cli import regatta
-from tests.e2e.test_kubeconfig import KUBECTL
 from tests.integration.conftest import start_upgrade
+from tests.kubectl_runs import KUBECTL, kubectl_on, ok
 from tests.shared_http import http
-
-
-@pytest.fixture
-async def kube(queue_settings, add_cluster, tmp_path):
-    """A fresh simulated cluster and a kubectl bound to it; kube(args) runs one command."""
-    return await kubectl_on(queue_settings, add_cluster("kctl", pools=2, nodes=2), tmp_path)
-
-
-async def kubectl_on(queue_settings, name: str, tmp_path: Path):
-    config = tmp_path / "kubeconfig"
-    made = await regatta(queue_settings, "clusters", "kubeconfig", name, "--output", str(config))
-    assert made.returncode == 0, made.stderr
-
-    def run(*args: str, input_text: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run([KUBECTL, "--kubeconfig", str(config), *args], capture_output=True, text=True,
-                              input=input_text, timeout=timeout, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
-
-    run.cluster = name  # type: ignore[attr-defined]
-    run.dir = tmp_path  # type: ignore[attr-defined]
-    return run
-
-
-def ok(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, f"{result.args}: {result.stderr}"
-    return result.stdout
 
 
 async def test_get_prints_tables_json_yaml_and_honours_selectors(kube):

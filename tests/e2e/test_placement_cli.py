@@ -9,8 +9,8 @@ import json
 
 import yaml
 
-from tests.e2e.test_cli import regatta
-from tests.integration.test_placement import Fleet
+from tests.cli_runs import regatta
+from tests.integration.placements import Fleet
 
 
 async def test_an_application_placed_explained_and_evacuated_from_the_command_line(

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from tests.e2e.test_cli import regatta, status_until
+from tests.cli_runs import regatta, status_until
 from tests.shared_http import http
 
 

@@ -12,9 +12,9 @@ import uuid
 from regatta.api.app import create_app
 from regatta.models import PatchWaveResult
 from regatta.temporal.operations import status
+from tests.browsing import Browser
+from tests.cli_runs import regatta, status_until
 from tests.conftest import sim_report
-from tests.e2e.test_cli import regatta, status_until
-from tests.integration.test_fleet_view import Browser
 
 
 def _ledger(tag: str) -> dict:

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from regatta.settings import Settings
-from tests.e2e.test_dev import start_dev, stop_dev
+from tests.e2e.dev_stack import start_dev, stop_dev
 from tests.shared_http import http
 
 ROOT = Path(__file__).parents[2]

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle
 
@@ -115,3 +117,17 @@ def http_receiver(answer: Callable[[str, list[dict]], tuple[int, bytes]]) -> Ite
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def fleet(add_cluster):
+    """Clusters tagged for one wave: fleet(env, n, **spec) → their names."""
+    tag = uuid.uuid4().hex[:6]
+
+    def add(env: str, count: int = 1, *, prefix: str | None = None, **spec) -> list[str]:
+        return [add_cluster(prefix or f"wv{env[:4]}", env=env, labels={"wave": tag}, pools=1, nodes=2,
+                            workloads=[{"name": "web", "namespace": "shop", "replicas": 2, "pdb": {"min_available": 1}}],
+                            **spec) for _ in range(count)]
+
+    add.tag = tag
+    return add

@@ -10,8 +10,8 @@ import pytest
 
 from regatta.models import ClusterUpgradeInput, DecommissionClusterInput, DRFailbackInput, DRFailoverInput
 from regatta.temporal.admission import StartRefused, admit
-from tests.integration.test_api import api, ticket, upgrade  # noqa: F401 - the API fixture
-from tests.integration.test_disaster_recovery import Pair
+from tests.api_calls import ticket, upgrade
+from tests.integration.dr_pairs import Pair
 
 
 async def test_the_api_refuses_what_the_cli_refuses_before_anything_starts(api, simulator, inventory, client, add_cluster):

@@ -9,46 +9,11 @@ import itertools
 import uuid
 
 import httpx
-import pytest
 
-from regatta.api.app import create_app
 from regatta.api.tokens import create_token, token_hash
 from regatta.rules import access
+from tests.api_calls import finished, ticket, upgrade
 from tests.conftest import sim_report
-from tests.integration.conftest import FAST
-
-
-@pytest.fixture
-def api(queue_settings, inventory):
-    """An HTTP client of the API app, and a way to mint tokens for it."""
-    app = create_app(queue_settings, inventory)
-    transport = httpx.ASGITransport(app=app)
-
-    def token(role: str, *envs: str) -> dict[str, str]:
-        _, secret = create_token(inventory, name=f"{role}-{uuid.uuid4().hex[:8]}", role=role, environments=list(envs))
-        return {"Authorization": f"Bearer {secret}"}
-
-    client = httpx.AsyncClient(transport=transport, base_url="http://regatta.test", timeout=60)
-    client.token = token
-    return client
-
-
-def ticket() -> str:
-    return f"CHG-{uuid.uuid4().hex[:8]}"
-
-
-def upgrade(cluster: str, **fields) -> dict:
-    return {"cluster": cluster, "target_version": "1.31", **FAST, **fields}
-
-
-async def finished(api, headers, operation_id: str, timeout: float = 60) -> dict:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        found = (await api.get(f"/v1/operations/{operation_id}", headers=headers)).json()
-        if found["status"] != "RUNNING":
-            return found
-        assert asyncio.get_running_loop().time() < deadline, found
-        await asyncio.sleep(0.1)
 
 
 async def test_a_ticket_starts_one_operation_and_sending_it_again_returns_that_operation(
@@ -226,7 +191,7 @@ async def test_every_cell_of_role_by_endpoint_by_environment(api, worker, add_cl
 
 async def test_holds_over_the_api_are_scoped_like_every_control_and_a_wave_answers_its_forecast(
         api, worker, add_cluster, inventory, simulator):
-    from tests.integration.test_patch_wave import wave_request
+    from tests.integration.waves import wave_request
 
     name = add_cluster("apihold", env="staging", pools=1, nodes=1, labels={"wave": "apihold"})
     operator, viewer, prod_operator = api.token("operator", "staging"), api.token("viewer", "*"), api.token("operator", "prod")

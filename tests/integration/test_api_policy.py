@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.integration.test_api import api, finished, ticket  # noqa: F401 - the api fixture
+from tests.api_calls import finished, ticket
 
 FAST = {"timeout_seconds": 20, "poll_interval_seconds": 0.05}
 

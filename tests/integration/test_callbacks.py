@@ -12,23 +12,14 @@ import time
 import uuid
 
 import httpx
-import pytest
 
 from regatta.api.app import create_app
 from regatta.api.tokens import create_token
 from regatta.rules import signing
 from regatta.temporal.connect import connect
-from tests.integration.conftest import FAST, http_receiver
+from tests.callback_receiver import SECRET
+from tests.integration.conftest import FAST
 from workers.main import build_worker
-
-SECRET = "callback-secret-for-tests"
-
-
-@pytest.fixture
-def receiver():
-    """A ticket system's webhook endpoint: records what it is sent; /refuse answers 400."""
-    with http_receiver(lambda path, received: (400 if path == "/refuse" else 204, b"")) as server:
-        yield server
 
 
 async def test_every_phase_change_is_posted_signed_and_in_order(queue_settings, inventory, add_cluster, receiver):

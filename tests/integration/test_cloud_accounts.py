@@ -15,7 +15,7 @@ from regatta.models import ProvisionClusterInput
 from regatta.temporal.admission import StartRefused, admit
 from tests.conftest import sim_report
 from tests.integration.conftest import start_upgrade
-from tests.integration.test_provision import EKS_NETWORK, failure_of, nothing_left, provision, request
+from tests.integration.provisioning import EKS_NETWORK, failure_of, nothing_left, provision, request
 from tests.shared_http import http
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from regatta.rules.operation_ids import wave_id
 from regatta.temporal.connect import connect
-from tests.integration.test_patch_wave import load_fleet, wave_request
+from tests.integration.waves import load_fleet, wave_request
 from tests.shared_http import http
 from workers.main import build_worker
 

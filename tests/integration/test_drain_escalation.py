@@ -16,11 +16,11 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
 from regatta.rules import signing
+from tests.callback_receiver import SECRET
 from tests.conftest import set_faults, sim_report
 from tests.integration.conftest import start_upgrade, wait_until
-from tests.integration.test_callbacks import SECRET, receiver  # noqa: F401
-from tests.integration.test_replay import replays
-from tests.integration.test_upgrade_refusals import failure_of
+from tests.integration.upgrades import failure_of
+from tests.replaying import replays
 from tests.shared_http import http
 from workers.main import build_worker
 

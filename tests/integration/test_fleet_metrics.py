@@ -18,10 +18,9 @@ from regatta.models import AbortInput
 from regatta.models.policy import DriftSweepInput, DriftSweepResult, PolicyRolloutProgress
 from regatta.rules import cost
 from regatta.rules.operation_ids import policy_id
+from tests.integration.cluster_api import ClusterApi
 from tests.integration.conftest import wait_until
-from tests.integration.test_api import api  # noqa: F401 - the api fixture
-from tests.integration.test_placement import Fleet, roll_out
-from tests.integration.test_policy_rollout import ClusterApi
+from tests.integration.placements import Fleet, roll_out
 
 DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "fleet.json"
 

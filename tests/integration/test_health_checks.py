@@ -17,7 +17,7 @@ from temporalio.client import WorkflowFailureError
 from regatta.models import ClusterUpgradeProgress, HealthCheck
 from tests.conftest import set_faults, sim_report
 from tests.integration.conftest import start_upgrade
-from tests.integration.test_patch_wave import fleet, start_wave, wave_request  # noqa: F401
+from tests.integration.waves import start_wave, wave_request
 
 
 class FakePrometheus:

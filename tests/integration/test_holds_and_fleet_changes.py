@@ -15,8 +15,8 @@ from temporalio.client import WorkflowFailureError
 from regatta.models import ClusterUpgradeResult, WaveForecast
 from tests.conftest import sim_report
 from tests.integration.conftest import start_upgrade
-from tests.integration.test_patch_wave import fleet, start_wave, wait_for_status, wait_phase, wave_entries, wave_request  # noqa: F401
-from tests.integration.test_replay import replays
+from tests.integration.waves import start_wave, wait_for_status, wait_phase, wave_request
+from tests.replaying import replays
 
 MONDAY = "2026-12-07T09:00:00+00:00"
 

@@ -19,7 +19,7 @@ from regatta.inventory.audit_files import AuditKeys, make_key_file
 from regatta.models import AccessGrantInput, OperationRecord
 from regatta.temporal.operations import start
 from tests.conftest import REGATTA
-from tests.integration.test_inventory import postgres_schema, record
+from tests.integration.inventory_rows import postgres_schema, record
 from workers.main import build_worker
 
 

@@ -20,7 +20,7 @@ from regatta.rules.operation_ids import wave_id
 from regatta.temporal.admission import StartRefused, admit
 from tests.conftest import WorkerProcess, eks_cluster, set_faults, sim_report
 from tests.integration.conftest import FAST, start_upgrade
-from tests.integration.test_replay import replays
+from tests.replaying import replays
 from tests.shared_http import http
 from workers.main import build_worker
 

@@ -12,43 +12,12 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from regatta.models import PatchWaveInput, PatchWaveProgress, PatchWaveResult
+from regatta.models import PatchWaveProgress, PatchWaveResult
 from regatta.rules.operation_ids import operation_id, wave_id
 from tests.conftest import set_faults, sim_report
-from tests.integration import conftest as integration
-from tests.integration.conftest import FAST, clock_read_again, clock_reads
+from tests.integration.conftest import clock_read_again, clock_reads
+from tests.integration.waves import load_fleet, start_wave, wait_for_status, wait_phase, wave_entries, wave_request
 from tests.shared_http import http
-
-UPGRADE = {k: v for k, v in FAST.items()}
-
-
-def wave_request(tag: str, stages: list[dict], **fields) -> PatchWaveInput:
-    return PatchWaveInput.model_validate({
-        "name": f"w-{tag}", "target_version": "1.31", "selector": {"labels": {"wave": tag}}, "stages": stages,
-        "requested_by": "sre-alice", "ticket": "CHG-WAVE", "upgrade_settings": UPGRADE, **fields})
-
-
-async def start_wave(client, task_queue, request: PatchWaveInput):
-    return await client.start_workflow("PatchWave", request, id=wave_id(request.name), task_queue=task_queue,
-                                       result_type=PatchWaveResult)
-
-
-async def wait_phase(handle, phase: str, timeout: float = 60) -> PatchWaveProgress:
-    return await integration.wait_phase(handle, phase, PatchWaveProgress, timeout=timeout)
-
-
-@pytest.fixture
-def fleet(add_cluster):
-    """Clusters tagged for one wave: fleet(env, n, **spec) → their names."""
-    tag = uuid.uuid4().hex[:6]
-
-    def add(env: str, count: int = 1, *, prefix: str | None = None, **spec) -> list[str]:
-        return [add_cluster(prefix or f"wv{env[:4]}", env=env, labels={"wave": tag}, pools=1, nodes=2,
-                            workloads=[{"name": "web", "namespace": "shop", "replicas": 2, "pdb": {"min_available": 1}}],
-                            **spec) for _ in range(count)]
-
-    add.tag = tag
-    return add
 
 
 async def started_and_closed(client, cluster: str) -> tuple[datetime, datetime]:
@@ -132,19 +101,8 @@ async def test_a_cluster_outside_its_window_waits_visibly_and_can_be_skipped(cli
     assert result.outcome == "succeeded" and result.counts == {"skipped": 1}
 
 
-async def wave_entries(handle) -> dict[str, object]:
-    progress = await handle.query("progress", result_type=PatchWaveProgress)
-    return {c.name: c for stage in progress.stages for c in stage.clusters}
 
 
-async def wait_for_status(handle, cluster: str, status: str, timeout: float = 60):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        entry = (await wave_entries(handle)).get(cluster)
-        if entry is not None and entry.status == status:
-            return entry
-        assert asyncio.get_running_loop().time() < deadline, f"{cluster} is {entry and entry.status}, not {status}"
-        await asyncio.sleep(0.1)
 
 
 async def test_clusters_start_when_the_fleet_clock_reaches_their_window_and_the_freeze_has_ended(
@@ -277,20 +235,6 @@ async def test_a_node_image_wave_rolls_the_pools_of_clusters_not_on_it_and_count
     assert (await handle.query("progress", result_type=PatchWaveProgress)).node_images == {"eks": new}
 
 
-def load_fleet(simulator, inventory, tag: str, count: int, *, env: str = "dev") -> list[str]:
-    """`count` small clusters in one go (one pool of one node, no workloads)."""
-
-    from regatta.formats.fleet_file import FleetSpec
-    from regatta.inventory.sweep import records_from_fleet
-
-    names = [f"wb{tag}-{i:04d}" for i in range(count)]
-    fleet = FleetSpec.model_validate({"clusters": [
-        {"name": name, "provider": "eks", "region": "us-east-1", "version": "1.30", "labels": {"env": env, "wave": tag},
-         "node_pools": [{"name": "general", "nodes": 1}]} for name in names]})
-    http.post(f"{simulator.url}/sim/clusters", json=fleet.model_dump(), timeout=60).raise_for_status()
-    for record in records_from_fleet(fleet):
-        inventory.upsert_cluster(record)
-    return names
 
 
 async def runs_of(client, workflow_id: str) -> list:
@@ -352,7 +296,9 @@ async def test_a_sigkilled_worker_mid_wave_loses_nothing_and_upgrades_no_cluster
     assert [d for d in report["double_drains"] if d["cluster"] in names] == []
 
 
-async def test_a_failed_cluster_can_be_retried_while_its_stage_runs(client, worker, task_queue, fleet, simulator, inventory):
+async def test_a_failed_cluster_can_be_retried_while_its_stage_runs(client, worker, task_queue, fleet, simulator, inventory,
+                                                                   api):
+    """The retry is sent as a change-ticket system sends it, over the API (`POST /v1/operations/{id}/retry`)."""
     from tests.conftest import set_faults
 
     broken = fleet("qa", 1, prefix="wva")
@@ -371,8 +317,14 @@ async def test_a_failed_cluster_can_be_retried_while_its_stage_runs(client, work
         await handle.execute_update("retry", {"cluster": slow[0]})
     assert "only a failed cluster, or one held out as not ready, can be retried" in str(not_failed.value.cause)
     set_faults(simulator, broken[0])  # the cloud is fixed
-    await handle.execute_update("retry", {"cluster": broken[0], "requested_by": "sre-bob"})
+    operator = api.token("operator", "qa")
+    retried = await api.post(f"/v1/operations/{handle.id}/retry", headers=operator, json={"cluster": broken[0]})
+    assert retried.status_code == 200, retried.text
+    assert [c["status"] for c in retried.json()["progress"]["stages"][0]["clusters"] if c["name"] == broken[0]] in (
+        ["pending"], ["upgrading"])  # taken up again at once
     result = await handle.result()
     assert result.outcome == "succeeded" and result.counts == {"succeeded": 2} and result.failed == {}
     assert sim_report(simulator, broken[0])["clusters"][broken[0]]["control_plane_version"] == "1.31"
     assert ("retry", "resumed") in [(r.action, r.outcome) for r in inventory.audit(cluster=wave_id(request.name))]
+    api_lines = [(r.action, r.outcome, r.cluster, r.detail) for r in inventory.audit(operation_id=handle.id) if r.operation == "api"]
+    assert ("api retry", "resumed", "-", broken[0]) in api_lines, api_lines

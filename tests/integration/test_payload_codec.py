@@ -19,9 +19,9 @@ from regatta.models import ClusterUpgradeInput, ClusterUpgradeResult
 from regatta.rules.operation_ids import operation_id
 from regatta.temporal.codec import ENCODING, CodecKeyError, EncryptionCodec, keys_from_env, new_key_line
 from regatta.temporal.connect import connect
+from tests.browsing import Browser
 from tests.conftest import sim_report
 from tests.integration.conftest import FAST
-from tests.integration.test_fleet_view import Browser
 from workers.main import build_worker
 
 

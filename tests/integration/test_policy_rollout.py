@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import httpx
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 
@@ -28,7 +27,8 @@ from regatta.rules.operation_ids import policy_id
 from regatta.sim.policy_engines import crd
 from tests.conftest import set_faults
 from tests.integration import conftest as integration
-from tests.integration.test_replay import replays
+from tests.integration.cluster_api import ClusterApi
+from tests.replaying import replays
 from tests.shared_http import http
 
 FAST = {"timeout_seconds": 20, "poll_interval_seconds": 0.05, "activity_heartbeat_timeout_seconds": 5}
@@ -42,29 +42,6 @@ REQUIRE_TEAM = {"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy", "metadat
                                                                      "pattern": {"metadata": {"labels": {"team": "?*"}}}}}]}}
 
 
-class ClusterApi:
-    """A cluster's API as any other client (kubectl, a policy engine) reaches it."""
-
-    def __init__(self, simulator, cluster: str, *, site: str | None = None):
-        self.base = f"{simulator.url}/k8s/{cluster}"
-        token = simulator.world.api_token if site is None else http.get(  # from inside the site, as its agent is
-            f"{simulator.url}/sim/credentials/{cluster}", params={"site": site}, timeout=10).json()["token"]
-        self.headers = {"Authorization": f"Bearer {token}"}
-
-    def get(self, path: str) -> httpx.Response:
-        return http.get(self.base + path, headers=self.headers, timeout=10)
-
-    def apply(self, path: str, body: dict, manager: str) -> httpx.Response:
-        return http.patch(self.base + path, params={"fieldManager": manager}, json=body, timeout=10,
-                           headers={**self.headers, "Content-Type": "application/apply-patch+yaml"})
-
-    def merge(self, path: str, body: dict) -> httpx.Response:
-        return http.patch(self.base + path, json=body, timeout=10,
-                           headers={**self.headers, "Content-Type": "application/merge-patch+json"})
-
-    def create(self, path: str, body: dict) -> None:
-        response = http.post(self.base + path, json=body, headers=self.headers, timeout=10)
-        assert response.status_code == 201, response.text
 
 
 def configmap(name: str, data: dict, namespace: str = "kube-system") -> dict:

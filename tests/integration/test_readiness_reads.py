@@ -11,13 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from regatta.kube.connect import ClusterConnections
 from regatta.models import FleetSweepInput, FleetSweepResult
-from tests.integration.test_api import api  # noqa: F401 - the api fixture
-from tests.integration.test_fleet_view import Browser, clusters_on
-
-FLOWSCHEMA = {"apiVersion": "flowcontrol.apiserver.k8s.io/v1beta3", "kind": "FlowSchema",
-              "metadata": {"name": "platform-probes"},
-              "spec": {"priorityLevelConfiguration": {"name": "workload-low"}, "matchingPrecedence": 1000}}
-FINDING = "removed_api:flowcontrol.apiserver.k8s.io/v1beta3/FlowSchema"
+from tests.browsing import Browser, clusters_on
+from tests.integration.readiness_objects import FINDING, FLOWSCHEMA
 
 
 async def test_the_sweep_stores_each_clusters_readiness_and_the_api_metrics_and_fleet_view_show_it_in_scope(

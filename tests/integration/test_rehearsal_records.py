@@ -12,7 +12,7 @@ from regatta.api.tokens import create_token
 from regatta.inventory import rehearsal_records
 from regatta.models import OperationRecord
 from regatta.models.rehearsal import ClusterRehearsal, DrainStall
-from tests.integration.test_fleet_view import Browser
+from tests.browsing import Browser
 
 
 async def test_a_rehearsal_is_listed_to_whom_sees_its_clusters_and_held_against_the_real_run(

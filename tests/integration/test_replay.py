@@ -13,30 +13,12 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
 
 from regatta.models import ClusterUpgradeProgress
 from tests.integration.conftest import start_upgrade
+from tests.replaying import HISTORIES, REPLAYER, patch_ids, replays, save
 from workers.main import WORKFLOWS
 from workflows.pieces.patches import SINCE_ONE_MARKER
-
-HISTORIES = Path(__file__).parent.parent / "histories"
-REPLAYER = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
-
-
-def save(name: str, handle, history) -> None:
-    recorded = {"workflow_id": handle.id, "history": json.loads(history.to_json())}
-    (HISTORIES / f"{name}.json").write_text(json.dumps(recorded))
-
-
-async def replays(handle, request, name: str):
-    """The run's history replays on today's code; with --record-histories it is kept as `name`."""
-    history = await handle.fetch_history()
-    await REPLAYER.replay_workflow(history)
-    if request.config.getoption("--record-histories"):
-        save(name, handle, history)
-    return history
 
 
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
@@ -67,11 +49,6 @@ async def test_a_fresh_history_with_pause_and_resume_replays(strategy, client, w
     assert len(changes) == 1
 
 
-def patch_ids(history) -> list[str]:
-    """The patch id of every patch marker in the history, in order."""
-    return [json.loads(e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)["id"]
-            for e in history.events if e.HasField("marker_recorded_event_attributes")
-            and e.marker_recorded_event_attributes.marker_name == "core_patch"]
 
 
 def test_runs_begun_before_the_one_marker_replay_each_patch_where_it_was_recorded():
@@ -84,8 +61,8 @@ def test_runs_begun_before_the_one_marker_replay_each_patch_where_it_was_recorde
 
 async def test_a_fresh_provision_history_with_compensation_replays(client, worker, task_queue, simulator, request):
     from tests.conftest import set_faults
-    from tests.integration.test_provision import failure_of, provision
-    from tests.integration.test_provision import request as provision_request
+    from tests.integration.provisioning import failure_of, provision
+    from tests.integration.provisioning import request as provision_request
 
     spec = provision_request("eks")
     set_faults(simulator, spec.name, api="kube", fail_operation="patch_namespace", fail_status=403, fail_times=99)
@@ -95,7 +72,7 @@ async def test_a_fresh_provision_history_with_compensation_replays(client, worke
 
 
 async def test_a_fresh_decommission_history_with_approval_replays(client, worker, task_queue, add_cluster, request):
-    from tests.integration.test_decommission import SYSTEM_ONLY, decommission, wait_phase
+    from tests.integration.decommissions import SYSTEM_ONLY, decommission, wait_phase
 
     cluster = add_cluster("replaydel", workloads=SYSTEM_ONLY)
     handle = await decommission(client, task_queue, cluster)
@@ -107,7 +84,7 @@ async def test_a_fresh_decommission_history_with_approval_replays(client, worker
 
 async def test_fresh_failover_and_failback_histories_with_approval_replay(client, worker, task_queue, simulator, inventory,
                                                                            request):
-    from tests.integration.test_disaster_recovery import Pair, failback, failover, wait_phase
+    from tests.integration.dr_pairs import Pair, failback, failover, wait_phase
 
     pair = Pair(simulator, inventory, env="prod")
     for name, start in (("dr_failover_approved", failover), ("dr_failback_approved", failback)):
@@ -130,7 +107,7 @@ async def test_a_fresh_patch_wave_history_with_approval_and_a_halt_replays(clien
     import uuid
 
     from tests.conftest import set_faults
-    from tests.integration.test_patch_wave import start_wave, wait_phase, wave_request
+    from tests.integration.waves import start_wave, wait_phase, wave_request
 
     tag = uuid.uuid4().hex[:6]
     good = add_cluster("rpwa", env="canary", labels={"wave": tag}, pools=1, nodes=2)
@@ -150,7 +127,7 @@ async def test_a_fresh_patch_wave_history_with_a_window_opened_by_the_fleet_cloc
         client, worker, task_queue, add_cluster, sim_clock, request):
     import uuid
 
-    from tests.integration.test_patch_wave import start_wave, wait_for_status, wave_request
+    from tests.integration.waves import start_wave, wait_for_status, wave_request
 
     tag = uuid.uuid4().hex[:6]
     name = add_cluster("rpww", env="prod", labels={"wave": tag}, pools=1, nodes=2)

@@ -14,10 +14,10 @@ from temporalio.exceptions import ApplicationError
 from regatta.models import ClusterRollbackInput, ClusterRollbackResult
 from regatta.rules.operation_ids import operation_id
 from regatta.temporal.admission import StartRefused, admit
+from tests.api_calls import finished, ticket
 from tests.conftest import sim_report
 from tests.integration.conftest import FAST, start_upgrade
-from tests.integration.test_api import api, finished, ticket  # noqa: F401 - the api fixture
-from tests.integration.test_replay import replays
+from tests.replaying import replays
 
 TIMING = {k: v for k, v in FAST.items() if k in ClusterRollbackInput.model_fields}
 
@@ -154,7 +154,7 @@ def pools_of(simulator, cluster: str) -> dict[str, list[dict]]:
 async def test_blue_green_keeps_the_old_pool_and_going_back_is_an_uncordon_and_a_drain_not_a_rebuild(
         client, worker, task_queue, add_cluster, simulator, inventory, api):
     from regatta.models import ClusterUpgradeProgress
-    from tests.integration.test_upgrade_control import wait_for
+    from tests.integration.upgrades import wait_for
 
     cluster = add_cluster("keep", version="1.30", provider="gke", pools=1, nodes=2)
     handle = await start_upgrade(client, task_queue, cluster, strategy="blue_green", keep_old_pools_seconds=120)

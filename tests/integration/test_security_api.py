@@ -21,7 +21,7 @@ import pytest
 from regatta.api.app import create_app
 from regatta.api.front_door import BODY_LIMITS
 from regatta.formats import bundle_file
-from tests.integration.test_api import api, ticket, upgrade  # noqa: F401 - the api fixture
+from tests.api_calls import ticket, upgrade
 
 BOMB = """apiVersion: v1
 kind: ConfigMap
@@ -223,7 +223,7 @@ async def test_names_outside_a_tokens_environments_are_answered_as_if_they_did_n
 
 
 async def test_a_non_ascii_signature_or_csrf_token_is_a_refusal_not_a_crash(queue_settings, inventory):
-    from tests.integration.test_fleet_view import Browser
+    from tests.browsing import Browser
 
     app = create_app(dataclasses.replace(queue_settings, webhook_secret="s3cret"), inventory)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://regatta.test") as api:

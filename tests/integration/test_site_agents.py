@@ -23,7 +23,7 @@ from regatta.rules.sites import site_task_queue
 from regatta.settings import Settings
 from tests.conftest import eks_cluster, sim_report
 from tests.integration.conftest import queues_used, start_upgrade, wait_until
-from tests.integration.test_replay import replays
+from tests.replaying import replays
 from tests.shared_http import http
 from workers.main import build_worker
 

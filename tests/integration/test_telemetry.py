@@ -54,7 +54,7 @@ async def test_one_trace_runs_from_an_api_request_through_the_workflow_to_its_ac
     from regatta.api.tokens import create_token
     from regatta.telemetry import use_tracer_provider
     from regatta.temporal.connect import connect
-    from tests.integration.test_api import finished, ticket, upgrade
+    from tests.api_calls import finished, ticket, upgrade
     from workers.main import build_worker
 
     name = add_cluster("traced", env="staging", pools=1, nodes=2)

@@ -66,7 +66,7 @@ async def test_an_ended_wave_reads_again_without_a_worker_replaying_it(client, q
     import uuid
 
     from regatta.temporal.operations import status
-    from tests.integration.test_patch_wave import start_wave, wave_request
+    from tests.integration.waves import start_wave, wave_request
     from workers.main import build_worker
 
     tag = uuid.uuid4().hex[:6]

@@ -8,24 +8,15 @@ import asyncio
 from regatta.models import ClusterUpgradeProgress
 from tests.conftest import sim_report
 from tests.integration.conftest import start_upgrade
+from tests.integration.upgrades import progress_of, wait_for
 
 # Slow enough that a drain batch is observable (pods start in 0.04s, nodes boot in 0.7s),
 # fast enough that the control plane takes under 4s.
 SLOW = 0.008
 
 
-async def progress_of(handle) -> ClusterUpgradeProgress:
-    return await handle.query("progress", result_type=ClusterUpgradeProgress)
 
 
-async def wait_for(handle, predicate, *, timeout: float = 30) -> ClusterUpgradeProgress:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        progress = await progress_of(handle)
-        if predicate(progress):
-            return progress
-        assert asyncio.get_running_loop().time() < deadline, f"gave up waiting; last progress: {progress}"
-        await asyncio.sleep(0.05)
 
 
 def first_pool_draining(progress: ClusterUpgradeProgress) -> bool:

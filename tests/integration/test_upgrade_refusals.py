@@ -4,20 +4,11 @@ and how it stops when a budget never lets a drain through."""
 from __future__ import annotations
 
 import pytest
-from temporalio.client import WorkflowFailureError
-from temporalio.exceptions import ApplicationError
 
 from regatta.temporal.operations import OperationRefused, start
 from tests.conftest import set_faults, sim_report
 from tests.integration.conftest import start_upgrade
-
-
-async def failure_of(handle) -> ApplicationError:
-    with pytest.raises(WorkflowFailureError) as caught:
-        await handle.result()
-    cause = caught.value.cause
-    assert isinstance(cause, ApplicationError)
-    return cause
+from tests.integration.upgrades import failure_of
 
 
 def untouched(report: dict, cluster: str) -> bool:

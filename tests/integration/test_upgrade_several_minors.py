@@ -15,10 +15,9 @@ from regatta.kube.connect import ClusterConnections
 from regatta.models import ClusterUpgradeProgress
 from tests.conftest import sim_report
 from tests.integration.conftest import start_upgrade
-from tests.integration.test_fleet_view import browser  # noqa: F401 - the browser fixture
-from tests.integration.test_readiness_reads import FINDING, FLOWSCHEMA
-from tests.integration.test_replay import patch_ids, replays
-from tests.integration.test_upgrade_control import progress_of, wait_for
+from tests.integration.readiness_objects import FINDING, FLOWSCHEMA
+from tests.integration.upgrades import progress_of, wait_for
+from tests.replaying import patch_ids, replays
 from workflows.pieces.patches import SEVERAL_MINORS, SINCE_ONE_MARKER, SOAKS_ON_FLEET_CLOCK
 
 

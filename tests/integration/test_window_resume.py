@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from regatta.models import ClusterUpgradeProgress
 from tests.conftest import WorkerProcess, set_faults, sim_report
 from tests.integration.conftest import clock_read_again, clock_reads, start_upgrade, wait_until
-from tests.integration.test_replay import replays
+from tests.replaying import replays
 from tests.shared_http import http
 from workers.main import build_worker
 

@@ -71,8 +71,8 @@ async def test_a_wave_waiting_on_its_window_across_a_promotion_finishes_on_the_n
     there, and it finishes. The window wait that once parted from its own history on another worker (the fleet clock
     read by `workflow.now()` differences, patch `fleet-clock-each-look`) replays on both builds."""
     from regatta.models import PatchWaveProgress
-    from tests.integration.test_patch_wave import start_wave, wave_request
-    from tests.integration.test_replay import replays
+    from tests.integration.waves import start_wave, wave_request
+    from tests.replaying import replays
 
     deployment = f"regatta-{uuid.uuid4().hex[:6]}"
     old, new = (replace(queue_settings, deployment=deployment, build_id=build) for build in ("2.0.0", "2.1.0"))
