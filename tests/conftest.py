@@ -347,6 +347,12 @@ REGATTA = str(Path(sys.executable).with_name("regatta"))
 POSTGRES_URL = os.environ.get("REGATTA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
+def pytest_configure(config):
+    from tests.run_times import register
+
+    register(config)  # a run of the whole suite writes its figures to test-results/times.json
+
+
 def pytest_addoption(parser):
     parser.addoption("--record-histories", action="store_true", help="save fresh ClusterUpgrade histories for replay tests")
 

@@ -1,0 +1,57 @@
+"""What a whole run of the suite took, written by the run itself to `test-results/times.json` (docs/testing.md links
+to it rather than copying figures every commit would change): when, at which commit, how many tests passed, failed and
+were skipped, the wall time, and the slowest tests. Only a run of the whole suite writes it (no paths, `-k` or `-m`),
+and only the process that runs the session (with pytest-xdist, the controller, which hears every test's report)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+SLOWEST = 25
+
+
+class RunTimes:
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.started = time.monotonic()
+        self.outcomes: Counter[str] = Counter()
+        self.durations: dict[str, float] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.durations[report.nodeid] = self.durations.get(report.nodeid, 0.0) + report.duration
+        if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+            self.outcomes[report.outcome] += 1
+        elif report.when == "teardown" and report.outcome == "failed":
+            self.outcomes["error"] += 1
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        root = Path(str(self.config.rootpath))
+        try:
+            commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                                    timeout=10).stdout.strip() or None
+        except (OSError, subprocess.SubprocessError):
+            commit = None
+        slowest = sorted(self.durations.items(), key=lambda item: -item[1])[:SLOWEST]
+        figures = {"finished_at": datetime.now(UTC).isoformat(timespec="seconds"), "commit": commit,
+                   "exit_status": int(exitstatus), "tests": dict(sorted(self.outcomes.items())),
+                   "wall_seconds": round(time.monotonic() - self.started, 1),
+                   "slowest": [{"test": test, "seconds": round(seconds, 1)} for test, seconds in slowest]}
+        target = root / "test-results" / "times.json"
+        target.parent.mkdir(exist_ok=True)
+        target.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def whole_suite(config: pytest.Config) -> bool:
+    return not (config.option.file_or_dir or config.option.keyword or config.option.markexpr)
+
+
+def register(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput") and whole_suite(config):
+        config.pluginmanager.register(RunTimes(config), "regatta-run-times")
