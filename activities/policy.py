@@ -23,8 +23,6 @@ from regatta.kube.connect import ClusterConnections
 from regatta.models import Activity, BootstrapCluster, ClusterRecord, OperationRecord
 from regatta.models.errors import ErrorType
 from regatta.models.policy import (
-    ApplyBundle,
-    ApplyReport,
     BundleSpec,
     ComplianceRecord,
     CountViolations,
@@ -33,6 +31,8 @@ from regatta.models.policy import (
     DriftSweepInput,
     DriftTarget,
     GiveBundle,
+    GiveRenderedBundle,
+    GiveReport,
     PlanPolicy,
     PolicyPlan,
     SweepDrift,
@@ -41,7 +41,7 @@ from regatta.rules import baseline, bundle_targets, bundles, drift
 from regatta.rules.outbound import OutboundRules
 
 
-def compliance_of(report: ApplyReport, *, bundle: str, mode: str | None, at: datetime) -> ComplianceRecord:
+def compliance_of(report: GiveReport, *, bundle: str, mode: str | None, at: datetime) -> ComplianceRecord:
     state = "non_compliant" if report.violations else "compliant"
     return ComplianceRecord(cluster=report.cluster, bundle=bundle, state=state, revision=report.revision, mode=mode,
                             violations=report.violations, detail="; ".join(report.violation_detail), evaluated_at=at)
@@ -90,7 +90,7 @@ class PolicyActivities:
                                control_plane_version=request.version, credential_ref=request.cluster.credential_ref)
         with translated_failures():
             rendering = bundles.render(spec, record, mode=None)
-            report = kube_bundles.apply_bundle(self.connections.api_client(request.cluster), ApplyBundle(
+            report = kube_bundles.give_rendered_bundle(self.connections.api_client(request.cluster), GiveRenderedBundle(
                 cluster=request.cluster, bundle=spec.name, rendering=rendering, prune=False,
                 rollout=activity.info().workflow_id), on_poll=lambda note: activity.heartbeat(note))
         self.record_compliance(compliance_of(report, bundle=spec.name, mode=None, at=self.now()),
@@ -112,17 +112,17 @@ class PolicyActivities:
             self.inventory.save_placement(plan.placement)
         return plan
 
-    def rendering_request(self, request: GiveBundle) -> tuple[BundleSpec, ApplyBundle]:
+    def rendering_request(self, request: GiveBundle) -> tuple[BundleSpec, GiveRenderedBundle]:
         spec = self.inventory.bundle_revision(request.bundle, request.revision)
         cluster = self.inventory.get_cluster(request.cluster)
         rendering = bundles.render(spec, cluster, mode=request.mode, bundle_revision=request.revision,
                                    replicas=request.replicas if spec.placement is not None else None)
-        return spec, ApplyBundle(cluster=cluster.ref, bundle=spec.name, rendering=rendering, force=request.force,
+        return spec, GiveRenderedBundle(cluster=cluster.ref, bundle=spec.name, rendering=rendering, force=request.force,
                                  prune=request.prune, rollout=request.rollout, timeout_seconds=request.timeout_seconds,
                                  poll_interval_seconds=request.poll_interval_seconds, dry_run=request.dry_run)
 
     @activity.defn(name=Activity.GIVE_BUNDLE)
-    def give_bundle(self, request: GiveBundle) -> ApplyReport:
+    def give_bundle(self, request: GiveBundle) -> GiveReport:
         """Apply, prune, wait until observed, record in the cluster; then count its violations and
         record its compliance. A refusal is recorded as `error` with the API server's words."""
         with translated_failures():
@@ -137,7 +137,7 @@ class PolicyActivities:
                 raise refuse(f"{request.cluster} did not answer for {waited:g}s ({why}); counted as failed",
                              error_type=ErrorType.CLUSTER_UNREACHABLE)
             try:
-                report = kube_bundles.apply_bundle(api, apply, on_poll=lambda note: activity.heartbeat(note))
+                report = kube_bundles.give_rendered_bundle(api, apply, on_poll=lambda note: activity.heartbeat(note))
             except Exception as refusal:
                 status = getattr(refusal, "status", None)
                 final = isinstance(refusal, kube_bundles.BundleRefused) or status in (400, 401, 403, 404, 409, 422)
@@ -250,7 +250,7 @@ class PolicyActivities:
                     item.suppressed_by = f"{covering.reason} ({covering.ticket}, until {covering.until.isoformat()})"
             open_drifts = [d for d in found if d.suppressed_by is None]
             if open_drifts and spec.drift.mode == "remediate":
-                kube_bundles.apply_bundle(api, ApplyBundle(cluster=record.ref, bundle=spec.name, rendering=rendering,
+                kube_bundles.give_rendered_bundle(api, GiveRenderedBundle(cluster=record.ref, bundle=spec.name, rendering=rendering,
                                                            force=True, prune=False, rollout=request.operation_id,
                                                            timeout_seconds=spec.timeout_seconds,
                                                            poll_interval_seconds=spec.poll_interval_seconds))

@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
         MoveWorkloadsResult,
         PlanMove,
     )
-    from regatta.models.policy import ApplyReport, GiveBundle, WithdrawBundle
+    from regatta.models.policy import GiveBundle, GiveReport, WithdrawBundle
     from regatta.rules import operation_ids, sites
 
 EXAMPLE = '{"app": "web", "leaving": ["eks-prod-use1"], "reason": "blue/green replacement of the cluster"}'
@@ -84,11 +84,11 @@ class MoveWorkloads:
         timeout = timedelta(seconds=2 * self.input.timeout_seconds + 120)
         heartbeat = timedelta(seconds=max(30, 3 * self.input.poll_interval_seconds))
         if may_be_lost:
-            await workflow.execute_activity(Activity.GIVE_BUNDLE, request, result_type=ApplyReport,
+            await workflow.execute_activity(Activity.GIVE_BUNDLE, request, result_type=GiveReport,
                                             start_to_close_timeout=timeout, heartbeat_timeout=heartbeat,
                                             retry_policy=LEAVING_MAY_BE_LOST, **self._lost_at(site))
         else:
-            await call(Activity.GIVE_BUNDLE, request, ApplyReport, timeout=timeout.total_seconds(),
+            await call(Activity.GIVE_BUNDLE, request, GiveReport, timeout=timeout.total_seconds(),
                        heartbeat=heartbeat.total_seconds())
         words = ", ".join(f"{n} of {key}" for key, n in share.items())
         await self.trail.record("give_share", "succeeded", f"{self.input.app}: {words}", cluster=cluster)

@@ -40,6 +40,7 @@ from workflows.pieces.fleet_clock import FleetClock
 from workflows.pieces.inputs import check_start, parse_input, tag
 from workflows.pieces.patches import APPROVAL_FOR_HELD, REHEARSAL_ATTACHED, patched
 from workflows.pieces.stage_controls import StageControls
+from workflows.pieces.staged_rollout import StagedRollout
 from workflows.pieces.trail import Trail
 
 with workflow.unsafe.imports_passed_through():
@@ -85,15 +86,16 @@ class PatchWave:
         # Wave-level audit lines are filed under the wave's own id.
         self.trail = Trail(operation=WorkflowName.PATCH_WAVE, cluster=lambda: operation_ids.wave_id(self.input.name),
                            state=lambda: self.state, asking=self.input)
-        self.in_flight = 0
-        self.continuing = False
         # The child upgrades of this run that have started, by cluster: an abort is passed on to them.
         self.children: dict[str, workflow.ChildWorkflowHandle] = {}
         self.clock = FleetClock()  # the fleet's calendar clock: windows, freezes and holds are read on it
         self.cursor = 0  # clusters of the running stage before this index have all started
-        self.controls = 0  # counts operator controls, so a wave waiting for a window wakes on any
-        self.steering = StageControls(trail=self.trail, state=lambda: self.state, what="wave",
+        self.controls_sent = 0  # counts operator controls, so a wave waiting for a window wakes on any
+        self.stage_controls = StageControls(trail=self.trail, state=lambda: self.state, what="wave",
                                       ended_type=ErrorType.WAVE_FINISHED, requested_by=lambda: self.input.requested_by)
+        self.rollout: StagedRollout[WaveClusterState] = StagedRollout(
+            trail=self.trail, state=lambda: self.state, clock=self.clock, requested_by=lambda: self.input.requested_by,
+            continue_after_events=lambda: self.input.continue_as_new_after_events)
 
     @workflow.query
     def progress(self) -> PatchWaveProgress:
@@ -106,7 +108,7 @@ class PatchWave:
         seconds = (self.state.finished_upgrade_seconds / timed if timed
                    else self.input.estimated_upgrade_minutes * 60)
         stopped = None
-        if ended(self.state.phase) or self._stopping():
+        if ended(self.state.phase) or self.rollout.stopping():
             stopped = f"the wave {self.state.phase if ended(self.state.phase) else 'is stopping'}"
         result = forecasts.forecast(wave=self.input, stages=self.state.stages, now=self.clock.time(),
                                     upgrade_seconds=seconds, started=self.state.started,
@@ -122,44 +124,44 @@ class PatchWave:
 
     @workflow.update
     async def approve(self, request: PatchWaveApproveInput) -> PatchWaveProgress:
-        await self.steering.approve(self._stage(), request)
-        self.controls += 1
+        await self.stage_controls.approve(self._stage(), request)
+        self.controls_sent += 1
         return self.state
 
     @approve.validator
     def validate_approve(self, request: PatchWaveApproveInput) -> None:
-        self.steering.validate_approve(request, stage=request.stage)
+        self.stage_controls.validate_approve(request, stage=request.stage)
 
     @workflow.update
     async def pause(self, request: PauseInput) -> PatchWaveProgress:
-        await self.steering.pause(request)
-        self.controls += 1
+        await self.stage_controls.pause(request)
+        self.controls_sent += 1
         return self.state
 
     @pause.validator
     def validate_pause(self, request: PauseInput) -> None:
-        self.steering.validate_pause(request)
+        self.stage_controls.validate_pause(request)
 
     @workflow.update
     async def resume(self, request: ResumeInput) -> PatchWaveProgress:
-        await self.steering.resume(request)
-        self.controls += 1
+        await self.stage_controls.resume(request)
+        self.controls_sent += 1
         return self.state
 
     @resume.validator
     def validate_resume(self, request: ResumeInput) -> None:
-        self.steering.validate_resume(request)
+        self.stage_controls.validate_resume(request)
 
     @workflow.update
     async def abort(self, request: AbortInput) -> PatchWaveProgress:
-        await self.steering.abort(request)
+        await self.stage_controls.abort(request)
         await asyncio.gather(*(self._abort_child(cluster) for cluster in list(self.children)))
-        self.controls += 1
+        self.controls_sent += 1
         return self.state
 
     @abort.validator
     def validate_abort(self, request: AbortInput) -> None:
-        self.steering.validate_abort(request)
+        self.stage_controls.validate_abort(request)
 
     @workflow.update
     async def skip(self, request: PatchWaveSkipInput) -> PatchWaveProgress:
@@ -167,12 +169,12 @@ class PatchWave:
         assert entry is not None  # the validator found it
         entry.status, entry.detail = "skipped", f"skipped by {request.requested_by}: {request.reason}"
         await self.trail.record("skip", "skipped", f"{request.cluster} by {request.requested_by}: {request.reason}")
-        self.controls += 1
+        self.controls_sent += 1
         return self.state
 
     @skip.validator
     def validate_skip(self, request: PatchWaveSkipInput) -> None:
-        self.steering.refuse_a_skip_without_reason(request.reason)
+        self.stage_controls.refuse_a_skip_without_reason(request.reason)
         entry = self._entry(request.cluster)
         if entry is None:
             raise ApplicationError(f"{request.cluster} is not in this wave", type=ErrorType.NOT_IN_WAVE)
@@ -189,13 +191,13 @@ class PatchWave:
         entry.status, entry.detail = "pending", f"retry asked by {request.requested_by} after: {entry.detail}"
         self.cursor = 0  # the retried cluster may sit before it
         await self.trail.record("retry", "resumed", f"{request.cluster} by {request.requested_by}")
-        self.controls += 1
+        self.controls_sent += 1
         return self.state
 
     @retry.validator
     def validate_retry(self, request: PatchWaveRetryInput) -> None:
-        self.steering.refuse_when_finished("retry a cluster of")
-        if self._stopping():
+        self.stage_controls.refuse_when_finished("retry a cluster of")
+        if self.rollout.stopping():
             raise ApplicationError(f"the wave is stopping ({self.state.halted_reason or 'aborted'}); start it again to"
                                    " retry: clusters already at the target are skipped", type=ErrorType.WAVE_STOPPING)
         entry = self._entry(request.cluster)
@@ -223,13 +225,6 @@ class PatchWave:
 
     def _entry(self, cluster: str) -> WaveClusterState | None:
         return next((c for s in self.state.stages for c in s.clusters if c.name == cluster), None)
-
-    def _stopping(self) -> bool:
-        return self.state.abort_requested or self.state.halted_reason is not None or self.continuing
-
-    def _history_full(self) -> bool:
-        return (workflow.info().get_current_history_length() >= self.input.continue_as_new_after_events
-                or workflow.info().is_continue_as_new_suggested())
 
     # ------------------------------------------------------------------ steps
 
@@ -272,11 +267,6 @@ class PatchWave:
         await self.trail.record("rehearsal", "compared", held)
         return held
 
-    async def _await_approval(self, stage: WaveStageState) -> None:
-        stage.status = "awaiting_approval"
-        self.trail.step("awaiting_approval", f"stage {stage.name} waits for someone other than {self.input.requested_by} to approve")
-        await workflow.wait_condition(lambda: bool(stage.approved_by) or self._stopping())
-
     async def _next_in_window(self, stage: WaveStageState) -> tuple[WaveClusterState | None, datetime | None]:
         """The first cluster of the stage that may start now: not started, inside one of its
         maintenance windows and outside every freeze. Else None and when the earliest one may:
@@ -314,8 +304,8 @@ class PatchWave:
         if opens is None:  # nothing waits: every remaining cluster was skipped
             return
         await self.clock.now()
-        controls = self.controls
-        await self.clock.sleep_until(opens, wake=lambda: self._stopping() or self.controls != controls)
+        controls = self.controls_sent
+        await self.clock.sleep_until(opens, wake=lambda: self.rollout.stopping() or self.controls_sent != controls)
 
     async def _upgrade(self, entry: WaveClusterState) -> None:
         """One cluster's ClusterUpgrade as a child; count the outcome."""
@@ -358,10 +348,8 @@ class PatchWave:
                     entry.detail = "no longer in the fleet (deregistered after the wave planned it)"
                     return
                 entry.status, entry.detail = "failed", str(getattr(cause, "message", cause))
-                self.state.failed += 1
-                if self.state.failed > self.state.failure_budget and self.state.halted_reason is None:
-                    self.state.halted_reason = (f"{self.state.failed} clusters failed, more than the failure budget of"
-                                                f" {self.state.failure_budget} (last: {entry.name}: {entry.detail})")
+                self.rollout.count_failure()
+                self.rollout.halt_when_over_budget(entry)
                 return
             # A success needs no words (the state is carried across runs: keep it small); an abort does.
             entry.status, entry.detail = ("succeeded", "") if result.outcome == "succeeded" else ("aborted", result.message)
@@ -371,7 +359,6 @@ class PatchWave:
         finally:
             self.children.pop(entry.name, None)
             self.state.started.pop(entry.name, None)
-            self.in_flight -= 1
 
     def _advance_cursor(self, stage: WaveStageState) -> None:
         """Move the cursor past the stage's clusters that have started or settled. Called by the
@@ -396,63 +383,37 @@ class PatchWave:
         stage.status = "running"
         self.trail.step("running", f"stage {stage.name}: upgrading up to {stage.concurrency} clusters at once")
         self.cursor = 0
-        upgrades = []
-        while not self._stopping():
+
+        def left_now() -> bool:
             self._advance_cursor(stage)
-            if not self._left(stage):
-                if self.in_flight == 0:
-                    break
-                await workflow.wait_condition(lambda: self.in_flight == 0 or self._left(stage) or self._stopping())
-                continue
-            if self._history_full():
-                self.continuing = True  # start nothing more here; the next run starts the rest
-                break
-            await workflow.wait_condition(
-                lambda: self._stopping() or (not self.state.paused and self.in_flight < stage.concurrency))
-            if self._stopping():
-                break
+            return self._left(stage)
+
+        async def ready() -> WaveClusterState | None:
             entry, opens = await self._next_in_window(stage)
             if entry is None:
                 await self._wait_for_window(opens)
-                continue
+            return entry
+
+        def claim(entry: WaveClusterState) -> None:
             entry.status, entry.detail = "upgrading", "starting"
             self.state.started[entry.name] = self.clock.time()
-            self.in_flight += 1
-            upgrades.append(asyncio.ensure_future(self._upgrade(entry)))
-        if not self.continuing:  # stopped: what waited was never started
+
+        def never_started() -> None:  # stopped: what waited for its window was never started
             for entry in stage.clusters:
                 if entry.status == "waiting_window":
                     entry.status, entry.detail = "pending", "not started"
-        if upgrades:
-            await asyncio.gather(*upgrades)
 
-    async def _continue_as_new(self) -> PatchWaveResult:
-        """Carry the state into a fresh run once the upgrades this run started have ended; the
-        children are not awaited across runs, so none is left without a parent watching it."""
-        self.state.step = f"continuing as new after {workflow.info().get_current_history_length()} history events"
-        await workflow.wait_condition(lambda: self.in_flight == 0)
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        await self.trail.delivered()
-        workflow.continue_as_new(self.input.model_copy(update={"carried": self.state}))
+        await self.rollout.run_stage(stage, left_now=left_now, any_left=lambda: self._left(stage), ready=ready,
+                                     claim=claim, work=self._upgrade, stopped=never_started)
 
     async def _finish(self) -> PatchWaveResult:
-        counts: dict[str, int] = {}
-        for stage in self.state.stages:
-            for entry in stage.clusters:
-                counts[entry.status] = counts.get(entry.status, 0) + 1
-        failed = {c.name: c.detail for s in self.state.stages for c in s.clusters if c.status == "failed"}
-        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no clusters"
+        counts, failed, summary = self.rollout.tally()
         if patched("joined-later"):  # waves that began before this look ended without it
             await self._note_clusters_that_joined_later()
         if self.state.joined_later:
             summary += (f"; not in this wave (joined the fleet after it planned): {', '.join(self.state.joined_later[:20])}"
                         + (f" and {len(self.state.joined_later) - 20} more" if len(self.state.joined_later) > 20 else ""))
-        if self.state.halted_reason:
-            outcome, self.state.message = "halted", f"halted: {self.state.halted_reason}; {summary}"
-        elif self.state.abort_requested:
-            outcome, self.state.message = "aborted", f"aborted ({self.state.abort_reason or 'no reason given'}); {summary}"
-        else:
-            outcome, self.state.message = "succeeded", f"{self.input.name} done: {summary}"
+        outcome = self.rollout.ended_as(summary, done=f"{self.input.name} done")
         held = None
         if self.state.rehearsal_id is not None and patched(REHEARSAL_ATTACHED):
             held = await self._hold_against_rehearsal(self.state.rehearsal_id)
@@ -499,26 +460,23 @@ class PatchWave:
         for stage in self.state.stages:
             if stage.status == "done":  # finished in an earlier run
                 continue
-            if self._stopping():
+            if self.rollout.stopping():
                 break
             self.state.stage = stage.name
             if waves.asks_approval(stage, held_too=False) or (waves.asks_approval(stage, held_too=True)
                                                               and patched(APPROVAL_FOR_HELD)):
-                await self._await_approval(stage)
-                if self._stopping():
+                await self.rollout.await_approval(stage)
+                if self.rollout.stopping():
                     break
             await self._run_stage(stage)
-            if not self._stopping() and (held_out := waves.held_out_stage(stage)) is not None:
+            if not self.rollout.stopping() and (held_out := waves.held_out_stage(stage)) is not None:
                 self.state.halted_reason = held_out  # the next stage must not start on a version nobody ran
             if self.state.abort_requested or self.state.halted_reason:
                 stage.status = "halted"
                 break
-            if self.continuing:
-                return await self._continue_as_new()
+            if self.rollout.continuing:
+                await self.rollout.continue_as_new(self.input)
             if stage.soak_seconds and stage is not self.state.stages[-1]:
-                stage.soak_ends = await self.clock.soak_end(stage.soak_seconds)
-                stage.status = "soaking"
-                self.trail.step("soaking", f"stage {stage.name} soaks for {stage.soak_seconds:g}s before the next stage")
-                await self.clock.soak_until(stage.soak_ends, seconds=stage.soak_seconds, wake=self._stopping)
+                await self.rollout.soak(stage)
             stage.status, stage.soak_ends = "done", None
         return await self._finish()

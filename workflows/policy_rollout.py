@@ -20,15 +20,15 @@ cluster of the running stage. Every step, cluster and control is in the audit tr
 
 from __future__ import annotations
 
-import asyncio
-
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
 
 from workflows.pieces.calls import ClusterCalls, call, call_or_refuse
 from workflows.pieces.fleet_clock import FleetClock
 from workflows.pieces.inputs import check_start, parse_input, tag
+from workflows.pieces.patches import SKIP_WHILE_WAITING, patched
 from workflows.pieces.stage_controls import StageControls
+from workflows.pieces.staged_rollout import StagedRollout
 from workflows.pieces.trail import Trail
 
 with workflow.unsafe.imports_passed_through():
@@ -38,10 +38,10 @@ with workflow.unsafe.imports_passed_through():
     from regatta.models.operations import WorkflowName
     from regatta.models.placement import MoveWorkloadsInput, MoveWorkloadsResult
     from regatta.models.policy import (
-        ApplyReport,
         BundleSpec,
         CountViolations,
         GiveBundle,
+        GiveReport,
         PlanPolicy,
         PolicyClusterState,
         PolicyPlan,
@@ -63,13 +63,14 @@ class PolicyRollout:
         self.input, self.input_error = parse_input(PolicyRolloutInput, input, EXAMPLE)
         # A continued run picks the rollout up where the last one left it.
         self.state = self.input.carried or PolicyRolloutProgress(bundle=str(self.input.name))
-        self.continuing = False
         self.trail = Trail(operation=WorkflowName.POLICY_ROLLOUT, cluster=lambda: operation_ids.policy_id(self.input.name),
                            state=lambda: self.state, asking=self.input)
-        self.steering = StageControls(trail=self.trail, state=lambda: self.state, what="rollout",
+        self.stage_controls = StageControls(trail=self.trail, state=lambda: self.state, what="rollout",
                                       ended_type=ErrorType.ROLLOUT_FINISHED, requested_by=lambda: self.input.requested_by)
         self.clock = FleetClock()
-        self.in_flight = 0
+        self.rollout: StagedRollout[PolicyClusterState] = StagedRollout(
+            trail=self.trail, state=lambda: self.state, clock=self.clock, requested_by=lambda: self.input.requested_by,
+            continue_after_events=lambda: self.input.continue_as_new_after_events)
         self.checks: dict[str, list[str]] = {}  # cluster → its health checks' results in this run
         self.moved = ""  # a placed application: what moving the share of clusters not given it did
 
@@ -81,39 +82,39 @@ class PolicyRollout:
 
     @workflow.update
     async def approve(self, request: StageApproveInput) -> PolicyRolloutProgress:
-        await self.steering.approve(self._stage(), request)
+        await self.stage_controls.approve(self._stage(), request)
         return self.state
 
     @approve.validator
     def validate_approve(self, request: StageApproveInput) -> None:
-        self.steering.validate_approve(request, stage=request.stage)
+        self.stage_controls.validate_approve(request, stage=request.stage)
 
     @workflow.update
     async def pause(self, request: PauseInput) -> PolicyRolloutProgress:
-        await self.steering.pause(request)
+        await self.stage_controls.pause(request)
         return self.state
 
     @pause.validator
     def validate_pause(self, request: PauseInput) -> None:
-        self.steering.validate_pause(request)
+        self.stage_controls.validate_pause(request)
 
     @workflow.update
     async def resume(self, request: ResumeInput) -> PolicyRolloutProgress:
-        await self.steering.resume(request)
+        await self.stage_controls.resume(request)
         return self.state
 
     @resume.validator
     def validate_resume(self, request: ResumeInput) -> None:
-        self.steering.validate_resume(request)
+        self.stage_controls.validate_resume(request)
 
     @workflow.update
     async def abort(self, request: AbortInput) -> PolicyRolloutProgress:
-        await self.steering.abort(request)
+        await self.stage_controls.abort(request)
         return self.state
 
     @abort.validator
     def validate_abort(self, request: AbortInput) -> None:
-        self.steering.validate_abort(request)
+        self.stage_controls.validate_abort(request)
 
     @workflow.update
     async def skip(self, request: SkipClusterInput) -> PolicyRolloutProgress:
@@ -125,7 +126,7 @@ class PolicyRollout:
 
     @skip.validator
     def validate_skip(self, request: SkipClusterInput) -> None:
-        self.steering.refuse_a_skip_without_reason(request.reason)
+        self.stage_controls.refuse_a_skip_without_reason(request.reason)
         entries = self._entries(request.cluster)
         if not entries:
             raise ApplicationError(f"{request.cluster} is not in this rollout", type=ErrorType.NOT_IN_ROLLOUT)
@@ -143,8 +144,8 @@ class PolicyRollout:
 
     @retry.validator
     def validate_retry(self, request: RetryClusterInput) -> None:
-        self.steering.refuse_when_finished("retry a cluster of")
-        if self._stopping():
+        self.stage_controls.refuse_when_finished("retry a cluster of")
+        if self.rollout.halting():
             raise ApplicationError(f"the rollout is stopping ({self.state.halted_reason or 'aborted'}); start it again"
                                    " to retry", type=ErrorType.ROLLOUT_STOPPING)
         entries = self._entries(request.cluster)
@@ -163,9 +164,6 @@ class PolicyRollout:
 
     def _entries(self, cluster: str) -> list[PolicyClusterState]:
         return [c for s in self.state.stages for c in s.clusters if c.name == cluster]
-
-    def _stopping(self) -> bool:
-        return self.state.abort_requested or self.state.halted_reason is not None
 
     def _sites(self) -> dict[str, str]:
         """Cluster → the site whose agent alone reaches it, as the plan found them."""
@@ -225,11 +223,11 @@ class PolicyRollout:
             # compliance and its audit line (numbered here, so a retry writes it once).
             audit = self.trail.line("give_bundle", "succeeded", f"{stage.name}: revision {self.state.revision}"
                                     f"{' in ' + stage.mode if stage.mode else ''}", cluster=entry.name)
-            report: ApplyReport = await call(Activity.GIVE_BUNDLE, GiveBundle(
+            report: GiveReport = await call(Activity.GIVE_BUNDLE, GiveBundle(
                 bundle=self.input.name, revision=self.state.revision, cluster=entry.name, site=entry.site, mode=stage.mode,
                 rollout=self.state.operation_id, force=self.input.force, prune=self.input.prune, replicas=entry.replicas,
                 timeout_seconds=self.input.timeout_seconds, poll_interval_seconds=self.input.poll_interval_seconds,
-                audit=audit), ApplyReport, timeout=2 * self.input.timeout_seconds + 120,
+                audit=audit), GiveReport, timeout=2 * self.input.timeout_seconds + 120,
                 heartbeat=max(30, 3 * self.input.poll_interval_seconds))
             assert report.ref is not None
             calls = ClusterCalls(report.ref, self.input)
@@ -241,62 +239,41 @@ class PolicyRollout:
         except ActivityError as failure:
             cause = failure.cause or failure
             entry.status, entry.detail = "failed", str(getattr(cause, "message", cause))
-            self.state.failed += 1
+            self.rollout.count_failure()
             await self.trail.record("give_bundle", "failed", entry.detail, cluster=entry.name)
-            if self.state.failed > self.state.failure_budget and self.state.halted_reason is None:
-                self.state.halted_reason = (f"{self.state.failed} clusters failed, more than the failure budget of"
-                                            f" {self.state.failure_budget} (last: {entry.name}: {entry.detail})")
+            self.rollout.halt_when_over_budget(entry)
             return
-        finally:
-            self.in_flight -= 1
         changed = [c for c in report.changes if c.action != "unchanged"]
         self.state.applied_objects += len(changed)
         entry.status, entry.violations, entry.detail = "applied", report.violations, bundles.describe(report)
-
-    async def _await_approval(self, stage: PolicyStageState) -> None:
-        await workflow.wait_condition(lambda: bool(stage.approved_by) or self._stopping())
 
     async def _run_stage(self, stage: PolicyStageState) -> None:
         stage.status = "running"
         self.trail.step("running", f"stage {stage.name}: up to {stage.concurrency} clusters at once"
                         + (f" in {stage.mode}" if stage.mode else ""))
-        running = []
-        while not self._stopping():
-            waiting = next((c for c in stage.clusters if c.status == "pending"), None)
-            if waiting is None:
-                if self.in_flight == 0:
-                    break
-                await workflow.wait_condition(lambda: self.in_flight == 0 or self._stopping()
-                                              or any(c.status == "pending" for c in stage.clusters))
-                continue
-            if self._history_full():
-                self.continuing = True  # start nothing more here; the next run gives the rest
-                break
-            await workflow.wait_condition(
-                lambda: self._stopping() or (not self.state.paused and self.in_flight < stage.concurrency))
-            if self._stopping():
-                break
-            self.in_flight += 1
-            waiting.status = "applying"
-            running.append(asyncio.ensure_future(self._give(waiting, stage)))
-        if running:
-            await asyncio.gather(*running)
+        looked: list[PolicyClusterState | None] = [None]
+
+        def pending() -> PolicyClusterState | None:
+            return next((c for c in stage.clusters if c.status == "pending"), None)
+
+        def left_now() -> bool:
+            looked[0] = pending()
+            return looked[0] is not None
+
+        async def ready() -> PolicyClusterState | None:
+            # The cluster pending once a slot is free: one skipped while the rollout waited for the slot is not given
+            # the bundle. A run begun before gave the one it had looked at before waiting.
+            return pending() if patched(SKIP_WHILE_WAITING) else looked[0]
+
+        def claim(entry: PolicyClusterState) -> None:
+            entry.status = "applying"
+
+        await self.rollout.run_stage(stage, left_now=left_now, any_left=lambda: pending() is not None, ready=ready,
+                                     claim=claim, work=lambda entry: self._give(entry, stage))
 
     def _bundle(self) -> BundleSpec:
         """The bundle itself, without what only the rollout carries."""
         return BundleSpec.model_validate(self.input.model_dump(include=set(BundleSpec.model_fields)))
-
-    def _history_full(self) -> bool:
-        return (workflow.info().get_current_history_length() >= self.input.continue_as_new_after_events
-                or workflow.info().is_continue_as_new_suggested())
-
-    async def _continue_as_new(self) -> PolicyRolloutResult:
-        """Carry the state into a fresh run once what this run started has ended."""
-        self.state.step = f"continuing as new after {workflow.info().get_current_history_length()} history events"
-        await workflow.wait_condition(lambda: self.in_flight == 0)
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        await self.trail.delivered()
-        workflow.continue_as_new(self.input.model_copy(update={"carried": self.state}))
 
     async def _replace_what_was_not_given(self) -> None:
         """A placed application whose chosen cluster failed or was skipped (within the failure
@@ -348,18 +325,8 @@ class PolicyRollout:
         if self.state.abort_requested:
             for entry in (c for s in self.state.stages for c in s.clusters if c.status == "pending"):
                 entry.status, entry.detail = "aborted", "not given the bundle: the rollout was aborted"
-        counts: dict[str, int] = {}
-        for stage in self.state.stages:
-            for entry in stage.clusters:
-                counts[entry.status] = counts.get(entry.status, 0) + 1
-        failed = {c.name: c.detail for s in self.state.stages for c in s.clusters if c.status == "failed"}
-        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no clusters"
-        if self.state.halted_reason:
-            outcome, self.state.message = "halted", f"halted: {self.state.halted_reason}; {summary}"
-        elif self.state.abort_requested:
-            outcome, self.state.message = "aborted", f"aborted ({self.state.abort_reason or 'no reason given'}); {summary}"
-        else:
-            outcome, self.state.message = "succeeded", f"{self.input.name} {self.state.revision} rolled out: {summary}"
+        counts, failed, summary = self.rollout.tally()
+        outcome = self.rollout.ended_as(summary, done=f"{self.input.name} {self.state.revision} rolled out")
         if self.moved:
             self.state.message += f"; {self.moved}"
         self.trail.step(outcome, "done")
@@ -384,32 +351,26 @@ class PolicyRollout:
         for index, stage in enumerate(self.state.stages):
             if stage.status == "done":
                 continue
-            if self._stopping():
+            if self.rollout.halting():
                 break
             self.state.stage = stage.name
             if not await self._gate(index):
                 stage.status = "halted"
                 break
             if stage.approval_required and not stage.approved_by and any(c.status == "pending" for c in stage.clusters):
-                stage.status = "awaiting_approval"
-                self.trail.step("awaiting_approval", f"stage {stage.name} waits for someone other than"
-                                f" {self.input.requested_by} to approve")
-                await self._await_approval(stage)
-                if self._stopping():
+                await self.rollout.await_approval(stage)
+                if self.rollout.halting():
                     break
             await self._run_stage(stage)
-            if self.continuing and not self._stopping():
-                return await self._continue_as_new()
-            if self._stopping():
+            if self.rollout.continuing and not self.rollout.halting():
+                await self.rollout.continue_as_new(self.input)
+            if self.rollout.halting():
                 stage.status = "halted"
                 break
             if stage.soak_seconds and stage is not self.state.stages[-1]:
-                stage.soak_ends = await self.clock.soak_end(stage.soak_seconds)
-                stage.status = "soaking"
-                self.trail.step("soaking", f"stage {stage.name} soaks for {stage.soak_seconds:g}s before the next stage")
-                await self.clock.soak_until(stage.soak_ends, seconds=stage.soak_seconds, wake=self._stopping)
+                await self.rollout.soak(stage)
             stage.status = "done"
-        if self.input.placement is not None and not self._stopping():
+        if self.input.placement is not None and not self.rollout.halting():
             await self._replace_what_was_not_given()
             if not self.moved:  # a move points the traffic itself
                 await self._point_traffic_at_the_replicas()

@@ -19,11 +19,12 @@ from regatta.rules import cost, selectors
 from regatta.settings import Settings
 from regatta.temporal.outcomes import OperationRefused as Refused
 
-clusters_app = typer.Typer(no_args_is_help=True, help="The fleet as the inventory knows it.")
-
-
-cluster_app = typer.Typer(no_args_is_help=True, help="One cluster: maintenance holds that keep waves and schedules off"
-                          " it; evacuating its placed applications.")
+# One group under two names (`regatta clusters list`, `regatta cluster hold`; each command answers to both), so nobody
+# has to remember which of the two a command was filed under.
+clusters_app = typer.Typer(no_args_is_help=True, help="The fleet as the inventory knows it, and one cluster: list, cost,"
+                           " import, sync, kubeconfig; maintenance holds that keep waves and schedules off it;"
+                           " evacuating its placed applications. `cluster` and `clusters` are the same group.")
+cluster_app = clusters_app
 
 
 @clusters_app.command("list")
@@ -108,7 +109,7 @@ def clusters_cost(
     run_command(body)
 
 
-@cluster_app.command("hold")
+@clusters_app.command("hold")
 def cluster_hold(
     cluster: Annotated[str, typer.Argument(help="cluster name, as `regatta clusters list` shows it")],
     until: Annotated[str, typer.Option(help="until when: 2026-12-01T08:00:00Z, or a duration such as 48h or 3d")],
@@ -159,7 +160,7 @@ async def _start_evacuation(cluster: str, *, reason: str, requested_by: str, tic
                    " any go", wait=wait)
 
 
-@cluster_app.command("evacuate")
+@clusters_app.command("evacuate")
 def cluster_evacuate(
     cluster: Annotated[str, typer.Argument(help="the cluster to empty of placed applications")],
     reason: Annotated[str, typer.Option(help="why; the audit trail and each move keep it")],
@@ -177,7 +178,7 @@ def cluster_evacuate(
                                   wait=wait, unreachable_ok=unreachable_ok))
 
 
-@cluster_app.command("release")
+@clusters_app.command("release")
 def cluster_release(cluster: Annotated[str, typer.Argument(help="the held cluster")],
                     released_by: Annotated[str | None, typer.Option(help="who releases it (default: $USER)")] = None):
     """End a cluster's maintenance hold now."""

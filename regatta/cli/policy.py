@@ -49,7 +49,7 @@ def policy_preview(
     server-side dry run). Changes nothing."""
     from regatta.kube import bundles as kube_bundles
     from regatta.kube.connect import ClusterConnections
-    from regatta.models.policy import ApplyBundle
+    from regatta.models.policy import GiveRenderedBundle
     from regatta.rules import bundle_targets, bundles
 
     def body():
@@ -76,7 +76,7 @@ def policy_preview(
                 record = fleet[decision.cluster]
                 share = next((c.replicas for c in stage.clusters if c.name == decision.cluster), None)
                 rendering = bundles.render(spec, record, mode=stage.mode, replicas=share if spec.placement else None)
-                report = kube_bundles.apply_bundle(connections.api_client(record.ref), ApplyBundle(
+                report = kube_bundles.give_rendered_bundle(connections.api_client(record.ref), GiveRenderedBundle(
                     cluster=record.ref, bundle=spec.name, rendering=rendering, force=spec.force, prune=spec.prune,
                     dry_run=True))
                 answers.append({"cluster": decision.cluster, "included": True, "stage": stage.name, "mode": stage.mode,

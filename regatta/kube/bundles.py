@@ -29,10 +29,10 @@ from regatta.models.errors import ErrorType
 from regatta.models.policy import (
     BUNDLE_LABEL,
     FIELD_MANAGER,
-    ApplyBundle,
-    ApplyReport,
     BundleObjectKey,
     FieldChange,
+    GiveRenderedBundle,
+    GiveReport,
     ObjectChange,
 )
 from regatta.rules import bundles as bundle_rules
@@ -145,7 +145,7 @@ def read_record(api: k8s.ApiClient, bundle: str) -> dict[str, Any] | None:
     return {**data, "objects": json.loads(data.get("objects") or "[]")}
 
 
-def _write_record(api: k8s.ApiClient, request: ApplyBundle, state: str, applied: list[BundleObjectKey]) -> None:
+def _write_record(api: k8s.ApiClient, request: GiveRenderedBundle, state: str, applied: list[BundleObjectKey]) -> None:
     body = {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": record_name(request.bundle), "namespace": RECORD_NAMESPACE,
                          "labels": {BUNDLE_LABEL + "-record": request.bundle}},
@@ -158,7 +158,7 @@ def _write_record(api: k8s.ApiClient, request: ApplyBundle, state: str, applied:
           content_type="application/apply-patch+yaml")
 
 
-def _write_record_if_allowed(api: k8s.ApiClient, request: ApplyBundle, applied: list[BundleObjectKey]) -> None:
+def _write_record_if_allowed(api: k8s.ApiClient, request: GiveRenderedBundle, applied: list[BundleObjectKey]) -> None:
     """Record what was applied before a refusal (state `partial`), so the next revision prunes
     it; a cluster that refuses the record too is left to the compliance record's `error`."""
     try:
@@ -197,10 +197,10 @@ def engine_unhealthy(api: k8s.ApiClient, engine: str) -> str | None:
     return None if wanted and ready >= wanted else f"{engine}'s {namespace}/{name} has {ready} of {wanted} replicas ready"
 
 
-def apply_bundle(api: k8s.ApiClient, request: ApplyBundle, *, on_poll: Callable[[str], None] | None = None) -> ApplyReport:
+def give_rendered_bundle(api: k8s.ApiClient, request: GiveRenderedBundle, *, on_poll: Callable[[str], None] | None = None) -> GiveReport:
     rendering = request.rendering
     resolver = Resolver(api)
-    report = ApplyReport(cluster=request.cluster.name, revision=rendering.revision)
+    report = GiveReport(cluster=request.cluster.name, revision=rendering.revision)
     previous = read_record(api, request.bundle)
     earlier = [BundleObjectKey.model_validate(k) for k in (previous or {}).get("objects", [])]
     if rendering.mode == "enforce" and not request.dry_run:
@@ -352,7 +352,7 @@ def _union(first: list[BundleObjectKey], then: list[BundleObjectKey]) -> list[Bu
     return list(seen.values())
 
 
-def _wait_served(resolver: Resolver, key: BundleObjectKey, request: ApplyBundle,
+def _wait_served(resolver: Resolver, key: BundleObjectKey, request: GiveRenderedBundle,
                  on_poll: Callable[[str], None] | None) -> None:
     """A kind the bundle's own CRD defines is served once the CRD is established: wait for it."""
     deadline = time.monotonic() + request.timeout_seconds
@@ -369,7 +369,7 @@ def _wait_served(resolver: Resolver, key: BundleObjectKey, request: ApplyBundle,
         resolver.forget()
 
 
-def _wait_observed(api: k8s.ApiClient, written: list[tuple[str, dict[str, Any]]], request: ApplyBundle,
+def _wait_observed(api: k8s.ApiClient, written: list[tuple[str, dict[str, Any]]], request: GiveRenderedBundle,
                    on_poll: Callable[[str], None] | None) -> None:
     """Every object whose controller reports status.observedGeneration has observed its generation."""
     deadline = time.monotonic() + request.timeout_seconds

@@ -71,7 +71,7 @@ class RetryClusterInput(Model):
     requested_by: str = "temporal-ui"
 
 
-class StageSteering(Reported):
+class StageControlState(Reported):
     """What a staged operation's state says about its controls (a wave's, a rollout's)."""
 
     paused: bool = False

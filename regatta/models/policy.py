@@ -16,7 +16,7 @@ from pydantic import Field, field_serializer, model_validator
 from regatta.models.audit import OperationRecord
 from regatta.models.base import Model
 from regatta.models.calendar import ClusterSelector
-from regatta.models.controls import StageSteering
+from regatta.models.controls import StageControlState
 from regatta.models.fleet import ClusterRef
 from regatta.models.health import HealthCheck
 from regatta.models.operations import Reported
@@ -192,9 +192,10 @@ class WithdrawBundle(Model):
     audit: OperationRecord | None = None
 
 
-class ApplyBundle(Model):
-    """The one activity that gives a cluster a bundle: apply, prune, wait for generations and
-    health, and record the revision in the cluster."""
+class GiveRenderedBundle(Model):
+    """A bundle rendered for one cluster, as the kube layer gives it (regatta/kube/bundles.py): server-side apply,
+    prune, wait for generations and health, and record the revision in the cluster. What a GiveBundle activity does
+    once it has read the bundle and rendered it; `regatta policy preview` gives it as a dry run."""
 
     cluster: ClusterRef
     bundle: str
@@ -256,7 +257,7 @@ class ObjectChange(Model):
     fields: list[FieldChange] = Field(default_factory=list, description="what changes, field by field")
 
 
-class ApplyReport(Model):
+class GiveReport(Model):
     cluster: str
     revision: str
     ref: ClusterRef | None = Field(default=None, description="how the cluster is reached: for its health gates")
@@ -321,7 +322,7 @@ class PlanPolicy(Model):
     now: datetime
 
 
-class PolicyRolloutProgress(StageSteering):
+class PolicyRolloutProgress(StageControlState):
     operation_id: str = ""
     bundle: str
     revision: str = ""

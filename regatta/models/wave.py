@@ -13,7 +13,7 @@ from pydantic import Field, field_serializer
 
 from regatta.models.base import Model, ProviderKind, Strategy
 from regatta.models.calendar import ClusterSelector, Freeze, MaintenanceWindow
-from regatta.models.controls import RetryClusterInput, SkipClusterInput, StageApproveInput, StageSteering
+from regatta.models.controls import RetryClusterInput, SkipClusterInput, StageApproveInput, StageControlState
 from regatta.models.drain import DrainPolicy
 from regatta.models.health import HealthCheck
 from regatta.models.readiness import AcceptedFindings
@@ -139,7 +139,7 @@ class WaveForecast(Model):
     clusters: list[ClusterForecast]
 
 
-class PatchWaveProgress(StageSteering):
+class PatchWaveProgress(StageControlState):
     """The one state object of a PatchWave, returned whole by the `progress` Query."""
 
     operation_id: str = ""

@@ -28,10 +28,10 @@ from regatta.models.errors import ErrorType
 from regatta.models.policy import (
     BUNDLE_LABEL,
     REVISION_ANNOTATION,
-    ApplyReport,
     BundleObjectKey,
     BundleSpec,
     ClusterRendering,
+    GiveReport,
     ObjectMatch,
     PolicyMode,
     RenderedObject,
@@ -245,7 +245,7 @@ def check(spec: BundleSpec) -> None:
         raise InvalidBundle("; ".join(message for _, message in problems))
 
 
-def describe(report: ApplyReport) -> str:
+def describe(report: GiveReport) -> str:
     """What a cluster was given, in a few words: '2 created, 1 pruned; 3 violations'."""
     changed = [c for c in report.changes if c.action != "unchanged"]
     words = ", ".join(f"{sum(1 for c in changed if c.action == a)} {a}" for a in ("created", "configured", "pruned")

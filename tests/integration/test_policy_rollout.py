@@ -374,3 +374,26 @@ async def test_a_failed_cluster_is_retried_while_its_stage_runs_and_the_rollout_
     assert result.outcome == "succeeded" and result.counts == {"applied": 2}, result.message
     assert ClusterApi(simulator, first).get(path).json()["data"] == {"level": "low"}
     assert ("retry", "resumed") in [(r.action, r.outcome) for r in inventory.audit(cluster=first)]
+
+
+async def test_a_cluster_skipped_while_the_rollout_waits_for_a_free_slot_is_not_given_the_bundle(
+        client, worker, task_queue, fleet, simulator, inventory):
+    """One slot: the second cluster waits for it, pending; a skip sent meanwhile is honoured when the slot frees (the
+    rollout gives the bundle to the cluster pending then, not to the one it looked at before it waited)."""
+    clusters = fleet("staging", 2)
+    for name in clusters:  # whichever goes first takes a while: its API answers 500 a few times, retried with backoff
+        set_faults(simulator, name, api="kube", fail_operation="patch_configmaps", fail_times=4, fail_status=500)
+    spec = bundle(fleet.tag, [configmap("quota", {"pods": "100"})], stages=[{"name": "all", "concurrency": 1}])
+    handle = await client.start_workflow("PolicyRollout", spec, id=policy_id(spec.name), task_queue=task_queue,
+                                         result_type=PolicyRolloutResult)
+    progress = await integration.wait_until(
+        handle, lambda p: bool(p.stages) and sorted(c.status for c in p.stages[0].clusters) == ["applying", "pending"],
+        "one cluster applying, the other waiting for the slot", progress_type=PolicyRolloutProgress)
+    waiting = next(c.name for c in progress.stages[0].clusters if c.status == "pending")
+    await handle.execute_update("skip", SkipClusterInput(cluster=waiting, reason="mid-migration", requested_by="sre-bob"),
+                                result_type=PolicyRolloutProgress)
+    result = await asyncio.wait_for(handle.result(), 90)
+    assert result.outcome == "succeeded" and result.counts == {"applied": 1, "skipped": 1}, result.message
+    assert ClusterApi(simulator, waiting).get("/api/v1/namespaces/kube-system/configmaps/quota").status_code == 404
+    given = next(name for name in clusters if name != waiting)
+    assert ClusterApi(simulator, given).get("/api/v1/namespaces/kube-system/configmaps/quota").json()["data"] == {"pods": "100"}

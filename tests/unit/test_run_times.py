@@ -29,6 +29,7 @@ def test_skipped():
 
 def test_a_whole_run_writes_its_counts_wall_time_and_slowest_tests(pytester):
     pytester.makeconftest(CONFTEST)
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     pytester.makepyfile(test_some=TESTS)
     pytester.runpytest_inprocess().assert_outcomes(passed=1, failed=1, skipped=1)
     figures = json.loads((pytester.path / "test-results" / "times.json").read_text())
@@ -39,6 +40,7 @@ def test_a_whole_run_writes_its_counts_wall_time_and_slowest_tests(pytester):
 
 def test_a_run_of_part_of_the_suite_writes_nothing(pytester):
     pytester.makeconftest(CONFTEST)
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     pytester.makepyfile(test_some=TESTS)
     pytester.runpytest_inprocess("-k", "slow").assert_outcomes(passed=1)
     pytester.runpytest_inprocess("test_some.py").assert_outcomes(passed=1, failed=1, skipped=1)

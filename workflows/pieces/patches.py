@@ -69,6 +69,9 @@ REHEARSAL_ATTACHED = "rehearsal-attached"
 # before it ends, as every other ending always did (runs recorded before ended with notes still queued). Asked only at
 # those endings, so no other run takes its marker.
 EVERY_ENDING_DELIVERED = "every-ending-delivered"
+# The patch under which a PolicyRollout gives the bundle to the cluster pending once a slot is free: one skipped while
+# it waited for the slot is not given it (runs recorded before gave the one they had looked at before waiting).
+SKIP_WHILE_WAITING = "skip-while-waiting"
 SINCE_ONE_MARKER = "patches-2026-12"
 
 # Every patch released before SINCE_ONE_MARKER.
