@@ -82,7 +82,7 @@ class MoveWorkloads:
                              poll_interval_seconds=self.input.poll_interval_seconds,
                              answer_timeout_seconds=self.input.lost_after_seconds if may_be_lost else None)
         timeout = timedelta(seconds=2 * self.input.timeout_seconds + 120)
-        heartbeat = timedelta(seconds=max(30, 3 * self.input.poll_interval_seconds))
+        heartbeat = timedelta(seconds=self.input.heartbeat_seconds())
         if may_be_lost:
             await workflow.execute_activity(Activity.GIVE_BUNDLE, request, result_type=GiveReport,
                                             start_to_close_timeout=timeout, heartbeat_timeout=heartbeat,

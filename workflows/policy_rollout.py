@@ -228,7 +228,7 @@ class PolicyRollout:
                 rollout=self.state.operation_id, force=self.input.force, prune=self.input.prune, replicas=entry.replicas,
                 timeout_seconds=self.input.timeout_seconds, poll_interval_seconds=self.input.poll_interval_seconds,
                 audit=audit), GiveReport, timeout=2 * self.input.timeout_seconds + 120,
-                heartbeat=max(30, 3 * self.input.poll_interval_seconds))
+                heartbeat=self.input.heartbeat_seconds())
             assert report.ref is not None
             calls = ClusterCalls(report.ref, self.input)
             spec_stage = next((s for s in self.input.stages if stage.name in (s.name, f"{s.name}-audit", f"{s.name}-enforce")),

@@ -9,9 +9,10 @@ from pydantic import Field
 
 from regatta.models.base import Model
 from regatta.models.operations import Reported
+from regatta.models.timings import CloudTimings
 
 
-class DecommissionClusterInput(Model):
+class DecommissionClusterInput(CloudTimings):
     cluster: str
     ticket: str | None = None
     requested_by: str = "temporal-ui"
@@ -22,9 +23,6 @@ class DecommissionClusterInput(Model):
     evacuate: bool = Field(default=False, description="move the placed applications it runs to other clusters (an"
                            " EvacuateCluster, once approved) instead of refusing")
     approval_timeout_seconds: float = Field(default=7 * 24 * 3600, gt=0)
-    poll_interval_seconds: float = Field(default=15, gt=0)
-    cloud_operation_timeout_seconds: float = Field(default=3600, gt=0)
-    activity_heartbeat_timeout_seconds: float = Field(default=60, gt=0)
 
 
 class DecommissionClusterProgress(Reported):

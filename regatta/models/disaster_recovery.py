@@ -13,6 +13,7 @@ from pydantic import Field
 from regatta.models.base import Model
 from regatta.models.fleet import ClusterRef
 from regatta.models.operations import Reported
+from regatta.models.timings import RecoveryTimings
 
 
 class DrPair(Model):
@@ -121,7 +122,7 @@ class SetTraffic(Model):
     change_id: str = Field(description="the same id again changes nothing: a retried shift never shifts twice")
 
 
-class DRRequest(Model):
+class DRRequest(RecoveryTimings):
     """What failover and failback both take: who asks and why, the gates, and every timeout."""
 
     cluster: str = Field(description="the primary: whose service moves away (failover) or home (failback)")
@@ -133,12 +134,6 @@ class DRRequest(Model):
                                    " environment does not require it")
     override_capacity: str | None = Field(default=None, description="reason to go ahead although the side that takes"
                                           " over looks too small")
-    fence_timeout_seconds: float = Field(default=120, gt=0, description="how long to try reaching a cluster to fence it")
-    restore_timeout_seconds: float = Field(default=1800, gt=0)
-    ready_timeout_seconds: float = Field(default=900, gt=0)
-    approval_timeout_seconds: float = Field(default=4 * 3600, gt=0)
-    poll_interval_seconds: float = Field(default=10, gt=0)
-    activity_heartbeat_timeout_seconds: float = Field(default=60, gt=0)
 
 
 class DRFailoverInput(DRRequest):

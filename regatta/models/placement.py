@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 from regatta.models.base import Model
 from regatta.models.calendar import ClusterSelector
 from regatta.models.operations import Reported
+from regatta.models.timings import KubeTimings
 
 APP_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # The kinds whose replicas a placement divides.
@@ -157,7 +158,7 @@ class PlanMove(Model):
     now: datetime
 
 
-class MoveWorkloadsInput(Model):
+class MoveWorkloadsInput(KubeTimings):
     """What `regatta cluster evacuate`, a decommission, the fleet sweep or a rollout that lost a
     cluster sends: move an application's share off these clusters, new replicas up elsewhere
     before any go."""
@@ -173,9 +174,6 @@ class MoveWorkloadsInput(Model):
                                    " new replicas available")
     lost_after_seconds: float = Field(default=30, gt=0, le=3600, description="unreachable_ok: how long a leaving cluster"
                                       " may not answer before it counts as lost")
-    poll_interval_seconds: float = Field(default=1, gt=0, le=60)
-    cloud_operation_timeout_seconds: float = 600
-    activity_heartbeat_timeout_seconds: float = 30
     callback_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://")
 
 

@@ -21,6 +21,7 @@ from regatta.models.fleet import ClusterRef
 from regatta.models.health import HealthCheck
 from regatta.models.operations import Reported
 from regatta.models.placement import Placement, PlacementDecision
+from regatta.models.timings import KubeTimings
 
 BUNDLE_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # Every object Regatta applies carries these: the label is what pruning looks for (nothing
@@ -112,7 +113,7 @@ class DriftSettings(Model):
     ignore: list[DriftIgnore] = Field(default_factory=list)
 
 
-class BundleSpec(Model):
+class BundleSpec(KubeTimings):
     """A bundle file (`regatta policy rollout --file bundle.yaml`) and the PolicyRollout input; the
     same JSON, with `manifests` inline, starts one from the Temporal UI."""
 
@@ -139,9 +140,6 @@ class BundleSpec(Model):
     callback_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://")
     timeout_seconds: float = Field(default=120, gt=0, le=3600, description="how long one cluster may take to observe"
                                    " every object and be healthy")
-    poll_interval_seconds: float = Field(default=1, gt=0, le=60)
-    cloud_operation_timeout_seconds: float = 600
-    activity_heartbeat_timeout_seconds: float = 30
     revision: str | None = Field(default=None, description="set when the bundle is read: the hash of its content; leave"
                                  " it out")
     source_commit: str | None = Field(default=None, description="set when read from git: the commit the ref named")

@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from regatta.models.base import Model, ProviderKind
 from regatta.models.fleet import ClusterNetwork, ClusterRef, NodeTaint, fill_default_node_sizes
 from regatta.models.operations import Reported
+from regatta.models.timings import CloudTimings
 
 
 class NodePoolRequest(Model):
@@ -23,7 +24,7 @@ class NodePoolRequest(Model):
     taints: list[NodeTaint] = Field(default_factory=list)
 
 
-class ProvisionClusterInput(Model):
+class ProvisionClusterInput(CloudTimings):
     """What `regatta provision --file cluster.yaml` sends, and what the Temporal UI accepts."""
 
     name: str
@@ -43,10 +44,7 @@ class ProvisionClusterInput(Model):
     requested_by: str = "temporal-ui"
     callback_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://",
                                      description="POSTed an HMAC-signed JSON note on every change of phase")
-    poll_interval_seconds: float = Field(default=15, gt=0)
-    cloud_operation_timeout_seconds: float = Field(default=3600, gt=0)
     ready_timeout_seconds: float = Field(default=900, gt=0)
-    activity_heartbeat_timeout_seconds: float = Field(default=60, gt=0)
 
     @model_validator(mode="after")
     def _node_sizes(self) -> ProvisionClusterInput:

@@ -18,9 +18,10 @@ from regatta.models.fleet import AddonChange
 from regatta.models.health import HealthCheck, UpgradeHook
 from regatta.models.operations import Reported
 from regatta.models.readiness import AcceptedFindings
+from regatta.models.timings import CloudTimings, GateTimings
 
 
-class ClusterUpgradeInput(Model):
+class ClusterUpgradeInput(CloudTimings, GateTimings):
     """What starts a ClusterUpgrade. Only `cluster` and `target_version` are required, so the
     Temporal UI can start one with `{"cluster": "eks-prod-use1", "target_version": "1.31"}`."""
 
@@ -70,10 +71,6 @@ class ClusterUpgradeInput(Model):
     eviction_retry_seconds: float = Field(default=5, gt=0)
     drain_blocked_report_seconds: float = Field(default=60, gt=0, description="how long a drain activity retries a"
                                                 " blocked eviction before the workflow looks at its escalation policy")
-    poll_interval_seconds: float = Field(default=15, gt=0)
-    cloud_operation_timeout_seconds: float = Field(default=3600, gt=0)
-    health_gate_timeout_seconds: float = Field(default=600, gt=0)
-    activity_heartbeat_timeout_seconds: float = Field(default=60, gt=0)
     hooks: list[UpgradeHook] = Field(default_factory=list, max_length=20, description="checks before and after the"
                                      " control plane and the node pools of each minor (a signed POST to a URL, a smoke"
                                      " test), each gating the next step")
@@ -186,7 +183,7 @@ class ClusterUpgradeResult(Model):
     message: str
 
 
-class ClusterRollbackInput(Model):
+class ClusterRollbackInput(CloudTimings, GateTimings):
     """What starts a ClusterRollback: the cluster and why (`{"cluster": "eks-prod-use1", "reason": "1.31 breaks the
     payments controller"}` in the Temporal UI). It takes back the cluster's last upgrade, one minor, where its cloud
     allows (regatta/rules/rollback.py)."""
@@ -204,11 +201,6 @@ class ClusterRollbackInput(Model):
                                         " told to go ahead with force)")
     drain_timeout_seconds: float = Field(default=900, gt=0, description="how long the cloud may take to drain a node"
                                          " under its budgets (AKS's drainTimeoutInMinutes)")
-    poll_interval_seconds: float = Field(default=15, gt=0)
-    cloud_operation_timeout_seconds: float = Field(default=3600, gt=0)
-    health_gate_timeout_seconds: float = Field(default=600, gt=0)
-    activity_heartbeat_timeout_seconds: float = Field(default=60, gt=0)
-
 
     @field_validator("override_hold")
     @classmethod

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         WaitForOperation,
     )
     from regatta.models.errors import ErrorType
+    from regatta.models.timings import heartbeat_seconds
     from regatta.rules import sites
 
 T = TypeVar("T")
@@ -190,7 +191,8 @@ class ClusterCalls:
         self.timing = timing
 
     def heartbeat(self) -> float:
-        return max(self.timing.activity_heartbeat_timeout_seconds, 3 * self.timing.poll_interval_seconds)
+        return heartbeat_seconds(at_least=self.timing.activity_heartbeat_timeout_seconds,
+                                 poll_interval_seconds=self.timing.poll_interval_seconds)
 
     async def while_the_cloud_is_busy(self, attempt: Callable[[], Awaitable[T]], *, what: str) -> T:
         """Run `attempt`; while the cloud answers that another operation runs on the cluster (EKS

@@ -113,7 +113,7 @@ class Recovery(Generic[Request]):
         return ApplicationError(message, type=error_type, non_retryable=True)
 
     def heartbeat(self) -> float:
-        return max(self.input.activity_heartbeat_timeout_seconds, 3 * self.input.poll_interval_seconds)
+        return self.input.heartbeat_seconds()
 
     def velero_name(self, purpose: str) -> str:
         """A Velero object name that is the same on every retry of this run and new in the next run."""
