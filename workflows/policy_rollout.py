@@ -262,8 +262,12 @@ class PolicyRollout:
 
         async def ready() -> PolicyClusterState | None:
             # The cluster pending once a slot is free: one skipped while the rollout waited for the slot is not given
-            # the bundle. A run begun before gave the one it had looked at before waiting.
-            return pending() if patched(SKIP_WHILE_WAITING) else looked[0]
+            # the bundle (and one retried meanwhile, listed before it, goes first). A run begun before gave the one it
+            # had looked at before waiting. The patch is asked only when the two differ: a run takes its marker then.
+            now = pending()
+            if now is looked[0]:
+                return now
+            return now if patched(SKIP_WHILE_WAITING) else looked[0]
 
         def claim(entry: PolicyClusterState) -> None:
             entry.status = "applying"

@@ -28,7 +28,7 @@ from regatta.sim.policy_engines import crd
 from tests.conftest import set_faults
 from tests.integration import conftest as integration
 from tests.integration.cluster_api import ClusterApi
-from tests.replaying import replays
+from tests.replaying import patch_ids, replays
 from tests.shared_http import http
 
 FAST = {"timeout_seconds": 20, "poll_interval_seconds": 0.05, "activity_heartbeat_timeout_seconds": 5}
@@ -377,7 +377,7 @@ async def test_a_failed_cluster_is_retried_while_its_stage_runs_and_the_rollout_
 
 
 async def test_a_cluster_skipped_while_the_rollout_waits_for_a_free_slot_is_not_given_the_bundle(
-        client, worker, task_queue, fleet, simulator, inventory):
+        client, worker, task_queue, fleet, simulator, inventory, request):
     """One slot: the second cluster waits for it, pending; a skip sent meanwhile is honoured when the slot frees (the
     rollout gives the bundle to the cluster pending then, not to the one it looked at before it waited)."""
     clusters = fleet("staging", 2)
@@ -397,3 +397,5 @@ async def test_a_cluster_skipped_while_the_rollout_waits_for_a_free_slot_is_not_
     assert ClusterApi(simulator, waiting).get("/api/v1/namespaces/kube-system/configmaps/quota").status_code == 404
     given = next(name for name in clusters if name != waiting)
     assert ClusterApi(simulator, given).get("/api/v1/namespaces/kube-system/configmaps/quota").json()["data"] == {"pods": "100"}
+    history = await replays(handle, request, "policy_rollout_skipped_while_waiting")
+    assert patch_ids(history).count("skip-while-waiting") == 1  # taken where the cluster it looked at was skipped
