@@ -16,8 +16,9 @@ from pydantic_core import from_json
 from sqlalchemy import String, func, select, type_coerce
 from sqlalchemy.orm import Session
 
-from regatta.inventory.store import Inventory, _utc
+from regatta.inventory.store import Inventory
 from regatta.inventory.tables import ClusterRow, ComplianceRow, DriftRow, MaintenanceHoldRow, ReadinessRow
+from regatta.inventory.tables import utc as _utc
 from regatta.models import ClusterRecord, NodePool
 from regatta.models.fleet import LaunchTemplate, NodeTaint
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text
@@ -291,3 +291,8 @@ class RehearsalRow(Base):
     # the real wave it was attached to when that started (PatchWave asks for its rehearsal), and when
     operation_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     attached_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+def utc(at: datetime | None) -> datetime | None:
+    """A time read back from a column: SQLite hands timezone-aware columns back naive; they were written in UTC."""
+    return at if at is None or at.tzinfo else at.replace(tzinfo=UTC)
