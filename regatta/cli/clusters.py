@@ -13,7 +13,7 @@ import typer
 from regatta.cli.arguments import ListOutput, ListOutputOption, Output, OutputOption, parse_selector, parse_until
 from regatta.cli.context import fleet_now, open_inventory
 from regatta.cli.exits import Unreachable, run_command
-from regatta.cli.render import console, counted, errors, minute, render_clusters
+from regatta.cli.render import console, counted, errors, minute, print_columns, render_clusters
 from regatta.formats import fleet_data
 from regatta.rules import cost, selectors
 from regatta.settings import Settings
@@ -83,7 +83,6 @@ def clusters_cost(
 ):
     """The fleet's estimated cost per month, summed per environment, provider, region or label
     value (list prices, or REGATTA_PRICE_FILE's), the dearest first."""
-    from rich.table import Table
 
     def body():
         records = open_inventory().list_clusters()
@@ -98,13 +97,11 @@ def clusters_cost(
             print(json.dumps({"by": by, "currency": prices.currency, "as_of": prices.as_of.isoformat(),
                               "monthly": totals}, indent=2))
             return
-        table = Table(title=f"estimated {prices.currency} a month by {by} (prices of {prices.as_of.isoformat()})")
-        table.add_column(by.upper())
-        table.add_column("PER MONTH", justify="right")
-        for key, monthly in totals.items():
-            table.add_row(key, f"{monthly:,.2f}")
-        table.add_row("[bold]all[/]", f"[bold]{sum(totals.values()):,.2f}[/]")
-        console.print(table)
+        amounts = [f"{monthly:,.2f}" for monthly in [*totals.values(), sum(totals.values())]]
+        width = max(len(a) for a in amounts)
+        print_columns(f"estimated {prices.currency} a month by {by} (prices of {prices.as_of.isoformat()})",
+                      (by.upper(), "PER MONTH"), [(key, amount.rjust(width)) for key, amount in
+                                                  zip([*totals, "all"], amounts, strict=True)])
 
     run_command(body)
 

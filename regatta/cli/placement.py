@@ -13,7 +13,7 @@ import typer
 from regatta.cli.arguments import ListOutput, ListOutputOption, Output, OutputOption
 from regatta.cli.context import open_inventory
 from regatta.cli.exits import run_command
-from regatta.cli.render import console
+from regatta.cli.render import console, print_columns
 from regatta.temporal.outcomes import OperationRefused as Refused
 
 placement_app = typer.Typer(no_args_is_help=True, help="Placed applications: where they run and why.")
@@ -41,7 +41,6 @@ def placement_show(app: Annotated[str, typer.Argument(help="the application bund
                    output: OutputOption = Output.table):
     """One application: each chosen cluster with its score, the terms that made it and its share;
     each cluster left out with why."""
-    from rich.table import Table
 
     def body():
         inventory = open_inventory()
@@ -55,20 +54,15 @@ def placement_show(app: Annotated[str, typer.Argument(help="the application bund
         totals = ", ".join(f"{w.key} {w.replicas}" for w in decision.workloads)
         console.print(f"[bold]{decision.app}[/] revision {decision.revision}, pick {decision.pick}: {totals}")
         console.print(f"decided {decision.decided_at:%Y-%m-%d %H:%M} UTC: {decision.note or decision.operation_id}")
-        table = Table(title="chosen")
-        for column in ("CLUSTER", "SCORE", "TERMS", "REPLICAS"):
-            table.add_column(column)
+        chosen = []
         for share in sorted(decision.chosen, key=lambda s: (-s.score, s.cluster)):
             terms = ", ".join(f"{name} {points:g}" for name, points in share.terms.items()) or "—"
             replicas = ", ".join(f"{key.split('/')[-1]} {n}" for key, n in share.replicas.items())
-            table.add_row(share.cluster, f"{share.score:g}", terms, replicas)
-        console.print(table)
+            chosen.append((share.cluster, f"{share.score:g}", terms, replicas))
+        console.print("chosen:")  # a heading on stdout: two tables follow each other
+        print_columns("", ("CLUSTER", "SCORE", "TERMS", "REPLICAS"), chosen)
         if decision.not_chosen:
-            out = Table(title="not chosen")
-            out.add_column("CLUSTER")
-            out.add_column("WHY")
-            for name, why in decision.not_chosen.items():
-                out.add_row(name, why)
-            console.print(out)
+            console.print("not chosen:")
+            print_columns("", ("CLUSTER", "WHY"), list(decision.not_chosen.items()))
 
     run_command(body)

@@ -12,7 +12,7 @@ import typer
 from regatta.cli.arguments import Compress, ListOutput, ListOutputOption, Output, OutputOption, TwinFile
 from regatta.cli.context import fleet_now, open_inventory
 from regatta.cli.exits import run_command
-from regatta.cli.render import console, counted
+from regatta.cli.render import COLOURS, console, counted, print_columns
 from regatta.settings import Settings
 from regatta.temporal.outcomes import OperationRefused as Refused
 
@@ -108,18 +108,14 @@ def policy_preview(
 
 
 def _render_plan(plan) -> None:
-    from rich.table import Table
-
     console.print(f"bundle [bold]{plan.bundle}[/] revision {plan.revision}; failure budget {plan.failure_budget}")
-    stages = Table("stage", "mode", "clusters", "at once", "approval", "max violations")
-    for stage in plan.stages:
-        stages.add_row(stage.name, stage.mode or "-", ", ".join(c.name for c in stage.clusters) or "-",
-                       str(stage.concurrency), "yes" if stage.approval_required else "", str(stage.max_violations))
-    console.print(stages)
-    decisions = Table("cluster", "in", "why")
-    for decision in plan.decisions:
-        decisions.add_row(decision.cluster, "yes" if decision.included else "no", decision.because)
-    console.print(decisions)
+    console.print("stages:")  # headings on stdout: two tables follow each other
+    print_columns("", ("STAGE", "MODE", "AT ONCE", "APPROVAL", "MAX VIOLATIONS", "CLUSTERS"),
+                  [(stage.name, stage.mode or "-", str(stage.concurrency), "yes" if stage.approval_required else "-",
+                    str(stage.max_violations), ",".join(c.name for c in stage.clusters) or "-") for stage in plan.stages])
+    console.print("clusters:")
+    print_columns("", ("CLUSTER", "IN", "WHY"),
+                  [(d.cluster, "yes" if d.included else "no", d.because) for d in plan.decisions])
 
 
 async def _admit_and_start(spec, *, plan_only: bool, wait: bool, headline: str, output: OutputOption = Output.table) -> None:
@@ -232,7 +228,6 @@ def policy_status(
     output: OutputOption = Output.table,
 ):
     """Compliance: every cluster × bundle with its state, revision, mode and violations."""
-    from rich.table import Table
 
     def body():
         if bundle and cluster:
@@ -251,12 +246,10 @@ def policy_status(
                           + (suggestions.known_names_hint(bundle, known, what="bundle")
                              if bundle and bundle not in known else ""))
             return
-        table = Table("cluster", "bundle", "state", "revision", "mode", "violations", "evaluated", "detail")
-        for r in records:
-            colour = STATE_COLOURS.get(r.state, "white")
-            table.add_row(r.cluster, r.bundle, f"[{colour}]{r.state}[/]", r.revision, r.mode or "-", str(r.violations),
-                          f"{r.evaluated_at:%Y-%m-%d %H:%M:%S}" if r.evaluated_at else "-", r.detail)
-        console.print(table)
+        print_columns("compliance", ("CLUSTER", "BUNDLE", "STATE", "REVISION", "MODE", "VIOLATIONS", "EVALUATED", "DETAIL"),
+                      [(r.cluster, r.bundle, r.state, r.revision, r.mode or "-", str(r.violations),
+                        f"{r.evaluated_at:%Y-%m-%d %H:%M:%S}" if r.evaluated_at else "-", r.detail) for r in records],
+                      [{2: STATE_COLOURS[r.state]} if STATE_COLOURS.get(r.state) in COLOURS else {} for r in records], fit=True)
         counts: dict[str, int] = {}
         for r in records:
             counts[r.state] = counts.get(r.state, 0) + 1
@@ -272,18 +265,15 @@ def policy_history(
     output: OutputOption = Output.table,
 ):
     """Every change of one cluster × bundle's compliance, oldest first."""
-    from rich.table import Table
 
     def body():
         records = open_inventory().compliance_history(cluster=cluster, bundle=bundle)
         if output == Output.json:
             print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
             return
-        table = Table("evaluated", "state", "revision", "mode", "violations", "detail")
-        for r in records:
-            table.add_row(f"{r.evaluated_at:%Y-%m-%d %H:%M:%S}" if r.evaluated_at else "-", r.state, r.revision,
-                          r.mode or "-", str(r.violations), r.detail)
-        console.print(table)
+        print_columns(f"{cluster} × {bundle}", ("EVALUATED", "STATE", "REVISION", "MODE", "VIOLATIONS", "DETAIL"),
+                      [(f"{r.evaluated_at:%Y-%m-%d %H:%M:%S}" if r.evaluated_at else "-", r.state, r.revision,
+                        r.mode or "-", str(r.violations), r.detail) for r in records])
 
     run_command(body)
 

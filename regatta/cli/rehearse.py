@@ -11,12 +11,11 @@ from datetime import UTC
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.table import Table
 
 from regatta.cli.arguments import ListOutput, ListOutputOption, Output, OutputOption
 from regatta.cli.context import open_inventory
 from regatta.cli.exits import Refused, run_command
-from regatta.cli.render import console, errors, said
+from regatta.cli.render import console, errors, print_columns, said
 from regatta.formats.fleet_file import FleetFileError, FleetSpec, load_fleet
 from regatta.models import ClusterUpgradeInput
 from regatta.models.policy import BundleSpec
@@ -116,20 +115,15 @@ def render_policy(report: PolicyRehearsal, *, output: str) -> None:
     console.print(said(f"bundle {report.bundle} revision {report.revision}, rehearsed on the twin: {report.outcome}"
                        f" after {_minutes(report.total_seconds)}" + (f": {report.message}" if report.message else "")),
                   highlight=False)
-    stages = Table(title="stages")
-    for column in ("STAGE", "MODE", "STARTS", "ENDS", "FAILURES", "APPROVAL", "HALTS"):
-        stages.add_column(column)
-    for stage in report.stages:
-        stages.add_row(said(stage.name), stage.mode or "—", _minutes(stage.starts_seconds), _minutes(stage.ends_seconds),
-                       str(stage.failures), "asked" if stage.approval_required else "", "yes" if stage.halts else "")
-    console.print(stages)
-    table = Table(title="clusters")
-    for column in ("CLUSTER", "STAGE", "OUTCOME", "STARTS", "TAKES", "SAYS"):
-        table.add_column(column)
-    for c in report.clusters:
-        table.add_row(said(c.cluster), said(c.stage), c.outcome, _minutes(c.starts_seconds), _minutes(c.seconds),
-                      said(c.detail[:160]))
-    console.print(table)
+    console.print("stages:")  # headings on stdout: two tables follow each other
+    print_columns("", ("STAGE", "MODE", "STARTS", "ENDS", "FAILURES", "APPROVAL", "HALTS"),
+                  [(stage.name, stage.mode or "—", _minutes(stage.starts_seconds), _minutes(stage.ends_seconds),
+                    str(stage.failures), "asked" if stage.approval_required else "-", "yes" if stage.halts else "-")
+                   for stage in report.stages])
+    console.print("clusters:")
+    print_columns("", ("CLUSTER", "STAGE", "OUTCOME", "STARTS", "TAKES", "SAYS"),
+                  [(c.cluster, c.stage, c.outcome, _minutes(c.starts_seconds), _minutes(c.seconds), c.detail[:160])
+                   for c in report.clusters], fit=True)
     for cluster, why in sorted(report.left_out.items()):
         console.print(said(f"{cluster}: not in the rollout: {why}"), highlight=False)
     for line in report.not_rehearsed:
@@ -150,13 +144,9 @@ def render_upgrades(rehearsed: Mapping[str, ClusterRehearsal], *, output: str) -
     if output == "json":
         print(json.dumps([r.model_dump(mode="json") for r in rehearsed.values()], indent=2))
         return
-    table = Table(title="rehearsed on the twin")
-    for column in ("CLUSTER", "REHEARSED AS", "OUTCOME", "PREDICTED", "DRAINS HELD", "SAYS"):
-        table.add_column(column)
-    for r in rehearsed.values():
-        table.add_row(said(r.cluster), said(r.rehearsed_as), r.outcome, _minutes(r.predicted_seconds),
-                      str(len(r.stalls)), said(r.message[:160]))
-    console.print(table)
+    print_columns("rehearsed on the twin", ("CLUSTER", "REHEARSED AS", "OUTCOME", "PREDICTED", "DRAINS HELD", "SAYS"),
+                  [(r.cluster, r.rehearsed_as, r.outcome, _minutes(r.predicted_seconds), str(len(r.stalls)),
+                    r.message[:160]) for r in rehearsed.values()], fit=True)
     for r in rehearsed.values():
         for line in _stall_lines(r.cluster, r.stalls) + [f"{r.cluster}: {e}" for e in r.escalations] + [
                 f"{r.cluster}: not rehearsed: {what}" for what in r.left_out]:
@@ -171,22 +161,17 @@ def render_wave(report: WaveRehearsal, *, output: str) -> None:
     console.print(f"[bold]{said(report.wave)}[/] to {said(report.target_version)}, rehearsed on the twin: ends {ends}"
                   f" ({_minutes(report.total_seconds)} from its start)"
                   + (f"; [bold red]halted at stage {report.halted_at}[/] by its failure budget" if report.halted_at else ""))
-    stages = Table(title="stages")
-    for column in ("STAGE", "STARTS (UTC)", "ENDS (UTC)", "FAILURES", "BUDGET", "HALTS"):
-        stages.add_column(column)
-    for stage in report.stages:
-        stages.add_row(said(stage.name), f"{stage.starts:%a %H:%M}" if stage.starts else "—",
-                       f"{stage.ends:%a %H:%M}" if stage.ends else "—", str(stage.failures), str(stage.failure_budget),
-                       "yes" if stage.halts else "")
-    console.print(stages)
-    table = Table(title="clusters")
-    for column in ("CLUSTER", "STAGE", "OUTCOME", "STARTS (UTC)", "TAKES", "BECAUSE"):
-        table.add_column(column)
-    for c in report.clusters:
-        table.add_row(said(c.cluster), said(c.stage or "—"), c.outcome + (f" ({c.rehearsed})" if c.rehearsed and
-                                                                           c.rehearsed != c.outcome else ""),
-                      f"{c.starts:%a %H:%M}" if c.starts else "—", _minutes(c.predicted_seconds), said(c.because))
-    console.print(table)
+    console.print("stages:")  # headings on stdout: two tables follow each other
+    print_columns("", ("STAGE", "STARTS (UTC)", "ENDS (UTC)", "FAILURES", "BUDGET", "HALTS"),
+                  [(stage.name, f"{stage.starts:%a %H:%M}" if stage.starts else "—",
+                    f"{stage.ends:%a %H:%M}" if stage.ends else "—", str(stage.failures), str(stage.failure_budget),
+                    "yes" if stage.halts else "-") for stage in report.stages])
+    console.print("clusters:")
+    print_columns("", ("CLUSTER", "STAGE", "OUTCOME", "STARTS (UTC)", "TAKES", "BECAUSE"),
+                  [(c.cluster, c.stage or "—", c.outcome + (f" ({c.rehearsed})" if c.rehearsed and c.rehearsed != c.outcome
+                                                           else ""),
+                    f"{c.starts:%a %H:%M}" if c.starts else "—", _minutes(c.predicted_seconds), c.because)
+                   for c in report.clusters], fit=True)
     for c in report.clusters:
         for line in _stall_lines(c.cluster, c.stalls):
             console.print(said(line), highlight=False)
@@ -276,14 +261,11 @@ def render_accuracy(record: RehearsalRecord) -> None:
     if accuracy is None or not accuracy.ended:
         console.print("no cluster's real upgrade has ended since this rehearsal", highlight=False)
         return
-    table = Table(title="held against the real run")
-    for column in ("CLUSTER", "REHEARSED", "REAL", "PREDICTED", "TOOK", "ERROR", "BUDGETS MET"):
-        table.add_column(column)
-    for c in accuracy.clusters:
-        table.add_row(said(c.cluster), c.predicted_outcome, c.actual_outcome or "not ended", _minutes(c.predicted_seconds),
-                      _minutes(c.actual_seconds), f"{c.error:+.0%}" if c.error is not None else "—",
-                      f"{len(c.stalls_met)} of {len(c.stalls_predicted)}" if c.stalls_predicted else "—")
-    console.print(table)
+    print_columns("held against the real run", ("CLUSTER", "REHEARSED", "REAL", "PREDICTED", "TOOK", "ERROR", "BUDGETS MET"),
+                  [(c.cluster, c.predicted_outcome, c.actual_outcome or "not ended", _minutes(c.predicted_seconds),
+                    _minutes(c.actual_seconds), f"{c.error:+.0%}" if c.error is not None else "—",
+                    f"{len(c.stalls_met)} of {len(c.stalls_predicted)}" if c.stalls_predicted else "—")
+                   for c in accuracy.clusters])
     mean = f"{accuracy.mean_abs_error:.0%}" if accuracy.mean_abs_error is not None else "—"
     console.print(f"{accuracy.ended} ended since; {accuracy.outcomes_agreed} as rehearsed; mean error {mean};"
                   f" {accuracy.stalls_met} of {accuracy.stalls_predicted} predicted holds met", highlight=False)

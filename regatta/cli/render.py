@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, Task, TaskID, TextColumn
-from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
@@ -66,22 +65,24 @@ UNPRINTABLE = {c: repr(chr(c))[1:-1] for c in [*range(0x20), *range(0x7f, 0xa0),
 
 
 def print_columns(title: str, headers: tuple[str, ...], rows: Sequence[tuple[str, ...]],
-                  colours: list[dict[int, str]] | None = None, *, fit: bool = False) -> None:
+                  colours: list[dict[int, str]] | None = None, *, fit: bool = False, out: Console | None = None) -> None:
     """A table as kubectl prints one: left-aligned columns as wide as their widest cell, three spaces
     apart, one line a row, nothing cut or wrapped (grep and awk read it as well as people do). A rich
     table measures and wraps every cell, 15 s for 10,000 clusters; this takes milliseconds. On a
     terminal the title comes first and `fit` drops the last columns (never the first) until the table
     fits, saying which; piped, the header and the rows alone go to stdout (the title to stderr) and
-    every column is kept. `colours`: per row, column → green, yellow or red, on a terminal only."""
+    every column is kept. `colours`: per row, column → green, yellow or red, on a terminal only. `out`: another
+    console than the CLI's own (one that records, in a test)."""
+    target = out or console
     rows = [tuple(cell.translate(UNPRINTABLE) for cell in row) for row in rows]
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
     shown = len(headers)
-    if fit and console.is_terminal:
-        while shown > 1 and sum(widths[:shown]) + 3 * (shown - 1) > console.width:
+    if fit and target.is_terminal:
+        while shown > 1 and sum(widths[:shown]) + 3 * (shown - 1) > target.width:
             shown -= 1
         if shown < len(headers):
             title += f" ({', '.join(headers[shown:])} not shown: -o wide)"
-    paint = console.is_terminal and not console.no_color
+    paint = target.is_terminal and not target.no_color
     lines = ["   ".join(h.ljust(w) for h, w in zip(headers[:shown], widths, strict=False)).rstrip()]
     for n, row in enumerate(rows):
         cells = [cell.ljust(width) for cell, width in zip(row[:shown], widths, strict=False)]
@@ -90,12 +91,12 @@ def print_columns(title: str, headers: tuple[str, ...], rows: Sequence[tuple[str
                 if column < shown:
                     cells[column] = f"{COLOURS[colour]}{cells[column]}\x1b[0m"
         lines.append("   ".join(cells).rstrip())
-    if console.is_terminal:
+    if target.is_terminal:
         lines.insert(0, title)
     elif title:
         errors.file.write(title + "\n")
-    console.file.write("\n".join(lines) + "\n")
-    console.file.flush()
+    target.file.write("\n".join(lines) + "\n")
+    target.file.flush()
 
 
 def render_clusters(records: list[ClusterRecord], *, now: datetime | None, costs: dict[str, ClusterCost],
@@ -140,14 +141,13 @@ def render_forecast(forecast: WaveForecast, console: Console, *, cluster: str | 
         return
     console.print(f"[bold]{forecast.wave}[/], forecast at {forecast.forecast_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC;"
                   f" assumes {'; '.join(forecast.assumes)}")
-    table = Table()
-    for column in ("CLUSTER", "STAGE", "STATUS", "FIRST TOUCH (UTC)", "EXPECTED DONE (UTC)", "BECAUSE"):
-        table.add_column(column)
+    lines = []
     for row in rows:
         when = f"{row.earliest_touch.astimezone(UTC):%a %Y-%m-%d %H:%M}" if row.earliest_touch else "—"
         done = f"{row.expected_done.astimezone(UTC):%a %Y-%m-%d %H:%M}" if row.expected_done else "—"
-        table.add_row(row.cluster, row.stage or "—", row.status, when, done, row.because)
-    console.print(table)
+        lines.append((row.cluster, row.stage or "—", row.status, when, done, row.because))
+    print_columns("forecast", ("CLUSTER", "STAGE", "STATUS", "FIRST TOUCH (UTC)", "EXPECTED DONE (UTC)", "BECAUSE"),
+                  lines, fit=True, out=console)
 
 
 def plan_readiness(report: ReadinessReport | None, accepted: Mapping[str, str]) -> str:
@@ -193,27 +193,28 @@ def render_plan(plan: WavePlan, console: Console, *, readiness: Mapping[str, Rea
     images = f" (node images: {', '.join(f'{k} {v}' for k, v in sorted(plan.node_images.items()))})" if plan.node_images else ""
     console.print(f"[bold]{plan.wave}[/] to {plan.target_version}{images}: {counted(total, 'cluster')} in {counted(len(plan.stages), 'stage')},"
                   f" failure budget {plan.failure_budget} (planned {plan.planned_at:%Y-%m-%d %H:%M} UTC)")
-    table = Table()
-    for column in ("STAGE", "CLUSTER", "STATUS", "EARLIEST START (UTC)", "NOTE") + (("READINESS",) if readiness else ()):
-        table.add_column(column)
     for stage in plan.stages:
-        gate = " (approval)" if stage.approval_required else ""
-        label = f"{stage.name}{gate}\n×{stage.concurrency}, soak {stage.soak_seconds:g}s"
-        for i, entry in enumerate(stage.clusters or [None]):
-            if entry is None:
-                table.add_row(label, "", "", "", "no cluster")
-                continue
+        gate = ", after a second person's approval" if stage.approval_required else ""
+        console.print(f"  stage {stage.name}: {counted(len(stage.clusters), 'cluster')}, {stage.concurrency} at once,"
+                      f" soak {stage.soak_seconds:g}s{gate}", markup=False, highlight=False)
+    rows = []
+    for stage in plan.stages:  # the stage on every row: `grep CLUSTER` says which stage takes it
+        if not stage.clusters:
+            rows.append((stage.name, "—", "", "", "no cluster") + (("",) if readiness else ()))
+        for entry in stage.clusters:
             start = f"{entry.earliest_start.astimezone(UTC):%Y-%m-%d %H:%M}" if entry.earliest_start else "—"
-            ready = (escape(plan_readiness(readiness.get(entry.name), accepted or {})),) if readiness else ()
-            table.add_row(label if i == 0 else "", entry.name, entry.status, start, entry.detail, *ready)
-    console.print(table)
+            ready = (plan_readiness(readiness.get(entry.name), accepted or {}),) if readiness else ()
+            rows.append((stage.name, entry.name, entry.status, start, entry.detail, *ready))
+    print_columns("plan", ("STAGE", "CLUSTER", "STATUS", "EARLIEST START (UTC)", "NOTE")
+                  + (("READINESS",) if readiness else ()), rows, fit=True, out=console)
     for name in plan.unstaged:
         console.print(f"not in any stage (not touched): {name}: {plan.unstaged_reasons.get(name, '')}")
 
 
-def _print_stage_table(table: Table, notes: list[str], progress: dict[str, Any], console: Console) -> None:
-    """A staged operation's table, then its clusters worth a word (the first 20), then why it halted."""
-    console.print(table)
+def _print_stage_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], notes: list[str], progress: dict[str, Any],
+                       console: Console) -> None:
+    """A staged operation's stages, then its clusters worth a word (the first 20), then why it halted."""
+    print_columns("stages", headers, rows, out=console)
     for note in notes[:20]:
         console.print(f"  {note}")
     if len(notes) > 20:
@@ -223,38 +224,34 @@ def _print_stage_table(table: Table, notes: list[str], progress: dict[str, Any],
 
 
 def _render_wave(progress: dict[str, Any], console: Console) -> None:
-    table = Table()
-    for column in ("STAGE", "STATUS", "DONE", "UPGRADING", "WAITING", "FAILED", "NOT READY", "ABORTED", "SKIPPED",
-                   "APPROVED BY"):
-        table.add_column(column)
+    headers = ("STAGE", "STATUS", "DONE", "UPGRADING", "WAITING", "FAILED", "NOT READY", "ABORTED", "SKIPPED", "APPROVED BY")
+    rows: list[tuple[str, ...]] = []
     notes = []
     for stage in progress["stages"]:
         count = {status: sum(1 for c in stage["clusters"] if c["status"] == status)
                  for status in ("succeeded", "at_target", "upgrading", "waiting_window", "held", "failed", "aborted", "skipped",
                                 "not_ready")}
-        table.add_row(stage["name"], stage["status"], f"{count['succeeded'] + count['at_target']}/{len(stage['clusters'])}",
-                      str(count["upgrading"]), str(count["waiting_window"] + count["held"]), str(count["failed"]),
-                      str(count["not_ready"]), str(count["aborted"]), str(count["skipped"]),
-                      stage.get("approved_by") or "")
+        rows.append((stage["name"], stage["status"], f"{count['succeeded'] + count['at_target']}/{len(stage['clusters'])}",
+                     str(count["upgrading"]), str(count["waiting_window"] + count["held"]), str(count["failed"]),
+                     str(count["not_ready"]), str(count["aborted"]), str(count["skipped"]), stage.get("approved_by") or "-"))
         notes += [f"{c['name']}: {c['status']} — {c['detail']}" for c in stage["clusters"]
                   if c["status"] in ("waiting_window", "held", "failed", "aborted", "skipped", "not_ready")]
-    _print_stage_table(table, notes, progress, console)
+    _print_stage_table(headers, rows, notes, progress, console)
 
 
 def _render_rollout(progress: dict[str, Any], console: Console) -> None:
-    table = Table()
-    for column in ("STAGE", "MODE", "STATUS", "APPLIED", "APPLYING", "FAILED", "SKIPPED", "VIOLATIONS", "APPROVED BY"):
-        table.add_column(column)
+    headers = ("STAGE", "MODE", "STATUS", "APPLIED", "APPLYING", "FAILED", "SKIPPED", "VIOLATIONS", "APPROVED BY")
+    rows: list[tuple[str, ...]] = []
     notes = []
     for stage in progress["stages"]:
         count = {status: sum(1 for c in stage["clusters"] if c["status"] == status)
                  for status in ("applied", "applying", "failed", "skipped", "aborted")}
-        table.add_row(stage["name"], stage.get("mode") or "-", stage["status"], f"{count['applied']}/{len(stage['clusters'])}",
-                      str(count["applying"]), str(count["failed"]), str(count["skipped"] + count["aborted"]),
-                      str(sum(c.get("violations", 0) for c in stage["clusters"])), stage.get("approved_by") or "")
+        rows.append((stage["name"], stage.get("mode") or "-", stage["status"], f"{count['applied']}/{len(stage['clusters'])}",
+                     str(count["applying"]), str(count["failed"]), str(count["skipped"] + count["aborted"]),
+                     str(sum(c.get("violations", 0) for c in stage["clusters"])), stage.get("approved_by") or "-"))
         notes += [f"{c['name']}: {c['status']} — {c['detail']}" for c in stage["clusters"]
                   if c["status"] in ("failed", "skipped", "aborted")]
-    _print_stage_table(table, notes, progress, console)
+    _print_stage_table(headers, rows, notes, progress, console)
 
 
 def counted(count: int, noun: str, plural: str | None = None) -> str:
@@ -349,13 +346,9 @@ def render_status(described: dict[str, Any], console: Console) -> None:
                           f" {progress['failure_budget']}, {progress['failed']} failed")
             _render_wave(progress, console)
         if progress.get("pools"):
-            table = Table()
-            for column in ("NODE POOL", "FROM", "TO", "NODES DONE", "STATUS", "REPLACEMENT"):
-                table.add_column(column)
-            for pool in progress["pools"]:
-                table.add_row(pool["name"], pool["from_version"], pool["to_version"],
-                              f"{pool['nodes_done']}/{pool['nodes_total']}", pool["status"], pool.get("replacement_pool") or "")
-            console.print(table)
+            print_columns("node pools", ("NODE POOL", "FROM", "TO", "NODES DONE", "STATUS", "REPLACEMENT"),
+                          [(pool["name"], pool["from_version"], pool["to_version"], f"{pool['nodes_done']}/{pool['nodes_total']}",
+                            pool["status"], pool.get("replacement_pool") or "-") for pool in progress["pools"]], out=console)
         if progress.get("message"):
             console.print(f"  {progress['message']}")
     if described.get("failure"):

@@ -21,7 +21,7 @@ from regatta.cli.arguments import (
 from regatta.cli.context import api_client, fleet_now, open_inventory
 from regatta.cli.exits import run_command
 from regatta.cli.op import admit_and_start, start_over_api
-from regatta.cli.render import console, upgrade_plan
+from regatta.cli.render import console, print_columns, upgrade_plan
 from regatta.rules import selectors
 from regatta.settings import Settings
 from regatta.temporal.outcomes import OperationRefused as Refused
@@ -272,7 +272,6 @@ def upgrade_readiness(
     clients or manifests still use, managed add-ons with no version for it, budgets that never let a
     drain through, the cloud's own insights, node pools too far behind. Blocking findings stop an
     upgrade until fixed or accepted by id; the exit code is 0 either way (`ready` says which)."""
-    from rich.table import Table
 
     def body():
         from pydantic_core import to_json
@@ -286,15 +285,14 @@ def upgrade_readiness(
         if output == "json":
             print(to_json([r.model_dump(mode="json") for r in reports], indent=2).decode())
             return
-        table = Table(title=f"readiness for {to}")
-        for column in ("CLUSTER", "VERSION", "PATH", "READY", "FINDINGS"):
-            table.add_column(column)
+        rows = []
         for report in reports:
             counts = {s: sum(f.severity == s for f in report.findings) for s in ("blocking", "warning", "info")}
             said = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "none"
-            table.add_row(report.cluster, report.current_version, " → ".join(report.path) or "-",
-                          "[green]yes[/]" if report.ready else "[bold red]no[/]", said)
-        console.print(table)
+            rows.append((report.cluster, report.current_version, " → ".join(report.path) or "-",
+                         "yes" if report.ready else "no", said))
+        print_columns(f"readiness for {to}", ("CLUSTER", "VERSION", "PATH", "READY", "FINDINGS"), rows,
+                      [{3: "green" if report.ready else "red"} for report in reports])
         for report in reports:
             for finding in report.findings:
                 if finding.severity != "info":

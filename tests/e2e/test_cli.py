@@ -205,7 +205,9 @@ async def test_every_list_piped_is_plain_columns_a_grep_finds_whole_names_in(que
     yaml` YAML."""
     import yaml
 
-    long = add_cluster("grep-a-cluster-whose-name-is-longer-than-a-narrow-terminal-is-wide", env="staging")
+    tag = uuid.uuid4().hex[:6]
+    long = add_cluster("grep-a-cluster-whose-name-is-longer-than-a-narrow-terminal-is-wide", env="staging",
+                       labels={"grep": tag})
     token = f"grep-token-{uuid.uuid4().hex[:6]}-with-a-name-as-long-as-some-are"
     made = await regatta(queue_settings, "token", "create", "--name", token, "--role", "viewer", "--env", "staging")
     assert made.returncode == 0, made.stderr
@@ -226,3 +228,14 @@ async def test_every_list_piped_is_plain_columns_a_grep_finds_whole_names_in(que
     assert as_yaml.returncode == 0 and token in [t["name"] for t in yaml.safe_load(as_yaml.stdout)]
     wrong = await regatta(queue_settings, "token", "list", "-o", "xml")
     assert wrong.returncode == 2 and "xml" in wrong.stderr
+    # The tables that are not lists too: a wave's plan, a readiness check, costs; none drawn in boxes, a long name whole.
+    shows = [("wave", "start", "--selector", f"grep={tag}", "--to", "1.31", "--name", f"grep-{tag}", "--plan-only"),
+             ("upgrade", "readiness", "--selector", f"grep={tag}", "--to", "1.31"),
+             ("clusters", "cost", "--by", "environment")]
+    for command, shown in zip(shows, await asyncio.gather(*(regatta(queue_settings, *c, env=narrow) for c in shows)),
+                              strict=True):
+        assert shown.returncode == 0, (command, shown.stderr)
+        assert not any(box in shown.stdout for box in "│┃━─┏┗"), (command, shown.stdout[:500])
+        if command[0] != "clusters":
+            assert [line for line in shown.stdout.splitlines() if long in line and len(line.split()) > 1], (
+                command, shown.stdout[:800])
