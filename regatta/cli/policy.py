@@ -46,7 +46,8 @@ def policy_preview(
     output: OutputOption = Output.table,
 ):
     """Per cluster: the objects it would be given and how they differ from what is live (a
-    server-side dry run). Changes nothing."""
+    server-side dry run). Changes nothing. A cluster behind a site's agent is reached by its agent alone: its
+    objects are shown, not how they differ."""
     from regatta.kube import bundles as kube_bundles
     from regatta.kube.connect import ClusterConnections
     from regatta.models.policy import GiveRenderedBundle
@@ -76,13 +77,18 @@ def policy_preview(
                 record = fleet[decision.cluster]
                 share = next((c.replicas for c in stage.clusters if c.name == decision.cluster), None)
                 rendering = bundles.render(spec, record, mode=stage.mode, replicas=share if spec.placement else None)
-                report = kube_bundles.give_rendered_bundle(connections.api_client(record.ref), GiveRenderedBundle(
-                    cluster=record.ref, bundle=spec.name, rendering=rendering, force=spec.force, prune=spec.prune,
-                    dry_run=True))
-                answers.append({"cluster": decision.cluster, "included": True, "stage": stage.name, "mode": stage.mode,
-                                "revision": rendering.revision, "overrides": rendering.overrides,
-                                "objects": [o.body for o in rendering.objects],
-                                "changes": [c.model_dump(mode="json") for c in report.changes]})
+                answer = {"cluster": decision.cluster, "included": True, "stage": stage.name, "mode": stage.mode,
+                          "revision": rendering.revision, "overrides": rendering.overrides,
+                          "objects": [o.body for o in rendering.objects], "reached": record.site is None, "changes": []}
+                if record.site is not None:  # its API server answers its site's agent alone, never this machine
+                    answer["because"] = (f"behind the site agent of {record.site}: a preview reads clusters from where"
+                                         " it runs; the rollout reaches this one through the agent")
+                else:
+                    report = kube_bundles.give_rendered_bundle(connections.api_client(record.ref), GiveRenderedBundle(
+                        cluster=record.ref, bundle=spec.name, rendering=rendering, force=spec.force, prune=spec.prune,
+                        dry_run=True))
+                    answer["changes"] = [c.model_dump(mode="json") for c in report.changes]
+                answers.append(answer)
         finally:
             connections.close()
         if output == Output.json:
@@ -96,6 +102,9 @@ def policy_preview(
             mode = f", {answer['mode']}" if answer["mode"] else ""
             overrides = f", overrides {answer['overrides']}" if answer["overrides"] else ""
             console.print(f"[bold]{answer['cluster']}[/] (stage {answer['stage']}{mode}{overrides})")
+            if not answer["reached"]:
+                console.print(f"  not compared with what is live: {answer['because']}; it would be given"
+                              f" {counted(len(answer['objects']), 'object')}", markup=False, highlight=False)
             for change in answer["changes"]:
                 key = change["key"]
                 where = f"{key['namespace']}/" if key["namespace"] else ""

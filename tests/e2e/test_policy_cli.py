@@ -230,3 +230,29 @@ async def test_a_preview_of_a_bundle_that_makes_its_own_namespace_says_what_it_w
                         headers={"Authorization": f"Bearer {simulator.world.api_token}"},
                         json={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owners"}})
     assert refused.status_code == 404 and f'namespaces \\"team-{tag}\\" not found' in refused.text, refused.text
+
+
+async def test_a_preview_says_a_site_cluster_is_reached_by_its_agent_alone_and_still_shows_what_it_would_be_given(
+        queue_settings, add_cluster, simulator, inventory, tmp_path):
+    """The CLI reads clusters from where it runs; a cluster behind a site's agent answers the agent alone (its
+    central credentials refused): the preview says so for that cluster, shows the objects it would be given, and
+    compares the others with what is live."""
+    from tests.integration.sites import add_site_cluster
+
+    tag = uuid.uuid4().hex[:6]
+    central = add_cluster("clprv", env="staging", labels={"prv": tag})
+    behind = add_site_cluster(simulator, inventory, site="dc7", labels={"prv": tag, "env": "staging"})
+    bundle_file = tmp_path / "bundle.yaml"
+    bundle_file.write_text(yaml.safe_dump({
+        "name": f"site-{tag}", "targets": {"selector": {"labels": {"prv": tag}}},
+        "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "limits", "namespace": "kube-system"},
+                       "data": {"level": "low"}}]}))
+    preview = await regatta(queue_settings, "policy", "preview", "--file", str(bundle_file), "--output", "json")
+    assert preview.returncode == 0, preview.stdout + preview.stderr
+    answers = {a["cluster"]: a for a in json.loads(preview.stdout) if a["included"]}
+    assert answers[central]["reached"] and [c["action"] for c in answers[central]["changes"]] == ["would_create"]
+    assert not answers[behind]["reached"] and answers[behind]["changes"] == []
+    assert "site agent of dc7" in answers[behind]["because"] and answers[behind]["objects"][0]["data"] == {"level": "low"}
+    shown = await regatta(queue_settings, "policy", "preview", "--file", str(bundle_file))
+    assert shown.returncode == 0 and "not compared with what is live: behind the site agent of dc7" in shown.stdout, (
+        shown.stdout + shown.stderr)

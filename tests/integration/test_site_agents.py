@@ -13,32 +13,18 @@ import pytest
 from temporalio.client import Client
 
 from regatta.clouds.base import CloudError
-from regatta.formats.fleet_file import FleetSpec
 from regatta.inventory import Inventory
-from regatta.inventory.sweep import records_from_fleet
 from regatta.kube.connect import ClusterConnections
 from regatta.models import ClusterSelector, ClusterUpgradeProgress, FleetSweepInput, FleetSweepResult
 from regatta.models.policy import BundleSpec, DriftSweepInput, DriftSweepResult, PolicyRolloutResult
 from regatta.rules.sites import site_task_queue
 from regatta.settings import Settings
-from tests.conftest import eks_cluster, sim_report
+from tests.conftest import sim_report
 from tests.integration.conftest import queues_used, start_upgrade, wait_until
+from tests.integration.sites import add_site_cluster
 from tests.replaying import replays
 from tests.shared_http import http
 from workers.main import build_worker
-
-
-def add_site_cluster(simulator, inventory: Inventory, *, site: str, time_scale: float | None = None,
-                     labels: dict[str, str] | None = None, policy_engines: list[str] | None = None) -> str:
-    name = f"site-{uuid.uuid4().hex[:8]}"
-    # An EKS cluster whose API server has a private endpoint only: the cloud's API is public, the cluster's is not.
-    spec = {**eks_cluster(name, pools=1, nodes=2, time_scale=time_scale, labels=labels, policy_engines=policy_engines),
-            "site": site}
-    fleet = FleetSpec.model_validate({"clusters": [spec]})
-    http.post(f"{simulator.url}/sim/clusters", json=fleet.model_dump(), timeout=10).raise_for_status()
-    for record in records_from_fleet(fleet):
-        inventory.upsert_cluster(record)
-    return name
 
 
 async def test_an_upgrade_of_a_site_cluster_reaches_its_api_only_through_the_sites_agent(
