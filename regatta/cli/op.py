@@ -8,7 +8,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import BaseModel
@@ -17,11 +17,13 @@ from regatta.cli.arguments import ListOutput, ListOutputOption, OperationId, Out
 from regatta.cli.context import api_client, ui_url
 from regatta.cli.exits import run_command
 from regatta.cli.render import console
-from regatta.inventory import Inventory
 from regatta.settings import Settings
-from regatta.temporal.admission import Admission
 from regatta.temporal.outcomes import OperationFailed
 from regatta.temporal.outcomes import OperationRefused as Refused
+
+if TYPE_CHECKING:  # the inventory (SQLAlchemy) is imported by the commands that start something, not by `op status`
+    from regatta.inventory import Inventory
+    from regatta.temporal.admission import Admission
 
 op_app = typer.Typer(no_args_is_help=True, help="Steer a running operation by its id (the Temporal workflow id).")
 
