@@ -363,32 +363,38 @@ class CountColumn(MofNCompleteColumn):
 
 
 async def follow(handle: WorkflowHandle, console: Console, *, interval: float = 0.5) -> dict:
-    """Show a progress bar for the control plane and each node pool until the operation ends."""
+    """Show a progress bar for the operation's step and, by its kind, for the control plane and each node pool (an
+    upgrade, a rollback) or each stage (a wave, a rollout) until it ends."""
     from temporalio.client import WorkflowFailureError  # here: the SDK costs every command's start otherwise
 
     from regatta.models.search_attributes import FINAL_PROGRESS_MEMO
 
     outcome = asyncio.ensure_future(handle.result())
     bars: dict[str, TaskID] = {}
+    try:  # which bars are drawn is the kind's (the catalog's), not a guess from the keys its progress has
+        entry = operation_catalog.by_workflow((await handle.describe()).workflow_type)
+    except Exception:  # noqa: BLE001 - undescribed, it is followed by its phase and step alone
+        entry = None
+    kind = entry.kind if entry else ""
     with Progress(TextColumn("{task.description}"), BarColumn(), CountColumn(), TextColumn("{task.fields[state]}"),
                   console=console, transient=False) as bar:
         step = bar.add_task("step", total=None, state="")
 
         def show(progress: dict) -> None:
             bar.update(step, description=f"[bold]{progress['phase']}[/]", state=progress.get("waiting_for") or progress["step"])
-            if "control_plane" in progress and "control plane" not in bars and progress["control_plane"] != "skipped":
+            if kind in ("upgrade", "rollback") and "control plane" not in bars and progress["control_plane"] != "skipped":
                 bars["control plane"] = bar.add_task("control plane", total=1, state="")
             if "control plane" in bars:
                 bar.update(bars["control plane"], completed=1 if progress["control_plane"] == "done" else 0,
                            state=progress["control_plane"])
-            for stage in progress.get("stages", []):
+            for stage in progress["stages"] if kind in ("wave", "policy") else []:
                 name = f"stage {stage['name']}"
                 if name not in bars:
                     bars[name] = bar.add_task(name, total=max(len(stage["clusters"]), 1), state="")
                 finished = sum(1 for c in stage["clusters"] if c["status"] in ("succeeded", "at_target", "applied", "failed", "aborted", "skipped",
                                                                      "not_ready"))
                 bar.update(bars[name], completed=finished, state=stage["status"])
-            for pool in progress.get("pools", []):
+            for pool in progress["pools"] if kind in ("upgrade", "rollback") else []:
                 name = f"pool {pool['name']}"
                 if name not in bars:
                     bars[name] = bar.add_task(name, total=max(pool["nodes_total"], 1), state="")
