@@ -79,7 +79,8 @@ def policy_preview(
                 rendering = bundles.render(spec, record, mode=stage.mode, replicas=share if spec.placement else None)
                 answer = {"cluster": decision.cluster, "included": True, "stage": stage.name, "mode": stage.mode,
                           "revision": rendering.revision, "overrides": rendering.overrides,
-                          "objects": [o.body for o in rendering.objects], "reached": record.site is None, "changes": []}
+                          "objects": [o.body for o in rendering.objects], "reached": record.site is None,
+                          "changes": None}  # null: not compared (a site cluster); [] would say nothing differs
                 if record.site is not None:  # its API server answers its site's agent alone, never this machine
                     answer["because"] = (f"behind the site agent of {record.site}: a preview reads clusters from where"
                                          " it runs; the rollout reaches this one through the agent")
@@ -103,9 +104,13 @@ def policy_preview(
             overrides = f", overrides {answer['overrides']}" if answer["overrides"] else ""
             console.print(f"[bold]{answer['cluster']}[/] (stage {answer['stage']}{mode}{overrides})")
             if not answer["reached"]:
-                console.print(f"  not compared with what is live: {answer['because']}; it would be given"
-                              f" {counted(len(answer['objects']), 'object')}", markup=False, highlight=False)
-            for change in answer["changes"]:
+                console.print(f"  not compared with what is live: {answer['because']}; it would be given:",
+                              markup=False, highlight=False)
+                for body in answer["objects"]:
+                    where = f"{body['metadata'].get('namespace')}/" if body["metadata"].get("namespace") else ""
+                    console.print(f"  {'give':>10}  {body['kind']} {where}{body['metadata']['name']}", markup=False,
+                                  highlight=False)
+            for change in answer["changes"] or []:
                 key = change["key"]
                 where = f"{key['namespace']}/" if key["namespace"] else ""
                 console.print(f"  {change['action'].replace('would_', ''):>10}  {key['kind']} {where}{key['name']}")

@@ -93,8 +93,12 @@ def print_columns(title: str, headers: tuple[str, ...], rows: Sequence[tuple[str
         lines.append("   ".join(cells).rstrip())
     if target.is_terminal:
         lines.insert(0, title)
-    elif title:
+    elif title and out is None:
         errors.file.write(title + "\n")
+    if out is not None:  # a console of the caller's (one that records): through it, each line as it is
+        for line in ([title] if title and not target.is_terminal else []) + lines:
+            out.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
+        return
     target.file.write("\n".join(lines) + "\n")
     target.file.flush()
 
@@ -200,11 +204,11 @@ def render_plan(plan: WavePlan, console: Console, *, readiness: Mapping[str, Rea
     rows = []
     for stage in plan.stages:  # the stage on every row: `grep CLUSTER` says which stage takes it
         if not stage.clusters:
-            rows.append((stage.name, "—", "", "", "no cluster") + (("",) if readiness else ()))
+            rows.append((stage.name, "—", "-", "-", "no cluster") + (("-",) if readiness else ()))
         for entry in stage.clusters:
             start = f"{entry.earliest_start.astimezone(UTC):%Y-%m-%d %H:%M}" if entry.earliest_start else "—"
             ready = (plan_readiness(readiness.get(entry.name), accepted or {}),) if readiness else ()
-            rows.append((stage.name, entry.name, entry.status, start, entry.detail, *ready))
+            rows.append((stage.name, entry.name, entry.status, start, entry.detail or "-", *ready))
     print_columns("plan", ("STAGE", "CLUSTER", "STATUS", "EARLIEST START (UTC)", "NOTE")
                   + (("READINESS",) if readiness else ()), rows, fit=True, out=console)
     for name in plan.unstaged:

@@ -189,4 +189,6 @@ class PatchWaveResult(Model):
     message: str
 
 
+# PatchWaveInput names PatchWaveProgress before it is defined: resolved here, at import. Left to its first use (defer_build),
+# the reference is not found from inside the workflow sandbox, where a TypeAdapter of `PatchWaveInput | dict` is built.
 PatchWaveInput.model_rebuild()

@@ -251,8 +251,9 @@ async def test_a_preview_says_a_site_cluster_is_reached_by_its_agent_alone_and_s
     assert preview.returncode == 0, preview.stdout + preview.stderr
     answers = {a["cluster"]: a for a in json.loads(preview.stdout) if a["included"]}
     assert answers[central]["reached"] and [c["action"] for c in answers[central]["changes"]] == ["would_create"]
-    assert not answers[behind]["reached"] and answers[behind]["changes"] == []
+    assert not answers[behind]["reached"] and answers[behind]["changes"] is None  # not compared, not "no change"
     assert "site agent of dc7" in answers[behind]["because"] and answers[behind]["objects"][0]["data"] == {"level": "low"}
     shown = await regatta(queue_settings, "policy", "preview", "--file", str(bundle_file))
     assert shown.returncode == 0 and "not compared with what is live: behind the site agent of dc7" in shown.stdout, (
         shown.stdout + shown.stderr)
+    assert "give  ConfigMap kube-system/limits" in shown.stdout, shown.stdout  # what it would be given, listed

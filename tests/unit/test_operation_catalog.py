@@ -96,6 +96,8 @@ def test_op_status_renders_every_kind_by_its_kind_with_its_condition(entry: Oper
     assert "None" not in shown, shown
     expected = "condition paused (Paused)" if paused is not progress else f"condition {progress.condition.state}"
     assert expected in shown, shown
+    if entry.kind in ("wave", "policy"):  # its stages' table, drawn by kind
+        assert "STAGE" in shown and "APPROVED BY" in shown, shown
 
 
 def test_a_progress_answer_reads_back_with_its_condition_computed_again():
