@@ -91,12 +91,12 @@ def print_columns(title: str, headers: tuple[str, ...], rows: Sequence[tuple[str
                 if column < shown:
                     cells[column] = f"{COLOURS[colour]}{cells[column]}\x1b[0m"
         lines.append("   ".join(cells).rstrip())
-    if target.is_terminal:
+    if target.is_terminal or (title and out is not None):  # a console of the caller's takes the title with the rows
         lines.insert(0, title)
-    elif title and out is None:
+    elif title:
         errors.file.write(title + "\n")
     if out is not None:  # a console of the caller's (one that records): through it, each line as it is
-        for line in ([title] if title and not target.is_terminal else []) + lines:
+        for line in lines:
             out.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
         return
     target.file.write("\n".join(lines) + "\n")

@@ -120,3 +120,8 @@ class Reported(Model):
     @property
     def condition(self) -> Condition:
         return condition_of(self.__dict__)
+
+    def held(self) -> dict[str, Any]:
+        """Its fields as a run keeps them (its memo, what it hands its next run): without the computed condition, so
+        a worker of the release before conditions reads them too."""
+        return self.model_dump(mode="json", exclude={"condition"})

@@ -347,7 +347,7 @@ class PolicyRolloutInput(BundleSpec):
     @field_serializer("carried")
     def _carried_as_held(self, carried: PolicyRolloutProgress | None) -> dict[str, Any] | None:
         """As PatchWaveInput's: handed on without its computed condition."""
-        return carried.model_dump(mode="json", exclude={"condition"}) if carried is not None else None
+        return carried.held() if carried is not None else None
 
 
 class PolicyRolloutResult(Model):

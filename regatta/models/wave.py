@@ -67,7 +67,7 @@ class PatchWaveInput(Model):
     def _carried_as_held(self, carried: PatchWaveProgress | None) -> dict[str, Any] | None:
         """What a run hands its next, without the condition computed from it: a worker of the release before conditions
         (a deployment rolled back) reads it too."""
-        return carried.model_dump(mode="json", exclude={"condition"}) if carried is not None else None
+        return carried.held() if carried is not None else None
 
 
 # not_ready: held out, its upgrade refused for blocking readiness findings nobody accepted (not a failure).

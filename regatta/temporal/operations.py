@@ -106,7 +106,7 @@ async def send_update(settings: Settings, operation_id: str, update: str, payloa
 # (a wave's runs hold thousands of events), and its answer never changes again: this process keeps
 # the last answers (and failures) of ended runs, by operation and run, the oldest dropped first.
 ENDED_RUNS_KEPT = 4096
-_ended_runs: OrderedDict[tuple[str, str], tuple[Any, str | None, str | None]] = OrderedDict()
+_ended_runs: OrderedDict[tuple[str, str], tuple[Any, str | None, str | None, Any]] = OrderedDict()
 # What each completed run came to (its result's outcome), read once by whichever asks first: status() or a list.
 _ended_outcomes: OrderedDict[tuple[str, str], str | None] = OrderedDict()
 
@@ -144,7 +144,7 @@ async def status(settings: Settings, operation_id: str, *, suggest: bool = False
     ended = described.status not in (None, WorkflowExecutionStatus.RUNNING)
     kept = _ended_runs.get((operation_id, described.run_id)) if ended else None
     if kept is not None:
-        result["progress"], result["failure"], result["outcome"] = kept
+        result["progress"], result["failure"], result["outcome"], result["condition"] = kept
         return _judged(result)
     if ended:  # a one-cluster operation keeps its last progress in its memo (workflows/pieces/final_progress.py)
         result["progress"] = await described.memo_value(FINAL_PROGRESS_MEMO, None)
@@ -168,8 +168,10 @@ async def status(settings: Settings, operation_id: str, *, suggest: bool = False
             result["result_error"] = cause_of(error)
     if ended and described.status != WorkflowExecutionStatus.COMPLETED:
         result["outcome"] = outcomes.outcome_of(result["status"], None)
+    _conditioned(result)  # read into its kind's model once: an ended run's is kept as it is answered
     if ended and "progress_error" not in result and "result_error" not in result:
-        _ended_runs[(operation_id, described.run_id)] = (result["progress"], result["failure"], result["outcome"])
+        _ended_runs[(operation_id, described.run_id)] = (result["progress"], result["failure"], result["outcome"],
+                                                          result["condition"])
         while len(_ended_runs) > ENDED_RUNS_KEPT:
             _ended_runs.popitem(last=False)
     return _judged(result)
@@ -219,10 +221,15 @@ async def list_operations(client: Any, *, limit: int = 100, running_only: bool =
 
 
 def _judged(found: dict[str, Any]) -> dict[str, Any]:
-    """`succeeded`: true or false once it has ended and its outcome is known, null while it runs or when not.
-    `condition`: where it stands for machines (state, reason, message, ended), from its progress read into its kind's
-    model (regatta/rules/operation_catalog.py), or from Temporal's status when the run ended before it could say."""
+    """`succeeded`: true or false once it has ended and its outcome is known, null while it runs or when not."""
     found["succeeded"] = outcomes.succeeded(found["status"], found["outcome"])
+    return found
+
+
+def _conditioned(found: dict[str, Any]) -> dict[str, Any]:
+    """`condition`: where it stands for machines (state, reason, message, ended), from its progress read into its
+    kind's model (regatta/rules/operation_catalog.py), or from Temporal's status when the run ended before it could
+    say; the progress as that model writes it."""
     typed = operation_catalog.typed_progress(found["workflow_type"], found["progress"])
     if typed is not None:
         found["progress"] = typed.model_dump(mode="json")

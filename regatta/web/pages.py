@@ -437,11 +437,11 @@ def _rehearsal_of(inventory: Any, found: dict, progress: dict) -> Any:
     if isinstance(attached := progress.get("rehearsal_id"), str) and len(attached) <= 40:
         return rehearsal_records.get(inventory, attached)
     entry = operation_catalog.by_workflow(found.get("workflow_type"))
-    subject = progress.get({"wave": "wave", "upgrade": "cluster"}.get(entry.kind, "") if entry else "")
-    if entry is None or not subject:  # only a wave's and an upgrade's are rehearsed
+    named_by = {"wave": "wave", "upgrade": "cluster"}.get(entry.kind) if entry else None  # only these are rehearsed
+    subject = progress.get(named_by) if named_by else None
+    if entry is None or not subject:
         return None
-    kind = entry.kind
-    record = rehearsal_records.latest_of(inventory, kind=kind, subject=str(subject))
+    record = rehearsal_records.latest_of(inventory, kind=entry.kind, subject=str(subject))
     started = found.get("started")
     if record is None or (isinstance(started, datetime) and record.rehearsed_at > started):
         return None

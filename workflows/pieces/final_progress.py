@@ -9,16 +9,15 @@ cluster it plans and stays with the query). Runs that began before this keep no 
 
 from __future__ import annotations
 
-from pydantic import BaseModel
 from temporalio import workflow
 
 from workflows.pieces.patches import KEPT_IN_MEMO, patched
 
 with workflow.unsafe.imports_passed_through():
+    from regatta.models.operations import Reported
     from regatta.models.search_attributes import FINAL_PROGRESS_MEMO
 
 
-def keep_final_progress(state: BaseModel) -> None:
+def keep_final_progress(state: Reported) -> None:
     if patched(KEPT_IN_MEMO):
-        # The memo keeps the fields the run holds; a reader computes the condition again (regatta/models/operations.py).
-        workflow.upsert_memo({FINAL_PROGRESS_MEMO: state.model_dump(mode="json", exclude={"condition"})})
+        workflow.upsert_memo({FINAL_PROGRESS_MEMO: state.held()})  # a reader computes its condition again
