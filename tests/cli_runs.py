@@ -9,11 +9,16 @@ import os
 import subprocess
 
 from tests.conftest import REGATTA
+from tests.warm_cli import WARM
 
 
-async def regatta(settings, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run `regatta ARGS` in a child process without blocking the worker on this loop."""
+async def regatta(settings, *args: str, env: dict | None = None, cold: bool = False) -> subprocess.CompletedProcess:
+    """Run `regatta ARGS` in a process of its own without blocking the worker on this loop: forked from a process that
+    has imported the command line already (tests/warm_cli.py), or with `cold` started from nothing, as a terminal
+    starts it."""
     environment = {**os.environ, **settings.as_env(), "COLUMNS": "200", **(env or {})}
+    if not cold:
+        return await WARM.run(list(args), environment, timeout=120)
     process = await asyncio.create_subprocess_exec(
         REGATTA, *args, env=environment,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

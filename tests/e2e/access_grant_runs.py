@@ -7,13 +7,12 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.conftest import REGATTA
 from tests.kubectl_runs import KUBECTL
+from tests.warm_cli import WARM
 
 
 def regatta(settings, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([REGATTA, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **settings.as_env(), "COLUMNS": "250"})
+    return WARM.run_now(list(args), {**os.environ, **settings.as_env(), "COLUMNS": "250"}, timeout=timeout)
 
 
 def kubectl(config: Path, *args: str) -> subprocess.CompletedProcess:

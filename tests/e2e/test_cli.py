@@ -212,7 +212,7 @@ async def test_every_list_piped_is_plain_columns_a_grep_finds_whole_names_in(que
     made = await regatta(queue_settings, "token", "create", "--name", token, "--role", "viewer", "--env", "staging")
     assert made.returncode == 0, made.stderr
     narrow = {"COLUMNS": "80"}
-    results = await asyncio.gather(*(regatta(queue_settings, *command, env=narrow) for command in LISTS))
+    results = await asyncio.gather(*(regatta(queue_settings, *command, env=narrow, cold=True) for command in LISTS))
     for command, shown in zip(LISTS, results, strict=True):
         assert shown.returncode == 0, (command, shown.stderr)
         assert not any(box in shown.stdout for box in "│┃━─┏┗"), (command, shown.stdout[:500])

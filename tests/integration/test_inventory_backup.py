@@ -18,14 +18,13 @@ from regatta.inventory import Inventory
 from regatta.inventory.audit_files import AuditKeys, make_key_file
 from regatta.models import AccessGrantInput, OperationRecord
 from regatta.temporal.operations import start
-from tests.conftest import REGATTA
 from tests.integration.inventory_rows import postgres_schema, record
+from tests.warm_cli import WARM
 from workers.main import build_worker
 
 
 def regatta(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([REGATTA, *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **env, "COLUMNS": "250"})
+    return WARM.run_now(list(args), {**os.environ, **env, "COLUMNS": "250"}, timeout=120)
 
 
 @pytest.fixture

@@ -12,14 +12,13 @@ import subprocess
 import uuid
 from dataclasses import replace
 
-from tests.conftest import REGATTA
 from tests.integration.conftest import start_upgrade
+from tests.warm_cli import WARM
 from workers.main import build_worker
 
 
 def regatta(settings, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([REGATTA, *args], capture_output=True, text=True, timeout=180,
-                          env={**os.environ, **settings.as_env()})
+    return WARM.run_now(list(args), {**os.environ, **settings.as_env()}, timeout=180)
 
 
 async def build_of(handle) -> tuple[str, str]:
