@@ -45,6 +45,7 @@ from regatta.models import (
     RevokeAccess,
     SealedKubeconfig,
     SetReplicas,
+    SweepClusters,
     VeleroBackup,
     WaitWorkloadsReady,
     WorkloadInventory,
@@ -274,9 +275,11 @@ class KubeActivities:
         return [f"cached API client and token of {cluster.name}"]
 
     @activity.defn(name=Activity.SWEEP_CLUSTERS)
-    def sweep_clusters(self, names: list[str]) -> dict[str, int]:
+    def sweep_clusters(self, request: SweepClusters | list[str]) -> dict[str, int]:
         """Health, versions and capacity of these clusters, from the clusters themselves, into the
-        inventory; the counts by health. One unreachable cluster is recorded as such, not raised."""
+        inventory; the counts by health. One unreachable cluster is recorded as such, not raised. (A bare list of
+        names is what runs begun before patch sweep-batch-targeted send.)"""
+        names = request.names if isinstance(request, SweepClusters) else request
         fresh = sweep(self.connections, self.inventory, names)
         counts: dict[str, int] = {}
         for record in fresh:

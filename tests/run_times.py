@@ -42,6 +42,7 @@ class RunTimes:
         figures = {"finished_at": datetime.now(UTC).isoformat(timespec="seconds"), "commit": commit,
                    "exit_status": int(exitstatus), "tests": dict(sorted(self.outcomes.items())),
                    "wall_seconds": round(time.monotonic() - self.started, 1),
+                   "test_seconds": round(sum(self.durations.values()), 1),  # over the processes: their busy time
                    "slowest": [{"test": test, "seconds": round(seconds, 1)} for test, seconds in slowest]}
         target = root / "test-results" / "times.json"
         target.parent.mkdir(exist_ok=True)

@@ -14,12 +14,12 @@ from __future__ import annotations
 from temporalio import workflow
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from workflows.pieces.calls import call
+from workflows.pieces.calls import call, call_at_site
 from workflows.pieces.inputs import parse_input, refuse_a_bad_input, tag
-from workflows.pieces.patches import patched
+from workflows.pieces.patches import SWEEP_BATCH_TARGETED, patched
 
 with workflow.unsafe.imports_passed_through():
-    from regatta.models import Activity, FleetSweepInput, FleetSweepProgress, FleetSweepResult
+    from regatta.models import Activity, FleetSweepInput, FleetSweepProgress, FleetSweepResult, SweepClusters
     from regatta.models.operations import WorkflowName
     from regatta.models.placement import Displaced, MoveWorkloadsInput
     from regatta.rules import operation_ids
@@ -43,8 +43,16 @@ class FleetSweep:
         for start in range(0, len(names), self.input.batch_size):
             batch = names[start:start + self.input.batch_size]
             self.state.step = f"sweeping clusters {self.state.swept + 1}–{self.state.swept + len(batch)} of {self.state.total}{where}"
-            counts: dict[str, int] = await call(Activity.SWEEP_CLUSTERS, batch, dict[str, int], timeout=60 + 10 * len(batch),
-                                                site=site)
+            timeout = 60 + 10 * len(batch)
+            counts: dict[str, int]
+            if patched(SWEEP_BATCH_TARGETED):
+                counts = await call(Activity.SWEEP_CLUSTERS, SweepClusters(names=batch, site=site), dict[str, int],
+                                    timeout=timeout)
+            elif site is not None:  # a run begun before: the batch as a bare list, sent to the site by hand
+                counts = await call_at_site(site, Activity.SWEEP_CLUSTERS, batch, dict[str, int], timeout=timeout,
+                                            heartbeat=None)
+            else:
+                counts = await call(Activity.SWEEP_CLUSTERS, batch, dict[str, int], timeout=timeout)
             for kind, n in counts.items():
                 self.state.health[kind] = self.state.health.get(kind, 0) + n
             self.state.swept += len(batch)

@@ -154,6 +154,7 @@ from regatta.models.sweep import (
     FleetSweepInput,
     FleetSweepProgress,
     FleetSweepResult,
+    SweepClusters,
 )
 from regatta.models.upgrade import (
     ClusterRollbackInput,
@@ -322,6 +323,7 @@ __all__ = [
     "PatchWaveRetryInput",
     "PatchWaveResult",
     "FleetSweepInput",
+    "SweepClusters",
     "FleetSweepProgress",
     "FleetSweepResult",
     "ApiToken",

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from regatta.models.base import Model
-from regatta.models.fleet import ClusterRef
+from regatta.models.fleet import ClusterRef, TargetsByRef
 from regatta.models.operations import Reported
 
 GrantRole = Literal["view", "edit", "admin"]
@@ -98,7 +98,7 @@ class SealedKubeconfig(Model):
     expires_at: datetime
 
 
-class GrantAccess(Model):
+class GrantAccess(TargetsByRef, Model):
     """Make the grant's service account and its ClusterRoleBinding on the cluster (both labelled with the grant)."""
 
     cluster: ClusterRef
@@ -108,7 +108,7 @@ class GrantAccess(Model):
     person: str
 
 
-class HandOutAccess(Model):
+class HandOutAccess(TargetsByRef, Model):
     """A token for the grant's service account that expires with the grant, in a kubeconfig sealed to the recipient."""
 
     cluster: ClusterRef
@@ -117,7 +117,7 @@ class HandOutAccess(Model):
     recipient_key: str
 
 
-class RevokeAccess(Model):
+class RevokeAccess(TargetsByRef, Model):
     cluster: ClusterRef
     grant_id: str
     account: str

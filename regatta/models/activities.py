@@ -19,6 +19,7 @@ from regatta.models.fleet import (
     ClusterState,
     ManagedAddon,
     NodePool,
+    TargetsByRef,
     UpgradeInsight,
     VersionChange,
 )
@@ -109,14 +110,14 @@ class Activity(StrEnum):
     HOLD_AGAINST_REHEARSAL = "inventory.hold_against_rehearsal"
 
 
-class StartControlPlaneUpgrade(Model):
+class StartControlPlaneUpgrade(TargetsByRef, Model):
     cluster: ClusterRef
     target_version: str
     request_token: str
     force: bool = Field(default=False, description="EKS: past ERROR upgrade insights (an operator accepted them, audited)")
 
 
-class StartNodePoolUpgrade(Model):
+class StartNodePoolUpgrade(TargetsByRef, Model):
     cluster: ClusterRef
     node_pool: str
     target_version: str
@@ -126,7 +127,7 @@ class StartNodePoolUpgrade(Model):
                                                 " template to move to (a custom AMI's only way up)")
 
 
-class HoldRollout(Model):
+class HoldRollout(TargetsByRef, Model):
     """Pause (hold) or resume the rollout a controller carries out for one step of an upgrade; `stop` (an abort):
     hold it and let the step end once the controller has nothing in flight."""
 
@@ -136,7 +137,7 @@ class HoldRollout(Model):
     stop: bool = False
 
 
-class RunUpgrade(Model):
+class RunUpgrade(TargetsByRef, Model):
     """Upgrade the control plane (no `node_pool`) or one node pool: start the cloud's operation,
     wait for it while heartbeating, then (with `gate`) wait for the cluster to be healthy, and
     describe what the cloud holds afterwards. One activity instead of three."""
@@ -182,7 +183,7 @@ class UpgradeReads(Model):
                                      " read), where they could not")
 
 
-class ReadForReadiness(Model):
+class ReadForReadiness(TargetsByRef, Model):
     """What an upgrade's preflight reads, with what its readiness gate needs: the cluster and the target
     (cloud.read_for_upgrade); for kube.read_api_usage (the cloud read centrally, the cluster at its
     site), the control plane's version too."""
@@ -192,7 +193,7 @@ class ReadForReadiness(Model):
     control_plane_version: str | None = None
 
 
-class CreateNodePool(Model):
+class CreateNodePool(TargetsByRef, Model):
     cluster: ClusterRef
     node_pool: NodePool
     request_token: str
@@ -202,7 +203,7 @@ class CreateNodePool(Model):
                                                 " template the new node group uses (a custom AMI for the target)")
 
 
-class UpdateAddons(Model):
+class UpdateAddons(TargetsByRef, Model):
     """Move a cluster's cloud-managed add-ons to the default version of their cloud's catalogue for the
     control plane's new version, one after another, waiting for each."""
 
@@ -213,13 +214,13 @@ class UpdateAddons(Model):
     timeout_seconds: float = Field(description="how long each add-on's update may take")
 
 
-class DeleteNodePool(Model):
+class DeleteNodePool(TargetsByRef, Model):
     cluster: ClusterRef
     node_pool: str
     request_token: str
 
 
-class CreateCluster(Model):
+class CreateCluster(TargetsByRef, Model):
     cluster: ClusterRef
     version: str
     labels: dict[str, str] = Field(default_factory=dict)
@@ -229,12 +230,12 @@ class CreateCluster(Model):
                                         " wants one in the create request (a GKE node pool, an AKS System pool)")
 
 
-class DeleteCluster(Model):
+class DeleteCluster(TargetsByRef, Model):
     cluster: ClusterRef
     request_token: str
 
 
-class BootstrapCluster(Model):
+class BootstrapCluster(TargetsByRef, Model):
     """Give a new cluster the baseline bundle (regatta/rules/baseline.py) before it is handed over."""
 
     cluster: ClusterRef
@@ -247,7 +248,7 @@ class BootstrapCluster(Model):
     version: str = "1.0"
 
 
-class VeleroBackup(Model):
+class VeleroBackup(TargetsByRef, Model):
     """Take a Velero backup of a cluster under this name (the same name again is a no-op)."""
 
     cluster: ClusterRef
@@ -256,20 +257,20 @@ class VeleroBackup(Model):
     poll_interval_seconds: float
 
 
-class WaitForOperation(Model):
+class WaitForOperation(TargetsByRef, Model):
     cluster: ClusterRef
     operation: CloudOperation
     poll_interval_seconds: float
     timeout_seconds: float
 
 
-class CordonNodes(Model):
+class CordonNodes(TargetsByRef, Model):
     cluster: ClusterRef
     nodes: list[str]
     unschedulable: bool = True
 
 
-class DrainNodes(Model):
+class DrainNodes(TargetsByRef, Model):
     cluster: ClusterRef
     nodes: list[str]
     timeout_seconds: float
@@ -285,14 +286,14 @@ class DrainNodes(Model):
                                        " (kubectl drain --delete-emptydir-data); without it such a node is refused")
 
 
-class DeletePods(Model):
+class DeletePods(TargetsByRef, Model):
     """Delete (not evict) pods: what an approved drain escalation does, never silently."""
 
     cluster: ClusterRef
     pods: list[str] = Field(description="namespace/name")
 
 
-class RecordEvent(Model):
+class RecordEvent(TargetsByRef, Model):
     """A Kubernetes Event, where the owners of a workload look (kubectl describe pdb, their alerts)."""
 
     cluster: ClusterRef

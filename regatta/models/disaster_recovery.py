@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from regatta.models.base import Model
-from regatta.models.fleet import ClusterRef
+from regatta.models.fleet import ClusterRef, TargetsByRef
 from regatta.models.operations import Reported
 from regatta.models.timings import RecoveryTimings
 
@@ -57,12 +57,12 @@ class BackupInfo(Model):
     replicas: dict[str, int] = Field(default_factory=dict, description="what each Deployment ran with when it was taken")
 
 
-class LatestBackup(Model):
+class LatestBackup(TargetsByRef, Model):
     cluster: ClusterRef = Field(description="the cluster whose Velero reads the shared bucket")
     source: str = Field(description="the cluster whose backups are wanted")
 
 
-class FenceWorkloads(Model):
+class FenceWorkloads(TargetsByRef, Model):
     cluster: ClusterRef
     only: list[str] | None = Field(default=None, description="these namespace/name only; None: every non-system Deployment")
     reach_timeout_seconds: float = 60
@@ -74,7 +74,7 @@ class FenceReport(Model):
     error: str = ""
 
 
-class RestoreWorkloads(Model):
+class RestoreWorkloads(TargetsByRef, Model):
     cluster: ClusterRef
     backup: str
     restore_name: str
@@ -90,13 +90,13 @@ class RestoreReport(Model):
     namespaces: list[str]
 
 
-class SetReplicas(Model):
+class SetReplicas(TargetsByRef, Model):
     cluster: ClusterRef
     replicas: dict[str, int]
     clear_fence: bool = Field(default=False, description="drop the fenced-replicas note as well")
 
 
-class RemoveRestored(Model):
+class RemoveRestored(TargetsByRef, Model):
     """Delete what Velero restores created: whole namespaces, and Deployments restored into namespaces that existed."""
 
     cluster: ClusterRef
@@ -104,7 +104,7 @@ class RemoveRestored(Model):
     deployments: list[str] = Field(default_factory=list)
 
 
-class WaitWorkloadsReady(Model):
+class WaitWorkloadsReady(TargetsByRef, Model):
     cluster: ClusterRef
     deployments: list[str]
     timeout_seconds: float

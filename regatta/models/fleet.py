@@ -7,8 +7,9 @@ Used by the inventory, the cloud and Kubernetes adapters, the rules and every wo
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from pydantic import Field, field_validator
 
@@ -153,7 +154,46 @@ class ManagementRef(Model):
         return context
 
 
-class ClusterRef(Model):
+@dataclass(frozen=True)
+class Target:
+    """Where the cluster or clusters a request acts on are reached: by the agent of `site` (the only worker holding
+    their credentials), or by any worker (None); `provider` when the request carries the cluster's reference (a
+    cluster on your own hardware has its cloud calls answered at its site too)."""
+
+    site: str | None
+    provider: str | None = None
+
+
+class Targeted:
+    """A request that acts on clusters, and says where they are reached (`target()`): what routing to a site's
+    agent reads (workflows/pieces/calls.py), whatever the request's shape. Every activity that runs at a site takes
+    one (tests/unit/test_site_routing.py)."""
+
+    def target(self) -> Target:
+        raise NotImplementedError
+
+
+class TargetsByRef(Targeted):
+    """A request naming its cluster by reference (`cluster: ClusterRef`): the reference says where it is reached."""
+
+    if TYPE_CHECKING:
+        cluster: ClusterRef
+
+    def target(self) -> Target:
+        return self.cluster.target()
+
+
+class TargetsAtSite(Targeted):
+    """A request naming its clusters by name (one, or a batch that shares one site), with the `site` they sit in."""
+
+    if TYPE_CHECKING:
+        site: str | None
+
+    def target(self) -> Target:
+        return Target(self.site)
+
+
+class ClusterRef(Targeted, Model):
     """How activities reach a cluster. Carries references, never credentials (DESIGN rule 1)."""
 
     name: str
@@ -163,6 +203,9 @@ class ClusterRef(Model):
     site: str | None = Field(default=None, description="the private network it sits in: its API is reached only by"
                              " that site's agent (`regatta worker --site NAME`); None: by any worker")
     management: ManagementRef | None = Field(default=None, description="capi: where Cluster API manages it from")
+
+    def target(self) -> Target:
+        return Target(self.site, self.provider)
 
 
 class MaintenanceHold(Model):

@@ -11,10 +11,10 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from regatta.models.base import Model
-from regatta.models.fleet import ClusterRef
+from regatta.models.fleet import ClusterRef, TargetsByRef
 
 
-class HealthGate(Model):
+class HealthGate(TargetsByRef, Model):
     cluster: ClusterRef
     timeout_seconds: float
     poll_interval_seconds: float
@@ -78,7 +78,7 @@ class HealthCheck(Model):
         return self
 
 
-class RunHealthCheck(Model):
+class RunHealthCheck(TargetsByRef, Model):
     cluster: ClusterRef
     check: HealthCheck
     after: str = Field(description="what just finished, named in the failure message")

@@ -17,7 +17,7 @@ from regatta.models.audit import OperationRecord
 from regatta.models.base import Model
 from regatta.models.calendar import ClusterSelector
 from regatta.models.controls import StageControlState
-from regatta.models.fleet import ClusterRef
+from regatta.models.fleet import ClusterRef, TargetsAtSite
 from regatta.models.health import HealthCheck
 from regatta.models.operations import Reported
 from regatta.models.placement import Placement, PlacementDecision
@@ -177,7 +177,7 @@ class ClusterRendering(Model):
     overrides: list[int] = Field(default_factory=list, description="indexes of the overrides that apply")
 
 
-class WithdrawBundle(Model):
+class WithdrawBundle(TargetsAtSite, Model):
     """Take a bundle off a cluster: delete every object it applied there (only those carrying its
     label) and its record; what a move does to the cluster it leaves."""
 
@@ -206,7 +206,7 @@ class GiveRenderedBundle(Model):
     dry_run: bool = Field(default=False, description="server-side dry run: what would change, nothing written")
 
 
-class GiveBundle(Model):
+class GiveBundle(TargetsAtSite, Model):
     """What PolicyRollout asks of one cluster: the bundle at a revision (read from the inventory,
     so the history does not carry the manifests once per cluster), in a mode."""
 
@@ -231,7 +231,7 @@ class GiveBundle(Model):
                                           " (numbered by the rollout, so a retried activity writes it once)")
 
 
-class CountViolations(Model):
+class CountViolations(TargetsAtSite, Model):
     bundle: str
     revision: str
     clusters: list[str]
@@ -417,7 +417,7 @@ class DriftTarget(Model):
         " reached centrally)"))
 
 
-class SweepDrift(Model):
+class SweepDrift(TargetsAtSite, Model):
     targets: list[DriftTarget]
     site: str | None = Field(default=None, exclude_if=lambda site: site is None, description=(
         "the site whose agent alone reaches the clusters (every target's): the call goes to its queue (left out for a cluster"

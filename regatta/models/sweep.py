@@ -9,6 +9,7 @@ from pydantic import Field
 
 from regatta.models.base import Model
 from regatta.models.calendar import ClusterSelector
+from regatta.models.fleet import TargetsAtSite
 from regatta.models.operations import Reported
 
 
@@ -22,6 +23,15 @@ class FleetSweepInput(Model):
                                  " unhealthy past its placement's damping")
     lost_after_seconds: float = Field(default=30, gt=0, le=3600, description="those moves: how long a cluster they move"
                                       " off may not answer before it counts as lost (it keeps what it ran)")
+
+
+class SweepClusters(TargetsAtSite, Model):
+    """One batch of a sweep: clusters read by one activity, all reached at one `site` (or centrally)."""
+
+    names: list[str]
+    site: str | None = Field(default=None, exclude_if=lambda site: site is None, description=(
+        "the site whose agent alone reaches these clusters: the call goes to its queue (left out for clusters reached"
+        " centrally)"))
 
 
 class FleetSweepProgress(Reported):

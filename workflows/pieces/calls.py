@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         WaitForOperation,
     )
     from regatta.models.errors import ErrorType
+    from regatta.models.fleet import Targeted
     from regatta.models.timings import heartbeat_seconds
     from regatta.rules import sites
 
@@ -51,13 +52,12 @@ CALLBACK_DELIVERY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_c
 
 
 async def call(activity: Activity, arg: Any, result_type: Any, *, timeout: float = 60,
-               heartbeat: float | None = None, site: str | None = None, retry: RetryPolicy = QUICK_CALL) -> Any:
+               heartbeat: float | None = None, retry: RetryPolicy = QUICK_CALL) -> Any:
     """Run one activity, retried as QUICK_CALL (or `retry`). One that talks to the API of a cluster in a
-    private network goes to that site's agent (regatta/rules/sites.py); `site` sends one that
-    names its clusters otherwise (a sweep's batch) there."""
-    site = site or _site_of(activity, arg)
+    private network goes to that site's agent (regatta/rules/sites.py): where its request's target is reached."""
+    site = site_of(activity, arg)
     if site is not None:
-        return await _call_at_site(site, activity, arg, result_type, timeout=timeout, heartbeat=heartbeat, retry=retry)
+        return await call_at_site(site, activity, arg, result_type, timeout=timeout, heartbeat=heartbeat, retry=retry)
     return await workflow.execute_activity(
         activity, arg, result_type=result_type,
         start_to_close_timeout=timedelta(seconds=timeout),
@@ -99,16 +99,13 @@ async def look_up_cluster(cluster: str, *, trail: Any, state: Stopping) -> Clust
     return record
 
 
-def _site_of(activity: Activity, arg: Any) -> str | None:
-    """The site whose agent must run this call: the target's, named by its ClusterRef (`arg` or `arg.cluster`) or, for
-    a request that names its clusters by name, by its `site`."""
-    ref = arg if isinstance(arg, ClusterRef) else getattr(arg, "cluster", None)
-    if isinstance(ref, ClusterRef) and ref.site and sites.runs_at_site(activity.value, provider=ref.provider):
-        return ref.site
-    named = getattr(arg, "site", None)
-    if isinstance(named, str) and named and sites.runs_at_site(activity.value):
-        return named
-    return None
+def site_of(activity: Activity, arg: Any) -> str | None:
+    """The site whose agent must run this call: where the request's target is reached (every request that acts on a
+    cluster says, `Targeted.target()`), when the activity is one that runs at a site."""
+    if not isinstance(arg, Targeted):
+        return None
+    target = arg.target()
+    return target.site if target.site and sites.runs_at_site(activity.value, provider=target.provider) else None
 
 
 @runtime_checkable
@@ -126,10 +123,11 @@ def _show_waiting(text: str | None) -> None:
         instance.waiting_for_agent(text)
 
 
-async def _call_at_site(site: str, activity: Activity, arg: Any, result_type: Any, *, timeout: float,
+async def call_at_site(site: str, activity: Activity, arg: Any, result_type: Any, *, timeout: float,
                         heartbeat: float | None, retry: RetryPolicy = QUICK_CALL) -> Any:
     """The call on the site's own task queue. While no agent picks it up the operation waits, says
-    so, and asks again, the wait doubling up to a cap: it never fails for an agent that is away."""
+    so, and asks again, the wait doubling up to a cap: it never fails for an agent that is away. (Called by `call`
+    for a targeted request; directly only for a request recorded before it named its target.)"""
     waits, waited = 0, 0.0
     while True:
         patience = sites.agent_wait_seconds(waits)

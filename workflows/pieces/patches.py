@@ -72,6 +72,9 @@ EVERY_ENDING_DELIVERED = "every-ending-delivered"
 # The patch under which a PolicyRollout gives the bundle to the cluster pending once a slot is free: one skipped while
 # it waited for the slot is not given it (runs recorded before gave the one they had looked at before waiting).
 SKIP_WHILE_WAITING = "skip-while-waiting"
+# The patch under which a fleet sweep's batch names its site in the request (SweepClusters), as every request that acts
+# on clusters names where they are reached; runs begun before sent the bare list of names and routed it by hand.
+SWEEP_BATCH_TARGETED = "sweep-batch-targeted"
 SINCE_ONE_MARKER = "patches-2026-12"
 
 # Every patch released before SINCE_ONE_MARKER.
