@@ -1,6 +1,7 @@
 """What a whole run of the suite took, written by the run itself to `test-results/times.json` (docs/testing.md links
 to it rather than copying figures every commit would change): when, at which commit, how many tests passed, failed and
-were skipped, the wall time, and the slowest tests. Only a run of the whole suite writes it (no paths, `-k` or `-m`),
+were skipped, the wall time, the tests' own seconds, the slowest tests and the
+slowest files. Only a run of the whole suite writes it (no paths, `-k` or `-m`),
 and only the process that runs the session (with pytest-xdist, the controller, which hears every test's report)."""
 
 from __future__ import annotations
@@ -39,11 +40,16 @@ class RunTimes:
         except (OSError, subprocess.SubprocessError):
             commit = None
         slowest = sorted(self.durations.items(), key=lambda item: -item[1])[:SLOWEST]
+        files: Counter[str] = Counter()
+        for test, seconds in self.durations.items():
+            files[test.split("::")[0]] += seconds
+        by_file = files.most_common(SLOWEST)  # what tests/conftest.py's LONGEST_FIRST is ordered by
         figures = {"finished_at": datetime.now(UTC).isoformat(timespec="seconds"), "commit": commit,
                    "exit_status": int(exitstatus), "tests": dict(sorted(self.outcomes.items())),
                    "wall_seconds": round(time.monotonic() - self.started, 1),
                    "test_seconds": round(sum(self.durations.values()), 1),  # over the processes: their busy time
-                   "slowest": [{"test": test, "seconds": round(seconds, 1)} for test, seconds in slowest]}
+                   "slowest": [{"test": test, "seconds": round(seconds, 1)} for test, seconds in slowest],
+                   "files": [{"file": file, "seconds": round(seconds, 1)} for file, seconds in by_file]}
         target = root / "test-results" / "times.json"
         target.parent.mkdir(exist_ok=True)
         target.write_text(json.dumps(figures, indent=2) + "\n")

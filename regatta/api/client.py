@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from regatta.models.operations import OperationStatus
 from regatta.temporal.operations import OperationRefused
 
 
@@ -50,6 +51,10 @@ class ApiClient:
 
     def status(self, operation_id: str) -> dict:
         return self._call("GET", f"/v1/operations/{operation_id}")[1]
+
+    def operation(self, operation_id: str) -> OperationStatus:
+        """`status`, typed (its progress as its kind's model: `operation_catalog.progress_of`)."""
+        return OperationStatus.model_validate(self.status(operation_id))
 
     def control(self, operation_id: str, control: str, body: dict) -> dict:
         return self._call("POST", f"/v1/operations/{operation_id}/{control}", body)[1]

@@ -137,7 +137,8 @@ def environments_of(found: dict[str, Any], the: Gate, *, reading: bool = False) 
     if names:
         known = {r.name: r.environment for r in the.inventory.list_clusters() if r.name in names}
         return set(known.values()) | ({UNKNOWN_ENVIRONMENT} if set(known) != names else set())
-    if reading and progress.get("phase") == "planning" and found.get("workflow_type") in (WorkflowName.PATCH_WAVE, WorkflowName.POLICY_ROLLOUT):
+    kind = operation_catalog.by_workflow(found.get("workflow_type"))
+    if reading and kind is not None and kind.fleet_wide and progress.get("phase") == "planning":
         return set()  # still planning: it shows no cluster yet, so any reader may see that it plans
     return {UNKNOWN_ENVIRONMENT}
 

@@ -13,10 +13,11 @@ the one definition of an ended run's phase.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import computed_field, model_validator
+from pydantic import ConfigDict, Field, computed_field, model_validator
 
 from regatta.models.base import Model
 
@@ -125,3 +126,28 @@ class Reported(Model):
         """Its fields as a run keeps them (its memo, what it hands its next run): without the computed condition, so
         a worker of the release before conditions reads them too."""
         return self.model_dump(mode="json", exclude={"condition"})
+
+
+class OperationStatus(Model):
+    """Where one operation stands, typed for a client: what `regatta.temporal.operations.status`,
+    `GET /v1/operations/{id}` and `regatta op status --output json` answer. `progress` is the operation's answer as its
+    kind writes it; `regatta.rules.operation_catalog.progress_of` reads it into its kind's model. Keys a newer release
+    adds are read past."""
+
+    model_config = ConfigDict(extra="ignore", defer_build=True)
+
+    operation_id: str
+    run_id: str | None = None
+    workflow_type: str
+    status: str = Field(description="Temporal's: RUNNING, COMPLETED, FAILED, CANCELED, TERMINATED, TIMED_OUT, ...")
+    started: datetime | None = None
+    closed: datetime | None = None
+    cluster: str | None = None
+    environment: str | None = None
+    progress: dict[str, Any] | None = None
+    failure: str | None = Field(default=None, description="why the run failed, in its own words")
+    outcome: str | None = Field(default=None, description="what an ended run came to (succeeded, aborted, ...)")
+    succeeded: bool | None = Field(default=None, description="null while it runs, or when its outcome is unknown")
+    condition: Condition | None = None
+    progress_error: str | None = Field(default=None, description="why no progress could be read (no worker answered)")
+    result_error: str | None = None

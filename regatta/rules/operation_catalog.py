@@ -42,7 +42,7 @@ from regatta.models import (
     ProvisionClusterResult,
 )
 from regatta.models.disaster_recovery import ClusterHoldInput, ClusterHoldProgress, ClusterHoldResult
-from regatta.models.operations import Control, Reported, WorkflowName
+from regatta.models.operations import Control, OperationStatus, Reported, WorkflowName
 from regatta.models.placement import (
     EvacuateClusterInput,
     EvacuateClusterProgress,
@@ -194,3 +194,9 @@ def typed_progress(workflow: str | None, progress: Any) -> Reported | None:
         return entry.progress.model_validate(progress)
     except ValueError:
         return None
+
+
+def progress_of(status: OperationStatus) -> Reported | None:
+    """An operation's progress as its kind's model (a ClusterUpgradeProgress, a PatchWaveProgress, ...), or None when
+    it has none yet, its kind is not Regatta's, or it does not fit (a worker of another release)."""
+    return typed_progress(status.workflow_type, status.progress)

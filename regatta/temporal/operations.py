@@ -27,6 +27,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from regatta.models import ClusterRecord
+from regatta.models.operations import OperationStatus
 from regatta.models.search_attributes import CLUSTER, ENVIRONMENT, FINAL_PROGRESS_MEMO, TICKET, operation_tags
 from regatta.rules import operation_catalog, outcomes, suggestions
 from regatta.settings import Settings
@@ -175,6 +176,33 @@ async def status(settings: Settings, operation_id: str, *, suggest: bool = False
         while len(_ended_runs) > ENDED_RUNS_KEPT:
             _ended_runs.popitem(last=False)
     return _judged(result)
+
+
+async def operation(settings: Settings, operation_id: str, *, suggest: bool = False) -> OperationStatus:
+    """`status`, typed: an OperationStatus, its progress read into its kind's model by
+    `operation_catalog.progress_of`."""
+    return OperationStatus.model_validate(await status(settings, operation_id, suggest=suggest))
+
+
+async def result(settings: Settings, operation_id: str) -> BaseModel:
+    """An operation's result as its kind's model (a ClusterUpgradeResult, a PatchWaveResult, ...), waiting while it
+    runs. A run that failed raises OperationFailed with its cause; an operation that does not exist, OperationRefused."""
+    client = await connect(settings)
+    handle = client.get_workflow_handle(operation_id)
+    try:
+        described = await handle.describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise await no_such_operation(client, operation_id, suggest=False) from None
+        raise
+    entry = operation_catalog.by_workflow(described.workflow_type)
+    if entry is None:
+        raise OperationRefused(f"{operation_id} is a {described.workflow_type}, not an operation Regatta runs")
+    try:
+        returned: BaseModel = await client.get_workflow_handle(operation_id, result_type=entry.result).result()
+    except WorkflowFailureError as error:
+        raise OperationFailed(f"{operation_id} failed: {cause_of(error)}") from None
+    return returned
 
 
 async def ended_outcome(client: Any, operation_id: str, run_id: str, status_name: str) -> str | None:

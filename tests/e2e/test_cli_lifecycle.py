@@ -204,6 +204,19 @@ async def test_the_cli_goes_through_the_api_as_its_token_when_told_to(queue_sett
     assert f"started cluster-{staging} over the API" in started.stdout and "succeeded" in started.stdout
     status = await regatta(queue_settings, "op", "status", f"cluster-{staging}", "--output", "json", env=env)
     assert status.returncode == 0 and json.loads(status.stdout)["progress"]["phase"] == "succeeded"
+    # A script's typed view of the same: the API client's status and the operation's result, as their kind's models.
+    from regatta.api.client import ApiClient
+    from regatta.models import ClusterUpgradeProgress, ClusterUpgradeResult
+    from regatta.rules.operation_catalog import progress_of
+    from regatta.temporal.operations import result
+
+    typed = await asyncio.to_thread(ApiClient(served_api, secret).operation, f"cluster-{staging}")
+    progress = progress_of(typed)
+    assert isinstance(progress, ClusterUpgradeProgress) and progress.phase == "succeeded", typed
+    assert typed.succeeded is True and typed.condition is not None and typed.condition.state == "succeeded"
+    assert typed.started is not None and typed.closed is not None and typed.closed >= typed.started
+    ended = await result(queue_settings, f"cluster-{staging}")
+    assert isinstance(ended, ClusterUpgradeResult) and ended.outcome == "succeeded", ended
     assert {r.requested_by for r in inventory.audit(cluster=staging)} == {name}  # the token is who asked
     listed = await regatta(queue_settings, "op", "list", "--limit", "1000", "--output", "json", env=env)
     assert listed.returncode == 0, listed.stderr  # refused over the API before GET /v1/operations

@@ -6,7 +6,9 @@ control as an Update; the API starts and steers what the catalog says it does, t
 from __future__ import annotations
 
 import importlib
+import json
 import typing
+from datetime import UTC, datetime
 from typing import Any, get_args
 
 import pytest
@@ -17,7 +19,15 @@ from temporalio.workflow import _Definition
 from regatta.api.operations import CONTROL_OUTCOME, Kind, Steer
 from regatta.cli import app
 from regatta.cli.render import HEADLINES, render_status
-from regatta.models.operations import ENDED_PHASES, Condition, Control, WorkflowName, condition_of, ended
+from regatta.models.operations import (
+    ENDED_PHASES,
+    Condition,
+    Control,
+    OperationStatus,
+    WorkflowName,
+    condition_of,
+    ended,
+)
 from regatta.rules import operation_catalog
 from regatta.rules.operation_catalog import CATALOG, CONTROL_COMMANDS, CONTROL_ROUTES, OperationKind
 from workers.main import WORKFLOWS
@@ -98,6 +108,24 @@ def test_op_status_renders_every_kind_by_its_kind_with_its_condition(entry: Oper
     assert expected in shown, shown
     if entry.kind in ("wave", "policy"):  # its stages' table, drawn by kind
         assert "STAGE" in shown and "APPROVED BY" in shown, shown
+
+
+@pytest.mark.parametrize("entry", CATALOG, ids=lambda e: e.kind)
+def test_a_clients_status_reads_back_typed_with_its_kinds_progress(entry: OperationKind):
+    """What the API answers (its times written as str() writes them) read by a client into an OperationStatus, and its
+    progress into the kind's model; a key a newer release adds is read past."""
+    progress = _example_progress(entry)
+    answered = json.loads(json.dumps({
+        "operation_id": "op-1", "run_id": "r1", "workflow_type": str(entry.workflow), "status": "COMPLETED",
+        "started": datetime(2026, 12, 8, 1, 0, tzinfo=UTC), "closed": datetime(2026, 12, 8, 1, 5, tzinfo=UTC),
+        "cluster": None, "environment": "prod", "progress": progress.model_dump(mode="json"), "failure": None,
+        "outcome": "succeeded", "succeeded": True, "condition": progress.condition.model_dump(), "added_later": 1,
+    }, default=str))
+    status = OperationStatus.model_validate(answered)
+    assert status.closed is not None and status.started is not None and (status.closed - status.started).seconds == 300
+    typed = operation_catalog.progress_of(status)
+    assert type(typed) is entry.progress and typed.condition == progress.condition
+    assert operation_catalog.progress_of(status.model_copy(update={"progress": None})) is None
 
 
 def test_a_progress_answer_reads_back_with_its_condition_computed_again():

@@ -15,8 +15,8 @@ import pytest
 
 import activities
 from regatta.models import Activity, ClusterRef, SweepClusters
-from regatta.models.policy import GiveBundle, SweepDrift, WithdrawBundle
 from regatta.models.fleet import Targeted, TargetsAtSite, TargetsByRef
+from regatta.models.policy import GiveBundle, SweepDrift, WithdrawBundle
 from regatta.rules.sites import runs_at_site
 from workflows.pieces.calls import site_of
 
