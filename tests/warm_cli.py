@@ -9,8 +9,9 @@ rich consoles read COLUMNS then, so the child builds them again in its own envir
 a terminal (the tour, `regatta dev`, piped output) still start `regatta` cold.
 
 Run as a script it is the server: a JSON request per line on stdin ({"id", "args", "env", "cwd", "stdout", "stderr"},
-the last two files the child writes), a JSON line on stdout when a child starts ({"id", "pid"}) and when it ends
-({"id", "rc"}). It leaves when its stdin closes (the test process ended).
+the last two files the child writes; or {"kill": id}, a command its test gave up on), a JSON line on stdout when a
+child starts ({"id", "pid"}) and when it ends ({"id", "rc"}). It leaves when its stdin closes (the test process
+ended), killing what still runs; a child dies with it in any case (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -18,14 +19,17 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import ctypes
 import itertools
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import traceback
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -37,50 +41,80 @@ def _serve() -> None:
     import regatta.api.client  # what commands import when they run: the API client, Temporal's
     import regatta.temporal.operations  # noqa: F401
 
-    children: dict[int, str] = {}
+    children: dict[int, str] = {}  # pid → the request's id
     waiting = b""
-    while True:
-        readable, _, _ = select.select([0], [], [], 0.01 if children else None)
-        if readable:
-            chunk = os.read(0, 1 << 16)
-            if not chunk:
-                return
-            waiting += chunk
-            while b"\n" in waiting:
-                line, waiting = waiting.split(b"\n", 1)
-                request = json.loads(line)
-                pid = os.fork()
+    try:
+        while True:
+            readable, _, _ = select.select([0], [], [], 0.01 if children else None)
+            if readable:
+                chunk = os.read(0, 1 << 16)
+                if not chunk:
+                    return  # the test process has gone: so do its commands (below)
+                waiting += chunk
+                while b"\n" in waiting:
+                    line, waiting = waiting.split(b"\n", 1)
+                    request = json.loads(line)
+                    if "kill" in request:  # a command its test gave up on: killed here, where its pid is still ours
+                        for pid, key in children.items():
+                            if key == request["kill"]:
+                                os.kill(pid, signal.SIGKILL)
+                        continue
+                    pid = os.fork()
+                    if pid == 0:
+                        _child(request)
+                    children[pid] = request["id"]
+                    os.write(1, (json.dumps({"id": request["id"], "pid": pid}) + "\n").encode())
+            while children:
+                pid, status = os.waitpid(-1, os.WNOHANG)
                 if pid == 0:
-                    try:
-                        _run(request)
-                    finally:
-                        os._exit(70)  # the entry point exits itself: reaching here means it could not start
-                children[pid] = request["id"]
-                os.write(1, (json.dumps({"id": request["id"], "pid": pid}) + "\n").encode())
-        while children:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-            if pid == 0:
-                break
-            os.write(1, (json.dumps({"id": children.pop(pid), "rc": os.waitstatus_to_exitcode(status)}) + "\n").encode())
+                    break
+                os.write(1, (json.dumps({"id": children.pop(pid), "rc": os.waitstatus_to_exitcode(status)}) + "\n").encode())
+    finally:
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+        for pid in children:
+            os.waitpid(pid, 0)
 
 
-def _run(request: dict) -> None:
-    """In the child: become the command's process, then run the entry point (which never returns)."""
-    os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
-        target = os.open(path, os.O_WRONLY | os.O_TRUNC)
-        os.dup2(target, fd)
-        os.close(target)
-    from regatta.cli import main, render
+def _child(request: dict) -> None:
+    """In the child: become the command's process, then run the entry point, which exits with the command's code.
+    What it raises besides is printed as a cold start prints it, exit code 1. It dies with the server."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: not outliving the server
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
+            target = os.open(path, os.O_WRONLY | os.O_TRUNC)
+            os.dup2(target, fd)
+            os.close(target)
+        from regatta.cli import main, render
 
-    render.console.__init__()  # type: ignore[misc]  # built at import, from the server's COLUMNS: the command's own
-    render.errors.__init__(stderr=True)  # type: ignore[misc]
-    sys.argv = ["regatta", *request["args"]]
-    main()
+        render.console.__init__()  # type: ignore[misc]  # built at import, from the server's COLUMNS: the command's own
+        render.errors.__init__(stderr=True)  # type: ignore[misc]
+        sys.argv = ["regatta", *request["args"]]
+        main()
+    except BaseException:  # noqa: BLE001 - anything main() did not turn into an exit code: shown, then exit 1
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
+
+
+class _Server:
+    """One server process and what it has not answered yet."""
+
+    def __init__(self) -> None:
+        root = Path(__file__).resolve().parent.parent
+        self.process = subprocess.Popen([sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+        self.started: dict[str, Future[int]] = {}
+        self.ended: dict[str, Future[int]] = {}
+        atexit.register(self.process.kill)
 
 
 class WarmCli:
@@ -89,70 +123,73 @@ class WarmCli:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._ids = itertools.count()
-        self._started: dict[str, Future[int]] = {}
-        self._ended: dict[str, Future[int]] = {}
-        self._server: subprocess.Popen[bytes] | None = None
+        self._server: _Server | None = None
 
-    def _ensure(self) -> subprocess.Popen[bytes]:
-        if self._server is None or self._server.poll() is not None:
-            root = Path(__file__).resolve().parent.parent
-            self._server = subprocess.Popen([sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                            cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
-            threading.Thread(target=self._read, args=(self._server,), daemon=True).start()
-            atexit.register(self._server.kill)
-        return self._server
-
-    def _read(self, server: subprocess.Popen[bytes]) -> None:
-        assert server.stdout is not None
-        for line in server.stdout:
+    def _read(self, server: _Server) -> None:
+        assert server.process.stdout is not None
+        for line in server.process.stdout:
             said = json.loads(line)
             with self._lock:
-                pending = self._started.pop(said["id"]) if "pid" in said else self._ended.pop(said["id"])
-            pending.set_result(said.get("pid", said.get("rc")))
+                pending = server.started.pop(said["id"], None) if "pid" in said else server.ended.pop(said["id"], None)
+            if pending is not None and not pending.done():  # one its caller gave up on is done (cancelled) already
+                pending.set_result(said.get("pid", said.get("rc")))
         with self._lock:  # the server died: whatever it had not answered never will be
-            for pending in [*self._started.values(), *self._ended.values()]:
-                pending.set_exception(RuntimeError("the warm regatta server ended"))
-            self._started.clear()
-            self._ended.clear()
+            for pending in [*server.started.values(), *server.ended.values()]:
+                if not pending.done():
+                    pending.set_exception(RuntimeError("the warm regatta server ended"))
+            server.started.clear()
+            server.ended.clear()
 
-    def _submit(self, args: list[str], env: dict[str, str], scratch: str) -> tuple[Future[int], Future[int]]:
+    def _send(self, server: _Server, request: dict) -> None:
+        assert server.process.stdin is not None
+        server.process.stdin.write((json.dumps(request) + "\n").encode())
+        server.process.stdin.flush()
+
+    def _submit(self, args: list[str], env: dict[str, str], scratch: str) -> tuple[str, Future[int], Future[int]]:
         key = str(next(self._ids))
         started, ended = Future[int](), Future[int]()
         with self._lock:
-            server = self._ensure()
-            self._started[key], self._ended[key] = started, ended
-            assert server.stdin is not None
-            server.stdin.write((json.dumps({"id": key, "args": args, "env": env, "cwd": os.getcwd(),
-                                            "stdout": f"{scratch}/stdout", "stderr": f"{scratch}/stderr"}) + "\n").encode())
-            server.stdin.flush()
-        return started, ended
+            if self._server is None or self._server.process.poll() is not None:
+                self._server = _Server()
+                threading.Thread(target=self._read, args=(self._server,), daemon=True).start()
+            self._server.started[key], self._server.ended[key] = started, ended
+            self._send(self._server, {"id": key, "args": args, "env": env, "cwd": os.getcwd(),
+                                      "stdout": f"{scratch}/stdout", "stderr": f"{scratch}/stderr"})
+        return key, started, ended
+
+    def _give_up(self, key: str) -> None:
+        """Kill a command its caller stopped waiting for (a timeout, a cancelled test)."""
+        with self._lock:
+            if self._server is not None and self._server.process.poll() is None:
+                self._send(self._server, {"kill": key})
 
     @staticmethod
     def _printed(args: list[str], code: int, scratch: str) -> subprocess.CompletedProcess:
-        return subprocess.CompletedProcess(["regatta", *args], code, Path(scratch, "stdout").read_text(),
-                                           Path(scratch, "stderr").read_text())
+        return subprocess.CompletedProcess(["regatta", *args], code,
+                                           Path(scratch, "stdout").read_text(encoding="utf-8", errors="replace"),
+                                           Path(scratch, "stderr").read_text(encoding="utf-8", errors="replace"))
 
     async def run(self, args: list[str], env: dict[str, str], *, timeout: float) -> subprocess.CompletedProcess:
         """`regatta ARGS` in the environment `env`, awaited without blocking the loop; killed after `timeout`."""
         with _scratch() as scratch:
-            started, ended = self._submit(args, env, scratch)
-            pid = await asyncio.wrap_future(started)
+            key, started, ended = self._submit(args, env, scratch)
             try:
+                await asyncio.wait_for(asyncio.wrap_future(started), timeout=30)
                 code = await asyncio.wait_for(asyncio.wrap_future(ended), timeout=timeout)
-            except TimeoutError:
-                os.kill(pid, 9)
+            except BaseException:
+                self._give_up(key)
                 raise
             return self._printed(args, code, scratch)
 
     def run_now(self, args: list[str], env: dict[str, str], *, timeout: float) -> subprocess.CompletedProcess:
         """The same for a test that is not a coroutine: this thread waits."""
         with _scratch() as scratch:
-            started, ended = self._submit(args, env, scratch)
-            pid = started.result(timeout=30)
+            key, started, ended = self._submit(args, env, scratch)
             try:
+                started.result(timeout=30)
                 code = ended.result(timeout=timeout)
-            except TimeoutError:
-                os.kill(pid, 9)
+            except BaseException:
+                self._give_up(key)
                 raise
             return self._printed(args, code, scratch)
 
