@@ -19,7 +19,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.pieces.calls import ClusterCalls, call, call_inventory, look_up_cluster, request_token
-from workflows.pieces.controls import refuse_a_second_abort, refuse_when_ended
+from workflows.pieces.controls import PauseAndAbort
 from workflows.pieces.failures import stop_of
 from workflows.pieces.final_progress import keep_final_progress
 from workflows.pieces.fleet_clock import FleetClock
@@ -61,6 +61,7 @@ class ClusterRollback:
         self.trail = Trail(operation=WorkflowName.CLUSTER_ROLLBACK, cluster=lambda: self.input.cluster, state=lambda: self.state,
                            asking=self.input)
         self.clock = FleetClock()
+        self.controls = PauseAndAbort(trail=self.trail, state=lambda: self.state, what="rollback")
 
     @workflow.query
     def progress(self) -> ClusterRollbackProgress:
@@ -68,39 +69,30 @@ class ClusterRollback:
 
     @workflow.update
     async def pause(self, request: PauseInput) -> ClusterRollbackProgress:
-        self.state.paused, self.state.pause_reason = True, request.reason or None
-        await self.trail.record("pause", "paused", f"by {request.requested_by}: {request.reason}".rstrip(": "))
+        await self.controls.pause(request)
         return self.state
 
     @pause.validator
     def validate_pause(self, request: PauseInput) -> None:
-        refuse_when_ended(self.state.phase, verb="pause", what="rollback")
-        if self.state.paused:
-            raise ApplicationError("the rollback is already paused; resume it or abort it", type=ErrorType.ALREADY_PAUSED)
-        refuse_a_second_abort(self.state.abort_requested)
+        self.controls.validate_pause(request)
 
     @workflow.update
     async def resume(self, request: ResumeInput) -> ClusterRollbackProgress:
-        self.state.paused, self.state.pause_reason = False, None
-        await self.trail.record("resume", "resumed", f"by {request.requested_by}")
+        await self.controls.resume(request)
         return self.state
 
     @resume.validator
     def validate_resume(self, request: ResumeInput) -> None:
-        refuse_when_ended(self.state.phase, verb="resume", what="rollback")
-        if not self.state.paused:
-            raise ApplicationError("the rollback is not paused; there is nothing to resume", type=ErrorType.NOT_PAUSED)
+        self.controls.validate_resume(request)
 
     @workflow.update
     async def abort(self, request: AbortInput) -> ClusterRollbackProgress:
-        self.state.abort_requested, self.state.abort_reason = True, request.reason or None
-        await self.trail.record("abort", "abort_requested", f"by {request.requested_by}: {request.reason}".rstrip(": "))
+        await self.controls.abort(request)
         return self.state
 
     @abort.validator
     def validate_abort(self, request: AbortInput) -> None:
-        refuse_when_ended(self.state.phase, verb="abort", what="rollback")
-        refuse_a_second_abort(self.state.abort_requested)
+        self.controls.validate_abort(request)
 
     def waiting_for_agent(self, text: str | None) -> None:
         self.state.waiting_for = text
@@ -117,12 +109,7 @@ class ClusterRollback:
 
     async def _hold_or_stop(self) -> bool:
         """Between steps: wait while paused; say whether an abort asked us to stop here."""
-        if self.state.paused and not self.state.abort_requested:
-            step = self.state.step
-            self.state.step = f"paused before: {step}"
-            await workflow.wait_condition(lambda: not self.state.paused or self.state.abort_requested)
-            self.state.step = step
-        return self.state.abort_requested
+        return await self.controls.hold_while_paused()
 
     async def _preflight(self) -> rollback.RollbackScope:
         self.trail.step("preflight", "reading the control plane, its last version change, node pools, nodes and budgets")

@@ -33,7 +33,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.pieces.calls import ClusterCalls, call, call_inventory, look_up_cluster, request_token
 from workflows.pieces.controller_rollout import ControllerRollout
-from workflows.pieces.controls import refuse_a_second_abort, refuse_when_ended
+from workflows.pieces.controls import PauseAndAbort, refuse_when_ended
 from workflows.pieces.drain_escalation import EscalationLadder
 from workflows.pieces.failures import stop_of
 from workflows.pieces.final_progress import keep_final_progress
@@ -125,6 +125,7 @@ class ClusterUpgrade:
         self.escalation = EscalationLadder(request=self.input, state=self.state, clock=self.clock, trail=self.trail,
                                            ref=self._ref)
         self.controller = ControllerRollout(ref=lambda: self.ref, state=self.state, trail=self.trail)
+        self.controls = PauseAndAbort(trail=self.trail, state=lambda: self.state, what="upgrade", hold=self.controller.hold)
 
     # ------------------------------------------------------------------ queries and updates
 
@@ -134,35 +135,23 @@ class ClusterUpgrade:
 
     @workflow.update
     async def pause(self, request: PauseInput) -> ClusterUpgradeProgress:
-        self.state.paused = True
-        self.state.pause_reason = request.reason or None
-        await self.trail.record("pause", "paused", f"by {request.requested_by}: {request.reason}".rstrip(": "))
-        await self.controller.hold(hold=True)
+        await self.controls.pause(request)
         return self.state
 
     @pause.validator
     def validate_pause(self, request: PauseInput) -> None:
-        refuse_when_ended(self.state.phase, verb="pause", what="upgrade")
+        self.controls.refuse_when_finished("pause")
         self.kept.refuse_while_active("pause")
-        if self.state.paused:
-            raise ApplicationError("the upgrade is already paused; resume it or abort it", type=ErrorType.ALREADY_PAUSED)
-        if self.state.abort_requested:
-            raise ApplicationError("an abort is already under way", type=ErrorType.ABORT_REQUESTED)
+        self.controls.validate_pause(request)
 
     @workflow.update
     async def resume(self, request: ResumeInput) -> ClusterUpgradeProgress:
-        self.state.paused = False
-        self.state.pause_reason = None
-        await self.trail.record("resume", "resumed", f"by {request.requested_by}")
-        await self.controller.hold(hold=False)
+        await self.controls.resume(request)
         return self.state
 
     @resume.validator
     def validate_resume(self, request: ResumeInput) -> None:
-        refuse_when_ended(self.state.phase, verb="resume", what="upgrade")
-        if not self.state.paused or self.state.abort_requested:  # an abort is not undone by a resume
-            raise ApplicationError("the upgrade is not paused (or is stopping); there is nothing to resume",
-                                   type=ErrorType.ABORT_REQUESTED if self.state.abort_requested else ErrorType.NOT_PAUSED)
+        self.controls.validate_resume(request)
 
     @workflow.update
     async def approve(self, request: ApproveInput) -> ClusterUpgradeProgress:
@@ -177,14 +166,14 @@ class ClusterUpgrade:
 
     @workflow.update
     async def abort(self, request: AbortInput) -> ClusterUpgradeProgress:
-        await self._request_abort(request)
+        await self.controls.abort(request)
         return self.state
 
     @abort.validator
     def validate_abort(self, request: AbortInput) -> None:
-        refuse_when_ended(self.state.phase, verb="abort", what="upgrade")
+        self.controls.refuse_when_finished("abort")
         self.kept.refuse_while_active("abort")
-        refuse_a_second_abort(self.state.abort_requested)
+        self.controls.validate_abort(request)
 
     @workflow.update
     async def go_back(self, request: GoBackInput) -> ClusterUpgradeProgress:
@@ -202,13 +191,7 @@ class ClusterUpgrade:
         send it an Update, so this is the `abort` Update's twin without the validator: an upgrade
         that has ended or is already stopping has nothing to do."""
         if not ended(self.state.phase) and not self.state.abort_requested:
-            await self._request_abort(request)
-
-    async def _request_abort(self, request: AbortInput) -> None:
-        self.state.abort_requested = True
-        self.state.abort_reason = request.reason or None
-        await self.trail.record("abort", "abort_requested", f"by {request.requested_by}: {request.reason}".rstrip(": "))
-        await self.controller.hold(hold=True, stop=True)
+            await self.controls.abort(request)
 
     def waiting_for_agent(self, text: str | None) -> None:
         """Called by the site calls (workflows/pieces/calls.py) while the cluster's site agent is away."""
@@ -241,11 +224,7 @@ class ClusterUpgrade:
     async def _hold_or_stop(self) -> bool:
         """Between steps: wait while paused, and while outside every maintenance window (or in a
         freeze); say whether an abort asked us to stop here."""
-        if self.state.paused and not self.state.abort_requested:
-            step = self.state.step
-            self.state.step = f"paused before: {step}"
-            await workflow.wait_condition(lambda: not self.state.paused or self.state.abort_requested)
-            self.state.step = step
+        await self.controls.hold_while_paused()
         if (self.input.maintenance_windows or self.input.freezes) and not self.state.abort_requested:
             await self._wait_for_window()
         return self.state.abort_requested

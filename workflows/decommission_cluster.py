@@ -22,7 +22,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 from workflows.pieces.calls import ClusterCalls, call, request_token
-from workflows.pieces.controls import refuse_a_second_abort, refuse_own_approval
+from workflows.pieces.controls import refuse_a_second_abort, refuse_own_approval, take_abort
 from workflows.pieces.inputs import check_start, parse_input, tag
 from workflows.pieces.patches import FIRST_POOL_WITH_CLUSTER, patched
 from workflows.pieces.trail import Trail
@@ -79,9 +79,7 @@ class DecommissionCluster:
 
     @workflow.update
     async def abort(self, request: AbortInput) -> DecommissionClusterProgress:
-        self.state.abort_requested = True
-        self.state.abort_reason = request.reason or None
-        await self.trail.record("abort", "abort_requested", f"by {request.requested_by}: {request.reason}".rstrip(": "))
+        await take_abort(self.state, self.trail, request)
         return self.state
 
     @abort.validator

@@ -24,7 +24,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.pieces.calls import call, call_or_refuse
+from workflows.pieces.calls import call, call_or_refuse, site_of
 from workflows.pieces.inputs import check_start, parse_input, tag
 from workflows.pieces.trail import Trail
 
@@ -63,10 +63,11 @@ class MoveWorkloads:
 
     # ------------------------------------------------------------------ steps
 
-    def _lost_at(self, site: str | None) -> dict:
-        """Where a call to a cluster that may be lost goes: its site's agent, for a cluster at one, and an agent that
-        does not pick it up within lost_after_seconds counts as the cluster lost (a call to a site otherwise waits
-        for its agent as long as it takes)."""
+    def _lost_at(self, activity: Activity, request: GiveBundle | WithdrawBundle) -> dict:
+        """Where a call to a cluster that may be lost goes: where its request says the cluster is reached (`site_of`,
+        as every call), and an agent that does not pick it up within lost_after_seconds counts as the cluster lost (a
+        call to a site otherwise waits for its agent as long as it takes)."""
+        site = site_of(activity, request)
         if site is None:
             return {}
         return {"task_queue": sites.site_task_queue(workflow.info().task_queue, site),
@@ -86,7 +87,7 @@ class MoveWorkloads:
         if may_be_lost:
             await workflow.execute_activity(Activity.GIVE_BUNDLE, request, result_type=GiveReport,
                                             start_to_close_timeout=timeout, heartbeat_timeout=heartbeat,
-                                            retry_policy=LEAVING_MAY_BE_LOST, **self._lost_at(site))
+                                            retry_policy=LEAVING_MAY_BE_LOST, **self._lost_at(Activity.GIVE_BUNDLE, request))
         else:
             await call(Activity.GIVE_BUNDLE, request, GiveReport, timeout=timeout.total_seconds(),
                        heartbeat=heartbeat.total_seconds())
@@ -204,7 +205,7 @@ class MoveWorkloads:
                 if self.input.unreachable_ok:
                     await workflow.execute_activity(Activity.WITHDRAW_BUNDLE, request, result_type=list[str],
                                                     start_to_close_timeout=timedelta(seconds=120),
-                                                    retry_policy=LEAVING_MAY_BE_LOST, **self._lost_at(site))
+                                                    retry_policy=LEAVING_MAY_BE_LOST, **self._lost_at(Activity.WITHDRAW_BUNDLE, request))
                 else:
                     await call(Activity.WITHDRAW_BUNDLE, request, list[str], timeout=120)
             except ActivityError:

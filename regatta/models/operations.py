@@ -128,6 +128,17 @@ class Reported(Model):
         return self.model_dump(mode="json", exclude={"condition"})
 
 
+class AnsweredCondition(Model):
+    """A condition as a client reads it from an answer: a state or a key a newer release adds is read, not refused."""
+
+    model_config = ConfigDict(extra="ignore", defer_build=True)
+
+    state: str
+    reason: str
+    message: str = ""
+    ended: bool
+
+
 class OperationStatus(Model):
     """Where one operation stands, typed for a client: what `regatta.temporal.operations.status`,
     `GET /v1/operations/{id}` and `regatta op status --output json` answer. `progress` is the operation's answer as its
@@ -148,6 +159,6 @@ class OperationStatus(Model):
     failure: str | None = Field(default=None, description="why the run failed, in its own words")
     outcome: str | None = Field(default=None, description="what an ended run came to (succeeded, aborted, ...)")
     succeeded: bool | None = Field(default=None, description="null while it runs, or when its outcome is unknown")
-    condition: Condition | None = None
+    condition: AnsweredCondition | None = None
     progress_error: str | None = Field(default=None, description="why no progress could be read (no worker answered)")
     result_error: str | None = None

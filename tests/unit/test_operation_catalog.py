@@ -126,6 +126,9 @@ def test_a_clients_status_reads_back_typed_with_its_kinds_progress(entry: Operat
     typed = operation_catalog.progress_of(status)
     assert type(typed) is entry.progress and typed.condition == progress.condition
     assert operation_catalog.progress_of(status.model_copy(update={"progress": None})) is None
+    newer = OperationStatus.model_validate({**answered, "condition": {**answered["condition"], "state": "hibernating",
+                                                                       "since": "later"}})
+    assert newer.condition is not None and newer.condition.state == "hibernating"
 
 
 def test_a_progress_answer_reads_back_with_its_condition_computed_again():

@@ -16,7 +16,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 from workflows.pieces.calls import call, call_or_refuse
-from workflows.pieces.controls import refuse_a_second_abort, refuse_own_approval
+from workflows.pieces.controls import refuse_a_second_abort, refuse_own_approval, take_abort
 from workflows.pieces.failures import stop_of
 from workflows.pieces.inputs import check_start, parse_input
 from workflows.pieces.trail import Trail
@@ -94,9 +94,7 @@ class Recovery(Generic[Request]):
                             what=self.trail.operation, approved_by=self.state.approved_by)
 
     async def abort(self, request: AbortInput) -> None:
-        self.state.abort_requested = True
-        self.state.abort_reason = request.reason or None
-        await self.trail.record("abort", "abort_requested", f"by {request.requested_by}: {request.reason}".rstrip(": "))
+        await take_abort(self.state, self.trail, request)
 
     def validate_abort(self, request: AbortInput) -> None:
         if self.state.phase in PAST_RETURN:

@@ -1,5 +1,5 @@
 """The controls a staged fleet operation answers — a PatchWave, a PolicyRollout: pause and resume
-(nothing new starts while paused), abort (nothing new starts), approve the stage that waits (a
+(nothing new starts while paused), abort (nothing new starts), as every operation takes them (`PauseAndAbort`), approve the stage that waits (a
 second person, naming the stage if they like), and the words every refusal uses. Each accepted
 control is an audit line. The workflow keeps its own `@workflow.update` handlers (Temporal finds
 them on the class) and hands their work to this object.
@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
-from workflows.pieces.controls import refuse_a_second_abort, refuse_own_approval, refuse_when_ended
+from workflows.pieces.controls import PauseAndAbort, refuse_own_approval, refuse_when_ended
 from workflows.pieces.trail import Trail
 
 with workflow.unsafe.imports_passed_through():
@@ -25,6 +25,7 @@ class Steered(Protocol):
     """The state fields the controls read and set."""
 
     phase: Any
+    step: str
     stage: str | None
     paused: bool
     pause_reason: str | None
@@ -40,6 +41,7 @@ class StageControls:
         self.what = what  # "wave", "rollout": how the refusals name the operation
         self.ended_type = ended_type
         self.requested_by = requested_by
+        self.pausing = PauseAndAbort(trail=trail, state=state, what=what, refuse_when_finished=self.refuse_when_finished)
 
     @property
     def state(self) -> Steered:
@@ -50,30 +52,22 @@ class StageControls:
                           words=f"cannot {verb} the {self.what}: it has {self.state.phase}")
 
     async def pause(self, request: PauseInput) -> None:
-        self.state.paused, self.state.pause_reason = True, request.reason or None
-        await self.trail.record("pause", "paused", f"by {request.requested_by}: {request.reason}".rstrip(": "))
+        await self.pausing.pause(request)
 
     def validate_pause(self, request: PauseInput) -> None:
-        self.refuse_when_finished("pause")
-        if self.state.paused:
-            raise ApplicationError(f"the {self.what} is already paused", type=ErrorType.ALREADY_PAUSED)
+        self.pausing.validate_pause(request)
 
     async def resume(self, request: ResumeInput) -> None:
-        self.state.paused, self.state.pause_reason = False, None
-        await self.trail.record("resume", "resumed", f"by {request.requested_by}")
+        await self.pausing.resume(request)
 
     def validate_resume(self, request: ResumeInput) -> None:
-        self.refuse_when_finished("resume")
-        if not self.state.paused:
-            raise ApplicationError(f"the {self.what} is not paused", type=ErrorType.NOT_PAUSED)
+        self.pausing.validate_resume(request)
 
     async def abort(self, request: AbortInput) -> None:
-        self.state.abort_requested, self.state.abort_reason = True, request.reason or None
-        await self.trail.record("abort", "abort_requested", f"by {request.requested_by}: {request.reason}".rstrip(": "))
+        await self.pausing.abort(request)
 
     def validate_abort(self, request: AbortInput) -> None:
-        self.refuse_when_finished("abort")
-        refuse_a_second_abort(self.state.abort_requested)
+        self.pausing.validate_abort(request)
 
     async def approve(self, stage: Any, request: ApproveInput) -> None:
         """`stage` is the one waiting (its `approved_by` is set)."""
