@@ -22,15 +22,15 @@ demo: $(STAMP)
 
 # Machines check what review would: lint (ruff), types (mypy), the layers (import-linter), and the tests,
 # side by side (lint needs a core for a minute while the tests' servers start); either failing fails.
-# Five processes (pytest-xdist), a test file at a time each: most of a test's time is spent
-# waiting on servers, so five keep two cores busy (9 min 20 s against four's 9 min 42 s, 2026-12-07; seven were no
-# faster that evening, 13 min 15 s of tests against five's 13 min 30 s: the run is bound by its CPU).
-# Each has its own Temporal dev server and simulator, and scans its server's histories for credentials
-# when it ends (tests/conftest.py).
+# Eight processes (pytest-xdist), a test file at a time each: most of a test's time is spent waiting on servers,
+# timers and polls. Since the CLI's tests fork `regatta` warm (tests/warm_cli.py) the run no longer fills two cores
+# with five (137% of the CPU with seven, 2026-12-08: 9 min 58 s of tests against five's 11 min), so more wait side by
+# side. Each has its own Temporal dev server and simulator, and scans its server's histories for credentials
+# when it ends (tests/conftest.py); tests/conftest.py's LONGEST_FIRST is ordered for eight.
 test: $(STAMP) browser compose
 	@$(BIN)/python -m compileall -q regatta workflows activities workers tests benchmarks >/dev/null  # every CLI start and test process reads the bytecode, not the source
 	@$(MAKE) --no-print-directory lint & lint=$$!; \
-	$(BIN)/python -m pytest -n 5 --dist loadfile --durations=25; tests=$$?; \
+	$(BIN)/python -m pytest -n 8 --dist loadfile --durations=25; tests=$$?; \
 	wait $$lint; linted=$$?; \
 	if [ $$linted -ne 0 ]; then echo "lint failed (ruff, mypy or lint-imports: see above)"; fi; \
 	exit $$(( tests != 0 || linted != 0 ))

@@ -383,27 +383,37 @@ class WorkerProcess:
             self.process.wait(timeout=10)
 
 
-# The longest files first (their time in a full run, docs/testing.md): `make test`'s processes take a file at a
-# time in the order collected, and a long file begun last was the run's tail, one process working alone for minutes.
-# pytest-xdist (--dist loadfile) hands each process two files at the start, round robin in this order, and the next file
-# whenever one has fewer than two waiting: the five longest go first, one to each process, and the second five are short
-# ones, so that none of the long ones waits behind another (the --persist restart queued behind the tour was the run's
-# last four minutes, 2026-12-07).
-LONGEST_FIRST = ("tests/e2e/test_tour.py", "tests/e2e/test_dev_persist.py", "tests/e2e/test_cli_lifecycle.py",
-                 "tests/e2e/test_cli.py", "tests/e2e/test_cli_schedules.py",
-                 "tests/e2e/test_fleet_snapshot.py", "tests/e2e/test_rehearsals.py", "tests/e2e/test_dev.py",
-                 "tests/e2e/test_drift.py", "tests/e2e/test_access_grant_expiry.py",
-                 "tests/e2e/test_policy_cli.py", "tests/integration/test_patch_wave.py", "tests/e2e/test_kubectl.py",
-                 "tests/e2e/test_cli_waves.py", "tests/integration/test_decommission.py",
-                 "tests/integration/test_api_schema.py", "tests/integration/test_own_hardware.py",
-                 "tests/integration/test_temporal_work.py", "tests/integration/test_inventory_backup.py",
-                 "tests/integration/test_window_resume.py", "tests/integration/test_worker_versioning.py",
-                 "tests/e2e/test_access_grants.py")
+# The longest files first, by their seconds in a full run (`files` in test-results/times.json, 2026-12-08): `make
+# test`'s processes take a file at a time in the order collected, and a long file begun late is the run's tail, one
+# process working alone for minutes. pytest-xdist (--dist loadfile) hands each process two files at the start, round
+# robin in this order, and the next file whenever one has fewer than two waiting. So: the eight longest first, one to
+# each of the eight processes; then the unit tests, short, second in each queue, so that no long file waits behind
+# another; then the rest longest first, each to the process that frees first.
+LONGEST_FIRST = ("tests/e2e/test_tour.py", "tests/integration/test_patch_wave.py", "tests/e2e/test_dev_persist.py",
+                 "tests/e2e/test_rehearsals.py", "tests/e2e/test_kubectl.py", "tests/e2e/test_dev.py",
+                 "tests/integration/test_replay.py", "tests/integration/test_decommission.py")
+THEN_LONGEST = ("tests/e2e/test_cli.py", "tests/e2e/test_fleet_view_browser.py", "tests/integration/test_own_hardware.py",
+                "tests/e2e/test_policy_cli.py", "tests/integration/test_inventory.py",
+                "tests/integration/test_placement.py", "tests/integration/test_disaster_recovery.py",
+                "tests/e2e/test_access_grant_expiry.py", "tests/e2e/test_cli_lifecycle.py",
+                "tests/integration/test_policy_rollout.py", "tests/integration/test_temporal_work.py",
+                "tests/integration/test_upgrade_refusals.py", "tests/e2e/test_cli_waves.py",
+                "tests/integration/test_upgrade_several_minors.py", "tests/integration/test_site_agents.py",
+                "tests/integration/test_window_resume.py", "tests/integration/test_inventory_backup.py")
+
+
+def _turn(path: str) -> int:
+    if path in LONGEST_FIRST:
+        return LONGEST_FIRST.index(path)
+    if path.startswith("tests/unit/"):
+        return len(LONGEST_FIRST)
+    if path in THEN_LONGEST:
+        return len(LONGEST_FIRST) + 1 + THEN_LONGEST.index(path)
+    return len(LONGEST_FIRST) + 1 + len(THEN_LONGEST)
 
 
 def pytest_collection_modifyitems(session, config, items):
-    first = {path: rank for rank, path in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: first.get(item.nodeid.split("::")[0], len(first)))  # stable: the rest keep their order
+    items.sort(key=lambda item: _turn(item.nodeid.split("::")[0]))  # stable: within a turn, files keep their order
 
 
 # Fixtures written beside the helpers they go with, shared by every test module under this directory (imported last:
