@@ -123,9 +123,36 @@ def _minor(version: str) -> str:
     return versions.format_version(versions.minor_version(version))
 
 
+_MODELS_PREPARED = threading.Lock()
+_models_prepared = False
+
+
+def _prepare_models() -> None:
+    """Have every AKS model class build its table of fields now, on one thread. The SDK's generated models build it
+    the first time an object of the class is made, and two threads making their first objects at once can break it
+    silently: the response then comes back as a plain dict (Azure/azure-sdk-for-python#47426, fixed in the generator
+    by microsoft/typespec#11236; the azure-mgmt-containerservice installed here builds it without a lock).
+    `regatta fleet snapshot` reads clusters eight at a time and a worker runs its activities side by side: seen as
+    "'dict' object has no attribute 'value'" reading an AKS cluster's kubeconfig. 201 classes, about 60 ms, once per
+    process."""
+    global _models_prepared
+    with _MODELS_PREPARED:
+        if _models_prepared:
+            return
+        from azure.mgmt.containerservice import models
+        from azure.mgmt.containerservice._utils.model_base import Model
+
+        for name in dir(models):
+            found = getattr(models, name)
+            if isinstance(found, type) and issubclass(found, Model):
+                Model.__new__(found)
+        _models_prepared = True
+
+
 class AksProvider:
     def __init__(self, *, endpoint_url: str | None = None, credential_site: str | None = None,
                  rate_limit: RateLimit = no_rate_limit):
+        _prepare_models()
         self.endpoint_url = endpoint_url
         self.rate_limit = rate_limit  # waits for this account's turn (regatta/clouds/rate_limits.py)
         self.credential_site = credential_site  # the site whose agent this process is (simulated credentials only)

@@ -21,6 +21,18 @@ def regatta(settings, *args: str) -> subprocess.CompletedProcess:
     return WARM.run_now(list(args), {**os.environ, **settings.as_env()}, timeout=180)
 
 
+async def promote(settings, build: str, *flags: str):
+    """`regatta deploy promote BUILD` once the server knows the build: a worker just started registers its version
+    with its first poll, and a promotion before that is refused, saying so ("does your Worker Deployment have
+    pollers?"), as it would be for an operator who promoted too soon."""
+    for _ in range(100):
+        done = await asyncio.to_thread(regatta, settings, "deploy", "promote", build, *flags)
+        if not (done.returncode == 2 and "pollers" in done.stderr):
+            return done
+        await asyncio.sleep(0.2)
+    return done
+
+
 async def build_of(handle) -> tuple[str, str]:
     info = (await handle.describe()).raw_description.workflow_execution_info.versioning_info
     from temporalio.api.enums.v1 import VersioningBehavior
@@ -35,7 +47,7 @@ async def test_a_promoted_build_takes_new_runs_while_pinned_ones_finish_on_the_b
     early = add_cluster("pinned", time_scale=0.01)  # slow enough to be running when the new build takes over
     late = add_cluster("fresh")
     async with build_worker(client, old):
-        first = await asyncio.to_thread(regatta, old, "deploy", "promote", "1.0.0", "--skip-check")
+        first = await promote(old, "1.0.0", "--skip-check")
         assert first.returncode == 0, first.stdout + first.stderr
         before = await start_upgrade(client, task_queue, early)
         for _ in range(100):
@@ -44,8 +56,7 @@ async def test_a_promoted_build_takes_new_runs_while_pinned_ones_finish_on_the_b
             await asyncio.sleep(0.1)
         assert await build_of(before) == ("1.0.0", "VERSIONING_BEHAVIOR_PINNED")
         async with build_worker(client, new):
-            promoted = await asyncio.to_thread(regatta, new, "deploy", "promote", "1.1.0", "--scope",
-                                               f"WorkflowId = '{before.id}'")
+            promoted = await promote(new, "1.1.0", "--scope", f"WorkflowId = '{before.id}'")
             # the gate replays the runs that would move: the pinned upgrade never will, so there is none here
             assert promoted.returncode == 0 and "0 open runs that would move replay on this build" in promoted.stdout, \
                 promoted.stdout + promoted.stderr
@@ -81,7 +92,7 @@ async def test_a_wave_waiting_on_its_window_across_a_promotion_finishes_on_the_n
     wave_input = wave_request(tag, [{"name": "all"}], maintenance_windows=[
         {"days": ["mon"], "start": "01:00", "duration_minutes": 120, "timezone": "UTC"}])
     async with build_worker(client, old):
-        assert (await asyncio.to_thread(regatta, old, "deploy", "promote", "2.0.0", "--skip-check")).returncode == 0
+        assert (await promote(old, "2.0.0", "--skip-check")).returncode == 0
         wave = await start_wave(client, task_queue, wave_input)
         for _ in range(300):
             progress = await wave.query("progress", result_type=PatchWaveProgress)
@@ -91,8 +102,7 @@ async def test_a_wave_waiting_on_its_window_across_a_promotion_finishes_on_the_n
         assert all(c.status == "waiting_window" for c in progress.stages[0].clusters), progress
         assert await build_of(wave) == ("2.0.0", "VERSIONING_BEHAVIOR_AUTO_UPGRADE")
         async with build_worker(client, new):
-            promoted = await asyncio.to_thread(regatta, new, "deploy", "promote", "2.1.0", "--scope",
-                                               f"WorkflowId = '{wave.id}'")
+            promoted = await promote(new, "2.1.0", "--scope", f"WorkflowId = '{wave.id}'")
             assert promoted.returncode == 0 and "1 open runs that would move replay" in promoted.stdout, \
                 promoted.stdout + promoted.stderr
             sim_clock(now="2026-12-14T01:05:00+00:00")  # Monday, inside the window
