@@ -1,7 +1,7 @@
 """What a whole run of the suite took, written by the run itself to `test-results/times.json` (docs/testing.md links
 to it rather than copying figures every commit would change): when, at which commit, how many tests passed, failed and
 were skipped, the wall time, the tests' own seconds, the slowest tests and the
-slowest files. Only a run of the whole suite writes it (no paths, `-k` or `-m`),
+slowest files, and which process ran which file when. Only a run of the whole suite writes it (no paths, `-k` or `-m`),
 and only the process that runs the session (with pytest-xdist, the controller, which hears every test's report)."""
 
 from __future__ import annotations
@@ -24,9 +24,15 @@ class RunTimes:
         self.started = time.monotonic()
         self.outcomes: Counter[str] = Counter()
         self.durations: dict[str, float] = {}
+        self.wall_started = time.time()
+        # (process, file) → [first start, last stop], seconds since the run began: which process ran what when
+        self.spans: dict[tuple[str, str], list[float]] = {}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.durations[report.nodeid] = self.durations.get(report.nodeid, 0.0) + report.duration
+        process = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", "main")
+        span = self.spans.setdefault((process, report.nodeid.split("::")[0]), [report.start, report.stop])
+        span[0], span[1] = min(span[0], report.start), max(span[1], report.stop)
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
             self.outcomes[report.outcome] += 1
         elif report.when == "teardown" and report.outcome == "failed":
@@ -49,7 +55,13 @@ class RunTimes:
                    "wall_seconds": round(time.monotonic() - self.started, 1),
                    "test_seconds": round(sum(self.durations.values()), 1),  # over the processes: their busy time
                    "slowest": [{"test": test, "seconds": round(seconds, 1)} for test, seconds in slowest],
-                   "files": [{"file": file, "seconds": round(seconds, 1)} for file, seconds in by_file]}
+                   "files": [{"file": file, "seconds": round(seconds, 1)} for file, seconds in by_file],
+                   "processes": {process: [{"file": file, "from": round(begun - self.wall_started, 1),
+                                            "to": round(ended - self.wall_started, 1)}
+                                           for (who, file), (begun, ended) in sorted(self.spans.items(),
+                                                                                     key=lambda item: item[1][0])
+                                           if who == process]
+                                 for process in sorted({who for who, _ in self.spans})}}
         target = root / "test-results" / "times.json"
         target.parent.mkdir(exist_ok=True)
         target.write_text(json.dumps(figures, indent=2) + "\n")

@@ -37,6 +37,7 @@ def test_a_whole_run_writes_its_counts_wall_time_and_slowest_tests(pytester):
     assert figures["wall_seconds"] >= 0.2 and figures["test_seconds"] >= 0.2
     assert figures["slowest"][0]["test"] == "test_some.py::test_slow" and figures["slowest"][0]["seconds"] >= 0.2
     assert figures["files"][0]["file"] == "test_some.py" and figures["files"][0]["seconds"] >= 0.2
+    assert figures["processes"]["main"][0]["file"] == "test_some.py" and figures["processes"]["main"][0]["to"] >= 0.2
 
 
 def test_a_run_of_part_of_the_suite_writes_nothing(pytester):
