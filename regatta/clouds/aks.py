@@ -140,7 +140,12 @@ def _prepare_models() -> None:
         if _models_prepared:
             return
         from azure.mgmt.containerservice import models
-        from azure.mgmt.containerservice._utils.model_base import Model
+
+        try:
+            from azure.mgmt.containerservice._utils.model_base import Model
+        except ImportError:  # a release generated otherwise (msrest's models build nothing on first use)
+            _models_prepared = True
+            return
 
         for name in dir(models):
             found = getattr(models, name)

@@ -24,10 +24,12 @@ def regatta(settings, *args: str) -> subprocess.CompletedProcess:
 async def promote(settings, build: str, *flags: str):
     """`regatta deploy promote BUILD` once the server knows the build: a worker just started registers its version
     with its first poll, and a promotion before that is refused, saying so ("does your Worker Deployment have
-    pollers?"), as it would be for an operator who promoted too soon."""
+    pollers?" for a deployment not yet seen, "build ID … not found in Worker Deployment …" for a new build of one), as
+    it would be for an operator who promoted too soon."""
     for _ in range(100):
         done = await asyncio.to_thread(regatta, settings, "deploy", "promote", build, *flags)
-        if not (done.returncode == 2 and "pollers" in done.stderr):
+        not_yet = "pollers" in done.stderr or "not found in Worker Deployment" in done.stderr  # a new deployment, a new build
+        if not (done.returncode == 2 and not_yet):
             return done
         await asyncio.sleep(0.2)
     return done
