@@ -22,15 +22,16 @@ demo: $(STAMP)
 
 # Machines check what review would: lint (ruff), types (mypy), the layers (import-linter), and the tests,
 # side by side (lint needs a core for a minute while the tests' servers start); either failing fails.
-# Eight processes (pytest-xdist), a test file at a time each: most of a test's time is spent waiting on servers,
-# timers and polls. Since the CLI's tests fork `regatta` warm (tests/warm_cli.py) the run no longer fills two cores
-# with five (137% of the CPU with seven, 2026-12-08: 9 min 58 s of tests against five's 11 min), so more wait side by
-# side. Each has its own Temporal dev server and simulator, and scans its server's histories for credentials
-# when it ends (tests/conftest.py); tests/conftest.py's LONGEST_FIRST is ordered for eight.
+# Seven processes (pytest-xdist), a test file at a time each, in the order tests/conftest.py puts them (the longest
+# first: --no-loadscope-reorder, or pytest-xdist hands out the files with the most tests first, and the tour, two
+# tests, began five minutes in). Most of a test's time is spent waiting on servers, timers and polls; since the CLI's
+# tests fork `regatta` warm (tests/warm_cli.py) the run no longer fills two cores with five (137% of the CPU with
+# seven, 2026-12-08); eight starved a workflow task past Temporal's two-second deadlock check once. Each has its own
+# Temporal dev server and simulator, and scans its server's histories for credentials when it ends (tests/conftest.py).
 test: $(STAMP) browser compose
 	@$(BIN)/python -m compileall -q regatta workflows activities workers tests benchmarks >/dev/null  # every CLI start and test process reads the bytecode, not the source
 	@$(MAKE) --no-print-directory lint & lint=$$!; \
-	$(BIN)/python -m pytest -n 8 --dist loadfile --durations=25; tests=$$?; \
+	$(BIN)/python -m pytest -n 7 --dist loadfile --no-loadscope-reorder --durations=25; tests=$$?; \
 	wait $$lint; linted=$$?; \
 	if [ $$linted -ne 0 ]; then echo "lint failed (ruff, mypy or lint-imports: see above)"; fi; \
 	exit $$(( tests != 0 || linted != 0 ))

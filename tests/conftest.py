@@ -383,23 +383,25 @@ class WorkerProcess:
             self.process.wait(timeout=10)
 
 
-# The longest files first, by their seconds in a full run (`files` in test-results/times.json, 2026-12-08): `make
-# test`'s processes take a file at a time in the order collected, and a long file begun late is the run's tail, one
-# process working alone for minutes. pytest-xdist (--dist loadfile) hands each process two files at the start, round
-# robin in this order, and the next file whenever one has fewer than two waiting. So: the eight longest first, one to
-# each of the eight processes; then the unit tests, short, second in each queue, so that no long file waits behind
-# another; then the rest longest first, each to the process that frees first.
+# The longest files first, by their seconds in a full run (`files` in test-results/times.json, 2026-12-08): a long file
+# begun late is the run's tail, one process working alone for minutes. `make test` runs pytest-xdist with --dist
+# loadfile --no-loadscope-reorder: it hands each process two files at the start, round robin in this order, and the
+# next file whenever one has fewer than two waiting (without --no-loadscope-reorder it orders files by how many tests
+# they hold, and the tour, two tests, began five minutes in). So: the seven longest first, one to each of the seven
+# processes; then the unit tests, short, second in each queue, so that no long file waits behind another; then the
+# rest longest first, each to the process that frees first.
 LONGEST_FIRST = ("tests/e2e/test_tour.py", "tests/integration/test_patch_wave.py", "tests/e2e/test_dev_persist.py",
                  "tests/e2e/test_rehearsals.py", "tests/e2e/test_kubectl.py", "tests/e2e/test_dev.py",
-                 "tests/integration/test_replay.py", "tests/integration/test_decommission.py")
-THEN_LONGEST = ("tests/e2e/test_cli.py", "tests/e2e/test_fleet_view_browser.py", "tests/integration/test_own_hardware.py",
-                "tests/e2e/test_policy_cli.py", "tests/integration/test_inventory.py",
+                 "tests/integration/test_replay.py")
+THEN_LONGEST = ("tests/integration/test_decommission.py", "tests/e2e/test_cli.py", "tests/e2e/test_fleet_view_browser.py",
+                "tests/integration/test_own_hardware.py", "tests/e2e/test_policy_cli.py", "tests/integration/test_inventory.py",
                 "tests/integration/test_placement.py", "tests/integration/test_disaster_recovery.py",
                 "tests/e2e/test_access_grant_expiry.py", "tests/e2e/test_cli_lifecycle.py",
                 "tests/integration/test_policy_rollout.py", "tests/integration/test_temporal_work.py",
                 "tests/integration/test_upgrade_refusals.py", "tests/e2e/test_cli_waves.py",
                 "tests/integration/test_upgrade_several_minors.py", "tests/integration/test_site_agents.py",
-                "tests/integration/test_window_resume.py", "tests/integration/test_inventory_backup.py")
+                "tests/integration/test_window_resume.py", "tests/integration/test_inventory_backup.py",
+                "tests/integration/test_api.py", "tests/integration/test_api_schema.py")
 
 
 def _turn(path: str) -> int:
