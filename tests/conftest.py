@@ -368,6 +368,26 @@ class WorkerProcess:
             env={**os.environ, **settings.as_env()}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
 
+    async def polling(self, client, task_queue: str, *, timeout: float = 60) -> None:
+        """Until this worker polls `task_queue` for workflow tasks (Temporal lists it among the queue's pollers by its
+        identity, pid@host): a worker process takes seconds to start, more on a loaded machine."""
+        import asyncio
+
+        from temporalio.api.enums.v1 import TaskQueueType
+        from temporalio.api.taskqueue.v1 import TaskQueue
+        from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            described = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+                namespace=client.namespace, task_queue=TaskQueue(name=task_queue),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW))
+            if any(poller.identity.startswith(f"{self.process.pid}@") for poller in described.pollers):
+                return
+            assert self.process.poll() is None, f"the worker exited with {self.process.returncode} before it polled"
+            assert asyncio.get_running_loop().time() < deadline, f"the worker never polled {task_queue}"
+            await asyncio.sleep(0.2)
+
     def sigkill(self) -> None:
         import signal
 

@@ -5,12 +5,15 @@ which exits with the promised code. What it saves is the second a cold start spe
 SQLAlchemy, the Temporal SDK and Regatta's own modules), paid per command a third of the suite's CPU before.
 
 What differs from a cold start is only what a module computes from the environment when it is imported: the CLI's two
-rich consoles read COLUMNS then, so the child builds them again in its own environment. Tests of what a user types at
-a terminal (the tour, `regatta dev`, piped output) still start `regatta` cold.
+rich consoles read COLUMNS then, so the child builds them again in its own environment. A shell (the tour's) runs it
+through a stand-in `regatta` on its PATH (`stand_in_directory()`), which hands the server its argv, environment,
+working directory and its own three standard streams over a Unix socket and exits with the command's code. `regatta
+dev`, piped lists and kubectl's credential plugin are still started cold.
 
 Run as a script it is the server: a JSON request per line on stdin ({"id", "args", "env", "cwd", "stdout", "stderr"},
 the last two files the child writes; or {"kill": id}, a command its test gave up on), a JSON line on stdout when a
-child starts ({"id", "pid"}) and when it ends ({"id", "rc"}). It leaves when its stdin closes (the test process
+child starts ({"id", "pid"}) and when it ends ({"id", "rc"}); and on its socket, a stand-in's request with its three
+file descriptors, answered with the exit code (four bytes). It leaves when its stdin closes (the test process
 ended), killing what still runs; a child dies with it in any case (PR_SET_PDEATHSIG).
 """
 
@@ -24,29 +27,47 @@ import itertools
 import json
 import os
 import select
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import traceback
 from concurrent.futures import Future
 from pathlib import Path
 
 
-def _serve() -> None:
+def _serve(socket_path: str) -> None:
     from regatta.cli import build_app
 
     build_app()  # every command's module, imported once here rather than in each child
     import regatta.api.client  # what commands import when they run: the API client, Temporal's
     import regatta.temporal.operations  # noqa: F401
 
-    children: dict[int, str] = {}  # pid → the request's id
+    listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listening.bind(socket_path)
+    listening.listen(64)
+    children: dict[int, str] = {}  # pid → the request's id (from stdin)
+    callers: dict[int, socket.socket] = {}  # pid → the stand-in's connection that waits for its exit code
     waiting = b""
     try:
         while True:
-            readable, _, _ = select.select([0], [], [], 0.01 if children else None)
-            if readable:
+            readable, _, _ = select.select([0, listening], [], [], 0.01 if children or callers else None)
+            if listening in readable:
+                connection, _ = listening.accept()
+                message, fds, _, _ = socket.recv_fds(connection, 1 << 20, 3)
+                pid = os.fork()
+                if pid == 0:
+                    listening.close()
+                    connection.close()
+                    _child(json.loads(message), streams=fds)
+                for fd in fds:
+                    os.close(fd)
+                callers[pid] = connection
+            if 0 in readable:
                 chunk = os.read(0, 1 << 16)
                 if not chunk:
                     return  # the test process has gone: so do its commands (below)
@@ -61,36 +82,53 @@ def _serve() -> None:
                         continue
                     pid = os.fork()
                     if pid == 0:
+                        listening.close()
                         _child(request)
                     children[pid] = request["id"]
                     os.write(1, (json.dumps({"id": request["id"], "pid": pid}) + "\n").encode())
-            while children:
+            while children or callers:
                 pid, status = os.waitpid(-1, os.WNOHANG)
                 if pid == 0:
                     break
-                os.write(1, (json.dumps({"id": children.pop(pid), "rc": os.waitstatus_to_exitcode(status)}) + "\n").encode())
+                code = os.waitstatus_to_exitcode(status)
+                if pid in callers:
+                    connection = callers.pop(pid)
+                    with contextlib.suppress(OSError):  # a stand-in killed meanwhile hears nothing
+                        connection.sendall(code.to_bytes(4, "big", signed=True))
+                    connection.close()
+                else:
+                    os.write(1, (json.dumps({"id": children.pop(pid), "rc": code}) + "\n").encode())
     finally:
-        for pid in children:
+        for pid in [*children, *callers]:
             os.kill(pid, signal.SIGKILL)
-        for pid in children:
+        for pid in [*children, *callers]:
             os.waitpid(pid, 0)
+        listening.close()
+        with contextlib.suppress(OSError):
+            os.unlink(socket_path)
 
 
-def _child(request: dict) -> None:
+def _child(request: dict, *, streams: list[int] | None = None) -> None:
     """In the child: become the command's process, then run the entry point, which exits with the command's code.
-    What it raises besides is printed as a cold start prints it, exit code 1. It dies with the server."""
+    Its standard streams are the stand-in's own (`streams`: stdin, stdout, stderr), or /dev/null and the request's two
+    files. What it raises besides is printed as a cold start prints it, exit code 1. It dies with the server."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: not outliving the server
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.close(null)
-        for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
-            target = os.open(path, os.O_WRONLY | os.O_TRUNC)
-            os.dup2(target, fd)
-            os.close(target)
+        if streams is not None:
+            for fd, given in enumerate(streams):
+                os.dup2(given, fd)
+                os.close(given)
+        else:
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.close(null)
+            for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
+                target = os.open(path, os.O_WRONLY | os.O_TRUNC)
+                os.dup2(target, fd)
+                os.close(target)
         from regatta.cli import main, render
 
         render.console.__init__()  # type: ignore[misc]  # built at import, from the server's COLUMNS: the command's own
@@ -105,16 +143,44 @@ def _child(request: dict) -> None:
         os._exit(1)
 
 
+# `regatta` for a shell (the tour's): a stand-in that hands its argv, environment, working directory and its own three
+# standard streams to the server's socket, which forks the command onto them, and exits with the command's code.
+# `python -S`: no site packages, only what it needs (a few milliseconds).
+STAND_IN = """import json, os, socket, sys
+connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+connection.connect({socket_path!r})
+request = json.dumps({{"args": sys.argv[1:], "env": dict(os.environ), "cwd": os.getcwd()}}).encode()
+socket.send_fds(connection, [request], [0, 1, 2])
+code = b""
+while len(code) < 4:
+    got = connection.recv(4 - len(code))
+    if not got:
+        sys.exit("the warm regatta server ended before the command did")
+    code += got
+sys.exit(int.from_bytes(code, "big", signed=True) % 256)
+"""
+
+
 class _Server:
     """One server process and what it has not answered yet."""
 
     def __init__(self) -> None:
         root = Path(__file__).resolve().parent.parent
-        self.process = subprocess.Popen([sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+        self.home = tempfile.mkdtemp(prefix="regatta-warm-")
+        self.socket_path = f"{self.home}/socket"
+        self.process = subprocess.Popen([sys.executable, __file__, self.socket_path], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+        self.stand_in = Path(self.home, "bin", "regatta")
+        self.stand_in.parent.mkdir()
+        self.stand_in.write_text(f"#!{sys.executable} -S\n" + STAND_IN.format(socket_path=self.socket_path))
+        self.stand_in.chmod(0o755)
         self.started: dict[str, Future[int]] = {}
         self.ended: dict[str, Future[int]] = {}
-        atexit.register(self.process.kill)
+        atexit.register(self._end)
+
+    def _end(self) -> None:
+        self.process.kill()
+        shutil.rmtree(self.home, ignore_errors=True)
 
 
 class WarmCli:
@@ -149,13 +215,29 @@ class WarmCli:
         key = str(next(self._ids))
         started, ended = Future[int](), Future[int]()
         with self._lock:
-            if self._server is None or self._server.process.poll() is not None:
-                self._server = _Server()
-                threading.Thread(target=self._read, args=(self._server,), daemon=True).start()
-            self._server.started[key], self._server.ended[key] = started, ended
-            self._send(self._server, {"id": key, "args": args, "env": env, "cwd": os.getcwd(),
+            server = self._started_server()
+            server.started[key], server.ended[key] = started, ended
+            self._send(server, {"id": key, "args": args, "env": env, "cwd": os.getcwd(),
                                       "stdout": f"{scratch}/stdout", "stderr": f"{scratch}/stderr"})
         return key, started, ended
+
+    def stand_in_directory(self) -> str:
+        """A directory holding `regatta` for a shell's PATH: each command it runs is forked from this server, on the
+        shell's own streams, once the server is listening."""
+        with self._lock:
+            server = self._started_server()
+        for _ in range(600):
+            if os.path.exists(server.socket_path):
+                return str(server.stand_in.parent)
+            assert server.process.poll() is None, "the warm regatta server ended before it listened"
+            time.sleep(0.05)
+        raise AssertionError("the warm regatta server never listened")
+
+    def _started_server(self) -> _Server:
+        if self._server is None or self._server.process.poll() is not None:
+            self._server = _Server()
+            threading.Thread(target=self._read, args=(self._server,), daemon=True).start()
+        return self._server
 
     def _give_up(self, key: str) -> None:
         """Kill a command its caller stopped waiting for (a timeout, a cancelled test)."""
@@ -206,4 +288,4 @@ def _scratch():
 WARM = WarmCli()
 
 if __name__ == "__main__":
-    _serve()
+    _serve(sys.argv[1])

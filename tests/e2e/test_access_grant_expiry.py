@@ -17,6 +17,7 @@ async def test_production_waits_for_a_second_person_and_a_grant_ends_when_its_ti
     cluster = add_cluster("prodgrant", env="prod")
     config = tmp_path / "prod.yaml"
     with WorkerProcess(queue_settings) as doomed:
+        await doomed.polling(client, queue_settings.task_queue)  # the request waits ten seconds for it, no longer
         asked = await asyncio.to_thread(regatta, queue_settings, "access", "request", cluster, "--role", "edit", "--for",
                                         "45s", "--reason", "INC-9", "--requested-by", "ana", "--wait", "10")
         assert asked.returncode == 0 and "waits for a second person" in asked.stdout, asked.stdout + asked.stderr
