@@ -18,8 +18,10 @@ def stop_dev(dev: subprocess.Popen, described) -> None:
     """However the test ended, nothing it started outlives it: `regatta dev` stops its pieces on
     SIGTERM; pieces of a dev that could not (each runs in a session of its own) are killed by pid."""
     pieces = []
-    if described.exists():
+    try:
         pieces = [piece["pid"] for piece in json.loads(described.read_text())["pieces"].values()]
+    except (OSError, ValueError, KeyError):
+        pass  # none written, half written or gone: the stack is still stopped by its own process below
     if dev.poll() is None:
         dev.terminate()
         try:
