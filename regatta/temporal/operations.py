@@ -118,15 +118,20 @@ def _keep_outcome(operation_id: str, run_id: str, outcome: str | None) -> None:
         _ended_outcomes.popitem(last=False)
 
 
-async def status(settings: Settings, operation_id: str, *, suggest: bool = False) -> dict[str, Any]:
+async def _described(settings: Settings, operation_id: str, *, suggest: bool) -> tuple[Any, Any, Any]:
+    """(client, handle, description) of an operation, or the refusal naming the operations there are."""
     client = await connect(settings)
     handle = client.get_workflow_handle(operation_id)
     try:
-        described = await handle.describe()
+        return client, handle, await handle.describe()
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             raise await no_such_operation(client, operation_id, suggest=suggest) from None
         raise
+
+
+async def status(settings: Settings, operation_id: str, *, suggest: bool = False) -> dict[str, Any]:
+    client, handle, described = await _described(settings, operation_id, suggest=suggest)
     attributes = described.typed_search_attributes
     result: dict[str, Any] = {
         "operation_id": operation_id,
@@ -187,14 +192,7 @@ async def operation(settings: Settings, operation_id: str, *, suggest: bool = Fa
 async def result(settings: Settings, operation_id: str) -> BaseModel:
     """An operation's result as its kind's model (a ClusterUpgradeResult, a PatchWaveResult, ...), waiting while it
     runs. A run that failed raises OperationFailed with its cause; an operation that does not exist, OperationRefused."""
-    client = await connect(settings)
-    handle = client.get_workflow_handle(operation_id)
-    try:
-        described = await handle.describe()
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            raise await no_such_operation(client, operation_id, suggest=False) from None
-        raise
+    client, _, described = await _described(settings, operation_id, suggest=False)
     entry = operation_catalog.by_workflow(described.workflow_type)
     if entry is None:
         raise OperationRefused(f"{operation_id} is a {described.workflow_type}, not an operation Regatta runs")
