@@ -58,7 +58,9 @@ def _serve(socket_path: str) -> None:
             readable, _, _ = select.select([0, listening], [], [], 0.01 if children or callers else None)
             if listening in readable:
                 connection, _ = listening.accept()
-                message, fds, _, _ = socket.recv_fds(connection, 1 << 20, 3)
+                message, fds, _, _ = socket.recv_fds(connection, 1 << 16, 3)
+                while chunk := connection.recv(1 << 16):  # the rest of a long request, up to the stand-in's half-close
+                    message += chunk
                 pid = os.fork()
                 if pid == 0:
                     listening.close()
@@ -151,6 +153,7 @@ connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 connection.connect({socket_path!r})
 request = json.dumps({{"args": sys.argv[1:], "env": dict(os.environ), "cwd": os.getcwd()}}).encode()
 socket.send_fds(connection, [request], [0, 1, 2])
+connection.shutdown(socket.SHUT_WR)
 code = b""
 while len(code) < 4:
     got = connection.recv(4 - len(code))
