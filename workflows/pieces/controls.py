@@ -53,9 +53,8 @@ def refuse_self_approval(*, approver: str, requested_by: str, what: str) -> None
 
 
 class Abortable(Protocol):
-    """The state fields an abort reads and sets."""
+    """The state fields an abort sets."""
 
-    phase: Any
     abort_requested: bool
     abort_reason: str | None
 
@@ -63,6 +62,7 @@ class Abortable(Protocol):
 class Pausable(Abortable, Protocol):
     """The state fields pause, resume and abort read and set."""
 
+    phase: Any
     step: str
     paused: bool
     pause_reason: str | None

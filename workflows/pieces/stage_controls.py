@@ -1,7 +1,7 @@
 """The controls a staged fleet operation answers — a PatchWave, a PolicyRollout: pause and resume
-(nothing new starts while paused), abort (nothing new starts), as every operation takes them (`PauseAndAbort`), approve the stage that waits (a
-second person, naming the stage if they like), and the words every refusal uses. Each accepted
-control is an audit line. The workflow keeps its own `@workflow.update` handlers (Temporal finds
+(nothing new starts while paused) and abort (nothing new starts), as every operation takes them
+(`PauseAndAbort`); approve the stage that waits (a second person, naming the stage if they like);
+and the words every refusal uses. Each accepted control is an audit line. The workflow keeps its own `@workflow.update` handlers (Temporal finds
 them on the class) and hands their work to this object.
 """
 
